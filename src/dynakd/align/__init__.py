@@ -1,0 +1,33 @@
+"""Aligners: which student layer learns from which teacher layer. Cost matrix in, plan ``[Ls, Lt]`` out."""
+
+from __future__ import annotations
+
+from .attention import AttentionAligner
+from .base import Aligner, normalise_cost, one_hot_plan, uniform_map, uniform_plan
+from .fixed import FixedAligner, fixed_map
+from .ot import OTAligner, order_prior, sinkhorn
+
+
+def build_aligner(cfg, n_student: int, n_teacher: int) -> Aligner:
+    """Aligner from an ``AlignConfig``."""
+    if cfg.name == "fixed":
+        return FixedAligner(n_student, n_teacher, cfg.fixed_map, cfg.layers)
+    if cfg.name == "attention":
+        return AttentionAligner(n_student, n_teacher, cfg.tau, cfg.learned, cfg.plan_momentum)
+    return OTAligner(n_student, n_teacher, cfg.eps, cfg.iters, cfg.order_prior, cfg.plan_grad, cfg.plan_momentum)
+
+
+__all__ = [
+    "Aligner",
+    "AttentionAligner",
+    "FixedAligner",
+    "OTAligner",
+    "build_aligner",
+    "fixed_map",
+    "normalise_cost",
+    "one_hot_plan",
+    "order_prior",
+    "sinkhorn",
+    "uniform_map",
+    "uniform_plan",
+]

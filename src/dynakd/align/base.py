@@ -1,0 +1,54 @@
+"""Common aligner behaviour: cost matrix ``[Ls, Lt]`` in, plan ``[Ls, Lt]`` (rows sum to 1) out."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def normalise_cost(cost: torch.Tensor) -> torch.Tensor:
+    """Divide by the mean entry so temperatures and entropic ``eps`` do not depend on the loss scale."""
+    return cost / cost.mean().clamp_min(1e-8)
+
+
+class Aligner(nn.Module):
+    """Base class. Subclasses implement ``plan(cost)``; ``forward`` also tracks a running plan for display.
+
+    ``running_plan`` is an exponential average of the plans seen in training (the artefact saved as
+    ``alignment.json``); it also supplies the anchors of the layer-change component.
+    """
+
+    def __init__(self, n_student: int, n_teacher: int, momentum: float = 0.9):
+        super().__init__()
+        self.n_student, self.n_teacher, self.momentum = n_student, n_teacher, momentum
+        self.register_buffer("running_plan", uniform_plan(n_student, n_teacher))
+
+    def plan(self, cost: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, cost: torch.Tensor) -> torch.Tensor:
+        p = self.plan(cost)
+        if self.training:
+            with torch.no_grad():
+                self.running_plan.mul_(self.momentum).add_(p.detach().to(self.running_plan), alpha=1 - self.momentum)
+        return p
+
+
+def uniform_map(n_student: int, n_teacher: int) -> list[int]:
+    """Teacher layer ``round(m * Lt / Ls)`` (halves round up) of each student layer ``m``; 1-based (TinyBERT)."""
+    return [max(1, math.floor(m * n_teacher / n_student + 0.5)) for m in range(1, n_student + 1)]
+
+
+def uniform_plan(n_student: int, n_teacher: int) -> torch.Tensor:
+    """One-hot plan of ``uniform_map``."""
+    return one_hot_plan(uniform_map(n_student, n_teacher), n_teacher)
+
+
+def one_hot_plan(teacher_layers: list[int], n_teacher: int) -> torch.Tensor:
+    """Plan with row ``m`` on teacher layer ``teacher_layers[m]`` (1-based)."""
+    plan = torch.zeros(len(teacher_layers), n_teacher)
+    for m, ell in enumerate(teacher_layers):
+        plan[m, ell - 1] = 1.0
+    return plan

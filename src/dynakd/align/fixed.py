@@ -1,0 +1,40 @@
+"""The manual baselines: a fixed layer map that ignores the costs."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import DynaKDError
+from .base import Aligner, one_hot_plan, uniform_map
+
+
+def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: list[int] | None = None) -> list[int]:
+    """Teacher layer (1-based) of each student layer.
+
+    ``uniform``: ``round(m * Lt / Ls)`` (TinyBERT). ``skip``: every ``Lt // Ls``-th layer (Patient KD "skip").
+    ``last``: the last ``Ls`` teacher layers (Patient KD "last"). ``layers``: an explicit list, e.g. a reversed map.
+    """
+    if layers is not None:
+        if len(layers) != n_student or not all(1 <= ell <= n_teacher for ell in layers):
+            raise DynaKDError(
+                f"align.layers must list {n_student} teacher layers in 1..{n_teacher} (one per student layer), got {layers}"
+            )
+        return list(layers)
+    if n_student > n_teacher:
+        raise DynaKDError(f"the student has {n_student} layers, more than the teacher's {n_teacher}")
+    if mode == "skip":
+        k = n_teacher // n_student
+        return [m * k for m in range(1, n_student + 1)]
+    if mode == "last":
+        return list(range(n_teacher - n_student + 1, n_teacher + 1))
+    return uniform_map(n_student, n_teacher)
+
+
+class FixedAligner(Aligner):
+    def __init__(self, n_student: int, n_teacher: int, mode: str = "uniform", layers: list[int] | None = None):
+        super().__init__(n_student, n_teacher, momentum=0.0)
+        self.register_buffer("fixed", one_hot_plan(fixed_map(n_student, n_teacher, mode, layers), n_teacher))
+        self.running_plan.copy_(self.fixed)
+
+    def plan(self, cost: torch.Tensor) -> torch.Tensor:
+        return self.fixed.to(cost.device)

@@ -1,0 +1,56 @@
+"""Alignment by entropic optimal transport between student and teacher layers.
+
+Reference: Cuturi 2013 (Sinkhorn distances), in log space for stability; BERT-EMD (Li et al. 2020) for layer-set
+transport. Solved in torch on the device of the costs; without gradient unless ``plan_grad``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import Aligner, normalise_cost
+
+
+def sinkhorn(cost: torch.Tensor, eps: float = 0.05, iters: int = 50) -> torch.Tensor:
+    """Transport plan ``[Ls, Lt]`` with uniform marginals (rows sum to 1/Ls, columns to 1/Lt)."""
+    n_s, n_t = cost.shape
+    log_k = -cost.float() / eps
+    log_a = torch.full((n_s,), -math.log(n_s), device=cost.device)
+    log_b = torch.full((n_t,), -math.log(n_t), device=cost.device)
+    f = torch.zeros(n_s, device=cost.device)
+    g = torch.zeros(n_t, device=cost.device)
+    for _ in range(iters):
+        f = log_a - torch.logsumexp(log_k + g[None, :], dim=1)
+        g = log_b - torch.logsumexp(log_k + f[:, None], dim=0)
+    return torch.exp(log_k + f[:, None] + g[None, :])
+
+
+def order_prior(n_student: int, n_teacher: int, device=None) -> torch.Tensor:
+    """``|m / Ls - l / Lt|`` for 1-based layers: early student layers prefer early teacher layers."""
+    m = torch.arange(1, n_student + 1, device=device, dtype=torch.float32)[:, None] / n_student
+    ell = torch.arange(1, n_teacher + 1, device=device, dtype=torch.float32)[None, :] / n_teacher
+    return (m - ell).abs()
+
+
+class OTAligner(Aligner):
+    def __init__(
+        self,
+        n_student: int,
+        n_teacher: int,
+        eps: float = 0.05,
+        iters: int = 50,
+        prior: float = 0.0,
+        plan_grad: bool = False,
+        momentum: float = 0.9,
+    ):
+        super().__init__(n_student, n_teacher, momentum)
+        self.eps, self.iters, self.prior, self.plan_grad = eps, iters, prior, plan_grad
+
+    def plan(self, cost: torch.Tensor) -> torch.Tensor:
+        with torch.set_grad_enabled(self.plan_grad and torch.is_grad_enabled()):
+            c = normalise_cost(cost if self.plan_grad else cost.detach())
+            if self.prior:
+                c = c + self.prior * order_prior(*c.shape, device=c.device)
+            return sinkhorn(c, self.eps, self.iters) * c.shape[0]

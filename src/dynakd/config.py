@@ -1,0 +1,289 @@
+"""Typed, validated run configuration: defaults < YAML file < command-line flags.
+
+One ``DistillConfig`` describes every command (``finetune`` is ``method: task`` without a teacher).
+Unknown keys are errors that name the closest valid key; the resolved config is written into the run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import DynaKDError
+from .schedules import Schedule
+
+METHODS = ("task", "kd", "static", "pkd", "dynamics", "full")
+ALIGNERS = ("fixed", "attention", "ot")
+COMPONENTS = ("deviation", "layer_change", "relations", "sensitivity")
+FORMS = ("direction", "magnitude")
+
+# Which loss terms each method switches on. "feature" is the method's intermediate-layer term.
+METHOD_TERMS: dict[str, dict[str, Any]] = {
+    "task": {"logit": False, "feature": None},
+    "kd": {"logit": True, "feature": None},
+    "static": {"logit": True, "feature": "static"},
+    "pkd": {"logit": True, "feature": "pkd"},
+    "dynamics": {"logit": False, "feature": "dynamics"},
+    "full": {"logit": True, "feature": "dynamics"},
+}
+# Starting weight of the feature term when ``beta`` is not given: the terms live on very different scales
+# (hidden-state MSE ~1, normalised first-token MSE ~1e-3, Gram / ratio MSE ~1e-2).
+DEFAULT_BETA0 = {"static": 1.0, "pkd": 100.0, "dynamics": 10.0}
+
+
+@dataclass
+class DynamicsConfig:
+    """The feature-dynamics loss (method.md, "Dynamics components")."""
+
+    components: list[str] = field(default_factory=lambda: ["deviation", "layer_change", "relations"])
+    forms: list[str] = field(default_factory=lambda: ["direction", "magnitude"])
+    reference: Literal["batch", "ema", "dataset"] = "batch"
+    ema_momentum: float = 0.99
+    distance: Literal["mse", "cosine"] = "mse"
+    pooling: Literal["mean", "cls", "tokens"] = "mean"
+    relation_pairs: Literal["all", "adjacent"] = "all"
+    relation_angle: bool = False
+    sensitivity_noise: float = 0.1
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class AlignConfig:
+    """How student layers are matched to teacher layers (method.md, "Which student layer learns ...")."""
+
+    name: Literal["fixed", "attention", "ot"] = "ot"
+    fixed_map: Literal["uniform", "skip", "last"] = "uniform"
+    layers: list[int] | None = None
+    tau: float = 0.1
+    learned: bool = False
+    eps: float = 0.05
+    iters: int = 50
+    order_prior: float = 0.0
+    plan_grad: bool = False
+    plan_momentum: float = 0.9
+
+
+@dataclass
+class DistillConfig:
+    # models
+    teacher: str | None = None
+    student: str | None = None
+    student_layers: int | None = None
+    student_layer_ids: list[int] | None = None
+    model: str | None = None
+    # data
+    task: str = "sst2"
+    data_dir: str | None = None
+    train_file: str | None = None
+    validation_file: str | None = None
+    text_columns: list[str] | None = None
+    label_column: str = "label"
+    synthetic: bool = False
+    max_seq_length: int = 128
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    # training
+    output: str | None = None
+    overwrite: bool = False
+    epochs: float = 3.0
+    max_steps: int = -1
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    fp16: bool = False
+    bf16: bool = False
+    logging_steps: int = 25
+    eval_steps: int | None = None
+    progress: bool = True
+    # method
+    method: Literal["task", "kd", "static", "pkd", "dynamics", "full"] = "full"
+    temperature: float = 2.0
+    task_weight: Schedule = field(default_factory=lambda: Schedule("constant", 1.0, 1.0))
+    alpha: Schedule = field(default_factory=lambda: Schedule("constant", 1.0, 1.0))
+    beta: Schedule | None = None
+    staged: float | None = None
+    balance: bool = False
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+
+    @property
+    def terms(self) -> dict[str, Any]:
+        return METHOD_TERMS[self.method]
+
+    def beta_schedule(self) -> Schedule:
+        """The feature-term weight: given, or the method's default linear decay to 0."""
+        if self.beta is not None:
+            return self.beta
+        feature = self.terms["feature"]
+        return Schedule("linear", DEFAULT_BETA0.get(feature, 0.0), 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------- parsing
+
+
+def _closest(key: str, valid: list[str]) -> str:
+    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else f" (valid keys: {', '.join(sorted(valid))})"
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` to the annotated type ``tp`` or raise a DynaKDError naming ``where``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            extra = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise DynaKDError(f"{where}: '{value}' is not one of {', '.join(map(str, choices))}{extra}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if tp is Schedule and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return Schedule("constant", float(value), float(value))
+        if not isinstance(value, dict):
+            raise DynaKDError(f"{where}: expected a mapping, got {value!r}")
+        return _from_dict(tp, value, where)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, str):
+            items = [v for v in value.split(",") if v]
+        return [_coerce(v, inner, where) for v in items]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise DynaKDError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _coerce(v, typing.get_args(tp)[1], f"{where}.{k}") for k, v in value.items()}
+    return _scalar(value, tp, where)
+
+
+def _scalar(value: Any, tp: Any, where: str) -> Any:
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise DynaKDError(f"{where}: expected true or false, got {value!r}")
+    try:
+        if tp is int and (isinstance(value, bool) or float(value) != int(float(value))):
+            raise ValueError
+        return tp(value) if tp is not int else int(float(value))
+    except (TypeError, ValueError):
+        raise DynaKDError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        key = str(key).replace("-", "_")
+        if key not in names:
+            raise DynaKDError(f"unknown config key '{where}.{key}'{_closest(key, names)}".replace("config.", "", 1))
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}".replace("config.", "", 1))
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise DynaKDError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise DynaKDError(f"malformed YAML in {p}{at}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise DynaKDError(f"{p}: the top level must be a mapping of config keys")
+    return data
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"align.eps=0.1"`` -> ``{"align": {"eps": 0.1}}`` (the value is read as YAML)."""
+    if "=" not in text:
+        raise DynaKDError(f"--set expects KEY=VALUE, got '{text}'")
+    key, raw = text.split("=", 1)
+    value: Any = yaml.safe_load(raw) if raw else None
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def build_config(*layers: dict[str, Any]) -> DistillConfig:
+    """Merge config layers (later wins), parse them into a DistillConfig and validate it."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _merge(merged, {k: v for k, v in layer.items() if v is not None})
+    cfg = _from_dict(DistillConfig, merged)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: DistillConfig) -> None:
+    """Check values and combinations before any model or data is loaded."""
+    checks = [
+        (cfg.temperature > 0, f"temperature must be > 0, got {cfg.temperature}"),
+        (cfg.batch_size > 0, f"batch_size must be > 0, got {cfg.batch_size}"),
+        (cfg.lr > 0, f"lr must be > 0, got {cfg.lr}"),
+        (cfg.max_seq_length > 1, f"max_seq_length must be > 1, got {cfg.max_seq_length}"),
+        (cfg.epochs > 0 or cfg.max_steps > 0, "epochs or max_steps must be > 0"),
+        (cfg.align.eps > 0, f"align.eps must be > 0, got {cfg.align.eps}"),
+        (cfg.align.tau > 0, f"align.tau must be > 0, got {cfg.align.tau}"),
+        (cfg.align.iters > 0, f"align.iters must be > 0, got {cfg.align.iters}"),
+        (0 <= cfg.dynamics.ema_momentum < 1, "dynamics.ema_momentum must be in [0, 1)"),
+        (cfg.staged is None or 0 < cfg.staged < 1, f"staged must be a fraction in (0, 1), got {cfg.staged}"),
+        (cfg.student_layers is None or cfg.student_layers >= 1, "student_layers must be >= 1"),
+        (not (cfg.fp16 and cfg.bf16), "choose one of fp16 and bf16"),
+    ]
+    for name in ("task_weight", "alpha", "beta"):
+        sched = getattr(cfg, name)
+        if sched is not None and (sched.start < 0 or sched.end < 0):
+            checks.append((False, f"{name} must be >= 0, got start={sched.start} end={sched.end}"))
+    for ok, message in checks:
+        if not ok:
+            raise DynaKDError(message)
+    _check_choices(cfg.dynamics.components, COMPONENTS, "dynamics.components")
+    _check_choices(cfg.dynamics.forms, FORMS, "dynamics.forms")
+    _check_choices(list(cfg.dynamics.weights), COMPONENTS, "dynamics.weights")
+    if cfg.terms["feature"] == "dynamics" and not cfg.dynamics.components:
+        raise DynaKDError("dynamics.components is empty: enable at least one component or use --method kd")
+
+
+def _check_choices(values: list[str], valid: tuple[str, ...], where: str) -> None:
+    for v in values:
+        if v not in valid:
+            hint = difflib.get_close_matches(v, valid, n=1)
+            extra = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise DynaKDError(f"{where}: unknown '{v}' (valid: {', '.join(valid)}){extra}")
+
+
+def save_config(cfg: DistillConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

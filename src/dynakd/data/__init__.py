@@ -1,0 +1,92 @@
+"""Task data: GLUE (TSV directory or hub), user csv/json files, or the built-in synthetic corpus.
+
+Every loader returns a ``datasets.DatasetDict`` whose splits have the columns ``text_a``, ``text_b`` (pair tasks
+only) and ``label``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from datasets import ClassLabel, Dataset, DatasetDict
+
+from dynakd.data.files import load_user_files
+from dynakd.data.glue import load_glue_dir, load_glue_hub
+from dynakd.data.synthetic import SYNTHETIC_VOCAB_WORDS, synthetic_sentiment
+from dynakd.data.tasks import GLUE_TASKS, TaskSpec, get_task, with_labels
+from dynakd.errors import DynaKDError
+
+__all__ = [
+    "GLUE_TASKS",
+    "SYNTHETIC_VOCAB_WORDS",
+    "TaskSpec",
+    "get_task",
+    "infer_task_from_data",
+    "load_glue_dir",
+    "load_glue_hub",
+    "load_task_data",
+    "load_user_files",
+    "subsample",
+    "synthetic_sentiment",
+]
+
+
+def _keep_splits(data: DatasetDict, splits: Sequence[str] | None) -> DatasetDict:
+    if splits is None:
+        return data
+    missing = [split for split in splits if split not in data]
+    if missing:
+        raise DynaKDError(f"no '{missing[0]}' split in the data; splits are: {', '.join(data)}")
+    return DatasetDict({split: data[split] for split in splits})
+
+
+def _load_synthetic(task: TaskSpec, seed: int) -> DatasetDict:
+    if task.is_regression or task.num_labels != 2 or task.is_pair:
+        raise DynaKDError(f"synthetic data is single-sentence binary sentiment; it cannot be used for {task.name}")
+    return synthetic_sentiment(seed=seed)
+
+
+def load_task_data(task: TaskSpec, *, data_dir: str | None = None, train_file: str | None = None,
+                   validation_file: str | None = None, text_columns: Sequence[str] | None = None,
+                   label_column: str = "label", splits: Sequence[str] | None = None, synthetic: bool = False,
+                   seed: int = 0) -> DatasetDict:
+    """Load the data for ``task`` from the one source the arguments name, checked in this order: user files
+    (task csv/json; needs ``text_columns``), the synthetic corpus (``synthetic=True``, seeded by ``seed``), the GLUE
+    TSV directory ``data_dir``, else the Hugging Face hub. ``splits`` (default: all) restricts the result."""
+    if task.is_user_data:
+        if not text_columns:
+            raise DynaKDError(f"{task.name} data needs the names of its text columns (one or two)")
+        data = load_user_files(task.name, train_file, validation_file, text_columns, label_column)
+        return _keep_splits(data, splits)
+    if synthetic:
+        return _keep_splits(_load_synthetic(task, seed), splits)
+    if data_dir is not None:
+        return load_glue_dir(task, data_dir, splits)
+    return load_glue_hub(task, splits)
+
+
+def infer_task_from_data(task: TaskSpec, data: DatasetDict, text_columns: Sequence[str] | None = None) -> TaskSpec:
+    """For csv/json specs, the spec completed from the loaded data: a ClassLabel gives its names and count, float
+    labels give regression (1 label), integer labels give max + 1 labels (at least 2). GLUE specs come back as is."""
+    if not task.is_user_data:
+        return task
+    feature = next(iter(data.values())).features["label"]
+    columns = tuple(text_columns) if text_columns else None
+    if isinstance(feature, ClassLabel):
+        if feature.num_classes < 2:
+            raise DynaKDError(f"the label column has only the value(s) {feature.names}; classification needs two")
+        return with_labels(task, feature.num_classes, tuple(feature.names), columns)
+    if feature.dtype.startswith("float"):
+        return with_labels(task, 1, None, columns)
+    highest = max((max(part.unique("label")) for part in data.values() if len(part)), default=1)
+    return with_labels(task, max(highest + 1, 2), None, columns)
+
+
+def subsample(ds: Dataset, n: int | None, seed: int) -> Dataset:
+    """A fixed seeded subset of ``min(n, len(ds))`` rows (``ds.shuffle(seed).select(...)``); ``n=None`` gives
+    ``ds`` unchanged. The same ``seed`` and ``n`` always give the same rows."""
+    if n is None:
+        return ds
+    if n < 0:
+        raise DynaKDError(f"a subsample size must be >= 0, got {n}")
+    return ds.shuffle(seed=seed).select(range(min(n, len(ds))))

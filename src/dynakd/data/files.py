@@ -1,0 +1,106 @@
+"""User data in csv or json (JSON lines or a JSON array) files, standardized like the GLUE loaders.
+
+String labels become a ``datasets.ClassLabel`` whose ``names`` are the sorted unique label strings of all splits
+together, so the mapping is ``dataset["train"].features["label"].names[i]`` for label ``i``. Integer labels are
+kept as they are (they must be >= 0); float labels are kept as float32 (regression).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from datasets import ClassLabel, Dataset, DatasetDict, Value
+
+from dynakd.errors import DynaKDError
+
+USER_KINDS = ("csv", "json")
+_STRING_TYPES = ("string", "large_string")
+
+
+def _check_args(kind: str, files: dict[str, str], text_columns: Sequence[str], label_column: str) -> None:
+    if kind not in USER_KINDS:
+        raise DynaKDError(f"unknown data file kind '{kind}'; valid kinds: {', '.join(USER_KINDS)}")
+    if not files:
+        raise DynaKDError(f"{kind} data needs a train file or a validation file")
+    if not 1 <= len(text_columns) <= 2:
+        raise DynaKDError(f"need 1 or 2 text columns, got {len(text_columns)}: {', '.join(text_columns) or 'none'}")
+    if label_column in text_columns:
+        raise DynaKDError(f"column '{label_column}' cannot be both a text column and the label column")
+    for path in files.values():
+        if not os.path.isfile(path):
+            raise DynaKDError(f"data file not found: {path}")
+
+
+def _read(kind: str, files: dict[str, str]) -> DatasetDict:
+    import datasets
+
+    try:
+        return datasets.load_dataset(kind, data_files=files)
+    except Exception as exc:  # parse errors come from pandas/pyarrow/datasets in many types
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise DynaKDError(f"could not read {kind} file(s) {', '.join(files.values())}: {reason}") from exc
+
+
+def _standardize_columns(data: Dataset, path: str, text_columns: Sequence[str], label_column: str) -> Dataset:
+    """Keep only the text and label columns, renamed to text_a/text_b/label, with texts as strings (null -> "")."""
+    wanted = [*text_columns, label_column]
+    for name in wanted:
+        if name not in data.column_names:
+            raise DynaKDError(f"{path}: no column '{name}'; columns are: {', '.join(data.column_names)}")
+    new_names = ["text_a", "text_b"][: len(text_columns)] + ["label"]
+    data = data.select_columns(wanted).rename_columns(dict(zip(wanted, new_names)))
+    for name in new_names[:-1]:
+        if getattr(data.features[name], "dtype", None) not in _STRING_TYPES:
+            data = data.cast_column(name, Value("string"))
+        if data.data.column(name).null_count:
+            data = data.map(lambda value, key=name: {key: value or ""}, input_columns=name)
+    nulls = data.data.column("label").null_count
+    if nulls:
+        raise DynaKDError(f"{path}: {nulls} row(s) have no value in label column '{label_column}'")
+    return data
+
+
+def _label_kind(splits: DatasetDict) -> str:
+    """"string" if any split has string labels, else "float" if any has floats, else "int"."""
+    dtypes = {getattr(part.features["label"], "dtype", "") for part in splits.values()}
+    if dtypes & set(_STRING_TYPES):
+        return "string"
+    if any(dtype.startswith("float") for dtype in dtypes):
+        return "float"
+    if all(dtype.startswith(("int", "uint")) or dtype == "bool" for dtype in dtypes):
+        return "int"
+    raise DynaKDError(f"unsupported label type(s): {', '.join(sorted(dtypes))}; use strings, integers or floats")
+
+
+def _encode_labels(splits: DatasetDict, label_column: str) -> DatasetDict:
+    kind = _label_kind(splits)
+    if kind == "float":
+        return DatasetDict({name: part.cast_column("label", Value("float32")) for name, part in splits.items()})
+    if kind == "int":
+        encoded = DatasetDict({name: part.cast_column("label", Value("int64")) for name, part in splits.items()})
+        lowest = [min(part.unique("label")) for part in encoded.values() if len(part)]
+        if lowest and min(lowest) < 0:
+            raise DynaKDError(f"integer labels in column '{label_column}' must be >= 0, found {min(lowest)}")
+        return encoded
+    as_text = {name: part.cast_column("label", Value("string")) for name, part in splits.items()}
+    names = sorted({value for part in as_text.values() for value in part.unique("label")})
+    return DatasetDict({name: part.cast_column("label", ClassLabel(names=names)) for name, part in as_text.items()})
+
+
+def load_user_files(kind: str, train_file: str | None, validation_file: str | None, text_columns: Sequence[str],
+                    label_column: str = "label") -> DatasetDict:
+    """Load user csv/json files into splits "train" and/or "validation" (those whose file is given), each with
+    columns text_a, text_b (when two text columns are given) and label (see the module docstring for label types).
+
+    Raises DynaKDError for a missing file, a missing column (listing the columns that exist), more than two text
+    columns, missing labels, or negative integer labels.
+    """
+    files = {split: path for split, path in (("train", train_file), ("validation", validation_file)) if path}
+    text_columns = list(text_columns)
+    _check_args(kind, files, text_columns, label_column)
+    raw = _read(kind, files)
+    standard = DatasetDict({
+        split: _standardize_columns(raw[split], files[split], text_columns, label_column) for split in files
+    })
+    return _encode_labels(standard, label_column)

@@ -1,0 +1,180 @@
+"""GLUE loaders: the TSV files exactly as GLUE ships them, and the Hugging Face hub copy (``nyu-mll/glue``).
+
+Both return a ``datasets.DatasetDict`` whose splits ("train" plus the task's eval splits) have the standardized
+columns ``text_a`` (str), ``text_b`` (str, pair tasks only) and ``label`` (``ClassLabel`` in the hub's order, or
+float32 for STS-B).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from dynakd.data.tasks import TaskSpec
+from dynakd.errors import DynaKDError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TsvFormat:
+    """Where the texts and the label are in one task's TSV files.
+
+    ``columns`` is None when the first line is a header; otherwise the fixed column names of a header-less file.
+    """
+
+    text_a: str
+    text_b: str | None
+    label: str
+    columns: tuple[str, ...] | None = None
+
+
+TSV_FORMATS: dict[str, TsvFormat] = {
+    "cola": TsvFormat("sentence", None, "label", ("source", "label", "original_label", "sentence")),
+    "sst2": TsvFormat("sentence", None, "label"),
+    "mrpc": TsvFormat("#1 String", "#2 String", "Quality"),
+    "qqp": TsvFormat("question1", "question2", "is_duplicate"),
+    "stsb": TsvFormat("sentence1", "sentence2", "score"),
+    "mnli": TsvFormat("sentence1", "sentence2", "gold_label"),
+    "qnli": TsvFormat("question", "sentence", "label"),
+    "rte": TsvFormat("sentence1", "sentence2", "label"),
+}
+
+
+@dataclass
+class TsvSplit:
+    """The standardized columns read from one TSV file, and how many rows were skipped (and why)."""
+
+    columns: dict[str, list]
+    bad_rows: int = 0
+    bad_labels: int = 0
+
+
+def split_files(task: TaskSpec) -> dict[str, str]:
+    """Map each split name the task supports to its TSV file name in the GLUE layout."""
+    if task.name == "mnli":
+        return {"train": "train.tsv", "validation_matched": "dev_matched.tsv",
+                "validation_mismatched": "dev_mismatched.tsv"}
+    return {"train": "train.tsv", **{split: "dev.tsv" for split in task.eval_splits}}
+
+
+def glue_features(task: TaskSpec) -> Features:
+    """The features of a standardized split: string texts, and a ClassLabel (or float32 for regression) label."""
+    features = {"text_a": Value("string")}
+    if task.is_pair:
+        features["text_b"] = Value("string")
+    if task.is_regression:
+        features["label"] = Value("float32")
+    else:
+        features["label"] = ClassLabel(names=list(task.label_names or [str(i) for i in range(task.num_labels)]))
+    return Features(features)
+
+
+def parse_label(task: TaskSpec, raw: str) -> int | float | None:
+    """Convert a raw TSV label to the hub's value: float for regression, else the index in ``label_names`` or an
+    integer string below ``num_labels``. Returns None for a label that fits neither."""
+    raw = raw.strip()
+    try:
+        if task.is_regression:
+            return float(raw)
+        if task.label_names and raw in task.label_names:
+            return task.label_names.index(raw)
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if 0 <= value < task.num_labels else None
+
+
+def _column_indices(fmt: TsvFormat, header: list[str], path: str) -> list[int]:
+    wanted = [name for name in (fmt.text_a, fmt.text_b, fmt.label) if name is not None]
+    missing = [name for name in wanted if name not in header]
+    if missing:
+        raise DynaKDError(f"{path}: missing column '{missing[0]}'; columns are: {', '.join(header)}")
+    return [header.index(name) for name in wanted]
+
+
+def read_glue_tsv(task: TaskSpec, path: str) -> TsvSplit:
+    """Read one GLUE TSV file (tabs, no quoting, optional UTF-8 BOM) into standardized columns.
+
+    Rows whose column count differs from the header's, and rows with an unknown label, are skipped and counted.
+    Texts are stripped of surrounding whitespace.
+    """
+    if not os.path.isfile(path):
+        raise DynaKDError(f"GLUE file not found: {path}")
+    fmt = TSV_FORMATS[task.name]
+    names = ["text_a", "text_b", "label"] if fmt.text_b else ["text_a", "label"]
+    result = TsvSplit({name: [] for name in names})
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = list(fmt.columns) if fmt.columns else next(reader, [])
+        indices = _column_indices(fmt, header, path)
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                result.bad_rows += 1
+                continue
+            label = parse_label(task, row[indices[-1]])
+            if label is None:
+                result.bad_labels += 1
+                continue
+            for name, index in zip(names[:-1], indices[:-1]):
+                result.columns[name].append(row[index].strip())
+            result.columns["label"].append(label)
+    return result
+
+
+def _check_splits(task: TaskSpec, splits: Sequence[str] | None) -> list[str]:
+    valid = ["train", *task.eval_splits]
+    chosen = list(valid if splits is None else splits)
+    unknown = [split for split in chosen if split not in valid]
+    if unknown:
+        raise DynaKDError(f"task {task.name} has no split '{unknown[0]}'; splits are: {', '.join(valid)}")
+    return chosen
+
+
+def load_glue_dir(task: TaskSpec, data_dir: str, splits: Sequence[str] | None = None) -> DatasetDict:
+    """Load ``splits`` (default: "train" and the task's eval splits) from ``data_dir/<glue_dir>/*.tsv``.
+
+    Raises DynaKDError naming the full path of a missing file; only the requested splits' files must exist.
+    Skipped rows are counted and logged as a warning.
+    """
+    if task.name not in TSV_FORMATS:
+        raise DynaKDError(f"task {task.name} is not a GLUE task; GLUE tasks: {', '.join(sorted(TSV_FORMATS))}")
+    files = split_files(task)
+    result = DatasetDict()
+    for split in _check_splits(task, splits):
+        path = os.path.join(data_dir, task.glue_dir, files[split])
+        data = read_glue_tsv(task, path)
+        if data.bad_rows or data.bad_labels:
+            logger.warning("%s: skipped %d malformed row(s) and %d row(s) with an unknown label",
+                           path, data.bad_rows, data.bad_labels)
+        result[split] = Dataset.from_dict(data.columns, features=glue_features(task))
+    return result
+
+
+def load_glue_hub(task: TaskSpec, splits: Sequence[str] | None = None) -> DatasetDict:
+    """Load ``splits`` of ``nyu-mll/glue`` (config ``task.name``) with the text columns renamed to
+    ``text_a``/``text_b``, ``label`` kept and ``idx`` dropped. Failures to download raise DynaKDError."""
+    import datasets
+
+    chosen = _check_splits(task, splits)
+    try:
+        raw = datasets.load_dataset("nyu-mll/glue", task.name)
+    except Exception as exc:  # network, auth and cache errors come in many types; all mean "not available"
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        raise DynaKDError(
+            f"could not load GLUE {task.name} from the Hugging Face hub ({type(exc).__name__}: {reason}); "
+            "pass --data-dir DIR with the GLUE TSV files"
+        ) from exc
+    renames = dict(zip(task.text_columns, ("text_a", "text_b")))
+    result = DatasetDict()
+    for split in chosen:
+        part = raw[split].rename_columns(renames)
+        result[split] = part.remove_columns([c for c in part.column_names if c not in ("text_a", "text_b", "label")])
+    return result

@@ -1,0 +1,102 @@
+"""Task specifications: GLUE tasks (Hugging Face hub conventions) and user csv/json files."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, replace
+
+from dynakd.errors import DynaKDError
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the data loaders, the model head and the metrics need to know about a task.
+
+    ``text_columns`` are the column names in the hub dataset (``nyu-mll/glue``); every loader renames them to the
+    standardized ``text_a`` / ``text_b``. ``label_names`` follow the hub's integer order. For user files
+    (``csv``/``json``) ``num_labels`` is 0 until it is known (see ``dynakd.data.infer_task_from_data``).
+    """
+
+    name: str
+    glue_dir: str | None
+    text_columns: tuple[str, ...]
+    num_labels: int
+    is_regression: bool
+    eval_splits: tuple[str, ...]
+    metrics: tuple[str, ...]
+    label_names: tuple[str, ...] | None
+
+    @property
+    def is_pair(self) -> bool:
+        """True when every example has two texts (``text_a`` and ``text_b``)."""
+        return len(self.text_columns) == 2
+
+    @property
+    def is_user_data(self) -> bool:
+        """True for the generic ``csv``/``json`` specs (user files rather than a GLUE task)."""
+        return self.name in USER_FORMATS
+
+
+_VALIDATION = ("validation",)
+
+GLUE_TASKS: dict[str, TaskSpec] = {
+    "cola": TaskSpec("cola", "CoLA", ("sentence",), 2, False, _VALIDATION, ("matthews_correlation",),
+                     ("unacceptable", "acceptable")),
+    "sst2": TaskSpec("sst2", "SST-2", ("sentence",), 2, False, _VALIDATION, ("accuracy",), ("negative", "positive")),
+    "mrpc": TaskSpec("mrpc", "MRPC", ("sentence1", "sentence2"), 2, False, _VALIDATION, ("accuracy", "f1"),
+                     ("not_equivalent", "equivalent")),
+    "qqp": TaskSpec("qqp", "QQP", ("question1", "question2"), 2, False, _VALIDATION, ("accuracy", "f1"),
+                    ("not_duplicate", "duplicate")),
+    "stsb": TaskSpec("stsb", "STS-B", ("sentence1", "sentence2"), 1, True, _VALIDATION, ("pearson", "spearmanr"),
+                     None),
+    "mnli": TaskSpec("mnli", "MNLI", ("premise", "hypothesis"), 3, False,
+                     ("validation_matched", "validation_mismatched"), ("accuracy",),
+                     ("entailment", "neutral", "contradiction")),
+    "qnli": TaskSpec("qnli", "QNLI", ("question", "sentence"), 2, False, _VALIDATION, ("accuracy",),
+                     ("entailment", "not_entailment")),
+    "rte": TaskSpec("rte", "RTE", ("sentence1", "sentence2"), 2, False, _VALIDATION, ("accuracy",),
+                    ("entailment", "not_entailment")),
+}
+
+USER_FORMATS = ("csv", "json")
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("-", "").replace("_", "")
+
+
+def user_task(kind: str, num_labels: int | None = None) -> TaskSpec:
+    """A generic spec for user files: accuracy + F1 (macro F1 above 2 labels), or Pearson/Spearman when
+    ``num_labels == 1`` (regression). ``num_labels=None`` gives 0, meaning "infer it from the data"."""
+    n = 0 if num_labels is None else num_labels
+    if n < 0:
+        raise DynaKDError(f"num_labels must be >= 1, got {n}")
+    if n == 1:
+        return TaskSpec(kind, None, (), 1, True, _VALIDATION, ("pearson", "spearmanr"), None)
+    metrics = ("accuracy", "macro_f1") if n > 2 else ("accuracy", "f1")
+    return TaskSpec(kind, None, (), n, False, _VALIDATION, metrics, None)
+
+
+def get_task(name: str, num_labels: int | None = None) -> TaskSpec:
+    """Return the spec for a GLUE task name (case-insensitive; "SST-2", "sts-b" style aliases accepted) or for
+    user files ("csv"/"json"). For GLUE tasks ``num_labels``, when given, must match the task."""
+    key = _normalize(name)
+    if key in USER_FORMATS:
+        return user_task(key, num_labels)
+    if key not in GLUE_TASKS:
+        valid = sorted(GLUE_TASKS) + list(USER_FORMATS)
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise DynaKDError(f"unknown task '{name}'; valid tasks: {', '.join(valid)}{hint}")
+    task = GLUE_TASKS[key]
+    if num_labels is not None and num_labels != task.num_labels:
+        raise DynaKDError(f"task {task.name} has {task.num_labels} label(s), not {num_labels}")
+    return task
+
+
+def with_labels(task: TaskSpec, num_labels: int, label_names: tuple[str, ...] | None = None,
+                text_columns: tuple[str, ...] | None = None) -> TaskSpec:
+    """A user-data spec completed with what was learned from the files (label count, names, text columns)."""
+    base = user_task(task.name, num_labels)
+    columns = task.text_columns if text_columns is None else tuple(text_columns)
+    return replace(base, label_names=label_names, text_columns=columns)

@@ -1,0 +1,174 @@
+"""The distiller: features -> aligner plan -> named loss terms -> scheduled weights -> one loss.
+
+It owns every piece of distillation state (aligner, projections, running references) so that a custom training loop
+needs only ``loss, out = distiller(student_features, teacher_features, labels, progress)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .align import build_aligner
+from .config import DistillConfig
+from .errors import DynaKDError
+from .features import Features
+from .losses import DynamicsOptions, dynamics_costs, hidden_mse_costs, logit_kd_loss, pkd_costs, plan_loss, task_loss
+from .losses.dynamics import anchors_from_plan, pool
+
+
+@dataclass
+class DistillOutput:
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]  # unweighted
+    weights: dict[str, float]  # scheduled weight of each term group
+    plan: torch.Tensor | None
+
+
+class Distiller(nn.Module):
+    def __init__(
+        self,
+        cfg: DistillConfig,
+        *,
+        student_layers: int,
+        teacher_layers: int,
+        student_width: int,
+        teacher_width: int,
+        regression: bool = False,
+        same_tokenizer: bool = True,
+    ):
+        super().__init__()
+        self.cfg, self.regression = cfg, regression
+        self.feature = cfg.terms["feature"]
+        check_compatible(cfg, same_tokenizer)
+        self.aligner = build_aligner(cfg.align, student_layers, teacher_layers) if self.feature else None
+        needs_proj = self.feature == "static" or (self.feature == "pkd" and student_width != teacher_width)
+        self.projections = (
+            nn.ModuleList(nn.Linear(student_width, teacher_width) for _ in range(student_layers)) if needs_proj else None
+        )
+        dyn = cfg.dynamics
+        self.opts = DynamicsOptions(
+            dyn.components, dyn.forms, dyn.distance, dyn.pooling, dyn.relation_pairs, dyn.relation_angle, dyn.weights
+        )
+        self.register_buffer("ref_s", torch.zeros(student_layers + 1, student_width))
+        self.register_buffer("ref_t", torch.zeros(teacher_layers + 1, teacher_width))
+        self.register_buffer("ref_steps", torch.zeros((), dtype=torch.long))
+        self.teacher_ref_fixed = False
+        self._magnitudes: dict[str, float] = {}
+
+    # ----------------------------------------------------------------------------------------------- weights
+    def weights(self, progress: float) -> dict[str, float]:
+        """Scheduled weight of each term group at training progress ``progress`` in [0, 1]."""
+        cfg = self.cfg
+        w = {"task": cfg.task_weight(progress), "logit": cfg.alpha(progress), "feature": cfg.beta_schedule()(progress)}
+        if cfg.staged is not None:  # stage 1: logit + features; stage 2: task + logit
+            stage1 = progress < cfg.staged
+            w["task"] = 0.0 if stage1 else w["task"]
+            w["feature"] = w["feature"] if stage1 else 0.0
+        if not cfg.terms["logit"]:
+            w["logit"] = 0.0
+        return w
+
+    @staticmethod
+    def group(term: str) -> str:
+        return term if term in ("task", "logit") else "feature"
+
+    def component_weight(self, term: str) -> float:
+        return self.opts.weights.get(term.removeprefix("dyn/"), 1.0) if term.startswith("dyn/") else 1.0
+
+    # ----------------------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        student: Features,
+        teacher: Features | None,
+        labels: torch.Tensor,
+        progress: float,
+        perturbed: tuple[Features, Features] | None = None,
+    ) -> DistillOutput:
+        terms = {"task": task_loss(student.logits, labels, regression=self.regression)}
+        plan = None
+        if teacher is not None and self.cfg.terms["logit"]:
+            terms["logit"] = logit_kd_loss(
+                student.logits, teacher.logits, temperature=self.cfg.temperature, regression=self.regression
+            )
+        if teacher is not None and self.feature:
+            feature_terms, plan = self.feature_terms(student, teacher, perturbed)
+            terms.update(feature_terms)
+        weights = self.weights(progress)
+        loss = sum(weights[self.group(k)] * self.component_weight(k) * self.scale(k, v) for k, v in terms.items())
+        return DistillOutput(loss=loss, terms=terms, weights=weights, plan=plan)
+
+    def scale(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        """Term balancing (optional): divide by a running mean of the term's own magnitude."""
+        if not self.cfg.balance:
+            return value
+        if self.training:
+            v = float(value.detach().abs())
+            self._magnitudes[name] = 0.99 * self._magnitudes.get(name, v) + 0.01 * v
+        return value / max(self._magnitudes.get(name, 1.0), 1e-8)
+
+    def feature_terms(self, s: Features, t: Features, perturbed) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        if self.feature == "dynamics":
+            costs = self.dynamics_costs(s, t, perturbed)
+            total = sum(self.opts.weights.get(k, 1.0) * c for k, c in costs.items())
+            plan = self.aligner(total)
+            return {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}, plan
+        needed = torch.ones_like(self.aligner.running_plan, dtype=torch.bool)
+        if hasattr(self.aligner, "fixed"):
+            needed = self.aligner.fixed > 0
+        if self.feature == "static":
+            cost = hidden_mse_costs(s.hidden, t.hidden, mask=s.mask, needed=needed, projections=self.projections)
+        else:
+            cost = pkd_costs(s.hidden, t.hidden, needed=needed, projections=self.projections)
+        plan = self.aligner(cost)
+        return {self.feature: plan_loss(plan, cost)}, plan
+
+    def dynamics_costs(self, s: Features, t: Features, perturbed) -> dict[str, torch.Tensor]:
+        refs = self.references(s, t) if self.cfg.dynamics.reference != "batch" else None
+        pert = (perturbed[0].hidden, perturbed[1].hidden) if perturbed is not None else None
+        return dynamics_costs(
+            s.hidden,
+            t.hidden,
+            mask=s.mask,
+            teacher_mask=t.mask,
+            opts=self.opts,
+            anchors=anchors_from_plan(self.aligner.running_plan),
+            refs=refs,
+            perturbed=pert,
+        )
+
+    # ----------------------------------------------------------------------------------------------- references
+    def set_dataset_reference(self, teacher_mean: torch.Tensor) -> None:
+        """The teacher's exact training-set mean ``[Lt+1, d_t]`` of pooled features (the ``dataset`` reference)."""
+        self.ref_t.copy_(teacher_mean)
+        self.teacher_ref_fixed = True
+
+    @torch.no_grad()
+    def references(self, s: Features, t: Features) -> tuple[torch.Tensor, torch.Tensor]:
+        """Running means (EMA, never back-propagated) of the pooled features; updated in training mode only."""
+        xs, _ = pool([h.detach() for h in s.hidden], s.mask, self.opts.pooling)
+        xt, _ = pool(t.hidden, t.mask, self.opts.pooling)
+        mean_s, mean_t = xs.mean((1, 2)), xt.mean((1, 2))  # [L+1, d]
+        if self.training:
+            first = int(self.ref_steps) == 0
+            mom = 0.0 if first else self.cfg.dynamics.ema_momentum
+            self.ref_s.mul_(mom).add_(mean_s, alpha=1 - mom)
+            if not self.teacher_ref_fixed:
+                self.ref_t.mul_(mom).add_(mean_t, alpha=1 - mom)
+            self.ref_steps += 1
+        return self.ref_s.clone(), self.ref_t.clone()
+
+
+def check_compatible(cfg: DistillConfig, same_tokenizer: bool) -> None:
+    """Refuse combinations that need token-aligned inputs when the two models tokenise differently."""
+    if same_tokenizer:
+        return
+    feature = cfg.terms["feature"]
+    if feature == "static":
+        raise DynaKDError("method 'static' compares hidden states token by token: teacher and student must share a tokenizer")
+    if feature == "dynamics" and cfg.dynamics.pooling == "tokens":
+        raise DynaKDError("dynamics.pooling 'tokens' needs teacher and student to share a tokenizer; use 'mean' or 'cls'")
+    if feature == "dynamics" and "sensitivity" in cfg.dynamics.components:
+        raise DynaKDError("the 'sensitivity' component needs teacher and student to share a tokenizer")

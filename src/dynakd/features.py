@@ -1,0 +1,51 @@
+"""Feature capture: logits, hidden states and masks of any Hugging Face model, in one ``Features`` type.
+
+HF models return every layer with ``output_hidden_states=True``, so no hooks are needed. Batches may hold a second
+tokenisation for the teacher under keys prefixed ``teacher_`` (when the two models use different tokenizers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+TEACHER_PREFIX = "teacher_"
+
+
+@dataclass
+class Features:
+    logits: torch.Tensor  # [B, C]
+    hidden: tuple[torch.Tensor, ...]  # L+1 x [B, T, d]; 0 = embedding output
+    mask: torch.Tensor  # [B, T]
+
+
+def split_inputs(batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """``(student_inputs, teacher_inputs, labels)``; the teacher reuses the student's inputs if it has none."""
+    labels = batch.get("labels")
+    student = {k: v for k, v in batch.items() if not k.startswith(TEACHER_PREFIX) and k != "labels"}
+    teacher = {k[len(TEACHER_PREFIX) :]: v for k, v in batch.items() if k.startswith(TEACHER_PREFIX)}
+    return student, teacher or student, labels
+
+
+def capture(model: torch.nn.Module, inputs: dict[str, Any], *, hidden: bool = True, inputs_embeds=None) -> Features:
+    """Run ``model`` and collect its logits and (optionally) all hidden states."""
+    kwargs = dict(inputs)
+    if inputs_embeds is not None:
+        kwargs.pop("input_ids", None)
+        kwargs["inputs_embeds"] = inputs_embeds
+    out = model(**kwargs, output_hidden_states=hidden, return_dict=True)
+    hs = tuple(out.hidden_states) if hidden else ()
+    return Features(logits=out.logits, hidden=hs, mask=inputs["attention_mask"])
+
+
+def perturbed_embeddings(model: torch.nn.Module, input_ids: torch.Tensor, std: float, seed: int) -> torch.Tensor:
+    """Input embeddings plus Gaussian noise scaled by their RMS, drawn from a seeded generator.
+
+    Teacher and student draw with the same seed so their perturbations are shared in distribution and position.
+    """
+    emb = model.get_input_embeddings()(input_ids)  # [B, T, d]
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    noise = torch.randn(emb.shape, generator=gen).to(emb)
+    return emb + std * emb.detach().pow(2).mean().sqrt() * noise

@@ -1,0 +1,192 @@
+"""Feature-dynamics losses: how representations move, compared in width-free forms (method.md).
+
+Four components, each a cost matrix ``[Ls, Lt]`` between every student layer and every teacher layer:
+deviation from a reference, layer-to-layer change, sample-to-sample relations and input sensitivity.
+An aligner's plan ``P [Ls, Lt]`` weights the costs: the loss of student layer ``m`` is ``sum_l P[m, l] cost(m, l)``.
+
+Reference: "Beyond Logits: Aligning Feature Dynamics for Effective Knowledge Distillation" (ACL 2025); forms from
+similarity-preserving KD (Tung & Mori 2019), RKD (Park et al. 2019) and FSP flow matrices (Yim et al. 2017).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from . import forms as F
+
+Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embedding output
+
+
+@dataclass
+class DynamicsOptions:
+    """Which components and forms to compute; mirrors ``DynamicsConfig`` without training state."""
+
+    components: Sequence[str] = ("deviation", "layer_change", "relations")
+    forms: Sequence[str] = ("direction", "magnitude")
+    distance: str = "mse"
+    pooling: str = "mean"
+    relation_pairs: str = "all"
+    relation_angle: bool = False
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+def pool(hidden: Hidden, mask: torch.Tensor, pooling: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack layers into ``X [L+1, G, N, d]`` with a group mask ``[G, N]`` (see ``forms``).
+
+    ``mean``: masked mean over tokens, one group of B samples. ``cls``: the first token. ``tokens``: one group per
+    sample, its real tokens as items.
+    """
+    h = torch.stack(tuple(hidden)).float()  # [L+1, B, T, d]
+    mask = mask.bool()
+    if pooling == "tokens":
+        return h, mask
+    if pooling == "cls":
+        x = h[:, :, 0]
+    else:
+        m = mask.to(h.dtype).unsqueeze(-1)  # [B, T, 1]
+        x = (h * m).sum(2) / m.sum(1).clamp_min(1.0)  # [L+1, B, d]
+    return x.unsqueeze(1), torch.ones(1, x.shape[1], dtype=torch.bool, device=x.device)
+
+
+def _counts(gmask: torch.Tensor) -> dict[str, torch.Tensor]:
+    outer = gmask.unsqueeze(-1) & gmask.unsqueeze(-2)
+    return {"direction": outer.sum(), "magnitude": gmask.sum()}
+
+
+def _deviation(x: torch.Tensor, gmask: torch.Tensor, ref: torch.Tensor | None) -> torch.Tensor:
+    if ref is None:
+        return F.masked_center(x, gmask)
+    return (x - ref[:, None, None, :].to(x.dtype)) * gmask.to(x.dtype).unsqueeze(-1)
+
+
+def _shape_costs(
+    vs, vt, gmask, opts: DynamicsOptions, *, base_s=None, base_t=None, paired=False, center=True
+) -> torch.Tensor:
+    """Direction (Gram of the centred vectors) and magnitude costs between vectors ``vs`` and ``vt``.
+
+    With ``base_*`` the magnitude is relative to the norm of the base representation (relative update size),
+    otherwise to the mean norm of the group. ``paired``: the teacher side is ``[Ls, Lt, ...]``.
+    """
+    counts = _counts(gmask)
+    cost_fn = F.paired_costs if paired else F.layer_costs
+    total = 0.0
+    if "direction" in opts.forms:
+        gs = F.direction(F.masked_center(vs, gmask) if center else vs, gmask)
+        gt = F.direction(F.masked_center(vt, gmask) if center else vt, gmask)
+        total = total + cost_fn(gs, gt, counts["direction"], distance=opts.distance)
+    if "magnitude" in opts.forms:
+        if base_s is None:
+            ms, mt = F.magnitude(vs, gmask), F.magnitude(vt, gmask)
+        else:
+            ms = vs.norm(dim=-1) / base_s.norm(dim=-1).clamp_min(F.EPS) * gmask
+            mt = vt.norm(dim=-1) / base_t.norm(dim=-1).clamp_min(F.EPS) * gmask
+        total = total + cost_fn(ms, mt, counts["magnitude"], distance=opts.distance)
+    return total
+
+
+def deviation_costs(xs, xt, gmask, opts: DynamicsOptions, ref_s=None, ref_t=None) -> torch.Tensor:
+    """Deviation of each sample from a reference (batch mean, or given ``ref [L+1, d]``), per layer pair."""
+    ds = _deviation(xs[1:], gmask, None if ref_s is None else ref_s[1:])
+    dt = _deviation(xt[1:], gmask, None if ref_t is None else ref_t[1:])
+    return _shape_costs(ds, dt, gmask, opts, center=False)
+
+
+def layer_change_costs(xs, xt, gmask, opts: DynamicsOptions, anchors: Sequence[int]) -> torch.Tensor:
+    """Student step ``m-1 -> m`` against teacher change ``anchors[m-1] -> l`` for every teacher layer ``l``.
+
+    ``anchors[k]`` is the teacher layer (0 = embeddings) matched to student layer ``k``, for ``k = 0..Ls-1``.
+    """
+    vs = xs[1:] - xs[:-1]  # [Ls, G, N, d]
+    starts = torch.as_tensor(list(anchors), device=xt.device)
+    vt = xt[1:].unsqueeze(0) - xt[starts].unsqueeze(1)  # [Ls, Lt, G, N, d]
+    base_t = xt[starts].unsqueeze(1).expand_as(vt)
+    return _shape_costs(vs, vt, gmask, opts, base_s=xs[:-1], base_t=base_t, paired=True)
+
+
+def relation_costs(xs, xt, gmask, opts: DynamicsOptions) -> torch.Tensor:
+    """Sample-to-sample difference structure (RKD distance form; optionally angles), per layer pair."""
+    if opts.relation_pairs == "adjacent":
+        valid = gmask[..., 1:] & gmask[..., :-1]
+        total = F.layer_costs(
+            F.adjacent_distances(xs[1:], gmask), F.adjacent_distances(xt[1:], gmask), valid.sum(),
+            distance=opts.distance,
+        )
+    else:
+        n_pairs = F.pair_mask(gmask).sum()
+        total = F.layer_costs(F.distances(xs[1:], gmask), F.distances(xt[1:], gmask), n_pairs, distance=opts.distance)
+    if opts.relation_angle:
+        n = gmask.sum(-1).pow(3).sum()
+        total = total + F.layer_costs(F.angles(xs[1:], gmask), F.angles(xt[1:], gmask), n, distance=opts.distance)
+    return total
+
+
+def sensitivity_costs(xs, xt, xs_pert, xt_pert, gmask, opts: DynamicsOptions) -> torch.Tensor:
+    """How each layer's representation responds to a shared input perturbation, per layer pair."""
+    return _shape_costs(xs_pert[1:] - xs[1:], xt_pert[1:] - xt[1:], gmask, opts, base_s=xs[1:], base_t=xt[1:])
+
+
+def dynamics_costs(
+    student: Hidden,
+    teacher: Hidden,
+    *,
+    mask: torch.Tensor,
+    opts: DynamicsOptions,
+    anchors: Sequence[int],
+    teacher_mask: torch.Tensor | None = None,
+    refs: tuple[torch.Tensor, torch.Tensor] | None = None,
+    perturbed: tuple[Hidden, Hidden] | None = None,
+) -> dict[str, torch.Tensor]:
+    """One cost matrix ``[Ls, Lt]`` per enabled component (gradients flow to the student side only).
+
+    ``teacher_mask`` is the teacher's own attention mask when it tokenises differently (pooled forms only).
+    """
+    xs, gmask = pool(student, mask, opts.pooling)
+    with torch.no_grad():
+        xt, _ = pool(teacher, mask if teacher_mask is None else teacher_mask, opts.pooling)
+    costs = {}
+    if "deviation" in opts.components:
+        ref_s, ref_t = refs if refs is not None else (None, None)
+        costs["deviation"] = deviation_costs(xs, xt, gmask, opts, ref_s, ref_t)
+    if "layer_change" in opts.components:
+        costs["layer_change"] = layer_change_costs(xs, xt, gmask, opts, anchors)
+    if "relations" in opts.components:
+        costs["relations"] = relation_costs(xs, xt, gmask, opts)
+    if "sensitivity" in opts.components and perturbed is not None:
+        xs_p, _ = pool(perturbed[0], mask, opts.pooling)
+        with torch.no_grad():
+            xt_p, _ = pool(perturbed[1], mask if teacher_mask is None else teacher_mask, opts.pooling)
+        costs["sensitivity"] = sensitivity_costs(xs, xt, xs_p, xt_p, gmask, opts)
+    return costs
+
+
+def feature_dynamics_loss(
+    student: Hidden,
+    teacher: Hidden,
+    *,
+    mask: torch.Tensor,
+    plan: torch.Tensor,
+    opts: DynamicsOptions | None = None,
+    **kwargs,
+) -> dict[str, torch.Tensor]:
+    """Named, unweighted dynamics terms ``{"dyn/<component>": scalar}`` under a fixed plan ``[Ls, Lt]``.
+
+    The convenience entry point for custom training loops; ``anchors`` default to each student layer's
+    highest-mass teacher layer in ``plan``.
+    """
+    opts = opts or DynamicsOptions()
+    kwargs.setdefault("anchors", anchors_from_plan(plan))
+    costs = dynamics_costs(student, teacher, mask=mask, opts=opts, **kwargs)
+    return {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
+
+
+def plan_loss(plan: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+    """``mean_m sum_l P[m, l] cost[m, l]``."""
+    return (plan.to(cost.dtype) * cost).sum() / cost.shape[0]
+
+
+def anchors_from_plan(plan: torch.Tensor) -> list[int]:
+    """Teacher start layer of each student step: 0 (embeddings) for the first, then the argmax of the plan row."""
+    return [0] + [int(i) + 1 for i in plan[:-1].argmax(dim=1).tolist()]
