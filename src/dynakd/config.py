@@ -89,6 +89,7 @@ class DistillConfig:
     max_seq_length: int = 128
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+    data_seed: int = 0
     # training
     output: str | None = None
     overwrite: bool = False
@@ -106,6 +107,7 @@ class DistillConfig:
     logging_steps: int = 25
     eval_steps: int | None = None
     progress: bool = True
+    eval_teacher: bool = True
     # method
     method: Literal["task", "kd", "static", "pkd", "dynamics", "full"] = "full"
     temperature: float = 2.0
@@ -201,11 +203,11 @@ def _from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
     return cls(**kwargs)
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def merge_dicts(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_dicts(out[key], value)
         else:
             out[key] = value
     return out
@@ -241,7 +243,7 @@ def build_config(*layers: dict[str, Any]) -> DistillConfig:
     """Merge config layers (later wins), parse them into a DistillConfig and validate it."""
     merged: dict[str, Any] = {}
     for layer in layers:
-        merged = _merge(merged, {k: v for k, v in layer.items() if v is not None})
+        merged = merge_dicts(merged, {k: v for k, v in layer.items() if v is not None})
     cfg = _from_dict(DistillConfig, merged)
     validate(cfg)
     return cfg

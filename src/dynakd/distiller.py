@@ -46,7 +46,9 @@ class Distiller(nn.Module):
         self.aligner = build_aligner(cfg.align, student_layers, teacher_layers) if self.feature else None
         needs_proj = self.feature == "static" or (self.feature == "pkd" and student_width != teacher_width)
         self.projections = (
-            nn.ModuleList(nn.Linear(student_width, teacher_width) for _ in range(student_layers)) if needs_proj else None
+            nn.ModuleList(nn.Linear(student_width, teacher_width) for _ in range(student_layers))
+            if needs_proj
+            else None
         )
         dyn = cfg.dynamics
         self.opts = DynamicsOptions(
@@ -167,8 +169,12 @@ def check_compatible(cfg: DistillConfig, same_tokenizer: bool) -> None:
         return
     feature = cfg.terms["feature"]
     if feature == "static":
-        raise DynaKDError("method 'static' compares hidden states token by token: teacher and student must share a tokenizer")
+        raise DynaKDError(
+            "method 'static' compares hidden states token by token: teacher and student must share a tokenizer"
+        )
     if feature == "dynamics" and cfg.dynamics.pooling == "tokens":
-        raise DynaKDError("dynamics.pooling 'tokens' needs teacher and student to share a tokenizer; use 'mean' or 'cls'")
+        raise DynaKDError(
+            "dynamics.pooling 'tokens' needs teacher and student to share a tokenizer; use 'mean' or 'cls'"
+        )
     if feature == "dynamics" and "sensitivity" in cfg.dynamics.components:
         raise DynaKDError("the 'sensitivity' component needs teacher and student to share a tokenizer")

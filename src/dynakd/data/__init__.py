@@ -46,10 +46,18 @@ def _load_synthetic(task: TaskSpec, seed: int) -> DatasetDict:
     return synthetic_sentiment(seed=seed)
 
 
-def load_task_data(task: TaskSpec, *, data_dir: str | None = None, train_file: str | None = None,
-                   validation_file: str | None = None, text_columns: Sequence[str] | None = None,
-                   label_column: str = "label", splits: Sequence[str] | None = None, synthetic: bool = False,
-                   seed: int = 0) -> DatasetDict:
+def load_task_data(
+    task: TaskSpec,
+    *,
+    data_dir: str | None = None,
+    train_file: str | None = None,
+    validation_file: str | None = None,
+    text_columns: Sequence[str] | None = None,
+    label_column: str = "label",
+    splits: Sequence[str] | None = None,
+    synthetic: bool = False,
+    seed: int = 0,
+) -> DatasetDict:
     """Load the data for ``task`` from the one source the arguments name, checked in this order: user files
     (task csv/json; needs ``text_columns``), the synthetic corpus (``synthetic=True``, seeded by ``seed``), the GLUE
     TSV directory ``data_dir``, else the Hugging Face hub. ``splits`` (default: all) restricts the result."""

@@ -62,7 +62,7 @@ def _standardize_columns(data: Dataset, path: str, text_columns: Sequence[str], 
 
 
 def _label_kind(splits: DatasetDict) -> str:
-    """"string" if any split has string labels, else "float" if any has floats, else "int"."""
+    """ "string" if any split has string labels, else "float" if any has floats, else "int"."""
     dtypes = {getattr(part.features["label"], "dtype", "") for part in splits.values()}
     if dtypes & set(_STRING_TYPES):
         return "string"
@@ -88,8 +88,13 @@ def _encode_labels(splits: DatasetDict, label_column: str) -> DatasetDict:
     return DatasetDict({name: part.cast_column("label", ClassLabel(names=names)) for name, part in as_text.items()})
 
 
-def load_user_files(kind: str, train_file: str | None, validation_file: str | None, text_columns: Sequence[str],
-                    label_column: str = "label") -> DatasetDict:
+def load_user_files(
+    kind: str,
+    train_file: str | None,
+    validation_file: str | None,
+    text_columns: Sequence[str],
+    label_column: str = "label",
+) -> DatasetDict:
     """Load user csv/json files into splits "train" and/or "validation" (those whose file is given), each with
     columns text_a, text_b (when two text columns are given) and label (see the module docstring for label types).
 
@@ -100,7 +105,7 @@ def load_user_files(kind: str, train_file: str | None, validation_file: str | No
     text_columns = list(text_columns)
     _check_args(kind, files, text_columns, label_column)
     raw = _read(kind, files)
-    standard = DatasetDict({
-        split: _standardize_columns(raw[split], files[split], text_columns, label_column) for split in files
-    })
+    standard = DatasetDict(
+        {split: _standardize_columns(raw[split], files[split], text_columns, label_column) for split in files}
+    )
     return _encode_labels(standard, label_column)

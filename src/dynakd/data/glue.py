@@ -58,8 +58,11 @@ class TsvSplit:
 def split_files(task: TaskSpec) -> dict[str, str]:
     """Map each split name the task supports to its TSV file name in the GLUE layout."""
     if task.name == "mnli":
-        return {"train": "train.tsv", "validation_matched": "dev_matched.tsv",
-                "validation_mismatched": "dev_mismatched.tsv"}
+        return {
+            "train": "train.tsv",
+            "validation_matched": "dev_matched.tsv",
+            "validation_mismatched": "dev_mismatched.tsv",
+        }
     return {"train": "train.tsv", **{split: "dev.tsv" for split in task.eval_splits}}
 
 
@@ -152,8 +155,12 @@ def load_glue_dir(task: TaskSpec, data_dir: str, splits: Sequence[str] | None = 
         path = os.path.join(data_dir, task.glue_dir, files[split])
         data = read_glue_tsv(task, path)
         if data.bad_rows or data.bad_labels:
-            logger.warning("%s: skipped %d malformed row(s) and %d row(s) with an unknown label",
-                           path, data.bad_rows, data.bad_labels)
+            logger.warning(
+                "%s: skipped %d malformed row(s) and %d row(s) with an unknown label",
+                path,
+                data.bad_rows,
+                data.bad_labels,
+            )
         result[split] = Dataset.from_dict(data.columns, features=glue_features(task))
     return result
 

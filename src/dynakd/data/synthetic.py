@@ -12,24 +12,62 @@ import random
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-POSITIVE = ("good", "great", "wonderful", "charming", "brilliant", "moving", "funny", "clever", "delightful",
-            "engaging", "beautiful", "superb")
-NEGATIVE = ("bad", "awful", "boring", "dull", "terrible", "clumsy", "tedious", "bland", "weak", "lifeless",
-            "predictable", "painful")
-SUBJECTS = ("the film", "the movie", "the plot", "the acting", "the script", "the soundtrack", "the ending",
-            "the cast", "the direction", "the dialogue", "the story", "the pacing")
+POSITIVE = (
+    "good",
+    "great",
+    "wonderful",
+    "charming",
+    "brilliant",
+    "moving",
+    "funny",
+    "clever",
+    "delightful",
+    "engaging",
+    "beautiful",
+    "superb",
+)
+NEGATIVE = (
+    "bad",
+    "awful",
+    "boring",
+    "dull",
+    "terrible",
+    "clumsy",
+    "tedious",
+    "bland",
+    "weak",
+    "lifeless",
+    "predictable",
+    "painful",
+)
+SUBJECTS = (
+    "the film",
+    "the movie",
+    "the plot",
+    "the acting",
+    "the script",
+    "the soundtrack",
+    "the ending",
+    "the cast",
+    "the direction",
+    "the dialogue",
+    "the story",
+    "the pacing",
+)
 VERBS = ("is", "was", "feels", "seems")
 INTENSIFIERS = ("", "very", "really", "quite", "truly", "remarkably", "incredibly")
 NEGATORS = ("not", "hardly", "far from")
 PREFIXES = ("", "honestly ,", "overall ,", "in the end ,", "to be fair ,")
 CONNECTIVES = (", but", ", and")
 
-SYNTHETIC_VOCAB_WORDS: list[str] = sorted({
-    word
-    for group in (POSITIVE, NEGATIVE, SUBJECTS, VERBS, INTENSIFIERS, NEGATORS, PREFIXES, CONNECTIVES)
-    for phrase in group
-    for word in phrase.split()
-})
+SYNTHETIC_VOCAB_WORDS: list[str] = sorted(
+    {
+        word
+        for group in (POSITIVE, NEGATIVE, SUBJECTS, VERBS, INTENSIFIERS, NEGATORS, PREFIXES, CONNECTIVES)
+        for phrase in group
+        for word in phrase.split()
+    }
+)
 
 # (form, weight): how often each sentence shape appears.
 _FORMS = (("plain", 0.30), ("negated", 0.25), ("contrast", 0.35), ("agree", 0.10))
@@ -80,7 +118,9 @@ def synthetic_sentiment(n_train: int = 4000, n_eval: int = 500, seed: int = 0) -
     train_texts, train_labels = _generate(rng, n_train, exclude=set())
     eval_texts, eval_labels = _generate(rng, n_eval, exclude=set(train_texts))
     features = Features({"text_a": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
-    return DatasetDict({
-        "train": Dataset.from_dict({"text_a": train_texts, "label": train_labels}, features=features),
-        "validation": Dataset.from_dict({"text_a": eval_texts, "label": eval_labels}, features=features),
-    })
+    return DatasetDict(
+        {
+            "train": Dataset.from_dict({"text_a": train_texts, "label": train_labels}, features=features),
+            "validation": Dataset.from_dict({"text_a": eval_texts, "label": eval_labels}, features=features),
+        }
+    )

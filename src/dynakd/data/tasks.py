@@ -40,22 +40,47 @@ class TaskSpec:
 _VALIDATION = ("validation",)
 
 GLUE_TASKS: dict[str, TaskSpec] = {
-    "cola": TaskSpec("cola", "CoLA", ("sentence",), 2, False, _VALIDATION, ("matthews_correlation",),
-                     ("unacceptable", "acceptable")),
+    "cola": TaskSpec(
+        "cola", "CoLA", ("sentence",), 2, False, _VALIDATION, ("matthews_correlation",), ("unacceptable", "acceptable")
+    ),
     "sst2": TaskSpec("sst2", "SST-2", ("sentence",), 2, False, _VALIDATION, ("accuracy",), ("negative", "positive")),
-    "mrpc": TaskSpec("mrpc", "MRPC", ("sentence1", "sentence2"), 2, False, _VALIDATION, ("accuracy", "f1"),
-                     ("not_equivalent", "equivalent")),
-    "qqp": TaskSpec("qqp", "QQP", ("question1", "question2"), 2, False, _VALIDATION, ("accuracy", "f1"),
-                    ("not_duplicate", "duplicate")),
-    "stsb": TaskSpec("stsb", "STS-B", ("sentence1", "sentence2"), 1, True, _VALIDATION, ("pearson", "spearmanr"),
-                     None),
-    "mnli": TaskSpec("mnli", "MNLI", ("premise", "hypothesis"), 3, False,
-                     ("validation_matched", "validation_mismatched"), ("accuracy",),
-                     ("entailment", "neutral", "contradiction")),
-    "qnli": TaskSpec("qnli", "QNLI", ("question", "sentence"), 2, False, _VALIDATION, ("accuracy",),
-                     ("entailment", "not_entailment")),
-    "rte": TaskSpec("rte", "RTE", ("sentence1", "sentence2"), 2, False, _VALIDATION, ("accuracy",),
-                    ("entailment", "not_entailment")),
+    "mrpc": TaskSpec(
+        "mrpc",
+        "MRPC",
+        ("sentence1", "sentence2"),
+        2,
+        False,
+        _VALIDATION,
+        ("accuracy", "f1"),
+        ("not_equivalent", "equivalent"),
+    ),
+    "qqp": TaskSpec(
+        "qqp",
+        "QQP",
+        ("question1", "question2"),
+        2,
+        False,
+        _VALIDATION,
+        ("accuracy", "f1"),
+        ("not_duplicate", "duplicate"),
+    ),
+    "stsb": TaskSpec("stsb", "STS-B", ("sentence1", "sentence2"), 1, True, _VALIDATION, ("pearson", "spearmanr"), None),
+    "mnli": TaskSpec(
+        "mnli",
+        "MNLI",
+        ("premise", "hypothesis"),
+        3,
+        False,
+        ("validation_matched", "validation_mismatched"),
+        ("accuracy",),
+        ("entailment", "neutral", "contradiction"),
+    ),
+    "qnli": TaskSpec(
+        "qnli", "QNLI", ("question", "sentence"), 2, False, _VALIDATION, ("accuracy",), ("entailment", "not_entailment")
+    ),
+    "rte": TaskSpec(
+        "rte", "RTE", ("sentence1", "sentence2"), 2, False, _VALIDATION, ("accuracy",), ("entailment", "not_entailment")
+    ),
 }
 
 USER_FORMATS = ("csv", "json")
@@ -94,8 +119,12 @@ def get_task(name: str, num_labels: int | None = None) -> TaskSpec:
     return task
 
 
-def with_labels(task: TaskSpec, num_labels: int, label_names: tuple[str, ...] | None = None,
-                text_columns: tuple[str, ...] | None = None) -> TaskSpec:
+def with_labels(
+    task: TaskSpec,
+    num_labels: int,
+    label_names: tuple[str, ...] | None = None,
+    text_columns: tuple[str, ...] | None = None,
+) -> TaskSpec:
     """A user-data spec completed with what was learned from the files (label count, names, text columns)."""
     base = user_task(task.name, num_labels)
     columns = task.text_columns if text_columns is None else tuple(text_columns)

@@ -111,7 +111,9 @@ def relation_costs(xs, xt, gmask, opts: DynamicsOptions) -> torch.Tensor:
     if opts.relation_pairs == "adjacent":
         valid = gmask[..., 1:] & gmask[..., :-1]
         total = F.layer_costs(
-            F.adjacent_distances(xs[1:], gmask), F.adjacent_distances(xt[1:], gmask), valid.sum(),
+            F.adjacent_distances(xs[1:], gmask),
+            F.adjacent_distances(xt[1:], gmask),
+            valid.sum(),
             distance=opts.distance,
         )
     else:

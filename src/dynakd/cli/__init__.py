@@ -1,0 +1,95 @@
+"""``dynakd``: one entry point, one sub-command per job. Wiring only: parse flags, build the config, call the runner.
+
+Errors a user can fix are printed as one line (``dynakd: error: ...``) with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import DynaKDError
+from .options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, add_common, add_flags, config_from_args
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dynakd", description="Feature-dynamics knowledge distillation for transformers."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("finetune", help="fine-tune a model on a task (the teacher, or a task-only student)")
+    add_common(p, "--model")
+    add_flags(p, DATA_FLAGS, TRAIN_FLAGS)
+
+    p = sub.add_parser("distill", help="distil a fine-tuned teacher into a smaller student")
+    add_common(p)
+    p.add_argument("--teacher", default=None, help="fine-tuned teacher folder or hub id")
+    add_flags(p, DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS)
+
+    p = sub.add_parser("evaluate", help="score a model folder on a task; prints and writes metrics.json")
+    add_common(p, "--model")
+    add_flags(p, DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--output", "--seed")})
+
+    p = sub.add_parser("demo", help="offline demo: fine-tune MiniLM, distil 2-layer students with kd and full, compare")
+    p.add_argument(
+        "--data-dir", default=None, help="GLUE folder with SST-2 (default: the hub if reachable, else synthetic)"
+    )
+    p.add_argument("--output", default="dynakd-demo", help="folder for the three runs (default ./dynakd-demo)")
+    p.add_argument("--max-train-samples", type=int, default=None, help="training sentences (default 4000)")
+    p.add_argument("--epochs", type=float, default=None, help="epochs for teacher and students (default 1)")
+    p.add_argument("--synthetic", action="store_true", help="force the built-in synthetic corpus")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    from .. import runner
+
+    if args.command == "demo":
+        from ..demo import run_demo
+
+        run_demo(
+            args.output,
+            data_dir=args.data_dir,
+            synthetic=args.synthetic,
+            max_train_samples=args.max_train_samples,
+            epochs=args.epochs,
+            progress=not args.no_progress,
+        )
+        return
+    if args.command == "finetune":
+        cfg = config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS])
+        result = runner.finetune(cfg)
+    elif args.command == "distill":
+        extra = {"teacher": args.teacher} if args.teacher else {}
+        cfg = config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS], **extra)
+        result = runner.distill(cfg)
+    else:
+        cfg = config_from_args(args, [DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--output", "--seed")}])
+        result = runner.evaluate(cfg)
+    scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics["eval"].items() if _is_score(k, v))
+    print(f"{args.command}: {scores}\nwritten to {result.output}")
+
+
+def _is_score(key: str, value) -> bool:
+    return isinstance(value, float) and not key.endswith(("runtime", "per_second", "loss"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except DynaKDError as e:
+        print(f"dynakd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dynakd: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

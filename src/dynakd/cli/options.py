@@ -1,0 +1,95 @@
+"""Command-line flags and how they become config overrides (defaults < --config YAML < --set < flags)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..config import ALIGNERS, METHODS, DistillConfig, build_config, load_yaml, merge_dicts, parse_override
+
+# flag -> (config key, type, help)
+DATA_FLAGS = {
+    "--task": ("task", str, "GLUE task (sst2 mrpc qnli mnli qqp rte cola stsb) or csv / json"),
+    "--data-dir": ("data_dir", str, "folder in the GLUE TSV layout (DIR/SST-2/train.tsv ...); default: the hub"),
+    "--train-file": ("train_file", str, "training file for --task csv/json"),
+    "--validation-file": ("validation_file", str, "validation file for --task csv/json"),
+    "--text-columns": ("text_columns", str, "comma-separated text column(s) for --task csv/json"),
+    "--label-column": ("label_column", str, "label column for --task csv/json (default: label)"),
+    "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default 128)"),
+    "--max-train-samples": ("max_train_samples", int, "use a fixed seeded subset of the training set"),
+    "--max-eval-samples": ("max_eval_samples", int, "use a fixed seeded subset of each eval split"),
+}
+TRAIN_FLAGS = {
+    "--output": ("output", str, "run folder: model, tokenizer, metrics.json, dynakd.yaml, TensorBoard logs"),
+    "--epochs": ("epochs", float, "training epochs (default 3)"),
+    "--max-steps": ("max_steps", int, "stop after this many optimizer steps (overrides --epochs)"),
+    "--batch-size": ("batch_size", int, "per-device training batch size (default 32)"),
+    "--lr": ("lr", float, "peak learning rate (default 5e-5)"),
+    "--seed": ("seed", int, "random seed (default 42)"),
+    "--logging-steps": ("logging_steps", int, "log every N steps (default 25)"),
+    "--eval-steps": ("eval_steps", int, "evaluate every N steps (default: every epoch)"),
+}
+METHOD_FLAGS = {
+    "--method": ("method", str, f"one of {', '.join(METHODS)} (default full)"),
+    "--align": ("align.name", str, f"layer aligner: {', '.join(ALIGNERS)} (default ot)"),
+    "--temperature": ("temperature", float, "logit-KD temperature T (default 2)"),
+    "--beta": ("beta", float, "starting weight of the feature term, decayed linearly to 0"),
+    "--student": ("student", str, "student checkpoint (any AutoModel of the task)"),
+    "--student-layers": ("student_layers", int, "build the student from K evenly spaced teacher layers"),
+    "--student-layer-ids": ("student_layer_ids", str, "comma-separated 0-based teacher layer ids to keep"),
+}
+SWITCHES = {
+    "--overwrite": ("overwrite", "replace an output folder that holds a different run"),
+    "--synthetic": ("synthetic", "use the built-in synthetic sentiment corpus instead of real data"),
+    "--fp16": ("fp16", "mixed precision (fp16)"),
+    "--bf16": ("bf16", "mixed precision (bf16)"),
+    "--no-progress": ("progress", "hide progress bars"),
+}
+
+
+def add_flags(parser: argparse.ArgumentParser, *groups: dict) -> None:
+    for group in groups:
+        for flag, (_, tp, help_) in group.items():
+            parser.add_argument(flag, type=tp, default=None, help=help_)
+
+
+def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None) -> None:
+    parser.add_argument("--config", help="YAML file of config keys (see docs/config.md); flags override it")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key, e.g. --set align.eps=0.1 (repeatable)",
+    )
+    if model_flag:
+        parser.add_argument(model_flag, dest="model", default=None, help="model checkpoint folder or hub id")
+    for flag, (_, help_) in SWITCHES.items():
+        parser.add_argument(flag, action="store_true", default=None, help=help_)
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def config_from_args(args: argparse.Namespace, groups: list[dict], **fixed: Any) -> DistillConfig:
+    """Build the config: defaults, then --config, then --set, then explicit flags, then ``fixed``."""
+    yaml_layer = load_yaml(args.config) if args.config else {}
+    flags: dict[str, Any] = {}
+    for group in groups:
+        for flag, (key, _, _) in group.items():
+            value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+            if value is None:
+                continue
+            if key == "beta":
+                base = {"kind": "linear", "end": 0.0} if not isinstance(yaml_layer.get("beta"), dict) else {}
+                value = {**base, "start": value}
+            flags = merge_dicts(flags, _nest(key, value))
+    for flag, (key, _) in SWITCHES.items():
+        if getattr(args, flag.lstrip("-").replace("-", "_"), None):
+            flags[key] = key != "progress"
+    if getattr(args, "model", None):
+        flags["model"] = args.model
+    return build_config(yaml_layer, *[parse_override(s) for s in args.set], flags, fixed)

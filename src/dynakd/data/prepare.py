@@ -1,0 +1,72 @@
+"""Tokenised datasets and the collator: each model gets its own inputs.
+
+When teacher and student tokenise differently, every example carries a second encoding under ``teacher_*`` keys and
+the collator pads both; otherwise the teacher reads the student's inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import DatasetDict
+
+from ..errors import DynaKDError
+from ..features import TEACHER_PREFIX
+
+
+def same_tokenizer(a, b) -> bool:
+    """True when two tokenizers map text to the same ids (same vocabulary and special tokens)."""
+    if a is b:
+        return True
+    return a.get_vocab() == b.get_vocab() and a.all_special_tokens == b.all_special_tokens
+
+
+def tokenize(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=None) -> DatasetDict:
+    """Encode ``text_a`` (and ``text_b``) for the student and, if given, for the teacher; ``label`` -> ``labels``."""
+
+    def encode(batch: dict[str, list]) -> dict[str, Any]:
+        texts = (batch["text_a"],) + ((batch["text_b"],) if "text_b" in batch else ())
+        enc = dict(tokenizer(*texts, truncation=True, max_length=max_length))
+        if teacher_tokenizer is not None:
+            t_enc = teacher_tokenizer(*texts, truncation=True, max_length=max_length)
+            enc.update({TEACHER_PREFIX + k: v for k, v in t_enc.items()})
+        enc["labels"] = batch["label"]
+        return enc
+
+    columns = next(iter(data.values())).column_names
+    return data.map(encode, batched=True, remove_columns=columns, desc="tokenizing")
+
+
+def check_labels(data: DatasetDict, num_labels: int, regression: bool) -> None:
+    """Every label must be a class the model can predict."""
+    if regression:
+        return
+    for split, ds in data.items():
+        labels = np.asarray(ds["label"])
+        if len(labels) and (labels.min() < 0 or labels.max() >= num_labels):
+            bad = int(labels.max() if labels.max() >= num_labels else labels.min())
+            raise DynaKDError(
+                f"{split} split has label {bad}, outside the model's range 0..{num_labels - 1} ({num_labels} labels)"
+            )
+
+
+class DistillationCollator:
+    """Pads the student's (and the teacher's) encodings separately; labels become long or float tensors."""
+
+    def __init__(self, tokenizer, teacher_tokenizer=None, regression: bool = False, pad_to_multiple_of: int | None = 8):
+        self.tokenizer, self.teacher_tokenizer = tokenizer, teacher_tokenizer
+        self.regression, self.multiple = regression, pad_to_multiple_of
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        student = [{k: v for k, v in f.items() if k != "labels" and not k.startswith(TEACHER_PREFIX)} for f in features]
+        batch = dict(self.tokenizer.pad(student, pad_to_multiple_of=self.multiple, return_tensors="pt"))
+        if self.teacher_tokenizer is not None:
+            n = len(TEACHER_PREFIX)
+            teacher = [{k[n:]: v for k, v in f.items() if k.startswith(TEACHER_PREFIX)} for f in features]
+            padded = self.teacher_tokenizer.pad(teacher, pad_to_multiple_of=self.multiple, return_tensors="pt")
+            batch.update({TEACHER_PREFIX + k: v for k, v in padded.items()})
+        dtype = torch.float32 if self.regression else torch.long
+        batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)
+        return batch

@@ -1,0 +1,53 @@
+"""Loading teachers, students and tokenizers through the Auto classes, with one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from .data.tasks import TaskSpec
+from .errors import DynaKDError
+from .students import build_student
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def load_tokenizer(name: str):
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except Exception as e:  # noqa: BLE001 - any failure here is "not a usable model path or id"
+        raise DynaKDError(f"cannot load a tokenizer from '{name}': {_first_line(e)}") from None
+
+
+def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
+    """A sequence classifier for ``task``. A base encoder gets a new head; a classifier must match the label count."""
+    if Path(name).exists() and not (Path(name) / "config.json").is_file():
+        raise DynaKDError(f"'{name}' is not a model folder (no config.json)")
+    kwargs = {"num_labels": task.num_labels}
+    if task.is_regression:
+        kwargs["problem_type"] = "regression"
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(name)
+    except Exception as e:  # noqa: BLE001
+        raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
+    is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+    if is_classifier and config.num_labels != task.num_labels:
+        raise DynaKDError(f"'{name}' predicts {config.num_labels} labels but task {task.name} has {task.num_labels}")
+    if not is_classifier and not new_head_ok:
+        raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
+
+
+def load_student(cfg, teacher, task: TaskSpec):
+    """``--student M`` (any checkpoint) or a copy of the teacher keeping ``--student-layers`` / ids."""
+    if cfg.student:
+        return load_classifier(cfg.student, task)
+    return build_student(teacher, cfg.student_layers, cfg.student_layer_ids)

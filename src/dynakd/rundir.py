@@ -1,0 +1,79 @@
+"""The run folder: refuse to mix runs, record the resolved config and the metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import DistillConfig, save_config
+from .data.tasks import TaskSpec
+from .errors import DynaKDError
+
+CONFIG_NAME = "dynakd.yaml"
+# Keys that do not change what a run computes.
+_COSMETIC = {"output", "overwrite", "progress", "logging_steps"}
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if k not in _COSMETIC and old.get(k) != new.get(k))
+
+
+def prepare_output(cfg: DistillConfig, command: str) -> Path:
+    """Create the output folder, refusing one that holds a different run unless ``overwrite``."""
+    if not cfg.output:
+        raise DynaKDError(f"{command} needs --output DIR")
+    out = Path(cfg.output)
+    if out.exists() and not out.is_dir():
+        raise DynaKDError(f"--output {out} is a file, not a folder")
+    previous = out / CONFIG_NAME
+    if out.is_dir() and any(out.iterdir()):
+        if previous.is_file():
+            diff = _differences(yaml.safe_load(previous.read_text()) or {}, cfg.to_dict())
+            if diff and not cfg.overwrite:
+                raise DynaKDError(
+                    f"{out} already holds a different run (differs in: {', '.join(diff[:5])}); "
+                    "pass --overwrite to replace it or choose another --output"
+                )
+            shutil.rmtree(out)
+        elif not cfg.overwrite:
+            raise DynaKDError(
+                f"{out} is not empty and holds no DynaKD run; pass --overwrite or choose another --output"
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / CONFIG_NAME)
+    except OSError as e:
+        raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None
+    return out
+
+
+def describe_model(model, folder: Path) -> dict[str, Any]:
+    """Parameter count, depth, width and on-disk size of a model."""
+    files = list(folder.glob("*.safetensors")) + list(folder.glob("*.bin"))
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "layers": model.config.num_hidden_layers,
+        "hidden_size": model.config.hidden_size,
+        "size_mb": round(sum(f.stat().st_size for f in files) / 2**20, 1) if files else None,
+    }
+
+
+def write_metrics(
+    out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any], merge: str | None = None
+) -> Path:
+    """Write ``metrics.json`` atomically; with ``merge``, add the metrics under that key of an existing file."""
+    record = {"command": command, "task": task.name, "seed": cfg.seed, **metrics}
+    if command == "distill":
+        record.update(method=cfg.method, align=cfg.align.name)
+    path = out / "metrics.json"
+    if merge and path.is_file():
+        record = {**json.loads(path.read_text()), merge: record}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=float))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,232 @@
+"""The three jobs behind the CLI and the Python API: ``finetune``, ``distill`` and ``evaluate``.
+
+Order of work: validate the config, check the output folder, load data, load models, check compatibility, then
+train. Everything a user can get wrong is checked before the first training step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainingArguments
+
+from .config import DistillConfig, validate
+from .data import get_task, infer_task_from_data, load_task_data, subsample
+from .data.prepare import DistillationCollator, check_labels, same_tokenizer, tokenize
+from .data.tasks import TaskSpec
+from .distiller import Distiller
+from .errors import DynaKDError
+from .features import split_inputs
+from .losses.dynamics import pool
+from .metrics import compute_metrics
+from .models import load_classifier, load_student, load_tokenizer
+from .rundir import describe_model, prepare_output, write_metrics
+from .trainer import DistillationTrainer
+
+
+@dataclass
+class RunResult:
+    output: Path
+    metrics: dict[str, Any]
+
+
+def load_data(cfg: DistillConfig) -> tuple[TaskSpec, Any]:
+    """The task spec and its (subsampled) train and eval splits."""
+    task = get_task(cfg.task)
+    data = load_task_data(
+        task,
+        data_dir=cfg.data_dir,
+        train_file=cfg.train_file,
+        validation_file=cfg.validation_file,
+        text_columns=cfg.text_columns,
+        label_column=cfg.label_column,
+        synthetic=cfg.synthetic,
+        seed=cfg.data_seed,
+    )
+    task = infer_task_from_data(task, data, cfg.text_columns)
+    data["train"] = subsample(data["train"], cfg.max_train_samples, cfg.data_seed)
+    for split in task.eval_splits:
+        data[split] = subsample(data[split], cfg.max_eval_samples, cfg.data_seed)
+    return task, data
+
+
+def training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        fp16=cfg.fp16,
+        bf16=cfg.bf16,
+        logging_steps=cfg.logging_steps,
+        eval_strategy="steps" if cfg.eval_steps else "epoch",
+        eval_steps=cfg.eval_steps,
+        save_strategy="no",
+        report_to=["tensorboard"],
+        remove_unused_columns=False,  # keep the teacher_* columns
+        label_names=["labels"],
+        disable_tqdm=not cfg.progress,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _metric_fn(task: TaskSpec):
+    return lambda p: compute_metrics(task, np.asarray(p.predictions), np.asarray(p.label_ids))
+
+
+def _eval_sets(task: TaskSpec, data):
+    if len(task.eval_splits) == 1:
+        return data[task.eval_splits[0]]
+    return {split: data[split] for split in task.eval_splits}
+
+
+def _strip(metrics: dict[str, float]) -> dict[str, float]:
+    return {k.removeprefix("eval_"): v for k, v in metrics.items() if k != "epoch"}
+
+
+def finetune(cfg: DistillConfig) -> RunResult:
+    """Train ``cfg.model`` on the task alone (a teacher, or a task-only student)."""
+    if not cfg.model:
+        raise DynaKDError("finetune needs --model (a checkpoint folder or hub id)")
+    cfg = dataclasses.replace(cfg, method="task")
+    return _train(cfg, "finetune", teacher_name=None)
+
+
+def distill(cfg: DistillConfig) -> RunResult:
+    """Distil ``cfg.teacher`` into a student with ``cfg.method`` and ``cfg.align``."""
+    if not cfg.teacher:
+        raise DynaKDError("distill needs --teacher (a fine-tuned checkpoint folder or hub id)")
+    if not cfg.student and not cfg.student_layers and not cfg.student_layer_ids:
+        raise DynaKDError("distill needs --student M, --student-layers K or --student-layer-ids")
+    return _train(cfg, "distill", teacher_name=cfg.teacher)
+
+
+def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
+    validate(cfg)
+    out = prepare_output(cfg, command)
+    task, data = load_data(cfg)
+    check_labels(data, task.num_labels, task.is_regression)
+    teacher = None
+    if teacher_name:
+        teacher = load_classifier(teacher_name, task, new_head_ok=False)
+        student, tokenizer = load_student(cfg, teacher, task), load_tokenizer(cfg.student or teacher_name)
+        t_tok = load_tokenizer(teacher_name)
+        t_tok = None if same_tokenizer(tokenizer, t_tok) else t_tok
+        if student.config.num_labels != teacher.config.num_labels:
+            raise DynaKDError(
+                f"teacher predicts {teacher.config.num_labels} labels but the student {student.config.num_labels}"
+            )
+    else:
+        student, tokenizer, t_tok = load_classifier(cfg.model, task), load_tokenizer(cfg.model), None
+    distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
+    encoded = tokenize(data, tokenizer, cfg.max_seq_length, t_tok)
+    trainer = DistillationTrainer(
+        model=student,
+        args=training_args(cfg, out),
+        train_dataset=encoded["train"],
+        eval_dataset=_eval_sets(task, encoded),
+        data_collator=DistillationCollator(tokenizer, t_tok, task.is_regression),
+        processing_class=tokenizer,
+        compute_metrics=_metric_fn(task),
+        teacher=teacher,
+        distiller=distiller,
+    )
+    if teacher is not None and cfg.dynamics.reference == "dataset" and distiller.feature == "dynamics":
+        distiller.set_dataset_reference(teacher_dataset_mean(trainer, cfg.dynamics.pooling))
+    start = time.perf_counter()
+    train_out = trainer.train()
+    train_time = time.perf_counter() - start
+    metrics = {"eval": _strip(trainer.evaluate())}
+    if teacher is not None and cfg.eval_teacher:
+        metrics["teacher_eval"] = evaluate_model(teacher, t_tok or tokenizer, task, data, cfg)
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    metrics.update(
+        train={
+            "runtime_s": round(train_time, 1),
+            "steps": train_out.global_step,
+            "steps_per_second": round(train_out.global_step / max(train_time, 1e-9), 3),
+            "loss": round(train_out.training_loss, 5),
+        },
+        model=describe_model(student, out),
+    )
+    write_metrics(out, command, cfg, task, metrics)
+    return RunResult(out, metrics)
+
+
+def build_distiller(cfg: DistillConfig, student, teacher, task: TaskSpec, same_tok: bool) -> Distiller:
+    ref = teacher if teacher is not None else student
+    return Distiller(
+        cfg,
+        student_layers=student.config.num_hidden_layers,
+        teacher_layers=ref.config.num_hidden_layers,
+        student_width=student.config.hidden_size,
+        teacher_width=ref.config.hidden_size,
+        regression=task.is_regression,
+        same_tokenizer=same_tok,
+    )
+
+
+@torch.no_grad()
+def teacher_dataset_mean(trainer: DistillationTrainer, pooling: str) -> torch.Tensor:
+    """Exact training-set mean of the teacher's pooled features, per layer: ``[Lt+1, d_t]`` (one pre-pass)."""
+    total, count = None, 0
+    for batch in trainer.get_train_dataloader():
+        _, t_inputs, _ = split_inputs({k: v.to(trainer.args.device) for k, v in batch.items()})
+        hidden = trainer.teacher(**t_inputs, output_hidden_states=True).hidden_states
+        x, _ = pool(hidden, t_inputs["attention_mask"], pooling)  # [L+1, 1, B, d]
+        s = x.sum((1, 2))
+        total = s if total is None else total + s
+        count += x.shape[2]
+    return total / max(count, 1)
+
+
+def evaluate_model(model, tokenizer, task: TaskSpec, data, cfg: DistillConfig) -> dict[str, float]:
+    """Scores of ``model`` on the task's eval splits, through a plain ``Trainer``."""
+    eval_data = tokenize(type(data)({s: data[s] for s in task.eval_splits}), tokenizer, cfg.max_seq_length)
+    args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(prefix="dynakd-eval-"),
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        report_to=[],
+        disable_tqdm=not cfg.progress,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=DistillationCollator(tokenizer, None, task.is_regression),
+        compute_metrics=_metric_fn(task),
+    )
+    return _strip(trainer.evaluate(_eval_sets(task, eval_data)))
+
+
+def evaluate(cfg: DistillConfig) -> RunResult:
+    """Score the model folder ``cfg.model`` on ``cfg.task`` and write ``metrics.json`` next to it."""
+    if not cfg.model:
+        raise DynaKDError("evaluate needs --model (a model folder)")
+    validate(cfg)
+    task, data = load_data(dataclasses.replace(cfg, max_train_samples=1))
+    model = load_classifier(cfg.model, task, new_head_ok=False)
+    tokenizer = load_tokenizer(cfg.model)
+    check_labels(type(data)({s: data[s] for s in task.eval_splits}), task.num_labels, task.is_regression)
+    out = Path(cfg.output or cfg.model)
+    metrics = {"eval": evaluate_model(model, tokenizer, task, data, dataclasses.replace(cfg, output=str(out)))}
+    metrics["model"] = describe_model(model, Path(cfg.model))
+    out.mkdir(parents=True, exist_ok=True)
+    write_metrics(out, "evaluate", cfg, task, metrics, merge=None if cfg.output else "evaluate")
+    return RunResult(out, metrics)

@@ -1,0 +1,67 @@
+"""Students built from a teacher by keeping ``k`` of its layers (DistilBERT-style initialisation).
+
+The student is a deep copy of the teacher (embeddings, head and the chosen layers) whose config says ``k`` layers,
+so ``save_pretrained`` writes a checkpoint that ``AutoModel*.from_pretrained`` reloads without DynaKD.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+
+from .errors import DynaKDError
+
+
+def default_layer_ids(n_teacher: int, k: int) -> list[int]:
+    """``k`` evenly spaced 0-based layer ids from first to last (12 -> 6 gives DistilBERT's 0 2 4 7 9 11)."""
+    if k == 1:
+        return [n_teacher - 1]
+    return [int(i * (n_teacher - 1) / (k - 1) + 0.5) for i in range(k)]
+
+
+def find_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
+    """The module list holding the transformer blocks: ``(parent, attribute, list)``."""
+    n = model.config.num_hidden_layers
+    found = []
+    for name, module in model.named_modules():
+        for attr, child in module.named_children():
+            if isinstance(child, nn.ModuleList) and len(child) == n:
+                found.append((attr in ("layer", "layers", "h", "block"), name, module, attr, child))
+    if not found:
+        raise DynaKDError(f"cannot find the {n} transformer layers of {type(model).__name__} to build a student from")
+    found.sort(key=lambda f: (not f[0], f[1].count(".")))
+    _, _, parent, attr, layers = found[0]
+    return parent, attr, layers
+
+
+def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int] | None = None) -> nn.Module:
+    """A copy of ``teacher`` keeping ``layer_ids`` (0-based) or ``k`` evenly spaced layers."""
+    n = teacher.config.num_hidden_layers
+    if layer_ids is None:
+        if k is None:
+            raise DynaKDError("give --student, --student-layers or --student-layer-ids")
+        if k > n:
+            raise DynaKDError(f"--student-layers {k} asks for more layers than the teacher's {n}")
+        layer_ids = default_layer_ids(n, k)
+    if k is not None and len(layer_ids) != k:
+        raise DynaKDError(f"--student-layer-ids lists {len(layer_ids)} layers but --student-layers is {k}")
+    if sorted(set(layer_ids)) != sorted(layer_ids) or not all(0 <= i < n for i in layer_ids):
+        raise DynaKDError(f"--student-layer-ids must be distinct 0-based ids in 0..{n - 1}, got {layer_ids}")
+    student = copy.deepcopy(teacher)
+    parent, attr, layers = find_layers(student)
+    setattr(parent, attr, nn.ModuleList(layers[i] for i in layer_ids))
+    _renumber(getattr(parent, attr))
+    student.config.num_hidden_layers = len(layer_ids)
+    if isinstance(getattr(student.config, "layer_types", None), list):
+        student.config.layer_types = [student.config.layer_types[i] for i in layer_ids]
+    student.config.dynakd_teacher_layers = list(layer_ids)
+    return student
+
+
+def _renumber(layers: nn.ModuleList) -> None:
+    """Blocks that know their own index (for KV caches) get their new position."""
+    for new_idx, block in enumerate(layers):
+        for module in block.modules():
+            if isinstance(getattr(module, "layer_idx", None), int):
+                module.layer_idx = new_idx

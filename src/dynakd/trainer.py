@@ -1,0 +1,133 @@
+"""``DistillationTrainer``: a thin ``transformers.Trainer`` subclass. Wiring only.
+
+Mixed precision, gradient accumulation, checkpoints, logging, progress bars and multi-process launch all come from
+the Trainer. This class adds: a frozen teacher in ``eval()`` under ``no_grad`` (never wrapped by DDP, since it is not
+the Trainer's model), the distiller's parameters (projections, learned aligner queries) in the optimizer, and a log
+entry for every loss term and every scheduled weight.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from .distiller import Distiller
+from .features import capture, perturbed_embeddings, split_inputs
+
+
+class DistillationTrainer(Trainer):
+    # compute_loss returns a per-batch mean, so the Trainer divides it by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, teacher: torch.nn.Module | None = None, distiller: Distiller, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+        self.teacher = teacher
+        self.distiller = distiller.to(self.args.device)
+        if teacher is not None:
+            teacher.to(self.args.device).eval().requires_grad_(False)
+        self._term_sums: dict[str, float] = defaultdict(float)
+        self._term_count = 0
+        self.add_callback(AlignmentCallback(self))
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
+        extra = [p for p in self.distiller.parameters() if p.requires_grad]
+        if extra:  # projections and learned queries would otherwise silently never train
+            optimizer.add_param_group({"params": extra, "weight_decay": 0.0})
+        return optimizer
+
+    @property
+    def progress(self) -> float:
+        return self.state.global_step / max(1, self.state.max_steps)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        student_inputs, teacher_inputs, labels = split_inputs(inputs)
+        if not model.training:  # evaluation: the student alone, as users will run it
+            out = model(**student_inputs, labels=labels)
+            return (out.loss, out) if return_outputs else out.loss
+        self.distiller.train()
+        needs_hidden = self.distiller.feature is not None
+        student = capture(model, student_inputs, hidden=needs_hidden)
+        teacher = None
+        if self.teacher is not None and self.distiller.cfg.method != "task":
+            self.teacher.eval()
+            with torch.no_grad():
+                teacher = capture(self.teacher, teacher_inputs, hidden=needs_hidden)
+        perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None else None
+        out = self.distiller(student, teacher, labels, self.progress, perturbed=perturbed)
+        self._accumulate(out)
+        return (out.loss, student) if return_outputs else out.loss
+
+    def _perturbed(self, model, student_inputs, teacher_inputs):
+        """Extra forwards for the input-sensitivity component (off by default)."""
+        cfg = self.distiller.cfg
+        if self.distiller.feature != "dynamics" or "sensitivity" not in cfg.dynamics.components:
+            return None
+        seed = cfg.seed * 1_000_003 + self.state.global_step
+        std = cfg.dynamics.sensitivity_noise
+        s_emb = perturbed_embeddings(model, student_inputs["input_ids"], std, seed)
+        s = capture(model, student_inputs, inputs_embeds=s_emb)
+        with torch.no_grad():
+            t_emb = perturbed_embeddings(self.teacher, teacher_inputs["input_ids"], std, seed)
+            t = capture(self.teacher, teacher_inputs, inputs_embeds=t_emb)
+        return s, t
+
+    def _accumulate(self, out) -> None:
+        for name, value in out.terms.items():
+            self._term_sums[f"loss/{name}"] += float(value.detach())
+        for name, value in out.weights.items():
+            self._term_sums[f"weight/{name}"] += float(value)
+        self._term_count += 1
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        """Add the mean of every loss term and scheduled weight since the last training log."""
+        if "loss" in logs and self._term_count:
+            logs.update({k: round(v / self._term_count, 6) for k, v in self._term_sums.items()})
+            self._term_sums.clear()
+            self._term_count = 0
+        super().log(logs, *args, **kwargs)
+
+
+class AlignmentCallback(TrainerCallback):
+    """Writes the aligner's plan as ``alignment.json`` and ``alignment.png`` into the output folder at each
+    evaluation and at the end of training."""
+
+    def __init__(self, trainer: DistillationTrainer):
+        self.trainer = trainer
+
+    def save(self, args, state) -> None:
+        aligner = self.trainer.distiller.aligner
+        if aligner is None or not state.is_world_process_zero:
+            return
+        save_alignment(
+            aligner.running_plan.detach().cpu(),
+            Path(args.output_dir),
+            step=state.global_step,
+            aligner=self.trainer.distiller.cfg.align.name,
+        )
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.save(args, state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.save(args, state)
+
+
+def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str) -> None:
+    from .plots import plot_alignment
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "aligner": aligner,
+        "step": step,
+        "plan": [[round(float(v), 5) for v in row] for row in plan],
+        "rows": "student layers 1..Ls",
+        "columns": "teacher layers 1..Lt",
+    }
+    (out_dir / "alignment.json").write_text(json.dumps(record, indent=1))
+    plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})")

@@ -1,0 +1,267 @@
+"""Data loading: GLUE TSV quirks, user csv/json files, the synthetic corpus, task lookup."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import datasets
+import pytest
+
+from dynakd.data import (
+    SYNTHETIC_VOCAB_WORDS,
+    get_task,
+    infer_task_from_data,
+    load_glue_dir,
+    load_glue_hub,
+    load_task_data,
+    load_user_files,
+    subsample,
+    synthetic_sentiment,
+)
+from dynakd.errors import DynaKDError
+
+MNLI_TRAIN_HEADER = (
+    "index promptID pairID genre sentence1_binary_parse sentence2_binary_parse sentence1_parse "
+    "sentence2_parse sentence1 sentence2 label1 gold_label"
+).split()
+MNLI_DEV_HEADER = MNLI_TRAIN_HEADER[:-1] + ["label2", "label3", "label4", "label5", "gold_label"]
+
+
+def write_tsv(path, rows, header=None, bom=False):
+    """Write rows as GLUE does: tab separated, no quoting, '\\n' line ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = (["\t".join(header)] if header else []) + ["\t".join(row) for row in rows]
+    path.write_text(("\ufeff" if bom else "") + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+def mnli_row(header, premise, hypothesis, gold):
+    row = ["x"] * len(header)
+    row[header.index("sentence1")], row[header.index("sentence2")], row[-1] = premise, hypothesis, gold
+    return row
+
+
+@pytest.fixture
+def glue_dir(tmp_path):
+    """A small GLUE directory with every task's quirks."""
+    write_tsv(
+        tmp_path / "SST-2/train.tsv",
+        [["it 's a \" charming film ", "1"], ["dull and slow ", "0"]],
+        ["sentence", "label"],
+    )
+    write_tsv(tmp_path / "SST-2/dev.tsv", [["fine ", "1"]], ["sentence", "label"])
+    cola = [["gj04", "1", "", "Our friends won't buy this analysis."], ["gj04", "0", "*", "They drank the pub."]]
+    write_tsv(tmp_path / "CoLA/train.tsv", cola)
+    write_tsv(tmp_path / "CoLA/dev.tsv", cola[:1])
+    mrpc_header = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+    mrpc = [["1", "11", "12", 'He said "yes".', "He agreed."], ["0", "13", "14", "A cat.", "A dog."]]
+    write_tsv(tmp_path / "MRPC/train.tsv", mrpc, mrpc_header, bom=True)
+    write_tsv(tmp_path / "MRPC/dev.tsv", mrpc[1:], mrpc_header, bom=True)
+    qqp_header = ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"]
+    qqp = [
+        ["1", "1", "2", "How do I cook?", "How to cook?", "1"],
+        ["2", "3", "4", "Why is the sky blue?"],
+        ["3", "5", "6", "What is AI?", "Who is Al?", "0"],
+    ]
+    write_tsv(tmp_path / "QQP/train.tsv", qqp, qqp_header)
+    write_tsv(tmp_path / "QQP/dev.tsv", qqp[:1], qqp_header)
+    write_tsv(
+        tmp_path / "MNLI/train.tsv",
+        [
+            mnli_row(MNLI_TRAIN_HEADER, "A man eats.", "Someone eats.", "entailment"),
+            mnli_row(MNLI_TRAIN_HEADER, "A man eats.", "A man sleeps.", "contradiction"),
+            mnli_row(MNLI_TRAIN_HEADER, "A man eats.", "A man eats rice.", "neutral"),
+        ],
+        MNLI_TRAIN_HEADER,
+    )
+    write_tsv(tmp_path / "MNLI/dev_matched.tsv", [mnli_row(MNLI_DEV_HEADER, "P1", "H1", "neutral")], MNLI_DEV_HEADER)
+    write_tsv(
+        tmp_path / "MNLI/dev_mismatched.tsv",
+        [mnli_row(MNLI_DEV_HEADER, "P2", "H2", "contradiction"), mnli_row(MNLI_DEV_HEADER, "P3", "H3", "entailment")],
+        MNLI_DEV_HEADER,
+    )
+    stsb_header = "index genre filename year old_index source1 source2 sentence1 sentence2 score".split()
+    stsb = [
+        ["0", "main", "f", "2012", "1", "s", "s", "A plane takes off.", "An air plane is taking off.", "5.000"],
+        ["1", "main", "f", "2012", "4", "s", "s", "A man plays.", "A woman cooks.", "0.500"],
+    ]
+    write_tsv(tmp_path / "STS-B/train.tsv", stsb, stsb_header)
+    write_tsv(tmp_path / "STS-B/dev.tsv", stsb[1:], stsb_header)
+    pair = [
+        ["0", "Who?", "Him.", "entailment"],
+        ["1", "When?", "Blue.", "not_entailment"],
+        ["2", "Why?", "Because.", "maybe"],
+    ]
+    for folder, header in (
+        ("QNLI", ["index", "question", "sentence", "label"]),
+        ("RTE", ["index", "sentence1", "sentence2", "label"]),
+    ):
+        write_tsv(tmp_path / folder / "train.tsv", pair, header)
+        write_tsv(tmp_path / folder / "dev.tsv", pair[1:2], header)
+    return tmp_path
+
+
+def test_sst2_strips_trailing_space_and_keeps_bare_quote(glue_dir):
+    data = load_glue_dir(get_task("SST-2"), str(glue_dir))
+    assert {name: len(part) for name, part in data.items()} == {"train": 2, "validation": 1}
+    assert data["train"]["text_a"] == ["it 's a \" charming film", "dull and slow"]
+    assert data["train"]["label"] == [1, 0]
+    assert data["train"].column_names == ["text_a", "label"]
+    assert data["train"].features["label"].names == ["negative", "positive"]
+
+
+def test_cola_has_no_header(glue_dir):
+    data = load_glue_dir(get_task("cola"), str(glue_dir))
+    assert data["train"]["text_a"] == ["Our friends won't buy this analysis.", "They drank the pub."]
+    assert data["train"]["label"] == [1, 0]
+    assert len(data["validation"]) == 1
+
+
+def test_mrpc_bom_header_and_pairs(glue_dir):
+    data = load_glue_dir(get_task("mrpc"), str(glue_dir))
+    assert data["train"].column_names == ["text_a", "text_b", "label"]
+    assert data["train"][0] == {"text_a": 'He said "yes".', "text_b": "He agreed.", "label": 1}
+    assert data["validation"]["label"] == [0]
+
+
+def test_qqp_skips_malformed_row_and_logs_count(glue_dir, caplog):
+    with caplog.at_level(logging.WARNING):
+        data = load_glue_dir(get_task("qqp"), str(glue_dir), splits=["train"])
+    assert list(data) == ["train"]
+    assert data["train"]["text_a"] == ["How do I cook?", "What is AI?"]
+    assert data["train"]["label"] == [1, 0]
+    assert "skipped 1 malformed row(s)" in caplog.text
+
+
+def test_mnli_matched_and_mismatched_string_labels(glue_dir):
+    data = load_glue_dir(get_task("mnli"), str(glue_dir))
+    assert list(data) == ["train", "validation_matched", "validation_mismatched"]
+    assert data["train"]["label"] == [0, 2, 1]
+    assert data["train"]["text_b"] == ["Someone eats.", "A man sleeps.", "A man eats rice."]
+    assert data["validation_matched"]["label"] == [1]
+    assert data["validation_mismatched"]["text_a"] == ["P2", "P3"]
+    assert data["validation_mismatched"]["label"] == [2, 0]
+
+
+def test_stsb_float_scores(glue_dir):
+    data = load_glue_dir(get_task("sts-b"), str(glue_dir))
+    assert data["train"]["label"] == pytest.approx([5.0, 0.5])
+    assert data["train"].features["label"].dtype == "float32"
+    assert data["validation"]["text_b"] == ["A woman cooks."]
+
+
+@pytest.mark.parametrize("task", ["qnli", "rte"])
+def test_entailment_string_labels_and_unknown_label_skipped(glue_dir, task):
+    data = load_glue_dir(get_task(task), str(glue_dir))
+    assert data["train"]["label"] == [0, 1]
+    assert data["train"]["text_a"] == ["Who?", "When?"]
+    assert data["validation"]["label"] == [1]
+
+
+def test_missing_file_names_full_path_and_dev_only_works(glue_dir):
+    (glue_dir / "SST-2/train.tsv").unlink()
+    assert len(load_glue_dir(get_task("sst2"), str(glue_dir), splits=["validation"])["validation"]) == 1
+    with pytest.raises(DynaKDError, match=r"SST-2[/\\]train\.tsv"):
+        load_glue_dir(get_task("sst2"), str(glue_dir))
+    with pytest.raises(DynaKDError, match="no split 'test'"):
+        load_glue_dir(get_task("sst2"), str(glue_dir), splits=["test"])
+
+
+def test_hub_failure_becomes_dynakd_error(monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DynaKDError, match="could not load GLUE sst2 from the Hugging Face hub.*--data-dir"):
+        load_glue_hub(get_task("sst2"))
+
+
+def test_load_task_data_dispatches_to_glue_dir(glue_dir):
+    data = load_task_data(get_task("rte"), data_dir=str(glue_dir), splits=["validation"])
+    assert list(data) == ["validation"]
+
+
+def test_get_task_aliases_and_unknown_suggestion():
+    assert get_task("STS-B").name == "stsb" and get_task("Sst2").glue_dir == "SST-2"
+    assert get_task("mnli").eval_splits == ("validation_matched", "validation_mismatched")
+    with pytest.raises(DynaKDError, match=r"unknown task 'sst3'.*mrpc.*did you mean 'sst2'\?"):
+        get_task("sst3")
+    with pytest.raises(DynaKDError, match="has 2 label"):
+        get_task("sst2", num_labels=3)
+
+
+def test_user_task_metrics_follow_label_count():
+    assert get_task("csv", num_labels=2).metrics == ("accuracy", "f1")
+    assert get_task("json", num_labels=4).metrics == ("accuracy", "macro_f1")
+    regression = get_task("CSV", num_labels=1)
+    assert regression.is_regression and regression.metrics == ("pearson", "spearmanr")
+
+
+def write_csv(path, header, rows):
+    path.write_text("\n".join([",".join(header)] + [",".join(row) for row in rows]) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_csv_string_labels_sorted_over_both_splits(tmp_path):
+    header = ["review", "extra", "sentiment"]
+    train = write_csv(tmp_path / "train.csv", header, [["good", "x", "pos"], ["bad", "y", "neg"]])
+    dev = write_csv(tmp_path / "dev.csv", header, [["meh", "z", "neutral"], ["ok", "w", "pos"]])
+    data = load_user_files("csv", train, dev, ["review"], "sentiment")
+    assert data["train"].column_names == ["text_a", "label"]
+    assert data["train"].features["label"].names == ["neg", "neutral", "pos"]
+    assert data["train"]["label"] == [2, 0] and data["validation"]["label"] == [1, 2]
+    task = infer_task_from_data(get_task("csv"), data, ["review"])
+    assert (task.num_labels, task.label_names, task.metrics) == (3, ("neg", "neutral", "pos"), ("accuracy", "macro_f1"))
+
+
+def test_json_lines_and_array_pairs(tmp_path):
+    lines = tmp_path / "train.jsonl"
+    lines.write_text("\n".join(json.dumps({"q": f"q{i}", "a": f"a{i}", "label": i % 2}) for i in range(4)) + "\n")
+    array = tmp_path / "dev.json"
+    array.write_text(json.dumps([{"q": "x", "a": "y", "label": 1.5}, {"q": "z", "a": "w", "label": 2}]))
+    train = load_user_files("json", str(lines), None, ["q", "a"], "label")["train"]
+    assert train.column_names == ["text_a", "text_b", "label"] and train["label"] == [0, 1, 0, 1]
+    assert infer_task_from_data(get_task("json"), {"train": train}).num_labels == 2
+    dev = load_user_files("json", None, str(array), ["q", "a"], "label")
+    assert dev["validation"]["label"] == pytest.approx([1.5, 2.0])
+    assert infer_task_from_data(get_task("json"), dev).is_regression
+
+
+def test_csv_empty_text_becomes_empty_string_and_int_labels_kept(tmp_path):
+    train = write_csv(tmp_path / "train.csv", ["a", "b", "y"], [["one", "", "2"], ["two", "three", "0"]])
+    data = load_user_files("csv", train, None, ["a", "b"], "y")
+    assert data["train"]["text_b"] == ["", "three"] and data["train"]["label"] == [2, 0]
+    assert infer_task_from_data(get_task("csv"), data).num_labels == 3
+
+
+def test_user_file_errors(tmp_path):
+    train = write_csv(tmp_path / "train.csv", ["text", "label"], [["good", "1"]])
+    with pytest.raises(DynaKDError, match=r"no column 'sentence'; columns are: text, label"):
+        load_user_files("csv", train, None, ["sentence"], "label")
+    with pytest.raises(DynaKDError, match="data file not found: .*nope.csv"):
+        load_user_files("csv", train, str(tmp_path / "nope.csv"), ["text"], "label")
+    with pytest.raises(DynaKDError, match="1 or 2 text columns"):
+        load_user_files("csv", train, None, ["a", "b", "c"], "label")
+    with pytest.raises(DynaKDError, match="text columns"):
+        load_task_data(get_task("csv"), train_file=train)
+
+
+def test_synthetic_is_deterministic_balanced_and_in_vocab():
+    first, again = synthetic_sentiment(200, 50, seed=3), synthetic_sentiment(200, 50, seed=3)
+    assert first["train"]["text_a"] == again["train"]["text_a"]
+    assert first["train"]["text_a"] != synthetic_sentiment(200, 50, seed=4)["train"]["text_a"]
+    assert sum(first["train"]["label"]) == 100 and sum(first["validation"]["label"]) == 25
+    assert not set(first["validation"]["text_a"]) & set(first["train"]["text_a"])
+    words = {word for text in first["train"]["text_a"] for word in text.split()}
+    assert words <= set(SYNTHETIC_VOCAB_WORDS)
+    assert {"not", "but", "good", "bad"} <= words
+
+
+def test_synthetic_via_load_task_data_and_subsample():
+    data = load_task_data(get_task("sst2"), synthetic=True, splits=["validation"])
+    assert list(data) == ["validation"] and len(data["validation"]) == 500
+    part = subsample(data["validation"], 10, seed=1)
+    assert len(part) == 10 and part["text_a"] == subsample(data["validation"], 10, seed=1)["text_a"]
+    assert len(subsample(part, 100, seed=0)) == 10 and subsample(part, None, seed=0) is part
+    with pytest.raises(DynaKDError, match="synthetic"):
+        load_task_data(get_task("stsb"), synthetic=True)
