@@ -272,6 +272,9 @@ def validate(cfg: DistillConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise DynaKDError(message)
+    from .data.tasks import get_task
+
+    get_task(cfg.task)  # unknown task names fail here, before any model is loaded
     _check_choices(cfg.dynamics.components, COMPONENTS, "dynamics.components")
     _check_choices(cfg.dynamics.forms, FORMS, "dynamics.forms")
     _check_choices(list(cfg.dynamics.weights), COMPONENTS, "dynamics.weights")

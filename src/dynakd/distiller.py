@@ -150,9 +150,8 @@ class Distiller(nn.Module):
     @torch.no_grad()
     def references(self, s: Features, t: Features) -> tuple[torch.Tensor, torch.Tensor]:
         """Running means (EMA, never back-propagated) of the pooled features; updated in training mode only."""
-        xs, _ = pool([h.detach() for h in s.hidden], s.mask, self.opts.pooling)
-        xt, _ = pool(t.hidden, t.mask, self.opts.pooling)
-        mean_s, mean_t = xs.mean((1, 2)), xt.mean((1, 2))  # [L+1, d]
+        mean_s = masked_layer_mean(*pool([h.detach() for h in s.hidden], s.mask, self.opts.pooling))
+        mean_t = masked_layer_mean(*pool(t.hidden, t.mask, self.opts.pooling))
         if self.training:
             first = int(self.ref_steps) == 0
             mom = 0.0 if first else self.cfg.dynamics.ema_momentum
@@ -161,6 +160,12 @@ class Distiller(nn.Module):
                 self.ref_t.mul_(mom).add_(mean_t, alpha=1 - mom)
             self.ref_steps += 1
         return self.ref_s.clone(), self.ref_t.clone()
+
+
+def masked_layer_mean(x: torch.Tensor, gmask: torch.Tensor) -> torch.Tensor:
+    """Mean over the valid items of pooled features ``x [L+1, G, N, d]``: ``[L+1, d]``."""
+    m = gmask.to(x.dtype)[..., None]
+    return (x * m).sum((1, 2)) / m.sum().clamp_min(1.0)
 
 
 def check_compatible(cfg: DistillConfig, same_tokenizer: bool) -> None:

@@ -46,6 +46,23 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
         raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
 
 
+def check_student_request(cfg, teacher_name: str) -> None:
+    """Check ``--student-layers`` / ``--student-layer-ids`` against the teacher's config, before loading weights."""
+    if cfg.student:
+        return
+    from transformers import AutoConfig
+
+    try:
+        n = AutoConfig.from_pretrained(teacher_name).num_hidden_layers
+    except Exception as e:  # noqa: BLE001
+        raise DynaKDError(f"cannot load a model from '{teacher_name}': {_first_line(e)}") from None
+    if cfg.student_layers and cfg.student_layers > n:
+        raise DynaKDError(f"--student-layers {cfg.student_layers} asks for more layers than the teacher's {n}")
+    ids = cfg.student_layer_ids
+    if ids is not None and (len(set(ids)) != len(ids) or not all(0 <= i < n for i in ids)):
+        raise DynaKDError(f"--student-layer-ids must be distinct 0-based ids in 0..{n - 1}, got {ids}")
+
+
 def load_student(cfg, teacher, task: TaskSpec):
     """``--student M`` (any checkpoint) or a copy of the teacher keeping ``--student-layers`` / ids."""
     if cfg.student:

@@ -23,28 +23,33 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if k not in _COSMETIC and old.get(k) != new.get(k))
 
 
-def prepare_output(cfg: DistillConfig, command: str) -> Path:
-    """Create the output folder, refusing one that holds a different run unless ``overwrite``."""
+def check_output(cfg: DistillConfig, command: str) -> Path:
+    """Refuse an output folder that holds a different run (unless ``overwrite``); writes nothing."""
     if not cfg.output:
         raise DynaKDError(f"{command} needs --output DIR")
     out = Path(cfg.output)
     if out.exists() and not out.is_dir():
         raise DynaKDError(f"--output {out} is a file, not a folder")
+    if cfg.overwrite or not out.is_dir() or not any(out.iterdir()):
+        return out
     previous = out / CONFIG_NAME
-    if out.is_dir() and any(out.iterdir()):
-        if previous.is_file():
-            diff = _differences(yaml.safe_load(previous.read_text()) or {}, cfg.to_dict())
-            if diff and not cfg.overwrite:
-                raise DynaKDError(
-                    f"{out} already holds a different run (differs in: {', '.join(diff[:5])}); "
-                    "pass --overwrite to replace it or choose another --output"
-                )
-            shutil.rmtree(out)
-        elif not cfg.overwrite:
-            raise DynaKDError(
-                f"{out} is not empty and holds no DynaKD run; pass --overwrite or choose another --output"
-            )
+    if not previous.is_file():
+        raise DynaKDError(f"{out} is not empty and holds no DynaKD run; pass --overwrite or choose another --output")
+    diff = _differences(yaml.safe_load(previous.read_text()) or {}, cfg.to_dict())
+    if diff:
+        raise DynaKDError(
+            f"{out} already holds a different run (differs in: {', '.join(diff[:5])}); "
+            "pass --overwrite to replace it or choose another --output"
+        )
+    return out
+
+
+def prepare_output(cfg: DistillConfig, command: str) -> Path:
+    """Create the output folder (replacing an earlier DynaKD run there) and write the resolved config."""
+    out = check_output(cfg, command)
     try:
+        if (out / CONFIG_NAME).is_file():
+            shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / CONFIG_NAME)
     except OSError as e:

@@ -26,8 +26,8 @@ from .errors import DynaKDError
 from .features import split_inputs
 from .losses.dynamics import pool
 from .metrics import compute_metrics
-from .models import load_classifier, load_student, load_tokenizer
-from .rundir import describe_model, prepare_output, write_metrics
+from .models import check_student_request, load_classifier, load_student, load_tokenizer
+from .rundir import check_output, describe_model, prepare_output, write_metrics
 from .trainer import DistillationTrainer
 
 
@@ -94,7 +94,7 @@ def _eval_sets(task: TaskSpec, data):
 
 
 def _strip(metrics: dict[str, float]) -> dict[str, float]:
-    return {k.removeprefix("eval_"): v for k, v in metrics.items() if k != "epoch"}
+    return {k.removeprefix("eval_"): v for k, v in metrics.items() if k not in ("epoch", "eval_model_preparation_time")}
 
 
 def finetune(cfg: DistillConfig) -> RunResult:
@@ -116,7 +116,11 @@ def distill(cfg: DistillConfig) -> RunResult:
 
 def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
     validate(cfg)
-    out = prepare_output(cfg, command)
+    if teacher_name:
+        if Path(teacher_name).exists() and not (Path(teacher_name) / "config.json").is_file():
+            raise DynaKDError(f"'{teacher_name}' is not a model folder (no config.json)")
+        check_student_request(cfg, teacher_name)
+    check_output(cfg, command)
     task, data = load_data(cfg)
     check_labels(data, task.num_labels, task.is_regression)
     teacher = None
@@ -133,6 +137,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         student, tokenizer, t_tok = load_classifier(cfg.model, task), load_tokenizer(cfg.model), None
     distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
     encoded = tokenize(data, tokenizer, cfg.max_seq_length, t_tok)
+    out = prepare_output(cfg, command)
     trainer = DistillationTrainer(
         model=student,
         args=training_args(cfg, out),
@@ -187,10 +192,10 @@ def teacher_dataset_mean(trainer: DistillationTrainer, pooling: str) -> torch.Te
     for batch in trainer.get_train_dataloader():
         _, t_inputs, _ = split_inputs({k: v.to(trainer.args.device) for k, v in batch.items()})
         hidden = trainer.teacher(**t_inputs, output_hidden_states=True).hidden_states
-        x, _ = pool(hidden, t_inputs["attention_mask"], pooling)  # [L+1, 1, B, d]
-        s = x.sum((1, 2))
+        x, gmask = pool(hidden, t_inputs["attention_mask"], pooling)  # [L+1, G, N, d]
+        s = (x * gmask.to(x.dtype)[..., None]).sum((1, 2))
         total = s if total is None else total + s
-        count += x.shape[2]
+        count += int(gmask.sum())
     return total / max(count, 1)
 
 

@@ -14,16 +14,16 @@ from .base import Aligner, normalise_cost
 
 
 def sinkhorn(cost: torch.Tensor, eps: float = 0.05, iters: int = 50) -> torch.Tensor:
-    """Transport plan ``[Ls, Lt]`` with uniform marginals (rows sum to 1/Ls, columns to 1/Lt)."""
+    """Transport plan ``[Ls, Lt]`` with uniform marginals: rows sum to 1/Ls exactly, columns to 1/Lt at convergence."""
     n_s, n_t = cost.shape
     log_k = -cost.float() / eps
     log_a = torch.full((n_s,), -math.log(n_s), device=cost.device)
     log_b = torch.full((n_t,), -math.log(n_t), device=cost.device)
     f = torch.zeros(n_s, device=cost.device)
     g = torch.zeros(n_t, device=cost.device)
-    for _ in range(iters):
-        f = log_a - torch.logsumexp(log_k + g[None, :], dim=1)
+    for _ in range(iters):  # the row update comes last, so rows are exact and columns converge
         g = log_b - torch.logsumexp(log_k + f[:, None], dim=0)
+        f = log_a - torch.logsumexp(log_k + g[None, :], dim=1)
     return torch.exp(log_k + f[:, None] + g[None, :])
 
 

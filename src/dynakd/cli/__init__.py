@@ -44,9 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Keep the Trainer's progress bar; hide the weight-loading and dataset-mapping bars."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 def _run(args: argparse.Namespace) -> None:
     from .. import runner
 
+    _quiet_libraries()
     if args.command == "demo":
         from ..demo import run_demo
 

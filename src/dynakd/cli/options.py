@@ -54,7 +54,7 @@ def add_flags(parser: argparse.ArgumentParser, *groups: dict) -> None:
 
 
 def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None) -> None:
-    parser.add_argument("--config", help="YAML file of config keys (see docs/config.md); flags override it")
+    parser.add_argument("--config", help="YAML file of config keys (see the README's option table); flags override it")
     parser.add_argument(
         "--set",
         action="append",

@@ -1,0 +1,162 @@
+"""End-to-end runs of the CLI on tiny models: every method, finetune -> distill -> evaluate, in seconds each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from transformers import AutoModelForSequenceClassification
+
+from dynakd.cli import main
+
+FAST = [
+    "--synthetic",
+    "--max-train-samples",
+    "48",
+    "--max-eval-samples",
+    "32",
+    "--max-steps",
+    "3",
+    "--batch-size",
+    "16",
+    "--max-seq-length",
+    "32",
+    "--no-progress",
+    "--logging-steps",
+    "1",
+]
+
+
+def distill_args(teacher: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "distill",
+        "--teacher",
+        str(teacher),
+        "--student-layers",
+        "2",
+        "--task",
+        "sst2",
+        *FAST,
+        "--output",
+        str(out),
+        *extra,
+    ]
+
+
+def tensorboard_tags(run: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for event_file in run.glob("runs/**/events.out.tfevents.*"):
+        acc = EventAccumulator(str(event_file))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+    return tags
+
+
+@pytest.mark.parametrize(
+    "method, align, terms",
+    [
+        ("task", "fixed", ["task"]),
+        ("kd", "fixed", ["task", "logit"]),
+        ("static", "fixed", ["task", "logit", "static"]),
+        ("pkd", "attention", ["task", "logit", "pkd"]),
+        ("dynamics", "ot", ["task", "dyn/deviation", "dyn/layer_change", "dyn/relations"]),
+        ("full", "ot", ["task", "logit", "dyn/deviation", "dyn/layer_change", "dyn/relations"]),
+        ("full", "attention", ["task", "logit", "dyn/deviation"]),
+        ("full", "fixed", ["task", "logit", "dyn/relations"]),
+    ],
+)
+def test_distill_every_method(tiny_teacher, tmp_path, method, align, terms):
+    out = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, out, "--method", method, "--align", align)) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == method and metrics["align"] == align
+    assert 0.0 <= metrics["eval"]["accuracy"] <= 1.0
+    assert "accuracy" in metrics["teacher_eval"]
+    assert metrics["model"]["layers"] == 2 and metrics["train"]["steps"] == 3
+    reloaded = AutoModelForSequenceClassification.from_pretrained(out)
+    assert reloaded.config.num_hidden_layers == 2
+    assert yaml.safe_load((out / "dynakd.yaml").read_text())["method"] == method
+    has_plan = method not in ("task", "kd")
+    assert (out / "alignment.png").is_file() == has_plan
+    if has_plan:
+        plan = json.loads((out / "alignment.json").read_text())["plan"]
+        assert len(plan) == 2 and len(plan[0]) == 4
+        assert all(abs(sum(row) - 1) < 1e-3 for row in plan)
+    tags = tensorboard_tags(out)
+    assert {f"train/loss/{t}" for t in terms} <= tags
+    assert {"train/weight/task", "train/weight/logit", "train/weight/feature"} <= tags
+
+
+def test_finetune_distill_evaluate_chain(tiny_encoder, tmp_path, capsys):
+    teacher = tmp_path / "teacher"
+    assert main(["finetune", "--model", str(tiny_encoder), "--task", "sst2", *FAST, "--output", str(teacher)]) == 0
+    assert json.loads((teacher / "metrics.json").read_text())["command"] == "finetune"
+    student = tmp_path / "student"
+    assert main(distill_args(teacher, student, "--method", "full", "--student-layer-ids", "0,1")) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(student),
+                "--task",
+                "sst2",
+                "--synthetic",
+                "--max-eval-samples",
+                "32",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "evaluate: accuracy=" in printed
+    metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["command"] == "distill" and "accuracy" in metrics["evaluate"]["eval"]
+
+
+def test_config_file_and_overrides(tiny_teacher, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "method": "full",
+                "align": {"name": "ot", "eps": 0.2},
+                "dynamics": {"distance": "cosine", "reference": "ema"},
+                "beta": {"kind": "cosine", "start": 5.0, "end": 0.0},
+            }
+        )
+    )
+    out = tmp_path / "run"
+    args = distill_args(tiny_teacher, out, "--config", str(config), "--set", "align.iters=7", "--method", "dynamics")
+    assert main(args) == 0
+    resolved = yaml.safe_load((out / "dynakd.yaml").read_text())
+    assert resolved["method"] == "dynamics"  # the flag beats the file
+    assert resolved["align"] == {**resolved["align"], "name": "ot", "eps": 0.2, "iters": 7}
+    assert resolved["dynamics"]["distance"] == "cosine" and resolved["beta"]["kind"] == "cosine"
+    # the resolved config is itself a valid --config
+    again = tmp_path / "again"
+    assert main(distill_args(tiny_teacher, again, "--config", str(out / "dynakd.yaml"))) == 0
+
+
+def test_dataset_reference_and_sensitivity(tiny_teacher, tmp_path):
+    out = tmp_path / "run"
+    args = distill_args(
+        tiny_teacher,
+        out,
+        "--set",
+        "dynamics.reference=dataset",
+        "--set",
+        "dynamics.components=[deviation,layer_change,relations,sensitivity]",
+    )
+    assert main(args) == 0
+    assert "train/loss/dyn/sensitivity" in tensorboard_tags(out)
+
+
+def test_tokens_pooling(tiny_teacher, tmp_path):
+    out = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, out, "--set", "dynamics.pooling=tokens", "--align", "attention")) == 0

@@ -1,0 +1,173 @@
+"""Bad input gets one line naming the problem, exit status 2, and no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from dynakd.cli import main
+
+from .test_cli import FAST, distill_args
+
+
+def run_error(capsys, args: list[str]) -> str:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dynakd: error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--task", "sst3"], "did you mean 'sst2'"),
+        (["--method", "ful"], "did you mean 'full'"),
+        (["--align", "sinkhorn"], "align.name: 'sinkhorn' is not one of fixed, attention, ot"),
+        (["--set", "temprature=3"], "unknown config key 'temprature' (did you mean 'temperature'?)"),
+        (["--set", "align.epss=0.1"], "did you mean 'eps'"),
+        (["--set", "align.eps=0"], "align.eps must be > 0"),
+        (["--temperature", "0"], "temperature must be > 0"),
+        (["--set", "beta=-1"], "beta must be >= 0"),
+        (["--set", "eval_batch_size=abc"], "eval_batch_size: expected int"),
+        (["--student-layers", "9"], "more layers than the teacher's 4"),
+        (["--student-layer-ids", "0,7"], "distinct 0-based ids in 0..3"),
+        (["--set", "dynamics.components=[deviation,velocity]"], "unknown 'velocity'"),
+    ],
+)
+def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
+    assert expected in run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", *extra))
+
+
+def test_malformed_yaml(tiny_teacher, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: full\nalign: [unclosed\n")
+    assert "malformed YAML" in run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad)))
+
+
+def test_missing_data_file_and_column(tiny_teacher, tmp_path, capsys):
+    base = [
+        "distill",
+        "--teacher",
+        str(tiny_teacher),
+        "--student-layers",
+        "2",
+        "--task",
+        "csv",
+        "--text-columns",
+        "sentence",
+        "--output",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
+    err = run_error(capsys, [*base, "--train-file", str(tmp_path / "nope.csv"), "--validation-file", "x.csv"])
+    assert "nope.csv" in err
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\ngood film,1\nbad film,0\n")
+    err = run_error(capsys, [*base, "--train-file", str(data), "--validation-file", str(data)])
+    assert "sentence" in err and "text" in err
+
+
+def test_labels_outside_model_range(tiny_teacher, tmp_path, capsys):
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\ngood film,0\nbad film,1\nodd film,2\n")
+    args = [
+        "distill",
+        "--teacher",
+        str(tiny_teacher),
+        "--student-layers",
+        "2",
+        "--task",
+        "csv",
+        "--text-columns",
+        "text",
+        "--train-file",
+        str(data),
+        "--validation-file",
+        str(data),
+        "--output",
+        str(tmp_path / "r"),
+    ]
+    assert "predicts 2 labels but task csv has 3" in run_error(capsys, args)
+
+
+def test_missing_glue_dir(tiny_teacher, tmp_path, capsys):
+    err = run_error(
+        capsys,
+        [
+            "distill",
+            "--teacher",
+            str(tiny_teacher),
+            "--student-layers",
+            "2",
+            "--task",
+            "sst2",
+            "--data-dir",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert str(tmp_path / "SST-2") in err
+
+
+def test_teacher_not_a_model(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    err = run_error(capsys, distill_args(tmp_path / "empty", tmp_path / "run"))
+    assert "not a model folder" in err
+
+
+def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
+    assert "already holds a different run (differs in: method)" in run_error(
+        capsys, distill_args(tiny_teacher, out, "--method", "pkd")
+    )
+    assert main(distill_args(tiny_teacher, out, "--method", "pkd", "--overwrite")) == 0
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    assert "holds no DynaKD run" in run_error(capsys, distill_args(tiny_teacher, stranger))
+
+
+def test_missing_required(tiny_teacher, tmp_path, capsys):
+    assert "needs --student" in run_error(
+        capsys, ["distill", "--teacher", str(tiny_teacher), *FAST, "--output", str(tmp_path / "r")]
+    )
+    assert "needs --output" in run_error(
+        capsys, ["distill", "--teacher", str(tiny_teacher), "--student-layers", "2", *FAST]
+    )
+
+
+def test_subprocess_has_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dynakd.cli",
+            "distill",
+            "--teacher",
+            str(tmp_path),
+            "--task",
+            "sst9",
+            "--student-layers",
+            "2",
+            "--output",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "Traceback" not in proc.stderr
+    assert "unknown task" in proc.stderr.lower() or "sst9" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["finetune", "distill", "evaluate", "demo"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: dynakd " + command in capsys.readouterr().out

@@ -1,0 +1,194 @@
+"""Aligners: fixed maps, attention and optimal transport on random cost matrices (method.md)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dynakd.align import (
+    AttentionAligner,
+    FixedAligner,
+    OTAligner,
+    build_aligner,
+    fixed_map,
+    one_hot_plan,
+    sinkhorn,
+    uniform_map,
+    uniform_plan,
+)
+from dynakd.config import AlignConfig
+from dynakd.errors import DynaKDError
+
+
+def rand_cost(ls, lt, seed=0):
+    return torch.rand(ls, lt, generator=torch.Generator().manual_seed(seed))
+
+
+def is_non_decreasing(values):
+    return all(a <= b for a, b in zip(values, values[1:]))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# ----------------------------------------------------------------------------------------------- fixed
+@pytest.mark.parametrize(
+    "ls,lt,expected",
+    [(2, 6, [3, 6]), (3, 6, [2, 4, 6]), (6, 12, [2, 4, 6, 8, 10, 12]), (4, 6, [2, 3, 5, 6]), (4, 4, [1, 2, 3, 4])],
+)
+def test_uniform_map(ls, lt, expected):
+    assert uniform_map(ls, lt) == expected
+    assert fixed_map(ls, lt) == expected
+    assert fixed_map(ls, lt, "uniform") == expected
+
+
+@pytest.mark.parametrize(
+    "ls,lt,mode,expected",
+    [
+        (3, 6, "skip", [2, 4, 6]),
+        (6, 12, "skip", [2, 4, 6, 8, 10, 12]),
+        (4, 6, "skip", [1, 2, 3, 4]),
+        (3, 6, "last", [4, 5, 6]),
+        (2, 12, "last", [11, 12]),
+    ],
+)
+def test_skip_and_last_maps(ls, lt, mode, expected):
+    assert fixed_map(ls, lt, mode) == expected
+
+
+def test_explicit_layer_list():
+    assert fixed_map(3, 6, layers=[6, 4, 2]) == [6, 4, 2]
+    torch.testing.assert_close(FixedAligner(3, 6, layers=[6, 4, 2]).fixed, one_hot_plan([6, 4, 2], 6))
+
+
+@pytest.mark.parametrize("layers", [[1, 2], [1, 2, 3, 4], [0, 2, 4], [2, 4, 7], [-1, 2, 3]])
+def test_bad_explicit_list_raises(layers):
+    with pytest.raises(DynaKDError, match="align.layers"):
+        fixed_map(3, 6, layers=layers)
+    with pytest.raises(DynaKDError):
+        FixedAligner(3, 6, layers=layers)
+
+
+def test_student_deeper_than_teacher_raises():
+    with pytest.raises(DynaKDError):
+        fixed_map(6, 4)
+
+
+@pytest.mark.parametrize("ls,lt", [(2, 6), (3, 6), (4, 6), (6, 12)])
+def test_fixed_plan_is_one_hot_uniform_and_ignores_cost(ls, lt):
+    aligner = FixedAligner(ls, lt)
+    expected = uniform_plan(ls, lt)
+    assert (expected.sum(1) == 1).all() and ((expected == 0) | (expected == 1)).all()
+    for seed in range(3):
+        torch.testing.assert_close(aligner(rand_cost(ls, lt, seed)), expected)
+    torch.testing.assert_close(aligner(-100 * torch.eye(ls, lt)), expected)
+    torch.testing.assert_close(aligner.running_plan, expected)
+
+
+# ----------------------------------------------------------------------------------------------- attention
+@pytest.mark.parametrize("ls,lt", [(2, 6), (4, 6), (6, 12)])
+@pytest.mark.parametrize("tau", [0.05, 0.1, 1.0])
+def test_attention_rows_sum_to_one_and_prefer_low_cost(ls, lt, tau):
+    cost = rand_cost(ls, lt)
+    plan = AttentionAligner(ls, lt, tau=tau)(cost)
+    torch.testing.assert_close(plan.sum(1), torch.ones(ls))
+    assert (plan >= 0).all()
+    assert torch.equal(plan.argmax(1), cost.argmin(1))
+    for m in range(ls):  # weights are ordered inversely to costs
+        order = cost[m].argsort()
+        assert is_non_decreasing((-plan[m, order]).tolist())
+
+
+@pytest.mark.parametrize("factor", [1e-3, 0.5, 7.0, 1e4])
+def test_attention_invariant_to_cost_scale(factor):
+    cost = rand_cost(3, 6)
+    aligner = AttentionAligner(3, 6)
+    torch.testing.assert_close(aligner(factor * cost), aligner(cost), rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------- ot
+@pytest.mark.parametrize("ls,lt", [(2, 6), (3, 6), (4, 12), (6, 12), (3, 3)])
+@pytest.mark.parametrize("eps", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sinkhorn_marginals_are_uniform(ls, lt, eps, seed):
+    plan = sinkhorn(rand_cost(ls, lt, seed), eps=eps)
+    assert plan.shape == (ls, lt) and (plan >= 0).all()
+    torch.testing.assert_close(plan.sum(1), torch.full((ls,), 1 / ls), atol=1e-3, rtol=0)
+    torch.testing.assert_close(plan.sum(0), torch.full((lt,), 1 / lt), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("ls,lt", [(2, 6), (3, 6), (6, 12)])
+@pytest.mark.parametrize("eps", [0.2, 0.5])
+def test_ot_plan_rows_sum_to_one(ls, lt, eps):
+    for seed in range(3):
+        plan = OTAligner(ls, lt, eps=eps)(rand_cost(ls, lt, seed))
+        torch.testing.assert_close(plan.sum(1), torch.ones(ls), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("ls,lt", [(2, 6), (3, 3), (6, 12)])
+def test_rows_sum_to_one_at_default_eps(ls, lt):
+    for seed in range(3):
+        cost = rand_cost(ls, lt, seed)
+        torch.testing.assert_close(sinkhorn(cost).sum(1), torch.full((ls,), 1 / ls), atol=1e-3, rtol=0)
+        torch.testing.assert_close(OTAligner(ls, lt)(cost).sum(1), torch.ones(ls), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("ls,lt", [(2, 6), (3, 6), (4, 6), (6, 12)])
+def test_ot_order_prior_gives_monotone_plan(ls, lt):
+    plan = OTAligner(ls, lt, prior=10.0)(torch.ones(ls, lt))
+    rows = plan.argmax(1).tolist()
+    assert is_non_decreasing(rows)
+    assert rows[0] < lt // 2 <= rows[-1]  # early student layers prefer early teacher layers
+
+
+def test_ot_plan_without_grad_on_cost_device():
+    cost = rand_cost(3, 6).requires_grad_()
+    plan = OTAligner(3, 6)(cost)
+    assert plan.device == cost.device and not plan.requires_grad
+    with_grad = OTAligner(3, 6, plan_grad=True)(cost)
+    assert with_grad.requires_grad
+    with_grad.sum().backward()
+    assert cost.grad is not None
+
+
+@pytest.mark.parametrize("aligner", [OTAligner(3, 6), AttentionAligner(3, 6)], ids=["ot", "attention"])
+def test_running_plan_moves_in_train_mode_only(aligner):
+    start = aligner.running_plan.clone()
+    torch.testing.assert_close(start, uniform_plan(3, 6))
+    aligner.train()
+    aligner(rand_cost(3, 6, 1))
+    moved = aligner.running_plan.clone()
+    assert not torch.equal(moved, start)
+    torch.testing.assert_close(moved.sum(1), torch.ones(3), atol=5e-3, rtol=0)
+    aligner.eval()
+    aligner(rand_cost(3, 6, 2))
+    assert torch.equal(aligner.running_plan, moved)
+
+
+# ----------------------------------------------------------------------------------------------- build
+@pytest.mark.parametrize(
+    "cfg,cls",
+    [
+        (AlignConfig(name="fixed"), FixedAligner),
+        (AlignConfig(name="fixed", fixed_map="last"), FixedAligner),
+        (AlignConfig(name="attention", tau=0.3, learned=True), AttentionAligner),
+        (AlignConfig(name="ot", eps=0.2, iters=20, order_prior=1.0), OTAligner),
+    ],
+)
+def test_build_aligner(cfg, cls):
+    aligner = build_aligner(cfg, 3, 6)
+    assert type(aligner) is cls
+    assert aligner.n_student == 3 and aligner.n_teacher == 6
+    plan = aligner(rand_cost(3, 6))
+    assert plan.shape == (3, 6)
+    if cls is FixedAligner:
+        assert fixed_map(3, 6, cfg.fixed_map) == (plan.argmax(1) + 1).tolist()
+    elif cls is AttentionAligner:
+        assert aligner.tau == 0.3 and aligner.query is not None and aligner.query.shape == (3, 6)
+    else:
+        assert (aligner.eps, aligner.iters, aligner.prior, aligner.plan_grad) == (0.2, 20, 1.0, False)

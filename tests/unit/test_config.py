@@ -1,0 +1,135 @@
+"""Config parsing and validation: every user mistake is a DynaKDError that names the key (and a fix)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynakd.config import AlignConfig, DistillConfig, DynamicsConfig, build_config, load_yaml, parse_override
+from dynakd.errors import DynaKDError
+from dynakd.schedules import Schedule
+
+
+def test_defaults_build():
+    cfg = build_config()
+    assert isinstance(cfg, DistillConfig)
+    assert cfg.method == "full" and cfg.temperature == 2.0
+    assert cfg.align == AlignConfig() and cfg.dynamics == DynamicsConfig()
+    assert cfg.beta_schedule()(0.0) == 10.0 and cfg.beta_schedule()(1.0) == 0.0
+
+
+def test_later_layers_win_and_nested_merge():
+    cfg = build_config({"align": {"name": "attention", "tau": 0.5}}, {"align": {"tau": 0.2}, "temperature": 3})
+    assert cfg.align.name == "attention" and cfg.align.tau == 0.2 and cfg.temperature == 3.0
+
+
+@pytest.mark.parametrize(
+    "layer,key,hint",
+    [
+        ({"temprature": 3}, "temprature", "temperature"),
+        ({"align": {"epss": 0.1}}, "align.epss", "eps"),
+        ({"dynamics": {"poolng": "cls"}}, "dynamics.poolng", "pooling"),
+    ],
+)
+def test_unknown_key_suggests_closest(layer, key, hint):
+    with pytest.raises(DynaKDError, match=rf"'{key}'.*did you mean '{hint}'"):
+        build_config(layer)
+
+
+@pytest.mark.parametrize(
+    "layer,key",
+    [
+        ({"batch_size": "abc"}, "batch_size"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"balance": "maybe"}, "balance"),
+        ({"align": 3}, "align"),
+        ({"align": {"iters": "many"}}, "align.iters"),
+    ],
+)
+def test_wrong_type_names_the_key(layer, key):
+    with pytest.raises(DynaKDError, match=key):
+        build_config(layer)
+
+
+@pytest.mark.parametrize(
+    "layer,key",
+    [
+        ({"beta": {"kind": "linear", "start": -1.0}}, "beta"),
+        ({"beta": -1}, "beta"),
+        ({"alpha": {"kind": "constant", "start": 1.0, "end": -0.5}}, "alpha"),
+        ({"temperature": 0}, "temperature"),
+        ({"temperature": -2.0}, "temperature"),
+        ({"align": {"eps": 0}}, "align.eps"),
+        ({"align": {"eps": -0.1}}, "align.eps"),
+        ({"align": {"tau": 0}}, "align.tau"),
+        ({"staged": 1.5}, "staged"),
+        ({"dynamics": {"ema_momentum": 1.0}}, "dynamics.ema_momentum"),
+    ],
+)
+def test_out_of_range_names_the_key(layer, key):
+    with pytest.raises(DynaKDError, match=key):
+        build_config(layer)
+
+
+def test_plain_number_schedule_is_constant():
+    cfg = build_config({"beta": 3, "alpha": 0.5})
+    assert cfg.beta == Schedule("constant", 3.0, 3.0)
+    assert cfg.alpha == Schedule("constant", 0.5, 0.5)
+    assert cfg.beta_schedule()(0.9) == 3.0
+
+
+def test_schedule_mapping():
+    cfg = build_config({"beta": {"kind": "cosine", "start": 4, "end": 1, "warmup": 0.1}})
+    assert cfg.beta == Schedule("cosine", 4.0, 1.0, warmup=0.1)
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("align.eps=0.1", {"align": {"eps": 0.1}}),
+        ("method=kd", {"method": "kd"}),
+        ("dynamics.components=[deviation, relations]", {"dynamics": {"components": ["deviation", "relations"]}}),
+        ("staged=", {"staged": None}),
+    ],
+)
+def test_parse_override(text, expected):
+    assert parse_override(text) == expected
+
+
+def test_parse_override_feeds_build_config():
+    assert build_config(parse_override("align.eps=0.1")).align.eps == 0.1
+    with pytest.raises(DynaKDError, match="KEY=VALUE"):
+        parse_override("align.eps")
+
+
+def test_load_yaml(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("method: kd\nalign:\n  eps: 0.2\n")
+    assert build_config(load_yaml(good)).align.eps == 0.2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: kd\n  temperature: 2\n")  # mapping values are not allowed here: line 2
+    with pytest.raises(DynaKDError, match=r"bad\.yaml.* line 2\b") as info:
+        load_yaml(bad)
+    assert str(bad) in str(info.value)
+    with pytest.raises(DynaKDError, match="not found"):
+        load_yaml(tmp_path / "missing.yaml")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(DynaKDError, match="mapping"):
+        load_yaml(listing)
+
+
+@pytest.mark.parametrize(
+    "layer,hint",
+    [
+        ({"method": "fulll"}, "full"),
+        ({"method": "dynamic"}, "dynamics"),
+        ({"align": {"name": "atention"}}, "attention"),
+        ({"align": {"name": "fixd"}}, "fixed"),
+        ({"dynamics": {"components": ["deviaton"]}}, "deviation"),
+        ({"dynamics": {"pooling": "token"}}, "tokens"),
+    ],
+)
+def test_invalid_names_suggest_closest(layer, hint):
+    with pytest.raises(DynaKDError, match=f"did you mean '{hint}'"):
+        build_config(layer)

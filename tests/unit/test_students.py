@@ -1,0 +1,94 @@
+"""Students built from a teacher by keeping k of its layers (DistilBERT-style initialisation)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+
+from dynakd.errors import DynaKDError
+from dynakd.students import build_student, default_layer_ids
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    config = BertConfig(
+        num_hidden_layers=4, hidden_size=32, num_attention_heads=2, intermediate_size=64, vocab_size=100
+    )
+    return BertForSequenceClassification(config).eval()
+
+
+def layer_state(model, i):
+    return model.bert.encoder.layer[i].state_dict()
+
+
+def assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 100, (2, 7), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.mark.parametrize(
+    "n,k,expected",
+    [(12, 6, [0, 2, 4, 7, 9, 11]), (12, 4, [0, 4, 7, 11]), (4, 2, [0, 3]), (4, 4, [0, 1, 2, 3]), (12, 1, [11])],
+)
+def test_default_layer_ids(n, k, expected):
+    assert default_layer_ids(n, k) == expected
+
+
+@pytest.mark.parametrize("k,layer_ids", [(2, None), (3, None), (None, [1, 2]), (None, [3, 0]), (2, [0, 2])])
+def test_keeps_the_chosen_layers(teacher, k, layer_ids):
+    student = build_student(teacher, k=k, layer_ids=layer_ids)
+    ids = layer_ids if layer_ids is not None else default_layer_ids(4, k)
+    assert student.config.num_hidden_layers == len(ids) == len(student.bert.encoder.layer)
+    assert student.config.dynakd_teacher_layers == ids
+    for new, old in enumerate(ids):
+        assert_same_state(layer_state(student, new), layer_state(teacher, old))
+    assert_same_state(student.bert.embeddings.state_dict(), teacher.bert.embeddings.state_dict())
+    assert_same_state(student.classifier.state_dict(), teacher.classifier.state_dict())
+    assert teacher.config.num_hidden_layers == 4 and len(teacher.bert.encoder.layer) == 4
+    assert student.bert.encoder.layer[0] is not teacher.bert.encoder.layer[ids[0]]  # a copy, not shared
+
+
+def test_student_runs_and_matches_a_truncated_teacher(teacher):
+    student = build_student(teacher, layer_ids=[0, 1]).eval()
+    with torch.no_grad():
+        s = student(**inputs(), output_hidden_states=True)
+        t = teacher(**inputs(), output_hidden_states=True)
+    assert len(s.hidden_states) == 3
+    for a, b in zip(s.hidden_states, t.hidden_states[:3]):  # the first two blocks are the teacher's
+        torch.testing.assert_close(a, b)
+
+
+def test_save_and_reload_round_trip(teacher, tmp_path):
+    student = build_student(teacher, k=2).eval()
+    student.save_pretrained(tmp_path)
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.num_hidden_layers == 2 and len(reloaded.bert.encoder.layer) == 2
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**inputs()).logits, student(**inputs()).logits)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"k": 5},
+        {},
+        {"layer_ids": [0, 4]},
+        {"layer_ids": [-1, 2]},
+        {"layer_ids": [1, 1]},
+        {"k": 3, "layer_ids": [0, 1]},
+    ],
+)
+def test_bad_requests_raise(teacher, kwargs):
+    with pytest.raises(DynaKDError):
+        build_student(teacher, **kwargs)
