@@ -14,19 +14,26 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def make_tiny_bert(
-    folder: Path, *, layers: int = 4, hidden: int = 32, num_labels: int = 2, seed: int = 0, classifier: bool = True
+    folder: Path,
+    *,
+    layers: int = 4,
+    hidden: int = 32,
+    num_labels: int = 2,
+    seed: int = 0,
+    classifier: bool = True,
+    reverse_vocab: bool = False,
 ) -> Path:
     """Save a tiny random BERT (classifier or bare encoder) and a tokenizer over the synthetic corpus' words."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
 
     from dynakd.data import SYNTHETIC_VOCAB_WORDS
 
     folder.mkdir(parents=True, exist_ok=True)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    words = sorted({w.lower() for w in SYNTHETIC_VOCAB_WORDS} | set(",.!?'"))
-    (folder / "vocab.txt").write_text("\n".join(specials + words) + "\n")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    words = sorted({w.lower() for w in SYNTHETIC_VOCAB_WORDS} | set(",.!?'"), reverse=reverse_vocab)
+    vocab = {token: i for i, token in enumerate(specials + words)}
+    BertTokenizer(vocab=vocab).save_pretrained(folder)
     config = BertConfig(
         vocab_size=len(specials) + len(words),
         hidden_size=hidden,

@@ -80,8 +80,10 @@ class DistillationTrainer(Trainer):
     def _accumulate(self, out) -> None:
         for name, value in out.terms.items():
             self._term_sums[f"loss/{name}"] += float(value.detach())
+        active = {self.distiller.group(name) for name in out.terms}
         for name, value in out.weights.items():
-            self._term_sums[f"weight/{name}"] += float(value)
+            if name in active:
+                self._term_sums[f"weight/{name}"] += float(value)
         self._term_count += 1
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:

@@ -88,7 +88,8 @@ def test_distill_every_method(tiny_teacher, tmp_path, method, align, terms):
         assert all(abs(sum(row) - 1) < 1e-3 for row in plan)
     tags = tensorboard_tags(out)
     assert {f"train/loss/{t}" for t in terms} <= tags
-    assert {"train/weight/task", "train/weight/logit", "train/weight/feature"} <= tags
+    groups = {t if t in ("task", "logit") else "feature" for t in terms}
+    assert {f"train/weight/{g}" for g in groups} <= tags
 
 
 def test_finetune_distill_evaluate_chain(tiny_encoder, tmp_path, capsys):
@@ -160,3 +161,57 @@ def test_dataset_reference_and_sensitivity(tiny_teacher, tmp_path):
 def test_tokens_pooling(tiny_teacher, tmp_path):
     out = tmp_path / "run"
     assert main(distill_args(tiny_teacher, out, "--set", "dynamics.pooling=tokens", "--align", "attention")) == 0
+
+
+def test_teacher_and_student_with_different_tokenizers(tiny_teacher, tmp_path, capsys):
+    from tests.conftest import make_tiny_bert
+
+    student = make_tiny_bert(tmp_path / "student", layers=2, hidden=16, reverse_vocab=True)
+    args = ["distill", "--teacher", str(tiny_teacher), "--student", str(student), "--task", "sst2", *FAST]
+    assert main([*args, "--method", "full", "--output", str(tmp_path / "full")]) == 0
+    assert json.loads((tmp_path / "full" / "metrics.json").read_text())["model"]["hidden_size"] == 16
+    assert main([*args, "--method", "static", "--output", str(tmp_path / "static")]) == 2
+    assert "must share a tokenizer" in capsys.readouterr().err
+
+
+def write_mnli(root: Path) -> Path:
+    header = "index\tpromptID\tpairID\tgenre\ts1bp\ts2bp\ts1p\ts2p\tsentence1\tsentence2\tlabel1\tgold_label\n"
+    rows = [
+        ("the film is good", "the film is great", "entailment"),
+        ("the plot is bad", "the plot is fine", "contradiction"),
+        ("the cast is here", "the cast is tired", "neutral"),
+    ] * 8
+    (root / "MNLI").mkdir(parents=True)
+    for name in ("train", "dev_matched", "dev_mismatched"):
+        lines = [f"{i}\t0\t0\tfiction\t-\t-\t-\t-\t{a}\t{b}\t{y}\t{y}\n" for i, (a, b, y) in enumerate(rows)]
+        (root / "MNLI" / f"{name}.tsv").write_text(header + "".join(lines))
+    return root
+
+
+def test_glue_dir_with_two_eval_splits(tmp_path):
+    from tests.conftest import make_tiny_bert
+
+    teacher = make_tiny_bert(tmp_path / "t", layers=2, hidden=16, num_labels=3)
+    glue = write_mnli(tmp_path / "glue")
+    out = tmp_path / "run"
+    args = [
+        "distill",
+        "--teacher",
+        str(teacher),
+        "--student-layers",
+        "1",
+        "--task",
+        "mnli",
+        "--data-dir",
+        str(glue),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--no-progress",
+        "--output",
+        str(out),
+    ]
+    assert main(args) == 0
+    scores = json.loads((out / "metrics.json").read_text())["eval"]
+    assert "validation_matched_accuracy" in scores and "validation_mismatched_accuracy" in scores

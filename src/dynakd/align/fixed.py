@@ -17,7 +17,8 @@ def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: lis
     if layers is not None:
         if len(layers) != n_student or not all(1 <= ell <= n_teacher for ell in layers):
             raise DynaKDError(
-                f"align.layers must list {n_student} teacher layers in 1..{n_teacher} (one per student layer), got {layers}"
+                f"align.layers must list {n_student} teacher layers in 1..{n_teacher} "
+                f"(one per student layer), got {layers}"
             )
         return list(layers)
     if n_student > n_teacher:
