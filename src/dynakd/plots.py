@@ -15,7 +15,7 @@ def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment") -> 
     """Heatmap of a plan ``[Ls, Lt]``: rows are student layers, columns teacher layers (both 1-based)."""
     p = plan.float().numpy()
     n_s, n_t = p.shape
-    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n_t, 1.0 + 0.45 * n_s))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 + 0.5 * n_t), max(2.4, 1.2 + 0.45 * n_s)))
     im = ax.imshow(p, cmap="viridis", vmin=0.0, vmax=max(1e-6, float(p.max())), aspect="auto")
     ax.set_xticks(range(n_t), [str(i + 1) for i in range(n_t)])
     ax.set_yticks(range(n_s), [str(i + 1) for i in range(n_s)])

@@ -46,50 +46,25 @@ def test_malformed_yaml(tiny_teacher, tmp_path, capsys):
     assert "malformed YAML" in run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad)))
 
 
+def csv_args(teacher, out, text_column: str, train, validation) -> list[str]:
+    return ["distill", "--teacher", str(teacher), "--student-layers", "2", "--task", "csv", "--text-columns",
+            text_column, "--train-file", str(train), "--validation-file", str(validation), "--output", str(out)]
+
+
 def test_missing_data_file_and_column(tiny_teacher, tmp_path, capsys):
-    base = [
-        "distill",
-        "--teacher",
-        str(tiny_teacher),
-        "--student-layers",
-        "2",
-        "--task",
-        "csv",
-        "--text-columns",
-        "sentence",
-        "--output",
-        str(tmp_path / "run"),
-        "--no-progress",
-    ]
-    err = run_error(capsys, [*base, "--train-file", str(tmp_path / "nope.csv"), "--validation-file", "x.csv"])
+    err = run_error(capsys, csv_args(tiny_teacher, tmp_path / "run", "sentence", tmp_path / "nope.csv", "x.csv"))
     assert "nope.csv" in err
     data = tmp_path / "train.csv"
     data.write_text("text,label\ngood film,1\nbad film,0\n")
-    err = run_error(capsys, [*base, "--train-file", str(data), "--validation-file", str(data)])
+    err = run_error(capsys, csv_args(tiny_teacher, tmp_path / "run", "sentence", data, data))
     assert "sentence" in err and "text" in err
 
 
 def test_labels_outside_model_range(tiny_teacher, tmp_path, capsys):
     data = tmp_path / "train.csv"
     data.write_text("text,label\ngood film,0\nbad film,1\nodd film,2\n")
-    args = [
-        "distill",
-        "--teacher",
-        str(tiny_teacher),
-        "--student-layers",
-        "2",
-        "--task",
-        "csv",
-        "--text-columns",
-        "text",
-        "--train-file",
-        str(data),
-        "--validation-file",
-        str(data),
-        "--output",
-        str(tmp_path / "r"),
-    ]
-    assert "predicts 2 labels but task csv has 3" in run_error(capsys, args)
+    err = run_error(capsys, csv_args(tiny_teacher, tmp_path / "r", "text", data, data))
+    assert "predicts 2 labels but task csv has 3" in err
 
 
 def test_missing_glue_dir(tiny_teacher, tmp_path, capsys):

@@ -28,14 +28,6 @@ def is_non_decreasing(values):
     return all(a <= b for a, b in zip(values, values[1:]))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ----------------------------------------------------------------------------------------------- fixed
 @pytest.mark.parametrize(
     "ls,lt,expected",

@@ -89,15 +89,6 @@ TRANSFORMS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only add contention (100x slower on a busy 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ----------------------------------------------------------------------------------------------- logit / task
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])
 def test_logit_kd_zero_for_identical(temperature):
