@@ -32,6 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     add_common(p, "--model")
     add_flags(p, DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--output", "--seed")})
 
+    p = sub.add_parser("ablate", help="run a sweep of distillation runs from a YAML file (resumable), then report")
+    p.add_argument("--config", required=True, help="sweep file: name, base, teacher, grid, smoke (see benchmarks/)")
+    p.add_argument("--output", default=None, help="sweep folder (default: the file's 'output', else runs/NAME)")
+    p.add_argument("--smoke", action="store_true", help="shrink data and steps to a seconds-long check of the sweep")
+
+    p = sub.add_parser("report", help="rebuild report.md and the plots of a sweep folder from its results.jsonl")
+    p.add_argument("folder", help="sweep folder holding results.jsonl")
+
     p = sub.add_parser("demo", help="offline demo: fine-tune MiniLM, distil 2-layer students with kd and full, compare")
     p.add_argument(
         "--data-dir", default=None, help="GLUE folder with SST-2 (default: the hub if reachable, else synthetic)"
@@ -68,6 +76,15 @@ def _run(args: argparse.Namespace) -> None:
             epochs=args.epochs,
             progress=not args.no_progress,
         )
+        return
+    if args.command in ("ablate", "report"):
+        from ..experiments.ablate import load_sweep, run_sweep
+        from ..experiments.report import build_report
+
+        folder = args.folder if args.command == "report" else None
+        if args.command == "ablate":
+            folder = run_sweep(load_sweep(args.config, smoke=args.smoke, output=args.output)).parent
+        print(f"report: {build_report(folder)}")
         return
     if args.command == "finetune":
         cfg = config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS])

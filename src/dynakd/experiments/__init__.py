@@ -1,0 +1,1 @@
+"""Experiments on top of the library: sweeps (``ablate``) and their reports."""

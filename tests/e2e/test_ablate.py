@@ -1,0 +1,62 @@
+"""``dynakd ablate`` / ``dynakd report`` on a tiny teacher: expansion, resumption, report and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from dynakd.cli import main
+from dynakd.experiments.ablate import cells, load_sweep
+from dynakd.experiments.report import paired_delta
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_sweep(path: Path, teacher: Path, out: Path) -> Path:
+    path.write_text(yaml.safe_dump({
+        "name": "tiny",
+        "output": str(out),
+        "base": {"task": "sst2", "synthetic": True, "max_train_samples": 32, "max_eval_samples": 16, "max_steps": 2,
+                 "batch_size": 16, "max_seq_length": 32},
+        "teacher": {"model": str(teacher), "per_seed": True},
+        "grid": {"method": ["kd", "full"], "align.name": ["fixed", "ot"], "student_layers": [1], "seed": [1, 2]},
+    }))
+    return path
+
+
+def test_grid_expansion_drops_aligner_axis_for_kd(tiny_encoder, tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out"))
+    keys = [c.get("align.name", "-") + c["method"] for c in cells(sweep)]
+    assert len(keys) == 6 and keys.count("-kd") == 2
+
+
+def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys):
+    config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    assert main(["ablate", "--config", str(config)]) == 0
+    results = tmp_path / "out" / "results.jsonl"
+    lines = results.read_text().splitlines()
+    assert len(lines) == 6
+    assert {json.loads(x)["method"] for x in lines} == {"kd", "full"}
+    assert len(list((tmp_path / "out").glob("teacher-seed*"))) == 2  # one teacher per seed, reused across cells
+    # a rerun finds every cell done and only rebuilds the report
+    assert main(["ablate", "--config", str(config)]) == 0
+    assert len(results.read_text().splitlines()) == 6
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| 1 | full | ot |" in report and "| 1 | kd | - |" in report
+    assert (tmp_path / "out" / "ablation.png").is_file()
+    assert (tmp_path / "out" / "alignment_ot_L1.png").is_file()
+    (tmp_path / "out" / "report.md").unlink()
+    assert main(["report", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_paired_delta():
+    d = paired_delta({1: 81.0, 2: 82.0, 3: 83.0}, {1: 80.0, 2: 80.5, 3: 81.5})
+    assert abs(d[0] - 4 / 3) < 1e-9 and d[1] < d[0] < d[2] and d[3] == 3
+
+
+def test_committed_sweeps_parse():
+    for path in sorted((ROOT / "benchmarks" / "configs").glob("*.yaml")):
+        assert cells(load_sweep(path, smoke=True)), path
