@@ -13,6 +13,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_root(tmp_path_factory):
+    """Teacher-output caches of the test runs go to a temporary folder, never the user's cache."""
+    os.environ["DYNAKD_CACHE"] = str(tmp_path_factory.mktemp("dynakd-cache"))
+
+
 def make_tiny_bert(
     folder: Path,
     *,

@@ -108,6 +108,8 @@ class DistillConfig:
     eval_steps: int | None = None
     progress: bool = True
     eval_teacher: bool = True
+    teacher_cache: str = "auto"
+    teacher_cache_dtype: Literal["float16", "float32"] = "float16"
     # method
     method: Literal["task", "kd", "static", "pkd", "dynamics", "full"] = "full"
     temperature: float = 2.0

@@ -123,7 +123,7 @@ class Distiller(nn.Module):
         if self.feature == "static":
             cost = hidden_mse_costs(s.hidden, t.hidden, mask=s.mask, needed=needed, projections=self.projections)
         else:
-            cost = pkd_costs(s.hidden, t.hidden, needed=needed, projections=self.projections)
+            cost = pkd_costs(s.first_tokens(), t.first_tokens(), needed=needed, projections=self.projections)
         plan = self.aligner(cost)
         return {self.feature: plan_loss(plan, cost)}, plan
 
@@ -139,6 +139,7 @@ class Distiller(nn.Module):
             anchors=anchors_from_plan(self.aligner.running_plan),
             refs=refs,
             perturbed=pert,
+            teacher_pooled=t.pooled_layers(self.opts.pooling),
         )
 
     # ----------------------------------------------------------------------------------------------- references
@@ -151,7 +152,11 @@ class Distiller(nn.Module):
     def references(self, s: Features, t: Features) -> tuple[torch.Tensor, torch.Tensor]:
         """Running means (EMA, never back-propagated) of the pooled features; updated in training mode only."""
         mean_s = masked_layer_mean(*pool([h.detach() for h in s.hidden], s.mask, self.opts.pooling))
-        mean_t = masked_layer_mean(*pool(t.hidden, t.mask, self.opts.pooling))
+        cached = t.pooled_layers(self.opts.pooling)
+        if cached is not None:
+            mean_t = cached.float().mean(1)
+        else:
+            mean_t = masked_layer_mean(*pool(t.hidden, t.mask, self.opts.pooling))
         if self.training:
             first = int(self.ref_steps) == 0
             mom = 0.0 if first else self.cfg.dynamics.ema_momentum

@@ -12,20 +12,34 @@ from typing import Any
 import torch
 
 TEACHER_PREFIX = "teacher_"
+EXAMPLE_ID = "example_id"  # row of the training set, the key into the teacher cache
+NON_MODEL_KEYS = ("labels", EXAMPLE_ID)
 
 
 @dataclass
 class Features:
     logits: torch.Tensor  # [B, C]
-    hidden: tuple[torch.Tensor, ...]  # L+1 x [B, T, d]; 0 = embedding output
-    mask: torch.Tensor  # [B, T]
+    hidden: tuple[torch.Tensor, ...]  # L+1 x [B, T, d]; 0 = embedding output; empty when read from a cache
+    mask: torch.Tensor | None  # [B, T]; None when read from a cache
+    pooled: dict[str, torch.Tensor] | None = None  # cached teacher: {"mean" | "cls": [L+1, B, d]}
+
+    def pooled_layers(self, pooling: str) -> torch.Tensor | None:
+        """Cached pooled features ``[L+1, B, d]`` for ``pooling``, or None to pool ``hidden`` live."""
+        return None if self.pooled is None else self.pooled[pooling]
+
+    def first_tokens(self) -> tuple[torch.Tensor, ...]:
+        """Per-layer first-token vectors shaped ``[B, 1, d]`` (live or cached)."""
+        if self.pooled is not None:
+            return tuple(c.unsqueeze(1) for c in self.pooled["cls"])
+        return tuple(h[:, :1] for h in self.hidden)
 
 
 def split_inputs(batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """``(student_inputs, teacher_inputs, labels)``; the teacher reuses the student's inputs if it has none."""
     labels = batch.get("labels")
-    student = {k: v for k, v in batch.items() if not k.startswith(TEACHER_PREFIX) and k != "labels"}
+    student = {k: v for k, v in batch.items() if not k.startswith(TEACHER_PREFIX) and k not in NON_MODEL_KEYS}
     teacher = {k[len(TEACHER_PREFIX) :]: v for k, v in batch.items() if k.startswith(TEACHER_PREFIX)}
+    teacher = {k: v for k, v in teacher.items() if k not in NON_MODEL_KEYS}
     return student, teacher or student, labels
 
 

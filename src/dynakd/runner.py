@@ -15,15 +15,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
 
+from .cache import prepare_teacher_cache
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, subsample
 from .data.prepare import DistillationCollator, check_labels, same_tokenizer, tokenize
 from .data.tasks import TaskSpec
 from .distiller import Distiller
 from .errors import DynaKDError
-from .features import split_inputs
+from .features import EXAMPLE_ID, split_inputs
 from .losses.dynamics import pool
 from .metrics import compute_metrics
 from .models import check_student_request, load_classifier, load_student, load_tokenizer
@@ -123,34 +125,33 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     check_output(cfg, command)
     task, data = load_data(cfg)
     check_labels(data, task.num_labels, task.is_regression)
-    teacher = None
-    if teacher_name:
-        teacher = load_classifier(teacher_name, task, new_head_ok=False)
-        student, tokenizer = load_student(cfg, teacher, task), load_tokenizer(cfg.student or teacher_name)
-        t_tok = load_tokenizer(teacher_name)
-        t_tok = None if same_tokenizer(tokenizer, t_tok) else t_tok
-        if student.config.num_labels != teacher.config.num_labels:
-            raise DynaKDError(
-                f"teacher predicts {teacher.config.num_labels} labels but the student {student.config.num_labels}"
-            )
-    else:
-        student, tokenizer, t_tok = load_classifier(cfg.model, task), load_tokenizer(cfg.model), None
+    student, tokenizer, teacher, t_tok = _load_models(cfg, task, teacher_name)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
     encoded = tokenize(data, tokenizer, cfg.max_seq_length, t_tok)
+    collator = DistillationCollator(tokenizer, t_tok, task.is_regression)
     out = prepare_output(cfg, command)
+    args = training_args(cfg, out)
+    cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
+    if cache is not None:
+        encoded["train"] = encoded["train"].add_column(EXAMPLE_ID, list(range(len(encoded["train"]))))
     trainer = DistillationTrainer(
         model=student,
-        args=training_args(cfg, out),
+        args=args,
         train_dataset=encoded["train"],
         eval_dataset=_eval_sets(task, encoded),
-        data_collator=DistillationCollator(tokenizer, t_tok, task.is_regression),
+        data_collator=collator,
         processing_class=tokenizer,
         compute_metrics=_metric_fn(task),
         teacher=teacher,
         distiller=distiller,
+        teacher_cache=cache,
     )
     if teacher is not None and cfg.dynamics.reference == "dataset" and distiller.feature == "dynamics":
-        distiller.set_dataset_reference(teacher_dataset_mean(trainer, cfg.dynamics.pooling))
+        pooling = cfg.dynamics.pooling
+        mean = cache.dataset_mean(pooling) if cache else teacher_dataset_mean(
+            teacher, encoded["train"], collator, batch_size=cfg.eval_batch_size, device=args.device, pooling=pooling
+        )
+        distiller.set_dataset_reference(mean)
     start = time.perf_counter()
     train_out = trainer.train()
     train_time = time.perf_counter() - start
@@ -165,11 +166,26 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
             "steps": train_out.global_step,
             "steps_per_second": round(train_out.global_step / max(train_time, 1e-9), 3),
             "loss": round(train_out.training_loss, 5),
+            "teacher_cache": str(cache.folder) if cache else None,
         },
         model=describe_model(student, out),
     )
     write_metrics(out, command, cfg, task, metrics)
     return RunResult(out, metrics)
+
+
+def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
+    """``(student, tokenizer, teacher, teacher_tokenizer)``; the teacher tokenizer is None when they agree."""
+    if not teacher_name:
+        return load_classifier(cfg.model, task), load_tokenizer(cfg.model), None, None
+    teacher = load_classifier(teacher_name, task, new_head_ok=False)
+    student, tokenizer = load_student(cfg, teacher, task), load_tokenizer(cfg.student or teacher_name)
+    t_tok = load_tokenizer(teacher_name)
+    if student.config.num_labels != teacher.config.num_labels:
+        raise DynaKDError(
+            f"teacher predicts {teacher.config.num_labels} labels but the student {student.config.num_labels}"
+        )
+    return student, tokenizer, teacher, None if same_tokenizer(tokenizer, t_tok) else t_tok
 
 
 def build_distiller(cfg: DistillConfig, student, teacher, task: TaskSpec, same_tok: bool) -> Distiller:
@@ -186,16 +202,20 @@ def build_distiller(cfg: DistillConfig, student, teacher, task: TaskSpec, same_t
 
 
 @torch.no_grad()
-def teacher_dataset_mean(trainer: DistillationTrainer, pooling: str) -> torch.Tensor:
-    """Exact training-set mean of the teacher's pooled features, per layer: ``[Lt+1, d_t]`` (one pre-pass)."""
+def teacher_dataset_mean(teacher, dataset, collator, *, batch_size: int, device, pooling: str) -> torch.Tensor:
+    """Exact training-set mean of the teacher's pooled features, per layer: ``[Lt+1, d_t]`` (one ordered pre-pass).
+
+    Runs under a forked RNG so that the pre-pass leaves the run's random stream (and batch order) untouched.
+    """
     total, count = None, 0
-    for batch in trainer.get_train_dataloader():
-        _, t_inputs, _ = split_inputs({k: v.to(trainer.args.device) for k, v in batch.items()})
-        hidden = trainer.teacher(**t_inputs, output_hidden_states=True).hidden_states
-        x, gmask = pool(hidden, t_inputs["attention_mask"], pooling)  # [L+1, G, N, d]
-        s = (x * gmask.to(x.dtype)[..., None]).sum((1, 2))
-        total = s if total is None else total + s
-        count += int(gmask.sum())
+    with torch.random.fork_rng(devices=[]):
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator):
+            _, t_inputs, _ = split_inputs({k: v.to(device) for k, v in batch.items()})
+            hidden = teacher(**t_inputs, output_hidden_states=True).hidden_states
+            x, gmask = pool(hidden, t_inputs["attention_mask"], pooling)  # [L+1, G, N, d]
+            s = (x * gmask.to(x.dtype)[..., None]).sum((1, 2))
+            total = s if total is None else total + s
+            count += int(gmask.sum())
     return total / max(count, 1)
 
 

@@ -16,15 +16,18 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from .distiller import Distiller
-from .features import capture, perturbed_embeddings, split_inputs
+from .features import EXAMPLE_ID, capture, perturbed_embeddings, split_inputs
 
 
 class DistillationTrainer(Trainer):
     # compute_loss returns a per-batch mean, so the Trainer divides it by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, teacher: torch.nn.Module | None = None, distiller: Distiller, **kwargs):
+    def __init__(
+        self, *args, teacher: torch.nn.Module | None = None, distiller: Distiller, teacher_cache=None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
+        self.teacher_cache = teacher_cache
         self.model_accepts_loss_kwargs = False
         self.teacher = teacher
         self.distiller = distiller.to(self.args.device)
@@ -54,7 +57,9 @@ class DistillationTrainer(Trainer):
         needs_hidden = self.distiller.feature is not None
         student = capture(model, student_inputs, hidden=needs_hidden)
         teacher = None
-        if self.teacher is not None and self.distiller.cfg.method != "task":
+        if self.teacher_cache is not None and EXAMPLE_ID in inputs:
+            teacher = self.teacher_cache.features(inputs[EXAMPLE_ID], model.device)
+        elif self.teacher is not None and self.distiller.cfg.method != "task":
             self.teacher.eval()
             with torch.no_grad():
                 teacher = capture(self.teacher, teacher_inputs, hidden=needs_hidden)

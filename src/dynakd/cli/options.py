@@ -34,6 +34,7 @@ METHOD_FLAGS = {
     "--align": ("align.name", str, f"layer aligner: {', '.join(ALIGNERS)} (default ot)"),
     "--temperature": ("temperature", float, "logit-KD temperature T (default 2)"),
     "--beta": ("beta", float, "starting weight of the feature term, decayed linearly to 0"),
+    "--teacher-cache": ("teacher_cache", str, "auto (default), off, or a folder for the teacher-output cache"),
     "--student": ("student", str, "student checkpoint (any AutoModel of the task)"),
     "--student-layers": ("student_layers", int, "build the student from K evenly spaced teacher layers"),
     "--student-layer-ids": ("student_layer_ids", str, "comma-separated 0-based teacher layer ids to keep"),

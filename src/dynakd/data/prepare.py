@@ -13,7 +13,7 @@ import torch
 from datasets import DatasetDict
 
 from ..errors import DynaKDError
-from ..features import TEACHER_PREFIX
+from ..features import EXAMPLE_ID, NON_MODEL_KEYS, TEACHER_PREFIX
 
 
 def same_tokenizer(a, b) -> bool:
@@ -60,7 +60,10 @@ class DistillationCollator:
         self.regression, self.multiple = regression, pad_to_multiple_of
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        student = [{k: v for k, v in f.items() if k != "labels" and not k.startswith(TEACHER_PREFIX)} for f in features]
+        def is_student_key(k: str) -> bool:
+            return k not in NON_MODEL_KEYS and not k.startswith(TEACHER_PREFIX)
+
+        student = [{k: v for k, v in f.items() if is_student_key(k)} for f in features]
         batch = dict(self.tokenizer.pad(student, pad_to_multiple_of=self.multiple, return_tensors="pt"))
         if self.teacher_tokenizer is not None:
             n = len(TEACHER_PREFIX)
@@ -69,4 +72,6 @@ class DistillationCollator:
             batch.update({TEACHER_PREFIX + k: v for k, v in padded.items()})
         dtype = torch.float32 if self.regression else torch.long
         batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)
+        if EXAMPLE_ID in features[0]:
+            batch[EXAMPLE_ID] = torch.tensor([f[EXAMPLE_ID] for f in features], dtype=torch.long)
         return batch

@@ -140,14 +140,19 @@ def dynamics_costs(
     teacher_mask: torch.Tensor | None = None,
     refs: tuple[torch.Tensor, torch.Tensor] | None = None,
     perturbed: tuple[Hidden, Hidden] | None = None,
+    teacher_pooled: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """One cost matrix ``[Ls, Lt]`` per enabled component (gradients flow to the student side only).
 
     ``teacher_mask`` is the teacher's own attention mask when it tokenises differently (pooled forms only).
+    ``teacher_pooled [Lt+1, B, d]`` replaces ``teacher`` with features pooled ahead of time (the teacher cache).
     """
     xs, gmask = pool(student, mask, opts.pooling)
     with torch.no_grad():
-        xt, _ = pool(teacher, mask if teacher_mask is None else teacher_mask, opts.pooling)
+        if teacher_pooled is not None:
+            xt = teacher_pooled.float().unsqueeze(1)  # [Lt+1, 1, B, d]
+        else:
+            xt, _ = pool(teacher, mask if teacher_mask is None else teacher_mask, opts.pooling)
     costs = {}
     if "deviation" in opts.components:
         ref_s, ref_t = refs if refs is not None else (None, None)

@@ -1,0 +1,170 @@
+"""Teacher-output cache: one pass of the frozen teacher over the training set, then training reads rows instead of
+running the teacher.
+
+The teacher runs in ``eval()`` (no dropout), so its outputs do not depend on the step: reading them from disk is the
+same computation up to storage precision. A cache folder holds memory-mapped arrays keyed by training-set row
+(``logits.npy`` float32 ``[N, C]``; ``mean.npy`` and ``cls.npy`` ``[N, L+1, d]`` in the chosen dtype) and
+``meta.json`` with the fingerprints of the teacher's weights and of the tokenised training data; a cache made for
+another teacher or other data is refused. Token-level features (``static``, ``pooling: tokens``, ``sensitivity``)
+need the live teacher: ``cache_blocker`` says why and the run falls back to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .errors import DynaKDError
+from .features import Features, split_inputs
+from .losses.dynamics import pool
+
+POOLINGS = ("mean", "cls")
+FORMAT_VERSION = 1
+
+
+def cache_blocker(cfg) -> str | None:
+    """Why this config needs the live teacher, or None if cached outputs are enough."""
+    feature = cfg.terms["feature"]
+    if cfg.method == "task":
+        return "method 'task' uses no teacher"
+    if feature == "static":
+        return "method 'static' compares token-level hidden states"
+    if feature == "dynamics" and cfg.dynamics.pooling == "tokens":
+        return "dynamics.pooling 'tokens' needs token-level features"
+    if feature == "dynamics" and "sensitivity" in cfg.dynamics.components:
+        return "the 'sensitivity' component runs the teacher on perturbed inputs"
+    return None
+
+
+def teacher_fingerprint(teacher) -> str:
+    """Hash of the teacher's weights and config (works for local folders and hub ids alike)."""
+    h = hashlib.sha256(teacher.config.to_json_string(use_diff=False).encode())
+    for name, tensor in sorted(teacher.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(dataset, columns: list[str]) -> str:
+    """Hash of the teacher-side token ids of every training row, in order."""
+    h = hashlib.sha256()
+    for col in columns:
+        for row in dataset[col]:
+            h.update(np.asarray(row, dtype=np.int64).tobytes())
+            h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+def default_cache_root() -> Path:
+    return Path(os.environ.get("DYNAKD_CACHE", Path.home() / ".cache" / "dynakd")) / "teacher-outputs"
+
+
+class TeacherCache:
+    """Read side: ``features(ids)`` returns the cached teacher ``Features`` of those training rows."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.meta = json.loads((self.folder / "meta.json").read_text())
+        self.logits = np.load(self.folder / "logits.npy", mmap_mode="r")
+        self.pooled = {p: np.load(self.folder / f"{p}.npy", mmap_mode="r") for p in POOLINGS}
+
+    def features(self, ids: torch.Tensor, device) -> Features:
+        idx = np.sort(ids.cpu().numpy())
+        order = torch.as_tensor(np.argsort(np.argsort(ids.cpu().numpy())))  # back to batch order
+        logits = torch.from_numpy(np.ascontiguousarray(self.logits[idx]))[order].to(device)
+        pooled = {p: torch.from_numpy(np.ascontiguousarray(a[idx]))[order].transpose(0, 1).to(device)
+                  for p, a in self.pooled.items()}  # [L+1, B, d]
+        return Features(logits=logits, hidden=(), mask=None, pooled=pooled)
+
+    def dataset_mean(self, pooling: str) -> torch.Tensor:
+        """Exact training-set mean ``[L+1, d]`` of the pooled teacher features."""
+        return torch.from_numpy(np.asarray(self.pooled[pooling], dtype=np.float64).mean(0)).float()
+
+    def check(self, fingerprints: dict[str, str]) -> None:
+        for key, value in fingerprints.items():
+            if self.meta.get(key) != value:
+                raise DynaKDError(
+                    f"teacher cache {self.folder} was made for another {key.split('_')[0]} "
+                    f"({self.meta.get(key)} != {value}); delete it or pass --teacher-cache off"
+                )
+
+
+@torch.no_grad()
+def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, device, dtype: str,
+                fingerprints: dict[str, str]) -> TeacherCache:
+    """One eval-mode pass of ``teacher`` over ``dataset`` (rows in order); written atomically."""
+    teacher.eval()
+    n = len(dataset)
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
+    with torch.random.fork_rng(devices=[]):  # leave the run's random stream untouched
+        arrays = _fill_arrays(loader, teacher, device, tmp, n, dtype)
+    for a in arrays.values():
+        a.flush()
+    meta = {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    if folder.exists():
+        raise DynaKDError(f"teacher cache {folder} appeared while building it; remove one of them")
+    tmp.rename(folder)
+    return TeacherCache(folder)
+
+
+def _fill_arrays(loader, teacher, device, folder: Path, n: int, dtype: str) -> dict[str, np.ndarray]:
+    """Write the teacher's logits and pooled features of every batch into memory-mapped arrays, in row order."""
+    arrays: dict[str, np.ndarray] = {}
+    start = 0
+    for batch in loader:
+        _, t_inputs, _ = split_inputs({k: v.to(device) for k, v in batch.items()})
+        out = teacher(**t_inputs, output_hidden_states=True)
+        rows = {"logits": out.logits.float()}
+        for p in POOLINGS:
+            x, _ = pool(out.hidden_states, t_inputs["attention_mask"], p)  # [L+1, 1, B, d]
+            rows[p] = x[:, 0].transpose(0, 1)  # [B, L+1, d]
+        for name, value in rows.items():
+            if name not in arrays:
+                np_dtype = np.float32 if name == "logits" else np.dtype(dtype)
+                arrays[name] = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np_dtype,
+                                                         shape=(n, *value.shape[1:]))
+            arrays[name][start : start + len(value)] = value.cpu().numpy()
+        start += len(out.logits)
+    return arrays
+
+
+def _worth_building(cfg, n_rows: int) -> bool:
+    """``auto`` builds a cache only for runs that read every training row at least once."""
+    if cfg.max_steps > 0:
+        return cfg.max_steps * cfg.batch_size >= n_rows
+    return cfg.epochs >= 1
+
+
+def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCache | None:
+    """The cache this run reads (reused, or built now), or None to run the teacher live."""
+    if cfg.teacher_cache == "off" or teacher is None:
+        return None
+    reason = cache_blocker(cfg)
+    if reason is not None:
+        if cfg.teacher_cache != "auto":
+            print(f"teacher cache not used: {reason}", flush=True)
+        return None
+    columns = [c for c in train_ds.column_names if c == "teacher_input_ids"] or ["input_ids"]
+    fingerprints = {"teacher_fingerprint": teacher_fingerprint(teacher),
+                    "data_fingerprint": data_fingerprint(train_ds, columns)}
+    auto = cfg.teacher_cache == "auto"
+    name = f"{fingerprints['teacher_fingerprint']}-{fingerprints['data_fingerprint']}-{cfg.teacher_cache_dtype}"
+    folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
+    if (folder / "meta.json").is_file():
+        cache = TeacherCache(folder)
+        cache.check(fingerprints)
+        return cache
+    if auto and not _worth_building(cfg, len(train_ds)):
+        return None
+    print(f"building the teacher cache ({len(train_ds)} rows) -> {folder}", flush=True)
+    return build_cache(folder, teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device,
+                       dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints)

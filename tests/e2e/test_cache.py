@@ -1,0 +1,47 @@
+"""Teacher-output cache: built once, reused, equivalent to the live teacher, refused when stale."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dynakd.cli import main
+
+from .test_cli import distill_args
+
+
+def train_metrics(out):
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_cache_matches_live_teacher(tiny_teacher, tmp_path):
+    live, cached = tmp_path / "live", tmp_path / "cached"
+    extra = ["--method", "full", "--set", "dynamics.reference=dataset"]
+    assert main(distill_args(tiny_teacher, live, *extra, "--teacher-cache", "off")) == 0
+    assert main(distill_args(tiny_teacher, cached, *extra, "--teacher-cache", str(tmp_path / "c"),
+                             "--set", "teacher_cache_dtype=float32")) == 0
+    a, b = train_metrics(live), train_metrics(cached)
+    assert a["train"]["teacher_cache"] is None and b["train"]["teacher_cache"] == str(tmp_path / "c")
+    assert b["train"]["loss"] == pytest.approx(a["train"]["loss"], rel=1e-4)
+    assert b["eval"]["loss"] == pytest.approx(a["eval"]["loss"], rel=1e-4)
+
+
+def test_cache_is_reused_and_refused_when_stale(tiny_teacher, tmp_path, capsys):
+    from tests.conftest import make_tiny_bert
+
+    cache = str(tmp_path / "c")
+    assert main(distill_args(tiny_teacher, tmp_path / "a", "--method", "kd", "--teacher-cache", cache)) == 0
+    assert "building the teacher cache" in capsys.readouterr().out
+    assert main(distill_args(tiny_teacher, tmp_path / "b", "--method", "pkd", "--teacher-cache", cache)) == 0
+    assert "building the teacher cache" not in capsys.readouterr().out
+    other = make_tiny_bert(tmp_path / "other", layers=4, hidden=32, seed=7)
+    assert main(distill_args(other, tmp_path / "c2", "--method", "kd", "--teacher-cache", cache)) == 2
+    assert "was made for another teacher" in capsys.readouterr().err
+
+
+def test_token_level_methods_fall_back_to_the_live_teacher(tiny_teacher, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, out, "--method", "static", "--teacher-cache", str(tmp_path / "c"))) == 0
+    assert "teacher cache not used: method 'static'" in capsys.readouterr().out
+    assert train_metrics(out)["train"]["teacher_cache"] is None
