@@ -56,7 +56,7 @@ def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int]
     if isinstance(getattr(student.config, "layer_types", None), list):
         student.config.layer_types = [student.config.layer_types[i] for i in layer_ids]
     student.config.dynakd_teacher_layers = list(layer_ids)
-    return student
+    return student.requires_grad_(True).train()  # the teacher may already be frozen; its copy must train
 
 
 def _renumber(layers: nn.ModuleList) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from ..errors import DynaKDError
 from .options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, add_common, add_flags, config_from_args
@@ -39,6 +40,16 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="rebuild report.md and the plots of a sweep folder from its results.jsonl")
     p.add_argument("folder", help="sweep folder holding results.jsonl")
+
+    p = sub.add_parser("bench", help="time training steps of task, kd and full (each aligner), with and without cache")
+    add_common(p)
+    p.add_argument("--teacher", default=None, help="teacher folder or hub id (default: the packaged MiniLM-L6)")
+    add_flags(p, DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--batch-size", "--seed", "--output")},
+              {k: METHOD_FLAGS[k] for k in ("--student-layers",)})
+    p.add_argument("--methods", default="task,kd,full", help="comma-separated methods (default task,kd,full)")
+    p.add_argument("--aligners", default="fixed,attention,ot", help="comma-separated aligners for layer methods")
+    p.add_argument("--steps", type=int, default=30, help="timed steps per configuration (default 30)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps (default 5)")
 
     p = sub.add_parser("demo", help="offline demo: fine-tune MiniLM, distil 2-layer students with kd and full, compare")
     p.add_argument(
@@ -77,6 +88,9 @@ def _run(args: argparse.Namespace) -> None:
             progress=not args.no_progress,
         )
         return
+    if args.command == "bench":
+        _bench(args)
+        return
     if args.command in ("ablate", "report"):
         from ..experiments.ablate import load_sweep, run_sweep
         from ..experiments.report import build_report
@@ -98,6 +112,21 @@ def _run(args: argparse.Namespace) -> None:
         result = runner.evaluate(cfg)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics["eval"].items() if _is_score(k, v))
     print(f"{args.command}: {scores}\nwritten to {result.output}")
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from ..demo import teacher_base
+    from ..experiments.bench import run_bench
+
+    out = args.output
+    args.output = None  # the bench writes a JSON file, not a run folder
+    defaults = {"teacher": args.teacher or teacher_base(), "student_layers": 2, "max_seq_length": 64,
+                "max_train_samples": 2048, "max_eval_samples": 1, "synthetic": not args.data_dir}
+    groups = [DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--batch-size", "--seed")},
+              {"--student-layers": METHOD_FLAGS["--student-layers"]}]
+    cfg = config_from_args(args, groups, defaults=defaults)
+    run_bench(cfg, methods=args.methods.split(","), aligners=args.aligners.split(","), steps=args.steps,
+              warmup=args.warmup, output=Path(out) if out else None)
 
 
 def _is_score(key: str, value) -> bool:

@@ -75,8 +75,10 @@ def _nest(key: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def config_from_args(args: argparse.Namespace, groups: list[dict], **fixed: Any) -> DistillConfig:
-    """Build the config: defaults, then --config, then --set, then explicit flags, then ``fixed``."""
+def config_from_args(
+    args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None = None, **fixed: Any
+) -> DistillConfig:
+    """Build the config: ``defaults``, then --config, then --set, then explicit flags, then ``fixed``."""
     yaml_layer = load_yaml(args.config) if args.config else {}
     flags: dict[str, Any] = {}
     for group in groups:
@@ -93,4 +95,4 @@ def config_from_args(args: argparse.Namespace, groups: list[dict], **fixed: Any)
             flags[key] = key != "progress"
     if getattr(args, "model", None):
         flags["model"] = args.model
-    return build_config(yaml_layer, *[parse_override(s) for s in args.set], flags, fixed)
+    return build_config(defaults or {}, yaml_layer, *[parse_override(s) for s in args.set], flags, fixed)

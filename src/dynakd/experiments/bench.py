@@ -1,0 +1,158 @@
+"""``dynakd bench``: per-step training time and peak memory of each method, with and without the teacher cache.
+
+Every configuration trains the same student (built from the same teacher) on the same real batches through the real
+``DistillationTrainer`` (forward, backward, optimizer step, collation), so the numbers are what a run pays per step.
+Step times after ``warmup`` are summarised as median and interquartile range; ratios are to ``task`` (the student
+alone, the floor of distillation). Peak memory is CUDA's allocator peak on a GPU and the process's resident-set peak
+above its level before the configuration on a CPU (sampled every 5 ms).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import tempfile
+import threading
+import time
+from pathlib import Path
+from statistics import median, quantiles
+from typing import Any
+
+import psutil
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+
+from ..cache import cache_blocker, prepare_teacher_cache
+from ..config import DistillConfig, build_config
+from ..data.prepare import DistillationCollator, tokenize
+from ..features import EXAMPLE_ID
+from ..models import load_classifier, load_tokenizer
+from ..runner import build_distiller, load_data, training_args
+from ..students import build_student
+from ..trainer import DistillationTrainer
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.times: list[float] = []
+        self._start = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.times.append(time.perf_counter() - self._start)
+
+
+class PeakMemory:
+    """Peak memory above the starting level while the block runs (MiB)."""
+
+    def __enter__(self):
+        self.cuda = torch.cuda.is_available()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            self.proc = psutil.Process(os.getpid())
+            self.base = self.peak = self.proc.memory_info().rss
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self.peak = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+        self.mib = (self.peak - self.base) / 2**20
+
+
+def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Path | None) -> dict[str, Any]:
+    cfg = dataclasses.replace(cfg, teacher_cache=str(cache_dir) if cache_dir else "off")
+    cache_on = cache_dir is not None
+    student = build_student(teacher, cfg.student_layers)
+    distiller = build_distiller(cfg, student, teacher, task, same_tok=True)
+    collator = DistillationCollator(tokenizer, None, task.is_regression, pad_to_multiple_of=None)
+    train = data["train"]
+    args = training_args(cfg, Path(tempfile.mkdtemp(prefix="dynakd-bench-")))
+    args = dataclasses.replace(args, report_to=[], disable_tqdm=True, logging_steps=10**9, eval_strategy="no")
+    cache = prepare_teacher_cache(cfg, teacher, train, collator, args.device) if cache_on else None
+    if cache is not None:
+        train = train.add_column(EXAMPLE_ID, list(range(len(train))))
+    timer = StepTimer()
+    trainer = DistillationTrainer(model=student, args=args, train_dataset=train, data_collator=collator,
+                                  teacher=teacher, distiller=distiller, teacher_cache=cache, callbacks=[timer])
+    trainer.remove_callback(PrinterCallback)  # keep the bench's own table readable
+    with PeakMemory() as mem:
+        trainer.train()
+    return {"times": timer.times, "peak_mib": round(mem.mib, 1), "cache": cache is not None}
+
+
+def summarise(times: list[float], warmup: int) -> dict[str, float]:
+    t = times[warmup:] or times
+    q = quantiles(t, n=4) if len(t) > 1 else [t[0], t[0], t[0]]
+    return {"median_ms": round(1000 * median(t), 2), "q1_ms": round(1000 * q[0], 2), "q3_ms": round(1000 * q[2], 2),
+            "steps_timed": len(t)}
+
+
+def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], steps: int, warmup: int,
+              output: Path | None) -> dict[str, Any]:
+    """Time every (method, aligner, cache) configuration; print a table; write JSON if ``output``."""
+    task, data = load_data(base)
+    teacher = load_classifier(base.teacher, task)  # a fresh head is fine for timing
+    tokenizer = load_tokenizer(base.teacher)
+    data = tokenize(data, tokenizer, base.max_seq_length)
+    cache_dir = Path(tempfile.mkdtemp(prefix="dynakd-bench-cache-")) / "cache"
+    rows = []
+    for method, align, cache_on in configurations(methods, aligners):
+        cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align},
+                                                        "max_steps": steps + warmup})
+        if cache_on and cache_blocker(cfg):
+            continue
+        res = bench_one(cfg, teacher, tokenizer, data, task, cache_dir if cache_on else None)
+        rows.append({"method": method, "align": align if method not in ("task", "kd") else "-",
+                     "cache": res["cache"], "peak_mib": res["peak_mib"], **summarise(res["times"], warmup)})
+        print(format_row(rows[-1]), flush=True)
+    floor = next((r["median_ms"] for r in rows if r["method"] == "task"), None)
+    for r in rows:
+        r["ratio_to_task"] = round(r["median_ms"] / floor, 3) if floor else None
+    result = {"rows": rows, "setup": setup_info(base, steps, warmup)}
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def configurations(methods: list[str], aligners: list[str]):
+    for method in methods:
+        for align in aligners if method not in ("task", "kd") else aligners[:1]:
+            for cache_on in (False, True) if method != "task" else (False,):
+                yield method, align, cache_on
+
+
+def format_row(r: dict[str, Any]) -> str:
+    cache = "cache" if r["cache"] else "live"
+    return (f"{r['method']:>9} {r['align']:>9} {cache:>5}  {r['median_ms']:8.1f} ms/step "
+            f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}]  peak +{r['peak_mib']:.0f} MiB")
+
+
+def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+    return {"teacher": base.teacher, "student_layers": base.student_layers, "task": base.task,
+            "batch_size": base.batch_size, "max_seq_length": base.max_seq_length, "steps": steps, "warmup": warmup,
+            "device": device, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "date": time.strftime("%Y-%m-%d")}
