@@ -70,23 +70,36 @@ class TeacherCache:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.meta = json.loads((self.folder / "meta.json").read_text())
-        self.logits = np.load(self.folder / "logits.npy", mmap_mode="r")
-        self.pooled = {p: np.load(self.folder / f"{p}.npy", mmap_mode="r") for p in POOLINGS}
+        try:
+            self.meta = json.loads((self.folder / "meta.json").read_text())
+            self.logits = np.load(self.folder / "logits.npy", mmap_mode="r")
+            self.pooled = {p: np.load(self.folder / f"{p}.npy", mmap_mode="r") for p in POOLINGS}
+        except (OSError, ValueError) as e:
+            raise DynaKDError(f"teacher cache {self.folder} is unreadable ({e}); delete it to rebuild") from None
+        self.poolings: tuple[str, ...] = POOLINGS
+
+    def use(self, poolings: tuple[str, ...]) -> TeacherCache:
+        """Read only these poolings in ``features`` (the ones the run's losses use)."""
+        self.poolings = poolings
+        return self
 
     def features(self, ids: torch.Tensor, device) -> Features:
         idx = np.sort(ids.cpu().numpy())
         order = torch.as_tensor(np.argsort(np.argsort(ids.cpu().numpy())))  # back to batch order
         logits = torch.from_numpy(np.ascontiguousarray(self.logits[idx]))[order].to(device)
-        pooled = {p: torch.from_numpy(np.ascontiguousarray(a[idx]))[order].transpose(0, 1).to(device)
-                  for p, a in self.pooled.items()}  # [L+1, B, d]
+        pooled = {p: torch.from_numpy(np.ascontiguousarray(self.pooled[p][idx]))[order].transpose(0, 1).to(device)
+                  for p in self.poolings}  # [L+1, B, d]
         return Features(logits=logits, hidden=(), mask=None, pooled=pooled)
 
     def dataset_mean(self, pooling: str) -> torch.Tensor:
         """Exact training-set mean ``[L+1, d]`` of the pooled teacher features."""
-        return torch.from_numpy(np.asarray(self.pooled[pooling], dtype=np.float64).mean(0)).float()
+        a = self.pooled[pooling]
+        total = sum(a[i : i + 4096].astype(np.float64).sum(0) for i in range(0, len(a), 4096))
+        return torch.from_numpy(total / max(len(a), 1)).float()
 
-    def check(self, fingerprints: dict[str, str]) -> None:
+    def check(self, fingerprints: dict[str, str], rows: int) -> None:
+        if self.meta.get("version") != FORMAT_VERSION or self.meta.get("rows") != rows:
+            raise DynaKDError(f"teacher cache {self.folder} has another format or row count; delete it to rebuild")
         for key, value in fingerprints.items():
             if self.meta.get(key) != value:
                 raise DynaKDError(
@@ -96,16 +109,46 @@ class TeacherCache:
 
 
 @torch.no_grad()
+def teacher_pass(teacher, dataset, collator, *, batch_size: int, device):
+    """Yield ``(logits [B, C], {pooling: [B, L+1, d]})`` for the rows of ``dataset`` in order, teacher in eval mode.
+
+    Runs under a forked RNG, so a pre-pass leaves the run's random stream (and so its batch order) untouched.
+    """
+    teacher.eval()
+    with torch.random.fork_rng(devices=[]):
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator):
+            _, t_inputs, _ = split_inputs({k: v.to(device) for k, v in batch.items()})
+            out = teacher(**t_inputs, output_hidden_states=True)
+            pooled = {p: pool(out.hidden_states, t_inputs["attention_mask"], p)[0][:, 0].transpose(0, 1)
+                      for p in POOLINGS}  # [B, L+1, d]
+            yield out.logits.float(), pooled
+
+
+def live_dataset_mean(teacher, dataset, collator, *, batch_size: int, device, pooling: str) -> torch.Tensor:
+    """Exact training-set mean ``[L+1, d]`` of the teacher's pooled features, without a cache (one pre-pass)."""
+    total, count = 0.0, 0
+    for _, pooled in teacher_pass(teacher, dataset, collator, batch_size=batch_size, device=device):
+        total = total + pooled[pooling].double().sum(0)
+        count += len(pooled[pooling])
+    return (total / max(count, 1)).float()
+
+
 def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, device, dtype: str,
                 fingerprints: dict[str, str]) -> TeacherCache:
-    """One eval-mode pass of ``teacher`` over ``dataset`` (rows in order); written atomically."""
-    teacher.eval()
+    """One eval-mode pass of ``teacher`` over ``dataset`` into memory-mapped arrays; written atomically."""
     n = len(dataset)
     tmp = folder.with_name(folder.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
-    with torch.random.fork_rng(devices=[]):  # leave the run's random stream untouched
-        arrays = _fill_arrays(loader, teacher, device, tmp, n, dtype)
+    arrays: dict[str, np.ndarray] = {}
+    start = 0
+    for logits, pooled in teacher_pass(teacher, dataset, collator, batch_size=batch_size, device=device):
+        for name, value in {"logits": logits, **pooled}.items():
+            if name not in arrays:
+                np_dtype = np.float32 if name == "logits" else np.dtype(dtype)
+                arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np_dtype,
+                                                         shape=(n, *value.shape[1:]))
+            arrays[name][start : start + len(value)] = value.cpu().numpy()
+        start += len(logits)
     for a in arrays.values():
         a.flush()
     meta = {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints}
@@ -114,27 +157,6 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
         raise DynaKDError(f"teacher cache {folder} appeared while building it; remove one of them")
     tmp.rename(folder)
     return TeacherCache(folder)
-
-
-def _fill_arrays(loader, teacher, device, folder: Path, n: int, dtype: str) -> dict[str, np.ndarray]:
-    """Write the teacher's logits and pooled features of every batch into memory-mapped arrays, in row order."""
-    arrays: dict[str, np.ndarray] = {}
-    start = 0
-    for batch in loader:
-        _, t_inputs, _ = split_inputs({k: v.to(device) for k, v in batch.items()})
-        out = teacher(**t_inputs, output_hidden_states=True)
-        rows = {"logits": out.logits.float()}
-        for p in POOLINGS:
-            x, _ = pool(out.hidden_states, t_inputs["attention_mask"], p)  # [L+1, 1, B, d]
-            rows[p] = x[:, 0].transpose(0, 1)  # [B, L+1, d]
-        for name, value in rows.items():
-            if name not in arrays:
-                np_dtype = np.float32 if name == "logits" else np.dtype(dtype)
-                arrays[name] = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np_dtype,
-                                                         shape=(n, *value.shape[1:]))
-            arrays[name][start : start + len(value)] = value.cpu().numpy()
-        start += len(out.logits)
-    return arrays
 
 
 def _worth_building(cfg, n_rows: int) -> bool:
@@ -161,10 +183,18 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCa
     folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
-        cache.check(fingerprints)
-        return cache
+        cache.check(fingerprints, len(train_ds))
+        return cache.use(_poolings(cfg))
+    if folder.exists() and any(folder.iterdir()):
+        raise DynaKDError(f"--teacher-cache {folder} is a non-empty folder without a cache (no meta.json)")
     if auto and not _worth_building(cfg, len(train_ds)):
         return None
     print(f"building the teacher cache ({len(train_ds)} rows) -> {folder}", flush=True)
-    return build_cache(folder, teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device,
-                       dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints)
+    cache = build_cache(folder, teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device,
+                        dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints)
+    return cache.use(_poolings(cfg))
+
+
+def _poolings(cfg) -> tuple[str, ...]:
+    feature = cfg.terms["feature"]
+    return ("cls",) if feature == "pkd" else (cfg.dynamics.pooling,) if feature == "dynamics" else ()

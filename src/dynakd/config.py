@@ -230,15 +230,19 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def nest(key: str, value: Any) -> dict[str, Any]:
+    """``("align.eps", 0.1)`` -> ``{"align": {"eps": 0.1}}``."""
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """``"align.eps=0.1"`` -> ``{"align": {"eps": 0.1}}`` (the value is read as YAML)."""
     if "=" not in text:
         raise DynaKDError(f"--set expects KEY=VALUE, got '{text}'")
     key, raw = text.split("=", 1)
-    value: Any = yaml.safe_load(raw) if raw else None
-    for part in reversed(key.strip().split(".")):
-        value = {part: value}
-    return value
+    return nest(key, yaml.safe_load(raw) if raw else None)
 
 
 def build_config(*layers: dict[str, Any]) -> DistillConfig:
@@ -246,13 +250,13 @@ def build_config(*layers: dict[str, Any]) -> DistillConfig:
     merged: dict[str, Any] = {}
     for layer in layers:
         merged = merge_dicts(merged, {k: v for k, v in layer.items() if v is not None})
-    cfg = _from_dict(DistillConfig, merged)
-    validate(cfg)
-    return cfg
+    return validate(_from_dict(DistillConfig, merged))
 
 
-def validate(cfg: DistillConfig) -> None:
-    """Check values and combinations before any model or data is loaded."""
+def validate(cfg: DistillConfig) -> DistillConfig:
+    """Check types, choices, values and combinations before any model or data is loaded; return the config with
+    every value in its declared type (a config built in Python may hold e.g. a number where a schedule belongs)."""
+    cfg = _from_dict(DistillConfig, dataclasses.asdict(cfg))
     checks = [
         (cfg.temperature > 0, f"temperature must be > 0, got {cfg.temperature}"),
         (cfg.batch_size > 0, f"batch_size must be > 0, got {cfg.batch_size}"),
@@ -266,6 +270,13 @@ def validate(cfg: DistillConfig) -> None:
         (cfg.staged is None or 0 < cfg.staged < 1, f"staged must be a fraction in (0, 1), got {cfg.staged}"),
         (cfg.student_layers is None or cfg.student_layers >= 1, "student_layers must be >= 1"),
         (not (cfg.fp16 and cfg.bf16), "choose one of fp16 and bf16"),
+        (0 <= cfg.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}"),
+        (cfg.logging_steps >= 1, f"logging_steps must be >= 1, got {cfg.logging_steps}"),
+        (cfg.eval_steps is None or cfg.eval_steps >= 1, f"eval_steps must be >= 1, got {cfg.eval_steps}"),
+        (cfg.eval_batch_size > 0, f"eval_batch_size must be > 0, got {cfg.eval_batch_size}"),
+        (cfg.max_train_samples is None or cfg.max_train_samples > 0, "max_train_samples must be > 0"),
+        (cfg.max_eval_samples is None or cfg.max_eval_samples > 0, "max_eval_samples must be > 0"),
+        (cfg.dynamics.sensitivity_noise > 0, "dynamics.sensitivity_noise must be > 0"),
     ]
     for name in ("task_weight", "alpha", "beta"):
         sched = getattr(cfg, name)
@@ -280,8 +291,22 @@ def validate(cfg: DistillConfig) -> None:
     _check_choices(cfg.dynamics.components, COMPONENTS, "dynamics.components")
     _check_choices(cfg.dynamics.forms, FORMS, "dynamics.forms")
     _check_choices(list(cfg.dynamics.weights), COMPONENTS, "dynamics.weights")
-    if cfg.terms["feature"] == "dynamics" and not cfg.dynamics.components:
+    _check_dynamics(cfg)
+    return cfg
+
+
+def _check_dynamics(cfg: DistillConfig) -> None:
+    dyn = cfg.dynamics
+    if cfg.terms["feature"] != "dynamics":
+        return
+    if not dyn.components:
         raise DynaKDError("dynamics.components is empty: enable at least one component or use --method kd")
+    if not dyn.forms and set(dyn.components) - {"relations"}:
+        raise DynaKDError("dynamics.forms is empty: deviation, layer_change, sensitivity need direction or magnitude")
+    if dyn.pooling == "tokens" and dyn.relation_angle:
+        raise DynaKDError("dynamics.relation_angle with pooling 'tokens' needs O(B T^3 d) memory; use pooled dynamics")
+    if dyn.pooling == "tokens" and dyn.reference != "batch":
+        raise DynaKDError("dynamics.reference must be 'batch' with pooling 'tokens' (references are pooled means)")
 
 
 def _check_choices(values: list[str], valid: tuple[str, ...], where: str) -> None:

@@ -96,7 +96,9 @@ class Distiller(nn.Module):
                 student.logits, teacher.logits, temperature=self.cfg.temperature, regression=self.regression
             )
         if teacher is not None and self.feature:
-            feature_terms, plan = self.feature_terms(student, teacher, perturbed)
+            # Gram expansions lose too much in fp16/bf16: feature forms are always computed in float32.
+            with torch.autocast(device_type=student.logits.device.type, enabled=False):
+                feature_terms, plan = self.feature_terms(student, teacher, perturbed)
             terms.update(feature_terms)
         weights = self.weights(progress)
         loss = sum(weights[self.group(k)] * self.component_weight(k) * self.scale(k, v) for k, v in terms.items())

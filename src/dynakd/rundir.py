@@ -16,7 +16,7 @@ from .errors import DynaKDError
 
 CONFIG_NAME = "dynakd.yaml"
 # Keys that do not change what a run computes.
-_COSMETIC = {"output", "overwrite", "progress", "logging_steps"}
+_COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache", "eval_teacher", "eval_batch_size"}
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

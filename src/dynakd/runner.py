@@ -15,20 +15,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
 
-from .cache import prepare_teacher_cache
+from .cache import live_dataset_mean, prepare_teacher_cache
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, subsample
 from .data.prepare import DistillationCollator, check_labels, same_tokenizer, tokenize
 from .data.tasks import TaskSpec
 from .distiller import Distiller
 from .errors import DynaKDError
-from .features import EXAMPLE_ID, split_inputs
-from .losses.dynamics import pool
+from .features import EXAMPLE_ID
 from .metrics import compute_metrics
-from .models import check_student_request, load_classifier, load_student, load_tokenizer
+from .models import check_seq_length, check_student_request, load_classifier, load_student, load_tokenizer
 from .rundir import check_output, describe_model, prepare_output, write_metrics
 from .trainer import DistillationTrainer
 
@@ -39,9 +37,12 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-def load_data(cfg: DistillConfig) -> tuple[TaskSpec, Any]:
-    """The task spec and its (subsampled) train and eval splits."""
+def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]:
+    """The task spec and its (subsampled) eval splits, and the train split unless ``train`` is false."""
     task = get_task(cfg.task)
+    if task.is_user_data and ((train and not cfg.train_file) or not cfg.validation_file):
+        need = "--train-file and --validation-file" if train else "--validation-file"
+        raise DynaKDError(f"--task {task.name} needs {need}")
     data = load_task_data(
         task,
         data_dir=cfg.data_dir,
@@ -51,15 +52,25 @@ def load_data(cfg: DistillConfig) -> tuple[TaskSpec, Any]:
         label_column=cfg.label_column,
         synthetic=cfg.synthetic,
         seed=cfg.data_seed,
+        splits=("train", *task.eval_splits) if train else task.eval_splits,
     )
     task = infer_task_from_data(task, data, cfg.text_columns)
-    data["train"] = subsample(data["train"], cfg.max_train_samples, cfg.data_seed)
+    if train:
+        data["train"] = subsample(data["train"], cfg.max_train_samples, cfg.data_seed)
     for split in task.eval_splits:
         data[split] = subsample(data[split], cfg.max_eval_samples, cfg.data_seed)
     return task, data
 
 
 def training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
+    """The Trainer's arguments; settings it rejects (e.g. bf16 on a machine without it) become a DynaKDError."""
+    try:
+        return _training_args(cfg, out)
+    except (ValueError, ImportError) as e:
+        raise DynaKDError(f"invalid training settings: {str(e).strip().splitlines()[0]}") from None
+
+
+def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(out),
         num_train_epochs=cfg.epochs,
@@ -117,7 +128,7 @@ def distill(cfg: DistillConfig) -> RunResult:
 
 
 def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
-    validate(cfg)
+    cfg = validate(cfg)
     if teacher_name:
         if Path(teacher_name).exists() and not (Path(teacher_name) / "config.json").is_file():
             raise DynaKDError(f"'{teacher_name}' is not a model folder (no config.json)")
@@ -129,8 +140,10 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
     encoded = tokenize(data, tokenizer, cfg.max_seq_length, t_tok)
     collator = DistillationCollator(tokenizer, t_tok, task.is_regression)
+    args = training_args(cfg, Path(cfg.output))
+    if teacher is not None:
+        teacher.to(args.device).eval()
     out = prepare_output(cfg, command)
-    args = training_args(cfg, out)
     cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
     if cache is not None:
         encoded["train"] = encoded["train"].add_column(EXAMPLE_ID, list(range(len(encoded["train"]))))
@@ -148,7 +161,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     )
     if teacher is not None and cfg.dynamics.reference == "dataset" and distiller.feature == "dynamics":
         pooling = cfg.dynamics.pooling
-        mean = cache.dataset_mean(pooling) if cache else teacher_dataset_mean(
+        mean = cache.dataset_mean(pooling) if cache else live_dataset_mean(
             teacher, encoded["train"], collator, batch_size=cfg.eval_batch_size, device=args.device, pooling=pooling
         )
         distiller.set_dataset_reference(mean)
@@ -177,7 +190,9 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
 def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     """``(student, tokenizer, teacher, teacher_tokenizer)``; the teacher tokenizer is None when they agree."""
     if not teacher_name:
-        return load_classifier(cfg.model, task), load_tokenizer(cfg.model), None, None
+        model, tokenizer = load_classifier(cfg.model, task), load_tokenizer(cfg.model)
+        check_seq_length(cfg.max_seq_length, tokenizer, model)
+        return model, tokenizer, None, None
     teacher = load_classifier(teacher_name, task, new_head_ok=False)
     student, tokenizer = load_student(cfg, teacher, task), load_tokenizer(cfg.student or teacher_name)
     t_tok = load_tokenizer(teacher_name)
@@ -185,6 +200,8 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
         raise DynaKDError(
             f"teacher predicts {teacher.config.num_labels} labels but the student {student.config.num_labels}"
         )
+    check_seq_length(cfg.max_seq_length, tokenizer, student)
+    check_seq_length(cfg.max_seq_length, t_tok, teacher)
     return student, tokenizer, teacher, None if same_tokenizer(tokenizer, t_tok) else t_tok
 
 
@@ -201,29 +218,16 @@ def build_distiller(cfg: DistillConfig, student, teacher, task: TaskSpec, same_t
     )
 
 
-@torch.no_grad()
-def teacher_dataset_mean(teacher, dataset, collator, *, batch_size: int, device, pooling: str) -> torch.Tensor:
-    """Exact training-set mean of the teacher's pooled features, per layer: ``[Lt+1, d_t]`` (one ordered pre-pass).
-
-    Runs under a forked RNG so that the pre-pass leaves the run's random stream (and batch order) untouched.
-    """
-    total, count = None, 0
-    with torch.random.fork_rng(devices=[]):
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator):
-            _, t_inputs, _ = split_inputs({k: v.to(device) for k, v in batch.items()})
-            hidden = teacher(**t_inputs, output_hidden_states=True).hidden_states
-            x, gmask = pool(hidden, t_inputs["attention_mask"], pooling)  # [L+1, G, N, d]
-            s = (x * gmask.to(x.dtype)[..., None]).sum((1, 2))
-            total = s if total is None else total + s
-            count += int(gmask.sum())
-    return total / max(count, 1)
-
-
 def evaluate_model(model, tokenizer, task: TaskSpec, data, cfg: DistillConfig) -> dict[str, float]:
     """Scores of ``model`` on the task's eval splits, through a plain ``Trainer``."""
     eval_data = tokenize(type(data)({s: data[s] for s in task.eval_splits}), tokenizer, cfg.max_seq_length)
+    with tempfile.TemporaryDirectory(prefix="dynakd-eval-") as tmp:
+        return _strip(_eval_trainer(model, tokenizer, task, cfg, tmp).evaluate(_eval_sets(task, eval_data)))
+
+
+def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str) -> Trainer:
     args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(prefix="dynakd-eval-"),
+        output_dir=tmp,
         per_device_eval_batch_size=cfg.eval_batch_size,
         report_to=[],
         disable_tqdm=not cfg.progress,
@@ -231,21 +235,20 @@ def evaluate_model(model, tokenizer, task: TaskSpec, data, cfg: DistillConfig) -
         label_names=["labels"],
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-    trainer = Trainer(
+    return Trainer(
         model=model,
         args=args,
         data_collator=DistillationCollator(tokenizer, None, task.is_regression),
         compute_metrics=_metric_fn(task),
     )
-    return _strip(trainer.evaluate(_eval_sets(task, eval_data)))
 
 
 def evaluate(cfg: DistillConfig) -> RunResult:
     """Score the model folder ``cfg.model`` on ``cfg.task`` and write ``metrics.json`` next to it."""
     if not cfg.model:
         raise DynaKDError("evaluate needs --model (a model folder)")
-    validate(cfg)
-    task, data = load_data(dataclasses.replace(cfg, max_train_samples=1))
+    cfg = validate(cfg)
+    task, data = load_data(cfg, train=False)
     model = load_classifier(cfg.model, task, new_head_ok=False)
     tokenizer = load_tokenizer(cfg.model)
     check_labels(type(data)({s: data[s] for s in task.eval_splits}), task.num_labels, task.is_regression)

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-ScheduleKind = Literal["constant", "linear", "cosine", "staged"]
+ScheduleKind = Literal["constant", "linear", "cosine", "step"]
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Schedule:
 
     - ``constant``: always ``start``.
     - ``linear`` / ``cosine``: decay (or growth) from ``start`` to ``end`` after the warm-up.
-    - ``staged``: ``start`` before progress ``switch``, ``end`` from then on (two-stage training).
+    - ``step``: ``start`` before progress ``switch``, ``end`` from then on.
     ``warmup`` (a fraction of training) ramps the weight linearly from 0 to ``start`` first.
     """
 
@@ -31,7 +31,7 @@ class Schedule:
 
     def __call__(self, t: float) -> float:
         t = min(max(float(t), 0.0), 1.0)
-        if self.kind == "staged":
+        if self.kind == "step":
             return self.start if t < self.switch else self.end
         if self.warmup > 0 and t < self.warmup:
             return self.start * t / self.warmup

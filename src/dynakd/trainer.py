@@ -33,7 +33,7 @@ class DistillationTrainer(Trainer):
         self.distiller = distiller.to(self.args.device)
         if teacher is not None:
             teacher.to(self.args.device).eval().requires_grad_(False)
-        self._term_sums: dict[str, float] = defaultdict(float)
+        self._term_sums: dict[str, float | torch.Tensor] = defaultdict(float)
         self._term_count = 0
         self.add_callback(AlignmentCallback(self))
 
@@ -61,7 +61,7 @@ class DistillationTrainer(Trainer):
             teacher = self.teacher_cache.features(inputs[EXAMPLE_ID], model.device)
         elif self.teacher is not None and self.distiller.cfg.method != "task":
             self.teacher.eval()
-            with torch.no_grad():
+            with torch.no_grad(), self.accelerator.autocast():  # same mixed precision as the student
                 teacher = capture(self.teacher, teacher_inputs, hidden=needs_hidden)
         perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None else None
         out = self.distiller(student, teacher, labels, self.progress, perturbed=perturbed)
@@ -83,8 +83,8 @@ class DistillationTrainer(Trainer):
         return s, t
 
     def _accumulate(self, out) -> None:
-        for name, value in out.terms.items():
-            self._term_sums[f"loss/{name}"] += float(value.detach())
+        for name, value in out.terms.items():  # tensors: no device sync until the values are logged
+            self._term_sums[f"loss/{name}"] += value.detach()
         active = {self.distiller.group(name) for name in out.terms}
         for name, value in out.weights.items():
             if name in active:
@@ -94,7 +94,7 @@ class DistillationTrainer(Trainer):
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """Add the mean of every loss term and scheduled weight since the last training log."""
         if "loss" in logs and self._term_count:
-            logs.update({k: round(v / self._term_count, 6) for k, v in self._term_sums.items()})
+            logs.update({k: round(float(v) / self._term_count, 6) for k, v in self._term_sums.items()})
             self._term_sums.clear()
             self._term_count = 0
         super().log(logs, *args, **kwargs)

@@ -34,6 +34,9 @@ def run_error(capsys, args: list[str]) -> str:
         (["--student-layers", "9"], "more layers than the teacher's 4"),
         (["--student-layer-ids", "0,7"], "distinct 0-based ids in 0..3"),
         (["--set", "dynamics.components=[deviation,velocity]"], "unknown 'velocity'"),
+        (["--set", "warmup_ratio=1"], "warmup_ratio must be in [0, 1)"),
+        (["--set", "dynamics.forms=[]"], "dynamics.forms is empty"),
+        (["--max-seq-length", "4096"], "exceeds the model's limit of 128 tokens"),
     ],
 )
 def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
@@ -146,3 +149,18 @@ def test_help(command, capsys):
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: dynakd " + command in capsys.readouterr().out
+
+
+def test_csv_needs_both_files(tiny_teacher, tmp_path, capsys):
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\ngood film,1\nbad film,0\n")
+    args = csv_args(tiny_teacher, tmp_path / "r", "text", data, data)
+    args = args[: args.index("--validation-file")] + args[args.index("--validation-file") + 2 :]
+    assert "--task csv needs --train-file and --validation-file" in run_error(capsys, args)
+
+
+def test_python_config_is_validated(tiny_teacher, tmp_path):
+    from dynakd import DistillConfig, DynaKDError, distill
+
+    with pytest.raises(DynaKDError, match="did you mean 'full'"):
+        distill(DistillConfig(teacher=str(tiny_teacher), student_layers=2, method="ful", output=str(tmp_path)))

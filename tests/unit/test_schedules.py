@@ -16,7 +16,7 @@ from dynakd.schedules import Schedule, constant
         (Schedule("linear", 0.0, 4.0), (0.0, 2.0, 4.0)),
         (Schedule("cosine", 10.0, 0.0), (10.0, 5.0, 0.0)),
         (Schedule("cosine", 2.0, 6.0), (2.0, 4.0, 6.0)),
-        (Schedule("staged", 1.0, 0.0, switch=0.5), (1.0, 0.0, 0.0)),
+        (Schedule("step", 1.0, 0.0, switch=0.5), (1.0, 0.0, 0.0)),
     ],
 )
 def test_values_at_0_half_1(schedule, expected):
@@ -43,7 +43,7 @@ def test_warmup(kind):
 
 @pytest.mark.parametrize("switch", [0.3, 0.5, 0.8])
 def test_staged_switch(switch):
-    s = Schedule("staged", 2.0, 7.0, switch=switch)
+    s = Schedule("step", 2.0, 7.0, switch=switch)
     assert s(0.0) == s(switch - 1e-6) == 2.0
     assert s(switch) == s(switch + 1e-6) == s(1.0) == 7.0
 
@@ -54,7 +54,7 @@ def test_staged_switch(switch):
         (Schedule("linear", 10.0, 0.0), 10.0, 0.0),
         (Schedule("cosine", 10.0, 2.0), 10.0, 2.0),
         (Schedule("constant", 4.0, 0.0), 4.0, 4.0),
-        (Schedule("staged", 1.0, 3.0), 1.0, 3.0),
+        (Schedule("step", 1.0, 3.0), 1.0, 3.0),
         (Schedule("linear", 10.0, 0.0, warmup=0.2), 0.0, 0.0),
     ],
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import ALIGNERS, METHODS, DistillConfig, build_config, load_yaml, merge_dicts, parse_override
+from ..config import ALIGNERS, METHODS, DistillConfig, build_config, load_yaml, merge_dicts, nest, parse_override
 
 # flag -> (config key, type, help)
 DATA_FLAGS = {
@@ -69,12 +69,6 @@ def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None) -
         parser.add_argument(flag, action="store_true", default=None, help=help_)
 
 
-def _nest(key: str, value: Any) -> dict[str, Any]:
-    for part in reversed(key.split(".")):
-        value = {part: value}
-    return value
-
-
 def config_from_args(
     args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None = None, **fixed: Any
 ) -> DistillConfig:
@@ -89,7 +83,7 @@ def config_from_args(
             if key == "beta":
                 base = {"kind": "linear", "end": 0.0} if not isinstance(yaml_layer.get("beta"), dict) else {}
                 value = {**base, "start": value}
-            flags = merge_dicts(flags, _nest(key, value))
+            flags = merge_dicts(flags, nest(key, value))
     for flag, (key, _) in SWITCHES.items():
         if getattr(args, flag.lstrip("-").replace("-", "_"), None):
             flags[key] = key != "progress"

@@ -17,10 +17,16 @@ from ..features import EXAMPLE_ID, NON_MODEL_KEYS, TEACHER_PREFIX
 
 
 def same_tokenizer(a, b) -> bool:
-    """True when two tokenizers map text to the same ids (same vocabulary and special tokens)."""
+    """True when two tokenizers give the same model inputs: same vocabulary, special tokens and input names
+    (a BERT teacher needs ``token_type_ids`` that a DistilBERT tokenizer does not produce)."""
     if a is b:
         return True
-    return a.get_vocab() == b.get_vocab() and a.all_special_tokens == b.all_special_tokens
+    return (
+        a.get_vocab() == b.get_vocab()
+        and a.all_special_tokens == b.all_special_tokens
+        and list(a.model_input_names) == list(b.model_input_names)
+        and getattr(a, "do_lower_case", None) == getattr(b, "do_lower_case", None)
+    )
 
 
 def tokenize(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=None) -> DatasetDict:

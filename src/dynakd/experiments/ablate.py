@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from ..config import METHOD_TERMS, DistillConfig, build_config, load_yaml, merge_dicts
+from ..config import METHOD_TERMS, DistillConfig, build_config, load_yaml, merge_dicts, nest
 from ..errors import DynaKDError
 from ..runner import distill, finetune
 
@@ -66,12 +66,6 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     return sweep
 
 
-def _nest(key: str, value: Any) -> dict[str, Any]:
-    for part in reversed(key.split(".")):
-        value = {part: value}
-    return value
-
-
 def cells(sweep: Sweep) -> list[dict[str, Any]]:
     """Every distinct combination of grid values, aligner axes dropped where the method has no layer term."""
     keys = list(sweep.grid)
@@ -98,14 +92,15 @@ def _slug(key: str) -> str:
 
 def cell_config(sweep: Sweep, cell: dict[str, Any], teacher_dir: str) -> DistillConfig:
     layers = [sweep.base, {"teacher": teacher_dir, "progress": False, "overwrite": True}]
-    layers += [_nest(k, v) for k, v in cell.items()]
+    layers += [nest(k, v) for k, v in cell.items()]
     layers.append({"output": str(sweep.output / "cells" / _slug(cell_key(cell)))})
     return build_config(*layers)
 
 
 def teacher_config(sweep: Sweep, seed: int) -> DistillConfig:
     spec = dict(sweep.teacher)
-    spec.pop("per_seed", None)
+    if spec.pop("per_seed", False):
+        spec.pop("seed", None)  # one teacher per cell seed
     model = spec.pop("model", "minilm")
     if model in MODEL_ALIASES:
         model = str(__import__(MODEL_ALIASES[model]).get_model_path())

@@ -81,14 +81,14 @@ class PeakMemory:
         self.mib = (self.peak - self.base) / 2**20
 
 
-def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Path | None) -> dict[str, Any]:
+def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Path | None, tmp: Path) -> dict:
     cfg = dataclasses.replace(cfg, teacher_cache=str(cache_dir) if cache_dir else "off")
     cache_on = cache_dir is not None
     student = build_student(teacher, cfg.student_layers)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=True)
     collator = DistillationCollator(tokenizer, None, task.is_regression, pad_to_multiple_of=None)
     train = data["train"]
-    args = training_args(cfg, Path(tempfile.mkdtemp(prefix="dynakd-bench-")))
+    args = training_args(cfg, tmp / "run")
     args = dataclasses.replace(args, report_to=[], disable_tqdm=True, logging_steps=10**9, eval_strategy="no")
     cache = prepare_teacher_cache(cfg, teacher, train, collator, args.device) if cache_on else None
     if cache is not None:
@@ -116,17 +116,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     teacher = load_classifier(base.teacher, task)  # a fresh head is fine for timing
     tokenizer = load_tokenizer(base.teacher)
     data = tokenize(data, tokenizer, base.max_seq_length)
-    cache_dir = Path(tempfile.mkdtemp(prefix="dynakd-bench-cache-")) / "cache"
-    rows = []
-    for method, align, cache_on in configurations(methods, aligners):
-        cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align},
-                                                        "max_steps": steps + warmup})
-        if cache_on and cache_blocker(cfg):
-            continue
-        res = bench_one(cfg, teacher, tokenizer, data, task, cache_dir if cache_on else None)
-        rows.append({"method": method, "align": align if method not in ("task", "kd") else "-",
-                     "cache": res["cache"], "peak_mib": res["peak_mib"], **summarise(res["times"], warmup)})
-        print(format_row(rows[-1]), flush=True)
+    with tempfile.TemporaryDirectory(prefix="dynakd-bench-") as tmp:
+        rows = _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, Path(tmp))
     floor = next((r["median_ms"] for r in rows if r["method"] == "task"), None)
     for r in rows:
         r["ratio_to_task"] = round(r["median_ms"] / floor, 3) if floor else None
@@ -135,6 +126,21 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result, indent=1))
     return result
+
+
+def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, tmp: Path) -> list[dict]:
+    cache_dir = tmp / "cache"
+    rows = []
+    for method, align, cache_on in configurations(methods, aligners):
+        cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align},
+                                                        "max_steps": steps + warmup})
+        if cache_on and cache_blocker(cfg):
+            continue
+        res = bench_one(cfg, teacher, tokenizer, data, task, cache_dir if cache_on else None, tmp)
+        rows.append({"method": method, "align": align if method not in ("task", "kd") else "-",
+                     "cache": res["cache"], "peak_mib": res["peak_mib"], **summarise(res["times"], warmup)})
+        print(format_row(rows[-1]), flush=True)
+    return rows
 
 
 def configurations(methods: list[str], aligners: list[str]):

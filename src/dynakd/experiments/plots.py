@@ -14,19 +14,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
     depths = sorted({r["depth"] for r in rows}, reverse=True)
-    labels = sorted({(r["method"], r["align"]) for r in rows}, key=lambda x: (_order(x[0]), x[1]))
+    labels = sorted({(r["method"], r["align"], r["variant"]) for r in rows}, key=lambda x: (_order(x[0]), x[1:]))
     width = 0.8 / max(1, len(labels))
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.5 * len(labels) * len(depths)), 3.6))
     cmap = plt.get_cmap("tab20")
-    for j, (method, align) in enumerate(labels):
+    for j, (method, align, var) in enumerate(labels):
         xs, ys, es = [], [], []
         for i, depth in enumerate(depths):
-            row = next((r for r in rows if (r["depth"], r["method"], r["align"]) == (depth, method, align)), None)
+            key = (depth, method, align, var)
+            row = next((r for r in rows if (r["depth"], r["method"], r["align"], r["variant"]) == key), None)
             if row:
                 xs.append(i + (j - (len(labels) - 1) / 2) * width)
                 ys.append(mean(row["scores"]))
                 es.append(stdev(row["scores"]) if len(row["scores"]) > 1 else 0.0)
-        name = method if align == "-" else f"{method} / {align}"
+        name = (method if align == "-" else f"{method} / {align}") + ("" if var == "-" else f" ({var})")
         ax.bar(xs, ys, width, yerr=es, capsize=2, label=name, color=cmap(j % 20))
     ax.set_xticks(range(len(depths)), [f"{d}-layer student" for d in depths])
     ax.set_ylabel(f"dev {metric} (x100)")

@@ -19,8 +19,7 @@ from scipy import stats
 from ..data.tasks import get_task
 from ..errors import DynaKDError
 from ..metrics import primary_metric
-
-Group = tuple[int, str, str]  # (student layers, method, aligner)
+from .ablate import cell_key
 
 
 def load_results(folder: Path) -> list[dict[str, Any]]:
@@ -38,9 +37,24 @@ def score(record: dict[str, Any], metric: str) -> float:
     return 100.0 * ev[key]
 
 
-def group_of(record: dict[str, Any]) -> Group:
-    has_plan = record["method"] not in ("task", "kd")
-    return record["student_layers"], record["method"], record["align"] if has_plan else "-"
+def group_of(record: dict[str, Any]) -> str:
+    """Runs that differ only in their seed share a group."""
+    cell = record.get("cell", {})
+    return cell_key({k: v for k, v in cell.items() if k != "seed"} | {"student_layers": record["student_layers"],
+                                                                    "method": record["method"]})
+
+
+def kd_partner(record: dict[str, Any]) -> str:
+    """The group of the ``kd`` runs to pair with: same settings except the method and layer-term options."""
+    cell = {k: v for k, v in record.get("cell", {}).items()
+            if k != "seed" and not k.startswith(("align", "dynamics", "beta"))}
+    return cell_key(cell | {"student_layers": record["student_layers"], "method": "kd"})
+
+
+def variant(record: dict[str, Any]) -> str:
+    """Grid settings other than method, aligner, depth and seed (shown in the table)."""
+    skip = {"seed", "method", "align.name", "student_layers"}
+    return ", ".join(f"{k}={v}" for k, v in sorted(record.get("cell", {}).items()) if k not in skip) or "-"
 
 
 def paired_delta(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float, int] | None:
@@ -60,35 +74,40 @@ def _fmt(values: list[float]) -> str:
 
 
 def summarise(records: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    by_group: dict[Group, dict[int, dict[str, Any]]] = defaultdict(dict)
+    by_group: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in records:
         by_group[group_of(r)][r["seed"]] = r
     rows = []
-    for (depth, method, align), runs in sorted(by_group.items(), key=lambda kv: (-kv[0][0], kv[0][1:])):
+    for runs in by_group.values():
+        first = next(iter(runs.values()))
         scores = {s: score(r, metric) for s, r in runs.items()}
-        kd = by_group.get((depth, "kd", "-"))
-        delta = paired_delta(scores, {s: score(r, metric) for s, r in kd.items()}) if kd and method != "kd" else None
-        any_run = next(iter(runs.values()))
+        kd = by_group.get(kd_partner(first)) if first["method"] != "kd" else None
         rows.append({
-            "depth": depth, "method": method, "align": align, "scores": list(scores.values()),
-            "delta": delta,
+            "depth": first["student_layers"], "method": first["method"],
+            "align": first["align"] if first["method"] not in ("task", "kd") else "-", "variant": variant(first),
+            "scores": list(scores.values()),
+            "delta": paired_delta(scores, {s: score(r, metric) for s, r in kd.items()}) if kd else None,
             "teacher": [score({"eval": r["teacher_eval"], "key": "teacher"}, metric) for r in runs.values()],
-            "params_m": any_run["model"]["parameters"] / 1e6,
+            "params_m": first["model"]["parameters"] / 1e6,
             "steps_per_s": mean(r["train"]["steps_per_second"] for r in runs.values()),
         })
+    order = ["task", "kd", "static", "pkd", "dynamics", "full"]
+    rows.sort(key=lambda r: (-r["depth"], order.index(r["method"]) if r["method"] in order else 9, r["align"],
+                             r["variant"]))
     return rows
 
 
 def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
     lines = [f"# {title}", "", f"Dev {metric} x100 at the end of training; mean ± sd over seeds. "
              "Δ vs kd: paired by seed, 95% t interval.", "",
-             "| student layers | method | aligner | score | seeds | Δ vs kd [95% CI] | teacher | params (M) "
-             "| train steps/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| student layers | method | aligner | other settings | score | seeds | Δ vs kd [95% CI] | teacher "
+             "| params (M) | train steps/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         d = r["delta"]
         delta = "-" if d is None else (f"{d[0]:+.2f}" + ("" if d[3] < 2 else f" [{d[1]:+.2f}, {d[2]:+.2f}]"))
-        lines.append(f"| {r['depth']} | {r['method']} | {r['align']} | {_fmt(r['scores'])} | {len(r['scores'])} "
+        lines.append(f"| {r['depth']} | {r['method']} | {r['align']} | {r['variant']} | {_fmt(r['scores'])} "
+                     f"| {len(r['scores'])} "
                      f"| {delta} | {_fmt(r['teacher'])} | {r['params_m']:.1f} | {r['steps_per_s']:.2f} |")
     return "\n".join(lines) + "\n"
 

@@ -1,7 +1,7 @@
 """Losses: pure tensor functions returning unweighted terms; weights are applied by the distiller.
 
 Where to add a loss: a pure function in the module of its family (``logit``, ``static``, ``dynamics``), a cost
-matrix ``[Ls, Lt]`` if it compares layers, then one line in ``Distiller.feature_costs``.
+matrix ``[Ls, Lt]`` if it compares layers, then one branch in ``Distiller.feature_terms``.
 """
 
 from .dynamics import DynamicsOptions, dynamics_costs, feature_dynamics_loss, plan_loss
