@@ -6,7 +6,6 @@ Errors a user can fix are printed as one line (``dynakd: error: ...``) with exit
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -68,6 +67,7 @@ def _quiet_libraries() -> None:
     import datasets
     import transformers
 
+    transformers.utils.logging.set_verbosity_error()  # e.g. "newly initialized head" reports
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
 
@@ -134,7 +134,6 @@ def _is_score(key: str, value) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = _parser().parse_args(argv)
     try:
         _run(args)
