@@ -104,6 +104,8 @@ class DistillConfig:
     seed: int = 42
     fp16: bool = False
     bf16: bool = False
+    torch_compile: bool = False
+    group_by_length: bool = False
     logging_steps: int = 25
     eval_steps: int | None = None
     progress: bool = True

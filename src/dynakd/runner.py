@@ -84,6 +84,8 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         seed=cfg.seed,
         fp16=cfg.fp16,
         bf16=cfg.bf16,
+        torch_compile=cfg.torch_compile,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         logging_steps=cfg.logging_steps,
         eval_strategy="steps" if cfg.eval_steps else "epoch",
         eval_steps=cfg.eval_steps,

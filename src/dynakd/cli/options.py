@@ -44,6 +44,8 @@ SWITCHES = {
     "--synthetic": ("synthetic", "use the built-in synthetic sentiment corpus instead of real data"),
     "--fp16": ("fp16", "mixed precision (fp16)"),
     "--bf16": ("bf16", "mixed precision (bf16)"),
+    "--torch-compile": ("torch_compile", "compile the student with torch.compile"),
+    "--group-by-length": ("group_by_length", "batch sentences of similar length together (less padding)"),
     "--no-progress": ("progress", "hide progress bars"),
 }
 
