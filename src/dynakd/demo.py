@@ -20,11 +20,14 @@ DEMO_DEFAULTS = {
     "task": "sst2",
     "max_train_samples": 4000,
     "max_seq_length": 64,
-    "epochs": 1.0,
+    "epochs": 1.0,  # the teacher's; students train STUDENT_EPOCHS
     "batch_size": 32,
     "lr": 1e-4,
     "logging_steps": 20,
 }
+
+
+STUDENT_EPOCHS = 2.0
 
 
 def teacher_base() -> str:
@@ -68,6 +71,7 @@ def run_demo(
     print(f"DynaKD demo: data = {source}")
     base = {**DEMO_DEFAULTS, **data, "progress": progress, "overwrite": True}
     base.update({k: v for k, v in {"max_train_samples": max_train_samples, "epochs": epochs}.items() if v})
+    student_epochs = epochs or STUDENT_EPOCHS
     out = Path(output)
     results: dict[str, RunResult] = {}
     print("[1/3] fine-tuning the teacher (all-MiniLM-L6-v2, 6 layers)")
@@ -80,17 +84,20 @@ def run_demo(
                 "teacher": str(out / "teacher"),
                 "student_layers": 2,
                 "method": method,
+                "epochs": student_epochs,
                 "output": str(out / f"student-{method}"),
                 "eval_teacher": False,
             },
         )
         results[method] = distill(cfg)
     print()
-    print(format_table(results, cfg, source))
+    print(format_table(results, cfg, source, teacher_epochs=base["epochs"]))
     return results
 
 
-def format_table(results: dict[str, RunResult], cfg: DistillConfig, source: str) -> str:
+def format_table(
+    results: dict[str, RunResult], cfg: DistillConfig, source: str, teacher_epochs: float
+) -> str:
     metric = primary_metric(get_task(cfg.task))
     head = f"| model | layers | params (M) | size (MB) | dev {metric} | eval samples/s | train time (s) | saved to |"
     rows = [head, "|" + "---|" * 8]
@@ -102,7 +109,7 @@ def format_table(results: dict[str, RunResult], cfg: DistillConfig, source: str)
             f"| {ev.get('samples_per_second', float('nan')):.0f} | {r.metrics['train']['runtime_s']:.0f} | {r.output} |"
         )
     rows.append(
-        f"\ndata: {source}; {cfg.max_train_samples} training examples, {cfg.epochs:g} epoch(s), "
-        f"max length {cfg.max_seq_length}, seed {cfg.seed}"
+        f"\ndata: {source}; {cfg.max_train_samples} training examples; teacher {teacher_epochs:g} epoch(s), "
+        f"students {cfg.epochs:g}; max length {cfg.max_seq_length}, seed {cfg.seed}"
     )
     return "\n".join(rows)

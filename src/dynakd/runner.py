@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments, set_seed
 
 from .cache import live_dataset_mean, prepare_teacher_cache
 from .config import DistillConfig, validate
@@ -138,6 +138,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     check_output(cfg, command)
     task, data = load_data(cfg)
     check_labels(data, task.num_labels, task.is_regression)
+    set_seed(cfg.seed)  # new heads and projections are initialised from the run's seed, whatever ran before
     student, tokenizer, teacher, t_tok = _load_models(cfg, task, teacher_name)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
     encoded = tokenize(data, tokenizer, cfg.max_seq_length, t_tok)

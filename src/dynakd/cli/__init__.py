@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", default="dynakd-demo", help="folder for the three runs (default ./dynakd-demo)")
     p.add_argument("--max-train-samples", type=int, default=None, help="training sentences (default 4000)")
-    p.add_argument("--epochs", type=float, default=None, help="epochs for teacher and students (default 1)")
+    p.add_argument("--epochs", type=float, default=None, help="epochs for teacher and students (default 1 and 2)")
     p.add_argument("--synthetic", action="store_true", help="force the built-in synthetic corpus")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
