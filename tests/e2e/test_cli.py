@@ -215,3 +215,16 @@ def test_glue_dir_with_two_eval_splits(tmp_path):
     assert main(args) == 0
     scores = json.loads((out / "metrics.json").read_text())["eval"]
     assert "validation_matched_accuracy" in scores and "validation_mismatched_accuracy" in scores
+
+
+def test_same_seed_same_result(tiny_encoder, tmp_path):
+    """A new classification head is initialised from the run's seed, whatever ran before in the process."""
+    import torch
+
+    losses = []
+    for i in range(2):
+        torch.manual_seed(1000 + i)  # a different global RNG state before each run
+        out = tmp_path / f"run{i}"
+        assert main(["finetune", "--model", str(tiny_encoder), "--task", "sst2", *FAST, "--output", str(out)]) == 0
+        losses.append(json.loads((out / "metrics.json").read_text())["eval"]["loss"])
+    assert losses[0] == losses[1]
