@@ -276,6 +276,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (cfg.logging_steps >= 1, f"logging_steps must be >= 1, got {cfg.logging_steps}"),
         (cfg.eval_steps is None or cfg.eval_steps >= 1, f"eval_steps must be >= 1, got {cfg.eval_steps}"),
         (cfg.eval_batch_size > 0, f"eval_batch_size must be > 0, got {cfg.eval_batch_size}"),
+        (cfg.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {cfg.max_grad_norm}"),
         (cfg.max_train_samples is None or cfg.max_train_samples > 0, "max_train_samples must be > 0"),
         (cfg.max_eval_samples is None or cfg.max_eval_samples > 0, "max_eval_samples must be > 0"),
         (cfg.dynamics.sensitivity_noise > 0, "dynamics.sensitivity_noise must be > 0"),

@@ -26,6 +26,7 @@ TRAIN_FLAGS = {
     "--batch-size": ("batch_size", int, "per-device training batch size (default 32)"),
     "--lr": ("lr", float, "peak learning rate (default 5e-5)"),
     "--seed": ("seed", int, "random seed (default 42)"),
+    "--max-grad-norm": ("max_grad_norm", float, "clip gradients to this norm (default 1.0; 0 disables)"),
     "--logging-steps": ("logging_steps", int, "log every N steps (default 25)"),
     "--eval-steps": ("eval_steps", int, "evaluate every N steps (default: every epoch)"),
 }
