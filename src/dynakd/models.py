@@ -8,7 +8,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .data.tasks import TaskSpec
 from .errors import DynaKDError
-from .students import build_student
+from .students import build_student, resolve_layer_ids
 
 
 def _first_line(e: Exception) -> str:
@@ -22,10 +22,15 @@ def load_tokenizer(name: str):
         raise DynaKDError(f"cannot load a tokenizer from '{name}': {_first_line(e)}") from None
 
 
-def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
-    """A sequence classifier for ``task``. A base encoder gets a new head; a classifier must match the label count."""
+def check_model_folder(name: str) -> None:
+    """A local path must be a model folder; anything else is taken as a hub id."""
     if Path(name).exists() and not (Path(name) / "config.json").is_file():
         raise DynaKDError(f"'{name}' is not a model folder (no config.json)")
+
+
+def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
+    """A sequence classifier for ``task``. A base encoder gets a new head; a classifier must match the label count."""
+    check_model_folder(name)
     kwargs = {"num_labels": task.num_labels}
     if task.is_regression:
         kwargs["problem_type"] = "regression"
@@ -64,11 +69,7 @@ def check_student_request(cfg, teacher_name: str) -> None:
         n = AutoConfig.from_pretrained(teacher_name).num_hidden_layers
     except Exception as e:  # noqa: BLE001
         raise DynaKDError(f"cannot load a model from '{teacher_name}': {_first_line(e)}") from None
-    if cfg.student_layers and cfg.student_layers > n:
-        raise DynaKDError(f"--student-layers {cfg.student_layers} asks for more layers than the teacher's {n}")
-    ids = cfg.student_layer_ids
-    if ids is not None and (len(set(ids)) != len(ids) or not all(0 <= i < n for i in ids)):
-        raise DynaKDError(f"--student-layer-ids must be distinct 0-based ids in 0..{n - 1}, got {ids}")
+    resolve_layer_ids(n, cfg.student_layers, cfg.student_layer_ids)
 
 
 def load_student(cfg, teacher, task: TaskSpec):

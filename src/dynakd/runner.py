@@ -26,7 +26,14 @@ from .distiller import Distiller
 from .errors import DynaKDError
 from .features import EXAMPLE_ID
 from .metrics import compute_metrics
-from .models import check_seq_length, check_student_request, load_classifier, load_student, load_tokenizer
+from .models import (
+    check_model_folder,
+    check_seq_length,
+    check_student_request,
+    load_classifier,
+    load_student,
+    load_tokenizer,
+)
 from .rundir import check_output, describe_model, prepare_output, write_metrics
 from .trainer import DistillationTrainer
 
@@ -132,8 +139,7 @@ def distill(cfg: DistillConfig) -> RunResult:
 def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
     cfg = validate(cfg)
     if teacher_name:
-        if Path(teacher_name).exists() and not (Path(teacher_name) / "config.json").is_file():
-            raise DynaKDError(f"'{teacher_name}' is not a model folder (no config.json)")
+        check_model_folder(teacher_name)
         check_student_request(cfg, teacher_name)
     check_output(cfg, command)
     task, data = load_data(cfg)

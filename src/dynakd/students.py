@@ -35,19 +35,24 @@ def find_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
     return parent, attr, layers
 
 
-def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int] | None = None) -> nn.Module:
-    """A copy of ``teacher`` keeping ``layer_ids`` (0-based) or ``k`` evenly spaced layers."""
-    n = teacher.config.num_hidden_layers
+def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None = None) -> list[int]:
+    """The 0-based teacher layers a student keeps, checked against the teacher's depth ``n``."""
     if layer_ids is None:
         if k is None:
             raise DynaKDError("give --student, --student-layers or --student-layer-ids")
         if k > n:
             raise DynaKDError(f"--student-layers {k} asks for more layers than the teacher's {n}")
-        layer_ids = default_layer_ids(n, k)
+        return default_layer_ids(n, k)
     if k is not None and len(layer_ids) != k:
         raise DynaKDError(f"--student-layer-ids lists {len(layer_ids)} layers but --student-layers is {k}")
-    if sorted(set(layer_ids)) != sorted(layer_ids) or not all(0 <= i < n for i in layer_ids):
+    if len(set(layer_ids)) != len(layer_ids) or not all(0 <= i < n for i in layer_ids):
         raise DynaKDError(f"--student-layer-ids must be distinct 0-based ids in 0..{n - 1}, got {layer_ids}")
+    return list(layer_ids)
+
+
+def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int] | None = None) -> nn.Module:
+    """A copy of ``teacher`` keeping ``layer_ids`` (0-based) or ``k`` evenly spaced layers."""
+    layer_ids = resolve_layer_ids(teacher.config.num_hidden_layers, k, layer_ids)
     student = copy.deepcopy(teacher)
     parent, attr, layers = find_layers(student)
     setattr(parent, attr, nn.ModuleList(layers[i] for i in layer_ids))

@@ -94,13 +94,13 @@ def deviation_costs(xs, xt, gmask, opts: DynamicsOptions, ref_s=None, ref_t=None
     return _shape_costs(ds, dt, gmask, opts, center=False)
 
 
-def layer_change_costs(xs, xt, gmask, opts: DynamicsOptions, anchors: Sequence[int]) -> torch.Tensor:
+def layer_change_costs(xs, xt, gmask, opts: DynamicsOptions, anchors: Sequence[int] | torch.Tensor) -> torch.Tensor:
     """Student step ``m-1 -> m`` against teacher change ``anchors[m-1] -> l`` for every teacher layer ``l``.
 
     ``anchors[k]`` is the teacher layer (0 = embeddings) matched to student layer ``k``, for ``k = 0..Ls-1``.
     """
     vs = xs[1:] - xs[:-1]  # [Ls, G, N, d]
-    starts = torch.as_tensor(list(anchors), device=xt.device)
+    starts = torch.as_tensor(anchors, device=xt.device)
     vt = xt[1:].unsqueeze(0) - xt[starts].unsqueeze(1)  # [Ls, Lt, G, N, d]
     base_t = xt[starts].unsqueeze(1).expand_as(vt)
     return _shape_costs(vs, vt, gmask, opts, base_s=xs[:-1], base_t=base_t, paired=True)
@@ -136,7 +136,7 @@ def dynamics_costs(
     *,
     mask: torch.Tensor,
     opts: DynamicsOptions,
-    anchors: Sequence[int],
+    anchors: Sequence[int] | torch.Tensor,
     teacher_mask: torch.Tensor | None = None,
     refs: tuple[torch.Tensor, torch.Tensor] | None = None,
     perturbed: tuple[Hidden, Hidden] | None = None,
@@ -194,6 +194,10 @@ def plan_loss(plan: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
     return (plan.to(cost.dtype) * cost).sum() / cost.shape[0]
 
 
-def anchors_from_plan(plan: torch.Tensor) -> list[int]:
-    """Teacher start layer of each student step: 0 (embeddings) for the first, then the argmax of the plan row."""
-    return [0] + [int(i) + 1 for i in plan[:-1].argmax(dim=1).tolist()]
+def anchors_from_plan(plan: torch.Tensor) -> torch.Tensor:
+    """Teacher start layer of each student step: 0 (embeddings) for the first, then the argmax of the plan row.
+
+    Stays on the plan's device (no host sync in the training step).
+    """
+    first = torch.zeros(1, dtype=torch.long, device=plan.device)
+    return torch.cat([first, plan[:-1].argmax(dim=1) + 1])
