@@ -59,7 +59,7 @@ class AlignConfig:
     """How student layers are matched to teacher layers (method.md, "Which student layer learns ...")."""
 
     name: Literal["fixed", "attention", "ot"] = "ot"
-    fixed_map: Literal["uniform", "skip", "last"] = "uniform"
+    fixed_map: Literal["uniform", "skip", "last", "reversed"] = "uniform"
     layers: list[int] | None = None
     tau: float = 0.1
     learned: bool = False

@@ -32,6 +32,14 @@ def test_grid_expansion_drops_aligner_axis_for_kd(tiny_encoder, tmp_path):
     assert len(keys) == 6 and keys.count("-kd") == 2
 
 
+def test_grid_expansion_drops_options_of_other_aligners(tiny_encoder, tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out"))
+    sweep.grid["align.fixed_map"] = ["uniform", "reversed"]
+    got = sorted((c["method"], c.get("align.name", "-"), c.get("align.fixed_map", "-")) for c in cells(sweep)
+                 if c["seed"] == 1)
+    assert got == [("full", "fixed", "reversed"), ("full", "fixed", "uniform"), ("full", "ot", "-"), ("kd", "-", "-")]
+
+
 def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys):
     config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     assert main(["ablate", "--config", str(config)]) == 0
@@ -58,5 +66,5 @@ def test_paired_delta():
 
 
 def test_committed_sweeps_parse():
-    for path in sorted((ROOT / "benchmarks" / "configs").glob("*.yaml")):
+    for path in sorted((ROOT / "benchmarks" / "configs").rglob("*.yaml")):
         assert cells(load_sweep(path, smoke=True)), path

@@ -19,3 +19,9 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     assert all(r["median_ms"] > 0 and r["steps_timed"] == 2 for r in rows)
     assert next(r for r in rows if r["method"] == "task")["ratio_to_task"] == 1.0
     assert "ms/step" in capsys.readouterr().out
+    phases = {(r["method"], r["align"], r["cache"]): r["phases_ms"] for r in rows}
+    assert set(phases[("task", "-", False)]) == {"student_forward", "backward_optimizer_data"}
+    assert {"teacher_forward", "feature_terms", "aligner"} <= set(phases[("full", "ot", False)])
+    cached = phases[("full", "ot", True)]
+    assert "teacher_cache_read" in cached and "teacher_forward" not in cached
+    assert all(v >= 0 for p in phases.values() for k, v in p.items() if k != "backward_optimizer_data")

@@ -47,9 +47,11 @@ def test_uniform_map(ls, lt, expected):
         (4, 6, "skip", [1, 2, 3, 4]),
         (3, 6, "last", [4, 5, 6]),
         (2, 12, "last", [11, 12]),
+        (2, 6, "reversed", [6, 3]),
+        (3, 6, "reversed", [6, 4, 2]),
     ],
 )
-def test_skip_and_last_maps(ls, lt, mode, expected):
+def test_skip_last_and_reversed_maps(ls, lt, mode, expected):
     assert fixed_map(ls, lt, mode) == expected
 
 

