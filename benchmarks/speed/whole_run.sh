@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# A whole distillation run on B1 settings with the teacher-output cache (its teacher pass included) against the same
+# run with the live teacher: wall time, and the final metrics side by side (same seed).
+#   bash benchmarks/speed/whole_run.sh TEACHER_DIR [OUT_DIR]
+# TEACHER_DIR: the B1 teacher (e.g. runs/b1-sst2-cpu/teacher-seed42). Writes OUT_DIR/whole_run.json.
+set -euo pipefail
+TEACHER=${1:?usage: whole_run.sh TEACHER_DIR [OUT_DIR]}
+OUT=${2:-runs/whole-run}
+DYNAKD=${DYNAKD:-dynakd}
+mkdir -p "$OUT"; rm -f "$OUT/walls.jsonl"
+common=(--teacher "$TEACHER" --task sst2 --data-dir ../shared/data/glue --max-train-samples 16000
+        --max-seq-length 64 --epochs 1 --batch-size 32 --lr 1e-4 --student-layers 2 --seed 1 --overwrite)
+for method in full kd; do
+  for mode in live float32 float16; do
+    dir="$OUT/$method-$mode"
+    rm -rf "$dir" "$OUT/cache-$method-$mode"
+    if [ "$mode" = live ]; then cache=(--teacher-cache off); else
+      cache=(--teacher-cache "$OUT/cache-$method-$mode" --set "teacher_cache_dtype=$mode"); fi
+    start=$(date +%s.%N)
+    "$DYNAKD" distill --method "$method" "${common[@]}" "${cache[@]}" --output "$dir" > "$dir.log" 2>&1
+    end=$(date +%s.%N)
+    echo "{\"method\": \"$method\", \"mode\": \"$mode\", \"wall_s\": $(echo "$end - $start" | bc)}" >> "$OUT/walls.jsonl"
+    tail -2 "$dir.log"
+  done
+done
+python3 - "$OUT" <<'EOF'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+rows = []
+for line in (out / "walls.jsonl").read_text().splitlines():
+    r = json.loads(line)
+    m = json.loads((out / f"{r['method']}-{r['mode']}" / "metrics.json").read_text())
+    rows.append(r | {"accuracy": m["eval"]["accuracy"], "eval_loss": m["eval"]["loss"],
+                     "train_loss": m["train"]["loss"], "train_runtime_s": m["train"]["runtime_s"]})
+(out / "whole_run.json").write_text(json.dumps(rows, indent=1))
+for r in rows:
+    print(f"{r['method']:>5} {r['mode']:>8}  wall {r['wall_s']:7.1f} s  train {r['train_runtime_s']:7.1f} s  "
+          f"accuracy {100 * r['accuracy']:.2f}  eval loss {r['eval_loss']:.6f}")
+EOF
