@@ -40,14 +40,15 @@ METHOD_FLAGS = {
     "--student-layers": ("student_layers", int, "build the student from K evenly spaced teacher layers"),
     "--student-layer-ids": ("student_layer_ids", str, "comma-separated 0-based teacher layer ids to keep"),
 }
+# flag -> (config key, the value the flag sets, help)
 SWITCHES = {
-    "--overwrite": ("overwrite", "replace an output folder that holds a different run"),
-    "--synthetic": ("synthetic", "use the built-in synthetic sentiment corpus instead of real data"),
-    "--fp16": ("fp16", "mixed precision (fp16)"),
-    "--bf16": ("bf16", "mixed precision (bf16)"),
-    "--torch-compile": ("torch_compile", "compile the student with torch.compile"),
-    "--group-by-length": ("group_by_length", "batch sentences of similar length together (less padding)"),
-    "--no-progress": ("progress", "hide progress bars"),
+    "--overwrite": ("overwrite", True, "replace an output folder that holds a different run"),
+    "--synthetic": ("synthetic", True, "use the built-in synthetic sentiment corpus instead of real data"),
+    "--fp16": ("fp16", True, "mixed precision (fp16)"),
+    "--bf16": ("bf16", True, "mixed precision (bf16)"),
+    "--torch-compile": ("torch_compile", True, "compile the student with torch.compile"),
+    "--no-group-by-length": ("group_by_length", False, "random batches instead of batches of similar length"),
+    "--no-progress": ("progress", False, "hide progress bars"),
 }
 
 
@@ -68,7 +69,7 @@ def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None) -
     )
     if model_flag:
         parser.add_argument(model_flag, dest="model", default=None, help="model checkpoint folder or hub id")
-    for flag, (_, help_) in SWITCHES.items():
+    for flag, (_, _, help_) in SWITCHES.items():
         parser.add_argument(flag, action="store_true", default=None, help=help_)
 
 
@@ -87,9 +88,9 @@ def config_from_args(
                 base = {"kind": "linear", "end": 0.0} if not isinstance(yaml_layer.get("beta"), dict) else {}
                 value = {**base, "start": value}
             flags = merge_dicts(flags, nest(key, value))
-    for flag, (key, _) in SWITCHES.items():
+    for flag, (key, value, _) in SWITCHES.items():
         if getattr(args, flag.lstrip("-").replace("-", "_"), None):
-            flags[key] = key != "progress"
+            flags[key] = value
     if getattr(args, "model", None):
         flags["model"] = args.model
     return build_config(defaults or {}, yaml_layer, *[parse_override(s) for s in args.set], flags, fixed)
