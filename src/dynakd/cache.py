@@ -43,8 +43,13 @@ def cache_blocker(cfg) -> str | None:
 
 
 def teacher_fingerprint(teacher) -> str:
-    """Hash of the teacher's weights and config (works for local folders and hub ids alike)."""
-    h = hashlib.sha256(teacher.config.to_json_string(use_diff=False).encode())
+    """Hash of the teacher's weights and config (works for local folders and hub ids alike).
+
+    The folder the teacher was loaded from is left out: the same teacher under another path (a copy, a link) reuses
+    its cache."""
+    config = teacher.config.to_dict()
+    config.pop("_name_or_path", None)
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name, tensor in sorted(teacher.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())

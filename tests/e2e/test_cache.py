@@ -45,3 +45,18 @@ def test_token_level_methods_fall_back_to_the_live_teacher(tiny_teacher, tmp_pat
     assert main(distill_args(tiny_teacher, out, "--method", "static", "--teacher-cache", str(tmp_path / "c"))) == 0
     assert "teacher cache not used: method 'static'" in capsys.readouterr().out
     assert train_metrics(out)["train"]["teacher_cache"] is None
+
+
+def test_teacher_fingerprint_ignores_the_folder(tiny_teacher, tmp_path):
+    import shutil
+
+    from transformers import AutoModelForSequenceClassification
+
+    from dynakd.cache import teacher_fingerprint
+
+    copy = shutil.copytree(tiny_teacher, tmp_path / "copy")
+    a, b = (AutoModelForSequenceClassification.from_pretrained(p) for p in (tiny_teacher, copy))
+    assert teacher_fingerprint(a) == teacher_fingerprint(b)
+    with __import__("torch").no_grad():
+        next(b.parameters()).add_(1.0)
+    assert teacher_fingerprint(a) != teacher_fingerprint(b)
