@@ -50,6 +50,7 @@ def test_token_level_methods_fall_back_to_the_live_teacher(tiny_teacher, tmp_pat
 def test_teacher_fingerprint_ignores_the_folder(tiny_teacher, tmp_path):
     import shutil
 
+    import torch
     from transformers import AutoModelForSequenceClassification
 
     from dynakd.cache import teacher_fingerprint
@@ -57,6 +58,6 @@ def test_teacher_fingerprint_ignores_the_folder(tiny_teacher, tmp_path):
     copy = shutil.copytree(tiny_teacher, tmp_path / "copy")
     a, b = (AutoModelForSequenceClassification.from_pretrained(p) for p in (tiny_teacher, copy))
     assert teacher_fingerprint(a) == teacher_fingerprint(b)
-    with __import__("torch").no_grad():
+    with torch.no_grad():
         next(b.parameters()).add_(1.0)
     assert teacher_fingerprint(a) != teacher_fingerprint(b)
