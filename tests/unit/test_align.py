@@ -186,3 +186,29 @@ def test_build_aligner(cfg, cls):
         assert aligner.tau == 0.3 and aligner.query is not None and aligner.query.shape == (3, 6)
     else:
         assert (aligner.eps, aligner.iters, aligner.prior, aligner.plan_grad) == (0.2, 20, 1.0, False)
+
+
+def test_warm_started_sinkhorn_converges_faster_than_cold():
+    from dynakd.align.ot import sinkhorn_dual
+
+    gen = torch.Generator().manual_seed(0)
+    cost = torch.rand(2, 6, generator=gen)
+    ref = sinkhorn(cost, 0.05, 500)
+    _, g = sinkhorn_dual(cost, 0.05, 500)
+    drifted = cost + 0.005 * torch.rand(2, 6, generator=gen)
+    ref2 = sinkhorn(drifted, 0.05, 500)
+    warm, _ = sinkhorn_dual(drifted, 0.05, 5, g)
+    cold = sinkhorn(drifted, 0.05, 5)
+    assert (warm - ref2).abs().max() < 0.2 * (cold - ref2).abs().max()
+    assert torch.allclose(sinkhorn(cost, 0.05, 50, g), ref, atol=1e-5)  # a converged start stays converged
+
+
+def test_ot_aligner_keeps_its_potential_in_training_only():
+    aligner = OTAligner(2, 6)
+    cost = torch.rand(2, 6, generator=torch.Generator().manual_seed(1))
+    aligner.eval()
+    aligner(cost)
+    assert not aligner.potential.any()
+    aligner.train()
+    aligner(cost)
+    assert aligner.potential.abs().sum() > 0 and "potential" in aligner.state_dict()

@@ -13,18 +13,28 @@ import torch
 from .base import Aligner, normalise_cost
 
 
-def sinkhorn(cost: torch.Tensor, eps: float = 0.05, iters: int = 50) -> torch.Tensor:
-    """Transport plan ``[Ls, Lt]`` with uniform marginals: rows sum to 1/Ls exactly, columns to 1/Lt at convergence."""
+def sinkhorn(cost: torch.Tensor, eps: float = 0.05, iters: int = 50, g: torch.Tensor | None = None) -> torch.Tensor:
+    """Transport plan ``[Ls, Lt]`` with uniform marginals: rows sum to 1/Ls exactly, columns to 1/Lt at convergence.
+
+    ``g`` (the teacher-side dual potential ``[Lt]``, times ``eps``) warm-starts the iterations; see ``sinkhorn_dual``.
+    """
+    return sinkhorn_dual(cost, eps, iters, g)[0]
+
+
+def sinkhorn_dual(
+    cost: torch.Tensor, eps: float = 0.05, iters: int = 50, g: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The plan and the final teacher-side potential (to warm-start the next call on a similar cost)."""
     n_s, n_t = cost.shape
     log_k = -cost.float() / eps
     log_a = torch.full((n_s,), -math.log(n_s), device=cost.device)
     log_b = torch.full((n_t,), -math.log(n_t), device=cost.device)
-    f = torch.zeros(n_s, device=cost.device)
-    g = torch.zeros(n_t, device=cost.device)
+    g = torch.zeros(n_t, device=cost.device) if g is None else g.to(cost.device, torch.float32)
+    f = log_a - torch.logsumexp(log_k + g[None, :], dim=1)
     for _ in range(iters):  # the row update comes last, so rows are exact and columns converge
         g = log_b - torch.logsumexp(log_k + f[:, None], dim=0)
         f = log_a - torch.logsumexp(log_k + g[None, :], dim=1)
-    return torch.exp(log_k + f[:, None] + g[None, :])
+    return torch.exp(log_k + f[:, None] + g[None, :]), g
 
 
 def order_prior(n_student: int, n_teacher: int, device=None) -> torch.Tensor:
@@ -47,10 +57,15 @@ class OTAligner(Aligner):
     ):
         super().__init__(n_student, n_teacher, momentum)
         self.eps, self.iters, self.prior, self.plan_grad = eps, iters, prior, plan_grad
+        # The costs move slowly from step to step, so the last step's potential is a close starting point (warm start).
+        self.register_buffer("potential", torch.zeros(n_teacher))
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(self.plan_grad and torch.is_grad_enabled()):
             c = normalise_cost(cost if self.plan_grad else cost.detach())
             if self.prior:
                 c = c + self.prior * order_prior(*c.shape, device=c.device)
-            return sinkhorn(c, self.eps, self.iters) * c.shape[0]
+            plan, g = sinkhorn_dual(c, self.eps, self.iters, self.potential if self.training else None)
+            if self.training:
+                self.potential.copy_(g.detach())
+            return plan * c.shape[0]
