@@ -47,7 +47,7 @@ class DynamicsConfig:
     reference: Literal["batch", "ema", "dataset"] = "batch"
     ema_momentum: float = 0.99
     distance: Literal["mse", "cosine"] = "mse"
-    pooling: Literal["mean", "cls", "tokens"] = "mean"
+    pooling: Literal["auto", "mean", "cls", "tokens"] = "auto"  # auto: tokens for extractive QA, else mean
     relation_pairs: Literal["all", "adjacent"] = "all"
     relation_angle: bool = False
     qa_tokens: Literal["all", "context"] = "all"  # extractive QA: all real tokens, or the context tokens only
@@ -305,6 +305,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     from .data.tasks import get_task
 
     task = get_task(cfg.task)  # unknown task names fail here, before any model is loaded
+    if cfg.dynamics.pooling == "auto":  # token-level structure for QA (answers are token spans), pooled otherwise
+        cfg.dynamics.pooling = "tokens" if task.is_qa else "mean"
     if task.is_qa and cfg.doc_stride is not None and cfg.doc_stride >= cfg.max_seq_length:
         raise DynaKDError(f"doc_stride ({cfg.doc_stride}) must be smaller than max_seq_length ({cfg.max_seq_length})")
     _check_choices(cfg.dynamics.components, COMPONENTS, "dynamics.components")

@@ -126,16 +126,26 @@ def _windows(tokenizer, examples: dict[str, list], max_length: int, stride: int)
     if not getattr(tokenizer, "is_fast", False):
         raise DynaKDError("extractive QA needs a fast tokenizer (character offsets); this model's tokenizer is slow")
     pad_on_right = tokenizer.padding_side == "right"
-    questions = [q.lstrip() for q in examples["question"]]  # leading spaces only waste window room
+    questions = _cut_questions(tokenizer, [q.lstrip() for q in examples["question"]], max_length, stride)
     first, second = (questions, examples["context"]) if pad_on_right else (examples["context"], questions)
     try:
         enc = tokenizer(first, second, truncation="only_second" if pad_on_right else "only_first",
                         max_length=max_length, stride=stride, return_overflowing_tokens=True,
                         return_offsets_mapping=True, padding=False)
-    except Exception as e:  # noqa: BLE001 - the tokenizer's errors (e.g. a question longer than the window)
+    except Exception as e:  # noqa: BLE001 - the tokenizer's own errors, as one line
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DynaKDError(f"cannot cut SQuAD windows (max_seq_length {max_length}, doc_stride {stride}): {reason}")
+        raise DynaKDError(f"cannot cut SQuAD windows (max_seq_length {max_length}, doc_stride {stride}): {reason}") from None
     return enc, 1 if pad_on_right else 0
+
+
+def _cut_questions(tokenizer, questions: list[str], max_length: int, stride: int) -> list[str]:
+    """Questions cut to the tokens that leave a window room for more context than the stride (BERT's
+    ``max_query_length``; at the usual 384/128 no SQuAD question is cut). Leading spaces only waste room."""
+    limit = max_length - stride - tokenizer.num_special_tokens_to_add(pair=True) - 1
+    if limit < 1:
+        raise DynaKDError(f"max_seq_length {max_length} leaves no room for a question with doc_stride {stride}")
+    offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [q[: offs[limit - 1][1]] if len(offs) > limit else q for q, offs in zip(questions, offsets)]
 
 
 def prepare_train_features(examples: dict[str, list], tokenizer, max_length: int, stride: int) -> dict[str, list]:
