@@ -94,6 +94,6 @@ def squad_metrics(predictions: Mapping[str, str], references: Mapping[str, Seque
 
 
 def primary_metric(task: TaskSpec) -> str:
-    """The metric that ranks models for ``task``: f1 for mrpc and squad, otherwise the first of ``task.metrics`` (accuracy
-    for sst2/qqp/mnli/qnli/rte, matthews_correlation for cola, pearson for stsb and regression user data)."""
+    """The metric that ranks models for ``task``: f1 for mrpc and squad, otherwise the first of ``task.metrics``
+    (accuracy for sst2/qqp/mnli/qnli/rte, matthews_correlation for cola, pearson for stsb and regression user data)."""
     return _PRIMARY_OVERRIDES.get(task.name, task.metrics[0])

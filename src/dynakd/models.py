@@ -30,7 +30,9 @@ def check_model_folder(name: str) -> None:
 
 def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True):
     """The model for ``task``: a question-answering model for extractive QA, else a sequence classifier."""
-    return load_qa_model(name, new_head_ok=new_head_ok) if task.is_qa else load_classifier(name, task, new_head_ok=new_head_ok)
+    if task.is_qa:
+        return load_qa_model(name, new_head_ok=new_head_ok)
+    return load_classifier(name, task, new_head_ok=new_head_ok)
 
 
 def load_qa_model(name: str, *, new_head_ok: bool = True):

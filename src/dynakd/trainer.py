@@ -103,7 +103,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         if not model.training:  # evaluation: the student alone, as users will run it
             if self.distiller.qa:  # QA models take start/end positions, not labels
                 out = model(**student_inputs)
-                loss = self.distiller.task_term(Features(output_logits(out), (), student_inputs["attention_mask"]), labels)
+                logits = Features(output_logits(out), (), student_inputs["attention_mask"])
+                loss = self.distiller.task_term(logits, labels)
                 return (loss, out) if return_outputs else loss
             out = model(**student_inputs, labels=labels)
             return (out.loss, out) if return_outputs else out.loss

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, DatasetDict, Features, Sequence as Seq, Value
+from datasets import Dataset, DatasetDict, Features, Value
+from datasets import Sequence as Seq
 
 from dynakd.errors import DynaKDError
 from dynakd.features import CONTEXT_MASK
+
 SQUAD_FEATURES = Features({
     "id": Value("string"),
     "title": Value("string"),
@@ -58,7 +60,8 @@ def _rows(article: dict[str, Any]) -> list[dict[str, Any]]:
                 "title": article.get("title", ""),
                 "context": paragraph["context"],
                 "question": qa["question"],
-                "answers": {"text": [a["text"] for a in answers], "answer_start": [int(a["answer_start"]) for a in answers]},
+                "answers": {"text": [a["text"] for a in answers],
+                            "answer_start": [int(a["answer_start"]) for a in answers]},
             })
     return rows
 
@@ -80,7 +83,8 @@ def load_squad(
         if not train_file:
             raise DynaKDError("--train-articles splits the --train-file by article: give --train-file")
         if validation_file:
-            raise DynaKDError("--train-articles takes the evaluation articles from --train-file: drop --validation-file")
+            raise DynaKDError("--train-articles takes the evaluation articles from --train-file: "
+                              "drop --validation-file")
         articles = read_squad_json(train_file)
         if not 0 < train_articles < len(articles):
             raise DynaKDError(f"--train-articles must be in 1..{len(articles) - 1} ({train_file} has {len(articles)})")
@@ -134,7 +138,8 @@ def _windows(tokenizer, examples: dict[str, list], max_length: int, stride: int)
                         return_offsets_mapping=True, padding=False)
     except Exception as e:  # noqa: BLE001 - the tokenizer's own errors, as one line
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DynaKDError(f"cannot cut SQuAD windows (max_seq_length {max_length}, doc_stride {stride}): {reason}") from None
+        where = f"max_seq_length {max_length}, doc_stride {stride}"
+        raise DynaKDError(f"cannot cut SQuAD windows ({where}): {reason}") from None
     return enc, 1 if pad_on_right else 0
 
 

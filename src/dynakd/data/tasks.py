@@ -94,7 +94,9 @@ USER_FORMATS = ("csv", "json")
 # Extractive QA: SQuAD v1.1 from the hub (``rajpurkar/squad``) or local files in the official JSON format.
 # ``num_labels`` 2 = the start and end logits of ``AutoModelForQuestionAnswering``.
 QA_TASKS: dict[str, TaskSpec] = {
-    "squad": TaskSpec("squad", None, ("question", "context"), 2, False, _VALIDATION, ("exact_match", "f1"), None, "qa"),
+    "squad": TaskSpec(
+        "squad", None, ("question", "context"), 2, False, _VALIDATION, ("exact_match", "f1"), None, kind="qa"
+    ),
 }
 
 
@@ -116,7 +118,8 @@ def user_task(kind: str, num_labels: int | None = None) -> TaskSpec:
 
 def get_task(name: str, num_labels: int | None = None) -> TaskSpec:
     """Return the spec for a GLUE task name (case-insensitive; "SST-2", "sts-b" style aliases accepted), for
-    extractive QA ("squad") or for user files ("csv"/"json"). For GLUE tasks ``num_labels``, when given, must match the task."""
+    extractive QA ("squad") or for user files ("csv"/"json"). For GLUE tasks ``num_labels``, when given, must match
+    the task."""
     key = _normalize(name)
     if key in USER_FORMATS:
         return user_task(key, num_labels)
