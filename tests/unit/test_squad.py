@@ -247,3 +247,12 @@ def test_question_longer_than_the_window_is_cut(tokenizer):
     assert all(len(ids) <= 32 for ids in feats["input_ids"]) and [0, 1] not in feats["labels"]
     with pytest.raises(DynaKDError, match="no room"):
         prepare_train_features(ex, tokenizer, 12, 8)
+
+
+def test_demo_splits_a_squad_file_by_article(squad_file):
+    from dynakd.demo import choose_squad_data
+
+    keys, source = choose_squad_data(str(squad_file), synthetic=False)
+    assert keys == {"train_file": str(squad_file), "train_articles": 3} and "3 of 4 articles" in source
+    with pytest.raises(DynaKDError, match="no synthetic QA corpus"):
+        choose_squad_data(None, synthetic=True)
