@@ -256,3 +256,17 @@ def test_demo_splits_a_squad_file_by_article(squad_file):
     assert keys == {"train_file": str(squad_file), "train_articles": 3} and "3 of 4 articles" in source
     with pytest.raises(DynaKDError, match="no synthetic QA corpus"):
         choose_squad_data(None, synthetic=True)
+
+
+def test_dynamics_see_the_context_tokens_when_asked():
+    from dynakd.distiller import Distiller
+    from dynakd.features import Features
+
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])
+    context = torch.tensor([[0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 0, 0]])
+    feats = Features(torch.zeros(2, 2, 6), (), mask, context=context)
+    for tokens, want in (("all", mask), ("context", context)):
+        cfg = validate(DistillConfig(task="squad", max_seq_length=64, dynamics={"qa_tokens": tokens}))
+        d = Distiller(cfg, student_layers=1, teacher_layers=2, student_width=8, teacher_width=8, qa=True)
+        s_mask, t_mask = d.dynamics_masks(feats, feats)
+        assert torch.equal(s_mask, want) and torch.equal(t_mask, want)
