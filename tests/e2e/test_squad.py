@@ -79,3 +79,23 @@ def test_squad_errors(qa_encoder, squad_file, tiny_teacher, tmp_path, capsys):
     assert main(["finetune", "--model", str(qa_encoder), "--output", str(tmp_path / "d"), "--task", "squad",
                  "--max-seq-length", "32", "--doc-stride", "32", *data]) == 2
     assert "doc_stride" in capsys.readouterr().err
+
+
+def test_demo_runs_squad(qa_encoder, squad_file, tmp_path, monkeypatch, capsys):
+    from dynakd import demo
+
+    monkeypatch.setattr(demo, "teacher_base", lambda: str(qa_encoder))
+    monkeypatch.setattr(demo, "SQUAD_DEFAULTS", {**demo.SQUAD_DEFAULTS, "max_seq_length": 48, "doc_stride": 16,
+                                                 "batch_size": 8, "max_steps": 2})
+    results = demo.run_demo(str(tmp_path / "demo"), task="squad", train_file=str(squad_file), progress=False)
+    assert set(results) == {"teacher", "kd", "full"}
+    out = capsys.readouterr().out
+    assert "dev f1" in out and "3 of 4 articles train" in out
+
+
+def test_hub_unreachable_is_one_error():
+    from dynakd.data.squad import load_squad
+    from dynakd.errors import DynaKDError
+
+    with pytest.raises(DynaKDError, match="--train-file/--validation-file"):
+        load_squad()  # the tests run offline (HF_DATASETS_OFFLINE=1)
