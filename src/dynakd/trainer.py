@@ -36,6 +36,8 @@ class QAEvaluationMixin:
         if qa is None or isinstance(eval_dataset, dict):
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         dataset = qa.features if eval_dataset is None else eval_dataset
+        if len(dataset) != len(qa.example_ids):
+            raise ValueError(f"QA evaluation of {len(dataset)} windows, but qa_eval describes {len(qa.example_ids)}")
         start = time.time()
         compute, self.compute_metrics = self.compute_metrics, None  # the logits of windows are no scores yet
         try:
