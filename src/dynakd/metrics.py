@@ -1,9 +1,11 @@
 """The official GLUE metrics, computed with scikit-learn (accuracy, F1, Matthews correlation) and scipy (Pearson
-and Spearman correlations). Values are Python floats on the [0, 1] (or [-1, 1] for correlations) scale."""
+and Spearman correlations), and the official SQuAD v1.1 metric (exact match and F1), computed with torchmetrics.
+Values are Python floats on the [0, 1] (or [-1, 1] for correlations) scale."""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
@@ -11,7 +13,7 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from dynakd.data.tasks import TaskSpec
 
-_PRIMARY_OVERRIDES = {"mrpc": "f1"}
+_PRIMARY_OVERRIDES = {"mrpc": "f1", "squad": "f1"}
 
 
 def _classes(predictions: np.ndarray) -> np.ndarray:
@@ -70,7 +72,28 @@ def compute_metrics(task: TaskSpec, predictions: np.ndarray, labels: np.ndarray)
     return results
 
 
+def squad_metrics(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    """The official SQuAD v1.1 scores on the [0, 1] scale: exact match and token F1 after the official answer
+    normalisation (lower case, no punctuation, no articles a/an/the, single spaces), each the maximum over the gold
+    answers of a question, averaged over ``references`` (question id -> gold answer texts). A question without a
+    prediction scores 0 on both.
+
+    Reference: Rajpurkar et al. 2016, the official ``evaluate-v1.1.py``; implemented by ``torchmetrics``' ``squad``
+    (a maintained copy of the official script that runs offline).
+    """
+    if not references:
+        return {"exact_match": 0.0, "f1": 0.0}
+    from torchmetrics.functional.text import squad  # slow import: only when needed
+
+    preds = [{"id": qid, "prediction_text": predictions[qid]} for qid in references if qid in predictions]
+    target = [{"id": qid, "answers": {"text": list(texts)}} for qid, texts in references.items()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Unanswered question ... will receive score 0" is the intended behaviour
+        scores = squad(preds, target)
+    return {"exact_match": float(scores["exact_match"]) / 100, "f1": float(scores["f1"]) / 100}
+
+
 def primary_metric(task: TaskSpec) -> str:
-    """The metric that ranks models for ``task``: f1 for mrpc, otherwise the first of ``task.metrics`` (accuracy
-    for sst2/qqp/mnli/qnli/rte, matthews_correlation for cola, pearson for stsb and regression user data)."""
+    """The metric that ranks models for ``task``: f1 for mrpc and squad, otherwise the first of ``task.metrics``
+    (accuracy for sst2/qqp/mnli/qnli/rte, matthews_correlation for cola, pearson for stsb and regression user data)."""
     return _PRIMARY_OVERRIDES.get(task.name, task.metrics[0])

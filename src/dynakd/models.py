@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
 from .data.tasks import TaskSpec
 from .errors import DynaKDError
@@ -26,6 +26,32 @@ def check_model_folder(name: str) -> None:
     """A local path must be a model folder; anything else is taken as a hub id."""
     if Path(name).exists() and not (Path(name) / "config.json").is_file():
         raise DynaKDError(f"'{name}' is not a model folder (no config.json)")
+
+
+def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True):
+    """The model for ``task``: a question-answering model for extractive QA, else a sequence classifier."""
+    if task.is_qa:
+        return load_qa_model(name, new_head_ok=new_head_ok)
+    return load_classifier(name, task, new_head_ok=new_head_ok)
+
+
+def load_qa_model(name: str, *, new_head_ok: bool = True):
+    """An ``AutoModelForQuestionAnswering``. A base encoder gets a new (start, end) head unless ``new_head_ok`` is
+    false (a teacher or a model to evaluate must have been fine-tuned for QA)."""
+    check_model_folder(name)
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(name)
+    except Exception as e:  # noqa: BLE001
+        raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
+    is_qa = any(a.endswith("ForQuestionAnswering") for a in (config.architectures or []))
+    if not is_qa and not new_head_ok:
+        raise DynaKDError(f"'{name}' has no question-answering head: fine-tune it first with `dynakd finetune`")
+    try:
+        return AutoModelForQuestionAnswering.from_pretrained(name)
+    except Exception as e:  # noqa: BLE001
+        raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
 
 
 def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
@@ -75,5 +101,5 @@ def check_student_request(cfg, teacher_name: str) -> None:
 def load_student(cfg, teacher, task: TaskSpec):
     """``--student M`` (any checkpoint) or a copy of the teacher keeping ``--student-layers`` / ids."""
     if cfg.student:
-        return load_classifier(cfg.student, task)
+        return load_task_model(cfg.student, task)
     return build_student(teacher, cfg.student_layers, cfg.student_layer_ids)

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import TrainingArguments, set_seed
 
 from .cache import live_dataset_mean, prepare_teacher_cache
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, subsample
 from .data.prepare import DistillationCollator, check_labels, same_tokenizer, tokenize
+from .data.squad import QAEval, encode_squad, load_squad
 from .data.tasks import TaskSpec
 from .distiller import Distiller
 from .errors import DynaKDError
@@ -30,12 +31,12 @@ from .models import (
     check_model_folder,
     check_seq_length,
     check_student_request,
-    load_classifier,
     load_student,
+    load_task_model,
     load_tokenizer,
 )
 from .rundir import check_output, describe_model, prepare_output, write_metrics
-from .trainer import DistillationTrainer
+from .trainer import DistillationTrainer, EvalTrainer
 
 
 @dataclass
@@ -47,6 +48,13 @@ class RunResult:
 def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]:
     """The task spec and its (subsampled) eval splits, and the train split unless ``train`` is false."""
     task = get_task(cfg.task)
+    if task.is_qa:
+        splits = ("train", *task.eval_splits) if train else task.eval_splits
+        data = load_squad(train_file=cfg.train_file, validation_file=cfg.validation_file,
+                          train_articles=cfg.train_articles, splits=splits)
+        return task, _subsample_splits(cfg, task, data, train)
+    if cfg.train_articles is not None:
+        raise DynaKDError("--train-articles splits a SQuAD file by article; it applies to --task squad only")
     if task.is_user_data and ((train and not cfg.train_file) or not cfg.validation_file):
         need = "--train-file and --validation-file" if train else "--validation-file"
         raise DynaKDError(f"--task {task.name} needs {need}")
@@ -62,11 +70,25 @@ def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]
         splits=("train", *task.eval_splits) if train else task.eval_splits,
     )
     task = infer_task_from_data(task, data, cfg.text_columns)
+    return task, _subsample_splits(cfg, task, data, train)
+
+
+def _subsample_splits(cfg: DistillConfig, task: TaskSpec, data, train: bool):
+    """Seeded subsets of examples (for QA: of questions, before they are cut into windows)."""
     if train:
         data["train"] = subsample(data["train"], cfg.max_train_samples, cfg.data_seed)
     for split in task.eval_splits:
         data[split] = subsample(data[split], cfg.max_eval_samples, cfg.data_seed)
-    return task, data
+    return data
+
+
+def encode(cfg: DistillConfig, task: TaskSpec, data, tokenizer, teacher_tokenizer=None):
+    """Model inputs of every split, and for extractive QA the postprocessing data of its eval split (else None)."""
+    if not task.is_qa:
+        return tokenize(data, tokenizer, cfg.max_seq_length, teacher_tokenizer), None
+    encoded, evals = encode_squad(data, tokenizer, cfg.max_seq_length, cfg.stride(), n_best=cfg.n_best,
+                                  max_answer_length=cfg.max_answer_length)
+    return encoded, evals.get(task.eval_splits[0])
 
 
 def training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
@@ -143,11 +165,12 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         check_student_request(cfg, teacher_name)
     check_output(cfg, command)
     task, data = load_data(cfg)
-    check_labels(data, task.num_labels, task.is_regression)
+    if not task.is_qa:
+        check_labels(data, task.num_labels, task.is_regression)
     set_seed(cfg.seed)  # new heads and projections are initialised from the run's seed, whatever ran before
     student, tokenizer, teacher, t_tok = _load_models(cfg, task, teacher_name)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
-    encoded = tokenize(data, tokenizer, cfg.max_seq_length, t_tok)
+    encoded, qa_eval = encode(cfg, task, data, tokenizer, t_tok)
     collator = DistillationCollator(tokenizer, t_tok, task.is_regression)
     args = training_args(cfg, Path(cfg.output))
     if teacher is not None:
@@ -163,10 +186,11 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         eval_dataset=_eval_sets(task, encoded),
         data_collator=collator,
         processing_class=tokenizer,
-        compute_metrics=_metric_fn(task),
+        compute_metrics=None if task.is_qa else _metric_fn(task),
         teacher=teacher,
         distiller=distiller,
         teacher_cache=cache,
+        qa_eval=qa_eval,
     )
     if teacher is not None and cfg.dynamics.reference == "dataset" and distiller.feature == "dynamics":
         pooling = cfg.dynamics.pooling
@@ -199,10 +223,10 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
 def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     """``(student, tokenizer, teacher, teacher_tokenizer)``; the teacher tokenizer is None when they agree."""
     if not teacher_name:
-        model, tokenizer = load_classifier(cfg.model, task), load_tokenizer(cfg.model)
+        model, tokenizer = load_task_model(cfg.model, task), load_tokenizer(cfg.model)
         check_seq_length(cfg.max_seq_length, tokenizer, model)
         return model, tokenizer, None, None
-    teacher = load_classifier(teacher_name, task, new_head_ok=False)
+    teacher = load_task_model(teacher_name, task, new_head_ok=False)
     student, tokenizer = load_student(cfg, teacher, task), load_tokenizer(cfg.student or teacher_name)
     t_tok = load_tokenizer(teacher_name)
     if student.config.num_labels != teacher.config.num_labels:
@@ -224,17 +248,19 @@ def build_distiller(cfg: DistillConfig, student, teacher, task: TaskSpec, same_t
         teacher_width=ref.config.hidden_size,
         regression=task.is_regression,
         same_tokenizer=same_tok,
+        qa=task.is_qa,
     )
 
 
 def evaluate_model(model, tokenizer, task: TaskSpec, data, cfg: DistillConfig) -> dict[str, float]:
     """Scores of ``model`` on the task's eval splits, through a plain ``Trainer``."""
-    eval_data = tokenize(type(data)({s: data[s] for s in task.eval_splits}), tokenizer, cfg.max_seq_length)
+    eval_data, qa_eval = encode(cfg, task, type(data)({s: data[s] for s in task.eval_splits}), tokenizer)
     with tempfile.TemporaryDirectory(prefix="dynakd-eval-") as tmp:
-        return _strip(_eval_trainer(model, tokenizer, task, cfg, tmp).evaluate(_eval_sets(task, eval_data)))
+        trainer = _eval_trainer(model, tokenizer, task, cfg, tmp, qa_eval)
+        return _strip(trainer.evaluate(_eval_sets(task, eval_data)))
 
 
-def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str) -> Trainer:
+def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str, qa_eval: QAEval | None = None):
     args = TrainingArguments(
         output_dir=tmp,
         per_device_eval_batch_size=cfg.eval_batch_size,
@@ -244,11 +270,12 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
         label_names=["labels"],
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-    return Trainer(
+    return EvalTrainer(
         model=model,
         args=args,
         data_collator=DistillationCollator(tokenizer, None, task.is_regression),
-        compute_metrics=_metric_fn(task),
+        compute_metrics=None if task.is_qa else _metric_fn(task),
+        qa_eval=qa_eval,
     )
 
 
@@ -258,9 +285,10 @@ def evaluate(cfg: DistillConfig) -> RunResult:
         raise DynaKDError("evaluate needs --model (a model folder)")
     cfg = validate(cfg)
     task, data = load_data(cfg, train=False)
-    model = load_classifier(cfg.model, task, new_head_ok=False)
+    model = load_task_model(cfg.model, task, new_head_ok=False)
     tokenizer = load_tokenizer(cfg.model)
-    check_labels(type(data)({s: data[s] for s in task.eval_splits}), task.num_labels, task.is_regression)
+    if not task.is_qa:
+        check_labels(type(data)({s: data[s] for s in task.eval_splits}), task.num_labels, task.is_regression)
     out = Path(cfg.output or cfg.model)
     metrics = {"eval": evaluate_model(model, tokenizer, task, data, dataclasses.replace(cfg, output=str(out)))}
     metrics["model"] = describe_model(model, Path(cfg.model))

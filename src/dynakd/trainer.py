@@ -2,31 +2,83 @@
 
 Mixed precision, gradient accumulation, checkpoints, logging, progress bars and multi-process launch all come from
 the Trainer. This class adds: a frozen teacher in ``eval()`` under ``no_grad`` (never wrapped by DDP, since it is not
-the Trainer's model), the distiller's parameters (projections, learned aligner queries) in the optimizer, and a log
-entry for every loss term and every scheduled weight.
+the Trainer's model), the distiller's parameters (projections, learned aligner queries) in the optimizer, a log
+entry for every loss term and every scheduled weight, and (``QAEvaluationMixin``) the SQuAD evaluation over all the
+windows of each question.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import speed_metrics
 
+from .data.squad import QAEval, best_spans, gold_answers
 from .distiller import Distiller
-from .features import EXAMPLE_ID, capture, perturbed_embeddings, split_inputs
+from .features import CONTEXT_MASK, EXAMPLE_ID, Features, capture, output_logits, perturbed_embeddings, split_inputs
+from .metrics import squad_metrics
 
 
-class DistillationTrainer(Trainer):
+class QAEvaluationMixin:
+    """Extractive QA evaluation, as transformers' ``QuestionAnsweringTrainer`` example does it: predict the start and
+    end logits of every window, pick each question's best span over all its windows (``best_spans``), score the
+    answers with the official SQuAD metric. Classification (``qa_eval`` None) uses the Trainer's own ``evaluate``."""
+
+    qa_eval: QAEval | None = None
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        qa = self.qa_eval
+        if qa is None or isinstance(eval_dataset, dict):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        dataset = qa.features if eval_dataset is None else eval_dataset
+        if len(dataset) != len(qa.example_ids):
+            raise ValueError(f"QA evaluation of {len(dataset)} windows, but qa_eval describes {len(qa.example_ids)}")
+        start = time.time()
+        compute, self.compute_metrics = self.compute_metrics, None  # the logits of windows are no scores yet
+        try:
+            output = self.evaluation_loop(self.get_eval_dataloader(dataset), description="Evaluation",
+                                          prediction_loss_only=False, ignore_keys=ignore_keys,
+                                          metric_key_prefix=metric_key_prefix)
+        finally:
+            self.compute_metrics = compute
+        start_logits, end_logits = output.predictions[:2]  # [N windows, T] each (padded with -100 past a window)
+        scores = squad_metrics(best_spans(qa, start_logits, end_logits), gold_answers(qa.examples))
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in scores.items()}
+        metrics.update({k: v for k, v in output.metrics.items() if not k.endswith(("_runtime", "_per_second"))})
+        metrics.update(speed_metrics(metric_key_prefix, start, num_samples=len(qa.examples)))
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+class EvalTrainer(QAEvaluationMixin, Trainer):
+    """A plain ``Trainer`` that also evaluates extractive QA (``qa_eval``)."""
+
+    def __init__(self, *args, qa_eval: QAEval | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.qa_eval = qa_eval
+
+
+class DistillationTrainer(QAEvaluationMixin, Trainer):
     # compute_loss returns a per-batch mean, so the Trainer divides it by the accumulation steps.
     loss_is_scaled_for_ga = False
 
     def __init__(
-        self, *args, teacher: torch.nn.Module | None = None, distiller: Distiller, teacher_cache=None, **kwargs
+        self,
+        *args,
+        teacher: torch.nn.Module | None = None,
+        distiller: Distiller,
+        teacher_cache=None,
+        qa_eval: QAEval | None = None,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.qa_eval = qa_eval
         self.teacher_cache = teacher_cache
         self.model_accepts_loss_kwargs = False
         self.teacher = teacher
@@ -51,6 +103,11 @@ class DistillationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         student_inputs, teacher_inputs, labels = split_inputs(inputs)
         if not model.training:  # evaluation: the student alone, as users will run it
+            if self.distiller.qa:  # QA models take start/end positions, not labels
+                out = model(**student_inputs)
+                logits = Features(output_logits(out), (), student_inputs["attention_mask"])
+                loss = self.distiller.task_term(logits, labels)
+                return (loss, out) if return_outputs else loss
             out = model(**student_inputs, labels=labels)
             return (out.loss, out) if return_outputs else out.loss
         self.distiller.train()
@@ -63,6 +120,10 @@ class DistillationTrainer(Trainer):
             self.teacher.eval()
             with torch.no_grad(), self.accelerator.autocast():  # same mixed precision as the student
                 teacher = capture(self.teacher, teacher_inputs, hidden=needs_hidden)
+        if CONTEXT_MASK in inputs:  # extractive QA: the context tokens (one tokenizer, so the teacher's too)
+            student.context = inputs[CONTEXT_MASK]
+            if teacher is not None:
+                teacher.context = inputs[CONTEXT_MASK]
         perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None else None
         out = self.distiller(student, teacher, labels, self.progress, perturbed=perturbed)
         self._accumulate(out)

@@ -13,7 +13,8 @@ def test_defaults_build():
     cfg = build_config()
     assert isinstance(cfg, DistillConfig)
     assert cfg.method == "full" and cfg.temperature == 2.0
-    assert cfg.align == AlignConfig() and cfg.dynamics == DynamicsConfig()
+    # pooling "auto" resolves to "mean" for a sentence task (and to "tokens" for extractive QA)
+    assert cfg.align == AlignConfig() and cfg.dynamics == DynamicsConfig(pooling="mean")
     assert cfg.beta_schedule()(0.0) == 10.0 and cfg.beta_schedule()(1.0) == 0.0
 
 

@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps (default 5)")
 
     p = sub.add_parser("demo", help="offline demo: fine-tune MiniLM, distil 2-layer students with kd and full, compare")
+    p.add_argument("--task", default="sst2", choices=("sst2", "squad"), help="sst2 (default) or squad")
+    p.add_argument("--train-file", default=None,
+                   help="squad: a SQuAD v1.1 JSON file, split by article (80%% train); default: the hub")
     p.add_argument(
         "--data-dir", default=None, help="GLUE folder with SST-2 (default: the hub if reachable, else synthetic)"
     )
@@ -81,7 +84,9 @@ def _run(args: argparse.Namespace) -> None:
 
         run_demo(
             args.output,
+            task=args.task,
             data_dir=args.data_dir,
+            train_file=args.train_file,
             synthetic=args.synthetic,
             max_train_samples=args.max_train_samples,
             epochs=args.epochs,

@@ -9,10 +9,14 @@ from ..config import ALIGNERS, METHODS, DistillConfig, build_config, load_yaml, 
 
 # flag -> (config key, type, help)
 DATA_FLAGS = {
-    "--task": ("task", str, "GLUE task (sst2 mrpc qnli mnli qqp rte cola stsb) or csv / json"),
+    "--task": ("task", str, "GLUE task (sst2 mrpc qnli mnli qqp rte cola stsb), squad (extractive QA) or csv / json"),
     "--data-dir": ("data_dir", str, "folder in the GLUE TSV layout (DIR/SST-2/train.tsv ...); default: the hub"),
-    "--train-file": ("train_file", str, "training file for --task csv/json"),
-    "--validation-file": ("validation_file", str, "validation file for --task csv/json"),
+    "--train-file": ("train_file", str, "training file for --task csv/json, or SQuAD v1.1 JSON for --task squad"),
+    "--validation-file": ("validation_file", str, "validation file for --task csv/json/squad"),
+    "--train-articles": ("train_articles", int, "squad: the first N articles of --train-file train, the rest evaluate"),
+    "--doc-stride": ("doc_stride", int, "squad: overlap of a context's windows in tokens (default min(128, L/2))"),
+    "--max-answer-length": ("max_answer_length", int, "squad: longest predicted answer in tokens (default 30)"),
+    "--n-best": ("n_best", int, "squad: start/end candidates per window in postprocessing (default 20)"),
     "--text-columns": ("text_columns", str, "comma-separated text column(s) for --task csv/json"),
     "--label-column": ("label_column", str, "label column for --task csv/json (default: label)"),
     "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default 128)"),

@@ -13,7 +13,7 @@ import torch
 from datasets import DatasetDict
 
 from ..errors import DynaKDError
-from ..features import EXAMPLE_ID, NON_MODEL_KEYS, TEACHER_PREFIX
+from ..features import CONTEXT_MASK, EXAMPLE_ID, NON_MODEL_KEYS, TEACHER_PREFIX
 
 
 def same_tokenizer(a, b) -> bool:
@@ -77,7 +77,15 @@ class DistillationCollator:
             padded = self.teacher_tokenizer.pad(teacher, pad_to_multiple_of=self.multiple, return_tensors="pt")
             batch.update({TEACHER_PREFIX + k: v for k, v in padded.items()})
         dtype = torch.float32 if self.regression else torch.long
-        batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)
+        if "labels" in features[0]:  # absent from QA evaluation windows; [2] start/end positions for QA training
+            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)
+        if CONTEXT_MASK in features[0]:
+            batch[CONTEXT_MASK] = self._pad_mask([list(f[CONTEXT_MASK]) for f in features], batch["input_ids"].shape[1])
         if EXAMPLE_ID in features[0]:
             batch[EXAMPLE_ID] = torch.tensor([f[EXAMPLE_ID] for f in features], dtype=torch.long)
         return batch
+
+    def _pad_mask(self, rows: list[list[int]], length: int) -> torch.Tensor:
+        """Pad 0/1 rows to ``length`` on the tokenizer's padding side: ``[B, length]``."""
+        left = self.tokenizer.padding_side == "left"
+        return torch.tensor([[0] * (length - len(r)) + r if left else r + [0] * (length - len(r)) for r in rows])

@@ -1,4 +1,4 @@
-"""Task specifications: GLUE tasks (Hugging Face hub conventions) and user csv/json files."""
+"""Task specifications: GLUE tasks (Hugging Face hub conventions), user csv/json files and extractive QA (SQuAD)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ class TaskSpec:
     eval_splits: tuple[str, ...]
     metrics: tuple[str, ...]
     label_names: tuple[str, ...] | None
+    kind: str = "classification"  # "classification" (sequence classification / regression) or "qa" (extractive QA)
+
+    @property
+    def is_qa(self) -> bool:
+        """True for extractive question answering (start/end logits over the tokens of a window)."""
+        return self.kind == "qa"
 
     @property
     def is_pair(self) -> bool:
@@ -85,6 +91,14 @@ GLUE_TASKS: dict[str, TaskSpec] = {
 
 USER_FORMATS = ("csv", "json")
 
+# Extractive QA: SQuAD v1.1 from the hub (``rajpurkar/squad``) or local files in the official JSON format.
+# ``num_labels`` 2 = the start and end logits of ``AutoModelForQuestionAnswering``.
+QA_TASKS: dict[str, TaskSpec] = {
+    "squad": TaskSpec(
+        "squad", None, ("question", "context"), 2, False, _VALIDATION, ("exact_match", "f1"), None, kind="qa"
+    ),
+}
+
 
 def _normalize(name: str) -> str:
     return name.strip().lower().replace("-", "").replace("_", "")
@@ -103,13 +117,16 @@ def user_task(kind: str, num_labels: int | None = None) -> TaskSpec:
 
 
 def get_task(name: str, num_labels: int | None = None) -> TaskSpec:
-    """Return the spec for a GLUE task name (case-insensitive; "SST-2", "sts-b" style aliases accepted) or for
-    user files ("csv"/"json"). For GLUE tasks ``num_labels``, when given, must match the task."""
+    """Return the spec for a GLUE task name (case-insensitive; "SST-2", "sts-b" style aliases accepted), for
+    extractive QA ("squad") or for user files ("csv"/"json"). For GLUE tasks ``num_labels``, when given, must match
+    the task."""
     key = _normalize(name)
     if key in USER_FORMATS:
         return user_task(key, num_labels)
+    if key in QA_TASKS:
+        return QA_TASKS[key]
     if key not in GLUE_TASKS:
-        valid = sorted(GLUE_TASKS) + list(USER_FORMATS)
+        valid = sorted(GLUE_TASKS) + list(QA_TASKS) + list(USER_FORMATS)
         close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise DynaKDError(f"unknown task '{name}'; valid tasks: {', '.join(valid)}{hint}")

@@ -31,6 +31,7 @@ from transformers.trainer_callback import PrinterCallback
 from ..cache import cache_blocker, prepare_teacher_cache
 from ..config import DistillConfig, build_config
 from ..data.prepare import DistillationCollator, tokenize
+from ..errors import DynaKDError
 from ..features import EXAMPLE_ID
 from ..models import load_classifier, load_tokenizer
 from ..runner import build_distiller, load_data, training_args
@@ -175,6 +176,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
               output: Path | None) -> dict[str, Any]:
     """Time every (method, aligner, cache) configuration; print a table; write JSON if ``output``."""
     task, data = load_data(base)
+    if task.is_qa:
+        raise DynaKDError("dynakd bench times sentence-classification steps; use the train steps/s of a squad run")
     teacher = load_classifier(base.teacher, task)  # a fresh head is fine for timing
     tokenizer = load_tokenizer(base.teacher)
     data = tokenize(data, tokenizer, base.max_seq_length)

@@ -5,7 +5,7 @@ matrix ``[Ls, Lt]`` if it compares layers, then one branch in ``Distiller.featur
 """
 
 from .dynamics import DynamicsOptions, dynamics_costs, feature_dynamics_loss, plan_loss
-from .logit import logit_kd_loss, task_loss
+from .logit import logit_kd_loss, qa_logit_kd_loss, qa_task_loss, task_loss
 from .static import hidden_mse_costs, pkd_costs
 
 __all__ = [
@@ -16,5 +16,7 @@ __all__ = [
     "logit_kd_loss",
     "pkd_costs",
     "plan_loss",
+    "qa_logit_kd_loss",
+    "qa_task_loss",
     "task_loss",
 ]

@@ -36,8 +36,8 @@ class DynamicsOptions:
 def pool(hidden: Hidden, mask: torch.Tensor, pooling: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
     """Stack layers into ``X [L+1, G, N, d]`` with a group mask ``[G, N]`` (see ``forms``).
 
-    ``mean``: masked mean over tokens, one group of B samples. ``cls``: the first token. ``tokens``: one group per
-    sample, its real tokens as items.
+    ``mean`` (and ``auto`` of an unvalidated config): masked mean over tokens, one group of B samples. ``cls``: the
+    first token. ``tokens``: one group per sample, its real tokens as items.
     """
     h = torch.stack(tuple(hidden)).float()  # [L+1, B, T, d]
     mask = mask.bool()

@@ -1,0 +1,265 @@
+"""Extractive QA (SQuAD v1.1): loading, windowed preprocessing and span postprocessing.
+
+Loading: the hub copy (``rajpurkar/squad``) or local files in the official SQuAD v1.1 JSON format
+(``{"data": [{"title", "paragraphs": [{"context", "qas": [{"id", "question", "answers"}]}]}]}``), flattened to
+one row per question with the hub's columns ``id``, ``title``, ``context``, ``question`` and
+``answers = {"text": [...], "answer_start": [...]}``. ``train_articles = N`` splits one file by article,
+deterministically: the first ``N`` articles in file order train, the others evaluate.
+
+Preprocessing follows the standard recipe of transformers' ``run_qa.py`` example (rewritten here; the example is a
+script, not an importable API): question + context windows of ``max_seq_length`` tokens overlapping by
+``doc_stride`` tokens, character offsets from a fast tokenizer, and an answer that does not fit in a window labelled
+as that window's first token. Postprocessing picks, for each question, the best valid span over all its windows.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from datasets import Dataset, DatasetDict, Features, Value
+from datasets import Sequence as Seq
+
+from dynakd.errors import DynaKDError
+from dynakd.features import CONTEXT_MASK
+
+SQUAD_FEATURES = Features({
+    "id": Value("string"),
+    "title": Value("string"),
+    "context": Value("string"),
+    "question": Value("string"),
+    "answers": {"text": Seq(Value("string")), "answer_start": Seq(Value("int32"))},
+})
+
+
+# ----------------------------------------------------------------------------------------------- loading
+def read_squad_json(path: str) -> list[dict[str, Any]]:
+    """The articles of an official SQuAD v1.1 JSON file, each ``{"title", "rows": [flat question rows]}``."""
+    if not os.path.isfile(path):
+        raise DynaKDError(f"SQuAD file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            articles = json.load(handle)["data"]
+        return [{"title": a.get("title", ""), "rows": _rows(a)} for a in articles]
+    except (ValueError, KeyError, TypeError) as e:
+        raise DynaKDError(f"{path} is not in the SQuAD v1.1 JSON format ({type(e).__name__}: {e})") from None
+
+
+def _rows(article: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for paragraph in article["paragraphs"]:
+        for qa in paragraph["qas"]:
+            answers = qa.get("answers", [])
+            rows.append({
+                "id": str(qa["id"]),
+                "title": article.get("title", ""),
+                "context": paragraph["context"],
+                "question": qa["question"],
+                "answers": {"text": [a["text"] for a in answers],
+                            "answer_start": [int(a["answer_start"]) for a in answers]},
+            })
+    return rows
+
+
+def _to_dataset(articles: list[dict[str, Any]]) -> Dataset:
+    rows = [row for article in articles for row in article["rows"]]
+    return Dataset.from_list(rows, features=SQUAD_FEATURES)
+
+
+def load_squad(
+    *,
+    train_file: str | None = None,
+    validation_file: str | None = None,
+    train_articles: int | None = None,
+    splits: Sequence[str] = ("train", "validation"),
+) -> DatasetDict:
+    """SQuAD splits ``train`` / ``validation`` from local files, a by-article split of ``train_file``, or the hub."""
+    if train_articles is not None:
+        if not train_file:
+            raise DynaKDError("--train-articles splits the --train-file by article: give --train-file")
+        if validation_file:
+            raise DynaKDError("--train-articles takes the evaluation articles from --train-file: "
+                              "drop --validation-file")
+        articles = read_squad_json(train_file)
+        if not 0 < train_articles < len(articles):
+            raise DynaKDError(f"--train-articles must be in 1..{len(articles) - 1} ({train_file} has {len(articles)})")
+        parts = {"train": articles[:train_articles], "validation": articles[train_articles:]}
+        return DatasetDict({s: _to_dataset(parts[s]) for s in splits})
+    if train_file or validation_file:
+        files = {"train": train_file, "validation": validation_file}
+        missing = [s for s in splits if not files[s]]
+        if missing:
+            flag = "--train-file" if missing[0] == "train" else "--validation-file"
+            raise DynaKDError(f"--task squad with local files needs {flag} (or --train-articles N)")
+        return DatasetDict({s: _to_dataset(read_squad_json(files[s])) for s in splits})
+    return _load_hub(splits)
+
+
+def _load_hub(splits: Sequence[str]) -> DatasetDict:
+    import datasets
+
+    try:
+        data = datasets.load_dataset("rajpurkar/squad")
+    except Exception as e:  # noqa: BLE001 - offline, missing, or a changed hub layout: one message
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DynaKDError(
+            f"cannot load SQuAD from the hub ({reason}); pass --train-file/--validation-file (SQuAD v1.1 JSON)"
+        ) from None
+    return DatasetDict({s: data[s].select_columns(list(SQUAD_FEATURES)) for s in splits})
+
+
+# ----------------------------------------------------------------------------------------------- preprocessing
+@dataclass
+class QAEval:
+    """What postprocessing needs besides the logits: the examples, and per window its example and offsets."""
+
+    examples: Dataset  # id, context, answers
+    features: Dataset  # model inputs only, in window order (what the Trainer predicts on)
+    example_ids: list[str]  # [N windows]
+    offsets: list[list[tuple[int, int] | None]]  # [N windows][T]; None outside the context
+    n_best: int = 20
+    max_answer_length: int = 30
+
+
+def _windows(tokenizer, examples: dict[str, list], max_length: int, stride: int):
+    if not getattr(tokenizer, "is_fast", False):
+        raise DynaKDError("extractive QA needs a fast tokenizer (character offsets); this model's tokenizer is slow")
+    pad_on_right = tokenizer.padding_side == "right"
+    questions = _cut_questions(tokenizer, [q.lstrip() for q in examples["question"]], max_length, stride)
+    first, second = (questions, examples["context"]) if pad_on_right else (examples["context"], questions)
+    try:
+        enc = tokenizer(first, second, truncation="only_second" if pad_on_right else "only_first",
+                        max_length=max_length, stride=stride, return_overflowing_tokens=True,
+                        return_offsets_mapping=True, padding=False)
+    except Exception as e:  # noqa: BLE001 - the tokenizer's own errors, as one line
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        where = f"max_seq_length {max_length}, doc_stride {stride}"
+        raise DynaKDError(f"cannot cut SQuAD windows ({where}): {reason}") from None
+    return enc, 1 if pad_on_right else 0
+
+
+def _cut_questions(tokenizer, questions: list[str], max_length: int, stride: int) -> list[str]:
+    """Questions cut to the tokens that leave a window room for more context than the stride (BERT's
+    ``max_query_length``; at the usual 384/128 no SQuAD question is cut). Leading spaces only waste room."""
+    limit = max_length - stride - tokenizer.num_special_tokens_to_add(pair=True) - 1
+    if limit < 1:
+        raise DynaKDError(f"max_seq_length {max_length} leaves no room for a question with doc_stride {stride}")
+    offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [q[: offs[limit - 1][1]] if len(offs) > limit else q for q, offs in zip(questions, offsets)]
+
+
+def prepare_train_features(examples: dict[str, list], tokenizer, max_length: int, stride: int) -> dict[str, list]:
+    """Windows with ``labels = [start, end]`` token positions of the first gold answer, or ``[cls, cls]`` (the
+    window's first token) when the answer is not wholly inside the window; ``context_mask`` marks context tokens."""
+    enc, context_id = _windows(tokenizer, examples, max_length, stride)
+    labels, context = [], []
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        seq = enc.sequence_ids(i)
+        context.append([int(s == context_id) for s in seq])
+        answers = examples["answers"][enc["overflow_to_sample_mapping"][i]]
+        cls = enc["input_ids"][i].index(tokenizer.cls_token_id) if tokenizer.cls_token_id in enc["input_ids"][i] else 0
+        if not answers["answer_start"]:
+            labels.append([cls, cls])
+            continue
+        start_char = answers["answer_start"][0]
+        span = answer_tokens(offsets, seq, context_id, start_char, start_char + len(answers["text"][0]))
+        labels.append(list(span) if span else [cls, cls])
+    out = {k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
+    return {**out, "labels": labels, CONTEXT_MASK: context}
+
+
+def answer_tokens(offsets, seq_ids, context_id: int, start_char: int, end_char: int) -> tuple[int, int] | None:
+    """Token positions ``(start, end)`` covering characters ``[start_char, end_char)`` of the context, or None when
+    the span is not wholly inside this window."""
+    ctx = [t for t, s in enumerate(seq_ids) if s == context_id]
+    if not ctx or offsets[ctx[0]][0] > start_char or offsets[ctx[-1]][1] < end_char:
+        return None
+    start = max(t for t in ctx if offsets[t][0] <= start_char)  # last token starting at or before the answer
+    end = min(t for t in ctx if offsets[t][1] >= end_char)  # first token ending at or after it
+    return start, end
+
+
+def prepare_eval_features(examples: dict[str, list], tokenizer, max_length: int, stride: int) -> dict[str, list]:
+    """Windows with their example ``squad_id`` and ``offset_mapping`` (None outside the context)."""
+    enc, context_id = _windows(tokenizer, examples, max_length, stride)
+    ids, offsets = [], []
+    for i, offs in enumerate(enc["offset_mapping"]):
+        seq = enc.sequence_ids(i)
+        ids.append(examples["id"][enc["overflow_to_sample_mapping"][i]])
+        offsets.append([list(o) if s == context_id else None for o, s in zip(offs, seq)])
+    out = {k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
+    return {**out, "squad_id": ids, "offset_mapping": offsets}
+
+
+def encode_squad(data: DatasetDict, tokenizer, max_length: int, stride: int, *, n_best: int = 20,
+                 max_answer_length: int = 30) -> tuple[DatasetDict, dict[str, QAEval]]:
+    """Windows of every split: ``train`` for training (with labels), the others for evaluation (model inputs only,
+    plus a ``QAEval`` per split for postprocessing)."""
+    if stride >= max_length:
+        raise DynaKDError(f"doc_stride ({stride}) must be smaller than max_seq_length ({max_length})")
+    encoded, evals = {}, {}
+    for split, ds in data.items():
+        if split == "train":
+            encoded[split] = ds.map(prepare_train_features, batched=True, remove_columns=ds.column_names,
+                                    fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "stride": stride},
+                                    desc="SQuAD train windows")
+            continue
+        feats = ds.map(prepare_eval_features, batched=True, remove_columns=ds.column_names,
+                       fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "stride": stride},
+                       desc="SQuAD eval windows")
+        inputs = feats.remove_columns(["squad_id", "offset_mapping"])
+        offsets = [[tuple(o) if o is not None else None for o in row] for row in feats["offset_mapping"]]
+        evals[split] = QAEval(ds, inputs, list(feats["squad_id"]), offsets, n_best, max_answer_length)
+        encoded[split] = inputs
+    return DatasetDict(encoded), evals
+
+
+# ----------------------------------------------------------------------------------------------- postprocessing
+def best_spans(qa: QAEval, start_logits: np.ndarray, end_logits: np.ndarray) -> dict[str, str]:
+    """Question id -> predicted answer text: over every window of a question, the ``n_best`` highest start and end
+    logits are paired; a pair is valid when both tokens lie in the context, ``start <= end`` and the span has at most
+    ``max_answer_length`` tokens; the valid pair with the highest ``start + end`` logit wins ("" if none is valid).
+
+    ``start_logits`` / ``end_logits``: ``[N windows, T]``, possibly padded past a window's length (any value there is
+    ignored, since those positions have no offsets).
+    """
+    windows = collections.defaultdict(list)
+    for i, qid in enumerate(qa.example_ids):
+        windows[qid].append(i)
+    contexts = dict(zip(qa.examples["id"], qa.examples["context"]))
+    predictions = {}
+    for qid, context in contexts.items():
+        best, text = -np.inf, ""
+        for i in windows.get(qid, []):
+            offsets = qa.offsets[i]
+            span = _best_in_window(start_logits[i], end_logits[i], offsets, qa.n_best, qa.max_answer_length)
+            if span is not None and span[0] > best:
+                best, (s, e) = span[0], span[1:]
+                text = context[offsets[s][0] : offsets[e][1]]
+        predictions[qid] = text
+    return predictions
+
+
+def _best_in_window(start, end, offsets, n_best: int, max_answer_length: int) -> tuple[float, int, int] | None:
+    n = len(offsets)
+    starts = [int(t) for t in np.argsort(start[:n])[::-1][:n_best]]
+    ends = [int(t) for t in np.argsort(end[:n])[::-1][:n_best]]
+    best = None
+    for s in starts:
+        for e in ends:
+            if offsets[s] is None or offsets[e] is None or e < s or e - s + 1 > max_answer_length:
+                continue
+            score = float(start[s] + end[e])
+            if best is None or score > best[0]:
+                best = (score, s, e)
+    return best
+
+
+def gold_answers(examples: Dataset) -> dict[str, list[str]]:
+    """Question id -> its gold answer texts (the references of the SQuAD metric)."""
+    return {qid: list(a["text"]) for qid, a in zip(examples["id"], examples["answers"])}

@@ -1,0 +1,101 @@
+"""Extractive QA end to end on the tiny SQuAD fixture: finetune -> distill (kd, full) -> evaluate through the CLI,
+``dynakd ablate`` with ``--task squad``, and the errors a user can hit."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from transformers import AutoModelForQuestionAnswering
+
+from dynakd.cli import main
+from tests.squad_fixture import make_tiny_qa_bert, write_squad
+
+FAST = ["--task", "squad", "--max-seq-length", "48", "--doc-stride", "16", "--max-steps", "3", "--batch-size", "8",
+        "--no-progress", "--logging-steps", "1"]
+
+
+@pytest.fixture(scope="module")
+def squad_file(tmp_path_factory) -> Path:
+    return write_squad(tmp_path_factory.mktemp("squad") / "tiny.json")
+
+
+@pytest.fixture(scope="module")
+def qa_encoder(tmp_path_factory) -> Path:
+    return make_tiny_qa_bert(tmp_path_factory.mktemp("qa") / "encoder", layers=4, hidden=32, qa=False)
+
+
+def test_squad_ablate_finetune_distill_evaluate(qa_encoder, squad_file, tmp_path, capsys):
+    """``dynakd ablate`` fine-tunes a QA teacher from a bare encoder (new head), distils kd and full students
+    (token-level dynamics on the context tokens) on a by-article split, reports F1; then ``dynakd evaluate``."""
+    start = time.perf_counter()
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "tiny-squad",
+        "output": str(tmp_path / "out"),
+        "base": {"task": "squad", "train_file": str(squad_file), "train_articles": 3, "max_seq_length": 48,
+                 "doc_stride": 16, "max_steps": 2, "batch_size": 8, "max_answer_length": 5, "n_best": 5,
+                 "dynamics": {"qa_tokens": "context"}},
+        "teacher": {"model": str(qa_encoder)},
+        "grid": {"method": ["kd", "full"], "student_layers": [2], "seed": [1]},
+    }))
+    assert main(["ablate", "--config", str(sweep)]) == 0
+    out = tmp_path / "out"
+    teacher = next(out.glob("teacher-seed*"))
+    assert AutoModelForQuestionAnswering.from_pretrained(teacher).config.architectures == ["BertForQuestionAnswering"]
+    records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert {r["method"] for r in records} == {"kd", "full"}
+    for r in records:
+        assert set(r["eval"]) >= {"exact_match", "f1"} and 0 <= r["eval"]["f1"] <= 1
+        assert 0 <= r["teacher_eval"]["f1"] <= 1
+    full = next(Path(r["output"]) for r in records if r["method"] == "full")
+    resolved = yaml.safe_load((full / "dynakd.yaml").read_text())
+    assert resolved["dynamics"]["pooling"] == "tokens" and resolved["dynamics"]["qa_tokens"] == "context"
+    assert "Dev f1" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(full), "--task", "squad", "--train-file", str(squad_file),
+                 "--train-articles", "3", "--max-seq-length", "48", "--doc-stride", "16", "--no-progress"]) == 0
+    assert "f1=" in capsys.readouterr().out
+    assert time.perf_counter() - start < 120  # about 10 s on an idle machine; generous for a busy one
+
+
+def test_squad_errors(qa_encoder, squad_file, tiny_teacher, tmp_path, capsys):
+    data = ["--train-file", str(squad_file), "--train-articles", "3"]
+    # a teacher without a QA head
+    assert main(["distill", "--teacher", str(tiny_teacher), "--student-layers", "1", "--output",
+                 str(tmp_path / "a"), *data, *FAST]) == 2
+    assert "no question-answering head" in capsys.readouterr().err
+    teacher = make_tiny_qa_bert(tmp_path / "qa-teacher", layers=2, hidden=16)
+    # a student with another tokenizer: start/end logits are per token, so QA needs one tokenizer
+    assert main(["distill", "--teacher", str(teacher), "--student", str(tiny_teacher), "--method", "kd",
+                 "--output", str(tmp_path / "b"), *data, *FAST]) == 2
+    assert "share a tokenizer" in capsys.readouterr().err
+    assert main(["distill", "--teacher", str(teacher), "--student-layers", "1", "--output", str(tmp_path / "c"),
+                 "--train-articles", "9", "--train-file", str(squad_file), *FAST]) == 2
+    assert "--train-articles must be in 1..3" in capsys.readouterr().err
+    assert main(["finetune", "--model", str(qa_encoder), "--output", str(tmp_path / "d"), "--task", "squad",
+                 "--max-seq-length", "32", "--doc-stride", "32", *data]) == 2
+    assert "doc_stride" in capsys.readouterr().err
+
+
+def test_demo_runs_squad(qa_encoder, squad_file, tmp_path, monkeypatch, capsys):
+    from dynakd import demo
+
+    monkeypatch.setattr(demo, "teacher_base", lambda: str(qa_encoder))
+    monkeypatch.setattr(demo, "SQUAD_DEFAULTS", {**demo.SQUAD_DEFAULTS, "max_seq_length": 48, "doc_stride": 16,
+                                                 "batch_size": 8, "max_steps": 2})
+    results = demo.run_demo(str(tmp_path / "demo"), task="squad", train_file=str(squad_file), progress=False)
+    assert set(results) == {"teacher", "kd", "full"}
+    out = capsys.readouterr().out
+    assert "dev f1" in out and "3 of 4 articles train" in out
+
+
+def test_hub_unreachable_is_one_error():
+    from dynakd.data.squad import load_squad
+    from dynakd.errors import DynaKDError
+
+    with pytest.raises(DynaKDError, match="--train-file/--validation-file"):
+        load_squad()  # the tests run offline (HF_DATASETS_OFFLINE=1)

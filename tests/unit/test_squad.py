@@ -1,0 +1,272 @@
+"""SQuAD: loading and the by-article split, windows that round-trip every gold answer, best-span postprocessing,
+the official metric on hand-computed cases, and the QA logit losses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from dynakd.config import DistillConfig, validate
+from dynakd.data.prepare import DistillationCollator
+from dynakd.data.squad import (
+    QAEval,
+    best_spans,
+    encode_squad,
+    load_squad,
+    prepare_eval_features,
+    prepare_train_features,
+)
+from dynakd.data.tasks import get_task
+from dynakd.errors import DynaKDError
+from dynakd.features import CONTEXT_MASK
+from dynakd.losses import qa_logit_kd_loss, qa_task_loss
+from dynakd.metrics import primary_metric, squad_metrics
+from tests.squad_fixture import LONG_ANSWER, make_tiny_qa_bert, squad_articles, write_squad
+
+MAX_LEN, STRIDE = 48, 16
+
+
+@pytest.fixture(scope="module")
+def squad_file(tmp_path_factory):
+    return write_squad(tmp_path_factory.mktemp("squad") / "tiny.json")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    folder = make_tiny_qa_bert(tmp_path_factory.mktemp("qa") / "m", layers=1, hidden=8)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def examples(squad_file):
+    return load_squad(train_file=str(squad_file), validation_file=str(squad_file))["validation"]
+
+
+def windows(examples, tokenizer):
+    """Per window: (question row, labels, offsets) with train and eval preprocessing side by side."""
+    batch = examples.to_dict()
+    train = prepare_train_features(batch, tokenizer, MAX_LEN, STRIDE)
+    ev = prepare_eval_features(batch, tokenizer, MAX_LEN, STRIDE)
+    assert len(train["input_ids"]) == len(ev["input_ids"]) and train["input_ids"] == ev["input_ids"]
+    rows = {qid: i for i, qid in enumerate(batch["id"])}
+    return [(rows[qid], lab, off, ctx) for qid, lab, off, ctx in
+            zip(ev["squad_id"], train["labels"], ev["offset_mapping"], train[CONTEXT_MASK])]
+
+
+def test_load_flattens_every_question_and_splits_by_article(squad_file):
+    n_questions = sum(len(p["qas"]) for a in squad_articles() for p in a["paragraphs"])
+    full = load_squad(train_file=str(squad_file), validation_file=str(squad_file))
+    assert len(full["train"]) == len(full["validation"]) == n_questions
+    split = load_squad(train_file=str(squad_file), train_articles=3)
+    assert set(split["train"]["title"]) == {"Paris", "Zürich", "Mill"}
+    assert set(split["validation"]["title"]) == {"Rivers"}
+    assert split["validation"][0]["answers"] == {"text": ["six"], "answer_start": [24]}
+    with pytest.raises(DynaKDError, match="1..3"):
+        load_squad(train_file=str(squad_file), train_articles=4)
+    with pytest.raises(DynaKDError, match="not found"):
+        load_squad(train_file=str(squad_file.parent / "missing.json"), validation_file=str(squad_file))
+
+
+def test_malformed_file_is_one_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"data": [{"title": "x", "paragraphs": [{"qas": [{"id": "1", "answers": []}]}]}]}))
+    with pytest.raises(DynaKDError, match="SQuAD v1.1 JSON format"):
+        load_squad(train_file=str(bad), validation_file=str(bad))
+
+
+def test_windows_round_trip_every_gold_answer(examples, tokenizer):
+    found, crossing = set(), 0
+    for row, (s, e), offsets, ctx in windows(examples, tokenizer):
+        ex = examples[row]
+        start = ex["answers"]["answer_start"][0]
+        gold = ex["answers"]["text"][0]
+        end = start + len(gold)
+        inside = [o for o in offsets if o is not None]
+        if s == 0 and e == 0:  # labelled as the first token: the answer is not wholly inside this window
+            assert not (inside[0][0] <= start and inside[-1][1] >= end)
+            crossing += inside[0][0] < end and inside[-1][1] > start  # partly inside: a window border cuts it
+            continue
+        assert ex["context"][offsets[s][0] : offsets[e][1]] == gold  # exact original characters (unicode too)
+        assert ctx[s] == ctx[e] == 1 and offsets[s] is not None and offsets[e] is not None
+        found.add(ex["id"])
+    assert found == set(examples["id"])  # every question's answer is labelled in at least one window
+    assert crossing > 0  # some answers fall across a window border
+    per_question = np.bincount([w[0] for w in windows(examples, tokenizer)])
+    assert per_question.max() >= 4  # the long context needs several windows
+
+
+def test_unicode_answers_keep_their_characters(examples, tokenizer):
+    spans = {}
+    for row, (s, e), offsets, _ in windows(examples, tokenizer):
+        if s:
+            spans[examples[row]["id"]] = examples[row]["context"][offsets[s][0] : offsets[e][1]]
+    assert spans["z1"] == "Zürich" and spans["z2"] == "Zürichsee" and spans["z3"] == "北京"
+    assert spans["z4"] == "café culture" and spans["m4"] == LONG_ANSWER
+
+
+def _qa_eval(examples, tokenizer, max_answer_length=30):
+    _, evals = encode_squad({"validation": examples}, tokenizer, MAX_LEN, STRIDE, max_answer_length=max_answer_length)
+    return evals["validation"]
+
+
+def _peaked(qa: QAEval, spans: dict[int, tuple[int, int, float]], pad: int = 3):
+    """Logits [N, T + pad] (padded like the Trainer's) that are 0 except at the given window's start/end."""
+    t = max(len(o) for o in qa.offsets) + pad
+    start, end = np.zeros((len(qa.offsets), t)), np.zeros((len(qa.offsets), t))
+    for i, (s, e, v) in spans.items():
+        start[i, s] += v
+        end[i, e] += v
+    return start, end
+
+
+def _context(examples, qid: str) -> str:
+    return examples[list(examples["id"]).index(qid)]["context"]
+
+
+def _token(qa: QAEval, window: int, context: str, *, starts: str = "", ends: str = "") -> int | None:
+    """The context token of ``window`` where ``starts`` begins (or where ``ends`` ends), or None."""
+    for t, o in enumerate(qa.offsets[window]):
+        if o is None:
+            continue
+        if (starts and context[o[0] :].startswith(starts)) or (ends and context[: o[1]].endswith(ends)):
+            return t
+    return None
+
+
+def test_best_span_over_all_windows(examples, tokenizer):
+    qa = _qa_eval(examples, tokenizer)
+    ctx = _context(examples, "m1")
+    mill = [i for i, q in enumerate(qa.example_ids) if q == "m1"]
+    assert len(mill) >= 4
+    anna = _token(qa, mill[0], ctx, starts="Anna")  # "Anna Berg" lies in the first window
+    later = next(t for t, o in enumerate(qa.offsets[mill[2]]) if o is not None)
+    start, end = _peaked(qa, {mill[0]: (anna, anna + 1, 10.0), mill[2]: (later, later, 8.0)})
+    assert best_spans(qa, start, end)["m1"] == "Anna Berg"
+    start, end = _peaked(qa, {mill[0]: (anna, anna + 1, 5.0), mill[2]: (later, later, 8.0)})  # a later window wins
+    assert best_spans(qa, start, end)["m1"] == ctx[qa.offsets[mill[2]][later][0] : qa.offsets[mill[2]][later][1]]
+
+
+def test_question_padding_and_overlong_spans_are_never_predicted(examples, tokenizer):
+    qa = _qa_eval(examples, tokenizer, max_answer_length=8)
+    i = qa.example_ids.index("p1")
+    start, end = _peaked(qa, {i: (1, 2, 50.0)})  # tokens of the question: no offsets, never an answer
+    start[i, -1] = end[i, -1] = 100.0  # past the window (the Trainer pads with -100; any value is ignored)
+    pred = best_spans(qa, start, end)["p1"]
+    assert pred and pred in _context(examples, "p1") and not pred.lower().startswith("what")
+    # the long gold answer (11 tokens) is longer than max_answer_length 8: its exact span is never predicted
+    ctx = _context(examples, "m4")
+    j = next(k for k, q in enumerate(qa.example_ids) if q == "m4"
+             and _token(qa, k, ctx, starts="reading") is not None and _token(qa, k, ctx, ends="trade") is not None)
+    s, e = _token(qa, j, ctx, starts="reading"), _token(qa, j, ctx, ends="trade")
+    assert ctx[qa.offsets[j][s][0] : qa.offsets[j][e][1]] == LONG_ANSWER and e - s + 1 > 8
+    start, end = _peaked(qa, {j: (s, e, 20.0)})
+    pred = best_spans(qa, start, end)["m4"]
+    assert pred != LONG_ANSWER and len(tokenizer(pred, add_special_tokens=False)["input_ids"]) <= 8
+
+
+def test_no_valid_span_gives_empty_answer(examples, tokenizer):
+    qa = _qa_eval(examples, tokenizer)
+    qa.n_best = 1
+    i = qa.example_ids.index("p1")
+    start, end = _peaked(qa, {i: (0, 0, 9.0)})  # best start and end: the [CLS] token, never an answer
+    assert best_spans(qa, start, end)["p1"] == ""
+
+
+@pytest.mark.parametrize(
+    "pred,golds,em,f1",
+    [
+        ("The Eiffel Tower!", ["eiffel tower"], 1.0, 1.0),  # case, punctuation and articles are normalised away
+        ("in 1889 Paris", ["1889"], 0.0, 0.5),  # P = 1/3, R = 1: F1 = 2 * (1/3) / (4/3)
+        ("Champ de Mars tower", ["the Champ de Mars."], 0.0, 6 / 7),  # P = 3/4, R = 1
+        ("Black Sea", ["the Black Sea", "Sea"], 1.0, 1.0),  # max over the gold answers
+        ("Sea", ["the Black Sea", "an ocean"], 0.0, 2 / 3),  # P = 1, R = 1/2
+        ("Zürich", ["zürich"], 1.0, 1.0),  # lower-cased, accents kept
+        ("the", ["Danube"], 0.0, 0.0),  # only an article: empty after normalisation
+        ("", ["six"], 0.0, 0.0),
+    ],
+)
+def test_squad_metric_hand_computed(pred, golds, em, f1):
+    scores = squad_metrics({"q": pred}, {"q": golds})
+    assert scores["exact_match"] == pytest.approx(em) and scores["f1"] == pytest.approx(f1, abs=1e-6)
+
+
+def test_squad_metric_averages_and_unanswered_score_zero():
+    refs = {"a": ["1889"], "b": ["Paris"], "c": ["six"]}
+    scores = squad_metrics({"a": "in 1889 Paris", "b": "paris"}, refs)  # c unanswered
+    assert scores["exact_match"] == pytest.approx(1 / 3, abs=1e-6)
+    assert scores["f1"] == pytest.approx((0.5 + 1.0 + 0.0) / 3, abs=1e-6)
+    assert primary_metric(get_task("squad")) == "f1"
+
+
+def test_qa_losses_mask_padding_and_reach_the_student_only():
+    torch.manual_seed(0)
+    s = torch.randn(3, 2, 7, requires_grad=True)
+    t = torch.randn(3, 2, 7, requires_grad=True)
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[0, 5:] = 0
+    assert qa_logit_kd_loss(t.detach(), t.detach(), mask=mask).abs() < 1e-6
+    base = qa_logit_kd_loss(s, t, mask=mask, temperature=2.0)
+    s2, t2 = s.detach().clone(), t.detach().clone()
+    s2[0, :, 5:], t2[0, :, 5:] = 30.0, -30.0  # padding positions: any value changes nothing
+    assert torch.allclose(qa_logit_kd_loss(s2, t2, mask=mask, temperature=2.0), base)
+    base.backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0 and t.grad is None
+    assert s.grad[0, :, 5:].abs().sum() == 0
+    positions = torch.tensor([[1, 3], [0, 0], [6, 6]])
+    ce = (torch.nn.functional.cross_entropy(s[1:, 0], positions[1:, 0])
+          + torch.nn.functional.cross_entropy(s[1:, 1], positions[1:, 1])) / 2
+    assert torch.allclose(qa_task_loss(s[1:], positions[1:], mask=mask[1:]), ce)
+    assert torch.isfinite(qa_task_loss(s2, positions, mask=mask))
+
+
+def test_collator_pads_context_mask_and_labels(examples, tokenizer):
+    feats = prepare_train_features(examples[:3], tokenizer, MAX_LEN, STRIDE)
+    rows = [{k: v[i] for k, v in feats.items()} for i in range(3)]
+    batch = DistillationCollator(tokenizer)(rows)
+    assert batch[CONTEXT_MASK].shape == batch["input_ids"].shape and batch["labels"].shape == (3, 2)
+    assert (batch[CONTEXT_MASK] <= batch["attention_mask"]).all()
+    assert (batch[CONTEXT_MASK].sum(1) > 0).all()
+
+
+def test_config_for_squad():
+    cfg = validate(DistillConfig(task="squad", max_seq_length=64))
+    assert cfg.dynamics.pooling == "tokens" and cfg.stride() == 32
+    assert validate(DistillConfig(task="sst2")).dynamics.pooling == "mean"
+    with pytest.raises(DynaKDError, match="doc_stride"):
+        validate(DistillConfig(task="squad", max_seq_length=64, doc_stride=64))
+
+
+def test_question_longer_than_the_window_is_cut(tokenizer):
+    ex = {"id": ["x"], "question": ["who " * 60 + "built the mill?"], "context": ["Anna Berg built the mill."],
+          "answers": [{"text": ["Anna Berg"], "answer_start": [0]}]}
+    feats = prepare_train_features(ex, tokenizer, 32, 8)
+    assert all(len(ids) <= 32 for ids in feats["input_ids"]) and [0, 1] not in feats["labels"]
+    with pytest.raises(DynaKDError, match="no room"):
+        prepare_train_features(ex, tokenizer, 12, 8)
+
+
+def test_demo_splits_a_squad_file_by_article(squad_file):
+    from dynakd.demo import choose_squad_data
+
+    keys, source = choose_squad_data(str(squad_file), synthetic=False)
+    assert keys == {"train_file": str(squad_file), "train_articles": 3} and "3 of 4 articles" in source
+    with pytest.raises(DynaKDError, match="no synthetic QA corpus"):
+        choose_squad_data(None, synthetic=True)
+
+
+def test_dynamics_see_the_context_tokens_when_asked():
+    from dynakd.distiller import Distiller
+    from dynakd.features import Features
+
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])
+    context = torch.tensor([[0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 0, 0]])
+    feats = Features(torch.zeros(2, 2, 6), (), mask, context=context)
+    for tokens, want in (("all", mask), ("context", context)):
+        cfg = validate(DistillConfig(task="squad", max_seq_length=64, dynamics={"qa_tokens": tokens}))
+        d = Distiller(cfg, student_layers=1, teacher_layers=2, student_width=8, teacher_width=8, qa=True)
+        s_mask, t_mask = d.dynamics_masks(feats, feats)
+        assert torch.equal(s_mask, want) and torch.equal(t_mask, want)
