@@ -18,6 +18,7 @@ import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
 from .cache import live_dataset_mean, prepare_teacher_cache
+from .checkpoints import load_distiller_state, remove_checkpoints
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, subsample
 from .data.prepare import DistillationCollator, check_labels, same_tokenizer, tokenize
@@ -34,7 +35,7 @@ from .models import (
     load_student,
     load_tokenizer,
 )
-from .rundir import check_output, describe_model, prepare_output, write_metrics
+from .rundir import check_output, check_writable, describe_model, prepare_output, resume_point, write_metrics
 from .trainer import DistillationTrainer
 
 
@@ -96,7 +97,9 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         logging_steps=cfg.logging_steps,
         eval_strategy="steps" if cfg.eval_steps else "epoch",
         eval_steps=cfg.eval_steps,
-        save_strategy="no",
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or None,
+        save_total_limit=2,  # the newest and the one before it
         report_to=["tensorboard"],
         remove_unused_columns=False,  # keep the teacher_* columns
         label_names=["labels"],
@@ -141,7 +144,9 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     if teacher_name:
         check_model_folder(teacher_name)
         check_student_request(cfg, teacher_name)
-    check_output(cfg, command)
+    out = check_output(cfg, command)
+    resume = resume_point(cfg, out)
+    check_writable(out)
     task, data = load_data(cfg)
     check_labels(data, task.num_labels, task.is_regression)
     set_seed(cfg.seed)  # new heads and projections are initialised from the run's seed, whatever ran before
@@ -149,11 +154,14 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
     encoded = tokenize(data, tokenizer, cfg.max_seq_length, t_tok)
     collator = DistillationCollator(tokenizer, t_tok, task.is_regression)
-    args = training_args(cfg, Path(cfg.output))
+    args = training_args(cfg, out)
+    main_process = args.process_index == 0
     if teacher is not None:
         teacher.to(args.device).eval()
-    out = prepare_output(cfg, command)
-    cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
+    with args.main_process_first(desc="run folder and teacher cache"):  # process 0 writes, the others then read
+        if main_process:
+            prepare_output(cfg, command, resume)
+        cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
     if cache is not None:
         encoded["train"] = encoded["train"].add_column(EXAMPLE_ID, list(range(len(encoded["train"]))))
     trainer = DistillationTrainer(
@@ -174,14 +182,16 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
             teacher, encoded["train"], collator, batch_size=cfg.eval_batch_size, device=args.device, pooling=pooling
         )
         distiller.set_dataset_reference(mean)
+    if resume is not None:
+        load_distiller_state(distiller, resume)
+        if main_process:
+            print(f"resuming from {resume}", flush=True)
     start = time.perf_counter()
-    train_out = trainer.train()
+    train_out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_time = time.perf_counter() - start
-    metrics = {"eval": _strip(trainer.evaluate())}
+    metrics = {"eval": _strip(trainer.evaluate())}  # gathered over processes by the Trainer
     if teacher is not None and cfg.eval_teacher:
         metrics["teacher_eval"] = evaluate_model(teacher, t_tok or tokenizer, task, data, cfg)
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
     metrics.update(
         train={
             "runtime_s": round(train_time, 1),
@@ -189,11 +199,28 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
             "steps_per_second": round(train_out.global_step / max(train_time, 1e-9), 3),
             "loss": round(train_out.training_loss, 5),
             "teacher_cache": str(cache.folder) if cache else None,
+            "processes": args.world_size,
+            "resumed_from": resume.name if resume else None,
         },
-        model=describe_model(student, out),
     )
-    write_metrics(out, command, cfg, task, metrics)
+    _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     return RunResult(out, metrics)
+
+
+def _save_run(trainer, tokenizer, out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics, main: bool):
+    """The model, tokenizer and metrics (process 0 only); checkpoints go once the run is safely saved."""
+    try:
+        trainer.save_model(str(out))  # collective under FSDP / DeepSpeed: every process calls it
+        if main:
+            tokenizer.save_pretrained(str(out))
+            metrics["model"] = describe_model(trainer.model, out)
+            write_metrics(out, command, cfg, task, metrics)
+    except OSError as e:
+        raise DynaKDError(f"cannot save the trained model to {out}: {e.strerror or e}") from None
+    trainer.accelerator.wait_for_everyone()
+    if main and not cfg.keep_checkpoints:
+        remove_checkpoints(out)
+    metrics.setdefault("model", describe_model(trainer.model, out))
 
 
 def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
