@@ -11,6 +11,7 @@ state saved when the loss is not finite.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -87,8 +88,9 @@ class DistillationTrainer(Trainer):
         still those of the last finished step, since this runs before the backward pass."""
         if distributed.all_true(torch.isfinite(out.loss.detach())):
             return
-        bad = [k for k, v in out.terms.items() if not bool(torch.isfinite(v.detach()).all())]
-        what = f"term '{bad[0]}' is {float(out.terms[bad[0]])}" if bad else f"the weighted total is {float(out.loss)}"
+        terms = {k: float(v.detach()) for k, v in out.terms.items()}
+        bad = [k for k, v in terms.items() if not math.isfinite(v)]
+        what = f"term '{bad[0]}' is {terms[bad[0]]}" if bad else f"the weighted total is {float(out.loss.detach())}"
         step = self.state.global_step
         self._save_checkpoint(self.model, trial=None)
         saved = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
