@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .distributed import world_size
 from .errors import DynaKDError
 from .features import Features, split_inputs
 from .losses.dynamics import pool
@@ -160,9 +161,9 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
 
 
 def _worth_building(cfg, n_rows: int) -> bool:
-    """``auto`` builds a cache only for runs that read every training row at least once."""
+    """``auto`` builds a cache only for runs that read every training row at least once (over all processes)."""
     if cfg.max_steps > 0:
-        return cfg.max_steps * cfg.batch_size >= n_rows
+        return cfg.max_steps * cfg.batch_size * world_size() >= n_rows
     return cfg.epochs >= 1
 
 

@@ -7,6 +7,7 @@ train. Everything a user can get wrong is checked before the first training step
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -105,7 +106,14 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         label_names=["labels"],
         disable_tqdm=not cfg.progress,
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=_cpu_processes(),
     )
+
+
+def _cpu_processes() -> bool:
+    """Several processes on a machine without a GPU (e.g. ``torchrun`` on CPU): without ``use_cpu`` the Trainer
+    leaves them unaware of each other; with it they form a gloo process group (DDP)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
 
 
 def _metric_fn(task: TaskSpec):
