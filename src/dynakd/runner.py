@@ -22,7 +22,7 @@ from .cache import live_dataset_mean, prepare_teacher_cache
 from .checkpoints import load_distiller_state, remove_checkpoints
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, subsample
-from .data.prepare import DistillationCollator, check_labels, same_tokenizer, tokenize
+from .data.prepare import DistillationCollator, check_labels, drop_empty, same_tokenizer, tokenize
 from .data.tasks import TaskSpec
 from .distiller import Distiller
 from .errors import DynaKDError
@@ -68,7 +68,7 @@ def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]
         data["train"] = subsample(data["train"], cfg.max_train_samples, cfg.data_seed)
     for split in task.eval_splits:
         data[split] = subsample(data[split], cfg.max_eval_samples, cfg.data_seed)
-    return task, data
+    return task, drop_empty(data)
 
 
 def training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
