@@ -278,6 +278,8 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=_cpu_processes(),
+        average_tokens_across_devices=False,  # else the Trainer multiplies a per-example mean loss by the processes
     )
     return Trainer(
         model=model,

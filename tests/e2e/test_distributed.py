@@ -25,8 +25,7 @@ from ..conftest import make_tiny_bert
 
 SETTINGS = ["--student-layers", "2", "--synthetic", "--max-train-samples", "48", "--max-eval-samples", "32",
             "--max-seq-length", "32", "--no-progress", "--logging-steps", "1", "--max-steps", "4", "--method", "full",
-            "--align", "ot", "--set", "dynamics.gather=true", "--set", "dynamics.reference=ema", "--keep-checkpoints",
-            "--set", "eval_teacher=false"]
+            "--align", "ot", "--set", "dynamics.gather=true", "--set", "dynamics.reference=ema", "--keep-checkpoints"]
 
 
 def logged(out: Path) -> list[dict[str, float]]:
@@ -59,8 +58,9 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
 
     m_two, m_one = (json.loads((out / "metrics.json").read_text()) for out in (two, one))
     assert m_two["train"]["processes"] == 2 and m_one["train"]["processes"] == 1
-    for key in ("loss", "accuracy"):
-        assert m_two["eval"][key] == pytest.approx(m_one["eval"][key], rel=1e-5)
+    for split in ("eval", "teacher_eval"):
+        for key in ("loss", "accuracy"):
+            assert m_two[split][key] == pytest.approx(m_one[split][key], rel=1e-5), (split, key)
 
     state_two, state_one = (torch.load(out / "checkpoint-4" / "dynakd_distiller.pt") for out in (two, one))
     for key in ("ref_s", "ref_t", "aligner.running_plan"):
