@@ -103,8 +103,9 @@ class TeacherCache:
             raise DynaKDError(f"teacher cache {self.folder} has another format or row count; delete it to rebuild")
         for key, value in fingerprints.items():
             if self.meta.get(key) != value:
+                what = "another teacher" if key == "teacher_fingerprint" else "other training data"
                 raise DynaKDError(
-                    f"teacher cache {self.folder} was made for another {key.split('_')[0]} "
+                    f"teacher cache {self.folder} was made for {what} "
                     f"({self.meta.get(key)} != {value}); delete it or pass --teacher-cache off"
                 )
 

@@ -115,6 +115,13 @@ def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
     assert "holds no DynaKD run" in run_error(capsys, distill_args(tiny_teacher, stranger))
 
 
+def test_output_is_a_file(tiny_teacher, tmp_path, capsys):
+    (tmp_path / "run").write_text("not a folder")
+    assert f"--output {tmp_path / 'run'} is a file, not a folder" in run_error(
+        capsys, distill_args(tiny_teacher, tmp_path / "run")
+    )
+
+
 def test_missing_required(tiny_teacher, tmp_path, capsys):
     assert "needs --student" in run_error(
         capsys, ["distill", "--teacher", str(tiny_teacher), *FAST, "--output", str(tmp_path / "r")]
