@@ -102,6 +102,11 @@ def test_teacher_not_a_model(tmp_path, capsys):
     assert "not a model folder" in err
 
 
+def test_teacher_without_a_classification_head(tiny_encoder, tmp_path, capsys):
+    err = run_error(capsys, distill_args(tiny_encoder, tmp_path / "run"))
+    assert "has no classification head: fine-tune it first with `dynakd finetune`" in err
+
+
 def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
@@ -252,6 +257,9 @@ def test_disk_full_while_saving_a_checkpoint(tiny_teacher, tmp_path, capsys, mon
     err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "2"))
     assert f"cannot write checkpoint-2 to {out}: No space left on device; earlier checkpoints are intact" in err
     assert not list(out.glob("*checkpoint-*"))  # neither a half-written checkpoint nor its staging folder
+    monkeypatch.setattr(dynakd.trainer.DistillationTrainer, "save_model", full)
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "0", "--set", "eval_teacher=false"))
+    assert f"cannot save the trained model to {out}: No space left on device" in err
 
 
 def test_missing_or_corrupt_checkpoint_files(tiny_teacher, tmp_path, capsys):
