@@ -26,8 +26,10 @@ from .errors import DynaKDError
 PREFIX = "checkpoint"
 STAGING = ".partial-"
 DISTILLER_STATE = "dynakd_distiller.pt"
-# Files a whole checkpoint holds (the model may also be sharded: then an index replaces model.safetensors).
-REQUIRED = ("trainer_state.json", "optimizer.pt", "scheduler.pt", DISTILLER_STATE)
+# What a whole checkpoint holds; the model and optimizer files are named differently under FSDP and DeepSpeed.
+REQUIRED = ("trainer_state.json", DISTILLER_STATE)
+MODEL_FILES = ("model*.safetensors", "pytorch_model*.bin", "pytorch_model_fsdp_*", "global_step*")
+OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin", "optimizer_*", "global_step*")
 _NAME = re.compile(rf"^{PREFIX}-(\d+)$")
 
 
@@ -61,8 +63,9 @@ def check_checkpoint(folder: Path) -> None:
     """Refuse a checkpoint with missing or unreadable files before any model is loaded (headers only: cheap)."""
     advice = _advice(folder)
     missing = [f for f in REQUIRED if not (folder / f).is_file()]
-    if not any(folder.glob("model*.safetensors")) and not (folder / "pytorch_model.bin").is_file():
-        missing.insert(0, "model.safetensors")
+    for patterns, name in ((MODEL_FILES, "model.safetensors"), (OPTIMIZER_FILES, "optimizer.pt")):
+        if not any(any(folder.glob(p)) for p in patterns):
+            missing.insert(0, name)
     if missing:
         raise DynaKDError(f"checkpoint {folder} is incomplete (missing {', '.join(missing)}); {advice}")
     try:
@@ -70,8 +73,9 @@ def check_checkpoint(folder: Path) -> None:
         for f in folder.glob("model*.safetensors"):
             _check_safetensors(f)
         for f in ("optimizer.pt", "scheduler.pt", DISTILLER_STATE):
-            with zipfile.ZipFile(folder / f) as z:  # torch.save files are zip archives; truncation breaks them
-                z.namelist()
+            if (folder / f).is_file():
+                with zipfile.ZipFile(folder / f) as z:  # torch.save files are zip archives; truncation breaks them
+                    z.namelist()
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise DynaKDError(f"checkpoint {folder} is corrupt ({type(e).__name__}: {e}); {advice}") from None
 

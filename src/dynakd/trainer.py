@@ -45,6 +45,12 @@ class DistillationTrainer(Trainer):
         self._term_count = 0
         self._staging: Path | None = None
         self.add_callback(AlignmentCallback(self))
+        if self.is_deepspeed_enabled and any(p.requires_grad for p in distiller.parameters()):
+            # DeepSpeed optimises only the parameters of the model it wraps (and may build the optimizer itself)
+            raise DynaKDError(
+                "DeepSpeed cannot train the distiller's own parameters (method 'static' projections, "
+                "align.learned queries); use a parameter-free method and aligner, or DDP / FSDP"
+            )
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
