@@ -69,6 +69,16 @@ class Distiller(nn.Module):
         self._magnitudes = dict(state["magnitudes"])
         self.teacher_ref_fixed = bool(state["teacher_ref_fixed"])
 
+    def snapshot(self) -> dict:
+        """Copies of the running state a training forward updates (references, running plan, balancing magnitudes);
+        small tensors, so cheap to take every step."""
+        return {"buffers": {n: b.clone() for n, b in self.named_buffers()}, "magnitudes": dict(self._magnitudes)}
+
+    def restore(self, snapshot: dict) -> None:
+        for name, buffer in self.named_buffers():
+            buffer.copy_(snapshot["buffers"][name])
+        self._magnitudes = dict(snapshot["magnitudes"])
+
     # ----------------------------------------------------------------------------------------------- weights
     def weights(self, progress: float) -> dict[str, float]:
         """Scheduled weight of each term group at training progress ``progress`` in [0, 1]."""

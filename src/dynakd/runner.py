@@ -184,12 +184,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         distiller=distiller,
         teacher_cache=cache,
     )
-    if teacher is not None and cfg.dynamics.reference == "dataset" and distiller.feature == "dynamics":
-        pooling = cfg.dynamics.pooling
-        mean = cache.dataset_mean(pooling) if cache else live_dataset_mean(
-            teacher, encoded["train"], collator, batch_size=cfg.eval_batch_size, device=args.device, pooling=pooling
-        )
-        distiller.set_dataset_reference(mean)
+    _set_dataset_reference(cfg, distiller, teacher, cache, encoded["train"], collator, args.device)
     if resume is not None:
         load_distiller_state(distiller, resume)
         if main_process:
@@ -200,19 +195,28 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     metrics = {"eval": _strip(trainer.evaluate())}  # gathered over processes by the Trainer
     if teacher is not None and cfg.eval_teacher:
         metrics["teacher_eval"] = evaluate_model(teacher, t_tok or tokenizer, task, data, cfg)
-    metrics.update(
-        train={
-            "runtime_s": round(train_time, 1),
-            "steps": train_out.global_step,
-            "steps_per_second": round(train_out.global_step / max(train_time, 1e-9), 3),
-            "loss": round(train_out.training_loss, 5),
-            "teacher_cache": str(cache.folder) if cache else None,
-            "processes": args.world_size,
-            "resumed_from": resume.name if resume else None,
-        },
-    )
+    metrics["train"] = {
+        "runtime_s": round(train_time, 1),
+        "steps": train_out.global_step,
+        "steps_per_second": round(train_out.global_step / max(train_time, 1e-9), 3),
+        "loss": round(train_out.training_loss, 5),
+        "teacher_cache": str(cache.folder) if cache else None,
+        "processes": args.world_size,
+        "resumed_from": resume.name if resume else None,
+    }
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     return RunResult(out, metrics)
+
+
+def _set_dataset_reference(cfg: DistillConfig, distiller, teacher, cache, train_ds, collator, device) -> None:
+    """The ``dataset`` reference: the teacher's exact training-set mean, from the cache or one pre-pass."""
+    if teacher is None or cfg.dynamics.reference != "dataset" or distiller.feature != "dynamics":
+        return
+    pooling = cfg.dynamics.pooling
+    mean = cache.dataset_mean(pooling) if cache else live_dataset_mean(
+        teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device, pooling=pooling
+    )
+    distiller.set_dataset_reference(mean)
 
 
 def _save_run(trainer, tokenizer, out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics, main: bool):

@@ -79,8 +79,9 @@ class DistillationTrainer(Trainer):
             with torch.no_grad(), self.accelerator.autocast():  # same mixed precision as the student
                 teacher = capture(self.teacher, teacher_inputs, hidden=needs_hidden)
         perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None else None
+        before = self.distiller.snapshot()
         out = self.distiller(student, teacher, labels, self.progress, perturbed=perturbed)
-        self._check_finite(out)
+        self._check_finite(out, before)
         self._accumulate(out)
         return (out.loss, student) if return_outputs else out.loss
 
@@ -89,11 +90,13 @@ class DistillationTrainer(Trainer):
         distributed.average_gradients(p for p in self.distiller.parameters() if p.requires_grad)
         return loss
 
-    def _check_finite(self, out) -> None:
+    def _check_finite(self, out, before: dict) -> None:
         """Stop on a non-finite loss (one host sync per step), after saving the last good state: the weights are
-        still those of the last finished step, since this runs before the backward pass."""
+        still those of the last finished step, since this runs before the backward pass, and the distiller's running
+        state goes back to ``before`` this step's forward."""
         if distributed.all_true(torch.isfinite(out.loss.detach())):
             return
+        self.distiller.restore(before)
         terms = {k: float(v.detach()) for k, v in out.terms.items()}
         bad = [k for k, v in terms.items() if not math.isfinite(v)]
         what = f"term '{bad[0]}' is {terms[bad[0]]}" if bad else f"the weighted total is {float(out.loss.detach())}"
