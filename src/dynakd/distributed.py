@@ -43,17 +43,15 @@ def all_true(flag: torch.Tensor) -> bool:
 
 
 def average_gradients(params) -> None:
-    """Average ``.grad`` over processes (what DDP does for the student), in place.
-
-    Called after every backward: averaging is linear, so averaging an accumulated gradient again after the next
-    micro-batch still gives the average of the sums.
-    """
+    """Average ``.grad`` over processes (what DDP does for the student), in place. Every process must pass the same
+    parameters in the same order."""
     if world_size() == 1:
         return
     for p in params:
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad.div_(world_size())
+        if p.grad is None:  # unused here but maybe not elsewhere: every process must join every all-reduce
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad.div_(world_size())
 
 
 def synced_cost(cost: torch.Tensor) -> torch.Tensor:

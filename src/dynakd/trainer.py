@@ -45,6 +45,7 @@ class DistillationTrainer(Trainer):
         self._term_count = 0
         self._staging: Path | None = None
         self.add_callback(AlignmentCallback(self))
+        self.add_callback(DistillerGradients(distiller))
         if self.is_deepspeed_enabled and any(p.requires_grad for p in distiller.parameters()):
             # DeepSpeed optimises only the parameters of the model it wraps (and may build the optimizer itself)
             raise DynaKDError(
@@ -84,11 +85,6 @@ class DistillationTrainer(Trainer):
         self._check_finite(out, before)
         self._accumulate(out)
         return (out.loss, student) if return_outputs else out.loss
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        distributed.average_gradients(p for p in self.distiller.parameters() if p.requires_grad)
-        return loss
 
     def _check_finite(self, out, before: dict) -> None:
         """Stop on a non-finite loss (one host sync per step), after saving the last good state: the weights are
@@ -172,6 +168,25 @@ class DistillationTrainer(Trainer):
         finally:
             self._staging = None
         self.accelerator.wait_for_everyone()
+
+
+class DistillerGradients(TrainerCallback):
+    """The Trainer averages (DDP), clips and zeroes the gradients of its model only. The distiller's own parameters
+    (projections, learned queries) get the same here, once per optimizer step: averaged over processes, clipped to
+    ``max_grad_norm`` (as a group of their own) and zeroed after the step."""
+
+    def __init__(self, distiller: Distiller):
+        self.distiller = distiller
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        params = [p for p in self.distiller.parameters() if p.requires_grad]
+        distributed.average_gradients(params)
+        with_grad = [p for p in params if p.grad is not None]
+        if with_grad and args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(with_grad, args.max_grad_norm)
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.distiller.zero_grad(set_to_none=True)
 
 
 class AlignmentCallback(TrainerCallback):

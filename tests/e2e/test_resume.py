@@ -1,10 +1,9 @@
 """Fault tolerance: a run killed (SIGKILL) mid-run or mid-checkpoint resumes to the same final weights as a run that
 was never interrupted; a non-finite loss stops the run with the last good state saved.
 
-Tolerance: every final weight within 1e-6 (absolute; the weights are of order 0.01-1). The resumed run replays the
-same batches, dropout masks (the Trainer restores the RNG states) and distiller state (EMA references, running plan,
-learned queries and their optimizer state); measured differences are at most ~2e-7, float rounding that remains with
-dropout switched off, while a lost dropout mask or optimizer state shows up as ~1e-5 (one Adam step of lr 5e-5).
+Tolerance: none, every final weight is bit-identical. The resumed run replays the same batches, dropout masks (the
+Trainer restores the RNG states) and distiller state (EMA references, running plan, learned queries and their
+optimizer state).
 """
 
 from __future__ import annotations
@@ -69,7 +68,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
     wa, wb = weights(a), weights(b)
     assert wa.keys() == wb.keys()
     for name in wa:
-        torch.testing.assert_close(wa[name], wb[name], atol=1e-6, rtol=0, msg=name)
+        assert torch.equal(wa[name], wb[name]), name
 
 
 @pytest.fixture(scope="module")
