@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +141,7 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
                 fingerprints: dict[str, str]) -> TeacherCache:
     """One eval-mode pass of ``teacher`` over ``dataset`` into memory-mapped arrays; written atomically."""
     n = len(dataset)
-    tmp = folder.with_name(folder.name + ".tmp")
+    tmp = folder.with_name(f"{folder.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # one per builder
     tmp.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     start = 0
@@ -155,9 +157,12 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
         a.flush()
     meta = {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    if folder.exists():
-        raise DynaKDError(f"teacher cache {folder} appeared while building it; remove one of them")
-    tmp.rename(folder)
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process (e.g. on another machine sharing the folder) finished first: use its cache
+        if not (folder / "meta.json").is_file():
+            raise DynaKDError(f"teacher cache {folder} appeared while building it; remove one of them") from None
+        shutil.rmtree(tmp, ignore_errors=True)
     return TeacherCache(folder)
 
 

@@ -166,7 +166,8 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     main_process = args.process_index == 0
     if teacher is not None:
         teacher.to(args.device).eval()
-    with args.main_process_first(desc="run folder and teacher cache"):  # process 0 writes, the others then read
+    # process 0 of all machines writes, the others then read (a cache folder not shared is built once per machine)
+    with args.main_process_first(local=False, desc="run folder and teacher cache"):
         if main_process:
             prepare_output(cfg, command, resume)
         cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
