@@ -199,7 +199,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     metrics["train"] = {
         "runtime_s": round(train_time, 1),
         "steps": train_out.global_step,
-        "steps_per_second": round(train_out.global_step / max(train_time, 1e-9), 3),
+        "steps_per_second": round((train_out.global_step - _step(resume)) / max(train_time, 1e-9), 3),
         "loss": round(train_out.training_loss, 5),
         "teacher_cache": str(cache.folder) if cache else None,
         "processes": args.world_size,
@@ -207,6 +207,11 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     }
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     return RunResult(out, metrics)
+
+
+def _step(checkpoint: Path | None) -> int:
+    """The step a checkpoint was written at (0 without one): a resumed run trains only the steps after it."""
+    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else 0
 
 
 def _set_dataset_reference(cfg: DistillConfig, distiller, teacher, cache, train_ds, collator, device) -> None:
