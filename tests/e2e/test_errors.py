@@ -258,7 +258,9 @@ def test_disk_full_while_saving_a_checkpoint(tiny_teacher, tmp_path, capsys, mon
     assert f"cannot write checkpoint-2 to {out}: No space left on device; earlier checkpoints are intact" in err
     assert not list(out.glob("*checkpoint-*"))  # neither a half-written checkpoint nor its staging folder
     monkeypatch.setattr(dynakd.trainer.DistillationTrainer, "save_model", full)
-    err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "0", "--set", "eval_teacher=false"))
+    out = tmp_path / "short"
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "0", "--max-steps", "1",
+                                         "--set", "eval_teacher=false"))
     assert f"cannot save the trained model to {out}: No space left on device" in err
 
 
