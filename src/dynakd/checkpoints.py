@@ -114,6 +114,14 @@ def load_distiller_state(distiller, folder: Path) -> None:
         raise DynaKDError(f"checkpoint {folder} does not fit this run's distiller ({str(e).splitlines()[0]})") from None
 
 
+def io_reason(e: Exception) -> str:
+    """One line saying why a write failed: ``OSError``s carry it; ``torch.save`` raises a ``RuntimeError`` from its
+    zip writer instead (e.g. on a full disk)."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
 def publish(staging: Path, final: Path) -> None:
     """Move a fully written checkpoint into place (a rename: atomic on one file system)."""
     old = None

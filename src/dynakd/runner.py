@@ -19,7 +19,7 @@ import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
 from .cache import live_dataset_mean, prepare_teacher_cache
-from .checkpoints import load_distiller_state, remove_checkpoints
+from .checkpoints import io_reason, load_distiller_state, remove_checkpoints
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, subsample
 from .data.prepare import DistillationCollator, check_labels, drop_empty, same_tokenizer, tokenize
@@ -233,8 +233,8 @@ def _save_run(trainer, tokenizer, out: Path, command: str, cfg: DistillConfig, t
             tokenizer.save_pretrained(str(out))
             metrics["model"] = describe_model(trainer.model, out)
             write_metrics(out, command, cfg, task, metrics)
-    except OSError as e:
-        raise DynaKDError(f"cannot save the trained model to {out}: {e.strerror or e}") from None
+    except (OSError, RuntimeError) as e:  # RuntimeError: torch.save's zip writer on a full disk
+        raise DynaKDError(f"cannot save the trained model to {out}: {io_reason(e)}") from None
     trainer.accelerator.wait_for_everyone()
     if main and not cfg.keep_checkpoints:
         remove_checkpoints(out)

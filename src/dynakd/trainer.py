@@ -21,7 +21,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from . import distributed
-from .checkpoints import STAGING, publish, save_distiller_state
+from .checkpoints import STAGING, io_reason, publish, save_distiller_state
 from .distiller import Distiller
 from .errors import DynaKDError
 from .features import EXAMPLE_ID, capture, perturbed_embeddings, split_inputs
@@ -160,11 +160,10 @@ class DistillationTrainer(Trainer):
                 publish(self._staging / name, root / name)
                 shutil.rmtree(self._staging, ignore_errors=True)
                 rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit)
-        except OSError as e:
+        except (OSError, RuntimeError) as e:  # RuntimeError: torch.save's zip writer on a full disk
             shutil.rmtree(self._staging, ignore_errors=True)
-            raise DynaKDError(
-                f"cannot write {name} to {root}: {e.strerror or e}; earlier checkpoints are intact"
-            ) from None
+            reason = io_reason(e)
+            raise DynaKDError(f"cannot write {name} to {root}: {reason}; earlier checkpoints are intact") from None
         finally:
             self._staging = None
         self.accelerator.wait_for_everyone()

@@ -245,6 +245,27 @@ def test_no_write_permission(tiny_teacher, tmp_path, capsys, monkeypatch):
 
 
 def test_disk_full_while_saving_a_checkpoint(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """A full disk, simulated: every ``torch.save`` (optimizer, scheduler, RNG, distiller state) fails the way torch's
+    zip writer does when the device is full (a RuntimeError, not an OSError)."""
+    import torch
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", full)
+    out = tmp_path / "run"
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "2"))
+    assert f"cannot write checkpoint-2 to {out}: [enforce fail" in err and "file write failed" in err
+    assert err.endswith("; earlier checkpoints are intact")
+    assert not list(out.glob("*checkpoint-*"))  # neither a half-written checkpoint nor its staging folder
+    out = tmp_path / "short"
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "0", "--max-steps", "1",
+                                         "--set", "eval_teacher=false"))
+    assert f"cannot save the trained model to {out}: " in err  # training_args.bin is a torch.save too
+
+
+def test_disk_full_reported_by_the_os(tiny_teacher, tmp_path, capsys, monkeypatch):
     import errno
 
     import dynakd.trainer
@@ -252,16 +273,11 @@ def test_disk_full_while_saving_a_checkpoint(tiny_teacher, tmp_path, capsys, mon
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(dynakd.trainer, "save_distiller_state", full)  # the model and optimizer are already written
+    monkeypatch.setattr(dynakd.trainer, "save_distiller_state", full)
     out = tmp_path / "run"
-    err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "2"))
-    assert f"cannot write checkpoint-2 to {out}: No space left on device; earlier checkpoints are intact" in err
-    assert not list(out.glob("*checkpoint-*"))  # neither a half-written checkpoint nor its staging folder
-    monkeypatch.setattr(dynakd.trainer.DistillationTrainer, "save_model", full)
-    out = tmp_path / "short"
-    err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "0", "--max-steps", "1",
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "2", "--max-steps", "2",
                                          "--set", "eval_teacher=false"))
-    assert f"cannot save the trained model to {out}: No space left on device" in err
+    assert f"cannot write checkpoint-2 to {out}: No space left on device; earlier checkpoints are intact" in err
 
 
 def test_missing_or_corrupt_checkpoint_files(tiny_teacher, tmp_path, capsys):
