@@ -28,6 +28,7 @@ def make_tiny_bert(
     seed: int = 0,
     classifier: bool = True,
     reverse_vocab: bool = False,
+    dropout: float = 0.1,
 ) -> Path:
     """Save a tiny random BERT (classifier or bare encoder) and a tokenizer over the synthetic corpus' words."""
     import torch
@@ -48,6 +49,8 @@ def make_tiny_bert(
         intermediate_size=2 * hidden,
         max_position_embeddings=128,
         num_labels=num_labels,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config) if classifier else BertModel(config)

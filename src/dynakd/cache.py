@@ -14,12 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .distributed import world_size
 from .errors import DynaKDError
 from .features import Features, output_logits, split_inputs
 from .losses.dynamics import pool
@@ -111,8 +114,9 @@ class TeacherCache:
             raise DynaKDError(f"teacher cache {self.folder} has another format or row count; delete it to rebuild")
         for key, value in fingerprints.items():
             if self.meta.get(key) != value:
+                what = "another teacher" if key == "teacher_fingerprint" else "other training data"
                 raise DynaKDError(
-                    f"teacher cache {self.folder} was made for another {key.split('_')[0]} "
+                    f"teacher cache {self.folder} was made for {what} "
                     f"({self.meta.get(key)} != {value}); delete it or pass --teacher-cache off"
                 )
 
@@ -146,7 +150,7 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
                 fingerprints: dict[str, str]) -> TeacherCache:
     """One eval-mode pass of ``teacher`` over ``dataset`` into memory-mapped arrays; written atomically."""
     n = len(dataset)
-    tmp = folder.with_name(folder.name + ".tmp")
+    tmp = folder.with_name(f"{folder.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # one per builder
     tmp.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     start = 0
@@ -162,16 +166,19 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
         a.flush()
     meta = {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    if folder.exists():
-        raise DynaKDError(f"teacher cache {folder} appeared while building it; remove one of them")
-    tmp.rename(folder)
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process (e.g. on another machine sharing the folder) finished first: use its cache
+        if not (folder / "meta.json").is_file():
+            raise DynaKDError(f"teacher cache {folder} appeared while building it; remove one of them") from None
+        shutil.rmtree(tmp, ignore_errors=True)
     return TeacherCache(folder)
 
 
 def _worth_building(cfg, n_rows: int) -> bool:
-    """``auto`` builds a cache only for runs that read every training row at least once."""
+    """``auto`` builds a cache only for runs that read every training row at least once (over all processes)."""
     if cfg.max_steps > 0:
-        return cfg.max_steps * cfg.batch_size >= n_rows
+        return cfg.max_steps * cfg.batch_size * world_size() >= n_rows
     return cfg.epochs >= 1
 
 

@@ -53,6 +53,9 @@ class DynamicsConfig:
     qa_tokens: Literal["all", "context"] = "all"  # extractive QA: all real tokens, or the context tokens only
     sensitivity_noise: float = 0.1
     weights: dict[str, float] = field(default_factory=dict)
+    # Multi-process runs: gather pooled features of every process before the batch forms (mean references, Gram
+    # and distance structures), so they equal a single process's on the global batch. Off: per-process batches.
+    gather: bool = False
 
 
 @dataclass
@@ -116,6 +119,9 @@ class DistillConfig:
     group_by_length: bool = True
     logging_steps: int = 25
     eval_steps: int | None = None
+    save_steps: int = 500  # 0: no checkpoints
+    resume: bool = False
+    keep_checkpoints: bool = False
     progress: bool = True
     eval_teacher: bool = True
     teacher_cache: str = "auto"
@@ -287,6 +293,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (0 <= cfg.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}"),
         (cfg.logging_steps >= 1, f"logging_steps must be >= 1, got {cfg.logging_steps}"),
         (cfg.eval_steps is None or cfg.eval_steps >= 1, f"eval_steps must be >= 1, got {cfg.eval_steps}"),
+        (cfg.save_steps >= 0, f"save_steps must be >= 0 (0 disables checkpoints), got {cfg.save_steps}"),
+        (not (cfg.resume and cfg.overwrite), "choose one of resume and overwrite"),
         (cfg.eval_batch_size > 0, f"eval_batch_size must be > 0, got {cfg.eval_batch_size}"),
         (cfg.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {cfg.max_grad_norm}"),
         (cfg.max_train_samples is None or cfg.max_train_samples > 0, "max_train_samples must be > 0"),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import distributed
 from .align import build_aligner
 from .config import DistillConfig
 from .errors import DynaKDError
@@ -70,6 +71,24 @@ class Distiller(nn.Module):
         self.register_buffer("ref_steps", torch.zeros((), dtype=torch.long))
         self.teacher_ref_fixed = False
         self._magnitudes: dict[str, float] = {}
+
+    def get_extra_state(self) -> dict:
+        """State outside parameters and buffers, so that ``state_dict`` holds all a resumed run needs."""
+        return {"magnitudes": dict(self._magnitudes), "teacher_ref_fixed": self.teacher_ref_fixed}
+
+    def set_extra_state(self, state: dict) -> None:
+        self._magnitudes = dict(state["magnitudes"])
+        self.teacher_ref_fixed = bool(state["teacher_ref_fixed"])
+
+    def snapshot(self) -> dict:
+        """Copies of the running state a training forward updates (references, running plan, balancing magnitudes);
+        small tensors, so cheap to take every step."""
+        return {"buffers": {n: b.clone() for n, b in self.named_buffers()}, "magnitudes": dict(self._magnitudes)}
+
+    def restore(self, snapshot: dict) -> None:
+        for name, buffer in self.named_buffers():
+            buffer.copy_(snapshot["buffers"][name])
+        self._magnitudes = dict(snapshot["magnitudes"])
 
     # ----------------------------------------------------------------------------------------------- weights
     def weights(self, progress: float) -> dict[str, float]:
@@ -138,7 +157,7 @@ class Distiller(nn.Module):
         if self.feature == "dynamics":
             costs = self.dynamics_costs(s, t, perturbed)
             total = sum(self.opts.weights.get(k, 1.0) * c for k, c in costs.items())
-            plan = self.aligner(total)
+            plan = self.aligner(total if self.gathers else distributed.synced_cost(total))
             return {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}, plan
         needed = torch.ones_like(self.aligner.running_plan, dtype=torch.bool)
         if hasattr(self.aligner, "fixed"):
@@ -147,8 +166,13 @@ class Distiller(nn.Module):
             cost = hidden_mse_costs(s.hidden, t.hidden, mask=s.mask, needed=needed, projections=self.projections)
         else:
             cost = pkd_costs(s.first_tokens(), t.first_tokens(), needed=needed, projections=self.projections)
-        plan = self.aligner(cost)
+        plan = self.aligner(distributed.synced_cost(cost))
         return {self.feature: plan_loss(plan, cost)}, plan
+
+    @property
+    def gathers(self) -> bool:
+        """Whether batch forms see the features of every process (``dynamics.gather`` in a multi-process run)."""
+        return self.cfg.dynamics.gather and self.opts.pooling != "tokens" and distributed.world_size() > 1
 
     def dynamics_costs(self, s: Features, t: Features, perturbed) -> dict[str, torch.Tensor]:
         refs = self.references(s, t) if self.cfg.dynamics.reference != "batch" else None
@@ -164,6 +188,7 @@ class Distiller(nn.Module):
             refs=refs,
             perturbed=pert,
             teacher_pooled=t.pooled_layers(self.opts.pooling),
+            gather=distributed.gather_items if self.gathers else None,
         )
 
     def dynamics_masks(self, s: Features, t: Features) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -183,12 +208,17 @@ class Distiller(nn.Module):
 
     @torch.no_grad()
     def references(self, s: Features, t: Features) -> tuple[torch.Tensor, torch.Tensor]:
-        """Running means (EMA, never back-propagated) of the pooled features; updated in training mode only."""
+        """Running means (EMA, never back-propagated) of the pooled features; updated in training mode only.
+
+        In a multi-process run the batch means are taken over every process's items, so the references stay equal
+        on all processes.
+        """
         s_mask, t_mask = self.dynamics_masks(s, t)
         mean_s = masked_layer_mean(*pool([h.detach() for h in s.hidden], s_mask, self.opts.pooling))
         cached = t.pooled_layers(self.opts.pooling)
         if cached is not None:
-            mean_t = cached.float().mean(1)
+            x = cached.float().unsqueeze(1)  # [Lt+1, 1, B, d]
+            mean_t = masked_layer_mean(x, torch.ones(x.shape[1:3], dtype=torch.bool, device=x.device))
         else:
             mean_t = masked_layer_mean(*pool(t.hidden, t_mask, self.opts.pooling))
         if self.training:
@@ -202,9 +232,10 @@ class Distiller(nn.Module):
 
 
 def masked_layer_mean(x: torch.Tensor, gmask: torch.Tensor) -> torch.Tensor:
-    """Mean over the valid items of pooled features ``x [L+1, G, N, d]``: ``[L+1, d]``."""
+    """Mean over the valid items of pooled features ``x [L+1, G, N, d]`` of every process: ``[L+1, d]``."""
     m = gmask.to(x.dtype)[..., None]
-    return (x * m).sum((1, 2)) / m.sum().clamp_min(1.0)
+    total, count = distributed.all_reduce_sum((x * m).sum((1, 2))), distributed.all_reduce_sum(m.sum())
+    return total / count.clamp_min(1.0)
 
 
 def check_compatible(cfg: DistillConfig, same_tokenizer: bool, qa: bool = False) -> None:

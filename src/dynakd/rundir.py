@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .checkpoints import check_checkpoint, latest_checkpoint, remove_partial
 from .config import DistillConfig, save_config
 from .data.tasks import TaskSpec
 from .errors import DynaKDError
 
 CONFIG_NAME = "dynakd.yaml"
 # Keys that do not change what a run computes.
-_COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache", "eval_teacher", "eval_batch_size"}
+_COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache", "eval_teacher", "eval_batch_size",
+             "resume", "save_steps", "keep_checkpoints"}
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -44,13 +47,39 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
     return out
 
 
-def prepare_output(cfg: DistillConfig, command: str) -> Path:
-    """Create the output folder (replacing an earlier DynaKD run there) and write the resolved config."""
+def resume_point(cfg: DistillConfig, out: Path) -> Path | None:
+    """The checkpoint this run continues from: the newest finished checkpoint of the same run in ``out`` (resume is
+    the default; ``--resume`` insists on one, ``--overwrite`` starts again). Checked whole before any model loads."""
+    if cfg.overwrite:
+        return None
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is None:
+        if cfg.resume:
+            raise DynaKDError(f"--resume: {out} holds no finished checkpoint to resume from")
+        return None
+    check_checkpoint(checkpoint)
+    return checkpoint
+
+
+def check_writable(out: Path) -> None:
+    """Fail before loading models when the output folder cannot be created or written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None
+
+
+def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None) -> Path:
+    """Create the output folder (replacing an earlier DynaKD run there unless resuming it) and write the resolved
+    config."""
     out = check_output(cfg, command)
     try:
-        if (out / CONFIG_NAME).is_file():
+        if resume is None and (out / CONFIG_NAME).is_file():
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
+        remove_partial(out)
         save_config(cfg, out / CONFIG_NAME)
     except OSError as e:
         raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None

@@ -7,6 +7,7 @@ train. Everything a user can get wrong is checked before the first training step
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ import torch
 from transformers import TrainingArguments, set_seed
 
 from .cache import live_dataset_mean, prepare_teacher_cache
+from .checkpoints import io_reason, load_distiller_state, remove_checkpoints
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, subsample
-from .data.prepare import DistillationCollator, check_labels, same_tokenizer, tokenize
+from .data.prepare import DistillationCollator, check_labels, drop_empty, same_tokenizer, tokenize
 from .data.squad import QAEval, encode_squad, load_squad
 from .data.tasks import TaskSpec
 from .distiller import Distiller
@@ -35,7 +37,7 @@ from .models import (
     load_task_model,
     load_tokenizer,
 )
-from .rundir import check_output, describe_model, prepare_output, write_metrics
+from .rundir import check_output, check_writable, describe_model, prepare_output, resume_point, write_metrics
 from .trainer import DistillationTrainer, EvalTrainer
 
 
@@ -70,7 +72,7 @@ def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]
         splits=("train", *task.eval_splits) if train else task.eval_splits,
     )
     task = infer_task_from_data(task, data, cfg.text_columns)
-    return task, _subsample_splits(cfg, task, data, train)
+    return task, drop_empty(_subsample_splits(cfg, task, data, train))
 
 
 def _subsample_splits(cfg: DistillConfig, task: TaskSpec, data, train: bool):
@@ -118,13 +120,22 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         logging_steps=cfg.logging_steps,
         eval_strategy="steps" if cfg.eval_steps else "epoch",
         eval_steps=cfg.eval_steps,
-        save_strategy="no",
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or None,
+        save_total_limit=2,  # the newest and the one before it
         report_to=["tensorboard"],
         remove_unused_columns=False,  # keep the teacher_* columns
         label_names=["labels"],
         disable_tqdm=not cfg.progress,
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=_cpu_processes(),
     )
+
+
+def _cpu_processes() -> bool:
+    """Several processes on a machine without a GPU (e.g. ``torchrun`` on CPU): without ``use_cpu`` the Trainer
+    leaves them unaware of each other; with it they form a gloo process group (DDP)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
 
 
 def _metric_fn(task: TaskSpec):
@@ -163,7 +174,9 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     if teacher_name:
         check_model_folder(teacher_name)
         check_student_request(cfg, teacher_name)
-    check_output(cfg, command)
+    out = check_output(cfg, command)
+    resume = resume_point(cfg, out)
+    check_writable(out)
     task, data = load_data(cfg)
     if not task.is_qa:
         check_labels(data, task.num_labels, task.is_regression)
@@ -172,11 +185,15 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
     encoded, qa_eval = encode(cfg, task, data, tokenizer, t_tok)
     collator = DistillationCollator(tokenizer, t_tok, task.is_regression)
-    args = training_args(cfg, Path(cfg.output))
+    args = training_args(cfg, out)
+    main_process = args.process_index == 0
     if teacher is not None:
         teacher.to(args.device).eval()
-    out = prepare_output(cfg, command)
-    cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
+    # process 0 of all machines writes, the others then read (a cache folder not shared is built once per machine)
+    with args.main_process_first(local=False, desc="run folder and teacher cache"):
+        if main_process:
+            prepare_output(cfg, command, resume)
+        cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
     if cache is not None:
         encoded["train"] = encoded["train"].add_column(EXAMPLE_ID, list(range(len(encoded["train"]))))
     trainer = DistillationTrainer(
@@ -192,32 +209,60 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         teacher_cache=cache,
         qa_eval=qa_eval,
     )
-    if teacher is not None and cfg.dynamics.reference == "dataset" and distiller.feature == "dynamics":
-        pooling = cfg.dynamics.pooling
-        mean = cache.dataset_mean(pooling) if cache else live_dataset_mean(
-            teacher, encoded["train"], collator, batch_size=cfg.eval_batch_size, device=args.device, pooling=pooling
-        )
-        distiller.set_dataset_reference(mean)
+    _set_dataset_reference(cfg, distiller, teacher, cache, encoded["train"], collator, args.device)
+    if resume is not None:
+        load_distiller_state(distiller, resume)
+        if main_process:
+            print(f"resuming from {resume}", flush=True)
     start = time.perf_counter()
-    train_out = trainer.train()
+    train_out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_time = time.perf_counter() - start
-    metrics = {"eval": _strip(trainer.evaluate())}
+    metrics = {"eval": _strip(trainer.evaluate())}  # gathered over processes by the Trainer
     if teacher is not None and cfg.eval_teacher:
         metrics["teacher_eval"] = evaluate_model(teacher, t_tok or tokenizer, task, data, cfg)
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    metrics.update(
-        train={
-            "runtime_s": round(train_time, 1),
-            "steps": train_out.global_step,
-            "steps_per_second": round(train_out.global_step / max(train_time, 1e-9), 3),
-            "loss": round(train_out.training_loss, 5),
-            "teacher_cache": str(cache.folder) if cache else None,
-        },
-        model=describe_model(student, out),
-    )
-    write_metrics(out, command, cfg, task, metrics)
+    metrics["train"] = {
+        "runtime_s": round(train_time, 1),
+        "steps": train_out.global_step,
+        "steps_per_second": round((train_out.global_step - _step(resume)) / max(train_time, 1e-9), 3),
+        "loss": round(train_out.training_loss, 5),
+        "teacher_cache": str(cache.folder) if cache else None,
+        "processes": args.world_size,
+        "resumed_from": resume.name if resume else None,
+    }
+    _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     return RunResult(out, metrics)
+
+
+def _step(checkpoint: Path | None) -> int:
+    """The step a checkpoint was written at (0 without one): a resumed run trains only the steps after it."""
+    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else 0
+
+
+def _set_dataset_reference(cfg: DistillConfig, distiller, teacher, cache, train_ds, collator, device) -> None:
+    """The ``dataset`` reference: the teacher's exact training-set mean, from the cache or one pre-pass."""
+    if teacher is None or cfg.dynamics.reference != "dataset" or distiller.feature != "dynamics":
+        return
+    pooling = cfg.dynamics.pooling
+    mean = cache.dataset_mean(pooling) if cache else live_dataset_mean(
+        teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device, pooling=pooling
+    )
+    distiller.set_dataset_reference(mean)
+
+
+def _save_run(trainer, tokenizer, out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics, main: bool):
+    """The model, tokenizer and metrics (process 0 only); checkpoints go once the run is safely saved."""
+    try:
+        trainer.save_model(str(out))  # collective under FSDP / DeepSpeed: every process calls it
+        if main:
+            tokenizer.save_pretrained(str(out))
+            metrics["model"] = describe_model(trainer.model, out)
+            write_metrics(out, command, cfg, task, metrics)
+    except (OSError, RuntimeError) as e:  # RuntimeError: torch.save's zip writer on a full disk
+        raise DynaKDError(f"cannot save the trained model to {out}: {io_reason(e)}") from None
+    trainer.accelerator.wait_for_everyone()
+    if main and not cfg.keep_checkpoints:
+        remove_checkpoints(out)
+    metrics.setdefault("model", describe_model(trainer.model, out))
 
 
 def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
@@ -269,6 +314,8 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=_cpu_processes(),
+        average_tokens_across_devices=False,  # else the Trainer multiplies a per-example mean loss by the processes
     )
     return EvalTrainer(
         model=model,

@@ -2,24 +2,31 @@
 
 Mixed precision, gradient accumulation, checkpoints, logging, progress bars and multi-process launch all come from
 the Trainer. This class adds: a frozen teacher in ``eval()`` under ``no_grad`` (never wrapped by DDP, since it is not
-the Trainer's model), the distiller's parameters (projections, learned aligner queries) in the optimizer, a log
-entry for every loss term and every scheduled weight, and (``QAEvaluationMixin``) the SQuAD evaluation over all the
-windows of each question.
+the Trainer's model), the distiller's parameters (projections, learned aligner queries) in the optimizer with their
+gradients averaged over processes, a log entry for every loss term and every scheduled weight (averaged over
+processes), the distiller's state in every checkpoint, checkpoints written atomically, a stop with the last good
+state saved when the loss is not finite, and (``QAEvaluationMixin``) the SQuAD evaluation over all the windows of
+each question.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import speed_metrics
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints, speed_metrics
 
+from . import distributed
+from .checkpoints import STAGING, io_reason, publish, save_distiller_state
 from .data.squad import QAEval, best_spans, gold_answers
 from .distiller import Distiller
+from .errors import DynaKDError
 from .features import CONTEXT_MASK, EXAMPLE_ID, Features, capture, output_logits, perturbed_embeddings, split_inputs
 from .metrics import squad_metrics
 
@@ -87,7 +94,15 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             teacher.to(self.args.device).eval().requires_grad_(False)
         self._term_sums: dict[str, float | torch.Tensor] = defaultdict(float)
         self._term_count = 0
+        self._staging: Path | None = None
         self.add_callback(AlignmentCallback(self))
+        self.add_callback(DistillerGradients(distiller))
+        if self.is_deepspeed_enabled and any(p.requires_grad for p in distiller.parameters()):
+            # DeepSpeed optimises only the parameters of the model it wraps (and may build the optimizer itself)
+            raise DynaKDError(
+                "DeepSpeed cannot train the distiller's own parameters (method 'static' projections, "
+                "align.learned queries); use a parameter-free method and aligner, or DDP / FSDP"
+            )
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
@@ -115,7 +130,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         student = capture(model, student_inputs, hidden=needs_hidden)
         teacher = None
         if self.teacher_cache is not None and EXAMPLE_ID in inputs:
-            teacher = self.teacher_cache.features(inputs[EXAMPLE_ID], model.device)
+            teacher = self.teacher_cache.features(inputs[EXAMPLE_ID], self.args.device)
         elif self.teacher is not None and self.distiller.cfg.method != "task":
             self.teacher.eval()
             with torch.no_grad(), self.accelerator.autocast():  # same mixed precision as the student
@@ -125,9 +140,29 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             if teacher is not None:
                 teacher.context = inputs[CONTEXT_MASK]
         perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None else None
+        before = self.distiller.snapshot()
         out = self.distiller(student, teacher, labels, self.progress, perturbed=perturbed)
+        self._check_finite(out, before)
         self._accumulate(out)
         return (out.loss, student) if return_outputs else out.loss
+
+    def _check_finite(self, out, before: dict) -> None:
+        """Stop on a non-finite loss (one host sync per step), after saving the last good state: the weights are
+        still those of the last finished step, since this runs before the backward pass, and the distiller's running
+        state goes back to ``before`` this step's forward."""
+        if distributed.all_true(torch.isfinite(out.loss.detach())):
+            return
+        self.distiller.restore(before)
+        terms = {k: float(v.detach()) for k, v in out.terms.items()}
+        bad = [k for k, v in terms.items() if not math.isfinite(v)]
+        what = f"term '{bad[0]}' is {terms[bad[0]]}" if bad else f"the weighted total is {float(out.loss.detach())}"
+        step = self.state.global_step
+        self._save_checkpoint(self.model, trial=None)
+        saved = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+        raise DynaKDError(
+            f"non-finite loss at step {step + 1}: {what}; the last good state (step {step}) is saved in {saved}; "
+            "lower --lr or the term's weight, or check the data, then resume"
+        )
 
     def _perturbed(self, model, student_inputs, teacher_inputs):
         """Extra forwards for the input-sensitivity component (off by default)."""
@@ -136,7 +171,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             return None
         seed = cfg.seed * 1_000_003 + self.state.global_step
         std = cfg.dynamics.sensitivity_noise
-        s_emb = perturbed_embeddings(model, student_inputs["input_ids"], std, seed)
+        s_emb = perturbed_embeddings(self.accelerator.unwrap_model(model), student_inputs["input_ids"], std, seed)
         s = capture(model, student_inputs, inputs_embeds=s_emb)
         with torch.no_grad():
             t_emb = perturbed_embeddings(self.teacher, teacher_inputs["input_ids"], std, seed)
@@ -153,12 +188,64 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self._term_count += 1
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        """Add the mean of every loss term and scheduled weight since the last training log."""
+        """Add the mean of every loss term and scheduled weight since the last training log (over processes too:
+        every process logs the same terms, so one collective gathers them)."""
         if "loss" in logs and self._term_count:
-            logs.update({k: round(float(v) / self._term_count, 6) for k, v in self._term_sums.items()})
+            names = sorted(self._term_sums)
+            device = self.args.device
+            sums = torch.stack([torch.as_tensor(self._term_sums[k], dtype=torch.float32, device=device) for k in names])
+            means = distributed.all_reduce_mean(sums) / self._term_count
+            logs.update({k: round(float(v), 6) for k, v in zip(names, means.tolist())})
             self._term_sums.clear()
             self._term_count = 0
         super().log(logs, *args, **kwargs)
+
+    # ----------------------------------------------------------------------------------------------- checkpoints
+    def _get_output_dir(self, trial) -> str:
+        return str(self._staging) if self._staging is not None else super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """The Trainer's checkpoint plus the distiller's state, written into a staging folder and renamed into
+        place once complete: transformers 5 writes ``checkpoint-N`` in place, and a process killed mid-write would
+        leave a folder that looks like the newest checkpoint."""
+        root = Path(super()._get_output_dir(trial))
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        self._staging = root / f"{STAGING}{name}"
+        try:
+            super()._save_checkpoint(model, trial)  # every process writes its own RNG state
+            if self.args.should_save:
+                save_distiller_state(self.distiller, self._staging / name)
+            self.accelerator.wait_for_everyone()
+            if self.args.should_save:
+                publish(self._staging / name, root / name)
+                shutil.rmtree(self._staging, ignore_errors=True)
+                rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit)
+        except (OSError, RuntimeError) as e:  # RuntimeError: torch.save's zip writer on a full disk
+            shutil.rmtree(self._staging, ignore_errors=True)
+            reason = io_reason(e)
+            raise DynaKDError(f"cannot write {name} to {root}: {reason}; earlier checkpoints are intact") from None
+        finally:
+            self._staging = None
+        self.accelerator.wait_for_everyone()
+
+
+class DistillerGradients(TrainerCallback):
+    """The Trainer averages (DDP), clips and zeroes the gradients of its model only. The distiller's own parameters
+    (projections, learned queries) get the same here, once per optimizer step: averaged over processes, clipped to
+    ``max_grad_norm`` (as a group of their own) and zeroed after the step."""
+
+    def __init__(self, distiller: Distiller):
+        self.distiller = distiller
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        params = [p for p in self.distiller.parameters() if p.requires_grad]
+        distributed.average_gradients(params)
+        with_grad = [p for p in params if p.grad is not None]
+        if with_grad and args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(with_grad, args.max_grad_norm)
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.distiller.zero_grad(set_to_none=True)
 
 
 class AlignmentCallback(TrainerCallback):

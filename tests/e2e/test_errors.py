@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 
@@ -37,6 +39,10 @@ def run_error(capsys, args: list[str]) -> str:
         (["--set", "warmup_ratio=1"], "warmup_ratio must be in [0, 1)"),
         (["--set", "dynamics.forms=[]"], "dynamics.forms is empty"),
         (["--max-seq-length", "4096"], "exceeds the model's limit of 128 tokens"),
+        (["--save-steps", "-1"], "save_steps must be >= 0"),
+        (["--resume", "--overwrite"], "choose one of resume and overwrite"),
+        (["--set", "dynamics.gather=maybe"], "dynamics.gather: expected true or false"),
+        (["--resume"], "holds no finished checkpoint to resume from"),
     ],
 )
 def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
@@ -96,6 +102,11 @@ def test_teacher_not_a_model(tmp_path, capsys):
     assert "not a model folder" in err
 
 
+def test_teacher_without_a_classification_head(tiny_encoder, tmp_path, capsys):
+    err = run_error(capsys, distill_args(tiny_encoder, tmp_path / "run"))
+    assert "has no classification head: fine-tune it first with `dynakd finetune`" in err
+
+
 def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
@@ -107,6 +118,13 @@ def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")
     assert "holds no DynaKD run" in run_error(capsys, distill_args(tiny_teacher, stranger))
+
+
+def test_output_is_a_file(tiny_teacher, tmp_path, capsys):
+    (tmp_path / "run").write_text("not a folder")
+    assert f"--output {tmp_path / 'run'} is a file, not a folder" in run_error(
+        capsys, distill_args(tiny_teacher, tmp_path / "run")
+    )
 
 
 def test_missing_required(tiny_teacher, tmp_path, capsys):
@@ -164,3 +182,120 @@ def test_python_config_is_validated(tiny_teacher, tmp_path):
 
     with pytest.raises(DynaKDError, match="did you mean 'full'"):
         distill(DistillConfig(teacher=str(tiny_teacher), student_layers=2, method="ful", output=str(tmp_path)))
+
+
+def test_config_is_validated_before_any_model_loads(tiny_teacher, tmp_path, capsys, monkeypatch):
+    import transformers
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the config was validated")
+
+    for cls in (transformers.AutoModelForSequenceClassification, transformers.AutoConfig, transformers.AutoTokenizer):
+        monkeypatch.setattr(cls, "from_pretrained", no_loading)
+    for key, expected in [("align.eps=-1", "align.eps must be > 0"), ("dynamics.forms=[]", "dynamics.forms is empty"),
+                          ("staged=2", "staged must be a fraction")]:
+        assert expected in run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--set", key))
+
+
+def test_student_and_teacher_heads_differ(tiny_teacher, tmp_path, capsys):
+    from tests.conftest import make_tiny_bert
+
+    student = make_tiny_bert(tmp_path / "student", layers=2, num_labels=3)
+    err = run_error(capsys, ["distill", "--teacher", str(tiny_teacher), "--student", str(student), *FAST,
+                             "--output", str(tmp_path / "run")])
+    assert "predicts 3 labels but task sst2 has 2" in err
+    regression = make_tiny_bert(tmp_path / "regression", layers=2, num_labels=1)
+    err = run_error(capsys, distill_args(regression, tmp_path / "run"))
+    assert "predicts 1 labels but task sst2 has 2" in err
+
+
+def test_empty_examples(tiny_teacher, tmp_path, capsys):
+    from dynakd import DistillConfig
+    from dynakd.runner import load_data
+
+    data = tmp_path / "train.csv"
+    data.write_text('text,label\n"",1\n"  ",0\n')
+    assert "the train split has only empty examples (2 rows without text)" in run_error(
+        capsys, csv_args(tiny_teacher, tmp_path / "r", "text", data, data)
+    )
+    data.write_text('text,label\ngood film,1\n"",0\nbad film,0\n')
+    cfg = DistillConfig(task="csv", train_file=str(data), validation_file=str(data), text_columns=["text"])
+    _, loaded = load_data(cfg)
+    assert loaded["train"]["text_a"] == ["good film", "bad film"] and len(loaded["validation"]) == 3
+    assert "skipping 1 empty training example(s) (rows 1)" in capsys.readouterr().out
+
+
+def test_no_write_permission(tiny_teacher, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import dynakd.rundir
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(dynakd.rundir.tempfile, "TemporaryFile", refused)  # as root, chmod does not stop writes
+    out = tmp_path / "run"
+    assert f"cannot write to {out}: Permission denied" in run_error(capsys, distill_args(tiny_teacher, out))
+    monkeypatch.undo()
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        err = run_error(capsys, distill_args(tiny_teacher, locked / "run"))
+        assert f"cannot write to {locked / 'run'}: Permission denied" in err
+
+
+def test_disk_full_while_saving_a_checkpoint(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """A full disk, simulated: every ``torch.save`` (optimizer, scheduler, RNG, distiller state) fails the way torch's
+    zip writer does when the device is full (a RuntimeError, not an OSError)."""
+    import torch
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", full)
+    out = tmp_path / "run"
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "2"))
+    assert f"cannot write checkpoint-2 to {out}: [enforce fail" in err and "file write failed" in err
+    assert err.endswith("; earlier checkpoints are intact")
+    assert not list(out.glob("*checkpoint-*"))  # neither a half-written checkpoint nor its staging folder
+    out = tmp_path / "short"
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "0", "--max-steps", "1",
+                                         "--set", "eval_teacher=false"))
+    assert f"cannot save the trained model to {out}: " in err  # training_args.bin is a torch.save too
+
+
+def test_disk_full_reported_by_the_os(tiny_teacher, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import dynakd.trainer
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dynakd.trainer, "save_distiller_state", full)
+    out = tmp_path / "run"
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--save-steps", "2", "--max-steps", "2",
+                                         "--set", "eval_teacher=false"))
+    assert f"cannot write checkpoint-2 to {out}: No space left on device; earlier checkpoints are intact" in err
+
+
+def test_missing_or_corrupt_checkpoint_files(tiny_teacher, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = distill_args(tiny_teacher, out, "--save-steps", "2", "--keep-checkpoints", "--method", "kd")
+    assert main(args) == 0
+    newest, older = out / "checkpoint-3", out / "checkpoint-2"
+    (newest / "optimizer.pt").unlink()
+    err = run_error(capsys, args)
+    assert f"checkpoint {newest} is incomplete (missing optimizer.pt); delete it to resume from checkpoint-2" in err
+    shutil.rmtree(newest)
+    model = older / "model.safetensors"
+    intact = model.read_bytes()
+    model.write_bytes(intact[:-100])
+    err = run_error(capsys, args)
+    assert f"checkpoint {older} is corrupt" in err and "model.safetensors: Error while deserializing header" in err
+    assert "delete it or pass --overwrite to start again" in err
+    model.write_bytes(intact)
+    state = older / "dynakd_distiller.pt"
+    state.write_bytes(state.read_bytes()[:50])
+    assert f"checkpoint {older} is corrupt (BadZipFile" in run_error(capsys, args)

@@ -6,6 +6,7 @@ Errors a user can fix are printed as one line (``dynakd: error: ...``) with exit
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def _run(args: argparse.Namespace) -> None:
         cfg = config_from_args(args, [DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--output", "--seed")}])
         result = runner.evaluate(cfg)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics["eval"].items() if _is_score(k, v))
-    print(f"{args.command}: {scores}\nwritten to {result.output}")
+    if os.environ.get("RANK", "0") == "0":  # one report from a multi-process run
+        print(f"{args.command}: {scores}\nwritten to {result.output}")
 
 
 def _bench(args: argparse.Namespace) -> None:

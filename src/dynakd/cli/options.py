@@ -33,6 +33,7 @@ TRAIN_FLAGS = {
     "--max-grad-norm": ("max_grad_norm", float, "clip gradients to this norm (default 1.0; 0 disables)"),
     "--logging-steps": ("logging_steps", int, "log every N steps (default 25)"),
     "--eval-steps": ("eval_steps", int, "evaluate every N steps (default: every epoch)"),
+    "--save-steps": ("save_steps", int, "checkpoint every N steps for resuming (default 500; 0 disables)"),
 }
 METHOD_FLAGS = {
     "--method": ("method", str, f"one of {', '.join(METHODS)} (default full)"),
@@ -46,7 +47,10 @@ METHOD_FLAGS = {
 }
 # flag -> (config key, the value the flag sets, help)
 SWITCHES = {
-    "--overwrite": ("overwrite", True, "replace an output folder that holds a different run"),
+    "--overwrite": ("overwrite", True, "replace an output folder that holds a different run (or start a run again)"),
+    "--resume": ("resume", True, "continue from the newest checkpoint in --output (the default when one exists); "
+                 "fail if there is none"),
+    "--keep-checkpoints": ("keep_checkpoints", True, "keep the checkpoints after a successful run (default: delete)"),
     "--synthetic": ("synthetic", True, "use the built-in synthetic sentiment corpus instead of real data"),
     "--fp16": ("fp16", True, "mixed precision (fp16)"),
     "--bf16": ("bf16", True, "mixed precision (bf16)"),

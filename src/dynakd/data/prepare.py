@@ -45,6 +45,27 @@ def tokenize(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=No
     return data.map(encode, batched=True, remove_columns=columns, desc="tokenizing")
 
 
+def drop_empty(data: DatasetDict, train_split: str = "train") -> DatasetDict:
+    """Refuse a split without a single non-empty example; drop empty examples from the training split.
+
+    An example whose texts are all empty (or whitespace) has no tokens besides special ones (none at all for
+    tokenizers without special tokens, i.e. an all-padding row): it has no features to distil. Eval splits keep
+    such rows, since the official metrics count every row.
+    """
+    for split, ds in data.items():
+        text_columns = [c for c in ("text_a", "text_b") if c in ds.column_names]
+        rows = zip(*(ds[c] for c in text_columns))
+        empty = [i for i, texts in enumerate(rows) if not any(t and t.strip() for t in texts)]
+        if len(empty) == len(ds):
+            what = "has no examples" if not len(ds) else f"has only empty examples ({len(ds)} rows without text)"
+            raise DynaKDError(f"the {split} split {what}")
+        if empty and split == train_split:
+            print(f"skipping {len(empty)} empty training example(s) (rows {', '.join(map(str, empty[:5]))}"
+                  f"{', ...' if len(empty) > 5 else ''})", flush=True)
+            data[split] = ds.select(sorted(set(range(len(ds))) - set(empty)))
+    return data
+
+
 def check_labels(data: DatasetDict, num_labels: int, regression: bool) -> None:
     """Every label must be a class the model can predict."""
     if regression:

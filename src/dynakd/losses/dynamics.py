@@ -10,7 +10,7 @@ similarity-preserving KD (Tung & Mori 2019), RKD (Park et al. 2019) and FSP flow
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -18,6 +18,7 @@ import torch
 from . import forms as F
 
 Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embedding output
+Gather = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -141,11 +142,13 @@ def dynamics_costs(
     refs: tuple[torch.Tensor, torch.Tensor] | None = None,
     perturbed: tuple[Hidden, Hidden] | None = None,
     teacher_pooled: torch.Tensor | None = None,
+    gather: Gather | None = None,
 ) -> dict[str, torch.Tensor]:
     """One cost matrix ``[Ls, Lt]`` per enabled component (gradients flow to the student side only).
 
     ``teacher_mask`` is the teacher's own attention mask when it tokenises differently (pooled forms only).
     ``teacher_pooled [Lt+1, B, d]`` replaces ``teacher`` with features pooled ahead of time (the teacher cache).
+    ``gather(x, gmask, dim)`` widens the items of pooled features (e.g. to every process's batch) before the forms.
     """
     xs, gmask = pool(student, mask, opts.pooling)
     with torch.no_grad():
@@ -153,6 +156,10 @@ def dynamics_costs(
             xt = teacher_pooled.float().unsqueeze(1)  # [Lt+1, 1, B, d]
         else:
             xt, _ = pool(teacher, mask if teacher_mask is None else teacher_mask, opts.pooling)
+    local_mask = gmask
+    if gather is not None:
+        xs, gmask = gather(xs, local_mask, 2)
+        xt, _ = gather(xt, local_mask, 2)
     costs = {}
     if "deviation" in opts.components:
         ref_s, ref_t = refs if refs is not None else (None, None)
@@ -165,6 +172,8 @@ def dynamics_costs(
         xs_p, _ = pool(perturbed[0], mask, opts.pooling)
         with torch.no_grad():
             xt_p, _ = pool(perturbed[1], mask if teacher_mask is None else teacher_mask, opts.pooling)
+        if gather is not None:
+            xs_p, xt_p = gather(xs_p, local_mask, 2)[0], gather(xt_p, local_mask, 2)[0]
         costs["sensitivity"] = sensitivity_costs(xs, xt, xs_p, xt_p, gmask, opts)
     return costs
 

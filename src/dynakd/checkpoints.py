@@ -1,0 +1,127 @@
+"""Checkpoints of a run: where they are, whether they are whole, and the distiller's part of them.
+
+The Trainer writes the model, optimizer, scheduler, RNG states and its own state into ``checkpoint-N``; DynaKD adds
+``dynakd_distiller.pt`` (EMA and dataset references, the aligner's running plan, learned projections and queries,
+term-balancing magnitudes). The schedule position follows from the restored ``global_step``.
+
+Atomicity: transformers 5 writes straight into ``checkpoint-N``, so a process killed mid-save would leave a folder
+that ``get_last_checkpoint`` takes for the newest checkpoint. ``DistillationTrainer`` therefore writes into a
+staging folder (``.partial-checkpoint-N``) and renames it when every file is on disk; only ``checkpoint-N`` folders
+are ever resumed from, and staging leftovers are deleted when a run starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from .errors import DynaKDError
+
+PREFIX = "checkpoint"
+STAGING = ".partial-"
+DISTILLER_STATE = "dynakd_distiller.pt"
+# What a whole checkpoint holds; the model and optimizer files are named differently under FSDP and DeepSpeed.
+REQUIRED = ("trainer_state.json", DISTILLER_STATE)
+MODEL_FILES = ("model*.safetensors", "pytorch_model*.bin", "pytorch_model_fsdp_*", "global_step*")
+OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin", "optimizer_*", "global_step*")
+_NAME = re.compile(rf"^{PREFIX}-(\d+)$")
+
+
+def checkpoints(out: Path) -> list[Path]:
+    """Finished checkpoint folders of a run, oldest first."""
+    if not out.is_dir():
+        return []
+    found = [p for p in out.iterdir() if p.is_dir() and _NAME.match(p.name)]
+    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    found = checkpoints(out)
+    return found[-1] if found else None
+
+
+def remove_partial(out: Path) -> None:
+    """Delete staging folders left by a process killed while writing a checkpoint."""
+    if out.is_dir():
+        for p in out.iterdir():
+            if p.name.startswith(STAGING):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def remove_checkpoints(out: Path) -> None:
+    for p in checkpoints(out):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def check_checkpoint(folder: Path) -> None:
+    """Refuse a checkpoint with missing or unreadable files before any model is loaded (headers only: cheap)."""
+    advice = _advice(folder)
+    missing = [f for f in REQUIRED if not (folder / f).is_file()]
+    for patterns, name in ((MODEL_FILES, "model.safetensors"), (OPTIMIZER_FILES, "optimizer.pt")):
+        if not any(any(folder.glob(p)) for p in patterns):
+            missing.insert(0, name)
+    if missing:
+        raise DynaKDError(f"checkpoint {folder} is incomplete (missing {', '.join(missing)}); {advice}")
+    try:
+        json.loads((folder / "trainer_state.json").read_text())["global_step"]
+        for f in folder.glob("model*.safetensors"):
+            _check_safetensors(f)
+        for f in ("optimizer.pt", "scheduler.pt", DISTILLER_STATE):
+            if (folder / f).is_file():
+                with zipfile.ZipFile(folder / f) as z:  # torch.save files are zip archives; truncation breaks them
+                    z.namelist()
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise DynaKDError(f"checkpoint {folder} is corrupt ({type(e).__name__}: {e}); {advice}") from None
+
+
+def _check_safetensors(path: Path) -> None:
+    """Opening reads only the header, and safetensors refuses a file its header does not fully describe."""
+    try:
+        with safe_open(str(path), "pt"):
+            pass
+    except SafetensorError as e:
+        raise ValueError(f"{path.name}: {e}") from None
+
+
+def _advice(folder: Path) -> str:
+    older = [p for p in checkpoints(folder.parent) if p != folder]
+    if older:
+        return f"delete it to resume from {older[-1].name}, or pass --overwrite to start again"
+    return "delete it or pass --overwrite to start again"
+
+
+def save_distiller_state(distiller, folder: Path) -> None:
+    torch.save(distiller.state_dict(), folder / DISTILLER_STATE)
+
+
+def load_distiller_state(distiller, folder: Path) -> None:
+    try:
+        distiller.load_state_dict(torch.load(folder / DISTILLER_STATE, map_location="cpu", weights_only=True))
+    except (OSError, RuntimeError, KeyError) as e:
+        raise DynaKDError(f"checkpoint {folder} does not fit this run's distiller ({str(e).splitlines()[0]})") from None
+
+
+def io_reason(e: Exception) -> str:
+    """One line saying why a write failed: ``OSError``s carry it; ``torch.save`` raises a ``RuntimeError`` from its
+    zip writer instead (e.g. on a full disk)."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def publish(staging: Path, final: Path) -> None:
+    """Move a fully written checkpoint into place (a rename: atomic on one file system)."""
+    old = None
+    if final.exists():  # re-saving the same step (e.g. resumed at the last step): swap, then drop the old one
+        old = final.with_name(STAGING + final.name + ".old")
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

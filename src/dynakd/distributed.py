@@ -1,0 +1,92 @@
+"""Data-parallel consistency of the distiller's own state (no-ops in a single process).
+
+The Trainer wraps only the student in DDP; the distiller is not a model the Trainer knows, so its learned
+parameters, running buffers and batch statistics are kept consistent here with plain ``torch.distributed``
+collectives (wrapping it in DDP would need its forward to run through the wrapper, and its buffers are updated by
+running means rather than broadcast from rank 0).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
+    """The average of ``t`` over processes (a new tensor, no gradient)."""
+    if world_size() == 1:
+        return t
+    out = t.detach().clone()
+    dist.all_reduce(out)
+    return out / world_size()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    if world_size() == 1:
+        return t
+    out = t.detach().clone()
+    dist.all_reduce(out)
+    return out
+
+
+def all_true(flag: torch.Tensor) -> bool:
+    """True when ``flag`` (a bool scalar) is true on every process; one host sync."""
+    if world_size() == 1:
+        return bool(flag)
+    out = flag.to(torch.int32).reshape(1)
+    dist.all_reduce(out, op=dist.ReduceOp.MIN)
+    return bool(out)
+
+
+def average_gradients(params) -> None:
+    """Average ``.grad`` over processes (what DDP does for the student), in place. Every process must pass the same
+    parameters in the same order."""
+    if world_size() == 1:
+        return
+    for p in params:
+        if p.grad is None:  # unused here but maybe not elsewhere: every process must join every all-reduce
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad.div_(world_size())
+
+
+def synced_cost(cost: torch.Tensor) -> torch.Tensor:
+    """``cost`` whose value is the average over processes but whose gradient flows to the local cost, so every
+    process computes the same alignment plan (and so the same running plan)."""
+    if world_size() == 1:
+        return cost
+    return cost + (all_reduce_mean(cost) - cost.detach())
+
+
+def gather_items(x: torch.Tensor, mask: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate ``x`` of every process along ``dim`` (the item axis of ``mask [G, N]``), process 0 first.
+
+    Batches of unequal size are padded to the largest; the returned mask marks the padding invalid. Gradients flow
+    back to each process's own items (``torch.distributed.nn.functional.all_gather``).
+    """
+    if world_size() == 1:
+        return x, mask
+    from torch.distributed.nn.functional import all_gather
+
+    n = torch.tensor([x.shape[dim]], device=x.device)
+    sizes = [torch.zeros_like(n) for _ in range(world_size())]
+    dist.all_gather(sizes, n)
+    pad = int(max(sizes)) - x.shape[dim]
+    if pad:
+        shape = list(x.shape)
+        shape[dim] = pad
+        x = torch.cat([x, x.new_zeros(shape)], dim)
+        mask = torch.cat([mask, mask.new_zeros(mask.shape[0], pad)], -1)
+    parts = all_gather(x) if x.requires_grad else _plain_gather(x)
+    masks = _plain_gather(mask.to(torch.uint8))
+    return torch.cat(parts, dim), torch.cat(masks, -1).bool()
+
+
+def _plain_gather(t: torch.Tensor) -> list[torch.Tensor]:
+    parts = [torch.empty_like(t) for _ in range(world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return parts

@@ -1,0 +1,142 @@
+"""Fault tolerance: a run killed (SIGKILL) mid-run or mid-checkpoint resumes to the same final weights as a run that
+was never interrupted; a non-finite loss stops the run with the last good state saved.
+
+Tolerance: none, every final weight is bit-identical. The resumed run replays the same batches, dropout masks (the
+Trainer restores the RNG states) and distiller state (EMA references, running plan, learned queries and their
+optimizer state).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dynakd.checkpoints import check_checkpoint
+from dynakd.cli import main
+
+from .test_errors import run_error
+
+SETTINGS = ["--synthetic", "--max-train-samples", "64", "--max-eval-samples", "16", "--batch-size", "8",
+            "--max-seq-length", "32", "--no-progress", "--logging-steps", "4", "--max-steps", "8",
+            "--save-steps", "4", "--method", "full", "--align", "attention", "--set", "align.learned=true",
+            "--set", "dynamics.reference=ema", "--set", "eval_teacher=false"]
+
+# Runs the CLI with one hook installed; the hook stops the process at a chosen point.
+HOOKED_CLI = """
+import os, signal, sys, time
+from dynakd import trainer
+from dynakd.checkpoints import check_checkpoint
+from dynakd.cli import main
+
+point, marker = os.environ["HOOK_POINT"], os.environ["HOOK_MARKER"]
+if point == "mid-run":  # the sixth step, between the checkpoints of steps 4 and 8
+    step = trainer.DistillationTrainer.training_step
+    def training_step(self, *args, **kwargs):
+        if self.state.global_step == 6:
+            open(marker, "w").close()
+            time.sleep(600)
+        return step(self, *args, **kwargs)
+    trainer.DistillationTrainer.training_step = training_step
+else:  # die while checkpoint-8 (the last) is half written: model and optimizer on disk, the distiller's state not yet
+    save = trainer.save_distiller_state
+    def save_distiller_state(distiller, folder):
+        if folder.name == "checkpoint-8":
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        save(distiller, folder)
+    trainer.save_distiller_state = save_distiller_state
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_args(teacher: Path, out: Path, *extra: str) -> list[str]:
+    return ["distill", "--teacher", str(teacher), "--student-layers", "2", *SETTINGS, "--output", str(out), *extra]
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(out / "model.safetensors")
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_teacher, tmp_path_factory) -> Path:
+    """The uninterrupted run."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    assert main(run_args(tiny_teacher, out)) == 0
+    assert not list(out.glob("checkpoint-*"))  # deleted once the run is saved
+    return out
+
+
+def kill_with_hook(teacher: Path, out: Path, point: str, tmp_path: Path) -> None:
+    marker = tmp_path / f"{point}.marker"
+    env = {**os.environ, "HOOK_POINT": point, "HOOK_MARKER": str(marker)}
+    proc = subprocess.Popen([sys.executable, "-c", HOOKED_CLI, *run_args(teacher, out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "hook never reached"
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_sigkill_mid_run_then_resume_gives_the_same_weights(tiny_teacher, reference, tmp_path):
+    out = tmp_path / "run"
+    kill_with_hook(tiny_teacher, out, "mid-run", tmp_path)
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
+    assert main(run_args(tiny_teacher, out, "--resume")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"]["resumed_from"] == "checkpoint-4" and metrics["train"]["steps"] == 8
+    assert_same_weights(reference, out)
+
+
+def test_killed_during_checkpoint_write_resumes_from_the_previous_one(tiny_teacher, reference, tmp_path):
+    out = tmp_path / "run"
+    kill_with_hook(tiny_teacher, out, "mid-save", tmp_path)
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
+    partial = out / ".partial-checkpoint-8" / "checkpoint-8"
+    assert (partial / "model.safetensors").is_file() and not (partial / "dynakd_distiller.pt").exists()
+    assert main(run_args(tiny_teacher, out)) == 0  # resuming is the default for the same run
+    assert json.loads((out / "metrics.json").read_text())["train"]["resumed_from"] == "checkpoint-4"
+    assert not (out / ".partial-checkpoint-8").exists()
+    assert_same_weights(reference, out)
+
+
+def test_non_finite_loss_stops_with_the_last_good_state(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """Step 3 gets NaN features on the way into the EMA reference: the deviation term turns NaN, the run stops, and
+    the saved state is that of step 2 (its EMA reference finite), a whole checkpoint to resume from."""
+    import dynakd.distiller as distiller_module
+
+    calls = {"n": 0}
+    pool = distiller_module.pool
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        x, mask = pool(*args, **kwargs)
+        return (x * float("nan") if calls["n"] == 3 else x), mask
+
+    monkeypatch.setattr(distiller_module, "pool", poisoned)  # the references' pooling: one call per step
+    out = tmp_path / "run"
+    err = run_error(capsys, run_args(tiny_teacher, out, "--save-steps", "0"))
+    assert "non-finite loss at step 3: term 'dyn/deviation' is nan" in err
+    assert f"the last good state (step 2) is saved in {out / 'checkpoint-2'}" in err
+    state = torch.load(out / "checkpoint-2" / "dynakd_distiller.pt")
+    assert torch.isfinite(state["ref_s"]).all() and torch.isfinite(state["aligner.running_plan"]).all()
+    check_checkpoint(out / "checkpoint-2")  # whole: a later run resumes from it (as the kill tests show)

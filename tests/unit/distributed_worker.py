@@ -1,0 +1,68 @@
+"""Body of the 2-process collectives test. Spawned workers import only torch and the two modules under test (by
+file, not through the ``dynakd`` package, whose import of transformers would cost seconds per process)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "dynakd"
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def modules():
+    """``(distributed, forms)``: from this checkout's sources, else from the installed package."""
+    if (SRC / "distributed.py").is_file():
+        return _load("dynakd_distributed", SRC / "distributed.py"), _load("dynakd_forms", SRC / "losses" / "forms.py")
+    from dynakd import distributed
+    from dynakd.losses import forms
+
+    return distributed, forms
+
+
+def gram_loss(forms, x: torch.Tensor) -> torch.Tensor:
+    """A batch-level loss (cosine structure of all rows), like the dynamics forms."""
+    return forms.direction(x, torch.ones(x.shape[0], dtype=torch.bool)).pow(2).mean()
+
+
+def worker(rank: int, world: int, init_file: str) -> None:
+    distributed, forms = modules()
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        p = torch.nn.Parameter(torch.zeros(3))
+        p.grad = torch.full((3,), float(rank))
+        distributed.average_gradients([p])
+        assert torch.equal(p.grad, torch.full((3,), 0.5))
+
+        cost = torch.tensor([1.0 + rank], requires_grad=True)
+        synced = distributed.synced_cost(cost)
+        synced.sum().backward()
+        assert synced.item() == 1.5 and cost.grad.item() == 1.0  # the common value, the local gradient
+
+        assert not distributed.all_true(torch.tensor(rank == 0))
+
+        # Unequal batches (3 and 2 rows): the gathered rows are the global batch, and the gradient each process
+        # gets, averaged over processes as DDP does, is the single-process gradient of the global loss.
+        full = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+        mine = (full[:3] if rank == 0 else full[3:]).clone().requires_grad_(True)
+        x, mask = distributed.gather_items(mine[None], torch.ones(1, len(mine), dtype=torch.bool), 1)
+        assert mask.shape == (1, 6) and mask.sum() == 5
+        rows = x[0][mask[0]]
+        assert torch.equal(rows.detach(), full)
+        gram_loss(forms, rows).backward()
+        reference = full.clone().requires_grad_(True)
+        gram_loss(forms, reference).backward()
+        expected = reference.grad[:3] if rank == 0 else reference.grad[3:]
+        torch.testing.assert_close(mine.grad / world, expected)
+    finally:
+        dist.destroy_process_group()
