@@ -4,6 +4,9 @@ and reach the same metrics, distiller state and weights as one process with the 
 Tolerance: relative 1e-5 on every logged loss, loss term and gradient norm, on the eval metrics and on the distiller's
 references and running plan; 1e-6 absolute on the final weights. Dropout is off (the two set-ups draw different
 masks) and the only other difference is the order of floating-point sums (measured: ~1e-7 relative).
+Batches are random (``--no-group-by-length``): with length grouping each process pads its half of the batch to its
+own longest sentence, which changes the rounding of the matrix products (measured: 4e-5 relative on the gradient
+norm), not which samples a step sees.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from ..conftest import make_tiny_bert
 
 SETTINGS = ["--student-layers", "2", "--synthetic", "--max-train-samples", "48", "--max-eval-samples", "32",
             "--max-seq-length", "32", "--no-progress", "--logging-steps", "1", "--max-steps", "4", "--method", "full",
-            "--align", "ot", "--set", "dynamics.gather=true", "--set", "dynamics.reference=ema", "--keep-checkpoints"]
+            "--align", "ot", "--no-group-by-length", "--set", "dynamics.gather=true", "--set", "dynamics.reference=ema", "--keep-checkpoints"]
 
 
 def logged(out: Path) -> list[dict[str, float]]:
