@@ -157,7 +157,7 @@ def main() -> None:
                 sub.mkdir()
                 runs.append({"name": name, "repeat": r, **fn(sub)})
                 print(json.dumps(runs[-1]), flush=True)
-    summary = {name: {"median_epoch_s": median(x["epoch_s"] for x in runs if x["name"] == name),
+    summary = {name: {"median_epoch_s": round(median(x["epoch_s"] for x in runs if x["name"] == name), 1),
                       "mean_dev_accuracy": round(float(np.mean([x["dev_accuracy"] for x in runs if x["name"] == name])),
                                                  2)}
                for name in dict.fromkeys(x["name"] for x in runs)}
