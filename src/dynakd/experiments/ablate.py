@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,7 @@ def teacher_config(sweep: Sweep, seed: int) -> DistillConfig:
     model = spec.pop("model", "minilm")
     if model in MODEL_ALIASES:
         model = str(__import__(MODEL_ALIASES[model]).get_model_path())
+    model = os.path.expanduser(model)  # e.g. ~/.cache/benchmark-models/all-mpnet-base-v2
     return build_config(sweep.base, {"method": "task", "progress": False, "overwrite": True, "model": model,
                                       "seed": seed, "output": str(sweep.output / f"teacher-seed{seed}")}, spec)
 
