@@ -66,6 +66,29 @@ def test_paired_delta():
     assert abs(d[0] - 4 / 3) < 1e-9 and d[1] < d[0] < d[2] and d[3] == 3
 
 
+def stand_in_data(sweep, tmp_path: Path) -> None:
+    """Small local files for a sweep whose real data is not on this machine (``../shared`` is optional for tests).
+
+    SST-2 needs nothing: ``--smoke`` falls back to the synthetic corpus by itself.
+    """
+    base = sweep.base
+    if base.get("task") == "squad" and not Path(base.get("train_file", "")).is_file():
+        from tests.squad_fixture import write_squad
+
+        base.update(train_file=str(write_squad(tmp_path / "squad.json")), train_articles=3)
+    elif base.get("task") == "mrpc" and base.get("synthetic"):
+        header = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+        pairs = [(i % 2, f"the cat sat on mat {i}", f"a cat sat on the mat {i}" if i % 2 else "rain fell")
+                 for i in range(12)]
+        for split, rows in (("train", pairs), ("dev", pairs[:6])):
+            folder = tmp_path / "glue" / "MRPC"
+            folder.mkdir(parents=True, exist_ok=True)
+            body = "".join(f"{q}\t{2 * i}\t{2 * i + 1}\t{a}\t{b}\n" for i, (q, a, b) in enumerate(rows))
+            (folder / f"{split}.tsv").write_text(header + body, encoding="utf-8")
+        base.pop("synthetic")
+        base["data_dir"] = str(tmp_path / "glue")
+
+
 CONFIGS = ROOT / "benchmarks" / "configs"
 COMMITTED = sorted(CONFIGS.rglob("*.yaml"))
 
@@ -75,5 +98,6 @@ def test_committed_sweeps_run_in_smoke_mode(path, tiny_teacher, tmp_path):
     """Every committed sweep runs end to end with --smoke (a tiny 4-layer teacher stands in for the real one)."""
     sweep = load_sweep(path, smoke=True, output=str(tmp_path / "out"))
     sweep.teacher["model"] = str(tiny_teacher)
+    stand_in_data(sweep, tmp_path)
     results = run_sweep(sweep)
     assert len(results.read_text().splitlines()) == len(cells(sweep))

@@ -28,7 +28,8 @@ from ..conftest import make_tiny_bert
 
 SETTINGS = ["--student-layers", "2", "--synthetic", "--max-train-samples", "48", "--max-eval-samples", "32",
             "--max-seq-length", "32", "--no-progress", "--logging-steps", "1", "--max-steps", "4", "--method", "full",
-            "--align", "ot", "--no-group-by-length", "--set", "dynamics.gather=true", "--set", "dynamics.reference=ema", "--keep-checkpoints"]
+            "--align", "ot", "--no-group-by-length", "--set", "dynamics.gather=true", "--set", "dynamics.reference=ema",
+            "--keep-checkpoints"]
 
 
 def logged(out: Path) -> list[dict[str, float]]:
