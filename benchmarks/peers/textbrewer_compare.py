@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_callback import PrinterCallback
 
+import dynakd
 from dynakd.cache import prepare_teacher_cache
 from dynakd.config import build_config
 from dynakd.data.prepare import DistillationCollator, tokenize
@@ -114,8 +115,6 @@ def run_dynakd(cfg, task, teacher, data, collator, tmp: Path, cache: bool, group
     trainer.remove_callback(PrinterCallback)
     out = trainer.train()
     seconds = time.perf_counter() - start
-    import dynakd
-
     return {"tool": f"dynakd {dynakd.__version__}" + (" + length-grouped batches" if grouped else "")
             + (" + teacher cache" if cache else ""),
             "epoch_s": round(seconds, 1), "steps": out.global_step,

@@ -34,12 +34,16 @@ OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin", "optimizer_*", "global_step*
 _NAME = re.compile(rf"^{PREFIX}-(\d+)$")
 
 
+def checkpoint_step(folder: Path) -> int:
+    """The training step a ``checkpoint-N`` folder was written at."""
+    return int(_NAME.match(folder.name).group(1))
+
+
 def checkpoints(out: Path) -> list[Path]:
     """Finished checkpoint folders of a run, oldest first."""
     if not out.is_dir():
         return []
-    found = [p for p in out.iterdir() if p.is_dir() and _NAME.match(p.name)]
-    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+    return sorted((p for p in out.iterdir() if p.is_dir() and _NAME.match(p.name)), key=checkpoint_step)
 
 
 def latest_checkpoint(out: Path) -> Path | None:

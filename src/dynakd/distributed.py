@@ -16,21 +16,18 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
-    """The average of ``t`` over processes (a new tensor, no gradient)."""
-    if world_size() == 1:
-        return t
-    out = t.detach().clone()
-    dist.all_reduce(out)
-    return out / world_size()
-
-
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """The sum of ``t`` over processes (a new tensor, no gradient; ``t`` itself in a single process)."""
     if world_size() == 1:
         return t
     out = t.detach().clone()
     dist.all_reduce(out)
     return out
+
+
+def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
+    """The average of ``t`` over processes."""
+    return all_reduce_sum(t) / world_size()
 
 
 def all_true(flag: torch.Tensor) -> bool:

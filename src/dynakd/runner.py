@@ -19,7 +19,7 @@ import torch
 from transformers import TrainingArguments, set_seed
 
 from .cache import live_dataset_mean, prepare_teacher_cache
-from .checkpoints import io_reason, load_distiller_state, remove_checkpoints
+from .checkpoints import checkpoint_step, io_reason, load_distiller_state, remove_checkpoints
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, subsample
 from .data.prepare import DistillationCollator, check_labels, drop_empty, same_tokenizer, tokenize
@@ -217,13 +217,14 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     start = time.perf_counter()
     train_out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_time = time.perf_counter() - start
+    steps_run = train_out.global_step - (checkpoint_step(resume) if resume else 0)  # a resumed run trains the rest
     metrics = {"eval": _strip(trainer.evaluate())}  # gathered over processes by the Trainer
     if teacher is not None and cfg.eval_teacher:
         metrics["teacher_eval"] = evaluate_model(teacher, t_tok or tokenizer, task, data, cfg)
     metrics["train"] = {
         "runtime_s": round(train_time, 1),
         "steps": train_out.global_step,
-        "steps_per_second": round((train_out.global_step - _step(resume)) / max(train_time, 1e-9), 3),
+        "steps_per_second": round(steps_run / max(train_time, 1e-9), 3),
         "loss": round(train_out.training_loss, 5),
         "teacher_cache": str(cache.folder) if cache else None,
         "processes": args.world_size,
@@ -231,11 +232,6 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     }
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     return RunResult(out, metrics)
-
-
-def _step(checkpoint: Path | None) -> int:
-    """The step a checkpoint was written at (0 without one): a resumed run trains only the steps after it."""
-    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else 0
 
 
 def _set_dataset_reference(cfg: DistillConfig, distiller, teacher, cache, train_ds, collator, device) -> None:
@@ -262,7 +258,8 @@ def _save_run(trainer, tokenizer, out: Path, command: str, cfg: DistillConfig, t
     trainer.accelerator.wait_for_everyone()
     if main and not cfg.keep_checkpoints:
         remove_checkpoints(out)
-    metrics.setdefault("model", describe_model(trainer.model, out))
+    if "model" not in metrics:  # processes other than 0 did not describe it above
+        metrics["model"] = describe_model(trainer.model, out)
 
 
 def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
