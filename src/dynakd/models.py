@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
 from .data.tasks import TaskSpec
 from .errors import DynaKDError
@@ -20,6 +20,13 @@ def load_tokenizer(name: str):
         return AutoTokenizer.from_pretrained(name)
     except Exception as e:  # noqa: BLE001 - any failure here is "not a usable model path or id"
         raise DynaKDError(f"cannot load a tokenizer from '{name}': {_first_line(e)}") from None
+
+
+def _load_config(name: str):
+    try:
+        return AutoConfig.from_pretrained(name)
+    except Exception as e:  # noqa: BLE001
+        raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
 
 
 def check_model_folder(name: str) -> None:
@@ -39,12 +46,7 @@ def load_qa_model(name: str, *, new_head_ok: bool = True):
     """An ``AutoModelForQuestionAnswering``. A base encoder gets a new (start, end) head unless ``new_head_ok`` is
     false (a teacher or a model to evaluate must have been fine-tuned for QA)."""
     check_model_folder(name)
-    try:
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(name)
-    except Exception as e:  # noqa: BLE001
-        raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
+    config = _load_config(name)
     is_qa = any(a.endswith("ForQuestionAnswering") for a in (config.architectures or []))
     if not is_qa and not new_head_ok:
         raise DynaKDError(f"'{name}' has no question-answering head: fine-tune it first with `dynakd finetune`")
@@ -60,12 +62,7 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
     kwargs = {"num_labels": task.num_labels}
     if task.is_regression:
         kwargs["problem_type"] = "regression"
-    try:
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(name)
-    except Exception as e:  # noqa: BLE001
-        raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
+    config = _load_config(name)
     is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
     if is_classifier and config.num_labels != task.num_labels:
         raise DynaKDError(f"'{name}' predicts {config.num_labels} labels but task {task.name} has {task.num_labels}")
@@ -89,12 +86,7 @@ def check_student_request(cfg, teacher_name: str) -> None:
     """Check ``--student-layers`` / ``--student-layer-ids`` against the teacher's config, before loading weights."""
     if cfg.student:
         return
-    from transformers import AutoConfig
-
-    try:
-        n = AutoConfig.from_pretrained(teacher_name).num_hidden_layers
-    except Exception as e:  # noqa: BLE001
-        raise DynaKDError(f"cannot load a model from '{teacher_name}': {_first_line(e)}") from None
+    n = _load_config(teacher_name).num_hidden_layers
     resolve_layer_ids(n, cfg.student_layers, cfg.student_layer_ids)
 
 
