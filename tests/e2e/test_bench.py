@@ -10,13 +10,15 @@ from dynakd.cli import main
 def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = ["bench", "--teacher", str(tiny_teacher), "--synthetic", "--max-train-samples", "32", "--batch-size", "8",
-            "--steps", "2", "--warmup", "1", "--aligners", "fixed,ot", "--output", str(out)]
+            "--steps", "2", "--warmup", "1", "--repeats", "2", "--aligners", "fixed,ot", "--output", str(out)]
     assert main(args) == 0
     rows = json.loads(out.read_text())["rows"]
     got = {(r["method"], r["align"], r["cache"]) for r in rows}
     assert got == {("task", "-", False), ("kd", "-", False), ("kd", "-", True), ("full", "fixed", False),
                    ("full", "fixed", True), ("full", "ot", False), ("full", "ot", True)}
-    assert all(r["median_ms"] > 0 and r["steps_timed"] == 2 for r in rows)
+    # two interleaved repeats of two timed steps each, pooled
+    assert all(r["median_ms"] > 0 and r["steps_timed"] == 4 and len(r["repeat_medians_ms"]) == 2 for r in rows)
+    assert json.loads(out.read_text())["setup"]["repeats"] == 2
     assert next(r for r in rows if r["method"] == "task")["ratio_to_task"] == 1.0
     assert "ms/step" in capsys.readouterr().out
     phases = {(r["method"], r["align"], r["cache"]): r["phases_ms"] for r in rows}

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--aligners", default="fixed,attention,ot", help="comma-separated aligners for layer methods")
     p.add_argument("--steps", type=int, default=30, help="timed steps per configuration (default 30)")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps (default 5)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="times each configuration is run, interleaved with the others (default 3)")
 
     p = sub.add_parser("demo", help="offline demo: fine-tune MiniLM, distil 2-layer students with kd and full, compare")
     p.add_argument("--task", default="sst2", choices=("sst2", "squad"), help="sst2 (default) or squad")
@@ -133,7 +135,7 @@ def _bench(args: argparse.Namespace) -> None:
               {"--student-layers": METHOD_FLAGS["--student-layers"]}]
     cfg = config_from_args(args, groups, defaults=defaults)
     run_bench(cfg, methods=args.methods.split(","), aligners=args.aligners.split(","), steps=args.steps,
-              warmup=args.warmup, output=Path(out) if out else None)
+              warmup=args.warmup, output=Path(out) if out else None, repeats=args.repeats)
 
 
 def _is_score(key: str, value) -> bool:

@@ -174,8 +174,10 @@ def summarise(times: list[float], warmup: int) -> dict[str, float]:
 
 
 def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], steps: int, warmup: int,
-              output: Path | None) -> dict[str, Any]:
+              output: Path | None, repeats: int = 1) -> dict[str, Any]:
     """Time every (method, aligner, cache) configuration; print a table; write JSON if ``output``."""
+    if min(steps, repeats) < 1 or warmup < 0:
+        raise DynaKDError(f"bench needs --steps >= 1, --repeats >= 1, --warmup >= 0 (got {steps}, {repeats}, {warmup})")
     task, data = load_data(base)
     if task.is_qa:
         raise DynaKDError("dynakd bench times sentence-classification steps; use the train steps/s of a squad run")
@@ -183,31 +185,43 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     tokenizer = load_tokenizer(base.teacher)
     data = tokenize(data, tokenizer, base.max_seq_length)
     with tempfile.TemporaryDirectory(prefix="dynakd-bench-") as tmp:
-        rows = _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, Path(tmp))
+        rows = _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, Path(tmp))
     floor = next((r["median_ms"] for r in rows if r["method"] == "task"), None)
     for r in rows:
         r["ratio_to_task"] = round(r["median_ms"] / floor, 3) if floor else None
-    result = {"rows": rows, "setup": setup_info(base, steps, warmup)}
+    result = {"rows": rows, "setup": setup_info(base, steps, warmup) | {"repeats": repeats}}
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result, indent=1))
     return result
 
 
-def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, tmp: Path) -> list[dict]:
+def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, tmp: Path) -> list:
+    """Each repeat times every configuration once, in turn, so a slow spell of the machine spreads over all of
+    them instead of landing on one; the rows pool the timed steps of all repeats."""
     cache_dir = tmp / "cache"
-    rows = []
-    for method, align, cache_on in configurations(methods, aligners):
-        cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align},
-                                                        "max_steps": steps + warmup})
-        if cache_on and cache_blocker(cfg):
-            continue
-        res = bench_one(cfg, teacher, tokenizer, data, task, cache_dir if cache_on else None, tmp, warmup)
-        rows.append({"method": method, "align": align if method not in ("task", "kd") else "-",
-                     "cache": res["cache"], "peak_mib": res["peak_mib"], **summarise(res["times"], warmup),
-                     "phases_ms": res["phases_ms"]})
-        print(format_row(rows[-1]), flush=True)
-    return rows
+    runs: dict[tuple, list[dict]] = defaultdict(list)
+    for repeat in range(repeats):
+        for method, align, cache_on in configurations(methods, aligners):
+            cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align},
+                                                            "max_steps": steps + warmup})
+            if cache_on and cache_blocker(cfg):
+                continue
+            res = bench_one(cfg, teacher, tokenizer, data, task, cache_dir if cache_on else None, tmp, warmup)
+            runs[(method, align, cache_on)].append(res)
+            row = _row(method, align, runs[(method, align, cache_on)], warmup)
+            print(f"[{repeat + 1}/{repeats}] " + format_row(row), flush=True)
+    return [_row(method, align, results, warmup) for (method, align, _), results in runs.items()]
+
+
+def _row(method: str, align: str, results: list[dict], warmup: int) -> dict[str, Any]:
+    timed = [t for r in results for t in (r["times"][warmup:] or r["times"])]
+    phases = {k: round(sum(r["phases_ms"].get(k, 0.0) for r in results) / len(results), 2)
+              for k in results[0]["phases_ms"]}
+    return {"method": method, "align": align if method not in ("task", "kd") else "-", "cache": results[0]["cache"],
+            "peak_mib": max(r["peak_mib"] for r in results), **summarise(timed, 0),
+            "repeat_medians_ms": [round(1000 * median(r["times"][warmup:] or r["times"]), 2) for r in results],
+            "phases_ms": phases}
 
 
 def configurations(methods: list[str], aligners: list[str]):
