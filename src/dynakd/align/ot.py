@@ -50,7 +50,7 @@ class OTAligner(Aligner):
         n_student: int,
         n_teacher: int,
         eps: float = 0.05,
-        iters: int = 50,
+        iters: int = 20,
         prior: float = 0.0,
         plan_grad: bool = False,
         momentum: float = 0.9,
