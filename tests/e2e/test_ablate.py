@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,6 +62,31 @@ def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys):
     (tmp_path / "out" / "report.md").unlink()
     assert main(["report", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_shards_split_the_grid_and_share_one_teacher(tiny_encoder, tmp_path):
+    """Two concurrent ``--shard`` processes: disjoint cells, every cell once, the shared teacher trained once."""
+    config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    spec = yaml.safe_load(config.read_text())
+    spec["teacher"]["per_seed"] = False
+    config.write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "dynakd.cli", "ablate", "--config", str(config), "--shard"]
+    procs = [subprocess.Popen([*cmd, f"{k}/2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             for k in (1, 2)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    keys = [json.loads(x)["key"] for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    grid = cells(load_sweep(config))
+    assert sorted(keys) == sorted(",".join(f"{k}={v}" for k, v in sorted(c.items())) for c in grid)
+    assert sum(log.count("fine-tuning the teacher") for log in logs) == 1
+    assert "(shard 1/2): 0 cells done, 3 to run" in logs[0] and "(shard 2/2): 0 cells done, 3 to run" in logs[1]
+
+
+@pytest.mark.parametrize("shard", ["0/2", "3/2", "1", "a/b"])
+def test_bad_shard_is_refused(shard, capsys):
+    assert main(["ablate", "--config", "missing.yaml", "--shard", shard]) == 2
+    assert "--shard must be K/N" in capsys.readouterr().err
 
 
 def test_paired_delta():

@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="sweep file: name, base, teacher, grid, smoke (see benchmarks/)")
     p.add_argument("--output", default=None, help="sweep folder (default: the file's 'output', else runs/NAME)")
     p.add_argument("--smoke", action="store_true", help="shrink data and steps to a seconds-long check of the sweep")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="run every N-th cell from the K-th, so N processes (e.g. one per GPU) share a sweep folder")
 
     p = sub.add_parser("report", help="rebuild report.md and the plots of a sweep folder from its results.jsonl")
     p.add_argument("folder", help="sweep folder holding results.jsonl")
@@ -100,12 +102,13 @@ def _run(args: argparse.Namespace) -> None:
         _bench(args)
         return
     if args.command in ("ablate", "report"):
-        from ..experiments.ablate import load_sweep, run_sweep
+        from ..experiments.ablate import load_sweep, parse_shard, run_sweep
         from ..experiments.report import build_report
 
         folder = args.folder if args.command == "report" else None
         if args.command == "ablate":
-            folder = run_sweep(load_sweep(args.config, smoke=args.smoke, output=args.output)).parent
+            shard = parse_shard(args.shard)  # checked before the sweep file is read
+            folder = run_sweep(load_sweep(args.config, smoke=args.smoke, output=args.output), shard).parent
         print(f"report: {build_report(folder)}")
         return
     if args.command == "finetune":

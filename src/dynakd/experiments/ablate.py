@@ -11,12 +11,15 @@ A sweep file::
 Cells whose method has no layer term (``task``, ``kd``) ignore the aligner axes, so they run once per remaining
 combination; likewise an aligner's own options (``align.fixed_map`` for ``fixed``, ``align.eps`` for ``ot``, ...) are
 dropped from cells of the other aligners. Finished cells are recorded in ``results.jsonl`` (one JSON line per run)
-and skipped on a rerun, so a killed sweep resumes where it stopped.
+and skipped on a rerun, so a killed sweep resumes where it stopped. ``--shard K/N`` runs every N-th cell of the grid
+(from the K-th), so N processes (one per GPU, or per machine sharing the folder) split a sweep between them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import itertools
 import json
 import os
@@ -123,26 +126,59 @@ def finished(results: Path) -> set[str]:
     return {json.loads(line)["key"] for line in results.read_text().splitlines() if line.strip()}
 
 
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with 1 <= K <= N; ``None`` -> ``(1, 1)`` (the whole grid)."""
+    if text is None:
+        return 1, 1
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        k, n = 0, 0
+    if not 1 <= k <= n:
+        raise DynaKDError(f"--shard must be K/N with 1 <= K <= N (e.g. 1/2), got {text!r}")
+    return k, n
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (POSIX advisory lock): shards of one sweep fine-tune a shared teacher once."""
+    with path.open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def ensure_teacher(sweep: Sweep, seed: int) -> tuple[str, dict[str, Any]]:
     """The fine-tuned teacher for ``seed`` (or the shared one), trained once and reused from its folder."""
     if not sweep.teacher.get("per_seed", False):
         seed = int(sweep.teacher.get("seed", 42))
     cfg = teacher_config(sweep, seed)
     metrics_file = Path(cfg.output) / "metrics.json"
-    if not metrics_file.is_file():
-        print(f"[ablate] fine-tuning the teacher (seed {seed}) -> {cfg.output}", flush=True)
-        finetune(cfg)
+    with _locked(sweep.output / f".teacher-seed{seed}.lock"):  # another shard may be training it right now
+        if not metrics_file.is_file():
+            print(f"[ablate] fine-tuning the teacher (seed {seed}) -> {cfg.output}", flush=True)
+            finetune(cfg)
     return cfg.output, json.loads(metrics_file.read_text())
 
 
-def run_sweep(sweep: Sweep) -> Path:
-    """Run every unfinished cell; append one JSON line per run to ``results.jsonl``; return that file."""
+def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
+    """Run every unfinished cell of this shard; append one JSON line per run to ``results.jsonl``; return that file.
+
+    Shards split the grid by position (cell i belongs to shard ``i % N + 1``), so they never overlap and a rerun
+    of any shard finds the same cells; each appends whole lines to the shared ``results.jsonl``.
+    """
+    k, n = shard
     sweep.output.mkdir(parents=True, exist_ok=True)
     results = sweep.output / "results.jsonl"
     (sweep.output / "sweep.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sweep) | {"output": str(sweep.output)}))
     done = finished(results)
-    todo = [c for c in cells(sweep) if cell_key(c) not in done]
-    print(f"[ablate] {sweep.name}: {len(done)} cells done, {len(todo)} to run -> {sweep.output}", flush=True)
+    mine = [c for i, c in enumerate(cells(sweep)) if i % n == k - 1]
+    todo = [c for c in mine if cell_key(c) not in done]
+    part = f" (shard {k}/{n})" if n > 1 else ""
+    print(f"[ablate] {sweep.name}{part}: {len(mine) - len(todo)} cells done, {len(todo)} to run -> {sweep.output}",
+          flush=True)
     for i, cell in enumerate(todo, 1):
         seed = int(cell.get("seed", sweep.base.get("seed", 42)))
         teacher_dir, teacher_metrics = ensure_teacher(sweep, seed)
