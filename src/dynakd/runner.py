@@ -128,14 +128,17 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         label_names=["labels"],
         disable_tqdm=not cfg.progress,
         dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=_cpu_processes(),
+        use_cpu=_cpu_only(),
     )
 
 
-def _cpu_processes() -> bool:
-    """Several processes on a machine without a GPU (e.g. ``torchrun`` on CPU): without ``use_cpu`` the Trainer
-    leaves them unaware of each other; with it they form a gloo process group (DDP)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+def _cpu_only() -> bool:
+    """No accelerator on this machine. The Trainer then needs ``use_cpu``: without it several processes (``torchrun``
+    on CPU) stay unaware of each other instead of forming a gloo group, and ``--bf16`` is refused."""
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    if accelerator is not None:
+        return not accelerator.is_available()
+    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
 
 
 def _metric_fn(task: TaskSpec):
@@ -311,7 +314,7 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=_cpu_processes(),
+        use_cpu=_cpu_only(),
         average_tokens_across_devices=False,  # else the Trainer multiplies a per-example mean loss by the processes
     )
     return EvalTrainer(
