@@ -27,6 +27,7 @@ from .errors import DynaKDError
 PREFIX = "checkpoint"
 STAGING = ".partial-"
 DISTILLER_STATE = "dynakd_distiller.pt"
+DISTILLER_OPTIMIZER = "dynakd_distiller_optimizer.pt"  # FSDP2 only: the optimizer state of the distiller's parameters
 # What a whole checkpoint holds; the model and optimizer files are named differently under FSDP and DeepSpeed.
 REQUIRED = ("trainer_state.json", DISTILLER_STATE)
 MODEL_FILES = ("model*.safetensors", "pytorch_model*.bin", "pytorch_model_fsdp_*", "global_step*")
@@ -77,7 +78,7 @@ def check_checkpoint(folder: Path) -> None:
         json.loads((folder / "trainer_state.json").read_text())["global_step"]
         for f in folder.glob("model*.safetensors"):
             _check_safetensors(f)
-        for f in ("optimizer.pt", "scheduler.pt", DISTILLER_STATE):
+        for f in ("optimizer.pt", "scheduler.pt", DISTILLER_STATE, DISTILLER_OPTIMIZER):
             if (folder / f).is_file():
                 with zipfile.ZipFile(folder / f) as z:  # torch.save files are zip archives; truncation breaks them
                     z.namelist()

@@ -16,6 +16,7 @@ import math
 import shutil
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints, speed_metrics
 
 from . import distributed
-from .checkpoints import STAGING, io_reason, publish, save_distiller_state
+from .checkpoints import DISTILLER_OPTIMIZER, STAGING, io_reason, publish, save_distiller_state
 from .data.squad import QAEval, best_spans, gold_answers
 from .distiller import Distiller
 from .errors import DynaKDError
@@ -69,6 +70,12 @@ class EvalTrainer(QAEvaluationMixin, Trainer):
     def __init__(self, *args, qa_eval: QAEval | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.qa_eval = qa_eval
+        # Under FSDP or DeepSpeed (set for the whole process by the launcher) this trainer inherits the plugin, and the
+        # Trainer would shard the evaluated model (the frozen teacher, a full replica per process). FSDP2 raises "a
+        # model and optimizer must be passed together to Accelerator.prepare()", DeepSpeed ZeRO-2 "ZeRO inference only
+        # makes sense with ZeRO Stage 3". Evaluate it unwrapped instead (each process scores its part of the eval set
+        # and the Trainer gathers the predictions, as under DDP).
+        self.is_fsdp_enabled = self.is_deepspeed_enabled = False
 
 
 class DistillationTrainer(QAEvaluationMixin, Trainer):
@@ -106,10 +113,24 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
-        extra = [p for p in self.distiller.parameters() if p.requires_grad]
-        if extra:  # projections and learned queries would otherwise silently never train
-            optimizer.add_param_group({"params": extra, "weight_decay": 0.0})
+        if not getattr(self.accelerator, "is_fsdp2", False):  # FSDP2: added in create_scheduler, see there
+            self._add_distiller_params(optimizer)
         return optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        # FSDP2: accelerate's prepare(model, optimizer) swaps every optimizer parameter for the model's sharded one
+        # and raises KeyError ("A parameter in the optimizer couldn't be switched to its sharded version") on the
+        # distiller's own. They join the optimizer here instead: after prepare, before the scheduler that sets their
+        # learning rate.
+        if getattr(self.accelerator, "is_fsdp2", False):
+            self._add_distiller_params(optimizer if optimizer is not None else self.optimizer)
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    def _add_distiller_params(self, optimizer) -> None:
+        extra = [p for p in self.distiller.parameters() if p.requires_grad]
+        present = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        if extra and not any(id(p) in present for p in extra):  # projections and learned queries would otherwise
+            optimizer.add_param_group({"params": extra, "weight_decay": 0.0})  # silently never train
 
     @property
     def progress(self) -> float:
@@ -201,6 +222,45 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         super().log(logs, *args, **kwargs)
 
     # ----------------------------------------------------------------------------------------------- checkpoints
+    # FSDP2: the Trainer saves and loads the optimizer through torch.distributed.checkpoint, which names each optimizer
+    # parameter by its path in the model and fails on the distiller's own (KeyError in _get_optim_state_dict). Their
+    # group is taken out of the optimizer meanwhile, and its state goes to a file of its own.
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        with self._distiller_group_apart() as part:
+            super()._save_optimizer_and_scheduler(output_dir)
+        if part is not None and self.args.should_save:
+            torch.save(part, Path(output_dir) / DISTILLER_OPTIMIZER)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        with self._distiller_group_apart() as part:
+            super()._load_optimizer_and_scheduler(checkpoint)
+            saved = Path(checkpoint) / DISTILLER_OPTIMIZER if checkpoint else None
+            if part is not None and saved is not None and saved.is_file():
+                part.update(torch.load(saved, map_location="cpu", weights_only=True))
+
+    @contextmanager
+    def _distiller_group_apart(self):
+        """Under FSDP2, the optimizer without the distiller's parameter group while the block runs; yields that group's
+        part of the optimizer state, ``{"group": its settings (the scheduled lr too), "state": one dict per
+        parameter}`` (replace them to load a state), else None."""
+        opt, ids = self.optimizer, {id(p) for p in self.distiller.parameters()}
+        where = [] if opt is None or not getattr(self.accelerator, "is_fsdp2", False) else [
+            i for i, g in enumerate(opt.param_groups) if any(id(p) in ids for p in g["params"])]
+        if not where:
+            yield None
+            return
+        group = opt.param_groups.pop(where[0])
+        part = {"group": {k: v for k, v in group.items() if k != "params"},
+                "state": [opt.state.pop(p, {}) for p in group["params"]]}
+        try:
+            yield part
+        finally:
+            group.update(part["group"])
+            opt.param_groups.insert(where[0], group)
+            for p, s in zip(group["params"], part["state"]):
+                if s:
+                    opt.state[p] = {k: v if k == "step" else v.to(p.device) for k, v in s.items()}
+
     def _get_output_dir(self, trial) -> str:
         return str(self._staging) if self._staging is not None else super()._get_output_dir(trial)
 
