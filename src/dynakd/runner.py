@@ -7,7 +7,6 @@ train. Everything a user can get wrong is checked before the first training step
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 import time
 from dataclasses import dataclass
