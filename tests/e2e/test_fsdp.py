@@ -40,7 +40,7 @@ from safetensors.torch import load_file
 from dynakd.cli import main
 
 from ..conftest import make_tiny_bert
-from .test_distributed import SETTINGS, logged
+from .test_distributed import SETTINGS, assert_same_run
 
 # What ``accelerate launch`` exports for examples/accelerate/fsdp.yaml (bf16 left out: CPU, and exact comparison).
 # The layer class must be named: by default accelerate 1.15 shards BERT's ``_no_split_modules`` (BertEmbeddings and
@@ -130,29 +130,11 @@ def assert_matches_one_process(two: Path, one: Path) -> None:
     """Same loss curve, eval metrics, distiller state and final weights; a plain ``from_pretrained`` folder."""
     from transformers import AutoModelForSequenceClassification
 
-    curve_two, curve_one = logged(two), logged(one)
-    assert len(curve_two) == len(curve_one) == 4
-    for a, b in zip(curve_two, curve_one):
-        assert a.keys() == b.keys() and "loss/dyn/relations" in a
-        for key in a:
-            rel = 5e-5 if key == "grad_norm" else 1e-5
-            assert a[key] == pytest.approx(b[key], rel=rel, abs=2e-6), key  # terms are logged to 6 decimals
-
-    m_two, m_one = (json.loads((out / "metrics.json").read_text()) for out in (two, one))
-    assert m_two["train"]["processes"] == 2 and m_one["train"]["processes"] == 1
-    for split in ("eval", "teacher_eval"):  # the teacher is evaluated unsharded (EvalTrainer)
-        for key in ("loss", "accuracy"):
-            assert m_two[split][key] == pytest.approx(m_one[split][key], rel=1e-5), (split, key)
-
-    state_two, state_one = (torch.load(out / "checkpoint-4" / "dynakd_distiller.pt") for out in (two, one))
-    for key in ("ref_s", "ref_t", "aligner.running_plan"):
-        torch.testing.assert_close(state_two[key], state_one[key], rtol=1e-5, atol=1e-5, msg=key)
+    assert_same_run(two, one, weights_atol=2e-6)  # the teacher is evaluated unsharded (EvalTrainer)
 
     # the saved student: whole (not sharded) weights under the model's own names, loadable without DynaKD
     w_two, w_one = load_file(two / "model.safetensors"), load_file(one / "model.safetensors")
     assert w_two.keys() == w_one.keys()
-    for key in w_one:
-        torch.testing.assert_close(w_two[key], w_one[key], rtol=0, atol=2e-6, msg=key)
     model, info = AutoModelForSequenceClassification.from_pretrained(two, output_loading_info=True)
     assert not any(info.values()), info  # no missing, unexpected or mismatched keys
     assert model.config.num_hidden_layers == 2
