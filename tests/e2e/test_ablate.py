@@ -13,7 +13,7 @@ import yaml
 
 from dynakd.cli import main
 from dynakd.experiments.ablate import cells, load_sweep, run_sweep
-from dynakd.experiments.report import paired_delta
+from dynakd.experiments.report import build_report, paired_delta
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,3 +129,7 @@ def test_committed_sweeps_run_in_smoke_mode(path, tiny_teacher, tmp_path):
     stand_in_data(sweep, tmp_path)
     results = run_sweep(sweep)
     assert len(results.read_text().splitlines()) == len(cells(sweep))
+    header = build_report(results.parent).read_text().splitlines()[4]
+    task = sweep.base["task"]  # every metric of the task has a column, the ranking one first
+    assert {"sst2": "| accuracy |", "mrpc": "| f1 | seeds |", "squad": "| f1 | seeds |"}[task] in header
+    assert task != "squad" or "| exact_match |" in header

@@ -73,7 +73,7 @@ def _fmt(values: list[float]) -> str:
     return f"{mean(values):.2f} ± {stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
 
-def summarise(records: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     by_group: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in records:
         by_group[group_of(r)][r["seed"]] = r
@@ -86,6 +86,7 @@ def summarise(records: list[dict[str, Any]], metric: str) -> list[dict[str, Any]
             "depth": first["student_layers"], "method": first["method"],
             "align": first["align"] if first["method"] not in ("task", "kd") else "-", "variant": variant(first),
             "scores": list(scores.values()),
+            "others": {m: [score(r, m) for r in runs.values()] for m in others},
             "delta": paired_delta(scores, {s: score(r, metric) for s, r in kd.items()}) if kd else None,
             "teacher": [score({"eval": r["teacher_eval"], "key": "teacher"}, metric) for r in runs.values()],
             "params_m": first["model"]["parameters"] / 1e6,
@@ -98,17 +99,19 @@ def summarise(records: list[dict[str, Any]], metric: str) -> list[dict[str, Any]
 
 
 def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
+    others = list(rows[0]["others"]) if rows else []  # the task's other metrics (e.g. exact_match beside f1)
     lines = [f"# {title}", "", f"Dev {metric} x100 at the end of training; mean ± sd over seeds. "
              "Δ vs kd: paired by seed, 95% t interval.", "",
-             "| student layers | method | aligner | other settings | score | seeds | Δ vs kd [95% CI] | teacher "
-             "| params (M) | train steps/s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"| student layers | method | aligner | other settings | {metric} | seeds | Δ vs kd [95% CI] | teacher "
+             f"| {''.join(f'{m} | ' for m in others)}params (M) | train steps/s |",
+             "|---" * (10 + len(others)) + "|"]
     for r in rows:
         d = r["delta"]
         delta = "-" if d is None else (f"{d[0]:+.2f}" + ("" if d[3] < 2 else f" [{d[1]:+.2f}, {d[2]:+.2f}]"))
+        extra = "".join(f"{_fmt(r['others'][m])} | " for m in others)
         lines.append(f"| {r['depth']} | {r['method']} | {r['align']} | {r['variant']} | {_fmt(r['scores'])} "
                      f"| {len(r['scores'])} "
-                     f"| {delta} | {_fmt(r['teacher'])} | {r['params_m']:.1f} | {r['steps_per_s']:.2f} |")
+                     f"| {delta} | {_fmt(r['teacher'])} | {extra}{r['params_m']:.1f} | {r['steps_per_s']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -118,8 +121,9 @@ def build_report(folder: str | Path) -> Path:
 
     folder = Path(folder)
     records = load_results(folder)
-    metric = primary_metric(get_task(records[0]["task"]))
-    rows = summarise(records, metric)
+    task = get_task(records[0]["task"])
+    metric = primary_metric(task)
+    rows = summarise(records, metric, tuple(m for m in task.metrics if m != metric))
     plot_ablation(rows, folder / "ablation.png", metric)
     copy_alignment_plots(records, folder)
     text = markdown(rows, metric, f"Ablation: {folder.name}")
