@@ -8,10 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
-from transformers import AutoModelForQuestionAnswering
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding, TrainingArguments
+from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
 from dynakd.cli import main
+from dynakd.data.squad import answer_tokens, encode_squad, load_squad
+from dynakd.trainer import EvalTrainer
 from tests.squad_fixture import make_tiny_qa_bert, write_squad
 
 FAST = ["--task", "squad", "--max-seq-length", "48", "--doc-stride", "16", "--max-steps", "3", "--batch-size", "8",
@@ -99,3 +103,44 @@ def test_hub_unreachable_is_one_error():
 
     with pytest.raises(DynaKDError, match="--train-file/--validation-file"):
         load_squad()  # the tests run offline (HF_DATASETS_OFFLINE=1)
+
+
+class OracleQA(torch.nn.Module):
+    """Start/end logits that point at the gold span of each window it has been shown (found by its tokens)."""
+
+    def __init__(self, spans: dict[tuple[int, ...], tuple[int, int]]):
+        super().__init__()
+        self.spans, self.dummy = spans, torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        start, end = torch.zeros(input_ids.shape), torch.zeros(input_ids.shape)
+        for i, row in enumerate(input_ids.tolist()):
+            span = self.spans.get(tuple(t for t, m in zip(row, attention_mask[i].tolist()) if m))
+            if span is not None:
+                start[i, span[0]], end[i, span[1]] = 10.0, 10.0
+        return QuestionAnsweringModelOutput(start_logits=start + self.dummy, end_logits=end + self.dummy)
+
+
+def test_qa_evaluation_keeps_window_order_with_grouped_batches(qa_encoder, squad_file, tmp_path):
+    """A model that answers every window perfectly scores EM 100 through the trainer, with training batches grouped
+    by length (transformers then groups evaluation batches too unless DynaKD keeps them in order)."""
+    tokenizer = AutoTokenizer.from_pretrained(qa_encoder)
+    data = load_squad(train_file=str(squad_file), train_articles=1)
+    _, evals = encode_squad(data, tokenizer, 48, 16, n_best=5, max_answer_length=30)
+    qa = evals["validation"]
+    spans, starts = {}, dict(zip(qa.examples["id"], qa.examples["answers"]))
+    for i, qid in enumerate(qa.example_ids):
+        answer = starts[qid]
+        first, text = answer["answer_start"][0], answer["text"][0]
+        offsets = qa.offsets[i]
+        seq = [0 if o is None else 1 for o in offsets]
+        span = answer_tokens([o or (0, 0) for o in offsets], seq, 1, first, first + len(text))
+        if span is not None:
+            spans[tuple(qa.features[i]["input_ids"])] = span
+    assert len({len(x) for x in qa.features["input_ids"]}) > 1  # windows of several lengths, so grouping reorders
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=2, report_to=[],
+                             train_sampling_strategy="group_by_length", use_cpu=True)
+    trainer = EvalTrainer(model=OracleQA(spans), args=args, qa_eval=qa,
+                          data_collator=DataCollatorWithPadding(tokenizer))
+    metrics = trainer.evaluate()
+    assert metrics["eval_exact_match"] == pytest.approx(1.0) and metrics["eval_f1"] == pytest.approx(1.0)
