@@ -7,6 +7,7 @@ train. Everything a user can get wrong is checked before the first training step
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -94,6 +95,8 @@ def encode(cfg: DistillConfig, task: TaskSpec, data, tokenizer, teacher_tokenize
 
 def training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
     """The Trainer's arguments; settings it rejects (e.g. bf16 on a machine without it) become a DynaKDError."""
+    if cfg.fp16 and _cpu_only():  # accelerate would train in float32 without a word: fp16 autocast needs a GPU
+        raise DynaKDError("--fp16 needs a GPU (on CPU it would silently train in float32); use --bf16 on CPU")
     try:
         return _training_args(cfg, out)
     except (ValueError, ImportError) as e:
@@ -132,12 +135,15 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
 
 
 def _cpu_only() -> bool:
-    """No accelerator on this machine. The Trainer then needs ``use_cpu``: without it several processes (``torchrun``
-    on CPU) stay unaware of each other instead of forming a gloo group, and ``--bf16`` is refused."""
+    """Train on CPU processes: no CUDA and no other accelerator, or several processes on Apple MPS (which has no
+    multi-process backend). The Trainer needs ``use_cpu`` for these: without it several processes (``torchrun``)
+    stay unaware of each other instead of forming a gloo group, and ``--bf16`` is refused."""
+    if torch.cuda.is_available():
+        return False
     accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
-    if accelerator is not None:
-        return not accelerator.is_available()
-    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
+    other = accelerator.is_available() if accelerator is not None else torch.backends.mps.is_available()
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return not other or (several and torch.backends.mps.is_available())
 
 
 def _metric_fn(task: TaskSpec):

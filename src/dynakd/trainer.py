@@ -86,6 +86,7 @@ class EvalTrainer(QAEvaluationMixin, Trainer):
         # makes sense with ZeRO Stage 3". Evaluate it unwrapped instead (each process scores its part of the eval set
         # and the Trainer gathers the predictions, as under DDP).
         self.is_fsdp_enabled = self.is_deepspeed_enabled = False
+        self._move_model_to_device(self.model, self.args.device)  # the Trainer left it in place for the plugin
 
 
 class DistillationTrainer(QAEvaluationMixin, Trainer):
@@ -114,7 +115,14 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self._staging: Path | None = None
         self.add_callback(AlignmentCallback(self))
         self.add_callback(DistillerGradients(distiller))
-        if self.is_deepspeed_enabled and any(p.requires_grad for p in distiller.parameters()):
+        own_params = any(p.requires_grad for p in distiller.parameters())
+        if self.is_fsdp_enabled and not getattr(self.accelerator, "is_fsdp2", False) and own_params:
+            # FSDP1 checkpoints the optimizer by the model's parameter names; only the FSDP2 path is built and tested
+            raise DynaKDError(
+                "FSDP version 1 cannot checkpoint the distiller's own parameters (method 'static' projections, "
+                "align.learned queries); set fsdp_version: 2 in the accelerate config"
+            )
+        if self.is_deepspeed_enabled and own_params:
             # DeepSpeed optimises only the parameters of the model it wraps (and may build the optimizer itself)
             raise DynaKDError(
                 "DeepSpeed cannot train the distiller's own parameters (method 'static' projections, "
@@ -269,7 +277,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             opt.param_groups.insert(where[0], group)
             for p, s in zip(group["params"], part["state"]):
                 if s:
-                    opt.state[p] = {k: v if k == "step" else v.to(p.device) for k, v in s.items()}
+                    opt.state[p] = {k: v.to(p.device) if torch.is_tensor(v) and k != "step" else v
+                                    for k, v in s.items()}
 
     def _get_output_dir(self, trial) -> str:
         return str(self._staging) if self._staging is not None else super()._get_output_dir(trial)

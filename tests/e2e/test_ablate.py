@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dynakd.cli import main
-from dynakd.experiments.ablate import cells, load_sweep, run_sweep
+from dynakd.experiments.ablate import cell_key, cells, load_sweep, run_sweep
 from dynakd.experiments.report import build_report, paired_delta
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,10 +77,13 @@ def test_shards_split_the_grid_and_share_one_teacher(tiny_encoder, tmp_path):
     logs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs
     keys = [json.loads(x)["key"] for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
-    grid = cells(load_sweep(config))
-    assert sorted(keys) == sorted(",".join(f"{k}={v}" for k, v in sorted(c.items())) for c in grid)
+    assert sorted(keys) == sorted(cell_key(c) for c in cells(load_sweep(config)))
     assert sum(log.count("fine-tuning the teacher") for log in logs) == 1
     assert "(shard 1/2): 0 cells done, 3 to run" in logs[0] and "(shard 2/2): 0 cells done, 3 to run" in logs[1]
+    # shards leave the report to one `dynakd report` at the end (a shard cannot know whether the others are done)
+    assert all("when every shard is: dynakd report" in log for log in logs)
+    assert not (tmp_path / "out" / "report.md").exists()
+    assert main(["report", str(tmp_path / "out")]) == 0
 
 
 @pytest.mark.parametrize("shard", ["0/2", "3/2", "1", "a/b"])

@@ -7,6 +7,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from dynakd import DistillConfig, distill
+from dynakd.cli import main
 from dynakd.config import METHOD_TERMS
 from tests.conftest import make_tiny_bert
 
@@ -19,19 +20,45 @@ def run(teacher, out, method: str, **kw) -> dict:
 
 
 @pytest.mark.parametrize("method", sorted(METHOD_TERMS))
-def test_bf16_trains_every_method(method, tiny_teacher, tmp_path):
-    """CPU autocast in bfloat16 (the Trainer needs ``use_cpu`` for it on a machine without an accelerator)."""
+def test_bf16_trains_every_method(method, tiny_teacher, tmp_path, monkeypatch):
+    """CPU autocast (the Trainer needs ``use_cpu`` for bf16 on a machine without an accelerator): the student's
+    matrix products run in the half type (accelerate hands the outputs back in float32), the weights stay float32,
+    the losses are finite."""
+    dtypes, linear = set(), torch.nn.functional.linear
+
+    def spy(*args, **kw):
+        out = linear(*args, **kw)
+        if torch.is_grad_enabled():  # the student's training forward (the teacher runs under no_grad)
+            dtypes.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "linear", spy)
     metrics = run(tiny_teacher, tmp_path / "run", method, bf16=True)
+    assert torch.bfloat16 in dtypes  # (static's projections run in float32 with the other feature terms)
     assert torch.isfinite(torch.tensor([metrics["train"]["loss"], metrics["eval"]["loss"]])).all()
     student = AutoModelForSequenceClassification.from_pretrained(tmp_path / "run")
-    assert all(p.dtype == torch.float32 for p in student.parameters())  # autocast computes in bf16, keeps fp32 weights
+    assert all(p.dtype == torch.float32 for p in student.parameters())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+def test_fp16_on_cpu_is_refused(tiny_teacher, tmp_path, capsys):
+    """accelerate has no fp16 autocast on CPU and would train in float32 without saying so."""
+    args = ["distill", "--teacher", str(tiny_teacher), "--student-layers", "2", "--synthetic", "--fp16",
+            "--output", str(tmp_path / "run")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--fp16 needs a GPU (on CPU it would silently train in float32); use --bf16 on CPU" in err
 
 
 def test_torch_compile_matches_eager(tmp_path):
-    """``--torch-compile`` on ``full`` (hidden states of every layer, dynamics, OT): the same losses as eager mode.
-    Dropout is off because compiled dropout draws its masks from another generator."""
+    """``--torch-compile`` on ``full`` (hidden states of every layer, dynamics, OT): the student is really compiled
+    and gives the eager run's losses. Dropout is off because compiled dropout draws its masks from another generator."""
+    from torch._dynamo.utils import counters
+
     teacher = make_tiny_bert(tmp_path / "teacher", layers=4, hidden=32, dropout=0.0)
     eager = run(teacher, tmp_path / "eager", "full")
+    counters.clear()
     compiled = run(teacher, tmp_path / "compiled", "full", torch_compile=True)
+    assert counters["stats"]["unique_graphs"] > 0
     assert compiled["train"]["loss"] == pytest.approx(eager["train"]["loss"], rel=1e-4)
     assert compiled["eval"]["loss"] == pytest.approx(eager["eval"]["loss"], rel=1e-4)

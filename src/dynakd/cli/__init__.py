@@ -109,6 +109,9 @@ def _run(args: argparse.Namespace) -> None:
         if args.command == "ablate":
             shard = parse_shard(args.shard)  # checked before the sweep file is read
             folder = run_sweep(load_sweep(args.config, smoke=args.smoke, output=args.output), shard).parent
+            if shard[1] > 1:  # the other shards may still run: one report, when all are done
+                print(f"shard {shard[0]}/{shard[1]} done; when every shard is: dynakd report {folder}")
+                return
         print(f"report: {build_report(folder)}")
         return
     if args.command == "finetune":

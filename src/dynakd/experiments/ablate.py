@@ -141,7 +141,8 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 @contextlib.contextmanager
 def _locked(path: Path):
-    """An exclusive lock on ``path`` (POSIX advisory lock): shards of one sweep fine-tune a shared teacher once."""
+    """An exclusive lock on ``path`` (POSIX advisory lock): shards of one sweep fine-tune a shared teacher once and
+    append to ``results.jsonl`` one at a time (on machines sharing a folder, the file system must support locks)."""
     with path.open("w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -191,6 +192,8 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                   "eval": result.metrics["eval"], "teacher_eval": teacher_metrics["eval"],
                   "model": result.metrics["model"], "train": result.metrics["train"],
                   "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output)}
-        with results.open("a") as f:
+        with _locked(sweep.output / ".results.lock"), results.open("a") as f:  # shards append whole lines
             f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
     return results

@@ -160,21 +160,26 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
         module.__dict__.pop(attr, None)  # unwrap: the teacher is shared by every configuration
     if distiller.aligner is not None:
         distiller.aligner.__dict__.pop("forward", None)
-    timed = timer.times[warmup:] or timer.times
+    timed = after_warmup(timer.times, warmup)
     step_ms = 1000 * sum(timed) / len(timed)  # phases are means per step, so the remainder is taken from the mean
     return {"times": timer.times, "peak_mib": round(mem.mib, 1), "cache": cache is not None,
             "phases_ms": phases.per_step_ms(step_ms)}
 
 
+def after_warmup(times: list[float], warmup: int) -> list[float]:
+    """The timed steps (all of them when a run was shorter than its warm-up)."""
+    return times[warmup:] or times
+
+
 def summarise(times: list[float], warmup: int) -> dict[str, float]:
-    t = times[warmup:] or times
+    t = after_warmup(times, warmup)
     q = quantiles(t, n=4) if len(t) > 1 else [t[0], t[0], t[0]]
     return {"median_ms": round(1000 * median(t), 2), "q1_ms": round(1000 * q[0], 2), "q3_ms": round(1000 * q[2], 2),
             "steps_timed": len(t)}
 
 
 def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], steps: int, warmup: int,
-              output: Path | None, repeats: int = 1) -> dict[str, Any]:
+              output: Path | None, repeats: int = 3) -> dict[str, Any]:
     """Time every (method, aligner, cache) configuration; print a table; write JSON if ``output``."""
     if min(steps, repeats) < 1 or warmup < 0:
         raise DynaKDError(f"bench needs --steps >= 1, --repeats >= 1, --warmup >= 0 (got {steps}, {repeats}, {warmup})")
@@ -215,12 +220,12 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
 
 
 def _row(method: str, align: str, results: list[dict], warmup: int) -> dict[str, Any]:
-    timed = [t for r in results for t in (r["times"][warmup:] or r["times"])]
+    timed = [t for r in results for t in after_warmup(r["times"], warmup)]
     phases = {k: round(sum(r["phases_ms"].get(k, 0.0) for r in results) / len(results), 2)
               for k in results[0]["phases_ms"]}
     return {"method": method, "align": align if method not in ("task", "kd") else "-", "cache": results[0]["cache"],
             "peak_mib": max(r["peak_mib"] for r in results), **summarise(timed, 0),
-            "repeat_medians_ms": [round(1000 * median(r["times"][warmup:] or r["times"]), 2) for r in results],
+            "repeat_medians_ms": [round(1000 * median(after_warmup(r["times"], warmup)), 2) for r in results],
             "phases_ms": phases}
 
 
