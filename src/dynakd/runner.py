@@ -226,7 +226,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     train_out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_time = time.perf_counter() - start
     steps_run = train_out.global_step - (checkpoint_step(resume) if resume else 0)  # a resumed run trains the rest
-    metrics = {"eval": _strip(trainer.evaluate())}  # gathered over processes by the Trainer
+    metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}
     if teacher is not None and cfg.eval_teacher:
         metrics["teacher_eval"] = evaluate_model(teacher, t_tok or tokenizer, task, data, cfg)
     metrics["train"] = {
@@ -300,6 +300,16 @@ def build_distiller(cfg: DistillConfig, student, teacher, task: TaskSpec, same_t
         same_tokenizer=same_tok,
         qa=task.is_qa,
     )
+
+
+def _final_eval(trainer: DistillationTrainer, step: int) -> dict[str, float]:
+    """The scores of the final model: those of the evaluation the Trainer ran at the last step (end of the last
+    epoch), else a new evaluation (gathered over processes by the Trainer). With several eval sets (MNLI) the
+    Trainer logs one entry per set, so they are always evaluated anew."""
+    last = next((h for h in reversed(trainer.state.log_history) if "eval_runtime" in h), None)
+    if last is not None and last.get("step") == step and not isinstance(trainer.eval_dataset, dict):
+        return {k: v for k, v in last.items() if k.startswith("eval_")}
+    return trainer.evaluate()
 
 
 def evaluate_model(model, tokenizer, task: TaskSpec, data, cfg: DistillConfig) -> dict[str, float]:

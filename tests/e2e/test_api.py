@@ -39,3 +39,22 @@ def test_custom_training_loop(tiny_teacher):
     assert {"task", "logit", "dyn/deviation", "dyn/layer_change", "dyn/relations"} == set(out.terms)
     assert out.plan.shape == (2, 4) and torch.isfinite(out.loss)
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_final_scores_reuse_the_last_epoch_evaluation(tiny_teacher, tmp_path, monkeypatch):
+    """The evaluation the Trainer runs at the end of the last epoch gives the final scores; no second pass."""
+    from dynakd.trainer import DistillationTrainer
+
+    calls, evaluate = [], DistillationTrainer.evaluate
+
+    def counted(self, *args, **kwargs):
+        calls.append(self.state.global_step)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(DistillationTrainer, "evaluate", counted)
+    cfg = DistillConfig(teacher=str(tiny_teacher), student_layers=2, task="sst2", synthetic=True, method="kd",
+                        max_train_samples=32, max_eval_samples=16, epochs=1, batch_size=16, progress=False,
+                        eval_teacher=False, output=str(tmp_path / "run"))
+    result = distill(cfg)
+    assert calls == [2]  # 32 rows / batch 16: one evaluation, at step 2
+    assert set(result.metrics["eval"]) >= {"accuracy", "loss"} and "epoch" not in result.metrics["eval"]
