@@ -116,7 +116,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self.add_callback(AlignmentCallback(self))
         self.add_callback(DistillerGradients(distiller))
         own_params = any(p.requires_grad for p in distiller.parameters())
-        if self.is_fsdp_enabled and not getattr(self.accelerator, "is_fsdp2", False) and own_params:
+        if self.is_fsdp_enabled and not self._fsdp2 and own_params:
             # FSDP1 checkpoints the optimizer by the model's parameter names; only the FSDP2 path is built and tested
             raise DynaKDError(
                 "FSDP version 1 cannot checkpoint the distiller's own parameters (method 'static' projections, "
@@ -131,7 +131,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
-        if not getattr(self.accelerator, "is_fsdp2", False):  # FSDP2: added in create_scheduler, see there
+        if not self._fsdp2:  # FSDP2: added in create_scheduler, see there
             self._add_distiller_params(optimizer)
         return optimizer
 
@@ -140,7 +140,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # and raises KeyError ("A parameter in the optimizer couldn't be switched to its sharded version") on the
         # distiller's own. They join the optimizer here instead: after prepare, before the scheduler that sets their
         # learning rate.
-        if getattr(self.accelerator, "is_fsdp2", False):
+        if self._fsdp2:
             self._add_distiller_params(optimizer if optimizer is not None else self.optimizer)
         return super().create_scheduler(num_training_steps, optimizer)
 
@@ -149,6 +149,10 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         present = {id(p) for group in optimizer.param_groups for p in group["params"]}
         if extra and not any(id(p) in present for p in extra):  # projections and learned queries would otherwise
             optimizer.add_param_group({"params": extra, "weight_decay": 0.0})  # silently never train
+
+    @property
+    def _fsdp2(self) -> bool:
+        return getattr(self.accelerator, "is_fsdp2", False)
 
     @property
     def progress(self) -> float:
@@ -262,7 +266,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         part of the optimizer state, ``{"group": its settings (the scheduled lr too), "state": one dict per
         parameter}`` (replace them to load a state), else None."""
         opt, ids = self.optimizer, {id(p) for p in self.distiller.parameters()}
-        where = [] if opt is None or not getattr(self.accelerator, "is_fsdp2", False) else [
+        where = [] if opt is None or not self._fsdp2 else [
             i for i, g in enumerate(opt.param_groups) if any(id(p) in ids for p in g["params"])]
         if not where:
             yield None
