@@ -1,4 +1,4 @@
-"""Ablation bar chart: one bar per method (and aligner), grouped by student depth, sd error bars."""
+"""Ablation bar chart: one bar per method (and aligner) per student depth, sd error bars, the teacher as a line."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
     depths = sorted({r["depth"] for r in rows}, reverse=True)
     labels = sorted({(r["method"], r["align"], r["variant"]) for r in rows}, key=lambda x: (_order(x[0]), x[1:]))
     width = 0.8 / max(1, len(labels))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.5 * len(labels) * len(depths)), 3.6))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.5 * len(labels) * len(depths)) + 1.6, 3.6))
     cmap = plt.get_cmap("tab20")
     for j, (method, align, var) in enumerate(labels):
         xs, ys, es = [], [], []
@@ -29,12 +29,15 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
                 es.append(stdev(row["scores"]) if len(row["scores"]) > 1 else 0.0)
         name = (method if align == "-" else f"{method} / {align}") + ("" if var == "-" else f" ({var})")
         ax.bar(xs, ys, width, yerr=es, capsize=2, label=name, color=cmap(j % 20))
+    teacher = [t for r in rows for t in r["teacher"]]
+    if teacher:  # the teacher's score is the ceiling the bars are read against
+        ax.axhline(mean(teacher), color="0.3", linestyle="--", linewidth=1, label=f"teacher ({mean(teacher):.1f})")
     ax.set_xticks(range(len(depths)), [f"{d}-layer student" for d in depths])
     ax.set_ylabel(f"dev {metric} (x100)")
     lo = min(min(r["scores"]) for r in rows)
     hi = max(max(r["scores"] + r["teacher"]) for r in rows)
     ax.set_ylim(max(0.0, lo - 3), min(100.0, hi + 1.5))
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, never over a bar
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
