@@ -20,6 +20,9 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     assert all(r["median_ms"] > 0 and r["steps_timed"] == 4 and len(r["repeat_medians_ms"]) == 2 for r in rows)
     assert json.loads(out.read_text())["setup"]["repeats"] == 2
     assert next(r for r in rows if r["method"] == "task")["ratio_to_task"] == 1.0
+    # the ratios compare like with like: every configuration and repeat trained on the same batches
+    assert all(r["same_batches_as_task"] and r["same_batches_each_repeat"] for r in rows)
+    assert all(len(r["batch_shapes"]) == 2 for r in rows)
     assert "ms/step" in capsys.readouterr().out
     phases = {(r["method"], r["align"], r["cache"]): r["phases_ms"] for r in rows}
     assert set(phases[("task", "-", False)]) == {"student_forward", "backward_optimizer_data"}

@@ -71,12 +71,14 @@ class PhaseTimer(TrainerCallback):
         self.warmup, self.on, self.steps = warmup, False, 0
         self.totals: dict[str, float] = defaultdict(float)
 
-    def wrap(self, obj, attr: str, phase: str) -> None:
+    def wrap(self, obj, attr: str, phase: str, on_call=None) -> None:
         fn = getattr(obj, attr)
 
         def timed(*args, **kwargs):
             if not self.on:
                 return fn(*args, **kwargs)
+            if on_call is not None:
+                on_call(kwargs)
             _sync()
             start = time.perf_counter()
             out = fn(*args, **kwargs)
@@ -143,7 +145,8 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     if cache is not None:
         train = train.add_column(EXAMPLE_ID, list(range(len(train))))
     timer, phases = StepTimer(), PhaseTimer(warmup)
-    phases.wrap(student, "forward", "student_forward")
+    shapes: list[list[int]] = []  # [batch, length] of every timed step: configurations must see the same batches
+    phases.wrap(student, "forward", "student_forward", on_call=lambda kw: shapes.append(list(kw["input_ids"].shape)))
     if cache is not None:
         phases.wrap(cache, "features", "teacher_cache_read")
     elif cfg.method != "task":
@@ -163,7 +166,7 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     timed = after_warmup(timer.times, warmup)
     step_ms = 1000 * sum(timed) / len(timed)  # phases are means per step, so the remainder is taken from the mean
     return {"times": timer.times, "peak_mib": round(mem.mib, 1), "cache": cache is not None,
-            "phases_ms": phases.per_step_ms(step_ms)}
+            "phases_ms": phases.per_step_ms(step_ms), "batch_shapes": shapes}
 
 
 def after_warmup(times: list[float], warmup: int) -> list[float]:
@@ -191,9 +194,11 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     data = tokenize(data, tokenizer, base.max_seq_length)
     with tempfile.TemporaryDirectory(prefix="dynakd-bench-") as tmp:
         rows = _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, Path(tmp))
-    floor = next((r["median_ms"] for r in rows if r["method"] == "task"), None)
+    floor = next((r for r in rows if r["method"] == "task"), None)
     for r in rows:
-        r["ratio_to_task"] = round(r["median_ms"] / floor, 3) if floor else None
+        r["ratio_to_task"] = round(r["median_ms"] / floor["median_ms"], 3) if floor else None
+        # ratios compare like with like only when every configuration trained on the same batches in the same order
+        r["same_batches_as_task"] = r["batch_shapes"] == floor["batch_shapes"] if floor else None
     result = {"rows": rows, "setup": setup_info(base, steps, warmup) | {"repeats": repeats}}
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -223,10 +228,12 @@ def _row(method: str, align: str, results: list[dict], warmup: int) -> dict[str,
     timed = [t for r in results for t in after_warmup(r["times"], warmup)]
     phases = {k: round(sum(r["phases_ms"].get(k, 0.0) for r in results) / len(results), 2)
               for k in results[0]["phases_ms"]}
+    shapes = [r["batch_shapes"] for r in results]
     return {"method": method, "align": align if method not in ("task", "kd") else "-", "cache": results[0]["cache"],
             "peak_mib": max(r["peak_mib"] for r in results), **summarise(timed, 0),
             "repeat_medians_ms": [round(1000 * median(after_warmup(r["times"], warmup)), 2) for r in results],
-            "phases_ms": phases}
+            "phases_ms": phases, "batch_shapes": shapes[0],
+            "same_batches_each_repeat": all(x == shapes[0] for x in shapes)}
 
 
 def configurations(methods: list[str], aligners: list[str]):
