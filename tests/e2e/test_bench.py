@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 from dynakd.cli import main
+from dynakd.experiments.bench import TensorMemory
+
+
+def test_tensor_memory_counts_the_peak_of_live_tensors():
+    with TensorMemory() as mem:
+        a = torch.ones(1000, 1000)  # 4,000,000 bytes
+        b = a * 2  # a and b alive: the peak
+        del a
+        view = b.view(-1)  # a view allocates nothing
+        c = b + 1  # b and c alive: as much as the peak
+        del b, c, view
+    assert mem.peak == 8_000_000 and mem.live == 0
 
 
 def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
@@ -23,6 +37,7 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     # the ratios compare like with like: every configuration and repeat trained on the same batches
     assert all(r["same_batches_as_task"] and r["same_batches_each_repeat"] for r in rows)
     assert all(len(r["batch_shapes"]) == 2 for r in rows)
+    assert all(r["peak_mib"] > 0 for r in rows)  # CPU: counted tensors on a short extra run
     assert "ms/step" in capsys.readouterr().out
     phases = {(r["method"], r["align"], r["cache"]): r["phases_ms"] for r in rows}
     assert set(phases[("task", "-", False)]) == {"student_forward", "backward_optimizer_data"}

@@ -5,26 +5,28 @@ Every configuration trains the same student (built from the same teacher) on the
 Step times after ``warmup`` are summarised as median and interquartile range; ratios are to ``task`` (the student
 alone, the floor of distillation). Each step is also split into phases (teacher pass or cache read, student forward,
 feature terms, aligner, and the rest: backward, optimiser, data) by timing those calls. Peak memory is CUDA's
-allocator peak on a GPU and the process's resident-set peak above its level before the configuration on a CPU
-(sampled every 5 ms).
+allocator peak on a GPU; elsewhere the peak of live tensor bytes (``TensorMemory``), counted on a few extra steps of
+each configuration.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
 import tempfile
-import threading
 import time
+import weakref
 from collections import defaultdict
+from contextlib import nullcontext
 from pathlib import Path
 from statistics import median, quantiles
 from typing import Any
 
-import psutil
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.weak import WeakIdKeyDictionary
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
@@ -101,38 +103,55 @@ class PhaseTimer(TrainerCallback):
         return {k: round(v, 2) for k, v in phases.items()}
 
 
-class PeakMemory:
-    """Peak memory above the starting level while the block runs (MiB)."""
+class TensorMemory(TorchDispatchMode):
+    """Peak bytes of the tensors alive at once among those created inside the block, on any device.
+
+    CUDA's allocator reports this peak itself; a CPU process has no such counter (its resident set keeps freed pages
+    in the allocator's pools, so it cannot compare methods), hence this count, written here because torch's own
+    ``MemTracker`` refuses a module called twice per step (the teacher, the student's extra forwards). Every operator
+    output's storage is counted once, while it lives (a weak reference drops it). The mode slows every operator, so
+    the bench runs it on a few extra steps, never on the timed ones.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.live = self.peak = 0
+        self._storages = WeakIdKeyDictionary()
+
+    def _free(self, nbytes: int) -> None:
+        self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.untyped_storage() not in self._storages:
+                storage, nbytes = t.untyped_storage(), t.untyped_storage().nbytes()
+                self._storages[storage] = weakref.ref(storage, lambda _, n=nbytes: self._free(n))
+                self.live += nbytes
+                self.peak = max(self.peak, self.live)
+        return out
+
+    @property
+    def mib(self) -> float:
+        return self.peak / 2**20
+
+
+class CudaPeak:
+    """CUDA's allocator peak above the level at the start of the block (MiB)."""
 
     def __enter__(self):
-        self.cuda = torch.cuda.is_available()
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-        else:
-            self.proc = psutil.Process(os.getpid())
-            self.base = self.peak = self.proc.memory_info().rss
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
+        torch.cuda.reset_peak_memory_stats()
+        self.base = torch.cuda.memory_allocated()
         return self
 
-    def _sample(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.005)
-
     def __exit__(self, *exc):
-        if self.cuda:
-            self.peak = torch.cuda.max_memory_allocated()
-        else:
-            self._stop.set()
-            self._thread.join()
-        self.mib = (self.peak - self.base) / 2**20
+        self.mib = (torch.cuda.max_memory_allocated() - self.base) / 2**20
 
 
 def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Path | None, tmp: Path,
-              warmup: int = 0) -> dict:
+              warmup: int = 0, count_tensors: bool = False) -> dict:
+    """Train ``cfg.max_steps`` steps of one configuration, timing each; the peak memory comes from CUDA's allocator,
+    or with ``count_tensors`` from ``TensorMemory`` (slow: for short runs apart from the timed ones)."""
     cfg = dataclasses.replace(cfg, teacher_cache=str(cache_dir) if cache_dir else "off")
     cache_on = cache_dir is not None
     student = build_student(teacher, cfg.student_layers)
@@ -157,7 +176,8 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     trainer = DistillationTrainer(model=student, args=args, train_dataset=train, data_collator=collator,
                                   teacher=teacher, distiller=distiller, teacher_cache=cache, callbacks=[timer, phases])
     trainer.remove_callback(PrinterCallback)  # keep the bench's own table readable
-    with PeakMemory() as mem:
+    meter = TensorMemory() if count_tensors else CudaPeak() if torch.cuda.is_available() else nullcontext()
+    with meter:
         trainer.train()
     for module, attr in ((student, "forward"), (teacher, "forward"), (distiller, "feature_terms")):
         module.__dict__.pop(attr, None)  # unwrap: the teacher is shared by every configuration
@@ -165,7 +185,8 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
         distiller.aligner.__dict__.pop("forward", None)
     timed = after_warmup(timer.times, warmup)
     step_ms = 1000 * sum(timed) / len(timed)  # phases are means per step, so the remainder is taken from the mean
-    return {"times": timer.times, "peak_mib": round(mem.mib, 1), "cache": cache is not None,
+    peak = round(meter.mib, 1) if hasattr(meter, "mib") else None
+    return {"times": timer.times, "peak_mib": peak, "cache": cache is not None,
             "phases_ms": phases.per_step_ms(step_ms), "batch_shapes": shapes}
 
 
@@ -206,6 +227,9 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     return result
 
 
+MEMORY_STEPS = 3  # the first batches, the optimiser's state created on the way: the same for every configuration
+
+
 def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, tmp: Path) -> list:
     """Each repeat times every configuration once, in turn, so a slow spell of the machine spreads over all of
     them instead of landing on one; the rows pool the timed steps of all repeats."""
@@ -217,7 +241,12 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
                                                             "max_steps": steps + warmup})
             if cache_on and cache_blocker(cfg):
                 continue
-            res = bench_one(cfg, teacher, tokenizer, data, task, cache_dir if cache_on else None, tmp, warmup)
+            cache = cache_dir if cache_on else None
+            res = bench_one(cfg, teacher, tokenizer, data, task, cache, tmp, warmup)
+            if res["peak_mib"] is None and repeat == 0:  # no allocator peak (CPU): count tensors on a short run
+                short = dataclasses.replace(cfg, max_steps=MEMORY_STEPS)
+                res["peak_mib"] = bench_one(short, teacher, tokenizer, data, task, cache, tmp, count_tensors=True)[
+                    "peak_mib"]
             runs[(method, align, cache_on)].append(res)
             row = _row(method, align, runs[(method, align, cache_on)], warmup)
             print(f"[{repeat + 1}/{repeats}] " + format_row(row), flush=True)
@@ -230,7 +259,7 @@ def _row(method: str, align: str, results: list[dict], warmup: int) -> dict[str,
               for k in results[0]["phases_ms"]}
     shapes = [r["batch_shapes"] for r in results]
     return {"method": method, "align": align if method not in ("task", "kd") else "-", "cache": results[0]["cache"],
-            "peak_mib": max(r["peak_mib"] for r in results), **summarise(timed, 0),
+            "peak_mib": max(r["peak_mib"] for r in results if r["peak_mib"] is not None), **summarise(timed, 0),
             "repeat_medians_ms": [round(1000 * median(after_warmup(r["times"], warmup)), 2) for r in results],
             "phases_ms": phases, "batch_shapes": shapes[0],
             "same_batches_each_repeat": all(x == shapes[0] for x in shapes)}
