@@ -212,3 +212,16 @@ def test_ot_aligner_keeps_its_potential_in_training_only():
     aligner.train()
     aligner(cost)
     assert aligner.potential.abs().sum() > 0 and "potential" in aligner.state_dict()
+
+
+@pytest.mark.parametrize("ls,lt", [(2, 6), (3, 6), (4, 12), (6, 12)])
+def test_sinkhorn_on_the_host_matches_the_torch_loop(ls, lt):
+    """Without gradient the plan is solved with numpy; with gradient in torch: the same plan and potential."""
+    from dynakd.align.ot import sinkhorn_dual
+
+    cost, start = rand_cost(ls, lt, 0), torch.randn(lt)
+    host_plan, host_g = sinkhorn_dual(cost, 0.05, 20, start)
+    torch_plan, torch_g = sinkhorn_dual(cost.clone().requires_grad_(), 0.05, 20, start)
+    assert host_plan.dtype == torch.float32 and host_plan.device == cost.device and not host_plan.requires_grad
+    torch.testing.assert_close(host_plan, torch_plan.detach(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(host_g, torch_g.detach(), atol=1e-5, rtol=1e-5)
