@@ -124,8 +124,9 @@ class TensorMemory(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor) and t.untyped_storage() not in self._storages:
-                storage, nbytes = t.untyped_storage(), t.untyped_storage().nbytes()
+            storage = t.untyped_storage() if isinstance(t, torch.Tensor) else None
+            if storage is not None and storage not in self._storages:
+                nbytes = storage.nbytes()
                 self._storages[storage] = weakref.ref(storage, lambda _, n=nbytes: self._free(n))
                 self.live += nbytes
                 self.peak = max(self.peak, self.live)
@@ -176,8 +177,8 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     trainer = DistillationTrainer(model=student, args=args, train_dataset=train, data_collator=collator,
                                   teacher=teacher, distiller=distiller, teacher_cache=cache, callbacks=[timer, phases])
     trainer.remove_callback(PrinterCallback)  # keep the bench's own table readable
-    meter = TensorMemory() if count_tensors else CudaPeak() if torch.cuda.is_available() else nullcontext()
-    with meter:
+    meter = TensorMemory() if count_tensors else CudaPeak() if torch.cuda.is_available() else None
+    with meter or nullcontext():
         trainer.train()
     for module, attr in ((student, "forward"), (teacher, "forward"), (distiller, "feature_terms")):
         module.__dict__.pop(attr, None)  # unwrap: the teacher is shared by every configuration
@@ -185,7 +186,7 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
         distiller.aligner.__dict__.pop("forward", None)
     timed = after_warmup(timer.times, warmup)
     step_ms = 1000 * sum(timed) / len(timed)  # phases are means per step, so the remainder is taken from the mean
-    peak = round(meter.mib, 1) if hasattr(meter, "mib") else None
+    peak = round(meter.mib, 1) if meter is not None else None
     return {"times": timer.times, "peak_mib": peak, "cache": cache is not None,
             "phases_ms": phases.per_step_ms(step_ms), "batch_shapes": shapes}
 

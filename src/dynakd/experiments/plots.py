@@ -31,7 +31,8 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
         ax.bar(xs, ys, width, yerr=es, capsize=2, label=name, color=cmap(j % 20))
     teacher = [t for r in rows for t in r["teacher"]]
     if teacher:  # the teacher's score is the ceiling the bars are read against
-        ax.axhline(mean(teacher), color="0.3", linestyle="--", linewidth=1, label=f"teacher ({mean(teacher):.1f})")
+        level = mean(teacher)
+        ax.axhline(level, color="0.3", linestyle="--", linewidth=1, label=f"teacher ({level:.1f})")
     ax.set_xticks(range(len(depths)), [f"{d}-layer student" for d in depths])
     ax.set_ylabel(f"dev {metric} (x100)")
     lo = min(min(r["scores"]) for r in rows)
