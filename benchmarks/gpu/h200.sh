@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The GPU checks of one lent H200 session (the `device` tool), in one command of at most ~9 minutes:
+#   1. `dynakd bench` on CUDA (issue #4): step time and allocator peak of task / kd / full (each aligner), live
+#      teacher and cache -> $OUT/h200.json;
+#   2. B1 at full size (issue #3): benchmarks/configs/b1-sst2-gpu.yaml in 4 processes sharing the GPU until the
+#      time is up, then `dynakd report` -> $OUT/b1-sst2-gpu.tgz (results.jsonl, report.md, plots, logs).
+# The device machine has no network and lacks `datasets` and the packaged MiniLM, so the call carries (git-ignored):
+#   .whl/            datasets 5.2.0, dill, multiprocess wheels (.whl/fallback: datasets 4.4.1 for pyarrow < 24)
+#   .devmodels/minilm  all-MiniLM-L6-v2 with fp16 weights (45 MB; widened back to fp32 here before use)
+#   .devdata/glue/SST-2  train.tsv and dev.tsv from ../shared/data/glue
+# Rehearse on CPU first: SMOKE=1 OUT=/tmp/h200 bash benchmarks/gpu/h200.sh
+set -u
+SMOKE=${SMOKE:-0}
+BUDGET=${BUDGET:-530}                 # seconds for everything below
+OUT=${OUT:-runs/h200}
+SHARDS=${SHARDS:-4}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+t0=$SECONDS
+left() { echo $((BUDGET - (SECONDS - t0))); }
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
+if ! $PY -c "import datasets" 2>/dev/null; then
+  arrow=$($PY -c "import pyarrow; print(pyarrow.__version__.split('.')[0])")
+  wheels=.whl; [ "$arrow" -lt 24 ] && wheels=.whl/fallback
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $wheels/*.whl \
+    || { echo "installing $wheels failed"; exit 1; }
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
+TEACHER=/tmp/minilm
+$PY - "$TEACHER" <<'PYEOF' || exit 1
+import shutil, sys
+from pathlib import Path
+from safetensors.torch import load_file, save_file
+src, dst = Path(".devmodels/minilm"), Path(sys.argv[1])
+shutil.copytree(src, dst, dirs_exist_ok=True)
+weights = load_file(src / "model.safetensors")
+save_file({k: v.float() for k, v in weights.items()}, dst / "model.safetensors", metadata={"format": "pt"})
+PYEOF
+{ date -u; nvidia-smi 2>&1 | head -15; $PY -c "import torch, transformers, datasets, accelerate, pyarrow
+print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')
+print('transformers', transformers.__version__, 'datasets', datasets.__version__, 'accelerate', accelerate.__version__, 'pyarrow', pyarrow.__version__)"
+nproc; } > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+echo "== bench ($(left) s left)"
+small=(); [ "$SMOKE" = 1 ] && small=(--steps 2 --warmup 1 --repeats 1 --max-train-samples 64)
+timeout 200 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "${small[@]}" \
+  --output "$OUT/h200.json" > "$OUT/bench.log" 2>&1
+echo "bench exit $?"; tail -12 "$OUT/bench.log"
+
+echo "== B1 full size ($(left) s left)"
+SWEEP=runs/b1-sst2-gpu
+sed -e "s#model: minilm#model: $TEACHER#" -e "s#data_dir: ../shared/data/glue#data_dir: .devdata/glue#" \
+  benchmarks/configs/b1-sst2-gpu.yaml > /tmp/b1-sst2-gpu.yaml
+smoke=(); [ "$SMOKE" = 1 ] && smoke=(--smoke)
+stop=$(( $(left) - 25 ))              # leave time for the report and the copy
+for k in $(seq 1 "$SHARDS"); do
+  timeout "$stop" $PY -m dynakd.cli ablate --config /tmp/b1-sst2-gpu.yaml --output "$SWEEP" "${smoke[@]}" \
+    --shard "$k/$SHARDS" > "/tmp/ablate-$k.log" 2>&1 &
+done
+wait
+[ "$SMOKE" = 1 ] && SWEEP=$SWEEP/smoke
+$PY -m dynakd.cli report "$SWEEP" > /tmp/report.log 2>&1; echo "report exit $?"
+cp /tmp/ablate-*.log /tmp/report.log "$SWEEP/" 2>/dev/null
+tar czf "$OUT/b1-sst2-gpu.tgz" --exclude='*.safetensors' --exclude='*.bin' --exclude='checkpoint-*' \
+  --exclude='*.npy' "$SWEEP"
+cp "$SWEEP/results.jsonl" "$SWEEP/report.md" "$OUT/" 2>/dev/null
+wc -l "$SWEEP/results.jsonl"; tail -30 "$SWEEP/report.md"
+echo "done in $((SECONDS - t0)) s"
