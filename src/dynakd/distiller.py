@@ -66,6 +66,10 @@ class Distiller(nn.Module):
         self.opts = DynamicsOptions(
             dyn.components, dyn.forms, dyn.distance, dyn.pooling, dyn.relation_pairs, dyn.relation_angle, dyn.weights
         )
+        # With --torch-compile the dynamics (~300 small operators forward, as many backward) become one graph of fused
+        # kernels: where a step is launch-bound (a small student on a GPU) these operators are most of its cost
+        # (benchmarks/speed/RESULTS.md). One graph, no breaks; dynamic shapes, so new batch sizes do not recompile.
+        self._dynamics_costs = torch.compile(dynamics_costs, dynamic=True) if cfg.torch_compile else dynamics_costs
         self.register_buffer("ref_s", torch.zeros(student_layers + 1, student_width))
         self.register_buffer("ref_t", torch.zeros(teacher_layers + 1, teacher_width))
         self.register_buffer("ref_steps", torch.zeros((), dtype=torch.long))
@@ -178,7 +182,7 @@ class Distiller(nn.Module):
         refs = self.references(s, t) if self.cfg.dynamics.reference != "batch" else None
         pert = (perturbed[0].hidden, perturbed[1].hidden) if perturbed is not None else None
         s_mask, t_mask = self.dynamics_masks(s, t)
-        return dynamics_costs(
+        return self._dynamics_costs(
             s.hidden,
             t.hidden,
             mask=s_mask,

@@ -19,6 +19,7 @@ def test_tensor_memory_counts_the_peak_of_live_tensors():
         c = b + 1  # b and c alive: as much as the peak
         del b, c, view
     assert mem.peak == 8_000_000 and mem.live == 0
+    assert mem.ops == 4  # ones, mul, view, add: every operator dispatched, views too
 
 
 def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
@@ -38,6 +39,11 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     assert all(r["same_batches_as_task"] and r["same_batches_each_repeat"] for r in rows)
     assert all(len(r["batch_shapes"]) == 2 for r in rows)
     assert all(r["peak_mib"] > 0 for r in rows)  # CPU: counted tensors on a short extra run
+    # operators per step: the teacher's forward and the feature terms add to the student's own step
+    ops = {(r["method"], r["align"], r["cache"]): r["ops_per_step"] for r in rows}
+    assert ops[("task", "-", False)] < ops[("kd", "-", True)] < ops[("kd", "-", False)] < ops[("full", "ot", False)]
+    assert ops[("kd", "-", True)] < ops[("full", "ot", True)] < ops[("full", "ot", False)]
+    assert next(r for r in rows if r["method"] == "task")["ops_ratio_to_task"] == 1.0
     assert "ms/step" in capsys.readouterr().out
     phases = {(r["method"], r["align"], r["cache"]): r["phases_ms"] for r in rows}
     assert set(phases[("task", "-", False)]) == {"student_forward", "backward_optimizer_data"}

@@ -50,15 +50,21 @@ def test_fp16_on_cpu_is_refused(tiny_teacher, tmp_path, capsys):
     assert "--fp16 needs a GPU (on CPU it would silently train in float32); use --bf16 on CPU" in err
 
 
-def test_torch_compile_matches_eager(tmp_path):
-    """``--torch-compile`` on ``full`` (hidden states of every layer, dynamics, OT): the student is really compiled
-    and gives the eager run's losses. Dropout is off because compiled dropout draws its masks from another generator."""
+def test_torch_compile_matches_eager(tmp_path, monkeypatch):
+    """``--torch-compile`` on ``full`` (hidden states of every layer, dynamics, OT): the student and the dynamics
+    losses are really compiled and give the eager run's losses. Dropout is off because compiled dropout draws its
+    masks from another generator."""
     from torch._dynamo.utils import counters
+
+    from dynakd.losses import dynamics_costs
 
     teacher = make_tiny_bert(tmp_path / "teacher", layers=4, hidden=32, dropout=0.0)
     eager = run(teacher, tmp_path / "eager", "full")
     counters.clear()
+    compiled_fns, real_compile = [], torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn=None, **kw: compiled_fns.append(fn) or real_compile(fn, **kw))
     compiled = run(teacher, tmp_path / "compiled", "full", torch_compile=True)
     assert counters["stats"]["unique_graphs"] > 0
+    assert dynamics_costs in compiled_fns
     assert compiled["train"]["loss"] == pytest.approx(eager["train"]["loss"], rel=1e-4)
     assert compiled["eval"]["loss"] == pytest.approx(eager["eval"]["loss"], rel=1e-4)

@@ -104,24 +104,30 @@ class PhaseTimer(TrainerCallback):
 
 
 class TensorMemory(TorchDispatchMode):
-    """Peak bytes of the tensors alive at once among those created inside the block, on any device.
+    """Peak bytes of the tensors alive at once among those created inside the block, on any device; and the number of
+    operators dispatched (``ops``).
 
     CUDA's allocator reports this peak itself; a CPU process has no such counter (its resident set keeps freed pages
     in the allocator's pools, so it cannot compare methods), hence this count, written here because torch's own
     ``MemTracker`` refuses a module called twice per step (the teacher, the student's extra forwards). Every operator
     output's storage is counted once, while it lives (a weak reference drops it). The mode slows every operator, so
     the bench runs it on a few extra steps, never on the timed ones.
+
+    Operators per step are the hardware-free view of a step's overhead: where a step is short (a small model on a
+    GPU) its time is mostly one launch per operator, so on one H200 the ratios of operators per step matched the ratios
+    of step times (benchmarks/speed/RESULTS.md).
     """
 
     def __init__(self):
         super().__init__()
-        self.live = self.peak = 0
+        self.live = self.peak = self.ops = 0
         self._storages = WeakIdKeyDictionary()
 
     def _free(self, nbytes: int) -> None:
         self.live -= nbytes
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
         out = func(*args, **(kwargs or {}))
         for t in tree_flatten(out)[0]:
             storage = t.untyped_storage() if isinstance(t, torch.Tensor) else None
@@ -135,6 +141,24 @@ class TensorMemory(TorchDispatchMode):
     @property
     def mib(self) -> float:
         return self.peak / 2**20
+
+
+class OpsPerStep(TrainerCallback):
+    """Operators each step dispatched, read from a ``TensorMemory`` around the training."""
+
+    def __init__(self, meter: TensorMemory):
+        self.meter, self.counts, self._start = meter, [], 0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = self.meter.ops
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.counts.append(self.meter.ops - self._start)
+
+    @property
+    def per_step(self) -> int | None:
+        """The last step's count (the first steps also create the optimiser's state)."""
+        return self.counts[-1] if self.counts else None
 
 
 class CudaPeak:
@@ -152,7 +176,8 @@ class CudaPeak:
 def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Path | None, tmp: Path,
               warmup: int = 0, count_tensors: bool = False) -> dict:
     """Train ``cfg.max_steps`` steps of one configuration, timing each; the peak memory comes from CUDA's allocator,
-    or with ``count_tensors`` from ``TensorMemory`` (slow: for short runs apart from the timed ones)."""
+    or with ``count_tensors`` from ``TensorMemory``, which also counts operators per step (slow: for short runs apart
+    from the timed ones)."""
     cfg = dataclasses.replace(cfg, teacher_cache=str(cache_dir) if cache_dir else "off")
     cache_on = cache_dir is not None
     student = build_student(teacher, cfg.student_layers)
@@ -178,6 +203,9 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
                                   teacher=teacher, distiller=distiller, teacher_cache=cache, callbacks=[timer, phases])
     trainer.remove_callback(PrinterCallback)  # keep the bench's own table readable
     meter = TensorMemory() if count_tensors else CudaPeak() if torch.cuda.is_available() else None
+    ops = OpsPerStep(meter) if count_tensors else None
+    if ops is not None:
+        trainer.add_callback(ops)
     with meter or nullcontext():
         trainer.train()
     for module, attr in ((student, "forward"), (teacher, "forward"), (distiller, "feature_terms")):
@@ -188,7 +216,8 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     step_ms = 1000 * sum(timed) / len(timed)  # phases are means per step, so the remainder is taken from the mean
     peak = round(meter.mib, 1) if meter is not None else None
     return {"times": timer.times, "peak_mib": peak, "cache": cache is not None,
-            "phases_ms": phases.per_step_ms(step_ms), "batch_shapes": shapes}
+            "phases_ms": phases.per_step_ms(step_ms), "batch_shapes": shapes,
+            "ops_per_step": ops.per_step if ops is not None else None}
 
 
 def after_warmup(times: list[float], warmup: int) -> list[float]:
@@ -219,6 +248,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     floor = next((r for r in rows if r["method"] == "task"), None)
     for r in rows:
         r["ratio_to_task"] = round(r["median_ms"] / floor["median_ms"], 3) if floor else None
+        counted = floor and floor["ops_per_step"] and r["ops_per_step"]
+        r["ops_ratio_to_task"] = round(r["ops_per_step"] / floor["ops_per_step"], 3) if counted else None
         # ratios compare like with like only when every configuration trained on the same batches in the same order
         r["same_batches_as_task"] = r["batch_shapes"] == floor["batch_shapes"] if floor else None
     result = {"rows": rows, "setup": setup_info(base, steps, warmup) | {"repeats": repeats}}
@@ -236,6 +267,9 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
     them instead of landing on one; the rows pool the timed steps of all repeats."""
     cache_dir = tmp / "cache"
     runs: dict[tuple, list[dict]] = defaultdict(list)
+    if torch.cuda.is_available():  # the CUDA context, cuBLAS workspaces and kernel choices: paid here, not by row 1
+        first = build_config(dataclasses.asdict(base) | {"method": methods[0], "max_steps": 2})
+        bench_one(first, teacher, tokenizer, data, task, None, tmp)
     for repeat in range(repeats):
         for method, align, cache_on in configurations(methods, aligners):
             cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align},
@@ -244,10 +278,13 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
                 continue
             cache = cache_dir if cache_on else None
             res = bench_one(cfg, teacher, tokenizer, data, task, cache, tmp, warmup)
-            if res["peak_mib"] is None and repeat == 0:  # no allocator peak (CPU): count tensors on a short run
+            if repeat == 0:  # operators per step, and without an allocator peak (CPU) tensor bytes: a short run
                 short = dataclasses.replace(cfg, max_steps=MEMORY_STEPS)
-                res["peak_mib"] = bench_one(short, teacher, tokenizer, data, task, cache, tmp, count_tensors=True)[
-                    "peak_mib"]
+                counted = bench_one(short, teacher, tokenizer, data, task, cache, tmp, count_tensors=True)
+                # a dispatch mode makes torch.compile fall back to eager: counts of a compiled run would mislead
+                res["ops_per_step"] = None if cfg.torch_compile else counted["ops_per_step"]
+                if res["peak_mib"] is None:
+                    res["peak_mib"] = counted["peak_mib"]
             runs[(method, align, cache_on)].append(res)
             row = _row(method, align, runs[(method, align, cache_on)], warmup)
             print(f"[{repeat + 1}/{repeats}] " + format_row(row), flush=True)
@@ -261,6 +298,7 @@ def _row(method: str, align: str, results: list[dict], warmup: int) -> dict[str,
     shapes = [r["batch_shapes"] for r in results]
     return {"method": method, "align": align if method not in ("task", "kd") else "-", "cache": results[0]["cache"],
             "peak_mib": max(r["peak_mib"] for r in results if r["peak_mib"] is not None), **summarise(timed, 0),
+            "ops_per_step": results[0]["ops_per_step"],
             "repeat_medians_ms": [round(1000 * median(after_warmup(r["times"], warmup)), 2) for r in results],
             "phases_ms": phases, "batch_shapes": shapes[0],
             "same_batches_each_repeat": all(x == shapes[0] for x in shapes)}
@@ -276,8 +314,9 @@ def configurations(methods: list[str], aligners: list[str]):
 def format_row(r: dict[str, Any]) -> str:
     cache = "cache" if r["cache"] else "live"
     phases = " ".join(f"{k}={v:.1f}" for k, v in r.get("phases_ms", {}).items())
+    ops = r.get("ops_per_step") or "-"
     return (f"{r['method']:>9} {r['align']:>9} {cache:>5}  {r['median_ms']:8.1f} ms/step "
-            f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}]  peak +{r['peak_mib']:.0f} MiB  | {phases}")
+            f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}]  peak +{r['peak_mib']:.0f} MiB  {ops} ops  | {phases}")
 
 
 def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:

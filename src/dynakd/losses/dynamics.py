@@ -40,15 +40,17 @@ def pool(hidden: Hidden, mask: torch.Tensor, pooling: str = "mean") -> tuple[tor
     ``mean`` (and ``auto`` of an unvalidated config): masked mean over tokens, one group of B samples. ``cls``: the
     first token. ``tokens``: one group per sample, its real tokens as items.
     """
-    h = torch.stack(tuple(hidden)).float()  # [L+1, B, T, d]
     mask = mask.bool()
     if pooling == "tokens":
-        return h, mask
+        return torch.stack(tuple(hidden)).float(), mask  # [L+1, B, T, d]
+    # Pooled forms pool each layer before stacking: stacking first copies every layer's token states at once, the
+    # largest transient of a `full` step (a 6-layer teacher: 7 x B x T x d floats).
     if pooling == "cls":
-        x = h[:, :, 0]
+        x = torch.stack([h[:, 0].float() for h in hidden])
     else:
-        m = mask.to(h.dtype).unsqueeze(-1)  # [B, T, 1]
-        x = (h * m).sum(2) / m.sum(1).clamp_min(1.0)  # [L+1, B, d]
+        w = mask.float()
+        w = (w / w.sum(1, keepdim=True).clamp_min(1.0)).unsqueeze(1)  # [B, 1, T]: the weights of a masked mean
+        x = torch.stack([torch.bmm(w, h.float()).squeeze(1) for h in hidden])  # [L+1, B, d]
     return x.unsqueeze(1), torch.ones(1, x.shape[1], dtype=torch.bool, device=x.device)
 
 
