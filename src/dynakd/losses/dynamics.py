@@ -40,29 +40,39 @@ def pool(hidden: Hidden, mask: torch.Tensor, pooling: str = "mean") -> tuple[tor
     ``mean`` (and ``auto`` of an unvalidated config): masked mean over tokens, one group of B samples. ``cls``: the
     first token. ``tokens``: one group per sample, its real tokens as items.
     """
-    mask = mask.bool()
+    x = _pooler(mask, pooling)(hidden)
     if pooling == "tokens":
-        return torch.stack(tuple(hidden)).float(), mask  # [L+1, B, T, d]
+        return x, mask.bool()
+    return x, torch.ones(1, x.shape[2], dtype=torch.bool, device=x.device)
+
+
+def _pooler(mask: torch.Tensor, pooling: str) -> Callable[[Hidden], torch.Tensor]:
+    """``pool`` without the group mask, for any hidden states that share ``mask`` (its weights are computed once)."""
+    if pooling == "tokens":
+        return lambda hidden: torch.stack(tuple(hidden)).float()  # [L+1, B, T, d]
     # Pooled forms pool each layer before stacking: stacking first copies every layer's token states at once, the
     # largest transient of a `full` step (a 6-layer teacher: 7 x B x T x d floats).
     if pooling == "cls":
-        x = torch.stack([h[:, 0].float() for h in hidden])
-    else:
-        w = mask.float()
-        w = (w / w.sum(1, keepdim=True).clamp_min(1.0)).unsqueeze(1)  # [B, 1, T]: the weights of a masked mean
-        x = torch.stack([torch.bmm(w, h.float()).squeeze(1) for h in hidden])  # [L+1, B, d]
-    return x.unsqueeze(1), torch.ones(1, x.shape[1], dtype=torch.bool, device=x.device)
+        return lambda hidden: torch.stack([h[:, 0].float() for h in hidden]).unsqueeze(1)
+    w = mask.bool().float()
+    w = (w / w.sum(1, keepdim=True).clamp_min(1.0)).unsqueeze(1)  # [B, 1, T]: the weights of a masked mean
+    return lambda hidden: torch.stack([torch.bmm(w, h.float()) for h in hidden]).transpose(1, 2)  # [L+1, 1, B, d]
 
 
-def _counts(gmask: torch.Tensor) -> dict[str, torch.Tensor]:
+def _counts(gmask: torch.Tensor | None, x: torch.Tensor) -> dict[str, torch.Tensor | int]:
+    """Valid cells of the direction and magnitude forms of ``x [..., G, N, d]``; known from the shape without a mask."""
+    if gmask is None:
+        g, n = x.shape[-3], x.shape[-2]
+        return {"direction": g * n * n, "magnitude": g * n}
     outer = gmask.unsqueeze(-1) & gmask.unsqueeze(-2)
     return {"direction": outer.sum(), "magnitude": gmask.sum()}
 
 
-def _deviation(x: torch.Tensor, gmask: torch.Tensor, ref: torch.Tensor | None) -> torch.Tensor:
+def _deviation(x: torch.Tensor, gmask: torch.Tensor | None, ref: torch.Tensor | None) -> torch.Tensor:
     if ref is None:
         return F.masked_center(x, gmask)
-    return (x - ref[:, None, None, :].to(x.dtype)) * gmask.to(x.dtype).unsqueeze(-1)
+    dev = x - ref[:, None, None, :].to(x.dtype)
+    return dev if gmask is None else dev * gmask.to(x.dtype).unsqueeze(-1)
 
 
 def _shape_costs(
@@ -73,21 +83,23 @@ def _shape_costs(
     With ``base_*`` the magnitude is relative to the norm of the base representation (relative update size),
     otherwise to the mean norm of the group. ``paired``: the teacher side is ``[Ls, Lt, ...]``.
     """
-    counts = _counts(gmask)
+    counts = _counts(gmask, vs)
     cost_fn = F.paired_costs if paired else F.layer_costs
-    total = 0.0
+    terms = []
     if "direction" in opts.forms:
         gs = F.direction(F.masked_center(vs, gmask) if center else vs, gmask)
         gt = F.direction(F.masked_center(vt, gmask) if center else vt, gmask)
-        total = total + cost_fn(gs, gt, counts["direction"], distance=opts.distance)
+        terms.append(cost_fn(gs, gt, counts["direction"], distance=opts.distance))
     if "magnitude" in opts.forms:
         if base_s is None:
             ms, mt = F.magnitude(vs, gmask), F.magnitude(vt, gmask)
         else:
-            ms = vs.norm(dim=-1) / base_s.norm(dim=-1).clamp_min(F.EPS) * gmask
-            mt = vt.norm(dim=-1) / base_t.norm(dim=-1).clamp_min(F.EPS) * gmask
-        total = total + cost_fn(ms, mt, counts["magnitude"], distance=opts.distance)
-    return total
+            ms = vs.norm(dim=-1) / base_s.norm(dim=-1).clamp_min(F.EPS)
+            mt = vt.norm(dim=-1) / base_t.norm(dim=-1).clamp_min(F.EPS)
+            if gmask is not None:
+                ms, mt = ms * gmask, mt * gmask
+        terms.append(cost_fn(ms, mt, counts["magnitude"], distance=opts.distance))
+    return sum(terms[1:], terms[0]) if terms else 0.0
 
 
 def deviation_costs(xs, xt, gmask, opts: DynamicsOptions, ref_s=None, ref_t=None) -> torch.Tensor:
@@ -102,29 +114,27 @@ def layer_change_costs(xs, xt, gmask, opts: DynamicsOptions, anchors: Sequence[i
 
     ``anchors[k]`` is the teacher layer (0 = embeddings) matched to student layer ``k``, for ``k = 0..Ls-1``.
     """
-    vs = xs[1:] - xs[:-1]  # [Ls, G, N, d]
-    starts = torch.as_tensor(anchors, device=xt.device)
-    vt = xt[1:].unsqueeze(0) - xt[starts].unsqueeze(1)  # [Ls, Lt, G, N, d]
-    base_t = xt[starts].unsqueeze(1).expand_as(vt)
-    return _shape_costs(vs, vt, gmask, opts, base_s=xs[:-1], base_t=base_t, paired=True)
+    base_s = xs[:-1]
+    vs = xs[1:] - base_s  # [Ls, G, N, d]
+    base_t = xt[torch.as_tensor(anchors, device=xt.device)].unsqueeze(1)  # [Ls, 1, G, N, d]
+    vt = xt[1:].unsqueeze(0) - base_t  # [Ls, Lt, G, N, d]
+    return _shape_costs(vs, vt, gmask, opts, base_s=base_s, base_t=base_t, paired=True)
 
 
 def relation_costs(xs, xt, gmask, opts: DynamicsOptions) -> torch.Tensor:
     """Sample-to-sample difference structure (RKD distance form; optionally angles), per layer pair."""
+    xs, xt = xs[1:], xt[1:]
+    g, n = xs.shape[-3], xs.shape[-2]
     if opts.relation_pairs == "adjacent":
-        valid = gmask[..., 1:] & gmask[..., :-1]
-        total = F.layer_costs(
-            F.adjacent_distances(xs[1:], gmask),
-            F.adjacent_distances(xt[1:], gmask),
-            valid.sum(),
-            distance=opts.distance,
-        )
+        n_pairs = g * (n - 1) if gmask is None else (gmask[..., 1:] & gmask[..., :-1]).sum()
+        relation = F.adjacent_distances
     else:
-        n_pairs = F.pair_mask(gmask).sum()
-        total = F.layer_costs(F.distances(xs[1:], gmask), F.distances(xt[1:], gmask), n_pairs, distance=opts.distance)
+        n_pairs = g * n * (n - 1) if gmask is None else F.pair_mask(gmask).sum()
+        relation = F.distances
+    total = F.layer_costs(relation(xs, gmask), relation(xt, gmask), n_pairs, distance=opts.distance)
     if opts.relation_angle:
-        n = gmask.sum(-1).pow(3).sum()
-        total = total + F.layer_costs(F.angles(xs[1:], gmask), F.angles(xt[1:], gmask), n, distance=opts.distance)
+        n_angles = g * n**3 if gmask is None else gmask.sum(-1).pow(3).sum()
+        total = total + F.layer_costs(F.angles(xs, gmask), F.angles(xt, gmask), n_angles, distance=opts.distance)
     return total
 
 
@@ -151,15 +161,16 @@ def dynamics_costs(
     ``teacher_mask`` is the teacher's own attention mask when it tokenises differently (pooled forms only).
     ``teacher_pooled [Lt+1, B, d]`` replaces ``teacher`` with features pooled ahead of time (the teacher cache).
     ``gather(x, gmask, dim)`` widens the items of pooled features (e.g. to every process's batch) before the forms.
+    Pooled features that are not gathered form one group of valid items: the forms get no mask (``forms``).
     """
-    xs, gmask = pool(student, mask, opts.pooling)
+    pool_s = _pooler(mask, opts.pooling)
+    pool_t = pool_s if teacher_mask is None else _pooler(teacher_mask, opts.pooling)
+    xs = pool_s(student)
     with torch.no_grad():
-        if teacher_pooled is not None:
-            xt = teacher_pooled.float().unsqueeze(1)  # [Lt+1, 1, B, d]
-        else:
-            xt, _ = pool(teacher, mask if teacher_mask is None else teacher_mask, opts.pooling)
-    local_mask = gmask
+        xt = pool_t(teacher) if teacher_pooled is None else teacher_pooled.float().unsqueeze(1)  # [Lt+1, G, N, d]
+    gmask = mask.bool() if opts.pooling == "tokens" else None
     if gather is not None:
+        local_mask = torch.ones(1, xs.shape[2], dtype=torch.bool, device=xs.device) if gmask is None else gmask
         xs, gmask = gather(xs, local_mask, 2)
         xt, _ = gather(xt, local_mask, 2)
     costs = {}
@@ -171,9 +182,9 @@ def dynamics_costs(
     if "relations" in opts.components:
         costs["relations"] = relation_costs(xs, xt, gmask, opts)
     if "sensitivity" in opts.components and perturbed is not None:
-        xs_p, _ = pool(perturbed[0], mask, opts.pooling)
+        xs_p = pool_s(perturbed[0])
         with torch.no_grad():
-            xt_p, _ = pool(perturbed[1], mask if teacher_mask is None else teacher_mask, opts.pooling)
+            xt_p = pool_t(perturbed[1])
         if gather is not None:
             xs_p, xt_p = gather(xs_p, local_mask, 2)[0], gather(xt_p, local_mask, 2)[0]
         costs["sensitivity"] = sensitivity_costs(xs, xt, xs_p, xt_p, gmask, opts)

@@ -2,7 +2,8 @@
 
 Every form takes ``X [..., G, N, d]`` with a validity mask ``[G, N]``: G groups of N items each. Pooled dynamics use
 one group whose items are the samples of a batch (G = 1, N = B); token-level dynamics use one group per sample whose
-items are its tokens (G = B, N = T). Masked items contribute nothing. All forms are invariant to the hidden width,
+items are its tokens (G = B, N = T). Masked items contribute nothing. A mask of None means every item is valid: the
+forms then skip the masking, which on a GPU is mostly kernel launches. All forms are invariant to the hidden width,
 to an orthogonal rotation and to a global scaling of the features.
 
 Reference: Tung & Mori 2019 (similarity-preserving KD, batch Gram matrices); Park et al. 2019 (RKD distance and
@@ -17,52 +18,68 @@ import torch.nn.functional as F
 EPS = 1e-6
 
 
-def masked_center(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_center(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Subtract the mean over the valid items of each group. ``x [..., G, N, d]``, ``mask [G, N]``."""
+    if mask is None:
+        return x - x.mean(-2, keepdim=True)
     m = mask.to(x.dtype).unsqueeze(-1)  # [G, N, 1]
     mean = (x * m).sum(-2, keepdim=True) / m.sum(-2, keepdim=True).clamp_min(1.0)  # [..., G, 1, d]
     return (x - mean) * m
 
 
-def direction(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def direction(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Cosine-similarity structure ``[..., G, N, N]`` of the rows of ``x``; masked rows and columns are 0."""
-    u = F.normalize(x, dim=-1, eps=EPS) * mask.to(x.dtype).unsqueeze(-1)
+    u = F.normalize(x, dim=-1, eps=EPS)
+    if mask is not None:
+        u = u * mask.to(x.dtype).unsqueeze(-1)
     return u @ u.transpose(-1, -2)
 
 
-def relative(norms: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def relative(norms: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Norms divided by their mean over the valid items of the group: ``[..., G, N]``, masked items 0."""
+    if mask is None:
+        return norms / norms.mean(-1, keepdim=True).clamp_min(EPS)
     m = mask.to(norms.dtype)
     mean = (norms * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp_min(1.0)
     return norms * m / mean.clamp_min(EPS)
 
 
-def magnitude(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def magnitude(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """``||x_i|| / mean_j ||x_j||`` per group: ``[..., G, N]``."""
     return relative(x.norm(dim=-1), mask)
 
 
-def distances(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Pairwise distances normalised by their mean over valid off-diagonal pairs (RKD distance form)."""
+def distances(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Pairwise distances normalised by their mean over valid off-diagonal pairs (RKD distance form).
+
+    The diagonal is zeroed explicitly: for N > 25 ``cdist`` takes a matrix-product path whose self-distances are not
+    exactly 0.
+    """
     d = torch.cdist(x, x)  # [..., G, N, N]
+    if mask is None:
+        n = x.shape[-2]
+        d = d.masked_fill(torch.eye(n, dtype=torch.bool, device=x.device), 0.0)
+        return d / (d.sum((-1, -2), keepdim=True) / max(n * (n - 1), 1)).clamp_min(EPS)
     pair = pair_mask(mask).to(x.dtype)
     mean = (d * pair).sum((-1, -2), keepdim=True) / pair.sum((-1, -2), keepdim=True).clamp_min(1.0)
     return d * pair / mean.clamp_min(EPS)
 
 
-def adjacent_distances(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def adjacent_distances(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Distances between neighbours ``(i, i+1)`` only, normalised by their mean (the cheap relation form)."""
     d = (x[..., 1:, :] - x[..., :-1, :]).norm(dim=-1)  # [..., G, N-1]
-    return relative(d, mask[..., 1:] & mask[..., :-1])
+    return relative(d, None if mask is None else mask[..., 1:] & mask[..., :-1])
 
 
-def angles(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def angles(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Cosines of the angles between difference vectors ``x_i - x_j`` and ``x_k - x_j`` (RKD angle form).
 
     Costs O(N^3) memory per group: meant for pooled dynamics with moderate batches.
     """
     e = F.normalize(x.unsqueeze(-3) - x.unsqueeze(-2), dim=-1, eps=EPS)  # [..., G, N(j), N(i), d]
     cos = e @ e.transpose(-1, -2)  # [..., G, N(j), N(i), N(k)]
+    if mask is None:
+        return cos
     m = mask.to(x.dtype)
     valid = m[:, :, None, None] * m[:, None, :, None] * m[:, None, None, :]
     return cos * valid
@@ -74,7 +91,9 @@ def pair_mask(mask: torch.Tensor) -> torch.Tensor:
     return mask.unsqueeze(-1) & mask.unsqueeze(-2) & ~eye
 
 
-def layer_costs(a: torch.Tensor, b: torch.Tensor, n_valid: torch.Tensor, *, distance: str = "mse") -> torch.Tensor:
+def layer_costs(
+    a: torch.Tensor, b: torch.Tensor, n_valid: torch.Tensor | int, *, distance: str = "mse"
+) -> torch.Tensor:
     """Discrepancy between every student form ``a[m]`` and teacher form ``b[l]``: ``[Ls, Lt]``.
 
     ``a [Ls, *S]`` and ``b [Lt, *S]`` hold forms of the same shape whose masked cells are already 0; ``n_valid`` is
@@ -84,17 +103,23 @@ def layer_costs(a: torch.Tensor, b: torch.Tensor, n_valid: torch.Tensor, *, dist
     """
     a = a.flatten(1).float()
     b = b.flatten(1).float()
-    dot = a @ b.T  # [Ls, Lt]
     if distance == "cosine":
-        return 1.0 - dot / (a.norm(dim=1)[:, None] * b.norm(dim=1)[None, :]).clamp_min(EPS)
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * dot
-    return sq.clamp_min(0.0) / n_valid.clamp_min(1)
+        return 1.0 - a @ b.T / (a.norm(dim=1, keepdim=True) * b.norm(dim=1)).clamp_min(EPS)
+    sq = torch.addmm((a * a).sum(1, keepdim=True) + (b * b).sum(1), a, b.T, alpha=-2)  # |a|^2 + |b|^2 - 2 a.b
+    return sq.clamp_min(0.0) / _at_least_one(n_valid)
 
 
-def paired_costs(a: torch.Tensor, b: torch.Tensor, n_valid: torch.Tensor, *, distance: str = "mse") -> torch.Tensor:
+def paired_costs(
+    a: torch.Tensor, b: torch.Tensor, n_valid: torch.Tensor | int, *, distance: str = "mse"
+) -> torch.Tensor:
     """Like ``layer_costs`` when the teacher side already depends on the student layer: ``b [Ls, Lt, *S]``."""
     a = a.flatten(1).float().unsqueeze(1)  # [Ls, 1, K]
     b = b.flatten(2).float()  # [Ls, Lt, K]
     if distance == "cosine":
         return 1.0 - F.cosine_similarity(a, b, dim=-1, eps=EPS)
-    return ((a - b) ** 2).sum(-1) / n_valid.clamp_min(1)
+    return ((a - b) ** 2).sum(-1) / _at_least_one(n_valid)
+
+
+def _at_least_one(n: torch.Tensor | int) -> torch.Tensor | int:
+    """A cell count as a divisor; a count known from the shapes stays a Python number (no tensor operator)."""
+    return n.clamp_min(1) if isinstance(n, torch.Tensor) else max(n, 1)

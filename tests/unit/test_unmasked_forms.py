@@ -1,0 +1,92 @@
+"""The mask-free paths of the forms (``mask=None``: every item valid) against the masked paths with an all-ones mask."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dynakd.align import uniform_plan
+from dynakd.losses import DynamicsOptions, dynamics_costs
+from dynakd.losses import forms as F
+from dynakd.losses.dynamics import anchors_from_plan
+
+LS, DS, LT, DT, T = 3, 8, 5, 12, 5
+ITEMS = (6, 30)  # 30: cdist takes its matrix-product path (N > 25), whose diagonal is not exactly 0
+COMPONENTS = {
+    "deviation": (("deviation",), "all", False),
+    "layer_change": (("layer_change",), "all", False),
+    "relations_all": (("relations",), "all", False),
+    "relations_adjacent": (("relations",), "adjacent", False),
+    "relations_angle": (("relations",), "all", True),
+    "sensitivity": (("sensitivity",), "all", False),
+}
+FORMS = {"direction": ("direction",), "magnitude": ("magnitude",), "both": ("direction", "magnitude")}
+
+
+def close(a, b):
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def hidden(n_layers, b, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(b, T, d, generator=g).requires_grad_() for _ in range(n_layers + 1))
+
+
+def identity_gather(x, mask, dim):
+    """A one-process gather: the features unchanged with the all-ones mask, so the forms take their masked path."""
+    return x, mask
+
+
+@pytest.mark.parametrize("form", ["masked_center", "direction", "magnitude", "distances", "adjacent_distances"])
+@pytest.mark.parametrize("n", ITEMS)
+def test_forms_without_mask_match_all_ones_mask(form, n):
+    x = torch.randn(4, 1, n, 7, dtype=torch.float64)
+    fn = getattr(F, form)
+    close(fn(x, None), fn(x, torch.ones(1, n, dtype=torch.bool)))
+
+
+def test_angles_without_mask_match_all_ones_mask():
+    x = torch.randn(2, 1, 6, 5)
+    close(F.angles(x, None), F.angles(x, torch.ones(1, 6, dtype=torch.bool)))
+
+
+def test_distances_without_mask_exclude_the_diagonal():
+    x = torch.randn(2, 1, 40, 16) * 100
+    d = F.distances(x, None)
+    assert not d.diagonal(dim1=-2, dim2=-1).any()
+    close(d.sum((-1, -2)), torch.full((2, 1), 40.0 * 39))
+
+
+@pytest.mark.parametrize("forms", list(FORMS))
+@pytest.mark.parametrize("distance", ["mse", "cosine"])
+@pytest.mark.parametrize("refs", [False, True])
+@pytest.mark.parametrize(
+    "comp,n", [(c, n) for c in COMPONENTS for n in ITEMS if c != "relations_angle" or n == min(ITEMS)]  # angles: O(N^3)
+)
+def test_costs_and_gradients_without_mask_match_all_ones_mask(comp, n, forms, distance, refs):
+    components, pairs, angle = COMPONENTS[comp]
+    opts = DynamicsOptions(components, FORMS[forms], distance, "mean", pairs, angle)
+    s, t = hidden(LS, n, DS, 0), hidden(LT, n, DT, 1)
+    sp, tp = hidden(LS, n, DS, 2), hidden(LT, n, DT, 3)
+    mask = torch.ones(n, T, dtype=torch.long)
+    mask[0, 3:] = 0
+    g = torch.Generator().manual_seed(4)
+    kwargs = {
+        "mask": mask,
+        "opts": opts,
+        "anchors": anchors_from_plan(uniform_plan(LS, LT)),
+        "perturbed": (sp, tp),
+        "refs": (torch.randn(LS + 1, DS, generator=g), torch.randn(LT + 1, DT, generator=g)) if refs else None,
+    }
+    plain = dynamics_costs(s, t, **kwargs)
+    masked = dynamics_costs(s, t, gather=identity_gather, **kwargs)
+    assert plain.keys() == masked.keys() == {c for c in components}
+    grads = []
+    for costs in (plain, masked):
+        grads.append(torch.autograd.grad(sum(c.sum() for c in costs.values()), s + sp, allow_unused=True))
+    for k in plain:
+        close(plain[k], masked[k])
+    for a, b in zip(*grads):
+        assert (a is None) == (b is None)
+        if a is not None:
+            close(a, b)
