@@ -9,18 +9,10 @@ from dynakd.align import uniform_plan
 from dynakd.losses import DynamicsOptions, dynamics_costs
 from dynakd.losses import forms as F
 from dynakd.losses.dynamics import anchors_from_plan
+from tests.unit.test_losses import COMPONENTS, FORMS  # (components, relation_pairs, relation_angle)
 
 LS, DS, LT, DT, T = 3, 8, 5, 12, 5
 ITEMS = (6, 30)  # 30: cdist takes its matrix-product path (N > 25), whose diagonal is not exactly 0
-COMPONENTS = {
-    "deviation": (("deviation",), "all", False),
-    "layer_change": (("layer_change",), "all", False),
-    "relations_all": (("relations",), "all", False),
-    "relations_adjacent": (("relations",), "adjacent", False),
-    "relations_angle": (("relations",), "all", True),
-    "sensitivity": (("sensitivity",), "all", False),
-}
-FORMS = {"direction": ("direction",), "magnitude": ("magnitude",), "both": ("direction", "magnitude")}
 
 
 def close(a, b):
