@@ -147,18 +147,14 @@ class OpsPerStep(TrainerCallback):
     """Operators each step dispatched, read from a ``TensorMemory`` around the training."""
 
     def __init__(self, meter: TensorMemory):
-        self.meter, self.counts, self._start = meter, [], 0
+        self.meter, self._start = meter, 0
+        self.per_step: int | None = None  # the last step's count (the first steps also create the optimiser's state)
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._start = self.meter.ops
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.counts.append(self.meter.ops - self._start)
-
-    @property
-    def per_step(self) -> int | None:
-        """The last step's count (the first steps also create the optimiser's state)."""
-        return self.counts[-1] if self.counts else None
+        self.per_step = self.meter.ops - self._start
 
 
 class CudaPeak:
@@ -199,13 +195,12 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     if distiller.feature:
         phases.wrap(distiller, "feature_terms", "feature_terms")
         phases.wrap(distiller.aligner, "forward", "aligner")
-    trainer = DistillationTrainer(model=student, args=args, train_dataset=train, data_collator=collator,
-                                  teacher=teacher, distiller=distiller, teacher_cache=cache, callbacks=[timer, phases])
-    trainer.remove_callback(PrinterCallback)  # keep the bench's own table readable
     meter = TensorMemory() if count_tensors else CudaPeak() if torch.cuda.is_available() else None
     ops = OpsPerStep(meter) if count_tensors else None
-    if ops is not None:
-        trainer.add_callback(ops)
+    callbacks = [timer, phases] + ([ops] if ops is not None else [])
+    trainer = DistillationTrainer(model=student, args=args, train_dataset=train, data_collator=collator,
+                                  teacher=teacher, distiller=distiller, teacher_cache=cache, callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)  # keep the bench's own table readable
     with meter or nullcontext():
         trainer.train()
     for module, attr in ((student, "forward"), (teacher, "forward"), (distiller, "feature_terms")):
@@ -278,11 +273,13 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
                 continue
             cache = cache_dir if cache_on else None
             res = bench_one(cfg, teacher, tokenizer, data, task, cache, tmp, warmup)
-            if repeat == 0:  # operators per step, and without an allocator peak (CPU) tensor bytes: a short run
+            # a short run for operators per step and, without an allocator peak (CPU), tensor bytes; not for the
+            # operators of a compiled run: the dispatch mode turns torch.compile back to eager, so they would mislead
+            count_ops = not cfg.torch_compile
+            if repeat == 0 and (count_ops or res["peak_mib"] is None):
                 short = dataclasses.replace(cfg, max_steps=MEMORY_STEPS)
                 counted = bench_one(short, teacher, tokenizer, data, task, cache, tmp, count_tensors=True)
-                # a dispatch mode makes torch.compile fall back to eager: counts of a compiled run would mislead
-                res["ops_per_step"] = None if cfg.torch_compile else counted["ops_per_step"]
+                res["ops_per_step"] = counted["ops_per_step"] if count_ops else None
                 if res["peak_mib"] is None:
                     res["peak_mib"] = counted["peak_mib"]
             runs[(method, align, cache_on)].append(res)
