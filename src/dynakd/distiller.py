@@ -1,7 +1,7 @@
 """The distiller: features -> aligner plan -> named loss terms -> scheduled weights -> one loss.
 
 It owns every piece of distillation state (aligner, projections, running references) so that a custom training loop
-needs only ``loss, out = distiller(student_features, teacher_features, labels, progress)``.
+needs only ``out = distiller(student_features, teacher_features, labels, progress)`` and ``out.loss``.
 """
 
 from __future__ import annotations

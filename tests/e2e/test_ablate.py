@@ -44,6 +44,15 @@ def test_grid_expansion_drops_options_of_other_aligners(tiny_encoder, tmp_path):
     assert got == [("full", "fixed", "reversed"), ("full", "fixed", "uniform"), ("full", "ot", "-"), ("kd", "-", "-")]
 
 
+def test_grid_expansion_keeps_an_option_for_every_aligner_that_reads_it(tiny_encoder, tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out"))
+    sweep.grid["align.name"] = ["fixed", "attention", "ot"]
+    sweep.grid["align.plan_momentum"] = [0.0, 0.9]  # read by attention and OT, not by the fixed map
+    got = sorted((c.get("align.name", "-"), c.get("align.plan_momentum", "-")) for c in cells(sweep)
+                 if c["seed"] == 1 and c["method"] == "full")
+    assert got == [("attention", 0.0), ("attention", 0.9), ("fixed", "-"), ("ot", 0.0), ("ot", 0.9)]
+
+
 def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys):
     config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     assert main(["ablate", "--config", str(config)]) == 0

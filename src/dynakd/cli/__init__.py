@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     add_flags(p, DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--output", "--seed")})
 
     p = sub.add_parser("ablate", help="run a sweep of distillation runs from a YAML file (resumable), then report")
-    p.add_argument("--config", required=True, help="sweep file: name, base, teacher, grid, smoke (see benchmarks/)")
+    p.add_argument("--config", required=True,
+                   help="sweep file: name, output, base, teacher, grid, smoke (see benchmarks/)")
     p.add_argument("--output", default=None, help="sweep folder (default: the file's 'output', else runs/NAME)")
     p.add_argument("--smoke", action="store_true", help="shrink data and steps to a seconds-long check of the sweep")
     p.add_argument("--shard", default=None, metavar="K/N",
@@ -44,10 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="sweep folder holding results.jsonl")
 
     p = sub.add_parser("bench", help="time training steps of task, kd and full (each aligner), with and without cache")
-    add_common(p)
+    add_common(p, run_folder=False)  # the bench writes one JSON file, no run folder to resume or overwrite
     p.add_argument("--teacher", default=None, help="teacher folder or hub id (default: the packaged MiniLM-L6)")
-    add_flags(p, DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--batch-size", "--seed", "--output")},
+    add_flags(p, DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--batch-size", "--seed")},
               {k: METHOD_FLAGS[k] for k in ("--student-layers",)})
+    p.add_argument("--output", default=None, help="JSON file for the results (default: print only)")
     p.add_argument("--methods", default="task,kd,full", help="comma-separated methods (default task,kd,full)")
     p.add_argument("--aligners", default="fixed,attention,ot", help="comma-separated aligners for layer methods")
     p.add_argument("--steps", type=int, default=30, help="timed steps per configuration (default 30)")

@@ -54,7 +54,7 @@ SWITCHES = {
     "--synthetic": ("synthetic", True, "use the built-in synthetic sentiment corpus instead of real data"),
     "--fp16": ("fp16", True, "mixed precision (fp16)"),
     "--bf16": ("bf16", True, "mixed precision (bf16)"),
-    "--torch-compile": ("torch_compile", True, "compile the student with torch.compile"),
+    "--torch-compile": ("torch_compile", True, "compile the student and the dynamics losses with torch.compile"),
     "--no-group-by-length": ("group_by_length", False, "random batches instead of batches of similar length"),
     "--no-progress": ("progress", False, "hide progress bars"),
 }
@@ -66,7 +66,10 @@ def add_flags(parser: argparse.ArgumentParser, *groups: dict) -> None:
             parser.add_argument(flag, type=tp, default=None, help=help_)
 
 
-def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None) -> None:
+RUN_FOLDER_SWITCHES = {"--overwrite", "--resume", "--keep-checkpoints"}
+
+
+def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None, run_folder: bool = True) -> None:
     parser.add_argument("--config", help="YAML file of config keys (see the README's option table); flags override it")
     parser.add_argument(
         "--set",
@@ -78,7 +81,8 @@ def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None) -
     if model_flag:
         parser.add_argument(model_flag, dest="model", default=None, help="model checkpoint folder or hub id")
     for flag, (_, _, help_) in SWITCHES.items():
-        parser.add_argument(flag, action="store_true", default=None, help=help_)
+        if run_folder or flag not in RUN_FOLDER_SWITCHES:
+            parser.add_argument(flag, action="store_true", default=None, help=help_)
 
 
 def config_from_args(

