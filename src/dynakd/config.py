@@ -36,6 +36,9 @@ METHOD_TERMS: dict[str, dict[str, Any]] = {
 # Starting weight of the feature term when ``beta`` is not given: the terms live on very different scales
 # (hidden-state MSE ~1, normalised first-token MSE ~1e-3, Gram / ratio MSE ~1e-2).
 DEFAULT_BETA0 = {"static": 1.0, "pkd": 100.0, "dynamics": 10.0}
+# Weight of the logit term when ``alpha`` is not given: 1 (DistilBERT-style) except where the dynamics term carries
+# the teacher's signal too: `full` at 0.5 (research/alpha.yaml and b1-alpha-cpu.yaml; benchmarks/LOG.md).
+DEFAULT_ALPHA = {"full": 0.5}
 
 
 @dataclass
@@ -130,7 +133,7 @@ class DistillConfig:
     method: Literal["task", "kd", "static", "pkd", "dynamics", "full"] = "full"
     temperature: float = 2.0
     task_weight: Schedule = field(default_factory=lambda: Schedule("constant", 1.0, 1.0))
-    alpha: Schedule = field(default_factory=lambda: Schedule("constant", 1.0, 1.0))
+    alpha: Schedule | None = None
     beta: Schedule | None = None
     staged: float | None = None
     balance: bool = False
@@ -140,6 +143,13 @@ class DistillConfig:
     @property
     def terms(self) -> dict[str, Any]:
         return METHOD_TERMS[self.method]
+
+    def alpha_schedule(self) -> Schedule:
+        """The logit-term weight: given, or the method's constant default."""
+        if self.alpha is not None:
+            return self.alpha
+        weight = DEFAULT_ALPHA.get(self.method, 1.0)
+        return Schedule("constant", weight, weight)
 
     def beta_schedule(self) -> Schedule:
         """The feature-term weight: given, or the method's default linear decay to 0."""

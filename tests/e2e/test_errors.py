@@ -32,6 +32,7 @@ def run_error(capsys, args: list[str]) -> str:
         (["--set", "align.eps=0"], "align.eps must be > 0"),
         (["--temperature", "0"], "temperature must be > 0"),
         (["--set", "beta=-1"], "beta must be >= 0"),
+        (["--alpha", "-0.5"], "alpha must be >= 0"),
         (["--set", "eval_batch_size=abc"], "eval_batch_size: expected int"),
         (["--student-layers", "9"], "more layers than the teacher's 4"),
         (["--student-layer-ids", "0,7"], "distinct 0-based ids in 0..3"),

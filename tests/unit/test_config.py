@@ -16,6 +16,25 @@ def test_defaults_build():
     # pooling "auto" resolves to "mean" for a sentence task (and to "tokens" for extractive QA)
     assert cfg.align == AlignConfig() and cfg.dynamics == DynamicsConfig(pooling="mean")
     assert cfg.beta_schedule()(0.0) == 10.0 and cfg.beta_schedule()(1.0) == 0.0
+    assert cfg.alpha is None and cfg.alpha_schedule() == Schedule("constant", 0.5, 0.5)  # `full`'s logit weight
+
+
+@pytest.mark.parametrize("method", ["kd", "static", "pkd"])
+def test_logit_weight_defaults_to_one_for_the_baselines(method):
+    assert build_config({"method": method}).alpha_schedule() == Schedule("constant", 1.0, 1.0)
+
+
+def test_a_given_logit_weight_wins_over_the_method_default():
+    assert build_config({"method": "full", "alpha": 1.0}).alpha_schedule() == Schedule("constant", 1.0, 1.0)
+
+
+def test_alpha_flag_sets_a_constant_logit_weight():
+    from dynakd.cli import _parser
+    from dynakd.cli.options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, config_from_args
+
+    args = _parser().parse_args(["distill", "--teacher", "t", "--alpha", "0.25"])
+    cfg = config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS])
+    assert cfg.alpha_schedule() == Schedule("constant", 0.25, 0.25)
 
 
 def test_later_layers_win_and_nested_merge():
