@@ -53,6 +53,15 @@ def test_grid_expansion_keeps_an_option_for_every_aligner_that_reads_it(tiny_enc
     assert got == [("attention", 0.0), ("attention", 0.9), ("fixed", "-"), ("ot", 0.0), ("ot", 0.9)]
 
 
+def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    raw["teacher"]["max_train_samples"] = 8000
+    path.write_text(yaml.safe_dump(raw))
+    assert load_sweep(path).teacher["max_train_samples"] == 8000
+    assert load_sweep(path, smoke=True).teacher["max_train_samples"] == 32
+
+
 def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys):
     config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     assert main(["ablate", "--config", str(config)]) == 0

@@ -67,9 +67,12 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
         if base.get("data_dir") and not Path(base["data_dir"]).is_dir():
             base.pop("data_dir")
             base["synthetic"] = True
+    teacher = dict(raw.get("teacher") or {})
+    if smoke:  # the teacher's own sizes (e.g. a larger training subset) shrink too
+        teacher.update({k: base[k] for k in teacher if k in DEFAULT_SMOKE or k in (raw.get("smoke") or {})})
     name = raw.get("name") or Path(path).stem
     out = Path(output or raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
-    sweep = Sweep(name, out, base, dict(raw.get("teacher") or {}), grid)
+    sweep = Sweep(name, out, base, teacher, grid)
     for cell in cells(sweep):  # validate every cell before running any
         cell_config(sweep, cell, teacher_dir="teacher")
     return sweep
