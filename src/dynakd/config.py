@@ -163,7 +163,9 @@ class DistillConfig:
         return self.doc_stride if self.doc_stride is not None else min(128, self.max_seq_length // 2)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every key, with the method's default weights written out (so a run folder says what it used)."""
+        return dataclasses.asdict(self) | {"alpha": dataclasses.asdict(self.alpha_schedule()),
+                                           "beta": dataclasses.asdict(self.beta_schedule())}
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -280,6 +282,13 @@ def build_config(*layers: dict[str, Any]) -> DistillConfig:
     merged: dict[str, Any] = {}
     for layer in layers:
         merged = merge_dicts(merged, {k: v for k, v in layer.items() if v is not None})
+    method = merged.get("method", "full")
+    if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
+        probe = DistillConfig(method=method)
+        for name, default in (("alpha", probe.alpha_schedule()), ("beta", probe.beta_schedule())):
+            part = merged.get(name)
+            if isinstance(part, dict) and not {"kind", "start"} & set(part):  # e.g. {warmup: 0.1}: amend the default
+                merged[name] = {**dataclasses.asdict(default), **part}
     return validate(_from_dict(DistillConfig, merged))
 
 

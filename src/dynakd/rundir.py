@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from .checkpoints import check_checkpoint, latest_checkpoint, remove_partial
-from .config import DistillConfig, save_config
+from .config import DistillConfig, build_config, save_config
 from .data.tasks import TaskSpec
 from .errors import DynaKDError
 
@@ -24,6 +24,15 @@ _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache"
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if k not in _COSMETIC and old.get(k) != new.get(k))
+
+
+def _resolved(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with its defaults resolved as today's code resolves them (a folder written before a default
+    weight was spelt out, e.g. ``alpha: null``, compares by the weights it used); as saved if it no longer parses."""
+    try:
+        return build_config({k: v for k, v in saved.items() if k not in _COSMETIC}).to_dict()
+    except DynaKDError:
+        return saved
 
 
 def check_output(cfg: DistillConfig, command: str) -> Path:
@@ -38,7 +47,7 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
     previous = out / CONFIG_NAME
     if not previous.is_file():
         raise DynaKDError(f"{out} is not empty and holds no DynaKD run; pass --overwrite or choose another --output")
-    diff = _differences(yaml.safe_load(previous.read_text()) or {}, cfg.to_dict())
+    diff = _differences(_resolved(yaml.safe_load(previous.read_text()) or {}), cfg.to_dict())
     if diff:
         raise DynaKDError(
             f"{out} already holds a different run (differs in: {', '.join(diff[:5])}); "

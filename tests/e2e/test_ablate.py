@@ -53,6 +53,13 @@ def test_grid_expansion_keeps_an_option_for_every_aligner_that_reads_it(tiny_enc
     assert got == [("attention", 0.0), ("attention", 0.9), ("fixed", "-"), ("ot", 0.0), ("ot", 0.9)]
 
 
+def test_grid_expansion_drops_the_logit_weight_where_there_is_no_logit_term(tiny_encoder, tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out"))
+    sweep.grid = {"method": ["task", "dynamics", "kd"], "alpha": [0.5, 1.0], "seed": [1]}
+    got = sorted((c["method"], c.get("alpha", "-")) for c in cells(sweep))
+    assert got == [("dynamics", "-"), ("kd", 0.5), ("kd", 1.0), ("task", "-")]
+
+
 def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):
     path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     raw = yaml.safe_load(path.read_text())

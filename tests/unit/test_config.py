@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from dynakd.config import AlignConfig, DistillConfig, DynamicsConfig, build_config, load_yaml, parse_override
@@ -26,6 +28,39 @@ def test_logit_weight_defaults_to_one_for_the_baselines(method):
 
 def test_a_given_logit_weight_wins_over_the_method_default():
     assert build_config({"method": "full", "alpha": 1.0}).alpha_schedule() == Schedule("constant", 1.0, 1.0)
+
+
+def test_saved_config_spells_out_the_default_weights():
+    saved = build_config({"method": "full"}).to_dict()
+    assert saved["alpha"] == {"kind": "constant", "start": 0.5, "end": 0.5, "warmup": 0.0, "switch": 0.5}
+    assert saved["beta"]["kind"] == "linear" and saved["beta"]["start"] == 10.0
+    assert build_config(saved).to_dict() == saved  # reloads to the same run
+
+
+def test_a_partial_schedule_amends_the_methods_default():
+    cfg = build_config({"method": "full", "alpha": {"warmup": 0.1}, "beta": {"end": 2.0}})
+    assert cfg.alpha_schedule() == Schedule("constant", 0.5, 0.5, warmup=0.1)
+    assert cfg.beta_schedule() == Schedule("linear", 10.0, 2.0)
+    assert build_config({"beta": {"kind": "cosine", "start": 3.0}}).beta_schedule() == Schedule("cosine", 3.0, 0.0)
+
+
+def test_run_folder_written_before_the_weights_were_spelt_out(tmp_path):
+    """A folder whose dynakd.yaml says ``alpha: null`` (or the old explicit 1) compares by the weights it used."""
+    import yaml
+
+    from dynakd.rundir import CONFIG_NAME, check_output
+
+    def folder(name, **saved):
+        out = tmp_path / name
+        out.mkdir()
+        (out / CONFIG_NAME).write_text(yaml.safe_dump(dataclasses.asdict(build_config(saved)) | saved))
+        return str(out)
+
+    kd = folder("kd", method="kd", alpha=None)
+    check_output(build_config({"method": "kd", "output": kd}), "distill")  # same run: accepted
+    old_full = folder("full", method="full", alpha={"kind": "constant", "start": 1.0, "end": 1.0})
+    with pytest.raises(DynaKDError, match="differs in: alpha"):
+        check_output(build_config({"method": "full", "output": old_full}), "distill")
 
 
 def test_alpha_flag_sets_a_constant_logit_weight():

@@ -87,6 +87,8 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
         method = cell.get("method", sweep.base.get("method", "full"))
         if METHOD_TERMS.get(method, {}).get("feature") is None:
             cell = {k: v for k, v in cell.items() if not k.startswith(("align", "dynamics", "beta"))}
+        if not METHOD_TERMS.get(method, {}).get("logit", True):  # task, dynamics: no logit term to weigh
+            cell = {k: v for k, v in cell.items() if k not in ("alpha", "temperature")}
         aligner = cell.get("align.name", sweep.base.get("align", {}).get("name", "ot"))
         cell = {k: v for k, v in cell.items() if aligner in ALIGNER_OPTIONS.get(k, {aligner})}
         key = cell_key(cell)
@@ -194,6 +196,8 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                   "student_layers": result.metrics["model"]["layers"], "seed": cfg.seed, "task": cfg.task,
                   "eval": result.metrics["eval"], "teacher_eval": teacher_metrics["eval"],
                   "model": result.metrics["model"], "train": result.metrics["train"],
+                  "weights": {"alpha": dataclasses.asdict(cfg.alpha_schedule()),  # the defaults spelt out
+                              "beta": dataclasses.asdict(cfg.beta_schedule())},
                   "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output)}
         with _locked(sweep.output / ".results.lock"), results.open("a") as f:  # shards append whole lines
             f.write(json.dumps(record) + "\n")
