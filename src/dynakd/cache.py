@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from .distributed import world_size
 from .errors import DynaKDError
 from .features import Features, output_logits, split_inputs
+from .locks import locked
 from .losses.dynamics import pool
 
 POOLINGS = ("mean", "cls")
@@ -200,6 +201,15 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCa
     auto = cfg.teacher_cache == "auto"
     name = f"{fingerprints['teacher_fingerprint']}-{fingerprints['data_fingerprint']}-{cfg.teacher_cache_dtype}"
     folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
+    # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then
+    # read it. (Processes of one distributed run are ordered by the runner; other machines race, see build_cache.)
+    with locked(folder.with_name(f".{folder.name}.lock"), required=False):
+        return _reuse_or_build(cfg, folder, fingerprints, teacher, train_ds, collator, device)
+
+
+def _reuse_or_build(cfg, folder: Path, fingerprints: dict[str, str], teacher, train_ds, collator,
+                    device) -> TeacherCache | None:
+    auto = cfg.teacher_cache == "auto"
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
         cache.check(fingerprints, len(train_ds))

@@ -43,6 +43,23 @@ def test_cache_is_reused_and_refused_when_stale(tiny_teacher, tmp_path, capsys):
     assert "was made for other training data" in capsys.readouterr().err
 
 
+def test_runs_sharing_a_cache_folder_build_it_once(tiny_teacher, tmp_path, capsys):
+    """A second run that wants the same cache while the first builds it waits for it, then reads it."""
+    import threading
+
+    from dynakd.locks import locked
+
+    cache = tmp_path / "c"
+    run = threading.Thread(target=main, args=(distill_args(tiny_teacher, tmp_path / "a", "--method", "kd",
+                                                           "--teacher-cache", str(cache)),))
+    with locked(cache.with_name(f".{cache.name}.lock")):  # stands in for a run building it right now
+        run.start()
+        run.join(timeout=3)
+        assert run.is_alive() and not cache.exists()  # the run waits for the lock, building nothing
+    run.join()
+    assert "building the teacher cache" in capsys.readouterr().out and (cache / "meta.json").is_file()
+
+
 def test_token_level_methods_fall_back_to_the_live_teacher(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(distill_args(tiny_teacher, out, "--method", "static", "--teacher-cache", str(tmp_path / "c"))) == 0

@@ -17,9 +17,7 @@ and skipped on a rerun, so a killed sweep resumes where it stopped. ``--shard K/
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import itertools
 import json
 import os
@@ -31,6 +29,7 @@ import yaml
 
 from ..config import METHOD_TERMS, DistillConfig, build_config, load_yaml, merge_dicts, nest
 from ..errors import DynaKDError
+from ..locks import locked
 from ..runner import distill, finetune
 
 SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
@@ -144,25 +143,13 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return k, n
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive lock on ``path`` (POSIX advisory lock): shards of one sweep fine-tune a shared teacher once and
-    append to ``results.jsonl`` one at a time (on machines sharing a folder, the file system must support locks)."""
-    with path.open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def ensure_teacher(sweep: Sweep, seed: int) -> tuple[str, dict[str, Any]]:
     """The fine-tuned teacher for ``seed`` (or the shared one), trained once and reused from its folder."""
     if not sweep.teacher.get("per_seed", False):
         seed = int(sweep.teacher.get("seed", 42))
     cfg = teacher_config(sweep, seed)
     metrics_file = Path(cfg.output) / "metrics.json"
-    with _locked(sweep.output / f".teacher-seed{seed}.lock"):  # another shard may be training it right now
+    with locked(sweep.output / f".teacher-seed{seed}.lock"):  # another shard may be training it right now
         if not metrics_file.is_file():
             print(f"[ablate] fine-tuning the teacher (seed {seed}) -> {cfg.output}", flush=True)
             finetune(cfg)
@@ -199,7 +186,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                   "weights": {"alpha": dataclasses.asdict(cfg.alpha_schedule()),  # the defaults spelt out
                               "beta": dataclasses.asdict(cfg.beta_schedule())},
                   "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output)}
-        with _locked(sweep.output / ".results.lock"), results.open("a") as f:  # shards append whole lines
+        with locked(sweep.output / ".results.lock"), results.open("a") as f:  # shards append whole lines
             f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
