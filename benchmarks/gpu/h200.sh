@@ -5,8 +5,10 @@
 #                  full (each aligner), live teacher and cache -> $OUT/h200.json;
 #   bench-compile  the same with --torch-compile (student and dynamics losses compiled), OT only, one repeat,
 #                  10 warm-up steps (compilation, and one recompilation for dynamic shapes) -> $OUT/h200-compile.json;
-#   b1             B1 at full size (issue #3): benchmarks/configs/b1-sst2-gpu.yaml in 4 processes sharing the GPU
-#                  until the time is up, then `dynakd report` -> $OUT/b1-sst2-gpu.tgz (results, report, plots, logs).
+#   b1             B1 at full size (issue #3): $B1_CONFIG (default benchmarks/configs/b1-sst2-gpu.yaml; the next one
+#                  to run is b1-alpha-gpu.yaml, today's `full` and `kd` at logit weight 0.5) in 4 processes sharing
+#                  the GPU until the time is up, then `dynakd report` -> $OUT/b1-sst2-gpu.tgz (results, report,
+#                  plots, logs).
 # The device machine has no network and lacks `datasets` and the packaged MiniLM, so the call carries (git-ignored,
 # built once per checkout by `bash benchmarks/gpu/prepare.sh`):
 #   .whl/            datasets 5.2.0, dill, multiprocess wheels (.whl/fallback: datasets 4.4.1 for pyarrow < 24)
@@ -19,6 +21,7 @@ BUDGET=${BUDGET:-530}                 # seconds for everything below
 OUT=${OUT:-runs/h200}
 SHARDS=${SHARDS:-4}
 STEPS=" ${STEPS:-bench b1} "
+B1_CONFIG=${B1_CONFIG:-benchmarks/configs/b1-sst2-gpu.yaml}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 t0=$SECONDS
@@ -67,7 +70,7 @@ fi
 echo "== B1 full size ($(left) s left)"
 SWEEP=runs/b1-sst2-gpu
 sed -e "s#model: minilm#model: $TEACHER#" -e "s#data_dir: ../shared/data/glue#data_dir: .devdata/glue#" \
-  benchmarks/configs/b1-sst2-gpu.yaml > /tmp/b1-sst2-gpu.yaml
+  "$B1_CONFIG" > /tmp/b1-sst2-gpu.yaml
 smoke=(); [ "$SMOKE" = 1 ] && smoke=(--smoke)
 stop=$(( $(left) - 25 ))              # leave time for the report and the copy
 for k in $(seq 1 "$SHARDS"); do
