@@ -5,10 +5,9 @@
 #                  full (each aligner), live teacher and cache -> $OUT/h200.json;
 #   bench-compile  the same with --torch-compile (student and dynamics losses compiled), OT only, one repeat,
 #                  10 warm-up steps (compilation, and one recompilation for dynamic shapes) -> $OUT/h200-compile.json;
-#   b1             B1 at full size (issue #3): $B1_CONFIG (default benchmarks/configs/b1-sst2-gpu.yaml; the next one
-#                  to run is b1-alpha-gpu.yaml, today's `full` and `kd` at logit weight 0.5) in 4 processes sharing
-#                  the GPU until the time is up, then `dynakd report` -> $OUT/b1-sst2-gpu.tgz (results, report,
-#                  plots, logs).
+#   b1             B1 at full size (issue #3): $B1_CONFIG (default benchmarks/configs/b1-sst2-gpu.yaml) in 4
+#                  processes sharing the GPU until the time is up, then `dynakd report` -> $OUT/b1-sst2-gpu.tgz
+#                  (results, report, plots, logs).
 # The device machine has no network and lacks `datasets` and the packaged MiniLM, so the call carries (git-ignored,
 # built once per checkout by `bash benchmarks/gpu/prepare.sh`):
 #   .whl/            datasets 5.2.0, dill, multiprocess wheels (.whl/fallback: datasets 4.4.1 for pyarrow < 24)

@@ -36,9 +36,6 @@ METHOD_TERMS: dict[str, dict[str, Any]] = {
 # Starting weight of the feature term when ``beta`` is not given: the terms live on very different scales
 # (hidden-state MSE ~1, normalised first-token MSE ~1e-3, Gram / ratio MSE ~1e-2).
 DEFAULT_BETA0 = {"static": 1.0, "pkd": 100.0, "dynamics": 10.0}
-# Weight of the logit term when ``alpha`` is not given: 1 (DistilBERT-style) except where the dynamics term carries
-# the teacher's signal too: `full` at 0.5 (research/alpha.yaml and b1-alpha-cpu.yaml; benchmarks/LOG.md).
-DEFAULT_ALPHA = {"full": 0.5}
 
 
 @dataclass
@@ -133,7 +130,7 @@ class DistillConfig:
     method: Literal["task", "kd", "static", "pkd", "dynamics", "full"] = "full"
     temperature: float = 2.0
     task_weight: Schedule = field(default_factory=lambda: Schedule("constant", 1.0, 1.0))
-    alpha: Schedule | None = None
+    alpha: Schedule = field(default_factory=lambda: Schedule("constant", 1.0, 1.0))
     beta: Schedule | None = None
     staged: float | None = None
     balance: bool = False
@@ -143,13 +140,6 @@ class DistillConfig:
     @property
     def terms(self) -> dict[str, Any]:
         return METHOD_TERMS[self.method]
-
-    def alpha_schedule(self) -> Schedule:
-        """The logit-term weight: given, or the method's constant default."""
-        if self.alpha is not None:
-            return self.alpha
-        weight = DEFAULT_ALPHA.get(self.method, 1.0)
-        return Schedule("constant", weight, weight)
 
     def beta_schedule(self) -> Schedule:
         """The feature-term weight: given, or the method's default linear decay to 0."""
@@ -163,9 +153,8 @@ class DistillConfig:
         return self.doc_stride if self.doc_stride is not None else min(128, self.max_seq_length // 2)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every key, with the method's default weights written out (so a run folder says what it used)."""
-        return dataclasses.asdict(self) | {"alpha": dataclasses.asdict(self.alpha_schedule()),
-                                           "beta": dataclasses.asdict(self.beta_schedule())}
+        """Every key, with the method's default feature weight written out (so a run folder says what it used)."""
+        return dataclasses.asdict(self) | {"beta": dataclasses.asdict(self.beta_schedule())}
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -285,7 +274,7 @@ def build_config(*layers: dict[str, Any]) -> DistillConfig:
     method = merged.get("method", "full")
     if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
         probe = DistillConfig(method=method)
-        for name, default in (("alpha", probe.alpha_schedule()), ("beta", probe.beta_schedule())):
+        for name, default in (("alpha", probe.alpha), ("beta", probe.beta_schedule())):
             part = merged.get(name)
             if isinstance(part, dict) and not {"kind", "start"} & set(part):  # e.g. {warmup: 0.1}: amend the default
                 merged[name] = {**dataclasses.asdict(default), **part}

@@ -98,8 +98,7 @@ class Distiller(nn.Module):
     def weights(self, progress: float) -> dict[str, float]:
         """Scheduled weight of each term group at training progress ``progress`` in [0, 1]."""
         cfg = self.cfg
-        w = {"task": cfg.task_weight(progress), "logit": cfg.alpha_schedule()(progress),
-             "feature": cfg.beta_schedule()(progress)}
+        w = {"task": cfg.task_weight(progress), "logit": cfg.alpha(progress), "feature": cfg.beta_schedule()(progress)}
         if cfg.staged is not None:  # stage 1: logit + features; stage 2: task + logit
             stage1 = progress < cfg.staged
             w["task"] = 0.0 if stage1 else w["task"]

@@ -18,34 +18,25 @@ def test_defaults_build():
     # pooling "auto" resolves to "mean" for a sentence task (and to "tokens" for extractive QA)
     assert cfg.align == AlignConfig() and cfg.dynamics == DynamicsConfig(pooling="mean")
     assert cfg.beta_schedule()(0.0) == 10.0 and cfg.beta_schedule()(1.0) == 0.0
-    assert cfg.alpha is None and cfg.alpha_schedule() == Schedule("constant", 0.5, 0.5)  # `full`'s logit weight
-
-
-@pytest.mark.parametrize("method", ["kd", "static", "pkd"])
-def test_logit_weight_defaults_to_one_for_the_baselines(method):
-    assert build_config({"method": method}).alpha_schedule() == Schedule("constant", 1.0, 1.0)
-
-
-def test_a_given_logit_weight_wins_over_the_method_default():
-    assert build_config({"method": "full", "alpha": 1.0}).alpha_schedule() == Schedule("constant", 1.0, 1.0)
+    assert cfg.alpha == Schedule("constant", 1.0, 1.0)
 
 
 def test_saved_config_spells_out_the_default_weights():
     saved = build_config({"method": "full"}).to_dict()
-    assert saved["alpha"] == {"kind": "constant", "start": 0.5, "end": 0.5, "warmup": 0.0, "switch": 0.5}
+    assert saved["alpha"] == {"kind": "constant", "start": 1.0, "end": 1.0, "warmup": 0.0, "switch": 0.5}
     assert saved["beta"]["kind"] == "linear" and saved["beta"]["start"] == 10.0
     assert build_config(saved).to_dict() == saved  # reloads to the same run
 
 
 def test_a_partial_schedule_amends_the_methods_default():
     cfg = build_config({"method": "full", "alpha": {"warmup": 0.1}, "beta": {"end": 2.0}})
-    assert cfg.alpha_schedule() == Schedule("constant", 0.5, 0.5, warmup=0.1)
+    assert cfg.alpha == Schedule("constant", 1.0, 1.0, warmup=0.1)
     assert cfg.beta_schedule() == Schedule("linear", 10.0, 2.0)
     assert build_config({"beta": {"kind": "cosine", "start": 3.0}}).beta_schedule() == Schedule("cosine", 3.0, 0.0)
 
 
 def test_run_folder_written_before_the_weights_were_spelt_out(tmp_path):
-    """A folder whose dynakd.yaml says ``alpha: null`` (or the old explicit 1) compares by the weights it used."""
+    """A folder whose dynakd.yaml says ``beta: null`` (the method's default) compares by the weight it used."""
     import yaml
 
     from dynakd.rundir import CONFIG_NAME, check_output
@@ -56,11 +47,10 @@ def test_run_folder_written_before_the_weights_were_spelt_out(tmp_path):
         (out / CONFIG_NAME).write_text(yaml.safe_dump(dataclasses.asdict(build_config(saved)) | saved))
         return str(out)
 
-    kd = folder("kd", method="kd", alpha=None)
-    check_output(build_config({"method": "kd", "output": kd}), "distill")  # same run: accepted
-    old_full = folder("full", method="full", alpha={"kind": "constant", "start": 1.0, "end": 1.0})
-    with pytest.raises(DynaKDError, match="differs in: alpha"):
-        check_output(build_config({"method": "full", "output": old_full}), "distill")
+    old = folder("full", method="full", beta=None)
+    check_output(build_config({"method": "full", "output": old}), "distill")  # same run: accepted
+    with pytest.raises(DynaKDError, match="differs in: beta"):
+        check_output(build_config({"method": "full", "beta": 3.0, "output": old}), "distill")
 
 
 def test_alpha_flag_sets_a_constant_logit_weight():
@@ -69,7 +59,7 @@ def test_alpha_flag_sets_a_constant_logit_weight():
 
     args = _parser().parse_args(["distill", "--teacher", "t", "--alpha", "0.25"])
     cfg = config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS])
-    assert cfg.alpha_schedule() == Schedule("constant", 0.25, 0.25)
+    assert cfg.alpha == Schedule("constant", 0.25, 0.25)
 
 
 def test_later_layers_win_and_nested_merge():

@@ -39,7 +39,7 @@ METHOD_FLAGS = {
     "--method": ("method", str, f"one of {', '.join(METHODS)} (default full)"),
     "--align": ("align.name", str, f"layer aligner: {', '.join(ALIGNERS)} (default ot)"),
     "--temperature": ("temperature", float, "logit-KD temperature T (default 2)"),
-    "--alpha": ("alpha", float, "weight of the logit-KD term (constant; default 1, and 0.5 for full)"),
+    "--alpha": ("alpha", float, "weight of the logit-KD term (constant; default 1)"),
     "--beta": ("beta", float, "starting weight of the feature term, decayed linearly to 0"),
     "--teacher-cache": ("teacher_cache", str, "auto (default), off, or a folder for the teacher-output cache"),
     "--student": ("student", str, "student checkpoint (any AutoModel of the task)"),
