@@ -204,12 +204,11 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCa
     # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then
     # read it. (Processes of one distributed run are ordered by the runner; other machines race, see build_cache.)
     with locked(folder.with_name(f".{folder.name}.lock"), required=False):
-        return _reuse_or_build(cfg, folder, fingerprints, teacher, train_ds, collator, device)
+        return _reuse_or_build(cfg, auto, folder, fingerprints, teacher, train_ds, collator, device)
 
 
-def _reuse_or_build(cfg, folder: Path, fingerprints: dict[str, str], teacher, train_ds, collator,
+def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str], teacher, train_ds, collator,
                     device) -> TeacherCache | None:
-    auto = cfg.teacher_cache == "auto"
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
         cache.check(fingerprints, len(train_ds))

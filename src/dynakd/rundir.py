@@ -27,8 +27,8 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def _resolved(saved: dict[str, Any]) -> dict[str, Any]:
-    """A saved config with its defaults resolved as today's code resolves them (a folder written before a default
-    weight was spelt out, e.g. ``alpha: null``, compares by the weights it used); as saved if it no longer parses."""
+    """A saved config with its defaults resolved as today's code resolves them (a folder written before the feature
+    weight was spelt out, ``beta: null``, compares by the weight it used); as saved if it no longer parses."""
     try:
         return build_config({k: v for k, v in saved.items() if k not in _COSMETIC}).to_dict()
     except DynaKDError:
