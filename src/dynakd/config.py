@@ -94,6 +94,9 @@ class DistillConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     data_seed: int = 0
+    # No train set at hand (e.g. QNLI, whose GLUE dev file is all this machine has): train on this seeded fraction of
+    # the eval split's examples and evaluate on the rest (a label-stratified split, seeded by data_seed).
+    dev_split: float | None = None
     # extractive QA (SQuAD)
     doc_stride: int | None = None  # overlap of a context's windows in tokens; default min(128, max_seq_length // 2)
     max_answer_length: int = 30
@@ -312,6 +315,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (cfg.max_answer_length >= 1, f"max_answer_length must be >= 1, got {cfg.max_answer_length}"),
         (cfg.n_best >= 1, f"n_best must be >= 1, got {cfg.n_best}"),
         (cfg.train_articles is None or cfg.train_articles >= 1, "train_articles must be >= 1"),
+        (cfg.dev_split is None or 0 < cfg.dev_split < 1, f"dev_split must be in (0, 1), got {cfg.dev_split}"),
     ]
     for name in ("task_weight", "alpha", "beta"):
         sched = getattr(cfg, name)
@@ -325,6 +329,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     task = get_task(cfg.task)  # unknown task names fail here, before any model is loaded
     if cfg.dynamics.pooling == "auto":  # token-level structure for QA (answers are token spans), pooled otherwise
         cfg.dynamics.pooling = "tokens" if task.is_qa else "mean"
+    if task.is_qa and cfg.dev_split is not None:
+        raise DynaKDError("dev_split cuts a GLUE dev set by example; split a SQuAD file by article with train_articles")
     if task.is_qa and cfg.doc_stride is not None and cfg.doc_stride >= cfg.max_seq_length:
         raise DynaKDError(f"doc_stride ({cfg.doc_stride}) must be smaller than max_seq_length ({cfg.max_seq_length})")
     _check_choices(cfg.dynamics.components, COMPONENTS, "dynamics.components")

@@ -143,6 +143,15 @@ def stand_in_data(sweep, tmp_path: Path) -> None:
             (folder / f"{split}.tsv").write_text(header + body, encoding="utf-8")
         base.pop("synthetic")
         base["data_dir"] = str(tmp_path / "glue")
+    elif base.get("task") == "qnli" and base.get("synthetic"):  # a dev file only: the sweep cuts it (dev_split)
+        header = "index\tquestion\tsentence\tlabel\n"
+        body = "".join(f"{i}\twhere is cat {i}?\t{'the cat is on the mat' if i % 2 else 'rain fell'} {i}\t"
+                       f"{'entailment' if i % 2 else 'not_entailment'}\n" for i in range(24))
+        folder = tmp_path / "glue" / "QNLI"
+        folder.mkdir(parents=True)
+        (folder / "dev.tsv").write_text(header + body, encoding="utf-8")
+        base.pop("synthetic")
+        base["data_dir"] = str(tmp_path / "glue")
 
 
 CONFIGS = ROOT / "benchmarks" / "configs"
@@ -159,5 +168,6 @@ def test_committed_sweeps_run_in_smoke_mode(path, tiny_teacher, tmp_path):
     assert len(results.read_text().splitlines()) == len(cells(sweep))
     header = build_report(results.parent).read_text().splitlines()[4]
     task = sweep.base["task"]  # every metric of the task has a column, the ranking one first
-    assert {"sst2": "| accuracy |", "mrpc": "| f1 | seeds |", "squad": "| f1 | seeds |"}[task] in header
+    first = {"sst2": "| accuracy |", "qnli": "| accuracy |", "mrpc": "| f1 | seeds |", "squad": "| f1 | seeds |"}
+    assert first[task] in header
     assert task != "squad" or "| exact_match |" in header

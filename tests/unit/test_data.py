@@ -265,3 +265,39 @@ def test_synthetic_via_load_task_data_and_subsample():
     assert len(subsample(part, 100, seed=0)) == 10 and subsample(part, None, seed=0) is part
     with pytest.raises(DynaKDError, match="synthetic"):
         load_task_data(get_task("stsb"), synthetic=True)
+
+
+def qnli_dev_only(root, n=40):
+    """A GLUE folder holding QNLI's dev file alone (as ../shared/data does), labels alternating."""
+    rows = [[str(i), f"question {i}?", f"sentence {i}.", "entailment" if i % 2 else "not_entailment"] for i in range(n)]
+    write_tsv(root / "QNLI/dev.tsv", rows, ["index", "question", "sentence", "label"])
+    return root
+
+
+def test_dev_split_cuts_dev_by_example_seeded_and_stratified(tmp_path):
+    from dynakd.config import DistillConfig
+    from dynakd.runner import load_data
+
+    cfg = DistillConfig(task="qnli", data_dir=str(qnli_dev_only(tmp_path)), dev_split=0.5)
+    _, data = load_data(cfg)
+    train, dev = data["train"], data["validation"]
+    assert len(train) == len(dev) == 20 and sorted(train["label"]) == sorted(dev["label"])  # 10 of each label
+    assert not set(train["text_a"]) & set(dev["text_a"])
+    assert load_data(cfg)[1]["train"]["text_a"] == train["text_a"]  # same data_seed, same cut
+    assert load_data(cfg, train=False)[1]["validation"]["text_a"] == dev["text_a"]  # evaluate: the held-out part
+    cfg.data_seed = 1
+    assert load_data(cfg)[1]["train"]["text_a"] != train["text_a"]
+
+
+def test_dev_split_errors(tmp_path):
+    from dynakd.config import DistillConfig, validate
+    from dynakd.runner import load_data
+
+    with pytest.raises(DynaKDError, match="dev_split must be in"):
+        validate(DistillConfig(task="qnli", dev_split=1.0))
+    with pytest.raises(DynaKDError, match="train_articles"):
+        validate(DistillConfig(task="squad", dev_split=0.5))
+    with pytest.raises(DynaKDError, match="one eval split"):
+        load_data(DistillConfig(task="mnli", data_dir=str(tmp_path), dev_split=0.5))
+    with pytest.raises(DynaKDError, match="cannot split"):
+        load_data(DistillConfig(task="qnli", data_dir=str(qnli_dev_only(tmp_path, n=2)), dev_split=0.5))

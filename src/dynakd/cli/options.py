@@ -22,6 +22,7 @@ DATA_FLAGS = {
     "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default 128)"),
     "--max-train-samples": ("max_train_samples", int, "use a fixed seeded subset of the training set"),
     "--max-eval-samples": ("max_eval_samples", int, "use a fixed seeded subset of each eval split"),
+    "--dev-split": ("dev_split", float, "no train set: train on this seeded fraction of dev, evaluate on the rest"),
 }
 TRAIN_FLAGS = {
     "--output": ("output", str, "run folder: model, tokenizer, metrics.json, dynakd.yaml, TensorBoard logs"),

@@ -90,6 +90,18 @@ def infer_task_from_data(task: TaskSpec, data: DatasetDict, text_columns: Sequen
     return with_labels(task, max(highest + 1, 2), None, columns)
 
 
+def split_dev(data: DatasetDict, split: str, fraction: float, seed: int) -> DatasetDict:
+    """Cut the eval split ``split`` by example into a training part (``fraction`` of it) and the rest, which stays
+    ``split``: seeded, and stratified by label for classification so both parts keep the label mix."""
+    ds = data[split]
+    stratify = "label" if isinstance(ds.features["label"], ClassLabel) else None
+    try:
+        parts = ds.train_test_split(train_size=fraction, seed=seed, stratify_by_column=stratify)
+    except ValueError as e:  # too few examples for the fraction (datasets names the sizes)
+        raise DynaKDError(f"cannot split {split} ({len(ds)} examples) at {fraction}: {e}") from None
+    return DatasetDict({"train": parts["train"], split: parts["test"]})
+
+
 def subsample(ds: Dataset, n: int | None, seed: int) -> Dataset:
     """A fixed seeded subset of ``min(n, len(ds))`` rows (``ds.shuffle(seed).select(...)``); ``n=None`` gives
     ``ds`` unchanged. The same ``seed`` and ``n`` always give the same rows."""
