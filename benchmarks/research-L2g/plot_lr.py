@@ -3,7 +3,7 @@
     python benchmarks/research-L2g/plot_lr.py [RESULTS_JSONL] [OUT_PNG]
 
 Reads the sweep records of the research folder; a cell without an `lr` key ran at the folder's 1e-4. Only cells that
-differ from the defaults in `lr` alone are drawn: each seed as a dot, the mean as a line.
+differ from the defaults in `lr` alone, with 2-layer students, are drawn: each seed as a dot, the mean as a line.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def points(results: Path) -> dict[str, dict[float, list[float]]]:
     for line in results.read_text().splitlines():
         record = json.loads(line)
         cell = dict(record["cell"])
-        method, lr = cell.pop("method"), cell.pop("lr", BASE_LR)
-        if method in ("kd", "full") and set(cell) <= {"seed", "student_layers"}:
+        method, lr, layers = cell.pop("method"), cell.pop("lr", BASE_LR), cell.pop("student_layers", None)
+        if method in ("kd", "full") and layers == 2 and set(cell) <= {"seed"}:
             out[method][lr].append(100 * record["eval"]["accuracy"])
     return out
 
