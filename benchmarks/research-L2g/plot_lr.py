@@ -1,14 +1,14 @@
 """Dev accuracy against the student's learning rate, `kd` and default `full` (research/lr.yaml, lr-kd.yaml).
 
-    python benchmarks/research-L2g/plot_lr.py [RESULTS_JSONL] [OUT_PNG]
+    python benchmarks/research-L2g/plot_lr.py [SWEEP_FOLDER] [OUT_PNG]
 
-Reads the sweep records of the research folder; a cell without an `lr` key ran at the folder's 1e-4. Only cells that
-differ from the defaults in `lr` alone, with 2-layer students, are drawn: each seed as a dot, the mean as a line.
+Reads the sweep records (`results.jsonl`) of the research folder, this one by default; a cell without an `lr` key
+ran at the folder's 1e-4. Only cells that differ from the defaults in `lr` alone, with 2-layer students, are drawn:
+each seed as a dot, the mean as a line.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from collections import defaultdict
@@ -19,25 +19,26 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from dynakd.experiments.report import load_results, score  # noqa: E402
+
 HERE = Path(__file__).parent
 BASE_LR = 1.0e-4  # research/baseline.yaml
 
 
-def points(results: Path) -> dict[str, dict[float, list[float]]]:
+def points(folder: Path) -> dict[str, dict[float, list[float]]]:
     """method -> lr -> dev accuracy x100 of each seed."""
     out: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for line in results.read_text().splitlines():
-        record = json.loads(line)
+    for record in load_results(folder):
         cell = dict(record["cell"])
         method, lr, layers = cell.pop("method"), cell.pop("lr", BASE_LR), cell.pop("student_layers", None)
         if method in ("kd", "full") and layers == 2 and set(cell) <= {"seed"}:
-            out[method][lr].append(100 * record["eval"]["accuracy"])
+            out[method][lr].append(score(record, "accuracy"))
     return out
 
 
-def main(results: Path = HERE / "results.jsonl", png: Path = HERE / "lr.png") -> None:
+def main(folder: Path = HERE, png: Path = HERE / "lr.png") -> None:
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    data = points(results)
+    data = points(folder)
     for method, by_lr in sorted(data.items(), reverse=True):
         lrs = sorted(by_lr)
         line = ax.plot(lrs, [statistics.mean(by_lr[lr]) for lr in lrs], marker="o", label=method)[0]

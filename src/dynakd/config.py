@@ -284,6 +284,17 @@ def build_config(*layers: dict[str, Any]) -> DistillConfig:
     return validate(_from_dict(DistillConfig, merged))
 
 
+def _check_dev_split(task) -> None:
+    """``dev_split`` cuts a GLUE task's one eval split by example; other tasks have their own ways to split."""
+    if task.is_qa:
+        raise DynaKDError("dev_split cuts a GLUE dev set by example; split a SQuAD file by article with train_articles")
+    if task.is_user_data:
+        raise DynaKDError(f"--dev-split cuts a GLUE dev set; --task {task.name} takes --train-file instead")
+    if len(task.eval_splits) != 1:
+        splits = ", ".join(task.eval_splits)
+        raise DynaKDError(f"--dev-split needs a task with one eval split; {task.name} has {splits}")
+
+
 def validate(cfg: DistillConfig) -> DistillConfig:
     """Check types, choices, values and combinations before any model or data is loaded; return the config with
     every value in its declared type (a config built in Python may hold e.g. a number where a schedule belongs)."""
@@ -329,8 +340,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     task = get_task(cfg.task)  # unknown task names fail here, before any model is loaded
     if cfg.dynamics.pooling == "auto":  # token-level structure for QA (answers are token spans), pooled otherwise
         cfg.dynamics.pooling = "tokens" if task.is_qa else "mean"
-    if task.is_qa and cfg.dev_split is not None:
-        raise DynaKDError("dev_split cuts a GLUE dev set by example; split a SQuAD file by article with train_articles")
+    if cfg.dev_split is not None:
+        _check_dev_split(task)
     if task.is_qa and cfg.doc_stride is not None and cfg.doc_stride >= cfg.max_seq_length:
         raise DynaKDError(f"doc_stride ({cfg.doc_stride}) must be smaller than max_seq_length ({cfg.max_seq_length})")
     _check_choices(cfg.dynamics.components, COMPONENTS, "dynamics.components")

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from datasets import DatasetDict
 from transformers import TrainingArguments, set_seed
 
 from .cache import live_dataset_mean, prepare_teacher_cache
@@ -58,8 +57,6 @@ def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]
         return task, _subsample_splits(cfg, task, data, train)
     if cfg.train_articles is not None:
         raise DynaKDError("--train-articles splits a SQuAD file by article; it applies to --task squad only")
-    if cfg.dev_split is not None:
-        return task, drop_empty(_subsample_splits(cfg, task, _load_dev_split(cfg, task, train), train))
     if task.is_user_data and ((train and not cfg.train_file) or not cfg.validation_file):
         need = "--train-file and --validation-file" if train else "--validation-file"
         raise DynaKDError(f"--task {task.name} needs {need}")
@@ -72,23 +69,14 @@ def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]
         label_column=cfg.label_column,
         synthetic=cfg.synthetic,
         seed=cfg.data_seed,
-        splits=("train", *task.eval_splits) if train else task.eval_splits,
+        splits=("train", *task.eval_splits) if train and cfg.dev_split is None else task.eval_splits,
     )
     task = infer_task_from_data(task, data, cfg.text_columns)
+    if cfg.dev_split is not None:  # no train set: cut one from the (single, validated) eval split
+        data = split_dev(data, task.eval_splits[0], cfg.dev_split, cfg.data_seed)
+        if not train:
+            data.pop("train")
     return task, drop_empty(_subsample_splits(cfg, task, data, train))
-
-
-def _load_dev_split(cfg: DistillConfig, task: TaskSpec, train: bool):
-    """A GLUE task's one eval split, cut by example into train and eval parts (``dev_split``)."""
-    if task.is_user_data:
-        raise DynaKDError(f"--dev-split cuts a GLUE dev set; --task {task.name} takes --train-file instead")
-    if len(task.eval_splits) != 1:
-        splits = ", ".join(task.eval_splits)
-        raise DynaKDError(f"--dev-split needs a task with one eval split; {task.name} has {splits}")
-    split = task.eval_splits[0]
-    data = load_task_data(task, data_dir=cfg.data_dir, synthetic=cfg.synthetic, seed=cfg.data_seed, splits=(split,))
-    data = split_dev(data, split, cfg.dev_split, cfg.data_seed)
-    return data if train else DatasetDict({split: data[split]})
 
 
 def _subsample_splits(cfg: DistillConfig, task: TaskSpec, data, train: bool):

@@ -298,6 +298,6 @@ def test_dev_split_errors(tmp_path):
     with pytest.raises(DynaKDError, match="train_articles"):
         validate(DistillConfig(task="squad", dev_split=0.5))
     with pytest.raises(DynaKDError, match="one eval split"):
-        load_data(DistillConfig(task="mnli", data_dir=str(tmp_path), dev_split=0.5))
+        validate(DistillConfig(task="mnli", data_dir=str(tmp_path), dev_split=0.5))
     with pytest.raises(DynaKDError, match="cannot split"):
         load_data(DistillConfig(task="qnli", data_dir=str(qnli_dev_only(tmp_path, n=2)), dev_split=0.5))
