@@ -13,7 +13,7 @@ import yaml
 
 from dynakd.cli import main
 from dynakd.experiments.ablate import cell_key, cells, load_sweep, run_sweep
-from dynakd.experiments.report import build_report, paired_delta
+from dynakd.experiments.report import best_settings, build_report, paired_delta
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,6 +120,21 @@ def test_bad_shard_is_refused(shard, capsys):
 def test_paired_delta():
     d = paired_delta({1: 81.0, 2: 82.0, 3: 83.0}, {1: 80.0, 2: 80.5, 3: 81.5})
     assert abs(d[0] - 4 / 3) < 1e-9 and d[1] < d[0] < d[2] and d[3] == 3
+
+
+def test_best_settings_pairs_each_method_at_its_best_with_kd_at_its_best():
+    def row(method, variant, by_seed, align="-"):
+        return {"depth": 2, "method": method, "align": align, "variant": variant, "scores": list(by_seed.values()),
+                "by_seed": by_seed}
+
+    rows = [row("kd", "lr=0.0001", {1: 80.0, 2: 80.5, 3: 81.0}), row("kd", "lr=0.0004", {1: 83.0, 2: 82.5, 3: 83.5}),
+            row("full", "lr=0.0001", {1: 82.0, 2: 82.0, 3: 82.5}), row("full", "lr=0.0002", {1: 82.5, 2: 83.0, 3: 83.0}),
+            row("full", "beta=30", {1: 90.0, 2: 90.0})]  # a two-seed screen does not compete with three-seed rows
+    best = {r["method"]: r for r in best_settings(rows)}
+    assert best["kd"]["variant"] == "lr=0.0004" and best["kd"]["delta"] is None
+    assert best["full"]["variant"] == "lr=0.0002"
+    assert abs(best["full"]["delta"][0] - (-0.5 + 0.5 - 0.5) / 3) < 1e-9
+    assert best_settings([rows[0], rows[2]]) == []  # one setting per method: the main table says it all
 
 
 def stand_in_data(sweep, tmp_path: Path) -> None:
