@@ -127,8 +127,10 @@ def test_best_settings_pairs_each_method_at_its_best_with_kd_at_its_best():
         return {"depth": 2, "method": method, "align": align, "variant": variant, "scores": list(by_seed.values()),
                 "by_seed": by_seed}
 
-    rows = [row("kd", "lr=0.0001", {1: 80.0, 2: 80.5, 3: 81.0}), row("kd", "lr=0.0004", {1: 83.0, 2: 82.5, 3: 83.5}),
-            row("full", "lr=0.0001", {1: 82.0, 2: 82.0, 3: 82.5}), row("full", "lr=0.0002", {1: 82.5, 2: 83.0, 3: 83.0}),
+    rows = [row("kd", "lr=0.0001", {1: 80.0, 2: 80.5, 3: 81.0}),
+            row("kd", "lr=0.0004", {1: 83.0, 2: 82.5, 3: 83.5}),
+            row("full", "lr=0.0001", {1: 82.0, 2: 82.0, 3: 82.5}),
+            row("full", "lr=0.0002", {1: 82.5, 2: 83.0, 3: 83.0}),
             row("full", "beta=30", {1: 90.0, 2: 90.0})]  # a two-seed screen does not compete with three-seed rows
     best = {r["method"]: r for r in best_settings(rows)}
     assert best["kd"]["variant"] == "lr=0.0004" and best["kd"]["delta"] is None
