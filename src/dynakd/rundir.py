@@ -35,6 +35,21 @@ def _resolved(saved: dict[str, Any]) -> dict[str, Any]:
         return saved
 
 
+# Options a ``task`` fine-tune never reads (the distillation terms), and the starting checkpoint, which is compared
+# by name: an alias resolves to a different path in every environment.
+_NOT_READ_BY_FINETUNE = {"model", "teacher", "student", "student_layers", "student_layer_ids", "method", "temperature",
+                         "task_weight", "alpha", "beta", "staged", "balance", "dynamics", "align"}
+
+
+def finetune_differences(folder: Path, cfg: DistillConfig) -> list[str]:
+    """The settings in which the fine-tuned model saved in ``folder`` differs from ``cfg``'s (empty when it matches)."""
+    if not (folder / CONFIG_NAME).is_file():
+        return []  # not a folder DynaKD wrote: nothing to compare
+    saved = yaml.safe_load((folder / CONFIG_NAME).read_text()) or {}
+    diff = [k for k in _differences(_resolved(saved), cfg.to_dict()) if k not in _NOT_READ_BY_FINETUNE]
+    return diff + (["model"] if Path(str(saved.get("model"))).parts[-2:] != Path(cfg.model or "").parts[-2:] else [])
+
+
 def check_output(cfg: DistillConfig, command: str) -> Path:
     """Refuse an output folder that holds a different run (unless ``overwrite``); writes nothing."""
     if not cfg.output:

@@ -89,6 +89,22 @@ def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys):
     assert (tmp_path / "out" / "report.md").is_file()
 
 
+def test_a_teacher_fine_tuned_with_other_settings_is_refused(tiny_encoder, tmp_path, capsys):
+    config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    spec = yaml.safe_load(config.read_text())
+    spec["teacher"].update(per_seed=False, seed=42)
+    spec["grid"] = {"method": ["kd"], "student_layers": [1], "seed": [1]}
+    config.write_text(yaml.safe_dump(spec))
+    assert main(["ablate", "--config", str(config)]) == 0
+    spec["teacher"]["lr"] = 1.0e-3  # the teacher's settings change; a new cell would reuse the old teacher
+    spec["grid"]["seed"] = [1, 2]
+    config.write_text(yaml.safe_dump(spec))
+    assert main(["ablate", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "teacher-seed42 holds a teacher fine-tuned with other settings (differs in: lr)" in err
+    assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == 1
+
+
 def test_shards_split_the_grid_and_share_one_teacher(tiny_encoder, tmp_path):
     """Two concurrent ``--shard`` processes: disjoint cells, every cell once, the shared teacher trained once."""
     config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")

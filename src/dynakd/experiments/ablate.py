@@ -13,6 +13,8 @@ combination; likewise an aligner's own options (``align.fixed_map`` for ``fixed`
 dropped from cells of the other aligners. Finished cells are recorded in ``results.jsonl`` (one JSON line per run)
 and skipped on a rerun, so a killed sweep resumes where it stopped. ``--shard K/N`` runs every N-th cell of the grid
 (from the K-th), so N processes (one per GPU, or per machine sharing the folder) split a sweep between them.
+The teacher is fine-tuned once into the sweep folder and reused; a teacher there whose saved settings differ from
+the sweep's is refused, not reused.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import yaml
 from ..config import METHOD_TERMS, DistillConfig, build_config, load_yaml, merge_dicts, nest
 from ..errors import DynaKDError
 from ..locks import locked
+from ..rundir import finetune_differences
 from ..runner import distill, finetune
 
 SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
@@ -153,6 +156,11 @@ def ensure_teacher(sweep: Sweep, seed: int) -> tuple[str, dict[str, Any]]:
         if not metrics_file.is_file():
             print(f"[ablate] fine-tuning the teacher (seed {seed}) -> {cfg.output}", flush=True)
             finetune(cfg)
+    stale = finetune_differences(Path(cfg.output), cfg)
+    if stale:  # the sweep's teacher settings changed since it was fine-tuned: its cells would mix two teachers
+        raise DynaKDError(f"{cfg.output} holds a teacher fine-tuned with other settings (differs in: "
+                          f"{', '.join(stale[:5])}); delete that folder to fine-tune it again, or give the sweep "
+                          "another output")
     return cfg.output, json.loads(metrics_file.read_text())
 
 
