@@ -153,6 +153,9 @@ def test_best_settings_pairs_each_method_at_its_best_with_kd_at_its_best():
     assert best["full"]["variant"] == "lr=0.0002"
     assert abs(best["full"]["delta"][0] - (-0.5 + 0.5 - 0.5) / 3) < 1e-9
     assert best_settings([rows[0], rows[2]]) == []  # one setting per method: the main table says it all
+    # two more seeds of the 1e-4 row (poor ones) do not change its rank: rows compete on the seeds they share
+    rows[2] = row("full", "lr=0.0001", {1: 83.0, 2: 83.5, 3: 83.0, 4: 70.0, 5: 70.0})
+    assert {r["method"]: r for r in best_settings(rows)}["full"]["variant"] == "lr=0.0001"
 
 
 def stand_in_data(sweep, tmp_path: Path) -> None:

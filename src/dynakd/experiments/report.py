@@ -104,7 +104,8 @@ def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each (depth, method, aligner) at its best mean over the settings it ran, its delta paired with ``kd`` at its
     best setting at that depth; empty when no method ran more than one setting.
 
-    Only rows with the most seeds of their kind compete, so a two-seed screen cannot win on luck over a full row.
+    Rows with at least three seeds (or the most of their kind, if fewer) compete, ranked by their mean over the seeds
+    they all share: a two-seed screen cannot win on luck, and extra seeds of one row do not tilt the ranking.
     """
     kinds: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -113,8 +114,10 @@ def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return []
     best = {}
     for kind, group in kinds.items():
-        most = max(len(r["scores"]) for r in group)
-        best[kind] = max((r for r in group if len(r["scores"]) == most), key=lambda r: mean(r["scores"]))
+        enough = min(3, max(len(r["scores"]) for r in group))
+        rivals = [r for r in group if len(r["scores"]) >= enough]
+        shared = set.intersection(*(set(r["by_seed"]) for r in rivals))
+        best[kind] = max(rivals, key=lambda r: mean(r["by_seed"][s] for s in shared) if shared else mean(r["scores"]))
     out = []
     for (depth, method, _), r in best.items():
         kd = best.get((depth, "kd", "-"))
@@ -128,9 +131,9 @@ def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
     best = best_settings(rows)
     if best:
         text += ("\n## Each method at its best setting\n\nPer depth, each method and aligner at the setting with "
-                 "the best mean among those it ran with the most seeds; Δ pairs it with `kd` at its own best setting. "
-                 "Settings are chosen on the same dev set that scores them, so every row is optimistic alike.\n\n"
-                 + table(best, metric))
+                 "the best mean among those it ran with three or more seeds (over the seeds they share); Δ pairs it "
+                 "with `kd` at its own best setting. Settings are chosen on the same dev set that scores them, so "
+                 "every row is optimistic alike.\n\n" + table(best, metric))
     return text
 
 
