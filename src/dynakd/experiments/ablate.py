@@ -156,11 +156,10 @@ def ensure_teacher(sweep: Sweep, seed: int) -> tuple[str, dict[str, Any]]:
         if not metrics_file.is_file():
             print(f"[ablate] fine-tuning the teacher (seed {seed}) -> {cfg.output}", flush=True)
             finetune(cfg)
-    stale = finetune_differences(Path(cfg.output), cfg)
-    if stale:  # the sweep's teacher settings changed since it was fine-tuned: its cells would mix two teachers
-        raise DynaKDError(f"{cfg.output} holds a teacher fine-tuned with other settings (differs in: "
-                          f"{', '.join(stale[:5])}); delete that folder to fine-tune it again, or give the sweep "
-                          "another output")
+        elif stale := finetune_differences(Path(cfg.output), cfg):  # reused: its cells would mix two teachers
+            raise DynaKDError(f"{cfg.output} holds a teacher fine-tuned with other settings (differs in: "
+                              f"{', '.join(stale[:5])}); delete that folder to fine-tune it again, or give the sweep "
+                              "another output")
     return cfg.output, json.loads(metrics_file.read_text())
 
 
