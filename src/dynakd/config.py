@@ -97,6 +97,9 @@ class DistillConfig:
     # No train set at hand (e.g. QNLI, whose GLUE dev file is all this machine has): train on this seeded fraction of
     # the eval split's examples and evaluate on the rest (a label-stratified split, seeded by data_seed).
     dev_split: float | None = None
+    # A transfer set: this many more training rows, after the max_train_samples subset in the same seeded order, with
+    # their labels hidden, so that only the teacher supervises them (DistilBERT and TinyBERT distil on unlabelled text).
+    transfer_samples: int | None = None
     # extractive QA (SQuAD)
     doc_stride: int | None = None  # overlap of a context's windows in tokens; default min(128, max_seq_length // 2)
     max_answer_length: int = 30
@@ -295,6 +298,17 @@ def _check_dev_split(task) -> None:
         raise DynaKDError(f"--dev-split needs a task with one eval split; {task.name} has {splits}")
 
 
+def _check_transfer(cfg: DistillConfig, task) -> None:
+    """Transfer rows carry no label: they need a teacher, and a labelled subset to follow."""
+    if task.is_qa:
+        raise DynaKDError("transfer_samples applies to classification and regression tasks, not extractive QA")
+    if cfg.max_train_samples is None:
+        raise DynaKDError("transfer_samples takes the rows after the max_train_samples subset; set max_train_samples")
+    if cfg.method == "task":
+        raise DynaKDError("transfer_samples: the transfer rows have no labels, and method 'task' (and finetune) has "
+                          "no teacher to learn them from; use kd or full")
+
+
 def validate(cfg: DistillConfig) -> DistillConfig:
     """Check types, choices, values and combinations before any model or data is loaded; return the config with
     every value in its declared type (a config built in Python may hold e.g. a number where a schedule belongs)."""
@@ -327,6 +341,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (cfg.n_best >= 1, f"n_best must be >= 1, got {cfg.n_best}"),
         (cfg.train_articles is None or cfg.train_articles >= 1, "train_articles must be >= 1"),
         (cfg.dev_split is None or 0 < cfg.dev_split < 1, f"dev_split must be in (0, 1), got {cfg.dev_split}"),
+        (cfg.transfer_samples is None or cfg.transfer_samples >= 0, "transfer_samples must be >= 0"),
     ]
     for name in ("task_weight", "alpha", "beta"):
         sched = getattr(cfg, name)
@@ -342,6 +357,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         cfg.dynamics.pooling = "tokens" if task.is_qa else "mean"
     if cfg.dev_split is not None:
         _check_dev_split(task)
+    if cfg.transfer_samples:
+        _check_transfer(cfg, task)
     if task.is_qa and cfg.doc_stride is not None and cfg.doc_stride >= cfg.max_seq_length:
         raise DynaKDError(f"doc_stride ({cfg.doc_stride}) must be smaller than max_seq_length ({cfg.max_seq_length})")
     _check_choices(cfg.dynamics.components, COMPONENTS, "dynamics.components")

@@ -15,6 +15,9 @@ TEACHER_PREFIX = "teacher_"
 EXAMPLE_ID = "example_id"  # row of the training set, the key into the teacher cache
 CONTEXT_MASK = "context_mask"  # extractive QA: 1 on the context tokens of a window
 NON_MODEL_KEYS = ("labels", EXAMPLE_ID, CONTEXT_MASK)
+# The label of a transfer row (a training row whose label is hidden, so that only the teacher supervises it):
+# PyTorch's cross-entropy ignore index. Regression labels are hidden as NaN.
+HIDDEN_LABEL = -100
 
 
 @dataclass

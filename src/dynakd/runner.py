@@ -21,7 +21,7 @@ from transformers import TrainingArguments, set_seed
 from .cache import live_dataset_mean, prepare_teacher_cache
 from .checkpoints import checkpoint_step, io_reason, load_distiller_state, remove_checkpoints
 from .config import DistillConfig, validate
-from .data import get_task, infer_task_from_data, load_task_data, split_dev, subsample
+from .data import get_task, infer_task_from_data, load_task_data, split_dev, subsample, subsample_with_transfer
 from .data.prepare import DistillationCollator, check_labels, drop_empty, same_tokenizer, tokenize
 from .data.squad import QAEval, encode_squad, load_squad
 from .data.tasks import TaskSpec
@@ -81,7 +81,10 @@ def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]
 
 def _subsample_splits(cfg: DistillConfig, task: TaskSpec, data, train: bool):
     """Seeded subsets of examples (for QA: of questions, before they are cut into windows)."""
-    if train:
+    if train and cfg.transfer_samples:  # validated: a classification or regression task, max_train_samples set
+        data["train"] = subsample_with_transfer(data["train"], cfg.max_train_samples, cfg.transfer_samples,
+                                                cfg.data_seed, regression=task.is_regression)
+    elif train:
         data["train"] = subsample(data["train"], cfg.max_train_samples, cfg.data_seed)
     for split in task.eval_splits:
         data[split] = subsample(data[split], cfg.max_eval_samples, cfg.data_seed)
@@ -168,6 +171,8 @@ def finetune(cfg: DistillConfig) -> RunResult:
     """Train ``cfg.model`` on the task alone (a teacher, or a task-only student)."""
     if not cfg.model:
         raise DynaKDError("finetune needs --model (a checkpoint folder or hub id)")
+    if cfg.transfer_samples:
+        raise DynaKDError("finetune learns from labels; transfer_samples adds rows without labels, for distill")
     cfg = dataclasses.replace(cfg, method="task")
     return _train(cfg, "finetune", teacher_name=None)
 

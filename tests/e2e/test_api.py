@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -58,3 +60,15 @@ def test_final_scores_reuse_the_last_epoch_evaluation(tiny_teacher, tmp_path, mo
     result = distill(cfg)
     assert calls == [2]  # 32 rows / batch 16: one evaluation, at step 2
     assert set(result.metrics["eval"]) >= {"accuracy", "loss"} and "epoch" not in result.metrics["eval"]
+
+
+def test_transfer_rows_join_the_training_set(tiny_teacher, tmp_path):
+    """32 labelled rows and 32 transfer rows at batch 16: one epoch is 4 steps, with the cached teacher as well."""
+    for cache in ("off", "auto"):
+        cfg = DistillConfig(teacher=str(tiny_teacher), student_layers=2, task="sst2", synthetic=True, method="full",
+                            max_train_samples=32, transfer_samples=32, max_eval_samples=16, epochs=1, batch_size=16,
+                            progress=False, eval_teacher=False, teacher_cache=cache, output=str(tmp_path / cache))
+        result = distill(cfg)
+        assert result.metrics["train"]["steps"] == 4
+        assert (result.metrics["train"]["teacher_cache"] is None) == (cache == "off")
+        assert math.isfinite(result.metrics["eval"]["loss"])

@@ -23,6 +23,7 @@ DATA_FLAGS = {
     "--max-train-samples": ("max_train_samples", int, "use a fixed seeded subset of the training set"),
     "--max-eval-samples": ("max_eval_samples", int, "use a fixed seeded subset of each eval split"),
     "--dev-split": ("dev_split", float, "no train set: train on this seeded fraction of dev, evaluate on the rest"),
+    "--transfer-samples": ("transfer_samples", int, "distil also on this many more training rows, labels hidden"),
 }
 TRAIN_FLAGS = {
     "--output": ("output", str, "run folder: model, tokenizer, metrics.json, dynakd.yaml, TensorBoard logs"),

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict, Value, concatenate_datasets
 
 from dynakd.data.files import load_user_files
 from dynakd.data.glue import load_glue_dir, load_glue_hub
 from dynakd.data.synthetic import SYNTHETIC_VOCAB_WORDS, synthetic_sentiment
 from dynakd.data.tasks import GLUE_TASKS, TaskSpec, get_task, with_labels
 from dynakd.errors import DynaKDError
+from dynakd.features import HIDDEN_LABEL
 
 __all__ = [
     "GLUE_TASKS",
+    "HIDDEN_LABEL",
     "SYNTHETIC_VOCAB_WORDS",
     "TaskSpec",
     "get_task",
@@ -27,6 +29,7 @@ __all__ = [
     "load_task_data",
     "load_user_files",
     "subsample",
+    "subsample_with_transfer",
     "synthetic_sentiment",
 ]
 
@@ -110,3 +113,19 @@ def subsample(ds: Dataset, n: int | None, seed: int) -> Dataset:
     if n < 0:
         raise DynaKDError(f"a subsample size must be >= 0, got {n}")
     return ds.shuffle(seed=seed).select(range(min(n, len(ds))))
+
+
+def subsample_with_transfer(ds: Dataset, n: int, transfer: int, seed: int, *, regression: bool) -> Dataset:
+    """``subsample(ds, n, seed)`` followed by the next ``transfer`` rows of the same seeded order with their labels
+    hidden (``HIDDEN_LABEL``, NaN for regression): a transfer set that only the teacher supervises, as DistilBERT
+    and TinyBERT distil on unlabelled text. The labelled rows are those of the same run without transfer rows."""
+    order = ds.shuffle(seed=seed)
+    if n + transfer > len(ds):
+        raise DynaKDError(f"the training set has {len(ds)} rows: max_train_samples {n} leaves {max(len(ds) - n, 0)} "
+                          f"for transfer_samples, not {transfer}")
+    features = ds.features.copy()
+    features["label"] = Value("float32" if regression else "int64")  # a ClassLabel cannot hold the hidden label
+    hidden = float("nan") if regression else HIDDEN_LABEL
+    labelled = order.select(range(n)).cast(features)
+    extra = order.select(range(n, n + transfer)).cast(features).map(lambda _: {"label": hidden}, desc="hiding labels")
+    return concatenate_datasets([labelled, extra])

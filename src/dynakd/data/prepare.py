@@ -13,7 +13,7 @@ import torch
 from datasets import DatasetDict
 
 from ..errors import DynaKDError
-from ..features import CONTEXT_MASK, EXAMPLE_ID, NON_MODEL_KEYS, TEACHER_PREFIX
+from ..features import CONTEXT_MASK, EXAMPLE_ID, HIDDEN_LABEL, NON_MODEL_KEYS, TEACHER_PREFIX
 
 
 def same_tokenizer(a, b) -> bool:
@@ -67,11 +67,12 @@ def drop_empty(data: DatasetDict, train_split: str = "train") -> DatasetDict:
 
 
 def check_labels(data: DatasetDict, num_labels: int, regression: bool) -> None:
-    """Every label must be a class the model can predict."""
+    """Every label must be a class the model can predict (or be hidden: a transfer row)."""
     if regression:
         return
     for split, ds in data.items():
         labels = np.asarray(ds["label"])
+        labels = labels[labels != HIDDEN_LABEL]
         if len(labels) and (labels.min() < 0 or labels.max() >= num_labels):
             bad = int(labels.max() if labels.max() >= num_labels else labels.min())
             raise DynaKDError(

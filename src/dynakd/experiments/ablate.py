@@ -91,6 +91,8 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
             cell = {k: v for k, v in cell.items() if not k.startswith(("align", "dynamics", "beta"))}
         if not METHOD_TERMS.get(method, {}).get("logit", True):  # task, dynamics: no logit term to weigh
             cell = {k: v for k, v in cell.items() if k not in ("alpha", "temperature")}
+        if method == "task":  # no teacher to supervise rows without labels
+            cell.pop("transfer_samples", None)
         aligner = cell.get("align.name", sweep.base.get("align", {}).get("name", "ot"))
         cell = {k: v for k, v in cell.items() if aligner in ALIGNER_OPTIONS.get(k, {aligner})}
         key = cell_key(cell)
@@ -124,6 +126,7 @@ def teacher_config(sweep: Sweep, seed: int) -> DistillConfig:
         model = str(__import__(MODEL_ALIASES[model]).get_model_path())
     model = os.path.expanduser(model)  # e.g. ~/.cache/benchmark-models/all-mpnet-base-v2
     return build_config(sweep.base, {"method": "task", "progress": False, "overwrite": True, "model": model,
+                                      "transfer_samples": None,  # the teacher learns from the labelled rows
                                       "seed": seed, "output": str(sweep.output / f"teacher-seed{seed}")}, spec)
 
 

@@ -10,12 +10,23 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..features import HIDDEN_LABEL
+
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, *, regression: bool = False) -> torch.Tensor:
-    """Cross-entropy (classification, logits [B, C]) or MSE to the label (regression, logits [B, 1])."""
+    """Cross-entropy (classification, logits [B, C]) or MSE to the label (regression, logits [B, 1]).
+
+    Rows whose label is hidden (``HIDDEN_LABEL``, NaN for regression: transfer rows, which only the teacher
+    supervises) count for nothing: the mean is over the labelled rows, and a batch without any gives 0.
+    """
     if regression:
-        return F.mse_loss(logits.view(-1).float(), labels.view(-1).float())
-    return F.cross_entropy(logits.float(), labels.view(-1).long())
+        y = labels.view(-1).float()
+        known = ~torch.isnan(y)
+        err = (logits.view(-1).float() - torch.where(known, y, 0.0)) ** 2
+        return (err * known).sum() / known.sum().clamp_min(1)
+    labels = labels.view(-1).long()
+    total = F.cross_entropy(logits.float(), labels, ignore_index=HIDDEN_LABEL, reduction="sum")
+    return total / (labels != HIDDEN_LABEL).sum().clamp_min(1)
 
 
 def logit_kd_loss(
