@@ -119,13 +119,12 @@ def subsample_with_transfer(ds: Dataset, n: int, transfer: int, seed: int, *, re
     """``subsample(ds, n, seed)`` followed by the next ``transfer`` rows of the same seeded order with their labels
     hidden (``HIDDEN_LABEL``, NaN for regression): a transfer set that only the teacher supervises, as DistilBERT
     and TinyBERT distil on unlabelled text. The labelled rows are those of the same run without transfer rows."""
-    order = ds.shuffle(seed=seed)
     if n + transfer > len(ds):
         raise DynaKDError(f"the training set has {len(ds)} rows: max_train_samples {n} leaves {max(len(ds) - n, 0)} "
                           f"for transfer_samples, not {transfer}")
     features = ds.features.copy()
     features["label"] = Value("float32" if regression else "int64")  # a ClassLabel cannot hold the hidden label
+    rows = subsample(ds, n + transfer, seed).cast(features)  # a seeded order's prefix: its first n are subsample(n)
     hidden = float("nan") if regression else HIDDEN_LABEL
-    labelled = order.select(range(n)).cast(features)
-    extra = order.select(range(n, n + transfer)).cast(features).map(lambda _: {"label": hidden}, desc="hiding labels")
-    return concatenate_datasets([labelled, extra])
+    extra = rows.select(range(n, n + transfer)).map(lambda _: {"label": hidden}, desc="hiding labels")
+    return concatenate_datasets([rows.select(range(n)), extra])
