@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from dynakd.cli import main
+from dynakd.errors import DynaKDError
 from dynakd.experiments.ablate import cell_key, cells, load_sweep, run_sweep
 from dynakd.experiments.report import best_settings, build_report, paired_delta
 
@@ -38,7 +39,7 @@ def test_grid_expansion_drops_aligner_axis_for_kd(tiny_encoder, tmp_path):
 
 def test_grid_expansion_drops_options_of_other_aligners(tiny_encoder, tmp_path):
     sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out"))
-    sweep.grid["align.fixed_map"] = ["uniform", "reversed"]
+    sweep.grid[0]["align.fixed_map"] = ["uniform", "reversed"]
     got = sorted((c["method"], c.get("align.name", "-"), c.get("align.fixed_map", "-")) for c in cells(sweep)
                  if c["seed"] == 1)
     assert got == [("full", "fixed", "reversed"), ("full", "fixed", "uniform"), ("full", "ot", "-"), ("kd", "-", "-")]
@@ -46,8 +47,8 @@ def test_grid_expansion_drops_options_of_other_aligners(tiny_encoder, tmp_path):
 
 def test_grid_expansion_keeps_an_option_for_every_aligner_that_reads_it(tiny_encoder, tmp_path):
     sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out"))
-    sweep.grid["align.name"] = ["fixed", "attention", "ot"]
-    sweep.grid["align.plan_momentum"] = [0.0, 0.9]  # read by attention and OT, not by the fixed map
+    sweep.grid[0]["align.name"] = ["fixed", "attention", "ot"]
+    sweep.grid[0]["align.plan_momentum"] = [0.0, 0.9]  # read by attention and OT, not by the fixed map
     got = sorted((c.get("align.name", "-"), c.get("align.plan_momentum", "-")) for c in cells(sweep)
                  if c["seed"] == 1 and c["method"] == "full")
     assert got == [("attention", 0.0), ("attention", 0.9), ("fixed", "-"), ("ot", 0.0), ("ot", 0.9)]
@@ -55,9 +56,32 @@ def test_grid_expansion_keeps_an_option_for_every_aligner_that_reads_it(tiny_enc
 
 def test_grid_expansion_drops_the_logit_weight_where_there_is_no_logit_term(tiny_encoder, tmp_path):
     sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out"))
-    sweep.grid = {"method": ["task", "dynamics", "kd"], "alpha": [0.5, 1.0], "seed": [1]}
+    sweep.grid = [{"method": ["task", "dynamics", "kd"], "alpha": [0.5, 1.0], "seed": [1]}]
     got = sorted((c["method"], c.get("alpha", "-")) for c in cells(sweep))
     assert got == [("dynamics", "-"), ("kd", 0.5), ("kd", 1.0), ("task", "-")]
+
+
+def test_a_list_of_grids_joins_their_products(tiny_encoder, tmp_path):
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    raw["grid"] = [{"method": "kd", "lr": [1e-4, 2e-4], "seed": [1, 2]},
+                   {"method": ["full", "kd"], "lr": [1e-4], "student_layers": [1], "seed": [1, 2]}]
+    raw["smoke"] = {"grid": {"lr": [3e-4]}}
+    path.write_text(yaml.safe_dump(raw))
+    got = sorted((c["method"], c["lr"], c["seed"]) for c in cells(load_sweep(path)))
+    assert got == [("full", 1e-4, 1), ("full", 1e-4, 2), ("kd", 1e-4, 1), ("kd", 1e-4, 1), ("kd", 1e-4, 2),
+                   ("kd", 1e-4, 2), ("kd", 2e-4, 1), ("kd", 2e-4, 2)]  # kd at 1e-4 twice: with and without layers
+    smoke = sorted((c["method"], c["lr"], c["seed"]) for c in cells(load_sweep(path, smoke=True)))
+    assert smoke == [("full", 3e-4, 1), ("kd", 3e-4, 1), ("kd", 3e-4, 1)]  # each grid overridden, one seed
+
+
+def test_a_grid_that_is_not_a_mapping_is_refused(tiny_encoder, tmp_path):
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    raw["grid"] = ["kd", "full"]
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DynaKDError, match="'grid' must map options"):
+        load_sweep(path)
 
 
 def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):

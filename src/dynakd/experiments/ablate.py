@@ -8,6 +8,10 @@ A sweep file::
     grid: {method: [kd, full], align.name: [fixed, ot], student_layers: [2, 3], seed: [1, 2, 3]}
     smoke: {max_steps: 2, grid: {student_layers: [2]}}     # with --smoke: overrides, one seed
 
+``grid`` may also be a list of such mappings: the cells are the union of their products (as in scikit-learn's
+``ParameterGrid``), so one file can give each depth or method its own values (say, each method at its best rate)
+without running every combination. The ``smoke`` grid overrides apply to each of them.
+
 Cells whose method has no layer term (``task``, ``kd``) ignore the aligner axes, so they run once per remaining
 combination; likewise an aligner's own options (``align.fixed_map`` for ``fixed``, ``align.eps`` for ``ot``, ...) are
 dropped from cells of the other aligners. Finished cells are recorded in ``results.jsonl`` (one JSON line per run)
@@ -51,7 +55,7 @@ class Sweep:
     output: Path
     base: dict[str, Any]
     teacher: dict[str, Any]
-    grid: dict[str, list[Any]]
+    grid: list[dict[str, list[Any]]]  # one or more grids; the cells are the union of their products
 
 
 def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = None) -> Sweep:
@@ -60,11 +64,13 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     if unknown:
         raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
     base = dict(raw.get("base") or {})
-    grid = {k: v if isinstance(v, list) else [v] for k, v in (raw.get("grid") or {}).items()}
+    grids = _grids(raw.get("grid"), path)
     if smoke:
         smoke_spec = dict(raw.get("smoke") or {})
-        grid.update({k: v if isinstance(v, list) else [v] for k, v in smoke_spec.pop("grid", {}).items()})
-        grid["seed"] = grid.get("seed", [42])[:1]  # one seed: the smoke run checks the plumbing, not the numbers
+        override = _grids(smoke_spec.pop("grid", None), path)[0]
+        for grid in grids:
+            grid.update(override)
+            grid["seed"] = grid.get("seed", [42])[:1]  # one seed: the smoke run checks the plumbing, not the numbers
         base = merge_dicts(base, {**DEFAULT_SMOKE, **smoke_spec})
         if base.get("data_dir") and not Path(base["data_dir"]).is_dir():
             base.pop("data_dir")
@@ -74,18 +80,25 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
         teacher.update({k: base[k] for k in teacher if k in DEFAULT_SMOKE or k in (raw.get("smoke") or {})})
     name = raw.get("name") or Path(path).stem
     out = Path(output or raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
-    sweep = Sweep(name, out, base, teacher, grid)
+    sweep = Sweep(name, out, base, teacher, grids)
     for cell in cells(sweep):  # validate every cell before running any
         cell_config(sweep, cell, teacher_dir="teacher")
     return sweep
 
 
+def _grids(spec: Any, path: str | Path) -> list[dict[str, list[Any]]]:
+    """``grid:`` as a list of mappings from option to values (a single value stands for a list of one)."""
+    specs = spec if isinstance(spec, list) else [spec or {}]
+    if not specs or not all(isinstance(g, dict) for g in specs):
+        raise DynaKDError(f"{path}: 'grid' must map options to lists of values, or be a list of such mappings")
+    return [{k: v if isinstance(v, list) else [v] for k, v in g.items()} for g in specs]
+
+
 def cells(sweep: Sweep) -> list[dict[str, Any]]:
     """Every distinct combination of grid values, aligner axes dropped where the method has no layer term."""
-    keys = list(sweep.grid)
     seen, out = set(), []
-    for values in itertools.product(*(sweep.grid[k] for k in keys)):
-        cell = dict(zip(keys, values))
+    combos = (dict(zip(grid, values)) for grid in sweep.grid for values in itertools.product(*grid.values()))
+    for cell in combos:
         method = cell.get("method", sweep.base.get("method", "full"))
         if METHOD_TERMS.get(method, {}).get("feature") is None:
             cell = {k: v for k, v in cell.items() if not k.startswith(("align", "dynamics", "beta"))}
