@@ -5,6 +5,8 @@
 #                  full (each aligner), live teacher and cache -> $OUT/h200.json;
 #   bench-compile  the same with --torch-compile (student and dynamics losses compiled), OT only, one repeat,
 #                  10 warm-up steps (compilation, and one recompilation for dynamic shapes) -> $OUT/h200-compile.json;
+#   bench-graphs   the same with --torch-compile-mode reduce-overhead (CUDA graphs: kernels replayed, not launched one
+#                  by one) -> $OUT/h200-graphs.json;
 #   b1             B1 at full size (issue #3): $B1_CONFIG (default benchmarks/configs/b1-sst2-gpu.yaml) in 4
 #                  processes sharing the GPU until the time is up, then `dynakd report` -> $OUT/b1-sst2-gpu.tgz
 #                  (results, report, plots, logs).
@@ -63,6 +65,13 @@ if [[ $STEPS == *" bench-compile "* ]]; then
   timeout 300 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress --torch-compile \
     --aligners ot --repeats 1 --warmup 10 "${small[@]}" --output "$OUT/h200-compile.json" > "$OUT/bench-compile.log" 2>&1
   echo "bench --torch-compile exit $?"; tail -6 "$OUT/bench-compile.log"
+fi
+if [[ $STEPS == *" bench-graphs "* ]]; then
+  echo "== bench --torch-compile-mode reduce-overhead ($(left) s left)"
+  timeout 300 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress \
+    --torch-compile-mode reduce-overhead --aligners ot --repeats 1 --warmup 10 "${small[@]}" \
+    --output "$OUT/h200-graphs.json" > "$OUT/bench-graphs.log" 2>&1
+  echo "bench --torch-compile-mode reduce-overhead exit $?"; tail -6 "$OUT/bench-graphs.log"
 fi
 [[ $STEPS == *" b1 "* ]] || { echo "done in $((SECONDS - t0)) s"; exit 0; }
 

@@ -23,6 +23,7 @@ METHODS = ("task", "kd", "static", "pkd", "dynamics", "full")
 ALIGNERS = ("fixed", "attention", "ot")
 COMPONENTS = ("deviation", "layer_change", "relations", "sensitivity")
 FORMS = ("direction", "magnitude")
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]  # torch.compile
 
 # Which loss terms each method switches on. "feature" is the method's intermediate-layer term.
 METHOD_TERMS: dict[str, dict[str, Any]] = {
@@ -120,6 +121,9 @@ class DistillConfig:
     fp16: bool = False
     bf16: bool = False
     torch_compile: bool = False
+    # torch.compile's mode for the student and the dynamics losses (implies torch_compile, as in TrainingArguments):
+    # 'reduce-overhead' replays CUDA graphs, the remedy for a launch-bound step (a small student on a large GPU).
+    torch_compile_mode: CompileMode | None = None
     # Batches of similar length (the Trainer's length-grouped sampler): on SST-2 a random batch of 32 is 67% padding,
     # a length-grouped one 4% (benchmarks/LOG.md).
     group_by_length: bool = True
@@ -350,6 +354,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     for ok, message in checks:
         if not ok:
             raise DynaKDError(message)
+    if cfg.torch_compile_mode is not None:
+        cfg.torch_compile = True  # a compile mode asks for compilation, as in TrainingArguments
     from .data.tasks import get_task
 
     task = get_task(cfg.task)  # unknown task names fail here, before any model is loaded

@@ -69,7 +69,8 @@ class Distiller(nn.Module):
         # With --torch-compile the dynamics (~300 small operators forward, as many backward) become one graph of fused
         # kernels: where a step is launch-bound (a small student on a GPU) these operators are most of its cost
         # (benchmarks/speed/RESULTS.md). One graph, no breaks; dynamic shapes, so new batch sizes do not recompile.
-        self._dynamics_costs = torch.compile(dynamics_costs, dynamic=True) if cfg.torch_compile else dynamics_costs
+        self._dynamics_costs = (torch.compile(dynamics_costs, dynamic=True, mode=cfg.torch_compile_mode)
+                                if cfg.torch_compile else dynamics_costs)
         self.register_buffer("ref_s", torch.zeros(student_layers + 1, student_width))
         self.register_buffer("ref_t", torch.zeros(teacher_layers + 1, teacher_width))
         self.register_buffer("ref_steps", torch.zeros((), dtype=torch.long))

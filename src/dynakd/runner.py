@@ -125,6 +125,7 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         fp16=cfg.fp16,
         bf16=cfg.bf16,
         torch_compile=cfg.torch_compile,
+        torch_compile_mode=cfg.torch_compile_mode,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         logging_steps=cfg.logging_steps,
         eval_strategy="steps" if cfg.eval_steps else "epoch",

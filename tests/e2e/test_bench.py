@@ -51,3 +51,19 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     cached = phases[("full", "ot", True)]
     assert "teacher_cache_read" in cached and "teacher_forward" not in cached
     assert all(v >= 0 for p in phases.values() for k, v in p.items() if k != "backward_optimizer_data")
+
+
+def test_a_compiled_bench_times_whole_steps(tiny_teacher, tmp_path, monkeypatch):
+    """Under ``--torch-compile-mode`` nothing inside the compiled code is wrapped (a timer there would split the graph
+    and sync the GPU), so there are no phases; the batch shapes still come from the collator."""
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda fn=None, **kw: modes.append(kw.get("mode")) or fn)  # no compiling
+    out = tmp_path / "bench.json"
+    args = ["bench", "--teacher", str(tiny_teacher), "--synthetic", "--max-train-samples", "32", "--batch-size", "8",
+            "--steps", "2", "--warmup", "1", "--repeats", "1", "--aligners", "ot", "--methods", "task,full",
+            "--torch-compile-mode", "reduce-overhead", "--output", str(out)]
+    assert main(args) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert modes and set(modes) == {"reduce-overhead"}
+    assert all(r["phases_ms"] == {} and r["ops_per_step"] is None for r in rows)
+    assert all(len(r["batch_shapes"]) == 2 and r["same_batches_as_task"] for r in rows)

@@ -68,3 +68,17 @@ def test_torch_compile_matches_eager(tmp_path, monkeypatch):
     assert dynamics_costs in compiled_fns
     assert compiled["train"]["loss"] == pytest.approx(eager["train"]["loss"], rel=1e-4)
     assert compiled["eval"]["loss"] == pytest.approx(eager["eval"]["loss"], rel=1e-4)
+
+
+def test_torch_compile_mode_reaches_the_student_and_the_dynamics(tiny_teacher, tmp_path, monkeypatch):
+    """``--torch-compile-mode reduce-overhead`` (CUDA graphs on a GPU) implies ``--torch-compile`` and is the mode of
+    both compilations: the Trainer's of the student and the distiller's of the dynamics losses."""
+    from dynakd.config import build_config
+
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda fn=None, **kw: modes.append(kw.get("mode")) or fn)  # no compiling
+    assert build_config({"torch_compile_mode": "reduce-overhead"}).torch_compile is True
+    run(tiny_teacher, tmp_path / "run", "full", torch_compile_mode="reduce-overhead")
+    assert modes.count("reduce-overhead") >= 2 and set(modes) == {"reduce-overhead"}
+    args = ["distill", "--teacher", str(tiny_teacher), "--synthetic", "--torch-compile-mode", "fast"]
+    assert main(args) == 2  # an unknown mode is a clear error, not a traceback from torch

@@ -13,6 +13,8 @@ from pathlib import Path
 from ..errors import DynaKDError
 from .options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, add_common, add_flags, config_from_args
 
+BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode")  # the training flags a bench reads
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -47,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time training steps of task, kd and full (each aligner), with and without cache")
     add_common(p, run_folder=False)  # the bench writes one JSON file, no run folder to resume or overwrite
     p.add_argument("--teacher", default=None, help="teacher folder or hub id (default: the packaged MiniLM-L6)")
-    add_flags(p, DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--batch-size", "--seed")},
+    add_flags(p, DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
               {k: METHOD_FLAGS[k] for k in ("--student-layers",)})
     p.add_argument("--output", default=None, help="JSON file for the results (default: print only)")
     p.add_argument("--methods", default="task,kd,full", help="comma-separated methods (default task,kd,full)")
@@ -139,7 +141,7 @@ def _bench(args: argparse.Namespace) -> None:
     args.output = None  # the bench writes a JSON file, not a run folder
     defaults = {"teacher": args.teacher or teacher_base(), "student_layers": 2, "max_seq_length": 64,
                 "max_train_samples": 2048, "max_eval_samples": 1, "synthetic": not args.data_dir}
-    groups = [DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--batch-size", "--seed")},
+    groups = [DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
               {"--student-layers": METHOD_FLAGS["--student-layers"]}]
     cfg = config_from_args(args, groups, defaults=defaults)
     run_bench(cfg, methods=args.methods.split(","), aligners=args.aligners.split(","), steps=args.steps,

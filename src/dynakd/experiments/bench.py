@@ -95,6 +95,8 @@ class PhaseTimer(TrainerCallback):
         self.steps += self.on
 
     def per_step_ms(self, step_ms: float) -> dict[str, float]:
+        if not self.totals:  # nothing wrapped (a compiled step is timed whole): no remainder to name
+            return {}
         phases = {k: 1000 * v / max(1, self.steps) for k, v in self.totals.items()}
         inner = phases.get("aligner", 0.0)
         if "feature_terms" in phases:
@@ -187,14 +189,27 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
         train = train.add_column(EXAMPLE_ID, list(range(len(train))))
     timer, phases = StepTimer(), PhaseTimer(warmup)
     shapes: list[list[int]] = []  # [batch, length] of every timed step: configurations must see the same batches
-    phases.wrap(student, "forward", "student_forward", on_call=lambda kw: shapes.append(list(kw["input_ids"].shape)))
-    if cache is not None:
-        phases.wrap(cache, "features", "teacher_cache_read")
-    elif cfg.method != "task":
-        phases.wrap(teacher, "forward", "teacher_forward")
-    if distiller.feature:
-        phases.wrap(distiller, "feature_terms", "feature_terms")
-        phases.wrap(distiller.aligner, "forward", "aligner")
+    if cfg.torch_compile:
+        # A compiled step is timed whole: timing calls inside a compiled region split its graph (dynamo cannot trace
+        # time.perf_counter or a CUDA sync) and, under CUDA graphs, force the syncs the graphs exist to avoid.
+        # The batch shapes are read where the collator hands them over, outside any compiled code (every batch, in
+        # order: the loader may collate one ahead of the step, so the timed ones are picked by position below).
+        collate, collated = collator, []
+
+        def collator(features):
+            batch = collate(features)
+            collated.append(list(batch["input_ids"].shape))
+            return batch
+    else:
+        phases.wrap(student, "forward", "student_forward",
+                    on_call=lambda kw: shapes.append(list(kw["input_ids"].shape)))
+        if cache is not None:
+            phases.wrap(cache, "features", "teacher_cache_read")
+        elif cfg.method != "task":
+            phases.wrap(teacher, "forward", "teacher_forward")
+        if distiller.feature:
+            phases.wrap(distiller, "feature_terms", "feature_terms")
+            phases.wrap(distiller.aligner, "forward", "aligner")
     meter = TensorMemory() if count_tensors else CudaPeak() if torch.cuda.is_available() else None
     ops = OpsPerStep(meter) if count_tensors else None
     callbacks = [timer, phases] + ([ops] if ops is not None else [])
@@ -208,6 +223,8 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     if distiller.aligner is not None:
         distiller.aligner.__dict__.pop("forward", None)
     timed = after_warmup(timer.times, warmup)
+    if cfg.torch_compile:
+        shapes = collated[len(timer.times) - len(timed):len(timer.times)]
     step_ms = 1000 * sum(timed) / len(timed)  # phases are means per step, so the remainder is taken from the mean
     peak = round(meter.mib, 1) if meter is not None else None
     return {"times": timer.times, "peak_mib": peak, "cache": cache is not None,
