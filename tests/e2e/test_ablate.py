@@ -82,6 +82,15 @@ def test_a_grid_that_is_not_a_mapping_is_refused(tiny_encoder, tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(DynaKDError, match="'grid' must map options"):
         load_sweep(path)
+    raw["grid"] = [{"method": ["kd"], "seed": [1]}, {"method": ["full"], "seed": []}]  # would vanish silently
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DynaKDError, match=r"\['seed'\] list no values"):
+        load_sweep(path)
+    raw["grid"] = {"method": ["kd"]}
+    raw["smoke"] = {"grid": [{"seed": [1]}, {"seed": [2]}]}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DynaKDError, match="'smoke.grid' must be one mapping"):
+        load_sweep(path, smoke=True)
 
 
 def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):

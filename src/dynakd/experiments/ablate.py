@@ -10,7 +10,9 @@ A sweep file::
 
 ``grid`` may also be a list of such mappings: the cells are the union of their products (as in scikit-learn's
 ``ParameterGrid``), so one file can give each depth or method its own values (say, each method at its best rate)
-without running every combination. The ``smoke`` grid overrides apply to each of them.
+without running every combination. The ``smoke`` grid overrides apply to each of them. Append new grids at the end:
+cells are split between shards by position, so a grid inserted in the middle moves cells to other shards (finished
+cells are still found by their key).
 
 Cells whose method has no layer term (``task``, ``kd``) ignore the aligner axes, so they run once per remaining
 combination; likewise an aligner's own options (``align.fixed_map`` for ``fixed``, ``align.eps`` for ``ot``, ...) are
@@ -57,6 +59,10 @@ class Sweep:
     teacher: dict[str, Any]
     grid: list[dict[str, list[Any]]]  # one or more grids; the cells are the union of their products
 
+    def __post_init__(self):
+        if isinstance(self.grid, dict):  # one grid, as a sweep built in Python may give it
+            self.grid = [self.grid]
+
 
 def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = None) -> Sweep:
     raw = load_yaml(path)
@@ -67,10 +73,13 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     grids = _grids(raw.get("grid"), path)
     if smoke:
         smoke_spec = dict(raw.get("smoke") or {})
-        override = _grids(smoke_spec.pop("grid", None), path)[0]
+        override = smoke_spec.pop("grid", None) or {}
+        if not isinstance(override, dict):
+            raise DynaKDError(f"{path}: 'smoke.grid' must be one mapping of overrides, applied to every grid")
+        override = _grids(override, path)[0]
         for grid in grids:
             grid.update(override)
-            grid["seed"] = grid.get("seed", [42])[:1]  # one seed: the smoke run checks the plumbing, not the numbers
+            grid["seed"] = grid.get("seed", [42])[:1]  # one seed a grid: the smoke run checks the plumbing
         base = merge_dicts(base, {**DEFAULT_SMOKE, **smoke_spec})
         if base.get("data_dir") and not Path(base["data_dir"]).is_dir():
             base.pop("data_dir")
@@ -91,6 +100,9 @@ def _grids(spec: Any, path: str | Path) -> list[dict[str, list[Any]]]:
     specs = spec if isinstance(spec, list) else [spec or {}]
     if not specs or not all(isinstance(g, dict) for g in specs):
         raise DynaKDError(f"{path}: 'grid' must map options to lists of values, or be a list of such mappings")
+    empty = sorted({k for g in specs for k, v in g.items() if v == []})
+    if empty:  # a product with an empty factor has no cells: that grid would vanish without a word
+        raise DynaKDError(f"{path}: grid option(s) {empty} list no values")
     return [{k: v if isinstance(v, list) else [v] for k, v in g.items()} for g in specs]
 
 

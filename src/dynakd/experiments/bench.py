@@ -4,9 +4,10 @@ Every configuration trains the same student (built from the same teacher) on the
 ``DistillationTrainer`` (forward, backward, optimizer step, collation), so the numbers are what a run pays per step.
 Step times after ``warmup`` are summarised as median and interquartile range; ratios are to ``task`` (the student
 alone, the floor of distillation). Each step is also split into phases (teacher pass or cache read, student forward,
-feature terms, aligner, and the rest: backward, optimiser, data) by timing those calls. Peak memory is CUDA's
-allocator peak on a GPU; elsewhere the peak of live tensor bytes (``TensorMemory``), counted on a few extra steps of
-each configuration.
+feature terms, aligner, and the rest: backward, optimiser, data) by timing those calls, except under
+``--torch-compile``, where a timer inside compiled code would split its graph: a compiled step is timed whole. Peak
+memory is CUDA's allocator peak on a GPU; elsewhere the peak of live tensor bytes (``TensorMemory``), counted on a few
+extra steps of each configuration.
 """
 
 from __future__ import annotations
@@ -180,7 +181,10 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     cache_on = cache_dir is not None
     student = build_student(teacher, cfg.student_layers)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=True)
-    collator = DistillationCollator(tokenizer, None, task.is_regression, pad_to_multiple_of=None)
+    # Compiled runs pad lengths to a multiple of 8, as training does: CUDA graphs (reduce-overhead) are recorded once
+    # per distinct shape, and a length-grouped stream has up to max_seq_length of them.
+    collator = DistillationCollator(tokenizer, None, task.is_regression,
+                                    pad_to_multiple_of=8 if cfg.torch_compile else None)
     train = data["train"]
     args = training_args(cfg, tmp / "run")
     args = dataclasses.replace(args, report_to=[], disable_tqdm=True, logging_steps=10**9, eval_strategy="no")
@@ -338,4 +342,5 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
     return {"teacher": base.teacher, "student_layers": base.student_layers, "task": base.task,
             "batch_size": base.batch_size, "max_seq_length": base.max_seq_length, "steps": steps, "warmup": warmup,
             "device": device, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "torch_compile": base.torch_compile, "torch_compile_mode": base.torch_compile_mode,
             "date": time.strftime("%Y-%m-%d")}
