@@ -70,7 +70,7 @@ def test_torch_compile_matches_eager(tmp_path, monkeypatch):
     assert compiled["eval"]["loss"] == pytest.approx(eager["eval"]["loss"], rel=1e-4)
 
 
-def test_torch_compile_mode_reaches_the_student_and_the_dynamics(tiny_teacher, tmp_path, monkeypatch):
+def test_torch_compile_mode_reaches_the_student_and_the_dynamics(tiny_teacher, tmp_path, monkeypatch, capsys):
     """``--torch-compile-mode reduce-overhead`` (CUDA graphs on a GPU) implies ``--torch-compile`` and is the mode of
     both compilations: the Trainer's of the student and the distiller's of the dynamics losses."""
     from dynakd.config import build_config
@@ -82,3 +82,4 @@ def test_torch_compile_mode_reaches_the_student_and_the_dynamics(tiny_teacher, t
     assert modes.count("reduce-overhead") >= 2 and set(modes) == {"reduce-overhead"}
     args = ["distill", "--teacher", str(tiny_teacher), "--synthetic", "--torch-compile-mode", "fast"]
     assert main(args) == 2  # an unknown mode is a clear error, not a traceback from torch
+    assert "torch_compile_mode: 'fast' is not one of default, reduce-overhead," in capsys.readouterr().err
