@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -189,6 +190,20 @@ def test_best_settings_pairs_each_method_at_its_best_with_kd_at_its_best():
     # two more seeds of the 1e-4 row (poor ones) do not change its rank: rows compete on the seeds they share
     rows[2] = row("full", "lr=0.0001", {1: 83.0, 2: 83.5, 3: 83.0, 4: 70.0, 5: 70.0})
     assert {r["method"]: r for r in best_settings(rows)}["full"]["variant"] == "lr=0.0001"
+
+
+def test_a_report_with_too_many_settings_plots_each_method_at_its_best(tmp_path, monkeypatch):
+    """The research folder's ~60 settings per depth would be an unreadable plot: it shows the second table instead."""
+    from dynakd.experiments import plots
+
+    shutil.copy(ROOT / "benchmarks" / "research-L2g" / "results.jsonl", tmp_path / "results.jsonl")
+    plotted = []
+    monkeypatch.setattr(plots, "plot_ablation", lambda rows, path, metric: plotted.append(rows))
+    text = build_report(tmp_path).read_text()
+    assert "The plot shows each method at its best setting" in text
+    (rows,) = plotted
+    assert len({(r["method"], r["align"], r["variant"]) for r in rows}) <= 20
+    assert all(r.get("delta") is not None or r["method"] == "kd" for r in rows)  # the second table's rows
 
 
 def stand_in_data(sweep, tmp_path: Path) -> None:

@@ -100,6 +100,9 @@ def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...
     return rows
 
 
+MAX_PLOTTED = 20  # bars per depth in ablation.png (tab20's colours); beyond, it plots each method at its best
+
+
 def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each (depth, method, aligner) at its best mean over the settings it ran, its delta paired with ``kd`` at its
     best setting at that depth; empty when no method ran more than one setting.
@@ -161,10 +164,14 @@ def build_report(folder: str | Path) -> Path:
     task = get_task(records[0]["task"])
     metric = primary_metric(task)
     rows = summarise(records, metric, tuple(m for m in task.metrics if m != metric))
-    plot_ablation(rows, folder / "ablation.png", metric)
+    plotted, caption = rows, ""
+    if len({(r["method"], r["align"], r["variant"]) for r in rows}) > MAX_PLOTTED and best_settings(rows):
+        plotted = best_settings(rows)  # beyond the palette's 20 colours the bars and the legend cannot be told apart
+        caption = "The plot shows each method at its best setting (the second table): too many settings for one.\n\n"
+    plot_ablation(plotted, folder / "ablation.png", metric)
     copy_alignment_plots(records, folder)
     text = markdown(rows, metric, f"Ablation: {folder.name}")
-    text += "\n![ablation](ablation.png)\n"
+    text += "\n" + caption + "![ablation](ablation.png)\n"
     (folder / "report.md").write_text(text)
     return folder / "report.md"
 
