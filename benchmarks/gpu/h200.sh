@@ -60,19 +60,15 @@ if [[ $STEPS == *" bench "* ]]; then
     --output "$OUT/h200.json" > "$OUT/bench.log" 2>&1
   echo "bench exit $?"; tail -12 "$OUT/bench.log"
 fi
-if [[ $STEPS == *" bench-compile "* ]]; then
-  echo "== bench --torch-compile ($(left) s left)"
-  timeout 300 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress --torch-compile \
-    --aligners ot --repeats 1 --warmup 10 "${small[@]}" --output "$OUT/h200-compile.json" > "$OUT/bench-compile.log" 2>&1
-  echo "bench --torch-compile exit $?"; tail -6 "$OUT/bench-compile.log"
-fi
-if [[ $STEPS == *" bench-graphs "* ]]; then
-  echo "== bench --torch-compile-mode reduce-overhead ($(left) s left)"
-  timeout 300 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress \
-    --torch-compile-mode reduce-overhead --aligners ot --repeats 1 --warmup 10 "${small[@]}" \
-    --output "$OUT/h200-graphs.json" > "$OUT/bench-graphs.log" 2>&1
-  echo "bench --torch-compile-mode reduce-overhead exit $?"; tail -6 "$OUT/bench-graphs.log"
-fi
+compiled_bench() {  # NAME FLAG...: a compiled bench, OT only, one repeat, 10 warm-up steps (compilation)
+  local name=$1; shift
+  echo "== bench $* ($(left) s left)"
+  timeout 300 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "$@" \
+    --aligners ot --repeats 1 --warmup 10 "${small[@]}" --output "$OUT/h200-$name.json" > "$OUT/bench-$name.log" 2>&1
+  echo "bench $* exit $?"; tail -6 "$OUT/bench-$name.log"
+}
+[[ $STEPS == *" bench-compile "* ]] && compiled_bench compile --torch-compile
+[[ $STEPS == *" bench-graphs "* ]] && compiled_bench graphs --torch-compile-mode reduce-overhead
 [[ $STEPS == *" b1 "* ]] || { echo "done in $((SECONDS - t0)) s"; exit 0; }
 
 echo "== B1 full size ($(left) s left)"

@@ -74,14 +74,12 @@ class PhaseTimer(TrainerCallback):
         self.warmup, self.on, self.steps = warmup, False, 0
         self.totals: dict[str, float] = defaultdict(float)
 
-    def wrap(self, obj, attr: str, phase: str, on_call=None) -> None:
+    def wrap(self, obj, attr: str, phase: str) -> None:
         fn = getattr(obj, attr)
 
         def timed(*args, **kwargs):
             if not self.on:
                 return fn(*args, **kwargs)
-            if on_call is not None:
-                on_call(kwargs)
             _sync()
             start = time.perf_counter()
             out = fn(*args, **kwargs)
@@ -192,21 +190,20 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     if cache is not None:
         train = train.add_column(EXAMPLE_ID, list(range(len(train))))
     timer, phases = StepTimer(), PhaseTimer(warmup)
-    shapes: list[list[int]] = []  # [batch, length] of every timed step: configurations must see the same batches
-    if cfg.torch_compile:
+    # [batch, length] of every batch, as the collator hands it over (outside any compiled code), in order: the loader
+    # may collate one ahead of the step, so the timed steps' batches are picked by position below. Configurations
+    # must see the same batches.
+    collate, collated = collator, []
+
+    def collator(features):
+        batch = collate(features)
+        collated.append(list(batch["input_ids"].shape))
+        return batch
+
+    if not cfg.torch_compile:
         # A compiled step is timed whole: timing calls inside a compiled region split its graph (dynamo cannot trace
         # time.perf_counter or a CUDA sync) and, under CUDA graphs, force the syncs the graphs exist to avoid.
-        # The batch shapes are read where the collator hands them over, outside any compiled code (every batch, in
-        # order: the loader may collate one ahead of the step, so the timed ones are picked by position below).
-        collate, collated = collator, []
-
-        def collator(features):
-            batch = collate(features)
-            collated.append(list(batch["input_ids"].shape))
-            return batch
-    else:
-        phases.wrap(student, "forward", "student_forward",
-                    on_call=lambda kw: shapes.append(list(kw["input_ids"].shape)))
+        phases.wrap(student, "forward", "student_forward")
         if cache is not None:
             phases.wrap(cache, "features", "teacher_cache_read")
         elif cfg.method != "task":
@@ -227,8 +224,7 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     if distiller.aligner is not None:
         distiller.aligner.__dict__.pop("forward", None)
     timed = after_warmup(timer.times, warmup)
-    if cfg.torch_compile:
-        shapes = collated[len(timer.times) - len(timed):len(timer.times)]
+    shapes = collated[len(timer.times) - len(timed):len(timer.times)]
     step_ms = 1000 * sum(timed) / len(timed)  # phases are means per step, so the remainder is taken from the mean
     peak = round(meter.mib, 1) if meter is not None else None
     return {"times": timer.times, "peak_mib": peak, "cache": cache is not None,

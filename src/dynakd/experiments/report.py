@@ -164,9 +164,9 @@ def build_report(folder: str | Path) -> Path:
     task = get_task(records[0]["task"])
     metric = primary_metric(task)
     rows = summarise(records, metric, tuple(m for m in task.metrics if m != metric))
-    plotted, caption = rows, ""
-    if len({(r["method"], r["align"], r["variant"]) for r in rows}) > MAX_PLOTTED and best_settings(rows):
-        plotted = best_settings(rows)  # beyond the palette's 20 colours the bars and the legend cannot be told apart
+    plotted, caption, best = rows, "", best_settings(rows)
+    if len({(r["method"], r["align"], r["variant"]) for r in rows}) > MAX_PLOTTED and best:
+        plotted = best  # beyond the palette's 20 colours the bars and the legend cannot be told apart
         caption = "The plot shows each method at its best setting (the second table): too many settings for one.\n\n"
     plot_ablation(plotted, folder / "ablation.png", metric)
     copy_alignment_plots(records, folder)
