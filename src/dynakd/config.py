@@ -142,6 +142,9 @@ class DistillConfig:
     task_weight: Schedule = field(default_factory=lambda: Schedule("constant", 1.0, 1.0))
     alpha: Schedule = field(default_factory=lambda: Schedule("constant", 1.0, 1.0))
     beta: Schedule | None = None
+    # A dynamics method (dynamics, full) plus static's token-level hidden-state MSE (through learned projections),
+    # weighted by this schedule and spread over layer pairs by the same plan as the dynamics. None: off.
+    hidden_weight: Schedule | None = None
     staged: float | None = None
     balance: bool = False
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
@@ -347,7 +350,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (cfg.dev_split is None or 0 < cfg.dev_split < 1, f"dev_split must be in (0, 1), got {cfg.dev_split}"),
         (cfg.transfer_samples is None or cfg.transfer_samples >= 0, "transfer_samples must be >= 0"),
     ]
-    for name in ("task_weight", "alpha", "beta"):
+    for name in ("task_weight", "alpha", "beta", "hidden_weight"):
         sched = getattr(cfg, name)
         if sched is not None and (sched.start < 0 or sched.end < 0):
             checks.append((False, f"{name} must be >= 0, got start={sched.start} end={sched.end}"))
@@ -377,6 +380,10 @@ def validate(cfg: DistillConfig) -> DistillConfig:
 def _check_dynamics(cfg: DistillConfig) -> None:
     dyn = cfg.dynamics
     if cfg.terms["feature"] != "dynamics":
+        if cfg.hidden_weight is not None:
+            raise DynaKDError(f"hidden_weight adds a hidden-state term to a dynamics method (full, dynamics); method "
+                              f"'{cfg.method}' " + ("has it already (beta weights it)" if cfg.method == "static"
+                                                    else "has no feature dynamics"))
         return
     if not dyn.components:
         raise DynaKDError("dynamics.components is empty: enable at least one component or use --method kd")

@@ -56,7 +56,9 @@ class Distiller(nn.Module):
         self.feature = cfg.terms["feature"]
         check_compatible(cfg, same_tokenizer, qa)
         self.aligner = build_aligner(cfg.align, student_layers, teacher_layers) if self.feature else None
-        needs_proj = self.feature == "static" or (self.feature == "pkd" and student_width != teacher_width)
+        self.hidden = self.feature == "dynamics" and cfg.hidden_weight is not None  # dynamics + static's term
+        pkd_proj = self.feature == "pkd" and student_width != teacher_width
+        needs_proj = self.feature == "static" or self.hidden or pkd_proj
         self.projections = (
             nn.ModuleList(nn.Linear(student_width, teacher_width) for _ in range(student_layers))
             if needs_proj
@@ -100,17 +102,21 @@ class Distiller(nn.Module):
         """Scheduled weight of each term group at training progress ``progress`` in [0, 1]."""
         cfg = self.cfg
         w = {"task": cfg.task_weight(progress), "logit": cfg.alpha(progress), "feature": cfg.beta_schedule()(progress)}
+        if self.hidden:
+            w["hidden"] = cfg.hidden_weight(progress)
         if cfg.staged is not None:  # stage 1: logit + features; stage 2: task + logit
             stage1 = progress < cfg.staged
             w["task"] = 0.0 if stage1 else w["task"]
-            w["feature"] = w["feature"] if stage1 else 0.0
+            for group in ("feature", "hidden"):
+                if group in w and not stage1:
+                    w[group] = 0.0
         if not cfg.terms["logit"]:
             w["logit"] = 0.0
         return w
 
     @staticmethod
     def group(term: str) -> str:
-        return term if term in ("task", "logit") else "feature"
+        return term if term in ("task", "logit", "hidden") else "feature"
 
     def component_weight(self, term: str) -> float:
         return self.opts.weights.get(term.removeprefix("dyn/"), 1.0) if term.startswith("dyn/") else 1.0
@@ -163,7 +169,12 @@ class Distiller(nn.Module):
             costs = self.dynamics_costs(s, t, perturbed)
             total = sum(self.opts.weights.get(k, 1.0) * c for k, c in costs.items())
             plan = self.aligner(total if self.gathers else distributed.synced_cost(total))
-            return {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}, plan
+            terms = {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
+            if self.hidden:  # the dynamics' plan places it too; pairs the plan leaves out are not computed
+                needed = plan.detach() > 0
+                terms["hidden"] = plan_loss(plan, hidden_mse_costs(s.hidden, t.hidden, mask=s.mask, needed=needed,
+                                                                   projections=self.projections))
+            return terms, plan
         needed = torch.ones_like(self.aligner.running_plan, dtype=torch.bool)
         if hasattr(self.aligner, "fixed"):
             needed = self.aligner.fixed > 0
@@ -256,6 +267,9 @@ def check_compatible(cfg: DistillConfig, same_tokenizer: bool, qa: bool = False)
         raise DynaKDError(
             "method 'static' compares hidden states token by token: teacher and student must share a tokenizer"
         )
+    if feature == "dynamics" and cfg.hidden_weight is not None:
+        raise DynaKDError("hidden_weight compares hidden states token by token: teacher and student must share a "
+                          "tokenizer")
     if feature == "dynamics" and cfg.dynamics.pooling == "tokens":
         raise DynaKDError(
             "dynamics.pooling 'tokens' needs teacher and student to share a tokenizer; use 'mean' or 'cls'"

@@ -119,14 +119,14 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         if self.is_fsdp_enabled and not self._fsdp2 and own_params:
             # FSDP1 checkpoints the optimizer by the model's parameter names; only the FSDP2 path is built and tested
             raise DynaKDError(
-                "FSDP version 1 cannot checkpoint the distiller's own parameters (method 'static' projections, "
-                "align.learned queries); set fsdp_version: 2 in the accelerate config"
+                "FSDP version 1 cannot checkpoint the distiller's own parameters (hidden-state projections of method "
+                "'static' and hidden_weight, align.learned queries); set fsdp_version: 2 in the accelerate config"
             )
         if self.is_deepspeed_enabled and own_params:
             # DeepSpeed optimises only the parameters of the model it wraps (and may build the optimizer itself)
             raise DynaKDError(
-                "DeepSpeed cannot train the distiller's own parameters (method 'static' projections, "
-                "align.learned queries); use a parameter-free method and aligner, or DDP / FSDP"
+                "DeepSpeed cannot train the distiller's own parameters (hidden-state projections of method 'static' "
+                "and hidden_weight, align.learned queries); use a parameter-free method and aligner, or DDP / FSDP"
             )
 
     def create_optimizer(self, model=None):

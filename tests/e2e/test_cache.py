@@ -60,10 +60,12 @@ def test_runs_sharing_a_cache_folder_build_it_once(tiny_teacher, tmp_path, capsy
     assert "building the teacher cache" in capsys.readouterr().out and (cache / "meta.json").is_file()
 
 
-def test_token_level_methods_fall_back_to_the_live_teacher(tiny_teacher, tmp_path, capsys):
+@pytest.mark.parametrize("flags, reason", [(["--method", "static"], "method 'static'"),
+                                           (["--method", "full", "--set", "hidden_weight=1.0"], "hidden_weight")])
+def test_token_level_methods_fall_back_to_the_live_teacher(tiny_teacher, tmp_path, capsys, flags, reason):
     out = tmp_path / "run"
-    assert main(distill_args(tiny_teacher, out, "--method", "static", "--teacher-cache", str(tmp_path / "c"))) == 0
-    assert "teacher cache not used: method 'static'" in capsys.readouterr().out
+    assert main(distill_args(tiny_teacher, out, *flags, "--teacher-cache", str(tmp_path / "c"))) == 0
+    assert f"teacher cache not used: {reason}" in capsys.readouterr().out
     assert train_metrics(out)["train"]["teacher_cache"] is None
 
 

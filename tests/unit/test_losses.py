@@ -18,6 +18,7 @@ from dynakd.losses import (
     hidden_mse_costs,
     logit_kd_loss,
     pkd_costs,
+    plan_loss,
     task_loss,
 )
 from dynakd.losses.dynamics import anchors_from_plan
@@ -260,6 +261,36 @@ def test_staged_schedule_switches_terms():
     for p in (0.5, 0.75, 1.0):
         w = d.weights(p)
         assert w["task"] > 0 and w["feature"] == 0
+
+
+@pytest.mark.parametrize("aligner", ALIGNERS)
+def test_hidden_weight_adds_static_term_under_the_dynamics_plan(aligner):
+    d = distiller({"align": {"name": aligner}, "hidden_weight": {"kind": "linear", "start": 2.0, "end": 0.0}})
+    s, t = features(LS, DS, 0, requires_grad=True), features(LT, DT, 1)
+    out = d(s, t, torch.tensor([0, 1, 2, 1]), progress=0.25)
+    assert set(out.terms) == EXPECTED["full"] | {"hidden"} and out.weights["hidden"] == pytest.approx(1.5)
+    expected = sum(out.weights[Distiller.group(k)] * v for k, v in out.terms.items())
+    torch.testing.assert_close(out.loss, expected)
+    cost = hidden_mse_costs(s.hidden, t.hidden, mask=s.mask, needed=out.plan > 0, projections=d.projections)
+    torch.testing.assert_close(out.terms["hidden"], plan_loss(out.plan, cost))
+    out.loss.backward()
+    for p in d.projections.parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    assert d.weights(0.75)["hidden"] == pytest.approx(0.5)
+    assert build_config({"hidden_weight": 0.5}).hidden_weight(0.9) == 0.5  # a number is a constant weight
+    assert "hidden" not in distiller().weights(0.1) and distiller().projections is None
+
+
+def test_hidden_weight_follows_the_feature_stages_and_needs_a_dynamics_method():
+    d = distiller({"staged": 0.5, "hidden_weight": 1.0})
+    assert d.weights(0.2)["hidden"] == 1.0 and d.weights(0.7)["hidden"] == 0.0
+    for method in ("kd", "static", "pkd", "task"):
+        with pytest.raises(DynaKDError, match="hidden_weight adds a hidden-state term to a dynamics method"):
+            build_config({"method": method, "hidden_weight": 1.0})
+    with pytest.raises(DynaKDError, match="hidden_weight must be >= 0"):
+        build_config({"hidden_weight": -1.0})
+    with pytest.raises(DynaKDError, match="hidden_weight compares hidden states token by token"):
+        distiller({"hidden_weight": 1.0}, same_tokenizer=False)
 
 
 def test_ema_reference_updates_in_train_mode_only():

@@ -218,7 +218,8 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                   "student_layers": result.metrics["model"]["layers"], "seed": cfg.seed, "task": cfg.task,
                   "eval": result.metrics["eval"], "teacher_eval": teacher_metrics["eval"],
                   "model": result.metrics["model"], "train": result.metrics["train"],
-                  "weights": {k: v for k, v in cfg.to_dict().items() if k in ("alpha", "beta")},  # spelt out
+                  "weights": {k: v for k, v in cfg.to_dict().items()  # spelt out
+                              if k in ("alpha", "beta") or (k == "hidden_weight" and v is not None)},
                   "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output)}
         with locked(sweep.output / ".results.lock"), results.open("a") as f:  # shards append whole lines
             f.write(json.dumps(record) + "\n")
