@@ -172,6 +172,8 @@ def test_teacher_and_student_with_different_tokenizers(tiny_teacher, tmp_path, c
     assert json.loads((tmp_path / "full" / "metrics.json").read_text())["model"]["hidden_size"] == 16
     assert main([*args, "--method", "static", "--output", str(tmp_path / "static")]) == 2
     assert "must share a tokenizer" in capsys.readouterr().err
+    assert main([*args, "--set", "hidden_weight=1", "--output", str(tmp_path / "hidden")]) == 2
+    assert "hidden_weight compares hidden states token by token" in capsys.readouterr().err
 
 
 def write_mnli(root: Path) -> Path:

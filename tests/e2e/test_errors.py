@@ -39,6 +39,7 @@ def run_error(capsys, args: list[str]) -> str:
         (["--set", "dynamics.components=[deviation,velocity]"], "unknown 'velocity'"),
         (["--set", "warmup_ratio=1"], "warmup_ratio must be in [0, 1)"),
         (["--set", "dynamics.forms=[]"], "dynamics.forms is empty"),
+        (["--method", "kd", "--set", "hidden_weight=1"], "hidden_weight adds a hidden-state term to a dynamics method"),
         (["--max-seq-length", "4096"], "exceeds the model's limit of 128 tokens"),
         (["--save-steps", "-1"], "save_steps must be >= 0"),
         (["--resume", "--overwrite"], "choose one of resume and overwrite"),
