@@ -289,7 +289,8 @@ def build_config(*layers: dict[str, Any]) -> DistillConfig:
         probe = DistillConfig(method=method)
         for name, default in (("alpha", probe.alpha), ("beta", probe.beta_schedule())):
             part = merged.get(name)
-            if isinstance(part, dict) and not {"kind", "start"} & set(part):  # e.g. {warmup: 0.1}: amend the default
+            # a mapping without 'kind' amends the default: {warmup: 0.1}; --set beta.start=3 (linear from 3 to 0)
+            if isinstance(part, dict) and "kind" not in part:
                 merged[name] = {**dataclasses.asdict(default), **part}
     return validate(_from_dict(DistillConfig, merged))
 

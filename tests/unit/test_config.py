@@ -33,6 +33,8 @@ def test_a_partial_schedule_amends_the_methods_default():
     assert cfg.alpha == Schedule("constant", 1.0, 1.0, warmup=0.1)
     assert cfg.beta_schedule() == Schedule("linear", 10.0, 2.0)
     assert build_config({"beta": {"kind": "cosine", "start": 3.0}}).beta_schedule() == Schedule("cosine", 3.0, 0.0)
+    assert build_config({"beta": {"start": 3.0}}).beta_schedule() == Schedule("linear", 3.0, 0.0)  # like --beta 3
+    assert build_config({"alpha": {"start": 0.5}}).alpha(0.7) == 0.5
 
 
 def test_run_folder_written_before_the_weights_were_spelt_out(tmp_path):
