@@ -62,6 +62,13 @@ def test_grid_expansion_drops_the_logit_weight_where_there_is_no_logit_term(tiny
     assert got == [("dynamics", "-"), ("kd", 0.5), ("kd", 1.0), ("task", "-")]
 
 
+def test_grid_expansion_keeps_the_hidden_state_term_for_dynamics_methods_only(tiny_encoder, tmp_path):
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out"))
+    sweep.grid = [{"method": ["kd", "static", "full"], "hidden_weight": [1.0], "seed": [1]}]
+    assert sorted((c["method"], c.get("hidden_weight", "-")) for c in cells(sweep)) == [
+        ("full", 1.0), ("kd", "-"), ("static", "-")]
+
+
 def test_a_list_of_grids_joins_their_products(tiny_encoder, tmp_path):
     path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     raw = yaml.safe_load(path.read_text())

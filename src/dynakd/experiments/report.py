@@ -21,7 +21,7 @@ from scipy import stats
 from ..data.tasks import get_task
 from ..errors import DynaKDError
 from ..metrics import primary_metric
-from .ablate import cell_key
+from .ablate import LAYER_TERM_OPTIONS, cell_key
 
 
 def load_results(folder: Path) -> list[dict[str, Any]]:
@@ -49,7 +49,7 @@ def group_of(record: dict[str, Any]) -> str:
 def kd_partner(record: dict[str, Any]) -> str:
     """The group of the ``kd`` runs to pair with: same settings except the method and layer-term options."""
     cell = {k: v for k, v in record.get("cell", {}).items()
-            if k != "seed" and not k.startswith(("align", "dynamics", "beta"))}
+            if k != "seed" and not k.startswith(LAYER_TERM_OPTIONS)}
     return cell_key(cell | {"student_layers": record["student_layers"], "method": "kd"})
 
 
