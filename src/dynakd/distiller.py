@@ -56,9 +56,9 @@ class Distiller(nn.Module):
         self.feature = cfg.terms["feature"]
         check_compatible(cfg, same_tokenizer, qa)
         self.aligner = build_aligner(cfg.align, student_layers, teacher_layers) if self.feature else None
-        self.hidden = self.feature == "dynamics" and cfg.hidden_weight is not None  # dynamics + static's term
+        self.hidden_term = self.feature == "dynamics" and cfg.hidden_weight is not None  # dynamics + static's term
         pkd_proj = self.feature == "pkd" and student_width != teacher_width
-        needs_proj = self.feature == "static" or self.hidden or pkd_proj
+        needs_proj = self.feature == "static" or self.hidden_term or pkd_proj
         self.projections = (
             nn.ModuleList(nn.Linear(student_width, teacher_width) for _ in range(student_layers))
             if needs_proj
@@ -102,7 +102,7 @@ class Distiller(nn.Module):
         """Scheduled weight of each term group at training progress ``progress`` in [0, 1]."""
         cfg = self.cfg
         w = {"task": cfg.task_weight(progress), "logit": cfg.alpha(progress), "feature": cfg.beta_schedule()(progress)}
-        if self.hidden:
+        if self.hidden_term:
             w["hidden"] = cfg.hidden_weight(progress)
         if cfg.staged is not None:  # stage 1: logit + features; stage 2: task + logit
             stage1 = progress < cfg.staged
@@ -170,7 +170,7 @@ class Distiller(nn.Module):
             total = sum(self.opts.weights.get(k, 1.0) * c for k, c in costs.items())
             plan = self.aligner(total if self.gathers else distributed.synced_cost(total))
             terms = {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
-            if self.hidden:  # the dynamics' plan places it too; pairs the plan leaves out are not computed
+            if self.hidden_term:  # the dynamics' plan places it too; pairs the plan leaves out are not computed
                 needed = plan.detach() > 0
                 terms["hidden"] = plan_loss(plan, hidden_mse_costs(s.hidden, t.hidden, mask=s.mask, needed=needed,
                                                                    projections=self.projections))

