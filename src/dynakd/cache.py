@@ -43,7 +43,7 @@ def cache_blocker(cfg) -> str | None:
         return "extractive QA distils per-token start/end logits of each window (not cached)"
     if feature == "static":
         return "method 'static' compares token-level hidden states"
-    if feature == "dynamics" and cfg.hidden_weight is not None:
+    if cfg.hidden_weight is not None:  # (validation allows it with a dynamics method only)
         return "hidden_weight compares token-level hidden states"
     if feature == "dynamics" and cfg.dynamics.pooling == "tokens":
         return "dynamics.pooling 'tokens' needs token-level features"

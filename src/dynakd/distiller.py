@@ -105,11 +105,8 @@ class Distiller(nn.Module):
         if self.hidden_term:
             w["hidden"] = cfg.hidden_weight(progress)
         if cfg.staged is not None:  # stage 1: logit + features; stage 2: task + logit
-            stage1 = progress < cfg.staged
-            w["task"] = 0.0 if stage1 else w["task"]
-            for group in ("feature", "hidden"):
-                if group in w and not stage1:
-                    w[group] = 0.0
+            off = ("feature", "hidden") if progress >= cfg.staged else ("task",)
+            w.update({group: 0.0 for group in off if group in w})
         if not cfg.terms["logit"]:
             w["logit"] = 0.0
         return w
@@ -267,7 +264,7 @@ def check_compatible(cfg: DistillConfig, same_tokenizer: bool, qa: bool = False)
         raise DynaKDError(
             "method 'static' compares hidden states token by token: teacher and student must share a tokenizer"
         )
-    if feature == "dynamics" and cfg.hidden_weight is not None:
+    if cfg.hidden_weight is not None:  # (validation allows it with a dynamics method only)
         raise DynaKDError("hidden_weight compares hidden states token by token: teacher and student must share a "
                           "tokenizer")
     if feature == "dynamics" and cfg.dynamics.pooling == "tokens":

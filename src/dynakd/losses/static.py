@@ -7,6 +7,7 @@ Both return a cost matrix ``[Ls, Lt]`` filled where ``needed`` is true, so any a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -18,11 +19,10 @@ Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embeddi
 
 def _fill(needed: torch.Tensor, pair_cost) -> torch.Tensor:
     """Cost matrix whose entry (m, l) is ``pair_cost(m, l)`` where ``needed[m, l]``, else 0."""
-    rows = []
-    for m in range(needed.shape[0]):
-        zero = torch.zeros((), device=needed.device)
-        rows.append(torch.stack([pair_cost(m, ell) if needed[m, ell] else zero for ell in range(needed.shape[1])]))
-    return torch.stack(rows)
+    flags = needed.tolist()  # one transfer to the host, not one device sync per pair
+    zero = torch.zeros((), device=needed.device)
+    return torch.stack([torch.stack([pair_cost(m, ell) if f else zero for ell, f in enumerate(row)])
+                        for m, row in enumerate(flags)])
 
 
 def _project(projections: nn.ModuleList | None, m: int, h: torch.Tensor) -> torch.Tensor:
@@ -39,10 +39,12 @@ def hidden_mse_costs(
 ) -> torch.Tensor:
     """Mean squared error over real tokens between ``W_m h_s[m]`` and ``h_t[l]`` (TinyBERT)."""
     m_tok = mask.to(torch.float32).unsqueeze(-1)  # [B, T, 1]
+    # each layer's features once, however many pairs read them (a projection is a matmul)
+    student_at = functools.cache(lambda m: _project(projections, m, student[m + 1]).float())  # [B, T, d_t]
+    teacher_at = functools.cache(lambda ell: teacher[ell + 1].detach().float())  # [B, T, d_t]
 
     def cost(m: int, ell: int) -> torch.Tensor:
-        hs = _project(projections, m, student[m + 1]).float()  # [B, T, d_t]
-        ht = teacher[ell + 1].detach().float()  # [B, T, d_t]
+        hs, ht = student_at(m), teacher_at(ell)
         return (((hs - ht) ** 2) * m_tok).sum() / (m_tok.sum() * ht.shape[-1]).clamp_min(1.0)
 
     return _fill(needed, cost)
@@ -56,10 +58,11 @@ def pkd_costs(
     projections: nn.ModuleList | None = None,
 ) -> torch.Tensor:
     """Squared distance of L2-normalised first-token vectors, averaged over the batch (Patient KD)."""
+    # each layer's first tokens once, however many pairs read them
+    student_at = functools.cache(lambda m: F.normalize(_project(projections, m, student[m + 1][:, 0]).float(), dim=-1))
+    teacher_at = functools.cache(lambda ell: F.normalize(teacher[ell + 1][:, 0].detach().float(), dim=-1))
 
     def cost(m: int, ell: int) -> torch.Tensor:
-        hs = F.normalize(_project(projections, m, student[m + 1][:, 0]).float(), dim=-1)  # [B, d_t]
-        ht = F.normalize(teacher[ell + 1][:, 0].detach().float(), dim=-1)  # [B, d_t]
-        return ((hs - ht) ** 2).sum(-1).mean()
+        return ((student_at(m) - teacher_at(ell)) ** 2).sum(-1).mean()
 
     return _fill(needed, cost)
