@@ -19,8 +19,6 @@ import yaml
 from .errors import DynaKDError
 from .schedules import Schedule
 
-METHODS = ("task", "kd", "static", "pkd", "dynamics", "full")
-ALIGNERS = ("fixed", "attention", "ot")
 COMPONENTS = ("deviation", "layer_change", "relations", "sensitivity")
 FORMS = ("direction", "magnitude")
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]  # torch.compile
@@ -34,6 +32,8 @@ METHOD_TERMS: dict[str, dict[str, Any]] = {
     "dynamics": {"logit": False, "feature": "dynamics"},
     "full": {"logit": True, "feature": "dynamics"},
 }
+METHODS = tuple(METHOD_TERMS)  # DistillConfig.method's Literal names the same (tests/unit/test_config.py)
+ALIGNERS = ("fixed", "attention", "ot")  # as AlignConfig.name's Literal
 # Starting weight of the feature term when ``beta`` is not given: the terms live on very different scales
 # (hidden-state MSE ~1, normalised first-token MSE ~1e-3, Gram / ratio MSE ~1e-2).
 DEFAULT_BETA0 = {"static": 1.0, "pkd": 100.0, "dynamics": 10.0}
@@ -112,6 +112,7 @@ class DistillConfig:
     epochs: float = 3.0
     max_steps: int = -1
     batch_size: int = 32
+    gradient_accumulation_steps: int = 1  # batches per optimizer step: the effective batch is this x batch_size
     eval_batch_size: int = 64
     lr: float = 5e-5
     weight_decay: float = 0.01
@@ -220,10 +221,12 @@ def _scalar(value: Any, tp: Any, where: str) -> Any:
             return value.lower() in ("true", "yes", "1")
         raise DynaKDError(f"{where}: expected true or false, got {value!r}")
     try:
-        if tp is int and (isinstance(value, bool) or float(value) != int(float(value))):
+        if isinstance(value, bool) and tp in (int, float):  # YAML reads `lr: yes` as True, not as 1.0
+            raise ValueError
+        if tp is int and float(value) != int(float(value)):
             raise ValueError
         return tp(value) if tp is not int else int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float(".inf"))
         raise DynaKDError(f"{where}: expected {tp.__name__}, got {value!r}") from None
 
 
@@ -287,10 +290,17 @@ def build_config(*layers: dict[str, Any]) -> DistillConfig:
     method = merged.get("method", "full")
     if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
         probe = DistillConfig(method=method)
-        for name, default in (("alpha", probe.alpha), ("beta", probe.beta_schedule())):
+        for name, default in (("alpha", probe.alpha), ("beta", probe.beta_schedule()), ("task_weight", Schedule()),
+                              ("hidden_weight", Schedule())):
             part = merged.get(name)
             # a mapping without 'kind' amends the default: {warmup: 0.1}; --set beta.start=3 (linear from 3 to 0)
             if isinstance(part, dict) and "kind" not in part:
+                moves = sorted(set(part) & {"end", "switch"})
+                if default.kind == "constant" and moves:  # else `alpha: {end: 0}` would keep 1 without a word
+                    raise DynaKDError(f"{name}: a constant weight has no {' or '.join(moves)}; give kind: linear, "
+                                      "cosine or step to move it during training")
+                if default.kind == "constant" and "start" in part:
+                    part = {**part, "end": part["start"]}  # one value, recorded as such in the run folder
                 merged[name] = {**dataclasses.asdict(default), **part}
     return validate(_from_dict(DistillConfig, merged))
 
@@ -324,12 +334,22 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     checks = [
         (cfg.temperature > 0, f"temperature must be > 0, got {cfg.temperature}"),
         (cfg.batch_size > 0, f"batch_size must be > 0, got {cfg.batch_size}"),
+        (cfg.gradient_accumulation_steps >= 1,
+         f"gradient_accumulation_steps must be >= 1, got {cfg.gradient_accumulation_steps}"),
         (cfg.lr > 0, f"lr must be > 0, got {cfg.lr}"),
         (cfg.max_seq_length > 1, f"max_seq_length must be > 1, got {cfg.max_seq_length}"),
         (cfg.epochs > 0 or cfg.max_steps > 0, "epochs or max_steps must be > 0"),
         (cfg.align.eps > 0, f"align.eps must be > 0, got {cfg.align.eps}"),
         (cfg.align.tau > 0, f"align.tau must be > 0, got {cfg.align.tau}"),
         (cfg.align.iters > 0, f"align.iters must be > 0, got {cfg.align.iters}"),
+        (0 <= cfg.align.plan_momentum < 1, f"align.plan_momentum must be in [0, 1), got {cfg.align.plan_momentum}"),
+        (cfg.align.order_prior >= 0, f"align.order_prior must be >= 0, got {cfg.align.order_prior}"),
+        # The fixed map's own settings: given with another aligner they would be ignored without a word.
+        (cfg.align.name == "fixed" or (cfg.align.fixed_map == "uniform" and cfg.align.layers is None),
+         f"align.fixed_map and align.layers choose the fixed aligner's map; add --align fixed (the aligner is "
+         f"'{cfg.align.name}')"),
+        (all(w >= 0 for w in cfg.dynamics.weights.values()), f"dynamics.weights must be >= 0, got "
+         f"{cfg.dynamics.weights}"),
         (0 <= cfg.dynamics.ema_momentum < 1, "dynamics.ema_momentum must be in [0, 1)"),
         (cfg.staged is None or 0 < cfg.staged < 1, f"staged must be a fraction in (0, 1), got {cfg.staged}"),
         (cfg.student_layers is None or cfg.student_layers >= 1, "student_layers must be >= 1"),
@@ -355,9 +375,13 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         sched = getattr(cfg, name)
         if sched is not None and (sched.start < 0 or sched.end < 0):
             checks.append((False, f"{name} must be >= 0, got start={sched.start} end={sched.end}"))
+        if sched is not None and not (0 <= sched.warmup < 1 and 0 <= sched.switch <= 1):
+            checks.append((False, f"{name}: warmup must be in [0, 1) and switch in [0, 1] (fractions of training), "
+                                  f"got warmup={sched.warmup} switch={sched.switch}"))
     for ok, message in checks:
         if not ok:
             raise DynaKDError(message)
+    _check_teacher_cache(cfg.teacher_cache)
     if cfg.torch_compile_mode is not None:
         cfg.torch_compile = True  # a compile mode asks for compilation, as in TrainingArguments
     from .data.tasks import get_task
@@ -378,6 +402,19 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     return cfg
 
 
+def _check_teacher_cache(value: str) -> None:
+    """``auto``, ``off`` or a folder; a bare word that reads like a misspelt choice (``of``, ``none``, ``false``) is
+    refused rather than made a cache folder of that name."""
+    if value in ("auto", "off") or "/" in value or Path(value).exists():
+        return
+    word = value.lower()
+    match = "off" if word in ("none", "no", "false", "0", "disable", "disabled") else None
+    match = match or next(iter(difflib.get_close_matches(word, ["auto", "off"], n=1, cutoff=0.6)), None)
+    if match:
+        raise DynaKDError(f"teacher_cache: '{value}' is not auto, off or a folder (did you mean '{match}'? a new "
+                          f"folder of that name would be written as ./{value}/)")
+
+
 def _check_dynamics(cfg: DistillConfig) -> None:
     dyn = cfg.dynamics
     if cfg.terms["feature"] != "dynamics":
@@ -394,6 +431,12 @@ def _check_dynamics(cfg: DistillConfig) -> None:
         raise DynaKDError("dynamics.relation_angle with pooling 'tokens' needs O(B T^3 d) memory; use pooled dynamics")
     if dyn.pooling == "tokens" and dyn.reference != "batch":
         raise DynaKDError("dynamics.reference must be 'batch' with pooling 'tokens' (references are pooled means)")
+    from .data.tasks import get_task
+
+    if dyn.reference == "dataset" and dyn.qa_tokens == "context" and get_task(cfg.task).is_qa:
+        # The pre-pass that takes the dataset mean pools every real token; these deviations pool context tokens.
+        raise DynaKDError("dynamics.reference 'dataset' pools every token, so it does not fit qa_tokens 'context'; "
+                          "use reference 'batch' or 'ema'")
 
 
 def _check_choices(values: list[str], valid: tuple[str, ...], where: str) -> None:

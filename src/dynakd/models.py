@@ -77,7 +77,8 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
 def check_seq_length(max_seq_length: int, tokenizer, model) -> None:
     """Inputs longer than the model's position table fail deep inside the model: refuse them up front."""
     limits = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-    limit = min(x for x in limits if isinstance(x, int) and 0 < x < 10**6) if any(limits) else None
+    known = [x for x in limits if isinstance(x, int) and 0 < x < 10**6]  # tokenizers without a limit say 1e30
+    limit = min(known, default=None)
     if limit is not None and max_seq_length > limit:
         raise DynaKDError(f"max_seq_length {max_seq_length} exceeds the model's limit of {limit} tokens")
 

@@ -51,7 +51,8 @@ def finetune_differences(folder: Path, cfg: DistillConfig) -> list[str]:
 
 
 def check_output(cfg: DistillConfig, command: str) -> Path:
-    """Refuse an output folder that holds a different run (unless ``overwrite``); writes nothing."""
+    """Refuse an output folder that holds a different run, or this run finished (unless ``overwrite``); writes
+    nothing."""
     if not cfg.output:
         raise DynaKDError(f"{command} needs --output DIR")
     out = Path(cfg.output)
@@ -68,6 +69,9 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
             f"{out} already holds a different run (differs in: {', '.join(diff[:5])}); "
             "pass --overwrite to replace it or choose another --output"
         )
+    if (out / "metrics.json").is_file():  # finished: the same command again would delete the model it saved
+        raise DynaKDError(f"{out} already holds this run, finished (metrics.json); pass --overwrite to train it again "
+                          "or choose another --output")
     return out
 
 

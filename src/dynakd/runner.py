@@ -100,10 +100,15 @@ def encode(cfg: DistillConfig, task: TaskSpec, data, tokenizer, teacher_tokenize
     return encoded, evals.get(task.eval_splits[0])
 
 
-def training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
-    """The Trainer's arguments; settings it rejects (e.g. bf16 on a machine without it) become a DynaKDError."""
+def check_precision(cfg: DistillConfig) -> None:
+    """Precision this machine cannot give; checked again before any data or model loads."""
     if cfg.fp16 and _cpu_only():  # accelerate would train in float32 without a word: fp16 autocast needs a GPU
         raise DynaKDError("--fp16 needs a GPU (on CPU it would silently train in float32); use --bf16 on CPU")
+
+
+def training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
+    """The Trainer's arguments; settings it rejects (e.g. bf16 on a machine without it) become a DynaKDError."""
+    check_precision(cfg)
     try:
         return _training_args(cfg, out)
     except (ValueError, ImportError) as e:
@@ -116,6 +121,7 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         per_device_eval_batch_size=cfg.eval_batch_size,
         learning_rate=cfg.lr,
         weight_decay=cfg.weight_decay,
@@ -189,6 +195,7 @@ def distill(cfg: DistillConfig) -> RunResult:
 
 def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
     cfg = validate(cfg)
+    check_precision(cfg)
     if teacher_name:
         check_model_folder(teacher_name)
         check_student_request(cfg, teacher_name)
@@ -359,6 +366,7 @@ def evaluate(cfg: DistillConfig) -> RunResult:
     task, data = load_data(cfg, train=False)
     model = load_task_model(cfg.model, task, new_head_ok=False)
     tokenizer = load_tokenizer(cfg.model)
+    check_seq_length(cfg.max_seq_length, tokenizer, model)
     if not task.is_qa:
         check_labels(type(data)({s: data[s] for s in task.eval_splits}), task.num_labels, task.is_regression)
     out = Path(cfg.output or cfg.model)

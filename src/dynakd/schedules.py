@@ -31,10 +31,10 @@ class Schedule:
 
     def __call__(self, t: float) -> float:
         t = min(max(float(t), 0.0), 1.0)
-        if self.kind == "step":
-            return self.start if t < self.switch else self.end
         if self.warmup > 0 and t < self.warmup:
             return self.start * t / self.warmup
+        if self.kind == "step":
+            return self.start if t < self.switch else self.end
         if self.kind == "constant":
             return self.start
         u = (t - self.warmup) / (1.0 - self.warmup) if self.warmup < 1 else 1.0

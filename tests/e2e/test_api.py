@@ -72,3 +72,14 @@ def test_transfer_rows_join_the_training_set(tiny_teacher, tmp_path):
         assert result.metrics["train"]["steps"] == 4
         assert (result.metrics["train"]["teacher_cache"] is None) == (cache == "off")
         assert math.isfinite(result.metrics["eval"]["loss"])
+
+
+def test_gradient_accumulation(tiny_teacher, tmp_path):
+    """32 rows at batch 8, two batches per optimizer step: one epoch is 2 steps, and every loss term is logged."""
+    cfg = DistillConfig(teacher=str(tiny_teacher), student_layers=2, task="sst2", synthetic=True, method="full",
+                        max_train_samples=32, max_eval_samples=16, epochs=1, batch_size=8,
+                        gradient_accumulation_steps=2, logging_steps=1, progress=False, eval_teacher=False,
+                        output=str(tmp_path / "run"))
+    result = distill(cfg)
+    assert result.metrics["train"]["steps"] == 2
+    assert math.isfinite(result.metrics["eval"]["loss"])

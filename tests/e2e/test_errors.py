@@ -34,6 +34,15 @@ def run_error(capsys, args: list[str]) -> str:
         (["--set", "beta=-1"], "beta must be >= 0"),
         (["--alpha", "-0.5"], "alpha must be >= 0"),
         (["--set", "eval_batch_size=abc"], "eval_batch_size: expected int"),
+        (["--set", "eval_batch_size=.inf"], "eval_batch_size: expected int, got inf"),
+        (["--set", "lr=yes"], "lr: expected float"),
+        (["--set", "alpha.end=0"], "alpha: a constant weight has no end; give kind: linear, cosine or step"),
+        (["--set", "beta.warmup=1.5"], "beta: warmup must be in [0, 1) and switch in [0, 1]"),
+        (["--set", "align.layers=[1,2]"], "align.fixed_map and align.layers choose the fixed aligner's map"),
+        (["--set", "align.plan_momentum=1"], "align.plan_momentum must be in [0, 1)"),
+        (["--teacher-cache", "of"], "teacher_cache: 'of' is not auto, off or a folder (did you mean 'off'?"),
+        (["--set", "teacher_cache=false"], "'False' is not auto, off or a folder (did you mean 'off'?"),
+        (["--set", "dynamics.weights.relations=-1"], "dynamics.weights must be >= 0"),
         (["--student-layers", "9"], "more layers than the teacher's 4"),
         (["--student-layer-ids", "0,7"], "distinct 0-based ids in 0..3"),
         (["--set", "dynamics.components=[deviation,velocity]"], "unknown 'velocity'"),
@@ -115,6 +124,10 @@ def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd"))
     assert "already holds a different run (differs in: beta, method)" in err  # pkd's default beta is not kd's
     assert main(distill_args(tiny_teacher, out, "--method", "pkd", "--overwrite")) == 0
+    model = (out / "model.safetensors").stat().st_mtime_ns
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd"))  # the same run again
+    assert "already holds this run, finished (metrics.json); pass --overwrite to train it again" in err
+    assert (out / "model.safetensors").stat().st_mtime_ns == model  # refused before touching the saved model
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")
@@ -168,6 +181,14 @@ def test_help(command, capsys):
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: dynakd " + command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["--fp16", "--overwrite", "--no-group-by-length", "--transfer-samples=5"])
+def test_evaluate_offers_only_what_it_reads(flag, capsys):
+    """Scoring a model trains nothing: a training switch is an unknown argument, not silently ignored."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", "m", "--task", "sst2", flag])
+    assert exit_info.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
 
 
 def test_csv_needs_both_files(tiny_teacher, tmp_path, capsys):
@@ -285,6 +306,7 @@ def test_missing_or_corrupt_checkpoint_files(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "run"
     args = distill_args(tiny_teacher, out, "--save-steps", "2", "--keep-checkpoints", "--method", "kd")
     assert main(args) == 0
+    (out / "metrics.json").unlink()  # as if stopped after its last checkpoint: finished runs are not resumed
     newest, older = out / "checkpoint-3", out / "checkpoint-2"
     (newest / "optimizer.pt").unlink()
     err = run_error(capsys, args)

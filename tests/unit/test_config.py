@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import yaml
 
 from dynakd.config import AlignConfig, DistillConfig, DynamicsConfig, build_config, load_yaml, parse_override
 from dynakd.errors import DynaKDError
@@ -180,3 +181,35 @@ def test_load_yaml(tmp_path):
 def test_invalid_names_suggest_closest(layer, hint):
     with pytest.raises(DynaKDError, match=f"did you mean '{hint}'"):
         build_config(layer)
+
+
+@pytest.mark.parametrize(
+    "layers, alpha, beta",
+    [
+        ([], Schedule("constant", 0.5, 0.5), Schedule("linear", 3.0, 0.0)),  # the method's defaults, new starts
+        ([{"alpha": {"kind": "linear", "end": 0.0}, "beta": {"kind": "cosine", "start": 1.0, "end": 0.5}}],
+         Schedule("linear", 0.5, 0.0), Schedule("cosine", 3.0, 0.5)),  # the config's schedules, new starts
+        ([{"alpha": 2.0, "beta": 2.0}], Schedule("constant", 0.5, 0.5), Schedule("constant", 3.0, 3.0)),  # constants
+    ],
+)
+def test_alpha_and_beta_flags_set_the_start_of_a_schedule(tmp_path, layers, alpha, beta):
+    from dynakd.cli import _parser
+    from dynakd.cli.options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, config_from_args
+
+    argv = ["distill", "--teacher", "t", "--alpha", "0.5", "--beta", "3"]
+    for i, layer in enumerate(layers):
+        (tmp_path / f"{i}.yaml").write_text(yaml.safe_dump(layer))
+        argv += ["--config", str(tmp_path / f"{i}.yaml")]
+    cfg = config_from_args(_parser().parse_args(argv), [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS])
+    assert (cfg.alpha, cfg.beta) == (alpha, beta)
+
+
+def test_the_choice_lists_match_the_annotations():
+    """A new method or aligner is named once in ``METHOD_TERMS`` / ``ALIGNERS`` and once in the field's Literal."""
+    import typing
+
+    from dynakd.config import ALIGNERS, METHODS, AlignConfig, DistillConfig
+
+    hints = typing.get_type_hints(DistillConfig)
+    assert typing.get_args(hints["method"]) == METHODS
+    assert typing.get_args(typing.get_type_hints(AlignConfig)["name"]) == ALIGNERS

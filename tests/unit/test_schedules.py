@@ -41,6 +41,11 @@ def test_warmup(kind):
         assert s(0.6) == pytest.approx(5.0)  # the decay spans the rest of training
 
 
+def test_warmup_before_a_step():
+    s = Schedule("step", 4.0, 1.0, warmup=0.2, switch=0.5)
+    assert [s(t) for t in (0.0, 0.1, 0.2, 0.49, 0.5, 1.0)] == pytest.approx([0.0, 2.0, 4.0, 4.0, 1.0, 1.0])
+
+
 @pytest.mark.parametrize("switch", [0.3, 0.5, 0.8])
 def test_staged_switch(switch):
     s = Schedule("step", 2.0, 7.0, switch=switch)

@@ -92,3 +92,17 @@ def test_save_and_reload_round_trip(teacher, tmp_path):
 def test_bad_requests_raise(teacher, kwargs):
     with pytest.raises(DynaKDError):
         build_student(teacher, **kwargs)
+
+
+def test_sequence_limit_from_the_model_or_the_tokenizer():
+    """A model without a position table and a tokenizer without a limit (1e30) set no limit; else the smaller one."""
+    from types import SimpleNamespace
+
+    from dynakd.models import check_seq_length
+
+    unlimited = SimpleNamespace(model_max_length=int(1e30))
+    check_seq_length(4096, unlimited, SimpleNamespace(config=SimpleNamespace()))
+    model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=512))
+    with pytest.raises(DynaKDError, match="limit of 256 tokens"):
+        check_seq_length(300, SimpleNamespace(model_max_length=256), model)
+    check_seq_length(512, unlimited, model)

@@ -90,3 +90,14 @@ def test_a_sweep_drops_transfer_rows_from_task_cells():
     sweep = Sweep("s", None, {"max_train_samples": 10}, {}, {"method": ["task", "kd"], "transfer_samples": [5, 10]})
     assert cells(sweep) == [{"method": "task"}, {"method": "kd", "transfer_samples": 5},
                             {"method": "kd", "transfer_samples": 10}]
+
+
+def test_a_transfer_set_in_the_sweep_base_stays_out_of_task_runs(tmp_path):
+    """The teacher and ``task`` cells learn from labelled rows only; the distillation cells keep the transfer set."""
+    from dynakd.experiments.ablate import Sweep, cell_config, teacher_config
+
+    base = {"task": "sst2", "max_train_samples": 10, "transfer_samples": 5}
+    sweep = Sweep("s", tmp_path, base, {}, {"method": ["task", "kd"]})
+    assert teacher_config(sweep, 1).transfer_samples is None
+    assert cell_config(sweep, {"method": "task"}, "t").transfer_samples is None
+    assert cell_config(sweep, {"method": "kd"}, "t").transfer_samples == 5

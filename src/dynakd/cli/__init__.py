@@ -11,9 +11,25 @@ import sys
 from pathlib import Path
 
 from ..errors import DynaKDError
-from .options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, add_common, add_flags, config_from_args
+from .options import (
+    DATA_FLAGS,
+    EVALUATE_SWITCHES,
+    METHOD_FLAGS,
+    RUN_FOLDER_SWITCHES,
+    SWITCHES,
+    TRAIN_FLAGS,
+    add_common,
+    add_flags,
+    config_from_args,
+)
 
 BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode")  # the training flags a bench reads
+# What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out.
+EVALUATE_FLAGS = {
+    **{k: v for k, v in DATA_FLAGS.items() if k not in ("--max-train-samples", "--transfer-samples")},
+    "--output": ("output", str, "folder for metrics.json (default: the model folder, under the key 'evaluate')"),
+    "--seed": TRAIN_FLAGS["--seed"],
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,8 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     add_flags(p, DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS)
 
     p = sub.add_parser("evaluate", help="score a model folder on a task; prints and writes metrics.json")
-    add_common(p, "--model")
-    add_flags(p, DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--output", "--seed")})
+    add_common(p, "--model", EVALUATE_SWITCHES)
+    add_flags(p, EVALUATE_FLAGS)
 
     p = sub.add_parser("ablate", help="run a sweep of distillation runs from a YAML file (resumable), then report")
     p.add_argument("--config", required=True,
@@ -47,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="sweep folder holding results.jsonl")
 
     p = sub.add_parser("bench", help="time training steps of task, kd and full (each aligner), with and without cache")
-    add_common(p, run_folder=False)  # the bench writes one JSON file, no run folder to resume or overwrite
+    add_common(p, switches=SWITCHES.keys() - RUN_FOLDER_SWITCHES)  # one JSON file: no run folder to resume
     p.add_argument("--teacher", default=None, help="teacher folder or hub id (default: the packaged MiniLM-L6)")
     add_flags(p, DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
               {k: METHOD_FLAGS[k] for k in ("--student-layers",)})
@@ -126,7 +142,7 @@ def _run(args: argparse.Namespace) -> None:
         cfg = config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS], **extra)
         result = runner.distill(cfg)
     else:
-        cfg = config_from_args(args, [DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in ("--output", "--seed")}])
+        cfg = config_from_args(args, [EVALUATE_FLAGS])
         result = runner.evaluate(cfg)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics["eval"].items() if _is_score(k, v))
     if os.environ.get("RANK", "0") == "0":  # one report from a multi-process run

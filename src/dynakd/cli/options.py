@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import Any
 
 from ..config import ALIGNERS, METHODS, DistillConfig, build_config, load_yaml, merge_dicts, nest, parse_override
@@ -30,6 +31,8 @@ TRAIN_FLAGS = {
     "--epochs": ("epochs", float, "training epochs (default 3)"),
     "--max-steps": ("max_steps", int, "stop after this many optimizer steps (overrides --epochs)"),
     "--batch-size": ("batch_size", int, "per-device training batch size (default 32)"),
+    "--gradient-accumulation-steps": ("gradient_accumulation_steps", int, "batches per optimizer step (default 1): "
+                                      "the effective batch is N x --batch-size x processes"),
     "--lr": ("lr", float, "peak learning rate (default 5e-5)"),
     "--seed": ("seed", int, "random seed (default 42)"),
     "--max-grad-norm": ("max_grad_norm", float, "clip gradients to this norm (default 1.0; 0 disables)"),
@@ -43,8 +46,8 @@ METHOD_FLAGS = {
     "--method": ("method", str, f"one of {', '.join(METHODS)} (default full)"),
     "--align": ("align.name", str, f"layer aligner: {', '.join(ALIGNERS)} (default ot)"),
     "--temperature": ("temperature", float, "logit-KD temperature T (default 2)"),
-    "--alpha": ("alpha", float, "weight of the logit-KD term (constant; default 1)"),
-    "--beta": ("beta", float, "starting weight of the feature term, decayed linearly to 0"),
+    "--alpha": ("alpha", float, "weight of the logit-KD term (its schedule's start; default: constant 1)"),
+    "--beta": ("beta", float, "weight of the feature term at the start (default: the method's, decayed linearly to 0)"),
     "--teacher-cache": ("teacher_cache", str, "auto (default), off, or a folder for the teacher-output cache"),
     "--student": ("student", str, "student checkpoint (any AutoModel of the task)"),
     "--student-layers": ("student_layers", int, "build the student from K evenly spaced teacher layers"),
@@ -72,9 +75,11 @@ def add_flags(parser: argparse.ArgumentParser, *groups: dict) -> None:
 
 
 RUN_FOLDER_SWITCHES = {"--overwrite", "--resume", "--keep-checkpoints"}
+EVALUATE_SWITCHES = {"--synthetic", "--no-progress"}  # scoring a model neither trains nor writes a run folder
 
 
-def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None, run_folder: bool = True) -> None:
+def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None, switches=SWITCHES) -> None:
+    """--config, --set, the model flag and the ``switches`` (flag names) this command reads."""
     parser.add_argument("--config", help="YAML file of config keys (see the README's option table); flags override it")
     parser.add_argument(
         "--set",
@@ -86,7 +91,7 @@ def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None, r
     if model_flag:
         parser.add_argument(model_flag, dest="model", default=None, help="model checkpoint folder or hub id")
     for flag, (_, _, help_) in SWITCHES.items():
-        if run_folder or flag not in RUN_FOLDER_SWITCHES:
+        if flag in switches:
             parser.add_argument(flag, action="store_true", default=None, help=help_)
 
 
@@ -95,19 +100,20 @@ def config_from_args(
 ) -> DistillConfig:
     """Build the config: ``defaults``, then --config, then --set, then explicit flags, then ``fixed``."""
     yaml_layer = load_yaml(args.config) if args.config else {}
+    overrides = [parse_override(s) for s in args.set]
+    before_flags = functools.reduce(merge_dicts, [defaults or {}, yaml_layer, *overrides], {})
     flags: dict[str, Any] = {}
     for group in groups:
         for flag, (key, _, _) in group.items():
             value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
             if value is None:
                 continue
-            if key == "beta":
-                base = {"kind": "linear", "end": 0.0} if not isinstance(yaml_layer.get("beta"), dict) else {}
-                value = {**base, "start": value}
+            if key in ("alpha", "beta") and not isinstance(before_flags.get(key), (int, float)):
+                value = {"start": value}  # the start of the config's schedule, else of the method's default
             flags = merge_dicts(flags, nest(key, value))
     for flag, (key, value, _) in SWITCHES.items():
         if getattr(args, flag.lstrip("-").replace("-", "_"), None):
             flags[key] = value
     if getattr(args, "model", None):
         flags["model"] = args.model
-    return build_config(defaults or {}, yaml_layer, *[parse_override(s) for s in args.set], flags, fixed)
+    return build_config(defaults or {}, yaml_layer, *overrides, flags, fixed)

@@ -141,8 +141,14 @@ def _slug(key: str) -> str:
     return "".join(c if c.isalnum() or c in "-_=." else "_" for c in key.replace(",", "__"))
 
 
+def _labelled_only(base: dict[str, Any]) -> dict[str, Any]:
+    """The sweep's base without its transfer set: a ``task`` run (a cell or the teacher) has no teacher to label it."""
+    return {k: v for k, v in base.items() if k != "transfer_samples"}
+
+
 def cell_config(sweep: Sweep, cell: dict[str, Any], teacher_dir: str) -> DistillConfig:
-    layers = [sweep.base, {"teacher": teacher_dir, "progress": False, "overwrite": True}]
+    base = _labelled_only(sweep.base) if cell.get("method", sweep.base.get("method")) == "task" else sweep.base
+    layers = [base, {"teacher": teacher_dir, "progress": False, "overwrite": True}]
     layers += [nest(k, v) for k, v in cell.items()]
     layers.append({"output": str(sweep.output / "cells" / _slug(cell_key(cell)))})
     return build_config(*layers)
@@ -156,9 +162,9 @@ def teacher_config(sweep: Sweep, seed: int) -> DistillConfig:
     if model in MODEL_ALIASES:
         model = str(__import__(MODEL_ALIASES[model]).get_model_path())
     model = os.path.expanduser(model)  # e.g. ~/.cache/benchmark-models/all-mpnet-base-v2
-    return build_config(sweep.base, {"method": "task", "progress": False, "overwrite": True, "model": model,
-                                      "transfer_samples": None,  # the teacher learns from the labelled rows
-                                      "seed": seed, "output": str(sweep.output / f"teacher-seed{seed}")}, spec)
+    run = {"method": "task", "progress": False, "overwrite": True, "model": model, "seed": seed,
+           "output": str(sweep.output / f"teacher-seed{seed}")}
+    return build_config(_labelled_only(sweep.base), run, spec)
 
 
 def finished(results: Path) -> set[str]:
