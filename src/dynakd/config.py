@@ -34,6 +34,14 @@ METHOD_TERMS: dict[str, dict[str, Any]] = {
 }
 METHODS = tuple(METHOD_TERMS)  # DistillConfig.method's Literal names the same (tests/unit/test_config.py)
 ALIGNERS = ("fixed", "attention", "ot")  # as AlignConfig.name's Literal
+
+
+def default_aligner(method: str) -> str:
+    """The aligner when none is given: the baselines' fixed map for ``static`` and ``pkd`` (TinyBERT and Patient KD
+    match layers by hand), optimal transport for the dynamics."""
+    return "fixed" if METHOD_TERMS.get(method, {}).get("feature") in ("static", "pkd") else "ot"
+
+
 # Starting weight of the feature term when ``beta`` is not given: the terms live on very different scales
 # (hidden-state MSE ~1, normalised first-token MSE ~1e-3, Gram / ratio MSE ~1e-2).
 DEFAULT_BETA0 = {"static": 1.0, "pkd": 100.0, "dynamics": 10.0}
@@ -63,7 +71,7 @@ class DynamicsConfig:
 class AlignConfig:
     """How student layers are matched to teacher layers (method.md, "Which student layer learns ...")."""
 
-    name: Literal["fixed", "attention", "ot"] = "ot"
+    name: Literal["fixed", "attention", "ot"] | None = None  # None: the method's (``default_aligner``)
     fixed_map: Literal["uniform", "skip", "last", "reversed"] = "uniform"
     layers: list[int] | None = None
     tau: float = 0.1
@@ -150,6 +158,10 @@ class DistillConfig:
     balance: bool = False
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.align, AlignConfig) and self.align.name is None:
+            self.align.name = default_aligner(self.method)
 
     @property
     def terms(self) -> dict[str, Any]:
@@ -387,6 +399,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     from .data.tasks import get_task
 
     task = get_task(cfg.task)  # unknown task names fail here, before any model is loaded
+    cfg.task = task.name  # "SST-2" and "sst2" name one run
     if cfg.dynamics.pooling == "auto":  # token-level structure for QA (answers are token spans), pooled otherwise
         cfg.dynamics.pooling = "tokens" if task.is_qa else "mean"
     if cfg.dev_split is not None:

@@ -30,9 +30,16 @@ def _load_config(name: str):
 
 
 def check_model_folder(name: str) -> None:
-    """A local path must be a model folder; anything else is taken as a hub id."""
-    if Path(name).exists() and not (Path(name) / "config.json").is_file():
-        raise DynaKDError(f"'{name}' is not a model folder (no config.json)")
+    """A local path must be a model folder; a name that can only be a path must exist (else the hub would be asked,
+    with retries, for a folder mistyped); anything else is taken as a hub id (``name`` or ``namespace/name``)."""
+    path = Path(name)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise DynaKDError(f"'{name}' is not a model folder (no config.json)")
+        return
+    in_local_folder = len(path.parts) > 1 and Path(path.parts[0]).is_dir()  # runs/teacher, with ./runs here
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1 or in_local_folder:
+        raise DynaKDError(f"model folder not found: {name}")
 
 
 def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True):
@@ -86,6 +93,9 @@ def check_seq_length(max_seq_length: int, tokenizer, model) -> None:
 def check_student_request(cfg, teacher_name: str) -> None:
     """Check ``--student-layers`` / ``--student-layer-ids`` against the teacher's config, before loading weights."""
     if cfg.student:
+        if cfg.student_layers or cfg.student_layer_ids:  # both would name the student: refuse rather than pick one
+            raise DynaKDError("choose one of --student (a checkpoint) and --student-layers / --student-layer-ids "
+                              "(a student built from the teacher's layers)")
         return
     n = _load_config(teacher_name).num_hidden_layers
     resolve_layer_ids(n, cfg.student_layers, cfg.student_layer_ids)

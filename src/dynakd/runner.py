@@ -193,11 +193,25 @@ def distill(cfg: DistillConfig) -> RunResult:
     return _train(cfg, "distill", teacher_name=cfg.teacher)
 
 
+def hide_library_bars(cfg: DistillConfig) -> None:
+    """``progress: false`` hides the libraries' bars too (tokenising, loading and writing weights), as the CLI does
+    for every run; a Python caller would otherwise still see them."""
+    if not cfg.progress:
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+
+
 def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
     cfg = validate(cfg)
     check_precision(cfg)
+    hide_library_bars(cfg)
+    for name in (teacher_name, cfg.student, cfg.model if command == "finetune" else None):
+        if name:
+            check_model_folder(name)
     if teacher_name:
-        check_model_folder(teacher_name)
         check_student_request(cfg, teacher_name)
     out = check_output(cfg, command)
     resume = resume_point(cfg, out)
@@ -302,6 +316,10 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
         )
     check_seq_length(cfg.max_seq_length, tokenizer, student)
     check_seq_length(cfg.max_seq_length, t_tok, teacher)
+    sizes = [sum(p.numel() for p in m.parameters()) for m in (student, teacher)]
+    if sizes[0] > sizes[1]:  # allowed (e.g. another family), but rarely what distillation is for
+        print(f"note: the student ({sizes[0] / 1e6:.1f}M parameters) is larger than the teacher "
+              f"({sizes[1] / 1e6:.1f}M)", flush=True)
     return student, tokenizer, teacher, None if same_tokenizer(tokenizer, t_tok) else t_tok
 
 
@@ -363,6 +381,7 @@ def evaluate(cfg: DistillConfig) -> RunResult:
     if not cfg.model:
         raise DynaKDError("evaluate needs --model (a model folder)")
     cfg = validate(cfg)
+    hide_library_bars(cfg)
     task, data = load_data(cfg, train=False)
     model = load_task_model(cfg.model, task, new_head_ok=False)
     tokenizer = load_tokenizer(cfg.model)

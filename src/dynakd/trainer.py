@@ -89,6 +89,11 @@ class EvalTrainer(QAEvaluationMixin, Trainer):
         self._move_model_to_device(self.model, self.args.device)  # the Trainer left it in place for the plugin
 
 
+# What the distiller may train besides the student (named in the refusals of FSDP1 and DeepSpeed).
+OWN_PARAMS = ("hidden-state projections of method 'static', of hidden_weight and of 'pkd' between different "
+              "widths; align.learned queries")
+
+
 class DistillationTrainer(QAEvaluationMixin, Trainer):
     # compute_loss returns a per-batch mean, so the Trainer divides it by the accumulation steps.
     loss_is_scaled_for_ga = False
@@ -119,14 +124,14 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         if self.is_fsdp_enabled and not self._fsdp2 and own_params:
             # FSDP1 checkpoints the optimizer by the model's parameter names; only the FSDP2 path is built and tested
             raise DynaKDError(
-                "FSDP version 1 cannot checkpoint the distiller's own parameters (hidden-state projections of method "
-                "'static' and hidden_weight, align.learned queries); set fsdp_version: 2 in the accelerate config"
+                f"FSDP version 1 cannot checkpoint the distiller's own parameters ({OWN_PARAMS}); set fsdp_version: 2 "
+                "in the accelerate config"
             )
         if self.is_deepspeed_enabled and own_params:
             # DeepSpeed optimises only the parameters of the model it wraps (and may build the optimizer itself)
             raise DynaKDError(
-                "DeepSpeed cannot train the distiller's own parameters (hidden-state projections of method 'static' "
-                "and hidden_weight, align.learned queries); use a parameter-free method and aligner, or DDP / FSDP"
+                f"DeepSpeed cannot train the distiller's own parameters ({OWN_PARAMS}); use a parameter-free method "
+                "and aligner, or DDP / FSDP"
             )
 
     def create_optimizer(self, model=None):

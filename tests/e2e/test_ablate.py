@@ -262,3 +262,10 @@ def test_committed_sweeps_run_in_smoke_mode(path, tiny_teacher, tmp_path):
     first = {"sst2": "| accuracy |", "qnli": "| accuracy |", "mrpc": "| f1 | seeds |", "squad": "| f1 | seeds |"}
     assert first[task] in header
     assert task != "squad" or "| exact_match |" in header
+
+
+def test_an_explicit_output_is_the_sweep_folder(tmp_path):
+    """--output names the folder `dynakd report` is then given; only the file's own folder gets smoke/."""
+    path = CONFIGS / "b2-mrpc-cpu.yaml"
+    assert load_sweep(path, smoke=True, output=str(tmp_path / "s")).output == tmp_path / "s"
+    assert load_sweep(path, smoke=True).output == Path("runs/b2-mrpc-cpu/smoke")

@@ -44,7 +44,9 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     assert ops[("task", "-", False)] < ops[("kd", "-", True)] < ops[("kd", "-", False)] < ops[("full", "ot", False)]
     assert ops[("kd", "-", True)] < ops[("full", "ot", True)] < ops[("full", "ot", False)]
     assert next(r for r in rows if r["method"] == "task")["ops_ratio_to_task"] == 1.0
-    assert "ms/step" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "ms/step" in printed and "all 2 repeat(s) pooled, ratios to the student alone (task):" in printed
+    assert "1.00x task" in printed
     phases = {(r["method"], r["align"], r["cache"]): r["phases_ms"] for r in rows}
     assert set(phases[("task", "-", False)]) == {"student_forward", "backward_optimizer_data"}
     assert {"teacher_forward", "feature_terms", "aligner"} <= set(phases[("full", "ot", False)])

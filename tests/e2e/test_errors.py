@@ -87,6 +87,15 @@ def test_labels_outside_model_range(tiny_teacher, tmp_path, capsys):
     assert "predicts 2 labels but task csv has 3" in err
 
 
+def test_glue_dev_file_alone(tiny_teacher, tmp_path, capsys):
+    (tmp_path / "SST-2").mkdir()
+    (tmp_path / "SST-2" / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    err = run_error(capsys, ["distill", "--teacher", str(tiny_teacher), "--student-layers", "2", "--task", "sst2",
+                             "--data-dir", str(tmp_path), "--output", str(tmp_path / "run")])
+    assert err.endswith("train.tsv; with the dev file alone, --dev-split 0.5 trains on half of it and evaluates on "
+                        "the rest")
+
+
 def test_missing_glue_dir(tiny_teacher, tmp_path, capsys):
     err = run_error(
         capsys,
@@ -113,6 +122,19 @@ def test_teacher_not_a_model(tmp_path, capsys):
     assert "not a model folder" in err
 
 
+def test_model_folder_not_found(tiny_teacher, tmp_path, capsys):
+    """A name that can only be a local path is not sent to the hub (which would retry for half a minute)."""
+    err = run_error(capsys, distill_args(tmp_path / "runs" / "nope", tmp_path / "run"))
+    assert err == f"dynakd: error: model folder not found: {tmp_path / 'runs' / 'nope'}"
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--student", "./nope"))
+    assert err == "dynakd: error: model folder not found: ./nope"
+
+
+def test_student_named_twice(tiny_teacher, tmp_path, capsys):
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--student", str(tiny_teacher)))
+    assert "choose one of --student (a checkpoint) and --student-layers / --student-layer-ids" in err
+
+
 def test_teacher_without_a_classification_head(tiny_encoder, tmp_path, capsys):
     err = run_error(capsys, distill_args(tiny_encoder, tmp_path / "run"))
     assert "has no classification head: fine-tune it first with `dynakd finetune`" in err
@@ -122,7 +144,8 @@ def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd"))
-    assert "already holds a different run (differs in: beta, method)" in err  # pkd's default beta is not kd's
+    # pkd's default beta and aligner (the fixed map) are not kd's
+    assert "already holds a different run (differs in: align, beta, method)" in err
     assert main(distill_args(tiny_teacher, out, "--method", "pkd", "--overwrite")) == 0
     model = (out / "model.safetensors").stat().st_mtime_ns
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd"))  # the same run again
@@ -322,3 +345,22 @@ def test_missing_or_corrupt_checkpoint_files(tiny_teacher, tmp_path, capsys):
     state = older / "dynakd_distiller.pt"
     state.write_bytes(state.read_bytes()[:50])
     assert f"checkpoint {older} is corrupt (BadZipFile" in run_error(capsys, args)
+
+
+def test_glue_hub_unreachable(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """The usual first run on an offline machine: no --data-dir, and the hub cannot be reached."""
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    args = [a for a in distill_args(tiny_teacher, tmp_path / "run") if a != "--synthetic"]
+    err = run_error(capsys, args)
+    assert "could not load GLUE sst2 from the Hugging Face hub (ConnectionError: Couldn't reach" in err
+    assert err.endswith("pass --data-dir DIR with the GLUE TSV files")
+
+
+def test_evaluate_checks_the_sequence_limit(tiny_teacher, capsys):
+    err = run_error(capsys, ["evaluate", "--model", str(tiny_teacher), "--synthetic", "--max-seq-length", "4096"])
+    assert "max_seq_length 4096 exceeds the model's limit of 128 tokens" in err

@@ -17,7 +17,7 @@ def test_defaults_build():
     assert isinstance(cfg, DistillConfig)
     assert cfg.method == "full" and cfg.temperature == 2.0
     # pooling "auto" resolves to "mean" for a sentence task (and to "tokens" for extractive QA)
-    assert cfg.align == AlignConfig() and cfg.dynamics == DynamicsConfig(pooling="mean")
+    assert cfg.align == AlignConfig(name="ot") and cfg.dynamics == DynamicsConfig(pooling="mean")
     assert cfg.beta_schedule()(0.0) == 10.0 and cfg.beta_schedule()(1.0) == 0.0
     assert cfg.alpha == Schedule("constant", 1.0, 1.0)
 
@@ -212,4 +212,26 @@ def test_the_choice_lists_match_the_annotations():
 
     hints = typing.get_type_hints(DistillConfig)
     assert typing.get_args(hints["method"]) == METHODS
-    assert typing.get_args(typing.get_type_hints(AlignConfig)["name"]) == ALIGNERS
+    assert typing.get_args(typing.get_args(typing.get_type_hints(AlignConfig)["name"])[0]) == ALIGNERS
+
+
+def test_dataset_reference_and_qa_context_tokens():
+    """The dataset mean pools every token; QA dynamics on context tokens would compare it with other tokens."""
+    context = {"task": "squad", "dynamics": {"reference": "dataset", "qa_tokens": "context", "pooling": "mean"}}
+    with pytest.raises(DynaKDError, match="reference 'dataset' pools every token"):
+        build_config(context)
+    build_config({**context, "task": "sst2"})  # qa_tokens means nothing outside extractive QA
+    build_config({**context, "dynamics": {**context["dynamics"], "reference": "ema"}})
+
+
+@pytest.mark.parametrize("method, aligner", [("static", "fixed"), ("pkd", "fixed"), ("full", "ot"), ("kd", "ot")])
+def test_each_method_has_its_default_aligner(method, aligner):
+    """The TinyBERT and Patient-KD baselines match layers by the fixed map (method.md); the dynamics by OT."""
+    assert build_config({"method": method}).align.name == aligner
+    assert DistillConfig(method=method).align.name == aligner
+    assert build_config({"method": method, "align": {"name": "attention"}}).align.name == "attention"
+
+
+def test_task_aliases_resolve_to_one_name():
+    assert {build_config({"task": t}).task for t in ("SST-2", "sst2", "Sst2")} == {"sst2"}
+    assert build_config({"task": "STS-B"}).task == "stsb"

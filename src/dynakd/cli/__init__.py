@@ -24,6 +24,7 @@ from .options import (
 )
 
 BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode")  # the training flags a bench reads
+FINETUNE_DATA_FLAGS = {k: v for k, v in DATA_FLAGS.items() if k != "--transfer-samples"}  # labelled rows only
 # What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out.
 EVALUATE_FLAGS = {
     **{k: v for k, v in DATA_FLAGS.items() if k not in ("--max-train-samples", "--transfer-samples")},
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("finetune", help="fine-tune a model on a task (the teacher, or a task-only student)")
     add_common(p, "--model")
-    add_flags(p, DATA_FLAGS, TRAIN_FLAGS)
+    add_flags(p, FINETUNE_DATA_FLAGS, TRAIN_FLAGS)
 
     p = sub.add_parser("distill", help="distil a fine-tuned teacher into a smaller student")
     add_common(p)
@@ -135,7 +136,7 @@ def _run(args: argparse.Namespace) -> None:
         print(f"report: {build_report(folder)}")
         return
     if args.command == "finetune":
-        cfg = config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS])
+        cfg = config_from_args(args, [FINETUNE_DATA_FLAGS, TRAIN_FLAGS])
         result = runner.finetune(cfg)
     elif args.command == "distill":
         extra = {"teacher": args.teacher} if args.teacher else {}

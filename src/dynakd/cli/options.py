@@ -44,7 +44,8 @@ TRAIN_FLAGS = {
 }
 METHOD_FLAGS = {
     "--method": ("method", str, f"one of {', '.join(METHODS)} (default full)"),
-    "--align": ("align.name", str, f"layer aligner: {', '.join(ALIGNERS)} (default ot)"),
+    "--align": ("align.name", str, f"layer aligner: {', '.join(ALIGNERS)} (default: fixed for static and pkd, "
+              "ot otherwise)"),
     "--temperature": ("temperature", float, "logit-KD temperature T (default 2)"),
     "--alpha": ("alpha", float, "weight of the logit-KD term (its schedule's start; default: constant 1)"),
     "--beta": ("beta", float, "weight of the feature term at the start (default: the method's, decayed linearly to 0)"),

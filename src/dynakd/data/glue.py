@@ -108,7 +108,10 @@ def read_glue_tsv(task: TaskSpec, path: str) -> TsvSplit:
     Texts are stripped of surrounding whitespace.
     """
     if not os.path.isfile(path):
-        raise DynaKDError(f"GLUE file not found: {path}")
+        folder, name = os.path.split(path)
+        dev_only = name == "train.tsv" and os.path.isfile(os.path.join(folder, "dev.tsv"))  # e.g. QNLI here
+        hint = "; with the dev file alone, --dev-split 0.5 trains on half of it and evaluates on the rest"
+        raise DynaKDError(f"GLUE file not found: {path}{hint if dev_only else ''}")
     fmt = TSV_FORMATS[task.name]
     names = ["text_a", "text_b", "label"] if fmt.text_b else ["text_a", "label"]
     result = TsvSplit({name: [] for name in names})

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from ..config import METHOD_TERMS, DistillConfig, build_config, load_yaml, merge_dicts, nest
+from ..config import METHOD_TERMS, DistillConfig, build_config, default_aligner, load_yaml, merge_dicts, nest
 from ..errors import DynaKDError
 from ..locks import locked
 from ..rundir import finetune_differences
@@ -91,7 +91,8 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     if smoke:  # the teacher's own sizes (e.g. a larger training subset) shrink too
         teacher.update({k: base[k] for k in teacher if k in DEFAULT_SMOKE or k in (raw.get("smoke") or {})})
     name = raw.get("name") or Path(path).stem
-    out = Path(output or raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
+    # --output is the sweep folder as given; the file's own folder gets a smoke/ subfolder for a smoke run
+    out = Path(output) if output else Path(raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
     sweep = Sweep(name, out, base, teacher, grids)
     for cell in cells(sweep):  # validate every cell before running any
         cell_config(sweep, cell, teacher_dir="teacher")
@@ -124,7 +125,7 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
             cell = {k: v for k, v in cell.items() if k not in ("alpha", "temperature")}
         if method == "task":  # no teacher to supervise rows without labels
             cell.pop("transfer_samples", None)
-        aligner = cell.get("align.name", sweep.base.get("align", {}).get("name", "ot"))
+        aligner = cell.get("align.name", sweep.base.get("align", {}).get("name", default_aligner(method)))
         cell = {k: v for k, v in cell.items() if aligner in ALIGNER_OPTIONS.get(k, {aligner})}
         key = cell_key(cell)
         if key not in seen:

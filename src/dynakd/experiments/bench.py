@@ -264,6 +264,11 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         r["ops_ratio_to_task"] = round(r["ops_per_step"] / floor["ops_per_step"], 3) if counted else None
         # ratios compare like with like only when every configuration trained on the same batches in the same order
         r["same_batches_as_task"] = r["batch_shapes"] == floor["batch_shapes"] if floor else None
+    print(f"all {repeats} repeat(s) pooled, ratios to the student alone (task):", flush=True)
+    for r in rows:
+        ratio = f"{r['ratio_to_task']:.2f}x task" if r["ratio_to_task"] is not None else "-"
+        print(f"  {r['method']:>9} {r['align']:>9} {'cache' if r['cache'] else 'live':>5}  {r['median_ms']:8.1f} "
+              f"ms/step  {ratio}  peak +{r['peak_mib']:.0f} MiB", flush=True)
     result = {"rows": rows, "setup": setup_info(base, steps, warmup) | {"repeats": repeats}}
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
 
+import yaml
 from scipy import stats
 
 from ..data.tasks import get_task
@@ -170,7 +171,9 @@ def build_report(folder: str | Path) -> Path:
         caption = "The plot shows each method at its best setting (the second table): too many settings for one.\n\n"
     plot_ablation(plotted, folder / "ablation.png", metric)
     copy_alignment_plots(records, folder)
-    text = markdown(rows, metric, f"Ablation: {folder.name}")
+    spec = folder / "sweep.yaml"  # written by run_sweep: the sweep's name, whatever its folder is called
+    name = (yaml.safe_load(spec.read_text()) or {}).get("name") if spec.is_file() else None
+    text = markdown(rows, metric, f"Ablation: {name or folder.name}")
     text += "\n" + caption + "![ablation](ablation.png)\n"
     (folder / "report.md").write_text(text)
     return folder / "report.md"
