@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -71,7 +72,8 @@ class DynamicsConfig:
 class AlignConfig:
     """How student layers are matched to teacher layers (method.md, "Which student layer learns ...")."""
 
-    name: Literal["fixed", "attention", "ot"] | None = None  # None: the method's (``default_aligner``)
+    # None: the method's aligner (``default_aligner``), resolved by ``validate`` (every entry point validates)
+    name: Literal["fixed", "attention", "ot"] | None = None
     fixed_map: Literal["uniform", "skip", "last", "reversed"] = "uniform"
     layers: list[int] | None = None
     tau: float = 0.1
@@ -158,10 +160,6 @@ class DistillConfig:
     balance: bool = False
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.align, AlignConfig) and self.align.name is None:
-            self.align.name = default_aligner(self.method)
 
     @property
     def terms(self) -> dict[str, Any]:
@@ -342,7 +340,15 @@ def _check_transfer(cfg: DistillConfig, task) -> None:
 def validate(cfg: DistillConfig) -> DistillConfig:
     """Check types, choices, values and combinations before any model or data is loaded; return the config with
     every value in its declared type (a config built in Python may hold e.g. a number where a schedule belongs)."""
-    cfg = _from_dict(DistillConfig, dataclasses.asdict(cfg))
+    cfg = _from_dict(DistillConfig, dataclasses.asdict(cfg))  # new objects: nothing the caller holds changes
+    if cfg.align.name is None:
+        cfg.align.name = default_aligner(cfg.method)
+    for key in ("teacher", "student", "model", "data_dir", "train_file", "validation_file", "output"):
+        value = getattr(cfg, key)
+        if isinstance(value, str) and value.startswith("~"):  # a shell expands ~, a YAML file or --set does not
+            setattr(cfg, key, os.path.expanduser(value))
+    if cfg.teacher_cache == "False":  # YAML reads `teacher_cache: off` (and no, false) as a boolean
+        cfg.teacher_cache = "off"
     checks = [
         (cfg.temperature > 0, f"temperature must be > 0, got {cfg.temperature}"),
         (cfg.batch_size > 0, f"batch_size must be > 0, got {cfg.batch_size}"),
@@ -357,7 +363,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (0 <= cfg.align.plan_momentum < 1, f"align.plan_momentum must be in [0, 1), got {cfg.align.plan_momentum}"),
         (cfg.align.order_prior >= 0, f"align.order_prior must be >= 0, got {cfg.align.order_prior}"),
         # The fixed map's own settings: given with another aligner they would be ignored without a word.
-        (cfg.align.name == "fixed" or (cfg.align.fixed_map == "uniform" and cfg.align.layers is None),
+        (cfg.align.name == "fixed" or cfg.terms["feature"] is None
+         or (cfg.align.fixed_map == "uniform" and cfg.align.layers is None),
          f"align.fixed_map and align.layers choose the fixed aligner's map; add --align fixed (the aligner is "
          f"'{cfg.align.name}')"),
         (all(w >= 0 for w in cfg.dynamics.weights.values()), f"dynamics.weights must be >= 0, got "

@@ -6,6 +6,7 @@ train. Everything a user can get wrong is checked before the first training step
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
@@ -101,7 +102,7 @@ def encode(cfg: DistillConfig, task: TaskSpec, data, tokenizer, teacher_tokenize
 
 
 def check_precision(cfg: DistillConfig) -> None:
-    """Precision this machine cannot give; checked again before any data or model loads."""
+    """Refuse a precision this machine cannot give: first thing in a run, and when a bench builds its arguments."""
     if cfg.fp16 and _cpu_only():  # accelerate would train in float32 without a word: fp16 autocast needs a GPU
         raise DynaKDError("--fp16 needs a GPU (on CPU it would silently train in float32); use --bf16 on CPU")
 
@@ -181,7 +182,8 @@ def finetune(cfg: DistillConfig) -> RunResult:
     if cfg.transfer_samples:
         raise DynaKDError("finetune learns from labels; transfer_samples adds rows without labels, for distill")
     cfg = dataclasses.replace(cfg, method="task")
-    return _train(cfg, "finetune", teacher_name=None)
+    with library_bars(cfg.progress):
+        return _train(cfg, "finetune", teacher_name=None)
 
 
 def distill(cfg: DistillConfig) -> RunResult:
@@ -190,24 +192,34 @@ def distill(cfg: DistillConfig) -> RunResult:
         raise DynaKDError("distill needs --teacher (a fine-tuned checkpoint folder or hub id)")
     if not cfg.student and not cfg.student_layers and not cfg.student_layer_ids:
         raise DynaKDError("distill needs --student M, --student-layers K or --student-layer-ids")
-    return _train(cfg, "distill", teacher_name=cfg.teacher)
+    with library_bars(cfg.progress):
+        return _train(cfg, "distill", teacher_name=cfg.teacher)
 
 
-def hide_library_bars(cfg: DistillConfig) -> None:
-    """``progress: false`` hides the libraries' bars too (tokenising, loading and writing weights), as the CLI does
-    for every run; a Python caller would otherwise still see them."""
-    if not cfg.progress:
-        import datasets
-        import transformers
+@contextlib.contextmanager
+def library_bars(progress: bool):
+    """``progress: false`` hides the libraries' bars too (tokenising, loading and writing weights) during the run,
+    as the CLI does for every run; a Python caller would otherwise still see them. Restored afterwards."""
+    import datasets
+    from transformers.utils import logging as hf_logging
 
+    before = datasets.is_progress_bar_enabled(), hf_logging.is_progress_bar_enabled()
+    if not progress:
         datasets.disable_progress_bars()
-        transformers.utils.logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if before[0]:
+            datasets.enable_progress_bars()
+        if before[1]:
+            hf_logging.enable_progress_bar()
 
 
 def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
     cfg = validate(cfg)
+    teacher_name = cfg.teacher if teacher_name else None  # as validated (a ~ in a YAML path expanded)
     check_precision(cfg)
-    hide_library_bars(cfg)
     for name in (teacher_name, cfg.student, cfg.model if command == "finetune" else None):
         if name:
             check_model_folder(name)
@@ -317,7 +329,7 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     check_seq_length(cfg.max_seq_length, tokenizer, student)
     check_seq_length(cfg.max_seq_length, t_tok, teacher)
     sizes = [sum(p.numel() for p in m.parameters()) for m in (student, teacher)]
-    if sizes[0] > sizes[1]:  # allowed (e.g. another family), but rarely what distillation is for
+    if sizes[0] > sizes[1] and os.environ.get("RANK", "0") == "0":  # allowed, but rarely what distillation is for
         print(f"note: the student ({sizes[0] / 1e6:.1f}M parameters) is larger than the teacher "
               f"({sizes[1] / 1e6:.1f}M)", flush=True)
     return student, tokenizer, teacher, None if same_tokenizer(tokenizer, t_tok) else t_tok
@@ -380,8 +392,11 @@ def evaluate(cfg: DistillConfig) -> RunResult:
     """Score the model folder ``cfg.model`` on ``cfg.task`` and write ``metrics.json`` next to it."""
     if not cfg.model:
         raise DynaKDError("evaluate needs --model (a model folder)")
-    cfg = validate(cfg)
-    hide_library_bars(cfg)
+    with library_bars(cfg.progress):
+        return _evaluate(validate(cfg))
+
+
+def _evaluate(cfg: DistillConfig) -> RunResult:
     task, data = load_data(cfg, train=False)
     model = load_task_model(cfg.model, task, new_head_ok=False)
     tokenizer = load_tokenizer(cfg.model)

@@ -264,8 +264,18 @@ def test_committed_sweeps_run_in_smoke_mode(path, tiny_teacher, tmp_path):
     assert task != "squad" or "| exact_match |" in header
 
 
-def test_an_explicit_output_is_the_sweep_folder(tmp_path):
-    """--output names the folder `dynakd report` is then given; only the file's own folder gets smoke/."""
+def test_a_smoke_run_has_a_folder_of_its_own(tmp_path):
+    """Smoke cells have the real cells' keys: in the real sweep folder they would pass for finished ones."""
     path = CONFIGS / "b2-mrpc-cpu.yaml"
-    assert load_sweep(path, smoke=True, output=str(tmp_path / "s")).output == tmp_path / "s"
+    assert load_sweep(path, smoke=True, output=str(tmp_path / "s")).output == tmp_path / "s" / "smoke"
     assert load_sweep(path, smoke=True).output == Path("runs/b2-mrpc-cpu/smoke")
+    assert load_sweep(path, output=str(tmp_path / "s")).output == tmp_path / "s"
+
+
+def test_report_points_to_a_smoke_run(tmp_path):
+    from dynakd.experiments.report import load_results
+
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "results.jsonl").write_text("")
+    with pytest.raises(DynaKDError, match=f"no results.jsonl in {tmp_path}; a --smoke run's are in {tmp_path}/smoke"):
+        load_results(tmp_path)

@@ -75,7 +75,7 @@ def test_transfer_rows_join_the_training_set(tiny_teacher, tmp_path):
 
 
 def test_gradient_accumulation(tiny_teacher, tmp_path):
-    """32 rows at batch 8, two batches per optimizer step: one epoch is 2 steps, and every loss term is logged."""
+    """32 rows at batch 8, two batches per optimizer step: one epoch is 2 optimizer steps."""
     cfg = DistillConfig(teacher=str(tiny_teacher), student_layers=2, task="sst2", synthetic=True, method="full",
                         max_train_samples=32, max_eval_samples=16, epochs=1, batch_size=8,
                         gradient_accumulation_steps=2, logging_steps=1, progress=False, eval_teacher=False,
@@ -83,3 +83,23 @@ def test_gradient_accumulation(tiny_teacher, tmp_path):
     result = distill(cfg)
     assert result.metrics["train"]["steps"] == 2
     assert math.isfinite(result.metrics["eval"]["loss"])
+
+
+def test_progress_false_hides_the_library_bars_for_the_run_only():
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    from dynakd.runner import library_bars
+
+    before = datasets.is_progress_bar_enabled(), hf_logging.is_progress_bar_enabled()  # the CLI's tests hide them
+    datasets.enable_progress_bars()
+    hf_logging.enable_progress_bar()
+    try:
+        with library_bars(progress=False):
+            assert not datasets.is_progress_bar_enabled() and not hf_logging.is_progress_bar_enabled()
+        assert datasets.is_progress_bar_enabled() and hf_logging.is_progress_bar_enabled()
+    finally:
+        if not before[0]:
+            datasets.disable_progress_bars()
+        if not before[1]:
+            hf_logging.disable_progress_bar()

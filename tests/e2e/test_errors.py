@@ -41,7 +41,7 @@ def run_error(capsys, args: list[str]) -> str:
         (["--set", "align.layers=[1,2]"], "align.fixed_map and align.layers choose the fixed aligner's map"),
         (["--set", "align.plan_momentum=1"], "align.plan_momentum must be in [0, 1)"),
         (["--teacher-cache", "of"], "teacher_cache: 'of' is not auto, off or a folder (did you mean 'off'?"),
-        (["--set", "teacher_cache=false"], "'False' is not auto, off or a folder (did you mean 'off'?"),
+        (["--set", "teacher_cache=none"], "'none' is not auto, off or a folder (did you mean 'off'?"),
         (["--set", "dynamics.weights.relations=-1"], "dynamics.weights must be >= 0"),
         (["--student-layers", "9"], "more layers than the teacher's 4"),
         (["--student-layer-ids", "0,7"], "distinct 0-based ids in 0..3"),
@@ -122,12 +122,24 @@ def test_teacher_not_a_model(tmp_path, capsys):
     assert "not a model folder" in err
 
 
-def test_model_folder_not_found(tiny_teacher, tmp_path, capsys):
+def test_model_folder_not_found(tiny_teacher, tmp_path, capsys, monkeypatch):
     """A name that can only be a local path is not sent to the hub (which would retry for half a minute)."""
     err = run_error(capsys, distill_args(tmp_path / "runs" / "nope", tmp_path / "run"))
     assert err == f"dynakd: error: model folder not found: {tmp_path / 'runs' / 'nope'}"
     err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--student", "./nope"))
     assert err == "dynakd: error: model folder not found: ./nope"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--student", "runs/nope"))
+    assert err == "dynakd: error: model folder not found: runs/nope"  # ./runs exists here: a path, not a hub id
+
+
+def test_hub_ids_are_left_to_the_hub(tmp_path, monkeypatch):
+    from dynakd.models import check_model_folder
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("bert-base-uncased", "sentence-transformers/all-MiniLM-L6-v2"):
+        check_model_folder(name)  # no such folder here, and a hub id's form: not refused
 
 
 def test_student_named_twice(tiny_teacher, tmp_path, capsys):

@@ -7,7 +7,15 @@ import dataclasses
 import pytest
 import yaml
 
-from dynakd.config import AlignConfig, DistillConfig, DynamicsConfig, build_config, load_yaml, parse_override
+from dynakd.config import (
+    AlignConfig,
+    DistillConfig,
+    DynamicsConfig,
+    build_config,
+    load_yaml,
+    parse_override,
+    validate,
+)
 from dynakd.errors import DynaKDError
 from dynakd.schedules import Schedule
 
@@ -228,8 +236,30 @@ def test_dataset_reference_and_qa_context_tokens():
 def test_each_method_has_its_default_aligner(method, aligner):
     """The TinyBERT and Patient-KD baselines match layers by the fixed map (method.md); the dynamics by OT."""
     assert build_config({"method": method}).align.name == aligner
-    assert DistillConfig(method=method).align.name == aligner
+    assert validate(DistillConfig(method=method)).align.name == aligner
     assert build_config({"method": method, "align": {"name": "attention"}}).align.name == "attention"
+
+
+def test_the_default_aligner_is_resolved_on_a_copy():
+    """One AlignConfig shared by configs of several methods is not changed by validating any of them."""
+    shared = AlignConfig(iters=50)
+    static, full = validate(DistillConfig(method="static", align=shared)), validate(DistillConfig(align=shared))
+    assert (static.align.name, full.align.name, shared.name) == ("fixed", "ot", None)
+    assert validate(dataclasses.replace(DistillConfig(), method="pkd")).align.name == "fixed"
+
+
+def test_paths_and_yaml_booleans(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = build_config(yaml.safe_load("teacher: ~/teacher\ndata_dir: ~/glue\nteacher_cache: off\n"))
+    assert (cfg.teacher, cfg.data_dir, cfg.teacher_cache) == (f"{tmp_path}/teacher", f"{tmp_path}/glue", "off")
+
+
+def test_fixed_map_options_in_a_config_shared_with_methods_without_layers():
+    """A kd or task run has no aligner: a shared file's fixed-map settings are not an error there."""
+    for method in ("kd", "task"):
+        build_config({"method": method, "align": {"fixed_map": "skip", "layers": [1, 2]}})
+    with pytest.raises(DynaKDError, match="add --align fixed"):
+        build_config({"method": "full", "align": {"fixed_map": "skip"}})
 
 
 def test_task_aliases_resolve_to_one_name():

@@ -91,8 +91,9 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     if smoke:  # the teacher's own sizes (e.g. a larger training subset) shrink too
         teacher.update({k: base[k] for k in teacher if k in DEFAULT_SMOKE or k in (raw.get("smoke") or {})})
     name = raw.get("name") or Path(path).stem
-    # --output is the sweep folder as given; the file's own folder gets a smoke/ subfolder for a smoke run
-    out = Path(output) if output else Path(raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
+    # a smoke run goes to the sweep folder's smoke/ subfolder (also under --output): its tiny cells have the real
+    # cells' keys, so in the real folder they would pass for finished
+    out = Path(output or raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
     sweep = Sweep(name, out, base, teacher, grids)
     for cell in cells(sweep):  # validate every cell before running any
         cell_config(sweep, cell, teacher_dir="teacher")

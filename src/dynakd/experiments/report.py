@@ -16,7 +16,6 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
 
-import yaml
 from scipy import stats
 
 from ..data.tasks import get_task
@@ -28,7 +27,9 @@ from .ablate import LAYER_TERM_OPTIONS, cell_key
 def load_results(folder: Path) -> list[dict[str, Any]]:
     path = folder / "results.jsonl"
     if not path.is_file():
-        raise DynaKDError(f"no results.jsonl in {folder}: run `dynakd ablate` first")
+        smoke = folder / "smoke" / "results.jsonl"
+        hint = f"; a --smoke run's are in {smoke.parent}" if smoke.is_file() else ": run `dynakd ablate` first"
+        raise DynaKDError(f"no results.jsonl in {folder}{hint}")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -171,9 +172,8 @@ def build_report(folder: str | Path) -> Path:
         caption = "The plot shows each method at its best setting (the second table): too many settings for one.\n\n"
     plot_ablation(plotted, folder / "ablation.png", metric)
     copy_alignment_plots(records, folder)
-    spec = folder / "sweep.yaml"  # written by run_sweep: the sweep's name, whatever its folder is called
-    name = (yaml.safe_load(spec.read_text()) or {}).get("name") if spec.is_file() else None
-    text = markdown(rows, metric, f"Ablation: {name or folder.name}")
+    name = f"{folder.resolve().parent.name} (smoke)" if folder.name == "smoke" else folder.name
+    text = markdown(rows, metric, f"Ablation: {name}")
     text += "\n" + caption + "![ablation](ablation.png)\n"
     (folder / "report.md").write_text(text)
     return folder / "report.md"
