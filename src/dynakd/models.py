@@ -6,6 +6,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
+from . import hub
 from .data.tasks import TaskSpec
 from .errors import DynaKDError
 from .students import build_student, resolve_layer_ids
@@ -40,6 +41,7 @@ def check_model_folder(name: str) -> None:
     in_local_folder = len(path.parts) > 1 and Path(path.parts[0]).is_dir()  # runs/teacher, with ./runs here
     if name.startswith(("/", ".", "~")) or name.count("/") > 1 or in_local_folder:
         raise DynaKDError(f"model folder not found: {name}")
+    hub.offline_unless_reachable()  # a hub id: fail (or read the cache) at once rather than after retries
 
 
 def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True):

@@ -138,8 +138,11 @@ def test_hub_ids_are_left_to_the_hub(tmp_path, monkeypatch):
     from dynakd.models import check_model_folder
 
     monkeypatch.chdir(tmp_path)
+    asked = []
+    monkeypatch.setattr("dynakd.hub.offline_unless_reachable", lambda: asked.append(1))
     for name in ("bert-base-uncased", "sentence-transformers/all-MiniLM-L6-v2"):
         check_model_folder(name)  # no such folder here, and a hub id's form: not refused
+    assert len(asked) == 2  # whether the hub answers is checked (once per process: tests/unit/test_hub.py)
 
 
 def test_student_named_twice(tiny_teacher, tmp_path, capsys):
@@ -367,6 +370,7 @@ def test_glue_hub_unreachable(tiny_teacher, tmp_path, capsys, monkeypatch):
         raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.setattr("dynakd.hub.offline_unless_reachable", lambda: True)  # (tests/unit/test_hub.py)
     args = [a for a in distill_args(tiny_teacher, tmp_path / "run") if a != "--synthetic"]
     err = run_error(capsys, args)
     assert "could not load GLUE sst2 from the Hugging Face hub (ConnectionError: Couldn't reach" in err

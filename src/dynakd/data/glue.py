@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
+from dynakd import hub
 from dynakd.data.tasks import TaskSpec
 from dynakd.errors import DynaKDError
 
@@ -175,6 +176,7 @@ def load_glue_hub(task: TaskSpec, splits: Sequence[str] | None = None) -> Datase
 
     chosen = _check_splits(task, splits)
     try:
+        hub.offline_unless_reachable()
         raw = datasets.load_dataset("nyu-mll/glue", task.name)
     except Exception as exc:  # network, auth and cache errors come in many types; all mean "not available"
         reason = (str(exc).strip().splitlines() or [""])[0]

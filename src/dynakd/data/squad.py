@@ -25,6 +25,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict, Features, Value
 from datasets import Sequence as Seq
 
+from dynakd import hub
 from dynakd.errors import DynaKDError
 from dynakd.features import CONTEXT_MASK
 
@@ -104,6 +105,7 @@ def _load_hub(splits: Sequence[str]) -> DatasetDict:
     import datasets
 
     try:
+        hub.offline_unless_reachable()
         data = datasets.load_dataset("rajpurkar/squad")
     except Exception as e:  # noqa: BLE001 - offline, missing, or a changed hub layout: one message
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -1,0 +1,49 @@
+"""An unreachable hub switches the process to offline mode at once, instead of half a minute of retries per file."""
+
+from __future__ import annotations
+
+import socket
+
+import datasets.config
+import pytest
+from huggingface_hub import constants
+
+from dynakd import hub
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """Online as far as the libraries know, no proxy, and the per-process answer forgotten (before and after)."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    for name in hub.PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    hub.offline_unless_reachable.cache_clear()
+    yield monkeypatch
+    hub.offline_unless_reachable.cache_clear()
+
+
+def refuse(*args, **kwargs):
+    raise OSError("Name or service not known")
+
+
+def test_unreachable_hub_means_offline_mode(fresh, capsys):
+    fresh.setattr(socket, "create_connection", refuse)
+    assert hub.offline_unless_reachable() is True
+    assert constants.HF_HUB_OFFLINE and datasets.config.HF_HUB_OFFLINE
+    assert "huggingface.co cannot be reached; models and datasets come from the local" in capsys.readouterr().out
+
+
+class Reached:
+    def close(self):
+        pass
+
+
+def test_reachable_hub_and_proxies_change_nothing(fresh):
+    fresh.setattr(socket, "create_connection", lambda *args, **kwargs: Reached())
+    assert hub.offline_unless_reachable() is False and not constants.HF_HUB_OFFLINE
+    hub.offline_unless_reachable.cache_clear()
+    fresh.setattr(socket, "create_connection", refuse)  # a direct connection fails, the proxy may still reach it
+    fresh.setenv("HTTPS_PROXY", "http://proxy:3128")
+    assert hub.offline_unless_reachable() is False and not constants.HF_HUB_OFFLINE
