@@ -296,11 +296,21 @@ def _set_dataset_reference(cfg: DistillConfig, distiller, teacher, cache, train_
     distiller.set_dataset_reference(mean)
 
 
+def share_like_the_rest(out: Path) -> None:
+    """Give the weight files the permissions of any new file (the umask's): safetensors writes them through a private
+    temporary file, so they came out readable by their owner alone, unlike the config and tokenizer beside them."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for weights in out.glob("*.safetensors"):
+        weights.chmod(0o666 & ~mask)
+
+
 def _save_run(trainer, tokenizer, out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics, main: bool):
     """The model, tokenizer and metrics (process 0 only); checkpoints go once the run is safely saved."""
     try:
         trainer.save_model(str(out))  # collective under FSDP / DeepSpeed: every process calls it
         if main:
+            share_like_the_rest(out)
             tokenizer.save_pretrained(str(out))
             metrics["model"] = describe_model(trainer.model, out)
             write_metrics(out, command, cfg, task, metrics)

@@ -18,6 +18,9 @@ def test_distill_from_python(tiny_teacher, tmp_path):
     result = distill(cfg)
     assert result.output == tmp_path / "run"
     assert set(result.metrics["eval"]) >= {"accuracy", "loss"}
+    # the saved weights are as readable as the files beside them (safetensors writes them owner-only)
+    run = tmp_path / "run"
+    assert (run / "model.safetensors").stat().st_mode & 0o777 == (run / "config.json").stat().st_mode & 0o777
 
 
 def test_custom_training_loop(tiny_teacher):
