@@ -161,6 +161,10 @@ class DistillConfig:
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
 
+    def resolved_align(self) -> AlignConfig:
+        """``align`` with its aligner named: the given one, else the method's (``default_aligner``)."""
+        return self.align if self.align.name else dataclasses.replace(self.align, name=default_aligner(self.method))
+
     @property
     def terms(self) -> dict[str, Any]:
         return METHOD_TERMS[self.method]
@@ -341,8 +345,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     """Check types, choices, values and combinations before any model or data is loaded; return the config with
     every value in its declared type (a config built in Python may hold e.g. a number where a schedule belongs)."""
     cfg = _from_dict(DistillConfig, dataclasses.asdict(cfg))  # new objects: nothing the caller holds changes
-    if cfg.align.name is None:
-        cfg.align.name = default_aligner(cfg.method)
+    cfg.align = cfg.resolved_align()
     for key in ("teacher", "student", "model", "data_dir", "train_file", "validation_file", "output"):
         value = getattr(cfg, key)
         if isinstance(value, str) and value.startswith("~"):  # a shell expands ~, a YAML file or --set does not

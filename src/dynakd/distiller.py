@@ -6,7 +6,6 @@ needs only ``out = distiller(student_features, teacher_features, labels, progres
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +13,7 @@ from torch import nn
 
 from . import distributed
 from .align import build_aligner
-from .config import DistillConfig, default_aligner
+from .config import DistillConfig
 from .errors import DynaKDError
 from .features import Features
 from .losses import (
@@ -56,8 +55,7 @@ class Distiller(nn.Module):
         self.cfg, self.regression, self.qa = cfg, regression, qa
         self.feature = cfg.terms["feature"]
         check_compatible(cfg, same_tokenizer, qa)
-        align = cfg.align if cfg.align.name else dataclasses.replace(cfg.align, name=default_aligner(cfg.method))
-        self.aligner = build_aligner(align, student_layers, teacher_layers) if self.feature else None
+        self.aligner = build_aligner(cfg.resolved_align(), student_layers, teacher_layers) if self.feature else None
         self.hidden_term = self.feature == "dynamics" and cfg.hidden_weight is not None  # dynamics + static's term
         pkd_proj = self.feature == "pkd" and student_width != teacher_width
         needs_proj = self.feature == "static" or self.hidden_term or pkd_proj

@@ -163,7 +163,6 @@ def teacher_config(sweep: Sweep, seed: int) -> DistillConfig:
     model = spec.pop("model", "minilm")
     if model in MODEL_ALIASES:
         model = str(__import__(MODEL_ALIASES[model]).get_model_path())
-    model = os.path.expanduser(model)  # e.g. ~/.cache/benchmark-models/all-mpnet-base-v2
     run = {"method": "task", "progress": False, "overwrite": True, "model": model, "seed": seed,
            "output": str(sweep.output / f"teacher-seed{seed}")}
     return build_config(_labelled_only(sweep.base), run, spec)

@@ -266,9 +266,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         r["same_batches_as_task"] = r["batch_shapes"] == floor["batch_shapes"] if floor else None
     print(f"all {repeats} repeat(s) pooled, ratios to the student alone (task):", flush=True)
     for r in rows:
-        ratio = f"{r['ratio_to_task']:.2f}x task" if r["ratio_to_task"] is not None else "-"
-        print(f"  {r['method']:>9} {r['align']:>9} {'cache' if r['cache'] else 'live':>5}  {r['median_ms']:8.1f} "
-              f"ms/step  {ratio}  peak +{r['peak_mib']:.0f} MiB", flush=True)
+        print("  " + format_row(r), flush=True)
     result = {"rows": rows, "setup": setup_info(base, steps, warmup) | {"repeats": repeats}}
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -334,8 +332,9 @@ def format_row(r: dict[str, Any]) -> str:
     cache = "cache" if r["cache"] else "live"
     phases = " ".join(f"{k}={v:.1f}" for k, v in r.get("phases_ms", {}).items())
     ops = r.get("ops_per_step") or "-"
+    ratio = f"  {r['ratio_to_task']:.2f}x task" if r.get("ratio_to_task") is not None else ""  # once all ran
     return (f"{r['method']:>9} {r['align']:>9} {cache:>5}  {r['median_ms']:8.1f} ms/step "
-            f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}]  peak +{r['peak_mib']:.0f} MiB  {ops} ops  | {phases}")
+            f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}]{ratio}  peak +{r['peak_mib']:.0f} MiB  {ops} ops  | {phases}")
 
 
 def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
