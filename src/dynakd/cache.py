@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from .distributed import world_size
 from .errors import DynaKDError
-from .features import Features, output_logits, split_inputs
+from .features import CACHED_PREFIX, EXAMPLE_ID, Features, output_logits, split_inputs
 from .locks import locked
 from .losses.dynamics import pool
 
@@ -81,7 +81,7 @@ def default_cache_root() -> Path:
 
 
 class TeacherCache:
-    """Read side: ``features(ids)`` returns the cached teacher ``Features`` of those training rows."""
+    """Read side: ``rows(ids)`` returns the cached teacher outputs of those training rows (``CacheReadingCollator``)."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -98,13 +98,24 @@ class TeacherCache:
         self.poolings = poolings
         return self
 
-    def features(self, ids: torch.Tensor, device) -> Features:
-        idx = np.sort(ids.cpu().numpy())
-        order = torch.as_tensor(np.argsort(np.argsort(ids.cpu().numpy())))  # back to batch order
-        logits = torch.from_numpy(np.ascontiguousarray(self.logits[idx]))[order].to(device)
-        pooled = {p: torch.from_numpy(np.ascontiguousarray(self.pooled[p][idx]))[order].transpose(0, 1).to(device)
-                  for p in self.poolings}  # [L+1, B, d]
-        return Features(logits=logits, hidden=(), mask=None, pooled=pooled)
+    def rows(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The cached outputs of training rows ``ids`` (on the CPU) as batch entries: ``cached_teacher.logits``
+        ``[B, C]`` and ``cached_teacher.<pooling>`` ``[B, L+1, d]``, batch first like every other entry."""
+        ids = np.asarray(ids)
+        idx = np.sort(ids)  # memory-mapped arrays read fastest in file order
+        order = torch.as_tensor(np.argsort(np.argsort(ids)))  # back to batch order
+        arrays = {"logits": self.logits} | {p: self.pooled[p] for p in self.poolings}
+        return {CACHED_PREFIX + name: torch.from_numpy(np.ascontiguousarray(a[idx]))[order]
+                for name, a in arrays.items()}
+
+    def __getstate__(self) -> dict:
+        # DataLoader workers started by spawn (macOS, Windows) receive the collator pickled: reopen the memory maps
+        # there instead of copying the arrays into the pickle.
+        return {"folder": self.folder, "poolings": self.poolings}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["folder"])
+        self.poolings = state["poolings"]
 
     def dataset_mean(self, pooling: str) -> torch.Tensor:
         """Exact training-set mean ``[L+1, d]`` of the pooled teacher features."""
@@ -122,6 +133,35 @@ class TeacherCache:
                     f"teacher cache {self.folder} was made for {what} "
                     f"({self.meta.get(key)} != {value}); delete it or pass --teacher-cache off"
                 )
+
+
+def cached_features(batch: dict[str, torch.Tensor]) -> Features | None:
+    """The teacher's ``Features`` from a batch that ``CacheReadingCollator`` filled, else None."""
+    if CACHED_PREFIX + "logits" not in batch:
+        return None
+    n = len(CACHED_PREFIX)
+    pooled = {k[n:]: v.transpose(0, 1) for k, v in batch.items()
+              if k.startswith(CACHED_PREFIX) and k != CACHED_PREFIX + "logits"}  # [L+1, B, d]
+    return Features(logits=batch[CACHED_PREFIX + "logits"], hidden=(), mask=None, pooled=pooled)
+
+
+class CacheReadingCollator:
+    """Collates a batch, then adds the cached teacher outputs of its training rows (batches without ``example_id``,
+    such as evaluation batches, pass unchanged).
+
+    The read belongs to the data pipeline rather than the training step: it runs where batches are made (in the
+    DataLoader's workers, if any), the tensors are pinned and moved to the device with the rest of the batch, and the
+    step no longer copies the row ids back to the host, a copy that waits for every kernel already queued on a GPU.
+    """
+
+    def __init__(self, collator, cache: TeacherCache):
+        self.collator, self.cache = collator, cache
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        if EXAMPLE_ID in batch:
+            batch.update(self.cache.rows(batch[EXAMPLE_ID]))
+        return batch
 
 
 @torch.no_grad()

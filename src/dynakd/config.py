@@ -124,6 +124,9 @@ class DistillConfig:
     batch_size: int = 32
     gradient_accumulation_steps: int = 1  # batches per optimizer step: the effective batch is this x batch_size
     eval_batch_size: int = 64
+    # DataLoader worker processes (TrainingArguments.dataloader_num_workers): collation and teacher-cache reads run
+    # there, beside the training step. 0: in the training process.
+    dataloader_num_workers: int = 0
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
@@ -382,6 +385,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (cfg.save_steps >= 0, f"save_steps must be >= 0 (0 disables checkpoints), got {cfg.save_steps}"),
         (not (cfg.resume and cfg.overwrite), "choose one of resume and overwrite"),
         (cfg.eval_batch_size > 0, f"eval_batch_size must be > 0, got {cfg.eval_batch_size}"),
+        (cfg.dataloader_num_workers >= 0, f"dataloader_num_workers must be >= 0, got {cfg.dataloader_num_workers}"),
         (cfg.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {cfg.max_grad_norm}"),
         (cfg.max_train_samples is None or cfg.max_train_samples > 0, "max_train_samples must be > 0"),
         (cfg.max_eval_samples is None or cfg.max_eval_samples > 0, "max_eval_samples must be > 0"),

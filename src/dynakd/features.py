@@ -15,6 +15,7 @@ TEACHER_PREFIX = "teacher_"
 EXAMPLE_ID = "example_id"  # row of the training set, the key into the teacher cache
 CONTEXT_MASK = "context_mask"  # extractive QA: 1 on the context tokens of a window
 NON_MODEL_KEYS = ("labels", EXAMPLE_ID, CONTEXT_MASK)
+CACHED_PREFIX = "cached_teacher."  # batch keys of teacher outputs read from the cache by the data pipeline (cache.py)
 # The label of a transfer row (a training row whose label is hidden, so that only the teacher supervises it):
 # PyTorch's cross-entropy ignore index. Regression labels are hidden as NaN.
 HIDDEN_LABEL = -100
@@ -42,7 +43,8 @@ class Features:
 def split_inputs(batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """``(student_inputs, teacher_inputs, labels)``; the teacher reuses the student's inputs if it has none."""
     labels = batch.get("labels")
-    student = {k: v for k, v in batch.items() if not k.startswith(TEACHER_PREFIX) and k not in NON_MODEL_KEYS}
+    student = {k: v for k, v in batch.items()
+               if not k.startswith((TEACHER_PREFIX, CACHED_PREFIX)) and k not in NON_MODEL_KEYS}
     teacher = {k[len(TEACHER_PREFIX) :]: v for k, v in batch.items() if k.startswith(TEACHER_PREFIX)}
     teacher = {k: v for k, v in teacher.items() if k not in NON_MODEL_KEYS}
     return student, teacher or student, labels

@@ -145,6 +145,7 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         label_names=["labels"],
         disable_tqdm=not cfg.progress,
         dataloader_pin_memory=torch.cuda.is_available(),
+        dataloader_num_workers=cfg.dataloader_num_workers,
         use_cpu=_cpu_only(),
     )
 
@@ -386,6 +387,7 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_pin_memory=torch.cuda.is_available(),
+        dataloader_num_workers=cfg.dataloader_num_workers,
         use_cpu=_cpu_only(),
         average_tokens_across_devices=False,  # else the Trainer multiplies a per-example mean loss by the processes
     )

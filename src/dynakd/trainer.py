@@ -25,11 +25,12 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints, speed_metrics
 
 from . import distributed
+from .cache import CacheReadingCollator, cached_features
 from .checkpoints import DISTILLER_OPTIMIZER, STAGING, io_reason, publish, save_distiller_state
 from .data.squad import QAEval, best_spans, gold_answers
 from .distiller import Distiller
 from .errors import DynaKDError
-from .features import CONTEXT_MASK, EXAMPLE_ID, Features, capture, output_logits, perturbed_embeddings, split_inputs
+from .features import CONTEXT_MASK, Features, capture, output_logits, perturbed_embeddings, split_inputs
 from .metrics import squad_metrics
 
 
@@ -110,6 +111,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         super().__init__(*args, **kwargs)
         self.qa_eval = qa_eval
         self.teacher_cache = teacher_cache
+        if teacher_cache is not None:  # training batches then carry the teacher's outputs (cache.py)
+            self.data_collator = CacheReadingCollator(self.data_collator, teacher_cache)
         self.model_accepts_loss_kwargs = False
         self.teacher = teacher
         self.distiller = distiller.to(self.args.device)
@@ -176,10 +179,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self.distiller.train()
         needs_hidden = self.distiller.feature is not None
         student = capture(model, student_inputs, hidden=needs_hidden)
-        teacher = None
-        if self.teacher_cache is not None and EXAMPLE_ID in inputs:
-            teacher = self.teacher_cache.features(inputs[EXAMPLE_ID], self.args.device)
-        elif self.teacher is not None and self.distiller.cfg.method != "task":
+        teacher = cached_features(inputs)
+        if teacher is None and self.teacher is not None and self.distiller.cfg.method != "task":
             self.teacher.eval()
             with torch.no_grad(), self.accelerator.autocast():  # same mixed precision as the student
                 teacher = capture(self.teacher, teacher_inputs, hidden=needs_hidden)

@@ -16,11 +16,13 @@ def train_metrics(out):
 
 
 def test_cache_matches_live_teacher(tiny_teacher, tmp_path):
+    """The cached run reads the cache in a DataLoader worker, as the data pipeline does with workers."""
     live, cached = tmp_path / "live", tmp_path / "cached"
     extra = ["--method", "full", "--set", "dynamics.reference=dataset"]
     assert main(distill_args(tiny_teacher, live, *extra, "--teacher-cache", "off")) == 0
     assert main(distill_args(tiny_teacher, cached, *extra, "--teacher-cache", str(tmp_path / "c"),
-                             "--set", "teacher_cache_dtype=float32")) == 0
+                             "--set", "teacher_cache_dtype=float32", "--dataloader-num-workers", "1")) == 0
+    assert "dataloader_num_workers: 1" in (cached / "dynakd.yaml").read_text()
     a, b = train_metrics(live), train_metrics(cached)
     assert a["train"]["teacher_cache"] is None and b["train"]["teacher_cache"] == str(tmp_path / "c")
     assert b["train"]["loss"] == pytest.approx(a["train"]["loss"], rel=1e-4)

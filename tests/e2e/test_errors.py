@@ -51,6 +51,7 @@ def run_error(capsys, args: list[str]) -> str:
         (["--method", "kd", "--set", "hidden_weight=1"], "hidden_weight adds a hidden-state term to a dynamics method"),
         (["--max-seq-length", "4096"], "exceeds the model's limit of 128 tokens"),
         (["--save-steps", "-1"], "save_steps must be >= 0"),
+        (["--dataloader-num-workers", "-1"], "dataloader_num_workers must be >= 0, got -1"),
         (["--resume", "--overwrite"], "choose one of resume and overwrite"),
         (["--set", "dynamics.gather=maybe"], "dynamics.gather: expected true or false"),
         (["--resume"], "holds no finished checkpoint to resume from"),

@@ -23,13 +23,15 @@ from .options import (
     config_from_args,
 )
 
-BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode")  # the training flags a bench reads
+# the training flags a bench reads
+BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode", "--dataloader-num-workers")
 FINETUNE_DATA_FLAGS = {k: v for k, v in DATA_FLAGS.items() if k != "--transfer-samples"}  # labelled rows only
 # What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out.
 EVALUATE_FLAGS = {
     **{k: v for k, v in DATA_FLAGS.items() if k not in ("--max-train-samples", "--transfer-samples")},
     "--output": ("output", str, "folder for metrics.json (default: the model folder, under the key 'evaluate')"),
     "--seed": TRAIN_FLAGS["--seed"],
+    "--dataloader-num-workers": TRAIN_FLAGS["--dataloader-num-workers"],
 }
 
 

@@ -39,6 +39,8 @@ TRAIN_FLAGS = {
     "--logging-steps": ("logging_steps", int, "log every N steps (default 25)"),
     "--eval-steps": ("eval_steps", int, "evaluate every N steps (default: every epoch)"),
     "--save-steps": ("save_steps", int, "checkpoint every N steps for resuming (default 500; 0 disables)"),
+    "--dataloader-num-workers": ("dataloader_num_workers", int, "worker processes that collate batches and read the "
+                                 "teacher cache (default 0: the training process)"),
     "--torch-compile-mode": ("torch_compile_mode", str, "torch.compile mode, implies --torch-compile: default, "
                              "reduce-overhead (CUDA graphs), max-autotune, max-autotune-no-cudagraphs"),
 }

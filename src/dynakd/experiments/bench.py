@@ -43,19 +43,22 @@ from ..trainer import DistillationTrainer
 
 
 class StepTimer(TrainerCallback):
+    """Wall time of each step, from the end of the one before (the start of training for the first): what a run pays
+    per step, the fetch and collation of its batch included (the Trainer fetches a batch before ``on_step_begin``)."""
+
     def __init__(self):
         self.times: list[float] = []
-        self._start = 0.0
+        self._last = 0.0
 
-    def on_step_begin(self, args, state, control, **kwargs):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self._start = time.perf_counter()
+    def on_train_begin(self, args, state, control, **kwargs):
+        _sync()
+        self._last = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.times.append(time.perf_counter() - self._start)
+        _sync()
+        now = time.perf_counter()
+        self.times.append(now - self._last)
+        self._last = now
 
 
 def _sync() -> None:
@@ -205,7 +208,7 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
         # time.perf_counter or a CUDA sync) and, under CUDA graphs, force the syncs the graphs exist to avoid.
         phases.wrap(student, "forward", "student_forward")
         if cache is not None:
-            phases.wrap(cache, "features", "teacher_cache_read")
+            phases.wrap(cache, "rows", "teacher_cache_read")  # in the collator, as training reads it
         elif cfg.method != "task":
             phases.wrap(teacher, "forward", "teacher_forward")
         if distiller.feature:

@@ -1,0 +1,60 @@
+"""The teacher cache is read by the data pipeline: batches carry the cached outputs of their rows, in batch order."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from dynakd.cache import FORMAT_VERSION, CacheReadingCollator, TeacherCache, cached_features
+from dynakd.features import CACHED_PREFIX, EXAMPLE_ID, split_inputs
+
+ROWS, CLASSES, LAYERS, WIDTH = 10, 3, 3, 4
+
+
+def make_cache(folder) -> TeacherCache:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(folder / "logits.npy", rng.standard_normal((ROWS, CLASSES)).astype(np.float32))
+    for pooling in ("mean", "cls"):
+        np.save(folder / f"{pooling}.npy", rng.standard_normal((ROWS, LAYERS, WIDTH)).astype(np.float16))
+    (folder / "meta.json").write_text(json.dumps({"version": FORMAT_VERSION, "rows": ROWS, "dtype": "float16"}))
+    return TeacherCache(folder).use(("mean",))
+
+
+def collate(features):  # module level, so that spawned workers can unpickle it
+    batch = {"input_ids": torch.tensor([[f["row"] + 1] for f in features])}
+    if EXAMPLE_ID in features[0]:
+        batch[EXAMPLE_ID] = torch.tensor([f[EXAMPLE_ID] for f in features])
+    return batch
+
+
+def test_training_batches_carry_their_rows_cached_outputs(tmp_path):
+    cache = make_cache(tmp_path / "c")
+    ids = [7, 2, 9, 2]  # unsorted, with a repeat
+    batch = CacheReadingCollator(collate, cache)([{"row": i, EXAMPLE_ID: i} for i in ids])
+    assert set(batch) == {"input_ids", EXAMPLE_ID, CACHED_PREFIX + "logits", CACHED_PREFIX + "mean"}
+    assert torch.equal(batch[CACHED_PREFIX + "logits"], torch.from_numpy(cache.logits[ids]))
+    assert torch.equal(batch[CACHED_PREFIX + "mean"], torch.from_numpy(cache.pooled["mean"][ids]))  # batch first
+    teacher = cached_features(batch)
+    assert torch.equal(teacher.pooled_layers("mean"), batch[CACHED_PREFIX + "mean"].transpose(0, 1))  # [L+1, B, d]
+    student, teacher_inputs, _ = split_inputs(batch)
+    assert set(student) == set(teacher_inputs) == {"input_ids"}  # never passed to a model
+
+
+def test_evaluation_batches_pass_unchanged(tmp_path):
+    batch = CacheReadingCollator(collate, make_cache(tmp_path / "c"))([{"row": 1}, {"row": 2}])
+    assert set(batch) == {"input_ids"} and cached_features(batch) is None
+
+
+def test_workers_reopen_the_cache_instead_of_copying_it(tmp_path):
+    cache = make_cache(tmp_path / "c")
+    assert len(pickle.dumps(cache)) < 500  # the folder and poolings, not the arrays
+    rows = [{"row": i, EXAMPLE_ID: i} for i in range(ROWS)]
+    loader = DataLoader(rows, batch_size=4, collate_fn=CacheReadingCollator(collate, cache), num_workers=1,
+                        multiprocessing_context="spawn")  # spawn pickles the collator (fork would share it)
+    read = torch.cat([b[CACHED_PREFIX + "mean"] for b in loader])
+    assert torch.equal(read, torch.from_numpy(np.array(cache.pooled["mean"])))
