@@ -150,6 +150,8 @@ class DistillConfig:
     eval_teacher: bool = True
     teacher_cache: str = "auto"
     teacher_cache_dtype: Literal["float16", "float32"] = "float16"
+    push_to_hub: str | None = None  # a hub repository id: the finished run folder is uploaded there (hub.py)
+    hub_private: bool = False  # create that repository private
     # method
     method: Literal["task", "kd", "static", "pkd", "dynamics", "full"] = "full"
     temperature: float = 2.0

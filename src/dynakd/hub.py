@@ -1,4 +1,4 @@
-"""The Hugging Face hub, reached or not.
+"""The Hugging Face hub, reached or not; and pushing a trained model to it.
 
 Without a network the hub client retries every file for about half a minute before it fails, or before it falls
 back to the local cache. Compute nodes without internet are common, so before the first download DynaKD checks
@@ -11,7 +11,10 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from pathlib import Path
 from urllib.parse import urlparse
+
+from .errors import DynaKDError
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
@@ -46,3 +49,41 @@ def offline_unless_reachable(timeout: float = 3.0) -> bool:
     print(f"note: {url.hostname} cannot be reached; models and datasets come from the local Hugging Face cache only "
           "(as with HF_HUB_OFFLINE=1)", flush=True)
     return True
+
+
+# What a pushed run folder leaves out: resumable checkpoints (kept with --keep-checkpoints), hidden and partial files.
+PUSH_IGNORE = ["checkpoint-*", "checkpoint-*/**", ".*", "*.tmp"]
+
+
+def check_push(repo_id: str) -> None:
+    """Before training: the repository id is well formed, a token is there and the hub answers (a push that can
+    only fail should not wait for the end of a long run)."""
+    from huggingface_hub import get_token
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise DynaKDError(f"--push-to-hub '{repo_id}' is not a hub repository id (name or namespace/name): "
+                          f"{str(e).splitlines()[0]}") from None
+    if get_token() is None:
+        raise DynaKDError("--push-to-hub needs a Hugging Face token: run `hf auth login` or set HF_TOKEN")
+    if offline_unless_reachable():
+        raise DynaKDError("--push-to-hub needs the hub, which cannot be reached from here (or HF_HUB_OFFLINE is "
+                          "set); train without it and upload the folder later with `hf upload`")
+
+
+def push_folder(folder: Path, repo_id: str, *, private: bool, message: str) -> str:
+    """Create ``repo_id`` if needed and upload the run folder to it in one commit; returns the repository's URL."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi()
+    try:
+        url = api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=message, ignore_patterns=PUSH_IGNORE)
+    except (HfHubHTTPError, OSError, ValueError) as e:
+        raise DynaKDError(f"the model is saved in {folder}, but pushing it to {repo_id} failed: "
+                          f"{str(e).splitlines()[0]}; retry with `hf upload {repo_id} {folder}`") from None
+    return str(url)

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from transformers import TrainingArguments, set_seed
 
+from . import hub
 from .cache import live_dataset_mean, prepare_teacher_cache
+from .card import method_label, write_model_card
 from .checkpoints import checkpoint_step, io_reason, load_distiller_state, remove_checkpoints
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, split_dev, subsample, subsample_with_transfer
@@ -226,6 +228,8 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
             check_model_folder(name)
     if teacher_name:
         check_student_request(cfg, teacher_name)
+    if cfg.push_to_hub and os.environ.get("RANK", "0") == "0":  # only process 0 pushes
+        hub.check_push(cfg.push_to_hub)
     out = check_output(cfg, command)
     resume = resume_point(cfg, out)
     check_writable(out)
@@ -283,6 +287,11 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         "resumed_from": resume.name if resume else None,
     }
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
+    if cfg.push_to_hub and main_process:
+        what = f"{method_label(cfg)} from {cfg.teacher}" if command == "distill" else f"from {cfg.model}"
+        url = hub.push_folder(out, cfg.push_to_hub, private=cfg.hub_private,
+                              message=f"dynakd {command} on {task.name}: {what}")
+        print(f"pushed {out} to {url}", flush=True)
     return RunResult(out, metrics)
 
 
@@ -315,6 +324,7 @@ def _save_run(trainer, tokenizer, out: Path, command: str, cfg: DistillConfig, t
             tokenizer.save_pretrained(str(out))
             metrics["model"] = describe_model(trainer.model, out)
             write_metrics(out, command, cfg, task, metrics)
+            write_model_card(out, command, cfg, task, metrics)
     except (OSError, RuntimeError) as e:  # RuntimeError: torch.save's zip writer on a full disk
         raise DynaKDError(f"cannot save the trained model to {out}: {io_reason(e)}") from None
     trainer.accelerator.wait_for_everyone()

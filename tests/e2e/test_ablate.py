@@ -99,6 +99,11 @@ def test_a_grid_that_is_not_a_mapping_is_refused(tiny_encoder, tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(DynaKDError, match="'smoke.grid' must be one mapping"):
         load_sweep(path, smoke=True)
+    raw.pop("smoke")
+    raw["base"]["push_to_hub"] = "me/sweep"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DynaKDError, match="push_to_hub would push every cell to one repository; push the cell you"):
+        load_sweep(path)
 
 
 def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):

@@ -39,6 +39,8 @@ TRAIN_FLAGS = {
     "--logging-steps": ("logging_steps", int, "log every N steps (default 25)"),
     "--eval-steps": ("eval_steps", int, "evaluate every N steps (default: every epoch)"),
     "--save-steps": ("save_steps", int, "checkpoint every N steps for resuming (default 500; 0 disables)"),
+    "--push-to-hub": ("push_to_hub", str, "upload the finished run folder (model, tokenizer, model card, metrics, "
+                      "logs) to this hub repository (name or namespace/name); needs a token (`hf auth login`)"),
     "--dataloader-num-workers": ("dataloader_num_workers", int, "worker processes that collate batches and read the "
                                  "teacher cache (default 0: the training process)"),
     "--torch-compile-mode": ("torch_compile_mode", str, "torch.compile mode, implies --torch-compile: default, "
@@ -62,6 +64,7 @@ SWITCHES = {
     "--resume": ("resume", True, "continue from the newest checkpoint in --output (the default when one exists); "
                  "fail if there is none"),
     "--keep-checkpoints": ("keep_checkpoints", True, "keep the checkpoints after a successful run (default: delete)"),
+    "--hub-private": ("hub_private", True, "with --push-to-hub: create the repository private"),
     "--synthetic": ("synthetic", True, "use the built-in synthetic sentiment corpus instead of real data"),
     "--fp16": ("fp16", True, "mixed precision (fp16)"),
     "--bf16": ("bf16", True, "mixed precision (bf16)"),
@@ -77,7 +80,7 @@ def add_flags(parser: argparse.ArgumentParser, *groups: dict) -> None:
             parser.add_argument(flag, type=tp, default=None, help=help_)
 
 
-RUN_FOLDER_SWITCHES = {"--overwrite", "--resume", "--keep-checkpoints"}
+RUN_FOLDER_SWITCHES = {"--overwrite", "--resume", "--keep-checkpoints", "--hub-private"}
 EVALUATE_SWITCHES = {"--synthetic", "--no-progress"}  # scoring a model neither trains nor writes a run folder
 
 

@@ -73,6 +73,9 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     if unknown:
         raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
     base = dict(raw.get("base") or {})
+    if any(spec.get("push_to_hub") for spec in (base, raw.get("teacher") or {}) if isinstance(spec, dict)):
+        raise DynaKDError(f"{path}: push_to_hub would push every cell to one repository; push the cell you choose "
+                          "with `hf upload REPO CELL_FOLDER`")
     grids = _grids(raw.get("grid"), path)
     if smoke:
         smoke_spec = dict(raw.get("smoke") or {})

@@ -1,0 +1,144 @@
+"""The model card (``README.md``) saved beside every trained model, as transformers' example scripts write one.
+
+The Hub renders it and reads its metadata: where the weights came from (``base_model``), the task, the dataset and,
+when the scores are those of a whole public validation split, the results (``model-index``). The text says how the
+model was made (teacher, method, aligner, data, training settings) and how it scored next to its teacher. Built with
+``huggingface_hub``'s ``ModelCardData`` and ``EvalResult``, which write the metadata in the Hub's format.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .config import DistillConfig
+from .data.tasks import TaskSpec
+
+CARD_NAME = "README.md"
+HUB_DATASETS = {"squad": ("rajpurkar/squad", "plain_text", "SQuAD v1.1")}  # otherwise GLUE: nyu-mll/glue
+SKIPPED_METRICS = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch")
+
+
+def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any]) -> Path:
+    """Write ``out/README.md`` for a finished ``finetune`` or ``distill`` run; returns its path."""
+    scores = _scores(metrics.get("eval", {}), task)
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="question-answering" if task.is_qa else "text-classification",
+        tags=["dynakd", "knowledge-distillation"] if command == "distill" else ["dynakd"],
+        base_model=base_model(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
+        datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task) else None,
+        metrics=list(task.metrics),
+        model_name=out.name,
+        eval_results=_eval_results(scores, task) if _whole_public_split(cfg, task) else None,
+    )
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(out, command, cfg, task, metrics, scores)}")
+    path = out / CARD_NAME
+    card.save(path)
+    return path
+
+
+def base_model(name: str | None) -> str | None:
+    """The hub id the weights started from: ``name`` itself when it is a hub id, else the ``base_model`` of the local
+    folder's own card (a teacher that ``dynakd finetune`` trained from a hub model names it), else None."""
+    if not name:
+        return None
+    folder = Path(name).expanduser()
+    if not folder.exists():
+        return name
+    try:
+        found = ModelCard.load(folder / CARD_NAME).data.base_model
+    except Exception:  # no card or one another tool wrote in another shape: no provenance to pass on
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _public_data(cfg: DistillConfig, task: TaskSpec) -> bool:
+    """Trained on a GLUE task or SQuAD, not on a user's files or the synthetic corpus."""
+    return not (cfg.synthetic or task.is_user_data or cfg.train_file or cfg.validation_file)
+
+
+def _whole_public_split(cfg: DistillConfig, task: TaskSpec) -> bool:
+    """Scores that may be published as the dataset's: its whole validation split, nothing held out of it."""
+    return _public_data(cfg, task) and not (cfg.dev_split or cfg.max_eval_samples or cfg.train_articles)
+
+
+def _hub_dataset(task: TaskSpec) -> tuple[str, str, str]:
+    """``(hub id, config, display name)`` of a public task's dataset."""
+    return HUB_DATASETS.get(task.name, ("nyu-mll/glue", task.name, f"GLUE {task.glue_dir or task.name}"))
+
+
+def _scores(evaluated: dict[str, Any], task: TaskSpec) -> dict[tuple[str, str], float]:
+    """``{(split, metric): value}`` of the task's metrics (MNLI's keys name their split: ``validation_matched_``)."""
+    scores = {}
+    for key, value in evaluated.items():
+        for metric in task.metrics:
+            if key == metric or key.endswith(f"_{metric}"):
+                split = key[: -len(metric) - 1] if key != metric else task.eval_splits[0]
+                scores[(split, metric)] = float(value)
+    return scores
+
+
+def _eval_results(scores: dict[tuple[str, str], float], task: TaskSpec) -> list[EvalResult] | None:
+    hub_id, config, name = _hub_dataset(task)
+    results = [
+        EvalResult(task_type=task_type(task), dataset_type=hub_id, dataset_name=name, dataset_config=config,
+                   dataset_split=split, metric_type=metric, metric_value=round(value, 4))
+        for (split, metric), value in scores.items()
+    ]
+    return results or None
+
+
+def method_label(cfg: DistillConfig) -> str:
+    """``method `full`, layer aligner `ot``` (the aligner only for methods that match layers)."""
+    aligner = f", layer aligner `{cfg.resolved_align().name}`" if cfg.terms["feature"] else ""
+    return f"method `{cfg.method}`{aligner}"
+
+
+def task_type(task: TaskSpec) -> str:
+    return "question-answering" if task.is_qa else "text-classification"
+
+
+def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any],
+          scores: dict[tuple[str, str], float]) -> str:
+    model = metrics.get("model", {})
+    size = f"{model['layers']}-layer, {model['parameters'] / 1e6:.1f}M-parameter " if model else ""
+    data = ("the built-in synthetic sentiment corpus" if cfg.synthetic
+            else f"`{cfg.train_file}`" if cfg.train_file else _hub_dataset(task)[2])
+    if command == "distill":
+        origin = f"a {size}student distilled with DynaKD from the teacher `{cfg.teacher}` on {data}: "
+        origin += f"{method_label(cfg)}."
+        start = f"`{cfg.student}`" if cfg.student else f"{cfg.student_layers or 'chosen'} of the teacher's layers"
+        origin += f" The student started from {start}."
+    else:
+        origin = f"a {size}model fine-tuned with DynaKD from `{cfg.model}` on {data}."
+    lines = [f"# {out.name}", "", f"This is {origin}", "", "## Results", ""]
+    lines += _results_table(metrics, scores, task)
+    lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
+    train = metrics.get("train", {})
+    settings = [("length", f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs:g} epochs"),
+                ("batch size", f"{cfg.batch_size} x {cfg.gradient_accumulation_steps} accumulated x "
+                               f"{train.get('processes', 1)} processes"),
+                ("learning rate", f"{cfg.lr:g}"), ("seed", cfg.seed), ("max sequence length", cfg.max_seq_length)]
+    if command == "distill":
+        settings.append(("logit-KD temperature", f"{cfg.temperature:g}"))
+    lines += [f"| {k} | {v} |" for k, v in settings]
+    lines += ["", f"Every setting is in `dynakd.yaml`; `dynakd {command} --config dynakd.yaml --output NEW_FOLDER` "
+              "trains it again. `metrics.json` holds the scores.", "", "## Use", "", "```python",
+              "from transformers import pipeline", "",
+              f'model = pipeline("{task_type(task)}", model="{cfg.push_to_hub or "path/to/" + out.name}")', "```", ""]
+    return "\n".join(lines)
+
+
+def _results_table(metrics: dict[str, Any], scores: dict[tuple[str, str], float], task: TaskSpec) -> list[str]:
+    if not scores:
+        return ["No scores were recorded."]
+    teacher = _scores(metrics.get("teacher_eval", {}), task)
+    rows = ["| split | metric | this model |" + (" teacher |" if teacher else ""),
+            "|---|---|---|" + ("---|" if teacher else "")]
+    for key, value in scores.items():
+        cells = [*key, f"{value:.4g}"] + ([f"{teacher[key]:.4g}" if key in teacher else ""] if teacher else [])
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows

@@ -1,0 +1,141 @@
+"""The model card (README.md) saved beside every trained model: Hub metadata, provenance, results, how to rerun."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from huggingface_hub import ModelCard
+
+from dynakd.card import write_model_card
+from dynakd.cli import main
+from dynakd.config import build_config
+from dynakd.data.tasks import get_task
+
+from .test_cli import FAST, distill_args
+
+
+def test_a_distilled_model_has_a_card_that_reruns_it(tiny_teacher, tmp_path, capsys):
+    teacher = shutil.copytree(tiny_teacher, tmp_path / "teacher")
+    ModelCard("---\nbase_model: google-bert/bert-base-uncased\n---\n# teacher\n").save(teacher / "README.md")
+    out = tmp_path / "student"
+    assert main(distill_args(teacher, out, "--method", "kd")) == 0
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-classification"
+    assert "knowledge-distillation" in card.data.tags
+    assert card.data.base_model == "google-bert/bert-base-uncased"  # passed on from the teacher's own card
+    assert card.data.datasets is None and card.data.eval_results is None  # the synthetic corpus: nothing to publish
+    assert f"distilled with DynaKD from the teacher `{teacher}`" in card.text and "method `kd`" in card.text
+    assert "| split | metric | this model | teacher |" in card.text and "| validation | accuracy |" in card.text
+    # the card says the run can be trained again from its dynakd.yaml: it can
+    again = tmp_path / "again"
+    assert main(["distill", "--config", str(out / "dynakd.yaml"), "--output", str(again), "--no-progress"]) == 0
+    assert (again / "README.md").is_file()
+
+
+def test_a_finetuned_model_names_its_hub_base(tiny_teacher, tmp_path):
+    out = tmp_path / "ft"
+    assert main(["finetune", "--model", str(tiny_teacher), "--task", "sst2", *FAST, "--output", str(out)]) == 0
+    card = ModelCard.load(out / "README.md")
+    assert card.data.base_model is None  # a local folder without a card: no hub id to name
+    assert "fine-tuned with DynaKD from" in card.text and "knowledge-distillation" not in card.data.tags
+
+
+def scored_card(tmp_path, task: str, evaluated: dict, **cfg) -> ModelCard:
+    config = build_config({"task": task, "teacher": "org/teacher", "student_layers": 2, **cfg})
+    metrics = {"eval": evaluated, "teacher_eval": {k: v + 0.01 for k, v in evaluated.items()},
+               "model": {"layers": 2, "parameters": 4_000_000}, "train": {"processes": 1}}
+    (tmp_path / "out").mkdir(exist_ok=True)
+    return ModelCard.load(write_model_card(tmp_path / "out", "distill", config, get_task(task), metrics))
+
+
+def test_whole_public_validation_splits_become_hub_results(tmp_path):
+    card = scored_card(tmp_path, "mnli", {"loss": 0.5, "validation_matched_accuracy": 0.81,
+                                          "validation_mismatched_accuracy": 0.82})
+    assert card.data.base_model == "org/teacher" and card.data.datasets == ["nyu-mll/glue"]
+    results = {(r.dataset_type, r.dataset_config, r.dataset_split, r.metric_type): r.metric_value
+               for r in card.data.eval_results}
+    assert results == {("nyu-mll/glue", "mnli", "validation_matched", "accuracy"): 0.81,
+                       ("nyu-mll/glue", "mnli", "validation_mismatched", "accuracy"): 0.82}
+    assert "| validation_matched | accuracy | 0.81 | 0.82 |" in card.text
+    squad = scored_card(tmp_path, "squad", {"exact_match": 70.5, "f1": 80.25})
+    assert {(r.dataset_type, r.metric_type, r.metric_value) for r in squad.data.eval_results} == {
+        ("rajpurkar/squad", "exact_match", 70.5), ("rajpurkar/squad", "f1", 80.25)}
+    assert squad.data.pipeline_tag == "question-answering"
+
+
+def test_scores_on_part_of_a_split_are_not_published_as_the_datasets(tmp_path):
+    for held_out in ({"max_eval_samples": 100}, {"dev_split": 0.5}):
+        card = scored_card(tmp_path, "sst2", {"accuracy": 0.9}, **held_out)
+        assert card.data.eval_results is None and card.data.datasets == ["nyu-mll/glue"]
+        assert "| validation | accuracy | 0.9 |" in card.text  # the text still shows them
+
+
+class FakeHub:
+    """Stands in for ``HfApi`` (no network in tests): records what would be created and uploaded."""
+
+    calls: list = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, **kwargs):
+        self.calls.append(("upload_folder", kwargs))
+
+
+@pytest.fixture
+def online(monkeypatch):
+    import huggingface_hub
+
+    from dynakd import hub
+
+    FakeHub.calls = []
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHub)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_test")
+    monkeypatch.setattr(hub, "offline_unless_reachable", lambda: False)
+    return monkeypatch
+
+
+def test_push_to_hub_uploads_the_finished_folder(tiny_teacher, tmp_path, online, capsys):
+    out = tmp_path / "student"
+    assert main(distill_args(tiny_teacher, out, "--method", "kd", "--push-to-hub", "me/student", "--hub-private",
+                             "--keep-checkpoints", "--save-steps", "2")) == 0
+    (create, repo, options), (upload, kwargs) = FakeHub.calls
+    assert (create, repo, options) == ("create_repo", "me/student", {"private": True, "exist_ok": True})
+    assert upload == "upload_folder" and kwargs["repo_id"] == "me/student" and kwargs["folder_path"] == out
+    assert "checkpoint-*" in kwargs["ignore_patterns"] and any(out.glob("checkpoint-*"))  # kept, not pushed
+    assert kwargs["commit_message"] == f"dynakd distill on sst2: method `kd` from {tiny_teacher}"
+    assert f"pushed {out} to https://huggingface.co/me/student" in capsys.readouterr().out
+    assert 'pipeline("text-classification", model="me/student")' in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("repo, token, offline, message", [
+    ("a/b/c", "hf_test", False, "--push-to-hub 'a/b/c' is not a hub repository id (name or namespace/name)"),
+    ("me/student", None, False, "--push-to-hub needs a Hugging Face token: run `hf auth login` or set HF_TOKEN"),
+    ("me/student", "hf_test", True, "--push-to-hub needs the hub, which cannot be reached from here (or "
+                                    "HF_HUB_OFFLINE is set); train without it and upload the folder later"),
+])
+def test_a_push_that_cannot_work_is_refused_before_training(tiny_teacher, tmp_path, online, capsys, repo, token,
+                                                            offline, message):
+    import huggingface_hub
+
+    from dynakd import hub
+
+    online.setattr(huggingface_hub, "get_token", lambda: token)
+    online.setattr(hub, "offline_unless_reachable", lambda: offline)
+    out = tmp_path / "student"
+    assert main(distill_args(tiny_teacher, out, "--push-to-hub", repo)) == 2
+    assert message in capsys.readouterr().err and not out.exists() and not FakeHub.calls
+
+
+def test_a_failed_push_keeps_the_model_and_says_how_to_retry(tiny_teacher, tmp_path, online, capsys):
+    def refuse(self, **kwargs):  # the hub client's HTTP errors are OSErrors too
+        raise ConnectionResetError("Connection reset by peer")
+
+    online.setattr(FakeHub, "upload_folder", refuse)
+    out = tmp_path / "student"
+    assert main(distill_args(tiny_teacher, out, "--method", "kd", "--push-to-hub", "me/student")) == 2
+    assert (f"the model is saved in {out}, but pushing it to me/student failed: Connection reset by peer; retry with "
+            f"`hf upload me/student {out}`") in capsys.readouterr().err
+    assert (out / "model.safetensors").is_file()
