@@ -94,7 +94,7 @@ class TeacherCache:
         self.poolings: tuple[str, ...] = POOLINGS
 
     def use(self, poolings: tuple[str, ...]) -> TeacherCache:
-        """Read only these poolings in ``features`` (the ones the run's losses use)."""
+        """Read only these poolings in ``rows`` (the ones the run's losses use)."""
         self.poolings = poolings
         return self
 

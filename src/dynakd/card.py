@@ -3,7 +3,9 @@
 The Hub renders it and reads its metadata: where the weights came from (``base_model``), the task, the dataset and,
 when the scores are those of a whole public validation split, the results (``model-index``). The text says how the
 model was made (teacher, method, aligner, data, training settings) and how it scored next to its teacher. Built with
-``huggingface_hub``'s ``ModelCardData`` and ``EvalResult``, which write the metadata in the Hub's format.
+``huggingface_hub``'s ``ModelCardData`` and ``EvalResult``, which write the metadata in the Hub's format. Not the
+Trainer's ``create_model_card``: its card describes one model fine-tuned on one dataset and has no place for the
+teacher, the method or the teacher's scores.
 """
 
 from __future__ import annotations
@@ -18,21 +20,22 @@ from .data.tasks import TaskSpec
 
 CARD_NAME = "README.md"
 HUB_DATASETS = {"squad": ("rajpurkar/squad", "plain_text", "SQuAD v1.1")}  # otherwise GLUE: nyu-mll/glue
-SKIPPED_METRICS = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch")
+HUB_METRICS = {"pearson": "pearsonr"}  # the Hub's metric ids where DynaKD's names differ
 
 
 def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any]) -> Path:
     """Write ``out/README.md`` for a finished ``finetune`` or ``distill`` run; returns its path."""
-    scores = _scores(metrics.get("eval", {}), task)
+    scores = _scores(metrics.get("eval", {}), task, cfg)
+    results = _eval_results(scores, task) if _whole_public_split(cfg, task) else None
     data = ModelCardData(
         library_name="transformers",
         pipeline_tag="question-answering" if task.is_qa else "text-classification",
         tags=["dynakd", "knowledge-distillation"] if command == "distill" else ["dynakd"],
         base_model=base_model(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
         datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task) else None,
-        metrics=list(task.metrics),
-        model_name=out.name,
-        eval_results=_eval_results(scores, task) if _whole_public_split(cfg, task) else None,
+        metrics=[HUB_METRICS.get(m, m) for m in task.metrics],
+        model_name=(cfg.push_to_hub or out.name).split("/")[-1] if results else None,  # names the results
+        eval_results=results,
     )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(out, command, cfg, task, metrics, scores)}")
     path = out / CARD_NAME
@@ -55,6 +58,15 @@ def base_model(name: str | None) -> str | None:
     return found if isinstance(found, str) else None
 
 
+def model_ref(name: str) -> str:
+    """A model as the card names it: a hub id as it is; a local folder by its name (the card may be published, the
+    machine's paths are not), with the hub model it was fine-tuned from when its own card says."""
+    if not Path(name).expanduser().exists():
+        return f"`{name}`"
+    base = base_model(name)
+    return f"`{Path(name).name}` (a local folder{f', fine-tuned from `{base}`' if base else ''})"
+
+
 def _public_data(cfg: DistillConfig, task: TaskSpec) -> bool:
     """Trained on a GLUE task or SQuAD, not on a user's files or the synthetic corpus."""
     return not (cfg.synthetic or task.is_user_data or cfg.train_file or cfg.validation_file)
@@ -70,13 +82,15 @@ def _hub_dataset(task: TaskSpec) -> tuple[str, str, str]:
     return HUB_DATASETS.get(task.name, ("nyu-mll/glue", task.name, f"GLUE {task.glue_dir or task.name}"))
 
 
-def _scores(evaluated: dict[str, Any], task: TaskSpec) -> dict[tuple[str, str], float]:
+def _scores(evaluated: dict[str, Any], task: TaskSpec, cfg: DistillConfig) -> dict[tuple[str, str], float]:
     """``{(split, metric): value}`` of the task's metrics (MNLI's keys name their split: ``validation_matched_``)."""
     scores = {}
     for key, value in evaluated.items():
         for metric in task.metrics:
             if key == metric or key.endswith(f"_{metric}"):
                 split = key[: -len(metric) - 1] if key != metric else task.eval_splits[0]
+                if cfg.dev_split:  # the rest of the split the model trained on part of
+                    split = f"{split} ({1 - cfg.dev_split:.0%} held out)"
                 scores[(split, metric)] = float(value)
     return scores
 
@@ -85,7 +99,7 @@ def _eval_results(scores: dict[tuple[str, str], float], task: TaskSpec) -> list[
     hub_id, config, name = _hub_dataset(task)
     results = [
         EvalResult(task_type=task_type(task), dataset_type=hub_id, dataset_name=name, dataset_config=config,
-                   dataset_split=split, metric_type=metric, metric_value=round(value, 4))
+                   dataset_split=split, metric_type=HUB_METRICS.get(metric, metric), metric_value=round(value, 4))
         for (split, metric), value in scores.items()
     ]
     return results or None
@@ -106,36 +120,42 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     model = metrics.get("model", {})
     size = f"{model['layers']}-layer, {model['parameters'] / 1e6:.1f}M-parameter " if model else ""
     data = ("the built-in synthetic sentiment corpus" if cfg.synthetic
-            else f"`{cfg.train_file}`" if cfg.train_file else _hub_dataset(task)[2])
+            else f"`{Path(cfg.train_file).name}`" if cfg.train_file
+            else f"{cfg.dev_split:.0%} of the {_hub_dataset(task)[2]} validation split" if cfg.dev_split
+            else _hub_dataset(task)[2])
     if command == "distill":
-        origin = f"a {size}student distilled with DynaKD from the teacher `{cfg.teacher}` on {data}: "
+        origin = f"a {size}student distilled with DynaKD from the teacher {model_ref(cfg.teacher)} on {data}: "
         origin += f"{method_label(cfg)}."
-        start = f"`{cfg.student}`" if cfg.student else f"{cfg.student_layers or 'chosen'} of the teacher's layers"
+        start = (model_ref(cfg.student) if cfg.student
+                 else f"teacher layers {', '.join(map(str, cfg.student_layer_ids))} (0-based)" if cfg.student_layer_ids
+                 else f"{cfg.student_layers} evenly spaced teacher layers")
         origin += f" The student started from {start}."
     else:
-        origin = f"a {size}model fine-tuned with DynaKD from `{cfg.model}` on {data}."
+        origin = f"a {size}model fine-tuned with DynaKD from {model_ref(cfg.model)} on {data}."
     lines = [f"# {out.name}", "", f"This is {origin}", "", "## Results", ""]
-    lines += _results_table(metrics, scores, task)
+    lines += _results_table(metrics, scores, task, cfg)
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
     train = metrics.get("train", {})
     settings = [("length", f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs:g} epochs"),
                 ("batch size", f"{cfg.batch_size} x {cfg.gradient_accumulation_steps} accumulated x "
                                f"{train.get('processes', 1)} processes"),
                 ("learning rate", f"{cfg.lr:g}"), ("seed", cfg.seed), ("max sequence length", cfg.max_seq_length)]
-    if command == "distill":
+    if command == "distill" and cfg.terms["logit"]:
         settings.append(("logit-KD temperature", f"{cfg.temperature:g}"))
     lines += [f"| {k} | {v} |" for k, v in settings]
-    lines += ["", f"Every setting is in `dynakd.yaml`; `dynakd {command} --config dynakd.yaml --output NEW_FOLDER` "
-              "trains it again. `metrics.json` holds the scores.", "", "## Use", "", "```python",
+    lines += ["", f"Every setting is in `dynakd.yaml`: `dynakd {command} --config dynakd.yaml --output NEW_FOLDER`, "
+              "started where the run was (relative paths in it are relative to that folder), trains it again. "
+              "`metrics.json` holds the scores.", "", "## Use", "", "```python",
               "from transformers import pipeline", "",
               f'model = pipeline("{task_type(task)}", model="{cfg.push_to_hub or "path/to/" + out.name}")', "```", ""]
     return "\n".join(lines)
 
 
-def _results_table(metrics: dict[str, Any], scores: dict[tuple[str, str], float], task: TaskSpec) -> list[str]:
+def _results_table(metrics: dict[str, Any], scores: dict[tuple[str, str], float], task: TaskSpec,
+                   cfg: DistillConfig) -> list[str]:
     if not scores:
         return ["No scores were recorded."]
-    teacher = _scores(metrics.get("teacher_eval", {}), task)
+    teacher = _scores(metrics.get("teacher_eval", {}), task, cfg)
     rows = ["| split | metric | this model |" + (" teacher |" if teacher else ""),
             "|---|---|---|" + ("---|" if teacher else "")]
     for key, value in scores.items():

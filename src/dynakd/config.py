@@ -388,6 +388,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (not (cfg.resume and cfg.overwrite), "choose one of resume and overwrite"),
         (cfg.eval_batch_size > 0, f"eval_batch_size must be > 0, got {cfg.eval_batch_size}"),
         (cfg.dataloader_num_workers >= 0, f"dataloader_num_workers must be >= 0, got {cfg.dataloader_num_workers}"),
+        (cfg.push_to_hub or not cfg.hub_private, "hub_private creates the --push-to-hub repository private; it needs "
+         "--push-to-hub REPO"),
         (cfg.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {cfg.max_grad_norm}"),
         (cfg.max_train_samples is None or cfg.max_train_samples > 0, "max_train_samples must be > 0"),
         (cfg.max_eval_samples is None or cfg.max_eval_samples > 0, "max_eval_samples must be > 0"),

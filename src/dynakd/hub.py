@@ -56,8 +56,9 @@ PUSH_IGNORE = ["checkpoint-*", "checkpoint-*/**", ".*", "*.tmp"]
 
 
 def check_push(repo_id: str) -> None:
-    """Before training: the repository id is well formed, a token is there and the hub answers (a push that can
-    only fail should not wait for the end of a long run)."""
+    """Before training: the repository id is well formed, a token is there, the hub answers and accepts the token
+    (a push that can only fail should not wait for the end of a long run). Write access to the namespace is
+    learnt only at the upload."""
     from huggingface_hub import get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -72,18 +73,28 @@ def check_push(repo_id: str) -> None:
     if offline_unless_reachable():
         raise DynaKDError("--push-to-hub needs the hub, which cannot be reached from here (or HF_HUB_OFFLINE is "
                           "set); train without it and upload the folder later with `hf upload`")
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().whoami()
+    except Exception as e:  # noqa: BLE001 - an invalid token (401) or a failing connection: no push would work
+        raise DynaKDError(f"--push-to-hub: the hub refused the token ({str(e).splitlines()[0]}); run `hf auth "
+                          "login` again or set HF_TOKEN") from None
 
 
 def push_folder(folder: Path, repo_id: str, *, private: bool, message: str) -> str:
-    """Create ``repo_id`` if needed and upload the run folder to it in one commit; returns the repository's URL."""
+    """Create ``repo_id`` if needed and upload the run folder to it in one commit; returns the repository's URL.
+
+    Not the Trainer's ``push_to_hub``: that pushes the Trainer's output folder (checkpoints' parent) with its own
+    card, at save time; a DynaKD run is published once, finished, with its own card (``card.py``)."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi()
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=message, ignore_patterns=PUSH_IGNORE)
-    except (HfHubHTTPError, OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - HTTP, connection (httpx) or file errors alike: the model is saved
+        # and the run's one-line error must say so, never a traceback after hours of training
         raise DynaKDError(f"the model is saved in {folder}, but pushing it to {repo_id} failed: "
                           f"{str(e).splitlines()[0]}; retry with `hf upload {repo_id} {folder}`") from None
     return str(url)

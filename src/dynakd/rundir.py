@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -109,7 +110,8 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
         remove_partial(out)
-        save_config(cfg, out / CONFIG_NAME)
+        # pushing is something this run does once, not a setting: a run started again from dynakd.yaml does not push
+        save_config(dataclasses.replace(cfg, push_to_hub=None, hub_private=False), out / CONFIG_NAME)
     except OSError as e:
         raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None
     return out

@@ -147,6 +147,12 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         label_names=["labels"],
         disable_tqdm=not cfg.progress,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # batches (and the teacher-cache rows in them) go to the GPU from pinned memory without waiting for the
+        # kernels already queued there
+        accelerator_config={"non_blocking": torch.cuda.is_available()},
+        # DistillationTrainer stops on a non-finite loss before its backward pass (_check_finite); the Trainer's own
+        # filter would test the same loss again after it, one more wait for the GPU per step
+        logging_nan_inf_filter=False,
         dataloader_num_workers=cfg.dataloader_num_workers,
         use_cpu=_cpu_only(),
     )

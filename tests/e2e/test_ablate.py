@@ -100,10 +100,13 @@ def test_a_grid_that_is_not_a_mapping_is_refused(tiny_encoder, tmp_path):
     with pytest.raises(DynaKDError, match="'smoke.grid' must be one mapping"):
         load_sweep(path, smoke=True)
     raw.pop("smoke")
-    raw["base"]["push_to_hub"] = "me/sweep"
-    path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(DynaKDError, match="push_to_hub would push every cell to one repository; push the cell you"):
-        load_sweep(path)
+    for part, change in (("base", {"base": {**raw["base"], "push_to_hub": "me/sweep"}}),
+                         ("teacher", {"teacher": {**raw["teacher"], "push_to_hub": "me/sweep"}}),
+                         ("grid", {"grid": {**raw["grid"], "push_to_hub": ["me/sweep"]}}),
+                         ("smoke", {"smoke": {"push_to_hub": "me/sweep"}})):
+        path.write_text(yaml.safe_dump({**raw, **change}))
+        with pytest.raises(DynaKDError, match="sweep tiny: push_to_hub would push every cell to one repository; push"):
+            load_sweep(path, smoke=part == "smoke")
 
 
 def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):

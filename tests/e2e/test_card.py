@@ -25,12 +25,15 @@ def test_a_distilled_model_has_a_card_that_reruns_it(tiny_teacher, tmp_path, cap
     assert "knowledge-distillation" in card.data.tags
     assert card.data.base_model == "google-bert/bert-base-uncased"  # passed on from the teacher's own card
     assert card.data.datasets is None and card.data.eval_results is None  # the synthetic corpus: nothing to publish
-    assert f"distilled with DynaKD from the teacher `{teacher}`" in card.text and "method `kd`" in card.text
+    assert ("distilled with DynaKD from the teacher `teacher` (a local folder, fine-tuned from "
+            "`google-bert/bert-base-uncased`)") in card.text and "method `kd`" in card.text
+    assert str(tmp_path) not in card.text  # the machine's paths stay off a card that may be published
     assert "| split | metric | this model | teacher |" in card.text and "| validation | accuracy |" in card.text
     # the card says the run can be trained again from its dynakd.yaml: it can
     again = tmp_path / "again"
     assert main(["distill", "--config", str(out / "dynakd.yaml"), "--output", str(again), "--no-progress"]) == 0
     assert (again / "README.md").is_file()
+    assert "started from 2 evenly spaced teacher layers" in card.text and "logit-KD temperature" in card.text
 
 
 def test_a_finetuned_model_names_its_hub_base(tiny_teacher, tmp_path):
@@ -65,16 +68,31 @@ def test_whole_public_validation_splits_become_hub_results(tmp_path):
 
 
 def test_scores_on_part_of_a_split_are_not_published_as_the_datasets(tmp_path):
-    for held_out in ({"max_eval_samples": 100}, {"dev_split": 0.5}):
-        card = scored_card(tmp_path, "sst2", {"accuracy": 0.9}, **held_out)
-        assert card.data.eval_results is None and card.data.datasets == ["nyu-mll/glue"]
-        assert "| validation | accuracy | 0.9 |" in card.text  # the text still shows them
+    card = scored_card(tmp_path, "sst2", {"accuracy": 0.9}, max_eval_samples=100)
+    assert card.data.eval_results is None and card.data.datasets == ["nyu-mll/glue"] and not card.data.model_name
+    assert "| validation | accuracy | 0.9 | 0.91 |" in card.text  # the text still shows them
+    card = scored_card(tmp_path, "sst2", {"accuracy": 0.9}, dev_split=0.5)
+    assert card.data.eval_results is None
+    assert "on 50% of the GLUE SST-2 validation split" in card.text
+    assert "| validation (50% held out) | accuracy | 0.9 | 0.91 |" in card.text
+
+
+def test_hub_metric_ids_and_student_layer_ids(tmp_path):
+    card = scored_card(tmp_path, "stsb", {"pearson": 0.8, "spearmanr": 0.79}, student_layers=None,
+                       student_layer_ids=[0, 5], method="dynamics")
+    assert card.data.metrics == ["pearsonr", "spearmanr"]
+    assert {r.metric_type for r in card.data.eval_results} == {"pearsonr", "spearmanr"}
+    assert "started from teacher layers 0, 5 (0-based)" in card.text and "layer aligner `ot`" in card.text
+    assert "temperature" not in card.text  # method dynamics has no logit KD
 
 
 class FakeHub:
     """Stands in for ``HfApi`` (no network in tests): records what would be created and uploaded."""
 
     calls: list = []
+
+    def whoami(self):
+        return {"name": "me"}
 
     def create_repo(self, repo_id, **kwargs):
         self.calls.append(("create_repo", repo_id, kwargs))
@@ -108,6 +126,7 @@ def test_push_to_hub_uploads_the_finished_folder(tiny_teacher, tmp_path, online,
     assert kwargs["commit_message"] == f"dynakd distill on sst2: method `kd` from {tiny_teacher}"
     assert f"pushed {out} to https://huggingface.co/me/student" in capsys.readouterr().out
     assert 'pipeline("text-classification", model="me/student")' in (out / "README.md").read_text()
+    assert "push_to_hub: null" in (out / "dynakd.yaml").read_text()  # rerunning it from there does not push again
 
 
 @pytest.mark.parametrize("repo, token, offline, message", [
@@ -129,13 +148,30 @@ def test_a_push_that_cannot_work_is_refused_before_training(tiny_teacher, tmp_pa
     assert message in capsys.readouterr().err and not out.exists() and not FakeHub.calls
 
 
+def test_a_refused_token_is_found_before_training(tiny_teacher, tmp_path, online, capsys):
+    def refuse(self):
+        raise RuntimeError("401 Client Error: Unauthorized for url: https://huggingface.co/api/whoami-v2")
+
+    online.setattr(FakeHub, "whoami", refuse)
+    out = tmp_path / "student"
+    assert main(distill_args(tiny_teacher, out, "--push-to-hub", "me/student")) == 2
+    err = capsys.readouterr().err
+    assert ("--push-to-hub: the hub refused the token (401 Client Error: Unauthorized for url: "
+            "https://huggingface.co/api/whoami-v2); run `hf auth login` again or set HF_TOKEN") in err
+    assert not out.exists()
+
+
+class ConnectError(Exception):
+    """Like the hub client's connection errors (httpx's), which are not OSErrors."""
+
+
 def test_a_failed_push_keeps_the_model_and_says_how_to_retry(tiny_teacher, tmp_path, online, capsys):
-    def refuse(self, **kwargs):  # the hub client's HTTP errors are OSErrors too
-        raise ConnectionResetError("Connection reset by peer")
+    def refuse(self, **kwargs):
+        raise ConnectError("[Errno 104] Connection reset by peer")
 
     online.setattr(FakeHub, "upload_folder", refuse)
     out = tmp_path / "student"
     assert main(distill_args(tiny_teacher, out, "--method", "kd", "--push-to-hub", "me/student")) == 2
-    assert (f"the model is saved in {out}, but pushing it to me/student failed: Connection reset by peer; retry with "
-            f"`hf upload me/student {out}`") in capsys.readouterr().err
+    assert (f"the model is saved in {out}, but pushing it to me/student failed: [Errno 104] Connection reset by peer; "
+            f"retry with `hf upload me/student {out}`") in capsys.readouterr().err
     assert (out / "model.safetensors").is_file()

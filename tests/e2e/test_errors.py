@@ -52,6 +52,7 @@ def run_error(capsys, args: list[str]) -> str:
         (["--max-seq-length", "4096"], "exceeds the model's limit of 128 tokens"),
         (["--save-steps", "-1"], "save_steps must be >= 0"),
         (["--dataloader-num-workers", "-1"], "dataloader_num_workers must be >= 0, got -1"),
+        (["--hub-private"], "hub_private creates the --push-to-hub repository private; it needs --push-to-hub REPO"),
         (["--resume", "--overwrite"], "choose one of resume and overwrite"),
         (["--set", "dynamics.gather=maybe"], "dynamics.gather: expected true or false"),
         (["--resume"], "holds no finished checkpoint to resume from"),

@@ -58,3 +58,14 @@ def test_workers_reopen_the_cache_instead_of_copying_it(tmp_path):
                         multiprocessing_context="spawn")  # spawn pickles the collator (fork would share it)
     read = torch.cat([b[CACHED_PREFIX + "mean"] for b in loader])
     assert torch.equal(read, torch.from_numpy(np.array(cache.pooled["mean"])))
+
+
+def test_training_waits_for_the_device_once_a_step(tmp_path):
+    """Batches go to a GPU without blocking (pinned); the Trainer's NaN filter, a second test of the loss that
+    DistillationTrainer already checks before its backward pass, is off."""
+    from dynakd.config import build_config
+    from dynakd.runner import training_args
+
+    args = training_args(build_config({"task": "sst2", "dataloader_num_workers": 2}), tmp_path)
+    assert args.logging_nan_inf_filter is False and args.dataloader_num_workers == 2
+    assert args.accelerator_config.non_blocking == torch.cuda.is_available() == args.dataloader_pin_memory

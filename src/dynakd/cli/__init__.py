@@ -23,8 +23,7 @@ from .options import (
     config_from_args,
 )
 
-# the training flags a bench reads
-BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode", "--dataloader-num-workers")
+BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode")  # the training flags a bench reads
 FINETUNE_DATA_FLAGS = {k: v for k, v in DATA_FLAGS.items() if k != "--transfer-samples"}  # labelled rows only
 # What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out.
 EVALUATE_FLAGS = {

@@ -64,7 +64,8 @@ SWITCHES = {
     "--resume": ("resume", True, "continue from the newest checkpoint in --output (the default when one exists); "
                  "fail if there is none"),
     "--keep-checkpoints": ("keep_checkpoints", True, "keep the checkpoints after a successful run (default: delete)"),
-    "--hub-private": ("hub_private", True, "with --push-to-hub: create the repository private"),
+    "--hub-private": ("hub_private", True, "with --push-to-hub: create the repository private (an existing one "
+                      "keeps its visibility)"),
     "--synthetic": ("synthetic", True, "use the built-in synthetic sentiment corpus instead of real data"),
     "--fp16": ("fp16", True, "mixed precision (fp16)"),
     "--bf16": ("bf16", True, "mixed precision (bf16)"),

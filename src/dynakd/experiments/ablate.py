@@ -73,9 +73,6 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     if unknown:
         raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
     base = dict(raw.get("base") or {})
-    if any(spec.get("push_to_hub") for spec in (base, raw.get("teacher") or {}) if isinstance(spec, dict)):
-        raise DynaKDError(f"{path}: push_to_hub would push every cell to one repository; push the cell you choose "
-                          "with `hf upload REPO CELL_FOLDER`")
     grids = _grids(raw.get("grid"), path)
     if smoke:
         smoke_spec = dict(raw.get("smoke") or {})
@@ -100,6 +97,8 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     sweep = Sweep(name, out, base, teacher, grids)
     for cell in cells(sweep):  # validate every cell before running any
         cell_config(sweep, cell, teacher_dir="teacher")
+    if teacher.get("push_to_hub"):  # (the teacher's other settings are checked when it is trained)
+        raise _push_refused(sweep)
     return sweep
 
 
@@ -156,7 +155,7 @@ def cell_config(sweep: Sweep, cell: dict[str, Any], teacher_dir: str) -> Distill
     layers = [base, {"teacher": teacher_dir, "progress": False, "overwrite": True}]
     layers += [nest(k, v) for k, v in cell.items()]
     layers.append({"output": str(sweep.output / "cells" / _slug(cell_key(cell)))})
-    return build_config(*layers)
+    return _no_push(build_config(*layers), sweep)
 
 
 def teacher_config(sweep: Sweep, seed: int) -> DistillConfig:
@@ -168,7 +167,18 @@ def teacher_config(sweep: Sweep, seed: int) -> DistillConfig:
         model = str(__import__(MODEL_ALIASES[model]).get_model_path())
     run = {"method": "task", "progress": False, "overwrite": True, "model": model, "seed": seed,
            "output": str(sweep.output / f"teacher-seed{seed}")}
-    return build_config(_labelled_only(sweep.base), run, spec)
+    return _no_push(build_config(_labelled_only(sweep.base), run, spec), sweep)
+
+
+def _no_push(cfg: DistillConfig, sweep: Sweep) -> DistillConfig:
+    if cfg.push_to_hub:  # from base, teacher, a grid or the smoke settings
+        raise _push_refused(sweep)
+    return cfg
+
+
+def _push_refused(sweep: Sweep) -> DynaKDError:
+    return DynaKDError(f"sweep {sweep.name}: push_to_hub would push every cell to one repository; push the cell you "
+                       "choose with `hf upload REPO CELL_FOLDER`")
 
 
 def finished(results: Path) -> set[str]:

@@ -188,7 +188,10 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
                                     pad_to_multiple_of=8 if cfg.torch_compile else None)
     train = data["train"]
     args = training_args(cfg, tmp / "run")
-    args = dataclasses.replace(args, report_to=[], disable_tqdm=True, logging_steps=10**9, eval_strategy="no")
+    # Collation in the process that times it (the bench records each batch's shape and times the cache read there);
+    # no checkpoint writes inside the timed steps.
+    args = dataclasses.replace(args, report_to=[], disable_tqdm=True, logging_steps=10**9, eval_strategy="no",
+                               save_strategy="no", dataloader_num_workers=0)
     cache = prepare_teacher_cache(cfg, teacher, train, collator, args.device) if cache_on else None
     if cache is not None:
         train = train.add_column(EXAMPLE_ID, list(range(len(train))))
