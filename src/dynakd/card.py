@@ -137,8 +137,7 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
     train = metrics.get("train", {})
     settings = [("length", f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs:g} epochs"),
-                ("batch size", f"{cfg.batch_size} x {cfg.gradient_accumulation_steps} accumulated x "
-                               f"{train.get('processes', 1)} processes"),
+                ("batch size", _batch(cfg, train.get("processes", 1))),
                 ("learning rate", f"{cfg.lr:g}"), ("seed", cfg.seed), ("max sequence length", cfg.max_seq_length)]
     if command == "distill" and cfg.terms["logit"]:
         settings.append(("logit-KD temperature", f"{cfg.temperature:g}"))
@@ -149,6 +148,14 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
               "from transformers import pipeline", "",
               f'model = pipeline("{task_type(task)}", model="{cfg.push_to_hub or "path/to/" + out.name}")', "```", ""]
     return "\n".join(lines)
+
+
+def _batch(cfg: DistillConfig, processes: int) -> str:
+    """The effective batch, and how it is made when it is more than one device's batch."""
+    steps, total = cfg.gradient_accumulation_steps, cfg.batch_size * cfg.gradient_accumulation_steps * processes
+    if total == cfg.batch_size:
+        return str(total)
+    return f"{total} ({cfg.batch_size} per device x {steps} accumulation step(s) x {processes} process(es))"
 
 
 def _results_table(metrics: dict[str, Any], scores: dict[tuple[str, str], float], task: TaskSpec,

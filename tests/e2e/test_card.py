@@ -34,6 +34,7 @@ def test_a_distilled_model_has_a_card_that_reruns_it(tiny_teacher, tmp_path, cap
     assert main(["distill", "--config", str(out / "dynakd.yaml"), "--output", str(again), "--no-progress"]) == 0
     assert (again / "README.md").is_file()
     assert "started from 2 evenly spaced teacher layers" in card.text and "logit-KD temperature" in card.text
+    assert "| batch size | 16 |" in card.text
 
 
 def test_a_finetuned_model_names_its_hub_base(tiny_teacher, tmp_path):
@@ -79,7 +80,8 @@ def test_scores_on_part_of_a_split_are_not_published_as_the_datasets(tmp_path):
 
 def test_hub_metric_ids_and_student_layer_ids(tmp_path):
     card = scored_card(tmp_path, "stsb", {"pearson": 0.8, "spearmanr": 0.79}, student_layers=None,
-                       student_layer_ids=[0, 5], method="dynamics")
+                       student_layer_ids=[0, 5], method="dynamics", gradient_accumulation_steps=2)
+    assert "| batch size | 64 (32 per device x 2 accumulation step(s) x 1 process(es)) |" in card.text
     assert card.data.metrics == ["pearsonr", "spearmanr"]
     assert {r.metric_type for r in card.data.eval_results} == {"pearsonr", "spearmanr"}
     assert "started from teacher layers 0, 5 (0-based)" in card.text and "layer aligner `ot`" in card.text
