@@ -69,3 +69,12 @@ def test_a_compiled_bench_times_whole_steps(tiny_teacher, tmp_path, monkeypatch)
     assert modes and set(modes) == {"reduce-overhead"}
     assert all(r["phases_ms"] == {} and r["ops_per_step"] is None for r in rows)
     assert all(len(r["batch_shapes"]) == 2 and r["same_batches_as_task"] for r in rows)
+
+
+def test_each_repeat_starts_elsewhere_in_the_list():
+    from dynakd.experiments.bench import rotated
+
+    configs = list(range(9))
+    orders = [rotated(configs, r, 3) for r in range(3)]
+    assert [o[0] for o in orders] == [0, 3, 6] and all(sorted(o) == configs for o in orders)
+    assert rotated(configs, 0, 1) == configs and rotated([], 1, 2) == []

@@ -2,12 +2,12 @@
 
 Every configuration trains the same student (built from the same teacher) on the same real batches through the real
 ``DistillationTrainer`` (forward, backward, optimizer step, collation), so the numbers are what a run pays per step.
-Step times after ``warmup`` are summarised as median and interquartile range; ratios are to ``task`` (the student
-alone, the floor of distillation). Each step is also split into phases (teacher pass or cache read, student forward,
-feature terms, aligner, and the rest: backward, optimiser, data) by timing those calls, except under
-``--torch-compile``, where a timer inside compiled code would split its graph: a compiled step is timed whole. Peak
-memory is CUDA's allocator peak on a GPU; elsewhere the peak of live tensor bytes (``TensorMemory``), counted on a few
-extra steps of each configuration.
+Repeats interleave the configurations, each repeat in a rotated order. Step times after ``warmup`` are summarised as
+median and interquartile range; ratios are to ``task`` (the student alone, the floor of distillation). Each step is also
+split into phases (teacher pass or cache read, student forward, feature terms, aligner, and the rest: backward,
+optimiser, data) by timing those calls, except under ``--torch-compile``, where a timer inside compiled code would split
+its graph: a compiled step is timed whole. Peak memory is CUDA's allocator peak on a GPU; elsewhere the peak of live
+tensor bytes (``TensorMemory``), counted on a few extra steps of each configuration.
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
         first = build_config(dataclasses.asdict(base) | {"method": methods[0], "max_steps": 2})
         bench_one(first, teacher, tokenizer, data, task, None, tmp)
     for repeat in range(repeats):
-        for method, align, cache_on in configurations(methods, aligners):
+        for method, align, cache_on in rotated(list(configurations(methods, aligners)), repeat, repeats):
             cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align},
                                                             "max_steps": steps + warmup})
             if cache_on and cache_blocker(cfg):
@@ -325,6 +325,14 @@ def _row(method: str, align: str, results: list[dict], warmup: int) -> dict[str,
             "repeat_medians_ms": [round(1000 * median(after_warmup(r["times"], warmup)), 2) for r in results],
             "phases_ms": phases, "batch_shapes": shapes[0],
             "same_batches_each_repeat": all(x == shapes[0] for x in shapes)}
+
+
+def rotated(configs: list, repeat: int, repeats: int) -> list:
+    """The configurations in the order of one repeat: each repeat starts further down the list, so that over the
+    repeats every configuration runs early and late. On a 2-core CPU the first configuration of a repeat ran ~15%
+    slower than the same one run second (benchmarks/speed/RESULTS.md); a fixed order gave that cost to one row."""
+    shift = (repeat * -(-len(configs) // repeats)) % len(configs) if configs else 0
+    return configs[shift:] + configs[:shift]
 
 
 def configurations(methods: list[str], aligners: list[str]):
