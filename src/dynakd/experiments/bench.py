@@ -3,11 +3,12 @@
 Every configuration trains the same student (built from the same teacher) on the same real batches through the real
 ``DistillationTrainer`` (forward, backward, optimizer step, collation), so the numbers are what a run pays per step.
 Repeats interleave the configurations, each repeat in a rotated order. Step times after ``warmup`` are summarised as
-median and interquartile range; ratios are to ``task`` (the student alone, the floor of distillation). Each step is also
+median and interquartile range; ratios are to ``task`` (the student alone, the floor of distillation). A step is also
 split into phases (teacher pass or cache read, student forward, feature terms, aligner, and the rest: backward,
-optimiser, data) by timing those calls, except under ``--torch-compile``, where a timer inside compiled code would split
-its graph: a compiled step is timed whole. Peak memory is CUDA's allocator peak on a GPU; elsewhere the peak of live
-tensor bytes (``TensorMemory``), counted on a few extra steps of each configuration.
+optimiser, data) by timing those calls on a short run of its own (timers make a GPU's host wait, so the timed steps
+carry none), except under ``--torch-compile``, where a timer inside compiled code would split its graph. Peak memory is
+CUDA's allocator peak on a GPU; elsewhere the peak of live tensor bytes (``TensorMemory``), counted on a few extra steps
+of each configuration.
 """
 
 from __future__ import annotations
@@ -174,10 +175,11 @@ class CudaPeak:
 
 
 def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Path | None, tmp: Path,
-              warmup: int = 0, count_tensors: bool = False) -> dict:
+              warmup: int = 0, count_tensors: bool = False, phases_on: bool = False) -> dict:
     """Train ``cfg.max_steps`` steps of one configuration, timing each; the peak memory comes from CUDA's allocator,
     or with ``count_tensors`` from ``TensorMemory``, which also counts operators per step (slow: for short runs apart
-    from the timed ones)."""
+    from the timed ones). ``phases_on`` times the calls of each phase too (each timer waits for the GPU: for short
+    runs apart from the timed ones as well)."""
     cfg = dataclasses.replace(cfg, teacher_cache=str(cache_dir) if cache_dir else "off")
     cache_on = cache_dir is not None
     student = build_student(teacher, cfg.student_layers)
@@ -206,7 +208,7 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
         collated.append(list(batch["input_ids"].shape))
         return batch
 
-    if not cfg.torch_compile:
+    if phases_on and not cfg.torch_compile:
         # A compiled step is timed whole: timing calls inside a compiled region split its graph (dynamo cannot trace
         # time.perf_counter or a CUDA sync) and, under CUDA graphs, force the syncs the graphs exist to avoid.
         phases.wrap(student, "forward", "student_forward")
@@ -281,6 +283,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
 
 
 MEMORY_STEPS = 3  # the first batches, the optimiser's state created on the way: the same for every configuration
+PHASE_STEPS = 10  # timed steps of the run that splits a step into phases (after the warm-up)
 
 
 def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, tmp: Path) -> list:
@@ -299,6 +302,12 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
                 continue
             cache = cache_dir if cache_on else None
             res = bench_one(cfg, teacher, tokenizer, data, task, cache, tmp, warmup)
+            if repeat == 0 and not cfg.torch_compile:
+                # phases from a run of their own: the timed steps carry no timers, each of which would make the host
+                # wait for the GPU's queue (on a CPU it waits for nothing)
+                split = dataclasses.replace(cfg, max_steps=warmup + PHASE_STEPS)
+                res["phases_ms"] = bench_one(split, teacher, tokenizer, data, task, cache, tmp, warmup,
+                                             phases_on=True)["phases_ms"]
             # a short run for operators per step and, without an allocator peak (CPU), tensor bytes; not for the
             # operators of a compiled run: the dispatch mode turns torch.compile back to eager, so they would mislead
             count_ops = not cfg.torch_compile
@@ -316,8 +325,7 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
 
 def _row(method: str, align: str, results: list[dict], warmup: int) -> dict[str, Any]:
     timed = [t for r in results for t in after_warmup(r["times"], warmup)]
-    phases = {k: round(sum(r["phases_ms"].get(k, 0.0) for r in results) / len(results), 2)
-              for k in results[0]["phases_ms"]}
+    phases = results[0]["phases_ms"]  # measured in the first repeat only
     shapes = [r["batch_shapes"] for r in results]
     return {"method": method, "align": align if method not in ("task", "kd") else "-", "cache": results[0]["cache"],
             "peak_mib": max(r["peak_mib"] for r in results if r["peak_mib"] is not None), **summarise(timed, 0),
