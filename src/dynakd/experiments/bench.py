@@ -337,8 +337,9 @@ def _row(method: str, align: str, results: list[dict], warmup: int) -> dict[str,
 
 def rotated(configs: list, repeat: int, repeats: int) -> list:
     """The configurations in the order of one repeat: each repeat starts further down the list, so that over the
-    repeats every configuration runs early and late, and an effect of the position (suspected on a 2-core CPU, not
-    established: benchmarks/speed/RESULTS.md) spreads over the rows instead of landing on the first one."""
+    repeats every configuration runs early and late, and any effect of the position (suspected on a 2-core CPU, then
+    found to be run-to-run noise there: benchmarks/speed/RESULTS.md) spreads over the rows instead of landing on the
+    first one."""
     shift = (repeat * -(-len(configs) // repeats)) % len(configs) if configs else 0
     return configs[shift:] + configs[:shift]
 
