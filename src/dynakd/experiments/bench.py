@@ -287,8 +287,9 @@ PHASE_STEPS = 10  # timed steps of the run that splits a step into phases (after
 
 
 def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, tmp: Path) -> list:
-    """Each repeat times every configuration once, in turn, so a slow spell of the machine spreads over all of
-    them instead of landing on one; the rows pool the timed steps of all repeats."""
+    """Each repeat times every configuration once, in turn (each repeat in a rotated order), so a slow spell of the
+    machine spreads over all of them instead of landing on one; the rows pool the timed steps of all repeats. The
+    first repeat also runs the short phase and counting runs of each configuration."""
     cache_dir = tmp / "cache"
     runs: dict[tuple, list[dict]] = defaultdict(list)
     if torch.cuda.is_available():  # the CUDA context, cuBLAS workspaces and kernel choices: paid here, not by row 1
