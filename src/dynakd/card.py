@@ -29,7 +29,7 @@ def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec
     results = _eval_results(scores, task) if _whole_public_split(cfg, task) else None
     data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="question-answering" if task.is_qa else "text-classification",
+        pipeline_tag=task_type(task),
         tags=["dynakd", "knowledge-distillation"] if command == "distill" else ["dynakd"],
         base_model=base_model(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
         datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task) else None,

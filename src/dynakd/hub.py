@@ -59,7 +59,7 @@ def check_push(repo_id: str) -> None:
     """Before training: the repository id is well formed, a token is there, the hub answers and accepts the token
     (a push that can only fail should not wait for the end of a long run). Write access to the namespace is
     learnt only at the upload."""
-    from huggingface_hub import get_token
+    from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -73,8 +73,6 @@ def check_push(repo_id: str) -> None:
     if offline_unless_reachable():
         raise DynaKDError("--push-to-hub needs the hub, which cannot be reached from here (or HF_HUB_OFFLINE is "
                           "set); train without it and upload the folder later with `hf upload`")
-    from huggingface_hub import HfApi
-
     try:
         HfApi().whoami()
     except Exception as e:  # noqa: BLE001 - an invalid token (401) or a failing connection: no push would work

@@ -110,7 +110,6 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
     ):
         super().__init__(*args, **kwargs)
         self.qa_eval = qa_eval
-        self.teacher_cache = teacher_cache
         if teacher_cache is not None:  # training batches then carry the teacher's outputs (cache.py)
             self.data_collator = CacheReadingCollator(self.data_collator, teacher_cache)
         self.model_accepts_loss_kwargs = False
