@@ -43,6 +43,14 @@ _NOT_READ_BY_FINETUNE = {"model", "teacher", "student", "student_layers", "stude
                          "task_weight", "alpha", "beta", "staged", "balance", "dynamics", "align"}
 
 
+def run_differences(folder: Path, cfg: DistillConfig) -> list[str]:
+    """The settings in which the run recorded in ``folder`` differs from ``cfg`` (empty when it matches, or when the
+    folder records no run)."""
+    if not (folder / CONFIG_NAME).is_file():
+        return []
+    return _differences(_resolved(yaml.safe_load((folder / CONFIG_NAME).read_text()) or {}), cfg.to_dict())
+
+
 def finetune_differences(folder: Path, cfg: DistillConfig) -> list[str]:
     """The settings in which the fine-tuned model saved in ``folder`` differs from ``cfg``'s (empty when it matches)."""
     if not (folder / CONFIG_NAME).is_file():
@@ -62,11 +70,9 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
         raise DynaKDError(f"--output {out} is a file, not a folder")
     if cfg.overwrite or not out.is_dir() or not any(out.iterdir()):
         return out
-    previous = out / CONFIG_NAME
-    if not previous.is_file():
+    if not (out / CONFIG_NAME).is_file():
         raise DynaKDError(f"{out} is not empty and holds no DynaKD run; pass --overwrite or choose another --output")
-    diff = _differences(_resolved(yaml.safe_load(previous.read_text()) or {}), cfg.to_dict())
-    if diff:
+    if diff := run_differences(out, cfg):
         raise DynaKDError(
             f"{out} already holds a different run (differs in: {', '.join(diff[:5])}); "
             "pass --overwrite to replace it or choose another --output"

@@ -129,6 +129,15 @@ def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys):
     # a rerun finds every cell done and only rebuilds the report
     assert main(["ablate", "--config", str(config)]) == 0
     assert len(results.read_text().splitlines()) == 6
+    # finished cells trained with other shared settings are refused, not reported as the new sweep's
+    saved = (tmp_path / "out" / "sweep.yaml").read_text()
+    spec = yaml.safe_load(config.read_text())
+    spec["base"]["max_steps"] = 3
+    config.write_text(yaml.safe_dump(spec))
+    assert main(["ablate", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "was run with other settings (differs in: max_steps); give the sweep another output" in err
+    assert (tmp_path / "out" / "sweep.yaml").read_text() == saved
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| 1 | full | ot |" in report and "| 1 | kd | - |" in report
     assert (tmp_path / "out" / "ablation.png").is_file()

@@ -38,7 +38,7 @@ import yaml
 from ..config import METHOD_TERMS, DistillConfig, build_config, default_aligner, load_yaml, merge_dicts, nest
 from ..errors import DynaKDError
 from ..locks import locked
-from ..rundir import finetune_differences
+from ..rundir import finetune_differences, run_differences
 from ..runner import distill, finetune
 
 SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
@@ -181,10 +181,27 @@ def _push_refused(sweep: Sweep) -> DynaKDError:
                        "choose with `hf upload REPO CELL_FOLDER`")
 
 
-def finished(results: Path) -> set[str]:
+def finished(results: Path) -> dict[str, dict[str, Any]]:
+    """The record of every finished cell, by cell key."""
     if not results.is_file():
-        return set()
-    return {json.loads(line)["key"] for line in results.read_text().splitlines() if line.strip()}
+        return {}
+    records = (json.loads(line) for line in results.read_text().splitlines() if line.strip())
+    return {r["key"]: r for r in records}
+
+
+def check_finished(sweep: Sweep, done: dict[str, dict[str, Any]]) -> None:
+    """Refuse a sweep whose finished cells were trained with other settings than the sweep file now gives them (a
+    changed ``base`` or ``teacher``): they would be reported, and a resumed sweep would mix them with new cells."""
+    for cell in cells(sweep):
+        record = done.get(cell_key(cell))
+        if record is None or not record.get("output"):
+            continue
+        teacher = teacher_config(sweep, teacher_seed(sweep, cell_seed(sweep, cell)))
+        if stale := run_differences(Path(record["output"]), cell_config(sweep, cell, teacher.output)):
+            raise DynaKDError(
+                f"sweep {sweep.name}: cell {cell_key(cell)} in {sweep.output} was run with other settings (differs "
+                f"in: {', '.join(stale[:5])}); give the sweep another output, or delete that folder to run it again")
+        check_teacher(teacher)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -202,19 +219,33 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 def ensure_teacher(sweep: Sweep, seed: int) -> tuple[str, dict[str, Any]]:
     """The fine-tuned teacher for ``seed`` (or the shared one), trained once and reused from its folder."""
-    if not sweep.teacher.get("per_seed", False):
-        seed = int(sweep.teacher.get("seed", 42))
+    seed = teacher_seed(sweep, seed)
     cfg = teacher_config(sweep, seed)
     metrics_file = Path(cfg.output) / "metrics.json"
     with locked(sweep.output / f".teacher-seed{seed}.lock"):  # another shard may be training it right now
         if not metrics_file.is_file():
             print(f"[ablate] fine-tuning the teacher (seed {seed}) -> {cfg.output}", flush=True)
             finetune(cfg)
-        elif stale := finetune_differences(Path(cfg.output), cfg):  # reused: its cells would mix two teachers
-            raise DynaKDError(f"{cfg.output} holds a teacher fine-tuned with other settings (differs in: "
-                              f"{', '.join(stale[:5])}); delete that folder to fine-tune it again, or give the sweep "
-                              "another output")
+        else:
+            check_teacher(cfg)
     return cfg.output, json.loads(metrics_file.read_text())
+
+
+def check_teacher(cfg: DistillConfig) -> None:
+    """Refuse a sweep teacher's folder that was fine-tuned with other settings: its cells would mix two teachers."""
+    if stale := finetune_differences(Path(cfg.output), cfg):
+        raise DynaKDError(f"{cfg.output} holds a teacher fine-tuned with other settings (differs in: "
+                          f"{', '.join(stale[:5])}); delete that folder to fine-tune it again, or give the sweep "
+                          "another output")
+
+
+def cell_seed(sweep: Sweep, cell: dict[str, Any]) -> int:
+    return int(cell.get("seed", sweep.base.get("seed", 42)))
+
+
+def teacher_seed(sweep: Sweep, seed: int) -> int:
+    """The seed of the teacher that supervises a cell of ``seed``: its own (``per_seed``) or the shared one's."""
+    return seed if sweep.teacher.get("per_seed", False) else int(sweep.teacher.get("seed", 42))
 
 
 def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
@@ -226,16 +257,16 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
     k, n = shard
     sweep.output.mkdir(parents=True, exist_ok=True)
     results = sweep.output / "results.jsonl"
-    (sweep.output / "sweep.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sweep) | {"output": str(sweep.output)}))
     done = finished(results)
+    check_finished(sweep, done)
+    (sweep.output / "sweep.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sweep) | {"output": str(sweep.output)}))
     mine = [c for i, c in enumerate(cells(sweep)) if i % n == k - 1]
     todo = [c for c in mine if cell_key(c) not in done]
     part = f" (shard {k}/{n})" if n > 1 else ""
     print(f"[ablate] {sweep.name}{part}: {len(mine) - len(todo)} cells done, {len(todo)} to run -> {sweep.output}",
           flush=True)
     for i, cell in enumerate(todo, 1):
-        seed = int(cell.get("seed", sweep.base.get("seed", 42)))
-        teacher_dir, teacher_metrics = ensure_teacher(sweep, seed)
+        teacher_dir, teacher_metrics = ensure_teacher(sweep, cell_seed(sweep, cell))
         cfg = cell_config(sweep, cell, teacher_dir)
         print(f"[ablate] ({i}/{len(todo)}) {cell_key(cell)}", flush=True)
         start = time.perf_counter()
