@@ -209,7 +209,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         saved = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
         raise DynaKDError(
             f"non-finite loss at step {step + 1}: {what}; the last good state (step {step}) is saved in {saved}; "
-            "lower --lr or the term's weight, or check the data, then resume"
+            "lower --lr or the term's weight, or check the data, and train again with --overwrite or another --output "
+            "(a resumed run would repeat the step; the checkpoint is there to inspect)"
         )
 
     def _perturbed(self, model, student_inputs, teacher_inputs):

@@ -109,6 +109,16 @@ def test_a_grid_that_is_not_a_mapping_is_refused(tiny_encoder, tmp_path):
             load_sweep(path, smoke=part == "smoke")
 
 
+def test_smoke_without_the_data_says_it_uses_the_synthetic_corpus(tiny_encoder, tmp_path, capsys):
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    raw["base"] = {**raw["base"], "synthetic": False, "data_dir": str(tmp_path / "no-such-glue")}
+    path.write_text(yaml.safe_dump(raw))
+    assert load_sweep(path, smoke=True).base["synthetic"] is True
+    assert f"data_dir {tmp_path / 'no-such-glue'} is not a folder here: this smoke run uses the synthetic corpus, " \
+           "and the real sweep will fail" in capsys.readouterr().err
+
+
 def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):
     path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     raw = yaml.safe_load(path.read_text())

@@ -29,6 +29,7 @@ import dataclasses
 import itertools
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,9 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
             grid.update(override)
             grid["seed"] = grid.get("seed", [42])[:1]  # one seed a grid: the smoke run checks the plumbing
         base = merge_dicts(base, {**DEFAULT_SMOKE, **smoke_spec})
-        if base.get("data_dir") and not Path(base["data_dir"]).is_dir():
-            base.pop("data_dir")
+        if base.get("data_dir") and not Path(base["data_dir"]).is_dir():  # the plumbing can still be checked
+            print(f"[ablate] warning: data_dir {base.pop('data_dir')} is not a folder here: this smoke run uses the "
+                  "synthetic corpus, and the real sweep will fail until the data is there", file=sys.stderr, flush=True)
             base["synthetic"] = True
     teacher = dict(raw.get("teacher") or {})
     if smoke:  # the teacher's own sizes (e.g. a larger training subset) shrink too

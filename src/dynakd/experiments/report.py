@@ -136,7 +136,8 @@ def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
     best = best_settings(rows)
     if best:
         text += ("\n## Each method at its best setting\n\nPer depth, each method and aligner at the setting with "
-                 "the best mean among those it ran with three or more seeds (over the seeds they share); Δ pairs it "
+                 "the best mean among those it ran with three or more seeds (or with the most seeds it ran, if fewer; "
+                 "over the seeds they share); Δ pairs it "
                  "with `kd` at its own best setting. Settings are chosen on the same dev set that scores them, so "
                  "every row is optimistic alike.\n\n" + table(best, metric))
     return text
