@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True,
                    help="sweep file: name, output, base, teacher, grid, smoke (see benchmarks/)")
     p.add_argument("--output", default=None, help="sweep folder (default: the file's 'output', else runs/NAME)")
-    p.add_argument("--smoke", action="store_true", help="shrink data and steps to a short check of the sweep (seconds to a few minutes)")
+    p.add_argument("--smoke", action="store_true",
+                   help="shrink data and steps to a quick check of the sweep (seconds to minutes)")
     p.add_argument("--shard", default=None, metavar="K/N",
                    help="run every N-th cell from the K-th, so N processes (e.g. one per GPU) share a sweep folder")
 
