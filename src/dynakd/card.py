@@ -144,10 +144,18 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     lines += [f"| {k} | {v} |" for k, v in settings]
     lines += ["", f"Every setting is in `dynakd.yaml`: `dynakd {command} --config dynakd.yaml --output NEW_FOLDER`, "
               "started where the run was (relative paths in it are relative to that folder), trains it again. "
-              "`metrics.json` holds the scores.", "", "## Use", "", "```python",
-              "from transformers import pipeline", "",
-              f'model = pipeline("{task_type(task)}", model="{cfg.push_to_hub or "path/to/" + out.name}")', "```", ""]
+              "`metrics.json` holds the scores.", "", "## Use", "", "```python", *_usage(task, cfg.push_to_hub or
+                                                                                     "path/to/" + out.name), "```", ""]
     return "\n".join(lines)
+
+
+def _usage(task: TaskSpec, where: str) -> list[str]:
+    """Loading code that runs on current transformers (whose pipelines no longer include question answering)."""
+    if task.is_qa:
+        return ["from transformers import AutoModelForQuestionAnswering, AutoTokenizer", "",
+                f'tokenizer = AutoTokenizer.from_pretrained("{where}")',
+                f'model = AutoModelForQuestionAnswering.from_pretrained("{where}")  # start and end logits']
+    return ["from transformers import pipeline", "", f'classifier = pipeline("text-classification", model="{where}")']
 
 
 def _batch(cfg: DistillConfig, processes: int) -> str:

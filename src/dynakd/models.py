@@ -77,10 +77,20 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
         raise DynaKDError(f"'{name}' predicts {config.num_labels} labels but task {task.name} has {task.num_labels}")
     if not is_classifier and not new_head_ok:
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
+    if task.label_names and not task.is_regression and (not is_classifier or _generic_names(config)):
+        # named labels in config.json, so `pipeline(...)` says "positive" rather than "LABEL_1" (as run_glue.py does);
+        # a classifier that already names its labels keeps its names
+        kwargs["id2label"] = dict(enumerate(task.label_names))
+        kwargs["label2id"] = {label: i for i, label in enumerate(task.label_names)}
     try:
         return AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
     except Exception as e:  # noqa: BLE001
         raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
+
+
+def _generic_names(config) -> bool:
+    """Whether ``config`` names its labels only by transformers' defaults (``LABEL_0``, ...)."""
+    return all(str(label) == f"LABEL_{i}" for i, label in sorted((config.id2label or {}).items()))
 
 
 def check_seq_length(max_seq_length: int, tokenizer, model) -> None:

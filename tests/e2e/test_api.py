@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from dynakd import DistillConfig, Distiller, build_config, build_student, capture, distill
 from dynakd.schedules import Schedule
@@ -21,6 +21,19 @@ def test_distill_from_python(tiny_teacher, tmp_path):
     # the saved weights are as readable as the files beside them (safetensors writes them owner-only)
     run = tmp_path / "run"
     assert (run / "model.safetensors").stat().st_mode & 0o777 == (run / "config.json").stat().st_mode & 0o777
+    # the task's label names travel in config.json, so a pipeline answers "positive" rather than "LABEL_1"
+    assert AutoConfig.from_pretrained(run).id2label == {0: "negative", 1: "positive"}
+
+
+def test_a_classifier_keeps_label_names_of_its_own(tiny_teacher, tmp_path):
+    from dynakd.data import get_task
+    from dynakd.models import load_classifier
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher, id2label={0: "bad", 1: "good"})
+    model.save_pretrained(tmp_path / "named")
+    AutoTokenizer.from_pretrained(tiny_teacher).save_pretrained(tmp_path / "named")
+    assert load_classifier(str(tmp_path / "named"), get_task("sst2")).config.id2label == {0: "bad", 1: "good"}
+    assert load_classifier(str(tiny_teacher), get_task("sst2")).config.label2id == {"negative": 0, "positive": 1}
 
 
 def test_custom_training_loop(tiny_teacher):
