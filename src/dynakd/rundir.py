@@ -51,6 +51,21 @@ def run_differences(folder: Path, cfg: DistillConfig) -> list[str]:
     return _differences(_resolved(yaml.safe_load((folder / CONFIG_NAME).read_text()) or {}), cfg.to_dict())
 
 
+def recorded_settings(folder: str | Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Those of ``keys`` that the run saved in ``folder`` recorded (nothing for a folder DynaKD did not write)."""
+    path = Path(folder) / CONFIG_NAME
+    saved = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    return {k: saved[k] for k in keys if saved.get(k) is not None}
+
+
+def note_other_task(folder: str | Path, task: str, role: str) -> None:
+    """Say so when the model in ``folder`` was trained by DynaKD on another task than ``task`` (allowed: a related
+    task may be the point, but a teacher of another task is more often a slip)."""
+    trained = recorded_settings(folder, ("task",)).get("task")
+    if trained and trained != task and os.environ.get("RANK", "0") == "0":
+        print(f"note: the {role} {folder} was trained on task {trained}, this run is on {task}", flush=True)
+
+
 def finetune_differences(folder: Path, cfg: DistillConfig) -> list[str]:
     """The settings in which the fine-tuned model saved in ``folder`` differs from ``cfg``'s (empty when it matches)."""
     if not (folder / CONFIG_NAME).is_file():
@@ -139,8 +154,10 @@ def write_metrics(
 ) -> Path:
     """Write ``metrics.json`` atomically; with ``merge``, add the metrics under that key of an existing file."""
     record = {"command": command, "task": task.name, "seed": cfg.seed, **metrics}
-    if command == "distill":
-        record.update(method=cfg.method, align=cfg.align.name)
+    if command == "distill":  # no aligner for methods without a layer term
+        record.update(method=cfg.method, align=cfg.align.name if cfg.terms["feature"] else None)
+    if command == "evaluate":
+        record["max_seq_length"] = cfg.max_seq_length
     path = out / "metrics.json"
     if merge and path.is_file():
         record = {**json.loads(path.read_text()), merge: record}

@@ -40,7 +40,15 @@ from .models import (
     load_task_model,
     load_tokenizer,
 )
-from .rundir import check_output, check_writable, describe_model, prepare_output, resume_point, write_metrics
+from .rundir import (
+    check_output,
+    check_writable,
+    describe_model,
+    note_other_task,
+    prepare_output,
+    resume_point,
+    write_metrics,
+)
 from .trainer import DistillationTrainer, EvalTrainer
 
 
@@ -346,6 +354,7 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
         model, tokenizer = load_task_model(cfg.model, task), load_tokenizer(cfg.model)
         check_seq_length(cfg.max_seq_length, tokenizer, model)
         return model, tokenizer, None, None
+    note_other_task(teacher_name, task.name, "teacher")
     teacher = load_task_model(teacher_name, task, new_head_ok=False)
     student, tokenizer = load_student(cfg, teacher, task), load_tokenizer(cfg.student or teacher_name)
     t_tok = load_tokenizer(teacher_name)
@@ -426,6 +435,7 @@ def evaluate(cfg: DistillConfig) -> RunResult:
 
 def _evaluate(cfg: DistillConfig) -> RunResult:
     task, data = load_data(cfg, train=False)
+    note_other_task(cfg.model, task.name, "model")
     model = load_task_model(cfg.model, task, new_head_ok=False)
     tokenizer = load_tokenizer(cfg.model)
     check_seq_length(cfg.max_seq_length, tokenizer, model)

@@ -73,7 +73,7 @@ def test_distill_every_method(tiny_teacher, tmp_path, method, align, terms):
     out = tmp_path / "run"
     assert main(distill_args(tiny_teacher, out, "--method", method, "--align", align)) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["method"] == method and metrics["align"] == align
+    assert metrics["method"] == method and metrics["align"] == (align if method not in ("task", "kd") else None)
     assert 0.0 <= metrics["eval"]["accuracy"] <= 1.0
     assert "accuracy" in metrics["teacher_eval"]
     assert metrics["model"]["layers"] == 2 and metrics["train"]["steps"] == 3
@@ -118,6 +118,20 @@ def test_finetune_distill_evaluate_chain(tiny_encoder, tmp_path, capsys):
     assert "evaluate: accuracy=" in printed
     metrics = json.loads((student / "metrics.json").read_text())
     assert metrics["command"] == "distill" and "accuracy" in metrics["evaluate"]["eval"]
+    assert metrics["evaluate"]["max_seq_length"] == 32  # the length the run was trained at, read from its folder
+    assert main(["evaluate", "--model", str(student), "--task", "sst2", "--synthetic", "--max-eval-samples", "32",
+                 "--no-progress", "--max-seq-length", "64"]) == 0
+    assert json.loads((student / "metrics.json").read_text())["evaluate"]["max_seq_length"] == 64
+
+
+def test_a_model_trained_on_another_task_is_noted(tmp_path, capsys):
+    from dynakd.rundir import note_other_task
+
+    (tmp_path / "dynakd.yaml").write_text("task: sst2\n")
+    note_other_task(tmp_path, "sst2", "teacher")
+    assert capsys.readouterr().out == ""
+    note_other_task(tmp_path, "mrpc", "teacher")
+    assert capsys.readouterr().out == f"note: the teacher {tmp_path} was trained on task sst2, this run is on mrpc\n"
 
 
 def test_config_file_and_overrides(tiny_teacher, tmp_path):

@@ -103,6 +103,9 @@ def _quiet_libraries() -> None:
     datasets.disable_progress_bars()
 
 
+EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best")
+
+
 def _run(args: argparse.Namespace) -> None:
     from .. import runner
 
@@ -145,7 +148,12 @@ def _run(args: argparse.Namespace) -> None:
         cfg = config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS], **extra)
         result = runner.distill(cfg)
     else:
-        cfg = config_from_args(args, [EVALUATE_FLAGS])
+        from ..rundir import recorded_settings
+
+        # a model folder DynaKD wrote is scored with the input length (and QA windows) it was trained with, unless
+        # the command says otherwise
+        saved = recorded_settings(args.model, EVAL_SETTINGS) if args.model else {}
+        cfg = config_from_args(args, [EVALUATE_FLAGS], defaults=saved)
         result = runner.evaluate(cfg)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics["eval"].items() if _is_score(k, v))
     if os.environ.get("RANK", "0") == "0":  # one report from a multi-process run
