@@ -124,8 +124,12 @@ class TeacherCache:
         return torch.from_numpy(total / max(len(a), 1)).float()
 
     def check(self, fingerprints: dict[str, str], rows: int) -> None:
-        if self.meta.get("version") != FORMAT_VERSION or self.meta.get("rows") != rows:
-            raise DynaKDError(f"teacher cache {self.folder} has another format or row count; delete it to rebuild")
+        if self.meta.get("version") != FORMAT_VERSION:
+            raise DynaKDError(f"teacher cache {self.folder} was written in another format (by another DynaKD "
+                              "version); delete it to rebuild")
+        if self.meta.get("rows") != rows:  # e.g. another --max-train-samples
+            raise DynaKDError(f"teacher cache {self.folder} was made for other training data ({self.meta.get('rows')} "
+                              f"rows, this run has {rows}); delete it or pass --teacher-cache off")
         for key, value in fingerprints.items():
             if self.meta.get(key) != value:
                 what = "another teacher" if key == "teacher_fingerprint" else "other training data"

@@ -15,6 +15,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from . import packaged
 from .config import DistillConfig
 from .data.tasks import TaskSpec
 
@@ -51,6 +52,8 @@ def base_model(name: str | None) -> str | None:
     folder = Path(name).expanduser()
     if not folder.exists():
         return name
+    if hub := packaged.hub_id(folder):  # a package's copy of a hub checkpoint (e.g. MiniLM)
+        return hub
     try:
         found = ModelCard.load(folder / CARD_NAME).data.base_model
     except Exception:  # no card or one another tool wrote in another shape: no provenance to pass on
@@ -63,6 +66,8 @@ def model_ref(name: str) -> str:
     machine's paths are not), with the hub model it was fine-tuned from when its own card says."""
     if not Path(name).expanduser().exists():
         return f"`{name}`"
+    if hub := packaged.hub_id(name):
+        return f"`{hub}`"
     base = base_model(name)
     return f"`{Path(name).name}` (a local folder{f', fine-tuned from `{base}`' if base else ''})"
 

