@@ -8,17 +8,54 @@ Python API mirroring the CLI::
 Custom training loops use ``Distiller`` (or the pure functions in ``dynakd.losses``) directly.
 """
 
-from .align import build_aligner
-from .config import AlignConfig, DistillConfig, DynamicsConfig, build_config
-from .distiller import Distiller, DistillOutput
-from .errors import DynaKDError
-from .features import Features, capture
-from .runner import RunResult, distill, evaluate, finetune
-from .schedules import Schedule
-from .students import build_student
-from .trainer import DistillationTrainer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# Imported on first use (PEP 562), so that `dynakd --help` and `dynakd --version` answer without loading torch and
+# transformers.
+_EXPORTS = {
+    "build_aligner": "align",
+    "AlignConfig": "config",
+    "DistillConfig": "config",
+    "DynamicsConfig": "config",
+    "build_config": "config",
+    "Distiller": "distiller",
+    "DistillOutput": "distiller",
+    "DynaKDError": "errors",
+    "Features": "features",
+    "capture": "features",
+    "RunResult": "runner",
+    "distill": "runner",
+    "evaluate": "runner",
+    "finetune": "runner",
+    "Schedule": "schedules",
+    "build_student": "students",
+    "DistillationTrainer": "trainer",
+}
+
+if TYPE_CHECKING:
+    from .align import build_aligner
+    from .config import AlignConfig, DistillConfig, DynamicsConfig, build_config
+    from .distiller import Distiller, DistillOutput
+    from .errors import DynaKDError
+    from .features import Features, capture
+    from .runner import RunResult, distill, evaluate, finetune
+    from .schedules import Schedule
+    from .students import build_student
+    from .trainer import DistillationTrainer
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dynakd' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AlignConfig",

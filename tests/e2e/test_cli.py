@@ -244,3 +244,16 @@ def test_same_seed_same_result(tiny_encoder, tmp_path):
         assert main(["finetune", "--model", str(tiny_encoder), "--task", "sst2", *FAST, "--output", str(out)]) == 0
         losses.append(json.loads((out / "metrics.json").read_text())["eval"]["loss"])
     assert losses[0] == losses[1]
+
+
+def test_version_module_entry_point_and_the_distil_alias(tiny_teacher, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    import dynakd
+
+    run = subprocess.run([sys.executable, "-m", "dynakd", "--version"], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == f"dynakd {dynakd.__version__}"
+    out = tmp_path / "run"
+    assert main(["distil", *distill_args(tiny_teacher, out, "--method", "kd")[1:]]) == 0  # British spelling
+    assert json.loads((out / "metrics.json").read_text())["command"] == "distill"

@@ -34,17 +34,27 @@ EVALUATE_FLAGS = {
 }
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dynakd")
+    except PackageNotFoundError:  # run from a source tree without installing
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dynakd", description="Feature-dynamics knowledge distillation for transformers."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("finetune", help="fine-tune a model on a task (the teacher, or a task-only student)")
     add_common(p, "--model")
     add_flags(p, FINETUNE_DATA_FLAGS, TRAIN_FLAGS)
 
-    p = sub.add_parser("distill", help="distil a fine-tuned teacher into a smaller student")
+    p = sub.add_parser("distill", aliases=["distil"], help="distil a fine-tuned teacher into a smaller student")
     add_common(p)
     p.add_argument("--teacher", default=None, help="fine-tuned teacher folder or hub id")
     add_flags(p, DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS)
@@ -181,6 +191,7 @@ def _is_score(key: str, value) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.command = {"distil": "distill"}.get(args.command, args.command)  # the alias runs the command it names
     try:
         _run(args)
     except DynaKDError as e:
