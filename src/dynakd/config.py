@@ -194,9 +194,9 @@ class DistillConfig:
 # ----------------------------------------------------------------------------------------------- parsing
 
 
-def _closest(key: str, valid: list[str]) -> str:
+def _closest(key: str, valid: list[str], prefix: str = "") -> str:
     match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    return f" (did you mean '{match[0]}'?)" if match else f" (valid keys: {', '.join(sorted(valid))})"
+    return f" (did you mean '{prefix}{match[0]}'?)" if match else f" (valid keys: {', '.join(sorted(valid))})"
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -257,7 +257,8 @@ def _from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
     for key, value in data.items():
         key = str(key).replace("-", "_")
         if key not in names:
-            raise DynaKDError(f"unknown config key '{where}.{key}'{_closest(key, names)}".replace("config.", "", 1))
+            prefix = "" if where == "config" else f"{where.removeprefix('config.')}."
+            raise DynaKDError(f"unknown config key '{prefix}{key}'{_closest(key, names, prefix)}")
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}".replace("config.", "", 1))
     return cls(**kwargs)
 
@@ -300,6 +301,11 @@ def parse_override(text: str) -> dict[str, Any]:
         raise DynaKDError(f"--set expects KEY=VALUE, got '{text}'")
     key, raw = text.split("=", 1)
     return nest(key, yaml.safe_load(raw) if raw else None)
+
+
+def parse_layer(layer: dict[str, Any]) -> None:
+    """Check one config layer's keys and value types on their own (how layers combine is ``build_config``'s)."""
+    _from_dict(DistillConfig, {k: v for k, v in layer.items() if v is not None})
 
 
 def build_config(*layers: dict[str, Any]) -> DistillConfig:

@@ -28,7 +28,8 @@ def run_error(capsys, args: list[str]) -> str:
         (["--method", "ful"], "did you mean 'full'"),
         (["--align", "sinkhorn"], "align.name: 'sinkhorn' is not one of fixed, attention, ot"),
         (["--set", "temprature=3"], "unknown config key 'temprature' (did you mean 'temperature'?)"),
-        (["--set", "align.epss=0.1"], "did you mean 'eps'"),
+        (["--set", "align.epss=0.1"], "--set align.epss=0.1: unknown config key 'align.epss' (did you mean "
+                                      "'align.eps'?)"),
         (["--set", "align.eps=0"], "align.eps must be > 0"),
         (["--temperature", "0"], "temperature must be > 0"),
         (["--set", "beta=-1"], "beta must be >= 0"),
@@ -66,6 +67,13 @@ def test_malformed_yaml(tiny_teacher, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: full\nalign: [unclosed\n")
     assert "malformed YAML" in run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad)))
+
+
+def test_a_bad_key_in_a_config_file_names_the_file(tiny_teacher, tmp_path, capsys):
+    bad = tmp_path / "run.yaml"
+    bad.write_text("method: full\nalign:\n  epss: 0.1\n")
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad)))
+    assert f"{bad}: unknown config key 'align.epss' (did you mean 'align.eps'?)" in err
 
 
 def csv_args(teacher, out, text_column: str, train, validation) -> list[str]:

@@ -83,8 +83,8 @@ def test_later_layers_win_and_nested_merge():
     "layer,key,hint",
     [
         ({"temprature": 3}, "temprature", "temperature"),
-        ({"align": {"epss": 0.1}}, "align.epss", "eps"),
-        ({"dynamics": {"poolng": "cls"}}, "dynamics.poolng", "pooling"),
+        ({"align": {"epss": 0.1}}, "align.epss", "align.eps"),
+        ({"dynamics": {"poolng": "cls"}}, "dynamics.poolng", "dynamics.pooling"),
     ],
 )
 def test_unknown_key_suggests_closest(layer, key, hint):

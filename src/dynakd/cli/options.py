@@ -6,7 +6,18 @@ import argparse
 import functools
 from typing import Any
 
-from ..config import ALIGNERS, METHODS, DistillConfig, build_config, load_yaml, merge_dicts, nest, parse_override
+from ..config import (
+    ALIGNERS,
+    METHODS,
+    DistillConfig,
+    build_config,
+    load_yaml,
+    merge_dicts,
+    nest,
+    parse_layer,
+    parse_override,
+)
+from ..errors import DynaKDError
 
 # flag -> (config key, type, help)
 DATA_FLAGS = {
@@ -108,6 +119,11 @@ def config_from_args(
     """Build the config: ``defaults``, then --config, then --set, then explicit flags, then ``fixed``."""
     yaml_layer = load_yaml(args.config) if args.config else {}
     overrides = [parse_override(s) for s in args.set]
+    for source, layer in [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]:
+        try:  # a wrong key or value is named with the file or --set that holds it
+            parse_layer(layer)
+        except DynaKDError as e:
+            raise DynaKDError(f"{source}: {e}") from None
     before_flags = functools.reduce(merge_dicts, [defaults or {}, yaml_layer, *overrides], {})
     flags: dict[str, Any] = {}
     for group in groups:
