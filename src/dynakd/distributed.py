@@ -63,12 +63,10 @@ def gather_items(x: torch.Tensor, mask: torch.Tensor, dim: int) -> tuple[torch.T
     """Concatenate ``x`` of every process along ``dim`` (the item axis of ``mask [G, N]``), process 0 first.
 
     Batches of unequal size are padded to the largest; the returned mask marks the padding invalid. Gradients flow
-    back to each process's own items (``torch.distributed.nn.functional.all_gather``).
+    back to each process's own items (``_GatherWithGrad``).
     """
     if world_size() == 1:
         return x, mask
-    from torch.distributed.nn.functional import all_gather
-
     n = torch.tensor([x.shape[dim]], device=x.device)
     sizes = [torch.zeros_like(n) for _ in range(world_size())]
     dist.all_gather(sizes, n)
@@ -78,7 +76,7 @@ def gather_items(x: torch.Tensor, mask: torch.Tensor, dim: int) -> tuple[torch.T
         shape[dim] = pad
         x = torch.cat([x, x.new_zeros(shape)], dim)
         mask = torch.cat([mask, mask.new_zeros(mask.shape[0], pad)], -1)
-    parts = all_gather(x) if x.requires_grad else _plain_gather(x)
+    parts = _GatherWithGrad.apply(x) if x.requires_grad else _plain_gather(x)
     masks = _plain_gather(mask.to(torch.uint8))
     return torch.cat(parts, dim), torch.cat(masks, -1).bool()
 
@@ -87,3 +85,19 @@ def _plain_gather(t: torch.Tensor) -> list[torch.Tensor]:
     parts = [torch.empty_like(t) for _ in range(world_size())]
     dist.all_gather(parts, t.contiguous())
     return parts
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather whose backward sums every process's gradient for this process's part. Written here because
+    ``torch.distributed.nn.functional.all_gather`` is deprecated in favour of private functional collectives whose
+    names change between torch releases."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(_plain_gather(x))
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor) -> torch.Tensor:
+        total = torch.stack(grads)
+        dist.all_reduce(total)
+        return total[dist.get_rank()]
