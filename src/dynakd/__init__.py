@@ -57,6 +57,10 @@ def __getattr__(name: str):
     return value
 
 
+def __dir__() -> list[str]:  # tab completion lists the API before it is imported
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
 __all__ = [
     "AlignConfig",
     "DistillConfig",

@@ -119,3 +119,12 @@ def test_progress_false_hides_the_library_bars_for_the_run_only():
             datasets.disable_progress_bars()
         if not before[1]:
             hf_logging.disable_progress_bar()
+
+
+def test_every_exported_name_resolves():
+    """The package imports its API on first use (PEP 562): every name of ``__all__`` must still be there."""
+    import dynakd
+
+    assert set(dynakd.__all__) == set(dynakd._EXPORTS) and set(dynakd.__all__) <= set(dir(dynakd))
+    for name in dynakd.__all__:
+        assert getattr(dynakd, name).__name__ == name
