@@ -63,6 +63,18 @@ def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
     assert expected in run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", *extra))
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["distill", "--teacher", "t", "--lrr", "3"],
+     "dynakd distill: error: unrecognized arguments: --lrr 3 (did you mean --lr?)"),
+    (["evaluate", "--model", "m", "--fp16"], "dynakd evaluate: error: unrecognized arguments: --fp16 (--fp16 is an "
+                                             "option of bench, distill, finetune)"),
+])
+def test_an_unknown_flag_is_named_by_its_command(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and expected in capsys.readouterr().err
+
+
 def test_malformed_yaml(tiny_teacher, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: full\nalign: [unclosed\n")

@@ -6,6 +6,7 @@ Errors a user can fix are printed as one line (``dynakd: error: ...``) with exit
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -100,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=float, default=None, help="epochs for teacher and students (default 1 and 2)")
     p.add_argument("--synthetic", action="store_true", help="force the built-in synthetic corpus")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.commands = sub.choices  # each command's own parser, for _parse's messages
     return parser
 
 
@@ -189,8 +191,29 @@ def _is_score(key: str, value) -> bool:
     return isinstance(value, float) and not key.endswith(("runtime", "per_second", "loss"))
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse; an unknown flag is reported by its command's parser (its usage, not the top level's), with the closest
+    flag of that command or the commands that do take it."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # (argparse has no public way to list a parser's flags: its option-string table has been stable for years)
+        commands = parser.commands
+        own = commands[args.command]
+        hints = []
+        for flag in (x.split("=")[0] for x in extra if x.startswith("--")):
+            close = difflib.get_close_matches(flag, own._option_string_actions, n=1, cutoff=0.7)
+            elsewhere = sorted({name for name, p in commands.items() if flag in p._option_string_actions} - {"distil"})
+            if close:
+                hints.append(f"did you mean {close[0]}?")
+            elif elsewhere:
+                hints.append(f"{flag} is an option of {', '.join(elsewhere)}")
+        own.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({'; '.join(hints)})" if hints else ""))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     args.command = {"distil": "distill"}.get(args.command, args.command)  # the alias runs the command it names
     try:
         _run(args)
