@@ -50,8 +50,11 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'dynakd' has no attribute {name!r}")
+    if name not in _EXPORTS:  # a submodule, as `import dynakd; dynakd.losses` gave when everything was imported
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'dynakd' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     globals()[name] = value
     return value

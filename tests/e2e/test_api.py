@@ -128,3 +128,5 @@ def test_every_exported_name_resolves():
     assert set(dynakd.__all__) == set(dynakd._EXPORTS) and set(dynakd.__all__) <= set(dir(dynakd))
     for name in dynakd.__all__:
         assert getattr(dynakd, name).__name__ == name
+    assert callable(dynakd.losses.feature_dynamics_loss) and callable(dynakd.align.sinkhorn)  # README's spelling
+    assert not hasattr(dynakd, "no_such_thing")

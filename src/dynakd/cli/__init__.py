@@ -41,7 +41,9 @@ def _version() -> str:
     try:
         return version("dynakd")
     except PackageNotFoundError:  # run from a source tree without installing
-        return "(not installed)"
+        from .. import __version__
+
+        return __version__
 
 
 def _parser() -> argparse.ArgumentParser:
