@@ -49,11 +49,11 @@ def base_model(name: str | None) -> str | None:
     folder's own card (a teacher that ``dynakd finetune`` trained from a hub model names it), else None."""
     if not name:
         return None
+    if hub := packaged.hub_id(name):  # a package's copy of a hub checkpoint (e.g. MiniLM), or its alias
+        return hub
     folder = Path(name).expanduser()
     if not folder.exists():
         return name
-    if hub := packaged.hub_id(folder):  # a package's copy of a hub checkpoint (e.g. MiniLM)
-        return hub
     try:
         found = ModelCard.load(folder / CARD_NAME).data.base_model
     except Exception:  # no card or one another tool wrote in another shape: no provenance to pass on
@@ -64,10 +64,10 @@ def base_model(name: str | None) -> str | None:
 def model_ref(name: str) -> str:
     """A model as the card names it: a hub id as it is; a local folder by its name (the card may be published, the
     machine's paths are not), with the hub model it was fine-tuned from when its own card says."""
-    if not Path(name).expanduser().exists():
-        return f"`{name}`"
     if hub := packaged.hub_id(name):
         return f"`{hub}`"
+    if not Path(name).expanduser().exists():
+        return f"`{name}`"
     base = base_model(name)
     return f"`{Path(name).name}` (a local folder{f', fine-tuned from `{base}`' if base else ''})"
 

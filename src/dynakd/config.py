@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 import yaml
 
-from . import packaged
 from .errors import DynaKDError
 from .schedules import Schedule
 
@@ -362,9 +361,6 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         value = getattr(cfg, key)
         if isinstance(value, str) and value.startswith("~"):  # a shell expands ~, a YAML file or --set does not
             setattr(cfg, key, os.path.expanduser(value))
-    for key in ("model", "teacher", "student"):  # a packaged checkpoint's alias (e.g. minilm) -> its folder
-        if getattr(cfg, key):
-            setattr(cfg, key, packaged.resolve(getattr(cfg, key)))
     if cfg.teacher_cache == "False":  # YAML reads `teacher_cache: off` (and no, false) as a boolean
         cfg.teacher_cache = "off"
     checks = [

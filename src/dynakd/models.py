@@ -6,7 +6,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
-from . import hub
+from . import hub, packaged
 from .data.tasks import TaskSpec
 from .errors import DynaKDError
 from .students import build_student, resolve_layer_ids
@@ -17,6 +17,7 @@ def _first_line(e: Exception) -> str:
 
 
 def load_tokenizer(name: str):
+    name = packaged.resolve(name)
     try:
         return AutoTokenizer.from_pretrained(name)
     except Exception as e:  # noqa: BLE001 - any failure here is "not a usable model path or id"
@@ -24,6 +25,7 @@ def load_tokenizer(name: str):
 
 
 def _load_config(name: str):
+    name = packaged.resolve(name)
     try:
         return AutoConfig.from_pretrained(name)
     except Exception as e:  # noqa: BLE001
@@ -33,6 +35,7 @@ def _load_config(name: str):
 def check_model_folder(name: str) -> None:
     """A local path must be a model folder; a name that can only be a path must exist (else the hub would be asked,
     with retries, for a folder mistyped); anything else is taken as a hub id (``name`` or ``namespace/name``)."""
+    name = packaged.resolve(name)
     path = Path(name)
     if path.exists():
         if not (path / "config.json").is_file():
@@ -54,6 +57,7 @@ def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True):
 def load_qa_model(name: str, *, new_head_ok: bool = True):
     """An ``AutoModelForQuestionAnswering``. A base encoder gets a new (start, end) head unless ``new_head_ok`` is
     false (a teacher or a model to evaluate must have been fine-tuned for QA)."""
+    name = packaged.resolve(name)
     check_model_folder(name)
     config = _load_config(name)
     is_qa = any(a.endswith("ForQuestionAnswering") for a in (config.architectures or []))
@@ -67,6 +71,7 @@ def load_qa_model(name: str, *, new_head_ok: bool = True):
 
 def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
     """A sequence classifier for ``task``. A base encoder gets a new head; a classifier must match the label count."""
+    name = packaged.resolve(name)
     check_model_folder(name)
     kwargs = {"num_labels": task.num_labels}
     if task.is_regression:

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from . import packaged
 from .checkpoints import check_checkpoint, latest_checkpoint, remove_partial
 from .config import DistillConfig, build_config, save_config
 from .data.tasks import TaskSpec
@@ -25,7 +26,14 @@ _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache"
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    return sorted(k for k in set(old) | set(new) if k not in _COSMETIC and old.get(k) != new.get(k))
+    keys = (set(old) | set(new)) - _COSMETIC
+    return sorted(k for k in keys if _model(k, old.get(k)) != _model(k, new.get(k)))
+
+
+def _model(key: str, value: Any) -> Any:
+    """A checkpoint as loaded: a packaged checkpoint's alias and its folder are one model (a run folder written
+    before the alias stayed in configs holds the folder)."""
+    return packaged.resolve(value) if key in ("model", "teacher", "student") and isinstance(value, str) else value
 
 
 def _resolved(saved: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +80,8 @@ def finetune_differences(folder: Path, cfg: DistillConfig) -> list[str]:
         return []  # not a folder DynaKD wrote: nothing to compare
     saved = yaml.safe_load((folder / CONFIG_NAME).read_text()) or {}
     diff = [k for k in _differences(_resolved(saved), cfg.to_dict()) if k not in _NOT_READ_BY_FINETUNE]
-    return diff + (["model"] if Path(str(saved.get("model"))).parts[-2:] != Path(cfg.model or "").parts[-2:] else [])
+    model = (Path(packaged.resolve(str(x))).parts[-2:] for x in (saved.get("model"), cfg.model or ""))
+    return diff + (["model"] if next(model) != next(model) else [])
 
 
 def check_output(cfg: DistillConfig, command: str) -> Path:

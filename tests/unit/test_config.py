@@ -268,18 +268,27 @@ def test_task_aliases_resolve_to_one_name():
     assert build_config({"task": "STS-B"}).task == "stsb"
 
 
-def test_a_packaged_checkpoint_goes_by_its_alias():
+def test_a_packaged_checkpoint_goes_by_its_alias(tmp_path, monkeypatch):
     from dynakd import packaged
     from dynakd.card import base_model, model_ref
+    from dynakd.models import load_tokenizer
+    from dynakd.rundir import _differences
 
     folder = packaged.resolve("minilm")
-    assert (Path(folder) / "config.json").is_file()
-    assert validate(DistillConfig(model="minilm", teacher="minilm", task="sst2")).model == folder
+    assert (Path(folder) / "config.json").is_file() and load_tokenizer("minilm").vocab_size == 30522
+    # the config keeps the alias (no machine's path in dynakd.yaml); the alias and its folder are one model
+    assert validate(DistillConfig(model="minilm", task="sst2")).model == "minilm"
+    assert _differences({"model": "minilm", "lr": 1.0}, {"model": folder, "lr": 1.0}) == []
     assert packaged.resolve("bert-base-uncased") == "bert-base-uncased"
     # cards name the checkpoint's hub id, not the package's folder
-    assert packaged.hub_id(folder) == base_model(folder) == "sentence-transformers/all-MiniLM-L6-v2"
-    assert model_ref(folder) == "`sentence-transformers/all-MiniLM-L6-v2`"
+    for name in ("minilm", folder):
+        assert packaged.hub_id(name) == base_model(name) == "sentence-transformers/all-MiniLM-L6-v2"
+        assert model_ref(name) == "`sentence-transformers/all-MiniLM-L6-v2`"
     assert packaged.hub_id(Path(folder).parent) is None
+    # a local folder of the alias's name wins (e.g. a teacher saved as ./minilm)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "minilm").mkdir()
+    assert packaged.resolve("minilm") == "minilm" and packaged.hub_id("minilm") is None
 
 
 def test_an_alias_whose_package_is_missing_says_what_to_install(monkeypatch):

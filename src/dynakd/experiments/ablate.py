@@ -36,7 +36,6 @@ from typing import Any
 
 import yaml
 
-from .. import packaged
 from ..config import METHOD_TERMS, DistillConfig, build_config, default_aligner, load_yaml, merge_dicts, nest
 from ..errors import DynaKDError
 from ..locks import locked
@@ -164,7 +163,7 @@ def teacher_config(sweep: Sweep, seed: int) -> DistillConfig:
     spec = dict(sweep.teacher)
     if spec.pop("per_seed", False):
         spec.pop("seed", None)  # one teacher per cell seed
-    model = packaged.resolve(spec.pop("model", "minilm"))
+    model = spec.pop("model", "minilm")  # a packaged checkpoint's alias is resolved where it loads
     run = {"method": "task", "progress": False, "overwrite": True, "model": model, "seed": seed,
            "output": str(sweep.output / f"teacher-seed{seed}")}
     return _no_push(build_config(_labelled_only(sweep.base), run, spec), sweep)
