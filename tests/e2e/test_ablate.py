@@ -119,6 +119,16 @@ def test_smoke_without_the_data_says_it_uses_the_synthetic_corpus(tiny_encoder, 
            "and the real sweep will fail" in capsys.readouterr().err
 
 
+def test_smoke_without_data_the_synthetic_corpus_cannot_serve_is_refused(tiny_encoder, tmp_path):
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    raw["base"] = {**raw["base"], "task": "mrpc", "synthetic": False, "data_dir": str(tmp_path / "no-such-glue")}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DynaKDError, match="the synthetic corpus \\(single sentences, two labels\\) cannot stand in "
+                                          "for mrpc; run the smoke check where the data is"):
+        load_sweep(path, smoke=True)
+
+
 def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):
     path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     raw = yaml.safe_load(path.read_text())
@@ -240,17 +250,17 @@ def test_a_report_with_too_many_settings_plots_each_method_at_its_best(tmp_path,
     assert all(r.get("delta") is not None or r["method"] == "kd" for r in rows)  # the second table's rows
 
 
-def stand_in_data(sweep, tmp_path: Path) -> None:
-    """Small local files for a sweep whose real data is not on this machine (``../shared`` is optional for tests).
-
-    SST-2 needs nothing: ``--smoke`` falls back to the synthetic corpus by itself.
-    """
-    base = sweep.base
+def stand_in_data(path: Path, tmp_path: Path) -> Path:
+    """The sweep file, with small local files for data that is not on this machine (``../shared`` is optional for
+    tests): a copy under ``tmp_path`` when something was stood in. SST-2 needs nothing: ``--smoke`` falls back to the
+    synthetic corpus by itself."""
+    raw = yaml.safe_load(path.read_text())
+    base = raw["base"]
     if base.get("task") == "squad" and not Path(base.get("train_file", "")).is_file():
         from tests.squad_fixture import write_squad
 
         base.update(train_file=str(write_squad(tmp_path / "squad.json")), train_articles=3)
-    elif base.get("task") == "mrpc" and base.get("synthetic"):
+    elif base.get("task") == "mrpc" and not Path(base.get("data_dir", "")).is_dir():
         header = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
         pairs = [(i % 2, f"the cat sat on mat {i}", f"a cat sat on the mat {i}" if i % 2 else "rain fell")
                  for i in range(12)]
@@ -259,17 +269,20 @@ def stand_in_data(sweep, tmp_path: Path) -> None:
             folder.mkdir(parents=True, exist_ok=True)
             body = "".join(f"{q}\t{2 * i}\t{2 * i + 1}\t{a}\t{b}\n" for i, (q, a, b) in enumerate(rows))
             (folder / f"{split}.tsv").write_text(header + body, encoding="utf-8")
-        base.pop("synthetic")
         base["data_dir"] = str(tmp_path / "glue")
-    elif base.get("task") == "qnli" and base.get("synthetic"):  # a dev file only: the sweep cuts it (dev_split)
+    elif base.get("task") == "qnli" and not Path(base.get("data_dir", "")).is_dir():  # a dev file: dev_split cuts it
         header = "index\tquestion\tsentence\tlabel\n"
         body = "".join(f"{i}\twhere is cat {i}?\t{'the cat is on the mat' if i % 2 else 'rain fell'} {i}\t"
                        f"{'entailment' if i % 2 else 'not_entailment'}\n" for i in range(24))
         folder = tmp_path / "glue" / "QNLI"
         folder.mkdir(parents=True)
         (folder / "dev.tsv").write_text(header + body, encoding="utf-8")
-        base.pop("synthetic")
         base["data_dir"] = str(tmp_path / "glue")
+    else:
+        return path
+    copy = tmp_path / path.name  # the same name: the sweep's name comes from it
+    copy.write_text(yaml.safe_dump(raw))
+    return copy
 
 
 CONFIGS = ROOT / "benchmarks" / "configs"
@@ -279,9 +292,8 @@ COMMITTED = sorted(CONFIGS.rglob("*.yaml"))
 @pytest.mark.parametrize("path", COMMITTED, ids=[str(p.relative_to(CONFIGS)) for p in COMMITTED])
 def test_committed_sweeps_run_in_smoke_mode(path, tiny_teacher, tmp_path):
     """Every committed sweep runs end to end with --smoke (a tiny 4-layer teacher stands in for the real one)."""
-    sweep = load_sweep(path, smoke=True, output=str(tmp_path / "out"))
+    sweep = load_sweep(stand_in_data(path, tmp_path), smoke=True, output=str(tmp_path / "out"))
     sweep.teacher["model"] = str(tiny_teacher)
-    stand_in_data(sweep, tmp_path)
     results = run_sweep(sweep)
     assert len(results.read_text().splitlines()) == len(cells(sweep))
     header = build_report(results.parent).read_text().splitlines()[4]
@@ -293,9 +305,9 @@ def test_committed_sweeps_run_in_smoke_mode(path, tiny_teacher, tmp_path):
 
 def test_a_smoke_run_has_a_folder_of_its_own(tmp_path):
     """Smoke cells have the real cells' keys: in the real sweep folder they would pass for finished ones."""
-    path = CONFIGS / "b2-mrpc-cpu.yaml"
+    path = CONFIGS / "b1-sst2-cpu.yaml"  # (SST-2: the smoke run can do without the data)
     assert load_sweep(path, smoke=True, output=str(tmp_path / "s")).output == tmp_path / "s" / "smoke"
-    assert load_sweep(path, smoke=True).output == Path("runs/b2-mrpc-cpu/smoke")
+    assert load_sweep(path, smoke=True).output == Path("runs/b1-sst2-cpu/smoke")
     assert load_sweep(path, output=str(tmp_path / "s")).output == tmp_path / "s"
 
 

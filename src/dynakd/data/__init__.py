@@ -30,6 +30,7 @@ __all__ = [
     "load_user_files",
     "subsample",
     "subsample_with_transfer",
+    "synthetic_serves",
     "synthetic_sentiment",
 ]
 
@@ -43,8 +44,13 @@ def _keep_splits(data: DatasetDict, splits: Sequence[str] | None) -> DatasetDict
     return DatasetDict({split: data[split] for split in splits})
 
 
+def synthetic_serves(task: TaskSpec) -> bool:
+    """Whether the built-in corpus (single sentences, two labels) can stand in for ``task``'s data."""
+    return not (task.is_regression or task.num_labels != 2 or task.is_pair or task.is_qa)
+
+
 def _load_synthetic(task: TaskSpec, seed: int) -> DatasetDict:
-    if task.is_regression or task.num_labels != 2 or task.is_pair:
+    if not synthetic_serves(task):
         raise DynaKDError(f"synthetic data is single-sentence binary sentiment; it cannot be used for {task.name}")
     return synthetic_sentiment(seed=seed)
 

@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from ..config import METHOD_TERMS, DistillConfig, build_config, default_aligner, load_yaml, merge_dicts, nest
+from ..data import get_task, synthetic_serves
 from ..errors import DynaKDError
 from ..locks import locked
 from ..rundir import finetune_differences, run_differences
@@ -85,6 +86,11 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
             grid["seed"] = grid.get("seed", [42])[:1]  # one seed a grid: the smoke run checks the plumbing
         base = merge_dicts(base, {**DEFAULT_SMOKE, **smoke_spec})
         if base.get("data_dir") and not Path(base["data_dir"]).is_dir():  # the plumbing can still be checked
+            task = get_task(base.get("task", "sst2"))
+            if not synthetic_serves(task):
+                raise DynaKDError(f"{path}: data_dir {base['data_dir']} is not a folder here, and the synthetic "
+                                  f"corpus (single sentences, two labels) cannot stand in for {task.name}; run the "
+                                  "smoke check where the data is")
             print(f"[ablate] warning: data_dir {base.pop('data_dir')} is not a folder here: this smoke run uses the "
                   "synthetic corpus, and the real sweep will fail until the data is there", file=sys.stderr, flush=True)
             base["synthetic"] = True
