@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from . import packaged
-from .checkpoints import check_checkpoint, latest_checkpoint, remove_partial
+from .checkpoints import PREFIX, check_checkpoint, latest_checkpoint, remove_partial
 from .config import DistillConfig, build_config, save_config
 from .data.tasks import TaskSpec
 from .errors import DynaKDError
@@ -51,18 +51,24 @@ _NOT_READ_BY_FINETUNE = {"model", "teacher", "student", "student_layers", "stude
                          "task_weight", "alpha", "beta", "staged", "balance", "dynamics", "align"}
 
 
-def run_differences(folder: Path, cfg: DistillConfig) -> list[str]:
-    """The settings in which the run recorded in ``folder`` differs from ``cfg`` (empty when it matches, or when the
-    folder records no run)."""
-    if not (folder / CONFIG_NAME).is_file():
-        return []
-    return _differences(_resolved(yaml.safe_load((folder / CONFIG_NAME).read_text()) or {}), cfg.to_dict())
+def recorded_config(folder: str | Path) -> dict[str, Any] | None:
+    """The config a run saved in ``folder`` (``dynakd.yaml``; for a ``checkpoint-N`` folder, its run's), or None for
+    a folder DynaKD did not write."""
+    folder = Path(folder)
+    for where in (folder, folder.parent) if folder.name.startswith(f"{PREFIX}-") else (folder,):
+        if (where / CONFIG_NAME).is_file():
+            return yaml.safe_load((where / CONFIG_NAME).read_text()) or {}
+    return None
+
+
+def config_differences(saved: dict[str, Any], cfg: DistillConfig) -> list[str]:
+    """The settings in which a saved config (a run's ``dynakd.yaml``) differs from ``cfg``."""
+    return _differences(_resolved(saved), cfg.to_dict())
 
 
 def recorded_settings(folder: str | Path, keys: tuple[str, ...]) -> dict[str, Any]:
     """Those of ``keys`` that the run saved in ``folder`` recorded (nothing for a folder DynaKD did not write)."""
-    path = Path(folder) / CONFIG_NAME
-    saved = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    saved = recorded_config(folder) or {}
     return {k: saved[k] for k in keys if saved.get(k) is not None}
 
 
@@ -76,10 +82,10 @@ def note_other_task(folder: str | Path, task: str, role: str) -> None:
 
 def finetune_differences(folder: Path, cfg: DistillConfig) -> list[str]:
     """The settings in which the fine-tuned model saved in ``folder`` differs from ``cfg``'s (empty when it matches)."""
-    if not (folder / CONFIG_NAME).is_file():
+    saved = recorded_config(folder)
+    if saved is None:
         return []  # not a folder DynaKD wrote: nothing to compare
-    saved = yaml.safe_load((folder / CONFIG_NAME).read_text()) or {}
-    diff = [k for k in _differences(_resolved(saved), cfg.to_dict()) if k not in _NOT_READ_BY_FINETUNE]
+    diff = [k for k in config_differences(saved, cfg) if k not in _NOT_READ_BY_FINETUNE]
     model = (Path(packaged.resolve(str(x))).parts[-2:] for x in (saved.get("model"), cfg.model or ""))
     return diff + (["model"] if next(model) != next(model) else [])
 
@@ -96,7 +102,7 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
         return out
     if not (out / CONFIG_NAME).is_file():
         raise DynaKDError(f"{out} is not empty and holds no DynaKD run; pass --overwrite or choose another --output")
-    if diff := run_differences(out, cfg):
+    if diff := config_differences(recorded_config(out), cfg):
         raise DynaKDError(
             f"{out} already holds a different run (differs in: {', '.join(diff[:5])}); "
             "pass --overwrite to replace it or choose another --output"

@@ -129,6 +129,21 @@ def test_smoke_without_data_the_synthetic_corpus_cannot_serve_is_refused(tiny_en
         load_sweep(path, smoke=True)
 
 
+def test_a_changed_sweep_file_starts_its_smoke_run_again(tiny_encoder, tmp_path, capsys):
+    config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    spec = yaml.safe_load(config.read_text())
+    spec["grid"] = {"method": ["kd"], "student_layers": [1], "seed": [1]}
+    config.write_text(yaml.safe_dump(spec))
+    assert main(["ablate", "--config", str(config), "--smoke"]) == 0
+    spec["base"]["temperature"] = 4.0
+    config.write_text(yaml.safe_dump(spec))
+    assert main(["ablate", "--config", str(config), "--smoke"]) == 0
+    assert f"the sweep file changed since the last smoke run: {tmp_path / 'out' / 'smoke'} starts again" in \
+        capsys.readouterr().out
+    record = json.loads((tmp_path / "out" / "smoke" / "results.jsonl").read_text())
+    assert record["config"]["temperature"] == 4.0
+
+
 def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):
     path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     raw = yaml.safe_load(path.read_text())
@@ -138,7 +153,7 @@ def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):
     assert load_sweep(path, smoke=True).teacher["max_train_samples"] == 32
 
 
-def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys):
+def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys, monkeypatch):
     config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     assert main(["ablate", "--config", str(config)]) == 0
     results = tmp_path / "out" / "results.jsonl"
@@ -158,6 +173,14 @@ def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "was run with other settings (differs in: max_steps); give the sweep another output" in err
     assert (tmp_path / "out" / "sweep.yaml").read_text() == saved
+    shutil.rmtree(tmp_path / "out" / "cells")  # the records still say how the cells ran
+    assert main(["ablate", "--config", str(config)]) == 2
+    assert "differs in: max_steps" in capsys.readouterr().err
+    spec["base"]["max_steps"] = 2
+    config.write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)  # the same sweep folder, spelt relative: nothing differs
+    assert main(["ablate", "--config", str(config), "--output", "out"]) == 0
+    assert "6 cells done, 0 to run" in capsys.readouterr().out
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| 1 | full | ot |" in report and "| 1 | kd | - |" in report
     assert (tmp_path / "out" / "ablation.png").is_file()

@@ -29,6 +29,7 @@ import dataclasses
 import itertools
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ from ..config import METHOD_TERMS, DistillConfig, build_config, default_aligner,
 from ..data import get_task, synthetic_serves
 from ..errors import DynaKDError
 from ..locks import locked
-from ..rundir import finetune_differences, run_differences
+from ..rundir import config_differences, finetune_differences, recorded_config
 from ..runner import distill, finetune
 
 SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
@@ -62,6 +63,7 @@ class Sweep:
     base: dict[str, Any]
     teacher: dict[str, Any]
     grid: list[dict[str, list[Any]]]  # one or more grids; the cells are the union of their products
+    smoke: bool = False  # a --smoke run, in a throwaway folder of its own
 
     def __post_init__(self):
         if isinstance(self.grid, dict):  # one grid, as a sweep built in Python may give it
@@ -101,7 +103,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     # a smoke run goes to the sweep folder's smoke/ subfolder (also under --output): its tiny cells have the real
     # cells' keys, so in the real folder they would pass for finished
     out = Path(output or raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
-    sweep = Sweep(name, out, base, teacher, grids)
+    sweep = Sweep(name, out, base, teacher, grids, smoke)
     for cell in cells(sweep):  # validate every cell before running any
         cell_config(sweep, cell, teacher_dir="teacher")
     if teacher.get("push_to_hub"):  # (the teacher's other settings are checked when it is trained)
@@ -196,16 +198,21 @@ def finished(results: Path) -> dict[str, dict[str, Any]]:
 
 def check_finished(sweep: Sweep, done: dict[str, dict[str, Any]]) -> None:
     """Refuse a sweep whose finished cells were trained with other settings than the sweep file now gives them (a
-    changed ``base`` or ``teacher``): they would be reported, and a resumed sweep would mix them with new cells."""
-    for cell in cells(sweep):
-        record = done.get(cell_key(cell))
-        if record is None or not record.get("output"):
-            continue
+    changed ``base`` or ``teacher``): the report shows every finished cell, and a resumed sweep would mix them with
+    new ones. Each cell is compared by the config its record holds, else by its run folder's ``dynakd.yaml`` (cells
+    finished before records held configs); the teacher by its own folder."""
+    for key, record in done.items():
+        cell = record["cell"]
         teacher = teacher_config(sweep, teacher_seed(sweep, cell_seed(sweep, cell)))
-        if stale := run_differences(Path(record["output"]), cell_config(sweep, cell, teacher.output)):
+        cfg = cell_config(sweep, cell, teacher.output)
+        saved = record.get("config") or recorded_config(Path(cfg.output))
+        # the teacher's path is the sweep folder's (which may be spelt differently); check_teacher compares the teacher
+        stale = [k for k in config_differences(saved, cfg) if k != "teacher"] if saved else []
+        if stale:
             raise DynaKDError(
-                f"sweep {sweep.name}: cell {cell_key(cell)} in {sweep.output} was run with other settings (differs "
-                f"in: {', '.join(stale[:5])}); give the sweep another output, or delete that folder to run it again")
+                f"sweep {sweep.name}: cell {key} in {sweep.output} was run with other settings (differs in: "
+                f"{', '.join(stale[:5])}); give the sweep another output, or delete {sweep.output} to run the sweep "
+                "again")
         check_teacher(teacher)
 
 
@@ -263,7 +270,15 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
     sweep.output.mkdir(parents=True, exist_ok=True)
     results = sweep.output / "results.jsonl"
     done = finished(results)
-    check_finished(sweep, done)
+    try:
+        check_finished(sweep, done)
+    except DynaKDError:
+        if not sweep.smoke:
+            raise
+        print(f"[ablate] the sweep file changed since the last smoke run: {sweep.output} starts again", flush=True)
+        shutil.rmtree(sweep.output)
+        sweep.output.mkdir(parents=True)
+        done = {}
     (sweep.output / "sweep.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sweep) | {"output": str(sweep.output)}))
     mine = [c for i, c in enumerate(cells(sweep)) if i % n == k - 1]
     todo = [c for c in mine if cell_key(c) not in done]
@@ -282,7 +297,8 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                   "model": result.metrics["model"], "train": result.metrics["train"],
                   "weights": {k: v for k, v in cfg.to_dict().items()  # spelt out
                               if k in ("alpha", "beta", "hidden_weight") and v is not None},
-                  "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output)}
+                  "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output),
+                  "config": cfg.to_dict()}  # what check_finished compares a changed sweep file with
         with locked(sweep.output / ".results.lock"), results.open("a") as f:  # shards append whole lines
             f.write(json.dumps(record) + "\n")
             f.flush()
