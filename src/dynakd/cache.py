@@ -56,9 +56,10 @@ def teacher_fingerprint(teacher) -> str:
     """Hash of the teacher's weights and config (works for local folders and hub ids alike).
 
     The folder the teacher was loaded from is left out: the same teacher under another path (a copy, a link) reuses
-    its cache."""
+    its cache; so are the label names, which change no output."""
     config = teacher.config.to_dict()
-    config.pop("_name_or_path", None)
+    for key in ("_name_or_path", "id2label", "label2id"):
+        config.pop(key, None)
     h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name, tensor in sorted(teacher.state_dict().items()):
         h.update(name.encode())

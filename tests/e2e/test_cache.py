@@ -79,7 +79,7 @@ def test_token_level_methods_fall_back_to_the_live_teacher(tiny_teacher, tmp_pat
     assert train_metrics(out)["train"]["teacher_cache"] is None
 
 
-def test_teacher_fingerprint_ignores_the_folder(tiny_teacher, tmp_path):
+def test_teacher_fingerprint_ignores_the_folder_and_label_names(tiny_teacher, tmp_path):
     import shutil
 
     import torch
@@ -90,6 +90,8 @@ def test_teacher_fingerprint_ignores_the_folder(tiny_teacher, tmp_path):
     copy = shutil.copytree(tiny_teacher, tmp_path / "copy")
     a, b = (AutoModelForSequenceClassification.from_pretrained(p) for p in (tiny_teacher, copy))
     assert teacher_fingerprint(a) == teacher_fingerprint(b)
+    named = AutoModelForSequenceClassification.from_pretrained(copy, id2label={0: "negative", 1: "positive"})
+    assert teacher_fingerprint(named) == teacher_fingerprint(a)  # label names change no output
     with torch.no_grad():
         next(b.parameters()).add_(1.0)
     assert teacher_fingerprint(a) != teacher_fingerprint(b)
