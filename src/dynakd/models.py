@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
@@ -82,9 +83,15 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
         raise DynaKDError(f"'{name}' predicts {config.num_labels} labels but task {task.name} has {task.num_labels}")
     if not is_classifier and not new_head_ok:
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
-    if task.label_names and not task.is_regression and (not is_classifier or _generic_names(config)):
-        # named labels in config.json, so `pipeline(...)` says "positive" rather than "LABEL_1" (as run_glue.py does);
-        # a classifier that already names its labels keeps its names
+    own = [str(v) for _, v in sorted((config.id2label or {}).items())]
+    named = [x.lower() for x in own] == [x.lower() for x in task.label_names or ()]
+    if task.label_names and not task.is_regression and not named:
+        # the task's names in config.json, so `pipeline(...)` says "positive" rather than "LABEL_1" (as run_glue.py
+        # does); they follow the task's label order, which training on the task gives the head. A classifier that
+        # names its labels as the task does (in any case) keeps its spelling.
+        if is_classifier and own and not all(x == f"LABEL_{i}" for i, x in enumerate(own)) and _main_process():
+            print(f"note: {name} names its labels {', '.join(own)}; this run uses task {task.name}'s: "
+                  f"{', '.join(task.label_names)}", flush=True)
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {label: i for i, label in enumerate(task.label_names)}
     try:
@@ -93,9 +100,8 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
         raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
 
 
-def _generic_names(config) -> bool:
-    """Whether ``config`` names its labels only by transformers' defaults (``LABEL_0``, ...)."""
-    return all(str(label) == f"LABEL_{i}" for i, label in sorted((config.id2label or {}).items()))
+def _main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
 
 
 def check_seq_length(max_seq_length: int, tokenizer, model) -> None:

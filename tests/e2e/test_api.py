@@ -25,15 +25,20 @@ def test_distill_from_python(tiny_teacher, tmp_path):
     assert AutoConfig.from_pretrained(run).id2label == {0: "negative", 1: "positive"}
 
 
-def test_a_classifier_keeps_label_names_of_its_own(tiny_teacher, tmp_path):
+def test_a_classifier_takes_the_tasks_label_names(tiny_teacher, tmp_path, capsys):
+    """Training on a task gives the head the task's label order, so the task's names; a classifier whose names are
+    the task's in another case keeps its spelling."""
     from dynakd.data import get_task
     from dynakd.models import load_classifier
 
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher, id2label={0: "bad", 1: "good"})
-    model.save_pretrained(tmp_path / "named")
-    AutoTokenizer.from_pretrained(tiny_teacher).save_pretrained(tmp_path / "named")
-    assert load_classifier(str(tmp_path / "named"), get_task("sst2")).config.id2label == {0: "bad", 1: "good"}
     assert load_classifier(str(tiny_teacher), get_task("sst2")).config.label2id == {"negative": 0, "positive": 1}
+    for names, kept in (({0: "NEGATIVE", 1: "POSITIVE"}, True), ({0: "positive", 1: "negative"}, False)):
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher, id2label=names)
+        model.save_pretrained(tmp_path / "named")
+        AutoTokenizer.from_pretrained(tiny_teacher).save_pretrained(tmp_path / "named")
+        loaded = load_classifier(str(tmp_path / "named"), get_task("sst2")).config.id2label
+        assert loaded == (names if kept else {0: "negative", 1: "positive"})
+        assert ("this run uses task sst2's: negative, positive" in capsys.readouterr().out) == (not kept)
 
 
 def test_custom_training_loop(tiny_teacher):
