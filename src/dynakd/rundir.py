@@ -171,8 +171,10 @@ def write_metrics(
     record = {"command": command, "task": task.name, "seed": cfg.seed, **metrics}
     if command == "distill":  # no aligner for methods without a layer term
         record.update(method=cfg.method, align=cfg.align.name if cfg.terms["feature"] else None)
-    if command == "evaluate":
+    if command == "evaluate":  # how the inputs were cut (a run folder's own settings unless the command said)
         record["max_seq_length"] = cfg.max_seq_length
+        if task.is_qa:
+            record["doc_stride"] = cfg.stride()
     path = out / "metrics.json"
     if merge and path.is_file():
         record = {**json.loads(path.read_text()), merge: record}

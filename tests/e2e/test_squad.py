@@ -61,8 +61,10 @@ def test_squad_ablate_finetune_distill_evaluate(qa_encoder, squad_file, tmp_path
     assert "Dev f1" in (out / "report.md").read_text()
     capsys.readouterr()
     assert main(["evaluate", "--model", str(full), "--task", "squad", "--train-file", str(squad_file),
-                 "--train-articles", "3", "--max-seq-length", "48", "--doc-stride", "16", "--no-progress"]) == 0
+                 "--train-articles", "3", "--no-progress"]) == 0
     assert "f1=" in capsys.readouterr().out
+    scored = json.loads((full / "metrics.json").read_text())["evaluate"]  # windows as the run was trained with
+    assert (scored["max_seq_length"], scored["doc_stride"]) == (48, 16)
     assert time.perf_counter() - start < 120  # about 10 s on an idle machine; generous for a busy one
 
 
