@@ -104,8 +104,12 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     # cells' keys, so in the real folder they would pass for finished
     out = Path(output or raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
     sweep = Sweep(name, out, base, teacher, grids, smoke)
-    for cell in cells(sweep):  # validate every cell before running any
-        cell_config(sweep, cell, teacher_dir="teacher")
+    try:  # validate every cell (and the teacher's settings) before running any; errors name the sweep file
+        for cell in cells(sweep):
+            cell_config(sweep, cell, teacher_dir="teacher")
+        teacher_config(sweep, 42)
+    except DynaKDError as e:
+        raise DynaKDError(f"{path}: {e}") from None
     if teacher.get("push_to_hub"):  # (the teacher's other settings are checked when it is trained)
         raise _push_refused(sweep)
     return sweep
