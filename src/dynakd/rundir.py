@@ -81,10 +81,14 @@ def note_other_task(folder: str | Path, task: str, role: str) -> None:
 
 
 def finetune_differences(folder: Path, cfg: DistillConfig) -> list[str]:
-    """The settings in which the fine-tuned model saved in ``folder`` differs from ``cfg``'s (empty when it matches)."""
+    """The settings in which the fine-tuned model saved in ``folder`` differs from ``cfg``'s (empty when it matches,
+    or when the folder holds no DynaKD run)."""
     saved = recorded_config(folder)
-    if saved is None:
-        return []  # not a folder DynaKD wrote: nothing to compare
+    return [] if saved is None else finetune_config_differences(saved, cfg)
+
+
+def finetune_config_differences(saved: dict[str, Any], cfg: DistillConfig) -> list[str]:
+    """``finetune_differences`` against a saved config."""
     diff = [k for k in config_differences(saved, cfg) if k not in _NOT_READ_BY_FINETUNE]
     model = (Path(packaged.resolve(str(x))).parts[-2:] for x in (saved.get("model"), cfg.model or ""))
     return diff + (["model"] if next(model) != next(model) else [])

@@ -142,6 +142,11 @@ def test_a_changed_sweep_file_starts_its_smoke_run_again(tiny_encoder, tmp_path,
         capsys.readouterr().out
     record = json.loads((tmp_path / "out" / "smoke" / "results.jsonl").read_text())
     assert record["config"]["temperature"] == 4.0
+    (tmp_path / "out" / "smoke" / "results.jsonl").unlink()  # killed before a cell finished: only the teacher stands
+    spec["base"]["weight_decay"] = 0.1
+    config.write_text(yaml.safe_dump(spec))
+    assert main(["ablate", "--config", str(config), "--smoke"]) == 0
+    assert "starts again" in capsys.readouterr().out
 
 
 def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):
@@ -171,7 +176,7 @@ def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys, monkeypatch)
     config.write_text(yaml.safe_dump(spec))
     assert main(["ablate", "--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert "was run with other settings (differs in: max_steps); give the sweep another output" in err
+    assert "was run with other settings (differs in: max_steps, teacher.max_steps); give the sweep another" in err
     assert (tmp_path / "out" / "sweep.yaml").read_text() == saved
     shutil.rmtree(tmp_path / "out" / "cells")  # the records still say how the cells ran
     assert main(["ablate", "--config", str(config)]) == 2
@@ -201,9 +206,16 @@ def test_a_teacher_fine_tuned_with_other_settings_is_refused(tiny_encoder, tmp_p
     spec["grid"]["seed"] = [1, 2]
     config.write_text(yaml.safe_dump(spec))
     assert main(["ablate", "--config", str(config)]) == 2
-    err = capsys.readouterr().err
-    assert "teacher-seed42 holds a teacher fine-tuned with other settings (differs in: lr)" in err
+    assert "was run with other settings (differs in: teacher.lr)" in capsys.readouterr().err
+    shutil.rmtree(tmp_path / "out" / "teacher-seed42")  # the finished cell's record still says how its teacher ran
+    assert main(["ablate", "--config", str(config)]) == 2
+    assert "was run with other settings (differs in: teacher.lr)" in capsys.readouterr().err
     assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == 1
+    spec["teacher"].pop("lr")
+    spec["teacher"]["seed"] = 7  # another teacher folder (teacher-seed7) for the same cells
+    config.write_text(yaml.safe_dump(spec))
+    assert main(["ablate", "--config", str(config)]) == 2
+    assert "was run with other settings (differs in: teacher, teacher.seed)" in capsys.readouterr().err
 
 
 def test_shards_split_the_grid_and_share_one_teacher(tiny_encoder, tmp_path):

@@ -41,7 +41,7 @@ from ..config import METHOD_TERMS, DistillConfig, build_config, default_aligner,
 from ..data import get_task, synthetic_serves
 from ..errors import DynaKDError
 from ..locks import locked
-from ..rundir import config_differences, finetune_differences, recorded_config
+from ..rundir import config_differences, finetune_config_differences, finetune_differences, recorded_config
 from ..runner import distill, finetune
 
 SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
@@ -110,8 +110,6 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
         teacher_config(sweep, 42)
     except DynaKDError as e:
         raise DynaKDError(f"{path}: {e}") from None
-    if teacher.get("push_to_hub"):  # (the teacher's other settings are checked when it is trained)
-        raise _push_refused(sweep)
     return sweep
 
 
@@ -201,23 +199,28 @@ def finished(results: Path) -> dict[str, dict[str, Any]]:
 
 
 def check_finished(sweep: Sweep, done: dict[str, dict[str, Any]]) -> None:
-    """Refuse a sweep whose finished cells were trained with other settings than the sweep file now gives them (a
-    changed ``base`` or ``teacher``): the report shows every finished cell, and a resumed sweep would mix them with
-    new ones. Each cell is compared by the config its record holds, else by its run folder's ``dynakd.yaml`` (cells
-    finished before records held configs); the teacher by its own folder."""
+    """Refuse a sweep folder whose finished cells or teachers were trained with other settings than the sweep file
+    now gives (a changed ``base`` or ``teacher``): the report shows every finished cell, and a resumed sweep would
+    mix them with new ones. A cell is compared by the configs its record holds (its own and its teacher's), else by
+    its folders' ``dynakd.yaml`` (cells finished before records held configs); every teacher folder by its own."""
     for key, record in done.items():
         cell = record["cell"]
         teacher = teacher_config(sweep, teacher_seed(sweep, cell_seed(sweep, cell)))
         cfg = cell_config(sweep, cell, teacher.output)
-        saved = record.get("config") or recorded_config(Path(cfg.output))
-        # the teacher's path is the sweep folder's (which may be spelt differently); check_teacher compares the teacher
-        stale = [k for k in config_differences(saved, cfg) if k != "teacher"] if saved else []
+        stale = []
+        if saved := record.get("config") or recorded_config(Path(cfg.output)):
+            # the teacher by its folder's name (teacher-seedS): the sweep folder may be spelt another way now
+            stale = [k for k in config_differences(saved, cfg) if k != "teacher"]
+            stale += ["teacher"] if Path(str(saved.get("teacher"))).name != Path(teacher.output).name else []
+        if saved_teacher := record.get("teacher_config") or recorded_config(Path(teacher.output)):
+            stale += [f"teacher.{k}" for k in finetune_config_differences(saved_teacher, teacher)]
         if stale:
             raise DynaKDError(
                 f"sweep {sweep.name}: cell {key} in {sweep.output} was run with other settings (differs in: "
                 f"{', '.join(stale[:5])}); give the sweep another output, or delete {sweep.output} to run the sweep "
                 "again")
-        check_teacher(teacher)
+    for seed in sorted({teacher_seed(sweep, cell_seed(sweep, cell)) for cell in cells(sweep)}):
+        check_teacher(teacher_config(sweep, seed))  # a teacher trained before its first cell finished
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -233,7 +236,7 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return k, n
 
 
-def ensure_teacher(sweep: Sweep, seed: int) -> tuple[str, dict[str, Any]]:
+def ensure_teacher(sweep: Sweep, seed: int) -> tuple[DistillConfig, dict[str, Any]]:
     """The fine-tuned teacher for ``seed`` (or the shared one), trained once and reused from its folder."""
     seed = teacher_seed(sweep, seed)
     cfg = teacher_config(sweep, seed)
@@ -244,7 +247,7 @@ def ensure_teacher(sweep: Sweep, seed: int) -> tuple[str, dict[str, Any]]:
             finetune(cfg)
         else:
             check_teacher(cfg)
-    return cfg.output, json.loads(metrics_file.read_text())
+    return cfg, json.loads(metrics_file.read_text())
 
 
 def check_teacher(cfg: DistillConfig) -> None:
@@ -290,8 +293,8 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
     print(f"[ablate] {sweep.name}{part}: {len(mine) - len(todo)} cells done, {len(todo)} to run -> {sweep.output}",
           flush=True)
     for i, cell in enumerate(todo, 1):
-        teacher_dir, teacher_metrics = ensure_teacher(sweep, cell_seed(sweep, cell))
-        cfg = cell_config(sweep, cell, teacher_dir)
+        teacher, teacher_metrics = ensure_teacher(sweep, cell_seed(sweep, cell))
+        cfg = cell_config(sweep, cell, teacher.output)
         print(f"[ablate] ({i}/{len(todo)}) {cell_key(cell)}", flush=True)
         start = time.perf_counter()
         result = distill(dataclasses.replace(cfg, eval_teacher=False))
@@ -302,7 +305,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                   "weights": {k: v for k, v in cfg.to_dict().items()  # spelt out
                               if k in ("alpha", "beta", "hidden_weight") and v is not None},
                   "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output),
-                  "config": cfg.to_dict()}  # what check_finished compares a changed sweep file with
+                  "config": cfg.to_dict(), "teacher_config": teacher.to_dict()}  # what check_finished compares
         with locked(sweep.output / ".results.lock"), results.open("a") as f:  # shards append whole lines
             f.write(json.dumps(record) + "\n")
             f.flush()
