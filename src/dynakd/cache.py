@@ -29,7 +29,7 @@ from .locks import locked
 from .losses.dynamics import pool
 
 POOLINGS = ("mean", "cls")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the teacher fingerprint leaves out label names
 
 
 def cache_blocker(cfg) -> str | None:

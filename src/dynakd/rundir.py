@@ -179,6 +179,8 @@ def write_metrics(
         record["max_seq_length"] = cfg.max_seq_length
         if task.is_qa:
             record["doc_stride"] = cfg.stride()
+        if cfg.dev_split is not None:  # scored on the part of dev the run held out
+            record["dev_split"] = cfg.dev_split
     path = out / "metrics.json"
     if merge and path.is_file():
         record = {**json.loads(path.read_text()), merge: record}

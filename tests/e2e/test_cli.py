@@ -257,3 +257,16 @@ def test_version_module_entry_point_and_the_distil_alias(tiny_teacher, tmp_path,
     out = tmp_path / "run"
     assert main(["distil", *distill_args(tiny_teacher, out, "--method", "kd")[1:]]) == 0  # British spelling
     assert json.loads((out / "metrics.json").read_text())["command"] == "distill"
+
+
+def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, tmp_path, capsys):
+    from tests.unit.test_data import qnli_dev_only
+
+    glue, out = qnli_dev_only(tmp_path / "glue"), tmp_path / "run"
+    args = ["--task", "qnli", "--data-dir", str(glue), "--max-seq-length", "32", "--no-progress"]
+    assert main(["distill", "--teacher", str(tiny_teacher), "--student-layers", "1", "--method", "kd", "--dev-split",
+                 "0.5", "--max-steps", "2", "--batch-size", "8", *args, "--output", str(out)]) == 0
+    trained = json.loads((out / "metrics.json").read_text())["eval"]
+    assert main(["evaluate", "--model", str(out), *args]) == 0  # no --dev-split: the run folder's
+    scored = json.loads((out / "metrics.json").read_text())["evaluate"]
+    assert scored["dev_split"] == 0.5 and scored["eval"]["accuracy"] == trained["accuracy"]

@@ -117,7 +117,10 @@ def _quiet_libraries() -> None:
     datasets.disable_progress_bars()
 
 
-EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best")
+# What a run folder's own dynakd.yaml gives `evaluate` unless the command says otherwise: how inputs were cut, and
+# which dev rows a --dev-split run held out (it trained on the rest). (A SQuAD run's --train-articles is not taken:
+# the file it split may not be the one given now.)
+EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", "dev_split", "data_seed")
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -167,6 +170,8 @@ def _run(args: argparse.Namespace) -> None:
         # a model folder DynaKD wrote is scored with the input length (and QA windows) it was trained with, unless
         # the command says otherwise
         saved = recorded_settings(args.model, EVAL_SETTINGS) if args.model else {}
+        if args.max_seq_length is not None:  # a window overlap is only valid for the length it was chosen with
+            saved.pop("doc_stride", None)
         cfg = config_from_args(args, [EVALUATE_FLAGS], defaults=saved)
         result = runner.evaluate(cfg)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics["eval"].items() if _is_score(k, v))
