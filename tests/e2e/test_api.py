@@ -39,6 +39,8 @@ def test_a_classifier_takes_the_tasks_label_names(tiny_teacher, tmp_path, capsys
         loaded = load_classifier(str(tmp_path / "named"), get_task("sst2")).config.id2label
         assert loaded == (names if kept else {0: "negative", 1: "positive"})
         assert ("this run uses task sst2's: negative, positive" in capsys.readouterr().out) == (not kept)
+    load_classifier(str(tmp_path / "named"), get_task("sst2"), new_head_ok=False)  # a teacher: its head stays
+    assert "the same labels in another order: its outputs are likely in its own order" in capsys.readouterr().out
 
 
 def test_custom_training_loop(tiny_teacher):
