@@ -301,3 +301,15 @@ def test_dev_split_errors(tmp_path):
         validate(DistillConfig(task="mnli", data_dir=str(tmp_path), dev_split=0.5))
     with pytest.raises(DynaKDError, match="cannot split"):
         load_data(DistillConfig(task="qnli", data_dir=str(qnli_dev_only(tmp_path, n=2)), dev_split=0.5))
+
+
+def test_the_synthetic_corpus_serves_single_sentence_binary_tasks_only():
+    from dynakd.config import DistillConfig
+    from dynakd.data import synthetic_serves
+    from dynakd.runner import load_data
+
+    assert synthetic_serves(get_task("sst2")) and not any(synthetic_serves(get_task(t)) for t in ("mrpc", "stsb",
+                                                                                                   "mnli", "squad"))
+    with pytest.raises(DynaKDError, match="synthetic data is single-sentence binary sentiment; it cannot be used for "
+                                          "mrpc"):
+        load_data(DistillConfig(task="mrpc", synthetic=True))
