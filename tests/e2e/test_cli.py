@@ -270,3 +270,6 @@ def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, t
     assert main(["evaluate", "--model", str(out), *args]) == 0  # no --dev-split: the run folder's
     scored = json.loads((out / "metrics.json").read_text())["evaluate"]
     assert scored["dev_split"] == 0.5 and scored["eval"]["accuracy"] == trained["accuracy"]
+    (tmp_path / "eval.yaml").write_text(f"model: {out}\n")  # the model named by a config file: the same
+    assert main(["evaluate", "--config", str(tmp_path / "eval.yaml"), *args]) == 0
+    assert json.loads((out / "metrics.json").read_text())["evaluate"]["dev_split"] == 0.5

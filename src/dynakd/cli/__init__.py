@@ -169,7 +169,8 @@ def _run(args: argparse.Namespace) -> None:
 
         # a model folder DynaKD wrote is scored with the input length (and QA windows) it was trained with, unless
         # the command says otherwise
-        saved = recorded_settings(args.model, EVAL_SETTINGS) if args.model else {}
+        model = config_from_args(args, [EVALUATE_FLAGS]).model  # --model, or the model a --config names
+        saved = recorded_settings(model, EVAL_SETTINGS) if model else {}
         if args.max_seq_length is not None:  # a window overlap is only valid for the length it was chosen with
             saved.pop("doc_stride", None)
         cfg = config_from_args(args, [EVALUATE_FLAGS], defaults=saved)
