@@ -303,8 +303,14 @@ def parse_override(text: str) -> dict[str, Any]:
 
 
 def parse_layer(layer: dict[str, Any]) -> None:
-    """Check one config layer's keys and value types on their own (how layers combine is ``build_config``'s)."""
-    _from_dict(DistillConfig, {k: v for k, v in layer.items() if v is not None})
+    """Check one config layer's keys, value types and list choices on their own (how layers combine is
+    ``build_config``'s)."""
+    dyn = _from_dict(DistillConfig, {k: v for k, v in layer.items() if v is not None}).dynamics
+    given = layer.get("dynamics") if isinstance(layer.get("dynamics"), dict) else {}
+    for key, values, valid in (("components", dyn.components, COMPONENTS), ("forms", dyn.forms, FORMS),
+                               ("weights", list(dyn.weights), COMPONENTS)):
+        if key in given:
+            _check_choices(values, valid, f"dynamics.{key}")
 
 
 def build_config(*layers: dict[str, Any]) -> DistillConfig:

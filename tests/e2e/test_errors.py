@@ -86,6 +86,9 @@ def test_a_bad_key_in_a_config_file_names_the_file(tiny_teacher, tmp_path, capsy
     bad.write_text("method: full\nalign:\n  epss: 0.1\n")
     err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad)))
     assert f"{bad}: unknown config key 'align.epss' (did you mean 'align.eps'?)" in err
+    bad.write_text("dynamics:\n  components: [deviaton]\n")
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad)))
+    assert f"{bad}: dynamics.components: unknown 'deviaton'" in err and "did you mean 'deviation'?" in err
 
 
 def csv_args(teacher, out, text_column: str, train, validation) -> list[str]:
