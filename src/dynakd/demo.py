@@ -105,6 +105,8 @@ def run_demo(
     student_epochs = epochs or STUDENT_EPOCHS
     out = Path(output)
     results: dict[str, RunResult] = {}
+    if (out / "teacher" / "metrics.json").is_file():  # the demo trains afresh each time (it is what it shows)
+        print(f"(replacing the demo runs already in {out})")
     print("[1/3] fine-tuning the teacher (all-MiniLM-L6-v2, 6 layers)")
     results["teacher"] = finetune(build_config(base, {"model": teacher_base(), "output": str(out / "teacher")}))
     for i, method in enumerate(("kd", "full"), start=2):

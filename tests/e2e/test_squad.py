@@ -100,7 +100,9 @@ def test_demo_runs_squad(qa_encoder, squad_file, tmp_path, monkeypatch, capsys):
     results = demo.run_demo(str(tmp_path / "demo"), task="squad", train_file=str(squad_file), progress=False)
     assert set(results) == {"teacher", "kd", "full"}
     out = capsys.readouterr().out
-    assert "dev f1" in out and "3 of 4 articles train" in out
+    assert "dev f1" in out and "3 of 4 articles train" in out and "replacing the demo runs" not in out
+    demo.run_demo(str(tmp_path / "demo"), task="squad", train_file=str(squad_file), progress=False)
+    assert f"(replacing the demo runs already in {tmp_path / 'demo'})" in capsys.readouterr().out
 
 
 def test_hub_unreachable_is_one_error():
