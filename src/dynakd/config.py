@@ -305,12 +305,7 @@ def parse_override(text: str) -> dict[str, Any]:
 def parse_layer(layer: dict[str, Any]) -> None:
     """Check one config layer's keys, value types and list choices on their own (how layers combine is
     ``build_config``'s)."""
-    dyn = _from_dict(DistillConfig, {k: v for k, v in layer.items() if v is not None}).dynamics
-    given = layer.get("dynamics") if isinstance(layer.get("dynamics"), dict) else {}
-    for key, values, valid in (("components", dyn.components, COMPONENTS), ("forms", dyn.forms, FORMS),
-                               ("weights", list(dyn.weights), COMPONENTS)):
-        if key in given:
-            _check_choices(values, valid, f"dynamics.{key}")
+    _check_dynamics_choices(_from_dict(DistillConfig, {k: v for k, v in layer.items() if v is not None}).dynamics)
 
 
 def build_config(*layers: dict[str, Any]) -> DistillConfig:
@@ -438,9 +433,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         _check_transfer(cfg, task)
     if task.is_qa and cfg.doc_stride is not None and cfg.doc_stride >= cfg.max_seq_length:
         raise DynaKDError(f"doc_stride ({cfg.doc_stride}) must be smaller than max_seq_length ({cfg.max_seq_length})")
-    _check_choices(cfg.dynamics.components, COMPONENTS, "dynamics.components")
-    _check_choices(cfg.dynamics.forms, FORMS, "dynamics.forms")
-    _check_choices(list(cfg.dynamics.weights), COMPONENTS, "dynamics.weights")
+    _check_dynamics_choices(cfg.dynamics)
     _check_dynamics(cfg)
     return cfg
 
@@ -480,6 +473,12 @@ def _check_dynamics(cfg: DistillConfig) -> None:
         # The pre-pass that takes the dataset mean pools every real token; these deviations pool context tokens.
         raise DynaKDError("dynamics.reference 'dataset' pools every token, so it does not fit qa_tokens 'context'; "
                           "use reference 'batch' or 'ema'")
+
+
+def _check_dynamics_choices(dyn: DynamicsConfig) -> None:
+    _check_choices(dyn.components, COMPONENTS, "dynamics.components")
+    _check_choices(dyn.forms, FORMS, "dynamics.forms")
+    _check_choices(list(dyn.weights), COMPONENTS, "dynamics.weights")
 
 
 def _check_choices(values: list[str], valid: tuple[str, ...], where: str) -> None:

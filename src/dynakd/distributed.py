@@ -8,8 +8,16 @@ running means rather than broadcast from rank 0).
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.distributed as dist
+
+
+def is_first_process() -> bool:
+    """Process 0 of a launched run (``RANK``, set by torchrun and accelerate before any process group exists), or
+    the only process: the one that prints notes and reports and pushes."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def world_size() -> int:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
 from . import hub, packaged
 from .data.tasks import TaskSpec
+from .distributed import is_first_process
 from .errors import DynaKDError
 from .students import build_student, resolve_layer_ids
 
@@ -87,7 +87,7 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
         # the task's names in config.json, so `pipeline(...)` says "positive" rather than "LABEL_1" (as run_glue.py
         # does); they follow the task's label order, which training on the task gives the head. A classifier that
         # names its labels as the task does (in any case) keeps its spelling.
-        if is_classifier and own and not all(x == f"LABEL_{i}" for i, x in enumerate(own)) and _main_process():
+        if is_classifier and own and not all(x == f"LABEL_{i}" for i, x in enumerate(own)) and is_first_process():
             reordered = sorted(x.lower() for x in own) == sorted(x.lower() for x in task.label_names)
             print(f"note: {name} names its labels {', '.join(own)}; this run uses task {task.name}'s: "
                   f"{', '.join(task.label_names)}" + (
@@ -99,10 +99,6 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
         return AutoModelForSequenceClassification.from_pretrained(packaged.resolve(name), **kwargs)
     except Exception as e:  # noqa: BLE001
         raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
-
-
-def _main_process() -> bool:
-    return os.environ.get("RANK", "0") == "0"
 
 
 def check_seq_length(max_seq_length: int, tokenizer, model) -> None:

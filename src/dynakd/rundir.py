@@ -16,6 +16,7 @@ from . import packaged
 from .checkpoints import PREFIX, check_checkpoint, latest_checkpoint, remove_partial
 from .config import DistillConfig, build_config, save_config
 from .data.tasks import TaskSpec
+from .distributed import is_first_process
 from .errors import DynaKDError
 
 CONFIG_NAME = "dynakd.yaml"
@@ -76,7 +77,7 @@ def note_other_task(folder: str | Path, task: str, role: str) -> None:
     """Say so when the model in ``folder`` was trained by DynaKD on another task than ``task`` (allowed: a related
     task may be the point, but a teacher of another task is more often a slip)."""
     trained = recorded_settings(folder, ("task",)).get("task")
-    if trained and trained != task and os.environ.get("RANK", "0") == "0":
+    if trained and trained != task and is_first_process():
         print(f"note: the {role} {folder} was trained on task {trained}, this run is on {task}", flush=True)
 
 

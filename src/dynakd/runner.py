@@ -29,6 +29,7 @@ from .data.prepare import DistillationCollator, check_labels, drop_empty, same_t
 from .data.squad import QAEval, encode_squad, load_squad
 from .data.tasks import TaskSpec
 from .distiller import Distiller
+from .distributed import is_first_process
 from .errors import DynaKDError
 from .features import EXAMPLE_ID
 from .metrics import compute_metrics
@@ -242,7 +243,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
             check_model_folder(name)
     if teacher_name:
         check_student_request(cfg, teacher_name)
-    if cfg.push_to_hub and os.environ.get("RANK", "0") == "0":  # only process 0 pushes
+    if cfg.push_to_hub and is_first_process():  # only process 0 pushes
         hub.check_push(cfg.push_to_hub)
     out = check_output(cfg, command)
     resume = resume_point(cfg, out)
@@ -365,7 +366,7 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     check_seq_length(cfg.max_seq_length, tokenizer, student)
     check_seq_length(cfg.max_seq_length, t_tok, teacher)
     sizes = [sum(p.numel() for p in m.parameters()) for m in (student, teacher)]
-    if sizes[0] > sizes[1] and os.environ.get("RANK", "0") == "0":  # allowed, but rarely what distillation is for
+    if sizes[0] > sizes[1] and is_first_process():  # allowed, but rarely what distillation is for
         print(f"note: the student ({sizes[0] / 1e6:.1f}M parameters) is larger than the teacher "
               f"({sizes[1] / 1e6:.1f}M)", flush=True)
     return student, tokenizer, teacher, None if same_tokenizer(tokenizer, t_tok) else t_tok

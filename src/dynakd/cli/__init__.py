@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import sys
 from pathlib import Path
 
@@ -125,6 +124,7 @@ EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", 
 
 def _run(args: argparse.Namespace) -> None:
     from .. import runner
+    from ..distributed import is_first_process
 
     _quiet_libraries()
     if args.command == "demo":
@@ -176,7 +176,7 @@ def _run(args: argparse.Namespace) -> None:
         cfg = config_from_args(args, [EVALUATE_FLAGS], defaults=saved)
         result = runner.evaluate(cfg)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics["eval"].items() if _is_score(k, v))
-    if os.environ.get("RANK", "0") == "0":  # one report from a multi-process run
+    if is_first_process():  # one report from a multi-process run
         print(f"{args.command}: {scores}\nwritten to {result.output}")
 
 

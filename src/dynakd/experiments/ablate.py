@@ -201,26 +201,29 @@ def finished(results: Path) -> dict[str, dict[str, Any]]:
 def check_finished(sweep: Sweep, done: dict[str, dict[str, Any]]) -> None:
     """Refuse a sweep folder whose finished cells or teachers were trained with other settings than the sweep file
     now gives (a changed ``base`` or ``teacher``): the report shows every finished cell, and a resumed sweep would
-    mix them with new ones. A cell is compared by the configs its record holds (its own and its teacher's), else by
-    its folders' ``dynakd.yaml`` (cells finished before records held configs); every teacher folder by its own."""
+    mix them with new ones. A cell is compared by the configs its record holds (its own and its teacher's; its own
+    else by its folder's ``dynakd.yaml``, for cells finished before records held configs); every teacher folder by
+    its own ``dynakd.yaml``."""
+    seeds = {teacher_seed(sweep, cell_seed(sweep, c)) for c in [*cells(sweep), *(r["cell"] for r in done.values())]}
+    teachers = {seed: teacher_config(sweep, seed) for seed in sorted(seeds)}
     for key, record in done.items():
         cell = record["cell"]
-        teacher = teacher_config(sweep, teacher_seed(sweep, cell_seed(sweep, cell)))
+        teacher = teachers[teacher_seed(sweep, cell_seed(sweep, cell))]
         cfg = cell_config(sweep, cell, teacher.output)
         stale = []
         if saved := record.get("config") or recorded_config(Path(cfg.output)):
             # the teacher by its folder's name (teacher-seedS): the sweep folder may be spelt another way now
             stale = [k for k in config_differences(saved, cfg) if k != "teacher"]
             stale += ["teacher"] if Path(str(saved.get("teacher"))).name != Path(teacher.output).name else []
-        if saved_teacher := record.get("teacher_config") or recorded_config(Path(teacher.output)):
+        if saved_teacher := record.get("teacher_config"):
             stale += [f"teacher.{k}" for k in finetune_config_differences(saved_teacher, teacher)]
         if stale:
             raise DynaKDError(
                 f"sweep {sweep.name}: cell {key} in {sweep.output} was run with other settings (differs in: "
                 f"{', '.join(stale[:5])}); give the sweep another output, or delete {sweep.output} to run the sweep "
                 "again")
-    for seed in sorted({teacher_seed(sweep, cell_seed(sweep, cell)) for cell in cells(sweep)}):
-        check_teacher(teacher_config(sweep, seed))  # a teacher trained before its first cell finished
+    for teacher in teachers.values():  # the folders, as a resumed sweep would reuse them
+        check_teacher(teacher)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
