@@ -133,10 +133,14 @@ def resume_point(cfg: DistillConfig, out: Path) -> Path | None:
 
 
 def check_writable(out: Path) -> None:
-    """Fail before loading models when the output folder cannot be created or written."""
+    """Fail before loading models when the output folder cannot be created or written. Creates nothing: a run that
+    fails before it starts (data, models) leaves no empty folder behind, and processes starting together do not race
+    over a folder one of them made."""
+    where = out
+    while not where.exists():  # the nearest existing folder: where creating ``out`` would start
+        where = where.parent
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
+        with tempfile.TemporaryFile(dir=where):
             pass
     except OSError as e:
         raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None

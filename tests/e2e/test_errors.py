@@ -103,6 +103,7 @@ def test_missing_data_file_and_column(tiny_teacher, tmp_path, capsys):
     data.write_text("text,label\ngood film,1\nbad film,0\n")
     err = run_error(capsys, csv_args(tiny_teacher, tmp_path / "run", "sentence", data, data))
     assert "sentence" in err and "text" in err
+    assert not (tmp_path / "run").exists()  # a run that fails before it starts leaves no empty output folder
 
 
 def test_labels_outside_model_range(tiny_teacher, tmp_path, capsys):
@@ -321,6 +322,7 @@ def test_no_write_permission(tiny_teacher, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(dynakd.rundir.tempfile, "TemporaryFile", refused)  # as root, chmod does not stop writes
     out = tmp_path / "run"
     assert f"cannot write to {out}: Permission denied" in run_error(capsys, distill_args(tiny_teacher, out))
+    assert not out.exists()
     monkeypatch.undo()
     if os.geteuid() != 0:
         locked = tmp_path / "locked"

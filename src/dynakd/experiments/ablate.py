@@ -301,7 +301,8 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
         print(f"[ablate] ({i}/{len(todo)}) {cell_key(cell)}", flush=True)
         start = time.perf_counter()
         result = distill(dataclasses.replace(cfg, eval_teacher=False))
-        record = {"key": cell_key(cell), "cell": cell, "method": cfg.method, "align": cfg.align.name,
+        record = {"key": cell_key(cell), "cell": cell, "method": cfg.method,
+                  "align": cfg.align.name if cfg.terms["feature"] else None,  # none for methods without a layer term
                   "student_layers": result.metrics["model"]["layers"], "seed": cfg.seed, "task": cfg.task,
                   "eval": result.metrics["eval"], "teacher_eval": teacher_metrics["eval"],
                   "model": result.metrics["model"], "train": result.metrics["train"],
