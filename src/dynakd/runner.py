@@ -234,9 +234,12 @@ def library_bars(progress: bool):
             hf_logging.enable_progress_bar()
 
 
-def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
+def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
+    """Everything that can be checked before data or models load: the config, the model folders, the hub repository,
+    the output folder and the checkpoint to resume from. Returns the validated config, the teacher's name (a ~ in a
+    YAML path expanded), the output folder and the resume point."""
     cfg = validate(cfg)
-    teacher_name = cfg.teacher if teacher_name else None  # as validated (a ~ in a YAML path expanded)
+    teacher_name = cfg.teacher if teacher_name else None
     check_precision(cfg)
     for name in (teacher_name, cfg.student, cfg.model if command == "finetune" else None):
         if name:
@@ -248,6 +251,11 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     out = check_output(cfg, command)
     resume = resume_point(cfg, out)
     check_writable(out)
+    return cfg, teacher_name, out, resume
+
+
+def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
+    cfg, teacher_name, out, resume = _check_run(cfg, command, teacher_name)
     task, data = load_data(cfg)
     if not task.is_qa:
         check_labels(data, task.num_labels, task.is_regression)
@@ -288,19 +296,10 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     start = time.perf_counter()
     train_out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_time = time.perf_counter() - start
-    steps_run = train_out.global_step - (checkpoint_step(resume) if resume else 0)  # a resumed run trains the rest
     metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}
     if teacher is not None and cfg.eval_teacher:
         metrics["teacher_eval"] = evaluate_model(teacher, t_tok or tokenizer, task, data, cfg)
-    metrics["train"] = {
-        "runtime_s": round(train_time, 1),
-        "steps": train_out.global_step,
-        "steps_per_second": round(steps_run / max(train_time, 1e-9), 3),
-        "loss": round(train_out.training_loss, 5),
-        "teacher_cache": str(cache.folder) if cache else None,
-        "processes": args.world_size,
-        "resumed_from": resume.name if resume else None,
-    }
+    metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size)
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     if cfg.push_to_hub and main_process:
         what = f"{method_label(cfg)} from {cfg.teacher}" if command == "distill" else f"from {cfg.model}"
@@ -308,6 +307,21 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
                               message=f"dynakd {command} on {task.name}: {what}")
         print(f"pushed {out} to {url}", flush=True)
     return RunResult(out, metrics)
+
+
+def _train_record(train_out, train_time: float, resume: Path | None, cache, processes: int) -> dict[str, Any]:
+    """How the training went, for ``metrics.json``: time, steps, speed (of the steps this run trained: a resumed run
+    trains the rest), final loss, the teacher cache it read and the number of processes."""
+    steps_run = train_out.global_step - (checkpoint_step(resume) if resume else 0)
+    return {
+        "runtime_s": round(train_time, 1),
+        "steps": train_out.global_step,
+        "steps_per_second": round(steps_run / max(train_time, 1e-9), 3),
+        "loss": round(train_out.training_loss, 5),
+        "teacher_cache": str(cache.folder) if cache else None,
+        "processes": processes,
+        "resumed_from": resume.name if resume else None,
+    }
 
 
 def _set_dataset_reference(cfg: DistillConfig, distiller, teacher, cache, train_ds, collator, device) -> None:
