@@ -91,6 +91,21 @@ def test_a_bad_key_in_a_config_file_names_the_file(tiny_teacher, tmp_path, capsy
     assert f"{bad}: dynamics.components: unknown 'deviaton'" in err and "did you mean 'deviation'?" in err
 
 
+def test_a_bad_value_or_combination_names_the_file_that_holds_it(tiny_teacher, tmp_path, capsys):
+    bad = tmp_path / "run.yaml"
+    bad.write_text("temperature: -1\n")
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad)))
+    assert err == f"dynakd: error: {bad}: temperature must be > 0, got -1.0"
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--set", "align.eps=0"))
+    assert err == "dynakd: error: --set align.eps=0: align.eps must be > 0, got 0.0"
+    bad.write_text("align:\n  fixed_map: reversed\n")  # a combination the file alone gets wrong
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad)))
+    assert err.startswith(f"dynakd: error: {bad}: align.fixed_map and align.layers choose the fixed aligner's map")
+    bad.write_text("max_train_samples: 8\n")  # fails only with the flag: no file to name
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad), "--temperature", "0"))
+    assert err == "dynakd: error: temperature must be > 0, got 0.0"
+
+
 def csv_args(teacher, out, text_column: str, train, validation) -> list[str]:
     return ["distill", "--teacher", str(teacher), "--student-layers", "2", "--task", "csv", "--text-columns",
             text_column, "--train-file", str(train), "--validation-file", str(validation), "--output", str(out)]

@@ -139,4 +139,22 @@ def config_from_args(
             flags[key] = value
     if getattr(args, "model", None):
         flags["model"] = args.model
-    return build_config(defaults or {}, yaml_layer, *overrides, flags, fixed)
+    try:
+        return build_config(defaults or {}, yaml_layer, *overrides, flags, fixed)
+    except DynaKDError as e:  # a bad value or combination: name the file or --set that holds it, if one alone does
+        sources = [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]
+        raise DynaKDError(f"{_source_of(str(e), defaults or {}, sources, fixed)}{e}") from None
+
+
+def _source_of(message: str, defaults: dict[str, Any], sources: list[tuple[str | None, dict]], fixed: dict) -> str:
+    """``"FILE: "`` when that config layer alone, over the defaults, fails with ``message``, else ``""`` (the flags,
+    or settings that only fail together). Runs on the error path only."""
+    for source, layer in sources:
+        if not source:
+            continue
+        try:
+            build_config(defaults, layer, fixed)
+        except DynaKDError as e:
+            if str(e) == message:
+                return f"{source}: "
+    return ""
