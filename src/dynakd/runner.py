@@ -256,6 +256,7 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
 
 def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
     cfg, teacher_name, out, resume = _check_run(cfg, command, teacher_name)
+    note_batch_of_one(cfg)
     task, data = load_data(cfg)
     if not task.is_qa:
         check_labels(data, task.num_labels, task.is_regression)
@@ -307,6 +308,20 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
                               message=f"dynakd {command} on {task.name}: {what}")
         print(f"pushed {out} to {url}", flush=True)
     return RunResult(out, metrics)
+
+
+def note_batch_of_one(cfg: DistillConfig) -> None:
+    """Say so when a batch of one sample leaves pooled dynamics components without signal: deviation from the batch
+    mean and relations compare the samples of a batch (accumulating gradients does not change what a batch holds)."""
+    if cfg.batch_size > 1 or cfg.terms["feature"] != "dynamics" or cfg.dynamics.pooling == "tokens" \
+            or cfg.dynamics.gather or not is_first_process():
+        return
+    silent = [c for c in cfg.dynamics.components if c == "relations" or (c == "deviation"
+                                                                          and cfg.dynamics.reference == "batch")]
+    if silent:
+        print(f"note: with batch_size 1 the dynamics component(s) {' and '.join(silent)} learn nothing (they compare "
+              "the samples of a batch); use a larger batch" + (", or dynamics.reference ema or dataset for deviation"
+                                                               if "deviation" in silent else ""), flush=True)
 
 
 def _train_record(train_out, train_time: float, resume: Path | None, cache, processes: int) -> dict[str, Any]:

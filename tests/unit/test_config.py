@@ -299,3 +299,19 @@ def test_an_alias_whose_package_is_missing_says_what_to_install(monkeypatch):
                                           "not installed: pip install no-such-package-xyz"):
         packaged.resolve("gone")
     assert packaged.hub_id("/tmp") is None  # an alias that cannot resolve matches no folder
+
+
+def test_batch_of_one_notes_the_components_without_signal(capsys):
+    from dynakd.runner import note_batch_of_one
+
+    note_batch_of_one(validate(DistillConfig(method="full", batch_size=1)))
+    out = capsys.readouterr().out
+    assert "with batch_size 1 the dynamics component(s) deviation and relations learn nothing" in out
+    assert "dynamics.reference ema or dataset for deviation" in out
+    note_batch_of_one(validate(DistillConfig(method="full", batch_size=1,
+                                             dynamics=DynamicsConfig(reference="ema"))))
+    assert "component(s) relations learn nothing" in capsys.readouterr().out
+    for quiet in (DistillConfig(method="full", batch_size=2), DistillConfig(method="kd", batch_size=1),
+                  DistillConfig(method="full", batch_size=1, dynamics=DynamicsConfig(components=["layer_change"]))):
+        note_batch_of_one(validate(quiet))
+        assert capsys.readouterr().out == ""
