@@ -22,7 +22,7 @@ from transformers import TrainingArguments, set_seed
 from . import hub
 from .cache import live_dataset_mean, prepare_teacher_cache
 from .card import method_label, write_model_card
-from .checkpoints import checkpoint_step, io_reason, load_distiller_state, remove_checkpoints
+from .checkpoints import checkpoint_step, io_reason, remove_checkpoints
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, split_dev, subsample, subsample_with_transfer
 from .data.prepare import DistillationCollator, check_labels, drop_empty, same_tokenizer, tokenize
@@ -290,10 +290,8 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         qa_eval=qa_eval,
     )
     _set_dataset_reference(cfg, distiller, teacher, cache, encoded["train"], collator, args.device)
-    if resume is not None:
-        load_distiller_state(distiller, resume)
-        if main_process:
-            print(f"resuming from {resume}", flush=True)
+    if resume is not None and main_process:  # the trainer loads the distiller's state with the checkpoint's
+        print(f"resuming from {resume}", flush=True)
     start = time.perf_counter()
     train_out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_time = time.perf_counter() - start

@@ -26,7 +26,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate
 
 from . import distributed
 from .cache import CacheReadingCollator, cached_features
-from .checkpoints import DISTILLER_OPTIMIZER, STAGING, io_reason, publish, save_distiller_state
+from .checkpoints import DISTILLER_OPTIMIZER, STAGING, io_reason, load_distiller_state, publish, save_distiller_state
 from .data.squad import QAEval, best_spans, gold_answers
 from .distiller import Distiller
 from .errors import DynaKDError
@@ -260,6 +260,10 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             torch.save(part, Path(output_dir) / DISTILLER_OPTIMIZER)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        """Also the distiller's state (references, running plan, term balance, projections): the Trainer calls this
+        once, with the checkpoint it resumes from, whoever called ``train(resume_from_checkpoint=...)``."""
+        if checkpoint:
+            load_distiller_state(self.distiller, Path(checkpoint))
         with self._distiller_group_apart() as part:
             super()._load_optimizer_and_scheduler(checkpoint)
             saved = Path(checkpoint) / DISTILLER_OPTIMIZER if checkpoint else None

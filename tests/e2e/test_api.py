@@ -137,3 +137,43 @@ def test_every_exported_name_resolves():
         assert getattr(dynakd, name).__name__ == name
     assert callable(dynakd.losses.feature_dynamics_loss) and callable(dynakd.align.sinkhorn)  # README's spelling
     assert not hasattr(dynakd, "no_such_thing")
+
+
+def test_your_own_trainer_run_resumes_the_distillers_state(tiny_teacher, tmp_path):
+    """``DistillationTrainer`` in a hand-written Trainer flow: ``train(resume_from_checkpoint=True)`` restores the
+    distiller's state (EMA references, running plan) with the checkpoint, so the run ends as an uninterrupted one."""
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, TrainerCallback, TrainingArguments, set_seed
+
+    from dynakd import DistillationTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    rows = Dataset.from_dict({"sentence": [f"film {i} was {'good' if i % 2 else 'dull'}" for i in range(32)],
+                              "label": [i % 2 for i in range(32)]})
+    rows = rows.map(lambda b: tokenizer(b["sentence"]), batched=True, remove_columns=["sentence"])
+
+    class StopAtTwo(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step == 2
+
+    def run(out, stop=False, resume=None):
+        set_seed(0)
+        teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+        student = build_student(teacher, 2)
+        distiller = Distiller(build_config({"method": "full", "dynamics": {"reference": "ema"}}), student_layers=2,
+                              teacher_layers=4, student_width=32, teacher_width=32)
+        args = TrainingArguments(output_dir=str(out), max_steps=4, per_device_train_batch_size=8, save_steps=2,
+                                 report_to=[], use_cpu=True, seed=0, disable_tqdm=True)
+        trainer = DistillationTrainer(model=student, args=args, train_dataset=rows, teacher=teacher,
+                                      distiller=distiller, data_collator=DataCollatorWithPadding(tokenizer),
+                                      callbacks=[StopAtTwo()] if stop else None)
+        trainer.train(resume_from_checkpoint=resume)
+        return student, distiller
+
+    whole, whole_distiller = run(tmp_path / "whole")
+    run(tmp_path / "cut", stop=True)
+    resumed, resumed_distiller = run(tmp_path / "cut", resume=True)
+    assert torch.equal(resumed_distiller.ref_s, whole_distiller.ref_s)
+    assert torch.equal(resumed_distiller.aligner.running_plan, whole_distiller.aligner.running_plan)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
