@@ -332,11 +332,10 @@ def build_config(*layers: dict[str, Any]) -> DistillConfig:
 
 
 def _check_dev_split(task) -> None:
-    """``dev_split`` cuts a GLUE task's one eval split by example; other tasks have their own ways to split."""
+    """``dev_split`` cuts a GLUE task's one eval split (or a csv/json task's one file) by example; SQuAD is split by
+    article instead."""
     if task.is_qa:
         raise DynaKDError("dev_split cuts a GLUE dev set by example; split a SQuAD file by article with train_articles")
-    if task.is_user_data:
-        raise DynaKDError(f"--dev-split cuts a GLUE dev set; --task {task.name} takes --train-file instead")
     if len(task.eval_splits) != 1:
         splits = ", ".join(task.eval_splits)
         raise DynaKDError(f"--dev-split needs a task with one eval split; {task.name} has {splits}")

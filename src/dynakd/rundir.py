@@ -15,7 +15,7 @@ import yaml
 from . import packaged
 from .checkpoints import PREFIX, check_checkpoint, latest_checkpoint, remove_partial
 from .config import DistillConfig, build_config, save_config
-from .data.tasks import TaskSpec
+from .data.tasks import TaskSpec, get_task
 from .distributed import is_first_process
 from .errors import DynaKDError
 
@@ -71,6 +71,37 @@ def recorded_settings(folder: str | Path, keys: tuple[str, ...]) -> dict[str, An
     """Those of ``keys`` that the run saved in ``folder`` recorded (nothing for a folder DynaKD did not write)."""
     saved = recorded_config(folder) or {}
     return {k: saved[k] for k in keys if saved.get(k) is not None}
+
+
+# What a run folder's own dynakd.yaml gives `evaluate` unless the command says otherwise: how inputs were cut, and
+# which dev rows a --dev-split run held out (it trained on the rest) ...
+EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", "dev_split", "data_seed")
+# ... and, unless the command names another task, the run's task and its data (a SQuAD run's articles with its file)
+RUN_DATA = ("task", "data_dir", "train_file", "validation_file", "train_articles", "text_columns", "label_column",
+            "synthetic")
+_DATA_PLACES = ("data_dir", "train_file", "validation_file", "train_articles", "synthetic")
+
+
+def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, Any]:
+    """The settings the run saved in ``folder`` lends ``evaluate`` where the command (``given``: the settings it
+    gives itself) is silent: ``EVAL_SETTINGS``, and the run's task and data unless the command names another task
+    (a command that says where its data is takes none of the run's places). Nothing for a folder DynaKD did not
+    write; says when it lends the task or data."""
+    saved = {k: v for k, v in (recorded_config(folder) or {}).items() if v is not None and v is not False and v != []}
+    lent = {k: saved[k] for k in EVAL_SETTINGS if k in saved}
+    if "max_seq_length" in given:  # a window overlap is only valid for the length it was chosen with
+        lent.pop("doc_stride", None)
+    if "task" not in saved:
+        return lent
+    if given.get("task") is not None and get_task(str(given["task"])).name != saved["task"]:
+        return {k: v for k, v in lent.items() if k not in ("dev_split", "data_seed")}  # they cut the run's dev set
+    places = () if any(given.get(k) is not None for k in _DATA_PLACES) else _DATA_PLACES
+    data = {k: saved[k] for k in RUN_DATA if k in saved and (k in places or k not in _DATA_PLACES)}
+    data = {k: v for k, v in data.items() if k not in given}
+    said = [f"{k} {v}" for k, v in data.items() if k == "task" or k in _DATA_PLACES]  # the columns go unsaid
+    if said and is_first_process():
+        print(f"evaluate: {', '.join(said)} (as {folder} was trained)", flush=True)
+    return {**lent, **data}
 
 
 def note_other_task(folder: str | Path, task: str, role: str) -> None:

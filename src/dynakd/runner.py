@@ -69,14 +69,21 @@ def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]
         return task, _subsample_splits(cfg, task, data, train)
     if cfg.train_articles is not None:
         raise DynaKDError("--train-articles splits a SQuAD file by article; it applies to --task squad only")
-    if task.is_user_data and ((train and not cfg.train_file) or not cfg.validation_file):
+    train_file, validation_file = cfg.train_file, cfg.validation_file
+    if task.is_user_data and cfg.dev_split is not None:  # one file, cut into training rows and the rest
+        if train_file and validation_file:
+            raise DynaKDError("--dev-split cuts one file into training and evaluation rows; give --train-file alone, "
+                              "not with --validation-file")
+        train_file, validation_file = None, train_file or validation_file
+    if task.is_user_data and ((train and cfg.dev_split is None and not train_file) or not validation_file):
         need = "--train-file and --validation-file" if train else "--validation-file"
-        raise DynaKDError(f"--task {task.name} needs {need}")
+        raise DynaKDError(f"--task {task.name} needs {need}, or one file with --dev-split F (train on that fraction "
+                          "of its rows, evaluate on the rest)")
     data = load_task_data(
         task,
         data_dir=cfg.data_dir,
-        train_file=cfg.train_file,
-        validation_file=cfg.validation_file,
+        train_file=train_file,
+        validation_file=validation_file,
         text_columns=cfg.text_columns,
         label_column=cfg.label_column,
         synthetic=cfg.synthetic,
@@ -84,11 +91,28 @@ def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]
         splits=("train", *task.eval_splits) if train and cfg.dev_split is None else task.eval_splits,
     )
     task = infer_task_from_data(task, data, cfg.text_columns)
+    if task.is_user_data and is_first_process():
+        print(f"{task.name} data: {describe_labels(task, data, cfg.label_column)}", flush=True)
     if cfg.dev_split is not None:  # no train set: cut one from the (single, validated) eval split
         data = split_dev(data, task.eval_splits[0], cfg.dev_split, cfg.data_seed)
         if not train:
             data.pop("train")
     return task, drop_empty(_subsample_splits(cfg, task, data, train))
+
+
+def describe_labels(task: TaskSpec, data, column: str) -> str:
+    """What a csv/json task made of its label column (floats: regression; integers: class ids; strings: names), and
+    the classes with no training rows (integer ids skipped, or a name seen only in the evaluation file)."""
+    if task.is_regression:
+        return (f"regression on column '{column}' (its values are written as decimals; write whole numbers for "
+                "class ids)")
+    names = task.label_names or tuple(str(i) for i in range(task.num_labels))
+    text = f"{task.num_labels} classes from column '{column}': {', '.join(names)}"
+    if "train" in data:
+        missing = [names[i] for i in sorted(set(range(task.num_labels)) - set(data["train"].unique("label")))]
+        if missing:
+            text += f"; no training rows for {', '.join(missing)}"
+    return text
 
 
 def _subsample_splits(cfg: DistillConfig, task: TaskSpec, data, train: bool):
@@ -146,6 +170,7 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         torch_compile_mode=cfg.torch_compile_mode,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         logging_steps=cfg.logging_steps,
+        logging_first_step=True,  # every loss term and weight reaches TensorBoard even in a run shorter than N steps
         eval_strategy="steps" if cfg.eval_steps else "epoch",
         eval_steps=cfg.eval_steps,
         save_strategy="steps" if cfg.save_steps else "no",

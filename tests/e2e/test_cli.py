@@ -124,6 +124,13 @@ def test_finetune_distill_evaluate_chain(tiny_encoder, tmp_path, capsys):
     assert json.loads((student / "metrics.json").read_text())["evaluate"]["max_seq_length"] == 64
 
 
+def test_a_run_shorter_than_the_logging_interval_logs_every_term(tiny_teacher, tmp_path):
+    out = tmp_path / "run"  # 3 steps, logging every 25 (the default): the first step is logged all the same
+    assert main(distill_args(tiny_teacher, out, "--method", "full", "--logging-steps", "25")) == 0
+    assert {"train/loss/task", "train/loss/logit", "train/loss/dyn/relations", "train/weight/feature"} <= \
+        tensorboard_tags(out)
+
+
 def test_a_model_trained_on_another_task_is_noted(tmp_path, capsys):
     from dynakd.rundir import note_other_task
 
@@ -273,3 +280,12 @@ def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, t
     (tmp_path / "eval.yaml").write_text(f"model: {out}\n")  # the model named by a config file: the same
     assert main(["evaluate", "--config", str(tmp_path / "eval.yaml"), *args]) == 0
     assert json.loads((out / "metrics.json").read_text())["evaluate"]["dev_split"] == 0.5
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--no-progress"]) == 0  # the run's task and data, unasked
+    assert f"evaluate: task qnli, data_dir {glue} (as {out} was trained)" in capsys.readouterr().out
+    scored = json.loads((out / "metrics.json").read_text())["evaluate"]
+    assert scored["task"] == "qnli" and scored["eval"]["accuracy"] == trained["accuracy"]
+    # another task: none of the run's data, nor the part of its dev set it held out
+    assert main(["evaluate", "--model", str(out), "--task", "sst2", "--synthetic", "--no-progress"]) == 0
+    scored = json.loads((out / "metrics.json").read_text())["evaluate"]
+    assert scored["task"] == "sst2" and "dev_split" not in scored

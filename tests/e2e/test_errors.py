@@ -275,7 +275,12 @@ def test_csv_needs_both_files(tiny_teacher, tmp_path, capsys):
     data.write_text("text,label\ngood film,1\nbad film,0\n")
     args = csv_args(tiny_teacher, tmp_path / "r", "text", data, data)
     args = args[: args.index("--validation-file")] + args[args.index("--validation-file") + 2 :]
-    assert "--task csv needs --train-file and --validation-file" in run_error(capsys, args)
+    assert "--task csv needs --train-file and --validation-file, or one file with --dev-split F" in \
+        run_error(capsys, args)
+    err = run_error(capsys, [*args[: args.index("--task") + 1], "json", *args[args.index("--task") + 2 :],
+                             "--validation-file", str(data)])
+    assert err.startswith(f"dynakd: error: could not read json file(s) {data}: ")
+    assert err.endswith(f"({data} looks like csv: --task csv)")
 
 
 def test_python_config_is_validated(tiny_teacher, tmp_path):

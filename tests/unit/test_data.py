@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -289,6 +290,25 @@ def test_dev_split_cuts_dev_by_example_seeded_and_stratified(tmp_path):
     assert load_data(cfg)[1]["train"]["text_a"] != train["text_a"]
 
 
+def test_dev_split_cuts_one_csv_file(tmp_path):
+    from dynakd.config import DistillConfig
+    from dynakd.runner import load_data
+
+    rows = tmp_path / "all.csv"
+    rows.write_text("review,stars\n" + "".join(f"film {i} was {'good' if i % 2 else 'bad'},{i % 2}\n"
+                                               for i in range(20)))
+    cfg = DistillConfig(task="csv", train_file=str(rows), text_columns=["review"], label_column="stars",
+                        dev_split=0.8)
+    task, data = load_data(cfg)
+    assert task.num_labels == 2 and (len(data["train"]), len(data["validation"])) == (16, 4)
+    assert not set(data["train"]["text_a"]) & set(data["validation"]["text_a"])
+    assert load_data(cfg, train=False)[1]["validation"]["text_a"] == data["validation"]["text_a"]  # evaluate
+    with pytest.raises(DynaKDError, match="give --train-file alone, not with --validation-file"):
+        load_data(dataclasses.replace(cfg, validation_file=str(rows)))
+    with pytest.raises(DynaKDError, match="needs --train-file and --validation-file, or one file with --dev-split"):
+        load_data(dataclasses.replace(cfg, dev_split=None))
+
+
 def test_dev_split_errors(tmp_path):
     from dynakd.config import DistillConfig, validate
     from dynakd.runner import load_data
@@ -313,3 +333,22 @@ def test_the_synthetic_corpus_serves_single_sentence_binary_tasks_only():
     with pytest.raises(DynaKDError, match="synthetic data is single-sentence binary sentiment; it cannot be used for "
                                           "mrpc"):
         load_data(DistillConfig(task="mrpc", synthetic=True))
+
+
+def test_what_a_csv_task_made_of_its_labels_is_said(tmp_path, capsys):
+    from dynakd.config import DistillConfig
+    from dynakd.runner import load_data
+
+    said = {}
+    for name, train, dev in (("ids", "1 2 1", "1 2"), ("floats", "0.0 1.0", "1.0"), ("names", "pos neg", "neu")):
+        for split, labels in (("train", train), ("dev", dev)):
+            (tmp_path / f"{name}-{split}.csv").write_text("t,l\n" + "".join(f"x,{v}\n" for v in labels.split()))
+        load_data(DistillConfig(task="csv", train_file=str(tmp_path / f"{name}-train.csv"), text_columns=["t"],
+                                validation_file=str(tmp_path / f"{name}-dev.csv"), label_column="l"))
+        said[name] = capsys.readouterr().out.strip()
+    assert said == {
+        "ids": "csv data: 3 classes from column 'l': 0, 1, 2; no training rows for 0",
+        "floats": "csv data: regression on column 'l' (its values are written as decimals; write whole numbers for "
+                  "class ids)",
+        "names": "csv data: 3 classes from column 'l': neg, neu, pos; no training rows for neu",
+    }

@@ -21,6 +21,7 @@ from .options import (
     add_common,
     add_flags,
     config_from_args,
+    given_settings,
 )
 
 BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode")  # the training flags a bench reads
@@ -28,6 +29,10 @@ FINETUNE_DATA_FLAGS = {k: v for k, v in DATA_FLAGS.items() if k != "--transfer-s
 # What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out.
 EVALUATE_FLAGS = {
     **{k: v for k, v in DATA_FLAGS.items() if k not in ("--max-train-samples", "--transfer-samples")},
+    # a DynaKD run folder lends its own task, data and input length (rundir.evaluation_defaults)
+    "--task": ("task", str, DATA_FLAGS["--task"][2] + " (default: the task a DynaKD run folder was trained on)"),
+    "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default: a DynaKD run "
+                                                "folder's, else 128)"),
     "--output": ("output", str, "folder for metrics.json (default: the model folder, under the key 'evaluate')"),
     "--seed": TRAIN_FLAGS["--seed"],
     "--dataloader-num-workers": TRAIN_FLAGS["--dataloader-num-workers"],
@@ -116,12 +121,6 @@ def _quiet_libraries() -> None:
     datasets.disable_progress_bars()
 
 
-# What a run folder's own dynakd.yaml gives `evaluate` unless the command says otherwise: how inputs were cut, and
-# which dev rows a --dev-split run held out (it trained on the rest). (A SQuAD run's --train-articles is not taken:
-# the file it split may not be the one given now.)
-EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", "dev_split", "data_seed")
-
-
 def _run(args: argparse.Namespace) -> None:
     from .. import runner
     from ..distributed import is_first_process
@@ -165,14 +164,12 @@ def _run(args: argparse.Namespace) -> None:
         cfg = config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS], **extra)
         result = runner.distill(cfg)
     else:
-        from ..rundir import recorded_settings
+        from ..rundir import evaluation_defaults
 
-        # a model folder DynaKD wrote is scored with the input length (and QA windows) it was trained with, unless
-        # the command says otherwise
+        # a model folder DynaKD wrote is scored on its task and data, with the input length (and QA windows) it was
+        # trained with, unless the command says otherwise
         model = config_from_args(args, [EVALUATE_FLAGS]).model  # --model, or the model a --config names
-        saved = recorded_settings(model, EVAL_SETTINGS) if model else {}
-        if args.max_seq_length is not None:  # a window overlap is only valid for the length it was chosen with
-            saved.pop("doc_stride", None)
+        saved = evaluation_defaults(model, given_settings(args, [EVALUATE_FLAGS])) if model else {}
         cfg = config_from_args(args, [EVALUATE_FLAGS], defaults=saved)
         result = runner.evaluate(cfg)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics["eval"].items() if _is_score(k, v))

@@ -34,7 +34,8 @@ DATA_FLAGS = {
     "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default 128)"),
     "--max-train-samples": ("max_train_samples", int, "use a fixed seeded subset of the training set"),
     "--max-eval-samples": ("max_eval_samples", int, "use a fixed seeded subset of each eval split"),
-    "--dev-split": ("dev_split", float, "no train set: train on this seeded fraction of dev, evaluate on the rest"),
+    "--dev-split": ("dev_split", float, "no train set: train on this seeded fraction of dev (csv/json: of the "
+                                         "one file), evaluate on the rest"),
     "--transfer-samples": ("transfer_samples", int, "distil also on this many more training rows, labels hidden"),
 }
 TRAIN_FLAGS = {
@@ -117,6 +118,22 @@ def config_from_args(
     args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None = None, **fixed: Any
 ) -> DistillConfig:
     """Build the config: ``defaults``, then --config, then --set, then explicit flags, then ``fixed``."""
+    yaml_layer, overrides, flags = _layers(args, groups, defaults)
+    try:
+        return build_config(defaults or {}, yaml_layer, *overrides, flags, fixed)
+    except DynaKDError as e:  # a bad value or combination: name the file or --set that holds it, if one alone does
+        sources = [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]
+        raise DynaKDError(f"{_source_of(str(e), defaults or {}, sources, fixed)}{e}") from None
+
+
+def given_settings(args: argparse.Namespace, groups: list[dict]) -> dict[str, Any]:
+    """The settings the command gives itself (--config, --set and flags merged, nested), without any defaults."""
+    yaml_layer, overrides, flags = _layers(args, groups, None)
+    return functools.reduce(merge_dicts, [yaml_layer, *overrides, flags], {})
+
+
+def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None):
+    """The command's own config layers: the --config file, each --set, the flags (each layer checked on its own)."""
     yaml_layer = load_yaml(args.config) if args.config else {}
     overrides = [parse_override(s) for s in args.set]
     for source, layer in [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]:
@@ -139,11 +156,7 @@ def config_from_args(
             flags[key] = value
     if getattr(args, "model", None):
         flags["model"] = args.model
-    try:
-        return build_config(defaults or {}, yaml_layer, *overrides, flags, fixed)
-    except DynaKDError as e:  # a bad value or combination: name the file or --set that holds it, if one alone does
-        sources = [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]
-        raise DynaKDError(f"{_source_of(str(e), defaults or {}, sources, fixed)}{e}") from None
+    return yaml_layer, overrides, flags
 
 
 def _source_of(message: str, defaults: dict[str, Any], sources: list[tuple[str | None, dict]], fixed: dict) -> str:

@@ -72,7 +72,8 @@ def load_task_data(
     TSV directory ``data_dir``, else the Hugging Face hub. ``splits`` (default: all) restricts the result."""
     if task.is_user_data:
         if not text_columns:
-            raise DynaKDError(f"{task.name} data needs the names of its text columns (one or two)")
+            raise DynaKDError(f"{task.name} data needs the names of its text columns (one or two): --text-columns "
+                              "a[,b]")
         data = load_user_files(task.name, train_file, validation_file, text_columns, label_column)
         return _keep_splits(data, splits)
     if synthetic:

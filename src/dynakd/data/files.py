@@ -16,6 +16,7 @@ from dynakd.errors import DynaKDError
 
 USER_KINDS = ("csv", "json")
 _STRING_TYPES = ("string", "large_string")
+_SUFFIXES = {"csv": ("csv",), "json": ("json", "jsonl")}
 
 
 def _check_args(kind: str, files: dict[str, str], text_columns: Sequence[str], label_column: str) -> None:
@@ -39,7 +40,10 @@ def _read(kind: str, files: dict[str, str]) -> DatasetDict:
         return datasets.load_dataset(kind, data_files=files)
     except Exception as exc:  # parse errors come from pandas/pyarrow/datasets in many types
         reason = (str(exc).strip().splitlines() or [""])[0]
-        raise DynaKDError(f"could not read {kind} file(s) {', '.join(files.values())}: {reason}") from exc
+        paths, other = list(dict.fromkeys(files.values())), {"csv": "json", "json": "csv"}[kind]
+        looks = [p for p in paths if os.path.splitext(p)[1].lower().lstrip(".") in _SUFFIXES[other]]
+        hint = f" ({', '.join(looks)} looks like {other}: --task {other})" if looks else ""
+        raise DynaKDError(f"could not read {kind} file(s) {', '.join(paths)}: {reason}{hint}") from exc
 
 
 def _standardize_columns(data: Dataset, path: str, text_columns: Sequence[str], label_column: str) -> Dataset:
