@@ -60,8 +60,13 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__() -> list[str]:  # tab completion lists the API before it is imported
-    return sorted(set(globals()) | set(_EXPORTS))
+# The subpackages a user reaches for by name (README): listed by tab completion with the API
+_SUBPACKAGES = ("align", "losses", "schedules", "data", "experiments")
+
+
+def __dir__() -> list[str]:  # tab completion lists the API before it is imported, not this module's own helpers
+    own = {k for k in globals() if k.startswith("__") or k in _EXPORTS or k in _SUBPACKAGES}
+    return sorted(own | set(_EXPORTS) | set(_SUBPACKAGES))
 
 
 __all__ = [

@@ -87,6 +87,10 @@ class AlignConfig:
 
 @dataclass
 class DistillConfig:
+    """Every setting of a run: models, data, training, the method and its options (README, "Every option of the
+    method"). Build one in Python or with ``build_config(*dicts)`` (later dicts win, nested keys as in YAML);
+    ``validate`` checks it whole, and every entry point (``finetune``, ``distill``, ``evaluate``, the CLI) does."""
+
     # models
     teacher: str | None = None
     student: str | None = None

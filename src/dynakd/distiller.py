@@ -32,6 +32,11 @@ from .losses.dynamics import anchors_from_plan, pool
 
 @dataclass
 class DistillOutput:
+    """What one ``Distiller`` call returns: the weighted total ``loss`` to backpropagate, every unweighted term by
+    name (``task``, ``logit``, ``dyn/<component>``, ``static``, ``pkd``, ``hidden``), the scheduled weight of each
+    term group (``task``, ``logit``, ``feature``) and the layer plan used (``[Ls, Lt]``, rows sum to 1; None without
+    a layer term)."""
+
     loss: torch.Tensor
     terms: dict[str, torch.Tensor]  # unweighted
     weights: dict[str, float]  # scheduled weight of each term group
@@ -39,6 +44,13 @@ class DistillOutput:
 
 
 class Distiller(nn.Module):
+    """The distillation loss of ``cfg`` (its method, aligner, dynamics, schedules) for a student and teacher of the
+    given depths and widths: ``distiller(student_features, teacher_features, labels, progress)`` gives a
+    ``DistillOutput``. Features come from ``dynakd.capture(model, batch)``; ``progress`` is the fraction of training
+    done, in [0, 1], which the schedules read. The module holds all distillation state (aligner and its running plan,
+    projections, references, term balance): put its parameters in the optimizer (``DistillationTrainer`` does) and
+    its ``state_dict`` in checkpoints. ``regression``, ``qa`` and ``same_tokenizer`` describe the task and models."""
+
     def __init__(
         self,
         cfg: DistillConfig,
@@ -127,6 +139,11 @@ class Distiller(nn.Module):
         progress: float,
         perturbed: tuple[Features, Features] | None = None,
     ) -> DistillOutput:
+        """The loss of one batch: ``student`` and ``teacher`` are the models' ``Features`` (``teacher`` None for
+        ``task``), ``labels`` the batch's, ``progress`` in [0, 1]; ``perturbed``: both models' features of the noisy
+        input (the input-sensitivity component)."""
+        if teacher is not None and self.feature:
+            self._check_depths(student, teacher)
         terms = {"task": self.task_term(student, labels)}
         plan = None
         if teacher is not None and self.cfg.terms["logit"]:
@@ -139,6 +156,15 @@ class Distiller(nn.Module):
         weights = self.weights(progress)
         loss = sum(weights[self.group(k)] * self.component_weight(k) * self.scale(k, v) for k, v in terms.items())
         return DistillOutput(loss=loss, terms=terms, weights=weights, plan=plan)
+
+    def _check_depths(self, s: Features, t: Features) -> None:
+        """Features with as many layers and as wide as this distiller was built for (shapes only: no device sync)."""
+        for who, feats, want in (("student", s, self.ref_s.shape), ("teacher", t, self.ref_t.shape)):
+            layers = feats.hidden or next(iter(feats.pooled.values()))  # L+1 x [B, T, d] live, [L+1, B, d] cached
+            got = (len(layers), layers[0].shape[-1])
+            if got != tuple(want):
+                raise DynaKDError(f"the {who}'s features have {got[0] - 1} layers of width {got[1]}; this Distiller "
+                                  f"was built for {want[0] - 1} of width {want[1]} ({who}_layers, {who}_width)")
 
     def task_term(self, student: Features, labels: torch.Tensor) -> torch.Tensor:
         if self.qa:  # labels [B, 2]: gold start and end positions

@@ -23,6 +23,9 @@ HIDDEN_LABEL = -100
 
 @dataclass
 class Features:
+    """What a loss reads of one model on one batch: ``capture(model, batch)`` fills it from a live model, the teacher
+    cache from its stored outputs (pooled per-layer features instead of hidden states)."""
+
     logits: torch.Tensor  # [B, C]; extractive QA: [B, 2, T] (start and end logits over the tokens)
     hidden: tuple[torch.Tensor, ...]  # L+1 x [B, T, d]; 0 = embedding output; empty when read from a cache
     mask: torch.Tensor | None  # [B, T]; None when read from a cache

@@ -55,6 +55,9 @@ from .trainer import DistillationTrainer, EvalTrainer
 
 @dataclass
 class RunResult:
+    """What ``finetune``, ``distill`` and ``evaluate`` return: the run folder (the model, ``metrics.json``,
+    ``dynakd.yaml``, ...) and the metrics written to ``metrics.json``; load the model from ``output``."""
+
     output: Path
     metrics: dict[str, Any]
 

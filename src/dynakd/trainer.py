@@ -96,6 +96,14 @@ OWN_PARAMS = ("hidden-state projections of method 'static', of hidden_weight and
 
 
 class DistillationTrainer(QAEvaluationMixin, Trainer):
+    """A ``transformers.Trainer`` whose loss is a ``Distiller``'s: pass the student as ``model``, a fine-tuned
+    ``teacher`` (frozen here; None for the ``task`` method) and ``distiller=Distiller(cfg, ...)``, with your own
+    ``TrainingArguments``, datasets and collator (keep ``remove_unused_columns`` off for teacher-only columns). Every
+    loss term and weight is logged, checkpoints carry the distiller's state and ``train(resume_from_checkpoint=...)``
+    restores it. ``teacher_cache``: a ``TeacherCache`` whose outputs replace the live teacher in training (the
+    dataset then needs an ``example_id`` column); ``qa_eval``: extractive-QA evaluation data. ``dynakd.distill``
+    builds all of this from one config."""
+
     # compute_loss returns a per-batch mean, so the Trainer divides it by the accumulation steps.
     loss_is_scaled_for_ga = False
 
@@ -356,7 +364,7 @@ class AlignmentCallback(TrainerCallback):
             aligner.running_plan.detach().cpu(),
             Path(args.output_dir),
             step=state.global_step,
-            aligner=self.trainer.distiller.cfg.align.name,
+            aligner=type(aligner).__dict__.get("name") or type(aligner).__name__,  # a subclass: its class name
         )
 
     def on_evaluate(self, args, state, control, **kwargs):

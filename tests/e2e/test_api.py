@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import torch
@@ -137,6 +138,9 @@ def test_every_exported_name_resolves():
         assert getattr(dynakd, name).__name__ == name
     assert callable(dynakd.losses.feature_dynamics_loss) and callable(dynakd.align.sinkhorn)  # README's spelling
     assert not hasattr(dynakd, "no_such_thing")
+    assert {"losses", "align"} <= set(dir(dynakd)) and not {"importlib", "TYPE_CHECKING"} & set(dir(dynakd))
+    for name in dynakd._SUBPACKAGES:  # what tab completion offers resolves
+        assert getattr(dynakd, name).__name__ == f"dynakd.{name}"
 
 
 def test_your_own_trainer_run_resumes_the_distillers_state(tiny_teacher, tmp_path):
@@ -171,9 +175,25 @@ def test_your_own_trainer_run_resumes_the_distillers_state(tiny_teacher, tmp_pat
         return student, distiller
 
     whole, whole_distiller = run(tmp_path / "whole")
+    assert json.loads((tmp_path / "whole" / "alignment.json").read_text())["aligner"] == "ot"
     run(tmp_path / "cut", stop=True)
     resumed, resumed_distiller = run(tmp_path / "cut", resume=True)
     assert torch.equal(resumed_distiller.ref_s, whole_distiller.ref_s)
     assert torch.equal(resumed_distiller.aligner.running_plan, whole_distiller.aligner.running_plan)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_distiller_built_for_other_depths_says_so(tiny_teacher):
+    import pytest
+
+    from dynakd import DynaKDError
+
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher).eval()
+    student = build_student(teacher, 2)
+    batch = dict(AutoTokenizer.from_pretrained(tiny_teacher)(["a good film"], return_tensors="pt"))
+    distiller = Distiller(build_config({"method": "full"}), student_layers=2, teacher_layers=12, student_width=32,
+                          teacher_width=768)
+    with pytest.raises(DynaKDError, match=r"the teacher's features have 4 layers of width 32; this Distiller was "
+                                          r"built for 12 of width 768 \(teacher_layers, teacher_width\)"):
+        distiller(capture(student, batch), capture(teacher, batch), torch.tensor([1]), progress=0.0)

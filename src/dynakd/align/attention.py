@@ -13,6 +13,8 @@ from .base import Aligner, normalise_cost
 
 
 class AttentionAligner(Aligner):
+    name = "attention"
+
     def __init__(self, n_student: int, n_teacher: int, tau: float = 0.1, learned: bool = False, momentum: float = 0.9):
         super().__init__(n_student, n_teacher, momentum)
         self.tau = tau

@@ -20,6 +20,8 @@ class Aligner(nn.Module):
     ``alignment.json``); it also supplies the anchors of the layer-change component.
     """
 
+    name: str | None = None  # the config's name of a built-in aligner; a class of your own is recorded by its own
+
     def __init__(self, n_student: int, n_teacher: int, momentum: float = 0.9):
         super().__init__()
         self.n_student, self.n_teacher, self.momentum = n_student, n_teacher, momentum

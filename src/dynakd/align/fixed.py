@@ -35,6 +35,8 @@ def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: lis
 
 
 class FixedAligner(Aligner):
+    name = "fixed"
+
     def __init__(self, n_student: int, n_teacher: int, mode: str = "uniform", layers: list[int] | None = None):
         super().__init__(n_student, n_teacher, momentum=0.0)
         self.register_buffer("fixed", one_hot_plan(fixed_map(n_student, n_teacher, mode, layers), n_teacher))

@@ -66,6 +66,8 @@ def order_prior(n_student: int, n_teacher: int, device=None) -> torch.Tensor:
 
 
 class OTAligner(Aligner):
+    name = "ot"
+
     def __init__(
         self,
         n_student: int,
