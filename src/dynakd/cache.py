@@ -43,6 +43,8 @@ def cache_blocker(cfg) -> str | None:
         return "extractive QA distils per-token start/end logits of each window (not cached)"
     if feature == "static":
         return "method 'static' compares token-level hidden states"
+    if feature not in (None, "pkd", "dynamics"):  # a term added since: the cache holds logits and pooled features
+        return f"method '{cfg.method}' reads features the cache does not hold"
     if cfg.hidden_weight is not None:  # (validation allows it with a dynamics method only)
         return "hidden_weight compares token-level hidden states"
     if feature == "dynamics" and cfg.dynamics.pooling == "tokens":

@@ -183,7 +183,7 @@ class DistillConfig:
         if self.beta is not None:
             return self.beta
         feature = self.terms["feature"]
-        return Schedule("linear", DEFAULT_BETA0.get(feature, 0.0), 0.0)
+        return Schedule("linear", 0.0 if feature is None else DEFAULT_BETA0.get(feature, 1.0), 0.0)  # a new term: 1
 
     def stride(self) -> int:
         """The window overlap for extractive QA: ``doc_stride``, or min(128, max_seq_length // 2)."""

@@ -315,3 +315,15 @@ def test_batch_of_one_notes_the_components_without_signal(capsys):
                   DistillConfig(method="full", batch_size=1, dynamics=DynamicsConfig(components=["layer_change"]))):
         note_batch_of_one(validate(quiet))
         assert capsys.readouterr().out == ""
+
+
+def test_a_feature_term_added_later_gets_weight_one_and_the_live_teacher(monkeypatch):
+    """README's "Adding a loss": a new term not in DEFAULT_BETA0 starts at weight 1 (not 0), and the teacher cache,
+    which holds logits and pooled features only, leaves it to the live teacher."""
+    from dynakd.cache import cache_blocker
+    from dynakd.config import METHOD_TERMS
+
+    monkeypatch.setitem(METHOD_TERMS, "full", {"logit": True, "feature": "cosine"})
+    cfg = DistillConfig(method="full")
+    assert cfg.beta_schedule().start == 1.0
+    assert cache_blocker(cfg) == "method 'full' reads features the cache does not hold"
