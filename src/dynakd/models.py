@@ -17,12 +17,22 @@ def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
+def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
+    """The loader's reason; for a hub-id-shaped name that is also no folder here, a word on relative paths (a
+    ``runs/teacher`` from a ``dynakd.yaml`` written in another folder reaches the hub as an id)."""
+    hint = ""
+    if name.count("/") == 1 and not Path(name).exists() and not name.startswith(("/", ".", "~")):
+        hint = (f" (nor is there a folder {name} in {Path.cwd()}: a relative path counts from the folder the command "
+                "runs in, a path in a saved dynakd.yaml from the one its run ran in)")
+    return DynaKDError(f"cannot load {what} from '{name}': {_first_line(e)}{hint}")
+
+
 def load_tokenizer(name: str):
     name = packaged.resolve(name)
     try:
         return AutoTokenizer.from_pretrained(name)
     except Exception as e:  # noqa: BLE001 - any failure here is "not a usable model path or id"
-        raise DynaKDError(f"cannot load a tokenizer from '{name}': {_first_line(e)}") from None
+        raise _cannot_load("a tokenizer", name, e) from None
 
 
 def _load_config(name: str):
@@ -30,7 +40,7 @@ def _load_config(name: str):
     try:
         return AutoConfig.from_pretrained(name)
     except Exception as e:  # noqa: BLE001
-        raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
+        raise _cannot_load("a model", name, e) from None
 
 
 def check_model_folder(name: str) -> None:
@@ -66,7 +76,7 @@ def load_qa_model(name: str, *, new_head_ok: bool = True):
     try:
         return AutoModelForQuestionAnswering.from_pretrained(packaged.resolve(name))
     except Exception as e:  # noqa: BLE001
-        raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
+        raise _cannot_load("a model", name, e) from None
 
 
 def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
@@ -98,7 +108,7 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
     try:
         return AutoModelForSequenceClassification.from_pretrained(packaged.resolve(name), **kwargs)
     except Exception as e:  # noqa: BLE001
-        raise DynaKDError(f"cannot load a model from '{name}': {_first_line(e)}") from None
+        raise _cannot_load("a model", name, e) from None
 
 
 def check_seq_length(max_seq_length: int, tokenizer, model) -> None:

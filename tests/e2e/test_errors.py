@@ -427,3 +427,14 @@ def test_glue_hub_unreachable(tiny_teacher, tmp_path, capsys, monkeypatch):
 def test_evaluate_checks_the_sequence_limit(tiny_teacher, capsys):
     err = run_error(capsys, ["evaluate", "--model", str(tiny_teacher), "--synthetic", "--max-seq-length", "4096"])
     assert "max_seq_length 4096 exceeds the model's limit of 128 tokens" in err
+
+
+def test_a_relative_path_that_is_no_folder_here_says_where_it_was_looked_for(tmp_path, capsys, monkeypatch):
+    """``runs/teacher`` with no ./runs here is a hub id to transformers (a saved dynakd.yaml run from another folder);
+    the message says it is no folder here either."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    err = run_error(capsys, distill_args(tmp_path / "x", tmp_path / "run", "--teacher", "runs/teacher"))
+    assert err.startswith("dynakd: error: cannot load a model from 'runs/teacher': ")
+    assert err.endswith(f"(nor is there a folder runs/teacher in {tmp_path}: a relative path counts from the folder "
+                        "the command runs in, a path in a saved dynakd.yaml from the one its run ran in)")
