@@ -279,7 +279,7 @@ def test_csv_needs_both_files(tiny_teacher, tmp_path, capsys):
         run_error(capsys, args)
     err = run_error(capsys, [*args[: args.index("--task") + 1], "json", *args[args.index("--task") + 2 :],
                              "--validation-file", str(data)])
-    assert err.startswith(f"dynakd: error: could not read json file(s) {data}: ")
+    assert err.startswith(f"dynakd: error: could not read json file(s) {data}: JSON parse error")  # the parser's
     assert err.endswith(f"({data} looks like csv: --task csv)")
 
 

@@ -7,6 +7,7 @@ kept as they are (they must be >= 0); float labels are kept as float32 (regressi
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -36,22 +37,38 @@ def _check_args(kind: str, files: dict[str, str], text_columns: Sequence[str], l
 def _read(kind: str, files: dict[str, str]) -> DatasetDict:
     import datasets
 
+    builder_log = logging.getLogger(f"datasets.packaged_modules.{kind}.{kind}")
+    level = builder_log.level
+    builder_log.setLevel(logging.CRITICAL)  # the parse error is reported once, below, not logged first
     try:
         return datasets.load_dataset(kind, data_files=files)
     except Exception as exc:  # parse errors come from pandas/pyarrow/datasets in many types
+        while exc.__cause__ is not None:  # datasets wraps the parser's reason in "An error occurred while ..."
+            exc = exc.__cause__
         reason = (str(exc).strip().splitlines() or [""])[0]
-        paths, other = list(dict.fromkeys(files.values())), {"csv": "json", "json": "csv"}[kind]
-        looks = [p for p in paths if os.path.splitext(p)[1].lower().lstrip(".") in _SUFFIXES[other]]
-        hint = f" ({', '.join(looks)} looks like {other}: --task {other})" if looks else ""
-        raise DynaKDError(f"could not read {kind} file(s) {', '.join(paths)}: {reason}{hint}") from exc
+        paths = list(dict.fromkeys(files.values()))
+        raise DynaKDError(f"could not read {kind} file(s) {', '.join(paths)}: {reason}{_kind_hint(kind, paths)}") \
+            from exc
+    finally:
+        builder_log.setLevel(level)
 
 
-def _standardize_columns(data: Dataset, path: str, text_columns: Sequence[str], label_column: str) -> Dataset:
+def _kind_hint(kind: str, paths: list[str]) -> str:
+    """`` (x.csv looks like csv: --task csv)`` for files whose suffix names the other kind, else empty."""
+    other = {"csv": "json", "json": "csv"}[kind]
+    looks = [p for p in paths if os.path.splitext(p)[1].lower().lstrip(".") in _SUFFIXES[other]]
+    return f" ({', '.join(looks)} looks like {other}: --task {other})" if looks else ""
+
+
+def _standardize_columns(
+    data: Dataset, path: str, text_columns: Sequence[str], label_column: str, kind: str
+) -> Dataset:
     """Keep only the text and label columns, renamed to text_a/text_b/label, with texts as strings (null -> "")."""
     wanted = [*text_columns, label_column]
     for name in wanted:
         if name not in data.column_names:
-            raise DynaKDError(f"{path}: no column '{name}'; columns are: {', '.join(data.column_names)}")
+            raise DynaKDError(f"{path}: no column '{name}'; columns are: {', '.join(data.column_names)}"
+                              f"{_kind_hint(kind, [path])}")
     new_names = ["text_a", "text_b"][: len(text_columns)] + ["label"]
     data = data.select_columns(wanted).rename_columns(dict(zip(wanted, new_names)))
     for name in new_names[:-1]:
@@ -110,6 +127,6 @@ def load_user_files(
     _check_args(kind, files, text_columns, label_column)
     raw = _read(kind, files)
     standard = DatasetDict(
-        {split: _standardize_columns(raw[split], files[split], text_columns, label_column) for split in files}
+        {split: _standardize_columns(raw[split], files[split], text_columns, label_column, kind) for split in files}
     )
     return _encode_labels(standard, label_column)
