@@ -160,6 +160,9 @@ class Distiller(nn.Module):
     def _check_depths(self, s: Features, t: Features) -> None:
         """Features with as many layers and as wide as this distiller was built for (shapes only: no device sync)."""
         for who, feats, want in (("student", s, self.ref_s.shape), ("teacher", t, self.ref_t.shape)):
+            if not feats.hidden and feats.pooled is None:
+                raise DynaKDError(f"the {who}'s features hold no hidden states, which method '{self.cfg.method}' "
+                                  "compares: capture(model, batch) with hidden=True")
             layers = feats.hidden or next(iter(feats.pooled.values()))  # L+1 x [B, T, d] live, [L+1, B, d] cached
             got = (len(layers), layers[0].shape[-1])
             if got != tuple(want):

@@ -22,8 +22,8 @@ def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
     ``runs/teacher`` from a ``dynakd.yaml`` written in another folder reaches the hub as an id)."""
     hint = ""
     if name.count("/") == 1 and not Path(name).exists() and not name.startswith(("/", ".", "~")):
-        hint = (f" (nor is there a folder {name} in {Path.cwd()}: a relative path counts from the folder the command "
-                "runs in, a path in a saved dynakd.yaml from the one its run ran in)")
+        hint = (f" (if '{name}' is meant as a folder: there is none in {Path.cwd()}; a relative path counts from the "
+                "folder the command runs in, a path in a saved dynakd.yaml from the one its run ran in)")
     return DynaKDError(f"cannot load {what} from '{name}': {_first_line(e)}{hint}")
 
 

@@ -79,28 +79,47 @@ EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", 
 # ... and, unless the command names another task, the run's task and its data (a SQuAD run's articles with its file)
 RUN_DATA = ("task", "data_dir", "train_file", "validation_file", "train_articles", "text_columns", "label_column",
             "synthetic")
-_DATA_PLACES = ("data_dir", "train_file", "validation_file", "train_articles", "synthetic")
+_DATA_PLACES = ("data_dir", "train_file", "validation_file", "synthetic")
+_PATHS = ("data_dir", "train_file", "validation_file")
 
 
 def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, Any]:
     """The settings the run saved in ``folder`` lends ``evaluate`` where the command (``given``: the settings it
-    gives itself) is silent: ``EVAL_SETTINGS``, and the run's task and data unless the command names another task
-    (a command that says where its data is takes none of the run's places). Nothing for a folder DynaKD did not
-    write; says when it lends the task or data."""
+    gives itself) is silent: ``EVAL_SETTINGS``, and the run's task and data unless the command names another task.
+    A command that says where its data is takes none of the run's places (nor, for its own csv/json files, the run's
+    dev split); a recorded path not found from here is not lent (relative paths count from where the run ran).
+    Nothing for a folder DynaKD did not write; says what it lends besides the input settings."""
     saved = {k: v for k, v in (recorded_config(folder) or {}).items() if v is not None and v is not False and v != []}
     lent = {k: saved[k] for k in EVAL_SETTINGS if k in saved}
     if "max_seq_length" in given:  # a window overlap is only valid for the length it was chosen with
         lent.pop("doc_stride", None)
-    if "task" not in saved:
+    try:
+        task = get_task(str(saved["task"]))  # (a folder from before task names were normalised says "SST-2")
+    except (KeyError, DynaKDError):
         return lent
-    if given.get("task") is not None and get_task(str(given["task"])).name != saved["task"]:
+    if given.get("task") is not None and get_task(str(given["task"])).name != task.name:
         return {k: v for k, v in lent.items() if k not in ("dev_split", "data_seed")}  # they cut the run's dev set
-    places = () if any(given.get(k) is not None for k in _DATA_PLACES) else _DATA_PLACES
-    data = {k: saved[k] for k in RUN_DATA if k in saved and (k in places or k not in _DATA_PLACES)}
-    data = {k: v for k, v in data.items() if k not in given}
-    said = [f"{k} {v}" for k, v in data.items() if k == "task" or k in _DATA_PLACES]  # the columns go unsaid
-    if said and is_first_process():
-        print(f"evaluate: {', '.join(said)} (as {folder} was trained)", flush=True)
+    own_data = any(given.get(k) is not None and given[k] != saved.get(k) for k in _DATA_PLACES)
+    if own_data and task.is_user_data:  # other files: the held-out part of the run's file means nothing there
+        lent = {k: v for k, v in lent.items() if k not in ("dev_split", "data_seed")}
+    data = {k: saved[k] for k in RUN_DATA if k in saved and k not in given
+            and not (own_data and k in (*_DATA_PLACES, "train_articles"))}
+    if "task" not in given:
+        data["task"] = task.name
+    lost = [k for k in _PATHS if k in data and not Path(data[k]).exists()]
+    for k in lost:
+        del data[k]
+    if "train_file" not in data:  # the articles of the run's own file
+        data.pop("train_articles", None)
+    said = [f"{k} {v}" for k, v in {**data, **lent}.items()
+            if k in ("task", "dev_split", *_DATA_PLACES) and k not in given]
+    if is_first_process():
+        if said:
+            print(f"evaluate: {', '.join(said)} (as {folder} was trained)", flush=True)
+        if lost:
+            print(f"note: {folder} was trained on {', '.join(f'{k} {saved[k]}' for k in lost)}, not found from "
+                  f"here (a relative path counts from the folder the run ran in); give "
+                  f"{', '.join('--' + k.replace('_', '-') for k in lost)}", flush=True)
     return {**lent, **data}
 
 
@@ -168,8 +187,10 @@ def check_writable(out: Path) -> None:
     fails before it starts (data, models) leaves no empty folder behind, and processes starting together do not race
     over a folder one of them made."""
     where = out
-    while not where.exists():  # the nearest existing folder: where creating ``out`` would start
+    while not os.path.lexists(where):  # the nearest existing entry (a dangling link counts): where creating starts
         where = where.parent
+    if not where.is_dir():
+        raise DynaKDError(f"cannot write to {out}: {where} is not a folder")
     try:
         with tempfile.TemporaryFile(dir=where):
             pass

@@ -55,8 +55,8 @@ from .trainer import DistillationTrainer, EvalTrainer
 
 @dataclass
 class RunResult:
-    """What ``finetune``, ``distill`` and ``evaluate`` return: the run folder (the model, ``metrics.json``,
-    ``dynakd.yaml``, ...) and the metrics written to ``metrics.json``; load the model from ``output``."""
+    """What ``finetune``, ``distill`` and ``evaluate`` return: the folder written (a run's: the model, ``metrics.json``,
+    ``dynakd.yaml``, ...; for ``evaluate``, where its ``metrics.json`` went) and the metrics written there."""
 
     output: Path
     metrics: dict[str, Any]
@@ -94,12 +94,12 @@ def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]
         splits=("train", *task.eval_splits) if train and cfg.dev_split is None else task.eval_splits,
     )
     task = infer_task_from_data(task, data, cfg.text_columns)
-    if task.is_user_data and is_first_process():
-        print(f"{task.name} data: {describe_labels(task, data, cfg.label_column)}", flush=True)
     if cfg.dev_split is not None:  # no train set: cut one from the (single, validated) eval split
         data = split_dev(data, task.eval_splits[0], cfg.dev_split, cfg.data_seed)
-        if not train:
-            data.pop("train")
+    if task.is_user_data and is_first_process():
+        print(f"{task.name} data: {describe_labels(task, data, cfg.label_column)}", flush=True)
+    if cfg.dev_split is not None and not train:
+        data.pop("train")
     return task, drop_empty(_subsample_splits(cfg, task, data, train))
 
 
@@ -339,8 +339,9 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
 def note_batch_of_one(cfg: DistillConfig) -> None:
     """Say so when a batch of one sample leaves pooled dynamics components without signal: deviation from the batch
     mean and relations compare the samples of a batch (accumulating gradients does not change what a batch holds)."""
-    if cfg.batch_size > 1 or cfg.terms["feature"] != "dynamics" or cfg.dynamics.pooling == "tokens" \
-            or cfg.dynamics.gather or not is_first_process():
+    gathered = cfg.dynamics.gather and int(os.environ.get("WORLD_SIZE", "1")) > 1  # one batch of every process's
+    if cfg.batch_size > 1 or cfg.terms["feature"] != "dynamics" or cfg.dynamics.pooling == "tokens" or gathered \
+            or not is_first_process():
         return
     silent = [c for c in cfg.dynamics.components if c == "relations" or (c == "deviation"
                                                                           and cfg.dynamics.reference == "batch")]

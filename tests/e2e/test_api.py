@@ -197,3 +197,6 @@ def test_a_distiller_built_for_other_depths_says_so(tiny_teacher):
     with pytest.raises(DynaKDError, match=r"the teacher's features have 4 layers of width 32; this Distiller was "
                                           r"built for 12 of width 768 \(teacher_layers, teacher_width\)"):
         distiller(capture(student, batch), capture(teacher, batch), torch.tensor([1]), progress=0.0)
+    with pytest.raises(DynaKDError, match=r"the student's features hold no hidden states, which method 'full' "
+                                          r"compares: capture\(model, batch\) with hidden=True"):
+        distiller(capture(student, batch, hidden=False), capture(teacher, batch), torch.tensor([1]), progress=0.0)

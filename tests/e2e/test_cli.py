@@ -282,10 +282,45 @@ def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, t
     assert json.loads((out / "metrics.json").read_text())["evaluate"]["dev_split"] == 0.5
     capsys.readouterr()
     assert main(["evaluate", "--model", str(out), "--no-progress"]) == 0  # the run's task and data, unasked
-    assert f"evaluate: task qnli, data_dir {glue} (as {out} was trained)" in capsys.readouterr().out
+    assert f"evaluate: task qnli, data_dir {glue}, dev_split 0.5 (as {out} was trained)" in capsys.readouterr().out
     scored = json.loads((out / "metrics.json").read_text())["evaluate"]
     assert scored["task"] == "qnli" and scored["eval"]["accuracy"] == trained["accuracy"]
     # another task: none of the run's data, nor the part of its dev set it held out
     assert main(["evaluate", "--model", str(out), "--task", "sst2", "--synthetic", "--no-progress"]) == 0
     scored = json.loads((out / "metrics.json").read_text())["evaluate"]
     assert scored["task"] == "sst2" and "dev_split" not in scored
+
+
+def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
+    from dynakd.rundir import evaluation_defaults
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("all.csv", "other.csv", "squad.json"):
+        (tmp_path / name).write_text("x")
+    run = tmp_path / "run"
+    run.mkdir()
+
+    def lent(saved: dict, **given):
+        (run / "dynakd.yaml").write_text(yaml.safe_dump(saved))
+        return evaluation_defaults(run, given)
+
+    csv_run = {"task": "csv", "train_file": "all.csv", "dev_split": 0.5, "data_seed": 1, "text_columns": ["t"]}
+    assert lent(csv_run) == csv_run
+    assert f"evaluate: task csv, train_file all.csv, dev_split 0.5 (as {run} was trained)" in capsys.readouterr().out
+    other = lent(csv_run, validation_file="other.csv")  # the command's own file: all of it, not the run's cut
+    assert other == {"task": "csv", "text_columns": ["t"]}
+    assert lent({"task": "sst2", "data_dir": "../glue"}) == {"task": "sst2"}  # not there from here: not lent
+    assert f"note: {run} was trained on data_dir ../glue, not found from here" in capsys.readouterr().out
+    squad = lent({"task": "squad", "train_file": "squad.json", "train_articles": 3}, train_articles=2)
+    assert squad["train_file"] == "squad.json" and "train_articles" not in squad  # the command's count, the file
+    assert lent({"task": "SST-2", "data_dir": "."}, task="sst2")["data_dir"] == "."  # an older folder's spelling
+
+
+def test_evaluate_checks_a_squad_overlap_against_the_runs_length(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "dynakd.yaml").write_text("task: squad\nmax_seq_length: 256\n")
+    assert main(["evaluate", "--model", str(run), "--task", "squad", "--doc-stride", "200", "--validation-file",
+                 str(tmp_path / "nope.json")]) == 2
+    err = capsys.readouterr().err  # past the config (200 < the run's 256, not the default 128) to the data
+    assert "doc_stride" not in err and "nope.json" in err

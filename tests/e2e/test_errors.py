@@ -344,6 +344,10 @@ def test_no_write_permission(tiny_teacher, tmp_path, capsys, monkeypatch):
     assert f"cannot write to {out}: Permission denied" in run_error(capsys, distill_args(tiny_teacher, out))
     assert not out.exists()
     monkeypatch.undo()
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")  # a link to nothing is no folder to write in
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "dangling"))
+    assert err == f"dynakd: error: cannot write to {tmp_path / 'dangling'}: {tmp_path / 'dangling'} is not a folder"
+    monkeypatch.undo()
     if os.geteuid() != 0:
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
@@ -436,5 +440,6 @@ def test_a_relative_path_that_is_no_folder_here_says_where_it_was_looked_for(tmp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     err = run_error(capsys, distill_args(tmp_path / "x", tmp_path / "run", "--teacher", "runs/teacher"))
     assert err.startswith("dynakd: error: cannot load a model from 'runs/teacher': ")
-    assert err.endswith(f"(nor is there a folder runs/teacher in {tmp_path}: a relative path counts from the folder "
-                        "the command runs in, a path in a saved dynakd.yaml from the one its run ran in)")
+    assert err.endswith(f"(if 'runs/teacher' is meant as a folder: there is none in {tmp_path}; a relative path "
+                        "counts from the folder the command runs in, a path in a saved dynakd.yaml from the one its "
+                        "run ran in)")

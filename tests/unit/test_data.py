@@ -352,3 +352,17 @@ def test_what_a_csv_task_made_of_its_labels_is_said(tmp_path, capsys):
                   "class ids)",
         "names": "csv data: 3 classes from column 'l': neg, neu, pos; no training rows for neu",
     }
+
+
+def test_dev_split_stratifies_integer_labels_and_says_which_classes_lack_rows(tmp_path, capsys):
+    from dynakd.config import DistillConfig
+    from dynakd.runner import load_data
+
+    rows = tmp_path / "ids.csv"
+    rows.write_text("t,l\n" + "".join(f"x{i},{1 + i % 2}\n" for i in range(24)))  # ids 1 and 2: class 0 unused
+    for seed in (0, 1):
+        _, data = load_data(DistillConfig(task="csv", train_file=str(rows), text_columns=["t"], label_column="l",
+                                          dev_split=0.5, data_seed=seed))
+        assert sorted(data["train"]["label"]) == sorted(data["validation"]["label"])  # 6 of each id in each part
+        assert data["train"].features["label"].dtype == "int64"
+    assert "3 classes from column 'l': 0, 1, 2; no training rows for 0" in capsys.readouterr().out

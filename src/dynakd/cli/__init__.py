@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from pathlib import Path
 
@@ -168,8 +169,9 @@ def _run(args: argparse.Namespace) -> None:
 
         # a model folder DynaKD wrote is scored on its task and data, with the input length (and QA windows) it was
         # trained with, unless the command says otherwise
-        model = config_from_args(args, [EVALUATE_FLAGS]).model  # --model, or the model a --config names
-        saved = evaluation_defaults(model, given_settings(args, [EVALUATE_FLAGS])) if model else {}
+        given = given_settings(args, [EVALUATE_FLAGS])
+        model = given.get("model")  # --model, or the model a --config names (checked whole below)
+        saved = evaluation_defaults(os.path.expanduser(str(model)), given) if model else {}
         cfg = config_from_args(args, [EVALUATE_FLAGS], defaults=saved)
         result = runner.evaluate(cfg)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics["eval"].items() if _is_score(k, v))

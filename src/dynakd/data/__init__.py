@@ -104,11 +104,17 @@ def split_dev(data: DatasetDict, split: str, fraction: float, seed: int) -> Data
     """Cut the eval split ``split`` by example into a training part (``fraction`` of it) and the rest, which stays
     ``split``: seeded, and stratified by label for classification so both parts keep the label mix."""
     ds = data[split]
-    stratify = "label" if isinstance(ds.features["label"], ClassLabel) else None
+    label = ds.features["label"]
+    ids = getattr(label, "dtype", "").startswith("int")  # a csv/json task's integer labels: classes too
+    if ids:  # datasets stratifies a ClassLabel column only
+        ds = ds.cast_column("label", ClassLabel(num_classes=max(ds.unique("label"), default=0) + 1))
+    stratify = "label" if ids or isinstance(label, ClassLabel) else None
     try:
         parts = ds.train_test_split(train_size=fraction, seed=seed, stratify_by_column=stratify)
     except ValueError as e:  # too few examples for the fraction (datasets names the sizes)
         raise DynaKDError(f"cannot split {split} ({len(ds)} examples) at {fraction}: {e}") from None
+    if ids:
+        parts = parts.cast_column("label", label)
     return DatasetDict({"train": parts["train"], split: parts["test"]})
 
 

@@ -192,7 +192,8 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     args = training_args(cfg, tmp / "run")
     # Collation in the process that times it (the bench records each batch's shape and times the cache read there);
     # no checkpoint writes inside the timed steps.
-    args = dataclasses.replace(args, report_to=[], disable_tqdm=True, logging_steps=10**9, eval_strategy="no",
+    args = dataclasses.replace(args, report_to=[], disable_tqdm=True, logging_steps=10**9,
+                               logging_first_step=False, eval_strategy="no",
                                save_strategy="no", dataloader_num_workers=0)
     cache = prepare_teacher_cache(cfg, teacher, train, collator, args.device) if cache_on else None
     if cache is not None:
