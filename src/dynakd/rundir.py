@@ -99,8 +99,9 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
         return lent
     if given.get("task") is not None and get_task(str(given["task"])).name != task.name:
         return {k: v for k, v in lent.items() if k not in ("dev_split", "data_seed")}  # they cut the run's dev set
-    own_data = any(given.get(k) is not None and given[k] != saved.get(k) for k in _DATA_PLACES)
-    if own_data and task.is_user_data:  # other files: the held-out part of the run's file means nothing there
+    own_data = any(given.get(k) not in (None, False) and not _same_place(k, given[k], saved.get(k))
+                   for k in _DATA_PLACES)
+    if own_data and (task.is_user_data or given.get("synthetic")):  # the run's held-out part means nothing there
         lent = {k: v for k, v in lent.items() if k not in ("dev_split", "data_seed")}
     data = {k: saved[k] for k in RUN_DATA if k in saved and k not in given
             and not (own_data and k in (*_DATA_PLACES, "train_articles"))}
@@ -121,6 +122,17 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
                   f"here (a relative path counts from the folder the run ran in); give "
                   f"{', '.join('--' + k.replace('_', '-') for k in lost)}", flush=True)
     return {**lent, **data}
+
+
+def _same_place(key: str, given: Any, saved: Any) -> bool:
+    """Whether the command's data setting names the run's: equal, the same file or folder spelt otherwise, or a path
+    that stands in for a recorded one not found from here (the note of ``evaluation_defaults`` asks for it)."""
+    if given == saved:
+        return True
+    if key not in _PATHS or saved is None:
+        return False
+    here, there = Path(os.path.expanduser(str(given))), Path(str(saved))
+    return not there.exists() or (here.exists() and os.path.samefile(here, there))
 
 
 def note_other_task(folder: str | Path, task: str, role: str) -> None:

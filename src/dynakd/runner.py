@@ -491,6 +491,7 @@ def evaluate(cfg: DistillConfig) -> RunResult:
 
 
 def _evaluate(cfg: DistillConfig) -> RunResult:
+    check_writable(Path(cfg.output or cfg.model))  # before the data and the model load
     task, data = load_data(cfg, train=False)
     note_other_task(cfg.model, task.name, "model")
     model = load_task_model(cfg.model, task, new_head_ok=False)

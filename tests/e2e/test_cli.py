@@ -314,6 +314,12 @@ def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
     squad = lent({"task": "squad", "train_file": "squad.json", "train_articles": 3}, train_articles=2)
     assert squad["train_file"] == "squad.json" and "train_articles" not in squad  # the command's count, the file
     assert lent({"task": "SST-2", "data_dir": "."}, task="sst2")["data_dir"] == "."  # an older folder's spelling
+    # the run's own file spelt otherwise, or standing in for a recorded path lost from here: still the run's cut
+    assert lent(csv_run, train_file=str(tmp_path / "all.csv"))["data_seed"] == 1
+    assert lent({**csv_run, "train_file": "gone/all.csv"}, train_file="all.csv")["dev_split"] == 0.5
+    assert "dev_split" in lent(csv_run, synthetic=False)  # a false switch names no data
+    glue_run = {"task": "sst2", "data_dir": ".", "dev_split": 0.5}
+    assert "dev_split" not in lent(glue_run, synthetic=True)  # the synthetic corpus: the run's cut means nothing
 
 
 def test_evaluate_checks_a_squad_overlap_against_the_runs_length(tmp_path, capsys):

@@ -347,6 +347,9 @@ def test_no_write_permission(tiny_teacher, tmp_path, capsys, monkeypatch):
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")  # a link to nothing is no folder to write in
     err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "dangling"))
     assert err == f"dynakd: error: cannot write to {tmp_path / 'dangling'}: {tmp_path / 'dangling'} is not a folder"
+    err = run_error(capsys, ["evaluate", "--model", str(tiny_teacher), "--synthetic", "--output",
+                             str(tmp_path / "dangling")])  # evaluate too, before it scores anything
+    assert err == f"dynakd: error: cannot write to {tmp_path / 'dangling'}: {tmp_path / 'dangling'} is not a folder"
     monkeypatch.undo()
     if os.geteuid() != 0:
         locked = tmp_path / "locked"

@@ -320,7 +320,7 @@ def test_dev_split_errors(tmp_path):
     with pytest.raises(DynaKDError, match="one eval split"):
         validate(DistillConfig(task="mnli", data_dir=str(tmp_path), dev_split=0.5))
     with pytest.raises(DynaKDError, match="cannot split"):
-        load_data(DistillConfig(task="qnli", data_dir=str(qnli_dev_only(tmp_path, n=2)), dev_split=0.5))
+        load_data(DistillConfig(task="qnli", data_dir=str(qnli_dev_only(tmp_path, n=1)), dev_split=0.5))
 
 
 def test_the_synthetic_corpus_serves_single_sentence_binary_tasks_only():
@@ -366,3 +366,8 @@ def test_dev_split_stratifies_integer_labels_and_says_which_classes_lack_rows(tm
         assert sorted(data["train"]["label"]) == sorted(data["validation"]["label"])  # 6 of each id in each part
         assert data["train"].features["label"].dtype == "int64"
     assert "3 classes from column 'l': 0, 1, 2; no training rows for 0" in capsys.readouterr().out
+    rows.write_text(rows.read_text() + "lone,7\n")  # a class of one row cannot be in both parts: not stratified
+    _, data = load_data(DistillConfig(task="csv", train_file=str(rows), text_columns=["t"], label_column="l",
+                                      dev_split=0.5))
+    assert len(data["train"]) + len(data["validation"]) == 25 and data["train"].column_names == ["text_a", "label"]
+    assert "note: validation is split without stratifying by label (" in capsys.readouterr().out

@@ -14,6 +14,7 @@ from dynakd.data.files import load_user_files
 from dynakd.data.glue import load_glue_dir, load_glue_hub
 from dynakd.data.synthetic import SYNTHETIC_VOCAB_WORDS, synthetic_sentiment
 from dynakd.data.tasks import GLUE_TASKS, TaskSpec, get_task, with_labels
+from dynakd.distributed import is_first_process
 from dynakd.errors import DynaKDError
 from dynakd.features import HIDDEN_LABEL
 
@@ -100,21 +101,35 @@ def infer_task_from_data(task: TaskSpec, data: DatasetDict, text_columns: Sequen
     return with_labels(task, max(highest + 1, 2), None, columns)
 
 
+_STRATUM = "_dynakd_stratum"  # split_dev's temporary column
+
+
 def split_dev(data: DatasetDict, split: str, fraction: float, seed: int) -> DatasetDict:
     """Cut the eval split ``split`` by example into a training part (``fraction`` of it) and the rest, which stays
-    ``split``: seeded, and stratified by label for classification so both parts keep the label mix."""
+    ``split``: seeded, and stratified by label for classification so both parts keep the label mix (unstratified,
+    with a note, where a class has too few rows for that)."""
     ds = data[split]
     label = ds.features["label"]
-    ids = getattr(label, "dtype", "").startswith("int")  # a csv/json task's integer labels: classes too
-    if ids:  # datasets stratifies a ClassLabel column only
-        ds = ds.cast_column("label", ClassLabel(num_classes=max(ds.unique("label"), default=0) + 1))
-    stratify = "label" if ids or isinstance(label, ClassLabel) else None
+    stratify = "label" if isinstance(label, ClassLabel) else None
+    if isinstance(label, Value) and label.dtype.startswith("int"):  # a csv/json task's class ids
+        # datasets stratifies a ClassLabel column only: the ids seen, numbered densely, in a column of its own
+        ids = sorted(ds.unique("label"))
+        dense = {v: i for i, v in enumerate(ids)}
+        ds = ds.add_column(_STRATUM, [dense[v] for v in ds["label"]]).cast_column(_STRATUM, ClassLabel(len(ids)))
+        stratify = _STRATUM
     try:
-        parts = ds.train_test_split(train_size=fraction, seed=seed, stratify_by_column=stratify)
+        try:
+            parts = ds.train_test_split(train_size=fraction, seed=seed, stratify_by_column=stratify)
+        except ValueError as e:  # a class too small to be in both parts
+            if stratify is None:
+                raise
+            if is_first_process():
+                print(f"note: {split} is split without stratifying by label ({str(e).splitlines()[0]})", flush=True)
+            parts = ds.train_test_split(train_size=fraction, seed=seed)
     except ValueError as e:  # too few examples for the fraction (datasets names the sizes)
         raise DynaKDError(f"cannot split {split} ({len(ds)} examples) at {fraction}: {e}") from None
-    if ids:
-        parts = parts.cast_column("label", label)
+    if _STRATUM in ds.column_names:
+        parts = parts.remove_columns(_STRATUM)
     return DatasetDict({"train": parts["train"], split: parts["test"]})
 
 
