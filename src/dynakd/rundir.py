@@ -110,6 +110,11 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
     lost = [k for k in _PATHS if k in data and not Path(data[k]).exists()]
     for k in lost:
         del data[k]
+    flags = ", ".join("--" + k.replace("_", "-") for k in lost)
+    if lost and "dev_split" in lent and "dev_split" not in given:  # another copy (the hub's) may order rows otherwise
+        raise DynaKDError(f"{folder} was trained on part of {', '.join(f'{k} {saved[k]}' for k in lost)} "
+                          f"(--dev-split {lent['dev_split']}), not found from here (a relative path counts from the "
+                          f"folder the run ran in); give {flags} so the part it held out is cut from the same rows")
     if "train_file" not in data:  # the articles of the run's own file
         data.pop("train_articles", None)
     said = [f"{k} {v}" for k, v in {**data, **lent}.items()
@@ -119,8 +124,7 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
             print(f"evaluate: {', '.join(said)} (as {folder} was trained)", flush=True)
         if lost:
             print(f"note: {folder} was trained on {', '.join(f'{k} {saved[k]}' for k in lost)}, not found from "
-                  f"here (a relative path counts from the folder the run ran in); give "
-                  f"{', '.join('--' + k.replace('_', '-') for k in lost)}", flush=True)
+                  f"here (a relative path counts from the folder the run ran in); give {flags}", flush=True)
     return {**lent, **data}
 
 
