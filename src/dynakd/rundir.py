@@ -107,7 +107,7 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
             and not (own_data and k in (*_DATA_PLACES, "train_articles"))}
     if "task" not in given:
         data["task"] = task.name
-    lost = [k for k in _PATHS if k in data and not Path(data[k]).exists()]
+    lost = [k for k in _PATHS if k in data and not _exists(data[k])]
     for k in lost:
         del data[k]
     flags = ", ".join("--" + k.replace("_", "-") for k in lost)
@@ -135,8 +135,17 @@ def _same_place(key: str, given: Any, saved: Any) -> bool:
         return True
     if key not in _PATHS or saved is None:
         return False
-    here, there = Path(os.path.expanduser(str(given))), Path(str(saved))
-    return not there.exists() or (here.exists() and os.path.samefile(here, there))
+    if not _exists(saved):
+        return True
+    try:
+        return _exists(given) and os.path.samefile(os.path.expanduser(str(given)), os.path.expanduser(str(saved)))
+    except (OSError, ValueError):
+        return False
+
+
+def _exists(path: Any) -> bool:
+    """Whether ``path`` (``~`` expanded) names something here; False for a name the OS refuses (too long, ...)."""
+    return os.path.exists(os.path.expanduser(str(path)))
 
 
 def note_other_task(folder: str | Path, task: str, role: str) -> None:

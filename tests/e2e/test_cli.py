@@ -319,6 +319,9 @@ def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
     assert lent(csv_run, train_file=str(tmp_path / "all.csv"))["data_seed"] == 1
     assert lent({**csv_run, "train_file": "gone/all.csv"}, train_file="all.csv")["dev_split"] == 0.5
     assert "dev_split" in lent(csv_run, synthetic=False)  # a false switch names no data
+    assert "dev_split" not in lent(csv_run, train_file="a" * 300 + ".csv")  # a name the OS refuses: no crash
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert "dev_split" not in lent({**csv_run, "train_file": "~/all.csv"}, train_file="other.csv")  # ~ both sides
     with pytest.raises(DynaKDError, match=r"was trained on part of data_dir \.\./glue \(--dev-split 0\.5\), not "
                                           r"found from here .* give --data-dir so the part it held out"):
         lent({"task": "qnli", "data_dir": "../glue", "dev_split": 0.5})  # not the hub's copy: its rows may differ

@@ -309,7 +309,7 @@ def test_dev_split_cuts_one_csv_file(tmp_path):
         load_data(dataclasses.replace(cfg, dev_split=None))
 
 
-def test_dev_split_errors(tmp_path):
+def test_dev_split_errors(tmp_path, capsys):
     from dynakd.config import DistillConfig, validate
     from dynakd.runner import load_data
 
@@ -321,6 +321,7 @@ def test_dev_split_errors(tmp_path):
         validate(DistillConfig(task="mnli", data_dir=str(tmp_path), dev_split=0.5))
     with pytest.raises(DynaKDError, match="cannot split"):
         load_data(DistillConfig(task="qnli", data_dir=str(qnli_dev_only(tmp_path, n=1)), dev_split=0.5))
+    assert "without stratifying" not in capsys.readouterr().out  # no note before an error
 
 
 def test_the_synthetic_corpus_serves_single_sentence_binary_tasks_only():
@@ -370,4 +371,5 @@ def test_dev_split_stratifies_integer_labels_and_says_which_classes_lack_rows(tm
     _, data = load_data(DistillConfig(task="csv", train_file=str(rows), text_columns=["t"], label_column="l",
                                       dev_split=0.5))
     assert len(data["train"]) + len(data["validation"]) == 25 and data["train"].column_names == ["text_a", "label"]
-    assert "note: validation is split without stratifying by label (" in capsys.readouterr().out
+    note = capsys.readouterr().out
+    assert "note: validation is split without stratifying by label (" in note and "_dynakd" not in note

@@ -123,9 +123,10 @@ def split_dev(data: DatasetDict, split: str, fraction: float, seed: int) -> Data
         except ValueError as e:  # a class too small to be in both parts
             if stratify is None:
                 raise
-            if is_first_process():
-                print(f"note: {split} is split without stratifying by label ({str(e).splitlines()[0]})", flush=True)
             parts = ds.train_test_split(train_size=fraction, seed=seed)
+            if is_first_process():  # (said once the unstratified split worked)
+                reason = str(e).splitlines()[0].replace(_STRATUM, "label")
+                print(f"note: {split} is split without stratifying by label ({reason})", flush=True)
     except ValueError as e:  # too few examples for the fraction (datasets names the sizes)
         raise DynaKDError(f"cannot split {split} ({len(ds)} examples) at {fraction}: {e}") from None
     if _STRATUM in ds.column_names:
