@@ -43,7 +43,7 @@ def cache_blocker(cfg) -> str | None:
         return "extractive QA distils per-token start/end logits of each window (not cached)"
     if feature == "static":
         return "method 'static' compares token-level hidden states"
-    if feature not in (None, "pkd", "dynamics"):  # a term added since: the cache holds logits and pooled features
+    if feature not in _POOLINGS:  # a term added since: the cache holds logits and the pooled features named there
         return f"method '{cfg.method}' reads features the cache does not hold"
     if cfg.hidden_weight is not None:  # (validation allows it with a dynamics method only)
         return "hidden_weight compares token-level hidden states"
@@ -272,6 +272,10 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
     return cache.use(_poolings(cfg))
 
 
+# The pooled teacher features each layer term reads from the cache (logits always); a term not named here trains on
+# the live teacher (``cache_blocker``).
+_POOLINGS = {None: lambda cfg: (), "pkd": lambda cfg: ("cls",), "dynamics": lambda cfg: (cfg.dynamics.pooling,)}
+
+
 def _poolings(cfg) -> tuple[str, ...]:
-    feature = cfg.terms["feature"]
-    return ("cls",) if feature == "pkd" else (cfg.dynamics.pooling,) if feature == "dynamics" else ()
+    return _POOLINGS[cfg.terms["feature"]](cfg)

@@ -89,6 +89,7 @@ class Distiller(nn.Module):
         self.register_buffer("ref_t", torch.zeros(teacher_layers + 1, teacher_width))
         self.register_buffer("ref_steps", torch.zeros((), dtype=torch.long))
         self.teacher_ref_fixed = False
+        self._depths_checked = False
         self._magnitudes: dict[str, float] = {}
 
     def get_extra_state(self) -> dict:
@@ -142,8 +143,9 @@ class Distiller(nn.Module):
         """The loss of one batch: ``student`` and ``teacher`` are the models' ``Features`` (``teacher`` None for
         ``task``), ``labels`` the batch's, ``progress`` in [0, 1]; ``perturbed``: both models' features of the noisy
         input (the input-sensitivity component)."""
-        if teacher is not None and self.feature:
+        if teacher is not None and self.feature and not self._depths_checked:  # once: the models do not change
             self._check_depths(student, teacher)
+            self._depths_checked = True
         terms = {"task": self.task_term(student, labels)}
         plan = None
         if teacher is not None and self.cfg.terms["logit"]:

@@ -81,6 +81,7 @@ RUN_DATA = ("task", "data_dir", "train_file", "validation_file", "train_articles
             "synthetic")
 _DATA_PLACES = ("data_dir", "train_file", "validation_file", "synthetic")
 _PATHS = ("data_dir", "train_file", "validation_file")
+_CUT = ("dev_split", "data_seed")  # which dev rows a --dev-split run held out
 
 
 def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, Any]:
@@ -97,12 +98,13 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
         task = get_task(str(saved["task"]))  # (a folder from before task names were normalised says "SST-2")
     except (KeyError, DynaKDError):
         return lent
+    uncut = {k: v for k, v in lent.items() if k not in _CUT}
     if given.get("task") is not None and get_task(str(given["task"])).name != task.name:
-        return {k: v for k, v in lent.items() if k not in ("dev_split", "data_seed")}  # they cut the run's dev set
+        return uncut  # the cut is of the run's own dev set
     own_data = any(given.get(k) not in (None, False) and not _same_place(k, given[k], saved.get(k))
                    for k in _DATA_PLACES)
     if own_data and (task.is_user_data or given.get("synthetic")):  # the run's held-out part means nothing there
-        lent = {k: v for k, v in lent.items() if k not in ("dev_split", "data_seed")}
+        lent = uncut
     data = {k: saved[k] for k in RUN_DATA if k in saved and k not in given
             and not (own_data and k in (*_DATA_PLACES, "train_articles"))}
     if "task" not in given:
@@ -110,9 +112,9 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
     lost = [k for k in _PATHS if k in data and not _exists(data[k])]
     for k in lost:
         del data[k]
-    flags = ", ".join("--" + k.replace("_", "-") for k in lost)
+    flags, paths = ", ".join("--" + k.replace("_", "-") for k in lost), ", ".join(f"{k} {saved[k]}" for k in lost)
     if lost and "dev_split" in lent and "dev_split" not in given:  # another copy (the hub's) may order rows otherwise
-        raise DynaKDError(f"{folder} was trained on part of {', '.join(f'{k} {saved[k]}' for k in lost)} "
+        raise DynaKDError(f"{folder} was trained on part of {paths} "
                           f"(--dev-split {lent['dev_split']}), not found from here (a relative path counts from the "
                           f"folder the run ran in); give {flags} so the part it held out is cut from the same rows")
     if "train_file" not in data:  # the articles of the run's own file
@@ -123,8 +125,8 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
         if said:
             print(f"evaluate: {', '.join(said)} (as {folder} was trained)", flush=True)
         if lost:
-            print(f"note: {folder} was trained on {', '.join(f'{k} {saved[k]}' for k in lost)}, not found from "
-                  f"here (a relative path counts from the folder the run ran in); give {flags}", flush=True)
+            print(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
+                  f"folder the run ran in); give {flags}", flush=True)
     return {**lent, **data}
 
 
