@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints, speed_metrics
 
 from . import distributed
@@ -51,6 +52,15 @@ class QAEvaluationMixin:
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None  # None: accelerate shards it
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """The Trainer's evaluation (QA: over whole questions), leaving the random streams as they were: its data
+        loader draws a seed from the global generator, so evaluating would otherwise change the training that follows
+        (dropout, the next epoch's order): results would depend on how often a run evaluates, and a run resumed from
+        a checkpoint saved just before an evaluation would not replay it."""
+        cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=cuda):
+            return self._evaluate_keeping_rng(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def _evaluate_keeping_rng(self, eval_dataset, ignore_keys, metric_key_prefix: str) -> dict[str, float]:
         qa = self.qa_eval
         if qa is None or isinstance(eval_dataset, dict):
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
@@ -164,6 +174,13 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         present = {id(p) for group in optimizer.param_groups for p in group["params"]}
         if extra and not any(id(p) in present for p in extra):  # projections and learned queries would otherwise
             optimizer.add_param_group({"params": extra, "weight_decay": 0.0})  # silently never train
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is LengthGroupedSampler:
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochLengthGroupedSampler(sampler.batch_size, lengths=sampler.lengths, seed=seed)
+        return sampler
 
     @property
     def _fsdp2(self) -> bool:
@@ -328,6 +345,24 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         finally:
             self._staging = None
         self.accelerator.wait_for_everyone()
+
+
+class EpochLengthGroupedSampler(LengthGroupedSampler):
+    """transformers' length-grouped order (``group_by_length``), drawn from ``seed + epoch`` rather than from the
+    global generator. The Trainer's own random sampler is seeded per epoch (accelerate); this one was not, so a run
+    resumed after its first epoch drew another order for the epoch it resumed in and skipped the wrong batches
+    (some rows twice, others never). The Trainer calls ``set_epoch`` before each epoch."""
+
+    def __init__(self, batch_size: int, *, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()
 
 
 class DistillerGradients(TrainerCallback):

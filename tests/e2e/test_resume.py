@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -140,3 +141,33 @@ def test_non_finite_loss_stops_with_the_last_good_state(tiny_teacher, tmp_path, 
     state = torch.load(out / "checkpoint-2" / "dynakd_distiller.pt")
     assert torch.isfinite(state["ref_s"]).all() and torch.isfinite(state["aligner.running_plan"]).all()
     check_checkpoint(out / "checkpoint-2")  # whole: a later run resumes from it (as the kill tests show)
+
+
+# Two epochs of 4 steps (64 rows, batch 16), evaluation at the end of each epoch and
+# length-grouped batches (the defaults): a resume at an epoch's end or inside the second epoch.
+EPOCHS = [*SETTINGS, "--batch-size", "16", "--keep-checkpoints"]
+
+
+@pytest.mark.parametrize("checkpoint,every", [("checkpoint-4", "4"), ("checkpoint-6", "2")])
+def test_resume_in_a_later_epoch_gives_the_same_weights(tiny_teacher, tmp_path_factory, tmp_path, checkpoint, every):
+    """Each epoch's length-grouped order is drawn from the seed and the epoch (``EpochLengthGroupedSampler``), and
+    evaluation leaves the random streams alone: checkpoint-4 is written before the first epoch's evaluation, which the
+    resumed run does not replay; checkpoint-6 resumes mid-epoch, skipping the epoch's first batches."""
+    full = tmp_path_factory.mktemp("two-epochs") / "run"
+    assert main(run_args(tiny_teacher, full, *EPOCHS, "--save-steps", every)) == 0
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "dynakd.yaml").write_text((full / "dynakd.yaml").read_text())
+    shutil.copytree(full / checkpoint, out / checkpoint)
+    assert main(run_args(tiny_teacher, out, *EPOCHS, "--save-steps", every)) == 0
+    assert json.loads((out / "metrics.json").read_text())["train"]["resumed_from"] == checkpoint
+    assert_same_weights(full, out)
+
+
+def test_evaluating_more_often_does_not_change_training(tiny_teacher, tmp_path):
+    """The evaluation's data loader draws a seed from the global generator; evaluation runs under a fork of it, so
+    dropout and batch order (and so the weights) do not depend on how often a run evaluates."""
+    rare, often = tmp_path / "rare", tmp_path / "often"
+    assert main(run_args(tiny_teacher, rare, "--max-steps", "4", "--save-steps", "0")) == 0
+    assert main(run_args(tiny_teacher, often, "--max-steps", "4", "--save-steps", "0", "--eval-steps", "1")) == 0
+    assert_same_weights(rare, often)
