@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
 from . import hub, packaged
@@ -58,6 +59,12 @@ def check_model_folder(name: str) -> None:
     hub.offline_unless_reachable()  # a hub id: fail (or read the cache) at once rather than after retries
 
 
+# Every model loads in float32, whatever its checkpoint was saved in: transformers 5 keeps the saved dtype ("auto"), and
+# a student copied from a bfloat16 teacher (or a bfloat16 model fine-tuned) would train in bfloat16, where most
+# updates round away; mixed precision is the Trainer's autocast over float32 weights (--bf16, --fp16).
+FLOAT32 = torch.float32
+
+
 def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True):
     """The model for ``task``: a question-answering model for extractive QA, else a sequence classifier."""
     if task.is_qa:
@@ -74,7 +81,7 @@ def load_qa_model(name: str, *, new_head_ok: bool = True):
     if not is_qa and not new_head_ok:
         raise DynaKDError(f"'{name}' has no question-answering head: fine-tune it first with `dynakd finetune`")
     try:
-        return AutoModelForQuestionAnswering.from_pretrained(packaged.resolve(name))
+        return AutoModelForQuestionAnswering.from_pretrained(packaged.resolve(name), dtype=FLOAT32)
     except Exception as e:  # noqa: BLE001
         raise _cannot_load("a model", name, e) from None
 
@@ -106,7 +113,7 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {label: i for i, label in enumerate(task.label_names)}
     try:
-        return AutoModelForSequenceClassification.from_pretrained(packaged.resolve(name), **kwargs)
+        return AutoModelForSequenceClassification.from_pretrained(packaged.resolve(name), dtype=FLOAT32, **kwargs)
     except Exception as e:  # noqa: BLE001
         raise _cannot_load("a model", name, e) from None
 

@@ -106,3 +106,19 @@ def test_sequence_limit_from_the_model_or_the_tokenizer():
     with pytest.raises(DynaKDError, match="limit of 256 tokens"):
         check_seq_length(300, SimpleNamespace(model_max_length=256), model)
     check_seq_length(512, unlimited, model)
+
+
+def test_a_half_precision_checkpoint_loads_and_trains_in_float32(tmp_path):
+    """transformers 5 keeps a checkpoint's saved dtype; a bfloat16 teacher gave a bfloat16 student whose updates
+    rounded away (and a crash in the float32 projections of ``static``). Models load in float32."""
+    from dynakd.data.tasks import get_task
+    from dynakd.models import load_qa_model, load_task_model
+    from tests.conftest import make_tiny_bert
+
+    folder = make_tiny_bert(tmp_path / "t", layers=2)
+    AutoModelForSequenceClassification.from_pretrained(folder).to(torch.bfloat16).save_pretrained(folder)
+    assert AutoModelForSequenceClassification.from_pretrained(folder).dtype == torch.bfloat16  # the library default
+    teacher = load_task_model(str(folder), get_task("sst2"))
+    assert {p.dtype for p in teacher.parameters()} == {torch.float32}
+    assert {p.dtype for p in build_student(teacher, 1).parameters()} == {torch.float32}
+    assert {p.dtype for p in load_qa_model(str(folder)).parameters()} == {torch.float32}
