@@ -31,7 +31,16 @@ from .checkpoints import DISTILLER_OPTIMIZER, STAGING, io_reason, load_distiller
 from .data.squad import QAEval, best_spans, gold_answers
 from .distiller import Distiller
 from .errors import DynaKDError
-from .features import CONTEXT_MASK, Features, capture, output_logits, perturbed_embeddings, split_inputs
+from .features import (
+    CONTEXT_MASK,
+    EXAMPLE_ID,
+    TEACHER_PREFIX,
+    Features,
+    capture,
+    output_logits,
+    perturbed_embeddings,
+    split_inputs,
+)
 from .metrics import squad_metrics
 
 
@@ -128,6 +137,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
     ):
         super().__init__(*args, **kwargs)
         self.qa_eval = qa_eval
+        self._check_columns_kept(teacher_cache)
         if teacher_cache is not None:  # training batches then carry the teacher's outputs (cache.py)
             self.data_collator = CacheReadingCollator(self.data_collator, teacher_cache)
         self.model_accepts_loss_kwargs = False
@@ -153,6 +163,21 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                 f"DeepSpeed cannot train the distiller's own parameters ({OWN_PARAMS}); use a parameter-free method "
                 "and aligner, or DDP / FSDP"
             )
+
+    def _check_columns_kept(self, teacher_cache) -> None:
+        """``remove_unused_columns`` (the Trainer's default) drops every column the student's ``forward`` does not
+        take: the ``example_id`` that keys a teacher cache (the run then trained on the task loss alone, or on the live
+        teacher, without a word), the teacher's own tokenisation (``teacher_*``: the teacher would read the student's
+        tokens) and extractive QA's ``context_mask``."""
+        if not self.args.remove_unused_columns:
+            return
+        columns = getattr(self.train_dataset, "column_names", None) or []
+        ours = [c for c in columns if c.startswith(TEACHER_PREFIX) or c == CONTEXT_MASK]
+        if teacher_cache is not None:
+            ours = [EXAMPLE_ID, *ours]
+        if ours:
+            raise DynaKDError(f"TrainingArguments(remove_unused_columns=False) is needed: the Trainer would drop the "
+                              f"column(s) {', '.join(ours)} that distillation reads")
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
@@ -204,6 +229,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         needs_hidden = self.distiller.feature is not None
         student = capture(model, student_inputs, hidden=needs_hidden)
         teacher = cached_features(inputs)
+        if teacher is None and self.distiller.cfg.method != "task" and self.teacher is None:
+            raise DynaKDError(f"method '{self.distiller.cfg.method}' needs the teacher: pass teacher=..., or a "
+                              f"teacher_cache and training rows with an '{EXAMPLE_ID}' column")
         if teacher is None and self.teacher is not None and self.distiller.cfg.method != "task":
             self.teacher.eval()
             with torch.no_grad(), self.accelerator.autocast():  # same mixed precision as the student

@@ -200,3 +200,36 @@ def test_a_distiller_built_for_other_depths_says_so(tiny_teacher):
     with pytest.raises(DynaKDError, match=r"the student's features hold no hidden states, which method 'full' "
                                           r"compares: capture\(model, batch\) with hidden=True"):
         distiller(capture(student, batch, hidden=False), capture(teacher, batch), torch.tensor([1]), progress=0.0)
+
+
+def test_your_own_trainer_refuses_to_drop_the_columns_distillation_reads(tiny_teacher, tmp_path):
+    """With the Trainer's default ``remove_unused_columns``, a teacher cache's ``example_id`` (or the teacher's own
+    ``teacher_*`` tokens) would be dropped and the run would train on something else without a word."""
+    import pytest
+    from datasets import Dataset
+    from transformers import TrainingArguments
+
+    from dynakd import DistillationTrainer, DynaKDError
+
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    rows = Dataset.from_dict({"input_ids": [[2, 7, 3]] * 4, "attention_mask": [[1, 1, 1]] * 4, "labels": [0, 1] * 2,
+                              "example_id": list(range(4))})
+    distiller = Distiller(build_config({"method": "full"}), student_layers=2, teacher_layers=4, student_width=32,
+                          teacher_width=32)
+
+    def trainer(dataset, **kwargs):
+        args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4, report_to=[],
+                                 use_cpu=True, disable_tqdm=True, **kwargs)
+        return DistillationTrainer(model=build_student(teacher, 2), args=args, train_dataset=dataset,
+                                   distiller=distiller, teacher=None, teacher_cache=object())
+
+    with pytest.raises(DynaKDError, match=r"remove_unused_columns=False\) is needed: the Trainer would drop the "
+                                          r"column\(s\) example_id that distillation reads"):
+        trainer(rows)
+    with_teacher_tokens = rows.add_column("teacher_input_ids", [[2, 8, 3]] * 4)
+    with pytest.raises(DynaKDError, match=r"column\(s\) example_id, teacher_input_ids"):
+        trainer(with_teacher_tokens)
+    tr = trainer(rows, remove_unused_columns=False)
+    tr.data_collator = tr.data_collator.collator  # a batch without cached rows, and no teacher either
+    with pytest.raises(DynaKDError, match="method 'full' needs the teacher: pass teacher=..., or a teacher_cache"):
+        tr.train()
