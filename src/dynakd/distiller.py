@@ -189,7 +189,10 @@ class Distiller(nn.Module):
             return value
         if self.training:
             v = float(value.detach().abs())
-            self._magnitudes[name] = 0.99 * self._magnitudes.get(name, v) + 0.01 * v
+            if name in self._magnitudes:
+                self._magnitudes[name] = 0.99 * self._magnitudes[name] + 0.01 * v
+            elif v > 0:  # starts at the first non-zero value: a term that is 0 at first (the task loss of a batch of
+                self._magnitudes[name] = v  # transfer rows, hidden labels only) would then be divided by 0.01 v
         return value / max(self._magnitudes.get(name, 1.0), 1e-8)
 
     def feature_terms(self, s: Features, t: Features, perturbed) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -257,6 +260,11 @@ class Distiller(nn.Module):
         In a multi-process run the batch means are taken over every process's items, so the references stay equal
         on all processes.
         """
+        if self.cfg.dynamics.reference == "dataset" and not self.teacher_ref_fixed:  # else ref_t would be an EMA
+            raise DynaKDError("dynamics.reference 'dataset' needs the teacher's training-set mean: call "
+                              "distiller.set_dataset_reference(mean) first (pooled features [Lt+1, d]; "
+                              "dynakd.cache.live_dataset_mean computes it in one teacher pass, dynakd.distill does it "
+                              "for you)")
         s_mask, t_mask = self.dynamics_masks(s, t)
         mean_s = masked_layer_mean(*pool([h.detach() for h in s.hidden], s_mask, self.opts.pooling))
         cached = t.pooled_layers(self.opts.pooling)

@@ -233,3 +233,25 @@ def test_your_own_trainer_refuses_to_drop_the_columns_distillation_reads(tiny_te
     tr.data_collator = tr.data_collator.collator  # a batch without cached rows, and no teacher either
     with pytest.raises(DynaKDError, match="method 'full' needs the teacher: pass teacher=..., or a teacher_cache"):
         tr.train()
+
+
+def test_the_dataset_reference_must_be_given_outside_distill(tiny_teacher):
+    """``dynamics.reference: dataset`` outside ``dynakd.distill`` used to fall back to a running mean without a word."""
+    import pytest
+
+    from dynakd import DynaKDError
+    from dynakd.cache import live_dataset_mean  # noqa: F401  (named in the message)
+
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher).eval()
+    student = build_student(teacher, 2)
+    batch = dict(AutoTokenizer.from_pretrained(tiny_teacher)(["a good film", "a dull one"], return_tensors="pt"))
+    distiller = Distiller(build_config({"method": "full", "dynamics": {"reference": "dataset"}}), student_layers=2,
+                          teacher_layers=4, student_width=32, teacher_width=32)
+    s, t, labels = capture(student, batch), capture(teacher, batch), torch.tensor([1, 0])
+    with pytest.raises(DynaKDError, match=r"reference 'dataset' needs the teacher's training-set mean: call "
+                                          r"distiller.set_dataset_reference\(mean\) first"):
+        distiller(s, t, labels, progress=0.0)
+    mean = torch.randn(5, 32)
+    distiller.set_dataset_reference(mean)
+    distiller(s, t, labels, progress=0.0)
+    assert torch.equal(distiller.ref_t, mean)  # fixed, not a running mean

@@ -335,3 +335,15 @@ def test_distiller_sensitivity_term_needs_perturbed_features():
     out = d(s, t, labels, progress=0.2, perturbed=pert)
     assert {"dyn/deviation", "dyn/sensitivity"} <= set(out.terms) and torch.isfinite(out.loss)
     assert "dyn/sensitivity" not in d(s, t, labels, progress=0.2).terms
+
+
+def test_balance_starts_from_the_first_non_zero_magnitude():
+    """A term that is 0 on the first batch (the task loss of a batch of transfer rows) used to start its running
+    magnitude at 0, so its next non-zero value was divided by 0.01 of itself: weighed 100x."""
+    d = Distiller(build_config({"method": "kd", "balance": True}), student_layers=1, teacher_layers=1, student_width=4,
+                  teacher_width=4).train()
+    assert float(d.scale("task", torch.tensor(0.0))) == 0.0
+    assert "task" not in d._magnitudes
+    assert float(d.scale("task", torch.tensor(2.0))) == pytest.approx(1.0)  # divided by its own first magnitude
+    assert float(d.scale("task", torch.tensor(0.0))) == 0.0
+    assert d._magnitudes["task"] == pytest.approx(0.99 * 2.0)
