@@ -148,6 +148,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self._term_sums: dict[str, float | torch.Tensor] = defaultdict(float)
         self._term_count = 0
         self._staging: Path | None = None
+        # The distiller's running state before the current optimizer step, all its micro-batches: what a non-finite
+        # loss puts back (_check_finite)
+        self._snapshot, self._snapshot_step = None, None
         self.add_callback(AlignmentCallback(self))
         self.add_callback(DistillerGradients(distiller))
         own_params = any(p.requires_grad for p in distiller.parameters())
@@ -241,16 +244,18 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             if teacher is not None:
                 teacher.context = inputs[CONTEXT_MASK]
         perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None else None
-        before = self.distiller.snapshot()
+        if self._snapshot_step != self.state.global_step:  # the step's first micro-batch (gradient accumulation)
+            self._snapshot, self._snapshot_step = self.distiller.snapshot(), self.state.global_step
         out = self.distiller(student, teacher, labels, self.progress, perturbed=perturbed)
-        self._check_finite(out, before)
+        self._check_finite(out, self._snapshot)
         self._accumulate(out)
         return (out.loss, student) if return_outputs else out.loss
 
     def _check_finite(self, out, before: dict) -> None:
         """Stop on a non-finite loss (one host sync per step), after saving the last good state: the weights are
-        still those of the last finished step, since this runs before the backward pass, and the distiller's running
-        state goes back to ``before`` this step's forward."""
+        still those of the last finished step, since this runs before the backward pass (and with gradient
+        accumulation before the optimizer step), and the distiller's running state goes back to ``before`` the step's
+        first micro-batch."""
         if distributed.all_true(torch.isfinite(out.loss.detach())):
             return
         self.distiller.restore(before)

@@ -171,3 +171,30 @@ def test_evaluating_more_often_does_not_change_training(tiny_teacher, tmp_path):
     assert main(run_args(tiny_teacher, rare, "--max-steps", "4", "--save-steps", "0")) == 0
     assert main(run_args(tiny_teacher, often, "--max-steps", "4", "--save-steps", "0", "--eval-steps", "1")) == 0
     assert_same_weights(rare, often)
+
+
+def test_non_finite_loss_with_gradient_accumulation_restores_the_state_before_the_step(tiny_teacher, tmp_path,
+                                                                                      capsys, monkeypatch):
+    """Two micro-batches per step, NaN in the second of step 2: the first had already moved the EMA references, so
+    the state put back is the one from before the step's first micro-batch (2 reference updates, not 3)."""
+    import dynakd.distiller as distiller_module
+
+    micro = {"n": 0}
+    forward, pool = distiller_module.Distiller.forward, distiller_module.pool
+
+    def counted(self, *args, **kwargs):
+        micro["n"] += 1
+        return forward(self, *args, **kwargs)
+
+    def poisoned(*args, **kwargs):
+        x, mask = pool(*args, **kwargs)
+        return (x * float("nan") if micro["n"] == 4 else x), mask
+
+    monkeypatch.setattr(distiller_module.Distiller, "forward", counted)
+    monkeypatch.setattr(distiller_module, "pool", poisoned)
+    out = tmp_path / "run"
+    err = run_error(capsys, run_args(tiny_teacher, out, "--save-steps", "0", "--batch-size", "4",
+                                     "--gradient-accumulation-steps", "2"))
+    assert "non-finite loss at step 2: term 'dyn/deviation' is nan" in err
+    state = torch.load(out / "checkpoint-1" / "dynakd_distiller.pt")
+    assert int(state["ref_steps"]) == 2 and torch.isfinite(state["ref_s"]).all()
