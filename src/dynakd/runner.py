@@ -337,18 +337,23 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
 
 
 def note_batch_of_one(cfg: DistillConfig) -> None:
-    """Say so when a batch of one sample leaves pooled dynamics components without signal: deviation from the batch
-    mean and relations compare the samples of a batch (accumulating gradients does not change what a batch holds)."""
+    """Say so when a batch of one sample leaves pooled dynamics forms without signal (accumulating gradients does not
+    change what a batch holds): a lone sample's direction (Gram [[1]]) and relative magnitude (1) are constants
+    whatever the reference, it has no other sample to relate to, and a change centred over the batch is 0. What is
+    left is the magnitude of a change relative to its base (layer_change, sensitivity)."""
     gathered = cfg.dynamics.gather and int(os.environ.get("WORLD_SIZE", "1")) > 1  # one batch of every process's
     if cfg.batch_size > 1 or cfg.terms["feature"] != "dynamics" or cfg.dynamics.pooling == "tokens" or gathered \
             or not is_first_process():
         return
-    silent = [c for c in cfg.dynamics.components if c == "relations" or (c == "deviation"
-                                                                          and cfg.dynamics.reference == "batch")]
-    if silent:
-        print(f"note: with batch_size 1 the dynamics component(s) {' and '.join(silent)} learn nothing (they compare "
-              "the samples of a batch); use a larger batch" + (", or dynamics.reference ema or dataset for deviation"
-                                                               if "deviation" in silent else ""), flush=True)
+    relative = "magnitude" in cfg.dynamics.forms
+    changes = [c for c in cfg.dynamics.components if c in ("layer_change", "sensitivity")]
+    silent = [c for c in cfg.dynamics.components if c in ("deviation", "relations") or (c in changes and not relative)]
+    partly = [c for c in changes if relative and "direction" in cfg.dynamics.forms]
+    said = [f"{' and '.join(silent)} learn nothing"] if silent else []
+    said += [f"{' and '.join(partly)} only through the magnitude form"] if partly else []
+    if said:
+        print(f"note: with batch_size 1 the dynamics component(s) {', and '.join(said)} (these forms compare the "
+              "samples of a batch); use a larger batch", flush=True)
 
 
 def _train_record(train_out, train_time: float, resume: Path | None, cache, processes: int) -> dict[str, Any]:

@@ -302,17 +302,22 @@ def test_an_alias_whose_package_is_missing_says_what_to_install(monkeypatch):
 
 
 def test_batch_of_one_notes_the_components_without_signal(capsys):
+    """A lone sample's direction and relative magnitude are constants whatever the reference, and a change centred
+    over the batch is 0: only the magnitude of a change relative to its base still learns."""
     from dynakd.runner import note_batch_of_one
 
-    note_batch_of_one(validate(DistillConfig(method="full", batch_size=1)))
-    out = capsys.readouterr().out
-    assert "with batch_size 1 the dynamics component(s) deviation and relations learn nothing" in out
-    assert "dynamics.reference ema or dataset for deviation" in out
-    note_batch_of_one(validate(DistillConfig(method="full", batch_size=1,
-                                             dynamics=DynamicsConfig(reference="ema"))))
-    assert "component(s) relations learn nothing" in capsys.readouterr().out
+    def note(**kwargs):
+        note_batch_of_one(validate(DistillConfig(method="full", batch_size=1, **kwargs)))
+        return capsys.readouterr().out
+
+    assert ("with batch_size 1 the dynamics component(s) deviation and relations learn nothing, and layer_change only "
+            "through the magnitude form (these forms compare the samples of a batch); use a larger batch") in note()
+    assert "deviation and relations learn nothing, and layer_change" in note(dynamics=DynamicsConfig(reference="ema"))
+    assert "deviation and layer_change learn nothing (" in note(dynamics=DynamicsConfig(
+        components=["deviation", "layer_change"], forms=["direction"]))
     for quiet in (DistillConfig(method="full", batch_size=2), DistillConfig(method="kd", batch_size=1),
-                  DistillConfig(method="full", batch_size=1, dynamics=DynamicsConfig(components=["layer_change"]))):
+                  DistillConfig(method="full", batch_size=1, dynamics=DynamicsConfig(components=["layer_change"],
+                                                                                     forms=["magnitude"]))):
         note_batch_of_one(validate(quiet))
         assert capsys.readouterr().out == ""
 

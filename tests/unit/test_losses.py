@@ -347,3 +347,21 @@ def test_balance_starts_from_the_first_non_zero_magnitude():
     assert float(d.scale("task", torch.tensor(2.0))) == pytest.approx(1.0)  # divided by its own first magnitude
     assert float(d.scale("task", torch.tensor(0.0))) == 0.0
     assert d._magnitudes["task"] == pytest.approx(0.99 * 2.0)
+
+
+def test_a_lone_sample_gives_the_noted_forms_no_signal():
+    """What the note says, measured: with one sample, deviation (any reference) and the direction of a layer change
+    cost 0 with no gradient; the relative size of a layer change does not."""
+    student = tuple(torch.randn(1, 5, 8, requires_grad=True) for _ in range(3))
+    teacher = tuple(torch.randn(1, 5, 12) for _ in range(4))
+    mask = torch.ones(1, 5, dtype=torch.long)
+    for refs in (None, (torch.randn(3, 8), torch.randn(4, 12))):
+        for comp, forms in (("deviation", ("direction", "magnitude")), ("layer_change", ("direction",))):
+            cost = dynamics_costs(student, teacher, mask=mask, opts=DynamicsOptions((comp,), forms), anchors=[0, 1],
+                                  refs=refs)[comp]
+            grads = torch.autograd.grad(cost.sum(), student, allow_unused=True)
+            assert float(cost.detach().abs().max()) < 1e-6
+            assert all(g is None or float(g.abs().max()) < 1e-6 for g in grads)  # zero up to rounding
+    cost = dynamics_costs(student, teacher, mask=mask, opts=DynamicsOptions(("layer_change",), ("magnitude",)),
+                          anchors=[0, 1])["layer_change"]
+    assert float(cost.detach().abs().max()) > 1e-3
