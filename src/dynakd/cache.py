@@ -80,7 +80,7 @@ def data_fingerprint(dataset, columns: list[str]) -> str:
 
 
 def default_cache_root() -> Path:
-    return Path(os.environ.get("DYNAKD_CACHE", Path.home() / ".cache" / "dynakd")) / "teacher-outputs"
+    return Path(os.environ.get("DYNAKD_CACHE", "~/.cache/dynakd")).expanduser() / "teacher-outputs"
 
 
 class TeacherCache:
@@ -214,7 +214,9 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
                 np_dtype = np.float32 if name == "logits" else np.dtype(dtype)
                 arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np_dtype,
                                                          shape=(n, *value.shape[1:]))
-            arrays[name][rows] = value.cpu().numpy()
+            value = value.float().cpu().numpy()
+            _check_range(value, arrays[name].dtype, tmp)
+            arrays[name][rows] = value
     for a in arrays.values():
         a.flush()
     meta = {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints}
@@ -228,10 +230,23 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
     return TeacherCache(folder)
 
 
+def _check_range(value: np.ndarray, dtype: np.dtype, tmp: Path) -> None:
+    """Refuse features that the storage type cannot hold: float16 turns values beyond 65504 into inf, and the
+    cached run would stop on a non-finite loss that the live teacher never gives."""
+    limit = float(np.finfo(dtype).max)
+    peak = float(np.abs(value).max(initial=0.0))
+    if peak > limit:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DynaKDError(f"the teacher's pooled features reach {peak:.3g}, beyond {dtype.name}'s range ({limit:.6g}):"
+                          " store them with --set teacher_cache_dtype=float32, or run the teacher live with "
+                          "--teacher-cache off")
+
+
 def _worth_building(cfg, n_rows: int) -> bool:
-    """``auto`` builds a cache only for runs that read every training row at least once (over all processes)."""
+    """``auto`` builds a cache only for runs that read every training row at least once (over all processes and
+    accumulated micro-batches)."""
     if cfg.max_steps > 0:
-        return cfg.max_steps * cfg.batch_size * world_size() >= n_rows
+        return cfg.max_steps * cfg.batch_size * cfg.gradient_accumulation_steps * world_size() >= n_rows
     return cfg.epochs >= 1
 
 

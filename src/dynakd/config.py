@@ -361,7 +361,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     every value in its declared type (a config built in Python may hold e.g. a number where a schedule belongs)."""
     cfg = _from_dict(DistillConfig, dataclasses.asdict(cfg))  # new objects: nothing the caller holds changes
     cfg.align = cfg.resolved_align()
-    for key in ("teacher", "student", "model", "data_dir", "train_file", "validation_file", "output"):
+    for key in ("teacher", "student", "model", "data_dir", "train_file", "validation_file", "output", "teacher_cache"):
         value = getattr(cfg, key)
         if isinstance(value, str) and value.startswith("~"):  # a shell expands ~, a YAML file or --set does not
             setattr(cfg, key, os.path.expanduser(value))

@@ -95,3 +95,29 @@ def test_teacher_fingerprint_ignores_the_folder_and_label_names(tiny_teacher, tm
     with torch.no_grad():
         next(b.parameters()).add_(1.0)
     assert teacher_fingerprint(a) != teacher_fingerprint(b)
+
+
+def test_features_beyond_float16_are_refused_rather_than_stored_as_inf(tiny_teacher, tmp_path, capsys):
+    """float16 storage turned a teacher's large activations into inf, and the cached run stopped on a non-finite loss
+    that the live teacher never gives."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    big = tmp_path / "big"
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    with torch.no_grad():
+        model.bert.encoder.layer[1].output.LayerNorm.weight.mul_(1e5)  # a middle layer's outputs near 1e5
+    model.save_pretrained(big)
+    for f in tiny_teacher.iterdir():
+        if "token" in f.name or f.name == "vocab.txt":
+            shutil.copy(f, big)
+    cache = tmp_path / "c"
+    assert main(distill_args(big, tmp_path / "a", "--method", "dynamics", "--teacher-cache", str(cache))) == 2
+    err = capsys.readouterr().err
+    assert "the teacher's pooled features reach 1" in err
+    assert "beyond float16's range (65504): store them with --set teacher_cache_dtype=float32" in err
+    assert not cache.exists() and not list(tmp_path.glob("c.tmp-*"))
+    assert main(distill_args(big, tmp_path / "b", "--method", "dynamics", "--teacher-cache", str(cache),
+                             "--set", "teacher_cache_dtype=float32")) == 0

@@ -253,6 +253,19 @@ def test_paths_and_yaml_booleans(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     cfg = build_config(yaml.safe_load("teacher: ~/teacher\ndata_dir: ~/glue\nteacher_cache: off\n"))
     assert (cfg.teacher, cfg.data_dir, cfg.teacher_cache) == (f"{tmp_path}/teacher", f"{tmp_path}/glue", "off")
+    assert build_config({"teacher_cache": "~/caches/sst2"}).teacher_cache == f"{tmp_path}/caches/sst2"
+    monkeypatch.setenv("DYNAKD_CACHE", "~/dk")
+    from dynakd.cache import default_cache_root
+
+    assert default_cache_root() == tmp_path / "dk" / "teacher-outputs"
+
+
+def test_auto_builds_a_cache_when_the_run_reads_every_row_counting_accumulated_batches():
+    from dynakd.cache import _worth_building
+
+    cfg = DistillConfig(max_steps=100, batch_size=16)
+    assert not _worth_building(cfg, 2000)  # 1,600 rows read
+    assert _worth_building(DistillConfig(max_steps=100, batch_size=16, gradient_accumulation_steps=2), 2000)
 
 
 def test_fixed_map_options_in_a_config_shared_with_methods_without_layers():
