@@ -69,6 +69,14 @@ def test_grid_expansion_keeps_the_hidden_state_term_for_dynamics_methods_only(ti
         ("full", 1.0), ("kd", "-"), ("static", "-")]
 
 
+def test_grid_expansion_gives_dynamics_options_to_dynamics_methods_only(tiny_encoder, tmp_path):
+    """static and pkd read no dynamics options: a grid over one ran the same static or pkd cell once per value."""
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out"))
+    sweep.grid = [{"method": ["pkd", "static", "full"], "dynamics.reference": ["batch", "ema"], "seed": [1]}]
+    assert sorted((c["method"], c.get("dynamics.reference", "-")) for c in cells(sweep)) == [
+        ("full", "batch"), ("full", "ema"), ("pkd", "-"), ("static", "-")]
+
+
 def test_a_list_of_grids_joins_their_products(tiny_encoder, tmp_path):
     path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     raw = yaml.safe_load(path.read_text())

@@ -133,8 +133,8 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
         feature = METHOD_TERMS.get(method, {}).get("feature")
         if feature is None:
             cell = {k: v for k, v in cell.items() if not k.startswith(LAYER_TERM_OPTIONS)}
-        if feature != "dynamics":  # the hidden-state term joins a dynamics method only
-            cell = {k: v for k, v in cell.items() if not k.startswith("hidden_weight")}
+        if feature != "dynamics":  # static and pkd read no dynamics options; the hidden-state term joins dynamics
+            cell = {k: v for k, v in cell.items() if not k.startswith(("hidden_weight", "dynamics."))}
         if not METHOD_TERMS.get(method, {}).get("logit", True):  # task, dynamics: no logit term to weigh
             cell = {k: v for k, v in cell.items() if k not in ("alpha", "temperature")}
         if method == "task":  # no teacher to supervise rows without labels
