@@ -117,6 +117,35 @@ def test_a_grid_that_is_not_a_mapping_is_refused(tiny_encoder, tmp_path):
             load_sweep(path, smoke=part == "smoke")
 
 
+def test_a_sweep_file_of_the_wrong_shape_is_refused_before_anything_trains(tiny_encoder, tmp_path):
+    """Each of these went on to fine-tune the teacher (minutes) before failing, or failed with a Python traceback."""
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    cases = [
+        ({"grid": {}}, "'grid' names no option to sweep; give at least one, e.g. seed: \\[1, 2, 3\\]"),
+        ({"grid": None}, "'grid' names no option to sweep"),
+        ({"grid": {**raw["grid"], "seed": None}}, r"grid option\(s\) \['seed'\] list no values"),
+        ({"grid": {"method": ["kd"], "seed": [1]}}, "cell method=kd,seed=1 names no student: give student_layers"),
+        ({"base": ["task", "sst2"]}, "'base' must be a mapping of config keys, got \\['task', 'sst2'\\]"),
+        ({"teacher": ["minilm"]}, "'teacher' must be a mapping of config keys"),
+        ({"smoke": 3}, "'smoke' must be a mapping of config keys, got 3"),
+        ({"teacher": {"model": str(tiny_encoder), "per_seed": "maybe"}},
+         "teacher.per_seed: expected true or false, got 'maybe'"),
+        ({"name": ["a", "b"]}, "'name' must be a string"),
+    ]
+    for change, message in cases:
+        path.write_text(yaml.safe_dump({**raw, **change}))
+        with pytest.raises(DynaKDError, match=message):
+            load_sweep(path, smoke=True)
+    path.write_text("")
+    with pytest.raises(DynaKDError, match="'grid' names no option"):
+        load_sweep(path)
+    path.write_text(yaml.safe_dump(raw))
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(DynaKDError, match="the sweep's output .*afile is a file, not a folder"):
+        load_sweep(path, output=str(tmp_path / "afile"))
+
+
 def test_smoke_without_the_data_says_it_uses_the_synthetic_corpus(tiny_encoder, tmp_path, capsys):
     path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     raw = yaml.safe_load(path.read_text())
@@ -362,3 +391,27 @@ def test_report_points_to_a_smoke_run(tmp_path):
     (tmp_path / "smoke" / "results.jsonl").write_text("")
     with pytest.raises(DynaKDError, match=f"no results.jsonl in {tmp_path}; a --smoke run's are in {tmp_path}/smoke"):
         load_results(tmp_path)
+
+
+def test_a_damaged_results_file_is_read_as_far_as_it_goes(tmp_path, capsys):
+    """A process stopped while writing leaves a partial last record: the report leaves it out, the sweep cuts it off
+    (so the next record starts on a line of its own) and runs its cell again. Other damage is named by line."""
+    from dynakd.experiments.ablate import finished
+    from dynakd.experiments.report import load_results
+
+    results = tmp_path / "results.jsonl"
+    good = json.dumps({"key": "method=kd,seed=1", "task": "sst2"})
+    results.write_text(good + "\n" + '{"key": "method=full,se')
+    assert [r["key"] for r in load_results(tmp_path)] == ["method=kd,seed=1"]
+    assert "ends in a partial record (a run stopped while writing it); the report leaves it out" in \
+        capsys.readouterr().err
+    assert list(finished(results)) == ["method=kd,seed=1"]
+    assert results.read_text() == good + "\n"
+    results.write_text(good + "\nnot json\n" + good + "\n")
+    with pytest.raises(DynaKDError, match="results.jsonl: line 2 is not a JSON record"):
+        load_results(tmp_path)
+    results.write_text("")
+    with pytest.raises(DynaKDError, match="results.jsonl holds no finished run yet"):
+        load_results(tmp_path)
+    with pytest.raises(DynaKDError, match="no folder .*nope"):
+        load_results(tmp_path / "nope")

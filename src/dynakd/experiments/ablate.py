@@ -75,14 +75,14 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     unknown = set(raw) - SWEEP_KEYS
     if unknown:
         raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
-    base = dict(raw.get("base") or {})
+    base = _section(raw, "base", path)
     grids = _grids(raw.get("grid"), path)
     if smoke:
-        smoke_spec = dict(raw.get("smoke") or {})
+        smoke_spec = _section(raw, "smoke", path)
         override = smoke_spec.pop("grid", None) or {}
         if not isinstance(override, dict):
             raise DynaKDError(f"{path}: 'smoke.grid' must be one mapping of overrides, applied to every grid")
-        override = _grids(override, path)[0]
+        override = _grids(override, path)[0] if override else {}
         for grid in grids:
             grid.update(override)
             grid["seed"] = grid.get("seed", [42])[:1]  # one seed a grid: the smoke run checks the plumbing
@@ -96,21 +96,40 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
             print(f"[ablate] warning: data_dir {base.pop('data_dir')} is not a folder here: this smoke run uses the "
                   "synthetic corpus, and the real sweep will fail until the data is there", file=sys.stderr, flush=True)
             base["synthetic"] = True
-    teacher = dict(raw.get("teacher") or {})
+    teacher = _section(raw, "teacher", path)
+    if not isinstance(teacher.get("per_seed", False), bool):
+        raise DynaKDError(f"{path}: teacher.per_seed: expected true or false, got {teacher['per_seed']!r}")
+    for key in ("name", "output"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise DynaKDError(f"{path}: '{key}' must be a string, got {raw[key]!r}")
     if smoke:  # the teacher's own sizes (e.g. a larger training subset) shrink too
         teacher.update({k: base[k] for k in teacher if k in DEFAULT_SMOKE or k in (raw.get("smoke") or {})})
     name = raw.get("name") or Path(path).stem
     # a smoke run goes to the sweep folder's smoke/ subfolder (also under --output): its tiny cells have the real
     # cells' keys, so in the real folder they would pass for finished
     out = Path(output or raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
+    if out.exists() and not out.is_dir() or out.parent.exists() and not out.parent.is_dir():
+        raise DynaKDError(f"the sweep's output {out} is a file, not a folder" if out.exists() else
+                          f"the sweep's output {out} is inside a file, {out.parent}")
     sweep = Sweep(name, out, base, teacher, grids, smoke)
     try:  # validate every cell (and the teacher's settings) before running any; errors name the sweep file
-        for cell in cells(sweep):
-            cell_config(sweep, cell, teacher_dir="teacher")
+        configs = {cell_key(cell): cell_config(sweep, cell, teacher_dir="teacher") for cell in cells(sweep)}
         teacher_config(sweep, 42)
+        for key, cfg in configs.items():  # distill's own check, here before the teacher trains
+            if not (cfg.student or cfg.student_layers or cfg.student_layer_ids):
+                raise DynaKDError(f"cell {key} names no student: give student_layers (or student, "
+                                  "student_layer_ids) in base or grid")
     except DynaKDError as e:
         raise DynaKDError(f"{path}: {e}") from None
     return sweep
+
+
+def _section(raw: dict[str, Any], key: str, path: str | Path) -> dict[str, Any]:
+    """A section of the sweep file that maps config keys to values (``base``, ``teacher``, ``smoke``)."""
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise DynaKDError(f"{path}: '{key}' must be a mapping of config keys, got {value!r}")
+    return dict(value)
 
 
 def _grids(spec: Any, path: str | Path) -> list[dict[str, list[Any]]]:
@@ -118,7 +137,9 @@ def _grids(spec: Any, path: str | Path) -> list[dict[str, list[Any]]]:
     specs = spec if isinstance(spec, list) else [spec or {}]
     if not specs or not all(isinstance(g, dict) for g in specs):
         raise DynaKDError(f"{path}: 'grid' must map options to lists of values, or be a list of such mappings")
-    empty = sorted({k for g in specs for k, v in g.items() if v == []})
+    if not all(specs):  # one cell named by nothing, whose folder would be the cells/ folder itself
+        raise DynaKDError(f"{path}: 'grid' names no option to sweep; give at least one, e.g. seed: [1, 2, 3]")
+    empty = sorted({k for g in specs for k, v in g.items() if v == [] or v is None})
     if empty:  # a product with an empty factor has no cells: that grid would vanish without a word
         raise DynaKDError(f"{path}: grid option(s) {empty} list no values")
     return [{k: v if isinstance(v, list) else [v] for k, v in g.items()} for g in specs]
@@ -191,11 +212,37 @@ def _push_refused(sweep: Sweep) -> DynaKDError:
 
 
 def finished(results: Path) -> dict[str, dict[str, Any]]:
-    """The record of every finished cell, by cell key."""
+    """The record of every finished cell, by cell key. A partial last line (a process stopped while writing it) is
+    cut off, so the cell runs again and the next record starts on a line of its own."""
     if not results.is_file():
         return {}
-    records = (json.loads(line) for line in results.read_text().splitlines() if line.strip())
+    with locked(results.with_name(".results.lock")):  # not while another shard appends a record
+        records, partial = read_results(results)
+        if partial:
+            with results.open("r+b") as f:
+                f.truncate(results.read_bytes().rfind(b"\n") + 1)
+    if partial:
+        print(f"[ablate] {results} ended in a partial record (a run stopped while writing it): removed, that cell "
+              "runs again", file=sys.stderr, flush=True)
     return {r["key"]: r for r in records}
+
+
+def read_results(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The records of ``results.jsonl`` and whether it ends in a partial one (every record is written with its
+    newline at once, so only a process stopped mid-write leaves a last line without one)."""
+    text = path.read_text()
+    lines = text.split("\n")
+    partial = bool(lines[-1].strip())  # text after the last newline
+    records = []
+    for number, line in enumerate(lines[:-1], 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise DynaKDError(f"{path}: line {number} is not a JSON record ({e.msg}); remove that line to run or "
+                              "report its cell again") from None
+    return records, partial
 
 
 def check_finished(sweep: Sweep, done: dict[str, dict[str, Any]]) -> None:

@@ -8,9 +8,9 @@ a method tuned against an untuned baseline is not a fair comparison.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
+import sys
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean, stdev
@@ -21,7 +21,7 @@ from scipy import stats
 from ..data.tasks import get_task
 from ..errors import DynaKDError
 from ..metrics import primary_metric
-from .ablate import LAYER_TERM_OPTIONS, cell_key
+from .ablate import LAYER_TERM_OPTIONS, cell_key, read_results
 
 
 def load_results(folder: Path) -> list[dict[str, Any]]:
@@ -29,8 +29,14 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         smoke = folder / "smoke" / "results.jsonl"
         hint = f"; a --smoke run's are in {smoke.parent}" if smoke.is_file() else ": run `dynakd ablate` first"
-        raise DynaKDError(f"no results.jsonl in {folder}{hint}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        raise DynaKDError(f"no results.jsonl in {folder}{hint}" if folder.is_dir() else f"no folder {folder}")
+    records, partial = read_results(path)
+    if partial:
+        print(f"note: {path} ends in a partial record (a run stopped while writing it); the report leaves it out",
+              file=sys.stderr, flush=True)
+    if not records:
+        raise DynaKDError(f"{path} holds no finished run yet")
+    return records
 
 
 def score(record: dict[str, Any], metric: str) -> float:
