@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
+import pytest
 import torch
 
 from dynakd.cli import main
@@ -78,3 +80,33 @@ def test_each_repeat_starts_elsewhere_in_the_list():
     orders = [rotated(configs, r, 3) for r in range(3)]
     assert [o[0] for o in orders] == [0, 3, 6] and all(sorted(o) == configs for o in orders)
     assert rotated(configs, 0, 1) == configs and rotated([], 1, 2) == []
+
+
+def test_bad_names_and_paths_are_refused_before_any_timing(tmp_path, capsys, monkeypatch):
+    """These used to surface after minutes of timing (a name was checked when its turn came; the JSON was written at
+    the end), or as the synthetic corpus refusing a task the user never asked it for."""
+    import dynakd.experiments.bench as bench
+
+    monkeypatch.setattr(bench, "load_data", lambda *a, **k: pytest.fail("timing started"))
+    (tmp_path / "afile").write_text("")
+    cases = {
+        ("--methods", "kd,fulll"): "method: 'fulll' is not one of task, kd, static, pkd, dynamics, full; did you mean",
+        ("--methods", "kd,"): r"--methods 'kd,' holds an empty name \(a stray comma\?\)",
+        ("--aligners", "ot,sink"): "align.name: 'sink' is not one of fixed, attention, ot",
+        ("--task", "squad"): "dynakd bench times sentence-classification steps",
+        ("--task", "mrpc"): "bench on task mrpc needs its data: --data-dir or --train-file \\(the synthetic corpus",
+        ("--output", str(tmp_path)): f"--output {tmp_path} is a folder; give a file name",
+        ("--output", str(tmp_path / "afile" / "b.json")): f"cannot write --output .*: {tmp_path / 'afile'} is a file",
+    }
+    for flags, message in cases.items():
+        assert main(["bench", *flags]) == 2
+        assert re.search(message, capsys.readouterr().err), flags
+
+
+def test_bench_says_when_it_times_the_synthetic_corpus(tiny_teacher, tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["bench", "--teacher", str(tiny_teacher), "--max-train-samples", "16", "--batch-size", "8",
+                 "--steps", "1", "--warmup", "0", "--repeats", "1", "--methods", "task", "--output", str(out)]) == 0
+    assert "bench: no --data-dir or --train-file: timing on the synthetic corpus" in capsys.readouterr().out
+    setup = json.loads(out.read_text())["setup"]
+    assert (setup["data"], setup["max_train_samples"], setup["group_by_length"]) == ("synthetic", 16, True)

@@ -26,6 +26,16 @@ from .options import (
 )
 
 BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode")  # the training flags a bench reads
+# What a bench reads of the data (it trains a few steps of sentence classification and evaluates nothing), with its
+# own defaults
+BENCH_DATA_FLAGS = {
+    **{k: DATA_FLAGS[k] for k in ("--task", "--train-file", "--text-columns", "--label-column")},
+    "--data-dir": ("data_dir", str, "folder in the GLUE TSV layout (DIR/SST-2/train.tsv ...); default: the "
+                                    "synthetic corpus"),
+    "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default 64)"),
+    "--max-train-samples": ("max_train_samples", int, "a fixed seeded subset of the training rows (default 2048)"),
+}
+BENCH_DEFAULTS = {"student_layers": 2, "max_seq_length": 64, "max_train_samples": 2048, "max_eval_samples": 1}
 FINETUNE_DATA_FLAGS = {k: v for k, v in DATA_FLAGS.items() if k != "--transfer-samples"}  # labelled rows only
 # What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out.
 EVALUATE_FLAGS = {
@@ -83,14 +93,20 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild report.md and the plots of a sweep folder from its results.jsonl")
     p.add_argument("folder", help="sweep folder holding results.jsonl")
 
-    p = sub.add_parser("bench", help="time training steps of task, kd and full (each aligner), with and without cache")
-    add_common(p, switches=SWITCHES.keys() - RUN_FOLDER_SWITCHES)  # one JSON file: no run folder to resume
+    p = sub.add_parser("bench", help="time training steps of task, kd and full (each aligner), with and without cache",
+                       description="Times full training steps of each method (and aligner), with the live teacher "
+                                   "and with the teacher-output cache (built in a temporary folder), after a warm-up; "
+                                   "prints median and spread, peak memory and operators per step, ratios to the "
+                                   "student alone (task).")
+    # one JSON file: no run folder to resume, and no progress bars to hide
+    add_common(p, switches=SWITCHES.keys() - RUN_FOLDER_SWITCHES - {"--no-progress"})
     p.add_argument("--teacher", default=None, help="teacher folder or hub id (default: the packaged MiniLM-L6)")
-    add_flags(p, DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
-              {k: METHOD_FLAGS[k] for k in ("--student-layers",)})
+    add_flags(p, BENCH_DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
+              {"--student-layers": ("student_layers", int, "student built from the teacher's layers (default 2)")})
     p.add_argument("--output", default=None, help="JSON file for the results (default: print only)")
     p.add_argument("--methods", default="task,kd,full", help="comma-separated methods (default task,kd,full)")
-    p.add_argument("--aligners", default="fixed,attention,ot", help="comma-separated aligners for layer methods")
+    p.add_argument("--aligners", default="fixed,attention,ot",
+                   help="comma-separated aligners for layer methods (default fixed,attention,ot)")
     p.add_argument("--steps", type=int, default=30, help="timed steps per configuration (default 30)")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps (default 5)")
     p.add_argument("--repeats", type=int, default=3,
@@ -185,13 +201,20 @@ def _bench(args: argparse.Namespace) -> None:
 
     out = args.output
     args.output = None  # the bench writes a JSON file, not a run folder
-    defaults = {"teacher": args.teacher or teacher_base(), "student_layers": 2, "max_seq_length": 64,
-                "max_train_samples": 2048, "max_eval_samples": 1, "synthetic": not args.data_dir}
-    groups = [DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
+    defaults = {"teacher": args.teacher or teacher_base(), **BENCH_DEFAULTS}
+    groups = [BENCH_DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
               {"--student-layers": METHOD_FLAGS["--student-layers"]}]
     cfg = config_from_args(args, groups, defaults=defaults)
-    run_bench(cfg, methods=args.methods.split(","), aligners=args.aligners.split(","), steps=args.steps,
-              warmup=args.warmup, output=Path(out) if out else None, repeats=args.repeats)
+    run_bench(cfg, methods=names(args.methods, "--methods"), aligners=names(args.aligners, "--aligners"),
+              steps=args.steps, warmup=args.warmup, output=Path(out) if out else None, repeats=args.repeats)
+
+
+def names(value: str, flag: str) -> list[str]:
+    """A comma-separated list of names; an empty one (a stray comma) is refused rather than read as a name."""
+    parts = [part.strip() for part in value.split(",")]
+    if not all(parts):
+        raise DynaKDError(f"{flag} {value!r} holds an empty name (a stray comma?)")
+    return parts
 
 
 def _is_score(key: str, value) -> bool:

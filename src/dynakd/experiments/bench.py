@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import tempfile
 import time
@@ -34,7 +35,9 @@ from transformers.trainer_callback import PrinterCallback
 
 from ..cache import cache_blocker, prepare_teacher_cache
 from ..config import DistillConfig, build_config
+from ..data import synthetic_serves
 from ..data.prepare import DistillationCollator, tokenize
+from ..data.tasks import get_task
 from ..errors import DynaKDError
 from ..features import EXAMPLE_ID
 from ..models import load_classifier, load_tokenizer
@@ -258,9 +261,20 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     """Time every (method, aligner, cache) configuration; print a table; write JSON if ``output``."""
     if min(steps, repeats) < 1 or warmup < 0:
         raise DynaKDError(f"bench needs --steps >= 1, --repeats >= 1, --warmup >= 0 (got {steps}, {repeats}, {warmup})")
-    task, data = load_data(base)
-    if task.is_qa:
+    for method, align, _ in configurations(methods, aligners):  # every name, before minutes of timing
+        build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align}})
+    if get_task(base.task).is_qa:
         raise DynaKDError("dynakd bench times sentence-classification steps; use the train steps/s of a squad run")
+    if output is not None:
+        check_output_file(output)
+    if not (base.data_dir or base.train_file or base.synthetic):
+        if not synthetic_serves(get_task(base.task)):
+            raise DynaKDError(f"bench on task {base.task} needs its data: --data-dir or --train-file (the synthetic "
+                              "corpus stands in for single-sentence binary tasks only)")
+        print("bench: no --data-dir or --train-file: timing on the synthetic corpus (sentences of its own lengths; "
+              "give --data-dir for real SST-2 batches)", flush=True)
+        base = dataclasses.replace(base, synthetic=True)
+    task, data = load_data(base)
     teacher = load_classifier(base.teacher, task)  # a fresh head is fine for timing
     tokenizer = load_tokenizer(base.teacher)
     data = tokenize(data, tokenizer, base.max_seq_length)
@@ -362,9 +376,22 @@ def format_row(r: dict[str, Any]) -> str:
             f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}]{ratio}  peak +{r['peak_mib']:.0f} MiB  {ops} ops  | {phases}")
 
 
+def check_output_file(path: Path) -> None:
+    """Refuse a JSON path that cannot be written, before the timing rather than after it (creates nothing)."""
+    if path.is_dir():
+        raise DynaKDError(f"--output {path} is a folder; give a file name, e.g. {path / 'bench.json'}")
+    folder = next(p for p in path.parents if p.exists())  # the nearest part that exists
+    if not folder.is_dir():
+        raise DynaKDError(f"cannot write --output {path}: {folder} is a file")
+    if not os.access(folder, os.W_OK):
+        raise DynaKDError(f"cannot write --output {path}: {folder} is not writable")
+
+
 def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
-    return {"teacher": base.teacher, "student_layers": base.student_layers, "task": base.task,
+    data = "synthetic" if base.synthetic else base.train_file or base.data_dir
+    return {"teacher": base.teacher, "student_layers": base.student_layers, "task": base.task, "data": data,
+            "max_train_samples": base.max_train_samples, "group_by_length": base.group_by_length,
             "batch_size": base.batch_size, "max_seq_length": base.max_seq_length, "steps": steps, "warmup": warmup,
             "device": device, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
             "torch_compile": base.torch_compile, "torch_compile_mode": base.torch_compile_mode,
