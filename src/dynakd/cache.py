@@ -126,10 +126,16 @@ class TeacherCache:
         total = sum(a[i : i + 4096].astype(np.float64).sum(0) for i in range(0, len(a), 4096))
         return torch.from_numpy(total / max(len(a), 1)).float()
 
-    def check(self, fingerprints: dict[str, str], rows: int) -> None:
+    def check(self, fingerprints: dict[str, str], rows: int, dtype: str | None = None) -> None:
+        """Refuse a cache of another format, teacher or data, or (``dtype``) whose features are stored otherwise than
+        the run asks (``teacher_cache_dtype``: float32 is asked for exactness)."""
         if self.meta.get("version") != FORMAT_VERSION:
             raise DynaKDError(f"teacher cache {self.folder} was written in another format (by another DynaKD "
                               "version); delete it to rebuild")
+        if dtype is not None and self.meta.get("dtype") != dtype:
+            raise DynaKDError(f"teacher cache {self.folder} stores {self.meta.get('dtype')} features and this run asks "
+                              f"for {dtype} (teacher_cache_dtype); give another --teacher-cache folder, or delete it "
+                              "to rebuild")
         if self.meta.get("rows") != rows:  # e.g. another --max-train-samples
             raise DynaKDError(f"teacher cache {self.folder} was made for other training data ({self.meta.get('rows')} "
                               f"rows, this run has {rows}); delete it or pass --teacher-cache off")
@@ -275,7 +281,7 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
                     device) -> TeacherCache | None:
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
-        cache.check(fingerprints, len(train_ds))
+        cache.check(fingerprints, len(train_ds), cfg.teacher_cache_dtype)
         return cache.use(_poolings(cfg))
     if folder.exists() and any(folder.iterdir()):
         raise DynaKDError(f"--teacher-cache {folder} is a non-empty folder without a cache (no meta.json)")

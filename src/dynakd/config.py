@@ -444,7 +444,13 @@ def validate(cfg: DistillConfig) -> DistillConfig:
 def _check_teacher_cache(value: str) -> None:
     """``auto``, ``off`` or a folder; a bare word that reads like a misspelt choice (``of``, ``none``, ``false``) is
     refused rather than made a cache folder of that name."""
-    if value in ("auto", "off") or "/" in value or Path(value).exists():
+    if value in ("auto", "off"):
+        return
+    path = Path(value)
+    if path.exists() and not path.is_dir() or any(p.exists() and not p.is_dir() for p in path.parents):
+        raise DynaKDError(f"teacher_cache: {value} is a file, not a folder" if path.exists() else
+                          f"teacher_cache: {value} is inside a file")
+    if "/" in value or path.exists():
         return
     word = value.lower()
     match = "off" if word in ("none", "no", "false", "0", "disable", "disabled") else None

@@ -121,3 +121,23 @@ def test_features_beyond_float16_are_refused_rather_than_stored_as_inf(tiny_teac
     assert not cache.exists() and not list(tmp_path.glob("c.tmp-*"))
     assert main(distill_args(big, tmp_path / "b", "--method", "dynamics", "--teacher-cache", str(cache),
                              "--set", "teacher_cache_dtype=float32")) == 0
+
+
+def test_a_cache_stored_in_another_dtype_or_a_file_is_refused(tiny_teacher, tmp_path, capsys):
+    cache = str(tmp_path / "c")
+    assert main(distill_args(tiny_teacher, tmp_path / "a", "--method", "kd", "--teacher-cache", cache)) == 0
+    capsys.readouterr()
+    assert main(distill_args(tiny_teacher, tmp_path / "b", "--method", "kd", "--teacher-cache", cache,
+                             "--set", "teacher_cache_dtype=float32")) == 2
+    assert (f"teacher cache {cache} stores float16 features and this run asks for float32 (teacher_cache_dtype); give "
+            "another --teacher-cache folder, or delete it to rebuild") in capsys.readouterr().err
+    (tmp_path / "afile").write_text("")
+    afile = tmp_path / "afile"
+    for given, message in ((afile, "is a file, not a folder"), (afile / "c", "is inside a file")):
+        assert main(distill_args(tiny_teacher, tmp_path / "d", "--teacher-cache", str(given))) == 2
+        assert f"teacher_cache: {given} {message}" in capsys.readouterr().err
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("mine")
+    assert main(distill_args(tiny_teacher, tmp_path / "e", "--method", "kd", "--teacher-cache", str(junk))) == 2
+    assert f"--teacher-cache {junk} is a non-empty folder without a cache (no meta.json)" in capsys.readouterr().err
