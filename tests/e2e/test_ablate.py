@@ -415,3 +415,18 @@ def test_a_damaged_results_file_is_read_as_far_as_it_goes(tmp_path, capsys):
         load_results(tmp_path)
     with pytest.raises(DynaKDError, match="no folder .*nope"):
         load_results(tmp_path / "nope")
+
+
+def test_the_teacher_line_stays_inside_the_plot_and_a_shared_teacher_is_one_score(tmp_path, monkeypatch):
+    """The plot's lower limit followed the students only, so a teacher scoring below them fell outside the axes."""
+    from matplotlib.figure import Figure
+
+    from dynakd.experiments.plots import plot_ablation
+    from dynakd.experiments.report import _fmt_teacher
+
+    limits = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: limits.append(fig.axes[0].get_ylim()))
+    rows = [{"depth": 2, "method": "kd", "align": "-", "variant": "-", "scores": [60.0, 62.0], "teacher": [46.9] * 2}]
+    plot_ablation(rows, tmp_path / "a.png", "accuracy")
+    assert limits[0][0] < 46.9 < limits[0][1]
+    assert _fmt_teacher([46.88, 46.88]) == "46.88" and _fmt_teacher([46.0, 48.0]) == "47.00 ± 1.41"

@@ -35,7 +35,7 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
         ax.axhline(level, color="0.3", linestyle="--", linewidth=1, label=f"teacher ({level:.1f})")
     ax.set_xticks(range(len(depths)), [f"{d}-layer student" for d in depths])
     ax.set_ylabel(f"dev {metric} (x100)")
-    lo = min(min(r["scores"]) for r in rows)
+    lo = min(min(r["scores"] + r["teacher"]) for r in rows)  # the teacher's line stays inside the axes
     hi = max(max(r["scores"] + r["teacher"]) for r in rows)
     ax.set_ylim(max(0.0, lo - 3), min(100.0, hi + 1.5))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, never over a bar

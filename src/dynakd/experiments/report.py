@@ -83,6 +83,11 @@ def _fmt(values: list[float]) -> str:
     return f"{mean(values):.2f} ± {stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
 
+def _fmt_teacher(values: list[float]) -> str:
+    """One teacher shared by the seeds (or teachers that scored alike) is one score, not a spread of 0."""
+    return f"{values[0]:.2f}" if len(set(values)) == 1 else _fmt(values)
+
+
 def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     by_group: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in records:
@@ -159,8 +164,8 @@ def table(rows: list[dict[str, Any]], metric: str) -> str:
         delta = "-" if d is None else (f"{d[0]:+.2f}" + ("" if d[3] < 2 else f" [{d[1]:+.2f}, {d[2]:+.2f}]"))
         extra = "".join(f"{_fmt(r['others'][m])} | " for m in others)
         lines.append(f"| {r['depth']} | {r['method']} | {r['align']} | {r['variant']} | {_fmt(r['scores'])} "
-                     f"| {len(r['scores'])} "
-                     f"| {delta} | {_fmt(r['teacher'])} | {extra}{r['params_m']:.1f} | {r['steps_per_s']:.2f} |")
+                     f"| {len(r['scores'])} | {delta} | {_fmt_teacher(r['teacher'])} "
+                     f"| {extra}{r['params_m']:.1f} | {r['steps_per_s']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
