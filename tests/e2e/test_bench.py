@@ -106,7 +106,11 @@ def test_bad_names_and_paths_are_refused_before_any_timing(tmp_path, capsys, mon
 def test_bench_says_when_it_times_the_synthetic_corpus(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "b.json"
     assert main(["bench", "--teacher", str(tiny_teacher), "--max-train-samples", "16", "--batch-size", "8",
-                 "--steps", "1", "--warmup", "0", "--repeats", "1", "--methods", "task", "--output", str(out)]) == 0
-    assert "bench: no --data-dir or --train-file: timing on the synthetic corpus" in capsys.readouterr().out
+                 "--steps", "1", "--warmup", "0", "--repeats", "1", "--methods", "static", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "bench: no --data-dir or --train-file: timing on the synthetic corpus" in printed
+    assert "all 1 repeat(s) pooled, ratios" not in printed  # no task row in this run to compare with
+    assert "note: 1 timed steps per configuration; medians of so few steps move with the machine's load" in printed
     setup = json.loads(out.read_text())["setup"]
     assert (setup["data"], setup["max_train_samples"], setup["group_by_length"]) == ("synthetic", 16, True)
+    assert "bench: no cached row for static: method 'static' compares token-level hidden states" in printed

@@ -287,9 +287,13 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         r["ops_ratio_to_task"] = round(r["ops_per_step"] / floor["ops_per_step"], 3) if counted else None
         # ratios compare like with like only when every configuration trained on the same batches in the same order
         r["same_batches_as_task"] = r["batch_shapes"] == floor["batch_shapes"] if floor else None
-    print(f"all {repeats} repeat(s) pooled, ratios to the student alone (task):", flush=True)
+    print(f"all {repeats} repeat(s) pooled" + (", ratios to the student alone (task):" if floor else ":"),
+          flush=True)
     for r in rows:
         print("  " + format_row(r), flush=True)
+    if steps * repeats < 20:
+        print(f"note: {steps * repeats} timed steps per configuration; medians of so few steps move with the "
+              "machine's load (the defaults time 30 steps x 3 repeats)", flush=True)
     result = {"rows": rows, "setup": setup_info(base, steps, warmup) | {"repeats": repeats}}
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -315,6 +319,8 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
             cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align},
                                                             "max_steps": steps + warmup})
             if cache_on and cache_blocker(cfg):
+                if repeat == 0:
+                    print(f"bench: no cached row for {method}: {cache_blocker(cfg)}", flush=True)
                 continue
             cache = cache_dir if cache_on else None
             res = bench_one(cfg, teacher, tokenizer, data, task, cache, tmp, warmup)
