@@ -317,7 +317,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         teacher_cache=cache,
         qa_eval=qa_eval,
     )
-    _set_dataset_reference(cfg, distiller, teacher, cache, encoded["train"], collator, args.device)
+    set_dataset_reference(cfg, distiller, teacher, cache, encoded["train"], collator, args.device)
     if resume is not None and main_process:  # the trainer loads the distiller's state with the checkpoint's
         print(f"resuming from {resume}", flush=True)
     start = time.perf_counter()
@@ -371,7 +371,7 @@ def _train_record(train_out, train_time: float, resume: Path | None, cache, proc
     }
 
 
-def _set_dataset_reference(cfg: DistillConfig, distiller, teacher, cache, train_ds, collator, device) -> None:
+def set_dataset_reference(cfg: DistillConfig, distiller, teacher, cache, train_ds, collator, device) -> None:
     """The ``dataset`` reference: the teacher's exact training-set mean, from the cache or one pre-pass."""
     if teacher is None or cfg.dynamics.reference != "dataset" or distiller.feature != "dynamics":
         return

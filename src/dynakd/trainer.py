@@ -117,7 +117,8 @@ OWN_PARAMS = ("hidden-state projections of method 'static', of hidden_weight and
 class DistillationTrainer(QAEvaluationMixin, Trainer):
     """A ``transformers.Trainer`` whose loss is a ``Distiller``'s: pass the student as ``model``, a fine-tuned
     ``teacher`` (frozen here; None for the ``task`` method) and ``distiller=Distiller(cfg, ...)``, with your own
-    ``TrainingArguments``, datasets and collator (keep ``remove_unused_columns`` off for teacher-only columns). Every
+    ``TrainingArguments``, datasets and collator (the columns distillation reads are kept whatever
+    ``remove_unused_columns`` says). Every
     loss term and weight is logged, checkpoints carry the distiller's state and ``train(resume_from_checkpoint=...)``
     restores it. ``teacher_cache``: a ``TeacherCache`` whose outputs replace the live teacher in training (the
     dataset then needs an ``example_id`` column); ``qa_eval``: extractive-QA evaluation data. ``dynakd.distill``
@@ -137,7 +138,6 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
     ):
         super().__init__(*args, **kwargs)
         self.qa_eval = qa_eval
-        self._check_columns_kept(teacher_cache)
         if teacher_cache is not None:  # training batches then carry the teacher's outputs (cache.py)
             self.data_collator = CacheReadingCollator(self.data_collator, teacher_cache)
         self.model_accepts_loss_kwargs = False
@@ -151,6 +151,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # The distiller's running state before the current optimizer step, all its micro-batches: what a non-finite
         # loss puts back (_check_finite)
         self._snapshot, self._snapshot_step = None, None
+        self._epoch_sampler: EpochLengthGroupedSampler | None = None  # the training order of group_by_length
         self.add_callback(AlignmentCallback(self))
         self.add_callback(DistillerGradients(distiller))
         own_params = any(p.requires_grad for p in distiller.parameters())
@@ -167,20 +168,15 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                 "and aligner, or DDP / FSDP"
             )
 
-    def _check_columns_kept(self, teacher_cache) -> None:
-        """``remove_unused_columns`` (the Trainer's default) drops every column the student's ``forward`` does not
-        take: the ``example_id`` that keys a teacher cache (the run then trained on the task loss alone, or on the live
-        teacher, without a word), the teacher's own tokenisation (``teacher_*``: the teacher would read the student's
-        tokens) and extractive QA's ``context_mask``."""
-        if not self.args.remove_unused_columns:
-            return
-        columns = getattr(self.train_dataset, "column_names", None) or []
-        ours = [c for c in columns if c.startswith(TEACHER_PREFIX) or c == CONTEXT_MASK]
-        if teacher_cache is not None:
-            ours = [EXAMPLE_ID, *ours]
-        if ours:
-            raise DynaKDError(f"TrainingArguments(remove_unused_columns=False) is needed: the Trainer would drop the "
-                              f"column(s) {', '.join(ours)} that distillation reads")
+    def _set_signature_columns_if_needed(self) -> None:
+        """With ``remove_unused_columns`` (the Trainer's default) the Trainer keeps only the columns the student's
+        ``forward`` takes; distillation also reads the ``example_id`` that keys a teacher cache, the teacher's own
+        tokenisation (``teacher_*``: without it the teacher would read the student's tokens) and QA's
+        ``context_mask``. Dropped, the run trained on something else without a word."""
+        if self._signature_columns is None:
+            super()._set_signature_columns_if_needed()
+            own = {*self._signature_columns, "input_ids", "attention_mask", "token_type_ids", "position_ids"}
+            self._signature_columns += [EXAMPLE_ID, CONTEXT_MASK, *sorted(TEACHER_PREFIX + c for c in own)]
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
@@ -207,8 +203,18 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         sampler = super()._get_train_sampler(train_dataset)
         if type(sampler) is LengthGroupedSampler:
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            return EpochLengthGroupedSampler(sampler.batch_size, lengths=sampler.lengths, seed=seed)
+            sampler = self._epoch_sampler = EpochLengthGroupedSampler(sampler.batch_size, lengths=sampler.lengths,
+                                                                      seed=seed)
         return sampler
+
+    def _run_epoch(self, *args, **kwargs):
+        # The Trainer passes the epoch to the sampler through the data loader, which does not reach it in a
+        # multi-process run (accelerate's BatchSamplerShard) or after skip_first_batches (a resumed epoch); here the
+        # epoch is known.
+        epoch = kwargs.get("epoch", args[1] if len(args) > 1 else None)
+        if self._epoch_sampler is not None and epoch is not None:
+            self._epoch_sampler.set_epoch(epoch)
+        return super()._run_epoch(*args, **kwargs)
 
     @property
     def _fsdp2(self) -> bool:

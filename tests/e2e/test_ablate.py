@@ -80,13 +80,13 @@ def test_grid_expansion_gives_dynamics_options_to_dynamics_methods_only(tiny_enc
 def test_a_list_of_grids_joins_their_products(tiny_encoder, tmp_path):
     path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     raw = yaml.safe_load(path.read_text())
-    raw["grid"] = [{"method": "kd", "lr": [1e-4, 2e-4], "seed": [1, 2]},
+    raw["grid"] = [{"method": "kd", "lr": [1e-4, 2e-4], "student_layers": 2, "seed": [1, 2]},
                    {"method": ["full", "kd"], "lr": [1e-4], "student_layers": [1], "seed": [1, 2]}]
     raw["smoke"] = {"grid": {"lr": [3e-4]}}
     path.write_text(yaml.safe_dump(raw))
     got = sorted((c["method"], c["lr"], c["seed"]) for c in cells(load_sweep(path)))
     assert got == [("full", 1e-4, 1), ("full", 1e-4, 2), ("kd", 1e-4, 1), ("kd", 1e-4, 1), ("kd", 1e-4, 2),
-                   ("kd", 1e-4, 2), ("kd", 2e-4, 1), ("kd", 2e-4, 2)]  # kd at 1e-4 twice: with and without layers
+                   ("kd", 1e-4, 2), ("kd", 2e-4, 1), ("kd", 2e-4, 2)]  # kd at 1e-4 twice: 2 and 1 layers
     smoke = sorted((c["method"], c["lr"], c["seed"]) for c in cells(load_sweep(path, smoke=True)))
     assert smoke == [("full", 3e-4, 1), ("kd", 3e-4, 1), ("kd", 3e-4, 1)]  # each grid overridden, one seed
 
@@ -407,6 +407,14 @@ def test_a_damaged_results_file_is_read_as_far_as_it_goes(tmp_path, capsys):
         capsys.readouterr().err
     assert list(finished(results)) == ["method=kd,seed=1"]
     assert results.read_text() == good + "\n"
+    results.write_text(good + "\n" + good.replace("kd", "full"))  # saved by hand without the last newline: whole
+    assert [r["key"] for r in load_results(tmp_path)] == ["method=kd,seed=1", "method=full,seed=1"]
+    assert list(finished(results)) == ["method=kd,seed=1", "method=full,seed=1"]
+    assert results.read_text().endswith("}\n")
+    from dynakd.experiments.ablate import mend_results
+
+    results.write_text(good + "\n" + '{"key": "method=full,se')  # another shard stopped mid-write: the next record
+    assert mend_results(results) and results.read_text() == good + "\n"  # is appended on a line of its own
     results.write_text(good + "\nnot json\n" + good + "\n")
     with pytest.raises(DynaKDError, match="results.jsonl: line 2 is not a JSON record"):
         load_results(tmp_path)

@@ -202,9 +202,9 @@ def test_a_distiller_built_for_other_depths_says_so(tiny_teacher):
         distiller(capture(student, batch, hidden=False), capture(teacher, batch), torch.tensor([1]), progress=0.0)
 
 
-def test_your_own_trainer_refuses_to_drop_the_columns_distillation_reads(tiny_teacher, tmp_path):
-    """With the Trainer's default ``remove_unused_columns``, a teacher cache's ``example_id`` (or the teacher's own
-    ``teacher_*`` tokens) would be dropped and the run would train on something else without a word."""
+def test_your_own_trainer_keeps_the_columns_distillation_reads(tiny_teacher, tmp_path):
+    """With the Trainer's default ``remove_unused_columns``, a teacher cache's ``example_id`` and the teacher's own
+    ``teacher_*`` tokens were dropped, and the run trained on something else without a word."""
     import pytest
     from datasets import Dataset
     from transformers import TrainingArguments
@@ -213,26 +213,20 @@ def test_your_own_trainer_refuses_to_drop_the_columns_distillation_reads(tiny_te
 
     teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
     rows = Dataset.from_dict({"input_ids": [[2, 7, 3]] * 4, "attention_mask": [[1, 1, 1]] * 4, "labels": [0, 1] * 2,
-                              "example_id": list(range(4))})
-    distiller = Distiller(build_config({"method": "full"}), student_layers=2, teacher_layers=4, student_width=32,
-                          teacher_width=32)
-
-    def trainer(dataset, **kwargs):
-        args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4, report_to=[],
-                                 use_cpu=True, disable_tqdm=True, **kwargs)
-        return DistillationTrainer(model=build_student(teacher, 2), args=args, train_dataset=dataset,
-                                   distiller=distiller, teacher=None, teacher_cache=object())
-
-    with pytest.raises(DynaKDError, match=r"remove_unused_columns=False\) is needed: the Trainer would drop the "
-                                          r"column\(s\) example_id that distillation reads"):
-        trainer(rows)
-    with_teacher_tokens = rows.add_column("teacher_input_ids", [[2, 8, 3]] * 4)
-    with pytest.raises(DynaKDError, match=r"column\(s\) example_id, teacher_input_ids"):
-        trainer(with_teacher_tokens)
-    tr = trainer(rows, remove_unused_columns=False)
-    tr.data_collator = tr.data_collator.collator  # a batch without cached rows, and no teacher either
+                              "example_id": list(range(4)), "teacher_input_ids": [[2, 8, 3]] * 4,
+                              "teacher_attention_mask": [[1, 1, 1]] * 4, "context_mask": [[0, 1, 0]] * 4,
+                              "sentence": ["a"] * 4})
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4, report_to=[],
+                             use_cpu=True, disable_tqdm=True)  # remove_unused_columns left at its default, True
+    trainer = DistillationTrainer(model=build_student(teacher, 2), args=args, train_dataset=rows, teacher=None,
+                                  distiller=Distiller(build_config({"method": "full"}), student_layers=2,
+                                                      teacher_layers=4, student_width=32, teacher_width=32))
+    kept = trainer._remove_unused_columns(rows).column_names
+    assert set(kept) == set(rows.column_names) - {"sentence"}
+    collate = trainer._get_collator_with_removed_columns(lambda features: features)  # a dataset without columns
+    assert set(collate([dict(rows[0])])[0]) == set(kept)
     with pytest.raises(DynaKDError, match="method 'full' needs the teacher: pass teacher=..., or a teacher_cache"):
-        tr.train()
+        trainer.train()  # no teacher, and no cached rows in the batch
 
 
 def test_the_dataset_reference_must_be_given_outside_distill(tiny_teacher):

@@ -114,3 +114,13 @@ def test_bench_says_when_it_times_the_synthetic_corpus(tiny_teacher, tmp_path, c
     setup = json.loads(out.read_text())["setup"]
     assert (setup["data"], setup["max_train_samples"], setup["group_by_length"]) == ("synthetic", 16, True)
     assert "bench: no cached row for static: method 'static' compares token-level hidden states" in printed
+
+
+def test_bench_gives_the_dataset_reference_as_a_run_does(tiny_teacher, tmp_path):
+    """The bench built its own distiller without the teacher's training-set mean: with the dataset reference it
+    stopped at the first dynamics configuration."""
+    assert main(["bench", "--teacher", str(tiny_teacher), "--synthetic", "--max-train-samples", "16", "--batch-size",
+                 "8", "--steps", "1", "--warmup", "0", "--repeats", "1", "--methods", "full", "--aligners", "fixed",
+                 "--set", "dynamics.reference=dataset", "--output", str(tmp_path / "b.json")]) == 0
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert {(r["method"], r["cache"]) for r in rows} == {("full", False), ("full", True)}

@@ -198,3 +198,35 @@ def test_non_finite_loss_with_gradient_accumulation_restores_the_state_before_th
     assert "non-finite loss at step 2: term 'dyn/deviation' is nan" in err
     state = torch.load(out / "checkpoint-1" / "dynakd_distiller.pt")
     assert int(state["ref_steps"]) == 2 and torch.isfinite(state["ref_s"]).all()
+
+
+def test_each_epoch_order_reaches_the_sampler_in_a_sharded_resumed_loader(tiny_teacher, tmp_path, monkeypatch):
+    """The Trainer sets the epoch through the data loader, which does not reach the sampler behind accelerate's
+    BatchSamplerShard (several processes) after skip_first_batches (a resumed epoch): the trainer sets it itself."""
+    from accelerate.data_loader import prepare_data_loader, skip_first_batches
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+
+    from dynakd import DistillationTrainer, Distiller, build_config, build_student
+    from dynakd.trainer import EpochLengthGroupedSampler
+
+    rows = Dataset.from_dict({"input_ids": [[2] + [7] * n + [3] for n in range(1, 33)], "labels": [0, 1] * 16})
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, report_to=[], use_cpu=True,
+                             train_sampling_strategy="group_by_length", remove_unused_columns=False, seed=3)
+    trainer = DistillationTrainer(model=build_student(teacher, 2), args=args, train_dataset=rows, teacher=teacher,
+                                  distiller=Distiller(build_config({"method": "kd"}), student_layers=2,
+                                                      teacher_layers=4, student_width=32, teacher_width=32))
+    loader = trainer.get_train_dataloader()
+    sampler = trainer._epoch_sampler
+    assert isinstance(sampler, EpochLengthGroupedSampler)
+    sharded = skip_first_batches(prepare_data_loader(loader.base_dataloader if hasattr(loader, "base_dataloader")
+                                                     else loader, num_processes=2, process_index=0,
+                                                     put_on_device=False), 2)
+    seen = []
+    monkeypatch.setattr(Trainer, "_run_epoch", lambda self, **kwargs: seen.append(sampler.epoch))
+    trainer._run_epoch(model=None, epoch=3, train_dataloader=sharded)
+    assert seen == [3]
+    again = EpochLengthGroupedSampler(4, lengths=sampler.lengths, seed=3)
+    again.set_epoch(3)
+    assert list(again) == list(sampler) != list(EpochLengthGroupedSampler(4, lengths=sampler.lengths, seed=3))

@@ -98,8 +98,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "and with the teacher-output cache (built in a temporary folder), after a warm-up; "
                                    "prints median and spread, peak memory and operators per step, ratios to the "
                                    "student alone (task).")
-    # one JSON file: no run folder to resume, and no progress bars to hide
-    add_common(p, switches=SWITCHES.keys() - RUN_FOLDER_SWITCHES - {"--no-progress"})
+    add_common(p, switches=SWITCHES.keys() - RUN_FOLDER_SWITCHES)  # one JSON file: no run folder to resume
     p.add_argument("--teacher", default=None, help="teacher folder or hub id (default: the packaged MiniLM-L6)")
     add_flags(p, BENCH_DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
               {"--student-layers": ("student_layers", int, "student built from the teacher's layers (default 2)")})

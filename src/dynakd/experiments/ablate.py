@@ -100,6 +100,8 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     if not isinstance(teacher.get("per_seed", False), bool):
         raise DynaKDError(f"{path}: teacher.per_seed: expected true or false, got {teacher['per_seed']!r}")
     for key in ("name", "output"):
+        if isinstance(raw.get(key), int) and not isinstance(raw[key], bool):  # name: 2024
+            raw[key] = str(raw[key])
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise DynaKDError(f"{path}: '{key}' must be a string, got {raw[key]!r}")
     if smoke:  # the teacher's own sizes (e.g. a larger training subset) shrink too
@@ -212,36 +214,56 @@ def _push_refused(sweep: Sweep) -> DynaKDError:
 
 
 def finished(results: Path) -> dict[str, dict[str, Any]]:
-    """The record of every finished cell, by cell key. A partial last line (a process stopped while writing it) is
-    cut off, so the cell runs again and the next record starts on a line of its own."""
+    """The record of every finished cell, by cell key. A partial last record (a process stopped while writing it) is
+    cut off, so its cell runs again and the next record starts on a line of its own (``mend_results``)."""
     if not results.is_file():
         return {}
     with locked(results.with_name(".results.lock")):  # not while another shard appends a record
-        records, partial = read_results(results)
-        if partial:
-            with results.open("r+b") as f:
-                f.truncate(results.read_bytes().rfind(b"\n") + 1)
-    if partial:
-        print(f"[ablate] {results} ended in a partial record (a run stopped while writing it): removed, that cell "
-              "runs again", file=sys.stderr, flush=True)
+        if mend_results(results):
+            print(f"[ablate] {results} ended in a partial record (a run stopped while writing it): removed, that "
+                  "cell runs again", file=sys.stderr, flush=True)
+        records, _ = read_results(results)
     return {r["key"]: r for r in records}
 
 
+def mend_results(results: Path) -> bool:
+    """Make ``results.jsonl`` end with a whole line before anything is appended (hold its lock): a last record
+    without its newline (saved by hand, say) gets one; a partial one is cut off, and True returned."""
+    data = results.read_bytes() if results.is_file() else b""
+    if not data or data.endswith(b"\n"):
+        return False
+    cut = data.rfind(b"\n") + 1
+    if _record(data[cut:].decode(errors="replace")) is not None:
+        with results.open("ab") as f:
+            f.write(b"\n")
+        return False
+    with results.open("r+b") as f:
+        f.truncate(cut)
+    return True
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def read_results(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """The records of ``results.jsonl`` and whether it ends in a partial one (every record is written with its
-    newline at once, so only a process stopped mid-write leaves a last line without one)."""
-    text = path.read_text()
-    lines = text.split("\n")
-    partial = bool(lines[-1].strip())  # text after the last newline
+    """The records of ``results.jsonl`` and whether it ends in a partial one: every record is written whole with its
+    newline, so only a process stopped mid-write leaves a last line that does not parse."""
+    lines = path.read_text().split("\n")
+    partial = bool(lines[-1].strip()) and _record(lines[-1]) is None
     records = []
-    for number, line in enumerate(lines[:-1], 1):
+    for number, line in enumerate(lines if not partial else lines[:-1], 1):
         if not line.strip():
             continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise DynaKDError(f"{path}: line {number} is not a JSON record ({e.msg}); remove that line to run or "
-                              "report its cell again") from None
+        record = _record(line)
+        if record is None:
+            raise DynaKDError(f"{path}: line {number} is not a JSON record; remove that line to run or report its "
+                              "cell again")
+        records.append(record)
     return records, partial
 
 
@@ -357,8 +379,10 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                               if k in ("alpha", "beta", "hidden_weight") and v is not None},
                   "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output),
                   "config": cfg.to_dict(), "teacher_config": teacher.to_dict()}  # what check_finished compares
-        with locked(sweep.output / ".results.lock"), results.open("a") as f:  # shards append whole lines
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        with locked(sweep.output / ".results.lock"):  # shards append whole lines
+            mend_results(results)  # a shard stopped mid-write since this one started
+            with results.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
     return results

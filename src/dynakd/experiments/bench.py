@@ -41,7 +41,7 @@ from ..data.tasks import get_task
 from ..errors import DynaKDError
 from ..features import EXAMPLE_ID
 from ..models import load_classifier, load_tokenizer
-from ..runner import build_distiller, load_data, training_args
+from ..runner import build_distiller, load_data, set_dataset_reference, training_args
 from ..students import build_student
 from ..trainer import DistillationTrainer
 
@@ -199,6 +199,7 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
                                logging_first_step=False, eval_strategy="no",
                                save_strategy="no", dataloader_num_workers=0)
     cache = prepare_teacher_cache(cfg, teacher, train, collator, args.device) if cache_on else None
+    set_dataset_reference(cfg, distiller, teacher, cache, train, collator, args.device)  # as a run does
     if cache is not None:
         train = train.add_column(EXAMPLE_ID, list(range(len(train))))
     timer, phases = StepTimer(), PhaseTimer(warmup)
