@@ -250,8 +250,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             if teacher is not None:
                 teacher.context = inputs[CONTEXT_MASK]
         perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None else None
-        if self._snapshot_step != self.state.global_step:  # the step's first micro-batch (gradient accumulation)
-            self._snapshot, self._snapshot_step = self.distiller.snapshot(), self.state.global_step
+        step = (id(self.state), self.state.global_step)  # each train() call has a state of its own
+        if self._snapshot_step != step:  # the step's first micro-batch (gradient accumulation)
+            self._snapshot, self._snapshot_step = self.distiller.snapshot(), step
         out = self.distiller(student, teacher, labels, self.progress, perturbed=perturbed)
         self._check_finite(out, self._snapshot)
         self._accumulate(out)
@@ -390,7 +391,7 @@ class EpochLengthGroupedSampler(LengthGroupedSampler):
     """transformers' length-grouped order (``group_by_length``), drawn from ``seed + epoch`` rather than from the
     global generator. The Trainer's own random sampler is seeded per epoch (accelerate); this one was not, so a run
     resumed after its first epoch drew another order for the epoch it resumed in and skipped the wrong batches
-    (some rows twice, others never). The Trainer calls ``set_epoch`` before each epoch."""
+    (some rows twice, others never). ``DistillationTrainer`` sets the epoch before each one (``_run_epoch``)."""
 
     def __init__(self, batch_size: int, *, lengths: list[int], seed: int):
         super().__init__(batch_size, lengths=lengths)
