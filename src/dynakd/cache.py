@@ -221,7 +221,8 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
                 arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np_dtype,
                                                          shape=(n, *value.shape[1:]))
             value = value.float().cpu().numpy()
-            _check_range(value, arrays[name].dtype, tmp)
+            if arrays[name].dtype != value.dtype:  # float16 storage
+                _check_range(value, arrays[name].dtype, tmp)
             arrays[name][rows] = value
     for a in arrays.values():
         a.flush()

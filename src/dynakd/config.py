@@ -276,6 +276,14 @@ def merge_dicts(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def existing_part(path: Path) -> Path:
+    """The nearest part of ``path`` that exists (itself, or the folder where creating it would start; a dangling link
+    counts): where a path that cannot be a folder shows up as something else, e.g. a file."""
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
@@ -447,8 +455,8 @@ def _check_teacher_cache(value: str) -> None:
     if value in ("auto", "off"):
         return
     path = Path(value)
-    if path.exists() and not path.is_dir() or any(p.exists() and not p.is_dir() for p in path.parents):
-        raise DynaKDError(f"teacher_cache: {value} is a file, not a folder" if path.exists() else
+    if not (where := existing_part(path)).is_dir():
+        raise DynaKDError(f"teacher_cache: {value} is a file, not a folder" if where == path else
                           f"teacher_cache: {value} is inside a file")
     if "/" in value or path.exists():
         return

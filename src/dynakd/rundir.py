@@ -14,7 +14,7 @@ import yaml
 
 from . import packaged
 from .checkpoints import PREFIX, check_checkpoint, latest_checkpoint, remove_partial
-from .config import DistillConfig, build_config, save_config
+from .config import DistillConfig, build_config, existing_part, save_config
 from .data.tasks import TaskSpec, get_task
 from .distributed import is_first_process
 from .errors import DynaKDError
@@ -213,9 +213,7 @@ def check_writable(out: Path) -> None:
     """Fail before loading models when the output folder cannot be created or written. Creates nothing: a run that
     fails before it starts (data, models) leaves no empty folder behind, and processes starting together do not race
     over a folder one of them made."""
-    where = out
-    while not os.path.lexists(where):  # the nearest existing entry (a dangling link counts): where creating starts
-        where = where.parent
+    where = existing_part(out)  # where creating starts
     if not where.is_dir():
         raise DynaKDError(f"cannot write to {out}: {where} is not a folder")
     try:

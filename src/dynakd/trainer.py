@@ -238,10 +238,10 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         needs_hidden = self.distiller.feature is not None
         student = capture(model, student_inputs, hidden=needs_hidden)
         teacher = cached_features(inputs)
-        if teacher is None and self.distiller.cfg.method != "task" and self.teacher is None:
-            raise DynaKDError(f"method '{self.distiller.cfg.method}' needs the teacher: pass teacher=..., or a "
-                              f"teacher_cache and training rows with an '{EXAMPLE_ID}' column")
-        if teacher is None and self.teacher is not None and self.distiller.cfg.method != "task":
+        if teacher is None and self.distiller.cfg.method != "task":
+            if self.teacher is None:
+                raise DynaKDError(f"method '{self.distiller.cfg.method}' needs the teacher: pass teacher=..., or a "
+                                  f"teacher_cache and training rows with an '{EXAMPLE_ID}' column")
             self.teacher.eval()
             with torch.no_grad(), self.accelerator.autocast():  # same mixed precision as the student
                 teacher = capture(self.teacher, teacher_inputs, hidden=needs_hidden)

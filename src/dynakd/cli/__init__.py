@@ -36,6 +36,8 @@ BENCH_DATA_FLAGS = {
     "--max-train-samples": ("max_train_samples", int, "a fixed seeded subset of the training rows (default 2048)"),
 }
 BENCH_DEFAULTS = {"student_layers": 2, "max_seq_length": 64, "max_train_samples": 2048, "max_eval_samples": 1}
+BENCH_FLAGS = [BENCH_DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
+               {"--student-layers": ("student_layers", int, "student built from the teacher's layers (default 2)")}]
 FINETUNE_DATA_FLAGS = {k: v for k, v in DATA_FLAGS.items() if k != "--transfer-samples"}  # labelled rows only
 # What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out.
 EVALUATE_FLAGS = {
@@ -100,8 +102,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "student alone (task).")
     add_common(p, switches=SWITCHES.keys() - RUN_FOLDER_SWITCHES)  # one JSON file: no run folder to resume
     p.add_argument("--teacher", default=None, help="teacher folder or hub id (default: the packaged MiniLM-L6)")
-    add_flags(p, BENCH_DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
-              {"--student-layers": ("student_layers", int, "student built from the teacher's layers (default 2)")})
+    add_flags(p, *BENCH_FLAGS)
     p.add_argument("--output", default=None, help="JSON file for the results (default: print only)")
     p.add_argument("--methods", default="task,kd,full", help="comma-separated methods (default task,kd,full)")
     p.add_argument("--aligners", default="fixed,attention,ot",
@@ -201,9 +202,7 @@ def _bench(args: argparse.Namespace) -> None:
     out = args.output
     args.output = None  # the bench writes a JSON file, not a run folder
     defaults = {"teacher": args.teacher or teacher_base(), **BENCH_DEFAULTS}
-    groups = [BENCH_DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
-              {"--student-layers": METHOD_FLAGS["--student-layers"]}]
-    cfg = config_from_args(args, groups, defaults=defaults)
+    cfg = config_from_args(args, BENCH_FLAGS, defaults=defaults)
     run_bench(cfg, methods=names(args.methods, "--methods"), aligners=names(args.aligners, "--aligners"),
               steps=args.steps, warmup=args.warmup, output=Path(out) if out else None, repeats=args.repeats)
 

@@ -37,7 +37,16 @@ from typing import Any
 
 import yaml
 
-from ..config import METHOD_TERMS, DistillConfig, build_config, default_aligner, load_yaml, merge_dicts, nest
+from ..config import (
+    METHOD_TERMS,
+    DistillConfig,
+    build_config,
+    default_aligner,
+    existing_part,
+    load_yaml,
+    merge_dicts,
+    nest,
+)
 from ..data import get_task, synthetic_serves
 from ..errors import DynaKDError
 from ..locks import locked
@@ -110,9 +119,9 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     # a smoke run goes to the sweep folder's smoke/ subfolder (also under --output): its tiny cells have the real
     # cells' keys, so in the real folder they would pass for finished
     out = Path(output or raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
-    if out.exists() and not out.is_dir() or out.parent.exists() and not out.parent.is_dir():
-        raise DynaKDError(f"the sweep's output {out} is a file, not a folder" if out.exists() else
-                          f"the sweep's output {out} is inside a file, {out.parent}")
+    if not (where := existing_part(out)).is_dir():
+        raise DynaKDError(f"the sweep's output {out} is a file, not a folder" if where == out else
+                          f"the sweep's output {out} is inside a file, {where}")
     sweep = Sweep(name, out, base, teacher, grids, smoke)
     try:  # validate every cell (and the teacher's settings) before running any; errors name the sweep file
         configs = {cell_key(cell): cell_config(sweep, cell, teacher_dir="teacher") for cell in cells(sweep)}

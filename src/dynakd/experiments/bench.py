@@ -34,7 +34,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from ..cache import cache_blocker, prepare_teacher_cache
-from ..config import DistillConfig, build_config
+from ..config import DistillConfig, build_config, existing_part
 from ..data import synthetic_serves
 from ..data.prepare import DistillationCollator, tokenize
 from ..data.tasks import get_task
@@ -387,7 +387,7 @@ def check_output_file(path: Path) -> None:
     """Refuse a JSON path that cannot be written, before the timing rather than after it (creates nothing)."""
     if path.is_dir():
         raise DynaKDError(f"--output {path} is a folder; give a file name, e.g. {path / 'bench.json'}")
-    folder = next(p for p in path.parents if p.exists())  # the nearest part that exists
+    folder = existing_part(path.parent)
     if not folder.is_dir():
         raise DynaKDError(f"cannot write --output {path}: {folder} is a file")
     if not os.access(folder, os.W_OK):
