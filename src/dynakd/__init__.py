@@ -28,6 +28,8 @@ _EXPORTS = {
     "DynaKDError": "errors",
     "Features": "features",
     "capture": "features",
+    "split_inputs": "features",
+    "DistillationCollator": "data.prepare",
     "RunResult": "runner",
     "distill": "runner",
     "evaluate": "runner",
@@ -40,9 +42,10 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from .align import build_aligner
     from .config import AlignConfig, DistillConfig, DynamicsConfig, build_config
+    from .data.prepare import DistillationCollator
     from .distiller import Distiller, DistillOutput
     from .errors import DynaKDError
-    from .features import Features, capture
+    from .features import Features, capture, split_inputs
     from .runner import RunResult, distill, evaluate, finetune
     from .schedules import Schedule
     from .students import build_student
@@ -73,6 +76,7 @@ __all__ = [
     "AlignConfig",
     "DistillConfig",
     "DistillOutput",
+    "DistillationCollator",
     "DistillationTrainer",
     "Distiller",
     "DynaKDError",
@@ -87,4 +91,5 @@ __all__ = [
     "distill",
     "evaluate",
     "finetune",
+    "split_inputs",
 ]

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from .distributed import world_size
 from .errors import DynaKDError
-from .features import CACHED_PREFIX, EXAMPLE_ID, Features, output_logits, split_inputs
+from .features import CACHED_PREFIX, EXAMPLE_ID, TEACHER_PREFIX, Features, forward_columns, output_logits, split_inputs
 from .locks import locked
 from .losses.dynamics import pool
 
@@ -184,6 +184,9 @@ def teacher_pass(teacher, dataset, collator, *, batch_size: int, device):
     Rows go shortest first, so each batch is padded little (on SST-2, batches in dataset order are two thirds
     padding). Runs under a forked RNG, so a pre-pass leaves the run's random stream (and its batch order) untouched.
     """
+    if columns := forward_columns(teacher):  # the encodings only: a dataset may still hold its texts and labels
+        dataset = dataset.select_columns([c for c in dataset.column_names
+                                          if c in columns - {"labels"} or c.startswith(TEACHER_PREFIX)])
     key = "teacher_input_ids" if "teacher_input_ids" in dataset.column_names else "input_ids"
     order = np.argsort(np.fromiter((len(ids) for ids in dataset[key]), dtype=np.int64, count=len(dataset)),
                        kind="stable")
@@ -283,7 +286,7 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
         cache.check(fingerprints, len(train_ds), cfg.teacher_cache_dtype)
-        return cache.use(_poolings(cfg))
+        return cache.use(poolings_for(cfg))
     if folder.exists() and any(folder.iterdir()):
         raise DynaKDError(f"--teacher-cache {folder} is a non-empty folder without a cache (no meta.json)")
     if auto and not _worth_building(cfg, len(train_ds)):
@@ -291,7 +294,7 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
     print(f"building the teacher cache ({len(train_ds)} rows) -> {folder}", flush=True)
     cache = build_cache(folder, teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device,
                         dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints)
-    return cache.use(_poolings(cfg))
+    return cache.use(poolings_for(cfg))
 
 
 # The pooled teacher features each layer term reads from the cache (logits always); a term not named here trains on
@@ -299,5 +302,5 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
 _POOLINGS = {None: lambda cfg: (), "pkd": lambda cfg: ("cls",), "dynamics": lambda cfg: (cfg.dynamics.pooling,)}
 
 
-def _poolings(cfg) -> tuple[str, ...]:
+def poolings_for(cfg) -> tuple[str, ...]:
     return _POOLINGS[cfg.terms["feature"]](cfg)

@@ -13,9 +13,9 @@ from torch import nn
 
 from . import distributed
 from .align import build_aligner
-from .config import DistillConfig
+from .config import DistillConfig, validate
 from .errors import DynaKDError
-from .features import Features
+from .features import HIDDEN_LABEL, Features
 from .losses import (
     DynamicsOptions,
     dynamics_costs,
@@ -62,11 +62,16 @@ class Distiller(nn.Module):
         regression: bool = False,
         same_tokenizer: bool = True,
         qa: bool = False,
+        label_smoothing: float = 0.0,
     ):
         super().__init__()
+        cfg = validate(cfg)  # a config built in Python gets the checks (and messages) of the command line
         self.cfg, self.regression, self.qa = cfg, regression, qa
         self.feature = cfg.terms["feature"]
         check_compatible(cfg, same_tokenizer, qa)
+        self.token_level = token_level(cfg, qa)  # then both models must read the same tokens (checked per batch)
+        self.label_smoothing = 0.0
+        self.set_label_smoothing(label_smoothing)
         self.aligner = build_aligner(cfg.resolved_align(), student_layers, teacher_layers) if self.feature else None
         self.hidden_term = self.feature == "dynamics" and cfg.hidden_weight is not None  # dynamics + static's term
         pkd_proj = self.feature == "pkd" and student_width != teacher_width
@@ -91,6 +96,15 @@ class Distiller(nn.Module):
         self.teacher_ref_fixed = False
         self._depths_checked = False
         self._magnitudes: dict[str, float] = {}
+
+    def set_label_smoothing(self, value: float) -> None:
+        """Label smoothing of the task term's cross-entropy (``TrainingArguments.label_smoothing_factor``)."""
+        if value and (self.qa or self.regression):
+            raise DynaKDError("label smoothing applies to classification labels, not to "
+                              f"{'start/end positions' if self.qa else 'regression targets'}")
+        if not 0 <= value < 1:
+            raise DynaKDError(f"label smoothing must be in [0, 1), got {value}")
+        self.label_smoothing = float(value)
 
     def get_extra_state(self) -> dict:
         """State outside parameters and buffers, so that ``state_dict`` holds all a resumed run needs."""
@@ -143,9 +157,23 @@ class Distiller(nn.Module):
         """The loss of one batch: ``student`` and ``teacher`` are the models' ``Features`` (``teacher`` None for
         ``task``), ``labels`` the batch's, ``progress`` in [0, 1]; ``perturbed``: both models' features of the noisy
         input (the input-sensitivity component)."""
-        if teacher is not None and self.feature and not self._depths_checked:  # once: the models do not change
-            self._check_depths(student, teacher)
-            self._depths_checked = True
+        if labels is None:
+            raise DynaKDError("the batch has no labels: the task term needs them (a 'labels' entry; rows only the "
+                              f"teacher supervises carry {HIDDEN_LABEL}, or NaN for regression)")
+        if not self._depths_checked:  # once: the models do not change
+            self._check_outputs(student, teacher)
+            if teacher is not None and self.feature:
+                self._check_depths(student, teacher)
+            if teacher is not None and self.token_level:  # once: a device sync (the shapes are checked every batch)
+                self._check_same_tokens(student, teacher, values=True)
+            self._depths_checked = teacher is not None or self.cfg.method == "task"
+        elif teacher is not None and self.token_level:
+            self._check_same_tokens(student, teacher, values=False)
+        if (teacher is not None and perturbed is None and self.feature == "dynamics"
+                and "sensitivity" in self.opts.components):
+            raise DynaKDError("the 'sensitivity' component needs both models' features of a perturbed input: pass "
+                              "perturbed=(capture(student, batch, inputs_embeds=...), capture(teacher, ...)) with "
+                              "embeddings from dynakd.features.perturbed_embeddings (DistillationTrainer does this)")
         terms = {"task": self.task_term(student, labels)}
         plan = None
         if teacher is not None and self.cfg.terms["logit"]:
@@ -158,6 +186,28 @@ class Distiller(nn.Module):
         weights = self.weights(progress)
         loss = sum(weights[self.group(k)] * self.component_weight(k) * self.scale(k, v) for k, v in terms.items())
         return DistillOutput(loss=loss, terms=terms, weights=weights, plan=plan)
+
+    def _check_outputs(self, s: Features, t: Features | None) -> None:
+        """Outputs this distiller can compare: as many classes for both models, one output exactly when regressing
+        (cross-entropy over one class is 0 whatever the model does, and a KL between [B, 1] and [B, 2] broadcasts)."""
+        if self.qa:
+            return
+        s_out, t_out = s.logits.shape[-1], None if t is None else t.logits.shape[-1]
+        if t_out is not None and t_out != s_out:
+            raise DynaKDError(f"the teacher predicts {t_out} label(s) but the student {s_out}: give the student the "
+                              "teacher's label count (num_labels)")
+        if self.regression != (s_out == 1):
+            raise DynaKDError(f"the models give {s_out} output(s) per row, but this Distiller was built with "
+                              f"regression={self.regression}: " + ("a regression head has one output" if self.regression
+                                                                   else "pass regression=True for a one-output head"))
+
+    def _check_same_tokens(self, s: Features, t: Features, *, values: bool) -> None:
+        """Both models read the same positions (their attention masks agree), which token-level terms assume."""
+        same = s.mask.shape == t.mask.shape and (not values or bool(torch.equal(s.mask, t.mask.to(s.mask.dtype))))
+        if not same:
+            masks = f"attention masks {tuple(t.mask.shape)} and {tuple(s.mask.shape)}" + (" differ" if values else "")
+            raise DynaKDError(f"{self.token_level}, but the teacher's batch holds other tokens than the student's "
+                              f"({masks}): both models must read one tokenisation")
 
     def _check_depths(self, s: Features, t: Features) -> None:
         """Features with as many layers and as wide as this distiller was built for (shapes only: no device sync)."""
@@ -174,7 +224,7 @@ class Distiller(nn.Module):
     def task_term(self, student: Features, labels: torch.Tensor) -> torch.Tensor:
         if self.qa:  # labels [B, 2]: gold start and end positions
             return qa_task_loss(student.logits, labels, mask=student.mask)
-        return task_loss(student.logits, labels, regression=self.regression)
+        return task_loss(student.logits, labels, regression=self.regression, label_smoothing=self.label_smoothing)
 
     def logit_term(self, student: Features, teacher: Features) -> torch.Tensor:
         if self.qa:  # same tokenizer (checked), so both models see the same windows and padding
@@ -290,25 +340,23 @@ def masked_layer_mean(x: torch.Tensor, gmask: torch.Tensor) -> torch.Tensor:
     return total / count.clamp_min(1.0)
 
 
+def token_level(cfg: DistillConfig, qa: bool = False) -> str | None:
+    """What in ``cfg`` compares the two models position by position (so both must read the same tokens), or None."""
+    feature = cfg.terms["feature"]
+    if qa and cfg.method != "task":
+        return "extractive QA distils start/end logits token by token"
+    if feature == "static":
+        return "method 'static' compares hidden states token by token"
+    if cfg.hidden_weight is not None:  # (validation allows it with a dynamics method only)
+        return "hidden_weight compares hidden states token by token"
+    if feature == "dynamics" and cfg.dynamics.pooling == "tokens":
+        return "dynamics.pooling 'tokens' compares the models token by token (use 'mean' or 'cls' otherwise)"
+    if feature == "dynamics" and "sensitivity" in cfg.dynamics.components:
+        return "the 'sensitivity' component perturbs both models' embeddings token by token"
+    return None
+
+
 def check_compatible(cfg: DistillConfig, same_tokenizer: bool, qa: bool = False) -> None:
     """Refuse combinations that need token-aligned inputs when the two models tokenise differently."""
-    if same_tokenizer:
-        return
-    if qa and cfg.method != "task":
-        raise DynaKDError(
-            "extractive QA distils start/end logits token by token: teacher and student must share a tokenizer"
-        )
-    feature = cfg.terms["feature"]
-    if feature == "static":
-        raise DynaKDError(
-            "method 'static' compares hidden states token by token: teacher and student must share a tokenizer"
-        )
-    if cfg.hidden_weight is not None:  # (validation allows it with a dynamics method only)
-        raise DynaKDError("hidden_weight compares hidden states token by token: teacher and student must share a "
-                          "tokenizer")
-    if feature == "dynamics" and cfg.dynamics.pooling == "tokens":
-        raise DynaKDError(
-            "dynamics.pooling 'tokens' needs teacher and student to share a tokenizer; use 'mean' or 'cls'"
-        )
-    if feature == "dynamics" and "sensitivity" in cfg.dynamics.components:
-        raise DynaKDError("the 'sensitivity' component needs teacher and student to share a tokenizer")
+    if not same_tokenizer and (reason := token_level(cfg, qa)):
+        raise DynaKDError(f"{reason}: teacher and student must share a tokenizer")

@@ -6,10 +6,13 @@ tokenisation for the teacher under keys prefixed ``teacher_`` (when the two mode
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from .errors import DynaKDError
 
 TEACHER_PREFIX = "teacher_"
 EXAMPLE_ID = "example_id"  # row of the training set, the key into the teacher cache
@@ -54,14 +57,31 @@ def split_inputs(batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
 
 
 def capture(model: torch.nn.Module, inputs: dict[str, Any], *, hidden: bool = True, inputs_embeds=None) -> Features:
-    """Run ``model`` and collect its logits and (optionally) all hidden states."""
-    kwargs = dict(inputs)
+    """Run ``model`` on the model inputs of ``inputs`` and collect its logits and (optionally) all hidden states.
+    Entries that are not model inputs (``labels``, ``example_id``, ``context_mask``) are left out; a batch holding the
+    teacher's own tokenisation (``teacher_*``) is refused: ``split_inputs(batch)`` gives each model its part."""
+    if "attention_mask" not in inputs:
+        raise DynaKDError("capture needs the batch's attention_mask (which tokens are padding): tokenize with "
+                          "return_attention_mask=True, or collate with DataCollatorWithPadding")
+    if any(k.startswith((TEACHER_PREFIX, CACHED_PREFIX)) for k in inputs):
+        raise DynaKDError("this batch holds the teacher's inputs or outputs too (teacher_* / cached_teacher.* "
+                          "entries): student_inputs, teacher_inputs, labels = dynakd.split_inputs(batch), then "
+                          "capture each model with its own")
+    kwargs = {k: v for k, v in inputs.items() if k not in NON_MODEL_KEYS}
     if inputs_embeds is not None:
         kwargs.pop("input_ids", None)
         kwargs["inputs_embeds"] = inputs_embeds
     out = model(**kwargs, output_hidden_states=hidden, return_dict=True)
     hs = tuple(out.hidden_states) if hidden else ()
     return Features(logits=output_logits(out), hidden=hs, mask=inputs["attention_mask"])
+
+
+def forward_columns(model: torch.nn.Module) -> set[str]:
+    """The named arguments of a model's ``forward`` (the columns the Trainer would keep for it); empty when its
+    signature does not name them (a wrapper taking ``*args, **kwargs``), since nothing can then be told apart."""
+    names = {n for n, p in inspect.signature(model.forward).parameters.items()
+             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return names if names & {"input_ids", "inputs_embeds"} else set()
 
 
 def output_logits(out) -> torch.Tensor:

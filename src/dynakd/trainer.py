@@ -22,11 +22,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints, speed_metrics
 
 from . import distributed
-from .cache import CacheReadingCollator, cached_features
+from .cache import CacheReadingCollator, cache_blocker, cached_features, poolings_for
 from .checkpoints import DISTILLER_OPTIMIZER, STAGING, io_reason, load_distiller_state, publish, save_distiller_state
 from .data.squad import QAEval, best_spans, gold_answers
 from .distiller import Distiller
@@ -37,6 +38,7 @@ from .features import (
     TEACHER_PREFIX,
     Features,
     capture,
+    forward_columns,
     output_logits,
     perturbed_embeddings,
     split_inputs,
@@ -138,7 +140,17 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
     ):
         super().__init__(*args, **kwargs)
         self.qa_eval = qa_eval
+        if self.compute_loss_func is not None:
+            raise DynaKDError("DistillationTrainer's loss is its distiller's (task, logit and feature terms), so "
+                              "compute_loss_func would go unused; add a term to the Distiller instead (README: "
+                              "'Adding a loss')")
+        if self.args.label_smoothing_factor:  # the Trainer's label smoother never sees the distiller's task term
+            distiller.set_label_smoothing(self.args.label_smoothing_factor)
         if teacher_cache is not None:  # training batches then carry the teacher's outputs (cache.py)
+            if reason := cache_blocker(distiller.cfg):
+                raise DynaKDError(f"the teacher cache cannot stand in for the teacher here: {reason}; pass the "
+                                  "teacher without teacher_cache")
+            teacher_cache.use(poolings_for(distiller.cfg))  # the pooled features this distiller reads
             self.data_collator = CacheReadingCollator(self.data_collator, teacher_cache)
         self.model_accepts_loss_kwargs = False
         self.teacher = teacher
@@ -152,6 +164,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # loss puts back (_check_finite)
         self._snapshot, self._snapshot_step = None, None
         self._epoch_sampler: EpochLengthGroupedSampler | None = None  # the training order of group_by_length
+        # each model's forward arguments, under remove_unused_columns (_set_signature_columns_if_needed)
+        self._student_columns: set[str] | None = None
+        self._teacher_columns: set[str] = set()
         self.add_callback(AlignmentCallback(self))
         self.add_callback(DistillerGradients(distiller))
         own_params = any(p.requires_grad for p in distiller.parameters())
@@ -175,8 +190,25 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         ``context_mask``. Dropped, the run trained on something else without a word."""
         if self._signature_columns is None:
             super()._set_signature_columns_if_needed()
-            own = {*self._signature_columns, "input_ids", "attention_mask", "token_type_ids", "position_ids"}
-            self._signature_columns += [EXAMPLE_ID, CONTEXT_MASK, *sorted(TEACHER_PREFIX + c for c in own)]
+            self._student_columns = set(self._signature_columns)
+            # one encoding for both: what only the teacher takes stays too (a BERT teacher's token_type_ids beside a
+            # DistilBERT student), and compute_loss hands it to the teacher alone
+            self._teacher_columns = forward_columns(self.teacher) if self.teacher is not None else set()
+            own = {*self._student_columns, *self._teacher_columns, "input_ids", "attention_mask", "token_type_ids",
+                   "position_ids"}
+            teacher_only = sorted(self._teacher_columns - self._student_columns)
+            self._signature_columns += [EXAMPLE_ID, CONTEXT_MASK, *teacher_only,
+                                        *sorted(TEACHER_PREFIX + c for c in own)]
+
+    def _model_inputs(self, inputs) -> tuple[dict, dict, torch.Tensor | None]:
+        """``split_inputs``, and under ``remove_unused_columns`` each model given only what its ``forward`` takes
+        (the columns were kept for either model)."""
+        student_inputs, teacher_inputs, labels = split_inputs(inputs)
+        if self._student_columns is not None:
+            if teacher_inputs is student_inputs and self._teacher_columns:
+                teacher_inputs = {k: v for k, v in student_inputs.items() if k in self._teacher_columns}
+            student_inputs = {k: v for k, v in student_inputs.items() if k in self._student_columns}
+        return student_inputs, teacher_inputs, labels
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
@@ -225,15 +257,15 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         return self.state.global_step / max(1, self.state.max_steps)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        student_inputs, teacher_inputs, labels = split_inputs(inputs)
-        if not model.training:  # evaluation: the student alone, as users will run it
-            if self.distiller.qa:  # QA models take start/end positions, not labels
-                out = model(**student_inputs)
-                logits = Features(output_logits(out), (), student_inputs["attention_mask"])
-                loss = self.distiller.task_term(logits, labels)
-                return (loss, out) if return_outputs else loss
-            out = model(**student_inputs, labels=labels)
-            return (out.loss, out) if return_outputs else out.loss
+        student_inputs, teacher_inputs, labels = self._model_inputs(inputs)
+        if not model.training:  # evaluation: the student alone, as users will run it, scored by the task term
+            out = model(**student_inputs)  # (QA models take start/end positions, not labels)
+            loss = self.distiller.task_term(Features(output_logits(out), (), student_inputs.get("attention_mask")),
+                                            labels)
+            return (loss, out) if return_outputs else loss
+        if self.distiller.token_level and any(k.startswith(TEACHER_PREFIX) for k in inputs):
+            raise DynaKDError(f"{self.distiller.token_level}, but the batch gives the teacher a tokenisation of its "
+                              f"own ({TEACHER_PREFIX}* columns): teacher and student must share a tokenizer")
         self.distiller.train()
         needs_hidden = self.distiller.feature is not None
         student = capture(model, student_inputs, hidden=needs_hidden)
@@ -371,13 +403,17 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self._staging = root / f"{STAGING}{name}"
         try:
             super()._save_checkpoint(model, trial)  # every process writes its own RNG state
+            moved = self._best_in_root(root)
             if self.args.should_save:
                 save_distiller_state(self.distiller, self._staging / name)
+                if moved:  # the Trainer wrote its state with the staging path in it
+                    self.state.save_to_json(str(self._staging / name / TRAINER_STATE_NAME))
             self.accelerator.wait_for_everyone()
             if self.args.should_save:
                 publish(self._staging / name, root / name)
                 shutil.rmtree(self._staging, ignore_errors=True)
-                rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit)
+                rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,
+                                   best_model_checkpoint=self.state.best_model_checkpoint)
         except (OSError, RuntimeError) as e:  # RuntimeError: torch.save's zip writer on a full disk
             shutil.rmtree(self._staging, ignore_errors=True)
             reason = io_reason(e)
@@ -385,6 +421,21 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         finally:
             self._staging = None
         self.accelerator.wait_for_everyone()
+
+    def _best_in_root(self, root: Path) -> bool:
+        """Point ``best_model_checkpoint`` (``load_best_model_at_end``, and the checkpoint ``save_total_limit`` keeps)
+        at ``root/checkpoint-N``: the Trainer looks for the best checkpoint in the folder it saves into, the staging
+        folder here, so it recorded a path deleted after publishing (the best model was then never loaded at the end,
+        and rotation deleted it), or, for an older best, kept that stale path. True when the path changed."""
+        step = self.state.best_global_step
+        if not step:
+            return False
+        best = root / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+        if step != self.state.global_step and not best.is_dir():  # that checkpoint is gone (rotated out)
+            return False
+        changed = self.state.best_model_checkpoint != str(best)
+        self.state.best_model_checkpoint = str(best)
+        return changed
 
 
 class EpochLengthGroupedSampler(LengthGroupedSampler):

@@ -89,7 +89,7 @@ class DistillationCollator:
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         def is_student_key(k: str) -> bool:
-            return k not in NON_MODEL_KEYS and not k.startswith(TEACHER_PREFIX)
+            return k not in NON_MODEL_KEYS and k != "label" and not k.startswith(TEACHER_PREFIX)
 
         student = [{k: v for k, v in f.items() if is_student_key(k)} for f in features]
         batch = dict(self.tokenizer.pad(student, pad_to_multiple_of=self.multiple, return_tensors="pt"))
@@ -99,8 +99,11 @@ class DistillationCollator:
             padded = self.teacher_tokenizer.pad(teacher, pad_to_multiple_of=self.multiple, return_tensors="pt")
             batch.update({TEACHER_PREFIX + k: v for k, v in padded.items()})
         dtype = torch.float32 if self.regression else torch.long
-        if "labels" in features[0]:  # absent from QA evaluation windows; [2] start/end positions for QA training
-            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=dtype)
+        # absent from QA evaluation windows; [2] start/end positions for QA training; 'label' as the Trainer's own
+        # collators take it
+        label = next((k for k in ("labels", "label") if k in features[0]), None)
+        if label:
+            batch["labels"] = torch.tensor([f[label] for f in features], dtype=dtype)
         if CONTEXT_MASK in features[0]:
             batch[CONTEXT_MASK] = self._pad_mask([list(f[CONTEXT_MASK]) for f in features], batch["input_ids"].shape[1])
         if EXAMPLE_ID in features[0]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import DynaKDError
 from ..features import HIDDEN_LABEL
 
 
-def task_loss(logits: torch.Tensor, labels: torch.Tensor, *, regression: bool = False) -> torch.Tensor:
-    """Cross-entropy (classification, logits [B, C]) or MSE to the label (regression, logits [B, 1]).
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, *, regression: bool = False,
+              label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy (classification, logits [B, C]; ``label_smoothing`` as in ``F.cross_entropy``) or MSE to the
+    label (regression, logits [B, 1]).
 
     Rows whose label is hidden (``HIDDEN_LABEL``, NaN for regression: transfer rows, which only the teacher
     supervises) count for nothing: the mean is over the labelled rows, and a batch without any gives 0.
@@ -25,7 +28,8 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, *, regression: bool = 
         err = (logits.view(-1).float() - torch.where(known, y, 0.0)) ** 2
         return (err * known).sum() / known.sum().clamp_min(1)
     labels = labels.view(-1).long()
-    total = F.cross_entropy(logits.float(), labels, ignore_index=HIDDEN_LABEL, reduction="sum")
+    total = F.cross_entropy(logits.float(), labels, ignore_index=HIDDEN_LABEL, reduction="sum",
+                            label_smoothing=label_smoothing)
     return total / (labels != HIDDEN_LABEL).sum().clamp_min(1)
 
 
@@ -40,6 +44,9 @@ def logit_kd_loss(
 
     The teacher's logits are detached: no gradient ever reaches the teacher.
     """
+    if student_logits.shape != teacher_logits.shape:
+        raise DynaKDError(f"logit KD compares logits of one shape; got the student's {tuple(student_logits.shape)} "
+                          f"and the teacher's {tuple(teacher_logits.shape)}")
     teacher_logits = teacher_logits.detach().float()
     student_logits = student_logits.float()
     if regression:

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .forms import EPS
+
 Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embedding output
 
 
@@ -59,8 +61,10 @@ def pkd_costs(
 ) -> torch.Tensor:
     """Squared distance of L2-normalised first-token vectors, averaged over the batch (Patient KD)."""
     # each layer's first tokens once, however many pairs read them
-    student_at = functools.cache(lambda m: F.normalize(_project(projections, m, student[m + 1][:, 0]).float(), dim=-1))
-    teacher_at = functools.cache(lambda ell: F.normalize(teacher[ell + 1][:, 0].detach().float(), dim=-1))
+    # (eps as the forms': at the default 1e-12 a near-zero first-token vector gives gradients of ~1e11)
+    student_at = functools.cache(
+        lambda m: F.normalize(_project(projections, m, student[m + 1][:, 0]).float(), dim=-1, eps=EPS))
+    teacher_at = functools.cache(lambda ell: F.normalize(teacher[ell + 1][:, 0].detach().float(), dim=-1, eps=EPS))
 
     def cost(m: int, ell: int) -> torch.Tensor:
         return ((student_at(m) - teacher_at(ell)) ** 2).sum(-1).mean()

@@ -1,0 +1,195 @@
+"""The Python API in a user's own transformers flow: Trainer features keep working under ``DistillationTrainer``, and
+what cannot work is said in one line instead of training on something else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+from safetensors.torch import load_file
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    TrainingArguments,
+)
+
+from dynakd import (
+    AlignConfig,
+    DistillationCollator,
+    DistillationTrainer,
+    DistillConfig,
+    Distiller,
+    DynaKDError,
+    build_config,
+    build_student,
+    capture,
+    split_inputs,
+)
+
+
+def _rows(tokenizer, n=32, pairs=False, keep_text=False):
+    texts = [f"film {i} was {'good' if i % 2 else 'dull'}" for i in range(n)]
+    data = Dataset.from_dict({"sentence": texts, "label": [i % 2 for i in range(n)]})
+    encode = (lambda b: tokenizer(b["sentence"], b["sentence"])) if pairs else (lambda b: tokenizer(b["sentence"]))
+    return data.map(encode, batched=True, remove_columns=[] if keep_text else ["sentence"])
+
+
+def _args(out, **kw):
+    return TrainingArguments(output_dir=str(out), per_device_train_batch_size=8, report_to=[], use_cpu=True,
+                             disable_tqdm=True, **kw)
+
+
+def _distiller(cfg=None, **kw):
+    return Distiller(build_config(cfg or {"method": "kd"}), student_layers=2, teacher_layers=4, student_width=32,
+                     teacher_width=32, **kw)
+
+
+def test_load_best_model_at_end_and_save_total_limit(tiny_teacher, tmp_path):
+    """The Trainer looked for the best checkpoint in the staging folder a checkpoint is written into: it recorded a
+    path deleted once the checkpoint was in place, so the best model was never loaded and rotation deleted it."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    scores = iter([0.9, 0.1, 0.2])  # the best at step 2
+    args = _args(tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_steps=2, learning_rate=1e-2,
+                 load_best_model_at_end=True, metric_for_best_model="score", save_total_limit=2)
+    rows = _rows(tokenizer)
+    trainer = DistillationTrainer(model=build_student(teacher, 2), teacher=teacher, distiller=_distiller(), args=args,
+                                  train_dataset=rows, eval_dataset=rows,
+                                  data_collator=DataCollatorWithPadding(tokenizer),
+                                  compute_metrics=lambda p: {"score": next(scores)})
+    trainer.train()
+    best = tmp_path / "checkpoint-2"
+    assert trainer.state.best_model_checkpoint == str(best)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-6"]  # best kept
+    saved = load_file(best / "model.safetensors")
+    assert all(torch.equal(saved[k], v) for k, v in trainer.model.state_dict().items() if k in saved)
+    recorded = json.loads((tmp_path / "checkpoint-6" / "trainer_state.json").read_text())["best_model_checkpoint"]
+    assert recorded == str(best)  # what a resumed run reads
+
+
+def test_a_column_only_the_teacher_takes_reaches_it(tiny_teacher, tmp_path):
+    """One tokenisation, a BERT teacher and a DistilBERT student: the Trainer kept only the student's columns, so the
+    teacher read sentence pairs without their segment ids."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    student = DistilBertForSequenceClassification(DistilBertConfig(
+        vocab_size=tokenizer.vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=128))
+    seen = {}
+    for who, model in (("teacher", teacher), ("student", student)):
+        model.register_forward_pre_hook(lambda m, a, kw, who=who: seen.setdefault(who, set(kw)) and None,
+                                        with_kwargs=True)
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=_distiller({"method": "full"}),
+                                  args=_args(tmp_path, max_steps=1, save_strategy="no"),
+                                  train_dataset=_rows(tokenizer, 8, pairs=True),
+                                  data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    assert "token_type_ids" in seen["teacher"] and "token_type_ids" not in seen["student"]
+
+
+def test_label_smoothing_reaches_the_task_term_and_compute_loss_func_is_refused(tiny_teacher, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    student = build_student(teacher, 2)
+    common = dict(model=student, teacher=teacher, train_dataset=_rows(tokenizer, 8),
+                  data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = DistillationTrainer(distiller=_distiller({"method": "task"}), **common,
+                                  args=_args(tmp_path, max_steps=1, label_smoothing_factor=0.5))
+    batch = next(iter(trainer.get_train_dataloader()))
+    student.train()
+    torch.manual_seed(0)  # the same dropout for both
+    loss = trainer.compute_loss(student, batch)
+    torch.manual_seed(0)
+    logits = student(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    assert torch.allclose(loss, F.cross_entropy(logits, batch["labels"], label_smoothing=0.5), atol=1e-6)
+    with pytest.raises(DynaKDError, match="compute_loss_func would go unused"):
+        DistillationTrainer(distiller=_distiller(), args=_args(tmp_path), compute_loss_func=lambda *a, **k: 0,
+                            **common)
+    with pytest.raises(DynaKDError, match="label smoothing applies to classification labels, not to regression"):
+        _distiller(regression=True, label_smoothing=0.1)
+
+
+def test_the_distiller_says_what_does_not_fit(tiny_teacher):
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher).eval()
+    three = AutoModelForSequenceClassification.from_pretrained(tiny_teacher, num_labels=3,
+                                                               ignore_mismatched_sizes=True).eval()
+    student = build_student(teacher, 2)
+    batch = dict(AutoTokenizer.from_pretrained(tiny_teacher)(["a good film", "a dull one"], padding=True,
+                                                             return_tensors="pt"))
+    s, t, labels = capture(student, batch), capture(teacher, batch), torch.tensor([1, 0])
+    with pytest.raises(DynaKDError, match="the teacher predicts 3 label"):
+        _distiller()(s, capture(three, batch), labels, progress=0.0)
+    with pytest.raises(DynaKDError, match="built with regression=True: a regression head has one output"):
+        _distiller(regression=True)(s, t, labels, progress=0.0)
+    with pytest.raises(DynaKDError, match="the batch has no labels"):
+        _distiller()(s, t, None, progress=0.0)
+    with pytest.raises(DynaKDError, match="'sensitivity' component needs both models' features of a perturbed"):
+        _distiller({"method": "full", "dynamics": {"components": ["deviation", "sensitivity"]}})(s, t, labels, 0.0)
+    mask = batch["attention_mask"].clone()
+    mask[0, -1] = 0
+    other = dict(batch, attention_mask=mask)  # the teacher read other tokens
+    with pytest.raises(DynaKDError, match="method 'static' compares hidden states token by token, but the teacher's "
+                                          "batch holds other tokens"):
+        _distiller({"method": "static"})(s, capture(teacher, other), labels, progress=0.0)
+    with pytest.raises(DynaKDError, match="did you mean 'full'"):  # a config built without build_config is checked
+        Distiller(DistillConfig(method="ful"), student_layers=2, teacher_layers=4, student_width=32, teacher_width=32)
+    with pytest.raises(DynaKDError, match="align.eps must be > 0"):
+        Distiller(DistillConfig(method="full", align=AlignConfig(eps=0.0)), student_layers=2, teacher_layers=4,
+                  student_width=32, teacher_width=32)
+    with pytest.raises(DynaKDError, match="capture needs the batch's attention_mask"):
+        capture(student, {"input_ids": batch["input_ids"]})
+    with pytest.raises(DynaKDError, match="split_inputs"):
+        capture(student, dict(batch, teacher_input_ids=batch["input_ids"]))
+
+
+def test_two_tokenizers_in_your_own_trainer(tiny_teacher, tmp_path):
+    """The README's recipe: the teacher's encoding under teacher_* keys, DistillationCollator (which also takes a
+    'label' column); a token-level method on such batches is refused instead of comparing other tokens."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    rows = _rows(tokenizer, 8)
+    rows = rows.add_column("teacher_input_ids", rows["input_ids"])
+    rows = rows.add_column("teacher_attention_mask", rows["attention_mask"])
+    batch = DistillationCollator(tokenizer, tokenizer)([dict(r) for r in rows.select(range(4))])
+    student_inputs, teacher_inputs, labels = split_inputs(batch)
+    assert labels.tolist() == [0, 1, 0, 1] and set(teacher_inputs) == {"input_ids", "attention_mask"}
+
+    def trainer(method, same_tokenizer):
+        return DistillationTrainer(model=build_student(teacher, 2), teacher=teacher,
+                                   distiller=_distiller({"method": method}, same_tokenizer=same_tokenizer),
+                                   args=_args(tmp_path / method, max_steps=1, save_strategy="no"), train_dataset=rows,
+                                   data_collator=DistillationCollator(tokenizer, tokenizer))
+
+    trainer("full", same_tokenizer=False).train()
+    with pytest.raises(DynaKDError, match="but the batch gives the teacher a tokenisation of its own"):
+        trainer("static", same_tokenizer=True).train()
+
+
+def test_the_teacher_cache_in_your_own_trainer(tiny_teacher, tmp_path):
+    """A cache serves the pooling the distiller reads; a method it cannot serve is refused up front."""
+    from dynakd.cache import TeacherCache, build_cache, live_dataset_mean
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher).eval()
+    rows = _rows(tokenizer, 8, keep_text=True)  # the texts still there: a teacher pass reads the encodings only
+    collator = DataCollatorWithPadding(tokenizer)
+    mean = live_dataset_mean(teacher, rows, collator, batch_size=4, device="cpu", pooling="mean")
+    assert mean.shape == (5, 32)
+    rows = rows.remove_columns(["sentence"]).add_column("example_id", list(range(8)))
+    build_cache(tmp_path / "cache", teacher, rows, collator, batch_size=4, device="cpu", dtype="float32",
+                fingerprints={})
+    cache = TeacherCache(tmp_path / "cache").use(("mean",))
+
+    def trainer(cfg):
+        return DistillationTrainer(model=build_student(teacher, 2), teacher=teacher, distiller=_distiller(cfg),
+                                   args=_args(tmp_path / "run", max_steps=1, save_strategy="no"), train_dataset=rows,
+                                   data_collator=collator, teacher_cache=cache)
+
+    trainer({"method": "full", "dynamics": {"pooling": "cls"}}).train()  # the cache read 'cls' for it
+    with pytest.raises(DynaKDError, match="the teacher cache cannot stand in for the teacher here: method 'static'"):
+        trainer({"method": "static"})
