@@ -210,10 +210,31 @@ def live_dataset_mean(teacher, dataset, collator, *, batch_size: int, device, po
     return (total / max(count, 1)).float()
 
 
+def _remove_dead_builds(folder: Path) -> None:
+    """Delete what builds killed on this machine left (a model's features for a whole training set: gigabytes)."""
+    for part in folder.parent.glob(f"{folder.name}.tmp-{socket.gethostname()}-*"):
+        pid = part.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(part, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    if os.name == "nt":  # os.kill there terminates the process: leave the folder
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, device, dtype: str,
                 fingerprints: dict[str, str]) -> TeacherCache:
     """One eval-mode pass of ``teacher`` over ``dataset`` into memory-mapped arrays; written atomically."""
     n = len(dataset)
+    _remove_dead_builds(folder)
     tmp = folder.with_name(f"{folder.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # one per builder
     tmp.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}

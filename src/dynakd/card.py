@@ -33,6 +33,7 @@ def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec
         pipeline_tag=task_type(task),
         tags=["dynakd", "knowledge-distillation"] if command == "distill" else ["dynakd"],
         base_model=base_model(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
+        license=license_of(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
         datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task) else None,
         metrics=[HUB_METRICS.get(m, m) for m in task.metrics],
         model_name=(cfg.push_to_hub or out.name).split("/")[-1] if results else None,  # names the results
@@ -54,11 +55,29 @@ def base_model(name: str | None) -> str | None:
     folder = Path(name).expanduser()
     if not folder.exists():
         return name
-    try:
-        found = ModelCard.load(folder / CARD_NAME).data.base_model
-    except Exception:  # no card or one another tool wrote in another shape: no provenance to pass on
-        return None
+    found = _card_field(folder, "base_model")
     return found if isinstance(found, str) else None
+
+
+def license_of(name: str | None) -> str | None:
+    """The license the weights came under, as the card of the folder they were loaded from says (a packaged
+    checkpoint's card, or a local folder's, which a DynaKD run passes on); None for a hub id (not fetched)."""
+    try:
+        folder = Path(packaged.resolve(name)).expanduser() if name else None
+    except Exception:  # noqa: BLE001 - a packaged alias whose package is missing: nothing to pass on
+        return None
+    found = _card_field(folder, "license") if folder is not None and folder.is_dir() else None
+    return found if isinstance(found, str) else None
+
+
+def _card_field(folder: Path, field: str):
+    """A metadata field of the model card in ``folder``, or None (a folder path is never sent to the hub)."""
+    if not (folder / CARD_NAME).is_file():
+        return None
+    try:
+        return getattr(ModelCard.load(folder / CARD_NAME).data, field, None)
+    except Exception:  # noqa: BLE001 - a card another tool wrote in another shape: no provenance to pass on
+        return None
 
 
 def model_ref(name: str) -> str:
@@ -139,6 +158,8 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
         origin = f"a {size}model fine-tuned with DynaKD from {model_ref(cfg.model)} on {data}."
     lines = [f"# {out.name}", "", f"This is {origin}", "", "## Results", ""]
     lines += _results_table(metrics, scores, task, cfg)
+    if scored := _evaluated_on(cfg):
+        lines += ["", f"Scored on {scored}, not the whole split: these are not the dataset's published scores."]
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
     train = metrics.get("train", {})
     settings = [("length", f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs:g} epochs"),
@@ -146,12 +167,28 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
                 ("learning rate", f"{cfg.lr:g}"), ("seed", cfg.seed), ("max sequence length", cfg.max_seq_length)]
     if command == "distill" and cfg.terms["logit"]:
         settings.append(("logit-KD temperature", f"{cfg.temperature:g}"))
+    if cfg.max_train_samples:
+        settings.append(("training rows", f"the first {cfg.max_train_samples}"))
+    if cfg.transfer_samples and command == "distill":
+        settings.append(("transfer rows (teacher labels only)", cfg.transfer_samples))
+    if scored := _evaluated_on(cfg):
+        settings.append(("evaluated on", scored))
     lines += [f"| {k} | {v} |" for k, v in settings]
     lines += ["", f"Every setting is in `dynakd.yaml`: `dynakd {command} --config dynakd.yaml --output NEW_FOLDER`, "
               "started where the run was (relative paths in it are relative to that folder), trains it again. "
               "`metrics.json` holds the scores.", "", "## Use", "", "```python", *_usage(task, cfg.push_to_hub or
                                                                                      "path/to/" + out.name), "```", ""]
     return "\n".join(lines)
+
+
+def _evaluated_on(cfg: DistillConfig) -> str | None:
+    """The part of an evaluation split the scores are of, when it is not the whole split (a held-out ``dev_split``
+    part is named with the data already)."""
+    part = (f"the articles of `{Path(cfg.train_file).name}` after the first {cfg.train_articles}"
+            if cfg.train_articles and cfg.train_file else None)
+    if cfg.max_eval_samples:
+        part = f"the first {cfg.max_eval_samples} rows of " + (part or "the evaluation split")
+    return part
 
 
 def _usage(task: TaskSpec, where: str) -> list[str]:

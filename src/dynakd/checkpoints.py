@@ -27,6 +27,7 @@ from .errors import DynaKDError
 PREFIX = "checkpoint"
 STAGING = ".partial-"
 DISTILLER_STATE = "dynakd_distiller.pt"
+LAUNCH = "dynakd_launch.json"  # processes and batch sizes of the run that wrote it
 DISTILLER_OPTIMIZER = "dynakd_distiller_optimizer.pt"  # FSDP2 only: the optimizer state of the distiller's parameters
 # What a whole checkpoint holds; the model and optimizer files are named differently under FSDP and DeepSpeed.
 REQUIRED = ("trainer_state.json", DISTILLER_STATE)
@@ -111,6 +112,28 @@ def load_distiller_state(distiller, folder: Path) -> None:
         distiller.load_state_dict(torch.load(folder / DISTILLER_STATE, map_location="cpu", weights_only=True))
     except (OSError, RuntimeError, KeyError) as e:
         raise DynaKDError(f"checkpoint {folder} does not fit this run's distiller ({str(e).splitlines()[0]})") from None
+
+
+def save_launch(folder: Path, launch: dict[str, int]) -> None:
+    (folder / LAUNCH).write_text(json.dumps(launch))
+
+
+def check_launch(folder: Path, launch: dict[str, int]) -> None:
+    """Refuse to resume with another number of processes: the global batch would change, and with it the number of
+    steps, the schedules' positions and which rows the skipped batches held (the Trainer would carry on without a
+    word). Checkpoints written before this file existed are not checked."""
+    path = folder / LAUNCH
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text())
+    if saved.get("processes", launch["processes"]) != launch["processes"]:
+        def batch(d):
+            return f"{d['per_device_batch']} x {d['gradient_accumulation_steps']} x {d['processes']}"
+
+        raise DynaKDError(
+            f"{folder.name} was written by {saved['processes']} process(es) (global batch {batch(saved)}), and this "
+            f"run has {launch['processes']} (global batch {batch(launch)}): resume it with {saved['processes']}, or "
+            "start again with --overwrite")
 
 
 def io_reason(e: Exception) -> str:

@@ -92,9 +92,13 @@ def run_demo(
     progress: bool = True,
 ) -> dict[str, RunResult]:
     if get_task(task).is_qa:
+        if data_dir:
+            raise DynaKDError("--data-dir is the GLUE folder of the sst2 demo; the squad demo reads --train-file")
         data, source = choose_squad_data(train_file, synthetic)
         defaults = SQUAD_DEFAULTS
     elif task == "sst2":
+        if train_file:
+            raise DynaKDError("--train-file is the SQuAD file of the squad demo; the sst2 demo reads --data-dir")
         data, source = choose_data(data_dir, synthetic)
         defaults = DEMO_DEFAULTS
     else:

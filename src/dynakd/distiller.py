@@ -237,8 +237,8 @@ class Distiller(nn.Module):
         """Term balancing (optional): divide by a running mean of the term's own magnitude."""
         if not self.cfg.balance:
             return value
-        if self.training:
-            v = float(value.detach().abs())
+        if self.training:  # the magnitude over all processes, so every process divides alike (and a checkpoint,
+            v = float(distributed.all_reduce_mean(value.detach().abs().float()))  # which process 0 writes, holds it)
             if name in self._magnitudes:
                 self._magnitudes[name] = 0.99 * self._magnitudes[name] + 0.01 * v
             elif v > 0:  # starts at the first non-zero value: a term that is 0 at first (the task loss of a batch of

@@ -92,8 +92,8 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
     Nothing for a folder DynaKD did not write; says what it lends besides the input settings."""
     saved = {k: v for k, v in (recorded_config(folder) or {}).items() if v is not None and v is not False and v != []}
     lent = {k: saved[k] for k in EVAL_SETTINGS if k in saved}
-    if "max_seq_length" in given:  # a window overlap is only valid for the length it was chosen with
-        lent.pop("doc_stride", None)
+    if given.get("max_seq_length") not in (None, saved.get("max_seq_length")):  # a window overlap is only valid
+        lent.pop("doc_stride", None)  # for the length it was chosen with
     try:
         task = get_task(str(saved["task"]))  # (a folder from before task names were normalised says "SST-2")
     except (KeyError, DynaKDError):
@@ -120,10 +120,14 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
     if "train_file" not in data:  # the articles of the run's own file
         data.pop("train_articles", None)
     said = [f"{k} {v}" for k, v in {**data, **lent}.items()
-            if k in ("task", "dev_split", *_DATA_PLACES) and k not in given]
+            if k in ("task", "dev_split", "train_articles", "doc_stride", *_DATA_PLACES) and k not in given]
     if is_first_process():
         if said:
             print(f"evaluate: {', '.join(said)} (as {folder} was trained)", flush=True)
+        if saved.get("max_eval_samples") and "max_eval_samples" not in given:
+            n = saved["max_eval_samples"]
+            print(f"note: {folder} was scored on the first {n} evaluation rows (--max-eval-samples {n}); this scores "
+                  f"them all (give --max-eval-samples {n} for the same rows)", flush=True)
         if lost:
             print(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
                   f"folder the run ran in); give {flags}", flush=True)

@@ -299,9 +299,11 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         teacher.to(args.device).eval()
     # process 0 of all machines writes, the others then read (a cache folder not shared is built once per machine)
     with args.main_process_first(local=False, desc="run folder and teacher cache"):
+        # the cache first: a cache refused as stale leaves no run folder behind (whose dynakd.yaml would then refuse
+        # the corrected command as a different run)
+        cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
         if main_process:
             prepare_output(cfg, command, resume)
-        cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
     if cache is not None:
         encoded["train"] = encoded["train"].add_column(EXAMPLE_ID, list(range(len(encoded["train"]))))
     trainer = DistillationTrainer(
@@ -326,7 +328,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}
     if teacher is not None and cfg.eval_teacher:
         metrics["teacher_eval"] = evaluate_model(teacher, t_tok or tokenizer, task, data, cfg)
-    metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size)
+    metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size, trainer.state.log_history)
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     if cfg.push_to_hub and main_process:
         what = f"{method_label(cfg)} from {cfg.teacher}" if command == "distill" else f"from {cfg.model}"
@@ -356,14 +358,20 @@ def note_batch_of_one(cfg: DistillConfig) -> None:
               "samples of a batch); use a larger batch", flush=True)
 
 
-def _train_record(train_out, train_time: float, resume: Path | None, cache, processes: int) -> dict[str, Any]:
-    """How the training went, for ``metrics.json``: time, steps, speed (of the steps this run trained: a resumed run
-    trains the rest), final loss, the teacher cache it read and the number of processes."""
-    steps_run = train_out.global_step - (checkpoint_step(resume) if resume else 0)
+def _train_record(train_out, train_time: float, resume: Path | None, cache, processes: int,
+                  log_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the training went, for ``metrics.json``: time (training, and the evaluations ``train()`` ran between
+    steps, apart), steps, speed (of the steps this run trained: a resumed run trains the rest), final loss, the
+    teacher cache it read and the number of processes."""
+    first = checkpoint_step(resume) if resume else 0
+    evaluating = sum(v for entry in log_history if entry.get("step", 0) > first
+                     for k, v in entry.items() if k.startswith("eval") and k.endswith("_runtime"))
+    training = max(train_time - evaluating, 1e-9)
     return {
-        "runtime_s": round(train_time, 1),
+        "runtime_s": round(training, 1),
+        "eval_runtime_s": round(evaluating, 1),
         "steps": train_out.global_step,
-        "steps_per_second": round(steps_run / max(train_time, 1e-9), 3),
+        "steps_per_second": round((train_out.global_step - first) / training, 3),
         "loss": round(train_out.training_loss, 5),
         "teacher_cache": str(cache.folder) if cache else None,
         "processes": processes,
@@ -507,6 +515,7 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     out = Path(cfg.output or cfg.model)
     metrics = {"eval": evaluate_model(model, tokenizer, task, data, dataclasses.replace(cfg, output=str(out)))}
     metrics["model"] = describe_model(model, Path(cfg.model))
-    out.mkdir(parents=True, exist_ok=True)
-    write_metrics(out, "evaluate", cfg, task, metrics, merge=None if cfg.output else "evaluate")
+    if is_first_process():  # every process holds the gathered scores; one writes them
+        out.mkdir(parents=True, exist_ok=True)
+        write_metrics(out, "evaluate", cfg, task, metrics, merge=None if cfg.output else "evaluate")
     return RunResult(out, metrics)

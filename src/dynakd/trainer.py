@@ -28,7 +28,16 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate
 
 from . import distributed
 from .cache import CacheReadingCollator, cache_blocker, cached_features, poolings_for
-from .checkpoints import DISTILLER_OPTIMIZER, STAGING, io_reason, load_distiller_state, publish, save_distiller_state
+from .checkpoints import (
+    DISTILLER_OPTIMIZER,
+    STAGING,
+    check_launch,
+    io_reason,
+    load_distiller_state,
+    publish,
+    save_distiller_state,
+    save_launch,
+)
 from .data.squad import QAEval, best_spans, gold_answers
 from .distiller import Distiller
 from .errors import DynaKDError
@@ -235,8 +244,10 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         sampler = super()._get_train_sampler(train_dataset)
         if type(sampler) is LengthGroupedSampler:
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            sampler = self._epoch_sampler = EpochLengthGroupedSampler(sampler.batch_size, lengths=sampler.lengths,
-                                                                      seed=seed)
+            # groups of the global batch (the Trainer's are of one process's): then N processes of batch B share out
+            # the order one process of batch N x B draws, and a multi-process run reproduces a single-process one
+            size = sampler.batch_size * self.args.world_size
+            sampler = self._epoch_sampler = EpochLengthGroupedSampler(size, lengths=sampler.lengths, seed=seed)
         return sampler
 
     def _run_epoch(self, *args, **kwargs):
@@ -300,7 +311,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self.distiller.restore(before)
         terms = {k: float(v.detach()) for k, v in out.terms.items()}
         bad = [k for k, v in terms.items() if not math.isfinite(v)]
-        what = f"term '{bad[0]}' is {terms[bad[0]]}" if bad else f"the weighted total is {float(out.loss.detach())}"
+        total = float(out.loss.detach())
+        what = (f"term '{bad[0]}' is {terms[bad[0]]}" if bad else f"the weighted total is {total}" if not
+                math.isfinite(total) else "the loss of another process is not finite (see its message)")
         step = self.state.global_step
         self._save_checkpoint(self.model, trial=None)
         saved = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
@@ -360,6 +373,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         """Also the distiller's state (references, running plan, term balance, projections): the Trainer calls this
         once, with the checkpoint it resumes from, whoever called ``train(resume_from_checkpoint=...)``."""
         if checkpoint:
+            check_launch(Path(checkpoint), self._launch())
             load_distiller_state(self.distiller, Path(checkpoint))
         with self._distiller_group_apart() as part:
             super()._load_optimizer_and_scheduler(checkpoint)
@@ -391,6 +405,12 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                     opt.state[p] = {k: v.to(p.device) if torch.is_tensor(v) and k != "step" else v
                                     for k, v in s.items()}
 
+    def _launch(self) -> dict[str, int]:
+        """How the run's batches are made: a resume must see them made alike (the global batch sets the schedule)."""
+        args = self.args
+        return {"processes": args.world_size, "per_device_batch": args.per_device_train_batch_size,
+                "gradient_accumulation_steps": args.gradient_accumulation_steps}
+
     def _get_output_dir(self, trial) -> str:
         return str(self._staging) if self._staging is not None else super()._get_output_dir(trial)
 
@@ -406,6 +426,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             moved = self._best_in_root(root)
             if self.args.should_save:
                 save_distiller_state(self.distiller, self._staging / name)
+                save_launch(self._staging / name, self._launch())
                 if moved:  # the Trainer wrote its state with the staging path in it
                     self.state.save_to_json(str(self._staging / name / TRAINER_STATE_NAME))
             self.accelerator.wait_for_everyone()

@@ -17,13 +17,18 @@ from .test_cli import FAST, distill_args
 
 def test_a_distilled_model_has_a_card_that_reruns_it(tiny_teacher, tmp_path, capsys):
     teacher = shutil.copytree(tiny_teacher, tmp_path / "teacher")
-    ModelCard("---\nbase_model: google-bert/bert-base-uncased\n---\n# teacher\n").save(teacher / "README.md")
+    ModelCard("---\nbase_model: google-bert/bert-base-uncased\nlicense: apache-2.0\n---\n# teacher\n").save(
+        teacher / "README.md")
     out = tmp_path / "student"
     assert main(distill_args(teacher, out, "--method", "kd")) == 0
     card = ModelCard.load(out / "README.md")
     assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-classification"
     assert "knowledge-distillation" in card.data.tags
     assert card.data.base_model == "google-bert/bert-base-uncased"  # passed on from the teacher's own card
+    assert card.data.license == "apache-2.0"  # so is the license the weights came under
+    # the scores are of part of a split, and the card says so
+    assert "Scored on the first 32 rows of the evaluation split, not the whole split" in card.text
+    assert "| training rows | the first 48 |" in card.text
     assert card.data.datasets is None and card.data.eval_results is None  # the synthetic corpus: nothing to publish
     assert ("distilled with DynaKD from the teacher `teacher` (a local folder, fine-tuned from "
             "`google-bert/bert-base-uncased`)") in card.text and "method `kd`" in card.text
@@ -41,7 +46,7 @@ def test_a_finetuned_model_names_its_hub_base(tiny_teacher, tmp_path):
     out = tmp_path / "ft"
     assert main(["finetune", "--model", str(tiny_teacher), "--task", "sst2", *FAST, "--output", str(out)]) == 0
     card = ModelCard.load(out / "README.md")
-    assert card.data.base_model is None  # a local folder without a card: no hub id to name
+    assert card.data.base_model is None and card.data.license is None  # a local folder without a card
     assert "fine-tuned with DynaKD from" in card.text and "knowledge-distillation" not in card.data.tags
 
 

@@ -329,6 +329,21 @@ def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
     assert "dev_split" not in lent(glue_run, synthetic=True)  # the synthetic corpus: the run's cut means nothing
 
 
+def test_evaluate_keeps_a_runs_overlap_at_its_own_length_and_says_what_it_scores(tmp_path, capsys):
+    from dynakd.rundir import evaluation_defaults
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "dynakd.yaml").write_text("task: squad\nmax_seq_length: 128\ndoc_stride: 32\nmax_eval_samples: 24\n")
+    assert evaluation_defaults(run, {"max_seq_length": 128})["doc_stride"] == 32  # the run's own length
+    assert "doc_stride 32" in capsys.readouterr().out
+    assert "doc_stride" not in evaluation_defaults(run, {"max_seq_length": 256})  # chosen for another length
+    assert (f"note: {run} was scored on the first 24 evaluation rows (--max-eval-samples 24); this scores them all"
+            in capsys.readouterr().out)
+    evaluation_defaults(run, {"max_eval_samples": 24})
+    assert "--max-eval-samples" not in capsys.readouterr().out
+
+
 def test_evaluate_checks_a_squad_overlap_against_the_runs_length(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()

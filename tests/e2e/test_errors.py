@@ -446,3 +446,23 @@ def test_a_relative_path_that_is_no_folder_here_says_where_it_was_looked_for(tmp
     assert err.endswith(f"(if 'runs/teacher' is meant as a folder: there is none in {tmp_path}; a relative path "
                         "counts from the folder the command runs in, a path in a saved dynakd.yaml from the one its "
                         "run ran in)")
+
+
+@pytest.mark.parametrize("command", [["ablate", "--config", "s.yaml"], ["bench"], ["demo"], ["report", "runs/x"]])
+def test_commands_that_run_in_one_process_refuse_a_launcher(command, capsys, monkeypatch):
+    """Under torchrun each process ran the whole sweep: the processes waited for ever on each other's locks, or
+    recorded every cell twice."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    err = run_error(capsys, command)
+    assert f"dynakd {command[0]} runs in one process: launch it without torchrun or accelerate launch" in err
+    if command[0] == "ablate":
+        assert "--shard K/N" in err
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--train-file", "x.json"], "--train-file is the SQuAD file of the squad demo; the sst2 demo reads --data-dir"),
+    (["--task", "squad", "--data-dir", "glue"], "--data-dir is the GLUE folder of the sst2 demo; the squad demo reads "
+                                                "--train-file"),
+])
+def test_the_demo_refuses_a_flag_of_its_other_task(args, expected, capsys, tmp_path):
+    assert expected in run_error(capsys, ["demo", "--output", str(tmp_path / "d"), *args])

@@ -69,3 +69,22 @@ def test_training_waits_for_the_device_once_a_step(tmp_path):
     args = training_args(build_config({"task": "sst2", "dataloader_num_workers": 2}), tmp_path)
     assert args.logging_nan_inf_filter is False and args.dataloader_num_workers == 2
     assert args.accelerator_config.non_blocking == torch.cuda.is_available() == args.dataloader_pin_memory
+
+
+def test_a_build_killed_on_this_machine_is_cleaned_up(tmp_path):
+    """A build killed partway left its temporary folder for ever (a model's features for a whole training set)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from dynakd.cache import _remove_dead_builds
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    dead, alive = tmp_path / f"c.tmp-{host}-{gone.stdout.strip()}", tmp_path / f"c.tmp-{host}-{os.getpid()}"
+    other = tmp_path / "c.tmp-elsewhere-1"  # another machine's build: its processes are not ours to ask about
+    for folder in (dead, alive, other):
+        folder.mkdir()
+    _remove_dead_builds(tmp_path / "c")
+    assert not dead.exists() and alive.exists() and other.exists()

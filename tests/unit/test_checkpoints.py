@@ -64,3 +64,30 @@ def test_publish_is_a_rename_that_may_replace_the_same_step(tmp_path):
     publish(staged, final)
     assert not staged.exists() and not (final / "stale").exists() and (final / "model.safetensors").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".partial-checkpoint-4.")] == []
+
+
+def test_a_checkpoint_resumes_only_with_the_processes_that_wrote_it(tmp_path):
+    """Resumed with another number of processes the global batch changed, and with it the steps, the schedules and
+    which rows the skipped batches held; the Trainer carried on without a word."""
+    from dynakd.checkpoints import LAUNCH, check_launch, save_launch
+
+    two = {"processes": 2, "per_device_batch": 8, "gradient_accumulation_steps": 1}
+    save_launch(tmp_path, two)
+    check_launch(tmp_path, two)
+    with pytest.raises(DynaKDError, match=r"was written by 2 process\(es\) \(global batch 8 x 1 x 2\), and this run "
+                                          r"has 1 \(global batch 8 x 1 x 1\): resume it with 2"):
+        check_launch(tmp_path, {**two, "processes": 1})
+    (tmp_path / LAUNCH).unlink()
+    check_launch(tmp_path, {**two, "processes": 1})  # a checkpoint from before the file: not checked
+
+
+def test_train_time_leaves_out_the_evaluations_between_steps():
+    from types import SimpleNamespace
+
+    from dynakd.runner import _train_record
+
+    history = [{"step": 2, "eval_runtime": 3.0}, {"step": 4, "loss": 0.5},
+               {"step": 4, "eval_validation_matched_runtime": 2.0}, {"step": 1, "eval_runtime": 9.0}]
+    out = SimpleNamespace(global_step=4, training_loss=0.5)
+    record = _train_record(out, 15.0, Path("run/checkpoint-1"), None, 1, history)  # the step-1 one ran before
+    assert record["runtime_s"] == 10.0 and record["eval_runtime_s"] == 5.0 and record["steps_per_second"] == 0.3

@@ -334,7 +334,8 @@ def test_distiller_sensitivity_term_needs_perturbed_features():
     pert = (Features(s.logits, perturb(s.hidden, 2), s.mask), Features(t.logits, perturb(t.hidden, 3), t.mask))
     out = d(s, t, labels, progress=0.2, perturbed=pert)
     assert {"dyn/deviation", "dyn/sensitivity"} <= set(out.terms) and torch.isfinite(out.loss)
-    assert "dyn/sensitivity" not in d(s, t, labels, progress=0.2).terms
+    with pytest.raises(DynaKDError, match="'sensitivity' component needs both models' features of a perturbed"):
+        d(s, t, labels, progress=0.2)  # dropped without a word before
 
 
 def test_balance_starts_from_the_first_non_zero_magnitude():
@@ -347,6 +348,18 @@ def test_balance_starts_from_the_first_non_zero_magnitude():
     assert float(d.scale("task", torch.tensor(2.0))) == pytest.approx(1.0)  # divided by its own first magnitude
     assert float(d.scale("task", torch.tensor(0.0))) == 0.0
     assert d._magnitudes["task"] == pytest.approx(0.99 * 2.0)
+
+
+def test_balance_magnitudes_are_the_mean_over_processes(monkeypatch):
+    """Per-process magnitudes differed between processes, and a resumed run read process 0's on every process (only
+    process 0 writes the checkpoint): not exact. Each magnitude is now the mean over processes, so all agree."""
+    from dynakd import distiller as module
+
+    d = Distiller(build_config({"method": "kd", "balance": True}), student_layers=1, teacher_layers=1, student_width=4,
+                  teacher_width=4).train()
+    monkeypatch.setattr(module.distributed, "all_reduce_mean", lambda t: (t + 4.0) / 2)  # the other process: 4
+    d.scale("task", torch.tensor(2.0))
+    assert d._magnitudes["task"] == pytest.approx(3.0)
 
 
 def test_a_lone_sample_gives_the_noted_forms_no_signal():

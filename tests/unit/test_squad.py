@@ -3,6 +3,7 @@ the official metric on hand-computed cases, and the QA logit losses."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -187,6 +188,8 @@ def test_no_valid_span_gives_empty_answer(examples, tokenizer):
         ("Zürich", ["zürich"], 1.0, 1.0),  # lower-cased, accents kept
         ("the", ["Danube"], 0.0, 0.0),  # only an article: empty after normalisation
         ("", ["six"], 0.0, 0.0),
+        ("", ["."], 1.0, 0.0),  # both normalise to nothing: the official v1.1 script gives EM 1, F1 0 (v2: F1 1)
+        ("a", ["the"], 1.0, 0.0),
     ],
 )
 def test_squad_metric_hand_computed(pred, golds, em, f1):
@@ -270,3 +273,32 @@ def test_dynamics_see_the_context_tokens_when_asked():
         d = Distiller(cfg, student_layers=1, teacher_layers=2, student_width=8, teacher_width=8, qa=True)
         s_mask, t_mask = d.dynamics_masks(feats, feats)
         assert torch.equal(s_mask, want) and torch.equal(t_mask, want)
+
+
+def test_evaluation_files_the_v1_metric_cannot_score_are_refused(tmp_path, squad_file):
+    """SQuAD 2.0's unanswerable questions ended the run in the metric, after training; two questions sharing an id
+    were scored against each other's answers."""
+    data = json.loads(squad_file.read_text())
+    last = data["data"][-1]["paragraphs"][0]["qas"]  # the last article: the evaluation part of a by-article split
+    unanswerable = copy.deepcopy(data)
+    unanswerable["data"][-1]["paragraphs"][0]["qas"][0]["answers"] = []
+    v2 = tmp_path / "v2.json"
+    v2.write_text(json.dumps(unanswerable))
+    with pytest.raises(DynaKDError, match=rf"1 question\(s\) without a gold answer \(first: id '{last[0]['id']}'\)"):
+        load_squad(validation_file=str(v2), splits=("validation",))
+    with pytest.raises(DynaKDError, match="the evaluation articles of .* without a gold answer"):
+        load_squad(train_file=str(v2), train_articles=len(data["data"]) - 1)
+    load_squad(train_file=str(v2), validation_file=str(squad_file))  # training may have them
+    twice = copy.deepcopy(data)
+    twice["data"][-1]["paragraphs"][0]["qas"][1]["id"] = last[0]["id"]
+    (tmp_path / "twice.json").write_text(json.dumps(twice))
+    with pytest.raises(DynaKDError, match=f"question id '{last[0]['id']}' names more than one question"):
+        load_squad(validation_file=str(tmp_path / "twice.json"), splits=("validation",))
+
+
+def test_a_long_question_is_cut_to_64_tokens(tokenizer):
+    """A long question left each window a few new context tokens (a 300-word question at 128/32: 126 windows)."""
+    from dynakd.data.squad import MAX_QUESTION_TOKENS, _cut_questions
+
+    cut = _cut_questions(tokenizer, ["who " * 100 + "built the mill?"], 256, 32)[0]
+    assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == MAX_QUESTION_TOKENS == 64

@@ -120,7 +120,8 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", default=None, help="GLUE folder with SST-2 (default: the hub if reachable, else synthetic)"
     )
     p.add_argument("--output", default="dynakd-demo", help="folder for the three runs (default ./dynakd-demo)")
-    p.add_argument("--max-train-samples", type=int, default=None, help="training sentences (default 4000)")
+    p.add_argument("--max-train-samples", type=int, default=None,
+                   help="training sentences (sst2, default 4000) or questions (squad, default 2000)")
     p.add_argument("--epochs", type=float, default=None, help="epochs for teacher and students (default 1 and 2)")
     p.add_argument("--synthetic", action="store_true", help="force the built-in synthetic corpus")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -138,11 +139,21 @@ def _quiet_libraries() -> None:
     datasets.disable_progress_bars()
 
 
+# Commands that launch their own runs (or time one process): not under torchrun / accelerate launch.
+SINGLE_PROCESS = ("demo", "ablate", "report", "bench")
+
+
 def _run(args: argparse.Namespace) -> None:
     from .. import runner
     from ..distributed import is_first_process
 
     _quiet_libraries()
+    if args.command in SINGLE_PROCESS and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # each would run whole in every process (a sweep's cells twice, or waiting on each other's locks for ever)
+        hint = {"ablate": "; to share a sweep out, run shards side by side: dynakd ablate --shard K/N (README: Sweeps)",
+                "bench": "; it times one process's step"}.get(args.command, "")
+        raise DynaKDError(f"dynakd {args.command} runs in one process: launch it without torchrun or accelerate "
+                          f"launch{hint}")
     if args.command == "demo":
         from ..demo import run_demo
 

@@ -90,6 +90,8 @@ def load_squad(
         if not 0 < train_articles < len(articles):
             raise DynaKDError(f"--train-articles must be in 1..{len(articles) - 1} ({train_file} has {len(articles)})")
         parts = {"train": articles[:train_articles], "validation": articles[train_articles:]}
+        if "validation" in splits:
+            _check_scorable(parts["validation"], f"the evaluation articles of {train_file}")
         return DatasetDict({s: _to_dataset(parts[s]) for s in splits})
     if train_file or validation_file:
         files = {"train": train_file, "validation": validation_file}
@@ -97,8 +99,27 @@ def load_squad(
         if missing:
             flag = "--train-file" if missing[0] == "train" else "--validation-file"
             raise DynaKDError(f"--task squad with local files needs {flag} (or --train-articles N)")
-        return DatasetDict({s: _to_dataset(read_squad_json(files[s])) for s in splits})
+        articles = {s: read_squad_json(files[s]) for s in splits}
+        if "validation" in articles:
+            _check_scorable(articles["validation"], validation_file)
+        return DatasetDict({s: _to_dataset(articles[s]) for s in splits})
     return _load_hub(splits)
+
+
+def _check_scorable(articles: list[dict[str, Any]], where: str) -> None:
+    """Questions the v1.1 metric can score: each with a gold answer (SQuAD 2.0's unanswerable ones have none, and
+    would end the run in the metric after training) and an id of its own (predictions are keyed by id: two questions
+    sharing one would be scored against each other's answers)."""
+    rows = [row for article in articles for row in article["rows"]]
+    unanswered = [row["id"] for row in rows if not row["answers"]["text"]]
+    if unanswered:
+        raise DynaKDError(f"{where}: {len(unanswered)} question(s) without a gold answer (first: id "
+                          f"{unanswered[0]!r}); SQuAD v1.1 scoring needs one per question (SQuAD 2.0's unanswerable "
+                          "questions are not supported): remove them from the evaluation file")
+    seen: set[str] = set()
+    twice = next((row["id"] for row in rows if row["id"] in seen or seen.add(row["id"])), None)
+    if twice is not None:
+        raise DynaKDError(f"{where}: question id {twice!r} names more than one question; ids must be unique")
 
 
 def _load_hub(splits: Sequence[str]) -> DatasetDict:
@@ -145,12 +166,19 @@ def _windows(tokenizer, examples: dict[str, list], max_length: int, stride: int)
     return enc, 1 if pad_on_right else 0
 
 
+# BERT's max_query_length: no more of a question than this (no question of SQuAD v1.1's dev set has more than 38
+# MiniLM tokens)
+MAX_QUESTION_TOKENS = 64
+
+
 def _cut_questions(tokenizer, questions: list[str], max_length: int, stride: int) -> list[str]:
-    """Questions cut to the tokens that leave a window room for more context than the stride (BERT's
-    ``max_query_length``; at the usual 384/128 no SQuAD question is cut). Leading spaces only waste room."""
-    limit = max_length - stride - tokenizer.num_special_tokens_to_add(pair=True) - 1
-    if limit < 1:
+    """Questions cut to at most ``MAX_QUESTION_TOKENS`` tokens and to what leaves a window room for more context than
+    the stride. Without the first cut a long question left each window a few new context tokens: a 300-word question
+    at 128/32 made 126 windows. Leading spaces only waste room."""
+    room = max_length - stride - tokenizer.num_special_tokens_to_add(pair=True) - 1
+    if room < 1:
         raise DynaKDError(f"max_seq_length {max_length} leaves no room for a question with doc_stride {stride}")
+    limit = min(room, MAX_QUESTION_TOKENS)
     offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     return [q[: offs[limit - 1][1]] if len(offs) > limit else q for q, offs in zip(questions, offsets)]
 
