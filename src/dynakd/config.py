@@ -347,7 +347,8 @@ def _check_dev_split(task) -> None:
     """``dev_split`` cuts a GLUE task's one eval split (or a csv/json task's one file) by example; SQuAD is split by
     article instead."""
     if task.is_qa:
-        raise DynaKDError("dev_split cuts a GLUE dev set by example; split a SQuAD file by article with train_articles")
+        raise DynaKDError("dev_split cuts a task's evaluation set by example (GLUE, csv, json); split a SQuAD file "
+                          "by article with train_articles")
     if len(task.eval_splits) != 1:
         splits = ", ".join(task.eval_splits)
         raise DynaKDError(f"--dev-split needs a task with one eval split; {task.name} has {splits}")
