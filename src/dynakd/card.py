@@ -158,7 +158,7 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
         origin = f"a {size}model fine-tuned with DynaKD from {model_ref(cfg.model)} on {data}."
     lines = [f"# {out.name}", "", f"This is {origin}", "", "## Results", ""]
     lines += _results_table(metrics, scores, task, cfg)
-    if scored := _evaluated_on(cfg):
+    if scored := _evaluated_on(cfg, task):
         lines += ["", f"Scored on {scored}, not the whole split: these are not the dataset's published scores."]
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
     train = metrics.get("train", {})
@@ -168,10 +168,11 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     if command == "distill" and cfg.terms["logit"]:
         settings.append(("logit-KD temperature", f"{cfg.temperature:g}"))
     if cfg.max_train_samples:
-        settings.append(("training rows", f"the first {cfg.max_train_samples}"))
+        settings.append((f"training {_rows(task)}", f"{cfg.max_train_samples}, a seeded subset (data_seed "
+                                                   f"{cfg.data_seed})"))
     if cfg.transfer_samples and command == "distill":
         settings.append(("transfer rows (teacher labels only)", cfg.transfer_samples))
-    if scored := _evaluated_on(cfg):
+    if scored := _evaluated_on(cfg, task):
         settings.append(("evaluated on", scored))
     lines += [f"| {k} | {v} |" for k, v in settings]
     lines += ["", f"Every setting is in `dynakd.yaml`: `dynakd {command} --config dynakd.yaml --output NEW_FOLDER`, "
@@ -181,14 +182,19 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     return "\n".join(lines)
 
 
-def _evaluated_on(cfg: DistillConfig) -> str | None:
+def _evaluated_on(cfg: DistillConfig, task: TaskSpec) -> str | None:
     """The part of an evaluation split the scores are of, when it is not the whole split (a held-out ``dev_split``
     part is named with the data already)."""
     part = (f"the articles of `{Path(cfg.train_file).name}` after the first {cfg.train_articles}"
             if cfg.train_articles and cfg.train_file else None)
-    if cfg.max_eval_samples:
-        part = f"the first {cfg.max_eval_samples} rows of " + (part or "the evaluation split")
+    if cfg.max_eval_samples:  # data.subsample: the seeded order's first rows
+        part = (f"{cfg.max_eval_samples} {_rows(task)} (a seeded subset, data_seed {cfg.data_seed}) of "
+                + (part or "the evaluation split"))
     return part
+
+
+def _rows(task: TaskSpec) -> str:
+    return "questions" if task.is_qa else "rows"
 
 
 def _usage(task: TaskSpec, where: str) -> list[str]:

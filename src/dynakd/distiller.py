@@ -6,6 +6,7 @@ needs only ``out = distiller(student_features, teacher_features, labels, progres
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 from . import distributed
 from .align import build_aligner
 from .config import DistillConfig, validate
+from .data.tasks import get_task
 from .errors import DynaKDError
 from .features import HIDDEN_LABEL, Features
 from .losses import (
@@ -66,6 +68,9 @@ class Distiller(nn.Module):
     ):
         super().__init__()
         cfg = validate(cfg)  # a config built in Python gets the checks (and messages) of the command line
+        if qa != get_task(cfg.task).is_qa:  # the task's defaults (QA pools dynamics by token) follow cfg.task
+            raise DynaKDError(f"Distiller(qa=True) needs a config of an extractive QA task (task: squad), not "
+                              f"{cfg.task}" if qa else f"the config's task {cfg.task} is extractive QA: pass qa=True")
         self.cfg, self.regression, self.qa = cfg, regression, qa
         self.feature = cfg.terms["feature"]
         check_compatible(cfg, same_tokenizer, qa)
@@ -237,12 +242,14 @@ class Distiller(nn.Module):
         """Term balancing (optional): divide by a running mean of the term's own magnitude."""
         if not self.cfg.balance:
             return value
-        if self.training:  # the magnitude over all processes, so every process divides alike (and a checkpoint,
-            v = float(distributed.all_reduce_mean(value.detach().abs().float()))  # which process 0 writes, holds it)
-            if name in self._magnitudes:
-                self._magnitudes[name] = 0.99 * self._magnitudes[name] + 0.01 * v
-            elif v > 0:  # starts at the first non-zero value: a term that is 0 at first (the task loss of a batch of
-                self._magnitudes[name] = v  # transfer rows, hidden labels only) would then be divided by 0.01 v
+        # The magnitude over all processes, so every process divides alike (and a checkpoint, which process 0 writes,
+        # holds it). A non-finite one is left out: the process whose term it is stops the step and names the term,
+        # and the others, their loss still finite, say that another process stopped.
+        v = float(distributed.all_reduce_mean(value.detach().abs().float())) if self.training else math.nan
+        if math.isfinite(v) and name in self._magnitudes:
+            self._magnitudes[name] = 0.99 * self._magnitudes[name] + 0.01 * v
+        elif math.isfinite(v) and v > 0:  # starts at the first non-zero value: a term that is 0 at first (the task
+            self._magnitudes[name] = v  # loss of a batch of transfer rows, hidden labels only) would then be / 0.01 v
         return value / max(self._magnitudes.get(name, 1.0), 1e-8)
 
     def feature_terms(self, s: Features, t: Features, perturbed) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -77,10 +77,15 @@ def capture(model: torch.nn.Module, inputs: dict[str, Any], *, hidden: bool = Tr
 
 
 def forward_columns(model: torch.nn.Module) -> set[str]:
-    """The named arguments of a model's ``forward`` (the columns the Trainer would keep for it); empty when its
-    signature does not name them (a wrapper taking ``*args, **kwargs``), since nothing can then be told apart."""
-    names = {n for n, p in inspect.signature(model.forward).parameters.items()
-             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    """The named arguments of a model's ``forward`` (the columns the Trainer would keep for it); empty when they
+    cannot be told: a model of one's own whose ``**kwargs`` may pass more on (transformers' models take ``**kwargs``
+    for attention options, not inputs), or a wrapper that names none."""
+    from transformers import PreTrainedModel
+
+    params = inspect.signature(model.forward).parameters.values()
+    if not isinstance(model, PreTrainedModel) and any(p.kind == p.VAR_KEYWORD for p in params):
+        return set()
+    names = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     return names if names & {"input_ids", "inputs_embeds"} else set()
 
 

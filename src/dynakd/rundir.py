@@ -126,8 +126,8 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
             print(f"evaluate: {', '.join(said)} (as {folder} was trained)", flush=True)
         if saved.get("max_eval_samples") and "max_eval_samples" not in given:
             n = saved["max_eval_samples"]
-            print(f"note: {folder} was scored on the first {n} evaluation rows (--max-eval-samples {n}); this scores "
-                  f"them all (give --max-eval-samples {n} for the same rows)", flush=True)
+            print(f"note: {folder} was scored on a seeded subset of {n} evaluation rows (--max-eval-samples {n}); "
+                  f"this scores them all (give --max-eval-samples {n} for the same rows)", flush=True)
         if lost:
             print(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
                   f"folder the run ran in); give {flags}", flush=True)
@@ -241,6 +241,16 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
     except OSError as e:
         raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None
     return out
+
+
+def discard_output(out: Path) -> None:
+    """Take back what ``prepare_output`` wrote for a run that stopped before training (its config; the folder too
+    when nothing else is in it)."""
+    (out / CONFIG_NAME).unlink(missing_ok=True)
+    try:
+        out.rmdir()
+    except OSError:  # other files: they are not this run's to delete
+        pass
 
 
 def describe_model(model, folder: Path) -> dict[str, Any]:

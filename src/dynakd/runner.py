@@ -45,6 +45,7 @@ from .rundir import (
     check_output,
     check_writable,
     describe_model,
+    discard_output,
     note_other_task,
     prepare_output,
     resume_point,
@@ -299,11 +300,14 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         teacher.to(args.device).eval()
     # process 0 of all machines writes, the others then read (a cache folder not shared is built once per machine)
     with args.main_process_first(local=False, desc="run folder and teacher cache"):
-        # the cache first: a cache refused as stale leaves no run folder behind (whose dynakd.yaml would then refuse
-        # the corrected command as a different run)
-        cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
         if main_process:
             prepare_output(cfg, command, resume)
+        try:
+            cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
+        except DynaKDError:
+            if main_process and resume is None:  # a refused cache leaves no run behind, whose dynakd.yaml would
+                discard_output(out)  # refuse the corrected command as a different run
+            raise
     if cache is not None:
         encoded["train"] = encoded["train"].add_column(EXAMPLE_ID, list(range(len(encoded["train"]))))
     trainer = DistillationTrainer(

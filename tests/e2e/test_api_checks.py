@@ -141,6 +141,11 @@ def test_the_distiller_says_what_does_not_fit(tiny_teacher):
     with pytest.raises(DynaKDError, match="align.eps must be > 0"):
         Distiller(DistillConfig(method="full", align=AlignConfig(eps=0.0)), student_layers=2, teacher_layers=4,
                   student_width=32, teacher_width=32)
+    with pytest.raises(DynaKDError, match="the config's task squad is extractive QA: pass qa=True"):
+        Distiller(build_config({"task": "squad"}), student_layers=2, teacher_layers=4, student_width=32,
+                  teacher_width=32)
+    with pytest.raises(DynaKDError, match=r"Distiller\(qa=True\) needs a config of an extractive QA task"):
+        _distiller(qa=True)
     with pytest.raises(DynaKDError, match="capture needs the batch's attention_mask"):
         capture(student, {"input_ids": batch["input_ids"]})
     with pytest.raises(DynaKDError, match="split_inputs"):
@@ -193,3 +198,18 @@ def test_the_teacher_cache_in_your_own_trainer(tiny_teacher, tmp_path):
     trainer({"method": "full", "dynamics": {"pooling": "cls"}}).train()  # the cache read 'cls' for it
     with pytest.raises(DynaKDError, match="the teacher cache cannot stand in for the teacher here: method 'static'"):
         trainer({"method": "static"})
+
+
+def test_what_each_model_takes_is_told_only_where_it_can_be(tiny_teacher):
+    """A transformers model names its inputs (its **kwargs carry attention options); a wrapper of one's own whose
+    **kwargs may pass inputs on is given everything, as before."""
+    from dynakd.features import forward_columns
+
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    assert {"input_ids", "attention_mask", "token_type_ids"} <= forward_columns(teacher)
+
+    class Wrapper(torch.nn.Module):
+        def forward(self, input_ids, attention_mask=None, **kwargs):
+            return teacher(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    assert forward_columns(Wrapper()) == set()

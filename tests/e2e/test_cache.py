@@ -41,6 +41,9 @@ def test_cache_is_reused_and_refused_when_stale(tiny_teacher, tmp_path, capsys):
     assert main(distill_args(other, tmp_path / "c2", "--method", "kd", "--teacher-cache", cache)) == 2
     assert "was made for another teacher" in capsys.readouterr().err
     assert not (tmp_path / "c2").exists()  # no run folder left to refuse the corrected command as another run
+    inside = tmp_path / "in"  # a cache folder inside the run's own folder
+    assert main(distill_args(tiny_teacher, inside, "--method", "kd", "--teacher-cache", str(inside / "cache"))) == 0
+    assert (inside / "cache" / "meta.json").is_file()
     assert main(distill_args(tiny_teacher, tmp_path / "c3", "--method", "kd", "--teacher-cache", cache,
                              "--set", "data_seed=1")) == 2  # the same number of rows, other rows
     assert "was made for other training data" in capsys.readouterr().err

@@ -338,8 +338,8 @@ def test_evaluate_keeps_a_runs_overlap_at_its_own_length_and_says_what_it_scores
     assert evaluation_defaults(run, {"max_seq_length": 128})["doc_stride"] == 32  # the run's own length
     assert "doc_stride 32" in capsys.readouterr().out
     assert "doc_stride" not in evaluation_defaults(run, {"max_seq_length": 256})  # chosen for another length
-    assert (f"note: {run} was scored on the first 24 evaluation rows (--max-eval-samples 24); this scores them all"
-            in capsys.readouterr().out)
+    assert (f"note: {run} was scored on a seeded subset of 24 evaluation rows (--max-eval-samples 24); this scores "
+            "them all" in capsys.readouterr().out)
     evaluation_defaults(run, {"max_eval_samples": 24})
     assert "--max-eval-samples" not in capsys.readouterr().out
 
