@@ -25,6 +25,7 @@ the sweep's is refused, not reused.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -357,17 +358,21 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
     k, n = shard
     sweep.output.mkdir(parents=True, exist_ok=True)
     results = sweep.output / "results.jsonl"
-    done = finished(results)
-    try:
-        check_finished(sweep, done)
-    except DynaKDError:
-        if not sweep.smoke:
-            raise
-        print(f"[ablate] the sweep file changed since the last smoke run: {sweep.output} starts again", flush=True)
-        shutil.rmtree(sweep.output)
-        sweep.output.mkdir(parents=True)
-        done = {}
-    (sweep.output / "sweep.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sweep) | {"output": str(sweep.output)}))
+    # a smoke folder may be started again (below): shards starting together do that once, under a lock outside it
+    with locked(sweep.output.parent / ".smoke.lock") if sweep.smoke else contextlib.nullcontext():
+        done = finished(results)
+        try:
+            check_finished(sweep, done)
+        except DynaKDError:
+            if not sweep.smoke:
+                raise
+            print(f"[ablate] the sweep file changed since the last smoke run: {sweep.output} starts again",
+                  flush=True)
+            shutil.rmtree(sweep.output)
+            sweep.output.mkdir(parents=True)
+            done = {}
+        (sweep.output / "sweep.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sweep)
+                                                               | {"output": str(sweep.output)}))
     mine = [c for i, c in enumerate(cells(sweep)) if i % n == k - 1]
     todo = [c for c in mine if cell_key(c) not in done]
     part = f" (shard {k}/{n})" if n > 1 else ""
