@@ -257,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _run(args)
     except DynaKDError as e:
-        print(f"dynakd: error: {e}", file=sys.stderr)
+        # under a launcher each process may stop on its own: say which (most say the same; process 0 is the one read)
+        rank = f"[rank {os.environ.get('RANK', '?')}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        print(f"dynakd: error: {rank}{e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dynakd: interrupted", file=sys.stderr)
