@@ -22,7 +22,7 @@ from transformers import TrainingArguments, set_seed
 from . import hub
 from .cache import live_dataset_mean, prepare_teacher_cache
 from .card import method_label, write_model_card
-from .checkpoints import checkpoint_step, io_reason, remove_checkpoints
+from .checkpoints import check_launch, checkpoint_step, io_reason, remove_checkpoints
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, split_dev, subsample, subsample_with_transfer
 from .data.prepare import DistillationCollator, check_labels, drop_empty, same_tokenizer, tokenize
@@ -279,6 +279,9 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
         hub.check_push(cfg.push_to_hub)
     out = check_output(cfg, command)
     resume = resume_point(cfg, out)
+    if resume is not None:  # before any model loads (the trainer checks again, for its own users)
+        check_launch(resume, {"processes": int(os.environ.get("WORLD_SIZE", "1")), "per_device_batch": cfg.batch_size,
+                              "gradient_accumulation_steps": cfg.gradient_accumulation_steps})
     check_writable(out)
     return cfg, teacher_name, out, resume
 

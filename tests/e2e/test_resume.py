@@ -98,10 +98,15 @@ def kill_with_hook(teacher: Path, out: Path, point: str, tmp_path: Path) -> None
     assert proc.returncode == -signal.SIGKILL
 
 
-def test_sigkill_mid_run_then_resume_gives_the_same_weights(tiny_teacher, reference, tmp_path):
+def test_sigkill_mid_run_then_resume_gives_the_same_weights(tiny_teacher, reference, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     kill_with_hook(tiny_teacher, out, "mid-run", tmp_path)
     assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
+    with monkeypatch.context() as env:  # another number of processes: refused before any model loads
+        env.setenv("WORLD_SIZE", "2")
+        assert main(run_args(tiny_teacher, out, "--resume")) == 2
+    assert "checkpoint-4 was written by 1 process(es) (global batch 8 x 1 x 1), and this run has 2" in \
+        capsys.readouterr().err
     assert main(run_args(tiny_teacher, out, "--resume")) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train"]["resumed_from"] == "checkpoint-4" and metrics["train"]["steps"] == 8
