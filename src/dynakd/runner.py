@@ -379,7 +379,7 @@ def _train_record(train_out, train_time: float, resume: Path | None, cache, proc
         "eval_runtime_s": round(evaluating, 1),
         "steps": train_out.global_step,
         "steps_per_second": round((train_out.global_step - first) / training, 3),
-        "loss": round(train_out.training_loss, 5),
+        "loss": round(train_out.training_loss, 5) if train_out.global_step > first else None,  # none trained here
         "teacher_cache": str(cache.folder) if cache else None,
         "processes": processes,
         "resumed_from": resume.name if resume else None,

@@ -255,6 +255,11 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # multi-process run (accelerate's BatchSamplerShard) or after skip_first_batches (a resumed epoch); here the
         # epoch is known.
         epoch = kwargs.get("epoch", args[1] if len(args) > 1 else None)
+        if self.state.global_step >= self.state.max_steps > 0:
+            # resumed from a checkpoint of the last step (killed while evaluating or saving at the end): nothing is
+            # left to train, but the Trainer's loop tests the step count only after a step, so it trained one more
+            self.control.should_training_stop = True
+            return None
         if self._epoch_sampler is not None and epoch is not None:
             self._epoch_sampler.set_epoch(epoch)
         return super()._run_epoch(*args, **kwargs)

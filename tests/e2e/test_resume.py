@@ -125,6 +125,22 @@ def test_killed_during_checkpoint_write_resumes_from_the_previous_one(tiny_teach
     assert_same_weights(reference, out)
 
 
+def test_a_checkpoint_of_the_last_step_resumes_without_training(tiny_teacher, tmp_path):
+    """Killed after the last checkpoint (while evaluating or saving at the end): the Trainer's loop tests the step
+    count only after a step, so a run whose last step falls inside an epoch (8 steps, 6 an epoch) trained a step 9
+    of 8 when resumed (its running plan and references moved)."""
+    out = tmp_path / "run"
+    args = run_args(tiny_teacher, out, "--keep-checkpoints", "--max-train-samples", "48")
+    assert main(args) == 0
+    plan = json.loads((out / "alignment.json").read_text())
+    for name in ("metrics.json", "model.safetensors", "README.md"):  # what the killed run had not written yet
+        (out / name).unlink()
+    assert main(args) == 0
+    train = json.loads((out / "metrics.json").read_text())["train"]
+    assert train["resumed_from"] == "checkpoint-8" and train["steps"] == 8 and train["loss"] is None
+    assert json.loads((out / "alignment.json").read_text()) == plan
+
+
 def test_non_finite_loss_stops_with_the_last_good_state(tiny_teacher, tmp_path, capsys, monkeypatch):
     """Step 3 gets NaN features on the way into the EMA reference: the deviation term turns NaN, the run stops, and
     the saved state is that of step 2 (its EMA reference finite), a whole checkpoint to resume from."""
