@@ -237,19 +237,11 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
     _remove_dead_builds(folder)
     tmp = folder.with_name(f"{folder.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # one per builder
     tmp.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, np.ndarray] = {}
-    for rows, logits, pooled in teacher_pass(teacher, dataset, collator, batch_size=batch_size, device=device):
-        for name, value in {"logits": logits, **pooled}.items():
-            if name not in arrays:
-                np_dtype = np.float32 if name == "logits" else np.dtype(dtype)
-                arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np_dtype,
-                                                         shape=(n, *value.shape[1:]))
-            value = value.float().cpu().numpy()
-            if arrays[name].dtype != value.dtype:  # float16 storage
-                _check_range(value, arrays[name].dtype, tmp)
-            arrays[name][rows] = value
-    for a in arrays.values():
-        a.flush()
+    try:
+        _write_arrays(tmp, teacher, dataset, collator, batch_size=batch_size, device=device, dtype=dtype)
+    except BaseException:  # an error, Ctrl-C: the half-written arrays go (a killed process's, the next build's)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     meta = {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     try:
@@ -261,13 +253,29 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
     return TeacherCache(folder)
 
 
-def _check_range(value: np.ndarray, dtype: np.dtype, tmp: Path) -> None:
+def _write_arrays(tmp: Path, teacher, dataset, collator, *, batch_size: int, device, dtype: str) -> None:
+    n = len(dataset)
+    arrays: dict[str, np.ndarray] = {}
+    for rows, logits, pooled in teacher_pass(teacher, dataset, collator, batch_size=batch_size, device=device):
+        for name, value in {"logits": logits, **pooled}.items():
+            if name not in arrays:
+                np_dtype = np.float32 if name == "logits" else np.dtype(dtype)
+                arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np_dtype,
+                                                         shape=(n, *value.shape[1:]))
+            value = value.float().cpu().numpy()
+            if arrays[name].dtype != value.dtype:  # float16 storage
+                _check_range(value, arrays[name].dtype)
+            arrays[name][rows] = value
+    for a in arrays.values():
+        a.flush()
+
+
+def _check_range(value: np.ndarray, dtype: np.dtype) -> None:
     """Refuse features that the storage type cannot hold: float16 turns values beyond 65504 into inf, and the
     cached run would stop on a non-finite loss that the live teacher never gives."""
     limit = float(np.finfo(dtype).max)
     peak = float(np.abs(value).max(initial=0.0))
     if peak > limit:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise DynaKDError(f"the teacher's pooled features reach {peak:.3g}, beyond {dtype.name}'s range ({limit:.6g}):"
                           " store them with --set teacher_cache_dtype=float32, or run the teacher live with "
                           "--teacher-cache off")

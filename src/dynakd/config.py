@@ -221,7 +221,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if tp is Schedule and isinstance(value, (int, float)) and not isinstance(value, bool):
             return Schedule("constant", float(value), float(value))
         if not isinstance(value, dict):
-            raise DynaKDError(f"{where}: expected a mapping, got {value!r}")
+            keys = ", ".join(f.name for f in dataclasses.fields(tp))
+            raise DynaKDError(f"{where}: expected a mapping, got {value!r} (its settings are spelt {where}.KEY=VALUE; "
+                              f"keys: {keys})")
         return _from_dict(tp, value, where)
     if origin is list:
         (inner,) = typing.get_args(tp)

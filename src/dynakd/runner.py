@@ -307,9 +307,9 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
             prepare_output(cfg, command, resume)
         try:
             cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
-        except DynaKDError:
-            if main_process and resume is None:  # a refused cache leaves no run behind, whose dynakd.yaml would
-                discard_output(out)  # refuse the corrected command as a different run
+        except BaseException:  # refused, failed or interrupted (Ctrl-C)
+            if main_process and resume is None:  # leaves no run behind, whose dynakd.yaml would refuse the
+                discard_output(out)  # corrected command as a different run
             raise
     if cache is not None:
         encoded["train"] = encoded["train"].add_column(EXAMPLE_ID, list(range(len(encoded["train"]))))
@@ -432,6 +432,8 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
         check_seq_length(cfg.max_seq_length, tokenizer, model)
         return model, tokenizer, None, None
     note_other_task(teacher_name, task.name, "teacher")
+    if cfg.student:
+        note_other_task(cfg.student, task.name, "student")
     teacher = load_task_model(teacher_name, task, new_head_ok=False)
     student, tokenizer = load_student(cfg, teacher, task), load_tokenizer(cfg.student or teacher_name)
     t_tok = load_tokenizer(teacher_name)
@@ -511,6 +513,7 @@ def evaluate(cfg: DistillConfig) -> RunResult:
 
 
 def _evaluate(cfg: DistillConfig) -> RunResult:
+    check_model_folder(cfg.model)  # a mistyped path is named as such, not as the data it would have evaluated on
     check_writable(Path(cfg.output or cfg.model))  # before the data and the model load
     task, data = load_data(cfg, train=False)
     note_other_task(cfg.model, task.name, "model")

@@ -88,3 +88,19 @@ def test_a_build_killed_on_this_machine_is_cleaned_up(tmp_path):
         folder.mkdir()
     _remove_dead_builds(tmp_path / "c")
     assert not dead.exists() and alive.exists() and other.exists()
+
+
+def test_an_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):
+    import pytest
+
+    from dynakd import cache as module
+
+    def interrupted(*args, **kwargs):
+        yield np.arange(2), torch.zeros(2, CLASSES), {"mean": torch.zeros(2, LAYERS, WIDTH)}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "teacher_pass", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        module.build_cache(tmp_path / "c", None, list(range(ROWS)), None, batch_size=2, device="cpu",
+                           dtype="float16", fingerprints={})
+    assert list(tmp_path.iterdir()) == []

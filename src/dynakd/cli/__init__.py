@@ -202,8 +202,10 @@ def _run(args: argparse.Namespace) -> None:
         cfg = config_from_args(args, [EVALUATE_FLAGS], defaults=saved)
         result = runner.evaluate(cfg)
     scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics["eval"].items() if _is_score(k, v))
+    teacher = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.get("teacher_eval", {}).items() if _is_score(k, v))
     if is_first_process():  # one report from a multi-process run
-        print(f"{args.command}: {scores}\nwritten to {result.output}")
+        print(f"{args.command}: {scores}" + (f"\nteacher: {teacher}" if teacher else "")
+              + f"\nwritten to {result.output}")
 
 
 def _bench(args: argparse.Namespace) -> None:
