@@ -73,6 +73,17 @@ def recorded_settings(folder: str | Path, keys: tuple[str, ...]) -> dict[str, An
     return {k: saved[k] for k in keys if saved.get(k) is not None}
 
 
+def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
+    """The task a DynaKD-trained teacher was fine-tuned on, for a ``distill`` command that names none (rather than
+    the default task, which a teacher of another task would be distilled on with a note); says so."""
+    if not teacher or given.get("task") is not None:
+        return {}
+    task = recorded_settings(os.path.expanduser(str(teacher)), ("task",)).get("task")
+    if task and is_first_process():
+        print(f"distill: task {task} (as the teacher {teacher} was fine-tuned)", flush=True)
+    return {"task": task} if task else {}
+
+
 # What a run folder's own dynakd.yaml gives `evaluate` unless the command says otherwise: how inputs were cut, and
 # which dev rows a --dev-split run held out (it trained on the rest) ...
 EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", "dev_split", "data_seed")

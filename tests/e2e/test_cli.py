@@ -352,3 +352,20 @@ def test_evaluate_checks_a_squad_overlap_against_the_runs_length(tmp_path, capsy
                  str(tmp_path / "nope.json")]) == 2
     err = capsys.readouterr().err  # past the config (200 < the run's 256, not the default 128) to the data
     assert "doc_stride" not in err and "nope.json" in err
+
+
+def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_teacher, tmp_path, capsys):
+    """Without --task, a teacher fine-tuned on mrpc was distilled on the default sst2 (with a note only); and the
+    teacher's scores, in metrics.json and the card, were not printed beside the student's."""
+    from dynakd.rundir import teacher_task
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "dynakd.yaml").write_text("task: mrpc\n")
+    assert teacher_task(str(teacher), {}) == {"task": "mrpc"}
+    assert f"distill: task mrpc (as the teacher {teacher} was fine-tuned)" in capsys.readouterr().out
+    assert teacher_task(str(teacher), {"task": "sst2"}) == {} and teacher_task("org/hub-model", {}) == {}
+    out = tmp_path / "student"
+    assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
+    printed = capsys.readouterr().out
+    assert "\nteacher: accuracy=" in printed and printed.index("distill: accuracy=") < printed.index("teacher:")

@@ -21,7 +21,8 @@ from ..errors import DynaKDError
 
 # flag -> (config key, type, help)
 DATA_FLAGS = {
-    "--task": ("task", str, "GLUE task (sst2 mrpc qnli mnli qqp rte cola stsb), squad (extractive QA) or csv / json"),
+    "--task": ("task", str, "GLUE task (sst2 mrpc qnli mnli qqp rte cola stsb), squad (extractive QA) or csv / json "
+               "(default sst2; distill: the task a DynaKD teacher was fine-tuned on)"),
     "--data-dir": ("data_dir", str, "folder in the GLUE TSV layout (DIR/SST-2/train.tsv ...); default: the hub"),
     "--train-file": ("train_file", str, "training file for --task csv/json, or SQuAD v1.1 JSON for --task squad"),
     "--validation-file": ("validation_file", str, "validation file for --task csv/json/squad"),
