@@ -350,8 +350,8 @@ def test_evaluate_checks_a_squad_overlap_against_the_runs_length(tmp_path, capsy
     (run / "dynakd.yaml").write_text("task: squad\nmax_seq_length: 256\n")
     assert main(["evaluate", "--model", str(run), "--task", "squad", "--doc-stride", "200", "--validation-file",
                  str(tmp_path / "nope.json")]) == 2
-    err = capsys.readouterr().err  # past the config (200 < the run's 256, not the default 128) to the data
-    assert "doc_stride" not in err and "nope.json" in err
+    err = capsys.readouterr().err  # past the config (200 < the run's 256, not the default 128) to the model folder
+    assert "doc_stride" not in err and "is not a model folder" in err
 
 
 def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_teacher, tmp_path, capsys):
