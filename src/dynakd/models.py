@@ -36,6 +36,12 @@ def load_tokenizer(name: str):
         raise _cannot_load("a tokenizer", name, e) from None
 
 
+def check_model_loads(name: str) -> None:
+    """The model's config (one small file) loads: a mistyped path that reads as a hub id is named as such before any
+    data loads (offline, ``run/model`` for ``runs/model`` would otherwise fail on the data's hub download first)."""
+    _load_config(name)
+
+
 def _load_config(name: str):
     name = packaged.resolve(name)
     try:

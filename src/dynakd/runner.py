@@ -35,6 +35,7 @@ from .features import EXAMPLE_ID
 from .metrics import compute_metrics
 from .models import (
     check_model_folder,
+    check_model_loads,
     check_seq_length,
     check_student_request,
     load_student,
@@ -514,6 +515,7 @@ def evaluate(cfg: DistillConfig) -> RunResult:
 
 def _evaluate(cfg: DistillConfig) -> RunResult:
     check_model_folder(cfg.model)  # a mistyped path is named as such, not as the data it would have evaluated on
+    check_model_loads(cfg.model)
     check_writable(Path(cfg.output or cfg.model))  # before the data and the model load
     task, data = load_data(cfg, train=False)
     note_other_task(cfg.model, task.name, "model")

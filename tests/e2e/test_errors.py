@@ -466,3 +466,10 @@ def test_commands_that_run_in_one_process_refuse_a_launcher(command, capsys, mon
 ])
 def test_the_demo_refuses_a_flag_of_its_other_task(args, expected, capsys, tmp_path):
     assert expected in run_error(capsys, ["demo", "--output", str(tmp_path / "d"), *args])
+
+
+def test_evaluate_names_a_mistyped_model_before_any_data(tmp_path, capsys, monkeypatch):
+    """``run/model`` for ``runs/model`` reads as a hub id; offline it failed on the data's hub download first."""
+    monkeypatch.chdir(tmp_path)
+    err = run_error(capsys, ["evaluate", "--model", "run/model", "--no-progress"])
+    assert "cannot load a model from 'run/model'" in err and "GLUE" not in err
