@@ -18,6 +18,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from . import packaged
 from .config import DistillConfig
 from .data.tasks import TaskSpec
+from .errors import DynaKDError
 
 CARD_NAME = "README.md"
 HUB_DATASETS = {"squad": ("rajpurkar/squad", "plain_text", "SQuAD v1.1")}  # otherwise GLUE: nyu-mll/glue
@@ -62,11 +63,13 @@ def base_model(name: str | None) -> str | None:
 def license_of(name: str | None) -> str | None:
     """The license the weights came under, as the card of the folder they were loaded from says (a packaged
     checkpoint's card, or a local folder's, which a DynaKD run passes on); None for a hub id (not fetched)."""
-    try:
-        folder = Path(packaged.resolve(name)).expanduser() if name else None
-    except Exception:  # noqa: BLE001 - a packaged alias whose package is missing: nothing to pass on
+    if not name:
         return None
-    found = _card_field(folder, "license") if folder is not None and folder.is_dir() else None
+    try:
+        folder = Path(packaged.resolve(name)).expanduser()
+    except DynaKDError:  # a packaged alias whose package is missing: nothing to pass on
+        return None
+    found = _card_field(folder, "license")
     return found if isinstance(found, str) else None
 
 
@@ -158,7 +161,8 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
         origin = f"a {size}model fine-tuned with DynaKD from {model_ref(cfg.model)} on {data}."
     lines = [f"# {out.name}", "", f"This is {origin}", "", "## Results", ""]
     lines += _results_table(metrics, scores, task, cfg)
-    if scored := _evaluated_on(cfg, task):
+    scored = _evaluated_on(cfg, task)
+    if scored:
         lines += ["", f"Scored on {scored}, not the whole split: these are not the dataset's published scores."]
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
     train = metrics.get("train", {})
@@ -172,7 +176,7 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
                                                    f"{cfg.data_seed})"))
     if cfg.transfer_samples and command == "distill":
         settings.append(("transfer rows (teacher labels only)", cfg.transfer_samples))
-    if scored := _evaluated_on(cfg, task):
+    if scored:
         settings.append(("evaluated on", scored))
     lines += [f"| {k} | {v} |" for k, v in settings]
     lines += ["", f"Every setting is in `dynakd.yaml`: `dynakd {command} --config dynakd.yaml --output NEW_FOLDER`, "

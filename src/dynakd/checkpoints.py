@@ -114,6 +114,12 @@ def load_distiller_state(distiller, folder: Path) -> None:
         raise DynaKDError(f"checkpoint {folder} does not fit this run's distiller ({str(e).splitlines()[0]})") from None
 
 
+def launch_record(processes: int, per_device_batch: int, gradient_accumulation_steps: int) -> dict[str, int]:
+    """How a run's batches are made (what ``save_launch`` writes and ``check_launch`` compares)."""
+    return {"processes": processes, "per_device_batch": per_device_batch,
+            "gradient_accumulation_steps": gradient_accumulation_steps}
+
+
 def save_launch(folder: Path, launch: dict[str, int]) -> None:
     (folder / LAUNCH).write_text(json.dumps(launch))
 

@@ -99,7 +99,7 @@ class Distiller(nn.Module):
         self.register_buffer("ref_t", torch.zeros(teacher_layers + 1, teacher_width))
         self.register_buffer("ref_steps", torch.zeros((), dtype=torch.long))
         self.teacher_ref_fixed = False
-        self._depths_checked = False
+        self._first_batch_checked = False
         self._magnitudes: dict[str, float] = {}
 
     def set_label_smoothing(self, value: float) -> None:
@@ -165,13 +165,13 @@ class Distiller(nn.Module):
         if labels is None:
             raise DynaKDError("the batch has no labels: the task term needs them (a 'labels' entry; rows only the "
                               f"teacher supervises carry {HIDDEN_LABEL}, or NaN for regression)")
-        if not self._depths_checked:  # once: the models do not change
+        if not self._first_batch_checked:  # once: the models do not change
             self._check_outputs(student, teacher)
             if teacher is not None and self.feature:
                 self._check_depths(student, teacher)
             if teacher is not None and self.token_level:  # once: a device sync (the shapes are checked every batch)
                 self._check_same_tokens(student, teacher, values=True)
-            self._depths_checked = teacher is not None or self.cfg.method == "task"
+            self._first_batch_checked = teacher is not None or self.cfg.method == "task"
         elif teacher is not None and self.token_level:
             self._check_same_tokens(student, teacher, values=False)
         if (teacher is not None and perturbed is None and self.feature == "dynamics"

@@ -20,6 +20,12 @@ def is_first_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def launched_processes() -> int:
+    """The processes a launcher started (``WORLD_SIZE``, set by torchrun and accelerate before any process group
+    exists), or 1."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 

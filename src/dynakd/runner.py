@@ -22,14 +22,14 @@ from transformers import TrainingArguments, set_seed
 from . import hub
 from .cache import live_dataset_mean, prepare_teacher_cache
 from .card import method_label, write_model_card
-from .checkpoints import check_launch, checkpoint_step, io_reason, remove_checkpoints
+from .checkpoints import check_launch, checkpoint_step, io_reason, launch_record, remove_checkpoints
 from .config import DistillConfig, validate
 from .data import get_task, infer_task_from_data, load_task_data, split_dev, subsample, subsample_with_transfer
 from .data.prepare import DistillationCollator, check_labels, drop_empty, same_tokenizer, tokenize
 from .data.squad import QAEval, encode_squad, load_squad
 from .data.tasks import TaskSpec
 from .distiller import Distiller
-from .distributed import is_first_process
+from .distributed import is_first_process, launched_processes
 from .errors import DynaKDError
 from .features import EXAMPLE_ID
 from .metrics import compute_metrics
@@ -205,7 +205,7 @@ def _cpu_only() -> bool:
         return False
     accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
     other = accelerator.is_available() if accelerator is not None else torch.backends.mps.is_available()
-    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    several = launched_processes() > 1
     return not other or (several and torch.backends.mps.is_available())
 
 
@@ -281,8 +281,7 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
     out = check_output(cfg, command)
     resume = resume_point(cfg, out)
     if resume is not None:  # before any model loads (the trainer checks again, for its own users)
-        check_launch(resume, {"processes": int(os.environ.get("WORLD_SIZE", "1")), "per_device_batch": cfg.batch_size,
-                              "gradient_accumulation_steps": cfg.gradient_accumulation_steps})
+        check_launch(resume, launch_record(launched_processes(), cfg.batch_size, cfg.gradient_accumulation_steps))
     check_writable(out)
     return cfg, teacher_name, out, resume
 
@@ -351,7 +350,7 @@ def note_batch_of_one(cfg: DistillConfig) -> None:
     change what a batch holds): a lone sample's direction (Gram [[1]]) and relative magnitude (1) are constants
     whatever the reference, it has no other sample to relate to, and a change centred over the batch is 0. What is
     left is the magnitude of a change relative to its base (layer_change, sensitivity)."""
-    gathered = cfg.dynamics.gather and int(os.environ.get("WORLD_SIZE", "1")) > 1  # one batch of every process's
+    gathered = cfg.dynamics.gather and launched_processes() > 1  # one batch of every process's
     if cfg.batch_size > 1 or cfg.terms["feature"] != "dynamics" or cfg.dynamics.pooling == "tokens" or gathered \
             or not is_first_process():
         return

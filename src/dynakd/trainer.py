@@ -33,6 +33,7 @@ from .checkpoints import (
     STAGING,
     check_launch,
     io_reason,
+    launch_record,
     load_distiller_state,
     publish,
     save_distiller_state,
@@ -413,8 +414,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
     def _launch(self) -> dict[str, int]:
         """How the run's batches are made: a resume must see them made alike (the global batch sets the schedule)."""
         args = self.args
-        return {"processes": args.world_size, "per_device_batch": args.per_device_train_batch_size,
-                "gradient_accumulation_steps": args.gradient_accumulation_steps}
+        return launch_record(args.world_size, args.per_device_train_batch_size, args.gradient_accumulation_steps)
 
     def _get_output_dir(self, trial) -> str:
         return str(self._staging) if self._staging is not None else super()._get_output_dir(trial)

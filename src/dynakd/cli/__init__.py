@@ -145,10 +145,10 @@ SINGLE_PROCESS = ("demo", "ablate", "report", "bench")
 
 def _run(args: argparse.Namespace) -> None:
     from .. import runner
-    from ..distributed import is_first_process
+    from ..distributed import is_first_process, launched_processes
 
     _quiet_libraries()
-    if args.command in SINGLE_PROCESS and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if args.command in SINGLE_PROCESS and launched_processes() > 1:
         # each would run whole in every process (a sweep's cells twice, or waiting on each other's locks for ever)
         hint = {"ablate": "; to share a sweep out, run shards side by side: dynakd ablate --shard K/N (README: Sweeps)",
                 "bench": "; it times one process's step"}.get(args.command, "")
@@ -265,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         _run(args)
     except DynaKDError as e:
         # under a launcher each process may stop on its own: say which (most say the same; process 0 is the one read)
-        rank = f"[rank {os.environ.get('RANK', '?')}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        from ..distributed import launched_processes  # (loaded by then: errors come from _run)
+
+        rank = f"[rank {os.environ.get('RANK', '?')}] " if launched_processes() > 1 else ""
         print(f"dynakd: error: {rank}{e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
