@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .errors import DynaKDError
+from .errors import DynaKDError, first_line
 
 PREFIX = "checkpoint"
 STAGING = ".partial-"
@@ -111,7 +111,7 @@ def load_distiller_state(distiller, folder: Path) -> None:
     try:
         distiller.load_state_dict(torch.load(folder / DISTILLER_STATE, map_location="cpu", weights_only=True))
     except (OSError, RuntimeError, KeyError) as e:
-        raise DynaKDError(f"checkpoint {folder} does not fit this run's distiller ({str(e).splitlines()[0]})") from None
+        raise DynaKDError(f"checkpoint {folder} does not fit this run's distiller ({first_line(e)})") from None
 
 
 def launch_record(processes: int, per_device_batch: int, gradient_accumulation_steps: int) -> dict[str, int]:
@@ -147,7 +147,7 @@ def io_reason(e: Exception) -> str:
     zip writer instead (e.g. on a full disk)."""
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return first_line(e)
 
 
 def publish(staging: Path, final: Path) -> None:

@@ -3,3 +3,10 @@
 
 class DynaKDError(Exception):
     """A problem with the user's input (config, data, models, paths) that the user can fix."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when the message is empty (``TimeoutError()``):
+    the reason a one-line error carries when it wraps a library's exception."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import DynaKDError
+from .errors import DynaKDError, first_line
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
@@ -67,7 +67,7 @@ def check_push(repo_id: str) -> None:
         validate_repo_id(repo_id)
     except HFValidationError as e:
         raise DynaKDError(f"--push-to-hub '{repo_id}' is not a hub repository id (name or namespace/name): "
-                          f"{str(e).splitlines()[0]}") from None
+                          f"{first_line(e)}") from None
     if get_token() is None:
         raise DynaKDError("--push-to-hub needs a Hugging Face token: run `hf auth login` or set HF_TOKEN")
     if offline_unless_reachable():
@@ -76,7 +76,7 @@ def check_push(repo_id: str) -> None:
     try:
         HfApi().whoami()
     except Exception as e:  # noqa: BLE001 - an invalid token (401) or a failing connection: no push would work
-        raise DynaKDError(f"--push-to-hub: the hub refused the token ({str(e).splitlines()[0]}); run `hf auth "
+        raise DynaKDError(f"--push-to-hub: the hub refused the token ({first_line(e)}); run `hf auth "
                           "login` again or set HF_TOKEN") from None
 
 
@@ -94,5 +94,5 @@ def push_folder(folder: Path, repo_id: str, *, private: bool, message: str) -> s
     except Exception as e:  # noqa: BLE001 - HTTP, connection (httpx) or file errors alike: the model is saved
         # and the run's one-line error must say so, never a traceback after hours of training
         raise DynaKDError(f"the model is saved in {folder}, but pushing it to {repo_id} failed: "
-                          f"{str(e).splitlines()[0]}; retry with `hf upload {repo_id} {folder}`") from None
+                          f"{first_line(e)}; retry with `hf upload {repo_id} {folder}`") from None
     return str(url)

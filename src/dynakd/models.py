@@ -10,12 +10,8 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelFor
 from . import hub, packaged
 from .data.tasks import TaskSpec
 from .distributed import is_first_process
-from .errors import DynaKDError
+from .errors import DynaKDError, first_line
 from .students import build_student, resolve_layer_ids
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
@@ -25,7 +21,7 @@ def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
     if name.count("/") == 1 and not Path(name).exists() and not name.startswith(("/", ".", "~")):
         hint = (f" (if '{name}' is meant as a folder: there is none in {Path.cwd()}; a relative path counts from the "
                 "folder the command runs in, a path in a saved dynakd.yaml from the one its run ran in)")
-    return DynaKDError(f"cannot load {what} from '{name}': {_first_line(e)}{hint}")
+    return DynaKDError(f"cannot load {what} from '{name}': {first_line(e)}{hint}")
 
 
 def load_tokenizer(name: str):

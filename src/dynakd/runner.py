@@ -30,7 +30,7 @@ from .data.squad import QAEval, encode_squad, load_squad
 from .data.tasks import TaskSpec
 from .distiller import Distiller
 from .distributed import is_first_process, launched_processes
-from .errors import DynaKDError
+from .errors import DynaKDError, first_line
 from .features import EXAMPLE_ID
 from .metrics import compute_metrics
 from .models import (
@@ -153,7 +153,7 @@ def training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
     try:
         return _training_args(cfg, out)
     except (ValueError, ImportError) as e:
-        raise DynaKDError(f"invalid training settings: {str(e).strip().splitlines()[0]}") from None
+        raise DynaKDError(f"invalid training settings: {first_line(e)}") from None
 
 
 def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:

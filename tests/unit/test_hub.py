@@ -47,3 +47,19 @@ def test_reachable_hub_and_proxies_change_nothing(fresh):
     fresh.setattr(socket, "create_connection", refuse)  # a direct connection fails, the proxy may still reach it
     fresh.setenv("HTTPS_PROXY", "http://proxy:3128")
     assert hub.offline_unless_reachable() is False and not constants.HF_HUB_OFFLINE
+
+
+def test_a_push_that_fails_without_a_message_still_says_so(tmp_path, monkeypatch):
+    """A timeout is raised as ``TimeoutError()``, with no message: the one-line error names its type (it used to end
+    in an ``IndexError`` traceback after the run had finished)."""
+    import huggingface_hub
+
+    from dynakd.errors import DynaKDError
+
+    class TimingOut:
+        def create_repo(self, *args, **kwargs):
+            raise TimeoutError()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", TimingOut)
+    with pytest.raises(DynaKDError, match=r"pushing it to me/student failed: TimeoutError; retry with `hf upload"):
+        hub.push_folder(tmp_path, "me/student", private=False, message="m")

@@ -15,7 +15,7 @@ from dynakd.data.glue import load_glue_dir, load_glue_hub
 from dynakd.data.synthetic import SYNTHETIC_VOCAB_WORDS, synthetic_sentiment
 from dynakd.data.tasks import GLUE_TASKS, TaskSpec, get_task, with_labels
 from dynakd.distributed import is_first_process
-from dynakd.errors import DynaKDError
+from dynakd.errors import DynaKDError, first_line
 from dynakd.features import HIDDEN_LABEL
 
 __all__ = [
@@ -125,7 +125,7 @@ def split_dev(data: DatasetDict, split: str, fraction: float, seed: int) -> Data
                 raise
             parts = ds.train_test_split(train_size=fraction, seed=seed)
             if is_first_process():  # (said once the unstratified split worked)
-                reason = str(e).splitlines()[0].replace(_STRATUM, "label")
+                reason = first_line(e).replace(_STRATUM, "label")
                 print(f"note: {split} is split without stratifying by label ({reason})", flush=True)
     except ValueError as e:  # too few examples for the fraction (datasets names the sizes)
         raise DynaKDError(f"cannot split {split} ({len(ds)} examples) at {fraction}: {e}") from None

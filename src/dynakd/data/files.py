@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 
-from dynakd.errors import DynaKDError
+from dynakd.errors import DynaKDError, first_line
 
 USER_KINDS = ("csv", "json")
 _STRING_TYPES = ("string", "large_string")
@@ -45,7 +45,7 @@ def _read(kind: str, files: dict[str, str]) -> DatasetDict:
     except Exception as exc:  # parse errors come from pandas/pyarrow/datasets in many types
         while exc.__cause__ is not None:  # datasets wraps the parser's reason in "An error occurred while ..."
             exc = exc.__cause__
-        reason = (str(exc).strip().splitlines() or [""])[0]
+        reason = first_line(exc)
         paths = list(dict.fromkeys(files.values()))
         raise DynaKDError(f"could not read {kind} file(s) {', '.join(paths)}: {reason}{_kind_hint(kind, paths)}") \
             from exc

@@ -17,7 +17,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from dynakd import hub
 from dynakd.data.tasks import TaskSpec
-from dynakd.errors import DynaKDError
+from dynakd.errors import DynaKDError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def load_glue_hub(task: TaskSpec, splits: Sequence[str] | None = None) -> Datase
         hub.offline_unless_reachable()
         raw = datasets.load_dataset("nyu-mll/glue", task.name)
     except Exception as exc:  # network, auth and cache errors come in many types; all mean "not available"
-        reason = (str(exc).strip().splitlines() or [""])[0]
+        reason = first_line(exc)
         raise DynaKDError(
             f"could not load GLUE {task.name} from the Hugging Face hub ({type(exc).__name__}: {reason}); "
             "pass --data-dir DIR with the GLUE TSV files"

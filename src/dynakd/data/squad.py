@@ -26,7 +26,7 @@ from datasets import Dataset, DatasetDict, Features, Value
 from datasets import Sequence as Seq
 
 from dynakd import hub
-from dynakd.errors import DynaKDError
+from dynakd.errors import DynaKDError, first_line
 from dynakd.features import CONTEXT_MASK
 
 SQUAD_FEATURES = Features({
@@ -129,7 +129,7 @@ def _load_hub(splits: Sequence[str]) -> DatasetDict:
         hub.offline_unless_reachable()
         data = datasets.load_dataset("rajpurkar/squad")
     except Exception as e:  # noqa: BLE001 - offline, missing, or a changed hub layout: one message
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        reason = first_line(e)
         raise DynaKDError(
             f"cannot load SQuAD from the hub ({reason}); pass --train-file/--validation-file (SQuAD v1.1 JSON)"
         ) from None
@@ -160,7 +160,7 @@ def _windows(tokenizer, examples: dict[str, list], max_length: int, stride: int)
                         max_length=max_length, stride=stride, return_overflowing_tokens=True,
                         return_offsets_mapping=True, padding=False)
     except Exception as e:  # noqa: BLE001 - the tokenizer's own errors, as one line
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        reason = first_line(e)
         where = f"max_seq_length {max_length}, doc_stride {stride}"
         raise DynaKDError(f"cannot cut SQuAD windows ({where}): {reason}") from None
     return enc, 1 if pad_on_right else 0
