@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from .errors import DynaKDError
-from .schedules import Schedule
+from .schedules import Schedule, constant
 
 COMPONENTS = ("deviation", "layer_change", "relations", "sensitivity")
 FORMS = ("direction", "magnitude")
@@ -159,8 +159,8 @@ class DistillConfig:
     # method
     method: Literal["task", "kd", "static", "pkd", "dynamics", "full"] = "full"
     temperature: float = 2.0
-    task_weight: Schedule = field(default_factory=lambda: Schedule("constant", 1.0, 1.0))
-    alpha: Schedule = field(default_factory=lambda: Schedule("constant", 1.0, 1.0))
+    task_weight: Schedule = field(default_factory=lambda: constant(1.0))
+    alpha: Schedule = field(default_factory=lambda: constant(1.0))
     beta: Schedule | None = None
     # A dynamics method (dynamics, full) plus static's token-level hidden-state MSE (through learned projections),
     # weighted by this schedule and spread over layer pairs by the same plan as the dynamics. None: off.
@@ -219,7 +219,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         if tp is Schedule and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return Schedule("constant", float(value), float(value))
+            return constant(float(value))
         if not isinstance(value, dict):
             keys = ", ".join(f.name for f in dataclasses.fields(tp))
             raise DynaKDError(f"{where}: expected a mapping, got {value!r} (its settings are spelt {where}.KEY=VALUE; "
@@ -330,8 +330,8 @@ def build_config(*layers: dict[str, Any]) -> DistillConfig:
     method = merged.get("method", "full")
     if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
         probe = DistillConfig(method=method)
-        for name, default in (("alpha", probe.alpha), ("beta", probe.beta_schedule()), ("task_weight", Schedule()),
-                              ("hidden_weight", Schedule())):
+        for name, default in (("alpha", probe.alpha), ("beta", probe.beta_schedule()),
+                              ("task_weight", probe.task_weight), ("hidden_weight", Schedule())):
             part = merged.get(name)
             # a mapping without 'kind' amends the default: {warmup: 0.1}; --set beta.start=3 (linear from 3 to 0)
             if isinstance(part, dict) and "kind" not in part:

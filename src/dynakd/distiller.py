@@ -87,9 +87,9 @@ class Distiller(nn.Module):
             else None
         )
         dyn = cfg.dynamics
-        self.opts = DynamicsOptions(
-            dyn.components, dyn.forms, dyn.distance, dyn.pooling, dyn.relation_pairs, dyn.relation_angle, dyn.weights
-        )
+        self.opts = DynamicsOptions(components=dyn.components, forms=dyn.forms, distance=dyn.distance,
+                                    pooling=dyn.pooling, relation_pairs=dyn.relation_pairs,
+                                    relation_angle=dyn.relation_angle)
         # With --torch-compile the dynamics (~300 small operators forward, as many backward) become one graph of fused
         # kernels: where a step is launch-bound (a small student on a GPU) these operators are most of its cost
         # (benchmarks/speed/RESULTS.md). One graph, no breaks; dynamic shapes, so new batch sizes do not recompile.
@@ -148,7 +148,7 @@ class Distiller(nn.Module):
         return term if term in ("task", "logit", "hidden") else "feature"
 
     def component_weight(self, term: str) -> float:
-        return self.opts.weights.get(term.removeprefix("dyn/"), 1.0) if term.startswith("dyn/") else 1.0
+        return self.cfg.dynamics.weights.get(term.removeprefix("dyn/"), 1.0) if term.startswith("dyn/") else 1.0
 
     # ----------------------------------------------------------------------------------------------- forward
     def forward(
@@ -255,7 +255,7 @@ class Distiller(nn.Module):
     def feature_terms(self, s: Features, t: Features, perturbed) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         if self.feature == "dynamics":
             costs = self.dynamics_costs(s, t, perturbed)
-            total = sum(self.opts.weights.get(k, 1.0) * c for k, c in costs.items())
+            total = sum(self.cfg.dynamics.weights.get(k, 1.0) * c for k, c in costs.items())
             plan = self.aligner(total if self.gathers else distributed.synced_cost(total))
             terms = {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
             if self.hidden_term:  # the dynamics' plan places it too; pairs the plan leaves out are not computed
@@ -268,8 +268,10 @@ class Distiller(nn.Module):
             needed = self.aligner.fixed > 0
         if self.feature == "static":
             cost = hidden_mse_costs(s.hidden, t.hidden, mask=s.mask, needed=needed, projections=self.projections)
-        else:
+        elif self.feature == "pkd":
             cost = pkd_costs(s.first_tokens(), t.first_tokens(), needed=needed, projections=self.projections)
+        else:  # a layer term named in config.METHOD_TERMS needs its branch here
+            raise ValueError(f"no layer term named {self.feature!r}")
         plan = self.aligner(distributed.synced_cost(cost))
         return {self.feature: plan_loss(plan, cost)}, plan
 
@@ -298,8 +300,12 @@ class Distiller(nn.Module):
     def dynamics_masks(self, s: Features, t: Features) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The tokens the dynamics see: the attention masks (padding never counts) or, for extractive QA with
         ``dynamics.qa_tokens: context``, only the context tokens of each window (question and special tokens out)."""
-        if not (self.qa and self.cfg.dynamics.qa_tokens == "context" and s.context is not None):
+        if not (self.qa and self.cfg.dynamics.qa_tokens == "context"):
             return s.mask, t.mask
+        if s.context is None:  # (the dynamics used to see every token without a word)
+            raise DynaKDError("dynamics.qa_tokens 'context' needs the batch's context_mask (a column of DynaKD's "
+                              "SQuAD windows): keep it in the batch that split_inputs and capture read, or set "
+                              "qa_tokens 'all'")
         s_ctx = s.context.to(s.mask.dtype) * s.mask  # [B, T]
         t_ctx = t.context.to(t.mask.dtype) * t.mask if t.context is not None and t.mask is not None else None
         return s_ctx, t_ctx

@@ -47,19 +47,23 @@ class Features:
 
 
 def split_inputs(batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any]:
-    """``(student_inputs, teacher_inputs, labels)``; the teacher reuses the student's inputs if it has none."""
+    """``(student_inputs, teacher_inputs, labels)``; the teacher reuses the student's inputs if it has none.
+
+    Each part keeps the batch's ``context_mask`` (extractive QA), which ``capture`` takes as the features' context
+    tokens and does not pass to the model."""
     labels = batch.get("labels")
-    student = {k: v for k, v in batch.items()
-               if not k.startswith((TEACHER_PREFIX, CACHED_PREFIX)) and k not in NON_MODEL_KEYS}
+    dropped = ("labels", EXAMPLE_ID)
+    student = {k: v for k, v in batch.items() if not k.startswith((TEACHER_PREFIX, CACHED_PREFIX)) and k not in dropped}
     teacher = {k[len(TEACHER_PREFIX) :]: v for k, v in batch.items() if k.startswith(TEACHER_PREFIX)}
-    teacher = {k: v for k, v in teacher.items() if k not in NON_MODEL_KEYS}
+    teacher = {k: v for k, v in teacher.items() if k not in dropped}
     return student, teacher or student, labels
 
 
 def capture(model: torch.nn.Module, inputs: dict[str, Any], *, hidden: bool = True, inputs_embeds=None) -> Features:
     """Run ``model`` on the model inputs of ``inputs`` and collect its logits and (optionally) all hidden states.
-    Entries that are not model inputs (``labels``, ``example_id``, ``context_mask``) are left out; a batch holding the
-    teacher's own tokenisation (``teacher_*``) is refused: ``split_inputs(batch)`` gives each model its part."""
+    Entries that are not model inputs (``labels``, ``example_id``, ``context_mask``) are left out of the call; a
+    ``context_mask`` becomes the features' ``context``. A batch holding the teacher's own tokenisation
+    (``teacher_*``) is refused: ``split_inputs(batch)`` gives each model its part."""
     if "attention_mask" not in inputs:
         raise DynaKDError("capture needs the batch's attention_mask (which tokens are padding): tokenize with "
                           "return_attention_mask=True, or collate with DataCollatorWithPadding")
@@ -73,7 +77,8 @@ def capture(model: torch.nn.Module, inputs: dict[str, Any], *, hidden: bool = Tr
         kwargs["inputs_embeds"] = inputs_embeds
     out = model(**kwargs, output_hidden_states=hidden, return_dict=True)
     hs = tuple(out.hidden_states) if hidden else ()
-    return Features(logits=output_logits(out), hidden=hs, mask=inputs["attention_mask"])
+    return Features(logits=output_logits(out), hidden=hs, mask=inputs["attention_mask"],
+                    context=inputs.get(CONTEXT_MASK))
 
 
 def forward_columns(model: torch.nn.Module) -> set[str]:

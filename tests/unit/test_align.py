@@ -225,3 +225,12 @@ def test_sinkhorn_on_the_host_matches_the_torch_loop(ls, lt):
     assert host_plan.dtype == torch.float32 and host_plan.device == cost.device and not host_plan.requires_grad
     torch.testing.assert_close(host_plan, torch_plan.detach(), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(host_g, torch_g.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_an_unknown_aligner_name_is_refused():
+    """(It used to become OT without a word; the config refuses unknown names first, this guards a new aligner that
+    is named in the config but has no branch in build_aligner.)"""
+    from dynakd.align import build_aligner
+
+    with pytest.raises(ValueError, match="no aligner named 'mine'"):
+        build_aligner(AlignConfig(name="mine"), 2, 4)

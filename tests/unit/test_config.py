@@ -45,6 +45,9 @@ def test_a_partial_schedule_amends_the_methods_default():
     assert build_config({"beta": {"kind": "cosine", "start": 3.0}}).beta_schedule() == Schedule("cosine", 3.0, 0.0)
     assert build_config({"beta": {"start": 3.0}}).beta_schedule() == Schedule("linear", 3.0, 0.0)  # like --beta 3
     assert build_config({"alpha": {"start": 0.5}}).alpha(0.7) == 0.5
+    # task_weight amends its own default (constant 1), so a no-op amendment is the default run: it used to amend a
+    # constant ending at 0, which the run-folder check read as another run
+    assert build_config({"task_weight": {"warmup": 0}}).task_weight == build_config({}).task_weight
 
 
 def test_run_folder_written_before_the_weights_were_spelt_out(tmp_path):

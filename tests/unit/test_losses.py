@@ -378,3 +378,19 @@ def test_a_lone_sample_gives_the_noted_forms_no_signal():
     cost = dynamics_costs(student, teacher, mask=mask, opts=DynamicsOptions(("layer_change",), ("magnitude",)),
                           anchors=[0, 1])["layer_change"]
     assert float(cost.detach().abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("field,value", [("components", ("deviaton",)), ("forms", ("directon",)), ("distance", "l1"),
+                                         ("pooling", "maen"), ("pooling", "auto"), ("relation_pairs", "adjacnt")])
+def test_dynamics_options_refuse_a_misspelt_name(field, value):
+    """The pure functions' options are checked like the config: a misspelt pooling, distance or pair choice used to
+    compute the default's numbers, a misspelt component nothing, a misspelt form an AttributeError."""
+    with pytest.raises(ValueError, match=f"DynamicsOptions.{field}: .* is not one of"):
+        DynamicsOptions(**{field: value})
+
+
+def test_pure_sensitivity_without_perturbed_features_is_refused():
+    s, t = rand_hidden(LS, DS, 0), rand_hidden(LT, DT, 1)
+    with pytest.raises(ValueError, match="sensitivity component needs perturbed="):
+        feature_dynamics_loss(s, t, mask=ragged_mask(), plan=uniform_plan(LS, LT),
+                              opts=DynamicsOptions(components=("deviation", "sensitivity")))

@@ -302,3 +302,28 @@ def test_a_long_question_is_cut_to_64_tokens(tokenizer):
 
     cut = _cut_questions(tokenizer, ["who " * 100 + "built the mill?"], 256, 32)[0]
     assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == MAX_QUESTION_TOKENS == 64
+
+
+def test_a_custom_loop_carries_the_context_tokens_to_the_dynamics():
+    """``split_inputs`` keeps a batch's ``context_mask`` and ``capture`` takes it as the features' context (it used to
+    drop it, and ``qa_tokens: context`` then saw every token without a word); without one, the Distiller says so."""
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from dynakd.distiller import Distiller
+    from dynakd.features import Features, capture, split_inputs
+
+    model = BertForQuestionAnswering(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
+                                                num_attention_heads=2, intermediate_size=16)).eval()
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])
+    context = torch.tensor([[0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 0, 0]])
+    batch = {"input_ids": torch.randint(1, 50, (2, 6)), "attention_mask": mask, "context_mask": context,
+             "start_positions": torch.tensor([2, 3]), "end_positions": torch.tensor([3, 3])}
+    student_inputs, teacher_inputs, _ = split_inputs(batch)
+    s = capture(model, student_inputs)
+    assert torch.equal(s.context, context) and torch.equal(capture(model, teacher_inputs).context, context)
+    cfg = validate(DistillConfig(task="squad", max_seq_length=64, dynamics={"qa_tokens": "context"}))
+    d = Distiller(cfg, student_layers=1, teacher_layers=1, student_width=8, teacher_width=8, qa=True)
+    assert torch.equal(d.dynamics_masks(s, s)[0], context)
+    bare = Features(s.logits, s.hidden, mask)
+    with pytest.raises(DynaKDError, match="qa_tokens 'context' needs the batch's context_mask"):
+        d.dynamics_masks(bare, bare)

@@ -14,7 +14,9 @@ def build_aligner(cfg, n_student: int, n_teacher: int) -> Aligner:
         return FixedAligner(n_student, n_teacher, cfg.fixed_map, cfg.layers)
     if cfg.name == "attention":
         return AttentionAligner(n_student, n_teacher, cfg.tau, cfg.learned, cfg.plan_momentum)
-    return OTAligner(n_student, n_teacher, cfg.eps, cfg.iters, cfg.order_prior, cfg.plan_grad, cfg.plan_momentum)
+    if cfg.name == "ot":
+        return OTAligner(n_student, n_teacher, cfg.eps, cfg.iters, cfg.order_prior, cfg.plan_grad, cfg.plan_momentum)
+    raise ValueError(f"no aligner named {cfg.name!r}")  # a new aligner: its branch here, its name in config.ALIGNERS
 
 
 __all__ = [

@@ -11,7 +11,7 @@ similarity-preserving KD (Tung & Mori 2019), RKD (Park et al. 2019) and FSP flow
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -21,9 +21,17 @@ Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embeddi
 Gather = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
 
+POOLINGS = ("mean", "cls", "tokens")
+DISTANCES = ("mse", "cosine")
+RELATION_PAIRS = ("all", "adjacent")
+
+
 @dataclass
 class DynamicsOptions:
-    """Which components and forms to compute; mirrors ``DynamicsConfig`` without training state."""
+    """Which components and forms to compute; mirrors ``DynamicsConfig`` without training state (the distiller
+    builds it from the config; the component weights and the reference stay with the distiller).
+
+    Checked when made, like the config: a misspelt name would otherwise compute the default (or nothing)."""
 
     components: Sequence[str] = ("deviation", "layer_change", "relations")
     forms: Sequence[str] = ("direction", "magnitude")
@@ -31,14 +39,24 @@ class DynamicsOptions:
     pooling: str = "mean"
     relation_pairs: str = "all"
     relation_angle: bool = False
-    weights: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        from ..config import COMPONENTS, FORMS
+
+        for values, valid, what in ((self.components, COMPONENTS, "components"), (self.forms, FORMS, "forms"),
+                                    ((self.distance,), DISTANCES, "distance"), ((self.pooling,), POOLINGS, "pooling"),
+                                    ((self.relation_pairs,), RELATION_PAIRS, "relation_pairs")):
+            unknown = [v for v in values if v not in valid]
+            if unknown:
+                raise ValueError(f"DynamicsOptions.{what}: {', '.join(map(repr, unknown))} is not one of "
+                                 f"{', '.join(valid)}")
 
 
 def pool(hidden: Hidden, mask: torch.Tensor, pooling: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
     """Stack layers into ``X [L+1, G, N, d]`` with a group mask ``[G, N]`` (see ``forms``).
 
-    ``mean`` (and ``auto`` of an unvalidated config): masked mean over tokens, one group of B samples. ``cls``: the
-    first token. ``tokens``: one group per sample, its real tokens as items.
+    ``mean``: masked mean over tokens, one group of B samples. ``cls``: the first token. ``tokens``: one group per
+    sample, its real tokens as items.
     """
     x = _pooler(mask, pooling)(hidden)
     if pooling == "tokens":
@@ -181,7 +199,10 @@ def dynamics_costs(
         costs["layer_change"] = layer_change_costs(xs, xt, gmask, opts, anchors)
     if "relations" in opts.components:
         costs["relations"] = relation_costs(xs, xt, gmask, opts)
-    if "sensitivity" in opts.components and perturbed is not None:
+    if "sensitivity" in opts.components:
+        if perturbed is None:  # (the term would be dropped without a word)
+            raise ValueError("the sensitivity component needs perturbed=(student, teacher) hidden states of the "
+                             "perturbed inputs")
         xs_p = pool_s(perturbed[0])
         with torch.no_grad():
             xt_p = pool_t(perturbed[1])
