@@ -228,8 +228,6 @@ def _remove_dead_builds(folder: Path) -> None:
 
 
 def _running(pid: int) -> bool:
-    if os.name == "nt":  # os.kill there terminates the process: leave the folder
-        return True
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:

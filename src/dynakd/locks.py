@@ -1,4 +1,8 @@
-"""One exclusive lock per file, for processes sharing a folder (sweep shards, runs sharing a teacher cache)."""
+"""One exclusive lock per file, for processes sharing a folder (sweep shards, runs sharing a teacher cache).
+
+``fcntl.flock`` by hand rather than the ``filelock`` package: the kernel drops the lock when its process dies (a
+killed shard leaves no stale lock behind), and an unwritable folder fails at ``open`` where ``required=False`` can
+catch it. POSIX only (Linux, macOS), like the rest of DynaKD's process handling."""
 
 from __future__ import annotations
 

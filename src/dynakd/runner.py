@@ -166,7 +166,7 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         per_device_eval_batch_size=cfg.eval_batch_size,
         learning_rate=cfg.lr,
         weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5 reads a float below 1 as a fraction of the steps
         max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed,
         fp16=cfg.fp16,

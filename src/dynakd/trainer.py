@@ -45,6 +45,7 @@ from .errors import DynaKDError
 from .features import (
     CONTEXT_MASK,
     EXAMPLE_ID,
+    NON_MODEL_KEYS,
     TEACHER_PREFIX,
     Features,
     capture,
@@ -274,9 +275,12 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         return self.state.global_step / max(1, self.state.max_steps)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # num_items_in_batch goes unused (loss_is_scaled_for_ga): the batch forms (Gram and relation matrices) compare
+        # a micro-batch's samples with each other, so the loss is a per-micro-batch mean, not a sum over items.
         student_inputs, teacher_inputs, labels = self._model_inputs(inputs)
         if not model.training:  # evaluation: the student alone, as users will run it, scored by the task term
-            out = model(**student_inputs)  # (QA models take start/end positions, not labels)
+            out = model(**{k: v for k, v in student_inputs.items() if k not in NON_MODEL_KEYS})  # (QA models
+            # take start/end positions, not labels; a QA batch's context_mask is no model input)
             loss = self.distiller.task_term(Features(output_logits(out), (), student_inputs.get("attention_mask")),
                                             labels)
             return (loss, out) if return_outputs else loss
