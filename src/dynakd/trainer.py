@@ -1,4 +1,4 @@
-"""``DistillationTrainer``: a thin ``transformers.Trainer`` subclass. Wiring only.
+"""``DistillationTrainer``: a ``transformers.Trainer`` subclass whose loss is the distiller's.
 
 Mixed precision, gradient accumulation, checkpoints, logging, progress bars and multi-process launch all come from
 the Trainer. This class adds: a frozen teacher in ``eval()`` under ``no_grad`` (never wrapped by DDP, since it is not

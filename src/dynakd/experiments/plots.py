@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..config import METHODS  # noqa: E402
+
 
 def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
     depths = sorted({r["depth"] for r in rows}, reverse=True)
@@ -45,5 +47,5 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
 
 
 def _order(method: str) -> int:
-    order = ["task", "kd", "static", "pkd", "dynamics", "full"]
+    order = list(METHODS)
     return order.index(method) if method in order else len(order)

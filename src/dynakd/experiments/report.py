@@ -18,6 +18,7 @@ from typing import Any
 
 from scipy import stats
 
+from ..config import METHOD_TERMS, METHODS
 from ..data.tasks import get_task
 from ..errors import DynaKDError
 from ..metrics import primary_metric
@@ -99,7 +100,8 @@ def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...
         kd = by_group.get(kd_partner(first)) if first["method"] != "kd" else None
         rows.append({
             "depth": first["student_layers"], "method": first["method"],
-            "align": first["align"] if first["method"] not in ("task", "kd") else "-", "variant": variant(first),
+            "align": first["align"] if METHOD_TERMS.get(first["method"], {}).get("feature") else "-",
+            "variant": variant(first),
             "scores": list(scores.values()), "by_seed": scores,
             "others": {m: [score(r, m) for r in runs.values()] for m in others},
             "delta": paired_delta(scores, {s: score(r, metric) for s, r in kd.items()}) if kd else None,
@@ -107,7 +109,7 @@ def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...
             "params_m": first["model"]["parameters"] / 1e6,
             "steps_per_s": mean(r["train"]["steps_per_second"] for r in runs.values()),
         })
-    order = ["task", "kd", "static", "pkd", "dynamics", "full"]
+    order = list(METHODS)
     rows.sort(key=lambda r: (-r["depth"], order.index(r["method"]) if r["method"] in order else 9, r["align"],
                              r["variant"]))
     return rows
@@ -195,7 +197,7 @@ def copy_alignment_plots(records: list[dict[str, Any]], folder: Path) -> None:
     """One heatmap per aligner and depth: the plan of the first seed's run of ``full`` (or any layer method)."""
     chosen: dict[tuple[str, int], dict[str, Any]] = {}
     for r in sorted(records, key=lambda r: (r["method"] != "full", r["seed"])):
-        if r["method"] in ("task", "kd"):
+        if not METHOD_TERMS.get(r["method"], {}).get("feature"):
             continue
         chosen.setdefault((r["align"], r["student_layers"]), r)
     for (align, depth), r in chosen.items():
