@@ -439,6 +439,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
 
     task = get_task(cfg.task)  # unknown task names fail here, before any model is loaded
     cfg.task = task.name  # "SST-2" and "sst2" name one run
+    _check_data_flags(cfg, task)
     if cfg.dynamics.pooling == "auto":  # token-level structure for QA (answers are token spans), pooled otherwise
         cfg.dynamics.pooling = "tokens" if task.is_qa else "mean"
     if cfg.dev_split is not None:
@@ -493,6 +494,21 @@ def _check_dynamics(cfg: DistillConfig) -> None:
         # The pre-pass that takes the dataset mean pools every real token; these deviations pool context tokens.
         raise DynaKDError("dynamics.reference 'dataset' pools every token, so it does not fit qa_tokens 'context'; "
                           "use reference 'batch' or 'ema'")
+
+
+def _check_data_flags(cfg: DistillConfig, task) -> None:
+    """Files and columns a task does not read are refused: a GLUE task given --train-file used to train on GLUE's
+    data (and record the file in the run folder as if it had read it)."""
+    files = [f for f, v in (("train_file", cfg.train_file), ("validation_file", cfg.validation_file)) if v]
+    columns = [f for f, v in (("text_columns", cfg.text_columns), ("label_column", cfg.label_column != "label")) if v]
+    if task.is_user_data:
+        return
+    unread = columns if task.is_qa else files + columns
+    if unread:
+        reads = "SQuAD JSON files (train_file, validation_file)" if task.is_qa else \
+            "the GLUE TSV files of --data-dir, or the hub"
+        raise DynaKDError(f"task {task.name} reads {reads}, not {', '.join(unread)}: those are for --task csv or json "
+                          "(your own files)")
 
 
 def _check_dynamics_choices(dyn: DynamicsConfig) -> None:

@@ -36,7 +36,9 @@ def _scores(predictions: np.ndarray) -> np.ndarray:
 
 
 def _correlation(function, predictions: np.ndarray, labels: np.ndarray) -> float:
-    """The correlation statistic, or NaN (without a warning) when either input is constant."""
+    """The correlation statistic, or NaN (without a warning) when either input is constant or has one value."""
+    if len(predictions) < 2:  # (scipy raises: "x and y must have length at least 2")
+        return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(function(predictions, labels)[0])

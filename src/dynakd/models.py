@@ -35,10 +35,10 @@ def load_tokenizer(name: str):
 def check_model_loads(name: str) -> None:
     """The model's config (one small file) loads: a mistyped path that reads as a hub id is named as such before any
     data loads (offline, ``run/model`` for ``runs/model`` would otherwise fail on the data's hub download first)."""
-    _load_config(name)
+    model_config(name)
 
 
-def _load_config(name: str):
+def model_config(name: str):
     name = packaged.resolve(name)
     try:
         return AutoConfig.from_pretrained(name)
@@ -78,7 +78,7 @@ def load_qa_model(name: str, *, new_head_ok: bool = True):
     """An ``AutoModelForQuestionAnswering``. A base encoder gets a new (start, end) head unless ``new_head_ok`` is
     false (a teacher or a model to evaluate must have been fine-tuned for QA)."""
     check_model_folder(name)
-    config = _load_config(name)
+    config = model_config(name)
     is_qa = any(a.endswith("ForQuestionAnswering") for a in (config.architectures or []))
     if not is_qa and not new_head_ok:
         raise DynaKDError(f"'{name}' has no question-answering head: fine-tune it first with `dynakd finetune`")
@@ -94,7 +94,7 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
     kwargs = {"num_labels": task.num_labels}
     if task.is_regression:
         kwargs["problem_type"] = "regression"
-    config = _load_config(name)
+    config = model_config(name)
     is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
     if is_classifier and config.num_labels != task.num_labels:
         raise DynaKDError(f"'{name}' predicts {config.num_labels} labels but task {task.name} has {task.num_labels}")
@@ -102,22 +102,52 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
     own = [str(v) for _, v in sorted((config.id2label or {}).items())]
     named = [x.lower() for x in own] == [x.lower() for x in task.label_names or ()]
+    order = None  # the head's output for each of the task's labels, when it names them in another order
     if task.label_names and not task.is_regression and not named:
         # the task's names in config.json, so `pipeline(...)` says "positive" rather than "LABEL_1" (as run_glue.py
         # does); they follow the task's label order, which training on the task gives the head. A classifier that
         # names its labels as the task does (in any case) keeps its spelling.
-        if is_classifier and own and not all(x == f"LABEL_{i}" for i, x in enumerate(own)) and is_first_process():
-            reordered = sorted(x.lower() for x in own) == sorted(x.lower() for x in task.label_names)
+        if is_classifier and sorted(x.lower() for x in own) == sorted(x.lower() for x in task.label_names):
+            # the same labels in another order (a hub MNLI model says CONTRADICTION, NEUTRAL, ENTAILMENT): as
+            # run_glue.py maps labels through the model's label2id, the head's outputs are put in the task's order
+            order = [[x.lower() for x in own].index(label.lower()) for label in task.label_names]
+        elif is_classifier and own and not all(x == f"LABEL_{i}" for i, x in enumerate(own)) and is_first_process():
             print(f"note: {name} names its labels {', '.join(own)}; this run uses task {task.name}'s: "
-                  f"{', '.join(task.label_names)}" + (
-                      " (the same labels in another order: its outputs are likely in its own order, which only "
-                      "fine-tuning on the task changes)" if reordered and not new_head_ok else ""), flush=True)
+                  f"{', '.join(task.label_names)}", flush=True)
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {label: i for i, label in enumerate(task.label_names)}
     try:
-        return AutoModelForSequenceClassification.from_pretrained(packaged.resolve(name), dtype=FLOAT32, **kwargs)
+        model = AutoModelForSequenceClassification.from_pretrained(packaged.resolve(name), dtype=FLOAT32, **kwargs)
     except Exception as e:  # noqa: BLE001
         raise _cannot_load("a model", name, e) from None
+    if order is not None:
+        _reorder_head(model, order, name)
+        if is_first_process():
+            print(f"note: {name} orders its labels {', '.join(own)}; its head now gives them in task {task.name}'s "
+                  f"order: {', '.join(task.label_names)}", flush=True)
+    return model
+
+
+@torch.no_grad()
+def _reorder_head(model, order: list[int], name: str) -> None:
+    """Permute the output rows of a classifier's last linear layer so that output ``i`` is the old ``order[i]``,
+    checked on one input: heads differ by architecture (``classifier``, ``classifier.out_proj``, ``score``)."""
+    n = len(order)
+    outputs = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == n]
+    probe = torch.arange(1, 5).unsqueeze(0) % max(int(getattr(model.config, "vocab_size", 5) or 5), 2)
+    was_training = model.training
+    model.eval()
+    before = model(input_ids=probe).logits
+    if outputs:
+        head = outputs[-1]
+        head.weight.copy_(head.weight[order])
+        if head.bias is not None:
+            head.bias.copy_(head.bias[order])
+    model.train(was_training)
+    if not outputs or not torch.allclose(model.eval()(input_ids=probe).logits, before[:, order], atol=1e-5):
+        raise DynaKDError(f"'{name}' names the task's labels in another order, and its head's outputs could not be "
+                          "put in the task's order: fine-tune it on the task first")
+    model.train(was_training)
 
 
 def check_seq_length(max_seq_length: int, tokenizer, model) -> None:
@@ -136,7 +166,7 @@ def check_student_request(cfg, teacher_name: str) -> None:
             raise DynaKDError("choose one of --student (a checkpoint) and --student-layers / --student-layer-ids "
                               "(a student built from the teacher's layers)")
         return
-    n = _load_config(teacher_name).num_hidden_layers
+    n = model_config(teacher_name).num_hidden_layers
     resolve_layer_ids(n, cfg.student_layers, cfg.student_layer_ids)
 
 

@@ -24,7 +24,15 @@ from .cache import live_dataset_mean, prepare_teacher_cache
 from .card import method_label, write_model_card
 from .checkpoints import check_launch, checkpoint_step, io_reason, launch_record, remove_checkpoints
 from .config import DistillConfig, validate
-from .data import get_task, infer_task_from_data, load_task_data, split_dev, subsample, subsample_with_transfer
+from .data import (
+    follow_model_labels,
+    get_task,
+    infer_task_from_data,
+    load_task_data,
+    split_dev,
+    subsample,
+    subsample_with_transfer,
+)
 from .data.prepare import DistillationCollator, check_labels, drop_empty, same_tokenizer, tokenize
 from .data.squad import QAEval, encode_squad, load_squad
 from .data.tasks import TaskSpec
@@ -41,6 +49,7 @@ from .models import (
     load_student,
     load_task_model,
     load_tokenizer,
+    model_config,
 )
 from .rundir import (
     check_output,
@@ -64,8 +73,9 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]:
-    """The task spec and its (subsampled) eval splits, and the train split unless ``train`` is false."""
+def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None = None) -> tuple[TaskSpec, Any]:
+    """The task spec and its (subsampled) eval splits, and the train split unless ``train`` is false. ``labels_of``:
+    a trained classifier whose labels csv/json files are numbered by (the teacher, or the model evaluated)."""
     task = get_task(cfg.task)
     if task.is_qa:
         splits = ("train", *task.eval_splits) if train else task.eval_splits
@@ -96,6 +106,8 @@ def load_data(cfg: DistillConfig, *, train: bool = True) -> tuple[TaskSpec, Any]
         splits=("train", *task.eval_splits) if train and cfg.dev_split is None else task.eval_splits,
     )
     task = infer_task_from_data(task, data, cfg.text_columns)
+    if labels_of is not None and task.is_user_data:
+        task, data = follow_model_labels(task, data, model_config(labels_of), labels_of)
     if cfg.dev_split is not None:  # no train set: cut one from the (single, validated) eval split
         data = split_dev(data, task.eval_splits[0], cfg.dev_split, cfg.data_seed)
     if task.is_user_data and is_first_process():
@@ -220,7 +232,10 @@ def _eval_sets(task: TaskSpec, data):
 
 
 def _strip(metrics: dict[str, float]) -> dict[str, float]:
-    return {k.removeprefix("eval_"): v for k, v in metrics.items() if k not in ("epoch", "eval_model_preparation_time")}
+    """The Trainer's metrics without its ``eval_`` prefix and its bookkeeping (the epoch, and the model preparation
+    time it adds per evaluation set: ``eval_model_preparation_time``, ``eval_<split>_model_preparation_time``)."""
+    return {k.removeprefix("eval_"): v for k, v in metrics.items()
+            if k != "epoch" and not k.endswith("model_preparation_time")}
 
 
 def finetune(cfg: DistillConfig) -> RunResult:
@@ -289,7 +304,7 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
 def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
     cfg, teacher_name, out, resume = _check_run(cfg, command, teacher_name)
     note_batch_of_one(cfg)
-    task, data = load_data(cfg)
+    task, data = load_data(cfg, labels_of=teacher_name)  # (fine-tuning takes the files' labels: a head may change)
     if not task.is_qa:
         check_labels(data, task.num_labels, task.is_regression)
     set_seed(cfg.seed)  # new heads and projections are initialised from the run's seed, whatever ran before
@@ -516,7 +531,7 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     check_model_folder(cfg.model)  # a mistyped path is named as such, not as the data it would have evaluated on
     check_model_loads(cfg.model)
     check_writable(Path(cfg.output or cfg.model))  # before the data and the model load
-    task, data = load_data(cfg, train=False)
+    task, data = load_data(cfg, train=False, labels_of=cfg.model)
     note_other_task(cfg.model, task.name, "model")
     model = load_task_model(cfg.model, task, new_head_ok=False)
     tokenizer = load_tokenizer(cfg.model)

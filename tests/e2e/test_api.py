@@ -39,9 +39,16 @@ def test_a_classifier_takes_the_tasks_label_names(tiny_teacher, tmp_path, capsys
         AutoTokenizer.from_pretrained(tiny_teacher).save_pretrained(tmp_path / "named")
         loaded = load_classifier(str(tmp_path / "named"), get_task("sst2")).config.id2label
         assert loaded == (names if kept else {0: "negative", 1: "positive"})
-        assert ("this run uses task sst2's: negative, positive" in capsys.readouterr().out) == (not kept)
-    load_classifier(str(tmp_path / "named"), get_task("sst2"), new_head_ok=False)  # a teacher: its head stays
-    assert "the same labels in another order: its outputs are likely in its own order" in capsys.readouterr().out
+        assert ("its head now gives them in task sst2's order: negative, positive" in capsys.readouterr().out) \
+            == (not kept)
+    # The same labels in another order (a hub MNLI model's CONTRADICTION, NEUTRAL, ENTAILMENT): the head's outputs
+    # follow the task's order, as run_glue.py maps labels through label2id. They used to be read by position, so a
+    # teacher scored and taught the opposite labels.
+    probe = torch.tensor([[2, 7, 11, 5]])
+    reordered = load_classifier(str(tmp_path / "named"), get_task("sst2"), new_head_ok=False)
+    original = AutoModelForSequenceClassification.from_pretrained(tmp_path / "named").eval()
+    with torch.no_grad():
+        assert torch.allclose(reordered(input_ids=probe).logits, original(input_ids=probe).logits[:, [1, 0]])
 
 
 def test_custom_training_loop(tiny_teacher):

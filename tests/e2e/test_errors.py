@@ -43,6 +43,15 @@ def run_error(capsys, args: list[str]) -> str:
         (["--set", "align.plan_momentum=1"], "align.plan_momentum must be in [0, 1)"),
         (["--teacher-cache", "of"], "teacher_cache: 'of' is not auto, off or a folder (did you mean 'off'?"),
         (["--set", "teacher_cache=none"], "'none' is not auto, off or a folder (did you mean 'off'?"),
+        (["--set", "teacher_cache=disable"], "'disable' is not auto, off or a folder (did you mean 'off'?"),
+        (["--set", "align.order_prior=-1"], "align.order_prior must be >= 0"),
+        (["--method", "static", "--set", "hidden_weight=1"],
+         "hidden_weight adds a hidden-state term to a dynamics method (full, dynamics); method 'static' has it "
+         "already (beta weights it)"),
+        (["--train-file", "mine.csv"], "task sst2 reads the GLUE TSV files of --data-dir, or the hub, not train_file: "
+                                       "those are for --task csv or json (your own files)"),
+        (["--text-columns", "text", "--label-column", "y"], "task sst2 reads the GLUE TSV files of --data-dir, or the "
+                                                            "hub, not text_columns, label_column"),
         (["--set", "dynamics.weights.relations=-1"], "dynamics.weights must be >= 0"),
         (["--student-layers", "9"], "more layers than the teacher's 4"),
         (["--student-layer-ids", "0,7"], "distinct 0-based ids in 0..3"),

@@ -348,3 +348,16 @@ def test_a_feature_term_added_later_gets_weight_one_and_the_live_teacher(monkeyp
     cfg = DistillConfig(method="full")
     assert cfg.beta_schedule().start == 1.0
     assert cache_blocker(cfg) == "method 'full' reads features the cache does not hold"
+
+
+def test_data_flags_a_task_does_not_read_are_refused():
+    """A GLUE task given --train-file trained on GLUE and recorded the file as if it had read it; SQuAD reads its
+    files but no columns."""
+    with pytest.raises(DynaKDError, match="task rte reads the GLUE TSV files of --data-dir, or the hub, not "
+                                          "train_file, validation_file"):
+        build_config({"task": "rte", "train_file": "a.csv", "validation_file": "b.csv"})
+    with pytest.raises(DynaKDError, match=r"task squad reads SQuAD JSON files \(train_file, validation_file\), not "
+                                          "text_columns"):
+        build_config({"task": "squad", "train_file": "a.json", "text_columns": ["q"]})
+    build_config({"task": "squad", "train_file": "a.json"})
+    build_config({"task": "csv", "train_file": "a.csv", "text_columns": ["text"], "label_column": "y"})

@@ -373,3 +373,34 @@ def test_dev_split_stratifies_integer_labels_and_says_which_classes_lack_rows(tm
     assert len(data["train"]) + len(data["validation"]) == 25 and data["train"].column_names == ["text_a", "label"]
     note = capsys.readouterr().out
     assert "note: validation is split without stratifying by label (" in note and "_dynakd" not in note
+
+
+def test_csv_labels_follow_the_trained_classifiers_numbering():
+    """An evaluation file lacking a class, or holding the classes in another case, is numbered as the model numbers
+    them (it used to be numbered from its own labels: refused for a missing class, scored by position otherwise)."""
+    from datasets import ClassLabel, Dataset, DatasetDict
+    from transformers import BertConfig
+
+    from dynakd.data import follow_model_labels, get_task, infer_task_from_data
+
+    def files(labels):
+        part = Dataset.from_dict({"text_a": ["x"] * len(labels), "label": labels})
+        return DatasetDict({"validation": part.cast_column("label", ClassLabel(names=sorted(set(labels))))})
+
+    model = BertConfig(architectures=["BertForSequenceClassification"], id2label={0: "neg", 1: "neu", 2: "pos"})
+    data = files(["POS", "neg", "pos"])
+    task = infer_task_from_data(get_task("csv"), data, ["text"])
+    task, data = follow_model_labels(task, data, model, "m")
+    assert task.num_labels == 3 and task.label_names == ("neg", "neu", "pos")
+    assert data["validation"]["label"] == [2, 0, 2] and data["validation"].features["label"].names == ["neg", "neu",
+                                                                                                        "pos"]
+    with pytest.raises(DynaKDError, match="label\\(s\\) 'mixed' of the data are not among the labels 'm' was trained "
+                                          "on: neg, neu, pos"):
+        follow_model_labels(task, files(["mixed", "neg"]), model, "m")
+    ids = DatasetDict({"validation": Dataset.from_dict({"text_a": ["x", "y"], "label": [0, 2]})})
+    task = infer_task_from_data(get_task("csv"), ids, ["text"])
+    assert task.num_labels == 3
+    unnamed = BertConfig(architectures=["BertForSequenceClassification"], num_labels=4)
+    assert follow_model_labels(task, ids, unnamed, "m")[0].num_labels == 4  # ids 0-3, of which the file holds two
+    encoder = BertConfig(architectures=["BertModel"], num_labels=4)  # no head yet: the files number the labels
+    assert follow_model_labels(task, ids, encoder, "m")[0].num_labels == 3

@@ -75,3 +75,18 @@ def test_primary_metric():
     }
     assert {name: primary_metric(get_task(name)) for name in expected} == expected
     assert primary_metric(get_task("csv", num_labels=1)) == "pearson"
+
+
+def test_a_regression_set_of_one_row_gives_nan_not_crash():
+    """(scipy raises for fewer than 2 rows: a one-row dev set ended a finished fine-tuning before its model was
+    saved.)"""
+    result = compute_metrics(get_task("stsb"), np.array([0.5]), np.array([1.0]))
+    assert math.isnan(result["pearson"]) and math.isnan(result["spearmanr"])
+
+
+def test_model_preparation_time_is_not_a_metric():
+    """The Trainer adds it per evaluation set (MNLI: eval_validation_matched_model_preparation_time)."""
+    from dynakd.runner import _strip
+
+    assert _strip({"eval_validation_matched_model_preparation_time": 0.1, "eval_validation_matched_accuracy": 0.5,
+                   "eval_model_preparation_time": 0.1, "epoch": 1.0}) == {"validation_matched_accuracy": 0.5}

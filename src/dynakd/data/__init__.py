@@ -24,6 +24,7 @@ __all__ = [
     "SYNTHETIC_VOCAB_WORDS",
     "TaskSpec",
     "get_task",
+    "follow_model_labels",
     "infer_task_from_data",
     "load_glue_dir",
     "load_glue_hub",
@@ -99,6 +100,42 @@ def infer_task_from_data(task: TaskSpec, data: DatasetDict, text_columns: Sequen
         return with_labels(task, 1, None, columns)
     highest = max((max(part.unique("label")) for part in data.values() if len(part)), default=1)
     return with_labels(task, max(highest + 1, 2), None, columns)
+
+
+def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) -> tuple[TaskSpec, DatasetDict]:
+    """csv/json labels numbered as a trained classifier (``config``, of the model ``name``) numbers them, not only
+    from the files of this run: string labels through its ``label2id`` (names matched in any case), integer ids
+    within its ``num_labels`` (a class that the files lack is still the model's). Without this, an evaluation file
+    lacking one class, or holding its classes in other names, was scored by position or refused. A head without
+    names (``LABEL_0``, ...) or a model that is no classifier leaves the files' numbering as it was."""
+    if not task.is_user_data or task.is_regression:
+        return task, data
+    if not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+        return task, data
+    own = [str(v) for _, v in sorted((config.id2label or {}).items())]
+    feature = next(iter(data.values())).features["label"]
+    if not isinstance(feature, ClassLabel):  # integer ids
+        if config.num_labels > task.num_labels:
+            return with_labels(task, config.num_labels, None, task.text_columns), data
+        return task, data
+    if not own or all(x == f"LABEL_{i}" for i, x in enumerate(own)):
+        return task, data
+    index = {x.lower(): i for i, x in enumerate(own)}
+    unknown = [x for x in feature.names if x.lower() not in index]
+    if unknown:
+        raise DynaKDError(f"label(s) {', '.join(map(repr, unknown))} of the data are not among the labels '{name}' "
+                          f"was trained on: {', '.join(own)}")
+    ids = [index[x.lower()] for x in feature.names]
+    if ids != list(range(len(own))):
+        target = ClassLabel(names=own)
+
+        def relabel(part: Dataset) -> Dataset:
+            features = part.features.copy()
+            features["label"] = target
+            return part.map(lambda b: {"label": [ids[v] for v in b["label"]]}, batched=True, features=features)
+
+        data = DatasetDict({split: relabel(part) for split, part in data.items()})
+    return with_labels(task, len(own), tuple(own), task.text_columns), data
 
 
 _STRATUM = "_dynakd_stratum"  # split_dev's temporary column
