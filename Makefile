@@ -3,7 +3,7 @@
 #   make test   - the test suite (about 6-7 minutes on 2 idle CPU cores, plus the first install)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# torch first and pinned to a build that exists here; override for another machine, e.g. TORCH_SPEC="torch>=2.2".
+# torch first and pinned to a build that exists here; override for another machine, e.g. TORCH_SPEC="torch>=2.6".
 TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: install demo test lint clean

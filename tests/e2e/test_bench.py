@@ -124,3 +124,16 @@ def test_bench_gives_the_dataset_reference_as_a_run_does(tiny_teacher, tmp_path)
                  "--set", "dynamics.reference=dataset", "--output", str(tmp_path / "b.json")]) == 0
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert {(r["method"], r["cache"]) for r in rows} == {("full", False), ("full", True)}
+
+
+def test_bench_times_a_csv_file_of_ones_own(tiny_teacher, tmp_path):
+    """bench evaluates nothing, so --task csv needs only --train-file (it used to ask for --validation-file, a flag
+    bench does not have)."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("text,label\n" + "".join(f"sentence number {i} is {'good' if i % 2 else 'bad'},{i % 2}\n"
+                                              for i in range(16)))
+    out = tmp_path / "b.json"
+    assert main(["bench", "--teacher", str(tiny_teacher), "--task", "csv", "--train-file", str(rows), "--text-columns",
+                 "text", "--batch-size", "8", "--steps", "1", "--warmup", "0", "--repeats", "1", "--methods", "task",
+                 "--output", str(out)]) == 0
+    assert [r["method"] for r in json.loads(out.read_text())["rows"]] == ["task"]

@@ -29,7 +29,10 @@ BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode")  # the tr
 # What a bench reads of the data (it trains a few steps of sentence classification and evaluates nothing), with its
 # own defaults
 BENCH_DATA_FLAGS = {
-    **{k: DATA_FLAGS[k] for k in ("--task", "--train-file", "--text-columns", "--label-column")},
+    "--task": ("task", str, "GLUE sentence-classification task (sst2 mrpc qnli mnli qqp rte cola stsb) or csv / json "
+                            "(default sst2)"),
+    "--train-file": ("train_file", str, "training file for --task csv/json"),
+    **{k: DATA_FLAGS[k] for k in ("--text-columns", "--label-column")},
     "--data-dir": ("data_dir", str, "folder in the GLUE TSV layout (DIR/SST-2/train.tsv ...); default: the "
                                     "synthetic corpus"),
     "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default 64)"),
@@ -43,12 +46,16 @@ FINETUNE_DATA_FLAGS = {k: v for k, v in DATA_FLAGS.items() if k != "--transfer-s
 EVALUATE_FLAGS = {
     **{k: v for k, v in DATA_FLAGS.items() if k not in ("--max-train-samples", "--transfer-samples")},
     # a DynaKD run folder lends its own task, data and input length (rundir.evaluation_defaults)
-    "--task": ("task", str, DATA_FLAGS["--task"][2] + " (default: the task a DynaKD run folder was trained on)"),
+    "--task": ("task", str, "GLUE task (sst2 mrpc qnli mnli qqp rte cola stsb), squad (extractive QA) or csv / json "
+                            "(default: the task a DynaKD run folder was trained on, else sst2)"),
+    "--dev-split": ("dev_split", float, "score the part of dev that a run trained with --dev-split F held out (a "
+                                        "DynaKD run folder's own by default)"),
     "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default: a DynaKD run "
                                                 "folder's, else 128)"),
     "--output": ("output", str, "folder for metrics.json (default: the model folder, under the key 'evaluate')"),
     "--seed": TRAIN_FLAGS["--seed"],
-    "--dataloader-num-workers": TRAIN_FLAGS["--dataloader-num-workers"],
+    "--dataloader-num-workers": ("dataloader_num_workers", int, "worker processes that collate batches (default "
+                                                                "0: the scoring process)"),
 }
 
 

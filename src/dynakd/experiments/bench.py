@@ -275,6 +275,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         print("bench: no --data-dir or --train-file: timing on the synthetic corpus (sentences of its own lengths; "
               "give --data-dir for real SST-2 batches)", flush=True)
         base = dataclasses.replace(base, synthetic=True)
+    if base.train_file and not base.validation_file:  # bench evaluates nothing: the training file stands in
+        base = dataclasses.replace(base, validation_file=base.train_file)  # for the evaluation file load_data asks
     task, data = load_data(base)
     teacher = load_classifier(base.teacher, task)  # a fresh head is fine for timing
     tokenizer = load_tokenizer(base.teacher)
