@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -291,7 +292,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise DynaKDError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise DynaKDError(f"cannot read config file {p}: {e.strerror if isinstance(e, OSError) else 'not UTF-8 text'}"
+                          ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
@@ -378,7 +382,13 @@ def validate(cfg: DistillConfig) -> DistillConfig:
             setattr(cfg, key, os.path.expanduser(value))
     if cfg.teacher_cache == "False":  # YAML reads `teacher_cache: off` (and no, false) as a boolean
         cfg.teacher_cache = "off"
+    _check_finite(cfg)
     checks = [
+        (all(0 <= v < 2**32 for v in (cfg.seed, cfg.data_seed)),  # numpy's seed range
+         f"seed and data_seed must be in [0, 2**32), got {cfg.seed} and {cfg.data_seed}"),
+        (cfg.max_steps == -1 or cfg.max_steps > 0, f"max_steps must be > 0 (or -1: train --epochs), got "
+                                                   f"{cfg.max_steps}"),
+        (cfg.weight_decay >= 0, f"weight_decay must be >= 0, got {cfg.weight_decay}"),
         (cfg.temperature > 0, f"temperature must be > 0, got {cfg.temperature}"),
         (cfg.batch_size > 0, f"batch_size must be > 0, got {cfg.batch_size}"),
         (cfg.gradient_accumulation_steps >= 1,
@@ -459,6 +469,8 @@ def _check_teacher_cache(value: str) -> None:
     if value in ("auto", "off"):
         return
     path = Path(value)
+    if not path.name:  # '', '.' or '/': the cache folder needs a name (its lock file is named after it)
+        raise DynaKDError(f"teacher_cache: '{value}' names no folder of its own; give e.g. ./teacher-cache")
     if not (where := existing_part(path)).is_dir():
         raise DynaKDError(f"teacher_cache: {value} is a file, not a folder" if where == path else
                           f"teacher_cache: {value} is inside a file")
@@ -494,6 +506,23 @@ def _check_dynamics(cfg: DistillConfig) -> None:
         # The pre-pass that takes the dataset mean pools every real token; these deviations pool context tokens.
         raise DynaKDError("dynamics.reference 'dataset' pools every token, so it does not fit qa_tokens 'context'; "
                           "use reference 'batch' or 'ema'")
+
+
+def _check_finite(cfg: DistillConfig) -> None:
+    """Every number of the config finite: ``inf`` passes the range checks (``> 0``) and then ended in a traceback
+    (``epochs``) or a non-finite loss that blamed another term."""
+    def walk(value, where):
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                yield from walk(getattr(value, f.name), f"{where}.{f.name}" if where else f.name)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                yield from walk(v, f"{where}.{k}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            yield where, value
+
+    for where, value in walk(cfg, ""):
+        raise DynaKDError(f"{where} must be a finite number, got {value}")
 
 
 def _check_data_flags(cfg: DistillConfig, task) -> None:

@@ -105,8 +105,12 @@ def run_demo(
         raise DynaKDError(f"the demo runs --task sst2 or squad, not {task}")
     print(f"DynaKD demo: data = {source}")
     base = {**defaults, **data, "progress": progress, "overwrite": True}
-    base.update({k: v for k, v in {"max_train_samples": max_train_samples, "epochs": epochs}.items() if v})
-    student_epochs = epochs or STUDENT_EPOCHS
+    given = {k: v for k, v in {"max_train_samples": max_train_samples, "epochs": epochs}.items() if v is not None}
+    for key, value in given.items():  # (0 used to run the defaults: a full demo for a value distill refuses)
+        if not value > 0:
+            raise DynaKDError(f"--{key.replace('_', '-')} must be > 0, got {value}")
+    base.update(given)
+    student_epochs = epochs if epochs is not None else STUDENT_EPOCHS
     out = Path(output)
     results: dict[str, RunResult] = {}
     if (out / "teacher" / "metrics.json").is_file():  # the demo trains afresh each time (it is what it shows)

@@ -45,6 +45,13 @@ def run_error(capsys, args: list[str]) -> str:
         (["--set", "teacher_cache=none"], "'none' is not auto, off or a folder (did you mean 'off'?"),
         (["--set", "teacher_cache=disable"], "'disable' is not auto, off or a folder (did you mean 'off'?"),
         (["--set", "align.order_prior=-1"], "align.order_prior must be >= 0"),
+        # inf passed the range checks: a traceback (epochs) or a non-finite loss that blamed another term
+        (["--epochs", "inf"], "epochs must be a finite number, got inf"),
+        (["--alpha", "nan"], "alpha.start must be a finite number, got nan"),
+        (["--set", "dynamics.weights.relations=.inf"], "dynamics.weights.relations must be a finite number, got inf"),
+        (["--seed", "-1"], "seed and data_seed must be in [0, 2**32), got -1 and 0"),
+        (["--max-steps", "0"], "max_steps must be > 0 (or -1: train --epochs), got 0"),
+        (["--teacher-cache", "."], "teacher_cache: '.' names no folder of its own"),
         (["--method", "static", "--set", "hidden_weight=1"],
          "hidden_weight adds a hidden-state term to a dynamics method (full, dynamics); method 'static' has it "
          "already (beta weights it)"),
@@ -475,6 +482,13 @@ def test_commands_that_run_in_one_process_refuse_a_launcher(command, capsys, mon
 ])
 def test_the_demo_refuses_a_flag_of_its_other_task(args, expected, capsys, tmp_path):
     assert expected in run_error(capsys, ["demo", "--output", str(tmp_path / "d"), *args])
+
+
+@pytest.mark.parametrize("args, expected", [(["--epochs", "0"], "--epochs must be > 0, got 0.0"),
+                                            (["--max-train-samples", "0"], "--max-train-samples must be > 0, got 0")])
+def test_the_demo_refuses_zero_sizes(args, expected, capsys, tmp_path):
+    """(0 used to run the demo's defaults: minutes of training for a value distill refuses.)"""
+    assert expected in run_error(capsys, ["demo", "--synthetic", "--output", str(tmp_path / "d"), *args])
 
 
 def test_evaluate_names_a_mistyped_model_before_any_data(tmp_path, capsys, monkeypatch):

@@ -361,3 +361,11 @@ def test_data_flags_a_task_does_not_read_are_refused():
         build_config({"task": "squad", "train_file": "a.json", "text_columns": ["q"]})
     build_config({"task": "squad", "train_file": "a.json"})
     build_config({"task": "csv", "train_file": "a.csv", "text_columns": ["text"], "label_column": "y"})
+
+
+def test_a_config_file_that_is_not_text_is_named(tmp_path):
+    from dynakd.config import load_yaml
+
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00lr: 1")
+    with pytest.raises(DynaKDError, match="cannot read config file .*bin.yaml: not UTF-8 text"):
+        load_yaml(tmp_path / "bin.yaml")
