@@ -24,8 +24,17 @@ def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
     return DynaKDError(f"cannot load {what} from '{name}': {first_line(e)}{hint}")
 
 
+# A tokenizer is saved as one of these (fast: tokenizer.json; slow: its vocabulary; any: tokenizer_config.json).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+
+
 def load_tokenizer(name: str):
     name = packaged.resolve(name)
+    if Path(name).is_dir() and not any((Path(name) / f).is_file() for f in TOKENIZER_FILES):
+        # transformers 5 then builds a tokenizer of a few special tokens: every word read as [UNK], without a word
+        raise DynaKDError(f"'{name}' has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...): save the "
+                          "tokenizer beside the model (tokenizer.save_pretrained(folder))")
     try:
         return AutoTokenizer.from_pretrained(name)
     except Exception as e:  # noqa: BLE001 - any failure here is "not a usable model path or id"

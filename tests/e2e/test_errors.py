@@ -496,3 +496,16 @@ def test_evaluate_names_a_mistyped_model_before_any_data(tmp_path, capsys, monke
     monkeypatch.chdir(tmp_path)
     err = run_error(capsys, ["evaluate", "--model", "run/model", "--no-progress"])
     assert "cannot load a model from 'run/model'" in err and "GLUE" not in err
+
+
+def test_a_model_folder_without_tokenizer_files_is_refused(tiny_teacher, tmp_path, capsys):
+    """(transformers 5 built a tokenizer of a few special tokens for such a folder: a run trained and scored on
+    sentences read as [UNK] only, and exited 0.)"""
+    import shutil
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_teacher / name, bare / name)
+    err = run_error(capsys, ["evaluate", "--model", str(bare), "--synthetic", "--no-progress"])
+    assert f"'{bare}' has no tokenizer files (tokenizer.json, tokenizer_config.json, vocab.txt, ...)" in err
