@@ -442,6 +442,10 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     for ok, message in checks:
         if not ok:
             raise DynaKDError(message)
+    for name in ("task_weight", "alpha", "beta", "hidden_weight"):  # a constant never reads its end: one spelling,
+        sched = getattr(cfg, name)  # so a run folder written when amendments ended at 0 compares as the same run
+        if sched is not None and sched.kind == "constant":
+            sched.end = sched.start
     _check_teacher_cache(cfg.teacher_cache)
     if cfg.torch_compile_mode is not None:
         cfg.torch_compile = True  # a compile mode asks for compilation, as in TrainingArguments

@@ -26,7 +26,7 @@ def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
 
 # A tokenizer is saved as one of these (fast: tokenizer.json; slow: its vocabulary; any: tokenizer_config.json).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
-                   "sentencepiece.bpe.model", "tokenizer.model")
+                   "sentencepiece.bpe.model", "tokenizer.model", "spm.model")
 
 
 def load_tokenizer(name: str):

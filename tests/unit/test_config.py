@@ -369,3 +369,11 @@ def test_a_config_file_that_is_not_text_is_named(tmp_path):
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00lr: 1")
     with pytest.raises(DynaKDError, match="cannot read config file .*bin.yaml: not UTF-8 text"):
         load_yaml(tmp_path / "bin.yaml")
+
+
+def test_a_constant_weight_compares_by_its_value_alone(tmp_path):
+    """A run folder written when an amended constant ended at 0 (``task_weight: {warmup: 0.1}``) is the same run as
+    today's, which ends it at its start: a constant never reads its end."""
+    saved = dataclasses.asdict(build_config({"task_weight": {"warmup": 0.1}}))
+    saved["task_weight"]["end"] = 0.0
+    assert build_config(saved).task_weight == build_config({"task_weight": {"warmup": 0.1}}).task_weight

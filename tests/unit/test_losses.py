@@ -394,3 +394,8 @@ def test_pure_sensitivity_without_perturbed_features_is_refused():
     with pytest.raises(ValueError, match="sensitivity component needs perturbed="):
         feature_dynamics_loss(s, t, mask=ragged_mask(), plan=uniform_plan(LS, LT),
                               opts=DynamicsOptions(components=("deviation", "sensitivity")))
+
+
+def test_dynamics_options_say_where_the_weights_went():
+    with pytest.raises(ValueError, match="DynamicsOptions takes no weights"):
+        DynamicsOptions(weights={"relations": 0.5})

@@ -39,9 +39,14 @@ class DynamicsOptions:
     pooling: str = "mean"
     relation_pairs: str = "all"
     relation_angle: bool = False
+    weights: None = None  # (was a field; component weights are the Distiller's: dynamics.weights)
 
     def __post_init__(self):
         from ..config import COMPONENTS, FORMS
+
+        if self.weights is not None:
+            raise ValueError("DynamicsOptions takes no weights: the pure functions return each component's term "
+                             "unweighted; weigh them yourself, or set dynamics.weights in the Distiller's config")
 
         for values, valid, what in ((self.components, COMPONENTS, "components"), (self.forms, FORMS, "forms"),
                                     ((self.distance,), DISTANCES, "distance"), ((self.pooling,), POOLINGS, "pooling"),
