@@ -27,10 +27,10 @@ from .errors import DynaKDError
 from .features import (
     CACHED_PREFIX,
     EXAMPLE_ID,
-    NON_MODEL_KEYS,
     TEACHER_PREFIX,
     Features,
     forward_columns,
+    model_inputs,
     output_logits,
     split_inputs,
 )
@@ -204,7 +204,7 @@ def teacher_pass(teacher, dataset, collator, *, batch_size: int, device):
         loader = DataLoader(dataset, batch_size=batch_size, sampler=order.tolist(), collate_fn=collator)
         for i, batch in enumerate(loader):
             _, t_inputs, _ = split_inputs({k: v.to(device) for k, v in batch.items()})
-            out = teacher(**{k: v for k, v in t_inputs.items() if k not in NON_MODEL_KEYS}, output_hidden_states=True)
+            out = teacher(**model_inputs(t_inputs), output_hidden_states=True)
             pooled = {p: pool(out.hidden_states, t_inputs["attention_mask"], p)[0][:, 0].transpose(0, 1)
                       for p in POOLINGS}  # [B, L+1, d]
             yield order[i * batch_size : (i + 1) * batch_size], output_logits(out).float(), pooled

@@ -38,10 +38,16 @@ METHODS = tuple(METHOD_TERMS)  # DistillConfig.method's Literal names the same (
 ALIGNERS = ("fixed", "attention", "ot")  # as AlignConfig.name's Literal
 
 
+def layer_term(method: str) -> str | None:
+    """The method's intermediate-layer term (``static``, ``pkd``, ``dynamics``), or None (``task``, ``kd``, or a name
+    that is no method)."""
+    return METHOD_TERMS.get(method, {}).get("feature")
+
+
 def default_aligner(method: str) -> str:
     """The aligner when none is given: the baselines' fixed map for ``static`` and ``pkd`` (TinyBERT and Patient KD
     match layers by hand), optimal transport for the dynamics."""
-    return "fixed" if METHOD_TERMS.get(method, {}).get("feature") in ("static", "pkd") else "ot"
+    return "fixed" if layer_term(method) in ("static", "pkd") else "ot"
 
 
 # Starting weight of the feature term when ``beta`` is not given: the terms live on very different scales
@@ -343,8 +349,6 @@ def build_config(*layers: dict[str, Any]) -> DistillConfig:
                 if default.kind == "constant" and moves:  # else `alpha: {end: 0}` would keep 1 without a word
                     raise DynaKDError(f"{name}: a constant weight has no {' or '.join(moves)}; give kind: linear, "
                                       "cosine or step to move it during training")
-                if default.kind == "constant" and "start" in part:
-                    part = {**part, "end": part["start"]}  # one value, recorded as such in the run folder
                 merged[name] = {**dataclasses.asdict(default), **part}
     return validate(_from_dict(DistillConfig, merged))
 
@@ -442,8 +446,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     for ok, message in checks:
         if not ok:
             raise DynaKDError(message)
-    for name in ("task_weight", "alpha", "beta", "hidden_weight"):  # a constant never reads its end: one spelling,
-        sched = getattr(cfg, name)  # so a run folder written when amendments ended at 0 compares as the same run
+    for name in ("task_weight", "alpha", "beta", "hidden_weight"):  # a constant never reads its end: one spelling
+        sched = getattr(cfg, name)  # (its start), so run folders that spelt it otherwise compare as the same run
         if sched is not None and sched.kind == "constant":
             sched.end = sched.start
     _check_teacher_cache(cfg.teacher_cache)
@@ -532,10 +536,10 @@ def _check_finite(cfg: DistillConfig) -> None:
 def _check_data_flags(cfg: DistillConfig, task) -> None:
     """Files and columns a task does not read are refused: a GLUE task given --train-file used to train on GLUE's
     data (and record the file in the run folder as if it had read it)."""
-    files = [f for f, v in (("train_file", cfg.train_file), ("validation_file", cfg.validation_file)) if v]
-    columns = [f for f, v in (("text_columns", cfg.text_columns), ("label_column", cfg.label_column != "label")) if v]
     if task.is_user_data:
         return
+    files = [f for f, v in (("train_file", cfg.train_file), ("validation_file", cfg.validation_file)) if v]
+    columns = [f for f, v in (("text_columns", cfg.text_columns), ("label_column", cfg.label_column != "label")) if v]
     unread = columns if task.is_qa else files + columns
     if unread:
         reads = "SQuAD JSON files (train_file, validation_file)" if task.is_qa else \

@@ -46,6 +46,12 @@ class Features:
         return tuple(h[:, :1] for h in self.hidden)
 
 
+def model_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a (split) batch that go to the model's ``forward``: all but ``labels``, ``example_id`` and
+    ``context_mask``."""
+    return {k: v for k, v in inputs.items() if k not in NON_MODEL_KEYS}
+
+
 def split_inputs(batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """``(student_inputs, teacher_inputs, labels)``; the teacher reuses the student's inputs if it has none.
 
@@ -71,7 +77,7 @@ def capture(model: torch.nn.Module, inputs: dict[str, Any], *, hidden: bool = Tr
         raise DynaKDError("this batch holds the teacher's inputs or outputs too (teacher_* / cached_teacher.* "
                           "entries): student_inputs, teacher_inputs, labels = dynakd.split_inputs(batch), then "
                           "capture each model with its own")
-    kwargs = {k: v for k, v in inputs.items() if k not in NON_MODEL_KEYS}
+    kwargs = model_inputs(inputs)
     if inputs_embeds is not None:
         kwargs.pop("input_ids", None)
         kwargs["inputs_embeds"] = inputs_embeds

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
 from . import hub, packaged
-from .data.tasks import TaskSpec
+from .data.tasks import TaskSpec, is_classifier, named_labels
 from .distributed import is_first_process
 from .errors import DynaKDError, first_line
 from .students import build_student, resolve_layer_ids
@@ -104,23 +104,23 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
     if task.is_regression:
         kwargs["problem_type"] = "regression"
     config = model_config(name)
-    is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
-    if is_classifier and config.num_labels != task.num_labels:
+    classifier = is_classifier(config)
+    if classifier and config.num_labels != task.num_labels:
         raise DynaKDError(f"'{name}' predicts {config.num_labels} labels but task {task.name} has {task.num_labels}")
-    if not is_classifier and not new_head_ok:
+    if not classifier and not new_head_ok:
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
-    own = [str(v) for _, v in sorted((config.id2label or {}).items())]
+    own = named_labels(config) if classifier else []
     named = [x.lower() for x in own] == [x.lower() for x in task.label_names or ()]
     order = None  # the head's output for each of the task's labels, when it names them in another order
     if task.label_names and not task.is_regression and not named:
         # the task's names in config.json, so `pipeline(...)` says "positive" rather than "LABEL_1" (as run_glue.py
         # does); they follow the task's label order, which training on the task gives the head. A classifier that
         # names its labels as the task does (in any case) keeps its spelling.
-        if is_classifier and sorted(x.lower() for x in own) == sorted(x.lower() for x in task.label_names):
+        if own and sorted(x.lower() for x in own) == sorted(x.lower() for x in task.label_names):
             # the same labels in another order (a hub MNLI model says CONTRADICTION, NEUTRAL, ENTAILMENT): as
             # run_glue.py maps labels through the model's label2id, the head's outputs are put in the task's order
             order = [[x.lower() for x in own].index(label.lower()) for label in task.label_names]
-        elif is_classifier and own and not all(x == f"LABEL_{i}" for i, x in enumerate(own)) and is_first_process():
+        elif own and is_first_process():
             print(f"note: {name} names its labels {', '.join(own)}; this run uses task {task.name}'s: "
                   f"{', '.join(task.label_names)}", flush=True)
         kwargs["id2label"] = dict(enumerate(task.label_names))
@@ -145,18 +145,18 @@ def _reorder_head(model, order: list[int], name: str) -> None:
     outputs = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == n]
     probe = torch.arange(1, 5).unsqueeze(0) % max(int(getattr(model.config, "vocab_size", 5) or 5), 2)
     was_training = model.training
-    model.eval()
+    model.eval()  # (dropout off: the same input gives the same outputs)
     before = model(input_ids=probe).logits
     if outputs:
         head = outputs[-1]
         head.weight.copy_(head.weight[order])
         if head.bias is not None:
             head.bias.copy_(head.bias[order])
+    reordered = bool(outputs) and torch.allclose(model(input_ids=probe).logits, before[:, order], atol=1e-5)
     model.train(was_training)
-    if not outputs or not torch.allclose(model.eval()(input_ids=probe).logits, before[:, order], atol=1e-5):
+    if not reordered:
         raise DynaKDError(f"'{name}' names the task's labels in another order, and its head's outputs could not be "
                           "put in the task's order: fine-tune it on the task first")
-    model.train(was_training)
 
 
 def check_seq_length(max_seq_length: int, tokenizer, model) -> None:

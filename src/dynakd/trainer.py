@@ -45,11 +45,11 @@ from .errors import DynaKDError
 from .features import (
     CONTEXT_MASK,
     EXAMPLE_ID,
-    NON_MODEL_KEYS,
     TEACHER_PREFIX,
     Features,
     capture,
     forward_columns,
+    model_inputs,
     output_logits,
     perturbed_embeddings,
     split_inputs,
@@ -279,8 +279,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # a micro-batch's samples with each other, so the loss is a per-micro-batch mean, not a sum over items.
         student_inputs, teacher_inputs, labels = self._model_inputs(inputs)
         if not model.training:  # evaluation: the student alone, as users will run it, scored by the task term
-            out = model(**{k: v for k, v in student_inputs.items() if k not in NON_MODEL_KEYS})  # (QA models
-            # take start/end positions, not labels; a QA batch's context_mask is no model input)
+            out = model(**model_inputs(student_inputs))  # (QA models take start/end positions, not labels)
             loss = self.distiller.task_term(Features(output_logits(out), (), student_inputs.get("attention_mask")),
                                             labels)
             return (loss, out) if return_outputs else loss

@@ -13,7 +13,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Value, concatenate_datase
 from dynakd.data.files import load_user_files
 from dynakd.data.glue import load_glue_dir, load_glue_hub
 from dynakd.data.synthetic import SYNTHETIC_VOCAB_WORDS, synthetic_sentiment
-from dynakd.data.tasks import GLUE_TASKS, TaskSpec, get_task, with_labels
+from dynakd.data.tasks import GLUE_TASKS, TaskSpec, get_task, is_classifier, named_labels, with_labels
 from dynakd.distributed import is_first_process
 from dynakd.errors import DynaKDError, first_line
 from dynakd.features import HIDDEN_LABEL
@@ -110,15 +110,15 @@ def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) ->
     names (``LABEL_0``, ...) or a model that is no classifier leaves the files' numbering as it was."""
     if not task.is_user_data or task.is_regression:
         return task, data
-    if not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+    if not is_classifier(config):
         return task, data
-    own = [str(v) for _, v in sorted((config.id2label or {}).items())]
+    own = named_labels(config)
     feature = next(iter(data.values())).features["label"]
     if not isinstance(feature, ClassLabel):  # integer ids
         if config.num_labels > task.num_labels:
             return with_labels(task, config.num_labels, None, task.text_columns), data
         return task, data
-    if not own or all(x == f"LABEL_{i}" for i, x in enumerate(own)):
+    if not own:
         return task, data
     index = {x.lower(): i for i, x in enumerate(own)}
     unknown = [x for x in feature.names if x.lower() not in index]

@@ -146,3 +146,14 @@ def with_labels(
     base = user_task(task.name, num_labels)
     columns = task.text_columns if text_columns is None else tuple(text_columns)
     return replace(base, label_names=label_names, text_columns=columns)
+
+
+def is_classifier(config) -> bool:
+    """Whether a model's config (``transformers.PretrainedConfig``) is a trained sequence classifier's."""
+    return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+
+
+def named_labels(config) -> list[str]:
+    """The label names a classifier's config gives, in id order; empty when it names none (``LABEL_0``, ...)."""
+    own = [str(v) for _, v in sorted((config.id2label or {}).items())]
+    return [] if all(x == f"LABEL_{i}" for i, x in enumerate(own)) else own

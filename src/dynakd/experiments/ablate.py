@@ -44,6 +44,7 @@ from ..config import (
     build_config,
     default_aligner,
     existing_part,
+    layer_term,
     load_yaml,
     merge_dicts,
     nest,
@@ -163,7 +164,7 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
     combos = (dict(zip(grid, values)) for grid in sweep.grid for values in itertools.product(*grid.values()))
     for cell in combos:
         method = cell.get("method", sweep.base.get("method", "full"))
-        feature = METHOD_TERMS.get(method, {}).get("feature")
+        feature = layer_term(method)
         if feature is None:
             cell = {k: v for k, v in cell.items() if not k.startswith(LAYER_TERM_OPTIONS)}
         if feature != "dynamics":  # static and pkd read no dynamics options; the hidden-state term joins dynamics

@@ -34,7 +34,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from ..cache import cache_blocker, prepare_teacher_cache
-from ..config import METHOD_TERMS, DistillConfig, build_config, existing_part
+from ..config import DistillConfig, build_config, existing_part, layer_term
 from ..data import synthetic_serves
 from ..data.prepare import DistillationCollator, tokenize
 from ..data.tasks import get_task
@@ -352,7 +352,7 @@ def _row(method: str, align: str, results: list[dict], warmup: int) -> dict[str,
     timed = [t for r in results for t in after_warmup(r["times"], warmup)]
     phases = results[0]["phases_ms"]  # measured in the first repeat only
     shapes = [r["batch_shapes"] for r in results]
-    return {"method": method, "align": align if METHOD_TERMS.get(method, {}).get("feature") is not None else "-",
+    return {"method": method, "align": align if layer_term(method) else "-",
             "cache": results[0]["cache"],
             "peak_mib": max(r["peak_mib"] for r in results if r["peak_mib"] is not None), **summarise(timed, 0),
             "ops_per_step": results[0]["ops_per_step"],
@@ -372,7 +372,7 @@ def rotated(configs: list, repeat: int, repeats: int) -> list:
 
 def configurations(methods: list[str], aligners: list[str]):
     for method in methods:
-        for align in aligners if METHOD_TERMS.get(method, {}).get("feature") is not None else aligners[:1]:
+        for align in aligners if layer_term(method) else aligners[:1]:
             for cache_on in (False, True) if method != "task" else (False,):
                 yield method, align, cache_on
 

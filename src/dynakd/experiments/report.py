@@ -18,7 +18,7 @@ from typing import Any
 
 from scipy import stats
 
-from ..config import METHOD_TERMS, METHODS
+from ..config import METHODS, layer_term
 from ..data.tasks import get_task
 from ..errors import DynaKDError
 from ..metrics import primary_metric
@@ -100,7 +100,7 @@ def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...
         kd = by_group.get(kd_partner(first)) if first["method"] != "kd" else None
         rows.append({
             "depth": first["student_layers"], "method": first["method"],
-            "align": first["align"] if METHOD_TERMS.get(first["method"], {}).get("feature") else "-",
+            "align": first["align"] if layer_term(first["method"]) else "-",
             "variant": variant(first),
             "scores": list(scores.values()), "by_seed": scores,
             "others": {m: [score(r, m) for r in runs.values()] for m in others},
@@ -197,7 +197,7 @@ def copy_alignment_plots(records: list[dict[str, Any]], folder: Path) -> None:
     """One heatmap per aligner and depth: the plan of the first seed's run of ``full`` (or any layer method)."""
     chosen: dict[tuple[str, int], dict[str, Any]] = {}
     for r in sorted(records, key=lambda r: (r["method"] != "full", r["seed"])):
-        if not METHOD_TERMS.get(r["method"], {}).get("feature"):
+        if not layer_term(r["method"]):
             continue
         chosen.setdefault((r["align"], r["student_layers"]), r)
     for (align, depth), r in chosen.items():
