@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The GPU checks of one lent H200 session (the `device` tool), in one command of at most ~9 minutes. STEPS picks
-# them (default "bench b1"):
+# them (default "bench b1"); the compiled benches run in the order given, a segfault's stack in their logs:
 #   bench          `dynakd bench` on CUDA (issue #4): step time, allocator peak and operators per step of task / kd /
 #                  full (each aligner), live teacher and cache -> $OUT/h200.json;
-#   bench-compile  the same with --torch-compile (student and dynamics losses compiled), OT only, one repeat,
-#                  10 warm-up steps (compilation, and one recompilation for dynamic shapes) -> $OUT/h200-compile.json;
+#   bench-compile  the same with --torch-compile (student and dynamics losses compiled), task, kd and full/OT,
+#                  one repeat, 10 warm-up steps (compilation, and one recompilation for dynamic shapes)
+#                  -> $OUT/h200-compile.json;
 #   bench-graphs   the same with --torch-compile-mode reduce-overhead (CUDA graphs: kernels replayed, not launched one
 #                  by one) -> $OUT/h200-graphs.json;
+#   bench-graphs-student  the same with CUDA graphs for the student alone, the dynamics losses compiled without them
+#                  (benchmarks/gpu/student_graphs.py) -> $OUT/h200-graphs-student.json;
 #   b1             B1 at full size (issue #3): $B1_CONFIG (default benchmarks/configs/b1-sst2-gpu.yaml) in 4
 #                  processes sharing the GPU until the time is up, then `dynakd report` -> $OUT/b1-sst2-gpu.tgz
 #                  (results, report, plots, logs).
@@ -27,7 +30,7 @@ PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 t0=$SECONDS
 left() { echo $((BUDGET - (SECONDS - t0))); }
-export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+export PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
 if ! $PY -c "import datasets" 2>/dev/null; then
   arrow=$($PY -c "import pyarrow; print(pyarrow.__version__.split('.')[0])")
@@ -60,18 +63,26 @@ if [[ $STEPS == *" bench "* ]]; then
     --output "$OUT/h200.json" > "$OUT/bench.log" 2>&1
   echo "bench exit $?"; tail -12 "$OUT/bench.log"
 fi
-compiled_bench() {  # NAME FLAG...: a compiled bench, OT only, one repeat, 10 warm-up steps (compilation)
-  local name=$1; shift
-  local limit=$(( $(left) < 300 ? $(left) : 300 ))  # its rows are in the log as each configuration ends
-  [ "$limit" -lt 30 ] && { echo "== bench $*: skipped, $(left) s left"; return; }
-  echo "== bench $* ($(left) s left)"
-  timeout "$limit" $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "$@" \
-    --aligners ot --repeats 1 --warmup 10 "${small[@]}" --output "$OUT/h200-$name.json" > "$OUT/bench-$name.log" 2>&1
-  echo "bench $* exit $?"; tail -6 "$OUT/bench-$name.log"
+compiled_bench() {  # NAME MAX_S FLAG...: a compiled bench of task, kd and full/OT (one repeat, 10 warm-up steps:
+  # compilation) for at most MAX_S seconds; its rows are in its log as each configuration ends. $BENCH runs it.
+  local name=$1 max=$2; shift 2
+  local limit=$(( $(left) < max ? $(left) : max ))
+  [ "$limit" -lt 30 ] && { echo "== bench-$name: skipped, $(left) s left"; return; }
+  echo "== bench-$name $* ($(left) s left)"
+  timeout "$limit" $PY $BENCH bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "$@" \
+    --methods task,kd,full --aligners ot --repeats 1 --warmup 10 "${small[@]}" --output "$OUT/h200-$name.json" \
+    > "$OUT/bench-$name.log" 2>&1
+  echo "bench-$name exit $?"; tail -6 "$OUT/bench-$name.log"
 }
-# CUDA graphs first: the likelier route to the speed targets, should the time run out
-[[ $STEPS == *" bench-graphs "* ]] && compiled_bench graphs --torch-compile-mode reduce-overhead
-[[ $STEPS == *" bench-compile "* ]] && compiled_bench compile --torch-compile
+BENCH="-m dynakd.cli"
+for step in $STEPS; do  # in the order given
+  case $step in
+    bench-compile) compiled_bench compile 170 --torch-compile ;;
+    bench-graphs) compiled_bench graphs 200 --torch-compile-mode reduce-overhead ;;
+    bench-graphs-student) BENCH=benchmarks/gpu/student_graphs.py compiled_bench graphs-student 200 \
+                            --torch-compile-mode reduce-overhead ;;
+  esac
+done
 [[ $STEPS == *" b1 "* ]] || { echo "done in $((SECONDS - t0)) s"; exit 0; }
 
 echo "== B1 full size ($(left) s left)"

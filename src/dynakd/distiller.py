@@ -45,6 +45,19 @@ class DistillOutput:
     plan: torch.Tensor | None
 
 
+def compile_dynamics(mode: str | None):
+    """``dynamics_costs`` compiled in ``mode`` (torch.compile's), with dynamic shapes. Inductor's coalescing analysis
+    of tilings is off: on CUDA with dynamic shapes it failed an assertion while compiling the cached ``full`` step's
+    graph (torch 2.11, H200; its own config notes it does not yet apply to dynamic shapes). torch.compile takes a mode
+    or options, not both, so the mode goes in as its options."""
+    import torch._inductor.config  # (not imported by torch itself; a compiled run imports it anyway)
+
+    options = torch._inductor.list_mode_options(mode or "default", dynamic=True)
+    if hasattr(torch._inductor.config.triton, "coalesce_tiling_analysis"):  # torch >= 2.8
+        options = options | {"triton.coalesce_tiling_analysis": False}
+    return torch.compile(dynamics_costs, dynamic=True, options=options)
+
+
 class Distiller(nn.Module):
     """The distillation loss of ``cfg`` (its method, aligner, dynamics, schedules) for a student and teacher of the
     given depths and widths: ``distiller(student_features, teacher_features, labels, progress)`` gives a
@@ -93,8 +106,7 @@ class Distiller(nn.Module):
         # With --torch-compile the dynamics (~300 small operators forward, as many backward) become one graph of fused
         # kernels: where a step is launch-bound (a small student on a GPU) these operators are most of its cost
         # (benchmarks/speed/RESULTS.md). One graph, no breaks; dynamic shapes, so new batch sizes do not recompile.
-        self._dynamics_costs = (torch.compile(dynamics_costs, dynamic=True, mode=cfg.torch_compile_mode)
-                                if cfg.torch_compile else dynamics_costs)
+        self._dynamics_costs = compile_dynamics(cfg.torch_compile_mode) if cfg.torch_compile else dynamics_costs
         self.register_buffer("ref_s", torch.zeros(student_layers + 1, student_width))
         self.register_buffer("ref_t", torch.zeros(teacher_layers + 1, teacher_width))
         self.register_buffer("ref_steps", torch.zeros((), dtype=torch.long))

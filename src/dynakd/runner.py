@@ -304,6 +304,7 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
 def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
     cfg, teacher_name, out, resume = _check_run(cfg, command, teacher_name)
     note_batch_of_one(cfg)
+    note_cuda_graphs(cfg)
     task, data = load_data(cfg, labels_of=teacher_name)  # (fine-tuning takes the files' labels: a head may change)
     if not task.is_qa:
         check_labels(data, task.num_labels, task.is_regression)
@@ -378,6 +379,16 @@ def note_batch_of_one(cfg: DistillConfig) -> None:
     if said:
         print(f"note: with batch_size 1 the dynamics component(s) {', and '.join(said)} (these forms compare the "
               "samples of a batch); use a larger batch", flush=True)
+
+
+def note_cuda_graphs(cfg: DistillConfig) -> None:
+    """Say so when CUDA graphs would capture the dynamics losses on a GPU: on one H200 with torch 2.11 the `full` step
+    crashed the process under them (a segfault, which has no message of its own; benchmarks/speed/RESULTS.md)."""
+    graphs = cfg.torch_compile_mode in ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs
+    if graphs and cfg.terms["feature"] == "dynamics" and torch.cuda.is_available() and is_first_process():
+        print(f"note: --torch-compile-mode {cfg.torch_compile_mode} (CUDA graphs) with the dynamics term crashed the "
+              "process on an H200 with torch 2.11 (a segfault); if this run does, use --torch-compile, which "
+              "compiles without CUDA graphs", flush=True)
 
 
 def _train_record(train_out, train_time: float, resume: Path | None, cache, processes: int,

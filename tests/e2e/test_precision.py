@@ -75,12 +75,18 @@ def test_torch_compile_mode_reaches_the_student_and_the_dynamics(tiny_teacher, t
     """``--torch-compile-mode reduce-overhead`` (CUDA graphs on a GPU) implies ``--torch-compile`` and is the mode of
     both compilations: the Trainer's of the student and the distiller's of the dynamics losses."""
     from dynakd.config import build_config
+    from dynakd.losses import dynamics_costs
 
-    modes = []
-    monkeypatch.setattr(torch, "compile", lambda fn=None, **kw: modes.append(kw.get("mode")) or fn)  # no compiling
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda fn=None, **kw: calls.append((fn, kw)) or fn)  # no compiling
     assert build_config({"torch_compile_mode": "reduce-overhead"}).torch_compile is True
     run(tiny_teacher, tmp_path / "run", "full", torch_compile_mode="reduce-overhead")
-    assert modes.count("reduce-overhead") >= 2 and set(modes) == {"reduce-overhead"}
+    student = [kw for fn, kw in calls if fn is not dynamics_costs]
+    dynamics = [kw for fn, kw in calls if fn is dynamics_costs]
+    assert student and {kw.get("mode") for kw in student} == {"reduce-overhead"}
+    # the dynamics take the mode as its options (CUDA graphs), with inductor's coalescing analysis of tilings off
+    assert dynamics and all(kw["options"]["triton.cudagraphs"] and "mode" not in kw for kw in dynamics)
+    assert all(kw["options"].get("triton.coalesce_tiling_analysis") is False for kw in dynamics)
     args = ["distill", "--teacher", str(tiny_teacher), "--synthetic", "--torch-compile-mode", "fast"]
     assert main(args) == 2  # an unknown mode is a clear error, not a traceback from torch
     assert "torch_compile_mode: 'fast' is not one of default, reduce-overhead," in capsys.readouterr().err

@@ -377,3 +377,21 @@ def test_a_constant_weight_compares_by_its_value_alone(tmp_path):
     saved = dataclasses.asdict(build_config({"task_weight": {"warmup": 0.1}}))
     saved["task_weight"]["end"] = 0.0
     assert build_config(saved).task_weight == build_config({"task_weight": {"warmup": 0.1}}).task_weight
+
+
+def test_cuda_graphs_with_the_dynamics_term_are_noted(capsys, monkeypatch):
+    """On a GPU, CUDA graphs (reduce-overhead, max-autotune) over the dynamics losses crashed one H200 run with a
+    segfault: the run says so first, and how to avoid it. Nothing is said on CPU, without the term or without graphs."""
+    import torch
+
+    from dynakd.runner import note_cuda_graphs
+
+    def note(method="full", mode="reduce-overhead"):
+        note_cuda_graphs(validate(DistillConfig(method=method, torch_compile_mode=mode)))
+        return capsys.readouterr().out
+
+    assert note() == ""  # no GPU here
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert "--torch-compile-mode reduce-overhead (CUDA graphs) with the dynamics term crashed" in note()
+    assert "use --torch-compile, which compiles without CUDA graphs" in note(mode="max-autotune")
+    assert note(method="kd") == note(mode="default") == note(method="pkd") == ""
