@@ -42,24 +42,18 @@ FORMAT_VERSION = 2  # 2: the teacher fingerprint leaves out label names
 
 
 def cache_blocker(cfg) -> str | None:
-    """Why this config needs the live teacher, or None if cached outputs are enough."""
+    """Why this config needs the live teacher, or None if cached outputs are enough. The cache holds logits and
+    pooled features of unperturbed inputs, so whatever compares the models token by token (``token_level``: QA's
+    per-token logits, hidden states, token pooling, perturbed embeddings) needs the teacher itself."""
     from .data.tasks import get_task
+    from .distiller import token_level
 
-    feature = cfg.terms["feature"]
     if cfg.method == "task":
         return "method 'task' uses no teacher"
-    if get_task(cfg.task).is_qa:
-        return "extractive QA distils per-token start/end logits of each window (not cached)"
-    if feature == "static":
-        return "method 'static' compares token-level hidden states"
-    if feature not in _POOLINGS:  # a term added since: the cache holds logits and the pooled features named there
+    if reason := token_level(cfg, qa=get_task(cfg.task).is_qa):
+        return reason
+    if cfg.terms["feature"] not in _POOLINGS:  # a term added since: the cache holds the pooled features named there
         return f"method '{cfg.method}' reads features the cache does not hold"
-    if cfg.hidden_weight is not None:  # (validation allows it with a dynamics method only)
-        return "hidden_weight compares token-level hidden states"
-    if feature == "dynamics" and cfg.dynamics.pooling == "tokens":
-        return "dynamics.pooling 'tokens' needs token-level features"
-    if feature == "dynamics" and "sensitivity" in cfg.dynamics.components:
-        return "the 'sensitivity' component runs the teacher on perturbed inputs"
     return None
 
 

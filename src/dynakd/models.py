@@ -60,8 +60,13 @@ def check_model_folder(name: str) -> None:
     with retries, for a folder mistyped); anything else is taken as a hub id (``name`` or ``namespace/name``)."""
     name = packaged.resolve(name)
     path = Path(name)
-    if path.exists():
-        if not (path / "config.json").is_file():
+    try:
+        has_config = (path / "config.json").is_file()
+        exists = has_config or path.exists()
+    except OSError as e:  # e.g. a folder without read permission: pathlib raises rather than answering False
+        raise DynaKDError(f"cannot read the model folder '{name}': {e.strerror or first_line(e)}") from None
+    if exists:
+        if not has_config:
             raise DynaKDError(f"'{name}' is not a model folder (no config.json)")
         return
     in_local_folder = len(path.parts) > 1 and Path(path.parts[0]).is_dir()  # runs/teacher, with ./runs here

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -177,6 +178,21 @@ def test_teacher_not_a_model(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     err = run_error(capsys, distill_args(tmp_path / "empty", tmp_path / "run"))
     assert "not a model folder" in err
+
+
+def test_unreadable_model_folder(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """A folder the user may not read (chmod 000) is named as such: pathlib raises PermissionError there (as root, which
+    reads every folder, the test stands the error in)."""
+    real_is_file = Path.is_file
+
+    def is_file(self):
+        if self.parent == tiny_teacher:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run"))
+    assert err == f"dynakd: error: cannot read the model folder '{tiny_teacher}': Permission denied"
 
 
 def test_model_folder_not_found(tiny_teacher, tmp_path, capsys, monkeypatch):

@@ -3,7 +3,7 @@
 Where to add a loss (each returns a cost matrix ``[Ls, Lt]`` if it compares layers):
 - a dynamics component: its cost function in ``dynamics.py`` and a branch in ``dynamics_costs``, its name in
   ``config.COMPONENTS`` (the distiller then logs it as ``dyn/<name>``); one that needs the live teacher or both models
-  on the same tokens also goes in ``Distiller.token_level`` and ``cache.cache_blocker``;
+  on the same tokens also goes in ``distiller.token_level`` (which ``cache.cache_blocker`` reads);
 - a layer term of a method of its own: its cost function in the module of its family (``static``, ...), the method
   in ``config.METHOD_TERMS`` and ``DistillConfig.method``, and a branch in ``Distiller.feature_terms``;
 - a logit term: ``logit.py``, called from ``Distiller.forward``.
