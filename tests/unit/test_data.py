@@ -235,6 +235,21 @@ def test_csv_empty_text_becomes_empty_string_and_int_labels_kept(tmp_path):
     assert infer_task_from_data(get_task("csv"), data).num_labels == 3
 
 
+def test_sparse_integer_ids_are_refused(tmp_path):
+    """Integer labels are class ids: 0 and 1000000 would make a head of a million rows for two classes."""
+    train = write_csv(tmp_path / "train.csv", ["text", "label"], [["good", "1000000"], ["bad", "0"]])
+    data = load_user_files("csv", train, None, ["text"], "label")
+    with pytest.raises(DynaKDError, match=r"the highest, 1000000, would make a head of 1000001 classes for 2 distinct "
+                                          r"labels; number the classes 0 to 1, or give the labels as strings"):
+        infer_task_from_data(get_task("csv"), data)
+    dense = write_csv(tmp_path / "dense.csv", ["text", "label"], [[f"t{i}", str(i)] for i in range(1000)])
+    assert infer_task_from_data(get_task("csv"), load_user_files("csv", dense, None, ["text"], "label")).num_labels \
+        == 1000  # many classes, every id used
+    few = write_csv(tmp_path / "few.csv", ["text", "label"], [["a", "0"], ["b", "500"]])
+    assert infer_task_from_data(get_task("csv"), load_user_files("csv", few, None, ["text"], "label")).num_labels \
+        == 501  # small heads are left as the ids say
+
+
 def test_user_file_errors(tmp_path):
     train = write_csv(tmp_path / "train.csv", ["text", "label"], [["good", "1"]])
     with pytest.raises(DynaKDError, match=r"no column 'sentence'; columns are: text, label"):

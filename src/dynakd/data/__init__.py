@@ -99,7 +99,20 @@ def infer_task_from_data(task: TaskSpec, data: DatasetDict, text_columns: Sequen
     if feature.dtype.startswith("float"):
         return with_labels(task, 1, None, columns)
     highest = max((max(part.unique("label")) for part in data.values() if len(part)), default=1)
+    check_sparse_ids(highest, {x for part in data.values() for x in part.unique("label")})
     return with_labels(task, max(highest + 1, 2), None, columns)
+
+
+SPARSE_IDS_FROM = 1000  # classes: below this a few unused ids cost nothing
+
+
+def check_sparse_ids(highest: int, seen: set[int]) -> None:
+    """Integer labels are class ids, so the head gets ``highest + 1`` rows. Ids that leave most of that range unused
+    (``0`` and ``1000000``: a head of a million rows for two classes) are surely not ids: refused, with the remedy."""
+    if highest + 1 >= SPARSE_IDS_FROM and highest + 1 > 2 * len(seen):
+        raise DynaKDError(f"integer labels are class ids, and the highest, {highest}, would make a head of "
+                          f"{highest + 1} classes for {len(seen)} distinct labels; number the classes 0 to "
+                          f"{len(seen) - 1}, or give the labels as strings (they are then numbered in sorted order)")
 
 
 def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) -> tuple[TaskSpec, DatasetDict]:
