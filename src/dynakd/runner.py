@@ -105,7 +105,7 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
         seed=cfg.data_seed,
         splits=("train", *task.eval_splits) if train and cfg.dev_split is None else task.eval_splits,
     )
-    task = infer_task_from_data(task, data, cfg.text_columns)
+    task = infer_task_from_data(task, data, cfg.text_columns, model_numbers=labels_of is not None)
     if labels_of is not None and task.is_user_data:
         task, data = follow_model_labels(task, data, model_config(labels_of), labels_of)
     if cfg.dev_split is not None:  # no train set: cut one from the (single, validated) eval split

@@ -242,6 +242,8 @@ def test_sparse_integer_ids_are_refused(tmp_path):
     with pytest.raises(DynaKDError, match=r"the highest, 1000000, would make a head of 1000001 classes for 2 distinct "
                                           r"labels; number the classes 0 to 1, or give the labels as strings"):
         infer_task_from_data(get_task("csv"), data)
+    # a trained classifier numbers them next (distill's teacher, evaluate's model): its label count decides
+    assert infer_task_from_data(get_task("csv"), data, model_numbers=True).num_labels == 1000001
     dense = write_csv(tmp_path / "dense.csv", ["text", "label"], [[f"t{i}", str(i)] for i in range(1000)])
     assert infer_task_from_data(get_task("csv"), load_user_files("csv", dense, None, ["text"], "label")).num_labels \
         == 1000  # many classes, every id used

@@ -85,9 +85,12 @@ def load_task_data(
     return load_glue_hub(task, splits)
 
 
-def infer_task_from_data(task: TaskSpec, data: DatasetDict, text_columns: Sequence[str] | None = None) -> TaskSpec:
+def infer_task_from_data(task: TaskSpec, data: DatasetDict, text_columns: Sequence[str] | None = None,
+                         model_numbers: bool = False) -> TaskSpec:
     """For csv/json specs, the spec completed from the loaded data: a ClassLabel gives its names and count, float
-    labels give regression (1 label), integer labels give max + 1 labels (at least 2). GLUE specs come back as is."""
+    labels give regression (1 label), integer labels give max + 1 labels (at least 2). GLUE specs come back as is.
+    ``model_numbers``: a trained classifier numbers the labels next (``follow_model_labels``), so ids that are
+    sparse in this file (an evaluation file of a many-class model) are not refused."""
     if not task.is_user_data:
         return task
     feature = next(iter(data.values())).features["label"]
@@ -99,7 +102,8 @@ def infer_task_from_data(task: TaskSpec, data: DatasetDict, text_columns: Sequen
     if feature.dtype.startswith("float"):
         return with_labels(task, 1, None, columns)
     highest = max((max(part.unique("label")) for part in data.values() if len(part)), default=1)
-    check_sparse_ids(highest, {x for part in data.values() for x in part.unique("label")})
+    if not model_numbers:
+        check_sparse_ids(highest, {x for part in data.values() for x in part.unique("label")})
     return with_labels(task, max(highest + 1, 2), None, columns)
 
 
