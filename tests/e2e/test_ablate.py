@@ -166,6 +166,20 @@ def test_smoke_without_data_the_synthetic_corpus_cannot_serve_is_refused(tiny_en
         load_sweep(path, smoke=True)
 
 
+def test_a_missing_data_file_is_named_before_anything_runs(tiny_encoder, tmp_path):
+    """A sweep's train or validation file that is not there is named with the sweep file, before the teacher's run
+    (a SQuAD sweep, which has no synthetic stand-in, found it only there), in smoke mode and not."""
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    missing = tmp_path / "no-such" / "dev-v1.1.json"
+    raw["base"] = {**raw["base"], "task": "squad", "synthetic": False, "train_file": str(missing)}
+    path.write_text(yaml.safe_dump(raw))
+    for smoke in (True, False):
+        with pytest.raises(DynaKDError, match=f"s.yaml: train_file {missing} is not a file here"):
+            load_sweep(path, smoke=smoke)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_changed_sweep_file_starts_its_smoke_run_again(tiny_encoder, tmp_path, capsys):
     config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     spec = yaml.safe_load(config.read_text())

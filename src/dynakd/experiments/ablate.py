@@ -127,11 +127,15 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     sweep = Sweep(name, out, base, teacher, grids, smoke)
     try:  # validate every cell (and the teacher's settings) before running any; errors name the sweep file
         configs = {cell_key(cell): cell_config(sweep, cell, teacher_dir="teacher") for cell in cells(sweep)}
-        teacher_config(sweep, 42)
+        teacher_cfg = teacher_config(sweep, 42)
         for key, cfg in configs.items():  # distill's own check, here before the teacher trains
             if not (cfg.student or cfg.student_layers or cfg.student_layer_ids):
                 raise DynaKDError(f"cell {key} names no student: give student_layers (or student, "
                                   "student_layer_ids) in base or grid")
+        for cfg in (teacher_cfg, *configs.values()):  # (a missing file was found after the teacher's set-up)
+            for key in ("train_file", "validation_file"):
+                if (file := getattr(cfg, key)) and not Path(file).expanduser().is_file():
+                    raise DynaKDError(f"{key} {file} is not a file here (a relative path counts from {Path.cwd()})")
     except DynaKDError as e:
         raise DynaKDError(f"{path}: {e}") from None
     return sweep
