@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -311,8 +312,52 @@ def test_csv_needs_both_files(tiny_teacher, tmp_path, capsys):
         run_error(capsys, args)
     err = run_error(capsys, [*args[: args.index("--task") + 1], "json", *args[args.index("--task") + 2 :],
                              "--validation-file", str(data)])
-    assert err.startswith(f"dynakd: error: could not read json file(s) {data}: JSON parse error")  # the parser's
+    assert err.startswith(f"dynakd: error: could not read json file {data}: JSON parse error")  # the parser's
     assert err.endswith(f"({data} looks like csv: --task csv)")
+
+
+DATA_FILES = {
+    "good.csv": "text,label\ngood film,1\nbad film,0\n",
+    "lines.json": '{"text": "good film", "label": 1}\n{"text": "bad film", "label": 0}\n',
+    "other.csv": "sentence,label\ngood film,1\n",
+    "header.csv": "text,label\n",
+    "blank.csv": "\n  \n",
+    "empty.json": "",
+    "array.json": "[]\n",
+    "tabs.csv": "text\tlabel\ngood film\t1\n",
+    "commas.tsv": "text,label\ngood film,1\n",
+}
+
+
+@pytest.mark.parametrize("task, train, validation, expected", [
+    # mixed files: the file at fault, with its own reason (read together, datasets gave "Couldn't cast", or the
+    # parser's reason beside both names)
+    ("csv", "good.csv", "lines.json", "<d>/lines.json: no column 'text'; columns are: *(<d>/lines.json looks like "
+                                      "json; --task csv reads every file as csv: give both files in one format)"),
+    ("json", "lines.json", "good.csv", "could not read json file <d>/good.csv: JSON parse error*(<d>/good.csv looks "
+                                       "like csv; --task json reads every file as json: give both files in one "
+                                       "format)"),
+    ("csv", "good.csv", "other.csv", "<d>/other.csv: no column 'text'; columns are: sentence, label"),
+    # no rows: not datasets' 'Instruction "validation" corresponds to no data!', nor an empty reason
+    ("csv", "good.csv", "header.csv", "<d>/header.csv has no rows"),
+    ("csv", "blank.csv", "good.csv", "<d>/blank.csv is empty"),
+    ("json", "lines.json", "empty.json", "<d>/empty.json is empty"),
+    ("json", "array.json", "lines.json", "<d>/array.json has no rows"),
+    # the separator a csv file is read with follows its suffix
+    ("csv", "tabs.csv", "good.csv", "<d>/tabs.csv: no column 'text'; columns are: text\tlabel (<d>/tabs.csv is read "
+                                    "comma-separated; a tab-separated file is read as such when its name ends in "
+                                    ".tsv)"),
+    ("csv", "good.csv", "commas.tsv", "<d>/commas.tsv: no column 'text'; columns are: text,label (<d>/commas.tsv is "
+                                      "read tab-separated for its .tsv suffix; name a comma-separated file .csv)"),
+])
+def test_a_bad_data_file_is_named_with_its_own_reason(task, train, validation, expected, tiny_teacher, tmp_path,
+                                                        capsys):
+    for name, text in DATA_FILES.items():
+        (tmp_path / name).write_text(text)
+    args = csv_args(tiny_teacher, tmp_path / "r", "text", tmp_path / train, tmp_path / validation)
+    args[args.index("--task") + 1] = task
+    err = run_error(capsys, args)
+    assert fnmatch.fnmatchcase(err, "dynakd: error: " + expected.replace("<d>", str(tmp_path))), err
 
 
 def test_python_config_is_validated(tiny_teacher, tmp_path):

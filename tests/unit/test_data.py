@@ -228,6 +228,15 @@ def test_json_lines_and_array_pairs(tmp_path):
     assert infer_task_from_data(get_task("json"), dev).is_regression
 
 
+def test_tsv_files_are_read_tab_separated_and_files_may_differ_in_extra_columns(tmp_path):
+    train = tmp_path / "train.tsv"
+    train.write_text("id\treview\tlabel\n1\tgood, really\tpos\n2\tbad\tneg\n")
+    dev = write_csv(tmp_path / "dev.csv", ["review", "label"], [["fine", "pos"]])
+    data = load_user_files("csv", str(train), dev, ["review"], "label")
+    assert data["train"]["text_a"] == ["good, really", "bad"] and data["validation"]["text_a"] == ["fine"]
+    assert data["validation"].features["label"].names == ["neg", "pos"]
+
+
 def test_csv_empty_text_becomes_empty_string_and_int_labels_kept(tmp_path):
     train = write_csv(tmp_path / "train.csv", ["a", "b", "y"], [["one", "", "2"], ["two", "three", "0"]])
     data = load_user_files("csv", train, None, ["a", "b"], "y")

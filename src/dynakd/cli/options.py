@@ -24,7 +24,8 @@ DATA_FLAGS = {
     "--task": ("task", str, "GLUE task (sst2 mrpc qnli mnli qqp rte cola stsb), squad (extractive QA) or csv / json "
                "(default sst2; distill: the task a DynaKD teacher was fine-tuned on)"),
     "--data-dir": ("data_dir", str, "folder in the GLUE TSV layout (DIR/SST-2/train.tsv ...); default: the hub"),
-    "--train-file": ("train_file", str, "training file for --task csv/json, or SQuAD v1.1 JSON for --task squad"),
+    "--train-file": ("train_file", str, "training file for --task csv/json (csv: a .tsv file is read tab-separated), "
+                     "or SQuAD v1.1 JSON for --task squad"),
     "--validation-file": ("validation_file", str, "validation file for --task csv/json/squad"),
     "--train-articles": ("train_articles", int, "squad: the first N articles of --train-file train, the rest evaluate"),
     "--doc-stride": ("doc_stride", int, "squad: overlap of a context's windows in tokens (default min(128, L/2))"),

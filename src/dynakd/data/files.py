@@ -1,4 +1,5 @@
-"""User data in csv or json (JSON lines or a JSON array) files, standardized like the GLUE loaders.
+"""User data in csv (.tsv: tab-separated) or json (JSON lines or a JSON array) files, standardized like the GLUE
+loaders. Each file is read on its own: train and validation files may hold different extra columns.
 
 String labels become a ``datasets.ClassLabel`` whose ``names`` are the sorted unique label strings of all splits
 together, so the mapping is ``dataset["train"].features["label"].names[i]`` for label ``i``. Integer labels are
@@ -17,7 +18,7 @@ from dynakd.errors import DynaKDError, first_line
 
 USER_KINDS = ("csv", "json")
 _STRING_TYPES = ("string", "large_string")
-_SUFFIXES = {"csv": ("csv",), "json": ("json", "jsonl")}
+_SUFFIXES = {"csv": ("csv", "tsv"), "json": ("json", "jsonl")}
 
 
 def _check_args(kind: str, files: dict[str, str], text_columns: Sequence[str], label_column: str) -> None:
@@ -35,40 +36,88 @@ def _check_args(kind: str, files: dict[str, str], text_columns: Sequence[str], l
 
 
 def _read(kind: str, files: dict[str, str]) -> DatasetDict:
+    """Each split's file read on its own, so that an error names the file at fault with its own reason (read
+    together, datasets casts every file to the first one's columns, and a parse error names none), and files with
+    different extra columns can pair."""
+    paths = list(files.values())
+    tables = {path: _read_file(kind, path, paths) for path in dict.fromkeys(paths)}  # a file given twice: read once
+    return DatasetDict({split: tables[path] for split, path in files.items()})
+
+
+def _read_file(kind: str, path: str, paths: list[str]) -> Dataset:
     import datasets
 
+    if _is_blank(path):  # the parsers' own words for it are "No columns to parse" (csv) and nothing at all (json)
+        raise DynaKDError(f"{path} is empty")
     builder_log = logging.getLogger(f"datasets.packaged_modules.{kind}.{kind}")
     level = builder_log.level
     builder_log.setLevel(logging.CRITICAL)  # the parse error is reported once, below, not logged first
     try:
-        return datasets.load_dataset(kind, data_files=files)
+        builder = datasets.load_dataset_builder(kind, data_files=path, **_reader_options(kind, path))
+        builder.download_and_prepare()
     except Exception as exc:  # parse errors come from pandas/pyarrow/datasets in many types
         while exc.__cause__ is not None:  # datasets wraps the parser's reason in "An error occurred while ..."
             exc = exc.__cause__
-        reason = first_line(exc)
-        paths = list(dict.fromkeys(files.values()))
-        raise DynaKDError(f"could not read {kind} file(s) {', '.join(paths)}: {reason}{_kind_hint(kind, paths)}") \
+        raise DynaKDError(f"could not read {kind} file {path}: {first_line(exc)}{_kind_hint(kind, path, paths)}") \
             from exc
     finally:
         builder_log.setLevel(level)
+    # load_dataset would answer a file without rows with 'Instruction "train" corresponds to no data!'
+    if not builder.info.splits["train"].num_examples:
+        raise DynaKDError(f"{path} has no rows")
+    return builder.as_dataset(split="train")
 
 
-def _kind_hint(kind: str, paths: list[str]) -> str:
-    """`` (x.csv looks like csv: --task csv)`` for files whose suffix names the other kind, else empty."""
+def _is_blank(path: str) -> bool:
+    """Whether the file holds nothing but whitespace (read up to its first other byte)."""
+    with open(path, "rb") as handle:
+        return all(not chunk.strip() for chunk in iter(lambda: handle.read(1 << 16), b""))
+
+
+def _reader_options(kind: str, path: str) -> dict[str, str]:
+    """A .tsv file is read tab-separated under --task csv, as datasets reads the .tsv files it finds itself."""
+    return {"sep": "\t"} if kind == "csv" and _suffix(path) == "tsv" else {}
+
+
+def _suffix(path: str) -> str:
+    return os.path.splitext(path)[1].lower().lstrip(".")
+
+
+def _kind_hint(kind: str, path: str, paths: list[str]) -> str:
+    """`` (x.csv looks like csv: --task csv)`` for a file whose suffix names the other kind, else empty; when the
+    run's other file (``paths``) does not look like that kind too, the other task would not read it either."""
     other = {"csv": "json", "json": "csv"}[kind]
-    looks = [p for p in paths if os.path.splitext(p)[1].lower().lstrip(".") in _SUFFIXES[other]]
-    return f" ({', '.join(looks)} looks like {other}: --task {other})" if looks else ""
+    looks = [p for p in paths if _suffix(p) in _SUFFIXES[other]]
+    if path not in looks:
+        return ""
+    if looks == paths:
+        return f" ({path} looks like {other}: --task {other})"
+    return f" ({path} looks like {other}; --task {kind} reads every file as {kind}: give both files in one format)"
+
+
+def _separator_hint(kind: str, path: str, columns: list[str]) -> str:
+    """For a csv file whose header reads as one column holding the other separator (a tab-separated .csv file, a
+    comma-separated .tsv file): how the file was read, and how to have it read otherwise."""
+    if kind != "csv" or len(columns) != 1:
+        return ""
+    tsv = _suffix(path) == "tsv"
+    if tsv and "," in columns[0]:
+        return f" ({path} is read tab-separated for its .tsv suffix; name a comma-separated file .csv)"
+    if not tsv and "\t" in columns[0]:
+        return f" ({path} is read comma-separated; a tab-separated file is read as such when its name ends in .tsv)"
+    return ""
 
 
 def _standardize_columns(
-    data: Dataset, path: str, text_columns: Sequence[str], label_column: str, kind: str
+    data: Dataset, path: str, text_columns: Sequence[str], label_column: str, kind: str, paths: list[str]
 ) -> Dataset:
     """Keep only the text and label columns, renamed to text_a/text_b/label, with texts as strings (null -> "")."""
     wanted = [*text_columns, label_column]
     for name in wanted:
         if name not in data.column_names:
-            raise DynaKDError(f"{path}: no column '{name}'; columns are: {', '.join(data.column_names)}"
-                              f"{_kind_hint(kind, [path])}")
+            columns = data.column_names
+            raise DynaKDError(f"{path}: no column '{name}'; columns are: {', '.join(columns)}"
+                              f"{_kind_hint(kind, path, paths)}{_separator_hint(kind, path, columns)}")
     new_names = ["text_a", "text_b"][: len(text_columns)] + ["label"]
     data = data.select_columns(wanted).rename_columns(dict(zip(wanted, new_names)))
     for name in new_names[:-1]:
@@ -119,14 +168,16 @@ def load_user_files(
     """Load user csv/json files into splits "train" and/or "validation" (those whose file is given), each with
     columns text_a, text_b (when two text columns are given) and label (see the module docstring for label types).
 
-    Raises DynaKDError for a missing file, a missing column (listing the columns that exist), more than two text
-    columns, missing labels, or negative integer labels.
+    Raises DynaKDError for a missing, empty or unparsable file, one without rows, a missing column (listing the
+    columns that exist), more than two text columns, missing labels, or negative integer labels.
     """
     files = {split: path for split, path in (("train", train_file), ("validation", validation_file)) if path}
     text_columns = list(text_columns)
     _check_args(kind, files, text_columns, label_column)
     raw = _read(kind, files)
-    standard = DatasetDict(
-        {split: _standardize_columns(raw[split], files[split], text_columns, label_column, kind) for split in files}
-    )
+    paths = list(files.values())
+    standard = DatasetDict({
+        split: _standardize_columns(raw[split], path, text_columns, label_column, kind, paths)
+        for split, path in files.items()
+    })
     return _encode_labels(standard, label_column)
