@@ -237,10 +237,11 @@ def test_tsv_files_are_read_tab_separated_and_files_may_differ_in_extra_columns(
     assert data["validation"].features["label"].names == ["neg", "pos"]
 
 
-def test_csv_empty_text_becomes_empty_string_and_int_labels_kept(tmp_path):
+def test_csv_empty_text_becomes_empty_string_and_int_labels_kept(tmp_path, function_hashing):
     train = write_csv(tmp_path / "train.csv", ["a", "b", "y"], [["one", "", "2"], ["two", "three", "0"]])
     data = load_user_files("csv", train, None, ["a", "b"], "y")
     assert data["train"]["text_b"] == ["", "three"] and data["train"]["label"] == [2, 0]
+    assert not function_hashing  # the map that fills empty texts names its own fingerprint
     assert infer_task_from_data(get_task("csv"), data).num_labels == 3
 
 
@@ -401,7 +402,7 @@ def test_dev_split_stratifies_integer_labels_and_says_which_classes_lack_rows(tm
     assert "note: validation is split without stratifying by label (" in note and "_dynakd" not in note
 
 
-def test_csv_labels_follow_the_trained_classifiers_numbering():
+def test_csv_labels_follow_the_trained_classifiers_numbering(function_hashing):
     """An evaluation file lacking a class, or holding the classes in another case, is numbered as the model numbers
     them (it used to be numbered from its own labels: refused for a missing class, scored by position otherwise)."""
     from datasets import ClassLabel, Dataset, DatasetDict
@@ -420,6 +421,7 @@ def test_csv_labels_follow_the_trained_classifiers_numbering():
     assert task.num_labels == 3 and task.label_names == ("neg", "neu", "pos")
     assert data["validation"]["label"] == [2, 0, 2] and data["validation"].features["label"].names == ["neg", "neu",
                                                                                                         "pos"]
+    assert not function_hashing  # the renumbering map names its own fingerprint
     with pytest.raises(DynaKDError, match="label\\(s\\) 'mixed' of the data are not among the labels 'm' was trained "
                                           "on: neg, neu, pos"):
         follow_model_labels(task, files(["mixed", "neg"]), model, "m")
@@ -430,3 +432,38 @@ def test_csv_labels_follow_the_trained_classifiers_numbering():
     assert follow_model_labels(task, ids, unnamed, "m")[0].num_labels == 4  # ids 0-3, of which the file holds two
     encoder = BertConfig(architectures=["BertModel"], num_labels=4)  # no head yet: the files number the labels
     assert follow_model_labels(task, ids, encoder, "m")[0].num_labels == 3
+
+
+def word_tokenizer(*, lower: bool = True, reverse: bool = False):
+    """A WordPiece tokenizer over the synthetic corpus' words, as the tiny test models have."""
+    from transformers import BertTokenizer
+
+    words = sorted({w.lower() for w in SYNTHETIC_VOCAB_WORDS}, reverse=reverse)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    return BertTokenizer(vocab={t: i for i, t in enumerate(specials + words)}, do_lower_case=lower)
+
+
+def test_tokenize_names_its_fingerprint_from_every_input_without_hashing_a_function(tmp_path, function_hashing):
+    """datasets hashed the tokenize closure (the tokenizers) inside a bare except, which swallowed a Ctrl-C landing
+    there; tokenize now gives map its own fingerprint, which differs when anything its output depends on differs."""
+    from dynakd.data.prepare import tokenize
+
+    train = write_csv(tmp_path / "train.csv", ["text", "label"], [["good film", "1"], ["Not Bad film", "0"]])
+    data = load_user_files("csv", train, None, ["text"])  # read from a file: map caches its output by fingerprint
+    tokenizer = word_tokenizer()
+
+    def fingerprint(data, tokenizer, max_length, teacher=None) -> str:
+        return tokenize(data, tokenizer, max_length, teacher)["train"]._fingerprint
+
+    base = tokenize(data, tokenizer, 16)["train"]
+    assert base["labels"] == [1, 0] and base["input_ids"][0] == tokenizer("good film")["input_ids"]
+    assert not function_hashing
+    assert fingerprint(data, word_tokenizer(), 16) == base._fingerprint  # the same inputs: the cache is reused
+    other_rows = load_user_files("csv", write_csv(tmp_path / "other.csv", ["text", "label"], [["bad", "0"]]), None,
+                                 ["text"])
+    others = [fingerprint(data, tokenizer, 3), fingerprint(data, word_tokenizer(reverse=True), 16),
+              fingerprint(data, word_tokenizer(lower=False), 16), fingerprint(data, tokenizer, 16, tokenizer),
+              fingerprint(other_rows, tokenizer, 16)]
+    assert len({base._fingerprint, *others}) == 6
+    assert [len(ids) for ids in tokenize(data, tokenizer, 3)["train"]["input_ids"]] == [3, 3]  # not a stale cache
+    assert not function_hashing

@@ -327,3 +327,14 @@ def test_a_custom_loop_carries_the_context_tokens_to_the_dynamics():
     bare = Features(s.logits, s.hidden, mask)
     with pytest.raises(DynaKDError, match="qa_tokens 'context' needs the batch's context_mask"):
         d.dynamics_masks(bare, bare)
+
+
+def test_windows_are_fingerprinted_without_hashing_the_tokenizer(examples, tokenizer, function_hashing):
+    """encode_squad gives map its own fingerprint (datasets hashed the tokenizer, swallowing a Ctrl-C then)."""
+    def fingerprints(stride: int) -> list[str]:
+        encoded, _ = encode_squad({"train": examples, "validation": examples}, tokenizer, MAX_LEN, stride)
+        return [encoded["train"]._fingerprint, encoded["validation"]._fingerprint]
+
+    first = fingerprints(STRIDE)
+    assert not function_hashing
+    assert fingerprints(STRIDE) == first and len({*first, *fingerprints(STRIDE // 2)}) == 4

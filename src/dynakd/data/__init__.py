@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datasets import ClassLabel, Dataset, DatasetDict, Value, concatenate_datasets
 
 from dynakd.data.files import load_user_files
+from dynakd.data.fingerprint import map_fingerprint
 from dynakd.data.glue import load_glue_dir, load_glue_hub
 from dynakd.data.synthetic import SYNTHETIC_VOCAB_WORDS, synthetic_sentiment
 from dynakd.data.tasks import GLUE_TASKS, TaskSpec, get_task, is_classifier, named_labels, with_labels
@@ -146,10 +147,14 @@ def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) ->
     if ids != list(range(len(own))):
         target = ClassLabel(names=own)
 
+        def renumber(batch: dict[str, list]) -> dict[str, list]:
+            return {"label": [ids[v] for v in batch["label"]]}
+
         def relabel(part: Dataset) -> Dataset:
             features = part.features.copy()
             features["label"] = target
-            return part.map(lambda b: {"label": [ids[v] for v in b["label"]]}, batched=True, features=features)
+            return part.map(renumber, batched=True, features=features,
+                            new_fingerprint=map_fingerprint(part, renumber, ids, own))
 
         data = DatasetDict({split: relabel(part) for split, part in data.items()})
     return with_labels(task, len(own), tuple(own), task.text_columns), data
@@ -209,5 +214,10 @@ def subsample_with_transfer(ds: Dataset, n: int, transfer: int, seed: int, *, re
     features["label"] = Value("float32" if regression else "int64")  # a ClassLabel cannot hold the hidden label
     rows = subsample(ds, n + transfer, seed).cast(features)  # a seeded order's prefix: its first n are subsample(n)
     hidden = float("nan") if regression else HIDDEN_LABEL
-    extra = rows.select(range(n, n + transfer)).map(lambda _: {"label": hidden}, desc="hiding labels")
+
+    def hide(_row: dict) -> dict[str, float]:
+        return {"label": hidden}
+
+    extra = rows.select(range(n, n + transfer))
+    extra = extra.map(hide, desc="hiding labels", new_fingerprint=map_fingerprint(extra, hide, hidden))
     return concatenate_datasets([rows.select(range(n)), extra])

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 
+from dynakd.data.fingerprint import map_fingerprint
 from dynakd.errors import DynaKDError, first_line
 
 USER_KINDS = ("csv", "json")
@@ -124,11 +125,16 @@ def _standardize_columns(
         if getattr(data.features[name], "dtype", None) not in _STRING_TYPES:
             data = data.cast_column(name, Value("string"))
         if data.data.column(name).null_count:
-            data = data.map(lambda value, key=name: {key: value or ""}, input_columns=name)
+            data = data.map(_no_null, input_columns=name, fn_kwargs={"key": name},
+                            new_fingerprint=map_fingerprint(data, _no_null, name))
     nulls = data.data.column("label").null_count
     if nulls:
         raise DynaKDError(f"{path}: {nulls} row(s) have no value in label column '{label_column}'")
     return data
+
+
+def _no_null(value: str | None, key: str) -> dict[str, str]:
+    return {key: value or ""}
 
 
 def _label_kind(splits: DatasetDict) -> str:

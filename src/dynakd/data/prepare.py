@@ -14,6 +14,7 @@ from datasets import DatasetDict
 
 from ..errors import DynaKDError
 from ..features import CONTEXT_MASK, EXAMPLE_ID, HIDDEN_LABEL, NON_MODEL_KEYS, TEACHER_PREFIX
+from .fingerprint import map_fingerprint, tokenizer_state
 
 
 def same_tokenizer(a, b) -> bool:
@@ -41,8 +42,14 @@ def tokenize(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=No
         enc["labels"] = batch["label"]
         return enc
 
-    columns = next(iter(data.values())).column_names
-    return data.map(encode, batched=True, remove_columns=columns, desc="tokenizing")
+    # what encode reads besides the rows (datasets would hash the closure, tokenizers and all, for this)
+    teacher_state = None if teacher_tokenizer is None else tokenizer_state(teacher_tokenizer)
+    settings = [tokenizer_state(tokenizer), max_length, teacher_state, TEACHER_PREFIX]
+    return DatasetDict({
+        split: ds.map(encode, batched=True, remove_columns=ds.column_names, desc="tokenizing",
+                      new_fingerprint=map_fingerprint(ds, encode, *settings))
+        for split, ds in data.items()
+    })
 
 
 def drop_empty(data: DatasetDict, train_split: str = "train") -> DatasetDict:

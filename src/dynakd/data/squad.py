@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from datasets import Dataset, DatasetDict, Features, Value
 from datasets import Sequence as Seq
 
 from dynakd import hub
+from dynakd.data.fingerprint import map_fingerprint, tokenizer_state
 from dynakd.errors import DynaKDError, first_line
 from dynakd.features import CONTEXT_MASK
 
@@ -233,15 +235,18 @@ def encode_squad(data: DatasetDict, tokenizer, max_length: int, stride: int, *, 
     if stride >= max_length:
         raise DynaKDError(f"doc_stride ({stride}) must be smaller than max_seq_length ({max_length})")
     encoded, evals = {}, {}
+    kwargs = {"tokenizer": tokenizer, "max_length": max_length, "stride": stride}
+    # what the windows depend on besides the rows: this module's code (the window functions and their helpers)
+    settings = (tokenizer_state(tokenizer), max_length, stride)
     for split, ds in data.items():
         if split == "train":
             encoded[split] = ds.map(prepare_train_features, batched=True, remove_columns=ds.column_names,
-                                    fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "stride": stride},
-                                    desc="SQuAD train windows")
+                                    fn_kwargs=kwargs, desc="SQuAD train windows",
+                                    new_fingerprint=map_fingerprint(ds, sys.modules[__name__], "train", *settings))
             continue
-        feats = ds.map(prepare_eval_features, batched=True, remove_columns=ds.column_names,
-                       fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "stride": stride},
-                       desc="SQuAD eval windows")
+        feats = ds.map(prepare_eval_features, batched=True, remove_columns=ds.column_names, fn_kwargs=kwargs,
+                       desc="SQuAD eval windows",
+                       new_fingerprint=map_fingerprint(ds, sys.modules[__name__], "eval", *settings))
         inputs = feats.remove_columns(["squad_id", "offset_mapping"])
         offsets = [[tuple(o) if o is not None else None for o in row] for row in feats["offset_mapping"]]
         evals[split] = QAEval(ds, inputs, list(feats["squad_id"]), offsets, n_best, max_answer_length)
