@@ -236,7 +236,8 @@ def encode_squad(data: DatasetDict, tokenizer, max_length: int, stride: int, *, 
         raise DynaKDError(f"doc_stride ({stride}) must be smaller than max_seq_length ({max_length})")
     encoded, evals = {}, {}
     kwargs = {"tokenizer": tokenizer, "max_length": max_length, "stride": stride}
-    # what the windows depend on besides the rows: this module's code (the window functions and their helpers)
+    # the windows' cache key: the rows, this module's code (the window functions and their helpers), the tokenizer and
+    # the lengths (datasets would hash the functions and fn_kwargs, tokenizer and all)
     settings = (tokenizer_state(tokenizer), max_length, stride)
     for split, ds in data.items():
         if split == "train":
