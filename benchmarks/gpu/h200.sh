@@ -9,7 +9,9 @@
 #   bench-graphs   the same with --torch-compile-mode reduce-overhead (CUDA graphs: kernels replayed, not launched one
 #                  by one) -> $OUT/h200-graphs.json;
 #   bench-graphs-student  the same with CUDA graphs for the student alone, the dynamics losses compiled without them
-#                  (benchmarks/gpu/student_graphs.py) -> $OUT/h200-graphs-student.json;
+#                  (benchmarks/gpu/dynamics_variant.py) -> $OUT/h200-graphs-student.json;
+#   bench-graphs-static   the same with the dynamics losses compiled with static shapes (CUDA graphs of each padded
+#                  length) -> $OUT/h200-graphs-static.json;
 #   b1             B1 at full size (issue #3): $B1_CONFIG (default benchmarks/configs/b1-sst2-gpu.yaml) in 4
 #                  processes sharing the GPU until the time is up, then `dynakd report` -> $OUT/b1-sst2-gpu.tgz
 #                  (results, report, plots, logs).
@@ -79,8 +81,10 @@ for step in $STEPS; do  # in the order given
   case $step in
     bench-compile) compiled_bench compile 170 --torch-compile ;;
     bench-graphs) compiled_bench graphs 200 --torch-compile-mode reduce-overhead ;;
-    bench-graphs-student) BENCH=benchmarks/gpu/student_graphs.py compiled_bench graphs-student 200 \
-                            --torch-compile-mode reduce-overhead ;;
+    bench-graphs-student) BENCH="benchmarks/gpu/dynamics_variant.py student-graphs" compiled_bench graphs-student \
+                            200 --torch-compile-mode reduce-overhead ;;
+    bench-graphs-static) BENCH="benchmarks/gpu/dynamics_variant.py static" compiled_bench graphs-static 200 \
+                           --torch-compile-mode reduce-overhead ;;
   esac
 done
 [[ $STEPS == *" b1 "* ]] || { echo "done in $((SECONDS - t0)) s"; exit 0; }

@@ -45,20 +45,16 @@ class DistillOutput:
     plan: torch.Tensor | None
 
 
-def compile_dynamics(mode: str | None):
-    """``dynamics_costs`` compiled in ``mode`` (torch.compile's). torch.compile takes a mode or options, not both, so
-    the mode goes in as its options, with two changes made after crashes on an H200 (torch 2.11,
-    benchmarks/speed/RESULTS.md):
-    - dynamic shapes (no recompilation for a new batch size or length), except in the modes that record CUDA graphs:
-      they record one graph per shape anyway, and the `full` step crashed the process (a segfault) under CUDA graphs
-      of dynamic shapes; torch's own advice for CUDA graphs is static shapes. Pooled features change shape with the
-      batch size alone, so a run records two (full batches, the last one);
-    - inductor's coalescing analysis of tilings is off: with dynamic shapes it failed an assertion while compiling
-      the cached `full` step's graph (its own config says it does not yet apply to dynamic shapes)."""
+def compile_dynamics(mode: str | None, dynamic: bool = True):
+    """``dynamics_costs`` compiled in ``mode`` (torch.compile's), with dynamic shapes by default: no recompilation for
+    a new batch size or length (the function pools token states itself, so with static shapes every padded length
+    would compile, and record CUDA graphs, anew). torch.compile takes a mode or options, not both, so the mode goes
+    in as its options, with inductor's coalescing analysis of tilings off: with dynamic shapes it failed an assertion
+    while compiling the cached `full` step's graph (torch 2.11, H200, benchmarks/speed/RESULTS.md; its own config
+    says it does not yet apply to dynamic shapes)."""
     import torch._inductor.config  # (not imported by torch itself; a compiled run imports it anyway)
 
     options = dict(torch._inductor.list_mode_options(mode or "default"))
-    dynamic = not options.get("triton.cudagraphs", False)
     if hasattr(torch._inductor.config.triton, "coalesce_tiling_analysis"):  # torch >= 2.8
         options["triton.coalesce_tiling_analysis"] = False
     return torch.compile(dynamics_costs, dynamic=dynamic, options=options)
