@@ -252,6 +252,8 @@ def _scalar(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
             return value.lower() in ("true", "yes", "1")
         raise DynaKDError(f"{where}: expected true or false, got {value!r}")
+    if tp is str and isinstance(value, (list, dict)):  # str() of it would name a folder `['a', 'b']`
+        raise DynaKDError(f"{where}: expected a string, got {value!r}")
     try:
         if isinstance(value, bool) and tp in (int, float):  # YAML reads `lr: yes` as True, not as 1.0
             raise ValueError
@@ -293,15 +295,45 @@ def existing_part(path: Path) -> Path:
     return path
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping that names one key twice."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping naming one key twice: PyYAML keeps the last without a word, so
+    ``lr: 1e-4`` further down a config silently won over the one the user was looking at."""
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict[Any, int] = {}  # each key's first line
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`, whose keys a mapping may override
+                continue
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                first = lines.get(key)
+            except TypeError:  # an unhashable key: SafeLoader's own error names it
+                continue
+            if first is not None:
+                where = f"on line {line}" if first == line else f"at lines {first} and {line}"
+                raise DuplicateKeyError(None, None, f"key '{key}' is given twice, {where}; keep one",
+                                        key_node.start_mark)
+            lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise DynaKDError(f"{p} is a folder, not a config file; give a YAML file")
     if not p.is_file():
         raise DynaKDError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=StrictLoader) or {}
     except (OSError, UnicodeDecodeError) as e:
         raise DynaKDError(f"cannot read config file {p}: {e.strerror if isinstance(e, OSError) else 'not UTF-8 text'}"
                           ) from None
+    except DuplicateKeyError as e:
+        raise DynaKDError(f"{p}: {e.problem}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
@@ -323,7 +355,10 @@ def parse_override(text: str) -> dict[str, Any]:
     if "=" not in text:
         raise DynaKDError(f"--set expects KEY=VALUE, got '{text}'")
     key, raw = text.split("=", 1)
-    return nest(key, yaml.safe_load(raw) if raw else None)
+    try:
+        return nest(key, yaml.load(raw, Loader=StrictLoader) if raw else None)
+    except yaml.YAMLError as e:  # `--set lr=[1`
+        raise DynaKDError(f"--set {text}: the value is not valid YAML: {getattr(e, 'problem', None) or e}") from None
 
 
 def parse_layer(layer: dict[str, Any]) -> None:
@@ -375,6 +410,17 @@ def _check_transfer(cfg: DistillConfig, task) -> None:
                           "no teacher to learn them from; use kd or full")
 
 
+# The largest batch: the Trainer's evaluation allocates a copy of the loss per example of eval_batch_size, so 1e12
+# asked for 4 TB and ended in a traceback; no device holds a batch near this one anyway.
+MAX_BATCH = 2**20
+
+
+def max_workers() -> int:
+    """The most DataLoader workers: each is a process, and a count far beyond the CPUs (1e12) hung the run while it
+    forked them."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def validate(cfg: DistillConfig) -> DistillConfig:
     """Check types, choices, values and combinations before any model or data is loaded; return the config with
     every value in its declared type (a config built in Python may hold e.g. a number where a schedule belongs)."""
@@ -394,7 +440,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
                                                    f"{cfg.max_steps}"),
         (cfg.weight_decay >= 0, f"weight_decay must be >= 0, got {cfg.weight_decay}"),
         (cfg.temperature > 0, f"temperature must be > 0, got {cfg.temperature}"),
-        (cfg.batch_size > 0, f"batch_size must be > 0, got {cfg.batch_size}"),
+        (0 < cfg.batch_size <= MAX_BATCH, f"batch_size must be in [1, {MAX_BATCH}], got {cfg.batch_size}"),
         (cfg.gradient_accumulation_steps >= 1,
          f"gradient_accumulation_steps must be >= 1, got {cfg.gradient_accumulation_steps}"),
         (cfg.lr > 0, f"lr must be > 0, got {cfg.lr}"),
@@ -421,8 +467,11 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (cfg.eval_steps is None or cfg.eval_steps >= 1, f"eval_steps must be >= 1, got {cfg.eval_steps}"),
         (cfg.save_steps >= 0, f"save_steps must be >= 0 (0 disables checkpoints), got {cfg.save_steps}"),
         (not (cfg.resume and cfg.overwrite), "choose one of resume and overwrite"),
-        (cfg.eval_batch_size > 0, f"eval_batch_size must be > 0, got {cfg.eval_batch_size}"),
+        (0 < cfg.eval_batch_size <= MAX_BATCH, f"eval_batch_size must be in [1, {MAX_BATCH}], got "
+                                               f"{cfg.eval_batch_size}"),
         (cfg.dataloader_num_workers >= 0, f"dataloader_num_workers must be >= 0, got {cfg.dataloader_num_workers}"),
+        (cfg.dataloader_num_workers <= max_workers(), f"dataloader_num_workers must be at most {max_workers()} (4 per "
+         f"CPU of this machine), got {cfg.dataloader_num_workers}"),
         (cfg.push_to_hub or not cfg.hub_private, "hub_private creates the --push-to-hub repository private; it needs "
          "--push-to-hub REPO"),
         (cfg.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {cfg.max_grad_norm}"),

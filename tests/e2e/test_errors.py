@@ -71,6 +71,12 @@ def run_error(capsys, args: list[str]) -> str:
         (["--max-seq-length", "4096"], "exceeds the model's limit of 128 tokens"),
         (["--save-steps", "-1"], "save_steps must be >= 0"),
         (["--dataloader-num-workers", "-1"], "dataloader_num_workers must be >= 0, got -1"),
+        # a huge batch asked the Trainer's evaluation for 4 TB (a traceback); 1e12 workers hung while forking
+        (["--set", "eval_batch_size=1e12"], "eval_batch_size must be in [1, 1048576], got 1000000000000"),
+        (["--batch-size", "2000000"], "batch_size must be in [1, 1048576], got 2000000"),
+        (["--dataloader-num-workers", "1000000"], "dataloader_num_workers must be at most "),
+        (["--set", "output=[a, b]"], "--set output=[a, b]: output: expected a string, got ['a', 'b']"),
+        (["--set", "lr=[1"], "--set lr=[1: the value is not valid YAML: expected ',' or ']'"),
         (["--hub-private"], "hub_private creates the --push-to-hub repository private; it needs --push-to-hub REPO"),
         (["--resume", "--overwrite"], "choose one of resume and overwrite"),
         (["--set", "dynamics.gather=maybe"], "dynamics.gather: expected true or false"),
@@ -97,6 +103,16 @@ def test_malformed_yaml(tiny_teacher, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: full\nalign: [unclosed\n")
     assert "malformed YAML" in run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad)))
+
+
+def test_a_config_that_is_a_folder_or_names_a_key_twice(tiny_teacher, tmp_path, capsys):
+    """A folder was "not found"; a key given twice silently took the last value (PyYAML's way)."""
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(tmp_path)))
+    assert err == f"dynakd: error: {tmp_path} is a folder, not a config file; give a YAML file"
+    twice = tmp_path / "run.yaml"
+    twice.write_text("lr: 1e-4\nmethod: kd\nlr: 2e-4\n")
+    err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(twice)))
+    assert err == f"dynakd: error: {twice}: key 'lr' is given twice, at lines 1 and 3; keep one"
 
 
 def test_a_bad_key_in_a_config_file_names_the_file(tiny_teacher, tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,40 @@ def test_load_yaml(tmp_path):
     listing.write_text("- a\n- b\n")
     with pytest.raises(DynaKDError, match="mapping"):
         load_yaml(listing)
+
+
+def test_a_key_given_twice_is_refused_with_its_lines(tmp_path):
+    """PyYAML keeps the last of two equal keys; a config refuses them, nested ones and --set values too."""
+    config = tmp_path / "run.yaml"
+    config.write_text("method: kd\nalign:\n  eps: 0.1\n  tau: 0.2\n  eps: 0.3\n")
+    twice = f"^{re.escape(str(config))}: key 'eps' is given twice, at lines 3 and 5; keep one$"
+    with pytest.raises(DynaKDError, match=twice):
+        load_yaml(config)
+    with pytest.raises(DynaKDError, match=r"^--set align=\{eps: 1, eps: 2\}: .*key 'eps' is given twice, on line 1"):
+        parse_override("align={eps: 1, eps: 2}")
+    config.write_text("align: &a {eps: 0.1, tau: 0.2}\ndynamics: {}\nbeta:\n  <<: {kind: linear, start: 2}\n"
+                      "  start: 3\n")  # a key that overrides a merged one (`<<`) is not a repeat
+    assert load_yaml(config)["beta"] == {"kind": "linear", "start": 3}
+    with pytest.raises(DynaKDError, match="^malformed YAML in .* at line 1: found unhashable key"):
+        config.write_text("? [a]\n: 1\n")
+        load_yaml(config)
+
+
+def test_a_config_folder_and_a_value_that_is_not_yaml_are_named(tmp_path):
+    folder = f"^{re.escape(str(tmp_path))} is a folder, not a config file; give a YAML file$"
+    with pytest.raises(DynaKDError, match=folder):
+        load_yaml(tmp_path)
+    with pytest.raises(DynaKDError, match=r"^--set lr=\[1: the value is not valid YAML"):
+        parse_override("lr=[1")
+
+
+@pytest.mark.parametrize("key", ["output", "teacher", "label_column", "text_columns"])
+def test_a_list_or_mapping_is_no_string(key):
+    """``output: [a, b]`` became a folder named "['a', 'b']"."""
+    for value, shown in ((["a", "b"], "['a', 'b']"), ({"a": 1}, "{'a': 1}")):
+        with pytest.raises(DynaKDError, match=f"^{key}: expected a string, got {re.escape(shown)}$"):
+            build_config({key: [value] if key == "text_columns" else value})
+    assert build_config({"output": 2024}).output == "2024"  # a number is a fine folder name
 
 
 @pytest.mark.parametrize(
