@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from . import packaged
+from . import jsonfile, packaged
 from .checkpoints import PREFIX, check_checkpoint, latest_checkpoint, remove_partial
 from .config import DistillConfig, build_config, existing_part, save_config
 from .data.tasks import TaskSpec, get_task
@@ -292,6 +292,6 @@ def write_metrics(
     if merge and path.is_file():
         record = {**json.loads(path.read_text()), merge: record}
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=float))
+    tmp.write_text(jsonfile.dumps(record, indent=2))
     os.replace(tmp, path)
     return path

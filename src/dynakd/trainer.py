@@ -11,7 +11,6 @@ each question.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -26,7 +25,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints, speed_metrics
 
-from . import distributed
+from . import distributed, jsonfile
 from .cache import CacheReadingCollator, cache_blocker, cached_features, poolings_for
 from .checkpoints import (
     DISTILLER_OPTIMIZER,
@@ -540,5 +539,5 @@ def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str
         "rows": "student layers 1..Ls",
         "columns": "teacher layers 1..Lt",
     }
-    (out_dir / "alignment.json").write_text(json.dumps(record, indent=1))
+    (out_dir / "alignment.json").write_text(jsonfile.dumps(record, indent=1))
     plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})")

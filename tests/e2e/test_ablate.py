@@ -452,3 +452,65 @@ def test_the_teacher_line_stays_inside_the_plot_and_a_shared_teacher_is_one_scor
     plot_ablation(rows, tmp_path / "a.png", "accuracy")
     assert limits[0][0] < 46.9 < limits[0][1]
     assert _fmt_teacher([46.88, 46.88]) == "46.88" and _fmt_teacher([46.0, 48.0]) == "47.00 ± 1.41"
+
+
+def strict_json(text: str):
+    """Parse as jq or JavaScript would: a bare NaN or Infinity is no JSON."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not strict JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_records_lacking_what_the_report_reads_are_left_out_with_a_note(tmp_path, capsys):
+    """A record without task or student_layers (an older DynaKD's, or edited by hand) stopped the report on a
+    KeyError."""
+    records = [json.loads(x) for x in (ROOT / "benchmarks" / "b1-pilot-L2" / "results.jsonl").read_text().splitlines()]
+    del records[0]["task"], records[1]["student_layers"]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["report", str(tmp_path)]) == 0
+    assert (f"note: {tmp_path / 'results.jsonl'}: 2 of 6 record(s) lack task, student_layers (written by hand or by "
+            "an older DynaKD); the report leaves them out") in capsys.readouterr().err
+    assert "| 2 | kd | - | - | 80.39 | 1 |" in (tmp_path / "report.md").read_text()  # kd's seeds 2 and 3 remain
+    (tmp_path / "results.jsonl").write_text(json.dumps({"key": "method=kd", "eval": {}}) + "\n")
+    with pytest.raises(DynaKDError, match="results.jsonl: no record holds what the report reads"):
+        build_report(tmp_path)
+
+
+def test_a_score_that_could_not_be_computed_is_written_as_null_and_reported_as_nan(tiny_teacher, tmp_path,
+                                                                                    monkeypatch):
+    """A correlation on constant predictions is NaN: metrics.json and results.jsonl held a bare NaN, which jq and
+    JavaScript refuse. Both hold null now, and the report shows the row's score as nan rather than failing."""
+    import math
+
+    import numpy as np
+
+    from dynakd.experiments import ablate
+    from dynakd.runner import RunResult
+
+    def fake_distill(cfg):  # the scores a run on constant labels gives, as floats of numpy and Python
+        metrics = {"eval": {"accuracy": np.float32("nan") if cfg.seed == 1 else 0.5, "loss": math.inf},
+                   "model": {"layers": 1, "parameters": 10}, "train": {"steps_per_second": 2.0}}
+        return RunResult(Path(cfg.output), metrics)
+
+    teacher = {"eval": {"accuracy": 0.75}}
+    monkeypatch.setattr(ablate, "ensure_teacher", lambda sweep, seed: (ablate.teacher_config(sweep, seed), teacher))
+    monkeypatch.setattr(ablate, "distill", fake_distill)
+    config = write_sweep(tmp_path / "s.yaml", tiny_teacher, tmp_path / "out")
+    results = run_sweep(load_sweep(config))
+    records = [strict_json(line) for line in results.read_text().splitlines()]
+    assert {r["seed"]: r["eval"]["accuracy"] for r in records} == {1: None, 2: 0.5}
+    assert {r["eval"]["loss"] for r in records} == {None}
+    report = build_report(results.parent).read_text()
+    assert "| 1 | kd | - | - | nan ± nan | 2 | - | 75.00 |" in report
+    assert "| 1 | full | ot | - | nan ± nan | 2 | +nan [+nan, +nan] | 75.00 |" in report
+
+    from dynakd.config import build_config
+    from dynakd.data import get_task
+    from dynakd.rundir import write_metrics
+
+    path = write_metrics(tmp_path, "evaluate", build_config({"task": "stsb"}), get_task("stsb"),
+                         {"eval": {"pearson": np.float64("nan"), "spearmanr": float("nan")}})
+    assert strict_json(path.read_text())["eval"] == {"pearson": None, "spearmanr": None}
+    path = write_metrics(tmp_path, "evaluate", build_config({"task": "stsb"}), get_task("stsb"),
+                         {"eval": {"pearson": math.inf}}, merge="evaluate")  # reads the file it adds to
+    assert strict_json(path.read_text())["evaluate"]["eval"] == {"pearson": None}

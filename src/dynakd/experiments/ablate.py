@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from .. import jsonfile
 from ..config import (
     METHOD_TERMS,
     DistillConfig,
@@ -401,7 +402,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
         with locked(sweep.output / ".results.lock"):  # shards append whole lines
             mend_results(results)  # a shard stopped mid-write since this one started
             with results.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(jsonfile.dumps(record) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
     return results

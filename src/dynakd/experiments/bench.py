@@ -14,7 +14,6 @@ of each configuration.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import tempfile
@@ -33,6 +32,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
+from .. import jsonfile
 from ..cache import cache_blocker, prepare_teacher_cache
 from ..config import DistillConfig, build_config, existing_part, layer_term
 from ..data import synthetic_serves
@@ -300,7 +300,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     result = {"rows": rows, "setup": setup_info(base, steps, warmup) | {"repeats": repeats}}
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result, indent=1))
+        output.write_text(jsonfile.dumps(result, indent=1))
     return result
 
 

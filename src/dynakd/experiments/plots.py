@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from statistics import mean, stdev
 from typing import Any
 
 import matplotlib
@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..config import METHODS  # noqa: E402
+from .report import mean, stdev  # noqa: E402  (a NaN score draws no bar)
 
 
 def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
@@ -32,14 +33,13 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
         name = (method if align == "-" else f"{method} / {align}") + ("" if var == "-" else f" ({var})")
         ax.bar(xs, ys, width, yerr=es, capsize=2, label=name, color=cmap(j % 20))
     teacher = [t for r in rows for t in r["teacher"]]
-    if teacher:  # the teacher's score is the ceiling the bars are read against
-        level = mean(teacher)
+    if teacher and not math.isnan(level := mean(teacher)):  # the ceiling the bars are read against
         ax.axhline(level, color="0.3", linestyle="--", linewidth=1, label=f"teacher ({level:.1f})")
     ax.set_xticks(range(len(depths)), [f"{d}-layer student" for d in depths])
     ax.set_ylabel(f"dev {metric} (x100)")
-    lo = min(min(r["scores"] + r["teacher"]) for r in rows)  # the teacher's line stays inside the axes
-    hi = max(max(r["scores"] + r["teacher"]) for r in rows)
-    ax.set_ylim(max(0.0, lo - 3), min(100.0, hi + 1.5))
+    drawn = [v for r in rows for v in r["scores"] + r["teacher"] if not math.isnan(v)]
+    if drawn:  # the teacher's line stays inside the axes
+        ax.set_ylim(max(0.0, min(drawn) - 3), min(100.0, max(drawn) + 1.5))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, never over a bar
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -3,17 +3,19 @@
 Scores are last-epoch dev scores, x100, mean +- sample sd over seeds. The delta vs ``kd`` pairs runs by seed (same
 seed, same depth) and gives a 95% t interval over the paired differences. Where a method ran under more than one
 setting (a learning-rate grid, say), a second table puts each method at its best setting beside ``kd`` at its best:
-a method tuned against an untuned baseline is not a fair comparison.
+a method tuned against an untuned baseline is not a fair comparison. A score that could not be computed (``null``
+in the file) makes its row's mean, sd and delta ``nan``; a record that lacks what the report reads is left out.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
+import statistics
 import sys
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from statistics import mean, stdev
 from typing import Any
 
 from scipy import stats
@@ -40,12 +42,43 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
     return records
 
 
+# What the report reads of a record (``run_sweep`` writes them all); ``cell`` and ``output`` are optional.
+REPORTED = ("task", "method", "student_layers", "seed", "align", "eval", "teacher_eval", "model", "train")
+
+
+def reportable(records: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """The records that hold what the report reads. Others (an older DynaKD's, or edited by hand) are left out with a
+    note naming how many and what they lack, rather than stopping the report on the first (a KeyError)."""
+    missing = [[k for k in REPORTED if k not in r] for r in records]
+    kept = [r for r, lacks in zip(records, missing) if not lacks]
+    if len(kept) < len(records):
+        lacked = sorted({k for lacks in missing for k in lacks}, key=REPORTED.index)
+        print(f"note: {path}: {len(records) - len(kept)} of {len(records)} record(s) lack {', '.join(lacked)} "
+              "(written by hand or by an older DynaKD); the report leaves them out", file=sys.stderr, flush=True)
+    if not kept:
+        raise DynaKDError(f"{path}: no record holds what the report reads ({', '.join(REPORTED)})")
+    return kept
+
+
 def score(record: dict[str, Any], metric: str) -> float:
     ev = record["eval"]
     key = metric if metric in ev else next((k for k in ev if k.endswith(metric)), None)
     if key is None:
-        raise DynaKDError(f"run {record['key']} has no '{metric}' score")
-    return 100.0 * ev[key]
+        raise DynaKDError(f"run {record.get('key', '?')} has no '{metric}' score")
+    return math.nan if ev[key] is None else 100.0 * ev[key]  # null: a score that could not be computed (jsonfile)
+
+
+def mean(values: Iterable[float]) -> float:
+    """The mean, NaN where a value is: a run whose score could not be computed (say a correlation on constant
+    predictions) shows in its row, rather than vanishing from it or stopping the report."""
+    values = list(values)
+    return math.nan if any(math.isnan(v) for v in values) else statistics.mean(values)
+
+
+def stdev(values: Iterable[float]) -> float:
+    """The sample sd, NaN as ``mean`` (``statistics.stdev`` raises on a NaN)."""
+    values = list(values)
+    return math.nan if any(math.isnan(v) for v in values) else statistics.stdev(values)
 
 
 def group_of(record: dict[str, Any]) -> str:
@@ -135,12 +168,18 @@ def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         enough = min(3, max(len(r["scores"]) for r in group))
         rivals = [r for r in group if len(r["scores"]) >= enough]
         shared = set.intersection(*(set(r["by_seed"]) for r in rivals))
-        best[kind] = max(rivals, key=lambda r: mean(r["by_seed"][s] for s in shared) if shared else mean(r["scores"]))
+        best[kind] = max(rivals, key=lambda r: _ranked(mean(r["by_seed"][s] for s in shared) if shared
+                                                      else mean(r["scores"])))
     out = []
     for (depth, method, _), r in best.items():
         kd = best.get((depth, "kd", "-"))
         out.append(r | {"delta": paired_delta(r["by_seed"], kd["by_seed"]) if kd and method != "kd" else None})
     return out  # in the order of ``rows``, which ``summarise`` sorted
+
+
+def _ranked(value: float) -> float:
+    """A NaN mean ranks last (``max`` compares NaN as neither larger nor smaller)."""
+    return -math.inf if math.isnan(value) else value
 
 
 def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
@@ -176,7 +215,7 @@ def build_report(folder: str | Path) -> Path:
     from .plots import plot_ablation
 
     folder = Path(folder)
-    records = load_results(folder)
+    records = reportable(load_results(folder), folder / "results.jsonl")
     task = get_task(records[0]["task"])
     metric = primary_metric(task)
     rows = summarise(records, metric, tuple(m for m in task.metrics if m != metric))
@@ -201,6 +240,6 @@ def copy_alignment_plots(records: list[dict[str, Any]], folder: Path) -> None:
             continue
         chosen.setdefault((r["align"], r["student_layers"]), r)
     for (align, depth), r in chosen.items():
-        src = Path(r["output"]) / "alignment.png"
-        if src.is_file():
+        src = Path(r["output"], "alignment.png") if r.get("output") else None  # (a record may name no folder)
+        if src and src.is_file():
             shutil.copy(src, folder / f"alignment_{align}_L{depth}.png")

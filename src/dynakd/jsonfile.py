@@ -1,0 +1,24 @@
+"""JSON that strict parsers read. Python's ``json`` writes NaN and infinities bare (``NaN``, ``Infinity``), which jq,
+JavaScript and most other parsers refuse; a regression metric on constant labels is NaN. They are written as ``null``,
+and every reader in DynaKD takes ``null`` for a score that could not be computed."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` with every non-finite number as ``null`` (numpy and torch scalars as floats)."""
+    return json.dumps(_finite(obj), allow_nan=False, default=lambda o: _finite(float(o)), **kwargs)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
