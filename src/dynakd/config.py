@@ -415,10 +415,9 @@ def _check_transfer(cfg: DistillConfig, task) -> None:
 MAX_BATCH = 2**20
 
 
-def max_workers() -> int:
-    """The most DataLoader workers: each is a process, and a count far beyond the CPUs (1e12) hung the run while it
-    forked them."""
-    return 4 * (os.cpu_count() or 1)
+# The most DataLoader workers: each is a process, and 1e12 hung the run while it forked them. A fixed bound rather than
+# one from this machine's CPUs, so that a config (a sweep file) that validates on one machine validates on another.
+MAX_WORKERS = 256
 
 
 def validate(cfg: DistillConfig) -> DistillConfig:
@@ -470,8 +469,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (0 < cfg.eval_batch_size <= MAX_BATCH, f"eval_batch_size must be in [1, {MAX_BATCH}], got "
                                                f"{cfg.eval_batch_size}"),
         (cfg.dataloader_num_workers >= 0, f"dataloader_num_workers must be >= 0, got {cfg.dataloader_num_workers}"),
-        (cfg.dataloader_num_workers <= max_workers(), f"dataloader_num_workers must be at most {max_workers()} (4 per "
-         f"CPU of this machine), got {cfg.dataloader_num_workers}"),
+        (cfg.dataloader_num_workers <= MAX_WORKERS, f"dataloader_num_workers must be at most {MAX_WORKERS}, got "
+                                                    f"{cfg.dataloader_num_workers}"),
         (cfg.push_to_hub or not cfg.hub_private, "hub_private creates the --push-to-hub repository private; it needs "
          "--push-to-hub REPO"),
         (cfg.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {cfg.max_grad_norm}"),
