@@ -39,6 +39,7 @@ from .data.tasks import TaskSpec
 from .distiller import Distiller
 from .distributed import is_first_process, launched_processes
 from .errors import DynaKDError, first_line
+from .evaluation import EvalTrainer
 from .features import EXAMPLE_ID
 from .metrics import compute_metrics
 from .models import (
@@ -61,7 +62,7 @@ from .rundir import (
     resume_point,
     write_metrics,
 )
-from .trainer import DistillationTrainer, EvalTrainer
+from .trainer import DistillationTrainer
 
 
 @dataclass

@@ -5,28 +5,27 @@ the Trainer. This class adds: a frozen teacher in ``eval()`` under ``no_grad`` (
 the Trainer's model), the distiller's parameters (projections, learned aligner queries) in the optimizer with their
 gradients averaged over processes, a log entry for every loss term and every scheduled weight (averaged over
 processes), the distiller's state in every checkpoint, checkpoints written atomically, a stop with the last good
-state saved when the loss is not finite, and (``QAEvaluationMixin``) the SQuAD evaluation over all the windows of
-each question.
+state saved when the loss is not finite, and (``evaluation.QAEvaluationMixin``) the SQuAD evaluation over all the
+windows of each question. Its callbacks live in ``callbacks``, its training order in ``data.sampler``.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-import time
 from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from torch.utils.data import SequentialSampler
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints, speed_metrics
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
-from . import distributed, jsonfile
+from . import distributed
 from .cache import CacheReadingCollator, cache_blocker, cached_features, poolings_for
+from .callbacks import AlignmentCallback, DistillerGradients
 from .checkpoints import (
     DISTILLER_OPTIMIZER,
     STAGING,
@@ -38,9 +37,11 @@ from .checkpoints import (
     save_distiller_state,
     save_launch,
 )
-from .data.squad import QAEval, best_spans, gold_answers
+from .data.sampler import EpochLengthGroupedSampler
+from .data.squad import QAEval
 from .distiller import Distiller
 from .errors import DynaKDError
+from .evaluation import QAEvaluationMixin
 from .features import (
     CONTEXT_MASK,
     EXAMPLE_ID,
@@ -53,73 +54,6 @@ from .features import (
     perturbed_embeddings,
     split_inputs,
 )
-from .metrics import squad_metrics
-
-
-class QAEvaluationMixin:
-    """Extractive QA evaluation, as transformers' ``QuestionAnsweringTrainer`` example does it: predict the start and
-    end logits of every window, pick each question's best span over all its windows (``best_spans``), score the
-    answers with the official SQuAD metric. Classification (``qa_eval`` None) uses the Trainer's own ``evaluate``."""
-
-    qa_eval: QAEval | None = None
-
-    def _get_eval_sampler(self, eval_dataset):
-        # transformers 5 groups evaluation batches by length whenever training does (train_sampling_strategy
-        # "group_by_length"), which returns predictions in another order than the dataset's. Classification metrics
-        # do not mind (labels travel with them), but QA postprocessing maps window i to its question and offsets:
-        # shuffled windows gave a MiniLM teacher F1 6 instead of 50. Evaluation keeps dataset order.
-        if eval_dataset is None or not has_length(eval_dataset):
-            return None
-        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None  # None: accelerate shards it
-
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        """The Trainer's evaluation (QA: over whole questions), leaving the random streams as they were: its data
-        loader draws a seed from the global generator, so evaluating would otherwise change the training that follows
-        (dropout, the next epoch's order): results would depend on how often a run evaluates, and a run resumed from
-        a checkpoint saved just before an evaluation would not replay it."""
-        cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
-        with torch.random.fork_rng(devices=cuda):
-            return self._evaluate_keeping_rng(eval_dataset, ignore_keys, metric_key_prefix)
-
-    def _evaluate_keeping_rng(self, eval_dataset, ignore_keys, metric_key_prefix: str) -> dict[str, float]:
-        qa = self.qa_eval
-        if qa is None or isinstance(eval_dataset, dict):
-            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        dataset = qa.features if eval_dataset is None else eval_dataset
-        if len(dataset) != len(qa.example_ids):
-            raise ValueError(f"QA evaluation of {len(dataset)} windows, but qa_eval describes {len(qa.example_ids)}")
-        start = time.time()
-        compute, self.compute_metrics = self.compute_metrics, None  # the logits of windows are no scores yet
-        try:
-            output = self.evaluation_loop(self.get_eval_dataloader(dataset), description="Evaluation",
-                                          prediction_loss_only=False, ignore_keys=ignore_keys,
-                                          metric_key_prefix=metric_key_prefix)
-        finally:
-            self.compute_metrics = compute
-        start_logits, end_logits = output.predictions[:2]  # [N windows, T] each (padded with -100 past a window)
-        scores = squad_metrics(best_spans(qa, start_logits, end_logits), gold_answers(qa.examples))
-        metrics = {f"{metric_key_prefix}_{k}": v for k, v in scores.items()}
-        metrics.update({k: v for k, v in output.metrics.items() if not k.endswith(("_runtime", "_per_second"))})
-        metrics.update(speed_metrics(metric_key_prefix, start, num_samples=len(qa.examples)))
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-        return metrics
-
-
-class EvalTrainer(QAEvaluationMixin, Trainer):
-    """A plain ``Trainer`` that also evaluates extractive QA (``qa_eval``)."""
-
-    def __init__(self, *args, qa_eval: QAEval | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.qa_eval = qa_eval
-        # Under FSDP or DeepSpeed (set for the whole process by the launcher) this trainer inherits the plugin, and the
-        # Trainer would shard the evaluated model (the frozen teacher, a full replica per process). FSDP2 raises "a
-        # model and optimizer must be passed together to Accelerator.prepare()", DeepSpeed ZeRO-2 "ZeRO inference only
-        # makes sense with ZeRO Stage 3". Evaluate it unwrapped instead (each process scores its part of the eval set
-        # and the Trainer gathers the predictions, as under DDP).
-        self.is_fsdp_enabled = self.is_deepspeed_enabled = False
-        self._move_model_to_device(self.model, self.args.device)  # the Trainer left it in place for the plugin
-
 
 # What the distiller may train besides the student (named in the refusals of FSDP1 and DeepSpeed).
 OWN_PARAMS = ("hidden-state projections of method 'static', of hidden_weight and of 'pkd' between different "
@@ -464,80 +398,3 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         changed = self.state.best_model_checkpoint != str(best)
         self.state.best_model_checkpoint = str(best)
         return changed
-
-
-class EpochLengthGroupedSampler(LengthGroupedSampler):
-    """transformers' length-grouped order (``group_by_length``), drawn from ``seed + epoch`` rather than from the
-    global generator. The Trainer's own random sampler is seeded per epoch (accelerate); this one was not, so a run
-    resumed after its first epoch drew another order for the epoch it resumed in and skipped the wrong batches
-    (some rows twice, others never). ``DistillationTrainer`` sets the epoch before each one (``_run_epoch``)."""
-
-    def __init__(self, batch_size: int, *, lengths: list[int], seed: int):
-        super().__init__(batch_size, lengths=lengths)
-        self.seed, self.epoch = seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return super().__iter__()
-
-
-class DistillerGradients(TrainerCallback):
-    """The Trainer averages (DDP), clips and zeroes the gradients of its model only. The distiller's own parameters
-    (projections, learned queries) get the same here, once per optimizer step: averaged over processes, clipped to
-    ``max_grad_norm`` (as a group of their own) and zeroed after the step."""
-
-    def __init__(self, distiller: Distiller):
-        self.distiller = distiller
-
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        params = [p for p in self.distiller.parameters() if p.requires_grad]
-        distributed.average_gradients(params)
-        with_grad = [p for p in params if p.grad is not None]
-        if with_grad and args.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(with_grad, args.max_grad_norm)
-
-    def on_optimizer_step(self, args, state, control, **kwargs):
-        self.distiller.zero_grad(set_to_none=True)
-
-
-class AlignmentCallback(TrainerCallback):
-    """Writes the aligner's plan as ``alignment.json`` and ``alignment.png`` into the output folder at each
-    evaluation and at the end of training."""
-
-    def __init__(self, trainer: DistillationTrainer):
-        self.trainer = trainer
-
-    def save(self, args, state) -> None:
-        aligner = self.trainer.distiller.aligner
-        if aligner is None or not state.is_world_process_zero:
-            return
-        save_alignment(
-            aligner.running_plan.detach().cpu(),
-            Path(args.output_dir),
-            step=state.global_step,
-            aligner=type(aligner).__dict__.get("name") or type(aligner).__name__,  # a subclass: its class name
-        )
-
-    def on_evaluate(self, args, state, control, **kwargs):
-        self.save(args, state)
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self.save(args, state)
-
-
-def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str) -> None:
-    from .plots import plot_alignment
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record = {
-        "aligner": aligner,
-        "step": step,
-        "plan": [[round(float(v), 5) for v in row] for row in plan],
-        "rows": "student layers 1..Ls",
-        "columns": "teacher layers 1..Lt",
-    }
-    (out_dir / "alignment.json").write_text(jsonfile.dumps(record, indent=1))
-    plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})")

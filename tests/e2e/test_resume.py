@@ -229,7 +229,7 @@ def test_each_epoch_order_reaches_the_sampler_in_a_sharded_resumed_loader(tiny_t
     from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
 
     from dynakd import DistillationTrainer, Distiller, build_config, build_student
-    from dynakd.trainer import EpochLengthGroupedSampler
+    from dynakd.data.sampler import EpochLengthGroupedSampler
 
     rows = Dataset.from_dict({"input_ids": [[2] + [7] * n + [3] for n in range(1, 33)], "labels": [0, 1] * 16})
     teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)

@@ -15,7 +15,7 @@ from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
 from dynakd.cli import main
 from dynakd.data.squad import answer_tokens, encode_squad, load_squad
-from dynakd.trainer import EvalTrainer
+from dynakd.evaluation import EvalTrainer
 from tests.squad_fixture import make_tiny_qa_bert, write_squad
 
 FAST = ["--task", "squad", "--max-seq-length", "48", "--doc-stride", "16", "--max-steps", "3", "--batch-size", "8",

@@ -1,0 +1,71 @@
+"""The ``DistillationTrainer``'s callbacks: the distiller's own gradients (averaged, clipped, zeroed as the Trainer does
+for its model's) and the alignment plan written at each evaluation (``alignment.json``, ``alignment.png``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from . import distributed, jsonfile
+from .distiller import Distiller
+
+
+class DistillerGradients(TrainerCallback):
+    """The Trainer averages (DDP), clips and zeroes the gradients of its model only. The distiller's own parameters
+    (projections, learned queries) get the same here, once per optimizer step: averaged over processes, clipped to
+    ``max_grad_norm`` (as a group of their own) and zeroed after the step."""
+
+    def __init__(self, distiller: Distiller):
+        self.distiller = distiller
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        params = [p for p in self.distiller.parameters() if p.requires_grad]
+        distributed.average_gradients(params)
+        with_grad = [p for p in params if p.grad is not None]
+        if with_grad and args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(with_grad, args.max_grad_norm)
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.distiller.zero_grad(set_to_none=True)
+
+
+class AlignmentCallback(TrainerCallback):
+    """Writes the aligner's plan as ``alignment.json`` and ``alignment.png`` into the output folder at each
+    evaluation and at the end of training."""
+
+    def __init__(self, trainer):  # a DistillationTrainer
+        self.trainer = trainer
+
+    def save(self, args, state) -> None:
+        aligner = self.trainer.distiller.aligner
+        if aligner is None or not state.is_world_process_zero:
+            return
+        save_alignment(
+            aligner.running_plan.detach().cpu(),
+            Path(args.output_dir),
+            step=state.global_step,
+            aligner=type(aligner).__dict__.get("name") or type(aligner).__name__,  # a subclass: its class name
+        )
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.save(args, state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.save(args, state)
+
+
+def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str) -> None:
+    from .plots import plot_alignment
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "aligner": aligner,
+        "step": step,
+        "plan": [[round(float(v), 5) for v in row] for row in plan],
+        "rows": "student layers 1..Ls",
+        "columns": "teacher layers 1..Lt",
+    }
+    (out_dir / "alignment.json").write_text(jsonfile.dumps(record, indent=1))
+    plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})")

@@ -1,0 +1,80 @@
+"""Evaluation in the Trainer: ``QAEvaluationMixin`` scores extractive QA over all the windows of each question (as
+transformers' ``QuestionAnsweringTrainer`` example does) and keeps evaluation from moving the training's random
+streams; ``EvalTrainer`` is a plain ``Trainer`` with it, for scoring a model (``dynakd evaluate``, a teacher)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch.utils.data import SequentialSampler
+from transformers import Trainer
+from transformers.trainer_utils import has_length, speed_metrics
+
+from .data.squad import QAEval, best_spans, gold_answers
+from .metrics import squad_metrics
+
+
+class QAEvaluationMixin:
+    """Extractive QA evaluation, as transformers' ``QuestionAnsweringTrainer`` example does it: predict the start and
+    end logits of every window, pick each question's best span over all its windows (``best_spans``), score the
+    answers with the official SQuAD metric. Classification (``qa_eval`` None) uses the Trainer's own ``evaluate``."""
+
+    qa_eval: QAEval | None = None
+
+    def _get_eval_sampler(self, eval_dataset):
+        # transformers 5 groups evaluation batches by length whenever training does (train_sampling_strategy
+        # "group_by_length"), which returns predictions in another order than the dataset's. Classification metrics
+        # do not mind (labels travel with them), but QA postprocessing maps window i to its question and offsets:
+        # shuffled windows gave a MiniLM teacher F1 6 instead of 50. Evaluation keeps dataset order.
+        if eval_dataset is None or not has_length(eval_dataset):
+            return None
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None  # None: accelerate shards it
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """The Trainer's evaluation (QA: over whole questions), leaving the random streams as they were: its data
+        loader draws a seed from the global generator, so evaluating would otherwise change the training that follows
+        (dropout, the next epoch's order): results would depend on how often a run evaluates, and a run resumed from
+        a checkpoint saved just before an evaluation would not replay it."""
+        cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=cuda):
+            return self._evaluate_keeping_rng(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def _evaluate_keeping_rng(self, eval_dataset, ignore_keys, metric_key_prefix: str) -> dict[str, float]:
+        qa = self.qa_eval
+        if qa is None or isinstance(eval_dataset, dict):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        dataset = qa.features if eval_dataset is None else eval_dataset
+        if len(dataset) != len(qa.example_ids):
+            raise ValueError(f"QA evaluation of {len(dataset)} windows, but qa_eval describes {len(qa.example_ids)}")
+        start = time.time()
+        compute, self.compute_metrics = self.compute_metrics, None  # the logits of windows are no scores yet
+        try:
+            output = self.evaluation_loop(self.get_eval_dataloader(dataset), description="Evaluation",
+                                          prediction_loss_only=False, ignore_keys=ignore_keys,
+                                          metric_key_prefix=metric_key_prefix)
+        finally:
+            self.compute_metrics = compute
+        start_logits, end_logits = output.predictions[:2]  # [N windows, T] each (padded with -100 past a window)
+        scores = squad_metrics(best_spans(qa, start_logits, end_logits), gold_answers(qa.examples))
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in scores.items()}
+        metrics.update({k: v for k, v in output.metrics.items() if not k.endswith(("_runtime", "_per_second"))})
+        metrics.update(speed_metrics(metric_key_prefix, start, num_samples=len(qa.examples)))
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+class EvalTrainer(QAEvaluationMixin, Trainer):
+    """A plain ``Trainer`` that also evaluates extractive QA (``qa_eval``)."""
+
+    def __init__(self, *args, qa_eval: QAEval | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.qa_eval = qa_eval
+        # Under FSDP or DeepSpeed (set for the whole process by the launcher) this trainer inherits the plugin, and the
+        # Trainer would shard the evaluated model (the frozen teacher, a full replica per process). FSDP2 raises "a
+        # model and optimizer must be passed together to Accelerator.prepare()", DeepSpeed ZeRO-2 "ZeRO inference only
+        # makes sense with ZeRO Stage 3". Evaluate it unwrapped instead (each process scores its part of the eval set
+        # and the Trainer gathers the predictions, as under DDP).
+        self.is_fsdp_enabled = self.is_deepspeed_enabled = False
+        self._move_model_to_device(self.model, self.args.device)  # the Trainer left it in place for the plugin
