@@ -10,8 +10,16 @@ from typing import Any
 
 
 def dumps(obj: Any, **kwargs: Any) -> str:
-    """``json.dumps`` with every non-finite number as ``null`` (numpy and torch scalars as floats)."""
-    return json.dumps(_finite(obj), allow_nan=False, default=lambda o: _finite(float(o)), **kwargs)
+    """``json.dumps`` with every non-finite number as ``null``; numpy and torch scalars as the Python numbers they
+    hold (an integer stays one)."""
+    return json.dumps(_finite(obj), allow_nan=False, default=_scalar, **kwargs)
+
+
+def _scalar(o: Any) -> Any:
+    item = getattr(o, "item", None)  # numpy and torch scalars (and one-element arrays and tensors)
+    if item is None or getattr(o, "ndim", 0) != 0:
+        raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+    return _finite(item())
 
 
 def _finite(obj: Any) -> Any:

@@ -471,6 +471,11 @@ def test_records_lacking_what_the_report_reads_are_left_out_with_a_note(tmp_path
     assert (f"note: {tmp_path / 'results.jsonl'}: 2 of 6 record(s) lack task, student_layers (written by hand or by "
             "an older DynaKD); the report leaves them out") in capsys.readouterr().err
     assert "| 2 | kd | - | - | 80.39 | 1 |" in (tmp_path / "report.md").read_text()  # kd's seeds 2 and 3 remain
+    del records[2]["train"]["steps_per_second"]  # a nested key is named dotted; a null speed reads as nan
+    records[3]["train"]["steps_per_second"] = None
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["report", str(tmp_path)]) == 0
+    assert "3 of 6 record(s) lack task, student_layers, train.steps_per_second" in capsys.readouterr().err
     (tmp_path / "results.jsonl").write_text(json.dumps({"key": "method=kd", "eval": {}}) + "\n")
     with pytest.raises(DynaKDError, match="results.jsonl: no record holds what the report reads"):
         build_report(tmp_path)

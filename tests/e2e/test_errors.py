@@ -342,6 +342,7 @@ DATA_FILES = {
     "array.json": "[]\n",
     "tabs.csv": "text\tlabel\ngood film\t1\n",
     "commas.tsv": "text,label\ngood film,1\n",
+    "rows.json": '[{"text": "good film", "label": 1}]\n',
 }
 
 
@@ -359,6 +360,9 @@ DATA_FILES = {
     ("csv", "blank.csv", "good.csv", "<d>/blank.csv is empty"),
     ("json", "lines.json", "empty.json", "<d>/empty.json is empty"),
     ("json", "array.json", "lines.json", "<d>/array.json has no rows"),
+    # a json array read as csv is a header without rows: the hint says what it looks like
+    ("csv", "good.csv", "rows.json", "<d>/rows.json has no rows (<d>/rows.json looks like json; --task csv reads "
+                                     "every file as csv: give both files in one format)"),
     # the separator a csv file is read with follows its suffix
     ("csv", "tabs.csv", "good.csv", "<d>/tabs.csv: no column 'text'; columns are: text\tlabel (<d>/tabs.csv is read "
                                     "comma-separated; a tab-separated file is read as such when its name ends in "

@@ -245,6 +245,20 @@ def test_csv_empty_text_becomes_empty_string_and_int_labels_kept(tmp_path, funct
     assert infer_task_from_data(get_task("csv"), data).num_labels == 3
 
 
+def test_names_in_one_file_and_numbers_in_the_other_are_refused(tmp_path):
+    """Each file is read on its own: 0/1 beside neg/pos made four classes, two of them never trained. Integers beside
+    floats are regression targets (whole numbers in one file)."""
+    ints = write_csv(tmp_path / "int.csv", ["text", "label"], [["a", "0"], ["b", "1"]])
+    names = write_csv(tmp_path / "str.csv", ["text", "label"], [["a", "neg"], ["b", "pos"]])
+    floats = write_csv(tmp_path / "float.csv", ["text", "label"], [["a", "0.5"], ["b", "2.5"]])
+    for train, dev in ((ints, names), (names, ints)):
+        with pytest.raises(DynaKDError, match="label column 'label' holds names in .*str.csv but numbers in .*int.csv: "
+                                              "give both files labels of one kind"):
+            load_user_files("csv", train, dev, ["text"], "label")
+    data = load_user_files("csv", ints, floats, ["text"], "label")
+    assert infer_task_from_data(get_task("csv"), data).is_regression
+
+
 def test_sparse_integer_ids_are_refused(tmp_path):
     """Integer labels are class ids: 0 and 1000000 would make a head of a million rows for two classes."""
     train = write_csv(tmp_path / "train.csv", ["text", "label"], [["good", "1000000"], ["bad", "0"]])

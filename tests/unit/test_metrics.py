@@ -90,3 +90,22 @@ def test_model_preparation_time_is_not_a_metric():
 
     assert _strip({"eval_validation_matched_model_preparation_time": 0.1, "eval_validation_matched_accuracy": 0.5,
                    "eval_model_preparation_time": 0.1, "epoch": 1.0}) == {"validation_matched_accuracy": 0.5}
+
+
+def test_strict_json_keeps_numbers_as_they_are_and_refuses_what_is_none():
+    """jsonfile.dumps: non-finite numbers as null; numpy and torch scalars as the Python numbers they hold (an integer
+    stays one: `default=float` wrote np.int64(3) as 3.0); anything else is json's own TypeError, not float()'s."""
+    import math
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from dynakd import jsonfile
+
+    text = jsonfile.dumps({"i": np.int64(3), "f": np.float32("nan"), "t": torch.tensor(2.5), "b": np.bool_(True),
+                           "inf": math.inf, "list": [1.0, -math.inf]})
+    assert text == '{"i": 3, "f": null, "t": 2.5, "b": true, "inf": null, "list": [1.0, null]}'
+    for bad in (np.arange(3), Path("x")):
+        with pytest.raises(TypeError, match=f"Object of type {type(bad).__name__} is not JSON serializable"):
+            jsonfile.dumps({"x": bad})

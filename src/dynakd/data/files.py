@@ -64,8 +64,8 @@ def _read_file(kind: str, path: str, paths: list[str]) -> Dataset:
     finally:
         builder_log.setLevel(level)
     # load_dataset would answer a file without rows with 'Instruction "train" corresponds to no data!'
-    if not builder.info.splits["train"].num_examples:
-        raise DynaKDError(f"{path} has no rows")
+    if not builder.info.splits["train"].num_examples:  # (a json array read as csv is a header without rows)
+        raise DynaKDError(f"{path} has no rows{_kind_hint(kind, path, paths)}")
     return builder.as_dataset(split="train")
 
 
@@ -149,6 +149,18 @@ def _label_kind(splits: DatasetDict) -> str:
     raise DynaKDError(f"unsupported label type(s): {', '.join(sorted(dtypes))}; use strings, integers or floats")
 
 
+def _check_same_kind(splits: DatasetDict, files: dict[str, str], label_column: str) -> None:
+    """Names in one file and numbers in the other are refused: each file is read on its own, so 0/1 beside neg/pos
+    would make four classes, two never trained. Integers beside floats stay (regression targets that happen to be
+    whole numbers in one file)."""
+    kinds = {split: _label_kind(DatasetDict({split: part})) for split, part in splits.items()}
+    named = [split for split, kind in kinds.items() if kind == "string"]
+    if named and len(named) < len(kinds):
+        numbered = next(split for split in kinds if split not in named)
+        raise DynaKDError(f"label column '{label_column}' holds names in {files[named[0]]} but numbers in "
+                          f"{files[numbered]}: give both files labels of one kind (names, or integer ids)")
+
+
 def _encode_labels(splits: DatasetDict, label_column: str) -> DatasetDict:
     kind = _label_kind(splits)
     if kind == "float":
@@ -186,4 +198,5 @@ def load_user_files(
         split: _standardize_columns(raw[split], path, text_columns, label_column, kind, paths)
         for split, path in files.items()
     })
+    _check_same_kind(standard, files, label_column)
     return _encode_labels(standard, label_column)

@@ -42,14 +42,25 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
     return records
 
 
-# What the report reads of a record (``run_sweep`` writes them all); ``cell`` and ``output`` are optional.
-REPORTED = ("task", "method", "student_layers", "seed", "align", "eval", "teacher_eval", "model", "train")
+# What the report reads of a record (``run_sweep`` writes them all), nested keys dotted; ``cell`` and ``output`` are
+# optional.
+REPORTED = ("task", "method", "student_layers", "seed", "align", "eval", "teacher_eval", "model.parameters",
+            "train.steps_per_second")
+
+
+def _holds(record: dict[str, Any], dotted: str) -> bool:
+    value: Any = record
+    for key in dotted.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+    return True
 
 
 def reportable(records: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
     """The records that hold what the report reads. Others (an older DynaKD's, or edited by hand) are left out with a
     note naming how many and what they lack, rather than stopping the report on the first (a KeyError)."""
-    missing = [[k for k in REPORTED if k not in r] for r in records]
+    missing = [[k for k in REPORTED if not _holds(r, k)] for r in records]
     kept = [r for r, lacks in zip(records, missing) if not lacks]
     if len(kept) < len(records):
         lacked = sorted({k for lacks in missing for k in lacks}, key=REPORTED.index)
@@ -66,6 +77,11 @@ def score(record: dict[str, Any], metric: str) -> float:
     if key is None:
         raise DynaKDError(f"run {record.get('key', '?')} has no '{metric}' score")
     return math.nan if ev[key] is None else 100.0 * ev[key]  # null: a score that could not be computed (jsonfile)
+
+
+def number(value: Any) -> float:
+    """A number the report reads, NaN for null (jsonfile writes a non-finite number so; or a record edited by hand)."""
+    return math.nan if value is None else float(value)
 
 
 def mean(values: Iterable[float]) -> float:
@@ -139,8 +155,8 @@ def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...
             "others": {m: [score(r, m) for r in runs.values()] for m in others},
             "delta": paired_delta(scores, {s: score(r, metric) for s, r in kd.items()}) if kd else None,
             "teacher": [score({"eval": r["teacher_eval"], "key": "teacher"}, metric) for r in runs.values()],
-            "params_m": first["model"]["parameters"] / 1e6,
-            "steps_per_s": mean(r["train"]["steps_per_second"] for r in runs.values()),
+            "params_m": number(first["model"]["parameters"]) / 1e6,
+            "steps_per_s": mean(number(r["train"]["steps_per_second"]) for r in runs.values()),
         })
     order = list(METHODS)
     rows.sort(key=lambda r: (-r["depth"], order.index(r["method"]) if r["method"] in order else 9, r["align"],
