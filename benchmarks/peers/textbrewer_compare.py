@@ -37,10 +37,11 @@ from transformers.trainer_callback import PrinterCallback
 import dynakd
 from dynakd.cache import prepare_teacher_cache
 from dynakd.config import build_config
+from dynakd.data.load import load_data
 from dynakd.data.prepare import DistillationCollator, tokenize
 from dynakd.features import EXAMPLE_ID
 from dynakd.models import load_classifier, load_tokenizer
-from dynakd.runner import build_distiller, load_data, training_args
+from dynakd.runner import build_distiller, training_args
 from dynakd.students import build_student
 from dynakd.trainer import DistillationTrainer
 

@@ -414,7 +414,7 @@ def test_student_and_teacher_heads_differ(tiny_teacher, tmp_path, capsys):
 
 def test_empty_examples(tiny_teacher, tmp_path, capsys):
     from dynakd import DistillConfig
-    from dynakd.runner import load_data
+    from dynakd.data.load import load_data
 
     data = tmp_path / "train.csv"
     data.write_text('text,label\n"",1\n"  ",0\n')

@@ -318,7 +318,7 @@ def qnli_dev_only(root, n=40):
 
 def test_dev_split_cuts_dev_by_example_seeded_and_stratified(tmp_path):
     from dynakd.config import DistillConfig
-    from dynakd.runner import load_data
+    from dynakd.data.load import load_data
 
     cfg = DistillConfig(task="qnli", data_dir=str(qnli_dev_only(tmp_path)), dev_split=0.5)
     _, data = load_data(cfg)
@@ -333,7 +333,7 @@ def test_dev_split_cuts_dev_by_example_seeded_and_stratified(tmp_path):
 
 def test_dev_split_cuts_one_csv_file(tmp_path):
     from dynakd.config import DistillConfig
-    from dynakd.runner import load_data
+    from dynakd.data.load import load_data
 
     rows = tmp_path / "all.csv"
     rows.write_text("review,stars\n" + "".join(f"film {i} was {'good' if i % 2 else 'bad'},{i % 2}\n"
@@ -352,7 +352,7 @@ def test_dev_split_cuts_one_csv_file(tmp_path):
 
 def test_dev_split_errors(tmp_path, capsys):
     from dynakd.config import DistillConfig, validate
-    from dynakd.runner import load_data
+    from dynakd.data.load import load_data
 
     with pytest.raises(DynaKDError, match="dev_split must be in"):
         validate(DistillConfig(task="qnli", dev_split=1.0))
@@ -368,7 +368,7 @@ def test_dev_split_errors(tmp_path, capsys):
 def test_the_synthetic_corpus_serves_single_sentence_binary_tasks_only():
     from dynakd.config import DistillConfig
     from dynakd.data import synthetic_serves
-    from dynakd.runner import load_data
+    from dynakd.data.load import load_data
 
     assert synthetic_serves(get_task("sst2")) and not any(synthetic_serves(get_task(t)) for t in ("mrpc", "stsb",
                                                                                                    "mnli", "squad"))
@@ -379,7 +379,7 @@ def test_the_synthetic_corpus_serves_single_sentence_binary_tasks_only():
 
 def test_what_a_csv_task_made_of_its_labels_is_said(tmp_path, capsys):
     from dynakd.config import DistillConfig
-    from dynakd.runner import load_data
+    from dynakd.data.load import load_data
 
     said = {}
     for name, train, dev in (("ids", "1 2 1", "1 2"), ("floats", "0.0 1.0", "1.0"), ("names", "pos neg", "neu")):
@@ -398,7 +398,7 @@ def test_what_a_csv_task_made_of_its_labels_is_said(tmp_path, capsys):
 
 def test_dev_split_stratifies_integer_labels_and_says_which_classes_lack_rows(tmp_path, capsys):
     from dynakd.config import DistillConfig
-    from dynakd.runner import load_data
+    from dynakd.data.load import load_data
 
     rows = tmp_path / "ids.csv"
     rows.write_text("t,l\n" + "".join(f"x{i},{1 + i % 2}\n" for i in range(24)))  # ids 1 and 2: class 0 unused

@@ -36,12 +36,13 @@ from .. import jsonfile
 from ..cache import cache_blocker, prepare_teacher_cache
 from ..config import DistillConfig, build_config, existing_part, layer_term
 from ..data import synthetic_serves
+from ..data.load import load_data
 from ..data.prepare import DistillationCollator, tokenize
 from ..data.tasks import get_task
 from ..errors import DynaKDError
 from ..features import EXAMPLE_ID
 from ..models import load_classifier, load_tokenizer
-from ..runner import build_distiller, load_data, set_dataset_reference, training_args
+from ..runner import build_distiller, set_dataset_reference, training_args
 from ..students import build_student
 from ..trainer import DistillationTrainer
 

@@ -1,0 +1,103 @@
+"""A run's data, as its config asks: the task's splits (GLUE, csv/json files, SQuAD), a dev split cut from one file,
+labels numbered as the trained model numbers them, seeded subsets and the transfer set; then the model inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import DistillConfig
+from ..distributed import is_first_process
+from ..errors import DynaKDError
+from ..models import model_config
+from . import (
+    follow_model_labels,
+    get_task,
+    infer_task_from_data,
+    load_task_data,
+    split_dev,
+    subsample,
+    subsample_with_transfer,
+)
+from .prepare import drop_empty, tokenize
+from .squad import encode_squad, load_squad
+from .tasks import TaskSpec
+
+
+def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None = None) -> tuple[TaskSpec, Any]:
+    """The task spec and its (subsampled) eval splits, and the train split unless ``train`` is false. ``labels_of``:
+    a trained classifier whose labels csv/json files are numbered by (the teacher, or the model evaluated)."""
+    task = get_task(cfg.task)
+    if task.is_qa:
+        splits = ("train", *task.eval_splits) if train else task.eval_splits
+        data = load_squad(train_file=cfg.train_file, validation_file=cfg.validation_file,
+                          train_articles=cfg.train_articles, splits=splits)
+        return task, _subsample_splits(cfg, task, data, train)
+    if cfg.train_articles is not None:
+        raise DynaKDError("--train-articles splits a SQuAD file by article; it applies to --task squad only")
+    train_file, validation_file = cfg.train_file, cfg.validation_file
+    if task.is_user_data and cfg.dev_split is not None:  # one file, cut into training rows and the rest
+        if train_file and validation_file:
+            raise DynaKDError("--dev-split cuts one file into training and evaluation rows; give --train-file alone, "
+                              "not with --validation-file")
+        train_file, validation_file = None, train_file or validation_file
+    if task.is_user_data and ((train and cfg.dev_split is None and not train_file) or not validation_file):
+        need = "--train-file and --validation-file" if train else "--validation-file"
+        raise DynaKDError(f"--task {task.name} needs {need}, or one file with --dev-split F (train on that fraction "
+                          "of its rows, evaluate on the rest)")
+    data = load_task_data(
+        task,
+        data_dir=cfg.data_dir,
+        train_file=train_file,
+        validation_file=validation_file,
+        text_columns=cfg.text_columns,
+        label_column=cfg.label_column,
+        synthetic=cfg.synthetic,
+        seed=cfg.data_seed,
+        splits=("train", *task.eval_splits) if train and cfg.dev_split is None else task.eval_splits,
+    )
+    task = infer_task_from_data(task, data, cfg.text_columns, model_numbers=labels_of is not None)
+    if labels_of is not None and task.is_user_data:
+        task, data = follow_model_labels(task, data, model_config(labels_of), labels_of)
+    if cfg.dev_split is not None:  # no train set: cut one from the (single, validated) eval split
+        data = split_dev(data, task.eval_splits[0], cfg.dev_split, cfg.data_seed)
+    if task.is_user_data and is_first_process():
+        print(f"{task.name} data: {describe_labels(task, data, cfg.label_column)}", flush=True)
+    if cfg.dev_split is not None and not train:
+        data.pop("train")
+    return task, drop_empty(_subsample_splits(cfg, task, data, train))
+
+
+def describe_labels(task: TaskSpec, data, column: str) -> str:
+    """What a csv/json task made of its label column (floats: regression; integers: class ids; strings: names), and
+    the classes with no training rows (integer ids skipped, or a name seen only in the evaluation file)."""
+    if task.is_regression:
+        return (f"regression on column '{column}' (its values are written as decimals; write whole numbers for "
+                "class ids)")
+    names = task.label_names or tuple(str(i) for i in range(task.num_labels))
+    text = f"{task.num_labels} classes from column '{column}': {', '.join(names)}"
+    if "train" in data:
+        missing = [names[i] for i in sorted(set(range(task.num_labels)) - set(data["train"].unique("label")))]
+        if missing:
+            text += f"; no training rows for {', '.join(missing)}"
+    return text
+
+
+def _subsample_splits(cfg: DistillConfig, task: TaskSpec, data, train: bool):
+    """Seeded subsets of examples (for QA: of questions, before they are cut into windows)."""
+    if train and cfg.transfer_samples:  # validated: a classification or regression task, max_train_samples set
+        data["train"] = subsample_with_transfer(data["train"], cfg.max_train_samples, cfg.transfer_samples,
+                                                cfg.data_seed, regression=task.is_regression)
+    elif train:
+        data["train"] = subsample(data["train"], cfg.max_train_samples, cfg.data_seed)
+    for split in task.eval_splits:
+        data[split] = subsample(data[split], cfg.max_eval_samples, cfg.data_seed)
+    return data
+
+
+def encode(cfg: DistillConfig, task: TaskSpec, data, tokenizer, teacher_tokenizer=None):
+    """Model inputs of every split, and for extractive QA the postprocessing data of its eval split (else None)."""
+    if not task.is_qa:
+        return tokenize(data, tokenizer, cfg.max_seq_length, teacher_tokenizer), None
+    encoded, evals = encode_squad(data, tokenizer, cfg.max_seq_length, cfg.stride(), n_best=cfg.n_best,
+                                  max_answer_length=cfg.max_answer_length)
+    return encoded, evals.get(task.eval_splits[0])
