@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .data.tasks import get_task
+from .distiller import token_level
 from .distributed import world_size
 from .errors import DynaKDError
 from .features import (
@@ -45,9 +47,6 @@ def cache_blocker(cfg) -> str | None:
     """Why this config needs the live teacher, or None if cached outputs are enough. The cache holds logits and
     pooled features of unperturbed inputs, so whatever compares the models token by token (``token_level``: QA's
     per-token logits, hidden states, token pooling, perturbed embeddings) needs the teacher itself."""
-    from .data.tasks import get_task
-    from .distiller import token_level
-
     if cfg.method == "task":
         return "method 'task' uses no teacher"
     if reason := token_level(cfg, qa=get_task(cfg.task).is_qa):

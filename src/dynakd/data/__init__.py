@@ -102,9 +102,10 @@ def infer_task_from_data(task: TaskSpec, data: DatasetDict, text_columns: Sequen
         return with_labels(task, feature.num_classes, tuple(feature.names), columns)
     if feature.dtype.startswith("float"):
         return with_labels(task, 1, None, columns)
-    highest = max((max(part.unique("label")) for part in data.values() if len(part)), default=1)
+    seen = {x for part in data.values() for x in part.unique("label")}  # each split's labels read once
+    highest = max(seen, default=1)
     if not model_numbers:
-        check_sparse_ids(highest, {x for part in data.values() for x in part.unique("label")})
+        check_sparse_ids(highest, seen)
     return with_labels(task, max(highest + 1, 2), None, columns)
 
 
