@@ -419,6 +419,10 @@ MAX_BATCH = 2**20
 # one from this machine's CPUs, so that a config (a sweep file) that validates on one machine validates on another.
 MAX_WORKERS = 256
 
+# The most Sinkhorn iterations per step: 1e12 spun on the first step without a word. Converged plans need ~50 from a
+# cold start (benchmarks/speed/ot_iterations.py); each iteration is a few operators, so 10,000 already cost a step.
+MAX_ITERS = 10_000
+
 
 def validate(cfg: DistillConfig) -> DistillConfig:
     """Check types, choices, values and combinations before any model or data is loaded; return the config with
@@ -447,7 +451,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         (cfg.epochs > 0 or cfg.max_steps > 0, "epochs or max_steps must be > 0"),
         (cfg.align.eps > 0, f"align.eps must be > 0, got {cfg.align.eps}"),
         (cfg.align.tau > 0, f"align.tau must be > 0, got {cfg.align.tau}"),
-        (cfg.align.iters > 0, f"align.iters must be > 0, got {cfg.align.iters}"),
+        (0 < cfg.align.iters <= MAX_ITERS, f"align.iters must be in [1, {MAX_ITERS}], got {cfg.align.iters}"),
         (0 <= cfg.align.plan_momentum < 1, f"align.plan_momentum must be in [0, 1), got {cfg.align.plan_momentum}"),
         (cfg.align.order_prior >= 0, f"align.order_prior must be >= 0, got {cfg.align.order_prior}"),
         # The fixed map's own settings: given with another aligner they would be ignored without a word.

@@ -10,11 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import jsonfile, packaged
 from .checkpoints import PREFIX, check_checkpoint, latest_checkpoint, remove_partial
-from .config import DistillConfig, build_config, existing_part, save_config
+from .config import DistillConfig, build_config, existing_part, load_yaml, save_config
 from .data.tasks import TaskSpec, get_task
 from .distributed import is_first_process
 from .errors import DynaKDError
@@ -58,7 +56,7 @@ def recorded_config(folder: str | Path) -> dict[str, Any] | None:
     folder = Path(folder)
     for where in (folder, folder.parent) if folder.name.startswith(f"{PREFIX}-") else (folder,):
         if (where / CONFIG_NAME).is_file():
-            return yaml.safe_load((where / CONFIG_NAME).read_text()) or {}
+            return load_yaml(where / CONFIG_NAME)  # a hand-edited one gets a config file's checks (duplicate keys)
     return None
 
 

@@ -75,6 +75,7 @@ def run_error(capsys, args: list[str]) -> str:
         (["--set", "eval_batch_size=1e12"], "eval_batch_size must be in [1, 1048576], got 1000000000000"),
         (["--batch-size", "2000000"], "batch_size must be in [1, 1048576], got 2000000"),
         (["--dataloader-num-workers", "1000000"], "dataloader_num_workers must be at most 256, got 1000000"),
+        (["--set", "align.iters=1e12"], "align.iters must be in [1, 10000], got 1000000000000"),  # spun on step 1
         (["--set", "output=[a, b]"], "--set output=[a, b]: output: expected a string, got ['a', 'b']"),
         (["--set", "lr=[1"], "--set lr=[1: the value is not valid YAML: expected ',' or ']'"),
         (["--hub-private"], "hub_private creates the --push-to-hub repository private; it needs --push-to-hub REPO"),

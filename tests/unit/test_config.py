@@ -197,6 +197,24 @@ def test_a_key_given_twice_is_refused_with_its_lines(tmp_path):
         load_yaml(config)
 
 
+def test_a_run_folders_config_is_read_as_a_config_file(tmp_path):
+    """dynakd.yaml in a run folder (read by evaluate, resume, a teacher's task) was read with plain safe_load: a
+    hand-edited one kept the last of two keys without a word, and malformed YAML was a traceback."""
+    from dynakd.rundir import recorded_config, recorded_settings
+
+    run = tmp_path / "run"
+    (run / "checkpoint-4").mkdir(parents=True)
+    (run / "dynakd.yaml").write_text("task: sst2\nlr: 1.0e-4\n")
+    assert recorded_config(run / "checkpoint-4") == {"task": "sst2", "lr": 1e-4}
+    (run / "dynakd.yaml").write_text("task: sst2\ntask: mrpc\n")
+    with pytest.raises(DynaKDError, match=r"dynakd.yaml: key 'task' is given twice, at lines 1 and 2"):
+        recorded_settings(run, ("task",))
+    (run / "dynakd.yaml").write_text("task: [sst2\n")
+    with pytest.raises(DynaKDError, match=r"^malformed YAML in .*run/dynakd.yaml"):
+        recorded_config(run)
+    assert recorded_config(tmp_path) is None  # a folder DynaKD did not write
+
+
 def test_a_config_folder_and_a_value_that_is_not_yaml_are_named(tmp_path):
     folder = f"^{re.escape(str(tmp_path))} is a folder, not a config file; give a YAML file$"
     with pytest.raises(DynaKDError, match=folder):
