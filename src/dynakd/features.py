@@ -107,12 +107,21 @@ def output_logits(out) -> torch.Tensor:
     return out.logits
 
 
-def perturbed_embeddings(model: torch.nn.Module, input_ids: torch.Tensor, std: float, seed: int) -> torch.Tensor:
-    """Input embeddings plus Gaussian noise scaled by their RMS, drawn from a seeded generator.
+def perturbed_embeddings(
+    model: torch.nn.Module, input_ids: torch.Tensor, std: float, seed: int, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Input embeddings plus Gaussian noise scaled by their RMS over the real tokens (``mask [B, T]``; padding would
+    set the scale otherwise: a fresh student's pad embedding is 0), drawn from a seeded generator.
 
     Teacher and student draw with the same seed so their perturbations are shared in distribution and position.
     """
     emb = model.get_input_embeddings()(input_ids)  # [B, T, d]
     gen = torch.Generator(device="cpu").manual_seed(seed)
     noise = torch.randn(emb.shape, generator=gen).to(emb)
-    return emb + std * emb.detach().pow(2).mean().sqrt() * noise
+    sq = emb.detach().float().pow(2).mean(-1)  # [B, T]
+    if mask is not None:
+        m = mask.to(sq.dtype)
+        rms = ((sq * m).sum() / m.sum().clamp_min(1.0)).sqrt()
+    else:
+        rms = sq.mean().sqrt()
+    return emb + std * rms.to(emb.dtype) * noise

@@ -180,6 +180,47 @@ def test_dataset_reference_and_sensitivity(tiny_teacher, tmp_path):
     assert "train/loss/dyn/sensitivity" in tensorboard_tags(out)
 
 
+def test_the_sensitivity_forwards_share_their_dropout(tiny_teacher, tmp_path, monkeypatch):
+    """The perturbed forward draws the clean forward's dropout masks, so the two differ by the perturbation alone: with
+    a vanishing one the student's features stay put. With masks of their own they moved by ~0.24 of their norm (the
+    teacher, in eval mode, by nothing), so the term compared the student's dropout with the teacher's sensitivity."""
+    from dynakd.distiller import Distiller
+
+    seen, forward = [], Distiller.forward
+
+    def spy(self, student, teacher, labels, progress, perturbed=None):
+        if perturbed is not None:
+            seen.append([(c.detach(), p.detach()) for c, p in zip(student.hidden, perturbed[0].hidden)])
+        return forward(self, student, teacher, labels, progress, perturbed)
+
+    monkeypatch.setattr(Distiller, "forward", spy)
+    args = distill_args(tiny_teacher, tmp_path / "run", "--set", "dynamics.components=[relations,sensitivity]",
+                        "--set", "dynamics.sensitivity_noise=1e-6")
+    assert main(args) == 0
+    assert seen and all((p - c).norm() <= 1e-3 * c.norm() for step in seen for c, p in step[1:])
+
+
+def test_perturbations_are_scaled_by_the_real_tokens():
+    """The noise is std x the RMS of the real tokens' embeddings: padding (a fresh student's pad row is 0) used to
+    shrink it by the batch's share of padding."""
+    import torch
+
+    from dynakd.features import perturbed_embeddings
+
+    emb = torch.nn.Embedding(10, 4, padding_idx=0)
+    model = torch.nn.Module()
+    model.get_input_embeddings = lambda: emb
+    ids = torch.tensor([[3, 4, 5, 0, 0, 0], [6, 7, 0, 0, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        clean = emb(ids)
+        noise = perturbed_embeddings(model, ids, 0.1, seed=7, mask=mask) - clean
+        real = clean[mask.bool()].pow(2).mean().sqrt()
+        drawn = torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))
+        assert torch.allclose(noise, 0.1 * real * drawn, atol=1e-6)
+        assert not torch.allclose(perturbed_embeddings(model, ids, 0.1, seed=7) - clean, noise)  # all positions
+
+
 def test_tokens_pooling(tiny_teacher, tmp_path):
     out = tmp_path / "run"
     assert main(distill_args(tiny_teacher, out, "--set", "dynamics.pooling=tokens", "--align", "attention")) == 0

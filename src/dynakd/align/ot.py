@@ -20,7 +20,8 @@ def sinkhorn(cost: torch.Tensor, eps: float = 0.05, iters: int = 50, g: torch.Te
     50 iterations by default, close to convergence from a cold start; training's aligner runs ``align.iters`` (20),
     warm-started from the last step's potential (benchmarks/speed/RESULTS.md: ~1% from the converged plan).
 
-    ``g`` (the teacher-side dual potential ``[Lt]``, times ``eps``) warm-starts the iterations; see ``sinkhorn_dual``.
+    ``g`` (the teacher-side dual potential ``[Lt]`` divided by ``eps``, as the log domain holds it) warm-starts the
+    iterations; see ``sinkhorn_dual``.
     """
     return sinkhorn_dual(cost, eps, iters, g)[0]
 
