@@ -3,6 +3,8 @@
 # them (default "bench b1"); the compiled benches run in the order given, a segfault's stack in their logs:
 #   bench          `dynakd bench` on CUDA (issue #4): step time, allocator peak and operators per step of task / kd /
 #                  full (each aligner), live teacher and cache -> $OUT/h200.json;
+#   bench-cudagraphs  the same as bench with --cuda-graphs (the dynamics losses recorded once per batch size and
+#                  replayed, without torch.compile) -> $OUT/h200-cudagraphs.json;
 #   bench-compile  the same with --torch-compile (student and dynamics losses compiled), task, kd and full/OT,
 #                  one repeat, 10 warm-up steps (compilation, and one recompilation for dynamic shapes)
 #                  -> $OUT/h200-compile.json;
@@ -64,6 +66,13 @@ if [[ $STEPS == *" bench "* ]]; then
   timeout 200 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "${small[@]}" \
     --output "$OUT/h200.json" > "$OUT/bench.log" 2>&1
   echo "bench exit $?"; tail -12 "$OUT/bench.log"
+fi
+if [[ $STEPS == *" bench-cudagraphs "* ]]; then
+  limit=$(( $(left) < 220 ? $(left) : 220 ))
+  echo "== bench-cudagraphs ($(left) s left)"
+  timeout "$limit" $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress --cuda-graphs \
+    "${small[@]}" --output "$OUT/h200-cudagraphs.json" > "$OUT/bench-cudagraphs.log" 2>&1
+  echo "bench-cudagraphs exit $?"; tail -12 "$OUT/bench-cudagraphs.log"
 fi
 compiled_bench() {  # NAME MAX_S FLAG...: a compiled bench of task, kd and full/OT (one repeat, 10 warm-up steps:
   # compilation) for at most MAX_S seconds; its rows are in its log as each configuration ends. $BENCH runs it.

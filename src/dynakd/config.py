@@ -149,6 +149,9 @@ class DistillConfig:
     # torch.compile's mode for the student and the dynamics losses (implies torch_compile, as in TrainingArguments):
     # 'reduce-overhead' replays CUDA graphs, the remedy for a launch-bound step (a small student on a large GPU).
     torch_compile_mode: CompileMode | None = None
+    # Replay the dynamics losses from CUDA graphs recorded per batch size (cudagraphs.py), without torch.compile: a
+    # launch-bound step on a GPU stops paying a launch per operator of the forms. Eager off a CUDA device.
+    cuda_graphs: bool = False
     # Batches of similar length (the Trainer's length-grouped sampler): on SST-2 a random batch of 32 is 67% padding,
     # a length-grouped one 4% (benchmarks/LOG.md).
     group_by_length: bool = True
@@ -520,7 +523,22 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         raise DynaKDError(f"doc_stride ({cfg.doc_stride}) must be smaller than max_seq_length ({cfg.max_seq_length})")
     _check_dynamics_choices(cfg.dynamics)
     _check_dynamics(cfg)
+    _check_cuda_graphs(cfg)
     return cfg
+
+
+def _check_cuda_graphs(cfg: DistillConfig) -> None:
+    """``cuda_graphs`` records the pooled dynamics per batch size (cudagraphs.py); what it cannot record is refused
+    rather than run eagerly without a word. A method without the dynamics term simply has nothing to record (a sweep
+    may set it for every cell)."""
+    if not cfg.cuda_graphs:
+        return
+    if cfg.torch_compile:
+        raise DynaKDError("choose one of cuda_graphs and torch_compile: torch.compile compiles the dynamics itself "
+                          "(--torch-compile-mode reduce-overhead records them in CUDA graphs)")
+    if cfg.terms["feature"] == "dynamics" and cfg.dynamics.pooling == "tokens":
+        raise DynaKDError("cuda_graphs records pooled dynamics (dynamics.pooling mean or cls), whose shapes the batch "
+                          "size alone decides; pooling 'tokens' would need a graph per padded length")
 
 
 def _check_teacher_cache(value: str) -> None:

@@ -15,6 +15,7 @@ from torch import nn
 from . import distributed
 from .align import build_aligner
 from .config import DistillConfig, validate
+from .cudagraphs import GraphedDynamics
 from .data.tasks import get_task
 from .errors import DynaKDError
 from .features import HIDDEN_LABEL, Features
@@ -29,7 +30,7 @@ from .losses import (
     qa_task_loss,
     task_loss,
 )
-from .losses.dynamics import anchors_from_plan, pool
+from .losses.dynamics import anchors_from_plan, pool, pool_features
 
 
 @dataclass
@@ -109,6 +110,8 @@ class Distiller(nn.Module):
         # kernels: where a step is launch-bound (a small student on a GPU) these operators are most of its cost
         # (benchmarks/speed/RESULTS.md). One graph, no breaks; dynamic shapes, so new batch sizes do not recompile.
         self._dynamics_costs = compile_dynamics(cfg.torch_compile_mode) if cfg.torch_compile else dynamics_costs
+        # With cuda_graphs the same operators are recorded once per batch size and replayed (cudagraphs.py).
+        self.graphed = GraphedDynamics(self.opts) if cfg.cuda_graphs and self.feature == "dynamics" else None
         self.register_buffer("ref_s", torch.zeros(student_layers + 1, student_width))
         self.register_buffer("ref_t", torch.zeros(teacher_layers + 1, teacher_width))
         self.register_buffer("ref_steps", torch.zeros((), dtype=torch.long))
@@ -298,18 +301,13 @@ class Distiller(nn.Module):
         refs = self.references(s, t) if self.cfg.dynamics.reference != "batch" else None
         pert = (perturbed[0].hidden, perturbed[1].hidden) if perturbed is not None else None
         s_mask, t_mask = self.dynamics_masks(s, t)
-        return self._dynamics_costs(
-            s.hidden,
-            t.hidden,
-            mask=s_mask,
-            teacher_mask=t_mask,
-            opts=self.opts,
-            anchors=anchors_from_plan(self.aligner.running_plan),
-            refs=refs,
-            perturbed=pert,
-            teacher_pooled=t.pooled_layers(self.opts.pooling),
-            gather=distributed.gather_items if self.gathers else None,
-        )
+        anchors = anchors_from_plan(self.aligner.running_plan)
+        inputs = dict(mask=s_mask, teacher_mask=t_mask, opts=self.opts, perturbed=pert,
+                      teacher_pooled=t.pooled_layers(self.opts.pooling),
+                      gather=distributed.gather_items if self.gathers else None)
+        if self.graphed is not None:
+            return self.graphed(pool_features(s.hidden, t.hidden, **inputs), anchors, refs)
+        return self._dynamics_costs(s.hidden, t.hidden, anchors=anchors, refs=refs, **inputs)
 
     def dynamics_masks(self, s: Features, t: Features) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The tokens the dynamics see: the attention masks (padding never counts) or, for extractive QA with

@@ -20,7 +20,7 @@ from .errors import DynaKDError
 CONFIG_NAME = "dynakd.yaml"
 # Keys that do not change what a run computes (a compiled run gives the eager run's losses to 1e-4).
 _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache", "eval_teacher", "eval_batch_size",
-             "resume", "save_steps", "keep_checkpoints", "torch_compile", "torch_compile_mode",
+             "resume", "save_steps", "keep_checkpoints", "torch_compile", "torch_compile_mode", "cuda_graphs",
              "dataloader_num_workers", "push_to_hub", "hub_private"}
 
 

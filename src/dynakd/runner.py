@@ -294,13 +294,22 @@ def note_batch_of_one(cfg: DistillConfig) -> None:
 
 
 def note_cuda_graphs(cfg: DistillConfig) -> None:
-    """Say so when CUDA graphs would capture the dynamics losses on a GPU: on one H200 with torch 2.11 the `full` step
-    crashed the process under them (a segfault, which has no message of its own; benchmarks/speed/RESULTS.md)."""
+    """Say so when torch.compile's CUDA graphs would capture the dynamics losses on a GPU: on one H200 with torch 2.11
+    the `full` step crashed the process under them (a segfault, which has no message of its own;
+    benchmarks/speed/RESULTS.md); and when ``cuda_graphs`` has nothing to record, or no GPU to record on."""
+    if not is_first_process():
+        return
+    dynamics = cfg.terms["feature"] == "dynamics"
     graphs = cfg.torch_compile_mode in ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs
-    if graphs and cfg.terms["feature"] == "dynamics" and torch.cuda.is_available() and is_first_process():
+    if graphs and dynamics and torch.cuda.is_available():
         print(f"note: --torch-compile-mode {cfg.torch_compile_mode} (CUDA graphs) with the dynamics term crashed the "
               "process on an H200 with torch 2.11 (a segfault); if this run does, use --torch-compile, which "
-              "compiles without CUDA graphs", flush=True)
+              "compiles without CUDA graphs, or --cuda-graphs, which records the dynamics without torch.compile",
+              flush=True)
+    if cfg.cuda_graphs and not dynamics:
+        print(f"note: --cuda-graphs records the dynamics term, which method '{cfg.method}' does not have", flush=True)
+    elif cfg.cuda_graphs and not torch.cuda.is_available():
+        print("note: --cuda-graphs needs a CUDA device: the dynamics run eagerly here (same results)", flush=True)
 
 
 def _train_record(train_out, train_time: float, resume: Path | None, cache, processes: int,

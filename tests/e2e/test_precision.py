@@ -91,3 +91,22 @@ def test_torch_compile_mode_reaches_the_student_and_the_dynamics(tiny_teacher, t
     args = ["distill", "--teacher", str(tiny_teacher), "--synthetic", "--torch-compile-mode", "fast"]
     assert main(args) == 2  # an unknown mode is a clear error, not a traceback from torch
     assert "torch_compile_mode: 'fast' is not one of default, reduce-overhead," in capsys.readouterr().err
+
+
+def test_cuda_graphs_from_the_command_line(tiny_teacher, tmp_path, capsys):
+    """``--cuda-graphs`` reaches the distiller (eager off a GPU, with a note) and the run folder; finetune, which has
+    no dynamics to record, does not offer it."""
+    import yaml
+
+    from dynakd.cli import main
+
+    out = tmp_path / "run"
+    args = ["distill", "--teacher", str(tiny_teacher), "--student-layers", "2", "--synthetic", "--max-train-samples",
+            "32", "--max-eval-samples", "8", "--max-steps", "2", "--batch-size", "16", "--no-progress", "--output",
+            str(out), "--cuda-graphs"]
+    assert main(args) == 0
+    assert "note: --cuda-graphs needs a CUDA device" in capsys.readouterr().out
+    assert yaml.safe_load((out / "dynakd.yaml").read_text())["cuda_graphs"] is True
+    with pytest.raises(SystemExit):
+        main(["finetune", "--model", str(tiny_teacher), "--cuda-graphs"])
+    assert "unrecognized arguments: --cuda-graphs" in capsys.readouterr().err

@@ -448,3 +448,20 @@ def test_cuda_graphs_with_the_dynamics_term_are_noted(capsys, monkeypatch):
     assert "--torch-compile-mode reduce-overhead (CUDA graphs) with the dynamics term crashed" in note()
     assert "use --torch-compile, which compiles without CUDA graphs" in note(mode="max-autotune")
     assert note(method="kd") == note(mode="default") == note(method="pkd") == ""
+    assert "or --cuda-graphs, which records the dynamics without torch.compile" in note()
+
+
+def test_cuda_graphs_with_nothing_to_record_are_noted(capsys, monkeypatch):
+    """--cuda-graphs records the dynamics on a GPU: without the term, or without a GPU, the run says so."""
+    import torch
+
+    from dynakd.runner import note_cuda_graphs
+
+    def note(method="full"):
+        note_cuda_graphs(validate(DistillConfig(method=method, cuda_graphs=True)))
+        return capsys.readouterr().out
+
+    assert note() == "note: --cuda-graphs needs a CUDA device: the dynamics run eagerly here (same results)\n"
+    assert note("kd") == "note: --cuda-graphs records the dynamics term, which method 'kd' does not have\n"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert note() == ""

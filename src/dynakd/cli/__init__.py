@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("finetune", help="fine-tune a model on a task (the teacher, or a task-only student)")
-    add_common(p, "--model")
+    add_common(p, "--model", SWITCHES.keys() - {"--cuda-graphs"})  # (no dynamics to replay)
     add_flags(p, FINETUNE_DATA_FLAGS, TRAIN_FLAGS)
 
     p = sub.add_parser("distill", aliases=["distil"], help="distil a fine-tuned teacher into a smaller student")

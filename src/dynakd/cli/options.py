@@ -84,6 +84,8 @@ SWITCHES = {
     "--fp16": ("fp16", True, "mixed precision (fp16)"),
     "--bf16": ("bf16", True, "mixed precision (bf16)"),
     "--torch-compile": ("torch_compile", True, "compile the student and the dynamics losses with torch.compile"),
+    "--cuda-graphs": ("cuda_graphs", True, "replay the dynamics losses from CUDA graphs, one per batch size (a GPU; "
+                      "without torch.compile)"),
     "--no-group-by-length": ("group_by_length", False, "random batches instead of batches of similar length"),
     "--no-progress": ("progress", False, "hide progress bars"),
 }

@@ -335,8 +335,9 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
                 res["phases_ms"] = bench_one(split, teacher, tokenizer, data, task, cache, tmp, warmup,
                                              phases_on=True)["phases_ms"]
             # a short run for operators per step and, without an allocator peak (CPU), tensor bytes; not for the
-            # operators of a compiled run: the dispatch mode turns torch.compile back to eager, so they would mislead
-            count_ops = not cfg.torch_compile
+            # operators of a compiled run: the dispatch mode turns torch.compile back to eager, so they would mislead;
+            # nor under recorded dynamics (a graph's replay dispatches no operator, and none may be recorded under it)
+            count_ops = not cfg.torch_compile and not (cfg.cuda_graphs and torch.cuda.is_available())
             if repeat == 0 and (count_ops or res["peak_mib"] is None):
                 short = dataclasses.replace(cfg, max_steps=MEMORY_STEPS)
                 counted = bench_one(short, teacher, tokenizer, data, task, cache, tmp, count_tensors=True)
@@ -406,4 +407,4 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
             "batch_size": base.batch_size, "max_seq_length": base.max_seq_length, "steps": steps, "warmup": warmup,
             "device": device, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
             "torch_compile": base.torch_compile, "torch_compile_mode": base.torch_compile_mode,
-            "date": time.strftime("%Y-%m-%d")}
+            "cuda_graphs": base.cuda_graphs, "date": time.strftime("%Y-%m-%d")}

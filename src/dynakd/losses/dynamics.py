@@ -166,6 +166,75 @@ def sensitivity_costs(xs, xt, xs_pert, xt_pert, gmask, opts: DynamicsOptions) ->
     return _shape_costs(xs_pert[1:] - xs[1:], xt_pert[1:] - xt[1:], gmask, opts, base_s=xs[1:], base_t=xt[1:])
 
 
+@dataclass
+class Pooled:
+    """Both models' features as the forms read them (``X [L+1, G, N, d]``): ``gmask [G, N]`` marks the valid items,
+    None when all are; ``*_p`` are the perturbed inputs' (the sensitivity component)."""
+
+    xs: torch.Tensor
+    xt: torch.Tensor
+    gmask: torch.Tensor | None = None
+    xs_p: torch.Tensor | None = None
+    xt_p: torch.Tensor | None = None
+
+
+def pool_features(
+    student: Hidden,
+    teacher: Hidden,
+    *,
+    mask: torch.Tensor,
+    opts: DynamicsOptions,
+    teacher_mask: torch.Tensor | None = None,
+    perturbed: tuple[Hidden, Hidden] | None = None,
+    teacher_pooled: torch.Tensor | None = None,
+    gather: Gather | None = None,
+) -> Pooled:
+    """The first half of ``dynamics_costs`` (its arguments): the features pooled, gathered if asked."""
+    pool_s = _pooler(mask, opts.pooling)
+    pool_t = pool_s if teacher_mask is None else _pooler(teacher_mask, opts.pooling)
+    xs = pool_s(student)
+    with torch.no_grad():
+        xt = pool_t(teacher) if teacher_pooled is None else teacher_pooled.float().unsqueeze(1)  # [Lt+1, G, N, d]
+    gmask = mask.bool() if opts.pooling == "tokens" else None
+    xs_p = xt_p = None
+    if "sensitivity" in opts.components:
+        if perturbed is None:  # (the term would be dropped without a word)
+            raise ValueError("the sensitivity component needs perturbed=(student, teacher) hidden states of the "
+                             "perturbed inputs")
+        xs_p = pool_s(perturbed[0])
+        with torch.no_grad():
+            xt_p = pool_t(perturbed[1])
+    if gather is not None:
+        local_mask = torch.ones(1, xs.shape[2], dtype=torch.bool, device=xs.device) if gmask is None else gmask
+        xs, gmask = gather(xs, local_mask, 2)
+        xt = gather(xt, local_mask, 2)[0]
+        if xs_p is not None:
+            xs_p, xt_p = gather(xs_p, local_mask, 2)[0], gather(xt_p, local_mask, 2)[0]
+    return Pooled(xs, xt, gmask, xs_p, xt_p)
+
+
+def pooled_costs(
+    pooled: Pooled,
+    opts: DynamicsOptions,
+    anchors: Sequence[int] | torch.Tensor,
+    refs: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The second half of ``dynamics_costs``: one cost matrix per enabled component from pooled features. Shapes and
+    the options alone decide its operators (no host sync), so it can be replayed from a CUDA graph (``cudagraphs``)."""
+    xs, xt, gmask = pooled.xs, pooled.xt, pooled.gmask
+    costs = {}
+    if "deviation" in opts.components:
+        ref_s, ref_t = refs if refs is not None else (None, None)
+        costs["deviation"] = deviation_costs(xs, xt, gmask, opts, ref_s, ref_t)
+    if "layer_change" in opts.components:
+        costs["layer_change"] = layer_change_costs(xs, xt, gmask, opts, anchors)
+    if "relations" in opts.components:
+        costs["relations"] = relation_costs(xs, xt, gmask, opts)
+    if "sensitivity" in opts.components:
+        costs["sensitivity"] = sensitivity_costs(xs, xt, pooled.xs_p, pooled.xt_p, gmask, opts)
+    return costs
+
+
 def dynamics_costs(
     student: Hidden,
     teacher: Hidden,
@@ -185,36 +254,11 @@ def dynamics_costs(
     ``teacher_pooled [Lt+1, B, d]`` replaces ``teacher`` with features pooled ahead of time (the teacher cache).
     ``gather(x, gmask, dim)`` widens the items of pooled features (e.g. to every process's batch) before the forms.
     Pooled features that are not gathered form one group of valid items: the forms get no mask (``forms``).
+    ``pool_features`` then ``pooled_costs``.
     """
-    pool_s = _pooler(mask, opts.pooling)
-    pool_t = pool_s if teacher_mask is None else _pooler(teacher_mask, opts.pooling)
-    xs = pool_s(student)
-    with torch.no_grad():
-        xt = pool_t(teacher) if teacher_pooled is None else teacher_pooled.float().unsqueeze(1)  # [Lt+1, G, N, d]
-    gmask = mask.bool() if opts.pooling == "tokens" else None
-    if gather is not None:
-        local_mask = torch.ones(1, xs.shape[2], dtype=torch.bool, device=xs.device) if gmask is None else gmask
-        xs, gmask = gather(xs, local_mask, 2)
-        xt, _ = gather(xt, local_mask, 2)
-    costs = {}
-    if "deviation" in opts.components:
-        ref_s, ref_t = refs if refs is not None else (None, None)
-        costs["deviation"] = deviation_costs(xs, xt, gmask, opts, ref_s, ref_t)
-    if "layer_change" in opts.components:
-        costs["layer_change"] = layer_change_costs(xs, xt, gmask, opts, anchors)
-    if "relations" in opts.components:
-        costs["relations"] = relation_costs(xs, xt, gmask, opts)
-    if "sensitivity" in opts.components:
-        if perturbed is None:  # (the term would be dropped without a word)
-            raise ValueError("the sensitivity component needs perturbed=(student, teacher) hidden states of the "
-                             "perturbed inputs")
-        xs_p = pool_s(perturbed[0])
-        with torch.no_grad():
-            xt_p = pool_t(perturbed[1])
-        if gather is not None:
-            xs_p, xt_p = gather(xs_p, local_mask, 2)[0], gather(xt_p, local_mask, 2)[0]
-        costs["sensitivity"] = sensitivity_costs(xs, xt, xs_p, xt_p, gmask, opts)
-    return costs
+    pooled = pool_features(student, teacher, mask=mask, opts=opts, teacher_mask=teacher_mask, perturbed=perturbed,
+                           teacher_pooled=teacher_pooled, gather=gather)
+    return pooled_costs(pooled, opts, anchors, refs)
 
 
 def feature_dynamics_loss(
