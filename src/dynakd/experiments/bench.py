@@ -337,7 +337,7 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
             # a short run for operators per step and, without an allocator peak (CPU), tensor bytes; not for the
             # operators of a compiled run: the dispatch mode turns torch.compile back to eager, so they would mislead;
             # nor under recorded dynamics (a graph's replay dispatches no operator, and none may be recorded under it)
-            count_ops = not cfg.torch_compile and not (cfg.cuda_graphs and torch.cuda.is_available())
+            count_ops = not cfg.torch_compile and not (cfg.cuda_graphs and distiller_records(cfg))
             if repeat == 0 and (count_ops or res["peak_mib"] is None):
                 short = dataclasses.replace(cfg, max_steps=MEMORY_STEPS)
                 counted = bench_one(short, teacher, tokenizer, data, task, cache, tmp, count_tensors=True)
@@ -397,6 +397,11 @@ def check_output_file(path: Path) -> None:
         raise DynaKDError(f"cannot write --output {path}: {folder} is a file")
     if not os.access(folder, os.W_OK):
         raise DynaKDError(f"cannot write --output {path}: {folder} is not writable")
+
+
+def distiller_records(cfg: DistillConfig) -> bool:
+    """Whether a run of ``cfg`` replays its dynamics from CUDA graphs (``cuda_graphs`` on a GPU, a dynamics term)."""
+    return cfg.cuda_graphs and cfg.terms["feature"] == "dynamics" and torch.cuda.is_available()
 
 
 def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
