@@ -337,7 +337,7 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
             # a short run for operators per step and, without an allocator peak (CPU), tensor bytes; not for the
             # operators of a compiled run: the dispatch mode turns torch.compile back to eager, so they would mislead;
             # nor under recorded dynamics (a graph's replay dispatches no operator, and none may be recorded under it)
-            count_ops = not cfg.torch_compile and not (cfg.cuda_graphs and distiller_records(cfg))
+            count_ops = not cfg.torch_compile and not distiller_records(cfg)
             if repeat == 0 and (count_ops or res["peak_mib"] is None):
                 short = dataclasses.replace(cfg, max_steps=MEMORY_STEPS)
                 counted = bench_one(short, teacher, tokenizer, data, task, cache, tmp, count_tensors=True)
