@@ -3,6 +3,8 @@
 # them (default "bench b1"); the compiled benches run in the order given, a segfault's stack in their logs:
 #   bench          `dynakd bench` on CUDA (issue #4): step time, allocator peak and operators per step of task / kd /
 #                  full (each aligner), live teacher and cache -> $OUT/h200.json;
+#   tests-gpu      the tests that need a GPU (CUDA graphs against eager: tests/unit/test_cudagraphs.py), with the
+#                  losses' tests -> $OUT/tests-gpu.log;
 #   bench-cudagraphs  the same as bench with --cuda-graphs (the dynamics losses recorded once per batch size and
 #                  replayed, without torch.compile) -> $OUT/h200-cudagraphs.json;
 #   bench-compile  the same with --torch-compile (student and dynamics losses compiled), task, kd and full/OT,
@@ -43,7 +45,7 @@ if ! $PY -c "import datasets" 2>/dev/null; then
     || { echo "installing $wheels failed"; exit 1; }
   export PYTHONPATH=/tmp/site
 fi
-export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONPATH=$PWD/src:/tmp/site${PYTHONPATH:+:$PYTHONPATH}  # /tmp/site: wheels carried in .whl
 TEACHER=/tmp/minilm
 $PY - "$TEACHER" <<'PYEOF' || exit 1
 import shutil, sys
@@ -66,6 +68,14 @@ if [[ $STEPS == *" bench "* ]]; then
   timeout 200 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "${small[@]}" \
     --output "$OUT/h200.json" > "$OUT/bench.log" 2>&1
   echo "bench exit $?"; tail -12 "$OUT/bench.log"
+fi
+if [[ $STEPS == *" tests-gpu "* ]]; then
+  echo "== tests-gpu ($(left) s left)"
+  $PY -c "import pytest" 2>/dev/null || $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --target /tmp/site .whl/tools/*.whl
+  timeout 120 $PY -m pytest -q -p no:cacheprovider -rs tests/unit/test_cudagraphs.py tests/unit/test_losses.py \
+    > "$OUT/tests-gpu.log" 2>&1
+  echo "tests-gpu exit $?"; tail -8 "$OUT/tests-gpu.log"
 fi
 if [[ $STEPS == *" bench-cudagraphs "* ]]; then
   limit=$(( $(left) < 220 ? $(left) : 220 ))

