@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from .data.tasks import get_task
 from .distiller import token_level
-from .distributed import world_size
+from .distributed import is_first_process, world_size
 from .errors import DynaKDError
 from .features import (
     CACHED_PREFIX,
@@ -140,14 +140,19 @@ class TeacherCache:
                               "to rebuild")
         if self.meta.get("rows") != rows:  # e.g. another --max-train-samples
             raise DynaKDError(f"teacher cache {self.folder} was made for other training data ({self.meta.get('rows')} "
-                              f"rows, this run has {rows}); delete it or pass --teacher-cache off")
+                              f"rows, this run has {rows}){_OTHER_FOLDER}")
         for key, value in fingerprints.items():
             if self.meta.get(key) != value:
                 what = "another teacher" if key == "teacher_fingerprint" else "other training data"
                 raise DynaKDError(
                     f"teacher cache {self.folder} was made for {what} "
-                    f"({self.meta.get(key)} != {value}); delete it or pass --teacher-cache off"
+                    f"({self.meta.get(key)} != {value}){_OTHER_FOLDER}"
                 )
+
+
+# What to do about a cache made for another run: a --teacher-cache folder holds one cache, not one per teacher.
+_OTHER_FOLDER = ("; give another --teacher-cache folder (one holds one cache), --teacher-cache auto (a cache per "
+                 "teacher and data, kept apart), delete it to rebuild, or pass --teacher-cache off")
 
 
 def cached_features(batch: dict[str, torch.Tensor]) -> Features | None:
@@ -315,6 +320,8 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
         cache.check(fingerprints, len(train_ds), cfg.teacher_cache_dtype)
+        if is_first_process():  # (a build says so; a reuse said nothing)
+            print(f"reading the teacher cache ({len(train_ds)} rows) <- {folder}", flush=True)
         return cache.use(poolings_for(cfg))
     if folder.exists() and any(folder.iterdir()):
         raise DynaKDError(f"--teacher-cache {folder} is a non-empty folder without a cache (no meta.json)")

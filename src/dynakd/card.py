@@ -166,7 +166,8 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
         lines += ["", f"Scored on {scored}, not the whole split: these are not the dataset's published scores."]
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
     train = metrics.get("train", {})
-    settings = [("length", f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs:g} epochs"),
+    settings = [("length", f"{cfg.max_steps} step{'s' * (cfg.max_steps != 1)}" if cfg.max_steps > 0
+                           else f"{cfg.epochs:g} epoch{'s' * (cfg.epochs != 1)}"),
                 ("batch size", _batch(cfg, train.get("processes", 1))),
                 ("learning rate", f"{cfg.lr:g}"), ("seed", cfg.seed), ("max sequence length", cfg.max_seq_length)]
     if command == "distill" and cfg.terms["logit"]:

@@ -240,7 +240,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         items = value if isinstance(value, list) else [value]
         if isinstance(value, str):
             items = [v for v in value.split(",") if v]
-        return [_coerce(v, inner, where) for v in items]
+        try:
+            return [_coerce(v, inner, where) for v in items]
+        except DynaKDError:
+            if isinstance(value, list) or inner not in (int, float):  # (a choice's own message names the choices)
+                raise
+            raise DynaKDError(f"{where}: expected a list of {inner.__name__}s, e.g. [1, 2], got {value!r}") from None
     if origin is dict:
         if not isinstance(value, dict):
             raise DynaKDError(f"{where}: expected a mapping, got {value!r}")

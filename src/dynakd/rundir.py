@@ -18,10 +18,11 @@ from .distributed import is_first_process
 from .errors import DynaKDError
 
 CONFIG_NAME = "dynakd.yaml"
-# Keys that do not change what a run computes (a compiled run gives the eager run's losses to 1e-4).
+# Keys that do not change what a run trains (a compiled run gives the eager run's losses to 1e-4; evaluating more often
+# changes no weight: e2e/test_resume.py).
 _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache", "eval_teacher", "eval_batch_size",
-             "resume", "save_steps", "keep_checkpoints", "torch_compile", "torch_compile_mode", "cuda_graphs",
-             "dataloader_num_workers", "push_to_hub", "hub_private"}
+             "eval_steps", "resume", "save_steps", "keep_checkpoints", "torch_compile", "torch_compile_mode",
+             "cuda_graphs", "dataloader_num_workers", "push_to_hub", "hub_private"}
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -137,7 +138,10 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
             n = saved["max_eval_samples"]
             print(f"note: {folder} was scored on a seeded subset of {n} evaluation rows (--max-eval-samples {n}); "
                   f"this scores them all (give --max-eval-samples {n} for the same rows)", flush=True)
-        if lost:
+        # (training rows are read only where the run cut its evaluation rows from them: SQuAD's articles)
+        if needed := [k for k in lost if k != "train_file" or "train_articles" in saved]:
+            flags = ", ".join("--" + k.replace("_", "-") for k in needed)
+            paths = ", ".join(f"{k} {saved[k]}" for k in needed)
             print(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
                   f"folder the run ran in); give {flags}", flush=True)
     return {**lent, **data}

@@ -178,6 +178,11 @@ def test_a_missing_data_file_is_named_before_anything_runs(tiny_encoder, tmp_pat
         with pytest.raises(DynaKDError, match=f"s.yaml: train_file {missing} is not a file here"):
             load_sweep(path, smoke=smoke)
     assert not (tmp_path / "out").exists()
+    raw["base"] = {**raw["base"], "task": "sst2", "train_file": None, "data_dir": "no-such-glue"}
+    path.write_text(yaml.safe_dump(raw))  # the real sweep (smoke falls back to the synthetic corpus, with a warning)
+    with pytest.raises(DynaKDError, match="s.yaml: data_dir no-such-glue is not a folder here \\(a relative path "
+                                          "counts from /"):
+        load_sweep(path)
 
 
 def test_a_changed_sweep_file_starts_its_smoke_run_again(tiny_encoder, tmp_path, capsys):

@@ -36,7 +36,8 @@ def test_cache_is_reused_and_refused_when_stale(tiny_teacher, tmp_path, capsys):
     assert main(distill_args(tiny_teacher, tmp_path / "a", "--method", "kd", "--teacher-cache", cache)) == 0
     assert "building the teacher cache" in capsys.readouterr().out
     assert main(distill_args(tiny_teacher, tmp_path / "b", "--method", "pkd", "--teacher-cache", cache)) == 0
-    assert "building the teacher cache" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "building the teacher cache" not in out and f"reading the teacher cache (48 rows) <- {cache}" in out
     other = make_tiny_bert(tmp_path / "other", layers=4, hidden=32, seed=7)
     assert main(distill_args(other, tmp_path / "c2", "--method", "kd", "--teacher-cache", cache)) == 2
     assert "was made for another teacher" in capsys.readouterr().err
@@ -49,8 +50,9 @@ def test_cache_is_reused_and_refused_when_stale(tiny_teacher, tmp_path, capsys):
     assert "was made for other training data" in capsys.readouterr().err
     assert main(distill_args(tiny_teacher, tmp_path / "c4", "--method", "kd", "--teacher-cache", cache,
                              "--max-train-samples", "40")) == 2
-    assert "was made for other training data (48 rows, this run has 40); delete it or pass --teacher-cache off" in \
-        capsys.readouterr().err
+    assert ("was made for other training data (48 rows, this run has 40); give another --teacher-cache folder (one "
+            "holds one cache), --teacher-cache auto (a cache per teacher and data, kept apart), delete it to rebuild, "
+            "or pass --teacher-cache off") in capsys.readouterr().err
     meta = json.loads((tmp_path / "c" / "meta.json").read_text())
     (tmp_path / "c" / "meta.json").write_text(json.dumps({**meta, "version": -1}))
     assert main(distill_args(tiny_teacher, tmp_path / "c5", "--method", "kd", "--teacher-cache", cache)) == 2

@@ -67,6 +67,8 @@ def test_run_folder_written_before_the_weights_were_spelt_out(tmp_path):
     check_output(build_config({"method": "full", "output": old}), "distill")  # same run: accepted
     with pytest.raises(DynaKDError, match="differs in: beta"):
         check_output(build_config({"method": "full", "beta": 3.0, "output": old}), "distill")
+    # how often a run evaluates does not change its training (e2e/test_resume.py): a resumed run may evaluate otherwise
+    check_output(build_config({"method": "full", "eval_steps": 10, "resume": True, "output": old}), "distill")
 
 
 def test_alpha_flag_sets_a_constant_logit_weight():

@@ -137,6 +137,9 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
             for key in ("train_file", "validation_file"):
                 if (file := getattr(cfg, key)) and not Path(file).expanduser().is_file():
                     raise DynaKDError(f"{key} {file} is not a file here (a relative path counts from {Path.cwd()})")
+            if cfg.data_dir and not Path(cfg.data_dir).expanduser().is_dir():  # (found after the teacher's training)
+                raise DynaKDError(f"data_dir {cfg.data_dir} is not a folder here (a relative path counts from "
+                                  f"{Path.cwd()})")
     except DynaKDError as e:
         raise DynaKDError(f"{path}: {e}") from None
     return sweep
