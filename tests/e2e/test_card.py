@@ -85,6 +85,12 @@ def test_scores_on_part_of_a_split_are_not_published_as_the_datasets(tmp_path):
     assert "| validation (50% held out) | accuracy | 0.9 | 0.91 |" in card.text
 
 
+def test_the_length_row_counts_in_the_singular_too(tmp_path):
+    assert "| length | 1 epoch |" in scored_card(tmp_path, "sst2", {"accuracy": 0.9}, epochs=1).text  # was "1 epochs"
+    assert "| length | 2.5 epochs |" in scored_card(tmp_path, "sst2", {"accuracy": 0.9}, epochs=2.5).text
+    assert "| length | 1 step |" in scored_card(tmp_path, "sst2", {"accuracy": 0.9}, max_steps=1).text
+
+
 def test_hub_metric_ids_and_student_layer_ids(tmp_path):
     card = scored_card(tmp_path, "stsb", {"pearson": 0.8, "spearmanr": 0.79}, student_layers=None,
                        student_layer_ids=[0, 5], method="dynamics", gradient_accumulation_steps=2)

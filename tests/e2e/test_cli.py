@@ -353,6 +353,10 @@ def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
     assert other == {"task": "csv", "text_columns": ["t"]}
     assert lent({"task": "sst2", "data_dir": "../glue"}) == {"task": "sst2"}  # not there from here: not lent
     assert f"note: {run} was trained on data_dir ../glue, not found from here" in capsys.readouterr().out
+    # lost training and evaluation files: scoring reads the evaluation file alone, and the note asks for it alone
+    assert lent({"task": "csv", "train_file": "gone.csv", "validation_file": "gone-dev.csv"}) == {"task": "csv"}
+    assert ("was trained on validation_file gone-dev.csv, not found from here (a relative path counts from the "
+            "folder the run ran in); give --validation-file\n") in capsys.readouterr().out
     squad = lent({"task": "squad", "train_file": "squad.json", "train_articles": 3}, train_articles=2)
     assert squad["train_file"] == "squad.json" and "train_articles" not in squad  # the command's count, the file
     assert lent({"task": "SST-2", "data_dir": "."}, task="sst2")["data_dir"] == "."  # an older folder's spelling

@@ -76,6 +76,8 @@ def run_error(capsys, args: list[str]) -> str:
         (["--batch-size", "2000000"], "batch_size must be in [1, 1048576], got 2000000"),
         (["--dataloader-num-workers", "1000000"], "dataloader_num_workers must be at most 256, got 1000000"),
         (["--set", "align.iters=1e12"], "align.iters must be in [1, 10000], got 1000000000000"),  # spun on step 1
+        (["--align", "fixed", "--set", "align.layers=notalist"],
+         "align.layers: expected a list of ints, e.g. [1, 2], got 'notalist'"),  # (said: expected int)
         (["--set", "output=[a, b]"], "--set output=[a, b]: output: expected a string, got ['a', 'b']"),
         (["--set", "lr=[1"], "--set lr=[1: the value is not valid YAML: expected ',' or ']'"),
         (["--hub-private"], "hub_private creates the --push-to-hub repository private; it needs --push-to-hub REPO"),
