@@ -284,8 +284,22 @@ def test_user_file_errors(tmp_path):
         load_user_files("csv", train, str(tmp_path / "nope.csv"), ["text"], "label")
     with pytest.raises(DynaKDError, match="1 or 2 text columns"):
         load_user_files("csv", train, None, ["a", "b", "c"], "label")
-    with pytest.raises(DynaKDError, match="text columns"):
-        load_task_data(get_task("csv"), train_file=train)
+    wide = write_csv(tmp_path / "wide.csv", ["id", "text", "label"], [["7", "good", "1"]])
+    with pytest.raises(DynaKDError, match=r"^csv data needs the names of its text columns \(one or two\): "
+                                          r"--text-columns a\[,b\] \(.*wide.csv has columns id, text, label\)$"):
+        load_task_data(get_task("csv"), train_file=wide)  # id or text: not guessed
+
+
+def test_the_only_column_besides_the_label_is_the_text(tmp_path, capsys):
+    """Without --text-columns a file of a text column and a label column needs no naming (the other files must
+    hold the same column)."""
+    train = write_csv(tmp_path / "train.csv", ["review", "y"], [["good", "1"], ["bad", "0"]])
+    data = load_task_data(get_task("csv"), train_file=train, label_column="y")
+    assert data["train"]["text_a"] == ["good", "bad"]
+    assert "csv data: text column 'review' (the only one besides the label column 'y'" in capsys.readouterr().out
+    dev = write_csv(tmp_path / "dev.csv", ["sentence", "y"], [["fine", "1"]])
+    with pytest.raises(DynaKDError, match="dev.csv: no column 'review'; columns are: sentence, y"):
+        load_task_data(get_task("csv"), train_file=train, validation_file=dev, label_column="y")
 
 
 def test_synthetic_is_deterministic_balanced_and_in_vocab():

@@ -71,12 +71,10 @@ def load_task_data(
     seed: int = 0,
 ) -> DatasetDict:
     """Load the data for ``task`` from the one source the arguments name, checked in this order: user files
-    (task csv/json; needs ``text_columns``), the synthetic corpus (``synthetic=True``, seeded by ``seed``), the GLUE
-    TSV directory ``data_dir``, else the Hugging Face hub. ``splits`` (default: all) restricts the result."""
+    (task csv/json; ``text_columns``, else the files' only column besides the label), the synthetic corpus
+    (``synthetic=True``, seeded by ``seed``), the GLUE TSV directory ``data_dir``, else the Hugging Face hub.
+    ``splits`` (default: all) restricts the result."""
     if task.is_user_data:
-        if not text_columns:
-            raise DynaKDError(f"{task.name} data needs the names of its text columns (one or two): --text-columns "
-                              "a[,b]")
         data = load_user_files(task.name, train_file, validation_file, text_columns, label_column)
         return _keep_splits(data, splits)
     if synthetic:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 
 from dynakd.data.fingerprint import map_fingerprint
+from dynakd.distributed import is_first_process
 from dynakd.errors import DynaKDError, first_line
 
 USER_KINDS = ("csv", "json")
@@ -27,8 +28,8 @@ def _check_args(kind: str, files: dict[str, str], text_columns: Sequence[str], l
         raise DynaKDError(f"unknown data file kind '{kind}'; valid kinds: {', '.join(USER_KINDS)}")
     if not files:
         raise DynaKDError(f"{kind} data needs a train file or a validation file")
-    if not 1 <= len(text_columns) <= 2:
-        raise DynaKDError(f"need 1 or 2 text columns, got {len(text_columns)}: {', '.join(text_columns) or 'none'}")
+    if len(text_columns) > 2:  # (none: the only column besides the label, _only_text_column)
+        raise DynaKDError(f"need 1 or 2 text columns, got {len(text_columns)}: {', '.join(text_columns)}")
     if label_column in text_columns:
         raise DynaKDError(f"column '{label_column}' cannot be both a text column and the label column")
     for path in files.values():
@@ -176,24 +177,42 @@ def _encode_labels(splits: DatasetDict, label_column: str) -> DatasetDict:
     return DatasetDict({name: part.cast_column("label", ClassLabel(names=names)) for name, part in as_text.items()})
 
 
+def _only_text_column(kind: str, raw: DatasetDict, files: dict[str, str], label_column: str) -> list[str]:
+    """The text column when none is named: the first file's only column besides the label. Between two or more it
+    would be a guess (transformers' run_glue takes the first two, and an id column then reads as text): refused, with
+    the columns."""
+    split, path = next(iter(files.items()))
+    columns = raw[split].column_names
+    others = [c for c in columns if c != label_column]
+    if len(others) != 1:
+        raise DynaKDError(f"{kind} data needs the names of its text columns (one or two): --text-columns a[,b] "
+                          f"({path} has columns {', '.join(columns)})")
+    if is_first_process():
+        print(f"{kind} data: text column '{others[0]}' (the only one besides the label column '{label_column}'; "
+              "--text-columns names others)", flush=True)
+    return others
+
+
 def load_user_files(
     kind: str,
     train_file: str | None,
     validation_file: str | None,
-    text_columns: Sequence[str],
+    text_columns: Sequence[str] | None,
     label_column: str = "label",
 ) -> DatasetDict:
     """Load user csv/json files into splits "train" and/or "validation" (those whose file is given), each with
     columns text_a, text_b (when two text columns are given) and label (see the module docstring for label types).
+    Without ``text_columns``, the only column of the first file besides the label.
 
     Raises DynaKDError for a missing, empty or unparsable file, one without rows, a missing column (listing the
     columns that exist), more than two text columns, missing labels, or negative integer labels.
     """
     files = {split: path for split, path in (("train", train_file), ("validation", validation_file)) if path}
-    text_columns = list(text_columns)
+    text_columns = list(text_columns or ())
     _check_args(kind, files, text_columns, label_column)
     raw = _read(kind, files)
     paths = list(files.values())
+    text_columns = text_columns or _only_text_column(kind, raw, files, label_column)
     standard = DatasetDict({
         split: _standardize_columns(raw[split], path, text_columns, label_column, kind, paths)
         for split, path in files.items()
