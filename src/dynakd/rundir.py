@@ -73,14 +73,38 @@ def recorded_settings(folder: str | Path, keys: tuple[str, ...]) -> dict[str, An
 
 
 def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
-    """The task a DynaKD-trained teacher was fine-tuned on, for a ``distill`` command that names none (rather than
-    the default task, which a teacher of another task would be distilled on with a note); says so."""
-    if not teacher or given.get("task") is not None:
+    """What a DynaKD-trained teacher's run lends a ``distill`` command: its task when the command names none (rather
+    than the default task, which a teacher of another task would be distilled on with a note), and for that task its
+    data when the command names none of its own: the files or GLUE folder (those found from here), text and label
+    columns, SQuAD's training articles, and the dev rows a ``--dev-split`` run held out (the student must not train
+    on them either). Says what it lends."""
+    if not teacher:
         return {}
-    task = recorded_settings(os.path.expanduser(str(teacher)), ("task",)).get("task")
-    if task and is_first_process():
-        print(f"distill: task {task} (as the teacher {teacher} was fine-tuned)", flush=True)
-    return {"task": task} if task else {}
+    saved = {k: v for k, v in (recorded_config(os.path.expanduser(str(teacher))) or {}).items()
+             if v is not None and v is not False and v != []}
+    try:
+        task = get_task(str(saved["task"])).name
+        if given.get("task") is not None and get_task(str(given["task"])).name != task:
+            return {}  # another task: none of the teacher's data
+    except (KeyError, DynaKDError):  # not a DynaKD run, or a task name validation will refuse with its own message
+        return {}
+    lent = {} if given.get("task") is not None else {"task": task}
+    if not any(given.get(k) not in (None, False) for k in _DATA_PLACES):
+        keys = [k for k in RUN_DATA if k != "task"] + (list(_CUT) if "dev_split" in saved else [])
+        lent |= {k: saved[k] for k in keys if k in saved and k not in given}
+    lost = [k for k in _PATHS if k in lent and not _exists(lent[k])]
+    for k in lost:
+        del lent[k]
+    if "train_file" not in lent:
+        lent.pop("train_articles", None)
+    if is_first_process():
+        if said := [f"{k} {v}" for k, v in lent.items() if k != "data_seed"]:
+            print(f"distill: {', '.join(said)} (as the teacher {teacher} was fine-tuned)", flush=True)
+        if lost:
+            print(f"note: the teacher {teacher} was fine-tuned on {', '.join(f'{k} {saved[k]}' for k in lost)}, not "
+                  "found from here (a relative path counts from the folder it ran in); give "
+                  f"{', '.join('--' + k.replace('_', '-') for k in lost)}", flush=True)
+    return lent
 
 
 # What a run folder's own dynakd.yaml gives `evaluate` unless the command says otherwise: how inputs were cut, and

@@ -410,6 +410,23 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
     assert teacher_task(str(teacher), {}) == {"task": "mrpc"}
     assert f"distill: task mrpc (as the teacher {teacher} was fine-tuned)" in capsys.readouterr().out
     assert teacher_task(str(teacher), {"task": "sst2"}) == {} and teacher_task("org/hub-model", {}) == {}
+    # and the teacher's data, unless the command names its own: a student trains and is scored where its teacher was
+    (tmp_path / "all.csv").write_text("t,y\na,1\n")
+    (teacher / "dynakd.yaml").write_text(yaml.safe_dump({
+        "task": "csv", "train_file": str(tmp_path / "all.csv"), "text_columns": ["t"], "label_column": "y",
+        "dev_split": 0.2, "data_seed": 3, "max_train_samples": 100}))
+    lent = {"train_file": str(tmp_path / "all.csv"), "text_columns": ["t"], "label_column": "y", "dev_split": 0.2,
+            "data_seed": 3}
+    assert teacher_task(str(teacher), {}) == {"task": "csv", **lent}  # (not its subset: a setting, not a place)
+    assert (f"distill: task csv, train_file {tmp_path / 'all.csv'}, text_columns ['t'], label_column y, dev_split 0.2 "
+            f"(as the teacher {teacher} was fine-tuned)") in capsys.readouterr().out
+    assert teacher_task(str(teacher), {"task": "csv"}) == lent  # its own task, named
+    assert teacher_task(str(teacher), {"train_file": "mine.csv"}) == {"task": "csv"}  # data of the command's own
+    assert teacher_task(str(teacher), {"task": "sst2"}) == {}
+    (tmp_path / "all.csv").unlink()
+    assert "train_file" not in teacher_task(str(teacher), {})
+    assert "not found from here (a relative path counts from the folder it ran in); give --train-file" in \
+        capsys.readouterr().out
     out = tmp_path / "student"
     assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
     printed = capsys.readouterr().out
