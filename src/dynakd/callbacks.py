@@ -31,6 +31,15 @@ class DistillerGradients(TrainerCallback):
         self.distiller.zero_grad(set_to_none=True)
 
 
+class StepsOfThisRun(TrainerCallback):
+    """The logging, evaluation and saving cadence of this command, also when it resumes: the Trainer restores them
+    from the checkpoint's ``trainer_state.json`` (after computing them from its arguments), so a run resumed with
+    another ``--eval-steps`` kept the old one, which the run folder lets a resume change."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        state.compute_steps(args, state.max_steps)
+
+
 class AlignmentCallback(TrainerCallback):
     """Writes the aligner's plan as ``alignment.json`` and ``alignment.png`` into the output folder at each
     evaluation and at the end of training."""

@@ -12,6 +12,10 @@ per padded length instead, through inductor.
 
 Eager instead, with the same result: off a CUDA device, without gradients (evaluation), and past ``MAX_GRAPHS``
 shapes. Batches gathered from several processes (``dynamics.gather``) are recorded with their mask as an input.
+
+A recording's outputs live in its own buffers, which its next replay overwrites: each call's backward must run before
+the next call of the same shape, as in a training step (``DistillationTrainer``, gradient accumulation included). A
+custom loop that sums the losses of two calls before one backward must leave ``cuda_graphs`` off.
 """
 
 from __future__ import annotations

@@ -80,8 +80,13 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
     on them either). Says what it lends."""
     if not teacher:
         return {}
-    saved = {k: v for k, v in (recorded_config(os.path.expanduser(str(teacher))) or {}).items()
-             if v is not None and v is not False and v != []}
+    try:
+        saved = recorded_config(os.path.expanduser(str(teacher))) or {}
+    except OSError:  # an unreadable folder: loading the model names it
+        return {}
+    default = dataclasses.asdict(DistillConfig())  # (defaults are not lent: the command has them anyway)
+    saved = {k: v for k, v in saved.items()
+             if k == "task" or (v is not None and v is not False and v != [] and v != default.get(k))}
     try:
         task = get_task(str(saved["task"])).name
         if given.get("task") is not None and get_task(str(given["task"])).name != task:
@@ -90,9 +95,16 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
         return {}
     lent = {} if given.get("task") is not None else {"task": task}
     if not any(given.get(k) not in (None, False) for k in _DATA_PLACES):
-        keys = [k for k in RUN_DATA if k != "task"] + (list(_CUT) if "dev_split" in saved else [])
-        lent |= {k: saved[k] for k in keys if k in saved and k not in given}
+        # data_seed: the rows a dev split held out, or the synthetic corpus the teacher learned
+        keys = [k for k in RUN_DATA if k != "task"] + (["data_seed"] if {"dev_split", "synthetic"} & set(saved) else [])
+        lent |= {k: saved[k] for k in (*keys, "dev_split") if k in saved and k not in given}
     lost = [k for k in _PATHS if k in lent and not _exists(lent[k])]
+    if lost and "dev_split" in lent:  # another copy (the hub's) may order rows otherwise: the cut would differ
+        raise DynaKDError(f"the teacher {teacher} was fine-tuned on part of "
+                          f"{', '.join(f'{k} {saved[k]}' for k in lost)} (--dev-split {lent['dev_split']}), not found "
+                          "from here (a relative path counts from the folder it ran in); give "
+                          f"{', '.join('--' + k.replace('_', '-') for k in lost)} so that the student does not train "
+                          "on the rows the teacher held out")
     for k in lost:
         del lent[k]
     if "train_file" not in lent:

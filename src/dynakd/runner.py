@@ -109,9 +109,10 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         remove_unused_columns=False,  # keep the teacher_* columns
         label_names=["labels"],
         disable_tqdm=not cfg.progress,
-        dataloader_pin_memory=torch.cuda.is_available(),
         # batches (and the teacher-cache rows in them) go to the GPU from pinned memory without waiting for the
-        # kernels already queued there
+        # kernels already queued there; not under cuda_graphs with workers, whose loader pins in a thread of its own:
+        # a CUDA call there while a graph is being recorded (process-wide capture) breaks the recording
+        dataloader_pin_memory=torch.cuda.is_available() and not (cfg.cuda_graphs and cfg.dataloader_num_workers > 0),
         accelerator_config={"non_blocking": torch.cuda.is_available()},
         # DistillationTrainer stops on a non-finite loss before its backward pass (_check_finite); the Trainer's own
         # filter would test the same loss again after it, one more wait for the GPU per step

@@ -25,7 +25,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from . import distributed
 from .cache import CacheReadingCollator, cache_blocker, cached_features, poolings_for
-from .callbacks import AlignmentCallback, DistillerGradients
+from .callbacks import AlignmentCallback, DistillerGradients, StepsOfThisRun
 from .checkpoints import (
     DISTILLER_OPTIMIZER,
     STAGING,
@@ -113,6 +113,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self._teacher_columns: set[str] = set()
         self.add_callback(AlignmentCallback(self))
         self.add_callback(DistillerGradients(distiller))
+        self.add_callback(StepsOfThisRun())
         own_params = any(p.requires_grad for p in distiller.parameters())
         if self.is_fsdp_enabled and not self._fsdp2 and own_params:
             # FSDP1 checkpoints the optimizer by the model's parameter names; only the FSDP2 path is built and tested

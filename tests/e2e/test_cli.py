@@ -423,10 +423,18 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
     assert teacher_task(str(teacher), {"task": "csv"}) == lent  # its own task, named
     assert teacher_task(str(teacher), {"train_file": "mine.csv"}) == {"task": "csv"}  # data of the command's own
     assert teacher_task(str(teacher), {"task": "sst2"}) == {}
-    (tmp_path / "all.csv").unlink()
-    assert "train_file" not in teacher_task(str(teacher), {})
-    assert "not found from here (a relative path counts from the folder it ran in); give --train-file" in \
-        capsys.readouterr().out
+    (tmp_path / "all.csv").unlink()  # the rows the teacher held out cannot be told: refused, not cut from others
+    with pytest.raises(DynaKDError, match="so that the student does not train on the rows the teacher held out"):
+        teacher_task(str(teacher), {})
+    (teacher / "dynakd.yaml").write_text(yaml.safe_dump({"task": "sst2", "data_dir": "../glue", "label_column": "label",
+                                                         "synthetic": False}))
+    assert teacher_task(str(teacher), {}) == {"task": "sst2"}  # no default (label_column) lent, nor a lost folder
+    out = capsys.readouterr().out
+    assert f"distill: task sst2 (as the teacher {teacher} was fine-tuned)" in out
+    assert "fine-tuned on data_dir ../glue, not found from here (a relative path counts from the folder it ran in); " \
+           "give --data-dir" in out
+    (teacher / "dynakd.yaml").write_text(yaml.safe_dump({"task": "sst2", "synthetic": True, "data_seed": 5}))
+    assert teacher_task(str(teacher), {}) == {"task": "sst2", "synthetic": True, "data_seed": 5}  # the same corpus
     out = tmp_path / "student"
     assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
     printed = capsys.readouterr().out

@@ -251,3 +251,18 @@ def test_each_epoch_order_reaches_the_sampler_in_a_sharded_resumed_loader(tiny_t
     again = EpochLengthGroupedSampler(4, lengths=sampler.lengths, seed=3)
     again.set_epoch(3)
     assert list(again) == list(sampler) != list(EpochLengthGroupedSampler(4, lengths=sampler.lengths, seed=3))
+
+
+def test_a_resumed_run_takes_the_commands_cadence(tmp_path):
+    """The Trainer restores the logging, evaluation and saving steps from the checkpoint's trainer_state.json after
+    computing them from its arguments: a run resumed with another --eval-steps kept the old one. The callback puts
+    this command's back before the first step."""
+    from transformers import TrainerState, TrainingArguments
+
+    from dynakd.callbacks import StepsOfThisRun
+
+    state = TrainerState(logging_steps=500, eval_steps=500, save_steps=500, max_steps=40)  # as the checkpoint had them
+    args = TrainingArguments(output_dir=str(tmp_path), eval_strategy="steps", eval_steps=0.25, logging_steps=5,
+                             save_steps=10, report_to=[], use_cpu=True)
+    StepsOfThisRun().on_train_begin(args, state, None)
+    assert (state.logging_steps, state.eval_steps, state.save_steps) == (5, 10, 10)

@@ -297,6 +297,9 @@ def test_the_only_column_besides_the_label_is_the_text(tmp_path, capsys):
     data = load_task_data(get_task("csv"), train_file=train, label_column="y")
     assert data["train"]["text_a"] == ["good", "bad"]
     assert "csv data: text column 'review' (the only one besides the label column 'y'" in capsys.readouterr().out
+    with pytest.raises(DynaKDError, match=r"train.csv: no label column 'label' \(--label-column names another\); "
+                                          r"columns are: review, y$"):
+        load_task_data(get_task("csv"), train_file=train)
     dev = write_csv(tmp_path / "dev.csv", ["sentence", "y"], [["fine", "1"]])
     with pytest.raises(DynaKDError, match="dev.csv: no column 'review'; columns are: sentence, y"):
         load_task_data(get_task("csv"), train_file=train, validation_file=dev, label_column="y")

@@ -183,6 +183,9 @@ def _only_text_column(kind: str, raw: DatasetDict, files: dict[str, str], label_
     the columns."""
     split, path = next(iter(files.items()))
     columns = raw[split].column_names
+    if label_column not in columns:  # (the refusal below would ask for text columns instead)
+        raise DynaKDError(f"{path}: no label column '{label_column}' (--label-column names another); columns are: "
+                          f"{', '.join(columns)}")
     others = [c for c in columns if c != label_column]
     if len(others) != 1:
         raise DynaKDError(f"{kind} data needs the names of its text columns (one or two): --text-columns a[,b] "
