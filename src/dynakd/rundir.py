@@ -98,25 +98,35 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
         # data_seed: the rows a dev split held out, or the synthetic corpus the teacher learned
         keys = [k for k in RUN_DATA if k != "task"] + (["data_seed"] if {"dev_split", "synthetic"} & set(saved) else [])
         lent |= {k: saved[k] for k in (*keys, "dev_split") if k in saved and k not in given}
-    lost = [k for k in _PATHS if k in lent and not _exists(lent[k])]
+    lost = _take_lost(lent)
+    paths, flags = _paths_and_flags(lost, saved)
     if lost and "dev_split" in lent:  # another copy (the hub's) may order rows otherwise: the cut would differ
-        raise DynaKDError(f"the teacher {teacher} was fine-tuned on part of "
-                          f"{', '.join(f'{k} {saved[k]}' for k in lost)} (--dev-split {lent['dev_split']}), not found "
-                          "from here (a relative path counts from the folder it ran in); give "
-                          f"{', '.join('--' + k.replace('_', '-') for k in lost)} so that the student does not train "
-                          "on the rows the teacher held out")
-    for k in lost:
-        del lent[k]
-    if "train_file" not in lent:
-        lent.pop("train_articles", None)
+        raise DynaKDError(f"the teacher {teacher} was fine-tuned on part of {paths} (--dev-split {lent['dev_split']}), "
+                          "not found from here (a relative path counts from the folder it ran in); give "
+                          f"{flags} so that the student does not train on the rows the teacher held out")
     if is_first_process():
         if said := [f"{k} {v}" for k, v in lent.items() if k != "data_seed"]:
             print(f"distill: {', '.join(said)} (as the teacher {teacher} was fine-tuned)", flush=True)
         if lost:
-            print(f"note: the teacher {teacher} was fine-tuned on {', '.join(f'{k} {saved[k]}' for k in lost)}, not "
-                  "found from here (a relative path counts from the folder it ran in); give "
-                  f"{', '.join('--' + k.replace('_', '-') for k in lost)}", flush=True)
+            print(f"note: the teacher {teacher} was fine-tuned on {paths}, not found from here (a relative path "
+                  f"counts from the folder it ran in); give {flags}", flush=True)
     return lent
+
+
+def _take_lost(lent: dict[str, Any]) -> list[str]:
+    """The recorded data paths in ``lent`` not found from here (relative ones count from where the run ran), taken
+    out of it, with SQuAD's training articles when their file is not lent."""
+    lost = [k for k in _PATHS if k in lent and not _exists(lent[k])]
+    for k in lost:
+        del lent[k]
+    if "train_file" not in lent:
+        lent.pop("train_articles", None)
+    return lost
+
+
+def _paths_and_flags(keys: list[str], saved: dict[str, Any]) -> tuple[str, str]:
+    """``"train_file a.csv, ..."`` and ``"--train-file, ..."``: what a run recorded, and the flags that give it."""
+    return ", ".join(f"{k} {saved[k]}" for k in keys), ", ".join("--" + k.replace("_", "-") for k in keys)
 
 
 # What a run folder's own dynakd.yaml gives `evaluate` unless the command says otherwise: how inputs were cut, and
@@ -155,16 +165,12 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
             and not (own_data and k in (*_DATA_PLACES, "train_articles"))}
     if "task" not in given:
         data["task"] = task.name
-    lost = [k for k in _PATHS if k in data and not _exists(data[k])]
-    for k in lost:
-        del data[k]
-    flags, paths = ", ".join("--" + k.replace("_", "-") for k in lost), ", ".join(f"{k} {saved[k]}" for k in lost)
+    lost = _take_lost(data)
     if lost and "dev_split" in lent and "dev_split" not in given:  # another copy (the hub's) may order rows otherwise
+        paths, flags = _paths_and_flags(lost, saved)
         raise DynaKDError(f"{folder} was trained on part of {paths} "
                           f"(--dev-split {lent['dev_split']}), not found from here (a relative path counts from the "
                           f"folder the run ran in); give {flags} so the part it held out is cut from the same rows")
-    if "train_file" not in data:  # the articles of the run's own file
-        data.pop("train_articles", None)
     said = [f"{k} {v}" for k, v in {**data, **lent}.items()
             if k in ("task", "dev_split", "train_articles", "doc_stride", *_DATA_PLACES) and k not in given]
     if is_first_process():
@@ -176,8 +182,7 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
                   f"this scores them all (give --max-eval-samples {n} for the same rows)", flush=True)
         # (training rows are read only where the run cut its evaluation rows from them: SQuAD's articles)
         if needed := [k for k in lost if k != "train_file" or "train_articles" in saved]:
-            flags = ", ".join("--" + k.replace("_", "-") for k in needed)
-            paths = ", ".join(f"{k} {saved[k]}" for k in needed)
+            paths, flags = _paths_and_flags(needed, saved)
             print(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
                   f"folder the run ran in); give {flags}", flush=True)
     return {**lent, **data}

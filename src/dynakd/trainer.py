@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import shutil
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -226,8 +226,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # forward (restored after it): both draw the same dropout masks, so they differ by the perturbation alone. With
         # masks of their own, dropout made ~8x the perturbation's difference on a tiny BERT, against a teacher in eval.
         device = self.args.device
-        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type,
-                                   enabled=self._sensitivity):
+        with (torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type)
+              if self._sensitivity else nullcontext()):  # (nothing added to a step without the component)
             student = capture(model, student_inputs, hidden=needs_hidden)
         teacher = cached_features(inputs)
         if teacher is None and self.distiller.cfg.method != "task":
