@@ -3,8 +3,9 @@
 # them (default "bench b1"); the compiled benches run in the order given, a segfault's stack in their logs:
 #   bench          `dynakd bench` on CUDA (issue #4): step time, allocator peak and operators per step of task / kd /
 #                  full (each aligner), live teacher and cache -> $OUT/h200.json;
-#   tests-gpu      the tests that need a GPU (CUDA graphs against eager: tests/unit/test_cudagraphs.py), with the
-#                  losses' tests -> $OUT/tests-gpu.log;
+#   tests-gpu      the tests that need a GPU (CUDA graphs against eager: tests/unit/test_cudagraphs.py; the
+#                  sensitivity forwards' dropout masks under a compiled student), with the losses' tests
+#                  -> $OUT/tests-gpu.log;
 #   bench-cudagraphs  the same as bench with --cuda-graphs (the dynamics losses recorded once per batch size and
 #                  replayed, without torch.compile) -> $OUT/h200-cudagraphs.json;
 #   bench-compile  the same with --torch-compile (student and dynamics losses compiled), task, kd and full/OT,
@@ -73,7 +74,8 @@ if [[ $STEPS == *" tests-gpu "* ]]; then
   echo "== tests-gpu ($(left) s left)"
   $PY -c "import pytest" 2>/dev/null || $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
     --target /tmp/site .whl/tools/*.whl
-  timeout 120 $PY -m pytest -q -p no:cacheprovider -rs tests/unit/test_cudagraphs.py tests/unit/test_losses.py \
+  timeout 200 $PY -m pytest -q -p no:cacheprovider -rs tests/unit/test_cudagraphs.py tests/unit/test_losses.py \
+    tests/e2e/test_cli.py::test_the_sensitivity_forwards_share_their_dropout \
     > "$OUT/tests-gpu.log" 2>&1
   echo "tests-gpu exit $?"; tail -8 "$OUT/tests-gpu.log"
 fi

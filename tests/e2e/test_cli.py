@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from transformers import AutoModelForSequenceClassification
 
@@ -180,10 +181,17 @@ def test_dataset_reference_and_sensitivity(tiny_teacher, tmp_path):
     assert "train/loss/dyn/sensitivity" in tensorboard_tags(out)
 
 
-def test_the_sensitivity_forwards_share_their_dropout(tiny_teacher, tmp_path, monkeypatch):
+@pytest.mark.parametrize("compiled", [
+    False,
+    pytest.param(True, marks=pytest.mark.skipif(not torch.cuda.is_available(), reason=(
+        "a GPU check (benchmarks/gpu/h200.sh tests-gpu): compiling takes ~2 min on this CPU, where it held when "
+        "checked by hand (benchmarks/LOG.md, 2026-12-04)"))),
+])
+def test_the_sensitivity_forwards_share_their_dropout(compiled, tiny_teacher, tmp_path, monkeypatch):
     """The perturbed forward draws the clean forward's dropout masks, so the two differ by the perturbation alone: with
     a vanishing one the student's features stay put. With masks of their own they moved by ~0.24 of their norm (the
-    teacher, in eval mode, by nothing), so the term compared the student's dropout with the teacher's sensitivity."""
+    teacher, in eval mode, by nothing), so the term compared the student's dropout with the teacher's sensitivity.
+    A compiled student too: inductor draws its dropout seeds from the forked generator, at each call."""
     from dynakd.distiller import Distiller
 
     seen, forward = [], Distiller.forward
@@ -195,7 +203,7 @@ def test_the_sensitivity_forwards_share_their_dropout(tiny_teacher, tmp_path, mo
 
     monkeypatch.setattr(Distiller, "forward", spy)
     args = distill_args(tiny_teacher, tmp_path / "run", "--set", "dynamics.components=[relations,sensitivity]",
-                        "--set", "dynamics.sensitivity_noise=1e-6")
+                        "--set", "dynamics.sensitivity_noise=1e-6", *(["--torch-compile"] if compiled else []))
     assert main(args) == 0
     assert seen and all((p - c).norm() <= 1e-3 * c.norm() for step in seen for c, p in step[1:])
 
