@@ -72,6 +72,11 @@ def recorded_settings(folder: str | Path, keys: tuple[str, ...]) -> dict[str, An
     return {k: saved[k] for k in keys if saved.get(k) is not None}
 
 
+def _says(value: Any) -> bool:
+    """Whether a recorded setting says something a run can lend: not unset, off or an empty list."""
+    return value is not None and value is not False and value != []
+
+
 def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
     """What a DynaKD-trained teacher's run lends a ``distill`` command: its task when the command names none (rather
     than the default task, which a teacher of another task would be distilled on with a note), and for that task its
@@ -86,7 +91,7 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
         return {}
     default = dataclasses.asdict(DistillConfig())  # (defaults are not lent: the command has them anyway)
     saved = {k: v for k, v in saved.items()
-             if k == "task" or (v is not None and v is not False and v != [] and v != default.get(k))}
+             if k == "task" or (_says(v) and v != default.get(k))}
     try:
         task = get_task(str(saved["task"])).name
         if given.get("task") is not None and get_task(str(given["task"])).name != task:
@@ -146,7 +151,7 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
     A command that says where its data is takes none of the run's places (nor, for its own csv/json files, the run's
     dev split); a recorded path not found from here is not lent (relative paths count from where the run ran).
     Nothing for a folder DynaKD did not write; says what it lends besides the input settings."""
-    saved = {k: v for k, v in (recorded_config(folder) or {}).items() if v is not None and v is not False and v != []}
+    saved = {k: v for k, v in (recorded_config(folder) or {}).items() if _says(v)}
     lent = {k: saved[k] for k in EVAL_SETTINGS if k in saved}
     if given.get("max_seq_length") not in (None, saved.get("max_seq_length")):  # a window overlap is only valid
         lent.pop("doc_stride", None)  # for the length it was chosen with
