@@ -2,11 +2,14 @@
 running the teacher.
 
 The teacher runs in ``eval()`` (no dropout), so its outputs do not depend on the step: reading them from disk is the
-same computation up to storage precision. A cache folder holds memory-mapped arrays keyed by training-set row
-(``logits.npy`` float32 ``[N, C]``; ``mean.npy`` and ``cls.npy`` ``[N, L+1, d]`` in the chosen dtype) and
-``meta.json`` with the fingerprints of the teacher's weights and of the tokenised training data; a cache made for
-another teacher or other data is refused. Token-level features (``static``, ``pooling: tokens``, ``sensitivity``)
-need the live teacher: ``cache_blocker`` says why and the run falls back to it.
+same computation up to storage precision. The pass runs in float32 whatever the run's precision (a live teacher
+runs under the run's autocast: under ``--bf16`` ~10x further from float32 than ``float16`` storage;
+``benchmarks/speed/teacher_precision.py``), so one cache serves runs of every precision. A cache folder holds
+memory-mapped arrays keyed by training-set row (``logits.npy`` float32 ``[N, C]``; ``mean.npy`` and ``cls.npy``
+``[N, L+1, d]`` in the chosen dtype) and ``meta.json`` with the fingerprints of the teacher's weights and of the
+tokenised training data; a cache made for another teacher or other data is refused. Token-level features
+(``static``, ``pooling: tokens``, ``sensitivity``) need the live teacher: ``cache_blocker`` says why and the run
+falls back to it.
 """
 
 from __future__ import annotations
