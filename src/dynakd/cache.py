@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from .data.tasks import get_task
 from .distiller import token_level
@@ -188,11 +189,13 @@ class CacheReadingCollator:
 
 
 @torch.no_grad()
-def teacher_pass(teacher, dataset, collator, *, batch_size: int, device):
+def teacher_pass(teacher, dataset, collator, *, batch_size: int, device, progress: bool = False,
+                 desc: str = "teacher pass"):
     """Yield ``(rows, logits [B, C], {pooling: [B, L+1, d]})`` over every row of ``dataset``, teacher in eval mode.
 
     Rows go shortest first, so each batch is padded little (on SST-2, batches in dataset order are two thirds
     padding). Runs under a forked RNG, so a pre-pass leaves the run's random stream (and its batch order) untouched.
+    ``progress``: a bar of rows (the pass over a large training set takes minutes before the first step).
     """
     if columns := forward_columns(teacher):  # the encodings only: a dataset may still hold its texts and labels
         dataset = dataset.select_columns([c for c in dataset.column_names
@@ -201,20 +204,25 @@ def teacher_pass(teacher, dataset, collator, *, batch_size: int, device):
     order = np.argsort(np.fromiter((len(ids) for ids in dataset[key]), dtype=np.int64, count=len(dataset)),
                        kind="stable")
     teacher.eval()
-    with torch.random.fork_rng(devices=[]):
+    bar = tqdm(total=len(dataset), desc=desc, unit=" rows", disable=not (progress and is_first_process()))
+    with torch.random.fork_rng(devices=[]), bar:
         loader = DataLoader(dataset, batch_size=batch_size, sampler=order.tolist(), collate_fn=collator)
         for i, batch in enumerate(loader):
             _, t_inputs, _ = split_inputs({k: v.to(device) for k, v in batch.items()})
             out = teacher(**model_inputs(t_inputs), output_hidden_states=True)
             pooled = {p: pool(out.hidden_states, t_inputs["attention_mask"], p)[0][:, 0].transpose(0, 1)
                       for p in POOLINGS}  # [B, L+1, d]
-            yield order[i * batch_size : (i + 1) * batch_size], output_logits(out).float(), pooled
+            rows = order[i * batch_size : (i + 1) * batch_size]
+            bar.update(len(rows))
+            yield rows, output_logits(out).float(), pooled
 
 
-def live_dataset_mean(teacher, dataset, collator, *, batch_size: int, device, pooling: str) -> torch.Tensor:
+def live_dataset_mean(teacher, dataset, collator, *, batch_size: int, device, pooling: str,
+                      progress: bool = False) -> torch.Tensor:
     """Exact training-set mean ``[L+1, d]`` of the teacher's pooled features, without a cache (one pre-pass)."""
     total, count = 0.0, 0
-    for _, _, pooled in teacher_pass(teacher, dataset, collator, batch_size=batch_size, device=device):
+    for _, _, pooled in teacher_pass(teacher, dataset, collator, batch_size=batch_size, device=device,
+                                     progress=progress, desc="teacher mean"):
         total = total + pooled[pooling].double().sum(0)
         count += len(pooled[pooling])
     return (total / max(count, 1)).float()
@@ -239,14 +247,15 @@ def _running(pid: int) -> bool:
 
 
 def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, device, dtype: str,
-                fingerprints: dict[str, str]) -> TeacherCache:
+                fingerprints: dict[str, str], progress: bool = False) -> TeacherCache:
     """One eval-mode pass of ``teacher`` over ``dataset`` into memory-mapped arrays; written atomically."""
     n = len(dataset)
     _remove_dead_builds(folder)
     tmp = folder.with_name(f"{folder.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # one per builder
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        _write_arrays(tmp, teacher, dataset, collator, batch_size=batch_size, device=device, dtype=dtype)
+        _write_arrays(tmp, teacher, dataset, collator, batch_size=batch_size, device=device, dtype=dtype,
+                      progress=progress)
     except BaseException:  # an error, Ctrl-C: the half-written arrays go (a killed process's, the next build's)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -261,10 +270,12 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
     return TeacherCache(folder)
 
 
-def _write_arrays(tmp: Path, teacher, dataset, collator, *, batch_size: int, device, dtype: str) -> None:
+def _write_arrays(tmp: Path, teacher, dataset, collator, *, batch_size: int, device, dtype: str,
+                  progress: bool) -> None:
     n = len(dataset)
     arrays: dict[str, np.ndarray] = {}
-    for rows, logits, pooled in teacher_pass(teacher, dataset, collator, batch_size=batch_size, device=device):
+    for rows, logits, pooled in teacher_pass(teacher, dataset, collator, batch_size=batch_size, device=device,
+                                             progress=progress, desc="teacher cache"):
         for name, value in {"logits": logits, **pooled}.items():
             if name not in arrays:
                 np_dtype = np.float32 if name == "logits" else np.dtype(dtype)
@@ -332,7 +343,7 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
         return None
     print(f"building the teacher cache ({len(train_ds)} rows) -> {folder}", flush=True)
     cache = build_cache(folder, teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device,
-                        dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints)
+                        dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints, progress=cfg.progress)
     return cache.use(poolings_for(cfg))
 
 

@@ -340,8 +340,8 @@ def set_dataset_reference(cfg: DistillConfig, distiller, teacher, cache, train_d
         return
     pooling = cfg.dynamics.pooling
     mean = cache.dataset_mean(pooling) if cache else live_dataset_mean(
-        teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device, pooling=pooling
-    )
+        teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device, pooling=pooling,
+        progress=cfg.progress)
     distiller.set_dataset_reference(mean)
 
 
