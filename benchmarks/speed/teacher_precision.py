@@ -2,10 +2,10 @@
 
 The teacher-output cache is built by one float32 pass and stored in float16. A live teacher runs under the run's
 autocast (`--bf16`): this measures, on real SST-2 dev sentences, how far its logits and pooled features (the ones
-the dynamics read) are from float32, against the rounding of float16 storage. CPU is enough: bfloat16 autocast
-runs there.
+the dynamics read) are from float32, against the rounding of float16 storage. On CPU (its bfloat16 autocast casts
+other operators than CUDA's and runs other kernels: a GPU's numbers would differ).
 
-    python benchmarks/speed/teacher_precision.py --teacher runs/b1-sst2-cpu/teacher-seed42 \
+    OMP_NUM_THREADS=1 python benchmarks/speed/teacher_precision.py --teacher runs/b1-sst2-cpu/teacher-seed42 \
         --data-dir ../shared/data/glue --output benchmarks/speed/teacher_precision.json
 """
 
@@ -38,7 +38,7 @@ def main() -> None:
     args = p.parse_args()
 
     tok = AutoTokenizer.from_pretrained(args.teacher)
-    teacher = AutoModelForSequenceClassification.from_pretrained(args.teacher).eval()
+    teacher = AutoModelForSequenceClassification.from_pretrained(args.teacher, dtype=torch.float32).eval()
     with open(Path(args.data_dir) / "SST-2" / "dev.tsv", newline="") as f:
         sentences = [row["sentence"] for row in csv.DictReader(f, delimiter="\t")][: args.samples]
 

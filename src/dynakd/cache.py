@@ -3,7 +3,7 @@ running the teacher.
 
 The teacher runs in ``eval()`` (no dropout), so its outputs do not depend on the step: reading them from disk is the
 same computation up to storage precision. The pass runs in float32 whatever the run's precision (a live teacher
-runs under the run's autocast: under ``--bf16`` ~10x further from float32 than ``float16`` storage;
+runs under the run's autocast: under ``--bf16`` on CPU ~10x further from float32 than ``float16`` storage;
 ``benchmarks/speed/teacher_precision.py``), so one cache serves runs of every precision. A cache folder holds
 memory-mapped arrays keyed by training-set row (``logits.npy`` float32 ``[N, C]``; ``mean.npy`` and ``cls.npy``
 ``[N, L+1, d]`` in the chosen dtype) and ``meta.json`` with the fingerprints of the teacher's weights and of the
@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .data.tasks import get_task
 from .distiller import token_level
-from .distributed import is_first_process, world_size
+from .distributed import is_first_on_machine, is_first_process, world_size
 from .errors import DynaKDError
 from .features import (
     CACHED_PREFIX,
@@ -195,7 +195,9 @@ def teacher_pass(teacher, dataset, collator, *, batch_size: int, device, progres
 
     Rows go shortest first, so each batch is padded little (on SST-2, batches in dataset order are two thirds
     padding). Runs under a forked RNG, so a pre-pass leaves the run's random stream (and its batch order) untouched.
-    ``progress``: a bar of rows (the pass over a large training set takes minutes before the first step).
+    ``progress``: a bar of rows (the pass over a large training set takes minutes before the first step), from the
+    first process of each machine (each machine without a shared cache folder builds its own). Float32 whatever the
+    caller's autocast: a cache serves runs of every precision.
     """
     if columns := forward_columns(teacher):  # the encodings only: a dataset may still hold its texts and labels
         dataset = dataset.select_columns([c for c in dataset.column_names
@@ -204,8 +206,9 @@ def teacher_pass(teacher, dataset, collator, *, batch_size: int, device, progres
     order = np.argsort(np.fromiter((len(ids) for ids in dataset[key]), dtype=np.int64, count=len(dataset)),
                        kind="stable")
     teacher.eval()
-    bar = tqdm(total=len(dataset), desc=desc, unit=" rows", disable=not (progress and is_first_process()))
-    with torch.random.fork_rng(devices=[]), bar:
+    bar = tqdm(total=len(dataset), desc=desc, unit=" rows", leave=True,
+               disable=not (progress and is_first_on_machine()))
+    with torch.random.fork_rng(devices=[]), torch.autocast(torch.device(device).type, enabled=False), bar:
         loader = DataLoader(dataset, batch_size=batch_size, sampler=order.tolist(), collate_fn=collator)
         for i, batch in enumerate(loader):
             _, t_inputs, _ = split_inputs({k: v.to(device) for k, v in batch.items()})

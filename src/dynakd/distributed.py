@@ -20,6 +20,11 @@ def is_first_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def is_first_on_machine() -> bool:
+    """Process 0 of its machine (``LOCAL_RANK``), or the only process: the one that shows a machine's own work."""
+    return os.environ.get("LOCAL_RANK", "0") == "0"
+
+
 def launched_processes() -> int:
     """The processes a launcher started (``WORLD_SIZE``, set by torchrun and accelerate before any process group
     exists), or 1."""

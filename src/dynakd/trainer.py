@@ -286,7 +286,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         std, mask = cfg.dynamics.sensitivity_noise, student_inputs.get("attention_mask")
         s_emb = perturbed_embeddings(self.accelerator.unwrap_model(model), student_inputs["input_ids"], std, seed, mask)
         s = capture(model, student_inputs, inputs_embeds=s_emb)
-        with torch.no_grad():
+        with torch.no_grad(), self.accelerator.autocast():  # the clean forward's precision (compute_loss)
             t_emb = perturbed_embeddings(self.teacher, teacher_inputs["input_ids"], std, seed,
                                          teacher_inputs.get("attention_mask"))
             t = capture(self.teacher, teacher_inputs, inputs_embeds=t_emb)

@@ -76,7 +76,9 @@ def test_runs_sharing_a_cache_folder_build_it_once(tiny_teacher, tmp_path, capsy
         run.join(timeout=3)
         assert run.is_alive() and not cache.exists()  # the run waits for the lock, building nothing
     run.join()
-    assert "building the teacher cache" in capsys.readouterr().out and (cache / "meta.json").is_file()
+    out, err = capsys.readouterr()
+    assert "building the teacher cache" in out and (cache / "meta.json").is_file()
+    assert "teacher cache:" not in err  # --no-progress: no bar
 
 
 @pytest.mark.parametrize("flags, reason", [(["--method", "static"], "method 'static'"),

@@ -110,3 +110,31 @@ def test_cuda_graphs_from_the_command_line(tiny_teacher, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["finetune", "--model", str(tiny_teacher), "--cuda-graphs"])
     assert "unrecognized arguments: --cuda-graphs" in capsys.readouterr().err
+
+
+
+def test_the_sensitivity_forwards_of_the_teacher_share_its_precision(tiny_teacher, tmp_path, monkeypatch):
+    """The input-sensitivity component compares the teacher's clean and perturbed forwards: under --bf16 both run
+    under the run's autocast. The perturbed one ran in float32, so the two differed by their precision as well as the
+    perturbation (bf16 moves a pooled feature of MiniLM by ~0.2%: benchmarks/speed/teacher_precision.py)."""
+    from dynakd.trainer import DistillationTrainer
+
+    dtypes, linear, compute_loss, in_step = set(), torch.nn.functional.linear, DistillationTrainer.compute_loss, []
+
+    def spy(*args, **kw):
+        out = linear(*args, **kw)
+        if in_step and not torch.is_grad_enabled():  # the teacher's forwards in a training step
+            dtypes.add(out.dtype)
+        return out
+
+    def step(self, *args, **kw):
+        in_step.append(True)
+        try:
+            return compute_loss(self, *args, **kw)
+        finally:
+            in_step.pop()
+
+    monkeypatch.setattr(torch.nn.functional, "linear", spy)
+    monkeypatch.setattr(DistillationTrainer, "compute_loss", step)
+    run(tiny_teacher, tmp_path / "run", "full", bf16=True, dynamics={"components": ["relations", "sensitivity"]})
+    assert dtypes == {torch.bfloat16}
