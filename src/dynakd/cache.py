@@ -190,14 +190,15 @@ class CacheReadingCollator:
 
 @torch.no_grad()
 def teacher_pass(teacher, dataset, collator, *, batch_size: int, device, progress: bool = False,
-                 desc: str = "teacher pass"):
+                 desc: str = "teacher pass", precision=None):
     """Yield ``(rows, logits [B, C], {pooling: [B, L+1, d]})`` over every row of ``dataset``, teacher in eval mode.
 
     Rows go shortest first, so each batch is padded little (on SST-2, batches in dataset order are two thirds
     padding). Runs under a forked RNG, so a pre-pass leaves the run's random stream (and its batch order) untouched.
     ``progress``: a bar of rows (the pass over a large training set takes minutes before the first step), from the
-    first process of each machine (each machine without a shared cache folder builds its own). Float32 whatever the
-    caller's autocast: a cache serves runs of every precision.
+    first process of each machine (each machine without a shared cache folder builds its own). ``precision``: the
+    autocast to run under (a context manager: a trainer's ``accelerator.autocast()``, as its live teacher runs);
+    float32 by default whatever the caller's, which a cache stores: it serves runs of every precision.
     """
     if columns := forward_columns(teacher):  # the encodings only: a dataset may still hold its texts and labels
         dataset = dataset.select_columns([c for c in dataset.column_names
@@ -208,7 +209,8 @@ def teacher_pass(teacher, dataset, collator, *, batch_size: int, device, progres
     teacher.eval()
     bar = tqdm(total=len(dataset), desc=desc, unit=" rows", leave=True,
                disable=not (progress and is_first_on_machine()))
-    with torch.random.fork_rng(devices=[]), torch.autocast(torch.device(device).type, enabled=False), bar:
+    precision = precision or torch.autocast(torch.device(device).type, enabled=False)
+    with torch.random.fork_rng(devices=[]), precision, bar:
         loader = DataLoader(dataset, batch_size=batch_size, sampler=order.tolist(), collate_fn=collator)
         for i, batch in enumerate(loader):
             _, t_inputs, _ = split_inputs({k: v.to(device) for k, v in batch.items()})
@@ -221,11 +223,12 @@ def teacher_pass(teacher, dataset, collator, *, batch_size: int, device, progres
 
 
 def live_dataset_mean(teacher, dataset, collator, *, batch_size: int, device, pooling: str,
-                      progress: bool = False) -> torch.Tensor:
-    """Exact training-set mean ``[L+1, d]`` of the teacher's pooled features, without a cache (one pre-pass)."""
+                      progress: bool = False, precision=None) -> torch.Tensor:
+    """Exact training-set mean ``[L+1, d]`` of the teacher's pooled features, without a cache (one pre-pass), in the
+    precision the live teacher's features will have (``precision``: see ``teacher_pass``), so that they centre on it."""
     total, count = 0.0, 0
     for _, _, pooled in teacher_pass(teacher, dataset, collator, batch_size=batch_size, device=device,
-                                     progress=progress, desc="teacher mean"):
+                                     progress=progress, desc="teacher mean", precision=precision):
         total = total + pooled[pooling].double().sum(0)
         count += len(pooled[pooling])
     return (total / max(count, 1)).float()

@@ -336,6 +336,8 @@ def write_metrics(
             record["doc_stride"] = cfg.stride()
         if cfg.dev_split is not None:  # scored on the part of dev the run held out
             record["dev_split"] = cfg.dev_split
+        if cfg.bf16 or cfg.fp16:  # under autocast (a run's own scores are in its precision, dynakd.yaml says which)
+            record["mixed_precision"] = "bf16" if cfg.bf16 else "fp16"
     path = out / "metrics.json"
     if merge and path.is_file():
         record = {**json.loads(path.read_text()), merge: record}

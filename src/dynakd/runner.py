@@ -255,7 +255,8 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         teacher_cache=cache,
         qa_eval=qa_eval,
     )
-    set_dataset_reference(cfg, distiller, teacher, cache, encoded["train"], collator, args.device)
+    set_dataset_reference(cfg, distiller, teacher, cache, encoded["train"], collator, args.device,
+                          trainer.accelerator.autocast())
     if resume is not None and main_process:  # the trainer loads the distiller's state with the checkpoint's
         print(f"resuming from {resume}", flush=True)
     start = time.perf_counter()
@@ -334,14 +335,16 @@ def _train_record(train_out, train_time: float, resume: Path | None, cache, proc
     }
 
 
-def set_dataset_reference(cfg: DistillConfig, distiller, teacher, cache, train_ds, collator, device) -> None:
-    """The ``dataset`` reference: the teacher's exact training-set mean, from the cache or one pre-pass."""
+def set_dataset_reference(cfg: DistillConfig, distiller, teacher, cache, train_ds, collator, device,
+                          precision=None) -> None:
+    """The ``dataset`` reference: the teacher's exact training-set mean, from the cache (whose features the run reads)
+    or one pre-pass under ``precision``, the autocast the live teacher runs under."""
     if teacher is None or cfg.dynamics.reference != "dataset" or distiller.feature != "dynamics":
         return
     pooling = cfg.dynamics.pooling
     mean = cache.dataset_mean(pooling) if cache else live_dataset_mean(
         teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device, pooling=pooling,
-        progress=cfg.progress)
+        progress=cfg.progress, precision=precision)
     distiller.set_dataset_reference(mean)
 
 
@@ -431,8 +434,26 @@ def evaluate_model(model, tokenizer, task: TaskSpec, data, cfg: DistillConfig) -
 
 
 def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str, qa_eval: QAEval | None = None):
-    args = TrainingArguments(
+    try:
+        args = _eval_args(cfg, tmp)
+    except (ValueError, ImportError) as e:  # e.g. bf16 on a GPU without it
+        raise DynaKDError(f"invalid evaluation settings: {first_line(e)}") from None
+    return EvalTrainer(
+        model=model,
+        args=args,
+        data_collator=DistillationCollator(tokenizer, None, task.is_regression),
+        compute_metrics=None if task.is_qa else _metric_fn(task),
+        qa_eval=qa_eval,
+    )
+
+
+def _eval_args(cfg: DistillConfig, tmp: str) -> TrainingArguments:
+    return TrainingArguments(
         output_dir=tmp,
+        # the run's precision: a distilled student is scored under the Trainer's autocast (accelerate wraps its
+        # forward), so its teacher is scored under the same; `dynakd evaluate` scores in float32 unless told
+        fp16=cfg.fp16,
+        bf16=cfg.bf16,
         per_device_eval_batch_size=cfg.eval_batch_size,
         report_to=[],
         disable_tqdm=not cfg.progress,
@@ -442,13 +463,6 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
         dataloader_num_workers=cfg.dataloader_num_workers,
         use_cpu=_cpu_only(),
         average_tokens_across_devices=False,  # else the Trainer multiplies a per-example mean loss by the processes
-    )
-    return EvalTrainer(
-        model=model,
-        args=args,
-        data_collator=DistillationCollator(tokenizer, None, task.is_regression),
-        compute_metrics=None if task.is_qa else _metric_fn(task),
-        qa_eval=qa_eval,
     )
 
 
@@ -461,6 +475,7 @@ def evaluate(cfg: DistillConfig) -> RunResult:
 
 
 def _evaluate(cfg: DistillConfig) -> RunResult:
+    check_precision(cfg)
     check_model_folder(cfg.model)  # a mistyped path is named as such, not as the data it would have evaluated on
     check_model_loads(cfg.model)
     check_writable(Path(cfg.output or cfg.model))  # before the data and the model load

@@ -17,6 +17,7 @@ from collections import defaultdict
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import Trainer
 from transformers.trainer import TRAINER_STATE_NAME
@@ -107,6 +108,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # The distiller's running state before the current optimizer step, all its micro-batches: what a non-finite
         # loss puts back (_check_finite)
         self._snapshot, self._snapshot_step = None, None
+        self._micro_batch = 0  # of the current optimizer step
         self._epoch_sampler: EpochLengthGroupedSampler | None = None  # the training order of group_by_length
         # each model's forward arguments, under remove_unused_columns (_set_signature_columns_if_needed)
         self._student_columns: set[str] | None = None
@@ -241,10 +243,12 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             student.context = inputs[CONTEXT_MASK]
             if teacher is not None:
                 teacher.context = inputs[CONTEXT_MASK]
-        perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None else None
         step = (id(self.state), self.state.global_step)  # each train() call has a state of its own
         if self._snapshot_step != step:  # the step's first micro-batch (gradient accumulation)
-            self._snapshot, self._snapshot_step = self.distiller.snapshot(), step
+            self._snapshot, self._snapshot_step, self._micro_batch = self.distiller.snapshot(), step, 0
+        else:
+            self._micro_batch += 1
+        perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None else None
         out = self.distiller(student, teacher, labels, self.progress, perturbed=perturbed)
         self._check_finite(out, self._snapshot)
         self._accumulate(out)
@@ -283,6 +287,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             return None
         cfg = self.distiller.cfg
         seed = cfg.seed * 1_000_003 + self.state.global_step
+        if self._micro_batch or self.args.process_index:  # noise of their own for each micro-batch and process (the
+            # first of each step on process 0 keeps the seed it always had, so single-process runs repeat exactly)
+            seed = int(np.random.SeedSequence([seed, self._micro_batch, self.args.process_index]).generate_state(1)[0])
         std, mask = cfg.dynamics.sensitivity_noise, student_inputs.get("attention_mask")
         s_emb = perturbed_embeddings(self.accelerator.unwrap_model(model), student_inputs["input_ids"], std, seed, mask)
         s = capture(model, student_inputs, inputs_embeds=s_emb)

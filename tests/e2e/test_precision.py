@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
@@ -138,3 +140,66 @@ def test_the_sensitivity_forwards_of_the_teacher_share_its_precision(tiny_teache
     monkeypatch.setattr(DistillationTrainer, "compute_loss", step)
     run(tiny_teacher, tmp_path / "run", "full", bf16=True, dynamics={"components": ["relations", "sensitivity"]})
     assert dtypes == {torch.bfloat16}
+
+
+def test_under_bf16_every_teacher_pass_runs_in_the_runs_precision(tiny_teacher, tmp_path, monkeypatch):
+    """The student is scored under the Trainer's autocast, so its teacher is too (it was scored in float32 beside a
+    bf16 student); the `dataset` reference's live pre-pass centres the teacher's features in the precision they are
+    computed in. `dynakd evaluate` scores in float32 unless told, and writes down when it is told."""
+    from dynakd import runner
+
+    dtypes: dict[str, set] = {}
+    linear, active = torch.nn.functional.linear, []
+
+    def spy(*args, **kw):
+        out = linear(*args, **kw)
+        if active:
+            dtypes.setdefault(active[-1], set()).add(out.dtype)
+        return out
+
+    def watched(name, fn):
+        def call(*args, **kw):
+            active.append(name)
+            try:
+                return fn(*args, **kw)
+            finally:
+                active.pop()
+        return call
+
+    monkeypatch.setattr(torch.nn.functional, "linear", spy)
+    monkeypatch.setattr(runner, "evaluate_model", watched("scoring", runner.evaluate_model))
+    monkeypatch.setattr(runner, "live_dataset_mean", watched("mean", runner.live_dataset_mean))
+    run(tiny_teacher, tmp_path / "run", "full", bf16=True, teacher_cache="off", dynamics={"reference": "dataset"})
+    assert dtypes == {"scoring": {torch.bfloat16}, "mean": {torch.bfloat16}}
+
+    dtypes.clear()
+    assert main(["evaluate", "--model", str(tmp_path / "run"), "--no-progress", "--output", str(tmp_path / "e")]) == 0
+    assert dtypes == {"scoring": {torch.float32}}
+    dtypes.clear()
+    assert main(["evaluate", "--model", str(tmp_path / "run"), "--no-progress", "--output", str(tmp_path / "b"),
+                 "--bf16"]) == 0
+    assert dtypes == {"scoring": {torch.bfloat16}}
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["mixed_precision"] == "bf16"
+    assert "mixed_precision" not in json.loads((tmp_path / "e" / "metrics.json").read_text())
+
+
+def test_each_micro_batch_draws_a_perturbation_of_its_own(tiny_teacher, tmp_path, monkeypatch):
+    """Input sensitivity with gradient accumulation: the micro-batches of a step drew the same noise (one seed per
+    step), and so did every process; now each draws its own, and the student and the teacher still share it. The
+    first micro-batch of a step keeps the seed it always had, so a single-process run repeats earlier ones."""
+    from dynakd import trainer
+
+    seeds, perturb = [], trainer.perturbed_embeddings
+
+    def spy(model, ids, std, seed, mask=None):
+        seeds.append(seed)
+        return perturb(model, ids, std, seed, mask)
+
+    monkeypatch.setattr(trainer, "perturbed_embeddings", spy)
+    run(tiny_teacher, tmp_path / "run", "full", gradient_accumulation_steps=2,
+        dynamics={"components": ["relations", "sensitivity"]})
+    pairs = list(zip(seeds[::2], seeds[1::2]))  # (student, teacher) per micro-batch
+    assert all(s == t for s, t in pairs)
+    drawn = [s for s, _ in pairs]  # 3 steps of 2 micro-batches, but for the epoch's end (3 batches an epoch)
+    assert len(drawn) == 5 and len(set(drawn)) == 5
+    assert {42 * 1_000_003 + step for step in range(3)} <= set(drawn)

@@ -98,7 +98,8 @@ def add_flags(parser: argparse.ArgumentParser, *groups: dict) -> None:
 
 
 RUN_FOLDER_SWITCHES = {"--overwrite", "--resume", "--keep-checkpoints", "--hub-private"}
-EVALUATE_SWITCHES = {"--synthetic", "--no-progress"}  # scoring a model neither trains nor writes a run folder
+# scoring a model neither trains nor writes a run folder; it runs in float32 unless --bf16 / --fp16
+EVALUATE_SWITCHES = {"--synthetic", "--no-progress", "--bf16", "--fp16"}
 
 
 def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None, switches=SWITCHES) -> None:
