@@ -471,6 +471,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
          f"{cfg.dynamics.weights}"),
         (0 <= cfg.dynamics.ema_momentum < 1, "dynamics.ema_momentum must be in [0, 1)"),
         (cfg.staged is None or 0 < cfg.staged < 1, f"staged must be a fraction in (0, 1), got {cfg.staged}"),
+        (cfg.staged is None or cfg.method != "task", "staged switches the task term off in its first stage, and "
+         "method 'task' has no other term: it would learn nothing until then; drop staged"),
         (cfg.student_layers is None or cfg.student_layers >= 1, "student_layers must be >= 1"),
         (not (cfg.fp16 and cfg.bf16), "choose one of fp16 and bf16"),
         (0 <= cfg.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}"),

@@ -45,10 +45,11 @@ def _resolved(saved: dict[str, Any]) -> dict[str, Any]:
         return saved
 
 
-# Options a ``task`` fine-tune never reads (the distillation terms), and the starting checkpoint, which is compared
-# by name: an alias resolves to a different path in every environment.
+# Options a ``task`` fine-tune never reads (the distillation terms; it does read task_weight and balance, which
+# scale its one term), and the starting checkpoint, which is compared by name: an alias resolves to a different path
+# in every environment.
 _NOT_READ_BY_FINETUNE = {"model", "teacher", "student", "student_layers", "student_layer_ids", "method", "temperature",
-                         "task_weight", "alpha", "beta", "staged", "balance", "dynamics", "align"}
+                         "alpha", "beta", "staged", "hidden_weight", "dynamics", "align"}
 
 
 def recorded_config(folder: str | Path) -> dict[str, Any] | None:

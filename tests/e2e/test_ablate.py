@@ -71,6 +71,40 @@ def test_grid_expansion_keeps_the_hidden_state_term_for_dynamics_methods_only(ti
         ("full", 1.0), ("kd", "-"), ("static", "-")]
 
 
+def test_options_of_terms_a_method_lacks_leave_its_runs_in_base_as_in_the_grid(tiny_encoder, tmp_path):
+    """A base `hidden_weight` (for the `full` cells) refused the whole sweep at its `kd` cells; a base `staged` turned
+    the teacher's and the `task` cells' only term off for the first stage. Each run drops them, as from the grid."""
+    from dynakd.experiments.ablate import cell_config, teacher_config
+
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    raw["base"] |= {"hidden_weight": 0.5, "staged": 0.5}
+    raw["grid"] = {"method": ["task", "kd", "full"], "staged": [0.3], "student_layers": [1], "seed": [1]}
+    path.write_text(yaml.safe_dump(raw))
+    sweep = load_sweep(path)
+    got = {c["method"]: cell_config(sweep, c, "t") for c in cells(sweep)}
+    assert (got["task"].staged, got["kd"].staged, got["full"].staged) == (None, 0.3, 0.3)
+    assert got["task"].hidden_weight is got["kd"].hidden_weight is None and got["full"].hidden_weight is not None
+    assert teacher_config(sweep, 1).staged is None
+
+
+@pytest.mark.parametrize("grid, base", [({"task": ["sst2", "mrpc"]}, {}), ({"dev_split": [0.5]}, {}),
+                                        ({"data_seed": [0, 1]}, {"dev_split": 0.5})])
+def test_a_grid_over_the_teachers_task_or_data_is_refused(grid, base, tiny_encoder, tmp_path):
+    """The teacher is fine-tuned once (a seed) on base's task and data: a cell of another task got it anyway."""
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    raw["base"] |= base
+    raw["grid"] |= grid
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DynaKDError, match=f"grid over {next(iter(grid))}: a sweep fine-tunes its teacher on base"):
+        load_sweep(path)
+    raw["base"].pop("dev_split", None)
+    if "data_seed" in grid:  # without a dev split, another subset of the same data is fine
+        path.write_text(yaml.safe_dump(raw))
+        load_sweep(path)
+
+
 def test_grid_expansion_gives_dynamics_options_to_dynamics_methods_only(tiny_encoder, tmp_path):
     """static and pkd read no dynamics options: a grid over one ran the same static or pkd cell once per value."""
     sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out"))

@@ -467,3 +467,10 @@ def test_cuda_graphs_with_nothing_to_record_are_noted(capsys, monkeypatch):
     assert note("kd") == "note: --cuda-graphs records the dynamics term, which method 'kd' does not have\n"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert note() == ""
+
+
+def test_staged_training_of_the_task_method_is_refused():
+    """Staging switches the task term off in its first stage: a `task` run would learn nothing until then."""
+    with pytest.raises(DynaKDError, match="method 'task' has no other term"):
+        build_config({"method": "task", "staged": 0.5})
+    assert build_config({"method": "kd", "staged": 0.5}).staged == 0.5

@@ -498,3 +498,24 @@ def test_tokenize_names_its_fingerprint_from_every_input_without_hashing_a_funct
     assert len({base._fingerprint, *others}) == 6
     assert [len(ids) for ids in tokenize(data, tokenizer, 3)["train"]["input_ids"]] == [3, 3]  # not a stale cache
     assert not function_hashing
+
+
+def test_each_epoch_of_each_seed_draws_its_own_length_grouped_order():
+    """Epoch e of seed s was epoch 0 of seed s + e (the order came from seed + epoch), so runs of seeds 1-3 over
+    several epochs shared most of their batches. Epoch 0 keeps the order it always had."""
+    import torch
+
+    from dynakd.data.sampler import EpochLengthGroupedSampler
+
+    lengths = [1 + (7 * i) % 23 for i in range(64)]
+
+    def order(seed, epoch):
+        sampler = EpochLengthGroupedSampler(4, lengths=lengths, seed=seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    assert order(1, 1) != order(2, 0) and order(1, 2) != order(3, 0) and order(1, 1) != order(1, 0)
+    assert sorted(order(1, 1)) == list(range(64))
+    torch.manual_seed(0)  # epoch 0 is drawn from the seed alone, as before
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+    assert order(5, 0) == get_length_grouped_indices(lengths, 4, generator=torch.Generator().manual_seed(5))

@@ -89,6 +89,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
         raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
     base = _section(raw, "base", path)
     grids = _grids(raw.get("grid"), path)
+    _check_teacher_data(grids, base, path)
     if smoke:
         smoke_spec = _section(raw, "smoke", path)
         override = smoke_spec.pop("grid", None) or {}
@@ -145,6 +146,21 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     return sweep
 
 
+# The task and data a sweep's teacher is fine-tuned on (once per seed, from base): a grid over one would distil cells
+# from a teacher of another task or data, or (other dev rows held out) one that trained on the cell's evaluation rows.
+TEACHER_DATA_KEYS = ("task", "data_dir", "train_file", "validation_file", "text_columns", "label_column", "dev_split")
+
+
+def _check_teacher_data(grids: list[dict[str, list[Any]]], base: dict[str, Any], path: str | Path) -> None:
+    dev_split = base.get("dev_split") is not None
+    for grid in grids:
+        keys = [k for k in grid if k in TEACHER_DATA_KEYS or (k == "data_seed" and dev_split)]
+        if keys:
+            raise DynaKDError(f"{path}: grid over {', '.join(keys)}: a sweep fine-tunes its teacher on base's task and "
+                              "data, so every cell must share them (with dev_split, data_seed chooses the held-out "
+                              "rows too); write one sweep file per task or data")
+
+
 def _section(raw: dict[str, Any], key: str, path: str | Path) -> dict[str, Any]:
     """A section of the sweep file that maps config keys to values (``base``, ``teacher``, ``smoke``)."""
     value = raw.get(key) or {}
@@ -179,8 +195,8 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
             cell = {k: v for k, v in cell.items() if not k.startswith(("hidden_weight", "dynamics."))}
         if not METHOD_TERMS.get(method, {}).get("logit", True):  # task, dynamics: no logit term to weigh
             cell = {k: v for k, v in cell.items() if k not in ("alpha", "temperature")}
-        if method == "task":  # no teacher to supervise rows without labels
-            cell.pop("transfer_samples", None)
+        if method == "task":  # no teacher to supervise rows without labels, no other term to stage against
+            cell = {k: v for k, v in cell.items() if k not in TASK_DROPS}
         aligner = cell.get("align.name", sweep.base.get("align", {}).get("name", default_aligner(method)))
         cell = {k: v for k, v in cell.items() if aligner in ALIGNER_OPTIONS.get(k, {aligner})}
         key = cell_key(cell)
@@ -198,13 +214,23 @@ def _slug(key: str) -> str:
     return "".join(c if c.isalnum() or c in "-_=." else "_" for c in key.replace(",", "__"))
 
 
-def _labelled_only(base: dict[str, Any]) -> dict[str, Any]:
-    """The sweep's base without its transfer set: a ``task`` run (a cell or the teacher) has no teacher to label it."""
-    return {k: v for k, v in base.items() if k != "transfer_samples"}
+# What a ``task`` run (a cell or the teacher) drops from the sweep's base and grid: the transfer set (no teacher to
+# label it), staged training (no other term to stage against) and the hidden-state term (no dynamics to join)
+TASK_DROPS = ("transfer_samples", "staged", "hidden_weight")
+
+
+def _base_for(base: dict[str, Any], method: str) -> dict[str, Any]:
+    """The sweep's base as a run of ``method`` reads it: options of terms the method lacks dropped, as ``cells``
+    drops them from the grid (a base ``hidden_weight`` for the `full` cells would refuse the `kd` ones)."""
+    if method == "task":
+        return {k: v for k, v in base.items() if k not in TASK_DROPS}
+    if layer_term(method) != "dynamics":
+        return {k: v for k, v in base.items() if k != "hidden_weight"}
+    return base
 
 
 def cell_config(sweep: Sweep, cell: dict[str, Any], teacher_dir: str) -> DistillConfig:
-    base = _labelled_only(sweep.base) if cell.get("method", sweep.base.get("method")) == "task" else sweep.base
+    base = _base_for(sweep.base, cell.get("method", sweep.base.get("method", "full")))
     layers = [base, {"teacher": teacher_dir, "progress": False, "overwrite": True}]
     layers += [nest(k, v) for k, v in cell.items()]
     layers.append({"output": str(sweep.output / "cells" / _slug(cell_key(cell)))})
@@ -218,7 +244,7 @@ def teacher_config(sweep: Sweep, seed: int) -> DistillConfig:
     model = spec.pop("model", "minilm")  # a packaged checkpoint's alias is resolved where it loads
     run = {"method": "task", "progress": False, "overwrite": True, "model": model, "seed": seed,
            "output": str(sweep.output / f"teacher-seed{seed}")}
-    return _no_push(build_config(_labelled_only(sweep.base), run, spec), sweep)
+    return _no_push(build_config(_base_for(sweep.base, "task"), run, spec), sweep)
 
 
 def _no_push(cfg: DistillConfig, sweep: Sweep) -> DistillConfig:
