@@ -337,6 +337,13 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCa
 
 def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str], teacher, train_ds, collator,
                     device) -> TeacherCache | None:
+    meta = folder / "meta.json"
+    if auto and meta.is_file() and json.loads(meta.read_text()).get("version") != FORMAT_VERSION:
+        # an auto cache another DynaKD version wrote: the folder is the cache's own (named by teacher, data and
+        # dtype), so it is rebuilt rather than refused at every run until someone deletes it
+        print(f"the teacher cache {folder} was written in another format (another DynaKD version): rebuilding it",
+              flush=True)
+        shutil.rmtree(folder)
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
         cache.check(fingerprints, len(train_ds), cfg.teacher_cache_dtype)

@@ -152,3 +152,19 @@ def test_a_cache_stored_in_another_dtype_or_a_file_is_refused(tiny_teacher, tmp_
     (junk / "notes.txt").write_text("mine")
     assert main(distill_args(tiny_teacher, tmp_path / "e", "--method", "kd", "--teacher-cache", str(junk))) == 2
     assert f"--teacher-cache {junk} is a non-empty folder without a cache (no meta.json)" in capsys.readouterr().err
+
+
+def test_an_auto_cache_of_another_format_is_rebuilt(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """An auto cache's folder is its own (named by teacher, data and dtype): one another DynaKD version wrote is
+    rebuilt, where a --teacher-cache DIR of another format is refused (the test above)."""
+    from dynakd.cache import FORMAT_VERSION
+
+    monkeypatch.setenv("DYNAKD_CACHE", str(tmp_path / "caches"))
+    assert main(distill_args(tiny_teacher, tmp_path / "a", "--method", "kd", "--teacher-cache", "auto")) == 0
+    [meta] = (tmp_path / "caches").glob("teacher-outputs/*/meta.json")
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "version": -1}))
+    capsys.readouterr()
+    assert main(distill_args(tiny_teacher, tmp_path / "b", "--method", "kd", "--teacher-cache", "auto")) == 0
+    out = capsys.readouterr().out
+    assert "written in another format (another DynaKD version): rebuilding it" in out
+    assert json.loads(meta.read_text())["version"] == FORMAT_VERSION
