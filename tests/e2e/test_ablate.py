@@ -601,3 +601,16 @@ def test_a_score_that_could_not_be_computed_is_written_as_null_and_reported_as_n
     path = write_metrics(tmp_path, "evaluate", build_config({"task": "stsb"}), get_task("stsb"),
                          {"eval": {"pearson": math.inf}}, merge="evaluate")  # reads the file it adds to
     assert strict_json(path.read_text())["evaluate"]["eval"] == {"pearson": None}
+
+
+def test_a_cell_key_too_long_for_a_folder_name_is_cut_and_hashed():
+    """File systems allow 255 bytes a name: a grid of many options made cell folders that could not be created."""
+    from dynakd.experiments.ablate import _slug
+
+    short = "lr=0.0004,method=kd,seed=1"
+    assert _slug(short) == "lr=0.0004__method=kd__seed=1"  # as before
+    keys = [",".join(f"dynamics.option_{i}={v}" for i in range(12)) for v in (1, 2)]
+    assert len(keys[0]) > 255
+    slugs = [_slug(k) for k in keys]
+    assert all(len(s.encode()) <= 240 for s in slugs) and slugs[0] != slugs[1]
+    assert slugs[0].startswith(_slug(keys[0])[:150])

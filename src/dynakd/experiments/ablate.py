@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import itertools
 import json
 import os
@@ -211,7 +212,11 @@ def cell_key(cell: dict[str, Any]) -> str:
 
 
 def _slug(key: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_=." else "_" for c in key.replace(",", "__"))
+    """The cell's folder name; a key too long for one (file systems allow 255 bytes) is cut and ends in its hash."""
+    slug = "".join(c if c.isalnum() or c in "-_=." else "_" for c in key.replace(",", "__"))
+    if len(slug.encode()) <= 240:
+        return slug
+    return f"{slug.encode()[:200].decode(errors='ignore')}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 # What a ``task`` run (a cell or the teacher) drops from the sweep's base and grid: the transfer set (no teacher to
