@@ -614,3 +614,15 @@ def test_a_cell_key_too_long_for_a_folder_name_is_cut_and_hashed():
     slugs = [_slug(k) for k in keys]
     assert all(len(s.encode()) <= 240 for s in slugs) and slugs[0] != slugs[1]
     assert slugs[0].startswith(_slug(keys[0])[:150])
+
+
+def test_a_smoke_run_shrinks_a_transfer_set_too(tiny_encoder, tmp_path):
+    """A transfer set of the real size could outgrow the synthetic corpus that stands in for missing data."""
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    raw["base"]["transfer_samples"] = 16000
+    raw["grid"] = [raw["grid"], {"method": ["kd"], "transfer_samples": [8000, 12], "student_layers": [1]}]
+    path.write_text(yaml.safe_dump(raw))
+    sweep = load_sweep(path, smoke=True)
+    assert sweep.base["transfer_samples"] == 16 and sweep.grid[1]["transfer_samples"] == [16, 12]
+    assert load_sweep(path).base["transfer_samples"] == 16000

@@ -60,6 +60,7 @@ from ..runner import distill, finetune
 SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
 DEFAULT_SMOKE = {"max_train_samples": 32, "max_eval_samples": 32, "max_steps": 2, "batch_size": 16,
                  "max_seq_length": 32, "logging_steps": 1}
+SMOKE_TRANSFER = 16  # a transfer set in a smoke run (the synthetic corpus that may stand in has 4,000 rows)
 # Options of the layer terms (aligner, dynamics, their weights): dropped from cells of methods without such a term, and
 # left out when a row is paired with the `kd` run of the same settings (report.py).
 LAYER_TERM_OPTIONS = ("align", "dynamics", "beta", "hidden_weight")
@@ -100,6 +101,10 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
         for grid in grids:
             grid.update(override)
             grid["seed"] = grid.get("seed", [42])[:1]  # one seed a grid: the smoke run checks the plumbing
+            if "transfer_samples" in grid and "transfer_samples" not in override:  # a transfer set, as small
+                grid["transfer_samples"] = [min(n, SMOKE_TRANSFER) for n in grid["transfer_samples"]]
+        if "transfer_samples" in base and "transfer_samples" not in smoke_spec:
+            smoke_spec["transfer_samples"] = min(base["transfer_samples"], SMOKE_TRANSFER)
         base = merge_dicts(base, {**DEFAULT_SMOKE, **smoke_spec})
         if base.get("data_dir") and not Path(base["data_dir"]).is_dir():  # the plumbing can still be checked
             task = get_task(base.get("task", "sst2"))
