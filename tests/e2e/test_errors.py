@@ -93,8 +93,9 @@ def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
 @pytest.mark.parametrize("argv, expected", [
     (["distill", "--teacher", "t", "--lrr", "3"],
      "dynakd distill: error: unrecognized arguments: --lrr 3 (did you mean --lr?)"),
-    (["evaluate", "--model", "m", "--fp16"], "dynakd evaluate: error: unrecognized arguments: --fp16 (--fp16 is an "
-                                             "option of bench, distill, finetune)"),
+    (["evaluate", "--model", "m", "--torch-compile"], "dynakd evaluate: error: unrecognized arguments: "
+                                                      "--torch-compile (--torch-compile is an option of bench, "
+                                                      "distill, finetune)"),
 ])
 def test_an_unknown_flag_is_named_by_its_command(capsys, argv, expected):
     with pytest.raises(SystemExit) as exit_:
@@ -314,7 +315,7 @@ def test_help(command, capsys):
     assert "usage: dynakd " + command in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flag", ["--fp16", "--overwrite", "--no-group-by-length", "--transfer-samples=5"])
+@pytest.mark.parametrize("flag", ["--torch-compile", "--overwrite", "--no-group-by-length", "--transfer-samples=5"])
 def test_evaluate_offers_only_what_it_reads(flag, capsys):
     """Scoring a model trains nothing: a training switch is an unknown argument, not silently ignored."""
     with pytest.raises(SystemExit) as exit_info:
