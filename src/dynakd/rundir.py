@@ -293,11 +293,18 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
     out = check_output(cfg, command)
     try:
         if resume is None and (out / CONFIG_NAME).is_file():
-            shutil.rmtree(out)
+            if cfg.overwrite:
+                shutil.rmtree(out)
+            else:  # this run, stopped before its first checkpoint: what it wrote goes, files of other origin stay
+                for entry in out.iterdir():
+                    if entry.name in (CONFIG_NAME, "runs") or entry.name.startswith(f"{PREFIX}-"):
+                        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         out.mkdir(parents=True, exist_ok=True)
         remove_partial(out)
-        # pushing is something this run does once, not a setting: a run started again from dynakd.yaml does not push
-        save_config(dataclasses.replace(cfg, push_to_hub=None, hub_private=False), out / CONFIG_NAME)
+        # pushing, overwriting and resuming are what this run does once, not settings: a run started again from its
+        # dynakd.yaml neither pushes nor replaces a finished run (nor insists on a checkpoint) unless told again
+        save_config(dataclasses.replace(cfg, push_to_hub=None, hub_private=False, overwrite=False, resume=False),
+                    out / CONFIG_NAME)
     except OSError as e:
         raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None
     return out

@@ -260,6 +260,16 @@ def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd"))  # the same run again
     assert "already holds this run, finished (metrics.json); pass --overwrite to train it again" in err
     assert (out / "model.safetensors").stat().st_mtime_ns == model  # refused before touching the saved model
+    # its dynakd.yaml does not say --overwrite: started again from it, the run is refused, not trained again
+    assert "overwrite: true" not in (out / "dynakd.yaml").read_text()
+    err = run_error(capsys, ["distill", "--config", str(out / "dynakd.yaml"), "--no-progress"])
+    assert "already holds this run, finished (metrics.json)" in err
+    assert (out / "model.safetensors").stat().st_mtime_ns == model
+    # a run stopped before its first checkpoint starts again in its folder; files it did not write stay
+    (out / "metrics.json").unlink()
+    (out / "notes.txt").write_text("mine")
+    assert main(distill_args(tiny_teacher, out, "--method", "pkd")) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "metrics.json").is_file()
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")
