@@ -100,7 +100,8 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
     except (KeyError, DynaKDError):  # not a DynaKD run, or a task name validation will refuse with its own message
         return {}
     lent = {} if given.get("task") is not None else {"task": task}
-    if not any(given.get(k) not in (None, False) for k in _DATA_PLACES):
+    # data of the command's own, not the teacher's spelt again (which still lends the rows a dev split held out)
+    if not any(given.get(k) not in (None, False) and not _same_place(k, given[k], saved.get(k)) for k in _DATA_PLACES):
         # data_seed: the rows a dev split held out, or the synthetic corpus the teacher learned
         keys = [k for k in RUN_DATA if k != "task"] + (["data_seed"] if {"dev_split", "synthetic"} & set(saved) else [])
         lent |= {k: saved[k] for k in (*keys, "dev_split") if k in saved and k not in given}

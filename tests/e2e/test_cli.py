@@ -430,6 +430,9 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
             f"(as the teacher {teacher} was fine-tuned)") in capsys.readouterr().out
     assert teacher_task(str(teacher), {"task": "csv"}) == lent  # its own task, named
     assert teacher_task(str(teacher), {"train_file": "mine.csv"}) == {"task": "csv"}  # data of the command's own
+    # the teacher's own file named again is not data of the command's own: the rows it held out are still lent
+    spelt = {k: v for k, v in lent.items() if k != "train_file"}
+    assert teacher_task(str(teacher), {"train_file": str(tmp_path / "all.csv")}) == {"task": "csv", **spelt}
     assert teacher_task(str(teacher), {"task": "sst2"}) == {}
     (tmp_path / "all.csv").unlink()  # the rows the teacher held out cannot be told: refused, not cut from others
     with pytest.raises(DynaKDError, match="so that the student does not train on the rows the teacher held out"):
