@@ -44,6 +44,7 @@ from .models import (
     load_tokenizer,
 )
 from .rundir import (
+    CONFIG_NAME,
     check_output,
     check_writable,
     describe_model,
@@ -477,6 +478,9 @@ def evaluate(cfg: DistillConfig) -> RunResult:
 def _evaluate(cfg: DistillConfig) -> RunResult:
     check_precision(cfg)
     check_model_folder(cfg.model)  # a mistyped path is named as such, not as the data it would have evaluated on
+    if not cfg.output and not Path(os.path.expanduser(cfg.model)).is_dir():  # a hub id or an alias: ./org/name would
+        # become a folder without a model, which later commands naming the model would take for a broken one
+        raise DynaKDError(f"{cfg.model} is not a local folder to write metrics.json into: give --output DIR")
     check_model_loads(cfg.model)
     check_writable(Path(cfg.output or cfg.model))  # before the data and the model load
     task, data = load_data(cfg, train=False, labels_of=cfg.model)
@@ -491,5 +495,7 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     metrics["model"] = describe_model(model, Path(cfg.model))
     if is_first_process():  # every process holds the gathered scores; one writes them
         out.mkdir(parents=True, exist_ok=True)
-        write_metrics(out, "evaluate", cfg, task, metrics, merge=None if cfg.output else "evaluate")
+        # into a run folder (the model's own, or another given as --output): beside its record, not over it
+        run_folder = not cfg.output or (out / CONFIG_NAME).is_file()
+        write_metrics(out, "evaluate", cfg, task, metrics, merge="evaluate" if run_folder else None)
     return RunResult(out, metrics)

@@ -339,6 +339,26 @@ def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, t
     assert main(["evaluate", "--model", str(out), "--task", "sst2", "--synthetic", "--no-progress"]) == 0
     scored = json.loads((out / "metrics.json").read_text())["evaluate"]
     assert scored["task"] == "sst2" and "dev_split" not in scored
+    # scored into another run's folder: beside that run's record, not over it; a fresh folder gets the score alone
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "dynakd.yaml").write_text("task: qnli\n")
+    (other / "metrics.json").write_text(json.dumps({"eval": {"accuracy": 0.5}, "train": {"steps": 2}}))
+    assert main(["evaluate", "--model", str(out), "--no-progress", "--output", str(other)]) == 0
+    record = json.loads((other / "metrics.json").read_text())
+    assert record["train"] == {"steps": 2} and record["evaluate"]["task"] == "qnli"
+    assert main(["evaluate", "--model", str(out), "--no-progress", "--output", str(tmp_path / "fresh")]) == 0
+    assert json.loads((tmp_path / "fresh" / "metrics.json").read_text())["command"] == "evaluate"
+
+
+def test_evaluate_of_a_model_not_in_a_local_folder_needs_an_output(tmp_path, capsys, monkeypatch):
+    """A hub id or an alias: its metrics.json would make ./org/name, a folder that later commands naming the model
+    would take for a broken model folder."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--model", "org/hub-model", "--synthetic", "--no-progress"]) == 2
+    assert "org/hub-model is not a local folder to write metrics.json into: give --output DIR" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "org").exists()
 
 
 def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
