@@ -137,3 +137,15 @@ def test_bench_times_a_csv_file_of_ones_own(tiny_teacher, tmp_path):
                  "text", "--batch-size", "8", "--steps", "1", "--warmup", "0", "--repeats", "1", "--methods", "task",
                  "--output", str(out)]) == 0
     assert [r["method"] for r in json.loads(out.read_text())["rows"]] == ["task"]
+
+
+def test_the_teacher_flag_wins_over_a_config_file(tmp_path, monkeypatch):
+    """Flags override --config and --set: bench's --teacher was a default, so a config file's teacher beat it."""
+    from dynakd.experiments import bench
+
+    seen = []
+    monkeypatch.setattr(bench, "run_bench", lambda cfg, **kw: seen.append(cfg.teacher))
+    (tmp_path / "b.yaml").write_text("teacher: from-yaml\n")
+    assert main(["bench", "--config", str(tmp_path / "b.yaml"), "--teacher", "from-flag", "--synthetic"]) == 0
+    assert main(["bench", "--config", str(tmp_path / "b.yaml"), "--synthetic"]) == 0
+    assert seen == ["from-flag", "from-yaml"]

@@ -226,8 +226,8 @@ def _bench(args: argparse.Namespace) -> None:
 
     out = args.output
     args.output = None  # the bench writes a JSON file, not a run folder
-    defaults = {"teacher": args.teacher or teacher_base(), **BENCH_DEFAULTS}
-    cfg = config_from_args(args, BENCH_FLAGS, defaults=defaults)
+    defaults = {"teacher": teacher_base(), **BENCH_DEFAULTS}  # --teacher over a --config or --set one, as flags are
+    cfg = config_from_args(args, BENCH_FLAGS, defaults=defaults, **({"teacher": args.teacher} if args.teacher else {}))
     run_bench(cfg, methods=names(args.methods, "--methods"), aligners=names(args.aligners, "--aligners"),
               steps=args.steps, warmup=args.warmup, output=Path(out) if out else None, repeats=args.repeats)
 
