@@ -332,6 +332,19 @@ def describe_model(model, folder: Path) -> dict[str, Any]:
     }
 
 
+def earlier_metrics(out: Path) -> dict[str, Any]:
+    """The record in ``out/metrics.json`` that a score is added to (checked before scoring too, by ``evaluate``)."""
+    path = out / "metrics.json"
+    try:
+        earlier = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        earlier = None
+    if not isinstance(earlier, dict):
+        raise DynaKDError(f"{path} is not a metrics record DynaKD can add to (unreadable, or not a JSON object); move "
+                          "it away, or give --output DIR")
+    return earlier
+
+
 def write_metrics(
     out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any], merge: str | None = None
 ) -> Path:
@@ -345,11 +358,13 @@ def write_metrics(
             record["doc_stride"] = cfg.stride()
         if cfg.dev_split is not None:  # scored on the part of dev the run held out
             record["dev_split"] = cfg.dev_split
+        if cfg.max_eval_samples is not None:  # a seeded subset, not the whole split
+            record.update(max_eval_samples=cfg.max_eval_samples, data_seed=cfg.data_seed)
         if cfg.bf16 or cfg.fp16:  # under autocast (a run's own scores are in its precision, dynakd.yaml says which)
             record["mixed_precision"] = "bf16" if cfg.bf16 else "fp16"
     path = out / "metrics.json"
     if merge and path.is_file():
-        record = {**json.loads(path.read_text()), merge: record}
+        record = {**earlier_metrics(out), merge: record}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(jsonfile.dumps(record, indent=2))
     os.replace(tmp, path)

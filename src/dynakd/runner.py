@@ -49,6 +49,7 @@ from .rundir import (
     check_writable,
     describe_model,
     discard_output,
+    earlier_metrics,
     note_other_task,
     prepare_output,
     resume_point,
@@ -482,7 +483,11 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
         # become a folder without a model, which later commands naming the model would take for a broken one
         raise DynaKDError(f"{cfg.model} is not a local folder to write metrics.json into: give --output DIR")
     check_model_loads(cfg.model)
-    check_writable(Path(cfg.output or cfg.model))  # before the data and the model load
+    out = Path(cfg.output or cfg.model)
+    check_writable(out)  # before the data and the model load
+    run_folder = not cfg.output or (out / CONFIG_NAME).is_file()  # the score goes beside the run's record
+    if run_folder:
+        earlier_metrics(out)
     task, data = load_data(cfg, train=False, labels_of=cfg.model)
     note_other_task(cfg.model, task.name, "model")
     model = load_task_model(cfg.model, task, new_head_ok=False)
@@ -490,12 +495,9 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     check_seq_length(cfg.max_seq_length, tokenizer, model)
     if not task.is_qa:
         check_labels(type(data)({s: data[s] for s in task.eval_splits}), task.num_labels, task.is_regression)
-    out = Path(cfg.output or cfg.model)
     metrics = {"eval": evaluate_model(model, tokenizer, task, data, dataclasses.replace(cfg, output=str(out)))}
     metrics["model"] = describe_model(model, Path(cfg.model))
     if is_first_process():  # every process holds the gathered scores; one writes them
         out.mkdir(parents=True, exist_ok=True)
-        # into a run folder (the model's own, or another given as --output): beside its record, not over it
-        run_folder = not cfg.output or (out / CONFIG_NAME).is_file()
         write_metrics(out, "evaluate", cfg, task, metrics, merge="evaluate" if run_folder else None)
     return RunResult(out, metrics)

@@ -470,3 +470,20 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
     assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
     printed = capsys.readouterr().out
     assert "\nteacher: accuracy=" in printed and printed.index("distill: accuracy=") < printed.index("teacher:")
+
+
+def test_evaluate_says_what_it_scored_and_will_not_lose_a_record(tiny_teacher, tmp_path, capsys):
+    """A subset is written down as one; a metrics.json the score cannot be added to is named before anything loads
+    (it was a JSON traceback after the scoring)."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_teacher, model)
+    (model / "metrics.json").write_text("[1, 2]")
+    args = ["evaluate", "--model", str(model), "--task", "sst2", "--synthetic", "--no-progress"]
+    assert main(args) == 2
+    assert f"{model / 'metrics.json'} is not a metrics record DynaKD can add to" in capsys.readouterr().err
+    (model / "metrics.json").unlink()
+    assert main([*args, "--max-eval-samples", "8"]) == 0
+    record = json.loads((model / "metrics.json").read_text())
+    assert (record["max_eval_samples"], record["data_seed"]) == (8, 0)
