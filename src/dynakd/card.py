@@ -37,7 +37,7 @@ def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec
         license=license_of(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
         datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task) else None,
         metrics=[HUB_METRICS.get(m, m) for m in task.metrics],
-        model_name=(cfg.push_to_hub or out.name).split("/")[-1] if results else None,  # names the results
+        model_name=(cfg.push_to_hub or _name(out)).split("/")[-1] if results else None,  # names the results
         eval_results=results,
     )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(out, command, cfg, task, metrics, scores)}")
@@ -138,6 +138,11 @@ def method_label(cfg: DistillConfig) -> str:
     return f"method `{cfg.method}`{aligner}"
 
 
+def _name(out: Path) -> str:
+    """The run folder's name, also for ``--output .`` (whose ``name`` is empty)."""
+    return out.name or out.resolve().name
+
+
 def task_type(task: TaskSpec) -> str:
     return "question-answering" if task.is_qa else "text-classification"
 
@@ -146,8 +151,10 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
           scores: dict[tuple[str, str], float]) -> str:
     model = metrics.get("model", {})
     size = f"{model['layers']}-layer, {model['parameters'] / 1e6:.1f}M-parameter " if model else ""
+    own = cfg.train_file or (cfg.validation_file if cfg.dev_split else None)  # a user's file: named by itself
     data = ("the built-in synthetic sentiment corpus" if cfg.synthetic
-            else f"`{Path(cfg.train_file).name}`" if cfg.train_file
+            else f"{cfg.dev_split:.0%} of `{Path(own).name}`" if own and cfg.dev_split
+            else f"`{Path(own).name}`" if own
             else f"{cfg.dev_split:.0%} of the {_hub_dataset(task)[2]} validation split" if cfg.dev_split
             else _hub_dataset(task)[2])
     if command == "distill":
@@ -159,7 +166,7 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
         origin += f" The student started from {start}."
     else:
         origin = f"a {size}model fine-tuned with DynaKD from {model_ref(cfg.model)} on {data}."
-    lines = [f"# {out.name}", "", f"This is {origin}", "", "## Results", ""]
+    lines = [f"# {_name(out)}", "", f"This is {origin}", "", "## Results", ""]
     lines += _results_table(metrics, scores, task, cfg)
     scored = _evaluated_on(cfg, task)
     if scored:
@@ -175,6 +182,8 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     if cfg.max_train_samples:
         settings.append((f"training {_rows(task)}", f"{cfg.max_train_samples}, a seeded subset (data_seed "
                                                    f"{cfg.data_seed})"))
+    if cfg.bf16 or cfg.fp16:  # the scores above were computed under the same autocast
+        settings.append(("mixed precision", "bf16" if cfg.bf16 else "fp16"))
     if cfg.transfer_samples and command == "distill":
         settings.append(("transfer rows (teacher labels only)", cfg.transfer_samples))
     if scored:
@@ -182,8 +191,8 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     lines += [f"| {k} | {v} |" for k, v in settings]
     lines += ["", f"Every setting is in `dynakd.yaml`: `dynakd {command} --config dynakd.yaml --output NEW_FOLDER`, "
               "started where the run was (relative paths in it are relative to that folder), trains it again. "
-              "`metrics.json` holds the scores.", "", "## Use", "", "```python", *_usage(task, cfg.push_to_hub or
-                                                                                     "path/to/" + out.name), "```", ""]
+              "`metrics.json` holds the scores.", "", "## Use", "", "```python",
+              *_usage(task, cfg.push_to_hub or "path/to/" + _name(out)), "```", ""]
     return "\n".join(lines)
 
 

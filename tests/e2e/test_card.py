@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard
@@ -83,6 +84,20 @@ def test_scores_on_part_of_a_split_are_not_published_as_the_datasets(tmp_path):
     assert card.data.eval_results is None
     assert "on 50% of the GLUE SST-2 validation split" in card.text
     assert "| validation (50% held out) | accuracy | 0.9 | 0.91 |" in card.text
+
+
+def test_a_users_file_split_for_dev_and_mixed_precision_are_named(tmp_path, monkeypatch):
+    """A csv/json file cut by --dev-split was called 'the GLUE csv validation split'; a bf16 run's scores come from
+    bf16; ``--output .`` gave the card an empty title."""
+    card = scored_card(tmp_path, "csv", {"accuracy": 0.9}, validation_file="d.csv", dev_split=0.5, text_columns=["t"])
+    assert "on 50% of `d.csv`" in card.text
+    card = scored_card(tmp_path, "csv", {"accuracy": 0.9}, train_file="d.csv", dev_split=0.5, text_columns=["t"])
+    assert "on 50% of `d.csv`" in card.text
+    assert "| mixed precision | bf16 |" in scored_card(tmp_path, "sst2", {"accuracy": 0.9}, bf16=True).text
+    monkeypatch.chdir(tmp_path / "out")
+    config = build_config({"task": "sst2", "teacher": "org/teacher", "student_layers": 2})
+    card = ModelCard.load(write_model_card(Path("."), "distill", config, get_task("sst2"), {"eval": {}}))
+    assert card.text.lstrip().startswith("# out\n")
 
 
 def test_the_length_row_counts_in_the_singular_too(tmp_path):
