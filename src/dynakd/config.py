@@ -285,6 +285,12 @@ def _from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
     return cls(**kwargs)
 
 
+def underscored(layer: dict[str, Any]) -> dict[str, Any]:
+    """``layer`` with every key's dashes as underscores, nested mappings too (``max-seq-length`` is
+    ``max_seq_length``: spelt either way in one file, merged as one key with the others)."""
+    return {str(k).replace("-", "_"): underscored(v) if isinstance(v, dict) else v for k, v in layer.items()}
+
+
 def merge_dicts(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in update.items():
@@ -378,8 +384,8 @@ def parse_layer(layer: dict[str, Any]) -> None:
 def build_config(*layers: dict[str, Any]) -> DistillConfig:
     """Merge config layers (later wins), parse them into a DistillConfig and validate it."""
     merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = merge_dicts(merged, {k: v for k, v in layer.items() if v is not None})
+    for layer in layers:  # keys spelt with dashes (max-seq-length) meet their underscored selves of other layers
+        merged = merge_dicts(merged, underscored({k: v for k, v in layer.items() if v is not None}))
     method = merged.get("method", "full")
     if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
         probe = DistillConfig(method=method)

@@ -479,10 +479,10 @@ def evaluate(cfg: DistillConfig) -> RunResult:
 def _evaluate(cfg: DistillConfig) -> RunResult:
     check_precision(cfg)
     check_model_folder(cfg.model)  # a mistyped path is named as such, not as the data it would have evaluated on
+    check_model_loads(cfg.model)  # (a mistyped folder is named as such first)
     if not cfg.output and not Path(os.path.expanduser(cfg.model)).is_dir():  # a hub id or an alias: ./org/name would
         # become a folder without a model, which later commands naming the model would take for a broken one
         raise DynaKDError(f"{cfg.model} is not a local folder to write metrics.json into: give --output DIR")
-    check_model_loads(cfg.model)
     out = Path(cfg.output or cfg.model)
     check_writable(out)  # before the data and the model load
     run_folder = not cfg.output or (out / CONFIG_NAME).is_file()  # the score goes beside the run's record

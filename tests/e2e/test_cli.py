@@ -354,7 +354,10 @@ def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, t
 def test_evaluate_of_a_model_not_in_a_local_folder_needs_an_output(tmp_path, capsys, monkeypatch):
     """A hub id or an alias: its metrics.json would make ./org/name, a folder that later commands naming the model
     would take for a broken model folder."""
+    from dynakd import runner
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "check_model_loads", lambda model: None)  # as a hub model online would
     assert main(["evaluate", "--model", "org/hub-model", "--synthetic", "--no-progress"]) == 2
     assert "org/hub-model is not a local folder to write metrics.json into: give --output DIR" in \
         capsys.readouterr().err

@@ -474,3 +474,12 @@ def test_staged_training_of_the_task_method_is_refused():
     with pytest.raises(DynaKDError, match="method 'task' has no other term"):
         build_config({"method": "task", "staged": 0.5})
     assert build_config({"method": "kd", "staged": 0.5}).staged == 0.5
+
+
+def test_a_dashed_key_is_its_underscored_self_in_every_layer():
+    """Precedence held only for underscored keys: a dashed one in a later layer than its underscored self was merged
+    as another key and could beat a flag."""
+    assert build_config({"max_seq_length": 64}, {"max-seq-length": 32}, {"max_seq_length": 128}).max_seq_length == 128
+    assert build_config({"max_seq_length": 64}, {"max-seq-length": 32}).max_seq_length == 32
+    assert build_config({"dynamics": {"ema_momentum": 0.9}}, {"dynamics": {"ema-momentum": 0.5}}).dynamics \
+        .ema_momentum == 0.5

@@ -16,6 +16,7 @@ from ..config import (
     nest,
     parse_layer,
     parse_override,
+    underscored,
 )
 from ..errors import DynaKDError
 
@@ -134,7 +135,7 @@ def config_from_args(
 def given_settings(args: argparse.Namespace, groups: list[dict]) -> dict[str, Any]:
     """The settings the command gives itself (--config, --set and flags merged, nested), without any defaults."""
     yaml_layer, overrides, flags = _layers(args, groups, None)
-    return functools.reduce(merge_dicts, [yaml_layer, *overrides, flags], {})
+    return functools.reduce(merge_dicts, map(underscored, [yaml_layer, *overrides, flags]), {})
 
 
 def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None):
