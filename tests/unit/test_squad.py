@@ -235,6 +235,22 @@ def test_collator_pads_context_mask_and_labels(examples, tokenizer):
     assert (batch[CONTEXT_MASK].sum(1) > 0).all()
 
 
+def test_qa_windows_pad_on_the_right_whatever_the_tokenizers_side(examples, tokenizer):
+    """Answer positions and offsets count from a window's left end: a left-padding tokenizer (XLNet's, or one set so)
+    shifted every window shorter than its batch's longest."""
+    import copy
+
+    feats = prepare_train_features(examples[:3], tokenizer, MAX_LEN, STRIDE)
+    rows = [{k: v[i] for k, v in feats.items()} for i in range(3)]
+    n = len(rows[0]["input_ids"])  # the first window made shorter than the others
+    rows[0] = {k: v[: n - 8] if isinstance(v, list) and len(v) == n else v for k, v in rows[0].items()}
+    left = copy.deepcopy(tokenizer)
+    left.padding_side = "left"
+    a, b = DistillationCollator(tokenizer)(rows), DistillationCollator(left)(rows)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len({len(r["input_ids"]) for r in rows}) > 1 and (a["attention_mask"][:, 0] == 1).all()
+
+
 def test_config_for_squad():
     cfg = validate(DistillConfig(task="squad", max_seq_length=64))
     assert cfg.dynamics.pooling == "tokens" and cfg.stride() == 32

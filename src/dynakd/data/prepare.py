@@ -99,11 +99,15 @@ class DistillationCollator:
             return k not in NON_MODEL_KEYS and k != "label" and not k.startswith(TEACHER_PREFIX)
 
         student = [{k: v for k, v in f.items() if is_student_key(k)} for f in features]
-        batch = dict(self.tokenizer.pad(student, pad_to_multiple_of=self.multiple, return_tensors="pt"))
+        # QA windows pad on the right whatever the tokenizer's side: answer positions and offsets count from the left
+        side = "right" if CONTEXT_MASK in features[0] else None
+        batch = dict(self.tokenizer.pad(student, pad_to_multiple_of=self.multiple, return_tensors="pt",
+                                        padding_side=side))
         if self.teacher_tokenizer is not None:
             n = len(TEACHER_PREFIX)
             teacher = [{k[n:]: v for k, v in f.items() if k.startswith(TEACHER_PREFIX)} for f in features]
-            padded = self.teacher_tokenizer.pad(teacher, pad_to_multiple_of=self.multiple, return_tensors="pt")
+            padded = self.teacher_tokenizer.pad(teacher, pad_to_multiple_of=self.multiple, return_tensors="pt",
+                                                padding_side=side)
             batch.update({TEACHER_PREFIX + k: v for k, v in padded.items()})
         dtype = torch.float32 if self.regression else torch.long
         # absent from QA evaluation windows; [2] start/end positions for QA training; 'label' as the Trainer's own
@@ -117,7 +121,7 @@ class DistillationCollator:
             batch[EXAMPLE_ID] = torch.tensor([f[EXAMPLE_ID] for f in features], dtype=torch.long)
         return batch
 
-    def _pad_mask(self, rows: list[list[int]], length: int) -> torch.Tensor:
-        """Pad 0/1 rows to ``length`` on the tokenizer's padding side: ``[B, length]``."""
-        left = self.tokenizer.padding_side == "left"
-        return torch.tensor([[0] * (length - len(r)) + r if left else r + [0] * (length - len(r)) for r in rows])
+    @staticmethod
+    def _pad_mask(rows: list[list[int]], length: int) -> torch.Tensor:
+        """Pad 0/1 rows on the right to ``length`` (as QA windows are): ``[B, length]``."""
+        return torch.tensor([r + [0] * (length - len(r)) for r in rows])
