@@ -337,8 +337,7 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCa
 
 def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str], teacher, train_ds, collator,
                     device) -> TeacherCache | None:
-    meta = folder / "meta.json"
-    if auto and meta.is_file() and json.loads(meta.read_text()).get("version") != FORMAT_VERSION:
+    if auto and (folder / "meta.json").is_file() and _version(folder) != FORMAT_VERSION:
         # an auto cache another DynaKD version wrote: the folder is the cache's own (named by teacher, data and
         # dtype), so it is rebuilt rather than refused at every run until someone deletes it
         print(f"the teacher cache {folder} was written in another format (another DynaKD version): rebuilding it",
@@ -363,6 +362,15 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
 # The pooled teacher features each layer term reads from the cache (logits always); a term not named here trains on
 # the live teacher (``cache_blocker``).
 _POOLINGS = {None: lambda cfg: (), "pkd": lambda cfg: ("cls",), "dynamics": lambda cfg: (cfg.dynamics.pooling,)}
+
+
+def _version(folder: Path) -> int | None:
+    """The format version a cache folder's meta.json records; None when it is unreadable or not a JSON object."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("version") if isinstance(meta, dict) else None
 
 
 def poolings_for(cfg) -> tuple[str, ...]:

@@ -36,6 +36,10 @@ OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin", "optimizer_*", "global_step*
 _NAME = re.compile(rf"^{PREFIX}-(\d+)$")
 
 
+def is_checkpoint_name(name: str) -> bool:
+    return bool(_NAME.match(name))
+
+
 def checkpoint_step(folder: Path) -> int:
     """The training step a ``checkpoint-N`` folder was written at."""
     return int(_NAME.match(folder.name).group(1))

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from . import jsonfile, packaged
-from .checkpoints import PREFIX, check_checkpoint, latest_checkpoint, remove_partial
-from .config import DistillConfig, build_config, existing_part, load_yaml, save_config
+from .checkpoints import PREFIX, check_checkpoint, is_checkpoint_name, latest_checkpoint, remove_partial
+from .config import DistillConfig, build_config, existing_part, load_yaml, save_config, underscored
 from .data.tasks import TaskSpec, get_task
 from .distributed import is_first_process
 from .errors import DynaKDError
@@ -57,8 +57,8 @@ def recorded_config(folder: str | Path) -> dict[str, Any] | None:
     a folder DynaKD did not write."""
     folder = Path(folder)
     for where in (folder, folder.parent) if folder.name.startswith(f"{PREFIX}-") else (folder,):
-        if (where / CONFIG_NAME).is_file():
-            return load_yaml(where / CONFIG_NAME)  # a hand-edited one gets a config file's checks (duplicate keys)
+        if (where / CONFIG_NAME).is_file():  # a hand-edited one gets a config file's checks (duplicate keys), and
+            return underscored(load_yaml(where / CONFIG_NAME))  # its dashed keys are their underscored selves
     return None
 
 
@@ -298,7 +298,8 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
                 shutil.rmtree(out)
             else:  # this run, stopped before its first checkpoint: what it wrote goes, files of other origin stay
                 for entry in out.iterdir():
-                    if entry.name in (CONFIG_NAME, "runs") or entry.name.startswith(f"{PREFIX}-"):
+                    if entry.name == CONFIG_NAME or (entry.is_dir() and is_checkpoint_name(entry.name)) or (
+                            entry.name == "runs" and _tensorboard_only(entry)):
                         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         out.mkdir(parents=True, exist_ok=True)
         remove_partial(out)
@@ -311,14 +312,18 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
     return out
 
 
+def _tensorboard_only(folder: Path) -> bool:
+    """Whether ``folder`` holds TensorBoard event files alone (a run's ``runs/``, not a project's folder of runs)."""
+    return all(p.is_dir() or p.name.startswith("events.out.tfevents") for p in folder.rglob("*"))
+
+
 def discard_output(out: Path) -> None:
-    """Take back what ``prepare_output`` wrote for a run that stopped before training (its config; the folder too
-    when nothing else is in it)."""
-    (out / CONFIG_NAME).unlink(missing_ok=True)
-    try:
+    """Take back what ``prepare_output`` wrote for a run that stopped before training: its config and the folder,
+    when nothing else is in it. A folder holding other files (a run's earlier attempt, files of other origin) keeps
+    the config, so that the same command again recognises its run rather than a folder of strangers."""
+    if out.is_dir() and all(p.name == CONFIG_NAME for p in out.iterdir()):
+        (out / CONFIG_NAME).unlink(missing_ok=True)
         out.rmdir()
-    except OSError:  # other files: they are not this run's to delete
-        pass
 
 
 def describe_model(model, folder: Path) -> dict[str, Any]:
@@ -356,8 +361,8 @@ def write_metrics(
         record["max_seq_length"] = cfg.max_seq_length
         if task.is_qa:
             record["doc_stride"] = cfg.stride()
-        if cfg.dev_split is not None:  # scored on the part of dev the run held out
-            record["dev_split"] = cfg.dev_split
+        if cfg.dev_split is not None:  # scored on the part of dev the run held out (data_seed chose it)
+            record.update(dev_split=cfg.dev_split, data_seed=cfg.data_seed)
         if cfg.max_eval_samples is not None:  # a seeded subset, not the whole split
             record.update(max_eval_samples=cfg.max_eval_samples, data_seed=cfg.data_seed)
         if cfg.bf16 or cfg.fp16:  # under autocast (a run's own scores are in its precision, dynakd.yaml says which)

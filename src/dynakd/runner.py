@@ -227,7 +227,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     student, tokenizer, teacher, t_tok = _load_models(cfg, task, teacher_name)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
     encoded, qa_eval = encode(cfg, task, data, tokenizer, t_tok)
-    collator = DistillationCollator(tokenizer, t_tok, task.is_regression)
+    collator = DistillationCollator(tokenizer, t_tok, task.is_regression, qa=task.is_qa)
     args = training_args(cfg, out)
     main_process = args.process_index == 0
     if teacher is not None:
@@ -443,7 +443,7 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
     return EvalTrainer(
         model=model,
         args=args,
-        data_collator=DistillationCollator(tokenizer, None, task.is_regression),
+        data_collator=DistillationCollator(tokenizer, None, task.is_regression, qa=task.is_qa),
         compute_metrics=None if task.is_qa else _metric_fn(task),
         qa_eval=qa_eval,
     )
@@ -486,6 +486,9 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     out = Path(cfg.output or cfg.model)
     check_writable(out)  # before the data and the model load
     run_folder = not cfg.output or (out / CONFIG_NAME).is_file()  # the score goes beside the run's record
+    if (out / CONFIG_NAME).is_file() and not (out / "metrics.json").is_file():
+        raise DynaKDError(f"{out} holds an unfinished run: a metrics.json written there would mark it finished (and "
+                          "stop it resuming); give another --output")
     if run_folder:
         earlier_metrics(out)
     task, data = load_data(cfg, train=False, labels_of=cfg.model)

@@ -168,3 +168,6 @@ def test_an_auto_cache_of_another_format_is_rebuilt(tiny_teacher, tmp_path, caps
     out = capsys.readouterr().out
     assert "written in another format (another DynaKD version): rebuilding it" in out
     assert json.loads(meta.read_text())["version"] == FORMAT_VERSION
+    meta.write_text("{not json")  # unreadable: rebuilt too, not a traceback
+    assert main(distill_args(tiny_teacher, tmp_path / "c", "--method", "kd", "--teacher-cache", "auto")) == 0
+    assert json.loads(meta.read_text())["version"] == FORMAT_VERSION

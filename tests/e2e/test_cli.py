@@ -349,6 +349,9 @@ def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, t
     assert record["train"] == {"steps": 2} and record["evaluate"]["task"] == "qnli"
     assert main(["evaluate", "--model", str(out), "--no-progress", "--output", str(tmp_path / "fresh")]) == 0
     assert json.loads((tmp_path / "fresh" / "metrics.json").read_text())["command"] == "evaluate"
+    (other / "metrics.json").unlink()  # an unfinished run: a metrics.json would mark it finished
+    assert main(["evaluate", "--model", str(out), "--no-progress", "--output", str(other)]) == 2
+    assert "holds an unfinished run: a metrics.json written there would mark it finished" in capsys.readouterr().err
 
 
 def test_evaluate_of_a_model_not_in_a_local_folder_needs_an_output(tmp_path, capsys, monkeypatch):

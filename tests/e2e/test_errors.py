@@ -270,6 +270,9 @@ def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
     (out / "notes.txt").write_text("mine")
     assert main(distill_args(tiny_teacher, out, "--method", "pkd")) == 0
     assert (out / "notes.txt").read_text() == "mine" and (out / "metrics.json").is_file()
+    from dynakd.rundir import discard_output  # a restart that stops before training keeps its config beside them
+    discard_output(out)
+    assert (out / "dynakd.yaml").is_file() and (out / "notes.txt").is_file()
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")

@@ -90,9 +90,10 @@ def check_labels(data: DatasetDict, num_labels: int, regression: bool) -> None:
 class DistillationCollator:
     """Pads the student's (and the teacher's) encodings separately; labels become long or float tensors."""
 
-    def __init__(self, tokenizer, teacher_tokenizer=None, regression: bool = False, pad_to_multiple_of: int | None = 8):
+    def __init__(self, tokenizer, teacher_tokenizer=None, regression: bool = False, pad_to_multiple_of: int | None = 8,
+                 qa: bool = False):
         self.tokenizer, self.teacher_tokenizer = tokenizer, teacher_tokenizer
-        self.regression, self.multiple = regression, pad_to_multiple_of
+        self.regression, self.multiple, self.qa = regression, pad_to_multiple_of, qa
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         def is_student_key(k: str) -> bool:
@@ -100,7 +101,7 @@ class DistillationCollator:
 
         student = [{k: v for k, v in f.items() if is_student_key(k)} for f in features]
         # QA windows pad on the right whatever the tokenizer's side: answer positions and offsets count from the left
-        side = "right" if CONTEXT_MASK in features[0] else None
+        side = "right" if self.qa or CONTEXT_MASK in features[0] else None  # (evaluation windows have no mask)
         batch = dict(self.tokenizer.pad(student, pad_to_multiple_of=self.multiple, return_tensors="pt",
                                         padding_side=side))
         if self.teacher_tokenizer is not None:

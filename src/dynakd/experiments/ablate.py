@@ -50,6 +50,7 @@ from ..config import (
     load_yaml,
     merge_dicts,
     nest,
+    underscored,
 )
 from ..data import get_task, synthetic_serves
 from ..errors import DynaKDError
@@ -89,11 +90,11 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     unknown = set(raw) - SWEEP_KEYS
     if unknown:
         raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
-    base = _section(raw, "base", path)
+    base = underscored(_section(raw, "base", path))  # (dashed keys as their underscored selves, as configs read them)
     grids = _grids(raw.get("grid"), path)
     _check_teacher_data(grids, base, path)
     if smoke:
-        smoke_spec = _section(raw, "smoke", path)
+        smoke_spec = underscored(_section(raw, "smoke", path))
         override = smoke_spec.pop("grid", None) or {}
         if not isinstance(override, dict):
             raise DynaKDError(f"{path}: 'smoke.grid' must be one mapping of overrides, applied to every grid")
@@ -102,8 +103,8 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
             grid.update(override)
             grid["seed"] = grid.get("seed", [42])[:1]  # one seed a grid: the smoke run checks the plumbing
             if "transfer_samples" in grid and "transfer_samples" not in override:  # a transfer set, as small
-                grid["transfer_samples"] = [min(n, SMOKE_TRANSFER) for n in grid["transfer_samples"]]
-        if "transfer_samples" in base and "transfer_samples" not in smoke_spec:
+                grid["transfer_samples"] = [min(n, SMOKE_TRANSFER) if n else n for n in grid["transfer_samples"]]
+        if base.get("transfer_samples") and "transfer_samples" not in smoke_spec:
             smoke_spec["transfer_samples"] = min(base["transfer_samples"], SMOKE_TRANSFER)
         base = merge_dicts(base, {**DEFAULT_SMOKE, **smoke_spec})
         if base.get("data_dir") and not Path(base["data_dir"]).is_dir():  # the plumbing can still be checked
@@ -115,7 +116,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
             print(f"[ablate] warning: data_dir {base.pop('data_dir')} is not a folder here: this smoke run uses the "
                   "synthetic corpus, and the real sweep will fail until the data is there", file=sys.stderr, flush=True)
             base["synthetic"] = True
-    teacher = _section(raw, "teacher", path)
+    teacher = underscored(_section(raw, "teacher", path))
     if not isinstance(teacher.get("per_seed", False), bool):
         raise DynaKDError(f"{path}: teacher.per_seed: expected true or false, got {teacher['per_seed']!r}")
     for key in ("name", "output"):
@@ -154,17 +155,18 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
 
 # The task and data a sweep's teacher is fine-tuned on (once per seed, from base): a grid over one would distil cells
 # from a teacher of another task or data, or (other dev rows held out) one that trained on the cell's evaluation rows.
-TEACHER_DATA_KEYS = ("task", "data_dir", "train_file", "validation_file", "text_columns", "label_column", "dev_split")
+TEACHER_DATA_KEYS = ("task", "data_dir", "train_file", "validation_file", "text_columns", "label_column", "dev_split",
+                     "train_articles", "synthetic")
 
 
 def _check_teacher_data(grids: list[dict[str, list[Any]]], base: dict[str, Any], path: str | Path) -> None:
-    dev_split = base.get("dev_split") is not None
+    held_out = base.get("dev_split") is not None or bool(base.get("synthetic"))  # rows data_seed chooses
     for grid in grids:
-        keys = [k for k in grid if k in TEACHER_DATA_KEYS or (k == "data_seed" and dev_split)]
+        keys = [k for k in grid if k in TEACHER_DATA_KEYS or (k == "data_seed" and held_out)]
         if keys:
             raise DynaKDError(f"{path}: grid over {', '.join(keys)}: a sweep fine-tunes its teacher on base's task and "
-                              "data, so every cell must share them (with dev_split, data_seed chooses the held-out "
-                              "rows too); write one sweep file per task or data")
+                              "data, so every cell must share them (with dev_split or synthetic data, data_seed "
+                              "chooses the evaluation rows too); write one sweep file per task or data")
 
 
 def _section(raw: dict[str, Any], key: str, path: str | Path) -> dict[str, Any]:
@@ -185,7 +187,7 @@ def _grids(spec: Any, path: str | Path) -> list[dict[str, list[Any]]]:
     empty = sorted({k for g in specs for k, v in g.items() if v == [] or v is None})
     if empty:  # a product with an empty factor has no cells: that grid would vanish without a word
         raise DynaKDError(f"{path}: grid option(s) {empty} list no values")
-    return [{k: v if isinstance(v, list) else [v] for k, v in g.items()} for g in specs]
+    return [{str(k).replace("-", "_"): v if isinstance(v, list) else [v] for k, v in g.items()} for g in specs]
 
 
 def cells(sweep: Sweep) -> list[dict[str, Any]]:

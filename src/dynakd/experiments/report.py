@@ -241,7 +241,7 @@ def build_report(folder: str | Path) -> Path:
         caption = "The plot shows each method at its best setting (the second table): too many settings for one.\n\n"
     plot_ablation(plotted, folder / "ablation.png", metric)
     copy_alignment_plots(records, folder)
-    name = folder.resolve().name  # (`dynakd report .` has no name of its own)
+    name = folder.name or folder.resolve().name  # (`dynakd report .` has no name of its own)
     name = f"{folder.resolve().parent.name} (smoke)" if name == "smoke" else name
     text = markdown(rows, metric, f"Ablation: {name}")
     text += "\n" + caption + "![ablation](ablation.png)\n"
