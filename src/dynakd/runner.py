@@ -485,8 +485,9 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
         raise DynaKDError(f"{cfg.model} is not a local folder to write metrics.json into: give --output DIR")
     out = Path(cfg.output or cfg.model)
     check_writable(out)  # before the data and the model load
-    run_folder = not cfg.output or (out / CONFIG_NAME).is_file()  # the score goes beside the run's record
-    if (out / CONFIG_NAME).is_file() and not (out / "metrics.json").is_file():
+    holds_run = (out / CONFIG_NAME).is_file()
+    run_folder = not cfg.output or holds_run  # the score goes beside the run's record
+    if holds_run and not (out / "metrics.json").is_file():
         raise DynaKDError(f"{out} holds an unfinished run: a metrics.json written there would mark it finished (and "
                           "stop it resuming); give another --output")
     if run_folder:

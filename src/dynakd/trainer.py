@@ -17,7 +17,6 @@ from collections import defaultdict
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformers import Trainer
 from transformers.trainer import TRAINER_STATE_NAME
@@ -38,7 +37,7 @@ from .checkpoints import (
     save_distiller_state,
     save_launch,
 )
-from .data.sampler import EpochLengthGroupedSampler
+from .data.sampler import EpochLengthGroupedSampler, derived_seed
 from .data.squad import QAEval
 from .distiller import Distiller
 from .errors import DynaKDError
@@ -236,9 +235,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             if self.teacher is None:
                 raise DynaKDError(f"method '{self.distiller.cfg.method}' needs the teacher: pass teacher=..., or a "
                                   f"teacher_cache and training rows with an '{EXAMPLE_ID}' column")
-            self.teacher.eval()
-            with torch.no_grad(), self.accelerator.autocast():  # same mixed precision as the student
-                teacher = capture(self.teacher, teacher_inputs, hidden=needs_hidden)
+            teacher = self._teacher_capture(teacher_inputs, hidden=needs_hidden)
         if CONTEXT_MASK in inputs:  # extractive QA: the context tokens (one tokenizer, so the teacher's too)
             student.context = inputs[CONTEXT_MASK]
             if teacher is not None:
@@ -286,18 +283,23 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         if not self._sensitivity:
             return None
         cfg = self.distiller.cfg
-        seed = cfg.seed * 1_000_003 + self.state.global_step
-        if self._micro_batch or self.args.process_index:  # noise of their own for each micro-batch and process (the
-            # first of each step on process 0 keeps the seed it always had, so single-process runs repeat exactly)
-            seed = int(np.random.SeedSequence([seed, self._micro_batch, self.args.process_index]).generate_state(1)[0])
+        # noise of their own for each micro-batch and process (the first of a step on process 0 keeps the seed it
+        # always had, so single-process runs repeat exactly)
+        seed = derived_seed(cfg.seed * 1_000_003 + self.state.global_step, self._micro_batch, self.args.process_index)
         std, mask = cfg.dynamics.sensitivity_noise, student_inputs.get("attention_mask")
         s_emb = perturbed_embeddings(self.accelerator.unwrap_model(model), student_inputs["input_ids"], std, seed, mask)
         s = capture(model, student_inputs, inputs_embeds=s_emb)
-        with torch.no_grad(), self.accelerator.autocast():  # the clean forward's precision (compute_loss)
+        with torch.no_grad():
             t_emb = perturbed_embeddings(self.teacher, teacher_inputs["input_ids"], std, seed,
                                          teacher_inputs.get("attention_mask"))
-            t = capture(self.teacher, teacher_inputs, inputs_embeds=t_emb)
-        return s, t
+        return s, self._teacher_capture(teacher_inputs, inputs_embeds=t_emb)
+
+    def _teacher_capture(self, teacher_inputs, **kwargs):
+        """The frozen teacher's features: eval mode, no graph, under the student's mixed precision (the Trainer's
+        autocast wraps the prepared student alone), for every forward of the teacher in a step."""
+        self.teacher.eval()
+        with torch.no_grad(), self.accelerator.autocast():
+            return capture(self.teacher, teacher_inputs, **kwargs)
 
     def _accumulate(self, out) -> None:
         for name, value in out.terms.items():  # tensors: no device sync until the values are logged

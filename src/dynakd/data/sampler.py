@@ -7,6 +7,13 @@ import torch
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 
+def derived_seed(seed: int, *keys: int) -> int:
+    """A seed of its own for each ``keys`` (an epoch; a micro-batch and a process), mixed by numpy's SeedSequence
+    rather than added (seed s + epoch e would be seed s + e's epoch 0); ``seed`` itself while every key is 0, so runs
+    that never reach another key repeat those made before the keys existed."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0]) if any(keys) else seed
+
+
 class EpochLengthGroupedSampler(LengthGroupedSampler):
     """transformers' length-grouped order (``group_by_length``), drawn from the seed and the epoch rather than from
     the global generator. The Trainer's own random sampler is seeded per epoch (accelerate); this one was not, so a run
@@ -21,9 +28,5 @@ class EpochLengthGroupedSampler(LengthGroupedSampler):
         self.epoch = epoch
 
     def __iter__(self):
-        # epoch e of seed s must not be epoch 0 of seed s + e (runs of seeds 1-3 would share most of their batches);
-        # epoch 0 keeps the seed it always had, so one-epoch runs repeat earlier ones
-        seed = self.seed if self.epoch == 0 else int(
-            np.random.SeedSequence([self.seed, self.epoch]).generate_state(1)[0])
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(derived_seed(self.seed, self.epoch))
         return super().__iter__()

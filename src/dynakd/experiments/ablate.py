@@ -187,7 +187,7 @@ def _grids(spec: Any, path: str | Path) -> list[dict[str, list[Any]]]:
     empty = sorted({k for g in specs for k, v in g.items() if v == [] or v is None})
     if empty:  # a product with an empty factor has no cells: that grid would vanish without a word
         raise DynaKDError(f"{path}: grid option(s) {empty} list no values")
-    return [{str(k).replace("-", "_"): v if isinstance(v, list) else [v] for k, v in g.items()} for g in specs]
+    return [{k: v if isinstance(v, list) else [v] for k, v in underscored(g).items()} for g in specs]
 
 
 def cells(sweep: Sweep) -> list[dict[str, Any]]:
