@@ -291,14 +291,33 @@ def underscored(layer: dict[str, Any]) -> dict[str, Any]:
     return {str(k).replace("-", "_"): underscored(v) if isinstance(v, dict) else v for k, v in layer.items()}
 
 
-def merge_dicts(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def merge_dicts(base: dict[str, Any], update: dict[str, Any], unset: bool = False) -> dict[str, Any]:
+    """``update`` over ``base``, nested mappings merged key by key. With ``unset``, a ``None`` (``key:`` or
+    ``key: null`` in YAML, ``--set key=``) removes the key, so a later config layer can give one back to its
+    default."""
     out = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_dicts(out[key], value)
+        if value is None and unset:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_dicts(out[key], value, unset)
         else:
             out[key] = value
     return out
+
+
+def merge_layers(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Config layers merged, later wins, a ``None`` unsets (``merge_dicts``); keys spelt with dashes
+    (max-seq-length) meet their underscored selves of other layers."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = merge_dicts(merged, underscored(layer), unset=True)
+    return merged
+
+
+def without_unset(layer: dict[str, Any]) -> dict[str, Any]:
+    """``layer`` without the keys it sets to ``None`` (nested ones too): what it sets, read on its own."""
+    return {k: without_unset(v) if isinstance(v, dict) else v for k, v in layer.items() if v is not None}
 
 
 def existing_part(path: Path) -> Path:
@@ -378,14 +397,13 @@ def parse_override(text: str) -> dict[str, Any]:
 def parse_layer(layer: dict[str, Any]) -> None:
     """Check one config layer's keys, value types and list choices on their own (how layers combine is
     ``build_config``'s)."""
-    _check_dynamics_choices(_from_dict(DistillConfig, {k: v for k, v in layer.items() if v is not None}).dynamics)
+    _check_dynamics_choices(_from_dict(DistillConfig, without_unset(layer)).dynamics)
 
 
 def build_config(*layers: dict[str, Any]) -> DistillConfig:
-    """Merge config layers (later wins), parse them into a DistillConfig and validate it."""
-    merged: dict[str, Any] = {}
-    for layer in layers:  # keys spelt with dashes (max-seq-length) meet their underscored selves of other layers
-        merged = merge_dicts(merged, underscored({k: v for k, v in layer.items() if v is not None}))
+    """Merge config layers (later wins; a ``None`` gives a key set by an earlier layer back to its default), parse
+    them into a DistillConfig and validate it."""
+    merged = merge_layers(*layers)
     method = merged.get("method", "full")
     if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
         probe = DistillConfig(method=method)

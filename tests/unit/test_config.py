@@ -483,3 +483,28 @@ def test_a_dashed_key_is_its_underscored_self_in_every_layer():
     assert build_config({"max_seq_length": 64}, {"max-seq-length": 32}).max_seq_length == 32
     assert build_config({"dynamics": {"ema_momentum": 0.9}}, {"dynamics": {"ema-momentum": 0.5}}).dynamics \
         .ema_momentum == 0.5
+
+
+def test_an_empty_value_gives_a_key_back_to_its_default(tmp_path):
+    """``--set hidden_weight=`` (or ``: null`` in a later layer) could not undo what a config file set: empty values
+    were dropped, so the file's value stood. Now a None unsets the key, nested ones too, and a sweep cell's null
+    unsets the base's."""
+    from dynakd.cli import _parser
+    from dynakd.cli.options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, config_from_args, given_settings
+
+    config = tmp_path / "run.yaml"
+    config.write_text("method: full\nhidden_weight: 0.5\nmax_train_samples: 100\n"
+                      "dynamics: {reference: ema, distance: cosine}\n")
+    groups = [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS]
+    argv = ["distill", "--teacher", "t", "--config", str(config)]
+    cfg = config_from_args(_parser().parse_args(argv), groups)
+    assert (cfg.hidden_weight.start, cfg.max_train_samples, cfg.dynamics.reference) == (0.5, 100, "ema")
+    args = _parser().parse_args([*argv, "--set", "hidden_weight=", "--set", "max_train_samples=null",
+                                 "--set", "dynamics.reference="])
+    cfg = config_from_args(args, groups)
+    assert cfg.hidden_weight is None and cfg.max_train_samples is None
+    assert (cfg.dynamics.reference, cfg.dynamics.distance) == ("batch", "cosine")  # the section's other keys stay
+    assert given_settings(args, groups)["hidden_weight"] is None  # given (as its default): a teacher does not lend it
+    assert build_config({"beta": 3.0}, {"beta": None}).beta_schedule() == DistillConfig().beta_schedule()
+    assert build_config({"dynamics": {"weights": {"relations": 0.5}}}, {"dynamics": None}).dynamics == \
+        build_config({}).dynamics

@@ -13,6 +13,7 @@ from ..config import (
     build_config,
     load_yaml,
     merge_dicts,
+    merge_layers,
     nest,
     parse_layer,
     parse_override,
@@ -133,7 +134,8 @@ def config_from_args(
 
 
 def given_settings(args: argparse.Namespace, groups: list[dict]) -> dict[str, Any]:
-    """The settings the command gives itself (--config, --set and flags merged, nested), without any defaults."""
+    """The settings the command gives itself (--config, --set and flags merged, nested), without any defaults. A key
+    a layer unsets stays, as None: the command gives it (its default)."""
     yaml_layer, overrides, flags = _layers(args, groups, None)
     return functools.reduce(merge_dicts, map(underscored, [yaml_layer, *overrides, flags]), {})
 
@@ -147,7 +149,7 @@ def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, An
             parse_layer(layer)
         except DynaKDError as e:
             raise DynaKDError(f"{source}: {e}") from None
-    before_flags = functools.reduce(merge_dicts, [defaults or {}, yaml_layer, *overrides], {})
+    before_flags = merge_layers(defaults or {}, yaml_layer, *overrides)
     flags: dict[str, Any] = {}
     for group in groups:
         for flag, (key, _, _) in group.items():
