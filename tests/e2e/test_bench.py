@@ -57,6 +57,30 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     assert all(v >= 0 for p in phases.values() for k, v in p.items() if k != "backward_optimizer_data")
 
 
+def test_bench_times_a_whole_epoch(tiny_teacher, tmp_path, capsys):
+    """--epoch: each configuration trains one whole epoch (36 rows in batches of 8: 5 steps), timed from its first
+    step to its last; the teacher pass that fills the cache is timed apart and added to each cached row's epoch."""
+    out = tmp_path / "bench.json"
+    args = ["bench", "--teacher", str(tiny_teacher), "--synthetic", "--max-train-samples", "36", "--batch-size", "8",
+            "--epoch", "--methods", "task,kd", "--output", str(out)]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    rows = {(r["method"], r["cache"]): r for r in result["rows"]}
+    assert set(rows) == {("task", False), ("kd", False), ("kd", True)}
+    assert result["setup"]["epoch"] is True and result["setup"]["repeats"] == 1
+    assert all(len(r["batch_shapes"]) == 5 and r["steps_timed"] == 5 and r["epoch_s"] > 0 for r in rows.values())
+    assert all(r["same_batches_as_task"] for r in rows.values())
+    assert rows[("task", False)]["ratio_to_task"] == 1.0
+    assert result["teacher_pass_s"] > 0
+    cached = rows[("kd", True)]
+    assert cached["epoch_with_teacher_pass_s"] == pytest.approx(cached["epoch_s"] + result["teacher_pass_s"], abs=0.02)
+    assert "epoch_with_teacher_pass_s" not in rows[("kd", False)]
+    printed = capsys.readouterr().out
+    assert "the teacher pass that filled the cache" in printed and "with the teacher pass" in printed
+    assert main([*args[:-2], "--steps", "3"]) == 2  # an epoch has its own length
+    assert "--steps and --warmup do not apply" in capsys.readouterr().err
+
+
 def test_a_compiled_bench_times_whole_steps(tiny_teacher, tmp_path, monkeypatch):
     """Under ``--torch-compile-mode`` nothing inside the compiled code is wrapped (a timer there would split the graph
     and sync the GPU), so there are no phases; the batch shapes still come from the collator."""

@@ -114,10 +114,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="task,kd,full", help="comma-separated methods (default task,kd,full)")
     p.add_argument("--aligners", default="fixed,attention,ot",
                    help="comma-separated aligners for layer methods (default fixed,attention,ot)")
-    p.add_argument("--steps", type=int, default=30, help="timed steps per configuration (default 30)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps (default 5)")
-    p.add_argument("--repeats", type=int, default=3,
-                   help="times each configuration is run, interleaved with the others (default 3)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per configuration (default 30)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed warm-up steps (default 5)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="times each configuration is run, interleaved with the others (default 3; 1 with --epoch)")
+    p.add_argument("--epoch", action="store_true",
+                   help="time one whole epoch over the training rows per configuration instead of --steps steps "
+                        "(the teacher pass that fills the cache timed apart)")
 
     p = sub.add_parser("demo", help="offline demo: fine-tune MiniLM, distil 2-layer students with kd and full, compare")
     p.add_argument("--task", default="sst2", choices=("sst2", "squad"), help="sst2 (default) or squad")
@@ -224,12 +227,17 @@ def _bench(args: argparse.Namespace) -> None:
     from ..demo import teacher_base
     from ..experiments.bench import run_bench
 
+    if args.epoch and (args.steps is not None or args.warmup is not None):
+        raise DynaKDError("--epoch times one whole epoch, its first steps included: --steps and --warmup do not apply")
+
     out = args.output
     args.output = None  # the bench writes a JSON file, not a run folder
     defaults = {"teacher": teacher_base(), **BENCH_DEFAULTS}  # --teacher over a --config or --set one, as flags are
     cfg = config_from_args(args, BENCH_FLAGS, defaults=defaults, **({"teacher": args.teacher} if args.teacher else {}))
     run_bench(cfg, methods=names(args.methods, "--methods"), aligners=names(args.aligners, "--aligners"),
-              steps=args.steps, warmup=args.warmup, output=Path(out) if out else None, repeats=args.repeats)
+              steps=30 if args.steps is None else args.steps, warmup=5 if args.warmup is None else args.warmup,
+              output=Path(out) if out else None, epoch=args.epoch,
+              repeats=(1 if args.epoch else 3) if args.repeats is None else args.repeats)
 
 
 def names(value: str, flag: str) -> list[str]:

@@ -14,6 +14,7 @@ of each configuration.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import platform
 import tempfile
@@ -26,6 +27,7 @@ from statistics import median, quantiles
 from typing import Any
 
 import torch
+import transformers
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
@@ -170,6 +172,9 @@ class CudaPeak:
     """CUDA's allocator peak above the level at the start of the block (MiB)."""
 
     def __enter__(self):
+        gc.collect()  # what the configuration before left for the collector is not this one's baseline
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         self.base = torch.cuda.memory_allocated()
         return self
@@ -199,7 +204,10 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     args = dataclasses.replace(args, report_to=[], disable_tqdm=True, logging_steps=10**9,
                                logging_first_step=False, eval_strategy="no",
                                save_strategy="no", dataloader_num_workers=0)
+    builds = cache_on and not cache_dir.exists()  # the configurations share one cache: the first builds it
+    start = time.perf_counter()
     cache = prepare_teacher_cache(cfg, teacher, train, collator, args.device) if cache_on else None
+    teacher_pass_s = round(time.perf_counter() - start, 2) if builds else None
     set_dataset_reference(cfg, distiller, teacher, cache, train, collator, args.device)  # as a run does
     if cache is not None:
         train = train.add_column(EXAMPLE_ID, list(range(len(train))))
@@ -242,7 +250,7 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     step_ms = 1000 * sum(timed) / len(timed)  # phases are means per step, so the remainder is taken from the mean
     peak = round(meter.mib, 1) if meter is not None else None
     return {"times": timer.times, "peak_mib": peak, "cache": cache is not None,
-            "phases_ms": phases.per_step_ms(step_ms), "batch_shapes": shapes,
+            "phases_ms": phases.per_step_ms(step_ms), "batch_shapes": shapes, "teacher_pass_s": teacher_pass_s,
             "ops_per_step": ops.per_step if ops is not None else None}
 
 
@@ -259,9 +267,14 @@ def summarise(times: list[float], warmup: int) -> dict[str, float]:
 
 
 def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], steps: int, warmup: int,
-              output: Path | None, repeats: int = 3) -> dict[str, Any]:
-    """Time every (method, aligner, cache) configuration; print a table; write JSON if ``output``."""
-    if min(steps, repeats) < 1 or warmup < 0:
+              output: Path | None, repeats: int = 3, epoch: bool = False) -> dict[str, Any]:
+    """Time every (method, aligner, cache) configuration; print a table; write JSON if ``output``. With ``epoch``,
+    each configuration trains one whole epoch over the training rows instead (``steps`` and ``warmup`` unused), timed
+    from its first step to its last: what a run pays, its first slow steps included; the teacher pass that fills the
+    cache is timed apart (``teacher_pass_s``), since one cache serves every run on those rows."""
+    if epoch:
+        steps, warmup = 0, 0
+    if (not epoch and steps < 1) or repeats < 1 or warmup < 0:
         raise DynaKDError(f"bench needs --steps >= 1, --repeats >= 1, --warmup >= 0 (got {steps}, {repeats}, {warmup})")
     for method, align, _ in configurations(methods, aligners):  # every name, before minutes of timing
         build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align}})
@@ -283,10 +296,15 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     tokenizer = load_tokenizer(base.teacher)
     data = tokenize(data, tokenizer, base.max_seq_length)
     with tempfile.TemporaryDirectory(prefix="dynakd-bench-") as tmp:
-        rows = _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, Path(tmp))
+        rows = _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, Path(tmp),
+                          epoch)
     floor = next((r for r in rows if r["method"] == "task"), None)
+    measure = "epoch_s" if epoch else "median_ms"  # an epoch's wall time, or the median step
+    teacher_pass = next((r["teacher_pass_s"] for r in rows if r.get("teacher_pass_s") is not None), None)
     for r in rows:
-        r["ratio_to_task"] = round(r["median_ms"] / floor["median_ms"], 3) if floor else None
+        r["ratio_to_task"] = round(r[measure] / floor[measure], 3) if floor else None
+        if epoch and r["cache"] and teacher_pass is not None:  # a single run pays for its cache
+            r["epoch_with_teacher_pass_s"] = round(r["epoch_s"] + teacher_pass, 2)
         counted = floor and floor["ops_per_step"] and r["ops_per_step"]
         r["ops_ratio_to_task"] = round(r["ops_per_step"] / floor["ops_per_step"], 3) if counted else None
         # ratios compare like with like only when every configuration trained on the same batches in the same order
@@ -295,10 +313,14 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
           flush=True)
     for r in rows:
         print("  " + format_row(r), flush=True)
-    if steps * repeats < 20:
+    if not epoch and steps * repeats < 20:
         print(f"note: {steps * repeats} timed steps per configuration; medians of so few steps move with the "
               "machine's load (the defaults time 30 steps x 3 repeats)", flush=True)
-    result = {"rows": rows, "setup": setup_info(base, steps, warmup) | {"repeats": repeats}}
+    if teacher_pass is not None:
+        print(f"the teacher pass that filled the cache: {teacher_pass:.1f} s (one cache serves every run on these "
+              "rows)", flush=True)
+    result = {"rows": rows, "setup": setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch},
+              "teacher_pass_s": teacher_pass}
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(jsonfile.dumps(result, indent=1))
@@ -309,10 +331,13 @@ MEMORY_STEPS = 3  # the first batches, the optimiser's state created on the way:
 PHASE_STEPS = 10  # timed steps of the run that splits a step into phases (after the warm-up)
 
 
-def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, tmp: Path) -> list:
+def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, tmp: Path,
+               epoch: bool = False) -> list:
     """Each repeat times every configuration once, in turn (each repeat in a rotated order), so a slow spell of the
     machine spreads over all of them instead of landing on one; the rows pool the timed steps of all repeats. The
-    first repeat also runs the short phase and counting runs of each configuration."""
+    first repeat also runs the short phase and counting runs of each configuration (the phase run not for ``epoch``:
+    a whole epoch is timed as one)."""
+    length = {"epochs": 1, "max_steps": -1} if epoch else {"max_steps": steps + warmup}
     cache_dir = tmp / "cache"
     runs: dict[tuple, list[dict]] = defaultdict(list)
     if torch.cuda.is_available():  # the CUDA context, cuBLAS workspaces and kernel choices: paid here, not by row 1
@@ -320,15 +345,14 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
         bench_one(first, teacher, tokenizer, data, task, None, tmp)
     for repeat in range(repeats):
         for method, align, cache_on in rotated(list(configurations(methods, aligners)), repeat, repeats):
-            cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align},
-                                                            "max_steps": steps + warmup})
+            cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align}, **length})
             if cache_on and cache_blocker(cfg):
                 if repeat == 0:
                     print(f"bench: no cached row for {method}: {cache_blocker(cfg)}", flush=True)
                 continue
             cache = cache_dir if cache_on else None
             res = bench_one(cfg, teacher, tokenizer, data, task, cache, tmp, warmup)
-            if repeat == 0 and not cfg.torch_compile:
+            if repeat == 0 and not cfg.torch_compile and not epoch:
                 # phases from a run of their own: the timed steps carry no timers, each of which would make the host
                 # wait for the GPU's queue (on a CPU it waits for nothing)
                 split = dataclasses.replace(cfg, max_steps=warmup + PHASE_STEPS)
@@ -345,12 +369,12 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
                 if res["peak_mib"] is None:
                     res["peak_mib"] = counted["peak_mib"]
             runs[(method, align, cache_on)].append(res)
-            row = _row(method, align, runs[(method, align, cache_on)], warmup)
+            row = _row(method, align, runs[(method, align, cache_on)], warmup, epoch)
             print(f"[{repeat + 1}/{repeats}] " + format_row(row), flush=True)
-    return [_row(method, align, results, warmup) for (method, align, _), results in runs.items()]
+    return [_row(method, align, results, warmup, epoch) for (method, align, _), results in runs.items()]
 
 
-def _row(method: str, align: str, results: list[dict], warmup: int) -> dict[str, Any]:
+def _row(method: str, align: str, results: list[dict], warmup: int, epoch: bool = False) -> dict[str, Any]:
     timed = [t for r in results for t in after_warmup(r["times"], warmup)]
     phases = results[0]["phases_ms"]  # measured in the first repeat only
     shapes = [r["batch_shapes"] for r in results]
@@ -360,7 +384,10 @@ def _row(method: str, align: str, results: list[dict], warmup: int) -> dict[str,
             "ops_per_step": results[0]["ops_per_step"],
             "repeat_medians_ms": [round(1000 * median(after_warmup(r["times"], warmup)), 2) for r in results],
             "phases_ms": phases, "batch_shapes": shapes[0],
-            "same_batches_each_repeat": all(x == shapes[0] for x in shapes)}
+            "same_batches_each_repeat": all(x == shapes[0] for x in shapes),
+            "teacher_pass_s": next((r["teacher_pass_s"] for r in results if r["teacher_pass_s"] is not None), None),
+            **({"epoch_s": round(median(sum(r["times"]) for r in results), 2),
+                "repeat_epochs_s": [round(sum(r["times"]), 2) for r in results]} if epoch else {})}
 
 
 def rotated(configs: list, repeat: int, repeats: int) -> list:
@@ -384,6 +411,10 @@ def format_row(r: dict[str, Any]) -> str:
     phases = " ".join(f"{k}={v:.1f}" for k, v in r.get("phases_ms", {}).items())
     ops = r.get("ops_per_step") or "-"
     ratio = f"  {r['ratio_to_task']:.2f}x task" if r.get("ratio_to_task") is not None else ""  # once all ran
+    if "epoch_s" in r:
+        ratio = f"  epoch {r['epoch_s']:.1f} s" + ratio + (
+            f" ({r['epoch_with_teacher_pass_s']:.1f} s with the teacher pass)" if r.get("epoch_with_teacher_pass_s")
+            else "")
     return (f"{r['method']:>9} {r['align']:>9} {cache:>5}  {r['median_ms']:8.1f} ms/step "
             f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}]{ratio}  peak +{r['peak_mib']:.0f} MiB  {ops} ops  | {phases}")
 
@@ -411,5 +442,8 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
             "max_train_samples": base.max_train_samples, "group_by_length": base.group_by_length,
             "batch_size": base.batch_size, "max_seq_length": base.max_seq_length, "steps": steps, "warmup": warmup,
             "device": device, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "seed": base.seed, "fp16": base.fp16, "bf16": base.bf16,
+            "teacher_cache_dtype": base.teacher_cache_dtype,
+            "align": {k: v for k, v in dataclasses.asdict(base.align).items() if k != "name"},
             "torch_compile": base.torch_compile, "torch_compile_mode": base.torch_compile_mode,
             "cuda_graphs": base.cuda_graphs, "date": time.strftime("%Y-%m-%d")}
