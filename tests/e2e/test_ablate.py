@@ -345,13 +345,16 @@ def test_bad_shard_is_refused(shard, capsys):
 
 def test_paired_delta():
     d = paired_delta({1: 81.0, 2: 82.0, 3: 83.0}, {1: 80.0, 2: 80.5, 3: 81.5})
-    assert abs(d[0] - 4 / 3) < 1e-9 and d[1] < d[0] < d[2] and d[3] == 3
+    assert abs(d.mean - 4 / 3) < 1e-9 and d.low < d.mean < d.high and d.pairs == 3
+    assert (d.ahead, d.tied, d.behind) == (3, 0, 0)
+    d = paired_delta({1: 81.0, 2: 80.5, 3: 80.0, 4: 90.0}, {1: 80.0, 2: 80.5, 3: 81.5})  # seed 4 has no pair
+    assert (d.pairs, d.ahead, d.tied, d.behind) == (3, 1, 1, 1)
 
 
 def test_best_settings_pairs_each_method_at_its_best_with_kd_at_its_best():
     def row(method, variant, by_seed, align="-"):
         return {"depth": 2, "method": method, "align": align, "variant": variant, "scores": list(by_seed.values()),
-                "by_seed": by_seed}
+                "by_seed": by_seed, "delta": None if method == "kd" or variant == "beta=30" else (0.0,)}
 
     rows = [row("kd", "lr=0.0001", {1: 80.0, 2: 80.5, 3: 81.0}),
             row("kd", "lr=0.0004", {1: 83.0, 2: 82.5, 3: 83.5}),
@@ -363,9 +366,29 @@ def test_best_settings_pairs_each_method_at_its_best_with_kd_at_its_best():
     assert best["full"]["variant"] == "lr=0.0002"
     assert abs(best["full"]["delta"][0] - (-0.5 + 0.5 - 0.5) / 3) < 1e-9
     assert best_settings([rows[0], rows[2]]) == []  # one setting per method: the main table says it all
+    # ... unless a method ran at a setting of its own (kd at 4e-4, full at 2e-4): no Δ in the main table, so the
+    # second table pairs them
+    alone = dict(rows[3], delta=None)
+    best = {r["method"]: r for r in best_settings([rows[1], alone])}
+    assert best["full"]["delta"].pairs == 3 and abs(best["full"]["delta"].mean + 0.5 / 3) < 1e-9
     # two more seeds of the 1e-4 row (poor ones) do not change its rank: rows compete on the seeds they share
     rows[2] = row("full", "lr=0.0001", {1: 83.0, 2: 83.5, 3: 83.0, 4: 70.0, 5: 70.0})
     assert {r["method"]: r for r in best_settings(rows)}["full"]["variant"] == "lr=0.0001"
+
+
+def test_methods_tuned_apart_are_paired_in_the_second_table(tmp_path):
+    """`kd` at one learning rate and `full` at another (each at its best): the main table has no `kd` of full's
+    settings, so its Δ is '-'. The report said nothing more; now the second table pairs them, and each Δ counts the
+    seeds it is ahead, tied and behind in."""
+    records = [json.loads(x) for x in (ROOT / "benchmarks" / "b1-pilot-L2" / "results.jsonl").read_text().splitlines()]
+    for r in records:
+        r["cell"]["lr"] = 4e-4 if r["method"] == "kd" else 6e-4
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    text = build_report(tmp_path).read_text()
+    main_table, best = text.split("## Each method at its best setting")
+    assert "| 2 | full | ot | lr=0.0006 | 81.27 ± 0.40 | 3 | - |" in main_table
+    assert "the second table pairs it" in main_table
+    assert "| 2 | full | ot | lr=0.0006 | 81.27 ± 0.40 | 3 | +0.61 [-0.79, +2.02] (3/0/0) |" in best
 
 
 def test_a_report_with_too_many_settings_plots_each_method_at_its_best(tmp_path, monkeypatch):
@@ -593,7 +616,7 @@ def test_a_score_that_could_not_be_computed_is_written_as_null_and_reported_as_n
     assert {r["eval"]["loss"] for r in records} == {None}
     report = build_report(results.parent).read_text()
     assert "| 1 | kd | - | - | nan ± nan | 2 | - | 75.00 |" in report
-    assert "| 1 | full | ot | - | nan ± nan | 2 | +nan [+nan, +nan] | 75.00 |" in report
+    assert "| 1 | full | ot | - | nan ± nan | 2 | +nan [+nan, +nan] (0/1/0) | 75.00 |" in report
 
     from dynakd.config import build_config
     from dynakd.data import get_task

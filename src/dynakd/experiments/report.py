@@ -16,7 +16,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from scipy import stats
 
@@ -117,16 +117,30 @@ def variant(record: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(record.get("cell", {}).items()) if k not in skip) or "-"
 
 
-def paired_delta(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float, int] | None:
+class Delta(NamedTuple):
+    """A row's paired difference to ``kd``: the mean over shared seeds, its 95% t interval (NaN for one pair), the
+    number of pairs and how many of them the row is ahead in, tied or behind."""
+
+    mean: float
+    low: float
+    high: float
+    pairs: int
+    ahead: int
+    tied: int
+    behind: int
+
+
+def paired_delta(a: dict[int, float], b: dict[int, float]) -> Delta | None:
     """Mean of ``a - b`` over shared seeds and its 95% t interval."""
     seeds = sorted(set(a) & set(b))
     if not seeds:
         return None
     d = [a[s] - b[s] for s in seeds]
+    signs = (sum(x > 0 for x in d), sum(x == 0 for x in d), sum(x < 0 for x in d))
     if len(d) < 2:
-        return d[0], math.nan, math.nan, 1
+        return Delta(d[0], math.nan, math.nan, 1, *signs)
     half = stats.t.ppf(0.975, len(d) - 1) * stdev(d) / math.sqrt(len(d))
-    return mean(d), mean(d) - half, mean(d) + half, len(d)
+    return Delta(mean(d), mean(d) - half, mean(d) + half, len(d), *signs)
 
 
 def _fmt(values: list[float]) -> str:
@@ -177,7 +191,7 @@ def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     kinds: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         kinds[(r["depth"], r["method"], r["align"])].append(r)
-    if all(len(group) == 1 for group in kinds.values()):
+    if all(len(group) == 1 for group in kinds.values()) and not unpaired(rows):
         return []
     best = {}
     for kind, group in kinds.items():
@@ -193,15 +207,25 @@ def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out  # in the order of ``rows``, which ``summarise`` sorted
 
 
+def unpaired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with no ``kd`` run of their own settings to pair with, though ``kd`` ran at their depth (e.g. each method
+    at a learning rate of its own): the best-settings table pairs them."""
+    kd_depths = {r["depth"] for r in rows if r["method"] == "kd"}
+    return [r for r in rows if r["method"] != "kd" and r["depth"] in kd_depths and r.get("delta") is None]
+
+
 def _ranked(value: float) -> float:
     """A NaN mean ranks last (``max`` compares NaN as neither larger nor smaller)."""
     return -math.inf if math.isnan(value) else value
 
 
 def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
-    text = (f"# {title}\n\nDev {metric} x100 at the end of training; mean ± sd over seeds. "
-            "Δ vs kd: paired by seed, 95% t interval.\n\n" + table(rows, metric))
     best = best_settings(rows)
+    lone = (" A row with no `kd` run of its own other settings shows '-'; the second table pairs it."
+            if unpaired(rows) else "")
+    text = (f"# {title}\n\nDev {metric} x100 at the end of training; mean ± sd over seeds. "
+            "Δ vs kd: the mean difference to `kd` with the same other settings, paired by seed, with its 95% t "
+            f"interval and the seeds it is ahead / tied / behind in.{lone}\n\n" + table(rows, metric))
     if best:
         text += ("\n## Each method at its best setting\n\nPer depth, each method and aligner at the setting with "
                  "the best mean among those it ran with three or more seeds (or with the most seeds it ran, if fewer; "
@@ -213,12 +237,14 @@ def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
 
 def table(rows: list[dict[str, Any]], metric: str) -> str:
     others = list(rows[0]["others"]) if rows else []  # the task's other metrics (e.g. exact_match beside f1)
-    lines = [f"| student layers | method | aligner | other settings | {metric} | seeds | Δ vs kd [95% CI] | teacher "
+    lines = [f"| student layers | method | aligner | other settings | {metric} | seeds | Δ vs kd [95% CI] "
+             "(ahead/tied/behind) | teacher "
              f"| {''.join(f'{m} | ' for m in others)}params (M) | train steps/s |",
              "|---" * (10 + len(others)) + "|"]
     for r in rows:
         d = r["delta"]
-        delta = "-" if d is None else (f"{d[0]:+.2f}" + ("" if d[3] < 2 else f" [{d[1]:+.2f}, {d[2]:+.2f}]"))
+        delta = "-" if d is None else (f"{d.mean:+.2f}" + ("" if d.pairs < 2 else f" [{d.low:+.2f}, {d.high:+.2f}]")
+                                       + f" ({d.ahead}/{d.tied}/{d.behind})")
         extra = "".join(f"{_fmt(r['others'][m])} | " for m in others)
         lines.append(f"| {r['depth']} | {r['method']} | {r['align']} | {r['variant']} | {_fmt(r['scores'])} "
                      f"| {len(r['scores'])} | {delta} | {_fmt_teacher(r['teacher'])} "
