@@ -71,7 +71,9 @@ def teacher_fingerprint(teacher) -> str:
     h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name, tensor in sorted(teacher.state_dict().items()):
         h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        # flat first: a 0-dim tensor (a scalar parameter or buffer) has no last dimension to view as bytes; the bytes
+        # of every other tensor are the same either way, and so are the fingerprints existing caches are keyed by
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -95,10 +97,9 @@ class TeacherCache:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         try:
-            self.meta = json.loads((self.folder / "meta.json").read_text())
-            self.logits = np.load(self.folder / "logits.npy", mmap_mode="r")
-            self.pooled = {p: np.load(self.folder / f"{p}.npy", mmap_mode="r") for p in POOLINGS}
-        except (OSError, ValueError) as e:
+            self.meta = _read_meta(self.folder)
+            self.logits, self.pooled = _read_arrays(self.folder)
+        except _UNREADABLE as e:
             raise DynaKDError(f"teacher cache {self.folder} is unreadable ({e}); delete it to rebuild") from None
         self.poolings: tuple[str, ...] = POOLINGS
 
@@ -152,6 +153,22 @@ class TeacherCache:
                     f"teacher cache {self.folder} was made for {what} "
                     f"({self.meta.get(key)} != {value}){_OTHER_FOLDER}"
                 )
+
+
+_UNREADABLE = (OSError, ValueError, EOFError)  # EOFError: an empty .npy file
+
+
+def _read_meta(folder: Path) -> dict:
+    meta = json.loads((folder / "meta.json").read_text())
+    if not isinstance(meta, dict):  # valid JSON, but not what a build writes
+        raise ValueError("meta.json is not a JSON object")
+    return meta
+
+
+def _read_arrays(folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The memory-mapped logits and pooled features (a file cut short fails here, not when its rows are read)."""
+    return (np.load(folder / "logits.npy", mmap_mode="r"),
+            {p: np.load(folder / f"{p}.npy", mmap_mode="r") for p in POOLINGS})
 
 
 # What to do about a cache made for another run: a --teacher-cache folder holds one cache, not one per teacher.
@@ -254,10 +271,14 @@ def _running(pid: int) -> bool:
 
 def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, device, dtype: str,
                 fingerprints: dict[str, str], progress: bool = False) -> TeacherCache:
-    """One eval-mode pass of ``teacher`` over ``dataset`` into memory-mapped arrays; written atomically."""
+    """One eval-mode pass of ``teacher`` over ``dataset`` into memory-mapped arrays; written atomically.
+
+    A ``folder`` that is a link (``cache`` -> a folder on a bigger disk) is built where it leads: a rename cannot put
+    a folder in a link's place, and the temporary folder belongs on the disk the cache will live on."""
     n = len(dataset)
-    _remove_dead_builds(folder)
-    tmp = folder.with_name(f"{folder.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # one per builder
+    target = folder.resolve()
+    _remove_dead_builds(target)
+    tmp = target.with_name(f"{target.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # one per builder
     tmp.mkdir(parents=True, exist_ok=True)
     try:
         _write_arrays(tmp, teacher, dataset, collator, batch_size=batch_size, device=device, dtype=dtype,
@@ -268,11 +289,17 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
     meta = {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     try:
-        tmp.rename(folder)
-    except OSError:  # another process (e.g. on another machine sharing the folder) finished first: use its cache
-        if not (folder / "meta.json").is_file():
-            raise DynaKDError(f"teacher cache {folder} appeared while building it; remove one of them") from None
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.rename(target)
+    except OSError as e:  # another process (e.g. on another machine sharing the folder) finished first: use its cache
+        shutil.rmtree(tmp, ignore_errors=True)  # ours, whichever way: a model's features for a whole training set
+        if not (target / "meta.json").is_file():
+            raise DynaKDError(f"the teacher cache could not be moved into {folder} ({e.strerror}; did something else "
+                              "appear there while it was built?): empty or remove that folder and run again") from None
+        # checked as a cache found at the start is: the winner may be another machine's run for another teacher or
+        # other data, sharing this --teacher-cache folder
+        cache = TeacherCache(folder)
+        cache.check(fingerprints, n, dtype)
+        return cache
     return TeacherCache(folder)
 
 
@@ -282,17 +309,33 @@ def _write_arrays(tmp: Path, teacher, dataset, collator, *, batch_size: int, dev
     arrays: dict[str, np.ndarray] = {}
     for rows, logits, pooled in teacher_pass(teacher, dataset, collator, batch_size=batch_size, device=device,
                                              progress=progress, desc="teacher cache"):
-        for name, value in {"logits": logits, **pooled}.items():
-            if name not in arrays:
-                np_dtype = np.float32 if name == "logits" else np.dtype(dtype)
-                arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np_dtype,
-                                                         shape=(n, *value.shape[1:]))
+        outputs = {"logits": logits, **pooled}
+        if not arrays:  # the first batch gives the shapes
+            shapes = {name: ((n, *value.shape[1:]), np.dtype(np.float32 if name == "logits" else dtype))
+                      for name, value in outputs.items()}
+            _check_space(tmp, sum(int(np.prod(shape)) * np_dtype.itemsize for shape, np_dtype in shapes.values()))
+            arrays = {name: np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np_dtype, shape=shape)
+                      for name, (shape, np_dtype) in shapes.items()}
+        for name, value in outputs.items():
             value = value.float().cpu().numpy()
             if arrays[name].dtype != value.dtype:  # float16 storage
                 _check_range(value, arrays[name].dtype)
             arrays[name][rows] = value
     for a in arrays.values():
         a.flush()
+
+
+def _check_space(tmp: Path, need: int) -> None:
+    """Refuse a build the disk cannot hold: the arrays are memory-mapped sparse files, so a full disk shows only when
+    a page is written back, and kills the process with SIGBUS, without a message."""
+    free = shutil.disk_usage(tmp.parent).free
+    if need > free:
+        raise DynaKDError(f"the teacher cache needs {_size(need)} and {tmp.parent} has {_size(free)} free: give "
+                          "--teacher-cache DIR on a bigger disk, or run the teacher live with --teacher-cache off")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def _check_range(value: np.ndarray, dtype: np.dtype) -> None:
@@ -337,11 +380,11 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCa
 
 def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str], teacher, train_ds, collator,
                     device) -> TeacherCache | None:
-    if auto and (folder / "meta.json").is_file() and _version(folder) != FORMAT_VERSION:
-        # an auto cache another DynaKD version wrote: the folder is the cache's own (named by teacher, data and
-        # dtype), so it is rebuilt rather than refused at every run until someone deletes it
-        print(f"the teacher cache {folder} was written in another format (another DynaKD version): rebuilding it",
-              flush=True)
+    if auto and (why := _unusable(folder)):
+        # an auto cache's folder is the cache's own (named by teacher, data and dtype), so one of another format or
+        # damaged is rebuilt rather than refused at every run until someone deletes it; a --teacher-cache DIR is the
+        # user's, never deleted: refused below
+        print(f"the teacher cache {folder} {why}: rebuilding it", flush=True)
         shutil.rmtree(folder)
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
@@ -364,13 +407,21 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
 _POOLINGS = {None: lambda cfg: (), "pkd": lambda cfg: ("cls",), "dynamics": lambda cfg: (cfg.dynamics.pooling,)}
 
 
-def _version(folder: Path) -> int | None:
-    """The format version a cache folder's meta.json records; None when it is unreadable or not a JSON object."""
-    try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (OSError, ValueError):
+def _unusable(folder: Path) -> str | None:
+    """Why the cache in ``folder`` cannot be read as it is, or None (also for a missing or empty folder: nothing to
+    delete). A build renames a finished folder into place, so a folder without meta.json, or with arrays missing or
+    cut short, was damaged afterwards (a file deleted, a copy stopped partway)."""
+    if not folder.is_dir() or not any(folder.iterdir()):
         return None
-    return meta.get("version") if isinstance(meta, dict) else None
+    if not (folder / "meta.json").is_file():
+        return "is damaged (no meta.json)"
+    try:
+        if _read_meta(folder).get("version") != FORMAT_VERSION:
+            return "was written in another format (another DynaKD version)"
+        _read_arrays(folder)
+    except _UNREADABLE as e:
+        return f"is damaged ({e})"
+    return None
 
 
 def poolings_for(cfg) -> tuple[str, ...]:

@@ -10,12 +10,16 @@ import contextlib
 import fcntl
 from pathlib import Path
 
+from .errors import DynaKDError
+
+_said_unlocked = False  # the note on going on unlocked, printed once a process (a sweep asks for many locks)
+
 
 @contextlib.contextmanager
 def locked(path: Path, *, required: bool = True):
     """An exclusive POSIX advisory lock on ``path`` (created if missing), held for the ``with`` block. On machines
     sharing a folder, the file system must support locks. ``required=False``: where the lock file cannot be written
-    (a read-only folder), go on unlocked."""
+    (a read-only folder) or the file system takes no locks, go on unlocked."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         f = path.open("w")
@@ -25,8 +29,29 @@ def locked(path: Path, *, required: bool = True):
         yield
         return
     with f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        if not _lock(f, path, required):
+            yield
+            return
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _lock(f, path: Path, required: bool) -> bool:
+    """Take the lock on open file ``f``; False where its file system takes none and ``required=False`` lets the
+    caller go on unlocked (NFS mounted ``nolock`` answers ENOLCK, Lustre without ``flock`` ENOSYS)."""
+    global _said_unlocked
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        return True
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+    if required:
+        raise DynaKDError(f"cannot lock {path} ({reason}: its file system may take no locks, as NFS mounted nolock "
+                          "or Lustre without flock do); put the folder on a file system that takes them")
+    if not _said_unlocked:
+        _said_unlocked = True
+        print(f"note: cannot lock {path} ({reason}); going on without the lock (processes sharing its folder may "
+              "each do the work it guards, e.g. build the teacher cache)", flush=True)
+    return False

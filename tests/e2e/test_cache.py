@@ -171,3 +171,61 @@ def test_an_auto_cache_of_another_format_is_rebuilt(tiny_teacher, tmp_path, caps
     meta.write_text("{not json")  # unreadable: rebuilt too, not a traceback
     assert main(distill_args(tiny_teacher, tmp_path / "c", "--method", "kd", "--teacher-cache", "auto")) == 0
     assert json.loads(meta.read_text())["version"] == FORMAT_VERSION
+
+
+def test_a_damaged_auto_cache_is_rebuilt_and_a_damaged_folder_of_yours_refused(tiny_teacher, tmp_path, capsys,
+                                                                              monkeypatch):
+    """An auto cache without its meta.json was refused as '--teacher-cache <dir> is a non-empty folder without a
+    cache' (a flag the run was never given), and one with an array cut short as unreadable, until deleted by hand.
+    The auto folder is DynaKD's own: rebuilt. A --teacher-cache DIR is the user's: refused, never deleted."""
+    import shutil
+
+    monkeypatch.setenv("DYNAKD_CACHE", str(tmp_path / "caches"))
+    assert main(distill_args(tiny_teacher, tmp_path / "a", "--method", "kd", "--teacher-cache", "auto")) == 0
+    [folder] = [meta.parent for meta in (tmp_path / "caches").glob("teacher-outputs/*/meta.json")]
+    mine = shutil.copytree(folder, tmp_path / "mine")
+    logits = (folder / "logits.npy").read_bytes()
+    (folder / "meta.json").unlink()
+    capsys.readouterr()
+    assert main(distill_args(tiny_teacher, tmp_path / "b", "--method", "kd", "--teacher-cache", "auto")) == 0
+    assert f"the teacher cache {folder} is damaged (no meta.json): rebuilding it" in capsys.readouterr().out
+    assert (folder / "meta.json").is_file()
+    (folder / "logits.npy").write_bytes(logits[:-8])  # a copy stopped partway
+    assert main(distill_args(tiny_teacher, tmp_path / "c", "--method", "kd", "--teacher-cache", "auto")) == 0
+    out = capsys.readouterr().out
+    assert f"the teacher cache {folder} is damaged (mmap length is greater than file size): rebuilding it" in out
+    assert (folder / "logits.npy").read_bytes() == logits
+    (mine / "logits.npy").write_bytes(logits[:-8])
+    assert main(distill_args(tiny_teacher, tmp_path / "d", "--method", "kd", "--teacher-cache", str(mine))) == 2
+    assert (f"teacher cache {mine} is unreadable (mmap length is greater than file size); delete it to rebuild"
+            in capsys.readouterr().err)
+    (mine / "meta.json").unlink()
+    assert main(distill_args(tiny_teacher, tmp_path / "e", "--method", "kd", "--teacher-cache", str(mine))) == 2
+    assert f"--teacher-cache {mine} is a non-empty folder without a cache (no meta.json)" in capsys.readouterr().err
+    assert (mine / "logits.npy").read_bytes() == logits[:-8]  # left as it was
+
+
+def test_teacher_fingerprint_takes_scalar_tensors_and_keeps_existing_keys(tiny_teacher):
+    """A 0-dim parameter or buffer failed in ``view(torch.uint8)`` (RuntimeError). Flattening first changes no byte of
+    any other tensor: existing caches, keyed by the fingerprint, are still found."""
+    import hashlib
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from dynakd.cache import teacher_fingerprint
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    config = model.config.to_dict()
+    for key in ("_name_or_path", "id2label", "label2id"):
+        config.pop(key, None)
+    before = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())  # as computed until now
+    for name, tensor in sorted(model.state_dict().items()):
+        before.update(name.encode())
+        before.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    assert teacher_fingerprint(model) == before.hexdigest()[:16]
+    assert any(t.dim() >= 2 for t in model.state_dict().values())
+    model.register_buffer("temperature", torch.tensor(2.0))
+    scaled = teacher_fingerprint(model)
+    model.temperature.fill_(3.0)
+    assert teacher_fingerprint(model) != scaled != before.hexdigest()[:16]

@@ -104,3 +104,134 @@ def test_an_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):
         module.build_cache(tmp_path / "c", None, list(range(ROWS)), None, batch_size=2, device="cpu",
                            dtype="float16", fingerprints={})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreadable_cache_is_named_not_a_traceback(tmp_path):
+    """meta.json that is JSON but not an object (``[]``) failed in ``check`` with an AttributeError; an empty .npy
+    file with an EOFError."""
+    import pytest
+
+    from dynakd.errors import DynaKDError
+
+    folder = tmp_path / "c"
+    make_cache(folder)
+    (folder / "meta.json").write_text("[]")
+    with pytest.raises(DynaKDError, match=r"c is unreadable \(meta.json is not a JSON object\); delete it to rebuild"):
+        TeacherCache(folder)
+    (folder / "meta.json").write_text(json.dumps({"version": FORMAT_VERSION, "rows": ROWS, "dtype": "float16"}))
+    (folder / "cls.npy").write_bytes(b"")
+    with pytest.raises(DynaKDError, match=r"c is unreadable \(No data left in file\); delete it to rebuild"):
+        TeacherCache(folder)
+
+
+def fake_pass(*args, **kwargs):  # stands in for the teacher: two batches of five rows
+    for rows in (np.arange(5), np.arange(5, ROWS)):
+        yield rows, torch.ones(5, CLASSES), {p: torch.ones(5, LAYERS, WIDTH) for p in ("mean", "cls")}
+
+
+def test_a_cache_folder_that_is_a_link_is_built_where_it_leads(tmp_path, monkeypatch):
+    """``--teacher-cache cache`` with ``cache`` a link to an empty folder: the whole pass ran, the rename onto the link
+    failed, the run was told the cache 'appeared while building it', and the temporary folder stayed."""
+    from dynakd import cache as module
+
+    monkeypatch.setattr(module, "teacher_pass", fake_pass)
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "here").mkdir()
+    link = tmp_path / "here" / "cache"
+    link.symlink_to(tmp_path / "disk")
+    cache = module.build_cache(link, None, list(range(ROWS)), None, batch_size=5, device="cpu", dtype="float16",
+                               fingerprints={})
+    assert link.is_symlink() and (tmp_path / "disk" / "meta.json").is_file() and cache.folder == link
+    assert np.array_equal(cache.pooled["mean"], np.ones((ROWS, LAYERS, WIDTH)))
+    assert [p.name for p in (tmp_path / "here").iterdir()] == ["cache"]  # no temporary folder left on either side
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "here"]
+
+
+def test_a_build_that_loses_the_race_checks_the_winners_cache(tmp_path, monkeypatch):
+    """Another machine sharing the folder finished first: its cache was used unchecked, though it may hold another
+    teacher's outputs; and a folder that is no cache, appearing meanwhile, left the temporary folder behind."""
+    import shutil
+
+    import pytest
+
+    from dynakd import cache as module
+    from dynakd.errors import DynaKDError
+
+    folder = tmp_path / "c"
+    mine = {"teacher_fingerprint": "mine", "data_fingerprint": "d"}
+
+    def won_by(meta):
+        def other_builder_finishes_first(*args, **kwargs):
+            yield from fake_pass()
+            make_cache(folder)
+            if meta is not None:
+                (folder / "meta.json").write_text(json.dumps(meta))
+            else:
+                (folder / "meta.json").unlink()
+        return other_builder_finishes_first
+
+    meta = {"version": FORMAT_VERSION, "rows": ROWS, "dtype": "float16"}
+    for winner, message in (({**meta, **mine, "teacher_fingerprint": "theirs"}, "was made for another teacher"),
+                            (None, "could not be moved into .*c \\(Directory not empty; did something else appear")):
+        monkeypatch.setattr(module, "teacher_pass", won_by(winner))
+        with pytest.raises(DynaKDError, match=message):
+            module.build_cache(folder, None, list(range(ROWS)), None, batch_size=5, device="cpu", dtype="float16",
+                               fingerprints=mine)
+        assert [p.name for p in tmp_path.iterdir()] == ["c"]  # our temporary folder is gone
+        shutil.rmtree(folder)
+    monkeypatch.setattr(module, "teacher_pass", won_by({**meta, **mine}))
+    cache = module.build_cache(folder, None, list(range(ROWS)), None, batch_size=5, device="cpu", dtype="float16",
+                               fingerprints=mine)
+    assert cache.meta["teacher_fingerprint"] == "mine" and [p.name for p in tmp_path.iterdir()] == ["c"]
+
+
+def test_a_disk_too_small_for_the_cache_is_refused_before_it_is_written(tmp_path, monkeypatch):
+    """The arrays are sparse memory-mapped files: a full disk killed the build with SIGBUS, without a message."""
+    import collections
+
+    import pytest
+
+    from dynakd import cache as module
+    from dynakd.errors import DynaKDError
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(module, "teacher_pass", fake_pass)
+    monkeypatch.setattr(module.shutil, "disk_usage", lambda path: usage(2**31, 2**30, 2**30))
+    rows = range(10**8)  # logits 1.2e9 bytes, each pooling 2.4e9 (float16): 6e9 in all, never allocated
+    with pytest.raises(DynaKDError) as e:
+        module.build_cache(tmp_path / "c", None, rows, None, batch_size=5, device="cpu", dtype="float16",
+                           fingerprints={})
+    assert str(e.value) == (f"the teacher cache needs 5.6 GiB and {tmp_path} has 1.0 GiB free: give --teacher-cache "
+                            "DIR on a bigger disk, or run the teacher live with --teacher-cache off")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_system_without_locks(tmp_path, monkeypatch, capsys):
+    """``fcntl.flock`` failing (NFS mounted nolock: ENOLCK; Lustre without flock: ENOSYS) was a raw traceback. A
+    lock the caller can do without (the teacher cache's) is a note, once; a lock it needs is a one-line error."""
+    import errno
+
+    import pytest
+
+    from dynakd import locks
+    from dynakd.errors import DynaKDError
+
+    def no_locks(f, op):
+        if op == locks.fcntl.LOCK_EX:
+            raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(locks.fcntl, "flock", no_locks)
+    monkeypatch.setattr(locks, "_said_unlocked", False)
+    ran = []
+    for _ in range(2):
+        with locks.locked(tmp_path / ".c.lock", required=False):
+            ran.append(True)
+    assert ran == [True, True]
+    out = capsys.readouterr().out
+    assert out.count("note: cannot lock") == 1 and f"{tmp_path / '.c.lock'} (No locks available)" in out
+    with pytest.raises(DynaKDError, match=r"cannot lock .*\.results\.lock \(No locks available: its file system may "
+                                          r"take no locks, as NFS mounted nolock or Lustre without flock do\); put "
+                                          r"the folder on a file system that takes them"):
+        with locks.locked(tmp_path / ".results.lock"):
+            ran.append(False)
+    assert ran == [True, True]
