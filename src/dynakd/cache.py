@@ -363,7 +363,7 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCa
         return None
     reason = cache_blocker(cfg)
     if reason is not None:
-        if cfg.teacher_cache != "auto":
+        if cfg.teacher_cache != "auto" and is_first_process():  # one note for a multi-process run
             print(f"teacher cache not used: {reason}", flush=True)
         return None
     columns = [c for c in train_ds.column_names if c == "teacher_input_ids"] or ["input_ids"]

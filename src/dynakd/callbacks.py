@@ -15,10 +15,14 @@ from .distiller import Distiller
 class DistillerGradients(TrainerCallback):
     """The Trainer averages (DDP), clips and zeroes the gradients of its model only. The distiller's own parameters
     (projections, learned queries) get the same here, once per optimizer step: averaged over processes, clipped to
-    ``max_grad_norm`` (as a group of their own) and zeroed after the step."""
+    ``max_grad_norm`` (as a group of their own) and zeroed after the step. They start from process 0's values, as
+    DDP makes the student do: each process initialised them from its own random state."""
 
     def __init__(self, distiller: Distiller):
         self.distiller = distiller
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        distributed.broadcast_from_first([*self.distiller.parameters(), *self.distiller.buffers()])
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         params = [p for p in self.distiller.parameters() if p.requires_grad]

@@ -31,6 +31,19 @@ def launched_processes() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def check_one_gpu_per_process() -> None:
+    """Refuse one process that sees several GPUs: the Trainer would split each batch over them with
+    ``nn.DataParallel``, so the batch forms would compare a GPU's share of a batch, the records would say one process
+    with ``--batch-size`` rows where each step took that many per GPU, and a resume could not tell."""
+    from .errors import DynaKDError  # (here: the collectives test loads this file alone, outside the package)
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus > 1 and launched_processes() == 1:
+        raise DynaKDError(f"this process sees {gpus} GPUs: launch one process per GPU (torchrun --nproc-per-node "
+                          f"{gpus} -m dynakd.cli ..., or accelerate launch; README: Several GPUs and machines), or "
+                          "choose one GPU with CUDA_VISIBLE_DEVICES=0")
+
+
 def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
@@ -56,6 +69,15 @@ def all_true(flag: torch.Tensor) -> bool:
     out = flag.to(torch.int32).reshape(1)
     dist.all_reduce(out, op=dist.ReduceOp.MIN)
     return bool(out)
+
+
+def broadcast_from_first(tensors) -> None:
+    """Copy process 0's values of ``tensors`` to every process, in place. Every process must pass the same tensors in
+    the same order."""
+    if world_size() == 1:
+        return
+    for t in tensors:
+        dist.broadcast(t.data, src=0)
 
 
 def average_gradients(params) -> None:

@@ -265,7 +265,10 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         what = (f"term '{bad[0]}' is {terms[bad[0]]}" if bad else f"the weighted total is {total}" if not
                 math.isfinite(total) else "the loss of another process is not finite (see its message)")
         step = self.state.global_step
-        self._save_checkpoint(self.model, trial=None)
+        # not over a regular checkpoint of this step, saved at its end with the random state of a step boundary (the
+        # state now is mid-step); decided alike on every process, whatever each one's disk shows
+        if not (step > 0 and self.args.save_strategy == "steps" and step % self.args.save_steps == 0):
+            self._save_checkpoint(self.model, trial=None)
         saved = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
         raise DynaKDError(
             f"non-finite loss at step {step + 1}: {what}; the last good state (step {step}) is saved in {saved}; "

@@ -607,3 +607,22 @@ def test_a_model_folder_without_tokenizer_files_is_refused(tiny_teacher, tmp_pat
         shutil.copy(tiny_teacher / name, bare / name)
     err = run_error(capsys, ["evaluate", "--model", str(bare), "--synthetic", "--no-progress"])
     assert f"'{bare}' has no tokenizer files (tokenizer.json, tokenizer_config.json, vocab.txt, ...)" in err
+
+
+@pytest.mark.parametrize("command", ["distill", "finetune", "bench"])
+def test_one_process_that_sees_several_gpus_is_refused(command, tiny_teacher, tmp_path, capsys, monkeypatch):
+    """Without a launcher the Trainer split each batch over every visible GPU (nn.DataParallel): the records said one
+    process with --batch-size rows, the batch forms saw a GPU's share, and a resume on fewer GPUs passed its check."""
+    import torch
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    args = {"distill": distill_args(tiny_teacher, tmp_path / "run"),
+            "finetune": ["finetune", "--model", str(tiny_teacher), "--synthetic", "--output", str(tmp_path / "t")],
+            "bench": ["bench", "--teacher", str(tiny_teacher), "--synthetic"]}[command]
+    err = run_error(capsys, args)
+    assert err.endswith("this process sees 4 GPUs: launch one process per GPU (torchrun --nproc-per-node 4 -m "
+                        "dynakd.cli ..., or accelerate launch; README: Several GPUs and machines), or choose one GPU "
+                        "with CUDA_VISIBLE_DEVICES=0")
+    assert not (tmp_path / "run").exists()

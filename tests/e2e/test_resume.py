@@ -164,6 +164,34 @@ def test_non_finite_loss_stops_with_the_last_good_state(tiny_teacher, tmp_path, 
     check_checkpoint(out / "checkpoint-2")  # whole: a later run resumes from it (as the kill tests show)
 
 
+def test_a_non_finite_loss_keeps_the_regular_checkpoint_of_the_step_before(tiny_teacher, tmp_path, capsys,
+                                                                           monkeypatch):
+    """With --save-steps 2, checkpoint-2 is written at the end of step 2, its random state that of a step boundary.
+    A non-finite loss in step 3 saved over it from the middle of step 3; now it keeps it."""
+    import dynakd.distiller as distiller_module
+    from dynakd.trainer import DistillationTrainer
+
+    calls, saves = {"n": 0}, []
+    pool, save = distiller_module.pool, DistillationTrainer._save_checkpoint
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        x, mask = pool(*args, **kwargs)
+        return (x * float("nan") if calls["n"] == 3 else x), mask
+
+    def counted(self, *args, **kwargs):
+        saves.append(self.state.global_step)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(distiller_module, "pool", poisoned)
+    monkeypatch.setattr(DistillationTrainer, "_save_checkpoint", counted)
+    out = tmp_path / "run"
+    err = run_error(capsys, run_args(tiny_teacher, out, "--save-steps", "2"))
+    assert f"the last good state (step 2) is saved in {out / 'checkpoint-2'}" in err
+    assert saves == [2]  # the regular save only
+    check_checkpoint(out / "checkpoint-2")
+
+
 # Two epochs of 4 steps (64 rows, batch 16), evaluation at the end of each epoch and
 # length-grouped batches (the defaults): a resume at an epoch's end or inside the second epoch.
 EPOCHS = [*SETTINGS, "--batch-size", "16", "--keep-checkpoints"]

@@ -39,6 +39,10 @@ def worker(rank: int, world: int, init_file: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
+        values = [torch.full((2, 3), float(rank)), torch.tensor(rank)]  # a projection's weights, a step count
+        distributed.broadcast_from_first(values)
+        assert torch.equal(values[0], torch.zeros(2, 3)) and values[1].item() == 0
+
         p = torch.nn.Parameter(torch.zeros(3))
         p.grad = torch.full((3,), float(rank))
         distributed.average_gradients([p])

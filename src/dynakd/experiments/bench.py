@@ -41,6 +41,7 @@ from ..data import synthetic_serves
 from ..data.load import load_data
 from ..data.prepare import DistillationCollator, tokenize
 from ..data.tasks import get_task
+from ..distributed import check_one_gpu_per_process
 from ..errors import DynaKDError
 from ..features import EXAMPLE_ID
 from ..models import load_classifier, load_tokenizer
@@ -274,6 +275,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     cache is timed apart (``teacher_pass_s``), since one cache serves every run on those rows."""
     if epoch:
         steps, warmup = 0, 0
+    check_one_gpu_per_process()
     if (not epoch and steps < 1) or repeats < 1 or warmup < 0:
         raise DynaKDError(f"bench needs --steps >= 1, --repeats >= 1, --warmup >= 0 (got {steps}, {repeats}, {warmup})")
     for method, align, _ in configurations(methods, aligners):  # every name, before minutes of timing
