@@ -7,10 +7,15 @@ so ``save_pretrained`` writes a checkpoint that ``AutoModel*.from_pretrained`` r
 from __future__ import annotations
 
 import copy
+import sys
 
+import torch
 from torch import nn
 
-from .errors import DynaKDError
+from .errors import DynaKDError, first_line
+
+# config entries that hold one value per layer, shrunk with the layers (a model checks their length on loading)
+PER_LAYER_CONFIG = ("layer_types", "attention_window")
 
 
 def default_layer_ids(n_teacher: int, k: int) -> list[int]:
@@ -32,6 +37,11 @@ def find_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
         raise DynaKDError(f"cannot find the {n} transformer layers of {type(model).__name__} to build a student from")
     found.sort(key=lambda f: (not f[0], f[1].count(".")))
     _, _, parent, attr, layers = found[0]
+    parallel = [a for _, name, module, a, _ in found if module is parent]
+    if len(parallel) > 1:  # XLM's attentions, layer_norm1, ffns, layer_norm2: a layer is one entry of each
+        raise DynaKDError(f"{type(model).__name__} keeps each layer's parts in {len(parallel)} parallel lists "
+                          f"({', '.join(parallel)}), not one list of blocks: DynaKD cannot build a student from its "
+                          "layers; give a smaller model of the same family with --student")
     return parent, attr, layers
 
 
@@ -53,15 +63,41 @@ def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None 
 def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int] | None = None) -> nn.Module:
     """A copy of ``teacher`` keeping ``layer_ids`` (0-based) or ``k`` evenly spaced layers."""
     layer_ids = resolve_layer_ids(teacher.config.num_hidden_layers, k, layer_ids)
+    n = teacher.config.num_hidden_layers
     student = copy.deepcopy(teacher)
     parent, attr, layers = find_layers(student)
     setattr(parent, attr, nn.ModuleList(layers[i] for i in layer_ids))
     _renumber(getattr(parent, attr))
     student.config.num_hidden_layers = len(layer_ids)
-    if isinstance(getattr(student.config, "layer_types", None), list):
-        student.config.layer_types = [student.config.layer_types[i] for i in layer_ids]
+    for key in PER_LAYER_CONFIG:
+        value = getattr(student.config, key, None)
+        if isinstance(value, list) and len(value) == n:
+            setattr(student.config, key, [value[i] for i in layer_ids])
     student.config.dynakd_teacher_layers = list(layer_ids)
-    return student.requires_grad_(True).train()  # the teacher may already be frozen; its copy must train
+    check_reloads(student, layer_ids)
+    # trained in float32 whatever the teacher's storage (a bf16 checkpoint): mixed precision is autocast's
+    return student.float().requires_grad_(True).train()  # the teacher may be frozen; its copy must train
+
+
+def check_reloads(student: nn.Module, layer_ids: list[int]) -> None:
+    """Refuse a student that its saved config would rebuild otherwise: some architectures build a layer by its
+    position (ModernBERT's first layer has no attention norm, T5's first block holds the position bias), so a copy of
+    a later layer in first place reloads without the weights it trained with. Built on the meta device (no memory)
+    from the student's config, as ``from_pretrained`` would build it, and compared by parameter names and shapes."""
+    try:
+        with torch.device("meta"):
+            fresh = type(student)(copy.deepcopy(student.config))
+    except Exception as e:  # a class that cannot be built on the meta device: nothing to compare
+        print(f"note: could not check that the {type(student).__name__} student reloads as built ({first_line(e)})",
+              file=sys.stderr, flush=True)
+        return
+    ours = {k: tuple(v.shape) for k, v in student.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
+    if ours != theirs:
+        differ = sorted(set(ours) ^ set(theirs)) or sorted(k for k in ours if ours[k] != theirs[k])
+        raise DynaKDError(f"a {type(student).__name__} student of teacher layers {layer_ids} would reload as another "
+                          f"model ({differ[0]} differs: this architecture builds some layers by their position); "
+                          "keep the teacher's first layer first, e.g. --student-layer-ids 0,...")
 
 
 def _renumber(layers: nn.ModuleList) -> None:

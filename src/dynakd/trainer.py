@@ -304,6 +304,11 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         with torch.no_grad(), self.accelerator.autocast():
             return capture(self.teacher, teacher_inputs, **kwargs)
 
+    def train(self, *args, **kwargs):
+        self._term_sums.clear()  # terms of micro-batches after a former call's last log are not this call's
+        self._term_count = 0
+        return super().train(*args, **kwargs)
+
     def _accumulate(self, out) -> None:
         for name, value in out.terms.items():  # tensors: no device sync until the values are logged
             self._term_sums[f"loss/{name}"] += value.detach()
@@ -321,7 +326,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             device = self.args.device
             sums = torch.stack([torch.as_tensor(self._term_sums[k], dtype=torch.float32, device=device) for k in names])
             means = distributed.all_reduce_mean(sums) / self._term_count
-            logs.update({k: round(float(v), 6) for k, v in zip(names, means.tolist())})
+            # six significant digits (not decimals: a small dynamics term, ~1e-6, rounded to 0 or one digit)
+            logs.update({k: float(f"{v:.6g}") for k, v in zip(names, means.tolist())})
             self._term_sums.clear()
             self._term_count = 0
         super().log(logs, *args, **kwargs)

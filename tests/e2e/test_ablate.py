@@ -89,7 +89,8 @@ def test_options_of_terms_a_method_lacks_leave_its_runs_in_base_as_in_the_grid(t
 
 
 @pytest.mark.parametrize("grid, base", [({"task": ["sst2", "mrpc"]}, {}), ({"dev_split": [0.5]}, {}),
-                                        ({"data_seed": [0, 1]}, {"dev_split": 0.5})])
+                                        ({"data_seed": [0, 1]}, {"dev_split": 0.5}),
+                                        ({"max_eval_samples": [8, 16]}, {})])  # the teacher scored on base's rows
 def test_a_grid_over_the_teachers_task_or_data_is_refused(grid, base, tiny_encoder, tmp_path):
     """The teacher is fine-tuned once (a seed) on base's task and data: a cell of another task got it anyway."""
     path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
@@ -106,6 +107,11 @@ def test_a_grid_over_the_teachers_task_or_data_is_refused(grid, base, tiny_encod
             load_sweep(path)
         raw["base"]["synthetic"] = False
         path.write_text(yaml.safe_dump(raw))
+        if raw["base"].get("max_eval_samples"):  # ... and a subset of the evaluation rows
+            with pytest.raises(DynaKDError, match="grid over data_seed"):
+                load_sweep(path)
+            raw["base"].pop("max_eval_samples")
+            path.write_text(yaml.safe_dump(raw))
         load_sweep(path)
 
 

@@ -122,3 +122,50 @@ def test_a_half_precision_checkpoint_loads_and_trains_in_float32(tmp_path):
     assert {p.dtype for p in teacher.parameters()} == {torch.float32}
     assert {p.dtype for p in build_student(teacher, 1).parameters()} == {torch.float32}
     assert {p.dtype for p in load_qa_model(str(folder)).parameters()} == {torch.float32}
+
+
+def test_a_student_that_would_reload_as_another_model_is_refused(tmp_path):
+    """ModernBERT builds its first layer without an attention norm: a student whose first layer is a copy of a later
+    one trained with that norm, and reloaded from its folder without it (logits off by ~4, one load-report line)."""
+    from transformers import ModernBertConfig, ModernBertForSequenceClassification
+
+    config = ModernBertConfig(num_hidden_layers=4, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                              vocab_size=100, pad_token_id=0, global_attn_every_n_layers=2)
+    teacher = ModernBertForSequenceClassification(config).eval()
+    with pytest.raises(DynaKDError, match=r"a ModernBertForSequenceClassification student of teacher layers \[1, 3\] "
+                                          r"would reload as another model \(.*layers\.0\.attn_norm.* differs"):
+        build_student(teacher, layer_ids=[1, 3])
+    student = build_student(teacher, layer_ids=[0, 3]).eval()  # the first layer first: reloads as trained
+    student.save_pretrained(tmp_path)
+    again = ModernBertForSequenceClassification.from_pretrained(tmp_path).eval()
+    x = inputs()
+    torch.testing.assert_close(again(**x).logits, student(**x).logits)
+
+
+def test_per_layer_config_lists_shrink_with_the_layers(tmp_path):
+    """Longformer checks len(config.attention_window) == num_hidden_layers when it loads: a student kept the
+    teacher's list and trained, then its folder would not load."""
+    from transformers import LongformerConfig, LongformerForSequenceClassification
+
+    config = LongformerConfig(num_hidden_layers=4, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                              vocab_size=100, attention_window=[4, 4, 8, 8], max_position_embeddings=64)
+    student = build_student(LongformerForSequenceClassification(config).eval(), layer_ids=[0, 3])
+    assert student.config.attention_window == [4, 8]
+    student.save_pretrained(tmp_path)
+    LongformerForSequenceClassification.from_pretrained(tmp_path)
+
+
+def test_layers_kept_in_parallel_lists_are_refused_not_half_cut():
+    """XLM keeps attentions, layer norms and feed-forwards in four lists: only one was cut, and the student's first
+    forward failed with an IndexError."""
+    from transformers import XLMConfig, XLMForSequenceClassification
+
+    teacher = XLMForSequenceClassification(XLMConfig(n_layers=4, emb_dim=32, n_heads=2, vocab_size=100))
+    with pytest.raises(DynaKDError, match="XLMForSequenceClassification keeps each layer's parts in 4 parallel lists"):
+        build_student(teacher, 2)
+
+
+def test_a_half_precision_teacher_gives_a_float32_student(teacher):
+    student = build_student(teacher.to(torch.bfloat16), 2)
+    teacher.float()
+    assert all(p.dtype == torch.float32 for p in student.parameters())

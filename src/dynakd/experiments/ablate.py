@@ -156,11 +156,12 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
 # The task and data a sweep's teacher is fine-tuned on (once per seed, from base): a grid over one would distil cells
 # from a teacher of another task or data, or (other dev rows held out) one that trained on the cell's evaluation rows.
 TEACHER_DATA_KEYS = ("task", "data_dir", "train_file", "validation_file", "text_columns", "label_column", "dev_split",
-                     "train_articles", "synthetic")
+                     "train_articles", "synthetic", "max_eval_samples")  # (the teacher's score: on base's rows)
 
 
 def _check_teacher_data(grids: list[dict[str, list[Any]]], base: dict[str, Any], path: str | Path) -> None:
-    held_out = base.get("dev_split") is not None or bool(base.get("synthetic"))  # rows data_seed chooses
+    # rows data_seed chooses: the held-out evaluation rows, or a subset of them
+    held_out = base.get("dev_split") is not None or bool(base.get("synthetic")) or bool(base.get("max_eval_samples"))
     for grid in grids:
         keys = [k for k in grid if k in TEACHER_DATA_KEYS or (k == "data_seed" and held_out)]
         if keys:
