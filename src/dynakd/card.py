@@ -10,6 +10,7 @@ teacher, the method or the teacher's scores.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,9 @@ def model_ref(name: str) -> str:
     if not Path(name).expanduser().exists():
         return f"`{name}`"
     base = base_model(name)
-    return f"`{Path(name).name}` (a local folder{f', fine-tuned from `{base}`' if base else ''})"
+    folder = Path(name).expanduser()
+    folder = folder.name or folder.resolve().name  # (`.` has no name of its own)
+    return f"`{folder}` (a local folder{f', fine-tuned from `{base}`' if base else ''})"
 
 
 def _public_data(cfg: DistillConfig, task: TaskSpec) -> bool:
@@ -118,7 +121,7 @@ def _scores(evaluated: dict[str, Any], task: TaskSpec, cfg: DistillConfig) -> di
                 split = key[: -len(metric) - 1] if key != metric else task.eval_splits[0]
                 if cfg.dev_split:  # the rest of the split the model trained on part of
                     split = f"{split} ({1 - cfg.dev_split:.0%} held out)"
-                scores[(split, metric)] = float(value)
+                scores[(split, metric)] = math.nan if value is None else float(value)  # null: not computable
     return scores
 
 
@@ -128,6 +131,7 @@ def _eval_results(scores: dict[tuple[str, str], float], task: TaskSpec) -> list[
         EvalResult(task_type=task_type(task), dataset_type=hub_id, dataset_name=name, dataset_config=config,
                    dataset_split=split, metric_type=HUB_METRICS.get(metric, metric), metric_value=round(value, 4))
         for (split, metric), value in scores.items()
+        if math.isfinite(value)  # a score that could not be computed is no result to publish
     ]
     return results or None
 
@@ -228,6 +232,10 @@ def _batch(cfg: DistillConfig, processes: int) -> str:
     return f"{total} ({cfg.batch_size} per device x {steps} accumulation step(s) x {processes} process(es))"
 
 
+def _shown(value: float) -> str:
+    return f"{value:.4g}" if math.isfinite(value) else "n/a (could not be computed)"
+
+
 def _results_table(metrics: dict[str, Any], scores: dict[tuple[str, str], float], task: TaskSpec,
                    cfg: DistillConfig) -> list[str]:
     if not scores:
@@ -236,6 +244,6 @@ def _results_table(metrics: dict[str, Any], scores: dict[tuple[str, str], float]
     rows = ["| split | metric | this model |" + (" teacher |" if teacher else ""),
             "|---|---|---|" + ("---|" if teacher else "")]
     for key, value in scores.items():
-        cells = [*key, f"{value:.4g}"] + ([f"{teacher[key]:.4g}" if key in teacher else ""] if teacher else [])
+        cells = [*key, _shown(value)] + ([_shown(teacher[key]) if key in teacher else ""] if teacher else [])
         rows.append("| " + " | ".join(cells) + " |")
     return rows

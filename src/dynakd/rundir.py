@@ -359,8 +359,8 @@ def write_metrics(
         record.update(method=cfg.method, align=cfg.align.name if cfg.terms["feature"] else None)
     if command == "evaluate":  # how the inputs were cut (a run folder's own settings unless the command said)
         record["max_seq_length"] = cfg.max_seq_length
-        if task.is_qa:
-            record["doc_stride"] = cfg.stride()
+        if task.is_qa:  # the windows, and how answers are read from them
+            record.update(doc_stride=cfg.stride(), n_best=cfg.n_best, max_answer_length=cfg.max_answer_length)
         if cfg.dev_split is not None:  # scored on the part of dev the run held out (data_seed chose it)
             record.update(dev_split=cfg.dev_split, data_seed=cfg.data_seed)
         if cfg.max_eval_samples is not None:  # a seeded subset, not the whole split

@@ -53,7 +53,7 @@ def test_a_finetuned_model_names_its_hub_base(tiny_teacher, tmp_path):
 
 def scored_card(tmp_path, task: str, evaluated: dict, **cfg) -> ModelCard:
     config = build_config({"task": task, "teacher": "org/teacher", "student_layers": 2, **cfg})
-    metrics = {"eval": evaluated, "teacher_eval": {k: v + 0.01 for k, v in evaluated.items()},
+    metrics = {"eval": evaluated, "teacher_eval": {k: v if v is None else v + 0.01 for k, v in evaluated.items()},
                "model": {"layers": 2, "parameters": 4_000_000}, "train": {"processes": 1}}
     (tmp_path / "out").mkdir(exist_ok=True)
     return ModelCard.load(write_model_card(tmp_path / "out", "distill", config, get_task(task), metrics))
@@ -98,6 +98,19 @@ def test_a_users_file_split_for_dev_and_mixed_precision_are_named(tmp_path, monk
     config = build_config({"task": "sst2", "teacher": "org/teacher", "student_layers": 2})
     card = ModelCard.load(write_model_card(Path("."), "distill", config, get_task("sst2"), {"eval": {}}))
     assert card.text.lstrip().startswith("# out\n")
+
+
+def test_a_score_that_could_not_be_computed_is_no_published_result(tmp_path, monkeypatch):
+    """A correlation on constant predictions (NaN; null in metrics.json) went into the card's model-index as .nan and
+    its table as nan; a teacher given as `.` was named ``."""
+    card = scored_card(tmp_path, "stsb", {"pearson": float("nan"), "spearmanr": None})
+    assert card.data.eval_results is None
+    assert "| validation | pearson | n/a (could not be computed) |" in card.text
+    from dynakd.card import model_ref
+
+    (tmp_path / "teacher").mkdir()
+    monkeypatch.chdir(tmp_path / "teacher")
+    assert model_ref(".") == "`teacher` (a local folder)"
 
 
 def test_the_length_row_counts_in_the_singular_too(tmp_path):

@@ -67,6 +67,12 @@ def run_error(capsys, args: list[str]) -> str:
         (["--set", "dynamics.components=[deviation,velocity]"], "unknown 'velocity'"),
         (["--set", "warmup_ratio=1"], "warmup_ratio must be in [0, 1)"),
         (["--set", "dynamics.forms=[]"], "dynamics.forms is empty"),
+        (["--set", "dynamics.components=[]"], "dynamics.components is empty: enable at least one component or use "
+                                              "--method kd"),
+        (["--set", "dynamics.pooling=tokens", "--set", "dynamics.relation_angle=true"],
+         "dynamics.relation_angle with pooling 'tokens' needs O(B T^3 d) memory; use pooled dynamics"),
+        (["--set", "dynamics.pooling=tokens", "--set", "dynamics.reference=ema"],
+         "dynamics.reference must be 'batch' with pooling 'tokens' (references are pooled means)"),
         (["--method", "kd", "--set", "hidden_weight=1"], "hidden_weight adds a hidden-state term to a dynamics method"),
         (["--max-seq-length", "4096"], "exceeds the model's limit of 128 tokens"),
         (["--save-steps", "-1"], "save_steps must be >= 0"),
