@@ -252,8 +252,11 @@ def live_dataset_mean(teacher, dataset, collator, *, batch_size: int, device, po
 
 
 def _remove_dead_builds(folder: Path) -> None:
-    """Delete what builds killed on this machine left (a model's features for a whole training set: gigabytes)."""
-    for part in folder.parent.glob(f"{folder.name}.tmp-{socket.gethostname()}-*"):
+    """Delete what builds killed on this machine left (a model's features for a whole training set: gigabytes): of
+    this folder, and in DynaKD's own cache root of every cache (an ``auto`` folder is named by its teacher and data,
+    so a killed build's name may never come again)."""
+    own_root = folder.parent.resolve() == default_cache_root().resolve()
+    for part in folder.parent.glob(f"{'*' if own_root else folder.name}.tmp-{socket.gethostname()}-*"):
         pid = part.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _running(int(pid)):
             shutil.rmtree(part, ignore_errors=True)

@@ -71,7 +71,7 @@ def test_training_waits_for_the_device_once_a_step(tmp_path):
     assert args.accelerator_config.non_blocking == torch.cuda.is_available() == args.dataloader_pin_memory
 
 
-def test_a_build_killed_on_this_machine_is_cleaned_up(tmp_path):
+def test_a_build_killed_on_this_machine_is_cleaned_up(tmp_path, monkeypatch):
     """A build killed partway left its temporary folder for ever (a model's features for a whole training set)."""
     import os
     import socket
@@ -86,8 +86,17 @@ def test_a_build_killed_on_this_machine_is_cleaned_up(tmp_path):
     other = tmp_path / "c.tmp-elsewhere-1"  # another machine's build: its processes are not ours to ask about
     for folder in (dead, alive, other):
         folder.mkdir()
+    another = tmp_path / f"d.tmp-{host}-{gone.stdout.strip()}"  # a dead build of another cache
+    another.mkdir()
     _remove_dead_builds(tmp_path / "c")
     assert not dead.exists() and alive.exists() and other.exists()
+    assert another.exists()  # beside a folder of the user's: only this cache's builds are touched
+    monkeypatch.setenv("DYNAKD_CACHE", str(tmp_path / "home"))
+    root = tmp_path / "home" / "teacher-outputs"
+    root_dead = root / f"d.tmp-{host}-{gone.stdout.strip()}"
+    root_dead.mkdir(parents=True)
+    _remove_dead_builds(root / "c")  # in DynaKD's own root: every cache's (an auto name may never come again)
+    assert not root_dead.exists()
 
 
 def test_an_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):
