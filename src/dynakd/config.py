@@ -529,6 +529,10 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         if sched is not None and not (0 <= sched.warmup < 1 and 0 <= sched.switch <= 1):
             checks.append((False, f"{name}: warmup must be in [0, 1) and switch in [0, 1] (fractions of training), "
                                   f"got warmup={sched.warmup} switch={sched.switch}"))
+        elif sched is not None and sched.kind == "step" and 0 < sched.switch < sched.warmup:
+            # the ramp would climb towards start past the switch, then drop to end: neither schedule asked for
+            checks.append((False, f"{name}: a step schedule's switch ({sched.switch}) comes before its warmup ends "
+                                  f"({sched.warmup}); switch at or after the warmup"))
     for ok, message in checks:
         if not ok:
             raise DynaKDError(message)
