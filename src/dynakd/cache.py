@@ -40,7 +40,7 @@ from .features import (
     output_logits,
     split_inputs,
 )
-from .locks import locked
+from .locks import held, locked
 from .losses.dynamics import pool
 
 POOLINGS = ("mean", "cls")
@@ -257,9 +257,17 @@ def _remove_dead_builds(folder: Path) -> None:
     so a killed build's name may never come again)."""
     own_root = folder.parent.resolve() == default_cache_root().resolve()
     for part in folder.parent.glob(f"{'*' if own_root else folder.name}.tmp-{socket.gethostname()}-*"):
-        pid = part.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _running(int(pid)):
+        pid, name = part.name.rsplit("-", 1)[-1], part.name.split(".tmp-")[0]
+        # another cache's build may run in a process this one cannot see (a container sharing the host name and the
+        # cache folder): its builder holds that cache's lock (this cache's is held by the caller)
+        mine = name == folder.name
+        if pid.isdigit() and not _running(int(pid)) and (mine or not held(_lock_file(part.parent / name))):
             shutil.rmtree(part, ignore_errors=True)
+
+
+def _lock_file(folder: Path) -> Path:
+    """The lock a cache's builder holds while it builds ``folder``."""
+    return folder.with_name(f".{folder.name}.lock")
 
 
 def _running(pid: int) -> bool:
@@ -377,7 +385,7 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCa
     folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
     # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then
     # read it. (Processes of one distributed run are ordered by the runner; other machines race, see build_cache.)
-    with locked(folder.with_name(f".{folder.name}.lock"), required=False):
+    with locked(_lock_file(folder), required=False):
         return _reuse_or_build(cfg, auto, folder, fingerprints, teacher, train_ds, collator, device)
 
 

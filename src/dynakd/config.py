@@ -301,8 +301,8 @@ def merge_dicts(base: dict[str, Any], update: dict[str, Any], unset: bool = Fals
             out.pop(key, None)
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge_dicts(out[key], value, unset)
-        else:
-            out[key] = value
+        else:  # (a new section's unset keys are nobody's to unset: dropped)
+            out[key] = without_unset(value) if unset and isinstance(value, dict) else value
     return out
 
 
@@ -529,7 +529,7 @@ def validate(cfg: DistillConfig) -> DistillConfig:
         if sched is not None and not (0 <= sched.warmup < 1 and 0 <= sched.switch <= 1):
             checks.append((False, f"{name}: warmup must be in [0, 1) and switch in [0, 1] (fractions of training), "
                                   f"got warmup={sched.warmup} switch={sched.switch}"))
-        elif sched is not None and sched.kind == "step" and 0 < sched.switch < sched.warmup:
+        elif sched is not None and sched.kind == "step" and sched.switch < sched.warmup:
             # the ramp would climb towards start past the switch, then drop to end: neither schedule asked for
             checks.append((False, f"{name}: a step schedule's switch ({sched.switch}) comes before its warmup ends "
                                   f"({sched.warmup}); switch at or after the warmup"))

@@ -38,6 +38,18 @@ def locked(path: Path, *, required: bool = True):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def held(path: Path) -> bool:
+    """Whether some process holds the lock on ``path`` now (True also where that cannot be told: no such lock can be
+    taken here, so a caller that would delete what the lock guards leaves it alone)."""
+    try:
+        with path.open("a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+    except OSError:  # held (EWOULDBLOCK), or a file system without locks
+        return True
+
+
 def _lock(f, path: Path, required: bool) -> bool:
     """Take the lock on open file ``f``; False where its file system takes none and ``required=False`` lets the
     caller go on unlocked (NFS mounted ``nolock`` answers ENOLCK, Lustre without ``flock`` ENOSYS)."""

@@ -86,6 +86,7 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
     on them either). Says what it lends."""
     if not teacher:
         return {}
+    given = _defaults_said(given)
     try:
         saved = recorded_config(os.path.expanduser(str(teacher))) or {}
     except OSError:  # an unreadable folder: loading the model names it
@@ -147,12 +148,19 @@ _PATHS = ("data_dir", "train_file", "validation_file")
 _CUT = ("dev_split", "data_seed")  # which dev rows a --dev-split run held out
 
 
+def _defaults_said(given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` with each key the command unsets (``--set task=``) at its default: the command says that value."""
+    defaults = dataclasses.asdict(DistillConfig())
+    return {k: defaults.get(k) if v is None else v for k, v in given.items()}
+
+
 def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, Any]:
     """The settings the run saved in ``folder`` lends ``evaluate`` where the command (``given``: the settings it
     gives itself) is silent: ``EVAL_SETTINGS``, and the run's task and data unless the command names another task.
     A command that says where its data is takes none of the run's places (nor, for its own csv/json files, the run's
     dev split); a recorded path not found from here is not lent (relative paths count from where the run ran).
     Nothing for a folder DynaKD did not write; says what it lends besides the input settings."""
+    given = _defaults_said(given)
     saved = {k: v for k, v in (recorded_config(folder) or {}).items() if _says(v)}
     lent = {k: saved[k] for k in EVAL_SETTINGS if k in saved}
     if given.get("max_seq_length") not in (None, saved.get("max_seq_length")):  # a window overlap is only valid

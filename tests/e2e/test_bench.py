@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -55,6 +56,17 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     cached = phases[("full", "ot", True)]
     assert "teacher_cache_read" in cached and "teacher_forward" not in cached
     assert all(v >= 0 for p in phases.values() for k, v in p.items() if k != "backward_optimizer_data")
+
+
+def test_each_configuration_keeps_the_aligner_settings_given():
+    """`--set align.eps=0.2` was reset to the default in every configuration (the aligner's name replaced the whole
+    section), while the JSON recorded 0.2."""
+    from dynakd.config import build_config
+    from dynakd.experiments.bench import _aligner
+
+    base = build_config({"align": {"eps": 0.2, "iters": 7}})
+    cfg = build_config(dataclasses.asdict(base) | {"method": "full", "align": _aligner(base, "ot")})
+    assert (cfg.align.name, cfg.align.eps, cfg.align.iters) == ("ot", 0.2, 7)
 
 
 def test_bench_times_a_whole_epoch(tiny_teacher, tmp_path, capsys):

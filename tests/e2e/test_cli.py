@@ -417,6 +417,9 @@ def test_evaluate_keeps_a_runs_overlap_at_its_own_length_and_says_what_it_scores
     assert evaluation_defaults(run, {"max_seq_length": 128})["doc_stride"] == 32  # the run's own length
     assert "doc_stride 32" in capsys.readouterr().out
     assert "doc_stride" not in evaluation_defaults(run, {"max_seq_length": 256})  # chosen for another length
+    (run / "dynakd.yaml").write_text("task: squad\nmax_seq_length: 48\ndoc_stride: 16\n")
+    assert "doc_stride" not in evaluation_defaults(run, {"max_seq_length": None})  # --set max_seq_length=: 128
+    (run / "dynakd.yaml").write_text("task: squad\nmax_seq_length: 128\ndoc_stride: 32\nmax_eval_samples: 24\n")
     assert (f"note: {run} was scored on a seeded subset of 24 evaluation rows (--max-eval-samples 24); this scores "
             "them all" in capsys.readouterr().out)
     evaluation_defaults(run, {"max_eval_samples": 24})
@@ -444,6 +447,7 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
     assert teacher_task(str(teacher), {}) == {"task": "mrpc"}
     assert f"distill: task mrpc (as the teacher {teacher} was fine-tuned)" in capsys.readouterr().out
     assert teacher_task(str(teacher), {"task": "sst2"}) == {} and teacher_task("org/hub-model", {}) == {}
+    assert teacher_task(str(teacher), {"task": None}) == {}  # --set task=: the default task, said; nothing lent
     # and the teacher's data, unless the command names its own: a student trains and is scored where its teacher was
     (tmp_path / "all.csv").write_text("t,y\na,1\n")
     (teacher / "dynakd.yaml").write_text(yaml.safe_dump({

@@ -44,6 +44,7 @@ def run_error(capsys, args: list[str]) -> str:
         (["--set", "beta={kind: step, switch: 0.1, warmup: 0.2}"], "beta: a step schedule's switch (0.1) comes before "
                                                                     "its warmup ends (0.2); switch at or after the "
                                                                     "warmup"),
+        (["--set", "beta={kind: step, switch: 0, warmup: 0.2}"], "beta: a step schedule's switch (0.0) comes before"),
         (["--set", "align.layers=[1,2]"], "align.fixed_map and align.layers choose the fixed aligner's map"),
         (["--set", "align.plan_momentum=1"], "align.plan_momentum must be in [0, 1)"),
         (["--teacher-cache", "of"], "teacher_cache: 'of' is not auto, off or a folder (did you mean 'off'?"),

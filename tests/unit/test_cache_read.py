@@ -95,8 +95,13 @@ def test_a_build_killed_on_this_machine_is_cleaned_up(tmp_path, monkeypatch):
     root = tmp_path / "home" / "teacher-outputs"
     root_dead = root / f"d.tmp-{host}-{gone.stdout.strip()}"
     root_dead.mkdir(parents=True)
-    _remove_dead_builds(root / "c")  # in DynaKD's own root: every cache's (an auto name may never come again)
-    assert not root_dead.exists()
+    busy = root / f"e.tmp-{host}-{gone.stdout.strip()}"  # a build whose process this one cannot see (a container)
+    busy.mkdir()
+    from dynakd.locks import locked
+
+    with locked(root / ".e.lock"):  # ... holds its cache's lock: left alone
+        _remove_dead_builds(root / "c")  # in DynaKD's own root: every cache's (an auto name may never come again)
+    assert not root_dead.exists() and busy.exists()
 
 
 def test_an_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):

@@ -506,5 +506,9 @@ def test_an_empty_value_gives_a_key_back_to_its_default(tmp_path):
     assert (cfg.dynamics.reference, cfg.dynamics.distance) == ("batch", "cosine")  # the section's other keys stay
     assert given_settings(args, groups)["hidden_weight"] is None  # given (as its default): a teacher does not lend it
     assert build_config({"beta": 3.0}, {"beta": None}).beta_schedule() == DistillConfig().beta_schedule()
+    # a key of a section no lower layer set: nothing to undo, the default stands
+    assert build_config({"align": {"eps": None}, "dynamics": {"weights": {"relations": None}}}).align.eps == 0.05
+    args = _parser().parse_args(["distill", "--teacher", "t", "--set", "align.eps=", "--set", "dynamics.gather="])
+    assert config_from_args(args, groups).align.eps == 0.05
     assert build_config({"dynamics": {"weights": {"relations": 0.5}}}, {"dynamics": None}).dynamics == \
         build_config({}).dynamics

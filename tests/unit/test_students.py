@@ -166,6 +166,7 @@ def test_layers_kept_in_parallel_lists_are_refused_not_half_cut():
 
 
 def test_a_half_precision_teacher_gives_a_float32_student(teacher):
-    student = build_student(teacher.to(torch.bfloat16), 2)
-    teacher.float()
+    import copy
+
+    student = build_student(copy.deepcopy(teacher).to(torch.bfloat16), 2)  # (a copy: the fixture stays float32)
     assert all(p.dtype == torch.float32 for p in student.parameters())

@@ -279,7 +279,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     if (not epoch and steps < 1) or repeats < 1 or warmup < 0:
         raise DynaKDError(f"bench needs --steps >= 1, --repeats >= 1, --warmup >= 0 (got {steps}, {repeats}, {warmup})")
     for method, align, _ in configurations(methods, aligners):  # every name, before minutes of timing
-        build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align}})
+        build_config(dataclasses.asdict(base) | {"method": method, "align": _aligner(base, align)})
     if get_task(base.task).is_qa:
         raise DynaKDError("dynakd bench times sentence-classification steps; use the train steps/s of a squad run")
     if output is not None:
@@ -347,7 +347,7 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
         bench_one(first, teacher, tokenizer, data, task, None, tmp)
     for repeat in range(repeats):
         for method, align, cache_on in rotated(list(configurations(methods, aligners)), repeat, repeats):
-            cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": {"name": align}, **length})
+            cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": _aligner(base, align), **length})
             if cache_on and cache_blocker(cfg):
                 if repeat == 0:
                     print(f"bench: no cached row for {method}: {cache_blocker(cfg)}", flush=True)
@@ -390,6 +390,11 @@ def _row(method: str, align: str, results: list[dict], warmup: int, epoch: bool 
             "teacher_pass_s": next((r["teacher_pass_s"] for r in results if r["teacher_pass_s"] is not None), None),
             **({"epoch_s": round(median(sum(r["times"]) for r in results), 2),
                 "repeat_epochs_s": [round(sum(r["times"]), 2) for r in results]} if epoch else {})}
+
+
+def _aligner(base: DistillConfig, name: str) -> dict[str, Any]:
+    """The aligner settings of a configuration: the base's (``--set align.eps=...``), with this aligner's name."""
+    return dataclasses.asdict(base.align) | {"name": name}
 
 
 def rotated(configs: list, repeat: int, repeats: int) -> list:
