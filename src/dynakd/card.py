@@ -92,9 +92,7 @@ def model_ref(name: str) -> str:
     if not Path(name).expanduser().exists():
         return f"`{name}`"
     base = base_model(name)
-    folder = Path(name).expanduser()
-    folder = folder.name or folder.resolve().name  # (`.` has no name of its own)
-    return f"`{folder}` (a local folder{f', fine-tuned from `{base}`' if base else ''})"
+    return f"`{_name(Path(name).expanduser())}` (a local folder{f', fine-tuned from `{base}`' if base else ''})"
 
 
 def _public_data(cfg: DistillConfig, task: TaskSpec) -> bool:
@@ -143,7 +141,7 @@ def method_label(cfg: DistillConfig) -> str:
 
 
 def _name(out: Path) -> str:
-    """The run folder's name, also for ``--output .`` (whose ``name`` is empty)."""
+    """A folder's name, also for ``.`` (``--output .``, a teacher given as ``.``), whose ``name`` is empty."""
     return out.name or out.resolve().name
 
 

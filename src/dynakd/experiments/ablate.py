@@ -166,8 +166,9 @@ def _check_teacher_data(grids: list[dict[str, list[Any]]], base: dict[str, Any],
         keys = [k for k in grid if k in TEACHER_DATA_KEYS or (k == "data_seed" and held_out)]
         if keys:
             raise DynaKDError(f"{path}: grid over {', '.join(keys)}: a sweep fine-tunes its teacher on base's task and "
-                              "data, so every cell must share them (with dev_split or synthetic data, data_seed "
-                              "chooses the evaluation rows too); write one sweep file per task or data")
+                              "data, so every cell must share them (with dev_split, synthetic data or "
+                              "max_eval_samples, data_seed chooses the evaluation rows too); write one sweep file per "
+                              "task or data")
 
 
 def _section(raw: dict[str, Any], key: str, path: str | Path) -> dict[str, Any]:
