@@ -9,6 +9,9 @@ running means rather than broadcast from rank 0).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -42,6 +45,33 @@ def check_one_gpu_per_process() -> None:
         raise DynaKDError(f"this process sees {gpus} GPUs: launch one process per GPU (torchrun --nproc-per-node "
                           f"{gpus} -m dynakd.cli ..., or accelerate launch; README: Several GPUs and machines), or "
                           "choose one GPU with CUDA_VISIBLE_DEVICES=0")
+
+
+FIRST_PROCESS_WAIT_S = 6 * 3600
+
+
+@contextmanager
+def first_process_first(timeout_s: float = FIRST_PROCESS_WAIT_S) -> Iterator[None]:
+    """Run the body on process 0 first and then on the others, as the Trainer's ``main_process_first(local=False)``
+    does, but with a wait of its own.
+
+    Process 0 may fill a teacher cache for longer than the process group's timeout (transformers' 30 minutes), so
+    the others wait at a barrier of a gloo group made for this wait, whose timeout is ``timeout_s``: every other
+    collective keeps the group's timeout, and a real hang still fails in minutes, not hours. Written here because
+    transformers and accelerate wait on the default group only. If process 0 fails in the body the others are not
+    released: the launcher (torchrun, accelerate launch) stops them when it exits.
+    """
+    if world_size() == 1:
+        yield
+        return
+    group = dist.new_group(backend="gloo", timeout=timedelta(seconds=timeout_s))
+    first = dist.get_rank() == 0
+    if not first:
+        dist.barrier(group=group)
+    yield
+    if first:
+        dist.barrier(group=group)
+    dist.destroy_process_group(group)
 
 
 def world_size() -> int:

@@ -29,7 +29,7 @@ from .data.prepare import DistillationCollator, check_labels, same_tokenizer
 from .data.squad import QAEval
 from .data.tasks import TaskSpec
 from .distiller import Distiller
-from .distributed import check_one_gpu_per_process, is_first_process, launched_processes
+from .distributed import check_one_gpu_per_process, first_process_first, is_first_process, launched_processes
 from .errors import DynaKDError, first_line
 from .evaluation import EvalTrainer
 from .features import EXAMPLE_ID
@@ -71,9 +71,6 @@ def check_precision(cfg: DistillConfig) -> None:
     """Refuse a precision this machine cannot give: first thing in a run, and when a bench builds its arguments."""
     if cfg.fp16 and _cpu_only():  # accelerate would train in float32 without a word: fp16 autocast needs a GPU
         raise DynaKDError("--fp16 needs a GPU (on CPU it would silently train in float32); use --bf16 on CPU")
-
-
-DDP_TIMEOUT_S = 6 * 3600  # (transformers' default: 1800)
 
 
 def training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
@@ -124,9 +121,6 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         logging_nan_inf_filter=False,
         dataloader_num_workers=cfg.dataloader_num_workers,
         use_cpu=_cpu_only(),
-        # the process group's wait: the other processes wait at a barrier while process 0 fills the teacher cache,
-        # a pass over the whole training set that may take longer than the default 30 minutes
-        ddp_timeout=DDP_TIMEOUT_S,
     )
 
 
@@ -239,8 +233,9 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     main_process = args.process_index == 0
     if teacher is not None:
         teacher.to(args.device).eval()
-    # process 0 of all machines writes, the others then read (a cache folder not shared is built once per machine)
-    with args.main_process_first(local=False, desc="run folder and teacher cache"):
+    # process 0 of all machines writes, the others then read (a cache folder not shared is built once per machine);
+    # they wait as long as the teacher's pass over the training set takes, while a hang elsewhere fails in 30 minutes
+    with first_process_first():
         if main_process:
             prepare_output(cfg, command, resume)
         try:

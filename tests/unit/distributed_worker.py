@@ -70,3 +70,25 @@ def worker(rank: int, world: int, init_file: str) -> None:
         torch.testing.assert_close(mine.grad / world, expected)
     finally:
         dist.destroy_process_group()
+
+
+def waiting_worker(rank: int, world: int, init_file: str, group_timeout_s: float, marker: str) -> None:
+    """Process 0 takes longer in ``first_process_first`` than the process group's timeout; the others must wait for
+    it (not fail) and must find what it wrote."""
+    import time
+    from datetime import timedelta
+
+    distributed, _ = modules()
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=group_timeout_s))
+    try:
+        with distributed.first_process_first():
+            if rank == 0:
+                time.sleep(group_timeout_s + 2)
+                Path(marker).write_text("built")
+            else:
+                assert Path(marker).read_text() == "built"
+        dist.barrier()  # the process group still works, with its own timeout
+    finally:
+        dist.destroy_process_group()
