@@ -237,6 +237,27 @@ def test_tsv_files_are_read_tab_separated_and_files_may_differ_in_extra_columns(
     assert data["validation"].features["label"].names == ["neg", "pos"]
 
 
+def test_a_tsv_cell_starting_with_a_quote_is_text_as_in_glue_files(tmp_path):
+    """With csv quoting the quote opened a field that ran to the next quote: three rows read as two, the first text
+    holding a tab, a newline and another row's label (a real GLUE file failed to parse instead)."""
+    train = tmp_path / "train.tsv"
+    train.write_text('text\tlabel\n"a great movie\t1\nan awful film"\t0\nfine\t1\n')
+    data = load_user_files("csv", str(train), None, ["text"], "label")["train"]
+    assert data["text_a"] == ['"a great movie', 'an awful film"', "fine"] and data["label"] == [1, 0, 1]
+
+
+def test_csv_cells_that_pandas_reads_as_missing_are_text(tmp_path):
+    """``NA``, ``null``, ``None`` are words of a text or names of a class; only an empty cell is missing."""
+    train = write_csv(tmp_path / "train.csv", ["text", "label"],
+                      [["NA", "weather"], ["null", "None"], ["None", "flight"], ["nan", "None"]])
+    data = load_user_files("csv", train, None, ["text"], "label")["train"]
+    assert data["text_a"] == ["NA", "null", "None", "nan"]
+    assert data.features["label"].names == ["None", "flight", "weather"] and data["label"] == [2, 0, 1, 0]
+    empty = write_csv(tmp_path / "empty.csv", ["text", "label"], [["a", ""], ["b", "x"]])
+    with pytest.raises(DynaKDError, match="have no value in label column 'label'"):
+        load_user_files("csv", empty, None, ["text"], "label")
+
+
 def test_csv_empty_text_becomes_empty_string_and_int_labels_kept(tmp_path, function_hashing):
     train = write_csv(tmp_path / "train.csv", ["a", "b", "y"], [["one", "", "2"], ["two", "three", "0"]])
     data = load_user_files("csv", train, None, ["a", "b"], "y")
@@ -519,3 +540,20 @@ def test_each_epoch_of_each_seed_draws_its_own_length_grouped_order():
     torch.manual_seed(0)  # epoch 0 is drawn from the seed alone, as before
     from transformers.trainer_pt_utils import get_length_grouped_indices
     assert order(5, 0) == get_length_grouped_indices(lengths, 4, generator=torch.Generator().manual_seed(5))
+
+
+def test_tokenizers_with_one_vocabulary_but_other_accent_handling_are_not_the_same(tmp_path):
+    """Only lower-casing was compared: a student tokenizer that keeps accents gave the teacher [UNK] for "café"."""
+    from transformers import BertTokenizerFast
+
+    from dynakd.data.prepare import same_tokenizer
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "cafe", "good"]) + "\n")
+    strips, keeps = BertTokenizerFast(str(vocab)), BertTokenizerFast(str(vocab), strip_accents=False)
+    assert strips("café")["input_ids"] != keeps("café")["input_ids"]
+    assert not same_tokenizer(strips, keeps)
+    strips.save_pretrained(tmp_path / "copy")
+    copy = BertTokenizerFast.from_pretrained(tmp_path / "copy")
+    copy("good", truncation=True, max_length=4)  # a call sets the pipeline's truncation: not an encoding difference
+    assert same_tokenizer(strips, copy)

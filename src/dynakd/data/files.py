@@ -1,5 +1,6 @@
-"""User data in csv (.tsv: tab-separated) or json (JSON lines or a JSON array) files, standardized like the GLUE
-loaders. Each file is read on its own: train and validation files may hold different extra columns.
+"""User data in csv (.tsv: tab-separated, quotes kept as text) or json (JSON lines or a JSON array) files,
+standardized like the GLUE loaders. Each file is read on its own: train and validation files may hold different
+extra columns.
 
 String labels become a ``datasets.ClassLabel`` whose ``names`` are the sorted unique label strings of all splits
 together, so the mapping is ``dataset["train"].features["label"].names[i]`` for label ``i``. Integer labels are
@@ -8,9 +9,11 @@ kept as they are (they must be >= 0); float labels are kept as float32 (regressi
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 
@@ -76,9 +79,17 @@ def _is_blank(path: str) -> bool:
         return all(not chunk.strip() for chunk in iter(lambda: handle.read(1 << 16), b""))
 
 
-def _reader_options(kind: str, path: str) -> dict[str, str]:
-    """A .tsv file is read tab-separated under --task csv, as datasets reads the .tsv files it finds itself."""
-    return {"sep": "\t"} if kind == "csv" and _suffix(path) == "tsv" else {}
+def _reader_options(kind: str, path: str) -> dict[str, Any]:
+    """How pandas reads a csv file: a cell is text as written (pandas would read ``NA``, ``null``, ``None``, ``nan``
+    ... as missing: a text lost, a label ``None`` refused), and only an empty cell is missing. A .tsv file is read as
+    GLUE's files are, tab-separated with quotes kept as text: with csv quoting a ``"`` at the start of a cell quotes
+    what follows, rows merge into one text, or the file fails to parse."""
+    if kind != "csv":
+        return {}
+    options: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
+    if _suffix(path) == "tsv":
+        options.update(sep="\t", quoting=csv.QUOTE_NONE)
+    return options
 
 
 def _suffix(path: str) -> str:

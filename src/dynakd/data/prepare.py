@@ -6,6 +6,7 @@ the collator pads both; otherwise the teacher reads the student's inputs.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -18,16 +19,29 @@ from .fingerprint import map_fingerprint, tokenizer_state
 
 
 def same_tokenizer(a, b) -> bool:
-    """True when two tokenizers give the same model inputs: same vocabulary, special tokens and input names
-    (a BERT teacher needs ``token_type_ids`` that a DistilBERT tokenizer does not produce)."""
+    """True when two tokenizers give the same model inputs: same vocabulary, special tokens and input names (a BERT
+    teacher needs ``token_type_ids`` that a DistilBERT tokenizer does not produce), the same sides, and the same
+    text pipeline (lower-casing, accents, splitting: one vocabulary may encode "café" as ``café`` or ``[UNK]``).
+    False is always safe: the teacher then gets an encoding of its own."""
     if a is b:
         return True
     return (
         a.get_vocab() == b.get_vocab()
         and a.all_special_tokens == b.all_special_tokens
         and list(a.model_input_names) == list(b.model_input_names)
-        and getattr(a, "do_lower_case", None) == getattr(b, "do_lower_case", None)
+        and (a.padding_side, a.truncation_side) == (b.padding_side, b.truncation_side)
+        and _text_pipeline(a) == _text_pipeline(b)
     )
+
+
+def _text_pipeline(tokenizer) -> Any:
+    """What turns text into ids besides the vocabulary: a fast tokenizer's normalizer, pre-tokenizer, model and
+    post-processor (not its truncation and padding, which each call sets), else a slow one's lower-casing."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return getattr(tokenizer, "do_lower_case", None)
+    state = json.loads(backend.to_str())
+    return {k: state.get(k) for k in ("normalizer", "pre_tokenizer", "model", "post_processor")}
 
 
 def tokenize(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=None) -> DatasetDict:
