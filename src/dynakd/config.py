@@ -239,7 +239,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         (inner,) = typing.get_args(tp)
         items = value if isinstance(value, list) else [value]
         if isinstance(value, str):
-            items = [v for v in value.split(",") if v]
+            # "a, b" is two names, not "a" and " b"; a stray comma adds no empty name
+            items = [v.strip() for v in value.split(",") if v.strip()]
         try:
             return [_coerce(v, inner, where) for v in items]
         except DynaKDError:

@@ -512,3 +512,12 @@ def test_an_empty_value_gives_a_key_back_to_its_default(tmp_path):
     assert config_from_args(args, groups).align.eps == 0.05
     assert build_config({"dynamics": {"weights": {"relations": 0.5}}}, {"dynamics": None}).dynamics == \
         build_config({}).dynamics
+
+
+def test_a_comma_separated_list_is_read_without_its_spaces():
+    """``--set dynamics.components="deviation, relations"`` was refused as an unknown ' relations', and
+    ``--text-columns "sentence1, sentence2"`` asked for a column ' sentence2'."""
+    assert build_config({"dynamics": {"components": "deviation, relations"}}).dynamics.components == \
+        ["deviation", "relations"]
+    cfg = build_config({"task": "csv", "train_file": "a.csv", "text_columns": " sentence1, sentence2 ,"})
+    assert cfg.text_columns == ["sentence1", "sentence2"]
