@@ -377,6 +377,19 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+# The sections a sweep file has at its top level and a run's config never has (experiments/ablate.py)
+SWEEP_SECTIONS = ("base", "grid")
+
+
+def load_run_config(path: str | Path) -> dict[str, Any]:
+    """A run's config file (``--config`` of distill, finetune, evaluate, bench), as ``load_yaml`` reads it. A sweep
+    file given here is named as one: its keys were refused one by one, ``name`` as a misspelt ``dynamics``."""
+    layer = load_yaml(path)
+    if any(key in layer for key in SWEEP_SECTIONS):
+        raise DynaKDError(f"{path} is a sweep file (base/grid): run it with dynakd ablate --config {path}")
+    return layer
+
+
 def nest(key: str, value: Any) -> dict[str, Any]:
     """``("align.eps", 0.1)`` -> ``{"align": {"eps": 0.1}}``."""
     for part in reversed(key.strip().split(".")):

@@ -129,6 +129,24 @@ def test_a_config_that_is_a_folder_or_names_a_key_twice(tiny_teacher, tmp_path, 
     assert err == f"dynakd: error: {twice}: key 'lr' is given twice, at lines 1 and 3; keep one"
 
 
+def test_a_sweep_file_and_a_runs_config_given_to_the_other_command_are_named(tiny_teacher, tmp_path, capsys):
+    """A sweep file given to distill was refused key by key (`'name' (did you mean 'dynamics'?)`); a run's config
+    given to ablate listed every setting as an unknown sweep key."""
+    from dynakd.config import DistillConfig, save_config
+
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("name: s1\nbase: {task: sst2}\nteacher: {model: minilm}\ngrid: {seed: [1, 2]}\n")
+    for command in (distill_args(tiny_teacher, tmp_path / "run"), ["finetune", "--model", str(tiny_teacher)]):
+        err = run_error(capsys, [*command, "--config", str(sweep)])
+        assert err == f"dynakd: error: {sweep} is a sweep file (base/grid): run it with dynakd ablate --config {sweep}"
+    run = tmp_path / "dynakd.yaml"
+    save_config(DistillConfig(teacher=str(tiny_teacher), student_layers=2, output=str(tmp_path / "run")), run)
+    err = run_error(capsys, ["ablate", "--config", str(run)])
+    assert err == f"dynakd: error: {run} is a run's config: use it with dynakd distill/finetune --config {run}"
+    run.write_text("name: s1\ngird: {seed: [1]}\n")  # a sweep file with a misspelt section is still a sweep file
+    assert "unknown sweep key(s) ['gird']" in run_error(capsys, ["ablate", "--config", str(run)])
+
+
 def test_a_bad_key_in_a_config_file_names_the_file(tiny_teacher, tmp_path, capsys):
     bad = tmp_path / "run.yaml"
     bad.write_text("method: full\nalign:\n  epss: 0.1\n")

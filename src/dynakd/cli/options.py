@@ -11,7 +11,7 @@ from ..config import (
     METHODS,
     DistillConfig,
     build_config,
-    load_yaml,
+    load_run_config,
     merge_dicts,
     merge_layers,
     nest,
@@ -142,7 +142,7 @@ def given_settings(args: argparse.Namespace, groups: list[dict]) -> dict[str, An
 
 def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None):
     """The command's own config layers: the --config file, each --set, the flags (each layer checked on its own)."""
-    yaml_layer = load_yaml(args.config) if args.config else {}
+    yaml_layer = load_run_config(args.config) if args.config else {}
     overrides = [parse_override(s) for s in args.set]
     for source, layer in [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]:
         try:  # a wrong key or value is named with the file or --set that holds it

@@ -42,6 +42,7 @@ import yaml
 from .. import jsonfile
 from ..config import (
     METHOD_TERMS,
+    SWEEP_SECTIONS,
     DistillConfig,
     build_config,
     default_aligner,
@@ -88,6 +89,10 @@ class Sweep:
 def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = None) -> Sweep:
     raw = load_yaml(path)
     unknown = set(raw) - SWEEP_KEYS
+    run_keys = {f.name for f in dataclasses.fields(DistillConfig)}
+    if unknown and not set(SWEEP_SECTIONS) & set(raw) and set(underscored(raw)) & run_keys:
+        # a run's config (a run folder's dynakd.yaml): its keys one by one would be a list of every setting
+        raise DynaKDError(f"{path} is a run's config: use it with dynakd distill/finetune --config {path}")
     if unknown:
         raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
     base = underscored(_section(raw, "base", path))  # (dashed keys as their underscored selves, as configs read them)
