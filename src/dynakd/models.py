@@ -55,6 +55,17 @@ def model_config(name: str):
         raise _cannot_load("a model", name, e) from None
 
 
+def local_depth(name: str) -> int | None:
+    """The number of layers of model ``name`` from its config, read from this machine alone (a folder, a packaged
+    alias, the hub's cache); None when it is not at hand here, so a check that wants it can be left to later."""
+    try:
+        config = AutoConfig.from_pretrained(packaged.resolve(name), local_files_only=True)
+    except Exception:  # noqa: BLE001 - not at hand (no such folder, not cached, package missing): no answer
+        return None
+    depth = getattr(config, "num_hidden_layers", None)
+    return depth if isinstance(depth, int) else None
+
+
 def check_model_folder(name: str) -> None:
     """A local path must be a model folder; a name that can only be a path must exist (else the hub would be asked,
     with retries, for a folder mistyped); anything else is taken as a hub id (``name`` or ``namespace/name``)."""

@@ -45,18 +45,21 @@ def find_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
     return parent, attr, layers
 
 
-def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None = None) -> list[int]:
-    """The 0-based teacher layers a student keeps, checked against the teacher's depth ``n``."""
+def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None = None, *,
+                      names: tuple[str, str] = ("--student-layers", "--student-layer-ids")) -> list[int]:
+    """The 0-based teacher layers a student keeps, checked against the teacher's depth ``n``. ``names`` spell
+    ``k`` and ``layer_ids`` in messages: the command's flags, or a sweep file's keys."""
+    k_name, ids_name = names
     if layer_ids is None:
         if k is None:
-            raise DynaKDError("give --student, --student-layers or --student-layer-ids")
+            raise DynaKDError(f"give --student, {k_name} or {ids_name}")
         if k > n:
-            raise DynaKDError(f"--student-layers {k} asks for more layers than the teacher's {n}")
+            raise DynaKDError(f"{k_name} {k} asks for more layers than the teacher's {n}")
         return default_layer_ids(n, k)
     if k is not None and len(layer_ids) != k:
-        raise DynaKDError(f"--student-layer-ids lists {len(layer_ids)} layers but --student-layers is {k}")
+        raise DynaKDError(f"{ids_name} lists {len(layer_ids)} layers but {k_name} is {k}")
     if len(set(layer_ids)) != len(layer_ids) or not all(0 <= i < n for i in layer_ids):
-        raise DynaKDError(f"--student-layer-ids must be distinct 0-based ids in 0..{n - 1}, got {layer_ids}")
+        raise DynaKDError(f"{ids_name} must be distinct 0-based ids in 0..{n - 1}, got {layer_ids}")
     return list(layer_ids)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -659,3 +660,25 @@ def test_a_smoke_run_shrinks_a_transfer_set_too(tiny_encoder, tmp_path):
     sweep = load_sweep(path, smoke=True)
     assert sweep.base["transfer_samples"] == 16 and sweep.grid[1]["transfer_samples"] == [16, 12, None]
     assert load_sweep(path).base["transfer_samples"] == 16000
+
+
+def test_a_student_deeper_than_the_teacher_is_refused_before_the_teacher_trains(tiny_encoder, tmp_path, capsys):
+    """A cell's student_layers above the teacher's depth was found after the teacher's fine-tuning (hours), in a
+    message naming a flag the sweep never gave (--student-layers 9)."""
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    for option, values, message in (
+        ("student_layers", [1, 9], "student_layers 9 asks for more layers than the teacher's 2"),
+        ("student_layer_ids", [[0, 1], [0, 7]], r"student_layer_ids must be distinct 0-based ids in 0..1, got "
+                                                r"\[0, 7\]"),
+    ):
+        raw["grid"] = {"method": ["kd"], option: values, "seed": [1]}
+        path.write_text(yaml.safe_dump(raw))
+        assert main(["ablate", "--config", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"dynakd: error: {path}: cell method=kd,seed=1,{option}=") and "--student" not in err
+        assert re.search(message, err) and f"(teacher.model: {tiny_encoder})" in err
+        assert not (tmp_path / "out").exists()
+    raw["teacher"]["model"] = "no-org/no-such-model"  # a config not at hand offline: the check is left to distill
+    path.write_text(yaml.safe_dump(raw))
+    load_sweep(path)

@@ -56,8 +56,10 @@ from ..config import (
 from ..data import get_task, synthetic_serves
 from ..errors import DynaKDError
 from ..locks import locked
+from ..models import local_depth
 from ..rundir import config_differences, finetune_config_differences, finetune_differences, recorded_config
 from ..runner import distill, finetune
+from ..students import resolve_layer_ids
 
 SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
 DEFAULT_SMOKE = {"max_train_samples": 32, "max_eval_samples": 32, "max_steps": 2, "batch_size": 16,
@@ -146,6 +148,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
             if not (cfg.student or cfg.student_layers or cfg.student_layer_ids):
                 raise DynaKDError(f"cell {key} names no student: give student_layers (or student, "
                                   "student_layer_ids) in base or grid")
+        _check_student_depths(configs, teacher_cfg.model)
         for cfg in (teacher_cfg, *configs.values()):  # (a missing file was found after the teacher's set-up)
             for key in ("train_file", "validation_file"):
                 if (file := getattr(cfg, key)) and not Path(file).expanduser().is_file():
@@ -156,6 +159,23 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     except DynaKDError as e:
         raise DynaKDError(f"{path}: {e}") from None
     return sweep
+
+
+def _check_student_depths(configs: dict[str, DistillConfig], teacher_model: str) -> None:
+    """Each cell's student_layers / student_layer_ids against the depth of the model the teacher is fine-tuned from
+    (its config alone, read from this machine), as distill checks them once the teacher is there: that is after
+    the teacher's fine-tuning. A config not at hand here (a hub id not cached) leaves the check to distill."""
+    depth = local_depth(teacher_model)
+    if depth is None:
+        return
+    for key, cfg in configs.items():
+        if cfg.student:  # a checkpoint of its own: no teacher layers to keep
+            continue
+        try:
+            resolve_layer_ids(depth, cfg.student_layers, cfg.student_layer_ids,
+                              names=("student_layers", "student_layer_ids"))
+        except DynaKDError as e:
+            raise DynaKDError(f"cell {key}: {e} (teacher.model: {teacher_model})") from None
 
 
 # The task and data a sweep's teacher is fine-tuned on (once per seed, from base): a grid over one would distil cells
