@@ -92,11 +92,11 @@ def check_model_folder(name: str) -> None:
 FLOAT32 = torch.float32
 
 
-def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True):
+def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True, replace_head: bool = False):
     """The model for ``task``: a question-answering model for extractive QA, else a sequence classifier."""
     if task.is_qa:
         return load_qa_model(name, new_head_ok=new_head_ok)
-    return load_classifier(name, task, new_head_ok=new_head_ok)
+    return load_classifier(name, task, new_head_ok=new_head_ok, replace_head=replace_head)
 
 
 def load_qa_model(name: str, *, new_head_ok: bool = True):
@@ -113,19 +113,31 @@ def load_qa_model(name: str, *, new_head_ok: bool = True):
         raise _cannot_load("a model", name, e) from None
 
 
-def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
-    """A sequence classifier for ``task``. A base encoder gets a new head; a classifier must match the label count."""
+def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, replace_head: bool = False):
+    """A sequence classifier for ``task``. A base encoder gets a new head; a classifier must match the label count,
+    unless ``replace_head`` (finetune), which gives one of another count a new head of the task's size (as run_glue's
+    ``--ignore_mismatched_sizes``): a teacher, a student or a model to score must already predict the task's labels."""
     check_model_folder(name)
     kwargs = {"num_labels": task.num_labels}
     if task.is_regression:
         kwargs["problem_type"] = "regression"
     config = model_config(name)
     classifier = is_classifier(config)
-    if classifier and config.num_labels != task.num_labels:
-        raise DynaKDError(f"'{name}' predicts {config.num_labels} labels but task {task.name} has {task.num_labels}")
+    mismatched = classifier and config.num_labels != task.num_labels
+    if mismatched and not replace_head:
+        raise DynaKDError(f"'{name}' predicts {config.num_labels} labels but task {task.name} has {task.num_labels}: "
+                          f"fine-tune it on the task first with `dynakd finetune` (a new {task.num_labels}-label head)")
     if not classifier and not new_head_ok:
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
-    own = named_labels(config) if classifier else []
+    if mismatched:
+        # the old head's weights are dropped for a freshly initialised one; its loss follows the task (a regression
+        # checkpoint's saved problem_type would give a classifier's new head a regression loss)
+        kwargs["ignore_mismatched_sizes"] = True
+        kwargs["problem_type"] = "regression" if task.is_regression else "single_label_classification"
+        if is_first_process():
+            print(f"note: {name} has a {config.num_labels}-label classification head; finetune replaces it with a new "
+                  f"{task.num_labels}-label head for {task.name}", flush=True)
+    own = named_labels(config) if classifier and not mismatched else []  # a new head keeps none of the old names
     named = [x.lower() for x in own] == [x.lower() for x in task.label_names or ()]
     order = None  # the head's output for each of the task's labels, when it names them in another order
     if task.label_names and not task.is_regression and not named:
@@ -141,6 +153,11 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True):
                   f"{', '.join(task.label_names)}", flush=True)
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {label: i for i, label in enumerate(task.label_names)}
+    elif mismatched:  # a task without label names: the new head's default ones, not the old head's (of its count)
+        kwargs["id2label"] = {i: f"LABEL_{i}" for i in range(task.num_labels)}
+        kwargs["label2id"] = {f"LABEL_{i}": i for i in range(task.num_labels)}
+    if mismatched:  # the new id2label gives the count (with num_labels too, transformers warns of the old head's)
+        kwargs.pop("num_labels")
     try:
         model = AutoModelForSequenceClassification.from_pretrained(packaged.resolve(name), dtype=FLOAT32, **kwargs)
     except Exception as e:  # noqa: BLE001

@@ -383,7 +383,8 @@ def _save_run(trainer, tokenizer, out: Path, command: str, cfg: DistillConfig, t
 def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     """``(student, tokenizer, teacher, teacher_tokenizer)``; the teacher tokenizer is None when they agree."""
     if not teacher_name:
-        model, tokenizer = load_task_model(cfg.model, task), load_tokenizer(cfg.model)
+        # finetune: a classifier of another label count gets a new head of the task's size
+        model, tokenizer = load_task_model(cfg.model, task, replace_head=True), load_tokenizer(cfg.model)
         check_seq_length(cfg.max_seq_length, tokenizer, model)
         return model, tokenizer, None, None
     note_other_task(teacher_name, task.name, "teacher")

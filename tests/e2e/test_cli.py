@@ -497,3 +497,28 @@ def test_evaluate_says_what_it_scored_and_will_not_lose_a_record(tiny_teacher, t
     assert main([*args, "--max-eval-samples", "8"]) == 0
     record = json.loads((model / "metrics.json").read_text())
     assert (record["max_eval_samples"], record["data_seed"]) == (8, 0)
+
+
+def test_finetune_gives_a_classifier_of_another_label_count_a_new_head(tmp_path, capsys):
+    """``finetune`` of a 3-label classifier on SST-2 was refused (`predicts 3 labels but task sst2 has 2`) with no way
+    forward; it now starts from a new head of the task's size, as run_glue's --ignore_mismatched_sizes does. distill
+    and evaluate still refuse such a model: its head cannot score the task."""
+    from transformers import AutoConfig
+
+    from tests.conftest import make_tiny_bert
+
+    tiny3 = make_tiny_bert(tmp_path / "tiny3", layers=2, num_labels=3)
+    config = AutoConfig.from_pretrained(tiny3)
+    config.id2label = {0: "contradiction", 1: "neutral", 2: "entailment"}
+    config.label2id = {v: k for k, v in config.id2label.items()}
+    config.save_pretrained(tiny3)
+    out = tmp_path / "run"
+    assert main(["finetune", "--model", str(tiny3), "--task", "sst2", *FAST, "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    note = f"note: {tiny3} has a 3-label classification head; finetune replaces it with a new 2-label head for sst2"
+    assert printed.count(note) == 1 and "names its labels" not in printed
+    saved = AutoConfig.from_pretrained(out)
+    assert saved.num_labels == 2 and saved.id2label == {0: "negative", 1: "positive"}
+    for command in (["evaluate", "--model", str(tiny3)], distill_args(tiny3, tmp_path / "student")[:-2]):
+        assert main([*command, "--task", "sst2", "--synthetic", "--output", str(tmp_path / "other")]) == 2
+        assert "predicts 3 labels but task sst2 has 2" in capsys.readouterr().err
