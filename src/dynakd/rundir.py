@@ -27,7 +27,24 @@ _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache"
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     keys = (set(old) | set(new)) - _COSMETIC
-    return sorted(k for k in keys if _model(k, old.get(k)) != _model(k, new.get(k)))
+    return sorted(k for k in keys if not _same_setting(k, old.get(k), new.get(k)))
+
+
+def _same_setting(key: str, old: Any, new: Any) -> bool:
+    """Equal, or the same model, file or folder spelt otherwise (``runs/t``, ``runs/t/``, ``./runs/t``, its absolute
+    path): a resumed run is the run it was, however a script spells its paths."""
+    old, new = _model(key, old), _model(key, new)
+    if old == new:
+        return True
+    return key in ("model", "teacher", "student", *_PATHS) and isinstance(old, str) and isinstance(new, str) \
+        and _same_file(old, new)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return _exists(a) and _exists(b) and os.path.samefile(os.path.expanduser(a), os.path.expanduser(b))
+    except (OSError, ValueError):
+        return False
 
 
 def _model(key: str, value: Any) -> Any:
@@ -212,10 +229,7 @@ def _same_place(key: str, given: Any, saved: Any) -> bool:
         return False
     if not _exists(saved):
         return True
-    try:
-        return _exists(given) and os.path.samefile(os.path.expanduser(str(given)), os.path.expanduser(str(saved)))
-    except (OSError, ValueError):
-        return False
+    return _same_file(str(given), str(saved))
 
 
 def _exists(path: Any) -> bool:
@@ -246,20 +260,35 @@ def finetune_config_differences(saved: dict[str, Any], cfg: DistillConfig) -> li
 
 
 def check_output(cfg: DistillConfig, command: str) -> Path:
-    """Refuse an output folder that holds a different run, or this run finished (unless ``overwrite``); writes
+    """Refuse an output folder that is a model the run reads, that holds files of other origin, a different run or
+    this run finished (the last two unless ``overwrite``, which replaces a DynaKD run and nothing else); writes
     nothing."""
     if not cfg.output:
         raise DynaKDError(f"{command} needs --output DIR")
     out = Path(cfg.output)
     if out.exists() and not out.is_dir():
         raise DynaKDError(f"--output {out} is a file, not a folder")
-    if cfg.overwrite or not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(out.iterdir()):
         return out
-    if not (out / CONFIG_NAME).is_file():
-        raise DynaKDError(f"{out} is not empty and holds no DynaKD run; pass --overwrite or choose another --output")
+    for role in ("teacher", "student", "model"):  # (model: the checkpoint a fine-tune starts from)
+        name = getattr(cfg, role)
+        if isinstance(name, str) and _same_file(packaged.resolve(name), str(out)):
+            raise DynaKDError(f"--output {out} is the {role}'s folder: the run would write over the model it reads; "
+                              "choose another --output")
+    if not (out / CONFIG_NAME).is_file():  # --overwrite would write among, and later delete, files DynaKD did not write
+        raise DynaKDError(f"{out} is not empty and holds no DynaKD run; choose another --output (--overwrite "
+                          "replaces a DynaKD run, not other files)")
+    if nested := sorted(p.parent for p in out.glob(f"*/**/{CONFIG_NAME}")):
+        raise DynaKDError(f"{out} holds other runs ({', '.join(map(str, nested[:3]))}), which replacing or resuming "
+                          "the run in it could delete; choose another --output")
+    if cfg.overwrite:
+        return out
     if diff := config_differences(recorded_config(out), cfg):
+        checkpoint = latest_checkpoint(out)
+        kept = (f"; it holds {checkpoint.name}, which the command it was started with resumes, and which --overwrite "
+                "deletes" if checkpoint is not None else "")
         raise DynaKDError(
-            f"{out} already holds a different run (differs in: {', '.join(diff[:5])}); "
+            f"{out} already holds a different run (differs in: {', '.join(diff[:5])}){kept}; "
             "pass --overwrite to replace it or choose another --output"
         )
     if (out / "metrics.json").is_file():  # finished: the same command again would delete the model it saved

@@ -307,6 +307,30 @@ def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
     assert "holds no DynaKD run" in run_error(capsys, distill_args(tiny_teacher, stranger))
 
 
+def test_overwrite_replaces_a_run_and_nothing_else(tiny_teacher, tmp_path, capsys):
+    """--overwrite wrote a run among a folder's own files, and a second --overwrite deleted them all; it also wrote a
+    student over its teacher. A teacher spelt otherwise (a trailing slash, its absolute path) is the same run."""
+    stranger = tmp_path / "project"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    err = run_error(capsys, distill_args(tiny_teacher, stranger, "--overwrite"))
+    assert "holds no DynaKD run; choose another --output (--overwrite replaces a DynaKD run, not other files)" in err
+    assert [p.name for p in stranger.iterdir()] == ["notes.txt"]
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher, teacher)
+    err = run_error(capsys, distill_args(teacher, teacher, "--overwrite"))
+    assert f"--output {teacher} is the teacher's folder: the run would write over the model it reads" in err
+
+    out = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
+    for spelt in (f"{tiny_teacher}/", f"{tiny_teacher}/../{tiny_teacher.name}"):
+        err = run_error(capsys, distill_args(Path(spelt), out, "--method", "kd"))
+        assert "already holds this run, finished" in err, spelt
+    shutil.copytree(out, out / "old")  # a run kept inside another: replacing the outer one would delete it
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd", "--overwrite"))
+    assert f"{out} holds other runs ({out / 'old'}), which replacing or resuming the run in it could delete" in err
+
+
 def test_output_is_a_file(tiny_teacher, tmp_path, capsys):
     (tmp_path / "run").write_text("not a folder")
     assert f"--output {tmp_path / 'run'} is a file, not a folder" in run_error(
