@@ -37,10 +37,11 @@ def _same_setting(key: str, old: Any, new: Any) -> bool:
     if old == new:
         return True
     return key in ("model", "teacher", "student", *_PATHS) and isinstance(old, str) and isinstance(new, str) \
-        and _same_file(old, new)
+        and same_file(old, new)
 
 
-def _same_file(a: str, b: str) -> bool:
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths (``~`` expanded) name one existing file or folder, however each is spelt."""
     try:
         return _exists(a) and _exists(b) and os.path.samefile(os.path.expanduser(a), os.path.expanduser(b))
     except (OSError, ValueError):
@@ -229,7 +230,7 @@ def _same_place(key: str, given: Any, saved: Any) -> bool:
         return False
     if not _exists(saved):
         return True
-    return _same_file(str(given), str(saved))
+    return same_file(str(given), str(saved))
 
 
 def _exists(path: Any) -> bool:
@@ -272,7 +273,7 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
         return out
     for role in ("teacher", "student", "model"):  # (model: the checkpoint a fine-tune starts from)
         name = getattr(cfg, role)
-        if isinstance(name, str) and _same_file(packaged.resolve(name), str(out)):
+        if isinstance(name, str) and same_file(packaged.resolve(name), str(out)):
             raise DynaKDError(f"--output {out} is the {role}'s folder: the run would write over the model it reads; "
                               "choose another --output")
     if not (out / CONFIG_NAME).is_file():  # --overwrite would write among, and later delete, files DynaKD did not write
@@ -394,8 +395,8 @@ def write_metrics(
     record = {"command": command, "task": task.name, "seed": cfg.seed, **metrics}
     if command == "distill":  # no aligner for methods without a layer term
         record.update(method=cfg.method, align=cfg.align.name if cfg.terms["feature"] else None)
-    if command == "evaluate":  # how the inputs were cut (a run folder's own settings unless the command said)
-        record["max_seq_length"] = cfg.max_seq_length
+    if command == "evaluate":  # which model, and how the inputs were cut (a run folder's own settings unless said)
+        record.update(model=cfg.model, max_seq_length=cfg.max_seq_length)
         if task.is_qa:  # the windows, and how answers are read from them
             record.update(doc_stride=cfg.stride(), n_best=cfg.n_best, max_answer_length=cfg.max_answer_length)
         if cfg.dev_split is not None:  # scored on the part of dev the run held out (data_seed chose it)

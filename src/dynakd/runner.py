@@ -53,6 +53,7 @@ from .rundir import (
     note_other_task,
     prepare_output,
     resume_point,
+    same_file,
     write_metrics,
 )
 from .trainer import DistillationTrainer
@@ -493,8 +494,13 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     if holds_run and not (out / "metrics.json").is_file():
         raise DynaKDError(f"{out} holds an unfinished run: a metrics.json written there would mark it finished (and "
                           "stop it resuming); give another --output")
+    if holds_run and cfg.output and not same_file(cfg.output, cfg.model):
+        raise DynaKDError(f"--output {out} holds the run of another model: the score of {cfg.model} would be filed "
+                          "in that run's record; give the model's own folder or a folder of its own")
     if run_folder:
         earlier_metrics(out)
+    elif (out / "metrics.json").is_file() and is_first_process():  # an earlier score, of this model or another
+        print(f"note: replacing the earlier score in {out / 'metrics.json'}", flush=True)
     task, data = load_data(cfg, train=False, labels_of=cfg.model)
     note_other_task(cfg.model, task.name, "model")
     model = load_task_model(cfg.model, task, new_head_ok=False)

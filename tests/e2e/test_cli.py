@@ -339,17 +339,14 @@ def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, t
     assert main(["evaluate", "--model", str(out), "--task", "sst2", "--synthetic", "--no-progress"]) == 0
     scored = json.loads((out / "metrics.json").read_text())["evaluate"]
     assert scored["task"] == "sst2" and "dev_split" not in scored
-    # scored into another run's folder: beside that run's record, not over it; a fresh folder gets the score alone
+    # another run's folder is refused (test_evaluate_files_a_score_under_its_own_model_only); a fresh folder gets
+    # the score alone
     other = tmp_path / "other"
     other.mkdir()
     (other / "dynakd.yaml").write_text("task: qnli\n")
-    (other / "metrics.json").write_text(json.dumps({"eval": {"accuracy": 0.5}, "train": {"steps": 2}}))
-    assert main(["evaluate", "--model", str(out), "--no-progress", "--output", str(other)]) == 0
-    record = json.loads((other / "metrics.json").read_text())
-    assert record["train"] == {"steps": 2} and record["evaluate"]["task"] == "qnli"
     assert main(["evaluate", "--model", str(out), "--no-progress", "--output", str(tmp_path / "fresh")]) == 0
     assert json.loads((tmp_path / "fresh" / "metrics.json").read_text())["command"] == "evaluate"
-    (other / "metrics.json").unlink()  # an unfinished run: a metrics.json would mark it finished
+    capsys.readouterr()  # an unfinished run: a metrics.json would mark it finished
     assert main(["evaluate", "--model", str(out), "--no-progress", "--output", str(other)]) == 2
     assert "holds an unfinished run: a metrics.json written there would mark it finished" in capsys.readouterr().err
 
@@ -497,6 +494,7 @@ def test_evaluate_says_what_it_scored_and_will_not_lose_a_record(tiny_teacher, t
     assert main([*args, "--max-eval-samples", "8"]) == 0
     record = json.loads((model / "metrics.json").read_text())
     assert (record["max_eval_samples"], record["data_seed"]) == (8, 0)
+    assert record["model"] == str(model)
 
 
 def test_finetune_gives_a_classifier_of_another_label_count_a_new_head(tmp_path, capsys):
@@ -522,3 +520,22 @@ def test_finetune_gives_a_classifier_of_another_label_count_a_new_head(tmp_path,
     for command in (["evaluate", "--model", str(tiny3)], distill_args(tiny3, tmp_path / "student")[:-2]):
         assert main([*command, "--task", "sst2", "--synthetic", "--output", str(tmp_path / "other")]) == 2
         assert "predicts 3 labels but task sst2 has 2" in capsys.readouterr().err
+
+
+def test_evaluate_files_a_score_under_its_own_model_only(tiny_teacher, tmp_path, capsys):
+    """--output naming another model's run filed the score in that run's record, where it read as its own; the record
+    did not name the model it scored, and a score in a folder of its own was replaced without a word."""
+    run = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, run, "--method", "kd")) == 0
+    args = ["evaluate", "--model", str(tiny_teacher), "--task", "sst2", "--synthetic", "--no-progress"]
+    capsys.readouterr()
+    assert main([*args, "--output", str(run)]) == 2
+    assert f"--output {run} holds the run of another model: the score of {tiny_teacher} would be filed in that " \
+           "run's record" in capsys.readouterr().err
+    assert "evaluate" not in json.loads((run / "metrics.json").read_text())
+    assert main(["evaluate", "--model", f"{run}/", "--output", str(run), "--no-progress"]) == 0  # its own, spelt so
+    assert json.loads((run / "metrics.json").read_text())["evaluate"]["model"] == f"{run}/"
+    scores = tmp_path / "scores"
+    assert main([*args, "--output", str(scores)]) == 0
+    assert main([*args, "--output", str(scores)]) == 0
+    assert f"note: replacing the earlier score in {scores / 'metrics.json'}" in capsys.readouterr().out
