@@ -17,6 +17,7 @@ from .data.squad import read_squad_json
 from .data.tasks import get_task
 from .errors import DynaKDError
 from .metrics import primary_metric
+from .rundir import recorded_config, same_setting
 from .runner import RunResult, distill, finetune
 
 DEMO_DEFAULTS = {
@@ -113,6 +114,7 @@ def run_demo(
     student_epochs = epochs if epochs is not None else STUDENT_EPOCHS
     out = Path(output)
     results: dict[str, RunResult] = {}
+    check_demo_folders(out)
     if (out / "teacher" / "metrics.json").is_file():  # the demo trains afresh each time (it is what it shows)
         print(f"(replacing the demo runs already in {out})")
     print("[1/3] fine-tuning the teacher (all-MiniLM-L6-v2, 6 layers)")
@@ -134,6 +136,19 @@ def run_demo(
     print()
     print(format_table(results, cfg, source, teacher_epochs=base["epochs"]))
     return results
+
+
+def check_demo_folders(out: Path) -> None:
+    """The demo replaces its own runs (``overwrite``) and no other: a run in one of its folders that it did not
+    write (another teacher, a student of another teacher) is refused. (A folder of other files is refused as any
+    run's output folder is.)"""
+    own = {"teacher": ("model", teacher_base()), "student-kd": ("teacher", str(out / "teacher")),
+           "student-full": ("teacher", str(out / "teacher"))}
+    for name, (key, value) in own.items():
+        saved = recorded_config(out / name)
+        if saved is not None and not same_setting(key, saved.get(key), value):
+            raise DynaKDError(f"{out / name} holds a run the demo did not write ({key} {saved.get(key)}), which it "
+                              "would replace; choose another --output")
 
 
 def format_table(

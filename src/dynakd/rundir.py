@@ -27,10 +27,10 @@ _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache"
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     keys = (set(old) | set(new)) - _COSMETIC
-    return sorted(k for k in keys if not _same_setting(k, old.get(k), new.get(k)))
+    return sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k)))
 
 
-def _same_setting(key: str, old: Any, new: Any) -> bool:
+def same_setting(key: str, old: Any, new: Any) -> bool:
     """Equal, or the same model, file or folder spelt otherwise (``runs/t``, ``runs/t/``, ``./runs/t``, its absolute
     path): a resumed run is the run it was, however a script spells its paths."""
     old, new = _model(key, old), _model(key, new)

@@ -641,6 +641,22 @@ def test_the_demo_refuses_zero_sizes(args, expected, capsys, tmp_path):
     assert expected in run_error(capsys, ["demo", "--synthetic", "--output", str(tmp_path / "d"), *args])
 
 
+def test_the_demo_replaces_its_own_runs_only(tiny_teacher, capsys, tmp_path):
+    """A teacher of the user's own in the demo's teacher folder was called one of "the demo runs" and deleted."""
+    out = tmp_path / "d"
+    assert main(["finetune", "--model", str(tiny_teacher), "--task", "sst2", "--synthetic", "--max-steps", "1",
+                 "--no-progress", "--output", str(out / "teacher")]) == 0
+    err = run_error(capsys, ["demo", "--synthetic", "--output", str(out)])
+    assert f"{out / 'teacher'} holds a run the demo did not write (model {tiny_teacher}), which it would replace" in err
+    assert (out / "teacher" / "metrics.json").is_file()
+    from dynakd.demo import check_demo_folders  # the demo's own runs (model minilm, students of its teacher) pass
+
+    for name, line in (("teacher", "model: minilm"), ("student-kd", f"teacher: {out / 'teacher'}/")):
+        (out / name).mkdir(exist_ok=True)
+        (out / name / "dynakd.yaml").write_text(line + "\n")
+    check_demo_folders(out)
+
+
 def test_evaluate_names_a_mistyped_model_before_any_data(tmp_path, capsys, monkeypatch):
     """``run/model`` for ``runs/model`` reads as a hub id; offline it failed on the data's hub download first."""
     monkeypatch.chdir(tmp_path)
