@@ -68,9 +68,13 @@ def test_bad_explicit_list_raises(layers):
         FixedAligner(3, 6, layers=layers)
 
 
-def test_student_deeper_than_teacher_raises():
-    with pytest.raises(DynaKDError):
-        fixed_map(6, 4)
+def test_a_student_deeper_than_the_teacher_repeats_teacher_layers_in_the_uniform_map():
+    """A deeper --student is allowed (README); the fixed map refused it, so static and pkd could not train it."""
+    assert fixed_map(6, 4) == [1, 1, 2, 3, 3, 4] and fixed_map(9, 4)[0] == 1
+    assert fixed_map(6, 4, "reversed") == [4, 3, 3, 2, 1, 1]
+    for mode in ("skip", "last"):
+        with pytest.raises(DynaKDError, match=f"align.fixed_map {mode} picks 6 of the teacher's layers, but it has 4"):
+            fixed_map(6, 4, mode)
 
 
 @pytest.mark.parametrize("ls,lt", [(2, 6), (3, 6), (4, 6), (6, 12)])

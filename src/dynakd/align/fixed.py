@@ -11,9 +11,10 @@ from .base import Aligner, one_hot_plan, uniform_map
 def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: list[int] | None = None) -> list[int]:
     """Teacher layer (1-based) of each student layer.
 
-    ``uniform``: ``round(m * Lt / Ls)`` (TinyBERT). ``skip``: every ``Lt // Ls``-th layer (Patient KD "skip").
-    ``last``: the last ``Ls`` teacher layers (Patient KD "last"). ``reversed``: the uniform map read backwards (a
-    deliberately wrong map, the control for "automatic alignment helps"). ``layers``: an explicit list.
+    ``uniform``: ``round(m * Lt / Ls)`` (TinyBERT; a student deeper than the teacher repeats teacher layers).
+    ``skip``: every ``Lt // Ls``-th layer (Patient KD "skip"). ``last``: the last ``Ls`` teacher layers (Patient KD
+    "last"). ``reversed``: the uniform map read backwards (a deliberately wrong map, the control for "automatic
+    alignment helps"). ``layers``: an explicit list.
     """
     if layers is not None:
         if len(layers) != n_student or not all(1 <= ell <= n_teacher for ell in layers):
@@ -22,8 +23,10 @@ def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: lis
                 f"(one per student layer), got {layers}"
             )
         return list(layers)
-    if n_student > n_teacher:
-        raise DynaKDError(f"the student has {n_student} layers, more than the teacher's {n_teacher}")
+    if n_student > n_teacher and mode in ("skip", "last"):  # uniform and reversed repeat teacher layers
+        raise DynaKDError(f"align.fixed_map {mode} picks {n_student} of the teacher's layers, but it has {n_teacher}: "
+                          "use fixed_map uniform (which repeats teacher layers), align.layers, or --align ot or "
+                          "attention")
     if mode == "skip":
         k = n_teacher // n_student
         return [m * k for m in range(1, n_student + 1)]
