@@ -12,7 +12,7 @@ from typing import Any
 
 from . import jsonfile, packaged
 from .checkpoints import PREFIX, check_checkpoint, is_checkpoint_name, latest_checkpoint, remove_partial
-from .config import DistillConfig, build_config, existing_part, load_yaml, save_config, underscored
+from .config import METHOD_TERMS, DistillConfig, build_config, existing_part, load_yaml, save_config, underscored
 from .data.tasks import TaskSpec, get_task
 from .distributed import is_first_process
 from .errors import DynaKDError
@@ -26,8 +26,23 @@ _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache"
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    keys = (set(old) | set(new)) - _COSMETIC
+    keys = (set(old) | set(new)) - _COSMETIC - (not_read(old) & not_read(new))
     return sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k)))
+
+
+def not_read(cfg: dict[str, Any]) -> set[str]:
+    """The settings a run's method never reads: the layer term's weight, aligner and dynamics without a layer term
+    (``task``, ``kd``), the dynamics beside another layer term (``static``, ``pkd``), the logit term's weight and
+    temperature without one (``task``, ``dynamics``). Two runs that differ only in these train alike."""
+    terms = METHOD_TERMS.get(cfg.get("method"))
+    if terms is None:
+        return set()
+    unread = set() if terms["logit"] else {"alpha", "temperature"}
+    if terms["feature"] is None:
+        unread |= {"beta", "align", "dynamics"}
+    elif terms["feature"] != "dynamics":
+        unread.add("dynamics")
+    return unread
 
 
 def same_setting(key: str, old: Any, new: Any) -> bool:
@@ -52,6 +67,14 @@ def _model(key: str, value: Any) -> Any:
     """A checkpoint as loaded: a packaged checkpoint's alias and its folder are one model (a run folder written
     before the alias stayed in configs holds the folder)."""
     return packaged.resolve(value) if key in ("model", "teacher", "student") and isinstance(value, str) else value
+
+
+def note_not_read(cfg: DistillConfig, given: dict[str, Any]) -> None:
+    """Say which of the settings a command gave its method does not read (a sweep's base may give them all its
+    methods: they are not refused)."""
+    if (unread := sorted(not_read(cfg.to_dict()) & set(given))) and is_first_process():
+        print(f"note: method {cfg.method} does not read {', '.join(unread)}: the run trains as it would without",
+              flush=True)
 
 
 def _resolved(saved: dict[str, Any]) -> dict[str, Any]:

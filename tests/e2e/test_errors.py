@@ -331,6 +331,17 @@ def test_overwrite_replaces_a_run_and_nothing_else(tiny_teacher, tmp_path, capsy
     assert f"{out} holds other runs ({out / 'old'}), which replacing or resuming the run in it could delete" in err
 
 
+def test_settings_a_method_does_not_read_are_noted_and_do_not_make_another_run(tiny_teacher, tmp_path, capsys):
+    """--beta and --align with kd were recorded without a word, and then made the same run "a different run"."""
+    out = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, out, "--method", "kd", "--beta", "5", "--align", "attention")) == 0
+    assert "note: method kd does not read align, beta: the run trains as it would without" in capsys.readouterr().out
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "kd"))
+    assert "already holds this run, finished" in err
+    err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "full"))
+    assert "already holds a different run (differs in: align, beta, method)" in err
+
+
 def test_output_is_a_file(tiny_teacher, tmp_path, capsys):
     (tmp_path / "run").write_text("not a folder")
     assert f"--output {tmp_path / 'run'} is a file, not a folder" in run_error(

@@ -198,13 +198,14 @@ def _run(args: argparse.Namespace) -> None:
         cfg = config_from_args(args, [FINETUNE_DATA_FLAGS, TRAIN_FLAGS])
         result = runner.finetune(cfg)
     elif args.command == "distill":
-        from ..rundir import teacher_task
+        from ..rundir import note_not_read, teacher_task
 
         extra = {"teacher": args.teacher} if args.teacher else {}
         groups = [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS]
         given = given_settings(args, groups)
         cfg = config_from_args(args, groups, defaults=teacher_task(extra.get("teacher") or given.get("teacher"),
                                                                     given), **extra)
+        note_not_read(cfg, given)
         result = runner.distill(cfg)
     else:
         from ..rundir import evaluation_defaults
