@@ -71,7 +71,7 @@ class RunResult:
 def check_precision(cfg: DistillConfig) -> None:
     """Refuse a precision this machine cannot give: first thing in a run, and when a bench builds its arguments."""
     if cfg.fp16 and _cpu_only():  # accelerate would train in float32 without a word: fp16 autocast needs a GPU
-        raise DynaKDError("--fp16 needs a GPU (on CPU it would silently train in float32); use --bf16 on CPU")
+        raise DynaKDError("--fp16 needs a GPU (on CPU it would silently run in float32); use --bf16 on CPU")
 
 
 def training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:

@@ -49,7 +49,7 @@ def test_fp16_on_cpu_is_refused(tiny_teacher, tmp_path, capsys):
             "--output", str(tmp_path / "run")]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "--fp16 needs a GPU (on CPU it would silently train in float32); use --bf16 on CPU" in err
+    assert "--fp16 needs a GPU (on CPU it would silently run in float32); use --bf16 on CPU" in err
     assert not (tmp_path / "run").exists()  # refused before any data, model or folder
 
 
