@@ -201,15 +201,24 @@ def check_seq_length(max_seq_length: int, tokenizer, model) -> None:
         raise DynaKDError(f"max_seq_length {max_seq_length} exceeds the model's limit of {limit} tokens")
 
 
-def check_student_request(cfg, teacher_name: str) -> None:
-    """Check ``--student-layers`` / ``--student-layer-ids`` against the teacher's config, before loading weights."""
+FLAG_NAMES = ("--student", "--student-layers", "--student-layer-ids")
+
+
+def check_student_request(cfg, teacher_name: str | None, *, depth: int | None = None,
+                          names: tuple[str, str, str] = FLAG_NAMES) -> None:
+    """Check ``--student-layers`` / ``--student-layer-ids`` against the teacher's depth (``depth``, else read from
+    ``teacher_name``'s config; neither: only that one student is named), before loading weights. ``names`` spell
+    the student, its layer count and its layer ids in messages: the command's flags, or a sweep file's keys."""
+    student, k_name, ids_name = names
     if cfg.student:
         if cfg.student_layers or cfg.student_layer_ids:  # both would name the student: refuse rather than pick one
-            raise DynaKDError("choose one of --student (a checkpoint) and --student-layers / --student-layer-ids "
-                              "(a student built from the teacher's layers)")
+            raise DynaKDError(f"choose one of {student} (a checkpoint) and {k_name} / {ids_name} (a student built "
+                              "from the teacher's layers)")
         return
-    n = model_config(teacher_name).num_hidden_layers
-    resolve_layer_ids(n, cfg.student_layers, cfg.student_layer_ids)
+    if depth is None and teacher_name is None:
+        return
+    n = depth if depth is not None else model_config(teacher_name).num_hidden_layers
+    resolve_layer_ids(n, cfg.student_layers, cfg.student_layer_ids, names=(k_name, ids_name))
 
 
 def load_student(cfg, teacher, task: TaskSpec):

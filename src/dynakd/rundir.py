@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import os
 import shutil
@@ -72,7 +73,10 @@ def _model(key: str, value: Any) -> Any:
 def note_not_read(cfg: DistillConfig, given: dict[str, Any]) -> None:
     """Say which of the settings a command gave its method does not read (a sweep's base may give them all its
     methods: they are not refused)."""
-    if (unread := sorted(not_read(cfg.to_dict()) & set(given))) and is_first_process():
+    settings, defaults = cfg.to_dict(), build_config({"method": cfg.method}).to_dict()
+    # (a run's saved dynakd.yaml given as --config spells out every key, at the defaults: those say nothing)
+    if (unread := sorted(k for k in not_read(settings) & set(given) if settings[k] != defaults[k])) \
+            and is_first_process():
         print(f"note: method {cfg.method} does not read {', '.join(unread)}: the run trains as it would without",
               flush=True)
 
@@ -283,10 +287,24 @@ def finetune_config_differences(saved: dict[str, Any], cfg: DistillConfig) -> li
     return diff + (["model"] if next(model) != next(model) else [])
 
 
+# What a run writes at the top of its folder, by name or pattern (a model's and a tokenizer's files of any
+# architecture): what --overwrite deletes, and what a folder without a run may not hold (the run would write over it).
+RUN_ENTRIES = (CONFIG_NAME, "metrics.json", "README.md", "training_args.bin", "config.json", "generation_config.json",
+               "special_tokens_map.json", "added_tokens.json", "merges.txt", "chat_template.jinja", "*.safetensors",
+               "*.safetensors.index.json", "pytorch_model*.bin", "tokenizer*", "vocab.*", "*.model", "alignment.json",
+               "alignment.png", f"{PREFIX}-*", "runs")
+
+
+def _run_entries(out: Path) -> list[Path]:
+    """The entries of ``out`` a run writes (``runs/`` only when it holds TensorBoard files alone)."""
+    return sorted(e for e in out.iterdir() if any(fnmatch.fnmatchcase(e.name, p) for p in RUN_ENTRIES)
+                  and not (e.name == "runs" and not (e.is_dir() and _tensorboard_only(e))))
+
+
 def check_output(cfg: DistillConfig, command: str) -> Path:
-    """Refuse an output folder that is a model the run reads, that holds files of other origin, a different run or
-    this run finished (the last two unless ``overwrite``, which replaces a DynaKD run and nothing else); writes
-    nothing."""
+    """Refuse an output folder that is a model the run reads, that holds other runs, that holds files a run writes
+    but no run, or a different run or this run finished (the last two unless ``overwrite``); writes nothing. Files of
+    other origin (a log, notes) may sit beside a run: ``--overwrite`` replaces what runs write, nothing else."""
     if not cfg.output:
         raise DynaKDError(f"{command} needs --output DIR")
     out = Path(cfg.output)
@@ -296,15 +314,18 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
         return out
     for role in ("teacher", "student", "model"):  # (model: the checkpoint a fine-tune starts from)
         name = getattr(cfg, role)
-        if isinstance(name, str) and same_file(packaged.resolve(name), str(out)):
+        if isinstance(name, str) and same_file(name, str(out)):
             raise DynaKDError(f"--output {out} is the {role}'s folder: the run would write over the model it reads; "
                               "choose another --output")
-    if not (out / CONFIG_NAME).is_file():  # --overwrite would write among, and later delete, files DynaKD did not write
-        raise DynaKDError(f"{out} is not empty and holds no DynaKD run; choose another --output (--overwrite "
-                          "replaces a DynaKD run, not other files)")
-    if nested := sorted(p.parent for p in out.glob(f"*/**/{CONFIG_NAME}")):
-        raise DynaKDError(f"{out} holds other runs ({', '.join(map(str, nested[:3]))}), which replacing or resuming "
-                          "the run in it could delete; choose another --output")
+    # (two levels down: a project's runs/ folder of runs, or one more; a deeper walk could take long in a big tree)
+    if nested := sorted(p.parent for pattern in (f"*/{CONFIG_NAME}", f"*/*/{CONFIG_NAME}") for p in out.glob(pattern)):
+        raise DynaKDError(f"{out} holds other runs ({', '.join(map(str, nested[:3]))}); a run's folder holds one run: "
+                          "choose another --output")
+    if not (out / CONFIG_NAME).is_file():
+        if taken := _run_entries(out):  # a model folder DynaKD did not write, or a run's files without their record
+            raise DynaKDError(f"{out} holds {', '.join(e.name for e in taken[:4])} but no DynaKD run, which a run "
+                              "would write over; choose another --output")
+        return out
     if cfg.overwrite:
         return out
     if diff := config_differences(recorded_config(out), cfg):
@@ -355,13 +376,11 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
     out = check_output(cfg, command)
     try:
         if resume is None and (out / CONFIG_NAME).is_file():
-            if cfg.overwrite:
-                shutil.rmtree(out)
-            else:  # this run, stopped before its first checkpoint: what it wrote goes, files of other origin stay
-                for entry in out.iterdir():
-                    if entry.name == CONFIG_NAME or (entry.is_dir() and is_checkpoint_name(entry.name)) or (
-                            entry.name == "runs" and _tensorboard_only(entry)):
-                        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            # replaced: what runs write goes; this run, stopped before its first checkpoint: what it wrote by then
+            # goes (its record, checkpoints, TensorBoard files); files of other origin stay either way
+            for entry in _run_entries(out):
+                if cfg.overwrite or entry.name in (CONFIG_NAME, "runs") or is_checkpoint_name(entry.name):
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         out.mkdir(parents=True, exist_ok=True)
         remove_partial(out)
         # pushing, overwriting and resuming are what this run does once, not settings: a run started again from its

@@ -679,6 +679,14 @@ def test_a_student_deeper_than_the_teacher_is_refused_before_the_teacher_trains(
         assert err.startswith(f"dynakd: error: {path}: cell method=kd,seed=1,{option}=") and "--student" not in err
         assert re.search(message, err) and f"(teacher.model: {tiny_encoder})" in err
         assert not (tmp_path / "out").exists()
+    raw["grid"] = {"method": ["kd"], "student": [str(tiny_encoder)], "seed": [1]}  # and student_layers in base
+    raw["base"]["student_layers"] = 1
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["ablate", "--config", str(path)]) == 2
+    assert "choose one of student (a checkpoint) and student_layers / student_layer_ids" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    del raw["base"]["student_layers"]
+    raw["grid"] = {"method": ["kd"], "student_layers": [9], "seed": [1]}
     raw["teacher"]["model"] = "no-org/no-such-model"  # a config not at hand offline: the check is left to distill
     path.write_text(yaml.safe_dump(raw))
     load_sweep(path)

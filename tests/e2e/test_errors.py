@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import shutil
 import subprocess
@@ -143,8 +144,9 @@ def test_a_sweep_file_and_a_runs_config_given_to_the_other_command_are_named(tin
     save_config(DistillConfig(teacher=str(tiny_teacher), student_layers=2, output=str(tmp_path / "run")), run)
     err = run_error(capsys, ["ablate", "--config", str(run)])
     assert err == f"dynakd: error: {run} is a run's config: use it with dynakd distill/finetune --config {run}"
-    run.write_text("name: s1\ngird: {seed: [1]}\n")  # a sweep file with a misspelt section is still a sweep file
-    assert "unknown sweep key(s) ['gird']" in run_error(capsys, ["ablate", "--config", str(run)])
+    # a sweep file with misspelt sections is still a sweep file (teacher and output are run settings too)
+    run.write_text("name: s1\noutput: runs/s1\nteacher: {model: minilm}\nbsae: {seed: 1}\ngird: {seed: [1]}\n")
+    assert "unknown sweep key(s) ['bsae', 'gird']" in run_error(capsys, ["ablate", "--config", str(run)])
 
 
 def test_a_bad_key_in_a_config_file_names_the_file(tiny_teacher, tmp_path, capsys):
@@ -301,34 +303,37 @@ def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
     from dynakd.rundir import discard_output  # a restart that stops before training keeps its config beside them
     discard_output(out)
     assert (out / "dynakd.yaml").is_file() and (out / "notes.txt").is_file()
-    stranger = tmp_path / "stranger"
+    stranger = tmp_path / "stranger"  # a model folder DynaKD did not write
     stranger.mkdir()
-    (stranger / "notes.txt").write_text("mine")
-    assert "holds no DynaKD run" in run_error(capsys, distill_args(tiny_teacher, stranger))
+    (stranger / "config.json").write_text("{}")
+    assert f"{stranger} holds config.json but no DynaKD run, which a run would write over" in run_error(
+        capsys, distill_args(tiny_teacher, stranger))
 
 
 def test_overwrite_replaces_a_run_and_nothing_else(tiny_teacher, tmp_path, capsys):
-    """--overwrite wrote a run among a folder's own files, and a second --overwrite deleted them all; it also wrote a
-    student over its teacher. A teacher spelt otherwise (a trailing slash, its absolute path) is the same run."""
-    stranger = tmp_path / "project"
-    stranger.mkdir()
-    (stranger / "notes.txt").write_text("mine")
-    err = run_error(capsys, distill_args(tiny_teacher, stranger, "--overwrite"))
-    assert "holds no DynaKD run; choose another --output (--overwrite replaces a DynaKD run, not other files)" in err
-    assert [p.name for p in stranger.iterdir()] == ["notes.txt"]
+    """--overwrite deleted the whole folder, files of other origin with the run's (notes, another model's scores);
+    it also wrote a student over its teacher. A teacher spelt otherwise (a trailing slash, another path to it) is the
+    same run."""
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "train.log").write_text("a log the shell opened before the run")  # beside a run: allowed, kept
+    assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
+    (out / "notes").mkdir()
+    (out / "notes" / "mine.txt").write_text("mine")
+    for spelt in (f"{tiny_teacher}/", f"{tiny_teacher}/../{tiny_teacher.name}"):
+        err = run_error(capsys, distill_args(Path(spelt), out, "--method", "kd"))
+        assert "already holds this run, finished" in err, spelt
+    assert main(distill_args(tiny_teacher, out, "--method", "pkd", "--overwrite")) == 0
+    assert (out / "train.log").is_file() and (out / "notes" / "mine.txt").read_text() == "mine"
+    assert json.loads((out / "metrics.json").read_text())["method"] == "pkd"
     teacher = tmp_path / "teacher"
     shutil.copytree(tiny_teacher, teacher)
     err = run_error(capsys, distill_args(teacher, teacher, "--overwrite"))
     assert f"--output {teacher} is the teacher's folder: the run would write over the model it reads" in err
-
-    out = tmp_path / "run"
-    assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
-    for spelt in (f"{tiny_teacher}/", f"{tiny_teacher}/../{tiny_teacher.name}"):
-        err = run_error(capsys, distill_args(Path(spelt), out, "--method", "kd"))
-        assert "already holds this run, finished" in err, spelt
-    shutil.copytree(out, out / "old")  # a run kept inside another: replacing the outer one would delete it
+    shutil.copytree(out, tmp_path / "old", ignore=shutil.ignore_patterns("notes"))
+    shutil.move(tmp_path / "old", out / "notes" / "old")  # a run kept inside another
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd", "--overwrite"))
-    assert f"{out} holds other runs ({out / 'old'}), which replacing or resuming the run in it could delete" in err
+    assert f"{out} holds other runs ({out / 'notes' / 'old'}); a run's folder holds one run" in err
 
 
 def test_settings_a_method_does_not_read_are_noted_and_do_not_make_another_run(tiny_teacher, tmp_path, capsys):
@@ -340,6 +345,11 @@ def test_settings_a_method_does_not_read_are_noted_and_do_not_make_another_run(t
     assert "already holds this run, finished" in err
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "full"))
     assert "already holds a different run (differs in: align, beta, method)" in err
+    assert main(distill_args(tiny_teacher, tmp_path / "plain", "--method", "kd")) == 0
+    capsys.readouterr()  # a run's own dynakd.yaml spells out every key at its default: nothing to note
+    assert main(["distill", "--config", str(tmp_path / "plain" / "dynakd.yaml"), "--output", str(tmp_path / "again"),
+                 "--no-progress"]) == 0
+    assert "does not read" not in capsys.readouterr().out
 
 
 def test_output_is_a_file(tiny_teacher, tmp_path, capsys):
@@ -662,7 +672,8 @@ def test_the_demo_replaces_its_own_runs_only(tiny_teacher, capsys, tmp_path):
     assert (out / "teacher" / "metrics.json").is_file()
     from dynakd.demo import check_demo_folders  # the demo's own runs (model minilm, students of its teacher) pass
 
-    for name, line in (("teacher", "model: minilm"), ("student-kd", f"teacher: {out / 'teacher'}/")):
+    for name, line in (("teacher", "model: minilm"), ("student-kd", f"teacher: {out / 'teacher'}/"),
+                       ("student-full", "teacher: d/teacher")):  # (run from tmp_path, then from elsewhere)
         (out / name).mkdir(exist_ok=True)
         (out / name / "dynakd.yaml").write_text(line + "\n")
     check_demo_folders(out)

@@ -557,3 +557,4 @@ def test_tokenizers_with_one_vocabulary_but_other_accent_handling_are_not_the_sa
     copy = BertTokenizerFast.from_pretrained(tmp_path / "copy")
     copy("good", truncation=True, max_length=4)  # a call sets the pipeline's truncation: not an encoding difference
     assert same_tokenizer(strips, copy)
+    assert same_tokenizer(strips, BertTokenizerFast(str(vocab), strip_accents=True))  # lower-casing strips them too

@@ -6,7 +6,6 @@ the collator pads both; otherwise the teacher reads the student's inputs.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -17,12 +16,17 @@ from ..errors import DynaKDError
 from ..features import CONTEXT_MASK, EXAMPLE_ID, HIDDEN_LABEL, NON_MODEL_KEYS, TEACHER_PREFIX
 from .fingerprint import map_fingerprint, tokenizer_state
 
+# Text that tells tokenizers of one vocabulary apart: case, accents, other scripts, spacing, symbols, and a pair
+# (where the special tokens go, token types)
+_PROBES = ["Café NAÏVE résumé, it's 3.14!", "中文 テスト 한국어 ℃ 🙂", "tabs\tand  double  spaces", "ﬁ ① Ａ"]
+_PROBE_PAIR = (["Who wrote it?"], ["Ünïcode text."])
+
 
 def same_tokenizer(a, b) -> bool:
     """True when two tokenizers give the same model inputs: same vocabulary, special tokens and input names (a BERT
     teacher needs ``token_type_ids`` that a DistilBERT tokenizer does not produce), the same sides, and the same
-    text pipeline (lower-casing, accents, splitting: one vocabulary may encode "café" as ``café`` or ``[UNK]``).
-    False is always safe: the teacher then gets an encoding of its own."""
+    encodings of probe texts (lower-casing, accents, splitting: one vocabulary may encode "café" as ``café`` or
+    ``[UNK]``). Encodings are compared rather than settings: two spellings of one normalizer are the same."""
     if a is b:
         return True
     return (
@@ -30,18 +34,12 @@ def same_tokenizer(a, b) -> bool:
         and a.all_special_tokens == b.all_special_tokens
         and list(a.model_input_names) == list(b.model_input_names)
         and (a.padding_side, a.truncation_side) == (b.padding_side, b.truncation_side)
-        and _text_pipeline(a) == _text_pipeline(b)
+        and _encodings(a) == _encodings(b)
     )
 
 
-def _text_pipeline(tokenizer) -> Any:
-    """What turns text into ids besides the vocabulary: a fast tokenizer's normalizer, pre-tokenizer, model and
-    post-processor (not its truncation and padding, which each call sets), else a slow one's lower-casing."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return getattr(tokenizer, "do_lower_case", None)
-    state = json.loads(backend.to_str())
-    return {k: state.get(k) for k in ("normalizer", "pre_tokenizer", "model", "post_processor")}
+def _encodings(tokenizer) -> list[dict[str, Any]]:
+    return [dict(tokenizer(_PROBES)), dict(tokenizer(*_PROBE_PAIR))]
 
 
 def tokenize(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=None) -> DatasetDict:

@@ -56,10 +56,9 @@ from ..config import (
 from ..data import get_task, synthetic_serves
 from ..errors import DynaKDError
 from ..locks import locked
-from ..models import local_depth
+from ..models import check_student_request, local_depth
 from ..rundir import config_differences, finetune_config_differences, finetune_differences, recorded_config
 from ..runner import distill, finetune
-from ..students import resolve_layer_ids
 
 SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
 DEFAULT_SMOKE = {"max_train_samples": 32, "max_eval_samples": 32, "max_steps": 2, "batch_size": 16,
@@ -92,7 +91,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     raw = load_yaml(path)
     unknown = set(raw) - SWEEP_KEYS
     run_keys = {f.name for f in dataclasses.fields(DistillConfig)}
-    if unknown and not set(SWEEP_SECTIONS) & set(raw) and set(underscored(raw)) & run_keys:
+    if unknown and not set(SWEEP_SECTIONS) & set(raw) and set(underscored(dict.fromkeys(unknown))) & run_keys:
         # a run's config (a run folder's dynakd.yaml): its keys one by one would be a list of every setting
         raise DynaKDError(f"{path} is a run's config: use it with dynakd distill/finetune --config {path}")
     if unknown:
@@ -162,18 +161,14 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
 
 
 def _check_student_depths(configs: dict[str, DistillConfig], teacher_model: str) -> None:
-    """Each cell's student_layers / student_layer_ids against the depth of the model the teacher is fine-tuned from
-    (its config alone, read from this machine), as distill checks them once the teacher is there: that is after
-    the teacher's fine-tuning. A config not at hand here (a hub id not cached) leaves the check to distill."""
+    """Each cell's student as distill checks it once the teacher is there, which is after the teacher's
+    fine-tuning: one student named, and its layers against the depth of the model the teacher is fine-tuned from
+    (its config alone, read from this machine; a config not at hand here, a hub id not cached, leaves the depth to
+    distill)."""
     depth = local_depth(teacher_model)
-    if depth is None:
-        return
     for key, cfg in configs.items():
-        if cfg.student:  # a checkpoint of its own: no teacher layers to keep
-            continue
         try:
-            resolve_layer_ids(depth, cfg.student_layers, cfg.student_layer_ids,
-                              names=("student_layers", "student_layer_ids"))
+            check_student_request(cfg, None, depth=depth, names=("student", "student_layers", "student_layer_ids"))
         except DynaKDError as e:
             raise DynaKDError(f"cell {key}: {e} (teacher.model: {teacher_model})") from None
 
