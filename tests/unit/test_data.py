@@ -246,6 +246,19 @@ def test_a_tsv_cell_starting_with_a_quote_is_text_as_in_glue_files(tmp_path):
     assert data["text_a"] == ['"a great movie', 'an awful film"', "fine"] and data["label"] == [1, 0, 1]
 
 
+def test_a_tsv_quoted_as_csv_writers_quote_is_read_so(tmp_path):
+    """A .tsv written by pandas or Python's csv quotes a cell holding a quote or a tab; read with quotes as text its
+    cell kept the doubled quotes, or the row failed to parse."""
+    import csv
+
+    path = tmp_path / "written.tsv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, delimiter="\t").writerows([["text", "label"], ['He said "great" twice', "1"],
+                                                      ["plain text", "0"], ["tab\tinside", "1"]])
+    data = load_user_files("csv", str(path), None, ["text"], "label")["train"]
+    assert data["text_a"] == ['He said "great" twice', "plain text", "tab\tinside"] and data["label"] == [1, 0, 1]
+
+
 def test_csv_cells_that_pandas_reads_as_missing_are_text(tmp_path):
     """``NA``, ``null``, ``None`` are words of a text or names of a class; only an empty cell is missing."""
     train = write_csv(tmp_path / "train.csv", ["text", "label"],

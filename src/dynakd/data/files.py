@@ -1,4 +1,4 @@
-"""User data in csv (.tsv: tab-separated, quotes kept as text) or json (JSON lines or a JSON array) files,
+"""User data in csv (.tsv: tab-separated) or json (JSON lines or a JSON array) files,
 standardized like the GLUE loaders. Each file is read on its own: train and validation files may hold different
 extra columns.
 
@@ -81,15 +81,36 @@ def _is_blank(path: str) -> bool:
 
 def _reader_options(kind: str, path: str) -> dict[str, Any]:
     """How pandas reads a csv file: a cell is text as written (pandas would read ``NA``, ``null``, ``None``, ``nan``
-    ... as missing: a text lost, a label ``None`` refused), and only an empty cell is missing. A .tsv file is read as
-    GLUE's files are, tab-separated with quotes kept as text: with csv quoting a ``"`` at the start of a cell quotes
-    what follows, rows merge into one text, or the file fails to parse."""
+    ... as missing: a text lost, a label ``None`` refused), and only an empty cell is missing. A .tsv file is read
+    tab-separated, its quotes as ``_tsv_quoting`` finds them."""
     if kind != "csv":
         return {}
     options: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
     if _suffix(path) == "tsv":
-        options.update(sep="\t", quoting=csv.QUOTE_NONE)
+        options.update(sep="\t", quoting=_tsv_quoting(path))
     return options
+
+
+def _tsv_quoting(path: str) -> int:
+    """``QUOTE_MINIMAL`` for a file quoted as csv writers quote (pandas, Python's ``csv``): every cell that opens
+    with a quote closes it right before a tab or the line's end, doubling the quotes inside, and no row runs past its
+    line or differs in width from the header. Else ``QUOTE_NONE``, as GLUE's files are read, where a quote is text:
+    read with csv quoting, a GLUE cell that starts with ``"`` quoted what followed, rows merged into one text, or
+    the file failed to parse. (Python's own parser decides, once over the file: pandas has no strict mode.)"""
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        if '"' not in handle.read():
+            return csv.QUOTE_NONE  # (the same reading either way)
+        handle.seek(0)
+        try:
+            widths = set()
+            for row in csv.reader(handle, delimiter="\t", strict=True):
+                if any("\n" in cell or "\r" in cell for cell in row):
+                    return csv.QUOTE_NONE
+                if row:
+                    widths.add(len(row))
+        except csv.Error:
+            return csv.QUOTE_NONE
+    return csv.QUOTE_MINIMAL if len(widths) == 1 else csv.QUOTE_NONE
 
 
 def _suffix(path: str) -> str:
