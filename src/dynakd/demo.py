@@ -124,7 +124,7 @@ def run_demo(
         cfg = build_config(
             base,
             {
-                "teacher": str(out / "teacher"),
+                "teacher": str((out / "teacher").resolve()),  # (recorded whole: known as the demo's from anywhere)
                 "student_layers": 2,
                 "method": method,
                 "epochs": student_epochs,
@@ -147,8 +147,10 @@ def check_demo_folders(out: Path) -> None:
         saved = recorded_config(out / name)
         if saved is None or same_setting(key, saved.get(key), value):
             continue
-        # a student's teacher as recorded counts from where the demo ran: from elsewhere, its folder's last names
-        if key == "teacher" and Path(str(saved.get(key))).parts[-2:] == (out.resolve().name, "teacher"):
+        # a student of an earlier demo recorded its teacher relative to where that demo ran: its last names
+        recorded = Path(str(saved.get(key)))
+        tail = (out.resolve() / "teacher").parts[-len(recorded.parts):]
+        if key == "teacher" and not recorded.is_absolute() and tail == recorded.parts:
             continue
         raise DynaKDError(f"{out / name} holds a run the demo did not write ({key} {saved.get(key)}), which it "
                           "would replace; choose another --output")

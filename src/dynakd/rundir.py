@@ -296,9 +296,21 @@ RUN_ENTRIES = (CONFIG_NAME, "metrics.json", "README.md", "training_args.bin", "c
 
 
 def _run_entries(out: Path) -> list[Path]:
-    """The entries of ``out`` a run writes (``runs/`` only when it holds TensorBoard files alone)."""
-    return sorted(e for e in out.iterdir() if any(fnmatch.fnmatchcase(e.name, p) for p in RUN_ENTRIES)
-                  and not (e.name == "runs" and not (e.is_dir() and _tensorboard_only(e))))
+    """The entries of ``out`` a run writes: files by ``RUN_ENTRIES``, and of folders only checkpoints and a ``runs/``
+    of TensorBoard files alone (a user's ``tokenizers/`` or ``checkpoint-best/`` is not a run's)."""
+    def written(entry: Path) -> bool:
+        if entry.is_dir():
+            return is_checkpoint_name(entry.name) or (entry.name == "runs" and _tensorboard_only(entry))
+        return entry.name != "runs" and any(fnmatch.fnmatchcase(entry.name, p) for p in RUN_ENTRIES)
+
+    return sorted(e for e in out.iterdir() if written(e))
+
+
+def _remove_event_files(out: Path) -> None:
+    """A replaced run's TensorBoard files in a ``runs/`` that holds other files too (kept, with them)."""
+    if (out / "runs").is_dir():
+        for event in (out / "runs").rglob("events.out.tfevents*"):
+            event.unlink()
 
 
 def check_output(cfg: DistillConfig, command: str) -> Path:
@@ -381,6 +393,8 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
             for entry in _run_entries(out):
                 if cfg.overwrite or entry.name in (CONFIG_NAME, "runs") or is_checkpoint_name(entry.name):
                     shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            if cfg.overwrite:
+                _remove_event_files(out)
         out.mkdir(parents=True, exist_ok=True)
         remove_partial(out)
         # pushing, overwriting and resuming are what this run does once, not settings: a run started again from its

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dynakd.cli import main
+from dynakd.errors import DynaKDError
 
 from .test_cli import FAST, distill_args
 
@@ -323,8 +324,15 @@ def test_overwrite_replaces_a_run_and_nothing_else(tiny_teacher, tmp_path, capsy
     for spelt in (f"{tiny_teacher}/", f"{tiny_teacher}/../{tiny_teacher.name}"):
         err = run_error(capsys, distill_args(Path(spelt), out, "--method", "kd"))
         assert "already holds this run, finished" in err, spelt
+    for folder in ("checkpoint-best", "tokenizers"):  # folders of the user's whose names look like a run's files
+        (out / folder).mkdir()
+        (out / folder / "mine.txt").write_text("mine")
+    (out / "runs" / "mine.txt").write_text("mine")  # TensorBoard's folder, with a file of the user's in it
+    old_events = list((out / "runs").rglob("events.out.tfevents*"))
     assert main(distill_args(tiny_teacher, out, "--method", "pkd", "--overwrite")) == 0
     assert (out / "train.log").is_file() and (out / "notes" / "mine.txt").read_text() == "mine"
+    assert all((out / f / "mine.txt").is_file() for f in ("checkpoint-best", "tokenizers", "runs"))
+    assert old_events and not any(e.exists() for e in old_events)  # the replaced run's curves go
     assert json.loads((out / "metrics.json").read_text())["method"] == "pkd"
     teacher = tmp_path / "teacher"
     shutil.copytree(tiny_teacher, teacher)
@@ -677,6 +685,11 @@ def test_the_demo_replaces_its_own_runs_only(tiny_teacher, capsys, tmp_path):
         (out / name).mkdir(exist_ok=True)
         (out / name / "dynakd.yaml").write_text(line + "\n")
     check_demo_folders(out)
+    (out / "student-full" / "dynakd.yaml").write_text("teacher: teacher\n")  # an earlier demo with --output .
+    check_demo_folders(out)
+    (out / "student-full" / "dynakd.yaml").write_text(f"teacher: {tmp_path / 'elsewhere' / 'd' / 'teacher'}\n")
+    with pytest.raises(DynaKDError, match="student-full holds a run the demo did not write"):
+        check_demo_folders(out)  # another teacher, whose folder's last names are the demo's
 
 
 def test_evaluate_names_a_mistyped_model_before_any_data(tmp_path, capsys, monkeypatch):

@@ -257,6 +257,9 @@ def test_a_tsv_quoted_as_csv_writers_quote_is_read_so(tmp_path):
                                                       ["plain text", "0"], ["tab\tinside", "1"]])
     data = load_user_files("csv", str(path), None, ["text"], "label")["train"]
     assert data["text_a"] == ['He said "great" twice', "plain text", "tab\tinside"] and data["label"] == [1, 0, 1]
+    long = tmp_path / "long.tsv"  # a cell past csv's default field limit, and a blank line (pandas skips it)
+    long.write_text('text\tlabel\n"' + "a" * 140_000 + ' ""q"""\t1\nplain\t0\n \n')
+    assert load_user_files("csv", str(long), None, ["text"], "label")["train"]["text_a"][0].endswith('a "q"')
 
 
 def test_csv_cells_that_pandas_reads_as_missing_are_text(tmp_path):
@@ -571,3 +574,9 @@ def test_tokenizers_with_one_vocabulary_but_other_accent_handling_are_not_the_sa
     copy("good", truncation=True, max_length=4)  # a call sets the pipeline's truncation: not an encoding difference
     assert same_tokenizer(strips, copy)
     assert same_tokenizer(strips, BertTokenizerFast(str(vocab), strip_accents=True))  # lower-casing strips them too
+    from tokenizers import Tokenizer, models  # a vocabulary without an unknown token fails on the probes: not same
+    from transformers import PreTrainedTokenizerFast
+
+    no_unk = [PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"good": 0, "[PAD]": 1})),
+                                      pad_token="[PAD]") for _ in range(2)]
+    assert not same_tokenizer(*no_unk)

@@ -98,18 +98,21 @@ def _tsv_quoting(path: str) -> int:
     read with csv quoting, a GLUE cell that starts with ``"`` quoted what followed, rows merged into one text, or
     the file failed to parse. (Python's own parser decides, once over the file: pandas has no strict mode.)"""
     with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        if '"' not in handle.read():
+        if not any('"' in line for line in handle):
             return csv.QUOTE_NONE  # (the same reading either way)
         handle.seek(0)
+        limit = csv.field_size_limit(2**31 - 1)  # (a long text is no error: the default limit is 131,072)
+        widths = set()
         try:
-            widths = set()
             for row in csv.reader(handle, delimiter="\t", strict=True):
                 if any("\n" in cell or "\r" in cell for cell in row):
                     return csv.QUOTE_NONE
-                if row:
+                if any(cell.strip() for cell in row):  # (pandas skips a blank line)
                     widths.add(len(row))
         except csv.Error:
             return csv.QUOTE_NONE
+        finally:
+            csv.field_size_limit(limit)
     return csv.QUOTE_MINIMAL if len(widths) == 1 else csv.QUOTE_NONE
 
 
