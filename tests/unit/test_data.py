@@ -237,13 +237,14 @@ def test_tsv_files_are_read_tab_separated_and_files_may_differ_in_extra_columns(
     assert data["validation"].features["label"].names == ["neg", "pos"]
 
 
-def test_a_tsv_cell_starting_with_a_quote_is_text_as_in_glue_files(tmp_path):
+def test_a_tsv_cell_starting_with_a_quote_is_text_as_in_glue_files(tmp_path, capsys):
     """With csv quoting the quote opened a field that ran to the next quote: three rows read as two, the first text
     holding a tab, a newline and another row's label (a real GLUE file failed to parse instead)."""
     train = tmp_path / "train.tsv"
     train.write_text('text\tlabel\n"a great movie\t1\nan awful film"\t0\nfine\t1\n')
     data = load_user_files("csv", str(train), None, ["text"], "label")["train"]
     assert data["text_a"] == ['"a great movie', 'an awful film"', "fine"] and data["label"] == [1, 0, 1]
+    assert f"note: {train} holds quotes that are not csv quoting" in capsys.readouterr().out
 
 
 def test_a_tsv_quoted_as_csv_writers_quote_is_read_so(tmp_path):

@@ -101,19 +101,28 @@ def _tsv_quoting(path: str) -> int:
         if not any('"' in line for line in handle):
             return csv.QUOTE_NONE  # (the same reading either way)
         handle.seek(0)
-        limit = csv.field_size_limit(2**31 - 1)  # (a long text is no error: the default limit is 131,072)
-        widths = set()
-        try:
-            for row in csv.reader(handle, delimiter="\t", strict=True):
-                if any("\n" in cell or "\r" in cell for cell in row):
-                    return csv.QUOTE_NONE
-                if any(cell.strip() for cell in row):  # (pandas skips a blank line)
-                    widths.add(len(row))
-        except csv.Error:
-            return csv.QUOTE_NONE
-        finally:
-            csv.field_size_limit(limit)
-    return csv.QUOTE_MINIMAL if len(widths) == 1 else csv.QUOTE_NONE
+        quoted = _quoted_as_csv(handle)
+    if not quoted and is_first_process():
+        print(f"note: {path} holds quotes that are not csv quoting (a cell opens a quote it does not close right "
+              "before a tab or the line's end, or rows differ in width): they are read as text, as GLUE's files are",
+              flush=True)
+    return csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
+
+
+def _quoted_as_csv(handle) -> bool:
+    limit = csv.field_size_limit(2**31 - 1)  # (a long text is no error: the default limit is 131,072)
+    widths = set()
+    try:
+        for row in csv.reader(handle, delimiter="\t", strict=True):
+            if any("\n" in cell or "\r" in cell for cell in row):
+                return False
+            if any(cell.strip() for cell in row):  # (pandas skips a blank line)
+                widths.add(len(row))
+    except csv.Error:
+        return False
+    finally:
+        csv.field_size_limit(limit)
+    return len(widths) == 1
 
 
 def _suffix(path: str) -> str:
