@@ -11,7 +11,7 @@ from . import hub, packaged
 from .data.tasks import TaskSpec, is_classifier, named_labels
 from .distributed import is_first_process
 from .errors import DynaKDError, first_line
-from .students import build_student, resolve_layer_ids
+from .students import STUDENT_FLAGS, build_student, resolve_layer_ids
 
 
 def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
@@ -131,9 +131,14 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
     if mismatched:
         # the old head's weights are dropped for a freshly initialised one; its loss follows the task (a regression
-        # checkpoint's saved problem_type would give a classifier's new head a regression loss)
-        kwargs["ignore_mismatched_sizes"] = True
-        kwargs["problem_type"] = "regression" if task.is_regression else "single_label_classification"
+        # checkpoint's saved problem_type would give a classifier's new head a regression loss), and its labels are
+        # the new head's defaults unless the task names them (below); id2label gives the count (with num_labels too,
+        # transformers warns of the old head's)
+        kwargs.pop("num_labels")
+        kwargs.update(ignore_mismatched_sizes=True,
+                      problem_type="regression" if task.is_regression else "single_label_classification",
+                      id2label={i: f"LABEL_{i}" for i in range(task.num_labels)},
+                      label2id={f"LABEL_{i}": i for i in range(task.num_labels)})
         if is_first_process():
             print(f"note: {name} has a {config.num_labels}-label classification head; finetune replaces it with a new "
                   f"{task.num_labels}-label head for {task.name}", flush=True)
@@ -153,11 +158,6 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
                   f"{', '.join(task.label_names)}", flush=True)
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {label: i for i, label in enumerate(task.label_names)}
-    elif mismatched:  # a task without label names: the new head's default ones, not the old head's (of its count)
-        kwargs["id2label"] = {i: f"LABEL_{i}" for i in range(task.num_labels)}
-        kwargs["label2id"] = {f"LABEL_{i}": i for i in range(task.num_labels)}
-    if mismatched:  # the new id2label gives the count (with num_labels too, transformers warns of the old head's)
-        kwargs.pop("num_labels")
     try:
         model = AutoModelForSequenceClassification.from_pretrained(packaged.resolve(name), dtype=FLOAT32, **kwargs)
     except Exception as e:  # noqa: BLE001
@@ -201,11 +201,8 @@ def check_seq_length(max_seq_length: int, tokenizer, model) -> None:
         raise DynaKDError(f"max_seq_length {max_seq_length} exceeds the model's limit of {limit} tokens")
 
 
-FLAG_NAMES = ("--student", "--student-layers", "--student-layer-ids")
-
-
 def check_student_request(cfg, teacher_name: str | None, *, depth: int | None = None,
-                          names: tuple[str, str, str] = FLAG_NAMES) -> None:
+                          names: tuple[str, str, str] = STUDENT_FLAGS) -> None:
     """Check ``--student-layers`` / ``--student-layer-ids`` against the teacher's depth (``depth``, else read from
     ``teacher_name``'s config; neither: only that one student is named), before loading weights. ``names`` spell
     the student, its layer count and its layer ids in messages: the command's flags, or a sweep file's keys."""

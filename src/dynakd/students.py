@@ -45,8 +45,12 @@ def find_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
     return parent, attr, layers
 
 
+# How the command's flags name a student: a checkpoint, its layer count, its layer ids (a sweep names its own keys)
+STUDENT_FLAGS = ("--student", "--student-layers", "--student-layer-ids")
+
+
 def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None = None, *,
-                      names: tuple[str, str] = ("--student-layers", "--student-layer-ids")) -> list[int]:
+                      names: tuple[str, str] = STUDENT_FLAGS[1:]) -> list[int]:
     """The 0-based teacher layers a student keeps, checked against the teacher's depth ``n``. ``names`` spell
     ``k`` and ``layer_ids`` in messages: the command's flags, or a sweep file's keys."""
     k_name, ids_name = names
