@@ -295,13 +295,32 @@ RUN_ENTRIES = (CONFIG_NAME, "metrics.json", "README.md", "training_args.bin", "c
                "alignment.png", f"{PREFIX}-*", "runs")
 
 
+def _tokenizer_files(out: Path) -> tuple[str, ...]:
+    """The file names the saved tokenizer's class writes beside ``RUN_ENTRIES``' usual ones (PhoBERT's ``bpe.codes``,
+    LUKE's ``entity_vocab.json``), read from its ``tokenizer_config.json``; none if that names no class we know."""
+    try:
+        name = json.loads((out / "tokenizer_config.json").read_text(encoding="utf-8")).get("tokenizer_class")
+    except (OSError, ValueError, AttributeError):
+        return ()
+    import transformers
+
+    for cls in (name, f"{name}Fast") if isinstance(name, str) else ():
+        files = getattr(getattr(transformers, cls, None), "vocab_files_names", None)
+        if isinstance(files, dict):
+            return tuple(v for v in files.values() if isinstance(v, str))
+    return ()
+
+
 def _run_entries(out: Path) -> list[Path]:
-    """The entries of ``out`` a run writes: files by ``RUN_ENTRIES``, and of folders only checkpoints and a ``runs/``
-    of TensorBoard files alone (a user's ``tokenizers/`` or ``checkpoint-best/`` is not a run's)."""
+    """The entries of ``out`` a run writes: files by ``RUN_ENTRIES`` or of the saved tokenizer's class, and of folders
+    only checkpoints and a ``runs/`` of TensorBoard files alone (a user's ``tokenizers/`` or ``checkpoint-best/`` is
+    not a run's)."""
+    patterns = RUN_ENTRIES + _tokenizer_files(out)
+
     def written(entry: Path) -> bool:
         if entry.is_dir():
             return is_checkpoint_name(entry.name) or (entry.name == "runs" and _tensorboard_only(entry))
-        return entry.name != "runs" and any(fnmatch.fnmatchcase(entry.name, p) for p in RUN_ENTRIES)
+        return entry.name != "runs" and any(fnmatch.fnmatchcase(entry.name, p) for p in patterns)
 
     return sorted(e for e in out.iterdir() if written(e))
 

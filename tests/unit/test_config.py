@@ -521,3 +521,15 @@ def test_a_comma_separated_list_is_read_without_its_spaces():
         ["deviation", "relations"]
     cfg = build_config({"task": "csv", "train_file": "a.csv", "text_columns": " sentence1, sentence2 ,"})
     assert cfg.text_columns == ["sentence1", "sentence2"]
+
+
+def test_a_tokenizers_own_file_names_are_a_runs_files(tmp_path):
+    """--overwrite left a PhoBERT student's bpe.codes behind: a name no other tokenizer writes."""
+    from dynakd.rundir import _run_entries
+
+    (tmp_path / "tokenizer_config.json").write_text('{"tokenizer_class": "PhobertTokenizer"}')
+    for name in ("bpe.codes", "vocab.txt", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    assert [p.name for p in _run_entries(tmp_path)] == ["bpe.codes", "tokenizer_config.json", "vocab.txt"]
+    (tmp_path / "tokenizer_config.json").write_text('{"tokenizer_class": "NoSuchTokenizer"}')
+    assert [p.name for p in _run_entries(tmp_path)] == ["tokenizer_config.json", "vocab.txt"]
