@@ -128,7 +128,8 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
     than the default task, which a teacher of another task would be distilled on with a note), and for that task its
     data when the command names none of its own: the files or GLUE folder (those found from here), text and label
     columns, SQuAD's training articles, and the dev rows a ``--dev-split`` run held out (the student must not train
-    on them either). Says what it lends."""
+    on them either); and, whatever the data, its input length and QA windows where the command gives none (the
+    student reads the inputs the teacher learned, and the teacher's score is its own). Says what it lends."""
     if not teacher:
         return {}
     given = _defaults_said(given)
@@ -151,6 +152,7 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
         # data_seed: the rows a dev split held out, or the synthetic corpus the teacher learned
         keys = [k for k in RUN_DATA if k != "task"] + (["data_seed"] if {"dev_split", "synthetic"} & set(saved) else [])
         lent |= {k: saved[k] for k in (*keys, "dev_split") if k in saved and k not in given}
+    lent |= _windows(saved, given)
     lost = _take_lost(lent)
     paths, flags = _paths_and_flags(lost, saved)
     if lost and "dev_split" in lent:  # another copy (the hub's) may order rows otherwise: the cut would differ
@@ -163,6 +165,15 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
         if lost:
             print(f"note: the teacher {teacher} was fine-tuned on {paths}, not found from here (a relative path "
                   f"counts from the folder it ran in); give {flags}", flush=True)
+    return lent
+
+
+def _windows(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The run's input length and QA windows (``EVAL_SETTINGS`` but the cut) where the command gives none; its
+    window overlap only with its length (it was chosen for that length)."""
+    lent = {k: saved[k] for k in EVAL_SETTINGS if k in saved and k not in _CUT and k not in given}
+    if given.get("max_seq_length") not in (None, saved.get("max_seq_length")):
+        lent.pop("doc_stride", None)
     return lent
 
 
@@ -207,9 +218,7 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
     Nothing for a folder DynaKD did not write; says what it lends besides the input settings."""
     given = _defaults_said(given)
     saved = {k: v for k, v in (recorded_config(folder) or {}).items() if _says(v)}
-    lent = {k: saved[k] for k in EVAL_SETTINGS if k in saved}
-    if given.get("max_seq_length") not in (None, saved.get("max_seq_length")):  # a window overlap is only valid
-        lent.pop("doc_stride", None)  # for the length it was chosen with
+    lent = _windows(saved, given) | {k: saved[k] for k in _CUT if k in saved}
     try:
         task = get_task(str(saved["task"]))  # (a folder from before task names were normalised says "SST-2")
     except (KeyError, DynaKDError):

@@ -89,6 +89,52 @@ def test_options_of_terms_a_method_lacks_leave_its_runs_in_base_as_in_the_grid(t
     assert teacher_config(sweep, 1).staged is None
 
 
+def test_one_setting_spelt_two_ways_is_one_cell(tmp_path):
+    """A mapping's keys in another order, or a rate PyYAML reads as a string, made another cell: a finished cell
+    ran again when a sweep file was edited. A record keyed before keys were sorted is found by today's key."""
+    from dynakd.experiments.ablate import finished
+
+    one = {"lr": "1e-4", "beta": {"start": 3.0, "kind": "linear", "end": 0.0}, "seed": 1}
+    other = {"seed": 1, "lr": 0.0001, "beta": {"kind": "linear", "end": 0.0, "start": 3.0}}
+    assert cell_key(one) == cell_key(other)
+    assert cell_key({"seed": "1", "name": "a1e-4"}) == 'name=a1e-4,seed=1'
+    results = tmp_path / "results.jsonl"
+    old_key = 'beta={"start": 3.0, "kind": "linear", "end": 0.0},lr=1e-4,seed=1'
+    results.write_text(json.dumps({"key": old_key, "cell": one}) + "\n")
+    assert list(finished(results)) == [cell_key(other)]
+
+
+def test_a_failed_cell_stops_no_other_and_is_tried_again(tiny_teacher, tmp_path, monkeypatch, capsys):
+    """A rate that diverged stopped the whole sweep, without a record; a rerun stopped on it again, so the cells after
+    it never ran. Now the others run and are reported, and the command ends in an error naming the failed cell."""
+    from dynakd.experiments import ablate
+    from dynakd.runner import RunResult
+
+    tried = []
+
+    def fake_distill(cfg):
+        tried.append((cfg.method, cfg.seed))
+        if (cfg.method, cfg.seed) == ("kd", 1):
+            raise DynaKDError("non-finite loss at step 3")
+        metrics = {"eval": {"accuracy": 0.5 + cfg.seed / 10}, "model": {"layers": 1, "parameters": 10},
+                   "train": {"steps_per_second": 2.0}}
+        return RunResult(Path(cfg.output), metrics)
+
+    teacher = {"eval": {"accuracy": 0.75}}
+    monkeypatch.setattr(ablate, "ensure_teacher", lambda sweep, seed: (ablate.teacher_config(sweep, seed), teacher))
+    monkeypatch.setattr(ablate, "distill", fake_distill)
+    config = write_sweep(tmp_path / "s.yaml", tiny_teacher, tmp_path / "out")
+    assert main(["ablate", "--config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert len(tried) == 6 and "report: " in out
+    assert ("dynakd: error: sweep tiny: 1 of 6 cells failed, with no record (a rerun tries them again): "
+            "method=kd,seed=1,student_layers=1 (non-finite loss at step 3)") in err
+    assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == 5
+    tried.clear()
+    assert main(["ablate", "--config", str(config)]) == 2
+    assert tried == [("kd", 1)]
+
+
 @pytest.mark.parametrize("grid, base", [({"task": ["sst2", "mrpc"]}, {}), ({"dev_split": [0.5]}, {}),
                                         ({"data_seed": [0, 1]}, {"dev_split": 0.5}),
                                         ({"max_eval_samples": [8, 16]}, {})])  # the teacher scored on base's rows

@@ -479,6 +479,24 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
     assert "\nteacher: accuracy=" in printed and printed.index("distill: accuracy=") < printed.index("teacher:")
 
 
+def test_distill_takes_the_input_length_and_qa_windows_of_a_dynakd_teacher(tmp_path, capsys):
+    """A SQuAD teacher fine-tuned on other windows was distilled, and scored as "teacher:", on the default ones, with
+    no word: its score there was not its own, and a teacher of 384 tokens taught on 128-token windows."""
+    from dynakd.rundir import teacher_task
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "dynakd.yaml").write_text("task: squad\nmax_seq_length: 256\ndoc_stride: 96\nn_best: 10\n")
+    assert teacher_task(str(teacher), {}) == {"task": "squad", "max_seq_length": 256, "doc_stride": 96, "n_best": 10}
+    assert (f"distill: task squad, max_seq_length 256, doc_stride 96, n_best 10 (as the teacher {teacher} was "
+            "fine-tuned)") in capsys.readouterr().out
+    assert teacher_task(str(teacher), {"max_seq_length": 384}) == {"task": "squad", "n_best": 10}  # (overlap: length)
+    assert teacher_task(str(teacher), {"doc_stride": 64, "task": "squad"}) == {"max_seq_length": 256, "n_best": 10}
+    assert teacher_task(str(teacher), {"task": "sst2"}) == {}  # another task: nothing of the teacher's
+    (teacher / "dynakd.yaml").write_text("task: sst2\nmax_seq_length: 64\n")
+    assert teacher_task(str(teacher), {"train_file": "mine.csv"}) == {"task": "sst2", "max_seq_length": 64}
+
+
 def test_evaluate_says_what_it_scored_and_will_not_lose_a_record(tiny_teacher, tmp_path, capsys):
     """A subset is written down as one; a metrics.json the score cannot be added to is named before anything loads
     (it was a JSON traceback after the scoring)."""

@@ -182,17 +182,25 @@ def _run(args: argparse.Namespace) -> None:
         _bench(args)
         return
     if args.command in ("ablate", "report"):
-        from ..experiments.ablate import load_sweep, parse_shard, run_sweep
+        from ..experiments.ablate import CellsFailed, load_sweep, parse_shard, run_sweep
         from ..experiments.report import build_report
 
-        folder = args.folder if args.command == "report" else None
+        folder, failed = args.folder if args.command == "report" else None, None
         if args.command == "ablate":
             shard = parse_shard(args.shard)  # checked before the sweep file is read
-            folder = run_sweep(load_sweep(args.config, smoke=args.smoke, output=args.output), shard).parent
+            try:
+                results = run_sweep(load_sweep(args.config, smoke=args.smoke, output=args.output), shard)
+            except CellsFailed as e:  # the other cells' report first, then the failures
+                results, failed = e.results, e
+            folder = results.parent
             if shard[1] > 1:  # the other shards may still run: one report, when all are done
                 print(f"shard {shard[0]}/{shard[1]} done; when every shard is: dynakd report {folder}")
-                return
-        print(f"report: {build_report(folder)}")
+            elif results.is_file():
+                print(f"report: {build_report(folder)}")
+        else:
+            print(f"report: {build_report(folder)}")
+        if failed:
+            raise failed
         return
     if args.command == "finetune":
         cfg = config_from_args(args, [FINETUNE_DATA_FLAGS, TRAIN_FLAGS])

@@ -31,9 +31,11 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,7 @@ from ..config import (
     underscored,
 )
 from ..data import get_task, synthetic_serves
-from ..errors import DynaKDError
+from ..errors import DynaKDError, first_line
 from ..locks import locked
 from ..models import check_student_request, local_depth
 from ..rundir import config_differences, finetune_config_differences, finetune_differences, recorded_config
@@ -237,7 +239,21 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
 
 
 def cell_key(cell: dict[str, Any]) -> str:
-    return ",".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in sorted(cell.items()))
+    """A cell's identity and name: its settings in order, a mapping's keys sorted and a number written as one
+    (PyYAML reads ``1e-4`` as a string), so that one setting spelt two ways is one cell, run once."""
+    def spelt(value: Any) -> str:
+        value = _number(value) if isinstance(value, str) else value
+        return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+    return ",".join(f"{k}={spelt(v)}" for k, v in sorted(cell.items()))
+
+
+def _number(text: str) -> Any:
+    if re.fullmatch(r"[-+]?\d+", text):
+        return int(text)
+    if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+|[-+]?(\d+\.\d*|\.\d+)", text):
+        return float(text)
+    return text
 
 
 def _slug(key: str) -> str:
@@ -302,7 +318,8 @@ def finished(results: Path) -> dict[str, dict[str, Any]]:
             print(f"[ablate] {results} ended in a partial record (a run stopped while writing it): removed, that "
                   "cell runs again", file=sys.stderr, flush=True)
         records, _ = read_results(results)
-    return {r["key"]: r for r in records}
+    # keyed anew from the cell: a record written before keys sorted a mapping's keys is found by the key of today
+    return {cell_key(r["cell"]) if isinstance(r.get("cell"), dict) else r["key"]: r for r in records}
 
 
 def mend_results(results: Path) -> bool:
@@ -447,12 +464,21 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
     part = f" (shard {k}/{n})" if n > 1 else ""
     print(f"[ablate] {sweep.name}{part}: {len(mine) - len(todo)} cells done, {len(todo)} to run -> {sweep.output}",
           flush=True)
+    failed: dict[str, str] = {}
     for i, cell in enumerate(todo, 1):
         teacher, teacher_metrics = ensure_teacher(sweep, cell_seed(sweep, cell))
         cfg = cell_config(sweep, cell, teacher.output)
         print(f"[ablate] ({i}/{len(todo)}) {cell_key(cell)}", flush=True)
         start = time.perf_counter()
-        result = distill(dataclasses.replace(cfg, eval_teacher=False))
+        try:
+            result = distill(dataclasses.replace(cfg, eval_teacher=False))
+        except Exception as exc:  # one cell's failure (a rate that diverges, memory) is no other cell's
+            failed[cell_key(cell)] = first_line(exc)
+            if not isinstance(exc, DynaKDError):  # (a fault of ours: its stack, for the bug report)
+                traceback.print_exc()
+            print(f"[ablate] cell {cell_key(cell)} failed: {first_line(exc)}; the sweep goes on", file=sys.stderr,
+                  flush=True)
+            continue
         record = {"key": cell_key(cell), "cell": cell, "method": cfg.method,
                   "align": cfg.align.name if cfg.terms["feature"] else None,  # none for methods without a layer term
                   "student_layers": result.metrics["model"]["layers"], "seed": cfg.seed, "task": cfg.task,
@@ -468,4 +494,16 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                 f.write(jsonfile.dumps(record) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
+    if failed:
+        listed = "; ".join(f"{key} ({why})" for key, why in failed.items())
+        raise CellsFailed(f"sweep {sweep.name}{part}: {len(failed)} of {len(todo)} cells failed, with no record (a "
+                          f"rerun tries them again): {listed}", results)
     return results
+
+
+class CellsFailed(DynaKDError):
+    """Cells of a sweep failed; the others ran and their records are in ``results``."""
+
+    def __init__(self, message: str, results: Path):
+        super().__init__(message)
+        self.results = results
