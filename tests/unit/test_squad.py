@@ -323,6 +323,63 @@ def test_a_long_question_is_cut_to_64_tokens(tokenizer):
     assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == MAX_QUESTION_TOKENS == 64
 
 
+KOREAN_QUESTION = "제50회 슈퍼볼에서 아메리칸 풋볼 콘퍼런스를 대표하여 우승한 팀은 어느 팀입니까?"
+
+
+def _korean_example() -> dict[str, list]:
+    context = " ".join(f"word{i}" for i in range(200))
+    return {"id": ["ko"], "question": [KOREAN_QUESTION], "context": [context],
+            "answers": [{"text": ["word5"], "answer_start": [context.index("word5")]}]}
+
+
+def test_a_question_of_many_token_characters_is_cut_to_fit():
+    """One character can be several tokens (Hangul under MiniLM's accent stripping: 한 -> ᄒ ##ᅡ ##ᆫ): the cut by
+    character offsets kept the rest of a character's tokens, the window had no more room than the stride, and a
+    Korean question at MiniLM's defaults (128/64) ended ``finetune`` in a Rust panic."""
+    from dynakd.data.squad import _cut_questions
+    from dynakd.packaged import resolve
+
+    minilm = AutoTokenizer.from_pretrained(resolve("minilm"))
+    room = 128 - 64 - minilm.num_special_tokens_to_add(pair=True) - 1
+    assert len(minilm(KOREAN_QUESTION, add_special_tokens=False)["input_ids"]) > room
+    cut = _cut_questions(minilm, [KOREAN_QUESTION], 128, 64)[0]
+    assert KOREAN_QUESTION.startswith(cut) and len(minilm(cut, add_special_tokens=False)["input_ids"]) <= room
+    feats = prepare_train_features(_korean_example(), minilm, 128, 64)
+    assert len(feats["input_ids"]) > 1 and all(len(ids) <= 128 for ids in feats["input_ids"])
+
+
+def test_a_tokenizer_panic_is_one_error(monkeypatch):
+    """The tokenizers library panics (a BaseException, not an Exception) where a window has no more context room than
+    the stride; that is the same one-line error as the tokenizer's other failures, not a Rust backtrace."""
+    from dynakd.data import squad
+    from dynakd.packaged import resolve
+
+    monkeypatch.setattr(squad, "_cut_questions", lambda tokenizer, questions, *_: questions)  # the uncut question
+    with pytest.raises(DynaKDError, match="cannot cut SQuAD windows .*stride"):
+        prepare_train_features(_korean_example(), AutoTokenizer.from_pretrained(resolve("minilm")), 128, 64)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_an_answer_ending_in_a_dropped_character_ends_at_its_last_token(tokenizer, side):
+    """A character the tokenizer drops (here a combining accent: NFD ``cafe\u0301``, accents stripped) belongs to no
+    token: the label ran on to the next word ("café culture"), and an answer ending the context in one was in no
+    window. A tokenizer truncating from the left gives the windows last first."""
+    tok = copy.deepcopy(tokenizer)
+    tok.truncation_side = side
+    context = "Its cafe\u0301 culture dates to the 1700s. " + LONG_ANSWER + " and the cafe\u0301"
+    ex = {"id": ["mid", "end"], "question": ["What culture?"] * 2, "context": [context] * 2,
+          "answers": [{"text": ["cafe\u0301"], "answer_start": [context.index("cafe")]},
+                      {"text": ["cafe\u0301"], "answer_start": [context.rindex("cafe")]}]}
+    train = prepare_train_features(ex, tok, 24, 8)
+    ev = prepare_eval_features(ex, tok, 24, 8)
+    assert len(set(ev["squad_id"])) == 2 and len(ev["squad_id"]) > 2  # several windows per question
+    spans = {}
+    for qid, (s, e), offsets in zip(ev["squad_id"], train["labels"], ev["offset_mapping"]):
+        if s:
+            spans.setdefault(qid, set()).add((offsets[s][0], context[offsets[s][0] : offsets[e][1]]))
+    assert spans == {"mid": {(context.index("cafe"), "cafe")}, "end": {(context.rindex("cafe"), "cafe")}}
+
+
 def test_a_custom_loop_carries_the_context_tokens_to_the_dynamics():
     """``split_inputs`` keeps a batch's ``context_mask`` and ``capture`` takes it as the features' context (it used to
     drop it, and ``qa_tokens: context`` then saw every token without a word); without one, the Distiller says so."""

@@ -9,7 +9,8 @@ deterministically: the first ``N`` articles in file order train, the others eval
 Preprocessing follows the standard recipe of transformers' ``run_qa.py`` example (rewritten here; the example is a
 script, not an importable API): question + context windows of ``max_seq_length`` tokens overlapping by
 ``doc_stride`` tokens, character offsets from a fast tokenizer, and an answer that does not fit in a window labelled
-as that window's first token. Postprocessing picks, for each question, the best valid span over all its windows.
+as that window's CLS token (the first token, the last for a model that puts it last such as XLNet, position 0 for a
+tokenizer without one). Postprocessing picks, for each question, the best valid span over all its windows.
 """
 
 from __future__ import annotations
@@ -161,7 +162,9 @@ def _windows(tokenizer, examples: dict[str, list], max_length: int, stride: int)
         enc = tokenizer(first, second, truncation="only_second" if pad_on_right else "only_first",
                         max_length=max_length, stride=stride, return_overflowing_tokens=True,
                         return_offsets_mapping=True, padding=False)
-    except Exception as e:  # noqa: BLE001 - the tokenizer's own errors, as one line
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - the tokenizer's own errors, as one line (a Rust panic is no Exception)
         reason = first_line(e)
         where = f"max_seq_length {max_length}, doc_stride {stride}"
         raise DynaKDError(f"cannot cut SQuAD windows ({where}): {reason}") from None
@@ -182,38 +185,65 @@ def _cut_questions(tokenizer, questions: list[str], max_length: int, stride: int
         raise DynaKDError(f"max_seq_length {max_length} leaves no room for a question with doc_stride {stride}")
     limit = min(room, MAX_QUESTION_TOKENS)
     offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    return [q[: offs[limit - 1][1]] if len(offs) > limit else q for q, offs in zip(questions, offsets)]
+    return [_cut(tokenizer, q, offs, limit) if len(offs) > limit else q for q, offs in zip(questions, offsets)]
+
+
+def _cut(tokenizer, question: str, offsets: list[tuple[int, int]], limit: int) -> str:
+    """``question`` cut to at most ``limit`` tokens. Offsets count characters, and one character can be several tokens
+    (Hangul under accent stripping, ``€`` under byte-level BPE): a cut after token ``limit`` kept the rest of its
+    character's tokens, the window then had no more room than the stride, and the tokenizer panicked. Each retry
+    cuts where the first token past the limit begins."""
+    cut = question[: offsets[limit - 1][1]]
+    while True:
+        offsets = tokenizer(cut, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        if len(offsets) <= limit:
+            return cut
+        cut = cut[: min(offsets[limit][0], len(cut) - 1)]
 
 
 def prepare_train_features(examples: dict[str, list], tokenizer, max_length: int, stride: int) -> dict[str, list]:
     """Windows with ``labels = [start, end]`` token positions of the first gold answer, or ``[cls, cls]`` (the
-    window's first token) when the answer is not wholly inside the window; ``context_mask`` marks context tokens."""
+    window's CLS token wherever it is, position 0 without one) when the answer is not wholly inside the window;
+    ``context_mask`` marks context tokens."""
     enc, context_id = _windows(tokenizer, examples, max_length, stride)
+    samples = enc["overflow_to_sample_mapping"]
+    # per example, the characters its context tokens cover over all its windows (in either order: a tokenizer that
+    # truncates from the left gives the last window first): an answer reaching into characters the tokenizer drops at
+    # an end of its context is clipped to them, and is then wholly inside the window holding that end
+    covered = {}
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        chars = [o for o, s in zip(offsets, enc.sequence_ids(i)) if s == context_id and o[0] < o[1]]
+        if chars:
+            lo, hi = covered.get(samples[i], (chars[0][0], chars[-1][1]))
+            covered[samples[i]] = min(lo, chars[0][0]), max(hi, chars[-1][1])
     labels, context = [], []
     for i, offsets in enumerate(enc["offset_mapping"]):
         seq = enc.sequence_ids(i)
         context.append([int(s == context_id) for s in seq])
-        answers = examples["answers"][enc["overflow_to_sample_mapping"][i]]
+        answers = examples["answers"][samples[i]]
         cls = enc["input_ids"][i].index(tokenizer.cls_token_id) if tokenizer.cls_token_id in enc["input_ids"][i] else 0
-        if not answers["answer_start"]:
+        if not answers["answer_start"] or samples[i] not in covered:
             labels.append([cls, cls])
             continue
+        lo, hi = covered[samples[i]]
         start_char = answers["answer_start"][0]
-        span = answer_tokens(offsets, seq, context_id, start_char, start_char + len(answers["text"][0]))
+        end_char = start_char + len(answers["text"][0])
+        span = answer_tokens(offsets, seq, context_id, max(start_char, lo), min(end_char, hi))
         labels.append(list(span) if span else [cls, cls])
     out = {k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
     return {**out, "labels": labels, CONTEXT_MASK: context}
 
 
 def answer_tokens(offsets, seq_ids, context_id: int, start_char: int, end_char: int) -> tuple[int, int] | None:
-    """Token positions ``(start, end)`` covering characters ``[start_char, end_char)`` of the context, or None when
-    the span is not wholly inside this window."""
-    ctx = [t for t, s in enumerate(seq_ids) if s == context_id]
+    """Token positions ``(start, end)`` of the first and last context tokens holding characters of
+    ``[start_char, end_char)``, or None when the span is not wholly inside this window (or no token holds any of it).
+    A character the tokenizer drops belongs to no token (a combining accent in NFD text, Arabic tanwin, a zero-width
+    space): the first token reaching past an answer ending in one was the next word."""
+    ctx = [t for t, s in enumerate(seq_ids) if s == context_id and offsets[t][0] < offsets[t][1]]
     if not ctx or offsets[ctx[0]][0] > start_char or offsets[ctx[-1]][1] < end_char:
         return None
-    start = max(t for t in ctx if offsets[t][0] <= start_char)  # last token starting at or before the answer
-    end = min(t for t in ctx if offsets[t][1] >= end_char)  # first token ending at or after it
-    return start, end
+    inside = [t for t in ctx if offsets[t][1] > start_char and offsets[t][0] < end_char]
+    return (inside[0], inside[-1]) if inside else None
 
 
 def prepare_eval_features(examples: dict[str, list], tokenizer, max_length: int, stride: int) -> dict[str, list]:
