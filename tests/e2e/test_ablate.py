@@ -440,7 +440,7 @@ def test_methods_tuned_apart_are_paired_in_the_second_table(tmp_path):
     text = build_report(tmp_path).read_text()
     main_table, best = text.split("## Each method at its best setting")
     assert "| 2 | full | ot | lr=0.0006 | 81.27 ± 0.40 | 3 | - |" in main_table
-    assert "the second table pairs it" in main_table
+    assert "the second table pairs each method at its best setting with `kd` at its best" in main_table
     assert "| 2 | full | ot | lr=0.0006 | 81.27 ± 0.40 | 3 | +0.61 [-0.79, +2.02] (3/0/0) |" in best
 
 
@@ -646,7 +646,8 @@ def test_records_lacking_what_the_report_reads_are_left_out_with_a_note(tmp_path
 def test_a_score_that_could_not_be_computed_is_written_as_null_and_reported_as_nan(tiny_teacher, tmp_path,
                                                                                     monkeypatch):
     """A correlation on constant predictions is NaN: metrics.json and results.jsonl held a bare NaN, which jq and
-    JavaScript refuse. Both hold null now, and the report shows the row's score as nan rather than failing."""
+    JavaScript refuse. Both hold null now, and the report leaves the run out of its row's statistics and counts it
+    beside the seeds, rather than failing."""
     import math
 
     import numpy as np
@@ -668,8 +669,8 @@ def test_a_score_that_could_not_be_computed_is_written_as_null_and_reported_as_n
     assert {r["seed"]: r["eval"]["accuracy"] for r in records} == {1: None, 2: 0.5}
     assert {r["eval"]["loss"] for r in records} == {None}
     report = build_report(results.parent).read_text()
-    assert "| 1 | kd | - | - | nan ± nan | 2 | - | 75.00 |" in report
-    assert "| 1 | full | ot | - | nan ± nan | 2 | +nan [+nan, +nan] (0/1/0) | 75.00 |" in report
+    assert "| 1 | kd | - | - | 50.00 | 1 (+1 nan) | - | 75.00 |" in report
+    assert "| 1 | full | ot | - | 50.00 | 1 (+1 nan) | +0.00 (0/1/0) | 75.00 |" in report
 
     from dynakd.config import build_config
     from dynakd.data import get_task
@@ -681,6 +682,111 @@ def test_a_score_that_could_not_be_computed_is_written_as_null_and_reported_as_n
     path = write_metrics(tmp_path, "evaluate", build_config({"task": "stsb"}), get_task("stsb"),
                          {"eval": {"pearson": math.inf}}, merge="evaluate")  # reads the file it adds to
     assert strict_json(path.read_text())["evaluate"]["eval"] == {"pearson": None}
+
+
+def run_record(method: str, seed: int, accuracy: float | None, **cell: Any) -> dict[str, Any]:
+    """A results.jsonl record as ``run_sweep`` writes it, of what the report reads."""
+    cell = {"method": method, "seed": seed, **cell}
+    layers = cell.get("student_layers", 2)
+    return {"key": cell_key(cell), "cell": cell, "method": method, "align": "ot", "student_layers": layers,
+            "seed": seed, "task": "sst2", "eval": {"loss": 0.4, "accuracy": accuracy},
+            "teacher_eval": {"accuracy": 0.87}, "model": {"parameters": 10}, "train": {"steps_per_second": 1.0}}
+
+
+def write_results(folder: Path, records: list[dict[str, Any]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+def test_best_settings_do_not_rank_on_one_shared_seed(tmp_path):
+    """kd at 1e-4 on seeds 1-3 (mean 80.00) and at 4e-4 on seeds 3-5 (71.67) share seed 3 alone: ranked on it, 4e-4
+    won on one seed's luck. With fewer shared seeds than the rows compete with, each is ranked on its own mean, and
+    the report says so."""
+    records = [run_record("kd", s, a, lr=1e-4) for s, a in ((1, 0.85), (2, 0.85), (3, 0.70))]
+    records += [run_record("kd", s, a, lr=4e-4) for s, a in ((3, 0.72), (4, 0.71), (5, 0.72))]
+    records += [run_record("full", s, 0.86, lr=1e-4) for s in (1, 2, 3)]
+    text = build_report(write_results(tmp_path, records)).read_text()
+    best = text.split("## Each method at its best setting")[1]
+    assert "| 2 | kd | - | lr=0.0001 | 80.00 ± 8.66 | 3 | - |" in best
+    assert "kd at 2 layers: the settings it ran share fewer seeds than that, so each is ranked on its own mean" in best
+    assert "| 2 | full | ot | lr=0.0001 | 86.00 ± 0.00 | 3 | +6.00 [-15.51, +27.51] (3/0/0) |" in best
+
+
+def test_two_records_of_one_rows_seed_are_named_not_silently_overwritten(tmp_path, capsys):
+    """One setting spelt two ways (a cell naming the base's student_layers, one not) lands in one row twice per seed:
+    the last record silently replaced the first. The first stays now, and a note names both."""
+    records = [run_record("kd", s, 0.80) for s in (1, 2)] + [run_record("kd", 1, 0.70, student_layers=2)]
+    text = build_report(write_results(tmp_path, records)).read_text()
+    assert "| 2 | kd | - | - | 80.00 ± 0.00 | 2 | - |" in text
+    assert ("1 record(s) are a seed their row already holds (a setting spelt two ways in the grid, or records without "
+            "`cell`); the report leaves them out: method=kd,seed=1,student_layers=2 (seed 1 of row "
+            "method=kd,student_layers=2, which method=kd,seed=1 holds)") in capsys.readouterr().err
+
+
+def test_a_record_without_the_tasks_score_is_left_out_with_a_note(tmp_path, capsys):
+    """An eval holding only its loss stopped the whole report (run ... has no 'accuracy' score)."""
+    records = [run_record("kd", s, 0.80) for s in (1, 2)] + [run_record("full", s, 0.81) for s in (1, 2)]
+    del records[3]["eval"]["accuracy"]
+    text = build_report(write_results(tmp_path, records)).read_text()
+    assert "| 2 | full | ot | - | 81.00 | 1 | +1.00 (1/0/0) |" in text
+    assert "1 of 4 record(s) lack eval.accuracy" in capsys.readouterr().err
+    del records[0]["teacher_eval"]["accuracy"]
+    build_report(write_results(tmp_path, records))
+    assert "2 of 4 record(s) lack eval.accuracy, teacher_eval.accuracy" in capsys.readouterr().err
+
+
+def test_a_diverged_run_is_left_out_of_its_rows_statistics_and_counted(tmp_path, capsys):
+    """A null score made its row's mean and every Δ paired with it nan ('+nan [+nan, +nan] (1/0/0)' over two pairs,
+    the nan pair counted nowhere). It is left out now, named in a note and counted beside the seeds; a Δ over fewer
+    pairs than its row's seeds says how many."""
+    records = [run_record("kd", 1, 0.80), run_record("kd", 2, None)] + [run_record("full", s, a)
+                                                                          for s, a in ((1, 0.81), (2, 0.82))]
+    text = build_report(write_results(tmp_path, records)).read_text()
+    assert "| 2 | kd | - | - | 80.00 | 1 (+1 nan) | - |" in text
+    assert "| 2 | full | ot | - | 81.50 ± 0.71 | 2 | +1.00 (1/0/0) n=1 |" in text
+    assert "counted as '+N nan' beside the seeds" in text and "n=: the number of seeds paired" in text
+    assert "1 run(s) have no accuracy score (null: the run diverged" in capsys.readouterr().err
+    records = [run_record("kd", s, None) for s in (1, 2)]  # nothing left of a row: nan, not a traceback
+    assert "| 2 | kd | - | - | nan | 0 (+2 nan) | - |" in build_report(write_results(tmp_path, records)).read_text()
+
+
+def test_kd_of_the_same_settings_on_other_seeds_is_said_so(tmp_path):
+    """kd and full ran the same settings on seeds 1-3 and 4-6: the note said the second table pairs full, and the
+    second table showed '-' too. No second table now; the note says there is no seed to pair."""
+    records = [run_record("kd", s, 0.81) for s in (1, 2, 3)] + [run_record("full", s, 0.85) for s in (4, 5, 6)]
+    text = build_report(write_results(tmp_path, records)).read_text()
+    assert "| 2 | full | ot | - | 85.00 ± 0.00 | 3 | - |" in text
+    assert "has no scored seed in common with it shows '-': there is no pair" in text
+    assert "second table" not in text and "## Each method" not in text
+
+
+def test_alignment_heatmaps_are_found_from_another_folder_named_and_stale_ones_removed(tmp_path, monkeypatch, capsys):
+    """A record's output is relative to where `ablate` ran: a report run from elsewhere drew no heatmap and said
+    nothing; old heatmaps stayed; none said which run it shows."""
+    sweep = tmp_path / "runs" / "sw"
+    records = [run_record("kd", 1, 0.80), run_record("full", 1, 0.81), run_record("full", 2, 0.82)]
+    for r in records:
+        r["output"] = f"runs/sw/cells/{r['key'].replace(',', '__')}"
+        (tmp_path / r["output"]).mkdir(parents=True)
+        (tmp_path / r["output"] / "alignment.png").write_bytes(r["key"].encode())
+    write_results(sweep, records)
+    (sweep / "alignment_fixed_L3.png").write_bytes(b"an aligner the results no longer hold")
+    monkeypatch.chdir(tmp_path / "runs")
+    text = build_report(sweep).read_text()
+    assert (sweep / "alignment_ot_L2.png").read_bytes() == b"method=full,seed=1"
+    assert not (sweep / "alignment_fixed_L3.png").exists()
+    assert "Alignment heatmaps, each one run's plan at the end of its training: `alignment_ot_L2.png` of " \
+           "`method=full,seed=1`." in text
+    moved = tmp_path / "elsewhere" / "renamed"  # a sweep folder moved with its cells/: found there
+    shutil.move(sweep, moved)
+    (moved / "alignment_ot_L2.png").unlink()
+    build_report(moved)
+    assert (moved / "alignment_ot_L2.png").read_bytes() == b"method=full,seed=1"
+    shutil.rmtree(moved / "cells")  # the runs are gone: an earlier report's picture stays, said to be that
+    assert "`alignment_ot_L2.png` an earlier report's (the folder of `method=full,seed=1` is not on this machine)" \
+        in build_report(moved).read_text()
+    assert "1 alignment heatmap(s) not drawn" in capsys.readouterr().err
 
 
 def test_a_cell_key_too_long_for_a_folder_name_is_cut_and_hashed():

@@ -1,8 +1,10 @@
-"""Ablation bar chart: one bar per method (and aligner) per student depth, sd error bars, the teacher as a line."""
+"""Ablation bar chart: one bar per method (and aligner) per student depth, sd error bars, the teacher as a line; and
+the alignment heatmaps the report copies from its runs."""
 
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..config import METHODS  # noqa: E402
-from .report import mean, stdev  # noqa: E402  (a NaN score draws no bar)
+from ..config import METHODS, layer_term  # noqa: E402
+from .report import mean, note, stdev  # noqa: E402  (a NaN score draws no bar)
 
 
 def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
@@ -49,3 +51,49 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
 def _order(method: str) -> int:
     order = list(METHODS)
     return order.index(method) if method in order else len(order)
+
+
+def alignment_plots(records: list[dict[str, Any]], folder: Path) -> list[str]:
+    """One ``alignment_<aligner>_L<depth>.png`` per aligner and depth, copied from a run's folder: the plan at the end
+    of training of the lowest seed's run of ``full`` (or of another layer method; the first such in the file). Returns
+    the report's words naming the run each shows.
+
+    A run folder that is not where the record says (a relative path counts from the folder ``ablate`` ran in) is
+    looked for in this folder's ``cells/``, then from this folder's parents; one found nowhere is named in a note,
+    and an earlier report's picture of it stays, said to be that. Pictures of aligners and depths the results no
+    longer hold are removed."""
+    chosen: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: (r["method"] != "full", r["seed"])):
+        if layer_term(r["method"]):
+            chosen.setdefault((r["align"], r["student_layers"]), r)
+    names = {f"alignment_{align}_L{depth}.png" for align, depth in chosen}
+    for old in folder.glob("alignment_*.png"):
+        if old.name not in names:
+            old.unlink()
+    said, missing = [], []
+    for (align, depth), r in sorted(chosen.items()):
+        name, key = f"alignment_{align}_L{depth}.png", r.get("key", "?")
+        if (run := run_folder(r.get("output"), folder)) is not None:
+            shutil.copy(run / "alignment.png", folder / name)
+            said.append(f"`{name}` of `{key}`")
+        elif (folder / name).is_file():
+            said.append(f"`{name}` an earlier report's (the folder of `{key}` is not on this machine)")
+            missing.append(f"{name} (an earlier report's stays): {r.get('output')}")
+        elif r.get("output"):  # (a record written by hand may name no folder)
+            missing.append(f"{name}: {r['output']}")
+    if missing:
+        note(f"{len(missing)} alignment heatmap(s) not drawn, their runs' folders hold no alignment.png here (run the "
+             f"report where the sweep ran, or keep its cells/ beside results.jsonl): {'; '.join(missing)}")
+    return said
+
+
+def run_folder(output: str | None, folder: Path) -> Path | None:
+    """The folder of a record's run that holds its ``alignment.png``: as recorded (relative to the current folder),
+    in ``folder/cells/`` (a sweep folder moved or renamed since), or relative to one of ``folder``'s parents (the
+    folder ``ablate`` ran in); None where none does."""
+    if not output:
+        return None
+    path = Path(output)
+    tries = [path, folder / "cells" / path.name]
+    tries += [] if path.is_absolute() else [parent / path for parent in folder.resolve().parents]
+    return next((t for t in tries if (t / "alignment.png").is_file()), None)

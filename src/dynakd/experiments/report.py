@@ -4,13 +4,14 @@ Scores are last-epoch dev scores, x100, mean +- sample sd over seeds. The delta 
 seed, same depth) and gives a 95% t interval over the paired differences. Where a method ran under more than one
 setting (a learning-rate grid, say), a second table puts each method at its best setting beside ``kd`` at its best:
 a method tuned against an untuned baseline is not a fair comparison. A score that could not be computed (``null``
-in the file) makes its row's mean, sd and delta ``nan``; a record that lacks what the report reads is left out.
+in the file: a diverged run, a correlation on constant predictions) is left out of its row's mean, sd and delta, with
+a note naming the run, and counted beside the row's seeds. A record that lacks what the report reads, its score
+among it, is left out with a note; so is a second record of one row's seed (a setting spelt two ways in a grid).
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 import statistics
 import sys
 from collections import defaultdict
@@ -35,8 +36,7 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
         raise DynaKDError(f"no results.jsonl in {folder}{hint}" if folder.is_dir() else f"no folder {folder}")
     records, partial = read_results(path)
     if partial:
-        print(f"note: {path} ends in a partial record (a run stopped while writing it); the report leaves it out",
-              file=sys.stderr, flush=True)
+        note(f"{path} ends in a partial record (a run stopped while writing it); the report leaves it out")
     if not records:
         raise DynaKDError(f"{path} holds no finished run yet")
     return records
@@ -57,23 +57,40 @@ def _holds(record: dict[str, Any], dotted: str) -> bool:
     return True
 
 
+def note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
 def reportable(records: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
-    """The records that hold what the report reads. Others (an older DynaKD's, or edited by hand) are left out with a
-    note naming how many and what they lack, rather than stopping the report on the first (a KeyError)."""
+    """The records that hold what the report reads, the task's score (of the first record's task) among it. Others
+    (an older DynaKD's, or edited by hand) are left out with a note naming how many and what they lack, rather than
+    stopping the report on the first (a KeyError)."""
     missing = [[k for k in REPORTED if not _holds(r, k)] for r in records]
+    task = next((r["task"] for r, lacks in zip(records, missing) if not lacks), None)
+    metric = primary_metric(get_task(task)) if task is not None else ""
+    scores = (f"eval.{metric}", f"teacher_eval.{metric}")
+    missing = [lacks or [k for k in scores if score_key(r[k.split(".")[0]], metric) is None]
+               for r, lacks in zip(records, missing)]
     kept = [r for r, lacks in zip(records, missing) if not lacks]
     if len(kept) < len(records):
-        lacked = sorted({k for lacks in missing for k in lacks}, key=REPORTED.index)
-        print(f"note: {path}: {len(records) - len(kept)} of {len(records)} record(s) lack {', '.join(lacked)} "
-              "(written by hand or by an older DynaKD); the report leaves them out", file=sys.stderr, flush=True)
+        lacked = sorted({k for lacks in missing for k in lacks}, key=(*REPORTED, *scores).index)
+        note(f"{path}: {len(records) - len(kept)} of {len(records)} record(s) lack {', '.join(lacked)} "
+             "(written by hand or by an older DynaKD); the report leaves them out")
     if not kept:
         raise DynaKDError(f"{path}: no record holds what the report reads ({', '.join(REPORTED)})")
     return kept
 
 
+def score_key(ev: Any, metric: str) -> str | None:
+    """The key of ``metric`` in an ``eval`` mapping (``eval_accuracy`` is ``accuracy``), None where it has none."""
+    if not isinstance(ev, dict):
+        return None
+    return metric if metric in ev else next((k for k in ev if k.endswith(metric)), None)
+
+
 def score(record: dict[str, Any], metric: str) -> float:
     ev = record["eval"]
-    key = metric if metric in ev else next((k for k in ev if k.endswith(metric)), None)
+    key = score_key(ev, metric)
     if key is None:
         raise DynaKDError(f"run {record.get('key', '?')} has no '{metric}' score")
     return math.nan if ev[key] is None else 100.0 * ev[key]  # null: a score that could not be computed (jsonfile)
@@ -85,10 +102,10 @@ def number(value: Any) -> float:
 
 
 def mean(values: Iterable[float]) -> float:
-    """The mean, NaN where a value is: a run whose score could not be computed (say a correlation on constant
-    predictions) shows in its row, rather than vanishing from it or stopping the report."""
+    """The mean, NaN where a value is or where there is none (a row whose every run's score could not be computed),
+    rather than stopping the report."""
     values = list(values)
-    return math.nan if any(math.isnan(v) for v in values) else statistics.mean(values)
+    return math.nan if not values or any(math.isnan(v) for v in values) else statistics.mean(values)
 
 
 def stdev(values: Iterable[float]) -> float:
@@ -144,7 +161,7 @@ def paired_delta(a: dict[int, float], b: dict[int, float]) -> Delta | None:
 
 
 def _fmt(values: list[float]) -> str:
-    return f"{mean(values):.2f} ± {stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+    return f"{mean(values):.2f} ± {stdev(values):.2f}" if len(values) > 1 else f"{mean(values):.2f}"  # none: nan
 
 
 def _fmt_teacher(values: list[float]) -> str:
@@ -152,22 +169,55 @@ def _fmt_teacher(values: list[float]) -> str:
     return f"{values[0]:.2f}" if len(set(values)) == 1 else _fmt(values)
 
 
-def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    by_group: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+def by_row(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Each row's runs by seed. A second record of a row's seed (one setting spelt two ways in the grid, say a cell
+    naming the base's ``student_layers``, or records without ``cell``) is left out with a note naming both, rather
+    than silently taking the first's place: which of the two the row should hold, the file cannot say, and keeping the
+    first (and saying so) lets the report still print where refusing would leave none."""
+    rows: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    twice = []
     for r in records:
-        by_group[group_of(r)][r["seed"]] = r
+        runs = rows[group_of(r)]
+        if (first := runs.get(r["seed"])) is not None:
+            twice.append(f"{r.get('key', '?')} (seed {r['seed']} of row {group_of(r)}, which {first.get('key', '?')} "
+                         "holds)")
+        else:
+            runs[r["seed"]] = r
+    if twice:
+        note(f"{len(twice)} record(s) are a seed their row already holds (a setting spelt two ways in the grid, or "
+             f"records without `cell`); the report leaves them out: {'; '.join(twice)}")
+    return rows
+
+
+def scored(rows: dict[str, dict[int, dict[str, Any]]], metric: str) -> dict[str, dict[int, float]]:
+    """Each row's scores by seed, without those that could not be computed (``null``: a run that diverged, or a
+    correlation on constant predictions), which a note names: a mean, sd or delta over the rest says something, a
+    ``nan`` nothing. The table counts them beside the row's seeds."""
+    out = {group: {s: score(r, metric) for s, r in runs.items()} for group, runs in rows.items()}
+    failed = [rows[g][s].get("key", "?") for g, by_seed in out.items() for s, v in by_seed.items() if math.isnan(v)]
+    if failed:
+        note(f"{len(failed)} run(s) have no {metric} score (null: the run diverged, or the metric is undefined on its "
+             f"predictions): {'; '.join(failed)}; the report leaves them out of their rows' statistics and counts "
+             "them as '+N nan' beside the seeds")
+    return {group: {s: v for s, v in by_seed.items() if not math.isnan(v)} for group, by_seed in out.items()}
+
+
+def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    by_group = by_row(records)
+    scores_of = scored(by_group, metric)
     rows = []
-    for runs in by_group.values():
+    for group, runs in by_group.items():
         first = next(iter(runs.values()))
-        scores = {s: score(r, metric) for s, r in runs.items()}
-        kd = by_group.get(kd_partner(first)) if first["method"] != "kd" else None
+        scores = scores_of[group]
+        partner = kd_partner(first) if first["method"] != "kd" else None
         rows.append({
             "depth": first["student_layers"], "method": first["method"],
             "align": first["align"] if layer_term(first["method"]) else "-",
             "variant": variant(first),
-            "scores": list(scores.values()), "by_seed": scores,
-            "others": {m: [score(r, m) for r in runs.values()] for m in others},
-            "delta": paired_delta(scores, {s: score(r, metric) for s, r in kd.items()}) if kd else None,
+            "scores": list(scores.values()), "by_seed": scores, "nan": len(runs) - len(scores),
+            "others": {m: [score(runs[s], m) for s in scores] for m in others},
+            "delta": paired_delta(scores, scores_of[partner]) if partner in scores_of else None,
+            "kd_elsewhere": partner in scores_of and not set(scores) & set(scores_of[partner]),  # no seed to pair
             "teacher": [score({"eval": r["teacher_eval"], "key": "teacher"}, metric) for r in runs.values()],
             "params_m": number(first["model"]["parameters"]) / 1e6,
             "steps_per_s": mean(number(r["train"]["steps_per_second"]) for r in runs.values()),
@@ -186,7 +236,10 @@ def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     best setting at that depth; empty when no method ran more than one setting.
 
     Rows with at least three seeds (or the most of their kind, if fewer) compete, ranked by their mean over the seeds
-    they all share: a two-seed screen cannot win on luck, and extra seeds of one row do not tilt the ranking.
+    they all share: a two-seed screen cannot win on luck, and extra seeds of one row do not tilt the ranking. Where
+    they share fewer seeds than that (say seeds 1-3 against 3-5), a mean over the shared ones would pick on one or two
+    seeds' luck, so each is ranked on its own mean instead, and the row says so (``ranked_alone``, a note under the
+    table).
     """
     kinds: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -198,8 +251,10 @@ def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         enough = min(3, max(len(r["scores"]) for r in group))
         rivals = [r for r in group if len(r["scores"]) >= enough]
         shared = set.intersection(*(set(r["by_seed"]) for r in rivals))
-        best[kind] = max(rivals, key=lambda r: _ranked(mean(r["by_seed"][s] for s in shared) if shared
-                                                      else mean(r["scores"])))
+        alone = len(shared) < max(1, enough)
+        best[kind] = max(rivals, key=lambda r: _ranked(mean(r["scores"]) if alone
+                                                       else mean(r["by_seed"][s] for s in shared)))
+        best[kind] = best[kind] | {"ranked_alone": alone and len(rivals) > 1}
     out = []
     for (depth, method, _), r in best.items():
         kd = best.get((depth, "kd", "-"))
@@ -209,9 +264,10 @@ def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def unpaired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows with no ``kd`` run of their own settings to pair with, though ``kd`` ran at their depth (e.g. each method
-    at a learning rate of its own): the best-settings table pairs them."""
+    at a learning rate of its own): the best-settings table pairs each method at its best with ``kd`` at its best."""
     kd_depths = {r["depth"] for r in rows if r["method"] == "kd"}
-    return [r for r in rows if r["method"] != "kd" and r["depth"] in kd_depths and r.get("delta") is None]
+    return [r for r in rows if r["method"] != "kd" and r["depth"] in kd_depths and r.get("delta") is None
+            and not r.get("kd_elsewhere")]
 
 
 def _ranked(value: float) -> float:
@@ -221,18 +277,33 @@ def _ranked(value: float) -> float:
 
 def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
     best = best_settings(rows)
-    lone = (" A row with no `kd` run of its own other settings shows '-'; the second table pairs it."
-            if unpaired(rows) else "")
+    notes = "".join((
+        " A row with no `kd` run of its own other settings shows '-'; the second table pairs each method at its best "
+        "setting with `kd` at its best." if unpaired(rows) else "",
+        " A row whose `kd` of the same settings has no scored seed in common with it shows '-': there is no pair."
+        if any(r.get("kd_elsewhere") for r in rows) else "",
+        " n=: the number of seeds paired, where fewer than the row's (`kd` has no score for the others)."
+        if any(_fewer_pairs(r) for r in rows + best) else "",
+        " A run whose score could not be computed (null in results.jsonl: it diverged, say) is left out of its row's "
+        "mean, sd and Δ, and counted as '+N nan' beside the seeds." if any(r.get("nan") for r in rows) else ""))
     text = (f"# {title}\n\nDev {metric} x100 at the end of training; mean ± sd over seeds. "
             "Δ vs kd: the mean difference to `kd` with the same other settings, paired by seed, with its 95% t "
-            f"interval and the seeds it is ahead / tied / behind in.{lone}\n\n" + table(rows, metric))
+            f"interval and the seeds it is ahead / tied / behind in.{notes}\n\n" + table(rows, metric))
     if best:
+        alone = [f"{r['method']}" + ("" if r["align"] == "-" else f" / {r['align']}") + f" at {r['depth']} layers"
+                 for r in best if r.get("ranked_alone")]
+        alone_note = (f" {', '.join(alone)}: the settings it ran share fewer seeds than that, so each is ranked on "
+                      "its own mean." if alone else "")
         text += ("\n## Each method at its best setting\n\nPer depth, each method and aligner at the setting with "
                  "the best mean among those it ran with three or more seeds (or with the most seeds it ran, if fewer; "
                  "over the seeds they share); Δ pairs it "
                  "with `kd` at its own best setting. Settings are chosen on the same dev set that scores them, so "
-                 "every row is optimistic alike.\n\n" + table(best, metric))
+                 f"every row is optimistic alike.{alone_note}\n\n" + table(best, metric))
     return text
+
+
+def _fewer_pairs(row: dict[str, Any]) -> bool:
+    return row["delta"] is not None and row["delta"].pairs < len(row["scores"])
 
 
 def table(rows: list[dict[str, Any]], metric: str) -> str:
@@ -244,17 +315,19 @@ def table(rows: list[dict[str, Any]], metric: str) -> str:
     for r in rows:
         d = r["delta"]
         delta = "-" if d is None else (f"{d.mean:+.2f}" + ("" if d.pairs < 2 else f" [{d.low:+.2f}, {d.high:+.2f}]")
-                                       + f" ({d.ahead}/{d.tied}/{d.behind})")
+                                       + f" ({d.ahead}/{d.tied}/{d.behind})" + (f" n={d.pairs}" if _fewer_pairs(r)
+                                                                                 else ""))
+        seeds = f"{len(r['scores'])}" + (f" (+{r['nan']} nan)" if r.get("nan") else "")
         extra = "".join(f"{_fmt(r['others'][m])} | " for m in others)
         lines.append(f"| {r['depth']} | {r['method']} | {r['align']} | {r['variant']} | {_fmt(r['scores'])} "
-                     f"| {len(r['scores'])} | {delta} | {_fmt_teacher(r['teacher'])} "
+                     f"| {seeds} | {delta} | {_fmt_teacher(r['teacher'])} "
                      f"| {extra}{r['params_m']:.1f} | {r['steps_per_s']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
 def build_report(folder: str | Path) -> Path:
     """Write ``report.md`` and the plots from ``results.jsonl``; return the report's path."""
-    from .plots import plot_ablation
+    from .plots import alignment_plots, plot_ablation
 
     folder = Path(folder)
     records = reportable(load_results(folder), folder / "results.jsonl")
@@ -266,23 +339,12 @@ def build_report(folder: str | Path) -> Path:
         plotted = best  # beyond the palette's 20 colours the bars and the legend cannot be told apart
         caption = "The plot shows each method at its best setting (the second table): too many settings for one.\n\n"
     plot_ablation(plotted, folder / "ablation.png", metric)
-    copy_alignment_plots(records, folder)
+    heatmaps = alignment_plots(records, folder)
     name = folder.name or folder.resolve().name  # (`dynakd report .` has no name of its own)
     name = f"{folder.resolve().parent.name} (smoke)" if name == "smoke" else name
     text = markdown(rows, metric, f"Ablation: {name}")
     text += "\n" + caption + "![ablation](ablation.png)\n"
+    if heatmaps:
+        text += f"\nAlignment heatmaps, each one run's plan at the end of its training: {'; '.join(heatmaps)}.\n"
     (folder / "report.md").write_text(text)
     return folder / "report.md"
-
-
-def copy_alignment_plots(records: list[dict[str, Any]], folder: Path) -> None:
-    """One heatmap per aligner and depth: the plan of the first seed's run of ``full`` (or any layer method)."""
-    chosen: dict[tuple[str, int], dict[str, Any]] = {}
-    for r in sorted(records, key=lambda r: (r["method"] != "full", r["seed"])):
-        if not layer_term(r["method"]):
-            continue
-        chosen.setdefault((r["align"], r["student_layers"]), r)
-    for (align, depth), r in chosen.items():
-        src = Path(r["output"], "alignment.png") if r.get("output") else None  # (a record may name no folder)
-        if src and src.is_file():
-            shutil.copy(src, folder / f"alignment_{align}_L{depth}.png")
