@@ -566,7 +566,7 @@ def test_tokenizers_with_one_vocabulary_but_other_accent_handling_are_not_the_sa
     from dynakd.data.prepare import same_tokenizer
 
     vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "cafe", "good"]) + "\n")
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "cafe", "good", "##good"]) + "\n")
     strips, keeps = BertTokenizerFast(str(vocab)), BertTokenizerFast(str(vocab), strip_accents=False)
     assert strips("café")["input_ids"] != keeps("café")["input_ids"]
     assert not same_tokenizer(strips, keeps)
@@ -575,6 +575,10 @@ def test_tokenizers_with_one_vocabulary_but_other_accent_handling_are_not_the_sa
     copy("good", truncation=True, max_length=4)  # a call sets the pipeline's truncation: not an encoding difference
     assert same_tokenizer(strips, copy)
     assert same_tokenizer(strips, BertTokenizerFast(str(vocab), strip_accents=True))  # lower-casing strips them too
+    short = BertTokenizerFast(str(vocab))  # a setting the first probes did not exercise: the longest word read
+    short.backend_tokenizer.model = type(short.backend_tokenizer.model)(
+        short.get_vocab(), unk_token="[UNK]", max_input_chars_per_word=20)
+    assert not same_tokenizer(strips, short)
     from tokenizers import Tokenizer, models  # a vocabulary without an unknown token fails on the probes: not same
     from transformers import PreTrainedTokenizerFast
 

@@ -16,9 +16,12 @@ from ..errors import DynaKDError
 from ..features import CONTEXT_MASK, EXAMPLE_ID, HIDDEN_LABEL, NON_MODEL_KEYS, TEACHER_PREFIX
 from .fingerprint import map_fingerprint, tokenizer_state
 
-# Text that tells tokenizers of one vocabulary apart: case, accents, other scripts, spacing, symbols, and a pair
+# Text that tells tokenizers of one vocabulary apart: case, accents, other scripts, spacing, symbols, a web address
+# and a handle (BERTweet-style normalisers), words of 60 and 160 characters (WordPiece reads up to
+# max_input_chars_per_word, 100 by default, then gives [UNK]), and a pair
 # (where the special tokens go, token types)
-_PROBES = ["Café NAÏVE résumé, it's 3.14!", "中文 テスト 한국어 ℃ 🙂", "tabs\tand  double  spaces", "ﬁ ① Ａ"]
+_PROBES = ["Café NAÏVE résumé, it's 3.14!", "中文 テスト 한국어 ℃ 🙂", "tabs\tand  double  spaces", "ﬁ ① Ａ",
+           "see https://example.com/a?b=1 @someone #tag", "good" * 15, "good" * 40]
 _PROBE_PAIR = (["Who wrote it?"], ["Ünïcode text."])
 
 
