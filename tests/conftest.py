@@ -58,6 +58,28 @@ def make_tiny_bert(
     return folder
 
 
+def make_tiny_gpt2(folder: Path, *, layers: int = 4, eos: str | None = "</s>", pad: str | None = None) -> Path:
+    """Save a tiny random GPT-2 classifier whose config names no padding token, and a word-level tokenizer over the
+    synthetic corpus' words with an end-of-sequence token and no padding token unless given (as GPT-2's own)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2ForSequenceClassification, PreTrainedTokenizerFast
+
+    from dynakd.data import SYNTHETIC_VOCAB_WORDS
+
+    specials = [token for token in ("<unk>", eos, pad) if token]
+    words = sorted({w.lower() for w in SYNTHETIC_VOCAB_WORDS} | set(",.!?'"))
+    inner = Tokenizer(models.WordLevel({t: i for i, t in enumerate(specials + words)}, unk_token="<unk>"))
+    inner.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=inner, unk_token="<unk>", eos_token=eos, pad_token=pad,
+                            model_input_names=["input_ids", "attention_mask"]).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(specials) + len(words), n_embd=32, n_layer=layers, n_head=2, n_positions=64,
+                        num_labels=2, pad_token_id=None)
+    GPT2ForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_teacher(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("models") / "teacher", layers=4, hidden=32)

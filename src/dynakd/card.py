@@ -10,6 +10,7 @@ teacher, the method or the teacher's scores.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,16 @@ def task_type(task: TaskSpec) -> str:
     return "question-answering" if task.is_qa else "text-classification"
 
 
+def _kept_layers(out: Path) -> str:
+    """`` (0, 3, 0-based)``: the teacher layers a student built from them kept, as its config.json records them
+    (``dynakd_teacher_layers``); empty when it does not."""
+    try:
+        ids = json.loads((out / "config.json").read_text()).get("dynakd_teacher_layers")
+    except (OSError, ValueError, AttributeError):  # (AttributeError: a config that is no JSON object)
+        return ""
+    return f" ({', '.join(map(str, ids))}, 0-based)" if isinstance(ids, list) and ids else ""
+
+
 def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any],
           scores: dict[tuple[str, str], float]) -> str:
     model = metrics.get("model", {})
@@ -164,7 +175,7 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
         origin += f"{method_label(cfg)}."
         start = (model_ref(cfg.student) if cfg.student
                  else f"teacher layers {', '.join(map(str, cfg.student_layer_ids))} (0-based)" if cfg.student_layer_ids
-                 else f"{cfg.student_layers} evenly spaced teacher layers")
+                 else f"{cfg.student_layers} evenly spaced teacher layers{_kept_layers(out)}")
         origin += f" The student started from {start}."
     else:
         origin = f"a {size}model fine-tuned with DynaKD from {model_ref(cfg.model)} on {data}."

@@ -11,7 +11,7 @@ from . import hub, packaged
 from .data.tasks import TaskSpec, is_classifier, named_labels
 from .distributed import is_first_process
 from .errors import DynaKDError, first_line
-from .students import STUDENT_FLAGS, build_student, resolve_layer_ids
+from .students import STUDENT_FLAGS, build_student, check_layers_apart, resolve_layer_ids
 
 
 def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
@@ -42,9 +42,18 @@ def load_tokenizer(name: str):
 
 
 def check_model_loads(name: str) -> None:
-    """The model's config (one small file) loads: a mistyped path that reads as a hub id is named as such before any
-    data loads (offline, ``run/model`` for ``runs/model`` would otherwise fail on the data's hub download first)."""
-    model_config(name)
+    """The model's config (one small file) loads, and is of a kind DynaKD distils: a mistyped path that reads as a
+    hub id is named as such before any data loads (offline, ``run/model`` for ``runs/model`` would otherwise fail on
+    the data's hub download first)."""
+    check_architecture(model_config(name), name)
+
+
+def check_architecture(config, name: str) -> None:
+    """Refuse an encoder-decoder (T5, BART): its classifier returns encoder and decoder states apart, not the one
+    stack of layers that a student is built from and whose features are compared (it failed in the first step)."""
+    if getattr(config, "is_encoder_decoder", False):
+        raise DynaKDError(f"'{name}' is an encoder-decoder model ({config.model_type}): DynaKD distils encoders (and "
+                          "decoder-only classifiers), one stack of layers; use an encoder such as BERT or RoBERTa")
 
 
 def model_config(name: str):
@@ -104,13 +113,11 @@ def load_qa_model(name: str, *, new_head_ok: bool = True):
     false (a teacher or a model to evaluate must have been fine-tuned for QA)."""
     check_model_folder(name)
     config = model_config(name)
+    check_architecture(config, name)
     is_qa = any(a.endswith("ForQuestionAnswering") for a in (config.architectures or []))
     if not is_qa and not new_head_ok:
         raise DynaKDError(f"'{name}' has no question-answering head: fine-tune it first with `dynakd finetune`")
-    try:
-        return AutoModelForQuestionAnswering.from_pretrained(packaged.resolve(name), dtype=FLOAT32)
-    except Exception as e:  # noqa: BLE001
-        raise _cannot_load("a model", name, e) from None
+    return _from_pretrained(AutoModelForQuestionAnswering, name, trained=not new_head_ok)
 
 
 def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, replace_head: bool = False):
@@ -122,6 +129,7 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
     if task.is_regression:
         kwargs["problem_type"] = "regression"
     config = model_config(name)
+    check_architecture(config, name)
     classifier = is_classifier(config)
     mismatched = classifier and config.num_labels != task.num_labels
     if mismatched and not replace_head:
@@ -130,13 +138,12 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
     if not classifier and not new_head_ok:
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
     if mismatched:
-        # the old head's weights are dropped for a freshly initialised one; its loss follows the task (a regression
-        # checkpoint's saved problem_type would give a classifier's new head a regression loss), and its labels are
-        # the new head's defaults unless the task names them (below); id2label gives the count (with num_labels too,
-        # transformers warns of the old head's)
+        # the old head's weights are dropped for a freshly initialised one (_from_pretrained lets sizes differ); its
+        # loss follows the task (a regression checkpoint's saved problem_type would give a classifier's new head a
+        # regression loss), and its labels are the new head's defaults unless the task names them (below); id2label
+        # gives the count (with num_labels too, transformers warns of the old head's)
         kwargs.pop("num_labels")
-        kwargs.update(ignore_mismatched_sizes=True,
-                      problem_type="regression" if task.is_regression else "single_label_classification",
+        kwargs.update(problem_type="regression" if task.is_regression else "single_label_classification",
                       id2label={i: f"LABEL_{i}" for i in range(task.num_labels)},
                       label2id={f"LABEL_{i}": i for i in range(task.num_labels)})
         if is_first_process():
@@ -158,16 +165,53 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
                   f"{', '.join(task.label_names)}", flush=True)
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {label: i for i, label in enumerate(task.label_names)}
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(packaged.resolve(name), dtype=FLOAT32, **kwargs)
-    except Exception as e:  # noqa: BLE001
-        raise _cannot_load("a model", name, e) from None
+    model = _from_pretrained(AutoModelForSequenceClassification, name, trained=not new_head_ok, **kwargs)
     if order is not None:
         _reorder_head(model, order, name)
         if is_first_process():
             print(f"note: {name} orders its labels {', '.join(own)}; its head now gives them in task {task.name}'s "
                   f"order: {', '.join(task.label_names)}", flush=True)
     return model
+
+
+def _from_pretrained(cls, name: str, *, trained: bool, **kwargs):
+    """``cls.from_pretrained`` in float32, with the weights its checkpoint lacks (or holds in another shape) checked,
+    which transformers would initialise at random: refused for a ``trained`` model (a teacher, a model to score,
+    whose random weights would go unnoticed but for their scores), else a note for the body's (the model trains
+    anyway) and nothing for the task head's (a base encoder's new head, finetune's head of another label count)."""
+    try:
+        model, info = cls.from_pretrained(packaged.resolve(name), dtype=FLOAT32, output_loading_info=True,
+                                          ignore_mismatched_sizes=True, **kwargs)
+    except Exception as e:  # noqa: BLE001 - any failure here is "not a usable model path or id"
+        raise _cannot_load("a model", name, e) from None
+    missing = sorted(info.get("missing_keys") or ())
+    reshaped = sorted(key for key, *_ in info.get("mismatched_keys") or ())  # (key, saved shape, model shape)
+    if trained and (missing or reshaped):
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing ({_some(missing)})")
+        if reshaped:
+            parts.append(f"{len(reshaped)} of another shape ({_some(reshaped)})")
+        raise DynaKDError(f"'{name}' does not hold every weight its config describes: {' and '.join(parts)}; they "
+                          "would be random: use its complete checkpoint (as save_pretrained writes it), or fine-tune "
+                          "it first with `dynakd finetune`")
+    body = [key for key in missing + reshaped if not _in_head(model, key)]
+    if body and is_first_process():
+        print(f"note: {name} lacks {len(body)} of its weights ({_some(body)}): they start random and train with "
+              "the rest", flush=True)
+    return model
+
+
+def _in_head(model, key: str) -> bool:
+    """Whether weight ``key`` belongs to the task head: outside the base model (``classifier``, ``score``,
+    ``qa_outputs``, DeBERTa's pooler) or a pooler in it (BERT's, read by the classification head alone)."""
+    prefix = getattr(model, "base_model_prefix", "")
+    return not (prefix and key.startswith(prefix + ".")) or "pooler" in key.split(".")
+
+
+def _some(keys: list[str], n: int = 3) -> str:
+    """The first ``n`` of ``keys`` and how many more."""
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
 
 
 @torch.no_grad()
@@ -192,9 +236,50 @@ def _reorder_head(model, order: list[int], name: str) -> None:
                           "put in the task's order: fine-tune it on the task first")
 
 
+def ready_to_pad(model, tokenizer, name: str, *, say: bool = True) -> None:
+    """Make batches of ``model``'s inputs paddable, as a Hugging Face user would: a tokenizer without a padding token
+    (GPT-2's) pads with the model's own padding token, else its end-of-sequence token; a model whose config names no
+    padding token takes the tokenizer's (a decoder's classifier finds each row's last token by it). Both are saved
+    with a run, whose folder then reloads and batches. Notes unless ``say`` is false (a student copied from its
+    teacher, already noted)."""
+    config, notes = model.config, []
+    if tokenizer.pad_token is None:
+        own = config.pad_token_id
+        own = tokenizer.convert_ids_to_tokens(own) if isinstance(own, int) and 0 <= own < len(tokenizer) else None
+        pad = own or tokenizer.eos_token
+        if pad is None:
+            raise DynaKDError(f"'{name}' has no padding token, in its tokenizer or its config, nor an end-of-sequence "
+                              "token to pad with: give its tokenizer one (tokenizer.pad_token = ...) and save it "
+                              "beside the model (tokenizer.save_pretrained(folder))")
+        tokenizer.pad_token = pad
+        notes.append(f"its tokenizer has no padding token: it pads with {pad} (its "
+                     f"{'config' if own else 'end-of-sequence'} token)")
+    if config.pad_token_id is None:
+        config.pad_token_id = tokenizer.pad_token_id
+        notes.append(f"its config names no padding token: it takes the tokenizer's ({tokenizer.pad_token}, id "
+                     f"{tokenizer.pad_token_id})")
+    if notes and say and is_first_process():
+        print(f"note: {name}: {'; '.join(notes)}", flush=True)
+
+
+def position_offset(model) -> int:
+    """The rows of ``model``'s position table before its first position: RoBERTa and its kin (XLM-R, CamemBERT,
+    MPNet, Longformer) number positions from ``padding_idx + 1``, so ``max_position_embeddings - pad_token_id - 1``
+    tokens fit; told by a position table with a padding row (0 for a model without one, e.g. BERT)."""
+    size = getattr(model.config, "max_position_embeddings", None)
+    for module in model.modules() if isinstance(model, torch.nn.Module) else ():
+        table = getattr(module, "position_embeddings", None)
+        if isinstance(table, torch.nn.Embedding) and table.padding_idx is not None and table.num_embeddings == size:
+            return table.padding_idx + 1
+    return 0
+
+
 def check_seq_length(max_seq_length: int, tokenizer, model) -> None:
     """Inputs longer than the model's position table fail deep inside the model: refuse them up front."""
-    limits = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int):
+        positions -= position_offset(model)
+    limits = [positions, getattr(tokenizer, "model_max_length", None)]
     known = [x for x in limits if isinstance(x, int) and 0 < x < 10**6]  # tokenizers without a limit say 1e30
     limit = min(known, default=None)
     if limit is not None and max_seq_length > limit:
@@ -214,8 +299,11 @@ def check_student_request(cfg, teacher_name: str | None, *, depth: int | None = 
         return
     if depth is None and teacher_name is None:
         return
-    n = depth if depth is not None else model_config(teacher_name).num_hidden_layers
-    resolve_layer_ids(n, cfg.student_layers, cfg.student_layer_ids, names=(k_name, ids_name))
+    if depth is None:
+        config = model_config(teacher_name)
+        check_layers_apart(config, f"'{teacher_name}'")  # (its layer count would be its shared weights' repeats)
+        depth = config.num_hidden_layers
+    resolve_layer_ids(depth, cfg.student_layers, cfg.student_layer_ids, names=(k_name, ids_name))
 
 
 def load_student(cfg, teacher, task: TaskSpec):

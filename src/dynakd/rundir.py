@@ -449,8 +449,10 @@ def discard_output(out: Path) -> None:
 
 
 def describe_model(model, folder: Path) -> dict[str, Any]:
-    """Parameter count, depth, width and on-disk size of a model."""
-    files = list(folder.glob("*.safetensors")) + list(folder.glob("*.bin"))
+    """Parameter count, depth, width and on-disk size of a model: of its weight files alone, as transformers names
+    them (``model.safetensors``, shards ``model-00001-of-00002.safetensors``; else ``pytorch_model*.bin``), not a
+    run's ``training_args.bin``."""
+    files = list(folder.glob("model*.safetensors")) or list(folder.glob("pytorch_model*.bin"))
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
         "layers": model.config.num_hidden_layers,

@@ -42,6 +42,7 @@ from .models import (
     load_student,
     load_task_model,
     load_tokenizer,
+    ready_to_pad,
 )
 from .rundir import (
     CONFIG_NAME,
@@ -206,6 +207,7 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
     for name in (teacher_name, cfg.student, cfg.model if command == "finetune" else None):
         if name:
             check_model_folder(name)
+            check_model_loads(name)  # (an encoder-decoder refused before the data loads)
     if teacher_name:
         check_student_request(cfg, teacher_name)
     if cfg.push_to_hub and is_first_process():  # only process 0 pushes
@@ -386,14 +388,16 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     if not teacher_name:
         # finetune: a classifier of another label count gets a new head of the task's size
         model, tokenizer = load_task_model(cfg.model, task, replace_head=True), load_tokenizer(cfg.model)
+        ready_to_pad(model, tokenizer, cfg.model)
         check_seq_length(cfg.max_seq_length, tokenizer, model)
         return model, tokenizer, None, None
     note_other_task(teacher_name, task.name, "teacher")
     if cfg.student:
         note_other_task(cfg.student, task.name, "student")
-    teacher = load_task_model(teacher_name, task, new_head_ok=False)
+    teacher, t_tok = load_task_model(teacher_name, task, new_head_ok=False), load_tokenizer(teacher_name)
+    ready_to_pad(teacher, t_tok, teacher_name)  # (before a student copies the teacher's config)
     student, tokenizer = load_student(cfg, teacher, task), load_tokenizer(cfg.student or teacher_name)
-    t_tok = load_tokenizer(teacher_name)
+    ready_to_pad(student, tokenizer, cfg.student or teacher_name, say=bool(cfg.student))
     if student.config.num_labels != teacher.config.num_labels:
         raise DynaKDError(
             f"teacher predicts {teacher.config.num_labels} labels but the student {student.config.num_labels}"
@@ -505,6 +509,7 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     note_other_task(cfg.model, task.name, "model")
     model = load_task_model(cfg.model, task, new_head_ok=False)
     tokenizer = load_tokenizer(cfg.model)
+    ready_to_pad(model, tokenizer, cfg.model)
     check_seq_length(cfg.max_seq_length, tokenizer, model)
     if not task.is_qa:
         check_labels(type(data)({s: data[s] for s in task.eval_splits}), task.num_labels, task.is_regression)

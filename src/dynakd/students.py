@@ -16,6 +16,9 @@ from .errors import DynaKDError, first_line
 
 # config entries that hold one value per layer, shrunk with the layers (a model checks their length on loading)
 PER_LAYER_CONFIG = ("layer_types", "attention_window")
+# config entries that count groups of layers, each group with weights of its own: one group per layer (ALBERT with
+# num_hidden_groups == num_hidden_layers) counts the kept layers; fewer groups share weights among layers
+LAYER_GROUPS_CONFIG = ("num_hidden_groups",)
 
 
 def default_layer_ids(n_teacher: int, k: int) -> list[int]:
@@ -45,6 +48,20 @@ def find_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
     return parent, attr, layers
 
 
+def check_layers_apart(config, what: str) -> None:
+    """Refuse a model whose layers share weights (ALBERT's default, one group of weights for all its layers): it has
+    no layer of its own to keep, and only the number of times the shared ones apply could shrink."""
+    n = config.num_hidden_layers
+    for key in LAYER_GROUPS_CONFIG:
+        groups = getattr(config, key, None)
+        if isinstance(groups, int) and groups != n:
+            sets = "one set" if groups == 1 else f"{groups} sets"
+            raise DynaKDError(f"{what} shares {sets} of weights among its {n} layers ({key} {groups}), so no layer can "
+                              "be kept alone: for a shallower student of the same weights, save a copy with a "
+                              "smaller num_hidden_layers in its config.json and give it with --student, or give "
+                              "another smaller model with --student")
+
+
 # How the command's flags name a student: a checkpoint, its layer count, its layer ids (a sweep names its own keys)
 STUDENT_FLAGS = ("--student", "--student-layers", "--student-layer-ids")
 
@@ -69,6 +86,7 @@ def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None 
 
 def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int] | None = None) -> nn.Module:
     """A copy of ``teacher`` keeping ``layer_ids`` (0-based) or ``k`` evenly spaced layers."""
+    check_layers_apart(teacher.config, type(teacher).__name__)
     layer_ids = resolve_layer_ids(teacher.config.num_hidden_layers, k, layer_ids)
     n = teacher.config.num_hidden_layers
     student = copy.deepcopy(teacher)
@@ -80,6 +98,9 @@ def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int]
         value = getattr(student.config, key, None)
         if isinstance(value, list) and len(value) == n:
             setattr(student.config, key, [value[i] for i in layer_ids])
+    for key in LAYER_GROUPS_CONFIG:
+        if getattr(student.config, key, None) == n:  # (check_layers_apart: one group per layer)
+            setattr(student.config, key, len(layer_ids))
     student.config.dynakd_teacher_layers = list(layer_ids)
     check_reloads(student, layer_ids)
     # trained in float32 whatever the teacher's storage (a bf16 checkpoint): mixed precision is autocast's
@@ -102,9 +123,14 @@ def check_reloads(student: nn.Module, layer_ids: list[int]) -> None:
     theirs = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
     if ours != theirs:
         differ = sorted(set(ours) ^ set(theirs)) or sorted(k for k in ours if ours[k] != theirs[k])
-        raise DynaKDError(f"a {type(student).__name__} student of teacher layers {layer_ids} would reload as another "
+        name = type(student).__name__
+        raise DynaKDError(f"{_article(name)} {name} student of teacher layers {layer_ids} would reload as another "
                           f"model ({differ[0]} differs: this architecture builds some layers by their position); "
                           "keep the teacher's first layer first, e.g. --student-layer-ids 0,...")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _renumber(layers: nn.ModuleList) -> None:

@@ -557,3 +557,21 @@ def test_evaluate_files_a_score_under_its_own_model_only(tiny_teacher, tmp_path,
     assert main([*args, "--output", str(scores)]) == 0
     assert main([*args, "--output", str(scores)]) == 0
     assert f"note: replacing the earlier score in {scores / 'metrics.json'}" in capsys.readouterr().out
+
+
+def test_a_decoder_whose_tokenizer_has_no_padding_token_distils_and_its_student_reloads(tmp_path, capsys):
+    """GPT-2 pads with nothing of its own: the first batch failed with "Asking to pad but the tokenizer does not have
+    a padding token" (or, with one, "Cannot handle batch sizes > 1 if no padding token is defined"). It pads with its
+    end-of-sequence token, and the saved student's tokenizer and config say so: it reloads and batches."""
+    from transformers import AutoTokenizer
+
+    from tests.conftest import make_tiny_gpt2
+
+    teacher, out = make_tiny_gpt2(tmp_path / "gpt2"), tmp_path / "run"
+    assert main(distill_args(teacher, out)) == 0
+    printed = capsys.readouterr().out
+    assert f"note: {teacher}: its tokenizer has no padding token: it pads with </s>" in printed
+    student, tokenizer = AutoModelForSequenceClassification.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    assert tokenizer.pad_token == "</s>" and student.config.pad_token_id == tokenizer.pad_token_id
+    batch = tokenizer(["a good film", "bad"], padding=True, return_tensors="pt")
+    assert student.eval()(**batch).logits.shape == (2, 2)

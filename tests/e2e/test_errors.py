@@ -729,3 +729,44 @@ def test_one_process_that_sees_several_gpus_is_refused(command, tiny_teacher, tm
                         "dynakd.cli ..., or accelerate launch; README: Several GPUs and machines), or choose one GPU "
                         "with CUDA_VISIBLE_DEVICES=0")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_encoder_decoder_is_refused_before_any_data(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """A T5 classifier returns the encoder's and the decoder's states apart: the first training step failed with an
+    AttributeError ('Seq2SeqSequenceClassifierOutput' object has no attribute 'hidden_states')."""
+    import torch
+    from transformers import T5Config, T5ForSequenceClassification
+
+    t5 = tmp_path / "t5"
+    torch.manual_seed(0)
+    T5ForSequenceClassification(T5Config(vocab_size=100, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2,
+                                         num_labels=2, decoder_start_token_id=0)).save_pretrained(t5)
+    for file in tiny_teacher.iterdir():
+        if "token" in file.name:
+            shutil.copy(file, t5 / file.name)
+    monkeypatch.setattr("dynakd.runner.load_data", lambda *a, **k: pytest.fail("the data loaded first"))
+    capsys.readouterr()  # (the library's bar, writing the model)
+    expected = (f"dynakd: error: '{t5}' is an encoder-decoder model (t5): DynaKD distils encoders (and decoder-only "
+                "classifiers), one stack of layers; use an encoder such as BERT or RoBERTa")
+    assert run_error(capsys, distill_args(t5, tmp_path / "run")) == expected
+    student_args = [a for a in distill_args(tiny_teacher, tmp_path / "run") if a not in ("--student-layers", "2")]
+    assert run_error(capsys, [*student_args, "--student", str(t5)]) == expected
+    assert run_error(capsys, ["evaluate", "--model", str(t5), "--synthetic", "--no-progress"]) == expected
+
+
+def test_a_model_that_lacks_weights_is_refused_as_a_teacher_or_to_score(tiny_teacher, tmp_path, capsys):
+    """A teacher saved without its pooler trained its student against a random pooler, and its score was that of a
+    random one: nothing said so (the library's report is silenced)."""
+    from safetensors.torch import load_file, save_file
+
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_teacher, partial)
+    weights = load_file(partial / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if "pooler" not in k}, partial / "model.safetensors",
+              metadata={"format": "pt"})
+    capsys.readouterr()
+    expected = (f"dynakd: error: '{partial}' does not hold every weight its config describes: 2 missing "
+                "(bert.pooler.dense.bias, bert.pooler.dense.weight); they would be random: use its complete "
+                "checkpoint (as save_pretrained writes it), or fine-tune it first with `dynakd finetune`")
+    assert run_error(capsys, distill_args(partial, tmp_path / "run")) == expected
+    assert run_error(capsys, ["evaluate", "--model", str(partial), "--synthetic", "--no-progress"]) == expected

@@ -170,3 +170,48 @@ def test_a_half_precision_teacher_gives_a_float32_student(teacher):
 
     student = build_student(copy.deepcopy(teacher).to(torch.bfloat16), 2)  # (a copy: the fixture stays float32)
     assert all(p.dtype == torch.float32 for p in student.parameters())
+
+
+def albert(groups: int):
+    from transformers import AlbertConfig, AlbertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = AlbertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                          intermediate_size=64, embedding_size=16, num_hidden_groups=groups)
+    return AlbertForSequenceClassification(config).eval()
+
+
+@pytest.mark.parametrize("layer_ids", [[0, 1], [0, 3], [2, 3]])
+def test_an_albert_with_a_group_of_weights_per_layer_gives_a_student_that_reloads(tmp_path, layer_ids):
+    """ALBERT with num_hidden_groups == num_hidden_layers keeps one group of weights per layer: the student's config
+    kept the teacher's group count, which asked for 4 groups of its 2 layers (refused, with the advice to keep the
+    first layer first, or a student that indexed groups it lacked)."""
+    teacher = albert(groups=4)
+    student = build_student(teacher, layer_ids=layer_ids).eval()
+    assert student.config.num_hidden_layers == student.config.num_hidden_groups == 2
+    student.save_pretrained(tmp_path)
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert again.config.num_hidden_groups == 2
+    with torch.no_grad():
+        torch.testing.assert_close(again(**inputs()).logits, student(**inputs()).logits)
+
+
+@pytest.mark.parametrize("groups, sets", [(1, "one set"), (2, "2 sets")])
+def test_an_albert_whose_layers_share_weights_is_refused_with_the_ways_round(groups, sets):
+    """ALBERT's layers share one group of weights by default: there is no layer to keep apart ("cannot find the 4
+    transformer layers" said nothing of why, nor of --student)."""
+    with pytest.raises(DynaKDError, match=rf"^AlbertForSequenceClassification shares {sets} of weights among its 4 "
+                                          rf"layers \(num_hidden_groups {groups}\), so no layer can be kept alone: .*"
+                                          r"smaller num_hidden_layers .* --student, or give another smaller model "
+                                          r"with --student$"):
+        build_student(albert(groups), 2)
+
+
+def test_a_student_that_would_reload_otherwise_is_named_with_its_article():
+    """The message read "a AlbertForSequenceClassification student"."""
+    from dynakd.students import check_reloads
+
+    student = build_student(albert(groups=4), layer_ids=[0, 3])
+    student.config.num_hidden_groups = 4  # as the student's config said before it counted its own layers
+    with pytest.raises(DynaKDError, match=r"^an AlbertForSequenceClassification student of teacher layers \[0, 3\]"):
+        check_reloads(student, [0, 3])

@@ -144,7 +144,8 @@ def _quiet_libraries() -> None:
     import datasets
     import transformers
 
-    transformers.utils.logging.set_verbosity_error()  # e.g. "newly initialized head" reports
+    # e.g. "newly initialized head" reports: DynaKD says itself what a checkpoint lacks, where it matters (models.py)
+    transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
 

@@ -44,7 +44,7 @@ from ..data.tasks import get_task
 from ..distributed import check_one_gpu_per_process
 from ..errors import DynaKDError
 from ..features import EXAMPLE_ID
-from ..models import load_classifier, load_tokenizer
+from ..models import load_classifier, load_tokenizer, ready_to_pad
 from ..runner import build_distiller, set_dataset_reference, training_args
 from ..students import build_student
 from ..trainer import DistillationTrainer
@@ -296,6 +296,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     task, data = load_data(base)
     teacher = load_classifier(base.teacher, task)  # a fresh head is fine for timing
     tokenizer = load_tokenizer(base.teacher)
+    ready_to_pad(teacher, tokenizer, base.teacher)
     data = tokenize(data, tokenizer, base.max_seq_length)
     with tempfile.TemporaryDirectory(prefix="dynakd-bench-") as tmp:
         rows = _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, Path(tmp),
