@@ -87,6 +87,11 @@ def test_save_and_reload_round_trip(teacher, tmp_path):
         {"layer_ids": [-1, 2]},
         {"layer_ids": [1, 1]},
         {"k": 3, "layer_ids": [0, 1]},
+        {"k": 0},  # a student of no layers trained (build_student skipped the config's check)
+        {"k": -1},
+        {"k": 1.5},  # a raw TypeError
+        {"layer_ids": []},
+        {"layer_ids": [0.0, 1]},
     ],
 )
 def test_bad_requests_raise(teacher, kwargs):
