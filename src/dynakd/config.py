@@ -414,10 +414,14 @@ def parse_layer(layer: dict[str, Any]) -> None:
     _check_dynamics_choices(_from_dict(DistillConfig, without_unset(layer)).dynamics)
 
 
-def build_config(*layers: dict[str, Any]) -> DistillConfig:
+def build_config(*layers: dict[str, Any] | DistillConfig, **overrides: Any) -> DistillConfig:
     """Merge config layers (later wins; a ``None`` gives a key set by an earlier layer back to its default), parse
-    them into a DistillConfig and validate it."""
-    merged = merge_layers(*layers)
+    them into a DistillConfig and validate it. A layer is a dict of config keys as in YAML or a whole DistillConfig;
+    keyword arguments are a last layer: ``build_config(cfg, lr=1e-4)``."""
+    for layer in layers:
+        if not isinstance(layer, (dict, DistillConfig)):
+            raise DynaKDError(f"build_config takes dicts of config keys or DistillConfigs, got {type(layer).__name__}")
+    merged = merge_layers(*(dataclasses.asdict(x) if isinstance(x, DistillConfig) else x for x in layers), overrides)
     method = merged.get("method", "full")
     if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
         probe = DistillConfig(method=method)
@@ -432,6 +436,16 @@ def build_config(*layers: dict[str, Any]) -> DistillConfig:
                                       "cosine or step to move it during training")
                 merged[name] = {**dataclasses.asdict(default), **part}
     return validate(_from_dict(DistillConfig, merged))
+
+
+def as_config(cfg: DistillConfig | dict[str, Any], where: str) -> DistillConfig:
+    """What the Python entry points (``where``: ``distill``, ``Distiller``, ...) take: a DistillConfig, or a dict of
+    config keys as in YAML (``build_config``'s), which becomes one; validated."""
+    if isinstance(cfg, DistillConfig):
+        return validate(cfg)
+    if isinstance(cfg, dict):
+        return build_config(cfg)
+    raise DynaKDError(f"{where} takes a DistillConfig or a dict of config keys, got {type(cfg).__name__}")
 
 
 def _check_dev_split(task) -> None:

@@ -14,7 +14,7 @@ from torch import nn
 
 from . import distributed
 from .align import build_aligner
-from .config import DistillConfig, validate
+from .config import DistillConfig, as_config
 from .cudagraphs import GraphedDynamics
 from .data.tasks import get_task
 from .errors import DynaKDError
@@ -67,11 +67,13 @@ class Distiller(nn.Module):
     ``DistillOutput``. Features come from ``dynakd.capture(model, batch)``; ``progress`` is the fraction of training
     done, in [0, 1], which the schedules read. The module holds all distillation state (aligner and its running plan,
     projections, references, term balance): put its parameters in the optimizer (``DistillationTrainer`` does) and
-    its ``state_dict`` in checkpoints. ``regression``, ``qa`` and ``same_tokenizer`` describe the task and models."""
+    its ``state_dict`` in checkpoints. ``cfg``: a ``DistillConfig`` or a dict of config keys (``build_config``'s).
+    ``regression``, ``qa`` and ``same_tokenizer`` describe the task and models (``regression`` and ``qa`` must agree
+    with the config's task; ``task: csv`` takes either)."""
 
     def __init__(
         self,
-        cfg: DistillConfig,
+        cfg: DistillConfig | dict,
         *,
         student_layers: int,
         teacher_layers: int,
@@ -83,10 +85,8 @@ class Distiller(nn.Module):
         label_smoothing: float = 0.0,
     ):
         super().__init__()
-        cfg = validate(cfg)  # a config built in Python gets the checks (and messages) of the command line
-        if qa != get_task(cfg.task).is_qa:  # the task's defaults (QA pools dynamics by token) follow cfg.task
-            raise DynaKDError(f"Distiller(qa=True) needs a config of an extractive QA task (task: squad), not "
-                              f"{cfg.task}" if qa else f"the config's task {cfg.task} is extractive QA: pass qa=True")
+        cfg = as_config(cfg, "Distiller")  # a config built in Python gets the checks (and messages) of the command line
+        check_task(cfg, regression, qa)
         self.cfg, self.regression, self.qa = cfg, regression, qa
         self.feature = cfg.terms["feature"]
         check_compatible(cfg, same_tokenizer, qa)
@@ -182,15 +182,17 @@ class Distiller(nn.Module):
         if labels is None:
             raise DynaKDError("the batch has no labels: the task term needs them (a 'labels' entry; rows only the "
                               f"teacher supervises carry {HIDDEN_LABEL}, or NaN for regression)")
+        if teacher is None and self.cfg.method != "task":  # its teacher terms would silently be left out
+            raise DynaKDError(f"method '{self.cfg.method}' compares the student with the teacher: pass the teacher's "
+                              "features (capture(teacher, teacher_inputs)); only method 'task' trains without them")
         if not self._first_batch_checked:  # once: the models do not change
             self._check_outputs(student, teacher)
-            if teacher is not None and self.feature:
-                self._check_depths(student, teacher)
-            if teacher is not None and self.token_level:  # once: a device sync (the shapes are checked every batch)
-                self._check_same_tokens(student, teacher, values=True)
-            self._first_batch_checked = teacher is not None or self.cfg.method == "task"
-        elif teacher is not None and self.token_level:
-            self._check_same_tokens(student, teacher, values=False)
+            self._check_labels(labels)
+        if teacher is not None and self.feature:  # every batch (shapes only): capture(..., hidden=False) may come later
+            self._check_depths(student, teacher)
+        if teacher is not None and self.token_level:  # the masks' values once (a device sync), their shapes always
+            self._check_same_tokens(student, teacher, values=not self._first_batch_checked)
+        self._first_batch_checked = True
         if (teacher is not None and perturbed is None and self.feature == "dynamics"
                 and "sensitivity" in self.opts.components):
             raise DynaKDError("the 'sensitivity' component needs both models' features of a perturbed input: pass "
@@ -222,6 +224,15 @@ class Distiller(nn.Module):
             raise DynaKDError(f"the models give {s_out} output(s) per row, but this Distiller was built with "
                               f"regression={self.regression}: " + ("a regression head has one output" if self.regression
                                                                    else "pass regression=True for a one-output head"))
+
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        """Class labels that are whole numbers: the task term would truncate 3.8 to class 3 (a device sync, once)."""
+        if self.regression or self.qa or not labels.is_floating_point():
+            return
+        bad = labels[labels != labels.round()]
+        if bad.numel():
+            raise DynaKDError(f"the batch holds label {bad[0].item():g}, not a class, and this Distiller was built "
+                              "with regression=False: pass regression=True for regression targets")
 
     def _check_same_tokens(self, s: Features, t: Features, *, values: bool) -> None:
         """Both models read the same positions (their attention masks agree), which token-level terms assume."""
@@ -379,6 +390,19 @@ def token_level(cfg: DistillConfig, qa: bool = False) -> str | None:
     if feature == "dynamics" and "sensitivity" in cfg.dynamics.components:
         return "the 'sensitivity' component perturbs both models' embeddings token by token"
     return None
+
+
+def check_task(cfg: DistillConfig, regression: bool, qa: bool) -> None:
+    """``qa`` and ``regression`` as the config's task says (the task's defaults, such as QA's pooling by token, follow
+    ``cfg.task``); a csv or json task is regression or not by its files, so either is taken."""
+    task = get_task(cfg.task)
+    if qa != task.is_qa:
+        raise DynaKDError(f"Distiller(qa=True) needs a config of an extractive QA task (task: squad), not "
+                          f"{cfg.task}" if qa else f"the config's task {cfg.task} is extractive QA: pass qa=True")
+    if not task.is_user_data and regression != task.is_regression:
+        raise DynaKDError(f"Distiller(regression=True) needs a config of a regression task (task: stsb, or csv/json "
+                          f"files of decimal labels), not {cfg.task}" if regression else
+                          f"the config's task {cfg.task} is regression: pass regression=True")
 
 
 def check_compatible(cfg: DistillConfig, same_tokenizer: bool, qa: bool = False) -> None:

@@ -23,7 +23,7 @@ from . import hub
 from .cache import live_dataset_mean, prepare_teacher_cache
 from .card import method_label, write_model_card
 from .checkpoints import check_launch, checkpoint_step, io_reason, launch_record, remove_checkpoints
-from .config import DistillConfig, validate
+from .config import DistillConfig, as_config, validate
 from .data.load import encode, load_data
 from .data.prepare import DistillationCollator, check_labels, same_tokenizer
 from .data.squad import QAEval
@@ -155,8 +155,10 @@ def _strip(metrics: dict[str, float]) -> dict[str, float]:
             if k != "epoch" and not k.endswith("model_preparation_time")}
 
 
-def finetune(cfg: DistillConfig) -> RunResult:
-    """Train ``cfg.model`` on the task alone (a teacher, or a task-only student)."""
+def finetune(cfg: DistillConfig | dict) -> RunResult:
+    """Train ``cfg.model`` on the task alone (a teacher, or a task-only student). ``cfg``: a DistillConfig or a dict
+    of config keys."""
+    cfg = as_config(cfg, "finetune")
     if not cfg.model:
         raise DynaKDError("finetune needs --model (a checkpoint folder or hub id)")
     if cfg.transfer_samples:
@@ -166,8 +168,10 @@ def finetune(cfg: DistillConfig) -> RunResult:
         return _train(cfg, "finetune", teacher_name=None)
 
 
-def distill(cfg: DistillConfig) -> RunResult:
-    """Distil ``cfg.teacher`` into a student with ``cfg.method`` and ``cfg.align``."""
+def distill(cfg: DistillConfig | dict) -> RunResult:
+    """Distil ``cfg.teacher`` into a student with ``cfg.method`` and ``cfg.align``. ``cfg``: a DistillConfig or a
+    dict of config keys."""
+    cfg = as_config(cfg, "distill")
     if not cfg.teacher:
         raise DynaKDError("distill needs --teacher (a fine-tuned checkpoint folder or hub id)")
     if not cfg.student and not cfg.student_layers and not cfg.student_layer_ids:
@@ -261,6 +265,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
         distiller=distiller,
         teacher_cache=cache,
         qa_eval=qa_eval,
+        save_on_non_finite=True,  # the last good state to inspect, with --save-steps 0 too
     )
     set_dataset_reference(cfg, distiller, teacher, cache, encoded["train"], collator, args.device,
                           trainer.accelerator.autocast())
@@ -476,12 +481,14 @@ def _eval_args(cfg: DistillConfig, tmp: str) -> TrainingArguments:
     )
 
 
-def evaluate(cfg: DistillConfig) -> RunResult:
-    """Score the model folder ``cfg.model`` on ``cfg.task`` and write ``metrics.json`` next to it."""
+def evaluate(cfg: DistillConfig | dict) -> RunResult:
+    """Score the model folder ``cfg.model`` on ``cfg.task`` and write ``metrics.json`` next to it. ``cfg``: a
+    DistillConfig or a dict of config keys."""
+    cfg = as_config(cfg, "evaluate")
     if not cfg.model:
         raise DynaKDError("evaluate needs --model (a model folder)")
     with library_bars(cfg.progress):
-        return _evaluate(validate(cfg))
+        return _evaluate(cfg)
 
 
 def _evaluate(cfg: DistillConfig) -> RunResult:

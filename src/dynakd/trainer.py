@@ -60,6 +60,18 @@ OWN_PARAMS = ("hidden-state projections of method 'static', of hidden_weight and
               "widths; align.learned queries")
 
 
+def check_own_optimizer(optimizer, distiller: Distiller) -> None:
+    """An optimizer given to the trainer (``optimizers=``) must already hold the distiller's trainable parameters:
+    added to it, they would join after the caller's scheduler was built, which then fails on its first step."""
+    if optimizer is None:
+        return
+    present = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if any(p.requires_grad and id(p) not in present for p in distiller.parameters()):
+        raise DynaKDError(f"the optimizer passed in optimizers= lacks the distiller's own parameters ({OWN_PARAMS}): "
+                          "build it over list(model.parameters()) + list(distiller.parameters()), or let the Trainer "
+                          "build it")
+
+
 class DistillationTrainer(QAEvaluationMixin, Trainer):
     """A ``transformers.Trainer`` whose loss is a ``Distiller``'s: pass the student as ``model``, a fine-tuned
     ``teacher`` (frozen here; None for the ``task`` method) and ``distiller=Distiller(cfg, ...)``, with your own
@@ -67,8 +79,14 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
     ``remove_unused_columns`` says). Every
     loss term and weight is logged, checkpoints carry the distiller's state and ``train(resume_from_checkpoint=...)``
     restores it. ``teacher_cache``: a ``TeacherCache`` whose outputs replace the live teacher in training (the
-    dataset then needs an ``example_id`` column); ``qa_eval``: extractive-QA evaluation data. ``dynakd.distill``
-    builds all of this from one config."""
+    dataset then needs an ``example_id`` column); ``qa_eval``: extractive-QA evaluation data; ``save_on_non_finite``:
+    whether a non-finite loss saves the last good state as a checkpoint (None: unless ``save_strategy`` is "no").
+    ``dynakd.distill`` builds all of this from one config.
+
+    Labels are read from the batch's ``labels`` (``TrainingArguments.label_names`` is left at its default). An
+    optimizer of your own (``optimizers=``) must hold ``distiller.parameters()`` beside the student's. A distiller
+    used by one trainer carries its running state (references, running plan, term balance, projections) into the
+    next trainer given it, which sets its label smoothing anew; build a new one for an independent run."""
 
     # compute_loss returns a per-batch mean, so the Trainer divides it by the accumulation steps.
     loss_is_scaled_for_ga = False
@@ -80,6 +98,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         distiller: Distiller,
         teacher_cache=None,
         qa_eval: QAEval | None = None,
+        save_on_non_finite: bool | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -88,8 +107,16 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             raise DynaKDError("DistillationTrainer's loss is its distiller's (task, logit and feature terms), so "
                               "compute_loss_func would go unused; add a term to the Distiller instead (README: "
                               "'Adding a loss')")
-        if self.args.label_smoothing_factor:  # the Trainer's label smoother never sees the distiller's task term
-            distiller.set_label_smoothing(self.args.label_smoothing_factor)
+        if (names := self.args.label_names) is not None and list(names) != ["labels"]:
+            # the distiller and evaluation read 'labels' (split_inputs); other names were ignored, or failed later
+            raise DynaKDError(f"label_names {names}: DistillationTrainer reads the batch's 'labels' (a 'label' column "
+                              "becomes it in the Trainer's collators); rename the column, e.g. "
+                              f"dataset.rename_column('{names[0] if names else 'label'}', 'labels'), and leave "
+                              "label_names unset")
+        check_own_optimizer(self.optimizer, distiller)
+        # the Trainer's label smoother never sees the distiller's task term; set each time (a distiller may be reused)
+        distiller.set_label_smoothing(self.args.label_smoothing_factor)
+        self.save_on_non_finite = self.args.save_strategy != "no" if save_on_non_finite is None else save_on_non_finite
         if teacher_cache is not None:  # training batches then carry the teacher's outputs (cache.py)
             if reason := cache_blocker(distiller.cfg):
                 raise DynaKDError(f"the teacher cache cannot stand in for the teacher here: {reason}; pass the "
@@ -265,6 +292,11 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         what = (f"term '{bad[0]}' is {terms[bad[0]]}" if bad else f"the weighted total is {total}" if not
                 math.isfinite(total) else "the loss of another process is not finite (see its message)")
         step = self.state.global_step
+        advice = "lower the learning rate (lr) or the term's weight, or check the data, and train again"
+        if not self.save_on_non_finite:
+            why = "save_strategy 'no'" if self.args.save_strategy == "no" else "save_on_non_finite=False"
+            raise DynaKDError(f"non-finite loss at step {step + 1}: {what}; the model and distiller hold the last good "
+                              f"state (step {step}), not saved ({why}); {advice}")
         # not over a regular checkpoint of this step, saved at its end with the random state of a step boundary (the
         # state now is mid-step); decided alike on every process, whatever each one's disk shows
         if not (step > 0 and self.args.save_strategy == "steps" and step % self.args.save_steps == 0):
@@ -272,8 +304,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         saved = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
         raise DynaKDError(
             f"non-finite loss at step {step + 1}: {what}; the last good state (step {step}) is saved in {saved}; "
-            "lower --lr or the term's weight, or check the data, and train again with --overwrite or another --output "
-            "(a resumed run would repeat the step; the checkpoint is there to inspect)"
+            f"{advice} with overwrite or into another output folder (a resumed run would repeat the step; the "
+            "checkpoint is there to inspect)"
         )
 
     @property

@@ -111,7 +111,7 @@ def test_label_smoothing_reaches_the_task_term_and_compute_loss_func_is_refused(
         DistillationTrainer(distiller=_distiller(), args=_args(tmp_path), compute_loss_func=lambda *a, **k: 0,
                             **common)
     with pytest.raises(DynaKDError, match="label smoothing applies to classification labels, not to regression"):
-        _distiller(regression=True, label_smoothing=0.1)
+        _distiller({"method": "kd", "task": "stsb"}, regression=True, label_smoothing=0.1)
 
 
 def test_the_distiller_says_what_does_not_fit(tiny_teacher):
@@ -125,7 +125,7 @@ def test_the_distiller_says_what_does_not_fit(tiny_teacher):
     with pytest.raises(DynaKDError, match="the teacher predicts 3 label"):
         _distiller()(s, capture(three, batch), labels, progress=0.0)
     with pytest.raises(DynaKDError, match="built with regression=True: a regression head has one output"):
-        _distiller(regression=True)(s, t, labels, progress=0.0)
+        _distiller({"method": "kd", "task": "stsb"}, regression=True)(s, t, labels, progress=0.0)
     with pytest.raises(DynaKDError, match="the batch has no labels"):
         _distiller()(s, t, None, progress=0.0)
     with pytest.raises(DynaKDError, match="'sensitivity' component needs both models' features of a perturbed"):
@@ -150,6 +150,45 @@ def test_the_distiller_says_what_does_not_fit(tiny_teacher):
         capture(student, {"input_ids": batch["input_ids"]})
     with pytest.raises(DynaKDError, match="split_inputs"):
         capture(student, dict(batch, teacher_input_ids=batch["input_ids"]))
+
+
+def _features(tiny_teacher, **kw):
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher).eval()
+    student = build_student(teacher, 2)
+    batch = dict(AutoTokenizer.from_pretrained(tiny_teacher)(["a good film", "a dull one"], padding=True,
+                                                             return_tensors="pt"))
+    return capture(student, batch, **kw), capture(teacher, batch, **kw), torch.tensor([1, 0])
+
+
+def test_a_method_with_teacher_terms_needs_the_teachers_features(tiny_teacher):
+    """teacher=None trained kd (or full, ...) on the task term alone, without a word."""
+    s, _, labels = _features(tiny_teacher)
+    with pytest.raises(DynaKDError, match="method 'kd' compares the student with the teacher: pass the teacher's "
+                                          "features"):
+        _distiller()(s, None, labels, progress=0.0)
+    assert set(_distiller({"method": "task"})(s, None, labels, progress=0.0).terms) == {"task"}
+
+
+def test_features_without_hidden_states_after_the_first_batch_are_named(tiny_teacher):
+    """Only the first batch was checked: a later one without hidden states failed in torch.stack."""
+    full = _distiller({"method": "full"})
+    full(*_features(tiny_teacher), progress=0.0)
+    with pytest.raises(DynaKDError, match="the student's features hold no hidden states"):
+        full(*_features(tiny_teacher, hidden=False), progress=0.1)
+
+
+def test_regression_follows_the_configs_task(tiny_teacher):
+    """regression= was taken whatever the config's task (qa= was checked), and a classification distiller truncated
+    labels that are not whole numbers."""
+    with pytest.raises(DynaKDError, match=r"Distiller\(regression=True\) needs a config of a regression task"):
+        _distiller(regression=True)
+    with pytest.raises(DynaKDError, match="the config's task stsb is regression: pass regression=True"):
+        _distiller({"method": "kd", "task": "stsb"})
+    assert _distiller({"method": "kd", "task": "csv"}, regression=True).regression  # a file's labels decide
+    s, t, _ = _features(tiny_teacher)
+    with pytest.raises(DynaKDError, match="the batch holds label 0.5, not a class, and this Distiller was built with "
+                                          "regression=False"):
+        _distiller()(s, t, torch.tensor([1.0, 0.5]), progress=0.0)
 
 
 def test_two_tokenizers_in_your_own_trainer(tiny_teacher, tmp_path):

@@ -80,6 +80,29 @@ def test_alpha_flag_sets_a_constant_logit_weight():
     assert cfg.alpha == Schedule("constant", 0.25, 0.25)
 
 
+def test_a_config_is_built_from_dicts_a_distillconfig_and_keywords():
+    """build_config(method='kd') was a TypeError and build_config(DistillConfig()) an AttributeError; the entry points
+    took a dict to an AttributeError (distill) or a TypeError (Distiller)."""
+    from dynakd import Distiller, distill, evaluate, finetune
+
+    cfg = build_config(method="kd", align={"name": "fixed"})
+    assert (cfg.method, cfg.align.name) == ("kd", "fixed")
+    again = build_config(cfg, {"temperature": 3}, lr=1e-4)  # a DistillConfig is a layer of every key
+    assert (again.method, again.temperature, again.lr, again.align.name) == ("kd", 3.0, 1e-4, "fixed")
+    with pytest.raises(DynaKDError, match="build_config takes dicts of config keys or DistillConfigs, got list"):
+        build_config([("method", "kd")])
+    d = Distiller({"method": "kd"}, student_layers=2, teacher_layers=4, student_width=32, teacher_width=32)
+    assert d.cfg.method == "kd"
+    with pytest.raises(DynaKDError, match="Distiller takes a DistillConfig or a dict of config keys, got str"):
+        Distiller("kd", student_layers=2, teacher_layers=4, student_width=32, teacher_width=32)
+    for entry, needs in ((distill, "distill needs --teacher"), (finetune, "finetune needs --model"),
+                         (evaluate, "evaluate needs --model")):
+        with pytest.raises(DynaKDError, match=needs):  # read as a config, then checked as one
+            entry({"task": "sst2"})
+    with pytest.raises(DynaKDError, match="unknown config key 'temprature'"):
+        distill({"temprature": 3})
+
+
 def test_later_layers_win_and_nested_merge():
     cfg = build_config({"align": {"name": "attention", "tau": 0.5}}, {"align": {"tau": 0.2}, "temperature": 3})
     assert cfg.align.name == "attention" and cfg.align.tau == 0.2 and cfg.temperature == 3.0

@@ -8,6 +8,7 @@ import logging
 
 import datasets
 import pytest
+import torch
 
 from dynakd.data import (
     SYNTHETIC_VOCAB_WORDS,
@@ -585,3 +586,25 @@ def test_tokenizers_with_one_vocabulary_but_other_accent_handling_are_not_the_sa
     no_unk = [PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"good": 0, "[PAD]": 1})),
                                       pad_token="[PAD]") for _ in range(2)]
     assert not same_tokenizer(*no_unk)
+
+
+def test_the_collator_keeps_regression_targets_float(tiny_teacher):
+    """Labels became long whatever they were, so STS-B's 3.8 trained as 3 unless regression=True was passed; now
+    they keep their kind by default, as the Trainer's collators do, and regression=False refuses a fraction."""
+    from transformers import AutoTokenizer
+
+    from dynakd import DistillationCollator
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    rows = [dict(tokenizer("a good film"), label=3.8), dict(tokenizer("dull"), label=1.0)]
+    labels = DistillationCollator(tokenizer)(rows)["labels"]
+    assert labels.dtype == torch.float32 and labels.tolist() == pytest.approx([3.8, 1.0])
+    assert DistillationCollator(tokenizer, regression=True)(rows)["labels"].dtype == torch.float32
+    classes = [dict(r, label=i) for i, r in enumerate(rows)]
+    assert DistillationCollator(tokenizer)(classes)["labels"].dtype == torch.long
+    assert DistillationCollator(tokenizer, regression=True)(classes)["labels"].dtype == torch.float32
+    whole = [dict(r, label=float(i)) for i, r in enumerate(rows)]
+    assert DistillationCollator(tokenizer, regression=False)(whole)["labels"].tolist() == [0, 1]
+    with pytest.raises(DynaKDError, match="label 3.8 is not a class, and this DistillationCollator was built with "
+                                          "regression=False"):
+        DistillationCollator(tokenizer, regression=False)(rows)

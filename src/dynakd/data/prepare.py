@@ -106,10 +106,12 @@ def check_labels(data: DatasetDict, num_labels: int, regression: bool) -> None:
 
 
 class DistillationCollator:
-    """Pads the student's (and the teacher's) encodings separately; labels become long or float tensors."""
+    """Pads the student's (and the teacher's) encodings separately. Labels (a ``labels`` or ``label`` entry) become
+    float tensors with ``regression=True``, long with ``False`` (a label that is not a whole number is then refused),
+    and with ``None`` keep their kind as the Trainer's collators do: float labels (STS-B's) float, integers long."""
 
-    def __init__(self, tokenizer, teacher_tokenizer=None, regression: bool = False, pad_to_multiple_of: int | None = 8,
-                 qa: bool = False):
+    def __init__(self, tokenizer, teacher_tokenizer=None, regression: bool | None = None,
+                 pad_to_multiple_of: int | None = 8, qa: bool = False):
         self.tokenizer, self.teacher_tokenizer = tokenizer, teacher_tokenizer
         self.regression, self.multiple, self.qa = regression, pad_to_multiple_of, qa
 
@@ -128,17 +130,27 @@ class DistillationCollator:
             padded = self.teacher_tokenizer.pad(teacher, pad_to_multiple_of=self.multiple, return_tensors="pt",
                                                 padding_side=side)
             batch.update({TEACHER_PREFIX + k: v for k, v in padded.items()})
-        dtype = torch.float32 if self.regression else torch.long
         # absent from QA evaluation windows; [2] start/end positions for QA training; 'label' as the Trainer's own
         # collators take it
         label = next((k for k in ("labels", "label") if k in features[0]), None)
         if label:
-            batch["labels"] = torch.tensor([f[label] for f in features], dtype=dtype)
+            batch["labels"] = self._labels([f[label] for f in features])
         if CONTEXT_MASK in features[0]:
             batch[CONTEXT_MASK] = self._pad_mask([list(f[CONTEXT_MASK]) for f in features], batch["input_ids"].shape[1])
         if EXAMPLE_ID in features[0]:
             batch[EXAMPLE_ID] = torch.tensor([f[EXAMPLE_ID] for f in features], dtype=torch.long)
         return batch
+
+    def _labels(self, values: list) -> torch.Tensor:
+        """Float32 for regression targets, long for classes and positions (see the class)."""
+        labels = torch.tensor(values)
+        regression = labels.is_floating_point() if self.regression is None else self.regression
+        if regression:
+            return labels.float()
+        if labels.is_floating_point() and (bad := labels[labels != labels.round()]).numel():
+            raise DynaKDError(f"label {bad[0].item():g} is not a class, and this DistillationCollator was built with "
+                              "regression=False: pass regression=True (or None) for regression targets")
+        return labels.long()
 
     @staticmethod
     def _pad_mask(rows: list[list[int]], length: int) -> torch.Tensor:

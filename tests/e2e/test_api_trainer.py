@@ -1,0 +1,78 @@
+"""``DistillationTrainer`` given Trainer settings of one's own: an optimizer, label names, a distiller used before,
+``save_strategy: no``. Each either works or is refused in one line, before training on something else."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+from dynakd import DistillationTrainer, DynaKDError, build_student
+
+from .test_api_checks import _args, _distiller, _rows
+
+
+def _models(tiny_teacher):
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    return teacher, build_student(teacher, 2), AutoTokenizer.from_pretrained(tiny_teacher)
+
+
+def test_your_own_optimizer_must_hold_the_distillers_parameters(tiny_teacher, tmp_path):
+    """The distiller's projections joined the caller's optimizer after the caller's scheduler was built: the first
+    step failed inside torch's lr_scheduler."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    distiller = _distiller({"method": "static"})
+
+    def trainer(params):
+        optimizer = torch.optim.AdamW(params, lr=1e-3)
+        optimizers = (optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0))
+        return DistillationTrainer(model=student, teacher=teacher, distiller=distiller, optimizers=optimizers,
+                                   args=_args(tmp_path, max_steps=1, save_strategy="no"),
+                                   train_dataset=_rows(tokenizer, 8), data_collator=DataCollatorWithPadding(tokenizer))
+
+    with pytest.raises(DynaKDError, match=r"the optimizer passed in optimizers= lacks the distiller's own parameters "
+                                          r"\(.*\): build it over list\(model.parameters\(\)\) \+ "
+                                          r"list\(distiller.parameters\(\)\)"):
+        trainer(student.parameters())
+    before = distiller.projections[0].weight.detach().clone()
+    trainer([*student.parameters(), *distiller.parameters()]).train()
+    assert not torch.equal(before, distiller.projections[0].weight)
+
+
+def test_label_names_other_than_labels_are_refused(tiny_teacher, tmp_path):
+    """Training raised the distiller's 'no labels' (which never named label_names) and evaluate() an AttributeError."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    rows = _rows(tokenizer, 8).rename_column("label", "target")
+    common = dict(model=student, teacher=teacher, train_dataset=rows, data_collator=DataCollatorWithPadding(tokenizer))
+    with pytest.raises(DynaKDError, match=r"label_names \['target'\]: DistillationTrainer reads the batch's 'labels' "
+                                          r".*dataset.rename_column\('target', 'labels'\)"):
+        DistillationTrainer(distiller=_distiller(), args=_args(tmp_path, label_names=["target"]), **common)
+    DistillationTrainer(distiller=_distiller(), args=_args(tmp_path, label_names=["labels"]), **common)
+
+
+def test_a_reused_distiller_takes_each_trainers_label_smoothing(tiny_teacher, tmp_path):
+    """The second trainer's label_smoothing_factor (0) was not applied: the first trainer's 0.3 stayed."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    distiller = _distiller()
+    for smoothing in (0.3, 0.0):
+        DistillationTrainer(model=student, teacher=teacher, distiller=distiller, train_dataset=_rows(tokenizer, 8),
+                            args=_args(tmp_path, label_smoothing_factor=smoothing),
+                            data_collator=DataCollatorWithPadding(tokenizer))
+        assert distiller.label_smoothing == smoothing
+
+
+def test_a_non_finite_loss_under_save_strategy_no_saves_nothing(tiny_teacher, tmp_path):
+    """save_strategy 'no' still got a checkpoint-0, and the message named command-line flags (--lr, --overwrite)."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    with torch.no_grad():
+        student.classifier.weight.fill_(float("nan"))
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=_distiller(),
+                                  train_dataset=_rows(tokenizer, 8),
+                                  args=_args(tmp_path / "run", max_steps=2, save_strategy="no"),
+                                  data_collator=DataCollatorWithPadding(tokenizer))
+    with pytest.raises(DynaKDError, match=r"non-finite loss at step 1: term 'task' is nan; the model and distiller "
+                                          r"hold the last good state \(step 0\), not saved \(save_strategy 'no'\); "
+                                          r"lower the learning rate \(lr\) or the term's weight"):
+        trainer.train()
+    assert not list((tmp_path / "run").glob("*checkpoint-*"))
+
