@@ -608,3 +608,16 @@ def test_the_collator_keeps_regression_targets_float(tiny_teacher):
     with pytest.raises(DynaKDError, match="label 3.8 is not a class, and this DistillationCollator was built with "
                                           "regression=False"):
         DistillationCollator(tokenizer, regression=False)(rows)
+
+
+def test_batches_pad_to_a_multiple_of_eight_only_within_the_input_length(tiny_teacher):
+    """A model of 66 positions trained at --max-seq-length 66 failed on a batch of its longest inputs, padded to 72."""
+    from transformers import AutoTokenizer
+
+    from dynakd.data.prepare import DistillationCollator, pad_multiple
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    rows = [dict(tokenizer("good " * 80, truncation=True, max_length=66), label=0)]
+    assert DistillationCollator(tokenizer, pad_to_multiple_of=pad_multiple(66))(rows)["input_ids"].shape[1] == 66
+    short = [dict(tokenizer("good " * 80, truncation=True, max_length=62), label=0)]
+    assert DistillationCollator(tokenizer, pad_to_multiple_of=pad_multiple(64))(short)["input_ids"].shape[1] == 64

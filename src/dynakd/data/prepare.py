@@ -105,6 +105,12 @@ def check_labels(data: DatasetDict, num_labels: int, regression: bool) -> None:
             )
 
 
+def pad_multiple(max_length: int, multiple: int = 8) -> int | None:
+    """Batches pad to a multiple of 8 (tensor cores' tiles) only where that cannot pass ``max_length``: for a model
+    whose limit is no multiple of 8 (66 positions), a batch of its longest inputs padded to 72 failed in the model."""
+    return multiple if max_length % multiple == 0 else None
+
+
 class DistillationCollator:
     """Pads the student's (and the teacher's) encodings separately. Labels (a ``labels`` or ``label`` entry) become
     float tensors with ``regression=True``, long with ``False`` (a label that is not a whole number is then refused),
