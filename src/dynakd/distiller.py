@@ -16,6 +16,7 @@ from . import distributed
 from .align import build_aligner
 from .config import DistillConfig, as_config
 from .cudagraphs import GraphedDynamics
+from .data.prepare import fraction
 from .data.tasks import get_task
 from .errors import DynaKDError
 from .features import HIDDEN_LABEL, Features
@@ -227,11 +228,10 @@ class Distiller(nn.Module):
 
     def _check_labels(self, labels: torch.Tensor) -> None:
         """Class labels that are whole numbers: the task term would truncate 3.8 to class 3 (a device sync, once)."""
-        if self.regression or self.qa or not labels.is_floating_point():
+        if self.regression or self.qa:
             return
-        bad = labels[labels != labels.round()]
-        if bad.numel():
-            raise DynaKDError(f"the batch holds label {bad[0].item():g}, not a class, and this Distiller was built "
+        if (bad := fraction(labels)) is not None:
+            raise DynaKDError(f"the batch holds label {bad:g}, not a class, and this Distiller was built "
                               "with regression=False: pass regression=True for regression targets")
 
     def _check_same_tokens(self, s: Features, t: Features, *, values: bool) -> None:

@@ -64,15 +64,14 @@ def model_config(name: str):
         raise _cannot_load("a model", name, e) from None
 
 
-def local_depth(name: str) -> int | None:
-    """The number of layers of model ``name`` from its config, read from this machine alone (a folder, a packaged
-    alias, the hub's cache); None when it is not at hand here, so a check that wants it can be left to later."""
+def local_config(name: str):
+    """Model ``name``'s config read from this machine alone (a folder, a packaged alias, the hub's cache); None when
+    it is not at hand here or names no layer count, so a check that wants it can be left to later."""
     try:
         config = AutoConfig.from_pretrained(packaged.resolve(name), local_files_only=True)
     except Exception:  # noqa: BLE001 - not at hand (no such folder, not cached, package missing): no answer
         return None
-    depth = getattr(config, "num_hidden_layers", None)
-    return depth if isinstance(depth, int) else None
+    return config if isinstance(getattr(config, "num_hidden_layers", None), int) else None
 
 
 def check_model_folder(name: str) -> None:
@@ -177,8 +176,9 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
 def _from_pretrained(cls, name: str, *, trained: bool, **kwargs):
     """``cls.from_pretrained`` in float32, with the weights its checkpoint lacks (or holds in another shape) checked,
     which transformers would initialise at random: refused for a ``trained`` model (a teacher, a model to score,
-    whose random weights would go unnoticed but for their scores), else a note for the body's (the model trains
-    anyway) and nothing for the task head's (a base encoder's new head, finetune's head of another label count)."""
+    whose random weights would go unnoticed but for their scores); for a model to train, a note for the body's that
+    are missing (it trains anyway), nothing for the task head's (a base encoder's new head, finetune's head of another
+    label count), and a body's of another shape refused (its config does not describe its weights)."""
     try:
         model, info = cls.from_pretrained(packaged.resolve(name), dtype=FLOAT32, output_loading_info=True,
                                           ignore_mismatched_sizes=True, **kwargs)
@@ -186,16 +186,18 @@ def _from_pretrained(cls, name: str, *, trained: bool, **kwargs):
         raise _cannot_load("a model", name, e) from None
     missing = sorted(info.get("missing_keys") or ())
     reshaped = sorted(key for key, *_ in info.get("mismatched_keys") or ())  # (key, saved shape, model shape)
-    if trained and (missing or reshaped):
+    if not trained:  # a model to train: only a head may differ in shape (finetune's head of another label count)
+        reshaped = [key for key in reshaped if not _in_head(model, key)]  # (a body's: a config not of its weights)
+    if reshaped or (trained and missing):
         parts = []
-        if missing:
+        if missing and trained:
             parts.append(f"{len(missing)} missing ({_some(missing)})")
         if reshaped:
             parts.append(f"{len(reshaped)} of another shape ({_some(reshaped)})")
         raise DynaKDError(f"'{name}' does not hold every weight its config describes: {' and '.join(parts)}; they "
                           "would be random: use its complete checkpoint (as save_pretrained writes it), or fine-tune "
                           "it first with `dynakd finetune`")
-    body = [key for key in missing + reshaped if not _in_head(model, key)]
+    body = [key for key in missing if not _in_head(model, key)]
     if body and is_first_process():
         print(f"note: {name} lacks {len(body)} of its weights ({_some(body)}): they start random and train with "
               "the rest", flush=True)
@@ -286,10 +288,10 @@ def check_seq_length(max_seq_length: int, tokenizer, model) -> None:
         raise DynaKDError(f"max_seq_length {max_seq_length} exceeds the model's limit of {limit} tokens")
 
 
-def check_student_request(cfg, teacher_name: str | None, *, depth: int | None = None,
+def check_student_request(cfg, teacher_name: str | None, *, config=None,
                           names: tuple[str, str, str] = STUDENT_FLAGS) -> None:
-    """Check ``--student-layers`` / ``--student-layer-ids`` against the teacher's depth (``depth``, else read from
-    ``teacher_name``'s config; neither: only that one student is named), before loading weights. ``names`` spell
+    """Check ``--student-layers`` / ``--student-layer-ids`` against the teacher's layers (its ``config``, else read
+    from ``teacher_name``'s; neither: only that one student is named), before loading weights. ``names`` spell
     the student, its layer count and its layer ids in messages: the command's flags, or a sweep file's keys."""
     student, k_name, ids_name = names
     if cfg.student:
@@ -297,13 +299,12 @@ def check_student_request(cfg, teacher_name: str | None, *, depth: int | None = 
             raise DynaKDError(f"choose one of {student} (a checkpoint) and {k_name} / {ids_name} (a student built "
                               "from the teacher's layers)")
         return
-    if depth is None and teacher_name is None:
+    if config is None and teacher_name is None:
         return
-    if depth is None:
+    if config is None:
         config = model_config(teacher_name)
-        check_layers_apart(config, f"'{teacher_name}'")  # (its layer count would be its shared weights' repeats)
-        depth = config.num_hidden_layers
-    resolve_layer_ids(depth, cfg.student_layers, cfg.student_layer_ids, names=(k_name, ids_name))
+    check_layers_apart(config, f"'{teacher_name or config.name_or_path}'")  # (its layer count: shared weights' repeats)
+    resolve_layer_ids(config.num_hidden_layers, cfg.student_layers, cfg.student_layer_ids, names=(k_name, ids_name))
 
 
 def load_student(cfg, teacher, task: TaskSpec):

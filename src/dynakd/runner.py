@@ -25,7 +25,7 @@ from .card import method_label, write_model_card
 from .checkpoints import check_launch, checkpoint_step, io_reason, launch_record, remove_checkpoints
 from .config import DistillConfig, as_config, validate
 from .data.load import encode, load_data
-from .data.prepare import DistillationCollator, check_labels, pad_multiple, same_tokenizer
+from .data.prepare import DistillationCollator, check_labels, same_tokenizer
 from .data.squad import QAEval
 from .data.tasks import TaskSpec
 from .distiller import Distiller
@@ -235,8 +235,8 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     student, tokenizer, teacher, t_tok = _load_models(cfg, task, teacher_name)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
     encoded, qa_eval = encode(cfg, task, data, tokenizer, t_tok)
-    collator = DistillationCollator(tokenizer, t_tok, task.is_regression, pad_multiple(cfg.max_seq_length),
-                                    qa=task.is_qa)
+    collator = DistillationCollator(tokenizer, t_tok, task.is_regression, qa=task.is_qa,
+                                    max_length=cfg.max_seq_length)
     args = training_args(cfg, out)
     main_process = args.process_index == 0
     if teacher is not None:
@@ -457,8 +457,8 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
     return EvalTrainer(
         model=model,
         args=args,
-        data_collator=DistillationCollator(tokenizer, None, task.is_regression, pad_multiple(cfg.max_seq_length),
-                                           qa=task.is_qa),
+        data_collator=DistillationCollator(tokenizer, None, task.is_regression, qa=task.is_qa,
+                                           max_length=cfg.max_seq_length),
         compute_metrics=None if task.is_qa else _metric_fn(task),
         qa_eval=qa_eval,
     )

@@ -7,6 +7,7 @@ so ``save_pretrained`` writes a checkpoint that ``AutoModel*.from_pretrained`` r
 from __future__ import annotations
 
 import copy
+import operator
 import sys
 
 import torch
@@ -74,17 +75,25 @@ def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None 
     if layer_ids is None:
         if k is None:
             raise DynaKDError(f"give --student, {k_name} or {ids_name}")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:  # (the config checks its own; build_student not)
+        if not _whole(k) or k < 1:  # (the config checks its own; build_student's callers not)
             raise DynaKDError(f"{k_name} must be a whole number >= 1, got {k!r}")
         if k > n:
             raise DynaKDError(f"{k_name} {k} asks for more layers than the teacher's {n}")
         return default_layer_ids(n, k)
     if k is not None and len(layer_ids) != k:
         raise DynaKDError(f"{ids_name} lists {len(layer_ids)} layers but {k_name} is {k}")
-    if not layer_ids or len(set(layer_ids)) != len(layer_ids) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in layer_ids):
+    if not layer_ids or len(set(layer_ids)) != len(layer_ids) or not all(_whole(i) and 0 <= i < n for i in layer_ids):
         raise DynaKDError(f"{ids_name} must be distinct 0-based ids in 0..{n - 1}, got {layer_ids}")
-    return list(layer_ids)
+    return [operator.index(i) for i in layer_ids]
+
+
+def _whole(value) -> bool:
+    """An integer of any kind (numpy's too), not a bool or a float."""
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return not isinstance(value, bool)
 
 
 def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int] | None = None) -> nn.Module:

@@ -133,6 +133,22 @@ def test_a_failed_cell_stops_no_other_and_is_tried_again(tiny_teacher, tmp_path,
     tried.clear()
     assert main(["ablate", "--config", str(config)]) == 2
     assert tried == [("kd", 1)]
+    capsys.readouterr()
+
+    def lost_teacher(sweep, seed):  # a teacher of its own per seed: one that fails takes its cells, not the others
+        if seed == 2:
+            raise RuntimeError("CUDA out of memory")
+        return ablate.teacher_config(sweep, seed), teacher
+
+    monkeypatch.setattr(ablate, "ensure_teacher", lost_teacher)
+    tried.clear()
+    assert main(["ablate", "--config", str(config), "--output", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err
+    assert sorted(tried) == [("full", 1), ("full", 1), ("kd", 1)]
+    assert "RuntimeError: CUDA out of memory" in err and "Traceback" in err  # (not DynaKD's own: its stack)
+    assert "4 of 6 cells failed, with no record (a rerun tries them again): " in err  # (kd seed 1 diverges, above)
+    assert ("align.name=fixed,method=full,seed=2,student_layers=1 (its teacher (seed 2) failed: RuntimeError: CUDA "
+            "out of memory)") in err
 
 
 @pytest.mark.parametrize("grid, base", [({"task": ["sst2", "mrpc"]}, {}), ({"dev_split": [0.5]}, {}),
@@ -734,6 +750,12 @@ def test_a_record_without_the_tasks_score_is_left_out_with_a_note(tmp_path, caps
     del records[0]["teacher_eval"]["accuracy"]
     build_report(write_results(tmp_path, records))
     assert "2 of 4 record(s) lack eval.accuracy, teacher_eval.accuracy" in capsys.readouterr().err
+    mrpc = [run_record("kd", s, None) | {"task": "mrpc"} for s in (1, 2)]  # f1 first, accuracy beside it
+    for r, f1 in zip(mrpc, (0.80, 0.82)):
+        r["eval"], r["teacher_eval"] = {"f1": f1, "accuracy": 0.7}, {"f1": 0.9, "accuracy": 0.8}
+    del mrpc[1]["eval"]["accuracy"]  # one of the other scores missing: nan in its column, not a stopped report
+    assert "| 2 | kd | - | - | 81.00 ± 1.41 | 2 | - | 90.00 | nan ± nan |" in build_report(
+        write_results(tmp_path, mrpc)).read_text()
 
 
 def test_a_diverged_run_is_left_out_of_its_rows_statistics_and_counted(tmp_path, capsys):
@@ -842,3 +864,14 @@ def test_a_student_deeper_than_the_teacher_is_refused_before_the_teacher_trains(
     raw["teacher"]["model"] = "no-org/no-such-model"  # a config not at hand offline: the check is left to distill
     path.write_text(yaml.safe_dump(raw))
     load_sweep(path)
+    from transformers import AlbertConfig  # a teacher whose layers share weights: no cell could keep layers of it
+
+    albert = tmp_path / "albert"
+    AlbertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37,
+                 embedding_size=16).save_pretrained(albert)
+    raw["teacher"]["model"] = str(albert)
+    raw["grid"] = {"method": ["kd"], "student_layers": [2], "seed": [1]}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DynaKDError, match=r"cell method=kd,seed=1,student_layers=2: .* shares one set of weights "
+                                          r"among its 4 layers"):
+        load_sweep(path)

@@ -614,10 +614,12 @@ def test_batches_pad_to_a_multiple_of_eight_only_within_the_input_length(tiny_te
     """A model of 66 positions trained at --max-seq-length 66 failed on a batch of its longest inputs, padded to 72."""
     from transformers import AutoTokenizer
 
-    from dynakd.data.prepare import DistillationCollator, pad_multiple
+    from dynakd.data.prepare import DistillationCollator
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
-    rows = [dict(tokenizer("good " * 80, truncation=True, max_length=66), label=0)]
-    assert DistillationCollator(tokenizer, pad_to_multiple_of=pad_multiple(66))(rows)["input_ids"].shape[1] == 66
-    short = [dict(tokenizer("good " * 80, truncation=True, max_length=62), label=0)]
-    assert DistillationCollator(tokenizer, pad_to_multiple_of=pad_multiple(64))(short)["input_ids"].shape[1] == 64
+
+    def width(length: int) -> int:
+        rows = [dict(tokenizer("good " * 80, truncation=True, max_length=length), label=0)]
+        return DistillationCollator(tokenizer, max_length=66)(rows)["input_ids"].shape[1]
+
+    assert (width(66), width(62), width(50)) == (66, 64, 56)  # the multiple where it fits

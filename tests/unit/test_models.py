@@ -46,6 +46,8 @@ def test_a_teacher_or_model_to_score_without_all_its_weights_is_refused(tmp_path
                                           r"dense\.bias, bert\.encoder\.layer\.0\.intermediate\.dense\.weight, "
                                           r"bert\.encoder\.layer\.0\.output\.dense\.weight\); they would be random"):
         load_task_model(str(wide), SST2, new_head_ok=False)
+    with pytest.raises(DynaKDError, match="describes: 3 of another shape"):  # a student too: its config is not its own
+        load_task_model(str(wide), SST2)
     # a complete classifier loads without a word
     load_task_model(str(make_tiny_bert(tmp_path / "whole", layers=2)), SST2, new_head_ok=False)
     assert capsys.readouterr().out == ""

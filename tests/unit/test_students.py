@@ -92,11 +92,19 @@ def test_save_and_reload_round_trip(teacher, tmp_path):
         {"k": 1.5},  # a raw TypeError
         {"layer_ids": []},
         {"layer_ids": [0.0, 1]},
+        {"layer_ids": [True, 2]},
     ],
 )
 def test_bad_requests_raise(teacher, kwargs):
     with pytest.raises(DynaKDError):
         build_student(teacher, **kwargs)
+
+
+def test_numpy_integers_name_layers(teacher):
+    import numpy as np
+
+    assert build_student(teacher, np.int64(2)).config.dynakd_teacher_layers == [0, 3]
+    assert build_student(teacher, layer_ids=[np.int64(0), np.int32(2)]).config.dynakd_teacher_layers == [0, 2]
 
 
 def test_sequence_limit_from_the_model_or_the_tokenizer():

@@ -197,7 +197,12 @@ def _run(args: argparse.Namespace) -> None:
             if shard[1] > 1:  # the other shards may still run: one report, when all are done
                 print(f"shard {shard[0]}/{shard[1]} done; when every shard is: dynakd report {folder}")
             elif results.is_file():
-                print(f"report: {build_report(folder)}")
+                try:
+                    print(f"report: {build_report(folder)}")
+                except DynaKDError as e:  # (the failed cells are the error to end on)
+                    if not failed:
+                        raise
+                    print(f"note: no report: {e}", file=sys.stderr, flush=True)
         else:
             print(f"report: {build_report(folder)}")
         if failed:

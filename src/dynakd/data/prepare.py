@@ -105,21 +105,33 @@ def check_labels(data: DatasetDict, num_labels: int, regression: bool) -> None:
             )
 
 
-def pad_multiple(max_length: int, multiple: int = 8) -> int | None:
-    """Batches pad to a multiple of 8 (tensor cores' tiles) only where that cannot pass ``max_length``: for a model
-    whose limit is no multiple of 8 (66 positions), a batch of its longest inputs padded to 72 failed in the model."""
-    return multiple if max_length % multiple == 0 else None
+def fraction(labels: torch.Tensor) -> float | None:
+    """The first label that is not a whole number (a regression target given as a class), None if none is."""
+    if not labels.is_floating_point():
+        return None
+    bad = labels[labels != labels.round()]
+    return bad[0].item() if bad.numel() else None
 
 
 class DistillationCollator:
     """Pads the student's (and the teacher's) encodings separately. Labels (a ``labels`` or ``label`` entry) become
     float tensors with ``regression=True``, long with ``False`` (a label that is not a whole number is then refused),
-    and with ``None`` keep their kind as the Trainer's collators do: float labels (STS-B's) float, integers long."""
+    and with ``None`` keep their kind as the Trainer's collators do: float labels (STS-B's) float, integers long.
+    A batch pads to a multiple of ``pad_to_multiple_of`` (tensor cores' tiles) unless that passes ``max_length``:
+    for a model whose limit is no multiple of 8 (66 positions), a batch of its longest inputs padded to 72 failed
+    inside the model."""
 
     def __init__(self, tokenizer, teacher_tokenizer=None, regression: bool | None = None,
-                 pad_to_multiple_of: int | None = 8, qa: bool = False):
+                 pad_to_multiple_of: int | None = 8, qa: bool = False, max_length: int | None = None):
         self.tokenizer, self.teacher_tokenizer = tokenizer, teacher_tokenizer
-        self.regression, self.multiple, self.qa = regression, pad_to_multiple_of, qa
+        self.regression, self.multiple, self.qa, self.max_length = regression, pad_to_multiple_of, qa, max_length
+
+    def _multiple(self, rows: list[dict[str, Any]]) -> int | None:
+        m = self.multiple
+        if m and self.max_length and rows and "input_ids" in rows[0]:
+            longest = max(len(r["input_ids"]) for r in rows)
+            return m if -(-longest // m) * m <= self.max_length else None
+        return m
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         def is_student_key(k: str) -> bool:
@@ -128,13 +140,13 @@ class DistillationCollator:
         student = [{k: v for k, v in f.items() if is_student_key(k)} for f in features]
         # QA windows pad on the right whatever the tokenizer's side: answer positions and offsets count from the left
         side = "right" if self.qa or CONTEXT_MASK in features[0] else None  # (evaluation windows have no mask)
-        batch = dict(self.tokenizer.pad(student, pad_to_multiple_of=self.multiple, return_tensors="pt",
+        batch = dict(self.tokenizer.pad(student, pad_to_multiple_of=self._multiple(student), return_tensors="pt",
                                         padding_side=side))
         if self.teacher_tokenizer is not None:
             n = len(TEACHER_PREFIX)
             teacher = [{k[n:]: v for k, v in f.items() if k.startswith(TEACHER_PREFIX)} for f in features]
-            padded = self.teacher_tokenizer.pad(teacher, pad_to_multiple_of=self.multiple, return_tensors="pt",
-                                                padding_side=side)
+            padded = self.teacher_tokenizer.pad(teacher, pad_to_multiple_of=self._multiple(teacher),
+                                                return_tensors="pt", padding_side=side)
             batch.update({TEACHER_PREFIX + k: v for k, v in padded.items()})
         # absent from QA evaluation windows; [2] start/end positions for QA training; 'label' as the Trainer's own
         # collators take it
@@ -153,8 +165,8 @@ class DistillationCollator:
         regression = labels.is_floating_point() if self.regression is None else self.regression
         if regression:
             return labels.float()
-        if labels.is_floating_point() and (bad := labels[labels != labels.round()]).numel():
-            raise DynaKDError(f"label {bad[0].item():g} is not a class, and this DistillationCollator was built with "
+        if (bad := fraction(labels)) is not None:
+            raise DynaKDError(f"label {bad:g} is not a class, and this DistillationCollator was built with "
                               "regression=False: pass regression=True (or None) for regression targets")
         return labels.long()
 

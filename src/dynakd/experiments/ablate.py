@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import itertools
 import json
@@ -58,7 +59,7 @@ from ..config import (
 from ..data import get_task, synthetic_serves
 from ..errors import DynaKDError, first_line
 from ..locks import locked
-from ..models import check_student_request, local_depth
+from ..models import check_student_request, local_config
 from ..rundir import config_differences, finetune_config_differences, finetune_differences, recorded_config
 from ..runner import distill, finetune
 
@@ -166,11 +167,11 @@ def _check_student_depths(configs: dict[str, DistillConfig], teacher_model: str)
     """Each cell's student as distill checks it once the teacher is there, which is after the teacher's
     fine-tuning: one student named, and its layers against the depth of the model the teacher is fine-tuned from
     (its config alone, read from this machine; a config not at hand here, a hub id not cached, leaves the depth to
-    distill)."""
-    depth = local_depth(teacher_model)
+    distill), and a teacher whose layers share weights (ALBERT's), which no cell could keep layers of."""
+    config = local_config(teacher_model)
     for key, cfg in configs.items():
         try:
-            check_student_request(cfg, None, depth=depth, names=("student", "student_layers", "student_layer_ids"))
+            check_student_request(cfg, None, config=config, names=("student", "student_layers", "student_layer_ids"))
         except DynaKDError as e:
             raise DynaKDError(f"cell {key}: {e} (teacher.model: {teacher_model})") from None
 
@@ -319,7 +320,10 @@ def finished(results: Path) -> dict[str, dict[str, Any]]:
                   "cell runs again", file=sys.stderr, flush=True)
         records, _ = read_results(results)
     # keyed anew from the cell: a record written before keys sorted a mapping's keys is found by the key of today
-    return {cell_key(r["cell"]) if isinstance(r.get("cell"), dict) else r["key"]: r for r in records}
+    done: dict[str, dict[str, Any]] = {}
+    for r in records:  # two records of one cell (spelt two ways before keys were): the first, as the report keeps
+        done.setdefault(cell_key(r["cell"]) if isinstance(r.get("cell"), dict) else r["key"], r)
+    return done
 
 
 def mend_results(results: Path) -> bool:
@@ -376,7 +380,7 @@ def check_finished(sweep: Sweep, done: dict[str, dict[str, Any]]) -> None:
         teacher = teachers[teacher_seed(sweep, cell_seed(sweep, cell))]
         cfg = cell_config(sweep, cell, teacher.output)
         stale = []
-        if saved := record.get("config") or recorded_config(Path(cfg.output)):
+        if saved := record.get("config") or recorded_config(Path(record.get("output") or cfg.output)):
             # the teacher by its folder's name (teacher-seedS): the sweep folder may be spelt another way now
             stale = [k for k in config_differences(saved, cfg) if k != "teacher"]
             stale += ["teacher"] if Path(str(saved.get("teacher"))).name != Path(teacher.output).name else []
@@ -465,19 +469,27 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
     print(f"[ablate] {sweep.name}{part}: {len(mine) - len(todo)} cells done, {len(todo)} to run -> {sweep.output}",
           flush=True)
     failed: dict[str, str] = {}
+    lost_teachers: dict[int, str] = {}  # a teacher seed whose fine-tune failed: its cells are not tried
     for i, cell in enumerate(todo, 1):
-        teacher, teacher_metrics = ensure_teacher(sweep, cell_seed(sweep, cell))
+        key, seed = cell_key(cell), teacher_seed(sweep, cell_seed(sweep, cell))
+        if seed in lost_teachers:
+            failed[key] = lost_teachers[seed]
+            continue
+        try:
+            teacher, teacher_metrics = ensure_teacher(sweep, cell_seed(sweep, cell))
+        except Exception as exc:  # (one seed's teacher, of a per_seed sweep: the other seeds' cells go on)
+            failed[key] = lost_teachers[seed] = f"its teacher (seed {seed}) failed: {_failure(exc)}"
+            print(f"[ablate] the teacher of seed {seed} failed: its cells are left, the sweep goes on",
+                  file=sys.stderr, flush=True)
+            continue
         cfg = cell_config(sweep, cell, teacher.output)
-        print(f"[ablate] ({i}/{len(todo)}) {cell_key(cell)}", flush=True)
+        print(f"[ablate] ({i}/{len(todo)}) {key}", flush=True)
         start = time.perf_counter()
         try:
             result = distill(dataclasses.replace(cfg, eval_teacher=False))
         except Exception as exc:  # one cell's failure (a rate that diverges, memory) is no other cell's
-            failed[cell_key(cell)] = first_line(exc)
-            if not isinstance(exc, DynaKDError):  # (a fault of ours: its stack, for the bug report)
-                traceback.print_exc()
-            print(f"[ablate] cell {cell_key(cell)} failed: {first_line(exc)}; the sweep goes on", file=sys.stderr,
-                  flush=True)
+            failed[key] = _failure(exc)
+            print(f"[ablate] cell {key} failed: {failed[key]}; the sweep goes on", file=sys.stderr, flush=True)
             continue
         record = {"key": cell_key(cell), "cell": cell, "method": cfg.method,
                   "align": cfg.align.name if cfg.terms["feature"] else None,  # none for methods without a layer term
@@ -495,10 +507,26 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                 f.flush()
                 os.fsync(f.fileno())
     if failed:
-        listed = "; ".join(f"{key} ({why})" for key, why in failed.items())
+        listed = "; ".join(f"{key} ({why})" for key, why in list(failed.items())[:5])
+        more = f"; and {len(failed) - 5} more (above)" if len(failed) > 5 else ""
         raise CellsFailed(f"sweep {sweep.name}{part}: {len(failed)} of {len(todo)} cells failed, with no record (a "
-                          f"rerun tries them again): {listed}", results)
+                          f"rerun tries them again): {listed}{more}", results)
     return results
+
+
+def _failure(exc: Exception) -> str:
+    """Why a run of the sweep failed, in one line (the type of an error not DynaKD's own, whose stack is printed
+    for the bug report); the failed run's memory is freed for the next (its model and trainer hold each other, so
+    only a collection frees them, and on a GPU the next run might fail for the memory they hold)."""
+    import torch
+
+    why = first_line(exc) if isinstance(exc, DynaKDError) else f"{type(exc).__name__}: {first_line(exc)}"
+    if not isinstance(exc, DynaKDError):
+        traceback.print_exc()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return why
 
 
 class CellsFailed(DynaKDError):

@@ -39,7 +39,7 @@ from ..cache import cache_blocker, prepare_teacher_cache
 from ..config import DistillConfig, build_config, existing_part, layer_term
 from ..data import synthetic_serves
 from ..data.load import load_data
-from ..data.prepare import DistillationCollator, pad_multiple, tokenize
+from ..data.prepare import DistillationCollator, tokenize
 from ..data.tasks import get_task
 from ..distributed import check_one_gpu_per_process
 from ..errors import DynaKDError
@@ -197,7 +197,8 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     # Compiled runs pad lengths to a multiple of 8, as training does: CUDA graphs (reduce-overhead) are recorded once
     # per distinct shape, and a length-grouped stream has up to max_seq_length of them.
     collator = DistillationCollator(tokenizer, None, task.is_regression,
-                                    pad_to_multiple_of=pad_multiple(cfg.max_seq_length) if cfg.torch_compile else None)
+                                    pad_to_multiple_of=8 if cfg.torch_compile else None,
+                                    max_length=cfg.max_seq_length)
     train = data["train"]
     args = training_args(cfg, tmp / "run")
     # Collation in the process that times it (the bench records each batch's shape and times the cache read there);

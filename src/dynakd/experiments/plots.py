@@ -88,12 +88,13 @@ def alignment_plots(records: list[dict[str, Any]], folder: Path) -> list[str]:
 
 
 def run_folder(output: str | None, folder: Path) -> Path | None:
-    """The folder of a record's run that holds its ``alignment.png``: as recorded (relative to the current folder),
-    in ``folder/cells/`` (a sweep folder moved or renamed since), or relative to one of ``folder``'s parents (the
-    folder ``ablate`` ran in); None where none does."""
+    """The folder of a record's run that holds its ``alignment.png``: in ``folder/cells/`` (the sweep's own, however
+    it is reached or was renamed since), as recorded (relative to the current folder), or relative to one of
+    ``folder``'s parents (the folder ``ablate`` ran in); None where none does. The sweep's own comes first: as
+    recorded, a relative path may name another checkout's run of the same name."""
     if not output:
         return None
     path = Path(output)
-    tries = [path, folder / "cells" / path.name]
+    tries = [folder / "cells" / path.name, path]
     tries += [] if path.is_absolute() else [parent / path for parent in folder.resolve().parents]
     return next((t for t in tries if (t / "alignment.png").is_file()), None)

@@ -215,7 +215,8 @@ def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...
             "align": first["align"] if layer_term(first["method"]) else "-",
             "variant": variant(first),
             "scores": list(scores.values()), "by_seed": scores, "nan": len(runs) - len(scores),
-            "others": {m: [score(runs[s], m) for s in scores] for m in others},
+            "others": {m: [score(runs[s], m) if score_key(runs[s]["eval"], m) else math.nan for s in scores]
+                       for m in others},  # (a record without one of them: nan there, not a stopped report)
             "delta": paired_delta(scores, scores_of[partner]) if partner in scores_of else None,
             "kd_elsewhere": partner in scores_of and not set(scores) & set(scores_of[partner]),  # no seed to pair
             "teacher": [score({"eval": r["teacher_eval"], "key": "teacher"}, metric) for r in runs.values()],
