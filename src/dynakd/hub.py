@@ -55,10 +55,11 @@ def offline_unless_reachable(timeout: float = 3.0) -> bool:
 PUSH_IGNORE = ["checkpoint-*", "checkpoint-*/**", ".*", "*.tmp"]
 
 
-def check_push(repo_id: str) -> None:
+def check_push(repo_id: str) -> str:
     """Before training: the repository id is well formed, a token is there, the hub answers and accepts the token
     (a push that can only fail should not wait for the end of a long run). Write access to the namespace is
-    learnt only at the upload."""
+    learnt only at the upload. Returns the id whole: a bare ``name`` is the token's user's ``user/name`` (as
+    ``create_repo`` makes it; the upload and the card must name it so too)."""
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -74,10 +75,13 @@ def check_push(repo_id: str) -> None:
         raise DynaKDError("--push-to-hub needs the hub, which cannot be reached from here (or HF_HUB_OFFLINE is "
                           "set); train without it and upload the folder later with `hf upload`")
     try:
-        HfApi().whoami()
+        user = HfApi().whoami()
     except Exception as e:  # noqa: BLE001 - an invalid token (401) or a failing connection: no push would work
         raise DynaKDError(f"--push-to-hub: the hub refused the token ({first_line(e)}); run `hf auth "
                           "login` again or set HF_TOKEN") from None
+    if "/" in repo_id or not isinstance(user, dict) or not user.get("name"):
+        return repo_id
+    return f"{user['name']}/{repo_id}"
 
 
 def push_folder(folder: Path, repo_id: str, *, private: bool, message: str) -> str:
@@ -85,14 +89,22 @@ def push_folder(folder: Path, repo_id: str, *, private: bool, message: str) -> s
 
     Not the Trainer's ``push_to_hub``: that pushes the Trainer's output folder (checkpoints' parent) with its own
     card, at save time; a DynaKD run is published once, finished, with its own card (``card.py``)."""
+    import shlex
+
     from huggingface_hub import HfApi
 
+    from .rundir import run_file_patterns
+
+    allow = [*run_file_patterns(folder), "runs/**"]  # what the run wrote: a log or notes beside it stay private
     api = HfApi()
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=message, ignore_patterns=PUSH_IGNORE)
+        api.upload_folder(repo_id=url.repo_id, folder_path=folder, commit_message=message, allow_patterns=allow,
+                          ignore_patterns=PUSH_IGNORE)
     except Exception as e:  # noqa: BLE001 - HTTP, connection (httpx) or file errors alike: the model is saved
         # and the run's one-line error must say so, never a traceback after hours of training
+        retry = ["hf", "upload", repo_id, str(folder), *(["--private"] if private else []),
+                 *(f"--include={p}" for p in allow), *(f"--exclude={p}" for p in PUSH_IGNORE)]
         raise DynaKDError(f"the model is saved in {folder}, but pushing it to {repo_id} failed: "
-                          f"{first_line(e)}; retry with `hf upload {repo_id} {folder}`") from None
+                          f"{first_line(e)}; retry with `{shlex.join(retry)}`") from None
     return str(url)

@@ -320,11 +320,16 @@ def _tokenizer_files(out: Path) -> tuple[str, ...]:
     return ()
 
 
+def run_file_patterns(out: Path) -> list[str]:
+    """The names of the files a run writes into ``out`` (``RUN_ENTRIES``' and its tokenizer's own), as patterns."""
+    return [*RUN_ENTRIES, *_tokenizer_files(out)]
+
+
 def _run_entries(out: Path) -> list[Path]:
     """The entries of ``out`` a run writes: files by ``RUN_ENTRIES`` or of the saved tokenizer's class, and of folders
     only checkpoints and a ``runs/`` of TensorBoard files alone (a user's ``tokenizers/`` or ``checkpoint-best/`` is
     not a run's)."""
-    patterns = RUN_ENTRIES + _tokenizer_files(out)
+    patterns = run_file_patterns(out)
 
     def written(entry: Path) -> bool:
         if entry.is_dir():

@@ -21,7 +21,7 @@ from transformers import TrainingArguments, set_seed
 
 from . import hub
 from .cache import live_dataset_mean, prepare_teacher_cache
-from .card import method_label, write_model_card
+from .card import method_label, model_ref, write_model_card
 from .checkpoints import check_launch, checkpoint_step, io_reason, launch_record, remove_checkpoints
 from .config import DistillConfig, as_config, validate
 from .data.load import encode, load_data
@@ -214,8 +214,8 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
             check_model_loads(name)  # (an encoder-decoder refused before the data loads)
     if teacher_name:
         check_student_request(cfg, teacher_name)
-    if cfg.push_to_hub and is_first_process():  # only process 0 pushes
-        hub.check_push(cfg.push_to_hub)
+    if cfg.push_to_hub and is_first_process():  # only process 0 pushes (its card names the repository whole)
+        cfg = dataclasses.replace(cfg, push_to_hub=hub.check_push(cfg.push_to_hub))
     out = check_output(cfg, command)
     resume = resume_point(cfg, out)
     if resume is not None:  # before any model loads (the trainer checks again, for its own users)
@@ -281,11 +281,22 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size, trainer.state.log_history)
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     if cfg.push_to_hub and main_process:
-        what = f"{method_label(cfg)} from {cfg.teacher}" if command == "distill" else f"from {cfg.model}"
+        # models named as the card names them: the commit message is public, the machine's paths are not
+        what = (f"{method_label(cfg)} from {model_ref(cfg.teacher)}" if command == "distill"
+                else f"from {model_ref(cfg.model)}")
         url = hub.push_folder(out, cfg.push_to_hub, private=cfg.hub_private,
                               message=f"dynakd {command} on {task.name}: {what}")
         print(f"pushed {out} to {url}", flush=True)
     return RunResult(out, metrics)
+
+
+def _home_relative(path: Path) -> str:
+    """``path`` from ``~`` where it is under the home folder (the default cache is): the record is published with
+    the run, the user's name in the path need not be."""
+    try:
+        return str(Path("~") / Path(path).resolve().relative_to(Path.home().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def note_batch_of_one(cfg: DistillConfig) -> None:
@@ -342,7 +353,7 @@ def _train_record(train_out, train_time: float, resume: Path | None, cache, proc
         "steps": train_out.global_step,
         "steps_per_second": round((train_out.global_step - first) / training, 3),
         "loss": round(train_out.training_loss, 5) if train_out.global_step > first else None,  # none trained here
-        "teacher_cache": str(cache.folder) if cache else None,
+        "teacher_cache": _home_relative(cache.folder) if cache else None,
         "processes": processes,
         "resumed_from": resume.name if resume else None,
     }

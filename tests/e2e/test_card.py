@@ -139,8 +139,10 @@ class FakeHub:
         return {"name": "me"}
 
     def create_repo(self, repo_id, **kwargs):
+        from huggingface_hub import RepoUrl
+
         self.calls.append(("create_repo", repo_id, kwargs))
-        return f"https://huggingface.co/{repo_id}"
+        return RepoUrl(f"https://huggingface.co/{repo_id if '/' in repo_id else 'me/' + repo_id}")
 
     def upload_folder(self, **kwargs):
         self.calls.append(("upload_folder", kwargs))
@@ -159,15 +161,35 @@ def online(monkeypatch):
     return monkeypatch
 
 
+def uploaded(kwargs: dict) -> list[str]:
+    """The files of an ``upload_folder`` call's folder that its patterns let through, as the hub client filters."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    folder = Path(kwargs["folder_path"])
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    return list(filter_repo_objects(files, allow_patterns=kwargs.get("allow_patterns"),
+                                    ignore_patterns=kwargs.get("ignore_patterns")))
+
+
 def test_push_to_hub_uploads_the_finished_folder(tiny_teacher, tmp_path, online, capsys):
+    """A bare repository name was uploaded as it was (create_repo made user/name; the upload named no owner), and the
+    card named it so; a file of the user's beside the run (a log, notes holding a token) was published, and the
+    commit message (public) named the teacher by its absolute path."""
     out = tmp_path / "student"
-    assert main(distill_args(tiny_teacher, out, "--method", "kd", "--push-to-hub", "me/student", "--hub-private",
+    out.mkdir()
+    (out / "notes.txt").write_text("HF_TOKEN=hf_secret")
+    assert main(distill_args(tiny_teacher, out, "--method", "kd", "--push-to-hub", "student", "--hub-private",
                              "--keep-checkpoints", "--save-steps", "2")) == 0
     (create, repo, options), (upload, kwargs) = FakeHub.calls
     assert (create, repo, options) == ("create_repo", "me/student", {"private": True, "exist_ok": True})
     assert upload == "upload_folder" and kwargs["repo_id"] == "me/student" and kwargs["folder_path"] == out
-    assert "checkpoint-*" in kwargs["ignore_patterns"] and any(out.glob("checkpoint-*"))  # kept, not pushed
-    assert kwargs["commit_message"] == f"dynakd distill on sst2: method `kd` from {tiny_teacher}"
+    sent = uploaded(kwargs)
+    assert "notes.txt" not in sent and not any(f.startswith("checkpoint-") for f in sent) and any(
+        out.glob("checkpoint-*"))  # kept, not pushed
+    assert {"model.safetensors", "config.json", "README.md", "dynakd.yaml", "metrics.json", "tokenizer.json"} <= set(
+        sent) and any(f.startswith("runs/") for f in sent)
+    assert kwargs["commit_message"] == (f"dynakd distill on sst2: method `kd` from `{tiny_teacher.name}` (a local "
+                                        "folder)")
     assert f"pushed {out} to https://huggingface.co/me/student" in capsys.readouterr().out
     assert 'pipeline("text-classification", model="me/student")' in (out / "README.md").read_text()
     assert "push_to_hub: null" in (out / "dynakd.yaml").read_text()  # rerunning it from there does not push again
@@ -216,6 +238,8 @@ def test_a_failed_push_keeps_the_model_and_says_how_to_retry(tiny_teacher, tmp_p
     online.setattr(FakeHub, "upload_folder", refuse)
     out = tmp_path / "student"
     assert main(distill_args(tiny_teacher, out, "--method", "kd", "--push-to-hub", "me/student")) == 2
+    err = capsys.readouterr().err
     assert (f"the model is saved in {out}, but pushing it to me/student failed: [Errno 104] Connection reset by peer; "
-            f"retry with `hf upload me/student {out}`") in capsys.readouterr().err
+            f"retry with `hf upload me/student {out} --include=dynakd.yaml") in err
+    assert "'--exclude=checkpoint-*'" in err and "--private" not in err  # (a private run's retry stays private)
     assert (out / "model.safetensors").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import datasets.config
 import pytest
@@ -63,3 +64,15 @@ def test_a_push_that_fails_without_a_message_still_says_so(tmp_path, monkeypatch
     monkeypatch.setattr(huggingface_hub, "HfApi", TimingOut)
     with pytest.raises(DynaKDError, match=r"pushing it to me/student failed: TimeoutError; retry with `hf upload"):
         hub.push_folder(tmp_path, "me/student", private=False, message="m")
+    # the retry keeps a private run private (hf upload creates a public repository unless told), and its folder quoted
+    with pytest.raises(DynaKDError, match=r"retry with `hf upload me/student '.* space' --private --include="):
+        hub.push_folder(tmp_path / "a space", "me/student", private=True, message="m")
+
+
+def test_the_published_record_names_the_default_cache_from_home(tmp_path, monkeypatch):
+    """metrics.json, pushed with the run, named the teacher cache by its absolute path: /home/<user>/.cache/..."""
+    from dynakd.runner import _home_relative
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _home_relative(tmp_path / ".cache" / "dynakd" / "abc") == "~/.cache/dynakd/abc"
+    assert _home_relative(Path("/elsewhere/c")) == "/elsewhere/c"
