@@ -160,6 +160,38 @@ def test_entailment_string_labels_and_unknown_label_skipped(glue_dir, task):
     assert data["validation"]["label"] == [1]
 
 
+def test_labels_in_another_case_are_read_and_unknown_ones_named(tmp_path, caplog):
+    """'Entailment' was an unknown label: its rows were dropped (from dev too, scored on fewer rows), the warning named
+    no value; an STS-B score of nan (the mark of a row without a label) or inf was read as a score."""
+    write_tsv(tmp_path / "RTE/train.tsv", [["0", "A.", "B.", "Entailment"], ["1", "C.", "D.", " NOT_ENTAILMENT "],
+                                           ["2", "E.", "F.", "maybe"]], ["index", "sentence1", "sentence2", "label"])
+    with caplog.at_level(logging.WARNING):
+        data = load_glue_dir(get_task("rte"), str(tmp_path), splits=["train"])
+    assert data["train"]["label"] == [0, 1]
+    assert ("skipped 0 malformed row(s) and 1 row(s) with an unknown label ('maybe' (1); rte's labels: entailment, "
+            "not_entailment)") in caplog.text
+    write_tsv(tmp_path / "STS-B/train.tsv", [["0", "g", "gn", "2015", "0", "s1", "s2", "A.", "B.", s]
+                                             for s in ("nan", "inf", "3.8")],
+              ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
+               "score"])
+    assert load_glue_dir(get_task("stsb"), str(tmp_path), splits=["train"])["train"]["label"] == pytest.approx([3.8])
+
+
+def test_a_file_of_another_layout_is_named_not_read_as_empty(tmp_path):
+    """CoLA's reader (four columns, no header) read another task's file, or GLUE's CoLA test file, as rows of the
+    wrong width, all skipped: the error was 'the validation split has no examples'."""
+    write_tsv(tmp_path / "CoLA/train.tsv", [["0", "Some sentence."], ["1", "Another."]], ["index", "sentence"])
+    with pytest.raises(DynaKDError, match=r"CoLA[/\\]train\.tsv: no row has the 4 columns of cola's file \(its rows "
+                                          r"have 2\): is it another task's file, or GLUE's test file"):
+        load_glue_dir(get_task("cola"), str(tmp_path), splits=["train"])
+
+
+def test_wnli_is_named_as_not_a_task_with_the_way_to_read_it():
+    """--task wnli suggested qnli, whose labels are WNLI's reversed."""
+    with pytest.raises(DynaKDError, match="GLUE's WNLI is not one of DynaKD's tasks .*--task csv"):
+        get_task("wnli")
+
+
 def test_missing_file_names_full_path_and_dev_only_works(glue_dir):
     (glue_dir / "SST-2/train.tsv").unlink()
     assert len(load_glue_dir(get_task("sst2"), str(glue_dir), splits=["validation"])["validation"]) == 1

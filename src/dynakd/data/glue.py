@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
@@ -54,6 +56,8 @@ class TsvSplit:
     columns: dict[str, list]
     bad_rows: int = 0
     bad_labels: int = 0
+    unknown: Counter = field(default_factory=Counter)  # the unknown labels as written, and how often
+    widths: Counter = field(default_factory=Counter)  # the column counts of the malformed rows
 
 
 def split_files(task: TaskSpec) -> dict[str, str]:
@@ -80,14 +84,17 @@ def glue_features(task: TaskSpec) -> Features:
 
 
 def parse_label(task: TaskSpec, raw: str) -> int | float | None:
-    """Convert a raw TSV label to the hub's value: float for regression, else the index in ``label_names`` or an
-    integer string below ``num_labels``. Returns None for a label that fits neither."""
+    """Convert a raw TSV label to the hub's value: a finite float for regression (``nan`` is the mark of a row
+    without a label), else the index in ``label_names`` (in any case: ``Entailment`` was dropped) or an integer
+    string below ``num_labels``. Returns None for a label that fits neither."""
     raw = raw.strip()
     try:
         if task.is_regression:
-            return float(raw)
-        if task.label_names and raw in task.label_names:
-            return task.label_names.index(raw)
+            value = float(raw)
+            return value if math.isfinite(value) else None
+        names = [name.lower() for name in task.label_names or ()]
+        if raw.lower() in names:
+            return names.index(raw.lower())
         value = int(raw)
     except ValueError:
         return None
@@ -125,14 +132,20 @@ def read_glue_tsv(task: TaskSpec, path: str) -> TsvSplit:
                 continue
             if len(row) != len(header):
                 result.bad_rows += 1
+                result.widths[len(row)] += 1
                 continue
             label = parse_label(task, row[indices[-1]])
             if label is None:
                 result.bad_labels += 1
+                result.unknown[row[indices[-1]].strip()] += 1
                 continue
             for name, index in zip(names[:-1], indices[:-1]):
                 result.columns[name].append(row[index].strip())
             result.columns["label"].append(label)
+    if result.bad_rows and not result.columns["label"] and not result.bad_labels:  # (a file of another layout)
+        found = ", ".join(str(w) for w, _ in result.widths.most_common(3))
+        raise DynaKDError(f"{path}: no row has the {len(header)} columns of {task.name}'s file (its rows have "
+                          f"{found}): is it another task's file, or GLUE's test file (which has no labels)?")
     return result
 
 
@@ -159,11 +172,15 @@ def load_glue_dir(task: TaskSpec, data_dir: str, splits: Sequence[str] | None = 
         path = os.path.join(data_dir, task.glue_dir, files[split])
         data = read_glue_tsv(task, path)
         if data.bad_rows or data.bad_labels:
+            unknown = ", ".join(f"{value!r} ({n})" for value, n in data.unknown.most_common(3))
+            expected = ", ".join(task.label_names) if task.label_names else (
+                "a finite number" if task.is_regression else f"0..{task.num_labels - 1}")
             logger.warning(
-                "%s: skipped %d malformed row(s) and %d row(s) with an unknown label",
+                "%s: skipped %d malformed row(s) and %d row(s) with an unknown label%s",
                 path,
                 data.bad_rows,
                 data.bad_labels,
+                f" ({unknown}; {task.name}'s labels: {expected})" if unknown else "",
             )
         result[split] = Dataset.from_dict(data.columns, features=glue_features(task))
     return result
