@@ -93,14 +93,14 @@ def push_folder(folder: Path, repo_id: str, *, private: bool, message: str) -> s
 
     from huggingface_hub import HfApi
 
-    from .rundir import run_file_patterns
+    from .rundir import published_files
 
-    allow = [*run_file_patterns(folder), "runs/**"]  # what the run wrote: a log or notes beside it stay private
+    allow = published_files(folder)  # what the run wrote: a log or notes beside it stay private
     api = HfApi()
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(repo_id=url.repo_id, folder_path=folder, commit_message=message, allow_patterns=allow,
-                          ignore_patterns=PUSH_IGNORE)
+                          ignore_patterns=list(PUSH_IGNORE))  # (the client adds its own to the list it is given)
     except Exception as e:  # noqa: BLE001 - HTTP, connection (httpx) or file errors alike: the model is saved
         # and the run's one-line error must say so, never a traceback after hours of training
         retry = ["hf", "upload", repo_id, str(folder), *(["--private"] if private else []),

@@ -194,9 +194,10 @@ def _from_pretrained(cls, name: str, *, trained: bool, **kwargs):
             parts.append(f"{len(missing)} missing ({_some(missing)})")
         if reshaped:
             parts.append(f"{len(reshaped)} of another shape ({_some(reshaped)})")
+        fix = (", or fine-tune it first with `dynakd finetune`" if trained
+               else ": its config.json is not the one its weights were saved with")
         raise DynaKDError(f"'{name}' does not hold every weight its config describes: {' and '.join(parts)}; they "
-                          "would be random: use its complete checkpoint (as save_pretrained writes it), or fine-tune "
-                          "it first with `dynakd finetune`")
+                          f"would be random: use its complete checkpoint (as save_pretrained writes it){fix}")
     body = [key for key in missing if not _in_head(model, key)]
     if body and is_first_process():
         print(f"note: {name} lacks {len(body)} of its weights ({_some(body)}): they start random and train with "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import glob
 import json
 import os
 import shutil
@@ -320,16 +321,19 @@ def _tokenizer_files(out: Path) -> tuple[str, ...]:
     return ()
 
 
-def run_file_patterns(out: Path) -> list[str]:
-    """The names of the files a run writes into ``out`` (``RUN_ENTRIES``' and its tokenizer's own), as patterns."""
-    return [*RUN_ENTRIES, *_tokenizer_files(out)]
+def published_files(out: Path) -> list[str]:
+    """What publishing the run in ``out`` uploads, as the hub client's patterns (in which ``*`` crosses ``/``): the
+    run's own files at the top by their exact names, and its TensorBoard event files; not a file of the user's beside
+    them or in a folder (notes, a ``tokenizers/`` of their own), nor a checkpoint."""
+    files = [glob.escape(e.name) for e in _run_entries(out) if e.is_file()]
+    return [*files, "runs/*/events.out.tfevents*"] if (out / "runs").is_dir() else files
 
 
 def _run_entries(out: Path) -> list[Path]:
     """The entries of ``out`` a run writes: files by ``RUN_ENTRIES`` or of the saved tokenizer's class, and of folders
     only checkpoints and a ``runs/`` of TensorBoard files alone (a user's ``tokenizers/`` or ``checkpoint-best/`` is
     not a run's)."""
-    patterns = run_file_patterns(out)
+    patterns = RUN_ENTRIES + _tokenizer_files(out)
 
     def written(entry: Path) -> bool:
         if entry.is_dir():

@@ -293,10 +293,10 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
 def _home_relative(path: Path) -> str:
     """``path`` from ``~`` where it is under the home folder (the default cache is): the record is published with
     the run, the user's name in the path need not be."""
-    try:
-        return str(Path("~") / Path(path).resolve().relative_to(Path.home().resolve()))
-    except ValueError:
-        return str(path)
+    for inside, home in ((Path(path).absolute(), Path.home()), (Path(path).resolve(), Path.home().resolve())):
+        if inside.is_relative_to(home):  # (as written first: ~/.cache may be a link to another disk)
+            return str(Path("~") / inside.relative_to(home))
+    return str(path)
 
 
 def note_batch_of_one(cfg: DistillConfig) -> None:

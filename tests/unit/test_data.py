@@ -168,8 +168,8 @@ def test_labels_in_another_case_are_read_and_unknown_ones_named(tmp_path, caplog
     with caplog.at_level(logging.WARNING):
         data = load_glue_dir(get_task("rte"), str(tmp_path), splits=["train"])
     assert data["train"]["label"] == [0, 1]
-    assert ("skipped 0 malformed row(s) and 1 row(s) with an unknown label ('maybe' (1); rte's labels: entailment, "
-            "not_entailment)") in caplog.text
+    assert ("skipped 0 malformed row(s) and 1 row(s) with an unknown label ('maybe' (1); rte's labels: 0..1 or "
+            "entailment, not_entailment)") in caplog.text
     write_tsv(tmp_path / "STS-B/train.tsv", [["0", "g", "gn", "2015", "0", "s1", "s2", "A.", "B.", s]
                                              for s in ("nan", "inf", "3.8")],
               ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",

@@ -65,7 +65,10 @@ def test_a_push_that_fails_without_a_message_still_says_so(tmp_path, monkeypatch
     with pytest.raises(DynaKDError, match=r"pushing it to me/student failed: TimeoutError; retry with `hf upload"):
         hub.push_folder(tmp_path, "me/student", private=False, message="m")
     # the retry keeps a private run private (hf upload creates a public repository unless told), and its folder quoted
-    with pytest.raises(DynaKDError, match=r"retry with `hf upload me/student '.* space' --private --include="):
+    (tmp_path / "a space").mkdir()
+    (tmp_path / "a space" / "config.json").write_text("{}")
+    with pytest.raises(DynaKDError, match=r"retry with `hf upload me/student '.* space' --private "
+                                          r"--include=config.json '--exclude=checkpoint-\*'"):
         hub.push_folder(tmp_path / "a space", "me/student", private=True, message="m")
 
 
@@ -76,3 +79,8 @@ def test_the_published_record_names_the_default_cache_from_home(tmp_path, monkey
     monkeypatch.setenv("HOME", str(tmp_path))
     assert _home_relative(tmp_path / ".cache" / "dynakd" / "abc") == "~/.cache/dynakd/abc"
     assert _home_relative(Path("/elsewhere/c")) == "/elsewhere/c"
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / ".cache").symlink_to(tmp_path / "scratch")  # ~/.cache on another disk
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert _home_relative(tmp_path / "home" / ".cache" / "abc") == "~/.cache/abc"

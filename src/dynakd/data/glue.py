@@ -173,8 +173,8 @@ def load_glue_dir(task: TaskSpec, data_dir: str, splits: Sequence[str] | None = 
         data = read_glue_tsv(task, path)
         if data.bad_rows or data.bad_labels:
             unknown = ", ".join(f"{value!r} ({n})" for value, n in data.unknown.most_common(3))
-            expected = ", ".join(task.label_names) if task.label_names else (
-                "a finite number" if task.is_regression else f"0..{task.num_labels - 1}")
+            expected = "a finite number" if task.is_regression else f"0..{task.num_labels - 1}" + (
+                f" or {', '.join(task.label_names)}" if task.label_names else "")
             logger.warning(
                 "%s: skipped %d malformed row(s) and %d row(s) with an unknown label%s",
                 path,

@@ -127,10 +127,13 @@ def get_task(name: str, num_labels: int | None = None) -> TaskSpec:
         return QA_TASKS[key]
     if key not in GLUE_TASKS:
         valid = sorted(GLUE_TASKS) + list(QA_TASKS) + list(USER_FORMATS)
-        if key in ("wnli", "ax"):  # (the nearest name, qnli, would read its files with QNLI's labels)
-            raise DynaKDError(f"GLUE's {key.upper()} is not one of DynaKD's tasks ({', '.join(valid)}); its files "
-                              "read as your own data: --task csv --train-file .../train.tsv --validation-file "
-                              ".../dev.tsv --text-columns sentence1,sentence2 --label-column label")
+        if key == "wnli":  # (the nearest name, qnli, would read its files with QNLI's labels)
+            raise DynaKDError(f"GLUE's WNLI is not one of DynaKD's tasks ({', '.join(valid)}); its files read as "
+                              "your own data: --task csv --train-file .../train.tsv --validation-file .../dev.tsv "
+                              "--text-columns sentence1,sentence2 --label-column label")
+        if key == "ax":
+            raise DynaKDError(f"GLUE's AX is a test set without labels, not one of DynaKD's tasks "
+                              f"({', '.join(valid)}); score a model on it with the hub's GLUE tools")
         close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise DynaKDError(f"unknown task '{name}'; valid tasks: {', '.join(valid)}{hint}")

@@ -380,7 +380,8 @@ def check_finished(sweep: Sweep, done: dict[str, dict[str, Any]]) -> None:
         teacher = teachers[teacher_seed(sweep, cell_seed(sweep, cell))]
         cfg = cell_config(sweep, cell, teacher.output)
         stale = []
-        if saved := record.get("config") or recorded_config(Path(record.get("output") or cfg.output)):
+        if saved := (record.get("config") or (record.get("output") and recorded_config(Path(record["output"])))
+                     or recorded_config(Path(cfg.output))):
             # the teacher by its folder's name (teacher-seedS): the sweep folder may be spelt another way now
             stale = [k for k in config_differences(saved, cfg) if k != "teacher"]
             stale += ["teacher"] if Path(str(saved.get("teacher"))).name != Path(teacher.output).name else []
@@ -474,6 +475,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
         key, seed = cell_key(cell), teacher_seed(sweep, cell_seed(sweep, cell))
         if seed in lost_teachers:
             failed[key] = lost_teachers[seed]
+            print(f"[ablate] cell {key} left: {failed[key]}", file=sys.stderr, flush=True)
             continue
         try:
             teacher, teacher_metrics = ensure_teacher(sweep, cell_seed(sweep, cell))
@@ -523,6 +525,7 @@ def _failure(exc: Exception) -> str:
     why = first_line(exc) if isinstance(exc, DynaKDError) else f"{type(exc).__name__}: {first_line(exc)}"
     if not isinstance(exc, DynaKDError):
         traceback.print_exc()
+    traceback.clear_frames(exc.__traceback__)  # (the frames of the failed run hold its model while exc lives)
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
