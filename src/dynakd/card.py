@@ -10,14 +10,13 @@ teacher, the method or the teacher's scores.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from . import packaged
+from . import jsonfile, packaged
 from .config import DistillConfig
 from .data.tasks import TaskSpec
 from .errors import DynaKDError
@@ -153,10 +152,7 @@ def task_type(task: TaskSpec) -> str:
 def _kept_layers(out: Path) -> str:
     """`` (0, 3, 0-based)``: the teacher layers a student built from them kept, as its config.json records them
     (``dynakd_teacher_layers``); empty when it does not."""
-    try:
-        ids = json.loads((out / "config.json").read_text()).get("dynakd_teacher_layers")
-    except (OSError, ValueError, AttributeError):  # (AttributeError: a config that is no JSON object)
-        return ""
+    ids = jsonfile.field(out / "config.json", "dynakd_teacher_layers")
     return f" ({', '.join(map(str, ids))}, 0-based)" if isinstance(ids, list) and ids else ""
 
 

@@ -44,6 +44,22 @@ def layer_term(method: str) -> str | None:
     return METHOD_TERMS.get(method, {}).get("feature")
 
 
+def unread_options(method: str) -> set[str]:
+    """The top-level settings ``method`` never reads: the layer term's weight, aligner, dynamics and hidden-state term
+    without a layer term (``task``, ``kd``), the dynamics and the hidden-state term (which joins them) beside another
+    layer term (``static``, ``pkd``), the logit term's weight and temperature without one (``task``, ``dynamics``);
+    none for a name that is no method. Runs that differ only in these train alike."""
+    terms = METHOD_TERMS.get(method)
+    if terms is None:
+        return set()
+    unread = set() if terms["logit"] else {"alpha", "temperature"}
+    if terms["feature"] is None:
+        unread |= {"beta", "align", "dynamics", "hidden_weight"}
+    elif terms["feature"] != "dynamics":
+        unread |= {"dynamics", "hidden_weight"}
+    return unread
+
+
 def default_aligner(method: str) -> str:
     """The aligner when none is given: the baselines' fixed map for ``static`` and ``pkd`` (TinyBERT and Patient KD
     match layers by hand), optimal transport for the dynamics."""

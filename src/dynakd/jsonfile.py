@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 
@@ -30,3 +31,12 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
+
+
+def field(path: Path, key: str) -> Any:
+    """``key`` of the JSON object in file ``path``; None where the file is missing, not JSON or not an object (a
+    file a run may or may not have written: a saved model's config, its tokenizer's)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):  # (AttributeError: JSON that is no object)
+        return None

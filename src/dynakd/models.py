@@ -41,11 +41,13 @@ def load_tokenizer(name: str):
         raise _cannot_load("a tokenizer", name, e) from None
 
 
-def check_model_loads(name: str) -> None:
+def check_model_loads(name: str):
     """The model's config (one small file) loads, and is of a kind DynaKD distils: a mistyped path that reads as a
     hub id is named as such before any data loads (offline, ``run/model`` for ``runs/model`` would otherwise fail on
-    the data's hub download first)."""
-    check_architecture(model_config(name), name)
+    the data's hub download first). Returns the config."""
+    config = model_config(name)
+    check_architecture(config, name)
+    return config
 
 
 def check_architecture(config, name: str) -> None:
@@ -186,14 +188,10 @@ def _from_pretrained(cls, name: str, *, trained: bool, **kwargs):
         raise _cannot_load("a model", name, e) from None
     missing = sorted(info.get("missing_keys") or ())
     reshaped = sorted(key for key, *_ in info.get("mismatched_keys") or ())  # (key, saved shape, model shape)
-    if not trained:  # a model to train: only a head may differ in shape (finetune's head of another label count)
-        reshaped = [key for key in reshaped if not _in_head(model, key)]  # (a body's: a config not of its weights)
-    if reshaped or (trained and missing):
-        parts = []
-        if missing and trained:
-            parts.append(f"{len(missing)} missing ({_some(missing)})")
-        if reshaped:
-            parts.append(f"{len(reshaped)} of another shape ({_some(reshaped)})")
+    # a model to train trains what it lacks, and only its head may differ in shape (finetune's new head)
+    refused = {"missing": missing if trained else [],
+               "of another shape": reshaped if trained else [k for k in reshaped if not _in_head(model, k)]}
+    if parts := [f"{len(keys)} {what} ({_some(keys)})" for what, keys in refused.items() if keys]:
         fix = (", or fine-tune it first with `dynakd finetune`" if trained
                else ": its config.json is not the one its weights were saved with")
         raise DynaKDError(f"'{name}' does not hold every weight its config describes: {' and '.join(parts)}; they "

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import jsonfile, packaged
 from .checkpoints import PREFIX, check_checkpoint, is_checkpoint_name, latest_checkpoint, remove_partial
-from .config import METHOD_TERMS, DistillConfig, build_config, existing_part, load_yaml, save_config, underscored
+from .config import DistillConfig, build_config, existing_part, load_yaml, save_config, underscored, unread_options
 from .data.tasks import TaskSpec, get_task
 from .distributed import is_first_process
 from .errors import DynaKDError
@@ -33,18 +33,8 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def not_read(cfg: dict[str, Any]) -> set[str]:
-    """The settings a run's method never reads: the layer term's weight, aligner and dynamics without a layer term
-    (``task``, ``kd``), the dynamics beside another layer term (``static``, ``pkd``), the logit term's weight and
-    temperature without one (``task``, ``dynamics``). Two runs that differ only in these train alike."""
-    terms = METHOD_TERMS.get(cfg.get("method"))
-    if terms is None:
-        return set()
-    unread = set() if terms["logit"] else {"alpha", "temperature"}
-    if terms["feature"] is None:
-        unread |= {"beta", "align", "dynamics"}
-    elif terms["feature"] != "dynamics":
-        unread.add("dynamics")
-    return unread
+    """The settings a run's method never reads (``unread_options``): two runs that differ only in these train alike."""
+    return unread_options(cfg.get("method"))
 
 
 def same_setting(key: str, old: Any, new: Any) -> bool:
@@ -308,10 +298,7 @@ RUN_ENTRIES = (CONFIG_NAME, "metrics.json", "README.md", "training_args.bin", "c
 def _tokenizer_files(out: Path) -> tuple[str, ...]:
     """The file names the saved tokenizer's class writes beside ``RUN_ENTRIES``' usual ones (PhoBERT's ``bpe.codes``,
     LUKE's ``entity_vocab.json``), read from its ``tokenizer_config.json``; none if that names no class we know."""
-    try:
-        name = json.loads((out / "tokenizer_config.json").read_text(encoding="utf-8")).get("tokenizer_class")
-    except (OSError, ValueError, AttributeError):
-        return ()
+    name = jsonfile.field(out / "tokenizer_config.json", "tokenizer_class")
     import transformers
 
     for cls in (name, f"{name}Fast") if isinstance(name, str) else ():

@@ -208,12 +208,13 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
     teacher_name = cfg.teacher if teacher_name else None
     check_precision(cfg)
     check_one_gpu_per_process()
+    configs = {}
     for name in (teacher_name, cfg.student, cfg.model if command == "finetune" else None):
         if name:
             check_model_folder(name)
-            check_model_loads(name)  # (an encoder-decoder refused before the data loads)
+            configs[name] = check_model_loads(name)  # (an encoder-decoder refused before the data loads)
     if teacher_name:
-        check_student_request(cfg, teacher_name)
+        check_student_request(cfg, teacher_name, config=configs[teacher_name])
     if cfg.push_to_hub and is_first_process():  # only process 0 pushes (its card names the repository whole)
         cfg = dataclasses.replace(cfg, push_to_hub=hub.check_push(cfg.push_to_hub))
     out = check_output(cfg, command)

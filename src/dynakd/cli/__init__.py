@@ -186,25 +186,23 @@ def _run(args: argparse.Namespace) -> None:
         from ..experiments.ablate import CellsFailed, load_sweep, parse_shard, run_sweep
         from ..experiments.report import build_report
 
-        folder, failed = args.folder if args.command == "report" else None, None
-        if args.command == "ablate":
-            shard = parse_shard(args.shard)  # checked before the sweep file is read
+        if args.command == "report":
+            print(f"report: {build_report(args.folder)}")
+            return
+        shard, failed = parse_shard(args.shard), None  # (the shard checked before the sweep file is read)
+        try:
+            results = run_sweep(load_sweep(args.config, smoke=args.smoke, output=args.output), shard)
+        except CellsFailed as e:  # the other cells' report first, then the failures
+            results, failed = e.results, e
+        if shard[1] > 1:  # the other shards may still run: one report, when all are done
+            print(f"shard {shard[0]}/{shard[1]} done; when every shard is: dynakd report {results.parent}")
+        elif results.is_file():
             try:
-                results = run_sweep(load_sweep(args.config, smoke=args.smoke, output=args.output), shard)
-            except CellsFailed as e:  # the other cells' report first, then the failures
-                results, failed = e.results, e
-            folder = results.parent
-            if shard[1] > 1:  # the other shards may still run: one report, when all are done
-                print(f"shard {shard[0]}/{shard[1]} done; when every shard is: dynakd report {folder}")
-            elif results.is_file():
-                try:
-                    print(f"report: {build_report(folder)}")
-                except DynaKDError as e:  # (the failed cells are the error to end on)
-                    if not failed:
-                        raise
-                    print(f"note: no report: {e}", file=sys.stderr, flush=True)
-        else:
-            print(f"report: {build_report(folder)}")
+                print(f"report: {build_report(results.parent)}")
+            except DynaKDError as e:  # (the failed cells are the error to end on)
+                if not failed:
+                    raise
+                print(f"note: no report: {e}", file=sys.stderr, flush=True)
         if failed:
             raise failed
         return

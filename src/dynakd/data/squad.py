@@ -207,18 +207,18 @@ def prepare_train_features(examples: dict[str, list], tokenizer, max_length: int
     ``context_mask`` marks context tokens."""
     enc, context_id = _windows(tokenizer, examples, max_length, stride)
     samples = enc["overflow_to_sample_mapping"]
+    seqs = [enc.sequence_ids(i) for i in range(len(samples))]  # (read by both passes below)
     # per example, the characters its context tokens cover over all its windows (in either order: a tokenizer that
     # truncates from the left gives the last window first): an answer reaching into characters the tokenizer drops at
     # an end of its context is clipped to them, and is then wholly inside the window holding that end
     covered = {}
     for i, offsets in enumerate(enc["offset_mapping"]):
-        chars = [o for o, s in zip(offsets, enc.sequence_ids(i)) if s == context_id and o[0] < o[1]]
+        chars = [o for o, s in zip(offsets, seqs[i]) if s == context_id and o[0] < o[1]]
         if chars:
             lo, hi = covered.get(samples[i], (chars[0][0], chars[-1][1]))
             covered[samples[i]] = min(lo, chars[0][0]), max(hi, chars[-1][1])
     labels, context = [], []
-    for i, offsets in enumerate(enc["offset_mapping"]):
-        seq = enc.sequence_ids(i)
+    for i, (offsets, seq) in enumerate(zip(enc["offset_mapping"], seqs)):
         context.append([int(s == context_id) for s in seq])
         answers = examples["answers"][samples[i]]
         cls = enc["input_ids"][i].index(tokenizer.cls_token_id) if tokenizer.cls_token_id in enc["input_ids"][i] else 0

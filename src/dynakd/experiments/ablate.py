@@ -44,7 +44,6 @@ import yaml
 
 from .. import jsonfile
 from ..config import (
-    METHOD_TERMS,
     SWEEP_SECTIONS,
     DistillConfig,
     build_config,
@@ -55,6 +54,7 @@ from ..config import (
     merge_dicts,
     nest,
     underscored,
+    unread_options,
 )
 from ..data import get_task, synthetic_serves
 from ..errors import DynaKDError, first_line
@@ -221,13 +221,8 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
     combos = (dict(zip(grid, values)) for grid in sweep.grid for values in itertools.product(*grid.values()))
     for cell in combos:
         method = cell.get("method", sweep.base.get("method", "full"))
-        feature = layer_term(method)
-        if feature is None:
-            cell = {k: v for k, v in cell.items() if not k.startswith(LAYER_TERM_OPTIONS)}
-        if feature != "dynamics":  # static and pkd read no dynamics options; the hidden-state term joins dynamics
-            cell = {k: v for k, v in cell.items() if not k.startswith(("hidden_weight", "dynamics."))}
-        if not METHOD_TERMS.get(method, {}).get("logit", True):  # task, dynamics: no logit term to weigh
-            cell = {k: v for k, v in cell.items() if k not in ("alpha", "temperature")}
+        unread = unread_options(method)  # (a layer term's options without one, the logit term's without one, ...)
+        cell = {k: v for k, v in cell.items() if k.split(".")[0] not in unread}
         if method == "task":  # no teacher to supervise rows without labels, no other term to stage against
             cell = {k: v for k, v in cell.items() if k not in TASK_DROPS}
         aligner = cell.get("align.name", sweep.base.get("align", {}).get("name", default_aligner(method)))
@@ -493,7 +488,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
             failed[key] = _failure(exc)
             print(f"[ablate] cell {key} failed: {failed[key]}; the sweep goes on", file=sys.stderr, flush=True)
             continue
-        record = {"key": cell_key(cell), "cell": cell, "method": cfg.method,
+        record = {"key": key, "cell": cell, "method": cfg.method,
                   "align": cfg.align.name if cfg.terms["feature"] else None,  # none for methods without a layer term
                   "student_layers": result.metrics["model"]["layers"], "seed": cfg.seed, "task": cfg.task,
                   "eval": result.metrics["eval"], "teacher_eval": teacher_metrics["eval"],

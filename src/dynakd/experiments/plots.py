@@ -66,13 +66,13 @@ def alignment_plots(records: list[dict[str, Any]], folder: Path) -> list[str]:
     for r in sorted(records, key=lambda r: (r["method"] != "full", r["seed"])):
         if layer_term(r["method"]):
             chosen.setdefault((r["align"], r["student_layers"]), r)
-    names = {f"alignment_{align}_L{depth}.png" for align, depth in chosen}
+    names = {(align, depth): f"alignment_{align}_L{depth}.png" for align, depth in chosen}
     for old in folder.glob("alignment_*.png"):
-        if old.name not in names:
+        if old.name not in names.values():
             old.unlink()
     said, missing = [], []
-    for (align, depth), r in sorted(chosen.items()):
-        name, key = f"alignment_{align}_L{depth}.png", r.get("key", "?")
+    for where, r in sorted(chosen.items()):
+        name, key = names[where], r.get("key", "?")
         if (run := run_folder(r.get("output"), folder)) is not None:
             shutil.copy(run / "alignment.png", folder / name)
             said.append(f"`{name}` of `{key}`")

@@ -69,7 +69,7 @@ def reportable(records: list[dict[str, Any]], path: Path) -> list[dict[str, Any]
     task = next((r["task"] for r, lacks in zip(records, missing) if not lacks), None)
     metric = primary_metric(get_task(task)) if task is not None else ""
     scores = (f"eval.{metric}", f"teacher_eval.{metric}")
-    missing = [lacks or [k for k in scores if score_key(r[k.split(".")[0]], metric) is None]
+    missing = [lacks or [f"{part}.{metric}" for part in ("eval", "teacher_eval") if score_key(r[part], metric) is None]
                for r, lacks in zip(records, missing)]
     kept = [r for r, lacks in zip(records, missing) if not lacks]
     if len(kept) < len(records):
@@ -88,10 +88,13 @@ def score_key(ev: Any, metric: str) -> str | None:
     return metric if metric in ev else next((k for k in ev if k.endswith(metric)), None)
 
 
-def score(record: dict[str, Any], metric: str) -> float:
+def score(record: dict[str, Any], metric: str, missing: float | None = None) -> float:
+    """The record's ``metric`` x100 (NaN for null); ``missing`` where it has none, else an error."""
     ev = record["eval"]
     key = score_key(ev, metric)
     if key is None:
+        if missing is not None:
+            return missing
         raise DynaKDError(f"run {record.get('key', '?')} has no '{metric}' score")
     return math.nan if ev[key] is None else 100.0 * ev[key]  # null: a score that could not be computed (jsonfile)
 
@@ -215,8 +218,8 @@ def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...
             "align": first["align"] if layer_term(first["method"]) else "-",
             "variant": variant(first),
             "scores": list(scores.values()), "by_seed": scores, "nan": len(runs) - len(scores),
-            "others": {m: [score(runs[s], m) if score_key(runs[s]["eval"], m) else math.nan for s in scores]
-                       for m in others},  # (a record without one of them: nan there, not a stopped report)
+            "others": {m: [score(runs[s], m, missing=math.nan) for s in scores]  # (one lacking: nan there)
+                       for m in others},
             "delta": paired_delta(scores, scores_of[partner]) if partner in scores_of else None,
             "kd_elsewhere": partner in scores_of and not set(scores) & set(scores_of[partner]),  # no seed to pair
             "teacher": [score({"eval": r["teacher_eval"], "key": "teacher"}, metric) for r in runs.values()],
