@@ -302,7 +302,8 @@ def check_student_request(cfg, teacher_name: str | None, *, config=None,
         return
     if config is None:
         config = model_config(teacher_name)
-    check_layers_apart(config, f"'{teacher_name or config.name_or_path}'")  # (its layer count: shared weights' repeats)
+    # (its layer count: shared weights' repeats)
+    check_layers_apart(config, f"'{teacher_name or config.name_or_path}'", student)
     resolve_layer_ids(config.num_hidden_layers, cfg.student_layers, cfg.student_layer_ids, names=(k_name, ids_name))
 
 

@@ -49,9 +49,15 @@ def find_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
     return parent, attr, layers
 
 
-def check_layers_apart(config, what: str) -> None:
+# How the command's flags name a student: a checkpoint, its layer count, its layer ids (a sweep names its own keys)
+STUDENT_FLAGS = ("--student", "--student-layers", "--student-layer-ids")
+
+
+def check_layers_apart(config, what: str, student: str = STUDENT_FLAGS[0]) -> None:
     """Refuse a model whose layers share weights (ALBERT's default, one group of weights for all its layers): it has
-    no layer of its own to keep, and only the number of times the shared ones apply could shrink."""
+    no layer of its own to keep, and only the number of times the shared ones apply could shrink. ``student`` names
+    the way to give a student checkpoint: the command's flag, or a sweep file's key."""
+    give = f"with {student}" if student.startswith("-") else f"as {student}"
     n = config.num_hidden_layers
     for key in LAYER_GROUPS_CONFIG:
         groups = getattr(config, key, None)
@@ -59,12 +65,8 @@ def check_layers_apart(config, what: str) -> None:
             sets = "one set" if groups == 1 else f"{groups} sets"
             raise DynaKDError(f"{what} shares {sets} of weights among its {n} layers ({key} {groups}), so no layer can "
                               "be kept alone: for a shallower student of the same weights, save a copy with a "
-                              "smaller num_hidden_layers in its config.json and give it with --student, or give "
-                              "another smaller model with --student")
-
-
-# How the command's flags name a student: a checkpoint, its layer count, its layer ids (a sweep names its own keys)
-STUDENT_FLAGS = ("--student", "--student-layers", "--student-layer-ids")
+                              f"smaller num_hidden_layers in its config.json and give it {give}, or give another "
+                              f"smaller model {give}")
 
 
 def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None = None, *,

@@ -873,5 +873,6 @@ def test_a_student_deeper_than_the_teacher_is_refused_before_the_teacher_trains(
     raw["grid"] = {"method": ["kd"], "student_layers": [2], "seed": [1]}
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(DynaKDError, match=r"cell method=kd,seed=1,student_layers=2: .* shares one set of weights "
-                                          r"among its 4 layers"):
+                                          r"among its 4 layers .* give it as student, or give another "
+                                          r"smaller model as student \(teacher.model: "):
         load_sweep(path)
