@@ -104,7 +104,8 @@ def layer_costs(
     a = a.flatten(1).float()
     b = b.flatten(1).float()
     if distance == "cosine":
-        return 1.0 - a @ b.T / (a.norm(dim=1, keepdim=True) * b.norm(dim=1)).clamp_min(EPS)
+        na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1)  # [Ls, 1], [Lt]
+        return _cosine_distance(a @ b.T, na, nb)
     sq = torch.addmm((a * a).sum(1, keepdim=True) + (b * b).sum(1), a, b.T, alpha=-2)  # |a|^2 + |b|^2 - 2 a.b
     return sq.clamp_min(0.0) / _at_least_one(n_valid)
 
@@ -116,8 +117,15 @@ def paired_costs(
     a = a.flatten(1).float().unsqueeze(1)  # [Ls, 1, K]
     b = b.flatten(2).float()  # [Ls, Lt, K]
     if distance == "cosine":
-        return 1.0 - F.cosine_similarity(a, b, dim=-1, eps=EPS)
+        return _cosine_distance((a * b).sum(-1), a.norm(dim=-1), b.norm(dim=-1))
     return ((a - b) ** 2).sum(-1) / _at_least_one(n_valid)
+
+
+def _cosine_distance(dot: torch.Tensor, na: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
+    """1 - cosine similarity from the dot products and norms; two zero forms (a batch of one sample has no deviation
+    and no relations) are the same form, at distance 0, not 1 (a constant that only shifted the loss)."""
+    both_zero = (na == 0) & (nb == 0)
+    return (1.0 - dot / (na * nb).clamp_min(EPS)).masked_fill(both_zero, 0.0)
 
 
 def _at_least_one(n: torch.Tensor | int) -> torch.Tensor | int:
