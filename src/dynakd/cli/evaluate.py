@@ -1,0 +1,42 @@
+"""``dynakd evaluate``: score a model folder on a task; prints and writes metrics.json."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .options import DATA_FLAGS, EVALUATE_SWITCHES, TRAIN_FLAGS, add_common, add_flags, config_from_args, given_settings
+
+# What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out.
+EVALUATE_FLAGS = {
+    **{k: v for k, v in DATA_FLAGS.items() if k not in ("--max-train-samples", "--transfer-samples")},
+    # a DynaKD run folder lends its own task, data and input length (rundir.evaluation_defaults)
+    "--task": ("task", str, "GLUE task (sst2 mrpc qnli mnli qqp rte cola stsb), squad (extractive QA) or csv / json "
+                            "(default: the task a DynaKD run folder was trained on, else sst2)"),
+    "--dev-split": ("dev_split", float, "score the part of dev that a run trained with --dev-split F held out (a "
+                                        "DynaKD run folder's own by default)"),
+    "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default: a DynaKD run "
+                                                "folder's, else 128)"),
+    "--output": ("output", str, "folder for metrics.json (default: the model folder, under the key 'evaluate')"),
+    "--seed": TRAIN_FLAGS["--seed"],
+    "--dataloader-num-workers": ("dataloader_num_workers", int, "worker processes that collate batches (default "
+                                                                "0: the scoring process)"),
+}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a model folder on a task; prints and writes metrics.json")
+    add_common(p, "--model", EVALUATE_SWITCHES)
+    add_flags(p, EVALUATE_FLAGS)
+
+
+def run(args: argparse.Namespace):
+    from .. import runner
+    from ..rundir import evaluation_defaults
+
+    # a model folder DynaKD wrote is scored on its task and data, with the input length (and QA windows) it was
+    # trained with, unless the command says otherwise
+    given = given_settings(args, [EVALUATE_FLAGS])
+    model = given.get("model")  # --model, or the model a --config names (checked whole below)
+    saved = evaluation_defaults(os.path.expanduser(str(model)), given) if model else {}
+    return runner.evaluate(config_from_args(args, [EVALUATE_FLAGS], defaults=saved))

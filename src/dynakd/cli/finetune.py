@@ -1,0 +1,21 @@
+"""``dynakd finetune``: fine-tune a model on a task (the teacher, or a task-only student)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .options import DATA_FLAGS, SWITCHES, TRAIN_FLAGS, add_common, add_flags, config_from_args
+
+FINETUNE_DATA_FLAGS = {k: v for k, v in DATA_FLAGS.items() if k != "--transfer-samples"}  # labelled rows only
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a model on a task (the teacher, or a task-only student)")
+    add_common(p, "--model", SWITCHES.keys() - {"--cuda-graphs"})  # (no dynamics to replay)
+    add_flags(p, FINETUNE_DATA_FLAGS, TRAIN_FLAGS)
+
+
+def run(args: argparse.Namespace):
+    from .. import runner
+
+    return runner.finetune(config_from_args(args, [FINETUNE_DATA_FLAGS, TRAIN_FLAGS]))
