@@ -1,0 +1,102 @@
+"""Typed, validated run configuration: defaults < YAML file < command-line flags.
+
+One ``DistillConfig`` describes every command (``finetune`` is ``method: task`` without a teacher).
+Unknown keys are errors that name the closest valid key; the resolved config is written into the run folder.
+
+``schema`` holds the methods and the dataclasses, ``layers`` reads, merges and parses config layers, ``checks``
+validates a whole config; this module builds one from layers, and every name is importable from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import DynaKDError
+from ..schedules import Schedule
+from .checks import MAX_BATCH, MAX_ITERS, MAX_WORKERS, _check_dynamics_choices, validate
+from .layers import (
+    SWEEP_SECTIONS,
+    DuplicateKeyError,
+    StrictLoader,
+    _from_dict,
+    existing_part,
+    load_run_config,
+    load_yaml,
+    merge_dicts,
+    merge_layers,
+    nest,
+    parse_override,
+    underscored,
+    without_unset,
+)
+from .schema import (
+    ALIGNERS,
+    COMPONENTS,
+    DEFAULT_BETA0,
+    FORMS,
+    METHOD_TERMS,
+    METHODS,
+    AlignConfig,
+    CompileMode,
+    DistillConfig,
+    DynamicsConfig,
+    default_aligner,
+    layer_term,
+    unread_options,
+)
+
+__all__ = [
+    "ALIGNERS", "COMPONENTS", "DEFAULT_BETA0", "FORMS", "MAX_BATCH", "MAX_ITERS", "MAX_WORKERS", "METHODS",
+    "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode", "DistillConfig", "DuplicateKeyError",
+    "DynamicsConfig", "StrictLoader", "as_config", "build_config", "default_aligner", "existing_part", "layer_term",
+    "load_run_config", "load_yaml", "merge_dicts", "merge_layers", "nest", "parse_layer", "parse_override",
+    "save_config", "underscored", "unread_options", "validate", "without_unset",
+]
+
+
+def parse_layer(layer: dict[str, Any]) -> None:
+    """Check one config layer's keys, value types and list choices on their own (how layers combine is
+    ``build_config``'s)."""
+    _check_dynamics_choices(_from_dict(DistillConfig, without_unset(layer)).dynamics)
+
+
+def build_config(*layers: dict[str, Any] | DistillConfig, **overrides: Any) -> DistillConfig:
+    """Merge config layers (later wins; a ``None`` gives a key set by an earlier layer back to its default), parse
+    them into a DistillConfig and validate it. A layer is a dict of config keys as in YAML or a whole DistillConfig;
+    keyword arguments are a last layer: ``build_config(cfg, lr=1e-4)``."""
+    for layer in layers:
+        if not isinstance(layer, (dict, DistillConfig)):
+            raise DynaKDError(f"build_config takes dicts of config keys or DistillConfigs, got {type(layer).__name__}")
+    merged = merge_layers(*(dataclasses.asdict(x) if isinstance(x, DistillConfig) else x for x in layers), overrides)
+    method = merged.get("method", "full")
+    if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
+        probe = DistillConfig(method=method)
+        for name, default in (("alpha", probe.alpha), ("beta", probe.beta_schedule()),
+                              ("task_weight", probe.task_weight), ("hidden_weight", Schedule())):
+            part = merged.get(name)
+            # a mapping without 'kind' amends the default: {warmup: 0.1}; --set beta.start=3 (linear from 3 to 0)
+            if isinstance(part, dict) and "kind" not in part:
+                moves = sorted(set(part) & {"end", "switch"})
+                if default.kind == "constant" and moves:  # else `alpha: {end: 0}` would keep 1 without a word
+                    raise DynaKDError(f"{name}: a constant weight has no {' or '.join(moves)}; give kind: linear, "
+                                      "cosine or step to move it during training")
+                merged[name] = {**dataclasses.asdict(default), **part}
+    return validate(_from_dict(DistillConfig, merged))
+
+
+def as_config(cfg: DistillConfig | dict[str, Any], where: str) -> DistillConfig:
+    """What the Python entry points (``where``: ``distill``, ``Distiller``, ...) take: a DistillConfig, or a dict of
+    config keys as in YAML (``build_config``'s), which becomes one; validated."""
+    if isinstance(cfg, DistillConfig):
+        return validate(cfg)
+    if isinstance(cfg, dict):
+        return build_config(cfg)
+    raise DynaKDError(f"{where} takes a DistillConfig or a dict of config keys, got {type(cfg).__name__}")
+
+
+def save_config(cfg: DistillConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,229 @@
+"""Config layers: YAML files read strictly, layers merged (later wins, a ``None`` unsets) and ``--set`` overrides
+parsed, and a merged mapping coerced into the dataclasses with errors that name the closest valid key."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ..errors import DynaKDError
+from ..schedules import Schedule, constant
+
+# --------------------------------------------------------------- parsing: a mapping into the dataclasses
+
+
+def _closest(key: str, valid: list[str], prefix: str = "") -> str:
+    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return f" (did you mean '{prefix}{match[0]}'?)" if match else f" (valid keys: {', '.join(sorted(valid))})"
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` to the annotated type ``tp`` or raise a DynaKDError naming ``where``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            extra = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise DynaKDError(f"{where}: '{value}' is not one of {', '.join(map(str, choices))}{extra}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if tp is Schedule and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return constant(float(value))
+        if not isinstance(value, dict):
+            keys = ", ".join(f.name for f in dataclasses.fields(tp))
+            raise DynaKDError(f"{where}: expected a mapping, got {value!r} (its settings are spelt {where}.KEY=VALUE; "
+                              f"keys: {keys})")
+        return _from_dict(tp, value, where)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, str):
+            # "a, b" is two names, not "a" and " b"; a stray comma adds no empty name
+            items = [v.strip() for v in value.split(",") if v.strip()]
+        try:
+            return [_coerce(v, inner, where) for v in items]
+        except DynaKDError:
+            if isinstance(value, list) or inner not in (int, float):  # (a choice's own message names the choices)
+                raise
+            raise DynaKDError(f"{where}: expected a list of {inner.__name__}s, e.g. [1, 2], got {value!r}") from None
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise DynaKDError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _coerce(v, typing.get_args(tp)[1], f"{where}.{k}") for k, v in value.items()}
+    return _scalar(value, tp, where)
+
+
+def _scalar(value: Any, tp: Any, where: str) -> Any:
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise DynaKDError(f"{where}: expected true or false, got {value!r}")
+    if tp is str and isinstance(value, (list, dict)):  # str() of it would name a folder `['a', 'b']`
+        raise DynaKDError(f"{where}: expected a string, got {value!r}")
+    try:
+        if isinstance(value, bool) and tp in (int, float):  # YAML reads `lr: yes` as True, not as 1.0
+            raise ValueError
+        if tp is int and float(value) != int(float(value)):
+            raise ValueError
+        return tp(value) if tp is not int else int(float(value))
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float(".inf"))
+        raise DynaKDError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        key = str(key).replace("-", "_")
+        if key not in names:
+            prefix = "" if where == "config" else f"{where.removeprefix('config.')}."
+            raise DynaKDError(f"unknown config key '{prefix}{key}'{_closest(key, names, prefix)}")
+        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}".replace("config.", "", 1))
+    return cls(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------- merging layers
+
+
+def underscored(layer: dict[str, Any]) -> dict[str, Any]:
+    """``layer`` with every key's dashes as underscores, nested mappings too (``max-seq-length`` is
+    ``max_seq_length``: spelt either way in one file, merged as one key with the others)."""
+    return {str(k).replace("-", "_"): underscored(v) if isinstance(v, dict) else v for k, v in layer.items()}
+
+
+def merge_dicts(base: dict[str, Any], update: dict[str, Any], unset: bool = False) -> dict[str, Any]:
+    """``update`` over ``base``, nested mappings merged key by key. With ``unset``, a ``None`` (``key:`` or
+    ``key: null`` in YAML, ``--set key=``) removes the key, so a later config layer can give one back to its
+    default."""
+    out = dict(base)
+    for key, value in update.items():
+        if value is None and unset:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_dicts(out[key], value, unset)
+        else:  # (a new section's unset keys are nobody's to unset: dropped)
+            out[key] = without_unset(value) if unset and isinstance(value, dict) else value
+    return out
+
+
+def merge_layers(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Config layers merged, later wins, a ``None`` unsets (``merge_dicts``); keys spelt with dashes
+    (max-seq-length) meet their underscored selves of other layers."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = merge_dicts(merged, underscored(layer), unset=True)
+    return merged
+
+
+def without_unset(layer: dict[str, Any]) -> dict[str, Any]:
+    """``layer`` without the keys it sets to ``None`` (nested ones too): what it sets, read on its own."""
+    return {k: without_unset(v) if isinstance(v, dict) else v for k, v in layer.items() if v is not None}
+
+
+# ------------------------------------------------------------------------------------------------- files
+
+
+def existing_part(path: Path) -> Path:
+    """The nearest part of ``path`` that exists (itself, or the folder where creating it would start; a dangling link
+    counts): where a path that cannot be a folder shows up as something else, e.g. a file."""
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping that names one key twice."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping naming one key twice: PyYAML keeps the last without a word, so
+    ``lr: 1e-4`` further down a config silently won over the one the user was looking at."""
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict[Any, int] = {}  # each key's first line
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`, whose keys a mapping may override
+                continue
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                first = lines.get(key)
+            except TypeError:  # an unhashable key: SafeLoader's own error names it
+                continue
+            if first is not None:
+                where = f"on line {line}" if first == line else f"at lines {first} and {line}"
+                raise DuplicateKeyError(None, None, f"key '{key}' is given twice, {where}; keep one",
+                                        key_node.start_mark)
+            lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if p.is_dir():
+        raise DynaKDError(f"{p} is a folder, not a config file; give a YAML file")
+    if not p.is_file():
+        raise DynaKDError(f"config file not found: {p}")
+    try:
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=StrictLoader) or {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise DynaKDError(f"cannot read config file {p}: {e.strerror if isinstance(e, OSError) else 'not UTF-8 text'}"
+                          ) from None
+    except DuplicateKeyError as e:
+        raise DynaKDError(f"{p}: {e.problem}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise DynaKDError(f"malformed YAML in {p}{at}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise DynaKDError(f"{p}: the top level must be a mapping of config keys")
+    return data
+
+
+# The sections a sweep file has at its top level and a run's config never has (experiments/ablate.py)
+SWEEP_SECTIONS = ("base", "grid")
+
+
+def load_run_config(path: str | Path) -> dict[str, Any]:
+    """A run's config file (``--config`` of distill, finetune, evaluate, bench), as ``load_yaml`` reads it. A sweep
+    file given here is named as one: its keys were refused one by one, ``name`` as a misspelt ``dynamics``."""
+    layer = load_yaml(path)
+    if any(key in layer for key in SWEEP_SECTIONS):
+        raise DynaKDError(f"{path} is a sweep file (base/grid): run it with dynakd ablate --config {path}")
+    return layer
+
+
+# --------------------------------------------------------------------------------------- --set overrides
+
+
+def nest(key: str, value: Any) -> dict[str, Any]:
+    """``("align.eps", 0.1)`` -> ``{"align": {"eps": 0.1}}``."""
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"align.eps=0.1"`` -> ``{"align": {"eps": 0.1}}`` (the value is read as YAML)."""
+    if "=" not in text:
+        raise DynaKDError(f"--set expects KEY=VALUE, got '{text}'")
+    key, raw = text.split("=", 1)
+    try:
+        return nest(key, yaml.load(raw, Loader=StrictLoader) if raw else None)
+    except yaml.YAMLError as e:  # `--set lr=[1`
+        raise DynaKDError(f"--set {text}: the value is not valid YAML: {getattr(e, 'problem', None) or e}") from None

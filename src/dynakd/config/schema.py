@@ -1,0 +1,208 @@
+"""The run configuration's shape: the methods and the loss terms each switches on, and the dataclasses that hold
+every setting with its default (``DistillConfig``, with its ``DynamicsConfig`` and ``AlignConfig``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..schedules import Schedule, constant
+
+COMPONENTS = ("deviation", "layer_change", "relations", "sensitivity")
+FORMS = ("direction", "magnitude")
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]  # torch.compile
+
+# Which loss terms each method switches on. "feature" is the method's intermediate-layer term.
+METHOD_TERMS: dict[str, dict[str, Any]] = {
+    "task": {"logit": False, "feature": None},
+    "kd": {"logit": True, "feature": None},
+    "static": {"logit": True, "feature": "static"},
+    "pkd": {"logit": True, "feature": "pkd"},
+    "dynamics": {"logit": False, "feature": "dynamics"},
+    "full": {"logit": True, "feature": "dynamics"},
+}
+METHODS = tuple(METHOD_TERMS)  # DistillConfig.method's Literal names the same (tests/unit/test_config.py)
+ALIGNERS = ("fixed", "attention", "ot")  # as AlignConfig.name's Literal
+
+
+def layer_term(method: str) -> str | None:
+    """The method's intermediate-layer term (``static``, ``pkd``, ``dynamics``), or None (``task``, ``kd``, or a name
+    that is no method)."""
+    return METHOD_TERMS.get(method, {}).get("feature")
+
+
+def unread_options(method: str) -> set[str]:
+    """The top-level settings ``method`` never reads: the layer term's weight, aligner, dynamics and hidden-state term
+    without a layer term (``task``, ``kd``), the dynamics and the hidden-state term (which joins them) beside another
+    layer term (``static``, ``pkd``), the logit term's weight and temperature without one (``task``, ``dynamics``);
+    none for a name that is no method. Runs that differ only in these train alike."""
+    terms = METHOD_TERMS.get(method)
+    if terms is None:
+        return set()
+    unread = set() if terms["logit"] else {"alpha", "temperature"}
+    if terms["feature"] is None:
+        unread |= {"beta", "align", "dynamics", "hidden_weight"}
+    elif terms["feature"] != "dynamics":
+        unread |= {"dynamics", "hidden_weight"}
+    return unread
+
+
+def default_aligner(method: str) -> str:
+    """The aligner when none is given: the baselines' fixed map for ``static`` and ``pkd`` (TinyBERT and Patient KD
+    match layers by hand), optimal transport for the dynamics."""
+    return "fixed" if layer_term(method) in ("static", "pkd") else "ot"
+
+
+# Starting weight of the feature term when ``beta`` is not given: the terms live on very different scales
+# (hidden-state MSE ~1, normalised first-token MSE ~1e-3, Gram / ratio MSE ~1e-2).
+DEFAULT_BETA0 = {"static": 1.0, "pkd": 100.0, "dynamics": 10.0}
+
+
+@dataclass
+class DynamicsConfig:
+    """The feature-dynamics loss (method.md, "Dynamics components")."""
+
+    components: list[str] = field(default_factory=lambda: ["deviation", "layer_change", "relations"])
+    forms: list[str] = field(default_factory=lambda: ["direction", "magnitude"])
+    reference: Literal["batch", "ema", "dataset"] = "batch"
+    ema_momentum: float = 0.99
+    distance: Literal["mse", "cosine"] = "mse"
+    pooling: Literal["auto", "mean", "cls", "tokens"] = "auto"  # auto: tokens for extractive QA, else mean
+    relation_pairs: Literal["all", "adjacent"] = "all"
+    relation_angle: bool = False
+    qa_tokens: Literal["all", "context"] = "all"  # extractive QA: all real tokens, or the context tokens only
+    sensitivity_noise: float = 0.1
+    weights: dict[str, float] = field(default_factory=dict)
+    # Multi-process runs: gather pooled features of every process before the batch forms (mean references, Gram
+    # and distance structures), so they equal a single process's on the global batch. Off: per-process batches.
+    gather: bool = False
+
+
+@dataclass
+class AlignConfig:
+    """How student layers are matched to teacher layers (method.md, "Which student layer learns ...")."""
+
+    # None: the method's aligner (``default_aligner``), resolved by ``validate`` (every entry point validates)
+    name: Literal["fixed", "attention", "ot"] | None = None
+    fixed_map: Literal["uniform", "skip", "last", "reversed"] = "uniform"
+    layers: list[int] | None = None
+    tau: float = 0.1
+    learned: bool = False
+    eps: float = 0.05
+    iters: int = 20  # benchmarks/speed/ot_iterations.py: ~1% from the converged plan on real costs
+    order_prior: float = 0.0
+    plan_grad: bool = False
+    plan_momentum: float = 0.9
+
+
+@dataclass
+class DistillConfig:
+    """Every setting of a run: models, data, training, the method and its options (README, "Every option of the
+    method"). Build one in Python or with ``build_config(*dicts)`` (later dicts win, nested keys as in YAML);
+    ``validate`` checks it whole, and every entry point (``finetune``, ``distill``, ``evaluate``, the CLI) does."""
+
+    # models
+    teacher: str | None = None
+    student: str | None = None
+    student_layers: int | None = None
+    student_layer_ids: list[int] | None = None
+    model: str | None = None
+    # data
+    task: str = "sst2"
+    data_dir: str | None = None
+    train_file: str | None = None
+    validation_file: str | None = None
+    text_columns: list[str] | None = None
+    label_column: str = "label"
+    synthetic: bool = False
+    max_seq_length: int = 128
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    data_seed: int = 0
+    # No train set at hand (e.g. QNLI, whose GLUE dev file is all this machine has): train on this seeded fraction of
+    # the eval split's examples and evaluate on the rest (a label-stratified split, seeded by data_seed).
+    dev_split: float | None = None
+    # A transfer set: this many more training rows, after the max_train_samples subset in the same seeded order, with
+    # their labels hidden, so that only the teacher supervises them (DistilBERT and TinyBERT distil on unlabelled text).
+    transfer_samples: int | None = None
+    # extractive QA (SQuAD)
+    doc_stride: int | None = None  # overlap of a context's windows in tokens; default min(128, max_seq_length // 2)
+    max_answer_length: int = 30
+    n_best: int = 20
+    train_articles: int | None = None
+    # training
+    output: str | None = None
+    overwrite: bool = False
+    epochs: float = 3.0
+    max_steps: int = -1
+    batch_size: int = 32
+    gradient_accumulation_steps: int = 1  # batches per optimizer step: the effective batch is this x batch_size
+    eval_batch_size: int = 64
+    # DataLoader worker processes (TrainingArguments.dataloader_num_workers): collation and teacher-cache reads run
+    # there, beside the training step. 0: in the training process.
+    dataloader_num_workers: int = 0
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    fp16: bool = False
+    bf16: bool = False
+    torch_compile: bool = False
+    # torch.compile's mode for the student and the dynamics losses (implies torch_compile, as in TrainingArguments):
+    # 'reduce-overhead' replays CUDA graphs, the remedy for a launch-bound step (a small student on a large GPU).
+    torch_compile_mode: CompileMode | None = None
+    # Replay the dynamics losses from CUDA graphs recorded per batch size (cudagraphs.py), without torch.compile: a
+    # launch-bound step on a GPU stops paying a launch per operator of the forms. Eager off a CUDA device.
+    cuda_graphs: bool = False
+    # Batches of similar length (the Trainer's length-grouped sampler): on SST-2 a random batch of 32 is 67% padding,
+    # a length-grouped one 4% (benchmarks/LOG.md).
+    group_by_length: bool = True
+    logging_steps: int = 25
+    eval_steps: int | None = None
+    save_steps: int = 500  # 0: no checkpoints
+    resume: bool = False
+    keep_checkpoints: bool = False
+    progress: bool = True
+    eval_teacher: bool = True
+    teacher_cache: str = "auto"
+    teacher_cache_dtype: Literal["float16", "float32"] = "float16"
+    push_to_hub: str | None = None  # a hub repository id: the finished run folder is uploaded there (hub.py)
+    hub_private: bool = False  # create that repository private
+    # method
+    method: Literal["task", "kd", "static", "pkd", "dynamics", "full"] = "full"
+    temperature: float = 2.0
+    task_weight: Schedule = field(default_factory=lambda: constant(1.0))
+    alpha: Schedule = field(default_factory=lambda: constant(1.0))
+    beta: Schedule | None = None
+    # A dynamics method (dynamics, full) plus static's token-level hidden-state MSE (through learned projections),
+    # weighted by this schedule and spread over layer pairs by the same plan as the dynamics. None: off.
+    hidden_weight: Schedule | None = None
+    staged: float | None = None
+    balance: bool = False
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+
+    def resolved_align(self) -> AlignConfig:
+        """``align`` with its aligner named: the given one, else the method's (``default_aligner``)."""
+        return self.align if self.align.name else dataclasses.replace(self.align, name=default_aligner(self.method))
+
+    @property
+    def terms(self) -> dict[str, Any]:
+        return METHOD_TERMS[self.method]
+
+    def beta_schedule(self) -> Schedule:
+        """The feature-term weight: given, or the method's default linear decay to 0."""
+        if self.beta is not None:
+            return self.beta
+        feature = self.terms["feature"]
+        return Schedule("linear", 0.0 if feature is None else DEFAULT_BETA0.get(feature, 1.0), 0.0)  # a new term: 1
+
+    def stride(self) -> int:
+        """The window overlap for extractive QA: ``doc_stride``, or min(128, max_seq_length // 2)."""
+        return self.doc_stride if self.doc_stride is not None else min(128, self.max_seq_length // 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every key, with the method's default feature weight written out (so a run folder says what it used)."""
+        return dataclasses.asdict(self) | {"beta": dataclasses.asdict(self.beta_schedule())}
