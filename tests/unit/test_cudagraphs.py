@@ -145,17 +145,61 @@ def test_settings_it_cannot_record_are_refused():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
-def test_replayed_graphs_match_eager_on_a_gpu():
-    """Real recordings: three steps of new inputs in the same static buffers, then a smaller batch."""
-    _, opts = pooled(6)
+@pytest.mark.parametrize("batch, refs", [(6, False), (32, True)])
+def test_replayed_graphs_match_eager_on_a_gpu(batch, refs):
+    """Real recordings: three steps of new inputs in the same static buffers, then a smaller batch; the costs and the
+    gradients of both student inputs (features and perturbed features). At 32 samples with references, the batch of
+    the bench, whose pairwise distances take cdist's matrix-product path (over 25 rows)."""
+    _, opts = pooled(batch)
     graphed, anchors = GraphedDynamics(opts), torch.tensor([0, 2], device="cuda")
-    for batch, seed in ((6, 0), (6, 1), (6, 2), (4, 3)):
-        p, _ = pooled(batch, seed, device="cuda")
-        got = graphed(p, anchors)
+    g = torch.Generator().manual_seed(9)
+    references = (torch.randn(3, 8, generator=g).cuda(), torch.randn(5, 12, generator=g).cuda()) if refs else None
+    for n, seed in ((batch, 0), (batch, 1), (batch, 2), (batch - 2, 3)):
+        p, _ = pooled(n, seed, device="cuda")
+        got = graphed(p, anchors, references)
         sum(c.sum() for c in got.values()).backward()
-        q, _ = pooled(batch, seed, device="cuda")
-        want = pooled_costs(q, opts, anchors)
+        q, _ = pooled(n, seed, device="cuda")
+        want = pooled_costs(q, opts, anchors, references)
         sum(c.sum() for c in want.values()).backward()
         assert all(torch.allclose(got[k], want[k], rtol=1e-4, atol=1e-6) for k in want)
         assert torch.allclose(p.xs.grad, q.xs.grad, rtol=1e-4, atol=1e-6)
+        assert torch.allclose(p.xs_p.grad, q.xs_p.grad, rtol=1e-4, atol=1e-6)
     assert len(graphed.graphs) == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("aligner, reference", [("ot", "batch"), ("attention", "ema")])
+def test_the_distiller_trains_as_eagerly_on_a_gpu(aligner, reference):
+    """Real recordings inside the Distiller, over several optimizer steps: the same terms, the same student
+    gradients and the same distiller parameters (learned attention) as the eager Distiller from the same start."""
+    runs = []
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        cfg = build_config({"method": "full", "cuda_graphs": graphs, "align": {"name": aligner,
+                            "learned": aligner == "attention"}, "dynamics": {"reference": reference}})
+        distiller = Distiller(cfg, student_layers=2, teacher_layers=4, student_width=8, teacher_width=12)
+        distiller = distiller.cuda().train()
+        params = list(distiller.parameters())
+        opt = torch.optim.SGD(params, lr=0.1) if params else None
+        terms, grads = [], []
+        for step, batch in enumerate((6, 6, 6, 4)):
+            s, t = features(batch, 2, 8, step, True), features(batch, 4, 12, 100 + step, False)
+            s, t = (Features(logits=f.logits.detach().cuda().requires_grad_(f.logits.requires_grad),
+                             hidden=tuple(h.detach().cuda().requires_grad_(h.requires_grad) for h in f.hidden),
+                             mask=f.mask.cuda()) for f in (s, t))
+            out = distiller(s, t, torch.randint(0, 2, (batch,), generator=torch.Generator().manual_seed(step)).cuda(),
+                            progress=step / 4)
+            out.loss.backward()
+            terms.append({k: v.detach().clone() for k, v in out.terms.items()})
+            grads.append(s.hidden[1].grad.clone())
+            if opt is not None:
+                opt.step()
+                opt.zero_grad()
+        runs.append((terms, grads, [p.detach().clone() for p in params], distiller.graphed))
+    (eager_terms, eager_grads, eager_params, _), (terms, grads, params, graphed) = runs
+    assert graphed is not None and len(graphed.graphs) == 2
+    for want, got in zip(eager_terms, terms):
+        assert want.keys() == got.keys()
+        assert all(torch.allclose(want[k], got[k], rtol=1e-4, atol=1e-6) for k in want)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(eager_grads, grads))
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(eager_params, params))
