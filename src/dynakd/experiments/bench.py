@@ -285,6 +285,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         raise DynaKDError("dynakd bench times sentence-classification steps; use the train steps/s of a squad run")
     if output is not None:
         check_output_file(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
     if not (base.data_dir or base.train_file or base.synthetic):
         if not synthetic_serves(get_task(base.task)):
             raise DynaKDError(f"bench on task {base.task} needs its data: --data-dir or --train-file (the synthetic "
@@ -299,9 +300,15 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     tokenizer = load_tokenizer(base.teacher)
     ready_to_pad(teacher, tokenizer, base.teacher)
     data = tokenize(data, tokenizer, base.max_seq_length)
+    setup = setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch}
+
+    def save_so_far(rows: list[dict]) -> None:  # a bench cut short (a time limit) leaves what it timed, marked partial
+        if output:
+            output.write_text(jsonfile.dumps({"rows": rows, "setup": setup, "partial": True}, indent=1))
+
     with tempfile.TemporaryDirectory(prefix="dynakd-bench-") as tmp:
         rows = _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, Path(tmp),
-                          epoch)
+                          epoch, save_so_far)
     floor = next((r for r in rows if r["method"] == "task"), None)
     measure = "epoch_s" if epoch else "median_ms"  # an epoch's wall time, or the median step
     teacher_pass = next((r["teacher_pass_s"] for r in rows if r.get("teacher_pass_s") is not None), None)
@@ -323,10 +330,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     if teacher_pass is not None:
         print(f"the teacher pass that filled the cache: {teacher_pass:.1f} s (one cache serves every run on these "
               "rows)", flush=True)
-    result = {"rows": rows, "setup": setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch},
-              "teacher_pass_s": teacher_pass}
+    result = {"rows": rows, "setup": setup, "teacher_pass_s": teacher_pass}
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(jsonfile.dumps(result, indent=1))
     return result
 
@@ -336,11 +341,11 @@ PHASE_STEPS = 10  # timed steps of the run that splits a step into phases (after
 
 
 def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, tmp: Path,
-               epoch: bool = False) -> list:
+               epoch: bool = False, save_so_far=None) -> list:
     """Each repeat times every configuration once, in turn (each repeat in a rotated order), so a slow spell of the
     machine spreads over all of them instead of landing on one; the rows pool the timed steps of all repeats. The
     first repeat also runs the short phase and counting runs of each configuration (the phase run not for ``epoch``:
-    a whole epoch is timed as one)."""
+    a whole epoch is timed as one). ``save_so_far`` gets the rows after each configuration."""
     length = {"epochs": 1, "max_steps": -1} if epoch else {"max_steps": steps + warmup}
     cache_dir = tmp / "cache"
     runs: dict[tuple, list[dict]] = defaultdict(list)
@@ -375,6 +380,8 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
             runs[(method, align, cache_on)].append(res)
             row = _row(method, align, runs[(method, align, cache_on)], warmup, epoch)
             print(f"[{repeat + 1}/{repeats}] " + format_row(row), flush=True)
+            if save_so_far:
+                save_so_far([_row(m, a, results, warmup, epoch) for (m, a, _), results in runs.items()])
     return [_row(method, align, results, warmup, epoch) for (method, align, _), results in runs.items()]
 
 
