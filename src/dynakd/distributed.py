@@ -8,30 +8,40 @@ running means rather than broadcast from rank 0).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from accelerate.utils import get_int_from_env
+
+# What a launcher tells each process, before any process group exists: torchrun and accelerate set RANK, WORLD_SIZE
+# and LOCAL_RANK; under mpirun (accelerate launch of several CPU processes) only MPI's own variables are set until
+# accelerate starts, which reads them in this order (accelerate.utils.environment)
+RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+LOCAL_RANK_VARS = ("LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK")
+
+
+def process_rank() -> int:
+    """This process's number in a launched run, or 0."""
+    return get_int_from_env(RANK_VARS, 0)
 
 
 def is_first_process() -> bool:
-    """Process 0 of a launched run (``RANK``, set by torchrun and accelerate before any process group exists), or
-    the only process: the one that prints notes and reports and pushes."""
-    return os.environ.get("RANK", "0") == "0"
+    """Process 0 of a launched run, or the only process: the one that prints notes and reports and pushes."""
+    return process_rank() == 0
 
 
 def is_first_on_machine() -> bool:
-    """Process 0 of its machine (``LOCAL_RANK``), or the only process: the one that shows a machine's own work."""
-    return os.environ.get("LOCAL_RANK", "0") == "0"
+    """Process 0 of its machine, or the only process: the one that shows a machine's own work."""
+    return get_int_from_env(LOCAL_RANK_VARS, 0) == 0
 
 
 def launched_processes() -> int:
-    """The processes a launcher started (``WORLD_SIZE``, set by torchrun and accelerate before any process group
-    exists), or 1."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """The processes a launcher started, or 1."""
+    return get_int_from_env(SIZE_VARS, 1)
 
 
 def check_one_gpu_per_process() -> None:
@@ -58,8 +68,10 @@ def first_process_first(timeout_s: float = FIRST_PROCESS_WAIT_S) -> Iterator[Non
     Process 0 may fill a teacher cache for longer than the process group's timeout (transformers' 30 minutes), so
     the others wait at a barrier of a gloo group made for this wait, whose timeout is ``timeout_s``: every other
     collective keeps the group's timeout, and a real hang still fails in minutes, not hours. Written here because
-    transformers and accelerate wait on the default group only. If process 0 fails in the body the others are not
-    released: the launcher (torchrun, accelerate launch) stops them when it exits.
+    transformers and accelerate wait on the default group only. All then wait at that barrier once more, for the
+    slowest body: another machine's first process fills a cache of its own when the machines share no cache folder,
+    and process 0, gone on to the process group's collectives, failed after 30 minutes of it. If process 0 fails in
+    the body the others are not released: the launcher (torchrun, accelerate launch) stops them when it exits.
     """
     if world_size() == 1:
         yield
@@ -70,7 +82,8 @@ def first_process_first(timeout_s: float = FIRST_PROCESS_WAIT_S) -> Iterator[Non
         dist.barrier(group=group)
     yield
     if first:
-        dist.barrier(group=group)
+        dist.barrier(group=group)  # the others' turn
+    dist.barrier(group=group)  # every body done
     dist.destroy_process_group(group)
 
 

@@ -72,9 +72,10 @@ def worker(rank: int, world: int, init_file: str) -> None:
         dist.destroy_process_group()
 
 
-def waiting_worker(rank: int, world: int, init_file: str, group_timeout_s: float, marker: str) -> None:
-    """Process 0 takes longer in ``first_process_first`` than the process group's timeout; the others must wait for
-    it (not fail) and must find what it wrote."""
+def waiting_worker(rank: int, world: int, init_file: str, group_timeout_s: float, marker: str, slow: int = 0) -> None:
+    """Process ``slow`` takes longer in ``first_process_first`` than the process group's timeout: process 0 (filling
+    the cache) or another (filling its own machine's cache, one not shared); the others must wait for it (not fail)
+    and must find what process 0 wrote."""
     import time
     from datetime import timedelta
 
@@ -84,8 +85,9 @@ def waiting_worker(rank: int, world: int, init_file: str, group_timeout_s: float
                             timeout=timedelta(seconds=group_timeout_s))
     try:
         with distributed.first_process_first():
-            if rank == 0:
+            if rank == slow:
                 time.sleep(group_timeout_s + 2)
+            if rank == 0:
                 Path(marker).write_text("built")
             else:
                 assert Path(marker).read_text() == "built"

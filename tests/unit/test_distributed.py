@@ -20,12 +20,14 @@ def test_collectives_on_two_processes(tmp_path):
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")
-def test_other_processes_wait_for_the_first_past_the_group_timeout(tmp_path):
+@pytest.mark.parametrize("slow", [0, 1])
+def test_other_processes_wait_for_the_first_past_the_group_timeout(tmp_path, slow):
     """Process 0 filling a teacher cache may outlast the process group's timeout (30 minutes in a run, 4 s here):
     the others wait at a barrier of their own instead of failing (a barrier of the process group fails here), and
-    the process group works on afterwards."""
+    the process group works on afterwards. So may another machine's first process, filling a cache folder that
+    machine does not share: process 0 then waits for it at that barrier too (it went on to the process group's)."""
     marker = tmp_path / "cache"
-    mp.spawn(waiting_worker, args=(2, str(tmp_path / "init"), 4.0, str(marker)), nprocs=2, join=True)
+    mp.spawn(waiting_worker, args=(2, str(tmp_path / "init"), 4.0, str(marker), slow), nprocs=2, join=True)
     assert marker.read_text() == "built"
 
 
@@ -36,3 +38,27 @@ def test_single_process_is_a_no_op():
     assert x.shape == (1, 2, 1) and m.all()
     with distributed.first_process_first():  # no process group: the body runs, nothing waits
         pass
+
+
+@pytest.mark.parametrize("prefix", ["OMPI_COMM_WORLD_", "PMI_", "MV2_COMM_WORLD_"])
+def test_an_mpi_launch_is_known_before_accelerate_starts(monkeypatch, prefix):
+    """mpirun (accelerate launch of several CPU processes) sets MPI's variables only; RANK and WORLD_SIZE come when
+    accelerate starts, after the checks that count processes: a resume was refused as written by 2 processes, and
+    a sweep ran whole in every process."""
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(prefix + "SIZE", "2")
+    monkeypatch.setenv(prefix + "RANK", "1")
+    assert distributed.launched_processes() == 2 and distributed.process_rank() == 1
+    assert not distributed.is_first_process()
+
+
+def test_a_command_of_one_process_is_refused_under_mpirun(monkeypatch, capsys):
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "1")
+    for name in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    from dynakd.cli import main
+
+    assert main(["report", "no-such-folder"]) == 2
+    assert "dynakd: error: [rank 1] dynakd report runs in one process" in capsys.readouterr().err

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import sys
 
 from ..errors import DynaKDError
@@ -111,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         _run(args)
     except DynaKDError as e:
         # under a launcher each process may stop on its own: say which (most say the same; process 0 is the one read)
-        from ..distributed import launched_processes  # (loaded by then: errors come from _run)
+        from ..distributed import launched_processes, process_rank  # (loaded by then: errors come from _run)
 
-        rank = f"[rank {os.environ.get('RANK', '?')}] " if launched_processes() > 1 else ""
+        rank = f"[rank {process_rank()}] " if launched_processes() > 1 else ""
         print(f"dynakd: error: {rank}{e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
