@@ -139,7 +139,13 @@ def _cpu_only() -> bool:
 
 
 def _metric_fn(task: TaskSpec):
-    return lambda p: compute_metrics(task, np.asarray(p.predictions), np.asarray(p.label_ids))
+    """The Trainer's ``compute_metrics``. Predictions that are a tuple (a model's other outputs gathered beside its
+    logits, which ``EvalTrainer`` and ``DistillationTrainer`` leave out) are scored on the first, the logits, as
+    transformers' run_glue does."""
+    def scores(p) -> dict[str, float]:
+        logits = p.predictions[0] if isinstance(p.predictions, tuple) else p.predictions
+        return compute_metrics(task, np.asarray(logits), np.asarray(p.label_ids))
+    return scores
 
 
 def _eval_sets(task: TaskSpec, data):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -575,3 +576,47 @@ def test_a_decoder_whose_tokenizer_has_no_padding_token_distils_and_its_student_
     assert tokenizer.pad_token == "</s>" and student.config.pad_token_id == tokenizer.pad_token_id
     batch = tokenizer(["a good film", "bad"], padding=True, return_tensors="pt")
     assert student.eval()(**batch).logits.shape == (2, 2)
+
+
+def with_config(model: Path, folder: Path, **settings: Any) -> Path:
+    """A copy of ``model`` whose config says ``settings`` too."""
+    import shutil
+
+    from transformers import AutoConfig
+
+    shutil.copytree(model, folder)
+    config = AutoConfig.from_pretrained(folder)
+    for key, value in settings.items():
+        setattr(config, key, value)
+    config.save_pretrained(folder)
+    return folder
+
+
+def test_a_model_whose_config_returns_hidden_states_is_scored_on_its_logits(tiny_teacher, tmp_path, capsys):
+    """A checkpoint whose config sets output_hidden_states (or output_attentions) returns them beside the logits: the
+    predictions were a tuple and `evaluate` stopped on a numpy traceback (with attention maps of batches of other
+    lengths, on one of torch.cat), as did the evaluation in training. It is scored on its logits, as run_glue does,
+    and the extra outputs are not gathered over the dev set (every layer's, for every example)."""
+    import numpy as np
+    from transformers import EvalPrediction
+
+    from dynakd.data import get_task
+    from dynakd.runner import _metric_fn
+
+    model = with_config(tiny_teacher, tmp_path / "model", output_hidden_states=True, output_attentions=True)
+    scored = []
+    for folder in (tiny_teacher, model):
+        assert main(["evaluate", "--model", str(folder), "--task", "sst2", "--synthetic", "--max-eval-samples", "32",
+                     "--max-seq-length", "32", "--no-progress", "--set", "eval_batch_size=8", "--output",
+                     str(tmp_path / f"ev-{folder.name}")]) == 0
+        scored.append(json.loads((tmp_path / f"ev-{folder.name}" / "metrics.json").read_text())["eval"])
+    assert scored[1]["accuracy"] == scored[0]["accuracy"] and scored[1]["loss"] == pytest.approx(scored[0]["loss"])
+    # the teacher scored, the student (of its config) evaluated in training; (transformers 5 saves no model whose
+    # config asks for attention maps from sdpa attention, the student among them: hidden states only here)
+    model = with_config(tiny_teacher, tmp_path / "hidden", output_hidden_states=True)
+    run = tmp_path / "run"
+    assert main(distill_args(model, run, "--method", "kd", "--eval-steps", "2")) == 0
+    record = json.loads((run / "metrics.json").read_text())
+    assert 0 <= record["eval"]["accuracy"] <= 1 and record["teacher_eval"]["accuracy"] == scored[0]["accuracy"]
+    logits, labels = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1, 1])  # predictions gathered whole: logits first
+    assert _metric_fn(get_task("sst2"))(EvalPrediction((logits, np.zeros((2, 3, 4))), labels))["accuracy"] == 0.5
