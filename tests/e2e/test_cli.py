@@ -513,7 +513,7 @@ def test_evaluate_says_what_it_scored_and_will_not_lose_a_record(tiny_teacher, t
     assert main([*args, "--max-eval-samples", "8"]) == 0
     record = json.loads((model / "metrics.json").read_text())
     assert (record["max_eval_samples"], record["data_seed"]) == (8, 0)
-    assert record["model"] == str(model)
+    assert record["model_name_or_path"] == str(model)
 
 
 def test_finetune_gives_a_classifier_of_another_label_count_a_new_head(tmp_path, capsys):
@@ -553,7 +553,7 @@ def test_evaluate_files_a_score_under_its_own_model_only(tiny_teacher, tmp_path,
            "run's record" in capsys.readouterr().err
     assert "evaluate" not in json.loads((run / "metrics.json").read_text())
     assert main(["evaluate", "--model", f"{run}/", "--output", str(run), "--no-progress"]) == 0  # its own, spelt so
-    assert json.loads((run / "metrics.json").read_text())["evaluate"]["model"] == f"{run}/"
+    assert json.loads((run / "metrics.json").read_text())["evaluate"]["model_name_or_path"] == f"{run}/"
     scores = tmp_path / "scores"
     assert main([*args, "--output", str(scores)]) == 0
     assert main([*args, "--output", str(scores)]) == 0
@@ -620,3 +620,31 @@ def test_a_model_whose_config_returns_hidden_states_is_scored_on_its_logits(tiny
     assert 0 <= record["eval"]["accuracy"] <= 1 and record["teacher_eval"]["accuracy"] == scored[0]["accuracy"]
     logits, labels = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1, 1])  # predictions gathered whole: logits first
     assert _metric_fn(get_task("sst2"))(EvalPrediction((logits, np.zeros((2, 3, 4))), labels))["accuracy"] == 0.5
+
+
+def test_evaluate_describes_the_model_as_a_run_does_and_returns_what_it_wrote(tiny_teacher, tmp_path):
+    """evaluate's metrics.json held the model's path under `model`, where a run's record (and the RunResult evaluate
+    returned) describes the model (parameters, layers, ...): the file and the result disagreed. Both hold the
+    record now, the description under `model` and the path under `model_name_or_path`; a run folder's record written
+    before (the path under `evaluate.model`) is still added to."""
+    import shutil
+
+    from dynakd import evaluate
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_teacher, model)
+    result = evaluate({"model": str(model), "task": "sst2", "synthetic": True, "max_eval_samples": 8,
+                       "progress": False})
+    record = json.loads((model / "metrics.json").read_text())
+    assert record == json.loads(json.dumps(result.metrics))
+    assert record["model"]["layers"] == 4 and record["model"]["parameters"] > 0
+    assert record["model_name_or_path"] == str(model) and record["command"] == "evaluate"
+    run = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, run, "--method", "kd")) == 0
+    earlier = json.loads((run / "metrics.json").read_text())
+    old = {"command": "evaluate", "task": "sst2", "seed": 42, "eval": {"accuracy": 0.5}, "model": str(run)}
+    (run / "metrics.json").write_text(json.dumps(earlier | {"evaluate": old}))
+    result = evaluate({"model": str(run), "task": "sst2", "synthetic": True, "max_eval_samples": 8, "progress": False})
+    record = json.loads((run / "metrics.json").read_text())
+    assert record == earlier | {"evaluate": json.loads(json.dumps(result.metrics))}
+    assert record["evaluate"]["model"] == record["model"] and record["evaluate"]["model_name_or_path"] == str(run)
