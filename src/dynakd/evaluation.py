@@ -14,6 +14,11 @@ from transformers.trainer_utils import has_length, speed_metrics
 from .data.squad import QAEval, best_spans, gold_answers
 from .metrics import squad_metrics
 
+# What a model returns beside its predictions when its config asks (``output_hidden_states``, ``output_attentions``):
+# every layer's outputs for every example, which evaluation would gather over the whole dev set (and ``torch.cat``
+# cannot join the attention maps of batches of other lengths). The scores read the logits alone.
+EXTRA_OUTPUTS = ("hidden_states", "attentions")
+
 
 class QAEvaluationMixin:
     """Extractive QA evaluation, as transformers' ``QuestionAnsweringTrainer`` example does it: predict the start and
@@ -38,7 +43,17 @@ class QAEvaluationMixin:
         a checkpoint saved just before an evaluation would not replay it."""
         cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
         with torch.random.fork_rng(devices=cuda):
-            return self._evaluate_keeping_rng(eval_dataset, ignore_keys, metric_key_prefix)
+            return self._evaluate_keeping_rng(eval_dataset, self._ignored_outputs(ignore_keys), metric_key_prefix)
+
+    def _ignored_outputs(self, ignore_keys: list[str] | None) -> list[str]:
+        """The outputs evaluation leaves out of the predictions: ``ignore_keys``, else the model's (as the Trainer
+        takes them: ``keys_to_ignore_at_inference``, else its cache), and the ``EXTRA_OUTPUTS`` a config may ask
+        for, so that the predictions are the logits (QA: the start and end logits) whatever the config says."""
+        if ignore_keys is None:
+            config = getattr(self.model, "config", None)
+            ignore_keys = [] if config is None else list(getattr(config, "keys_to_ignore_at_inference",
+                                                                  ("cache", "past_key_values")))
+        return [*ignore_keys, *(k for k in EXTRA_OUTPUTS if k not in ignore_keys)]
 
     def _evaluate_keeping_rng(self, eval_dataset, ignore_keys, metric_key_prefix: str) -> dict[str, float]:
         qa = self.qa_eval

@@ -470,15 +470,15 @@ def earlier_metrics(out: Path) -> dict[str, Any]:
     return earlier
 
 
-def write_metrics(
-    out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any], merge: str | None = None
-) -> Path:
-    """Write ``metrics.json`` atomically; with ``merge``, add the metrics under that key of an existing file."""
+def metrics_record(command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any]) -> dict[str, Any]:
+    """What ``metrics.json`` records of a run or a score: ``metrics`` (``eval``, ``model``: the model described, ...)
+    and how they came about. ``evaluate`` names the model it scored under ``model_name_or_path`` (a folder, or a hub
+    id or alias; a record written before 2026-12-05 has it under ``model``, in place of the description)."""
     record = {"command": command, "task": task.name, "seed": cfg.seed, **metrics}
     if command == "distill":  # no aligner for methods without a layer term
         record.update(method=cfg.method, align=cfg.align.name if cfg.terms["feature"] else None)
     if command == "evaluate":  # which model, and how the inputs were cut (a run folder's own settings unless said)
-        record.update(model=cfg.model, max_seq_length=cfg.max_seq_length)
+        record.update(model_name_or_path=cfg.model, max_seq_length=cfg.max_seq_length)
         if task.is_qa:  # the windows, and how answers are read from them
             record.update(doc_stride=cfg.stride(), n_best=cfg.n_best, max_answer_length=cfg.max_answer_length)
         if cfg.dev_split is not None:  # scored on the part of dev the run held out (data_seed chose it)
@@ -487,6 +487,15 @@ def write_metrics(
             record.update(max_eval_samples=cfg.max_eval_samples, data_seed=cfg.data_seed)
         if cfg.bf16 or cfg.fp16:  # under autocast (a run's own scores are in its precision, dynakd.yaml says which)
             record["mixed_precision"] = "bf16" if cfg.bf16 else "fp16"
+    return record
+
+
+def write_metrics(
+    out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any], merge: str | None = None
+) -> Path:
+    """Write ``metrics.json`` atomically (``metrics_record``); with ``merge``, add the record under that key of an
+    existing file."""
+    record = metrics_record(command, cfg, task, metrics)
     path = out / "metrics.json"
     if merge and path.is_file():
         record = {**earlier_metrics(out), merge: record}

@@ -51,6 +51,7 @@ from .rundir import (
     describe_model,
     discard_output,
     earlier_metrics,
+    metrics_record,
     note_other_task,
     prepare_output,
     resume_point,
@@ -63,7 +64,8 @@ from .trainer import DistillationTrainer
 @dataclass
 class RunResult:
     """What ``finetune``, ``distill`` and ``evaluate`` return: the folder written (a run's: the model, ``metrics.json``,
-    ``dynakd.yaml``, ...; for ``evaluate``, where its ``metrics.json`` went) and the metrics written there."""
+    ``dynakd.yaml``, ...; for ``evaluate``, where its ``metrics.json`` went) and the metrics written there (for
+    ``evaluate``, its whole record, as the file holds it at the top or under ``evaluate``)."""
 
     output: Path
     metrics: dict[str, Any]
@@ -139,7 +141,13 @@ def _cpu_only() -> bool:
 
 
 def _metric_fn(task: TaskSpec):
-    return lambda p: compute_metrics(task, np.asarray(p.predictions), np.asarray(p.label_ids))
+    """The Trainer's ``compute_metrics``. Predictions that are a tuple (a model's other outputs gathered beside its
+    logits, which ``EvalTrainer`` and ``DistillationTrainer`` leave out) are scored on the first, the logits, as
+    transformers' run_glue does."""
+    def scores(p) -> dict[str, float]:
+        logits = p.predictions[0] if isinstance(p.predictions, tuple) else p.predictions
+        return compute_metrics(task, np.asarray(logits), np.asarray(p.label_ids))
+    return scores
 
 
 def _eval_sets(task: TaskSpec, data):
@@ -539,4 +547,4 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     if is_first_process():  # every process holds the gathered scores; one writes them
         out.mkdir(parents=True, exist_ok=True)
         write_metrics(out, "evaluate", cfg, task, metrics, merge="evaluate" if run_folder else None)
-    return RunResult(out, metrics)
+    return RunResult(out, metrics_record("evaluate", cfg, task, metrics))  # the record written (under `evaluate`)

@@ -876,3 +876,69 @@ def test_a_student_deeper_than_the_teacher_is_refused_before_the_teacher_trains(
                                           r"among its 4 layers .* give it as student, or give another "
                                           r"smaller model as student \(teacher.model: "):
         load_sweep(path)
+
+
+def test_a_sweep_on_regression_files_of_ones_own_is_reported_on_their_scores(tiny_encoder, tmp_path, capsys):
+    """A sweep on a csv file of scores trained, then its report stopped: it ranked `--task csv` on accuracy (the
+    spec without the label count, which no record holds), left every record out as lacking it and found none left.
+    The scores the records hold say which metrics the task has (user_task's: pearson and spearmanr here)."""
+    import random
+
+    from dynakd.data import SYNTHETIC_VOCAB_WORDS
+
+    words, rng = sorted({w.lower() for w in SYNTHETIC_VOCAB_WORDS if w.isalpha()}), random.Random(0)
+    for name, n in (("train.csv", 32), ("dev.csv", 16)):
+        (tmp_path / name).write_text("sentence,label\n" + "".join(
+            f"{' '.join(rng.choices(words, k=6))},{rng.uniform(0, 5):.3f}\n" for _ in range(n)))
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    raw["base"] = {"task": "csv", "train_file": str(tmp_path / "train.csv"),
+                   "validation_file": str(tmp_path / "dev.csv"), "text_columns": "sentence", "max_steps": 2,
+                   "batch_size": 16, "max_seq_length": 16}
+    raw["grid"] = {"method": ["kd"], "student_layers": [1], "seed": [1]}
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["ablate", "--config", str(path)]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Dev pearson x100" in report and "| other settings | pearson | seeds |" in report
+    assert "| teacher | spearmanr | params (M) |" in report and "| 1 | kd | - | - |" in report
+    assert "lack" not in capsys.readouterr().err
+
+
+def test_a_sweep_on_files_of_ones_own_shows_the_metrics_its_scores_name(tmp_path, capsys):
+    """Records of `--task csv` say nothing of their label count: regression scores were all left out (ranked on
+    accuracy), and more than two classes' macro F1 was headed `f1` (found by the end of its key)."""
+    def records(ev: dict[str, float]) -> list[dict[str, Any]]:
+        return [run_record(m, s, None) | {"task": "csv", "eval": ev, "teacher_eval": ev}
+                for m in ("kd", "full") for s in (1, 2)]
+
+    regression = build_report(write_results(tmp_path / "reg", records({"pearson": 0.8, "spearmanr": 0.7})))
+    assert "| pearson | seeds |" in regression.read_text() and "| teacher | spearmanr |" in regression.read_text()
+    several = build_report(write_results(tmp_path / "multi", records({"accuracy": 0.7, "macro_f1": 0.6})))
+    assert "| accuracy | seeds |" in several.read_text() and "| teacher | macro_f1 |" in several.read_text()
+    two = build_report(write_results(tmp_path / "two", records({"accuracy": 0.7, "f1": 0.6})))
+    assert "| accuracy | seeds |" in two.read_text() and "| teacher | f1 |" in two.read_text()
+    assert "lack" not in capsys.readouterr().err
+    odd = records({"pearson": 0.8, "spearmanr": 0.7})
+    odd[1]["eval"] = {"loss": 0.5}  # a record without its scores is left out, named by the scores the others hold
+    assert "| 2 | kd | - | - | 80.00 | 1 |" in build_report(write_results(tmp_path / "odd", odd)).read_text()
+    assert "1 of 4 record(s) lack eval.pearson" in capsys.readouterr().err
+
+
+def test_mnli_ranks_on_matched_accuracy_and_shows_mismatched_beside_it(tmp_path):
+    """MNLI's report ranked on the first key ending in `accuracy` (matched, by the order of the record's keys) under
+    the heading `accuracy`, and showed no mismatched accuracy. It ranks on matched accuracy by name now, says so,
+    and shows mismatched accuracy as a column of its own, whatever the order of the keys."""
+    records = []
+    for method, scores in (("kd", ((0.70, 0.60), (0.71, 0.61))), ("full", ((0.72, 0.50), (0.73, 0.51)))):
+        for seed, (m, mm) in enumerate(scores, 1):
+            r = run_record(method, seed, None) | {"task": "mnli"}
+            r["eval"] = {"validation_mismatched_accuracy": mm, "validation_matched_loss": 1.0,
+                         "validation_matched_accuracy": m}  # mismatched first: the order does not decide
+            r["teacher_eval"] = {"validation_mismatched_accuracy": 0.81, "validation_matched_accuracy": 0.8}
+            records.append(r)
+    text = build_report(write_results(tmp_path, records)).read_text()
+    assert "Dev matched accuracy x100" in text
+    assert ("| other settings | matched accuracy | seeds | Δ vs kd [95% CI] (ahead/tied/behind) | teacher | mismatched "
+            "accuracy | params (M) |") in text
+    assert "| 2 | kd | - | - | 70.50 ± 0.71 | 2 | - | 80.00 | 60.50 ± 0.71 |" in text
+    assert "| 2 | full | ot | - | 72.50 ± 0.71 | 2 | +2.00 [+2.00, +2.00] (2/0/0) | 80.00 | 50.50 ± 0.71 |" in text

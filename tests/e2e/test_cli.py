@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -512,7 +513,7 @@ def test_evaluate_says_what_it_scored_and_will_not_lose_a_record(tiny_teacher, t
     assert main([*args, "--max-eval-samples", "8"]) == 0
     record = json.loads((model / "metrics.json").read_text())
     assert (record["max_eval_samples"], record["data_seed"]) == (8, 0)
-    assert record["model"] == str(model)
+    assert record["model_name_or_path"] == str(model)
 
 
 def test_finetune_gives_a_classifier_of_another_label_count_a_new_head(tmp_path, capsys):
@@ -552,7 +553,7 @@ def test_evaluate_files_a_score_under_its_own_model_only(tiny_teacher, tmp_path,
            "run's record" in capsys.readouterr().err
     assert "evaluate" not in json.loads((run / "metrics.json").read_text())
     assert main(["evaluate", "--model", f"{run}/", "--output", str(run), "--no-progress"]) == 0  # its own, spelt so
-    assert json.loads((run / "metrics.json").read_text())["evaluate"]["model"] == f"{run}/"
+    assert json.loads((run / "metrics.json").read_text())["evaluate"]["model_name_or_path"] == f"{run}/"
     scores = tmp_path / "scores"
     assert main([*args, "--output", str(scores)]) == 0
     assert main([*args, "--output", str(scores)]) == 0
@@ -575,3 +576,75 @@ def test_a_decoder_whose_tokenizer_has_no_padding_token_distils_and_its_student_
     assert tokenizer.pad_token == "</s>" and student.config.pad_token_id == tokenizer.pad_token_id
     batch = tokenizer(["a good film", "bad"], padding=True, return_tensors="pt")
     assert student.eval()(**batch).logits.shape == (2, 2)
+
+
+def with_config(model: Path, folder: Path, **settings: Any) -> Path:
+    """A copy of ``model`` whose config says ``settings`` too."""
+    import shutil
+
+    from transformers import AutoConfig
+
+    shutil.copytree(model, folder)
+    config = AutoConfig.from_pretrained(folder)
+    for key, value in settings.items():
+        setattr(config, key, value)
+    config.save_pretrained(folder)
+    return folder
+
+
+def test_a_model_whose_config_returns_hidden_states_is_scored_on_its_logits(tiny_teacher, tmp_path, capsys):
+    """A checkpoint whose config sets output_hidden_states (or output_attentions) returns them beside the logits: the
+    predictions were a tuple and `evaluate` stopped on a numpy traceback (with attention maps of batches of other
+    lengths, on one of torch.cat), as did the evaluation in training. It is scored on its logits, as run_glue does,
+    and the extra outputs are not gathered over the dev set (every layer's, for every example)."""
+    import numpy as np
+    from transformers import EvalPrediction
+
+    from dynakd.data import get_task
+    from dynakd.runner import _metric_fn
+
+    model = with_config(tiny_teacher, tmp_path / "model", output_hidden_states=True, output_attentions=True)
+    scored = []
+    for folder in (tiny_teacher, model):
+        assert main(["evaluate", "--model", str(folder), "--task", "sst2", "--synthetic", "--max-eval-samples", "32",
+                     "--max-seq-length", "32", "--no-progress", "--set", "eval_batch_size=8", "--output",
+                     str(tmp_path / f"ev-{folder.name}")]) == 0
+        scored.append(json.loads((tmp_path / f"ev-{folder.name}" / "metrics.json").read_text())["eval"])
+    assert scored[1]["accuracy"] == scored[0]["accuracy"] and scored[1]["loss"] == pytest.approx(scored[0]["loss"])
+    # the teacher scored, the student (of its config) evaluated in training; (transformers 5 saves no model whose
+    # config asks for attention maps from sdpa attention, the student among them: hidden states only here)
+    model = with_config(tiny_teacher, tmp_path / "hidden", output_hidden_states=True)
+    run = tmp_path / "run"
+    assert main(distill_args(model, run, "--method", "kd", "--eval-steps", "2")) == 0
+    record = json.loads((run / "metrics.json").read_text())
+    assert 0 <= record["eval"]["accuracy"] <= 1 and record["teacher_eval"]["accuracy"] == scored[0]["accuracy"]
+    logits, labels = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1, 1])  # predictions gathered whole: logits first
+    assert _metric_fn(get_task("sst2"))(EvalPrediction((logits, np.zeros((2, 3, 4))), labels))["accuracy"] == 0.5
+
+
+def test_evaluate_describes_the_model_as_a_run_does_and_returns_what_it_wrote(tiny_teacher, tmp_path):
+    """evaluate's metrics.json held the model's path under `model`, where a run's record (and the RunResult evaluate
+    returned) describes the model (parameters, layers, ...): the file and the result disagreed. Both hold the
+    record now, the description under `model` and the path under `model_name_or_path`; a run folder's record written
+    before (the path under `evaluate.model`) is still added to."""
+    import shutil
+
+    from dynakd import evaluate
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_teacher, model)
+    result = evaluate({"model": str(model), "task": "sst2", "synthetic": True, "max_eval_samples": 8,
+                       "progress": False})
+    record = json.loads((model / "metrics.json").read_text())
+    assert record == json.loads(json.dumps(result.metrics))
+    assert record["model"]["layers"] == 4 and record["model"]["parameters"] > 0
+    assert record["model_name_or_path"] == str(model) and record["command"] == "evaluate"
+    run = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, run, "--method", "kd")) == 0
+    earlier = json.loads((run / "metrics.json").read_text())
+    old = {"command": "evaluate", "task": "sst2", "seed": 42, "eval": {"accuracy": 0.5}, "model": str(run)}
+    (run / "metrics.json").write_text(json.dumps(earlier | {"evaluate": old}))
+    result = evaluate({"model": str(run), "task": "sst2", "synthetic": True, "max_eval_samples": 8, "progress": False})
+    record = json.loads((run / "metrics.json").read_text())
+    assert record == earlier | {"evaluate": json.loads(json.dumps(result.metrics))}
+    assert record["evaluate"]["model"] == record["model"] and record["evaluate"]["model_name_or_path"] == str(run)

@@ -153,3 +153,33 @@ def test_qa_evaluation_keeps_window_order_with_grouped_batches(qa_encoder, squad
                           data_collator=DataCollatorWithPadding(tokenizer))
     metrics = trainer.evaluate()
     assert metrics["eval_exact_match"] == pytest.approx(1.0) and metrics["eval_f1"] == pytest.approx(1.0)
+
+
+def test_a_qa_model_whose_config_returns_hidden_states_is_scored_on_its_spans(squad_file, tmp_path, monkeypatch):
+    """With output_hidden_states and output_attentions in its config, a QA model's predictions held every layer's
+    outputs beside the start and end logits, gathered over all windows (attention maps of windows of other lengths
+    would stop that on torch.cat). The start and end logits alone are gathered now, and it scores as without them."""
+    from transformers import AutoConfig, Trainer
+
+    gathered = []
+
+    def evaluation_loop(self, *args, **kwargs):
+        output = Trainer.evaluation_loop(self, *args, **kwargs)
+        gathered.append(len(output.predictions))
+        return output
+
+    monkeypatch.setattr(EvalTrainer, "evaluation_loop", evaluation_loop)
+
+    plain = make_tiny_qa_bert(tmp_path / "plain")
+    extra = make_tiny_qa_bert(tmp_path / "extra")
+    config = AutoConfig.from_pretrained(extra)
+    config.output_hidden_states = config.output_attentions = True
+    config.save_pretrained(extra)
+    scores = []
+    for model in (plain, extra):
+        assert main(["evaluate", "--model", str(model), "--task", "squad", "--max-seq-length", "48", "--doc-stride",
+                     "16", "--no-progress", "--train-file", str(squad_file), "--train-articles", "3", "--set",
+                     "eval_batch_size=2"]) == 0
+        scores.append(json.loads((model / "metrics.json").read_text())["eval"])
+    assert (scores[1]["exact_match"], scores[1]["f1"]) == (scores[0]["exact_match"], scores[0]["f1"])
+    assert gathered == [2, 2]

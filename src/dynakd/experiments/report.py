@@ -7,6 +7,11 @@ a method tuned against an untuned baseline is not a fair comparison. A score tha
 in the file: a diverged run, a correlation on constant predictions) is left out of its row's mean, sd and delta, with
 a note naming the run, and counted beside the row's seeds. A record that lacks what the report reads, its score
 among it, is left out with a note; so is a second record of one row's seed (a setting spelt two ways in a grid).
+
+Which scores a record holds, and which ranks, is the task's (``shown_scores``): its primary metric first, then its
+others, each as an extra column. A task scored on several dev sets (MNLI) ranks on the first (matched) and shows each
+set's score under its own name (``matched accuracy``, ``mismatched accuracy``). A run on user files (``csv``/``json``)
+does not record its label count, which decides its metrics; the record's scores name them (``scored_task``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any, NamedTuple
 from scipy import stats
 
 from ..config import METHODS, layer_term
-from ..data.tasks import get_task
+from ..data.tasks import GLUE_TASKS, TaskSpec, get_task, user_task
 from ..errors import DynaKDError
 from ..metrics import primary_metric
 from .ablate import LAYER_TERM_OPTIONS, cell_key, read_results
@@ -62,12 +67,11 @@ def note(text: str) -> None:
 
 
 def reportable(records: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
-    """The records that hold what the report reads, the task's score (of the first record's task) among it. Others
-    (an older DynaKD's, or edited by hand) are left out with a note naming how many and what they lack, rather than
-    stopping the report on the first (a KeyError)."""
+    """The records that hold what the report reads, the task's score (``shown_scores``) among it. Others (an older
+    DynaKD's, or edited by hand) are left out with a note naming how many and what they lack, rather than stopping the
+    report on the first (a KeyError)."""
     missing = [[k for k in REPORTED if not _holds(r, k)] for r in records]
-    task = next((r["task"] for r, lacks in zip(records, missing) if not lacks), None)
-    metric = primary_metric(get_task(task)) if task is not None else ""
+    metric = shown_scores([r for r, lacks in zip(records, missing) if not lacks])[0]
     scores = (f"eval.{metric}", f"teacher_eval.{metric}")
     missing = [lacks or [f"{part}.{metric}" for part in ("eval", "teacher_eval") if score_key(r[part], metric) is None]
                for r, lacks in zip(records, missing)]
@@ -77,15 +81,57 @@ def reportable(records: list[dict[str, Any]], path: Path) -> list[dict[str, Any]
         note(f"{path}: {len(records) - len(kept)} of {len(records)} record(s) lack {', '.join(lacked)} "
              "(written by hand or by an older DynaKD); the report leaves them out")
     if not kept:
-        raise DynaKDError(f"{path}: no record holds what the report reads ({', '.join(REPORTED)})")
+        raise DynaKDError(f"{path}: no record holds what the report reads ({', '.join(REPORTED)}, and the task's "
+                          f"score{f' {metric}' if metric else ''} in eval and teacher_eval)")
     return kept
 
 
+def scored_task(records: list[dict[str, Any]]) -> TaskSpec | None:
+    """The task of the first record (None for none). A run on user files (``csv``/``json``) does not record its label
+    count, which decides its metrics (``user_task``); ``compute_metrics`` writes exactly its spec's, so the scores
+    name the spec: the first ``eval`` to hold all of one's metrics, ``pearson`` and ``spearmanr`` (regression),
+    ``accuracy`` and ``macro_f1`` (more than two labels) or ``accuracy`` and ``f1`` (two, also where none holds a
+    whole set: the records lacking it are then left out with a note)."""
+    if not records:
+        return None
+    task = get_task(str(records[0]["task"]))
+    if not task.is_user_data:
+        return task
+    specs = [user_task(task.name, n) for n in (1, 3, 2)]
+    return next((spec for r in records for spec in specs
+                 if all(score_key(r["eval"], m) is not None for m in spec.metrics)), specs[-1])
+
+
+def shown_scores(records: list[dict[str, Any]]) -> tuple[str, tuple[str, ...]]:
+    """The keys in a record's ``eval`` of the scores the report shows (``scored_task``'s): the one that ranks, the
+    task's primary metric, then its others (``("", ())`` for no record). A task scored on several dev sets (MNLI)
+    names each set's scores by it (``validation_matched_accuracy``) and ranks on the first set's."""
+    task = scored_task(records)
+    if task is None:
+        return "", ()
+    primary = primary_metric(task)
+    metrics = (primary, *(m for m in task.metrics if m != primary))
+    keys = [f"{split}_{m}" for split in task.eval_splits for m in metrics] if len(task.eval_splits) > 1 else metrics
+    return keys[0], tuple(keys[1:])
+
+
+# The dev sets of the tasks scored on several (MNLI's), whose scores' keys name their set
+_SPLITS = tuple(split for task in GLUE_TASKS.values() if len(task.eval_splits) > 1 for split in task.eval_splits)
+
+
+def heading(key: str) -> str:
+    """What the report calls the score of ``key``: its metric, after the dev set's name where the task has several
+    (``validation_matched_accuracy``: ``matched accuracy``)."""
+    split = next((s for s in _SPLITS if key.startswith(f"{s}_")), None)
+    return key if split is None else f"{split.removeprefix('validation_')} {key.removeprefix(f'{split}_')}"
+
+
 def score_key(ev: Any, metric: str) -> str | None:
-    """The key of ``metric`` in an ``eval`` mapping (``eval_accuracy`` is ``accuracy``), None where it has none."""
+    """The key of ``metric`` (a key ``shown_scores`` gives) in an ``eval`` mapping: itself, or with the Trainer's
+    ``eval_`` prefix (``eval_accuracy`` is ``accuracy``); None where it has neither."""
     if not isinstance(ev, dict):
         return None
-    return metric if metric in ev else next((k for k in ev if k.endswith(metric)), None)
+    return next((k for k in (metric, f"eval_{metric}") if k in ev), None)
 
 
 def score(record: dict[str, Any], metric: str, missing: float | None = None) -> float:
@@ -199,9 +245,9 @@ def scored(rows: dict[str, dict[int, dict[str, Any]]], metric: str) -> dict[str,
     out = {group: {s: score(r, metric) for s, r in runs.items()} for group, runs in rows.items()}
     failed = [rows[g][s].get("key", "?") for g, by_seed in out.items() for s, v in by_seed.items() if math.isnan(v)]
     if failed:
-        note(f"{len(failed)} run(s) have no {metric} score (null: the run diverged, or the metric is undefined on its "
-             f"predictions): {'; '.join(failed)}; the report leaves them out of their rows' statistics and counts "
-             "them as '+N nan' beside the seeds")
+        note(f"{len(failed)} run(s) have no {heading(metric)} score (null: the run diverged, or the metric is "
+             f"undefined on its predictions): {'; '.join(failed)}; the report leaves them out of their rows' "
+             "statistics and counts them as '+N nan' beside the seeds")
     return {group: {s: v for s, v in by_seed.items() if not math.isnan(v)} for group, by_seed in out.items()}
 
 
@@ -290,7 +336,7 @@ def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
         if any(_fewer_pairs(r) for r in rows + best) else "",
         " A run whose score could not be computed (null in results.jsonl: it diverged, say) is left out of its row's "
         "mean, sd and Δ, and counted as '+N nan' beside the seeds." if any(r.get("nan") for r in rows) else ""))
-    text = (f"# {title}\n\nDev {metric} x100 at the end of training; mean ± sd over seeds. "
+    text = (f"# {title}\n\nDev {heading(metric)} x100 at the end of training; mean ± sd over seeds. "
             "Δ vs kd: the mean difference to `kd` with the same other settings, paired by seed, with its 95% t "
             f"interval and the seeds it is ahead / tied / behind in.{notes}\n\n" + table(rows, metric))
     if best:
@@ -311,10 +357,10 @@ def _fewer_pairs(row: dict[str, Any]) -> bool:
 
 
 def table(rows: list[dict[str, Any]], metric: str) -> str:
-    others = list(rows[0]["others"]) if rows else []  # the task's other metrics (e.g. exact_match beside f1)
-    lines = [f"| student layers | method | aligner | other settings | {metric} | seeds | Δ vs kd [95% CI] "
+    others = list(rows[0]["others"]) if rows else []  # the task's other scores (e.g. exact_match beside f1)
+    lines = [f"| student layers | method | aligner | other settings | {heading(metric)} | seeds | Δ vs kd [95% CI] "
              "(ahead/tied/behind) | teacher "
-             f"| {''.join(f'{m} | ' for m in others)}params (M) | train steps/s |",
+             f"| {''.join(f'{heading(m)} | ' for m in others)}params (M) | train steps/s |",
              "|---" * (10 + len(others)) + "|"]
     for r in rows:
         d = r["delta"]
@@ -335,14 +381,13 @@ def build_report(folder: str | Path) -> Path:
 
     folder = Path(folder)
     records = reportable(load_results(folder), folder / "results.jsonl")
-    task = get_task(records[0]["task"])
-    metric = primary_metric(task)
-    rows = summarise(records, metric, tuple(m for m in task.metrics if m != metric))
+    metric, others = shown_scores(records)
+    rows = summarise(records, metric, others)
     plotted, caption, best = rows, "", best_settings(rows)
     if len({(r["method"], r["align"], r["variant"]) for r in rows}) > MAX_PLOTTED and best:
         plotted = best  # beyond the palette's 20 colours the bars and the legend cannot be told apart
         caption = "The plot shows each method at its best setting (the second table): too many settings for one.\n\n"
-    plot_ablation(plotted, folder / "ablation.png", metric)
+    plot_ablation(plotted, folder / "ablation.png", heading(metric))
     heatmaps = alignment_plots(records, folder)
     name = folder.name or folder.resolve().name  # (`dynakd report .` has no name of its own)
     name = f"{folder.resolve().parent.name} (smoke)" if name == "smoke" else name
