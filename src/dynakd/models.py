@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from . import hub, packaged
 from .data.tasks import TaskSpec, is_classifier, named_labels
@@ -21,7 +22,16 @@ def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
     if name.count("/") == 1 and not Path(name).exists() and not name.startswith(("/", ".", "~")):
         hint = (f" (if '{name}' is meant as a folder: there is none in {Path.cwd()}; a relative path counts from the "
                 "folder the command runs in, a path in a saved dynakd.yaml from the one its run ran in)")
+    elif not Path(name).exists() and _offline():  # (the README's first examples name hub models)
+        hint = " (the hub cannot be reached from here: give a model folder, or minilm, the all-MiniLM-L6-v2 a pip " \
+               "package installs with DynaKD)"
     return DynaKDError(f"cannot load {what} from '{name}': {first_line(e)}{hint}")
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 # A tokenizer is saved as one of these (fast: tokenizer.json; slow: its vocabulary; any: tokenizer_config.json).
@@ -181,11 +191,15 @@ def _from_pretrained(cls, name: str, *, trained: bool, **kwargs):
     whose random weights would go unnoticed but for their scores); for a model to train, a note for the body's that
     are missing (it trains anyway), nothing for the task head's (a base encoder's new head, finetune's head of another
     label count), and a body's of another shape refused (its config does not describe its weights)."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report: what it lacks is said below, where it matters
     try:
         model, info = cls.from_pretrained(packaged.resolve(name), dtype=FLOAT32, output_loading_info=True,
                                           ignore_mismatched_sizes=True, **kwargs)
     except Exception as e:  # noqa: BLE001 - any failure here is "not a usable model path or id"
         raise _cannot_load("a model", name, e) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     missing = sorted(info.get("missing_keys") or ())
     reshaped = sorted(key for key, *_ in info.get("mismatched_keys") or ())  # (key, saved shape, model shape)
     # a model to train trains what it lacks, and only its head may differ in shape (finetune's new head)

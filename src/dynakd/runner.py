@@ -23,7 +23,7 @@ from . import hub
 from .cache import live_dataset_mean, prepare_teacher_cache
 from .card import method_label, model_ref, write_model_card
 from .checkpoints import check_launch, checkpoint_step, io_reason, launch_record, remove_checkpoints
-from .config import DistillConfig, as_config, validate
+from .config import DistillConfig, as_config, build_config, underscored, validate
 from .data.load import encode, load_data
 from .data.prepare import DistillationCollator, check_labels, same_tokenizer
 from .data.squad import QAEval
@@ -51,11 +51,13 @@ from .rundir import (
     describe_model,
     discard_output,
     earlier_metrics,
+    evaluation_defaults,
     metrics_record,
     note_other_task,
     prepare_output,
     resume_point,
     same_file,
+    teacher_task,
     write_metrics,
 )
 from .trainer import DistillationTrainer
@@ -178,14 +180,25 @@ def finetune(cfg: DistillConfig | dict) -> RunResult:
 
 def distill(cfg: DistillConfig | dict) -> RunResult:
     """Distil ``cfg.teacher`` into a student with ``cfg.method`` and ``cfg.align``. ``cfg``: a DistillConfig or a
-    dict of config keys."""
-    cfg = as_config(cfg, "distill")
+    dict of config keys; a dict takes the task, data and input length of a DynaKD teacher's run where it names none,
+    as the command line does (``rundir.teacher_task``)."""
+    cfg = _lending(cfg, "distill", lambda given: teacher_task(given.get("teacher"), given))
     if not cfg.teacher:
         raise DynaKDError("distill needs --teacher (a fine-tuned checkpoint folder or hub id)")
     if not cfg.student and not cfg.student_layers and not cfg.student_layer_ids:
         raise DynaKDError("distill needs --student M, --student-layers K or --student-layer-ids")
     with library_bars(cfg.progress):
         return _train(cfg, "distill", teacher_name=cfg.teacher)
+
+
+def _lending(cfg: DistillConfig | dict, where: str, lend) -> DistillConfig:
+    """``cfg`` as a config, with what a run folder lends (``lend(given)``: settings) where a dict config is silent. A
+    dict names the settings it gives, as the command line's flags do; a DistillConfig holds every setting, so nothing
+    is lent to it."""
+    if not isinstance(cfg, dict):
+        return as_config(cfg, where)
+    given = underscored(cfg)
+    return build_config(lend(given), given)
 
 
 @contextlib.contextmanager
@@ -505,8 +518,10 @@ def _eval_args(cfg: DistillConfig, tmp: str) -> TrainingArguments:
 
 def evaluate(cfg: DistillConfig | dict) -> RunResult:
     """Score the model folder ``cfg.model`` on ``cfg.task`` and write ``metrics.json`` next to it. ``cfg``: a
-    DistillConfig or a dict of config keys."""
-    cfg = as_config(cfg, "evaluate")
+    DistillConfig or a dict of config keys; a dict takes the task, data and input length of a DynaKD run folder where
+    it names none, as the command line does (``rundir.evaluation_defaults``)."""
+    cfg = _lending(cfg, "evaluate", lambda given: evaluation_defaults(os.path.expanduser(str(given["model"])), given)
+                   if given.get("model") else {})
     if not cfg.model:
         raise DynaKDError("evaluate needs --model (a model folder)")
     with library_bars(cfg.progress):

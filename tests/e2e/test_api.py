@@ -26,6 +26,28 @@ def test_distill_from_python(tiny_teacher, tmp_path):
     assert AutoConfig.from_pretrained(run).id2label == {0: "negative", 1: "positive"}
 
 
+def test_a_dict_config_takes_what_the_run_folders_lend_as_the_command_line_does(tiny_teacher, tmp_path, capsys):
+    """distill of a DynaKD teacher and evaluate of a DynaKD run, from a dict that names no data: the run's own (its
+    data and input length), as on the command line; they went to the default task's data on the hub, and failed
+    offline. A DistillConfig holds every setting, so nothing is lent to it."""
+    import yaml
+
+    from dynakd import evaluate, finetune
+
+    teacher = finetune({"model": str(tiny_teacher), "task": "sst2", "synthetic": True, "max_train_samples": 32,
+                        "max_eval_samples": 16, "max_steps": 1, "batch_size": 16, "max_seq_length": 48,
+                        "progress": False, "output": str(tmp_path / "teacher")})
+    student = distill({"teacher": str(teacher.output), "student_layers": 2, "max_steps": 1, "batch_size": 16,
+                       "max_train_samples": 32, "max_eval_samples": 16, "progress": False,
+                       "output": str(tmp_path / "student")})
+    saved = yaml.safe_load((student.output / "dynakd.yaml").read_text())
+    assert (saved["task"], saved["synthetic"], saved["max_seq_length"]) == ("sst2", True, 48)
+    said = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("distill: "))
+    assert "synthetic True" in said and "max_seq_length 48" in said and "(as the teacher " in said
+    scored = evaluate({"model": str(student.output), "output": str(tmp_path / "scores"), "progress": False})
+    assert scored.metrics["max_seq_length"] == 48 and scored.metrics["eval"]["accuracy"] >= 0
+
+
 def test_a_classifier_takes_the_tasks_label_names(tiny_teacher, tmp_path, capsys):
     """Training on a task gives the head the task's label order, so the task's names; a classifier whose names are
     the task's in another case keeps its spelling."""

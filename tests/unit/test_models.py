@@ -137,3 +137,15 @@ def test_the_size_on_disk_counts_the_weight_files_alone(tmp_path):
     assert describe_model(model, folder)["size_mb"] == round(weights / 2**20, 1)
     (folder / "model.safetensors").rename(folder / "pytorch_model.bin")  # the older format is counted
     assert describe_model(model, folder)["size_mb"] == round(weights / 2**20, 1)
+
+
+def test_a_hub_model_offline_is_refused_with_the_models_at_hand(tmp_path, monkeypatch):
+    """The README's first examples name hub models: offline, the message says what can be given instead."""
+    from huggingface_hub import constants
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(DynaKDError, match=r"^cannot load a model from 'no-such-model-here': .* \(the hub cannot be "
+                                          r"reached from here: give a model folder, or minilm, "):
+        load_task_model("no-such-model-here", get_task("sst2"))
+

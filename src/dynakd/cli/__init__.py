@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS.values():
         command.add_parser(sub)
+    for p in sub.choices.values():  # a flag's prefix is not the flag: --epoch 1 was read as --epochs 1
+        p.allow_abbrev = False
     parser.commands = sub.choices  # each command's own parser, for _parse's messages
     return parser
 

@@ -106,7 +106,8 @@ EVALUATE_SWITCHES = {"--synthetic", "--no-progress", "--bf16", "--fp16"}
 
 def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None, switches=SWITCHES) -> None:
     """--config, --set, the model flag and the ``switches`` (flag names) this command reads."""
-    parser.add_argument("--config", help="YAML file of config keys (see the README's option table); flags override it")
+    parser.add_argument("--config", help="YAML file of config keys (README: \"Every option of the method, and where it "
+                        "lives\"); flags override it")
     parser.add_argument(
         "--set",
         action="append",

@@ -324,6 +324,9 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
           flush=True)
     for r in rows:
         print("  " + format_row(r), flush=True)
+    if any(r["phases_ms"] for r in rows):
+        print(f"after |: the mean ms per step of each part, from a {PHASE_STEPS}-step run of its own whose timers make "
+              "the host wait for the device: they need not add up to the step above", flush=True)
     if not epoch and steps * repeats < 20:
         print(f"note: {steps * repeats} timed steps per configuration; medians of so few steps move with the "
               "machine's load (the defaults time 30 steps x 3 repeats)", flush=True)
