@@ -143,6 +143,8 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
         # data_seed: the rows a dev split held out, or the synthetic corpus the teacher learned
         keys = [k for k in RUN_DATA if k != "task"] + (["data_seed"] if {"dev_split", "synthetic"} & set(saved) else [])
         lent |= {k: saved[k] for k in (*keys, "dev_split") if k in saved and k not in given}
+        _check_cut_seed(f"the teacher {teacher}", saved, given, default["data_seed"],
+                        "the student would be scored on rows the teacher trained on")
     lent |= _windows(saved, given)
     lost = _take_lost(lent)
     paths, flags = _paths_and_flags(lost, saved)
@@ -157,6 +159,18 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
             print(f"note: the teacher {teacher} was fine-tuned on {paths}, not found from here (a relative path "
                   f"counts from the folder it ran in); give {flags}", flush=True)
     return lent
+
+
+def _check_cut_seed(run: str, saved: dict[str, Any], given: dict[str, Any], default_seed: int, harm: str) -> None:
+    """Refuse a command that cuts the run's dev split (the same fraction, lent or given) with another ``data_seed``:
+    the seed chooses the held-out rows too, so other rows would be held out (``harm`` says what follows)."""
+    split = saved.get("dev_split")
+    if split is None or given.get("dev_split", split) != split or given.get("data_seed") is None:
+        return
+    seed = saved.get("data_seed", default_seed)
+    if given["data_seed"] != seed:
+        raise DynaKDError(f"{run} held out {split} of dev as data_seed {seed} chose it; data_seed "
+                          f"{given['data_seed']} holds out other rows, so {harm}: leave data_seed out or give {seed}")
 
 
 def _windows(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -201,6 +215,17 @@ def _defaults_said(given: dict[str, Any]) -> dict[str, Any]:
     return {k: defaults.get(k) if v is None else v for k, v in given.items()}
 
 
+def lent_settings(command: str, given: dict[str, Any]) -> dict[str, Any]:
+    """What a DynaKD run folder lends ``command`` where ``given`` (the settings it gives itself: flags, --config and
+    --set, or a Python dict config) is silent: ``distill``, its teacher's run (``teacher_task``); ``evaluate``, the
+    scored run's (``evaluation_defaults``); nothing to the others."""
+    if command == "distill":
+        return teacher_task(given.get("teacher"), given)
+    if command == "evaluate" and given.get("model"):
+        return evaluation_defaults(os.path.expanduser(str(given["model"])), given)
+    return {}
+
+
 def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, Any]:
     """The settings the run saved in ``folder`` lends ``evaluate`` where the command (``given``: the settings it
     gives itself) is silent: ``EVAL_SETTINGS``, and the run's task and data unless the command names another task.
@@ -225,6 +250,9 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
             and not (own_data and k in (*_DATA_PLACES, "train_articles"))}
     if "task" not in given:
         data["task"] = task.name
+    if "dev_split" in lent:
+        _check_cut_seed(str(folder), saved, given, dataclasses.asdict(DistillConfig())["data_seed"],
+                        "the score would count rows it trained on")
     lost = _take_lost(data)
     if lost and "dev_split" in lent and "dev_split" not in given:  # another copy (the hub's) may order rows otherwise
         paths, flags = _paths_and_flags(lost, saved)

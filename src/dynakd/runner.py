@@ -51,13 +51,13 @@ from .rundir import (
     describe_model,
     discard_output,
     earlier_metrics,
-    evaluation_defaults,
+    lent_settings,
     metrics_record,
+    note_not_read,
     note_other_task,
     prepare_output,
     resume_point,
     same_file,
-    teacher_task,
     write_metrics,
 )
 from .trainer import DistillationTrainer
@@ -182,7 +182,7 @@ def distill(cfg: DistillConfig | dict) -> RunResult:
     """Distil ``cfg.teacher`` into a student with ``cfg.method`` and ``cfg.align``. ``cfg``: a DistillConfig or a
     dict of config keys; a dict takes the task, data and input length of a DynaKD teacher's run where it names none,
     as the command line does (``rundir.teacher_task``)."""
-    cfg = _lending(cfg, "distill", lambda given: teacher_task(given.get("teacher"), given))
+    cfg = _lending(cfg, "distill")
     if not cfg.teacher:
         raise DynaKDError("distill needs --teacher (a fine-tuned checkpoint folder or hub id)")
     if not cfg.student and not cfg.student_layers and not cfg.student_layer_ids:
@@ -191,14 +191,18 @@ def distill(cfg: DistillConfig | dict) -> RunResult:
         return _train(cfg, "distill", teacher_name=cfg.teacher)
 
 
-def _lending(cfg: DistillConfig | dict, where: str, lend) -> DistillConfig:
-    """``cfg`` as a config, with what a run folder lends (``lend(given)``: settings) where a dict config is silent. A
-    dict names the settings it gives, as the command line's flags do; a DistillConfig holds every setting, so nothing
-    is lent to it."""
+def _lending(cfg: DistillConfig | dict, command: str) -> DistillConfig:
+    """``cfg`` as a config, with what a run folder lends ``command`` where a dict config is silent
+    (``rundir.lent_settings``), and a note of the settings its method does not read, as on the command line. A dict
+    names the settings it gives, as the command line's flags do; a DistillConfig holds every setting, so nothing is
+    lent to it."""
     if not isinstance(cfg, dict):
-        return as_config(cfg, where)
+        return as_config(cfg, command)
     given = underscored(cfg)
-    return build_config(lend(given), given)
+    cfg = build_config(lent_settings(command, given), given)
+    if command == "distill":
+        note_not_read(cfg, given)
+    return cfg
 
 
 @contextlib.contextmanager
@@ -520,8 +524,7 @@ def evaluate(cfg: DistillConfig | dict) -> RunResult:
     """Score the model folder ``cfg.model`` on ``cfg.task`` and write ``metrics.json`` next to it. ``cfg``: a
     DistillConfig or a dict of config keys; a dict takes the task, data and input length of a DynaKD run folder where
     it names none, as the command line does (``rundir.evaluation_defaults``)."""
-    cfg = _lending(cfg, "evaluate", lambda given: evaluation_defaults(os.path.expanduser(str(given["model"])), given)
-                   if given.get("model") else {})
+    cfg = _lending(cfg, "evaluate")
     if not cfg.model:
         raise DynaKDError("evaluate needs --model (a model folder)")
     with library_bars(cfg.progress):

@@ -396,6 +396,10 @@ def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
     assert lent(csv_run, train_file=str(tmp_path / "all.csv"))["data_seed"] == 1
     assert lent({**csv_run, "train_file": "gone/all.csv"}, train_file="all.csv")["dev_split"] == 0.5
     assert "dev_split" in lent(csv_run, synthetic=False)  # a false switch names no data
+    with pytest.raises(DynaKDError, match=r"held out 0.5 of dev as data_seed 1 chose it; data_seed 2 holds out "
+                                          r"other rows, so the score would count rows it trained on"):
+        lent(csv_run, data_seed=2)  # another seed cuts other rows, some of which the run trained on
+    assert lent(csv_run, data_seed=2, validation_file="other.csv")["task"] == "csv"  # data of its own: no cut
     assert "dev_split" not in lent(csv_run, train_file="a" * 300 + ".csv")  # a name the OS refuses: no crash
     monkeypatch.setenv("HOME", str(tmp_path))
     assert "dev_split" not in lent({**csv_run, "train_file": "~/all.csv"}, train_file="other.csv")  # ~ both sides
@@ -462,6 +466,13 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
     spelt = {k: v for k, v in lent.items() if k != "train_file"}
     assert teacher_task(str(teacher), {"train_file": str(tmp_path / "all.csv")}) == {"task": "csv", **spelt}
     assert teacher_task(str(teacher), {"task": "sst2"}) == {}
+    # another data_seed cuts other rows: the student would be scored on rows the teacher trained on
+    assert teacher_task(str(teacher), {"data_seed": 3})["dev_split"] == 0.2  # its own seed, said again
+    with pytest.raises(DynaKDError, match=rf"^the teacher {teacher} held out 0.2 of dev as data_seed 3 chose it; "
+                                          r"data_seed 4 holds out other rows, so the student would be scored on rows "
+                                          r"the teacher trained on: leave data_seed out or give 3$"):
+        teacher_task(str(teacher), {"data_seed": 4})
+    assert teacher_task(str(teacher), {"data_seed": 4, "dev_split": 0.3})["task"] == "csv"  # a cut of its own
     (tmp_path / "all.csv").unlink()  # the rows the teacher held out cannot be told: refused, not cut from others
     with pytest.raises(DynaKDError, match="so that the student does not train on the rows the teacher held out"):
         teacher_task(str(teacher), {})

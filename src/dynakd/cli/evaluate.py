@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from .options import DATA_FLAGS, EVALUATE_SWITCHES, TRAIN_FLAGS, add_common, add_flags, config_from_args, given_settings
 
@@ -32,11 +31,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace):
     from .. import runner
-    from ..rundir import evaluation_defaults
+    from ..rundir import lent_settings
 
     # a model folder DynaKD wrote is scored on its task and data, with the input length (and QA windows) it was
-    # trained with, unless the command says otherwise
+    # trained with, unless the command says otherwise (--model, or the model a --config names: checked whole below)
     given = given_settings(args, [EVALUATE_FLAGS])
-    model = given.get("model")  # --model, or the model a --config names (checked whole below)
-    saved = evaluation_defaults(os.path.expanduser(str(model)), given) if model else {}
-    return runner.evaluate(config_from_args(args, [EVALUATE_FLAGS], defaults=saved))
+    return runner.evaluate(config_from_args(args, [EVALUATE_FLAGS], defaults=lent_settings("evaluate", given)))
