@@ -22,6 +22,8 @@ class DistillerGradients(TrainerCallback):
         self.distiller = distiller
 
     def on_train_begin(self, args, state, control, **kwargs):
+        # as the Trainer zeroes its model's: a former train() stopped mid-accumulation (a non-finite loss) left some
+        self.distiller.zero_grad(set_to_none=True)
         distributed.broadcast_from_first([*self.distiller.parameters(), *self.distiller.buffers()])
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):

@@ -69,9 +69,10 @@ def first_process_first(timeout_s: float = FIRST_PROCESS_WAIT_S) -> Iterator[Non
     the others wait at a barrier of a gloo group made for this wait, whose timeout is ``timeout_s``: every other
     collective keeps the group's timeout, and a real hang still fails in minutes, not hours. Written here because
     transformers and accelerate wait on the default group only. All then wait at that barrier once more, for the
-    slowest body: another machine's first process fills a cache of its own when the machines share no cache folder,
-    and process 0, gone on to the process group's collectives, failed after 30 minutes of it. If process 0 fails in
-    the body the others are not released: the launcher (torchrun, accelerate launch) stops them when it exits.
+    slowest body: other machines' first processes fill caches of their own (together, after process 0) when the
+    machines share no cache folder, and process 0, gone on to the process group's collectives, failed after 30 minutes
+    of it. A process that fails in the body leaves the others waiting until its exit breaks their barrier (gloo's
+    error) or the launcher (torchrun, accelerate launch) stops them; its own message says why.
     """
     if world_size() == 1:
         yield

@@ -17,14 +17,17 @@ from .students import STUDENT_FLAGS, build_student, check_layers_apart, resolve_
 
 def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
     """The loader's reason; for a hub-id-shaped name that is also no folder here, a word on relative paths (a
-    ``runs/teacher`` from a ``dynakd.yaml`` written in another folder reaches the hub as an id)."""
-    hint = ""
+    ``runs/teacher`` from a ``dynakd.yaml`` written in another folder reaches the hub as an id); for a name that is
+    no folder while the hub cannot be reached, what can be given instead (the README's first examples name hub
+    models)."""
+    hints = []
     if name.count("/") == 1 and not Path(name).exists() and not name.startswith(("/", ".", "~")):
-        hint = (f" (if '{name}' is meant as a folder: there is none in {Path.cwd()}; a relative path counts from the "
-                "folder the command runs in, a path in a saved dynakd.yaml from the one its run ran in)")
-    elif not Path(name).exists() and _offline():  # (the README's first examples name hub models)
-        hint = " (the hub cannot be reached from here: give a model folder, or minilm, the all-MiniLM-L6-v2 a pip " \
-               "package installs with DynaKD)"
+        hints.append(f"if '{name}' is meant as a folder: there is none in {Path.cwd()}; a relative path counts from "
+                     "the folder the command runs in, a path in a saved dynakd.yaml from the one its run ran in")
+    if not Path(name).exists() and _offline():
+        hints.append("the hub cannot be reached from here: give a model folder, or minilm, the all-MiniLM-L6-v2 a pip "
+                     "package installs with DynaKD")
+    hint = "".join(f" ({h})" for h in hints)
     return DynaKDError(f"cannot load {what} from '{name}': {first_line(e)}{hint}")
 
 

@@ -299,7 +299,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                               f"state (step {step}), not saved ({why}); {advice}")
         # not over a regular checkpoint of this step, saved at its end with the random state of a step boundary (the
         # state now is mid-step); decided alike on every process, whatever each one's disk shows
-        if not (step > 0 and self.args.save_strategy == "steps" and step % self.args.save_steps == 0):
+        # (the state's interval: a fraction of the run in the arguments, e.g. 0.25, made a number of steps)
+        if not (step > 0 and self.args.save_strategy == "steps" and self.state.save_steps > 0
+                and step % self.state.save_steps == 0):
             self._save_checkpoint(self.model, trial=None)
         saved = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
         raise DynaKDError(
@@ -339,6 +341,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
     def train(self, *args, **kwargs):
         self._term_sums.clear()  # terms of micro-batches after a former call's last log are not this call's
         self._term_count = 0
+        self._snapshot, self._snapshot_step = None, None  # (keyed by id(state), which a new state may reuse)
         return super().train(*args, **kwargs)
 
     def _accumulate(self, out) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainerCallback
 
 from dynakd import DistillationTrainer, DynaKDError, build_student
 
@@ -76,3 +76,66 @@ def test_a_non_finite_loss_under_save_strategy_no_saves_nothing(tiny_teacher, tm
         trainer.train()
     assert not list((tmp_path / "run").glob("*checkpoint-*"))
 
+
+
+class Poison(TrainerCallback):
+    """Fills the student's head with NaN after its micro-batch ``at`` (counted from 1, every train() call)."""
+
+    def __init__(self, student, at):
+        self.student, self.at, self.seen = student, at, 0
+
+    def on_substep_end(self, args, state, control, **kwargs):  # a micro-batch before a step's last
+        self._count()
+
+    def on_step_end(self, args, state, control, **kwargs):  # a step's last micro-batch
+        self._count()
+
+    def _count(self):
+        self.seen += 1
+        if self.seen == self.at:
+            with torch.no_grad():
+                self.student.classifier.weight.fill_(float("nan"))
+
+
+def test_a_non_finite_loss_saves_the_checkpoint_it_names_with_save_steps_a_fraction(tiny_teacher, tmp_path):
+    """save_steps 0.25 (a quarter of the run, as TrainingArguments allow) was compared as a step count: every step
+    counted as saved already, and the message named a checkpoint that was never written."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=_distiller(),
+                                  train_dataset=_rows(tokenizer, 64), callbacks=[Poison(student, 3)],
+                                  args=_args(tmp_path / "run", max_steps=8, save_strategy="steps", save_steps=0.25),
+                                  data_collator=DataCollatorWithPadding(tokenizer))
+    with pytest.raises(DynaKDError, match=r"non-finite loss at step 4: .* the last good state \(step 3\) is saved in "
+                                          r".*checkpoint-3;"):
+        trainer.train()
+    assert (tmp_path / "run" / "checkpoint-3").is_dir()
+
+
+def test_a_new_train_call_starts_without_the_distillers_gradients_of_a_stopped_one(tiny_teacher, tmp_path):
+    """A train() stopped by a non-finite loss mid-accumulation left the distiller's gradients of its first
+    micro-batch, which the next train() on the trainer added into its first step (the Trainer zeroes only its model's
+    at the start)."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    distiller = _distiller({"method": "static"})
+    good = {k: v.clone() for k, v in student.state_dict().items()}
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=distiller,
+                                  train_dataset=_rows(tokenizer, 64), callbacks=[Poison(student, 1)],
+                                  args=_args(tmp_path / "run", max_steps=4, save_strategy="no",
+                                             gradient_accumulation_steps=2),
+                                  data_collator=DataCollatorWithPadding(tokenizer))
+    with pytest.raises(DynaKDError, match="non-finite loss at step 1"):
+        trainer.train()
+    assert distiller.projections[0].weight.grad is not None  # the first micro-batch's
+    with torch.no_grad():
+        student.load_state_dict(good)
+    seen = []
+
+    class Peek(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            seen.append(distiller.projections[0].weight.grad)
+
+    trainer.callback_handler.callbacks = [c for c in trainer.callback_handler.callbacks
+                                          if not isinstance(c, Poison)]
+    trainer.add_callback(Peek())
+    trainer.train()
+    assert seen and seen[0] is None

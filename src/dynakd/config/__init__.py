@@ -4,7 +4,7 @@ One ``DistillConfig`` describes every command (``finetune`` is ``method: task`` 
 Unknown keys are errors that name the closest valid key; the resolved config is written into the run folder.
 
 ``schema`` holds the methods and the dataclasses, ``layers`` reads, merges and parses config layers, ``checks``
-validates a whole config; this module builds one from layers, and every name is importable from here.
+validates a whole config; this module builds one from layers, and every public name is importable from here.
 """
 
 from __future__ import annotations

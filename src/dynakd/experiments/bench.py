@@ -285,7 +285,6 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         raise DynaKDError("dynakd bench times sentence-classification steps; use the train steps/s of a squad run")
     if output is not None:
         check_output_file(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
     if not (base.data_dir or base.train_file or base.synthetic):
         if not synthetic_serves(get_task(base.task)):
             raise DynaKDError(f"bench on task {base.task} needs its data: --data-dir or --train-file (the synthetic "
@@ -304,7 +303,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
 
     def save_so_far(rows: list[dict]) -> None:  # a bench cut short (a time limit) leaves what it timed, marked partial
         if output:
-            output.write_text(jsonfile.dumps({"rows": rows, "setup": setup, "partial": True}, indent=1))
+            _write(output, {"rows": rows, "setup": setup, "partial": True})
 
     with tempfile.TemporaryDirectory(prefix="dynakd-bench-") as tmp:
         rows = _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, Path(tmp),
@@ -335,8 +334,17 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
               "rows)", flush=True)
     result = {"rows": rows, "setup": setup, "teacher_pass_s": teacher_pass}
     if output:
-        output.write_text(jsonfile.dumps(result, indent=1))
+        _write(output, result)
     return result
+
+
+def _write(path: Path, result: dict[str, Any]) -> None:
+    """Write the JSON whole or not at all (a time limit may stop the bench while it writes: the rows written before
+    must survive)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(jsonfile.dumps(result, indent=1))
+    os.replace(tmp, path)
 
 
 MEMORY_STEPS = 3  # the first batches, the optimiser's state created on the way: the same for every configuration
@@ -352,6 +360,7 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
     length = {"epochs": 1, "max_steps": -1} if epoch else {"max_steps": steps + warmup}
     cache_dir = tmp / "cache"
     runs: dict[tuple, list[dict]] = defaultdict(list)
+    rows: list[dict] = []
     if torch.cuda.is_available():  # the CUDA context, cuBLAS workspaces and kernel choices: paid here, not by row 1
         first = build_config(dataclasses.asdict(base) | {"method": methods[0], "max_steps": 2})
         bench_one(first, teacher, tokenizer, data, task, None, tmp)
@@ -383,9 +392,10 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
             runs[(method, align, cache_on)].append(res)
             row = _row(method, align, runs[(method, align, cache_on)], warmup, epoch)
             print(f"[{repeat + 1}/{repeats}] " + format_row(row), flush=True)
+            rows = [_row(m, a, results, warmup, epoch) for (m, a, _), results in runs.items()]
             if save_so_far:
-                save_so_far([_row(m, a, results, warmup, epoch) for (m, a, _), results in runs.items()])
-    return [_row(method, align, results, warmup, epoch) for (method, align, _), results in runs.items()]
+                save_so_far(rows)
+    return rows
 
 
 def _row(method: str, align: str, results: list[dict], warmup: int, epoch: bool = False) -> dict[str, Any]:

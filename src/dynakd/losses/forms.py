@@ -98,7 +98,7 @@ def layer_costs(
 
     ``a [Ls, *S]`` and ``b [Lt, *S]`` hold forms of the same shape whose masked cells are already 0; ``n_valid`` is
     the number of valid cells, so ``mse`` is the mean squared difference over valid cells only (padding never
-    changes it). ``cosine`` is 1 - cosine similarity of the flattened forms.
+    changes it). ``cosine`` is 1 - cosine similarity of the flattened forms (two zero forms: 0).
     Computed with matrix products, never an ``[Ls, Lt, *S]`` tensor.
     """
     a = a.flatten(1).float()
