@@ -60,6 +60,9 @@ def choose_data(data_dir: str | None, synthetic: bool) -> tuple[dict, str]:
     if synthetic:
         return {"synthetic": True}, "the built-in synthetic sentiment corpus (--synthetic)"
     if data_dir:
+        for name in ("train.tsv", "dev.tsv"):  # before the demo says it replaces its earlier runs
+            if not (path := Path(os.path.expanduser(data_dir)) / "SST-2" / name).is_file():
+                raise DynaKDError(f"GLUE file not found: {path} (--data-dir is a folder holding SST-2/{name})")
         return {"data_dir": data_dir}, f"GLUE SST-2 from {data_dir}"
     if hub_reachable():
         return {}, "GLUE SST-2 from the Hugging Face hub"

@@ -670,6 +670,19 @@ def test_the_demo_refuses_zero_sizes(args, expected, capsys, tmp_path):
     assert expected in run_error(capsys, ["demo", "--synthetic", "--output", str(tmp_path / "d"), *args])
 
 
+def test_the_demo_checks_its_glue_folder_before_it_says_it_replaces_its_runs(capsys, tmp_path):
+    """A wrong --data-dir was found when the teacher's data loaded, after '(replacing the demo runs already in ...)'
+    and '[1/3] fine-tuning the teacher'."""
+    out = tmp_path / "d"
+    (out / "teacher").mkdir(parents=True)
+    (out / "teacher" / "metrics.json").write_text("{}")
+    assert main(["demo", "--data-dir", str(tmp_path / "glue"), "--output", str(out)]) == 2
+    said = capsys.readouterr()
+    assert f"GLUE file not found: {tmp_path / 'glue' / 'SST-2' / 'train.tsv'} (--data-dir is a folder holding " \
+           "SST-2/train.tsv)" in said.err
+    assert "replacing" not in said.out and "[1/3]" not in said.out
+
+
 def test_the_demo_replaces_its_own_runs_only(tiny_teacher, capsys, tmp_path):
     """A teacher of the user's own in the demo's teacher folder was called one of "the demo runs" and deleted."""
     out = tmp_path / "d"
