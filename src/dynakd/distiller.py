@@ -266,6 +266,11 @@ class Distiller(nn.Module):
             student.logits, teacher.logits, temperature=self.cfg.temperature, regression=self.regression
         )
 
+    @property
+    def magnitudes(self) -> dict[str, float]:
+        """Term balancing's divisors: each term's running magnitude so far (empty without ``balance``)."""
+        return dict(self._magnitudes)
+
     def scale(self, name: str, value: torch.Tensor) -> torch.Tensor:
         """Term balancing (optional): divide by a running mean of the term's own magnitude."""
         if not self.cfg.balance:

@@ -351,6 +351,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         for name, value in out.weights.items():
             if name in active:
                 self._term_sums[f"weight/{name}"] += float(value)
+        for name, magnitude in self.distiller.magnitudes.items():  # balance: each term is divided by it
+            self._term_sums[f"balance/{name}"] += magnitude
         self._term_count += 1
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:

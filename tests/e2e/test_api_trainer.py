@@ -139,3 +139,22 @@ def test_a_new_train_call_starts_without_the_distillers_gradients_of_a_stopped_o
     trainer.add_callback(Peek())
     trainer.train()
     assert seen and seen[0] is None
+
+
+def test_term_balancing_logs_its_divisors(tiny_teacher, tmp_path):
+    """With balance the logged terms and weights did not give the loss: each term's divisor went unlogged."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    logged = []
+
+    class Logs(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logged.append(dict(logs or {}))
+
+    distiller = _distiller({"method": "kd", "balance": True})
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=distiller,
+                                  train_dataset=_rows(tokenizer, 16), callbacks=[Logs()],
+                                  args=_args(tmp_path / "run", max_steps=2, logging_steps=1, save_strategy="no"),
+                                  data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    first = next(log for log in logged if "loss" in log)
+    assert {"balance/task", "balance/logit"} <= set(first) and first["balance/task"] > 0
