@@ -321,8 +321,10 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             return None
         cfg = self.distiller.cfg
         # noise of their own for each micro-batch and process (the first of a step on process 0 keeps the seed it
-        # always had, so single-process runs repeat exactly)
-        seed = derived_seed(cfg.seed * 1_000_003 + self.state.global_step, self._micro_batch, self.args.process_index)
+        # always had, so single-process runs repeat exactly), from the run's seed: the Trainer's (a command's config
+        # gives both the same one; a Python caller's TrainingArguments(seed=...) varies the noise too)
+        seed = derived_seed(self.args.seed * 1_000_003 + self.state.global_step, self._micro_batch,
+                            self.args.process_index)
         std, mask = cfg.dynamics.sensitivity_noise, student_inputs.get("attention_mask")
         s_emb = perturbed_embeddings(self.accelerator.unwrap_model(model), student_inputs["input_ids"], std, seed, mask)
         s = capture(model, student_inputs, inputs_embeds=s_emb)

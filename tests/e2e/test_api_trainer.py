@@ -158,3 +158,24 @@ def test_term_balancing_logs_its_divisors(tiny_teacher, tmp_path):
     trainer.train()
     first = next(log for log in logged if "loss" in log)
     assert {"balance/task", "balance/logit"} <= set(first) and first["balance/task"] > 0
+
+
+def test_the_sensitivity_noise_follows_the_trainers_seed(tiny_teacher, tmp_path, monkeypatch):
+    """The noise came from the distiller config's seed: runs of TrainingArguments(seed=...) 1 and 2 drew the same."""
+    from dynakd import trainer as trainer_module
+
+    teacher, student, tokenizer = _models(tiny_teacher)
+    seeds, real = [], trainer_module.perturbed_embeddings
+
+    def perturbed_embeddings(model, input_ids, std, seed, mask):
+        seeds.append(seed)
+        return real(model, input_ids, std, seed, mask)
+
+    monkeypatch.setattr(trainer_module, "perturbed_embeddings", perturbed_embeddings)
+    config = {"method": "full", "dynamics": {"components": ["deviation", "sensitivity"]}}
+    for seed in (1, 2):
+        DistillationTrainer(model=student, teacher=teacher, distiller=_distiller(config),
+                            train_dataset=_rows(tokenizer, 8),
+                            args=_args(tmp_path / "run", max_steps=1, save_strategy="no", seed=seed),
+                            data_collator=DataCollatorWithPadding(tokenizer)).train()
+    assert len(seeds) == 4 and seeds[0] == seeds[1] and seeds[2] == seeds[3] and seeds[0] != seeds[2]
