@@ -640,7 +640,8 @@ def test_a_relative_path_that_is_no_folder_here_says_where_it_was_looked_for(tmp
     assert err.startswith("dynakd: error: cannot load a model from 'runs/teacher': ")
     assert err.endswith(f"(if 'runs/teacher' is meant as a folder: there is none in {tmp_path}; a relative path "
                         "counts from the folder the command runs in, a path in a saved dynakd.yaml from the one its "
-                        "run ran in)")
+                        "run ran in) (the hub cannot be reached from here: give a model folder, or minilm, the "
+                        "all-MiniLM-L6-v2 a pip package installs with DynaKD)")  # (offline, as here: both)
 
 
 @pytest.mark.parametrize("command", [["ablate", "--config", "s.yaml"], ["bench"], ["demo"], ["report", "runs/x"]])
