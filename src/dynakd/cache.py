@@ -14,6 +14,7 @@ falls back to it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -280,6 +281,11 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _write_meta(folder: Path, meta: dict) -> None:
+    """The cache's record, written last: a folder holding it is a whole cache."""
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
 def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, device, dtype: str,
                 fingerprints: dict[str, str], progress: bool = False) -> TeacherCache:
     """One eval-mode pass of ``teacher`` over ``dataset`` into memory-mapped arrays; written atomically.
@@ -294,11 +300,13 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
     try:
         _write_arrays(tmp, teacher, dataset, collator, batch_size=batch_size, device=device, dtype=dtype,
                       progress=progress)
-    except BaseException:  # an error, Ctrl-C: the half-written arrays go (a killed process's, the next build's)
+        _write_meta(tmp, {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints})
+    except BaseException as e:  # an error, Ctrl-C: the half-written arrays go (a killed process's, the next build's)
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DynaKDError(f"the teacher cache could not be written to {target.parent}: {e.strerror}; free space "
+                              "there, or give --teacher-cache a folder on a larger disk (or off)") from None
         raise
-    meta = {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
     try:
         tmp.rename(target)
     except OSError as e:  # another process (e.g. on another machine sharing the folder) finished first: use its cache
@@ -397,6 +405,10 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
         # user's, never deleted: refused below
         print(f"the teacher cache {folder} {why}: rebuilding it", flush=True)
         shutil.rmtree(folder)
+    if auto and not _worth_building(cfg, len(train_ds)):
+        # not read either when another run has built it: the same command trains alike on every machine (the cache's
+        # float16 features move the losses in the 4th digit)
+        return None
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
         cache.check(fingerprints, len(train_ds), cfg.teacher_cache_dtype)
@@ -405,8 +417,6 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
         return cache.use(poolings_for(cfg))
     if folder.exists() and any(folder.iterdir()):
         raise DynaKDError(f"--teacher-cache {folder} is a non-empty folder without a cache (no meta.json)")
-    if auto and not _worth_building(cfg, len(train_ds)):
-        return None
     print(f"building the teacher cache ({len(train_ds)} rows) -> {folder}", flush=True)
     cache = build_cache(folder, teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device,
                         dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints, progress=cfg.progress)

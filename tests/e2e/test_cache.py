@@ -231,3 +231,33 @@ def test_teacher_fingerprint_takes_scalar_tensors_and_keeps_existing_keys(tiny_t
     scaled = teacher_fingerprint(model)
     model.temperature.fill_(3.0)
     assert teacher_fingerprint(model) != scaled != before.hexdigest()[:16]
+
+
+def test_auto_reads_a_cache_only_for_runs_it_would_build_one_for(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """A short run (fewer rows than the training set) trained on the live teacher on a clean machine and on the
+    float16 cache where another run had built it: one command, two results."""
+    monkeypatch.setenv("DYNAKD_CACHE", str(tmp_path / "caches"))
+    assert main(distill_args(tiny_teacher, tmp_path / "whole", "--method", "kd")) == 0  # every row: builds it
+    assert "building the teacher cache" in capsys.readouterr().out
+    assert main(distill_args(tiny_teacher, tmp_path / "short", "--method", "kd", "--max-steps", "1")) == 0
+    assert "teacher cache" not in capsys.readouterr().out
+    assert train_metrics(tmp_path / "short")["train"]["teacher_cache"] is None
+
+
+def test_a_full_disk_while_the_cache_is_written_is_one_line_and_leaves_nothing(tiny_teacher, tmp_path, capsys,
+                                                                             monkeypatch):
+    """meta.json was written outside the clean-up: a full disk there left the temporary folder (its arrays) and a
+    traceback."""
+    import errno
+
+    from dynakd import cache
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache, "_write_meta", full)  # (the last write of a build)
+    assert main(distill_args(tiny_teacher, tmp_path / "run", "--method", "kd", "--teacher-cache",
+                             str(tmp_path / "c"))) == 2
+    assert (f"the teacher cache could not be written to {tmp_path}: No space left on device; free space there, or "
+            "give --teacher-cache a folder on a larger disk (or off)") in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("c")) == []
