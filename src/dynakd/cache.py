@@ -103,6 +103,7 @@ class TeacherCache:
         except _UNREADABLE as e:
             raise DynaKDError(f"teacher cache {self.folder} is unreadable ({e}); delete it to rebuild") from None
         self.poolings: tuple[str, ...] = POOLINGS
+        self.checked = False  # against the training rows it is read for (check, or built from them)
 
     def use(self, poolings: tuple[str, ...]) -> TeacherCache:
         """Read only these poolings in ``rows`` (the ones the run's losses use)."""
@@ -154,6 +155,22 @@ class TeacherCache:
                     f"teacher cache {self.folder} was made for {what} "
                     f"({self.meta.get(key)} != {value}){_OTHER_FOLDER}"
                 )
+        self.checked = True
+
+    def check_rows(self, dataset) -> None:
+        """A cache given in Python (``DistillationTrainer(teacher_cache=...)``) against the rows it is read for: each
+        row's ``example_id`` names its cached outputs, and the rows are the ones it was built from (their count and
+        teacher-side token ids; a cache the run checked or built is not read again)."""
+        columns = getattr(dataset, "column_names", None)
+        if columns is None or self.checked:  # (a dataset of another kind: its rows are the caller's to match)
+            return
+        if EXAMPLE_ID not in columns:
+            raise DynaKDError(f"teacher_cache reads each row's outputs by its '{EXAMPLE_ID}' column, which "
+                              "train_dataset lacks: add the row numbers the cache was built in "
+                              f"(dataset.add_column('{EXAMPLE_ID}', list(range(len(dataset)))))")
+        ids = [c for c in columns if c == "teacher_input_ids"] or ["input_ids"]
+        known = "data_fingerprint" in self.meta  # (build_cache's caller may give no fingerprints)
+        self.check({"data_fingerprint": data_fingerprint(dataset, ids)} if known else {}, len(dataset))
 
 
 _UNREADABLE = (OSError, ValueError, EOFError)  # EOFError: an empty .npy file
@@ -319,7 +336,9 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
         cache = TeacherCache(folder)
         cache.check(fingerprints, n, dtype)
         return cache
-    return TeacherCache(folder)
+    cache = TeacherCache(folder)
+    cache.checked = True  # (built from these rows)
+    return cache
 
 
 def _write_arrays(tmp: Path, teacher, dataset, collator, *, batch_size: int, device, dtype: str,

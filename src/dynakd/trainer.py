@@ -122,6 +122,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                 raise DynaKDError(f"the teacher cache cannot stand in for the teacher here: {reason}; pass the "
                                   "teacher without teacher_cache")
             teacher_cache.use(poolings_for(distiller.cfg))  # the pooled features this distiller reads
+            teacher_cache.check_rows(self.train_dataset)
             self.data_collator = CacheReadingCollator(self.data_collator, teacher_cache)
         self.model_accepts_loss_kwargs = False
         self.teacher = teacher

@@ -241,6 +241,26 @@ def test_the_teacher_cache_in_your_own_trainer(tiny_teacher, tmp_path, capsys):
     trainer({"method": "full", "dynamics": {"pooling": "cls"}}).train()  # the cache read 'cls' for it
     with pytest.raises(DynaKDError, match="the teacher cache cannot stand in for the teacher here: method 'static'"):
         trainer({"method": "static"})
+    # rows the cache was not built for: other rows (an IndexError in the collator, or another row's outputs read)
+    from dynakd.cache import data_fingerprint
+
+    build_cache(tmp_path / "stamped", teacher, rows, collator, batch_size=4, device="cpu", dtype="float32",
+                fingerprints={"data_fingerprint": data_fingerprint(rows, ["input_ids"])})
+    others = _rows(tokenizer, 16).add_column("example_id", list(range(16)))
+
+    def read_for(data, folder="stamped"):
+        return DistillationTrainer(model=build_student(teacher, 2), teacher=teacher, distiller=_distiller(),
+                                   args=_args(tmp_path / "run", max_steps=1, save_strategy="no"), train_dataset=data,
+                                   data_collator=collator, teacher_cache=TeacherCache(tmp_path / folder))
+
+    read_for(rows)
+    with pytest.raises(DynaKDError, match=r"was made for other training data \(8 rows, this run has 16\)"):
+        read_for(others, "cache")
+    with pytest.raises(DynaKDError, match=r"was made for other training data \([0-9a-f]+ != [0-9a-f]+\)"):
+        read_for(rows.select(range(7, -1, -1)).remove_columns("example_id").add_column("example_id", list(range(8))))
+    with pytest.raises(DynaKDError, match="teacher_cache reads each row's outputs by its 'example_id' column, which "
+                                          "train_dataset lacks"):
+        read_for(rows.remove_columns("example_id"))
 
 
 def test_what_each_model_takes_is_told_only_where_it_can_be(tiny_teacher):
