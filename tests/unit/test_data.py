@@ -655,3 +655,23 @@ def test_batches_pad_to_a_multiple_of_eight_only_within_the_input_length(tiny_te
         return DistillationCollator(tokenizer, max_length=66)(rows)["input_ids"].shape[1]
 
     assert (width(66), width(62), width(50)) == (66, 64, 56)  # the multiple where it fits
+
+
+def test_batches_pad_on_the_right_whatever_the_tokenizers_side(tmp_path):
+    """A left-padding tokenizer gave a row other teacher outputs beside a longer row than alone (positions count from
+    0 whatever the padding), so the cache, built in batches of other rows, and cls pooling (a pad first) depended on
+    the batch."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from dynakd import DistillationCollator
+    from tests.conftest import make_tiny_bert
+
+    folder = make_tiny_bert(tmp_path / "m", layers=1, hidden=16)
+    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="left")
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    short, long = (dict(tokenizer(t)) for t in ("a good film", "a good film , a good film , a good film"))
+    alone, beside = DistillationCollator(tokenizer)([short]), DistillationCollator(tokenizer)([short, long])
+    assert (beside["attention_mask"][:, 0] == 1).all()  # the first token of every row is its own
+    with torch.no_grad():
+        logits = [model(**{k: v[:1] for k, v in b.items() if k != "labels"}).logits for b in (alone, beside)]
+    torch.testing.assert_close(logits[0], logits[1])

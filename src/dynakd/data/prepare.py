@@ -138,8 +138,11 @@ class DistillationCollator:
             return k not in NON_MODEL_KEYS and k != "label" and not k.startswith(TEACHER_PREFIX)
 
         student = [{k: v for k, v in f.items() if is_student_key(k)} for f in features]
-        # QA windows pad on the right whatever the tokenizer's side: answer positions and offsets count from the left
-        side = "right" if self.qa or CONTEXT_MASK in features[0] else None  # (evaluation windows have no mask)
+        # Every batch pads on the right whatever the tokenizer's side: QA's answer positions and offsets count from the
+        # left, and a model that numbers positions from 0 whatever the padding (BERT's, GPT-2's) gives a left-padded
+        # row other outputs beside a longer row than alone, so the teacher's outputs (and the cache built in batches
+        # of other rows) would depend on the batch; the first token (cls pooling, pkd) would be a pad.
+        side = "right"
         batch = dict(self.tokenizer.pad(student, pad_to_multiple_of=self._multiple(student), return_tensors="pt",
                                         padding_side=side))
         if self.teacher_tokenizer is not None:
