@@ -412,7 +412,8 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCa
     folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
     # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then
     # read it. (Processes of one distributed run are ordered by the runner; other machines race, see build_cache.)
-    with locked(_lock_file(folder), required=False):
+    with locked(_lock_file(folder), required=False,
+                waiting=f"waiting for another run building the teacher cache {folder}"):
         return _reuse_or_build(cfg, auto, folder, fingerprints, teacher, train_ds, collator, device)
 
 

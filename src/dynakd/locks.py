@@ -16,10 +16,11 @@ _said_unlocked = False  # the note on going on unlocked, printed once a process 
 
 
 @contextlib.contextmanager
-def locked(path: Path, *, required: bool = True):
+def locked(path: Path, *, required: bool = True, waiting: str | None = None):
     """An exclusive POSIX advisory lock on ``path`` (created if missing), held for the ``with`` block. On machines
     sharing a folder, the file system must support locks. ``required=False``: where the lock file cannot be written
-    (a read-only folder) or the file system takes no locks, go on unlocked."""
+    (a read-only folder) or the file system takes no locks, go on unlocked. ``waiting``: what to say when another
+    process holds the lock (a wait of minutes said nothing)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         f = path.open("w")
@@ -29,7 +30,7 @@ def locked(path: Path, *, required: bool = True):
         yield
         return
     with f:
-        if not _lock(f, path, required):
+        if not _lock(f, path, required, waiting):
             yield
             return
         try:
@@ -50,11 +51,18 @@ def held(path: Path) -> bool:
         return True
 
 
-def _lock(f, path: Path, required: bool) -> bool:
-    """Take the lock on open file ``f``; False where its file system takes none and ``required=False`` lets the
-    caller go on unlocked (NFS mounted ``nolock`` answers ENOLCK, Lustre without ``flock`` ENOSYS)."""
+def _lock(f, path: Path, required: bool, waiting: str | None = None) -> bool:
+    """Take the lock on open file ``f`` (saying ``waiting`` first if another process holds it); False where its file
+    system takes none and ``required=False`` lets the caller go on unlocked (NFS mounted ``nolock`` answers ENOLCK,
+    Lustre without ``flock`` ENOSYS)."""
     global _said_unlocked
     try:
+        if waiting is not None:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:  # held: say so, then wait
+                print(f"{waiting} (lock {path})", flush=True)
         fcntl.flock(f, fcntl.LOCK_EX)
         return True
     except OSError as e:

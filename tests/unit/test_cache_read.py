@@ -249,3 +249,33 @@ def test_a_file_system_without_locks(tmp_path, monkeypatch, capsys):
         with locks.locked(tmp_path / ".results.lock"):
             ran.append(False)
     assert ran == [True, True]
+
+
+def test_a_lock_held_elsewhere_is_said_before_the_wait(tmp_path, capsys):
+    """A run waiting for another's teacher cache waited minutes without a word."""
+    import fcntl
+    import threading
+    import time
+
+    from dynakd.locks import locked
+
+    path = tmp_path / ".c.lock"
+    holder = path.open("w")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    got = []
+
+    def wait():
+        with locked(path, waiting="waiting for another run building the teacher cache c"):
+            got.append(True)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.3)
+    assert not got  # still waiting
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    holder.close()
+    waiter.join(5)
+    assert got and f"waiting for another run building the teacher cache c (lock {path})" in capsys.readouterr().out
+    with locked(path, waiting="not said: nobody holds it"):
+        pass
+    assert "not said" not in capsys.readouterr().out
