@@ -78,6 +78,11 @@ def teacher_fingerprint(teacher) -> str:
     return h.hexdigest()[:16]
 
 
+def teacher_ids(columns) -> str:
+    """The column of the teacher's token ids: its own encoding where the two models tokenize differently."""
+    return f"{TEACHER_PREFIX}input_ids" if f"{TEACHER_PREFIX}input_ids" in columns else "input_ids"
+
+
 def data_fingerprint(dataset, columns: list[str]) -> str:
     """Hash of the teacher-side token ids of every training row, in order."""
     h = hashlib.sha256()
@@ -159,18 +164,26 @@ class TeacherCache:
 
     def check_rows(self, dataset) -> None:
         """A cache given in Python (``DistillationTrainer(teacher_cache=...)``) against the rows it is read for: each
-        row's ``example_id`` names its cached outputs, and the rows are the ones it was built from (their count and
-        teacher-side token ids; a cache the run checked or built is not read again)."""
+        row's ``example_id`` names its cached outputs, so every row needs one within the cache's rows; a dataset of
+        all of them, in any order, holds the rows it was built from (their teacher-side token ids, where the cache
+        records them and the run has not checked or built it). A dataset without columns or a length (streamed) is
+        the caller's to match."""
         columns = getattr(dataset, "column_names", None)
-        if columns is None or self.checked:  # (a dataset of another kind: its rows are the caller's to match)
+        if columns is None or not hasattr(dataset, "__len__"):
             return
         if EXAMPLE_ID not in columns:
             raise DynaKDError(f"teacher_cache reads each row's outputs by its '{EXAMPLE_ID}' column, which "
                               "train_dataset lacks: add the row numbers the cache was built in "
                               f"(dataset.add_column('{EXAMPLE_ID}', list(range(len(dataset)))))")
-        ids = [c for c in columns if c == "teacher_input_ids"] or ["input_ids"]
-        known = "data_fingerprint" in self.meta  # (build_cache's caller may give no fingerprints)
-        self.check({"data_fingerprint": data_fingerprint(dataset, ids)} if known else {}, len(dataset))
+        ids, n = np.asarray(dataset[EXAMPLE_ID]), int(self.meta.get("rows") or 0)
+        if len(ids) and (ids.min() < 0 or ids.max() >= n):
+            bad = int(ids.min() if ids.min() < 0 else ids.max())
+            raise DynaKDError(f"train_dataset's {EXAMPLE_ID} {bad} names no row of teacher cache {self.folder}, which "
+                              f"holds {n}: the cache was built from other rows")
+        whole = len(ids) == n and np.array_equal(np.sort(ids), np.arange(n))
+        if whole and not self.checked and "data_fingerprint" in self.meta:  # (build_cache may be given none)
+            rows = dataset.select(np.argsort(ids, kind="stable"))  # in the order the cache was built
+            self.check({"data_fingerprint": data_fingerprint(rows, [teacher_ids(columns)])}, n)
 
 
 _UNREADABLE = (OSError, ValueError, EOFError)  # EOFError: an empty .npy file
@@ -238,7 +251,7 @@ def teacher_pass(teacher, dataset, collator, *, batch_size: int, device, progres
     if columns := forward_columns(teacher):  # the encodings only: a dataset may still hold its texts and labels
         dataset = dataset.select_columns([c for c in dataset.column_names
                                           if c in columns - {"labels"} or c.startswith(TEACHER_PREFIX)])
-    key = "teacher_input_ids" if "teacher_input_ids" in dataset.column_names else "input_ids"
+    key = teacher_ids(dataset.column_names)
     order = np.argsort(np.fromiter((len(ids) for ids in dataset[key]), dtype=np.int64, count=len(dataset)),
                        kind="stable")
     teacher.eval()
@@ -284,7 +297,7 @@ def _remove_dead_builds(folder: Path) -> None:
 
 
 def _lock_file(folder: Path) -> Path:
-    """The lock a cache's builder holds while it builds ``folder``."""
+    """The lock of a cache folder: held by a run while it builds the cache there, or checks the one it finds."""
     return folder.with_name(f".{folder.name}.lock")
 
 
@@ -404,16 +417,20 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCa
         if cfg.teacher_cache != "auto" and is_first_process():  # one note for a multi-process run
             print(f"teacher cache not used: {reason}", flush=True)
         return None
-    columns = [c for c in train_ds.column_names if c == "teacher_input_ids"] or ["input_ids"]
-    fingerprints = {"teacher_fingerprint": teacher_fingerprint(teacher),
-                    "data_fingerprint": data_fingerprint(train_ds, columns)}
     auto = cfg.teacher_cache == "auto"
+    if auto and not _worth_building(cfg, len(train_ds)):
+        # nor read where another run has built it: the same command trains alike on every machine (the cache's
+        # float16 features move the losses in the 4th digit)
+        return None
+    fingerprints = {"teacher_fingerprint": teacher_fingerprint(teacher),
+                    "data_fingerprint": data_fingerprint(train_ds, [teacher_ids(train_ds.column_names)])}
     name = f"{fingerprints['teacher_fingerprint']}-{fingerprints['data_fingerprint']}-{cfg.teacher_cache_dtype}"
     folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
     # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then
     # read it. (Processes of one distributed run are ordered by the runner; other machines race, see build_cache.)
-    with locked(_lock_file(folder), required=False,
-                waiting=f"waiting for another run building the teacher cache {folder}"):
+    # (said by a machine's first process: the run's others take the lock in turn to read what it built)
+    waiting = f"waiting for the teacher cache {folder}: another run holds it (building or reading it)"
+    with locked(_lock_file(folder), required=False, waiting=waiting if is_first_on_machine() else None):
         return _reuse_or_build(cfg, auto, folder, fingerprints, teacher, train_ds, collator, device)
 
 
@@ -425,10 +442,6 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
         # user's, never deleted: refused below
         print(f"the teacher cache {folder} {why}: rebuilding it", flush=True)
         shutil.rmtree(folder)
-    if auto and not _worth_building(cfg, len(train_ds)):
-        # not read either when another run has built it: the same command trains alike on every machine (the cache's
-        # float16 features move the losses in the 4th digit)
-        return None
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
         cache.check(fingerprints, len(train_ds), cfg.teacher_cache_dtype)

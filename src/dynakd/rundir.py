@@ -143,8 +143,7 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
         # data_seed: the rows a dev split held out, or the synthetic corpus the teacher learned
         keys = [k for k in RUN_DATA if k != "task"] + (["data_seed"] if {"dev_split", "synthetic"} & set(saved) else [])
         lent |= {k: saved[k] for k in (*keys, "dev_split") if k in saved and k not in given}
-        _check_cut_seed(f"the teacher {teacher}", saved, given, default["data_seed"],
-                        "the student would be scored on rows the teacher trained on")
+        _check_cut(f"the teacher {teacher}", saved, given, "the student would be scored on rows the teacher trained on")
     lent |= _windows(saved, given)
     lost = _take_lost(lent)
     paths, flags = _paths_and_flags(lost, saved)
@@ -161,14 +160,18 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
     return lent
 
 
-def _check_cut_seed(run: str, saved: dict[str, Any], given: dict[str, Any], default_seed: int, harm: str) -> None:
-    """Refuse a command that cuts the run's dev split (the same fraction, lent or given) with another ``data_seed``:
-    the seed chooses the held-out rows too, so other rows would be held out (``harm`` says what follows)."""
+def _check_cut(run: str, saved: dict[str, Any], given: dict[str, Any], harm: str) -> None:
+    """Refuse a command that cuts the run's data with another dev split than the run's: another fraction, or the same
+    one with another ``data_seed`` (which chooses the held-out rows too), would hold out other rows (``harm`` says
+    what follows). ``saved``: the run's recorded config (a ``data_seed`` at its default may be left out of it)."""
     split = saved.get("dev_split")
-    if split is None or given.get("dev_split", split) != split or given.get("data_seed") is None:
+    if split is None:
         return
-    seed = saved.get("data_seed", default_seed)
-    if given["data_seed"] != seed:
+    if given.get("dev_split") is not None and given["dev_split"] != split:
+        raise DynaKDError(f"{run} held out {split} of dev; dev_split {given['dev_split']} holds out other rows, so "
+                          f"{harm}: leave dev_split out or give {split}")
+    seed = saved.get("data_seed", dataclasses.asdict(DistillConfig())["data_seed"])
+    if given.get("data_seed") is not None and given["data_seed"] != seed:
         raise DynaKDError(f"{run} held out {split} of dev as data_seed {seed} chose it; data_seed "
                           f"{given['data_seed']} holds out other rows, so {harm}: leave data_seed out or give {seed}")
 
@@ -251,8 +254,7 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
     if "task" not in given:
         data["task"] = task.name
     if "dev_split" in lent:
-        _check_cut_seed(str(folder), saved, given, dataclasses.asdict(DistillConfig())["data_seed"],
-                        "the score would count rows it trained on")
+        _check_cut(str(folder), saved, given, "the score would count rows it trained on")
     lost = _take_lost(data)
     if lost and "dev_split" in lent and "dev_split" not in given:  # another copy (the hub's) may order rows otherwise
         paths, flags = _paths_and_flags(lost, saved)

@@ -261,8 +261,7 @@ def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunRes
     student, tokenizer, teacher, t_tok = _load_models(cfg, task, teacher_name)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
     encoded, qa_eval = encode(cfg, task, data, tokenizer, t_tok)
-    collator = DistillationCollator(tokenizer, t_tok, task.is_regression, qa=task.is_qa,
-                                    max_length=cfg.max_seq_length)
+    collator = DistillationCollator(tokenizer, t_tok, task.is_regression, max_length=cfg.max_seq_length)
     args = training_args(cfg, out)
     main_process = args.process_index == 0
     if teacher is not None:
@@ -494,8 +493,7 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
     return EvalTrainer(
         model=model,
         args=args,
-        data_collator=DistillationCollator(tokenizer, None, task.is_regression, qa=task.is_qa,
-                                           max_length=cfg.max_seq_length),
+        data_collator=DistillationCollator(tokenizer, None, task.is_regression, max_length=cfg.max_seq_length),
         compute_metrics=None if task.is_qa else _metric_fn(task),
         qa_eval=qa_eval,
     )

@@ -210,3 +210,16 @@ def test_the_teacher_flag_wins_over_a_config_file(tmp_path, monkeypatch):
     assert main(["bench", "--config", str(tmp_path / "b.yaml"), "--teacher", "from-flag", "--synthetic"]) == 0
     assert main(["bench", "--config", str(tmp_path / "b.yaml"), "--synthetic"]) == 0
     assert seen == ["from-flag", "from-yaml"]
+
+
+def test_a_refused_bench_leaves_no_folder(tmp_path):
+    """The output's folder was made before the data was checked: a refused bench left it empty."""
+    from dynakd.config import build_config
+    from dynakd.errors import DynaKDError
+    from dynakd.experiments.bench import run_bench
+
+    out = tmp_path / "sub" / "b.json"
+    with pytest.raises(DynaKDError, match="bench on task mrpc needs its data"):
+        run_bench(build_config({"task": "mrpc", "teacher": "x"}), methods=["task"], aligners=["fixed"], steps=1,
+                  warmup=0, output=out)
+    assert not (tmp_path / "sub").exists()

@@ -399,6 +399,8 @@ def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
     with pytest.raises(DynaKDError, match=r"held out 0.5 of dev as data_seed 1 chose it; data_seed 2 holds out "
                                           r"other rows, so the score would count rows it trained on"):
         lent(csv_run, data_seed=2)  # another seed cuts other rows, some of which the run trained on
+    with pytest.raises(DynaKDError, match=r"held out 0.5 of dev; dev_split 0.3 holds out other rows"):
+        lent(csv_run, dev_split=0.3)
     assert lent(csv_run, data_seed=2, validation_file="other.csv")["task"] == "csv"  # data of its own: no cut
     assert "dev_split" not in lent(csv_run, train_file="a" * 300 + ".csv")  # a name the OS refuses: no crash
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -472,7 +474,10 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
                                           r"data_seed 4 holds out other rows, so the student would be scored on rows "
                                           r"the teacher trained on: leave data_seed out or give 3$"):
         teacher_task(str(teacher), {"data_seed": 4})
-    assert teacher_task(str(teacher), {"data_seed": 4, "dev_split": 0.3})["task"] == "csv"  # a cut of its own
+    with pytest.raises(DynaKDError, match=rf"^the teacher {teacher} held out 0.2 of dev; dev_split 0.3 holds out "
+                                          r"other rows, so the student would be scored on rows the teacher trained "
+                                          r"on: leave dev_split out or give 0.2$"):
+        teacher_task(str(teacher), {"dev_split": 0.3})  # another fraction: other rows too
     (tmp_path / "all.csv").unlink()  # the rows the teacher held out cannot be told: refused, not cut from others
     with pytest.raises(DynaKDError, match="so that the student does not train on the rows the teacher held out"):
         teacher_task(str(teacher), {})

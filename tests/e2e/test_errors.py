@@ -784,3 +784,11 @@ def test_a_model_that_lacks_weights_is_refused_as_a_teacher_or_to_score(tiny_tea
                 "checkpoint (as save_pretrained writes it), or fine-tune it first with `dynakd finetune`")
     assert run_error(capsys, distill_args(partial, tmp_path / "run")) == expected
     assert run_error(capsys, ["evaluate", "--model", str(partial), "--synthetic", "--no-progress"]) == expected
+
+
+def test_a_flags_prefix_is_not_the_flag(capsys):
+    """argparse took --epoch 1 for --epochs 1 (a 67,000-row run for a mistyped flag)."""
+    with pytest.raises(SystemExit) as stop:
+        main(["distill", "--epoch", "1"])
+    assert stop.value.code == 2
+    assert "unrecognized arguments: --epoch 1 (did you mean --epochs?)" in capsys.readouterr().err

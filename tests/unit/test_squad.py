@@ -250,7 +250,7 @@ def test_qa_windows_pad_on_the_right_whatever_the_tokenizers_side(examples, toke
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert len({len(r["input_ids"]) for r in rows}) > 1 and (a["attention_mask"][:, 0] == 1).all()
     windows = [{k: v for k, v in r.items() if k not in (CONTEXT_MASK, "labels")} for r in rows]  # as evaluation's
-    a, b = DistillationCollator(tokenizer, qa=True)(windows), DistillationCollator(left, qa=True)(windows)
+    a, b = DistillationCollator(tokenizer)(windows), DistillationCollator(left)(windows)
     assert all(torch.equal(a[k], b[k]) for k in a) and (a["attention_mask"][:, 0] == 1).all()
 
 

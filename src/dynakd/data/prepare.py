@@ -122,9 +122,9 @@ class DistillationCollator:
     inside the model."""
 
     def __init__(self, tokenizer, teacher_tokenizer=None, regression: bool | None = None,
-                 pad_to_multiple_of: int | None = 8, qa: bool = False, max_length: int | None = None):
+                 pad_to_multiple_of: int | None = 8, max_length: int | None = None):
         self.tokenizer, self.teacher_tokenizer = tokenizer, teacher_tokenizer
-        self.regression, self.multiple, self.qa, self.max_length = regression, pad_to_multiple_of, qa, max_length
+        self.regression, self.multiple, self.max_length = regression, pad_to_multiple_of, max_length
 
     def _multiple(self, rows: list[dict[str, Any]]) -> int | None:
         m = self.multiple
@@ -142,14 +142,13 @@ class DistillationCollator:
         # left, and a model that numbers positions from 0 whatever the padding (BERT's, GPT-2's) gives a left-padded
         # row other outputs beside a longer row than alone, so the teacher's outputs (and the cache built in batches
         # of other rows) would depend on the batch; the first token (cls pooling, pkd) would be a pad.
-        side = "right"
         batch = dict(self.tokenizer.pad(student, pad_to_multiple_of=self._multiple(student), return_tensors="pt",
-                                        padding_side=side))
+                                        padding_side="right"))
         if self.teacher_tokenizer is not None:
             n = len(TEACHER_PREFIX)
             teacher = [{k[n:]: v for k, v in f.items() if k.startswith(TEACHER_PREFIX)} for f in features]
             padded = self.teacher_tokenizer.pad(teacher, pad_to_multiple_of=self._multiple(teacher),
-                                                return_tensors="pt", padding_side=side)
+                                                return_tensors="pt", padding_side="right")
             batch.update({TEACHER_PREFIX + k: v for k, v in padded.items()})
         # absent from QA evaluation windows; [2] start/end positions for QA training; 'label' as the Trainer's own
         # collators take it
