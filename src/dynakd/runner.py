@@ -450,7 +450,7 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     if sizes[0] > sizes[1] and is_first_process():  # allowed, but rarely what distillation is for
         print(f"note: the student ({sizes[0] / 1e6:.1f}M parameters) is larger than the teacher "
               f"({sizes[1] / 1e6:.1f}M)", flush=True)
-    return student, tokenizer, teacher, None if same_tokenizer(tokenizer, t_tok) else t_tok
+    return student, tokenizer, teacher, None if same_tokenizer(tokenizer, t_tok, qa=task.is_qa) else t_tok
 
 
 def build_distiller(cfg: DistillConfig, student, teacher, task: TaskSpec, same_tok: bool) -> Distiller:

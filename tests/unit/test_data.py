@@ -608,6 +608,9 @@ def test_tokenizers_with_one_vocabulary_but_other_accent_handling_are_not_the_sa
     copy("good", truncation=True, max_length=4)  # a call sets the pipeline's truncation: not an encoding difference
     assert same_tokenizer(strips, copy)
     assert same_tokenizer(strips, BertTokenizerFast(str(vocab), strip_accents=True))  # lower-casing strips them too
+    left = BertTokenizerFast(str(vocab), padding_side="left")  # batches pad on the right whatever the side
+    assert same_tokenizer(strips, left) and not same_tokenizer(strips, left, qa=True)  # (QA: it orders the windows)
+    assert not same_tokenizer(strips, BertTokenizerFast(str(vocab), truncation_side="left"))
     short = BertTokenizerFast(str(vocab))  # a setting the first probes did not exercise: the longest word read
     short.backend_tokenizer.model = type(short.backend_tokenizer.model)(
         short.get_vocab(), unk_token="[UNK]", max_input_chars_per_word=20)

@@ -25,18 +25,21 @@ _PROBES = ["Café NAÏVE résumé, it's 3.14!", "中文 テスト 한국어 ℃ 
 _PROBE_PAIR = (["Who wrote it?"], ["Ünïcode text."])
 
 
-def same_tokenizer(a, b) -> bool:
+def same_tokenizer(a, b, *, qa: bool = False) -> bool:
     """True when two tokenizers give the same model inputs: same vocabulary, special tokens and input names (a BERT
-    teacher needs ``token_type_ids`` that a DistilBERT tokenizer does not produce), the same sides, and the same
-    encodings of probe texts (lower-casing, accents, splitting: one vocabulary may encode "café" as ``café`` or
-    ``[UNK]``). Encodings are compared rather than settings: two spellings of one normalizer are the same."""
+    teacher needs ``token_type_ids`` that a DistilBERT tokenizer does not produce), the same truncation side (and for
+    extractive QA the same padding side, which orders question and context in its windows: batches themselves always
+    pad on the right), and the same encodings of probe texts (lower-casing, accents, splitting: one vocabulary may
+    encode "café" as ``café`` or ``[UNK]``). Encodings are compared rather than settings: two spellings of one
+    normalizer are the same."""
     if a is b:
         return True
     return (
         a.get_vocab() == b.get_vocab()
         and a.all_special_tokens == b.all_special_tokens
         and list(a.model_input_names) == list(b.model_input_names)
-        and (a.padding_side, a.truncation_side) == (b.padding_side, b.truncation_side)
+        and a.truncation_side == b.truncation_side
+        and (not qa or a.padding_side == b.padding_side)
         and (probes := _encodings(a)) is not None and probes == _encodings(b)
     )
 
