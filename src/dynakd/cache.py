@@ -367,6 +367,8 @@ def _write_arrays(tmp: Path, teacher, dataset, collator, *, batch_size: int, dev
             _check_space(tmp, sum(int(np.prod(shape)) * np_dtype.itemsize for shape, np_dtype in shapes.values()))
             arrays = {name: np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np_dtype, shape=shape)
                       for name, (shape, np_dtype) in shapes.items()}
+            for name in arrays:
+                _reserve(tmp / f"{name}.npy")
         for name, value in outputs.items():
             value = value.float().cpu().numpy()
             if arrays[name].dtype != value.dtype:  # float16 storage
@@ -377,12 +379,27 @@ def _write_arrays(tmp: Path, teacher, dataset, collator, *, batch_size: int, dev
 
 
 def _check_space(tmp: Path, need: int) -> None:
-    """Refuse a build the disk cannot hold: the arrays are memory-mapped sparse files, so a full disk shows only when
-    a page is written back, and kills the process with SIGBUS, without a message."""
+    """Refuse a build the disk cannot hold: the arrays are memory-mapped sparse files, so a full disk would show only
+    when a page is written back, killing the process with SIGBUS, without a message (``_reserve`` then allocates
+    them, for a disk filled after this check)."""
     free = shutil.disk_usage(tmp.parent).free
     if need > free:
         raise DynaKDError(f"the teacher cache needs {_size(need)} and {tmp.parent} has {_size(free)} free: give "
                           "--teacher-cache DIR on a bigger disk, or run the teacher live with --teacher-cache off")
+
+
+def _reserve(path: Path) -> None:
+    """Allocate a memory-mapped file's blocks now: a disk that another writer (or a quota) fills after
+    ``_check_space`` is then an error here (ENOSPC), not a SIGBUS when a page is written back. Nothing is reserved
+    where the file system cannot (EOPNOTSUPP, EINVAL) or the platform has no ``posix_fallocate`` (macOS)."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
 
 
 def _size(n: int) -> str:

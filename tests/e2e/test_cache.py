@@ -261,3 +261,24 @@ def test_a_full_disk_while_the_cache_is_written_is_one_line_and_leaves_nothing(t
     assert (f"the teacher cache could not be written to {tmp_path}: No space left on device; free space there, or "
             "give --teacher-cache a folder on a larger disk (or off)") in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("c")) == []
+
+
+
+def test_a_disk_filled_after_the_space_check_is_found_when_the_arrays_are_reserved(tiny_teacher, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """Another writer filling the disk after the space check killed the build later with SIGBUS, without a message
+    (the arrays are memory-mapped sparse files): their blocks are now allocated up front."""
+    import errno
+    import os
+
+    reserved = []
+
+    def fallocate(fd, offset, length):
+        reserved.append(length)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", fallocate, raising=False)
+    assert main(distill_args(tiny_teacher, tmp_path / "run", "--method", "kd", "--teacher-cache",
+                             str(tmp_path / "c"))) == 2
+    assert "the teacher cache could not be written to" in capsys.readouterr().err and reserved[0] > 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("c")]
