@@ -213,11 +213,25 @@ def _from_pretrained(cls, name: str, *, trained: bool, **kwargs):
                else ": its config.json is not the one its weights were saved with")
         raise DynaKDError(f"'{name}' does not hold every weight its config describes: {' and '.join(parts)}; they "
                           f"would be random: use its complete checkpoint (as save_pretrained writes it){fix}")
+    _outputs_on_demand(model, name)
     body = [key for key in missing if not _in_head(model, key)]
     if body and is_first_process():
         print(f"note: {name} lacks {len(body)} of its weights ({_some(body)}): they start random and train with "
               "the rest", flush=True)
     return model
+
+
+def _outputs_on_demand(model, name: str) -> None:
+    """Turn off what a config asks every forward to return besides its logits (``output_hidden_states``,
+    ``output_attentions``): DynaKD asks for the hidden states where it reads them, attention maps cost memory and time
+    in every step, and transformers 5 saves no model whose config asks for them from sdpa attention (a student, a
+    copy of its teacher, stopped at the end of training)."""
+    asked = [key for key in ("output_hidden_states", "output_attentions") if getattr(model.config, key, False)]
+    for key in asked:
+        setattr(model.config, key, False)
+    if asked and is_first_process():
+        print(f"note: {name}'s config asks every forward for {' and '.join(asked)}: off here (and in a model saved "
+              "from it); DynaKD asks for the hidden states where it reads them", flush=True)
 
 
 def _in_head(model, key: str) -> bool:

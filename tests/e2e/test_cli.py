@@ -627,13 +627,16 @@ def test_a_model_whose_config_returns_hidden_states_is_scored_on_its_logits(tiny
                      str(tmp_path / f"ev-{folder.name}")]) == 0
         scored.append(json.loads((tmp_path / f"ev-{folder.name}" / "metrics.json").read_text())["eval"])
     assert scored[1]["accuracy"] == scored[0]["accuracy"] and scored[1]["loss"] == pytest.approx(scored[0]["loss"])
-    # the teacher scored, the student (of its config) evaluated in training; (transformers 5 saves no model whose
-    # config asks for attention maps from sdpa attention, the student among them: hidden states only here)
-    model = with_config(tiny_teacher, tmp_path / "hidden", output_hidden_states=True)
+    # the teacher scored, the student (of its config) evaluated in training and saved: transformers 5 saves no model
+    # whose config asks for attention maps from sdpa attention, and the student copied its teacher's (a traceback)
     run = tmp_path / "run"
     assert main(distill_args(model, run, "--method", "kd", "--eval-steps", "2")) == 0
     record = json.loads((run / "metrics.json").read_text())
     assert 0 <= record["eval"]["accuracy"] <= 1 and record["teacher_eval"]["accuracy"] == scored[0]["accuracy"]
+    saved = json.loads((run / "config.json").read_text())
+    assert not saved.get("output_attentions") and not saved.get("output_hidden_states")
+    assert "config asks every forward for output_hidden_states and output_attentions: off here" in \
+        capsys.readouterr().out
     logits, labels = np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1, 1])  # predictions gathered whole: logits first
     assert _metric_fn(get_task("sst2"))(EvalPrediction((logits, np.zeros((2, 3, 4))), labels))["accuracy"] == 0.5
 
