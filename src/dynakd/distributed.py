@@ -85,6 +85,9 @@ def first_process_first(timeout_s: float = FIRST_PROCESS_WAIT_S) -> Iterator[Non
     if first:
         dist.barrier(group=group)  # the others' turn
     dist.barrier(group=group)  # every body done
+    # every process out of that barrier before any closes the group: one that closed its connections while another
+    # still finished the barrier could abort that one ("terminate called without an active exception", seen once)
+    dist.barrier()
     dist.destroy_process_group(group)
 
 
