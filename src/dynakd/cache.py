@@ -187,6 +187,7 @@ class TeacherCache:
 
 
 _UNREADABLE = (OSError, ValueError, EOFError)  # EOFError: an empty .npy file
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left, or the user's quota spent
 
 
 def _read_meta(folder: Path) -> dict:
@@ -333,7 +334,7 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
         _write_meta(tmp, {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints})
     except BaseException as e:  # an error, Ctrl-C: the half-written arrays go (a killed process's, the next build's)
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
             raise DynaKDError(f"the teacher cache could not be written to {target.parent}: {e.strerror}; free space "
                               "there, or give --teacher-cache a folder on a larger disk (or off)") from None
         raise
@@ -398,7 +399,7 @@ def _reserve(path: Path) -> None:
         try:
             os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
         except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            if e.errno in _DISK_FULL:
                 raise
 
 

@@ -19,6 +19,13 @@ from .errors import DynaKDError, first_line
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
+def offline() -> bool:
+    """Whether offline mode is on (``HF_HUB_OFFLINE``, or switched on by ``offline_unless_reachable``)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
 @functools.cache
 def offline_unless_reachable(timeout: float = 3.0) -> bool:
     """Switch to offline mode when the hub's host does not answer; True if offline. Checked once per process.
@@ -28,7 +35,7 @@ def offline_unless_reachable(timeout: float = 3.0) -> bool:
     """
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE:
+    if offline():
         return True
     if any(os.environ.get(name) for name in PROXY_VARIABLES):
         return False

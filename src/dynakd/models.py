@@ -24,17 +24,11 @@ def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
     if name.count("/") == 1 and not Path(name).exists() and not name.startswith(("/", ".", "~")):
         hints.append(f"if '{name}' is meant as a folder: there is none in {Path.cwd()}; a relative path counts from "
                      "the folder the command runs in, a path in a saved dynakd.yaml from the one its run ran in")
-    if not Path(name).exists() and _offline():
+    if not Path(name).exists() and hub.offline():
         hints.append("the hub cannot be reached from here: give a model folder, or minilm, the all-MiniLM-L6-v2 a pip "
                      "package installs with DynaKD")
     hint = "".join(f" ({h})" for h in hints)
     return DynaKDError(f"cannot load {what} from '{name}': {first_line(e)}{hint}")
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
 
 
 # A tokenizer is saved as one of these (fast: tokenizer.json; slow: its vocabulary; any: tokenizer_config.json).

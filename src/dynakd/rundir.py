@@ -170,7 +170,7 @@ def _check_cut(run: str, saved: dict[str, Any], given: dict[str, Any], harm: str
     if given.get("dev_split") is not None and given["dev_split"] != split:
         raise DynaKDError(f"{run} held out {split} of dev; dev_split {given['dev_split']} holds out other rows, so "
                           f"{harm}: leave dev_split out or give {split}")
-    seed = saved.get("data_seed", dataclasses.asdict(DistillConfig())["data_seed"])
+    seed = saved.get("data_seed", DistillConfig.data_seed)
     if given.get("data_seed") is not None and given["data_seed"] != seed:
         raise DynaKDError(f"{run} held out {split} of dev as data_seed {seed} chose it; data_seed "
                           f"{given['data_seed']} holds out other rows, so {harm}: leave data_seed out or give {seed}")
