@@ -23,7 +23,7 @@ from .errors import DynaKDError
 
 CARD_NAME = "README.md"
 HUB_DATASETS = {"squad": ("rajpurkar/squad", "plain_text", "SQuAD v1.1")}  # otherwise GLUE: nyu-mll/glue
-HUB_METRICS = {"pearson": "pearsonr"}  # the Hub's metric ids where DynaKD's names differ
+HUB_METRICS = {"pearson": "pearsonr", "macro_f1": "f1"}  # the Hub's metric ids where DynaKD's names differ
 
 
 def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any]) -> Path:
@@ -38,7 +38,7 @@ def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec
         license=license_of(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
         datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task) else None,
         metrics=[HUB_METRICS.get(m, m) for m in task.metrics],
-        model_name=(cfg.push_to_hub or _name(out)).split("/")[-1] if results else None,  # names the results
+        model_name=_title(out, cfg) if results else None,  # names the results
         eval_results=results,
     )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(out, command, cfg, task, metrics, scores)}")
@@ -140,6 +140,11 @@ def method_label(cfg: DistillConfig) -> str:
     return f"method `{cfg.method}`{aligner}"
 
 
+def _title(out: Path, cfg: DistillConfig) -> str:
+    """The model's name: its hub repository's when it is pushed (the page it heads), else its folder's."""
+    return (cfg.push_to_hub or _name(out)).split("/")[-1]
+
+
 def _name(out: Path) -> str:
     """A folder's name, also for ``.`` (``--output .``, a teacher given as ``.``), whose ``name`` is empty."""
     return out.name or out.resolve().name
@@ -175,7 +180,7 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
         origin += f" The student started from {start}."
     else:
         origin = f"a {size}model fine-tuned with DynaKD from {model_ref(cfg.model)} on {data}."
-    lines = [f"# {_name(out)}", "", f"This is {origin}", "", "## Results", ""]
+    lines = [f"# {_title(out, cfg)}", "", f"This is {origin}", "", "## Results", ""]
     lines += _results_table(metrics, scores, task, cfg)
     scored = _evaluated_on(cfg, task)
     if scored:
@@ -201,7 +206,7 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     lines += ["", f"Every setting is in `dynakd.yaml`: `dynakd {command} --config dynakd.yaml --output NEW_FOLDER`, "
               "started where the run was (relative paths in it are relative to that folder), trains it again. "
               "`metrics.json` holds the scores.", "", "## Use", "", "```python",
-              *_usage(task, cfg.push_to_hub or "path/to/" + _name(out)), "```", ""]
+              *_usage(task, cfg.push_to_hub or "path/to/" + _name(out), cfg.max_seq_length), "```", ""]
     return "\n".join(lines)
 
 
@@ -220,13 +225,19 @@ def _rows(task: TaskSpec) -> str:
     return "questions" if task.is_qa else "rows"
 
 
-def _usage(task: TaskSpec, where: str) -> list[str]:
-    """Loading code that runs on current transformers (whose pipelines no longer include question answering)."""
+def _usage(task: TaskSpec, where: str, max_length: int) -> list[str]:
+    """Loading code that runs on current transformers (whose pipelines no longer include question answering), and
+    that cuts inputs where training and scoring did (the tokenizer's own limit is the base model's, often 512)."""
     if task.is_qa:
         return ["from transformers import AutoModelForQuestionAnswering, AutoTokenizer", "",
                 f'tokenizer = AutoTokenizer.from_pretrained("{where}")',
-                f'model = AutoModelForQuestionAnswering.from_pretrained("{where}")  # start and end logits']
-    return ["from transformers import pipeline", "", f'classifier = pipeline("text-classification", model="{where}")']
+                f'model = AutoModelForQuestionAnswering.from_pretrained("{where}")  # start and end logits',
+                f"# trained and scored on windows of {max_length} tokens: "
+                f'tokenizer(question, context, truncation="only_second", max_length={max_length})']
+    return ["from transformers import pipeline", "",
+            f"# trained and scored on the first {max_length} tokens of each input",
+            f'classifier = pipeline("text-classification", model="{where}", truncation=True, '
+            f"max_length={max_length})"]
 
 
 def _batch(cfg: DistillConfig, processes: int) -> str:

@@ -62,10 +62,11 @@ def offline_unless_reachable(timeout: float = 3.0) -> bool:
 PUSH_IGNORE = ["checkpoint-*", "checkpoint-*/**", ".*", "*.tmp"]
 
 
-def check_push(repo_id: str) -> str:
-    """Before training: the repository id is well formed, a token is there, the hub answers and accepts the token
-    (a push that can only fail should not wait for the end of a long run). Write access to the namespace is
-    learnt only at the upload. Returns the id whole: a bare ``name`` is the token's user's ``user/name`` (as
+def check_push(repo_id: str, private: bool = False) -> str:
+    """Before training: the repository id is well formed, a token is there, the hub answers and accepts the token,
+    and a private push is not bound for an existing public repository (a push that can only fail, or publish what
+    was asked to stay private, should not wait for the end of a long run). Write access to the namespace is learnt
+    only at the upload. Returns the id whole: a bare ``name`` is the token's user's ``user/name`` (as
     ``create_repo`` makes it; the upload and the card must name it so too)."""
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import HFValidationError
@@ -81,14 +82,37 @@ def check_push(repo_id: str) -> str:
     if offline_unless_reachable():
         raise DynaKDError("--push-to-hub needs the hub, which cannot be reached from here (or HF_HUB_OFFLINE is "
                           "set); train without it and upload the folder later with `hf upload`")
+    api = HfApi()
     try:
-        user = HfApi().whoami()
-    except Exception as e:  # noqa: BLE001 - an invalid token (401) or a failing connection: no push would work
-        raise DynaKDError(f"--push-to-hub: the hub refused the token ({first_line(e)}); run `hf auth "
-                          "login` again or set HF_TOKEN") from None
-    if "/" in repo_id or not isinstance(user, dict) or not user.get("name"):
-        return repo_id
-    return f"{user['name']}/{repo_id}"
+        user = api.whoami()
+    except Exception as e:  # noqa: BLE001 - HTTP (huggingface_hub's) or connection (httpx's) errors alike
+        if _status(e) in (401, 403):
+            raise DynaKDError(f"--push-to-hub: the hub refused the token ({first_line(e)}); run `hf auth "
+                              "login` again or set HF_TOKEN") from None
+        # behind a proxy the reachability check is skipped: a proxy that is down lands here, not a bad token
+        raise DynaKDError(f"--push-to-hub: the hub could not check the token ({first_line(e)}); check the "
+                          "connection (and proxy settings), or train without it and upload later with `hf "
+                          "upload`") from None
+    if "/" not in repo_id and isinstance(user, dict) and user.get("name"):
+        repo_id = f"{user['name']}/{repo_id}"
+    if private and _is_public(api, repo_id):  # create_repo(private=True) leaves an existing repository as it is
+        raise DynaKDError(f"--hub-private: {repo_id} exists and is public, and a push does not change that; make "
+                          "it private on the hub first, or push to another repository")
+    return repo_id
+
+
+def _status(error: Exception) -> int | None:
+    """The HTTP status of a hub client's error, None for one without a response (a connection that failed)."""
+    return getattr(getattr(error, "response", None), "status_code", None)
+
+
+def _is_public(api, repo_id: str) -> bool:
+    """Whether ``repo_id`` is an existing public model repository; False when it does not exist or cannot be
+    seen (a private one of someone else's: the upload will say)."""
+    try:
+        return api.repo_info(repo_id).private is False
+    except Exception:  # noqa: BLE001 - not found (it will be created private), or not readable with this token
+        return False
 
 
 def push_folder(folder: Path, repo_id: str, *, private: bool, message: str) -> str:

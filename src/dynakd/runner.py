@@ -241,7 +241,7 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
     if teacher_name:
         check_student_request(cfg, teacher_name, config=configs[teacher_name])
     if cfg.push_to_hub and is_first_process():  # only process 0 pushes (its card names the repository whole)
-        cfg = dataclasses.replace(cfg, push_to_hub=hub.check_push(cfg.push_to_hub))
+        cfg = dataclasses.replace(cfg, push_to_hub=hub.check_push(cfg.push_to_hub, cfg.hub_private))
     out = check_output(cfg, command)
     resume = resume_point(cfg, out)
     if resume is not None:  # before any model loads (the trainer checks again, for its own users)

@@ -114,6 +114,22 @@ def test_a_score_that_could_not_be_computed_is_no_published_result(tmp_path, mon
     assert model_ref(".") == "`teacher` (a local folder)"
 
 
+def test_a_pushed_card_is_headed_by_its_repository_and_cuts_inputs_as_training_did(tmp_path):
+    """A pushed card's title was its local folder's name (`# out` on the hub page of me/my-model); its snippet let
+    the pipeline read past the run's max_seq_length (other scores than the card's; an error past 512 tokens); a
+    multi-class file's metric id was macro_f1, which the Hub does not know."""
+    card = scored_card(tmp_path, "sst2", {"accuracy": 0.9}, push_to_hub="me/my-model", max_seq_length=64)
+    assert card.text.lstrip().startswith("# my-model\n") and card.data.model_name == "my-model"
+    assert 'pipeline("text-classification", model="me/my-model", truncation=True, max_length=64)' in card.text
+    squad = scored_card(tmp_path, "squad", {"exact_match": 70.5, "f1": 80.25}, max_seq_length=384)
+    assert 'tokenizer(question, context, truncation="only_second", max_length=384)' in squad.text
+    config = build_config({"task": "csv", "teacher": "org/teacher", "student_layers": 2, "train_file": "d.csv",
+                           "text_columns": ["t"]})
+    card = ModelCard.load(write_model_card(tmp_path / "out", "distill", config, get_task("csv", num_labels=3),
+                                           {"eval": {"accuracy": 0.9, "macro_f1": 0.8}}))
+    assert card.data.metrics == ["accuracy", "f1"] and "| validation | macro_f1 | 0.8 |" in card.text
+
+
 def test_the_length_row_counts_in_the_singular_too(tmp_path):
     assert "| length | 1 epoch |" in scored_card(tmp_path, "sst2", {"accuracy": 0.9}, epochs=1).text  # was "1 epochs"
     assert "| length | 2.5 epochs |" in scored_card(tmp_path, "sst2", {"accuracy": 0.9}, epochs=2.5).text
@@ -137,6 +153,10 @@ class FakeHub:
 
     def whoami(self):
         return {"name": "me"}
+
+    def repo_info(self, repo_id):
+        raise HTTPError(f"404 Client Error: Repository Not Found for url: https://huggingface.co/api/models/{repo_id}",
+                        404)
 
     def create_repo(self, repo_id, **kwargs):
         from huggingface_hub import RepoUrl
@@ -192,7 +212,8 @@ def test_push_to_hub_uploads_the_finished_folder(tiny_teacher, tmp_path, online,
     assert kwargs["commit_message"] == (f"dynakd distill on sst2: method `kd` from `{tiny_teacher.name}` (a local "
                                         "folder)")
     assert f"pushed {out} to https://huggingface.co/me/student" in capsys.readouterr().out
-    assert 'pipeline("text-classification", model="me/student")' in (out / "README.md").read_text()
+    assert ('pipeline("text-classification", model="me/student", truncation=True, max_length=32)'
+            in (out / "README.md").read_text())
     assert "push_to_hub: null" in (out / "dynakd.yaml").read_text()  # rerunning it from there does not push again
 
 
@@ -215,9 +236,17 @@ def test_a_push_that_cannot_work_is_refused_before_training(tiny_teacher, tmp_pa
     assert message in capsys.readouterr().err and not out.exists() and not FakeHub.calls
 
 
+class HTTPError(Exception):
+    """Like the hub client's HTTP errors, which carry the response."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.response = type("Response", (), {"status_code": status})()
+
+
 def test_a_refused_token_is_found_before_training(tiny_teacher, tmp_path, online, capsys):
     def refuse(self):
-        raise RuntimeError("401 Client Error: Unauthorized for url: https://huggingface.co/api/whoami-v2")
+        raise HTTPError("401 Client Error: Unauthorized for url: https://huggingface.co/api/whoami-v2", 401)
 
     online.setattr(FakeHub, "whoami", refuse)
     out = tmp_path / "student"
@@ -226,6 +255,33 @@ def test_a_refused_token_is_found_before_training(tiny_teacher, tmp_path, online
     assert ("--push-to-hub: the hub refused the token (401 Client Error: Unauthorized for url: "
             "https://huggingface.co/api/whoami-v2); run `hf auth login` again or set HF_TOKEN") in err
     assert not out.exists()
+
+
+def test_a_connection_that_fails_the_token_check_is_not_blamed_on_the_token(tiny_teacher, tmp_path, online, capsys):
+    """Behind a proxy (no reachability check) a proxy that was down was reported as a refused token."""
+    def fail(self):
+        raise ConnectError("[Errno 111] Connection refused")
+
+    online.setattr(FakeHub, "whoami", fail)
+    assert main(distill_args(tiny_teacher, tmp_path / "student", "--push-to-hub", "me/student")) == 2
+    err = capsys.readouterr().err
+    assert ("--push-to-hub: the hub could not check the token ([Errno 111] Connection refused); check the connection "
+            "(and proxy settings)") in err and "hf auth login" not in err
+
+
+def test_a_private_push_to_an_existing_public_repository_is_refused_before_training(tiny_teacher, tmp_path, online,
+                                                                                   capsys):
+    """--hub-private went on in silence to a public repository (create_repo keeps an existing one's visibility)."""
+    def info(self, repo_id):
+        assert repo_id == "me/student"  # the whole id, after the token's user was added
+        return type("Info", (), {"private": False})()
+
+    online.setattr(FakeHub, "repo_info", info)
+    out = tmp_path / "student"
+    assert main(distill_args(tiny_teacher, out, "--push-to-hub", "student", "--hub-private")) == 2
+    assert ("--hub-private: me/student exists and is public, and a push does not change that"
+            in capsys.readouterr().err) and not out.exists() and not FakeHub.calls
+    assert main(distill_args(tiny_teacher, out, "--method", "kd", "--push-to-hub", "student")) == 0  # not private
 
 
 class ConnectError(Exception):
