@@ -85,10 +85,18 @@ def first_process_first(timeout_s: float = FIRST_PROCESS_WAIT_S) -> Iterator[Non
     if first:
         dist.barrier(group=group)  # the others' turn
     dist.barrier(group=group)  # every body done
-    # every process out of that barrier before any closes the group: one that closed its connections while another
-    # still finished the barrier could abort that one ("terminate called without an active exception", seen once)
-    dist.barrier()
+    dist.barrier()  # every process out of that barrier before any closes the group under another's feet
     dist.destroy_process_group(group)
+
+
+def close_process_group() -> None:
+    """Close the default process group at the end of a command that every process finished: a process that exits
+    with it open can abort in its exit as gloo's threads are torn down ("terminate called without an active
+    exception", pytorch/pytorch#190489; seen in our FSDP tests), and NCCL asks for it. Not after an error: another
+    process may still be in a collective, which closing would hang (torchtitan closes on success only, too).
+    Written here because the Trainer leaves the group open (accelerate closes it in ``end_training`` only)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def world_size() -> int:

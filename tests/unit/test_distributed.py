@@ -62,3 +62,26 @@ def test_a_command_of_one_process_is_refused_under_mpirun(monkeypatch, capsys):
 
     assert main(["report", "no-such-folder"]) == 2
     assert "dynakd: error: [rank 1] dynakd report runs in one process" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_command_closes_its_process_group_when_every_process_finished(monkeypatch, fails):
+    """A launched command left the default group open at its exit, where gloo's threads torn down with the
+    interpreter could abort the process ("terminate called without an active exception" in an FSDP test's rank 1).
+    After an error it stays open: another process may still be in a collective, which closing would hang."""
+    from dynakd import cli
+    from dynakd.errors import DynaKDError
+
+    def run(args):
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+        if fails:
+            raise DynaKDError("a failure of this process")
+
+    monkeypatch.setattr(cli, "_run", run)
+    try:
+        assert cli.main(["report", "a-sweep"]) == (2 if fails else 0)
+        assert dist.is_initialized() == fails
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dynakd: interrupted", file=sys.stderr)
         return 130
+    from ..distributed import close_process_group  # (loaded by _run)
+
+    close_process_group()  # every process got here: a launched run's group closes before the process exits
     return 0
 
 
