@@ -1,40 +1,38 @@
-"""Pictures: the alignment plan as a labelled heatmap."""
+"""Pictures: the alignment plan as a labelled heatmap.
+
+Figures are built with ``matplotlib.figure.Figure`` and saved through their own canvas, never through ``pyplot``:
+training in a notebook draws these at each evaluation, and ``pyplot`` (or ``matplotlib.use``) would switch the
+notebook's backend and keep every figure alive in its registry."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
 
 def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment") -> None:
-    """Heatmap of a plan ``[Ls, Lt]``: rows are student layers, columns teacher layers (both 1-based)."""
+    """Heatmap of an aligner's running plan ``[Ls, Lt]`` (the exponential average of the plans seen in training):
+    rows are student layers, columns teacher layers (both 1-based). The colour scale is 0..1, a row's weights summing
+    to 1, so a uniform plan looks pale beside a confident one; a plan with NaN or inf says so in its title."""
     p = plan.float().numpy()
     n_s, n_t = p.shape
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 + 0.5 * n_t), max(2.4, 1.2 + 0.45 * n_s)))
-    im = ax.imshow(p, cmap="viridis", vmin=0.0, vmax=max(1e-6, float(p.max())), aspect="auto")
+    fig = Figure(figsize=(max(4.0, 1.6 + 0.5 * n_t), max(2.6, 1.4 + 0.45 * n_s)))
+    ax = fig.add_subplot()
+    im = ax.imshow(p, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(n_t), [str(i + 1) for i in range(n_t)])
     ax.set_yticks(range(n_s), [str(i + 1) for i in range(n_s)])
     ax.set_xlabel("teacher layer")
     ax.set_ylabel("student layer")
-    ax.set_title(title, fontsize=9)
-    for i in range(n_s):
-        for j in range(n_t):
-            if p[i, j] >= 0.05:
-                ax.text(
-                    j,
-                    i,
-                    f"{p[i, j]:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="black" if p[i, j] > 0.6 * p.max() else "white",
-                )
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="plan weight")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    broken = int((~np.isfinite(p)).sum())
+    # the plan drawn is an average: after a few steps it is still mostly the one-hot map it starts from
+    title += "\nrunning mean of the plans in training"
+    title += "" if not broken else f"\n{broken} of {p.size} weights are not finite (NaN or inf)"
+    ax.set_title(title, fontsize=9, color="black" if not broken else "darkred")
+    for i, j in zip(*np.nonzero((p >= 0.05) | ~np.isfinite(p))):  # a non-finite cell is blank: name it
+        light = not np.isfinite(p[i, j]) or p[i, j] > 0.5  # viridis is dark below about 0.5; a blank cell white
+        ax.text(j, i, f"{p[i, j]:.2f}", ha="center", va="center", fontsize=7, color="black" if light else "white")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="plan weight (a row sums to 1)")
+    fig.savefig(path, dpi=120, bbox_inches="tight")

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from PIL import Image
 
 from dynakd.cli import main
 from dynakd.errors import DynaKDError
@@ -474,6 +475,45 @@ def test_a_report_with_too_many_settings_plots_each_method_at_its_best(tmp_path,
     assert all(r.get("delta") is not None or r["method"] == "kd" for r in rows)  # the second table's rows
 
 
+def test_a_plot_of_many_settings_at_their_own_rates_reads(tmp_path):
+    """14 methods and aligners at 2 depths, each depth at a rate of its own: 28 settings, no second table, so the
+    fallback to it did nothing and the plot was a 3696-pixel strip with colours repeating and the legend cut off. It
+    counts the bars of one depth (14, which read), one panel a depth, one colour a method and aligner."""
+    kinds = [("task", "-"), ("kd", "-")] + [(m, a) for m in ("static", "pkd", "dynamics", "full")
+                                            for a in ("fixed", "attention", "ot")]
+    records = []
+    for depth, lr in ((2, 4e-4), (3, 2e-4)):
+        for i, (method, align) in enumerate(kinds):
+            extra = {"lr": lr, "student_layers": depth} | ({} if align == "-" else {"align.name": align})
+            for seed in (1, 2, 3):
+                records.append(run_record(method, seed, 0.80 + 0.002 * i + 0.001 * seed, **extra) | {
+                    "align": "ot" if align == "-" else align})
+    text = build_report(write_results(tmp_path, records)).read_text()
+    assert "The plot shows" not in text  # every setting is drawn
+    png = Image.open(tmp_path / "ablation.png")
+    assert png.width <= 1000 and png.height < 1600
+
+
+def test_the_readme_figure_is_no_strip(tmp_path):
+    """B1's figure, which the README shows, was 2736 by 432 pixels: bars side by side with a legend beside them."""
+    shutil.copy(ROOT / "benchmarks" / "b1-sst2-cpu" / "results.jsonl", tmp_path / "results.jsonl")
+    build_report(tmp_path)
+    png = Image.open(tmp_path / "ablation.png")
+    assert png.width <= 1000 and png.height > png.width
+
+
+def test_the_heatmap_copied_is_of_a_run_with_a_score(tmp_path):
+    """The report copied the lowest seed's heatmap even when that run had diverged (its plan may be NaN)."""
+    records = [run_record("full", 1, None), run_record("full", 2, 0.82), run_record("full", 3, 0.81)]
+    for r in records:
+        r["output"] = str(tmp_path / "cells" / r["key"])
+        (tmp_path / "cells" / r["key"]).mkdir(parents=True)
+        (tmp_path / "cells" / r["key"] / "alignment.png").write_bytes(r["key"].encode())
+    text = build_report(write_results(tmp_path, records)).read_text()
+    assert (tmp_path / "alignment_ot_L2.png").read_bytes() == b"method=full,seed=2"
+    assert "`alignment_ot_L2.png` of `method=full,seed=2`" in text
+
+
 def stand_in_data(path: Path, tmp_path: Path) -> Path:
     """The sweep file, with small local files for data that is not on this machine (``../shared`` is optional for
     tests): a copy under ``tmp_path`` when something was stood in. SST-2 needs nothing: ``--smoke`` falls back to the
@@ -625,7 +665,7 @@ def test_the_teacher_line_stays_inside_the_plot_and_a_shared_teacher_is_one_scor
     from dynakd.experiments.report import _fmt_teacher
 
     limits = []
-    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: limits.append(fig.axes[0].get_ylim()))
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: limits.append(fig.axes[0].get_xlim()))  # scores
     rows = [{"depth": 2, "method": "kd", "align": "-", "variant": "-", "scores": [60.0, 62.0], "teacher": [46.9] * 2}]
     plot_ablation(rows, tmp_path / "a.png", "accuracy")
     assert limits[0][0] < 46.9 < limits[0][1]

@@ -1,51 +1,121 @@
-"""Ablation bar chart: one bar per method (and aligner) per student depth, sd error bars, the teacher as a line; and
-the alignment heatmaps the report copies from its runs."""
+"""Ablation chart: one panel per student depth, one horizontal bar per method, aligner and other settings (the mean
+over seeds, an sd whisker), the teacher as a dashed line; and the alignment heatmaps the report copies from its runs.
+
+The bars lie on their side so that a label, however long, wraps beside its bar instead of widening the figure; each
+row's numbers are written at its right end. Figures are built without ``pyplot`` (see ``dynakd.plots``)."""
 
 from __future__ import annotations
 
 import math
 import shutil
+import textwrap
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib import colormaps
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from ..config import METHODS, layer_term
+from .report import mean, note, score, stdev
 
-from ..config import METHODS, layer_term  # noqa: E402
-from .report import mean, note, stdev  # noqa: E402  (a NaN score draws no bar)
+LABEL_WIDTH = 36  # characters in a line of a bar's label before it wraps
+LINE_INCHES = 0.19  # the height of one line of a label
 
 
 def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
     depths = sorted({r["depth"] for r in rows}, reverse=True)
-    labels = sorted({(r["method"], r["align"], r["variant"]) for r in rows}, key=lambda x: (_order(x[0]), x[1:]))
-    width = 0.8 / max(1, len(labels))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.5 * len(labels) * len(depths)) + 1.6, 3.6))
-    cmap = plt.get_cmap("tab20")
-    for j, (method, align, var) in enumerate(labels):
-        xs, ys, es = [], [], []
-        for i, depth in enumerate(depths):
-            key = (depth, method, align, var)
-            row = next((r for r in rows if (r["depth"], r["method"], r["align"], r["variant"]) == key), None)
-            if row:
-                xs.append(i + (j - (len(labels) - 1) / 2) * width)
-                ys.append(mean(row["scores"]))
-                es.append(stdev(row["scores"]) if len(row["scores"]) > 1 else 0.0)
-        name = (method if align == "-" else f"{method} / {align}") + ("" if var == "-" else f" ({var})")
-        ax.bar(xs, ys, width, yerr=es, capsize=2, label=name, color=cmap(j % 20))
-    teacher = [t for r in rows for t in r["teacher"]]
-    if teacher and not math.isnan(level := mean(teacher)):  # the ceiling the bars are read against
-        ax.axhline(level, color="0.3", linestyle="--", linewidth=1, label=f"teacher ({level:.1f})")
-    ax.set_xticks(range(len(depths)), [f"{d}-layer student" for d in depths])
-    ax.set_ylabel(f"dev {metric} (x100)")
-    drawn = [v for r in rows for v in r["scores"] + r["teacher"] if not math.isnan(v)]
-    if drawn:  # the teacher's line stays inside the axes
-        ax.set_ylim(max(0.0, min(drawn) - 3), min(100.0, max(drawn) + 1.5))
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, never over a bar
+    panels = [sorted((r for r in rows if r["depth"] == d), key=_row_order) for d in depths]
+    heights = [[len(_label(r)) + 0.5 for r in panel] for panel in panels]  # a row: its label's lines and a gap
+    fig = Figure(figsize=(7.5, 0.6 + 0.55 * len(panels) + LINE_INCHES * sum(map(sum, heights))))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
+                        gridspec_kw={"height_ratios": [sum(h) for h in heights]})[:, 0]
+    colours = _colours(rows)
+    for ax, depth, panel, h in zip(axes, depths, panels, heights):
+        _panel(ax, depth, panel, h, colours)
+    low, high = _limits(rows)
+    axes[0].set_xlim(low, high)  # (shared: every depth on one scale)
+    for ax in axes:
+        if low < 0 < high:  # a bar starts at 0: the line shows which way it goes
+            ax.axvline(0, color="black", linewidth=0.8)
+    axes[-1].set_xlabel(f"dev {metric} (x100)\nbar: mean over the row's n seeds; whisker: ± sd (none for one seed)",
+                        fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # (tight: the numbers beside the axes are kept)
+
+
+def _panel(ax, depth: int, panel: list[dict[str, Any]], heights: list[float], colours: dict) -> None:
+    """One depth's rows top to bottom, each as tall as its label, with its numbers at the right."""
+    ys = [sum(heights[:k]) + h / 2 for k, h in enumerate(heights)]
+    means = [mean(r["scores"]) for r in panel]
+    ax.barh(ys, [0.0 if math.isnan(m) else m for m in means], height=0.8,
+            color=[colours[(r["method"], r["align"])] for r in panel])
+    spread = [(m, y, stdev(r["scores"])) for m, y, r in zip(means, ys, panel)
+              if len(r["scores"]) > 1 and not math.isnan(m)]  # one seed has no sd: no whisker, not a whisker of 0
+    if spread:
+        xs, ws, es = zip(*spread)
+        ax.errorbar(xs, ws, xerr=es, fmt="none", ecolor="black", elinewidth=1, capsize=3)
+    for y, r in zip(ys, panel):
+        ax.text(1.02, y, _numbers(r), transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+    ax.set_yticks(ys, ["\n".join(_label(r)) for r in panel], fontsize=8)
+    ax.set_ylim(sum(heights), 0)  # the table's first row on top
+    teacher = [t for r in panel for t in r["teacher"] if not math.isnan(t)]
+    title = f"{depth}-layer student"
+    if teacher:  # the ceiling the bars are read against
+        ax.axvline(level := mean(teacher), color="0.3", linestyle="--", linewidth=1)
+        title += f"; dashed line: the teacher ({level:.2f})"
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.tick_params(axis="x", labelsize=8)
+
+
+def _label(row: dict[str, Any]) -> list[str]:
+    """The row's method, aligner and other settings, wrapped to lines of ``LABEL_WIDTH`` (breaking after commas)."""
+    name = (row["method"] if row["align"] == "-" else f"{row['method']} / {row['align']}")
+    name += "" if row["variant"] == "-" else f" ({row['variant']})"
+    return textwrap.wrap(name, LABEL_WIDTH)
+
+
+def _numbers(row: dict[str, Any]) -> str:
+    """``mean ± sd  n=3`` (no sd for one seed); ``n/a`` where no seed has a score; a count of the runs left out."""
+    n, nan = len(row["scores"]), row.get("nan", 0)
+    m = mean(row["scores"])
+    text = "n/a" if math.isnan(m) else f"{m:.2f}" + (f" ± {stdev(row['scores']):.2f}" if n > 1 else "") + f"  n={n}"
+    return text + (f" (+{nan} nan)" if nan else "")
+
+
+def _limits(rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """The score axis: every whisker's ends and the teachers inside, a little more room on the left so the shortest
+    bar still shows (down to 0 for scores that are all positive, up to 0 for negative ones), within -100..100."""
+    ends = [t for r in rows for t in r["teacher"] if not math.isnan(t)]
+    for r in rows:
+        if not math.isnan(m := mean(r["scores"])):
+            sd = stdev(r["scores"]) if len(r["scores"]) > 1 else 0.0
+            ends += [m - sd, m + sd]
+    if not ends:
+        return 0.0, 100.0
+    lo, hi = min(ends), max(ends)
+    pad = max(1.0, 0.1 * (hi - lo))
+    low, high = lo - 2 * pad, hi + pad
+    low, high = (max(0.0, low) if lo >= 0 else low), (min(0.0, high) if hi <= 0 else high)
+    return max(-100.0, low), min(100.0, high)
+
+
+def _colours(rows: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, ...]]:
+    """One colour per (method, aligner): each method a hue of its own (the same in every report), its aligners
+    shades of it from darker to lighter."""
+    kinds = sorted({(r["method"], r["align"]) for r in rows}, key=lambda k: (_order(k[0]), k[1]))
+    out = {}
+    for method in dict.fromkeys(m for m, _ in kinds):
+        aligns = [a for m, a in kinds if m == method]
+        base = to_rgb(colormaps["tab10"](_order(method) % 10))
+        for k, align in enumerate(aligns):
+            shade = 0.0 if len(aligns) == 1 else -0.4 + 0.9 * k / (len(aligns) - 1)  # below 0 toward black
+            out[(method, align)] = tuple(c * (1 + shade) if shade < 0 else c + (1 - c) * shade for c in base)
+    return out
+
+
+def _row_order(row: dict[str, Any]) -> tuple:
+    return _order(row["method"]), row["align"], row["variant"]
 
 
 def _order(method: str) -> int:
@@ -53,17 +123,19 @@ def _order(method: str) -> int:
     return order.index(method) if method in order else len(order)
 
 
-def alignment_plots(records: list[dict[str, Any]], folder: Path) -> list[str]:
-    """One ``alignment_<aligner>_L<depth>.png`` per aligner and depth, copied from a run's folder: the plan at the end
-    of training of the lowest seed's run of ``full`` (or of another layer method; the first such in the file). Returns
-    the report's words naming the run each shows.
+def alignment_plots(records: list[dict[str, Any]], folder: Path, metric: str) -> list[str]:
+    """One ``alignment_<aligner>_L<depth>.png`` per aligner and depth, copied from a run's folder: the aligner's
+    running plan at the end of training of one run, chosen among the runs with a ``metric`` score (a diverged run's
+    plan may be NaN; where none has one, among all), from those of ``full`` (else of another layer method), the
+    lowest seed's, of those the first in the file. Returns the report's words naming the run each shows.
 
     A run folder that is not where the record says (a relative path counts from the folder ``ablate`` ran in) is
     looked for in this folder's ``cells/``, then from this folder's parents; one found nowhere is named in a note,
     and an earlier report's picture of it stays, said to be that. Pictures of aligners and depths the results no
     longer hold are removed."""
     chosen: dict[tuple[str, int], dict[str, Any]] = {}
-    for r in sorted(records, key=lambda r: (r["method"] != "full", r["seed"])):
+    for r in sorted(records, key=lambda r: (math.isnan(score(r, metric, missing=math.nan)), r["method"] != "full",
+                                            r["seed"])):
         if layer_term(r["method"]):
             chosen.setdefault((r["align"], r["student_layers"]), r)
     names = {(align, depth): f"alignment_{align}_L{depth}.png" for align, depth in chosen}

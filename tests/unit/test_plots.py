@@ -1,0 +1,149 @@
+"""The pictures: the ablation chart (experiments/plots.py) and the alignment heatmap (plots.py), read back from the
+figure they save."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from dynakd.experiments.plots import plot_ablation
+from dynakd.plots import plot_alignment
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def saved(monkeypatch):
+    """The figures saved (with savefig's keywords) instead of their files."""
+    figures = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: figures.append((fig, k)))
+    return figures
+
+
+def row(method: str, scores: list[float], align: str = "-", variant: str = "-", depth: int = 2, **more) -> dict:
+    """A row of the report's table, of what the chart reads."""
+    return {"depth": depth, "method": method, "align": align, "variant": variant, "scores": scores,
+            "teacher": [84.0] * max(1, len(scores))} | more
+
+
+def score_limits(fig: Figure) -> tuple[float, float]:
+    """The limits of the score axis, whichever way the bars lie (the axis labelled with the metric)."""
+    for ax in fig.axes:
+        if "dev " in ax.get_xlabel():
+            return ax.get_xlim()
+        if "dev " in ax.get_ylabel():
+            return ax.get_ylim()
+    raise AssertionError("no axis names the score")
+
+
+def texts(fig: Figure) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def whiskers(fig: Figure) -> int:
+    """The sd whiskers drawn: the segments of the error bars' line collections."""
+    return sum(len(c.get_segments()) for ax in fig.axes for eb in ax.containers if hasattr(eb, "has_xerr")
+               for c in eb.lines[2])
+
+
+def test_the_score_axis_holds_negative_scores_whole_whiskers_and_a_zero_line(saved):
+    """Limits came from single seeds' scores clamped at 0: a negative MCC vanished below the axis and a mean ± sd
+    whisker was cut off."""
+    plot_ablation([row("kd", [60.0, 85.0])], Path("a.png"), "accuracy")  # whisker 54.8..90.2
+    low, high = score_limits(saved[-1][0])
+    assert low <= 54.8 and high >= 90.2 and high <= 100
+    plot_ablation([row("full", [-5.0, -3.0, -8.0], align="ot")], Path("b.png"), "matthews_correlation")
+    fig = saved[-1][0]
+    low, high = score_limits(fig)
+    assert -100 <= low < -7.8 and high > 84.0  # the whisker's end (mean -5.33, sd 2.52) and the teacher
+    zero = [line for ax in fig.axes for line in ax.lines if [0, 0] in (list(line.get_xdata()), list(line.get_ydata()))]
+    assert zero, "a range across 0 draws the line bars start from"
+
+
+def test_one_seed_draws_no_whisker_and_a_row_without_a_score_says_so(saved):
+    """A one-seed row had a zero-length whisker with caps, which reads as sd 0; a row whose every run diverged drew
+    nothing and said nothing."""
+    rows = [row("kd", [80.0]), row("static", [82.0, 84.0], align="fixed"), row("full", [], align="ot", nan=2)]
+    plot_ablation(rows, Path("a.png"), "accuracy")
+    fig = saved[-1][0]
+    assert whiskers(fig) == 1  # static's
+    assert any(t.startswith("n/a") for t in texts(fig))
+    assert any("83.00 ± 1.41" in t and "n=2" in t for t in texts(fig))
+
+
+def test_each_method_and_aligner_has_a_colour_of_its_own(saved):
+    """Colours went by position in the legend, cycling through 20: with 28 settings two rows shared a colour, and one
+    method's settings each had another."""
+    kinds = [("task", "-"), ("kd", "-")] + [(m, a) for m in ("static", "pkd", "dynamics", "full")
+                                            for a in ("fixed", "attention", "ot")]
+    rows = [row(m, [80.0 + i, 81.0 + i], align=a, variant=f"lr={lr}")
+            for i, (m, a) in enumerate(kinds) for lr in (2e-4, 4e-4)]
+    plot_ablation(rows, Path("a.png"), "accuracy")
+    fig, options = saved[-1]
+    colours = {tuple(p.get_facecolor()) for ax in fig.axes for p in ax.patches}
+    assert len(colours) == len(kinds)
+    assert options.get("bbox_inches") == "tight"  # nothing outside the axes (a label, a number) is cut off
+
+
+def test_long_labels_wrap_and_the_figure_stays_narrow(tmp_path):
+    """The legend beside the bars made the figure as wide as its longest label (and the bars as wide as their number):
+    B1's was 2736 pixels wide."""
+    long = ", ".join(f"option_{i}.name=value_{i}" for i in range(8))
+    rows = [row(m, [80.0, 81.0], align="ot", variant=f"lr={lr}", depth=d)
+            for d in (2, 3) for m in ("static", "pkd", "dynamics", "full") for lr in (1e-4, 2e-4, 4e-4, 6e-4, 8e-4)]
+    rows.append(row("full", [80.0, 81.0], align="fixed", variant=long))
+    plot_ablation(rows, tmp_path / "a.png", "accuracy")
+    assert Image.open(tmp_path / "a.png").width <= 1000
+
+
+def plot(plan: torch.Tensor, saved: list) -> Figure:
+    plot_alignment(plan, Path("a.png"), title="ot alignment (step 3)")
+    return saved[-1][0]
+
+
+def test_the_heatmap_scale_is_0_to_1_and_it_says_it_shows_a_running_mean(saved):
+    """Each plan was scaled to its own largest weight: a uniform plan was as bright as a confident one. The picture
+    is the aligner's running mean of the plans (early on, mostly its starting map): the title did not say so."""
+    fig = plot(torch.full((2, 4), 0.25), saved)
+    image = fig.axes[0].images[0]
+    assert (image.norm.vmin, image.norm.vmax) == (0.0, 1.0)
+    assert "running mean of the plans" in fig.axes[0].get_title()
+
+
+def test_a_heatmap_of_a_plan_that_is_not_finite_says_so(saved):
+    """A NaN plan drew a 0..1e-6 colour scale and looked like a real one."""
+    fig = plot(torch.tensor([[float("nan"), 0.5], [0.5, 0.5]]), saved)
+    assert "1 of 4 weights are not finite" in fig.axes[0].get_title()
+    assert (fig.axes[0].images[0].norm.vmin, fig.axes[0].images[0].norm.vmax) == (0.0, 1.0)
+    assert "nan" in texts(fig)
+
+
+def test_drawing_leaves_a_notebooks_backend_and_figures_alone(tmp_path):
+    """Importing the plot modules switched matplotlib to Agg: a notebook training a model lost its inline backend."""
+    code = (
+        "import sys, matplotlib\n"
+        "matplotlib.use('svg')\n"
+        "import matplotlib.pyplot as plt\n"
+        "plt.figure()\n"
+        "from pathlib import Path\n"
+        "import torch\n"
+        "from dynakd.plots import plot_alignment\n"
+        "from dynakd.experiments.plots import plot_ablation\n"
+        "plot_alignment(torch.eye(2), Path(sys.argv[1]) / 'h.png')\n"
+        "plot_ablation([{'depth': 2, 'method': 'kd', 'align': '-', 'variant': '-', 'scores': [80.0], "
+        "'teacher': [84.0]}], Path(sys.argv[1]) / 'a.png', 'accuracy')\n"
+        "print(matplotlib.get_backend(), plt.get_fignums())\n"
+    )
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+                        "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
+                         check=True)
+    assert run.stdout.split("\n")[-2] == "svg [1]"
+    assert (tmp_path / "h.png").is_file() and (tmp_path / "a.png").is_file()
