@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import TrainingArguments, set_seed
+from transformers.trainer_callback import PrinterCallback
 
 from . import hub
 from .cache import live_dataset_mean, prepare_teacher_cache
@@ -490,13 +491,17 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
         args = _eval_args(cfg, tmp)
     except (ValueError, ImportError) as e:  # e.g. bf16 on a GPU without it
         raise DynaKDError(f"invalid evaluation settings: {first_line(e)}") from None
-    return EvalTrainer(
+    trainer = EvalTrainer(
         model=model,
         args=args,
         data_collator=DistillationCollator(tokenizer, None, task.is_regression, max_length=cfg.max_seq_length),
         compute_metrics=None if task.is_qa else _metric_fn(task),
         qa_eval=qa_eval,
     )
+    # without progress bars the Trainer prints each evaluation's raw dict: the teacher's, unlabelled, read as the
+    # student's just above the student's own scores (which the command prints, named)
+    trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def _eval_args(cfg: DistillConfig, tmp: str) -> TrainingArguments:

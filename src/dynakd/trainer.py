@@ -129,8 +129,11 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self.distiller = distiller.to(self.args.device)
         if teacher is not None:
             teacher.to(self.args.device).eval().requires_grad_(False)
+        # since the last log: each term's sum over micro-batches, each weighted by its part of its optimizer step
+        # (1 / its micro-batches), and the parts of the values that are not there at every micro-batch (_accumulate)
         self._term_sums: dict[str, float | torch.Tensor] = defaultdict(float)
-        self._term_count = 0
+        self._term_parts: dict[str, float] = defaultdict(float)
+        self._term_steps = 0.0
         self._staging: Path | None = None
         # The distiller's running state before the current optimizer step, all its micro-batches: what a non-finite
         # loss puts back (_check_finite)
@@ -342,34 +345,43 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             return capture(self.teacher, teacher_inputs, **kwargs)
 
     def train(self, *args, **kwargs):
-        self._term_sums.clear()  # terms of micro-batches after a former call's last log are not this call's
-        self._term_count = 0
+        self._clear_terms()  # terms of micro-batches after a former call's last log are not this call's
         self._snapshot, self._snapshot_step = None, None  # (keyed by id(state), which a new state may reuse)
         return super().train(*args, **kwargs)
 
     def _accumulate(self, out) -> None:
+        """Add a micro-batch's terms, weighted as the Trainer weights its loss: a step's micro-batches share it (an
+        epoch's last step may have fewer), and the log is the mean over steps. A term a micro-batch lacks counts as 0
+        there (it added 0 to the loss); a scheduled weight or a balance divisor is the mean where it was used."""
+        share = 1 / getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+        self._term_steps += share
         for name, value in out.terms.items():  # tensors: no device sync until the values are logged
-            self._term_sums[f"loss/{name}"] += value.detach()
+            self._term_sums[f"loss/{name}"] += value.detach() * share
         active = {self.distiller.group(name) for name in out.terms}
-        for name, value in out.weights.items():
-            if name in active:
-                self._term_sums[f"weight/{name}"] += float(value)
-        for name, magnitude in self.distiller.magnitudes.items():  # balance: each term is divided by it
-            self._term_sums[f"balance/{name}"] += magnitude
-        self._term_count += 1
+        used = {f"weight/{name}": float(value) for name, value in out.weights.items() if name in active}
+        # balance: each term is divided by its running magnitude, there from the term's first value on
+        used.update({f"balance/{name}": magnitude for name, magnitude in self.distiller.magnitudes.items()})
+        for key, value in used.items():
+            self._term_sums[key] += value * share
+            self._term_parts[key] += share
+
+    def _clear_terms(self) -> None:
+        self._term_sums.clear()
+        self._term_parts.clear()
+        self._term_steps = 0.0
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """Add the mean of every loss term and scheduled weight since the last training log (over processes too:
         every process logs the same terms, so one collective gathers them)."""
-        if "loss" in logs and self._term_count:
+        if "loss" in logs and self._term_steps:
             names = sorted(self._term_sums)
             device = self.args.device
             sums = torch.stack([torch.as_tensor(self._term_sums[k], dtype=torch.float32, device=device) for k in names])
-            means = distributed.all_reduce_mean(sums) / self._term_count
+            parts = torch.tensor([self._term_parts.get(k, self._term_steps) for k in names], device=device)
+            means = distributed.all_reduce_sum(sums) / distributed.all_reduce_sum(parts)
             # six significant digits (not decimals: a small dynamics term, ~1e-6, rounded to 0 or one digit)
             logs.update({k: float(f"{v:.6g}") for k, v in zip(names, means.tolist())})
-            self._term_sums.clear()
-            self._term_count = 0
+            self._clear_terms()
         super().log(logs, *args, **kwargs)
 
     # ----------------------------------------------------------------------------------------------- checkpoints

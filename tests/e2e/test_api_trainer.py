@@ -160,6 +160,49 @@ def test_term_balancing_logs_its_divisors(tiny_teacher, tmp_path):
     assert {"balance/task", "balance/logit"} <= set(first) and first["balance/task"] > 0
 
 
+def test_logged_terms_give_the_logged_loss_over_a_short_last_accumulation(tiny_teacher, tmp_path):
+    """An epoch of 6 micro-batches with 4 to a step ends on a step of 2: the Trainer's loss is the mean of the two
+    steps' losses, the terms were the mean of the six micro-batches' (0.44% off the loss in a reviewer's run)."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    logged = []
+
+    class Logs(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logged.append(dict(logs or {}))
+
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=_distiller(),
+                                  train_dataset=_rows(tokenizer, 48), callbacks=[Logs()],
+                                  args=_args(tmp_path / "run", max_steps=2, logging_steps=2, save_strategy="no",
+                                             gradient_accumulation_steps=4, learning_rate=1e-2),
+                                  data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    log = next(log for log in logged if "loss" in log)
+    total = log["weight/task"] * log["loss/task"] + log["weight/logit"] * log["loss/logit"]
+    assert total == pytest.approx(log["loss"], rel=2e-5)
+
+
+def test_a_balance_divisor_is_averaged_over_the_micro_batches_that_used_it(tiny_teacher, tmp_path):
+    """A term's running magnitude that began within a logging window (a batch of transfer rows has no task term
+    at first) was summed over the micro-batches that had it and divided by all of them: 20% low in a reviewer's run."""
+    from dynakd.distiller import DistillOutput
+
+    teacher, student, tokenizer = _models(tiny_teacher)
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=_distiller({"method": "kd",
+                                                                                       "balance": True}),
+                                  train_dataset=_rows(tokenizer, 8), args=_args(tmp_path / "run"),
+                                  data_collator=DataCollatorWithPadding(tokenizer))
+    out = DistillOutput(loss=torch.tensor(1.0), terms={"task": torch.tensor(0.5), "logit": torch.tensor(0.2)},
+                        weights={"task": 1.0, "logit": 1.0}, plan=None)
+    trainer.current_gradient_accumulation_steps = 1
+    for magnitudes in ({"logit": 0.4}, {"logit": 0.4, "task": 0.6}, {"logit": 0.4, "task": 0.8}):
+        trainer.distiller._magnitudes = magnitudes
+        trainer._accumulate(out)
+    logs = {"loss": 1.0}
+    trainer.log(logs)
+    assert logs["balance/task"] == pytest.approx(0.7) and logs["balance/logit"] == pytest.approx(0.4)
+    assert logs["loss/task"] == pytest.approx(0.5) and logs["weight/logit"] == 1.0
+
+
 def test_the_sensitivity_noise_follows_the_trainers_seed(tiny_teacher, tmp_path, monkeypatch):
     """The noise came from the distiller config's seed: runs of TrainingArguments(seed=...) 1 and 2 drew the same."""
     from dynakd import trainer as trainer_module
