@@ -48,7 +48,8 @@ class StepsOfThisRun(TrainerCallback):
 
 class AlignmentCallback(TrainerCallback):
     """Writes the aligner's plan as ``alignment.json`` and ``alignment.png`` into the output folder at each
-    evaluation and at the end of training."""
+    evaluation and at the end of training, and adds the picture to the TensorBoard logs (``alignment``, one per
+    evaluation: the files keep only the last)."""
 
     def __init__(self, trainer):  # a DistillationTrainer
         self.trainer = trainer
@@ -57,12 +58,21 @@ class AlignmentCallback(TrainerCallback):
         aligner = self.trainer.distiller.aligner
         if aligner is None or not state.is_world_process_zero:
             return
-        save_alignment(
+        pixels = save_alignment(
             aligner.running_plan.detach().cpu(),
             Path(args.output_dir),
             step=state.global_step,
             aligner=type(aligner).__dict__.get("name") or type(aligner).__name__,  # a subclass: its class name
         )
+        if (writer := self._tensorboard()) is not None:
+            writer.add_image("alignment", pixels, state.global_step, dataformats="HWC")
+
+    def _tensorboard(self):
+        """The writer of the Trainer's TensorBoard callback (``report_to`` tensorboard), once it is open."""
+        from transformers.integrations import TensorBoardCallback
+
+        found = (c for c in self.trainer.callback_handler.callbacks if isinstance(c, TensorBoardCallback))
+        return getattr(next(found, None), "tb_writer", None)
 
     def on_evaluate(self, args, state, control, **kwargs):
         self.save(args, state)
@@ -71,7 +81,8 @@ class AlignmentCallback(TrainerCallback):
         self.save(args, state)
 
 
-def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str) -> None:
+def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str):
+    """Write ``alignment.json`` and ``alignment.png``; returns the picture's pixels."""
     from .plots import plot_alignment
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -83,4 +94,4 @@ def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str
         "columns": "teacher layers 1..Lt",
     }
     (out_dir / "alignment.json").write_text(jsonfile.dumps(record, indent=1))
-    plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})")
+    return plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})")

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
-def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment") -> None:
+def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment") -> np.ndarray:
     """Heatmap of an aligner's running plan ``[Ls, Lt]`` (the exponential average of the plans seen in training):
     rows are student layers, columns teacher layers (both 1-based). The colour scale is 0..1, a row's weights summing
-    to 1, so a uniform plan looks pale beside a confident one; a plan with NaN or inf says so in its title."""
+    to 1, so a uniform plan looks pale beside a confident one; a plan with NaN or inf says so in its title. Saved to
+    ``path``; returns the picture's pixels (``[H, W, 3]`` uint8, for TensorBoard)."""
     p = plan.float().numpy()
     n_s, n_t = p.shape
     fig = Figure(figsize=(max(4.0, 1.6 + 0.5 * n_t), max(2.6, 1.4 + 0.45 * n_s)))
@@ -36,3 +38,6 @@ def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment") -> 
         ax.text(j, i, f"{p[i, j]:.2f}", ha="center", va="center", fontsize=7, color="black" if light else "white")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="plan weight (a row sums to 1)")
     fig.savefig(path, dpi=120, bbox_inches="tight")
+    canvas = FigureCanvasAgg(fig)  # (a canvas of its own, not pyplot's)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

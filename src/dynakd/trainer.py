@@ -382,7 +382,17 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             # six significant digits (not decimals: a small dynamics term, ~1e-6, rounded to 0 or one digit)
             logs.update({k: float(f"{v:.6g}") for k, v in zip(names, means.tolist())})
             self._clear_terms()
+            logs.update(self._matched_layers())
         super().log(logs, *args, **kwargs)
+
+    def _matched_layers(self) -> dict[str, float]:
+        """``align/student_<m>``: the teacher layer (1-based) student layer ``m`` is matched to, the running plan's
+        mean over its row (the same in every process): the alignment's course in TensorBoard, between pictures."""
+        if (aligner := self.distiller.aligner) is None:
+            return {}
+        plan = aligner.running_plan.detach().float().cpu()
+        matched = plan @ torch.arange(1, plan.shape[1] + 1, dtype=plan.dtype)
+        return {f"align/student_{m}": round(float(v), 4) for m, v in enumerate(matched, 1)}
 
     # ----------------------------------------------------------------------------------------------- checkpoints
     # FSDP2: the Trainer saves and loads the optimizer through torch.distributed.checkpoint, which names each optimizer

@@ -48,14 +48,14 @@ def distill_args(teacher: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
-def tensorboard_tags(run: Path) -> set[str]:
+def tensorboard_tags(run: Path, kind: str = "scalars") -> set[str]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tags: set[str] = set()
     for event_file in run.glob("runs/**/events.out.tfevents.*"):
         acc = EventAccumulator(str(event_file))
         acc.Reload()
-        tags |= set(acc.Tags()["scalars"])
+        tags |= set(acc.Tags()[kind])
     return tags
 
 
@@ -93,6 +93,9 @@ def test_distill_every_method(tiny_teacher, tmp_path, method, align, terms):
     assert {f"train/loss/{t}" for t in terms} <= tags
     groups = {t if t in ("task", "logit") else "feature" for t in terms}
     assert {f"train/weight/{g}" for g in groups} <= tags
+    # the alignment's course: the picture at each evaluation, the matched teacher layers at each log
+    assert ("alignment" in tensorboard_tags(out, "images")) == has_plan
+    assert ({"train/align/student_1", "train/align/student_2"} <= tags) == has_plan
 
 
 def test_finetune_distill_evaluate_chain(tiny_encoder, tmp_path, capsys):
