@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import jsonfile, packaged
+from . import atomic, jsonfile, packaged
 from .checkpoints import PREFIX, check_checkpoint, is_checkpoint_name, latest_checkpoint, remove_partial
 from .config import DistillConfig, build_config, existing_part, load_yaml, save_config, underscored, unread_options
 from .data.tasks import TaskSpec, get_task
@@ -443,9 +443,10 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
     try:
         if resume is None and (out / CONFIG_NAME).is_file():
             # replaced: what runs write goes; this run, stopped before its first checkpoint: what it wrote by then
-            # goes (its record, checkpoints, TensorBoard files); files of other origin stay either way
+            # goes (checkpoints, TensorBoard files) but its record, replaced below (whole: a full disk keeps it);
+            # files of other origin stay either way
             for entry in _run_entries(out):
-                if cfg.overwrite or entry.name in (CONFIG_NAME, "runs") or is_checkpoint_name(entry.name):
+                if cfg.overwrite or entry.name == "runs" or is_checkpoint_name(entry.name):
                     shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
             if cfg.overwrite:
                 _remove_event_files(out)
@@ -529,7 +530,5 @@ def write_metrics(
     path = out / "metrics.json"
     if merge and path.is_file():
         record = {**earlier_metrics(out), merge: record}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(jsonfile.dumps(record, indent=2))
-    os.replace(tmp, path)
+    atomic.write_text(path, jsonfile.dumps(record, indent=2))
     return path

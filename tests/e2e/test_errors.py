@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import json
 import os
@@ -23,6 +24,17 @@ def run_error(capsys, args: list[str]) -> str:
     err = capsys.readouterr().err.strip()
     assert err.startswith("dynakd: error: ") and "\n" not in err and "Traceback" not in err
     return err
+
+
+_write_text = Path.write_text
+
+
+def full_disk_for_the_record(self: Path, *args, **kwargs):
+    """A disk that fills as a run's ``dynakd.yaml`` is written: the file is opened (emptied), the write fails."""
+    if "dynakd.yaml" not in self.name:
+        return _write_text(self, *args, **kwargs)
+    self.open("w").close()
+    raise OSError(errno.ENOSPC, "No space left on device")
 
 
 @pytest.mark.parametrize(
@@ -280,7 +292,7 @@ def test_teacher_without_a_classification_head(tiny_encoder, tmp_path, capsys):
     assert "has no classification head: fine-tune it first with `dynakd finetune`" in err
 
 
-def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
+def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd"))
@@ -299,6 +311,14 @@ def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys):
     # a run stopped before its first checkpoint starts again in its folder; files it did not write stay
     (out / "metrics.json").unlink()
     (out / "notes.txt").write_text("mine")
+    # its record, replaced on a full disk (another --eval-steps: there is something to write), stays: it was deleted
+    # first, and the next start refused the run's files without it as no run's
+    record = (out / "dynakd.yaml").read_bytes()
+    with monkeypatch.context() as disk:
+        disk.setattr(Path, "write_text", full_disk_for_the_record)
+        err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd", "--eval-steps", "3"))
+    assert f"cannot write to {out}: No space left on device" in err
+    assert (out / "dynakd.yaml").read_bytes() == record
     assert main(distill_args(tiny_teacher, out, "--method", "pkd")) == 0
     assert (out / "notes.txt").read_text() == "mine" and (out / "metrics.json").is_file()
     from dynakd.rundir import discard_output  # a restart that stops before training keeps its config beside them

@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from dynakd.checkpoints import check_checkpoint
 from dynakd.cli import main
 
-from .test_errors import run_error
+from .test_errors import full_disk_for_the_record, run_error
 
 SETTINGS = ["--synthetic", "--max-train-samples", "64", "--max-eval-samples", "16", "--batch-size", "8",
             "--max-seq-length", "32", "--no-progress", "--logging-steps", "4", "--max-steps", "8",
@@ -107,7 +107,18 @@ def test_sigkill_mid_run_then_resume_gives_the_same_weights(tiny_teacher, refere
         assert main(run_args(tiny_teacher, out, "--resume")) == 2
     assert "checkpoint-4 was written by 1 process(es) (global batch 8 x 1 x 1), and this run has 2" in \
         capsys.readouterr().err
+    # a start that cannot write the run's record (a full disk, when the run was likely stopped by one; another
+    # --logging-steps, so that there is something to write) leaves it as it was: it emptied it, and the next start
+    # took the folder for a different run, which only --overwrite (deleting the checkpoint) would train
+    record = out / "dynakd.yaml"
+    before = record.read_bytes(), record.stat().st_mtime_ns
+    with monkeypatch.context() as disk:
+        disk.setattr(Path, "write_text", full_disk_for_the_record)
+        err = run_error(capsys, run_args(tiny_teacher, out, "--logging-steps", "2"))
+    assert f"cannot write to {out}: No space left on device" in err
+    assert (record.read_bytes(), record.stat().st_mtime_ns) == before
     assert main(run_args(tiny_teacher, out, "--resume")) == 0
+    assert record.stat().st_mtime_ns == before[1]  # the same run's record is not written again
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train"]["resumed_from"] == "checkpoint-4" and metrics["train"]["steps"] == 8
     assert_same_weights(reference, out)

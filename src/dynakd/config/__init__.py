@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ..atomic import write_text
 from ..errors import DynaKDError
 from ..schedules import Schedule
 from .checks import MAX_BATCH, MAX_ITERS, MAX_WORKERS, _check_dynamics_choices, validate
@@ -99,4 +100,13 @@ def as_config(cfg: DistillConfig | dict[str, Any], where: str) -> DistillConfig:
 
 
 def save_config(cfg: DistillConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write ``cfg`` as YAML whole or not at all, and not again where the file holds it already: a run folder's record
+    is rewritten at every start, resumes included, and one emptied by a full disk or a kill mid-write made the next
+    start take the run for a different one."""
+    path, text = Path(path), yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    try:
+        if path.read_text() == text:
+            return
+    except (OSError, UnicodeDecodeError):  # none yet, or unreadable: written anew
+        pass
+    write_text(path, text)

@@ -1,0 +1,18 @@
+"""Files written whole or not at all: into a temporary file beside the target, then renamed over it (a rename is
+atomic on one file system). A full disk, a quota or a process killed mid-write leaves the earlier file as it was."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step; the temporary file goes on any failure."""
+    tmp = path.with_name(f".{path.name}.tmp")  # hidden and *.tmp: never published with a run (hub.PUSH_IGNORE)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, or Ctrl-C while writing
+        tmp.unlink(missing_ok=True)
+        raise
