@@ -29,10 +29,14 @@ STAGING = ".partial-"
 DISTILLER_STATE = "dynakd_distiller.pt"
 LAUNCH = "dynakd_launch.json"  # processes and batch sizes of the run that wrote it
 DISTILLER_OPTIMIZER = "dynakd_distiller_optimizer.pt"  # FSDP2 only: the optimizer state of the distiller's parameters
-# What a whole checkpoint holds; the model and optimizer files are named differently under FSDP and DeepSpeed.
+# What a whole checkpoint holds; the model and optimizer files are named differently under FSDP and DeepSpeed, which
+# keeps its scheduler in global_stepN/ too. Without scheduler.pt the Trainer loads neither optimizer nor scheduler,
+# and without a process's RNG state file it restores none, both without a word: the resumed run drifts.
 REQUIRED = ("trainer_state.json", DISTILLER_STATE)
 MODEL_FILES = ("model*.safetensors", "pytorch_model*.bin", "pytorch_model_fsdp_*", "global_step*")
 OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin", "optimizer_*", "global_step*")
+SCHEDULER = "scheduler.pt"
+DEEPSPEED = "global_step*"
 _NAME = re.compile(rf"^{PREFIX}-(\d+)$")
 
 
@@ -73,22 +77,41 @@ def remove_checkpoints(out: Path) -> None:
 def check_checkpoint(folder: Path) -> None:
     """Refuse a checkpoint with missing or unreadable files before any model is loaded (headers only: cheap)."""
     advice = _advice(folder)
-    missing = [f for f in REQUIRED if not (folder / f).is_file()]
-    for patterns, name in ((MODEL_FILES, "model.safetensors"), (OPTIMIZER_FILES, "optimizer.pt")):
-        if not any(any(folder.glob(p)) for p in patterns):
-            missing.insert(0, name)
-    if missing:
-        raise DynaKDError(f"checkpoint {folder} is incomplete (missing {', '.join(missing)}); {advice}")
     try:
+        if missing := _missing(folder):
+            raise DynaKDError(f"checkpoint {folder} is incomplete (missing {', '.join(missing)}); {advice}")
         json.loads((folder / "trainer_state.json").read_text())["global_step"]
         for f in folder.glob("model*.safetensors"):
             _check_safetensors(f)
-        for f in ("optimizer.pt", "scheduler.pt", DISTILLER_STATE, DISTILLER_OPTIMIZER):
+        for f in ("optimizer.pt", SCHEDULER, DISTILLER_STATE, DISTILLER_OPTIMIZER, *_rng_files(folder)):
             if (folder / f).is_file():
                 with zipfile.ZipFile(folder / f) as z:  # torch.save files are zip archives; truncation breaks them
                     z.namelist()
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise DynaKDError(f"checkpoint {folder} is corrupt ({type(e).__name__}: {e}); {advice}") from None
+
+
+def _missing(folder: Path) -> list[str]:
+    """The files of a whole checkpoint that ``folder`` lacks (the model and optimizer by their usual names)."""
+    missing = [name for patterns, name in ((MODEL_FILES, "model.safetensors"), (OPTIMIZER_FILES, "optimizer.pt"))
+               if not any(any(folder.glob(p)) for p in patterns)]
+    scheduler = [] if any(folder.glob(DEEPSPEED)) else [SCHEDULER]
+    return missing + [f for f in (*scheduler, *_rng_files(folder), *REQUIRED) if not (folder / f).is_file()]
+
+
+def _rng_files(folder: Path) -> list[str]:
+    """The RNG state files of the processes that wrote ``folder`` (one each, as the Trainer names them), from its
+    launch record; without one (written before the record existed), those it holds, at least one."""
+    processes = _launch_of(folder).get("processes")
+    if processes is None:
+        return [p.name for p in folder.glob("rng_state*.pth")] or ["rng_state.pth"]
+    return ["rng_state.pth"] if processes <= 1 else [f"rng_state_{i}.pth" for i in range(processes)]
+
+
+def _launch_of(folder: Path) -> dict[str, int]:
+    """The launch record ``folder`` holds (``save_launch``), or an empty one."""
+    path = folder / LAUNCH
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _check_safetensors(path: Path) -> None:
@@ -132,10 +155,7 @@ def check_launch(folder: Path, launch: dict[str, int]) -> None:
     """Refuse to resume with another number of processes: the global batch would change, and with it the number of
     steps, the schedules' positions and which rows the skipped batches held (the Trainer would carry on without a
     word). Checkpoints written before this file existed are not checked."""
-    path = folder / LAUNCH
-    if not path.is_file():
-        return
-    saved = json.loads(path.read_text())
+    saved = _launch_of(folder)
     if saved.get("processes", launch["processes"]) != launch["processes"]:
         def batch(d):
             return f"{d['per_device_batch']} x {d['gradient_accumulation_steps']} x {d['processes']}"

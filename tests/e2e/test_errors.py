@@ -615,9 +615,11 @@ def test_missing_or_corrupt_checkpoint_files(tiny_teacher, tmp_path, capsys):
     assert main(args) == 0
     (out / "metrics.json").unlink()  # as if stopped after its last checkpoint: finished runs are not resumed
     newest, older = out / "checkpoint-3", out / "checkpoint-2"
-    (newest / "optimizer.pt").unlink()
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):  # (the Trainer skips the last two without a word)
+        (newest / name).unlink()
     err = run_error(capsys, args)
-    assert f"checkpoint {newest} is incomplete (missing optimizer.pt); delete it to resume from checkpoint-2" in err
+    assert f"checkpoint {newest} is incomplete (missing optimizer.pt, scheduler.pt, rng_state.pth); delete it to " \
+        "resume from checkpoint-2" in err
     shutil.rmtree(newest)
     model = older / "model.safetensors"
     intact = model.read_bytes()

@@ -9,14 +9,17 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from dynakd.checkpoints import check_checkpoint, latest_checkpoint, publish, remove_partial
+from dynakd.checkpoints import LAUNCH, check_checkpoint, latest_checkpoint, publish, remove_partial, save_launch
 from dynakd.errors import DynaKDError
 
 
-def fake_checkpoint(folder: Path, layout: str = "plain") -> Path:
+def fake_checkpoint(folder: Path, layout: str = "plain", processes: int = 1) -> Path:
     folder.mkdir(parents=True)
     (folder / "trainer_state.json").write_text(json.dumps({"global_step": 4}))
     torch.save({"ref_s": torch.zeros(2)}, folder / "dynakd_distiller.pt")
+    save_launch(folder, {"processes": processes, "per_device_batch": 8, "gradient_accumulation_steps": 1})
+    for name in ["rng_state.pth"] if processes == 1 else [f"rng_state_{i}.pth" for i in range(processes)]:
+        torch.save({}, folder / name)
     if layout == "plain":
         save_file({"w": torch.ones(3)}, folder / "model.safetensors")
         torch.save({}, folder / "optimizer.pt")
@@ -24,7 +27,8 @@ def fake_checkpoint(folder: Path, layout: str = "plain") -> Path:
     elif layout == "fsdp":  # sharded model and optimizer folders
         (folder / "pytorch_model_fsdp_0").mkdir()
         (folder / "optimizer_0").mkdir()
-    else:  # DeepSpeed keeps model and optimizer in global_stepN/
+        torch.save({}, folder / "scheduler.pt")
+    else:  # DeepSpeed keeps model, optimizer and scheduler in global_stepN/
         (folder / "global_step4").mkdir()
     return folder
 
@@ -56,6 +60,36 @@ def test_missing_and_truncated_files_are_named(tmp_path):
         check_checkpoint(tmp_path / "checkpoint-8")
 
 
+@pytest.mark.parametrize("layout", ["plain", "fsdp"])
+def test_a_checkpoint_without_its_scheduler_or_a_random_state_is_incomplete(tmp_path, layout):
+    """Without scheduler.pt the Trainer loads neither optimizer nor scheduler, and without a process's RNG state it
+    restores none, both without a word (an INFO log for the RNG): the resumed run drifted from the uninterrupted one."""
+    folder = fake_checkpoint(tmp_path / "checkpoint-4", layout, processes=2)
+    (folder / "scheduler.pt").unlink()
+    (folder / "rng_state_1.pth").unlink()
+    with pytest.raises(DynaKDError, match=rf"checkpoint {folder} is incomplete \(missing scheduler.pt, "
+                                          r"rng_state_1.pth\); delete it or pass --overwrite"):
+        check_checkpoint(folder)
+    one = fake_checkpoint(tmp_path / "one" / "checkpoint-4", layout)
+    (one / "rng_state.pth").unlink()
+    torch.save({}, one / "rng_state_0.pth")  # another launch's file is not this one's
+    with pytest.raises(DynaKDError, match=r"incomplete \(missing rng_state.pth\)"):
+        check_checkpoint(one)
+    (one / LAUNCH).unlink()  # written before the launch record: any RNG state file will do, but one is needed
+    check_checkpoint(one)
+    (one / "rng_state_0.pth").unlink()
+    with pytest.raises(DynaKDError, match=r"incomplete \(missing rng_state.pth\)"):
+        check_checkpoint(one)
+
+
+def test_a_deepspeed_checkpoint_needs_no_scheduler_file(tmp_path):
+    """DeepSpeed keeps its scheduler in global_stepN/ (the Trainer writes scheduler.pt only for one of its own, and
+    fails loudly without it)."""
+    folder = fake_checkpoint(tmp_path / "checkpoint-4", "deepspeed", processes=2)
+    assert not (folder / "scheduler.pt").exists()
+    check_checkpoint(folder)
+
+
 def test_publish_is_a_rename_that_may_replace_the_same_step(tmp_path):
     staged = fake_checkpoint(tmp_path / ".partial-checkpoint-4" / "checkpoint-4")
     final = tmp_path / "checkpoint-4"
@@ -69,7 +103,7 @@ def test_publish_is_a_rename_that_may_replace_the_same_step(tmp_path):
 def test_a_checkpoint_resumes_only_with_the_processes_that_wrote_it(tmp_path):
     """Resumed with another number of processes the global batch changed, and with it the steps, the schedules and
     which rows the skipped batches held; the Trainer carried on without a word."""
-    from dynakd.checkpoints import LAUNCH, check_launch, save_launch
+    from dynakd.checkpoints import check_launch
 
     two = {"processes": 2, "per_device_batch": 8, "gradient_accumulation_steps": 1}
     save_launch(tmp_path, two)
