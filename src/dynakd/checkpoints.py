@@ -135,6 +135,8 @@ def save_distiller_state(distiller, folder: Path) -> None:
 
 
 def load_distiller_state(distiller, folder: Path) -> None:
+    if not (folder / DISTILLER_STATE).is_file():  # (a Trainer's own checkpoint, given to train() in Python)
+        raise DynaKDError(f"{folder} lacks {DISTILLER_STATE} (not a DynaKD checkpoint, or incomplete)")
     try:
         distiller.load_state_dict(torch.load(folder / DISTILLER_STATE, map_location="cpu", weights_only=True))
     except (OSError, RuntimeError, KeyError) as e:

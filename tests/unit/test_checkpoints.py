@@ -90,6 +90,20 @@ def test_a_deepspeed_checkpoint_needs_no_scheduler_file(tmp_path):
     check_checkpoint(folder)
 
 
+def test_a_checkpoint_without_the_distillers_state_is_named_as_such(tmp_path):
+    """It was said not to fit this run's distiller, as if it held another method's state."""
+    from dynakd import Distiller, build_config
+    from dynakd.checkpoints import load_distiller_state
+
+    distiller = Distiller(build_config({"method": "kd"}), student_layers=2, teacher_layers=4, student_width=32,
+                          teacher_width=32)
+    folder = tmp_path / "checkpoint-4"
+    folder.mkdir()
+    with pytest.raises(DynaKDError, match=rf"^{folder} lacks dynakd_distiller.pt \(not a DynaKD checkpoint, or "
+                                          r"incomplete\)$"):
+        load_distiller_state(distiller, folder)
+
+
 def test_publish_is_a_rename_that_may_replace_the_same_step(tmp_path):
     staged = fake_checkpoint(tmp_path / ".partial-checkpoint-4" / "checkpoint-4")
     final = tmp_path / "checkpoint-4"
