@@ -153,19 +153,29 @@ def save_launch(folder: Path, launch: dict[str, int]) -> None:
     (folder / LAUNCH).write_text(json.dumps(launch))
 
 
-def check_launch(folder: Path, launch: dict[str, int]) -> None:
-    """Refuse to resume with another number of processes: the global batch would change, and with it the number of
-    steps, the schedules' positions and which rows the skipped batches held (the Trainer would carry on without a
-    word). Checkpoints written before this file existed are not checked."""
-    saved = _launch_of(folder)
-    if saved.get("processes", launch["processes"]) != launch["processes"]:
-        def batch(d):
-            return f"{d['per_device_batch']} x {d['gradient_accumulation_steps']} x {d['processes']}"
+# How each part of a launch record is said in a refusal.
+_LAUNCH_SAID = {"processes": "{} process(es)", "per_device_batch": "a per-process batch of {}",
+                "gradient_accumulation_steps": "{} gradient accumulation step(s)"}
 
-        raise DynaKDError(
-            f"{folder.name} was written by {saved['processes']} process(es) (global batch {batch(saved)}), and this "
-            f"run has {launch['processes']} (global batch {batch(launch)}): resume it with {saved['processes']}, or "
-            "start again with --overwrite")
+
+def check_launch(folder: Path, launch: dict[str, int]) -> None:
+    """Refuse to resume with another number of processes, per-process batch or gradient accumulation: the global
+    batch would change, and with it the number of steps, the schedules' positions and which rows the skipped batches
+    held (the Trainer would carry on without a word). Checkpoints written before this file existed are not checked."""
+    saved = _launch_of(folder)
+    differ = [k for k in _LAUNCH_SAID if saved.get(k, launch[k]) != launch[k]]
+    if not differ:
+        return
+
+    def said(d):
+        return " and ".join(_LAUNCH_SAID[k].format(d[k]) for k in differ)
+
+    def batch(d):
+        return f"{d['per_device_batch']} x {d['gradient_accumulation_steps']} x {d['processes']}"
+
+    raise DynaKDError(f"{folder.name} was written with {said(saved)} (global batch {batch(saved)}), and this run has "
+                      f"{said(launch)} (global batch {batch(launch)}): resume it with {said(saved)}, or start again "
+                      "with --overwrite")
 
 
 def io_reason(e: Exception) -> str:

@@ -105,7 +105,7 @@ def test_sigkill_mid_run_then_resume_gives_the_same_weights(tiny_teacher, refere
     with monkeypatch.context() as env:  # another number of processes: refused before any model loads
         env.setenv("WORLD_SIZE", "2")
         assert main(run_args(tiny_teacher, out, "--resume")) == 2
-    assert "checkpoint-4 was written by 1 process(es) (global batch 8 x 1 x 1), and this run has 2" in \
+    assert "checkpoint-4 was written with 1 process(es) (global batch 8 x 1 x 1), and this run has 2 process(es)" in \
         capsys.readouterr().err
     # a start that cannot write the run's record (a full disk, when the run was likely stopped by one; another
     # --logging-steps, so that there is something to write) leaves it as it was: it emptied it, and the next start

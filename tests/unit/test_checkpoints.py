@@ -114,17 +114,29 @@ def test_publish_is_a_rename_that_may_replace_the_same_step(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".partial-checkpoint-4.")] == []
 
 
-def test_a_checkpoint_resumes_only_with_the_processes_that_wrote_it(tmp_path):
-    """Resumed with another number of processes the global batch changed, and with it the steps, the schedules and
-    which rows the skipped batches held; the Trainer carried on without a word."""
+def test_a_checkpoint_resumes_only_with_the_batches_of_the_run_that_wrote_it(tmp_path):
+    """Resumed with another number of processes, per-process batch or gradient accumulation, the global batch changed,
+    and with it the steps, the schedules and which rows the skipped batches held; the Trainer carried on without a
+    word (the per-process batch and the accumulation were recorded but not compared: a Python caller's
+    TrainingArguments are not checked against a run's dynakd.yaml)."""
     from dynakd.checkpoints import check_launch
 
     two = {"processes": 2, "per_device_batch": 8, "gradient_accumulation_steps": 1}
     save_launch(tmp_path, two)
     check_launch(tmp_path, two)
-    with pytest.raises(DynaKDError, match=r"was written by 2 process\(es\) \(global batch 8 x 1 x 2\), and this run "
-                                          r"has 1 \(global batch 8 x 1 x 1\): resume it with 2"):
+    with pytest.raises(DynaKDError, match=r"was written with 2 process\(es\) \(global batch 8 x 1 x 2\), and this "
+                                          r"run has 1 process\(es\) \(global batch 8 x 1 x 1\): resume it with 2 "
+                                          r"process\(es\), or start again with --overwrite"):
         check_launch(tmp_path, {**two, "processes": 1})
+    with pytest.raises(DynaKDError, match=r"with 1 gradient accumulation step\(s\) \(global batch 8 x 1 x 2\), and "
+                                          r"this run has 2 gradient accumulation step\(s\) \(global batch 8 x 2 x 2\)"):
+        check_launch(tmp_path, {**two, "gradient_accumulation_steps": 2})
+    # the same global batch, made otherwise: the dynamics forms that compare a batch's samples see other batches
+    with pytest.raises(DynaKDError, match=r"with a per-process batch of 8 and 1 gradient accumulation step\(s\) "
+                                          r"\(global batch 8 x 1 x 2\), and this run has a per-process batch of 4 "
+                                          r"and 2 gradient accumulation step\(s\) \(global batch 4 x 2 x 2\): resume "
+                                          r"it with a per-process batch of 8 and 1 gradient accumulation step\(s\)"):
+        check_launch(tmp_path, {**two, "per_device_batch": 4, "gradient_accumulation_steps": 2})
     (tmp_path / LAUNCH).unlink()
     check_launch(tmp_path, {**two, "processes": 1})  # a checkpoint from before the file: not checked
 
