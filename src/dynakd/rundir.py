@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic, jsonfile, packaged
+from .cache import cache_blocker
 from .checkpoints import PREFIX, check_checkpoint, is_checkpoint_name, latest_checkpoint, remove_partial
 from .config import DistillConfig, build_config, existing_part, load_yaml, save_config, underscored, unread_options
 from .data.tasks import TaskSpec, get_task
@@ -21,7 +22,8 @@ from .errors import DynaKDError
 
 CONFIG_NAME = "dynakd.yaml"
 # Keys that do not change what a run trains (a compiled run gives the eager run's losses to 1e-4; evaluating more often
-# changes no weight: e2e/test_resume.py).
+# changes no weight: e2e/test_resume.py), or that a resume may need to change: a cache's float16 features move the
+# weights in the 4th digit, but a full disk may be why the teacher cache is off now (a resume that switches it says so).
 _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache", "eval_teacher", "eval_batch_size",
              "eval_steps", "resume", "save_steps", "keep_checkpoints", "torch_compile", "torch_compile_mode",
              "cuda_graphs", "dataloader_num_workers", "push_to_hub", "hub_private"}
@@ -419,7 +421,24 @@ def resume_point(cfg: DistillConfig, out: Path) -> Path | None:
             raise DynaKDError(f"--resume: {out} holds no finished checkpoint to resume from")
         return None
     check_checkpoint(checkpoint)
+    _note_teacher_cache(cfg, out, checkpoint)
     return checkpoint
+
+
+def _note_teacher_cache(cfg: DistillConfig, out: Path, checkpoint: Path) -> None:
+    """Say so when a resume switches the teacher cache on or off where the run can read one: the steps before the
+    checkpoint read the teacher another way (cached features or live), so the weights will not be an uninterrupted
+    run's. (``auto`` reads no cache in a run shorter than an epoch, which is not known before the data loads.)"""
+    before = (recorded_config(out) or {}).get("teacher_cache", DistillConfig.teacher_cache)
+    before = "off" if before is False else before  # (YAML reads a bare `off` as false)
+    if not cfg.teacher or (before == "off") == (cfg.teacher_cache == "off") or cache_blocker(cfg) is not None \
+            or not is_first_process():
+        return
+    cached = f"its features cached in {cfg.teacher_cache_dtype}"
+    how = f"{cached}, not live" if cfg.teacher_cache == "off" else f"live, not {cached}"
+    print(f"note: resuming with teacher_cache {cfg.teacher_cache}; the steps before {checkpoint.name} ran with "
+          f"{before} and read the teacher another way ({how}), so the weights will differ slightly from an "
+          "uninterrupted run's", flush=True)
 
 
 def check_writable(out: Path) -> None:

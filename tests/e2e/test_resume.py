@@ -152,6 +152,28 @@ def test_a_checkpoint_of_the_last_step_resumes_without_training(tiny_teacher, tm
     assert json.loads((out / "alignment.json").read_text()) == plan
 
 
+def test_a_resume_that_switches_the_teacher_cache_says_so(tiny_teacher, tmp_path, capsys):
+    """Allowed (the disk may have filled), but the steps before the checkpoint read the teacher's cached float16
+    features and the rest the live teacher: the weights move in the 4th digit, which a resume had said nothing of."""
+    out = tmp_path / "run"
+    args = run_args(tiny_teacher, out, "--max-train-samples", "16", "--max-steps", "2", "--save-steps", "2",
+                    "--keep-checkpoints")  # (a run that reads every row once: auto builds the cache)
+    assert main(args) == 0
+
+    def resume(cache: str) -> str:
+        (out / "metrics.json").unlink()  # as if stopped after its last checkpoint
+        capsys.readouterr()
+        assert main([*args, "--teacher-cache", cache]) == 0
+        return capsys.readouterr().out
+
+    assert "note: resuming with teacher_cache off; the steps before checkpoint-2 ran with auto and read the teacher " \
+        "another way (its features cached in float16, not live), so the weights will differ slightly from an " \
+        "uninterrupted run's" in resume("off")
+    assert "note: resuming" not in resume("off")  # the run's record says off now
+    assert "ran with off and read the teacher another way (live, not its features cached in float16)" in \
+        resume("auto")
+
+
 def test_non_finite_loss_stops_with_the_last_good_state(tiny_teacher, tmp_path, capsys, monkeypatch):
     """Step 3 gets NaN features on the way into the EMA reference: the deviation term turns NaN, the run stops, and
     the saved state is that of step 2 (its EMA reference finite), a whole checkpoint to resume from."""
