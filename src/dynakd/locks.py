@@ -1,4 +1,5 @@
-"""One exclusive lock per file, for processes sharing a folder (sweep shards, runs sharing a teacher cache).
+"""One exclusive lock per file, for processes sharing a folder (sweep shards, runs sharing a teacher cache, two starts
+of one run).
 
 ``fcntl.flock`` by hand rather than the ``filelock`` package: the kernel drops the lock when its process dies (a
 killed shard leaves no stale lock behind), and an unwritable folder fails at ``open`` where ``required=False`` can
@@ -8,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import DynaKDError
 
 _said_unlocked = False  # the note on going on unlocked, printed once a process (a sweep asks for many locks)
+_said_unguarded = False  # and that of ``exclusive`` (a sweep trains many runs)
 
 
 @contextlib.contextmanager
@@ -37,6 +42,65 @@ def locked(path: Path, *, required: bool = True, waiting: str | None = None):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, refuse: Callable[[str], str], unlocked: str):
+    """An exclusive lock on ``path`` for the ``with`` block, taken without waiting: where another process holds it, a
+    DynaKDError saying ``refuse(who)``, ``who`` the holder as the file records it ("process 123 on node7"). The file
+    is removed at the end. Where the file cannot be written or its file system takes no locks, goes on unlocked,
+    noting once a process what may come of it (``unlocked``)."""
+    f = _own(path, refuse, unlocked)
+    if f is None:
+        yield
+        return
+    with f:
+        try:
+            f.truncate(0)
+            f.write(f"{os.getpid()} {socket.gethostname()}\n")
+            f.flush()
+            yield
+        finally:
+            with contextlib.suppress(OSError):  # (a start that opened it meanwhile finds it gone once it has the lock)
+                path.unlink()
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _own(path: Path, refuse: Callable[[str], str], unlocked: str):
+    """``path`` opened and locked, or None where it cannot be. Locked is the file found at ``path`` afterwards too:
+    one a holder removed as it let go guards nothing."""
+    global _said_unguarded
+    while True:
+        try:
+            f = path.open("a+")  # (not "w": that would empty the holder's record before asking)
+        except OSError as e:
+            reason = e.strerror or type(e).__name__
+            break
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid, host = (f.read().split() + ["", ""])[:2]
+            f.close()
+            raise DynaKDError(refuse(f"process {pid} on {host}" if pid else "another process")) from None
+        except OSError as e:
+            f.close()
+            reason = e.strerror or type(e).__name__
+            break
+        if _still_there(f, path):
+            return f
+        f.close()
+    if not _said_unguarded:
+        _said_unguarded = True
+        print(f"note: cannot lock {path} ({reason}); going on without the lock ({unlocked})", flush=True)
+    return None
+
+
+def _still_there(f, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(f.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def held(path: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import glob
@@ -12,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import atomic, jsonfile, packaged
+from . import atomic, jsonfile, locks, packaged
 from .cache import cache_blocker
 from .checkpoints import PREFIX, check_checkpoint, is_checkpoint_name, latest_checkpoint, remove_partial
 from .config import DistillConfig, build_config, existing_part, load_yaml, save_config, underscored, unread_options
@@ -21,6 +22,7 @@ from .distributed import is_first_process
 from .errors import DynaKDError
 
 CONFIG_NAME = "dynakd.yaml"
+RUN_LOCK = ".dynakd.lock"  # hidden: not published (hub.PUSH_IGNORE), nor a file of the run's or the user's
 # Keys that do not change what a run trains (a compiled run gives the eager run's losses to 1e-4; evaluating more often
 # changes no weight: e2e/test_resume.py), or that a resume may need to change: a cache's float16 features move the
 # weights in the 4th digit, but a full disk may be why the teacher cache is off now (a resume that switches it says so).
@@ -441,6 +443,43 @@ def _note_teacher_cache(cfg: DistillConfig, out: Path, checkpoint: Path) -> None
           "uninterrupted run's", flush=True)
 
 
+@contextlib.contextmanager
+def run_lock(out: Path):
+    """Process 0's hold on the run folder for the ``with`` block, from before ``prepare_output`` until the run (its
+    push too) ends: a second start in the folder (a requeued job, another terminal) resumed from a checkpoint the
+    first then rotated away, and failed with a confusing error. It is refused at once instead. A folder made here
+    goes again if the run leaves it empty (it failed before writing anything)."""
+    if not is_first_process():  # (the processes of one launched run share the folder)
+        yield
+        return
+    where = existing_part(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None
+
+    def refuse(holder: str) -> str:
+        return (f"{out} is in use: {holder} is training there (two starts in one folder would resume from "
+                "checkpoints the other deletes); wait for it to end, or stop it")
+
+    try:
+        with locks.exclusive(out / RUN_LOCK, refuse, "nothing stops a second start from training in this folder"):
+            yield
+    finally:
+        _remove_made(out, where)
+
+
+def _remove_made(out: Path, where: Path) -> None:
+    """Remove ``out`` and the folders made with it below ``where``, those left empty."""
+    for folder in (out, *out.parents):
+        if folder == where:
+            return
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: the run's
+            return
+
+
 def check_writable(out: Path) -> None:
     """Fail before loading models when the output folder cannot be created or written. Creates nothing: a run that
     fails before it starts (data, models) leaves no empty folder behind, and processes starting together do not race
@@ -487,11 +526,13 @@ def _tensorboard_only(folder: Path) -> bool:
 
 def discard_output(out: Path) -> None:
     """Take back what ``prepare_output`` wrote for a run that stopped before training: its config and the folder,
-    when nothing else is in it. A folder holding other files (a run's earlier attempt, files of other origin) keeps
-    the config, so that the same command again recognises its run rather than a folder of strangers."""
-    if out.is_dir() and all(p.name == CONFIG_NAME for p in out.iterdir()):
+    when nothing else is in it (the run's lock aside: ``run_lock`` removes a folder it made once it lets go). A folder
+    holding other files (a run's earlier attempt, files of other origin) keeps the config, so that the same command
+    again recognises its run rather than a folder of strangers."""
+    if out.is_dir() and all(p.name in (CONFIG_NAME, RUN_LOCK) for p in out.iterdir()):
         (out / CONFIG_NAME).unlink(missing_ok=True)
-        out.rmdir()
+        if not any(out.iterdir()):
+            out.rmdir()
 
 
 def describe_model(model, folder: Path) -> dict[str, Any]:

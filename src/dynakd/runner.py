@@ -58,6 +58,7 @@ from .rundir import (
     note_other_task,
     prepare_output,
     resume_point,
+    run_lock,
     same_file,
     write_metrics,
 )
@@ -227,9 +228,9 @@ def library_bars(progress: bool):
 
 
 def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
-    """Everything that can be checked before data or models load: the config, the model folders, the hub repository,
-    the output folder and the checkpoint to resume from. Returns the validated config, the teacher's name (a ~ in a
-    YAML path expanded), the output folder and the resume point."""
+    """Everything that can be checked before data or models load but the checkpoint to resume from (``_train``
+    finds it once it holds the folder): the config, the model folders, the hub repository and the output folder.
+    Returns the validated config, the teacher's name (a ~ in a YAML path expanded) and the output folder."""
     cfg = validate(cfg)
     teacher_name = cfg.teacher if teacher_name else None
     check_precision(cfg)
@@ -244,15 +245,21 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
     if cfg.push_to_hub and is_first_process():  # only process 0 pushes (its card names the repository whole)
         cfg = dataclasses.replace(cfg, push_to_hub=hub.check_push(cfg.push_to_hub, cfg.hub_private))
     out = check_output(cfg, command)
-    resume = resume_point(cfg, out)
-    if resume is not None:  # before any model loads (the trainer checks again, for its own users)
-        check_launch(resume, launch_record(launched_processes(), cfg.batch_size, cfg.gradient_accumulation_steps))
     check_writable(out)
-    return cfg, teacher_name, out, resume
+    return cfg, teacher_name, out
 
 
 def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
-    cfg, teacher_name, out, resume = _check_run(cfg, command, teacher_name)
+    cfg, teacher_name, out = _check_run(cfg, command, teacher_name)
+    with run_lock(out):  # (process 0) a second start in the folder is refused before it reads a checkpoint
+        resume = resume_point(cfg, out)
+        if resume is not None:  # before any model loads (the trainer checks again, for its own users)
+            check_launch(resume, launch_record(launched_processes(), cfg.batch_size, cfg.gradient_accumulation_steps))
+        return _run_training(cfg, command, teacher_name, out, resume)
+
+
+def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, out: Path,
+                  resume: Path | None) -> RunResult:
     note_batch_of_one(cfg)
     note_cuda_graphs(cfg)
     task, data = load_data(cfg, labels_of=teacher_name)  # (fine-tuning takes the files' labels: a head may change)

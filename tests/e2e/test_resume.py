@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -83,7 +84,8 @@ def reference(tiny_teacher, tmp_path_factory) -> Path:
     return out
 
 
-def kill_with_hook(teacher: Path, out: Path, point: str, tmp_path: Path) -> None:
+def kill_with_hook(teacher: Path, out: Path, point: str, tmp_path: Path, meanwhile=None) -> None:
+    """Run until the hook stops the process at ``point``; call ``meanwhile(pid)`` while it waits there, then kill it."""
     marker = tmp_path / f"{point}.marker"
     env = {**os.environ, "HOOK_POINT": point, "HOOK_MARKER": str(marker)}
     proc = subprocess.Popen([sys.executable, "-c", HOOKED_CLI, *run_args(teacher, out)], env=env,
@@ -93,14 +95,29 @@ def kill_with_hook(teacher: Path, out: Path, point: str, tmp_path: Path) -> None
         time.sleep(0.05)
     assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "hook never reached"
     if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
+        try:
+            if meanwhile is not None:
+                meanwhile(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
 
 def test_sigkill_mid_run_then_resume_gives_the_same_weights(tiny_teacher, reference, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    kill_with_hook(tiny_teacher, out, "mid-run", tmp_path)
+
+    def second_start(pid: int) -> None:
+        """The same command again while the run trains (a requeued job, another terminal): it resumed from the
+        checkpoint the first then rotated away, and failed on a confusing error (or a traceback). Refused at once."""
+        err = run_error(capsys, run_args(tiny_teacher, out))
+        assert err == f"dynakd: error: {out} is in use: process {pid} on {socket.gethostname()} is training there " \
+            "(two starts in one folder would resume from checkpoints the other deletes); wait for it to end, or stop it"
+        for overwrite in (["--overwrite"], ["--overwrite", "--max-steps", "4"]):  # nor replaced under its feet
+            assert f"{out} is in use: process {pid}" in run_error(capsys, run_args(tiny_teacher, out, *overwrite))
+        assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
+
+    kill_with_hook(tiny_teacher, out, "mid-run", tmp_path, meanwhile=second_start)
     assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
     with monkeypatch.context() as env:  # another number of processes: refused before any model loads
         env.setenv("WORLD_SIZE", "2")

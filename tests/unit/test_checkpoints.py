@@ -151,3 +151,50 @@ def test_train_time_leaves_out_the_evaluations_between_steps():
     out = SimpleNamespace(global_step=4, training_loss=0.5)
     record = _train_record(out, 15.0, Path("run/checkpoint-1"), None, 1, history)  # the step-1 one ran before
     assert record["runtime_s"] == 10.0 and record["eval_runtime_s"] == 5.0 and record["steps_per_second"] == 0.3
+
+
+def test_one_start_at_a_time_holds_a_run_folder(tmp_path, capsys, monkeypatch):
+    """A second start in a run's folder (a requeued job, another terminal) resumed from checkpoints the first rotated
+    away; it is refused at once, naming the holder. The lock goes with the run, on an error or Ctrl-C too, and is
+    neither published nor taken for a file of the run's or the user's."""
+    import errno
+    import os
+    import socket
+
+    from dynakd import locks
+    from dynakd.config import DistillConfig
+    from dynakd.rundir import RUN_LOCK, check_output, published_files, run_lock
+
+    out = tmp_path / "runs" / "s"
+    with run_lock(out):
+        with pytest.raises(DynaKDError, match=rf"^{out} is in use: process {os.getpid()} on {socket.gethostname()} is "
+                                              r"training there \(two starts in one folder would resume from "
+                                              r"checkpoints the other deletes\); wait for it to end, or stop it$"):
+            with run_lock(out):
+                pass
+        (out / "model.safetensors").write_text("weights")
+        assert published_files(out) == ["model.safetensors"]
+    assert [p.name for p in out.iterdir()] == ["model.safetensors"]  # the lock file goes with the run
+    with pytest.raises(KeyboardInterrupt):
+        with run_lock(out):
+            raise KeyboardInterrupt
+    assert not locks.held(out / RUN_LOCK)
+    (out / RUN_LOCK).write_text("4242 elsewhere\n")  # left by a killed start: no lock held, nothing foreign
+    (out / "model.safetensors").unlink()
+    assert check_output(DistillConfig(output=str(out)), "distill") == out
+    with run_lock(out):
+        assert (out / RUN_LOCK).read_text() == f"{os.getpid()} {socket.gethostname()}\n"
+    with pytest.raises(DynaKDError):  # a start that fails before writing anything leaves no folder it made
+        with run_lock(tmp_path / "new" / "run"):
+            raise DynaKDError("no data")
+    assert not (tmp_path / "new").exists() and out.is_dir()
+
+    def no_locks(f, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(locks.fcntl, "flock", no_locks)
+    monkeypatch.setattr(locks, "_said_unguarded", False)
+    with run_lock(out):  # a file system without locks: trained unguarded, with a note
+        pass
+    assert f"note: cannot lock {out / RUN_LOCK} (No locks available); going on without the lock (nothing stops a " \
+        "second start from training in this folder)" in capsys.readouterr().out
