@@ -107,12 +107,16 @@ def _status(error: Exception) -> int | None:
 
 
 def _is_public(api, repo_id: str) -> bool:
-    """Whether ``repo_id`` is an existing public model repository; False when it does not exist or cannot be
-    seen (a private one of someone else's: the upload will say)."""
+    """Whether ``repo_id`` is an existing public model repository; False when it does not exist (it will be created
+    private) or this token cannot see it (someone else's private one: the upload will say). Any other failure (a
+    timeout, the hub's 5xx) is an error: a private run must not go on toward a repository that may be public."""
     try:
         return api.repo_info(repo_id).private is False
-    except Exception:  # noqa: BLE001 - not found (it will be created private), or not readable with this token
-        return False
+    except Exception as e:  # noqa: BLE001 - HTTP (huggingface_hub's) or connection (httpx's) errors alike
+        if _status(e) in (401, 403, 404):
+            return False
+        raise DynaKDError(f"--hub-private: cannot tell whether {repo_id} exists and is public ({first_line(e)}); "
+                          "try again, or push without --hub-private") from None
 
 
 def push_folder(folder: Path, repo_id: str, *, private: bool, message: str) -> str:
@@ -127,15 +131,22 @@ def push_folder(folder: Path, repo_id: str, *, private: bool, message: str) -> s
     from .rundir import published_files
 
     allow = published_files(folder)  # what the run wrote: a log or notes beside it stay private
+    retry = shlex.join(["hf", "upload", repo_id, str(folder), *(["--private"] if private else []),
+                        *(f"--include={p}" for p in allow), *(f"--exclude={p}" for p in PUSH_IGNORE)])
     api = HfApi()
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(repo_id=url.repo_id, folder_path=folder, commit_message=message, allow_patterns=allow,
-                          ignore_patterns=list(PUSH_IGNORE))  # (the client adds its own to the list it is given)
+        public = private and _is_public(api, url.repo_id)  # made public since the check before training
+        if not public:
+            api.upload_folder(repo_id=url.repo_id, folder_path=folder, commit_message=message, allow_patterns=allow,
+                              ignore_patterns=list(PUSH_IGNORE))  # (the client adds its own to the list it is given)
+    except DynaKDError as e:
+        raise DynaKDError(f"the model is saved in {folder}, but not pushed: {e}") from None
     except Exception as e:  # noqa: BLE001 - HTTP, connection (httpx) or file errors alike: the model is saved
         # and the run's one-line error must say so, never a traceback after hours of training
-        retry = ["hf", "upload", repo_id, str(folder), *(["--private"] if private else []),
-                 *(f"--include={p}" for p in allow), *(f"--exclude={p}" for p in PUSH_IGNORE)]
         raise DynaKDError(f"the model is saved in {folder}, but pushing it to {repo_id} failed: "
-                          f"{first_line(e)}; retry with `{shlex.join(retry)}`") from None
+                          f"{first_line(e)}; retry with `{retry}`") from None
+    if public:
+        raise DynaKDError(f"the model is saved in {folder}, but not pushed: {url.repo_id} is public, and the run "
+                          f"asked for a private repository; make it private on the hub, then upload with `{retry}`")
     return str(url)

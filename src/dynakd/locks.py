@@ -71,6 +71,7 @@ def _own(path: Path, refuse: Callable[[str], str], unlocked: str):
     one a holder removed as it let go guards nothing."""
     global _said_unguarded
     while True:
+        made = not path.exists()
         try:
             f = path.open("a+")  # (not "w": that would empty the holder's record before asking)
         except OSError as e:
@@ -83,8 +84,10 @@ def _own(path: Path, refuse: Callable[[str], str], unlocked: str):
             pid, host = (f.read().split() + ["", ""])[:2]
             f.close()
             raise DynaKDError(refuse(f"process {pid} on {host}" if pid else "another process")) from None
-        except OSError as e:
+        except OSError as e:  # a file system without locks: the file made for one guards nothing, and goes
             f.close()
+            if made:
+                path.unlink(missing_ok=True)
             reason = e.strerror or type(e).__name__
             break
         if _still_there(f, path):
@@ -117,8 +120,8 @@ def held(path: Path) -> bool:
 
 def _lock(f, path: Path, required: bool, waiting: str | None = None) -> bool:
     """Take the lock on open file ``f`` (saying ``waiting`` first if another process holds it); False where its file
-    system takes none and ``required=False`` lets the caller go on unlocked (NFS mounted ``nolock`` answers ENOLCK,
-    Lustre without ``flock`` ENOSYS)."""
+    system takes none and ``required=False`` lets the caller go on unlocked (an NFS mount without its lock service
+    answers ENOLCK, Lustre without ``flock`` ENOSYS; NFS mounted ``nolock`` takes locks, each machine its own)."""
     global _said_unlocked
     try:
         if waiting is not None:
@@ -132,8 +135,8 @@ def _lock(f, path: Path, required: bool, waiting: str | None = None) -> bool:
     except OSError as e:
         reason = e.strerror or type(e).__name__
     if required:
-        raise DynaKDError(f"cannot lock {path} ({reason}: its file system may take no locks, as NFS mounted nolock "
-                          "or Lustre without flock do); put the folder on a file system that takes them")
+        raise DynaKDError(f"cannot lock {path} ({reason}: its file system may take no locks, as NFS without its "
+                          "lock service or Lustre without flock do); put the folder on a file system that takes them")
     if not _said_unlocked:
         _said_unlocked = True
         print(f"note: cannot lock {path} ({reason}); going on without the lock (processes sharing its folder may "

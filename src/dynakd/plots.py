@@ -6,11 +6,12 @@ notebook's backend and keep every figure alive in its registry."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib import image
 from matplotlib.figure import Figure
 
 
@@ -37,7 +38,8 @@ def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment") -> 
         light = not np.isfinite(p[i, j]) or p[i, j] > 0.5  # viridis is dark below about 0.5; a blank cell white
         ax.text(j, i, f"{p[i, j]:.2f}", ha="center", va="center", fontsize=7, color="black" if light else "white")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="plan weight (a row sums to 1)")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    canvas = FigureCanvasAgg(fig)  # (a canvas of its own, not pyplot's)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120, bbox_inches="tight")
+    Path(path).write_bytes(png.getvalue())
+    png.seek(0)
+    return (image.imread(png, format="png")[..., :3] * 255).round().astype(np.uint8)  # the file's picture, as is

@@ -438,9 +438,9 @@ def _note_teacher_cache(cfg: DistillConfig, out: Path, checkpoint: Path) -> None
         return
     cached = f"its features cached in {cfg.teacher_cache_dtype}"
     how = f"{cached}, not live" if cfg.teacher_cache == "off" else f"live, not {cached}"
-    print(f"note: resuming with teacher_cache {cfg.teacher_cache}; the steps before {checkpoint.name} ran with "
-          f"{before} and read the teacher another way ({how}), so the weights will differ slightly from an "
-          "uninterrupted run's", flush=True)
+    print(f"note: resuming from {checkpoint.name} with teacher_cache {cfg.teacher_cache}; the run's last start "
+          f"ran with {before} and read the teacher another way ({how}), so the weights will differ slightly from "
+          "an uninterrupted run's", flush=True)
 
 
 @contextlib.contextmanager

@@ -252,10 +252,20 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
 def _train(cfg: DistillConfig, command: str, teacher_name: str | None) -> RunResult:
     cfg, teacher_name, out = _check_run(cfg, command, teacher_name)
     with run_lock(out):  # (process 0) a second start in the folder is refused before it reads a checkpoint
-        resume = resume_point(cfg, out)
-        if resume is not None:  # before any model loads (the trainer checks again, for its own users)
-            check_launch(resume, launch_record(launched_processes(), cfg.batch_size, cfg.gradient_accumulation_steps))
+        # process 0 decides before any model loads; the others read the folder once it holds it (first_process_first
+        # in _run_training): a second launch's other processes read checkpoints the first run was rotating
+        resume = _resume(cfg, command, out) if is_first_process() else None
         return _run_training(cfg, command, teacher_name, out, resume)
+
+
+def _resume(cfg: DistillConfig, command: str, out: Path) -> Path | None:
+    """The checkpoint to resume from, checked against this launch (the trainer checks again, for its own users);
+    the folder checked again first, now that no other start can finish a run in it meanwhile."""
+    check_output(cfg, command)
+    resume = resume_point(cfg, out)
+    if resume is not None:
+        check_launch(resume, launch_record(launched_processes(), cfg.batch_size, cfg.gradient_accumulation_steps))
+    return resume
 
 
 def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, out: Path,
@@ -279,6 +289,8 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     with first_process_first():
         if main_process:
             prepare_output(cfg, command, resume)
+        else:  # process 0 holds the folder and has prepared it: the same checkpoint as process 0's, or none
+            resume = _resume(cfg, command, out)
         try:
             cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
         except BaseException:  # refused, failed or interrupted (Ctrl-C)

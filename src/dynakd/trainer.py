@@ -378,7 +378,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             device = self.args.device
             sums = torch.stack([torch.as_tensor(self._term_sums[k], dtype=torch.float32, device=device) for k in names])
             parts = torch.tensor([self._term_parts.get(k, self._term_steps) for k in names], device=device)
-            means = distributed.all_reduce_sum(sums) / distributed.all_reduce_sum(parts)
+            sums, parts = distributed.all_reduce_sum(torch.cat([sums, parts])).split(len(names))
+            means = sums / parts
             # six significant digits (not decimals: a small dynamics term, ~1e-6, rounded to 0 or one digit)
             logs.update({k: float(f"{v:.6g}") for k, v in zip(names, means.tolist())})
             self._clear_terms()

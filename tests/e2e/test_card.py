@@ -284,6 +284,34 @@ def test_a_private_push_to_an_existing_public_repository_is_refused_before_train
     assert main(distill_args(tiny_teacher, out, "--method", "kd", "--push-to-hub", "student")) == 0  # not private
 
 
+def test_a_private_push_is_not_sent_to_a_repository_that_may_be_public(tiny_teacher, tmp_path, online, capsys):
+    """Any failure of the visibility check (a timeout, a 5xx) counted as 'not public' and the run went on; and a
+    repository made public during training got the private run's files."""
+    def unsure(self, repo_id):
+        raise ConnectError("timed out")
+
+    online.setattr(FakeHub, "repo_info", unsure)
+    out = tmp_path / "student"
+    assert main(distill_args(tiny_teacher, out, "--push-to-hub", "student", "--hub-private")) == 2
+    assert ("--hub-private: cannot tell whether me/student exists and is public (timed out)"
+            in capsys.readouterr().err) and not out.exists()
+
+    answers = iter([HTTPError("404 Client Error", 404), type("Info", (), {"private": False})()])
+
+    def made_public(self, repo_id):  # absent before training, public by the upload
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    online.setattr(FakeHub, "repo_info", made_public)
+    assert main(distill_args(tiny_teacher, out, "--method", "kd", "--push-to-hub", "student", "--hub-private")) == 2
+    err = capsys.readouterr().err
+    assert (f"the model is saved in {out}, but not pushed: me/student is public, and the run asked for a private "
+            "repository; make it private on the hub, then upload with `hf upload me/student") in err
+    assert [call[0] for call in FakeHub.calls] == ["create_repo"] and (out / "model.safetensors").is_file()
+
+
 class ConnectError(Exception):
     """Like the hub client's connection errors (httpx's), which are not OSErrors."""
 

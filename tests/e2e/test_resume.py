@@ -183,9 +183,9 @@ def test_a_resume_that_switches_the_teacher_cache_says_so(tiny_teacher, tmp_path
         assert main([*args, "--teacher-cache", cache]) == 0
         return capsys.readouterr().out
 
-    assert "note: resuming with teacher_cache off; the steps before checkpoint-2 ran with auto and read the teacher " \
-        "another way (its features cached in float16, not live), so the weights will differ slightly from an " \
-        "uninterrupted run's" in resume("off")
+    assert "note: resuming from checkpoint-2 with teacher_cache off; the run's last start ran with auto and read " \
+        "the teacher another way (its features cached in float16, not live), so the weights will differ slightly " \
+        "from an uninterrupted run's" in resume("off")
     assert "note: resuming" not in resume("off")  # the run's record says off now
     assert "ran with off and read the teacher another way (live, not its features cached in float16)" in \
         resume("auto")

@@ -221,8 +221,9 @@ def test_a_disk_too_small_for_the_cache_is_refused_before_it_is_written(tmp_path
 
 
 def test_a_file_system_without_locks(tmp_path, monkeypatch, capsys):
-    """``fcntl.flock`` failing (NFS mounted nolock: ENOLCK; Lustre without flock: ENOSYS) was a raw traceback. A
-    lock the caller can do without (the teacher cache's) is a note, once; a lock it needs is a one-line error."""
+    """``fcntl.flock`` failing (NFS without its lock service: ENOLCK; Lustre without flock: ENOSYS) was a raw
+    traceback. A lock the caller can do without (the teacher cache's) is a note, once; a lock it needs is a one-line
+    error."""
     import errno
 
     import pytest
@@ -244,8 +245,8 @@ def test_a_file_system_without_locks(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.count("note: cannot lock") == 1 and f"{tmp_path / '.c.lock'} (No locks available)" in out
     with pytest.raises(DynaKDError, match=r"cannot lock .*\.results\.lock \(No locks available: its file system may "
-                                          r"take no locks, as NFS mounted nolock or Lustre without flock do\); put "
-                                          r"the folder on a file system that takes them"):
+                                          r"take no locks, as NFS without its lock service or Lustre without "
+                                          r"flock do\); put the folder on a file system that takes them"):
         with locks.locked(tmp_path / ".results.lock"):
             ran.append(False)
     assert ran == [True, True]

@@ -198,3 +198,9 @@ def test_one_start_at_a_time_holds_a_run_folder(tmp_path, capsys, monkeypatch):
         pass
     assert f"note: cannot lock {out / RUN_LOCK} (No locks available); going on without the lock (nothing stops a " \
         "second start from training in this folder)" in capsys.readouterr().out
+    # the lock file made for a lock it could not take is not left behind, nor the folder made for the run
+    assert not (out / RUN_LOCK).exists()
+    with pytest.raises(DynaKDError):
+        with run_lock(tmp_path / "unlocked" / "run"):
+            raise DynaKDError("no data")
+    assert not (tmp_path / "unlocked").exists()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -20,10 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def saved(monkeypatch):
-    """The figures saved (with savefig's keywords) instead of their files."""
-    figures = []
-    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: figures.append((fig, k)))
+def saved(monkeypatch, tmp_path):
+    """The figures saved (with savefig's keywords), their files written in a folder of the test's own."""
+    figures, savefig = [], Figure.savefig
+
+    def save(fig, *args, **kwargs):
+        figures.append((fig, kwargs))
+        savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", save)
+    monkeypatch.chdir(tmp_path)
     return figures
 
 
@@ -115,6 +122,14 @@ def test_the_heatmap_scale_is_0_to_1_and_it_says_it_shows_a_running_mean(saved):
     image = fig.axes[0].images[0]
     assert (image.norm.vmin, image.norm.vmax) == (0.0, 1.0)
     assert "running mean of the plans" in fig.axes[0].get_title()
+
+
+def test_the_heatmap_tensorboard_shows_is_the_files_picture(tmp_path):
+    """TensorBoard's picture was drawn again without the file's tight bounds: its title was cut off."""
+    pixels = plot_alignment(torch.full((6, 12), 1 / 12), tmp_path / "a.png", title="ot alignment (step 120)")
+    picture = Image.open(tmp_path / "a.png")
+    assert pixels.shape == (picture.height, picture.width, 3) and pixels.dtype == np.uint8
+    assert np.array_equal(pixels, np.asarray(picture.convert("RGB")))
 
 
 def test_a_heatmap_of_a_plan_that_is_not_finite_says_so(saved):

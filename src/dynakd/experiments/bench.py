@@ -34,7 +34,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-from .. import jsonfile
+from .. import atomic, jsonfile
 from ..cache import cache_blocker, prepare_teacher_cache
 from ..config import DistillConfig, build_config, existing_part, layer_term
 from ..data import synthetic_serves
@@ -342,9 +342,7 @@ def _write(path: Path, result: dict[str, Any]) -> None:
     """Write the JSON whole or not at all (a time limit may stop the bench while it writes: the rows written before
     must survive)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(jsonfile.dumps(result, indent=1))
-    os.replace(tmp, path)
+    atomic.write_text(path, jsonfile.dumps(result, indent=1))
 
 
 MEMORY_STEPS = 3  # the first batches, the optimiser's state created on the way: the same for every configuration
