@@ -36,9 +36,9 @@ from .features import (
     EXAMPLE_ID,
     TEACHER_PREFIX,
     Features,
+    capture,
+    capture_rule,
     forward_columns,
-    model_inputs,
-    output_logits,
     split_inputs,
 )
 from .locks import held, locked
@@ -65,7 +65,9 @@ def teacher_fingerprint(teacher) -> str:
     """Hash of the teacher's weights and config (works for local folders and hub ids alike).
 
     The folder the teacher was loaded from is left out: the same teacher under another path (a copy, a link) reuses
-    its cache; so are the label names, which change no output."""
+    its cache; so are the label names, which change no output. A teacher whose features DynaKD reads otherwise than
+    transformers returns them (a decoder's class token and top layer: ``features.capture_rule``) says so too: a cache
+    built before that rule holds other features. An encoder's fingerprint is what it always was."""
     config = teacher.config.to_dict()
     for key in ("_name_or_path", "id2label", "label2id"):
         config.pop(key, None)
@@ -75,6 +77,8 @@ def teacher_fingerprint(teacher) -> str:
         # flat first: a 0-dim tensor (a scalar parameter or buffer) has no last dimension to view as bytes; the bytes
         # of every other tensor are the same either way, and so are the fingerprints existing caches are keyed by
         h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    if capture_rule(teacher).changes:
+        h.update(b"class token: last real token; top layer: the last block's output")
     return h.hexdigest()[:16]
 
 
@@ -263,12 +267,12 @@ def teacher_pass(teacher, dataset, collator, *, batch_size: int, device, progres
         loader = DataLoader(dataset, batch_size=batch_size, sampler=order.tolist(), collate_fn=collator)
         for i, batch in enumerate(loader):
             _, t_inputs, _ = split_inputs({k: v.to(device) for k, v in batch.items()})
-            out = teacher(**model_inputs(t_inputs), output_hidden_states=True)
-            pooled = {p: pool(out.hidden_states, t_inputs["attention_mask"], p)[0][:, 0].transpose(0, 1)
+            feats = capture(teacher, t_inputs)  # as a live teacher's features are read (a decoder's class token)
+            pooled = {p: pool(feats.hidden, feats.mask, p, feats.cls_index)[0][:, 0].transpose(0, 1)
                       for p in POOLINGS}  # [B, L+1, d]
             rows = order[i * batch_size : (i + 1) * batch_size]
             bar.update(len(rows))
-            yield rows, output_logits(out).float(), pooled
+            yield rows, feats.logits.float(), pooled
 
 
 def live_dataset_mean(teacher, dataset, collator, *, batch_size: int, device, pooling: str,

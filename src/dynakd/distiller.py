@@ -302,7 +302,7 @@ class Distiller(nn.Module):
         if self.feature == "static":
             cost = hidden_mse_costs(s.hidden, t.hidden, mask=s.mask, needed=needed, projections=self.projections)
         elif self.feature == "pkd":
-            cost = pkd_costs(s.first_tokens(), t.first_tokens(), needed=needed, projections=self.projections)
+            cost = pkd_costs(s.class_tokens(), t.class_tokens(), needed=needed, projections=self.projections)
         else:  # a layer term named in config.METHOD_TERMS needs its branch here
             raise ValueError(f"no layer term named {self.feature!r}")
         plan = self.aligner(distributed.synced_cost(cost))
@@ -315,12 +315,14 @@ class Distiller(nn.Module):
 
     def dynamics_costs(self, s: Features, t: Features, perturbed) -> dict[str, torch.Tensor]:
         refs = self.references(s, t) if self.cfg.dynamics.reference != "batch" else None
+        # the perturbed captures' hidden states alone: their logits are not a decoder's (capture, inputs_embeds)
         pert = (perturbed[0].hidden, perturbed[1].hidden) if perturbed is not None else None
         s_mask, t_mask = self.dynamics_masks(s, t)
         anchors = anchors_from_plan(self.aligner.running_plan)
         inputs = dict(mask=s_mask, teacher_mask=t_mask, opts=self.opts, perturbed=pert,
                       teacher_pooled=t.pooled_layers(self.opts.pooling),
-                      gather=distributed.gather_items if self.gathers else None)
+                      gather=distributed.gather_items if self.gathers else None, cls_index=s.cls_index,
+                      teacher_cls_index=t.cls_index)
         if self.graphed is not None:
             return self.graphed(pool_features(s.hidden, t.hidden, **inputs), anchors, refs)
         return self._dynamics_costs(s.hidden, t.hidden, anchors=anchors, refs=refs, **inputs)
@@ -357,13 +359,13 @@ class Distiller(nn.Module):
                               "dynakd.cache.live_dataset_mean computes it in one teacher pass, dynakd.distill does it "
                               "for you)")
         s_mask, t_mask = self.dynamics_masks(s, t)
-        mean_s = masked_layer_mean(*pool([h.detach() for h in s.hidden], s_mask, self.opts.pooling))
+        mean_s = masked_layer_mean(*pool([h.detach() for h in s.hidden], s_mask, self.opts.pooling, s.cls_index))
         cached = t.pooled_layers(self.opts.pooling)
         if cached is not None:
             x = cached.float().unsqueeze(1)  # [Lt+1, 1, B, d]
             mean_t = masked_layer_mean(x, torch.ones(x.shape[1:3], dtype=torch.bool, device=x.device))
         else:
-            mean_t = masked_layer_mean(*pool(t.hidden, t_mask, self.opts.pooling))
+            mean_t = masked_layer_mean(*pool(t.hidden, t_mask, self.opts.pooling, t.cls_index))
         if self.training:
             first = int(self.ref_steps) == 0
             mom = 0.0 if first else self.cfg.dynamics.ema_momentum

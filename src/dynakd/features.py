@@ -1,16 +1,28 @@
 """Feature capture: logits, hidden states and masks of any Hugging Face model, in one ``Features`` type.
 
-HF models return every layer with ``output_hidden_states=True``, so no hooks are needed. Batches may hold a second
-tokenisation for the teacher under keys prefixed ``teacher_`` (when the two models use different tokenizers).
+HF models return every layer with ``output_hidden_states=True``. Two things a decoder-only model (GPT-2, Llama,
+Qwen2, ...) returns differ from an encoder's, and ``capture`` evens them out (``CaptureRule``, decided once per model):
+
+- its class token is the last real token, not the first: under causal attention the first token sees only itself, so
+  its vector depends on the first token id alone (the model's own classifier reads the last one);
+- a pre-LN model with a final norm (GPT-2's ``ln_f``, Llama's ``norm``, ModernBERT's ``final_norm``) returns the top
+  layer after that norm and every other layer as a raw block output, so the top layer's change would measure the norm.
+  Its last entry is taken from the last block by a forward hook instead.
+
+An encoder (BERT, RoBERTa, ...) gets neither: no hook, its states as transformers returns them. Batches may hold a
+second tokenisation for the teacher under keys prefixed ``teacher_`` (when the two models use different tokenizers).
 """
 
 from __future__ import annotations
 
 import inspect
+import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from .errors import DynaKDError
 
@@ -34,16 +46,130 @@ class Features:
     mask: torch.Tensor | None  # [B, T]; None when read from a cache
     pooled: dict[str, torch.Tensor] | None = None  # cached teacher: {"mean" | "cls": [L+1, B, d]}
     context: torch.Tensor | None = None  # extractive QA: [B, T] context-token mask (a subset of ``mask``)
+    cls_index: torch.Tensor | None = None  # [B] position of each row's class token; None: the first (an encoder's)
 
     def pooled_layers(self, pooling: str) -> torch.Tensor | None:
         """Cached pooled features ``[L+1, B, d]`` for ``pooling``, or None to pool ``hidden`` live."""
         return None if self.pooled is None else self.pooled[pooling]
 
-    def first_tokens(self) -> tuple[torch.Tensor, ...]:
-        """Per-layer first-token vectors shaped ``[B, 1, d]`` (live or cached)."""
+    def class_tokens(self) -> tuple[torch.Tensor, ...]:
+        """Per-layer class-token vectors shaped ``[B, 1, d]`` (live or cached): an encoder's first token, a causal
+        model's last real one (``cls_index``)."""
         if self.pooled is not None:
             return tuple(c.unsqueeze(1) for c in self.pooled["cls"])
-        return tuple(h[:, :1] for h in self.hidden)
+        return tuple(class_token(h, self.cls_index).unsqueeze(1) for h in self.hidden)
+
+
+def class_token(h: torch.Tensor, cls_index: torch.Tensor | None) -> torch.Tensor:
+    """Each row's class token ``[B, d]`` of states ``h [B, T, d]``: position ``cls_index [B]``, the first if None."""
+    if cls_index is None:
+        return h[:, 0]
+    return h[torch.arange(h.shape[0], device=h.device), cls_index]
+
+
+def last_real_tokens(mask: torch.Tensor) -> torch.Tensor:
+    """Each row's last real position ``[B]`` under ``mask [B, T]``, whichever side the padding is on (a decoder's
+    classifier reads the same token)."""
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    return (positions * mask.bool()).argmax(1)
+
+
+class _LastBlock:
+    """A forward hook on a model's last block that keeps the block's output while ``capture`` runs the model (and
+    nothing otherwise: the user's own forwards hold no tensor here)."""
+
+    def __init__(self):
+        self.on, self.output = False, None
+
+    def __call__(self, module, args, output):
+        if self.on:
+            self.output = output[0] if isinstance(output, tuple) else output
+
+    @contextmanager
+    def recording(self):
+        self.on = True
+        try:
+            yield
+        finally:
+            self.on = False
+
+    def take(self) -> torch.Tensor | None:
+        output, self.output = self.output, None
+        return output
+
+
+@dataclass(frozen=True)
+class CaptureRule:
+    """How ``capture`` reads one model: ``causal`` (its class token is the last real token) and ``last_block`` (the
+    hook whose output replaces ``hidden_states[-1]``, which is taken after a final norm; None for encoders)."""
+
+    causal: bool
+    last_block: _LastBlock | None
+
+    @property
+    def changes(self) -> bool:
+        """Whether the features differ from transformers' outputs (what a teacher cache built before the rule held)."""
+        return self.causal or self.last_block is not None
+
+    def run(self, model: nn.Module, kwargs: dict[str, Any], hidden: bool):
+        """``model(**kwargs)`` and its hidden states (``()`` unless ``hidden``), the last one per this rule."""
+        if self.last_block is None:
+            out = model(**kwargs, output_hidden_states=hidden, return_dict=True)
+            return out, tuple(out.hidden_states) if hidden else ()
+        with self.last_block.recording():
+            out = model(**kwargs, output_hidden_states=hidden, return_dict=True)
+        raw = self.last_block.take()
+        return out, (*out.hidden_states[:-1], raw) if hidden else ()
+
+
+# One rule per model object, under its own key and its wrapper's (DDP, FSDP1, DeepSpeed, torch.compile): a step looks
+# it up in a dict; weak keys, so a rule goes with its model.
+_RULES: weakref.WeakKeyDictionary[nn.Module, CaptureRule] = weakref.WeakKeyDictionary()
+
+
+def capture_rule(model: nn.Module) -> CaptureRule:
+    """The ``CaptureRule`` of ``model`` (or of the model inside its wrappers), decided at the first call.
+
+    Causal: a decoder's attention modules say ``is_causal = True`` (transformers 5), an encoder's False or nothing.
+    A final norm: one forward of two tokens tells whether ``hidden_states[-1]`` is the last block's output. Where it is
+    not, the hook stays on the block for good: a model compiled later is traced with it (``torch.compile`` does not see
+    hooks added or removed after tracing), and FSDP2 keeps the block's identity. An encoder keeps no hook."""
+    rule = _RULES.get(model)
+    if rule is None:
+        from accelerate.utils import extract_model_from_parallel
+
+        inner = extract_model_from_parallel(model, keep_torch_compile=False)
+        rule = _RULES.get(inner)
+        if rule is None:
+            causal = any(getattr(m, "is_causal", False) is True for m in inner.modules())
+            # the probe runs the model as its caller does, sharded where it is (FSDP, DeepSpeed), but not compiled
+            rule = CaptureRule(causal, _last_block_hook(inner, getattr(model, "_orig_mod", model)))
+        _RULES[model] = _RULES[inner] = rule
+    return rule
+
+
+def _last_block_hook(model: nn.Module, runner: nn.Module) -> _LastBlock | None:
+    """A hook on ``model``'s last block if its ``hidden_states[-1]`` is not that block's output, else None (and no hook
+    stays). ``runner`` runs ``model`` (through its distributed wrapper, if any); the random state is left as it was, so
+    a probe in training mode (dropout) changes no later draw."""
+    from .students import find_layers
+
+    try:
+        block = find_layers(model)[2][-1]
+    except (DynaKDError, AttributeError):  # no one list of blocks (a model of one's own): its states as returned
+        return None
+    hook = _LastBlock()
+    handle = block.register_forward_hook(hook)
+    ids = torch.tensor([[1, 2]], device=next(model.parameters()).device)
+    rng = torch.random.fork_rng(devices=[] if ids.device.type == "cpu" else [ids.device], device_type=ids.device.type)
+    with torch.no_grad(), rng, hook.recording():
+        last = runner(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True,
+                      return_dict=True).hidden_states[-1]
+    raw = hook.take()
+    if raw is not None and raw.shape == last.shape and not torch.equal(raw, last):
+        return hook
+    handle.remove()
+    return None
 
 
 def model_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +195,13 @@ def capture(model: torch.nn.Module, inputs: dict[str, Any], *, hidden: bool = Tr
     """Run ``model`` on the model inputs of ``inputs`` and collect its logits and (optionally) all hidden states.
     Entries that are not model inputs (``labels``, ``example_id``, ``context_mask``) are left out of the call; a
     ``context_mask`` becomes the features' ``context``. A batch holding the teacher's own tokenisation
-    (``teacher_*``) is refused: ``split_inputs(batch)`` gives each model its part."""
+    (``teacher_*``) is refused: ``split_inputs(batch)`` gives each model its part.
+
+    A decoder's features follow ``capture_rule`` (module docstring): the top layer before its final norm, and
+    ``cls_index`` at each row's last real token (padding on either side). With ``inputs_embeds`` (the sensitivity
+    component's perturbed input) a decoder's classifier finds no padding (it looks for the pad token among the input
+    ids) and its logits are those of the last position, padding or not: only the hidden states of such a capture are
+    read (``Distiller.dynamics_costs``)."""
     if "attention_mask" not in inputs:
         raise DynaKDError("capture needs the batch's attention_mask (which tokens are padding): tokenize with "
                           "return_attention_mask=True, or collate with DataCollatorWithPadding")
@@ -81,10 +213,11 @@ def capture(model: torch.nn.Module, inputs: dict[str, Any], *, hidden: bool = Tr
     if inputs_embeds is not None:
         kwargs.pop("input_ids", None)
         kwargs["inputs_embeds"] = inputs_embeds
-    out = model(**kwargs, output_hidden_states=hidden, return_dict=True)
-    hs = tuple(out.hidden_states) if hidden else ()
-    return Features(logits=output_logits(out), hidden=hs, mask=inputs["attention_mask"],
-                    context=inputs.get(CONTEXT_MASK))
+    rule = capture_rule(model)
+    out, hs = rule.run(model, kwargs, hidden)
+    mask = inputs["attention_mask"]
+    return Features(logits=output_logits(out), hidden=hs, mask=mask, context=inputs.get(CONTEXT_MASK),
+                    cls_index=last_real_tokens(mask) if rule.causal else None)
 
 
 def forward_columns(model: torch.nn.Module) -> set[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..features import class_token
 from . import forms as F
 
 Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embedding output
@@ -57,26 +58,31 @@ class DynamicsOptions:
                                  f"{', '.join(valid)}")
 
 
-def pool(hidden: Hidden, mask: torch.Tensor, pooling: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+def pool(
+    hidden: Hidden, mask: torch.Tensor, pooling: str = "mean", cls_index: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack layers into ``X [L+1, G, N, d]`` with a group mask ``[G, N]`` (see ``forms``).
 
-    ``mean``: masked mean over tokens, one group of B samples. ``cls``: the first token. ``tokens``: one group per
-    sample, its real tokens as items.
+    ``mean``: masked mean over tokens, one group of B samples. ``cls``: each sample's class token, at ``cls_index
+    [B]`` (a decoder's last real token: ``Features.cls_index``) or the first token when None. ``tokens``: one group
+    per sample, its real tokens as items.
     """
-    x = _pooler(mask, pooling)(hidden)
+    x = _pooler(mask, pooling, cls_index)(hidden)
     if pooling == "tokens":
         return x, mask.bool()
     return x, torch.ones(1, x.shape[2], dtype=torch.bool, device=x.device)
 
 
-def _pooler(mask: torch.Tensor, pooling: str) -> Callable[[Hidden], torch.Tensor]:
+def _pooler(
+    mask: torch.Tensor, pooling: str, cls_index: torch.Tensor | None = None
+) -> Callable[[Hidden], torch.Tensor]:
     """``pool`` without the group mask, for any hidden states that share ``mask`` (its weights are computed once)."""
     if pooling == "tokens":
         return lambda hidden: torch.stack(tuple(hidden)).float()  # [L+1, B, T, d]
     # Pooled forms pool each layer before stacking: stacking first copies every layer's token states at once, the
     # largest transient of a `full` step (a 6-layer teacher: 7 x B x T x d floats).
     if pooling == "cls":
-        return lambda hidden: torch.stack([h[:, 0].float() for h in hidden]).unsqueeze(1)
+        return lambda hidden: torch.stack([class_token(h, cls_index).float() for h in hidden]).unsqueeze(1)
     w = mask.bool().float()
     w = (w / w.sum(1, keepdim=True).clamp_min(1.0)).unsqueeze(1)  # [B, 1, T]: the weights of a masked mean
     return lambda hidden: torch.stack([torch.bmm(w, h.float()) for h in hidden]).transpose(1, 2)  # [L+1, 1, B, d]
@@ -188,10 +194,15 @@ def pool_features(
     perturbed: tuple[Hidden, Hidden] | None = None,
     teacher_pooled: torch.Tensor | None = None,
     gather: Gather | None = None,
+    cls_index: torch.Tensor | None = None,
+    teacher_cls_index: torch.Tensor | None = None,
 ) -> Pooled:
     """The first half of ``dynamics_costs`` (its arguments): the features pooled, gathered if asked."""
-    pool_s = _pooler(mask, opts.pooling)
-    pool_t = pool_s if teacher_mask is None else _pooler(teacher_mask, opts.pooling)
+    pool_s = _pooler(mask, opts.pooling, cls_index)
+    if teacher_mask is None and teacher_cls_index is cls_index:  # one tokenisation, one class token: pooled alike
+        pool_t = pool_s
+    else:
+        pool_t = _pooler(mask if teacher_mask is None else teacher_mask, opts.pooling, teacher_cls_index)
     xs = pool_s(student)
     with torch.no_grad():
         xt = pool_t(teacher) if teacher_pooled is None else teacher_pooled.float().unsqueeze(1)  # [Lt+1, G, N, d]
@@ -247,17 +258,22 @@ def dynamics_costs(
     perturbed: tuple[Hidden, Hidden] | None = None,
     teacher_pooled: torch.Tensor | None = None,
     gather: Gather | None = None,
+    cls_index: torch.Tensor | None = None,
+    teacher_cls_index: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """One cost matrix ``[Ls, Lt]`` per enabled component (gradients flow to the student side only).
 
     ``teacher_mask`` is the teacher's own attention mask when it tokenises differently (pooled forms only).
+    ``cls_index`` and ``teacher_cls_index [B]``: each model's class token for ``cls`` pooling where it is not the
+    first (a decoder's: ``Features.cls_index``).
     ``teacher_pooled [Lt+1, B, d]`` replaces ``teacher`` with features pooled ahead of time (the teacher cache).
     ``gather(x, gmask, dim)`` widens the items of pooled features (e.g. to every process's batch) before the forms.
     Pooled features that are not gathered form one group of valid items: the forms get no mask (``forms``).
     ``pool_features`` then ``pooled_costs``.
     """
     pooled = pool_features(student, teacher, mask=mask, opts=opts, teacher_mask=teacher_mask, perturbed=perturbed,
-                           teacher_pooled=teacher_pooled, gather=gather)
+                           teacher_pooled=teacher_pooled, gather=gather, cls_index=cls_index,
+                           teacher_cls_index=teacher_cls_index)
     return pooled_costs(pooled, opts, anchors, refs)
 
 

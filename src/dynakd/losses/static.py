@@ -1,7 +1,7 @@
 """Static feature baselines: match where the teacher's features are, not how they move.
 
 Reference: Romero et al. 2015 (FitNets) and Jiao et al. 2020 (TinyBERT): hidden-state MSE through a learned
-projection; Sun et al. 2019 (Patient KD): MSE of L2-normalised first-token vectors.
+projection; Sun et al. 2019 (Patient KD): MSE of L2-normalised class-token vectors.
 Both return a cost matrix ``[Ls, Lt]`` filled where ``needed`` is true, so any aligner's plan can weight them.
 """
 
@@ -59,7 +59,8 @@ def pkd_costs(
     needed: torch.Tensor,
     projections: nn.ModuleList | None = None,
 ) -> torch.Tensor:
-    """Squared distance of L2-normalised first-token vectors, averaged over the batch (Patient KD)."""
+    """Squared distance of L2-normalised first-token vectors, averaged over the batch (Patient KD). Give each model's
+    class tokens (``Features.class_tokens()``: a decoder's last real token, as its first token sees only itself)."""
     # each layer's first tokens once, however many pairs read them
     # (eps as the forms': at the default 1e-12 a near-zero first-token vector gives gradients of ~1e11)
     student_at = functools.cache(
