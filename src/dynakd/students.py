@@ -15,8 +15,19 @@ from torch import nn
 
 from .errors import DynaKDError, first_line
 
-# config entries that hold one value per layer, shrunk with the layers (a model checks their length on loading)
-PER_LAYER_CONFIG = ("layer_types", "attention_window")
+# config entries that hold one value per layer, read by layer index (found in transformers' models): shrunk with the
+# layers, since a model checks their length on loading or builds each layer from its entry (SmolLM3's and Llama 4's
+# no_rope_layers: a kept layer without rotary embeddings reloaded with them). Named, not guessed from their length:
+# DeBERTa's pos_att_type ["c2p", "p2c"] is as long as a 2-layer teacher is deep.
+PER_LAYER_CONFIG = (
+    "layer_types", "attention_window", "no_rope_layers", "layers_block_type", "mlp_layer_types", "attn_layers",
+    "indexer_types", "layer_rope_theta", "sliding_windows", "intermediate_size", "activation_sparsity_pattern",
+    "num_attention_heads_per_layer", "num_key_value_heads_per_layer", "num_experts", "moe_topk", "swiglu_limits",
+    "swiglu_limits_shared", "expert_swiglu_limit_list", "share_expert_swiglu_limit_list",
+)
+# config entries that list the ids of some layers (Llama 4's MoE layers, Qwen-MoE's dense ones): renumbered to the
+# kept layers' positions
+LAYER_ID_CONFIG = ("moe_layers", "mlp_only_layers", "full_attn_idxs", "rope_scaling_layers")
 # config entries that count groups of layers, each group with weights of its own: one group per layer (ALBERT with
 # num_hidden_groups == num_hidden_layers) counts the kept layers; fewer groups share weights among layers
 LAYER_GROUPS_CONFIG = ("num_hidden_groups",)
@@ -102,45 +113,91 @@ def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int]
     """A copy of ``teacher`` keeping ``layer_ids`` (0-based) or ``k`` evenly spaced layers."""
     check_layers_apart(teacher.config, type(teacher).__name__)
     layer_ids = resolve_layer_ids(teacher.config.num_hidden_layers, k, layer_ids)
-    n = teacher.config.num_hidden_layers
     student = copy.deepcopy(teacher)
     parent, attr, layers = find_layers(student)
     setattr(parent, attr, nn.ModuleList(layers[i] for i in layer_ids))
     _renumber(getattr(parent, attr))
-    student.config.num_hidden_layers = len(layer_ids)
-    for key in PER_LAYER_CONFIG:
-        value = getattr(student.config, key, None)
-        if isinstance(value, list) and len(value) == n:
-            setattr(student.config, key, [value[i] for i in layer_ids])
-    for key in LAYER_GROUPS_CONFIG:
-        if getattr(student.config, key, None) == n:  # (check_layers_apart: one group per layer)
-            setattr(student.config, key, len(layer_ids))
+    _keep_layers_in_config(student.config, layer_ids)
     student.config.dynakd_teacher_layers = list(layer_ids)
     check_reloads(student, layer_ids)
     # trained in float32 whatever the teacher's storage (a bf16 checkpoint): mixed precision is autocast's
     return student.float().requires_grad_(True).train()  # the teacher may be frozen; its copy must train
 
 
+def _keep_layers_in_config(config, layer_ids: list[int]) -> None:
+    """Say in ``config`` that only the teacher layers ``layer_ids`` remain, in that order."""
+    n = config.num_hidden_layers
+    stored = vars(config)  # entries, not properties derived from them; an alias (attribute_map) names its entry once
+    for key in {config.attribute_map.get(k, k) for k in PER_LAYER_CONFIG}:
+        if isinstance(value := stored.get(key), (list, tuple)) and len(value) == n:
+            setattr(config, key, [value[i] for i in layer_ids])
+    for key in {config.attribute_map.get(k, k) for k in LAYER_ID_CONFIG}:
+        if isinstance(value := stored.get(key), (list, tuple)):
+            setattr(config, key, [new for new, old in enumerate(layer_ids) if old in value])
+    for key in LAYER_GROUPS_CONFIG:
+        if getattr(config, key, None) == n:  # (check_layers_apart: one group per layer)
+            setattr(config, key, len(layer_ids))
+    config.num_hidden_layers = len(layer_ids)
+
+
 def check_reloads(student: nn.Module, layer_ids: list[int]) -> None:
     """Refuse a student that its saved config would rebuild otherwise: some architectures build a layer by its
-    position (ModernBERT's first layer has no attention norm, T5's first block holds the position bias), so a copy of
-    a later layer in first place reloads without the weights it trained with. Built on the meta device (no memory)
-    from the student's config, as ``from_pretrained`` would build it, and compared by parameter names and shapes."""
+    position (ModernBERT's first layer has no attention norm, T5's first block holds the position bias), or by a
+    per-layer config entry DynaKD does not know to shrink, so a copy of a layer elsewhere reloads without the weights
+    or settings it trained with. Built on the meta device (no memory) from the student's config passed through a
+    dict, as ``from_pretrained`` would build it, and compared by parameter names and shapes, then by the plain
+    settings (numbers, flags, strings: ``use_rope``, ``sliding_window``, ``layer_idx``) of each block's modules."""
+    name = type(student).__name__
+    refused = f"{_article(name)} {name} student of teacher layers {layer_ids} would reload as another model"
+    try:
+        config = type(student.config).from_dict(student.config.to_diff_dict())
+    except Exception as e:  # noqa: BLE001 - a config's own checks, as from_pretrained would meet them (GPT-Neo's
+        # attention_types, which spell the layers' kinds in runs, still count the teacher's layers)
+        raise DynaKDError(f"{refused}: its config would not load ({first_line(e.__cause__ or e)})") from None
     try:
         with torch.device("meta"):
-            fresh = type(student)(copy.deepcopy(student.config))
+            fresh = type(student)(config)
     except Exception as e:  # a class that cannot be built on the meta device: nothing to compare
-        print(f"note: could not check that the {type(student).__name__} student reloads as built ({first_line(e)})",
+        print(f"note: could not check that the {name} student reloads as built ({first_line(e)})",
               file=sys.stderr, flush=True)
         return
     ours = {k: tuple(v.shape) for k, v in student.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
     if ours != theirs:
         differ = sorted(set(ours) ^ set(theirs)) or sorted(k for k in ours if ours[k] != theirs[k])
-        name = type(student).__name__
-        raise DynaKDError(f"{_article(name)} {name} student of teacher layers {layer_ids} would reload as another "
-                          f"model ({differ[0]} differs: this architecture builds some layers by their position); "
+        raise DynaKDError(f"{refused} ({differ[0]} differs: this architecture builds some layers by their position); "
                           "keep the teacher's first layer first, e.g. --student-layer-ids 0,...")
+    if differ := _differing_setting(student, fresh):
+        raise DynaKDError(f"{refused} ({differ}: a per-layer setting of its config that DynaKD does not carry over); "
+                          "keep other layers, or give a smaller model of the same family with --student")
+
+
+def _differing_setting(student: nn.Module, fresh: nn.Module) -> str | None:
+    """The first module of a block, or plain setting of one, that differs between ``student`` and ``fresh`` (built
+    from the student's config), said as ``model.layers.1.self_attn.use_rope is 0 here, 1 reloaded``. Only attributes
+    both modules hold are compared: one held by a single side is run-time state (a cache), not a setting."""
+    parent, attr, ours = find_layers(student)
+    _, _, theirs = find_layers(fresh)
+    prefix = next(name for name, module in student.named_modules() if module is parent)
+    for i, (block, rebuilt) in enumerate(zip(ours, theirs)):
+        rebuilt_modules = dict(rebuilt.named_modules())
+        for path, module in block.named_modules():
+            where = ".".join(filter(None, (prefix, attr, str(i), path)))  # as the state dict names it
+            other = rebuilt_modules.get(path)
+            if type(other) is not type(module):
+                return f"{where} is {type(module).__name__} here, {type(other).__name__} reloaded"
+            for key in sorted(vars(module).keys() & vars(other).keys()):
+                mine, its = getattr(module, key), getattr(other, key)
+                if key != "training" and not key.startswith("_") and _plain(mine) and mine != its:
+                    return f"{where}.{key} is {mine!r} here, {its!r} reloaded"
+    return None
+
+
+def _plain(value) -> bool:
+    """A number, flag, string or None, or a tuple or list of them: a setting, not a tensor, module or config."""
+    if isinstance(value, (tuple, list)):
+        return all(map(_plain, value))
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def _article(word: str) -> str:
@@ -148,8 +205,9 @@ def _article(word: str) -> str:
 
 
 def _renumber(layers: nn.ModuleList) -> None:
-    """Blocks that know their own index (for KV caches) get their new position."""
+    """Blocks that know their own index (for KV caches, or Longformer's ``layer_id``) get their new position."""
     for new_idx, block in enumerate(layers):
         for module in block.modules():
-            if isinstance(getattr(module, "layer_idx", None), int):
-                module.layer_idx = new_idx
+            for key in ("layer_idx", "layer_id"):
+                if isinstance(getattr(module, key, None), int):
+                    setattr(module, key, new_idx)

@@ -168,6 +168,65 @@ def test_per_layer_config_lists_shrink_with_the_layers(tmp_path):
     LongformerForSequenceClassification.from_pretrained(tmp_path)
 
 
+def smollm3(no_rope_layers: list[int]):
+    from transformers import SmolLM3Config, SmolLM3ForSequenceClassification
+
+    torch.manual_seed(0)
+    config = SmolLM3Config(vocab_size=100, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                           num_key_value_heads=1, intermediate_size=64, pad_token_id=0, no_rope_layers=no_rope_layers)
+    return SmolLM3ForSequenceClassification(config).eval()
+
+
+def test_a_per_layer_flag_that_changes_no_weight_shrinks_with_the_layers(tmp_path):
+    """SmolLM3 reads no_rope_layers by layer index: a student of layers [0, 3] kept the teacher's [1, 1, 1, 0], so its
+    second layer trained without rotary embeddings and reloaded with them (same weights, other logits)."""
+    student = build_student(smollm3([1, 1, 1, 0]), layer_ids=[0, 3]).eval()
+    assert student.config.no_rope_layers == [1, 0]
+    student.save_pretrained(tmp_path)
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert [layer.self_attn.use_rope for layer in again.model.layers] == [1, 0]
+    x = {"input_ids": inputs()["input_ids"][:1]}  # (one row: the model finds its last token by the pad id)
+    with torch.no_grad():
+        torch.testing.assert_close(again(**x).logits, student(**x).logits)
+
+
+def test_a_per_layer_setting_the_config_would_lose_is_refused_by_name():
+    """A per-layer entry DynaKD does not know to shrink changes no weight: comparing names and shapes let the student
+    through, to reload other than it trained."""
+    from dynakd.students import check_reloads
+
+    student = build_student(smollm3([1, 1, 1, 0]), layer_ids=[0, 3])
+    student.config.no_rope_layers = [1, 1]  # as an unknown per-layer entry is left: the first layers' values
+    with pytest.raises(DynaKDError, match=r"^a SmolLM3ForSequenceClassification student of teacher layers \[0, 3\] "
+                                          r"would reload as another model \(model\.layers\.1\.self_attn\.use_rope "
+                                          r"is 0 here, 1 reloaded: a per-layer setting"):
+        check_reloads(student, [0, 3])
+
+
+def test_a_student_whose_config_would_not_load_is_refused_with_the_reason():
+    """GPT-Neo spells its layers' kinds in attention_types, counted for the teacher's depth: the student saved, and
+    its folder failed to load."""
+    from transformers import GPTNeoConfig, GPTNeoForSequenceClassification
+
+    config = GPTNeoConfig(vocab_size=100, hidden_size=32, num_layers=4, num_heads=2,
+                          attention_types=[[["global", "local"], 2]], bos_token_id=0, eos_token_id=0)
+    with pytest.raises(DynaKDError, match=r"^a GPTNeoForSequenceClassification student of teacher layers \[0, 3\] "
+                                          r"would reload as another model: its config would not load \(.*"
+                                          r"len\(config\.attention_layers\)"):
+        build_student(GPTNeoForSequenceClassification(config), 2)
+
+
+def test_only_the_named_per_layer_lists_shrink():
+    """A list as long as the teacher is deep is not per layer for that: DeBERTa's pos_att_type names the relative
+    attention's two parts, and a 2-layer teacher's student would have lost one."""
+    from transformers import DebertaConfig, DebertaForSequenceClassification
+
+    config = DebertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, relative_attention=True, pos_att_type=["c2p", "p2c"])
+    student = build_student(DebertaForSequenceClassification(config).eval(), layer_ids=[1])
+    assert student.config.pos_att_type == ["c2p", "p2c"]
+
+
 def test_layers_kept_in_parallel_lists_are_refused_not_half_cut():
     """XLM keeps attentions, layer norms and feed-forwards in four lists: only one was cut, and the student's first
     forward failed with an IndexError."""
