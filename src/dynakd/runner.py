@@ -26,7 +26,7 @@ from .card import method_label, model_ref, write_model_card
 from .checkpoints import check_launch, checkpoint_step, io_reason, launch_record, remove_checkpoints
 from .config import DistillConfig, as_config, build_config, underscored, validate
 from .data.load import encode, load_data
-from .data.prepare import DistillationCollator, check_labels, same_tokenizer
+from .data.prepare import DistillationCollator, check_labels, shared_tokenizer
 from .data.squad import QAEval
 from .data.tasks import TaskSpec
 from .distiller import Distiller
@@ -277,9 +277,13 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
         check_labels(data, task.num_labels, task.is_regression)
     set_seed(cfg.seed)  # new heads and projections are initialised from the run's seed, whatever ran before
     student, tokenizer, teacher, t_tok = _load_models(cfg, task, teacher_name)
-    distiller = build_distiller(cfg, student, teacher, task, same_tok=t_tok is None)
-    encoded, qa_eval = encode(cfg, task, data, tokenizer, t_tok)
-    collator = DistillationCollator(tokenizer, t_tok, task.is_regression, max_length=cfg.max_seq_length)
+    # one encoding for both models when their tokenizers agree (each model then takes the inputs it accepts: a BERT
+    # teacher its token_type_ids, a DistilBERT student none), else the teacher's own beside the student's
+    shared = shared_tokenizer(tokenizer, t_tok, qa=task.is_qa)
+    encoder, teacher_encoder = (tokenizer, t_tok) if shared is None else (shared, None)
+    distiller = build_distiller(cfg, student, teacher, task, same_tok=teacher_encoder is None)
+    encoded, qa_eval = encode(cfg, task, data, encoder, teacher_encoder)
+    collator = DistillationCollator(encoder, teacher_encoder, task.is_regression, max_length=cfg.max_seq_length)
     args = training_args(cfg, out)
     main_process = args.process_index == 0
     if teacher is not None:
@@ -322,7 +326,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     train_time = time.perf_counter() - start
     metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}
     if teacher is not None and cfg.eval_teacher:
-        metrics["teacher_eval"] = evaluate_model(teacher, t_tok or tokenizer, task, data, cfg)
+        metrics["teacher_eval"] = evaluate_model(teacher, t_tok, task, data, cfg)
     metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size, trainer.state.log_history)
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     if cfg.push_to_hub and main_process:
@@ -446,7 +450,7 @@ def _save_run(trainer, tokenizer, out: Path, command: str, cfg: DistillConfig, t
 
 
 def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
-    """``(student, tokenizer, teacher, teacher_tokenizer)``; the teacher tokenizer is None when they agree."""
+    """``(student, tokenizer, teacher, teacher_tokenizer)``; no teacher (None, None) for fine-tuning."""
     if not teacher_name:
         # finetune: a classifier of another label count gets a new head of the task's size
         model, tokenizer = load_task_model(cfg.model, task, replace_head=True), load_tokenizer(cfg.model)
@@ -470,7 +474,7 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     if sizes[0] > sizes[1] and is_first_process():  # allowed, but rarely what distillation is for
         print(f"note: the student ({sizes[0] / 1e6:.1f}M parameters) is larger than the teacher "
               f"({sizes[1] / 1e6:.1f}M)", flush=True)
-    return student, tokenizer, teacher, None if same_tokenizer(tokenizer, t_tok, qa=task.is_qa) else t_tok
+    return student, tokenizer, teacher, t_tok
 
 
 def build_distiller(cfg: DistillConfig, student, teacher, task: TaskSpec, same_tok: bool) -> Distiller:

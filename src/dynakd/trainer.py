@@ -45,6 +45,7 @@ from .evaluation import QAEvaluationMixin
 from .features import (
     CONTEXT_MASK,
     EXAMPLE_ID,
+    NON_MODEL_KEYS,
     TEACHER_PREFIX,
     Features,
     capture,
@@ -70,6 +71,14 @@ def check_own_optimizer(optimizer, distiller: Distiller) -> None:
         raise DynaKDError(f"the optimizer passed in optimizers= lacks the distiller's own parameters ({OWN_PARAMS}): "
                           "build it over list(model.parameters()) + list(distiller.parameters()), or let the Trainer "
                           "build it")
+
+
+def _accepted(inputs: dict, columns: set[str]) -> dict:
+    """The entries of ``inputs`` for a model whose ``forward`` takes ``columns``, with those that are no model's
+    input but ``capture`` reads (``context_mask``); all of them when its columns cannot be told (empty)."""
+    if not columns:
+        return inputs
+    return {k: v for k, v in inputs.items() if k in columns or k in NON_MODEL_KEYS}
 
 
 class DistillationTrainer(QAEvaluationMixin, Trainer):
@@ -178,14 +187,16 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                                         *sorted(TEACHER_PREFIX + c for c in own)]
 
     def _model_inputs(self, inputs) -> tuple[dict, dict, torch.Tensor | None]:
-        """``split_inputs``, and under ``remove_unused_columns`` each model given only what its ``forward`` takes
-        (the columns were kept for either model)."""
+        """``split_inputs``, each model given only what its ``forward`` takes of an encoding that serves both (a BERT
+        teacher's token_type_ids beside a DistilBERT student: one tokenizer, two sets of input names; the columns
+        kept for either model under ``remove_unused_columns``)."""
         student_inputs, teacher_inputs, labels = split_inputs(inputs)
-        if self._student_columns is not None:
-            if teacher_inputs is student_inputs and self._teacher_columns:
-                teacher_inputs = {k: v for k, v in student_inputs.items() if k in self._teacher_columns}
-            student_inputs = {k: v for k, v in student_inputs.items() if k in self._student_columns}
-        return student_inputs, teacher_inputs, labels
+        if self._student_columns is None:  # (set from the Trainer's signature columns under remove_unused_columns)
+            self._student_columns = forward_columns(self.model)
+            self._teacher_columns = forward_columns(self.teacher) if self.teacher is not None else set()
+        if teacher_inputs is student_inputs:
+            teacher_inputs = _accepted(student_inputs, self._teacher_columns)
+        return _accepted(student_inputs, self._student_columns), teacher_inputs, labels
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()

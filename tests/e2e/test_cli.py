@@ -254,6 +254,46 @@ def test_teacher_and_student_with_different_tokenizers(tiny_teacher, tmp_path, c
     assert "hidden_weight compares hidden states token by token" in capsys.readouterr().err
 
 
+def make_tiny_distilbert(folder: Path, teacher: Path) -> Path:
+    """A tiny random DistilBERT classifier with the BERT ``teacher``'s tokenizer as DistilBERT's own is: the same
+    vocabulary and encodings, without token_type_ids among its input names."""
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(teacher, model_input_names=["input_ids", "attention_mask"])
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    DistilBertForSequenceClassification(DistilBertConfig(
+        vocab_size=tokenizer.vocab_size, dim=16, n_layers=2, n_heads=2, hidden_dim=32, max_position_embeddings=128,
+    )).save_pretrained(folder)
+    return folder
+
+
+def test_a_distilbert_student_shares_the_tokenizer_of_its_bert_teacher(tiny_teacher, tmp_path, monkeypatch):
+    """DistilBERT's tokenizer lacks only BERT's token_type_ids: it counted as another tokenizer, so the data was
+    encoded twice and token-level terms were refused (teacher and student must share a tokenizer). Now one encoding
+    serves both, and each model takes what it accepts: the teacher its segment ids on sentence pairs, the student
+    none."""
+    import functools
+
+    from transformers import AutoTokenizer, BertForSequenceClassification, DistilBertForSequenceClassification
+
+    from tests.unit.test_data import qnli_dev_only
+
+    seen: dict[str, set[str]] = {"teacher": set(), "student": set()}
+    for who, cls in (("teacher", BertForSequenceClassification), ("student", DistilBertForSequenceClassification)):
+        def forward(self, *args, _forward=cls.forward, _who=who, **kwargs):
+            seen[_who].update(kwargs)
+            return _forward(self, *args, **kwargs)
+        monkeypatch.setattr(cls, "forward", functools.wraps(cls.forward)(forward))  # (its signature: its columns)
+    student, out = make_tiny_distilbert(tmp_path / "student", tiny_teacher), tmp_path / "run"
+    args = ["distill", "--teacher", str(tiny_teacher), "--student", str(student), "--task", "qnli", "--data-dir",
+            str(qnli_dev_only(tmp_path / "glue")), "--dev-split", "0.5", "--max-steps", "2", "--batch-size", "8",
+            "--max-seq-length", "32", "--no-progress", "--set", "dynamics.pooling=tokens", "--output", str(out)]
+    assert main(args) == 0
+    assert "token_type_ids" in seen["teacher"] and "token_type_ids" not in seen["student"]
+    assert AutoTokenizer.from_pretrained(out).model_input_names == ["input_ids", "attention_mask"]  # its own
+
+
 def write_mnli(root: Path) -> Path:
     header = "index\tpromptID\tpairID\tgenre\ts1bp\ts2bp\ts1p\ts2p\tsentence1\tsentence2\tlabel1\tgold_label\n"
     rows = [

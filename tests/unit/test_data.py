@@ -623,6 +623,25 @@ def test_tokenizers_with_one_vocabulary_but_other_accent_handling_are_not_the_sa
     assert not same_tokenizer(*no_unk)
 
 
+def test_a_tokenizer_without_token_type_ids_is_the_same_and_the_one_with_them_encodes(tmp_path):
+    """DistilBERT's tokenizer is BERT's without token_type_ids among its input names: the input names were compared,
+    so a BERT teacher and its DistilBERT student were encoded twice and token-level terms refused."""
+    from transformers import BertTokenizerFast
+
+    from dynakd.data.prepare import same_tokenizer, shared_tokenizer
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "cafe", "good", "##good"]) + "\n")
+    bert = BertTokenizerFast(str(vocab))
+    distil = BertTokenizerFast(str(vocab), model_input_names=["input_ids", "attention_mask"])
+    assert same_tokenizer(distil, bert)
+    assert shared_tokenizer(distil, bert) is bert and shared_tokenizer(bert, distil) is bert
+    assert shared_tokenizer(bert, BertTokenizerFast(str(vocab))) is bert  # names alike: the student's
+    assert shared_tokenizer(distil, None) is distil  # no teacher
+    accents = BertTokenizerFast(str(vocab), strip_accents=False, model_input_names=["input_ids", "attention_mask"])
+    assert shared_tokenizer(accents, bert) is None  # encodes otherwise: each its own
+
+
 def test_the_collator_keeps_regression_targets_float(tiny_teacher):
     """Labels became long whatever they were, so STS-B's 3.8 trained as 3 unless regression=True was passed; now
     they keep their kind by default, as the Trainer's collators do, and regression=False refuses a fraction."""

@@ -1,7 +1,7 @@
 """Tokenised datasets and the collator: each model gets its own inputs.
 
 When teacher and student tokenise differently, every example carries a second encoding under ``teacher_*`` keys and
-the collator pads both; otherwise the teacher reads the student's inputs.
+the collator pads both; otherwise one encoding serves both, and each model takes the inputs it accepts.
 """
 
 from __future__ import annotations
@@ -26,27 +26,41 @@ _PROBE_PAIR = (["Who wrote it?"], ["Ünïcode text."])
 
 
 def same_tokenizer(a, b, *, qa: bool = False) -> bool:
-    """True when two tokenizers give the same model inputs: same vocabulary, special tokens and input names (a BERT
-    teacher needs ``token_type_ids`` that a DistilBERT tokenizer does not produce), the same truncation side (and for
+    """True when two tokenizers encode alike: same vocabulary and special tokens, the same truncation side (and for
     extractive QA the same padding side, which orders question and context in its windows: batches themselves always
     pad on the right), and the same encodings of probe texts (lower-casing, accents, splitting: one vocabulary may
-    encode "café" as ``café`` or ``[UNK]``). Encodings are compared rather than settings: two spellings of one
-    normalizer are the same."""
+    encode "café" as ``café`` or ``[UNK]``), each asked for the inputs either names. Encodings are compared rather than
+    settings: two spellings of one normalizer are the same. Their input names may differ: DistilBERT's tokenizer is
+    BERT's without ``token_type_ids`` (``shared_tokenizer`` says which one then encodes for both)."""
     if a is b:
         return True
+    names = {*a.model_input_names, *b.model_input_names}
     return (
         a.get_vocab() == b.get_vocab()
         and a.all_special_tokens == b.all_special_tokens
-        and list(a.model_input_names) == list(b.model_input_names)
         and a.truncation_side == b.truncation_side
         and (not qa or a.padding_side == b.padding_side)
-        and (probes := _encodings(a)) is not None and probes == _encodings(b)
+        and (probes := _encodings(a, names)) is not None and probes == _encodings(b, names)
     )
 
 
-def _encodings(tokenizer) -> list[dict[str, Any]] | None:
+def shared_tokenizer(student, teacher, *, qa: bool = False):
+    """The tokenizer whose encoding both models read, or None when each needs its own (``teacher`` None: the
+    student's). Of two that encode alike (``same_tokenizer``), the one whose input names hold the other's: a BERT
+    teacher's, beside its DistilBERT student's without ``token_type_ids``; each model then takes the inputs it
+    accepts. The student's when their names agree."""
+    if teacher is None or student is teacher:
+        return student
+    if not same_tokenizer(student, teacher, qa=qa):
+        return None
+    names = {*student.model_input_names, *teacher.model_input_names}
+    return next((t for t in (student, teacher) if set(t.model_input_names) == names), None)
+
+
+def _encodings(tokenizer, names: set[str]) -> list[dict[str, Any]] | None:
+    asked = {"return_token_type_ids": "token_type_ids" in names, "return_attention_mask": "attention_mask" in names}
     try:
-        return [dict(tokenizer(_PROBES)), dict(tokenizer(*_PROBE_PAIR))]
+        return [dict(tokenizer(_PROBES, **asked)), dict(tokenizer(*_PROBE_PAIR, **asked))]
     except Exception:  # noqa: BLE001 - e.g. a vocabulary without an unknown token: not shown the same
         return None
 
