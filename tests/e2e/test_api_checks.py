@@ -82,7 +82,8 @@ def test_a_column_only_the_teacher_takes_reaches_it(tiny_teacher, tmp_path):
         vocab_size=tokenizer.vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=128))
     seen = {}
     for who, model in (("teacher", teacher), ("student", student)):
-        model.register_forward_pre_hook(lambda m, a, kw, who=who: seen.setdefault(who, set(kw)) and None,
+        # every forward's inputs (the first is capture's probe of the model, two tokens without segment ids)
+        model.register_forward_pre_hook(lambda m, a, kw, who=who: seen.setdefault(who, set()).update(kw),
                                         with_kwargs=True)
     trainer = DistillationTrainer(model=student, teacher=teacher, distiller=_distiller({"method": "full"}),
                                   args=_args(tmp_path, max_steps=1, save_strategy="no"),
