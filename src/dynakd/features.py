@@ -131,7 +131,8 @@ def capture_rule(model: nn.Module) -> CaptureRule:
     """The ``CaptureRule`` of ``model`` (or of the model inside its wrappers), decided at the first call.
 
     Causal: a decoder's attention modules say ``is_causal = True`` (transformers 5), an encoder's False or nothing.
-    A final norm: one forward of two tokens tells whether ``hidden_states[-1]`` is the last block's output. Where it is
+    A final norm: one forward of two tokens tells whether ``hidden_states[-1]`` is the last block's output (hooks a
+    caller registered on the model see that forward too). Where it is
     not, the hook stays on the block for good: a model compiled later is traced with it (``torch.compile`` does not see
     hooks added or removed after tracing), and FSDP2 keeps the block's identity. An encoder keeps no hook."""
     rule = _RULES.get(model)
@@ -162,11 +163,14 @@ def _last_block_hook(model: nn.Module, runner: nn.Module) -> _LastBlock | None:
     handle = block.register_forward_hook(hook)
     ids = torch.tensor([[1, 2]], device=next(model.parameters()).device)
     rng = torch.random.fork_rng(devices=[] if ids.device.type == "cpu" else [ids.device], device_type=ids.device.type)
-    with torch.no_grad(), rng, hook.recording():
-        last = runner(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True,
-                      return_dict=True).hidden_states[-1]
-    raw = hook.take()
-    if raw is not None and raw.shape == last.shape and not torch.equal(raw, last):
+    try:
+        with torch.no_grad(), rng, hook.recording():
+            states = runner(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True,
+                            return_dict=True).hidden_states
+    finally:
+        raw = hook.take()  # (also where the forward failed: the hook holds no tensor)
+    # a model that returns no hidden states (a model of one's own) is read as it returns its outputs
+    if states and raw is not None and raw.shape == states[-1].shape and not torch.equal(raw, states[-1]):
         return hook
     handle.remove()
     return None

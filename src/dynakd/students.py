@@ -186,6 +186,8 @@ def _differing_setting(student: nn.Module, fresh: nn.Module) -> str | None:
             other = rebuilt_modules.get(path)
             if type(other) is not type(module):
                 return f"{where} is {type(module).__name__} here, {type(other).__name__} reloaded"
+            if isinstance(module, nn.Dropout):  # its rate acts in training only (and a caller may change it)
+                continue
             for key in sorted(vars(module).keys() & vars(other).keys()):
                 mine, its = getattr(module, key), getattr(other, key)
                 if key != "training" and not key.startswith("_") and _plain(mine) and mine != its:

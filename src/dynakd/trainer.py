@@ -192,7 +192,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         kept for either model under ``remove_unused_columns``)."""
         student_inputs, teacher_inputs, labels = split_inputs(inputs)
         if self._student_columns is None:  # (set from the Trainer's signature columns under remove_unused_columns)
-            self._student_columns = forward_columns(self.model)
+            self._student_columns = forward_columns(self.accelerator.unwrap_model(self.model))  # (FSDP1 wraps it)
             self._teacher_columns = forward_columns(self.teacher) if self.teacher is not None else set()
         if teacher_inputs is student_inputs:
             teacher_inputs = _accepted(student_inputs, self._teacher_columns)

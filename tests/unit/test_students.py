@@ -287,3 +287,14 @@ def test_a_student_that_would_reload_otherwise_is_named_with_its_article():
     student.config.num_hidden_groups = 4  # as the student's config said before it counted its own layers
     with pytest.raises(DynaKDError, match=r"^an AlbertForSequenceClassification student of teacher layers \[0, 3\]"):
         check_reloads(student, [0, 3])
+
+
+def test_a_dropout_rate_changed_after_loading_is_no_setting_to_refuse():
+    """The reload check compared dropout rates too: a teacher whose config was told `hidden_dropout_prob = 0` after it
+    was built (a common way to train a student without dropout) gave students refused as 'a per-layer setting'."""
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(BertConfig(num_hidden_layers=4, hidden_size=32, num_attention_heads=2,
+                                                       intermediate_size=64, vocab_size=100))
+    teacher.config.hidden_dropout_prob = teacher.config.attention_probs_dropout_prob = 0.0
+    student = build_student(teacher, 2)
+    assert student.config.num_hidden_layers == 2
