@@ -16,8 +16,8 @@ from pathlib import Path
 
 from .errors import DynaKDError
 
-_said_unlocked = False  # the note on going on unlocked, printed once a process (a sweep asks for many locks)
-_said_unguarded = False  # and that of ``exclusive`` (a sweep trains many runs)
+# what going on unlocked may lead to, each said once a process (a sweep asks for many locks and trains many runs)
+_said_unlocked: set[str] = set()
 
 
 @contextlib.contextmanager
@@ -69,13 +69,12 @@ def exclusive(path: Path, refuse: Callable[[str], str], unlocked: str):
 def _own(path: Path, refuse: Callable[[str], str], unlocked: str):
     """``path`` opened and locked, or None where it cannot be. Locked is the file found at ``path`` afterwards too:
     one a holder removed as it let go guards nothing."""
-    global _said_unguarded
     while True:
         made = not path.exists()
         try:
             f = path.open("a+")  # (not "w": that would empty the holder's record before asking)
         except OSError as e:
-            reason = e.strerror or type(e).__name__
+            reason = _reason(e)
             break
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -88,15 +87,24 @@ def _own(path: Path, refuse: Callable[[str], str], unlocked: str):
             f.close()
             if made:
                 path.unlink(missing_ok=True)
-            reason = e.strerror or type(e).__name__
+            reason = _reason(e)
             break
         if _still_there(f, path):
             return f
         f.close()
-    if not _said_unguarded:
-        _said_unguarded = True
-        print(f"note: cannot lock {path} ({reason}); going on without the lock ({unlocked})", flush=True)
+    _note_unlocked(path, reason, unlocked)
     return None
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or type(error).__name__
+
+
+def _note_unlocked(path: Path, reason: str, consequence: str) -> None:
+    """Say, once a process for each ``consequence``, that a lock could not be taken and what may come of it."""
+    if consequence not in _said_unlocked:
+        _said_unlocked.add(consequence)
+        print(f"note: cannot lock {path} ({reason}); going on without the lock ({consequence})", flush=True)
 
 
 def _still_there(f, path: Path) -> bool:
@@ -122,7 +130,6 @@ def _lock(f, path: Path, required: bool, waiting: str | None = None) -> bool:
     """Take the lock on open file ``f`` (saying ``waiting`` first if another process holds it); False where its file
     system takes none and ``required=False`` lets the caller go on unlocked (an NFS mount without its lock service
     answers ENOLCK, Lustre without ``flock`` ENOSYS; NFS mounted ``nolock`` takes locks, each machine its own)."""
-    global _said_unlocked
     try:
         if waiting is not None:
             try:
@@ -133,12 +140,10 @@ def _lock(f, path: Path, required: bool, waiting: str | None = None) -> bool:
         fcntl.flock(f, fcntl.LOCK_EX)
         return True
     except OSError as e:
-        reason = e.strerror or type(e).__name__
+        reason = _reason(e)
     if required:
         raise DynaKDError(f"cannot lock {path} ({reason}: its file system may take no locks, as NFS without its "
                           "lock service or Lustre without flock do); put the folder on a file system that takes them")
-    if not _said_unlocked:
-        _said_unlocked = True
-        print(f"note: cannot lock {path} ({reason}); going on without the lock (processes sharing its folder may "
-              "each do the work it guards, e.g. build the teacher cache)", flush=True)
+    _note_unlocked(path, reason, "processes sharing its folder may each do the work it guards, e.g. build the "
+                   "teacher cache")
     return False

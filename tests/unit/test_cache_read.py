@@ -236,7 +236,7 @@ def test_a_file_system_without_locks(tmp_path, monkeypatch, capsys):
             raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(locks.fcntl, "flock", no_locks)
-    monkeypatch.setattr(locks, "_said_unlocked", False)
+    monkeypatch.setattr(locks, "_said_unlocked", set())
     ran = []
     for _ in range(2):
         with locks.locked(tmp_path / ".c.lock", required=False):

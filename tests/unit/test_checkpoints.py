@@ -193,7 +193,7 @@ def test_one_start_at_a_time_holds_a_run_folder(tmp_path, capsys, monkeypatch):
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(locks.fcntl, "flock", no_locks)
-    monkeypatch.setattr(locks, "_said_unguarded", False)
+    monkeypatch.setattr(locks, "_said_unlocked", set())
     with run_lock(out):  # a file system without locks: trained unguarded, with a note
         pass
     assert f"note: cannot lock {out / RUN_LOCK} (No locks available); going on without the lock (nothing stops a " \
