@@ -17,11 +17,12 @@ from . import atomic, jsonfile, locks, packaged
 from .cache import cache_blocker
 from .checkpoints import PREFIX, check_checkpoint, is_checkpoint_name, latest_checkpoint, remove_partial
 from .config import DistillConfig, build_config, existing_part, load_yaml, save_config, underscored, unread_options
-from .data.tasks import TaskSpec, get_task
+from .data.tasks import TaskSpec
 from .distributed import is_first_process
 from .errors import DynaKDError
 
 CONFIG_NAME = "dynakd.yaml"
+DATA_PATHS = ("data_dir", "train_file", "validation_file")  # the data settings that name files or folders
 RUN_LOCK = ".dynakd.lock"  # hidden: not published (hub.PUSH_IGNORE), nor a file of the run's or the user's
 # Keys that do not change what a run trains (a compiled run gives the eager run's losses to 1e-4; evaluating more often
 # changes no weight: e2e/test_resume.py), or that a resume may need to change: a cache's float16 features move the
@@ -47,16 +48,21 @@ def same_setting(key: str, old: Any, new: Any) -> bool:
     old, new = _model(key, old), _model(key, new)
     if old == new:
         return True
-    return key in ("model", "teacher", "student", *_PATHS) and isinstance(old, str) and isinstance(new, str) \
+    return key in ("model", "teacher", "student", *DATA_PATHS) and isinstance(old, str) and isinstance(new, str) \
         and same_file(old, new)
 
 
 def same_file(a: str, b: str) -> bool:
     """Whether two paths (``~`` expanded) name one existing file or folder, however each is spelt."""
     try:
-        return _exists(a) and _exists(b) and os.path.samefile(os.path.expanduser(a), os.path.expanduser(b))
+        return path_exists(a) and path_exists(b) and os.path.samefile(os.path.expanduser(a), os.path.expanduser(b))
     except (OSError, ValueError):
         return False
+
+
+def path_exists(path: Any) -> bool:
+    """Whether ``path`` (``~`` expanded) names something here; False for a name the OS refuses (too long, ...)."""
+    return os.path.exists(os.path.expanduser(str(path)))
 
 
 def _model(key: str, value: Any) -> Any:
@@ -111,200 +117,6 @@ def recorded_settings(folder: str | Path, keys: tuple[str, ...]) -> dict[str, An
     """Those of ``keys`` that the run saved in ``folder`` recorded (nothing for a folder DynaKD did not write)."""
     saved = recorded_config(folder) or {}
     return {k: saved[k] for k in keys if saved.get(k) is not None}
-
-
-def _says(value: Any) -> bool:
-    """Whether a recorded setting says something a run can lend: not unset, off or an empty list."""
-    return value is not None and value is not False and value != []
-
-
-def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
-    """What a DynaKD-trained teacher's run lends a ``distill`` command: its task when the command names none (rather
-    than the default task, which a teacher of another task would be distilled on with a note), and for that task its
-    data when the command names none of its own: the files or GLUE folder (those found from here), text and label
-    columns, SQuAD's training articles, and the dev rows a ``--dev-split`` run held out (the student must not train
-    on them either); and, whatever the data, its input length and QA windows where the command gives none (the
-    student reads the inputs the teacher learned, and the teacher's score is its own). Says what it lends."""
-    if not teacher:
-        return {}
-    given = _defaults_said(given)
-    try:
-        saved = recorded_config(os.path.expanduser(str(teacher))) or {}
-    except OSError:  # an unreadable folder: loading the model names it
-        return {}
-    default = dataclasses.asdict(DistillConfig())  # (defaults are not lent: the command has them anyway)
-    saved = {k: v for k, v in saved.items()
-             if k == "task" or (_says(v) and v != default.get(k))}
-    try:
-        task = get_task(str(saved["task"])).name
-        if given.get("task") is not None and get_task(str(given["task"])).name != task:
-            return {}  # another task: none of the teacher's data
-    except (KeyError, DynaKDError):  # not a DynaKD run, or a task name validation will refuse with its own message
-        return {}
-    lent = {} if given.get("task") is not None else {"task": task}
-    # data of the command's own, not the teacher's spelt again (which still lends the rows a dev split held out)
-    if not any(given.get(k) not in (None, False) and not _same_place(k, given[k], saved.get(k)) for k in _DATA_PLACES):
-        # data_seed: the rows a dev split held out, or the synthetic corpus the teacher learned
-        keys = [k for k in RUN_DATA if k != "task"] + (["data_seed"] if {"dev_split", "synthetic"} & set(saved) else [])
-        lent |= {k: saved[k] for k in (*keys, "dev_split") if k in saved and k not in given}
-        _check_cut(f"the teacher {teacher}", saved, given, "the student would be scored on rows the teacher trained on")
-    lent |= _windows(saved, given)
-    lost = _take_lost(lent)
-    paths, flags = _paths_and_flags(lost, saved)
-    if lost and "dev_split" in lent:  # another copy (the hub's) may order rows otherwise: the cut would differ
-        raise DynaKDError(f"the teacher {teacher} was fine-tuned on part of {paths} (--dev-split {lent['dev_split']}), "
-                          "not found from here (a relative path counts from the folder it ran in); give "
-                          f"{flags} so that the student does not train on the rows the teacher held out")
-    if is_first_process():
-        if said := [f"{k} {v}" for k, v in lent.items() if k != "data_seed"]:
-            print(f"distill: {', '.join(said)} (as the teacher {teacher} was fine-tuned)", flush=True)
-        if lost:
-            print(f"note: the teacher {teacher} was fine-tuned on {paths}, not found from here (a relative path "
-                  f"counts from the folder it ran in); give {flags}", flush=True)
-    return lent
-
-
-def _check_cut(run: str, saved: dict[str, Any], given: dict[str, Any], harm: str) -> None:
-    """Refuse a command that cuts the run's data with another dev split than the run's: another fraction, or the same
-    one with another ``data_seed`` (which chooses the held-out rows too), would hold out other rows (``harm`` says
-    what follows). ``saved``: the run's recorded config (a ``data_seed`` at its default may be left out of it)."""
-    split = saved.get("dev_split")
-    if split is None:
-        return
-    if given.get("dev_split") is not None and given["dev_split"] != split:
-        raise DynaKDError(f"{run} held out {split} of dev; dev_split {given['dev_split']} holds out other rows, so "
-                          f"{harm}: leave dev_split out or give {split}")
-    seed = saved.get("data_seed", DistillConfig.data_seed)
-    if given.get("data_seed") is not None and given["data_seed"] != seed:
-        raise DynaKDError(f"{run} held out {split} of dev as data_seed {seed} chose it; data_seed "
-                          f"{given['data_seed']} holds out other rows, so {harm}: leave data_seed out or give {seed}")
-
-
-def _windows(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
-    """The run's input length and QA windows (``EVAL_SETTINGS`` but the cut) where the command gives none; its
-    window overlap only with its length (it was chosen for that length)."""
-    lent = {k: saved[k] for k in EVAL_SETTINGS if k in saved and k not in _CUT and k not in given}
-    if given.get("max_seq_length") not in (None, saved.get("max_seq_length")):
-        lent.pop("doc_stride", None)
-    return lent
-
-
-def _take_lost(lent: dict[str, Any]) -> list[str]:
-    """The recorded data paths in ``lent`` not found from here (relative ones count from where the run ran), taken
-    out of it, with SQuAD's training articles when their file is not lent."""
-    lost = [k for k in _PATHS if k in lent and not _exists(lent[k])]
-    for k in lost:
-        del lent[k]
-    if "train_file" not in lent:
-        lent.pop("train_articles", None)
-    return lost
-
-
-def _paths_and_flags(keys: list[str], saved: dict[str, Any]) -> tuple[str, str]:
-    """``"train_file a.csv, ..."`` and ``"--train-file, ..."``: what a run recorded, and the flags that give it."""
-    return ", ".join(f"{k} {saved[k]}" for k in keys), ", ".join("--" + k.replace("_", "-") for k in keys)
-
-
-# What a run folder's own dynakd.yaml gives `evaluate` unless the command says otherwise: how inputs were cut, and
-# which dev rows a --dev-split run held out (it trained on the rest) ...
-EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", "dev_split", "data_seed")
-# ... and, unless the command names another task, the run's task and its data (a SQuAD run's articles with its file)
-RUN_DATA = ("task", "data_dir", "train_file", "validation_file", "train_articles", "text_columns", "label_column",
-            "synthetic")
-_DATA_PLACES = ("data_dir", "train_file", "validation_file", "synthetic")
-_PATHS = ("data_dir", "train_file", "validation_file")
-_CUT = ("dev_split", "data_seed")  # which dev rows a --dev-split run held out
-
-
-def _defaults_said(given: dict[str, Any]) -> dict[str, Any]:
-    """``given`` with each key the command unsets (``--set task=``) at its default: the command says that value."""
-    defaults = dataclasses.asdict(DistillConfig())
-    return {k: defaults.get(k) if v is None else v for k, v in given.items()}
-
-
-def lent_settings(command: str, given: dict[str, Any]) -> dict[str, Any]:
-    """What a DynaKD run folder lends ``command`` where ``given`` (the settings it gives itself: flags, --config and
-    --set, or a Python dict config) is silent: ``distill``, its teacher's run (``teacher_task``); ``evaluate``, the
-    scored run's (``evaluation_defaults``); nothing to the others."""
-    if command == "distill":
-        return teacher_task(given.get("teacher"), given)
-    if command == "evaluate" and given.get("model"):
-        return evaluation_defaults(os.path.expanduser(str(given["model"])), given)
-    return {}
-
-
-def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, Any]:
-    """The settings the run saved in ``folder`` lends ``evaluate`` where the command (``given``: the settings it
-    gives itself) is silent: ``EVAL_SETTINGS``, and the run's task and data unless the command names another task.
-    A command that says where its data is takes none of the run's places (nor, for its own csv/json files, the run's
-    dev split); a recorded path not found from here is not lent (relative paths count from where the run ran).
-    Nothing for a folder DynaKD did not write; says what it lends besides the input settings."""
-    given = _defaults_said(given)
-    saved = {k: v for k, v in (recorded_config(folder) or {}).items() if _says(v)}
-    lent = _windows(saved, given) | {k: saved[k] for k in _CUT if k in saved}
-    try:
-        task = get_task(str(saved["task"]))  # (a folder from before task names were normalised says "SST-2")
-    except (KeyError, DynaKDError):
-        return lent
-    uncut = {k: v for k, v in lent.items() if k not in _CUT}
-    if given.get("task") is not None and get_task(str(given["task"])).name != task.name:
-        return uncut  # the cut is of the run's own dev set
-    own_data = any(given.get(k) not in (None, False) and not _same_place(k, given[k], saved.get(k))
-                   for k in _DATA_PLACES)
-    if own_data and (task.is_user_data or given.get("synthetic")):  # the run's held-out part means nothing there
-        lent = uncut
-    data = {k: saved[k] for k in RUN_DATA if k in saved and k not in given
-            and not (own_data and k in (*_DATA_PLACES, "train_articles"))}
-    if "task" not in given:
-        data["task"] = task.name
-    if "dev_split" in lent:
-        _check_cut(str(folder), saved, given, "the score would count rows it trained on")
-    lost = _take_lost(data)
-    if lost and "dev_split" in lent and "dev_split" not in given:  # another copy (the hub's) may order rows otherwise
-        paths, flags = _paths_and_flags(lost, saved)
-        raise DynaKDError(f"{folder} was trained on part of {paths} "
-                          f"(--dev-split {lent['dev_split']}), not found from here (a relative path counts from the "
-                          f"folder the run ran in); give {flags} so the part it held out is cut from the same rows")
-    said = [f"{k} {v}" for k, v in {**data, **lent}.items()
-            if k in ("task", "dev_split", "train_articles", "doc_stride", *_DATA_PLACES) and k not in given]
-    if is_first_process():
-        if said:
-            print(f"evaluate: {', '.join(said)} (as {folder} was trained)", flush=True)
-        if saved.get("max_eval_samples") and "max_eval_samples" not in given:
-            n = saved["max_eval_samples"]
-            print(f"note: {folder} was scored on a seeded subset of {n} evaluation rows (--max-eval-samples {n}); "
-                  f"this scores them all (give --max-eval-samples {n} for the same rows)", flush=True)
-        # (training rows are read only where the run cut its evaluation rows from them: SQuAD's articles)
-        if needed := [k for k in lost if k != "train_file" or "train_articles" in saved]:
-            paths, flags = _paths_and_flags(needed, saved)
-            print(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
-                  f"folder the run ran in); give {flags}", flush=True)
-    return {**lent, **data}
-
-
-def _same_place(key: str, given: Any, saved: Any) -> bool:
-    """Whether the command's data setting names the run's: equal, the same file or folder spelt otherwise, or a path
-    that stands in for a recorded one not found from here (the note of ``evaluation_defaults`` asks for it)."""
-    if given == saved:
-        return True
-    if key not in _PATHS or saved is None:
-        return False
-    if not _exists(saved):
-        return True
-    return same_file(str(given), str(saved))
-
-
-def _exists(path: Any) -> bool:
-    """Whether ``path`` (``~`` expanded) names something here; False for a name the OS refuses (too long, ...)."""
-    return os.path.exists(os.path.expanduser(str(path)))
-
-
-def note_other_task(folder: str | Path, task: str, role: str) -> None:
-    """Say so when the model in ``folder`` was trained by DynaKD on another task than ``task`` (allowed: a related
-    task may be the point, but a teacher of another task is more often a slip)."""
-    trained = recorded_settings(folder, ("task",)).get("task")
-    if trained and trained != task and is_first_process():
-        print(f"note: the {role} {folder} was trained on task {trained}, this run is on {task}", flush=True)
 
 
 def finetune_differences(folder: Path, cfg: DistillConfig) -> list[str]:

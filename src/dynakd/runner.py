@@ -34,6 +34,7 @@ from .distributed import check_one_gpu_per_process, first_process_first, is_firs
 from .errors import DynaKDError, first_line
 from .evaluation import EvalTrainer
 from .features import EXAMPLE_ID
+from .lending import lent_settings, note_other_task
 from .metrics import compute_metrics
 from .models import (
     check_model_folder,
@@ -52,10 +53,8 @@ from .rundir import (
     describe_model,
     discard_output,
     earlier_metrics,
-    lent_settings,
     metrics_record,
     note_not_read,
-    note_other_task,
     prepare_output,
     resume_point,
     run_lock,
@@ -183,7 +182,7 @@ def finetune(cfg: DistillConfig | dict) -> RunResult:
 def distill(cfg: DistillConfig | dict) -> RunResult:
     """Distil ``cfg.teacher`` into a student with ``cfg.method`` and ``cfg.align``. ``cfg``: a DistillConfig or a
     dict of config keys; a dict takes the task, data and input length of a DynaKD teacher's run where it names none,
-    as the command line does (``rundir.teacher_task``)."""
+    as the command line does (``lending.teacher_task``)."""
     cfg = _lending(cfg, "distill")
     if not cfg.teacher:
         raise DynaKDError("distill needs --teacher (a fine-tuned checkpoint folder or hub id)")
@@ -195,7 +194,7 @@ def distill(cfg: DistillConfig | dict) -> RunResult:
 
 def _lending(cfg: DistillConfig | dict, command: str) -> DistillConfig:
     """``cfg`` as a config, with what a run folder lends ``command`` where a dict config is silent
-    (``rundir.lent_settings``), and a note of the settings its method does not read, as on the command line. A dict
+    (``lending.lent_settings``), and a note of the settings its method does not read, as on the command line. A dict
     names the settings it gives, as the command line's flags do; a DistillConfig holds every setting, so nothing is
     lent to it."""
     if not isinstance(cfg, dict):
@@ -549,7 +548,7 @@ def _eval_args(cfg: DistillConfig, tmp: str) -> TrainingArguments:
 def evaluate(cfg: DistillConfig | dict) -> RunResult:
     """Score the model folder ``cfg.model`` on ``cfg.task`` and write ``metrics.json`` next to it. ``cfg``: a
     DistillConfig or a dict of config keys; a dict takes the task, data and input length of a DynaKD run folder where
-    it names none, as the command line does (``rundir.evaluation_defaults``)."""
+    it names none, as the command line does (``lending.evaluation_defaults``)."""
     cfg = _lending(cfg, "evaluate")
     if not cfg.model:
         raise DynaKDError("evaluate needs --model (a model folder)")

@@ -141,7 +141,7 @@ def test_a_run_shorter_than_the_logging_interval_logs_every_term(tiny_teacher, t
 
 
 def test_a_model_trained_on_another_task_is_noted(tmp_path, capsys):
-    from dynakd.rundir import note_other_task
+    from dynakd.lending import note_other_task
 
     (tmp_path / "dynakd.yaml").write_text("task: sst2\n")
     note_other_task(tmp_path, "sst2", "teacher")
@@ -412,7 +412,7 @@ def test_evaluate_of_a_model_not_in_a_local_folder_needs_an_output(tmp_path, cap
 
 
 def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
-    from dynakd.rundir import evaluation_defaults
+    from dynakd.lending import evaluation_defaults
 
     monkeypatch.chdir(tmp_path)
     for name in ("all.csv", "other.csv", "squad.json"):
@@ -459,7 +459,7 @@ def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
 
 
 def test_evaluate_keeps_a_runs_overlap_at_its_own_length_and_says_what_it_scores(tmp_path, capsys):
-    from dynakd.rundir import evaluation_defaults
+    from dynakd.lending import evaluation_defaults
 
     run = tmp_path / "run"
     run.mkdir()
@@ -489,7 +489,7 @@ def test_evaluate_checks_a_squad_overlap_against_the_runs_length(tmp_path, capsy
 def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_teacher, tmp_path, capsys):
     """Without --task, a teacher fine-tuned on mrpc was distilled on the default sst2 (with a note only); and the
     teacher's scores, in metrics.json and the card, were not printed beside the student's."""
-    from dynakd.rundir import teacher_task
+    from dynakd.lending import teacher_task
 
     teacher = tmp_path / "teacher"
     teacher.mkdir()
@@ -545,7 +545,7 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
 def test_distill_takes_the_input_length_and_qa_windows_of_a_dynakd_teacher(tmp_path, capsys):
     """A SQuAD teacher fine-tuned on other windows was distilled, and scored as "teacher:", on the default ones, with
     no word: its score there was not its own, and a teacher of 384 tokens taught on 128-token windows."""
-    from dynakd.rundir import teacher_task
+    from dynakd.lending import teacher_task
 
     teacher = tmp_path / "teacher"
     teacher.mkdir()

@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace):
     from .. import runner
-    from ..rundir import lent_settings, note_not_read
+    from ..lending import lent_settings
+    from ..rundir import note_not_read
 
     extra = {"teacher": args.teacher} if args.teacher else {}
     groups = [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS]

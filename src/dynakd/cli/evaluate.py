@@ -9,7 +9,7 @@ from .options import DATA_FLAGS, EVALUATE_SWITCHES, TRAIN_FLAGS, add_common, add
 # What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out.
 EVALUATE_FLAGS = {
     **{k: v for k, v in DATA_FLAGS.items() if k not in ("--max-train-samples", "--transfer-samples")},
-    # a DynaKD run folder lends its own task, data and input length (rundir.evaluation_defaults)
+    # a DynaKD run folder lends its own task, data and input length (lending.evaluation_defaults)
     "--task": ("task", str, "GLUE task (sst2 mrpc qnli mnli qqp rte cola stsb), squad (extractive QA) or csv / json "
                             "(default: the task a DynaKD run folder was trained on, else sst2)"),
     "--dev-split": ("dev_split", float, "score the part of dev that a run trained with --dev-split F held out (a "
@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace):
     from .. import runner
-    from ..rundir import lent_settings
+    from ..lending import lent_settings
 
     # a model folder DynaKD wrote is scored on its task and data, with the input length (and QA windows) it was
     # trained with, unless the command says otherwise (--model, or the model a --config names: checked whole below)
