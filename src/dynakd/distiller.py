@@ -161,6 +161,18 @@ class Distiller(nn.Module):
             w["logit"] = 0.0
         return w
 
+    def groups(self) -> tuple[str, ...]:
+        """The term groups this distiller's method has (``weights`` gives 0 for those it lacks)."""
+        return tuple(g for g, has in (("task", True), ("logit", self.cfg.terms["logit"]),
+                                      ("feature", self.feature is not None), ("hidden", self.hidden_term)) if has)
+
+    def layer_terms_at(self, progress: float) -> bool:
+        """Whether the layer terms (features, and ``hidden``) weigh anything at ``progress``: where they all weigh 0
+        (the second stage of ``staged``, a warm-up's first step, ``beta: 0``) they are not computed, nor the models'
+        hidden states captured for them; the aligner's running plan and the references then hold still."""
+        w = self.weights(progress)
+        return self.feature is not None and (w["feature"] > 0 or w.get("hidden", 0.0) > 0)
+
     @staticmethod
     def group(term: str) -> str:
         return term if term in ("task", "logit", "hidden") else "feature"
@@ -189,12 +201,14 @@ class Distiller(nn.Module):
         if not self._first_batch_checked:  # once: the models do not change
             self._check_outputs(student, teacher)
             self._check_labels(labels)
-        if teacher is not None and self.feature:  # every batch (shapes only): capture(..., hidden=False) may come later
+        weights = self.weights(progress)
+        layer_terms = teacher is not None and self.layer_terms_at(progress)
+        if layer_terms:  # every batch (shapes only): capture(..., hidden=False) may come later
             self._check_depths(student, teacher)
         if teacher is not None and self.token_level:  # the masks' values once (a device sync), their shapes always
             self._check_same_tokens(student, teacher, values=not self._first_batch_checked)
         self._first_batch_checked = True
-        if (teacher is not None and perturbed is None and self.feature == "dynamics"
+        if (layer_terms and perturbed is None and self.feature == "dynamics"
                 and "sensitivity" in self.opts.components):
             raise DynaKDError("the 'sensitivity' component needs both models' features of a perturbed input: pass "
                               "perturbed=(capture(student, batch, inputs_embeds=...), capture(teacher, ...)) with "
@@ -203,13 +217,15 @@ class Distiller(nn.Module):
         plan = None
         if teacher is not None and self.cfg.terms["logit"]:
             terms["logit"] = self.logit_term(student, teacher)
-        if teacher is not None and self.feature:
+        if layer_terms:
             # Gram expansions lose too much in fp16/bf16: feature forms are always computed in float32.
             with torch.autocast(device_type=student.logits.device.type, enabled=False):
                 feature_terms, plan = self.feature_terms(student, teacher, perturbed)
             terms.update(feature_terms)
-        weights = self.weights(progress)
-        loss = sum(weights[self.group(k)] * self.component_weight(k) * self.scale(k, v) for k, v in terms.items())
+        # a term weighing 0 is left out of the sum (still logged): 0 x a non-finite term would stop the run
+        weighted = [weights[self.group(k)] * self.component_weight(k) * self.scale(k, v) for k, v in terms.items()
+                    if weights[self.group(k)] * self.component_weight(k) != 0]
+        loss = sum(weighted) if weighted else 0.0 * terms["task"]  # (nothing weighs anything: a loss of 0 to step on)
         return DistillOutput(loss=loss, terms=terms, weights=weights, plan=plan)
 
     def _check_outputs(self, s: Features, t: Features | None) -> None:

@@ -30,7 +30,9 @@ class Schedule:
     switch: float = 0.5
 
     def __call__(self, t: float) -> float:
-        t = min(max(float(t), 0.0), 1.0)
+        if math.isnan(t := float(t)):  # (min and max would pass it on: a weight of NaN, or a step's end)
+            raise ValueError("training progress is NaN")
+        t = min(max(t, 0.0), 1.0)
         if self.warmup > 0 and t < self.warmup:
             return self.start * t / self.warmup
         if self.kind == "step":

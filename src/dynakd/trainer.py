@@ -264,13 +264,15 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             raise DynaKDError(f"{self.distiller.token_level}, but the batch gives the teacher a tokenisation of its "
                               f"own ({TEACHER_PREFIX}* columns): teacher and student must share a tokenizer")
         self.distiller.train()
-        needs_hidden = self.distiller.feature is not None
+        needs_hidden = self.distiller.layer_terms_at(self.progress)  # (not where the layer terms weigh 0)
+        sensitivity = self._sensitivity and needs_hidden
         # The sensitivity component runs the student again on perturbed embeddings, from the random state of this
         # forward (restored after it): both draw the same dropout masks, so they differ by the perturbation alone. With
         # masks of their own, dropout made ~8x the perturbation's difference on a tiny BERT, against a teacher in eval.
+        # (Not where it is not run: the next forward would draw this one's masks again.)
         device = self.args.device
         with (torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type)
-              if self._sensitivity else nullcontext()):  # (nothing added to a step without the component)
+              if sensitivity else nullcontext()):  # (nothing added to a step without the component)
             student = capture(model, student_inputs, hidden=needs_hidden)
         teacher = cached_features(inputs)
         if teacher is None and self.distiller.cfg.method != "task":
@@ -287,7 +289,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             self._snapshot, self._snapshot_step, self._micro_batch = self.distiller.snapshot(), step, 0
         else:
             self._micro_batch += 1
-        perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None else None
+        perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None and sensitivity \
+            else None
         out = self.distiller(student, teacher, labels, self.progress, perturbed=perturbed)
         self._check_finite(out, self._snapshot)
         self._accumulate(out)
@@ -368,8 +371,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self._term_steps += share
         for name, value in out.terms.items():  # tensors: no device sync until the values are logged
             self._term_sums[f"loss/{name}"] += value.detach() * share
-        active = {self.distiller.group(name) for name in out.terms}
-        used = {f"weight/{name}": float(value) for name, value in out.weights.items() if name in active}
+        # (a group's weight is logged while it weighs 0 too: where staged's second stage begins, say)
+        used = {f"weight/{name}": float(out.weights[name]) for name in self.distiller.groups()}
         # balance: each term is divided by its running magnitude, there from the term's first value on
         used.update({f"balance/{name}": magnitude for name, magnitude in self.distiller.magnitudes.items()})
         for key, value in used.items():

@@ -222,3 +222,30 @@ def test_the_sensitivity_noise_follows_the_trainers_seed(tiny_teacher, tmp_path,
                             args=_args(tmp_path / "run", max_steps=1, save_strategy="no", seed=seed),
                             data_collator=DataCollatorWithPadding(tokenizer)).train()
     assert len(seeds) == 4 and seeds[0] == seeds[1] and seeds[2] == seeds[3] and seeds[0] != seeds[2]
+
+
+def test_the_second_stage_trains_without_the_layer_terms(tiny_teacher, tmp_path, monkeypatch):
+    """`staged`'s second stage captured both models' hidden states and computed the dynamics to weigh them by 0. Now
+    its steps capture none and log no dynamics term, and the feature weight is still logged (as 0) where it ends."""
+    from dynakd import trainer as trainer_module
+
+    teacher, student, tokenizer = _models(tiny_teacher)
+    hidden, logged, real = [], [], trainer_module.capture
+    monkeypatch.setattr(trainer_module, "capture", lambda *a, **kw: (hidden.append(kw.get("hidden", True)),
+                                                                      real(*a, **kw))[1])
+
+    class Logs(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logged.append(dict(logs or {}))
+
+    distiller = _distiller({"method": "full", "staged": 0.5, "dynamics": {"components": ["sensitivity"]}})
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=distiller, callbacks=[Logs()],
+                                  train_dataset=_rows(tokenizer, 32),
+                                  args=_args(tmp_path / "run", max_steps=4, logging_steps=1, save_strategy="no"),
+                                  data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    # steps 1 and 2: student, teacher and both perturbed forwards; steps 3 and 4: the two models, hidden states off
+    assert hidden == [True] * 8 + [False] * 4
+    logs = [log for log in logged if "loss" in log]
+    assert [log["weight/feature"] for log in logs] == [10.0, 7.5, 0.0, 0.0]
+    assert ["loss/dyn/sensitivity" in log for log in logs] == [True, True, False, False]

@@ -164,6 +164,24 @@ def test_plain_number_schedule_is_constant():
     assert cfg.beta_schedule()(0.9) == 3.0
 
 
+def test_a_weight_in_scientific_notation_is_a_number(tmp_path):
+    """YAML 1.1 reads 1e-2 (no dot) as a string: `beta: 1e-2` was refused as "expected a mapping", where `lr: 1e-4`
+    and `beta.start=1e-2` were taken."""
+    assert build_config({"beta": "1e-2", "alpha": "5E-1"}).beta == Schedule("constant", 0.01, 0.01)
+    (tmp_path / "run.yaml").write_text("beta: 1e-2\nalpha: 5e-1\n")
+    cfg = build_config(load_yaml(tmp_path / "run.yaml"))
+    assert (cfg.beta.start, cfg.alpha.start) == (0.01, 0.5)
+    with pytest.raises(DynaKDError, match="beta: expected a mapping, got 'high'"):
+        build_config({"beta": "high"})
+
+
+def test_a_switch_only_a_step_reads_is_one_setting_elsewhere():
+    """A linear weight's unread switch made two run folders that differ only in it two runs."""
+    linear = {"kind": "linear", "start": 1, "end": 0}
+    assert build_config({"alpha": linear | {"switch": 0.3}}).alpha == build_config({"alpha": linear}).alpha
+    assert build_config({"alpha": {**linear, "kind": "step", "switch": 0.3}}).alpha.switch == 0.3
+
+
 def test_schedule_mapping():
     cfg = build_config({"beta": {"kind": "cosine", "start": 4, "end": 1, "warmup": 0.1}})
     assert cfg.beta == Schedule("cosine", 4.0, 1.0, warmup=0.1)

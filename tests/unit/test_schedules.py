@@ -71,3 +71,11 @@ def test_progress_is_clamped(schedule, low, high):
 def test_unknown_kind_raises():
     with pytest.raises(ValueError, match="unknown schedule kind"):
         Schedule("exponential", 1.0, 0.0)(0.5)
+
+
+def test_progress_of_nan_is_refused():
+    """min and max pass NaN on: a linear weight of NaN, a step's end."""
+    for kind in ("constant", "linear", "cosine", "step"):
+        with pytest.raises(ValueError, match="training progress is NaN"):
+            Schedule(kind)(float("nan"))
+

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import DynaKDError
+from ..schedules import Schedule
 from .layers import _from_dict, existing_part
 from .schema import COMPONENTS, FORMS, DistillConfig, DynamicsConfig
 
@@ -160,11 +161,14 @@ def _schedule_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
 
 
 def _one_spelling(cfg: DistillConfig) -> None:
-    """Each constant schedule's end set to its start."""
-    for name in ("task_weight", "alpha", "beta", "hidden_weight"):  # a constant never reads its end: one spelling
-        sched = getattr(cfg, name)  # (its start), so run folders that spelt it otherwise compare as the same run
+    """Each schedule's fields that its kind does not read at one value: a constant's end at its start, the switch of
+    any kind but a step at the default's, so that run folders that spelt them otherwise compare as the same run."""
+    for name in ("task_weight", "alpha", "beta", "hidden_weight"):
+        sched = getattr(cfg, name)
         if sched is not None and sched.kind == "constant":
             sched.end = sched.start
+        if sched is not None and sched.kind != "step":
+            sched.switch = Schedule.switch
 
 
 def _check_task(cfg: DistillConfig) -> None:

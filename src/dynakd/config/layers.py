@@ -3,6 +3,7 @@ parsed, and a merged mapping coerced into the dataclasses with errors that name 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
@@ -40,6 +41,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise DynaKDError(f"{where}: '{value}' is not one of {', '.join(map(str, choices))}{extra}")
         return value
     if dataclasses.is_dataclass(tp):
+        if tp is Schedule and isinstance(value, str):  # a number YAML reads as a string (1e-2: YAML 1.1 wants a dot)
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if tp is Schedule and isinstance(value, (int, float)) and not isinstance(value, bool):
             return constant(float(value))
         if not isinstance(value, dict):
