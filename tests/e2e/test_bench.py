@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +25,57 @@ def test_tensor_memory_counts_the_peak_of_live_tensors():
         del b, c, view
     assert mem.peak == 8_000_000 and mem.live == 0
     assert mem.ops == 4  # ones, mul, view, add: every operator dispatched, views too
+
+
+def test_tensor_memory_leaves_out_the_tensors_there_before():
+    """An operator's output was counted whatever its storage: a Linear views its weight (aten.t), so a reviewer's
+    64 MiB layer counted 64 MiB for an output of 32 KiB, and the bench's live-teacher rows counted the teacher's
+    weights (~41 of kd's 50 MiB over the cache). CUDA's peak is taken above what was allocated before."""
+    layer = torch.nn.Linear(1024, 1024)
+    with torch.no_grad(), TensorMemory(layer) as mem:
+        layer(torch.randn(2, 1024))
+    assert mem.peak == 2 * 2 * 1024 * 4  # the input and the output
+    with torch.no_grad(), TensorMemory() as mem:
+        layer(torch.randn(2, 1024))
+    assert mem.peak > 1024 * 1024 * 4  # (the old count)
+
+
+def test_a_phase_read_ahead_is_a_mean_per_call():
+    """The cache is read in the collator, a batch ahead: the first timed step's read came before the timers were on,
+    and the reads' sum was divided by the timed steps (9 reads over 10 steps)."""
+    from dynakd.experiments.bench import PhaseTimer
+
+    class Reader:
+        def rows(self):
+            time.sleep(0.01)
+
+    timer, reader = PhaseTimer(warmup=0), Reader()
+    timer.wrap(reader, "rows", "teacher_cache_read", ahead=True)
+    timer.on, timer.steps = True, 10
+    for _ in range(9):
+        reader.rows()
+    assert 10 <= timer.per_step_ms(100.0)["teacher_cache_read"] < 15
+
+
+def test_the_json_says_what_the_timings_depend_on(tiny_teacher, tmp_path, capsys):
+    """The JSON named no DynaKD version or commit, no CPU model (platform.processor() is empty on Linux), not the
+    methods asked for nor why a cached row was left out, and no setting beyond a few; a method named twice was timed
+    twice per repeat; a teacher_cache of one's own and --cuda-graphs off a GPU went unread without a word."""
+    out = tmp_path / "b.json"
+    assert main(["bench", "--teacher", str(tiny_teacher), "--synthetic", "--max-train-samples", "16", "--batch-size",
+                 "8", "--steps", "1", "--warmup", "0", "--repeats", "1", "--methods", "task,static,task",
+                 "--aligners", "fixed", "--set", "teacher_cache=elsewhere", "--cuda-graphs", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [(r["method"], r["steps_timed"]) for r in result["rows"]] == [("task", 1), ("static", 1)]
+    setup = result["setup"]
+    assert setup["methods"] == ["task", "static"] and setup["config"]["teacher"] == str(tiny_teacher)
+    assert setup["dynakd"] and setup["python"] and setup["accelerate"] and "commit" in setup
+    assert setup["device"] != "cpu" or not Path("/proc/cpuinfo").is_file()
+    assert "token by token" in result["no_cached_row"]["static"] and "task" not in result["no_cached_row"]
+    printed = capsys.readouterr().out
+    assert "note: the bench builds a teacher cache of its own for the rows it times; teacher_cache elsewhere is not " \
+           "read" in printed
+    assert "note: --cuda-graphs needs a CUDA device: the dynamics run eagerly here" in printed
 
 
 def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):

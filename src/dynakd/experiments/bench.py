@@ -13,10 +13,12 @@ of each configuration.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import os
 import platform
+import subprocess
 import tempfile
 import time
 import weakref
@@ -84,9 +86,15 @@ class PhaseTimer(TrainerCallback):
     def __init__(self, warmup: int):
         self.warmup, self.on, self.steps = warmup, False, 0
         self.totals: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.ahead: set[str] = set()
 
-    def wrap(self, obj, attr: str, phase: str) -> None:
+    def wrap(self, obj, attr: str, phase: str, ahead: bool = False) -> None:
+        """Time ``obj.attr`` as ``phase``; ``ahead``: a call made once a step, but for the next step (the collator's:
+        the loader collates one batch ahead), whose mean is then per call, not per timed step."""
         fn = getattr(obj, attr)
+        if ahead:
+            self.ahead.add(phase)
 
         def timed(*args, **kwargs):
             if not self.on:
@@ -96,6 +104,7 @@ class PhaseTimer(TrainerCallback):
             out = fn(*args, **kwargs)
             _sync()
             self.totals[phase] += time.perf_counter() - start
+            self.calls[phase] += 1
             return out
 
         setattr(obj, attr, timed)
@@ -107,7 +116,8 @@ class PhaseTimer(TrainerCallback):
     def per_step_ms(self, step_ms: float) -> dict[str, float]:
         if not self.totals:  # nothing wrapped (a compiled step is timed whole): no remainder to name
             return {}
-        phases = {k: 1000 * v / max(1, self.steps) for k, v in self.totals.items()}
+        phases = {k: 1000 * v / max(1, self.calls[k] if k in self.ahead else self.steps)
+                  for k, v in self.totals.items()}
         inner = phases.get("aligner", 0.0)
         if "feature_terms" in phases:
             phases["feature_terms"] -= inner  # the aligner runs inside the feature terms
@@ -122,18 +132,25 @@ class TensorMemory(TorchDispatchMode):
     CUDA's allocator reports this peak itself; a CPU process has no such counter (its resident set keeps freed pages
     in the allocator's pools, so it cannot compare methods), hence this count, written here because torch's own
     ``MemTracker`` refuses a module called twice per step (the teacher, the student's extra forwards). Every operator
-    output's storage is counted once, while it lives (a weak reference drops it). The mode slows every operator, so
-    the bench runs it on a few extra steps, never on the timed ones.
+    output's storage is counted once, while it lives (a weak reference drops it); those of tensors that were there
+    before (``existing``) are not. The mode slows every operator, so the bench runs it on a few extra steps, never on
+    the timed ones.
 
     Operators per step are the hardware-free view of a step's overhead: where a step is short (a small model on a
     GPU) its time is mostly one launch per operator, so on one H200 the ratios of operators per step matched the ratios
     of step times (benchmarks/speed/RESULTS.md).
     """
 
-    def __init__(self):
+    def __init__(self, *existing: torch.nn.Module):
+        """``existing``: modules whose parameters and buffers were there before the block, and which an operator may
+        return (a ``Linear`` views its weight; an optimizer updates parameters in place): not counted, as CUDA's
+        peak is taken above the memory allocated before it."""
         super().__init__()
         self.live = self.peak = self.ops = 0
         self._storages = WeakIdKeyDictionary()
+        for module in existing:
+            for t in (*module.parameters(), *module.buffers()):
+                self._storages[t.untyped_storage()] = None
 
     def _free(self, nbytes: int) -> None:
         self.live -= nbytes
@@ -190,6 +207,7 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     or with ``count_tensors`` from ``TensorMemory``, which also counts operators per step (slow: for short runs apart
     from the timed ones). ``phases_on`` times the calls of each phase too (each timer waits for the GPU: for short
     runs apart from the timed ones as well)."""
+    gc.collect()  # the configuration before left its trainer and student in reference cycles: not in this one's steps
     cfg = dataclasses.replace(cfg, teacher_cache=str(cache_dir) if cache_dir else "off")
     cache_on = cache_dir is not None
     student = build_student(teacher, cfg.student_layers)
@@ -229,13 +247,14 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
         # time.perf_counter or a CUDA sync) and, under CUDA graphs, force the syncs the graphs exist to avoid.
         phases.wrap(student, "forward", "student_forward")
         if cache is not None:
-            phases.wrap(cache, "rows", "teacher_cache_read")  # in the collator, as training reads it
+            phases.wrap(cache, "rows", "teacher_cache_read", ahead=True)  # in the collator, as training reads it
         elif cfg.method != "task":
             phases.wrap(teacher, "forward", "teacher_forward")
         if distiller.feature:
             phases.wrap(distiller, "feature_terms", "feature_terms")
             phases.wrap(distiller.aligner, "forward", "aligner")
-    meter = TensorMemory() if count_tensors else CudaPeak() if torch.cuda.is_available() else None
+    meter = TensorMemory(student, teacher, distiller) if count_tensors \
+        else CudaPeak() if torch.cuda.is_available() else None
     ops = OpsPerStep(meter) if count_tensors else None
     callbacks = [timer, phases] + ([ops] if ops is not None else [])
     trainer = DistillationTrainer(model=student, args=args, train_dataset=train, data_collator=collator,
@@ -276,6 +295,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     cache is timed apart (``teacher_pass_s``), since one cache serves every run on those rows."""
     if epoch:
         steps, warmup = 0, 0
+    methods, aligners = list(dict.fromkeys(methods)), list(dict.fromkeys(aligners))  # a name given twice, timed once
     check_one_gpu_per_process()
     if (not epoch and steps < 1) or repeats < 1 or warmup < 0:
         raise DynaKDError(f"bench needs --steps >= 1, --repeats >= 1, --warmup >= 0 (got {steps}, {repeats}, {warmup})")
@@ -285,6 +305,11 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         raise DynaKDError("dynakd bench times sentence-classification steps; use the train steps/s of a squad run")
     if output is not None:
         check_output_file(output)
+    if base.teacher_cache not in ("auto", "off"):
+        print(f"note: the bench builds a teacher cache of its own for the rows it times; teacher_cache "
+              f"{base.teacher_cache} is not read", flush=True)
+    if base.cuda_graphs and not torch.cuda.is_available():
+        print("note: --cuda-graphs needs a CUDA device: the dynamics run eagerly here", flush=True)
     if not (base.data_dir or base.train_file or base.synthetic):
         if not synthetic_serves(get_task(base.task)):
             raise DynaKDError(f"bench on task {base.task} needs its data: --data-dir or --train-file (the synthetic "
@@ -299,7 +324,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     tokenizer = load_tokenizer(base.teacher)
     ready_to_pad(teacher, tokenizer, base.teacher)
     data = tokenize(data, tokenizer, base.max_seq_length)
-    setup = setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch}
+    setup = setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch, "methods": methods,
+                                               "aligners": aligners}
 
     def save_so_far(rows: list[dict]) -> None:  # a bench cut short (a time limit) leaves what it timed, marked partial
         if output:
@@ -332,7 +358,9 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     if teacher_pass is not None:
         print(f"the teacher pass that filled the cache: {teacher_pass:.1f} s (one cache serves every run on these "
               "rows)", flush=True)
-    result = {"rows": rows, "setup": setup, "teacher_pass_s": teacher_pass}
+    skipped = {m: cache_blocker(build_config(dataclasses.asdict(base) | {"method": m})) for m in methods if m != "task"}
+    result = {"rows": rows, "setup": setup, "teacher_pass_s": teacher_pass,
+              "no_cached_row": {m: why for m, why in skipped.items() if why}}
     if output:
         _write(output, result)
     return result
@@ -462,8 +490,31 @@ def distiller_records(cfg: DistillConfig) -> bool:
     return cfg.cuda_graphs and cfg.terms["feature"] == "dynamics" and torch.cuda.is_available()
 
 
+def _cpu_name() -> str:
+    """The processor's model name (``platform.processor()`` is empty on most Linux machines)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "cpu"
+
+
+def _commit() -> str | None:
+    """The git commit of the DynaKD source running, where it runs from a checkout (None otherwise)."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    return None
+
+
 def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
+    """What the timings depend on: the machine, the versions, the settings (the whole config under ``config``)."""
+    import accelerate
+
+    from .. import __version__
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else _cpu_name()
     data = "synthetic" if base.synthetic else base.train_file or base.data_dir
     return {"teacher": base.teacher, "student_layers": base.student_layers, "task": base.task, "data": data,
             "max_train_samples": base.max_train_samples, "group_by_length": base.group_by_length,
@@ -473,4 +524,6 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
             "teacher_cache_dtype": base.teacher_cache_dtype,
             "align": {k: v for k, v in dataclasses.asdict(base.align).items() if k != "name"},
             "torch_compile": base.torch_compile, "torch_compile_mode": base.torch_compile_mode,
-            "cuda_graphs": base.cuda_graphs, "date": time.strftime("%Y-%m-%d")}
+            "cuda_graphs": base.cuda_graphs, "date": time.strftime("%Y-%m-%d"), "dynakd": __version__,
+            "commit": _commit(), "python": platform.python_version(), "accelerate": accelerate.__version__,
+            "config": dataclasses.asdict(base)}
