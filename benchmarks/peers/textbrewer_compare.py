@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 import transformers
 from torch.utils.data import DataLoader
-from transformers import get_linear_schedule_with_warmup
+from transformers import Trainer, get_linear_schedule_with_warmup
 from transformers.trainer_callback import PrinterCallback
 
 import dynakd
@@ -39,6 +38,7 @@ from dynakd.cache import prepare_teacher_cache
 from dynakd.config import build_config
 from dynakd.data.load import load_data
 from dynakd.data.prepare import DistillationCollator, tokenize
+from dynakd.experiments.bench import processor_name
 from dynakd.features import EXAMPLE_ID
 from dynakd.models import load_classifier, load_tokenizer
 from dynakd.runner import build_distiller, training_args
@@ -67,13 +67,17 @@ def run_textbrewer(cfg, teacher, data, collator, tmp: Path) -> dict:
     for model in (teacher, student):
         model.config.output_hidden_states = True
     width_s, width_t = student.config.hidden_size, teacher.config.hidden_size
+    # DynaKD's loss, term for term: its logit term is T^2 KL (TextBrewer's soft cross-entropy differs from KL by the
+    # teacher's entropy, a constant, and carries no T^2), and its hidden term the mean over the student's layers
+    # (plan_loss), where TextBrewer sums its matches; the MSE itself is the same masked mean over tokens and width
+    layers = TEACHER_LAYERS_FOR[cfg.student_layers]
     matches = [
-        {"layer_T": lt, "layer_S": m + 1, "feature": "hidden", "loss": "hidden_mse", "weight": 1,
-         "proj": ["linear", width_s, width_t]}
-        for m, lt in enumerate(TEACHER_LAYERS_FOR[cfg.student_layers])
+        {"layer_T": lt, "layer_S": m + 1, "feature": "hidden", "loss": "hidden_mse",
+         "weight": cfg.beta.start / len(layers), "proj": ["linear", width_s, width_t]}
+        for m, lt in enumerate(layers)
     ]
     distill_config = DistillationConfig(temperature=cfg.temperature, hard_label_weight=1.0, kd_loss_type="ce",
-                                        kd_loss_weight=1.0, intermediate_matches=matches)
+                                        kd_loss_weight=cfg.temperature**2, intermediate_matches=matches)
     train_config = TrainingConfig(device="cpu" if not torch.cuda.is_available() else "cuda", log_dir=str(tmp / "tb"),
                                   output_dir=str(tmp / "tb-out"), ckpt_frequency=1, ckpt_epoch_frequency=1)
 
@@ -85,8 +89,13 @@ def run_textbrewer(cfg, teacher, data, collator, tmp: Path) -> dict:
                                  model_S=student, adaptor_T=adaptor, adaptor_S=adaptor)
     g = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(data["train"], batch_size=cfg.batch_size, shuffle=True, collate_fn=collator, generator=g)
-    # TextBrewer adds the projection's parameters to the optimiser itself (from the optimiser's first group's kwargs).
-    optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The Trainer's parameter groups: no weight decay on biases and LayerNorm weights. TextBrewer adds the projection's
+    # parameters to the optimiser itself with the first group's settings: no decay either, as DynaKD's distiller has.
+    decay = set(Trainer.get_decay_parameter_names(None, student))
+    named = list(student.named_parameters())
+    optimizer = torch.optim.AdamW([{"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
+                                   {"params": [p for n, p in named if n in decay], "weight_decay": cfg.weight_decay}],
+                                  lr=cfg.lr)
     steps = len(loader)
     start = time.perf_counter()
     distiller.train(optimizer, loader, num_epochs=1, scheduler_class=get_linear_schedule_with_warmup,
@@ -167,7 +176,8 @@ def main() -> None:
     result = {"summary": summary, "runs": runs,
               "setup": {"teacher": a.teacher, "samples": a.samples, "student_layers": a.student_layers,
                         "batch_size": 32, "max_seq_length": 64, "repeats": a.repeats,
-                        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor(),
+                        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else processor_name(),
+                        "seed": cfg.seed, "lr": cfg.lr, "temperature": cfg.temperature, "beta": cfg.beta.start,
                         "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
                         "transformers": transformers.__version__, "date": time.strftime("%Y-%m-%d")}}
     print(json.dumps(summary, indent=1))

@@ -490,7 +490,7 @@ def distiller_records(cfg: DistillConfig) -> bool:
     return cfg.cuda_graphs and cfg.terms["feature"] == "dynamics" and torch.cuda.is_available()
 
 
-def _cpu_name() -> str:
+def processor_name() -> str:
     """The processor's model name (``platform.processor()`` is empty on most Linux machines)."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -514,7 +514,7 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
 
     from .. import __version__
 
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else _cpu_name()
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else processor_name()
     data = "synthetic" if base.synthetic else base.train_file or base.data_dir
     return {"teacher": base.teacher, "student_layers": base.student_layers, "task": base.task, "data": data,
             "max_train_samples": base.max_train_samples, "group_by_length": base.group_by_length,
