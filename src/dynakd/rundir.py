@@ -16,7 +16,16 @@ from typing import Any
 from . import atomic, jsonfile, locks, packaged
 from .cache import cache_blocker
 from .checkpoints import PREFIX, check_checkpoint, is_checkpoint_name, latest_checkpoint, remove_partial
-from .config import DistillConfig, build_config, existing_part, load_yaml, save_config, underscored, unread_options
+from .config import (
+    ALIGNER_READS,
+    DistillConfig,
+    build_config,
+    existing_part,
+    load_yaml,
+    save_config,
+    underscored,
+    unread_options,
+)
 from .data.tasks import TaskSpec
 from .distributed import is_first_process
 from .errors import DynaKDError
@@ -80,6 +89,13 @@ def note_not_read(cfg: DistillConfig, given: dict[str, Any]) -> None:
             and is_first_process():
         print(f"note: method {cfg.method} does not read {', '.join(unread)}: the run trains as it would without",
               flush=True)
+    if "align" in not_read(settings) or not isinstance(given.get("align"), dict):
+        return
+    read = ALIGNER_READS.get(cfg.align.name, set()) | {"name"}
+    if (other := sorted(f"align.{k}" for k in set(given["align"]) - read
+                        if settings["align"].get(k) != defaults["align"].get(k))) and is_first_process():
+        print(f"note: the {cfg.align.name} aligner does not read {', '.join(other)}: the run trains as it would "
+              "without", flush=True)
 
 
 def _resolved(saved: dict[str, Any]) -> dict[str, Any]:

@@ -238,3 +238,36 @@ def test_an_unknown_aligner_name_is_refused():
 
     with pytest.raises(ValueError, match="no aligner named 'mine'"):
         build_aligner(AlignConfig(name="mine"), 2, 4)
+
+
+@pytest.mark.parametrize("aligner", [OTAligner(3, 6), AttentionAligner(3, 6), OTAligner(3, 6, plan_grad=True)])
+def test_one_non_finite_cost_does_not_stay_in_the_running_state(aligner):
+    """A custom loop may skip a step whose loss is not finite (a GradScaler does) and go on: OT's warm-start
+    potential and every aligner's running plan kept that step's NaN, and every later OT plan was NaN."""
+    aligner.train()
+    aligner(rand_cost(3, 6, 0))
+    bad = rand_cost(3, 6, 1)
+    bad[0, 2] = float("inf")
+    aligner(bad)
+    plan = aligner(rand_cost(3, 6, 2))
+    assert plan.isfinite().all() and aligner.running_plan.isfinite().all()
+    assert aligner.running_plan.sum(1).allclose(torch.ones(3))
+    if isinstance(aligner, OTAligner):
+        assert aligner.potential.isfinite().all()
+
+
+@pytest.mark.parametrize("scale", [1e-10, 1e-20, 1e20])
+def test_plans_do_not_depend_on_the_scale_of_tiny_costs(scale):
+    """Costs were divided by max(mean, 1e-8): below 1e-8 (a late dynamics term) they were left unscaled, as if eps and
+    tau were 1e8 times larger, and the plans went flat."""
+    cost = rand_cost(3, 6, 3)
+    for make in (lambda: OTAligner(3, 6), lambda: AttentionAligner(3, 6)):
+        torch.testing.assert_close(make().eval()(cost * scale), make().eval()(cost), rtol=1e-4, atol=1e-5)
+
+
+def test_a_checkpoint_of_another_fixed_map_is_refused():
+    """The map is the config's: loading a checkpoint of another one replaced it without a word."""
+    saved = FixedAligner(2, 6, layers=[1, 2]).state_dict()
+    with pytest.raises(DynaKDError, match=r"the checkpoint's fixed layer map is \[1, 2\], this run's \[5, 6\]"):
+        FixedAligner(2, 6, layers=[5, 6]).load_state_dict(saved)
+    FixedAligner(2, 6, layers=[1, 2]).load_state_dict(saved)

@@ -182,6 +182,31 @@ def test_a_switch_only_a_step_reads_is_one_setting_elsewhere():
     assert build_config({"alpha": {**linear, "kind": "step", "switch": 0.3}}).alpha.switch == 0.3
 
 
+def test_aligner_settings_that_cannot_work_are_refused():
+    """eps and tau act on costs of mean 1: at 1e-30 a plan_grad plan's rows summed to 2.33, far below they gave NaN;
+    layer 0 is no block; a layer list beside a fixed_map other than the default silently won over it."""
+    for setting, message in ((("eps", 1e-30), "align.eps must be >= 0.0001"),
+                             (("tau", 1e-300), "align.tau must be >= 0.0001"),
+                             (("layers", [0, 2]), "align.layers lists teacher layers from 1"),
+                             (("fixed_map", "skip"), r"align.layers gives the map itself: leave align.fixed_map")):
+        align = {"name": "fixed", "layers": [1, 2]} | dict([setting])
+        with pytest.raises(DynaKDError, match=message):
+            build_config({"align": align})
+
+
+def test_another_aligners_settings_are_noted(capsys):
+    """`learned` with OT, `iters` with attention, `tau` with OT were taken and ignored without a word (a sweep's base
+    may give them to every aligner of its grid, so they are noted rather than refused)."""
+    from dynakd.rundir import note_not_read
+
+    for given in ({"align": {"tau": 0.3, "iters": 30}}, {"align": {"name": "attention", "iters": 30, "eps": 0.05}},
+                  {"align": {"name": "attention", "tau": 0.3, "learned": True}}):
+        note_not_read(build_config(given), given)
+    assert capsys.readouterr().out.splitlines() == [
+        "note: the ot aligner does not read align.tau: the run trains as it would without",
+        "note: the attention aligner does not read align.iters: the run trains as it would without"]
+
+
 def test_schedule_mapping():
     cfg = build_config({"beta": {"kind": "cosine", "start": 4, "end": 1, "warmup": 0.1}})
     assert cfg.beta == Schedule("cosine", 4.0, 1.0, warmup=0.1)

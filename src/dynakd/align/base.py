@@ -9,8 +9,9 @@ from torch import nn
 
 
 def normalise_cost(cost: torch.Tensor) -> torch.Tensor:
-    """Divide by the mean entry so temperatures and entropic ``eps`` do not depend on the loss scale."""
-    return cost / cost.mean().clamp_min(1e-8)
+    """Divide by the mean entry so temperatures and entropic ``eps`` do not depend on the loss scale (whatever it
+    is: a floor of 1e-8 left costs below it unscaled, as if eps and tau were ~1e8 times larger)."""
+    return cost / cost.mean().clamp_min(torch.finfo(cost.dtype).tiny)
 
 
 class Aligner(nn.Module):
@@ -33,8 +34,10 @@ class Aligner(nn.Module):
     def forward(self, cost: torch.Tensor) -> torch.Tensor:
         p = self.plan(cost)
         if self.training:
-            with torch.no_grad():
-                self.running_plan.mul_(self.momentum).add_(p.detach().to(self.running_plan), alpha=1 - self.momentum)
+            with torch.no_grad():  # (a non-finite plan, of a batch a custom loop skips, does not enter it)
+                step = p.detach().to(self.running_plan)
+                new = self.running_plan.mul(self.momentum).add_(step, alpha=1 - self.momentum)
+                self.running_plan.copy_(torch.where(new.isfinite(), new, self.running_plan))
         return p
 
 

@@ -47,3 +47,13 @@ class FixedAligner(Aligner):
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
         return self.fixed.to(cost.device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the map comes from the config: a checkpoint of another map (train(resume_from_checkpoint=...) in Python,
+        # which compares no configs) would silently replace it
+        saved = state_dict.get(prefix + "fixed")
+        if saved is not None and not torch.equal(saved.to(self.fixed), self.fixed):
+            said = lambda plan: [int(i) + 1 for i in plan.argmax(1)]  # noqa: E731
+            raise DynaKDError(f"the checkpoint's fixed layer map is {said(saved)}, this run's {said(self.fixed)} "
+                              "(align.fixed_map, align.layers): resume with the map it was trained with")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

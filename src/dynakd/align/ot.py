@@ -18,7 +18,8 @@ def sinkhorn(cost: torch.Tensor, eps: float = 0.05, iters: int = 50, g: torch.Te
     """Transport plan ``[Ls, Lt]`` with uniform marginals: rows sum to 1/Ls exactly, columns to 1/Lt at convergence.
 
     50 iterations by default, close to convergence from a cold start; training's aligner runs ``align.iters`` (20),
-    warm-started from the last step's potential (benchmarks/speed/RESULTS.md: ~1% from the converged plan).
+    warm-started from the last step's potential (benchmarks/speed/RESULTS.md: ~1% from the converged plan for 2-3
+    student layers; ~3% at 6 x 12, docs/method.md).
 
     ``g`` (the teacher-side dual potential ``[Lt]`` divided by ``eps``, as the log domain holds it) warm-starts the
     iterations; see ``sinkhorn_dual``.
@@ -93,6 +94,7 @@ class OTAligner(Aligner):
             if self.prior:
                 c = c + self.prior * order_prior(*c.shape, device=c.device)
             plan, g = sinkhorn_dual(c, self.eps, self.iters, self.potential if self.training else None)
-            if self.training:
-                self.potential.copy_(g.detach())
+            if self.training:  # a non-finite cost's potential would make every later plan NaN (a custom loop that
+                # skips such a step goes on): the last finite one is kept, without a host sync on a GPU
+                self.potential.copy_(torch.where(g.isfinite().all(), g.detach(), self.potential))
             return plan * c.shape[0]

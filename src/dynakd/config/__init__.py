@@ -35,6 +35,7 @@ from .layers import (
     without_unset,
 )
 from .schema import (
+    ALIGNER_READS,
     ALIGNERS,
     COMPONENTS,
     DEFAULT_BETA0,
@@ -51,8 +52,8 @@ from .schema import (
 )
 
 __all__ = [
-    "ALIGNERS", "COMPONENTS", "DEFAULT_BETA0", "FORMS", "MAX_BATCH", "MAX_ITERS", "MAX_WORKERS", "METHODS",
-    "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode", "DistillConfig", "DuplicateKeyError",
+    "ALIGNER_READS", "ALIGNERS", "COMPONENTS", "DEFAULT_BETA0", "FORMS", "MAX_BATCH", "MAX_ITERS", "MAX_WORKERS",
+    "METHODS", "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode", "DistillConfig", "DuplicateKeyError",
     "DynamicsConfig", "StrictLoader", "as_config", "build_config", "default_aligner", "existing_part", "layer_term",
     "load_run_config", "load_yaml", "merge_dicts", "merge_layers", "nest", "parse_layer", "parse_override",
     "save_config", "underscored", "unread_options", "validate", "without_unset",

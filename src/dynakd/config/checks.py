@@ -84,11 +84,20 @@ def _training_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
     ]
 
 
+MIN_TEMPERATURE = 1e-4  # align.eps and align.tau
+
+
 def _method_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
     """The aligner, the dynamics, staged training, the student's depth."""
     return [
-        (cfg.align.eps > 0, f"align.eps must be > 0, got {cfg.align.eps}"),
-        (cfg.align.tau > 0, f"align.tau must be > 0, got {cfg.align.tau}"),
+        # costs are divided by their mean first: below 1e-4 the plans are one-hot already, and far below, the solver's
+        # rows stop summing to 1 (eps 1e-30 with plan_grad) or turn NaN
+        (cfg.align.eps >= MIN_TEMPERATURE, f"align.eps must be >= {MIN_TEMPERATURE:g}, got {cfg.align.eps}"),
+        (cfg.align.tau >= MIN_TEMPERATURE, f"align.tau must be >= {MIN_TEMPERATURE:g}, got {cfg.align.tau}"),
+        (cfg.align.layers is None or cfg.terms["feature"] is None or all(ell >= 1 for ell in cfg.align.layers),
+         f"align.layers lists teacher layers from 1 (the first block), got {cfg.align.layers}"),
+        (cfg.align.layers is None or cfg.terms["feature"] is None or cfg.align.fixed_map == "uniform",
+         f"align.layers gives the map itself: leave align.fixed_map ({cfg.align.fixed_map}) out"),
         (0 < cfg.align.iters <= MAX_ITERS, f"align.iters must be in [1, {MAX_ITERS}], got {cfg.align.iters}"),
         (0 <= cfg.align.plan_momentum < 1, f"align.plan_momentum must be in [0, 1), got {cfg.align.plan_momentum}"),
         (cfg.align.order_prior >= 0, f"align.order_prior must be >= 0, got {cfg.align.order_prior}"),

@@ -48,6 +48,12 @@ def unread_options(method: str) -> set[str]:
     return unread
 
 
+# The align.* settings each aligner reads (``name`` aside): another aligner's are noted as unread (a sweep's base may
+# give them to every aligner of its grid), but the fixed map's, which are refused with another aligner.
+ALIGNER_READS = {"fixed": {"fixed_map", "layers"}, "attention": {"tau", "learned", "plan_momentum"},
+                 "ot": {"eps", "iters", "order_prior", "plan_grad", "plan_momentum"}}
+
+
 def default_aligner(method: str) -> str:
     """The aligner when none is given: the baselines' fixed map for ``static`` and ``pkd`` (TinyBERT and Patient KD
     match layers by hand), optimal transport for the dynamics."""
@@ -90,7 +96,7 @@ class AlignConfig:
     tau: float = 0.1
     learned: bool = False
     eps: float = 0.05
-    iters: int = 20  # benchmarks/speed/ot_iterations.py: ~1% from the converged plan on real costs
+    iters: int = 20  # ~1% from the converged plan on real costs of 2-3 layer students (ot_iterations.py); more at depth
     order_prior: float = 0.0
     plan_grad: bool = False
     plan_momentum: float = 0.9
