@@ -139,7 +139,7 @@ def test_the_distiller_says_what_does_not_fit(tiny_teacher):
         _distiller({"method": "static"})(s, capture(teacher, other), labels, progress=0.0)
     with pytest.raises(DynaKDError, match="did you mean 'full'"):  # a config built without build_config is checked
         Distiller(DistillConfig(method="ful"), student_layers=2, teacher_layers=4, student_width=32, teacher_width=32)
-    with pytest.raises(DynaKDError, match="align.eps must be > 0"):
+    with pytest.raises(DynaKDError, match="align.eps must be >= 0.0001"):
         Distiller(DistillConfig(method="full", align=AlignConfig(eps=0.0)), student_layers=2, teacher_layers=4,
                   student_width=32, teacher_width=32)
     with pytest.raises(DynaKDError, match="the config's task squad is extractive QA: pass qa=True"):

@@ -46,7 +46,7 @@ def full_disk_for_the_record(self: Path, *args, **kwargs):
         (["--set", "temprature=3"], "unknown config key 'temprature' (did you mean 'temperature'?)"),
         (["--set", "align.epss=0.1"], "--set align.epss=0.1: unknown config key 'align.epss' (did you mean "
                                       "'align.eps'?)"),
-        (["--set", "align.eps=0"], "align.eps must be > 0"),
+        (["--set", "align.eps=0"], "align.eps must be >= 0.0001"),
         (["--temperature", "0"], "temperature must be > 0"),
         (["--set", "beta=-1"], "beta must be >= 0"),
         (["--alpha", "-0.5"], "alpha must be >= 0"),
@@ -178,7 +178,7 @@ def test_a_bad_value_or_combination_names_the_file_that_holds_it(tiny_teacher, t
     err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad)))
     assert err == f"dynakd: error: {bad}: temperature must be > 0, got -1.0"
     err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--set", "align.eps=0"))
-    assert err == "dynakd: error: --set align.eps=0: align.eps must be > 0, got 0.0"
+    assert err == "dynakd: error: --set align.eps=0: align.eps must be >= 0.0001, got 0.0"
     bad.write_text("align:\n  fixed_map: reversed\n")  # a combination the file alone gets wrong
     err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--config", str(bad)))
     assert err.startswith(f"dynakd: error: {bad}: align.fixed_map and align.layers choose the fixed aligner's map")
@@ -513,7 +513,7 @@ def test_config_is_validated_before_any_model_loads(tiny_teacher, tmp_path, caps
 
     for cls in (transformers.AutoModelForSequenceClassification, transformers.AutoConfig, transformers.AutoTokenizer):
         monkeypatch.setattr(cls, "from_pretrained", no_loading)
-    for key, expected in [("align.eps=-1", "align.eps must be > 0"), ("dynamics.forms=[]", "dynamics.forms is empty"),
+    for key, expected in [("align.eps=-1", "align.eps must be >= 0.0001"), ("dynamics.forms=[]", "dynamics.forms is empty"),
                           ("staged=2", "staged must be a fraction")]:
         assert expected in run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--set", key))
 
