@@ -17,6 +17,7 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import torch
 from datasets import Dataset, DatasetDict, load_dataset
 from transformers import (
     AutoModelForSequenceClassification,
@@ -75,7 +76,8 @@ def main() -> None:
     def training(name: str) -> TrainingArguments:
         return TrainingArguments(output_dir=str(Path(args.output) / name), per_device_train_batch_size=32,
                                  learning_rate=1e-4, num_train_epochs=epochs, max_steps=args.max_steps, report_to=[],
-                                 save_strategy="no", logging_steps=10)
+                                 save_strategy="no", logging_steps=10,
+                                 dataloader_pin_memory=torch.cuda.is_available())  # (torch warns on a CPU)
 
     # 1. the teacher, with transformers' own Trainer (a new classification head on the encoder)
     teacher = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=2)

@@ -430,8 +430,9 @@ def _worth_building(cfg, n_rows: int) -> bool:
     return cfg.epochs >= 1
 
 
-def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCache | None:
-    """The cache this run reads (reused, or built now), or None to run the teacher live."""
+def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: bool = True) -> TeacherCache | None:
+    """The cache this run reads (reused, or built now), or None to run the teacher live; ``say_reuse``: say which
+    cache a run reads (the bench, which reads its own for each configuration, does not)."""
     if cfg.teacher_cache == "off" or teacher is None:
         return None
     reason = cache_blocker(cfg)
@@ -453,11 +454,11 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device) -> TeacherCa
     # (said by a machine's first process: the run's others take the lock in turn to read what it built)
     waiting = f"waiting for the teacher cache {folder}: another run holds it (building or reading it)"
     with locked(_lock_file(folder), required=False, waiting=waiting if is_first_on_machine() else None):
-        return _reuse_or_build(cfg, auto, folder, fingerprints, teacher, train_ds, collator, device)
+        return _reuse_or_build(cfg, auto, folder, fingerprints, teacher, train_ds, collator, device, say_reuse)
 
 
 def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str], teacher, train_ds, collator,
-                    device) -> TeacherCache | None:
+                    device, say_reuse: bool = True) -> TeacherCache | None:
     if auto and (why := _unusable(folder)):
         # an auto cache's folder is the cache's own (named by teacher, data and dtype), so one of another format or
         # damaged is rebuilt rather than refused at every run until someone deletes it; a --teacher-cache DIR is the
@@ -467,7 +468,7 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
         cache.check(fingerprints, len(train_ds), cfg.teacher_cache_dtype)
-        if is_first_process():  # (a build says so; a reuse said nothing)
+        if say_reuse and is_first_process():  # (a build says so; a reuse said nothing)
             print(f"reading the teacher cache ({len(train_ds)} rows) <- {folder}", flush=True)
         return cache.use(poolings_for(cfg))
     if folder.exists() and any(folder.iterdir()):

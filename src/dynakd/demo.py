@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import hub
 from .config import DistillConfig, build_config
+from .data.glue import missing_file_hint
 from .data.squad import read_squad_json
 from .data.tasks import get_task
 from .errors import DynaKDError
@@ -62,7 +63,7 @@ def choose_data(data_dir: str | None, synthetic: bool) -> tuple[dict, str]:
     if data_dir:
         for name in ("train.tsv", "dev.tsv"):  # before the demo says it replaces its earlier runs
             if not (path := Path(os.path.expanduser(data_dir)) / "SST-2" / name).is_file():
-                raise DynaKDError(f"GLUE file not found: {path} (--data-dir is a folder holding SST-2/{name})")
+                raise DynaKDError(f"GLUE file not found: {path}{missing_file_hint(str(path))}")
         return {"data_dir": data_dir}, f"GLUE SST-2 from {data_dir}"
     if hub_reachable():
         return {}, "GLUE SST-2 from the Hugging Face hub"

@@ -51,6 +51,11 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
         keys = [k for k in RUN_DATA if k != "task"] + (["data_seed"] if {"dev_split", "synthetic"} & set(saved) else [])
         lent |= {k: saved[k] for k in (*keys, "dev_split") if k in saved and k not in given}
         _check_cut(f"the teacher {teacher}", saved, given, "the student would be scored on rows the teacher trained on")
+        # (not lent: a student often learns from more rows than its teacher did; but the teacher's score beside the
+        # student's is then of other rows than its own metrics.json's)
+        subsets = {k: saved[k] for k in ("max_train_samples", "max_eval_samples") if saved.get(k) and k not in given}
+    else:
+        subsets = {}
     lent |= _windows(saved, given)
     lost = _take_lost(lent)
     paths, flags = _paths_and_flags(lost, saved)
@@ -64,6 +69,11 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
         if lost:
             print(f"note: the teacher {teacher} was fine-tuned on {paths}, not found from here (a relative path "
                   f"counts from the folder it ran in); give {flags}", flush=True)
+        for key, n in subsets.items():
+            rows, flag = ("training", "--max-train-samples") if key == "max_train_samples" else \
+                ("evaluation", "--max-eval-samples")
+            print(f"note: the teacher {teacher} was fine-tuned on a seeded subset of {n} {rows} rows ({flag} {n}); "
+                  f"this run reads them all (give {flag} {n} for the same rows)", flush=True)
     return lent
 
 

@@ -16,18 +16,22 @@ from .students import STUDENT_FLAGS, build_student, check_layers_apart, resolve_
 
 
 def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
-    """The loader's reason; for a hub-id-shaped name that is also no folder here, a word on relative paths (a
-    ``runs/teacher`` from a ``dynakd.yaml`` written in another folder reaches the hub as an id); for a name that is
-    no folder while the hub cannot be reached, what can be given instead (the README's first examples name hub
-    models)."""
-    hints = []
-    if name.count("/") == 1 and not Path(name).exists() and not name.startswith(("/", ".", "~")):
-        hints.append(f"if '{name}' is meant as a folder: there is none in {Path.cwd()}; a relative path counts from "
-                     "the folder the command runs in, a path in a saved dynakd.yaml from the one its run ran in")
-    if not Path(name).exists() and hub.offline():
-        hints.append("the hub cannot be reached from here: give a model folder, or minilm, the all-MiniLM-L6-v2 a pip "
-                     "package installs with DynaKD")
-    hint = "".join(f" ({h})" for h in hints)
+    """The loader's reason; for a name that is no folder here: offline, that first (the loader's reason is then the
+    hub's connection error), with what can be given instead (the README's first examples name hub models); online,
+    for a hub-id-shaped name (a ``runs/teacher`` from a ``dynakd.yaml`` written in another folder reaches the hub as
+    an id), a word on relative paths."""
+    relative = ("a relative path counts from the folder the command runs in, a path in a saved dynakd.yaml from the "
+                "one its run ran in")
+    if Path(name).exists():
+        return DynaKDError(f"cannot load {what} from '{name}': {first_line(e)}")
+    if hub.offline():
+        where = "" if Path(name).is_absolute() or name.startswith("~") else f" in {Path.cwd()} ({relative})"
+        return DynaKDError(f"cannot load {what} from '{name}': there is no such folder{where}, and the hub, where it "
+                           "would name a model, cannot be reached from here: give a model folder, or minilm, the "
+                           "all-MiniLM-L6-v2 a pip package installs with DynaKD")
+    hint = ""
+    if name.count("/") == 1 and not name.startswith(("/", ".", "~")):
+        hint = f" (if '{name}' is meant as a folder: there is none in {Path.cwd()}; {relative})"
     return DynaKDError(f"cannot load {what} from '{name}': {first_line(e)}{hint}")
 
 

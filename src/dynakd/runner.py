@@ -23,7 +23,14 @@ from transformers.trainer_callback import PrinterCallback
 from . import hub
 from .cache import live_dataset_mean, prepare_teacher_cache
 from .card import method_label, model_ref, write_model_card
-from .checkpoints import check_launch, checkpoint_step, io_reason, launch_record, remove_checkpoints
+from .checkpoints import (
+    check_launch,
+    checkpoint_step,
+    io_reason,
+    latest_checkpoint,
+    launch_record,
+    remove_checkpoints,
+)
 from .config import DistillConfig, as_config, build_config, underscored, validate
 from .data.load import encode, load_data
 from .data.prepare import DistillationCollator, check_labels, shared_tokenizer
@@ -321,7 +328,12 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     if resume is not None and main_process:  # the trainer loads the distiller's state with the checkpoint's
         print(f"resuming from {resume}", flush=True)
     start = time.perf_counter()
-    train_out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        train_out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except KeyboardInterrupt:  # (Ctrl-C) what the command line says after "interrupted"
+        if main_process and (saved := latest_checkpoint(out)) is not None:
+            raise KeyboardInterrupt(f"{saved} is saved: the same command resumes from it") from None
+        raise
     train_time = time.perf_counter() - start
     metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}
     if teacher is not None and cfg.eval_teacher:

@@ -103,6 +103,7 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "ms/step" in printed and "all 2 repeat(s) pooled, ratios to the student alone (task):" in printed
     assert "1.00x task" in printed
+    assert "reading the teacher cache" not in printed  # (said for each configuration, in each repeat)
     phases = {(r["method"], r["align"], r["cache"]): r["phases_ms"] for r in rows}
     assert set(phases[("task", "-", False)]) == {"student_forward", "backward_optimizer_data"}
     assert {"teacher_forward", "feature_terms", "aligner"} <= set(phases[("full", "ot", False)])

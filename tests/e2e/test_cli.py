@@ -506,9 +506,14 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
     lent = {"train_file": str(tmp_path / "all.csv"), "text_columns": ["t"], "label_column": "y", "dev_split": 0.2,
             "data_seed": 3}
     assert teacher_task(str(teacher), {}) == {"task": "csv", **lent}  # (not its subset: a setting, not a place)
+    said = capsys.readouterr().out
     assert (f"distill: task csv, train_file {tmp_path / 'all.csv'}, text_columns ['t'], label_column y, dev_split 0.2 "
-            f"(as the teacher {teacher} was fine-tuned)") in capsys.readouterr().out
-    assert teacher_task(str(teacher), {"task": "csv"}) == lent  # its own task, named
+            f"(as the teacher {teacher} was fine-tuned)") in said
+    # (the teacher's score printed beside the student's was of other rows than its own metrics.json's, without a word)
+    assert (f"note: the teacher {teacher} was fine-tuned on a seeded subset of 100 training rows (--max-train-samples "
+            "100); this run reads them all (give --max-train-samples 100 for the same rows)") in said
+    assert teacher_task(str(teacher), {"task": "csv", "max_train_samples": 50}) == lent  # its own task, named
+    assert "subset" not in capsys.readouterr().out
     assert teacher_task(str(teacher), {"train_file": "mine.csv"}) == {"task": "csv"}  # data of the command's own
     # the teacher's own file named again is not data of the command's own: the rows it held out are still lent
     spelt = {k: v for k, v in lent.items() if k != "train_file"}

@@ -120,6 +120,8 @@ def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
     (["evaluate", "--model", "m", "--torch-compile"], "dynakd evaluate: error: unrecognized arguments: "
                                                       "--torch-compile (--torch-compile is an option of bench, "
                                                       "distill, finetune)"),
+    (["finetnue", "--model", "m"], "dynakd: error: unknown command 'finetnue' (did you mean finetune?)"),
+    (["zzz"], "dynakd: error: argument COMMAND: invalid choice: 'zzz'"),
 ])
 def test_an_unknown_flag_is_named_by_its_command(capsys, argv, expected):
     with pytest.raises(SystemExit) as exit_:
@@ -235,7 +237,13 @@ def test_missing_glue_dir(tiny_teacher, tmp_path, capsys):
             str(tmp_path / "run"),
         ],
     )
-    assert str(tmp_path / "SST-2") in err
+    assert err.endswith(f"GLUE file not found: {tmp_path / 'SST-2' / 'train.tsv'} (--data-dir is a folder holding "
+                        "SST-2/train.tsv)")
+    (tmp_path / "glue" / "SST-2").mkdir(parents=True)  # --data-dir one level above the GLUE folder
+    (tmp_path / "glue" / "SST-2" / "train.tsv").write_text("sentence\tlabel\n")
+    err = run_error(capsys, ["finetune", "--model", str(tiny_teacher), "--task", "sst2", "--data-dir", str(tmp_path),
+                             "--output", str(tmp_path / "run")])
+    assert err.endswith("(--data-dir is a folder holding SST-2/train.tsv; " + str(tmp_path / "glue") + " holds one)")
 
 
 def test_teacher_not_a_model(tmp_path, capsys):
@@ -513,8 +521,8 @@ def test_config_is_validated_before_any_model_loads(tiny_teacher, tmp_path, caps
 
     for cls in (transformers.AutoModelForSequenceClassification, transformers.AutoConfig, transformers.AutoTokenizer):
         monkeypatch.setattr(cls, "from_pretrained", no_loading)
-    for key, expected in [("align.eps=-1", "align.eps must be >= 0.0001"), ("dynamics.forms=[]", "dynamics.forms is empty"),
-                          ("staged=2", "staged must be a fraction")]:
+    for key, expected in [("align.eps=-1", "align.eps must be >= 0.0001"),
+                          ("dynamics.forms=[]", "dynamics.forms is empty"), ("staged=2", "staged must be a fraction")]:
         assert expected in run_error(capsys, distill_args(tiny_teacher, tmp_path / "run", "--set", key))
 
 
@@ -655,15 +663,24 @@ def test_evaluate_checks_the_sequence_limit(tiny_teacher, capsys):
 
 def test_a_relative_path_that_is_no_folder_here_says_where_it_was_looked_for(tmp_path, capsys, monkeypatch):
     """``runs/teacher`` with no ./runs here is a hub id to transformers (a saved dynakd.yaml run from another folder);
-    the message says it is no folder here either."""
+    the message says it is no folder here either. Offline it led with transformers' connection error and two hints
+    in brackets; it now says first that there is no such folder."""
+    from huggingface_hub import constants
+
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     err = run_error(capsys, distill_args(tmp_path / "x", tmp_path / "run", "--teacher", "runs/teacher"))
-    assert err.startswith("dynakd: error: cannot load a model from 'runs/teacher': ")
-    assert err.endswith(f"(if 'runs/teacher' is meant as a folder: there is none in {tmp_path}; a relative path "
-                        "counts from the folder the command runs in, a path in a saved dynakd.yaml from the one its "
-                        "run ran in) (the hub cannot be reached from here: give a model folder, or minilm, the "
-                        "all-MiniLM-L6-v2 a pip package installs with DynaKD)")  # (offline, as here: both)
+    assert err == (f"dynakd: error: cannot load a model from 'runs/teacher': there is no such folder in {tmp_path} "
+                   "(a relative path counts from the folder the command runs in, a path in a saved dynakd.yaml from "
+                   "the one its run ran in), and the hub, where it would name a model, cannot be reached from here: "
+                   "give a model folder, or minilm, the all-MiniLM-L6-v2 a pip package installs with DynaKD")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("dynakd.models.AutoConfig.from_pretrained",
+                        lambda *a, **k: (_ for _ in ()).throw(OSError("runs/teacher is not a valid model identifier")))
+    err = run_error(capsys, distill_args(tmp_path / "x", tmp_path / "run", "--teacher", "runs/teacher"))
+    assert err.endswith(f"runs/teacher is not a valid model identifier (if 'runs/teacher' is meant as a folder: there "
+                        f"is none in {tmp_path}; a relative path counts from the folder the command runs in, a path "
+                        "in a saved dynakd.yaml from the one its run ran in)")
 
 
 @pytest.mark.parametrize("command", [["ablate", "--config", "s.yaml"], ["bench"], ["demo"], ["report", "runs/x"]])

@@ -344,3 +344,24 @@ def test_a_resumed_run_takes_the_commands_cadence(tmp_path):
                              save_steps=10, report_to=[], use_cpu=True)
     StepsOfThisRun().on_train_begin(args, state, None)
     assert (state.logging_steps, state.eval_steps, state.save_steps) == (5, 10, 10)
+
+
+def test_ctrl_c_says_which_checkpoint_the_same_command_resumes_from(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """Ctrl-C printed "dynakd: interrupted" alone, though a checkpoint was there to resume from."""
+    from dynakd import trainer
+
+    step = trainer.DistillationTrainer.training_step
+
+    def training_step(self, *args, **kwargs):
+        if self.state.global_step == 6:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.DistillationTrainer, "training_step", training_step)
+    out = tmp_path / "run"
+    assert main(run_args(tiny_teacher, out)) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        f"dynakd: interrupted; {out / 'checkpoint-4'} is saved: the same command resumes from it"
+    monkeypatch.undo()
+    assert main(run_args(tiny_teacher, out, "--max-steps", "8")) == 0
+    assert f"resuming from {out / 'checkpoint-4'}" in capsys.readouterr().out

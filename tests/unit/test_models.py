@@ -145,7 +145,8 @@ def test_a_hub_model_offline_is_refused_with_the_models_at_hand(tmp_path, monkey
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(DynaKDError, match=r"^cannot load a model from 'no-such-model-here': .* \(the hub cannot be "
-                                          r"reached from here: give a model folder, or minilm, "):
+    with pytest.raises(DynaKDError, match=r"^cannot load a model from 'no-such-model-here': there is no such folder "
+                                          r"in .*, and the hub, where it would name a model, cannot be reached from "
+                                          r"here: give a model folder, or minilm, "):
         load_task_model("no-such-model-here", get_task("sst2"))
 

@@ -88,6 +88,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     """Parse; an unknown flag is reported by its command's parser (its usage, not the top level's), with the closest
     flag of that command or the commands that do take it."""
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # (argparse suggests no close command name before Python 3.14)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command is not None and command not in parser.commands \
+            and (close := difflib.get_close_matches(command, list(parser.commands), n=1, cutoff=0.6)):
+        parser.error(f"unknown command '{command}' (did you mean {close[0]}?)")
     args, extra = parser.parse_known_args(argv)
     if extra:
         # (argparse has no public way to list a parser's flags: its option-string table has been stable for years)
@@ -117,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         rank = f"[rank {process_rank()}] " if launched_processes() > 1 else ""
         print(f"dynakd: error: {rank}{e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("dynakd: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print("dynakd: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         return 130
     from ..distributed import close_process_group  # (loaded by _run)
 

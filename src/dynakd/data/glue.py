@@ -8,6 +8,7 @@ float32 for STS-B).
 from __future__ import annotations
 
 import csv
+import glob
 import logging
 import math
 import os
@@ -109,6 +110,18 @@ def _column_indices(fmt: TsvFormat, header: list[str], path: str) -> list[int]:
     return [header.index(name) for name in wanted]
 
 
+def missing_file_hint(path: str) -> str:
+    """Where a missing GLUE file may be: the dev file alone (QNLI here), or a --data-dir one level up from the right
+    one (``../shared/data`` for ``../shared/data/glue``)."""
+    folder, name = os.path.split(path)
+    if name == "train.tsv" and os.path.isfile(os.path.join(folder, "dev.tsv")):
+        return "; with the dev file alone, --dev-split 0.5 trains on half of it and evaluates on the rest"
+    data_dir, task_dir = os.path.split(folder)
+    below = sorted(glob.glob(os.path.join(glob.escape(data_dir), "*", task_dir, name)))
+    there = f"; {os.path.dirname(os.path.dirname(below[0]))} holds one" if below else ""
+    return f" (--data-dir is a folder holding {task_dir}/{name}{there})"
+
+
 def read_glue_tsv(task: TaskSpec, path: str) -> TsvSplit:
     """Read one GLUE TSV file (tabs, no quoting, optional UTF-8 BOM) into standardized columns.
 
@@ -116,10 +129,7 @@ def read_glue_tsv(task: TaskSpec, path: str) -> TsvSplit:
     Texts are stripped of surrounding whitespace.
     """
     if not os.path.isfile(path):
-        folder, name = os.path.split(path)
-        dev_only = name == "train.tsv" and os.path.isfile(os.path.join(folder, "dev.tsv"))  # e.g. QNLI here
-        hint = "; with the dev file alone, --dev-split 0.5 trains on half of it and evaluates on the rest"
-        raise DynaKDError(f"GLUE file not found: {path}{hint if dev_only else ''}")
+        raise DynaKDError(f"GLUE file not found: {path}{missing_file_hint(path)}")
     fmt = TSV_FORMATS[task.name]
     names = ["text_a", "text_b", "label"] if fmt.text_b else ["text_a", "label"]
     result = TsvSplit({name: [] for name in names})

@@ -226,7 +226,7 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
                                save_strategy="no", dataloader_num_workers=0)
     builds = cache_on and not cache_dir.exists()  # the configurations share one cache: the first builds it
     start = time.perf_counter()
-    cache = prepare_teacher_cache(cfg, teacher, train, collator, args.device) if cache_on else None
+    cache = prepare_teacher_cache(cfg, teacher, train, collator, args.device, say_reuse=False) if cache_on else None
     teacher_pass_s = round(time.perf_counter() - start, 2) if builds else None
     set_dataset_reference(cfg, distiller, teacher, cache, train, collator, args.device)  # as a run does
     if cache is not None:
