@@ -170,7 +170,9 @@ class Distiller(nn.Module):
         """Whether the layer terms (features, and ``hidden``) weigh anything at ``progress``: where they all weigh 0
         (the second stage of ``staged``, a warm-up's first step, ``beta: 0``) they are not computed, nor the models'
         hidden states captured for them; the aligner's running plan and the references then hold still."""
-        w = self.weights(progress)
+        return self._layer_terms_weigh(self.weights(progress))
+
+    def _layer_terms_weigh(self, w: dict[str, float]) -> bool:
         return self.feature is not None and (w["feature"] > 0 or w.get("hidden", 0.0) > 0)
 
     @staticmethod
@@ -202,7 +204,7 @@ class Distiller(nn.Module):
             self._check_outputs(student, teacher)
             self._check_labels(labels)
         weights = self.weights(progress)
-        layer_terms = teacher is not None and self.layer_terms_at(progress)
+        layer_terms = teacher is not None and self._layer_terms_weigh(weights)
         if layer_terms:  # every batch (shapes only): capture(..., hidden=False) may come later
             self._check_depths(student, teacher)
         if teacher is not None and self.token_level:  # the masks' values once (a device sync), their shapes always
