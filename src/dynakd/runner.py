@@ -335,10 +335,11 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
             raise KeyboardInterrupt(f"{saved} is saved: the same command resumes from it") from None
         raise
     train_time = time.perf_counter() - start
+    logged = list(trainer.state.log_history)  # (what train() logged: the final evaluation below is not in its time)
     metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}
     if teacher is not None and cfg.eval_teacher:
         metrics["teacher_eval"] = evaluate_model(teacher, t_tok, task, data, cfg)
-    metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size, trainer.state.log_history)
+    metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size, logged)
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     if cfg.push_to_hub and main_process:
         # models named as the card names them: the commit message is public, the machine's paths are not
