@@ -4,8 +4,10 @@ streams; ``EvalTrainer`` is a plain ``Trainer`` with it, for scoring a model (``
 
 from __future__ import annotations
 
+import random
 import time
 
+import numpy as np
 import torch
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
@@ -84,7 +86,16 @@ class EvalTrainer(QAEvaluationMixin, Trainer):
     """A plain ``Trainer`` that also evaluates extractive QA (``qa_eval``)."""
 
     def __init__(self, *args, qa_eval: QAEval | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
+        # The Trainer seeds every generator when built (set_seed(args.seed)): scoring a model (dynakd.evaluate(), a
+        # teacher) would reset the caller's random streams to seed 42
+        py_state, np_state = random.getstate(), np.random.get_state()
+        cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+        try:
+            with torch.random.fork_rng(devices=cuda):
+                super().__init__(*args, **kwargs)
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
         self.qa_eval = qa_eval
         # Under FSDP or DeepSpeed (set for the whole process by the launcher) this trainer inherits the plugin, and the
         # Trainer would shard the evaluated model (the frozen teacher, a full replica per process). FSDP2 raises "a

@@ -303,3 +303,23 @@ def test_the_dataset_reference_must_be_given_outside_distill(tiny_teacher):
     distiller.set_dataset_reference(mean)
     distiller(s, t, labels, progress=0.0)
     assert torch.equal(distiller.ref_t, mean)  # fixed, not a running mean
+
+
+def test_scoring_a_model_leaves_the_callers_random_streams_as_they_were(tiny_teacher, tmp_path):
+    """The Trainer seeds every generator when built: dynakd.evaluate() reset a caller's streams to seed 42."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from dynakd import evaluate
+
+    def draws():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)
+    expected = draws()
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)
+    evaluate({"model": str(tiny_teacher), "task": "sst2", "synthetic": True, "max_eval_samples": 16,
+              "progress": False, "output": str(tmp_path / "scored")})
+    assert draws() == expected

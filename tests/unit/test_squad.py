@@ -414,3 +414,13 @@ def test_windows_are_fingerprinted_without_hashing_the_tokenizer(examples, token
     first = fingerprints(STRIDE)
     assert not function_hashing
     assert fingerprints(STRIDE) == first and len({*first, *fingerprints(STRIDE // 2)}) == 4
+
+
+def test_a_file_without_questions_is_refused(tmp_path, squad_file):
+    """`{"data": []}` ended in a traceback from datasets (keys mismatch) where an empty csv or GLUE file is refused."""
+    for body in ({"data": []}, {"data": [{"title": "t", "paragraphs": []}]}):
+        (tmp_path / "empty.json").write_text(json.dumps(body))
+        with pytest.raises(DynaKDError, match=f"^{tmp_path / 'empty.json'} holds no questions$"):
+            load_squad(validation_file=str(tmp_path / "empty.json"), splits=("validation",))
+        with pytest.raises(DynaKDError, match="holds no questions"):
+            load_squad(train_file=str(tmp_path / "empty.json"), validation_file=str(squad_file))

@@ -70,8 +70,10 @@ def _rows(article: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _to_dataset(articles: list[dict[str, Any]]) -> Dataset:
+def _to_dataset(articles: list[dict[str, Any]], where: str) -> Dataset:
     rows = [row for article in articles for row in article["rows"]]
+    if not rows:  # (datasets fails on an empty list with its features: a traceback about keys)
+        raise DynaKDError(f"{where} holds no questions")
     return Dataset.from_list(rows, features=SQUAD_FEATURES)
 
 
@@ -95,7 +97,9 @@ def load_squad(
         parts = {"train": articles[:train_articles], "validation": articles[train_articles:]}
         if "validation" in splits:
             _check_scorable(parts["validation"], f"the evaluation articles of {train_file}")
-        return DatasetDict({s: _to_dataset(parts[s]) for s in splits})
+        where = {"train": f"the training articles of {train_file}",
+                 "validation": f"the evaluation articles of {train_file}"}
+        return DatasetDict({s: _to_dataset(parts[s], where[s]) for s in splits})
     if train_file or validation_file:
         files = {"train": train_file, "validation": validation_file}
         missing = [s for s in splits if not files[s]]
@@ -105,7 +109,7 @@ def load_squad(
         articles = {s: read_squad_json(files[s]) for s in splits}
         if "validation" in articles:
             _check_scorable(articles["validation"], validation_file)
-        return DatasetDict({s: _to_dataset(articles[s]) for s in splits})
+        return DatasetDict({s: _to_dataset(articles[s], files[s]) for s in splits})
     return _load_hub(splits)
 
 
