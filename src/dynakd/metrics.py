@@ -63,14 +63,18 @@ def _metric(name: str, predictions: np.ndarray, labels: np.ndarray) -> float:
 def compute_metrics(task: TaskSpec, predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """The task's metrics (``task.metrics``) for ``predictions`` (logits ``[N, C]`` or class ids ``[N]``; for
     regression ``[N]`` or ``[N, 1]``) against ``labels`` ``[N]``. F1 is of the positive class (label 1). When a task
-    has more than one metric, "combined_score" is their mean (as in transformers' run_glue)."""
+    has more than one metric, "combined_score" is their mean (as in transformers' run_glue). Any non-finite prediction
+    makes every score NaN (``null`` in metrics.json)."""
     labels = np.asarray(labels)
+    finite = bool(np.isfinite(np.asarray(predictions, dtype=np.float64)).all())
     if task.is_regression:
         predictions, labels = _scores(predictions), labels.astype(np.float64)
     else:
         predictions, labels = _classes(predictions), labels.astype(np.int64)
     if predictions.shape[0] != labels.shape[0]:
         raise ValueError(f"{predictions.shape[0]} predictions for {labels.shape[0]} labels")
+    if not finite:  # a diverged model's NaN logits would be argmax'd into a plausible score (class 0, or the NaN's)
+        return {name: float("nan") for name in [*task.metrics, *(["combined_score"] if len(task.metrics) > 1 else [])]}
     results = {name: _metric(name, predictions, labels) for name in task.metrics}
     if len(results) > 1:
         results["combined_score"] = float(np.mean(list(results.values())))

@@ -121,6 +121,9 @@ def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
                                                       "--torch-compile (--torch-compile is an option of bench, "
                                                       "distill, finetune)"),
     (["finetnue", "--model", "m"], "dynakd: error: unknown command 'finetnue' (did you mean finetune?)"),
+    # (scoring draws nothing at random: --seed changed nothing and was recorded as if it had)
+    (["evaluate", "--model", "m", "--seed", "7"], "dynakd evaluate: error: unrecognized arguments: --seed 7 (--seed "
+                                                  "is an option of bench, distill, finetune; did you mean --set?)"),
     (["zzz"], "dynakd: error: argument COMMAND: invalid choice: 'zzz'"),
 ])
 def test_an_unknown_flag_is_named_by_its_command(capsys, argv, expected):
@@ -830,4 +833,5 @@ def test_a_flags_prefix_is_not_the_flag(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["distill", "--epoch", "1"])
     assert stop.value.code == 2
-    assert "unrecognized arguments: --epoch 1 (did you mean --epochs?)" in capsys.readouterr().err
+    assert "unrecognized arguments: --epoch 1 (--epoch is an option of bench; did you mean --epochs?)" in \
+        capsys.readouterr().err

@@ -109,3 +109,15 @@ def test_strict_json_keeps_numbers_as_they_are_and_refuses_what_is_none():
     for bad in (np.arange(3), Path("x")):
         with pytest.raises(TypeError, match=f"Object of type {type(bad).__name__} is not JSON serializable"):
             jsonfile.dumps({"x": bad})
+
+
+def test_non_finite_predictions_score_nan():
+    """A diverged model's NaN logits were argmax'd into a plausible score: all-NaN rows counted as class 0 (accuracy
+    0.25 on sst2 labels [0, 1, 1, 1]), and a NaN's position won where a row held one."""
+    nan = np.full((4, 2), np.nan, dtype=np.float32)
+    one = logits(np.array([1, 1, 1, 1]))
+    one[0, 0] = np.inf
+    for task, predictions in (("sst2", nan), ("mrpc", one), ("stsb", np.array([0.5, np.nan, 1.0, 2.0]))):
+        result = compute_metrics(get_task(task), predictions, np.array([0, 1, 1, 1]))
+        assert set(result) == {*get_task(task).metrics, *(["combined_score"] if len(result) > 1 else [])}
+        assert all(math.isnan(v) for v in result.values()), (task, result)

@@ -103,10 +103,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         for flag in (x.split("=")[0] for x in extra if x.startswith("--")):
             close = difflib.get_close_matches(flag, own._option_string_actions, n=1, cutoff=0.7)
             elsewhere = sorted({name for name, p in commands.items() if flag in p._option_string_actions} - {"distil"})
+            if elsewhere:  # (both where both may be meant: --epoch is bench's, or a typo of --epochs)
+                hints.append(f"{flag} is an option of {', '.join(elsewhere)}")
             if close:
                 hints.append(f"did you mean {close[0]}?")
-            elif elsewhere:
-                hints.append(f"{flag} is an option of {', '.join(elsewhere)}")
         own.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({'; '.join(hints)})" if hints else ""))
     return args
 

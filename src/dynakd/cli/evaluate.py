@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from .options import DATA_FLAGS, EVALUATE_SWITCHES, TRAIN_FLAGS, add_common, add_flags, config_from_args, given_settings
+from .options import DATA_FLAGS, EVALUATE_SWITCHES, add_common, add_flags, config_from_args, given_settings
 
-# What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out.
+# What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out; no --seed
+# (scoring draws nothing at random; the rows of --max-eval-samples come from data_seed: --set data_seed=N).
 EVALUATE_FLAGS = {
     **{k: v for k, v in DATA_FLAGS.items() if k not in ("--max-train-samples", "--transfer-samples")},
     # a DynaKD run folder lends its own task, data and input length (lending.evaluation_defaults)
@@ -17,7 +18,6 @@ EVALUATE_FLAGS = {
     "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default: a DynaKD run "
                                                 "folder's, else 128)"),
     "--output": ("output", str, "folder for metrics.json (default: the model folder, under the key 'evaluate')"),
-    "--seed": TRAIN_FLAGS["--seed"],
     "--dataloader-num-workers": ("dataloader_num_workers", int, "worker processes that collate batches (default "
                                                                 "0: the scoring process)"),
 }
