@@ -176,12 +176,13 @@ def _strip(metrics: dict[str, float]) -> dict[str, float]:
 def finetune(cfg: DistillConfig | dict) -> RunResult:
     """Train ``cfg.model`` on the task alone (a teacher, or a task-only student). ``cfg``: a DistillConfig or a dict
     of config keys."""
-    cfg = as_config(cfg, "finetune")
+    # checked as what runs, method task (a shared config's distillation settings are not read)
+    cfg = as_config({**cfg, "method": "task"} if isinstance(cfg, dict) else dataclasses.replace(cfg, method="task"),
+                    "finetune")
     if not cfg.model:
         raise DynaKDError("finetune needs --model (a checkpoint folder or hub id)")
     if cfg.transfer_samples:
         raise DynaKDError("finetune learns from labels; transfer_samples adds rows without labels, for distill")
-    cfg = dataclasses.replace(cfg, method="task")
     with library_bars(cfg.progress):
         return _train(cfg, "finetune", teacher_name=None)
 

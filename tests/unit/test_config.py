@@ -357,9 +357,10 @@ def test_dataset_reference_and_qa_context_tokens():
     build_config({**context, "dynamics": {**context["dynamics"], "reference": "ema"}})
 
 
-@pytest.mark.parametrize("method, aligner", [("static", "fixed"), ("pkd", "fixed"), ("full", "ot"), ("kd", "ot")])
+@pytest.mark.parametrize("method, aligner", [("static", "fixed"), ("pkd", "fixed"), ("full", "ot"), ("kd", None)])
 def test_each_method_has_its_default_aligner(method, aligner):
-    """The TinyBERT and Patient-KD baselines match layers by the fixed map (method.md); the dynamics by OT."""
+    """The TinyBERT and Patient-KD baselines match layers by the fixed map (method.md); the dynamics by OT; a method
+    without a layer term by none."""
     assert build_config({"method": method}).align.name == aligner
     assert validate(DistillConfig(method=method)).align.name == aligner
     assert build_config({"method": method, "align": {"name": "attention"}}).align.name == "attention"
@@ -599,3 +600,43 @@ def test_a_tokenizers_own_file_names_are_a_runs_files(tmp_path):
     assert [p.name for p in _run_entries(tmp_path)] == ["bpe.codes", "tokenizer_config.json", "vocab.txt"]
     (tmp_path / "tokenizer_config.json").write_text('{"tokenizer_class": "NoSuchTokenizer"}')
     assert [p.name for p in _run_entries(tmp_path)] == ["tokenizer_config.json", "vocab.txt"]
+
+
+def test_yaml_words_and_loops_are_read_as_meant(tmp_path):
+    """From a review of the config system: `teacher_cache: on` (a YAML boolean) made a cache folder named True; a
+    string key given yes/no became 'True'/'False'; `progress: 1` was refused where "1" was taken; an alias that holds
+    itself ended in a RecursionError; a file holding `0` was an empty config; max_seq_length and max-seq-length in one
+    file kept the last without a word."""
+    assert build_config({"teacher_cache": True}).teacher_cache == "auto"
+    assert build_config({"teacher_cache": False}).teacher_cache == "off"
+    with pytest.raises(DynaKDError, match=r"^label_column: expected a string, got True, which YAML read from yes, no, "
+                                          r"on, off, true or false: quote the word"):
+        build_config({"label_column": True})
+    assert build_config({"progress": 0}).progress is False and build_config({"progress": "on"}).progress is True
+    for text, message in (("align: &a {eps: 0.1, x: *a}\n", "a YAML alias refers to the mapping or list that holds it"),
+                          ("0\n", "the top level must be a mapping of config keys"),
+                          ("max_seq_length: 32\nmax-seq-length: 64\n", "key 'max_seq_length' is given twice")):
+        (tmp_path / "c.yaml").write_text(text)
+        with pytest.raises(DynaKDError, match=message):
+            load_yaml(tmp_path / "c.yaml")
+    with pytest.raises(DynaKDError, match="holds it"):
+        parse_override("align=&a {eps: 0.1, x: *a}")
+
+
+@pytest.mark.parametrize("key, hint", [("eps", "align.eps"), ("pooling", "dynamics.pooling"), ("learning_rate", "lr"),
+                                       ("num_train_epochs", "epochs"), ("LR", "lr")])
+def test_an_unknown_key_is_pointed_at_its_section_or_dynakds_name(key, hint):
+    """`eps` was taken for a misspelt 'epochs', `learning_rate` for 'logging_steps'."""
+    with pytest.raises(DynaKDError, match=f"did you mean '{re.escape(hint)}'"):
+        build_config({key: 1})
+
+
+def test_a_saved_config_of_a_method_without_layers_leaves_them_to_another_method():
+    """A kd run saved the feature weight it had resolved (linear from 0 to 0) and the OT aligner: its dynakd.yaml given
+    to --method full trained without the dynamics term, and to --method static with OT instead of its fixed map."""
+    saved = build_config({"method": "kd"}).to_dict()
+    assert saved["beta"] is None and saved["align"]["name"] is None
+    full, static = (build_config(saved, {"method": m}) for m in ("full", "static"))
+    assert (full.beta_schedule().start, full.align.name) == (10.0, "ot")
+    assert (static.beta_schedule().start, static.align.name) == (1.0, "fixed")
+    assert build_config(build_config({"method": "full"}).to_dict()).beta_schedule().start == 10.0

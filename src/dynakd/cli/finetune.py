@@ -18,4 +18,5 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace):
     from .. import runner
 
-    return runner.finetune(config_from_args(args, [FINETUNE_DATA_FLAGS, TRAIN_FLAGS]))
+    # (checked as what runs, method task: a shared file's fixed-map settings were refused as if it were full's)
+    return runner.finetune(config_from_args(args, [FINETUNE_DATA_FLAGS, TRAIN_FLAGS], method="task"))

@@ -32,7 +32,8 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     """Check types, choices, values and combinations before any model or data is loaded; return the config with
     every value in its declared type (a config built in Python may hold e.g. a number where a schedule belongs)."""
     cfg = _from_dict(DistillConfig, dataclasses.asdict(cfg))  # new objects: nothing the caller holds changes
-    cfg.align = cfg.resolved_align()
+    if cfg.terms["feature"] is not None:  # (a method without an aligner keeps none: its saved dynakd.yaml, reused
+        cfg.align = cfg.resolved_align()  # with --method static, gives static's own fixed map, not OT)
     _expand_paths(cfg)
     _check_finite(cfg)
     _check_values(cfg)
@@ -48,13 +49,11 @@ def validate(cfg: DistillConfig) -> DistillConfig:
 
 
 def _expand_paths(cfg: DistillConfig) -> None:
-    """A leading ``~`` of a path expanded, and ``teacher_cache`` read as written."""
+    """A leading ``~`` of a path expanded (a shell expands it, a YAML file or --set does not)."""
     for key in ("teacher", "student", "model", "data_dir", "train_file", "validation_file", "output", "teacher_cache"):
         value = getattr(cfg, key)
         if isinstance(value, str) and value.startswith("~"):  # a shell expands ~, a YAML file or --set does not
             setattr(cfg, key, os.path.expanduser(value))
-    if cfg.teacher_cache == "False":  # YAML reads `teacher_cache: off` (and no, false) as a boolean
-        cfg.teacher_cache = "off"
 
 
 def _check_values(cfg: DistillConfig) -> None:

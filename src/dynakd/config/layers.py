@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import json
 import os
 import types
 import typing
@@ -16,13 +17,28 @@ import yaml
 
 from ..errors import DynaKDError
 from ..schedules import Schedule, constant
+from .schema import AlignConfig, DynamicsConfig
 
 # --------------------------------------------------------------- parsing: a mapping into the dataclasses
 
 
+# transformers' TrainingArguments names of DynaKD's settings, which its users type first
+HF_NAMES = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
+            "per_device_eval_batch_size": "eval_batch_size", "output_dir": "output", "max_length": "max_seq_length"}
+
+
 def _closest(key: str, valid: list[str], prefix: str = "") -> str:
-    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    return f" (did you mean '{prefix}{match[0]}'?)" if match else f" (valid keys: {', '.join(sorted(valid))})"
+    """The hint of an unknown key: transformers' name of one, a section's own key given at the top level (``eps`` is
+    ``align.eps``), else the closest valid key in any case."""
+    if not prefix and (name := HF_NAMES.get(key.lower())) in valid:
+        return f" (did you mean '{name}'? DynaKD's name for transformers' {key})"
+    if not prefix:
+        for section, cls in (("align", AlignConfig), ("dynamics", DynamicsConfig)):
+            if key.lower() in (f.name for f in dataclasses.fields(cls)):
+                return f" (did you mean '{section}.{key.lower()}'?)"
+    lower = {v.lower(): v for v in valid}
+    match = difflib.get_close_matches(key.lower(), list(lower), n=1, cutoff=0.5)
+    return f" (did you mean '{prefix}{lower[match[0]]}'?)" if match else f" (valid keys: {', '.join(sorted(valid))})"
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -74,11 +90,20 @@ def _scalar(value: Any, tp: Any, where: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        if isinstance(value, int) and value in (0, 1):  # `progress: 1` as `progress: "1"`
+            return bool(value)
         raise DynaKDError(f"{where}: expected true or false, got {value!r}")
     if tp is str and isinstance(value, (list, dict)):  # str() of it would name a folder `['a', 'b']`
         raise DynaKDError(f"{where}: expected a string, got {value!r}")
+    if tp is str and where == "teacher_cache" and isinstance(value, bool):  # `teacher_cache: off` (or on), unquoted
+        return "auto" if value else "off"
+    if tp is str and isinstance(value, bool):
+        # YAML reads yes/no/on/off as booleans: str() of what it read is not what was written (--set teacher_cache=on
+        # wrote the cache into a folder named True). (A number is taken as written: output: 2024 names folder 2024.)
+        raise DynaKDError(f"{where}: expected a string, got {value!r}, which YAML read from yes, no, on, off, true or "
+                          f"false: quote the word (--set '{where}=\"yes\"', or {where}: \"yes\" in a file)")
     try:
         if isinstance(value, bool) and tp in (int, float):  # YAML reads `lr: yes` as True, not as 1.0
             raise ValueError
@@ -165,6 +190,8 @@ class StrictLoader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`, whose keys a mapping may override
                 continue
             key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            if isinstance(key, str):  # max_seq_length and max-seq-length are one key (underscored)
+                key = key.replace("-", "_")
             try:
                 first = lines.get(key)
             except TypeError:  # an unhashable key: SafeLoader's own error names it
@@ -184,7 +211,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise DynaKDError(f"config file not found: {p}")
     try:
-        data = yaml.load(p.read_text(encoding="utf-8"), Loader=StrictLoader) or {}
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=StrictLoader)
+        data = {} if data is None else data  # (an empty file, or comments alone; not `0` or `[]`)
+        _check_acyclic(data, str(p))
     except (OSError, UnicodeDecodeError) as e:
         raise DynaKDError(f"cannot read config file {p}: {e.strerror if isinstance(e, OSError) else 'not UTF-8 text'}"
                           ) from None
@@ -197,6 +226,15 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DynaKDError(f"{p}: the top level must be a mapping of config keys")
     return data
+
+
+def _check_acyclic(data: Any, where: str) -> None:
+    """Refuse a value that holds itself (`align: &a {x: *a}`: PyYAML builds the loop, which merging then followed
+    until a RecursionError)."""
+    try:
+        json.dumps(data, default=str)
+    except ValueError:  # "Circular reference detected"
+        raise DynaKDError(f"{where}: a YAML alias refers to the mapping or list that holds it") from None
 
 
 # The sections a sweep file has at its top level and a run's config never has (experiments/ablate.py)
@@ -228,6 +266,8 @@ def parse_override(text: str) -> dict[str, Any]:
         raise DynaKDError(f"--set expects KEY=VALUE, got '{text}'")
     key, raw = text.split("=", 1)
     try:
-        return nest(key, yaml.load(raw, Loader=StrictLoader) if raw else None)
+        value = yaml.load(raw, Loader=StrictLoader) if raw else None
     except yaml.YAMLError as e:  # `--set lr=[1`
         raise DynaKDError(f"--set {text}: the value is not valid YAML: {getattr(e, 'problem', None) or e}") from None
+    _check_acyclic(value, f"--set {text}")
+    return nest(key, value)

@@ -210,5 +210,9 @@ class DistillConfig:
         return self.doc_stride if self.doc_stride is not None else min(128, self.max_seq_length // 2)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every key, with the method's default feature weight written out (so a run folder says what it used)."""
+        """Every key, with the method's default feature weight written out (so a run folder says what it used); a
+        method without a feature term leaves it as given (its saved dynakd.yaml, reused with --method full, trained
+        with the weight 0 it had resolved)."""
+        if self.terms["feature"] is None:
+            return dataclasses.asdict(self)
         return dataclasses.asdict(self) | {"beta": dataclasses.asdict(self.beta_schedule())}
