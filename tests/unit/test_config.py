@@ -323,6 +323,8 @@ def test_invalid_names_suggest_closest(layer, hint):
         ([{"alpha": {"kind": "linear", "end": 0.0}, "beta": {"kind": "cosine", "start": 1.0, "end": 0.5}}],
          Schedule("linear", 0.5, 0.0), Schedule("cosine", 3.0, 0.5)),  # the config's schedules, new starts
         ([{"alpha": 2.0, "beta": 2.0}], Schedule("constant", 0.5, 0.5), Schedule("constant", 3.0, 3.0)),  # constants
+        # (YAML 1.1 reads 1e-2 as a string: --beta made it a linear decay, where 0.01 stayed a constant)
+        ([{"alpha": "5e-1", "beta": "1e-2"}], Schedule("constant", 0.5, 0.5), Schedule("constant", 3.0, 3.0)),
     ],
 )
 def test_alpha_and_beta_flags_set_the_start_of_a_schedule(tmp_path, layers, alpha, beta):
@@ -640,3 +642,13 @@ def test_a_saved_config_of_a_method_without_layers_leaves_them_to_another_method
     assert (full.beta_schedule().start, full.align.name) == (10.0, "ot")
     assert (static.beta_schedule().start, static.align.name) == (1.0, "fixed")
     assert build_config(build_config({"method": "full"}).to_dict()).beta_schedule().start == 10.0
+
+
+def test_finetune_checks_its_config_as_the_task_method_it_runs(tmp_path, capsys):
+    """finetune validated as method full, then trained as task: a shared file's fixed-map settings (which only a
+    layer method reads) were refused with 'add --align fixed', a flag finetune does not have."""
+    from dynakd.cli import main
+
+    assert main(["finetune", "--model", str(tmp_path / "none"), "--set", "align.fixed_map=skip"]) == 2
+    assert "model folder not found" in capsys.readouterr().err
+
