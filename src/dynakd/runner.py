@@ -181,8 +181,6 @@ def finetune(cfg: DistillConfig | dict) -> RunResult:
                     "finetune")
     if not cfg.model:
         raise DynaKDError("finetune needs --model (a checkpoint folder or hub id)")
-    if cfg.transfer_samples:
-        raise DynaKDError("finetune learns from labels; transfer_samples adds rows without labels, for distill")
     with library_bars(cfg.progress):
         return _train(cfg, "finetune", teacher_name=None)
 
