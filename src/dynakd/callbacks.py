@@ -27,6 +27,10 @@ class DistillerGradients(TrainerCallback):
         distributed.broadcast_from_first([*self.distiller.parameters(), *self.distiller.buffers()])
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        # a step whose layer terms weighed 0 (staged's second stage) gave them no gradient: the optimizer skips them,
+        # on every process alike (zeros averaged in would move them through Adam's momentum under a launcher only)
+        if not self.distiller.layer_terms_at(state.global_step / max(1, state.max_steps)):
+            return
         params = [p for p in self.distiller.parameters() if p.requires_grad]
         distributed.average_gradients(params)
         with_grad = [p for p in params if p.grad is not None]

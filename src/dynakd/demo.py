@@ -63,7 +63,7 @@ def choose_data(data_dir: str | None, synthetic: bool) -> tuple[dict, str]:
     if data_dir:
         for name in ("train.tsv", "dev.tsv"):  # before the demo says it replaces its earlier runs
             if not (path := Path(os.path.expanduser(data_dir)) / "SST-2" / name).is_file():
-                raise DynaKDError(f"GLUE file not found: {path}{missing_file_hint(str(path))}")
+                raise DynaKDError(f"GLUE file not found: {path}{missing_file_hint(str(path), dev_split=False)}")
         return {"data_dir": data_dir}, f"GLUE SST-2 from {data_dir}"
     if hub_reachable():
         return {}, "GLUE SST-2 from the Hugging Face hub"

@@ -89,7 +89,9 @@ class EvalTrainer(QAEvaluationMixin, Trainer):
         # The Trainer seeds every generator when built (set_seed(args.seed)): scoring a model (dynakd.evaluate(), a
         # teacher) would reset the caller's random streams to seed 42
         py_state, np_state = random.getstate(), np.random.get_state()
-        cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+        # (CUDA's too where it is not yet initialised: set_seed would replace the seed queued for it; the Trainer
+        # initialises it anyway, to move the model there)
+        cuda = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         try:
             with torch.random.fork_rng(devices=cuda):
                 super().__init__(*args, **kwargs)

@@ -69,11 +69,15 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
         if lost:
             print(f"note: the teacher {teacher} was fine-tuned on {paths}, not found from here (a relative path "
                   f"counts from the folder it ran in); give {flags}", flush=True)
+        # (the subset is drawn with data_seed, lent only with a dev split or the synthetic corpus: said where needed)
+        seed = saved.get("data_seed", DistillConfig.data_seed)
+        same = "" if seed == DistillConfig.data_seed or "data_seed" in {*given, *lent} else f" --set data_seed={seed}"
         for key, n in subsets.items():
-            rows, flag = ("training", "--max-train-samples") if key == "max_train_samples" else \
-                ("evaluation", "--max-eval-samples")
-            print(f"note: the teacher {teacher} was fine-tuned on a seeded subset of {n} {rows} rows ({flag} {n}); "
-                  f"this run reads them all (give {flag} {n} for the same rows)", flush=True)
+            done, flag = ("fine-tuned on", "--max-train-samples") if key == "max_train_samples" else \
+                ("scored on", "--max-eval-samples")
+            rows = "training" if key == "max_train_samples" else "evaluation"
+            print(f"note: the teacher {teacher} was {done} a seeded subset of {n} {rows} rows ({flag} {n}); this run "
+                  f"reads them all (give {flag} {n}{same} for the same rows)", flush=True)
     return lent
 
 

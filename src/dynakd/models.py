@@ -24,7 +24,7 @@ def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
                 "one its run ran in")
     if Path(name).exists():
         return DynaKDError(f"cannot load {what} from '{name}': {first_line(e)}")
-    if hub.offline():
+    if hub.offline() and isinstance(e, OSError):  # not found here, nor reachable (another failure keeps its reason)
         where = "" if Path(name).is_absolute() or name.startswith("~") else f" in {Path.cwd()} ({relative})"
         return DynaKDError(f"cannot load {what} from '{name}': there is no such folder{where}, and the hub, where it "
                            "would name a model, cannot be reached from here: give a model folder, or minilm, the "

@@ -330,7 +330,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     try:
         train_out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except KeyboardInterrupt:  # (Ctrl-C) what the command line says after "interrupted"
-        if main_process and (saved := latest_checkpoint(out)) is not None:
+        if main_process and not cfg.overwrite and (saved := latest_checkpoint(out)) is not None:
             raise KeyboardInterrupt(f"{saved} is saved: the same command resumes from it") from None
         raise
     train_time = time.perf_counter() - start

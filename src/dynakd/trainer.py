@@ -136,6 +136,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self.model_accepts_loss_kwargs = False
         self.teacher = teacher
         self.distiller = distiller.to(self.args.device)
+        if distiller.aligner is not None:  # a non-finite loss restores the distiller's state here, and stops
+            distiller.aligner.keep_finite = False
         if teacher is not None:
             teacher.to(self.args.device).eval().requires_grad_(False)
         # since the last log: each term's sum over micro-batches, each weighted by its part of its optimizer step

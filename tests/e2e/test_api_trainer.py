@@ -249,3 +249,20 @@ def test_the_second_stage_trains_without_the_layer_terms(tiny_teacher, tmp_path,
     logs = [log for log in logged if "loss" in log]
     assert [log["weight/feature"] for log in logs] == [10.0, 7.5, 0.0, 0.0]
     assert ["loss/dyn/sensitivity" in log for log in logs] == [True, True, False, False]
+
+
+def test_the_distillers_parameters_are_left_alone_where_their_terms_weigh_nothing(monkeypatch):
+    """Where the layer terms weighed 0 (staged's second stage) the distiller's parameters had no gradient: one process
+    skipped them in the optimizer, while under a launcher zeros were averaged in and Adam moved them by its momentum."""
+    from types import SimpleNamespace
+
+    from dynakd import distributed
+    from dynakd.callbacks import DistillerGradients
+
+    averaged = []
+    monkeypatch.setattr(distributed, "average_gradients", lambda params: averaged.append(len(params)))
+    callback = DistillerGradients(_distiller({"method": "static", "staged": 0.5}))
+    args = SimpleNamespace(max_grad_norm=1.0)
+    for step in (1, 3):  # of 4: stage 1, then stage 2
+        callback.on_pre_optimizer_step(args, SimpleNamespace(global_step=step, max_steps=4), None)
+    assert len(averaged) == 1 and averaged[0] > 0

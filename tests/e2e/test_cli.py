@@ -514,6 +514,13 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
             "100); this run reads them all (give --max-train-samples 100 for the same rows)") in said
     assert teacher_task(str(teacher), {"task": "csv", "max_train_samples": 50}) == lent  # its own task, named
     assert "subset" not in capsys.readouterr().out
+    (tmp_path / "t2").mkdir()  # its subset was drawn with a data_seed of its own, not lent without a dev split
+    (tmp_path / "t2" / "dynakd.yaml").write_text("task: sst2\nmax_train_samples: 100\nmax_eval_samples: 20\n"
+                                                 "data_seed: 7\n")
+    teacher_task(str(tmp_path / "t2"), {})
+    said = capsys.readouterr().out
+    assert "give --max-train-samples 100 --set data_seed=7 for the same rows" in said
+    assert "was scored on a seeded subset of 20 evaluation rows (--max-eval-samples 20)" in said
     assert teacher_task(str(teacher), {"train_file": "mine.csv"}) == {"task": "csv"}  # data of the command's own
     # the teacher's own file named again is not data of the command's own: the rows it held out are still lent
     spelt = {k: v for k, v in lent.items() if k != "train_file"}

@@ -724,6 +724,10 @@ def test_the_demo_checks_its_glue_folder_before_it_says_it_replaces_its_runs(cap
     assert f"GLUE file not found: {tmp_path / 'glue' / 'SST-2' / 'train.tsv'} (--data-dir is a folder holding " \
            "SST-2/train.tsv)" in said.err
     assert "replacing" not in said.out and "[1/3]" not in said.out
+    (tmp_path / "glue" / "SST-2").mkdir(parents=True)  # the dev file alone: --dev-split is no flag of the demo
+    (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\n")
+    assert main(["demo", "--data-dir", str(tmp_path / "glue"), "--output", str(out)]) == 2
+    assert "--dev-split" not in capsys.readouterr().err
 
 
 def test_the_demo_replaces_its_own_runs_only(tiny_teacher, capsys, tmp_path):

@@ -362,6 +362,10 @@ def test_ctrl_c_says_which_checkpoint_the_same_command_resumes_from(tiny_teacher
     assert main(run_args(tiny_teacher, out)) == 130
     assert capsys.readouterr().err.splitlines()[-1] == \
         f"dynakd: interrupted; {out / 'checkpoint-4'} is saved: the same command resumes from it"
+    monkeypatch.setattr(trainer.DistillationTrainer, "training_step", training_step)
+    other = tmp_path / "other"  # (with --overwrite the same command starts again: a sweep cell's, the demo's)
+    assert main(run_args(tiny_teacher, other, "--overwrite")) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "dynakd: interrupted"
     monkeypatch.undo()
     assert main(run_args(tiny_teacher, out, "--max-steps", "8")) == 0
     assert f"resuming from {out / 'checkpoint-4'}" in capsys.readouterr().out

@@ -615,6 +615,7 @@ def test_yaml_words_and_loops_are_read_as_meant(tmp_path):
                                           r"on, off, true or false: quote the word"):
         build_config({"label_column": True})
     assert build_config({"progress": 0}).progress is False and build_config({"progress": "on"}).progress is True
+    assert build_config({"push_to_hub": False}).push_to_hub is None  # (`push_to_hub: no`: not a repository named False)
     for text, message in (("align: &a {eps: 0.1, x: *a}\n", "a YAML alias refers to the mapping or list that holds it"),
                           ("0\n", "the top level must be a mapping of config keys"),
                           ("max_seq_length: 32\nmax-seq-length: 64\n", "key 'max_seq_length' is given twice")):
@@ -623,10 +624,14 @@ def test_yaml_words_and_loops_are_read_as_meant(tmp_path):
             load_yaml(tmp_path / "c.yaml")
     with pytest.raises(DynaKDError, match="holds it"):
         parse_override("align=&a {eps: 0.1, x: *a}")
+    (tmp_path / "c.yaml").write_text("2024-01-01: x\n")  # (a date key: the loop check took it for no JSON)
+    with pytest.raises(DynaKDError, match="unknown config key '2024_01_01'"):
+        build_config(load_yaml(tmp_path / "c.yaml"))
 
 
 @pytest.mark.parametrize("key, hint", [("eps", "align.eps"), ("pooling", "dynamics.pooling"), ("learning_rate", "lr"),
-                                       ("num_train_epochs", "epochs"), ("LR", "lr")])
+                                       ("num_train_epochs", "epochs"), ("LR", "lr"),
+                                       ("layers", "align.layers' or 'student_layers")])
 def test_an_unknown_key_is_pointed_at_its_section_or_dynakds_name(key, hint):
     """`eps` was taken for a misspelt 'epochs', `learning_rate` for 'logging_steps'."""
     with pytest.raises(DynaKDError, match=f"did you mean '{re.escape(hint)}'"):

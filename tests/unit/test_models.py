@@ -150,3 +150,22 @@ def test_a_hub_model_offline_is_refused_with_the_models_at_hand(tmp_path, monkey
                                           r"here: give a model folder, or minilm, "):
         load_task_model("no-such-model-here", get_task("sst2"))
 
+
+
+def test_offline_a_failure_other_than_not_found_keeps_its_reason(tmp_path, monkeypatch):
+    """Offline, every failure to load a name that is no folder here was said as 'no such folder', a model of an
+    architecture transformers does not know in the local hub cache too."""
+    from huggingface_hub import constants
+
+    import dynakd.models as models
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+    def unknown(*args, **kwargs):
+        raise ValueError("The checkpoint you are trying to load has model type `newarch`, which is not recognised")
+
+    monkeypatch.setattr(models.AutoConfig, "from_pretrained", unknown)
+    with pytest.raises(DynaKDError, match=r"^cannot load a model from 'org/cached': The checkpoint you are trying to "
+                                          r"load has model type `newarch`"):
+        models.model_config("org/cached")

@@ -22,6 +22,10 @@ class Aligner(nn.Module):
     """
 
     name: str | None = None  # the config's name of a built-in aligner; a class of your own is recorded by its own
+    # Keep the running state (the running plan, OT's potential) from a plan that is not finite: a custom loop may skip
+    # such a step and go on. DistillationTrainer turns it off: it restores the state itself and stops (a few operators
+    # a step saved).
+    keep_finite: bool = True
 
     def __init__(self, n_student: int, n_teacher: int, momentum: float = 0.9):
         super().__init__()
@@ -34,11 +38,18 @@ class Aligner(nn.Module):
     def forward(self, cost: torch.Tensor) -> torch.Tensor:
         p = self.plan(cost)
         if self.training:
-            with torch.no_grad():  # (a non-finite plan, of a batch a custom loop skips, does not enter it)
-                step = p.detach().to(self.running_plan)
-                new = self.running_plan.mul(self.momentum).add_(step, alpha=1 - self.momentum)
-                self.running_plan.copy_(torch.where(new.isfinite(), new, self.running_plan))
+            self.track(p)
         return p
+
+    def track(self, p: torch.Tensor) -> None:
+        """Move the running plan towards ``p``."""
+        with torch.no_grad():
+            step = p.detach().to(self.running_plan)
+            if not self.keep_finite:
+                self.running_plan.mul_(self.momentum).add_(step, alpha=1 - self.momentum)
+                return
+            new = self.running_plan.mul(self.momentum).add_(step, alpha=1 - self.momentum)
+            self.running_plan.copy_(torch.where(new.isfinite(), new, self.running_plan))
 
 
 def uniform_map(n_student: int, n_teacher: int) -> list[int]:

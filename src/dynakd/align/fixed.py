@@ -48,6 +48,9 @@ class FixedAligner(Aligner):
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
         return self.fixed.to(cost.device)
 
+    def track(self, p: torch.Tensor) -> None:
+        """Nothing to move: the running plan is the fixed map."""
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # the map comes from the config: a checkpoint of another map (train(resume_from_checkpoint=...) in Python,
         # which compares no configs) would silently replace it

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import json
 import os
 import types
 import typing
@@ -32,12 +31,13 @@ def _closest(key: str, valid: list[str], prefix: str = "") -> str:
     ``align.eps``), else the closest valid key in any case."""
     if not prefix and (name := HF_NAMES.get(key.lower())) in valid:
         return f" (did you mean '{name}'? DynaKD's name for transformers' {key})"
-    if not prefix:
-        for section, cls in (("align", AlignConfig), ("dynamics", DynamicsConfig)):
-            if key.lower() in (f.name for f in dataclasses.fields(cls)):
-                return f" (did you mean '{section}.{key.lower()}'?)"
     lower = {v.lower(): v for v in valid}
     match = difflib.get_close_matches(key.lower(), list(lower), n=1, cutoff=0.5)
+    if not prefix:
+        for section, cls in (("align", AlignConfig), ("dynamics", DynamicsConfig)):
+            if key.lower() in (f.name for f in dataclasses.fields(cls)):  # (layers: align's, or student_layers?)
+                also = f" or '{lower[match[0]]}'" if match else ""
+                return f" (did you mean '{section}.{key.lower()}'{also}?)"
     return f" (did you mean '{prefix}{lower[match[0]]}'?)" if match else f" (valid keys: {', '.join(sorted(valid))})"
 
 
@@ -46,7 +46,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
+        if value is None or (value is False and args[0] is str):  # `push_to_hub: false`, `student: no`: unset
             return None
         return _coerce(value, args[0], where)
     if origin is Literal:
@@ -231,10 +231,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def _check_acyclic(data: Any, where: str) -> None:
     """Refuse a value that holds itself (`align: &a {x: *a}`: PyYAML builds the loop, which merging then followed
     until a RecursionError)."""
-    try:
-        json.dumps(data, default=str)
-    except ValueError:  # "Circular reference detected"
-        raise DynaKDError(f"{where}: a YAML alias refers to the mapping or list that holds it") from None
+    def walk(value: Any, holding: tuple[int, ...]) -> None:
+        if isinstance(value, (dict, list)):
+            if id(value) in holding:
+                raise DynaKDError(f"{where}: a YAML alias refers to the mapping or list that holds it")
+            for item in value.values() if isinstance(value, dict) else value:
+                walk(item, (*holding, id(value)))
+
+    walk(data, ())
 
 
 # The sections a sweep file has at its top level and a run's config never has (experiments/ablate.py)

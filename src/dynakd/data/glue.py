@@ -110,11 +110,11 @@ def _column_indices(fmt: TsvFormat, header: list[str], path: str) -> list[int]:
     return [header.index(name) for name in wanted]
 
 
-def missing_file_hint(path: str) -> str:
-    """Where a missing GLUE file may be: the dev file alone (QNLI here), or a --data-dir one level up from the right
-    one (``../shared/data`` for ``../shared/data/glue``)."""
+def missing_file_hint(path: str, dev_split: bool = True) -> str:
+    """Where a missing GLUE file may be: the dev file alone (QNLI here; ``dev_split``: the command has --dev-split),
+    or a --data-dir one level up from the right one (``../shared/data`` for ``../shared/data/glue``)."""
     folder, name = os.path.split(path)
-    if name == "train.tsv" and os.path.isfile(os.path.join(folder, "dev.tsv")):
+    if dev_split and name == "train.tsv" and os.path.isfile(os.path.join(folder, "dev.tsv")):
         return "; with the dev file alone, --dev-split 0.5 trains on half of it and evaluates on the rest"
     data_dir, task_dir = os.path.split(folder)
     below = sorted(glob.glob(os.path.join(glob.escape(data_dir), "*", task_dir, name)))

@@ -500,12 +500,21 @@ def processor_name() -> str:
 
 
 def _commit() -> str | None:
-    """The git commit of the DynaKD source running, where it runs from a checkout (None otherwise)."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    return None
+    """The git commit of the DynaKD source running, ``-dirty`` with changes not committed, where it runs from a DynaKD
+    checkout (None otherwise: an installed copy inside a project of one's own is not that project's commit)."""
+    package = Path(__file__).resolve().parent.parent  # src/dynakd
+
+    def git(*args: str) -> str | None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True, timeout=10)
+            return out.stdout.strip() if out.returncode == 0 else None
+        return None
+
+    top = git("rev-parse", "--show-toplevel")
+    if not top or Path(top).resolve() / "src" / "dynakd" != package:
+        return None
+    commit = git("rev-parse", "--short", "HEAD")
+    return commit and commit + ("-dirty" if git("status", "--porcelain", "--", ":/src") else "")
 
 
 def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
