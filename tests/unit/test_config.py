@@ -657,3 +657,11 @@ def test_finetune_checks_its_config_as_the_task_method_it_runs(tmp_path, capsys)
     assert main(["finetune", "--model", str(tmp_path / "none"), "--set", "align.fixed_map=skip"]) == 2
     assert "model folder not found" in capsys.readouterr().err
 
+
+
+def test_a_hash_that_yaml_reads_as_a_comment_is_refused():
+    """`--set output=#1` unset the output (YAML read a comment), `push_to_hub=me/repo #2` pushed to me/repo."""
+    for text in ("output=#1", "push_to_hub=me/repo #2"):
+        with pytest.raises(DynaKDError, match="YAML reads a # that starts the value or follows a space as a comment"):
+            parse_override(text)
+    assert parse_override("output=a#b") == {"output": "a#b"} and parse_override('output="#1"') == {"output": "#1"}

@@ -274,4 +274,7 @@ def parse_override(text: str) -> dict[str, Any]:
     except yaml.YAMLError as e:  # `--set lr=[1`
         raise DynaKDError(f"--set {text}: the value is not valid YAML: {getattr(e, 'problem', None) or e}") from None
     _check_acyclic(value, f"--set {text}")
+    if "#" in raw and "#" not in str(value):  # `--set output=#1` unset the output, `repo #2` dropped the ` #2`
+        raise DynaKDError(f"--set {text}: YAML reads a # that starts the value or follows a space as a comment: "
+                          f"quote the value (--set '{key}=\"{raw}\"')")
     return nest(key, value)
