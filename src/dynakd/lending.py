@@ -73,12 +73,15 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
         seed = saved.get("data_seed", DistillConfig.data_seed)
         same = "" if seed == DistillConfig.data_seed or "data_seed" in {*given, *lent} else f" --set data_seed={seed}"
         for key, n in subsets.items():
-            done, flag = ("fine-tuned on", "--max-train-samples") if key == "max_train_samples" else \
-                ("scored on", "--max-eval-samples")
-            rows = "training" if key == "max_train_samples" else "evaluation"
+            done, rows, flag = _SUBSETS[key]
             print(f"note: the teacher {teacher} was {done} a seeded subset of {n} {rows} rows ({flag} {n}); this run "
                   f"reads them all (give {flag} {n}{same} for the same rows)", flush=True)
     return lent
+
+
+# How the teacher used each seeded subset, and the flag that asks for it
+_SUBSETS = {"max_train_samples": ("fine-tuned on", "training", "--max-train-samples"),
+            "max_eval_samples": ("scored on", "evaluation", "--max-eval-samples")}
 
 
 def _check_cut(run: str, saved: dict[str, Any], given: dict[str, Any], harm: str) -> None:

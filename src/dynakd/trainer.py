@@ -337,8 +337,6 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
 
     def _perturbed(self, model, student_inputs, teacher_inputs):
         """Extra forwards for the input-sensitivity component, from the random state of the student's clean forward."""
-        if not self._sensitivity:
-            return None
         cfg = self.distiller.cfg
         # noise of their own for each micro-batch and process (the first of a step on process 0 keeps the seed it
         # always had, so single-process runs repeat exactly), from the run's seed: the Trainer's (a command's config

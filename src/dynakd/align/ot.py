@@ -94,9 +94,8 @@ class OTAligner(Aligner):
             if self.prior:
                 c = c + self.prior * order_prior(*c.shape, device=c.device)
             plan, g = sinkhorn_dual(c, self.eps, self.iters, self.potential if self.training else None)
-            if self.training and self.keep_finite:  # a non-finite cost's potential would make every later plan NaN
-                # (a custom loop that skips such a step goes on): the last finite one is kept, without a host sync
-                self.potential.copy_(torch.where(g.isfinite().all(), g.detach(), self.potential))
-            elif self.training:
-                self.potential.copy_(g.detach())
+            if self.training:  # (keep_finite: a non-finite cost's potential would make every later plan NaN, in a
+                # custom loop that skips such a step and goes on; the last finite one is kept, without a host sync)
+                self.potential.copy_(torch.where(g.isfinite().all(), g.detach(), self.potential) if self.keep_finite
+                                     else g.detach())
             return plan * c.shape[0]

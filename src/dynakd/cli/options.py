@@ -18,6 +18,7 @@ from ..config import (
     parse_layer,
     parse_override,
     underscored,
+    weight_number,
 )
 from ..errors import DynaKDError
 
@@ -141,18 +142,6 @@ def given_settings(args: argparse.Namespace, groups: list[dict]) -> dict[str, An
     return functools.reduce(merge_dicts, map(underscored, [yaml_layer, *overrides, flags]), {})
 
 
-def _number(value: Any) -> bool:
-    """Whether a config layer gives a weight as a number (a constant): 0.01, or 1e-2, which YAML 1.1 reads as a
-    string (the config reads it as the number, layers._coerce)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None):
     """The command's own config layers: the --config file, each --set, the flags (each layer checked on its own)."""
     yaml_layer = load_run_config(args.config) if args.config else {}
@@ -169,7 +158,7 @@ def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, An
             value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
             if value is None:
                 continue
-            if key in ("alpha", "beta") and not _number(before_flags.get(key)):
+            if key in ("alpha", "beta") and weight_number(before_flags.get(key)) is None:
                 value = {"start": value}  # the start of the config's schedule, else of the method's default
             flags = merge_dicts(flags, nest(key, value))
     for flag, (key, value, _) in SWITCHES.items():

@@ -32,6 +32,7 @@ from .layers import (
     nest,
     parse_override,
     underscored,
+    weight_number,
     without_unset,
 )
 from .schema import (
@@ -56,7 +57,7 @@ __all__ = [
     "METHODS", "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode", "DistillConfig", "DuplicateKeyError",
     "DynamicsConfig", "StrictLoader", "as_config", "build_config", "default_aligner", "existing_part", "layer_term",
     "load_run_config", "load_yaml", "merge_dicts", "merge_layers", "nest", "parse_layer", "parse_override",
-    "save_config", "underscored", "unread_options", "validate", "without_unset",
+    "save_config", "underscored", "unread_options", "validate", "weight_number", "without_unset",
 ]
 
 

@@ -3,7 +3,6 @@ parsed, and a merged mapping coerced into the dataclasses with errors that name 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import os
@@ -41,6 +40,17 @@ def _closest(key: str, valid: list[str], prefix: str = "") -> str:
     return f" (did you mean '{prefix}{lower[match[0]]}'?)" if match else f" (valid keys: {', '.join(sorted(valid))})"
 
 
+def weight_number(value: Any) -> float | None:
+    """A weight given as a number (a constant schedule): 0.01, or 1e-2, which YAML 1.1 reads as a string (it wants a
+    dot); None for anything else (a mapping, a word, a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Convert ``value`` to the annotated type ``tp`` or raise a DynaKDError naming ``where``."""
     origin = typing.get_origin(tp)
@@ -57,11 +67,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise DynaKDError(f"{where}: '{value}' is not one of {', '.join(map(str, choices))}{extra}")
         return value
     if dataclasses.is_dataclass(tp):
-        if tp is Schedule and isinstance(value, str):  # a number YAML reads as a string (1e-2: YAML 1.1 wants a dot)
-            with contextlib.suppress(ValueError):
-                value = float(value)
-        if tp is Schedule and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return constant(float(value))
+        if tp is Schedule and (number := weight_number(value)) is not None:
+            return constant(number)
         if not isinstance(value, dict):
             keys = ", ".join(f.name for f in dataclasses.fields(tp))
             raise DynaKDError(f"{where}: expected a mapping, got {value!r} (its settings are spelt {where}.KEY=VALUE; "
