@@ -1,4 +1,5 @@
-"""The mask-free paths of the forms (``mask=None``: every item valid) against the masked paths with an all-ones mask."""
+"""The mask-free paths of the forms (``mask=None``: every item valid; the Grams of ``losses/grams.py`` for pooled
+costs) against the masked paths with an all-ones mask."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from dynakd.align import uniform_plan
 from dynakd.losses import DynamicsOptions, dynamics_costs
 from dynakd.losses import forms as F
-from dynakd.losses.dynamics import anchors_from_plan
+from dynakd.losses.dynamics import Pooled, anchors_from_plan, pooled_costs
 from tests.unit.test_losses import COMPONENTS, FORMS  # (components, relation_pairs, relation_angle)
 
 LS, DS, LT, DT, T = 3, 8, 5, 12, 5
@@ -19,9 +20,18 @@ def close(a, b):
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
-def hidden(n_layers, b, d, seed):
+def close_costs(a, b):
+    """Costs, and their gradients, compared: the forms' mean squared distances are taken in float32 whatever the
+    features' type (``forms.layer_costs``), as |a|^2 + |b|^2 - 2 a.b, which the Gram path sums over a component's forms
+    at once and the masked path form by form: float32's rounding of that sum, relative to |a|^2, stays."""
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def hidden(n_layers, b, d, seed, dtype=torch.float64):
+    """Hidden states in float64: the paths compute the same values in different orders, so the comparison is of
+    their mathematics, not of float32's rounding (test_gram_costs_in_float32_on_features_with_a_shared_mean)."""
     g = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(b, T, d, generator=g).requires_grad_() for _ in range(n_layers + 1))
+    return tuple(torch.randn(b, T, d, generator=g, dtype=dtype).requires_grad_() for _ in range(n_layers + 1))
 
 
 def identity_gather(x, mask, dim):
@@ -68,7 +78,8 @@ def test_costs_and_gradients_without_mask_match_all_ones_mask(comp, n, forms, di
         "opts": opts,
         "anchors": anchors_from_plan(uniform_plan(LS, LT)),
         "perturbed": (sp, tp),
-        "refs": (torch.randn(LS + 1, DS, generator=g), torch.randn(LT + 1, DT, generator=g)) if refs else None,
+        "refs": (torch.randn(LS + 1, DS, generator=g, dtype=torch.float64),
+                 torch.randn(LT + 1, DT, generator=g, dtype=torch.float64)) if refs else None,
     }
     plain = dynamics_costs(s, t, **kwargs)
     masked = dynamics_costs(s, t, gather=identity_gather, **kwargs)
@@ -77,8 +88,31 @@ def test_costs_and_gradients_without_mask_match_all_ones_mask(comp, n, forms, di
     for costs in (plain, masked):
         grads.append(torch.autograd.grad(sum(c.sum() for c in costs.values()), s + sp, allow_unused=True))
     for k in plain:
-        close(plain[k], masked[k])
+        close_costs(plain[k], masked[k])
     for a, b in zip(*grads):
         assert (a is None) == (b is None)
         if a is not None:
-            close(a, b)
+            close_costs(a, b)
+
+
+@pytest.mark.parametrize("anchors", [[0, 1, 2], [0, 3, 5]])
+@pytest.mark.parametrize("scale", [0.0, 20.0, 100.0])
+def test_gram_costs_in_float32_on_features_with_a_shared_mean(anchors, scale):
+    """float32 as training runs, on pooled features like a transformer's: a mean shared by the samples of a layer,
+    up to 100x their spread, which the Grams must not lose (they work on centred features), and anchors equal to
+    teacher layers, whose change to themselves is 0 (a Gram sum leaves rounding there). Against the masked path's
+    forms in float64 (their costs are taken in float32 in both)."""
+    n, ds, dt = 32, 48, 64
+    g = torch.Generator().manual_seed(0)
+
+    def pooled(layers, d):
+        return scale * torch.randn(layers + 1, 1, 1, d, generator=g, dtype=torch.float64) + torch.randn(
+            layers + 1, 1, n, d, generator=g, dtype=torch.float64)
+
+    xs, xt = pooled(LS, ds), pooled(LT, dt)
+    opts, a = DynamicsOptions(), torch.tensor(anchors)
+    fast = pooled_costs(Pooled(xs.float(), xt.float()), opts, a)
+    exact = pooled_costs(Pooled(xs, xt, torch.ones(1, n, dtype=torch.bool)), opts, a)
+    assert fast.keys() == exact.keys()
+    for k in exact:
+        close_costs(fast[k], exact[k])

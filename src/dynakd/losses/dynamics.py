@@ -17,6 +17,7 @@ import torch
 
 from ..features import class_token
 from . import forms as F
+from .grams import gram_costs
 
 Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embedding output
 Gather = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
@@ -161,10 +162,14 @@ def relation_costs(xs, xt, gmask, opts: DynamicsOptions) -> torch.Tensor:
         n_pairs = g * n * (n - 1) if gmask is None else F.pair_mask(gmask).sum()
         relation = F.distances
     total = F.layer_costs(relation(xs, gmask), relation(xt, gmask), n_pairs, distance=opts.distance)
-    if opts.relation_angle:
-        n_angles = g * n**3 if gmask is None else gmask.sum(-1).pow(3).sum()
-        total = total + F.layer_costs(F.angles(xs, gmask), F.angles(xt, gmask), n_angles, distance=opts.distance)
-    return total
+    return total + angle_costs(xs, xt, gmask, opts) if opts.relation_angle else total
+
+
+def angle_costs(xs, xt, gmask, opts: DynamicsOptions) -> torch.Tensor:
+    """The relations' RKD angle form (``relation_angle``) of layers ``xs [Ls, G, N, d]`` and ``xt``, per layer pair."""
+    g, n = xs.shape[-3], xs.shape[-2]
+    n_angles = g * n**3 if gmask is None else gmask.sum(-1).pow(3).sum()
+    return F.layer_costs(F.angles(xs, gmask), F.angles(xt, gmask), n_angles, distance=opts.distance)
 
 
 def sensitivity_costs(xs, xt, xs_pert, xt_pert, gmask, opts: DynamicsOptions) -> torch.Tensor:
@@ -233,14 +238,19 @@ def pooled_costs(
     """The second half of ``dynamics_costs``: one cost matrix per enabled component from pooled features. Shapes and
     the options alone decide its operators (no host sync), so it can be replayed from a CUDA graph (``cudagraphs``)."""
     xs, xt, gmask = pooled.xs, pooled.xt, pooled.gmask
-    costs = {}
-    if "deviation" in opts.components:
+    # One group of valid items (pooled features, not gathered: the default): the deviation, layer-change and relations
+    # costs come from Grams, in fewer operators (grams.py); the forms below take masks and token groups.
+    grams = gmask is None and xs.shape[1] == 1
+    costs = gram_costs(xs.squeeze(1), xt.squeeze(1), opts, anchors, refs) if grams else {}
+    if "deviation" in opts.components and not grams:
         ref_s, ref_t = refs if refs is not None else (None, None)
         costs["deviation"] = deviation_costs(xs, xt, gmask, opts, ref_s, ref_t)
-    if "layer_change" in opts.components:
+    if "layer_change" in opts.components and not grams:
         costs["layer_change"] = layer_change_costs(xs, xt, gmask, opts, anchors)
-    if "relations" in opts.components:
+    if "relations" in opts.components and not grams:
         costs["relations"] = relation_costs(xs, xt, gmask, opts)
+    elif "relations" in opts.components and opts.relation_angle:
+        costs["relations"] = costs["relations"] + angle_costs(xs[1:], xt[1:], gmask, opts)
     if "sensitivity" in opts.components:
         costs["sensitivity"] = sensitivity_costs(xs, xt, pooled.xs_p, pooled.xt_p, gmask, opts)
     return costs
