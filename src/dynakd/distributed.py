@@ -155,18 +155,26 @@ def synced_cost(cost: torch.Tensor) -> torch.Tensor:
     return cost + (all_reduce_mean(cost) - cost.detach())
 
 
-def gather_items(x: torch.Tensor, mask: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_items(
+    x: torch.Tensor, mask: torch.Tensor | None, dim: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Concatenate ``x`` of every process along ``dim`` (the item axis of ``mask [G, N]``), process 0 first.
 
-    Batches of unequal size are padded to the largest; the returned mask marks the padding invalid. Gradients flow
-    back to each process's own items (``_GatherWithGrad``).
+    Batches of unequal size are padded to the largest; the returned mask marks the padding invalid. A mask of None
+    (every item valid) stays None where no process pads, so the forms keep their mask-free path (``losses.grams``).
+    Gradients flow back to each process's own items (``_GatherWithGrad``).
     """
     if world_size() == 1:
         return x, mask
     n = torch.tensor([x.shape[dim]], device=x.device)
     sizes = [torch.zeros_like(n) for _ in range(world_size())]
     dist.all_gather(sizes, n)
-    pad = int(max(sizes)) - x.shape[dim]
+    sizes = torch.cat(sizes).tolist()  # (the host needs them: the padding's shape)
+    pad = max(sizes) - x.shape[dim]
+    if mask is None and min(sizes) == max(sizes):
+        return torch.cat(_GatherWithGrad.apply(x) if x.requires_grad else _plain_gather(x), dim), None
+    if mask is None:
+        mask = torch.ones(x.shape[dim - 1], x.shape[dim], dtype=torch.bool, device=x.device)
     if pad:
         shape = list(x.shape)
         shape[dim] = pad

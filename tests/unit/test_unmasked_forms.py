@@ -35,8 +35,8 @@ def hidden(n_layers, b, d, seed, dtype=torch.float64):
 
 
 def identity_gather(x, mask, dim):
-    """A one-process gather: the features unchanged with the all-ones mask, so the forms take their masked path."""
-    return x, mask
+    """A one-process gather: the features unchanged with an all-ones mask, so the forms take their masked path."""
+    return x, torch.ones(x.shape[dim - 1], x.shape[dim], dtype=torch.bool) if mask is None else mask
 
 
 @pytest.mark.parametrize("form", ["masked_center", "direction", "magnitude", "distances", "adjacent_distances"])

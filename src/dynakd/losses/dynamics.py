@@ -20,7 +20,7 @@ from . import forms as F
 from .grams import gram_costs
 
 Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embedding output
-Gather = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+Gather = Callable[[torch.Tensor, torch.Tensor | None, int], tuple[torch.Tensor, torch.Tensor | None]]
 
 
 POOLINGS = ("mean", "cls", "tokens")
@@ -220,8 +220,8 @@ def pool_features(
         xs_p = pool_s(perturbed[0])
         with torch.no_grad():
             xt_p = pool_t(perturbed[1])
-    if gather is not None:
-        local_mask = torch.ones(1, xs.shape[2], dtype=torch.bool, device=xs.device) if gmask is None else gmask
+    if gather is not None:  # (gmask None: every item valid; it stays None where the gather pads nothing)
+        local_mask = gmask
         xs, gmask = gather(xs, local_mask, 2)
         xt = gather(xt, local_mask, 2)[0]
         if xs_p is not None:
@@ -277,7 +277,8 @@ def dynamics_costs(
     ``cls_index`` and ``teacher_cls_index [B]``: each model's class token for ``cls`` pooling where it is not the
     first (a decoder's: ``Features.cls_index``).
     ``teacher_pooled [Lt+1, B, d]`` replaces ``teacher`` with features pooled ahead of time (the teacher cache).
-    ``gather(x, gmask, dim)`` widens the items of pooled features (e.g. to every process's batch) before the forms.
+    ``gather(x, gmask, dim)`` widens the items of pooled features (e.g. to every process's batch) before the forms;
+    it returns them with their mask, and gets and may return None for a mask where every item is valid.
     Pooled features that are not gathered form one group of valid items: the forms get no mask (``forms``).
     ``pool_features`` then ``pooled_costs``.
     """
