@@ -68,6 +68,18 @@ def worker(rank: int, world: int, init_file: str) -> None:
         gram_loss(forms, reference).backward()
         expected = reference.grad[:3] if rank == 0 else reference.grad[3:]
         torch.testing.assert_close(mine.grad / world, expected)
+
+        # Every item valid (mask None): unequal batches get a mask of their padding; equal ones keep None, the forms'
+        # mask-free path, with gradients as above.
+        x, mask = distributed.gather_items(mine[None].detach(), None, 1)
+        assert mask is not None and mask.shape == (1, 6) and mask.sum() == 5
+        mine = full[2 * rank:2 * rank + 2].clone().requires_grad_(True)
+        x, mask = distributed.gather_items(mine[None], None, 1)
+        assert mask is None and torch.equal(x[0].detach(), full[:4])
+        gram_loss(forms, x[0]).backward()
+        reference = full[:4].clone().requires_grad_(True)
+        gram_loss(forms, reference).backward()
+        torch.testing.assert_close(mine.grad / world, reference.grad[2 * rank:2 * rank + 2])
     finally:
         dist.destroy_process_group()
 
