@@ -2,8 +2,8 @@
 
 A small student's step on a large GPU is launch-bound: each kernel of the dynamics (~90 forward and ~150 backward,
 of ~180 and ~220 operators, the rest views) costs a launch (~25 us on an H200), where their arithmetic takes
-microseconds (benchmarks/speed/RESULTS.md). ``torch.cuda.make_graphed_callables`` records those operators once and then replays
-them as two graphs a step, one forward and one backward, inside one autograd node.
+microseconds (benchmarks/speed/RESULTS.md). ``torch.cuda.make_graphed_callables`` records those operators once and
+then replays them as two graphs a step, one forward and one backward, inside one autograd node.
 
 Only the forms are recorded: pooling stays eager, so a graph's shapes are those of the pooled features ``[L+1, 1, B,
 d]``, which the batch size alone decides, not the padded length; a run records one graph for its batch size and one

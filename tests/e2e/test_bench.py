@@ -91,6 +91,11 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     assert all(r["median_ms"] > 0 and r["steps_timed"] == 4 and len(r["repeat_medians_ms"]) == 2 for r in rows)
     assert json.loads(out.read_text())["setup"]["repeats"] == 2
     assert next(r for r in rows if r["method"] == "task")["ratio_to_task"] == 1.0
+    # each repeat's median over task's in the same repeat
+    task_medians = next(r for r in rows if r["method"] == "task")["repeat_medians_ms"]
+    for r in rows:
+        want = [round(a / b, 3) for a, b in zip(r["repeat_medians_ms"], task_medians)]
+        assert r["repeat_ratios_to_task"] == want
     # the ratios compare like with like: every configuration and repeat trained on the same batches
     assert all(r["same_batches_as_task"] and r["same_batches_each_repeat"] for r in rows)
     assert all(len(r["batch_shapes"]) == 2 for r in rows)
@@ -103,6 +108,9 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "ms/step" in printed and "all 2 repeat(s) pooled, ratios to the student alone (task):" in printed
     assert "1.00x task" in printed
+    full_ot = next(r for r in rows if (r["method"], r["align"], r["cache"]) == ("full", "ot", True))
+    low, high = min(full_ot["repeat_ratios_to_task"]), max(full_ot["repeat_ratios_to_task"])
+    assert f"x task (repeats {low:.2f}-{high:.2f})" in printed
     assert "reading the teacher cache" not in printed  # (said for each configuration, in each repeat)
     phases = {(r["method"], r["align"], r["cache"]): r["phases_ms"] for r in rows}
     assert set(phases[("task", "-", False)]) == {"student_forward", "backward_optimizer_data"}

@@ -3,7 +3,8 @@
 Every configuration trains the same student (built from the same teacher) on the same real batches through the real
 ``DistillationTrainer`` (forward, backward, optimizer step, collation), so the numbers are what a run pays per step.
 Repeats interleave the configurations, each repeat in a rotated order. Step times after ``warmup`` are summarised as
-median and interquartile range; ratios are to ``task`` (the student alone, the floor of distillation). A step is also
+median and interquartile range; ratios are to ``task`` (the student alone, the floor of distillation), pooled and per
+repeat (each repeat's median over ``task``'s in the same repeat: their range shows the machine's spread). A step is also
 split into phases (teacher pass or cache read, student forward, feature terms, aligner, and the rest: backward,
 optimiser, data) by timing those calls on a short run of its own (timers make a GPU's host wait, so the timed steps
 carry none), except under ``--torch-compile``, where a timer inside compiled code would split its graph. Peak memory is
@@ -337,8 +338,14 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     floor = next((r for r in rows if r["method"] == "task"), None)
     measure = "epoch_s" if epoch else "median_ms"  # an epoch's wall time, or the median step
     teacher_pass = next((r["teacher_pass_s"] for r in rows if r.get("teacher_pass_s") is not None), None)
+    per_repeat = "repeat_epochs_s" if epoch else "repeat_medians_ms"
     for r in rows:
         r["ratio_to_task"] = round(r[measure] / floor[measure], 3) if floor else None
+        # each repeat against task's in the same repeat, minutes apart at most: the spread of these paired ratios is
+        # what the machine's slow and fast spells do to a ratio (on a 2-core CPU ~10%: benchmarks/speed/RESULTS.md)
+        paired = floor is not None and len(r[per_repeat]) == len(floor[per_repeat]) > 1
+        r["repeat_ratios_to_task"] = ([round(a / b, 3) for a, b in zip(r[per_repeat], floor[per_repeat])] if paired
+                                      else None)
         if epoch and r["cache"] and teacher_pass is not None:  # a single run pays for its cache
             r["epoch_with_teacher_pass_s"] = round(r["epoch_s"] + teacher_pass, 2)
         counted = floor and floor["ops_per_step"] and r["ops_per_step"]
@@ -466,6 +473,8 @@ def format_row(r: dict[str, Any]) -> str:
     phases = " ".join(f"{k}={v:.1f}" for k, v in r.get("phases_ms", {}).items())
     ops = r.get("ops_per_step") or "-"
     ratio = f"  {r['ratio_to_task']:.2f}x task" if r.get("ratio_to_task") is not None else ""  # once all ran
+    if r.get("repeat_ratios_to_task") and r["method"] != "task":
+        ratio += f" (repeats {min(r['repeat_ratios_to_task']):.2f}-{max(r['repeat_ratios_to_task']):.2f})"
     if "epoch_s" in r:
         ratio = f"  epoch {r['epoch_s']:.1f} s" + ratio + (
             f" ({r['epoch_with_teacher_pass_s']:.1f} s with the teacher pass)" if r.get("epoch_with_teacher_pass_s")
