@@ -1,6 +1,6 @@
 """The pooled dynamics' forms from Grams (``losses/grams.py``) against ``forms.py``'s mask-free path, interleaved.
 
-``dynakd bench`` times whole training steps; on a 2-core CPU their spread between runs (~10%) is larger than what
+``dynakd bench`` times whole training steps; on a 2-core CPU their spread between runs (10-30%) is larger than what
 the forms cost. This times the forms alone, forward and backward under a fixed plan, both paths in one process and
 alternating call by call, so a slow spell of the machine falls on both. Between calls it allocates and frees tensors
 the size of a small student's activations, as a training step does (the forms' own allocations cost most on this

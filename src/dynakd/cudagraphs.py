@@ -1,7 +1,7 @@
 """The dynamics losses replayed from CUDA graphs (``cuda_graphs: true``, ``--cuda-graphs``), without torch.compile.
 
-A small student's step on a large GPU is launch-bound: each kernel of the dynamics (~90 forward and ~150 backward,
-of ~180 and ~220 operators, the rest views) costs a launch (~25 us on an H200), where their arithmetic takes
+A small student's step on a large GPU is launch-bound: each kernel of the dynamics (~100 forward and ~150 backward,
+of ~190 and ~220 operators, the rest views) costs a launch (~25 us on an H200), where their arithmetic takes
 microseconds (benchmarks/speed/RESULTS.md). ``torch.cuda.make_graphed_callables`` records those operators once and
 then replays them as two graphs a step, one forward and one backward, inside one autograd node.
 
@@ -11,7 +11,8 @@ for a smaller last batch. torch.compile's CUDA graphs (``--torch-compile-mode re
 per padded length instead, through inductor.
 
 Eager instead, with the same result: off a CUDA device, without gradients (evaluation), and past ``MAX_GRAPHS``
-shapes. Batches gathered from several processes (``dynamics.gather``) are recorded with their mask as an input.
+shapes. Batches gathered from several processes (``dynamics.gather``) and padded (unequal batches) are recorded
+with their mask as an input.
 
 A recording's outputs live in its own buffers, which its next replay overwrites: each call's backward must run before
 the next call of the same shape, as in a training step (``DistillationTrainer``, gradient accumulation included). A

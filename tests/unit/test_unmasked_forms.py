@@ -116,3 +116,25 @@ def test_gram_costs_in_float32_on_features_with_a_shared_mean(anchors, scale):
     assert fast.keys() == exact.keys()
     for k in exact:
         close_costs(fast[k], exact[k])
+
+
+@pytest.mark.parametrize("distance", ["mse", "cosine"])
+@pytest.mark.parametrize("change", [0.0, 1e-4])
+def test_a_teacher_change_below_rounding_counts_as_none(distance, change):
+    """A teacher layer that repeats the one before (change 0) or all but repeats it (1e-4 of its size): the Gram sums
+    leave rounding larger than such a change, which the direction form would scale up without bound. It counts as no
+    change: a repeated layer gives the masked path's costs, a near-repeat finite costs and gradients of their size."""
+    n, d = 32, 384
+    g = torch.Generator().manual_seed(0)
+    xt = torch.randn(LT + 1, 1, n, d, generator=g)
+    xt[3] = xt[2] + change * torch.randn(1, n, d, generator=g)
+    xs = torch.randn(LS + 1, 1, n, d, generator=g).requires_grad_()
+    opts, anchors = DynamicsOptions(distance=distance), torch.tensor([0, 2, 3])
+    fast = pooled_costs(Pooled(xs, xt), opts, anchors)["layer_change"]
+    masked = pooled_costs(Pooled(xs, xt, torch.ones(1, n, dtype=torch.bool)), opts, anchors)["layer_change"]
+    (g_fast,), (g_masked,) = (torch.autograd.grad(c.sum(), xs) for c in (fast, masked))
+    if change == 0:
+        close_costs(fast, masked)
+        close_costs(g_fast, g_masked)
+    assert fast.isfinite().all() and fast.abs().max() <= 2 * masked.abs().max()
+    assert g_fast.norm() <= 2 * g_masked.norm()

@@ -342,7 +342,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     for r in rows:
         r["ratio_to_task"] = round(r[measure] / floor[measure], 3) if floor else None
         # each repeat against task's in the same repeat, minutes apart at most: the spread of these paired ratios is
-        # what the machine's slow and fast spells do to a ratio (on a 2-core CPU ~10%: benchmarks/speed/RESULTS.md)
+        # what the machine's slow and fast spells do to a ratio (up to ~30% on a 2-core CPU: speed/RESULTS.md)
         paired = floor is not None and len(r[per_repeat]) == len(floor[per_repeat]) > 1
         r["repeat_ratios_to_task"] = ([round(a / b, 3) for a, b in zip(r[per_repeat], floor[per_repeat])] if paired
                                       else None)

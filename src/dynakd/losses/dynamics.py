@@ -238,8 +238,9 @@ def pooled_costs(
     """The second half of ``dynamics_costs``: one cost matrix per enabled component from pooled features. Shapes and
     the options alone decide its operators (no host sync), so it can be replayed from a CUDA graph (``cudagraphs``)."""
     xs, xt, gmask = pooled.xs, pooled.xt, pooled.gmask
-    # One group of valid items (pooled features, not gathered: the default): the deviation, layer-change and relations
-    # costs come from Grams, in fewer operators (grams.py); the forms below take masks and token groups.
+    # One group of valid items (pooled features of one process, or gathered from equal batches: the default): the
+    # deviation, layer-change and relations costs come from Grams, in smaller operators (grams.py); the forms below
+    # take masks and token groups.
     grams = gmask is None and xs.shape[1] == 1
     costs = gram_costs(xs.squeeze(1), xt.squeeze(1), opts, anchors, refs) if grams else {}
     if "deviation" in opts.components and not grams:
@@ -279,7 +280,8 @@ def dynamics_costs(
     ``teacher_pooled [Lt+1, B, d]`` replaces ``teacher`` with features pooled ahead of time (the teacher cache).
     ``gather(x, gmask, dim)`` widens the items of pooled features (e.g. to every process's batch) before the forms;
     it returns them with their mask, and gets and may return None for a mask where every item is valid.
-    Pooled features that are not gathered form one group of valid items: the forms get no mask (``forms``).
+    Pooled features form one group of valid items unless a gather pads them: the forms then get no mask
+    (``forms``, ``grams``).
     ``pool_features`` then ``pooled_costs``.
     """
     pooled = pool_features(student, teacher, mask=mask, opts=opts, teacher_mask=teacher_mask, perturbed=perturbed,

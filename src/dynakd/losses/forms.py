@@ -55,12 +55,17 @@ def distances(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     The diagonal is zeroed explicitly: for N > 25 ``cdist`` takes a matrix-product path whose self-distances are not
     exactly 0.
     """
-    d = torch.cdist(x, x)  # [..., G, N, N]
+    return normalised_distances(torch.cdist(x, x), mask)
+
+
+def normalised_distances(d: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Pairwise distances ``d [..., G, N, N]`` with the diagonal zeroed, over their mean over valid off-diagonal pairs
+    (RKD's normalisation); masked pairs 0."""
     if mask is None:
-        n = x.shape[-2]
-        d = d.masked_fill(torch.eye(n, dtype=torch.bool, device=x.device), 0.0)
+        n = d.shape[-1]
+        d = d.masked_fill(torch.eye(n, dtype=torch.bool, device=d.device), 0.0)
         return d / (d.sum((-1, -2), keepdim=True) / max(n * (n - 1), 1)).clamp_min(EPS)
-    pair = pair_mask(mask).to(x.dtype)
+    pair = pair_mask(mask).to(d.dtype)
     mean = (d * pair).sum((-1, -2), keepdim=True) / pair.sum((-1, -2), keepdim=True).clamp_min(1.0)
     return d * pair / mean.clamp_min(EPS)
 

@@ -1,16 +1,18 @@
 """Pooled dynamics of one group of valid items, from Gram matrices: the path ``pooled_costs`` takes when every item is
-valid (pooled features not gathered across processes, the default).
+valid (pooled features of one process, or gathered from equal batches: the default).
 
 ``forms.py`` builds each form from feature vectors and suits every case (masks, token groups). With one group of
-valid items the same forms follow from inner products between the samples of a batch, in fewer and smaller operators:
+valid items the same forms follow from inner products between the samples of a batch, in about as many operators
+as there, but smaller ones that allocate less:
 
 - deviation: the Gram ``G`` of the deviations gives the direction form, ``G_ij / (|d_i| |d_j|)``;
-- relations: the distances come from the same Gram, ``|x_i - x_j|^2 = G_ii + G_jj - 2 G_ij`` (a reference shared
-  by the samples of a layer moves no distance), without ``cdist``;
+- relations: the distances come from the Gram of the centred features (the deviations' with the batch reference),
+  ``|x_i - x_j|^2 = G_ii + G_jj - 2 G_ij``, without ``cdist``;
 - layer change, teacher side: the change ``x_l - x_a`` from the anchor ``a`` of each student step to every teacher
   layer ``l`` has the centred Gram ``G_ll + G_aa - G_la - G_al``, and its norms come from each sample's inner
   products between its own layers; the ``[Ls, Lt, N, d]`` changes are never built. Allocating them cost more than
-  their arithmetic on a 2-core CPU (benchmarks/speed/RESULTS.md), and on a GPU each is a kernel;
+  their arithmetic on a 2-core CPU (benchmarks/speed/RESULTS.md). Those sums keep the rounding of their terms, so a
+  change below it (a repeated layer, a layer's change to itself) counts as 0, as the change vectors would give;
 - past the Grams every form is width-free, so both models' forms are computed at once, one operator for the two
   (the teacher's take no gradient; they only ride along);
 - under ``mse`` the forms of a component are compared as one vector (each scaled by its count of cells), one
@@ -61,7 +63,8 @@ def gram_costs(
         forms = _shape_forms(both.get("change_gram"), both.get("change_norms"), both.get("change_size"), opts)
         costs["layer_change"] = _compare(forms, [cells[f] for f in _forms(opts)], ls, lt, opts.distance)
     if "relations" in opts.components:
-        costs["relations"] = _compare([_distances(both["dev_gram"], opts)], [pairs], ls, None, opts.distance)
+        gram = both.get("centred_gram", both.get("dev_gram"))
+        costs["relations"] = _compare([_distances(gram, opts)], [pairs], ls, None, opts.distance)
     return costs
 
 
@@ -71,7 +74,7 @@ def _forms(opts) -> list[str]:
 
 
 def _student_grams(x: torch.Tensor, ref: torch.Tensor | None, opts) -> dict[str, torch.Tensor]:
-    """What the student's forms are made of (``_grams``), its changes built: they are small."""
+    """What the student's forms are made of (as ``_teacher_grams`` lists), its changes built: they are small."""
     centred = x - x.mean(-2, keepdim=True)  # every layer: the deviations (batch reference) and the centred changes
     out = _deviation_gram(x, centred, ref, opts)
     if "layer_change" in opts.components:
@@ -99,32 +102,49 @@ def _teacher_grams(
             gram = centred @ centred.transpose(-1, -2)  # [Lt+1, N, N]
             # every layer l >= 1 against every anchor, in one product: [Lt*N, d] x [d, Ls*N] -> [Ls, Lt, N(l), N(a)]
             cross = (centred[1:].flatten(0, 1) @ centred[a].flatten(0, 1).T).view(lt, n, ls, n).permute(2, 0, 1, 3)
+            sq = gram.diagonal(dim1=-2, dim2=-1)  # [Lt+1, N]
             change = gram[1:] + gram[a].unsqueeze(1) - cross - cross.transpose(-1, -2)  # Gram of the centred changes
-            # a layer's change to itself is 0, not the rounding left by the sum above (which the direction would scale
-            # up to any size)
-            itself = torch.arange(1, lt + 1, device=x.device) == a.unsqueeze(1)  # [Ls, Lt]
-            out["change_gram"] = change.masked_fill(itself[..., None, None], 0.0)
+            # A change below the rounding of that sum, which the direction would scale up to any size, is 0: a layer's
+            # change to itself, a repeated layer (and one of under ~0.5% of the features' size, which no transformer
+            # layer makes).
+            itself = (torch.arange(1, lt + 1, device=x.device) == a.unsqueeze(1)).unsqueeze(-1)  # [Ls, Lt, 1]
+            real = _above_rounding(change.diagonal(dim1=-2, dim2=-1), sq[1:] + sq[a].unsqueeze(1), x) & ~itself
+            out["change_gram"] = change * (real.unsqueeze(-1) & real.unsqueeze(-2))
             out["change_norms"] = out["change_gram"].diagonal(dim1=-2, dim2=-1).clamp_min(0).sqrt()
         if "magnitude" in opts.forms:
             layers = x.transpose(0, 1)  # [N, Lt+1, d]
             dots = torch.bmm(layers, layers.transpose(1, 2))  # each sample's inner products between its layers
             sq = dots.diagonal(dim1=1, dim2=2)  # [N, Lt+1]
             base = sq[:, a]  # [N, Ls]
-            change = sq[:, 1:].unsqueeze(1) + base.unsqueeze(2) - 2 * dots[:, a, 1:]  # [N, Ls, Lt]: |x_l - x_a|^2
+            scale = sq[:, 1:].unsqueeze(1) + base.unsqueeze(2)
+            change = scale - 2 * dots[:, a, 1:]  # [N, Ls, Lt]: |x_l - x_a|^2
+            change = change * _above_rounding(change, scale, x)  # (as the direction's)
             size = change.clamp_min(0).sqrt() / base.sqrt().clamp_min(F.EPS).unsqueeze(2)
             out["change_size"] = size.permute(1, 2, 0)
     return out
+
+
+def _above_rounding(square: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Where a squared norm computed as a sum of inner products, ``scale`` their size, lies above that sum's rounding:
+    a dot product of width ``d`` errs by ~``sqrt(d)`` units of the dtype's precision, and the margin is 8x that."""
+    return square > (8 * x.shape[-1] ** 0.5 * torch.finfo(x.dtype).eps) * scale
 
 
 def _deviation_gram(
     x: torch.Tensor, centred: torch.Tensor, ref: torch.Tensor | None, opts
 ) -> dict[str, torch.Tensor]:
     """The Gram ``[L, N, N]`` of the deviations of layers 1.. of ``x [L+1, N, d]`` from the reference, and their norms
-    ``[L, N]``: the deviation's forms and the relations' distances."""
+    ``[L, N]``: the deviation's forms and the relations' distances (from ``centred_gram`` where a reference is
+    given)."""
     if "deviation" not in opts.components and "relations" not in opts.components:
         return {}
     dev = centred[1:] if ref is None else x[1:] - ref[1:, None, :].to(x.dtype)
-    return {"dev_gram": dev @ dev.transpose(-1, -2), "dev_norms": dev.norm(dim=-1)}
+    out = {"dev_gram": dev @ dev.transpose(-1, -2), "dev_norms": dev.norm(dim=-1)}
+    if ref is not None and "relations" in opts.components:
+        # distances do not move with the reference, but a reference far from the batch leaves them to the rounding of
+        # large inner products: the centred features' Gram keeps them (one product more)
+        out["centred_gram"] = centred[1:] @ centred[1:].transpose(-1, -2)
+    return out
 
 
 def _shape_forms(gram, norms, size, opts) -> list[torch.Tensor]:
@@ -134,7 +154,7 @@ def _shape_forms(gram, norms, size, opts) -> list[torch.Tensor]:
         norms_at_least = norms.clamp_min(F.EPS)  # as F.direction's normalisation takes them
         forms.append(gram / (norms_at_least.unsqueeze(-1) * norms_at_least.unsqueeze(-2)))
     if "magnitude" in opts.forms:
-        forms.append(size if size is not None else norms / norms.mean(-1, keepdim=True).clamp_min(F.EPS))
+        forms.append(size if size is not None else F.relative(norms, None))
     return forms
 
 
@@ -144,11 +164,8 @@ def _distances(gram: torch.Tensor, opts) -> torch.Tensor:
     sq = gram.diagonal(dim1=-2, dim2=-1)  # [L, N]
     if opts.relation_pairs == "adjacent":
         dist = (sq[:, 1:] + sq[:, :-1] - 2 * gram.diagonal(1, dim1=-2, dim2=-1)).clamp_min(TINY).sqrt()
-        return dist / dist.mean(-1, keepdim=True).clamp_min(F.EPS)
-    n = gram.shape[-1]
-    dist = (sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2 * gram).clamp_min(TINY).sqrt()
-    dist = dist.masked_fill(torch.eye(n, dtype=torch.bool, device=gram.device), 0.0)
-    return dist / (dist.sum((-1, -2), keepdim=True) / max(n * (n - 1), 1)).clamp_min(F.EPS)
+        return F.relative(dist, None)
+    return F.normalised_distances((sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2 * gram).clamp_min(TINY).sqrt(), None)
 
 
 def _compare(forms: list[torch.Tensor], counts: list[int], ls: int, lt: int | None, distance: str) -> torch.Tensor:
