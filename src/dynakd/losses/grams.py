@@ -76,7 +76,7 @@ def _forms(opts) -> list[str]:
 def _student_grams(x: torch.Tensor, ref: torch.Tensor | None, opts) -> dict[str, torch.Tensor]:
     """What the student's forms are made of (as ``_teacher_grams`` lists), its changes built: they are small."""
     centred = x - x.mean(-2, keepdim=True)  # every layer: the deviations (batch reference) and the centred changes
-    out = _deviation_gram(x, centred, ref, opts)
+    out = _deviation_gram(x, centred[1:], _gram(centred[1:], ref, opts), ref, opts)
     if "layer_change" in opts.components:
         if "direction" in opts.forms:
             change = centred[1:] - centred[:-1]  # the centred change of each step
@@ -94,12 +94,13 @@ def _teacher_grams(
     Grams, ``change_gram [Ls, Lt, N, N]`` (centred), ``change_norms [Ls, Lt, N]`` (its vectors' norms) and
     ``change_size [Ls, Lt, N]`` (the magnitude form)."""
     centred = x - x.mean(-2, keepdim=True)
-    out = _deviation_gram(x, centred, ref, opts)
+    change_direction = "layer_change" in opts.components and "direction" in opts.forms
+    gram = centred @ centred.transpose(-1, -2) if change_direction else None  # [Lt+1, N, N]
+    out = _deviation_gram(x, centred[1:], gram[1:] if change_direction else _gram(centred[1:], ref, opts), ref, opts)
     if "layer_change" in opts.components:
         a = torch.as_tensor(anchors, device=x.device)
         lt, ls, n = x.shape[0] - 1, a.shape[0], x.shape[-2]
-        if "direction" in opts.forms:
-            gram = centred @ centred.transpose(-1, -2)  # [Lt+1, N, N]
+        if change_direction:
             # every layer l >= 1 against every anchor, in one product: [Lt*N, d] x [d, Ls*N] -> [Ls, Lt, N(l), N(a)]
             cross = (centred[1:].flatten(0, 1) @ centred[a].flatten(0, 1).T).view(lt, n, ls, n).permute(2, 0, 1, 3)
             sq = gram.diagonal(dim1=-2, dim2=-1)  # [Lt+1, N]
@@ -130,20 +131,30 @@ def _above_rounding(square: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) 
     return square > (8 * x.shape[-1] ** 0.5 * torch.finfo(x.dtype).eps) * scale
 
 
+def _gram(centred: torch.Tensor, ref: torch.Tensor | None, opts) -> torch.Tensor | None:
+    """The Gram ``[L, N, N]`` of centred features ``[L, N, d]`` where the deviation or the relations read it."""
+    batch_forms = "deviation" in opts.components or "relations" in opts.components
+    needed = "relations" in opts.components or ("deviation" in opts.components and ref is None)
+    return centred @ centred.transpose(-1, -2) if batch_forms and needed else None
+
+
 def _deviation_gram(
-    x: torch.Tensor, centred: torch.Tensor, ref: torch.Tensor | None, opts
+    x: torch.Tensor, centred: torch.Tensor, gram: torch.Tensor | None, ref: torch.Tensor | None, opts
 ) -> dict[str, torch.Tensor]:
     """The Gram ``[L, N, N]`` of the deviations of layers 1.. of ``x [L+1, N, d]`` from the reference, and their norms
     ``[L, N]``: the deviation's forms and the relations' distances (from ``centred_gram`` where a reference is
-    given)."""
+    given). ``centred``: those layers centred, ``[L, N, d]``; ``gram``: their Gram (``_gram``), the deviations' with
+    the batch reference."""
     if "deviation" not in opts.components and "relations" not in opts.components:
         return {}
-    dev = centred[1:] if ref is None else x[1:] - ref[1:, None, :].to(x.dtype)
+    if ref is None:
+        return {"dev_gram": gram, "dev_norms": centred.norm(dim=-1)}
+    dev = x[1:] - ref[1:, None, :].to(x.dtype)
     out = {"dev_gram": dev @ dev.transpose(-1, -2), "dev_norms": dev.norm(dim=-1)}
-    if ref is not None and "relations" in opts.components:
+    if "relations" in opts.components:
         # distances do not move with the reference, but a reference far from the batch leaves them to the rounding of
-        # large inner products: the centred features' Gram keeps them (one product more)
-        out["centred_gram"] = centred[1:] @ centred[1:].transpose(-1, -2)
+        # large inner products: the centred features' Gram keeps them
+        out["centred_gram"] = gram
     return out
 
 
