@@ -171,9 +171,7 @@ def gather_items(
     dist.all_gather(sizes, n)
     sizes = torch.cat(sizes).tolist()  # (the host needs them: the padding's shape)
     pad = max(sizes) - x.shape[dim]
-    if mask is None and min(sizes) == max(sizes):
-        return torch.cat(_GatherWithGrad.apply(x) if x.requires_grad else _plain_gather(x), dim), None
-    if mask is None:
+    if mask is None and min(sizes) < max(sizes):  # (where no process pads, the mask stays None)
         mask = torch.ones(x.shape[dim - 1], x.shape[dim], dtype=torch.bool, device=x.device)
     if pad:
         shape = list(x.shape)
@@ -181,6 +179,8 @@ def gather_items(
         x = torch.cat([x, x.new_zeros(shape)], dim)
         mask = torch.cat([mask, mask.new_zeros(mask.shape[0], pad)], -1)
     parts = _GatherWithGrad.apply(x) if x.requires_grad else _plain_gather(x)
+    if mask is None:
+        return torch.cat(parts, dim), None
     masks = _plain_gather(mask.to(torch.uint8))
     return torch.cat(parts, dim), torch.cat(masks, -1).bool()
 

@@ -221,11 +221,11 @@ def pool_features(
         with torch.no_grad():
             xt_p = pool_t(perturbed[1])
     if gather is not None:  # (gmask None: every item valid; it stays None where the gather pads nothing)
-        local_mask = gmask
-        xs, gmask = gather(xs, local_mask, 2)
-        xt = gather(xt, local_mask, 2)[0]
+        xs, gathered = gather(xs, gmask, 2)
+        xt = gather(xt, gmask, 2)[0]
         if xs_p is not None:
-            xs_p, xt_p = gather(xs_p, local_mask, 2)[0], gather(xt_p, local_mask, 2)[0]
+            xs_p, xt_p = gather(xs_p, gmask, 2)[0], gather(xt_p, gmask, 2)[0]
+        gmask = gathered
     return Pooled(xs, xt, gmask, xs_p, xt_p)
 
 
