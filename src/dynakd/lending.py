@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import DistillConfig
 from .data.tasks import get_task
@@ -15,19 +16,25 @@ from .distributed import is_first_process
 from .errors import DynaKDError
 from .rundir import DATA_PATHS, path_exists, recorded_config, recorded_settings, same_file
 
+T = TypeVar("T")
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
 
 def _says(value: Any) -> bool:
     """Whether a recorded setting says something a run can lend: not unset, off or an empty list."""
     return value is not None and value is not False and value != []
 
 
-def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
+def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str], None] = _print) -> dict[str, Any]:
     """What a DynaKD-trained teacher's run lends a ``distill`` command: its task when the command names none (rather
     than the default task, which a teacher of another task would be distilled on with a note), and for that task its
     data when the command names none of its own: the files or GLUE folder (those found from here), text and label
     columns, SQuAD's training articles, and the dev rows a ``--dev-split`` run held out (the student must not train
     on them either); and, whatever the data, its input length and QA windows where the command gives none (the
-    student reads the inputs the teacher learned, and the teacher's score is its own). Says what it lends."""
+    student reads the inputs the teacher learned, and the teacher's score is its own). Says what it lends (``say``)."""
     if not teacher:
         return {}
     given = _defaults_said(given)
@@ -65,17 +72,17 @@ def teacher_task(teacher: str | None, given: dict[str, Any]) -> dict[str, Any]:
                           f"{flags} so that the student does not train on the rows the teacher held out")
     if is_first_process():
         if said := [f"{k} {v}" for k, v in lent.items() if k != "data_seed"]:
-            print(f"distill: {', '.join(said)} (as the teacher {teacher} was fine-tuned)", flush=True)
+            say(f"distill: {', '.join(said)} (as the teacher {teacher} was fine-tuned)")
         if lost:
-            print(f"note: the teacher {teacher} was fine-tuned on {paths}, not found from here (a relative path "
-                  f"counts from the folder it ran in); give {flags}", flush=True)
+            say(f"note: the teacher {teacher} was fine-tuned on {paths}, not found from here (a relative path "
+                f"counts from the folder it ran in); give {flags}")
         # (the subset is drawn with data_seed, lent only with a dev split or the synthetic corpus: said where needed)
         seed = saved.get("data_seed", DistillConfig.data_seed)
         same = "" if seed == DistillConfig.data_seed or "data_seed" in {*given, *lent} else f" --set data_seed={seed}"
         for key, n in subsets.items():
             done, rows, flag = _SUBSETS[key]
-            print(f"note: the teacher {teacher} was {done} a seeded subset of {n} {rows} rows ({flag} {n}); this run "
-                  f"reads them all (give {flag} {n}{same} for the same rows)", flush=True)
+            say(f"note: the teacher {teacher} was {done} a seeded subset of {n} {rows} rows ({flag} {n}); this run "
+                f"reads them all (give {flag} {n}{same} for the same rows)")
     return lent
 
 
@@ -141,23 +148,35 @@ def _defaults_said(given: dict[str, Any]) -> dict[str, Any]:
     return {k: defaults.get(k) if v is None else v for k, v in given.items()}
 
 
-def lent_settings(command: str, given: dict[str, Any]) -> dict[str, Any]:
+def lent_settings(command: str, given: dict[str, Any], say: Callable[[str], None] = _print) -> dict[str, Any]:
     """What a DynaKD run folder lends ``command`` where ``given`` (the settings it gives itself: flags, --config and
     --set, or a Python dict config) is silent: ``distill``, its teacher's run (``teacher_task``); ``evaluate``, the
-    scored run's (``evaluation_defaults``); nothing to the others."""
+    scored run's (``evaluation_defaults``); nothing to the others. ``say`` gets what it lends, in lines."""
     if command == "distill":
-        return teacher_task(given.get("teacher"), given)
+        return teacher_task(given.get("teacher"), given, say)
     if command == "evaluate" and given.get("model"):
-        return evaluation_defaults(os.path.expanduser(str(given["model"])), given)
+        return evaluation_defaults(os.path.expanduser(str(given["model"])), given, say)
     return {}
 
 
-def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, Any]:
+def lent_config(command: str, given: dict[str, Any], build: Callable[[dict[str, Any]], T]) -> T:
+    """``build(lent)``, ``lent`` what a run folder lends ``command`` (``lent_settings``), saying what it lends once
+    the config is built: a config refused for a reason of its own says so alone, not after lines on what was lent."""
+    said: list[str] = []
+    cfg = build(lent_settings(command, given, said.append))
+    for line in said:
+        _print(line)
+    return cfg
+
+
+def evaluation_defaults(
+    folder: str | Path, given: dict[str, Any], say: Callable[[str], None] = _print
+) -> dict[str, Any]:
     """The settings the run saved in ``folder`` lends ``evaluate`` where the command (``given``: the settings it
     gives itself) is silent: ``EVAL_SETTINGS``, and the run's task and data unless the command names another task.
     A command that says where its data is takes none of the run's places (nor, for its own csv/json files, the run's
     dev split); a recorded path not found from here is not lent (relative paths count from where the run ran).
-    Nothing for a folder DynaKD did not write; says what it lends besides the input settings."""
+    Nothing for a folder DynaKD did not write; says what it lends besides the input settings (``say``)."""
     given = _defaults_said(given)
     saved = {k: v for k, v in (recorded_config(folder) or {}).items() if _says(v)}
     lent = _windows(saved, given) | {k: saved[k] for k in _CUT if k in saved}
@@ -188,16 +207,16 @@ def evaluation_defaults(folder: str | Path, given: dict[str, Any]) -> dict[str, 
             if k in ("task", "dev_split", "train_articles", "doc_stride", *_DATA_PLACES) and k not in given]
     if is_first_process():
         if said:
-            print(f"evaluate: {', '.join(said)} (as {folder} was trained)", flush=True)
+            say(f"evaluate: {', '.join(said)} (as {folder} was trained)")
         if saved.get("max_eval_samples") and "max_eval_samples" not in given:
             n = saved["max_eval_samples"]
-            print(f"note: {folder} was scored on a seeded subset of {n} evaluation rows (--max-eval-samples {n}); "
-                  f"this scores them all (give --max-eval-samples {n} for the same rows)", flush=True)
+            say(f"note: {folder} was scored on a seeded subset of {n} evaluation rows (--max-eval-samples {n}); "
+                f"this scores them all (give --max-eval-samples {n} for the same rows)")
         # (training rows are read only where the run cut its evaluation rows from them: SQuAD's articles)
         if needed := [k for k in lost if k != "train_file" or "train_articles" in saved]:
             paths, flags = _paths_and_flags(needed, saved)
-            print(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
-                  f"folder the run ran in); give {flags}", flush=True)
+            say(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
+                f"folder the run ran in); give {flags}")
     return {**lent, **data}
 
 

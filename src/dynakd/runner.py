@@ -41,7 +41,7 @@ from .distributed import check_one_gpu_per_process, first_process_first, is_firs
 from .errors import DynaKDError, first_line
 from .evaluation import EvalTrainer
 from .features import EXAMPLE_ID
-from .lending import lent_settings, note_other_task
+from .lending import lent_config, note_other_task
 from .metrics import compute_metrics
 from .models import (
     check_model_folder,
@@ -200,13 +200,13 @@ def distill(cfg: DistillConfig | dict) -> RunResult:
 
 def _lending(cfg: DistillConfig | dict, command: str) -> DistillConfig:
     """``cfg`` as a config, with what a run folder lends ``command`` where a dict config is silent
-    (``lending.lent_settings``), and a note of the settings its method does not read, as on the command line. A dict
+    (``lending.lent_config``), and a note of the settings its method does not read, as on the command line. A dict
     names the settings it gives, as the command line's flags do; a DistillConfig holds every setting, so nothing is
     lent to it."""
     if not isinstance(cfg, dict):
         return as_config(cfg, command)
     given = underscored(cfg)
-    cfg = build_config(lent_settings(command, given), given)
+    cfg = lent_config(command, given, lambda lent: build_config(lent, given))
     if command == "distill":
         note_not_read(cfg, given)
     return cfg

@@ -725,3 +725,18 @@ def test_evaluate_describes_the_model_as_a_run_does_and_returns_what_it_wrote(ti
     record = json.loads((run / "metrics.json").read_text())
     assert record == earlier | {"evaluate": json.loads(json.dumps(result.metrics))}
     assert record["evaluate"]["model"] == record["model"] and record["evaluate"]["model_name_or_path"] == str(run)
+
+
+def test_what_a_teacher_lends_is_said_once_the_config_is_accepted(tmp_path, capsys):
+    """A distill command whose config is refused for a reason of its own says that alone: the lines on what the
+    teacher's run lent came first, as if the run were starting. An accepted one says them (evaluate alike)."""
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "dynakd.yaml").write_text("task: mrpc\n")
+    assert main(["distill", "--teacher", str(teacher), "--lr", "-1", "--output", str(tmp_path / "out")]) == 2
+    out, err = capsys.readouterr()
+    assert "lr" in err and "as the teacher" not in out
+    from dynakd.runner import _lending
+
+    cfg = _lending({"teacher": str(teacher)}, "distill")
+    assert cfg.task == "mrpc" and "distill: task mrpc (as the teacher" in capsys.readouterr().out

@@ -16,13 +16,13 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace):
     from .. import runner
-    from ..lending import lent_settings
+    from ..lending import lent_config
     from ..rundir import note_not_read
 
     extra = {"teacher": args.teacher} if args.teacher else {}
     groups = [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS]
     given = given_settings(args, groups)
     # a DynaKD teacher lends its task and data (and its input length and QA windows) where the command names none
-    cfg = config_from_args(args, groups, defaults=lent_settings("distill", given | extra), **extra)
+    cfg = lent_config("distill", given | extra, lambda lent: config_from_args(args, groups, defaults=lent, **extra))
     note_not_read(cfg, given)
     return runner.distill(cfg)

@@ -31,9 +31,10 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace):
     from .. import runner
-    from ..lending import lent_settings
+    from ..lending import lent_config
 
     # a model folder DynaKD wrote is scored on its task and data, with the input length (and QA windows) it was
     # trained with, unless the command says otherwise (--model, or the model a --config names: checked whole below)
     given = given_settings(args, [EVALUATE_FLAGS])
-    return runner.evaluate(config_from_args(args, [EVALUATE_FLAGS], defaults=lent_settings("evaluate", given)))
+    return runner.evaluate(lent_config("evaluate", given,
+                                       lambda lent: config_from_args(args, [EVALUATE_FLAGS], defaults=lent)))
