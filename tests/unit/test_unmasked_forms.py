@@ -95,13 +95,14 @@ def test_costs_and_gradients_without_mask_match_all_ones_mask(comp, n, forms, di
             close_costs(a, b)
 
 
+@pytest.mark.parametrize("refs", [False, True])
 @pytest.mark.parametrize("anchors", [[0, 1, 2], [0, 3, 5]])
 @pytest.mark.parametrize("scale", [0.0, 20.0, 100.0])
-def test_gram_costs_in_float32_on_features_with_a_shared_mean(anchors, scale):
+def test_gram_costs_in_float32_on_features_with_a_shared_mean(anchors, scale, refs):
     """float32 as training runs, on pooled features like a transformer's: a mean shared by the samples of a layer,
     up to 100x their spread, which the Grams must not lose (they work on centred features), and anchors equal to
-    teacher layers, whose change to themselves is 0 (a Gram sum leaves rounding there). Against the masked path's
-    forms in float64 (their costs are taken in float32 in both)."""
+    teacher layers, whose change to themselves is 0 (a Gram sum leaves rounding there); with references at 0, far from
+    the features, too. Against the masked path's forms in float64 (their costs are taken in float32 in both)."""
     n, ds, dt = 32, 48, 64
     g = torch.Generator().manual_seed(0)
 
@@ -111,8 +112,9 @@ def test_gram_costs_in_float32_on_features_with_a_shared_mean(anchors, scale):
 
     xs, xt = pooled(LS, ds), pooled(LT, dt)
     opts, a = DynamicsOptions(), torch.tensor(anchors)
-    fast = pooled_costs(Pooled(xs.float(), xt.float()), opts, a)
-    exact = pooled_costs(Pooled(xs, xt, torch.ones(1, n, dtype=torch.bool)), opts, a)
+    ref = (torch.zeros(LS + 1, ds, dtype=torch.float64), torch.zeros(LT + 1, dt, dtype=torch.float64)) if refs else None
+    fast = pooled_costs(Pooled(xs.float(), xt.float()), opts, a, None if ref is None else tuple(r.float() for r in ref))
+    exact = pooled_costs(Pooled(xs, xt, torch.ones(1, n, dtype=torch.bool)), opts, a, ref)
     assert fast.keys() == exact.keys()
     for k in exact:
         close_costs(fast[k], exact[k])
