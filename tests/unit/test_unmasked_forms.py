@@ -27,11 +27,11 @@ def close_costs(a, b):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
-def hidden(n_layers, b, d, seed, dtype=torch.float64):
+def hidden(n_layers, b, d, seed):
     """Hidden states in float64: the paths compute the same values in different orders, so the comparison is of
     their mathematics, not of float32's rounding (test_gram_costs_in_float32_on_features_with_a_shared_mean)."""
     g = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(b, T, d, generator=g, dtype=dtype).requires_grad_() for _ in range(n_layers + 1))
+    return tuple(torch.randn(b, T, d, generator=g, dtype=torch.float64).requires_grad_() for _ in range(n_layers + 1))
 
 
 def identity_gather(x, mask, dim):

@@ -52,7 +52,7 @@ def _expand_paths(cfg: DistillConfig) -> None:
     """A leading ``~`` of a path expanded (a shell expands it, a YAML file or --set does not)."""
     for key in ("teacher", "student", "model", "data_dir", "train_file", "validation_file", "output", "teacher_cache"):
         value = getattr(cfg, key)
-        if isinstance(value, str) and value.startswith("~"):  # a shell expands ~, a YAML file or --set does not
+        if isinstance(value, str) and value.startswith("~"):
             setattr(cfg, key, os.path.expanduser(value))
 
 

@@ -241,17 +241,19 @@ def pooled_costs(
     # One group of valid items (pooled features of one process, or gathered from equal batches: the default): the
     # deviation, layer-change and relations costs come from Grams, in smaller operators (grams.py); the forms below
     # take masks and token groups.
-    grams = gmask is None and xs.shape[1] == 1
-    costs = gram_costs(xs.squeeze(1), xt.squeeze(1), opts, anchors, refs) if grams else {}
-    if "deviation" in opts.components and not grams:
-        ref_s, ref_t = refs if refs is not None else (None, None)
-        costs["deviation"] = deviation_costs(xs, xt, gmask, opts, ref_s, ref_t)
-    if "layer_change" in opts.components and not grams:
-        costs["layer_change"] = layer_change_costs(xs, xt, gmask, opts, anchors)
-    if "relations" in opts.components and not grams:
-        costs["relations"] = relation_costs(xs, xt, gmask, opts)
-    elif "relations" in opts.components and opts.relation_angle:
-        costs["relations"] = costs["relations"] + angle_costs(xs[1:], xt[1:], gmask, opts)
+    if gmask is None and xs.shape[1] == 1:
+        costs = gram_costs(xs.squeeze(1), xt.squeeze(1), opts, anchors, refs)
+        if "relations" in costs and opts.relation_angle:  # (the angle form is not from a Gram)
+            costs["relations"] = costs["relations"] + angle_costs(xs[1:], xt[1:], gmask, opts)
+    else:
+        costs = {}
+        if "deviation" in opts.components:
+            ref_s, ref_t = refs if refs is not None else (None, None)
+            costs["deviation"] = deviation_costs(xs, xt, gmask, opts, ref_s, ref_t)
+        if "layer_change" in opts.components:
+            costs["layer_change"] = layer_change_costs(xs, xt, gmask, opts, anchors)
+        if "relations" in opts.components:
+            costs["relations"] = relation_costs(xs, xt, gmask, opts)
     if "sensitivity" in opts.components:
         costs["sensitivity"] = sensitivity_costs(xs, xt, pooled.xs_p, pooled.xt_p, gmask, opts)
     return costs

@@ -50,8 +50,7 @@ def gram_costs(
     enables) from pooled features ``xs [Ls+1, N, ds]`` (with gradients) and ``xt [Lt+1, N, dt]``, every item valid.
     ``anchors``, ``refs``: as ``pooled_costs``. The relations' angle form is left to the caller."""
     ref_s, ref_t = refs if refs is not None else (None, None)
-    (ls, n), lt = xs.shape[:2], xt.shape[0]
-    ls, lt = ls - 1, lt - 1
+    ls, lt, n = xs.shape[0] - 1, xt.shape[0] - 1, xs.shape[-2]
     student = _student_grams(xs, ref_s, opts)
     with torch.no_grad():
         teacher = _teacher_grams(xt, ref_t, opts, anchors)
