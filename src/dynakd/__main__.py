@@ -1,7 +1,5 @@
 """``python -m dynakd`` runs the command line, like ``python -m dynakd.cli`` and the ``dynakd`` script."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -8,9 +8,12 @@ running means rather than broadcast from rank 0).
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -90,13 +93,40 @@ def first_process_first(timeout_s: float = FIRST_PROCESS_WAIT_S) -> Iterator[Non
 
 
 def close_process_group() -> None:
-    """Close the default process group at the end of a command that every process finished: a process that exits
-    with it open can abort in its exit as gloo's threads are torn down ("terminate called without an active
-    exception", pytorch/pytorch#190489; seen in our FSDP tests), and NCCL asks for it. Not after an error: another
-    process may still be in a collective, which closing would hang (torchtitan closes on success only, too).
-    Written here because the Trainer leaves the group open (accelerate closes it in ``end_training`` only)."""
+    """Close the default process group at the end of a command that every process finished: NCCL asks for it, and a
+    group that no other object holds stops its threads here (``end_process`` says why that matters). Not after an
+    error: another process may still be in a collective, which closing would hang (torchtitan closes on success only,
+    too). Written here because the Trainer leaves the group open (accelerate closes it in ``end_training`` only)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def end_process(code: int) -> NoReturn:
+    """End this process with exit status ``code``; a process of a launched run without the interpreter's
+    finalisation, once its exit handlers (``atexit``: loggers, trackers, temporary folders) and its other threads
+    are done and its streams flushed.
+
+    Why: a gloo process group outlives ``destroy_process_group`` when other objects hold it (FSDP2's device meshes,
+    kept by DTensor's caches), and so do its worker threads. A worker that finishes a collective drops its last
+    reference to the work, whose tensors belong to Python objects; if the interpreter is finalising by then, taking
+    the GIL ends the thread inside a C++ destructor, and the process aborts: "terminate called without an active
+    exception", after a run that succeeded (seen in 1 of ~60 FSDP runs under load; core dump: the worker in
+    ``~AsyncBarrierWork``, the main thread in ``Py_FinalizeEx``). Closing the group cannot stop threads another
+    object keeps (``shutdown`` and ``abort`` leave gloo's running), and no public API drops DTensor's caches, so
+    the process ends before finalisation, as pytorch/pytorch#179291 proposed doing for process groups at exit.
+    One process (no launcher): ``sys.exit``, as ever."""
+    if launched_processes() <= 1:
+        sys.exit(code)
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():  # (what finalisation would wait for: threads that are not daemons)
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # (no public name; the handlers finalisation would run, logging's flush among them)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def world_size() -> int:

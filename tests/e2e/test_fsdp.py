@@ -65,7 +65,7 @@ from accelerate.utils import DistributedType
 from torch.distributed.fsdp import FSDPModule
 from torch.distributed.tensor import DTensor
 from dynakd import trainer
-from dynakd.cli import main
+from dynakd.cli import run
 
 init = AcceleratorState.__init__
 def fsdp_on_cpu(self, *args, fsdp_plugin=None, **kwargs):
@@ -88,7 +88,7 @@ def recording(self, model, *args, **kwargs):
                        "full": sum(p.numel() for p in params)}, f)
     return compute_loss(self, model, *args, **kwargs)
 trainer.DistillationTrainer.compute_loss = recording
-sys.exit(main(sys.argv[1:]))
+run(sys.argv[1:])
 """
 
 needs_gloo = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")

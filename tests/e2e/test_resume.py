@@ -37,7 +37,7 @@ HOOKED_CLI = """
 import os, signal, sys, time
 from dynakd import trainer
 from dynakd.checkpoints import check_checkpoint
-from dynakd.cli import main
+from dynakd.cli import run
 
 point, marker = os.environ["HOOK_POINT"], os.environ["HOOK_MARKER"]
 if point == "mid-run":  # the sixth step, between the checkpoints of steps 4 and 8
@@ -56,7 +56,7 @@ else:  # die while checkpoint-8 (the last) is half written: model and optimizer 
             os.kill(os.getpid(), signal.SIGKILL)
         save(distiller, folder)
     trainer.save_distiller_state = save_distiller_state
-sys.exit(main(sys.argv[1:]))
+run(sys.argv[1:])
 """
 
 

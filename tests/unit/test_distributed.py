@@ -67,9 +67,9 @@ def test_a_command_of_one_process_is_refused_under_mpirun(monkeypatch, capsys):
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed gloo")
 @pytest.mark.parametrize("fails", [False, True])
 def test_a_command_closes_its_process_group_when_every_process_finished(monkeypatch, fails):
-    """A launched command left the default group open at its exit, where gloo's threads torn down with the
-    interpreter could abort the process ("terminate called without an active exception" in an FSDP test's rank 1).
-    After an error it stays open: another process may still be in a collective, which closing would hang."""
+    """A launched command closes the default group once every process finished (NCCL asks for it; see also
+    ``end_process``). After an error it stays open: another process may still be in a collective, which closing
+    would hang."""
     from dynakd import cli
     from dynakd.errors import DynaKDError
 
@@ -85,3 +85,38 @@ def test_a_command_closes_its_process_group_when_every_process_finished(monkeypa
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+# A process that ends with distributed.end_process: exit handlers and a thread that must finish, and output left in
+# the streams' buffers (no newline, not flushed).
+ENDING = """
+import atexit, sys, threading, time
+from pathlib import Path
+from dynakd.distributed import end_process
+
+folder = Path(sys.argv[1])
+atexit.register(lambda: (folder / "atexit").write_text("ran"))
+threading.Thread(target=lambda: (time.sleep(0.5), (folder / "thread").write_text("done"))).start()
+sys.stdout.write("buffered")
+end_process(3)
+"""
+
+
+@pytest.mark.parametrize("launched", [False, True])
+def test_a_process_ends_with_its_status_exit_handlers_threads_and_output(tmp_path, launched):
+    """``end_process``: a process of a launched run ends without the interpreter's finalisation, where a gloo group
+    that other objects keep alive could abort it (a gloo worker taking the GIL there: "terminate called without an
+    active exception", after an FSDP run that succeeded). What finalisation does that matters still happens: the exit
+    handlers run, threads that are not daemons finish, buffered output comes out, and the status is the command's.
+    One process (no launcher) exits as ever."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if k not in distributed.SIZE_VARS}
+    if launched:
+        env["WORLD_SIZE"] = "2"
+    proc = subprocess.run([sys.executable, "-c", ENDING, str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == "buffered"
+    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "done"

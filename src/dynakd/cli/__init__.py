@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+from typing import NoReturn
 
 from ..errors import DynaKDError
 from . import ablate, bench, demo, distill, evaluate, finetune, report
@@ -132,5 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run(argv: list[str] | None = None) -> NoReturn:
+    """The ``dynakd`` command (and ``python -m dynakd``): ``main``, then the end of the process
+    (``distributed.end_process``: a launched run's processes end without the interpreter's finalisation)."""
+    code = main(argv)
+    from ..distributed import end_process  # (loaded by main)
+
+    end_process(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
