@@ -25,14 +25,14 @@ from dynakd.losses.grams import gram_costs
 
 
 def forms_path(xs, xt, opts, anchors) -> dict[str, torch.Tensor]:
-    """The costs as ``pooled_costs`` computed them before ``grams.py``: ``forms.py`` without a mask."""
+    """The costs from the forms' vectors (``dynamics.vector_costs``; ``pooled_costs`` before ``grams.py``)."""
     return {"deviation": deviation_costs(xs, xt, None, opts),
             "layer_change": layer_change_costs(xs, xt, None, opts, anchors),
             "relations": relation_costs(xs, xt, None, opts)}
 
 
 def gram_path(xs, xt, opts, anchors) -> dict[str, torch.Tensor]:
-    return gram_costs(xs.squeeze(1), xt.squeeze(1), opts, anchors)
+    return gram_costs(xs, xt, None, opts, anchors)
 
 
 def time_pair(ls: int, lt: int, calls: int, n: int = 32, width: int = 384, seed: int = 0) -> dict:

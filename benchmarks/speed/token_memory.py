@@ -1,9 +1,9 @@
-"""Peak memory of the token-level dynamics (``dynamics.pooling: tokens``, extractive QA's default), per component.
+"""Peak memory of the token-level dynamics (``dynamics.pooling: tokens``, extractive QA's default), per component and
+for the three default components together.
 
-Token-level forms take one group per window whose items are its tokens, so they go through ``forms.py`` with a
-mask, not through the Gram path of pooled features. This counts the peak of live tensor bytes (the bench's
-``TensorMemory``) while one component's costs are computed and back-propagated under a uniform plan, on random
-features of a BERT-base-sized teacher (width 768) and a 384-wide student, every token valid.
+Token-level forms take one group per window whose items are its tokens, with a mask. This counts the peak of live
+tensor bytes (the bench's ``TensorMemory``) while the costs are computed and back-propagated under a uniform plan, on
+random features of a BERT-base-sized teacher (width 768) and a 384-wide student, every token valid.
 
     OMP_NUM_THREADS=1 python benchmarks/speed/token_memory.py --output benchmarks/speed/token_memory.json
 """
@@ -20,13 +20,17 @@ from dynakd.experiments.bench import TensorMemory
 from dynakd.losses.dynamics import DynamicsOptions, Pooled, plan_loss, pooled_costs
 
 
+DEFAULT = ("deviation", "layer_change", "relations")
+
+
 def peak_mib(component: str, ls: int, lt: int, groups: int, tokens: int, width: int) -> tuple[float, float]:
     """Peak MiB of ``component``'s costs, forward and backward, and the MiB of the features themselves."""
     g = torch.Generator().manual_seed(0)
     xs = torch.randn(ls + 1, groups, tokens, 384, generator=g).requires_grad_()
     xt = torch.randn(lt + 1, groups, tokens, width, generator=g)
     mask = torch.ones(groups, tokens, dtype=torch.bool)
-    opts = DynamicsOptions(components=(component,), pooling="tokens")
+    components = DEFAULT if component == "default" else (component,)
+    opts = DynamicsOptions(components=components, pooling="tokens")
     plan = torch.full((ls, lt), 1 / lt)
     anchors = torch.tensor([0] + [1 + (k * lt) // ls for k in range(ls - 1)])
     with TensorMemory() as meter:
@@ -41,8 +45,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     rows = []
-    for groups, tokens in ((4, 128), (8, 128), (4, 256)):
-        for component in ("deviation", "layer_change", "relations"):
+    for groups, tokens in ((4, 128), (8, 128), (4, 256), (8, 384)):
+        for component in (*DEFAULT, "default"):
             peak, features = peak_mib(component, 4, 12, groups, tokens, 768)
             row = {"student_layers": 4, "teacher_layers": 12, "windows": groups, "tokens": tokens, "width": 768,
                    "component": component, "peak_mib": peak, "features_mib": features}

@@ -1,5 +1,6 @@
-"""The mask-free paths of the forms (``mask=None``: every item valid; the Grams of ``losses/grams.py`` for pooled
-costs) against the masked paths with an all-ones mask."""
+"""The mask-free paths of the forms (``mask=None``: every item valid) against the masked paths with an all-ones mask,
+and the costs from Grams (``losses/grams.py``, what ``pooled_costs`` computes) against the costs from the forms'
+vectors (``vector_costs``, method.md's definitions), with and without masks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from dynakd.align import uniform_plan
 from dynakd.losses import DynamicsOptions, dynamics_costs
 from dynakd.losses import forms as F
-from dynakd.losses.dynamics import Pooled, anchors_from_plan, pooled_costs
+from dynakd.losses.dynamics import Pooled, anchors_from_plan, pooled_costs, vector_costs
 from tests.unit.test_losses import COMPONENTS, FORMS  # (components, relation_pairs, relation_angle)
 
 LS, DS, LT, DT, T = 3, 8, 5, 12, 5
@@ -23,7 +24,7 @@ def close(a, b):
 def close_costs(a, b):
     """Costs, and their gradients, compared: the forms' mean squared distances are taken in float32 whatever the
     features' type (``forms.layer_costs``), as |a|^2 + |b|^2 - 2 a.b, which the Gram path sums over a component's forms
-    at once and the masked path form by form: float32's rounding of that sum, relative to |a|^2, stays."""
+    at once and ``vector_costs`` form by form: float32's rounding of that sum, relative to |a|^2, stays."""
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
@@ -95,6 +96,44 @@ def test_costs_and_gradients_without_mask_match_all_ones_mask(comp, n, forms, di
             close_costs(a, b)
 
 
+def token_mask(groups, items):
+    """Several groups: windows of different lengths, one of a single token. One group: the items of two processes
+    whose batches a gather padded, the padding after each process's items."""
+    mask = torch.ones(groups, items, dtype=torch.bool)
+    if groups > 1:
+        mask[0, 4:] = False
+        mask[1, 1:] = False
+    else:
+        mask[0, items // 2 - 3:items // 2] = False
+        mask[0, -1:] = False
+    return mask
+
+
+@pytest.mark.parametrize("forms", list(FORMS))
+@pytest.mark.parametrize("distance", ["mse", "cosine"])
+@pytest.mark.parametrize("refs", [False, True])
+@pytest.mark.parametrize("mask", ["tokens", "padded", "none"])
+@pytest.mark.parametrize("comp", [c for c in COMPONENTS if c not in ("relations_angle", "sensitivity")])
+def test_gram_costs_and_gradients_match_the_vector_forms(comp, mask, refs, distance, forms):
+    """``pooled_costs`` (Grams) against ``vector_costs`` (the forms' vectors) in float64: token groups with padding
+    (``pooling: tokens``), one group with items a gather padded, and one group every item valid."""
+    components, pairs, angle = COMPONENTS[comp]
+    opts = DynamicsOptions(components, FORMS[forms], distance, "tokens" if mask == "tokens" else "mean", pairs, angle)
+    g, n = (4, 9) if mask == "tokens" else (1, 30)
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.randn(LS + 1, g, n, DS, generator=gen, dtype=torch.float64).requires_grad_()
+    xt = torch.randn(LT + 1, g, n, DT, generator=gen, dtype=torch.float64)
+    gmask = None if mask == "none" else token_mask(g, n)
+    ref = (torch.randn(LS + 1, DS, generator=gen, dtype=torch.float64),
+           torch.randn(LT + 1, DT, generator=gen, dtype=torch.float64)) if refs else None
+    anchors = torch.tensor([0, 2, 5])  # (5: the teacher's last layer, whose change to itself is none)
+    fast, exact = (f(Pooled(xs, xt, gmask), opts, anchors, ref) for f in (pooled_costs, vector_costs))
+    assert fast.keys() == exact.keys() == set(components)
+    for k in exact:
+        close_costs(fast[k], exact[k])
+        close_costs(*(torch.autograd.grad(c[k].sum(), xs)[0] for c in (fast, exact)))
+
+
 @pytest.mark.parametrize("refs", [False, True])
 @pytest.mark.parametrize("anchors", [[0, 1, 2], [0, 3, 5]])
 @pytest.mark.parametrize("scale", [0.0, 20.0, 100.0])
@@ -102,7 +141,7 @@ def test_gram_costs_in_float32_on_features_with_a_shared_mean(anchors, scale, re
     """float32 as training runs, on pooled features like a transformer's: a mean shared by the samples of a layer,
     up to 100x their spread, which the Grams must not lose (they work on centred features), and anchors equal to
     teacher layers, whose change to themselves is 0 (a Gram sum leaves rounding there); with references at 0, far from
-    the features, too. Against the masked path's forms in float64 (their costs are taken in float32 in both)."""
+    the features, too. Against the vector forms in float64 (their costs are taken in float32 in both)."""
     n, ds, dt = 32, 48, 64
     g = torch.Generator().manual_seed(0)
 
@@ -114,7 +153,7 @@ def test_gram_costs_in_float32_on_features_with_a_shared_mean(anchors, scale, re
     opts, a = DynamicsOptions(), torch.tensor(anchors)
     ref = (torch.zeros(LS + 1, ds, dtype=torch.float64), torch.zeros(LT + 1, dt, dtype=torch.float64)) if refs else None
     fast = pooled_costs(Pooled(xs.float(), xt.float()), opts, a, None if ref is None else tuple(r.float() for r in ref))
-    exact = pooled_costs(Pooled(xs, xt, torch.ones(1, n, dtype=torch.bool)), opts, a, ref)
+    exact = vector_costs(Pooled(xs, xt), opts, a, ref)
     assert fast.keys() == exact.keys()
     for k in exact:
         close_costs(fast[k], exact[k])
@@ -122,21 +161,23 @@ def test_gram_costs_in_float32_on_features_with_a_shared_mean(anchors, scale, re
 
 @pytest.mark.parametrize("distance", ["mse", "cosine"])
 @pytest.mark.parametrize("change", [0.0, 1e-4])
-def test_a_teacher_change_below_rounding_counts_as_none(distance, change):
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_teacher_change_below_rounding_counts_as_none(distance, change, masked):
     """A teacher layer that repeats the one before (change 0) or all but repeats it (1e-4 of its size): the Gram sums
     leave rounding larger than such a change, which the direction form would scale up without bound. It counts as no
-    change: a repeated layer gives the masked path's costs, a near-repeat finite costs and gradients of their size."""
+    change: a repeated layer gives the vector forms' costs, a near-repeat finite costs and gradients of their size.
+    With a mask too (the same path serves token groups)."""
     n, d = 32, 384
     g = torch.Generator().manual_seed(0)
     xt = torch.randn(LT + 1, 1, n, d, generator=g)
     xt[3] = xt[2] + change * torch.randn(1, n, d, generator=g)
     xs = torch.randn(LS + 1, 1, n, d, generator=g).requires_grad_()
     opts, anchors = DynamicsOptions(distance=distance), torch.tensor([0, 2, 3])
-    fast = pooled_costs(Pooled(xs, xt), opts, anchors)["layer_change"]
-    masked = pooled_costs(Pooled(xs, xt, torch.ones(1, n, dtype=torch.bool)), opts, anchors)["layer_change"]
-    (g_fast,), (g_masked,) = (torch.autograd.grad(c.sum(), xs) for c in (fast, masked))
+    pooled = Pooled(xs, xt, token_mask(1, n) if masked else None)
+    fast, exact = (f(pooled, opts, anchors)["layer_change"] for f in (pooled_costs, vector_costs))
+    (g_fast,), (g_exact,) = (torch.autograd.grad(c.sum(), xs) for c in (fast, exact))
     if change == 0:
-        close_costs(fast, masked)
-        close_costs(g_fast, g_masked)
-    assert fast.isfinite().all() and fast.abs().max() <= 2 * masked.abs().max()
-    assert g_fast.norm() <= 2 * g_masked.norm()
+        close_costs(fast, exact)
+        close_costs(g_fast, g_exact)
+    assert fast.isfinite().all() and fast.abs().max() <= 2 * exact.abs().max()
+    assert g_fast.norm() <= 2 * g_exact.norm()

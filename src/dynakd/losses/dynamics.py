@@ -89,15 +89,6 @@ def _pooler(
     return lambda hidden: torch.stack([torch.bmm(w, h.float()) for h in hidden]).transpose(1, 2)  # [L+1, 1, B, d]
 
 
-def _counts(gmask: torch.Tensor | None, x: torch.Tensor) -> dict[str, torch.Tensor | int]:
-    """Valid cells of the direction and magnitude forms of ``x [..., G, N, d]``; known from the shape without a mask."""
-    if gmask is None:
-        g, n = x.shape[-3], x.shape[-2]
-        return {"direction": g * n * n, "magnitude": g * n}
-    outer = gmask.unsqueeze(-1) & gmask.unsqueeze(-2)
-    return {"direction": outer.sum(), "magnitude": gmask.sum()}
-
-
 def _deviation(x: torch.Tensor, gmask: torch.Tensor | None, ref: torch.Tensor | None) -> torch.Tensor:
     if ref is None:
         return F.masked_center(x, gmask)
@@ -113,7 +104,7 @@ def _shape_costs(
     With ``base_*`` the magnitude is relative to the norm of the base representation (relative update size),
     otherwise to the mean norm of the group. ``paired``: the teacher side is ``[Ls, Lt, ...]``.
     """
-    counts = _counts(gmask, vs)
+    counts = F.cell_counts(gmask, vs)
     cost_fn = F.paired_costs if paired else F.layer_costs
     terms = []
     if "direction" in opts.forms:
@@ -154,13 +145,8 @@ def layer_change_costs(xs, xt, gmask, opts: DynamicsOptions, anchors: Sequence[i
 def relation_costs(xs, xt, gmask, opts: DynamicsOptions) -> torch.Tensor:
     """Sample-to-sample difference structure (RKD distance form; optionally angles), per layer pair."""
     xs, xt = xs[1:], xt[1:]
-    g, n = xs.shape[-3], xs.shape[-2]
-    if opts.relation_pairs == "adjacent":
-        n_pairs = g * (n - 1) if gmask is None else (gmask[..., 1:] & gmask[..., :-1]).sum()
-        relation = F.adjacent_distances
-    else:
-        n_pairs = g * n * (n - 1) if gmask is None else F.pair_mask(gmask).sum()
-        relation = F.distances
+    relation = F.adjacent_distances if opts.relation_pairs == "adjacent" else F.distances
+    n_pairs = F.pair_count(gmask, xs, opts.relation_pairs)
     total = F.layer_costs(relation(xs, gmask), relation(xt, gmask), n_pairs, distance=opts.distance)
     return total + angle_costs(xs, xt, gmask, opts) if opts.relation_angle else total
 
@@ -236,24 +222,38 @@ def pooled_costs(
     refs: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The second half of ``dynamics_costs``: one cost matrix per enabled component from pooled features. Shapes and
-    the options alone decide its operators (no host sync), so it can be replayed from a CUDA graph (``cudagraphs``)."""
+    the options alone decide its operators (no host sync), so it can be replayed from a CUDA graph (``cudagraphs``).
+
+    The deviation, layer-change and relations costs come from Gram matrices (``grams.py``), with or without a mask:
+    the same costs as ``vector_costs`` computes from the forms' definitions, without the teacher's change vectors
+    ``[Ls, Lt, G, N, d]`` (token-level dynamics made them the largest tensors of a step)."""
     xs, xt, gmask = pooled.xs, pooled.xt, pooled.gmask
-    # One group of valid items (pooled features of one process, or gathered from equal batches: the default): the
-    # deviation, layer-change and relations costs come from Grams, in smaller operators (grams.py); the forms below
-    # take masks and token groups.
-    if gmask is None and xs.shape[1] == 1:
-        costs = gram_costs(xs.squeeze(1), xt.squeeze(1), opts, anchors, refs)
-        if "relations" in costs and opts.relation_angle:  # (the angle form is not from a Gram)
-            costs["relations"] = costs["relations"] + angle_costs(xs[1:], xt[1:], gmask, opts)
-    else:
-        costs = {}
-        if "deviation" in opts.components:
-            ref_s, ref_t = refs if refs is not None else (None, None)
-            costs["deviation"] = deviation_costs(xs, xt, gmask, opts, ref_s, ref_t)
-        if "layer_change" in opts.components:
-            costs["layer_change"] = layer_change_costs(xs, xt, gmask, opts, anchors)
-        if "relations" in opts.components:
-            costs["relations"] = relation_costs(xs, xt, gmask, opts)
+    costs = gram_costs(xs, xt, gmask, opts, anchors, refs)
+    if "relations" in costs and opts.relation_angle:  # (the angle form is not from a Gram)
+        costs["relations"] = costs["relations"] + angle_costs(xs[1:], xt[1:], gmask, opts)
+    if "sensitivity" in opts.components:
+        costs["sensitivity"] = sensitivity_costs(xs, xt, pooled.xs_p, pooled.xt_p, gmask, opts)
+    return costs
+
+
+def vector_costs(
+    pooled: Pooled,
+    opts: DynamicsOptions,
+    anchors: Sequence[int] | torch.Tensor,
+    refs: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """``pooled_costs`` from the forms' vectors, as method.md defines them (``deviation_costs``,
+    ``layer_change_costs``, ``relation_costs``): the reference the Gram path is tested against
+    (``tests/unit/test_unmasked_forms.py``), slower and larger."""
+    xs, xt, gmask = pooled.xs, pooled.xt, pooled.gmask
+    costs = {}
+    if "deviation" in opts.components:
+        ref_s, ref_t = refs if refs is not None else (None, None)
+        costs["deviation"] = deviation_costs(xs, xt, gmask, opts, ref_s, ref_t)
+    if "layer_change" in opts.components:
+        costs["layer_change"] = layer_change_costs(xs, xt, gmask, opts, anchors)
+    if "relations" in opts.components:
+        costs["relations"] = relation_costs(xs, xt, gmask, opts)
     if "sensitivity" in opts.components:
         costs["sensitivity"] = sensitivity_costs(xs, xt, pooled.xs_p, pooled.xt_p, gmask, opts)
     return costs

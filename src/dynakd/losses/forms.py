@@ -24,7 +24,7 @@ def masked_center(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return x - x.mean(-2, keepdim=True)
     m = mask.to(x.dtype).unsqueeze(-1)  # [G, N, 1]
     mean = (x * m).sum(-2, keepdim=True) / m.sum(-2, keepdim=True).clamp_min(1.0)  # [..., G, 1, d]
-    return (x - mean) * m
+    return (x - mean).mul_(m)  # (in place: one copy of x where a product would make two)
 
 
 def direction(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -90,6 +90,25 @@ def angles(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return cos * valid
 
 
+def cell_counts(mask: torch.Tensor | None, x: torch.Tensor) -> dict[str, torch.Tensor | int]:
+    """Valid cells of the direction and magnitude forms of ``x [..., G, N, d]``; known from the shape without a mask
+    (a Python number: no tensor operator)."""
+    if mask is None:
+        g, n = x.shape[-3], x.shape[-2]
+        return {"direction": g * n * n, "magnitude": g * n}
+    outer = mask.unsqueeze(-1) & mask.unsqueeze(-2)
+    return {"direction": outer.sum(), "magnitude": mask.sum()}
+
+
+def pair_count(mask: torch.Tensor | None, x: torch.Tensor, pairs: str = "all") -> torch.Tensor | int:
+    """Valid pairs of the relations' distance form of ``x [..., G, N, d]``: every ordered pair of two items
+    (``all``), or neighbours (``adjacent``)."""
+    g, n = x.shape[-3], x.shape[-2]
+    if pairs == "adjacent":
+        return g * (n - 1) if mask is None else (mask[..., 1:] & mask[..., :-1]).sum()
+    return g * n * (n - 1) if mask is None else pair_mask(mask).sum()
+
+
 def pair_mask(mask: torch.Tensor) -> torch.Tensor:
     """Valid (i, j) pairs with i != j: ``[G, N, N]`` bool."""
     eye = torch.eye(mask.shape[-1], dtype=torch.bool, device=mask.device)
@@ -112,7 +131,7 @@ def layer_costs(
         na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1)  # [Ls, 1], [Lt]
         return _cosine_distance(a @ b.T, na, nb)
     sq = torch.addmm((a * a).sum(1, keepdim=True) + (b * b).sum(1), a, b.T, alpha=-2)  # |a|^2 + |b|^2 - 2 a.b
-    return sq.clamp_min(0.0) / _at_least_one(n_valid)
+    return sq.clamp_min(0.0) / at_least_one(n_valid)
 
 
 def paired_costs(
@@ -123,7 +142,7 @@ def paired_costs(
     b = b.flatten(2).float()  # [Ls, Lt, K]
     if distance == "cosine":
         return _cosine_distance((a * b).sum(-1), a.norm(dim=-1), b.norm(dim=-1))
-    return ((a - b) ** 2).sum(-1) / _at_least_one(n_valid)
+    return ((a - b) ** 2).sum(-1) / at_least_one(n_valid)
 
 
 def _cosine_distance(dot: torch.Tensor, na: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
@@ -133,6 +152,6 @@ def _cosine_distance(dot: torch.Tensor, na: torch.Tensor, nb: torch.Tensor) -> t
     return (1.0 - dot / (na * nb).clamp_min(EPS)).masked_fill(both_zero, 0.0)
 
 
-def _at_least_one(n: torch.Tensor | int) -> torch.Tensor | int:
+def at_least_one(n: torch.Tensor | int) -> torch.Tensor | int:
     """A cell count as a divisor; a count known from the shapes stays a Python number (no tensor operator)."""
     return n.clamp_min(1) if isinstance(n, torch.Tensor) else max(n, 1)
