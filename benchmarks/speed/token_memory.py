@@ -19,7 +19,6 @@ import torch
 from dynakd.experiments.bench import TensorMemory
 from dynakd.losses.dynamics import DynamicsOptions, Pooled, plan_loss, pooled_costs
 
-
 DEFAULT = ("deviation", "layer_change", "relations")
 
 

@@ -134,6 +134,26 @@ def test_gram_costs_and_gradients_match_the_vector_forms(comp, mask, refs, dista
         close_costs(*(torch.autograd.grad(c[k].sum(), xs)[0] for c in (fast, exact)))
 
 
+@pytest.mark.parametrize("forms", list(FORMS))
+@pytest.mark.parametrize("distance", ["mse", "cosine"])
+@pytest.mark.parametrize("mask", ["tokens", "none"])
+def test_the_teacher_change_built_by_chunks_gives_the_same_costs(monkeypatch, mask, distance, forms):
+    """Long token windows build the teacher's layer-change forms a few student steps at a time (``CHUNK_BYTES``):
+    here one step a chunk, against the vector forms, costs and gradients."""
+    from dynakd.losses import grams
+
+    monkeypatch.setattr(grams, "CHUNK_BYTES", 1)
+    opts = DynamicsOptions(("layer_change",), FORMS[forms], distance, "tokens" if mask == "tokens" else "mean")
+    g, n = (4, 9) if mask == "tokens" else (1, 30)
+    gen = torch.Generator().manual_seed(1)
+    xs = torch.randn(LS + 1, g, n, DS, generator=gen, dtype=torch.float64).requires_grad_()
+    xt = torch.randn(LT + 1, g, n, DT, generator=gen, dtype=torch.float64)
+    pooled, anchors = Pooled(xs, xt, None if mask == "none" else token_mask(g, n)), torch.tensor([0, 2, 5])
+    fast, exact = (f(pooled, opts, anchors)["layer_change"] for f in (pooled_costs, vector_costs))
+    close_costs(fast, exact)
+    close_costs(*(torch.autograd.grad(c.sum(), xs)[0] for c in (fast, exact)))
+
+
 @pytest.mark.parametrize("refs", [False, True])
 @pytest.mark.parametrize("anchors", [[0, 1, 2], [0, 3, 5]])
 @pytest.mark.parametrize("scale", [0.0, 20.0, 100.0])

@@ -59,28 +59,43 @@ def gram_costs(
     student = _student_grams(xs, gmask, ref_s, opts)
     with torch.no_grad():
         teacher = _teacher_grams(xt, gmask, ref_t, opts, anchors)
-        # the teacher's layer-change forms on their own, in place: [Ls, Lt, ...], the largest tensors here
-        if "layer_change" in opts.components:
-            change = {k: teacher.pop(k) for k in ("change_gram", "change_norms", "change_size") if k in teacher}
-            change = _shape_forms(change.pop("change_gram", None), change.get("change_norms"),
-                                  change.get("change_size"), gmask, opts, in_place=True)
-    # the other forms of both models in one tensor, the student's rows first: [Ls + Lt, ...]
-    both = {k: torch.cat([student[k], teacher.pop(k)]) for k in list(teacher)}
     cells = F.cell_counts(gmask, xs)
     costs = {}
+    if "layer_change" in opts.components:  # (first: what the teacher's change is built from goes before the rest)
+        forms = _shape_forms(student.pop("change_gram", None), student.pop("change_norms", None),
+                             student.pop("change_size", None), gmask, opts)
+        costs["layer_change"] = _change_costs(forms, teacher, [cells[f] for f in _forms(opts)], opts.distance)
+    # the other forms of both models in one tensor, the student's rows first: [Ls + Lt, ...]
+    both = {k: torch.cat([student[k], teacher.pop(k)]) for k in list(teacher)}
     if "deviation" in opts.components:
         forms = _shape_forms(both["dev_gram"], both["dev_norms"], None, gmask, opts)
         costs["deviation"] = _compare(forms, [cells[f] for f in _forms(opts)], ls, opts.distance)
-    if "layer_change" in opts.components:
-        forms = _shape_forms(student.get("change_gram"), student.get("change_norms"), student.get("change_size"),
-                             gmask, opts)
-        terms = [F.paired_costs(a, b, cells[f], distance=opts.distance) for a, b, f in zip(forms, change, _forms(opts))]
-        costs["layer_change"] = sum(terms[1:], terms[0]) if terms else 0.0  # (no form on: as forms.py's path)
     if "relations" in opts.components:
         gram = both.get("centred_gram", both.get("dev_gram"))
         pairs = F.pair_count(gmask, xs, opts.relation_pairs)
         costs["relations"] = _compare([_distances(gram, gmask, opts)], [pairs], ls, opts.distance)
-    return costs
+    return {k: costs[k] for k in ("deviation", "layer_change", "relations") if k in costs}  # (the components' order)
+
+
+def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distance: str) -> torch.Tensor:
+    """The layer change's cost ``[Ls, Lt]`` from the student's forms and the teacher's (``teacher["change"]``, taken
+    out of ``teacher``: this function holds the one reference), built a few student steps at a time
+    (``TeacherChange.steps``): each step's row depends on its own forms alone."""
+    change: TeacherChange | None = teacher.pop("change")
+    if not forms:
+        return 0.0  # (no form on: as forms.py's path)
+    ls, step = forms[0].shape[0], change.steps
+    rows = []
+    for start in range(0, ls, step):
+        part = slice(start, start + step) if step < ls else slice(None)  # (one chunk: the forms whole, no slicing)
+        with torch.no_grad():
+            teacher = change.forms(part)
+        if start + step >= ls:
+            change = None  # (the last chunk built: what it was built from goes before the costs)
+        terms = [F.paired_costs(f if step >= ls else f[part], t, c, distance=distance)
+                 for f, t, c in zip(forms, teacher, counts)]
+        rows.append(sum(terms[1:], terms[0]))
+    return rows[0] if len(rows) == 1 else torch.cat(rows)
 
 
 def _forms(opts) -> list[str]:
@@ -104,46 +119,77 @@ def _student_grams(x: torch.Tensor, gmask: torch.Tensor | None, ref: torch.Tenso
 
 def _teacher_grams(
     x: torch.Tensor, gmask: torch.Tensor | None, ref: torch.Tensor | None, opts, anchors: Sequence[int] | torch.Tensor
-) -> dict[str, torch.Tensor]:
+) -> dict:
     """What the teacher's forms are made of: ``dev_gram [Lt, G, N, N]`` and ``dev_norms [Lt, G, N]`` (the
-    deviations' Gram and norms), and for the layer change from the anchor of each student step to every teacher
-    layer, from Grams, ``change_gram [Ls, Lt, G, N, N]`` (centred), ``change_norms [Ls, Lt, G, N]`` (its vectors'
-    norms) and ``change_size [Ls, Lt, G, N]`` (the magnitude form). Under ``no_grad``: built in place where it
-    saves a copy of a ``[Ls, Lt, G, N, N]`` tensor."""
+    deviations' Gram and norms), the relations' ``centred_gram`` where it is another one, and the layer change from
+    the anchor of each student step to every teacher layer as a ``TeacherChange`` (``change``), which builds its
+    forms by chunks. Under ``no_grad``."""
     centred = F.masked_center(x, gmask)
     change_direction = "layer_change" in opts.components and "direction" in opts.forms
     gram = centred @ centred.transpose(-1, -2) if change_direction else None  # [Lt+1, G, N, N]
     out = _deviation_gram(x, centred[1:], gram[1:] if change_direction else _gram(centred[1:], ref, opts), gmask, ref,
                           opts)
     if "layer_change" in opts.components:
-        a = torch.as_tensor(anchors, device=x.device)
-        lt, ls, (g, n) = x.shape[0] - 1, a.shape[0], x.shape[1:3]
-        if change_direction:
-            # every layer l >= 1 against every anchor, one product per group: [G, Lt*N, d] x [G, d, Ls*N]
-            layers, starts = (c.transpose(0, 1).flatten(1, 2) for c in (centred[1:], centred[a]))
-            cross = (layers @ starts.transpose(1, 2)).view(g, lt, n, ls, n).permute(3, 1, 0, 2, 4)  # [Ls,Lt,G,N,N]
-            change = cross + cross.transpose(-1, -2)
-            del cross, layers, starts
-            change = change.neg_().add_(gram[1:]).add_(gram[a].unsqueeze(1))  # the Gram of the centred changes
-            # A change below the rounding of that sum, which the direction would scale up to any size, is none: a
-            # layer's change to itself, a repeated layer, and any change under _above_rounding's cut-off.
-            sq = gram.diagonal(dim1=-2, dim2=-1)  # [Lt+1, G, N]
-            itself = (torch.arange(1, lt + 1, device=x.device) == a.unsqueeze(1))[..., None, None]  # [Ls, Lt, 1, 1]
-            real = _above_rounding(change.diagonal(dim1=-2, dim2=-1), sq[1:] + sq[a].unsqueeze(1), x) & ~itself
-            out["change_gram"] = change.mul_(real.unsqueeze(-1) & real.unsqueeze(-2))
-            out["change_norms"] = change.diagonal(dim1=-2, dim2=-1).clamp_min(0).sqrt()
-        if "magnitude" in opts.forms:
+        out["change"] = TeacherChange(x, centred, gram, gmask, opts, anchors)
+    return out
+
+
+# The teacher's layer-change forms are built at most about this many bytes of change Grams at a time (one student
+# step at least): pooled features take one chunk, token groups of long windows several, so the peak follows the chunk
+# rather than Ls x Lt (a 12-layer teacher, 32 windows of 384 tokens: 226 MiB a student step).
+CHUNK_BYTES = 64 * 2**20
+
+
+class TeacherChange:
+    """The teacher's change from the anchor of each student step to every teacher layer, as forms, under ``no_grad``:
+    ``forms(steps)`` builds them for some student steps, ``[steps, Lt, G, N, N]`` (direction, from Grams, in place)
+    and ``[steps, Lt, G, N]`` (magnitude); ``steps`` is how many a chunk takes (``CHUNK_BYTES``)."""
+
+    def __init__(self, x, centred, gram, gmask, opts, anchors):
+        self.x, self.centred, self.gram, self.gmask, self.opts = x, centred, gram, gmask, opts
+        self.a = torch.as_tensor(anchors, device=x.device)
+        lt, (g, n) = x.shape[0] - 1, x.shape[1:3]
+        self.steps = max(1, CHUNK_BYTES // (lt * g * n * n * x.element_size()))
+        if "magnitude" in opts.forms:  # (small, [Ls, Lt, G, N]: built whole)
             layers = x.permute(1, 2, 0, 3).flatten(0, 1)  # [G*N, Lt+1, d]
             dots = torch.bmm(layers, layers.transpose(1, 2))  # each item's inner products between its layers
             sq = dots.diagonal(dim1=1, dim2=2)  # [G*N, Lt+1]
-            base = sq[:, a]  # [G*N, Ls]
+            base = sq[:, self.a]  # [G*N, Ls]
             scale = sq[:, 1:].unsqueeze(1) + base.unsqueeze(2)
-            change = scale - 2 * dots[:, a, 1:]  # [G*N, Ls, Lt]: |x_l - x_a|^2
+            change = scale - 2 * dots[:, self.a, 1:]  # [G*N, Ls, Lt]: |x_l - x_a|^2
             change = change * _above_rounding(change, scale, x)  # (as the direction's)
-            size = (change.clamp_min(0).sqrt() / base.sqrt().clamp_min(F.EPS).unsqueeze(2)).view(g, n, ls, lt)
+            size = (change.clamp_min(0).sqrt() / base.sqrt().clamp_min(F.EPS).unsqueeze(2)).view(g, n, -1, lt)
             size = size.permute(2, 3, 0, 1)  # [Ls, Lt, G, N]
-            out["change_size"] = size if gmask is None else size * gmask
-    return out
+            self.size = size if gmask is None else size * gmask
+
+    def forms(self, steps: slice) -> list[torch.Tensor]:
+        """The forms for the student steps ``steps``, in ``_forms``'s order."""
+        out = []
+        if "direction" in self.opts.forms:
+            out.append(self._direction(self.a[steps]))
+        if "magnitude" in self.opts.forms:
+            out.append(self.size[steps])
+        return out
+
+    def _direction(self, a: torch.Tensor) -> torch.Tensor:
+        """The direction form ``[len(a), Lt, G, N, N]`` of the centred changes from the anchors ``a``: their Gram is
+        ``G_ll + G_aa - G_la - G_al``, the cross terms one product per group, ``[G, Lt*N, d] x [G, d, len(a)*N]``."""
+        x, gram = self.x, self.gram
+        lt, ls, (g, n) = x.shape[0] - 1, a.shape[0], x.shape[1:3]
+        # (each chunk copies the layers into [G, Lt*N, d] again: a copy kept across chunks would stay at the peak)
+        layers, starts = (c.transpose(0, 1).flatten(1, 2) for c in (self.centred[1:], self.centred[a]))
+        cross = (layers @ starts.transpose(1, 2)).view(g, lt, n, ls, n).permute(3, 1, 0, 2, 4)  # [a, Lt, G, N, N]
+        change = cross + cross.transpose(-1, -2)
+        del cross, layers, starts
+        change = change.neg_().add_(gram[1:]).add_(gram[a].unsqueeze(1))  # the Gram of the centred changes
+        # A change below the rounding of that sum, which the direction would scale up to any size, is none: a layer's
+        # change to itself, a repeated layer, and any change under _above_rounding's cut-off.
+        sq = gram.diagonal(dim1=-2, dim2=-1)  # [Lt+1, G, N]
+        itself = (torch.arange(1, lt + 1, device=x.device) == a.unsqueeze(1))[..., None, None]  # [a, Lt, 1, 1]
+        real = _above_rounding(change.diagonal(dim1=-2, dim2=-1), sq[1:] + sq[a].unsqueeze(1), x) & ~itself
+        change.mul_(real.unsqueeze(-1) & real.unsqueeze(-2))
+        norms = change.diagonal(dim1=-2, dim2=-1).clamp_min(0).sqrt().clamp_min(F.EPS)  # (as F.direction's)
+        return change.div_(norms.unsqueeze(-1)).div_(norms.unsqueeze(-2))  # (in place: no second tensor its size)
 
 
 def _above_rounding(square: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -185,16 +231,12 @@ def _deviation_gram(
     return out
 
 
-def _shape_forms(gram, norms, size, gmask, opts, in_place: bool = False) -> list[torch.Tensor]:
-    """The direction form (from the Gram and norms) and the magnitude form (``size``, or the norms over their mean).
-    ``in_place`` (no gradient): the direction form overwrites the Gram, which takes no temporary of its size."""
+def _shape_forms(gram, norms, size, gmask, opts) -> list[torch.Tensor]:
+    """The direction form (from the Gram and norms) and the magnitude form (``size``, or the norms over their mean)."""
     forms = []
     if "direction" in opts.forms:
         at_least = norms.clamp_min(F.EPS)  # as F.direction's normalisation takes them
-        if in_place:
-            forms.append(gram.div_(at_least.unsqueeze(-1)).div_(at_least.unsqueeze(-2)))
-        else:
-            forms.append(gram / (at_least.unsqueeze(-1) * at_least.unsqueeze(-2)))
+        forms.append(gram / (at_least.unsqueeze(-1) * at_least.unsqueeze(-2)))
     if "magnitude" in opts.forms:
         forms.append(size if size is not None else F.relative(norms, gmask))
     return forms
