@@ -1,4 +1,4 @@
-"""The pooled dynamics' forms from Grams (``losses/grams.py``) against ``forms.py``'s mask-free path, interleaved.
+"""The pooled dynamics' forms from Grams (``losses/grams.py``) against the forms' vectors without a mask, interleaved.
 
 ``dynakd bench`` times whole training steps; on a 2-core CPU their spread between runs (10-30%) is larger than what
 the forms cost. This times the forms alone, forward and backward under a fixed plan, both paths in one process and
