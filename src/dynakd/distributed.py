@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import NoReturn
 
@@ -103,29 +103,33 @@ def close_process_group() -> None:
 
 def end_process(code: int) -> NoReturn:
     """End this process with exit status ``code``; a process of a launched run without the interpreter's
-    finalisation, once its exit handlers (``atexit``: loggers, trackers, temporary folders) and its other threads
-    are done and its streams flushed.
+    finalisation, once what finalisation does first is done: its threads (thread pools shut down, threads that are
+    not daemons joined), its exit handlers (``atexit``: loggers, trackers, temporary folders) and a flush of its
+    streams.
 
     Why: a gloo process group outlives ``destroy_process_group`` when other objects hold it (FSDP2's device meshes,
     kept by DTensor's caches), and so do its worker threads. A worker that finishes a collective drops its last
     reference to the work, whose tensors belong to Python objects; if the interpreter is finalising by then, taking
     the GIL ends the thread inside a C++ destructor, and the process aborts: "terminate called without an active
-    exception", after a run that succeeded (seen in 1 of ~60 FSDP runs under load; core dump: the worker in
+    exception", after a run that succeeded (seen in 1 of ~95 FSDP runs under load; core dump: the worker in
     ``~AsyncBarrierWork``, the main thread in ``Py_FinalizeEx``). Closing the group cannot stop threads another
     object keeps (``shutdown`` and ``abort`` leave gloo's running), and no public API drops DTensor's caches, so
     the process ends before finalisation, as pytorch/pytorch#179291 proposed doing for process groups at exit.
-    One process (no launcher): ``sys.exit``, as ever."""
+    One process (no launcher): ``sys.exit``, as ever. A script of one's own that trains under a launcher can end
+    with it too."""
     if launched_processes() <= 1:
         sys.exit(code)
     import atexit
     import threading
 
-    for thread in threading.enumerate():  # (what finalisation would wait for: threads that are not daemons)
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()  # (no public name; the handlers finalisation would run, logging's flush among them)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    # (no public names for either: what finalisation runs first. threading._shutdown shuts thread pools down, which
+    # concurrent.futures registers with it, then joins the threads that are not daemons; joining them by hand would
+    # wait for ever on a pool's idle workers, such as inductor's compile pool)
+    threading._shutdown()
+    atexit._run_exitfuncs()  # (logging's flush among them)
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):  # (a closed stream or a broken pipe must not turn the exit into finalisation)
+            stream.flush()
     os._exit(code)
 
 

@@ -91,12 +91,15 @@ def test_a_command_closes_its_process_group_when_every_process_finished(monkeypa
 # the streams' buffers (no newline, not flushed).
 ENDING = """
 import atexit, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from dynakd.distributed import end_process
 
 folder = Path(sys.argv[1])
 atexit.register(lambda: (folder / "atexit").write_text("ran"))
 threading.Thread(target=lambda: (time.sleep(0.5), (folder / "thread").write_text("done"))).start()
+POOL = ThreadPoolExecutor(2)  # (idle workers that are not daemons, as inductor's compile pool keeps)
+POOL.submit(lambda: (time.sleep(0.5), (folder / "pool").write_text("done")))
 sys.stdout.write("buffered")
 end_process(3)
 """
@@ -107,8 +110,9 @@ def test_a_process_ends_with_its_status_exit_handlers_threads_and_output(tmp_pat
     """``end_process``: a process of a launched run ends without the interpreter's finalisation, where a gloo group
     that other objects keep alive could abort it (a gloo worker taking the GIL there: "terminate called without an
     active exception", after an FSDP run that succeeded). What finalisation does that matters still happens: the exit
-    handlers run, threads that are not daemons finish, buffered output comes out, and the status is the command's.
-    One process (no launcher) exits as ever."""
+    handlers run, threads that are not daemons finish, a thread pool's task finishes and its idle workers are shut
+    down (joining them by hand waited for ever), buffered output comes out, and the status is the command's. One
+    process (no launcher) exits as ever."""
     import subprocess
     import sys
 
@@ -119,4 +123,33 @@ def test_a_process_ends_with_its_status_exit_handlers_threads_and_output(tmp_pat
                           timeout=60)
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == "buffered"
-    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "done"
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert (tmp_path / "thread").read_text() == (tmp_path / "pool").read_text() == "done"
+
+
+FAILING = """
+import sys
+from dynakd import cli
+
+def fails(args):
+    raise RuntimeError("a collective failed")
+cli._run = fails
+cli.run(["report", "a-sweep"])
+"""
+
+
+@pytest.mark.parametrize("launched", [False, True])
+def test_an_unexpected_error_ends_a_launched_process_too(launched):
+    """An exception that ``main`` does not turn into a message (a collective's, an out-of-memory): with its traceback
+    and status 1, through ``end_process`` in a launched run (finalisation is where gloo's worker can abort), raised as
+    ever in one process."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in distributed.SIZE_VARS}
+    if launched:
+        env["WORLD_SIZE"] = "2"
+    proc = subprocess.run([sys.executable, "-c", FAILING], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" in proc.stderr and "RuntimeError: a collective failed" in proc.stderr

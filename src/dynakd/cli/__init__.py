@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+import traceback
 from typing import NoReturn
 
 from ..errors import DynaKDError
@@ -135,9 +136,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str] | None = None) -> NoReturn:
     """The ``dynakd`` command (and ``python -m dynakd``): ``main``, then the end of the process
-    (``distributed.end_process``: a launched run's processes end without the interpreter's finalisation)."""
-    code = main(argv)
-    from ..distributed import end_process  # (loaded by main)
+    (``distributed.end_process``: a launched run's processes end without the interpreter's finalisation, failed ones
+    too: an exception that ``main`` does not turn into a message is printed with its traceback, status 1)."""
+    try:
+        code = main(argv)  # (--help, --version and usage errors end in argparse's SystemExit: before any group)
+    except Exception:
+        from ..distributed import launched_processes  # (here: --help and --version load no torch)
+
+        if launched_processes() <= 1:
+            raise  # (one process: as ever)
+        traceback.print_exc()
+        code = 1
+    from ..distributed import end_process
 
     end_process(code)
 

@@ -41,6 +41,17 @@ from . import forms as F
 # diagonal, identical samples) read as 1e-6. ``cdist`` returns 0 there; the difference is below float32's rounding.
 TINY = 1e-12
 
+# Both models' deviation and relations forms are computed in one tensor where the teacher's Grams take at most this
+# (pooled features: 48 KiB for 12 layers and 32 samples), one operator for the two, which a step of small operators
+# is bound by; larger ones (token groups, gathers of many processes) keep the teacher's apart, under no_grad, where
+# its rows do not ride through the backward (windows of 384 tokens: 0.52x the peak of those two components).
+JOINT_BYTES = 2**20
+
+# The teacher's layer-change forms are built at most about this many bytes of change Grams at a time (one student
+# step at least): pooled features take one chunk, token groups of long windows several, so the peak follows the chunk
+# rather than Ls x Lt (a 12-layer teacher, 32 windows of 384 tokens: 226 MiB a student step).
+CHUNK_BYTES = 64 * 2**20
+
 
 def gram_costs(
     xs: torch.Tensor,
@@ -65,16 +76,35 @@ def gram_costs(
         forms = _shape_forms(student.pop("change_gram", None), student.pop("change_norms", None),
                              student.pop("change_size", None), gmask, opts)
         costs["layer_change"] = _change_costs(forms, teacher, [cells[f] for f in _forms(opts)], opts.distance)
-    # the other forms of both models in one tensor, the student's rows first: [Ls + Lt, ...]
-    both = {k: torch.cat([student[k], teacher.pop(k)]) for k in list(teacher)}
-    if "deviation" in opts.components:
-        forms = _shape_forms(both["dev_gram"], both["dev_norms"], None, gmask, opts)
-        costs["deviation"] = _compare(forms, [cells[f] for f in _forms(opts)], ls, opts.distance)
+    counts = {"deviation": [cells[f] for f in _forms(opts)]}
     if "relations" in opts.components:
-        gram = both.get("centred_gram", both.get("dev_gram"))
-        pairs = F.pair_count(gmask, xs, opts.relation_pairs)
-        costs["relations"] = _compare([_distances(gram, gmask, opts)], [pairs], ls, opts.distance)
+        counts["relations"] = [F.pair_count(gmask, xs, opts.relation_pairs)]
+    if _large(xt):  # the teacher's forms apart, under no_grad: they do not ride through the backward
+        with torch.no_grad():
+            forms_t = _other_forms(teacher, gmask, opts)
+        for k, forms in _other_forms(student, gmask, opts).items():
+            costs[k] = _compare(forms, counts[k], ls, opts.distance, forms_t.pop(k))
+    else:  # both models' forms in one tensor, the student's rows first: [Ls + Lt, ...], one operator for the two
+        both = {k: torch.cat([student[k], teacher.pop(k)]) for k in list(teacher)}
+        for k, forms in _other_forms(both, gmask, opts).items():
+            costs[k] = _compare(forms, counts[k], ls, opts.distance)
     return {k: costs[k] for k in ("deviation", "layer_change", "relations") if k in costs}  # (the components' order)
+
+
+def _large(xt: torch.Tensor) -> bool:
+    """Whether the teacher's Grams ``[Lt, G, N, N]`` pass ``JOINT_BYTES``."""
+    lt, g, n = xt.shape[0] - 1, xt.shape[1], xt.shape[2]
+    return lt * g * n * n * xt.element_size() > JOINT_BYTES
+
+
+def _other_forms(grams: dict, gmask: torch.Tensor | None, opts) -> dict[str, list[torch.Tensor]]:
+    """The deviation's and the relations' forms from their Grams (one model's, or both models' joined)."""
+    out = {}
+    if "deviation" in opts.components:
+        out["deviation"] = _shape_forms(grams["dev_gram"], grams["dev_norms"], None, gmask, opts)
+    if "relations" in opts.components:
+        out["relations"] = [_distances(grams.get("centred_gram", grams.get("dev_gram")), gmask, opts)]
+    return out
 
 
 def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distance: str) -> torch.Tensor:
@@ -134,12 +164,6 @@ def _teacher_grams(
     return out
 
 
-# The teacher's layer-change forms are built at most about this many bytes of change Grams at a time (one student
-# step at least): pooled features take one chunk, token groups of long windows several, so the peak follows the chunk
-# rather than Ls x Lt (a 12-layer teacher, 32 windows of 384 tokens: 226 MiB a student step).
-CHUNK_BYTES = 64 * 2**20
-
-
 class TeacherChange:
     """The teacher's change from the anchor of each student step to every teacher layer, as forms, under ``no_grad``:
     ``forms(steps)`` builds them for some student steps, ``[steps, Lt, G, N, N]`` (direction, from Grams, in place)
@@ -179,7 +203,8 @@ class TeacherChange:
         # (each chunk copies the layers into [G, Lt*N, d] again: a copy kept across chunks would stay at the peak)
         layers, starts = (c.transpose(0, 1).flatten(1, 2) for c in (self.centred[1:], self.centred[a]))
         cross = (layers @ starts.transpose(1, 2)).view(g, lt, n, ls, n).permute(3, 1, 0, 2, 4)  # [a, Lt, G, N, N]
-        change = cross + cross.transpose(-1, -2)
+        # (into a contiguous tensor: the sum would keep cross's permuted strides, and the costs' flatten copy it whole)
+        change = torch.add(cross, cross.transpose(-1, -2), out=cross.new_empty(cross.shape))
         del cross, layers, starts
         change = change.neg_().add_(gram[1:]).add_(gram[a].unsqueeze(1))  # the Gram of the centred changes
         # A change below the rounding of that sum, which the direction would scale up to any size, is none: a layer's
@@ -201,8 +226,8 @@ def _above_rounding(square: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) 
 
 
 def _gram(centred: torch.Tensor, ref: torch.Tensor | None, opts) -> torch.Tensor | None:
-    """The Gram ``[L, N, N]`` of centred features ``[L, N, d]`` where the relations, or the deviation from the batch
-    mean, read it."""
+    """The Gram ``[L, G, N, N]`` of centred features ``[L, G, N, d]`` where the relations, or the deviation from the
+    batch mean, read it."""
     needed = "relations" in opts.components or ("deviation" in opts.components and ref is None)
     return centred @ centred.transpose(-1, -2) if needed else None
 
@@ -215,9 +240,10 @@ def _deviation_gram(
     ref: torch.Tensor | None,
     opts,
 ) -> dict[str, torch.Tensor]:
-    """The deviation's Gram ``dev_gram [L, N, N]`` (of layers 1.. of ``x [L+1, N, d]`` from the reference) and norms
-    ``dev_norms [L, N]``, and the relations' Gram ``centred_gram`` where it is another one. ``centred``: those layers
-    centred, ``[L, N, d]``; ``gram``: their Gram (``_gram``), the deviations' with the batch reference."""
+    """The deviation's Gram ``dev_gram [L, G, N, N]`` (of layers 1.. of ``x [L+1, G, N, d]`` from the reference) and
+    norms ``dev_norms [L, G, N]``, and the relations' Gram ``centred_gram`` where it is another one. ``centred``: those
+    layers centred (masked items 0), ``[L, G, N, d]``; ``gram``: their Gram (``_gram``), the deviations' with the
+    batch reference."""
     out = {}
     if "deviation" in opts.components:
         dev = centred if ref is None else x[1:] - ref[1:, None, None, :].to(x.dtype)
@@ -253,14 +279,20 @@ def _distances(gram: torch.Tensor, gmask: torch.Tensor | None, opts) -> torch.Te
     return F.normalised_distances(square.clamp_min(TINY).sqrt(), gmask)
 
 
-def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str) -> torch.Tensor:
-    """Cost ``[Ls, Lt]`` of one component from its forms, both models' in each (the student's ``ls`` rows first): the
-    sum over the forms of ``F.layer_costs``. Under ``mse`` the forms go as one vector, each scaled by one over the root
-    of its count of cells: the squared distance of the whole is then the sum of the forms' mean squared distances."""
+def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
+             teacher: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Cost ``[Ls, Lt]`` of one component from its forms: both models' in each (the student's ``ls`` rows first), or
+    the student's alone with the teacher's in ``teacher``; the sum over the forms of ``F.layer_costs``. Under ``mse``
+    the forms go as one vector, each scaled by one over the root of its count of cells: the squared distance of the
+    whole is then the sum of the forms' mean squared distances."""
     if distance == "mse" and len(forms) > 1:
-        forms, counts = [torch.cat([f.flatten(1) * F.at_least_one(c) ** -0.5 for f, c in zip(forms, counts)], 1)], [1]
+        scales = [F.at_least_one(c) ** -0.5 for c in counts]
+        forms, counts = [torch.cat([f.flatten(1) * c for f, c in zip(forms, scales)], 1)], [1]
+        if teacher is not None:
+            teacher = [torch.cat([f.flatten(1) * c for f, c in zip(teacher, scales)], 1)]
     terms = []
-    for form, count in zip(forms, counts):
-        a, b = form[:ls], form[ls:].detach()  # (the teacher's rows depend on the teacher's features alone)
+    for i, (form, count) in enumerate(zip(forms, counts)):
+        # (the teacher's rows depend on the teacher's features alone)
+        a, b = (form[:ls], form[ls:].detach()) if teacher is None else (form, teacher[i])
         terms.append(F.layer_costs(a, b, count, distance=distance))
     return sum(terms[1:], terms[0]) if terms else 0.0  # (no form on: as forms.py's path)
