@@ -203,8 +203,7 @@ class TeacherChange:
         # (each chunk copies the layers into [G, Lt*N, d] again: a copy kept across chunks would stay at the peak)
         layers, starts = (c.transpose(0, 1).flatten(1, 2) for c in (self.centred[1:], self.centred[a]))
         cross = (layers @ starts.transpose(1, 2)).view(g, lt, n, ls, n).permute(3, 1, 0, 2, 4)  # [a, Lt, G, N, N]
-        # (into a contiguous tensor: the sum would keep cross's permuted strides, and the costs' flatten copy it whole)
-        change = torch.add(cross, cross.transpose(-1, -2), out=cross.new_empty(cross.shape))
+        change = cross + cross.transpose(-1, -2)
         del cross, layers, starts
         change = change.neg_().add_(gram[1:]).add_(gram[a].unsqueeze(1))  # the Gram of the centred changes
         # A change below the rounding of that sum, which the direction would scale up to any size, is none: a layer's
