@@ -117,17 +117,23 @@ def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int]
     parent, attr, layers = find_layers(student)
     setattr(parent, attr, nn.ModuleList(layers[i] for i in layer_ids))
     _renumber(getattr(parent, attr))
-    _keep_layers_in_config(student.config, layer_ids)
+    replaced = _keep_layers_in_config(student.config, layer_ids)
+    for module in student.modules():  # (a module that keeps the config's own list: GPT-Neo's attention_layers)
+        for key, value in list(vars(module).items()):
+            if isinstance(value, list) and id(value) in replaced:
+                setattr(module, key, replaced[id(value)])
     student.config.dynakd_teacher_layers = list(layer_ids)
     check_reloads(student, layer_ids)
     # trained in float32 whatever the teacher's storage (a bf16 checkpoint): mixed precision is autocast's
     return student.float().requires_grad_(True).train()  # the teacher may be frozen; its copy must train
 
 
-def _keep_layers_in_config(config, layer_ids: list[int]) -> None:
-    """Say in ``config`` that only the teacher layers ``layer_ids`` remain, in that order."""
+def _keep_layers_in_config(config, layer_ids: list[int]) -> dict[int, list]:
+    """Say in ``config`` that only the teacher layers ``layer_ids`` remain, in that order; returns the lists replaced,
+    ``{id(old): new}``."""
     n = config.num_hidden_layers
     stored = vars(config)  # entries, not properties derived from them; an alias (attribute_map) names its entry once
+    before = dict(stored)
     for key in {config.attribute_map.get(k, k) for k in PER_LAYER_CONFIG}:
         if isinstance(value := stored.get(key), (list, tuple)) and len(value) == n:
             setattr(config, key, [value[i] for i in layer_ids])
@@ -137,7 +143,14 @@ def _keep_layers_in_config(config, layer_ids: list[int]) -> None:
     for key in LAYER_GROUPS_CONFIG:
         if getattr(config, key, None) == n:  # (check_layers_apart: one group per layer)
             setattr(config, key, len(layer_ids))
+    kinds = stored.get("attention_layers")
+    if isinstance(stored.get("attention_types"), list) and isinstance(kinds, list) and len(kinds) == n:
+        # GPT-Neo spells its layers' kinds in runs ([[["global", "local"], 6]]) and derives attention_layers from them
+        # when it loads: one run per kept layer
+        config.attention_layers = [kinds[i] for i in layer_ids]
+        config.attention_types = [[[kind], 1] for kind in config.attention_layers]
     config.num_hidden_layers = len(layer_ids)
+    return {id(old): stored[key] for key, old in before.items() if isinstance(old, list) and stored[key] is not old}
 
 
 def check_reloads(student: nn.Module, layer_ids: list[int]) -> None:

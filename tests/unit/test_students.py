@@ -203,17 +203,41 @@ def test_a_per_layer_setting_the_config_would_lose_is_refused_by_name():
         check_reloads(student, [0, 3])
 
 
-def test_a_student_whose_config_would_not_load_is_refused_with_the_reason():
-    """GPT-Neo spells its layers' kinds in attention_types, counted for the teacher's depth: the student saved, and
-    its folder failed to load."""
+@pytest.mark.parametrize("layer_ids", [[0, 3], [1, 2], [3, 0, 1]])
+def test_a_gpt_neo_student_keeps_its_layers_kinds_and_reloads(tmp_path, layer_ids):
+    """GPT-Neo spells its layers' kinds in runs (attention_types), counted for the teacher's depth: a student's
+    config failed to load with the teacher's runs, and was refused. The runs now name the kept layers' kinds, which
+    build the same attention (a local layer's window) when the folder loads: same logits."""
     from transformers import GPTNeoConfig, GPTNeoForSequenceClassification
 
-    config = GPTNeoConfig(vocab_size=100, hidden_size=32, num_layers=4, num_heads=2,
-                          attention_types=[[["global", "local"], 2]], bos_token_id=0, eos_token_id=0)
-    with pytest.raises(DynaKDError, match=r"^a GPTNeoForSequenceClassification student of teacher layers \[0, 3\] "
+    torch.manual_seed(0)
+    config = GPTNeoConfig(vocab_size=100, hidden_size=32, num_layers=4, num_heads=2, window_size=3,
+                          attention_types=[[["global", "local"], 2]], bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    student = build_student(GPTNeoForSequenceClassification(config).eval(), layer_ids=layer_ids).eval()
+    kinds = [["global", "local"][i % 2] for i in layer_ids]
+    assert student.config.attention_layers == kinds
+    student.save_pretrained(tmp_path)
+    again = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert [block.attn.attention_type for block in again.transformer.h] == kinds
+    x = {"input_ids": torch.randint(1, 100, (1, 9), generator=torch.Generator().manual_seed(1))}
+    with torch.no_grad():
+        torch.testing.assert_close(again(**x).logits, student(**x).logits)
+
+
+def test_a_student_whose_config_would_not_load_is_refused_with_the_reason(monkeypatch):
+    """A per-layer list the config checks when it loads, and DynaKD did not shrink (here Qwen2's layer_types, taken
+    off the known lists): refused with the config's own reason, not saved to fail later."""
+    from transformers import Qwen2Config, Qwen2ForSequenceClassification
+
+    from dynakd import students
+
+    monkeypatch.setattr(students, "PER_LAYER_CONFIG", tuple(k for k in students.PER_LAYER_CONFIG if k != "layer_types"))
+    config = Qwen2Config(vocab_size=100, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                         num_key_value_heads=1, intermediate_size=64, layer_types=["full_attention"] * 4)
+    with pytest.raises(DynaKDError, match=r"^a Qwen2ForSequenceClassification student of teacher layers \[0, 3\] "
                                           r"would reload as another model: its config would not load \(.*"
-                                          r"len\(config\.attention_layers\)"):
-        build_student(GPTNeoForSequenceClassification(config), 2)
+                                          r"layer_types"):
+        build_student(Qwen2ForSequenceClassification(config).eval(), layer_ids=[0, 3])
 
 
 def test_only_the_named_per_layer_lists_shrink():
