@@ -109,14 +109,22 @@ def token_mask(groups, items):
     return mask
 
 
+@pytest.mark.parametrize("large", [False, True])
 @pytest.mark.parametrize("forms", list(FORMS))
 @pytest.mark.parametrize("distance", ["mse", "cosine"])
 @pytest.mark.parametrize("refs", [False, True])
 @pytest.mark.parametrize("mask", ["tokens", "padded", "none"])
 @pytest.mark.parametrize("comp", [c for c in COMPONENTS if c not in ("relations_angle", "sensitivity")])
-def test_gram_costs_and_gradients_match_the_vector_forms(comp, mask, refs, distance, forms):
+def test_gram_costs_and_gradients_match_the_vector_forms(monkeypatch, comp, mask, refs, distance, forms, large):
     """``pooled_costs`` (Grams) against ``vector_costs`` (the forms' vectors) in float64: token groups with padding
-    (``pooling: tokens``), one group with items a gather padded, and one group every item valid."""
+    (``pooling: tokens``), one group with items a gather padded, and one group every item valid. ``large``: as Grams
+    past ``JOINT_BYTES`` and ``CHUNK_BYTES`` (long token windows) take them, the teacher's forms apart from the
+    student's and its layer-change forms one student step at a time."""
+    if large:
+        from dynakd.losses import grams
+
+        monkeypatch.setattr(grams, "CHUNK_BYTES", 1)
+        monkeypatch.setattr(grams, "JOINT_BYTES", 0)
     components, pairs, angle = COMPONENTS[comp]
     opts = DynamicsOptions(components, FORMS[forms], distance, "tokens" if mask == "tokens" else "mean", pairs, angle)
     g, n = (4, 9) if mask == "tokens" else (1, 30)
@@ -129,31 +137,6 @@ def test_gram_costs_and_gradients_match_the_vector_forms(comp, mask, refs, dista
     anchors = torch.tensor([0, 2, 5])  # (5: the teacher's last layer, whose change to itself is none)
     fast, exact = (f(Pooled(xs, xt, gmask), opts, anchors, ref) for f in (pooled_costs, vector_costs))
     assert fast.keys() == exact.keys() == set(components)
-    for k in exact:
-        close_costs(fast[k], exact[k])
-        close_costs(*(torch.autograd.grad(c[k].sum(), xs)[0] for c in (fast, exact)))
-
-
-@pytest.mark.parametrize("forms", list(FORMS))
-@pytest.mark.parametrize("distance", ["mse", "cosine"])
-@pytest.mark.parametrize("mask", ["tokens", "none"])
-@pytest.mark.parametrize("comp", [c for c in COMPONENTS if c not in ("relations_angle", "sensitivity")])
-def test_large_groups_take_the_teacher_apart_and_by_chunks(monkeypatch, comp, mask, distance, forms):
-    """Large Grams (token groups of long windows) take the teacher's forms apart from the student's (``JOINT_BYTES``)
-    and build its layer-change forms a few student steps at a time (``CHUNK_BYTES``): here always, one step a chunk,
-    against the vector forms, costs and gradients."""
-    from dynakd.losses import grams
-
-    monkeypatch.setattr(grams, "CHUNK_BYTES", 1)
-    monkeypatch.setattr(grams, "JOINT_BYTES", 0)
-    components, pairs, angle = COMPONENTS[comp]
-    opts = DynamicsOptions(components, FORMS[forms], distance, "tokens" if mask == "tokens" else "mean", pairs, angle)
-    g, n = (4, 9) if mask == "tokens" else (1, 30)
-    gen = torch.Generator().manual_seed(1)
-    xs = torch.randn(LS + 1, g, n, DS, generator=gen, dtype=torch.float64).requires_grad_()
-    xt = torch.randn(LT + 1, g, n, DT, generator=gen, dtype=torch.float64)
-    pooled, anchors = Pooled(xs, xt, None if mask == "none" else token_mask(g, n)), torch.tensor([0, 2, 5])
-    fast, exact = (f(pooled, opts, anchors) for f in (pooled_costs, vector_costs))
     for k in exact:
         close_costs(fast[k], exact[k])
         close_costs(*(torch.autograd.grad(c[k].sum(), xs)[0] for c in (fast, exact)))
