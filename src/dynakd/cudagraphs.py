@@ -7,9 +7,9 @@ then replays them as two graphs a step, one forward and one backward, inside one
 
 Only the forms are recorded: pooling stays eager, so a graph's shapes are those of the pooled features ``[L+1, 1, B,
 d]``, which the batch size alone decides, not the padded length; a run records one graph for its batch size and one
-for a smaller last batch. Token-level dynamics (``pooling: tokens``) are ``[L+1, B, T, d]`` with their mask: one
-recording per padded length, up to ``MAX_GRAPHS``. torch.compile's CUDA graphs (``--torch-compile-mode
-reduce-overhead``) record the dynamics per padded length instead, through inductor.
+for a smaller last batch (token-level dynamics, whose shapes follow the padded length, are refused:
+``config.checks``). torch.compile's CUDA graphs (``--torch-compile-mode reduce-overhead``) record the dynamics per
+padded length instead, through inductor.
 
 Eager instead, with the same result: off a CUDA device, without gradients (evaluation), and past ``MAX_GRAPHS``
 shapes. Batches gathered from several processes (``dynamics.gather``) and padded (unequal batches) are recorded

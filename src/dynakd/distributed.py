@@ -130,6 +130,10 @@ def end_process(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):  # (a closed stream or a broken pipe must not turn the exit into finalisation)
             stream.flush()
+    with suppress(Exception):  # C's own buffers too (a library's printf: NCCL_DEBUG's lines), as exit() flushes them
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
     os._exit(code)
 
 

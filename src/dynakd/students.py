@@ -120,7 +120,7 @@ def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int]
     replaced = _keep_layers_in_config(student.config, layer_ids)
     for module in student.modules():  # (a module that keeps the config's own list: GPT-Neo's attention_layers)
         for key, value in list(vars(module).items()):
-            if isinstance(value, list) and id(value) in replaced:
+            if isinstance(value, (list, tuple)) and id(value) in replaced:  # (the very object: `before` kept it)
                 setattr(module, key, replaced[id(value)])
     student.config.dynakd_teacher_layers = list(layer_ids)
     check_reloads(student, layer_ids)
@@ -150,7 +150,8 @@ def _keep_layers_in_config(config, layer_ids: list[int]) -> dict[int, list]:
         config.attention_layers = [kinds[i] for i in layer_ids]
         config.attention_types = [[[kind], 1] for kind in config.attention_layers]
     config.num_hidden_layers = len(layer_ids)
-    return {id(old): stored[key] for key, old in before.items() if isinstance(old, list) and stored[key] is not old}
+    return {id(old): stored.get(key) for key, old in before.items()
+            if isinstance(old, (list, tuple)) and stored.get(key) is not old}
 
 
 def check_reloads(student: nn.Module, layer_ids: list[int]) -> None:

@@ -109,7 +109,7 @@ def token_mask(groups, items):
     return mask
 
 
-@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("large", [None, 1, 2])
 @pytest.mark.parametrize("forms", list(FORMS))
 @pytest.mark.parametrize("distance", ["mse", "cosine"])
 @pytest.mark.parametrize("refs", [False, True])
@@ -119,15 +119,15 @@ def test_gram_costs_and_gradients_match_the_vector_forms(monkeypatch, comp, mask
     """``pooled_costs`` (Grams) against ``vector_costs`` (the forms' vectors) in float64: token groups with padding
     (``pooling: tokens``), one group with items a gather padded, and one group every item valid. ``large``: as Grams
     past ``JOINT_BYTES`` and ``CHUNK_BYTES`` (long token windows) take them, the teacher's forms apart from the
-    student's and its layer-change forms one student step at a time."""
-    if large:
-        from dynakd.losses import grams
-
-        monkeypatch.setattr(grams, "CHUNK_BYTES", 1)
-        monkeypatch.setattr(grams, "JOINT_BYTES", 0)
+    student's and its layer-change forms this many student steps at a time (2 of 3: a last chunk of one)."""
     components, pairs, angle = COMPONENTS[comp]
     opts = DynamicsOptions(components, FORMS[forms], distance, "tokens" if mask == "tokens" else "mean", pairs, angle)
     g, n = (4, 9) if mask == "tokens" else (1, 30)
+    if large:
+        from dynakd.losses import grams
+
+        monkeypatch.setattr(grams, "CHUNK_BYTES", large * LT * g * n * n * 8)  # (one step's change Grams, float64)
+        monkeypatch.setattr(grams, "JOINT_BYTES", 0)
     gen = torch.Generator().manual_seed(0)
     xs = torch.randn(LS + 1, g, n, DS, generator=gen, dtype=torch.float64).requires_grad_()
     xt = torch.randn(LT + 1, g, n, DT, generator=gen, dtype=torch.float64)
@@ -189,3 +189,30 @@ def test_a_teacher_change_below_rounding_counts_as_none(distance, change, masked
         close_costs(g_fast, g_exact)
     assert fast.isfinite().all() and fast.abs().max() <= 2 * exact.abs().max()
     assert g_fast.norm() <= 2 * g_exact.norm()
+
+
+@pytest.mark.parametrize("pooling", ["mean", "tokens"])
+def test_compiled_dynamics_compile_once_for_every_batch_shape(pooling):
+    """``compile_dynamics`` compiles with dynamic shapes so that new batch sizes and lengths do not recompile: the
+    Gram path's choices by size (``JOINT_BYTES``, ``CHUNK_BYTES``) are fixed under torch.compile, where a count from
+    the shapes guarded on them and recompiled for almost every new batch (the recompile limit then left the dynamics
+    uncompiled). Dynamo's own ``eager`` backend: the guards are dynamo's, no code is generated."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    opts = DynamicsOptions(pooling=pooling)
+    compiled = torch.compile(dynamics_costs, dynamic=True, backend="eager")
+    anchors = anchors_from_plan(uniform_plan(LS, LT))
+    for b, t in [(4, 10), (4, 16), (6, 20), (5, 9)]:  # (no size equal to another input's: duck sizing would guard it)
+        g = torch.Generator().manual_seed(b * t)
+        s = [torch.randn(b, t, DS, generator=g, requires_grad=True) for _ in range(LS + 1)]
+        te = [torch.randn(b, t, DT, generator=g) for _ in range(LT + 1)]
+        mask = torch.ones(b, t, dtype=torch.long)
+        mask[0, t // 2:] = 0
+        got = compiled(s, te, mask=mask, opts=opts, anchors=anchors)
+        want = dynamics_costs(s, te, mask=mask, opts=opts, anchors=anchors)
+        for k in want:
+            torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])

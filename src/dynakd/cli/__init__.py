@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-import traceback
 from typing import NoReturn
 
 from ..errors import DynaKDError
@@ -139,14 +138,19 @@ def run(argv: list[str] | None = None) -> NoReturn:
     (``distributed.end_process``: a launched run's processes end without the interpreter's finalisation, failed ones
     too: an exception that ``main`` does not turn into a message is printed with its traceback, status 1)."""
     try:
-        code = main(argv)  # (--help, --version and usage errors end in argparse's SystemExit: before any group)
-    except Exception:
+        code = main(argv)
+    except BaseException as e:  # (KeyboardInterrupt and DynaKDError are main's: what else ends a command)
         from ..distributed import launched_processes  # (here: --help and --version load no torch)
 
         if launched_processes() <= 1:
             raise  # (one process: as ever)
-        traceback.print_exc()
-        code = 1
+        if isinstance(e, SystemExit):  # (argparse's usage errors; sys.exit in a command)
+            if e.code is not None and not isinstance(e.code, int):
+                print(e.code, file=sys.stderr)
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        else:
+            sys.excepthook(type(e), e, e.__traceback__)  # (the hook: a tracker that wraps it sees the failure)
+            code = 1
     from ..distributed import end_process
 
     end_process(code)

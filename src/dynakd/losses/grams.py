@@ -17,10 +17,11 @@ from inner products between the items of a group, in about as many operators, bu
   change to itself, which the change vectors give as 0, and any change under ``_above_rounding``'s cut-off (~0.6% of
   the features' size at width 384, ~1% at 4096; MiniLM-L6's pooled features change by 56-74% of their centred size
   between neighbouring layers). The teacher's forms are built in place, under ``no_grad``;
-- the deviation's and relations' forms are width-free past the Grams, so both models' are computed at once, one
-  operator for the two. The teacher's rows take no gradient of their own, but the backward of those shared operators
-  runs over them too (with zeros): a trade against the forward operators saved. The layer change keeps the teacher's
-  ``[Ls, Lt, ...]`` forms apart: ``Lt`` times the student's, they would ride through the backward at that size;
+- the deviation's and relations' forms are width-free past the Grams, so where they are small (``JOINT_BYTES``:
+  pooled features) both models' are computed at once, one operator for the two. The teacher's rows take no gradient
+  of their own, but the backward of those shared operators runs over them too (with zeros): a trade against the
+  forward operators saved. Larger ones (token groups), and the layer change's ``[Ls, Lt, ...]`` forms always, keep the
+  teacher's apart, under ``no_grad``: they would ride through the backward at their size;
 - under ``mse`` the deviation's two forms are compared as one vector (each scaled by its count of cells), one
   comparison instead of two.
 
@@ -44,12 +45,14 @@ TINY = 1e-12
 # Both models' deviation and relations forms are computed in one tensor where the teacher's Grams take at most this
 # (pooled features: 48 KiB for 12 layers and 32 samples), one operator for the two, which a step of small operators
 # is bound by; larger ones (token groups, gathers of many processes) keep the teacher's apart, under no_grad, where
-# its rows do not ride through the backward (windows of 384 tokens: 0.52x the peak of those two components).
+# its rows do not ride through the backward (8 windows of 384 tokens: 0.52-0.59x the peak of those two components).
+# Under torch.compile always apart: inductor fuses the operators, and a choice by size would guard on the shapes.
 JOINT_BYTES = 2**20
 
 # The teacher's layer-change forms are built at most about this many bytes of change Grams at a time (one student
-# step at least): pooled features take one chunk, token groups of long windows several, so the peak follows the chunk
-# rather than Ls x Lt (a 12-layer teacher, 32 windows of 384 tokens: 226 MiB a student step).
+# step at least): pooled features take one chunk, token groups of long windows several, which bounds the temporaries
+# of building them (a 12-layer teacher, 32 windows of 384 tokens: 226 MiB a student step); what the backward keeps of
+# each chunk stays. Under torch.compile one chunk: a count from the shapes would recompile for each new one.
 CHUNK_BYTES = 64 * 2**20
 
 
@@ -93,6 +96,8 @@ def gram_costs(
 
 def _large(xt: torch.Tensor) -> bool:
     """Whether the teacher's Grams ``[Lt, G, N, N]`` pass ``JOINT_BYTES``."""
+    if torch.compiler.is_compiling():
+        return True
     lt, g, n = xt.shape[0] - 1, xt.shape[1], xt.shape[2]
     return lt * g * n * n * xt.element_size() > JOINT_BYTES
 
@@ -173,7 +178,8 @@ class TeacherChange:
         self.x, self.centred, self.gram, self.gmask, self.opts = x, centred, gram, gmask, opts
         self.a = torch.as_tensor(anchors, device=x.device)
         lt, (g, n) = x.shape[0] - 1, x.shape[1:3]
-        self.steps = max(1, CHUNK_BYTES // (lt * g * n * n * x.element_size()))
+        ls = self.a.shape[0]
+        self.steps = ls if torch.compiler.is_compiling() else max(1, CHUNK_BYTES // (lt * g * n * n * x.element_size()))
         if "magnitude" in opts.forms:  # (small, [Ls, Lt, G, N]: built whole)
             layers = x.permute(1, 2, 0, 3).flatten(0, 1)  # [G*N, Lt+1, d]
             dots = torch.bmm(layers, layers.transpose(1, 2))  # each item's inner products between its layers
