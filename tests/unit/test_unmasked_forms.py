@@ -97,12 +97,13 @@ def test_costs_and_gradients_without_mask_match_all_ones_mask(comp, n, forms, di
 
 
 def token_mask(groups, items):
-    """Several groups: windows of different lengths, one of a single token. One group: the items of two processes
-    whose batches a gather padded, the padding after each process's items."""
+    """Several groups: windows of different lengths, one of a single token, one of none. One group: the items of two
+    processes whose batches a gather padded, the padding after each process's items."""
     mask = torch.ones(groups, items, dtype=torch.bool)
     if groups > 1:
         mask[0, 4:] = False
         mask[1, 1:] = False
+        mask[2, :] = False
     else:
         mask[0, items // 2 - 3:items // 2] = False
         mask[0, -1:] = False
