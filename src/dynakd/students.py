@@ -120,17 +120,17 @@ def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int]
     replaced = _keep_layers_in_config(student.config, layer_ids)
     for module in student.modules():  # (a module that keeps the config's own list: GPT-Neo's attention_layers)
         for key, value in list(vars(module).items()):
-            if isinstance(value, (list, tuple)) and id(value) in replaced:  # (the very object: `before` kept it)
-                setattr(module, key, replaced[id(value)])
+            if isinstance(value, (list, tuple)) and id(value) in replaced and value is replaced[id(value)][0]:
+                setattr(module, key, replaced[id(value)][1])
     student.config.dynakd_teacher_layers = list(layer_ids)
     check_reloads(student, layer_ids)
     # trained in float32 whatever the teacher's storage (a bf16 checkpoint): mixed precision is autocast's
     return student.float().requires_grad_(True).train()  # the teacher may be frozen; its copy must train
 
 
-def _keep_layers_in_config(config, layer_ids: list[int]) -> dict[int, list]:
+def _keep_layers_in_config(config, layer_ids: list[int]) -> dict[int, tuple]:
     """Say in ``config`` that only the teacher layers ``layer_ids`` remain, in that order; returns the lists replaced,
-    ``{id(old): new}``."""
+    ``{id(old): (old, new)}``."""
     n = config.num_hidden_layers
     stored = vars(config)  # entries, not properties derived from them; an alias (attribute_map) names its entry once
     before = dict(stored)
@@ -150,7 +150,7 @@ def _keep_layers_in_config(config, layer_ids: list[int]) -> dict[int, list]:
         config.attention_layers = [kinds[i] for i in layer_ids]
         config.attention_types = [[[kind], 1] for kind in config.attention_layers]
     config.num_hidden_layers = len(layer_ids)
-    return {id(old): stored.get(key) for key, old in before.items()
+    return {id(old): (old, stored.get(key)) for key, old in before.items()
             if isinstance(old, (list, tuple)) and stored.get(key) is not old}
 
 
@@ -165,8 +165,8 @@ def check_reloads(student: nn.Module, layer_ids: list[int]) -> None:
     refused = f"{_article(name)} {name} student of teacher layers {layer_ids} would reload as another model"
     try:
         config = type(student.config).from_dict(student.config.to_diff_dict())
-    except Exception as e:  # noqa: BLE001 - a config's own checks, as from_pretrained would meet them (GPT-Neo's
-        # attention_types, which spell the layers' kinds in runs, still count the teacher's layers)
+    except Exception as e:  # noqa: BLE001 - a config's own checks, as from_pretrained would meet them (a per-layer
+        # list DynaKD does not shrink, which the config counts against num_hidden_layers: Qwen2's layer_types would)
         raise DynaKDError(f"{refused}: its config would not load ({first_line(e.__cause__ or e)})") from None
     try:
         with torch.device("meta"):

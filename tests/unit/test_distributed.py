@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -87,6 +91,12 @@ def test_a_command_closes_its_process_group_when_every_process_finished(monkeypa
             dist.destroy_process_group()
 
 
+def launch_env(launched: bool) -> dict[str, str]:
+    """This environment without a launcher's process count, or with two processes (no group is made)."""
+    env = {k: v for k, v in os.environ.items() if k not in distributed.SIZE_VARS}
+    return {**env, "WORLD_SIZE": "2"} if launched else env
+
+
 # A process that ends with distributed.end_process: exit handlers and a thread that must finish, and output left in
 # the streams' buffers (no newline, not flushed).
 ENDING = """
@@ -113,14 +123,8 @@ def test_a_process_ends_with_its_status_exit_handlers_threads_and_output(tmp_pat
     handlers run, threads that are not daemons finish, a thread pool's task finishes and its idle workers are shut
     down (joining them by hand waited for ever), buffered output comes out, and the status is the command's. One
     process (no launcher) exits as ever."""
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in __import__("os").environ.items() if k not in distributed.SIZE_VARS}
-    if launched:
-        env["WORLD_SIZE"] = "2"
-    proc = subprocess.run([sys.executable, "-c", ENDING, str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", ENDING, str(tmp_path)], env=launch_env(launched),
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == "buffered"
     assert (tmp_path / "atexit").read_text() == "ran"
@@ -132,6 +136,7 @@ import sys
 from dynakd import cli
 
 def fails(args):
+    import dynakd.distributed  # (as a command's run loads it before any collective)
     raise RuntimeError("a collective failed")
 cli._run = fails
 cli.run(["report", "a-sweep"])
@@ -143,13 +148,17 @@ def test_an_unexpected_error_ends_a_launched_process_too(launched):
     """An exception that ``main`` does not turn into a message (a collective's, an out-of-memory): with its traceback
     and status 1, through ``end_process`` in a launched run (finalisation is where gloo's worker can abort), raised as
     ever in one process."""
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k not in distributed.SIZE_VARS}
-    if launched:
-        env["WORLD_SIZE"] = "2"
-    proc = subprocess.run([sys.executable, "-c", FAILING], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", FAILING], env=launch_env(launched), capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" in proc.stderr and "RuntimeError: a collective failed" in proc.stderr
+
+
+def test_help_ends_without_loading_torch():
+    """``dynakd --help`` (and ``--version``, a usage error) end in argparse's exit before any process group, launched
+    or not: ``run`` lets it through without loading torch to ask (a second where a twentieth did)."""
+    code = "import sys\nfrom dynakd import cli\ntry:\n    cli.run(['--help'])\nexcept SystemExit as e:\n" \
+           "    print(e.code, 'torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], env=launch_env(True), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.splitlines()[-1] == "0 False", proc.stderr

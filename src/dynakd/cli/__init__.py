@@ -140,14 +140,17 @@ def run(argv: list[str] | None = None) -> NoReturn:
     try:
         code = main(argv)
     except BaseException as e:  # (KeyboardInterrupt and DynaKDError are main's: what else ends a command)
-        from ..distributed import launched_processes  # (here: --help and --version load no torch)
-
-        if launched_processes() <= 1:
+        # (not loaded: no process group was made, as for --help, --version and usage errors, which load no torch)
+        distributed = sys.modules.get("dynakd.distributed")
+        if distributed is None or distributed.launched_processes() <= 1:
             raise  # (one process: as ever)
-        if isinstance(e, SystemExit):  # (argparse's usage errors; sys.exit in a command)
+        if isinstance(e, SystemExit):  # (sys.exit in a command)
             if e.code is not None and not isinstance(e.code, int):
                 print(e.code, file=sys.stderr)
             code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        elif isinstance(e, KeyboardInterrupt):
+            print("dynakd: interrupted", file=sys.stderr)
+            code = 130
         else:
             sys.excepthook(type(e), e, e.__traceback__)  # (the hook: a tracker that wraps it sees the failure)
             code = 1

@@ -51,7 +51,7 @@ JOINT_BYTES = 2**20
 
 # The teacher's layer-change forms are built at most about this many bytes of change Grams at a time (one student
 # step at least): pooled features take one chunk, token groups of long windows several, which bounds the temporaries
-# of building them (a 12-layer teacher, 32 windows of 384 tokens: 226 MiB a student step); what the backward keeps of
+# of building them (a 12-layer teacher, 32 windows of 384 tokens: 216 MiB a student step); what the backward keeps of
 # each chunk stays. Under torch.compile one chunk: a count from the shapes would recompile for each new one.
 CHUNK_BYTES = 64 * 2**20
 
@@ -96,10 +96,13 @@ def gram_costs(
 
 def _large(xt: torch.Tensor) -> bool:
     """Whether the teacher's Grams ``[Lt, G, N, N]`` pass ``JOINT_BYTES``."""
-    if torch.compiler.is_compiling():
-        return True
-    lt, g, n = xt.shape[0] - 1, xt.shape[1], xt.shape[2]
-    return lt * g * n * n * xt.element_size() > JOINT_BYTES
+    return torch.compiler.is_compiling() or _gram_bytes(xt) > JOINT_BYTES
+
+
+def _gram_bytes(x: torch.Tensor) -> int:
+    """The bytes of the Grams ``[L, G, N, N]`` of features ``x [L+1, G, N, d]``: a teacher's, or one student step's
+    changes to every teacher layer."""
+    return (x.shape[0] - 1) * x.shape[1] * x.shape[2] ** 2 * x.element_size()
 
 
 def _other_forms(grams: dict, gmask: torch.Tensor | None, opts) -> dict[str, list[torch.Tensor]]:
@@ -124,11 +127,11 @@ def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distan
     for start in range(0, ls, step):
         part = slice(start, start + step) if step < ls else slice(None)  # (one chunk: the forms whole, no slicing)
         with torch.no_grad():
-            teacher = change.forms(part)
+            built = change.forms(part)
         if start + step >= ls:
             change = None  # (the last chunk built: what it was built from goes before the costs)
         terms = [F.paired_costs(f if step >= ls else f[part], t, c, distance=distance)
-                 for f, t, c in zip(forms, teacher, counts)]
+                 for f, t, c in zip(forms, built, counts)]
         rows.append(sum(terms[1:], terms[0]))
     return rows[0] if len(rows) == 1 else torch.cat(rows)
 
@@ -175,11 +178,10 @@ class TeacherChange:
     and ``[steps, Lt, G, N]`` (magnitude); ``steps`` is how many a chunk takes (``CHUNK_BYTES``)."""
 
     def __init__(self, x, centred, gram, gmask, opts, anchors):
-        self.x, self.centred, self.gram, self.gmask, self.opts = x, centred, gram, gmask, opts
+        self.x, self.centred, self.gram, self.opts = x, centred, gram, opts
         self.a = torch.as_tensor(anchors, device=x.device)
         lt, (g, n) = x.shape[0] - 1, x.shape[1:3]
-        ls = self.a.shape[0]
-        self.steps = ls if torch.compiler.is_compiling() else max(1, CHUNK_BYTES // (lt * g * n * n * x.element_size()))
+        self.steps = self.a.shape[0] if torch.compiler.is_compiling() else max(1, CHUNK_BYTES // _gram_bytes(x))
         if "magnitude" in opts.forms:  # (small, [Ls, Lt, G, N]: built whole)
             layers = x.permute(1, 2, 0, 3).flatten(0, 1)  # [G*N, Lt+1, d]
             dots = torch.bmm(layers, layers.transpose(1, 2))  # each item's inner products between its layers
