@@ -120,17 +120,18 @@ def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int]
     replaced = _keep_layers_in_config(student.config, layer_ids)
     for module in student.modules():  # (a module that keeps the config's own list: GPT-Neo's attention_layers)
         for key, value in list(vars(module).items()):
-            if isinstance(value, (list, tuple)) and id(value) in replaced and value is replaced[id(value)][0]:
-                setattr(module, key, replaced[id(value)][1])
+            for old, new in replaced:
+                if value is old:
+                    setattr(module, key, new)
     student.config.dynakd_teacher_layers = list(layer_ids)
     check_reloads(student, layer_ids)
     # trained in float32 whatever the teacher's storage (a bf16 checkpoint): mixed precision is autocast's
     return student.float().requires_grad_(True).train()  # the teacher may be frozen; its copy must train
 
 
-def _keep_layers_in_config(config, layer_ids: list[int]) -> dict[int, tuple]:
+def _keep_layers_in_config(config, layer_ids: list[int]) -> list[tuple]:
     """Say in ``config`` that only the teacher layers ``layer_ids`` remain, in that order; returns the lists replaced,
-    ``{id(old): (old, new)}``."""
+    ``(old, new)``."""
     n = config.num_hidden_layers
     stored = vars(config)  # entries, not properties derived from them; an alias (attribute_map) names its entry once
     before = dict(stored)
@@ -150,8 +151,8 @@ def _keep_layers_in_config(config, layer_ids: list[int]) -> dict[int, tuple]:
         config.attention_layers = [kinds[i] for i in layer_ids]
         config.attention_types = [[[kind], 1] for kind in config.attention_layers]
     config.num_hidden_layers = len(layer_ids)
-    return {id(old): (old, stored.get(key)) for key, old in before.items()
-            if isinstance(old, (list, tuple)) and stored.get(key) is not old}
+    return [(old, stored.get(key)) for key, old in before.items()
+            if isinstance(old, (list, tuple)) and stored.get(key) is not old]
 
 
 def check_reloads(student: nn.Module, layer_ids: list[int]) -> None:

@@ -89,13 +89,6 @@ def _pooler(
     return lambda hidden: torch.stack([torch.bmm(w, h.float()) for h in hidden]).transpose(1, 2)  # [L+1, 1, B, d]
 
 
-def _deviation(x: torch.Tensor, gmask: torch.Tensor | None, ref: torch.Tensor | None) -> torch.Tensor:
-    if ref is None:
-        return F.masked_center(x, gmask)
-    dev = x - ref[:, None, None, :].to(x.dtype)
-    return dev if gmask is None else dev * gmask.to(x.dtype).unsqueeze(-1)
-
-
 def _shape_costs(
     vs, vt, gmask, opts: DynamicsOptions, *, base_s=None, base_t=None, paired=False, center=True
 ) -> torch.Tensor:
@@ -125,8 +118,8 @@ def _shape_costs(
 
 def deviation_costs(xs, xt, gmask, opts: DynamicsOptions, ref_s=None, ref_t=None) -> torch.Tensor:
     """Deviation of each sample from a reference (batch mean, or given ``ref [L+1, d]``), per layer pair."""
-    ds = _deviation(xs[1:], gmask, None if ref_s is None else ref_s[1:])
-    dt = _deviation(xt[1:], gmask, None if ref_t is None else ref_t[1:])
+    ds = F.deviation(xs[1:], gmask, None if ref_s is None else ref_s[1:])
+    dt = F.deviation(xt[1:], gmask, None if ref_t is None else ref_t[1:])
     return _shape_costs(ds, dt, gmask, opts, center=False)
 
 

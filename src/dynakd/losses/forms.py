@@ -27,6 +27,15 @@ def masked_center(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x - mean).mul_(m)  # (in place: one copy of x where a product would make two)
 
 
+def deviation(x: torch.Tensor, mask: torch.Tensor | None, ref: torch.Tensor | None) -> torch.Tensor:
+    """Each item's deviation from ``ref [..., d]`` (one per layer of ``x [..., G, N, d]``), or from its group's mean
+    when None; masked items 0."""
+    if ref is None:
+        return masked_center(x, mask)
+    dev = x - ref[..., None, None, :].to(x.dtype)
+    return dev if mask is None else dev * mask.to(x.dtype).unsqueeze(-1)
+
+
 def direction(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Cosine-similarity structure ``[..., G, N, N]`` of the rows of ``x``; masked rows and columns are 0."""
     u = F.normalize(x, dim=-1, eps=EPS)

@@ -253,9 +253,7 @@ def _deviation_gram(
     batch reference."""
     out = {}
     if "deviation" in opts.components:
-        dev = centred if ref is None else x[1:] - ref[1:, None, None, :].to(x.dtype)
-        if ref is not None and gmask is not None:
-            dev = dev * gmask.to(x.dtype).unsqueeze(-1)
+        dev = centred if ref is None else F.deviation(x[1:], gmask, ref[1:])
         out = {"dev_gram": gram if ref is None else dev @ dev.transpose(-1, -2), "dev_norms": dev.norm(dim=-1)}
     if "relations" in opts.components and (ref is not None or "deviation" not in opts.components):
         # distances do not move with the reference, but a reference far from the batch leaves them to the rounding of
@@ -294,9 +292,12 @@ def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
     whole is then the sum of the forms' mean squared distances."""
     if distance == "mse" and len(forms) > 1:
         scales = [F.at_least_one(c) ** -0.5 for c in counts]
-        forms, counts = [torch.cat([f.flatten(1) * c for f, c in zip(forms, scales)], 1)], [1]
-        if teacher is not None:
-            teacher = [torch.cat([f.flatten(1) * c for f, c in zip(teacher, scales)], 1)]
+
+        def joined(fs: list[torch.Tensor]) -> list[torch.Tensor]:
+            return [torch.cat([f.flatten(1) * c for f, c in zip(fs, scales)], 1)]
+
+        forms, counts = joined(forms), [1]
+        teacher = None if teacher is None else joined(teacher)
     terms = []
     for i, (form, count) in enumerate(zip(forms, counts)):
         # (the teacher's rows depend on the teacher's features alone)
