@@ -148,7 +148,7 @@ def _student_grams(x: torch.Tensor, gmask: torch.Tensor | None, ref: torch.Tenso
     if "layer_change" in opts.components:
         if "direction" in opts.forms:
             change = centred[1:] - centred[:-1]  # the centred change of each step
-            out["change_gram"], out["change_norms"] = change @ change.transpose(-1, -2), change.norm(dim=-1)
+            out["change_gram"], out["change_norms"] = _grams(change), change.norm(dim=-1)
         if "magnitude" in opts.forms:
             size = (x[1:] - x[:-1]).norm(dim=-1) / x[:-1].norm(dim=-1).clamp_min(F.EPS)
             out["change_size"] = size if gmask is None else size * gmask
@@ -162,14 +162,28 @@ def _teacher_grams(
     deviations' Gram and norms), the relations' ``centred_gram`` where it is another one, and the layer change from
     the anchor of each student step to every teacher layer as a ``TeacherChange`` (``change``), which builds its
     forms by chunks. Under ``no_grad``."""
-    centred = F.masked_center(x, gmask)
+    by_group = _centred_by_group(x, gmask)  # [G, Lt+1, N, d]
+    centred = by_group.transpose(0, 1)  # [Lt+1, G, N, d], a view
     change_direction = "layer_change" in opts.components and "direction" in opts.forms
-    gram = centred @ centred.transpose(-1, -2) if change_direction else None  # [Lt+1, G, N, N]
-    out = _deviation_gram(x, centred[1:], gram[1:] if change_direction else _gram(centred[1:], ref, opts), gmask, ref,
-                          opts)
+    # every layer's Gram, layer 0's too: the layers of one group are a view of ``by_group``, those from 1 on are not
+    gram = _grams(by_group).transpose(0, 1) if change_direction or _needs_gram(ref, opts) else None  # [Lt+1, G, N, N]
+    out = _deviation_gram(x, centred[1:], None if gram is None else gram[1:], gmask, ref, opts)
     if "layer_change" in opts.components:
-        out["change"] = TeacherChange(x, centred, gram, gmask, opts, anchors)
+        out["change"] = TeacherChange(x, by_group, gram, gmask, opts, anchors)
     return out
+
+
+def _centred_by_group(x: torch.Tensor, gmask: torch.Tensor | None) -> torch.Tensor:
+    """The teacher's features ``x [L+1, G, N, d]`` centred over each group's valid items (``F.masked_center``), groups
+    first: ``[G, L+1, N, d]``. Then each group's layers are one matrix ``[(L+1)*N, d]`` for the layer change's cross
+    products, a view where layers first took a copy of them (a token group's largest tensor but the features). One
+    new tensor, centred in place: the teacher takes no gradient."""
+    by_group = x.new_empty((x.shape[1], x.shape[0], *x.shape[2:])).copy_(x.transpose(0, 1))
+    if gmask is None:
+        return by_group.sub_(by_group.mean(-2, keepdim=True))
+    m = gmask.to(x.dtype)[:, None, :, None]  # [G, 1, N, 1]
+    mean = by_group.mul_(m).sum(-2, keepdim=True) / m.sum(-2, keepdim=True).clamp_min(1.0)
+    return by_group.sub_(mean).mul_(m)
 
 
 class TeacherChange:
@@ -177,8 +191,8 @@ class TeacherChange:
     ``forms(steps)`` builds them for some student steps, ``[steps, Lt, G, N, N]`` (direction, from Grams, in place)
     and ``[steps, Lt, G, N]`` (magnitude); ``steps`` is how many a chunk takes (``CHUNK_BYTES``)."""
 
-    def __init__(self, x, centred, gram, gmask, opts, anchors):
-        self.x, self.centred, self.gram, self.opts = x, centred, gram, opts
+    def __init__(self, x, by_group, gram, gmask, opts, anchors):
+        self.x, self.by_group, self.gram, self.opts = x, by_group, gram, opts
         self.a = torch.as_tensor(anchors, device=x.device)
         lt, (g, n) = x.shape[0] - 1, x.shape[1:3]
         self.steps = self.a.shape[0] if torch.compiler.is_compiling() else max(1, CHUNK_BYTES // _gram_bytes(x))
@@ -208,8 +222,8 @@ class TeacherChange:
         ``G_ll + G_aa - G_la - G_al``, the cross terms one product per group, ``[G, Lt*N, d] x [G, d, len(a)*N]``."""
         x, gram = self.x, self.gram
         lt, ls, (g, n) = x.shape[0] - 1, a.shape[0], x.shape[1:3]
-        # (each chunk copies the layers into [G, Lt*N, d] again: a copy kept across chunks would stay at the peak)
-        layers, starts = (c.transpose(0, 1).flatten(1, 2) for c in (self.centred[1:], self.centred[a]))
+        layers = self.by_group[:, 1:].flatten(1, 2)  # [G, Lt*N, d], a view
+        starts = self.by_group[:, a].flatten(1, 2)  # [G, len(a)*N, d]
         cross = (layers @ starts.transpose(1, 2)).view(g, lt, n, ls, n).permute(3, 1, 0, 2, 4)  # [a, Lt, G, N, N]
         change = cross + cross.transpose(-1, -2)
         del cross, layers, starts
@@ -235,8 +249,17 @@ def _above_rounding(square: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) 
 def _gram(centred: torch.Tensor, ref: torch.Tensor | None, opts) -> torch.Tensor | None:
     """The Gram ``[L, G, N, N]`` of centred features ``[L, G, N, d]`` where the relations, or the deviation from the
     batch mean, read it."""
-    needed = "relations" in opts.components or ("deviation" in opts.components and ref is None)
-    return centred @ centred.transpose(-1, -2) if needed else None
+    return _grams(centred) if _needs_gram(ref, opts) else None
+
+
+def _needs_gram(ref: torch.Tensor | None, opts) -> bool:
+    """Whether the relations, or the deviation from the batch mean, read the centred features' Gram."""
+    return "relations" in opts.components or ("deviation" in opts.components and ref is None)
+
+
+def _grams(x: torch.Tensor) -> torch.Tensor:
+    """The Gram matrices ``[..., N, N]`` of ``x [..., N, d]``."""
+    return x @ x.transpose(-1, -2)
 
 
 def _deviation_gram(
@@ -254,7 +277,7 @@ def _deviation_gram(
     out = {}
     if "deviation" in opts.components:
         dev = centred if ref is None else F.deviation(x[1:], gmask, ref[1:])
-        out = {"dev_gram": gram if ref is None else dev @ dev.transpose(-1, -2), "dev_norms": dev.norm(dim=-1)}
+        out = {"dev_gram": gram if ref is None else _grams(dev), "dev_norms": dev.norm(dim=-1)}
     if "relations" in opts.components and (ref is not None or "deviation" not in opts.components):
         # distances do not move with the reference, but a reference far from the batch leaves them to the rounding of
         # large inner products: the centred features' Gram keeps them
