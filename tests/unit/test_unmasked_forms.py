@@ -137,10 +137,15 @@ def test_gram_costs_and_gradients_match_the_vector_forms(monkeypatch, comp, mask
            torch.randn(LT + 1, DT, generator=gen, dtype=torch.float64)) if refs else None
     anchors = torch.tensor([0, 2, 5])  # (5: the teacher's last layer, whose change to itself is none)
     fast, exact = (f(Pooled(xs, xt, gmask), opts, anchors, ref) for f in (pooled_costs, vector_costs))
-    assert fast.keys() == exact.keys() == set(components)
+    # the teacher's features as pool_features hands them over (laid out groups first, its own), centred in place
+    scratch = Pooled(xs, xt.transpose(0, 1).contiguous().transpose(0, 1), gmask, teacher_scratch=True)
+    in_place = pooled_costs(scratch, opts, anchors, ref)
+    assert fast.keys() == exact.keys() == in_place.keys() == set(components)
     for k in exact:
-        close_costs(fast[k], exact[k])
-        close_costs(*(torch.autograd.grad(c[k].sum(), xs)[0] for c in (fast, exact)))
+        grad = torch.autograd.grad(exact[k].sum(), xs)[0]
+        for costs in (fast, in_place):
+            close_costs(costs[k], exact[k])
+            close_costs(torch.autograd.grad(costs[k].sum(), xs)[0], grad)
 
 
 @pytest.mark.parametrize("refs", [False, True])
@@ -217,3 +222,41 @@ def test_compiled_dynamics_compile_once_for_every_batch_shape(pooling):
         for k in want:
             torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
     assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_token_features_of_the_teacher_are_centred_in_place(cached):
+    """Token-level dynamics: ``pool_features`` stacks the teacher's layers groups first, as its own, and the Grams
+    centre them there: no copy of the teacher's token features (the largest of a token step's tensors but the
+    models'), the same costs. Features the teacher cache pooled are the cache's: never overwritten."""
+    from dynakd.experiments.bench import TensorMemory
+    from dynakd.losses.dynamics import pool_features
+
+    b, d = 4, 512  # (wide: the teacher's features outweigh its Grams, as a window's tokens do)
+    s, t = hidden(LS, b, DS, 0), tuple(h.detach() for h in hidden(LT, b, d, 1))
+    mask = torch.ones(b, T, dtype=torch.long)
+    mask[1:, 3:] = 0
+    opts = DynamicsOptions(pooling="mean" if cached else "tokens")
+    anchors = torch.tensor([0, 2, 5])
+    kw = dict(mask=mask, opts=opts)
+    if cached:
+        kw["teacher_pooled"] = torch.stack([h.mean(1) for h in t])  # [Lt+1, B, d]: as the cache's rows
+    pooled = pool_features(s, t, **kw)
+    assert pooled.teacher_scratch is not cached
+    if cached:
+        before = pooled.xt.clone()
+        pooled_costs(pooled, opts, anchors)
+        assert torch.equal(pooled.xt, before)
+        return
+    assert pooled.xt.transpose(0, 1).is_contiguous()  # groups first
+    # (the direction form alone: the layer change's magnitude form takes a transient copy of the features first)
+    opts = DynamicsOptions(forms=["direction"], pooling="tokens")
+    peaks = {}
+    for scratch in (False, True):
+        pooled = pool_features(s, t, **kw)
+        pooled.teacher_scratch = scratch
+        with TensorMemory() as meter:
+            costs = pooled_costs(pooled, opts, anchors)
+        peaks[scratch] = meter.peak
+        assert costs.keys() == {"deviation", "layer_change", "relations"}
+    assert peaks[False] - peaks[True] >= pooled.xt.numel() * pooled.xt.element_size()

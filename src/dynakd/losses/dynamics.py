@@ -75,9 +75,13 @@ def pool(
 
 
 def _pooler(
-    mask: torch.Tensor, pooling: str, cls_index: torch.Tensor | None = None
+    mask: torch.Tensor, pooling: str, cls_index: torch.Tensor | None = None, groups_first: bool = False
 ) -> Callable[[Hidden], torch.Tensor]:
-    """``pool`` without the group mask, for any hidden states that share ``mask`` (its weights are computed once)."""
+    """``pool`` without the group mask, for any hidden states that share ``mask`` (its weights are computed once).
+    ``groups_first``: token features laid out ``[B, L+1, T, d]`` (the teacher's, centred in place by ``grams.py``),
+    still indexed ``[L+1, B, T, d]``."""
+    if pooling == "tokens" and groups_first:
+        return lambda hidden: torch.stack(tuple(hidden), dim=1).float().transpose(0, 1)
     if pooling == "tokens":
         return lambda hidden: torch.stack(tuple(hidden)).float()  # [L+1, B, T, d]
     # Pooled forms pool each layer before stacking: stacking first copies every layer's token states at once, the
@@ -159,13 +163,17 @@ def sensitivity_costs(xs, xt, xs_pert, xt_pert, gmask, opts: DynamicsOptions) ->
 @dataclass
 class Pooled:
     """Both models' features as the forms read them (``X [L+1, G, N, d]``): ``gmask [G, N]`` marks the valid items,
-    None when all are; ``*_p`` are the perturbed inputs' (the sensitivity component)."""
+    None when all are; ``*_p`` are the perturbed inputs' (the sensitivity component). ``teacher_scratch``: ``xt`` was
+    made for the costs alone (``pool_features`` pooled it), which may overwrite it: ``pooled_costs`` then centres
+    the teacher's features in it rather than in a copy (token features: a tensor of the teacher's hidden states'
+    size fewer)."""
 
     xs: torch.Tensor
     xt: torch.Tensor
     gmask: torch.Tensor | None = None
     xs_p: torch.Tensor | None = None
     xt_p: torch.Tensor | None = None
+    teacher_scratch: bool = False
 
 
 def pool_features(
@@ -183,10 +191,11 @@ def pool_features(
 ) -> Pooled:
     """The first half of ``dynamics_costs`` (its arguments): the features pooled, gathered if asked."""
     pool_s = _pooler(mask, opts.pooling, cls_index)
-    if teacher_mask is None and teacher_cls_index is cls_index:  # one tokenisation, one class token: pooled alike
+    if teacher_mask is None and teacher_cls_index is cls_index and opts.pooling != "tokens":  # pooled alike
         pool_t = pool_s
     else:
-        pool_t = _pooler(mask if teacher_mask is None else teacher_mask, opts.pooling, teacher_cls_index)
+        pool_t = _pooler(mask if teacher_mask is None else teacher_mask, opts.pooling, teacher_cls_index,
+                         groups_first=True)
     xs = pool_s(student)
     with torch.no_grad():
         xt = pool_t(teacher) if teacher_pooled is None else teacher_pooled.float().unsqueeze(1)  # [Lt+1, G, N, d]
@@ -205,7 +214,7 @@ def pool_features(
         if xs_p is not None:
             xs_p, xt_p = gather(xs_p, gmask, 2)[0], gather(xt_p, gmask, 2)[0]
         gmask = gathered
-    return Pooled(xs, xt, gmask, xs_p, xt_p)
+    return Pooled(xs, xt, gmask, xs_p, xt_p, teacher_scratch=teacher_pooled is None)
 
 
 def pooled_costs(
@@ -221,7 +230,9 @@ def pooled_costs(
     the same costs as ``vector_costs`` computes from the forms' definitions, without the teacher's change vectors
     ``[Ls, Lt, G, N, d]`` (token-level dynamics made them the largest tensors of a step)."""
     xs, xt, gmask = pooled.xs, pooled.xt, pooled.gmask
-    costs = gram_costs(xs, xt, gmask, opts, anchors, refs)
+    # the angle and sensitivity forms read the teacher's features after the Grams: not centred in place then
+    scratch = pooled.teacher_scratch and not opts.relation_angle and "sensitivity" not in opts.components
+    costs = gram_costs(xs, xt, gmask, opts, anchors, refs, scratch)
     if "relations" in costs and opts.relation_angle:  # (the angle form is not from a Gram)
         costs["relations"] = costs["relations"] + angle_costs(xs[1:], xt[1:], gmask, opts)
     if "sensitivity" in opts.components:

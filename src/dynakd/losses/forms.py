@@ -67,16 +67,19 @@ def distances(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return normalised_distances(torch.cdist(x, x), mask)
 
 
-def normalised_distances(d: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def normalised_distances(d: torch.Tensor, mask: torch.Tensor | None, in_place: bool = False) -> torch.Tensor:
     """Pairwise distances ``d [..., G, N, N]`` with the diagonal zeroed, over their mean over valid off-diagonal pairs
-    (RKD's normalisation); masked pairs 0."""
+    (RKD's normalisation); masked pairs 0. ``in_place``: in ``d`` itself (no gradient through it)."""
+    n = d.shape[-1]
     if mask is None:
-        n = d.shape[-1]
-        d = d.masked_fill(torch.eye(n, dtype=torch.bool, device=d.device), 0.0)
-        return d / (d.sum((-1, -2), keepdim=True) / max(n * (n - 1), 1)).clamp_min(EPS)
-    pair = pair_mask(mask).to(d.dtype)
-    mean = (d * pair).sum((-1, -2), keepdim=True) / pair.sum((-1, -2), keepdim=True).clamp_min(1.0)
-    return d * pair / mean.clamp_min(EPS)
+        eye = torch.eye(n, dtype=torch.bool, device=d.device)
+        d = d.masked_fill_(eye, 0.0) if in_place else d.masked_fill(eye, 0.0)
+        mean = (d.sum((-1, -2), keepdim=True) / max(n * (n - 1), 1)).clamp_min(EPS)
+    else:
+        pair = pair_mask(mask).to(d.dtype)
+        d = d.mul_(pair) if in_place else d * pair
+        mean = (d.sum((-1, -2), keepdim=True) / pair.sum((-1, -2), keepdim=True).clamp_min(1.0)).clamp_min(EPS)
+    return d.div_(mean) if in_place else d / mean
 
 
 def adjacent_distances(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -63,16 +63,18 @@ def gram_costs(
     opts,
     anchors: Sequence[int] | torch.Tensor,
     refs: tuple[torch.Tensor, torch.Tensor] | None = None,
+    scratch: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Cost matrices ``[Ls, Lt]`` of the deviation, layer-change and relations components in ``opts`` (those it
     enables) from features ``xs [Ls+1, G, N, ds]`` (with gradients) and ``xt [Lt+1, G, N, dt]`` with the group mask
     ``gmask [G, N]`` (None: every item valid). ``anchors``, ``refs``: as ``pooled_costs``. The relations' angle form
-    is left to the caller."""
+    is left to the caller. ``scratch``: ``xt`` was made for these costs alone and may be overwritten (it is centred in
+    place, not in a copy, where no reference is given; ``Pooled.teacher_scratch``)."""
     ref_s, ref_t = refs if refs is not None else (None, None)
     ls = xs.shape[0] - 1
     student = _student_grams(xs, gmask, ref_s, opts)
     with torch.no_grad():
-        teacher = _teacher_grams(xt, gmask, ref_t, opts, anchors)
+        teacher = _teacher_grams(xt, gmask, ref_t, opts, anchors, scratch)
     cells = F.cell_counts(gmask, xs)
     costs = {}
     if "layer_change" in opts.components:  # (first: what the teacher's change is built from goes before the rest)
@@ -85,6 +87,7 @@ def gram_costs(
     if _large(xt):  # the teacher's forms apart, under no_grad: they do not ride through the backward
         with torch.no_grad():
             forms_t = _other_forms(teacher, gmask, opts)
+        teacher.clear()  # its Grams, before the student's forms are made
         for k, forms in _other_forms(student, gmask, opts).items():
             costs[k] = _compare(forms, counts[k], ls, opts.distance, forms_t.pop(k))
     else:  # both models' forms in one tensor, the student's rows first: [Ls + Lt, ...], one operator for the two
@@ -156,29 +159,44 @@ def _student_grams(x: torch.Tensor, gmask: torch.Tensor | None, ref: torch.Tenso
 
 
 def _teacher_grams(
-    x: torch.Tensor, gmask: torch.Tensor | None, ref: torch.Tensor | None, opts, anchors: Sequence[int] | torch.Tensor
+    x: torch.Tensor,
+    gmask: torch.Tensor | None,
+    ref: torch.Tensor | None,
+    opts,
+    anchors: Sequence[int] | torch.Tensor,
+    scratch: bool = False,
 ) -> dict:
     """What the teacher's forms are made of: ``dev_gram [Lt, G, N, N]`` and ``dev_norms [Lt, G, N]`` (the
     deviations' Gram and norms), the relations' ``centred_gram`` where it is another one, and the layer change from
     the anchor of each student step to every teacher layer as a ``TeacherChange`` (``change``), which builds its
-    forms by chunks. Under ``no_grad``."""
-    by_group = _centred_by_group(x, gmask)  # [G, Lt+1, N, d]
+    forms by chunks. Under ``no_grad``. ``scratch``: ``x`` may be centred in place (``gram_costs``)."""
+    a = torch.as_tensor(anchors, device=x.device)
+    size = _change_size(x, gmask, a) if _forms_on("layer_change", "magnitude", opts) else None  # (before centring)
+    by_group = _centred_by_group(x, gmask, in_place=scratch and ref is None)  # [G, Lt+1, N, d]; with ref, x is read
     centred = by_group.transpose(0, 1)  # [Lt+1, G, N, d], a view
-    change_direction = "layer_change" in opts.components and "direction" in opts.forms
+    change_direction = _forms_on("layer_change", "direction", opts)
     # every layer's Gram, layer 0's too: the layers of one group are a view of ``by_group``, those from 1 on are not
-    gram = _grams(by_group).transpose(0, 1) if change_direction or _needs_gram(ref, opts) else None  # [Lt+1, G, N, N]
+    # (laid out layers first: the forms made from them are compared as vectors)
+    gram = _grams(by_group).transpose(0, 1).contiguous() if change_direction or _needs_gram(ref, opts) else None
     out = _deviation_gram(x, centred[1:], None if gram is None else gram[1:], gmask, ref, opts)
     if "layer_change" in opts.components:
-        out["change"] = TeacherChange(x, by_group, gram, gmask, opts, anchors)
+        out["change"] = TeacherChange(x, by_group, gram, size, opts, a)
     return out
 
 
-def _centred_by_group(x: torch.Tensor, gmask: torch.Tensor | None) -> torch.Tensor:
+def _forms_on(component: str, form: str, opts) -> bool:
+    return component in opts.components and form in opts.forms
+
+
+def _centred_by_group(x: torch.Tensor, gmask: torch.Tensor | None, in_place: bool = False) -> torch.Tensor:
     """The teacher's features ``x [L+1, G, N, d]`` centred over each group's valid items (``F.masked_center``), groups
     first: ``[G, L+1, N, d]``. Then each group's layers are one matrix ``[(L+1)*N, d]`` for the layer change's cross
-    products, a view where layers first took a copy of them (a token group's largest tensor but the features). One
-    new tensor, centred in place: the teacher takes no gradient."""
-    by_group = x.new_empty((x.shape[1], x.shape[0], *x.shape[2:])).copy_(x.transpose(0, 1))
+    products, a view where layers first took a copy of them (a token group's largest tensor but the features). Centred
+    in place (the teacher takes no gradient): in ``x`` itself with ``in_place`` where ``x`` is laid out groups first
+    (``pool_features`` stacks the teacher's token features so), else in one new tensor."""
+    by_group = x.transpose(0, 1)
+    if not (in_place and by_group.is_contiguous()):
+        by_group = x.new_empty(by_group.shape).copy_(by_group)
     if gmask is None:
         return by_group.sub_(by_group.mean(-2, keepdim=True))
     m = gmask.to(x.dtype)[:, None, :, None]  # [G, 1, N, 1]
@@ -191,22 +209,12 @@ class TeacherChange:
     ``forms(steps)`` builds them for some student steps, ``[steps, Lt, G, N, N]`` (direction, from Grams, in place)
     and ``[steps, Lt, G, N]`` (magnitude); ``steps`` is how many a chunk takes (``CHUNK_BYTES``)."""
 
-    def __init__(self, x, by_group, gram, gmask, opts, anchors):
-        self.x, self.by_group, self.gram, self.opts = x, by_group, gram, opts
-        self.a = torch.as_tensor(anchors, device=x.device)
-        lt, (g, n) = x.shape[0] - 1, x.shape[1:3]
+    def __init__(self, x, by_group, gram, size, opts, anchors):
+        """``x``: the features (only their shape and type are read: they may have been centred in place);
+        ``by_group``, ``gram``: the centred features and their Grams; ``size``: the magnitude form
+        (``_change_size``)."""
+        self.x, self.by_group, self.gram, self.size, self.opts, self.a = x, by_group, gram, size, opts, anchors
         self.steps = self.a.shape[0] if torch.compiler.is_compiling() else max(1, CHUNK_BYTES // _gram_bytes(x))
-        if "magnitude" in opts.forms:  # (small, [Ls, Lt, G, N]: built whole)
-            layers = x.permute(1, 2, 0, 3).flatten(0, 1)  # [G*N, Lt+1, d]
-            dots = torch.bmm(layers, layers.transpose(1, 2))  # each item's inner products between its layers
-            sq = dots.diagonal(dim1=1, dim2=2)  # [G*N, Lt+1]
-            base = sq[:, self.a]  # [G*N, Ls]
-            scale = sq[:, 1:].unsqueeze(1) + base.unsqueeze(2)
-            change = scale - 2 * dots[:, self.a, 1:]  # [G*N, Ls, Lt]: |x_l - x_a|^2
-            change = change * _above_rounding(change, scale, x)  # (as the direction's)
-            size = (change.clamp_min(0).sqrt() / base.sqrt().clamp_min(F.EPS).unsqueeze(2)).view(g, n, -1, lt)
-            size = size.permute(2, 3, 0, 1)  # [Ls, Lt, G, N]
-            self.size = size if gmask is None else size * gmask
 
     def forms(self, steps: slice) -> list[torch.Tensor]:
         """The forms for the student steps ``steps``, in ``_forms``'s order."""
@@ -236,6 +244,23 @@ class TeacherChange:
         change.mul_(real.unsqueeze(-1) & real.unsqueeze(-2))
         norms = change.diagonal(dim1=-2, dim2=-1).clamp_min(0).sqrt().clamp_min(F.EPS)  # (as F.direction's)
         return change.div_(norms.unsqueeze(-1)).div_(norms.unsqueeze(-2))  # (in place: no second tensor its size)
+
+
+def _change_size(x: torch.Tensor, gmask: torch.Tensor | None, a: torch.Tensor) -> torch.Tensor:
+    """The layer change's magnitude form ``[Ls, Lt, G, N]`` of the teacher: each item's change from the anchor ``a`` of
+    each student step to every layer over its size at the anchor, ``|x_l - x_a| / |x_a|``, from each item's inner
+    products between its layers (uncentred ``x [Lt+1, G, N, d]``; small: built whole)."""
+    lt, (g, n) = x.shape[0] - 1, x.shape[1:3]
+    layers = x.permute(1, 2, 0, 3).flatten(0, 1)  # [G*N, Lt+1, d]
+    dots = torch.bmm(layers, layers.transpose(1, 2))  # each item's inner products between its layers
+    sq = dots.diagonal(dim1=1, dim2=2)  # [G*N, Lt+1]
+    base = sq[:, a]  # [G*N, Ls]
+    scale = sq[:, 1:].unsqueeze(1) + base.unsqueeze(2)
+    change = scale - 2 * dots[:, a, 1:]  # [G*N, Ls, Lt]: |x_l - x_a|^2
+    change = change * _above_rounding(change, scale, x)  # (as the direction's)
+    size = (change.clamp_min(0).sqrt() / base.sqrt().clamp_min(F.EPS).unsqueeze(2)).view(g, n, -1, lt)
+    size = size.permute(2, 3, 0, 1)  # [Ls, Lt, G, N]
+    return size if gmask is None else size * gmask
 
 
 def _above_rounding(square: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -304,7 +329,10 @@ def _distances(gram: torch.Tensor, gmask: torch.Tensor | None, opts) -> torch.Te
         dist = (sq[..., 1:] + sq[..., :-1] - 2 * gram.diagonal(1, dim1=-2, dim2=-1)).clamp_min(TINY).sqrt()
         return F.relative(dist, None if gmask is None else gmask[..., 1:] & gmask[..., :-1])
     square = torch.add(sq.unsqueeze(-1) + sq.unsqueeze(-2), gram, alpha=-2)  # (one [.., N, N] temporary fewer)
-    return F.normalised_distances(square.clamp_min(TINY).sqrt(), gmask)
+    if torch.is_grad_enabled():
+        return F.normalised_distances(square.clamp_min(TINY).sqrt(), gmask)
+    # the teacher's: in place, no [.., N, N] temporary (a token group's forms are its largest tensors)
+    return F.normalised_distances(square.clamp_min_(TINY).sqrt_(), gmask, in_place=True)
 
 
 def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
@@ -317,7 +345,13 @@ def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
         scales = [F.at_least_one(c) ** -0.5 for c in counts]
 
         def joined(fs: list[torch.Tensor]) -> list[torch.Tensor]:
-            return [torch.cat([f.flatten(1) * c for f, c in zip(fs, scales)], 1)]
+            out = torch.cat([f.flatten(1) for f in fs], 1)
+            start = 0
+            for f, c in zip(fs, scales):  # (scaled in place: no second copy of the forms)
+                width = f[0].numel()
+                out[:, start:start + width].mul_(c)
+                start += width
+            return [out]
 
         forms, counts = joined(forms), [1]
         teacher = None if teacher is None else joined(teacher)
