@@ -191,17 +191,20 @@ def _forms_on(component: str, form: str, opts) -> bool:
 def _centred_by_group(x: torch.Tensor, gmask: torch.Tensor | None, in_place: bool = False) -> torch.Tensor:
     """The teacher's features ``x [L+1, G, N, d]`` centred over each group's valid items (``F.masked_center``), groups
     first: ``[G, L+1, N, d]``. Then each group's layers are one matrix ``[(L+1)*N, d]`` for the layer change's cross
-    products, a view where layers first took a copy of them (a token group's largest tensor but the features). Centred
-    in place (the teacher takes no gradient): in ``x`` itself with ``in_place`` where ``x`` is laid out groups first
-    (``pool_features`` stacks the teacher's token features so), else in one new tensor."""
+    products, a view where layers first took a copy of them (a token group's largest tensor but the features).
+    ``in_place``: in ``x`` itself where ``x`` is laid out groups first (``pool_features`` stacks the teacher's token
+    features so); features laid out otherwise are copied, and the copy centred in place (no gradient)."""
     by_group = x.transpose(0, 1)
-    if not (in_place and by_group.is_contiguous()):
-        by_group = x.new_empty(by_group.shape).copy_(by_group)
-    if gmask is None:
-        return by_group.sub_(by_group.mean(-2, keepdim=True))
-    m = gmask.to(x.dtype)[:, None, :, None]  # [G, 1, N, 1]
-    mean = by_group.mul_(m).sum(-2, keepdim=True) / m.sum(-2, keepdim=True).clamp_min(1.0)
-    return by_group.sub_(mean).mul_(m)
+    if not by_group.is_contiguous():  # (pooled features, one group, are laid out either way)
+        by_group, in_place = by_group.contiguous(), True
+    m = None if gmask is None else gmask.to(x.dtype)[:, None, :, None]  # [G, 1, N, 1]
+    if m is not None:
+        by_group = by_group.mul_(m) if in_place else by_group * m
+        mean = by_group.sum(-2, keepdim=True) / m.sum(-2, keepdim=True).clamp_min(1.0)
+    else:
+        mean = by_group.mean(-2, keepdim=True)
+    by_group = by_group.sub_(mean) if in_place else by_group - mean
+    return by_group if m is None else by_group.mul_(m)
 
 
 class TeacherChange:
@@ -345,9 +348,10 @@ def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
         scales = [F.at_least_one(c) ** -0.5 for c in counts]
 
         def joined(fs: list[torch.Tensor]) -> list[torch.Tensor]:
-            out = torch.cat([f.flatten(1) for f in fs], 1)
-            start = 0
-            for f, c in zip(fs, scales):  # (scaled in place: no second copy of the forms)
+            if fs[0].requires_grad:  # (in place, its backward would take more operators)
+                return [torch.cat([f.flatten(1) * c for f, c in zip(fs, scales)], 1)]
+            out, start = torch.cat([f.flatten(1) for f in fs], 1), 0
+            for f, c in zip(fs, scales):  # the teacher's forms scaled in place: no second copy of them
                 width = f[0].numel()
                 out[:, start:start + width].mul_(c)
                 start += width
