@@ -2,10 +2,15 @@
 for the three default components together.
 
 Token-level forms take one group per window whose items are its tokens, with a mask. This counts the peak of live
-tensor bytes (the bench's ``TensorMemory``) while the costs are computed and back-propagated under a uniform plan, on
-random features of a BERT-base-sized teacher (width 768) and a 384-wide student, every token valid.
+tensor bytes (the bench's ``TensorMemory``) while the costs are computed from both models' hidden states and
+back-propagated under a uniform plan, as a step does (``dynamics_costs``: the layers stacked, then the forms), on random
+hidden states of a BERT-base-sized teacher (width 768) and a 384-wide student, every token valid. The hidden states
+themselves are not counted (the models made them); ``features_mib`` gives their size.
 
-    OMP_NUM_THREADS=1 python benchmarks/speed/token_memory.py --output benchmarks/speed/token_memory.json
+    OMP_NUM_THREADS=1 python benchmarks/speed/token_memory.py --output benchmarks/speed/token_memory-hidden.json
+
+(Before 2026-12-05's session 32 the script handed the forms stacked features, ``Pooled``, and counted a view's
+storage where it met one: ``token_memory.json`` and ``token_memory-before.json`` were measured so.)
 """
 
 from __future__ import annotations
@@ -16,26 +21,29 @@ from pathlib import Path
 
 import torch
 
-from dynakd.experiments.bench import TensorMemory
-from dynakd.losses.dynamics import DynamicsOptions, Pooled, plan_loss, pooled_costs
+from dynakd.experiments.bench import TensorMemory, _commit
+from dynakd.losses.dynamics import DynamicsOptions, dynamics_costs, plan_loss
 
 DEFAULT = ("deviation", "layer_change", "relations")
 
 
 def peak_mib(component: str, ls: int, lt: int, groups: int, tokens: int, width: int) -> tuple[float, float]:
-    """Peak MiB of ``component``'s costs, forward and backward, and the MiB of the features themselves."""
+    """Peak MiB of ``component``'s costs, forward and backward, and the MiB of the hidden states themselves."""
     g = torch.Generator().manual_seed(0)
-    xs = torch.randn(ls + 1, groups, tokens, 384, generator=g).requires_grad_()
-    xt = torch.randn(lt + 1, groups, tokens, width, generator=g)
-    mask = torch.ones(groups, tokens, dtype=torch.bool)
+    student = [torch.randn(groups, tokens, 384, generator=g).requires_grad_() for _ in range(ls + 1)]
+    teacher = [torch.randn(groups, tokens, width, generator=g) for _ in range(lt + 1)]
+    made = torch.nn.Module()  # (what was there before the block: TensorMemory leaves a module's buffers out)
+    for i, h in enumerate(student + teacher):
+        made.register_buffer(f"h{i}", h)
+    mask = torch.ones(groups, tokens, dtype=torch.long)
     components = DEFAULT if component == "default" else (component,)
     opts = DynamicsOptions(components=components, pooling="tokens")
     plan = torch.full((ls, lt), 1 / lt)
     anchors = torch.tensor([0] + [1 + (k * lt) // ls for k in range(ls - 1)])
-    with TensorMemory() as meter:
-        costs = pooled_costs(Pooled(xs, xt, mask), opts, anchors)
+    with TensorMemory(made) as meter:
+        costs = dynamics_costs(student, teacher, mask=mask, opts=opts, anchors=anchors)
         sum(plan_loss(plan, c) for c in costs.values()).backward()
-    return round(meter.mib, 1), round((xs.numel() + xt.numel()) * 4 / 2**20, 1)
+    return round(meter.mib, 1), round(sum(h.numel() for h in student + teacher) * 4 / 2**20, 1)
 
 
 def main() -> None:
@@ -52,7 +60,8 @@ def main() -> None:
             print(row, flush=True)
             rows.append(row)
     if args.output:
-        args.output.write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=1) + "\n")
+        setup = {"torch": torch.__version__, "commit": _commit(), "threads": 1}
+        args.output.write_text(json.dumps(setup | {"rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

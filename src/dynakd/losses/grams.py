@@ -50,10 +50,12 @@ TINY = 1e-12
 JOINT_BYTES = 2**20
 
 # The teacher's layer-change forms are built at most about this many bytes of change Grams at a time (one student
-# step at least): pooled features take one chunk, token groups of long windows several, which bounds the temporaries
-# of building them (a 12-layer teacher, 32 windows of 384 tokens: 216 MiB a student step); what the backward keeps of
-# each chunk stays. Under torch.compile one chunk: a count from the shapes would recompile for each new one.
-CHUNK_BYTES = 64 * 2**20
+# step at least): pooled features take one chunk, token groups several, which bounds the temporaries of building them
+# (~3x a chunk); what the backward keeps of each chunk stays (a 12-layer teacher, 32 windows of 384 tokens: 216 MiB a
+# student step). Chunks of 4 MiB rather than 64 lowered the peak of token-level costs by a third at 8 windows of 128
+# tokens or 4 of 256, for ~25 operators a chunk (benchmarks/speed/RESULTS.md). Under torch.compile one chunk: a
+# count from the shapes would recompile for each new one.
+CHUNK_BYTES = 4 * 2**20
 
 
 def gram_costs(
