@@ -187,6 +187,7 @@ def _teacher_grams(
 
 
 def _forms_on(component: str, form: str, opts) -> bool:
+    """Whether ``opts`` computes ``form`` of ``component``."""
     return component in opts.components and form in opts.forms
 
 
