@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .losses.dynamics import DynamicsOptions, Pooled, pooled_costs
+from .losses.dynamics import DynamicsOptions, Pooled, pooled_costs, unused
 
 MAX_GRAPHS = 8  # each keeps its own inputs, outputs and memory pool; a run needs one or two
 
@@ -44,6 +44,7 @@ class GraphedDynamics:
         anchors: Sequence[int] | torch.Tensor,
         refs: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
+        unused(pooled)  # (features an earlier call used up are refused, not recorded)
         if not self.applies(pooled) or not isinstance(anchors, torch.Tensor):
             return pooled_costs(pooled, self.opts, anchors, refs)
         ref_s, ref_t = refs if refs is not None else (None, None)

@@ -224,11 +224,13 @@ def test_compiled_dynamics_compile_once_for_every_batch_shape(pooling):
     assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
 
 
-@pytest.mark.parametrize("cached", [False, True])
-def test_token_features_of_the_teacher_are_centred_in_place(cached):
+@pytest.mark.parametrize("pooling", ["tokens", "mean", "cached"])
+def test_token_features_of_the_teacher_are_centred_in_place(pooling):
     """Token-level dynamics: ``pool_features`` stacks the teacher's layers groups first, as its own, and the Grams
     centre them there: no copy of the teacher's token features (the largest of a token step's tensors but the
-    models'), the same costs. Features the teacher cache pooled are the cache's: never overwritten."""
+    models'). That uses them up: a second call on them is refused, not computed from centred features. Pooled
+    features are small and stay as they are, and those the teacher cache pooled are the cache's: never overwritten.
+    (The costs of the in-place path: ``test_gram_costs_and_gradients_match_the_vector_forms``.)"""
     from dynakd.experiments.bench import TensorMemory
     from dynakd.losses.dynamics import pool_features
 
@@ -236,19 +238,25 @@ def test_token_features_of_the_teacher_are_centred_in_place(cached):
     s, t = hidden(LS, b, DS, 0), tuple(h.detach() for h in hidden(LT, b, d, 1))
     mask = torch.ones(b, T, dtype=torch.long)
     mask[1:, 3:] = 0
-    opts = DynamicsOptions(pooling="mean" if cached else "tokens")
+    opts = DynamicsOptions(pooling="tokens" if pooling == "tokens" else "mean")
     anchors = torch.tensor([0, 2, 5])
     kw = dict(mask=mask, opts=opts)
-    if cached:
+    if pooling == "cached":
         kw["teacher_pooled"] = torch.stack([h.mean(1) for h in t])  # [Lt+1, B, d]: as the cache's rows
     pooled = pool_features(s, t, **kw)
-    assert pooled.teacher_scratch is not cached
-    if cached:
+    assert pooled.teacher_scratch is (pooling == "tokens")
+    if pooling != "tokens":
         before = pooled.xt.clone()
         pooled_costs(pooled, opts, anchors)
         assert torch.equal(pooled.xt, before)
         return
     assert pooled.xt.transpose(0, 1).is_contiguous()  # groups first
+    size = pooled.xt.numel() * pooled.xt.element_size()
+    pooled_costs(pooled, opts, anchors)
+    assert pooled.xt is None
+    for again in (pooled_costs, vector_costs):
+        with pytest.raises(ValueError, match="used up"):
+            again(pooled, opts, anchors)
     # (the direction form alone: the layer change's magnitude form takes a transient copy of the features first)
     opts = DynamicsOptions(forms=["direction"], pooling="tokens")
     peaks = {}
@@ -259,4 +267,4 @@ def test_token_features_of_the_teacher_are_centred_in_place(cached):
             costs = pooled_costs(pooled, opts, anchors)
         peaks[scratch] = meter.peak
         assert costs.keys() == {"deviation", "layer_change", "relations"}
-    assert peaks[False] - peaks[True] >= pooled.xt.numel() * pooled.xt.element_size()
+    assert peaks[False] - peaks[True] >= size

@@ -163,13 +163,16 @@ def sensitivity_costs(xs, xt, xs_pert, xt_pert, gmask, opts: DynamicsOptions) ->
 @dataclass
 class Pooled:
     """Both models' features as the forms read them (``X [L+1, G, N, d]``): ``gmask [G, N]`` marks the valid items,
-    None when all are; ``*_p`` are the perturbed inputs' (the sensitivity component). ``teacher_scratch``: ``xt`` was
-    made for the costs alone (``pool_features`` pooled it), which may overwrite it: ``pooled_costs`` then centres
-    the teacher's features in it rather than in a copy (token features: a tensor of the teacher's hidden states'
-    size fewer)."""
+    None when all are; ``*_p`` are the perturbed inputs' (the sensitivity component).
+
+    ``teacher_scratch``: ``xt`` was made for the costs alone (``pool_features`` sets it for token features it stacked
+    itself), so ``pooled_costs`` may centre the teacher's features in it rather than in a copy, a tensor of the
+    teacher's hidden states' size fewer. It does so unless a reference is given or the angle or sensitivity forms
+    read ``xt`` afterwards, and then uses the features up: ``xt`` becomes None, and a second ``pooled_costs`` on them
+    is refused (pool again)."""
 
     xs: torch.Tensor
-    xt: torch.Tensor
+    xt: torch.Tensor | None
     gmask: torch.Tensor | None = None
     xs_p: torch.Tensor | None = None
     xt_p: torch.Tensor | None = None
@@ -214,7 +217,8 @@ def pool_features(
         if xs_p is not None:
             xs_p, xt_p = gather(xs_p, gmask, 2)[0], gather(xt_p, gmask, 2)[0]
         gmask = gathered
-    return Pooled(xs, xt, gmask, xs_p, xt_p, teacher_scratch=teacher_pooled is None)
+    # (pooled features are small: their copy is not worth a Pooled that one call uses up)
+    return Pooled(xs, xt, gmask, xs_p, xt_p, teacher_scratch=opts.pooling == "tokens" and teacher_pooled is None)
 
 
 def pooled_costs(
@@ -228,16 +232,28 @@ def pooled_costs(
 
     The deviation, layer-change and relations costs come from Gram matrices (``grams.py``), with or without a mask:
     the same costs as ``vector_costs`` computes from the forms' definitions, without the teacher's change vectors
-    ``[Ls, Lt, G, N, d]`` (token-level dynamics made them the largest tensors of a step)."""
-    xs, xt, gmask = pooled.xs, pooled.xt, pooled.gmask
+    ``[Ls, Lt, G, N, d]`` (token-level dynamics made them the largest tensors of a step). Features marked
+    ``teacher_scratch`` may be used up (``Pooled``)."""
+    xs, xt, gmask = pooled.xs, unused(pooled), pooled.gmask
     # the angle and sensitivity forms read the teacher's features after the Grams: not centred in place then
     scratch = pooled.teacher_scratch and not opts.relation_angle and "sensitivity" not in opts.components
     costs = gram_costs(xs, xt, gmask, opts, anchors, refs, scratch)
+    if scratch and refs is None:  # centred in place: what is left are not the features any more
+        pooled.xt = None
     if "relations" in costs and opts.relation_angle:  # (the angle form is not from a Gram)
         costs["relations"] = costs["relations"] + angle_costs(xs[1:], xt[1:], gmask, opts)
     if "sensitivity" in opts.components:
         costs["sensitivity"] = sensitivity_costs(xs, xt, pooled.xs_p, pooled.xt_p, gmask, opts)
     return costs
+
+
+def unused(pooled: Pooled) -> torch.Tensor:
+    """The teacher's features of ``pooled``, refused where an earlier ``pooled_costs`` used them up (``Pooled``)."""
+    if pooled.xt is None:
+        raise ValueError("these pooled features were used up by an earlier pooled_costs, which centred the teacher's "
+                         "in place (Pooled.teacher_scratch): pool the hidden states again, or set teacher_scratch "
+                         "False to keep them")
+    return pooled.xt
 
 
 def vector_costs(
@@ -249,7 +265,7 @@ def vector_costs(
     """``pooled_costs`` from the forms' vectors, as method.md defines them (``deviation_costs``,
     ``layer_change_costs``, ``relation_costs``): the reference the Gram path is tested against
     (``tests/unit/test_unmasked_forms.py``), slower and larger."""
-    xs, xt, gmask = pooled.xs, pooled.xt, pooled.gmask
+    xs, xt, gmask = pooled.xs, unused(pooled), pooled.gmask
     costs = {}
     if "deviation" in opts.components:
         ref_s, ref_t = refs if refs is not None else (None, None)

@@ -52,9 +52,9 @@ JOINT_BYTES = 2**20
 # The teacher's layer-change forms are built at most about this many bytes of change Grams at a time (one student
 # step at least): pooled features take one chunk, token groups several, which bounds the temporaries of building them
 # (~3x a chunk); what the backward keeps of each chunk stays (a 12-layer teacher, 32 windows of 384 tokens: 216 MiB a
-# student step). Chunks of 4 MiB rather than 64 lowered the peak of token-level costs by a third at 8 windows of 128
-# tokens or 4 of 256, for ~25 operators a chunk (benchmarks/speed/RESULTS.md). Under torch.compile one chunk: a
-# count from the shapes would recompile for each new one.
+# student step). Chunks of 4 MiB rather than 64 lowered the peak of token-level costs by 27% at 8 windows of 128
+# tokens and by a third at 4 of 256, for ~25 operators a chunk (benchmarks/speed/RESULTS.md). Under torch.compile
+# one chunk: a count from the shapes would recompile for each new one.
 CHUNK_BYTES = 4 * 2**20
 
 
@@ -70,8 +70,9 @@ def gram_costs(
     """Cost matrices ``[Ls, Lt]`` of the deviation, layer-change and relations components in ``opts`` (those it
     enables) from features ``xs [Ls+1, G, N, ds]`` (with gradients) and ``xt [Lt+1, G, N, dt]`` with the group mask
     ``gmask [G, N]`` (None: every item valid). ``anchors``, ``refs``: as ``pooled_costs``. The relations' angle form
-    is left to the caller. ``scratch``: ``xt`` was made for these costs alone and may be overwritten (it is centred in
-    place, not in a copy, where no reference is given; ``Pooled.teacher_scratch``)."""
+    is left to the caller. ``scratch``: ``xt`` was made for these costs alone and may be overwritten: where no
+    reference is given and it is laid out groups first (``pool_features``'s token features), it is centred in place,
+    not in a copy (``Pooled.teacher_scratch``)."""
     ref_s, ref_t = refs if refs is not None else (None, None)
     ls = xs.shape[0] - 1
     student = _student_grams(xs, gmask, ref_s, opts)
@@ -255,7 +256,9 @@ class TeacherChange:
 def _change_size(x: torch.Tensor, gmask: torch.Tensor | None, a: torch.Tensor) -> torch.Tensor:
     """The layer change's magnitude form ``[Ls, Lt, G, N]`` of the teacher: each item's change from the anchor ``a`` of
     each student step to every layer over its size at the anchor, ``|x_l - x_a| / |x_a|``, from each item's inner
-    products between its layers (uncentred ``x [Lt+1, G, N, d]``; small: built whole)."""
+    products between its layers (uncentred ``x [Lt+1, G, N, d]``; small: built whole). Those products take a
+    transient copy of the features, items first: the one the token path still makes (not at the peak at the sizes
+    measured in benchmarks/speed/RESULTS.md; a wide teacher on short windows can put it there)."""
     lt, (g, n) = x.shape[0] - 1, x.shape[1:3]
     layers = x.permute(1, 2, 0, 3).flatten(0, 1)  # [G*N, Lt+1, d]
     dots = torch.bmm(layers, layers.transpose(1, 2))  # each item's inner products between its layers
