@@ -7,6 +7,10 @@
 #   tests-gpu      the tests that need a GPU: CUDA graphs against eager (tests/unit/test_cudagraphs.py, first and in
 #                  a call of its own, so its result survives a slow later test), then the sensitivity forwards'
 #                  dropout masks under a compiled student, with the losses' tests -> $OUT/tests-gpu.log;
+#   bench-tokens   the same as bench with token-level dynamics (--set dynamics.pooling=tokens: extractive QA's default),
+#                  live teacher (the cache holds pooled features) -> $OUT/h200-tokens.json;
+#   token-memory   the token-level costs' CUDA allocator peak per component (benchmarks/speed/token_memory.py
+#                  --device cuda), up to the paper's SQuAD scale, 32 windows of 384 tokens -> $OUT/token_memory-cuda.json;
 #   bench-cudagraphs  the same as bench with --cuda-graphs (the dynamics losses recorded once per batch size and
 #                  replayed, without torch.compile) -> $OUT/h200-cudagraphs.json;
 #   bench-compile  the same with --torch-compile (student and dynamics losses compiled), full/OT, kd and task (the
@@ -91,6 +95,14 @@ eager_bench() {  # NAME MAX_S FLAG...: a bench of every method and each aligner 
     --aligners "$ALIGNERS" "${small[@]}" --output "$OUT/${name/bench/h200}.json" > "$OUT/$name.log" 2>&1
   echo "$name exit $?"; tail -12 "$OUT/$name.log"
 }
+token_memory() {
+  local l; l=$(limit 90)
+  [ "$l" -lt 30 ] && { echo "== token-memory: skipped, $(left) s left"; return; }
+  echo "== token-memory ($(left) s left)"
+  timeout "$l" $PY benchmarks/speed/token_memory.py --device cuda --output "$OUT/token_memory-cuda.json" \
+    > "$OUT/token-memory.log" 2>&1
+  echo "token-memory exit $?"; tail -3 "$OUT/token-memory.log"
+}
 compiled_bench() {  # NAME MAX_S FLAG...: a compiled bench of full/OT, kd and task (one repeat, 10 warm-up steps:
   # compilation) for at most MAX_S seconds; its rows are in its log as each configuration ends. $BENCH runs it.
   local name=$1 l; l=$(limit "$2"); shift 2
@@ -105,6 +117,8 @@ BENCH="-m dynakd.cli"
 for step in $STEPS; do  # in the order given
   case $step in
     bench) eager_bench bench 140 ;;  # (OT only in the plan: ~1 min; every aligner needs the 200 s of a call of its own)
+    bench-tokens) eager_bench bench-tokens 120 --set dynamics.pooling=tokens ;;
+    token-memory) token_memory ;;
     tests-gpu) tests_gpu ;;
     bench-cudagraphs) eager_bench bench-cudagraphs 160 --cuda-graphs ;;
     bench-compile) compiled_bench compile 170 --torch-compile ;;
