@@ -268,3 +268,27 @@ def test_token_features_of_the_teacher_are_centred_in_place(pooling):
         peaks[scratch] = meter.peak
         assert costs.keys() == {"deviation", "layer_change", "relations"}
     assert peaks[False] - peaks[True] >= size
+
+
+def test_the_angle_and_sensitivity_forms_read_the_teacher_before_it_is_centred():
+    """``pooled_costs`` computes the components that read the teacher's features themselves (the relations' angle
+    form, sensitivity) before the Gram path centres those features in place: the costs of token features used up so
+    are those of features kept."""
+    from dynakd.losses.dynamics import pool_features
+
+    b = 3
+    s, t = hidden(LS, b, DS, 0), tuple(h.detach() for h in hidden(LT, b, DT, 1))
+    perturbed = (hidden(LS, b, DS, 2), tuple(h.detach() for h in hidden(LT, b, DT, 3)))
+    mask = torch.ones(b, T, dtype=torch.long)
+    mask[1:, 3:] = 0
+    opts = DynamicsOptions(("deviation", "layer_change", "relations", "sensitivity"), relation_angle=True,
+                           pooling="tokens")
+    anchors = torch.tensor([0, 2, 5])
+    used = pool_features(s, t, mask=mask, opts=opts, perturbed=perturbed)
+    kept = pool_features(s, t, mask=mask, opts=opts, perturbed=perturbed)
+    kept.teacher_scratch = False
+    got, want = pooled_costs(used, opts, anchors), pooled_costs(kept, opts, anchors)
+    assert used.xt is None and kept.xt is not None
+    assert list(got) == list(want) == ["deviation", "layer_change", "relations", "sensitivity"]
+    for k in want:
+        close(got[k], want[k])

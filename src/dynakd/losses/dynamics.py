@@ -167,9 +167,9 @@ class Pooled:
 
     ``teacher_scratch``: ``xt`` was made for the costs alone (``pool_features`` sets it for token features it stacked
     itself), so ``pooled_costs`` may centre the teacher's features in it rather than in a copy, a tensor of the
-    teacher's hidden states' size fewer. It does so unless a reference is given or the angle or sensitivity forms
-    read ``xt`` afterwards, and then uses the features up: ``xt`` becomes None, and a second ``pooled_costs`` on them
-    is refused (pool again)."""
+    teacher's hidden states' size fewer, after the components that read ``xt`` otherwise (angle, sensitivity). Unless
+    a reference is given, that uses the features up: ``xt`` becomes None, and a second ``pooled_costs`` on them is
+    refused (pool again)."""
 
     xs: torch.Tensor
     xt: torch.Tensor | None
@@ -235,16 +235,18 @@ def pooled_costs(
     ``[Ls, Lt, G, N, d]`` (token-level dynamics made them the largest tensors of a step). Features marked
     ``teacher_scratch`` may be used up (``Pooled``)."""
     xs, xt, gmask = pooled.xs, unused(pooled), pooled.gmask
-    # the angle and sensitivity forms read the teacher's features after the Grams: not centred in place then
-    scratch = pooled.teacher_scratch and not opts.relation_angle and "sensitivity" not in opts.components
-    costs = gram_costs(xs, xt, gmask, opts, anchors, refs, scratch)
-    if scratch and refs is None:  # centred in place: what is left are not the features any more
-        pooled.xt = None
-    if "relations" in costs and opts.relation_angle:  # (the angle form is not from a Gram)
-        costs["relations"] = costs["relations"] + angle_costs(xs[1:], xt[1:], gmask, opts)
+    # The components not from Grams first: the Gram path may centre the teacher's features in place (Pooled).
+    other = {}
+    if "relations" in opts.components and opts.relation_angle:  # (the angle form is not from a Gram)
+        other["angle"] = angle_costs(xs[1:], xt[1:], gmask, opts)
     if "sensitivity" in opts.components:
-        costs["sensitivity"] = sensitivity_costs(xs, xt, pooled.xs_p, pooled.xt_p, gmask, opts)
-    return costs
+        other["sensitivity"] = sensitivity_costs(xs, xt, pooled.xs_p, pooled.xt_p, gmask, opts)
+    costs = gram_costs(xs, xt, gmask, opts, anchors, refs, pooled.teacher_scratch)
+    if pooled.teacher_scratch and refs is None:  # centred in place: what is left are not the features any more
+        pooled.xt = None
+    if "angle" in other:
+        costs["relations"] = costs["relations"] + other.pop("angle")
+    return costs | other
 
 
 def unused(pooled: Pooled) -> torch.Tensor:
