@@ -236,17 +236,18 @@ def pooled_costs(
     ``teacher_scratch`` may be used up (``Pooled``)."""
     xs, xt, gmask = pooled.xs, unused(pooled), pooled.gmask
     # The components not from Grams first: the Gram path may centre the teacher's features in place (Pooled).
-    other = {}
-    if "relations" in opts.components and opts.relation_angle:  # (the angle form is not from a Gram)
-        other["angle"] = angle_costs(xs[1:], xt[1:], gmask, opts)
-    if "sensitivity" in opts.components:
-        other["sensitivity"] = sensitivity_costs(xs, xt, pooled.xs_p, pooled.xt_p, gmask, opts)
+    angle = angle_costs(xs[1:], xt[1:], gmask, opts) if "relations" in opts.components and opts.relation_angle \
+        else None
+    sensitivity = sensitivity_costs(xs, xt, pooled.xs_p, pooled.xt_p, gmask, opts) \
+        if "sensitivity" in opts.components else None
     costs = gram_costs(xs, xt, gmask, opts, anchors, refs, pooled.teacher_scratch)
     if pooled.teacher_scratch and refs is None:  # centred in place: what is left are not the features any more
         pooled.xt = None
-    if "angle" in other:
-        costs["relations"] = costs["relations"] + other.pop("angle")
-    return costs | other
+    if angle is not None:
+        costs["relations"] = costs["relations"] + angle
+    if sensitivity is not None:
+        costs["sensitivity"] = sensitivity
+    return costs
 
 
 def unused(pooled: Pooled) -> torch.Tensor:

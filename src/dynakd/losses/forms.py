@@ -18,13 +18,16 @@ import torch.nn.functional as F
 EPS = 1e-6
 
 
-def masked_center(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Subtract the mean over the valid items of each group. ``x [..., G, N, d]``, ``mask [G, N]``."""
+def masked_center(x: torch.Tensor, mask: torch.Tensor | None, in_place: bool = False) -> torch.Tensor:
+    """Subtract the mean over the valid items of each group; masked items 0. ``x [..., G, N, d]``, ``mask [G, N]``.
+    ``in_place``: in ``x`` itself (no gradient through it)."""
     if mask is None:
-        return x - x.mean(-2, keepdim=True)
+        mean = x.mean(-2, keepdim=True)
+        return x.sub_(mean) if in_place else x - mean
     m = mask.to(x.dtype).unsqueeze(-1)  # [G, N, 1]
-    mean = (x * m).sum(-2, keepdim=True) / m.sum(-2, keepdim=True).clamp_min(1.0)  # [..., G, 1, d]
-    return (x - mean).mul_(m)  # (in place: one copy of x where a product would make two)
+    masked = x.mul_(m) if in_place else x * m
+    mean = masked.sum(-2, keepdim=True) / m.sum(-2, keepdim=True).clamp_min(1.0)  # [..., G, 1, d]
+    return (x.sub_(mean) if in_place else x - mean).mul_(m)  # (in place: one copy of x where a product makes two)
 
 
 def deviation(x: torch.Tensor, mask: torch.Tensor | None, ref: torch.Tensor | None) -> torch.Tensor:

@@ -183,7 +183,8 @@ def _teacher_grams(
     gram = _grams(by_group).transpose(0, 1).contiguous() if change_direction or _needs_gram(ref, opts) else None
     out = _deviation_gram(x, centred[1:], None if gram is None else gram[1:], gmask, ref, opts)
     if "layer_change" in opts.components:
-        out["change"] = TeacherChange(x, by_group, gram, size, opts, a)
+        steps = a.shape[0] if torch.compiler.is_compiling() else max(1, CHUNK_BYTES // _gram_bytes(x))
+        out["change"] = TeacherChange(by_group, gram, size, opts, a, steps)
     return out
 
 
@@ -201,14 +202,7 @@ def _centred_by_group(x: torch.Tensor, gmask: torch.Tensor | None, in_place: boo
     by_group = x.transpose(0, 1)
     if not by_group.is_contiguous():  # (pooled features, one group, are laid out either way)
         by_group, in_place = by_group.contiguous(), True
-    m = None if gmask is None else gmask.to(x.dtype)[:, None, :, None]  # [G, 1, N, 1]
-    if m is not None:
-        by_group = by_group.mul_(m) if in_place else by_group * m
-        mean = by_group.sum(-2, keepdim=True) / m.sum(-2, keepdim=True).clamp_min(1.0)
-    else:
-        mean = by_group.mean(-2, keepdim=True)
-    by_group = by_group.sub_(mean) if in_place else by_group - mean
-    return by_group if m is None else by_group.mul_(m)
+    return F.masked_center(by_group, None if gmask is None else gmask[:, None], in_place=in_place)  # (mask [G, 1, N])
 
 
 class TeacherChange:
@@ -216,12 +210,10 @@ class TeacherChange:
     ``forms(steps)`` builds them for some student steps, ``[steps, Lt, G, N, N]`` (direction, from Grams, in place)
     and ``[steps, Lt, G, N]`` (magnitude); ``steps`` is how many a chunk takes (``CHUNK_BYTES``)."""
 
-    def __init__(self, x, by_group, gram, size, opts, anchors):
-        """``x``: the features (only their shape and type are read: they may have been centred in place);
-        ``by_group``, ``gram``: the centred features and their Grams; ``size``: the magnitude form
-        (``_change_size``)."""
-        self.x, self.by_group, self.gram, self.size, self.opts, self.a = x, by_group, gram, size, opts, anchors
-        self.steps = self.a.shape[0] if torch.compiler.is_compiling() else max(1, CHUNK_BYTES // _gram_bytes(x))
+    def __init__(self, by_group, gram, size, opts, anchors, steps: int):
+        """``by_group``, ``gram``: the centred features, groups first, and their Grams; ``size``: the magnitude form
+        (``_change_size``); ``steps``: student steps a chunk takes."""
+        self.by_group, self.gram, self.size, self.opts, self.a, self.steps = by_group, gram, size, opts, anchors, steps
 
     def forms(self, steps: slice) -> list[torch.Tensor]:
         """The forms for the student steps ``steps``, in ``_forms``'s order."""
@@ -235,8 +227,8 @@ class TeacherChange:
     def _direction(self, a: torch.Tensor) -> torch.Tensor:
         """The direction form ``[len(a), Lt, G, N, N]`` of the centred changes from the anchors ``a``: their Gram is
         ``G_ll + G_aa - G_la - G_al``, the cross terms one product per group, ``[G, Lt*N, d] x [G, d, len(a)*N]``."""
-        x, gram = self.x, self.gram
-        lt, ls, (g, n) = x.shape[0] - 1, a.shape[0], x.shape[1:3]
+        x, gram = self.by_group, self.gram
+        g, lt, n, ls = x.shape[0], x.shape[1] - 1, x.shape[2], a.shape[0]
         layers = self.by_group[:, 1:].flatten(1, 2)  # [G, Lt*N, d], a view
         starts = self.by_group[:, a].flatten(1, 2)  # [G, len(a)*N, d]
         cross = (layers @ starts.transpose(1, 2)).view(g, lt, n, ls, n).permute(3, 1, 0, 2, 4)  # [a, Lt, G, N, N]
