@@ -5,22 +5,27 @@ Token-level forms take one group per window whose items are its tokens, with a m
 tensor bytes (the bench's ``TensorMemory``) while the costs are computed from both models' hidden states and
 back-propagated under a uniform plan, as a step does (``dynamics_costs``: the layers stacked, then the forms), on random
 hidden states of a BERT-base-sized teacher (width 768) and a 384-wide student, every token valid. The hidden states
-themselves are not counted (the models made them); ``features_mib`` gives their size.
+themselves are not counted (the models made them); ``features_mib`` gives their size. ``kept_mib`` is what the
+forward leaves to the backward; ``seconds``, one run of forward and backward outside the meter (a rough guide). The
+costs wait for the plan (``plan_first``, a step's default, ``losses/planfirst.py``); the last row of each size
+compares them as tensors.
 
-    OMP_NUM_THREADS=1 python benchmarks/speed/token_memory.py --output benchmarks/speed/token_memory-hidden.json
+    OMP_NUM_THREADS=1 python benchmarks/speed/token_memory.py --output benchmarks/speed/token_memory-planfirst.json
 
 ``--device cuda`` takes the CUDA allocator's peak above what was allocated before instead (what a GPU run pays, its
 caching allocator's rounding included), and adds the paper's SQuAD scale, 32 windows of 384 tokens
 (benchmarks/gpu/h200.sh's ``token-memory`` step).
 
 (Before 2026-12-05's session 32 the script handed the forms stacked features, ``Pooled``, and counted a view's
-storage where it met one: ``token_memory.json`` and ``token_memory-before.json`` were measured so.)
+storage where it met one: ``token_memory.json`` and ``token_memory-before.json`` were measured so; before session 33
+it compared the costs as tensors alone: ``token_memory-hidden*.json``.)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -31,9 +36,10 @@ from dynakd.losses.dynamics import DynamicsOptions, dynamics_costs, plan_loss
 DEFAULT = ("deviation", "layer_change", "relations")
 
 
-def peak_mib(component: str, ls: int, lt: int, groups: int, tokens: int, width: int,
-             device: str = "cpu") -> tuple[float, float]:
-    """Peak MiB of ``component``'s costs, forward and backward, and the MiB of the hidden states themselves."""
+def peak_mib(component: str, ls: int, lt: int, groups: int, tokens: int, width: int, device: str = "cpu",
+             plan_first: bool = True) -> tuple[float, float, float, float]:
+    """Peak MiB of ``component``'s costs, forward and backward; the MiB the forward leaves to the backward; the
+    seconds of forward and backward (one run: a rough guide); and the MiB of the hidden states themselves."""
     g = torch.Generator().manual_seed(0)
     student = [torch.randn(groups, tokens, 384, generator=g).to(device).requires_grad_() for _ in range(ls + 1)]
     teacher = [torch.randn(groups, tokens, width, generator=g).to(device) for _ in range(lt + 1)]
@@ -47,20 +53,29 @@ def peak_mib(component: str, ls: int, lt: int, groups: int, tokens: int, width: 
     anchors = torch.tensor([0] + [1 + (k * lt) // ls for k in range(ls - 1)], device=device)
     features = round(sum(h.numel() for h in student + teacher) * 4 / 2**20, 1)
 
-    def costs_and_backward():
-        costs = dynamics_costs(student, teacher, mask=mask, opts=opts, anchors=anchors)
-        sum(plan_loss(plan, c) for c in costs.values()).backward()
+    def costs_and_backward(live) -> float:
+        costs = dynamics_costs(student, teacher, mask=mask, opts=opts, anchors=anchors, plan_first=plan_first)
+        loss = sum(plan_loss(plan, c) for c in costs.values())
+        del costs
+        kept = live()
+        loss.backward()
+        return kept
 
     if device == "cuda":
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
-        costs_and_backward()
+        start = time.perf_counter()
+        kept = costs_and_backward(lambda: torch.cuda.memory_allocated() - before)
         torch.cuda.synchronize()
-        return round((torch.cuda.max_memory_allocated() - before) / 2**20, 1), features
+        seconds = time.perf_counter() - start
+        return (round((torch.cuda.max_memory_allocated() - before) / 2**20, 1), round(kept / 2**20, 1),
+                round(seconds, 3), features)
     with TensorMemory(made) as meter:
-        costs_and_backward()
-    return round(meter.mib, 1), features
+        kept = costs_and_backward(lambda: meter.live)
+    start = time.perf_counter()  # (timed outside the meter, which slows every operator)
+    costs_and_backward(lambda: 0)
+    return round(meter.mib, 1), round(kept / 2**20, 1), round(time.perf_counter() - start, 3), features
 
 
 def main() -> None:
@@ -72,10 +87,11 @@ def main() -> None:
     rows = []
     sizes = ((4, 128), (8, 128), (4, 256), (8, 384)) + (((32, 384),) if args.device == "cuda" else ())
     for groups, tokens in sizes:
-        for component in (*DEFAULT, "default"):
-            peak, features = peak_mib(component, 4, 12, groups, tokens, 768, args.device)
+        for component, plan_first in [(c, True) for c in (*DEFAULT, "default")] + [("default", False)]:
+            peak, kept, seconds, features = peak_mib(component, 4, 12, groups, tokens, 768, args.device, plan_first)
             row = {"student_layers": 4, "teacher_layers": 12, "windows": groups, "tokens": tokens, "width": 768,
-                   "component": component, "peak_mib": peak, "features_mib": features, "device": args.device}
+                   "component": component, "plan_first": plan_first, "peak_mib": peak, "kept_mib": kept,
+                   "seconds": seconds, "features_mib": features, "device": args.device}
             print(row, flush=True)
             rows.append(row)
     if args.output:

@@ -19,7 +19,7 @@ from .cudagraphs import GraphedDynamics
 from .data.prepare import fraction
 from .data.tasks import get_task
 from .errors import DynaKDError
-from .features import HIDDEN_LABEL, Features
+from .features import HIDDEN_LABEL, Features, StackedHidden
 from .losses import (
     DynamicsOptions,
     dynamics_costs,
@@ -31,7 +31,8 @@ from .losses import (
     qa_task_loss,
     task_loss,
 )
-from .losses.dynamics import anchors_from_plan, pool, pool_features
+from .losses.dynamics import Hidden, anchors_from_plan, pool, pool_features, pooled_costs
+from .losses.planfirst import cost_value
 
 
 @dataclass
@@ -113,6 +114,8 @@ class Distiller(nn.Module):
         self._dynamics_costs = compile_dynamics(cfg.torch_compile_mode) if cfg.torch_compile else dynamics_costs
         # With cuda_graphs the same operators are recorded once per batch size and replayed (cudagraphs.py).
         self.graphed = GraphedDynamics(self.opts) if cfg.cuda_graphs and self.feature == "dynamics" else None
+        # Token groups' costs may wait for a plan that takes no gradient from them (losses/planfirst.py)
+        self.plan_first = dyn.plan_first and self.aligner is not None and not self.aligner.cost_gradient
         self.register_buffer("ref_s", torch.zeros(student_layers + 1, student_width))
         self.register_buffer("ref_t", torch.zeros(teacher_layers + 1, teacher_width))
         self.register_buffer("ref_steps", torch.zeros((), dtype=torch.long))
@@ -306,7 +309,7 @@ class Distiller(nn.Module):
     def feature_terms(self, s: Features, t: Features, perturbed) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         if self.feature == "dynamics":
             costs = self.dynamics_costs(s, t, perturbed)
-            total = sum(self.cfg.dynamics.weights.get(k, 1.0) * c for k, c in costs.items())
+            total = sum(self.cfg.dynamics.weights.get(k, 1.0) * cost_value(c) for k, c in costs.items())
             plan = self.aligner(total if self.gathers else distributed.synced_cost(total))
             terms = {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
             if self.hidden_term:  # the dynamics' plan places it too; pairs the plan leaves out are not computed
@@ -327,6 +330,14 @@ class Distiller(nn.Module):
         return {self.feature: plan_loss(plan, cost)}, plan
 
     @property
+    def stacks_teacher(self) -> bool:
+        """Whether a step may hand the teacher's hidden states stacked as scratch (``features.stack_hidden``): token
+        -level dynamics read them so, and nothing reads them after the costs (``hidden_weight`` would); not compiled
+        (a tuple of its own would be one more thing for torch.compile to guard on)."""
+        return (self.feature == "dynamics" and self.opts.pooling == "tokens" and not self.hidden_term
+                and not self.cfg.torch_compile)
+
+    @property
     def gathers(self) -> bool:
         """Whether batch forms see the features of every process (``dynamics.gather`` in a multi-process run)."""
         return self.cfg.dynamics.gather and self.opts.pooling != "tokens" and distributed.world_size() > 1
@@ -343,7 +354,12 @@ class Distiller(nn.Module):
                       teacher_cls_index=t.cls_index)
         if self.graphed is not None:
             return self.graphed(pool_features(s.hidden, t.hidden, **inputs), anchors, refs)
-        return self._dynamics_costs(s.hidden, t.hidden, anchors=anchors, refs=refs, **inputs)
+        if self.cfg.torch_compile:
+            return self._dynamics_costs(s.hidden, t.hidden, anchors=anchors, refs=refs, **inputs)
+        # dynamics_costs's two halves: the teacher's states stacked as scratch are held by the pooled features alone
+        # (a call's arguments live as long as the call), which the costs let go once they have made what they need
+        return pooled_costs(pool_features(s.hidden, _taken_if_scratch(t), **inputs), self.opts, anchors, refs,
+                            self.plan_first)
 
     def dynamics_masks(self, s: Features, t: Features) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The tokens the dynamics see: the attention masks (padding never counts) or, for extractive QA with
@@ -392,6 +408,15 @@ class Distiller(nn.Module):
                 self.ref_t.mul_(mom).add_(mean_t, alpha=1 - mom)
             self.ref_steps += 1
         return self.ref_s.clone(), self.ref_t.clone()
+
+
+def _taken_if_scratch(feats: Features) -> Hidden:
+    """``feats.hidden``, taken out of ``feats`` where they were stacked as scratch (``features.stack_hidden``): the
+    costs let them go once they have made what they need of them (``pooled_costs``)."""
+    hidden = feats.hidden
+    if isinstance(hidden, StackedHidden) and hidden.scratch:
+        feats.hidden = ()
+    return hidden
 
 
 def masked_layer_mean(x: torch.Tensor, gmask: torch.Tensor) -> torch.Tensor:

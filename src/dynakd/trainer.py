@@ -54,6 +54,7 @@ from .features import (
     output_logits,
     perturbed_embeddings,
     split_inputs,
+    stack_hidden,
 )
 
 # What the distiller may train besides the student (named in the refusals of FSDP1 and DeepSpeed).
@@ -282,6 +283,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                 raise DynaKDError(f"method '{self.distiller.cfg.method}' needs the teacher: pass teacher=..., or a "
                                   f"teacher_cache and training rows with an '{EXAMPLE_ID}' column")
             teacher = self._teacher_capture(teacher_inputs, hidden=needs_hidden)
+            if needs_hidden and self.distiller.stacks_teacher:  # one copy of its states, not two (stack_hidden)
+                stack_hidden(teacher, scratch=True)
         if CONTEXT_MASK in inputs:  # extractive QA: the context tokens (one tokenizer, so the teacher's too)
             student.context = inputs[CONTEXT_MASK]
             if teacher is not None:

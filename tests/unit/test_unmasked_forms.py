@@ -10,7 +10,8 @@ import torch
 from dynakd.align import uniform_plan
 from dynakd.losses import DynamicsOptions, dynamics_costs
 from dynakd.losses import forms as F
-from dynakd.losses.dynamics import Pooled, anchors_from_plan, pooled_costs, vector_costs
+from dynakd.losses.dynamics import Pooled, anchors_from_plan, plan_loss, pooled_costs, vector_costs
+from dynakd.losses.planfirst import PlanFirst, cost_value
 from tests.unit.test_losses import COMPONENTS, FORMS  # (components, relation_pairs, relation_angle)
 
 LS, DS, LT, DT, T = 3, 8, 5, 12, 5
@@ -137,15 +138,22 @@ def test_gram_costs_and_gradients_match_the_vector_forms(monkeypatch, comp, mask
            torch.randn(LT + 1, DT, generator=gen, dtype=torch.float64)) if refs else None
     anchors = torch.tensor([0, 2, 5])  # (5: the teacher's last layer, whose change to itself is none)
     fast, exact = (f(Pooled(xs, xt, gmask), opts, anchors, ref) for f in (pooled_costs, vector_costs))
+    # costs that wait for the plan (large: past JOINT_BYTES), summed under a plan of Ls everywhere (plan_loss's mean)
+    plan_first = pooled_costs(Pooled(xs, xt, gmask), opts, anchors, ref, plan_first=True)
     # the teacher's features as pool_features hands them over (laid out groups first, its own), centred in place
+    # (one group: in xt itself, which transposing leaves contiguous)
     scratch = Pooled(xs, xt.transpose(0, 1).contiguous().transpose(0, 1), gmask, teacher_scratch=True)
     in_place = pooled_costs(scratch, opts, anchors, ref)
-    assert fast.keys() == exact.keys() == in_place.keys() == set(components)
+    assert fast.keys() == exact.keys() == in_place.keys() == plan_first.keys() == set(components)
     for k in exact:
         grad = torch.autograd.grad(exact[k].sum(), xs)[0]
         for costs in (fast, in_place):
             close_costs(costs[k], exact[k])
             close_costs(torch.autograd.grad(costs[k].sum(), xs)[0], grad)
+        assert isinstance(plan_first[k], PlanFirst) == bool(large)
+        summed = plan_loss(torch.full((LS, LT), float(LS), dtype=torch.float64), plan_first[k])
+        close_costs(cost_value(plan_first[k]), exact[k])
+        close_costs(torch.autograd.grad(summed, xs)[0], grad)
 
 
 @pytest.mark.parametrize("refs", [False, True])

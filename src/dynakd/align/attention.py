@@ -14,6 +14,7 @@ from .base import Aligner, normalise_cost
 
 class AttentionAligner(Aligner):
     name = "attention"
+    cost_gradient = False  # (the scores read the cost detached; a learned query takes its own gradient)
 
     def __init__(self, n_student: int, n_teacher: int, tau: float = 0.1, learned: bool = False, momentum: float = 0.9):
         super().__init__(n_student, n_teacher, momentum)

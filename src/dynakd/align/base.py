@@ -26,6 +26,10 @@ class Aligner(nn.Module):
     # such a step and go on. DistillationTrainer turns it off: it restores the state itself and stops (a few operators
     # a step saved).
     keep_finite: bool = True
+    # Whether the plan takes a gradient from the cost. Where it does not, token-level dynamics compare the forms under
+    # the plan, a smaller backward (losses/planfirst.py): its cost comes without gradient. An aligner of one's own
+    # whose plan reads the cost detached (or not at all) can say False.
+    cost_gradient: bool = True
 
     def __init__(self, n_student: int, n_teacher: int, momentum: float = 0.9):
         super().__init__()

@@ -39,6 +39,7 @@ def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: lis
 
 class FixedAligner(Aligner):
     name = "fixed"
+    cost_gradient = False
 
     def __init__(self, n_student: int, n_teacher: int, mode: str = "uniform", layers: list[int] | None = None):
         super().__init__(n_student, n_teacher, momentum=0.0)

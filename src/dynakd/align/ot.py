@@ -88,6 +88,10 @@ class OTAligner(Aligner):
         # The costs move slowly from step to step, so the last step's potential is a close starting point (warm start).
         self.register_buffer("potential", torch.zeros(n_teacher))
 
+    @property
+    def cost_gradient(self) -> bool:
+        return self.plan_grad
+
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(self.plan_grad and torch.is_grad_enabled()):
             c = normalise_cost(cost if self.plan_grad else cost.detach())

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..features import class_token
+from ..features import StackedHidden, class_token
 from . import forms as F
 from .grams import gram_costs
+from .planfirst import PlanFirst, cost_value
 
 Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embedding output
 Gather = Callable[[torch.Tensor, torch.Tensor | None, int], tuple[torch.Tensor, torch.Tensor | None]]
@@ -80,8 +81,9 @@ def _pooler(
     """``pool`` without the group mask, for any hidden states that share ``mask`` (its weights are computed once).
     ``groups_first``: token features laid out ``[B, L+1, T, d]`` (the teacher's, centred in place by ``grams.py``),
     still indexed ``[L+1, B, T, d]``."""
-    if pooling == "tokens" and groups_first:
-        return lambda hidden: torch.stack(tuple(hidden), dim=1).float().transpose(0, 1)
+    if pooling == "tokens" and groups_first:  # (states stacked so already, features.stack_hidden: not copied again)
+        return lambda hidden: (hidden.stack if isinstance(hidden, StackedHidden) else
+                               torch.stack(tuple(hidden), dim=1).float()).transpose(0, 1)
     if pooling == "tokens":
         return lambda hidden: torch.stack(tuple(hidden)).float()  # [L+1, B, T, d]
     # Pooled forms pool each layer before stacking: stacking first copies every layer's token states at once, the
@@ -166,10 +168,11 @@ class Pooled:
     None when all are; ``*_p`` are the perturbed inputs' (the sensitivity component).
 
     ``teacher_scratch``: ``xt`` was made for the costs alone (``pool_features`` sets it for token features it stacked
-    itself), so ``pooled_costs`` may centre the teacher's features in it rather than in a copy, a tensor of the
-    teacher's hidden states' size fewer, after the components that read ``xt`` otherwise (angle, sensitivity). Unless
-    a reference is given, that uses the features up: ``xt`` becomes None, and a second ``pooled_costs`` on them is
-    refused (pool again)."""
+    itself, or that came stacked as scratch: ``features.StackedHidden``), so ``pooled_costs`` may centre the teacher's
+    features in it rather than in a copy, a tensor of the teacher's hidden states' size fewer, after the components
+    that read ``xt`` otherwise (angle, sensitivity). Unless a reference is given, that uses the features up: ``xt``
+    becomes None (``pooled_costs`` takes it, and lets it go once the Grams and the layer change are made of it), and a
+    second ``pooled_costs`` on them is refused (pool again)."""
 
     xs: torch.Tensor
     xt: torch.Tensor | None
@@ -217,8 +220,10 @@ def pool_features(
         if xs_p is not None:
             xs_p, xt_p = gather(xs_p, gmask, 2)[0], gather(xt_p, gmask, 2)[0]
         gmask = gathered
-    # (pooled features are small: their copy is not worth a Pooled that one call uses up)
-    return Pooled(xs, xt, gmask, xs_p, xt_p, teacher_scratch=opts.pooling == "tokens" and teacher_pooled is None)
+    # (pooled features are small: their copy is not worth a Pooled that one call uses up; states stacked ahead are
+    # the caller's, scratch where it says so)
+    scratch = opts.pooling == "tokens" and teacher_pooled is None and getattr(teacher, "scratch", True)
+    return Pooled(xs, xt, gmask, xs_p, xt_p, teacher_scratch=scratch)
 
 
 def pooled_costs(
@@ -226,28 +231,37 @@ def pooled_costs(
     opts: DynamicsOptions,
     anchors: Sequence[int] | torch.Tensor,
     refs: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
+    plan_first: bool = False,
+) -> dict[str, torch.Tensor | PlanFirst]:
     """The second half of ``dynamics_costs``: one cost matrix per enabled component from pooled features. Shapes and
     the options alone decide its operators (no host sync), so it can be replayed from a CUDA graph (``cudagraphs``).
 
     The deviation, layer-change and relations costs come from Gram matrices (``grams.py``), with or without a mask:
     the same costs as ``vector_costs`` computes from the forms' definitions, without the teacher's change vectors
     ``[Ls, Lt, G, N, d]`` (token-level dynamics made them the largest tensors of a step). Features marked
-    ``teacher_scratch`` may be used up (``Pooled``)."""
-    xs, xt, gmask = pooled.xs, unused(pooled), pooled.gmask
+    ``teacher_scratch`` may be used up (``Pooled``). ``plan_first``: as ``dynamics_costs``."""
+    xs, gmask = pooled.xs, pooled.gmask
     # The components not from Grams first: the Gram path may centre the teacher's features in place (Pooled).
-    angle = angle_costs(xs[1:], xt[1:], gmask, opts) if "relations" in opts.components and opts.relation_angle \
-        else None
-    sensitivity = sensitivity_costs(xs, xt, pooled.xs_p, pooled.xt_p, gmask, opts) \
+    angle = angle_costs(xs[1:], unused(pooled)[1:], gmask, opts) \
+        if "relations" in opts.components and opts.relation_angle else None
+    sensitivity = sensitivity_costs(xs, unused(pooled), pooled.xs_p, pooled.xt_p, gmask, opts) \
         if "sensitivity" in opts.components else None
-    costs = gram_costs(xs, xt, gmask, opts, anchors, refs, pooled.teacher_scratch)
-    if pooled.teacher_scratch and refs is None:  # centred in place: what is left are not the features any more
-        pooled.xt = None
+    # Centred in place, what is left are not the features any more: taken out of ``pooled`` (and held in no name
+    # here), so the Gram path lets them go once it has made what it needs of them.
+    costs = gram_costs(xs, _take_teacher(pooled, refs), gmask, opts, anchors, refs, pooled.teacher_scratch, plan_first)
     if angle is not None:
         costs["relations"] = costs["relations"] + angle
     if sensitivity is not None:
         costs["sensitivity"] = sensitivity
     return costs
+
+
+def _take_teacher(pooled: Pooled, refs) -> torch.Tensor:
+    """The teacher's features of ``pooled``, taken out of it where the Gram path uses them up (``Pooled``)."""
+    xt = unused(pooled)
+    if pooled.teacher_scratch and refs is None:
+        pooled.xt = None
+    return xt
 
 
 def unused(pooled: Pooled) -> torch.Tensor:
@@ -296,7 +310,8 @@ def dynamics_costs(
     gather: Gather | None = None,
     cls_index: torch.Tensor | None = None,
     teacher_cls_index: torch.Tensor | None = None,
-) -> dict[str, torch.Tensor]:
+    plan_first: bool = False,
+) -> dict[str, torch.Tensor | PlanFirst]:
     """One cost matrix ``[Ls, Lt]`` per enabled component (gradients flow to the student side only).
 
     ``teacher_mask`` is the teacher's own attention mask when it tokenises differently (pooled forms only).
@@ -307,12 +322,15 @@ def dynamics_costs(
     it returns them with their mask, and gets and may return None for a mask where every item is valid.
     Pooled features form one group of valid items unless a gather pads them: the forms then get no mask
     (``forms``, ``grams``).
+    ``plan_first``: for a plan that takes no gradient from the costs, the deviation, layer-change and relations costs
+    of token groups come as ``PlanFirst`` costs (``planfirst.py``), compared under the plan in ``plan_loss``: a
+    smaller backward (``cost_value`` gives their values, for the aligner).
     ``pool_features`` then ``pooled_costs``.
     """
     pooled = pool_features(student, teacher, mask=mask, opts=opts, teacher_mask=teacher_mask, perturbed=perturbed,
                            teacher_pooled=teacher_pooled, gather=gather, cls_index=cls_index,
                            teacher_cls_index=teacher_cls_index)
-    return pooled_costs(pooled, opts, anchors, refs)
+    return pooled_costs(pooled, opts, anchors, refs, plan_first)
 
 
 def feature_dynamics_loss(
@@ -331,13 +349,15 @@ def feature_dynamics_loss(
     """
     opts = opts or DynamicsOptions()
     kwargs.setdefault("anchors", anchors_from_plan(plan))
-    costs = dynamics_costs(student, teacher, mask=mask, opts=opts, **kwargs)
+    costs = dynamics_costs(student, teacher, mask=mask, opts=opts, plan_first=True, **kwargs)  # (the plan is given)
     return {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
 
 
-def plan_loss(plan: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
-    """``mean_m sum_l P[m, l] cost[m, l]``."""
-    return (plan.to(cost.dtype) * cost).sum() / cost.shape[0]
+def plan_loss(plan: torch.Tensor, cost: torch.Tensor | PlanFirst) -> torch.Tensor:
+    """``mean_m sum_l P[m, l] cost[m, l]``; a ``PlanFirst`` cost takes its gradient under ``plan`` (and is used up)."""
+    value = cost_value(cost)
+    loss = (plan.to(value.dtype) * value).sum() / value.shape[0]
+    return loss + cost.surrogate(plan) if isinstance(cost, PlanFirst) else loss
 
 
 def anchors_from_plan(plan: torch.Tensor) -> torch.Tensor:

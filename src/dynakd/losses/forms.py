@@ -157,7 +157,33 @@ def paired_costs(
     b = b.flatten(2).float()  # [Ls, Lt, K]
     if distance == "cosine":
         return _cosine_distance((a * b).sum(-1), a.norm(dim=-1), b.norm(dim=-1))
+    if not torch.is_grad_enabled():  # (values alone, planfirst.py: one temporary the teacher side's size, not two)
+        return (a - b).square_().sum(-1) / at_least_one(n_valid)
     return ((a - b) ** 2).sum(-1) / at_least_one(n_valid)
+
+
+def weighed(weights: torch.Tensor, b: torch.Tensor, distance: str = "mse", paired: bool = False) -> torch.Tensor:
+    """The teacher's forms summed under weights ``W [Ls, Lt]``: ``sum_l W_ml b_l`` of ``b [Lt, *S]``, or with
+    ``paired`` of ``b [Ls, Lt, *S]``, which depend on the student's layer (``paired_costs``); under ``cosine`` of the
+    unit forms, ``b_l / |b_l|``. ``[Ls, K]`` (``planfirst.py``)."""
+    b = b.flatten(2 if paired else 1).float()
+    if distance == "cosine":
+        weights = weights / b.norm(dim=-1).clamp_min(EPS)
+    return torch.bmm(weights.unsqueeze(1), b).squeeze(1) if paired else weights @ b
+
+
+def plan_surrogate(
+    a: torch.Tensor, summed: torch.Tensor, rows: torch.Tensor, n_valid: torch.Tensor | int, *, distance: str = "mse"
+) -> torch.Tensor:
+    """A scalar of value 0 whose gradient to the student's forms ``a [Ls, *S]`` is that of ``sum_ml W_ml C_ml``
+    (``layer_costs``, ``paired_costs``) under weights ``W`` without gradient, from the teacher's forms summed under
+    them, ``summed`` (``weighed``), and ``rows [Ls] = sum_l W_ml`` (``planfirst.py``)."""
+    a = a.flatten(1).float()
+    if distance == "cosine":
+        s = -((a * summed).sum(1) / a.norm(dim=1).clamp_min(EPS)).sum()
+    else:  # the gradient of a . (w a - 2 B) is 2 (w a - B)
+        s = (a * (rows.unsqueeze(1) * a - 2 * summed)).sum() / at_least_one(n_valid)
+    return s - s.detach()
 
 
 def _cosine_distance(dot: torch.Tensor, na: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:

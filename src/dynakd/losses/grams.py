@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import torch
 
 from . import forms as F
+from .planfirst import PlanFirst
 
 # Squared distances below this count as this, so the square root's gradient stays finite: distances under 1e-6 (the
 # diagonal, identical samples) read as 1e-6. ``cdist`` returns 0 there; the difference is below float32's rounding.
@@ -66,33 +67,39 @@ def gram_costs(
     anchors: Sequence[int] | torch.Tensor,
     refs: tuple[torch.Tensor, torch.Tensor] | None = None,
     scratch: bool = False,
-) -> dict[str, torch.Tensor]:
+    plan_first: bool = False,
+) -> dict[str, torch.Tensor | PlanFirst]:
     """Cost matrices ``[Ls, Lt]`` of the deviation, layer-change and relations components in ``opts`` (those it
     enables) from features ``xs [Ls+1, G, N, ds]`` (with gradients) and ``xt [Lt+1, G, N, dt]`` with the group mask
     ``gmask [G, N]`` (None: every item valid). ``anchors``, ``refs``: as ``pooled_costs``. The relations' angle form
     is left to the caller. ``scratch``: ``xt`` was made for these costs alone and may be overwritten: where no
     reference is given and it is laid out groups first (``pool_features``'s token features), it is centred in place,
-    not in a copy (``Pooled.teacher_scratch``)."""
+    not in a copy (``Pooled.teacher_scratch``). ``plan_first``: where the teacher's Grams pass ``JOINT_BYTES`` (token
+    groups; not under torch.compile), costs that wait for the plan (``PlanFirst``), a smaller backward."""
+    plan_first = plan_first and _gram_bytes(xt) > JOINT_BYTES and not torch.compiler.is_compiling()
     ref_s, ref_t = refs if refs is not None else (None, None)
-    ls = xs.shape[0] - 1
+    ls, large = xs.shape[0] - 1, _large(xt)
     student = _student_grams(xs, gmask, ref_s, opts)
     with torch.no_grad():
         teacher = _teacher_grams(xt, gmask, ref_t, opts, anchors, scratch)
+    del xt  # (features the caller let go, centred in place: the layer change holds them while it needs them)
     cells = F.cell_counts(gmask, xs)
     costs = {}
     if "layer_change" in opts.components:  # (first: what the teacher's change is built from goes before the rest)
         forms = _shape_forms(student.pop("change_gram", None), student.pop("change_norms", None),
                              student.pop("change_size", None), gmask, opts)
-        costs["layer_change"] = _change_costs(forms, teacher, [cells[f] for f in _forms(opts)], opts.distance)
+        counts = [cells[f] for f in _forms(opts)]
+        costs["layer_change"] = (_change_plan_first if plan_first else _change_costs)(forms, teacher, counts,
+                                                                                      opts.distance)
     counts = {"deviation": [cells[f] for f in _forms(opts)]}
     if "relations" in opts.components:
         counts["relations"] = [F.pair_count(gmask, xs, opts.relation_pairs)]
-    if _large(xt):  # the teacher's forms apart, under no_grad: they do not ride through the backward
+    if large:  # the teacher's forms apart, under no_grad: they do not ride through the backward
         with torch.no_grad():
             forms_t = _other_forms(teacher, gmask, opts)
         teacher.clear()  # its Grams, before the student's forms are made
         for k, forms in _other_forms(student, gmask, opts).items():
-            costs[k] = _compare(forms, counts[k], ls, opts.distance, forms_t.pop(k))
+            costs[k] = _compare(forms, counts[k], ls, opts.distance, forms_t.pop(k), plan_first)
     else:  # both models' forms in one tensor, the student's rows first: [Ls + Lt, ...], one operator for the two
         both = {k: torch.cat([student[k], teacher.pop(k)]) for k in list(teacher)}
         for k, forms in _other_forms(both, gmask, opts).items():
@@ -140,6 +147,50 @@ def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distan
                  for f, t, c in zip(forms, built, counts)]
         rows.append(sum(terms[1:], terms[0]))
     return rows[0] if len(rows) == 1 else torch.cat(rows)
+
+
+def _change_plan_first(forms: list[torch.Tensor], teacher: dict, counts: list, distance: str) -> PlanFirst | float:
+    """``_change_costs`` as a ``PlanFirst`` cost: the values a chunk at a time, nothing kept of the comparisons.
+    Summed under the plan, the teacher's forms are kept from the values where they take no more than what they are
+    built from (the teacher's centred features and Grams, which then go at once: short token groups), else built
+    again a chunk at a time from those, held until the plan."""
+    change: TeacherChange | None = teacher.pop("change")
+    if not forms:
+        return 0.0
+    ls, step = forms[0].shape[0], change.steps
+    parts = [slice(start, start + step) for start in range(0, ls, step)]
+    rows, kept = [], []
+    with torch.no_grad():
+        for part in parts:
+            built = change.forms(part)
+            terms = [F.paired_costs(f[part], t, c, distance=distance) for f, t, c in zip(forms, built, counts)]
+            rows.append(sum(terms[1:], terms[0]))
+            if kept is not None and _keeps(len(parts) * _bytes(*built), _bytes(change.by_group, change.gram)):
+                kept.append(built)
+            else:
+                kept = None
+            del built
+    if kept is not None:
+        change = None  # (what the forms were built from)
+
+    def weigh(weights: torch.Tensor) -> list[torch.Tensor]:
+        summed = [[] for _ in forms]
+        for i, part in enumerate(parts):
+            for out, t in zip(summed, kept[i] if kept is not None else change.forms(part)):
+                out.append(F.weighed(weights[part], t, distance, paired=True))
+        return [torch.cat(s) for s in summed]
+
+    return PlanFirst(torch.cat(rows), forms, counts, distance, weigh)
+
+
+def _bytes(*tensors: torch.Tensor | None) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def _keeps(forms_bytes: int, held_bytes: int) -> bool:
+    """Whether plan-first keeps the teacher's layer-change forms, ``forms_bytes`` in all, rather than what they are
+    built from, ``held_bytes``, to build them again under the plan."""
+    return forms_bytes <= held_bytes
 
 
 def _forms(opts) -> list[str]:
@@ -248,9 +299,21 @@ class TeacherChange:
 def _change_size(x: torch.Tensor, gmask: torch.Tensor | None, a: torch.Tensor) -> torch.Tensor:
     """The layer change's magnitude form ``[Ls, Lt, G, N]`` of the teacher: each item's change from the anchor ``a`` of
     each student step to every layer over its size at the anchor, ``|x_l - x_a| / |x_a|``, from each item's inner
-    products between its layers (uncentred ``x [Lt+1, G, N, d]``; small: built whole). Those products take a
-    transient copy of the features, items first: the one the token path still makes (not at the peak at the sizes
-    measured in benchmarks/speed/RESULTS.md; a wide teacher on short windows can put it there)."""
+    products between its layers (uncentred ``x [Lt+1, G, N, d]``; small). Those products take a copy of the features,
+    items first, made a few groups at a time (``CHUNK_BYTES`` of them; one chunk under torch.compile): whole, it was
+    the peak of a token-level step on short sentences (benchmarks/speed/RESULTS.md)."""
+    g = x.shape[1]
+    group_bytes = max(_bytes(x) // max(g, 1), 1)  # (from the shape: no operator)
+    per = g if torch.compiler.is_compiling() else max(1, CHUNK_BYTES // group_bytes)  # groups a chunk
+    if per >= g:  # (one chunk, no slicing: the symbolic shapes of torch.compile too)
+        size = _items_change_size(x, a)
+    else:
+        size = torch.cat([_items_change_size(x[:, start:start + per], a) for start in range(0, g, per)], dim=2)
+    return size if gmask is None else size * gmask
+
+
+def _items_change_size(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``_change_size`` of some groups ``x [Lt+1, G, N, d]``, without the mask."""
     lt, (g, n) = x.shape[0] - 1, x.shape[1:3]
     layers = x.permute(1, 2, 0, 3).flatten(0, 1)  # [G*N, Lt+1, d]
     dots = torch.bmm(layers, layers.transpose(1, 2))  # each item's inner products between its layers
@@ -260,8 +323,7 @@ def _change_size(x: torch.Tensor, gmask: torch.Tensor | None, a: torch.Tensor) -
     change = scale - 2 * dots[:, a, 1:]  # [G*N, Ls, Lt]: |x_l - x_a|^2
     change = change * _above_rounding(change, scale, x)  # (as the direction's)
     size = (change.clamp_min(0).sqrt() / base.sqrt().clamp_min(F.EPS).unsqueeze(2)).view(g, n, -1, lt)
-    size = size.permute(2, 3, 0, 1)  # [Ls, Lt, G, N]
-    return size if gmask is None else size * gmask
+    return size.permute(2, 3, 0, 1)  # [Ls, Lt, G, N]
 
 
 def _above_rounding(square: torch.Tensor, scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -337,11 +399,12 @@ def _distances(gram: torch.Tensor, gmask: torch.Tensor | None, opts) -> torch.Te
 
 
 def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
-             teacher: list[torch.Tensor] | None = None) -> torch.Tensor:
+             teacher: list[torch.Tensor] | None = None, plan_first: bool = False) -> torch.Tensor | PlanFirst:
     """Cost ``[Ls, Lt]`` of one component from its forms: both models' in each (the student's ``ls`` rows first), or
     the student's alone with the teacher's in ``teacher``; the sum over the forms of ``F.layer_costs``. Under ``mse``
     the forms go as one vector, each scaled by one over the root of its count of cells: the squared distance of the
-    whole is then the sum of the forms' mean squared distances."""
+    whole is then the sum of the forms' mean squared distances. ``plan_first`` (the teacher's apart): a ``PlanFirst``
+    cost, which keeps the teacher's forms until the plan sums them."""
     if distance == "mse" and len(forms) > 1:
         scales = [F.at_least_one(c) ** -0.5 for c in counts]
 
@@ -357,6 +420,11 @@ def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
 
         forms, counts = joined(forms), [1]
         teacher = None if teacher is None else joined(teacher)
+    if plan_first and forms:
+        with torch.no_grad():
+            terms = [F.layer_costs(a, b, c, distance=distance) for a, b, c in zip(forms, teacher, counts)]
+        return PlanFirst(sum(terms[1:], terms[0]), forms, counts, distance,
+                         lambda weights: [F.weighed(weights, b, distance) for b in teacher])
     terms = []
     for i, (form, count) in enumerate(zip(forms, counts)):
         # (the teacher's rows depend on the teacher's features alone)
