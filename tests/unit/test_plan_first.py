@@ -35,12 +35,11 @@ def terms_and_gradients(opts, plan_first, plan, seed=0):
 @pytest.mark.parametrize("comp", [c for c in COMPONENTS if c != "sensitivity"])
 @pytest.mark.parametrize("forms", FORMS)
 @pytest.mark.parametrize("distance", ["mse", "cosine"])
-@pytest.mark.parametrize("chunk", ["one", "kept", "built_again"])
+@pytest.mark.parametrize("chunk", ["one", "per_step"])
 def test_plan_first_terms_and_gradients_are_those_of_the_cost_tensors(token_groups, monkeypatch, comp, forms,
                                                                       distance, chunk):
-    if chunk != "one":  # the layer change's teacher forms a student step at a time: kept, or built again
+    if chunk == "per_step":  # the layer change's teacher forms (and its magnitude's products) a step at a time
         monkeypatch.setattr(grams, "CHUNK_BYTES", 1)
-        monkeypatch.setattr(grams, "_keeps", lambda forms_bytes, held_bytes: chunk == "kept")
     components, pairs, angle = COMPONENTS[comp]
     opts = DynamicsOptions(components, FORMS[forms], distance, "tokens", pairs, angle)
     plan = torch.rand(LS, LT, generator=torch.Generator().manual_seed(3))

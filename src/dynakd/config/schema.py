@@ -83,9 +83,9 @@ class DynamicsConfig:
     # Multi-process runs: gather pooled features of every process before the batch forms (mean references, Gram
     # and distance structures), so they equal a single process's on the global batch. Off: per-process batches.
     gather: bool = False
-    # Token-level dynamics: compare the forms under the aligner's plan (losses/planfirst.py), a smaller backward for a
-    # second build of the teacher's layer-change forms where they take several chunks; only where the plan takes no
-    # gradient from the costs (every aligner but OT with plan_grad).
+    # Token-level dynamics: compare the forms under the aligner's plan (losses/planfirst.py), so that the backward keeps
+    # the teacher's forms summed under it, not every layer pair's; the same loss and gradients. Only where the plan
+    # takes no gradient from the costs (every aligner but OT with plan_grad). False: the costs as tensors.
     plan_first: bool = True
 
 

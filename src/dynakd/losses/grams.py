@@ -150,10 +150,9 @@ def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distan
 
 
 def _change_plan_first(forms: list[torch.Tensor], teacher: dict, counts: list, distance: str) -> PlanFirst | float:
-    """``_change_costs`` as a ``PlanFirst`` cost: the values a chunk at a time, nothing kept of the comparisons.
-    Summed under the plan, the teacher's forms are kept from the values where they take no more than what they are
-    built from (the teacher's centred features and Grams, which then go at once: short token groups), else built
-    again a chunk at a time from those, held until the plan."""
+    """``_change_costs`` as a ``PlanFirst`` cost: the values a chunk at a time, under ``no_grad``. The teacher's forms
+    are kept for the plan to sum (where the tensor costs keep the differences from the student's, the same size, for
+    the backward), and what they were built from goes at once."""
     change: TeacherChange | None = teacher.pop("change")
     if not forms:
         return 0.0
@@ -162,35 +161,17 @@ def _change_plan_first(forms: list[torch.Tensor], teacher: dict, counts: list, d
     rows, kept = [], []
     with torch.no_grad():
         for part in parts:
-            built = change.forms(part)
-            terms = [F.paired_costs(f[part], t, c, distance=distance) for f, t, c in zip(forms, built, counts)]
+            kept.append(change.forms(part))
+            if part.stop >= ls:
+                change = None  # (the last chunk built: the teacher's features and Grams go)
+            terms = [F.paired_costs(f[part], t, c, distance=distance) for f, t, c in zip(forms, kept[-1], counts)]
             rows.append(sum(terms[1:], terms[0]))
-            if kept is not None and _keeps(len(parts) * _bytes(*built), _bytes(change.by_group, change.gram)):
-                kept.append(built)
-            else:
-                kept = None
-            del built
-    if kept is not None:
-        change = None  # (what the forms were built from)
 
     def weigh(weights: torch.Tensor) -> list[torch.Tensor]:
-        summed = [[] for _ in forms]
-        for i, part in enumerate(parts):
-            for out, t in zip(summed, kept[i] if kept is not None else change.forms(part)):
-                out.append(F.weighed(weights[part], t, distance, paired=True))
-        return [torch.cat(s) for s in summed]
+        return [torch.cat([F.weighed(weights[part], built[i], distance, paired=True)
+                           for part, built in zip(parts, kept)]) for i in range(len(forms))]
 
     return PlanFirst(torch.cat(rows), forms, counts, distance, weigh)
-
-
-def _bytes(*tensors: torch.Tensor | None) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
-
-
-def _keeps(forms_bytes: int, held_bytes: int) -> bool:
-    """Whether plan-first keeps the teacher's layer-change forms, ``forms_bytes`` in all, rather than what they are
-    built from, ``held_bytes``, to build them again under the plan."""
-    return forms_bytes <= held_bytes
 
 
 def _forms(opts) -> list[str]:
@@ -303,7 +284,7 @@ def _change_size(x: torch.Tensor, gmask: torch.Tensor | None, a: torch.Tensor) -
     items first, made a few groups at a time (``CHUNK_BYTES`` of them; one chunk under torch.compile): whole, it was
     the peak of a token-level step on short sentences (benchmarks/speed/RESULTS.md)."""
     g = x.shape[1]
-    group_bytes = max(_bytes(x) // max(g, 1), 1)  # (from the shape: no operator)
+    group_bytes = max(x.numel() * x.element_size() // max(g, 1), 1)  # (from the shape: no operator)
     per = g if torch.compiler.is_compiling() else max(1, CHUNK_BYTES // group_bytes)  # groups a chunk
     if per >= g:  # (one chunk, no slicing: the symbolic shapes of torch.compile too)
         size = _items_change_size(x, a)

@@ -14,13 +14,13 @@ where the plan takes no gradient from the costs (``Aligner.cost_gradient``: ever
 - ``cosine``, ``C_ml = 1 - a_m . b_ml / (|a_m| |b_ml|)``: the gradient of ``-a_m . B_m / |a_m|``, with
   ``B_m = sum_l W_ml b_ml / |b_ml|`` (forms of norm 0 aside, whose gradient ``layer_costs`` scales by ``1 / EPS``).
 
-So a ``PlanFirst`` cost holds the values without gradient (the aligner reads them, the logs show them) and the
-student's forms; ``dynamics.plan_loss`` adds to the plan-weighted values a term of value 0 whose gradient is the
-above, from ``B [Ls, K]`` per form, which ``weigh`` builds once the plan is known (the layer change's teacher forms
-a chunk at a time, built a second time where they took more than one: ``grams.py``). The backward then keeps
-``[Ls, K]`` per form where it kept ``[Lt, K]`` and ``[Ls, Lt, K]``; until the plan, the forward holds what the
-teacher's forms are made of. The costs and gradients are those of the tensors to rounding
-(``tests/unit/test_plan_first.py``).
+So a ``PlanFirst`` cost holds the values without gradient (the aligner reads them, the logs show them), the
+student's forms, and the teacher's until the plan: ``dynamics.plan_loss`` adds to the plan-weighted values a term of
+value 0 whose gradient is the above, from ``B [Ls, K]`` per form, which ``weigh`` sums. The forward holds what it held
+(the teacher's forms where the tensor costs hold the differences from the student's, the same size; no form is built
+twice), and the backward keeps ``[Ls, K]`` per form where it kept ``[Lt, K]`` and ``[Ls, Lt, K]``. The costs and
+gradients are those of the tensors to rounding (``tests/unit/test_plan_first.py``, and against the forms' vectors
+``tests/unit/test_unmasked_forms.py``).
 """
 
 from __future__ import annotations
