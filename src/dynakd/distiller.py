@@ -32,7 +32,7 @@ from .losses import (
     task_loss,
 )
 from .losses.dynamics import Hidden, anchors_from_plan, pool, pool_features, pooled_costs
-from .losses.planfirst import cost_value
+from .losses.planfirst import PlanFirst, cost_value
 
 
 @dataclass
@@ -114,8 +114,6 @@ class Distiller(nn.Module):
         self._dynamics_costs = compile_dynamics(cfg.torch_compile_mode) if cfg.torch_compile else dynamics_costs
         # With cuda_graphs the same operators are recorded once per batch size and replayed (cudagraphs.py).
         self.graphed = GraphedDynamics(self.opts) if cfg.cuda_graphs and self.feature == "dynamics" else None
-        # Token groups' costs may wait for a plan that takes no gradient from them (losses/planfirst.py)
-        self.plan_first = dyn.plan_first and self.aligner is not None and not self.aligner.cost_gradient
         self.register_buffer("ref_s", torch.zeros(student_layers + 1, student_width))
         self.register_buffer("ref_t", torch.zeros(teacher_layers + 1, teacher_width))
         self.register_buffer("ref_steps", torch.zeros((), dtype=torch.long))
@@ -330,6 +328,12 @@ class Distiller(nn.Module):
         return {self.feature: plan_loss(plan, cost)}, plan
 
     @property
+    def plan_first(self) -> bool:
+        """Whether token groups' costs wait for the plan (``dynamics.plan_first``, losses/planfirst.py): where the
+        aligner's plan takes no gradient from them (asked each step: OT's ``plan_grad`` may change)."""
+        return self.cfg.dynamics.plan_first and self.aligner is not None and not self.aligner.cost_gradient
+
+    @property
     def stacks_teacher(self) -> bool:
         """Whether a step may hand the teacher's hidden states stacked as scratch (``features.stack_hidden``): token
         -level dynamics read them so, and nothing reads them after the costs (``hidden_weight`` would); not compiled
@@ -342,7 +346,7 @@ class Distiller(nn.Module):
         """Whether batch forms see the features of every process (``dynamics.gather`` in a multi-process run)."""
         return self.cfg.dynamics.gather and self.opts.pooling != "tokens" and distributed.world_size() > 1
 
-    def dynamics_costs(self, s: Features, t: Features, perturbed) -> dict[str, torch.Tensor]:
+    def dynamics_costs(self, s: Features, t: Features, perturbed) -> dict[str, torch.Tensor | PlanFirst]:
         refs = self.references(s, t) if self.cfg.dynamics.reference != "batch" else None
         # the perturbed captures' hidden states alone: their logits are not a decoder's (capture, inputs_embeds)
         pert = (perturbed[0].hidden, perturbed[1].hidden) if perturbed is not None else None

@@ -85,9 +85,12 @@ def test_feature_dynamics_loss_compares_under_its_plan(token_groups):
     terms = feature_dynamics_loss(s, t, mask=ragged_mask(T), plan=plan, opts=DynamicsOptions(pooling="tokens"))
     want = {f"dyn/{k}": plan_loss(plan, c) for k, c in dynamics_costs(
         s, t, mask=ragged_mask(T), opts=DynamicsOptions(pooling="tokens"), anchors=anchors_from_plan(plan)).items()}
-    assert terms.keys() == want.keys()
+    as_tensors = feature_dynamics_loss(s, t, mask=ragged_mask(T), plan=plan, opts=DynamicsOptions(pooling="tokens"),
+                                       plan_first=False)
+    assert terms.keys() == want.keys() == as_tensors.keys()
     for k in want:
         torch.testing.assert_close(terms[k], want[k])
+        torch.testing.assert_close(as_tensors[k], want[k])
 
 
 def test_the_backward_keeps_less_under_the_plan():
@@ -122,6 +125,13 @@ def test_the_backward_keeps_less_under_the_plan():
 def test_aligners_say_whether_their_plan_takes_the_costs_gradient(align, plan_grad, expected):
     cfg = build_config({"align": {"name": align, "plan_grad": plan_grad}})
     assert build_aligner(cfg.align, LS, LT).cost_gradient is expected
+
+
+def test_the_distiller_asks_its_aligner_each_time():
+    d = distiller({"dynamics": {"pooling": "tokens"}})
+    assert d.plan_first
+    d.aligner.plan_grad = True  # (the plan now takes the costs' gradient: they must come as tensors)
+    assert not d.plan_first
 
 
 @pytest.mark.parametrize("plan_grad,plan_first", [(False, True), (True, True), (False, False)])

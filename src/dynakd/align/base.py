@@ -28,7 +28,8 @@ class Aligner(nn.Module):
     keep_finite: bool = True
     # Whether the plan takes a gradient from the cost. Where it does not, token-level dynamics compare the forms under
     # the plan, a smaller backward (losses/planfirst.py): its cost comes without gradient. An aligner of one's own
-    # whose plan reads the cost detached (or not at all) can say False.
+    # whose plan reads the cost detached (or not at all) can say False; one that subclasses the attention or fixed
+    # aligner (False) and reads the cost with its gradient must say True.
     cost_gradient: bool = True
 
     def __init__(self, n_student: int, n_teacher: int, momentum: float = 0.9):

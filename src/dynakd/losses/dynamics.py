@@ -256,11 +256,14 @@ def pooled_costs(
     return costs
 
 
-def _take_teacher(pooled: Pooled, refs) -> torch.Tensor:
-    """The teacher's features of ``pooled``, taken out of it where the Gram path uses them up (``Pooled``)."""
+def _take_teacher(pooled: Pooled, refs) -> torch.Tensor | list[torch.Tensor]:
+    """The teacher's features of ``pooled``; where the Gram path uses them up (``Pooled``), taken out of it, in a list
+    that ``gram_costs`` empties (a call's argument itself stays referenced by the caller until the call returns in
+    Python 3.10)."""
     xt = unused(pooled)
     if pooled.teacher_scratch and refs is None:
         pooled.xt = None
+        return [xt]
     return xt
 
 
@@ -349,7 +352,8 @@ def feature_dynamics_loss(
     """
     opts = opts or DynamicsOptions()
     kwargs.setdefault("anchors", anchors_from_plan(plan))
-    costs = dynamics_costs(student, teacher, mask=mask, opts=opts, plan_first=True, **kwargs)  # (the plan is given)
+    kwargs.setdefault("plan_first", True)  # (the plan is given)
+    costs = dynamics_costs(student, teacher, mask=mask, opts=opts, **kwargs)
     return {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
 
 

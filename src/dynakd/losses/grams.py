@@ -61,7 +61,7 @@ CHUNK_BYTES = 4 * 2**20
 
 def gram_costs(
     xs: torch.Tensor,
-    xt: torch.Tensor,
+    xt: torch.Tensor | list[torch.Tensor],
     gmask: torch.Tensor | None,
     opts,
     anchors: Sequence[int] | torch.Tensor,
@@ -74,15 +74,19 @@ def gram_costs(
     ``gmask [G, N]`` (None: every item valid). ``anchors``, ``refs``: as ``pooled_costs``. The relations' angle form
     is left to the caller. ``scratch``: ``xt`` was made for these costs alone and may be overwritten: where no
     reference is given and it is laid out groups first (``pool_features``'s token features), it is centred in place,
-    not in a copy (``Pooled.teacher_scratch``). ``plan_first``: where the teacher's Grams pass ``JOINT_BYTES`` (token
-    groups; not under torch.compile), costs that wait for the plan (``PlanFirst``), a smaller backward."""
+    not in a copy (``Pooled.teacher_scratch``); given in a one-element list, which this function empties, they are let
+    go once the Grams and the layer change are made of them. ``plan_first``: where the teacher's Grams pass
+    ``JOINT_BYTES`` (token groups; not under torch.compile), costs that wait for the plan (``PlanFirst``), a smaller
+    backward."""
+    if isinstance(xt, list):
+        xt = xt.pop()
     plan_first = plan_first and _gram_bytes(xt) > JOINT_BYTES and not torch.compiler.is_compiling()
     ref_s, ref_t = refs if refs is not None else (None, None)
     ls, large = xs.shape[0] - 1, _large(xt)
     student = _student_grams(xs, gmask, ref_s, opts)
     with torch.no_grad():
         teacher = _teacher_grams(xt, gmask, ref_t, opts, anchors, scratch)
-    del xt  # (features the caller let go, centred in place: the layer change holds them while it needs them)
+    del xt  # (features the caller let go, in place: the layer change holds them while it needs them)
     cells = F.cell_counts(gmask, xs)
     costs = {}
     if "layer_change" in opts.components:  # (first: what the teacher's change is built from goes before the rest)
@@ -282,7 +286,8 @@ def _change_size(x: torch.Tensor, gmask: torch.Tensor | None, a: torch.Tensor) -
     each student step to every layer over its size at the anchor, ``|x_l - x_a| / |x_a|``, from each item's inner
     products between its layers (uncentred ``x [Lt+1, G, N, d]``; small). Those products take a copy of the features,
     items first, made a few groups at a time (``CHUNK_BYTES`` of them; one chunk under torch.compile): whole, it was
-    the peak of a token-level step on short sentences (benchmarks/speed/RESULTS.md)."""
+    where a token-level step on SST-2 batches peaked once the stacked features were let go early
+    (benchmarks/speed/RESULTS.md)."""
     g = x.shape[1]
     group_bytes = max(x.numel() * x.element_size() // max(g, 1), 1)  # (from the shape: no operator)
     per = g if torch.compiler.is_compiling() else max(1, CHUNK_BYTES // group_bytes)  # groups a chunk
