@@ -87,10 +87,21 @@ def teacher_ids(columns) -> str:
     return f"{TEACHER_PREFIX}input_ids" if f"{TEACHER_PREFIX}input_ids" in columns else "input_ids"
 
 
+def fingerprint_columns(columns) -> list[str]:
+    """The columns a cache's data fingerprint hashes: the teacher's token ids, and its token types where the rows have
+    them (the same ids with another split into segments give other outputs)."""
+    types = f"{TEACHER_PREFIX}token_type_ids" if teacher_ids(columns).startswith(TEACHER_PREFIX) else "token_type_ids"
+    return [teacher_ids(columns)] + ([types] if types in columns else [])
+
+
 def data_fingerprint(dataset, columns: list[str]) -> str:
-    """Hash of the teacher-side token ids of every training row, in order."""
+    """Hash of the teacher-side token ids of every training row, in order (``fingerprint_columns``). A token-type
+    column of zeros alone (one segment per row) adds nothing: the fingerprints of caches built before token types
+    counted stay what they were."""
     h = hashlib.sha256()
     for col in columns:
+        if col.endswith("token_type_ids") and not any(np.any(row) for row in dataset[col]):
+            continue
         for row in dataset[col]:
             h.update(np.asarray(row, dtype=np.int64).tobytes())
             h.update(b"|")
@@ -187,7 +198,7 @@ class TeacherCache:
         whole = len(ids) == n and np.array_equal(np.sort(ids), np.arange(n))
         if whole and not self.checked and "data_fingerprint" in self.meta:  # (build_cache may be given none)
             rows = dataset.select(np.argsort(ids, kind="stable"))  # in the order the cache was built
-            self.check({"data_fingerprint": data_fingerprint(rows, [teacher_ids(columns)])}, n)
+            self.check({"data_fingerprint": data_fingerprint(rows, fingerprint_columns(columns))}, n)
 
 
 _UNREADABLE = (OSError, ValueError, EOFError)  # EOFError: an empty .npy file
@@ -446,7 +457,7 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
         # float16 features move the losses in the 4th digit)
         return None
     fingerprints = {"teacher_fingerprint": teacher_fingerprint(teacher),
-                    "data_fingerprint": data_fingerprint(train_ds, [teacher_ids(train_ds.column_names)])}
+                    "data_fingerprint": data_fingerprint(train_ds, fingerprint_columns(train_ds.column_names))}
     name = f"{fingerprints['teacher_fingerprint']}-{fingerprints['data_fingerprint']}-{cfg.teacher_cache_dtype}"
     folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
     # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then

@@ -280,3 +280,24 @@ def test_a_lock_held_elsewhere_is_said_before_the_wait(tmp_path, capsys):
     with locked(path, waiting="not said: nobody holds it"):
         pass
     assert "not said" not in capsys.readouterr().out
+
+
+def test_the_data_fingerprint_counts_token_types_where_a_row_has_two_segments():
+    """The same ids split into segments otherwise are other inputs to a BERT-like teacher (its token-type
+    embeddings): another fingerprint. Types of one segment (all 0) change nothing, so caches built before types
+    counted keep their key."""
+    from datasets import Dataset
+
+    from dynakd.cache import data_fingerprint, fingerprint_columns
+
+    ids = [[101, 7, 8, 102, 9, 102], [101, 5, 102]]
+
+    def fingerprint(**columns):
+        rows = Dataset.from_dict({"input_ids": ids, **columns})
+        return data_fingerprint(rows, fingerprint_columns(rows.column_names))
+
+    one_segment = fingerprint(token_type_ids=[[0] * 6, [0] * 3])
+    pair = fingerprint(token_type_ids=[[0, 0, 0, 0, 1, 1], [0] * 3])
+    assert one_segment == fingerprint() != pair != fingerprint(token_type_ids=[[0, 0, 1, 1, 1, 1], [0] * 3])
+    assert fingerprint_columns(["teacher_input_ids", "teacher_token_type_ids", "token_type_ids", "input_ids"]) == [
+        "teacher_input_ids", "teacher_token_type_ids"]

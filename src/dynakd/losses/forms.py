@@ -145,7 +145,9 @@ def layer_costs(
     if distance == "cosine":
         na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1)  # [Ls, 1], [Lt]
         return _cosine_distance(a @ b.T, na, nb)
-    sq = torch.addmm((a * a).sum(1, keepdim=True) + (b * b).sum(1), a, b.T, alpha=-2)  # |a|^2 + |b|^2 - 2 a.b
+    # |a|^2 + |b|^2 - 2 a.b; the teacher's |b|^2 from its norms, no temporary its size (token groups' forms: the
+    # largest tensors of a step)
+    sq = torch.addmm((a * a).sum(1, keepdim=True) + torch.linalg.vector_norm(b, dim=1).square(), a, b.T, alpha=-2)
     return sq.clamp_min(0.0) / at_least_one(n_valid)
 
 
