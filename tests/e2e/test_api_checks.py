@@ -280,3 +280,28 @@ def test_what_each_model_takes_is_told_only_where_it_can_be(tiny_teacher):
             return teacher(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
     assert forward_columns(Wrapper()) == set()
+
+
+@pytest.mark.parametrize("hidden_weight", [None, 1.0])
+def test_the_trainer_stacks_the_teachers_states_once_for_token_level_dynamics(tiny_teacher, tmp_path, hidden_weight):
+    """Token-level dynamics get the live teacher's states stacked once (``features.stack_hidden``), which the costs
+    take and let go; not where ``hidden_weight`` reads the states after the costs."""
+    from dynakd.features import StackedHidden
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    cfg = {"method": "full", "dynamics": {"pooling": "tokens"}}
+    distiller = _distiller(cfg | ({"hidden_weight": hidden_weight} if hidden_weight else {}))
+    seen, feature_terms = [], distiller.feature_terms
+
+    def spy(s, t, perturbed):
+        handed = t.hidden
+        out = feature_terms(s, t, perturbed)
+        seen.append((type(handed), t.hidden == ()))
+        return out
+
+    distiller.feature_terms = spy
+    DistillationTrainer(model=build_student(teacher, 2), teacher=teacher, distiller=distiller,
+                        args=_args(tmp_path, max_steps=2, save_strategy="no"), train_dataset=_rows(tokenizer),
+                        data_collator=DataCollatorWithPadding(tokenizer)).train()
+    assert seen == ([(tuple, False)] * 2 if hidden_weight else [(StackedHidden, True)] * 2)
