@@ -335,9 +335,9 @@ class Distiller(nn.Module):
 
     @property
     def stacks_teacher(self) -> bool:
-        """Whether a step may hand the teacher's hidden states stacked as scratch (``features.stack_hidden``): token
-        -level dynamics read them so, and nothing reads them after the costs (``hidden_weight`` would); not compiled
-        (a tuple of its own would be one more thing for torch.compile to guard on)."""
+        """Whether a step may hand the teacher's hidden states stacked as scratch (``features.stack_hidden``):
+        token-level dynamics read them so, and nothing reads them after the costs (``hidden_weight`` would); not
+        compiled (a tuple of its own would be one more thing for torch.compile to guard on)."""
         return (self.feature == "dynamics" and self.opts.pooling == "tokens" and not self.hidden_term
                 and not self.cfg.torch_compile)
 

@@ -25,6 +25,9 @@ from inner products between the items of a group, in about as many operators, bu
 - under ``mse`` the deviation's two forms are compared as one vector (each scaled by its count of cells), one
   comparison instead of two.
 
+Token groups' costs may wait for the aligner's plan (``plan_first``, ``planfirst.py``): compared under it, their
+backward keeps the teacher's forms summed under the plan, not every layer pair's.
+
 Masked items are zero in every Gram and form, and the counts of cells are the valid ones (``forms.cell_counts``).
 The costs are those of ``vector_costs`` to rounding, gradients too (``tests/unit/test_unmasked_forms.py``). Only
 shapes and options decide the operators (no host sync), as ``cudagraphs`` needs.
