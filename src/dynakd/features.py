@@ -76,7 +76,7 @@ class StackedHidden(tuple):
 
 def stack_hidden(feats: Features, scratch: bool = False) -> None:
     """Replace ``feats.hidden`` with a ``StackedHidden`` of the same states in float32, each layer let go once it is
-    copied: where nothing else holds them, the states and their stack are never both alive, as they are where the
+    copied: where nothing else holds them, the states and their stack are never both whole, as they are where the
     dynamics stack a tuple (a 6-layer teacher of width 384 on 32 sentences of 59 tokens: 19 MiB; 12 layers of width
     768 on SQuAD's 32 windows of 384 tokens: 468 MiB). ``scratch``: as ``StackedHidden``'s (the trainer's teacher:
     nothing reads it after the costs)."""
