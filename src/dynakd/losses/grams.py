@@ -175,8 +175,11 @@ def _change_plan_first(forms: list[torch.Tensor], teacher: dict, counts: list, d
             rows.append(sum(terms[1:], terms[0]))
 
     def weigh(weights: torch.Tensor) -> list[torch.Tensor]:
-        return [torch.cat([F.weighed(weights[part], built[i], distance, paired=True)
-                           for part, built in zip(parts, kept)]) for i in range(len(forms))]
+        summed = []
+        for j, part in enumerate(parts):  # (each chunk's forms go once summed)
+            summed.append([F.weighed(weights[part], t, distance, paired=True) for t in kept[j]])
+            kept[j] = None
+        return [torch.cat(rows) for rows in zip(*summed)]
 
     return PlanFirst(torch.cat(rows), forms, counts, distance, weigh)
 
@@ -391,24 +394,25 @@ def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
              teacher: list[torch.Tensor] | None = None, plan_first: bool = False) -> torch.Tensor | PlanFirst:
     """Cost ``[Ls, Lt]`` of one component from its forms: both models' in each (the student's ``ls`` rows first), or
     the student's alone with the teacher's in ``teacher``; the sum over the forms of ``F.layer_costs``. Under ``mse``
-    the forms go as one vector, each scaled by one over the root of its count of cells: the squared distance of the
-    whole is then the sum of the forms' mean squared distances. ``plan_first`` (the teacher's apart): a ``PlanFirst``
-    cost, which keeps the teacher's forms until the plan sums them."""
-    if distance == "mse" and len(forms) > 1:
+    both models' forms go as one vector, each scaled by one over the root of its count of cells: the squared distance
+    of the whole is then the sum of the forms' mean squared distances, one comparison for the two forms (pooled
+    features: a step of small operators). The teacher's apart are compared form by form: joined, their copy was the
+    peak of token groups' costs. ``plan_first`` (the teacher's apart): a ``PlanFirst`` cost, which keeps the
+    teacher's forms until the plan sums them."""
+    if distance == "mse" and len(forms) > 1 and teacher is None:
         scales = [F.at_least_one(c) ** -0.5 for c in counts]
 
         def joined(fs: list[torch.Tensor]) -> list[torch.Tensor]:
             if fs[0].requires_grad:  # (in place, its backward would take more operators)
                 return [torch.cat([f.flatten(1) * c for f, c in zip(fs, scales)], 1)]
             out, start = torch.cat([f.flatten(1) for f in fs], 1), 0
-            for f, c in zip(fs, scales):  # the teacher's forms scaled in place: no second copy of them
+            for f, c in zip(fs, scales):  # (without gradient: scaled in place, no second copy)
                 width = f[0].numel()
                 out[:, start:start + width].mul_(c)
                 start += width
             return [out]
 
         forms, counts = joined(forms), [1]
-        teacher = None if teacher is None else joined(teacher)
     if plan_first and forms:
         with torch.no_grad():
             terms = [F.layer_costs(a, b, c, distance=distance) for a, b, c in zip(forms, teacher, counts)]
