@@ -111,7 +111,7 @@ class Distiller(nn.Module):
         # With --torch-compile the dynamics (~190 small operators forward, ~220 backward) become one graph of fused
         # kernels: where a step is launch-bound (a small student on a GPU) these operators are most of its cost
         # (benchmarks/speed/RESULTS.md). One graph, no breaks; dynamic shapes, so new batch sizes do not recompile.
-        self._dynamics_costs = compile_dynamics(cfg.torch_compile_mode) if cfg.torch_compile else dynamics_costs
+        self._compiled = compile_dynamics(cfg.torch_compile_mode) if cfg.torch_compile else None
         # With cuda_graphs the same operators are recorded once per batch size and replayed (cudagraphs.py).
         self.graphed = GraphedDynamics(self.opts) if cfg.cuda_graphs and self.feature == "dynamics" else None
         self.register_buffer("ref_s", torch.zeros(student_layers + 1, student_width))
@@ -358,8 +358,8 @@ class Distiller(nn.Module):
                       teacher_cls_index=t.cls_index)
         if self.graphed is not None:
             return self.graphed(pool_features(s.hidden, t.hidden, **inputs), anchors, refs)
-        if self.cfg.torch_compile:
-            return self._dynamics_costs(s.hidden, t.hidden, anchors=anchors, refs=refs, **inputs)
+        if self._compiled is not None:
+            return self._compiled(s.hidden, t.hidden, anchors=anchors, refs=refs, **inputs)
         # dynamics_costs's two halves: the teacher's states stacked as scratch are held by the pooled features alone
         # (a call's arguments live as long as the call), which the costs let go once they have made what they need
         return pooled_costs(pool_features(s.hidden, _taken_if_scratch(t), **inputs), self.opts, anchors, refs,

@@ -35,6 +35,7 @@ shapes and options decide the operators (no host sync), as ``cudagraphs`` needs.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -83,9 +84,9 @@ def gram_costs(
     backward."""
     if isinstance(xt, list):
         xt = xt.pop()
-    plan_first = plan_first and _gram_bytes(xt) > JOINT_BYTES and not torch.compiler.is_compiling()
     ref_s, ref_t = refs if refs is not None else (None, None)
     ls, large = xs.shape[0] - 1, _large(xt)
+    plan_first = plan_first and large and not torch.compiler.is_compiling()
     student = _student_grams(xs, gmask, ref_s, opts)
     with torch.no_grad():
         teacher = _teacher_grams(xt, gmask, ref_t, opts, anchors, scratch)
@@ -96,8 +97,7 @@ def gram_costs(
         forms = _shape_forms(student.pop("change_gram", None), student.pop("change_norms", None),
                              student.pop("change_size", None), gmask, opts)
         counts = [cells[f] for f in _forms(opts)]
-        costs["layer_change"] = (_change_plan_first if plan_first else _change_costs)(forms, teacher, counts,
-                                                                                      opts.distance)
+        costs["layer_change"] = _change_costs(forms, teacher, counts, opts.distance, plan_first)
     counts = {"deviation": [cells[f] for f in _forms(opts)]}
     if "relations" in opts.components:
         counts["relations"] = [F.pair_count(gmask, xs, opts.relation_pairs)]
@@ -135,44 +135,33 @@ def _other_forms(grams: dict, gmask: torch.Tensor | None, opts) -> dict[str, lis
     return out
 
 
-def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distance: str) -> torch.Tensor:
+def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distance: str,
+                  plan_first: bool = False) -> torch.Tensor | PlanFirst:
     """The layer change's cost ``[Ls, Lt]`` from the student's forms and the teacher's (``teacher["change"]``, taken
     out of ``teacher``: this function holds the one reference), built a few student steps at a time
-    (``TeacherChange.steps``): each step's row depends on its own forms alone."""
+    (``TeacherChange.steps``): each step's row depends on its own forms alone. ``plan_first``: a ``PlanFirst`` cost,
+    its values under ``no_grad``; the teacher's forms are kept for the plan to sum (where the tensor costs keep the
+    differences from the student's, the same size, for the backward)."""
     change: TeacherChange | None = teacher.pop("change")
     if not forms:
         return 0.0  # (no form on: as forms.py's path)
     ls, step = forms[0].shape[0], change.steps
-    rows = []
-    for start in range(0, ls, step):
-        part = slice(start, start + step) if step < ls else slice(None)  # (one chunk: the forms whole, no slicing)
+    parts = [slice(None)] if step >= ls else [slice(start, start + step) for start in range(0, ls, step)]
+    rows, kept = [], []
+    for i, part in enumerate(parts):
         with torch.no_grad():
             built = change.forms(part)
-        if start + step >= ls:
+        if i == len(parts) - 1:
             change = None  # (the last chunk built: what it was built from goes before the costs)
-        terms = [F.paired_costs(f if step >= ls else f[part], t, c, distance=distance)
-                 for f, t, c in zip(forms, built, counts)]
+        with torch.no_grad() if plan_first else contextlib.nullcontext():
+            terms = [F.paired_costs(f if len(parts) == 1 else f[part], t, c, distance=distance)
+                     for f, t, c in zip(forms, built, counts)]
         rows.append(sum(terms[1:], terms[0]))
-    return rows[0] if len(rows) == 1 else torch.cat(rows)
-
-
-def _change_plan_first(forms: list[torch.Tensor], teacher: dict, counts: list, distance: str) -> PlanFirst | float:
-    """``_change_costs`` as a ``PlanFirst`` cost: the values a chunk at a time, under ``no_grad``. The teacher's forms
-    are kept for the plan to sum (where the tensor costs keep the differences from the student's, the same size, for
-    the backward), and what they were built from goes at once."""
-    change: TeacherChange | None = teacher.pop("change")
-    if not forms:
-        return 0.0
-    ls, step = forms[0].shape[0], change.steps
-    parts = [slice(start, start + step) for start in range(0, ls, step)]
-    rows, kept = [], []
-    with torch.no_grad():
-        for part in parts:
-            kept.append(change.forms(part))
-            if part.stop >= ls:
-                change = None  # (the last chunk built: the teacher's features and Grams go)
-            terms = [F.paired_costs(f[part], t, c, distance=distance) for f, t, c in zip(forms, kept[-1], counts)]
-            rows.append(sum(terms[1:], terms[0]))
+        if plan_first:
+            kept.append(built)
+    cost = rows[0] if len(rows) == 1 else torch.cat(rows)
+    if not plan_first:
+        return cost
 
     def weigh(weights: torch.Tensor) -> list[torch.Tensor]:
         summed = []
@@ -181,7 +170,7 @@ def _change_plan_first(forms: list[torch.Tensor], teacher: dict, counts: list, d
             kept[j] = None
         return [torch.cat(rows) for rows in zip(*summed)]
 
-    return PlanFirst(torch.cat(rows), forms, counts, distance, weigh)
+    return PlanFirst(cost, forms, counts, distance, weigh)
 
 
 def _forms(opts) -> list[str]:
@@ -401,18 +390,7 @@ def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
     teacher's forms until the plan sums them."""
     if distance == "mse" and len(forms) > 1 and teacher is None:
         scales = [F.at_least_one(c) ** -0.5 for c in counts]
-
-        def joined(fs: list[torch.Tensor]) -> list[torch.Tensor]:
-            if fs[0].requires_grad:  # (in place, its backward would take more operators)
-                return [torch.cat([f.flatten(1) * c for f, c in zip(fs, scales)], 1)]
-            out, start = torch.cat([f.flatten(1) for f in fs], 1), 0
-            for f, c in zip(fs, scales):  # (without gradient: scaled in place, no second copy)
-                width = f[0].numel()
-                out[:, start:start + width].mul_(c)
-                start += width
-            return [out]
-
-        forms, counts = joined(forms), [1]
+        forms, counts = [torch.cat([f.flatten(1) * c for f, c in zip(forms, scales)], 1)], [1]
     if plan_first and forms:
         with torch.no_grad():
             terms = [F.layer_costs(a, b, c, distance=distance) for a, b, c in zip(forms, teacher, counts)]

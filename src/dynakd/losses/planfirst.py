@@ -44,10 +44,6 @@ class PlanFirst:
         self.value, self.student, self.counts, self.distance = value, student, counts, distance
         self.weigh, self.extra = weigh, extra
 
-    @property
-    def shape(self) -> torch.Size:
-        return self.value.shape
-
     def __add__(self, other: torch.Tensor) -> PlanFirst:
         extra = other if self.extra is None else self.extra + other
         return PlanFirst(self.value + other.detach(), self.student, self.counts, self.distance, self.weigh, extra)
