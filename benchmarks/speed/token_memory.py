@@ -7,8 +7,9 @@ back-propagated under a uniform plan, as a step does (``dynamics_costs``: the la
 hidden states of a BERT-base-sized teacher (width 768) and a 384-wide student, every token valid. The hidden states
 themselves are not counted (the models made them); ``features_mib`` gives their size. ``kept_mib`` is what the
 forward leaves to the backward; ``seconds``, one run of forward and backward outside the meter (a rough guide). The
-costs wait for the plan (``plan_first``, a step's default, ``losses/planfirst.py``); the last row of each size
-compares them as tensors.
+costs wait for the plan (``plan_first``, a step's default, ``losses/planfirst.py``), all windows at once; a row of
+each size compares them as tensors, and the last ones take the windows a few at a time (``window_mib``, ``kept_mib``
+then also holds the teacher's features, which the backward reads again: ``grams.windowed_costs``).
 
     OMP_NUM_THREADS=1 python benchmarks/speed/token_memory.py --output benchmarks/speed/token_memory-planfirst.json
 
@@ -34,10 +35,11 @@ from dynakd.experiments.bench import TensorMemory, _commit
 from dynakd.losses.dynamics import DynamicsOptions, dynamics_costs, plan_loss
 
 DEFAULT = ("deviation", "layer_change", "relations")
+WINDOWS = (32.0, 256.0)  # dynamics.window_mib of the last rows of each size (the other rows: all windows at once)
 
 
 def peak_mib(component: str, ls: int, lt: int, groups: int, tokens: int, width: int, device: str = "cpu",
-             plan_first: bool = True) -> tuple[float, float, float, float]:
+             plan_first: bool = True, window_mib: float = 0.0) -> tuple[float, float, float, float]:
     """Peak MiB of ``component``'s costs, forward and backward; the MiB the forward leaves to the backward; the
     seconds of forward and backward (one run: a rough guide); and the MiB of the hidden states themselves."""
     g = torch.Generator().manual_seed(0)
@@ -48,7 +50,7 @@ def peak_mib(component: str, ls: int, lt: int, groups: int, tokens: int, width: 
         made.register_buffer(f"h{i}", h)
     mask = torch.ones(groups, tokens, dtype=torch.long, device=device)
     components = DEFAULT if component == "default" else (component,)
-    opts = DynamicsOptions(components=components, pooling="tokens")
+    opts = DynamicsOptions(components=components, pooling="tokens", window_mib=window_mib)
     plan = torch.full((ls, lt), 1 / lt, device=device)
     anchors = torch.tensor([0] + [1 + (k * lt) // ls for k in range(ls - 1)], device=device)
     features = round(sum(h.numel() for h in student + teacher) * 4 / 2**20, 1)
@@ -87,11 +89,14 @@ def main() -> None:
     rows = []
     sizes = ((4, 128), (8, 128), (4, 256), (8, 384)) + (((32, 384),) if args.device == "cuda" else ())
     for groups, tokens in sizes:
-        for component, plan_first in [(c, True) for c in (*DEFAULT, "default")] + [("default", False)]:
-            peak, kept, seconds, features = peak_mib(component, 4, 12, groups, tokens, 768, args.device, plan_first)
+        rows_of_size = [(c, True, 0.0) for c in (*DEFAULT, "default")] + [("default", False, 0.0)] + [
+            ("default", True, w) for w in WINDOWS]
+        for component, plan_first, window_mib in rows_of_size:
+            peak, kept, seconds, features = peak_mib(component, 4, 12, groups, tokens, 768, args.device, plan_first,
+                                                     window_mib)
             row = {"student_layers": 4, "teacher_layers": 12, "windows": groups, "tokens": tokens, "width": 768,
-                   "component": component, "plan_first": plan_first, "peak_mib": peak, "kept_mib": kept,
-                   "seconds": seconds, "features_mib": features, "device": args.device}
+                   "component": component, "plan_first": plan_first, "window_mib": window_mib, "peak_mib": peak,
+                   "kept_mib": kept, "seconds": seconds, "features_mib": features, "device": args.device}
             print(row, flush=True)
             rows.append(row)
     if args.output:

@@ -107,7 +107,7 @@ class Distiller(nn.Module):
         dyn = cfg.dynamics
         self.opts = DynamicsOptions(components=dyn.components, forms=dyn.forms, distance=dyn.distance,
                                     pooling=dyn.pooling, relation_pairs=dyn.relation_pairs,
-                                    relation_angle=dyn.relation_angle)
+                                    relation_angle=dyn.relation_angle, window_mib=dyn.window_mib)
         # With --torch-compile the dynamics (~190 small operators forward, ~220 backward) become one graph of fused
         # kernels: where a step is launch-bound (a small student on a GPU) these operators are most of its cost
         # (benchmarks/speed/RESULTS.md). One graph, no breaks; dynamic shapes, so new batch sizes do not recompile.

@@ -6,22 +6,33 @@ import argparse
 from pathlib import Path
 
 from ..errors import DynaKDError
-from .options import DATA_FLAGS, RUN_FOLDER_SWITCHES, SWITCHES, TRAIN_FLAGS, add_common, add_flags, config_from_args
+from .options import (
+    DATA_FLAGS,
+    RUN_FOLDER_SWITCHES,
+    SWITCHES,
+    TRAIN_FLAGS,
+    add_common,
+    add_flags,
+    config_from_args,
+    given_settings,
+)
 
 BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode")  # the training flags a bench reads
-# What a bench reads of the data (it trains a few steps of sentence classification and evaluates nothing), with its
-# own defaults
+# What a bench reads of the data (it trains a few steps of sentence classification or extractive QA and evaluates
+# nothing), with its own defaults
 BENCH_DATA_FLAGS = {
-    "--task": ("task", str, "GLUE sentence-classification task (sst2 mrpc qnli mnli qqp rte cola stsb) or csv / json "
-                            "(default sst2)"),
-    "--train-file": ("train_file", str, "training file for --task csv/json"),
+    "--task": ("task", str, "GLUE sentence-classification task (sst2 mrpc qnli mnli qqp rte cola stsb), csv / json, "
+                            "or squad (extractive QA) (default sst2)"),
+    "--train-file": ("train_file", str, "training file for --task csv/json, or a SQuAD v1.1 json file for squad"),
     **{k: DATA_FLAGS[k] for k in ("--text-columns", "--label-column")},
     "--data-dir": ("data_dir", str, "folder in the GLUE TSV layout (DIR/SST-2/train.tsv ...); default: the "
                                     "synthetic corpus"),
-    "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default 64)"),
+    "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default 64; squad: windows of "
+                                                "384, as SQuAD is usually trained)"),
     "--max-train-samples": ("max_train_samples", int, "a fixed seeded subset of the training rows (default 2048)"),
 }
 BENCH_DEFAULTS = {"student_layers": 2, "max_seq_length": 64, "max_train_samples": 2048, "max_eval_samples": 1}
+QA_WINDOW = 384  # bench's window length for extractive QA: the one SQuAD is trained with (BERT's, the paper's)
 BENCH_FLAGS = [BENCH_DATA_FLAGS, {k: TRAIN_FLAGS[k] for k in BENCH_TRAIN_FLAGS},
                {"--student-layers": ("student_layers", int, "student built from the teacher's layers (default 2)")}]
 
@@ -49,6 +60,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ..data.tasks import get_task
     from ..demo import teacher_base
     from ..experiments.bench import run_bench
 
@@ -58,6 +70,9 @@ def run(args: argparse.Namespace) -> None:
     out = args.output
     args.output = None  # the bench writes a JSON file, not a run folder
     defaults = {"teacher": teacher_base(), **BENCH_DEFAULTS}  # --teacher over a --config or --set one, as flags are
+    given = given_settings(args, BENCH_FLAGS)
+    if get_task(given.get("task") or "sst2").is_qa and given.get("max_seq_length") is None:
+        defaults["max_seq_length"] = QA_WINDOW  # a QA step is timed on the windows a QA run trains on
     cfg = config_from_args(args, BENCH_FLAGS, defaults=defaults, **({"teacher": args.teacher} if args.teacher else {}))
     run_bench(cfg, methods=names(args.methods, "--methods"), aligners=names(args.aligners, "--aligners"),
               steps=30 if args.steps is None else args.steps, warmup=5 if args.warmup is None else args.warmup,

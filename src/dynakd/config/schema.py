@@ -87,6 +87,10 @@ class DynamicsConfig:
     # the teacher's forms summed under it, not every layer pair's; the same loss and gradients. Only where the plan
     # takes no gradient from the costs (every aligner but OT with plan_grad). False: the costs as tensors.
     plan_first: bool = True
+    # Token-level dynamics under the plan (plan_first), mse: where a batch's forms would pass this many MiB, the costs
+    # are computed a few windows at a time, each chunk's forms gone before the next, their gradient in the backward
+    # (losses/grams.windowed_costs). 0: all at once. Unset: 32 on a CPU, 0 on a GPU (grams.WINDOW_MIB).
+    window_mib: float | None = None
 
 
 @dataclass

@@ -41,13 +41,13 @@ from .. import atomic, jsonfile
 from ..cache import cache_blocker, prepare_teacher_cache
 from ..config import DistillConfig, build_config, existing_part, layer_term
 from ..data import synthetic_serves
-from ..data.load import load_data
-from ..data.prepare import DistillationCollator, tokenize
+from ..data.load import encode, load_data
+from ..data.prepare import DistillationCollator
 from ..data.tasks import get_task
 from ..distributed import check_one_gpu_per_process
 from ..errors import DynaKDError
 from ..features import EXAMPLE_ID
-from ..models import load_classifier, load_tokenizer, ready_to_pad
+from ..models import check_seq_length, load_task_model, load_tokenizer, ready_to_pad
 from ..runner import build_distiller, set_dataset_reference, training_args
 from ..students import build_student
 from ..trainer import DistillationTrainer
@@ -302,8 +302,6 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         raise DynaKDError(f"bench needs --steps >= 1, --repeats >= 1, --warmup >= 0 (got {steps}, {repeats}, {warmup})")
     for method, align, _ in configurations(methods, aligners):  # every name, before minutes of timing
         build_config(dataclasses.asdict(base) | {"method": method, "align": _aligner(base, align)})
-    if get_task(base.task).is_qa:
-        raise DynaKDError("dynakd bench times sentence-classification steps; use the train steps/s of a squad run")
     if output is not None:
         check_output_file(output)
     if base.teacher_cache not in ("auto", "off"):
@@ -321,10 +319,11 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     if base.train_file and not base.validation_file:  # bench evaluates nothing: the training file stands in
         base = dataclasses.replace(base, validation_file=base.train_file)  # for the evaluation file load_data asks
     task, data = load_data(base)
-    teacher = load_classifier(base.teacher, task)  # a fresh head is fine for timing
+    teacher = load_task_model(base.teacher, task)  # a fresh head is fine for timing
     tokenizer = load_tokenizer(base.teacher)
     ready_to_pad(teacher, tokenizer, base.teacher)
-    data = tokenize(data, tokenizer, base.max_seq_length)
+    check_seq_length(base.max_seq_length, tokenizer, teacher)  # (before the model fails deep inside)
+    data, _ = encode(base, task, data, tokenizer)  # sentences, or extractive QA's windows with their answer spans
     setup = setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch, "methods": methods,
                                                "aligners": aligners}
 

@@ -42,6 +42,9 @@ class DynamicsOptions:
     pooling: str = "mean"
     relation_pairs: str = "all"
     relation_angle: bool = False
+    # token groups' costs under the plan (plan_first) and mse: computed a few windows at a time where the forms of a
+    # batch would pass this many MiB (grams.windowed_costs); 0: all at once; None: the device's (grams.WINDOW_MIB)
+    window_mib: float | None = 0.0
     weights: None = None  # (was a field; component weights are the Distiller's: dynamics.weights)
 
     def __post_init__(self):

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 import torch
 
 from . import forms as F
-from .planfirst import PlanFirst
+from .planfirst import PlanFirst, Windowed
 
 # Squared distances below this count as this, so the square root's gradient stays finite: distances under 1e-6 (the
 # diagonal, identical samples) read as 1e-6. ``cdist`` returns 0 there; the difference is below float32's rounding.
@@ -62,6 +62,13 @@ JOINT_BYTES = 2**20
 # one chunk: a count from the shapes would recompile for each new one.
 CHUNK_BYTES = 4 * 2**20
 
+# ``dynamics.window_mib`` where it is not set, by device: the MiB of token groups' forms above which their costs are
+# computed a few windows at a time (``windowed_costs``). On a CPU, 32: a QA step (MiniLM-L6 -> 2 layers, 32 windows
+# of 384 tokens) then peaks at 1.04x logit KD's memory instead of 1.36x, in the same time; 256 gave 1.24x
+# (benchmarks/speed/RESULTS.md). Elsewhere all at once: a chunk is ~1,000 operators more (32,512 a step against 2,389
+# there), launches a GPU step pays for, not yet measured on one.
+WINDOW_MIB = {"cpu": 32.0}
+
 
 def gram_costs(
     xs: torch.Tensor,
@@ -72,6 +79,7 @@ def gram_costs(
     refs: tuple[torch.Tensor, torch.Tensor] | None = None,
     scratch: bool = False,
     plan_first: bool = False,
+    whole: tuple[dict, torch.Tensor | int] | None = None,
 ) -> dict[str, torch.Tensor | PlanFirst]:
     """Cost matrices ``[Ls, Lt]`` of the deviation, layer-change and relations components in ``opts`` (those it
     enables) from features ``xs [Ls+1, G, N, ds]`` (with gradients) and ``xt [Lt+1, G, N, dt]`` with the group mask
@@ -81,17 +89,21 @@ def gram_costs(
     not in a copy (``Pooled.teacher_scratch``); given in a one-element list, which this function empties, they are let
     go once the Grams and the layer change are made of them. ``plan_first``: where the teacher's Grams pass
     ``JOINT_BYTES`` (token groups; not under torch.compile), costs that wait for the plan (``PlanFirst``), a smaller
-    backward."""
+    backward; with it, under ``mse``, where the forms of all groups pass ``opts.window_mib``, costs computed a few
+    groups at a time (``windowed_costs``). ``whole``: the cell and pair
+    counts of a whole batch of which these features are some groups (``_counts``; ``windowed_costs``'s chunks)."""
     if isinstance(xt, list):
         xt = xt.pop()
     ref_s, ref_t = refs if refs is not None else (None, None)
     ls, large = xs.shape[0] - 1, _large(xt)
     plan_first = plan_first and large and not torch.compiler.is_compiling()
+    if plan_first and opts.distance == "mse" and (per := window_groups(xs, xt, opts)) < xs.shape[1]:
+        return windowed_costs(xs, xt, gmask, opts, anchors, refs, per)
+    cells, pairs = whole if whole is not None else _counts(gmask, xs, opts)
     student = _student_grams(xs, gmask, ref_s, opts)
     with torch.no_grad():
         teacher = _teacher_grams(xt, gmask, ref_t, opts, anchors, scratch)
     del xt  # (features the caller let go, in place: the layer change holds them while it needs them)
-    cells = F.cell_counts(gmask, xs)
     costs = {}
     if "layer_change" in opts.components:  # (first: what the teacher's change is built from goes before the rest)
         forms = _shape_forms(student.pop("change_gram", None), student.pop("change_norms", None),
@@ -100,7 +112,7 @@ def gram_costs(
         costs["layer_change"] = _change_costs(forms, teacher, counts, opts.distance, plan_first)
     counts = {"deviation": [cells[f] for f in _forms(opts)]}
     if "relations" in opts.components:
-        counts["relations"] = [F.pair_count(gmask, xs, opts.relation_pairs)]
+        counts["relations"] = [pairs]
     if large:  # the teacher's forms apart, under no_grad: they do not ride through the backward
         with torch.no_grad():
             forms_t = _other_forms(teacher, gmask, opts)
@@ -112,6 +124,121 @@ def gram_costs(
         for k, forms in _other_forms(both, gmask, opts).items():
             costs[k] = _compare(forms, counts[k], ls, opts.distance)
     return {k: costs[k] for k in ("deviation", "layer_change", "relations") if k in costs}  # (the components' order)
+
+
+def _counts(gmask: torch.Tensor | None, xs: torch.Tensor, opts) -> tuple[dict, torch.Tensor | int | None]:
+    """The valid cells of the shape forms (``F.cell_counts``) and the relations' valid pairs (``F.pair_count``; None
+    without relations) of features ``xs [L+1, G, N, d]``."""
+    pairs = F.pair_count(gmask, xs, opts.relation_pairs) if "relations" in opts.components else None
+    return F.cell_counts(gmask, xs), pairs
+
+
+def window_groups(xs: torch.Tensor, xt: torch.Tensor, opts) -> int:
+    """How many groups (windows) a chunk of ``windowed_costs`` takes: as many as keep the forms of both models in a
+    chunk to about ``opts.window_mib`` MiB (one at least; every group where it is 0); None: ``WINDOW_MIB`` for the
+    features' device. A group's forms, ``N x N`` each: the teacher's layer change ``Ls x Lt``, its deviation and
+    relations ``Lt`` each, the student's ``Ls`` each for the three (from the shapes: no operator)."""
+    budget = opts.window_mib if opts.window_mib is not None else WINDOW_MIB.get(xs.device.type, 0.0)
+    if not budget:
+        return xs.shape[1]
+    ls, lt, n = xs.shape[0] - 1, xt.shape[0] - 1, xs.shape[2]
+    per_form = n * n * xs.element_size()
+    forms = sum((ls * lt + ls if c == "layer_change" else lt + ls) for c in opts.components
+                if c in ("deviation", "layer_change", "relations"))
+    return max(1, int(budget * 2**20) // max(forms * per_form, 1))
+
+
+def windowed_costs(xs: torch.Tensor, xt: torch.Tensor, gmask: torch.Tensor | None, opts,
+                   anchors: Sequence[int] | torch.Tensor, refs: tuple[torch.Tensor, torch.Tensor] | None,
+                   per: int) -> dict[str, Windowed]:
+    """``gram_costs`` under ``plan_first`` and ``mse``, ``per`` groups at a time: no chunk's forms outlive it.
+
+    Every form is a group's own (centred, normalised over its items) and an ``mse`` cost is a sum over cells over
+    the batch's count of valid cells, so the costs are the sums of the chunks' costs over the whole batch's counts.
+    The forward computes the values alone, chunk by chunk without gradient. The backward (``Windows``) computes each
+    chunk's forms again, the student's with gradient, and their gradient to the student's features of the chunk
+    under the plan, every component's weighed as the loss weighs it. So the dynamics hold one chunk's forms at a
+    time, whatever the number of windows, for about twice their forward: the teacher's features ``xt`` are kept,
+    not centred in place, until the backward. ``refs`` take no gradient here (the distiller's running references
+    take none)."""
+    whole = _counts(gmask, xs, opts)
+    parts = [slice(start, start + per) for start in range(0, xs.shape[1], per)]
+    refs = None if refs is None else (refs[0].detach(), refs[1])
+    windows = Windows(xs, xt, gmask, opts, anchors, refs, parts, whole)
+    values: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for part in parts:
+            for k, c in windows.costs(xs[:, part].detach(), part, plan_first=False).items():
+                values[k] = c if k not in values else values[k] + c
+    windows.names = list(values)
+    terms = _Deferred.apply(xs, windows)  # (one node for every component: its backward makes one pass)
+    return {k: Windowed(v, terms[i], windows) for i, (k, v) in enumerate(values.items())}
+
+
+class Windows:
+    """What ``windowed_costs``'s backward needs: both models' features, the chunks of groups, the counts, and the
+    plan, which ``Windowed.surrogate`` gives (``take_plan``)."""
+
+    def __init__(self, xs, xt, gmask, opts, anchors, refs, parts: list[slice], whole):
+        self.xs, self.xt, self.gmask, self.opts, self.anchors, self.refs = xs, xt, gmask, opts, anchors, refs
+        self.parts, self.whole, self.names = parts, whole, []
+        self.plan: torch.Tensor | None = None  # (the plan given, whose detached copy the backward reads)
+
+    def costs(self, xs: torch.Tensor, part: slice, plan_first: bool) -> dict:
+        """One chunk's costs over the whole batch's counts."""
+        gmask = None if self.gmask is None else self.gmask[part]
+        return gram_costs(xs, self.xt[:, part], gmask, self.opts, self.anchors, self.refs, plan_first=plan_first,
+                          whole=self.whole)
+
+    def take_plan(self, plan: torch.Tensor) -> None:
+        """The plan every component's gradient is taken under: one for all (the gradients are one pass)."""
+        if self.plan is None:
+            self.plan = plan
+        elif plan is not self.plan:
+            raise ValueError("windowed costs (dynamics.window_mib) take one plan for all their components: compute "
+                             "the costs again for another plan")
+
+    def gradient(self, weights: torch.Tensor) -> torch.Tensor:
+        """The gradient to ``xs`` of ``sum_k weights[k] plan_loss(plan, cost_k)`` (the student's side), chunk by
+        chunk."""
+        grad = torch.zeros_like(self.xs)
+        if self.plan is None:  # (no cost was weighed under a plan: no gradient)
+            return grad
+        plan = self.plan.detach()
+        for part in self.parts:
+            x = self.xs[:, part].detach().requires_grad_()
+            with torch.enable_grad():
+                costs = self.costs(x, part, plan_first=True)
+                terms = [w * _plan_term(plan, costs[k]) for k, w in zip(self.names, weights)
+                         if isinstance(costs[k], (torch.Tensor, PlanFirst))]  # (no form on: 0.0)
+                if not terms:
+                    continue
+                (g,) = torch.autograd.grad(sum(terms[1:], terms[0]), x, allow_unused=True)
+            if g is not None:
+                grad[:, part] = g
+        return grad
+
+
+class _Deferred(torch.autograd.Function):
+    """One zero per component of ``Windows``, whose backward gives the student's features the gradient of the
+    components' plan losses, each weighed by its output's gradient (``Windows.gradient``). Written by hand: autograd
+    would keep every chunk's forms from the forward to the backward, which is what windows are for."""
+
+    @staticmethod
+    def forward(ctx, xs: torch.Tensor, windows: Windows) -> torch.Tensor:
+        ctx.windows = windows
+        return xs.new_zeros(len(windows.names))
+
+    @staticmethod
+    def backward(ctx, weights: torch.Tensor):
+        return ctx.windows.gradient(weights), None
+
+
+def _plan_term(plan: torch.Tensor, cost: torch.Tensor | PlanFirst) -> torch.Tensor:
+    """What of ``plan_loss(plan, cost)`` takes gradient from the student's side (``dynamics.plan_loss``)."""
+    if isinstance(cost, PlanFirst):
+        return cost.surrogate(plan)
+    return (plan.to(cost.dtype) * cost).sum() / cost.shape[0]
 
 
 def _large(xt: torch.Tensor) -> bool:

@@ -70,3 +70,23 @@ class PlanFirst:
 def cost_value(cost: torch.Tensor | PlanFirst) -> torch.Tensor:
     """A cost's values ``[Ls, Lt]``: the tensor itself, or a ``PlanFirst``'s (without gradient)."""
     return cost.value if isinstance(cost, PlanFirst) else cost
+
+
+class Windowed(PlanFirst):
+    """A ``PlanFirst`` cost computed a few windows at a time (``grams.windowed_costs``): ``value`` now; the gradient
+    under the plan in the backward, chunk by chunk, for every component at once (``grams.Windows``), through
+    ``term``, a zero whose gradient is this component's weight in the loss."""
+
+    def __init__(self, value: torch.Tensor, term: torch.Tensor, windows, extra: torch.Tensor | None = None):
+        self.value, self.term, self.windows, self.extra = value, term, windows, extra
+
+    def __add__(self, other: torch.Tensor) -> Windowed:
+        extra = other if self.extra is None else self.extra + other
+        return Windowed(self.value + other.detach(), self.term, self.windows, extra)
+
+    def surrogate(self, plan: torch.Tensor) -> torch.Tensor:
+        self.windows.take_plan(plan)
+        if self.extra is None:
+            return self.term
+        extra = (plan.detach().to(self.value.dtype) / self.value.shape[0] * self.extra).sum()
+        return self.term + (extra - extra.detach())

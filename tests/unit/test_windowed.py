@@ -1,0 +1,193 @@
+"""Token groups' costs a few windows at a time (``dynamics.window_mib``, ``grams.windowed_costs``): the same terms and
+gradients as all at once, one pass in the backward for every component, less memory, nothing left for the
+collector."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+import torch
+
+from dynakd.config import build_config
+from dynakd.errors import DynaKDError
+from dynakd.losses import DynamicsOptions, dynamics_costs, grams, plan_loss
+from dynakd.losses.planfirst import PlanFirst, Windowed
+from tests.unit.test_losses import COMPONENTS, DS, DT, FORMS, LS, LT, distiller, features, ragged_mask, rand_hidden
+
+T = 7
+TINY = 1e-6  # MiB: one window a chunk
+
+
+@pytest.fixture
+def token_groups(monkeypatch):
+    """Plan-first costs for these tiny token groups (past ``JOINT_BYTES``, which tiny ones do not pass)."""
+    monkeypatch.setattr(grams, "JOINT_BYTES", 0)
+
+
+def terms_and_gradients(opts, plan, refs=None, weights=(1.0, 2.0, 3.0)):
+    """Each component's term, and the gradient to the student's states of the terms weighed each its own way (as the
+    distiller weighs them)."""
+    s, t = rand_hidden(LS, DS, 0, T, requires_grad=True), rand_hidden(LT, DT, 1, T)
+    costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=opts, anchors=torch.tensor([0, 2, 4]), refs=refs,
+                           plan_first=True)
+    terms = {k: plan_loss(plan, c) for k, c in costs.items()}
+    sum(w * v for w, v in zip(weights, terms.values())).backward()
+    return costs, {k: v.detach() for k, v in terms.items()}, [h.grad for h in s]
+
+
+def options(comp="default", forms="both", window_mib=0.0, distance="mse"):
+    components, pairs, angle = COMPONENTS[comp] if comp != "default" else (
+        ("deviation", "layer_change", "relations"), "all", False)
+    return DynamicsOptions(components, FORMS[forms], distance, "tokens", pairs, angle, window_mib=window_mib)
+
+
+@pytest.mark.parametrize("comp", ["default", "deviation", "layer_change", "relations_all", "relations_adjacent",
+                                  "relations_angle"])
+@pytest.mark.parametrize("forms", FORMS)
+@pytest.mark.parametrize("chunk", ["one", "per_step"])
+def test_windowed_terms_and_gradients_are_those_of_the_whole_batch(token_groups, monkeypatch, comp, forms, chunk):
+    if chunk == "per_step":  # the layer change's teacher forms (and its magnitude's products) a step at a time
+        monkeypatch.setattr(grams, "CHUNK_BYTES", 1)
+    plan = torch.rand(LS, LT, generator=torch.Generator().manual_seed(3))
+    costs, terms, grads = terms_and_gradients(options(comp, forms, TINY), plan)
+    assert all(isinstance(c, Windowed) for c in costs.values())  # (else the comparison below proves nothing)
+    _, want_terms, want_grads = terms_and_gradients(options(comp, forms), plan)
+    assert terms.keys() == want_terms.keys()
+    for k, want in want_terms.items():
+        torch.testing.assert_close(terms[k], want, rtol=1e-5, atol=1e-6)
+    for got, want in zip(grads, want_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_windows_of_several_groups_and_a_reference(token_groups):
+    """Chunks of three windows (the last one shorter), against the running references the distiller passes."""
+    g = torch.Generator().manual_seed(5)
+    refs = (torch.randn(LS + 1, DS, generator=g), torch.randn(LT + 1, DT, generator=g))
+    plan = torch.rand(LS, LT, generator=g)
+    # the forms of one window, in MiB: three of them (and a half) make a chunk
+    window = sum((LS * LT + LS if c == "layer_change" else LT + LS) for c in ("deviation", "layer_change",
+                                                                                "relations")) * T * T * 4 / 2**20
+    xs, xt = torch.zeros(LS + 1, 4, T, DS), torch.zeros(LT + 1, 4, T, DT)
+    assert grams.window_groups(xs, xt, options(window_mib=3.5 * window)) == 3
+    costs, terms, grads = terms_and_gradients(options(window_mib=3.5 * window), plan, refs)
+    assert all(isinstance(c, Windowed) for c in costs.values())
+    assert len(next(iter(costs.values())).windows.parts) == 2  # groups 0-2, then 3
+    _, want_terms, want_grads = terms_and_gradients(options(), plan, refs)
+    for k, want in want_terms.items():
+        torch.testing.assert_close(terms[k], want, rtol=1e-5, atol=1e-6)
+    for got, want in zip(grads, want_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_windows_only_where_the_forms_pass_the_budget_and_under_mse(token_groups):
+    plan = torch.rand(LS, LT)
+    for opts in (options(window_mib=1.0), options(window_mib=0.0), options(window_mib=TINY, distance="cosine")):
+        costs, _, _ = terms_and_gradients(opts, plan)
+        assert all(type(c) is PlanFirst for c in costs.values()), opts  # (cosine: a norm over every window)
+
+
+def test_every_component_takes_its_gradient_in_one_pass(token_groups, monkeypatch):
+    passes = []
+    gradient = grams.Windows.gradient
+    monkeypatch.setattr(grams.Windows, "gradient", lambda self, w: (passes.append(w.clone()), gradient(self, w))[1])
+    terms_and_gradients(options(window_mib=TINY), torch.rand(LS, LT), weights=(1.0, 0.0, 3.0))
+    assert len(passes) == 1
+    assert passes[0].tolist() == [1.0, 0.0, 3.0]  # each component weighed as the loss weighs it
+
+
+def test_one_plan_for_every_component(token_groups):
+    s, t = rand_hidden(LS, DS, 0, T, requires_grad=True), rand_hidden(LT, DT, 1, T)
+    costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
+                           plan_first=True)
+    plan_loss(torch.rand(LS, LT), costs["deviation"])
+    with pytest.raises(ValueError, match="take one plan for all their components"):
+        plan_loss(torch.rand(LS, LT), costs["relations"])
+
+
+def test_a_learned_plan_takes_its_gradient_from_the_values(token_groups):
+    grads = []
+    for window_mib in (TINY, 0.0):
+        plan = torch.rand(LS, LT, generator=torch.Generator().manual_seed(0)).requires_grad_()
+        terms_and_gradients(options(window_mib=window_mib), plan)
+        grads.append(plan.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
+def test_windows_hold_one_chunk_of_forms():
+    """The peak of the costs, forward and backward, at 8 windows of 96 tokens (4 x 12 layers): the forms of one window
+    at a time (with the teacher's features kept for the backward) against those of all eight."""
+    from dynakd.experiments.bench import TensorMemory
+
+    g, n, ls, lt = 8, 96, 4, 12
+    gen = torch.Generator().manual_seed(0)
+    student = [torch.randn(g, n, 32, generator=gen).requires_grad_() for _ in range(ls + 1)]
+    teacher = [torch.randn(g, n, 48, generator=gen) for _ in range(lt + 1)]
+    made = torch.nn.Module()
+    for i, h in enumerate(student + teacher):
+        made.register_buffer(f"h{i}", h)
+    mask, plan = torch.ones(g, n, dtype=torch.long), torch.full((ls, lt), 1 / lt)
+    peaks, grads = {}, {}
+    for window_mib in (0.0, TINY):
+        with TensorMemory(made) as meter:
+            costs = dynamics_costs(student, teacher, mask=mask, opts=DynamicsOptions(pooling="tokens",
+                                                                                     window_mib=window_mib),
+                                   anchors=[0, 3, 6, 9], plan_first=True)
+            loss = sum(plan_loss(plan, c) for c in costs.values())
+            del costs
+            loss.backward()
+        peaks[window_mib] = meter.peak
+        grads[window_mib] = [h.grad.clone() for h in student]
+        for h in student:
+            h.grad = None
+    assert peaks[TINY] < 0.5 * peaks[0.0]
+    for got, want in zip(grads[TINY], grads[0.0]):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+
+
+def test_the_teacher_features_go_with_the_step_without_the_collector(token_groups):
+    """The backward's node holds what the windows need; nothing holds the node back once the step is done (a cycle
+    would keep the teacher's features until the collector ran)."""
+    s, t = rand_hidden(LS, DS, 0, T, requires_grad=True), rand_hidden(LT, DT, 1, T)
+    costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
+                           plan_first=True)
+    windows, plan = weakref.ref(next(iter(costs.values())).windows), torch.rand(LS, LT)
+    loss = sum(plan_loss(plan, c) for c in costs.values())
+    del costs
+    gc.disable()
+    try:
+        loss.backward()
+        del loss
+        assert windows() is None
+    finally:
+        gc.enable()
+
+
+def test_the_distiller_takes_its_windows_from_the_config(token_groups):
+    d = distiller({"dynamics": {"pooling": "tokens", "window_mib": TINY}})
+    assert d.opts.window_mib == TINY
+    s, t = features(LS, DS, 0, requires_grad=True), features(LT, DT, 1)
+    out = d(s, t, torch.tensor([0, 1, 2, 1]), progress=0.5)
+    out.loss.backward()
+    whole = distiller({"dynamics": {"pooling": "tokens", "window_mib": 0}})
+    s2, t2 = features(LS, DS, 0, requires_grad=True), features(LT, DT, 1)
+    want = whole(s2, t2, torch.tensor([0, 1, 2, 1]), progress=0.5)
+    want.loss.backward()
+    torch.testing.assert_close(out.loss, want.loss)
+    for got, expect in zip(s.hidden, s2.hidden):
+        torch.testing.assert_close(got.grad, expect.grad, rtol=1e-4, atol=1e-7)
+    assert build_config({}).dynamics.window_mib is None  # the device's: grams.WINDOW_MIB
+    assert distiller({"dynamics": {"pooling": "tokens"}}).opts.window_mib is None
+    with pytest.raises(DynaKDError, match="dynamics.window_mib must be >= 0"):
+        build_config({"dynamics": {"window_mib": -1}})
+
+
+def test_unset_windows_are_the_devices(token_groups, monkeypatch):
+    xs, xt = torch.zeros(LS + 1, 4, T, DS), torch.zeros(LT + 1, 4, T, DT)
+    unset = options(window_mib=None)
+    monkeypatch.setattr(grams, "WINDOW_MIB", {"cpu": TINY})
+    assert grams.window_groups(xs, xt, unset) == 1
+    monkeypatch.setattr(grams, "WINDOW_MIB", {"cuda": TINY})  # (not this device's: all windows at once)
+    assert grams.window_groups(xs, xt, unset) == 4
+    assert grams.window_groups(xs, xt, options(window_mib=0.0)) == 4
