@@ -296,7 +296,11 @@ def test_bench_times_extractive_qa_steps(tmp_path, capsys):
     common = ["bench", "--teacher", str(teacher), "--task", "squad", "--train-file", str(squad), "--batch-size", "4",
               "--steps", "1", "--warmup", "0", "--repeats", "1", "--methods", "task,kd,full", "--aligners", "ot"]
     assert main(common) == 2  # 384 tokens: past the tiny model's 128 positions
-    assert "max_seq_length 384 exceeds the model's limit of 128 tokens" in capsys.readouterr().err
+    assert ("max_seq_length 384 exceeds the model's limit of 128 tokens: give a --max-seq-length it takes"
+            in capsys.readouterr().err)
+    no_file = [a for a in common if a not in ("--train-file", str(squad))]
+    assert main([*no_file, "--data-dir", str(tmp_path)]) == 2  # (GLUE's folders: no SQuAD file there)
+    assert "bench --task squad needs --train-file FILE (a SQuAD v1.1 json)" in capsys.readouterr().err
     out = tmp_path / "qa.json"
     assert main([*common, "--max-seq-length", "64", "--output", str(out)]) == 0
     result = json.loads(out.read_text())

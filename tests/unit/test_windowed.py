@@ -28,12 +28,12 @@ def token_groups(monkeypatch):
 
 def terms_and_gradients(opts, plan, refs=None, weights=(1.0, 2.0, 3.0)):
     """Each component's term, and the gradient to the student's states of the terms weighed each its own way (as the
-    distiller weighs them)."""
+    distiller weighs them; None: left out of the loss, as the distiller leaves out a term that weighs 0)."""
     s, t = rand_hidden(LS, DS, 0, T, requires_grad=True), rand_hidden(LT, DT, 1, T)
     costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=opts, anchors=torch.tensor([0, 2, 4]), refs=refs,
                            plan_first=True)
     terms = {k: plan_loss(plan, c) for k, c in costs.items()}
-    sum(w * v for w, v in zip(weights, terms.values())).backward()
+    sum(w * v for w, v in zip(weights, terms.values()) if w is not None).backward()  # (None: left out, as 0 is)
     return costs, {k: v.detach() for k, v in terms.items()}, [h.grad for h in s]
 
 
@@ -89,12 +89,41 @@ def test_windows_only_where_the_forms_pass_the_budget_and_under_mse(token_groups
 
 
 def test_every_component_takes_its_gradient_in_one_pass(token_groups, monkeypatch):
-    passes = []
-    gradient = grams.Windows.gradient
-    monkeypatch.setattr(grams.Windows, "gradient", lambda self, w: (passes.append(w.clone()), gradient(self, w))[1])
-    terms_and_gradients(options(window_mib=TINY), torch.rand(LS, LT), weights=(1.0, 0.0, 3.0))
+    passes, computed = [], []
+    gradient, plan_term = grams.Windows.gradient, grams._plan_term
+    monkeypatch.setattr(grams.Windows, "gradient",
+                        lambda self, xs, xt, w: (passes.append(list(w)), gradient(self, xs, xt, w))[1])
+    monkeypatch.setattr(grams, "_plan_term", lambda plan, cost: (computed.append(1), plan_term(plan, cost))[1])
+    plan = torch.rand(LS, LT, generator=torch.Generator().manual_seed(3))
+    _, _, grads = terms_and_gradients(options(window_mib=TINY), plan, weights=(1.0, None, 3.0))
     assert len(passes) == 1
-    assert passes[0].tolist() == [1.0, 0.0, 3.0]  # each component weighed as the loss weighs it
+    # each component weighed as the loss weighs it; the one left out gets no gradient and is not computed
+    assert [None if w is None else float(w) for w in passes[0]] == [1.0, None, 3.0]
+    assert len(computed) == 2 * 4  # two components, four windows
+    _, _, want = terms_and_gradients(options(), plan, weights=(1.0, None, 3.0))
+    for got, expect in zip(grads, want):
+        torch.testing.assert_close(got, expect, rtol=1e-4, atol=1e-6)
+
+
+def test_the_backward_computes_float32_forms_under_autocast(token_groups):
+    """A custom loop may call backward inside autocast: the chunks' forms are float32 there too, as in the forward."""
+    plan = torch.rand(LS, LT, generator=torch.Generator().manual_seed(3))
+    want = terms_and_gradients(options(), plan)[2]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = terms_and_gradients(options(window_mib=TINY), plan)[2]
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+
+
+def test_a_second_order_gradient_is_refused(token_groups):
+    s, t = rand_hidden(LS, DS, 0, T, requires_grad=True), rand_hidden(LT, DT, 1, T)
+    costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
+                           plan_first=True)
+    plan = torch.rand(LS, LT)
+    loss = sum(plan_loss(plan, c) for c in costs.values())
+    (g,) = torch.autograd.grad(loss, s[1], create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        torch.autograd.grad(g.sum(), s[1])
 
 
 def test_one_plan_for_every_component(token_groups):
@@ -146,18 +175,27 @@ def test_windows_hold_one_chunk_of_forms():
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
 
 
-def test_the_teacher_features_go_with_the_step_without_the_collector(token_groups):
-    """The backward's node holds what the windows need; nothing holds the node back once the step is done (a cycle
-    would keep the teacher's features until the collector ran)."""
-    s, t = rand_hidden(LS, DS, 0, T, requires_grad=True), rand_hidden(LT, DT, 1, T)
-    costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
+def test_the_teacher_features_go_once_the_backward_has_run(token_groups):
+    """The backward's node saves what the windows need, and lets it go once it has run: the teacher's stacked states
+    live until then, not until the step is done, and no cycle keeps them for the collector."""
+    from dynakd.features import StackedHidden
+
+    s = rand_hidden(LS, DS, 0, T, requires_grad=True)
+    stack = torch.stack(rand_hidden(LT, DT, 1, T), 1)
+    stacked = weakref.ref(stack)
+    teacher = StackedHidden(stack, scratch=True)
+    del stack
+    costs = dynamics_costs(s, teacher, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
                            plan_first=True)
+    del teacher
     windows, plan = weakref.ref(next(iter(costs.values())).windows), torch.rand(LS, LT)
     loss = sum(plan_loss(plan, c) for c in costs.values())
     del costs
     gc.disable()
     try:
+        assert stacked() is not None  # (read again in the backward)
         loss.backward()
+        assert stacked() is None
         del loss
         assert windows() is None
     finally:
@@ -179,8 +217,11 @@ def test_the_distiller_takes_its_windows_from_the_config(token_groups):
         torch.testing.assert_close(got.grad, expect.grad, rtol=1e-4, atol=1e-7)
     assert build_config({}).dynamics.window_mib is None  # the device's: grams.WINDOW_MIB
     assert distiller({"dynamics": {"pooling": "tokens"}}).opts.window_mib is None
-    with pytest.raises(DynaKDError, match="dynamics.window_mib must be >= 0"):
-        build_config({"dynamics": {"window_mib": -1}})
+    for bad, message in ((-1, "must be a number >= 0"), (float("inf"), "must be a finite number")):
+        with pytest.raises(DynaKDError, match=f"dynamics.window_mib {message}"):
+            build_config({"dynamics": {"window_mib": bad}})
+    with pytest.raises(ValueError, match="DynamicsOptions.window_mib must be a number >= 0"):
+        DynamicsOptions(window_mib=-1.0)
 
 
 def test_unset_windows_are_the_devices(token_groups, monkeypatch):

@@ -309,6 +309,9 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
               f"{base.teacher_cache} is not read", flush=True)
     if base.cuda_graphs and not torch.cuda.is_available():
         print("note: --cuda-graphs needs a CUDA device: the dynamics run eagerly here", flush=True)
+    if get_task(base.task).is_qa and not base.train_file:  # (--data-dir holds GLUE's folders, not SQuAD's file)
+        raise DynaKDError(f"bench --task {base.task} needs --train-file FILE (a SQuAD v1.1 json): it times steps on "
+                          "that file's windows")
     if not (base.data_dir or base.train_file or base.synthetic):
         if not synthetic_serves(get_task(base.task)):
             raise DynaKDError(f"bench on task {base.task} needs its data: --data-dir or --train-file (the synthetic "
@@ -322,7 +325,10 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     teacher = load_task_model(base.teacher, task)  # a fresh head is fine for timing
     tokenizer = load_tokenizer(base.teacher)
     ready_to_pad(teacher, tokenizer, base.teacher)
-    check_seq_length(base.max_seq_length, tokenizer, teacher)  # (before the model fails deep inside)
+    try:  # (before the model fails deep inside)
+        check_seq_length(base.max_seq_length, tokenizer, teacher)
+    except DynaKDError as e:
+        raise DynaKDError(f"{e}: give a --max-seq-length it takes") from None
     data, _ = encode(base, task, data, tokenizer)  # sentences, or extractive QA's windows with their answer spans
     setup = setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch, "methods": methods,
                                                "aligners": aligners}

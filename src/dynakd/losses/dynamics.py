@@ -54,6 +54,9 @@ class DynamicsOptions:
             raise ValueError("DynamicsOptions takes no weights: the pure functions return each component's term "
                              "unweighted; weigh them yourself, or set dynamics.weights in the Distiller's config")
 
+        if self.window_mib is not None and not 0 <= self.window_mib < float("inf"):
+            raise ValueError(f"DynamicsOptions.window_mib must be a number >= 0 (0: all windows at once) or None (the "
+                             f"device's), got {self.window_mib}")
         for values, valid, what in ((self.components, COMPONENTS, "components"), (self.forms, FORMS, "forms"),
                                     ((self.distance,), DISTANCES, "distance"), ((self.pooling,), POOLINGS, "pooling"),
                                     ((self.relation_pairs,), RELATION_PAIRS, "relation_pairs")):

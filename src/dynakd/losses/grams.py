@@ -39,6 +39,7 @@ import contextlib
 from collections.abc import Sequence
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from . import forms as F
 from .planfirst import PlanFirst, Windowed
@@ -64,9 +65,9 @@ CHUNK_BYTES = 4 * 2**20
 
 # ``dynamics.window_mib`` where it is not set, by device: the MiB of token groups' forms above which their costs are
 # computed a few windows at a time (``windowed_costs``). On a CPU, 32: a QA step (MiniLM-L6 -> 2 layers, 32 windows
-# of 384 tokens) then peaks at 1.04x logit KD's memory instead of 1.36x, in the same time; 256 gave 1.24x
-# (benchmarks/speed/RESULTS.md). Elsewhere all at once: a chunk is ~1,000 operators more (32,512 a step against 2,389
-# there), launches a GPU step pays for, not yet measured on one.
+# of 384 tokens) then peaks at 1.04x logit KD's memory instead of 1.36x, for ~3-7% more time; 256 gave 1.24x
+# (benchmarks/speed/RESULTS.md). Elsewhere (a GPU) all at once: a chunk is ~1,000 operators more (32,512 a step
+# against 2,389 there), launches a GPU step pays for, not yet measured on one.
 WINDOW_MIB = {"cpu": 32.0}
 
 
@@ -90,8 +91,8 @@ def gram_costs(
     go once the Grams and the layer change are made of them. ``plan_first``: where the teacher's Grams pass
     ``JOINT_BYTES`` (token groups; not under torch.compile), costs that wait for the plan (``PlanFirst``), a smaller
     backward; with it, under ``mse``, where the forms of all groups pass ``opts.window_mib``, costs computed a few
-    groups at a time (``windowed_costs``). ``whole``: the cell and pair
-    counts of a whole batch of which these features are some groups (``_counts``; ``windowed_costs``'s chunks)."""
+    groups at a time (``windowed_costs``). ``whole``: the cell and pair counts of a whole batch of which these
+    features are some groups (``_counts``; ``windowed_costs``'s chunks)."""
     if isinstance(xt, list):
         xt = xt.pop()
     ref_s, ref_t = refs if refs is not None else (None, None)
@@ -155,8 +156,8 @@ def windowed_costs(xs: torch.Tensor, xt: torch.Tensor, gmask: torch.Tensor | Non
 
     Every form is a group's own (centred, normalised over its items) and an ``mse`` cost is a sum over cells over
     the batch's count of valid cells, so the costs are the sums of the chunks' costs over the whole batch's counts.
-    The forward computes the values alone, chunk by chunk without gradient. The backward (``Windows``) computes each
-    chunk's forms again, the student's with gradient, and their gradient to the student's features of the chunk
+    The forward computes the values alone, chunk by chunk without gradient. The backward (``_Deferred``) computes
+    each chunk's forms again, the student's with gradient, and their gradient to the student's features of the chunk
     under the plan, every component's weighed as the loss weighs it. So the dynamics hold one chunk's forms at a
     time, whatever the number of windows, for about twice their forward: the teacher's features ``xt`` are kept,
     not centred in place, until the backward. ``refs`` take no gradient here (the distiller's running references
@@ -164,30 +165,31 @@ def windowed_costs(xs: torch.Tensor, xt: torch.Tensor, gmask: torch.Tensor | Non
     whole = _counts(gmask, xs, opts)
     parts = [slice(start, start + per) for start in range(0, xs.shape[1], per)]
     refs = None if refs is None else (refs[0].detach(), refs[1])
-    windows = Windows(xs, xt, gmask, opts, anchors, refs, parts, whole)
+    windows = Windows(gmask, opts, anchors, refs, parts, whole)
     values: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for part in parts:
-            for k, c in windows.costs(xs[:, part].detach(), part, plan_first=False).items():
+            for k, c in windows.costs(xs[:, part].detach(), xt, part, plan_first=False).items():
                 values[k] = c if k not in values else values[k] + c
     windows.names = list(values)
-    terms = _Deferred.apply(xs, windows)  # (one node for every component: its backward makes one pass)
+    terms = _Deferred.apply(xs, xt, windows)  # (one node for every component: its backward makes one pass)
     return {k: Windowed(v, terms[i], windows) for i, (k, v) in enumerate(values.items())}
 
 
 class Windows:
-    """What ``windowed_costs``'s backward needs: both models' features, the chunks of groups, the counts, and the
-    plan, which ``Windowed.surrogate`` gives (``take_plan``)."""
+    """How ``windowed_costs`` cuts a batch (the chunks of groups, the whole batch's counts), and the plan, which
+    ``Windowed.surrogate`` gives (``take_plan``). The features travel apart, saved by the backward's node, which lets
+    them go once it has run."""
 
-    def __init__(self, xs, xt, gmask, opts, anchors, refs, parts: list[slice], whole):
-        self.xs, self.xt, self.gmask, self.opts, self.anchors, self.refs = xs, xt, gmask, opts, anchors, refs
+    def __init__(self, gmask, opts, anchors, refs, parts: list[slice], whole):
+        self.gmask, self.opts, self.anchors, self.refs = gmask, opts, anchors, refs
         self.parts, self.whole, self.names = parts, whole, []
         self.plan: torch.Tensor | None = None  # (the plan given, whose detached copy the backward reads)
 
-    def costs(self, xs: torch.Tensor, part: slice, plan_first: bool) -> dict:
-        """One chunk's costs over the whole batch's counts."""
+    def costs(self, xs: torch.Tensor, xt: torch.Tensor, part: slice, plan_first: bool) -> dict:
+        """One chunk's costs (``xs``: the chunk's; ``xt``: the whole batch's) over the whole batch's counts."""
         gmask = None if self.gmask is None else self.gmask[part]
-        return gram_costs(xs, self.xt[:, part], gmask, self.opts, self.anchors, self.refs, plan_first=plan_first,
+        return gram_costs(xs, xt[:, part], gmask, self.opts, self.anchors, self.refs, plan_first=plan_first,
                           whole=self.whole)
 
     def take_plan(self, plan: torch.Tensor) -> None:
@@ -198,40 +200,48 @@ class Windows:
             raise ValueError("windowed costs (dynamics.window_mib) take one plan for all their components: compute "
                              "the costs again for another plan")
 
-    def gradient(self, weights: torch.Tensor) -> torch.Tensor:
+    def gradient(self, xs: torch.Tensor, xt: torch.Tensor, weights: Sequence[torch.Tensor | None]) -> torch.Tensor:
         """The gradient to ``xs`` of ``sum_k weights[k] plan_loss(plan, cost_k)`` (the student's side), chunk by
-        chunk."""
-        grad = torch.zeros_like(self.xs)
-        if self.plan is None:  # (no cost was weighed under a plan: no gradient)
+        chunk; a weight of None (a term the loss left out) leaves its component out."""
+        grad = torch.zeros_like(xs)
+        if self.plan is None or all(w is None for w in weights):  # (nothing weighed under a plan: no gradient)
             return grad
         plan = self.plan.detach()
-        for part in self.parts:
-            x = self.xs[:, part].detach().requires_grad_()
-            with torch.enable_grad():
-                costs = self.costs(x, part, plan_first=True)
-                terms = [w * _plan_term(plan, costs[k]) for k, w in zip(self.names, weights)
-                         if isinstance(costs[k], (torch.Tensor, PlanFirst))]  # (no form on: 0.0)
-                if not terms:
-                    continue
-                (g,) = torch.autograd.grad(sum(terms[1:], terms[0]), x, allow_unused=True)
-            if g is not None:
-                grad[:, part] = g
+        # float32 forms, as the distiller's forward computes them, whatever autocast the backward is called under
+        with torch.autocast(xs.device.type, enabled=False):
+            for part in self.parts:
+                x = xs[:, part].detach().requires_grad_()
+                with torch.enable_grad():
+                    costs = self.costs(x, xt, part, plan_first=True)
+                    terms = [w * _plan_term(plan, costs[k]) for k, w in zip(self.names, weights)
+                             if w is not None and isinstance(costs[k], (torch.Tensor, PlanFirst))]  # (no form: 0.0)
+                    if not terms:
+                        continue
+                    (g,) = torch.autograd.grad(sum(terms[1:], terms[0]), x, allow_unused=True)
+                if g is not None:
+                    grad[:, part] = g
         return grad
 
 
 class _Deferred(torch.autograd.Function):
-    """One zero per component of ``Windows``, whose backward gives the student's features the gradient of the
-    components' plan losses, each weighed by its output's gradient (``Windows.gradient``). Written by hand: autograd
-    would keep every chunk's forms from the forward to the backward, which is what windows are for."""
+    """A zero per component of ``Windows``, whose backward gives the student's features ``xs`` the gradient of the
+    components' plan losses, each weighed by its output's gradient (``Windows.gradient``; an output the loss left out
+    gets none, and its component is not computed). Written by hand: autograd would keep every chunk's forms from the
+    forward to the backward, which is what windows are for. Both models' features are saved for the backward, which
+    lets them go once it has run."""
 
     @staticmethod
-    def forward(ctx, xs: torch.Tensor, windows: Windows) -> torch.Tensor:
+    def forward(ctx, xs: torch.Tensor, xt: torch.Tensor, windows: Windows) -> tuple[torch.Tensor, ...]:
         ctx.windows = windows
-        return xs.new_zeros(len(windows.names))
+        ctx.save_for_backward(xs, xt)
+        ctx.set_materialize_grads(False)
+        return tuple(xs.new_zeros(()) for _ in windows.names)
 
     @staticmethod
-    def backward(ctx, weights: torch.Tensor):
-        return ctx.windows.gradient(weights), None
+    @once_differentiable
+    def backward(ctx, *weights: torch.Tensor | None):
+        xs, xt = ctx.saved_tensors
+        return ctx.windows.gradient(xs, xt, weights), None, None
 
 
 def _plan_term(plan: torch.Tensor, cost: torch.Tensor | PlanFirst) -> torch.Tensor:
