@@ -16,7 +16,7 @@ from dynakd.losses import DynamicsOptions, dynamics_costs, grams, plan_loss
 from dynakd.losses.planfirst import PlanFirst, Windowed
 from tests.unit.test_losses import COMPONENTS, DS, DT, FORMS, LS, LT, distiller, features, ragged_mask, rand_hidden
 
-T = 7
+T = 24  # (tokens enough that a window's forms, T x T each, outweigh the teacher's features, T x 12: windows save)
 TINY = 1e-6  # MiB: one window a chunk
 
 
@@ -202,14 +202,18 @@ def test_the_teacher_features_go_once_the_backward_has_run(token_groups):
         gc.enable()
 
 
-def test_the_distiller_takes_its_windows_from_the_config(token_groups):
+def test_the_distiller_takes_its_windows_from_the_config(token_groups, monkeypatch):
+    made = []
+    windowed = grams.windowed_costs
+    monkeypatch.setattr(grams, "windowed_costs", lambda *a: (made.append(1), windowed(*a))[1])
     d = distiller({"dynamics": {"pooling": "tokens", "window_mib": TINY}})
     assert d.opts.window_mib == TINY
-    s, t = features(LS, DS, 0, requires_grad=True), features(LT, DT, 1)
+    s, t = features(LS, DS, 0, requires_grad=True, t=T), features(LT, DT, 1, t=T)
     out = d(s, t, torch.tensor([0, 1, 2, 1]), progress=0.5)
     out.loss.backward()
+    assert made == [1]
     whole = distiller({"dynamics": {"pooling": "tokens", "window_mib": 0}})
-    s2, t2 = features(LS, DS, 0, requires_grad=True), features(LT, DT, 1)
+    s2, t2 = features(LS, DS, 0, requires_grad=True, t=T), features(LT, DT, 1, t=T)
     want = whole(s2, t2, torch.tensor([0, 1, 2, 1]), progress=0.5)
     want.loss.backward()
     torch.testing.assert_close(out.loss, want.loss)
@@ -232,3 +236,11 @@ def test_unset_windows_are_the_devices(token_groups, monkeypatch):
     monkeypatch.setattr(grams, "WINDOW_MIB", {"cuda": TINY})  # (not this device's: all windows at once)
     assert grams.window_groups(xs, xt, unset) == 4
     assert grams.window_groups(xs, xt, options(window_mib=0.0)) == 4
+
+
+def test_no_windows_where_they_would_keep_more_than_they_save(token_groups):
+    """Windows keep the teacher's features to the backward: where a window's forms are smaller than they are (few
+    tokens, a wide teacher), the forms of the other windows save less than that, and the batch is taken whole."""
+    opts = options(window_mib=TINY)
+    assert grams.window_groups(torch.zeros(LS + 1, 4, T, DS), torch.zeros(LT + 1, 4, T, DT), opts) == 1
+    assert grams.window_groups(torch.zeros(LS + 1, 4, T, DS), torch.zeros(LT + 1, 4, T, 40 * T), opts) == 4

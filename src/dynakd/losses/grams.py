@@ -136,17 +136,23 @@ def _counts(gmask: torch.Tensor | None, xs: torch.Tensor, opts) -> tuple[dict, t
 
 def window_groups(xs: torch.Tensor, xt: torch.Tensor, opts) -> int:
     """How many groups (windows) a chunk of ``windowed_costs`` takes: as many as keep the forms of both models in a
-    chunk to about ``opts.window_mib`` MiB (one at least; every group where it is 0); None: ``WINDOW_MIB`` for the
-    features' device. A group's forms, ``N x N`` each: the teacher's layer change ``Ls x Lt``, its deviation and
-    relations ``Lt`` each, the student's ``Ls`` each for the three (from the shapes: no operator)."""
+    chunk to about ``opts.window_mib`` MiB (one at least); None: ``WINDOW_MIB`` for the features' device. Every group
+    (no windows) where that is 0, or where windows would save less than they keep: the teacher's features ``xt``,
+    held to the backward (else let go once their Grams are made), against the forms of the other chunks (8 windows of
+    128 tokens, 4 x 12 layers of width 768: the forms of a window are about the size of its teacher's features, and
+    windows of 32 MiB peaked at 1.18x all at once; benchmarks/speed/RESULTS.md). A group's forms, ``N x N`` each:
+    the teacher's layer change ``Ls x Lt``, its deviation and relations ``Lt`` each, the student's ``Ls`` each for
+    the three (from the shapes: no operator)."""
     budget = opts.window_mib if opts.window_mib is not None else WINDOW_MIB.get(xs.device.type, 0.0)
+    g = xs.shape[1]
     if not budget:
-        return xs.shape[1]
+        return g
     ls, lt, n = xs.shape[0] - 1, xt.shape[0] - 1, xs.shape[2]
-    per_form = n * n * xs.element_size()
     forms = sum((ls * lt + ls if c == "layer_change" else lt + ls) for c in opts.components
-                if c in ("deviation", "layer_change", "relations"))
-    return max(1, int(budget * 2**20) // max(forms * per_form, 1))
+                if c in ("deviation", "layer_change", "relations")) * n * n * xs.element_size()  # bytes a group
+    per = max(1, int(budget * 2**20) // max(forms, 1))
+    saved = (g - min(per, g)) * forms  # the forms of every chunk but one
+    return per if saved > xt.numel() * xt.element_size() else g
 
 
 def windowed_costs(xs: torch.Tensor, xt: torch.Tensor, gmask: torch.Tensor | None, opts,
