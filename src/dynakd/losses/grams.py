@@ -81,6 +81,7 @@ def gram_costs(
     scratch: bool = False,
     plan_first: bool = False,
     whole: tuple[dict, torch.Tensor | int] | None = None,
+    weights: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor | PlanFirst]:
     """Cost matrices ``[Ls, Lt]`` of the deviation, layer-change and relations components in ``opts`` (those it
     enables) from features ``xs [Ls+1, G, N, ds]`` (with gradients) and ``xt [Lt+1, G, N, dt]`` with the group mask
@@ -92,7 +93,9 @@ def gram_costs(
     ``JOINT_BYTES`` (token groups; not under torch.compile), costs that wait for the plan (``PlanFirst``), a smaller
     backward; with it, under ``mse``, where the forms of all groups pass ``opts.window_mib``, costs computed a few
     groups at a time (``windowed_costs``). ``whole``: the cell and pair counts of a whole batch of which these
-    features are some groups (``_counts``; ``windowed_costs``'s chunks)."""
+    features are some groups (``_counts``; ``windowed_costs``'s chunks). ``weights``: with ``plan_first``, the plan's
+    weights ``W = P / Ls`` known ahead (``windowed_costs``'s backward): the teacher's forms are summed under them as
+    they are built, and the costs' values are not computed (zeros: only their gradient is wanted)."""
     if isinstance(xt, list):
         xt = xt.pop()
     ref_s, ref_t = refs if refs is not None else (None, None)
@@ -110,7 +113,7 @@ def gram_costs(
         forms = _shape_forms(student.pop("change_gram", None), student.pop("change_norms", None),
                              student.pop("change_size", None), gmask, opts)
         counts = [cells[f] for f in _forms(opts)]
-        costs["layer_change"] = _change_costs(forms, teacher, counts, opts.distance, plan_first)
+        costs["layer_change"] = _change_costs(forms, teacher, counts, opts.distance, plan_first, weights)
     counts = {"deviation": [cells[f] for f in _forms(opts)]}
     if "relations" in opts.components:
         counts["relations"] = [pairs]
@@ -119,7 +122,7 @@ def gram_costs(
             forms_t = _other_forms(teacher, gmask, opts)
         teacher.clear()  # its Grams, before the student's forms are made
         for k, forms in _other_forms(student, gmask, opts).items():
-            costs[k] = _compare(forms, counts[k], ls, opts.distance, forms_t.pop(k), plan_first)
+            costs[k] = _compare(forms, counts[k], ls, opts.distance, forms_t.pop(k), plan_first, weights)
     else:  # both models' forms in one tensor, the student's rows first: [Ls + Lt, ...], one operator for the two
         both = {k: torch.cat([student[k], teacher.pop(k)]) for k in list(teacher)}
         for k, forms in _other_forms(both, gmask, opts).items():
@@ -192,11 +195,13 @@ class Windows:
         self.parts, self.whole, self.names = parts, whole, []
         self.plan: torch.Tensor | None = None  # (the plan given, whose detached copy the backward reads)
 
-    def costs(self, xs: torch.Tensor, xt: torch.Tensor, part: slice, plan_first: bool) -> dict:
-        """One chunk's costs (``xs``: the chunk's; ``xt``: the whole batch's) over the whole batch's counts."""
+    def costs(self, xs: torch.Tensor, xt: torch.Tensor, part: slice, plan_first: bool,
+              weights: torch.Tensor | None = None) -> dict:
+        """One chunk's costs (``xs``: the chunk's; ``xt``: the whole batch's) over the whole batch's counts;
+        ``weights``: as ``gram_costs``'s."""
         gmask = None if self.gmask is None else self.gmask[part]
         return gram_costs(xs, xt[:, part], gmask, self.opts, self.anchors, self.refs, plan_first=plan_first,
-                          whole=self.whole)
+                          whole=self.whole, weights=weights)
 
     def take_plan(self, plan: torch.Tensor) -> None:
         """The plan every component's gradient is taken under: one for all (the gradients are one pass)."""
@@ -213,12 +218,13 @@ class Windows:
         if self.plan is None or all(w is None for w in weights):  # (nothing weighed under a plan: no gradient)
             return grad
         plan = self.plan.detach()
+        known = plan / plan.shape[0]  # W = P / Ls, as PlanFirst.surrogate weighs
         # float32 forms, as the distiller's forward computes them, whatever autocast the backward is called under
         with torch.autocast(xs.device.type, enabled=False):
             for part in self.parts:
                 x = xs[:, part].detach().requires_grad_()
                 with torch.enable_grad():
-                    costs = self.costs(x, xt, part, plan_first=True)
+                    costs = self.costs(x, xt, part, plan_first=True, weights=known)
                     terms = [w * _plan_term(plan, costs[k]) for k, w in zip(self.names, weights)
                              if w is not None and isinstance(costs[k], (torch.Tensor, PlanFirst))]  # (no form: 0.0)
                     if not terms:
@@ -279,12 +285,13 @@ def _other_forms(grams: dict, gmask: torch.Tensor | None, opts) -> dict[str, lis
 
 
 def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distance: str,
-                  plan_first: bool = False) -> torch.Tensor | PlanFirst:
+                  plan_first: bool = False, weights: torch.Tensor | None = None) -> torch.Tensor | PlanFirst:
     """The layer change's cost ``[Ls, Lt]`` from the student's forms and the teacher's (``teacher["change"]``, taken
     out of ``teacher``: this function holds the one reference), built a few student steps at a time
     (``TeacherChange.steps``): each step's row depends on its own forms alone. ``plan_first``: a ``PlanFirst`` cost,
     its values under ``no_grad``; the teacher's forms are kept for the plan to sum (where the tensor costs keep the
-    differences from the student's, the same size, for the backward)."""
+    differences from the student's, the same size, for the backward); with the plan's ``weights`` known, summed as
+    each chunk is built, and no values (``gram_costs``)."""
     change: TeacherChange | None = teacher.pop("change")
     if not forms:
         return 0.0  # (no form on: as forms.py's path)
@@ -296,12 +303,19 @@ def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distan
             built = change.forms(part)
         if i == len(parts) - 1:
             change = None  # (the last chunk built: what it was built from goes before the costs)
+        if plan_first and weights is not None:  # (the plan known: summed now, each chunk's forms gone)
+            with torch.no_grad():
+                kept.append([F.weighed(weights[part], t, distance, paired=True) for t in built])
+            continue
         with torch.no_grad() if plan_first else contextlib.nullcontext():
             terms = [F.paired_costs(f if len(parts) == 1 else f[part], t, c, distance=distance)
                      for f, t, c in zip(forms, built, counts)]
         rows.append(sum(terms[1:], terms[0]))
         if plan_first:
             kept.append(built)
+    if plan_first and weights is not None:
+        summed = [torch.cat(rows) for rows in zip(*kept)]
+        return PlanFirst(weights.new_zeros(weights.shape), forms, counts, distance, lambda _: summed)
     cost = rows[0] if len(rows) == 1 else torch.cat(rows)
     if not plan_first:
         return cost
@@ -523,17 +537,23 @@ def _distances(gram: torch.Tensor, gmask: torch.Tensor | None, opts) -> torch.Te
 
 
 def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
-             teacher: list[torch.Tensor] | None = None, plan_first: bool = False) -> torch.Tensor | PlanFirst:
+             teacher: list[torch.Tensor] | None = None, plan_first: bool = False,
+             weights: torch.Tensor | None = None) -> torch.Tensor | PlanFirst:
     """Cost ``[Ls, Lt]`` of one component from its forms: both models' in each (the student's ``ls`` rows first), or
     the student's alone with the teacher's in ``teacher``; the sum over the forms of ``F.layer_costs``. Under ``mse``
     both models' forms go as one vector, each scaled by one over the root of its count of cells: the squared distance
     of the whole is then the sum of the forms' mean squared distances, one comparison for the two forms (pooled
     features: a step of small operators). The teacher's apart are compared form by form: joined, their copy was the
     peak of token groups' costs. ``plan_first`` (the teacher's apart): a ``PlanFirst`` cost, which keeps the
-    teacher's forms until the plan sums them."""
+    teacher's forms until the plan sums them; with the plan's ``weights`` known, summed now, and no values
+    (``gram_costs``)."""
     if distance == "mse" and len(forms) > 1 and teacher is None:
         scales = [F.at_least_one(c) ** -0.5 for c in counts]
         forms, counts = [torch.cat([f.flatten(1) * c for f, c in zip(forms, scales)], 1)], [1]
+    if plan_first and forms and weights is not None:
+        with torch.no_grad():
+            summed = [F.weighed(weights, b, distance) for b in teacher]
+        return PlanFirst(weights.new_zeros(weights.shape), forms, counts, distance, lambda _: summed)
     if plan_first and forms:
         with torch.no_grad():
             terms = [F.layer_costs(a, b, c, distance=distance) for a, b, c in zip(forms, teacher, counts)]
