@@ -219,23 +219,12 @@ def test_the_distiller_takes_its_windows_from_the_config(token_groups, monkeypat
     torch.testing.assert_close(out.loss, want.loss)
     for got, expect in zip(s.hidden, s2.hidden):
         torch.testing.assert_close(got.grad, expect.grad, rtol=1e-4, atol=1e-7)
-    assert build_config({}).dynamics.window_mib is None  # the device's: grams.WINDOW_MIB
-    assert distiller({"dynamics": {"pooling": "tokens"}}).opts.window_mib is None
+    assert build_config({}).dynamics.window_mib == 0.0  # (all at once unless asked: windows cost time)
     for bad, message in ((-1, "must be a number >= 0"), (float("inf"), "must be a finite number")):
         with pytest.raises(DynaKDError, match=f"dynamics.window_mib {message}"):
             build_config({"dynamics": {"window_mib": bad}})
     with pytest.raises(ValueError, match="DynamicsOptions.window_mib must be a number >= 0"):
         DynamicsOptions(window_mib=-1.0)
-
-
-def test_unset_windows_are_the_devices(token_groups, monkeypatch):
-    xs, xt = torch.zeros(LS + 1, 4, T, DS), torch.zeros(LT + 1, 4, T, DT)
-    unset = options(window_mib=None)
-    monkeypatch.setattr(grams, "WINDOW_MIB", {"cpu": TINY})
-    assert grams.window_groups(xs, xt, unset) == 1
-    monkeypatch.setattr(grams, "WINDOW_MIB", {"cuda": TINY})  # (not this device's: all windows at once)
-    assert grams.window_groups(xs, xt, unset) == 4
-    assert grams.window_groups(xs, xt, options(window_mib=0.0)) == 4
 
 
 def test_no_windows_where_they_would_keep_more_than_they_save(token_groups):

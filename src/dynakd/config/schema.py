@@ -89,8 +89,8 @@ class DynamicsConfig:
     plan_first: bool = True
     # Token-level dynamics under the plan (plan_first), mse: where a batch's forms would pass this many MiB, the costs
     # are computed a few windows at a time, each chunk's forms gone before the next, their gradient in the backward
-    # (losses/grams.windowed_costs). 0: all at once. Unset: 32 on a CPU, 0 on a GPU (grams.WINDOW_MIB).
-    window_mib: float | None = None
+    # (losses/grams.windowed_costs): less memory for more time. 0: all at once.
+    window_mib: float = 0.0
 
 
 @dataclass

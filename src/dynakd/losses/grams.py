@@ -63,13 +63,6 @@ JOINT_BYTES = 2**20
 # one chunk: a count from the shapes would recompile for each new one.
 CHUNK_BYTES = 4 * 2**20
 
-# ``dynamics.window_mib`` where it is not set, by device: the MiB of token groups' forms above which their costs are
-# computed a few windows at a time (``windowed_costs``). On a CPU, 32: a QA step (MiniLM-L6 -> 2 layers, 32 windows
-# of 384 tokens) then peaks at 1.04x logit KD's memory instead of 1.36x, for ~3-7% more time; 256 gave 1.24x
-# (benchmarks/speed/RESULTS.md). Elsewhere (a GPU) all at once: a chunk is ~1,000 operators more (32,512 a step
-# against 2,389 there), launches a GPU step pays for, not yet measured on one.
-WINDOW_MIB = {"cpu": 32.0}
-
 
 def gram_costs(
     xs: torch.Tensor,
@@ -139,15 +132,13 @@ def _counts(gmask: torch.Tensor | None, xs: torch.Tensor, opts) -> tuple[dict, t
 
 def window_groups(xs: torch.Tensor, xt: torch.Tensor, opts) -> int:
     """How many groups (windows) a chunk of ``windowed_costs`` takes: as many as keep the forms of both models in a
-    chunk to about ``opts.window_mib`` MiB (one at least); None: ``WINDOW_MIB`` for the features' device. Every group
-    (no windows) where that is 0, or where windows would save less than they keep: the teacher's features ``xt``,
-    held to the backward (else let go once their Grams are made), against the forms of the other chunks (8 windows of
-    128 tokens, 4 x 12 layers of width 768: the forms of a window are about the size of its teacher's features, and
-    windows of 32 MiB peaked at 1.18x all at once; benchmarks/speed/RESULTS.md). A group's forms, ``N x N`` each:
-    the teacher's layer change ``Ls x Lt``, its deviation and relations ``Lt`` each, the student's ``Ls`` each for
-    the three (from the shapes: no operator)."""
-    budget = opts.window_mib if opts.window_mib is not None else WINDOW_MIB.get(xs.device.type, 0.0)
-    g = xs.shape[1]
+    chunk to about ``opts.window_mib`` MiB (one at least). Every group (no windows) where that is 0, or where windows
+    would save less than they keep: the teacher's features ``xt``, held to the backward (else let go once their Grams
+    are made), against the forms of the other chunks (8 windows of 128 tokens, 4 x 12 layers of width 768: the forms
+    of a window are about the size of its teacher's features, and windows of 32 MiB peaked at 1.18x all at once;
+    benchmarks/speed/RESULTS.md). A group's forms, ``N x N`` each: the teacher's layer change ``Ls x Lt``, its
+    deviation and relations ``Lt`` each, the student's ``Ls`` each for the three (from the shapes: no operator)."""
+    budget, g = opts.window_mib, xs.shape[1]
     if not budget:
         return g
     ls, lt, n = xs.shape[0] - 1, xt.shape[0] - 1, xs.shape[2]
