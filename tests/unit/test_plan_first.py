@@ -93,6 +93,19 @@ def test_feature_dynamics_loss_compares_under_its_plan(token_groups):
         torch.testing.assert_close(as_tensors[k], want[k])
 
 
+def random_states(g: int, n: int, ls: int, lt: int):
+    """Random hidden states of ``g`` windows of ``n`` tokens (a student of ``ls`` layers, width 32, and a teacher of
+    ``lt``, width 48), the module that marks them as there before a ``TensorMemory``, every token valid, a uniform
+    plan."""
+    gen = torch.Generator().manual_seed(0)
+    student = [torch.randn(g, n, 32, generator=gen).requires_grad_() for _ in range(ls + 1)]
+    teacher = [torch.randn(g, n, 48, generator=gen) for _ in range(lt + 1)]
+    made = torch.nn.Module()
+    for i, h in enumerate(student + teacher):
+        made.register_buffer(f"h{i}", h)
+    return student, teacher, made, torch.ones(g, n, dtype=torch.long), torch.full((ls, lt), 1 / lt)
+
+
 def test_the_backward_keeps_less_under_the_plan():
     """What the forward leaves to the backward: the layer change's comparisons with every teacher layer, ``[Ls, Lt,
     G, N, N]``, and the teacher's other forms ``[Lt, ...]``, against ``[Ls, ...]`` per form under the plan (4
@@ -100,13 +113,7 @@ def test_the_backward_keeps_less_under_the_plan():
     from dynakd.experiments.bench import TensorMemory
 
     g, n, ls, lt = 4, 96, 4, 12
-    gen = torch.Generator().manual_seed(0)
-    student = [torch.randn(g, n, 32, generator=gen).requires_grad_() for _ in range(ls + 1)]
-    teacher = [torch.randn(g, n, 48, generator=gen) for _ in range(lt + 1)]
-    made = torch.nn.Module()
-    for i, h in enumerate(student + teacher):
-        made.register_buffer(f"h{i}", h)
-    mask, plan = torch.ones(g, n, dtype=torch.long), torch.full((ls, lt), 1 / lt)
+    student, teacher, made, mask, plan = random_states(g, n, ls, lt)
     kept = {}
     for plan_first in (False, True):
         with TensorMemory(made) as meter:

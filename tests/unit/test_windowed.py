@@ -15,6 +15,7 @@ from dynakd.errors import DynaKDError
 from dynakd.losses import DynamicsOptions, dynamics_costs, grams, plan_loss
 from dynakd.losses.planfirst import PlanFirst, Windowed
 from tests.unit.test_losses import COMPONENTS, DS, DT, FORMS, LS, LT, distiller, features, ragged_mask, rand_hidden
+from tests.unit.test_plan_first import random_states
 
 T = 24  # (tokens enough that a window's forms, T x T each, outweigh the teacher's features, T x 12: windows save)
 TINY = 1e-6  # MiB: one window a chunk
@@ -149,14 +150,7 @@ def test_windows_hold_one_chunk_of_forms():
     at a time (with the teacher's features kept for the backward) against those of all eight."""
     from dynakd.experiments.bench import TensorMemory
 
-    g, n, ls, lt = 8, 96, 4, 12
-    gen = torch.Generator().manual_seed(0)
-    student = [torch.randn(g, n, 32, generator=gen).requires_grad_() for _ in range(ls + 1)]
-    teacher = [torch.randn(g, n, 48, generator=gen) for _ in range(lt + 1)]
-    made = torch.nn.Module()
-    for i, h in enumerate(student + teacher):
-        made.register_buffer(f"h{i}", h)
-    mask, plan = torch.ones(g, n, dtype=torch.long), torch.full((ls, lt), 1 / lt)
+    student, teacher, made, mask, plan = random_states(8, 96, 4, 12)
     peaks, grads = {}, {}
     for window_mib in (0.0, TINY):
         with TensorMemory(made) as meter:
