@@ -839,3 +839,25 @@ def test_a_flags_prefix_is_not_the_flag(capsys):
     assert stop.value.code == 2
     assert "unrecognized arguments: --epoch 1 (--epoch is an option of bench; did you mean --epochs?)" in \
         capsys.readouterr().err
+
+
+def test_running_out_of_memory_says_what_to_lower(monkeypatch, capsys):
+    """A device out of memory used to end a command with a traceback: it is named, with the settings that need less
+    (the token-level dynamics' windows among them); any other error keeps its traceback."""
+    import torch
+
+    import dynakd.cli as cli
+
+    errors = [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity"),
+              RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 2147483648 bytes.")]
+    for error in errors:
+        monkeypatch.setattr(cli, "_run", lambda args, error=error: (_ for _ in ()).throw(error))
+        assert cli.main(["bench"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"dynakd: error: out of memory ({str(error).splitlines()[0]}). Lower --batch-size")
+        assert "--set dynamics.window_mib=32" in err
+    monkeypatch.setattr(cli, "_run", lambda args: (_ for _ in ()).throw(RuntimeError("something else")))
+    with pytest.raises(RuntimeError, match="something else"):
+        cli.main(["bench"])
+

@@ -112,6 +112,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+MEMORY_HINT = ("Lower --batch-size (--gradient-accumulation-steps N keeps the effective batch), train in --bf16 or "
+               "--fp16, or, for token-level dynamics (extractive QA's default), compute their costs a few windows at "
+               "a time: --set dynamics.window_mib=32 (README: the dynamics options)")
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is the device running out of memory: CUDA's (``torch.OutOfMemoryError``), or the host's
+    allocator refusing a tensor (a ``RuntimeError`` that says so). Read without importing torch (--help loads none)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(e, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     args.command = {"distil": "distill"}.get(args.command, args.command)  # the alias runs the command it names
@@ -127,6 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         print("dynakd: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         return 130
+    except Exception as e:
+        if not out_of_memory(e):
+            raise
+        distributed = sys.modules.get("dynakd.distributed")  # (each process may run out on its own: say which)
+        rank = f"[rank {distributed.process_rank()}] " if distributed and distributed.launched_processes() > 1 else ""
+        what = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"dynakd: error: {rank}out of memory ({what}). {MEMORY_HINT}", file=sys.stderr)
+        return 1
     from ..distributed import close_process_group  # (loaded by _run)
 
     close_process_group()  # every process got here: a launched run's group closes before the process exits
