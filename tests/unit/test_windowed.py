@@ -91,10 +91,10 @@ def test_windows_only_where_the_forms_pass_the_budget_and_under_mse(token_groups
 
 def test_every_component_takes_its_gradient_in_one_pass(token_groups, monkeypatch):
     passes, computed = [], []
-    gradient, plan_term = grams.Windows.gradient, grams._plan_term
+    gradient, plan_term = grams.Windows.gradient, grams.plan_loss
     monkeypatch.setattr(grams.Windows, "gradient",
                         lambda self, xs, xt, w: (passes.append(list(w)), gradient(self, xs, xt, w))[1])
-    monkeypatch.setattr(grams, "_plan_term", lambda plan, cost: (computed.append(1), plan_term(plan, cost))[1])
+    monkeypatch.setattr(grams, "plan_loss", lambda plan, cost: (computed.append(1), plan_term(plan, cost))[1])
     plan = torch.rand(LS, LT, generator=torch.Generator().manual_seed(3))
     _, _, grads = terms_and_gradients(options(window_mib=TINY), plan, weights=(1.0, None, 3.0))
     assert len(passes) == 1

@@ -18,7 +18,7 @@ import torch
 from ..features import StackedHidden, class_token
 from . import forms as F
 from .grams import gram_costs
-from .planfirst import PlanFirst, cost_value
+from .planfirst import PlanFirst, plan_loss
 
 Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embedding output
 Gather = Callable[[torch.Tensor, torch.Tensor | None, int], tuple[torch.Tensor, torch.Tensor | None]]
@@ -361,13 +361,6 @@ def feature_dynamics_loss(
     kwargs.setdefault("plan_first", True)  # (the plan is given)
     costs = dynamics_costs(student, teacher, mask=mask, opts=opts, **kwargs)
     return {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
-
-
-def plan_loss(plan: torch.Tensor, cost: torch.Tensor | PlanFirst) -> torch.Tensor:
-    """``mean_m sum_l P[m, l] cost[m, l]``; a ``PlanFirst`` cost takes its gradient under ``plan`` (and is used up)."""
-    value = cost_value(cost)
-    loss = (plan.to(value.dtype) * value).sum() / value.shape[0]
-    return loss + cost.surrogate(plan) if isinstance(cost, PlanFirst) else loss
 
 
 def anchors_from_plan(plan: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from . import forms as F
-from .planfirst import PlanFirst, Windowed
+from .planfirst import PlanFirst, Windowed, plan_loss
 
 # Squared distances below this count as this, so the square root's gradient stays finite: distances under 1e-6 (the
 # diagonal, identical samples) read as 1e-6. ``cdist`` returns 0 there; the difference is below float32's rounding.
@@ -216,7 +216,7 @@ class Windows:
                 x = xs[:, part].detach().requires_grad_()
                 with torch.enable_grad():
                     costs = self.costs(x, xt, part, plan_first=True, weights=known)
-                    terms = [w * _plan_term(plan, costs[k]) for k, w in zip(self.names, weights)
+                    terms = [w * plan_loss(plan, costs[k]) for k, w in zip(self.names, weights)
                              if w is not None and isinstance(costs[k], (torch.Tensor, PlanFirst))]  # (no form: 0.0)
                     if not terms:
                         continue
@@ -245,13 +245,6 @@ class _Deferred(torch.autograd.Function):
     def backward(ctx, *weights: torch.Tensor | None):
         xs, xt = ctx.saved_tensors
         return ctx.windows.gradient(xs, xt, weights), None, None
-
-
-def _plan_term(plan: torch.Tensor, cost: torch.Tensor | PlanFirst) -> torch.Tensor:
-    """What of ``plan_loss(plan, cost)`` takes gradient from the student's side (``dynamics.plan_loss``)."""
-    if isinstance(cost, PlanFirst):
-        return cost.surrogate(plan)
-    return (plan.to(cost.dtype) * cost).sum() / cost.shape[0]
 
 
 def _large(xt: torch.Tensor) -> bool:
@@ -305,8 +298,7 @@ def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distan
         if plan_first:
             kept.append(built)
     if plan_first and weights is not None:
-        summed = [torch.cat(rows) for rows in zip(*kept)]
-        return PlanFirst(weights.new_zeros(weights.shape), forms, counts, distance, lambda _: summed)
+        return _summed_cost(weights, forms, counts, distance, [torch.cat(rows) for rows in zip(*kept)])
     cost = rows[0] if len(rows) == 1 else torch.cat(rows)
     if not plan_first:
         return cost
@@ -319,6 +311,13 @@ def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distan
         return [torch.cat(rows) for rows in zip(*summed)]
 
     return PlanFirst(cost, forms, counts, distance, weigh)
+
+
+def _summed_cost(weights: torch.Tensor, forms: list[torch.Tensor], counts: list, distance: str,
+                 summed: list[torch.Tensor]) -> PlanFirst:
+    """A ``PlanFirst`` cost whose teacher's forms were summed under the plan's ``weights``, known ahead
+    (``gram_costs``): no values (zeros), only their gradient."""
+    return PlanFirst(weights.new_zeros(weights.shape), forms, counts, distance, lambda _: summed)
 
 
 def _forms(opts) -> list[str]:
@@ -544,7 +543,7 @@ def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
     if plan_first and forms and weights is not None:
         with torch.no_grad():
             summed = [F.weighed(weights, b, distance) for b in teacher]
-        return PlanFirst(weights.new_zeros(weights.shape), forms, counts, distance, lambda _: summed)
+        return _summed_cost(weights, forms, counts, distance, summed)
     if plan_first and forms:
         with torch.no_grad():
             terms = [F.layer_costs(a, b, c, distance=distance) for a, b, c in zip(forms, teacher, counts)]

@@ -15,7 +15,7 @@ where the plan takes no gradient from the costs (``Aligner.cost_gradient``: ever
   ``B_m = sum_l W_ml b_ml / |b_ml|`` (forms of norm 0 aside, whose gradient ``layer_costs`` scales by ``1 / EPS``).
 
 So a ``PlanFirst`` cost holds the values without gradient (the aligner reads them, the logs show them), the
-student's forms, and the teacher's until the plan: ``dynamics.plan_loss`` adds to the plan-weighted values a term of
+student's forms, and the teacher's until the plan: ``plan_loss`` (below) adds to the plan-weighted values a term of
 value 0 whose gradient is the above, from ``B [Ls, K]`` per form, which ``weigh`` sums. The forward holds what it held
 (the teacher's forms where the tensor costs hold the differences from the student's, the same size; no form is built
 twice), and the backward keeps ``[Ls, K]`` per form where it kept ``[Lt, K]`` and ``[Ls, Lt, K]``. The costs and
@@ -25,6 +25,7 @@ gradients are those of the tensors to rounding (``tests/unit/test_plan_first.py`
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -45,8 +46,9 @@ class PlanFirst:
         self.weigh, self.extra = weigh, extra
 
     def __add__(self, other: torch.Tensor) -> PlanFirst:
-        extra = other if self.extra is None else self.extra + other
-        return PlanFirst(self.value + other.detach(), self.student, self.counts, self.distance, self.weigh, extra)
+        out = copy.copy(self)  # (a Windowed cost too)
+        out.value, out.extra = self.value + other.detach(), other if self.extra is None else self.extra + other
+        return out
 
     def surrogate(self, plan: torch.Tensor) -> torch.Tensor:
         """A scalar of value 0 whose gradient is that of ``plan_loss(plan, cost)`` to the student's side (the plan
@@ -54,22 +56,37 @@ class PlanFirst:
         if self.weigh is None:
             raise ValueError("this PlanFirst cost was used up by an earlier plan_loss, which summed the teacher's "
                              "forms under its plan: compute the costs again")
-        weights = plan.detach().to(self.value.dtype) / self.value.shape[0]  # W = P / Ls
+        weights = self._weights(plan)
         with torch.no_grad():
             summed = self.weigh(weights)
         self.weigh = None  # (the teacher's forms it held go now, before the backward)
         rows = weights.sum(1)
         terms = [F.plan_surrogate(a, b, rows, n, distance=self.distance)
                  for a, b, n in zip(self.student, summed, self.counts)]
-        if self.extra is not None:
-            extra = (weights * self.extra).sum()
-            terms.append(extra - extra.detach())
-        return sum(terms[1:], terms[0])
+        return self._plus_extra(sum(terms[1:], terms[0]), weights)
+
+    def _weights(self, plan: torch.Tensor) -> torch.Tensor:
+        """``W = P / Ls``, without gradient."""
+        return plan.detach().to(self.value.dtype) / self.value.shape[0]
+
+    def _plus_extra(self, term: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``term`` plus, where a cost tensor was added (``extra``), a zero whose gradient is ``sum W extra``'s."""
+        if self.extra is None:
+            return term
+        extra = (weights * self.extra).sum()
+        return term + (extra - extra.detach())
 
 
 def cost_value(cost: torch.Tensor | PlanFirst) -> torch.Tensor:
     """A cost's values ``[Ls, Lt]``: the tensor itself, or a ``PlanFirst``'s (without gradient)."""
     return cost.value if isinstance(cost, PlanFirst) else cost
+
+
+def plan_loss(plan: torch.Tensor, cost: torch.Tensor | PlanFirst) -> torch.Tensor:
+    """``mean_m sum_l P[m, l] cost[m, l]``; a ``PlanFirst`` cost takes its gradient under ``plan`` (and is used up)."""
+    value = cost_value(cost)
+    loss = (plan.to(value.dtype) * value).sum() / value.shape[0]
+    return loss + cost.surrogate(plan) if isinstance(cost, PlanFirst) else loss
 
 
 class Windowed(PlanFirst):
@@ -80,13 +97,6 @@ class Windowed(PlanFirst):
     def __init__(self, value: torch.Tensor, term: torch.Tensor, windows, extra: torch.Tensor | None = None):
         self.value, self.term, self.windows, self.extra = value, term, windows, extra
 
-    def __add__(self, other: torch.Tensor) -> Windowed:
-        extra = other if self.extra is None else self.extra + other
-        return Windowed(self.value + other.detach(), self.term, self.windows, extra)
-
     def surrogate(self, plan: torch.Tensor) -> torch.Tensor:
         self.windows.take_plan(plan)
-        if self.extra is None:
-            return self.term
-        extra = (plan.detach().to(self.value.dtype) / self.value.shape[0] * self.extra).sum()
-        return self.term + (extra - extra.detach())
+        return self._plus_extra(self.term, self._weights(plan))
