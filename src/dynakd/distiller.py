@@ -341,6 +341,17 @@ class Distiller(nn.Module):
         return (self.feature == "dynamics" and self.opts.pooling == "tokens" and not self.hidden_term
                 and not self.cfg.torch_compile)
 
+    def pooled_teacher(self, t: Features) -> Features:
+        """The live teacher's ``t`` with its hidden states pooled as the dynamics read them, and let go: as the teacher
+        cache gives them (``Features.pooled``), where nothing reads the states themselves (pooled dynamics, no
+        token-level term). ``DistillationTrainer`` runs the teacher before the student and pools at once, so the
+        teacher's token states never sit beside the student's activations (a live ``full`` step held them to its
+        loss: 1.15x ``kd``'s peak on one H200, benchmarks/speed/RESULTS.md). ``t`` itself where they are read."""
+        if self.feature != "dynamics" or self.token_level or not t.hidden:
+            return t
+        x = pool(t.hidden, t.mask, self.opts.pooling, t.cls_index)[0].squeeze(1)  # [L+1, B, d], float32
+        return Features(logits=t.logits, hidden=(), mask=None, pooled={self.opts.pooling: x}, context=t.context)
+
     @property
     def gathers(self) -> bool:
         """Whether batch forms see the features of every process (``dynamics.gather`` in a multi-process run)."""

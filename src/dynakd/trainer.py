@@ -273,18 +273,22 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # forward (restored after it): both draw the same dropout masks, so they differ by the perturbation alone. With
         # masks of their own, dropout made ~8x the perturbation's difference on a tiny BERT, against a teacher in eval.
         # (Not where it is not run: the next forward would draw this one's masks again.)
-        device = self.args.device
-        with (torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type)
-              if sensitivity else nullcontext()):  # (nothing added to a step without the component)
-            student = capture(model, student_inputs, hidden=needs_hidden)
         teacher = cached_features(inputs)
         if teacher is None and self.distiller.cfg.method != "task":
             if self.teacher is None:
                 raise DynaKDError(f"method '{self.distiller.cfg.method}' needs the teacher: pass teacher=..., or a "
                                   f"teacher_cache and training rows with an '{EXAMPLE_ID}' column")
+            # The teacher first: its forward's temporaries, and its token states where pooled dynamics read them
+            # pooled (pooled at once), never sit beside the student's activations (it draws no random numbers)
             teacher = self._teacher_capture(teacher_inputs, hidden=needs_hidden)
             if needs_hidden and self.distiller.stacks_teacher:  # one copy of its states, not two (stack_hidden)
                 stack_hidden(teacher, scratch=True)
+            elif needs_hidden:
+                teacher = self.distiller.pooled_teacher(teacher)
+        device = self.args.device
+        with (torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type)
+              if sensitivity else nullcontext()):  # (nothing added to a step without the component)
+            student = capture(model, student_inputs, hidden=needs_hidden)
         if CONTEXT_MASK in inputs:  # extractive QA: the context tokens (one tokenizer, so the teacher's too)
             student.context = inputs[CONTEXT_MASK]
             if teacher is not None:

@@ -84,10 +84,11 @@ def test_custom_training_loop(tiny_teacher):
     cfg = build_config({"method": "full", "align": {"name": "attention", "learned": True}})
     distiller = Distiller(cfg, student_layers=2, teacher_layers=4, student_width=32, teacher_width=32)
     optimizer = torch.optim.AdamW([*student.parameters(), *distiller.parameters()], lr=1e-3)
-    for step in range(3):
-        s = capture(student, batch)
+    for step in range(3):  # (the README's loop)
         with torch.no_grad():
-            t = capture(teacher, batch)
+            t = distiller.pooled_teacher(capture(teacher, batch))
+        s = capture(student, batch)
+        assert t.hidden == () and t.pooled["mean"].shape == (5, 2, 32)
         out = distiller(s, t, labels, progress=step / 3)
         optimizer.zero_grad()
         out.loss.backward()

@@ -266,3 +266,27 @@ def test_the_distillers_parameters_are_left_alone_where_their_terms_weigh_nothin
     for step in (1, 3):  # of 4: stage 1, then stage 2
         callback.on_pre_optimizer_step(args, SimpleNamespace(global_step=step, max_steps=4), None)
     assert len(averaged) == 1 and averaged[0] > 0
+
+
+@pytest.mark.parametrize("method", ["kd", "full"])
+def test_the_live_teacher_runs_first_and_hands_pooled_dynamics_its_states_pooled(tiny_teacher, tmp_path, method):
+    """The live teacher runs before the student, so its forward's temporaries never sit beside the student's
+    activations; for pooled dynamics its token states are pooled at once and let go (Distiller.pooled_teacher)."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    order, seen = [], []
+    teacher.register_forward_pre_hook(lambda *a: order.append("teacher"))
+    student.register_forward_pre_hook(lambda *a: order.append("student"))
+    distiller = _distiller({"method": method})
+    forward = distiller.forward
+
+    def recording(student_features, teacher_features, *args, **kwargs):
+        seen.append(teacher_features)
+        return forward(student_features, teacher_features, *args, **kwargs)
+
+    distiller.forward = recording
+    DistillationTrainer(model=student, teacher=teacher, distiller=distiller, train_dataset=_rows(tokenizer, 8),
+                        args=_args(tmp_path, max_steps=2, save_strategy="no"),
+                        data_collator=DataCollatorWithPadding(tokenizer)).train()
+    assert order[-2:] == ["teacher", "student"]  # (the second step's: the first also probes each model, capture_rule)
+    assert len(seen) == 2 and all(t.hidden == () for t in seen)
+    assert all((t.pooled is not None) == (method == "full") for t in seen)

@@ -430,3 +430,32 @@ def test_pure_sensitivity_without_perturbed_features_is_refused():
 def test_dynamics_options_say_where_the_weights_went():
     with pytest.raises(ValueError, match="DynamicsOptions takes no weights"):
         DynamicsOptions(weights={"relations": 0.5})
+
+
+@pytest.mark.parametrize("extra", [{}, {"dynamics": {"pooling": "cls"}}, {"dynamics": {"reference": "ema"}},
+                                   {"method": "dynamics", "align": {"name": "attention"}}])
+def test_a_live_teacher_pooled_ahead_gives_the_same_loss_and_gradients(extra):
+    """``Distiller.pooled_teacher``: the live teacher's states pooled as the dynamics read them (as the cache gives
+    them) and let go, which the trainer does before the student's forward: the same terms and gradients."""
+    losses, grads = [], []
+    for ahead in (False, True):
+        d = distiller(extra)
+        s, t = features(LS, DS, 0, requires_grad=True), features(LT, DT, 1)
+        if ahead:
+            t = d.pooled_teacher(t)
+            assert t.hidden == () and set(t.pooled) == {d.opts.pooling}
+            assert t.pooled[d.opts.pooling].shape == (LT + 1, B, DT)
+        out = d(s, t, torch.tensor([0, 1, 2, 1]), progress=0.3)
+        losses.append({k: v.detach() for k, v in out.terms.items()})
+        grads.append(torch.autograd.grad(out.loss, s.hidden))
+    for k in losses[0]:
+        torch.testing.assert_close(losses[1][k], losses[0][k], rtol=1e-6, atol=1e-7)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("extra", [{"method": "kd"}, {"method": "static"}, {"dynamics": {"pooling": "tokens"}},
+                                   {"hidden_weight": 0.5}, {"dynamics": {"components": ["deviation", "sensitivity"]}}])
+def test_a_teacher_whose_states_are_read_is_not_pooled_ahead(extra):
+    t = features(LT, DT, 1)
+    assert distiller(extra).pooled_teacher(t) is t
