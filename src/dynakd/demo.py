@@ -58,6 +58,9 @@ def hub_reachable() -> bool:
 
 def choose_data(data_dir: str | None, synthetic: bool) -> tuple[dict, str]:
     """Config keys for the data source, and a sentence saying which one it is."""
+    if synthetic and data_dir:  # (the corpus won without a word)
+        raise DynaKDError("--synthetic trains on the built-in corpus and reads no files: choose one of --synthetic "
+                          "and --data-dir")
     if synthetic:
         return {"synthetic": True}, "the built-in synthetic sentiment corpus (--synthetic)"
     if data_dir:

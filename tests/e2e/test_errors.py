@@ -247,6 +247,22 @@ def test_missing_glue_dir(tiny_teacher, tmp_path, capsys):
     err = run_error(capsys, ["finetune", "--model", str(tiny_teacher), "--task", "sst2", "--data-dir", str(tmp_path),
                              "--output", str(tmp_path / "run")])
     assert err.endswith("(--data-dir is a folder holding SST-2/train.tsv; " + str(tmp_path / "glue") + " holds one)")
+    deep = tmp_path / "glue" / "SST-2"  # one level too deep: the task's folder itself
+    err = run_error(capsys, ["finetune", "--model", str(tiny_teacher), "--task", "sst2", "--data-dir", str(deep),
+                             "--output", str(tmp_path / "run")])
+    assert err.endswith(f"(--data-dir is a folder holding SST-2/train.tsv; {deep} is the SST-2 folder itself: give "
+                        "the folder above it)")
+
+
+@pytest.mark.parametrize("command", ["finetune", "distill", "demo"])
+def test_synthetic_data_with_a_data_folder_is_refused(tiny_teacher, tmp_path, capsys, command):
+    """``--synthetic`` with ``--data-dir`` trained on the built-in corpus without a word, and recorded both."""
+    model = ["--model" if command == "finetune" else "--teacher", str(tiny_teacher)] if command != "demo" else []
+    err = run_error(capsys, [command, *model, "--synthetic", "--data-dir", str(tmp_path), "--output",
+                             str(tmp_path / "run")])
+    assert err.endswith("--synthetic trains on the built-in corpus and reads no files: choose one of --synthetic and "
+                        "--data-dir")
+    assert not (tmp_path / "run").exists()
 
 
 def test_teacher_not_a_model(tmp_path, capsys):

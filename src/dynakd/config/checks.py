@@ -298,17 +298,22 @@ def _check_finite(cfg: DistillConfig) -> None:
 
 def _check_data_flags(cfg: DistillConfig, task) -> None:
     """Files and columns a task does not read are refused: a GLUE task given --train-file used to train on GLUE's
-    data (and record the file in the run folder as if it had read it)."""
-    if task.is_user_data:
-        return
-    files = [f for f, v in (("train_file", cfg.train_file), ("validation_file", cfg.validation_file)) if v]
-    columns = [f for f, v in (("text_columns", cfg.text_columns), ("label_column", cfg.label_column != "label")) if v]
-    unread = columns if task.is_qa else files + columns
-    if unread:
-        reads = "SQuAD JSON files (train_file, validation_file)" if task.is_qa else \
-            "the GLUE TSV files of --data-dir, or the hub"
-        raise DynaKDError(f"task {task.name} reads {reads}, not {', '.join(unread)}: those are for --task csv or json "
-                          "(your own files)")
+    data (and record the file in the run folder as if it had read it). ``--synthetic`` reads none: with a data folder
+    or file it trained on the built-in corpus without a word, and recorded both."""
+    if not task.is_user_data:
+        files = [f for f, v in (("train_file", cfg.train_file), ("validation_file", cfg.validation_file)) if v]
+        columns = [f for f, v in (("text_columns", cfg.text_columns), ("label_column", cfg.label_column != "label"))
+                   if v]
+        unread = columns if task.is_qa else files + columns
+        if unread:
+            reads = "SQuAD JSON files (train_file, validation_file)" if task.is_qa else \
+                "the GLUE TSV files of --data-dir, or the hub"
+            raise DynaKDError(f"task {task.name} reads {reads}, not {', '.join(unread)}: those are for --task csv or "
+                              "json (your own files)")
+    named = [k for k in ("data_dir", "train_file", "validation_file") if getattr(cfg, k)]
+    if cfg.synthetic and named:
+        raise DynaKDError(f"--synthetic trains on the built-in corpus and reads no files: choose one of --synthetic "
+                          f"and --{named[0].replace('_', '-')}")
 
 
 def _check_dynamics_choices(dyn: DynamicsConfig) -> None:

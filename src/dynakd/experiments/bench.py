@@ -429,7 +429,8 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
                     res["peak_mib"] = counted["peak_mib"]
             runs[(method, align, cache_on)].append(res)
             row = _row(method, align, runs[(method, align, cache_on)], warmup, epoch)
-            print(f"[{repeat + 1}/{repeats}] " + format_row(row), flush=True)
+            so_far = ", pooled so far" if repeat else ""  # (the row of every repeat yet: what the JSON will hold)
+            print(f"[{repeat + 1}/{repeats}{so_far}] " + format_row(row), flush=True)
             rows = [_row(m, a, results, warmup, epoch) for (m, a, _), results in runs.items()]
             if save_so_far:
                 save_so_far(rows)
