@@ -2,7 +2,8 @@
 against after it, as before 8c17f31: `kd` and `full` (OT), MiniLM-L6 -> 2 layers, 2,048 real SST-2 sentences in
 length-grouped batches of 32 (the bench's set-up), timed by ``dynakd bench``'s own ``bench_one``, the two orders
 alternating pair by pair. The former order is rebuilt from the source of ``DistillationTrainer.compute_loss`` (the two
-blocks swapped back): written against 8c17f31's trainer, it stops (a ValueError or an assert) where that text has changed.
+blocks swapped back): written against 8c17f31's trainer, it stops (a ValueError or an assert) where that text has
+changed.
 
     python benchmarks/speed/order_ab.py [PAIRS]     # from the repository root; ../shared/data/glue holds SST-2
 """
