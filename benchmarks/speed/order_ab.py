@@ -5,15 +5,19 @@ alternating pair by pair. The former order is rebuilt from the source of ``Disti
 blocks swapped back): written against 8c17f31's trainer, it stops (a ValueError or an assert) where that text has
 changed.
 
-    python benchmarks/speed/order_ab.py [PAIRS]     # from the repository root; ../shared/data/glue holds SST-2
+    python benchmarks/speed/order_ab.py [PAIRS [OUTPUT.json]]   # from the repository root; ../shared/data/glue
 """
 import dataclasses
+import json
+import subprocess
 import inspect
 import statistics as st
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
+
+import torch
 
 from dynakd import trainer as T
 from dynakd.config import build_config
@@ -54,6 +58,12 @@ for i in range(pairs):
             res.setdefault((method, order), []).append(1000 * st.median(r["times"][warmup:]))
 for k, v in res.items():
     print(k, [round(x, 1) for x in v], "median", round(st.median(v), 1))
+out = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+       "pairs": pairs, "warmup": warmup, "steps": steps, "threads": torch.get_num_threads(),
+       "step_medians_ms": {f"{m} {o}": [round(x, 2) for x in v] for (m, o), v in res.items()}}
 for order in ("old", "new"):
     ratios = [f / k for f, k in zip(res[("full", order)], res[("kd", order)])]
     print(order, "full/kd per pair", [round(x, 3) for x in ratios], "median", round(st.median(ratios), 3))
+    out[f"full_over_kd {order}"] = [round(x, 4) for x in ratios]
+if len(sys.argv) > 2:
+    Path(sys.argv[2]).write_text(json.dumps(out, indent=1))

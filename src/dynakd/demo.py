@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import hub
 from .config import DistillConfig, build_config
+from .config.checks import synthetic_with
 from .data.glue import missing_file_hint
 from .data.squad import read_squad_json
 from .data.tasks import get_task
@@ -59,8 +60,7 @@ def hub_reachable() -> bool:
 def choose_data(data_dir: str | None, synthetic: bool) -> tuple[dict, str]:
     """Config keys for the data source, and a sentence saying which one it is."""
     if synthetic and data_dir:  # (the corpus won without a word)
-        raise DynaKDError("--synthetic trains on the built-in corpus and reads no files: choose one of --synthetic "
-                          "and --data-dir")
+        raise DynaKDError(synthetic_with("--data-dir"))
     if synthetic:
         return {"synthetic": True}, "the built-in synthetic sentiment corpus (--synthetic)"
     if data_dir:

@@ -349,7 +349,8 @@ class Distiller(nn.Module):
         loss: 1.15x ``kd``'s peak on one H200, benchmarks/speed/RESULTS.md). ``t`` itself where they are read."""
         if self.feature != "dynamics" or self.token_level or not t.hidden:
             return t
-        x = pool(t.hidden, t.mask, self.opts.pooling, t.cls_index)[0].squeeze(1)  # [L+1, B, d], float32
+        with torch.autocast(device_type=t.logits.device.type, enabled=False):  # (float32, as forward's features)
+            x = pool(t.hidden, t.mask, self.opts.pooling, t.cls_index)[0].squeeze(1)  # [L+1, B, d]
         return Features(logits=t.logits, hidden=(), mask=None, pooled={self.opts.pooling: x}, context=t.context)
 
     @property

@@ -411,6 +411,23 @@ def test_evaluate_of_a_model_not_in_a_local_folder_needs_an_output(tmp_path, cap
     assert not (tmp_path / "org").exists()
 
 
+def test_a_synthetic_run_that_recorded_a_data_folder_lends_no_folder(tmp_path, monkeypatch, tiny_teacher):
+    """A run of the synthetic corpus could record --data-dir beside --synthetic (refused since): what it lends
+    ``evaluate`` and ``distill`` leaves the folder out, which the synthetic corpus left unread."""
+    from dynakd.lending import evaluation_defaults, teacher_task
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "glue").mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "dynakd.yaml").write_text(yaml.safe_dump({"task": "sst2", "synthetic": True, "data_dir": "glue",
+                                                     "data_seed": 3}))
+    lent = evaluation_defaults(run, {})
+    assert lent["synthetic"] is True and "data_dir" not in lent
+    lent = teacher_task(str(run), {}, say=lambda line: None)
+    assert lent["synthetic"] is True and lent["data_seed"] == 3 and "data_dir" not in lent
+
+
 def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
     from dynakd.lending import evaluation_defaults
 

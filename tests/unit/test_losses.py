@@ -459,3 +459,13 @@ def test_a_live_teacher_pooled_ahead_gives_the_same_loss_and_gradients(extra):
 def test_a_teacher_whose_states_are_read_is_not_pooled_ahead(extra):
     t = features(LT, DT, 1)
     assert distiller(extra).pooled_teacher(t) is t
+
+
+def test_a_teacher_pooled_ahead_under_autocast_is_pooled_in_float32():
+    """A custom loop under ``torch.autocast`` (the README's, with mixed precision) pooled in bfloat16 where the
+    distiller's own features are float32."""
+    d, t = distiller(), features(LT, DT, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pooled = d.pooled_teacher(t).pooled["mean"]
+    assert pooled.dtype == torch.float32
+    torch.testing.assert_close(pooled, d.pooled_teacher(t).pooled["mean"])

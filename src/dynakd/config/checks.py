@@ -312,8 +312,12 @@ def _check_data_flags(cfg: DistillConfig, task) -> None:
                               "json (your own files)")
     named = [k for k in ("data_dir", "train_file", "validation_file") if getattr(cfg, k)]
     if cfg.synthetic and named:
-        raise DynaKDError(f"--synthetic trains on the built-in corpus and reads no files: choose one of --synthetic "
-                          f"and --{named[0].replace('_', '-')}")
+        raise DynaKDError(synthetic_with(f"--{named[0].replace('_', '-')}"))
+
+
+def synthetic_with(flag: str) -> str:
+    """What ``--synthetic`` given with a data folder or file (``flag``) is told."""
+    return f"--synthetic trains on the built-in corpus and reads no files: choose one of --synthetic and {flag}"
 
 
 def _check_dynamics_choices(dyn: DynamicsConfig) -> None:
