@@ -8,10 +8,10 @@ changed.
     python benchmarks/speed/order_ab.py [PAIRS [OUTPUT.json]]   # from the repository root; ../shared/data/glue
 """
 import dataclasses
-import json
-import subprocess
 import inspect
+import json
 import statistics as st
+import subprocess
 import sys
 import tempfile
 import textwrap
