@@ -254,10 +254,11 @@ def test_missing_glue_dir(tiny_teacher, tmp_path, capsys):
                         "the folder above it)")
 
 
-@pytest.mark.parametrize("command", ["finetune", "distill", "demo"])
+@pytest.mark.parametrize("command", ["finetune", "distill", "evaluate", "demo"])
 def test_synthetic_data_with_a_data_folder_is_refused(tiny_teacher, tmp_path, capsys, command):
     """``--synthetic`` with ``--data-dir`` trained on the built-in corpus without a word, and recorded both."""
-    model = ["--model" if command == "finetune" else "--teacher", str(tiny_teacher)] if command != "demo" else []
+    flag = {"finetune": "--model", "evaluate": "--model", "distill": "--teacher"}.get(command)
+    model = [flag, str(tiny_teacher)] if flag else []
     err = run_error(capsys, [command, *model, "--synthetic", "--data-dir", str(tmp_path), "--output",
                              str(tmp_path / "run")])
     assert err.endswith("--synthetic trains on the built-in corpus and reads no files: choose one of --synthetic and "

@@ -119,8 +119,9 @@ def missing_file_hint(path: str, dev_split: bool = True) -> str:
     data_dir, task_dir = os.path.split(folder)
     below = sorted(glob.glob(os.path.join(glob.escape(data_dir), "*", task_dir, name)))
     there = f"; {os.path.dirname(os.path.dirname(below[0]))} holds one" if below else ""
-    if not there and os.path.basename(data_dir) == task_dir and os.path.isfile(os.path.join(data_dir, name)):
-        there = f"; {data_dir} is the {task_dir} folder itself: give the folder above it"  # (one level too deep)
+    itself = os.path.basename(data_dir).lower() == task_dir.lower()  # (one level too deep: the task's folder)
+    if not there and itself and os.path.isfile(os.path.join(data_dir, name)):
+        there = f"; {data_dir} is the {task_dir} folder itself: give the folder above it"
     return f" (--data-dir is a folder holding {task_dir}/{name}{there})"
 
 
