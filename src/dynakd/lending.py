@@ -39,7 +39,7 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
         return {}
     given = _defaults_said(given)
     try:
-        saved = _read(recorded_config(os.path.expanduser(str(teacher))) or {})
+        saved = _without_unread_data(recorded_config(os.path.expanduser(str(teacher))) or {})
     except OSError:  # an unreadable folder: loading the model names it
         return {}
     default = dataclasses.asdict(DistillConfig())  # (defaults are not lent: the command has them anyway)
@@ -142,7 +142,7 @@ _DATA_PLACES = ("data_dir", "train_file", "validation_file", "synthetic")
 _CUT = ("dev_split", "data_seed")  # which dev rows a --dev-split run held out
 
 
-def _read(saved: dict[str, Any]) -> dict[str, Any]:
+def _without_unread_data(saved: dict[str, Any]) -> dict[str, Any]:
     """A run's recorded settings without the data places it never read: a run of the synthetic corpus could record a
     ``data_dir`` or files beside it (refused since: ``config.checks``), which lent on would be refused with it."""
     if saved.get("synthetic"):
@@ -186,7 +186,7 @@ def evaluation_defaults(
     dev split); a recorded path not found from here is not lent (relative paths count from where the run ran).
     Nothing for a folder DynaKD did not write; says what it lends besides the input settings (``say``)."""
     given = _defaults_said(given)
-    saved = {k: v for k, v in _read(recorded_config(folder) or {}).items() if _says(v)}
+    saved = {k: v for k, v in _without_unread_data(recorded_config(folder) or {}).items() if _says(v)}
     lent = _windows(saved, given) | {k: saved[k] for k in _CUT if k in saved}
     try:
         task = get_task(str(saved["task"]))  # (a folder from before task names were normalised says "SST-2")

@@ -269,10 +269,6 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self.distiller.train()
         needs_hidden = self.distiller.layer_terms_at(self.progress)  # (not where the layer terms weigh 0)
         sensitivity = self._sensitivity and needs_hidden
-        # The sensitivity component runs the student again on perturbed embeddings, from the random state of this
-        # forward (restored after it): both draw the same dropout masks, so they differ by the perturbation alone. With
-        # masks of their own, dropout made ~8x the perturbation's difference on a tiny BERT, against a teacher in eval.
-        # (Not where it is not run: the next forward would draw this one's masks again.)
         teacher = cached_features(inputs)
         if teacher is None and self.distiller.cfg.method != "task":
             if self.teacher is None:
@@ -285,6 +281,10 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                 stack_hidden(teacher, scratch=True)
             elif needs_hidden:
                 teacher = self.distiller.pooled_teacher(teacher)
+        # The sensitivity component runs the student again on perturbed embeddings, from the random state of this
+        # forward (restored after it): both draw the same dropout masks, so they differ by the perturbation alone. With
+        # masks of their own, dropout made ~8x the perturbation's difference on a tiny BERT, against a teacher in eval.
+        # (Not where it is not run: the next forward would draw this one's masks again.)
         device = self.args.device
         with (torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type)
               if sensitivity else nullcontext()):  # (nothing added to a step without the component)

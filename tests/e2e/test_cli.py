@@ -411,7 +411,7 @@ def test_evaluate_of_a_model_not_in_a_local_folder_needs_an_output(tmp_path, cap
     assert not (tmp_path / "org").exists()
 
 
-def test_a_synthetic_run_that_recorded_a_data_folder_lends_no_folder(tmp_path, monkeypatch, tiny_teacher):
+def test_a_synthetic_run_that_recorded_a_data_folder_lends_no_folder(tmp_path, monkeypatch):
     """A run of the synthetic corpus could record --data-dir beside --synthetic (refused since): what it lends
     ``evaluate`` and ``distill`` leaves the folder out, which the synthetic corpus left unread."""
     from dynakd.lending import evaluation_defaults, teacher_task
