@@ -2,8 +2,8 @@
 against after it, as before 8c17f31: `kd` and `full` (OT), MiniLM-L6 -> 2 layers, 2,048 real SST-2 sentences in
 length-grouped batches of 32 (the bench's set-up), timed by ``dynakd bench``'s own ``bench_one``, the two orders
 alternating pair by pair. The former order is rebuilt from the source of ``DistillationTrainer.compute_loss`` (the two
-blocks swapped back): written against 8c17f31's trainer, it stops (a ValueError or an assert) where that text has
-changed.
+blocks swapped back): written against the trainer as of the stop's mend after 8a753c3, it stops (a ValueError or an
+assert) where that text has changed.
 
     python benchmarks/speed/order_ab.py [PAIRS [OUTPUT.json]]   # from the repository root; ../shared/data/glue
 """
@@ -31,7 +31,8 @@ new_block_end = src.index("    if CONTEXT_MASK in inputs:")
 block = src[new_block_start:new_block_end]
 t_part = block[: block.index("    device = self.args.device")]
 s_part = block[block.index("    device = self.args.device"):]
-t_old = t_part.replace("        elif needs_hidden:\n            teacher = self.distiller.pooled_teacher(teacher)\n", "")
+t_old = t_part.replace("        else:  # (states not captured, or read as they are: as it was)\n"
+                       "            teacher = self.distiller.pooled_teacher(teacher)\n", "")
 assert t_old != t_part
 old_src = src[:new_block_start] + s_part + t_old + src[new_block_end:]
 ns = dict(vars(T))

@@ -279,7 +279,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             teacher = self._teacher_capture(teacher_inputs, hidden=needs_hidden)
             if needs_hidden and self.distiller.stacks_teacher:  # one copy of its states, not two (stack_hidden)
                 stack_hidden(teacher, scratch=True)
-            elif needs_hidden:
+            else:  # (states not captured, or read as they are: as it was)
                 teacher = self.distiller.pooled_teacher(teacher)
         # The sensitivity component runs the student again on perturbed embeddings, from the random state of this
         # forward (restored after it): both draw the same dropout masks, so they differ by the perturbation alone. With
