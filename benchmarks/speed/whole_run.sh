@@ -3,6 +3,9 @@
 # run with the live teacher: wall time, and the final metrics side by side (same seed).
 #   bash benchmarks/speed/whole_run.sh TEACHER_DIR [OUT_DIR]
 # TEACHER_DIR: the B1 teacher (e.g. runs/b1-sst2-cpu/teacher-seed42). Writes OUT_DIR/whole_run.json.
+# PAD=16 pads every batch to a multiple of 16 (pad_to_multiple_of; unset: the run's default, none on a CPU): on an
+# AVX-512 CPU the teacher's states of a row then do not depend on its batch, and a cached run ends with the live
+# run's weights to the last bit (the JSON's same_weights_as_live).
 set -euo pipefail
 TEACHER=${1:?usage: whole_run.sh TEACHER_DIR [OUT_DIR]}
 OUT=${2:-runs/whole-run}
@@ -10,6 +13,7 @@ DYNAKD=${DYNAKD:-dynakd}
 mkdir -p "$OUT"; rm -f "$OUT/walls.jsonl"
 common=(--teacher "$TEACHER" --task sst2 --data-dir ../shared/data/glue --max-train-samples 16000
         --max-seq-length 64 --epochs 1 --batch-size 32 --lr 1e-4 --student-layers 2 --seed 1 --overwrite)
+if [ -n "${PAD:-}" ]; then common+=(--set "pad_to_multiple_of=$PAD"); fi
 for method in full kd; do
   for mode in live float32 float16; do
     dir="$OUT/$method-$mode"
@@ -23,18 +27,29 @@ for method in full kd; do
     tail -2 "$dir.log"
   done
 done
-python3 - "$OUT" <<'EOF'
+PYTHON=${PYTHON:-python3}
+"$PYTHON" - "$OUT" "${PAD:-}" <<'EOF'
 import json, sys
 from pathlib import Path
-out = Path(sys.argv[1])
+
+import torch
+from safetensors.torch import load_file
+
+out, pad = Path(sys.argv[1]), sys.argv[2] or None
 rows = []
 for line in (out / "walls.jsonl").read_text().splitlines():
     r = json.loads(line)
-    m = json.loads((out / f"{r['method']}-{r['mode']}" / "metrics.json").read_text())
+    run = out / f"{r['method']}-{r['mode']}"
+    m = json.loads((run / "metrics.json").read_text())
+    live, mine = (load_file(out / f"{r['method']}-{mode}" / "model.safetensors") for mode in ("live", r["mode"]))
     rows.append(r | {"accuracy": m["eval"]["accuracy"], "eval_loss": m["eval"]["loss"],
-                     "train_loss": m["train"]["loss"], "train_runtime_s": m["train"]["runtime_s"]})
+                     "train_loss": m["train"]["loss"], "train_runtime_s": m["train"]["runtime_s"],
+                     "pad_to_multiple_of": pad and int(pad),
+                     "same_weights_as_live": live.keys() == mine.keys() and all(torch.equal(live[k], mine[k])
+                                                                                for k in live)})
 (out / "whole_run.json").write_text(json.dumps(rows, indent=1))
 for r in rows:
     print(f"{r['method']:>5} {r['mode']:>8}  wall {r['wall_s']:7.1f} s  train {r['train_runtime_s']:7.1f} s  "
-          f"accuracy {100 * r['accuracy']:.2f}  eval loss {r['eval_loss']:.6f}")
+          f"accuracy {100 * r['accuracy']:.2f}  eval loss {r['eval_loss']:.6f}  "
+          f"weights {'the live run' if r['same_weights_as_live'] else 'not the live run'}'s")
 EOF

@@ -33,7 +33,7 @@ from .checkpoints import (
 )
 from .config import DistillConfig, as_config, build_config, underscored, validate
 from .data.load import encode, load_data
-from .data.prepare import DistillationCollator, check_labels, shared_tokenizer
+from .data.prepare import DistillationCollator, check_labels, pad_multiple, shared_tokenizer
 from .data.squad import QAEval
 from .data.tasks import TaskSpec
 from .distiller import Distiller
@@ -288,8 +288,9 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     encoder, teacher_encoder = (tokenizer, t_tok) if shared is None else (shared, None)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=teacher_encoder is None)
     encoded, qa_eval = encode(cfg, task, data, encoder, teacher_encoder)
-    collator = DistillationCollator(encoder, teacher_encoder, task.is_regression, max_length=cfg.max_seq_length)
     args = training_args(cfg, out)
+    collator = DistillationCollator(encoder, teacher_encoder, task.is_regression,
+                                    pad_to_multiple_of=pad_multiple(cfg, args.device), max_length=cfg.max_seq_length)
     main_process = args.process_index == 0
     if teacher is not None:
         teacher.to(args.device).eval()
@@ -528,7 +529,9 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
     trainer = EvalTrainer(
         model=model,
         args=args,
-        data_collator=DistillationCollator(tokenizer, None, task.is_regression, max_length=cfg.max_seq_length),
+        data_collator=DistillationCollator(tokenizer, None, task.is_regression,
+                                           pad_to_multiple_of=pad_multiple(cfg, args.device),
+                                           max_length=cfg.max_seq_length),
         compute_metrics=None if task.is_qa else _metric_fn(task),
         qa_eval=qa_eval,
     )

@@ -78,6 +78,25 @@ def test_the_json_says_what_the_timings_depend_on(tiny_teacher, tmp_path, capsys
     assert "note: --cuda-graphs needs a CUDA device: the dynamics run eagerly here" in printed
 
 
+@pytest.mark.parametrize("multiple", [None, 16])
+def test_bench_pads_batches_as_a_run_does(tiny_teacher, tmp_path, multiple):
+    """The bench padded to the longest row where training padded to 8 (on every device, then): its steps were not a
+    run's. Now both follow pad_to_multiple_of, which the JSON records."""
+    out = tmp_path / "b.json"
+    extra = ["--set", f"pad_to_multiple_of={multiple}"] if multiple else []
+    assert main(["bench", "--teacher", str(tiny_teacher), "--synthetic", "--max-train-samples", "32", "--batch-size",
+                 "4", "--steps", "4", "--warmup", "0", "--repeats", "1", "--methods", "task", *extra,
+                 "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    widths = {shape[1] for r in result["rows"] for shape in r["batch_shapes"]}
+    device_multiple = 8 if torch.cuda.is_available() else None
+    assert result["setup"]["pad_to_multiple_of"] == (multiple or device_multiple)
+    if multiple or device_multiple:
+        assert all(w % (multiple or device_multiple) == 0 for w in widths)
+    else:
+        assert any(w % 8 for w in widths), widths
+
+
 def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = ["bench", "--teacher", str(tiny_teacher), "--synthetic", "--max-train-samples", "32", "--batch-size", "8",

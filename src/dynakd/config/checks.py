@@ -79,6 +79,8 @@ def _training_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
          f"gradient_accumulation_steps must be >= 1, got {cfg.gradient_accumulation_steps}"),
         (cfg.lr > 0, f"lr must be > 0, got {cfg.lr}"),
         (cfg.max_seq_length > 1, f"max_seq_length must be > 1, got {cfg.max_seq_length}"),
+        (cfg.pad_to_multiple_of is None or cfg.pad_to_multiple_of >= 1,
+         f"pad_to_multiple_of must be >= 1 (1: pad to the longest row of a batch), got {cfg.pad_to_multiple_of}"),
         (cfg.epochs > 0 or cfg.max_steps > 0, "epochs or max_steps must be > 0"),
     ]
 

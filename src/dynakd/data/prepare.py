@@ -130,6 +130,14 @@ def fraction(labels: torch.Tensor) -> float | None:
     return bad[0].item() if bad.numel() else None
 
 
+def pad_multiple(cfg, device: torch.device | str) -> int | None:
+    """The multiple a run's batches pad to (``pad_to_multiple_of``; unset: 8 on a CUDA device or under torch.compile,
+    else none, see ``DistillConfig``), for the collator of its training, evaluation and teacher-cache pass alike."""
+    if cfg.pad_to_multiple_of is not None:
+        return None if cfg.pad_to_multiple_of == 1 else cfg.pad_to_multiple_of
+    return 8 if torch.device(device).type == "cuda" or cfg.torch_compile else None
+
+
 class DistillationCollator:
     """Pads the student's (and the teacher's) encodings separately. Labels (a ``labels`` or ``label`` entry) become
     float tensors with ``regression=True``, long with ``False`` (a label that is not a whole number is then refused),

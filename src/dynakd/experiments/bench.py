@@ -42,7 +42,7 @@ from ..cache import cache_blocker, prepare_teacher_cache
 from ..config import DistillConfig, build_config, existing_part, layer_term
 from ..data import synthetic_serves
 from ..data.load import encode, load_data
-from ..data.prepare import DistillationCollator
+from ..data.prepare import DistillationCollator, pad_multiple
 from ..data.tasks import get_task
 from ..distributed import check_one_gpu_per_process
 from ..errors import DynaKDError
@@ -213,13 +213,12 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     cache_on = cache_dir is not None
     student = build_student(teacher, cfg.student_layers)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=True)
-    # Compiled runs pad lengths to a multiple of 8, as training does: CUDA graphs (reduce-overhead) are recorded once
-    # per distinct shape, and a length-grouped stream has up to max_seq_length of them.
-    collator = DistillationCollator(tokenizer, None, task.is_regression,
-                                    pad_to_multiple_of=8 if cfg.torch_compile else None,
-                                    max_length=cfg.max_seq_length)
     train = data["train"]
     args = training_args(cfg, tmp / "run")
+    # Batches pad as a run's do (pad_multiple): compiled runs to a multiple of 8, so CUDA graphs (reduce-overhead),
+    # recorded once per distinct shape, are at most max_seq_length / 8 of them.
+    collator = DistillationCollator(tokenizer, None, task.is_regression,
+                                    pad_to_multiple_of=pad_multiple(cfg, args.device), max_length=cfg.max_seq_length)
     # Collation in the process that times it (the bench records each batch's shape and times the cache read there);
     # no checkpoint writes inside the timed steps.
     args = dataclasses.replace(args, report_to=[], disable_tqdm=True, logging_steps=10**9,
@@ -542,7 +541,9 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
     data = "synthetic" if base.synthetic else base.train_file or base.data_dir
     return {"teacher": base.teacher, "student_layers": base.student_layers, "task": base.task, "data": data,
             "max_train_samples": base.max_train_samples, "group_by_length": base.group_by_length,
-            "batch_size": base.batch_size, "max_seq_length": base.max_seq_length, "steps": steps, "warmup": warmup,
+            "batch_size": base.batch_size, "max_seq_length": base.max_seq_length,
+            "pad_to_multiple_of": pad_multiple(base, "cuda" if torch.cuda.is_available() else "cpu"), "steps": steps,
+            "warmup": warmup,
             "device": device, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
             "transformers": transformers.__version__, "seed": base.seed, "fp16": base.fp16, "bf16": base.bf16,
             "teacher_cache_dtype": base.teacher_cache_dtype,
