@@ -174,9 +174,9 @@ class DistillConfig:
     # a length-grouped one 4% (benchmarks/LOG.md).
     group_by_length: bool = True
     # Each batch pads to a multiple of this many tokens (1: to its longest row). Unset: 8 on a CUDA device (tensor
-    # cores' tiles) or under torch.compile (fewer shapes to compile), 1 elsewhere: on a CPU the rounding only adds work
-    # (SST-2's batches: 24% more tokens, 15-20% more time). 16 makes a run with the teacher cache the same to the last
-    # bit as one with the live teacher on an AVX-512 CPU (README, "Speed").
+    # cores' tiles) or under torch.compile (fewer shapes to compile), 1 elsewhere: on a CPU the rounding only adds
+    # work (SST-2's batches: 20% more tokens, ~1.3x the step time). 16 makes a run with the teacher cache the same to
+    # the last bit as one with the live teacher on an AVX-512 CPU (README, "Speed").
     pad_to_multiple_of: int | None = None
     logging_steps: int = 25
     eval_steps: int | None = None
