@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .data.prepare import pad_multiple
 from .data.tasks import get_task
 from .distiller import token_level
 from .distributed import is_first_on_machine, is_first_process, world_size
@@ -459,6 +460,8 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
     fingerprints = {"teacher_fingerprint": teacher_fingerprint(teacher),
                     "data_fingerprint": data_fingerprint(train_ds, fingerprint_columns(train_ds.column_names))}
     name = f"{fingerprints['teacher_fingerprint']}-{fingerprints['data_fingerprint']}-{cfg.teacher_cache_dtype}"
+    if (multiple := pad_multiple(cfg, device)) is not None:  # (the bits of a row's states follow its padded length:
+        name += f"-pad{multiple}"  # a run padded otherwise builds its own, so that a cached run can match a live one)
     folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
     # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then
     # read it. (Processes of one distributed run are ordered by the runner; other machines race, see build_cache.)
@@ -471,9 +474,9 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
 def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str], teacher, train_ds, collator,
                     device, say_reuse: bool = True) -> TeacherCache | None:
     if auto and (why := _unusable(folder)):
-        # an auto cache's folder is the cache's own (named by teacher, data and dtype), so one of another format or
-        # damaged is rebuilt rather than refused at every run until someone deletes it; a --teacher-cache DIR is the
-        # user's, never deleted: refused below
+        # an auto cache's folder is the cache's own (named by teacher, data, dtype and padding), so one of another
+        # format or damaged is rebuilt rather than refused at every run until someone deletes it; a --teacher-cache
+        # DIR is the user's, never deleted: refused below
         print(f"the teacher cache {folder} {why}: rebuilding it", flush=True)
         shutil.rmtree(folder)
     if (folder / "meta.json").is_file():

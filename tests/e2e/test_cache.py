@@ -175,6 +175,17 @@ def test_an_auto_cache_of_another_format_is_rebuilt(tiny_teacher, tmp_path, caps
     assert json.loads(meta.read_text())["version"] == FORMAT_VERSION
 
 
+def test_a_run_padded_otherwise_builds_an_auto_cache_of_its_own(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """A row's teacher states follow, in their last bits, the length its batch pads it to: a run padded to a multiple
+    of 16, to end with a live run's weights bit for bit, read the cache a run padded otherwise had built."""
+    monkeypatch.setenv("DYNAKD_CACHE", str(tmp_path / "caches"))
+    assert main(distill_args(tiny_teacher, tmp_path / "a", "--method", "kd")) == 0
+    assert main(distill_args(tiny_teacher, tmp_path / "b", "--method", "kd", "--set", "pad_to_multiple_of=16")) == 0
+    assert capsys.readouterr().out.count("building the teacher cache") == 2
+    names = sorted(p.name for p in (tmp_path / "caches" / "teacher-outputs").iterdir() if p.is_dir())
+    assert len(names) == 2 and names[1].endswith("-pad16") and not names[0].endswith("-pad16"), names
+
+
 def test_a_damaged_auto_cache_is_rebuilt_and_a_damaged_folder_of_yours_refused(tiny_teacher, tmp_path, capsys,
                                                                               monkeypatch):
     """An auto cache without its meta.json was refused as '--teacher-cache <dir> is a non-empty folder without a
