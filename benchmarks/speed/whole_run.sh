@@ -4,8 +4,8 @@
 #   bash benchmarks/speed/whole_run.sh TEACHER_DIR [OUT_DIR]
 # TEACHER_DIR: the B1 teacher (e.g. runs/b1-sst2-cpu/teacher-seed42). Writes OUT_DIR/whole_run.json.
 # PAD=16 pads every batch to a multiple of 16 (pad_to_multiple_of; unset: the run's default, none on a CPU): on an
-# AVX-512 CPU the teacher's states of a row then do not depend on its batch, and a cached run ends with the live
-# run's weights to the last bit (the JSON's same_weights_as_live).
+# AVX-512 CPU a row's teacher states then do not depend on its batch (padding_bits.py), and a cached run with float32
+# features ends with the live run's weights to the last bit (the JSON's same_weights_as_live; max length 64 here).
 set -euo pipefail
 TEACHER=${1:?usage: whole_run.sh TEACHER_DIR [OUT_DIR]}
 OUT=${2:-runs/whole-run}
@@ -27,15 +27,17 @@ for method in full kd; do
     tail -2 "$dir.log"
   done
 done
-PYTHON=${PYTHON:-python3}
-"$PYTHON" - "$OUT" "${PAD:-}" <<'EOF'
+# (the summary reads the students' weights with torch: the interpreter beside dynakd unless told)
+PYTHON=${PYTHON:-$(dirname "$(command -v "$DYNAKD")")/python}
+[ -x "$PYTHON" ] || PYTHON=python3
+"$PYTHON" - "$OUT" <<'EOF'
 import json, sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-out, pad = Path(sys.argv[1]), sys.argv[2] or None
+out = Path(sys.argv[1])
 rows = []
 for line in (out / "walls.jsonl").read_text().splitlines():
     r = json.loads(line)
@@ -44,7 +46,7 @@ for line in (out / "walls.jsonl").read_text().splitlines():
     live, mine = (load_file(out / f"{r['method']}-{mode}" / "model.safetensors") for mode in ("live", r["mode"]))
     rows.append(r | {"accuracy": m["eval"]["accuracy"], "eval_loss": m["eval"]["loss"],
                      "train_loss": m["train"]["loss"], "train_runtime_s": m["train"]["runtime_s"],
-                     "pad_to_multiple_of": pad and int(pad),
+                     "pad_to_multiple_of": m["train"]["pad_to_multiple_of"],  # (1: none)
                      "same_weights_as_live": live.keys() == mine.keys() and all(torch.equal(live[k], mine[k])
                                                                                 for k in live)})
 (out / "whole_run.json").write_text(json.dumps(rows, indent=1))

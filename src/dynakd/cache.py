@@ -460,8 +460,10 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
     fingerprints = {"teacher_fingerprint": teacher_fingerprint(teacher),
                     "data_fingerprint": data_fingerprint(train_ds, fingerprint_columns(train_ds.column_names))}
     name = f"{fingerprints['teacher_fingerprint']}-{fingerprints['data_fingerprint']}-{cfg.teacher_cache_dtype}"
-    if (multiple := pad_multiple(cfg, device)) is not None:  # (the bits of a row's states follow its padded length:
-        name += f"-pad{multiple}"  # a run padded otherwise builds its own, so that a cached run can match a live one)
+    # The last bits of a row's states follow the length it is padded to: a run padded otherwise builds a cache of its
+    # own, so a cached run can match a live one bit for bit. (Every cache before padding was a setting padded to 8.)
+    if (multiple := pad_multiple(cfg, device) or 1) != 8:
+        name += f"-pad{multiple}"
     folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
     # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then
     # read it. (Processes of one distributed run are ordered by the runner; other machines race, see build_cache.)

@@ -134,7 +134,8 @@ def _paths_and_flags(keys: list[str], saved: dict[str, Any]) -> tuple[str, str]:
 
 # What a run folder's own dynakd.yaml gives `evaluate` unless the command says otherwise: how inputs were cut, and
 # which dev rows a --dev-split run held out (it trained on the rest) ...
-EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", "dev_split", "data_seed")
+EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", "dev_split", "data_seed",
+                 "pad_to_multiple_of")
 # ... and, unless the command names another task, the run's task and its data (a SQuAD run's articles with its file)
 RUN_DATA = ("task", "data_dir", "train_file", "validation_file", "train_articles", "text_columns", "label_column",
             "synthetic")

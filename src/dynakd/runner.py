@@ -339,7 +339,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}
     if teacher is not None and cfg.eval_teacher:
         metrics["teacher_eval"] = evaluate_model(teacher, t_tok, task, data, cfg)
-    metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size, logged)
+    metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size, logged, collator.multiple)
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     if cfg.push_to_hub and main_process:
         # models named as the card names them: the commit message is public, the machine's paths are not
@@ -400,10 +400,10 @@ def note_cuda_graphs(cfg: DistillConfig) -> None:
 
 
 def _train_record(train_out, train_time: float, resume: Path | None, cache, processes: int,
-                  log_history: list[dict[str, Any]]) -> dict[str, Any]:
+                  log_history: list[dict[str, Any]], padding: int | None = None) -> dict[str, Any]:
     """How the training went, for ``metrics.json``: time (training, and the evaluations ``train()`` ran between
     steps, apart), steps, speed (of the steps this run trained: a resumed run trains the rest), final loss, the
-    teacher cache it read and the number of processes."""
+    teacher cache it read, the number of processes and the multiple its batches padded to (1: none)."""
     first = checkpoint_step(resume) if resume else 0
     evaluating = sum(v for entry in log_history if entry.get("step", 0) > first
                      for k, v in entry.items() if k.startswith("eval") and k.endswith("_runtime"))
@@ -416,6 +416,7 @@ def _train_record(train_out, train_time: float, resume: Path | None, cache, proc
         "loss": round(train_out.training_loss, 5) if train_out.global_step > first else None,  # none trained here
         "teacher_cache": _home_relative(cache.folder) if cache else None,
         "processes": processes,
+        "pad_to_multiple_of": padding or 1,
         "resumed_from": resume.name if resume else None,
     }
 

@@ -175,8 +175,9 @@ class DistillConfig:
     group_by_length: bool = True
     # Each batch pads to a multiple of this many tokens (1: to its longest row). Unset: 8 on a CUDA device (tensor
     # cores' tiles) or under torch.compile (fewer shapes to compile), 1 elsewhere: on a CPU the rounding only adds
-    # work (SST-2's batches: 20% more tokens, ~1.3x the step time). 16 makes a run with the teacher cache the same to
-    # the last bit as one with the live teacher on an AVX-512 CPU (README, "Speed").
+    # work (SST-2's batches: 20% more tokens, ~1.3x the step time). 16 makes a run with the teacher cache (float32
+    # features) the same to the last bit as one with the live teacher on an AVX-512 CPU, with max_seq_length a
+    # multiple of 16 (a batch that would pad past it pads to its longest row; README, "Speed").
     pad_to_multiple_of: int | None = None
     logging_steps: int = 25
     eval_steps: int | None = None

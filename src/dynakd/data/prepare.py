@@ -142,9 +142,10 @@ class DistillationCollator:
     """Pads the student's (and the teacher's) encodings separately. Labels (a ``labels`` or ``label`` entry) become
     float tensors with ``regression=True``, long with ``False`` (a label that is not a whole number is then refused),
     and with ``None`` keep their kind as the Trainer's collators do: float labels (STS-B's) float, integers long.
-    A batch pads to a multiple of ``pad_to_multiple_of`` (tensor cores' tiles) unless that passes ``max_length``:
-    for a model whose limit is no multiple of 8 (66 positions), a batch of its longest inputs padded to 72 failed
-    inside the model."""
+    A batch pads to a multiple of ``pad_to_multiple_of`` (tensor cores' tiles; 8 unless given, where
+    ``DataCollatorWithPadding`` pads to the longest row: ``None``; on a CPU 8 only adds work, ``pad_multiple``) unless
+    that passes ``max_length``: for a model whose limit is no multiple of 8 (66 positions), a batch of its longest
+    inputs padded to 72 failed inside the model."""
 
     def __init__(self, tokenizer, teacher_tokenizer=None, regression: bool | None = None,
                  pad_to_multiple_of: int | None = 8, max_length: int | None = None):
