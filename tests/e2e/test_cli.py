@@ -491,6 +491,10 @@ def test_evaluate_keeps_a_runs_overlap_at_its_own_length_and_says_what_it_scores
             "them all" in capsys.readouterr().out)
     evaluation_defaults(run, {"max_eval_samples": 24})
     assert "--max-eval-samples" not in capsys.readouterr().out
+    # the run's padding, which moves a score's last bits (padded to 16 to match its cached twin, scored so again)
+    (run / "dynakd.yaml").write_text("task: sst2\nmax_seq_length: 64\npad_to_multiple_of: 16\n")
+    assert evaluation_defaults(run, {})["pad_to_multiple_of"] == 16
+    assert "pad_to_multiple_of" not in evaluation_defaults(run, {"pad_to_multiple_of": 8})
 
 
 def test_evaluate_checks_a_squad_overlap_against_the_runs_length(tmp_path, capsys):
