@@ -27,7 +27,6 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data.prepare import pad_multiple
 from .data.tasks import get_task
 from .distiller import token_level
 from .distributed import is_first_on_machine, is_first_process, world_size
@@ -443,8 +442,9 @@ def _worth_building(cfg, n_rows: int) -> bool:
 
 
 def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: bool = True) -> TeacherCache | None:
-    """The cache this run reads (reused, or built now), or None to run the teacher live; ``say_reuse``: say which
-    cache a run reads (the bench, which reads its own for each configuration, does not)."""
+    """The cache this run reads (reused, or built now), or None to run the teacher live; ``collator``: the run's
+    ``DistillationCollator``, whose padding an ``auto`` cache is named by; ``say_reuse``: say which cache a run reads
+    (the bench, which reads its own for each configuration, does not)."""
     if cfg.teacher_cache == "off" or teacher is None:
         return None
     reason = cache_blocker(cfg)
@@ -462,7 +462,7 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
     name = f"{fingerprints['teacher_fingerprint']}-{fingerprints['data_fingerprint']}-{cfg.teacher_cache_dtype}"
     # The last bits of a row's states follow the length it is padded to: a run padded otherwise builds a cache of its
     # own, so a cached run can match a live one bit for bit. (Every cache before padding was a setting padded to 8.)
-    if (multiple := pad_multiple(cfg, device) or 1) != 8:
+    if (multiple := collator.multiple or 1) != 8:
         name += f"-pad{multiple}"
     folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
     # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then

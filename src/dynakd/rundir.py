@@ -18,6 +18,7 @@ from .cache import cache_blocker
 from .checkpoints import PREFIX, check_checkpoint, is_checkpoint_name, latest_checkpoint, remove_partial
 from .config import (
     ALIGNER_READS,
+    DATA_PATHS,
     DistillConfig,
     build_config,
     existing_part,
@@ -31,7 +32,6 @@ from .distributed import is_first_process
 from .errors import DynaKDError
 
 CONFIG_NAME = "dynakd.yaml"
-DATA_PATHS = ("data_dir", "train_file", "validation_file")  # the data settings that name files or folders
 RUN_LOCK = ".dynakd.lock"  # hidden: not published (hub.PUSH_IGNORE), nor a file of the run's or the user's
 # Keys that do not change what a run trains (a compiled run gives the eager run's losses to 1e-4; evaluating more often
 # changes no weight: e2e/test_resume.py), or that a resume may need to change: a cache's float16 features move the

@@ -39,6 +39,7 @@ from .schema import (
     ALIGNER_READS,
     ALIGNERS,
     COMPONENTS,
+    DATA_PATHS,
     DEFAULT_BETA0,
     FORMS,
     METHOD_TERMS,
@@ -53,11 +54,12 @@ from .schema import (
 )
 
 __all__ = [
-    "ALIGNER_READS", "ALIGNERS", "COMPONENTS", "DEFAULT_BETA0", "FORMS", "MAX_BATCH", "MAX_ITERS", "MAX_WORKERS",
-    "METHODS", "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode", "DistillConfig", "DuplicateKeyError",
-    "DynamicsConfig", "StrictLoader", "as_config", "build_config", "default_aligner", "existing_part", "layer_term",
-    "load_run_config", "load_yaml", "merge_dicts", "merge_layers", "nest", "parse_layer", "parse_override",
-    "save_config", "underscored", "unread_options", "validate", "weight_number", "without_unset",
+    "ALIGNER_READS", "ALIGNERS", "COMPONENTS", "DATA_PATHS", "DEFAULT_BETA0", "FORMS", "MAX_BATCH", "MAX_ITERS",
+    "MAX_WORKERS", "METHODS", "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode", "DistillConfig",
+    "DuplicateKeyError", "DynamicsConfig", "StrictLoader", "as_config", "build_config", "default_aligner",
+    "existing_part", "layer_term", "load_run_config", "load_yaml", "merge_dicts", "merge_layers", "nest",
+    "parse_layer", "parse_override", "save_config", "underscored", "unread_options", "validate", "weight_number",
+    "without_unset",
 ]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import DynaKDError
 from ..schedules import Schedule
 from .layers import _from_dict, existing_part
-from .schema import COMPONENTS, FORMS, DistillConfig, DynamicsConfig
+from .schema import COMPONENTS, DATA_PATHS, FORMS, DistillConfig, DynamicsConfig
 
 # The largest batch: the Trainer's evaluation allocates a copy of the loss per example of eval_batch_size, so 1e12
 # asked for 4 TB and ended in a traceback; no device holds a batch near this one anyway.
@@ -312,7 +312,7 @@ def _check_data_flags(cfg: DistillConfig, task) -> None:
                 "the GLUE TSV files of --data-dir, or the hub"
             raise DynaKDError(f"task {task.name} reads {reads}, not {', '.join(unread)}: those are for --task csv or "
                               "json (your own files)")
-    named = [k for k in ("data_dir", "train_file", "validation_file") if getattr(cfg, k)]
+    named = [k for k in DATA_PATHS if getattr(cfg, k)]
     if cfg.synthetic and named:
         raise DynaKDError(synthetic_with(f"--{named[0].replace('_', '-')}"))
 

@@ -22,6 +22,7 @@ METHOD_TERMS: dict[str, dict[str, Any]] = {
     "dynamics": {"logit": False, "feature": "dynamics"},
     "full": {"logit": True, "feature": "dynamics"},
 }
+DATA_PATHS = ("data_dir", "train_file", "validation_file")  # the data settings that name files or folders
 METHODS = tuple(METHOD_TERMS)  # DistillConfig.method's Literal names the same (tests/unit/test_config.py)
 ALIGNERS = ("fixed", "attention", "ot")  # as AlignConfig.name's Literal
 
