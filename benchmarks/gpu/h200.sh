@@ -13,8 +13,8 @@
 #                  --device cuda), up to the paper's SQuAD scale, 32 windows of 384 tokens, all at once and a few
 #                  windows at a time -> $OUT/token_memory-cuda.json;
 #   bench-qa       `dynakd bench --task squad` (kd and full/OT, batches of 32 windows of 384 tokens) with the costs
-#                  all at once (dynamics.window_mib 0, the default) and in windows of 32 MiB (less memory; each
-#                  window ~1,000 operators more) -> $OUT/h200-qa-w0.json, $OUT/h200-qa-w32.json;
+#                  all at once (dynamics.window_mib 0, a GPU's default) and in windows of 32 MiB (a CPU's default:
+#                  less memory; each window ~1,000 operators more) -> $OUT/h200-qa-w0.json, $OUT/h200-qa-w32.json;
 #   bench-cudagraphs  the same as bench with --cuda-graphs (the dynamics losses recorded once per batch size and
 #                  replayed, without torch.compile) -> $OUT/h200-cudagraphs.json;
 #   bench-compile  the same with --torch-compile (student and dynamics losses compiled), full/OT, kd and task (the

@@ -109,15 +109,23 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     # two interleaved repeats of two timed steps each, pooled
     assert all(r["median_ms"] > 0 and r["steps_timed"] == 4 and len(r["repeat_medians_ms"]) == 2 for r in rows)
     assert json.loads(out.read_text())["setup"]["repeats"] == 2
+    assert json.loads(out.read_text())["max_rss_mib"] > 0  # (Linux, as CI)
     assert next(r for r in rows if r["method"] == "task")["ratio_to_task"] == 1.0
     # each repeat's median over task's in the same repeat
-    task_medians = next(r for r in rows if r["method"] == "task")["repeat_medians_ms"]
+    task = next(r for r in rows if r["method"] == "task")
+    task_medians = task["repeat_medians_ms"]
     for r in rows:
         want = [round(a / b, 3) for a, b in zip(r["repeat_medians_ms"], task_medians)]
         assert r["repeat_ratios_to_task"] == want
     # the ratios compare like with like: every configuration and repeat trained on the same batches
     assert all(r["same_batches_as_task"] and r["same_batches_each_repeat"] for r in rows)
     assert all(len(r["batch_shapes"]) == 2 for r in rows)
+    # each repeat's timed steps, and their mean (what a run of batches of many lengths pays)
+    for r in rows:
+        steps = [t for repeat in r["step_ms"] for t in repeat]
+        assert [len(repeat) for repeat in r["step_ms"]] == [2, 2]
+        assert r["mean_ms"] == pytest.approx(sum(steps) / 4, abs=0.02)
+        assert r["mean_ratio_to_task"] == round(r["mean_ms"] / task["mean_ms"], 3)
     assert all(r["peak_mib"] > 0 for r in rows)  # CPU: counted tensors on a short extra run
     # operators per step: the teacher's forward and the feature terms add to the student's own step
     ops = {(r["method"], r["align"], r["cache"]): r["ops_per_step"] for r in rows}

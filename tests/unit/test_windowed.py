@@ -213,7 +213,7 @@ def test_the_distiller_takes_its_windows_from_the_config(token_groups, monkeypat
     torch.testing.assert_close(out.loss, want.loss)
     for got, expect in zip(s.hidden, s2.hidden):
         torch.testing.assert_close(got.grad, expect.grad, rtol=1e-4, atol=1e-7)
-    assert build_config({}).dynamics.window_mib == 0.0  # (all at once unless asked: windows cost time)
+    assert build_config({}).dynamics.window_mib is None  # (by the device: grams.window_budget)
     for bad, message in ((-1, "must be a number >= 0"), (float("inf"), "must be a finite number")):
         with pytest.raises(DynaKDError, match=f"dynamics.window_mib {message}"):
             build_config({"dynamics": {"window_mib": bad}})
@@ -227,3 +227,20 @@ def test_no_windows_where_they_would_keep_more_than_they_save(token_groups):
     opts = options(window_mib=TINY)
     assert grams.window_groups(torch.zeros(LS + 1, 4, T, DS), torch.zeros(LT + 1, 4, T, DT), opts) == 1
     assert grams.window_groups(torch.zeros(LS + 1, 4, T, DS), torch.zeros(LT + 1, 4, T, 40 * T), opts) == 4
+
+
+def test_unset_windows_follow_the_device():
+    """Unset, windows of 32 MiB on a CPU, where they took less time over a SQuAD epoch than all at once, and all at
+    once elsewhere (a GPU's launches; not yet measured there); a number given holds on every device."""
+    unset = DynamicsOptions(pooling="tokens")
+    assert unset.window_mib is None
+    assert grams.window_budget(unset, torch.zeros(1)) == 32.0
+    assert grams.window_budget(unset, torch.zeros(1, device="meta")) == 0.0
+    for given in (0.0, 8.0):
+        opts = DynamicsOptions(pooling="tokens", window_mib=given)
+        assert grams.window_budget(opts, torch.zeros(1)) == grams.window_budget(opts, torch.zeros(1, device="meta"))
+    # at SQuAD's scale (32 windows of 384 tokens, 2 x 6 layers) a CPU takes them one at a time; the meta device
+    # (standing for a GPU: shapes alone) takes the batch whole
+    for device, per in (("meta", 32), ("cpu", 1)):  # (expanded: the shapes of a batch without its bytes)
+        xs, xt = (torch.zeros(n, 32, 1, 1, device=device).expand(n, 32, 384, 384) for n in (3, 7))
+        assert grams.window_groups(xs, xt, unset) == per

@@ -144,7 +144,7 @@ def _data_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
         (cfg.max_train_samples is None or cfg.max_train_samples > 0, "max_train_samples must be > 0"),
         (cfg.max_eval_samples is None or cfg.max_eval_samples > 0, "max_eval_samples must be > 0"),
         (cfg.dynamics.sensitivity_noise > 0, "dynamics.sensitivity_noise must be > 0"),
-        (cfg.dynamics.window_mib >= 0,  # (not finite: refused with every number)
+        (cfg.dynamics.window_mib is None or cfg.dynamics.window_mib >= 0,  # (not finite: refused with every number)
          f"dynamics.window_mib must be a number >= 0 (0: all windows at once), got {cfg.dynamics.window_mib}"),
         (cfg.doc_stride is None or cfg.doc_stride >= 1, f"doc_stride must be >= 1, got {cfg.doc_stride}"),
         (cfg.max_answer_length >= 1, f"max_answer_length must be >= 1, got {cfg.max_answer_length}"),

@@ -281,10 +281,12 @@ def after_warmup(times: list[float], warmup: int) -> list[float]:
 
 
 def summarise(times: list[float], warmup: int) -> dict[str, float]:
+    """Median and quartiles of the timed steps, and their mean: batches of very different lengths (QA windows) make
+    the median the common batch's time while a run pays the mean (benchmarks/speed/RESULTS.md, 2026-12-06)."""
     t = after_warmup(times, warmup)
     q = quantiles(t, n=4) if len(t) > 1 else [t[0], t[0], t[0]]
     return {"median_ms": round(1000 * median(t), 2), "q1_ms": round(1000 * q[0], 2), "q3_ms": round(1000 * q[2], 2),
-            "steps_timed": len(t)}
+            "mean_ms": round(1000 * sum(t) / len(t), 2), "steps_timed": len(t)}
 
 
 def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], steps: int, warmup: int,
@@ -345,6 +347,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     per_repeat = "repeat_epochs_s" if epoch else "repeat_medians_ms"
     for r in rows:
         r["ratio_to_task"] = round(r[measure] / floor[measure], 3) if floor else None
+        if not epoch:
+            r["mean_ratio_to_task"] = round(r["mean_ms"] / floor["mean_ms"], 3) if floor else None
         # each repeat against task's in the same repeat, minutes apart at most: the spread of these paired ratios is
         # what the machine's slow and fast spells do to a ratio (up to ~30% on a 2-core CPU: speed/RESULTS.md)
         paired = floor is not None and len(r[per_repeat]) == len(floor[per_repeat]) > 1
@@ -363,6 +367,11 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     if any(r["phases_ms"] for r in rows):
         print(f"after |: the mean ms per step of each part, from a {PHASE_STEPS}-step run of its own whose timers make "
               "the host wait for the device: they need not add up to the step above", flush=True)
+    widths = [shape[-1] for r in rows for shape in r["batch_shapes"]]
+    if not epoch and widths and max(widths) > 1.5 * min(widths):
+        print(f"note: the timed batches are {min(widths)} to {max(widths)} tokens wide: a median step is a common "
+              "batch's, while a run pays the mean (mean_ms, mean_ratio_to_task in the JSON; --epoch times whole "
+              "epochs)", flush=True)
     if not epoch and steps * repeats < 20:
         print(f"note: {steps * repeats} timed steps per configuration; medians of so few steps move with the "
               "machine's load (the defaults time 30 steps x 3 repeats)", flush=True)
@@ -371,10 +380,22 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
               "rows)", flush=True)
     skipped = {m: cache_blocker(build_config(dataclasses.asdict(base) | {"method": m})) for m in methods if m != "task"}
     result = {"rows": rows, "setup": setup, "teacher_pass_s": teacher_pass,
-              "no_cached_row": {m: why for m, why in skipped.items() if why}}
+              "no_cached_row": {m: why for m, why in skipped.items() if why}, "max_rss_mib": max_rss_mib()}
     if output:
         _write(output, result)
     return result
+
+
+def max_rss_mib() -> float | None:
+    """The process's peak resident set so far, MiB (None where the platform does not say): the host's whole cost,
+    its allocator's pools included, beside the rows' peaks of live tensors (an allocator that keeps freed memory for
+    reuse trades one for time, benchmarks/speed/RESULTS.md)."""
+    try:
+        import resource  # (Unix only)
+    except ImportError:
+        return None
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(kib / (2**20 if platform.system() == "Darwin" else 2**10), 1)
 
 
 def _write(path: Path, result: dict[str, Any]) -> None:
@@ -445,6 +466,8 @@ def _row(method: str, align: str, results: list[dict], warmup: int, epoch: bool 
             "peak_mib": max(r["peak_mib"] for r in results if r["peak_mib"] is not None), **summarise(timed, 0),
             "ops_per_step": results[0]["ops_per_step"],
             "repeat_medians_ms": [round(1000 * median(after_warmup(r["times"], warmup)), 2) for r in results],
+            # each repeat's timed steps, in the order of batch_shapes (the same batches each repeat where it says so)
+            "step_ms": [[round(1000 * t, 2) for t in after_warmup(r["times"], warmup)] for r in results],
             "phases_ms": phases, "batch_shapes": shapes[0],
             "same_batches_each_repeat": all(x == shapes[0] for x in shapes),
             "teacher_pass_s": next((r["teacher_pass_s"] for r in results if r["teacher_pass_s"] is not None), None),
@@ -485,7 +508,7 @@ def format_row(r: dict[str, Any]) -> str:
             f" ({r['epoch_with_teacher_pass_s']:.1f} s with the teacher pass)" if r.get("epoch_with_teacher_pass_s")
             else "")
     return (f"{r['method']:>9} {r['align']:>9} {cache:>5}  {r['median_ms']:8.1f} ms/step "
-            f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}]{ratio}  peak +{r['peak_mib']:.0f} MiB  {ops} ops  | {phases}")
+            f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] mean {r['mean_ms']:.1f}{ratio}  peak +{r['peak_mib']:.0f} MiB  {ops} ops  | {phases}")
 
 
 def check_output_file(path: Path) -> None:

@@ -43,8 +43,9 @@ class DynamicsOptions:
     relation_pairs: str = "all"
     relation_angle: bool = False
     # token groups' costs under the plan (plan_first) and mse: computed a few windows at a time where the forms of a
-    # batch would pass this many MiB (grams.windowed_costs); 0: all at once
-    window_mib: float = 0.0
+    # batch would pass this many MiB (grams.windowed_costs); 0: all at once; None: by the features' device
+    # (grams.WINDOW_MIB)
+    window_mib: float | None = None
     weights: None = None  # (was a field; component weights are the Distiller's: dynamics.weights)
 
     def __post_init__(self):
@@ -54,7 +55,7 @@ class DynamicsOptions:
             raise ValueError("DynamicsOptions takes no weights: the pure functions return each component's term "
                              "unweighted; weigh them yourself, or set dynamics.weights in the Distiller's config")
 
-        if not 0 <= self.window_mib < float("inf"):
+        if self.window_mib is not None and not 0 <= self.window_mib < float("inf"):
             raise ValueError(f"DynamicsOptions.window_mib must be a number >= 0 (0: all windows at once), got "
                              f"{self.window_mib}")
         for values, valid, what in ((self.components, COMPONENTS, "components"), (self.forms, FORMS, "forms"),

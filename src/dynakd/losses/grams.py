@@ -63,6 +63,13 @@ JOINT_BYTES = 2**20
 # one chunk: a count from the shapes would recompile for each new one.
 CHUNK_BYTES = 4 * 2**20
 
+# The windows' MiB where ``window_mib`` is unset, by the features' device. On a 2-core CPU, a SQuAD epoch (MiniLM-L6
+# -> 2 layers, 32 windows of up to 384 tokens) took 0.73x the time in windows of 32 MiB that it took all at once, and
+# peaked at 1.10x `kd`'s memory instead of 1.46x: the host's allocator hands each fresh tensor past 32 MiB new pages,
+# and their faults cost more than the windows' second pass (benchmarks/speed/RESULTS.md, 2026-12-06). On a GPU each
+# window is ~1,000 operators, launches, and the caching allocator faults no pages: all at once until measured there.
+WINDOW_MIB = {"cpu": 32.0}
+
 
 def gram_costs(
     xs: torch.Tensor,
@@ -84,9 +91,9 @@ def gram_costs(
     not in a copy (``Pooled.teacher_scratch``); given in a one-element list, which this function empties, they are let
     go once the Grams and the layer change are made of them. ``plan_first``: where the teacher's Grams pass
     ``JOINT_BYTES`` (token groups; not under torch.compile), costs that wait for the plan (``PlanFirst``), a smaller
-    backward; with it, under ``mse``, where the forms of all groups pass ``opts.window_mib``, costs computed a few
-    groups at a time (``windowed_costs``). ``whole``: the cell and pair counts of a whole batch of which these
-    features are some groups (``_counts``; ``windowed_costs``'s chunks). ``weights``: with ``plan_first``, the plan's
+    backward; with it, under ``mse``, where the forms of all groups pass the windows' MiB (``window_budget``), costs
+    computed a few groups at a time (``windowed_costs``). ``whole``: the cell and pair counts of a whole batch of
+    which these features are some groups (``_counts``; ``windowed_costs``'s chunks). ``weights``: with ``plan_first``, the plan's
     weights ``W = P / Ls`` known ahead (``windowed_costs``'s backward): the teacher's forms are summed under them as
     they are built, and the costs' values are not computed (zeros: only their gradient is wanted)."""
     if isinstance(xt, list):
@@ -132,13 +139,13 @@ def _counts(gmask: torch.Tensor | None, xs: torch.Tensor, opts) -> tuple[dict, t
 
 def window_groups(xs: torch.Tensor, xt: torch.Tensor, opts) -> int:
     """How many groups (windows) a chunk of ``windowed_costs`` takes: as many as keep the forms of both models in a
-    chunk to about ``opts.window_mib`` MiB (one at least). Every group (no windows) where that is 0, or where windows
+    chunk to about the windows' MiB (``window_budget``; one at least). Every group (no windows) where that is 0, or where windows
     would save less than they keep: the teacher's features ``xt``, held to the backward (else let go once their Grams
     are made), against the forms of the other chunks (8 windows of 128 tokens, 4 x 12 layers of width 768: the forms
     of a window are about the size of its teacher's features, and windows of 32 MiB peaked at 1.18x all at once;
     benchmarks/speed/RESULTS.md). A group's forms, ``N x N`` each: the teacher's layer change ``Ls x Lt``, its
     deviation and relations ``Lt`` each, the student's ``Ls`` each for the three (from the shapes: no operator)."""
-    budget, g = opts.window_mib, xs.shape[1]
+    budget, g = window_budget(opts, xs), xs.shape[1]
     if not budget:
         return g
     ls, lt, n = xs.shape[0] - 1, xt.shape[0] - 1, xs.shape[2]
@@ -147,6 +154,11 @@ def window_groups(xs: torch.Tensor, xt: torch.Tensor, opts) -> int:
     per = max(1, int(budget * 2**20) // max(forms, 1))
     saved = (g - min(per, g)) * forms  # the forms of every chunk but one
     return per if saved > xt.numel() * xt.element_size() else g
+
+
+def window_budget(opts, x: torch.Tensor) -> float:
+    """``opts.window_mib``, or where it is None the default of ``x``'s device (``WINDOW_MIB``; 0 elsewhere)."""
+    return opts.window_mib if opts.window_mib is not None else WINDOW_MIB.get(x.device.type, 0.0)
 
 
 def windowed_costs(xs: torch.Tensor, xt: torch.Tensor, gmask: torch.Tensor | None, opts,
