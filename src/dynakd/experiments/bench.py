@@ -508,7 +508,8 @@ def format_row(r: dict[str, Any]) -> str:
             f" ({r['epoch_with_teacher_pass_s']:.1f} s with the teacher pass)" if r.get("epoch_with_teacher_pass_s")
             else "")
     return (f"{r['method']:>9} {r['align']:>9} {cache:>5}  {r['median_ms']:8.1f} ms/step "
-            f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] mean {r['mean_ms']:.1f}{ratio}  peak +{r['peak_mib']:.0f} MiB  {ops} ops  | {phases}")
+            f"[{r['q1_ms']:.1f}, {r['q3_ms']:.1f}] mean {r['mean_ms']:.1f}{ratio}  peak +{r['peak_mib']:.0f} MiB  "
+            f"{ops} ops  | {phases}")
 
 
 def check_output_file(path: Path) -> None:

@@ -93,9 +93,10 @@ def gram_costs(
     ``JOINT_BYTES`` (token groups; not under torch.compile), costs that wait for the plan (``PlanFirst``), a smaller
     backward; with it, under ``mse``, where the forms of all groups pass the windows' MiB (``window_budget``), costs
     computed a few groups at a time (``windowed_costs``). ``whole``: the cell and pair counts of a whole batch of
-    which these features are some groups (``_counts``; ``windowed_costs``'s chunks). ``weights``: with ``plan_first``, the plan's
-    weights ``W = P / Ls`` known ahead (``windowed_costs``'s backward): the teacher's forms are summed under them as
-    they are built, and the costs' values are not computed (zeros: only their gradient is wanted)."""
+    which these features are some groups (``_counts``; ``windowed_costs``'s chunks). ``weights``: with
+    ``plan_first``, the plan's weights ``W = P / Ls`` known ahead (``windowed_costs``'s backward): the teacher's forms
+    are summed under them as they are built, and the costs' values are not computed (zeros: only their gradient is
+    wanted)."""
     if isinstance(xt, list):
         xt = xt.pop()
     ref_s, ref_t = refs if refs is not None else (None, None)
@@ -139,12 +140,13 @@ def _counts(gmask: torch.Tensor | None, xs: torch.Tensor, opts) -> tuple[dict, t
 
 def window_groups(xs: torch.Tensor, xt: torch.Tensor, opts) -> int:
     """How many groups (windows) a chunk of ``windowed_costs`` takes: as many as keep the forms of both models in a
-    chunk to about the windows' MiB (``window_budget``; one at least). Every group (no windows) where that is 0, or where windows
-    would save less than they keep: the teacher's features ``xt``, held to the backward (else let go once their Grams
-    are made), against the forms of the other chunks (8 windows of 128 tokens, 4 x 12 layers of width 768: the forms
-    of a window are about the size of its teacher's features, and windows of 32 MiB peaked at 1.18x all at once;
-    benchmarks/speed/RESULTS.md). A group's forms, ``N x N`` each: the teacher's layer change ``Ls x Lt``, its
-    deviation and relations ``Lt`` each, the student's ``Ls`` each for the three (from the shapes: no operator)."""
+    chunk to about the windows' MiB (``window_budget``; one at least). Every group (no windows) where that is 0, or
+    where windows would save less than they keep: the teacher's features ``xt``, held to the backward (else let go
+    once their Grams are made), against the forms of the other chunks (8 windows of 128 tokens, 4 x 12 layers of
+    width 768: the forms of a window are about the size of its teacher's features, and windows of 32 MiB peaked at
+    1.18x all at once; benchmarks/speed/RESULTS.md). A group's forms, ``N x N`` each: the teacher's layer change
+    ``Ls x Lt``, its deviation and relations ``Lt`` each, the student's ``Ls`` each for the three (from the shapes: no
+    operator)."""
     budget, g = window_budget(opts, xs), xs.shape[1]
     if not budget:
         return g
