@@ -1,7 +1,8 @@
 """Time and peak memory of the token-level dynamics costs alone, forward and backward, all windows at once against a
 few at a time (``dynamics.window_mib``), at extractive QA's scale on the bench's models: a 2-layer student and a
 6-layer teacher, both 384 wide (MiniLM-L6), 32 windows of 384 and of 192 tokens, random hidden states, every token
-valid, the default components under a uniform plan (``token_memory.py``'s set-up).
+valid, the default components under a uniform plan, the student's steps anchored at teacher layers 0 and 3
+(``token_memory.py``'s set-up at other sizes; it anchors them as the uniform map does).
 
 Run it under the host allocator's usual settings and again with freed memory kept for reuse, to see what fresh large
 tensors cost on a CPU (each one past glibc's mmap threshold is new pages, faulted in as they are first written):
@@ -11,7 +12,8 @@ tensors cost on a CPU (each one past glibc's mmap threshold is new pages, faulte
         python benchmarks/speed/token_costs_time.py --output benchmarks/speed/token_costs_time-malloc.json
 
 Each row: the seconds of the forward (the costs) and of the backward, three runs after one untimed; the peak and kept
-MiB from ``token_memory.peak_mib``; the process's peak resident set at the end (``ru_maxrss``) in the setup.
+MiB from ``token_memory.peak_mib``; the process's peak resident set at the end (``ru_maxrss``, read as Linux gives it,
+in KiB) in the setup.
 """
 
 from __future__ import annotations

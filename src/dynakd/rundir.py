@@ -40,11 +40,22 @@ RUN_LOCK = ".dynakd.lock"  # hidden: not published (hub.PUSH_IGNORE), nor a file
 _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache", "eval_teacher", "eval_batch_size",
              "eval_steps", "resume", "save_steps", "keep_checkpoints", "torch_compile", "torch_compile_mode",
              "cuda_graphs", "dataloader_num_workers", "push_to_hub", "hub_private", "pad_to_multiple_of"}
+# Such keys inside a group: token-level windows give the same loss and gradients (unit/test_windowed.py), and their
+# default changed from 0 to unset (by the device) after runs were saved with it.
+_COSMETIC_IN = {"dynamics": {"window_mib"}}
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    old, new = _without_cosmetic(old), _without_cosmetic(new)
     keys = (set(old) | set(new)) - _COSMETIC - (not_read(old) & not_read(new))
     return sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k)))
+
+
+def _without_cosmetic(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` without the keys of ``_COSMETIC_IN`` in its groups (a copy where it has them)."""
+    cut = {group: {k: v for k, v in cfg[group].items() if k not in keys}
+           for group, keys in _COSMETIC_IN.items() if isinstance(cfg.get(group), dict)}
+    return cfg | cut
 
 
 def not_read(cfg: dict[str, Any]) -> set[str]:

@@ -79,9 +79,10 @@ def test_the_json_says_what_the_timings_depend_on(tiny_teacher, tmp_path, capsys
 
 
 @pytest.mark.parametrize("multiple", [None, 16])
-def test_bench_pads_batches_as_a_run_does(tiny_teacher, tmp_path, multiple):
+def test_bench_pads_batches_as_a_run_does(tiny_teacher, tmp_path, multiple, capsys):
     """The bench padded to the longest row where training padded to 8 (on every device, then): its steps were not a
-    run's. Now both follow pad_to_multiple_of, which the JSON records."""
+    run's. Now both follow pad_to_multiple_of, which the JSON records; and where the timed batches' widths differ by
+    more than 1.5x, it says that a run pays the mean step, not the median (its token windows: unset, by device)."""
     out = tmp_path / "b.json"
     extra = ["--set", f"pad_to_multiple_of={multiple}"] if multiple else []
     assert main(["bench", "--teacher", str(tiny_teacher), "--synthetic", "--max-train-samples", "32", "--batch-size",
@@ -95,6 +96,9 @@ def test_bench_pads_batches_as_a_run_does(tiny_teacher, tmp_path, multiple):
         assert all(w % (multiple or device_multiple) == 0 for w in widths)
     else:
         assert any(w % 8 for w in widths), widths
+    note = "note: the timed batches are" in capsys.readouterr().out
+    assert note == (max(widths) > 1.5 * min(widths))
+    assert result["setup"]["window_mib"] == (0.0 if torch.cuda.is_available() else 32.0)
 
 
 def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):

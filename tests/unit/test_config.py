@@ -71,6 +71,27 @@ def test_run_folder_written_before_the_weights_were_spelt_out(tmp_path):
     check_output(build_config({"method": "full", "eval_steps": 10, "resume": True, "output": old}), "distill")
 
 
+def test_a_run_saved_with_windows_of_another_size_is_the_same_run(tmp_path):
+    """Token-level windows give the same loss and gradients (unit/test_windowed.py), and their default moved from 0
+    to unset (by the device): a folder saved with ``window_mib: 0.0`` resumes under today's default, and a run may
+    change them (the out-of-memory hint asks for them); another dynamics setting is still refused."""
+    import yaml
+
+    from dynakd.rundir import CONFIG_NAME, check_output
+
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = dataclasses.asdict(build_config({"method": "full"}))
+    saved["dynamics"]["window_mib"] = 0.0
+    (out / CONFIG_NAME).write_text(yaml.safe_dump(saved))
+    for window in ({}, {"window_mib": 32}):
+        check_output(build_config({"method": "full", "output": str(out), "dynamics": window}), "distill")
+    with pytest.raises(DynaKDError, match="differs in: dynamics"):
+        check_output(build_config({"method": "full", "output": str(out), "dynamics": {"window_mib": 32,
+                                                                                       "pooling": "tokens"}}),
+                     "distill")
+
+
 def test_alpha_flag_sets_a_constant_logit_weight():
     from dynakd.cli import _parser
     from dynakd.cli.options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, config_from_args

@@ -92,7 +92,8 @@ class DynamicsConfig:
     # are computed a few windows at a time, each chunk's forms gone before the next, their gradient in the backward
     # (losses/grams.windowed_costs): less memory for more compute. 0: all at once. Unset: 32 on a CPU, where they
     # also took less time over a SQuAD epoch (fresh large tensors cost the host's allocator page faults), 0 on
-    # other devices, where each window's ~1,000 operators are launches (not yet measured there); grams.WINDOW_MIB.
+    # other devices (a GPU), where each window's ~1,000 operators are launches (not yet measured there);
+    # grams.WINDOW_MIB.
     window_mib: float | None = None
 
 

@@ -47,6 +47,7 @@ from ..data.tasks import get_task
 from ..distributed import check_one_gpu_per_process
 from ..errors import DynaKDError
 from ..features import EXAMPLE_ID
+from ..losses.grams import window_budget
 from ..models import check_seq_length, load_task_model, load_tokenizer, ready_to_pad
 from ..runner import build_distiller, set_dataset_reference, training_args
 from ..students import build_student
@@ -336,7 +337,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
 
     def save_so_far(rows: list[dict]) -> None:  # a bench cut short (a time limit) leaves what it timed, marked partial
         if output:
-            _write(output, {"rows": rows, "setup": setup, "partial": True})
+            _write(output, {"rows": rows, "setup": setup, "partial": True, "max_rss_mib": max_rss_mib()})
 
     with tempfile.TemporaryDirectory(prefix="dynakd-bench-") as tmp:
         rows = _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, Path(tmp),
@@ -567,6 +568,9 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
             "max_train_samples": base.max_train_samples, "group_by_length": base.group_by_length,
             "batch_size": base.batch_size, "max_seq_length": base.max_seq_length,
             "pad_to_multiple_of": pad_multiple(base, "cuda" if torch.cuda.is_available() else "cpu"), "steps": steps,
+            # the token-level windows' MiB the dynamics take on this device where unset (grams.window_budget)
+            "window_mib": window_budget(base.dynamics, torch.empty(0, device="cuda" if torch.cuda.is_available()
+                                                                   else "cpu")),
             "warmup": warmup,
             "device": device, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
             "transformers": transformers.__version__, "seed": base.seed, "fp16": base.fp16, "bf16": base.bf16,

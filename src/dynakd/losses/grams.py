@@ -64,10 +64,11 @@ JOINT_BYTES = 2**20
 CHUNK_BYTES = 4 * 2**20
 
 # The windows' MiB where ``window_mib`` is unset, by the features' device. On a 2-core CPU, a SQuAD epoch (MiniLM-L6
-# -> 2 layers, 32 windows of up to 384 tokens) took 0.73x the time in windows of 32 MiB that it took all at once, and
-# peaked at 1.10x `kd`'s memory instead of 1.46x: the host's allocator hands each fresh tensor past 32 MiB new pages,
-# and their faults cost more than the windows' second pass (benchmarks/speed/RESULTS.md, 2026-12-06). On a GPU each
-# window is ~1,000 operators, launches, and the caching allocator faults no pages: all at once until measured there.
+# -> 2 layers, 32 windows of up to 384 tokens) took 1.30-1.35x `kd`'s time in windows of 32 MiB against 1.69x all at
+# once, and peaked at 1.10x `kd`'s memory instead of 1.46x: the host's allocator hands each fresh tensor past 32 MiB
+# new pages, and their faults cost more than the windows' second pass (benchmarks/speed/RESULTS.md, 2026-12-06). On a
+# GPU each window is ~1,000 operators, launches, and the caching allocator faults no pages: all at once until measured
+# there.
 WINDOW_MIB = {"cpu": 32.0}
 
 
