@@ -19,7 +19,7 @@ from .cudagraphs import GraphedDynamics
 from .data.prepare import fraction
 from .data.tasks import get_task
 from .errors import DynaKDError
-from .features import HIDDEN_LABEL, Features, StackedHidden
+from .features import HIDDEN_LABEL, Features, StackedHidden, stack_hidden
 from .losses import (
     DynamicsOptions,
     dynamics_costs,
@@ -340,6 +340,16 @@ class Distiller(nn.Module):
         compiled (a tuple of its own would be one more thing for torch.compile to guard on)."""
         return (self.feature == "dynamics" and self.opts.pooling == "tokens" and not self.hidden_term
                 and not self.cfg.torch_compile)
+
+    def ready_teacher(self, t: Features) -> Features:
+        """The live teacher's ``t`` as the costs will read it, made as soon as it is captured: its states stacked once
+        as scratch where token-level dynamics read them (``stacks_teacher``: one copy of them, not two), pooled and let
+        go where pooled dynamics do (``pooled_teacher``), else as they are (no states captured, or read as they are).
+        ``DistillationTrainer`` calls it between the teacher's forward and the student's."""
+        if t.hidden and self.stacks_teacher:
+            stack_hidden(t, scratch=True)
+            return t
+        return self.pooled_teacher(t)
 
     def pooled_teacher(self, t: Features) -> Features:
         """The live teacher's ``t`` with its hidden states pooled as the dynamics read them, and let go: as the teacher

@@ -54,7 +54,6 @@ from .features import (
     output_logits,
     perturbed_embeddings,
     split_inputs,
-    stack_hidden,
 )
 
 # What the distiller may train besides the student (named in the refusals of FSDP1 and DeepSpeed).
@@ -276,11 +275,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                                   f"teacher_cache and training rows with an '{EXAMPLE_ID}' column")
             # The teacher first: its forward's temporaries, and its token states where pooled dynamics read them
             # pooled (pooled at once), never sit beside the student's activations (it draws no random numbers)
-            teacher = self._teacher_capture(teacher_inputs, hidden=needs_hidden)
-            if needs_hidden and self.distiller.stacks_teacher:  # one copy of its states, not two (stack_hidden)
-                stack_hidden(teacher, scratch=True)
-            else:  # (states not captured, or read as they are: as it was)
-                teacher = self.distiller.pooled_teacher(teacher)
+            teacher = self.distiller.ready_teacher(self._teacher_capture(teacher_inputs, hidden=needs_hidden))
         # The sensitivity component runs the student again on perturbed embeddings, from the random state of this
         # forward (restored after it): both draw the same dropout masks, so they differ by the perturbation alone. With
         # masks of their own, dropout made ~8x the perturbation's difference on a tiny BERT, against a teacher in eval.

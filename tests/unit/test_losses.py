@@ -461,6 +461,24 @@ def test_a_teacher_whose_states_are_read_is_not_pooled_ahead(extra):
     assert distiller(extra).pooled_teacher(t) is t
 
 
+def test_the_teacher_is_made_ready_as_its_costs_read_it():
+    """``Distiller.ready_teacher``, which the trainer calls between the two forwards: token-level dynamics get the
+    states stacked once as scratch, pooled dynamics them pooled, other methods (and a capture without states) the
+    features as they are."""
+    from dynakd.features import Features, StackedHidden
+
+    t = distiller({"dynamics": {"pooling": "tokens"}}).ready_teacher(features(LT, DT, 1))
+    assert isinstance(t.hidden, StackedHidden) and t.hidden.scratch
+    t = distiller().ready_teacher(features(LT, DT, 1))
+    assert t.hidden == () and set(t.pooled) == {"mean"}
+    for d in (distiller({"method": "kd"}), distiller({"dynamics": {"pooling": "tokens"}}), distiller()):
+        bare = features(LT, DT, 1)
+        bare = Features(logits=bare.logits, hidden=(), mask=bare.mask)
+        assert d.ready_teacher(bare) is bare
+    t = features(LT, DT, 1)
+    assert distiller({"method": "kd"}).ready_teacher(t) is t
+
+
 def test_a_teacher_pooled_ahead_under_autocast_is_pooled_in_float32():
     """A custom loop under ``torch.autocast`` (the README's, with mixed precision) pooled in bfloat16 where the
     distiller's own features are float32."""
