@@ -342,3 +342,12 @@ def test_bench_times_extractive_qa_steps(tmp_path, capsys):
     assert all(shape[1] <= 64 for r in result["rows"] for shape in r["batch_shapes"])
     assert set(result["no_cached_row"]) == {"kd", "full"}
     assert "extractive QA distils start/end logits token by token" in result["no_cached_row"]["full"]
+
+
+def test_the_quartiles_lie_within_the_steps_timed():
+    """Two timed steps (an epoch of two batches) gave a first quartile below 0 ms: the default method extrapolates."""
+    from dynakd.experiments.bench import summarise
+
+    two = summarise([1.0, 3.0], 0)
+    assert 1000 <= two["q1_ms"] <= two["median_ms"] <= two["q3_ms"] <= 3000 and two["mean_ms"] == 2000
+    assert summarise([0.5, 1.0, 2.0, 4.0, 8.0], 1)["median_ms"] == 3000

@@ -285,7 +285,8 @@ def summarise(times: list[float], warmup: int) -> dict[str, float]:
     """Median and quartiles of the timed steps, and their mean: batches of very different lengths (QA windows) make
     the median the common batch's time while a run pays the mean (benchmarks/speed/RESULTS.md, 2026-12-06)."""
     t = after_warmup(times, warmup)
-    q = quantiles(t, n=4) if len(t) > 1 else [t[0], t[0], t[0]]
+    # (inclusive: within the steps timed; the default extrapolates past them, below 0 ms for two steps)
+    q = quantiles(t, n=4, method="inclusive") if len(t) > 1 else [t[0], t[0], t[0]]
     return {"median_ms": round(1000 * median(t), 2), "q1_ms": round(1000 * q[0], 2), "q3_ms": round(1000 * q[2], 2),
             "mean_ms": round(1000 * sum(t) / len(t), 2), "steps_timed": len(t)}
 
