@@ -564,14 +564,14 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
     from .. import __version__
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else processor_name()
+    kind = "cuda" if torch.cuda.is_available() else "cpu"  # (the device the bench trains on)
     data = "synthetic" if base.synthetic else base.train_file or base.data_dir
     return {"teacher": base.teacher, "student_layers": base.student_layers, "task": base.task, "data": data,
             "max_train_samples": base.max_train_samples, "group_by_length": base.group_by_length,
             "batch_size": base.batch_size, "max_seq_length": base.max_seq_length,
-            "pad_to_multiple_of": pad_multiple(base, "cuda" if torch.cuda.is_available() else "cpu"), "steps": steps,
-            # the token-level windows' MiB the dynamics take on this device where unset (grams.window_budget)
-            "window_mib": window_budget(base.dynamics, torch.empty(0, device="cuda" if torch.cuda.is_available()
-                                                                   else "cpu")),
+            "pad_to_multiple_of": pad_multiple(base, kind), "steps": steps,
+            # the token-level windows' MiB the dynamics take on this device (grams.window_budget)
+            "window_mib": window_budget(base.dynamics, kind),
             "warmup": warmup,
             "device": device, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
             "transformers": transformers.__version__, "seed": base.seed, "fp16": base.fp16, "bf16": base.bf16,

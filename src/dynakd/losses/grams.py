@@ -159,9 +159,12 @@ def window_groups(xs: torch.Tensor, xt: torch.Tensor, opts) -> int:
     return per if saved > xt.numel() * xt.element_size() else g
 
 
-def window_budget(opts, x: torch.Tensor) -> float:
-    """``opts.window_mib``, or where it is None the default of ``x``'s device (``WINDOW_MIB``; 0 elsewhere)."""
-    return opts.window_mib if opts.window_mib is not None else WINDOW_MIB.get(x.device.type, 0.0)
+def window_budget(opts, where: torch.Tensor | torch.device | str) -> float:
+    """``opts.window_mib``, or where it is None the default of the device (``WINDOW_MIB``; 0 elsewhere) of ``where``,
+    features or a device."""
+    if opts.window_mib is not None:
+        return opts.window_mib
+    return WINDOW_MIB.get(torch.device(getattr(where, "device", where)).type, 0.0)
 
 
 def windowed_costs(xs: torch.Tensor, xt: torch.Tensor, gmask: torch.Tensor | None, opts,
