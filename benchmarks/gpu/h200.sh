@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The GPU checks of one lent H200 session (the `device` tool), in one command of at most ~9 minutes. STEPS picks
-# them (default "bench b1"); the compiled benches run in the order given, a segfault's stack in their logs:
+# The GPU checks of one lent GPU session (the `device` tool: an H100 or an H200), in one command of at most ~9
+# minutes. STEPS picks them (default "bench b1"); the compiled benches run in the order given, a segfault's stack in
+# their logs. Results are named after the card, $GPU (h100, h200, ...; read from nvidia-smi, "gpu" if unknown):
+# $OUT/$GPU.json and so on below, where the names say h200 (the card of the first lent sessions):
 #   bench          `dynakd bench` on CUDA (issue #4): step time, allocator peak and operators per step of task / kd /
 #                  full (each aligner in $ALIGNERS, default fixed,attention,ot), live teacher and cache
 #                  -> $OUT/h200.json; the eager baseline of the steps below, in the same call;
@@ -46,6 +48,9 @@ STEPS=" ${STEPS:-bench b1} "
 ALIGNERS=${ALIGNERS:-fixed,attention,ot}   # the aligners of bench and bench-cudagraphs
 B1_CONFIG=${B1_CONFIG:-benchmarks/configs/b1-sst2-gpu.yaml}
 PY=${PYTHON:-python3}
+GPU=${GPU:-$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oiE '[a-z][0-9]{2,3}' \
+  | head -1 | tr '[:upper:]' '[:lower:]')}
+GPU=${GPU:-gpu}
 mkdir -p "$OUT"
 t0=$SECONDS
 left() { echo $((BUDGET - (SECONDS - t0))); }
@@ -96,7 +101,7 @@ eager_bench() {  # NAME MAX_S FLAG...: a bench of every method and each aligner 
   [ "$l" -lt 30 ] && { echo "== $name: skipped, $(left) s left"; return; }
   echo "== $name $* ($(left) s left)"
   timeout "$l" $PY -m dynakd.cli bench --teacher "$TEACHER" --data-dir .devdata/glue --no-progress "$@" \
-    --aligners "$ALIGNERS" "${small[@]}" --output "$OUT/${name/bench/h200}.json" > "$OUT/$name.log" 2>&1
+    --aligners "$ALIGNERS" "${small[@]}" --output "$OUT/${name/bench/$GPU}.json" > "$OUT/$name.log" 2>&1
   echo "$name exit $?"; tail -12 "$OUT/$name.log"
 }
 token_memory() {
@@ -115,7 +120,7 @@ qa_bench() {  # the QA costs all at once, then in windows of 32 MiB: what the wi
     echo "== bench-qa window_mib=$w ($(left) s left)"
     timeout "$l" $PY -m dynakd.cli bench --teacher "$TEACHER" --task squad --train-file .devdata/squad/dev-v1.1.json \
       --no-progress --methods kd,full --aligners ot --batch-size 32 --max-train-samples 1024 \
-      --set dynamics.window_mib=$w "${small[@]}" --output "$OUT/h200-qa-w$w.json" > "$OUT/bench-qa-w$w.log" 2>&1
+      --set dynamics.window_mib=$w "${small[@]}" --output "$OUT/$GPU-qa-w$w.json" > "$OUT/bench-qa-w$w.log" 2>&1
     echo "bench-qa window_mib=$w exit $?"; tail -5 "$OUT/bench-qa-w$w.log"
   done
 }
@@ -126,7 +131,7 @@ compiled_bench() {  # NAME MAX_S FLAG...: a compiled bench of full/OT, kd and ta
   echo "== bench-$name $* ($(left) s left)"
   TORCH_LOGS=recompiles,graph_breaks timeout "$l" $PY $BENCH bench --teacher "$TEACHER" --data-dir .devdata/glue \
     --no-progress "$@" --methods full,kd,task --aligners ot --repeats 1 --warmup 10 "${small[@]}" \
-    --output "$OUT/h200-$name.json" > "$OUT/bench-$name.log" 2>&1
+    --output "$OUT/$GPU-$name.json" > "$OUT/bench-$name.log" 2>&1
   echo "bench-$name exit $?"; tail -6 "$OUT/bench-$name.log"
 }
 BENCH="-m dynakd.cli"

@@ -619,6 +619,8 @@ def test_a_smoke_run_has_a_folder_of_its_own(tmp_path):
 def test_report_points_to_a_smoke_run(tmp_path):
     from dynakd.experiments.report import load_results
 
+    with pytest.raises(DynaKDError, match=f"no results.jsonl in {tmp_path}: run `dynakd ablate` first"):
+        load_results(tmp_path)
     (tmp_path / "smoke").mkdir()
     (tmp_path / "smoke" / "results.jsonl").write_text("")
     with pytest.raises(DynaKDError, match=f"no results.jsonl in {tmp_path}; a --smoke run's are in {tmp_path}/smoke"):

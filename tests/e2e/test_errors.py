@@ -108,6 +108,17 @@ def full_disk_for_the_record(self: Path, *args, **kwargs):
         (["--resume", "--overwrite"], "choose one of resume and overwrite"),
         (["--set", "dynamics.gather=maybe"], "dynamics.gather: expected true or false"),
         (["--resume"], "holds no finished checkpoint to resume from"),
+        (["--set", "lr"], "--set expects KEY=VALUE, got 'lr'"),
+        (["--set", "output=#1"], "--set output=#1: YAML reads a # that starts the value or follows a space as a "
+                                 "comment: quote the value"),
+        (["--fp16", "--bf16"], "choose one of fp16 and bf16"),
+        (["--task", "mnli", "--dev-split", "0.1"], "--dev-split needs a task with one eval split; mnli has"),
+        (["--task", "squad", "--dev-split", "0.1"], "dev_split cuts a task's evaluation set by example"),
+        (["--task", "squad", "--doc-stride", "64", "--max-seq-length", "64"],
+         "doc_stride (64) must be smaller than max_seq_length (64)"),
+        (["--task", "squad", "--transfer-samples", "8"],
+         "transfer_samples applies to classification and regression tasks, not extractive QA"),
+        (["--method", "task", "--transfer-samples", "8"], "transfer_samples: the transfer rows have no labels"),
     ],
 )
 def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):

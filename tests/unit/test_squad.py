@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -77,6 +78,17 @@ def test_malformed_file_is_one_error(tmp_path):
     bad.write_text(json.dumps({"data": [{"title": "x", "paragraphs": [{"qas": [{"id": "1", "answers": []}]}]}]}))
     with pytest.raises(DynaKDError, match="SQuAD v1.1 JSON format"):
         load_squad(train_file=str(bad), validation_file=str(bad))
+    with pytest.raises(DynaKDError, match="SQuAD file not found: .*missing.json"):
+        load_squad(train_file=str(tmp_path / "missing.json"), validation_file=str(bad))
+    with pytest.raises(DynaKDError, match=r"--task squad with local files needs --validation-file \(or "
+                                          r"--train-articles N\)"):
+        load_squad(train_file=str(bad))
+
+
+def test_a_slow_tokenizer_is_refused_for_qa(examples):
+    slow = SimpleNamespace(is_fast=False, padding_side="right")
+    with pytest.raises(DynaKDError, match="extractive QA needs a fast tokenizer"):
+        prepare_train_features(examples[:2], slow, MAX_LEN, STRIDE)
 
 
 def test_windows_round_trip_every_gold_answer(examples, tokenizer):

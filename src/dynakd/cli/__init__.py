@@ -114,7 +114,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 MEMORY_HINT = ("Lower --batch-size (--gradient-accumulation-steps N keeps the effective batch), train in --bf16 or "
                "--fp16, or, for token-level dynamics (extractive QA's default) on a GPU, compute their costs a few "
-               "windows at a time, as a CPU does: --set dynamics.window_mib=32 (README: the dynamics options)")
+               "windows at a time, as a CPU does: --set dynamics.window_mib=32 (README: 'Every option of the method')")
 
 
 def out_of_memory(e: BaseException) -> bool:

@@ -68,7 +68,7 @@ DEFAULT_BETA0 = {"static": 1.0, "pkd": 100.0, "dynamics": 10.0}
 
 @dataclass
 class DynamicsConfig:
-    """The feature-dynamics loss (method.md, "Dynamics components")."""
+    """The feature-dynamics loss (docs/method.md; the design's method.md, "Dynamics components")."""
 
     components: list[str] = field(default_factory=lambda: ["deviation", "layer_change", "relations"])
     forms: list[str] = field(default_factory=lambda: ["direction", "magnitude"])
@@ -99,7 +99,8 @@ class DynamicsConfig:
 
 @dataclass
 class AlignConfig:
-    """How student layers are matched to teacher layers (method.md, "Which student layer learns ...")."""
+    """How student layers are matched to teacher layers (docs/method.md; the design's method.md, "Which student layer
+    learns ...")."""
 
     # None: the method's aligner (``default_aligner``), resolved by ``validate`` (every entry point validates)
     name: Literal["fixed", "attention", "ot"] | None = None
