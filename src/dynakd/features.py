@@ -15,6 +15,7 @@ second tokenisation for the teacher under keys prefixed ``teacher_`` (when the t
 
 from __future__ import annotations
 
+import functools
 import inspect
 import weakref
 from contextlib import contextmanager
@@ -274,16 +275,36 @@ def output_logits(out) -> torch.Tensor:
 
 
 def perturbed_embeddings(
-    model: torch.nn.Module, input_ids: torch.Tensor, std: float, seed: int, mask: torch.Tensor | None = None
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    std: float,
+    seed: int,
+    mask: torch.Tensor | None = None,
+    *,
+    width: int | None = None,
+    length: int | None = None,
 ) -> torch.Tensor:
     """Input embeddings plus Gaussian noise scaled by their RMS over the real tokens (``mask [B, T]``; padding would
     set the scale otherwise: a fresh student's pad embedding is 0), drawn from a seeded generator.
 
-    Teacher and student draw with the same seed so their perturbations are shared in distribution and position.
+    Teacher and student that draw with the same ``seed``, ``width`` and ``length`` share the perturbation (method.md's
+    "shared" noise): each token's noise is drawn in ``width`` dimensions (the narrower model's embedding width; None:
+    this model's own) at its position among ``length`` (the longest a batch can be, e.g. ``max_seq_length``; None:
+    this batch's), so how a batch is padded leaves it as it is. A model wider than ``width`` takes the noise through
+    a fixed map with orthonormal rows (``shared_noise_map``), scaled to keep each coordinate's variance: the noise of
+    any two tokens then has the same inner products in both models, up to one scale per model, which is all that
+    forms invariant to width and rotation can tell apart.
     """
     emb = model.get_input_embeddings()(input_ids)  # [B, T, d]
+    (b, t, d), k = emb.shape, width or emb.shape[-1]
+    if k > d:
+        raise ValueError(f"perturbed_embeddings: width {k} is wider than the model's embeddings ({d}); give the "
+                         "narrower model's width")
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    noise = torch.randn(emb.shape, generator=gen).to(emb)
+    noise = torch.randn((b, max(length or t, t), k), generator=gen)[:, :t]  # (a position's draw, whatever the padding)
+    if k < d:
+        noise = noise @ shared_noise_map(k, d) * (d / k) ** 0.5
+    noise = noise.to(emb)
     sq = emb.detach().float().pow(2).mean(-1)  # [B, T]
     if mask is not None:
         m = mask.to(sq.dtype)
@@ -291,3 +312,16 @@ def perturbed_embeddings(
     else:
         rms = sq.mean().sqrt()
     return emb + std * rms.to(emb.dtype) * noise
+
+
+def embedding_width(model: torch.nn.Module) -> int:
+    """The width of a model's input embeddings (``inputs_embeds``' last dimension)."""
+    return model.get_input_embeddings().weight.shape[-1]
+
+
+@functools.lru_cache(maxsize=8)
+def shared_noise_map(k: int, d: int) -> torch.Tensor:
+    """A fixed ``[k, d]`` map with orthonormal rows (the same in every process and run), from ``k``-dimensional noise
+    to a model of width ``d > k``: the Q factor of a seeded Gaussian matrix."""
+    gaussian = torch.randn((d, k), generator=torch.Generator(device="cpu").manual_seed(k * 100_003 + d))
+    return torch.linalg.qr(gaussian.double())[0].T.float().contiguous()

@@ -49,6 +49,7 @@ from .features import (
     TEACHER_PREFIX,
     Features,
     capture,
+    embedding_width,
     forward_columns,
     model_inputs,
     output_logits,
@@ -345,12 +346,16 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # gives both the same one; a Python caller's TrainingArguments(seed=...) varies the noise too)
         seed = derived_seed(self.args.seed * 1_000_003 + self.state.global_step, self._micro_batch,
                             self.args.process_index)
-        std, mask = cfg.dynamics.sensitivity_noise, student_inputs.get("attention_mask")
-        s_emb = perturbed_embeddings(self.accelerator.unwrap_model(model), student_inputs["input_ids"], std, seed, mask)
+        std, mask, student = cfg.dynamics.sensitivity_noise, student_inputs.get("attention_mask"), \
+            self.accelerator.unwrap_model(model)
+        # one noise for both (features.perturbed_embeddings): drawn at the narrower model's width, for every position
+        # of the longest batch, so neither the widths nor the padding give the models noises of their own
+        shared = dict(width=min(embedding_width(student), embedding_width(self.teacher)), length=cfg.max_seq_length)
+        s_emb = perturbed_embeddings(student, student_inputs["input_ids"], std, seed, mask, **shared)
         s = capture(model, student_inputs, inputs_embeds=s_emb)
         with torch.no_grad():
             t_emb = perturbed_embeddings(self.teacher, teacher_inputs["input_ids"], std, seed,
-                                         teacher_inputs.get("attention_mask"))
+                                         teacher_inputs.get("attention_mask"), **shared)
         return s, self._teacher_capture(teacher_inputs, inputs_embeds=t_emb)
 
     def _teacher_capture(self, teacher_inputs, **kwargs):

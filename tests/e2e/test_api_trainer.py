@@ -208,11 +208,12 @@ def test_the_sensitivity_noise_follows_the_trainers_seed(tiny_teacher, tmp_path,
     from dynakd import trainer as trainer_module
 
     teacher, student, tokenizer = _models(tiny_teacher)
-    seeds, real = [], trainer_module.perturbed_embeddings
+    seeds, widths, real = [], [], trainer_module.perturbed_embeddings
 
-    def perturbed_embeddings(model, input_ids, std, seed, mask):
+    def perturbed_embeddings(model, input_ids, std, seed, mask, **shared):
         seeds.append(seed)
-        return real(model, input_ids, std, seed, mask)
+        widths.append(shared)
+        return real(model, input_ids, std, seed, mask, **shared)
 
     monkeypatch.setattr(trainer_module, "perturbed_embeddings", perturbed_embeddings)
     config = {"method": "full", "dynamics": {"components": ["deviation", "sensitivity"]}}
@@ -222,6 +223,8 @@ def test_the_sensitivity_noise_follows_the_trainers_seed(tiny_teacher, tmp_path,
                             args=_args(tmp_path / "run", max_steps=1, save_strategy="no", seed=seed),
                             data_collator=DataCollatorWithPadding(tokenizer)).train()
     assert len(seeds) == 4 and seeds[0] == seeds[1] and seeds[2] == seeds[3] and seeds[0] != seeds[2]
+    narrower = min(m.get_input_embeddings().weight.shape[1] for m in (teacher, student))
+    assert widths == [{"width": narrower, "length": _distiller(config).cfg.max_seq_length}] * 4  # one noise for both
 
 
 def test_the_second_stage_trains_without_the_layer_terms(tiny_teacher, tmp_path, monkeypatch):

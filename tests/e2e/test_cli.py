@@ -236,6 +236,45 @@ def test_perturbations_are_scaled_by_the_real_tokens():
         assert not torch.allclose(perturbed_embeddings(model, ids, 0.1, seed=7) - clean, noise)  # all positions
 
 
+def test_the_perturbation_is_shared_across_widths_and_padding():
+    """Teacher and student share one perturbation (method.md): each drew noise of its own width from the offsets of
+    its own padded tensor, unrelated noises where the widths differ, and another draw for every real token when a
+    batch was padded further. Drawn at the narrower width for every position of the longest batch, the wider model
+    taking it through a fixed map with orthonormal rows, the noise of any two tokens has the same inner products in
+    both, up to a scale, and padding changes no real token's noise."""
+    import torch
+
+    from dynakd.features import perturbed_embeddings, shared_noise_map
+
+    def model(width):
+        emb = torch.nn.Embedding(10, width, padding_idx=0)
+        m = torch.nn.Module()
+        m.get_input_embeddings = lambda: emb
+        return m
+
+    narrow, wide = model(4), model(8)
+    ids = torch.tensor([[3, 4, 5, 0], [6, 7, 0, 0]])
+    mask = (ids != 0).long()
+    padded, padded_mask = torch.nn.functional.pad(ids, (0, 3)), torch.nn.functional.pad(mask, (0, 3))
+    with torch.no_grad():
+        def noise(m, ids, mask):
+            clean = m.get_input_embeddings()(ids)
+            rms = clean[mask.bool()].pow(2).mean().sqrt()
+            return (perturbed_embeddings(m, ids, 0.1, 7, mask, width=4, length=16) - clean) / (0.1 * rms)
+
+        n, w = noise(narrow, ids, mask), noise(wide, ids, mask)
+        real = mask.bool()
+        torch.testing.assert_close(w[real] @ w[real].T, 2.0 * n[real] @ n[real].T, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(w, 2.0**0.5 * n @ shared_noise_map(4, 8))
+        for m, drawn in ((narrow, n), (wide, w)):  # more padding: every real token's noise as it was
+            again = noise(m, padded, padded_mask)
+            torch.testing.assert_close(again[:, :4][real], drawn[real])
+        with pytest.raises(ValueError, match="width 8 is wider than the model's embeddings"):
+            perturbed_embeddings(narrow, ids, 0.1, 7, mask, width=8)
+    q = shared_noise_map(4, 8)
+    torch.testing.assert_close(q @ q.T, torch.eye(4))
+
+
 def test_tokens_pooling(tiny_teacher, tmp_path):
     out = tmp_path / "run"
     assert main(distill_args(tiny_teacher, out, "--set", "dynamics.pooling=tokens", "--align", "attention")) == 0

@@ -191,9 +191,9 @@ def test_each_micro_batch_draws_a_perturbation_of_its_own(tiny_teacher, tmp_path
 
     seeds, perturb = [], trainer.perturbed_embeddings
 
-    def spy(model, ids, std, seed, mask=None):
+    def spy(model, ids, std, seed, mask=None, **shared):
         seeds.append(seed)
-        return perturb(model, ids, std, seed, mask)
+        return perturb(model, ids, std, seed, mask, **shared)
 
     monkeypatch.setattr(trainer, "perturbed_embeddings", spy)
     run(tiny_teacher, tmp_path / "run", "full", gradient_accumulation_steps=2,
