@@ -11,6 +11,11 @@ tensors cost on a CPU (each one past glibc's mmap threshold is new pages, faulte
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 \\
         python benchmarks/speed/token_costs_time.py --output benchmarks/speed/token_costs_time-malloc.json
 
+and with PyTorch's own switch for transparent huge pages on its large CPU tensors (fewer, larger page faults):
+
+    THP_MEM_ALLOC_ENABLE=1 \\
+        python benchmarks/speed/token_costs_time.py --output benchmarks/speed/token_costs_time-thp.json
+
 Each row: the seconds of the forward (the costs) and of the backward, three runs after one untimed; the peak and kept
 MiB from ``token_memory.peak_mib``; the process's peak resident set at the end (``ru_maxrss``, read as Linux gives it,
 in KiB) in the setup.
@@ -68,7 +73,7 @@ def main() -> None:
                    "kept_mib": kept, "features_mib": features}
             print(row, flush=True)
             rows.append(row)
-    malloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
+    malloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or k == "THP_MEM_ALLOC_ENABLE"}
     setup = {"torch": torch.__version__, "commit": _commit(), "threads": 2, "malloc_env": malloc,
              "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     print(setup)

@@ -19,7 +19,7 @@ from .data.squad import read_squad_json
 from .data.tasks import get_task
 from .errors import DynaKDError
 from .metrics import primary_metric
-from .rundir import recorded_config, same_setting
+from .rundir import DEMO_MARK, check_not_a_run, recorded_config, same_setting
 from .runner import RunResult, distill, finetune
 
 DEMO_DEFAULTS = {
@@ -126,6 +126,7 @@ def run_demo(
         print(f"(replacing the demo runs already in {out})")
     print("[1/3] fine-tuning the teacher (all-MiniLM-L6-v2, 6 layers)")
     results["teacher"] = finetune(build_config(base, {"model": teacher_base(), "output": str(out / "teacher")}))
+    mark(out / "teacher")
     for i, method in enumerate(("kd", "full"), start=2):
         print(f"[{i}/3] distilling a 2-layer student with method '{method}'")
         cfg = build_config(
@@ -140,27 +141,46 @@ def run_demo(
             },
         )
         results[method] = distill(cfg)
+        mark(out / f"student-{method}")
     print()
     print(format_table(results, cfg, source, teacher_epochs=base["epochs"]))
     return results
 
 
 def check_demo_folders(out: Path) -> None:
-    """The demo replaces its own runs (``overwrite``) and no other: a run in one of its folders that it did not
-    write (another teacher, a student of another teacher) is refused."""
+    """The demo replaces its own runs (``overwrite``) and no other: ``out`` may not be a run's folder itself, and a
+    finished run in one of its folders must carry the demo's mark (``mark``), which whatever replaces that run removes.
+    An unfinished run passes where its settings are the demo's (model MiniLM, students of the demo's teacher): a demo
+    stopped midway. A user's teacher of MiniLM in ``<out>/teacher`` passed for the demo's, and was replaced."""
+    check_not_a_run(out, "the demo", "its three runs")
     own = {"teacher": ("model", teacher_base()), "student-kd": ("teacher", str(out / "teacher")),
            "student-full": ("teacher", str(out / "teacher"))}
     for name, (key, value) in own.items():
         saved = recorded_config(out / name)
-        if saved is None or same_setting(key, saved.get(key), value):
+        if saved is None or (out / name / DEMO_MARK).is_file():
             continue
-        # a student of an earlier demo recorded its teacher relative to where that demo ran: its last names
-        recorded = Path(str(saved.get(key)))
-        tail = (out.resolve() / "teacher").parts[-len(recorded.parts):]
-        if key == "teacher" and not recorded.is_absolute() and tail == recorded.parts:
+        demo_setting = _demo_setting(out, key, saved.get(key), value)
+        if demo_setting and not (out / name / "metrics.json").is_file():
             continue
-        raise DynaKDError(f"{out / name} holds a run the demo did not write ({key} {saved.get(key)}), which it "
-                          "would replace; choose another --output")
+        what = "finished, and without the demo's mark" if demo_setting else f"{key} {saved.get(key)}"
+        raise DynaKDError(f"{out / name} holds a run the demo did not write ({what}), which it would replace; choose "
+                          "another --output, or delete that folder if a demo from before the demo marked its runs "
+                          "wrote it")
+
+
+def _demo_setting(out: Path, key: str, saved, value: str) -> bool:
+    """Whether a run's ``key`` is the demo's: its teacher model, or for a student the demo's teacher folder."""
+    if same_setting(key, saved, value):
+        return True
+    # a student of an earlier demo recorded its teacher relative to where that demo ran: its last names
+    recorded = Path(str(saved))
+    tail = (out.resolve() / "teacher").parts[-len(recorded.parts):]
+    return key == "teacher" and not recorded.is_absolute() and tail == recorded.parts
+
+
+def mark(run: Path) -> None:
+    """Mark a finished run as the demo's: a later demo in the same folder may replace it."""
+    (run / DEMO_MARK).write_text("written by dynakd demo; a later demo in this folder replaces this run\n")
 
 
 def format_table(

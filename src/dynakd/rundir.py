@@ -163,10 +163,12 @@ def finetune_config_differences(saved: dict[str, Any], cfg: DistillConfig) -> li
 
 # What a run writes at the top of its folder, by name or pattern (a model's and a tokenizer's files of any
 # architecture): what --overwrite deletes, and what a folder without a run may not hold (the run would write over it).
-RUN_ENTRIES = (CONFIG_NAME, "metrics.json", "README.md", "training_args.bin", "config.json", "generation_config.json",
-               "special_tokens_map.json", "added_tokens.json", "merges.txt", "chat_template.jinja", "*.safetensors",
-               "*.safetensors.index.json", "pytorch_model*.bin", "tokenizer*", "vocab.*", "*.model", "alignment.json",
-               "alignment.png", f"{PREFIX}-*", "runs")
+# The demo's mark on a run it wrote (demo.py): a run's entry, so that whatever replaces the run removes it
+DEMO_MARK = ".dynakd-demo"
+RUN_ENTRIES = (CONFIG_NAME, DEMO_MARK, "metrics.json", "README.md", "training_args.bin", "config.json",
+               "generation_config.json", "special_tokens_map.json", "added_tokens.json", "merges.txt",
+               "chat_template.jinja", "*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "tokenizer*",
+               "vocab.*", "*.model", "alignment.json", "alignment.png", f"{PREFIX}-*", "runs")
 
 
 def _tokenizer_files(out: Path) -> tuple[str, ...]:
@@ -238,18 +240,30 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
         return out
     if cfg.overwrite:
         return out
-    if diff := config_differences(recorded_config(out), cfg):
+    if diff := config_differences(saved := recorded_config(out), cfg):
         checkpoint = latest_checkpoint(out)
         kept = (f"; it holds {checkpoint.name}, which the command it was started with resumes, and which --overwrite "
                 "deletes" if checkpoint is not None else "")
         raise DynaKDError(
-            f"{out} already holds a different run (differs in: {', '.join(diff[:5])}){kept}; "
+            f"{out} already holds a different run (differs in: {', '.join(diff[:5])}){_which_run(saved, cfg)}{kept}; "
             "pass --overwrite to replace it or choose another --output"
         )
     if (out / "metrics.json").is_file():  # finished: the same command again would delete the model it saved
         raise DynaKDError(f"{out} already holds this run, finished (metrics.json); pass --overwrite to train it again "
                           "or choose another --output")
     return out
+
+
+def _which_run(saved: dict[str, Any], cfg: DistillConfig) -> str:
+    """What the run a folder holds is, where it is another command's or another model's: ``; it is a distillation of
+    <teacher> (method full)`` or ``; it is a fine-tune of <model>`` (a list of differing keys did not say so)."""
+    fine_tune = saved.get("method") == "task" and not saved.get("teacher")
+    model = saved.get("model") if fine_tune else saved.get("teacher")
+    if fine_tune == (cfg.method == "task" and not cfg.teacher) and same_setting("model", model,
+                                                                                 cfg.model if fine_tune else cfg.teacher):
+        return ""
+    return (f"; it is a fine-tune of {model}" if fine_tune
+            else f"; it is a distillation of {model} (method {saved.get('method', 'full')})")
 
 
 def resume_point(cfg: DistillConfig, out: Path) -> Path | None:
@@ -332,6 +346,15 @@ def check_writable(out: Path) -> None:
             pass
     except OSError as e:
         raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None
+
+
+def check_not_a_run(out: Path, command: str, writes: str) -> None:
+    """Refuse the ``--output`` of a command that writes runs into folders inside it (``demo``, ``ablate``) where it is
+    a run's own folder or a model's: the runs would nest in it, and the run there could not be trained again (its
+    folder would hold other runs)."""
+    if recorded_config(out) is not None or (out / "config.json").is_file():
+        raise DynaKDError(f"{out} is a run's folder (or a model's), and {command} writes {writes} into folders inside "
+                          "its --output: choose another --output")
 
 
 def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None) -> Path:

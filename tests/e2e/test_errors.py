@@ -109,6 +109,8 @@ def full_disk_for_the_record(self: Path, *args, **kwargs):
         (["--set", "dynamics.gather=maybe"], "dynamics.gather: expected true or false"),
         (["--resume"], "holds no finished checkpoint to resume from"),
         (["--set", "lr"], "--set expects KEY=VALUE, got 'lr'"),
+        (["--set", "dynamics.pooling=yes"], "dynamics.pooling: 'True' is not one of auto, mean, cls, tokens (YAML read "
+                                            "true from yes, no, on, off, true or false; a choice is none of them)"),
         (["--set", "output=#1"], "--set output=#1: YAML reads a # that starts the value or follows a space as a "
                                  "comment: quote the value"),
         (["--fp16", "--bf16"], "choose one of fp16 and bf16"),
@@ -336,7 +338,11 @@ def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys, monkeypatc
     assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd"))
     # pkd's default beta and aligner (the fixed map) are not kd's
-    assert "already holds a different run (differs in: align, beta, method)" in err
+    assert "already holds a different run (differs in: align, beta, method); pass --overwrite" in err
+    # another command's run is named as such (a list of keys alone did not say the folder held a distillation)
+    err = run_error(capsys, ["finetune", "--model", str(tiny_teacher), *FAST, "--output", str(out)])
+    assert "already holds a different run (differs in: " in err
+    assert f"; it is a distillation of {tiny_teacher} (method kd); pass --overwrite to replace it" in err
     assert main(distill_args(tiny_teacher, out, "--method", "pkd", "--overwrite")) == 0
     model = (out / "model.safetensors").stat().st_mtime_ns
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd"))  # the same run again
@@ -766,7 +772,9 @@ def test_the_demo_replaces_its_own_runs_only(tiny_teacher, capsys, tmp_path):
     err = run_error(capsys, ["demo", "--synthetic", "--output", str(out)])
     assert f"{out / 'teacher'} holds a run the demo did not write (model {tiny_teacher}), which it would replace" in err
     assert (out / "teacher" / "metrics.json").is_file()
-    from dynakd.demo import check_demo_folders  # the demo's own runs (model minilm, students of its teacher) pass
+    (out / "teacher" / "metrics.json").unlink()
+    from dynakd.demo import check_demo_folders, mark  # the demo's unfinished runs (model minilm, students of its
+    from dynakd.rundir import DEMO_MARK  # teacher) pass: a demo stopped midway
 
     for name, line in (("teacher", "model: minilm"), ("student-kd", f"teacher: {out / 'teacher'}/"),
                        ("student-full", "teacher: d/teacher")):  # (run from tmp_path, then from elsewhere)
@@ -778,6 +786,39 @@ def test_the_demo_replaces_its_own_runs_only(tiny_teacher, capsys, tmp_path):
     (out / "student-full" / "dynakd.yaml").write_text(f"teacher: {tmp_path / 'elsewhere' / 'd' / 'teacher'}\n")
     with pytest.raises(DynaKDError, match="student-full holds a run the demo did not write"):
         check_demo_folders(out)  # another teacher, whose folder's last names are the demo's
+    (out / "student-full" / "dynakd.yaml").write_text("teacher: teacher\n")
+    # a finished run of MiniLM in the demo's teacher folder (README's own `finetune --model minilm --output
+    # runs/teacher`, then `demo --output runs`) passed for the demo's and was replaced: the demo's runs carry its mark
+    (out / "teacher" / "metrics.json").write_text("{}")
+    with pytest.raises(DynaKDError, match=r"teacher holds a run the demo did not write \(finished, and without the "
+                                          r"demo's mark\), which it would replace; choose another --output"):
+        check_demo_folders(out)
+    mark(out / "teacher")
+    check_demo_folders(out)
+    # whatever replaces the demo's run removes its mark (a run's entry): the run there is then the user's
+    assert main(["finetune", "--model", str(tiny_teacher), "--task", "sst2", "--synthetic", "--max-steps", "1",
+                 "--no-progress", "--overwrite", "--output", str(out / "teacher")]) == 0
+    assert not (out / "teacher" / DEMO_MARK).exists()
+    with pytest.raises(DynaKDError, match="teacher holds a run the demo did not write"):
+        check_demo_folders(out)
+
+
+def test_the_demo_and_a_sweep_write_no_runs_into_a_runs_folder(tiny_teacher, capsys, tmp_path):
+    """`demo --output RUN` and `ablate --output RUN` nested their runs in a run's folder, which could then not be
+    trained again (it held other runs)."""
+    run = tmp_path / "run"
+    assert main(["finetune", "--model", str(tiny_teacher), "--task", "sst2", "--synthetic", "--max-steps", "1",
+                 "--no-progress", "--output", str(run)]) == 0
+    err = run_error(capsys, ["demo", "--synthetic", "--output", str(run)])
+    assert f"{run} is a run's folder (or a model's), and the demo writes its three runs into folders inside its " \
+           "--output: choose another --output" in err
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(f"base: {{teacher: {tiny_teacher}, task: sst2, synthetic: true, student_layers: 1}}\n"
+                     "grid: {seed: [1]}\n")
+    for extra in ([], ["--smoke"]):
+        err = run_error(capsys, ["ablate", "--config", str(sweep), "--output", str(run), *extra])
+        assert f"{run} is a run's folder (or a model's), and ablate writes the sweep's teacher and cells" in err
+    assert not (run / "cells").exists() and not (run / "smoke").exists()
 
 
 def test_evaluate_names_a_mistyped_model_before_any_data(tmp_path, capsys, monkeypatch):

@@ -60,7 +60,13 @@ from ..data import get_task, synthetic_serves
 from ..errors import DynaKDError, first_line
 from ..locks import locked
 from ..models import check_student_request, local_config
-from ..rundir import config_differences, finetune_config_differences, finetune_differences, recorded_config
+from ..rundir import (
+    check_not_a_run,
+    config_differences,
+    finetune_config_differences,
+    finetune_differences,
+    recorded_config,
+)
 from ..runner import distill, finetune
 
 SWEEP_KEYS = {"name", "output", "base", "teacher", "grid", "smoke"}
@@ -142,6 +148,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     if not (where := existing_part(out)).is_dir():
         raise DynaKDError(f"the sweep's output {out} is a file, not a folder" if where == out else
                           f"the sweep's output {out} is inside a file, {where}")
+    check_not_a_run(out.parent if smoke else out, "ablate", "the sweep's teacher and cells")
     sweep = Sweep(name, out, base, teacher, grids, smoke)
     try:  # validate every cell (and the teacher's settings) before running any; errors name the sweep file
         configs = {cell_key(cell): cell_config(sweep, cell, teacher_dir="teacher") for cell in cells(sweep)}
