@@ -291,20 +291,24 @@ def perturbed_embeddings(
     "shared" noise): each token's noise is drawn in ``width`` dimensions (the narrower model's embedding width; None:
     this model's own) at its position among ``length`` (the longest a batch can be, e.g. ``max_seq_length``; None:
     this batch's), so how a batch is padded leaves it as it is. A model wider than ``width`` takes the noise through
-    a fixed map with orthonormal rows (``shared_noise_map``), scaled to keep each coordinate's variance: the noise of
-    any two tokens then has the same inner products in both models, up to one scale per model, which is all that
-    forms invariant to width and rotation can tell apart.
+    a fixed map with orthonormal rows (``shared_noise_map``), scaled so that its expected squared norm per coordinate
+    stays 1: the noise at any two positions then has the same inner products in both models, up to one scale per
+    model, which is all that forms invariant to width and rotation can tell apart. The noise goes by position: models
+    of two tokenizers share it where their tokens line up.
     """
     emb = model.get_input_embeddings()(input_ids)  # [B, T, d]
     (b, t, d), k = emb.shape, width or emb.shape[-1]
     if k > d:
         raise ValueError(f"perturbed_embeddings: width {k} is wider than the model's embeddings ({d}); give the "
                          "narrower model's width")
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    noise = torch.randn((b, max(length or t, t), k), generator=gen)[:, :t]  # (a position's draw, whatever the padding)
-    if k < d:
-        noise = noise @ shared_noise_map(k, d) * (d / k) ** 0.5
-    noise = noise.to(emb)
+    gen, length = torch.Generator(device="cpu").manual_seed(seed), length or t
+    noise = torch.randn((b, length, k), generator=gen)[:, :t]  # (a position's draw, whatever the padding)
+    if t > length:  # (positions past ``length``: drawn after, so the first ``length`` stay as they are)
+        noise = torch.cat([noise, torch.randn((b, t - length, k), generator=gen)], dim=1)
+    noise = noise.to(emb.device)
+    if k < d:  # (on the embeddings' device, in float32)
+        noise = noise @ shared_noise_map(k, d, emb.device) * (d / k) ** 0.5
+    noise = noise.to(emb.dtype)
     sq = emb.detach().float().pow(2).mean(-1)  # [B, T]
     if mask is not None:
         m = mask.to(sq.dtype)
@@ -316,12 +320,13 @@ def perturbed_embeddings(
 
 def embedding_width(model: torch.nn.Module) -> int:
     """The width of a model's input embeddings (``inputs_embeds``' last dimension)."""
-    return model.get_input_embeddings().weight.shape[-1]
+    emb = model.get_input_embeddings()
+    return getattr(emb, "embedding_dim", None) or emb.weight.shape[-1]
 
 
 @functools.lru_cache(maxsize=8)
-def shared_noise_map(k: int, d: int) -> torch.Tensor:
-    """A fixed ``[k, d]`` map with orthonormal rows (the same in every process and run), from ``k``-dimensional noise
-    to a model of width ``d > k``: the Q factor of a seeded Gaussian matrix."""
+def shared_noise_map(k: int, d: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A fixed ``[k, d]`` float32 map with orthonormal rows (the same in every process and run), from
+    ``k``-dimensional noise to a model of width ``d > k``, on ``device``: the Q factor of a seeded Gaussian matrix."""
     gaussian = torch.randn((d, k), generator=torch.Generator(device="cpu").manual_seed(k * 100_003 + d))
-    return torch.linalg.qr(gaussian.double())[0].T.float().contiguous()
+    return torch.linalg.qr(gaussian.double())[0].T.float().contiguous().to(device)

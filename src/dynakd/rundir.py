@@ -259,8 +259,8 @@ def _which_run(saved: dict[str, Any], cfg: DistillConfig) -> str:
     <teacher> (method full)`` or ``; it is a fine-tune of <model>`` (a list of differing keys did not say so)."""
     fine_tune = saved.get("method") == "task" and not saved.get("teacher")
     model = saved.get("model") if fine_tune else saved.get("teacher")
-    if fine_tune == (cfg.method == "task" and not cfg.teacher) and same_setting("model", model,
-                                                                                 cfg.model if fine_tune else cfg.teacher):
+    ours = cfg.model if fine_tune else cfg.teacher
+    if fine_tune == (cfg.method == "task" and not cfg.teacher) and same_setting("model", model, ours):
         return ""
     return (f"; it is a fine-tune of {model}" if fine_tune
             else f"; it is a distillation of {model} (method {saved.get('method', 'full')})")
@@ -349,12 +349,21 @@ def check_writable(out: Path) -> None:
 
 
 def check_not_a_run(out: Path, command: str, writes: str) -> None:
-    """Refuse the ``--output`` of a command that writes runs into folders inside it (``demo``, ``ablate``) where it is
-    a run's own folder or a model's: the runs would nest in it, and the run there could not be trained again (its
-    folder would hold other runs)."""
-    if recorded_config(out) is not None or (out / "config.json").is_file():
-        raise DynaKDError(f"{out} is a run's folder (or a model's), and {command} writes {writes} into folders inside "
-                          "its --output: choose another --output")
+    """Refuse the ``--output`` of a command that writes runs into folders inside it (``demo``, ``ablate``) where it,
+    or a folder up to two above it, is a run's own folder or a model's: the runs would nest in it, and the run there
+    could not be trained again (its folder would hold other runs, ``check_output`` looking two levels down)."""
+    for folder in (out, *list(out.absolute().parents)[:2]):
+        if recorded_config(folder) is not None or is_model_folder(folder):
+            what = f"{out} is" if folder == out else f"{out} is inside {folder},"
+            raise DynaKDError(f"{what} a run's folder (or a model's), and {command} writes {writes} into folders "
+                              "inside its --output: choose another --output")
+
+
+def is_model_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a saved transformers model: a ``config.json`` that names a model type or architecture
+    (another tool's ``config.json`` is not one)."""
+    path = folder / "config.json"
+    return path.is_file() and any(jsonfile.field(path, key) for key in ("model_type", "architectures"))
 
 
 def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None) -> Path:

@@ -7,8 +7,9 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainerCallback
 
-from dynakd import DistillationTrainer, DynaKDError, build_student
+from dynakd import DistillationTrainer, Distiller, DynaKDError, build_config, build_student
 
+from ..conftest import make_tiny_bert
 from .test_api_checks import _args, _distiller, _rows
 
 
@@ -223,8 +224,17 @@ def test_the_sensitivity_noise_follows_the_trainers_seed(tiny_teacher, tmp_path,
                             args=_args(tmp_path / "run", max_steps=1, save_strategy="no", seed=seed),
                             data_collator=DataCollatorWithPadding(tokenizer)).train()
     assert len(seeds) == 4 and seeds[0] == seeds[1] and seeds[2] == seeds[3] and seeds[0] != seeds[2]
-    narrower = min(m.get_input_embeddings().weight.shape[1] for m in (teacher, student))
-    assert widths == [{"width": narrower, "length": _distiller(config).cfg.max_seq_length}] * 4  # one noise for both
+    assert widths == [{"width": 32, "length": _distiller(config).cfg.max_seq_length}] * 4  # one noise for both
+    # a student narrower than its teacher: both draw at its width (each model drew at its own, unrelated noises)
+    narrow = AutoModelForSequenceClassification.from_pretrained(make_tiny_bert(tmp_path / "narrow", layers=2,
+                                                                               hidden=16))
+    widths.clear()
+    distiller = Distiller(build_config(config), student_layers=2, teacher_layers=4, student_width=16,
+                          teacher_width=32)
+    DistillationTrainer(model=narrow, teacher=teacher, distiller=distiller, train_dataset=_rows(tokenizer, 8),
+                        args=_args(tmp_path / "run-narrow", max_steps=1, save_strategy="no"),
+                        data_collator=DataCollatorWithPadding(tokenizer)).train()
+    assert [w["width"] for w in widths] == [16, 16]
 
 
 def test_the_second_stage_trains_without_the_layer_terms(tiny_teacher, tmp_path, monkeypatch):

@@ -269,6 +269,11 @@ def test_the_perturbation_is_shared_across_widths_and_padding():
         for m, drawn in ((narrow, n), (wide, w)):  # more padding: every real token's noise as it was
             again = noise(m, padded, padded_mask)
             torch.testing.assert_close(again[:, :4][real], drawn[real])
+        # a batch longer than `length` (a collator of one's own): the first `length` positions keep their noise
+        short = perturbed_embeddings(narrow, ids, 0.1, 7, mask, width=4, length=4) - narrow.get_input_embeddings()(ids)
+        longer = perturbed_embeddings(narrow, padded, 0.1, 7, padded_mask, width=4, length=4)
+        longer = longer - narrow.get_input_embeddings()(padded)
+        torch.testing.assert_close(longer[:, :4][real], short[real])
         with pytest.raises(ValueError, match="width 8 is wider than the model's embeddings"):
             perturbed_embeddings(narrow, ids, 0.1, 7, mask, width=8)
     q = shared_noise_map(4, 8)

@@ -109,8 +109,9 @@ def full_disk_for_the_record(self: Path, *args, **kwargs):
         (["--set", "dynamics.gather=maybe"], "dynamics.gather: expected true or false"),
         (["--resume"], "holds no finished checkpoint to resume from"),
         (["--set", "lr"], "--set expects KEY=VALUE, got 'lr'"),
-        (["--set", "dynamics.pooling=yes"], "dynamics.pooling: 'True' is not one of auto, mean, cls, tokens (YAML read "
-                                            "true from yes, no, on, off, true or false; a choice is none of them)"),
+        (["--set", "dynamics.pooling=yes"], "dynamics.pooling: 'True' is not one of auto, mean, cls, tokens (a true, "
+                                            "which YAML reads from yes, no, on, off, true or false; a choice is none "
+                                            "of them: quote it)"),
         (["--set", "output=#1"], "--set output=#1: YAML reads a # that starts the value or follows a space as a "
                                  "comment: quote the value"),
         (["--fp16", "--bf16"], "choose one of fp16 and bf16"),
@@ -819,6 +820,18 @@ def test_the_demo_and_a_sweep_write_no_runs_into_a_runs_folder(tiny_teacher, cap
         err = run_error(capsys, ["ablate", "--config", str(sweep), "--output", str(run), *extra])
         assert f"{run} is a run's folder (or a model's), and ablate writes the sweep's teacher and cells" in err
     assert not (run / "cells").exists() and not (run / "smoke").exists()
+    # nor a folder inside one (RUN/sub/teacher is two levels below RUN: RUN would hold other runs)
+    err = run_error(capsys, ["demo", "--synthetic", "--output", str(run / "sub")])
+    assert f"{run / 'sub'} is inside {run}, a run's folder (or a model's), and the demo writes" in err
+    from dynakd.rundir import check_not_a_run
+
+    project = tmp_path / "project"  # another tool's config.json is no model's
+    project.mkdir()
+    (project / "config.json").write_text('{"editor": "vim"}')
+    check_not_a_run(project, "the demo", "its three runs")
+    (project / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(DynaKDError, match="is a run's folder \\(or a model's\\)"):
+        check_not_a_run(project, "the demo", "its three runs")
 
 
 def test_evaluate_names_a_mistyped_model_before_any_data(tmp_path, capsys, monkeypatch):

@@ -83,6 +83,9 @@ def test_malformed_file_is_one_error(tmp_path):
     with pytest.raises(DynaKDError, match=r"--task squad with local files needs --validation-file \(or "
                                           r"--train-articles N\)"):
         load_squad(train_file=str(bad))
+    with pytest.raises(DynaKDError, match="--train-articles takes the evaluation articles from --train-file: drop "
+                                          "--validation-file"):
+        load_squad(train_file=str(bad), validation_file=str(bad), train_articles=1)
 
 
 def test_a_slow_tokenizer_is_refused_for_qa(examples):

@@ -65,8 +65,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
             extra = f"; did you mean '{hint[0]}'?" if hint else ""
             if isinstance(value, bool):  # (`pooling: yes` read as 'True')
-                extra = (f" (YAML read {str(value).lower()} from yes, no, on, off, true or false; a choice is none of "
-                         "them)")
+                extra = (f" (a {str(value).lower()}, which YAML reads from yes, no, on, off, true or false; a choice "
+                         "is none of them: quote it)")
             raise DynaKDError(f"{where}: '{value}' is not one of {', '.join(map(str, choices))}{extra}")
         return value
     if dataclasses.is_dataclass(tp):
