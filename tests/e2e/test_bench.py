@@ -57,11 +57,13 @@ def test_a_phase_read_ahead_is_a_mean_per_call():
     assert 10 <= timer.per_step_ms(100.0)["teacher_cache_read"] < 15
 
 
-def test_the_json_says_what_the_timings_depend_on(tiny_teacher, tmp_path, capsys):
+def test_the_json_says_what_the_timings_depend_on(tiny_teacher, tmp_path, capsys, monkeypatch):
     """The JSON named no DynaKD version or commit, no CPU model (platform.processor() is empty on Linux), not the
     methods asked for nor why a cached row was left out, and no setting beyond a few; a method named twice was timed
-    twice per repeat; a teacher_cache of one's own and --cuda-graphs off a GPU went unread without a word."""
+    twice per repeat; a teacher_cache of one's own and --cuda-graphs off a GPU went unread without a word; nor the
+    host allocator's settings, which move a CPU's long steps by ~1.4x."""
     out = tmp_path / "b.json"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "1")
     assert main(["bench", "--teacher", str(tiny_teacher), "--synthetic", "--max-train-samples", "16", "--batch-size",
                  "8", "--steps", "1", "--warmup", "0", "--repeats", "1", "--methods", "task,static,task",
                  "--aligners", "fixed", "--set", "teacher_cache=elsewhere", "--cuda-graphs", "--output", str(out)]) == 0
@@ -70,6 +72,7 @@ def test_the_json_says_what_the_timings_depend_on(tiny_teacher, tmp_path, capsys
     setup = result["setup"]
     assert setup["methods"] == ["task", "static"] and setup["config"]["teacher"] == str(tiny_teacher)
     assert setup["dynakd"] and setup["python"] and setup["accelerate"] and "commit" in setup
+    assert setup["allocator_env"]["THP_MEM_ALLOC_ENABLE"] == "1"
     assert setup["device"] != "cpu" or not Path("/proc/cpuinfo").is_file()
     assert "token by token" in result["no_cached_row"]["static"] and "task" not in result["no_cached_row"]
     printed = capsys.readouterr().out

@@ -574,6 +574,9 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
             "window_mib": window_budget(base.dynamics, kind),
             "warmup": warmup,
             "device": device, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+            # the host allocator's settings, which move a CPU's long steps (README: "A CPU's memory allocator")
+            "allocator_env": {k: v for k, v in os.environ.items()
+                              if k.startswith("MALLOC_") or k in ("THP_MEM_ALLOC_ENABLE", "LD_PRELOAD")},
             "transformers": transformers.__version__, "seed": base.seed, "fp16": base.fp16, "bf16": base.bf16,
             "teacher_cache_dtype": base.teacher_cache_dtype,
             "align": {k: v for k, v in dataclasses.asdict(base.align).items() if k != "name"},
