@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import time
 from pathlib import Path
 
 import torch
 from token_memory import peak_mib
 
-from dynakd.experiments.bench import _commit
+from dynakd.experiments.bench import _commit, allocator_env, max_rss_mib
 from dynakd.losses.dynamics import DynamicsOptions, dynamics_costs, plan_loss
 
 LS, LT, WIDTH, GROUPS = 2, 6, 384, 32
@@ -73,9 +71,8 @@ def main() -> None:
                    "kept_mib": kept, "features_mib": features}
             print(row, flush=True)
             rows.append(row)
-    malloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or k == "THP_MEM_ALLOC_ENABLE"}
-    setup = {"torch": torch.__version__, "commit": _commit(), "threads": 2, "malloc_env": malloc,
-             "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    setup = {"torch": torch.__version__, "commit": _commit(), "threads": 2, "malloc_env": allocator_env(),
+             "max_rss_mib": max_rss_mib()}
     print(setup)
     if args.output:
         args.output.write_text(json.dumps(setup | {"rows": rows}, indent=1) + "\n")

@@ -388,6 +388,13 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     return result
 
 
+def allocator_env() -> dict[str, str]:
+    """The host allocator's settings in the environment, which move a CPU's long steps by ~1.4x (README: "A CPU's
+    memory allocator"): glibc's ``MALLOC_*``, PyTorch's ``THP_MEM_ALLOC_ENABLE``, a preloaded allocator."""
+    return {k: v for k, v in os.environ.items()
+            if k.startswith("MALLOC_") or k in ("THP_MEM_ALLOC_ENABLE", "LD_PRELOAD")}
+
+
 def max_rss_mib() -> float | None:
     """The process's peak resident set so far, MiB (None where the platform does not say): the host's whole cost,
     its allocator's pools included, beside the rows' peaks of live tensors (an allocator that keeps freed memory for
@@ -574,9 +581,7 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
             "window_mib": window_budget(base.dynamics, kind),
             "warmup": warmup,
             "device": device, "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
-            # the host allocator's settings, which move a CPU's long steps (README: "A CPU's memory allocator")
-            "allocator_env": {k: v for k, v in os.environ.items()
-                              if k.startswith("MALLOC_") or k in ("THP_MEM_ALLOC_ENABLE", "LD_PRELOAD")},
+            "allocator_env": allocator_env(),
             "transformers": transformers.__version__, "seed": base.seed, "fp16": base.fp16, "bf16": base.bf16,
             "teacher_cache_dtype": base.teacher_cache_dtype,
             "align": {k: v for k, v in dataclasses.asdict(base.align).items() if k != "name"},
