@@ -147,6 +147,8 @@ class Distiller(nn.Module):
         for name, buffer in self.named_buffers():
             buffer.copy_(snapshot["buffers"][name])
         self._magnitudes = dict(snapshot["magnitudes"])
+        if self.aligner is not None:
+            self.aligner.reload_held()
 
     # ----------------------------------------------------------------------------------------------- weights
     def weights(self, progress: float) -> dict[str, float]:
@@ -306,7 +308,7 @@ class Distiller(nn.Module):
 
     def feature_terms(self, s: Features, t: Features, perturbed) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         if self.feature == "dynamics":
-            costs = self.dynamics_costs(s, t, perturbed)
+            costs = self.dynamics_costs(s, t, perturbed, self._ahead())
             total = sum(self.cfg.dynamics.weights.get(k, 1.0) * cost_value(c) for k, c in costs.items())
             plan = self.aligner(total if self.gathers else distributed.synced_cost(total))
             terms = {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
@@ -368,7 +370,19 @@ class Distiller(nn.Module):
         """Whether batch forms see the features of every process (``dynamics.gather`` in a multi-process run)."""
         return self.cfg.dynamics.gather and self.opts.pooling != "tokens" and distributed.world_size() > 1
 
-    def dynamics_costs(self, s: Features, t: Features, perturbed) -> dict[str, torch.Tensor | PlanFirst]:
+    def _ahead(self) -> tuple[torch.Tensor, dict[str, float]] | None:
+        """This batch's plan where the aligner knows it before the costs (``Aligner.ahead``: a fixed map, a held plan),
+        with the weights of the dynamics' components relative to each other in the loss (``dynamics.weights``): token
+        costs in windows then take their gradient in the same pass as their values (``grams.windowed_costs``). None
+        under term balancing, whose divisors come from the values."""
+        if not self.plan_first or self.opts.pooling != "tokens" or self.cfg.balance:
+            return None
+        plan = self.aligner.ahead()
+        return None if plan is None else (plan, {k: self.component_weight(f"dyn/{k}") for k in self.opts.components})
+
+    def dynamics_costs(self, s: Features, t: Features, perturbed,
+                       ahead: tuple[torch.Tensor, dict[str, float]] | None = None
+                       ) -> dict[str, torch.Tensor | PlanFirst]:
         refs = self.references(s, t) if self.cfg.dynamics.reference != "batch" else None
         # the perturbed captures' hidden states alone: their logits are not a decoder's (capture, inputs_embeds)
         pert = (perturbed[0].hidden, perturbed[1].hidden) if perturbed is not None else None
@@ -385,7 +399,7 @@ class Distiller(nn.Module):
         # dynamics_costs's two halves: the teacher's states stacked as scratch are held by the pooled features alone
         # (a call's arguments live as long as the call), which the costs let go once they have made what they need
         return pooled_costs(pool_features(s.hidden, _taken_if_scratch(t), **inputs), self.opts, anchors, refs,
-                            self.plan_first)
+                            self.plan_first, ahead)
 
     def dynamics_masks(self, s: Features, t: Features) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The tokens the dynamics see: the attention masks (padding never counts) or, for extractive QA with

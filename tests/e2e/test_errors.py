@@ -61,6 +61,10 @@ def full_disk_for_the_record(self: Path, *args, **kwargs):
         (["--set", "beta={kind: step, switch: 0, warmup: 0.2}"], "beta: a step schedule's switch (0.0) comes before"),
         (["--set", "align.layers=[1,2]"], "align.fixed_map and align.layers choose the fixed aligner's map"),
         (["--set", "align.plan_momentum=1"], "align.plan_momentum must be in [0, 1)"),
+        (["--set", "align.plan_every=0"], "align.plan_every must be >= 1"),
+        (["--set", "align.plan_every=4", "--set", "align.plan_grad=true"],
+         "align.plan_every 4 holds a plan without gradient for the batches after the one it was computed from; "
+         "align.plan_grad takes its gradient through every batch's plan"),
         (["--teacher-cache", "of"], "teacher_cache: 'of' is not auto, off or a folder (did you mean 'off'?"),
         (["--set", "teacher_cache=none"], "'none' is not auto, off or a folder (did you mean 'off'?"),
         (["--set", "teacher_cache=disable"], "'disable' is not auto, off or a folder (did you mean 'off'?"),

@@ -298,3 +298,59 @@ def test_the_guard_costs_nothing_under_the_trainer_and_the_fixed_map_moves_nothi
     assert ops(FixedAligner(2, 6), True) == 0
     for make in (lambda: AttentionAligner(2, 6), lambda: OTAligner(2, 6)):
         assert ops(make(), False) < ops(make(), True)
+
+
+@pytest.mark.parametrize("aligner", [OTAligner(3, 6, plan_every=3), AttentionAligner(3, 6, plan_every=3)],
+                         ids=["ot", "attention"])
+def test_a_plan_is_held_for_plan_every_batches_in_training(aligner):
+    """``plan_every`` N: the plan of one training batch's costs serves the N - 1 after it, known before their costs
+    (``ahead``); evaluation computes its own plans and leaves the count alone."""
+    aligner.train()
+    assert aligner.ahead() is None  # (no plan yet)
+    first = aligner(rand_cost(3, 6, 0))
+    held = aligner.ahead()
+    torch.testing.assert_close(held, first)
+    running = aligner.running_plan.clone()
+    for seed in (1, 2):
+        assert aligner.ahead() is held
+        assert aligner(rand_cost(3, 6, seed)) is held  # (the costs are not read)
+    torch.testing.assert_close(aligner.running_plan, running)  # (held batches add nothing to the running plan)
+    aligner.eval()
+    assert aligner.ahead() is None
+    fresh = aligner(rand_cost(3, 6, 7))
+    assert not torch.equal(fresh, held)
+    aligner.train()
+    assert aligner.ahead() is None  # (three batches served: the next computes its own)
+    new = aligner(rand_cost(3, 6, 3))
+    assert not torch.allclose(new, first)
+    torch.testing.assert_close(aligner.held_plan, new)
+    assert int(aligner.held_for) == 1
+
+
+def test_a_held_plan_and_its_count_go_with_the_checkpoint():
+    a = OTAligner(2, 4, plan_every=4).train()
+    a(rand_cost(2, 4, 0))
+    a(rand_cost(2, 4, 1))
+    b = OTAligner(2, 4, plan_every=4).train()
+    b.load_state_dict(a.state_dict())
+    torch.testing.assert_close(b.ahead(), a.ahead())
+    b(rand_cost(2, 4, 2))
+    b(rand_cost(2, 4, 3))
+    assert b.ahead() is None  # (four batches: one computed, three held)
+    assert "held_plan" not in OTAligner(2, 4).state_dict()  # (plan_every 1: the state as before)
+
+
+def test_the_fixed_map_is_known_ahead_always():
+    a = FixedAligner(2, 4)
+    for mode in (a.train, a.eval):
+        mode()
+        assert a.ahead() is a.fixed and a(rand_cost(2, 4)) is a.fixed
+
+
+def test_plan_every_refuses_a_plan_with_its_own_gradient():
+    with pytest.raises(ValueError, match="plan_every must be 1"):
+        OTAligner(2, 4, plan_grad=True, plan_every=2)
+    with pytest.raises(ValueError, match="plan_every must be 1"):
+        AttentionAligner(2, 4, learned=True, plan_every=2)
+    with pytest.raises(ValueError, match="plan_every must be >= 1"):
+        OTAligner(2, 4, plan_every=0)

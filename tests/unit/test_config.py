@@ -215,6 +215,16 @@ def test_aligner_settings_that_cannot_work_are_refused():
             build_config({"align": align})
 
 
+def test_a_held_plan_is_refused_only_where_the_plan_takes_a_gradient():
+    """``align.plan_every`` holds a detached plan: not with OT's ``plan_grad`` or a learned attention; another
+    aligner's such setting is not read, so it does not stand in the way."""
+    for align in ({"name": "ot", "plan_grad": True}, {"name": "attention", "learned": True}):
+        with pytest.raises(DynaKDError, match="holds a plan without gradient"):
+            build_config({"align": align | {"plan_every": 2}})
+    assert build_config({"align": {"name": "ot", "learned": True, "plan_every": 2}}).align.plan_every == 2
+    assert build_config({}).align.plan_every == 1
+
+
 def test_another_aligners_settings_are_noted(capsys):
     """`learned` with OT, `iters` with attention, `tau` with OT were taken and ignored without a word (a sweep's base
     may give them to every aligner of its grid, so they are noted rather than refused)."""

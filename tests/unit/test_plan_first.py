@@ -151,8 +151,8 @@ def test_the_distiller_waits_for_the_plan_where_it_takes_no_gradient(token_group
     seen, results = [], []
     for force_tensors in (False, True):
 
-        def spy(pooled, opts, anchors, refs, plan_first, force_tensors=force_tensors):
-            costs = dynamics.pooled_costs(pooled, opts, anchors, refs, plan_first and not force_tensors)
+        def spy(pooled, opts, anchors, refs, plan_first, ahead=None, *, force_tensors=force_tensors):
+            costs = dynamics.pooled_costs(pooled, opts, anchors, refs, plan_first and not force_tensors, ahead)
             seen.append({type(c) for c in costs.values()})
             return costs
 

@@ -27,12 +27,15 @@ def token_groups(monkeypatch):
     monkeypatch.setattr(grams, "JOINT_BYTES", 0)
 
 
-def terms_and_gradients(opts, plan, refs=None, weights=(1.0, 2.0, 3.0)):
+def terms_and_gradients(opts, plan, refs=None, weights=(1.0, 2.0, 3.0), ahead=False):
     """Each component's term, and the gradient to the student's states of the terms weighed each its own way (as the
-    distiller weighs them; None: left out of the loss, as the distiller leaves out a term that weighs 0)."""
+    distiller weighs them; None: left out of the loss, as the distiller leaves out a term that weighs 0). ``ahead``:
+    the plan and those weights given before the costs (one pass in windows)."""
     s, t = rand_hidden(LS, DS, 0, T, requires_grad=True), rand_hidden(LT, DT, 1, T)
+    names = [c for c in ("deviation", "layer_change", "relations") if c in opts.components]
+    relative = {k: 0.0 if w is None else w for k, w in zip(names, weights)}
     costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=opts, anchors=torch.tensor([0, 2, 4]), refs=refs,
-                           plan_first=True)
+                           plan_first=True, ahead=(plan, relative) if ahead else None)
     terms = {k: plan_loss(plan, c) for k, c in costs.items()}
     sum(w * v for w, v in zip(weights, terms.values()) if w is not None).backward()  # (None: left out, as 0 is)
     return costs, {k: v.detach() for k, v in terms.items()}, [h.grad for h in s]
@@ -48,12 +51,17 @@ def options(comp="default", forms="both", window_mib=0.0, distance="mse"):
                                   "relations_angle"])
 @pytest.mark.parametrize("forms", FORMS)
 @pytest.mark.parametrize("chunk", ["one", "per_step"])
-def test_windowed_terms_and_gradients_are_those_of_the_whole_batch(token_groups, monkeypatch, comp, forms, chunk):
+@pytest.mark.parametrize("ahead", [False, True], ids=["plan_after", "plan_ahead"])
+def test_windowed_terms_and_gradients_are_those_of_the_whole_batch(token_groups, monkeypatch, comp, forms, chunk,
+                                                                   ahead):
     if chunk == "per_step":  # the layer change's teacher forms (and its magnitude's products) a step at a time
         monkeypatch.setattr(grams, "CHUNK_BYTES", 1)
     plan = torch.rand(LS, LT, generator=torch.Generator().manual_seed(3))
-    costs, terms, grads = terms_and_gradients(options(comp, forms, TINY), plan)
+    passes, gradient = [], grams.Windows.gradient  # (the backward's second pass over the windows)
+    monkeypatch.setattr(grams.Windows, "gradient", lambda *a: (passes.append(1), gradient(*a))[1])
+    costs, terms, grads = terms_and_gradients(options(comp, forms, TINY), plan, ahead=ahead)
     assert all(isinstance(c, Windowed) for c in costs.values())  # (else the comparison below proves nothing)
+    assert len(passes) == (0 if ahead else 1)
     _, want_terms, want_grads = terms_and_gradients(options(comp, forms), plan)
     assert terms.keys() == want_terms.keys()
     for k, want in want_terms.items():
@@ -244,3 +252,108 @@ def test_unset_windows_follow_the_device():
     for device, per in (("meta", 32), ("cpu", 1)):  # (expanded: the shapes of a batch without its bytes)
         xs, xt = (torch.zeros(n, 32, 1, 1, device=device).expand(n, 32, 384, 384) for n in (3, 7))
         assert grams.window_groups(xs, xt, unset) == per
+
+
+def test_a_plan_known_ahead_takes_the_weights_it_was_given(token_groups):
+    """With the plan known ahead, the gradient is taken with the values, for the components' relative weights: a loss
+    that weighs them so (any common factor, a component left out where its weight is 0) gets the whole batch's
+    gradient; one that weighs them otherwise is refused, not given a wrong gradient."""
+    plan = torch.rand(LS, LT, generator=torch.Generator().manual_seed(4))
+    _, _, want = terms_and_gradients(options(), plan, weights=(0.5, None, 1.5))
+    s, t = rand_hidden(LS, DS, 0, T, requires_grad=True), rand_hidden(LT, DT, 1, T)
+    relative = {"deviation": 1.0, "layer_change": 0.0, "relations": 3.0}
+    costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=torch.tensor([0, 2, 4]),
+                           plan_first=True, ahead=(plan, relative))
+    terms = {k: plan_loss(plan, c) for k, c in costs.items()}
+    (0.5 * terms["deviation"] + 1.5 * terms["relations"]).backward()
+    for got, expect in zip([h.grad for h in s], want):
+        torch.testing.assert_close(got, expect, rtol=1e-4, atol=1e-6)
+    for weights in ((1.0, 1.0, 1.0), (1.0, None, None)):
+        costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
+                               plan_first=True, ahead=(plan, relative))
+        terms = list(plan_loss(plan, c) for c in costs.values())
+        with pytest.raises(ValueError, match="took their gradient with the plan known ahead"):
+            sum(w * v for w, v in zip(weights, terms) if w is not None).backward()
+    costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
+                           plan_first=True, ahead=(plan, relative))
+    with pytest.raises(ValueError, match="take one plan for all their components"):  # (another plan than given)
+        plan_loss(plan.clone(), costs["deviation"])
+
+
+def test_a_plan_known_ahead_lets_the_teacher_go_with_the_pass(token_groups):
+    """One pass: the teacher's stacked states are not kept for the backward."""
+    from dynakd.features import StackedHidden
+
+    s = rand_hidden(LS, DS, 0, T, requires_grad=True)
+    stack = torch.stack(rand_hidden(LT, DT, 1, T), 1)
+    stacked = weakref.ref(stack)
+    teacher = StackedHidden(stack, scratch=True)
+    del stack
+    plan = torch.rand(LS, LT)
+    costs = dynamics_costs(s, teacher, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
+                           plan_first=True, ahead=(plan, {}))
+    del teacher
+    gc.disable()
+    try:
+        assert stacked() is None
+    finally:
+        gc.enable()
+    sum(plan_loss(plan, c) for c in costs.values()).backward()
+    assert all(h.grad is not None for h in s[1:])
+
+
+def test_no_gradient_no_second_pass(token_groups):
+    """Under no_grad (evaluation) a plan given ahead changes nothing: the values alone."""
+    plan = torch.rand(LS, LT)
+    s, t = rand_hidden(LS, DS, 0, T), rand_hidden(LT, DT, 1, T)
+    with torch.no_grad():
+        got = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
+                             plan_first=True, ahead=(plan, {}))
+        want = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(), anchors=[0, 2, 4], plan_first=True)
+    for k, c in want.items():
+        torch.testing.assert_close(got[k].value, c.value, rtol=1e-5, atol=1e-6)
+
+
+def test_the_distiller_passes_a_held_plan_ahead(token_groups, monkeypatch):
+    """``align.plan_every``: the batches that reuse a held plan take their windows in one pass, with the same terms and
+    gradients as two; the batch that computes the plan takes two (its costs come first)."""
+    cfg = {"dynamics": {"pooling": "tokens", "window_mib": TINY, "weights": {"relations": 2.0}},
+           "align": {"plan_every": 2}}
+    results = {}
+    for one_pass in (True, False):
+        d = distiller(cfg).train()
+        if not one_pass:
+            monkeypatch.setattr(d, "_ahead", lambda: None)
+        passes, gradient = [], grams.Windows.gradient
+        monkeypatch.setattr(grams.Windows, "gradient", lambda *a: (passes.append(1), gradient(*a))[1])
+        got = []
+        for seed in (0, 1):
+            s, t = features(LS, DS, seed, requires_grad=True, t=T), features(LT, DT, 10 + seed, t=T)
+            out = d(s, t, torch.tensor([0, 1, 2, 1]), progress=0.5)
+            out.loss.backward()
+            got.append((out.loss.detach(), {k: v.detach() for k, v in out.terms.items()}, [h.grad for h in s.hidden]))
+        results[one_pass] = got
+        assert len(passes) == (1 if one_pass else 2)
+        monkeypatch.undo()
+        monkeypatch.setattr(grams, "JOINT_BYTES", 0)
+    for (loss, terms, grads), (want_loss, want_terms, want_grads) in zip(results[True], results[False]):
+        torch.testing.assert_close(loss, want_loss)
+        for k, v in want_terms.items():
+            torch.testing.assert_close(terms[k], v)
+        for g, w in zip(grads, want_grads):
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-7)
+
+
+def test_no_plan_ahead_under_term_balancing_and_the_count_restored_with_the_state():
+    d = distiller({"dynamics": {"pooling": "tokens"}, "align": {"plan_every": 3}, "balance": True}).train()
+    d.aligner(torch.rand(LS, LT))
+    assert d.aligner.ahead() is not None and d._ahead() is None  # (balancing divides by the values)
+    d = distiller({"dynamics": {"pooling": "tokens"}, "align": {"plan_every": 3}}).train()
+    d.aligner(torch.rand(LS, LT))
+    snapshot = d.snapshot()
+    d.aligner(torch.rand(LS, LT))
+    d.aligner(torch.rand(LS, LT))
+    assert d._ahead() is None
+    d.restore(snapshot)  # (a step that stopped: as the trainer restores it)
+    plan, relative = d._ahead()
+    assert plan is d.aligner.held_plan and relative == {"deviation": 1.0, "layer_change": 1.0, "relations": 1.0}

@@ -13,9 +13,10 @@ def build_aligner(cfg, n_student: int, n_teacher: int) -> Aligner:
     if cfg.name == "fixed":
         return FixedAligner(n_student, n_teacher, cfg.fixed_map, cfg.layers)
     if cfg.name == "attention":
-        return AttentionAligner(n_student, n_teacher, cfg.tau, cfg.learned, cfg.plan_momentum)
+        return AttentionAligner(n_student, n_teacher, cfg.tau, cfg.learned, cfg.plan_momentum, cfg.plan_every)
     if cfg.name == "ot":
-        return OTAligner(n_student, n_teacher, cfg.eps, cfg.iters, cfg.order_prior, cfg.plan_grad, cfg.plan_momentum)
+        return OTAligner(n_student, n_teacher, cfg.eps, cfg.iters, cfg.order_prior, cfg.plan_grad, cfg.plan_momentum,
+                         cfg.plan_every)
     raise ValueError(f"no aligner named {cfg.name!r}")  # a new aligner: its branch here, its name in config.ALIGNERS
 
 

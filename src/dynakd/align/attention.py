@@ -16,8 +16,12 @@ class AttentionAligner(Aligner):
     name = "attention"
     cost_gradient = False  # (the scores read the cost detached; a learned query takes its own gradient)
 
-    def __init__(self, n_student: int, n_teacher: int, tau: float = 0.1, learned: bool = False, momentum: float = 0.9):
-        super().__init__(n_student, n_teacher, momentum)
+    def __init__(self, n_student: int, n_teacher: int, tau: float = 0.1, learned: bool = False, momentum: float = 0.9,
+                 plan_every: int = 1):
+        if learned and plan_every > 1:  # (a held plan is detached: the query would learn in one batch of N)
+            raise ValueError("a learned attention aligner takes its gradient through each batch's plan: plan_every "
+                             "must be 1")
+        super().__init__(n_student, n_teacher, momentum, plan_every)
         self.tau = tau
         self.query = nn.Parameter(torch.zeros(n_student, n_teacher)) if learned else None
 

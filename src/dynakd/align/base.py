@@ -32,19 +32,62 @@ class Aligner(nn.Module):
     # aligner (False) and reads the cost with its gradient must say True.
     cost_gradient: bool = True
 
-    def __init__(self, n_student: int, n_teacher: int, momentum: float = 0.9):
+    def __init__(self, n_student: int, n_teacher: int, momentum: float = 0.9, plan_every: int = 1):
         super().__init__()
         self.n_student, self.n_teacher, self.momentum = n_student, n_teacher, momentum
         self.register_buffer("running_plan", uniform_plan(n_student, n_teacher))
+        if plan_every < 1:
+            raise ValueError(f"plan_every must be >= 1, got {plan_every}")
+        self.plan_every = plan_every
+        self._held_for = 0  # training batches the held plan has served (0: none yet); ``held_for`` in checkpoints
+        if plan_every > 1:  # (buffers only then: the state of every other aligner stays as it was)
+            self.register_buffer("held_plan", uniform_plan(n_student, n_teacher))
+            self.register_buffer("held_for", torch.zeros((), dtype=torch.long))
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, cost: torch.Tensor) -> torch.Tensor:
+        held = self.ahead()
+        if held is not None:  # (the cost is not read: the plan was computed from an earlier batch's)
+            self._count_held(self._held_for + 1)
+            return held
         p = self.plan(cost)
         if self.training:
             self.track(p)
+            if self.plan_every > 1:
+                self.hold(p)
         return p
+
+    def ahead(self) -> torch.Tensor | None:
+        """The plan of the next training batch where it is known before its costs, else None. With ``plan_every``
+        N > 1 a plan computed from one batch's costs is held for the next N - 1 training batches (not in eval mode),
+        and ``forward`` returns it without reading their costs: token-level dynamics computed in windows then take one
+        pass instead of two (``grams.windowed_costs``), and OT's host loop runs once in N batches."""
+        if self.training and 0 < self._held_for < self.plan_every:
+            return self.held_plan
+        return None
+
+    def hold(self, p: torch.Tensor) -> None:
+        """Hold plan ``p`` for the next ``plan_every - 1`` training batches (``ahead``)."""
+        with torch.no_grad():
+            step = p.detach().to(self.held_plan)
+            self.held_plan.copy_(torch.where(step.isfinite().all(), step, self.held_plan) if self.keep_finite
+                                 else step)
+        self._count_held(1)
+
+    def _count_held(self, n: int) -> None:
+        self._held_for = n
+        self.held_for.fill_(n)  # (the checkpoint's copy; written, never read in a step: no host sync)
+
+    def reload_held(self) -> None:
+        """Read the held plan's count back from its buffer, after the buffers were restored or loaded."""
+        if self.plan_every > 1:
+            self._held_for = int(self.held_for)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.reload_held()
 
     def track(self, p: torch.Tensor) -> None:
         """Move the running plan towards ``p``."""

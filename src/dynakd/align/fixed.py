@@ -49,6 +49,13 @@ class FixedAligner(Aligner):
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
         return self.fixed.to(cost.device)
 
+    def forward(self, cost: torch.Tensor) -> torch.Tensor:
+        return self.plan(cost)
+
+    def ahead(self) -> torch.Tensor:
+        """The map: known before any batch's costs."""
+        return self.fixed
+
     def track(self, p: torch.Tensor) -> None:
         """Nothing to move: the running plan is the fixed map."""
 

@@ -82,8 +82,11 @@ class OTAligner(Aligner):
         prior: float = 0.0,
         plan_grad: bool = False,
         momentum: float = 0.9,
+        plan_every: int = 1,
     ):
-        super().__init__(n_student, n_teacher, momentum)
+        if plan_grad and plan_every > 1:  # (a held plan is detached)
+            raise ValueError("plan_grad takes the gradient through each batch's plan: plan_every must be 1")
+        super().__init__(n_student, n_teacher, momentum, plan_every)
         self.eps, self.iters, self.prior, self.plan_grad = eps, iters, prior, plan_grad
         # The costs move slowly from step to step, so the last step's potential is a close starting point (warm start).
         self.register_buffer("potential", torch.zeros(n_teacher))

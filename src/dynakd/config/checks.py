@@ -88,6 +88,11 @@ def _training_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
 MIN_TEMPERATURE = 1e-4  # align.eps and align.tau
 
 
+def _plan_takes_gradient(align) -> bool:
+    """Whether the aligner's plan takes a gradient of its own: OT's with ``plan_grad``, a learned attention's."""
+    return (align.name == "ot" and align.plan_grad) or (align.name == "attention" and align.learned)
+
+
 def _method_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
     """The aligner, the dynamics, staged training, the student's depth."""
     return [
@@ -101,6 +106,12 @@ def _method_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
          f"align.layers gives the map itself: leave align.fixed_map ({cfg.align.fixed_map}) out"),
         (0 < cfg.align.iters <= MAX_ITERS, f"align.iters must be in [1, {MAX_ITERS}], got {cfg.align.iters}"),
         (0 <= cfg.align.plan_momentum < 1, f"align.plan_momentum must be in [0, 1), got {cfg.align.plan_momentum}"),
+        (cfg.align.plan_every >= 1, f"align.plan_every must be >= 1 (1: a new plan each batch), "
+         f"got {cfg.align.plan_every}"),
+        (cfg.align.plan_every == 1 or not _plan_takes_gradient(cfg.align),
+         f"align.plan_every {cfg.align.plan_every} holds a plan without gradient for the batches after the one it was "
+         f"computed from; align.{'plan_grad' if cfg.align.plan_grad else 'learned'} takes its gradient through every "
+         "batch's plan: drop one of the two"),
         (cfg.align.order_prior >= 0, f"align.order_prior must be >= 0, got {cfg.align.order_prior}"),
         # The fixed map's own settings: given with another aligner they would be ignored without a word.
         (cfg.align.name == "fixed" or cfg.terms["feature"] is None

@@ -51,8 +51,8 @@ def unread_options(method: str) -> set[str]:
 
 # The align.* settings each aligner reads (``name`` aside): another aligner's are noted as unread (a sweep's base may
 # give them to every aligner of its grid), but the fixed map's, which are refused with another aligner.
-ALIGNER_READS = {"fixed": {"fixed_map", "layers"}, "attention": {"tau", "learned", "plan_momentum"},
-                 "ot": {"eps", "iters", "order_prior", "plan_grad", "plan_momentum"}}
+ALIGNER_READS = {"fixed": {"fixed_map", "layers"}, "attention": {"tau", "learned", "plan_momentum", "plan_every"},
+                 "ot": {"eps", "iters", "order_prior", "plan_grad", "plan_momentum", "plan_every"}}
 
 
 def default_aligner(method: str) -> str:
@@ -113,6 +113,9 @@ class AlignConfig:
     order_prior: float = 0.0
     plan_grad: bool = False
     plan_momentum: float = 0.9
+    # compute the plan from one training batch's costs in N and hold it for the N - 1 after (attention, OT): token-level
+    # dynamics in windows then take one pass for the held batches, and OT's host loop runs once in N (align/base.py)
+    plan_every: int = 1
 
 
 @dataclass

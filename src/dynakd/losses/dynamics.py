@@ -239,6 +239,7 @@ def pooled_costs(
     anchors: Sequence[int] | torch.Tensor,
     refs: tuple[torch.Tensor, torch.Tensor] | None = None,
     plan_first: bool = False,
+    ahead: tuple[torch.Tensor, dict[str, float]] | None = None,
 ) -> dict[str, torch.Tensor | PlanFirst]:
     """The second half of ``dynamics_costs``: one cost matrix per enabled component from pooled features. Shapes and
     the options alone decide its operators (no host sync), so it can be replayed from a CUDA graph (``cudagraphs``).
@@ -246,7 +247,9 @@ def pooled_costs(
     The deviation, layer-change and relations costs come from Gram matrices (``grams.py``), with or without a mask:
     the same costs as ``vector_costs`` computes from the forms' definitions, without the teacher's change vectors
     ``[Ls, Lt, G, N, d]`` (token-level dynamics made them the largest tensors of a step). Features marked
-    ``teacher_scratch`` may be used up (``Pooled``). ``plan_first``: as ``dynamics_costs``."""
+    ``teacher_scratch`` may be used up (``Pooled``). ``plan_first``: as ``dynamics_costs``. ``ahead``: the plan the
+    costs will be weighed under, known before them, and the components' weights relative to each other in the loss
+    (``grams.windowed_costs``: costs in windows take one pass)."""
     xs, gmask = pooled.xs, pooled.gmask
     # The components not from Grams first: the Gram path may centre the teacher's features in place (Pooled).
     angle = angle_costs(xs[1:], unused(pooled)[1:], gmask, opts) \
@@ -255,7 +258,8 @@ def pooled_costs(
         if "sensitivity" in opts.components else None
     # Centred in place, what is left are not the features any more: taken out of ``pooled`` (and held in no name
     # here), so the Gram path lets them go once it has made what it needs of them.
-    costs = gram_costs(xs, _take_teacher(pooled, refs), gmask, opts, anchors, refs, pooled.teacher_scratch, plan_first)
+    costs = gram_costs(xs, _take_teacher(pooled, refs), gmask, opts, anchors, refs, pooled.teacher_scratch, plan_first,
+                       ahead=ahead)
     if angle is not None:
         costs["relations"] = costs["relations"] + angle
     if sensitivity is not None:
@@ -321,6 +325,7 @@ def dynamics_costs(
     cls_index: torch.Tensor | None = None,
     teacher_cls_index: torch.Tensor | None = None,
     plan_first: bool = False,
+    ahead: tuple[torch.Tensor, dict[str, float]] | None = None,
 ) -> dict[str, torch.Tensor | PlanFirst]:
     """One cost matrix ``[Ls, Lt]`` per enabled component (gradients flow to the student side only).
 
@@ -335,12 +340,16 @@ def dynamics_costs(
     ``plan_first``: for a plan that takes no gradient from the costs, the deviation, layer-change and relations costs
     of token groups come as ``PlanFirst`` costs (``planfirst.py``), compared under the plan in ``plan_loss``: a
     smaller backward (``cost_value`` gives their values, for the aligner).
+    ``ahead``: with ``plan_first``, the plan ``[Ls, Lt]`` the costs will be weighed under, known before them, and the
+    weights ``{component: w}`` the loss gives the components relative to each other (1 where not given): costs
+    computed in windows (``DynamicsOptions.window_mib``) then take their values and gradient in one pass; the loss
+    must weigh them so (one factor for all), which the backward checks.
     ``pool_features`` then ``pooled_costs``.
     """
     pooled = pool_features(student, teacher, mask=mask, opts=opts, teacher_mask=teacher_mask, perturbed=perturbed,
                            teacher_pooled=teacher_pooled, gather=gather, cls_index=cls_index,
                            teacher_cls_index=teacher_cls_index)
-    return pooled_costs(pooled, opts, anchors, refs, plan_first)
+    return pooled_costs(pooled, opts, anchors, refs, plan_first, ahead)
 
 
 def feature_dynamics_loss(

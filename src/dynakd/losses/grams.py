@@ -42,7 +42,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from . import forms as F
-from .planfirst import PlanFirst, Windowed, plan_loss
+from .planfirst import PlanFirst, Windowed, cost_value, plan_loss
 
 # Squared distances below this count as this, so the square root's gradient stays finite: distances under 1e-6 (the
 # diagonal, identical samples) read as 1e-6. ``cdist`` returns 0 there; the difference is below float32's rounding.
@@ -83,6 +83,8 @@ def gram_costs(
     plan_first: bool = False,
     whole: tuple[dict, torch.Tensor | int] | None = None,
     weights: torch.Tensor | None = None,
+    values: bool = False,
+    ahead: tuple[torch.Tensor, dict[str, float]] | None = None,
 ) -> dict[str, torch.Tensor | PlanFirst]:
     """Cost matrices ``[Ls, Lt]`` of the deviation, layer-change and relations components in ``opts`` (those it
     enables) from features ``xs [Ls+1, G, N, ds]`` (with gradients) and ``xt [Lt+1, G, N, dt]`` with the group mask
@@ -96,15 +98,18 @@ def gram_costs(
     computed a few groups at a time (``windowed_costs``). ``whole``: the cell and pair counts of a whole batch of
     which these features are some groups (``_counts``; ``windowed_costs``'s chunks). ``weights``: with
     ``plan_first``, the plan's weights ``W = P / Ls`` known ahead (``windowed_costs``'s backward): the teacher's forms
-    are summed under them as they are built, and the costs' values are not computed (zeros: only their gradient is
-    wanted)."""
+    are summed under them as they are built, and the costs' values are computed with ``values`` (else zeros: only
+    their gradient is wanted). ``ahead``: the plan known before the costs and the components' weights relative to
+    each other in the loss (``pooled_costs``): costs in windows take their values and gradient in one pass
+    (``windowed_costs``)."""
     if isinstance(xt, list):
         xt = xt.pop()
     ref_s, ref_t = refs if refs is not None else (None, None)
     ls, large = xs.shape[0] - 1, _large(xt)
     plan_first = plan_first and large and not torch.compiler.is_compiling()
-    if plan_first and opts.distance == "mse" and (per := window_groups(xs, xt, opts)) < xs.shape[1]:
-        return windowed_costs(xs, xt, gmask, opts, anchors, refs, per)
+    ahead = ahead if plan_first and torch.is_grad_enabled() and xs.requires_grad else None  # (no gradient: one pass)
+    if plan_first and opts.distance == "mse" and (per := window_groups(xs, xt, opts, ahead is not None)) < xs.shape[1]:
+        return windowed_costs(xs, xt, gmask, opts, anchors, refs, per, ahead)
     cells, pairs = whole if whole is not None else _counts(gmask, xs, opts)
     student = _student_grams(xs, gmask, ref_s, opts)
     with torch.no_grad():
@@ -115,7 +120,7 @@ def gram_costs(
         forms = _shape_forms(student.pop("change_gram", None), student.pop("change_norms", None),
                              student.pop("change_size", None), gmask, opts)
         counts = [cells[f] for f in _forms(opts)]
-        costs["layer_change"] = _change_costs(forms, teacher, counts, opts.distance, plan_first, weights)
+        costs["layer_change"] = _change_costs(forms, teacher, counts, opts.distance, plan_first, weights, values)
     counts = {"deviation": [cells[f] for f in _forms(opts)]}
     if "relations" in opts.components:
         counts["relations"] = [pairs]
@@ -124,7 +129,7 @@ def gram_costs(
             forms_t = _other_forms(teacher, gmask, opts)
         teacher.clear()  # its Grams, before the student's forms are made
         for k, forms in _other_forms(student, gmask, opts).items():
-            costs[k] = _compare(forms, counts[k], ls, opts.distance, forms_t.pop(k), plan_first, weights)
+            costs[k] = _compare(forms, counts[k], ls, opts.distance, forms_t.pop(k), plan_first, weights, values)
     else:  # both models' forms in one tensor, the student's rows first: [Ls + Lt, ...], one operator for the two
         both = {k: torch.cat([student[k], teacher.pop(k)]) for k in list(teacher)}
         for k, forms in _other_forms(both, gmask, opts).items():
@@ -139,15 +144,16 @@ def _counts(gmask: torch.Tensor | None, xs: torch.Tensor, opts) -> tuple[dict, t
     return F.cell_counts(gmask, xs), pairs
 
 
-def window_groups(xs: torch.Tensor, xt: torch.Tensor, opts) -> int:
+def window_groups(xs: torch.Tensor, xt: torch.Tensor, opts, once: bool = False) -> int:
     """How many groups (windows) a chunk of ``windowed_costs`` takes: as many as keep the forms of both models in a
     chunk to about the windows' MiB (``window_budget``; one at least). Every group (no windows) where that is 0, or
     where windows would save less than they keep: the teacher's features ``xt``, held to the backward (else let go
     once their Grams are made), against the forms of the other chunks (8 windows of 128 tokens, 4 x 12 layers of
     width 768: the forms of a window are about the size of its teacher's features, and windows of 32 MiB peaked at
-    1.18x all at once; benchmarks/speed/RESULTS.md). A group's forms, ``N x N`` each: the teacher's layer change
-    ``Ls x Lt``, its deviation and relations ``Lt`` each, the student's ``Ls`` each for the three (from the shapes: no
-    operator)."""
+    1.18x all at once; benchmarks/speed/RESULTS.md); where they take one pass (``once``: a plan known ahead), the
+    teacher's features are not held, and windows always save. A group's forms, ``N x N`` each: the teacher's layer
+    change ``Ls x Lt``, its deviation and relations ``Lt`` each, the student's ``Ls`` each for the three (from the
+    shapes: no operator)."""
     budget, g = window_budget(opts, xs), xs.shape[1]
     if not budget:
         return g
@@ -156,7 +162,7 @@ def window_groups(xs: torch.Tensor, xt: torch.Tensor, opts) -> int:
                 if c in ("deviation", "layer_change", "relations")) * n * n * xs.element_size()  # bytes a group
     per = max(1, int(budget * 2**20) // max(forms, 1))
     saved = (g - min(per, g)) * forms  # the forms of every chunk but one
-    return per if saved > xt.numel() * xt.element_size() else g
+    return per if once or saved > xt.numel() * xt.element_size() else g
 
 
 def window_budget(opts, where: torch.Tensor | torch.device | str) -> float:
@@ -169,7 +175,7 @@ def window_budget(opts, where: torch.Tensor | torch.device | str) -> float:
 
 def windowed_costs(xs: torch.Tensor, xt: torch.Tensor, gmask: torch.Tensor | None, opts,
                    anchors: Sequence[int] | torch.Tensor, refs: tuple[torch.Tensor, torch.Tensor] | None,
-                   per: int) -> dict[str, Windowed]:
+                   per: int, ahead: tuple[torch.Tensor, dict[str, float]] | None = None) -> dict[str, Windowed]:
     """``gram_costs`` under ``plan_first`` and ``mse``, ``per`` groups at a time: no chunk's forms outlive it.
 
     Every form is a group's own (centred, normalised over its items) and an ``mse`` cost is a sum over cells over
@@ -179,11 +185,19 @@ def windowed_costs(xs: torch.Tensor, xt: torch.Tensor, gmask: torch.Tensor | Non
     under the plan, every component's weighed as the loss weighs it. So the dynamics hold one chunk's forms at a
     time, whatever the number of windows, for about twice their forward: the teacher's features ``xt`` are kept,
     not centred in place, until the backward. ``refs`` take no gradient here (the distiller's running references
-    take none)."""
+    take none).
+
+    With the plan known before the costs (``ahead``: a fixed map, a plan held from an earlier batch), one pass
+    computes both, chunk by chunk: the values, and the gradient to the student's features of the components' plan
+    losses weighed as ``ahead`` says relative to each other (``Windows.once``). The teacher's features then go with
+    the pass, and the backward scales that gradient (``_Ahead``): a pass fewer over the forms, the teacher's the
+    larger part (~40% of their time at 32 windows of 384 tokens, 6 teacher layers: benchmarks/speed/RESULTS.md)."""
     whole = _counts(gmask, xs, opts)
     parts = [slice(start, start + per) for start in range(0, xs.shape[1], per)]
     refs = None if refs is None else (refs[0].detach(), refs[1])
     windows = Windows(gmask, opts, anchors, refs, parts, whole)
+    if ahead is not None:
+        return windows.once(xs, xt, *ahead)
     values: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for part in parts:
@@ -205,12 +219,38 @@ class Windows:
         self.plan: torch.Tensor | None = None  # (the plan given, whose detached copy the backward reads)
 
     def costs(self, xs: torch.Tensor, xt: torch.Tensor, part: slice, plan_first: bool,
-              weights: torch.Tensor | None = None) -> dict:
+              weights: torch.Tensor | None = None, values: bool = False) -> dict:
         """One chunk's costs (``xs``: the chunk's; ``xt``: the whole batch's) over the whole batch's counts;
-        ``weights``: as ``gram_costs``'s."""
+        ``weights``, ``values``: as ``gram_costs``'s."""
         gmask = None if self.gmask is None else self.gmask[part]
         return gram_costs(xs, xt[:, part], gmask, self.opts, self.anchors, self.refs, plan_first=plan_first,
-                          whole=self.whole, weights=weights)
+                          whole=self.whole, weights=weights, values=values)
+
+    def once(self, xs: torch.Tensor, xt: torch.Tensor, plan: torch.Tensor,
+             relative: dict[str, float]) -> dict[str, Windowed]:
+        """``windowed_costs`` under a plan known ahead: each chunk's values and, in the same pass, the gradient to the
+        chunk's features of ``sum_k relative[k] plan_loss(plan, cost_k)``, kept whole for the backward (``_Ahead``),
+        which scales it by the loss's weight of the components."""
+        self.plan = plan
+        known = plan.detach() / plan.shape[0]  # W = P / Ls, as PlanFirst.surrogate weighs
+        grad, values = torch.zeros_like(xs), {}
+        with torch.autocast(xs.device.type, enabled=False):  # (float32 forms, as Windows.gradient takes them)
+            for part in self.parts:
+                x = xs[:, part].detach().requires_grad_()
+                with torch.enable_grad():
+                    costs = self.costs(x, xt, part, plan_first=True, weights=known, values=True)
+                    for k, c in costs.items():
+                        values[k] = cost_value(c) if k not in values else values[k] + cost_value(c)
+                    terms = [relative.get(k, 1.0) * plan_loss(plan, c) for k, c in costs.items()
+                             if relative.get(k, 1.0) and isinstance(c, (torch.Tensor, PlanFirst))]  # (no form: 0.0)
+                    if not terms:
+                        continue
+                    (g,) = torch.autograd.grad(sum(terms[1:], terms[0]), x, allow_unused=True)
+                if g is not None:
+                    grad[:, part] = g
+        self.names = list(values)
+        terms = _Ahead.apply(xs, grad, [relative.get(k, 1.0) for k in self.names])
+        return {k: Windowed(v, terms[i], self) for i, (k, v) in enumerate(values.items())}
 
     def take_plan(self, plan: torch.Tensor) -> None:
         """The plan every component's gradient is taken under: one for all (the gradients are one pass)."""
@@ -265,6 +305,44 @@ class _Deferred(torch.autograd.Function):
         return ctx.windows.gradient(xs, xt, weights), None, None
 
 
+class _Ahead(torch.autograd.Function):
+    """A zero per component of ``Windows.once``, whose backward gives the student's features ``xs`` the gradient
+    computed with the values, ``grad`` (the components weighed by ``relative``), scaled by the loss's weight of the
+    components: each output's gradient must be one factor times its relative weight (the distiller's loss: the
+    feature term's weight, any scaling after), which is checked. Written by hand for the reason ``_Deferred`` is."""
+
+    @staticmethod
+    def forward(ctx, xs: torch.Tensor, grad: torch.Tensor, relative: list[float]) -> tuple[torch.Tensor, ...]:
+        ctx.grad, ctx.relative = grad, relative
+        ctx.set_materialize_grads(False)
+        return tuple(xs.new_zeros(()) for _ in relative)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *weights: torch.Tensor | None):
+        grad, ctx.grad = ctx.grad, None  # (let go with the backward)
+        scale = _common_scale(weights, ctx.relative)
+        return (None if scale is None else grad.mul_(scale)), None, None
+
+
+def _common_scale(weights: Sequence[torch.Tensor | None], relative: list[float]) -> torch.Tensor | None:
+    """The factor ``s`` with ``weights[k] = s relative[k]`` for every component (an output the loss left out: a weight
+    of None, as 0); None where every weight is None. Refused where there is none: the gradient was taken ahead for
+    those relative weights."""
+    if all(w is None for w in weights):
+        return None
+    given = torch.stack([w.float() if w is not None else torch.zeros((), device=weights[0].device if weights[0]
+                         is not None else None) for w in weights])
+    rel = torch.tensor(relative, dtype=given.dtype, device=given.device)
+    first = int(rel.nonzero()[0]) if bool(rel.any()) else 0
+    scale = given[first] / rel[first] if rel[first] else given.new_zeros(())
+    if not torch.allclose(given, scale * rel, rtol=1e-4, atol=0.0):
+        raise ValueError(f"these windowed costs took their gradient with the plan known ahead, for components weighed "
+                         f"{relative} relative to each other, but the loss weighed them {given.tolist()}: weigh "
+                         "them so, or compute the costs without ahead (pooled_costs) to weigh them freely")
+    return scale
+
+
 def _large(xt: torch.Tensor) -> bool:
     """Whether the teacher's Grams ``[Lt, G, N, N]`` pass ``JOINT_BYTES``."""
     return torch.compiler.is_compiling() or _gram_bytes(xt) > JOINT_BYTES
@@ -287,13 +365,14 @@ def _other_forms(grams: dict, gmask: torch.Tensor | None, opts) -> dict[str, lis
 
 
 def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distance: str,
-                  plan_first: bool = False, weights: torch.Tensor | None = None) -> torch.Tensor | PlanFirst:
+                  plan_first: bool = False, weights: torch.Tensor | None = None,
+                  values: bool = False) -> torch.Tensor | PlanFirst:
     """The layer change's cost ``[Ls, Lt]`` from the student's forms and the teacher's (``teacher["change"]``, taken
     out of ``teacher``: this function holds the one reference), built a few student steps at a time
     (``TeacherChange.steps``): each step's row depends on its own forms alone. ``plan_first``: a ``PlanFirst`` cost,
     its values under ``no_grad``; the teacher's forms are kept for the plan to sum (where the tensor costs keep the
     differences from the student's, the same size, for the backward); with the plan's ``weights`` known, summed as
-    each chunk is built, and no values (``gram_costs``)."""
+    each chunk is built, and the values with ``values`` (``gram_costs``)."""
     change: TeacherChange | None = teacher.pop("change")
     if not forms:
         return 0.0  # (no form on: as forms.py's path)
@@ -308,6 +387,9 @@ def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distan
         if plan_first and weights is not None:  # (the plan known: summed now, each chunk's forms gone)
             with torch.no_grad():
                 kept.append([F.weighed(weights[part], t, distance, paired=True) for t in built])
+                if values:
+                    rows.append(sum(F.paired_costs((f if len(parts) == 1 else f[part]).detach(), t, c,
+                                                   distance=distance) for f, t, c in zip(forms, built, counts)))
             continue
         with torch.no_grad() if plan_first else contextlib.nullcontext():
             terms = [F.paired_costs(f if len(parts) == 1 else f[part], t, c, distance=distance)
@@ -316,7 +398,8 @@ def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distan
         if plan_first:
             kept.append(built)
     if plan_first and weights is not None:
-        return _summed_cost(weights, forms, counts, distance, [torch.cat(rows) for rows in zip(*kept)])
+        return _summed_cost(weights, forms, counts, distance, [torch.cat(rows) for rows in zip(*kept)],
+                            torch.cat(rows) if values else None)
     cost = rows[0] if len(rows) == 1 else torch.cat(rows)
     if not plan_first:
         return cost
@@ -332,10 +415,11 @@ def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distan
 
 
 def _summed_cost(weights: torch.Tensor, forms: list[torch.Tensor], counts: list, distance: str,
-                 summed: list[torch.Tensor]) -> PlanFirst:
+                 summed: list[torch.Tensor], value: torch.Tensor | None = None) -> PlanFirst:
     """A ``PlanFirst`` cost whose teacher's forms were summed under the plan's ``weights``, known ahead
-    (``gram_costs``): no values (zeros), only their gradient."""
-    return PlanFirst(weights.new_zeros(weights.shape), forms, counts, distance, lambda _: summed)
+    (``gram_costs``): its ``value`` where computed, else zeros (only its gradient is wanted)."""
+    return PlanFirst(weights.new_zeros(weights.shape) if value is None else value, forms, counts, distance,
+                     lambda _: summed)
 
 
 def _forms(opts) -> list[str]:
@@ -546,22 +630,24 @@ def _distances(gram: torch.Tensor, gmask: torch.Tensor | None, opts) -> torch.Te
 
 def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
              teacher: list[torch.Tensor] | None = None, plan_first: bool = False,
-             weights: torch.Tensor | None = None) -> torch.Tensor | PlanFirst:
+             weights: torch.Tensor | None = None, values: bool = False) -> torch.Tensor | PlanFirst:
     """Cost ``[Ls, Lt]`` of one component from its forms: both models' in each (the student's ``ls`` rows first), or
     the student's alone with the teacher's in ``teacher``; the sum over the forms of ``F.layer_costs``. Under ``mse``
     both models' forms go as one vector, each scaled by one over the root of its count of cells: the squared distance
     of the whole is then the sum of the forms' mean squared distances, one comparison for the two forms (pooled
     features: a step of small operators). The teacher's apart are compared form by form: joined, their copy was the
     peak of token groups' costs. ``plan_first`` (the teacher's apart): a ``PlanFirst`` cost, which keeps the
-    teacher's forms until the plan sums them; with the plan's ``weights`` known, summed now, and no values
-    (``gram_costs``)."""
+    teacher's forms until the plan sums them; with the plan's ``weights`` known, summed now, and the values with
+    ``values`` (``gram_costs``)."""
     if distance == "mse" and len(forms) > 1 and teacher is None:
         scales = [F.at_least_one(c) ** -0.5 for c in counts]
         forms, counts = [torch.cat([f.flatten(1) * c for f, c in zip(forms, scales)], 1)], [1]
     if plan_first and forms and weights is not None:
         with torch.no_grad():
             summed = [F.weighed(weights, b, distance) for b in teacher]
-        return _summed_cost(weights, forms, counts, distance, summed)
+            value = sum(F.layer_costs(a.detach(), b, c, distance=distance) for a, b, c in zip(forms, teacher, counts)) \
+                if values else None
+        return _summed_cost(weights, forms, counts, distance, summed, value)
     if plan_first and forms:
         with torch.no_grad():
             terms = [F.layer_costs(a, b, c, distance=distance) for a, b, c in zip(forms, teacher, counts)]
