@@ -39,9 +39,11 @@ WINDOWS = (32.0, 256.0)  # dynamics.window_mib of the last rows of each size (th
 
 
 def peak_mib(component: str, ls: int, lt: int, groups: int, tokens: int, width: int, device: str = "cpu",
-             plan_first: bool = True, window_mib: float = 0.0) -> tuple[float, float, float, float]:
+             plan_first: bool = True, window_mib: float = 0.0,
+             ahead: bool = False) -> tuple[float, float, float, float]:
     """Peak MiB of ``component``'s costs, forward and backward; the MiB the forward leaves to the backward; the
-    seconds of forward and backward (one run: a rough guide); and the MiB of the hidden states themselves."""
+    seconds of forward and backward (one run: a rough guide); and the MiB of the hidden states themselves.
+    ``ahead``: the plan given before the costs (``dynamics_costs``'s ``ahead``: windows take one pass)."""
     g = torch.Generator().manual_seed(0)
     student = [torch.randn(groups, tokens, 384, generator=g).to(device).requires_grad_() for _ in range(ls + 1)]
     teacher = [torch.randn(groups, tokens, width, generator=g).to(device) for _ in range(lt + 1)]
@@ -56,7 +58,8 @@ def peak_mib(component: str, ls: int, lt: int, groups: int, tokens: int, width: 
     features = round(sum(h.numel() for h in student + teacher) * 4 / 2**20, 1)
 
     def costs_and_backward(live) -> float:
-        costs = dynamics_costs(student, teacher, mask=mask, opts=opts, anchors=anchors, plan_first=plan_first)
+        costs = dynamics_costs(student, teacher, mask=mask, opts=opts, anchors=anchors, plan_first=plan_first,
+                               ahead=(plan, {}) if ahead else None)
         loss = sum(plan_loss(plan, c) for c in costs.values())
         del costs
         kept = live()

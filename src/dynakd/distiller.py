@@ -310,7 +310,9 @@ class Distiller(nn.Module):
         if self.feature == "dynamics":
             costs = self.dynamics_costs(s, t, perturbed, self._ahead())
             total = sum(self.cfg.dynamics.weights.get(k, 1.0) * cost_value(c) for k, c in costs.items())
-            plan = self.aligner(total if self.gathers else distributed.synced_cost(total))
+            # the plan from costs alike on every process: gathered ones, or none read (a held plan, the same on all)
+            alike = self.gathers or self.aligner.ahead() is not None
+            plan = self.aligner(total if alike else distributed.synced_cost(total))
             terms = {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
             if self.hidden_term:  # the dynamics' plan places it too; pairs the plan leaves out are not computed
                 needed = plan.detach() > 0

@@ -317,26 +317,27 @@ def test_no_gradient_no_second_pass(token_groups):
 def test_the_distiller_passes_a_held_plan_ahead(token_groups, monkeypatch):
     """``align.plan_every``: the batches that reuse a held plan take their windows in one pass, with the same terms and
     gradients as two; the batch that computes the plan takes two (its costs come first)."""
-    cfg = {"dynamics": {"pooling": "tokens", "window_mib": TINY, "weights": {"relations": 2.0}},
-           "align": {"plan_every": 2}}
-    results = {}
-    for one_pass in (True, False):
-        d = distiller(cfg).train()
+    passes, gradient = [], grams.Windows.gradient  # (the backward's second pass over the windows)
+    monkeypatch.setattr(grams.Windows, "gradient", lambda *a: (passes.append(1), gradient(*a))[1])
+
+    def two_batches(one_pass: bool) -> list:
+        d = distiller({"dynamics": {"pooling": "tokens", "window_mib": TINY, "weights": {"relations": 2.0}},
+                       "align": {"plan_every": 2}}).train()
         if not one_pass:
-            monkeypatch.setattr(d, "_ahead", lambda: None)
-        passes, gradient = [], grams.Windows.gradient
-        monkeypatch.setattr(grams.Windows, "gradient", lambda *a: (passes.append(1), gradient(*a))[1])
+            d._ahead = lambda: None
         got = []
         for seed in (0, 1):
             s, t = features(LS, DS, seed, requires_grad=True, t=T), features(LT, DT, 10 + seed, t=T)
             out = d(s, t, torch.tensor([0, 1, 2, 1]), progress=0.5)
             out.loss.backward()
             got.append((out.loss.detach(), {k: v.detach() for k, v in out.terms.items()}, [h.grad for h in s.hidden]))
-        results[one_pass] = got
-        assert len(passes) == (1 if one_pass else 2)
-        monkeypatch.undo()
-        monkeypatch.setattr(grams, "JOINT_BYTES", 0)
-    for (loss, terms, grads), (want_loss, want_terms, want_grads) in zip(results[True], results[False]):
+        return got
+
+    results = two_batches(one_pass=True)
+    assert len(passes) == 1
+    want = two_batches(one_pass=False)
+    assert len(passes) == 3
+    for (loss, terms, grads), (want_loss, want_terms, want_grads) in zip(results, want):
         torch.testing.assert_close(loss, want_loss)
         for k, v in want_terms.items():
             torch.testing.assert_close(terms[k], v)
@@ -357,3 +358,14 @@ def test_no_plan_ahead_under_term_balancing_and_the_count_restored_with_the_stat
     d.restore(snapshot)  # (a step that stopped: as the trainer restores it)
     plan, relative = d._ahead()
     assert plan is d.aligner.held_plan and relative == {"deviation": 1.0, "layer_change": 1.0, "relations": 1.0}
+
+
+def test_a_held_plan_sums_no_cost_over_processes(monkeypatch):
+    """Every process holds the same plan, computed from costs summed over them: the batches that reuse it sum none."""
+    synced = []
+    monkeypatch.setattr("dynakd.distiller.distributed.synced_cost", lambda c: (synced.append(1), c)[1])
+    d = distiller({"align": {"plan_every": 3}}).train()
+    for seed in range(4):
+        d(features(LS, DS, seed, requires_grad=True), features(LT, DT, 10 + seed), torch.tensor([0, 1, 2, 1]),
+          progress=0.5)
+    assert len(synced) == 2  # (batches 1 and 4)

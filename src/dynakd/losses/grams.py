@@ -331,12 +331,12 @@ def _common_scale(weights: Sequence[torch.Tensor | None], relative: list[float])
     those relative weights."""
     if all(w is None for w in weights):
         return None
-    given = torch.stack([w.float() if w is not None else torch.zeros((), device=weights[0].device if weights[0]
-                         is not None else None) for w in weights])
+    some = next(w for w in weights if w is not None)
+    given = torch.stack([some.new_zeros(()) if w is None else w for w in weights]).float()
     rel = torch.tensor(relative, dtype=given.dtype, device=given.device)
-    first = int(rel.nonzero()[0]) if bool(rel.any()) else 0
-    scale = given[first] / rel[first] if rel[first] else given.new_zeros(())
-    if not torch.allclose(given, scale * rel, rtol=1e-4, atol=0.0):
+    first = next((i for i, r in enumerate(relative) if r), None)
+    scale = given.new_zeros(()) if first is None else given[first] / relative[first]
+    if not torch.allclose(given, scale * rel, rtol=1e-4, atol=0.0):  # (one host sync a step)
         raise ValueError(f"these windowed costs took their gradient with the plan known ahead, for components weighed "
                          f"{relative} relative to each other, but the loss weighed them {given.tolist()}: weigh "
                          "them so, or compute the costs without ahead (pooled_costs) to weigh them freely")
