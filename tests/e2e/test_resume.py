@@ -263,6 +263,22 @@ def test_resume_in_a_later_epoch_gives_the_same_weights(tiny_teacher, tmp_path_f
     assert_same_weights(full, out)
 
 
+def test_a_held_plan_resumes_where_it_was(tiny_teacher, tmp_path_factory, tmp_path):
+    """``align.plan_every`` 4: checkpoint-6 is written while the plan of step 5 is held (for steps 6 to 8); the resumed
+    run holds it for steps 7 and 8 too, as the uninterrupted run does, rather than compute one at step 7."""
+    held = [*EPOCHS, "--save-steps", "2", "--align", "ot", "--set", "align.learned=false", "--set",
+            "align.plan_every=4"]
+    full = tmp_path_factory.mktemp("held") / "run"
+    assert main(run_args(tiny_teacher, full, *held)) == 0
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "dynakd.yaml").write_text((full / "dynakd.yaml").read_text())
+    shutil.copytree(full / "checkpoint-6", out / "checkpoint-6")
+    assert int(torch.load(out / "checkpoint-6" / "dynakd_distiller.pt")["aligner.held_for"]) == 2
+    assert main(run_args(tiny_teacher, out, *held)) == 0
+    assert_same_weights(full, out)
+
+
 def test_evaluating_more_often_does_not_change_training(tiny_teacher, tmp_path):
     """The evaluation's data loader draws a seed from the global generator; evaluation runs under a fork of it, so
     dropout and batch order (and so the weights) do not depend on how often a run evaluates."""
