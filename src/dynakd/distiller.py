@@ -328,7 +328,7 @@ class Distiller(nn.Module):
             cost = pkd_costs(s.class_tokens(), t.class_tokens(), needed=needed, projections=self.projections)
         else:  # a layer term named in config.METHOD_TERMS needs its branch here
             raise ValueError(f"no layer term named {self.feature!r}")
-        plan = self.aligner(distributed.synced_cost(cost))
+        plan = self.aligner(cost if self.aligner.ahead() is not None else distributed.synced_cost(cost))
         return {self.feature: plan_loss(plan, cost)}, plan
 
     @property

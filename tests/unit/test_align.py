@@ -354,3 +354,28 @@ def test_plan_every_refuses_a_plan_with_its_own_gradient():
         AttentionAligner(2, 4, learned=True, plan_every=2)
     with pytest.raises(ValueError, match="plan_every must be >= 1"):
         OTAligner(2, 4, plan_every=0)
+
+
+def test_a_plan_that_is_not_finite_is_not_held():
+    """A custom loop skips the step of a non-finite plan and goes on: the next batch computes its own plan rather than
+    reuse the last one held. Under the trainer (``keep_finite`` off) the run stops there anyway."""
+    a = OTAligner(2, 4, plan_every=3).train()
+    a(rand_cost(2, 4, 0))
+    kept = a.held_plan.clone()
+    a._held_for = 3  # (the hold is over: the next batch computes)
+    a(torch.full((2, 4), float("nan")))
+    assert a.ahead() is None and torch.equal(a.held_plan, kept)
+    a(rand_cost(2, 4, 1))
+    assert a.ahead() is not None
+
+
+def test_a_held_plan_is_a_new_tensor_each_time():
+    """A loop that back-propagates two batches at once holds what each read: the next plan is not written over it."""
+    a = AttentionAligner(2, 4, plan_every=2).train()
+    cost = rand_cost(2, 4, 0).requires_grad_()
+    first = a(cost)
+    held = a(rand_cost(2, 4, 1))
+    loss = (held * cost).sum()
+    a(rand_cost(2, 4, 2))  # (a new plan to hold)
+    loss.backward()
+    assert held is not a.held_plan and torch.equal(held, first.detach())

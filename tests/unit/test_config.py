@@ -222,6 +222,8 @@ def test_a_held_plan_is_refused_only_where_the_plan_takes_a_gradient():
         with pytest.raises(DynaKDError, match="holds a plan without gradient"):
             build_config({"align": align | {"plan_every": 2}})
     assert build_config({"align": {"name": "ot", "learned": True, "plan_every": 2}}).align.plan_every == 2
+    with pytest.raises(DynaKDError, match="align.learned takes its gradient"):  # (OT's plan_grad is not read)
+        build_config({"align": {"name": "attention", "learned": True, "plan_grad": True, "plan_every": 2}})
     assert build_config({}).align.plan_every == 1
 
 

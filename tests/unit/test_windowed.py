@@ -369,3 +369,63 @@ def test_a_held_plan_sums_no_cost_over_processes(monkeypatch):
         d(features(LS, DS, seed, requires_grad=True), features(LT, DT, 10 + seed), torch.tensor([0, 1, 2, 1]),
           progress=0.5)
     assert len(synced) == 2  # (batches 1 and 4)
+
+
+@pytest.mark.parametrize("ahead", [False, True], ids=["plan_after", "plan_ahead"])
+def test_a_chunk_under_joint_bytes_takes_its_costs_as_tensors(ahead):
+    """The default ``JOINT_BYTES``: chunks of three windows (96 tokens, 12 teacher layers) pass it and compare under
+    the plan, the last chunk of two does not and gets tensor costs with their graph. Both kinds sum to the whole
+    batch's terms and gradient, in one pass or two (the one-pass values are taken without their graph)."""
+    student, teacher, _, mask, plan = random_states(8, 96, 4, 12)
+    assert grams._gram_bytes(torch.zeros(13, 3, 96, 1)) > grams.JOINT_BYTES > grams._gram_bytes(torch.zeros(13, 2, 96, 1))
+    group = (4 * 12 + 4 + 12 + 4 + 12 + 4) * 96 * 96 * 4 / 2**20  # a window's forms, MiB
+    anchors = [0, 3, 6, 9]
+    got = {}
+    for window_mib in (3.5 * group, 0.0):
+        opts = DynamicsOptions(pooling="tokens", window_mib=window_mib)
+        costs = dynamics_costs(student, teacher, mask=mask, opts=opts, anchors=anchors, plan_first=True,
+                               ahead=(plan, {}) if ahead and window_mib else None)
+        if window_mib:
+            assert [len(range(8)[p]) for p in next(iter(costs.values())).windows.parts] == [3, 3, 2]
+        terms = {k: plan_loss(plan, c) for k, c in costs.items()}
+        sum(terms.values()).backward()
+        got[window_mib] = ({k: v.detach() for k, v in terms.items()}, [h.grad.clone() for h in student])
+        for h in student:
+            h.grad = None
+    (terms, grads), (want_terms, want_grads) = got.values()
+    for k, v in want_terms.items():
+        torch.testing.assert_close(terms[k], v, rtol=1e-5, atol=1e-6)
+    for g, w in zip(grads, want_grads):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-7)
+
+
+def test_the_distiller_takes_one_pass_under_the_fixed_map(token_groups, monkeypatch):
+    """The fixed map is known before every batch's costs: one pass, the terms and gradient of two."""
+    passes, gradient = [], grams.Windows.gradient
+    monkeypatch.setattr(grams.Windows, "gradient", lambda *a: (passes.append(1), gradient(*a))[1])
+    results = []
+    for one_pass in (True, False):
+        d = distiller({"dynamics": {"pooling": "tokens", "window_mib": TINY}, "align": {"name": "fixed"}}).train()
+        if not one_pass:
+            d._ahead = lambda: None
+        s, t = features(LS, DS, 0, requires_grad=True, t=T), features(LT, DT, 1, t=T)
+        out = d(s, t, torch.tensor([0, 1, 2, 1]), progress=0.5)
+        out.loss.backward()
+        results.append((out.loss.detach(), [h.grad for h in s.hidden]))
+    assert passes == [1]  # (the second distiller's)
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for g, w in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-7)
+
+
+def test_a_second_backward_of_one_pass_gives_the_same_gradient(token_groups):
+    """``retain_graph``: the gradient taken ahead is kept for a second backward, not scaled in place by the first."""
+    s, t = rand_hidden(LS, DS, 0, T, requires_grad=True), rand_hidden(LT, DT, 1, T)
+    plan = torch.rand(LS, LT)
+    costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
+                           plan_first=True, ahead=(plan, {}))
+    loss = 2 * sum(plan_loss(plan, c) for c in costs.values())
+    loss.backward(retain_graph=True)
+    first = s[1].grad.clone()
+    loss.backward()
+    torch.testing.assert_close(s[1].grad, 2 * first)

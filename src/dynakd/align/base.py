@@ -69,11 +69,15 @@ class Aligner(nn.Module):
         return None
 
     def hold(self, p: torch.Tensor) -> None:
-        """Hold plan ``p`` for the next ``plan_every - 1`` training batches (``ahead``)."""
-        with torch.no_grad():
-            step = p.detach().to(self.held_plan)
-            self.held_plan.copy_(torch.where(step.isfinite().all(), step, self.held_plan) if self.keep_finite
-                                 else step)
+        """Hold plan ``p`` for the next ``plan_every - 1`` training batches (``ahead``). A new tensor, not the old one
+        overwritten: a loop that back-propagates several batches at once still holds the plan each of them read.
+        With ``keep_finite`` a plan that is not finite is not held (one host sync in N batches): the next batch
+        computes its own, as a custom loop that skips the step expects."""
+        step = p.detach().to(self.held_plan, copy=True)
+        if self.keep_finite and not bool(step.isfinite().all()):
+            self._count_held(0)
+            return
+        self.held_plan = step
         self._count_held(1)
 
     def _count_held(self, n: int) -> None:

@@ -110,8 +110,8 @@ def _method_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
          f"got {cfg.align.plan_every}"),
         (cfg.align.plan_every == 1 or not _plan_takes_gradient(cfg.align),
          f"align.plan_every {cfg.align.plan_every} holds a plan without gradient for the batches after the one it was "
-         f"computed from; align.{'plan_grad' if cfg.align.plan_grad else 'learned'} takes its gradient through every "
-         "batch's plan: drop one of the two"),
+         f"computed from; align.{'plan_grad' if cfg.align.name == 'ot' else 'learned'} takes its gradient through "
+         "every batch's plan: drop one of the two"),
         (cfg.align.order_prior >= 0, f"align.order_prior must be >= 0, got {cfg.align.order_prior}"),
         # The fixed map's own settings: given with another aligner they would be ignored without a word.
         (cfg.align.name == "fixed" or cfg.terms["feature"] is None

@@ -232,22 +232,7 @@ class Windows:
         chunk's features of ``sum_k relative[k] plan_loss(plan, cost_k)``, kept whole for the backward (``_Ahead``),
         which scales it by the loss's weight of the components."""
         self.plan = plan
-        known = plan.detach() / plan.shape[0]  # W = P / Ls, as PlanFirst.surrogate weighs
-        grad, values = torch.zeros_like(xs), {}
-        with torch.autocast(xs.device.type, enabled=False):  # (float32 forms, as Windows.gradient takes them)
-            for part in self.parts:
-                x = xs[:, part].detach().requires_grad_()
-                with torch.enable_grad():
-                    costs = self.costs(x, xt, part, plan_first=True, weights=known, values=True)
-                    for k, c in costs.items():
-                        values[k] = cost_value(c) if k not in values else values[k] + cost_value(c)
-                    terms = [relative.get(k, 1.0) * plan_loss(plan, c) for k, c in costs.items()
-                             if relative.get(k, 1.0) and isinstance(c, (torch.Tensor, PlanFirst))]  # (no form: 0.0)
-                    if not terms:
-                        continue
-                    (g,) = torch.autograd.grad(sum(terms[1:], terms[0]), x, allow_unused=True)
-                if g is not None:
-                    grad[:, part] = g
+        grad, values = self._pass(xs, xt, relative, values=True)
         self.names = list(values)
         terms = _Ahead.apply(xs, grad, [relative.get(k, 1.0) for k in self.names])
         return {k: Windowed(v, terms[i], self) for i, (k, v) in enumerate(values.items())}
@@ -263,9 +248,16 @@ class Windows:
     def gradient(self, xs: torch.Tensor, xt: torch.Tensor, weights: Sequence[torch.Tensor | None]) -> torch.Tensor:
         """The gradient to ``xs`` of ``sum_k weights[k] plan_loss(plan, cost_k)`` (the student's side), chunk by
         chunk; a weight of None (a term the loss left out) leaves its component out."""
-        grad = torch.zeros_like(xs)
         if self.plan is None or all(w is None for w in weights):  # (nothing weighed under a plan: no gradient)
-            return grad
+            return torch.zeros_like(xs)
+        return self._pass(xs, xt, dict(zip(self.names, weights)))[0]
+
+    def _pass(self, xs: torch.Tensor, xt: torch.Tensor, weights: dict,
+              values: bool = False) -> tuple[torch.Tensor, dict]:
+        """One pass over the chunks under the plan: the gradient to ``xs`` of ``sum_k weights[k] plan_loss(plan,
+        cost_k)`` (a weight of None or 0, or a component without forms, left out; 1 where not given) and, with
+        ``values``, the costs' values (without gradient), summed over the chunks."""
+        grad, out = torch.zeros_like(xs), {}
         plan = self.plan.detach()
         known = plan / plan.shape[0]  # W = P / Ls, as PlanFirst.surrogate weighs
         # float32 forms, as the distiller's forward computes them, whatever autocast the backward is called under
@@ -273,15 +265,24 @@ class Windows:
             for part in self.parts:
                 x = xs[:, part].detach().requires_grad_()
                 with torch.enable_grad():
-                    costs = self.costs(x, xt, part, plan_first=True, weights=known)
-                    terms = [w * plan_loss(plan, costs[k]) for k, w in zip(self.names, weights)
-                             if w is not None and isinstance(costs[k], (torch.Tensor, PlanFirst))]  # (no form: 0.0)
-                    if not terms:
+                    # (a chunk whose teacher's Grams pass no JOINT_BYTES gets tensor costs, with their graph to x)
+                    costs = self.costs(x, xt, part, plan_first=True, weights=known, values=values)
+                    for k, c in costs.items() if values else ():
+                        v = cost_value(c).detach()
+                        out[k] = v if k not in out else out[k] + v
+                    terms = [w * plan_loss(plan, c) for k, c in costs.items()
+                             if _weighs(w := weights.get(k, 1.0)) and isinstance(c, (torch.Tensor, PlanFirst))]
+                    if not terms:  # (no form: a cost of 0.0)
                         continue
                     (g,) = torch.autograd.grad(sum(terms[1:], terms[0]), x, allow_unused=True)
                 if g is not None:
                     grad[:, part] = g
-        return grad
+        return grad, out
+
+
+def _weighs(w: torch.Tensor | float | None) -> bool:
+    """Whether a component's weight leaves it in the loss: not None (left out), not a number 0."""
+    return w is not None and not (isinstance(w, (int, float)) and w == 0)
 
 
 class _Deferred(torch.autograd.Function):
@@ -313,16 +314,17 @@ class _Ahead(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xs: torch.Tensor, grad: torch.Tensor, relative: list[float]) -> tuple[torch.Tensor, ...]:
-        ctx.grad, ctx.relative = grad, relative
+        ctx.relative = relative
+        ctx.save_for_backward(grad)  # (let go once the backward has run, unless it is to run again)
         ctx.set_materialize_grads(False)
         return tuple(xs.new_zeros(()) for _ in relative)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, *weights: torch.Tensor | None):
-        grad, ctx.grad = ctx.grad, None  # (let go with the backward)
+        (grad,) = ctx.saved_tensors
         scale = _common_scale(weights, ctx.relative)
-        return (None if scale is None else grad.mul_(scale)), None, None
+        return (None if scale is None else grad * scale), None, None
 
 
 def _common_scale(weights: Sequence[torch.Tensor | None], relative: list[float]) -> torch.Tensor | None:
@@ -339,7 +341,9 @@ def _common_scale(weights: Sequence[torch.Tensor | None], relative: list[float])
     if not torch.allclose(given, scale * rel, rtol=1e-4, atol=0.0):  # (one host sync a step)
         raise ValueError(f"these windowed costs took their gradient with the plan known ahead, for components weighed "
                          f"{relative} relative to each other, but the loss weighed them {given.tolist()}: weigh "
-                         "them so, or compute the costs without ahead (pooled_costs) to weigh them freely")
+                         "them so, or compute the costs without ahead (pooled_costs) to weigh them freely (a "
+                         "Distiller's terms: back-propagate its loss, or set dynamics.window_mib 0 to weigh its "
+                         "dyn/* terms your own way)")
     return scale
 
 
