@@ -377,7 +377,8 @@ def test_a_chunk_under_joint_bytes_takes_its_costs_as_tensors(ahead):
     the plan, the last chunk of two does not and gets tensor costs with their graph. Both kinds sum to the whole
     batch's terms and gradient, in one pass or two (the one-pass values are taken without their graph)."""
     student, teacher, _, mask, plan = random_states(8, 96, 4, 12)
-    assert grams._gram_bytes(torch.zeros(13, 3, 96, 1)) > grams.JOINT_BYTES > grams._gram_bytes(torch.zeros(13, 2, 96, 1))
+    three, two = (grams._gram_bytes(torch.zeros(13, g, 96, 1)) for g in (3, 2))  # (a chunk's teacher Grams)
+    assert three > grams.JOINT_BYTES > two
     group = (4 * 12 + 4 + 12 + 4 + 12 + 4) * 96 * 96 * 4 / 2**20  # a window's forms, MiB
     anchors = [0, 3, 6, 9]
     got = {}
