@@ -17,6 +17,8 @@
 #   bench-qa       `dynakd bench --task squad` (kd and full/OT, batches of 32 windows of 384 tokens) with the costs
 #                  all at once (dynamics.window_mib 0, a GPU's default) and in windows of 32 MiB (a CPU's default:
 #                  less memory; each window ~1,000 operators more) -> $OUT/h200-qa-w0.json, $OUT/h200-qa-w32.json;
+#   bench-every    the same as bench with OT's plan held for 4 batches (--set align.plan_every=4: the 2% for
+#                  the aligner) -> $OUT/h200-every.json;
 #   bench-cudagraphs  the same as bench with --cuda-graphs (the dynamics losses recorded once per batch size and
 #                  replayed, without torch.compile) -> $OUT/h200-cudagraphs.json;
 #   bench-compile  the same with --torch-compile (student and dynamics losses compiled), full/OT, kd and task (the
@@ -142,6 +144,7 @@ for step in $STEPS; do  # in the order given
     token-memory) token_memory ;;
     bench-qa) qa_bench ;;
     tests-gpu) tests_gpu ;;
+    bench-every) eager_bench bench-every 140 --set align.plan_every=4 ;;
     bench-cudagraphs) eager_bench bench-cudagraphs 160 --cuda-graphs ;;
     bench-compile) compiled_bench compile 170 --torch-compile ;;
     bench-graphs) compiled_bench graphs 200 --torch-compile-mode reduce-overhead ;;
