@@ -310,9 +310,7 @@ class Distiller(nn.Module):
         if self.feature == "dynamics":
             costs = self.dynamics_costs(s, t, perturbed, self._ahead())
             total = sum(self.cfg.dynamics.weights.get(k, 1.0) * cost_value(c) for k, c in costs.items())
-            # the plan from costs alike on every process: gathered ones, or none read (a held plan, the same on all)
-            alike = self.gathers or self.aligner.ahead() is not None
-            plan = self.aligner(total if alike else distributed.synced_cost(total))
+            plan = self._plan(total, gathered=self.gathers)
             terms = {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
             if self.hidden_term:  # the dynamics' plan places it too; pairs the plan leaves out are not computed
                 needed = plan.detach() > 0
@@ -328,8 +326,14 @@ class Distiller(nn.Module):
             cost = pkd_costs(s.class_tokens(), t.class_tokens(), needed=needed, projections=self.projections)
         else:  # a layer term named in config.METHOD_TERMS needs its branch here
             raise ValueError(f"no layer term named {self.feature!r}")
-        plan = self.aligner(cost if self.aligner.ahead() is not None else distributed.synced_cost(cost))
+        plan = self._plan(cost)
         return {self.feature: plan_loss(plan, cost)}, plan
+
+    def _plan(self, cost: torch.Tensor, gathered: bool = False) -> torch.Tensor:
+        """The aligner's plan from ``cost``, averaged over processes first unless it is alike on every one already:
+        costs of gathered features, or none read (a held plan, the same on all)."""
+        alike = gathered or self.aligner.ahead() is not None
+        return self.aligner(cost if alike else distributed.synced_cost(cost))
 
     @property
     def plan_first(self) -> bool:

@@ -382,29 +382,24 @@ def _change_costs(forms: list[torch.Tensor], teacher: dict, counts: list, distan
         return 0.0  # (no form on: as forms.py's path)
     ls, step = forms[0].shape[0], change.steps
     parts = [slice(None)] if step >= ls else [slice(start, start + step) for start in range(0, ls, step)]
+    known = plan_first and weights is not None  # (the plan known: each chunk's forms summed now, and gone)
     rows, kept = [], []
     for i, part in enumerate(parts):
         with torch.no_grad():
             built = change.forms(part)
         if i == len(parts) - 1:
             change = None  # (the last chunk built: what it was built from goes before the costs)
-        if plan_first and weights is not None:  # (the plan known: summed now, each chunk's forms gone)
-            with torch.no_grad():
-                kept.append([F.weighed(weights[part], t, distance, paired=True) for t in built])
-                if values:
-                    rows.append(sum(F.paired_costs((f if len(parts) == 1 else f[part]).detach(), t, c,
-                                                   distance=distance) for f, t, c in zip(forms, built, counts)))
-            continue
-        with torch.no_grad() if plan_first else contextlib.nullcontext():
-            terms = [F.paired_costs(f if len(parts) == 1 else f[part], t, c, distance=distance)
-                     for f, t, c in zip(forms, built, counts)]
-        rows.append(sum(terms[1:], terms[0]))
+        if values or not known:
+            with torch.no_grad() if plan_first else contextlib.nullcontext():
+                terms = [F.paired_costs(f if len(parts) == 1 else f[part], t, c, distance=distance)
+                         for f, t, c in zip(forms, built, counts)]
+            rows.append(sum(terms[1:], terms[0]))
         if plan_first:
-            kept.append(built)
-    if plan_first and weights is not None:
-        return _summed_cost(weights, forms, counts, distance, [torch.cat(rows) for rows in zip(*kept)],
-                            torch.cat(rows) if values else None)
-    cost = rows[0] if len(rows) == 1 else torch.cat(rows)
+            with torch.no_grad():
+                kept.append([F.weighed(weights[part], t, distance, paired=True) for t in built] if known else built)
+    cost = (rows[0] if len(rows) == 1 else torch.cat(rows)) if rows else None
+    if known:
+        return _summed_cost(weights, forms, counts, distance, [torch.cat(rows) for rows in zip(*kept)], cost)
     if not plan_first:
         return cost
 
@@ -646,16 +641,16 @@ def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
     if distance == "mse" and len(forms) > 1 and teacher is None:
         scales = [F.at_least_one(c) ** -0.5 for c in counts]
         forms, counts = [torch.cat([f.flatten(1) * c for f, c in zip(forms, scales)], 1)], [1]
-    if plan_first and forms and weights is not None:
-        with torch.no_grad():
-            summed = [F.weighed(weights, b, distance) for b in teacher]
-            value = sum(F.layer_costs(a.detach(), b, c, distance=distance) for a, b, c in zip(forms, teacher, counts)) \
-                if values else None
-        return _summed_cost(weights, forms, counts, distance, summed, value)
     if plan_first and forms:
+        known = weights is not None
         with torch.no_grad():
-            terms = [F.layer_costs(a, b, c, distance=distance) for a, b, c in zip(forms, teacher, counts)]
-        return PlanFirst(sum(terms[1:], terms[0]), forms, counts, distance,
+            terms = [F.layer_costs(a, b, c, distance=distance) for a, b, c in zip(forms, teacher, counts)] \
+                if values or not known else None
+            value = sum(terms[1:], terms[0]) if terms else None
+            if known:
+                return _summed_cost(weights, forms, counts, distance,
+                                    [F.weighed(weights, b, distance) for b in teacher], value)
+        return PlanFirst(value, forms, counts, distance,
                          lambda weights: [F.weighed(weights, b, distance) for b in teacher])
     terms = []
     for i, (form, count) in enumerate(zip(forms, counts)):
