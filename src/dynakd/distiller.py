@@ -31,7 +31,7 @@ from .losses import (
     qa_task_loss,
     task_loss,
 )
-from .losses.dynamics import Hidden, anchors_from_plan, pool, pool_features, pooled_costs
+from .losses.dynamics import Hidden, anchors_from_plan, pool, pool_features, pooled_costs, sample_tokens
 from .losses.planfirst import PlanFirst, cost_value
 
 
@@ -398,6 +398,8 @@ class Distiller(nn.Module):
                       teacher_pooled=t.pooled_layers(self.opts.pooling),
                       gather=distributed.gather_items if self.gathers else None, cls_index=s.cls_index,
                       teacher_cls_index=t.cls_index)
+        if self.training and self.cfg.dynamics.token_sample is not None:  # (token-level: config checks)
+            inputs["tokens"] = sample_tokens(s_mask, self.cfg.dynamics.token_sample)
         if self.graphed is not None:
             return self.graphed(pool_features(s.hidden, t.hidden, **inputs), anchors, refs)
         if self._compiled is not None:

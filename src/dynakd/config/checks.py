@@ -284,6 +284,12 @@ def _check_dynamics(cfg: DistillConfig) -> None:
         raise DynaKDError("dynamics.relation_angle with pooling 'tokens' needs O(B T^3 d) memory; use pooled dynamics")
     if dyn.pooling == "tokens" and dyn.reference != "batch":
         raise DynaKDError("dynamics.reference must be 'batch' with pooling 'tokens' (references are pooled means)")
+    if dyn.token_sample is not None and dyn.pooling != "tokens":
+        raise DynaKDError(f"dynamics.token_sample draws tokens for token-level dynamics (pooling 'tokens', extractive "
+                          f"QA's), not for pooling '{dyn.pooling}': leave it unset")
+    if dyn.token_sample is not None and dyn.token_sample < 2:
+        raise DynaKDError(f"dynamics.token_sample must be a whole number >= 2 (the forms compare tokens with each "
+                          f"other), got {dyn.token_sample}")
     from ..data.tasks import get_task
 
     if dyn.reference == "dataset" and dyn.qa_tokens == "context" and get_task(cfg.task).is_qa:

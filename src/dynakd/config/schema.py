@@ -95,6 +95,10 @@ class DynamicsConfig:
     # other devices (a GPU), where each window's ~1,000 operators are launches (not yet measured there);
     # grams.WINDOW_MIB.
     window_mib: float | None = None
+    # Token-level dynamics: each training step compares the forms of this many tokens per window, drawn at random
+    # among its real tokens (losses/dynamics.sample_tokens), an estimate of the forms of all of them at about
+    # (token_sample / tokens)^2 of their cost. Evaluation compares every token. None: every token, the method.
+    token_sample: int | None = None
 
 
 @dataclass

@@ -82,6 +82,26 @@ def pool(
     return x, torch.ones(1, x.shape[2], dtype=torch.bool, device=x.device)
 
 
+def sample_tokens(mask: torch.Tensor, k: int) -> torch.Tensor | None:
+    """``k`` positions per row of ``mask [G, T]``, drawn at random among its real tokens (all of them, then padding,
+    where a row has ``k`` or fewer), in order: the tokens ``take_tokens`` keeps for token-level forms
+    (``dynamics.token_sample``). None where ``T <= k``: every token is kept."""
+    if mask.shape[1] <= k:
+        return None
+    keys = torch.rand(mask.shape, device=mask.device).masked_fill_(~mask.bool(), 2.0)  # real tokens draw below 1
+    return keys.topk(k, dim=1, largest=False, sorted=False).indices.sort(dim=1).values
+
+
+def take_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Token features ``x [L+1, G, T, d]`` at each group's positions ``index [G, K]``: ``[L+1, G, K, d]``, a copy laid
+    out as ``x`` is (a teacher's groups first, ``_pooler``; the Gram path reads either)."""
+    by_group = x.transpose(0, 1)
+    if by_group.is_contiguous():  # [G, L+1, T, d] underneath
+        at = index[:, None, :, None].expand(-1, by_group.shape[1], -1, by_group.shape[-1])
+        return by_group.gather(2, at).transpose(0, 1)
+    return x.gather(2, index[None, :, :, None].expand(x.shape[0], -1, -1, x.shape[-1]))
+
+
 def _pooler(
     mask: torch.Tensor, pooling: str, cls_index: torch.Tensor | None = None, groups_first: bool = False
 ) -> Callable[[Hidden], torch.Tensor]:
@@ -201,8 +221,12 @@ def pool_features(
     gather: Gather | None = None,
     cls_index: torch.Tensor | None = None,
     teacher_cls_index: torch.Tensor | None = None,
+    tokens: torch.Tensor | None = None,
 ) -> Pooled:
     """The first half of ``dynamics_costs`` (its arguments): the features pooled, gathered if asked."""
+    if tokens is not None and opts.pooling != "tokens":
+        raise ValueError(f"tokens picks positions of token-level features (pooling 'tokens'), not of pooling "
+                         f"{opts.pooling!r}")
     pool_s = _pooler(mask, opts.pooling, cls_index)
     if teacher_mask is None and teacher_cls_index is cls_index and opts.pooling != "tokens":  # pooled alike
         pool_t = pool_s
@@ -221,6 +245,10 @@ def pool_features(
         xs_p = pool_s(perturbed[0])
         with torch.no_grad():
             xt_p = pool_t(perturbed[1])
+    if tokens is not None:  # the forms of these tokens alone (their copies: the teacher's are scratch now)
+        xs, xt, gmask = take_tokens(xs, tokens), take_tokens(xt, tokens), gmask.gather(1, tokens)
+        if xs_p is not None:
+            xs_p, xt_p = take_tokens(xs_p, tokens), take_tokens(xt_p, tokens)
     if gather is not None:  # (gmask None: every item valid; it stays None where the gather pads nothing)
         xs, gathered = gather(xs, gmask, 2)
         xt = gather(xt, gmask, 2)[0]
@@ -229,7 +257,8 @@ def pool_features(
         gmask = gathered
     # (pooled features are small: their copy is not worth a Pooled that one call uses up; states stacked ahead are
     # the caller's, scratch where it says so)
-    scratch = opts.pooling == "tokens" and teacher_pooled is None and getattr(teacher, "scratch", True)
+    scratch = opts.pooling == "tokens" and teacher_pooled is None and (getattr(teacher, "scratch", True)
+                                                                        or tokens is not None)
     return Pooled(xs, xt, gmask, xs_p, xt_p, teacher_scratch=scratch)
 
 
@@ -326,6 +355,7 @@ def dynamics_costs(
     teacher_cls_index: torch.Tensor | None = None,
     plan_first: bool = False,
     ahead: tuple[torch.Tensor, dict[str, float]] | None = None,
+    tokens: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor | PlanFirst]:
     """One cost matrix ``[Ls, Lt]`` per enabled component (gradients flow to the student side only).
 
@@ -344,11 +374,13 @@ def dynamics_costs(
     weights ``{component: w}`` the loss gives the components relative to each other (1 where not given): costs
     computed in windows (``DynamicsOptions.window_mib``) then take their values and gradient in one pass; the loss
     must weigh them so (one factor for all), which the backward checks.
+    ``tokens [B, K]``: token-level forms of these positions of each sample alone (``sample_tokens``), where the
+    ``[B, T, T]`` forms of every token cost too much (``dynamics.token_sample``); ``mask`` still marks which are real.
     ``pool_features`` then ``pooled_costs``.
     """
     pooled = pool_features(student, teacher, mask=mask, opts=opts, teacher_mask=teacher_mask, perturbed=perturbed,
                            teacher_pooled=teacher_pooled, gather=gather, cls_index=cls_index,
-                           teacher_cls_index=teacher_cls_index)
+                           teacher_cls_index=teacher_cls_index, tokens=tokens)
     return pooled_costs(pooled, opts, anchors, refs, plan_first, ahead)
 
 

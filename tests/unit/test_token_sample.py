@@ -1,0 +1,134 @@
+"""Token-level dynamics on a sample of each window's tokens (``dynamics.token_sample``): which tokens are drawn, that
+the costs are those of the states cut to them, and that the distiller draws them in training alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dynakd.config import build_config
+from dynakd.errors import DynaKDError
+from dynakd.features import StackedHidden
+from dynakd.losses import DynamicsOptions, dynamics_costs, grams, plan_loss
+from dynakd.losses.dynamics import sample_tokens, take_tokens
+from tests.unit.test_losses import DS, DT, LS, LT, B, distiller, features, perturb, ragged_mask, rand_hidden
+
+T = 7
+
+
+def test_sample_tokens_draws_real_tokens_in_order():
+    mask = ragged_mask(T)  # rows of 7, 5, 6 and 3 real tokens
+    torch.manual_seed(0)
+    draws = [sample_tokens(mask, 4) for _ in range(20)]
+    for index in draws:
+        assert index.shape == (B, 4)
+        assert torch.equal(index, index.sort(dim=1).values) and all(len(set(row.tolist())) == 4 for row in index)
+        real = mask.gather(1, index).bool()
+        assert real[:3].all()  # rows with more than 4 real tokens: 4 of them
+        assert real[3].sum() == 3  # a row of 3: all three, then one padding position
+    assert len({tuple(i.flatten().tolist()) for i in draws}) > 1  # drawn anew each time
+    assert {int(p) for i in draws for p in i[0]} == set(range(T))  # any real token may be drawn
+    assert sample_tokens(mask, T) is None and sample_tokens(mask, T + 3) is None  # every token kept
+
+
+@pytest.mark.parametrize("groups_first", [False, True])
+def test_take_tokens_keeps_the_layout(groups_first):
+    stack = torch.randn(B, 3, T, 5)  # [G, L+1, T, d]
+    x = stack.transpose(0, 1) if groups_first else stack.transpose(0, 1).contiguous()
+    index = torch.tensor([[0, 2, 3], [1, 4, 6], [0, 1, 2], [2, 5, 6]])
+    got = take_tokens(x, index)
+    want = torch.stack([x[:, g, index[g]] for g in range(B)], dim=1)
+    assert torch.equal(got, want)
+    assert got.transpose(0, 1).is_contiguous() is groups_first
+
+
+def cut(hidden, index):
+    """Each row's states at ``index`` alone: what the forms of the sampled tokens must equal."""
+    return tuple(torch.stack([h[g, index[g]] for g in range(h.shape[0])]) for h in hidden)
+
+
+@pytest.mark.parametrize("components", [("deviation", "layer_change", "relations"), ("sensitivity",)])
+@pytest.mark.parametrize("plan_first", [False, True])
+@pytest.mark.parametrize("stacked", [False, True])
+def test_costs_of_sampled_tokens_are_those_of_the_states_cut_to_them(monkeypatch, components, plan_first, stacked):
+    monkeypatch.setattr(grams, "JOINT_BYTES", 0)  # (plan-first costs for these tiny groups too)
+    opts, anchors, plan = DynamicsOptions(components, pooling="tokens"), [0, 2, 4], torch.rand(LS, LT)
+    s, t = rand_hidden(LS, DS, 0, T, requires_grad=True), rand_hidden(LT, DT, 1, T)
+    pert = (perturb([h.detach() for h in s], 2), perturb(t, 3)) if "sensitivity" in components else None
+    mask = ragged_mask(T)
+    index = torch.tensor([[0, 3, 5, 6], [1, 2, 3, 4], [0, 1, 2, 5], [0, 1, 2, 4]])  # the last row: 3 real, 1 pad
+    teacher = StackedHidden(torch.stack(t, dim=1).clone(), scratch=False) if stacked else t
+    got = dynamics_costs(s, teacher, mask=mask, opts=opts, anchors=anchors, perturbed=pert, tokens=index,
+                         plan_first=plan_first)
+    got_loss = sum(plan_loss(plan, c) for c in got.values())
+    got_loss.backward()
+    got_grads = [h.grad.clone() for h in s]
+
+    s_cut = tuple(h.detach().clone().requires_grad_(True) for h in cut(s, index))
+    pert_cut = (cut(pert[0], index), cut(pert[1], index)) if pert else None
+    want = dynamics_costs(s_cut, cut(t, index), mask=mask.gather(1, index), opts=opts, anchors=anchors,
+                          perturbed=pert_cut, plan_first=plan_first)
+    want_loss = sum(plan_loss(plan, c) for c in want.values())
+    want_loss.backward()
+    torch.testing.assert_close(got_loss, want_loss)
+    for h, got_grad, want_cut in zip(s, got_grads, s_cut):
+        want_grad = torch.zeros_like(h)
+        for g in range(B):
+            want_grad[g, index[g]] = want_cut.grad[g]
+        torch.testing.assert_close(got_grad, want_grad)  # no gradient to the tokens left out
+    if stacked:
+        assert torch.equal(teacher.stack, torch.stack(t, dim=1))  # not scratch: the teacher's states untouched
+
+
+def test_tokens_are_refused_for_pooled_features():
+    s, t = rand_hidden(LS, DS, 0, T), rand_hidden(LT, DT, 1, T)
+    with pytest.raises(ValueError, match="pooling 'tokens'"):
+        dynamics_costs(s, t, mask=ragged_mask(T), opts=DynamicsOptions(pooling="mean"), anchors=[0, 2, 4],
+                       tokens=torch.zeros(B, 2, dtype=torch.long))
+
+
+def test_the_distiller_samples_tokens_in_training_alone(monkeypatch):
+    from dynakd import distiller as distiller_module
+
+    drawn = []
+    real = distiller_module.sample_tokens
+
+    def spy(mask, k):
+        drawn.append(k)
+        return real(mask, k)
+
+    monkeypatch.setattr(distiller_module, "sample_tokens", spy)
+    s, t = features(LS, DS, 0), features(LT, DT, 1)
+    labels = torch.tensor([0, 1, 2, 1])
+
+    def loss(extra, training):
+        d = distiller({"dynamics": {"pooling": "tokens", **extra}})
+        d.train(training)
+        torch.manual_seed(0)
+        return d(s, t, labels, progress=0.5).loss
+
+    every = loss({}, True)
+    assert drawn == []
+    sampled = loss({"token_sample": 4}, True)
+    assert drawn == [4] and not torch.allclose(sampled, every)
+    torch.testing.assert_close(loss({"token_sample": 4}, False), loss({}, False))  # evaluation: every token
+    assert drawn == [4]
+    torch.testing.assert_close(loss({"token_sample": T}, True), every)  # as many as there are: all of them
+
+
+@pytest.mark.parametrize("dynamics,message", [
+    ({"pooling": "mean", "token_sample": 64}, "not for pooling 'mean'"),
+    ({"pooling": "tokens", "token_sample": 1}, ">= 2"),
+    ({"pooling": "tokens", "token_sample": True}, "expected int"),
+])
+def test_token_sample_is_checked(dynamics, message):
+    with pytest.raises(DynaKDError, match=message):
+        build_config({"method": "full"}, {"dynamics": dynamics})
+
+
+def test_token_sample_resolves_with_pooling_auto():
+    assert build_config({"method": "full", "task": "squad"}, {"dynamics": {"token_sample": 64}}).dynamics.pooling \
+        == "tokens"
+    with pytest.raises(DynaKDError, match="not for pooling 'mean'"):
+        build_config({"method": "full", "task": "sst2"}, {"dynamics": {"token_sample": 64}})
+    assert build_config({"method": "kd", "task": "sst2"}, {"dynamics": {"token_sample": 64}})  # no dynamics: unread
