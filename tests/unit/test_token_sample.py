@@ -10,7 +10,8 @@ from dynakd.config import build_config
 from dynakd.errors import DynaKDError
 from dynakd.features import StackedHidden
 from dynakd.losses import DynamicsOptions, dynamics_costs, grams, plan_loss
-from dynakd.losses.dynamics import sample_tokens, take_tokens
+from dynakd.losses.dynamics import cut_tokens, sample_tokens
+from dynakd.losses.planfirst import Windowed
 from tests.unit.test_losses import DS, DT, LS, LT, B, distiller, features, perturb, ragged_mask, rand_hidden
 
 T = 7
@@ -31,15 +32,18 @@ def test_sample_tokens_draws_real_tokens_in_order():
     assert sample_tokens(mask, T) is None and sample_tokens(mask, T + 3) is None  # every token kept
 
 
-@pytest.mark.parametrize("groups_first", [False, True])
-def test_take_tokens_keeps_the_layout(groups_first):
-    stack = torch.randn(B, 3, T, 5)  # [G, L+1, T, d]
-    x = stack.transpose(0, 1) if groups_first else stack.transpose(0, 1).contiguous()
+@pytest.mark.parametrize("stacked", [False, True])
+def test_cut_tokens_keeps_the_layout_and_only_the_positions(stacked):
+    layers = [torch.randn(B, T, 5, requires_grad=not stacked) for _ in range(3)]
+    hidden = StackedHidden(torch.stack(layers, dim=1).detach(), scratch=False) if stacked else layers
     index = torch.tensor([[0, 2, 3], [1, 4, 6], [0, 1, 2], [2, 5, 6]])
-    got = take_tokens(x, index)
-    want = torch.stack([x[:, g, index[g]] for g in range(B)], dim=1)
-    assert torch.equal(got, want)
-    assert got.transpose(0, 1).is_contiguous() is groups_first
+    got = cut_tokens(hidden, index)
+    for h, g in zip(layers, got):
+        assert torch.equal(g, torch.stack([h[r, index[r]] for r in range(B)]))
+    if stacked:  # a stack of its own, laid out as the stack was, that the costs may centre
+        assert isinstance(got, StackedHidden) and got.scratch and got.stack.shape == (B, 3, 3, 5)
+    else:  # each layer indexed: its backward keeps the positions, not every token's states
+        assert all(g.grad_fn.name() == "IndexBackward0" for g in got)
 
 
 def cut(hidden, index):
@@ -47,27 +51,39 @@ def cut(hidden, index):
     return tuple(torch.stack([h[g, index[g]] for g in range(h.shape[0])]) for h in hidden)
 
 
+PATHS = ("tensors", "plan_first", "windows", "windows_plan_ahead")
+
+
 @pytest.mark.parametrize("components", [("deviation", "layer_change", "relations"), ("sensitivity",)])
-@pytest.mark.parametrize("plan_first", [False, True])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("stacked", [False, True])
-def test_costs_of_sampled_tokens_are_those_of_the_states_cut_to_them(monkeypatch, components, plan_first, stacked):
-    monkeypatch.setattr(grams, "JOINT_BYTES", 0)  # (plan-first costs for these tiny groups too)
-    opts, anchors, plan = DynamicsOptions(components, pooling="tokens"), [0, 2, 4], torch.rand(LS, LT)
-    s, t = rand_hidden(LS, DS, 0, T, requires_grad=True), rand_hidden(LT, DT, 1, T)
+def test_costs_of_sampled_tokens_are_those_of_the_states_cut_to_them(monkeypatch, components, path, stacked):
+    """Every way the costs are computed (the cost tensors, under the plan, in windows with the plan after or before
+    the costs): the loss and the student's gradient of the sampled tokens are those of the states cut to them."""
+    monkeypatch.setattr(grams, "JOINT_BYTES", 0)  # (plan-first costs for these small groups too)
+    t_len, k = 40, 20  # (tokens enough that windows save: a window's forms outweigh the teacher's features)
+    opts = DynamicsOptions(components, pooling="tokens", window_mib=1e-6 if path.startswith("windows") else 0)
+    anchors, plan = [0, 2, 4], torch.rand(LS, LT, generator=torch.Generator().manual_seed(5))
+    ahead = (plan, {}) if path == "windows_plan_ahead" and "sensitivity" not in components else None
+    plan_first = path != "tensors"
+    s, t = rand_hidden(LS, DS, 0, t_len, requires_grad=True), rand_hidden(LT, DT, 1, t_len)
     pert = (perturb([h.detach() for h in s], 2), perturb(t, 3)) if "sensitivity" in components else None
-    mask = ragged_mask(T)
-    index = torch.tensor([[0, 3, 5, 6], [1, 2, 3, 4], [0, 1, 2, 5], [0, 1, 2, 4]])  # the last row: 3 real, 1 pad
+    mask = ragged_mask(t_len)  # the last row: 3 real tokens, so 17 padding positions among its 20
+    torch.manual_seed(4)
+    index = sample_tokens(mask, k)
     teacher = StackedHidden(torch.stack(t, dim=1).clone(), scratch=False) if stacked else t
     got = dynamics_costs(s, teacher, mask=mask, opts=opts, anchors=anchors, perturbed=pert, tokens=index,
-                         plan_first=plan_first)
+                         plan_first=plan_first, ahead=ahead)
+    if path.startswith("windows") and "sensitivity" not in components:
+        assert all(isinstance(c, Windowed) for c in got.values())  # (else the windows are not what is tested)
     got_loss = sum(plan_loss(plan, c) for c in got.values())
     got_loss.backward()
     got_grads = [h.grad.clone() for h in s]
 
     s_cut = tuple(h.detach().clone().requires_grad_(True) for h in cut(s, index))
     pert_cut = (cut(pert[0], index), cut(pert[1], index)) if pert else None
-    want = dynamics_costs(s_cut, cut(t, index), mask=mask.gather(1, index), opts=opts, anchors=anchors,
-                          perturbed=pert_cut, plan_first=plan_first)
+    want = dynamics_costs(s_cut, cut(t, index), mask=mask.gather(1, index), opts=DynamicsOptions(components,
+                          pooling="tokens", window_mib=0), anchors=anchors, perturbed=pert_cut, plan_first=False)
     want_loss = sum(plan_loss(plan, c) for c in want.values())
     want_loss.backward()
     torch.testing.assert_close(got_loss, want_loss)
@@ -75,7 +91,7 @@ def test_costs_of_sampled_tokens_are_those_of_the_states_cut_to_them(monkeypatch
         want_grad = torch.zeros_like(h)
         for g in range(B):
             want_grad[g, index[g]] = want_cut.grad[g]
-        torch.testing.assert_close(got_grad, want_grad)  # no gradient to the tokens left out
+        torch.testing.assert_close(got_grad, want_grad, rtol=1e-4, atol=1e-6)  # none to the tokens left out
     if stacked:
         assert torch.equal(teacher.stack, torch.stack(t, dim=1))  # not scratch: the teacher's states untouched
 
@@ -118,7 +134,8 @@ def test_the_distiller_samples_tokens_in_training_alone(monkeypatch):
 
 @pytest.mark.parametrize("dynamics,message", [
     ({"pooling": "mean", "token_sample": 64}, "not for pooling 'mean'"),
-    ({"pooling": "tokens", "token_sample": 1}, ">= 2"),
+    ({"pooling": "tokens", "token_sample": 2}, ">= 3"),
+    ({"pooling": "tokens", "token_sample": 16, "relation_pairs": "adjacent"}, "neighbouring tokens"),
     ({"pooling": "tokens", "token_sample": True}, "expected int"),
 ])
 def test_token_sample_is_checked(dynamics, message):
@@ -132,3 +149,18 @@ def test_token_sample_resolves_with_pooling_auto():
     with pytest.raises(DynaKDError, match="not for pooling 'mean'"):
         build_config({"method": "full", "task": "sst2"}, {"dynamics": {"token_sample": 64}})
     assert build_config({"method": "kd", "task": "sst2"}, {"dynamics": {"token_sample": 64}})  # no dynamics: unread
+
+
+def test_the_distiller_samples_the_teacher_states_it_stacked():
+    """The trainer's teacher comes stacked as scratch (``Distiller.ready_teacher``): the same draw, the same loss as
+    from its states as they were."""
+    s, labels, losses = features(LS, DS, 0), torch.tensor([0, 1, 2, 1]), []
+    for stacked in (False, True):
+        d = distiller({"dynamics": {"pooling": "tokens", "token_sample": 4}})
+        t = features(LT, DT, 1)
+        if stacked:
+            t = d.ready_teacher(t)
+            assert isinstance(t.hidden, StackedHidden) and t.hidden.scratch
+        torch.manual_seed(0)
+        losses.append(d(s, t, labels, progress=0.5).loss)
+    torch.testing.assert_close(losses[0], losses[1])

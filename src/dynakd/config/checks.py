@@ -287,9 +287,12 @@ def _check_dynamics(cfg: DistillConfig) -> None:
     if dyn.token_sample is not None and dyn.pooling != "tokens":
         raise DynaKDError(f"dynamics.token_sample draws tokens for token-level dynamics (pooling 'tokens', extractive "
                           f"QA's), not for pooling '{dyn.pooling}': leave it unset")
-    if dyn.token_sample is not None and dyn.token_sample < 2:
-        raise DynaKDError(f"dynamics.token_sample must be a whole number >= 2 (the forms compare tokens with each "
-                          f"other), got {dyn.token_sample}")
+    if dyn.token_sample is not None and dyn.token_sample < 3:  # (two tokens centred are opposites: no structure)
+        raise DynaKDError(f"dynamics.token_sample must be a whole number >= 3 (the forms of two tokens, centred, are "
+                          f"alike for every model), got {dyn.token_sample}")
+    if dyn.token_sample is not None and dyn.relation_pairs == "adjacent":
+        raise DynaKDError("dynamics.relation_pairs 'adjacent' compares neighbouring tokens, which tokens drawn by "
+                          "dynamics.token_sample are not: use relation_pairs 'all', or leave token_sample unset")
     from ..data.tasks import get_task
 
     if dyn.reference == "dataset" and dyn.qa_tokens == "context" and get_task(cfg.task).is_qa:

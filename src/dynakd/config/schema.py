@@ -96,8 +96,9 @@ class DynamicsConfig:
     # grams.WINDOW_MIB.
     window_mib: float | None = None
     # Token-level dynamics: each training step compares the forms of this many tokens per window, drawn at random
-    # among its real tokens (losses/dynamics.sample_tokens), an estimate of the forms of all of them at about
-    # (token_sample / tokens)^2 of their cost. Evaluation compares every token. None: every token, the method.
+    # among the tokens the dynamics see (losses/dynamics.sample_tokens), an estimate of the forms of all of them at
+    # about (token_sample / tokens)^2 of their cost. A Distiller in eval mode compares every token. None: every
+    # token, the method.
     token_sample: int | None = None
 
 

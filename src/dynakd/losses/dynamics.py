@@ -84,7 +84,7 @@ def pool(
 
 def sample_tokens(mask: torch.Tensor, k: int) -> torch.Tensor | None:
     """``k`` positions per row of ``mask [G, T]``, drawn at random among its real tokens (all of them, then padding,
-    where a row has ``k`` or fewer), in order: the tokens ``take_tokens`` keeps for token-level forms
+    where a row has ``k`` or fewer), in order: the tokens ``cut_tokens`` keeps for token-level forms
     (``dynamics.token_sample``). None where ``T <= k``: every token is kept."""
     if mask.shape[1] <= k:
         return None
@@ -92,14 +92,16 @@ def sample_tokens(mask: torch.Tensor, k: int) -> torch.Tensor | None:
     return keys.topk(k, dim=1, largest=False, sorted=False).indices.sort(dim=1).values
 
 
-def take_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Token features ``x [L+1, G, T, d]`` at each group's positions ``index [G, K]``: ``[L+1, G, K, d]``, a copy laid
-    out as ``x`` is (a teacher's groups first, ``_pooler``; the Gram path reads either)."""
-    by_group = x.transpose(0, 1)
-    if by_group.is_contiguous():  # [G, L+1, T, d] underneath
-        at = index[:, None, :, None].expand(-1, by_group.shape[1], -1, by_group.shape[-1])
-        return by_group.gather(2, at).transpose(0, 1)
-    return x.gather(2, index[None, :, :, None].expand(x.shape[0], -1, -1, x.shape[-1]))
+def cut_tokens(hidden: Hidden, index: torch.Tensor) -> Hidden:
+    """Hidden states ``L+1 x [G, T, d]`` at each row's positions ``index [G, K]``: ``L+1 x [G, K, d]``. A stack
+    (``features.StackedHidden``) is gathered into a stack laid out as it was, scratch (a copy the costs may centre);
+    other states are indexed layer by layer, whose backward keeps the positions alone (a gather's would keep the
+    stack of every token it read)."""
+    if isinstance(hidden, StackedHidden):  # [G, L+1, T, d]
+        at = index[:, None, :, None].expand(-1, hidden.stack.shape[1], -1, hidden.stack.shape[-1])
+        return StackedHidden(hidden.stack.gather(2, at), scratch=True)
+    rows = torch.arange(index.shape[0], device=index.device)[:, None]
+    return [h[rows, index] for h in hidden]
 
 
 def _pooler(
@@ -195,11 +197,11 @@ class Pooled:
     None when all are; ``*_p`` are the perturbed inputs' (the sensitivity component).
 
     ``teacher_scratch``: ``xt`` was made for the costs alone (``pool_features`` sets it for token features it stacked
-    itself, or that came stacked as scratch: ``features.StackedHidden``), so ``pooled_costs`` may centre the teacher's
-    features in it rather than in a copy, a tensor of the teacher's hidden states' size fewer, after the components
-    that read ``xt`` otherwise (angle, sensitivity). Unless a reference is given, that uses the features up: ``xt``
-    becomes None (``pooled_costs`` takes it, and lets it go once the Grams and the layer change are made of it), and a
-    second ``pooled_costs`` on them is refused (pool again)."""
+    itself, cut to sampled tokens, or that came stacked as scratch: ``features.StackedHidden``), so ``pooled_costs``
+    may centre the teacher's features in it rather than in a copy, a tensor of the teacher's hidden states' size
+    fewer, after the components that read ``xt`` otherwise (angle, sensitivity). Unless a reference is given, that
+    uses the features up: ``xt`` becomes None (``pooled_costs`` takes it, and lets it go once the Grams and the layer
+    change are made of it), and a second ``pooled_costs`` on them is refused (pool again)."""
 
     xs: torch.Tensor
     xt: torch.Tensor | None
@@ -227,6 +229,12 @@ def pool_features(
     if tokens is not None and opts.pooling != "tokens":
         raise ValueError(f"tokens picks positions of token-level features (pooling 'tokens'), not of pooling "
                          f"{opts.pooling!r}")
+    if tokens is not None:  # the forms of these tokens alone: each model's states cut to them first
+        student, mask = cut_tokens(student, tokens), mask.gather(1, tokens)
+        with torch.no_grad():
+            teacher = cut_tokens(teacher, tokens)  # (copies: scratch, Pooled)
+            perturbed = perturbed and (cut_tokens(perturbed[0], tokens), cut_tokens(perturbed[1], tokens))
+        teacher_mask = None if teacher_mask is None else teacher_mask.gather(1, tokens)
     pool_s = _pooler(mask, opts.pooling, cls_index)
     if teacher_mask is None and teacher_cls_index is cls_index and opts.pooling != "tokens":  # pooled alike
         pool_t = pool_s
@@ -245,10 +253,6 @@ def pool_features(
         xs_p = pool_s(perturbed[0])
         with torch.no_grad():
             xt_p = pool_t(perturbed[1])
-    if tokens is not None:  # the forms of these tokens alone (their copies: the teacher's are scratch now)
-        xs, xt, gmask = take_tokens(xs, tokens), take_tokens(xt, tokens), gmask.gather(1, tokens)
-        if xs_p is not None:
-            xs_p, xt_p = take_tokens(xs_p, tokens), take_tokens(xt_p, tokens)
     if gather is not None:  # (gmask None: every item valid; it stays None where the gather pads nothing)
         xs, gathered = gather(xs, gmask, 2)
         xt = gather(xt, gmask, 2)[0]
@@ -257,8 +261,7 @@ def pool_features(
         gmask = gathered
     # (pooled features are small: their copy is not worth a Pooled that one call uses up; states stacked ahead are
     # the caller's, scratch where it says so)
-    scratch = opts.pooling == "tokens" and teacher_pooled is None and (getattr(teacher, "scratch", True)
-                                                                        or tokens is not None)
+    scratch = opts.pooling == "tokens" and teacher_pooled is None and getattr(teacher, "scratch", True)
     return Pooled(xs, xt, gmask, xs_p, xt_p, teacher_scratch=scratch)
 
 
