@@ -5,13 +5,15 @@ under the uniform map's plan, float32.
 
 For each K: the dynamics loss and the gradient it gives the student's weights, drawn ``--draws`` times, against the
 loss and gradient of every token (the same batch and weights): the loss's mean and spread relative to every token's,
-the cosine of one draw's gradient with every token's, and of the draws' mean gradient; and the seconds of the costs
-(forward and backward, the states given: the models' own passes are not timed), median of the draws.
+the cosine of one draw's gradient with every token's, and of the draws' mean gradient, and one draw's gradient norm
+relative to every token's (median of the draws); and the seconds of the costs, forward and backward from the
+student's states to the loss (the models' own passes and the draw itself are not timed), median of the draws (of 3
+runs for every token).
 
     python benchmarks/speed/token_sample_fidelity.py --output benchmarks/speed/token_sample_fidelity.json
 
-The batch: the first ``--windows`` windows of 384 tokens (stride 128) of dev-v1.1.json's questions taken in order
-from article ``--first-article`` on, so long contexts (many near 384 real tokens) are in it.
+The batch: the ``--windows`` longest windows of 384 tokens (stride 128) of dev-v1.1.json's first ``--questions``
+questions, padded to the longest (a long batch, as length-grouped batches make); the JSON records their real tokens.
 """
 
 from __future__ import annotations
@@ -31,18 +33,19 @@ from dynakd.packaged import resolve
 from dynakd.students import build_student
 
 
-def windows(path: Path, tokenizer, n: int, first_article: int, length: int = 384, stride: int = 128):
-    questions, contexts = [], []
-    for article in json.loads(path.read_text())["data"][first_article:]:
+def windows(path: Path, tokenizer, n: int, questions: int, length: int = 384, stride: int = 128):
+    """The ``n`` longest windows (most real tokens) of the first ``questions`` questions, padded to the longest."""
+    qs, contexts = [], []
+    for article in json.loads(path.read_text())["data"]:
         for para in article["paragraphs"]:
             for qa in para["qas"]:
-                questions.append(qa["question"])
+                qs.append(qa["question"])
                 contexts.append(para["context"])
-        if len(questions) >= n:
-            break
-    enc = tokenizer(questions, contexts, truncation="only_second", max_length=length, stride=stride,
-                    return_overflowing_tokens=True, padding="longest", return_tensors="pt")
-    return {k: enc[k][:n] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+    enc = tokenizer(qs[:questions], contexts[:questions], truncation="only_second", max_length=length, stride=stride,
+                    return_overflowing_tokens=True)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    longest = sorted(range(len(enc["input_ids"])), key=lambda i: -len(enc["input_ids"][i]))[:n]
+    return dict(tokenizer.pad([{k: enc[k][i] for k in keys} for i in longest], return_tensors="pt"))
 
 
 def dynamics(student, teacher_hidden, batch, plan, opts, k):
@@ -69,7 +72,7 @@ def main() -> None:
     parser.add_argument("--squad", default="../shared/data/squad/dev-v1.1.json")
     parser.add_argument("--teacher", default="minilm")
     parser.add_argument("--windows", type=int, default=32)
-    parser.add_argument("--first-article", type=int, default=0)
+    parser.add_argument("--questions", type=int, default=2000)
     parser.add_argument("--samples", default="64,128,192")
     parser.add_argument("--draws", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
@@ -85,7 +88,7 @@ def main() -> None:
     for module in student.modules():  # (dropout off: every draw sees the same states, only the tokens differ)
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    batch = windows(Path(args.squad), tokenizer, args.windows, args.first_article)
+    batch = windows(Path(args.squad), tokenizer, args.windows, args.questions)
     with torch.no_grad():
         teacher_hidden = teacher(**batch, output_hidden_states=True).hidden_states
     real = batch["attention_mask"].sum(1)
@@ -99,25 +102,26 @@ def main() -> None:
              "seconds": full_seconds}]
     print(f"every token: loss {full_loss:.5f}, costs {statistics.median(full_seconds):.3f} s")
     for k in (int(x) for x in args.samples.split(",")):
-        losses, cosines, grads, seconds = [], [], [], []
+        losses, cosines, grads, norms, seconds = [], [], [], [], []
         for _ in range(args.draws):
             loss, grad, sec = dynamics(student, teacher_hidden, batch, plan, opts, k)
             losses.append(loss)
             grads.append(grad)
             cosines.append(float(torch.nn.functional.cosine_similarity(grad, full_grad, dim=0)))
+            norms.append(float(grad.norm() / full_grad.norm()))
             seconds.append(sec)
         mean_grad = torch.stack(grads).mean(0)
         row = {"token_sample": k, "loss_mean_rel": statistics.mean(losses) / full_loss,
                "loss_sd_rel": statistics.stdev(losses) / full_loss, "grad_cosine_one_draw": cosines,
                "grad_cosine_mean_of_draws": float(torch.nn.functional.cosine_similarity(mean_grad, full_grad, dim=0)),
-               "grad_norm_rel": float(mean_grad.norm() / full_grad.norm()),
+               "grad_norm_rel_one_draw": statistics.median(norms),
                "seconds_median": statistics.median(seconds), "seconds": seconds}
         rows.append(row)
         print(f"K={k}: loss {row['loss_mean_rel']:.3f} +- {row['loss_sd_rel']:.3f} of every token's; gradient cosine "
               f"one draw {statistics.median(cosines):.3f} [{min(cosines):.3f}, {max(cosines):.3f}], mean of "
               f"{args.draws} {row['grad_cosine_mean_of_draws']:.3f}; costs {row['seconds_median']:.3f} s")
     result = {"setup": {"teacher": args.teacher, "student_layers": 2, "windows": args.windows,
-                        "first_article": args.first_article, "tokens": int(batch["input_ids"].shape[1]),
+                        "questions": args.questions, "tokens": int(batch["input_ids"].shape[1]),
                         "real_tokens_mean": float(real.float().mean()), "real_tokens_min": int(real.min()),
                         "draws": args.draws, "seed": args.seed, "plan": "uniform map (teacher layers 3, 6)",
                         "device": processor_name(), "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
