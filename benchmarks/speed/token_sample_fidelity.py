@@ -63,7 +63,7 @@ def dynamics(student, teacher_hidden, batch, plan, opts, k):
     loss.backward()
     seconds = time.perf_counter() - start
     torch.autograd.backward(hidden, [h.grad for h in leaves])
-    grad = torch.cat([p.grad.flatten() for p in student.parameters() if p.grad is not None])
+    grad = torch.cat([p.grad.flatten() for p in student.parameters() if p.grad is not None]).double()  # (15M terms)
     return float(loss.detach()), grad, seconds
 
 
