@@ -17,6 +17,8 @@
 #   bench-qa       `dynakd bench --task squad` (kd and full/OT, batches of 32 windows of 384 tokens) with the costs
 #                  all at once (dynamics.window_mib 0, a GPU's default) and in windows of 32 MiB (a CPU's default:
 #                  less memory; each window ~1,000 operators more) -> $OUT/h200-qa-w0.json, $OUT/h200-qa-w32.json;
+#   bench-qa-sample  bench-qa all at once with token-level forms of 128 tokens drawn per window
+#                  (--set dynamics.token_sample=128) -> $OUT/h200-qa-sample128.json;
 #   bench-every    the same as bench with OT's plan held for 4 batches (--set align.plan_every=4: the issue's 2% for
 #                  the aligner) -> $OUT/h200-every.json;
 #   bench-cudagraphs  the same as bench with --cuda-graphs (the dynamics losses recorded once per batch size and
@@ -114,17 +116,19 @@ token_memory() {
     > "$OUT/token-memory.log" 2>&1
   echo "token-memory exit $?"; tail -3 "$OUT/token-memory.log"
 }
+qa_one() {  # WINDOW_MIB [TOKEN_SAMPLE]: one QA bench of kd and full/OT
+  local l sets=(--set "dynamics.window_mib=$1") name=w$1
+  [ -n "${2:-}" ] && { sets+=(--set "dynamics.token_sample=$2"); name=sample$2; }
+  l=$(limit 120)
+  [ "$l" -lt 30 ] && { echo "== bench-qa $name: skipped, $(left) s left"; return; }
+  echo "== bench-qa $name ($(left) s left)"
+  timeout "$l" $PY -m dynakd.cli bench --teacher "$TEACHER" --task squad --train-file .devdata/squad/dev-v1.1.json \
+    --no-progress --methods kd,full --aligners ot --batch-size 32 --max-train-samples 1024 \
+    "${sets[@]}" "${small[@]}" --output "$OUT/$GPU-qa-$name.json" > "$OUT/bench-qa-$name.log" 2>&1
+  echo "bench-qa $name exit $?"; tail -5 "$OUT/bench-qa-$name.log"
+}
 qa_bench() {  # the QA costs all at once, then in windows of 32 MiB: what the windows' operators cost on a GPU
-  local w l
-  for w in 0 32; do
-    l=$(limit 120)
-    [ "$l" -lt 30 ] && { echo "== bench-qa window_mib=$w: skipped, $(left) s left"; return; }
-    echo "== bench-qa window_mib=$w ($(left) s left)"
-    timeout "$l" $PY -m dynakd.cli bench --teacher "$TEACHER" --task squad --train-file .devdata/squad/dev-v1.1.json \
-      --no-progress --methods kd,full --aligners ot --batch-size 32 --max-train-samples 1024 \
-      --set dynamics.window_mib=$w "${small[@]}" --output "$OUT/$GPU-qa-w$w.json" > "$OUT/bench-qa-w$w.log" 2>&1
-    echo "bench-qa window_mib=$w exit $?"; tail -5 "$OUT/bench-qa-w$w.log"
-  done
+  qa_one 0; qa_one 32
 }
 compiled_bench() {  # NAME MAX_S FLAG...: a compiled bench of full/OT, kd and task (one repeat, 10 warm-up steps:
   # compilation) for at most MAX_S seconds; its rows are in its log as each configuration ends. $BENCH runs it.
@@ -143,6 +147,7 @@ for step in $STEPS; do  # in the order given
     bench-tokens) eager_bench bench-tokens 120 --set dynamics.pooling=tokens ;;
     token-memory) token_memory ;;
     bench-qa) qa_bench ;;
+    bench-qa-sample) qa_one 0 128 ;;
     tests-gpu) tests_gpu ;;
     bench-every) eager_bench bench-every 140 --set align.plan_every=4 ;;
     bench-cudagraphs) eager_bench bench-cudagraphs 160 --cuda-graphs ;;
