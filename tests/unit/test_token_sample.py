@@ -67,7 +67,8 @@ def test_costs_of_sampled_tokens_are_those_of_the_states_cut_to_them(monkeypatch
     ahead = (plan, {}) if path == "windows_plan_ahead" and "sensitivity" not in components else None
     plan_first = path != "tensors"
     s, t = rand_hidden(LS, DS, 0, t_len, requires_grad=True), rand_hidden(LT, DT, 1, t_len)
-    pert = (perturb([h.detach() for h in s], 2), perturb(t, 3)) if "sensitivity" in components else None
+    pert_s = tuple(h.requires_grad_(True) for h in perturb([h.detach() for h in s], 2))  # (a forward of their own)
+    pert = (pert_s, perturb(t, 3)) if "sensitivity" in components else None
     mask = ragged_mask(t_len)  # the last row: 3 real tokens, so 17 padding positions among its 20
     torch.manual_seed(4)
     index = sample_tokens(mask, k)
@@ -79,15 +80,20 @@ def test_costs_of_sampled_tokens_are_those_of_the_states_cut_to_them(monkeypatch
     got_loss = sum(plan_loss(plan, c) for c in got.values())
     got_loss.backward()
     got_grads = [h.grad.clone() for h in s]
+    got_grads_p = [h.grad.clone() if h.grad is not None else None for h in pert_s]
 
     s_cut = tuple(h.detach().clone().requires_grad_(True) for h in cut(s, index))
-    pert_cut = (cut(pert[0], index), cut(pert[1], index)) if pert else None
+    pert_s_cut = tuple(h.detach().clone().requires_grad_(True) for h in cut(pert_s, index))
+    pert_cut = (pert_s_cut, cut(pert[1], index)) if pert else None
     want = dynamics_costs(s_cut, cut(t, index), mask=mask.gather(1, index), opts=DynamicsOptions(components,
                           pooling="tokens", window_mib=0), anchors=anchors, perturbed=pert_cut, plan_first=False)
     want_loss = sum(plan_loss(plan, c) for c in want.values())
     want_loss.backward()
     torch.testing.assert_close(got_loss, want_loss)
-    for h, got_grad, want_cut in zip(s, got_grads, s_cut):
+    for h, got_grad, want_cut in zip(s + pert_s, got_grads + got_grads_p, s_cut + pert_s_cut):
+        if want_cut.grad is None:  # (the perturbed states, where no component reads them)
+            assert got_grad is None and pert is None
+            continue
         want_grad = torch.zeros_like(h)
         for g in range(B):
             want_grad[g, index[g]] = want_cut.grad[g]

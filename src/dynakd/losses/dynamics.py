@@ -231,9 +231,11 @@ def pool_features(
                          f"{opts.pooling!r}")
     if tokens is not None:  # the forms of these tokens alone: each model's states cut to them first
         student, mask = cut_tokens(student, tokens), mask.gather(1, tokens)
-        with torch.no_grad():
-            teacher = cut_tokens(teacher, tokens)  # (copies: scratch, Pooled)
-            perturbed = perturbed and (cut_tokens(perturbed[0], tokens), cut_tokens(perturbed[1], tokens))
+        with torch.no_grad():  # (the teacher's cut states are copies of their own: scratch, Pooled.teacher_scratch)
+            teacher = cut_tokens(teacher, tokens)
+            teacher_p = None if perturbed is None else cut_tokens(perturbed[1], tokens)
+        if perturbed is not None:  # (the student's perturbed states keep their gradient)
+            perturbed = (cut_tokens(perturbed[0], tokens), teacher_p)
         teacher_mask = None if teacher_mask is None else teacher_mask.gather(1, tokens)
     pool_s = _pooler(mask, opts.pooling, cls_index)
     if teacher_mask is None and teacher_cls_index is cls_index and opts.pooling != "tokens":  # pooled alike
