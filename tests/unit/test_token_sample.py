@@ -170,3 +170,25 @@ def test_the_distiller_samples_the_teacher_states_it_stacked():
         torch.manual_seed(0)
         losses.append(d(s, t, labels, progress=0.5).loss)
     torch.testing.assert_close(losses[0], losses[1])
+
+
+def test_tokens_are_drawn_among_those_the_dynamics_see(monkeypatch):
+    """Under ``qa_tokens: context`` the tokens are drawn among the context's: the mask they are drawn from is the
+    dynamics' (``Distiller.dynamics_masks``)."""
+    from dynakd import distiller as distiller_module
+    from dynakd.config import DistillConfig, validate
+    from dynakd.distiller import Distiller
+    from dynakd.features import Features
+
+    seen = []
+    real = distiller_module.sample_tokens
+    monkeypatch.setattr(distiller_module, "sample_tokens", lambda mask, k: seen.append(mask) or real(mask, k))
+    mask = torch.ones(2, 8, dtype=torch.long)
+    context = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1, 1, 1]])
+    cfg = validate(DistillConfig(task="squad", method="full", max_seq_length=64,
+                                 dynamics={"qa_tokens": "context", "token_sample": 3}))
+    d = Distiller(cfg, student_layers=1, teacher_layers=2, student_width=8, teacher_width=8, qa=True).train()
+    s = Features(torch.zeros(2, 8, 2), tuple(torch.randn(2, 8, 8) for _ in range(2)), mask, context=context)
+    t = Features(torch.zeros(2, 8, 2), tuple(torch.randn(2, 8, 8) for _ in range(3)), mask, context=context)
+    d.dynamics_costs(s, t, None)
+    assert len(seen) == 1 and torch.equal(seen[0], context)
