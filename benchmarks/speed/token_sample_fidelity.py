@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from dynakd.data.squad import prepare_train_features, read_squad_json
 from dynakd.experiments.bench import _commit, processor_name
 from dynakd.losses.dynamics import DynamicsOptions, dynamics_costs, plan_loss, sample_tokens
 from dynakd.packaged import resolve
@@ -34,15 +35,10 @@ from dynakd.students import build_student
 
 
 def windows(path: Path, tokenizer, n: int, questions: int, length: int = 384, stride: int = 128):
-    """The ``n`` longest windows (most real tokens) of the first ``questions`` questions, padded to the longest."""
-    qs, contexts = [], []
-    for article in json.loads(path.read_text())["data"]:
-        for para in article["paragraphs"]:
-            for qa in para["qas"]:
-                qs.append(qa["question"])
-                contexts.append(para["context"])
-    enc = tokenizer(qs[:questions], contexts[:questions], truncation="only_second", max_length=length, stride=stride,
-                    return_overflowing_tokens=True)
+    """The ``n`` longest windows (most real tokens) of the first ``questions`` questions, cut as training cuts them
+    (``data.squad.prepare_train_features``), padded to the longest."""
+    rows = [row for article in read_squad_json(str(path)) for row in article["rows"]][:questions]
+    enc = prepare_train_features({k: [row[k] for row in rows] for k in rows[0]}, tokenizer, length, stride)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
     longest = sorted(range(len(enc["input_ids"])), key=lambda i: -len(enc["input_ids"][i]))[:n]
     return dict(tokenizer.pad([{k: enc[k][i] for k in keys} for i in longest], return_tensors="pt"))

@@ -236,7 +236,6 @@ def pool_features(
             teacher_p = None if perturbed is None else cut_tokens(perturbed[1], tokens)
         if perturbed is not None:  # (the student's perturbed states keep their gradient)
             perturbed = (cut_tokens(perturbed[0], tokens), teacher_p)
-        teacher_mask = None if teacher_mask is None else teacher_mask.gather(1, tokens)
     pool_s = _pooler(mask, opts.pooling, cls_index)
     if teacher_mask is None and teacher_cls_index is cls_index and opts.pooling != "tokens":  # pooled alike
         pool_t = pool_s

@@ -643,15 +643,17 @@ def _compare(forms: list[torch.Tensor], counts: list, ls: int, distance: str,
         forms, counts = [torch.cat([f.flatten(1) * c for f, c in zip(forms, scales)], 1)], [1]
     if plan_first and forms:
         known = weights is not None
+
+        def summed(w):  # the teacher's forms summed under plan weights w
+            return [F.weighed(w, b, distance) for b in teacher]
+
         with torch.no_grad():
             terms = [F.layer_costs(a, b, c, distance=distance) for a, b, c in zip(forms, teacher, counts)] \
                 if values or not known else None
             value = sum(terms[1:], terms[0]) if terms else None
             if known:
-                return _summed_cost(weights, forms, counts, distance,
-                                    [F.weighed(weights, b, distance) for b in teacher], value)
-        return PlanFirst(value, forms, counts, distance,
-                         lambda weights: [F.weighed(weights, b, distance) for b in teacher])
+                return _summed_cost(weights, forms, counts, distance, summed(weights), value)
+        return PlanFirst(value, forms, counts, distance, summed)
     terms = []
     for i, (form, count) in enumerate(zip(forms, counts)):
         # (the teacher's rows depend on the teacher's features alone)
