@@ -45,6 +45,7 @@ SQUAD_DEFAULTS = {
 }
 
 STUDENT_EPOCHS = 2.0
+DEMO_FLAGS = ("max_train_samples", "epochs")  # the settings the demo's flags may change (its data's aside)
 
 
 def teacher_base() -> str:
@@ -124,51 +125,70 @@ def run_demo(
     check_demo_folders(out)
     if (out / "teacher" / "metrics.json").is_file():  # the demo trains afresh each time (it is what it shows)
         print(f"(replacing the demo runs already in {out})")
+    configs = demo_configs(out, base, student_epochs)
     print("[1/3] fine-tuning the teacher (all-MiniLM-L6-v2, 6 layers)")
-    results["teacher"] = finetune(build_config(base, {"model": teacher_base(), "output": str(out / "teacher")}))
+    results["teacher"] = finetune(configs["teacher"])
     mark(out / "teacher")
     for i, method in enumerate(("kd", "full"), start=2):
         print(f"[{i}/3] distilling a 2-layer student with method '{method}'")
-        cfg = build_config(
-            base,
-            {
-                "teacher": str((out / "teacher").resolve()),  # (recorded whole: known as the demo's from anywhere)
-                "student_layers": 2,
-                "method": method,
-                "epochs": student_epochs,
-                "output": str(out / f"student-{method}"),
-                "eval_teacher": False,
-            },
-        )
-        results[method] = distill(cfg)
+        results[method] = distill(configs[f"student-{method}"])
         mark(out / f"student-{method}")
     print()
-    print(format_table(results, cfg, source, teacher_epochs=base["epochs"]))
+    print(format_table(results, configs["student-full"], source, teacher_epochs=base["epochs"]))
     return results
+
+
+def demo_configs(out: Path, base: dict, student_epochs: float) -> dict[str, DistillConfig]:
+    """The demo's three runs, by their folder's name in ``out``: the teacher, then its 2-layer students."""
+    configs = {"teacher": build_config(base, {"model": teacher_base(), "output": str(out / "teacher")})}
+    for method in ("kd", "full"):
+        configs[f"student-{method}"] = build_config(base, {
+            "teacher": str((out / "teacher").resolve()),  # (recorded whole: known as the demo's from anywhere)
+            "student_layers": 2,
+            "method": method,
+            "epochs": student_epochs,
+            "output": str(out / f"student-{method}"),
+            "eval_teacher": False,
+        })
+    return configs
 
 
 def check_demo_folders(out: Path) -> None:
     """The demo replaces its own runs (``overwrite``) and no other: ``out`` may not be a run's folder itself, and a
     finished run in one of its folders must carry the demo's mark (``mark``), which whatever replaces that run removes.
-    An unfinished run passes where its settings are the demo's (model MiniLM, students of the demo's teacher): a demo
-    stopped midway. A user's teacher of MiniLM in ``<out>/teacher`` passed for the demo's, and was replaced."""
+    An unfinished run passes where its recorded settings are a demo's (``_not_the_demos``): a demo stopped midway. A
+    user's teacher of MiniLM in ``<out>/teacher`` passed for the demo's, and was replaced; then so did a user's
+    unfinished run of MiniLM with settings of its own."""
     check_not_a_run(out, "the demo", "its three runs")
-    own = {"teacher": ("model", teacher_base()), "student-kd": ("teacher", str(out / "teacher")),
-           "student-full": ("teacher", str(out / "teacher"))}
-    for name, (key, value) in own.items():
+    for name in ("teacher", "student-kd", "student-full"):
         saved = recorded_config(out / name)
         if saved is None or (out / name / DEMO_MARK).is_file():
             continue
-        demo_setting = _demo_setting(out, key, saved.get(key), value)
-        if demo_setting and not (out / name / "metrics.json").is_file():
+        differs = _not_the_demos(out, name, saved)
+        if differs is None and not (out / name / "metrics.json").is_file():
             continue
-        what = "finished, and without the demo's mark" if demo_setting else f"{key} {saved.get(key)}"
+        what = "finished, and without the demo's mark" if differs is None else differs
         raise DynaKDError(f"{out / name} holds a run the demo did not write ({what}), which it would replace; choose "
                           "another --output, or delete that folder if a demo from before the demo marked its runs "
                           "wrote it")
 
 
-def _demo_setting(out: Path, key: str, saved, value: str) -> bool:
+def _not_the_demos(out: Path, name: str, saved: dict) -> str | None:
+    """The first of a run's recorded settings that no demo writes into ``<out>/<name>`` (``"lr 0.0003"``), or None
+    where they are a demo's, of either task: its teacher model, or for a student the demo's teacher folder, its
+    method and depth, and the demo's settings but those its flags choose (``DEMO_FLAGS``). The recorded keys a demo
+    does not set are left to the flags (the data's)."""
+    own = {"model": teacher_base()} if name == "teacher" else {
+        "teacher": str(out / "teacher"), "method": name.removeprefix("student-"), "student_layers": 2}
+    key, value = next(iter(own.items()))
+    if not _demo_model(out, key, saved.get(key), value):
+        return f"{key} {saved.get(key)}"
+    tasks = [d for d in (DEMO_DEFAULTS, SQUAD_DEFAULTS) if d["task"] == saved.get("task")] or [DEMO_DEFAULTS]
+    wanted = {k: v for k, v in {**tasks[0], **own}.items() if k not in (key, *DEMO_FLAGS)}
+    return next((f"{k} {saved.get(k)}" for k, v in wanted.items() if not same_setting(k, saved.get(k), v)), None)
+
+
+def _demo_model(out: Path, key: str, saved, value: str) -> bool:
     """Whether a run's ``key`` is the demo's: its teacher model, or for a student the demo's teacher folder."""
     if same_setting(key, saved, value):
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fnmatch
 import json
@@ -778,20 +779,40 @@ def test_the_demo_replaces_its_own_runs_only(tiny_teacher, capsys, tmp_path):
     assert f"{out / 'teacher'} holds a run the demo did not write (model {tiny_teacher}), which it would replace" in err
     assert (out / "teacher" / "metrics.json").is_file()
     (out / "teacher" / "metrics.json").unlink()
-    from dynakd.demo import check_demo_folders, mark  # the demo's unfinished runs (model minilm, students of its
-    from dynakd.rundir import DEMO_MARK  # teacher) pass: a demo stopped midway
+    from dynakd.config import save_config
+    from dynakd.demo import DEMO_DEFAULTS, SQUAD_DEFAULTS, check_demo_folders, demo_configs, mark
+    from dynakd.rundir import DEMO_MARK
 
-    for name, line in (("teacher", "model: minilm"), ("student-kd", f"teacher: {out / 'teacher'}/"),
-                       ("student-full", "teacher: d/teacher")):  # (run from tmp_path, then from elsewhere)
+    def record(name, cfg, **changes):
         (out / name).mkdir(exist_ok=True)
-        (out / name / "dynakd.yaml").write_text(line + "\n")
+        save_config(dataclasses.replace(cfg, **changes), out / name / "dynakd.yaml")
+
+    # the demo's unfinished runs pass, whatever its flags chose (a demo stopped midway), of either task
+    for defaults, flags in ((DEMO_DEFAULTS, {"synthetic": True, "epochs": 3.0}),
+                            (SQUAD_DEFAULTS, {"train_file": "dev.json", "max_train_samples": 50})):
+        for name, cfg in demo_configs(out, {**defaults, **flags}, 1.0).items():
+            record(name, cfg)
+        check_demo_folders(out)
+    demo = demo_configs(out, {**DEMO_DEFAULTS, "synthetic": True}, 2.0)
+    for name in ("student-kd", "student-full"):  # (students of a demo run from tmp_path, then from elsewhere)
+        record(name, demo[name], teacher={"student-kd": f"{out / 'teacher'}/", "student-full": "d/teacher"}[name])
     check_demo_folders(out)
-    (out / "student-full" / "dynakd.yaml").write_text("teacher: teacher\n")  # an earlier demo with --output .
+    record("student-full", demo["student-full"], teacher="teacher")  # an earlier demo with --output .
     check_demo_folders(out)
-    (out / "student-full" / "dynakd.yaml").write_text(f"teacher: {tmp_path / 'elsewhere' / 'd' / 'teacher'}\n")
+    record("student-full", demo["student-full"], teacher=str(tmp_path / "elsewhere" / "d" / "teacher"))
     with pytest.raises(DynaKDError, match="student-full holds a run the demo did not write"):
         check_demo_folders(out)  # another teacher, whose folder's last names are the demo's
-    (out / "student-full" / "dynakd.yaml").write_text("teacher: teacher\n")
+    # an unfinished run of the user's own in the demo's folders, of MiniLM or of the demo's teacher, passed for the
+    # demo's: the settings the demo fixes are its own
+    for name, changes, what in (("teacher", {"lr": 3e-4}, "lr 0.0003"),
+                                ("student-full", {"student_layers": 3}, "student_layers 3"),
+                                ("student-full", {"method": "kd"}, "method kd"),
+                                ("student-kd", {"max_seq_length": 128}, "max_seq_length 128")):
+        record(name, demo[name], **changes)
+        with pytest.raises(DynaKDError, match=f"{name} holds a run the demo did not write \\({what}\\)"):
+            check_demo_folders(out)
+        record(name, demo[name])
+    check_demo_folders(out)
     # a finished run of MiniLM in the demo's teacher folder (README's own `finetune --model minilm --output
     # runs/teacher`, then `demo --output runs`) passed for the demo's and was replaced: the demo's runs carry its mark
     (out / "teacher" / "metrics.json").write_text("{}")
