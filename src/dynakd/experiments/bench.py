@@ -389,8 +389,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
 
 
 def allocator_env() -> dict[str, str]:
-    """The host allocator's settings in the environment, which move a CPU's long steps by ~1.4x (README: "A CPU's
-    memory allocator"): glibc's ``MALLOC_*``, PyTorch's ``THP_MEM_ALLOC_ENABLE``, a preloaded allocator."""
+    """The host allocator's settings in the environment, which move a CPU's long steps by ~1.4x (docs/speed.md,
+    "A CPU's memory allocator"): glibc's ``MALLOC_*``, PyTorch's ``THP_MEM_ALLOC_ENABLE``, a preloaded allocator."""
     return {k: v for k, v in os.environ.items()
             if k.startswith("MALLOC_") or k in ("THP_MEM_ALLOC_ENABLE", "LD_PRELOAD")}
 
