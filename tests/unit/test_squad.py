@@ -439,3 +439,26 @@ def test_a_file_without_questions_is_refused(tmp_path, squad_file):
             load_squad(validation_file=str(tmp_path / "empty.json"), splits=("validation",))
         with pytest.raises(DynaKDError, match="holds no questions"):
             load_squad(train_file=str(tmp_path / "empty.json"), validation_file=str(squad_file))
+
+
+def test_an_answer_with_spaces_at_its_ends_is_labelled_in_a_window_that_begins_at_it(tokenizer):
+    """An answer given with its spaces (``answer_start`` on the space before it) was in no window whose context began
+    at its first word, the space lying before the window's first character: here the only window holding it whole."""
+    context = " ".join(f"w{i}" for i in range(40))
+    ex = {"id": ["q"], "question": ["Which?"], "context": [context], "answers": [{"text": ["w0"], "answer_start": [0]}]}
+    second = [o for o in prepare_eval_features(ex, tokenizer, 24, 8)["offset_mapping"][1] if o is not None]
+    whole = context[second[0][0]:second[-1][1]]  # the second window's context, which no other window holds whole
+    ex["answers"] = [{"text": [f" {whole} "], "answer_start": [second[0][0] - 1]}]
+    train = prepare_train_features(ex, tokenizer, 24, 8)
+    ev = prepare_eval_features(ex, tokenizer, 24, 8)
+    spans = {context[offs[s][0]:offs[e][1]] for (s, e), offs in zip(train["labels"], ev["offset_mapping"]) if s}
+    assert spans == {ex["answers"][0]["text"][0].strip()}
+
+
+def test_a_window_without_its_answer_points_outside_the_context_without_a_cls_token(tokenizer):
+    """Without a CLS token such windows pointed at position 0, a context token where the context comes first."""
+    from dynakd.data.squad import _no_answer
+
+    assert _no_answer([5, 101, 7], [None, None, 1], 101, 1) == 1  # the CLS token, wherever it is
+    assert _no_answer([5, 6, 7, 8], [0, 0, None, 1], None, 0) == 2  # context first: the first token after it
+    assert _no_answer([5, 6, 7], [0, 1, 1], None, 1) == 0  # question first: its first token

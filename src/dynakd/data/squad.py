@@ -207,8 +207,8 @@ def _cut(tokenizer, question: str, offsets: list[tuple[int, int]], limit: int) -
 
 def prepare_train_features(examples: dict[str, list], tokenizer, max_length: int, stride: int) -> dict[str, list]:
     """Windows with ``labels = [start, end]`` token positions of the first gold answer, or ``[cls, cls]`` (the
-    window's CLS token wherever it is, position 0 without one) when the answer is not wholly inside the window;
-    ``context_mask`` marks context tokens."""
+    window's CLS token wherever it is, its first token outside the context without one) when the answer is not wholly
+    inside the window; ``context_mask`` marks context tokens."""
     enc, context_id = _windows(tokenizer, examples, max_length, stride)
     samples = enc["overflow_to_sample_mapping"]
     seqs = [enc.sequence_ids(i) for i in range(len(samples))]  # (read by both passes below)
@@ -225,17 +225,28 @@ def prepare_train_features(examples: dict[str, list], tokenizer, max_length: int
     for i, (offsets, seq) in enumerate(zip(enc["offset_mapping"], seqs)):
         context.append([int(s == context_id) for s in seq])
         answers = examples["answers"][samples[i]]
-        cls = enc["input_ids"][i].index(tokenizer.cls_token_id) if tokenizer.cls_token_id in enc["input_ids"][i] else 0
+        cls = _no_answer(enc["input_ids"][i], seqs[i], tokenizer.cls_token_id, context_id)
         if not answers["answer_start"] or samples[i] not in covered:
             labels.append([cls, cls])
             continue
         lo, hi = covered[samples[i]]
-        start_char = answers["answer_start"][0]
-        end_char = start_char + len(answers["text"][0])
+        # an answer's own spaces at its ends are no token's: one starting on a space was in no window that began at
+        # its first word
+        text = answers["text"][0]
+        start_char = answers["answer_start"][0] + len(text) - len(text.lstrip())
+        end_char = answers["answer_start"][0] + len(text.rstrip())
         span = answer_tokens(offsets, seq, context_id, max(start_char, lo), min(end_char, hi))
         labels.append(list(span) if span else [cls, cls])
     out = {k: v for k, v in enc.items() if k not in ("offset_mapping", "overflow_to_sample_mapping")}
     return {**out, "labels": labels, CONTEXT_MASK: context}
+
+
+def _no_answer(ids: list[int], seq_ids: list, cls_id: int | None, context_id: int) -> int:
+    """Where a window without its answer points: its CLS token wherever it is, else its first token outside the
+    context. Position 0 was a context token for a tokenizer without CLS that puts the context first."""
+    if cls_id is not None and cls_id in ids:
+        return ids.index(cls_id)
+    return next((t for t, s in enumerate(seq_ids) if s != context_id), 0)
 
 
 def answer_tokens(offsets, seq_ids, context_id: int, start_char: int, end_char: int) -> tuple[int, int] | None:
