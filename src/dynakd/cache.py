@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -67,7 +68,10 @@ def teacher_fingerprint(teacher) -> str:
     The folder the teacher was loaded from is left out: the same teacher under another path (a copy, a link) reuses
     its cache; so are the label names, which change no output. A teacher whose features DynaKD reads otherwise than
     transformers returns them (a decoder's class token and top layer: ``features.capture_rule``) says so too: a cache
-    built before that rule holds other features. An encoder's fingerprint is what it always was."""
+    built before that rule holds other features. An encoder's fingerprint is what it always was. The config's
+    ``transformers_version`` stays in: another transformers may compute the teacher's outputs otherwise (its default
+    attention, say), so an upgrade builds an ``auto`` cache anew, and a ``--teacher-cache DIR`` says which version
+    built it."""
     config = teacher.config.to_dict()
     for key in ("_name_or_path", "id2label", "label2id"):
         config.pop(key, None)
@@ -123,12 +127,22 @@ class TeacherCache:
         except _UNREADABLE as e:
             raise DynaKDError(f"teacher cache {self.folder} is unreadable ({e}); delete it to rebuild") from None
         self.poolings: tuple[str, ...] = POOLINGS
-        self.checked = False  # against the training rows it is read for (check, or built from them)
+        # the datasets (by datasets' own fingerprint) whose rows are the cache's, in its order: checked against it,
+        # built into it, or numbered in the order it was built (``vouch``); others are checked (``check_rows``)
+        self.vouched: set[str] = set()
 
     def use(self, poolings: tuple[str, ...]) -> TeacherCache:
-        """Read only these poolings in ``rows`` (the ones the run's losses use)."""
-        self.poolings = poolings
-        return self
+        """This cache reading only these poolings in ``rows`` (the ones a run's losses use): a view sharing its
+        arrays, so that two trainers given one cache each read their own."""
+        view = object.__new__(TeacherCache)
+        view.__dict__.update(self.__dict__)
+        view.poolings = tuple(poolings)
+        return view
+
+    def vouch(self, dataset) -> None:
+        """Take ``dataset``'s rows as the cache's, in its order, without hashing them again in ``check_rows``."""
+        if (fingerprint := getattr(dataset, "_fingerprint", None)) is not None:
+            self.vouched.add(fingerprint)
 
     def rows(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
         """The cached outputs of training rows ``ids`` (on the CPU) as batch entries: ``cached_teacher.logits``
@@ -171,17 +185,20 @@ class TeacherCache:
         for key, value in fingerprints.items():
             if self.meta.get(key) != value:
                 what = "another teacher" if key == "teacher_fingerprint" else "other training data"
+                if key == "teacher_fingerprint" and self.meta.get("transformers", transformers.__version__) != \
+                        transformers.__version__:  # (the teacher's config records it, and the fingerprint hashes it)
+                    what += (f", or the same one under transformers {self.meta['transformers']} (this is "
+                             f"{transformers.__version__}, whose outputs may differ)")
                 raise DynaKDError(
                     f"teacher cache {self.folder} was made for {what} "
                     f"({self.meta.get(key)} != {value}){_OTHER_FOLDER}"
                 )
-        self.checked = True
 
     def check_rows(self, dataset) -> None:
         """A cache given in Python (``DistillationTrainer(teacher_cache=...)``) against the rows it is read for: each
         row's ``example_id`` names its cached outputs, so every row needs one within the cache's rows; a dataset of
         all of them, in any order, holds the rows it was built from (their teacher-side token ids, where the cache
-        records them and the run has not checked or built it). A dataset without columns or a length (streamed) is
+        records them and the dataset is not one vouched for). A dataset without columns or a length (streamed) is
         the caller's to match."""
         columns = getattr(dataset, "column_names", None)
         if columns is None or not hasattr(dataset, "__len__"):
@@ -196,11 +213,14 @@ class TeacherCache:
             raise DynaKDError(f"train_dataset's {EXAMPLE_ID} {bad} names no row of teacher cache {self.folder}, which "
                               f"holds {n}: the cache was built from other rows")
         whole = len(ids) == n and np.array_equal(np.sort(ids), np.arange(n))
-        if whole and not self.checked and "data_fingerprint" in self.meta:  # (build_cache may be given none)
+        vouched = getattr(dataset, "_fingerprint", None) in self.vouched
+        if whole and not vouched and "data_fingerprint" in self.meta:  # (build_cache may be given none)
             rows = dataset.select(np.argsort(ids, kind="stable"))  # in the order the cache was built
             self.check({"data_fingerprint": data_fingerprint(rows, fingerprint_columns(columns))}, n)
+            self.vouch(dataset)
 
 
+BUILD_PREFIX = ".build-"  # a build inside a --teacher-cache folder given empty: .build-<host>-<pid>
 _UNREADABLE = (OSError, ValueError, EOFError)  # EOFError: an empty .npy file
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left, or the user's quota spent
 
@@ -303,6 +323,9 @@ def _remove_dead_builds(folder: Path) -> None:
     this folder, and in DynaKD's own cache root of every cache (an ``auto`` folder is named by its teacher and data,
     so a killed build's name may never come again)."""
     own_root = folder.parent.resolve() == default_cache_root().resolve()
+    for part in folder.glob(f"{BUILD_PREFIX}{socket.gethostname()}-*"):  # builds inside a folder given empty
+        if (pid := part.name.rsplit("-", 1)[-1]).isdigit() and not _running(int(pid)):
+            shutil.rmtree(part, ignore_errors=True)
     for part in folder.parent.glob(f"{'*' if own_root else folder.name}.tmp-{socket.gethostname()}-*"):
         pid, name = part.name.rsplit("-", 1)[-1], part.name.split(".tmp-")[0]
         # another cache's build may run in a process this one cannot see (a container sharing the host name and the
@@ -341,12 +364,23 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
     n = len(dataset)
     target = folder.resolve()
     _remove_dead_builds(target)
-    tmp = target.with_name(f"{target.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # one per builder
-    tmp.mkdir(parents=True, exist_ok=True)
+    # one per builder; in a folder given empty (a mount point, a container's volume, a folder made beforehand) the
+    # build goes inside it, on its disk: a rename cannot replace a mount point, and the folder's parent may be another
+    # disk, or not the user's to write in
+    inside = target.is_dir()
+    tmp = target / f"{BUILD_PREFIX}{socket.gethostname()}-{os.getpid()}" if inside else \
+        target.with_name(f"{target.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DynaKDError(f"the teacher cache could not be written to {tmp.parent} ({e.strerror or e}): give "
+                          "--teacher-cache a folder you can write to, or run the teacher live with --teacher-cache "
+                          "off") from None
     try:
         _write_arrays(tmp, teacher, dataset, collator, batch_size=batch_size, device=device, dtype=dtype,
                       progress=progress)
-        _write_meta(tmp, {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints})
+        _write_meta(tmp, {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints,
+                          "transformers": transformers.__version__})
     except BaseException as e:  # an error, Ctrl-C: the half-written arrays go (a killed process's, the next build's)
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError) and e.errno in _DISK_FULL:
@@ -354,7 +388,7 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
                               "there, or give --teacher-cache a folder on a larger disk (or off)") from None
         raise
     try:
-        tmp.rename(target)
+        _move_up(tmp, target) if inside else tmp.rename(target)
     except OSError as e:  # another process (e.g. on another machine sharing the folder) finished first: use its cache
         shutil.rmtree(tmp, ignore_errors=True)  # ours, whichever way: a model's features for a whole training set
         if not (target / "meta.json").is_file():
@@ -365,9 +399,17 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
         cache = TeacherCache(folder)
         cache.check(fingerprints, n, dtype)
         return cache
-    cache = TeacherCache(folder)
-    cache.checked = True  # (built from these rows)
-    return cache
+    return TeacherCache(folder)
+
+
+def _move_up(tmp: Path, target: Path) -> None:
+    """Move a build made inside ``target`` up into it, its record last (a folder holding it is a whole cache), unless
+    another builder's cache is there first (``FileExistsError``, which ``build_cache`` answers as a rename's)."""
+    if (target / "meta.json").is_file():
+        raise FileExistsError(errno.EEXIST, "a cache is there already")
+    for part in sorted(tmp.iterdir(), key=lambda p: p.name == "meta.json"):
+        os.replace(part, target / part.name)
+    tmp.rmdir()
 
 
 def _write_arrays(tmp: Path, teacher, dataset, collator, *, batch_size: int, device, dtype: str,
@@ -486,12 +528,14 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
         cache.check(fingerprints, len(train_ds), cfg.teacher_cache_dtype)
         if say_reuse and is_first_process():  # (a build says so; a reuse said nothing)
             print(f"reading the teacher cache ({len(train_ds)} rows) <- {folder}", flush=True)
+        cache.vouch(train_ds)  # (checked against these rows)
         return cache.use(poolings_for(cfg))
-    if folder.exists() and any(folder.iterdir()):
+    if folder.exists() and any(not p.name.startswith(BUILD_PREFIX) for p in folder.iterdir()):
         raise DynaKDError(f"--teacher-cache {folder} is a non-empty folder without a cache (no meta.json)")
     print(f"building the teacher cache ({len(train_ds)} rows) -> {folder}", flush=True)
     cache = build_cache(folder, teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device,
                         dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints, progress=cfg.progress)
+    cache.vouch(train_ds)  # (built from these rows, or a race's winner checked against them)
     return cache.use(poolings_for(cfg))
 
 

@@ -309,6 +309,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
             raise
     if cache is not None:
         encoded["train"] = encoded["train"].add_column(EXAMPLE_ID, list(range(len(encoded["train"]))))
+        cache.vouch(encoded["train"])  # (the rows it was checked against or built from, numbered in that order)
     trainer = DistillationTrainer(
         model=student,
         args=args,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import shutil
 from collections import defaultdict
+from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from .distiller import Distiller
 from .errors import DynaKDError
 from .evaluation import QAEvaluationMixin
 from .features import (
+    CACHED_PREFIX,
     CONTEXT_MASK,
     EXAMPLE_ID,
     NON_MODEL_KEYS,
@@ -131,7 +133,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             if reason := cache_blocker(distiller.cfg):
                 raise DynaKDError(f"the teacher cache cannot stand in for the teacher here: {reason}; pass the "
                                   "teacher without teacher_cache")
-            teacher_cache.use(poolings_for(distiller.cfg))  # the pooled features this distiller reads
+            teacher_cache = teacher_cache.use(poolings_for(distiller.cfg))  # the pooled features this distiller reads
             teacher_cache.check_rows(self.train_dataset)
             self.data_collator = CacheReadingCollator(self.data_collator, teacher_cache)
         self.model_accepts_loss_kwargs = False
@@ -253,6 +255,15 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
     @property
     def progress(self) -> float:
         return self.state.global_step / max(1, self.state.max_steps)
+
+    def _prepare_input(self, data):
+        """As the Trainer's, but the teacher's outputs read from the cache keep their dtype: under DeepSpeed the Trainer
+        casts every floating-point entry of a batch to the engine's, and bf16 would round the cache's features again
+        (twice the error of a live bf16 teacher's, where the cache's teacher is meant to be the closer to float32)."""
+        if isinstance(data, Mapping) and any(str(k).startswith(CACHED_PREFIX) for k in data):
+            return type(data)({k: v.to(device=self.args.device) if str(k).startswith(CACHED_PREFIX) else
+                               self._prepare_input(v) for k, v in data.items()})
+        return super()._prepare_input(data)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # num_items_in_batch goes unused (loss_is_scaled_for_ga): the batch forms (Gram and relation matrices) compare

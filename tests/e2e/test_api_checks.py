@@ -249,10 +249,10 @@ def test_the_teacher_cache_in_your_own_trainer(tiny_teacher, tmp_path, capsys):
                 fingerprints={"data_fingerprint": data_fingerprint(rows, ["input_ids"])})
     others = _rows(tokenizer, 16).add_column("example_id", list(range(16)))
 
-    def read_for(data, folder="stamped"):
-        return DistillationTrainer(model=build_student(teacher, 2), teacher=teacher, distiller=_distiller(),
+    def read_for(data, folder="stamped", cache=None, cfg=None):
+        return DistillationTrainer(model=build_student(teacher, 2), teacher=teacher, distiller=_distiller(cfg),
                                    args=_args(tmp_path / "run", max_steps=1, save_strategy="no"), train_dataset=data,
-                                   data_collator=collator, teacher_cache=TeacherCache(tmp_path / folder))
+                                   data_collator=collator, teacher_cache=cache or TeacherCache(tmp_path / folder))
 
     read_for(rows)
     read_for(rows.select([3, 1, 2, 0, 7, 6, 5, 4]))  # its rows in another order, each with its own id
@@ -265,6 +265,17 @@ def test_the_teacher_cache_in_your_own_trainer(tiny_teacher, tmp_path, capsys):
     with pytest.raises(DynaKDError, match="teacher_cache reads each row's outputs by its 'example_id' column, which "
                                           "train_dataset lacks"):
         read_for(rows.remove_columns("example_id"))
+    # a cache checked against some rows (prepare_teacher_cache vouches for them) skipped the check of any others
+    stamped = TeacherCache(tmp_path / "stamped")
+    stamped.vouch(rows)
+    read_for(rows, cache=stamped)
+    with pytest.raises(DynaKDError, match=r"was made for other training data \([0-9a-f]+ != [0-9a-f]+\)"):
+        read_for(rows.select(range(7, -1, -1)).remove_columns("example_id").add_column("example_id", list(range(8))),
+                 cache=stamped)
+    # two trainers given one cache read each their own poolings (the last one's were read by both)
+    pkd = read_for(rows, cache=stamped, cfg={"method": "pkd"})
+    mean = read_for(rows, cache=stamped, cfg={"method": "dynamics"})
+    assert pkd.data_collator.cache.poolings == ("cls",) and mean.data_collator.cache.poolings == ("mean",)
 
 
 def test_what_each_model_takes_is_told_only_where_it_can_be(tiny_teacher):

@@ -295,3 +295,55 @@ def test_a_disk_filled_after_the_space_check_is_found_when_the_arrays_are_reserv
                              str(tmp_path / "c"))) == 2
     assert "the teacher cache could not be written to" in capsys.readouterr().err and reserved[0] > 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("c")]
+
+
+def test_a_cache_folder_given_empty_is_built_inside_it(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """A --teacher-cache DIR that exists (a mount point, a container's volume) was built beside it and renamed into
+    its place: on a mount point the rename failed after the whole teacher pass ("empty or remove that folder", of a
+    folder already empty), and a parent the user may not write in ended in a traceback."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import transformers
+
+    from dynakd.cache import BUILD_PREFIX
+
+    volume = tmp_path / "mnt" / "cache"
+    volume.mkdir(parents=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = volume / f"{BUILD_PREFIX}{socket.gethostname()}-{gone.stdout.strip()}"  # a killed build's, inside
+    dead.mkdir()
+    (dead / "logits.npy").write_bytes(b"x")
+    renamed = []
+    real_rename = type(volume).rename
+    monkeypatch.setattr(type(volume), "rename", lambda self, target: renamed.append(self) or real_rename(self, target))
+    assert main(distill_args(tiny_teacher, tmp_path / "a", "--method", "kd", "--teacher-cache", str(volume))) == 0
+    assert not renamed and sorted(os.listdir(tmp_path / "mnt")) == [".cache.lock", "cache"]  # nothing beside it
+    # the dead build gone
+    assert sorted(p.name for p in volume.iterdir()) == ["cls.npy", "logits.npy", "mean.npy", "meta.json"]
+    meta = json.loads((volume / "meta.json").read_text())
+    assert meta["transformers"] == transformers.__version__
+    assert main(distill_args(tiny_teacher, tmp_path / "b", "--method", "kd", "--teacher-cache", str(volume))) == 0
+    assert f"reading the teacher cache (48 rows) <- {volume}" in capsys.readouterr().out
+    # built under another transformers, whose version the teacher's config (and so its fingerprint) records
+    (volume / "meta.json").write_text(json.dumps({**meta, "teacher_fingerprint": "0", "transformers": "4.0.0"}))
+    assert main(distill_args(tiny_teacher, tmp_path / "c", "--method", "kd", "--teacher-cache", str(volume))) == 2
+    assert (f"teacher cache {volume} was made for another teacher, or the same one under transformers 4.0.0 (this is "
+            f"{transformers.__version__}, whose outputs may differ)") in capsys.readouterr().err
+
+    real_mkdir = type(volume).mkdir
+
+    def refused(self, *args, **kwargs):  # a folder the user may not write in
+        if "root-owned" in str(self):
+            raise PermissionError(13, "Permission denied")
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(volume), "mkdir", refused)  # (as root, chmod does not stop writes)
+    assert main(distill_args(tiny_teacher, tmp_path / "d", "--method", "kd",
+                             "--teacher-cache", str(tmp_path / "root-owned" / "alice"))) == 2
+    err = capsys.readouterr().err
+    assert f"the teacher cache could not be written to {tmp_path / 'root-owned'} (Permission denied): give " \
+           "--teacher-cache a folder you can write to, or run the teacher live with --teacher-cache off" in err
+    assert "Traceback" not in err

@@ -301,3 +301,24 @@ def test_the_data_fingerprint_counts_token_types_where_a_row_has_two_segments():
     assert one_segment == fingerprint() != pair != fingerprint(token_type_ids=[[0, 0, 1, 1, 1, 1], [0] * 3])
     assert fingerprint_columns(["teacher_input_ids", "teacher_token_type_ids", "token_type_ids", "input_ids"]) == [
         "teacher_input_ids", "teacher_token_type_ids"]
+
+
+def test_the_cached_teacher_keeps_its_dtype_where_deepspeed_casts_a_batch():
+    """transformers' _prepare_input casts every floating-point batch entry to DeepSpeed's dtype: the cache's float16
+    features and float32 logits became bf16, rounded a second time. The student's inputs are still prepared as the
+    Trainer prepares them."""
+    from types import SimpleNamespace
+
+    from dynakd.trainer import DistillationTrainer
+
+    trainer = DistillationTrainer.__new__(DistillationTrainer)  # (only what _prepare_input reads)
+    trainer.is_deepspeed_enabled = True
+    trainer.args = SimpleNamespace(device=torch.device("cpu"))
+    plugin = SimpleNamespace(hf_ds_config=SimpleNamespace(dtype=lambda: torch.bfloat16))
+    trainer.accelerator = SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=plugin))
+    batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "extra": torch.ones(2),
+             "cached_teacher.logits": torch.full((2, 2), 1 / 3), "cached_teacher.mean": torch.ones(2, 3, 4).half()}
+    out = trainer._prepare_inputs(batch)
+    assert out["input_ids"].dtype == torch.long and out["extra"].dtype == torch.bfloat16  # (the Trainer's casting)
+    assert out["cached_teacher.logits"].dtype == torch.float32 and out["cached_teacher.mean"].dtype == torch.float16
+    assert torch.equal(out["cached_teacher.logits"], batch["cached_teacher.logits"])

@@ -232,6 +232,7 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     set_dataset_reference(cfg, distiller, teacher, cache, train, collator, args.device)  # as a run does
     if cache is not None:
         train = train.add_column(EXAMPLE_ID, list(range(len(train))))
+        cache.vouch(train)  # (the rows it was checked against or built from, numbered in that order)
     timer, phases = StepTimer(), PhaseTimer(warmup)
     # [batch, length] of every batch, as the collator hands it over (outside any compiled code), in order: the loader
     # may collate one ahead of the step, so the timed steps' batches are picked by position below. Configurations
