@@ -51,6 +51,38 @@ def test_a_partial_schedule_amends_the_methods_default():
     assert build_config({"task_weight": {"warmup": 0}}).task_weight == build_config({}).task_weight
 
 
+def test_a_partial_schedule_amends_a_weight_given_as_a_number():
+    """`beta: 5` in a file, then `--set beta.warmup=0.1` (or a sweep's grid): the mapping replaced the number and
+    amended the method's default, 10 -> 0; the 5 was lost without a word."""
+    cfg = build_config({"beta": 5, "alpha": 0.5}, {"beta": {"warmup": 0.1}, "alpha": {"warmup": 0.1}})
+    assert cfg.beta == Schedule("constant", 5.0, 5.0, warmup=0.1) and cfg.alpha == Schedule("constant", 0.5, 0.5,
+                                                                                            warmup=0.1)
+    with pytest.raises(DynaKDError, match=r"beta: a constant weight \(5\) has no end; give kind: linear"):
+        build_config({"beta": "5e0"}, {"beta": {"end": 0}})
+    assert build_config({"beta": 5}, {"beta": None}, {"beta": {"warmup": 0.1}}).beta.start == 10  # unset: default
+
+
+def test_the_librarys_own_objects_are_taken_in_dicts_and_keywords():
+    """``build_config(cfg, beta=constant(3.0))`` and a Schedule or AlignConfig in a dict were refused ("expected a
+    mapping"), and a mapping after one replaced it whole."""
+    from dynakd.config import AlignConfig
+    from dynakd.schedules import constant
+
+    assert build_config({}, beta=constant(3.0)).beta == constant(3.0)
+    assert build_config({"beta": Schedule("cosine", 5.0, 0.0)}, {"beta": {"warmup": 0.2}}).beta == \
+        Schedule("cosine", 5.0, 0.0, warmup=0.2)
+    assert build_config({"align": AlignConfig(name="fixed")}, {"align": {"tau": 0.2}}).align.name == "fixed"
+
+
+def test_what_a_command_gives_is_typed_as_the_config_types_it():
+    """YAML 1.1 reads 1e-1 as text: compared with a recorded run's 0.1 (a teacher's dev split) it differed, and a
+    task given as a number met str methods (a traceback in bench)."""
+    from dynakd.config import DistillConfig, typed
+
+    given = typed(DistillConfig, {"dev_split": "1e-1", "task": 1, "dynamics": {"token_sample": "64"}, "beta": "5"})
+    assert given == {"dev_split": 0.1, "task": "1", "dynamics": {"token_sample": 64}, "beta": "5"}
+
+
 def test_run_folder_written_before_the_weights_were_spelt_out(tmp_path):
     """A folder whose dynakd.yaml says ``beta: null`` (the method's default) compares by the weight it used."""
     import yaml

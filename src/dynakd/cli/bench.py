@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> None:
     args.output = None  # the bench writes a JSON file, not a run folder
     defaults = {"teacher": teacher_base(), **BENCH_DEFAULTS}  # --teacher over a --config or --set one, as flags are
     given = given_settings(args, BENCH_FLAGS)
-    if get_task(given.get("task") or "sst2").is_qa and given.get("max_seq_length") is None:
+    if get_task(str(given.get("task") or "sst2")).is_qa and given.get("max_seq_length") is None:
         defaults["max_seq_length"] = QA_WINDOW  # a QA step is timed on the windows a QA run trains on
     cfg = config_from_args(args, BENCH_FLAGS, defaults=defaults, **({"teacher": args.teacher} if args.teacher else {}))
     run_bench(cfg, methods=names(args.methods, "--methods"), aligners=names(args.aligners, "--aligners"),

@@ -17,6 +17,7 @@ from ..config import (
     nest,
     parse_layer,
     parse_override,
+    typed,
     underscored,
     weight_number,
 )
@@ -139,7 +140,7 @@ def given_settings(args: argparse.Namespace, groups: list[dict]) -> dict[str, An
     """The settings the command gives itself (--config, --set and flags merged, nested), without any defaults. A key
     a layer unsets stays, as None: the command gives it (its default)."""
     yaml_layer, overrides, flags = _layers(args, groups, None)
-    return functools.reduce(merge_dicts, map(underscored, [yaml_layer, *overrides, flags]), {})
+    return typed(DistillConfig, functools.reduce(merge_dicts, map(underscored, [yaml_layer, *overrides, flags]), {}))
 
 
 def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None):

@@ -31,6 +31,7 @@ from .layers import (
     merge_layers,
     nest,
     parse_override,
+    typed,
     underscored,
     weight_number,
     without_unset,
@@ -58,8 +59,8 @@ __all__ = [
     "MAX_WORKERS", "METHODS", "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode", "DistillConfig",
     "DuplicateKeyError", "DynamicsConfig", "StrictLoader", "as_config", "build_config", "default_aligner",
     "existing_part", "layer_term", "load_run_config", "load_yaml", "merge_dicts", "merge_layers", "nest",
-    "parse_layer", "parse_override", "save_config", "underscored", "unread_options", "validate", "weight_number",
-    "without_unset",
+    "parse_layer", "parse_override", "save_config", "typed", "underscored", "unread_options", "validate",
+    "weight_number", "without_unset",
 ]
 
 
@@ -76,7 +77,8 @@ def build_config(*layers: dict[str, Any] | DistillConfig, **overrides: Any) -> D
     for layer in layers:
         if not isinstance(layer, (dict, DistillConfig)):
             raise DynaKDError(f"build_config takes dicts of config keys or DistillConfigs, got {type(layer).__name__}")
-    merged = merge_layers(*(dataclasses.asdict(x) if isinstance(x, DistillConfig) else x for x in layers), overrides)
+    dicts = [_plain(dataclasses.asdict(x) if isinstance(x, DistillConfig) else x) for x in (*layers, overrides)]
+    merged = merge_layers(*_numbers_amended(dicts))
     method = merged.get("method", "full")
     if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
         probe = DistillConfig(method=method)
@@ -91,6 +93,42 @@ def build_config(*layers: dict[str, Any] | DistillConfig, **overrides: Any) -> D
                                       "cosine or step to move it during training")
                 merged[name] = {**dataclasses.asdict(default), **part}
     return validate(_from_dict(DistillConfig, merged))
+
+
+WEIGHTS = ("alpha", "beta", "task_weight", "hidden_weight")  # the weights that are schedules
+
+
+def _plain(value: Any) -> Any:
+    """A layer with the library's own objects in it (``beta=constant(3.0)``, ``align=AlignConfig(...)``) as the
+    mappings a YAML file gives: merged key by key like them (a Schedule merged whole, a later ``beta.warmup`` lost)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _numbers_amended(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The layers, each weight given as a mapping without ``kind`` over one given as a number by an earlier layer
+    (``beta: 5``, then ``--set beta.warmup=0.1``) made to amend that number, a constant, rather than the method's
+    default schedule, which the mapping replaced it with (``build_config``). A constant has no ``end`` or
+    ``switch``: those are refused, as for a constant default."""
+    number: dict[str, float | None] = {}
+    out = []
+    for layer in map(underscored, layers):
+        layer = dict(layer)
+        for name in WEIGHTS:
+            if name not in layer:
+                continue
+            part = layer[name]
+            if isinstance(part, dict) and "kind" not in part and number.get(name) is not None:
+                if moves := sorted(set(part) & {"end", "switch"}):
+                    raise DynaKDError(f"{name}: a constant weight ({number[name]:g}) has no {' or '.join(moves)}; "
+                                      "give kind: linear, cosine or step to move it during training")
+                layer[name] = part = {"kind": "constant", "start": number[name], "end": number[name], **part}
+            number[name] = weight_number(part)
+        out.append(layer)
+    return out
 
 
 def as_config(cfg: DistillConfig | dict[str, Any], where: str) -> DistillConfig:

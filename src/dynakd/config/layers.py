@@ -72,6 +72,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if tp is Schedule and (number := weight_number(value)) is not None:
             return constant(number)
+        if isinstance(value, tp):  # the library's own object, given in Python
+            value = dataclasses.asdict(value)
         if not isinstance(value, dict):
             keys = ", ".join(f.name for f in dataclasses.fields(tp))
             raise DynaKDError(f"{where}: expected a mapping, got {value!r} (its settings are spelt {where}.KEY=VALUE; "
@@ -138,6 +140,23 @@ def _from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
 
 
 # ---------------------------------------------------------------------------------------- merging layers
+
+
+def typed(cls: type, layer: dict[str, Any], where: str = "config") -> dict[str, Any]:
+    """A layer's values as the schema types them, its keys as given, without defaults (``1e-1``, which YAML 1.1 reads
+    as text, a number): what a command compares with a recorded run before the config is built. Weights (schedules)
+    and keys the schema lacks stay as given."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for key, value in layer.items():
+        tp = hints.get(key)
+        if value is None or tp is None or tp is Schedule or Schedule in typing.get_args(tp):
+            out[key] = value
+        elif dataclasses.is_dataclass(tp) and isinstance(value, dict):
+            out[key] = typed(tp, value, f"{where}.{key}" if where != "config" else key)
+        else:
+            out[key] = _coerce(value, tp, key if where == "config" else f"{where}.{key}")
+    return out
 
 
 def underscored(layer: dict[str, Any]) -> dict[str, Any]:
