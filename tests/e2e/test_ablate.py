@@ -179,6 +179,29 @@ def test_a_grid_over_the_teachers_task_or_data_is_refused(grid, base, tiny_encod
         load_sweep(path)
 
 
+@pytest.mark.parametrize("teacher, base, refused", [({"max_eval_samples": 100}, {"max_eval_samples": 1000}, True),
+                                                     ({"data_seed": 7}, {"max_eval_samples": 1000}, True),
+                                                     ({"dev_split": 0.2}, {}, True),
+                                                     ({"max_eval_samples": 1000}, {"max_eval_samples": 1000}, False),
+                                                     ({"data_seed": 7}, {"synthetic": False, "max_eval_samples": None},
+                                                      False),
+                                                     ({"epochs": 3, "lr": 3e-4}, {}, False)])
+def test_the_teachers_own_settings_keep_the_cells_task_and_data(teacher, base, refused, tiny_encoder, tmp_path):
+    """`teacher:` overrode base's data settings unchecked: the teacher's score, printed beside the students', was on
+    other rows (another max_eval_samples or data_seed), or it trained on their evaluation rows (dev_split)."""
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    raw["base"] |= base
+    raw["teacher"] = {**(raw.get("teacher") or {}), **teacher}
+    path.write_text(yaml.safe_dump(raw))
+    if refused:
+        with pytest.raises(DynaKDError, match=f"teacher sets {next(iter(teacher))} otherwise than base: the teacher "
+                                              "is scored on, and trained apart from, the rows the cells use"):
+            load_sweep(path)
+    else:
+        load_sweep(path)
+
+
 def test_grid_expansion_gives_dynamics_options_to_dynamics_methods_only(tiny_encoder, tmp_path):
     """static and pkd read no dynamics options: a grid over one ran the same static or pkd cell once per value."""
     sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out"))
@@ -780,6 +803,19 @@ def test_two_records_of_one_rows_seed_are_named_not_silently_overwritten(tmp_pat
     assert ("1 record(s) are a seed their row already holds (a setting spelt two ways in the grid, or records without "
             "`cell`); the report leaves them out: method=kd,seed=1,student_layers=2 (seed 1 of row "
             "method=kd,student_layers=2, which method=kd,seed=1 holds)") in capsys.readouterr().err
+
+
+def test_records_without_cell_keep_their_aligners_apart(tmp_path, capsys):
+    """Without ``cell`` the row was the method and depth: `full` with two aligners was one row, the second aligner's
+    seeds left out with a note on stderr alone."""
+    records = [run_record("kd", s, 0.80) for s in (1, 2)]
+    records += [dict(run_record("full", s, acc), align=align) for align, acc in (("fixed", 0.81), ("ot", 0.83))
+                for s in (1, 2)]
+    for r in records:
+        del r["cell"]
+    text = build_report(write_results(tmp_path, records)).read_text()
+    assert "| 2 | full | fixed | - | 81.00 ± 0.00 | 2 |" in text and "| 2 | full | ot | - | 83.00 ± 0.00 | 2 |" in text
+    assert "already holds" not in capsys.readouterr().err
 
 
 def test_a_record_without_the_tasks_score_is_left_out_with_a_note(tmp_path, capsys):

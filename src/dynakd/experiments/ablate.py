@@ -142,6 +142,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
             raise DynaKDError(f"{path}: '{key}' must be a string, got {raw[key]!r}")
     if smoke:  # the teacher's own sizes (e.g. a larger training subset) shrink too
         teacher.update({k: base[k] for k in teacher if k in DEFAULT_SMOKE or k in (raw.get("smoke") or {})})
+    _check_teacher_section(teacher, base, path)
     name = raw.get("name") or Path(path).stem
     # a smoke run goes to the sweep folder's smoke/ subfolder (also under --output): its tiny cells have the real
     # cells' keys, so in the real folder they would pass for finished
@@ -200,6 +201,20 @@ def _check_teacher_data(grids: list[dict[str, list[Any]]], base: dict[str, Any],
                               "data, so every cell must share them (with dev_split, synthetic data or "
                               "max_eval_samples, data_seed chooses the evaluation rows too); write one sweep file per "
                               "task or data")
+
+
+def _check_teacher_section(teacher: dict[str, Any], base: dict[str, Any], path: str | Path) -> None:
+    """The teacher's own settings may not change the task or data the cells share: its score, printed beside theirs,
+    was then on other rows (another ``max_eval_samples`` or ``data_seed``), or it trained on their evaluation rows
+    (another ``dev_split`` or ``train_articles``)."""
+    held_out = base.get("dev_split") is not None or bool(base.get("synthetic")) or bool(base.get("max_eval_samples"))
+    defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
+    keys = [k for k in teacher if (k in TEACHER_DATA_KEYS or (k == "data_seed" and held_out))
+            and teacher[k] != base.get(k, defaults.get(k))]
+    if keys:
+        raise DynaKDError(f"{path}: teacher sets {', '.join(keys)} otherwise than base: the teacher is scored on, and "
+                          "trained apart from, the rows the cells use, so it shares base's task and data; set them "
+                          "in base")
 
 
 def _section(raw: dict[str, Any], key: str, path: str | Path) -> dict[str, Any]:

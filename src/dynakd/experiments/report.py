@@ -164,10 +164,13 @@ def stdev(values: Iterable[float]) -> float:
 
 
 def group_of(record: dict[str, Any]) -> str:
-    """Runs that differ only in their seed share a group."""
+    """Runs that differ only in their seed share a group; the aligner a run used counts where its cell does not name
+    it (records without ``cell``: runs of two aligners were one row, the second's seeds left out)."""
     cell = record.get("cell", {})
-    return cell_key({k: v for k, v in cell.items() if k != "seed"} | {"student_layers": record["student_layers"],
-                                                                    "method": record["method"]})
+    aligner = {"align.name": record["align"]} if layer_term(record["method"]) and record.get("align") and \
+        "align.name" not in cell else {}
+    return cell_key({k: v for k, v in cell.items() if k != "seed"} | aligner | {
+        "student_layers": record["student_layers"], "method": record["method"]})
 
 
 def kd_partner(record: dict[str, Any]) -> str:
@@ -346,9 +349,10 @@ def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
                       "its own mean." if alone else "")
         text += ("\n## Each method at its best setting\n\nPer depth, each method and aligner at the setting with "
                  "the best mean among those it ran with three or more seeds (or with the most seeds it ran, if fewer; "
-                 "over the seeds they share); Δ pairs it "
-                 "with `kd` at its own best setting. Settings are chosen on the same dev set that scores them, so "
-                 f"every row is optimistic alike.{alone_note}\n\n" + table(best, metric))
+                 "over the seeds they share); Δ pairs it with `kd` at its own best setting. Settings are chosen on "
+                 "the same dev set and seeds that score them, so every row is optimistic, the more so the more "
+                 "settings it was chosen from, and the intervals are conditional on that choice."
+                 f"{alone_note}\n\n" + table(best, metric))
     return text
 
 
