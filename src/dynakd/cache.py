@@ -384,7 +384,7 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
     except BaseException as e:  # an error, Ctrl-C: the half-written arrays go (a killed process's, the next build's)
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError) and e.errno in _DISK_FULL:
-            raise DynaKDError(f"the teacher cache could not be written to {target.parent}: {e.strerror}; free space "
+            raise DynaKDError(f"the teacher cache could not be written to {tmp.parent}: {e.strerror}; free space "
                               "there, or give --teacher-cache a folder on a larger disk (or off)") from None
         raise
     try:

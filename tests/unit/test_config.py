@@ -60,6 +60,8 @@ def test_a_partial_schedule_amends_a_weight_given_as_a_number():
     with pytest.raises(DynaKDError, match=r"beta: a constant weight \(5\) has no end; give kind: linear"):
         build_config({"beta": "5e0"}, {"beta": {"end": 0}})
     assert build_config({"beta": 5}, {"beta": None}, {"beta": {"warmup": 0.1}}).beta.start == 10  # unset: default
+    with pytest.raises(DynaKDError, match=r"beta: a constant weight \(3\) has no end"):  # still a constant after
+        build_config({"beta": 5}, {"beta": {"start": 3}}, {"beta": {"end": 0}})
 
 
 def test_the_librarys_own_objects_are_taken_in_dicts_and_keywords():

@@ -125,8 +125,10 @@ def _numbers_amended(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if moves := sorted(set(part) & {"end", "switch"}):
                     raise DynaKDError(f"{name}: a constant weight ({number[name]:g}) has no {' or '.join(moves)}; "
                                       "give kind: linear, cosine or step to move it during training")
-                layer[name] = part = {"kind": "constant", "start": number[name], "end": number[name], **part}
-            number[name] = weight_number(part)
+                layer[name] = {"kind": "constant", "start": number[name], "end": number[name], **part}
+                number[name] = weight_number(layer[name]["start"])  # (still a constant, for the layers after)
+            else:
+                number[name] = weight_number(part)
         out.append(layer)
     return out
 

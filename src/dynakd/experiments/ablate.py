@@ -208,7 +208,8 @@ def _check_teacher_section(teacher: dict[str, Any], base: dict[str, Any], path: 
     was then on other rows (another ``max_eval_samples`` or ``data_seed``), or it trained on their evaluation rows
     (another ``dev_split`` or ``train_articles``)."""
     held_out = base.get("dev_split") is not None or bool(base.get("synthetic")) or bool(base.get("max_eval_samples"))
-    defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
+    defaults = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+                for f in dataclasses.fields(DistillConfig) if f.name in TEACHER_DATA_KEYS}
     keys = [k for k in teacher if (k in TEACHER_DATA_KEYS or (k == "data_seed" and held_out))
             and teacher[k] != base.get(k, defaults.get(k))]
     if keys:
