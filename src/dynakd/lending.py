@@ -198,6 +198,8 @@ def evaluation_defaults(
         return uncut  # the cut is of the run's own dev set
     own_data = any(given.get(k) not in (None, False) and not _same_place(k, given[k], saved.get(k))
                    for k in _DATA_PLACES)
+    if own_data:
+        _check_not_the_cut_file(str(folder), saved, given)
     if own_data and (task.is_user_data or given.get("synthetic")):  # the run's held-out part means nothing there
         lent = uncut
     data = {k: saved[k] for k in RUN_DATA if k in saved and k not in given
@@ -227,6 +229,27 @@ def evaluation_defaults(
             say(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
                 f"folder the run ran in); give {flags}")
     return {**lent, **data}
+
+
+_FILES = ("data_dir", "train_file", "validation_file")
+
+
+def _check_not_the_cut_file(run: str, saved: dict[str, Any], given: dict[str, Any]) -> None:
+    """Refuse data given under another key than the run's that is the file (or folder) the run cut its evaluation
+    rows from (``dev_split``, SQuAD's ``train_articles``): taken as the command's own data, it was scored whole,
+    rows the run trained on included, without a word (``--validation-file`` naming the run's ``--train-file``)."""
+    cut = [f"--{k.replace('_', '-')} {saved[k]}" for k in ("dev_split", "train_articles") if saved.get(k) is not None]
+    if not cut:
+        return
+    for key in _FILES:
+        mine = given.get(key)
+        for other in _FILES:
+            theirs = saved.get(other)
+            if other != key and mine and theirs and path_exists(theirs) and same_file(str(mine), str(theirs)):
+                raise DynaKDError(f"{mine} is the {other.replace('_', ' ')} {run} trained on part of "
+                                  f"({', '.join(cut)}): scored whole, the score would count rows it trained on; "
+                                  f"leave --{key.replace('_', '-')} out to score the part it held out, or give a file "
+                                  "of other rows")
 
 
 def _same_place(key: str, given: Any, saved: Any) -> bool:

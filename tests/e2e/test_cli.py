@@ -455,6 +455,28 @@ def test_evaluate_of_a_model_not_in_a_local_folder_needs_an_output(tmp_path, cap
     assert not (tmp_path / "org").exists()
 
 
+@pytest.mark.parametrize("recorded", [{"task": "csv", "train_file": "all.csv", "dev_split": 0.5},
+                                      {"task": "squad", "train_file": "all.csv", "train_articles": 9}])
+def test_evaluate_refuses_the_file_a_run_cut_given_under_another_flag(recorded, tmp_path, monkeypatch):
+    """The run's training file given as --validation-file was the command's own data: scored whole, half of it rows
+    the run trained on (csv with --dev-split; SQuAD with --train-articles), without a word."""
+    from dynakd.lending import evaluation_defaults
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("all.csv", "other.csv"):
+        (tmp_path / name).write_text("text,label\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "dynakd.yaml").write_text(yaml.safe_dump(recorded))
+    cut = next(f"--{k.replace('_', '-')} {v}" for k, v in recorded.items() if k in ("dev_split", "train_articles"))
+    with pytest.raises(DynaKDError, match=rf"all.csv is the train file {run} trained on part of \({cut}\): scored "
+                                          "whole, the score would count rows it trained on; leave --validation-file "
+                                          "out to score the part it held out, or give a file of other rows"):
+        evaluation_defaults(run, {"validation_file": str(tmp_path / "all.csv")})
+    evaluation_defaults(run, {"validation_file": "other.csv"})  # other rows: the command's own
+    evaluation_defaults(run, {"train_file": "all.csv"})  # the run's own file under its own flag: the run's cut
+
+
 def test_a_synthetic_run_that_recorded_a_data_folder_lends_no_folder(tmp_path, monkeypatch):
     """A run of the synthetic corpus could record --data-dir beside --synthetic (refused since): what it lends
     ``evaluate`` and ``distill`` leaves the folder out, which the synthetic corpus left unread."""
