@@ -534,6 +534,16 @@ def test_csv_labels_follow_the_trained_classifiers_numbering(function_hashing):
     assert follow_model_labels(task, ids, unnamed, "m")[0].num_labels == 4  # ids 0-3, of which the file holds two
     encoder = BertConfig(architectures=["BertModel"], num_labels=4)  # no head yet: the files number the labels
     assert follow_model_labels(task, ids, encoder, "m")[0].num_labels == 3
+    # a file of one named class, scored by a classifier of named classes: refused before the model could number it
+    one = files(["pos", "pos"])
+    with pytest.raises(DynaKDError, match="the label column has only the value\\(s\\) \\['pos'\\]; classification"):
+        infer_task_from_data(get_task("csv"), one, ["text"])
+    task, data = follow_model_labels(infer_task_from_data(get_task("csv"), one, ["text"], model_numbers=True), one,
+                                     model, "m")
+    assert task.num_labels == 3 and data["validation"]["label"] == [2, 2]
+    with pytest.raises(DynaKDError, match="'m' names no labels to number it by; classification needs two"):
+        follow_model_labels(infer_task_from_data(get_task("csv"), one, ["text"], model_numbers=True), one,
+                            BertConfig(architectures=["BertForSequenceClassification"], num_labels=2), "m")
 
 
 def word_tokenizer(*, lower: bool = True, reverse: bool = False):

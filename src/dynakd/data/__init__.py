@@ -96,7 +96,10 @@ def infer_task_from_data(task: TaskSpec, data: DatasetDict, text_columns: Sequen
     columns = tuple(text_columns) if text_columns else None
     if isinstance(feature, ClassLabel):
         if feature.num_classes < 2:
-            raise DynaKDError(f"the label column has only the value(s) {feature.names}; classification needs two")
+            if not model_numbers:
+                raise DynaKDError(f"the label column has only the value(s) {feature.names}; classification needs two")
+            # a file of one class, scored by a trained classifier whose names number it next: its classes, not one
+            return with_labels(task, 2, None, columns)
         return with_labels(task, feature.num_classes, tuple(feature.names), columns)
     if feature.dtype.startswith("float"):
         return with_labels(task, 1, None, columns)
@@ -136,6 +139,9 @@ def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) ->
             return with_labels(task, config.num_labels, None, task.text_columns), data
         return task, data
     if not own:
+        if feature.num_classes < 2:  # (infer_task_from_data let it pass for names this model does not have)
+            raise DynaKDError(f"the label column has only the value(s) {feature.names}, and '{name}' names no "
+                              "labels to number it by; classification needs two")
         return task, data
     index = {x.lower(): i for i, x in enumerate(own)}
     unknown = [x for x in feature.names if x.lower() not in index]
