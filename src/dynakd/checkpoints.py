@@ -56,6 +56,26 @@ def checkpoints(out: Path) -> list[Path]:
     return sorted((p for p in out.iterdir() if p.is_dir() and _NAME.match(p.name)), key=checkpoint_step)
 
 
+def rotate(out: Path, limit: int | None, best: str | None) -> None:
+    """Delete the oldest checkpoints of the run in ``out`` past ``limit`` (``save_total_limit``), never the newest (a
+    resume's) nor ``best``: transformers' ``rotate_checkpoints``, but over the run's own checkpoint folders, by their
+    exact names. Its pattern (``checkpoint-*``, then a step read anywhere in the name) deleted a user's copies beside
+    them, ``checkpoint-2-good`` or a renamed ``checkpoint-8.broken``, with the run's."""
+    if limit is None or limit <= 0:
+        return
+    found = checkpoints(out)
+    kept = {found[-1].resolve()} if found else set()
+    if best is not None:
+        kept.add(Path(best).resolve())
+    extra = len(found) - max(limit, len(kept))
+    for folder in found:
+        if extra <= 0:
+            break
+        if folder.resolve() not in kept:
+            shutil.rmtree(folder, ignore_errors=True)
+            extra -= 1
+
+
 def latest_checkpoint(out: Path) -> Path | None:
     found = checkpoints(out)
     return found[-1] if found else None
@@ -81,6 +101,9 @@ def check_checkpoint(folder: Path) -> None:
         if missing := _missing(folder):
             raise DynaKDError(f"checkpoint {folder} is incomplete (missing {', '.join(missing)}); {advice}")
         json.loads((folder / "trainer_state.json").read_text())["global_step"]
+        for f in ("config.json", LAUNCH):  # parsed by the Trainer on resuming, and by check_launch (an emptied
+            if (folder / f).is_file():  # file, a crash's before its data reached the disk, was a traceback)
+                json.loads((folder / f).read_text())
         for f in folder.glob("model*.safetensors"):
             _check_safetensors(f)
         for f in ("optimizer.pt", SCHEDULER, DISTILLER_STATE, DISTILLER_OPTIMIZER, *_rng_files(folder)):

@@ -165,10 +165,15 @@ def finetune_config_differences(saved: dict[str, Any], cfg: DistillConfig) -> li
 # architecture): what --overwrite deletes, and what a folder without a run may not hold (the run would write over it).
 # The demo's mark on a run it wrote (demo.py): a run's entry, so that whatever replaces the run removes it
 DEMO_MARK = ".dynakd-demo"
+# Names, not open patterns: `*.safetensors` or `tokenizer*` took a user's `best.safetensors` beside the run for the
+# run's, and --overwrite deleted it. A tokenizer's files of other names come from its class (``_tokenizer_files``).
 RUN_ENTRIES = (CONFIG_NAME, DEMO_MARK, "metrics.json", "README.md", "training_args.bin", "config.json",
                "generation_config.json", "special_tokens_map.json", "added_tokens.json", "merges.txt",
-               "chat_template.jinja", "*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "tokenizer*",
-               "vocab.*", "*.model", "alignment.json", "alignment.png", f"{PREFIX}-*", "runs")
+               "chat_template.jinja", "model.safetensors", "model-[0-9]*-of-[0-9]*.safetensors",
+               "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model-[0-9]*-of-[0-9]*.bin",
+               "pytorch_model.bin.index.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+               "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "alignment.json",
+               "alignment.png", f"{PREFIX}-*", "runs")
 
 
 def _tokenizer_files(out: Path) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ import torch
 from transformers import Trainer
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import distributed
 from .cache import CacheReadingCollator, cache_blocker, cached_features, poolings_for
@@ -35,6 +35,7 @@ from .checkpoints import (
     launch_record,
     load_distiller_state,
     publish,
+    rotate,
     save_distiller_state,
     save_launch,
 )
@@ -500,8 +501,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             if self.args.should_save:
                 publish(self._staging / name, root / name)
                 shutil.rmtree(self._staging, ignore_errors=True)
-                rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,
-                                   best_model_checkpoint=self.state.best_model_checkpoint)
+                rotate(root, self.args.save_total_limit, self.state.best_model_checkpoint)
         except (OSError, RuntimeError) as e:  # RuntimeError: torch.save's zip writer on a full disk
             shutil.rmtree(self._staging, ignore_errors=True)
             reason = io_reason(e)

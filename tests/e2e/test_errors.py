@@ -680,8 +680,28 @@ def test_missing_or_corrupt_checkpoint_files(tiny_teacher, tmp_path, capsys):
     assert "delete it or pass --overwrite to start again" in err
     model.write_bytes(intact)
     state = older / "dynakd_distiller.pt"
-    state.write_bytes(state.read_bytes()[:50])
+    whole = state.read_bytes()
+    state.write_bytes(whole[:50])
     assert f"checkpoint {older} is corrupt (BadZipFile" in run_error(capsys, args)
+    state.write_bytes(whole)
+    (older / "config.json").write_text("")  # emptied: a crash before its data reached the disk (was a traceback)
+    err = run_error(capsys, args)
+    assert f"checkpoint {older} is corrupt (JSONDecodeError" in err and "Traceback" not in err
+
+
+def test_a_runs_rotation_and_overwrite_leave_the_users_copies(tiny_teacher, tmp_path):
+    """transformers' rotation took ``checkpoint-1-good`` (a user's copy) for a checkpoint and deleted it, and
+    --overwrite deleted files by open patterns (``best.safetensors``, ``tokenizer_ideas.md``)."""
+    out = tmp_path / "run"
+    args = distill_args(tiny_teacher, out, "--save-steps", "1", "--method", "kd", "--keep-checkpoints")
+    assert main(args) == 0
+    mine = ["checkpoint-1-good", "best.safetensors", "tokenizer_ideas.md", "vocab.notes", "embeddings.model"]
+    shutil.copytree(out / "checkpoint-3", out / "checkpoint-1-good")
+    for name in mine[1:]:
+        (out / name).write_text("mine")
+    assert main([*args, "--overwrite"]) == 0
+    assert all((out / name).exists() for name in mine)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1-good", "checkpoint-2", "checkpoint-3"]
 
 
 def test_glue_hub_unreachable(tiny_teacher, tmp_path, capsys, monkeypatch):
