@@ -546,6 +546,33 @@ def test_csv_labels_follow_the_trained_classifiers_numbering(function_hashing):
                             BertConfig(architectures=["BertForSequenceClassification"], num_labels=2), "m")
 
 
+def test_labels_written_as_numbers_keep_their_numbers(tmp_path, function_hashing):
+    """JSON labels "0" ... "11" were numbered as text (0, 1, 10, 11, 2, ...), and a csv file of the same labels, read
+    as integers, was then scored by id against those names: class 2 as the model's "10", without a word."""
+    from datasets import Dataset, DatasetDict
+    from transformers import BertConfig
+
+    from dynakd.data import follow_model_labels, get_task, infer_task_from_data
+
+    rows = [{"text": f"t{i}", "label": str(i)} for i in range(12)]
+    train = tmp_path / "train.json"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = load_user_files("json", str(train), None, ["text"])
+    assert data["train"].features["label"].names == [str(i) for i in range(12)]
+    assert data["train"]["label"] == list(range(12))
+    # a model trained before, on names numbered as text, scoring integer labels: each is the class its number names
+    old = BertConfig(architectures=["BertForSequenceClassification"],
+                     id2label=dict(enumerate(sorted(str(i) for i in range(12)))))
+    ids = DatasetDict({"validation": Dataset.from_dict({"text_a": ["x", "y", "z"], "label": [2, 10, 0]})})
+    task, scored = follow_model_labels(infer_task_from_data(get_task("csv"), ids, ["text"], model_numbers=True), ids,
+                                       old, "m")
+    assert [task.label_names[i] for i in scored["validation"]["label"]] == ["2", "10", "0"]
+    with pytest.raises(DynaKDError, match="label\\(s\\) 12 of the data are not among the labels 'm' was trained"):
+        follow_model_labels(task, DatasetDict({"validation": Dataset.from_dict({"text_a": ["x"], "label": [12]})}),
+                            old, "m")
+    assert not function_hashing
+
+
 def word_tokenizer(*, lower: bool = True, reverse: bool = False):
     """A WordPiece tokenizer over the synthetic corpus' words, as the tiny test models have."""
     from transformers import BertTokenizer

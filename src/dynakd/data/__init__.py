@@ -135,6 +135,8 @@ def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) ->
     own = named_labels(config)
     feature = next(iter(data.values())).features["label"]
     if not isinstance(feature, ClassLabel):  # integer ids
+        if own and all(x.strip().isdigit() for x in own) and [int(x) for x in own] != list(range(len(own))):
+            return _by_number(task, data, own, name)
         if config.num_labels > task.num_labels:
             return with_labels(task, config.num_labels, None, task.text_columns), data
         return task, data
@@ -163,6 +165,29 @@ def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) ->
 
         data = DatasetDict({split: relabel(part) for split, part in data.items()})
     return with_labels(task, len(own), tuple(own), task.text_columns), data
+
+
+def _by_number(task: TaskSpec, data: DatasetDict, own: list[str], name: str) -> tuple[TaskSpec, DatasetDict]:
+    """Integer labels scored by a model whose classes are numbers named in another order (string labels numbered as
+    text before: ``0, 1, 10, 11, 2, ...``): each label is the class its number names, not the id it equals."""
+    index = {int(x): i for i, x in enumerate(own)}
+    unknown = sorted({v for part in data.values() for v in part.unique("label")} - set(index))
+    if unknown:
+        raise DynaKDError(f"label(s) {', '.join(map(str, unknown))} of the data are not among the labels '{name}' "
+                          f"was trained on: {', '.join(own)}")
+    target = ClassLabel(names=own)
+
+    def renumber(batch: dict[str, list]) -> dict[str, list]:
+        return {"label": [index[v] for v in batch["label"]]}
+
+    def relabel(part: Dataset) -> Dataset:
+        features = part.features.copy()
+        features["label"] = target
+        return part.map(renumber, batched=True, features=features,
+                        new_fingerprint=map_fingerprint(part, renumber, sorted(index.items()), own))
+
+    return with_labels(task, len(own), tuple(own), task.text_columns), DatasetDict(
+        {split: relabel(part) for split, part in data.items()})
 
 
 _STRATUM = "_dynakd_stratum"  # split_dev's temporary column

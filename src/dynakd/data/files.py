@@ -217,8 +217,14 @@ def _encode_labels(splits: DatasetDict, label_column: str) -> DatasetDict:
             raise DynaKDError(f"integer labels in column '{label_column}' must be >= 0, found {min(lowest)}")
         return encoded
     as_text = {name: part.cast_column("label", Value("string")) for name, part in splits.items()}
-    names = sorted({value for part in as_text.values() for value in part.unique("label")})
+    names = sorted({value for part in as_text.values() for value in part.unique("label")}, key=_label_order)
     return DatasetDict({name: part.cast_column("label", ClassLabel(names=names)) for name, part in as_text.items()})
+
+
+def _label_order(name: str) -> tuple:
+    """Names sort as text, numbers written as text (JSON's ``"10"``) by their value: ``"10"`` came before ``"2"``, so
+    a file of such labels numbered them otherwise than the same labels read as integers from a csv file."""
+    return (0, int(name), name) if name.strip().isdigit() else (1, 0, name)
 
 
 def _only_text_column(kind: str, raw: DatasetDict, files: dict[str, str], label_column: str) -> list[str]:
