@@ -291,6 +291,13 @@ def test_a_tsv_quoted_as_csv_writers_quote_is_read_so(tmp_path):
                                                       ["plain text", "0"], ["tab\tinside", "1"]])
     data = load_user_files("csv", str(path), None, ["text"], "label")["train"]
     assert data["text_a"] == ['He said "great" twice', "plain text", "tab\tinside"] and data["label"] == [1, 0, 1]
+    lines = tmp_path / "lines.tsv"  # a text of two lines, which a csv writer quotes: it was read as two rows
+    with lines.open("w", newline="") as handle:
+        csv.writer(handle, delimiter="\t").writerows([["label", "text"], ["pos", "fine"], ["neg", "multi\nline review"],
+                                                      ["pos", 'ok "quoted" word'], ["neg", "bad"]])
+    data = load_user_files("csv", str(lines), None, ["text"], "label")["train"]
+    assert data["text_a"] == ["fine", "multi\nline review", 'ok "quoted" word', "bad"]
+    assert data.features["label"].names == ["neg", "pos"] and data["label"] == [1, 0, 1, 0]
     long = tmp_path / "long.tsv"  # a cell past csv's default field limit, and a blank line (pandas skips it)
     long.write_text('text\tlabel\n"' + "a" * 140_000 + ' ""q"""\t1\nplain\t0\n \n')
     assert load_user_files("csv", str(long), None, ["text"], "label")["train"]["text_a"][0].endswith('a "q"')

@@ -114,7 +114,9 @@ def _quoted_as_csv(handle) -> bool:
     widths = set()
     try:
         for row in csv.reader(handle, delimiter="\t", strict=True):
-            if any("\n" in cell or "\r" in cell for cell in row):
+            # a stray quote that csv quoting would close lines later swallows a row's end, its tab and newline both
+            # (GLUE's files); a text of several lines that a csv writer quoted holds newlines alone
+            if any(("\n" in cell or "\r" in cell) and "\t" in cell for cell in row):
                 return False
             if any(cell.strip() for cell in row):  # (pandas skips a blank line)
                 widths.add(len(row))
