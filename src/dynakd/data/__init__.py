@@ -152,19 +152,25 @@ def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) ->
                           f"was trained on: {', '.join(own)}")
     ids = [index[x.lower()] for x in feature.names]
     if ids != list(range(len(own))):
-        target = ClassLabel(names=own)
-
-        def renumber(batch: dict[str, list]) -> dict[str, list]:
-            return {"label": [ids[v] for v in batch["label"]]}
-
-        def relabel(part: Dataset) -> Dataset:
-            features = part.features.copy()
-            features["label"] = target
-            return part.map(renumber, batched=True, features=features,
-                            new_fingerprint=map_fingerprint(part, renumber, ids, own))
-
-        data = DatasetDict({split: relabel(part) for split, part in data.items()})
+        data = _renumbered(data, ids, own)
     return with_labels(task, len(own), tuple(own), task.text_columns), data
+
+
+def _renumbered(data: DatasetDict, table: list[int] | dict[int, int], own: list[str]) -> DatasetDict:
+    """Every split's label ``v`` as ``table[v]``, a class of the model's names ``own``."""
+    target = ClassLabel(names=own)
+    key = table if isinstance(table, list) else sorted(table.items())
+
+    def renumber(batch: dict[str, list]) -> dict[str, list]:
+        return {"label": [table[v] for v in batch["label"]]}
+
+    def relabel(part: Dataset) -> Dataset:
+        features = part.features.copy()
+        features["label"] = target
+        return part.map(renumber, batched=True, features=features,
+                        new_fingerprint=map_fingerprint(part, renumber, key, own))
+
+    return DatasetDict({split: relabel(part) for split, part in data.items()})
 
 
 def _by_number(task: TaskSpec, data: DatasetDict, own: list[str], name: str) -> tuple[TaskSpec, DatasetDict]:
@@ -175,19 +181,7 @@ def _by_number(task: TaskSpec, data: DatasetDict, own: list[str], name: str) -> 
     if unknown:
         raise DynaKDError(f"label(s) {', '.join(map(str, unknown))} of the data are not among the labels '{name}' "
                           f"was trained on: {', '.join(own)}")
-    target = ClassLabel(names=own)
-
-    def renumber(batch: dict[str, list]) -> dict[str, list]:
-        return {"label": [index[v] for v in batch["label"]]}
-
-    def relabel(part: Dataset) -> Dataset:
-        features = part.features.copy()
-        features["label"] = target
-        return part.map(renumber, batched=True, features=features,
-                        new_fingerprint=map_fingerprint(part, renumber, sorted(index.items()), own))
-
-    return with_labels(task, len(own), tuple(own), task.text_columns), DatasetDict(
-        {split: relabel(part) for split, part in data.items()})
+    return with_labels(task, len(own), tuple(own), task.text_columns), _renumbered(data, index, own)
 
 
 _STRATUM = "_dynakd_stratum"  # split_dev's temporary column
