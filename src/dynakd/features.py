@@ -113,7 +113,7 @@ class _LastBlock:
 
     def __call__(self, module, args, output):
         if self.on:
-            self.output = output[0] if isinstance(output, tuple) else output
+            self.output = output[0] if isinstance(output, (tuple, list)) else output  # (OpenAI-GPT's: a list)
 
     @contextmanager
     def recording(self):
@@ -160,7 +160,8 @@ _RULES: weakref.WeakKeyDictionary[nn.Module, CaptureRule] = weakref.WeakKeyDicti
 def capture_rule(model: nn.Module) -> CaptureRule:
     """The ``CaptureRule`` of ``model`` (or of the model inside its wrappers), decided at the first call.
 
-    Causal: a decoder's attention modules say ``is_causal = True`` (transformers 5), an encoder's False or nothing.
+    Causal: a decoder's attention modules say ``is_causal = True`` (transformers 5), an encoder's False or nothing;
+    where none says so, two forwards of two tokens tell (``_looks_causal``: BLOOM's, MPT's attention say nothing).
     A final norm: one forward of two tokens tells whether ``hidden_states[-1]`` is the last block's output (hooks a
     caller registered on the model see that forward too). Where it is
     not, the hook stays on the block for good: a model compiled later is traced with it (``torch.compile`` does not see
@@ -172,11 +173,38 @@ def capture_rule(model: nn.Module) -> CaptureRule:
         inner = extract_model_from_parallel(model, keep_torch_compile=False)
         rule = _RULES.get(inner)
         if rule is None:
-            causal = any(getattr(m, "is_causal", False) is True for m in inner.modules())
-            # the probe runs the model as its caller does, sharded where it is (FSDP, DeepSpeed), but not compiled
-            rule = CaptureRule(causal, _last_block_hook(inner, getattr(model, "_orig_mod", model)))
+            # the probes run the model as its caller does, sharded where it is (FSDP, DeepSpeed), but not compiled
+            runner = getattr(model, "_orig_mod", model)
+            causal = any(getattr(m, "is_causal", False) is True for m in inner.modules()) or \
+                _looks_causal(inner, runner)
+            rule = CaptureRule(causal, _last_block_hook(inner, runner))
         _RULES[model] = _RULES[inner] = rule
     return rule
+
+
+def _looks_causal(model: nn.Module, runner: nn.Module) -> bool:
+    """Whether ``model`` attends causally, seen from what it does: its first position's output does not change with
+    a later token. Decoders whose attention says nothing (``is_causal`` unset: BLOOM, MPT, OpenAI-GPT in transformers
+    5) were read as encoders, their class token then the first (which sees no other token), not the last. Run in
+    ``eval()`` (dropout would change it anyway), the modes and the random state left as they were."""
+    modes = {m: m.training for m in model.modules()}
+    device = next(model.parameters()).device
+    rng = torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type)
+    firsts = []
+    try:
+        model.eval()
+        with torch.no_grad(), rng:
+            for last in (2, 3):
+                ids = torch.tensor([[1, last]], device=device)
+                states = runner(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True,
+                                return_dict=True).hidden_states
+                if not states:  # (a model of one's own that returns none: read as it returns its outputs)
+                    return False
+                firsts.append(states[-1][:, 0])
+    finally:
+        for m, training in modes.items():
+            m.train(training)
+    return torch.equal(*firsts)
 
 
 def _last_block_hook(model: nn.Module, runner: nn.Module) -> _LastBlock | None:

@@ -66,6 +66,30 @@ def test_a_decoders_class_token_is_its_last_real_token_whichever_side_it_pads(fa
     assert (x[1:, 0] - x[1:, 0].mean(1, keepdim=True)).norm(dim=-1).min() > 1e-3  # every row its own vector
 
 
+@pytest.mark.parametrize("family", ["bloom", "mpt"])
+def test_a_decoder_whose_attention_does_not_say_it_is_causal_is_read_as_one(family):
+    """BLOOM's and MPT's attention modules carry no ``is_causal`` (transformers 5): read as encoders, their class
+    token was the first, which sees no other token (every row starting with one token had one `cls` vector). Their
+    outputs say they are causal; the probe leaves the training mode and random state as they were."""
+    from transformers import BloomConfig, BloomForSequenceClassification, MptConfig, MptForSequenceClassification
+
+    from dynakd.features import capture_rule
+
+    torch.manual_seed(0)
+    if family == "bloom":
+        model = BloomForSequenceClassification(BloomConfig(vocab_size=40, hidden_size=16, n_layer=2, n_head=2,
+                                                           pad_token_id=1))
+    else:
+        model = MptForSequenceClassification(MptConfig(vocab_size=40, d_model=16, n_layers=2, n_heads=2,
+                                                       pad_token_id=1))
+    model.train()
+    state = torch.random.get_rng_state()
+    assert capture_rule(model).causal and model.training and torch.equal(torch.random.get_rng_state(), state)
+    with torch.no_grad():
+        f = capture(model.eval(), batch([6, 3, 4, 2]))
+    assert torch.equal(f.cls_index, torch.tensor([5, 2, 3, 1]))
+
+
 def test_an_encoders_class_token_is_its_first():
     with torch.no_grad():
         f = capture(tiny("bert"), batch([6, 3, 4, 2]))
