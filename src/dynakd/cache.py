@@ -324,15 +324,20 @@ def _remove_dead_builds(folder: Path) -> None:
     so a killed build's name may never come again)."""
     own_root = folder.parent.resolve() == default_cache_root().resolve()
     for part in folder.glob(f"{BUILD_PREFIX}{socket.gethostname()}-*"):  # builds inside a folder given empty
-        if (pid := part.name.rsplit("-", 1)[-1]).isdigit() and not _running(int(pid)):
+        if _dead(part):
             shutil.rmtree(part, ignore_errors=True)
     for part in folder.parent.glob(f"{'*' if own_root else folder.name}.tmp-{socket.gethostname()}-*"):
-        pid, name = part.name.rsplit("-", 1)[-1], part.name.split(".tmp-")[0]
+        name = part.name.split(".tmp-")[0]
         # another cache's build may run in a process this one cannot see (a container sharing the host name and the
         # cache folder): its builder holds that cache's lock (this cache's is held by the caller)
-        mine = name == folder.name
-        if pid.isdigit() and not _running(int(pid)) and (mine or not held(_lock_file(part.parent / name))):
+        if _dead(part) and (name == folder.name or not held(_lock_file(part.parent / name))):
             shutil.rmtree(part, ignore_errors=True)
+
+
+def _dead(build: Path) -> bool:
+    """Whether the process a build folder is named by (``...-<pid>``, on this machine) has ended."""
+    pid = build.name.rsplit("-", 1)[-1]
+    return pid.isdigit() and not _running(int(pid))
 
 
 def _lock_file(folder: Path) -> Path:

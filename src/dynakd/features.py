@@ -161,9 +161,9 @@ def capture_rule(model: nn.Module) -> CaptureRule:
     """The ``CaptureRule`` of ``model`` (or of the model inside its wrappers), decided at the first call.
 
     Causal: a decoder's attention modules say ``is_causal = True`` (transformers 5), an encoder's False or nothing;
-    where none says so, two forwards of two tokens tell (``_looks_causal``: BLOOM's, MPT's attention say nothing).
-    A final norm: one forward of two tokens tells whether ``hidden_states[-1]`` is the last block's output (hooks a
-    caller registered on the model see that forward too). Where it is
+    where none says so, a second forward of two tokens tells (``_probe``: BLOOM's, MPT's attention say nothing).
+    A final norm: the first forward tells whether ``hidden_states[-1]`` is the last block's output (hooks a caller
+    registered on the model see the probe's forwards too). Where it is
     not, the hook stays on the block for good: a model compiled later is traced with it (``torch.compile`` does not see
     hooks added or removed after tracing), and FSDP2 keeps the block's identity. An encoder keeps no hook."""
     rule = _RULES.get(model)
@@ -174,64 +174,54 @@ def capture_rule(model: nn.Module) -> CaptureRule:
         rule = _RULES.get(inner)
         if rule is None:
             # the probes run the model as its caller does, sharded where it is (FSDP, DeepSpeed), but not compiled
-            runner = getattr(model, "_orig_mod", model)
-            causal = any(getattr(m, "is_causal", False) is True for m in inner.modules()) or \
-                _looks_causal(inner, runner)
-            rule = CaptureRule(causal, _last_block_hook(inner, runner))
+            said = any(getattr(m, "is_causal", False) is True for m in inner.modules())
+            rule = CaptureRule(*_probe(inner, getattr(model, "_orig_mod", model), said))
         _RULES[model] = _RULES[inner] = rule
     return rule
 
 
-def _looks_causal(model: nn.Module, runner: nn.Module) -> bool:
-    """Whether ``model`` attends causally, seen from what it does: its first position's output does not change with
-    a later token. Decoders whose attention says nothing (``is_causal`` unset: BLOOM, MPT, OpenAI-GPT in transformers
-    5) were read as encoders, their class token then the first (which sees no other token), not the last. Run in
-    ``eval()`` (dropout would change it anyway), the modes and the random state left as they were."""
-    modes = {m: m.training for m in model.modules()}
-    device = next(model.parameters()).device
-    rng = torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type)
-    firsts = []
-    try:
-        model.eval()
-        with torch.no_grad(), rng:
-            for last in (2, 3):
-                ids = torch.tensor([[1, last]], device=device)
-                states = runner(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True,
-                                return_dict=True).hidden_states
-                if not states:  # (a model of one's own that returns none: read as it returns its outputs)
-                    return False
-                firsts.append(states[-1][:, 0])
-    finally:
-        for m, training in modes.items():
-            m.train(training)
-    return torch.equal(*firsts)
-
-
-def _last_block_hook(model: nn.Module, runner: nn.Module) -> _LastBlock | None:
-    """A hook on ``model``'s last block if its ``hidden_states[-1]`` is not that block's output, else None (and no hook
-    stays). ``runner`` runs ``model`` (through its distributed wrapper, if any); the random state is left as it was, so
-    a probe in training mode (dropout) changes no later draw."""
+def _probe(model: nn.Module, runner: nn.Module, causal: bool) -> tuple[bool, _LastBlock | None]:
+    """What ``model``'s outputs tell from forwards of two tokens, ``[[1, 2]]`` (and ``[[1, 3]]`` where its attention
+    does not say it is causal: ``causal`` False). Whether it attends causally: its first position's output does not
+    change with the later token (BLOOM's, MPT's, OpenAI-GPT's attention say nothing in transformers 5, and were read
+    as encoders, their class token the first, which sees no other). And a hook on its last block where its
+    ``hidden_states[-1]`` is not that block's output, else None (and no hook stays). ``runner`` runs ``model``
+    (through its distributed wrapper, if any) in ``eval()``, without gradient; the modes and the random state are
+    left as they were. A model that returns no hidden states (one of one's own) is read as it returns its outputs."""
     from .students import find_layers
 
     try:
         block = find_layers(model)[2][-1]
     except (DynaKDError, AttributeError):  # no one list of blocks (a model of one's own): its states as returned
-        return None
+        block = None
     hook = _LastBlock()
-    handle = block.register_forward_hook(hook)
-    ids = torch.tensor([[1, 2]], device=next(model.parameters()).device)
-    rng = torch.random.fork_rng(devices=[] if ids.device.type == "cpu" else [ids.device], device_type=ids.device.type)
+    handle = None if block is None else block.register_forward_hook(hook)
+    modes = {m: m.training for m in model.modules()}
+    device = next(model.parameters()).device
+    rng = torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type)
+    outputs = []
     try:
-        with torch.no_grad(), rng, hook.recording():
-            states = runner(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True,
-                            return_dict=True).hidden_states
+        model.eval()
+        with torch.no_grad(), rng:
+            for last in (2,) if causal else (2, 3):
+                ids = torch.tensor([[1, last]], device=device)
+                with hook.recording():
+                    states = runner(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True,
+                                    return_dict=True).hidden_states
+                outputs.append((states, hook.take()))
     finally:
-        raw = hook.take()  # (also where the forward failed: the hook holds no tensor)
-    # a model that returns no hidden states (a model of one's own) is read as it returns its outputs
-    if states and raw is not None and raw.shape == states[-1].shape and not torch.equal(raw, states[-1]):
-        return hook
-    handle.remove()
-    return None
+        hook.take()  # (where a forward failed: the hook holds no tensor)
+        for m, training in modes.items():
+            m.train(training)
+    states, raw = outputs[0]
+    if not causal and states and outputs[1][0]:
+        causal = torch.equal(states[-1][:, 0], outputs[1][0][-1][:, 0])
+    if handle is not None and states and raw is not None and raw.shape == states[-1].shape \
+            and not torch.equal(raw, states[-1]):
+        return causal, hook
+    if handle is not None:
+        handle.remove()
+    return causal, None
 
 
 def model_inputs(inputs: dict[str, Any]) -> dict[str, Any]:

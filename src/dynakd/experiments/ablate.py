@@ -191,9 +191,13 @@ TEACHER_DATA_KEYS = ("task", "data_dir", "train_file", "validation_file", "text_
                      "train_articles", "synthetic", "max_eval_samples")  # (the teacher's score: on base's rows)
 
 
+def _held_out(base: dict[str, Any]) -> bool:
+    """Whether ``data_seed`` chooses the evaluation rows: the held-out part of dev, or a subset of them."""
+    return base.get("dev_split") is not None or bool(base.get("synthetic")) or bool(base.get("max_eval_samples"))
+
+
 def _check_teacher_data(grids: list[dict[str, list[Any]]], base: dict[str, Any], path: str | Path) -> None:
-    # rows data_seed chooses: the held-out evaluation rows, or a subset of them
-    held_out = base.get("dev_split") is not None or bool(base.get("synthetic")) or bool(base.get("max_eval_samples"))
+    held_out = _held_out(base)
     for grid in grids:
         keys = [k for k in grid if k in TEACHER_DATA_KEYS or (k == "data_seed" and held_out)]
         if keys:
@@ -207,7 +211,7 @@ def _check_teacher_section(teacher: dict[str, Any], base: dict[str, Any], path: 
     """The teacher's own settings may not change the task or data the cells share: its score, printed beside theirs,
     was then on other rows (another ``max_eval_samples`` or ``data_seed``), or it trained on their evaluation rows
     (another ``dev_split`` or ``train_articles``)."""
-    held_out = base.get("dev_split") is not None or bool(base.get("synthetic")) or bool(base.get("max_eval_samples"))
+    held_out = _held_out(base)
     defaults = {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
                 for f in dataclasses.fields(DistillConfig) if f.name in TEACHER_DATA_KEYS}
     keys = [k for k in teacher if (k in TEACHER_DATA_KEYS or (k == "data_seed" and held_out))
