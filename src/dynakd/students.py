@@ -70,6 +70,12 @@ def check_layers_apart(config, what: str, student: str = STUDENT_FLAGS[0]) -> No
     the way to give a student checkpoint: the command's flag, or a sweep file's key."""
     give = f"with {student}" if student.startswith("-") else f"as {student}"
     n = config.num_hidden_layers
+    try:  # (Funnel's depth is the sum of its block_sizes, which pool between blocks: its config refuses a new depth)
+        copy.copy(config).num_hidden_layers = n
+    except (AttributeError, NotImplementedError):
+        raise DynaKDError(f"{what} takes its depth from other settings of its config ({type(config).__name__} cannot "
+                          f"set num_hidden_layers), so DynaKD cannot keep some of its layers: give a smaller model of "
+                          f"the same family {give}") from None
     for key in LAYER_GROUPS_CONFIG:
         groups = getattr(config, key, None)
         if isinstance(groups, int) and groups != n:

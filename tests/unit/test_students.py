@@ -303,6 +303,17 @@ def test_an_albert_whose_layers_share_weights_is_refused_with_the_ways_round(gro
         build_student(albert(groups), 2)
 
 
+def test_a_funnel_whose_config_refuses_a_new_depth_is_refused_in_one_line():
+    """Funnel's depth is the sum of its block_sizes: its config raised NotImplementedError (a traceback) when the
+    student's depth was set."""
+    from transformers import FunnelConfig, FunnelForSequenceClassification
+
+    config = FunnelConfig(vocab_size=100, block_sizes=[1, 1, 1], d_model=32, n_head=2, d_head=16, d_inner=64)
+    with pytest.raises(DynaKDError, match=r"^FunnelForSequenceClassification takes its depth from other settings of "
+                                          r"its config \(FunnelConfig cannot set num_hidden_layers\).* with --student$"):
+        build_student(FunnelForSequenceClassification(config), 2)
+
+
 def test_a_student_that_would_reload_otherwise_is_named_with_its_article():
     """The message read "a AlbertForSequenceClassification student"."""
     from dynakd.students import check_reloads
