@@ -9,6 +9,9 @@ Qwen2, ...) returns differ from an encoder's, and ``capture`` evens them out (``
   layer after that norm and every other layer as a raw block output, so the top layer's change would measure the norm.
   Its last entry is taken from the last block by a forward hook instead.
 
+XLNet, an encoder, puts its class token last too (its classifier reads the last position, ``summary_type: last``):
+its batches pad on the left (``data.prepare.padding_side``) and its class token is the last real one.
+
 An encoder (BERT, RoBERTa, ...) gets neither: no hook, its states as transformers returns them. Batches may hold a
 second tokenisation for the teacher under keys prefixed ``teacher_`` (when the two models use different tokenizers).
 """
@@ -130,8 +133,9 @@ class _LastBlock:
 
 @dataclass(frozen=True)
 class CaptureRule:
-    """How ``capture`` reads one model: ``causal`` (its class token is the last real token) and ``last_block`` (the
-    hook whose output replaces ``hidden_states[-1]``, which is taken after a final norm; None for encoders)."""
+    """How ``capture`` reads one model: ``causal`` (its class token is the last real token: a decoder's, or XLNet's,
+    ``class_token_last``) and ``last_block`` (the hook whose output replaces ``hidden_states[-1]``, which is taken after
+    a final norm; None for encoders)."""
 
     causal: bool
     last_block: _LastBlock | None
@@ -175,9 +179,16 @@ def capture_rule(model: nn.Module) -> CaptureRule:
         if rule is None:
             # the probes run the model as its caller does, sharded where it is (FSDP, DeepSpeed), but not compiled
             said = any(getattr(m, "is_causal", False) is True for m in inner.modules())
-            rule = CaptureRule(*_probe(inner, getattr(model, "_orig_mod", model), said))
+            causal, last_block = _probe(inner, getattr(model, "_orig_mod", model), said)
+            rule = CaptureRule(causal or class_token_last(inner), last_block)
         _RULES[model] = _RULES[inner] = rule
     return rule
+
+
+def class_token_last(model: nn.Module) -> bool:
+    """Whether ``model``'s classifier reads the last position whatever the mask (``summary_type: last``: XLNet's), so
+    its class token is the last real one and its batches pad on the left."""
+    return getattr(getattr(model, "config", None), "summary_type", None) == "last"
 
 
 def _probe(model: nn.Module, runner: nn.Module, causal: bool) -> tuple[bool, _LastBlock | None]:

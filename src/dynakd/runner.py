@@ -33,7 +33,7 @@ from .checkpoints import (
 )
 from .config import DistillConfig, as_config, build_config, underscored, validate
 from .data.load import encode, load_data
-from .data.prepare import DistillationCollator, check_labels, pad_multiple, shared_tokenizer
+from .data.prepare import DistillationCollator, check_labels, pad_multiple, padding_side, shared_tokenizer
 from .data.squad import QAEval
 from .data.tasks import TaskSpec
 from .distiller import Distiller
@@ -289,8 +289,12 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     distiller = build_distiller(cfg, student, teacher, task, same_tok=teacher_encoder is None)
     encoded, qa_eval = encode(cfg, task, data, encoder, teacher_encoder)
     args = training_args(cfg, out)
+    qa = task.is_qa
+    sides = ((padding_side(student, teacher, qa=qa),) * 2 if teacher_encoder is None  # (one encoding for both)
+             else (padding_side(student, qa=qa), padding_side(teacher, qa=qa)))
     collator = DistillationCollator(encoder, teacher_encoder, task.is_regression,
-                                    pad_to_multiple_of=pad_multiple(cfg, args.device), max_length=cfg.max_seq_length)
+                                    pad_to_multiple_of=pad_multiple(cfg, args.device), max_length=cfg.max_seq_length,
+                                    sides=sides)
     main_process = args.process_index == 0
     if teacher is not None:
         teacher.to(args.device).eval()
@@ -533,7 +537,8 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
         args=args,
         data_collator=DistillationCollator(tokenizer, None, task.is_regression,
                                            pad_to_multiple_of=pad_multiple(cfg, args.device),
-                                           max_length=cfg.max_seq_length),
+                                           max_length=cfg.max_seq_length,
+                                           sides=(padding_side(model, qa=task.is_qa),) * 2),
         compute_metrics=None if task.is_qa else _metric_fn(task),
         qa_eval=qa_eval,
     )

@@ -211,3 +211,31 @@ def test_a_decoder_teachers_cache_holds_its_features_as_captured_live(tmp_path):
         before.update(name.encode())
         before.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     assert teacher_fingerprint(teacher) != before.hexdigest()[:16]
+
+
+def test_an_xlnet_classifier_pads_on_the_left_and_its_class_token_is_its_last_real_token():
+    """XLNet's classifier reads the last position whatever the mask (``summary_type: last``): batches padded on the
+    right gave a shorter row a pad's logits, not its own, and its class token (``cls`` pooling, PKD) was its first
+    token. Its batches pad on the left now (its relative positions give a row the same outputs there as alone)."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast, XLNetConfig, XLNetForSequenceClassification
+
+    from dynakd.data.prepare import DistillationCollator, padding_side
+
+    torch.manual_seed(0)
+    xlnet = XLNetForSequenceClassification(XLNetConfig(vocab_size=40, d_model=16, n_layer=2, n_head=2, d_inner=32,
+                                                       pad_token_id=1)).eval()
+    assert padding_side(xlnet) == padding_side(None, xlnet) == "left"
+    assert padding_side(xlnet, qa=True) == padding_side(tiny("bert"), None) == "right"  # (QA counts from the left)
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"[PAD]": 1, "[UNK]": 0}, "[UNK]")),
+                                  pad_token="[PAD]")
+    rows = [[5, 9, 12, 7, 3], [5, 20, 3]]
+    collate = DistillationCollator(tok, None, pad_to_multiple_of=None, sides=(padding_side(xlnet),) * 2)
+    padded = collate([{"input_ids": r, "attention_mask": [1] * len(r), "label": 0} for r in rows])
+    assert padded["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]
+    features = capture(xlnet, {k: v for k, v in padded.items() if k != "labels"}, hidden=True)
+    with torch.no_grad():
+        for i, r in enumerate(rows):
+            alone = xlnet(input_ids=torch.tensor([r]), output_hidden_states=True)
+            torch.testing.assert_close(features.logits[i], alone.logits[0])
+            torch.testing.assert_close(features.class_tokens()[-1][i, 0], alone.hidden_states[-1][0, -1])

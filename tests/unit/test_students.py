@@ -310,7 +310,7 @@ def test_a_funnel_whose_config_refuses_a_new_depth_is_refused_in_one_line():
 
     config = FunnelConfig(vocab_size=100, block_sizes=[1, 1, 1], d_model=32, n_head=2, d_head=16, d_inner=64)
     with pytest.raises(DynaKDError, match=r"^FunnelForSequenceClassification takes its depth from other settings of "
-                                          r"its config \(FunnelConfig cannot set num_hidden_layers\).* with --student$"):
+                                          r"its config \(FunnelConfig cannot set num_hidden_layers\).* --student$"):
         build_student(FunnelForSequenceClassification(config), 2)
 
 

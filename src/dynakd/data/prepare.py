@@ -13,7 +13,7 @@ import torch
 from datasets import DatasetDict
 
 from ..errors import DynaKDError
-from ..features import CONTEXT_MASK, EXAMPLE_ID, HIDDEN_LABEL, NON_MODEL_KEYS, TEACHER_PREFIX
+from ..features import CONTEXT_MASK, EXAMPLE_ID, HIDDEN_LABEL, NON_MODEL_KEYS, TEACHER_PREFIX, class_token_last
 from .fingerprint import map_fingerprint, tokenizer_state
 
 # Text that tells tokenizers of one vocabulary apart: case, accents, other scripts, spacing, symbols, a web address
@@ -138,6 +138,14 @@ def pad_multiple(cfg, device: torch.device | str) -> int | None:
     return 8 if torch.device(device).type == "cuda" or cfg.torch_compile else None
 
 
+def padding_side(*models, qa: bool = False) -> str:
+    """The side the batches of ``models`` (those that take them; None: none) pad on: the left where a classifier reads
+    the last position whatever the mask (XLNet's, ``features.class_token_last``; its relative positions give a row the
+    same outputs padded on the left as alone, and on the right it read a pad), else the right
+    (``DistillationCollator``). QA's heads read every position, which QA's labels count from the left: the right."""
+    return "left" if not qa and any(m is not None and class_token_last(m) for m in models) else "right"
+
+
 class DistillationCollator:
     """Pads the student's (and the teacher's) encodings separately. Labels (a ``labels`` or ``label`` entry) become
     float tensors with ``regression=True``, long with ``False`` (a label that is not a whole number is then refused),
@@ -145,11 +153,13 @@ class DistillationCollator:
     A batch pads to a multiple of ``pad_to_multiple_of`` (tensor cores' tiles; 8 unless given, where
     ``DataCollatorWithPadding`` pads to the longest row: ``None``; on a CPU 8 only adds work, ``pad_multiple``) unless
     that passes ``max_length``: for a model whose limit is no multiple of 8 (66 positions), a batch of its longest
-    inputs padded to 72 failed inside the model."""
+    inputs padded to 72 failed inside the model. ``sides``: the sides the student's and the teacher's encodings pad on
+    (``padding_side``), the right unless given."""
 
     def __init__(self, tokenizer, teacher_tokenizer=None, regression: bool | None = None,
-                 pad_to_multiple_of: int | None = 8, max_length: int | None = None):
-        self.tokenizer, self.teacher_tokenizer = tokenizer, teacher_tokenizer
+                 pad_to_multiple_of: int | None = 8, max_length: int | None = None,
+                 sides: tuple[str, str] = ("right", "right")):
+        self.tokenizer, self.teacher_tokenizer, self.sides = tokenizer, teacher_tokenizer, sides
         self.regression, self.multiple, self.max_length = regression, pad_to_multiple_of, max_length
 
     def _multiple(self, rows: list[dict[str, Any]]) -> int | None:
@@ -164,17 +174,18 @@ class DistillationCollator:
             return k not in NON_MODEL_KEYS and k != "label" and not k.startswith(TEACHER_PREFIX)
 
         student = [{k: v for k, v in f.items() if is_student_key(k)} for f in features]
-        # Every batch pads on the right whatever the tokenizer's side: QA's answer positions and offsets count from the
-        # left, and a model that numbers positions from 0 whatever the padding (BERT's, GPT-2's) gives a left-padded
-        # row other outputs beside a longer row than alone, so the teacher's outputs (and the cache built in batches
-        # of other rows) would depend on the batch; the first token (cls pooling, pkd) would be a pad.
+        # Batches pad on the right whatever the tokenizer's side (XLNet's classifiers aside, ``padding_side``): QA's
+        # answer positions and offsets count from the left, and a model that numbers positions from 0 whatever the
+        # padding (BERT's, GPT-2's) gives a left-padded row other outputs beside a longer row than alone, so the
+        # teacher's outputs (and the cache built in batches of other rows) would depend on the batch; the first token
+        # (cls pooling, pkd) would be a pad.
         batch = dict(self.tokenizer.pad(student, pad_to_multiple_of=self._multiple(student), return_tensors="pt",
-                                        padding_side="right"))
+                                        padding_side=self.sides[0]))
         if self.teacher_tokenizer is not None:
             n = len(TEACHER_PREFIX)
             teacher = [{k[n:]: v for k, v in f.items() if k.startswith(TEACHER_PREFIX)} for f in features]
             padded = self.teacher_tokenizer.pad(teacher, pad_to_multiple_of=self._multiple(teacher),
-                                                return_tensors="pt", padding_side="right")
+                                                return_tensors="pt", padding_side=self.sides[1])
             batch.update({TEACHER_PREFIX + k: v for k, v in padded.items()})
         # absent from QA evaluation windows; [2] start/end positions for QA training; 'label' as the Trainer's own
         # collators take it

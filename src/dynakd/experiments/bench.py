@@ -42,7 +42,7 @@ from ..cache import cache_blocker, prepare_teacher_cache
 from ..config import DistillConfig, build_config, existing_part, layer_term
 from ..data import synthetic_serves
 from ..data.load import encode, load_data
-from ..data.prepare import DistillationCollator, pad_multiple
+from ..data.prepare import DistillationCollator, pad_multiple, padding_side
 from ..data.tasks import get_task
 from ..distributed import check_one_gpu_per_process
 from ..errors import DynaKDError
@@ -219,7 +219,8 @@ def bench_one(cfg: DistillConfig, teacher, tokenizer, data, task, cache_dir: Pat
     # Batches pad as a run's do (pad_multiple): compiled runs to a multiple of 8, so CUDA graphs (reduce-overhead),
     # recorded once per distinct shape, are at most max_seq_length / 8 of them.
     collator = DistillationCollator(tokenizer, None, task.is_regression,
-                                    pad_to_multiple_of=pad_multiple(cfg, args.device), max_length=cfg.max_seq_length)
+                                    pad_to_multiple_of=pad_multiple(cfg, args.device), max_length=cfg.max_seq_length,
+                                    sides=(padding_side(teacher, qa=task.is_qa),) * 2)
     # Collation in the process that times it (the bench records each batch's shape and times the cache read there);
     # no checkpoint writes inside the timed steps.
     args = dataclasses.replace(args, report_to=[], disable_tqdm=True, logging_steps=10**9,
