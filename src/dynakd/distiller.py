@@ -7,7 +7,7 @@ needs only ``out = distiller(student_features, teacher_features, labels, progres
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -39,13 +39,15 @@ from .losses.planfirst import PlanFirst, cost_value
 class DistillOutput:
     """What one ``Distiller`` call returns: the weighted total ``loss`` to backpropagate, every unweighted term by
     name (``task``, ``logit``, ``dyn/<component>``, ``static``, ``pkd``, ``hidden``), the scheduled weight of each
-    term group (``task``, ``logit``, ``feature``) and the layer plan used (``[Ls, Lt]``, rows sum to 1; None without
-    a layer term)."""
+    term group (``task``, ``logit``, ``feature``), the layer plan used (``[Ls, Lt]``, rows sum to 1; None without
+    a layer term) and each term as the loss sums it (``weighted``: its group's weight x its component's weight x the
+    term, over its balance divisor; a term that weighs 0 is absent)."""
 
     loss: torch.Tensor
     terms: dict[str, torch.Tensor]  # unweighted
     weights: dict[str, float]  # scheduled weight of each term group
     plan: torch.Tensor | None
+    weighted: dict[str, torch.Tensor] = field(default_factory=dict)  # the loss is their sum
 
 
 def compile_dynamics(mode: str | None, dynamic: bool = True):
@@ -228,10 +230,11 @@ class Distiller(nn.Module):
                 feature_terms, plan = self.feature_terms(student, teacher, perturbed)
             terms.update(feature_terms)
         # a term weighing 0 is left out of the sum (still logged): 0 x a non-finite term would stop the run
-        weighted = [weights[self.group(k)] * self.component_weight(k) * self.scale(k, v) for k, v in terms.items()
-                    if weights[self.group(k)] * self.component_weight(k) != 0]
-        loss = sum(weighted) if weighted else 0.0 * terms["task"]  # (nothing weighs anything: a loss of 0 to step on)
-        return DistillOutput(loss=loss, terms=terms, weights=weights, plan=plan)
+        weighted = {k: weights[self.group(k)] * self.component_weight(k) * self.scale(k, v) for k, v in terms.items()
+                    if weights[self.group(k)] * self.component_weight(k) != 0}
+        # (nothing weighs anything: a loss of 0 to step on)
+        loss = sum(weighted.values()) if weighted else 0.0 * terms["task"]
+        return DistillOutput(loss=loss, terms=terms, weights=weights, plan=plan, weighted=weighted)
 
     def _check_outputs(self, s: Features, t: Features | None) -> None:
         """Outputs this distiller can compare: as many classes for both models, one output exactly when regressing

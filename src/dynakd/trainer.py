@@ -384,14 +384,21 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
 
     def _accumulate(self, out) -> None:
         """Add a micro-batch's terms, weighted as the Trainer weights its loss: a step's micro-batches share it (an
-        epoch's last step may have fewer), and the log is the mean over steps. A term a micro-batch lacks counts as 0
-        there (it added 0 to the loss); a scheduled weight or a balance divisor is the mean where it was used."""
+        epoch's last step may have fewer), and the log is the mean over steps. A term (``loss/``), a scheduled or a
+        component's weight (``weight/``) and a balance divisor (``balance/``) are the mean over the micro-batches
+        that had them (layer terms are not computed where they weigh 0: ``staged``'s second stage, a warm-up's first
+        step). What each term added to the loss (``weighted/``) counts 0 where it added nothing, so those sum to the
+        logged loss, where a weight that changes within the window keeps the product of the means from doing so."""
         share = 1 / getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
         self._term_steps += share
-        for name, value in out.terms.items():  # tensors: no device sync until the values are logged
-            self._term_sums[f"loss/{name}"] += value.detach() * share
+        # tensors: no device sync until the values are logged
+        used = {f"loss/{name}": value.detach() for name, value in out.terms.items()}
+        for name, value in out.weighted.items():
+            self._term_sums[f"weighted/{name}"] += value.detach() * share
         # (a group's weight is logged while it weighs 0 too: where staged's second stage begins, say)
-        used = {f"weight/{name}": float(out.weights[name]) for name in self.distiller.groups()}
+        used.update({f"weight/{name}": float(out.weights[name]) for name in self.distiller.groups()})
+        used.update({f"weight/{name}": self.distiller.component_weight(name) for name in out.terms
+                     if name.startswith("dyn/")})
         # balance: each term is divided by its running magnitude, there from the term's first value on
         used.update({f"balance/{name}": magnitude for name, magnitude in self.distiller.magnitudes.items()})
         for key, value in used.items():

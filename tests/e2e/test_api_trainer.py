@@ -182,6 +182,43 @@ def test_logged_terms_give_the_logged_loss_over_a_short_last_accumulation(tiny_t
     assert total == pytest.approx(log["loss"], rel=2e-5)
 
 
+@pytest.mark.parametrize("settings", [{"dynamics": {"weights": {"relations": 0.1}}}, {"staged": 0.375},
+                                      {"balance": True}])
+def test_what_each_term_added_sums_to_the_logged_loss_and_a_term_is_its_mean_where_computed(tiny_teacher, tmp_path,
+                                                                                           settings):
+    """The logged weights and terms were each a mean over the window, so with a decaying beta their products missed
+    the logged loss by 2-3% (a reviewer's run), a component's weight (``dynamics.weights``) was not logged at all
+    (20-46% over), and a layer term not computed at some steps (``staged``) was averaged in as 0. Now each term is its
+    mean where computed, and ``weighted/<term>`` (0 where it added nothing) sums to the loss."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    logged = []
+
+    class Logs(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logged.append(dict(logs or {}))
+
+    distiller = _distiller({"method": "full", "dynamics": {"components": ["deviation", "relations"]}, **settings})
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=distiller, callbacks=[Logs()],
+                                  train_dataset=_rows(tokenizer, 64),
+                                  args=_args(tmp_path / "run", max_steps=8, logging_steps=4, save_strategy="no",
+                                             gradient_accumulation_steps=2),
+                                  data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    logs = [log for log in logged if "loss" in log]
+    assert len(logs) == 2
+    for log in logs:
+        weighted = [v for k, v in log.items() if k.startswith("weighted/")]
+        assert sum(weighted) == pytest.approx(log["loss"], rel=1e-4)
+    if "staged" in settings:  # steps 1-3 with the layer terms, 4-8 without: a mean over the 3, then none logged
+        assert logs[0]["weight/feature"] == pytest.approx((10 + 10 * 7 / 8 + 10 * 6 / 8 + 0) / 4)
+        assert "loss/dyn/deviation" in logs[0] and "loss/dyn/deviation" not in logs[1]
+        # weighted: (b1 t1 + b2 t2 + b3 t3) / 4 with b in [7.5, 10], the term (t1 + t2 + t3) / 3 (was / 4)
+        term, added = logs[0]["loss/dyn/deviation"], logs[0]["weighted/dyn/deviation"]
+        assert 0.75 * 7.5 * term <= added * (1 + 1e-5) and added <= 0.75 * 10 * term * (1 + 1e-5)
+    elif "dynamics" in settings:
+        assert logs[0]["weight/dyn/relations"] == 0.1 and logs[0]["weight/dyn/deviation"] == 1.0
+
+
 def test_a_balance_divisor_is_averaged_over_the_micro_batches_that_used_it(tiny_teacher, tmp_path):
     """A term's running magnitude that began within a logging window (a batch of transfer rows has no task term
     at first) was summed over the micro-batches that had it and divided by all of them: 20% low in a reviewer's run."""

@@ -64,6 +64,16 @@ def test_a_partial_schedule_amends_a_weight_given_as_a_number():
         build_config({"beta": 5}, {"beta": {"start": 3}}, {"beta": {"end": 0}})
 
 
+def test_a_kind_without_a_start_starts_from_the_methods_weight_or_the_number_given():
+    """`beta: {kind: cosine}` (or `--set beta.kind=cosine`) took Schedule's own start, 1: a tenth of `full`'s
+    default feature weight and a hundredth of `pkd`'s, without a word."""
+    assert build_config({"beta": {"kind": "cosine"}}).beta_schedule() == Schedule("cosine", 10.0, 0.0)
+    assert build_config({"method": "pkd", "beta": {"kind": "linear"}}).beta_schedule() == Schedule("linear", 100.0)
+    assert build_config({"beta": 5}, {"beta": {"kind": "cosine"}}).beta_schedule() == Schedule("cosine", 5.0, 0.0)
+    assert build_config({"beta": {"kind": "linear", "start": 3}}, {"beta": {"kind": "cosine"}}).beta.start == 3
+    assert build_config({"task_weight": {"kind": "linear", "end": 0.5}}).task_weight == Schedule("linear", 1.0, 0.5)
+
+
 def test_the_librarys_own_objects_are_taken_in_dicts_and_keywords():
     """``build_config(cfg, beta=constant(3.0))`` and a Schedule or AlignConfig in a dict were refused ("expected a
     mapping"), and a mapping after one replaced it whole."""

@@ -13,8 +13,9 @@ def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: lis
 
     ``uniform``: ``round(m * Lt / Ls)`` (TinyBERT; a student deeper than the teacher repeats teacher layers).
     ``skip``: every ``Lt // Ls``-th layer (Patient KD "skip"). ``last``: the last ``Ls`` teacher layers (Patient KD
-    "last"). ``reversed``: the uniform map read backwards (a deliberately wrong map, the control for "automatic
-    alignment helps"). ``layers``: an explicit list.
+    "last"). Both match the top pair too, which Patient KD leaves to the logit term (its 12 -> 6 "skip" matches
+    student layers 1-5 to 2, 4, 6, 8, 10). ``reversed``: the uniform map read backwards (a deliberately wrong map, the
+    control for "automatic alignment helps"). ``layers``: an explicit list.
     """
     if layers is not None:
         if len(layers) != n_student or not all(1 <= ell <= n_teacher for ell in layers):

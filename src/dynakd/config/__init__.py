@@ -92,6 +92,8 @@ def build_config(*layers: dict[str, Any] | DistillConfig, **overrides: Any) -> D
                     raise DynaKDError(f"{name}: a constant weight has no {' or '.join(moves)}; give kind: linear, "
                                       "cosine or step to move it during training")
                 merged[name] = {**dataclasses.asdict(default), **part}
+            elif isinstance(part, dict) and "start" not in part:  # {kind: cosine}: from the method's start, not 1
+                merged[name] = {**part, "start": default.start}
     return validate(_from_dict(DistillConfig, merged))
 
 
@@ -112,7 +114,8 @@ def _numbers_amended(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The layers, each weight given as a mapping without ``kind`` over one given as a number by an earlier layer
     (``beta: 5``, then ``--set beta.warmup=0.1``) made to amend that number, a constant, rather than the method's
     default schedule, which the mapping replaced it with (``build_config``). A constant has no ``end`` or
-    ``switch``: those are refused, as for a constant default."""
+    ``switch``: those are refused, as for a constant default. A mapping with a ``kind`` and no ``start`` starts from
+    the number (``--set beta.kind=cosine``: from 5 to 0)."""
     number: dict[str, float | None] = {}
     out = []
     for layer in map(underscored, layers):
@@ -127,6 +130,9 @@ def _numbers_amended(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                       "give kind: linear, cosine or step to move it during training")
                 layer[name] = {"kind": "constant", "start": number[name], "end": number[name], **part}
                 number[name] = weight_number(layer[name]["start"])  # (still a constant, for the layers after)
+            elif isinstance(part, dict) and "start" not in part and number.get(name) is not None:
+                layer[name] = {"start": number[name], **part}  # (beta: 5, then beta.kind=cosine: from 5)
+                number[name] = None
             else:
                 number[name] = weight_number(part)
         out.append(layer)

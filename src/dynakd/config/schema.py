@@ -62,7 +62,8 @@ def default_aligner(method: str) -> str:
 
 
 # Starting weight of the feature term when ``beta`` is not given: the terms live on very different scales
-# (hidden-state MSE ~1, normalised first-token MSE ~1e-3, Gram / ratio MSE ~1e-2).
+# (hidden-state MSE ~1; pkd's squared distance of L2-normalised first tokens, summed over dimensions as Patient KD's,
+# small for a student cut from its teacher; Gram / ratio MSE ~1e-2).
 DEFAULT_BETA0 = {"static": 1.0, "pkd": 100.0, "dynamics": 10.0}
 
 
