@@ -42,6 +42,7 @@ from .errors import DynaKDError, first_line
 from .evaluation import EvalTrainer
 from .features import EXAMPLE_ID
 from .lending import lent_config, note_other_task
+from .losses import task_loss
 from .metrics import compute_metrics
 from .models import (
     check_model_folder,
@@ -153,10 +154,15 @@ def _cpu_only() -> bool:
 def _metric_fn(task: TaskSpec):
     """The Trainer's ``compute_metrics``. Predictions that are a tuple (a model's other outputs gathered beside its
     logits, which ``EvalTrainer`` and ``DistillationTrainer`` leave out) are scored on the first, the logits, as
-    transformers' run_glue does."""
+    transformers' run_glue does. The loss too, the task's (a model's own, the student's task term: the runs smooth no
+    labels), which the Trainer's ``eval_loss`` becomes: under several processes the Trainer's own counted the rows
+    repeated to even out the last batches (a batch's mean loss over them, repeated per row, of which the rows kept
+    for the scores kept copies), where the predictions are those of the dev set's rows, each once."""
     def scores(p) -> dict[str, float]:
         logits = p.predictions[0] if isinstance(p.predictions, tuple) else p.predictions
-        return compute_metrics(task, np.asarray(logits), np.asarray(p.label_ids))
+        logits, labels = np.asarray(logits), np.asarray(p.label_ids)
+        loss = task_loss(torch.from_numpy(logits), torch.from_numpy(labels), regression=task.is_regression)
+        return {**compute_metrics(task, logits, labels), "loss": float(loss)}
     return scores
 
 

@@ -27,7 +27,8 @@ from dynakd.cli import main
 
 from ..conftest import make_tiny_bert
 
-SETTINGS = ["--student-layers", "2", "--synthetic", "--max-train-samples", "48", "--max-eval-samples", "32",
+# 37 evaluation rows: the processes' last batches repeat a row to even out, which the Trainer's eval loss counted
+SETTINGS = ["--student-layers", "2", "--synthetic", "--max-train-samples", "48", "--max-eval-samples", "37",
             "--max-seq-length", "32", "--no-progress", "--logging-steps", "1", "--max-steps", "4", "--method", "full",
             "--align", "ot", "--no-group-by-length", "--set", "dynamics.gather=true", "--set", "dynamics.reference=ema",
             "--keep-checkpoints"]
@@ -51,7 +52,10 @@ def assert_same_run(two: Path, one: Path, *, weights_atol: float) -> None:
             # short of convergence, which carries the rounding of the process-averaged cost into the plan and the
             # gradient (measured 1.1e-5; 50 iterations meet 1e-5)
             rel = 5e-5 if key == "grad_norm" else 1e-5
-            assert a[key] == pytest.approx(b[key], rel=rel, abs=2e-6), key
+            # (terms near 0, a few 1e-5, keep float32's rounding of their cancelling sums: 2e-6 absolute, times beta's
+            # 10 for what they add to the loss)
+            tiny = 2e-5 if key.startswith("weighted/") else 2e-6
+            assert a[key] == pytest.approx(b[key], rel=rel, abs=tiny), key
 
     m_two, m_one = (json.loads((out / "metrics.json").read_text()) for out in (two, one))
     assert m_two["train"]["processes"] == 2 and m_one["train"]["processes"] == 1
