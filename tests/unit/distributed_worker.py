@@ -48,10 +48,11 @@ def worker(rank: int, world: int, init_file: str) -> None:
         distributed.average_gradients([p])
         assert torch.equal(p.grad, torch.full((3,), 0.5))
 
+        # the common value; the gradient each process passes back, averaged (a plan's part in the mean loss)
         cost = torch.tensor([1.0 + rank], requires_grad=True)
         synced = distributed.synced_cost(cost)
-        synced.sum().backward()
-        assert synced.item() == 1.5 and cost.grad.item() == 1.0  # the common value, the local gradient
+        (synced * (1.0 + 2 * rank)).sum().backward()
+        assert synced.item() == 1.5 and cost.grad.item() == 2.0
 
         assert not distributed.all_true(torch.tensor(rank == 0))
 
