@@ -129,6 +129,10 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         check_own_optimizer(self.optimizer, distiller)
         # the Trainer's label smoother never sees the distiller's task term; set each time (a distiller may be reused)
         distiller.set_label_smoothing(self.args.label_smoothing_factor)
+        if (distiller.cfg.dynamics.gather and distiller.feature == "dynamics" and distiller.opts.pooling == "tokens"
+                and self.args.world_size > 1 and self.args.process_index == 0):
+            print("note: token-level dynamics compare the tokens of each window, so dynamics.gather is not read: "
+                  "each process averages over its own windows", flush=True)
         self.save_on_non_finite = self.args.save_strategy != "no" if save_on_non_finite is None else save_on_non_finite
         if teacher_cache is not None:  # training batches then carry the teacher's outputs (cache.py)
             if reason := cache_blocker(distiller.cfg):
