@@ -313,7 +313,7 @@ class Distiller(nn.Module):
         if self.feature == "dynamics":
             costs = self.dynamics_costs(s, t, perturbed, self._ahead())
             total = sum(self.cfg.dynamics.weights.get(k, 1.0) * cost_value(c) for k, c in costs.items())
-            plan = self._plan(total, gathered=self.gathers)
+            plan = self._plan(total)
             terms = {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
             if self.hidden_term:  # the dynamics' plan places it too; pairs the plan leaves out are not computed
                 needed = plan.detach() > 0
@@ -332,10 +332,12 @@ class Distiller(nn.Module):
         plan = self._plan(cost)
         return {self.feature: plan_loss(plan, cost)}, plan
 
-    def _plan(self, cost: torch.Tensor, gathered: bool = False) -> torch.Tensor:
-        """The aligner's plan from ``cost``, averaged over processes first unless it is alike on every one already:
-        costs of gathered features, or none read (a held plan, the same on all)."""
-        alike = gathered or self.aligner.ahead() is not None
+    def _plan(self, cost: torch.Tensor) -> torch.Tensor:
+        """The aligner's plan from ``cost``, averaged over processes first unless none is read (a held plan, the same
+        on all). Costs of gathered features are averaged too, one all-reduce of ``[Ls, Lt]``: they are alike only to
+        the kernels' rounding, which may differ by process (torch.compile's autotuning), and the running plans would
+        drift apart."""
+        alike = self.aligner.ahead() is not None
         return self.aligner(cost if alike else distributed.synced_cost(cost))
 
     @property
