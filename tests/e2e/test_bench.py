@@ -146,6 +146,19 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     low, high = min(full_ot["repeat_ratios_to_task"]), max(full_ot["repeat_ratios_to_task"])
     assert f"x task (repeats {low:.2f}-{high:.2f})" in printed
     assert "reading the teacher cache" not in printed  # (said for each configuration, in each repeat)
+    # the speed targets: live layer terms against live kd (time and peak), cached rows against task
+    kd = next(r for r in rows if (r["method"], r["cache"]) == ("kd", False))
+    full_live = next(r for r in rows if (r["method"], r["align"], r["cache"]) == ("full", "ot", False))
+    assert full_live["ratio_to_kd"] == round(full_live["median_ms"] / kd["median_ms"], 3)
+    assert full_live["repeat_ratios_to_kd"] == [round(a / b, 3) for a, b in zip(full_live["repeat_medians_ms"],
+                                                                                kd["repeat_medians_ms"])]
+    assert full_live["peak_ratio_to_kd"] == round(full_live["peak_mib"] / kd["peak_mib"], 3)
+    assert all(r["ratio_to_kd"] is None for r in rows if r["cache"] or r["method"] in ("task", "kd"))
+    assert "the speed targets, by the pooled ratios:" in printed
+    verdict = "met" if full_live["ratio_to_kd"] <= 1.05 else "missed"
+    assert f"full ot live, time over kd's: {full_live['ratio_to_kd']:.2f}x (repeats " in printed
+    assert f"<= 1.05: {verdict}" in printed
+    assert f"full ot cached, time over task's: {full_ot['ratio_to_task']:.2f}x" in printed
     phases = {(r["method"], r["align"], r["cache"]): r["phases_ms"] for r in rows}
     assert set(phases[("task", "-", False)]) == {"student_forward", "backward_optimizer_data"}
     assert {"teacher_forward", "feature_terms", "aligner"} <= set(phases[("full", "ot", False)])

@@ -364,10 +364,13 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         r["ops_ratio_to_task"] = round(r["ops_per_step"] / floor["ops_per_step"], 3) if counted else None
         # ratios compare like with like only when every configuration trained on the same batches in the same order
         r["same_batches_as_task"] = r["batch_shapes"] == floor["batch_shapes"] if floor else None
+    _ratios_to_kd(rows, measure, per_repeat)
     print(f"all {repeats} repeat(s) pooled" + (", ratios to the student alone (task):" if floor else ":"),
           flush=True)
     for r in rows:
         print("  " + format_row(r), flush=True)
+    for line in target_lines(rows):
+        print(line, flush=True)
     if any(r["phases_ms"] for r in rows):
         print(f"after |: the mean ms per step of each part, from a {PHASE_STEPS}-step run of its own whose timers make "
               "the host wait for the device: they need not add up to the step above", flush=True)
@@ -430,7 +433,10 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
     cache_dir = tmp / "cache"
     runs: dict[tuple, list[dict]] = defaultdict(list)
     rows: list[dict] = []
-    if torch.cuda.is_available():  # the CUDA context, cuBLAS workspaces and kernel choices: paid here, not by row 1
+    # The CUDA context, cuBLAS workspaces and kernel choices, and a process's first training (lazy set-ups, the
+    # allocator's first pages): paid here, not by the first row. Timed steps after a warm-up would not pay them, but
+    # --epoch times every step, and task's first epoch paid them on a CPU
+    if torch.cuda.is_available() or epoch:
         first = build_config(dataclasses.asdict(base) | {"method": methods[0], "max_steps": 2})
         bench_one(first, teacher, tokenizer, data, task, None, tmp)
     for repeat in range(repeats):
@@ -484,6 +490,46 @@ def _row(method: str, align: str, results: list[dict], warmup: int, epoch: bool 
             "teacher_pass_s": next((r["teacher_pass_s"] for r in results if r["teacher_pass_s"] is not None), None),
             **({"epoch_s": round(median(sum(r["times"]) for r in results), 2),
                 "repeat_epochs_s": [round(sum(r["times"]), 2) for r in results]} if epoch else {})}
+
+
+def _ratios_to_kd(rows: list[dict], measure: str, per_repeat: str) -> None:
+    """Each live row of a layer term against live ``kd`` (two of the speed targets divide by it): the pooled
+    ``ratio_to_kd``, ``repeat_ratios_to_kd`` (each repeat against ``kd``'s same repeat) and ``peak_ratio_to_kd``."""
+    kd = next((r for r in rows if r["method"] == "kd" and not r["cache"]), None)
+    for r in rows:
+        pair = kd is not None and not r["cache"] and r["method"] not in ("task", "kd")
+        r["ratio_to_kd"] = round(r[measure] / kd[measure], 3) if pair else None
+        paired = pair and len(r[per_repeat]) == len(kd[per_repeat]) > 1
+        r["repeat_ratios_to_kd"] = ([round(a / b, 3) for a, b in zip(r[per_repeat], kd[per_repeat])] if paired
+                                    else None)
+        r["peak_ratio_to_kd"] = round(r["peak_mib"] / kd["peak_mib"], 3) if pair and kd["peak_mib"] else None
+
+
+# The speed issue's targets (README, "Where the targets stand"): a layer term's live step over kd's, a cached step
+# over the student's alone, a layer term's peak over kd's
+TARGETS = {"ratio_to_kd": 1.05, "ratio_to_task": 1.10, "peak_ratio_to_kd": 1.10}
+
+
+def target_lines(rows: list[dict]) -> list[str]:
+    """What the table says of each target, by the pooled ratio (a median step, or an epoch), and the range of the
+    paired ratios over repeats where there are several: a ratio near a target is inside this machine's spread."""
+    def verdict(value: float, limit: float, spread: list[float] | None) -> str:
+        said = f"{value:.2f}x" + (f" (repeats {min(spread):.2f}-{max(spread):.2f})" if spread else "")
+        return f"{said} <= {limit:.2f}: {'met' if value <= limit else 'missed'}"
+
+    lines = []
+    for r in rows:
+        name = r["method"] + (f" {r['align']}" if r["align"] != "-" else "")
+        if r.get("ratio_to_kd") is not None:
+            lines.append(f"  {name} live, time over kd's: "
+                         + verdict(r["ratio_to_kd"], TARGETS["ratio_to_kd"], r.get("repeat_ratios_to_kd")))
+        if r.get("peak_ratio_to_kd") is not None:
+            lines.append(f"  {name} live, peak over kd's: "
+                         + verdict(r["peak_ratio_to_kd"], TARGETS["peak_ratio_to_kd"], None))
+        if r["cache"] and r.get("ratio_to_task") is not None:
+            lines.append(f"  {name} cached, time over task's: "
+                         + verdict(r["ratio_to_task"], TARGETS["ratio_to_task"], r.get("repeat_ratios_to_task")))
+    return ["the speed targets, by the pooled ratios:", *lines] if lines else []
 
 
 def _aligner(base: DistillConfig, name: str) -> dict[str, Any]:
