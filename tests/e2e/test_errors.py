@@ -144,6 +144,13 @@ def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
     (["evaluate", "--model", "m", "--seed", "7"], "dynakd evaluate: error: unrecognized arguments: --seed 7 (--seed "
                                                   "is an option of bench, distill, finetune; did you mean --set?)"),
     (["zzz"], "dynakd: error: argument COMMAND: invalid choice: 'zzz'"),
+    # transformers' names, and settings that have no flag (a bare "unrecognized arguments" before)
+    (["finetune", "--model", "m", "--learning-rate", "1e-4"],
+     "unrecognized arguments: --learning-rate 1e-4 (did you mean --lr? DynaKD's name for transformers' learning_rate)"),
+    (["distill", "--teacher", "t", "--num_train_epochs", "1"], "(did you mean --epochs? DynaKD's name for "
+                                                               "transformers' num_train_epochs)"),
+    (["distill", "--model-name-or-path", "t"], "(did you mean --teacher? the fine-tuned model to distil from"),
+    (["finetune", "--model", "m", "--weight-decay", "0"], "--weight-decay 0 (give it as --set weight_decay=...)"),
 ])
 def test_an_unknown_flag_is_named_by_its_command(capsys, argv, expected):
     with pytest.raises(SystemExit) as exit_:

@@ -8,6 +8,7 @@ Errors a user can fix are printed as one line (``dynakd: error: ...``) with exit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import sys
 from typing import NoReturn
@@ -106,10 +107,33 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             elsewhere = sorted({name for name, p in commands.items() if flag in p._option_string_actions} - {"distil"})
             if elsewhere:  # (both where both may be meant: --epoch is bench's, or a typo of --epochs)
                 hints.append(f"{flag} is an option of {', '.join(elsewhere)}")
-            if close:
+            if hint := _setting_hint(flag, own._option_string_actions, commands):
+                hints.append(hint)
+            elif close:
                 hints.append(f"did you mean {close[0]}?")
         own.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({'; '.join(hints)})" if hints else ""))
     return args
+
+
+def _setting_hint(flag: str, flags, commands) -> str | None:
+    """The hint for a flag that names a setting as transformers does (``--learning-rate``, ``--num_train_epochs``) or
+    one DynaKD keeps without a flag in any command (``--weight-decay``): the command's flag for it, else ``--set``;
+    None otherwise."""
+    from ..config import DistillConfig
+    from ..config.layers import HF_NAMES
+
+    name = flag.lstrip("-").replace("-", "_").lower()
+    key = HF_NAMES.get(name, name)
+    if key not in {f.name for f in dataclasses.fields(DistillConfig)}:
+        return None
+    said = f" DynaKD's name for transformers' {name}" if key != name else ""
+    if (own := "--" + key.replace("_", "-")) in flags and own != flag:
+        return f"did you mean {own}?{said}"
+    if key == "model" and "--teacher" in flags:  # (distill, bench: the model to distil from)
+        return "did you mean --teacher? the fine-tuned model to distil from (--student: a student checkpoint)"
+    if "--set" in flags and not any(own in p._option_string_actions for p in commands.values()):
+        return f"give it as --set {key}=...;{said}" if said else f"give it as --set {key}=..."
+    return None
 
 
 MEMORY_HINT = ("Lower --batch-size (--gradient-accumulation-steps N keeps the effective batch), train in --bf16 or "

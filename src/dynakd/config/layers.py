@@ -20,9 +20,10 @@ from .schema import AlignConfig, DynamicsConfig
 # --------------------------------------------------------------- parsing: a mapping into the dataclasses
 
 
-# transformers' TrainingArguments names of DynaKD's settings, which its users type first
+# transformers' names of DynaKD's settings (TrainingArguments', and run_glue's model), which its users type first
 HF_NAMES = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
-            "per_device_eval_batch_size": "eval_batch_size", "output_dir": "output", "max_length": "max_seq_length"}
+            "per_device_eval_batch_size": "eval_batch_size", "output_dir": "output", "max_length": "max_seq_length",
+            "model_name_or_path": "model"}
 
 
 def _closest(key: str, valid: list[str], prefix: str = "") -> str:
