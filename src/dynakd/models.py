@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelFor
 from transformers.utils import logging as hf_logging
 
 from . import hub, packaged
+from .checkpoints import is_checkpoint_name
 from .data.tasks import TaskSpec, is_classifier, named_labels
 from .distributed import is_first_process
 from .errors import DynaKDError, first_line
@@ -103,7 +104,11 @@ def check_model_folder(name: str) -> None:
         return
     in_local_folder = len(path.parts) > 1 and Path(path.parts[0]).is_dir()  # runs/teacher, with ./runs here
     if name.startswith(("/", ".", "~")) or name.count("/") > 1 or in_local_folder:
-        raise DynaKDError(f"model folder not found: {name}")
+        gone = ""
+        if is_checkpoint_name(path.name) and (path.parent / "config.json").is_file():
+            gone = (f" (a run keeps its checkpoints only while it trains, unless --keep-checkpoints: its final model "
+                    f"is {path.parent})")
+        raise DynaKDError(f"model folder not found: {name}{gone}")
     hub.offline_unless_reachable()  # a hub id: fail (or read the cache) at once rather than after retries
 
 

@@ -128,9 +128,10 @@ _NOT_READ_BY_FINETUNE = {"model", "teacher", "student", "student_layers", "stude
 
 def recorded_config(folder: str | Path) -> dict[str, Any] | None:
     """The config a run saved in ``folder`` (``dynakd.yaml``; for a ``checkpoint-N`` folder, its run's), or None for
-    a folder DynaKD did not write."""
+    a folder DynaKD did not write, or a checkpoint no longer there (its run's settings would be lent to a folder
+    that is not found)."""
     folder = Path(folder)
-    for where in (folder, folder.parent) if folder.name.startswith(f"{PREFIX}-") else (folder,):
+    for where in (folder, folder.parent) if folder.name.startswith(f"{PREFIX}-") and folder.is_dir() else (folder,):
         if (where / CONFIG_NAME).is_file():  # a hand-edited one gets a config file's checks (duplicate keys), and
             return underscored(load_yaml(where / CONFIG_NAME))  # its dashed keys are their underscored selves
     return None

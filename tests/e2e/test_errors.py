@@ -995,3 +995,17 @@ def test_running_out_of_memory_says_what_to_lower(monkeypatch, capsys):
     with pytest.raises(RuntimeError, match="something else"):
         cli.main(["bench"])
 
+
+
+def test_a_checkpoint_no_longer_there_is_not_found_without_its_runs_settings(tiny_teacher, tmp_path, capsys):
+    """A run deletes its checkpoints when it ends: `evaluate --model RUN/checkpoint-4` printed the run's data and its
+    evaluation subset as lent to it, then that the folder was not found."""
+    run = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, run, "--method", "kd")) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(run / "checkpoint-4"), "--no-progress"]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err.strip() == (f"dynakd: error: model folder not found: {run / 'checkpoint-4'} (a run keeps its "
+                                   "checkpoints only while it trains, unless --keep-checkpoints: its final model is "
+                                   f"{run})")
