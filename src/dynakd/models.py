@@ -134,7 +134,16 @@ def load_qa_model(name: str, *, new_head_ok: bool = True):
     is_qa = any(a.endswith("ForQuestionAnswering") for a in (config.architectures or []))
     if not is_qa and not new_head_ok:
         raise DynaKDError(f"'{name}' has no question-answering head: fine-tune it first with `dynakd finetune`")
+    if not is_qa:
+        _note_new_head(name, "question-answering", "a new start/end head")
     return _from_pretrained(AutoModelForQuestionAnswering, name, trained=not new_head_ok)
+
+
+def _note_new_head(name: str, kind: str, head: str) -> None:
+    """Say that a model without the task's head gets a new one, initialised at random (transformers' own warning,
+    "newly initialized", is silenced with its other reports)."""
+    if is_first_process():
+        print(f"note: {name} has no {kind} head: it trains {head}, initialised at random", flush=True)
 
 
 def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, replace_head: bool = False):
@@ -154,6 +163,8 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
                           f"fine-tune it on the task first with `dynakd finetune` (a new {task.num_labels}-label head)")
     if not classifier and not new_head_ok:
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
+    if not classifier:
+        _note_new_head(name, "classification", f"a new {task.num_labels}-output head for {task.name}")
     if mismatched:
         # the old head's weights are dropped for a freshly initialised one (_from_pretrained lets sizes differ); its
         # loss follows the task (a regression checkpoint's saved problem_type would give a classifier's new head a
@@ -195,8 +206,9 @@ def _from_pretrained(cls, name: str, *, trained: bool, **kwargs):
     """``cls.from_pretrained`` in float32, with the weights its checkpoint lacks (or holds in another shape) checked,
     which transformers would initialise at random: refused for a ``trained`` model (a teacher, a model to score,
     whose random weights would go unnoticed but for their scores); for a model to train, a note for the body's that
-    are missing (it trains anyway), nothing for the task head's (a base encoder's new head, finetune's head of another
-    label count), and a body's of another shape refused (its config does not describe its weights)."""
+    are missing (it trains anyway), nothing here for the task head's (a base encoder's new head, noted by the
+    loaders; finetune's head of another label count), and a body's of another shape refused (its config does not
+    describe its weights)."""
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # its load report: what it lacks is said below, where it matters
     try:

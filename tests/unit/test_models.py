@@ -54,9 +54,10 @@ def test_a_teacher_or_model_to_score_without_all_its_weights_is_refused(tmp_path
 
 
 def test_a_model_to_train_may_lack_its_head_and_is_told_of_a_missing_body(tmp_path, capsys):
-    """A base encoder's new head (fine-tuning, a --student) is expected: nothing said, also for a BERT saved without
-    its pooler (read by the classification head alone) and for QA's head; a student whose body lacks weights trains
-    them from random, with a note; a classifier of another label count given a new head by finetune is silent."""
+    """A base encoder's new head (fine-tuning, a --student) is expected: one note for it (a reviewer missed the
+    "newly initialized" transformers says, which DynaKD silences), nothing for a BERT saved without its pooler (read
+    by the classification head alone); a student whose body lacks weights trains them from random, with a note; a
+    classifier of another label count given a new head by finetune has a note of its own."""
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
@@ -65,6 +66,9 @@ def test_a_model_to_train_may_lack_its_head_and_is_told_of_a_missing_body(tmp_pa
                          intermediate_size=32), add_pooling_layer=False).save_pretrained(base)
     for task in (SST2, SQUAD):
         load_task_model(str(base), task)
+    assert capsys.readouterr().out == (
+        f"note: {base} has no classification head: it trains a new 2-output head for sst2, initialised at random\n"
+        f"note: {base} has no question-answering head: it trains a new start/end head, initialised at random\n")
     three = make_tiny_bert(tmp_path / "three", layers=1, num_labels=3)
     load_task_model(str(three), SST2, replace_head=True)
     assert "note: " + str(three) + " has a 3-label" in capsys.readouterr().out  # (the note it had before)
