@@ -49,6 +49,7 @@ from ..errors import DynaKDError
 from ..features import EXAMPLE_ID
 from ..losses.grams import window_budget
 from ..models import check_seq_length, load_task_model, load_tokenizer, ready_to_pad
+from ..rundir import recorded_settings
 from ..runner import build_distiller, set_dataset_reference, training_args
 from ..students import build_student
 from ..trainer import DistillationTrainer
@@ -321,8 +322,13 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         if not synthetic_serves(get_task(base.task)):
             raise DynaKDError(f"bench on task {base.task} needs its data: --data-dir or --train-file (the synthetic "
                               "corpus stands in for single-sentence binary tasks only)")
-        print("bench: no --data-dir or --train-file: timing on the synthetic corpus (sentences of its own lengths; "
-              "give --data-dir for real SST-2 batches)", flush=True)
+        # (a DynaKD teacher's data is named, not lent: the bench times its own subset and length, whatever the
+        # teacher's, so that its rows compare with other benches')
+        own = recorded_settings(os.path.expanduser(str(base.teacher)), ("data_dir", "train_file"))
+        where = (f"give --{next(iter(own)).replace('_', '-')} {next(iter(own.values()))} for the batches the "
+                 f"teacher {base.teacher} was fine-tuned on" if own else "give --data-dir for real SST-2 batches")
+        print(f"bench: no --data-dir or --train-file: timing on the synthetic corpus (sentences of its own lengths; "
+              f"{where})", flush=True)
         base = dataclasses.replace(base, synthetic=True)
     if base.train_file and not base.validation_file:  # bench evaluates nothing: the training file stands in
         base = dataclasses.replace(base, validation_file=base.train_file)  # for the evaluation file load_data asks
