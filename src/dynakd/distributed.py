@@ -187,7 +187,7 @@ def average_gradients(params) -> None:
 
 def synced_cost(cost: torch.Tensor) -> torch.Tensor:
     """``cost`` averaged over processes, so every process computes the same alignment plan (and so the same running
-    plan). A plan that takes a gradient from its cost (OT's ``plan_grad``, attention) passes each process's back
+    plan). A plan that takes a gradient from its cost (OT's ``plan_grad``) passes each process's back
     averaged over processes: the gradient of the plan's part in the mean loss is ``J^T c_mean`` on every process,
     where each process's own ``J^T c`` missed it (4.4% off in a reviewer's two-process check)."""
     if world_size() == 1:

@@ -105,8 +105,11 @@ def check_model_folder(name: str) -> None:
     in_local_folder = len(path.parts) > 1 and Path(path.parts[0]).is_dir()  # runs/teacher, with ./runs here
     if name.startswith(("/", ".", "~")) or name.count("/") > 1 or in_local_folder:
         gone = ""
-        if is_checkpoint_name(path.name) and (path.parent / "config.json").is_file():
-            gone = (f" (a run keeps its checkpoints only while it trains, unless --keep-checkpoints: its final model "
+        if is_checkpoint_name(path.name) and (path.parent / "dynakd.yaml").is_file():  # (a DynaKD run's folder)
+            kept = sorted((p.name for p in path.parent.iterdir() if is_checkpoint_name(p.name) and p.is_dir()),
+                          key=lambda n: int(n.rsplit("-", 1)[1]))
+            gone = (f" (the run's checkpoints: {', '.join(kept)})" if kept else
+                    " (a run keeps its checkpoints only while it trains, unless --keep-checkpoints: its final model "
                     f"is {path.parent})")
         raise DynaKDError(f"model folder not found: {name}{gone}")
     hub.offline_unless_reachable()  # a hub id: fail (or read the cache) at once rather than after retries
@@ -118,14 +121,16 @@ def check_model_folder(name: str) -> None:
 FLOAT32 = torch.float32
 
 
-def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True, replace_head: bool = False):
-    """The model for ``task``: a question-answering model for extractive QA, else a sequence classifier."""
+def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True, replace_head: bool = False,
+                    note_head: bool = True):
+    """The model for ``task``: a question-answering model for extractive QA, else a sequence classifier.
+    ``note_head``: say so where a base encoder gets a new head (not for a head that trains nothing: the bench's)."""
     if task.is_qa:
-        return load_qa_model(name, new_head_ok=new_head_ok)
-    return load_classifier(name, task, new_head_ok=new_head_ok, replace_head=replace_head)
+        return load_qa_model(name, new_head_ok=new_head_ok, note_head=note_head)
+    return load_classifier(name, task, new_head_ok=new_head_ok, replace_head=replace_head, note_head=note_head)
 
 
-def load_qa_model(name: str, *, new_head_ok: bool = True):
+def load_qa_model(name: str, *, new_head_ok: bool = True, note_head: bool = True):
     """An ``AutoModelForQuestionAnswering``. A base encoder gets a new (start, end) head unless ``new_head_ok`` is
     false (a teacher or a model to evaluate must have been fine-tuned for QA)."""
     check_model_folder(name)
@@ -134,7 +139,7 @@ def load_qa_model(name: str, *, new_head_ok: bool = True):
     is_qa = any(a.endswith("ForQuestionAnswering") for a in (config.architectures or []))
     if not is_qa and not new_head_ok:
         raise DynaKDError(f"'{name}' has no question-answering head: fine-tune it first with `dynakd finetune`")
-    if not is_qa:
+    if not is_qa and note_head:
         _note_new_head(name, "question-answering", "a new start/end head")
     return _from_pretrained(AutoModelForQuestionAnswering, name, trained=not new_head_ok)
 
@@ -146,7 +151,8 @@ def _note_new_head(name: str, kind: str, head: str) -> None:
         print(f"note: {name} has no {kind} head: it trains {head}, initialised at random", flush=True)
 
 
-def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, replace_head: bool = False):
+def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, replace_head: bool = False,
+                    note_head: bool = True):
     """A sequence classifier for ``task``. A base encoder gets a new head; a classifier must match the label count,
     unless ``replace_head`` (finetune), which gives one of another count a new head of the task's size (as run_glue's
     ``--ignore_mismatched_sizes``): a teacher, a student or a model to score must already predict the task's labels."""
@@ -163,7 +169,7 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
                           f"fine-tune it on the task first with `dynakd finetune` (a new {task.num_labels}-label head)")
     if not classifier and not new_head_ok:
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
-    if not classifier:
+    if not classifier and note_head:
         _note_new_head(name, "classification", f"a new {task.num_labels}-output head for {task.name}")
     if mismatched:
         # the old head's weights are dropped for a freshly initialised one (_from_pretrained lets sizes differ); its

@@ -292,10 +292,10 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     # teacher its token_type_ids, a DistilBERT student none), else the teacher's own beside the student's
     shared = shared_tokenizer(tokenizer, t_tok, qa=task.is_qa)
     encoder, teacher_encoder = (tokenizer, t_tok) if shared is None else (shared, None)
-    if teacher_encoder is not None and is_first_process():
+    distiller = build_distiller(cfg, student, teacher, task, same_tok=teacher_encoder is None)
+    if teacher_encoder is not None and is_first_process():  # (after the refusal of terms that need one tokenizer)
         print("note: the teacher and the student tokenize differently: the rows are encoded for each, and the "
               "student is compared with the teacher sentence by sentence", flush=True)
-    distiller = build_distiller(cfg, student, teacher, task, same_tok=teacher_encoder is None)
     encoded, qa_eval = encode(cfg, task, data, encoder, teacher_encoder)
     args = training_args(cfg, out)
     qa = task.is_qa

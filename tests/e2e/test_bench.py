@@ -156,9 +156,9 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     assert all(r["ratio_to_kd"] is None for r in rows if r["cache"] or r["method"] in ("task", "kd"))
     assert "the speed targets, by the pooled ratios:" in printed
     verdict = "met" if full_live["ratio_to_kd"] <= 1.05 else "missed"
-    assert f"full ot live, time over kd's: {full_live['ratio_to_kd']:.2f}x (repeats " in printed
+    assert f"full ot live, time over kd's: {full_live['ratio_to_kd']:.3f}x (repeats " in printed
     assert f"<= 1.05: {verdict}" in printed
-    assert f"full ot cached, time over task's: {full_ot['ratio_to_task']:.2f}x" in printed
+    assert f"full ot cached, time over task's: {full_ot['ratio_to_task']:.3f}x" in printed
     phases = {(r["method"], r["align"], r["cache"]): r["phases_ms"] for r in rows}
     assert set(phases[("task", "-", False)]) == {"student_forward", "backward_optimizer_data"}
     assert {"teacher_forward", "feature_terms", "aligner"} <= set(phases[("full", "ot", False)])
@@ -272,7 +272,7 @@ def test_bad_names_and_paths_are_refused_before_any_timing(tmp_path, capsys, mon
         assert re.search(message, capsys.readouterr().err), flags
 
 
-def test_bench_says_when_it_times_the_synthetic_corpus(tiny_teacher, tmp_path, capsys):
+def test_bench_says_when_it_times_the_synthetic_corpus(tiny_teacher, tiny_encoder, tmp_path, capsys):
     out = tmp_path / "b.json"
     assert main(["bench", "--teacher", str(tiny_teacher), "--max-train-samples", "16", "--batch-size", "8",
                  "--steps", "1", "--warmup", "0", "--repeats", "1", "--methods", "static", "--output", str(out)]) == 0
@@ -292,6 +292,10 @@ def test_bench_says_when_it_times_the_synthetic_corpus(tiny_teacher, tmp_path, c
                  "--warmup", "0", "--repeats", "1", "--methods", "task"]) == 0
     assert ("timing on the synthetic corpus (sentences of its own lengths; give --data-dir /data/glue for the "
             f"batches the teacher {teacher} was fine-tuned on)") in capsys.readouterr().out
+    # a teacher without a head is timed with a fresh one, which trains nothing: no note of a new head
+    assert main(["bench", "--teacher", str(tiny_encoder), "--max-train-samples", "16", "--batch-size", "8", "--steps",
+                 "1", "--warmup", "0", "--repeats", "1", "--methods", "task"]) == 0
+    assert "has no classification head" not in capsys.readouterr().out
 
 
 def test_bench_gives_the_dataset_reference_as_a_run_does(tiny_teacher, tmp_path):

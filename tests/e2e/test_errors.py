@@ -151,6 +151,8 @@ def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
                                                                "transformers' num_train_epochs)"),
     (["distill", "--model-name-or-path", "t"], "(did you mean --teacher? the fine-tuned model to distil from"),
     (["finetune", "--model", "m", "--weight-decay", "0"], "--weight-decay 0 (give it as --set weight_decay=...)"),
+    (["distill", "--teacher", "t", "--dynamics", "x"], "--dynamics x (give it as --set dynamics.KEY=...)"),
+    (["bench", "--model", "t"], "; did you mean --teacher? the fine-tuned model to distil from)"),  # (no --student)
 ])
 def test_an_unknown_flag_is_named_by_its_command(capsys, argv, expected):
     with pytest.raises(SystemExit) as exit_:
@@ -1009,3 +1011,6 @@ def test_a_checkpoint_no_longer_there_is_not_found_without_its_runs_settings(tin
     assert printed.err.strip() == (f"dynakd: error: model folder not found: {run / 'checkpoint-4'} (a run keeps its "
                                    "checkpoints only while it trains, unless --keep-checkpoints: its final model is "
                                    f"{run})")
+    (run / "checkpoint-2").mkdir()  # a step mistyped in a run that kept its checkpoints: those it has
+    assert main(["evaluate", "--model", str(run / "checkpoint-4"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().endswith("(the run's checkpoints: checkpoint-2)")

@@ -72,6 +72,10 @@ def test_a_kind_without_a_start_starts_from_the_methods_weight_or_the_number_giv
     assert build_config({"beta": 5}, {"beta": {"kind": "cosine"}}).beta_schedule() == Schedule("cosine", 5.0, 0.0)
     assert build_config({"beta": {"kind": "linear", "start": 3}}, {"beta": {"kind": "cosine"}}).beta.start == 3
     assert build_config({"task_weight": {"kind": "linear", "end": 0.5}}).task_weight == Schedule("linear", 1.0, 0.5)
+    # a weight the method does not read is left as given: kd's beta did start at 0, which its saved dynakd.yaml kept,
+    # so reused with --method full it trained no feature term
+    kd = build_config({"method": "kd", "beta": {"kind": "cosine"}})
+    assert kd.beta.start == 1.0 and build_config(kd.to_dict(), method="full").beta_schedule().start == 1.0
 
 
 def test_the_librarys_own_objects_are_taken_in_dicts_and_keywords():

@@ -124,15 +124,18 @@ def _setting_hint(flag: str, flags, commands) -> str | None:
 
     name = flag.lstrip("-").replace("-", "_").lower()
     key = HF_NAMES.get(name, name)
-    if key not in {f.name for f in dataclasses.fields(DistillConfig)}:
+    field = next((f for f in dataclasses.fields(DistillConfig) if f.name == key), None)
+    if field is None:
         return None
     said = f" DynaKD's name for transformers' {name}" if key != name else ""
     if (own := "--" + key.replace("_", "-")) in flags and own != flag:
         return f"did you mean {own}?{said}"
     if key == "model" and "--teacher" in flags:  # (distill, bench: the model to distil from)
-        return "did you mean --teacher? the fine-tuned model to distil from (--student: a student checkpoint)"
+        student = " (--student: a student checkpoint)" if "--student" in flags else ""
+        return f"did you mean --teacher? the fine-tuned model to distil from{student}"
     if "--set" in flags and not any(own in p._option_string_actions for p in commands.values()):
-        return f"give it as --set {key}=...;{said}" if said else f"give it as --set {key}=..."
+        section = ".KEY" if field.name in ("align", "dynamics") else ""  # (sections: a key of theirs)
+        return f"give it as --set {key}{section}=..." + (f";{said}" if said else "")
     return None
 
 

@@ -92,8 +92,8 @@ def build_config(*layers: dict[str, Any] | DistillConfig, **overrides: Any) -> D
                     raise DynaKDError(f"{name}: a constant weight has no {' or '.join(moves)}; give kind: linear, "
                                       "cosine or step to move it during training")
                 merged[name] = {**dataclasses.asdict(default), **part}
-            elif isinstance(part, dict) and "start" not in part:  # {kind: cosine}: from the method's start, not 1
-                merged[name] = {**part, "start": default.start}
+            elif isinstance(part, dict) and "start" not in part and name not in unread_options(method):
+                merged[name] = {**part, "start": default.start}  # {kind: cosine}: from the method's start, not 1
     return validate(_from_dict(DistillConfig, merged))
 
 

@@ -333,7 +333,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     if base.train_file and not base.validation_file:  # bench evaluates nothing: the training file stands in
         base = dataclasses.replace(base, validation_file=base.train_file)  # for the evaluation file load_data asks
     task, data = load_data(base)
-    teacher = load_task_model(base.teacher, task)  # a fresh head is fine for timing
+    teacher = load_task_model(base.teacher, task, note_head=False)  # a fresh head is fine for timing
     tokenizer = load_tokenizer(base.teacher)
     ready_to_pad(teacher, tokenizer, base.teacher)
     try:  # (before the model fails deep inside)
@@ -519,8 +519,8 @@ TARGETS = {"ratio_to_kd": 1.05, "ratio_to_task": 1.10, "peak_ratio_to_kd": 1.10}
 def target_lines(rows: list[dict]) -> list[str]:
     """What the table says of each target, by the pooled ratio (a median step, or an epoch), and the range of the
     paired ratios over repeats where there are several: a ratio near a target is inside this machine's spread."""
-    def verdict(value: float, limit: float, spread: list[float] | None) -> str:
-        said = f"{value:.2f}x" + (f" (repeats {min(spread):.2f}-{max(spread):.2f})" if spread else "")
+    def verdict(value: float, limit: float, spread: list[float] | None) -> str:  # (as the JSON rounds: 1.053)
+        said = f"{value:.3f}x" + (f" (repeats {min(spread):.3f}-{max(spread):.3f})" if spread else "")
         return f"{said} <= {limit:.2f}: {'met' if value <= limit else 'missed'}"
 
     lines = []
