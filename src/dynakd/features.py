@@ -319,7 +319,8 @@ def perturbed_embeddings(
     Teacher and student that draw with the same ``seed``, ``width`` and ``length`` share the perturbation (method.md's
     "shared" noise): each token's noise is drawn in ``width`` dimensions (the narrower model's embedding width; None:
     this model's own) at its position among ``length`` (the longest a batch can be, e.g. ``max_seq_length``; None:
-    this batch's), so how a batch is padded leaves it as it is. A model wider than ``width`` takes the noise through
+    this batch's), counted from its row's first real token (``mask``; padding on the left, XLNet's, shifts them), so
+    how a batch is padded leaves it as it is. A model wider than ``width`` takes the noise through
     a fixed map with orthonormal rows (``shared_noise_map``), scaled so that its expected squared norm per coordinate
     stays 1: the noise at any two positions then has the same inner products in both models, up to one scale per
     model, which is all that forms invariant to width and rotation can tell apart. The noise goes by position: models
@@ -334,6 +335,9 @@ def perturbed_embeddings(
     noise = torch.randn((b, length, k), generator=gen)[:, :t]  # (a position's draw, whatever the padding)
     if t > length:  # (positions past ``length``: drawn after, so the first ``length`` stay as they are)
         noise = torch.cat([noise, torch.randn((b, t - length, k), generator=gen)], dim=1)
+    if mask is not None and bool((lead := (mask.cpu().cumsum(1) == 0).sum(1)).any()):  # rows padded on the left
+        at = (torch.arange(t) - lead[:, None]).clamp_min(0)  # (a pad reads the first real token's: masked anyway)
+        noise = noise.gather(1, at[..., None].expand(-1, -1, k))
     noise = noise.to(emb.device)
     if k < d:  # (on the embeddings' device, in float32)
         noise = noise @ shared_noise_map(k, d, emb.device) * (d / k) ** 0.5

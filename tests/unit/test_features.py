@@ -239,3 +239,21 @@ def test_an_xlnet_classifier_pads_on_the_left_and_its_class_token_is_its_last_re
             alone = xlnet(input_ids=torch.tensor([r]), output_hidden_states=True)
             torch.testing.assert_close(features.logits[i], alone.logits[0])
             torch.testing.assert_close(features.class_tokens()[-1][i, 0], alone.hidden_states[-1][0, -1])
+
+
+def test_the_sensitivity_noise_follows_a_rows_real_tokens_whichever_side_it_pads():
+    """The noise went by a token's position in the padded batch: a row padded on the left (XLNet's batches) drew
+    another noise beside a longer row than alone. It goes by the position from the row's first real token."""
+    from dynakd.features import perturbed_embeddings
+
+    model = tiny("bert")
+    noises = []
+    for left in (False, True):
+        inputs = batch([3, 6], left=left)
+        with torch.no_grad():
+            emb = model.get_input_embeddings()(inputs["input_ids"])
+            noises.append(perturbed_embeddings(model, inputs["input_ids"], 0.1, 0, inputs["attention_mask"],
+                                               length=8) - emb)
+    right, left = noises
+    torch.testing.assert_close(left[0, 3:], right[0, :3])
+    torch.testing.assert_close(left[1], right[1])
