@@ -335,10 +335,11 @@ def perturbed_embeddings(
     noise = torch.randn((b, length, k), generator=gen)[:, :t]  # (a position's draw, whatever the padding)
     if t > length:  # (positions past ``length``: drawn after, so the first ``length`` stay as they are)
         noise = torch.cat([noise, torch.randn((b, t - length, k), generator=gen)], dim=1)
-    if mask is not None and bool((lead := (mask.cpu().cumsum(1) == 0).sum(1)).any()):  # rows padded on the left
-        at = (torch.arange(t) - lead[:, None]).clamp_min(0)  # (a pad reads the first real token's: masked anyway)
-        noise = noise.gather(1, at[..., None].expand(-1, -1, k))
     noise = noise.to(emb.device)
+    if mask is not None:  # rows padded on the left (on the device, without reading the mask on the host)
+        lead = (mask.cumsum(1) == 0).sum(1)
+        at = (torch.arange(t, device=emb.device) - lead[:, None]).clamp_min(0)  # (a pad reads a real token's: masked)
+        noise = noise.gather(1, at[..., None].expand(-1, -1, k))
     if k < d:  # (on the embeddings' device, in float32)
         noise = noise @ shared_noise_map(k, d, emb.device) * (d / k) ** 0.5
     noise = noise.to(emb.dtype)
