@@ -340,3 +340,17 @@ def test_the_live_teacher_runs_first_and_hands_pooled_dynamics_its_states_pooled
     assert order[-2:] == ["teacher", "student"]  # (the second step's: the first also probes each model, capture_rule)
     assert len(seen) == 2 and all(t.hidden == () for t in seen)
     assert all((t.pooled is not None) == (method == "full") for t in seen)
+
+
+def test_gather_with_token_level_dynamics_is_noted_as_not_read(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """``dynamics.gather`` gathers pooled features; token-level dynamics compare each window's own tokens, so a
+    multi-process run with both said nothing of the key it did not read."""
+    from transformers import TrainingArguments
+
+    teacher, student, tokenizer = _models(tiny_teacher)
+    config = {"method": "full", "dynamics": {"pooling": "tokens", "gather": True}}
+    monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 2))  # (as a launcher's process 0)
+    DistillationTrainer(model=student, teacher=teacher, distiller=_distiller(config), train_dataset=_rows(tokenizer, 8),
+                        args=_args(tmp_path / "run"), data_collator=DataCollatorWithPadding(tokenizer))
+    assert "note: token-level dynamics compare the tokens of each window, so dynamics.gather is not read" in \
+        capsys.readouterr().out
