@@ -9,10 +9,11 @@ from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoModelFor
 from transformers.utils import logging as hf_logging
 
 from . import hub, packaged
-from .checkpoints import is_checkpoint_name
+from .checkpoints import checkpoints, is_checkpoint_name
 from .data.tasks import TaskSpec, is_classifier, named_labels
 from .distributed import is_first_process
 from .errors import DynaKDError, first_line
+from .rundir import CONFIG_NAME
 from .students import STUDENT_FLAGS, build_student, check_layers_apart, resolve_layer_ids
 
 
@@ -105,9 +106,8 @@ def check_model_folder(name: str) -> None:
     in_local_folder = len(path.parts) > 1 and Path(path.parts[0]).is_dir()  # runs/teacher, with ./runs here
     if name.startswith(("/", ".", "~")) or name.count("/") > 1 or in_local_folder:
         gone = ""
-        if is_checkpoint_name(path.name) and (path.parent / "dynakd.yaml").is_file():  # (a DynaKD run's folder)
-            kept = sorted((p.name for p in path.parent.iterdir() if is_checkpoint_name(p.name) and p.is_dir()),
-                          key=lambda n: int(n.rsplit("-", 1)[1]))
+        if is_checkpoint_name(path.name) and (path.parent / CONFIG_NAME).is_file():  # (a DynaKD run's folder)
+            kept = [p.name for p in checkpoints(path.parent)]
             gone = (f" (the run's checkpoints: {', '.join(kept)})" if kept else
                     " (a run keeps its checkpoints only while it trains, unless --keep-checkpoints: its final model "
                     f"is {path.parent})")

@@ -356,14 +356,9 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     teacher_pass = next((r["teacher_pass_s"] for r in rows if r.get("teacher_pass_s") is not None), None)
     per_repeat = "repeat_epochs_s" if epoch else "repeat_medians_ms"
     for r in rows:
-        r["ratio_to_task"] = round(r[measure] / floor[measure], 3) if floor else None
+        r["ratio_to_task"], r["repeat_ratios_to_task"] = _ratios(r, floor, measure, per_repeat)
         if not epoch:
             r["mean_ratio_to_task"] = round(r["mean_ms"] / floor["mean_ms"], 3) if floor else None
-        # each repeat against task's in the same repeat, minutes apart at most: the spread of these paired ratios is
-        # what the machine's slow and fast spells do to a ratio (up to ~30% on a 2-core CPU: speed/RESULTS.md)
-        paired = floor is not None and len(r[per_repeat]) == len(floor[per_repeat]) > 1
-        r["repeat_ratios_to_task"] = ([round(a / b, 3) for a, b in zip(r[per_repeat], floor[per_repeat])] if paired
-                                      else None)
         if epoch and r["cache"] and teacher_pass is not None:  # a single run pays for its cache
             r["epoch_with_teacher_pass_s"] = round(r["epoch_s"] + teacher_pass, 2)
         counted = floor and floor["ops_per_step"] and r["ops_per_step"]
@@ -498,16 +493,24 @@ def _row(method: str, align: str, results: list[dict], warmup: int, epoch: bool 
                 "repeat_epochs_s": [round(sum(r["times"]), 2) for r in results]} if epoch else {})}
 
 
+def _ratios(r: dict, base: dict | None, measure: str, per_repeat: str) -> tuple[float | None, list[float] | None]:
+    """Row ``r`` against row ``base`` (None: no such row): the pooled ratio, and each repeat's against ``base``'s in
+    the same repeat, minutes apart at most (with several repeats): the spread of those is what the machine's slow and
+    fast spells do to a ratio (up to ~30% on a 2-core CPU: speed/RESULTS.md)."""
+    if base is None:
+        return None, None
+    paired = len(r[per_repeat]) == len(base[per_repeat]) > 1
+    return (round(r[measure] / base[measure], 3),
+            [round(a / b, 3) for a, b in zip(r[per_repeat], base[per_repeat])] if paired else None)
+
+
 def _ratios_to_kd(rows: list[dict], measure: str, per_repeat: str) -> None:
     """Each live row of a layer term against live ``kd`` (two of the speed targets divide by it): the pooled
     ``ratio_to_kd``, ``repeat_ratios_to_kd`` (each repeat against ``kd``'s same repeat) and ``peak_ratio_to_kd``."""
     kd = next((r for r in rows if r["method"] == "kd" and not r["cache"]), None)
     for r in rows:
-        pair = kd is not None and not r["cache"] and r["method"] not in ("task", "kd")
-        r["ratio_to_kd"] = round(r[measure] / kd[measure], 3) if pair else None
-        paired = pair and len(r[per_repeat]) == len(kd[per_repeat]) > 1
-        r["repeat_ratios_to_kd"] = ([round(a / b, 3) for a, b in zip(r[per_repeat], kd[per_repeat])] if paired
-                                    else None)
+        pair = kd if not r["cache"] and r["method"] not in ("task", "kd") else None
+        r["ratio_to_kd"], r["repeat_ratios_to_kd"] = _ratios(r, pair, measure, per_repeat)
         r["peak_ratio_to_kd"] = round(r["peak_mib"] / kd["peak_mib"], 3) if pair and kd["peak_mib"] else None
 
 
