@@ -141,6 +141,7 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     assert next(r for r in rows if r["method"] == "task")["ops_ratio_to_task"] == 1.0
     printed = capsys.readouterr().out
     assert "ms/step" in printed and "all 2 repeat(s) pooled, ratios to the student alone (task):" in printed
+    assert f"wrote {out} and its chart {out.with_suffix('.png')}" in printed and out.with_suffix(".png").is_file()
     assert "1.00x task" in printed
     full_ot = next(r for r in rows if (r["method"], r["align"], r["cache"]) == ("full", "ot", True))
     low, high = min(full_ot["repeat_ratios_to_task"]), max(full_ot["repeat_ratios_to_task"])

@@ -162,3 +162,76 @@ def test_drawing_leaves_a_notebooks_backend_and_figures_alone(tmp_path):
                          check=True)
     assert run.stdout.split("\n")[-2] == "svg [1]"
     assert (tmp_path / "h.png").is_file() and (tmp_path / "a.png").is_file()
+
+
+def bench_row(method: str, ms: float, peak: float, *, align: str = "-", cache: bool = False, **more) -> dict:
+    """A row of a bench JSON, of what its chart reads."""
+    return {"method": method, "align": align, "cache": cache, "median_ms": ms, "repeat_medians_ms": [ms - 1, ms + 1],
+            "peak_mib": peak, "phases_ms": {"student_forward": 10.0, "backward_optimizer_data": ms - 10}} | more
+
+
+def test_bench_chart_draws_the_targets_where_the_rows_they_divide_by_lie(saved, tmp_path):
+    """Time, phases and peak, a row per configuration top to bottom; dashed lines at 1.05x kd live's time and 1.10x
+    its peak, and 1.10x task's time; each row's ratio at its bar's end, as the bench's verdicts take it (pooled)."""
+    from dynakd.experiments.bench import TARGETS
+    from dynakd.experiments.plots import plot_bench
+
+    rows = [bench_row("task", 100.0, 200.0), bench_row("kd", 160.0, 210.0),
+            bench_row("kd", 104.0, 200.0, cache=True), bench_row("full", 168.0, 220.0, align="ot"),
+            bench_row("full", 121.0, 205.0, align="ot", cache=True)]
+    plot_bench({"rows": rows, "setup": {"teacher": "/x/all-MiniLM-L6-v2", "student_layers": 2, "task": "sst2",
+                                        "batch_size": 32, "device": "AMD EPYC", "date": "2026-12-06"}},
+               tmp_path / "b.png", TARGETS)
+    assert (tmp_path / "b.png").is_file()
+    fig, _ = saved[-1]
+    time, phases, peak = fig.axes[:3]
+    assert [t.get_text() for t in time.get_yticklabels()] == ["task", "kd live", "kd cached", "full ot live",
+                                                              "full ot cached"]
+    dashed = {line.get_label(): line.get_xdata()[0] for ax in (time, peak) for line in ax.get_lines()
+              if line.get_linestyle() == "--"}
+    assert dashed == pytest.approx({"target: 1.05x kd live": 168.0, "target: 1.10x task": 110.0,
+                                    "target: peak 1.10x kd live's": 231.0})
+    texts = [t.get_text().strip() for t in time.texts]
+    assert texts == ["", "1.60x task", "1.04x task", "1.05x kd", "1.21x task"]
+    assert phases.get_title(loc="left") == "where a step's time goes" and len(phases.patches) == 2 * len(rows)
+    assert "all-MiniLM-L6-v2 -> 2 layers, sst2, batch 32, fp32, AMD EPYC" in fig._suptitle.get_text()
+
+
+def test_bench_chart_of_epochs(saved, tmp_path):
+    """--epoch rows: seconds per epoch and each repeat's; no phases panel (epochs time none); no line for a target
+    whose rows were not timed (no cached rows: no 1.10x task)."""
+    from dynakd.experiments.bench import TARGETS
+    from dynakd.experiments.plots import plot_bench
+
+    rows = [bench_row("kd", 2000.0, 2100.0, epoch_s=34.0, repeat_epochs_s=[33.0, 35.0], phases_ms={}),
+            bench_row("full", 2200.0, 2300.0, align="ot", epoch_s=39.0, repeat_epochs_s=[38.0, 40.0], phases_ms={})]
+    plot_bench({"rows": rows, "setup": {"epoch": True}}, tmp_path / "e.png", TARGETS)
+    fig, _ = saved[-1]
+    assert len(fig.axes) == 2
+    time = fig.axes[0]
+    assert time.get_xlabel().startswith("s per epoch")
+    assert [p.get_width() for p in time.patches] == [34.0, 39.0]
+    assert {line.get_label() for line in time.get_lines() if line.get_linestyle() == "--"} == \
+        {"target: 1.05x kd live"}
+    assert [t.get_text().strip() for t in time.texts] == ["", "1.15x kd"]
+
+
+def test_report_draws_a_bench_json_beside_it(tmp_path, capsys):
+    """`dynakd report BENCH.json` draws a bench's chart again (a committed JSON, one from before charts); a file
+    that is not a bench's is one line of error."""
+    import json
+
+    from dynakd.cli import main
+
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps({"rows": [bench_row("task", 100.0, 200.0), bench_row("kd", 160.0, 210.0)],
+                                "setup": {}}))
+    assert main(["report", str(path)]) == 0
+    assert (tmp_path / "cpu.png").is_file() and f"chart: {tmp_path / 'cpu.png'}" in capsys.readouterr().out
+    for text, said in (('{"a": 1}', "holds no bench rows"), ('{"rows": [{"x": 1}]}', "is not a bench JSON"),
+                       ("{", "cannot read the bench results")):
+        path.write_text(text)
+        assert main(["report", str(path)]) == 2
+        assert said in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "none.json")]) == 2
+    assert "cannot read the bench results" in capsys.readouterr().err

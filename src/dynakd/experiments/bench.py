@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import json
 import os
 import platform
 import subprocess
@@ -391,7 +392,27 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
               "no_cached_row": {m: why for m, why in skipped.items() if why}, "max_rss_mib": max_rss_mib()}
     if output:
         _write(output, result)
+        print(f"wrote {output} and its chart {plot_bench_file(output, result)}", flush=True)
     return result
+
+
+def plot_bench_file(path: Path, result: dict[str, Any] | None = None) -> Path:
+    """Draw a bench JSON (``result``, else read from ``path``) as the chart beside it (``.png``); its path."""
+    from .plots import plot_bench
+
+    if result is None:
+        try:
+            result = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:  # (ValueError: not JSON, or not UTF-8)
+            raise DynaKDError(f"cannot read the bench results {path}: {e}") from None
+    if not isinstance(result, dict) or not isinstance(result.get("rows"), list) or not result["rows"]:
+        raise DynaKDError(f"{path} holds no bench rows (a JSON file `dynakd bench --output` wrote)")
+    chart = Path(path).with_suffix(".png")
+    try:
+        plot_bench(result, chart, TARGETS)
+    except (KeyError, TypeError) as e:  # a row without a field every bench since 2026-11 writes, or a null in it
+        raise DynaKDError(f"{path} is not a bench JSON this version can draw ({type(e).__name__}: {e})") from None
+    return chart
 
 
 def allocator_env() -> dict[str, str]:

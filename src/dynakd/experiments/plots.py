@@ -1,5 +1,6 @@
 """Ablation chart: one panel per student depth, one horizontal bar per method, aligner and other settings (the mean
-over seeds, an sd whisker), the teacher as a dashed line; and the alignment heatmaps the report copies from its runs.
+over seeds, an sd whisker), the teacher as a dashed line; the alignment heatmaps the report copies from its runs; and
+the bench's chart (``plot_bench``): time, where a step's time goes, and peak memory, against the speed targets.
 
 The bars lie on their side so that a label, however long, wraps beside its bar instead of widening the figure; each
 row's numbers are written at its right end. Figures are built without ``pyplot`` (see ``dynakd.plots``)."""
@@ -170,3 +171,106 @@ def run_folder(output: str | None, folder: Path) -> Path | None:
     tries = [folder / "cells" / path.name, path]
     tries += [] if path.is_absolute() else [parent / path for parent in folder.resolve().parents]
     return next((t for t in tries if (t / "alignment.png").is_file()), None)
+
+
+# A step's parts in the order a step runs them, each one colour in every bench chart (``dynakd bench``'s phases_ms).
+PHASES = {"teacher_forward": "teacher forward", "teacher_cache_read": "teacher cache read",
+          "student_forward": "student forward", "feature_terms": "feature terms", "aligner": "aligner",
+          "backward_optimizer_data": "backward, optimiser, data"}
+
+
+def plot_bench(result: dict[str, Any], path: Path, targets: dict[str, float]) -> None:
+    """``dynakd bench``'s results as one picture, a row per configuration, top to bottom as the table prints them:
+    its time (the pooled median step, or the epoch, with each repeat's as a dot), where a step's time goes (the
+    phases, from a short run of their own: absent from epochs and compiled runs), and its peak memory. The targets
+    are dashed lines: ``full`` live against 1.05x ``kd`` live's time and 1.10x its peak, cached rows against 1.10x
+    ``task``'s time, drawn where the rows they divide by were timed."""
+    rows = result["rows"]
+    epoch = bool(result.get("setup", {}).get("epoch")) or any("epoch_s" in r for r in rows)
+    phased = [r for r in rows if r.get("phases_ms")]
+    panels = 2 + bool(phased)
+    fig = Figure(figsize=(4.2 * panels, 1.4 + 0.42 * len(rows)))
+    axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
+    ys = list(range(len(rows)))
+    labels = [_bench_label(r) for r in rows]
+    colours = ["tab:green" if r["cache"] else "tab:gray" if r["method"] == "task" else "tab:blue" for r in rows]
+    task = next((r for r in rows if r["method"] == "task"), None)
+    kd = next((r for r in rows if r["method"] == "kd" and not r["cache"]), None)
+    held_to_kd = any(r["method"] not in ("task", "kd") and not r["cache"] for r in rows)  # live rows of layer terms
+
+    ax = axes[0]
+    unit, value, spread = (("s per epoch", "epoch_s", "repeat_epochs_s") if epoch
+                           else ("ms per step (median)", "median_ms", "repeat_medians_ms"))
+    ax.barh(ys, [r[value] for r in rows], color=colours, height=0.7)
+    for y, r in zip(ys, rows):
+        if len(r.get(spread) or []) > 1:
+            ax.plot(r[spread], [y] * len(r[spread]), "k.", markersize=3)
+    for y, r in zip(ys, rows):  # the ratio each row is held to, at its bar's end (as the bench's verdicts: pooled)
+        over = kd if r["method"] not in ("task", "kd") and not r["cache"] else task if r is not task else None
+        ratio = f"{r[value] / over[value]:.2f}x {over['method']}" if over is not None and over[value] else ""
+        ax.text(max([r[value], *(r.get(spread) or [])]), y, "  " + ratio, va="center", fontsize=7)
+    ax.set_xlim(0, 1.3 * max(max([r[value], *(r.get(spread) or [])]) for r in rows))
+    lines = []
+    if kd is not None and held_to_kd:
+        lines.append((targets["ratio_to_kd"] * kd[value], f"{targets['ratio_to_kd']:.2f}x kd live", "tab:blue"))
+    if task is not None and any(r["cache"] for r in rows):
+        lines.append((targets["ratio_to_task"] * task[value], f"{targets['ratio_to_task']:.2f}x task", "tab:green"))
+    _targets(ax, lines)
+    ax.set_xlabel(unit + ("\ndots: each repeat" if any(len(r.get(spread) or []) > 1 for r in rows) else ""),
+                  fontsize=8)
+    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the table's first row on top
+    ax.set_title("time: grey the student alone, blue live teacher, green cached", fontsize=9, loc="left")
+
+    if phased:
+        ax = axes[1]
+        lefts = [0.0] * len(rows)
+        for k, (key, name) in enumerate(PHASES.items()):  # (the remainder, a difference, can fall below 0)
+            widths = [max(0.0, r.get("phases_ms", {}).get(key, 0.0)) for r in rows]
+            if any(widths):
+                ax.barh(ys, widths, left=lefts, height=0.7, label=name, color=colormaps["tab10"](k + 3))
+            lefts = [a + b for a, b in zip(lefts, widths)]
+        ax.set_xlabel("ms per step, from a short run of its own\n(timers wait for the device; need not add up)",
+                      fontsize=8)
+        ax.set_title("where a step's time goes", fontsize=9, loc="left")
+
+    ax = axes[-1]
+    ax.barh(ys, [r.get("peak_mib") or 0.0 for r in rows], color=colours, height=0.7)  # (none: not measured)
+    if kd is not None and kd.get("peak_mib") and held_to_kd:
+        limit = targets["peak_ratio_to_kd"]
+        _targets(ax, [(limit * kd["peak_mib"], f"peak {limit:.2f}x kd live's", "tab:blue")])
+        ax.set_xlim(0, 1.15 * max(limit * kd["peak_mib"], *(r.get("peak_mib") or 0.0 for r in rows)))
+    ax.set_xlabel("peak MiB above the start\n(CUDA's allocator on a GPU, live tensors' bytes elsewhere)", fontsize=8)
+    ax.set_title("peak memory", fontsize=9, loc="left")
+    for ax in axes:
+        ax.tick_params(axis="x", labelsize=8)
+    setup = result.get("setup", {})
+    fig.suptitle(_bench_title(setup), fontsize=9, x=0.01, ha="left")
+    fig.tight_layout()
+    named = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
+    if named:  # one legend under the panels (saved with a tight box, which takes it in), where it covers no bar
+        fig.legend(list(named.values()), list(named), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
+                   frameon=False, fontsize=7)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+def _bench_label(row: dict[str, Any]) -> str:
+    if row["method"] == "task":
+        return "task"
+    return " ".join([row["method"], *([row["align"]] if row["align"] != "-" else []),
+                     "cached" if row["cache"] else "live"])
+
+
+def _targets(ax, lines: list[tuple[float, str, str]]) -> None:
+    """Dashed lines at the targets' limits, each named in the legend."""
+    for x, name, colour in lines:
+        ax.axvline(x, color=colour, linestyle="--", linewidth=1, label=f"target: {name}")
+
+
+def _bench_title(setup: dict[str, Any]) -> str:
+    """What was timed, in one line: the teacher and student, the task, the batch, the device, the date."""
+    parts = [f"{Path(str(setup.get('teacher', '?'))).name} -> {setup.get('student_layers', '?')} layers",
+             str(setup.get("task", "?")), f"batch {setup.get('batch_size', '?')}",
+             "bf16" if setup.get("bf16") else "fp16" if setup.get("fp16") else "fp32",
+             str(setup.get("device", "?")), str(setup.get("date", ""))]
+    return "dynakd bench: " + ", ".join(p for p in parts if p)
