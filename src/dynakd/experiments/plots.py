@@ -16,6 +16,7 @@ from typing import Any
 from matplotlib import colormaps
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from ..config import METHODS, layer_term
 from .report import mean, note, score, stdev
@@ -174,9 +175,9 @@ def run_folder(output: str | None, folder: Path) -> Path | None:
 
 
 # A step's parts in the order a step runs them, each one colour in every bench chart (``dynakd bench``'s phases_ms).
-PHASES = {"teacher_forward": "teacher forward", "teacher_cache_read": "teacher cache read",
-          "student_forward": "student forward", "feature_terms": "feature terms", "aligner": "aligner",
-          "backward_optimizer_data": "backward, optimiser, data"}
+PHASES = {"teacher_forward": ("teacher forward", "tab:red"), "teacher_cache_read": ("teacher cache read", "tab:purple"),
+          "student_forward": ("student forward", "tab:brown"), "feature_terms": ("feature terms", "tab:pink"),
+          "aligner": ("aligner", "tab:cyan"), "backward_optimizer_data": ("backward, optimiser, data", "tab:olive")}
 
 
 def plot_bench(result: dict[str, Any], path: Path, targets: dict[str, float]) -> None:
@@ -220,15 +221,17 @@ def plot_bench(result: dict[str, Any], path: Path, targets: dict[str, float]) ->
                   fontsize=8)
     ax.set_yticks(ys, labels, fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)  # the table's first row on top
-    ax.set_title("time: grey the student alone, blue live teacher, green cached", fontsize=9, loc="left")
+    ax.set_title("time", fontsize=9, loc="left")
+    key = (("tab:gray", "the student alone (task)"), ("tab:blue", "live teacher"), ("tab:green", "teacher cache"))
+    named = {name: Patch(color=colour) for colour, name in key if colour in colours}  # (in the legend below)
 
     if phased:
         ax = axes[1]
         lefts = [0.0] * len(rows)
-        for k, (key, name) in enumerate(PHASES.items()):  # (the remainder, a difference, can fall below 0)
+        for key, (name, colour) in PHASES.items():  # (the remainder, a difference, can fall below 0)
             widths = [max(0.0, r.get("phases_ms", {}).get(key, 0.0)) for r in rows]
             if any(widths):
-                ax.barh(ys, widths, left=lefts, height=0.7, label=name, color=colormaps["tab10"](k + 3))
+                ax.barh(ys, widths, left=lefts, height=0.7, label=name, color=colour)
             lefts = [a + b for a, b in zip(lefts, widths)]
         ax.set_xlabel("ms per step, from a short run of its own\n(timers wait for the device; need not add up)",
                       fontsize=8)
@@ -247,7 +250,7 @@ def plot_bench(result: dict[str, Any], path: Path, targets: dict[str, float]) ->
     setup = result.get("setup", {})
     fig.suptitle(_bench_title(setup), fontsize=9, x=0.01, ha="left")
     fig.tight_layout()
-    named = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
+    named |= {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
     if named:  # one legend under the panels (saved with a tight box, which takes it in), where it covers no bar
         fig.legend(list(named.values()), list(named), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
                    frameon=False, fontsize=7)
