@@ -233,5 +233,10 @@ def test_report_draws_a_bench_json_beside_it(tmp_path, capsys):
         path.write_text(text)
         assert main(["report", str(path)]) == 2
         assert said in capsys.readouterr().err
+    from dynakd.experiments.bench import plot_bench_file
+
+    rows = [bench_row("task", 100.0, 200.0)]
+    assert plot_bench_file(tmp_path / "b.png", {"rows": rows}) == tmp_path / "b.png.png"  # (not over the JSON)
+    assert plot_bench_file(tmp_path / "b", {"rows": rows}) == tmp_path / "b.png"
     assert main(["report", str(tmp_path / "none.json")]) == 2
     assert "cannot read the bench results" in capsys.readouterr().err

@@ -46,7 +46,8 @@ def add_parser(sub) -> None:
     add_common(p, switches=SWITCHES.keys() - RUN_FOLDER_SWITCHES)  # one JSON file: no run folder to resume
     p.add_argument("--teacher", default=None, help="teacher folder or hub id (default: the packaged MiniLM-L6)")
     add_flags(p, *BENCH_FLAGS)
-    p.add_argument("--output", default=None, help="JSON file for the results (default: print only)")
+    p.add_argument("--output", default=None,
+                   help="JSON file for the results, and their chart beside it (.png; default: print only)")
     p.add_argument("--methods", default="task,kd,full", help="comma-separated methods (default task,kd,full)")
     p.add_argument("--aligners", default="fixed,attention,ot",
                    help="comma-separated aligners for layer methods (default fixed,attention,ot)")

@@ -397,7 +397,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
 
 
 def plot_bench_file(path: Path, result: dict[str, Any] | None = None) -> Path:
-    """Draw a bench JSON (``result``, else read from ``path``) as the chart beside it (``.png``); its path."""
+    """Draw a bench JSON (``result``, else read from ``path``) as the chart beside it, ``.png`` for its suffix (added
+    to a name that ends in ``.png`` already, which is the JSON's); the chart's path."""
     from .plots import plot_bench
 
     if result is None:
@@ -407,7 +408,8 @@ def plot_bench_file(path: Path, result: dict[str, Any] | None = None) -> Path:
             raise DynaKDError(f"cannot read the bench results {path}: {e}") from None
     if not isinstance(result, dict) or not isinstance(result.get("rows"), list) or not result["rows"]:
         raise DynaKDError(f"{path} holds no bench rows (a JSON file `dynakd bench --output` wrote)")
-    chart = Path(path).with_suffix(".png")
+    path = Path(path)
+    chart = path.with_suffix(".png") if path.suffix.lower() != ".png" else path.with_name(path.name + ".png")
     try:
         plot_bench(result, chart, TARGETS)
     except (KeyError, TypeError) as e:  # a row without a field every bench since 2026-11 writes, or a null in it
