@@ -2,14 +2,14 @@
 
 Every configuration trains the same student (built from the same teacher) on the same real batches through the real
 ``DistillationTrainer`` (forward, backward, optimizer step, collation), so the numbers are what a run pays per step.
-Repeats interleave the configurations, each repeat in a rotated order. Step times after ``warmup`` are summarised as
-median and interquartile range; ratios are to ``task`` (the student alone, the floor of distillation), pooled and per
-repeat (each repeat's median over ``task``'s in the same repeat: their range shows the machine's spread). A step is also
-split into phases (teacher pass or cache read, student forward, feature terms, aligner, and the rest: backward,
-optimiser, data) by timing those calls on a short run of its own (timers make a GPU's host wait, so the timed steps
-carry none), except under ``--torch-compile``, where a timer inside compiled code would split its graph. Peak memory is
-CUDA's allocator peak on a GPU; elsewhere the peak of live tensor bytes (``TensorMemory``), counted on a few extra steps
-of each configuration.
+Repeats interleave the configurations, each repeat in an order of its own (``repeat_orders``). Step times after
+``warmup`` are summarised as median and interquartile range; ratios are to ``task`` (the student alone, the floor of
+distillation), pooled and per repeat (each repeat's median over ``task``'s in the same repeat: their range shows the
+machine's spread). A step is also split into phases (teacher pass or cache read, student forward, feature terms,
+aligner, and the rest: backward, optimiser, data) by timing those calls on a short run of its own (timers make a GPU's
+host wait, so the timed steps carry none), except under ``--torch-compile``, where a timer inside compiled code would
+split its graph. Peak memory is CUDA's allocator peak on a GPU; elsewhere the peak of live tensor bytes
+(``TensorMemory``), counted on a few extra steps of each configuration.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 import weakref
-from collections import defaultdict
+from collections import Counter, defaultdict
 from contextlib import nullcontext
 from pathlib import Path
 from statistics import median, quantiles
@@ -449,7 +449,7 @@ PHASE_STEPS = 10  # timed steps of the run that splits a step into phases (after
 
 def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, tmp: Path,
                epoch: bool = False, save_so_far=None) -> list:
-    """Each repeat times every configuration once, in turn (each repeat in a rotated order), so a slow spell of the
+    """Each repeat times every configuration once, in turn (each repeat in an order of its own), so a slow spell of the
     machine spreads over all of them instead of landing on one; the rows pool the timed steps of all repeats. The
     first repeat also runs the short phase and counting runs of each configuration (the phase run not for ``epoch``:
     a whole epoch is timed as one). ``save_so_far`` gets the rows after each configuration."""
@@ -463,8 +463,8 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
     if torch.cuda.is_available() or epoch:
         first = build_config(dataclasses.asdict(base) | {"method": methods[0], "max_steps": 2})
         bench_one(first, teacher, tokenizer, data, task, None, tmp)
-    for repeat in range(repeats):
-        for method, align, cache_on in rotated(list(configurations(methods, aligners)), repeat, repeats):
+    for repeat, order in enumerate(repeat_orders(list(configurations(methods, aligners)), repeats)):
+        for method, align, cache_on in order:
             cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": _aligner(base, align), **length})
             if cache_on and cache_blocker(cfg):
                 if repeat == 0:
@@ -569,13 +569,24 @@ def _aligner(base: DistillConfig, name: str) -> dict[str, Any]:
     return dataclasses.asdict(base.align) | {"name": name}
 
 
-def rotated(configs: list, repeat: int, repeats: int) -> list:
-    """The configurations in the order of one repeat: each repeat starts further down the list, so that over the
+def repeat_orders(configs: list, repeats: int) -> list[list]:
+    """The configurations in the order of each repeat. Each repeat starts further down the list, so that over the
     repeats every configuration runs early and late, and any effect of the position (suspected on a 2-core CPU, then
     found to be run-to-run noise there: benchmarks/speed/RESULTS.md) spreads over the rows instead of landing on the
-    first one."""
-    shift = (repeat * -(-len(configs) // repeats)) % len(configs) if configs else 0
-    return configs[shift:] + configs[:shift]
+    first one; from there, each next configuration is one that has followed the last one the fewest times so far (of
+    those, the nearest down the list, so the first repeat keeps the list's order), so that no configuration always
+    follows the same one. With the rotation alone `kd` live always followed `task`, and took 1.05-1.09x `full` live's
+    epoch on this CPU, which does its work and more (benchmarks/speed/RESULTS.md, 2026-12-06, session 43)."""
+    n, followed, orders = len(configs), Counter(), []
+    for repeat in range(repeats):
+        order = [(repeat * -(-n // repeats)) % n] if n else []
+        while len(order) < n:
+            last = order[-1]
+            order.append(min((k for k in range(n) if k not in order),
+                             key=lambda k: (followed[last, k], (k - last) % n)))
+        followed.update(zip(order, order[1:]))
+        orders.append([configs[k] for k in order])
+    return orders
 
 
 def configurations(methods: list[str], aligners: list[str]):

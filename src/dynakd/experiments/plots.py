@@ -187,79 +187,91 @@ def plot_bench(result: dict[str, Any], path: Path, targets: dict[str, float]) ->
     are dashed lines: ``full`` live against 1.05x ``kd`` live's time and 1.10x its peak, cached rows against 1.10x
     ``task``'s time, drawn where the rows they divide by were timed."""
     rows = result["rows"]
-    epoch = bool(result.get("setup", {}).get("epoch")) or any("epoch_s" in r for r in rows)
-    phased = [r for r in rows if r.get("phases_ms")]
-    panels = 2 + bool(phased)
-    fig = Figure(figsize=(4.2 * panels, 1.4 + 0.42 * len(rows)))
-    axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
-    ys = list(range(len(rows)))
-    labels = [_bench_label(r) for r in rows]
+    phased = any(r.get("phases_ms") for r in rows)
+    fig = Figure(figsize=(4.2 * (2 + phased), 1.4 + 0.42 * len(rows)))
+    axes = fig.subplots(1, 2 + phased, sharey=True, squeeze=False)[0]
     colours = ["tab:green" if r["cache"] else "tab:gray" if r["method"] == "task" else "tab:blue" for r in rows]
-    task = next((r for r in rows if r["method"] == "task"), None)
-    kd = next((r for r in rows if r["method"] == "kd" and not r["cache"]), None)
-    held_to_kd = any(r["method"] not in ("task", "kd") and not r["cache"] for r in rows)  # live rows of layer terms
+    key = (("tab:gray", "the student alone (task)"), ("tab:blue", "live teacher"), ("tab:green", "teacher cache"))
+    named = {name: Patch(color=colour) for colour, name in key if colour in colours}  # (in the legend below)
+    epoch = bool(result.get("setup", {}).get("epoch")) or any("epoch_s" in r for r in rows)
+    _time_panel(axes[0], rows, colours, targets, epoch)
+    if phased:
+        _phases_panel(axes[1], rows)
+    _peak_panel(axes[-1], rows, colours, targets)
+    for ax in axes:
+        ax.tick_params(axis="x", labelsize=8)
+    fig.suptitle(_bench_title(result.get("setup", {})), fontsize=9, x=0.01, ha="left")
+    fig.tight_layout()
+    named |= {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
+    # one legend under the panels (saved with a tight box, which takes it in), where it covers no bar
+    fig.legend(list(named.values()), list(named), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
+               frameon=False, fontsize=7)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
 
-    ax = axes[0]
+
+def _time_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dict[str, float], epoch: bool) -> None:
+    """Each row's pooled time as a bar, its repeats' as dots, its ratio at the end (to ``kd`` live for a live layer
+    term, to ``task`` for the rest, as the bench's verdicts take them); the targets' limits as dashed lines."""
     unit, value, spread = (("s per epoch", "epoch_s", "repeat_epochs_s") if epoch
                            else ("ms per step (median)", "median_ms", "repeat_medians_ms"))
+    ys = range(len(rows))
     ax.barh(ys, [r[value] for r in rows], color=colours, height=0.7)
     passes = [(y, r) for y, r in zip(ys, rows) if epoch and r.get("epoch_with_teacher_pass_s")]
     if passes:  # what a single run adds to a cached epoch: the pass that fills its cache (a sweep's runs share one)
         ax.barh([y for y, _ in passes], [r["epoch_with_teacher_pass_s"] - r[value] for _, r in passes],
                 left=[r[value] for _, r in passes], height=0.7, color="none", edgecolor="tab:green", hatch="//",
                 label="the teacher pass that fills the cache")
+    task, kd = _row(rows, "task", cache=False), _row(rows, "kd", cache=False)
     for y, r in zip(ys, rows):
         if len(r.get(spread) or []) > 1:
             ax.plot(r[spread], [y] * len(r[spread]), "k.", markersize=3)
-    for y, r in zip(ys, rows):  # the ratio each row is held to, at its bar's end (as the bench's verdicts: pooled)
-        over = kd if r["method"] not in ("task", "kd") and not r["cache"] else task if r is not task else None
+        over = kd if _held_to_kd(r) else task if r is not task else None
         ratio = f"{r[value] / over[value]:.2f}x {over['method']}" if over is not None and over[value] else ""
         ax.text(_bar_end(r, value, spread, epoch), y, "  " + ratio, va="center", fontsize=7)
     ax.set_xlim(0, 1.3 * max(_bar_end(r, value, spread, epoch) for r in rows))
-    lines = []
-    if kd is not None and held_to_kd:
-        lines.append((targets["ratio_to_kd"] * kd[value], f"{targets['ratio_to_kd']:.2f}x kd live", "tab:blue"))
+    if kd is not None and any(map(_held_to_kd, rows)):
+        _target(ax, targets["ratio_to_kd"] * kd[value], f"{targets['ratio_to_kd']:.2f}x kd live", "tab:blue")
     if task is not None and any(r["cache"] for r in rows):
-        lines.append((targets["ratio_to_task"] * task[value], f"{targets['ratio_to_task']:.2f}x task", "tab:green"))
-    _targets(ax, lines)
+        _target(ax, targets["ratio_to_task"] * task[value], f"{targets['ratio_to_task']:.2f}x task", "tab:green")
     ax.set_xlabel(unit + ("\ndots: each repeat" if any(len(r.get(spread) or []) > 1 for r in rows) else ""),
                   fontsize=8)
-    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_yticks(ys, [_bench_label(r) for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)  # the table's first row on top
     ax.set_title("time", fontsize=9, loc="left")
-    key = (("tab:gray", "the student alone (task)"), ("tab:blue", "live teacher"), ("tab:green", "teacher cache"))
-    named = {name: Patch(color=colour) for colour, name in key if colour in colours}  # (in the legend below)
 
-    if phased:
-        ax = axes[1]
-        lefts = [0.0] * len(rows)
-        for key, (name, colour) in PHASES.items():  # (the remainder, a difference, can fall below 0)
-            widths = [max(0.0, r.get("phases_ms", {}).get(key, 0.0)) for r in rows]
-            if any(widths):
-                ax.barh(ys, widths, left=lefts, height=0.7, label=name, color=colour)
-            lefts = [a + b for a, b in zip(lefts, widths)]
-        ax.set_xlabel("ms per step, from a short run of its own\n(timers wait for the device; need not add up)",
-                      fontsize=8)
-        ax.set_title("where a step's time goes", fontsize=9, loc="left")
 
-    ax = axes[-1]
-    ax.barh(ys, [r.get("peak_mib") or 0.0 for r in rows], color=colours, height=0.7)  # (none: not measured)
-    if kd is not None and kd.get("peak_mib") and held_to_kd:
+def _phases_panel(ax, rows: list[dict[str, Any]]) -> None:
+    """Each row's phases stacked in the order a step runs them."""
+    ys, lefts = range(len(rows)), [0.0] * len(rows)
+    for phase, (name, colour) in PHASES.items():
+        widths = [max(0.0, r.get("phases_ms", {}).get(phase, 0.0)) for r in rows]  # (the remainder can fall below 0)
+        if any(widths):
+            ax.barh(ys, widths, left=lefts, height=0.7, label=name, color=colour)
+        lefts = [a + b for a, b in zip(lefts, widths)]
+    ax.set_xlabel("ms per step, from a short run of its own\n(timers wait for the device; need not add up)",
+                  fontsize=8)
+    ax.set_title("where a step's time goes", fontsize=9, loc="left")
+
+
+def _peak_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dict[str, float]) -> None:
+    """Each row's peak memory; the memory target's limit where a live layer term has ``kd`` live's to divide by."""
+    ax.barh(range(len(rows)), [r.get("peak_mib") or 0.0 for r in rows], color=colours, height=0.7)  # (None: unmeasured)
+    kd = _row(rows, "kd", cache=False)
+    if kd is not None and kd.get("peak_mib") and any(map(_held_to_kd, rows)):
         limit = targets["peak_ratio_to_kd"]
-        _targets(ax, [(limit * kd["peak_mib"], f"peak {limit:.2f}x kd live's", "tab:blue")])
+        _target(ax, limit * kd["peak_mib"], f"peak {limit:.2f}x kd live's", "tab:blue")
         ax.set_xlim(0, 1.15 * max(limit * kd["peak_mib"], *(r.get("peak_mib") or 0.0 for r in rows)))
     ax.set_xlabel("peak MiB above the start\n(CUDA's allocator on a GPU, live tensors' bytes elsewhere)", fontsize=8)
     ax.set_title("peak memory", fontsize=9, loc="left")
-    for ax in axes:
-        ax.tick_params(axis="x", labelsize=8)
-    setup = result.get("setup", {})
-    fig.suptitle(_bench_title(setup), fontsize=9, x=0.01, ha="left")
-    fig.tight_layout()
-    named |= {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
-    if named:  # one legend under the panels (saved with a tight box, which takes it in), where it covers no bar
-        fig.legend(list(named.values()), list(named), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
-                   frameon=False, fontsize=7)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+def _row(rows: list[dict[str, Any]], method: str, cache: bool) -> dict[str, Any] | None:
+    return next((r for r in rows if r["method"] == method and r["cache"] == cache), None)
+
+
+def _held_to_kd(row: dict[str, Any]) -> bool:
+    """A live row of a layer term: the targets hold it to ``kd`` live's time and peak."""
+    return row["method"] not in ("task", "kd") and not row["cache"]
 
 
 def _bar_end(row: dict[str, Any], value: str, spread: str, epoch: bool) -> float:
@@ -274,10 +286,9 @@ def _bench_label(row: dict[str, Any]) -> str:
                      "cached" if row["cache"] else "live"])
 
 
-def _targets(ax, lines: list[tuple[float, str, str]]) -> None:
-    """Dashed lines at the targets' limits, each named in the legend."""
-    for x, name, colour in lines:
-        ax.axvline(x, color=colour, linestyle="--", linewidth=1, label=f"target: {name}")
+def _target(ax, x: float, name: str, colour: str) -> None:
+    """A dashed line at a target's limit, named in the legend."""
+    ax.axvline(x, color=colour, linestyle="--", linewidth=1, label=f"target: {name}")
 
 
 def _bench_title(setup: dict[str, Any]) -> str:
