@@ -116,6 +116,11 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     # two interleaved repeats of two timed steps each, pooled
     assert all(r["median_ms"] > 0 and r["steps_timed"] == 4 and len(r["repeat_medians_ms"]) == 2 for r in rows)
     assert json.loads(out.read_text())["setup"]["repeats"] == 2
+    # each repeat's order, as run: the first the list's, the second from further down
+    orders = json.loads(out.read_text())["setup"]["orders"]
+    assert orders[0] == ["task", "kd live", "kd cached", "full fixed live", "full fixed cached", "full ot live",
+                         "full ot cached"]
+    assert orders[1][0] == "full fixed cached" and sorted(orders[1]) == sorted(orders[0])
     assert json.loads(out.read_text())["max_rss_mib"] > 0  # (Linux, as CI)
     assert next(r for r in rows if r["method"] == "task")["ratio_to_task"] == 1.0
     # each repeat's median over task's in the same repeat
@@ -166,6 +171,24 @@ def test_bench_writes_rows(tiny_teacher, tmp_path, capsys):
     cached = phases[("full", "ot", True)]
     assert "teacher_cache_read" in cached and "teacher_forward" not in cached
     assert all(v >= 0 for p in phases.values() for k, v in p.items() if k != "backward_optimizer_data")
+
+
+def test_a_chart_that_cannot_be_drawn_leaves_the_timings(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """The JSON is written before the chart: a chart that fails says so, and how to draw it, and the bench succeeds."""
+    import dynakd.experiments.plots as plots
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plots, "plot_bench", broken)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--teacher", str(tiny_teacher), "--synthetic", "--max-train-samples", "16", "--batch-size",
+                 "8", "--steps", "1", "--warmup", "0", "--repeats", "1", "--methods", "task", "--output",
+                 str(out)]) == 0
+    assert json.loads(out.read_text())["rows"] and not out.with_suffix(".png").exists()
+    printed = capsys.readouterr().out
+    assert f"wrote {out}; its chart was not drawn (cannot write the chart" in printed
+    assert f"`dynakd report {out}` draws it" in printed
 
 
 def test_each_configuration_keeps_the_aligner_settings_given():
@@ -253,13 +276,18 @@ def test_each_repeat_starts_elsewhere_in_the_list_and_no_configuration_always_fo
     orders = repeat_orders(configs, 3)
     assert [o[0] for o in orders] == [0, 3, 6] and orders[0] == configs and repeat_orders([], 2) == [[], []]
     bench = ["task", "kd live", "kd cached", "full live", "full cached"]
-    for configs, repeats in ((list(range(9)), 3), (bench, 3), (bench, 8), (list(range(7)), 2), (bench, 1)):
+    for configs, repeats in ((list(range(9)), 3), (bench, 3), (bench, 8), (list(range(7)), 2), (bench, 1),
+                             (list(range(4)), 3)):
         orders = repeat_orders(configs, repeats)
         assert len(orders) == repeats and all(sorted(o) == sorted(configs) for o in orders)
         for c in configs:
             before = [o[o.index(c) - 1] for o in orders if o.index(c) > 0]
             assert len(before) < 2 or len(set(before)) > 1, (c, orders)
-    assert [o[o.index("kd live") - 1] for o in repeat_orders(bench, 3)] == ["task", "full live", "full cached"]
+    assert [o[o.index("kd live") - 1] for o in repeat_orders(bench, 3) if o.index("kd live")][0] == "task"
+    assert len({o[o.index("kd live") - 1] for o in repeat_orders(bench, 3) if o.index("kd live")}) > 1
+    # three configurations cannot do it, whatever the order after the rotated starts: kd live follows task
+    three = repeat_orders(["task", "kd live", "kd cached"], 3)
+    assert [o[0] for o in three] == ["task", "kd live", "kd cached"]
 
 
 def test_bad_names_and_paths_are_refused_before_any_timing(tmp_path, capsys, monkeypatch):

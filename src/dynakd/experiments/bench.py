@@ -54,6 +54,7 @@ from ..rundir import recorded_settings
 from ..runner import build_distiller, set_dataset_reference, training_args
 from ..students import build_student
 from ..trainer import DistillationTrainer
+from .plots import config_label
 
 
 class StepTimer(TrainerCallback):
@@ -343,7 +344,9 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         raise DynaKDError(f"{e}: give a --max-seq-length it takes") from None
     data, _ = encode(base, task, data, tokenizer)  # sentences, or extractive QA's windows with their answer spans
     setup = setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch, "methods": methods,
-                                               "aligners": aligners}
+                                               "aligners": aligners,
+                                               "orders": [[config_label(*c) for c in order] for order in repeat_orders(
+                                                   list(configurations(methods, aligners)), repeats)]}
 
     def save_so_far(rows: list[dict]) -> None:  # a bench cut short (a time limit) leaves what it timed, marked partial
         if output:
@@ -392,7 +395,10 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
               "no_cached_row": {m: why for m, why in skipped.items() if why}, "max_rss_mib": max_rss_mib()}
     if output:
         _write(output, result)
-        print(f"wrote {output} and its chart {plot_bench_file(output, result)}", flush=True)
+        try:
+            print(f"wrote {output} and its chart {plot_bench_file(output, result)}", flush=True)
+        except DynaKDError as e:  # the timings are written: the chart alone is missing
+            print(f"wrote {output}; its chart was not drawn ({e}): `dynakd report {output}` draws it", flush=True)
     return result
 
 
@@ -406,14 +412,17 @@ def plot_bench_file(path: Path, result: dict[str, Any] | None = None) -> Path:
             result = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:  # (ValueError: not JSON, or not UTF-8)
             raise DynaKDError(f"cannot read the bench results {path}: {e}") from None
-    if not isinstance(result, dict) or not isinstance(result.get("rows"), list) or not result["rows"]:
+    rows = result.get("rows") if isinstance(result, dict) else None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise DynaKDError(f"{path} holds no bench rows (a JSON file `dynakd bench --output` wrote)")
     path = Path(path)
     chart = path.with_suffix(".png") if path.suffix.lower() != ".png" else path.with_name(path.name + ".png")
     try:
         plot_bench(result, chart, TARGETS)
-    except (KeyError, TypeError) as e:  # a row without a field every bench since 2026-11 writes, or a null in it
+    except (KeyError, TypeError, AttributeError, ValueError) as e:  # a row without a field, or a null in it
         raise DynaKDError(f"{path} is not a bench JSON this version can draw ({type(e).__name__}: {e})") from None
+    except OSError as e:
+        raise DynaKDError(f"cannot write the chart {chart}: {e.strerror or e}") from None
     return chart
 
 
@@ -574,17 +583,18 @@ def repeat_orders(configs: list, repeats: int) -> list[list]:
     repeats every configuration runs early and late, and any effect of the position (suspected on a 2-core CPU, then
     found to be run-to-run noise there: benchmarks/speed/RESULTS.md) spreads over the rows instead of landing on the
     first one; from there, each next configuration is one that has followed the last one the fewest times so far (of
-    those, the nearest down the list, so the first repeat keeps the list's order), so that no configuration always
-    follows the same one. With the rotation alone `kd` live always followed `task`, and took 1.05-1.09x `full` live's
-    epoch on this CPU, which does its work and more (benchmarks/speed/RESULTS.md, 2026-12-06, session 43)."""
-    n, followed, orders = len(configs), Counter(), []
+    those, the nearest down the list, so the first repeat keeps the list's order), so that, where the list allows it
+    (four configurations or more), no configuration always follows the same one. With the rotation alone `kd` live
+    always followed `task`, suspected of slowing it on this CPU (benchmarks/speed/RESULTS.md, 2026-12-06, session
+    43)."""
+    n, followed, orders, last = len(configs), Counter(), [], None
     for repeat in range(repeats):
         order = [(repeat * -(-n // repeats)) % n] if n else []
         while len(order) < n:
-            last = order[-1]
             order.append(min((k for k in range(n) if k not in order),
-                             key=lambda k: (followed[last, k], (k - last) % n)))
-        followed.update(zip(order, order[1:]))
+                             key=lambda k, prev=order[-1]: (followed[prev, k], (k - prev) % n)))
+        followed.update(zip([last, *order], order))  # (a repeat's first follows the last one's last)
+        last = order[-1] if order else None
         orders.append([configs[k] for k in order])
     return orders
 

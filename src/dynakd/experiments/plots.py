@@ -193,14 +193,16 @@ def plot_bench(result: dict[str, Any], path: Path, targets: dict[str, float]) ->
     colours = ["tab:green" if r["cache"] else "tab:gray" if r["method"] == "task" else "tab:blue" for r in rows]
     key = (("tab:gray", "the student alone (task)"), ("tab:blue", "live teacher"), ("tab:green", "teacher cache"))
     named = {name: Patch(color=colour) for colour, name in key if colour in colours}  # (in the legend below)
-    epoch = bool(result.get("setup", {}).get("epoch")) or any("epoch_s" in r for r in rows)
+    epoch = bool((result.get("setup") or {}).get("epoch")) or any("epoch_s" in r for r in rows)
     _time_panel(axes[0], rows, colours, targets, epoch)
     if phased:
         _phases_panel(axes[1], rows)
     _peak_panel(axes[-1], rows, colours, targets)
     for ax in axes:
         ax.tick_params(axis="x", labelsize=8)
-    fig.suptitle(_bench_title(result.get("setup", {})), fontsize=9, x=0.01, ha="left")
+    title = _bench_title(result.get("setup") or {}) + (", cut short: the rows it finished" if result.get("partial")
+                                                        else "")
+    fig.suptitle(title, fontsize=9, x=0.01, ha="left")
     fig.tight_layout()
     named |= {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
     # one legend under the panels (saved with a tight box, which takes it in), where it covers no bar
@@ -216,26 +218,27 @@ def _time_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dic
                            else ("ms per step (median)", "median_ms", "repeat_medians_ms"))
     ys = range(len(rows))
     ax.barh(ys, [r[value] for r in rows], color=colours, height=0.7)
-    passes = [(y, r) for y, r in zip(ys, rows) if epoch and r.get("epoch_with_teacher_pass_s")]
+    passes = [(y, r) for y, r in zip(ys, rows) if r.get("epoch_with_teacher_pass_s")]  # (epochs only)
     if passes:  # what a single run adds to a cached epoch: the pass that fills its cache (a sweep's runs share one)
         ax.barh([y for y, _ in passes], [r["epoch_with_teacher_pass_s"] - r[value] for _, r in passes],
                 left=[r[value] for _, r in passes], height=0.7, color="none", edgecolor="tab:green", hatch="//",
                 label="the teacher pass that fills the cache")
-    task, kd = _row(rows, "task", cache=False), _row(rows, "kd", cache=False)
+    task, kd = _find(rows, "task", cache=False), _find(rows, "kd", cache=False)
     for y, r in zip(ys, rows):
         if len(r.get(spread) or []) > 1:
             ax.plot(r[spread], [y] * len(r[spread]), "k.", markersize=3)
-        over = kd if _held_to_kd(r) else task if r is not task else None
+        over = kd if _held_to_kd(r) and kd is not None else task if r is not task else None
         ratio = f"{r[value] / over[value]:.2f}x {over['method']}" if over is not None and over[value] else ""
-        ax.text(_bar_end(r, value, spread, epoch), y, "  " + ratio, va="center", fontsize=7)
-    ax.set_xlim(0, 1.3 * max(_bar_end(r, value, spread, epoch) for r in rows))
+        ratio += " (epoch alone)" if ratio and r.get("epoch_with_teacher_pass_s") else ""  # (the hatch is beside it)
+        ax.text(_bar_end(r, value, spread), y, "  " + ratio, va="center", fontsize=7)
+    ax.set_xlim(0, 1.3 * max(_bar_end(r, value, spread) for r in rows))
     if kd is not None and any(map(_held_to_kd, rows)):
         _target(ax, targets["ratio_to_kd"] * kd[value], f"{targets['ratio_to_kd']:.2f}x kd live", "tab:blue")
     if task is not None and any(r["cache"] for r in rows):
         _target(ax, targets["ratio_to_task"] * task[value], f"{targets['ratio_to_task']:.2f}x task", "tab:green")
     ax.set_xlabel(unit + ("\ndots: each repeat" if any(len(r.get(spread) or []) > 1 for r in rows) else ""),
                   fontsize=8)
-    ax.set_yticks(ys, [_bench_label(r) for r in rows], fontsize=8)
+    ax.set_yticks(ys, [config_label(r["method"], r["align"], r["cache"]) for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)  # the table's first row on top
     ax.set_title("time", fontsize=9, loc="left")
 
@@ -244,7 +247,8 @@ def _phases_panel(ax, rows: list[dict[str, Any]]) -> None:
     """Each row's phases stacked in the order a step runs them."""
     ys, lefts = range(len(rows)), [0.0] * len(rows)
     for phase, (name, colour) in PHASES.items():
-        widths = [max(0.0, r.get("phases_ms", {}).get(phase, 0.0)) for r in rows]  # (the remainder can fall below 0)
+        # (the remainder, a difference, can fall below 0)
+        widths = [max(0.0, (r.get("phases_ms") or {}).get(phase, 0.0)) for r in rows]
         if any(widths):
             ax.barh(ys, widths, left=lefts, height=0.7, label=name, color=colour)
         lefts = [a + b for a, b in zip(lefts, widths)]
@@ -256,7 +260,7 @@ def _phases_panel(ax, rows: list[dict[str, Any]]) -> None:
 def _peak_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dict[str, float]) -> None:
     """Each row's peak memory; the memory target's limit where a live layer term has ``kd`` live's to divide by."""
     ax.barh(range(len(rows)), [r.get("peak_mib") or 0.0 for r in rows], color=colours, height=0.7)  # (None: unmeasured)
-    kd = _row(rows, "kd", cache=False)
+    kd = _find(rows, "kd", cache=False)
     if kd is not None and kd.get("peak_mib") and any(map(_held_to_kd, rows)):
         limit = targets["peak_ratio_to_kd"]
         _target(ax, limit * kd["peak_mib"], f"peak {limit:.2f}x kd live's", "tab:blue")
@@ -265,7 +269,7 @@ def _peak_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dic
     ax.set_title("peak memory", fontsize=9, loc="left")
 
 
-def _row(rows: list[dict[str, Any]], method: str, cache: bool) -> dict[str, Any] | None:
+def _find(rows: list[dict[str, Any]], method: str, cache: bool) -> dict[str, Any] | None:
     return next((r for r in rows if r["method"] == method and r["cache"] == cache), None)
 
 
@@ -274,16 +278,17 @@ def _held_to_kd(row: dict[str, Any]) -> bool:
     return row["method"] not in ("task", "kd") and not row["cache"]
 
 
-def _bar_end(row: dict[str, Any], value: str, spread: str, epoch: bool) -> float:
+def _bar_end(row: dict[str, Any], value: str, spread: str) -> float:
     """Where a time bar's marks end: its bar, its repeats' dots, its epoch with the teacher pass."""
-    return max([row[value], *(row.get(spread) or []), *([row.get("epoch_with_teacher_pass_s") or 0.0] * epoch)])
+    return max([row[value], *(row.get(spread) or []), row.get("epoch_with_teacher_pass_s") or 0.0])
 
 
-def _bench_label(row: dict[str, Any]) -> str:
-    if row["method"] == "task":
+def config_label(method: str, align: str, cached: bool) -> str:
+    """A bench configuration as the chart and the JSON's ``orders`` name it: ``task``, ``kd live``,
+    ``full ot cached``."""
+    if method == "task":
         return "task"
-    return " ".join([row["method"], *([row["align"]] if row["align"] != "-" else []),
-                     "cached" if row["cache"] else "live"])
+    return " ".join([method, *([align] if layer_term(method) else []), "cached" if cached else "live"])
 
 
 def _target(ax, x: float, name: str, colour: str) -> None:
@@ -292,9 +297,12 @@ def _target(ax, x: float, name: str, colour: str) -> None:
 
 
 def _bench_title(setup: dict[str, Any]) -> str:
-    """What was timed, in one line: the teacher and student, the task, the batch, the device, the date."""
-    parts = [f"{Path(str(setup.get('teacher', '?'))).name} -> {setup.get('student_layers', '?')} layers",
-             str(setup.get("task", "?")), f"batch {setup.get('batch_size', '?')}",
+    """What was timed, in one line: the teacher and student, the task, the batch, how it ran, the device, the date."""
+    teacher = Path(str(setup.get("teacher", "?")))
+    name = teacher.parent.name if teacher.name == "model" and teacher.parent.name else teacher.name  # (a package's)
+    parts = [f"{name} -> {setup.get('student_layers', '?')} layers", str(setup.get("task", "?")),
+             f"batch {setup.get('batch_size', '?')}",
              "bf16" if setup.get("bf16") else "fp16" if setup.get("fp16") else "fp32",
-             str(setup.get("device", "?")), str(setup.get("date", ""))]
+             "compiled" if setup.get("torch_compile") else "", "CUDA graphs" if setup.get("cuda_graphs") else "",
+             "whole epochs" if setup.get("epoch") else "", str(setup.get("device", "?")), str(setup.get("date", ""))]
     return "dynakd bench: " + ", ".join(p for p in parts if p)
