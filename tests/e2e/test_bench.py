@@ -409,6 +409,7 @@ def test_bench_times_extractive_qa_steps(tmp_path, capsys):
     assert all(shape[1] <= 64 for r in result["rows"] for shape in r["batch_shapes"])
     assert set(result["no_cached_row"]) == {"kd", "full"}
     assert "extractive QA distils start/end logits token by token" in result["no_cached_row"]["full"]
+    assert result["setup"]["orders"] == [["task", "kd live", "full ot live"]]  # (as run: no cached row)
 
 
 def test_the_quartiles_lie_within_the_steps_timed():

@@ -343,10 +343,12 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     except DynaKDError as e:
         raise DynaKDError(f"{e}: give a --max-seq-length it takes") from None
     data, _ = encode(base, task, data, tokenizer)  # sentences, or extractive QA's windows with their answer spans
+    # why a method has no cached row (its losses need the live teacher), if it has none
+    no_cache = {m: cache_blocker(build_config(dataclasses.asdict(base) | {"method": m}))
+                for m in methods if m != "task"}
     setup = setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch, "methods": methods,
                                                "aligners": aligners,
-                                               "orders": [[config_label(*c) for c in order] for order in repeat_orders(
-                                                   list(configurations(methods, aligners)), repeats)]}
+                                               "orders": _orders_run(methods, aligners, repeats, no_cache)}
 
     def save_so_far(rows: list[dict]) -> None:  # a bench cut short (a time limit) leaves what it timed, marked partial
         if output:
@@ -390,9 +392,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     if teacher_pass is not None:
         print(f"the teacher pass that filled the cache: {teacher_pass:.1f} s (one cache serves every run on these "
               "rows)", flush=True)
-    skipped = {m: cache_blocker(build_config(dataclasses.asdict(base) | {"method": m})) for m in methods if m != "task"}
     result = {"rows": rows, "setup": setup, "teacher_pass_s": teacher_pass,
-              "no_cached_row": {m: why for m, why in skipped.items() if why}, "max_rss_mib": max_rss_mib()}
+              "no_cached_row": {m: why for m, why in no_cache.items() if why}, "max_rss_mib": max_rss_mib()}
     if output:
         _write(output, result)
         try:
@@ -576,6 +577,13 @@ def target_lines(rows: list[dict]) -> list[str]:
 def _aligner(base: DistillConfig, name: str) -> dict[str, Any]:
     """The aligner settings of a configuration: the base's (``--set align.eps=...``), with this aligner's name."""
     return dataclasses.asdict(base.align) | {"name": name}
+
+
+def _orders_run(methods: list[str], aligners: list[str], repeats: int, no_cache: dict) -> list[list[str]]:
+    """Each repeat's configurations as ``_bench_all`` runs them, named: without the cached rows of the methods that
+    cannot have one (``no_cache``: why, by method)."""
+    return [[config_label(m, a if layer_term(m) else "-", c) for m, a, c in order if not (c and no_cache.get(m))]
+            for order in repeat_orders(list(configurations(methods, aligners)), repeats)]
 
 
 def repeat_orders(configs: list, repeats: int) -> list[list]:

@@ -285,10 +285,10 @@ def _bar_end(row: dict[str, Any], value: str, spread: str) -> float:
 
 def config_label(method: str, align: str, cached: bool) -> str:
     """A bench configuration as the chart and the JSON's ``orders`` name it: ``task``, ``kd live``,
-    ``full ot cached``."""
+    ``full ot cached`` (``align`` is ``-`` for a method without an aligner, as in the JSON's rows)."""
     if method == "task":
         return "task"
-    return " ".join([method, *([align] if layer_term(method) else []), "cached" if cached else "live"])
+    return " ".join([method, *([align] if align != "-" else []), "cached" if cached else "live"])
 
 
 def _target(ax, x: float, name: str, colour: str) -> None:
