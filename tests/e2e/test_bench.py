@@ -283,6 +283,11 @@ def test_each_repeat_starts_elsewhere_in_the_list_and_no_configuration_always_fo
         for c in configs:
             before = [o[o.index(c) - 1] for o in orders if o.index(c) > 0]
             assert len(before) < 2 or len(set(before)) > 1, (c, orders)
+        assert all(a[-1] != b[0] for a, b in zip(orders, orders[1:])), orders  # none twice in a row
+    for n, repeats in ((3, 3), (3, 2), (4, 4), (5, 8), (6, 5)):
+        orders = repeat_orders(list(range(n)), repeats)
+        assert all(a[-1] != b[0] for a, b in zip(orders, orders[1:])) and all(sorted(o) == list(range(n))
+                                                                              for o in orders), orders
     assert [o[o.index("kd live") - 1] for o in repeat_orders(bench, 3) if o.index("kd live")][0] == "task"
     assert len({o[o.index("kd live") - 1] for o in repeat_orders(bench, 3) if o.index("kd live")}) > 1
     # three configurations cannot do it, whatever the order after the rotated starts: kd live follows task

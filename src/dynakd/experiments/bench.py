@@ -592,15 +592,19 @@ def repeat_orders(configs: list, repeats: int) -> list[list]:
     found to be run-to-run noise there: benchmarks/speed/RESULTS.md) spreads over the rows instead of landing on the
     first one; from there, each next configuration is one that has followed the last one the fewest times so far (of
     those, the nearest down the list, so the first repeat keeps the list's order), so that, where the list allows it
-    (four configurations or more), no configuration always follows the same one. With the rotation alone `kd` live
-    always followed `task`, suspected of slowing it on this CPU (benchmarks/speed/RESULTS.md, 2026-12-06, session
-    43)."""
+    (four configurations or more), no configuration always follows the same one; and none ends a repeat that the
+    next one starts with (three or more), which would run it twice in a row. With the rotation alone `kd` live always
+    followed `task`, suspected of slowing it on this CPU (benchmarks/speed/RESULTS.md, 2026-12-06, session 43)."""
     n, followed, orders, last = len(configs), Counter(), [], None
+    starts = [(repeat * -(-n // repeats)) % n for repeat in range(repeats)] if n else []
     for repeat in range(repeats):
-        order = [(repeat * -(-n // repeats)) % n] if n else []
+        order = [starts[repeat]] if n else []
+        following = starts[repeat + 1] if n and repeat + 1 < repeats else None
         while len(order) < n:
-            order.append(min((k for k in range(n) if k not in order),
-                             key=lambda k, prev=order[-1]: (followed[prev, k], (k - prev) % n)))
+            left = [k for k in range(n) if k not in order]
+            if len(left) == 2 and following in left:  # (not last: the next repeat starts with it)
+                left = [following]
+            order.append(min(left, key=lambda k, prev=order[-1]: (followed[prev, k], (k - prev) % n)))
         followed.update(zip([last, *order], order))  # (a repeat's first follows the last one's last)
         last = order[-1] if order else None
         orders.append([configs[k] for k in order])
