@@ -54,7 +54,7 @@ from ..rundir import recorded_settings
 from ..runner import build_distiller, set_dataset_reference, training_args
 from ..students import build_student
 from ..trainer import DistillationTrainer
-from .plots import config_label
+from .plots import config_label, find_row, held_to_kd
 
 
 class StepTimer(TrainerCallback):
@@ -346,18 +346,18 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     # why a method has no cached row (its losses need the live teacher), if it has none
     no_cache = {m: cache_blocker(build_config(dataclasses.asdict(base) | {"method": m}))
                 for m in methods if m != "task"}
+    orders = repeat_orders(list(configurations(methods, aligners)), repeats)
     setup = setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch, "methods": methods,
-                                               "aligners": aligners,
-                                               "orders": _orders_run(methods, aligners, repeats, no_cache)}
+                                               "aligners": aligners, "orders": _orders_run(orders, no_cache)}
 
     def save_so_far(rows: list[dict]) -> None:  # a bench cut short (a time limit) leaves what it timed, marked partial
         if output:
             _write(output, {"rows": rows, "setup": setup, "partial": True, "max_rss_mib": max_rss_mib()})
 
     with tempfile.TemporaryDirectory(prefix="dynakd-bench-") as tmp:
-        rows = _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, Path(tmp),
-                          epoch, save_so_far)
-    floor = next((r for r in rows if r["method"] == "task"), None)
+        rows = _bench_all(base, teacher, tokenizer, data, task, methods[0], orders, steps, warmup, Path(tmp), epoch,
+                          save_so_far)
+    floor = find_row(rows, "task", cache=False)
     measure = "epoch_s" if epoch else "median_ms"  # an epoch's wall time, or the median step
     teacher_pass = next((r["teacher_pass_s"] for r in rows if r.get("teacher_pass_s") is not None), None)
     per_repeat = "repeat_epochs_s" if epoch else "repeat_medians_ms"
@@ -406,7 +406,7 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
 def plot_bench_file(path: Path, result: dict[str, Any] | None = None) -> Path:
     """Draw a bench JSON (``result``, else read from ``path``) as the chart beside it, ``.png`` for its suffix (added
     to a name that ends in ``.png`` already, which is the JSON's); the chart's path."""
-    from .plots import plot_bench
+    from . import plots  # (looked up when called: a test stands a failing chart in for it)
 
     if result is None:
         try:
@@ -419,7 +419,7 @@ def plot_bench_file(path: Path, result: dict[str, Any] | None = None) -> Path:
     path = Path(path)
     chart = path.with_suffix(".png") if path.suffix.lower() != ".png" else path.with_name(path.name + ".png")
     try:
-        plot_bench(result, chart, TARGETS)
+        plots.plot_bench(result, chart, TARGETS)
     except (KeyError, TypeError, AttributeError, ValueError) as e:  # a row without a field, or a null in it
         raise DynaKDError(f"{path} is not a bench JSON this version can draw ({type(e).__name__}: {e})") from None
     except OSError as e:
@@ -457,12 +457,13 @@ MEMORY_STEPS = 3  # the first batches, the optimiser's state created on the way:
 PHASE_STEPS = 10  # timed steps of the run that splits a step into phases (after the warm-up)
 
 
-def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, warmup, repeats, tmp: Path,
+def _bench_all(base, teacher, tokenizer, data, task, first_method: str, orders: list[list], steps, warmup, tmp: Path,
                epoch: bool = False, save_so_far=None) -> list:
-    """Each repeat times every configuration once, in turn (each repeat in an order of its own), so a slow spell of the
-    machine spreads over all of them instead of landing on one; the rows pool the timed steps of all repeats. The
-    first repeat also runs the short phase and counting runs of each configuration (the phase run not for ``epoch``:
-    a whole epoch is timed as one). ``save_so_far`` gets the rows after each configuration."""
+    """Each repeat times every configuration once, in turn (each repeat in an order of its own, ``orders``:
+    ``repeat_orders``), so a slow spell of the machine spreads over all of them instead of landing on one; the rows
+    pool the timed steps of all repeats. The first repeat also runs the short phase and counting runs of each
+    configuration (the phase run not for ``epoch``: a whole epoch is timed as one). ``first_method`` pays the
+    process's first training; ``save_so_far`` gets the rows after each configuration."""
     length = {"epochs": 1, "max_steps": -1} if epoch else {"max_steps": steps + warmup}
     cache_dir = tmp / "cache"
     runs: dict[tuple, list[dict]] = defaultdict(list)
@@ -471,14 +472,14 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
     # allocator's first pages): paid here, not by the first row. Timed steps after a warm-up would not pay them, but
     # --epoch times every step, and task's first epoch paid them on a CPU
     if torch.cuda.is_available() or epoch:
-        first = build_config(dataclasses.asdict(base) | {"method": methods[0], "max_steps": 2})
+        first = build_config(dataclasses.asdict(base) | {"method": first_method, "max_steps": 2})
         bench_one(first, teacher, tokenizer, data, task, None, tmp)
-    for repeat, order in enumerate(repeat_orders(list(configurations(methods, aligners)), repeats)):
+    for repeat, order in enumerate(orders):
         for method, align, cache_on in order:
             cfg = build_config(dataclasses.asdict(base) | {"method": method, "align": _aligner(base, align), **length})
-            if cache_on and cache_blocker(cfg):
+            if cache_on and (why := cache_blocker(cfg)):
                 if repeat == 0:
-                    print(f"bench: no cached row for {method}: {cache_blocker(cfg)}", flush=True)
+                    print(f"bench: no cached row for {method}: {why}", flush=True)
                 continue
             cache = cache_dir if cache_on else None
             res = bench_one(cfg, teacher, tokenizer, data, task, cache, tmp, warmup)
@@ -501,7 +502,7 @@ def _bench_all(base, teacher, tokenizer, data, task, methods, aligners, steps, w
             runs[(method, align, cache_on)].append(res)
             row = _row(method, align, runs[(method, align, cache_on)], warmup, epoch)
             so_far = ", pooled so far" if repeat else ""  # (the row of every repeat yet: what the JSON will hold)
-            print(f"[{repeat + 1}/{repeats}{so_far}] " + format_row(row), flush=True)
+            print(f"[{repeat + 1}/{len(orders)}{so_far}] " + format_row(row), flush=True)
             rows = [_row(m, a, results, warmup, epoch) for (m, a, _), results in runs.items()]
             if save_so_far:
                 save_so_far(rows)
@@ -540,9 +541,9 @@ def _ratios(r: dict, base: dict | None, measure: str, per_repeat: str) -> tuple[
 def _ratios_to_kd(rows: list[dict], measure: str, per_repeat: str) -> None:
     """Each live row of a layer term against live ``kd`` (two of the speed targets divide by it): the pooled
     ``ratio_to_kd``, ``repeat_ratios_to_kd`` (each repeat against ``kd``'s same repeat) and ``peak_ratio_to_kd``."""
-    kd = next((r for r in rows if r["method"] == "kd" and not r["cache"]), None)
+    kd = find_row(rows, "kd", cache=False)
     for r in rows:
-        pair = kd if not r["cache"] and r["method"] not in ("task", "kd") else None
+        pair = kd if held_to_kd(r) else None
         r["ratio_to_kd"], r["repeat_ratios_to_kd"] = _ratios(r, pair, measure, per_repeat)
         r["peak_ratio_to_kd"] = round(r["peak_mib"] / kd["peak_mib"], 3) if pair and kd["peak_mib"] else None
 
@@ -561,15 +562,15 @@ def target_lines(rows: list[dict]) -> list[str]:
 
     lines = []
     for r in rows:
-        name = r["method"] + (f" {r['align']}" if r["align"] != "-" else "")
+        name = config_label(r["method"], r["align"], r["cache"])
         if r.get("ratio_to_kd") is not None:
-            lines.append(f"  {name} live, time over kd's: "
+            lines.append(f"  {name}, time over kd's: "
                          + verdict(r["ratio_to_kd"], TARGETS["ratio_to_kd"], r.get("repeat_ratios_to_kd")))
         if r.get("peak_ratio_to_kd") is not None:
-            lines.append(f"  {name} live, peak over kd's: "
+            lines.append(f"  {name}, peak over kd's: "
                          + verdict(r["peak_ratio_to_kd"], TARGETS["peak_ratio_to_kd"], None))
         if r["cache"] and r.get("ratio_to_task") is not None:
-            lines.append(f"  {name} cached, time over task's: "
+            lines.append(f"  {name}, time over task's: "
                          + verdict(r["ratio_to_task"], TARGETS["ratio_to_task"], r.get("repeat_ratios_to_task")))
     return ["the speed targets, by the pooled ratios:", *lines] if lines else []
 
@@ -579,11 +580,11 @@ def _aligner(base: DistillConfig, name: str) -> dict[str, Any]:
     return dataclasses.asdict(base.align) | {"name": name}
 
 
-def _orders_run(methods: list[str], aligners: list[str], repeats: int, no_cache: dict) -> list[list[str]]:
+def _orders_run(orders: list[list], no_cache: dict) -> list[list[str]]:
     """Each repeat's configurations as ``_bench_all`` runs them, named: without the cached rows of the methods that
     cannot have one (``no_cache``: why, by method)."""
     return [[config_label(m, a if layer_term(m) else "-", c) for m, a, c in order if not (c and no_cache.get(m))]
-            for order in repeat_orders(list(configurations(methods, aligners)), repeats)]
+            for order in orders]
 
 
 def repeat_orders(configs: list, repeats: int) -> list[list]:

@@ -223,16 +223,16 @@ def _time_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dic
         ax.barh([y for y, _ in passes], [r["epoch_with_teacher_pass_s"] - r[value] for _, r in passes],
                 left=[r[value] for _, r in passes], height=0.7, color="none", edgecolor="tab:green", hatch="//",
                 label="the teacher pass that fills the cache")
-    task, kd = _find(rows, "task", cache=False), _find(rows, "kd", cache=False)
+    task, kd = find_row(rows, "task", cache=False), find_row(rows, "kd", cache=False)
     for y, r in zip(ys, rows):
         if len(r.get(spread) or []) > 1:
             ax.plot(r[spread], [y] * len(r[spread]), "k.", markersize=3)
-        over = kd if _held_to_kd(r) and kd is not None else task if r is not task else None
+        over = kd if held_to_kd(r) and kd is not None else task if r is not task else None
         ratio = f"{r[value] / over[value]:.2f}x {over['method']}" if over is not None and over[value] else ""
         ratio += " (epoch alone)" if ratio and r.get("epoch_with_teacher_pass_s") else ""  # (the hatch is beside it)
         ax.text(_bar_end(r, value, spread), y, "  " + ratio, va="center", fontsize=7)
     ax.set_xlim(0, 1.3 * max(_bar_end(r, value, spread) for r in rows))
-    if kd is not None and any(map(_held_to_kd, rows)):
+    if kd is not None and any(map(held_to_kd, rows)):
         _target(ax, targets["ratio_to_kd"] * kd[value], f"{targets['ratio_to_kd']:.2f}x kd live", "tab:blue")
     if task is not None and any(r["cache"] for r in rows):
         _target(ax, targets["ratio_to_task"] * task[value], f"{targets['ratio_to_task']:.2f}x task", "tab:green")
@@ -260,8 +260,8 @@ def _phases_panel(ax, rows: list[dict[str, Any]]) -> None:
 def _peak_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dict[str, float]) -> None:
     """Each row's peak memory; the memory target's limit where a live layer term has ``kd`` live's to divide by."""
     ax.barh(range(len(rows)), [r.get("peak_mib") or 0.0 for r in rows], color=colours, height=0.7)  # (None: unmeasured)
-    kd = _find(rows, "kd", cache=False)
-    if kd is not None and kd.get("peak_mib") and any(map(_held_to_kd, rows)):
+    kd = find_row(rows, "kd", cache=False)
+    if kd is not None and kd.get("peak_mib") and any(map(held_to_kd, rows)):
         limit = targets["peak_ratio_to_kd"]
         _target(ax, limit * kd["peak_mib"], f"peak {limit:.2f}x kd live's", "tab:blue")
         ax.set_xlim(0, 1.15 * max(limit * kd["peak_mib"], *(r.get("peak_mib") or 0.0 for r in rows)))
@@ -269,11 +269,12 @@ def _peak_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dic
     ax.set_title("peak memory", fontsize=9, loc="left")
 
 
-def _find(rows: list[dict[str, Any]], method: str, cache: bool) -> dict[str, Any] | None:
+def find_row(rows: list[dict[str, Any]], method: str, cache: bool) -> dict[str, Any] | None:
+    """The bench row of ``method``, cached or live; None where it was not timed."""
     return next((r for r in rows if r["method"] == method and r["cache"] == cache), None)
 
 
-def _held_to_kd(row: dict[str, Any]) -> bool:
+def held_to_kd(row: dict[str, Any]) -> bool:
     """A live row of a layer term: the targets hold it to ``kd`` live's time and peak."""
     return row["method"] not in ("task", "kd") and not row["cache"]
 
