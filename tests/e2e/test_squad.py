@@ -14,6 +14,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataColla
 from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
 from dynakd.cli import main
+from dynakd.config import build_config
 from dynakd.data.squad import answer_tokens, encode_squad, load_squad
 from dynakd.evaluation import EvalTrainer
 from tests.squad_fixture import make_tiny_qa_bert, write_squad
@@ -57,7 +58,8 @@ def test_squad_ablate_finetune_distill_evaluate(qa_encoder, squad_file, tmp_path
         assert 0 <= r["teacher_eval"]["f1"] <= 1
     full = next(Path(r["output"]) for r in records if r["method"] == "full")
     resolved = yaml.safe_load((full / "dynakd.yaml").read_text())
-    assert resolved["dynamics"]["pooling"] == "tokens" and resolved["dynamics"]["qa_tokens"] == "context"
+    assert resolved["dynamics"]["qa_tokens"] == "context"
+    assert resolved["dynamics"]["pooling"] == "auto" and build_config(resolved).dynamics.pooling == "tokens"  # QA's
     assert "Dev f1" in (out / "report.md").read_text()
     capsys.readouterr()
     assert main(["evaluate", "--model", str(full), "--task", "squad", "--train-file", str(squad_file),

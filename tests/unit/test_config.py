@@ -32,6 +32,27 @@ def test_defaults_build():
     assert cfg.alpha == Schedule("constant", 1.0, 1.0)
 
 
+@pytest.mark.parametrize(("task", "other", "resolved"), [("sst2", "squad", "tokens"), ("squad", "mrpc", "mean")])
+def test_saved_config_pools_for_the_task_it_is_reused_with(tmp_path, task, other, resolved):
+    # a run folder's dynakd.yaml reused with a task of the other kind: the pooling its own task resolved from auto
+    # does not follow it (a sentence task's mean gave extractive QA pooled dynamics, QA's tokens a sentence task
+    # token-level ones)
+    from dynakd.config import save_config
+
+    save_config(build_config({"task": task}), tmp_path / "dynakd.yaml")
+    saved = load_yaml(tmp_path / "dynakd.yaml")
+    assert saved["dynamics"]["pooling"] == "auto"
+    assert build_config(saved).dynamics.pooling == build_config({"task": task}).dynamics.pooling  # the same run
+    assert build_config(saved, task=other).dynamics.pooling == resolved
+
+
+def test_saved_config_keeps_a_pooling_its_task_would_not_choose():
+    saved = build_config({"task": "squad", "dynamics": {"pooling": "mean"}}).to_dict()
+    assert saved["dynamics"]["pooling"] == "mean"
+    assert build_config(saved, task="sst2").dynamics.pooling == "mean"
+    assert build_config({"task": "sst2", "dynamics": {"pooling": "cls"}}).to_dict()["dynamics"]["pooling"] == "cls"
+
+
 def test_saved_config_spells_out_the_default_weights():
     saved = build_config({"method": "full"}).to_dict()
     assert saved["alpha"] == {"kind": "constant", "start": 1.0, "end": 1.0, "warmup": 0.0, "switch": 0.5}

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import DynaKDError
 from ..schedules import Schedule
 from .layers import _from_dict, existing_part
-from .schema import COMPONENTS, DATA_PATHS, FORMS, DistillConfig, DynamicsConfig
+from .schema import COMPONENTS, DATA_PATHS, FORMS, DistillConfig, DynamicsConfig, auto_pooling
 
 # The largest batch: the Trainer's evaluation allocates a copy of the loss per example of eval_batch_size, so 1e12
 # asked for 4 TB and ended in a traceback; no device holds a batch near this one anyway.
@@ -201,8 +201,8 @@ def _check_task(cfg: DistillConfig) -> None:
     task = get_task(cfg.task)  # unknown task names fail here, before any model is loaded
     cfg.task = task.name  # "SST-2" and "sst2" name one run
     _check_data_flags(cfg, task)
-    if cfg.dynamics.pooling == "auto":  # token-level structure for QA (answers are token spans), pooled otherwise
-        cfg.dynamics.pooling = "tokens" if task.is_qa else "mean"
+    if cfg.dynamics.pooling == "auto":
+        cfg.dynamics.pooling = auto_pooling(task.name)
     if cfg.dev_split is not None:
         _check_dev_split(task)
     if cfg.transfer_samples:

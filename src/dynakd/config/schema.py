@@ -76,7 +76,8 @@ class DynamicsConfig:
     reference: Literal["batch", "ema", "dataset"] = "batch"
     ema_momentum: float = 0.99
     distance: Literal["mse", "cosine"] = "mse"
-    pooling: Literal["auto", "mean", "cls", "tokens"] = "auto"  # auto: tokens for extractive QA, else mean
+    # auto: tokens for extractive QA, else mean (``auto_pooling``); a run's dynakd.yaml writes the task's own as auto
+    pooling: Literal["auto", "mean", "cls", "tokens"] = "auto"
     relation_pairs: Literal["all", "adjacent"] = "all"
     relation_angle: bool = False
     qa_tokens: Literal["all", "context"] = "all"  # extractive QA: all real tokens, or the context tokens only
@@ -240,7 +241,26 @@ class DistillConfig:
     def to_dict(self) -> dict[str, Any]:
         """Every key, with the method's default feature weight written out (so a run folder says what it used); a
         method without a feature term leaves it as given (its saved dynakd.yaml, reused with --method full, trained
-        with the weight 0 it had resolved)."""
+        with the weight 0 it had resolved). The dynamics' pooling that the task's ``auto`` gives is written ``auto``:
+        the saved dynakd.yaml reused with a task of the other kind pools for that task (a sentence task's ``mean``
+        had given extractive QA pooled dynamics, and QA's ``tokens`` a sentence task token-level ones), and the task
+        beside it says what ``auto`` was."""
+        out = dataclasses.asdict(self)
+        if self.dynamics.pooling != "auto" and self.dynamics.pooling == auto_pooling(self.task):
+            out["dynamics"]["pooling"] = "auto"
         if self.terms["feature"] is None:
-            return dataclasses.asdict(self)
-        return dataclasses.asdict(self) | {"beta": dataclasses.asdict(self.beta_schedule())}
+            return out
+        return out | {"beta": dataclasses.asdict(self.beta_schedule())}
+
+
+def auto_pooling(task: str) -> str | None:
+    """What the dynamics' ``pooling: auto`` resolves to for ``task`` (a task name as a config gives it): token-level
+    structure for extractive QA (answers are token spans), the mean of the tokens otherwise; None for a task not
+    known (a config not yet validated)."""
+    from ..data.tasks import get_task  # (here, not above: the data package imports datasets, a slow import)
+    from ..errors import DynaKDError
+
+    try:
+        return "tokens" if get_task(task).is_qa else "mean"
+    except DynaKDError:
+        return None
