@@ -14,7 +14,7 @@ from .config import DistillConfig
 from .data.tasks import get_task
 from .distributed import is_first_process
 from .errors import DynaKDError
-from .rundir import DATA_PATHS, path_exists, recorded_config, recorded_settings, same_file
+from .rundir import DATA_PATHS, data_from_where_it_ran, path_exists, recorded_config, recorded_settings, same_file
 
 T = TypeVar("T")
 
@@ -39,7 +39,8 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
         return {}
     given = _defaults_said(given)
     try:
-        saved = _without_unread_data(recorded_config(os.path.expanduser(str(teacher))) or {})
+        folder = os.path.expanduser(str(teacher))
+        saved = data_from_where_it_ran(_without_unread_data(recorded_config(folder) or {}), folder)
     except OSError:  # an unreadable folder: loading the model names it
         return {}
     default = dataclasses.asdict(DistillConfig())  # (defaults are not lent: the command has them anyway)
@@ -64,7 +65,7 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
     else:
         subsets = {}
     lent |= _windows(saved, given)
-    lost = _take_lost(lent)
+    lost = _take_lost(lent, given)
     paths, flags = _paths_and_flags(lost, saved)
     if lost and "dev_split" in lent:  # another copy (the hub's) may order rows otherwise: the cut would differ
         raise DynaKDError(f"the teacher {teacher} was fine-tuned on part of {paths} (--dev-split {lent['dev_split']}), "
@@ -116,13 +117,14 @@ def _windows(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     return lent
 
 
-def _take_lost(lent: dict[str, Any]) -> list[str]:
+def _take_lost(lent: dict[str, Any], given: dict[str, Any]) -> list[str]:
     """The recorded data paths in ``lent`` not found from here (relative ones count from where the run ran), taken
-    out of it, with SQuAD's training articles when their file is not lent."""
+    out of it, with SQuAD's training articles when their file is neither lent nor given (a command's
+    ``--train-file`` in place of the run's, not found from here, still cuts the articles the run held out)."""
     lost = [k for k in DATA_PATHS if k in lent and not path_exists(lent[k])]
     for k in lost:
         del lent[k]
-    if "train_file" not in lent:
+    if "train_file" not in lent and given.get("train_file") is None:
         lent.pop("train_articles", None)
     return lost
 
@@ -187,7 +189,8 @@ def evaluation_defaults(
     dev split); a recorded path not found from here is not lent (relative paths count from where the run ran).
     Nothing for a folder DynaKD did not write; says what it lends besides the input settings (``say``)."""
     given = _defaults_said(given)
-    saved = {k: v for k, v in _without_unread_data(recorded_config(folder) or {}).items() if _says(v)}
+    saved = data_from_where_it_ran(_without_unread_data(recorded_config(folder) or {}), folder)
+    saved = {k: v for k, v in saved.items() if _says(v)}
     lent = _windows(saved, given) | {k: saved[k] for k in _CUT if k in saved}
     try:
         task = get_task(str(saved["task"]))  # (a folder from before task names were normalised says "SST-2")
@@ -208,7 +211,7 @@ def evaluation_defaults(
         data["task"] = task.name
     if "dev_split" in lent:
         _check_cut(str(folder), saved, given, "the score would count rows it trained on")
-    lost = _take_lost(data)
+    lost = _take_lost(data, given)
     if lost and "dev_split" in lent and "dev_split" not in given:  # another copy (the hub's) may order rows otherwise
         paths, flags = _paths_and_flags(lost, saved)
         raise DynaKDError(f"{folder} was trained on part of {paths} "

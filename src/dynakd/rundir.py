@@ -137,6 +137,36 @@ def recorded_config(folder: str | Path) -> dict[str, Any] | None:
     return None
 
 
+def data_from_where_it_ran(saved: dict[str, Any], folder: str | Path) -> dict[str, Any]:
+    """``saved``, the config a run recorded in ``folder`` (``recorded_config``), with each relative data path
+    (``DATA_PATHS``) counted from the folder the run ran in, where that is known and the path is found there: a
+    command in another folder then lends the run's data, and checks the files the run read, not those of the same
+    names here (or none). A run records its own folder as ``output``, spelt as its command gave it, so a relative
+    ``output`` that ``folder``'s path ends with names the folder it ran in: ``runs/x`` recorded in ``/a/runs/x`` ran
+    in ``/a``. Paths stay as saved where that is not known: a folder moved since, an absolute ``output`` or one
+    spelt with ``..``."""
+    ran_in = _ran_in(folder, saved.get("output"))
+    if ran_in is None or ran_in == Path.cwd():
+        return saved
+    found = {k: os.path.relpath(ran_in / v) for k in DATA_PATHS if isinstance(v := saved.get(k), str)
+             and not os.path.isabs(os.path.expanduser(v)) and (ran_in / v).exists()}
+    return saved | found
+
+
+def _ran_in(folder: str | Path, output: Any) -> Path | None:
+    """The folder a run ran in, from its run folder's path here and the ``output`` it recorded; None where unknown."""
+    if not isinstance(output, str) or not output or os.path.isabs(os.path.expanduser(output)):
+        return None
+    parts = Path(os.path.normpath(output)).parts
+    if ".." in parts or parts == (".",):
+        return None
+    here = Path(os.path.abspath(os.path.expanduser(str(folder))))
+    for run in (here, here.parent) if is_checkpoint_name(here.name) else (here,):  # (a checkpoint: its run's config)
+        if len(run.parts) > len(parts) and run.parts[-len(parts):] == parts:
+            return Path(*run.parts[:-len(parts)])
+    return None
+
+
 def config_differences(saved: dict[str, Any], cfg: DistillConfig) -> list[str]:
     """The settings in which a saved config (a run's ``dynakd.yaml``) differs from ``cfg``."""
     return _differences(_resolved(saved), cfg.to_dict())

@@ -479,6 +479,57 @@ def test_evaluate_refuses_the_file_a_run_cut_given_under_another_flag(recorded, 
     evaluation_defaults(run, {"train_file": "all.csv"})  # the run's own file under its own flag: the run's cut
 
 
+def test_a_run_folder_lends_its_data_to_commands_in_another_folder(tmp_path, monkeypatch, capsys):
+    """A relative data path counts from the folder the run ran in, which its recorded ``output`` gives: from another
+    folder the run's file was not found, and given as --validation-file it was scored whole, rows the run trained on
+    included, without a word."""
+    from dynakd.lending import evaluation_defaults, teacher_task
+
+    (tmp_path / "all.csv").write_text("text,label\n")
+    (tmp_path / "elsewhere").mkdir()
+    run = tmp_path / "runs" / "run"
+    run.mkdir(parents=True)
+    (run / "dynakd.yaml").write_text(yaml.safe_dump({"task": "csv", "train_file": "all.csv", "dev_split": 0.5,
+                                                     "output": "runs/run"}))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(DynaKDError, match=r"\.\./all.csv is the train file \.\./runs/run trained on part of"):
+        evaluation_defaults("../runs/run", {"validation_file": "../all.csv"})
+    assert evaluation_defaults("../runs/run", {})["train_file"] == "../all.csv"
+    assert "evaluate: task csv, train_file ../all.csv, dev_split 0.5" in capsys.readouterr().out
+    assert teacher_task("../runs/run", {}, say=lambda line: None)["train_file"] == "../all.csv"
+    (run / "checkpoint-2").mkdir()  # a checkpoint lends its run's settings, from its run's folder
+    assert evaluation_defaults("../runs/run/checkpoint-2", {})["train_file"] == "../all.csv"
+    # a folder moved since (its path no longer ends with the recorded output), or an output spelt with '..': the
+    # folder it ran in is not known, and the path counts from here, as before
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    assert evaluation_defaults(moved, {"train_file": "../all.csv"})["dev_split"] == 0.5  # given for the lost one
+    with pytest.raises(DynaKDError, match=r"moved was trained on part of train_file all.csv \(--dev-split 0.5\), "
+                                          "not found from here"):
+        evaluation_defaults(moved, {})
+    (moved / "dynakd.yaml").write_text(yaml.safe_dump({"task": "csv", "train_file": "all.csv", "output": "../x"}))
+    assert "train_file" not in evaluation_defaults(moved, {})
+
+
+def test_a_squad_file_given_for_one_lost_keeps_the_articles_the_run_held_out(tmp_path, monkeypatch, capsys):
+    """SQuAD's --train-file given in place of the run's, not found from here (as the note asks): the run's
+    --train-articles still cut it, for evaluate and for a student of the teacher; they were dropped with the lost
+    path, and the command then failed for want of evaluation data."""
+    from dynakd.lending import evaluation_defaults, teacher_task
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "squad.json").write_text("{}")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "dynakd.yaml").write_text(yaml.safe_dump({"task": "squad", "train_file": "gone/squad.json",
+                                                     "train_articles": 40}))
+    assert evaluation_defaults(run, {"train_file": "squad.json"})["train_articles"] == 40
+    assert "train_articles 40" in capsys.readouterr().out
+    lent = teacher_task(str(run), {"train_file": "squad.json"}, say=lambda line: None)
+    assert lent["task"] == "squad" and lent["train_articles"] == 40
+    assert "train_articles" not in evaluation_defaults(run, {})  # no file at all: nothing to cut them from
+
+
 def test_a_synthetic_run_that_recorded_a_data_folder_lends_no_folder(tmp_path, monkeypatch):
     """A run of the synthetic corpus could record --data-dir beside --synthetic (refused since): what it lends
     ``evaluate`` and ``distill`` leaves the folder out, which the synthetic corpus left unread."""
