@@ -880,3 +880,23 @@ def test_what_a_teacher_lends_is_said_once_the_config_is_accepted(tmp_path, caps
 
     cfg = _lending({"teacher": str(teacher)}, "distill")
     assert cfg.task == "mrpc" and "distill: task mrpc (as the teacher" in capsys.readouterr().out
+
+
+def test_distill_says_when_a_config_file_gives_method_task(capsys):
+    """A fine-tune's saved dynakd.yaml reused to distil gives method task: the student learned from labels alone, the
+    teacher loaded and scored beside it, without a word."""
+    import argparse
+
+    from dynakd.cli.distill import _note_task_from_a_file
+    from dynakd.config import build_config
+
+    def note(cfg, **args) -> str:
+        _note_task_from_a_file(argparse.Namespace(**({"config": "ft.yaml", "method": None, "set": []} | args)), cfg)
+        return capsys.readouterr().out
+
+    task = build_config({"method": "task", "teacher": "runs/t"})
+    assert note(task) == ("note: ft.yaml gives method task (a fine-tune's): the student learns from labels alone, "
+                          "and the teacher runs/t is scored beside it but teaches it nothing; give --method kd or "
+                          "full to distil\n")
+    assert note(task, method="task") == note(task, set=["method=task"]) == note(task, config=None) == ""  # asked for
+    assert note(build_config({"method": "kd", "teacher": "runs/t"})) == ""

@@ -25,4 +25,19 @@ def run(args: argparse.Namespace):
     # a DynaKD teacher lends its task and data (and its input length and QA windows) where the command names none
     cfg = lent_config("distill", given | extra, lambda lent: config_from_args(args, groups, defaults=lent, **extra))
     note_not_read(cfg, given)
+    _note_task_from_a_file(args, cfg)
     return runner.distill(cfg)
+
+
+def _note_task_from_a_file(args: argparse.Namespace, cfg) -> None:
+    """Say so when method ``task`` comes from the --config file alone (a fine-tune's saved dynakd.yaml, reused to
+    distil): the student then learns from labels alone, and the teacher, loaded and scored, teaches it nothing."""
+    from ..config import parse_override
+    from ..distributed import is_first_process
+
+    if cfg.method != "task" or not args.config or args.method is not None \
+            or any("method" in parse_override(s) for s in args.set) or not is_first_process():
+        return
+    teacher = f", and the teacher {cfg.teacher} is scored beside it but teaches it nothing" if cfg.teacher else ""
+    print(f"note: {args.config} gives method task (a fine-tune's): the student learns from labels alone{teacher}; "
+          "give --method kd or full to distil", flush=True)
