@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from dynakd.cli import main
 from dynakd.experiments.bench import TensorMemory
@@ -339,6 +340,27 @@ def test_bench_says_when_it_times_the_synthetic_corpus(tiny_teacher, tiny_encode
     assert main(["bench", "--teacher", str(tiny_encoder), "--max-train-samples", "16", "--batch-size", "8", "--steps",
                  "1", "--warmup", "0", "--repeats", "1", "--methods", "task"]) == 0
     assert "has no classification head" not in capsys.readouterr().out
+
+
+def test_the_bench_names_the_flags_of_a_teachers_own_task_and_data(tmp_path):
+    """The bench of a DynaKD teacher of another task (SQuAD, csv) timed the synthetic corpus and named the teacher's
+    file alone: given as it said, the bench refused it (task sst2 reads GLUE folders, not train_file)."""
+    from dynakd.config import build_config
+    from dynakd.experiments.bench import _teacher_data_flags
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+
+    def flags(record: dict, **base) -> str:
+        (teacher / "dynakd.yaml").write_text(yaml.safe_dump(record))
+        return _teacher_data_flags(build_config({"teacher": str(teacher), "synthetic": True, **base}))
+
+    qa = {"task": "squad", "train_file": "/d/dev-v1.1.json", "label_column": "label", "text_columns": None}
+    assert flags(qa) == "--task squad --train-file /d/dev-v1.1.json"
+    assert flags({"task": "csv", "train_file": "/d/a.csv", "text_columns": ["t", "u"], "label_column": "y"}) == \
+        "--task csv --train-file /d/a.csv --text-columns t,u --label-column y"
+    assert flags({"task": "sst2", "data_dir": "/d/glue"}) == "--data-dir /d/glue"  # the bench's own task
+    assert flags({"task": "sst2"}) == ""  # the hub's data: nothing to name
 
 
 def test_bench_gives_the_dataset_reference_as_a_run_does(tiny_teacher, tmp_path):

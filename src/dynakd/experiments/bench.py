@@ -48,9 +48,10 @@ from ..data.tasks import get_task
 from ..distributed import check_one_gpu_per_process
 from ..errors import DynaKDError
 from ..features import EXAMPLE_ID
+from ..lending import note_other_task
 from ..losses.grams import window_budget
 from ..models import check_seq_length, load_task_model, load_tokenizer, ready_to_pad
-from ..rundir import recorded_settings
+from ..rundir import data_from_where_it_ran, recorded_config
 from ..runner import build_distiller, set_dataset_reference, training_args
 from ..students import build_student
 from ..trainer import DistillationTrainer
@@ -296,6 +297,26 @@ def summarise(times: list[float], warmup: int) -> dict[str, float]:
             "mean_ms": round(1000 * sum(t) / len(t), 2), "steps_timed": len(t)}
 
 
+def _teacher_data_flags(base: DistillConfig) -> str:
+    """The flags that give the bench the data a DynaKD teacher was fine-tuned on (its task where not the bench's,
+    its folder or file, its columns), or empty for another teacher or one whose data is not recorded."""
+    folder = os.path.expanduser(str(base.teacher))
+    saved = data_from_where_it_ran(recorded_config(folder) or {}, folder)
+    own = {k: saved[k] for k in ("task", "data_dir", "train_file", "text_columns", "label_column") if saved.get(k)}
+    if not own.keys() & {"data_dir", "train_file"}:
+        return ""
+    try:
+        task = get_task(str(own.get("task", base.task)))
+    except DynaKDError:  # (a task name no longer known: the folder alone)
+        task = get_task(base.task)
+    flags = [f"--task {task.name}"] if task.name != base.task else []
+    flags += [f"--{k.replace('_', '-')} {own[k]}" for k in ("data_dir", "train_file") if k in own]
+    if task.is_user_data:  # (their columns; a GLUE or SQuAD run records the default label column)
+        flags += [f"--text-columns {','.join(own['text_columns'])}"] if own.get("text_columns") else []
+        flags += [f"--label-column {own['label_column']}"] if own.get("label_column") else []
+    return " ".join(flags)
+
+
 def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], steps: int, warmup: int,
               output: Path | None, repeats: int = 3, epoch: bool = False) -> dict[str, Any]:
     """Time every (method, aligner, cache) configuration; print a table; write JSON if ``output``. With ``epoch``,
@@ -326,12 +347,13 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
                               "corpus stands in for single-sentence binary tasks only)")
         # (a DynaKD teacher's data is named, not lent: the bench times its own subset and length, whatever the
         # teacher's, so that its rows compare with other benches')
-        own = recorded_settings(os.path.expanduser(str(base.teacher)), ("data_dir", "train_file"))
-        where = (f"give --{next(iter(own)).replace('_', '-')} {next(iter(own.values()))} for the batches the "
-                 f"teacher {base.teacher} was fine-tuned on" if own else "give --data-dir for real SST-2 batches")
+        own = _teacher_data_flags(base)
+        where = (f"give {own} for the batches the teacher {base.teacher} was fine-tuned on" if own
+                 else "give --data-dir for real SST-2 batches")
         print(f"bench: no --data-dir or --train-file: timing on the synthetic corpus (sentences of its own lengths; "
               f"{where})", flush=True)
         base = dataclasses.replace(base, synthetic=True)
+    note_other_task(os.path.expanduser(str(base.teacher)), get_task(base.task).name, "teacher")
     if base.train_file and not base.validation_file:  # bench evaluates nothing: the training file stands in
         base = dataclasses.replace(base, validation_file=base.train_file)  # for the evaluation file load_data asks
     task, data = load_data(base)
