@@ -146,11 +146,16 @@ _CUT = ("dev_split", "data_seed")  # which dev rows a --dev-split run held out
 
 
 def _without_unread_data(saved: dict[str, Any]) -> dict[str, Any]:
-    """A run's recorded settings without the data places it never read: a run of the synthetic corpus could record a
-    ``data_dir`` or files beside it (refused since: ``config.checks``), which lent on would be refused with it."""
+    """A run's recorded settings without the data places it never read, which lent on would be refused with it
+    (both refused since: ``config.checks``): a run of the synthetic corpus could record a ``data_dir`` or files
+    beside it, and one of SQuAD or of one's own files a ``data_dir``."""
     if saved.get("synthetic"):
         return {k: v for k, v in saved.items() if k not in ("data_dir", "train_file", "validation_file")}
-    return saved
+    try:
+        task = get_task(str(saved.get("task", DistillConfig.task)))
+    except DynaKDError:
+        return saved
+    return {k: v for k, v in saved.items() if k != "data_dir"} if task.is_qa or task.is_user_data else saved
 
 
 def _defaults_said(given: dict[str, Any]) -> dict[str, Any]:

@@ -424,8 +424,11 @@ def test_bench_times_extractive_qa_steps(tmp_path, capsys):
     assert ("max_seq_length 384 exceeds the model's limit of 128 tokens: give a --max-seq-length it takes"
             in capsys.readouterr().err)
     no_file = [a for a in common if a not in ("--train-file", str(squad))]
-    assert main([*no_file, "--data-dir", str(tmp_path)]) == 2  # (GLUE's folders: no SQuAD file there)
+    assert main(no_file) == 2
     assert "bench --task squad needs --train-file FILE (a SQuAD v1.1 json)" in capsys.readouterr().err
+    assert main([*no_file, "--data-dir", str(tmp_path)]) == 2  # (GLUE's folders: no SQuAD file there)
+    assert "task squad reads SQuAD JSON files (train_file, validation_file; the hub's without them), not data_dir" \
+        in capsys.readouterr().err
     out = tmp_path / "qa.json"
     assert main([*common, "--max-seq-length", "64", "--output", str(out)]) == 0
     result = json.loads(out.read_text())

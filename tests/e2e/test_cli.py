@@ -545,6 +545,12 @@ def test_a_synthetic_run_that_recorded_a_data_folder_lends_no_folder(tmp_path, m
     assert lent["synthetic"] is True and "data_dir" not in lent
     lent = teacher_task(str(run), {}, say=lambda line: None)
     assert lent["synthetic"] is True and lent["data_seed"] == 3 and "data_dir" not in lent
+    # a SQuAD run (or one of csv files) could record a data_dir it never read: its file is lent, not the folder
+    (tmp_path / "squad.json").write_text("{}")
+    (run / "dynakd.yaml").write_text(yaml.safe_dump({"task": "squad", "train_file": "squad.json", "data_dir": "glue",
+                                                     "train_articles": 3}))
+    assert evaluation_defaults(run, {}) == {"task": "squad", "train_file": "squad.json", "train_articles": 3}
+    assert "data_dir" not in teacher_task(str(run), {}, say=lambda line: None)
 
 
 def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):

@@ -587,6 +587,14 @@ def test_data_flags_a_task_does_not_read_are_refused():
         build_config({"task": "squad", "train_file": "a.json", "text_columns": ["q"]})
     build_config({"task": "squad", "train_file": "a.json"})
     build_config({"task": "csv", "train_file": "a.csv", "text_columns": ["text"], "label_column": "y"})
+    # a GLUE folder given to SQuAD (or to one's own files) went unread, the hub's data read instead, and recorded
+    with pytest.raises(DynaKDError, match=r"task squad reads SQuAD JSON files \(train_file, validation_file; the "
+                                          r"hub's without them\), not data_dir, a folder in GLUE's layout \(where a "
+                                          r"--config file gives it, --set data_dir= unsets it\)"):
+        build_config({"task": "squad", "data_dir": "glue"})
+    with pytest.raises(DynaKDError, match=r"task json reads your own files \(train_file, validation_file\), not "
+                                          "data_dir"):
+        build_config({"task": "json", "train_file": "a.json", "data_dir": "glue"})
 
 
 def test_a_config_file_that_is_not_text_is_named(tmp_path):

@@ -319,9 +319,10 @@ def _check_finite(cfg: DistillConfig) -> None:
 
 
 def _check_data_flags(cfg: DistillConfig, task) -> None:
-    """Files and columns a task does not read are refused: a GLUE task given --train-file used to train on GLUE's
-    data (and record the file in the run folder as if it had read it). ``--synthetic`` reads none: with a data folder
-    or file it trained on the built-in corpus without a word, and recorded both."""
+    """Folders, files and columns a task does not read are refused: a GLUE task given --train-file used to train on
+    GLUE's data (and record the file in the run folder as if it had read it), SQuAD or csv given --data-dir the same.
+    ``--synthetic`` reads none: with a data folder or file it trained on the built-in corpus without a word, and
+    recorded both."""
     if not task.is_user_data:
         files = [f for f, v in (("train_file", cfg.train_file), ("validation_file", cfg.validation_file)) if v]
         columns = [f for f, v in (("text_columns", cfg.text_columns), ("label_column", cfg.label_column != "label"))
@@ -332,6 +333,11 @@ def _check_data_flags(cfg: DistillConfig, task) -> None:
                 "the GLUE TSV files of --data-dir, or the hub"
             raise DynaKDError(f"task {task.name} reads {reads}, not {', '.join(unread)}: those are for --task csv or "
                               "json (your own files)")
+    if cfg.data_dir and (task.is_qa or task.is_user_data):  # (it went unread, and into the run's record)
+        reads = "SQuAD JSON files (train_file, validation_file; the hub's without them)" if task.is_qa else \
+            "your own files (train_file, validation_file)"
+        raise DynaKDError(f"task {task.name} reads {reads}, not data_dir, a folder in GLUE's layout (where a --config "
+                          "file gives it, --set data_dir= unsets it)")
     named = [k for k in DATA_PATHS if getattr(cfg, k)]
     if cfg.synthetic and named:
         raise DynaKDError(synthetic_with(f"--{named[0].replace('_', '-')}"))
