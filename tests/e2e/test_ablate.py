@@ -179,6 +179,22 @@ def test_a_grid_over_the_teachers_task_or_data_is_refused(grid, base, tiny_encod
         load_sweep(path)
 
 
+@pytest.mark.parametrize("where, key, says", [("base", "teacher", "a sweep fine-tunes its own teacher, once per seed"),
+                                               ("grid", "teacher", "to distil from a teacher you have, run dynakd "),
+                                               ("base", "model", "the teacher is fine-tuned from teacher.model"),
+                                               ("base", "output", "under its own output: key (top level)"),
+                                               ("grid", "output", "the sweep writes its teacher and cells")])
+def test_what_the_sweep_sets_itself_is_refused_in_base_and_grid(where, key, says, tiny_encoder, tmp_path):
+    """The sweep's own teacher, starting model and folders went over base's and a grid's without a word: a base
+    teacher of one's own was never read, and a new one fine-tuned."""
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    raw[where][key] = [str(tmp_path / "mine")] if where == "grid" else str(tmp_path / "mine")
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DynaKDError, match=rf"s.yaml: {where}.{key}: .*{re.escape(says)}"):
+        load_sweep(path)
+
+
 @pytest.mark.parametrize("teacher, base, refused", [({"max_eval_samples": 100}, {"max_eval_samples": 1000}, True),
                                                      ({"data_seed": 7}, {"max_eval_samples": 1000}, True),
                                                      ({"dev_split": 0.2}, {}, True),

@@ -108,6 +108,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
         raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
     base = underscored(_section(raw, "base", path))  # (dashed keys as their underscored selves, as configs read them)
     grids = _grids(raw.get("grid"), path)
+    _check_set_by_the_sweep(base, grids, path)
     _check_teacher_data(grids, base, path)
     if smoke:
         smoke_spec = underscored(_section(raw, "smoke", path))
@@ -194,6 +195,21 @@ TEACHER_DATA_KEYS = ("task", "data_dir", "train_file", "validation_file", "text_
 def _held_out(base: dict[str, Any]) -> bool:
     """Whether ``data_seed`` chooses the evaluation rows: the held-out part of dev, or a subset of them."""
     return base.get("dev_split") is not None or bool(base.get("synthetic")) or bool(base.get("max_eval_samples"))
+
+
+# The settings a sweep gives every run itself, over base's and a grid's: given there, they went unread without a word
+SET_BY_THE_SWEEP = {
+    "teacher": "a sweep fine-tunes its own teacher, once per seed, as its teacher: section says (teacher.model: the "
+               "checkpoint it starts from); to distil from a teacher you have, run dynakd distill --teacher",
+    "model": "the teacher is fine-tuned from teacher.model (a section of its own)",
+    "output": "the sweep writes its teacher and cells under its own output: key (top level)",
+}
+
+
+def _check_set_by_the_sweep(base: dict[str, Any], grids: list[dict[str, list[Any]]], path: str | Path) -> None:
+    for where, keys in [("base", base), *(("grid", grid) for grid in grids)]:
+        if given := [k for k in SET_BY_THE_SWEEP if k in keys]:
+            raise DynaKDError(f"{path}: {where}.{given[0]}: {SET_BY_THE_SWEEP[given[0]]}")
 
 
 def _check_teacher_data(grids: list[dict[str, list[Any]]], base: dict[str, Any], path: str | Path) -> None:
