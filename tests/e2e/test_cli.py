@@ -906,3 +906,25 @@ def test_distill_says_when_a_config_file_gives_method_task(capsys):
                           "full to distil\n")
     assert note(task, method="task") == note(task, set=["method=task"]) == note(task, config=None) == ""  # asked for
     assert note(build_config({"method": "kd", "teacher": "runs/t"})) == ""
+
+
+def test_evaluate_given_a_runs_own_record_scores_where_it_would_without_it(tmp_path):
+    """`evaluate --config runs/full/dynakd.yaml --model runs/kd` was refused for "--output runs/full holds the run of
+    another model", an --output the command never gave: the file's output is its run's folder."""
+    import argparse
+
+    from dynakd.cli.evaluate import _a_runs_own_record
+
+    run = tmp_path / "full"
+    run.mkdir()
+    (run / "dynakd.yaml").write_text(f"output: {run}\n")
+
+    def own(config, output=None, sets=()) -> bool:
+        return _a_runs_own_record(argparse.Namespace(config=str(config), output=output, set=list(sets)))
+
+    assert not own(run / "dynakd.yaml")  # an unfinished run: no record of a finished one (metrics.json)
+    (run / "metrics.json").write_text("{}")
+    assert own(run / "dynakd.yaml")
+    assert not own(run / "dynakd.yaml", output="scores") and not own(run / "dynakd.yaml", sets=["output=x"])
+    (tmp_path / "eval.yaml").write_text(f"output: {run}\n")  # a config file of one's own: its output is meant
+    assert not own(tmp_path / "eval.yaml")

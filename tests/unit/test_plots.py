@@ -247,6 +247,15 @@ def test_report_draws_a_bench_json_beside_it(tmp_path, capsys):
     assert "cannot write the chart" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "none.json")]) == 2
     assert "cannot read the bench results" in capsys.readouterr().err
+    # the sweep file instead of its folder: the folder named (it was "cannot read the bench results ...: Expecting")
+    (tmp_path / "s.yaml").write_text("name: s\nbase: {task: sst2}\ngrid: {seed: [1]}\n")
+    assert main(["report", str(tmp_path / "s.yaml")]) == 2
+    assert f"{tmp_path / 's.yaml'} is a sweep file: report reads the folder its results are in, dynakd report " \
+        "runs/s" in capsys.readouterr().err
+    (tmp_path / "run.yml").write_text("task: sst2\n")
+    assert main(["report", str(tmp_path / "run.yml")]) == 2
+    assert "is a YAML file: report reads a sweep's folder (results.jsonl) or a bench's JSON file" in \
+        capsys.readouterr().err
 
 
 def test_bench_chart_without_kd_holds_live_rows_to_task(saved, tmp_path):

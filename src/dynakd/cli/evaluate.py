@@ -35,6 +35,21 @@ def run(args: argparse.Namespace):
 
     # a model folder DynaKD wrote is scored on its task and data, with the input length (and QA windows) it was
     # trained with, unless the command says otherwise (--model, or the model a --config names: checked whole below)
+    if _a_runs_own_record(args):  # its output is that run's folder, not where this command's scores go
+        args.set = [*args.set, "output="]
     given = given_settings(args, [EVALUATE_FLAGS])
     return runner.evaluate(lent_config("evaluate", given,
                                        lambda lent: config_from_args(args, [EVALUATE_FLAGS], defaults=lent)))
+
+
+def _a_runs_own_record(args: argparse.Namespace) -> bool:
+    """Whether --config is a run folder's own ``dynakd.yaml`` and the command gives no --output: the file's
+    ``output`` names the run that wrote it, which scores of another --model were refused for ("--output ... holds
+    the run of another model", an --output the command never gave); the score goes where it would without it."""
+    from pathlib import Path
+
+    from ..rundir import CONFIG_NAME
+
+    config = Path(args.config) if args.config else None
+    return bool(config and config.name == CONFIG_NAME and (config.parent / "metrics.json").is_file()
+                and args.output is None and not any(s.split("=", 1)[0].strip() == "output" for s in args.set))

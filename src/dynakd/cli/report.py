@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import DynaKDError
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="rebuild report.md and the plots of a sweep folder from its results.jsonl, or "
@@ -18,6 +20,8 @@ def run(args: argparse.Namespace) -> None:
     path = Path(args.folder)
     if path.name == "results.jsonl" and path.is_file():  # a sweep's results named rather than its folder
         path = path.parent
+    elif path.suffix.lower() in (".yaml", ".yml") and path.is_file():
+        raise DynaKDError(_yaml_given(path))
     elif path.is_file() or (path.suffix.lower() == ".json" and not path.is_dir()):  # (a missing .json: said so there)
         from ..experiments.bench import plot_bench_file
 
@@ -26,3 +30,18 @@ def run(args: argparse.Namespace) -> None:
     from ..experiments.report import build_report
 
     print(f"report: {build_report(path)}")
+
+
+def _yaml_given(path: Path) -> str:
+    """What ``report`` says of a YAML file: a sweep file names the folder its results are in (its ``output``, else
+    runs/NAME, as ``ablate`` writes them)."""
+    from ..config import load_yaml
+
+    try:
+        raw = load_yaml(path)
+    except DynaKDError:
+        raw = None
+    if isinstance(raw, dict) and {"grid", "base"} & set(raw):
+        folder = raw.get("output") or f"runs/{raw.get('name') or path.stem}"
+        return f"{path} is a sweep file: report reads the folder its results are in, dynakd report {folder}"
+    return f"{path} is a YAML file: report reads a sweep's folder (results.jsonl) or a bench's JSON file"
