@@ -14,7 +14,15 @@ from .config import DistillConfig
 from .data.tasks import get_task
 from .distributed import is_first_process
 from .errors import DynaKDError
-from .rundir import DATA_PATHS, data_from_where_it_ran, path_exists, recorded_config, recorded_settings, same_file
+from .rundir import (
+    DATA_PATHS,
+    data_from_where_it_ran,
+    path_exists,
+    recorded_config,
+    recorded_settings,
+    same_file,
+    without_unread_data,
+)
 
 T = TypeVar("T")
 
@@ -40,7 +48,7 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
     given = _defaults_said(given)
     try:
         folder = os.path.expanduser(str(teacher))
-        saved = data_from_where_it_ran(_without_unread_data(recorded_config(folder) or {}), folder)
+        saved = data_from_where_it_ran(without_unread_data(recorded_config(folder) or {}), folder)
     except OSError:  # an unreadable folder: loading the model names it
         return {}
     default = dataclasses.asdict(DistillConfig())  # (defaults are not lent: the command has them anyway)
@@ -145,19 +153,6 @@ _DATA_PLACES = ("data_dir", "train_file", "validation_file", "synthetic")
 _CUT = ("dev_split", "data_seed")  # which dev rows a --dev-split run held out
 
 
-def _without_unread_data(saved: dict[str, Any]) -> dict[str, Any]:
-    """A run's recorded settings without the data places it never read, which lent on would be refused with it
-    (both refused since: ``config.checks``): a run of the synthetic corpus could record a ``data_dir`` or files
-    beside it, and one of SQuAD or of one's own files a ``data_dir``."""
-    if saved.get("synthetic"):
-        return {k: v for k, v in saved.items() if k not in ("data_dir", "train_file", "validation_file")}
-    try:
-        task = get_task(str(saved.get("task", DistillConfig.task)))
-    except DynaKDError:
-        return saved
-    return {k: v for k, v in saved.items() if k != "data_dir"} if task.is_qa or task.is_user_data else saved
-
-
 def _defaults_said(given: dict[str, Any]) -> dict[str, Any]:
     """``given`` with each key the command unsets (``--set task=``) at its default: the command says that value."""
     defaults = dataclasses.asdict(DistillConfig())
@@ -194,7 +189,7 @@ def evaluation_defaults(
     dev split); a recorded path not found from here is not lent (relative paths count from where the run ran).
     Nothing for a folder DynaKD did not write; says what it lends besides the input settings (``say``)."""
     given = _defaults_said(given)
-    saved = data_from_where_it_ran(_without_unread_data(recorded_config(folder) or {}), folder)
+    saved = data_from_where_it_ran(without_unread_data(recorded_config(folder) or {}), folder)
     saved = {k: v for k, v in saved.items() if _says(v)}
     lent = _windows(saved, given) | {k: saved[k] for k in _CUT if k in saved}
     try:
@@ -278,5 +273,9 @@ def note_other_task(folder: str | Path, task: str, role: str) -> None:
     """Say so when the model in ``folder`` was trained by DynaKD on another task than ``task`` (allowed: a related
     task may be the point, but a teacher of another task is more often a slip)."""
     trained = recorded_settings(folder, ("task",)).get("task")
+    try:  # (a folder from before task names were normalised says "SST-2")
+        trained = get_task(str(trained)).name if trained else trained
+    except DynaKDError:
+        pass
     if trained and trained != task and is_first_process():
         print(f"note: the {role} {folder} was trained on task {trained}, this run is on {task}", flush=True)

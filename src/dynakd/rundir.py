@@ -27,7 +27,7 @@ from .config import (
     underscored,
     unread_options,
 )
-from .data.tasks import TaskSpec
+from .data.tasks import TaskSpec, get_task
 from .distributed import is_first_process
 from .errors import DynaKDError
 
@@ -110,11 +110,25 @@ def note_not_read(cfg: DistillConfig, given: dict[str, Any]) -> None:
               "without", flush=True)
 
 
+def without_unread_data(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run's recorded settings without the data places it never read (both refused since: ``config.checks``): a
+    run of the synthetic corpus could record a ``data_dir`` or files beside it, and one of SQuAD or of one's own
+    files a ``data_dir``. Lent on, they would be refused; compared with today's config, its resume or a sweep's
+    finished cells would differ in them."""
+    if saved.get("synthetic"):
+        return {k: v for k, v in saved.items() if k not in ("data_dir", "train_file", "validation_file")}
+    try:
+        task = get_task(str(saved.get("task", DistillConfig.task)))
+    except DynaKDError:
+        return saved
+    return saved if task.reads_data_dir else {k: v for k, v in saved.items() if k != "data_dir"}
+
+
 def _resolved(saved: dict[str, Any]) -> dict[str, Any]:
     """A saved config with its defaults resolved as today's code resolves them (a folder written before the feature
     weight was spelt out, ``beta: null``, compares by the weight it used); as saved if it no longer parses."""
     try:
-        return build_config({k: v for k, v in saved.items() if k not in _COSMETIC}).to_dict()
+        return build_config({k: v for k, v in without_unread_data(saved).items() if k not in _COSMETIC}).to_dict()
     except DynaKDError:
         return saved
 
@@ -145,15 +159,15 @@ def data_from_where_it_ran(saved: dict[str, Any], folder: str | Path) -> dict[st
     ``output`` that ``folder``'s path ends with names the folder it ran in: ``runs/x`` recorded in ``/a/runs/x`` ran
     in ``/a``. Paths stay as saved where that is not known: a folder moved since, an absolute ``output`` or one
     spelt with ``..``."""
-    ran_in = _ran_in(folder, saved.get("output"))
-    if ran_in is None or ran_in == Path.cwd():
+    where = ran_in(folder, saved.get("output"))
+    if where is None or where == Path.cwd():
         return saved
-    found = {k: os.path.relpath(ran_in / v) for k in DATA_PATHS if isinstance(v := saved.get(k), str)
-             and not os.path.isabs(os.path.expanduser(v)) and (ran_in / v).exists()}
+    found = {k: os.path.relpath(where / v) for k in DATA_PATHS if isinstance(v := saved.get(k), str)
+             and not os.path.isabs(os.path.expanduser(v)) and (where / v).exists()}
     return saved | found
 
 
-def _ran_in(folder: str | Path, output: Any) -> Path | None:
+def ran_in(folder: str | Path, output: Any) -> Path | None:
     """The folder a run ran in, from its run folder's path here and the ``output`` it recorded; None where unknown."""
     if not isinstance(output, str) or not output or os.path.isabs(os.path.expanduser(output)):
         return None
@@ -161,7 +175,7 @@ def _ran_in(folder: str | Path, output: Any) -> Path | None:
     if ".." in parts or parts == (".",):
         return None
     here = Path(os.path.abspath(os.path.expanduser(str(folder))))
-    for run in (here, here.parent) if is_checkpoint_name(here.name) else (here,):  # (a checkpoint: its run's config)
+    for run in (here, here.parent) if here.name.startswith(f"{PREFIX}-") else (here,):  # (as recorded_config reads)
         if len(run.parts) > len(parts) and run.parts[-len(parts):] == parts:
             return Path(*run.parts[:-len(parts)])
     return None

@@ -193,6 +193,12 @@ def test_what_the_sweep_sets_itself_is_refused_in_base_and_grid(where, key, says
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(DynaKDError, match=rf"s.yaml: {where}.{key}: .*{re.escape(says)}"):
         load_sweep(path)
+    raw[where].pop(key)
+    raw["smoke"] = {key: str(tmp_path / "mine")}  # a smoke run's settings the same
+    path.write_text(yaml.safe_dump(raw))
+    load_sweep(path)
+    with pytest.raises(DynaKDError, match=rf"s.yaml: smoke.{key}: .*{re.escape(says)}"):
+        load_sweep(path, smoke=True)
 
 
 @pytest.mark.parametrize("teacher, base, refused", [({"max_eval_samples": 100}, {"max_eval_samples": 1000}, True),

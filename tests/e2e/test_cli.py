@@ -494,21 +494,21 @@ def test_a_run_folder_lends_its_data_to_commands_in_another_folder(tmp_path, mon
     monkeypatch.chdir(tmp_path / "elsewhere")
     with pytest.raises(DynaKDError, match=r"\.\./all.csv is the train file \.\./runs/run trained on part of"):
         evaluation_defaults("../runs/run", {"validation_file": "../all.csv"})
+    (tmp_path / "elsewhere" / "all.csv").write_text("other rows\n")  # a file of the same name here: not the run's
     assert evaluation_defaults("../runs/run", {})["train_file"] == "../all.csv"
     assert "evaluate: task csv, train_file ../all.csv, dev_split 0.5" in capsys.readouterr().out
     assert teacher_task("../runs/run", {}, say=lambda line: None)["train_file"] == "../all.csv"
     (run / "checkpoint-2").mkdir()  # a checkpoint lends its run's settings, from its run's folder
     assert evaluation_defaults("../runs/run/checkpoint-2", {})["train_file"] == "../all.csv"
-    # a folder moved since (its path no longer ends with the recorded output), or an output spelt with '..': the
-    # folder it ran in is not known, and the path counts from here, as before
+    # a folder moved since (its path no longer ends with the recorded output): the folder it ran in is not known,
+    # and the path counts from here, as before
+    (tmp_path / "elsewhere" / "all.csv").unlink()
     moved = tmp_path / "moved"
     run.rename(moved)
     assert evaluation_defaults(moved, {"train_file": "../all.csv"})["dev_split"] == 0.5  # given for the lost one
     with pytest.raises(DynaKDError, match=r"moved was trained on part of train_file all.csv \(--dev-split 0.5\), "
                                           "not found from here"):
         evaluation_defaults(moved, {})
-    (moved / "dynakd.yaml").write_text(yaml.safe_dump({"task": "csv", "train_file": "all.csv", "output": "../x"}))
-    assert "train_file" not in evaluation_defaults(moved, {})
 
 
 def test_a_squad_file_given_for_one_lost_keeps_the_articles_the_run_held_out(tmp_path, monkeypatch, capsys):
@@ -919,12 +919,21 @@ def test_evaluate_given_a_runs_own_record_scores_where_it_would_without_it(tmp_p
     run.mkdir()
     (run / "dynakd.yaml").write_text(f"output: {run}\n")
 
-    def own(config, output=None, sets=()) -> bool:
-        return _a_runs_own_record(argparse.Namespace(config=str(config), output=output, set=list(sets)))
+    def own(config, output=None, sets=(), model="runs/kd") -> bool:
+        return _a_runs_own_record(argparse.Namespace(config=str(config), output=output, set=list(sets), model=model))
 
     assert not own(run / "dynakd.yaml")  # an unfinished run: no record of a finished one (metrics.json)
     (run / "metrics.json").write_text("{}")
     assert own(run / "dynakd.yaml")
     assert not own(run / "dynakd.yaml", output="scores") and not own(run / "dynakd.yaml", sets=["output=x"])
+    assert not own(run / "dynakd.yaml", model=None)  # the file's own model: its run's folder guards it
+    (run / "dynakd.yaml").write_text("output: elsewhere/full\n")  # spelt from the folder the run ran in
+    assert not own(run / "dynakd.yaml")
+    (run / "dynakd.yaml").write_text(f"output: {tmp_path.name}/full\n")
+    assert own(run / "dynakd.yaml")
     (tmp_path / "eval.yaml").write_text(f"output: {run}\n")  # a config file of one's own: its output is meant
     assert not own(tmp_path / "eval.yaml")
+    (tmp_path / "scores").mkdir()  # ... so is one named dynakd.yaml beside an earlier score, for another folder
+    (tmp_path / "scores" / "metrics.json").write_text("{}")
+    (tmp_path / "scores" / "dynakd.yaml").write_text(f"output: {run}\n")
+    assert not own(tmp_path / "scores" / "dynakd.yaml")

@@ -441,6 +441,32 @@ def test_alpha_and_beta_flags_set_the_start_of_a_schedule(tmp_path, layers, alph
     assert (cfg.alpha, cfg.beta) == (alpha, beta)
 
 
+def test_a_glue_runs_config_reused_with_a_task_that_reads_files_leaves_its_folder_out(tmp_path, capsys):
+    """A GLUE run's dynakd.yaml (data_dir: its GLUE folder) reused with --task squad or csv: the folder, which those
+    tasks do not read, is left out with a note; a folder the command gives itself, or the file's own task with one,
+    is refused."""
+    from dynakd.cli import _parser
+    from dynakd.cli.options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, config_from_args
+
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"task": "sst2", "data_dir": "glue", "max_seq_length": 64}))
+
+    def cfg(*argv):
+        args = _parser().parse_args(["distill", "--teacher", "t", "--config", str(tmp_path / "run.yaml"), *argv])
+        return config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS])
+
+    got = cfg("--task", "squad", "--train-file", "a.json")
+    assert got.task == "squad" and got.data_dir is None and got.max_seq_length == 64
+    assert f"note: {tmp_path / 'run.yaml'} gives data_dir glue, a GLUE folder, which task squad does not read: left " \
+        "out" in capsys.readouterr().out
+    assert cfg("--set", "task=csv", "--train-file", "a.csv").data_dir is None
+    assert cfg("--task", "mrpc").data_dir == "glue"  # a GLUE task reads the folder
+    with pytest.raises(DynaKDError, match="task squad reads SQuAD JSON files .*, not data_dir"):
+        cfg("--task", "squad", "--train-file", "a.json", "--data-dir", "glue2")  # the command's own folder
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"task": "squad", "data_dir": "glue"}))
+    with pytest.raises(DynaKDError, match="task squad reads SQuAD JSON files .*, not data_dir"):
+        cfg("--task", "squad", "--train-file", "a.json")  # the file's own task, with a folder it does not read
+
+
 def test_the_choice_lists_match_the_annotations():
     """A new method or aligner is named once in ``METHOD_TERMS`` / ``ALIGNERS`` and once in the field's Literal."""
     import typing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import parse_override
 from .options import DATA_FLAGS, EVALUATE_SWITCHES, add_common, add_flags, config_from_args, given_settings
 
 # What scoring a model reads: no training rows besides those a dev split or SQuAD's articles hold out; no --seed
@@ -43,13 +44,22 @@ def run(args: argparse.Namespace):
 
 
 def _a_runs_own_record(args: argparse.Namespace) -> bool:
-    """Whether --config is a run folder's own ``dynakd.yaml`` and the command gives no --output: the file's
-    ``output`` names the run that wrote it, which scores of another --model were refused for ("--output ... holds
-    the run of another model", an --output the command never gave); the score goes where it would without it."""
+    """Whether --config is a finished run's own ``dynakd.yaml`` (its ``output`` names the folder the file is in), the
+    command scores a --model of its own and gives no --output: scores of another model were refused for "--output
+    <run> holds the run of another model", an --output the command never gave; the score goes where it would
+    without the file. (Without --model the file's own model is scored, which the refusal still guards.)"""
+    import os
     from pathlib import Path
 
-    from ..rundir import CONFIG_NAME
+    from ..config import load_yaml
+    from ..rundir import CONFIG_NAME, ran_in, same_file
 
-    config = Path(args.config) if args.config else None
-    return bool(config and config.name == CONFIG_NAME and (config.parent / "metrics.json").is_file()
-                and args.output is None and not any(s.split("=", 1)[0].strip() == "output" for s in args.set))
+    if not (args.config and args.model) or args.output is not None \
+            or any("output" in parse_override(s) for s in args.set):
+        return False
+    config = Path(os.path.expanduser(args.config))
+    if config.name != CONFIG_NAME or not (config.parent / "metrics.json").is_file():
+        return False
+    output = load_yaml(config).get("output")
+    return isinstance(output, str) and (same_file(output, str(config.parent))
+                                        or ran_in(config.parent, output) is not None)

@@ -128,7 +128,7 @@ def config_from_args(
     args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None = None, **fixed: Any
 ) -> DistillConfig:
     """Build the config: ``defaults``, then --config, then --set, then explicit flags, then ``fixed``."""
-    yaml_layer, overrides, flags = _layers(args, groups, defaults)
+    yaml_layer, overrides, flags = _layers(args, groups, defaults, say=True)
     try:
         return build_config(defaults or {}, yaml_layer, *overrides, flags, fixed)
     except DynaKDError as e:  # a bad value or combination: name the file or --set that holds it, if one alone does
@@ -143,8 +143,10 @@ def given_settings(args: argparse.Namespace, groups: list[dict]) -> dict[str, An
     return typed(DistillConfig, functools.reduce(merge_dicts, map(underscored, [yaml_layer, *overrides, flags]), {}))
 
 
-def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None):
-    """The command's own config layers: the --config file, each --set, the flags (each layer checked on its own)."""
+def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None, say: bool = False):
+    """The command's own config layers: the --config file, each --set, the flags (each layer checked on its own).
+    A GLUE folder (``data_dir``) the file gives is left out where the command names another task that reads none
+    (a GLUE run's dynakd.yaml reused with --task squad or csv; ``say``: say so)."""
     yaml_layer = load_run_config(args.config) if args.config else {}
     overrides = [parse_override(s) for s in args.set]
     for source, layer in [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]:
@@ -167,7 +169,29 @@ def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, An
             flags[key] = value
     if getattr(args, "model", None):
         flags["model"] = args.model
-    return yaml_layer, overrides, flags
+    return _without_a_folder_unread(args.config, yaml_layer, [*overrides, flags], say), overrides, flags
+
+
+def _without_a_folder_unread(config: str | None, layer: dict[str, Any], later: list[dict[str, Any]],
+                             say: bool) -> dict[str, Any]:
+    """``layer`` (the --config file's) without its ``data_dir`` where the ``later`` layers name another task that
+    reads none and give no folder of their own."""
+    from ..data.tasks import get_task
+    from ..distributed import is_first_process
+
+    task = next((x["task"] for x in reversed(later) if x.get("task") is not None), None)
+    if not layer.get("data_dir") or task is None or any("data_dir" in x for x in later):
+        return layer
+    try:
+        named, own = get_task(str(task)), get_task(str(layer.get("task", DistillConfig.task)))
+    except DynaKDError:  # (an unknown task name: validation names it)
+        return layer
+    if named.reads_data_dir or named.name == own.name:  # (the file's own task with a folder: refused as given)
+        return layer
+    if say and is_first_process():
+        print(f"note: {config} gives data_dir {layer['data_dir']}, a GLUE folder, which task {task} does not read: "
+              "left out", flush=True)
+    return {k: v for k, v in layer.items() if k != "data_dir"}
 
 
 def _source_of(message: str, defaults: dict[str, Any], sources: list[tuple[str | None, dict]], fixed: dict) -> str:

@@ -333,7 +333,7 @@ def _check_data_flags(cfg: DistillConfig, task) -> None:
                 "the GLUE TSV files of --data-dir, or the hub"
             raise DynaKDError(f"task {task.name} reads {reads}, not {', '.join(unread)}: those are for --task csv or "
                               "json (your own files)")
-    if cfg.data_dir and (task.is_qa or task.is_user_data):  # (it went unread, and into the run's record)
+    if cfg.data_dir and not task.reads_data_dir:  # (it went unread, and into the run's record)
         reads = "SQuAD JSON files (train_file, validation_file; the hub's without them)" if task.is_qa else \
             "your own files (train_file, validation_file)"
         raise DynaKDError(f"task {task.name} reads {reads}, not data_dir, a folder in GLUE's layout (where a --config "

@@ -42,6 +42,11 @@ class TaskSpec:
         """True for the generic ``csv``/``json`` specs (user files rather than a GLUE task)."""
         return self.name in USER_FORMATS
 
+    @property
+    def reads_data_dir(self) -> bool:
+        """True for the GLUE tasks, whose TSV files a ``data_dir`` holds; SQuAD and one's own files read files."""
+        return not (self.is_qa or self.is_user_data)
+
 
 _VALIDATION = ("validation",)
 

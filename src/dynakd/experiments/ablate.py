@@ -108,7 +108,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
         raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
     base = underscored(_section(raw, "base", path))  # (dashed keys as their underscored selves, as configs read them)
     grids = _grids(raw.get("grid"), path)
-    _check_set_by_the_sweep(base, grids, path)
+    _check_set_by_the_sweep([("base", base), *(("grid", grid) for grid in grids)], path)
     _check_teacher_data(grids, base, path)
     if smoke:
         smoke_spec = underscored(_section(raw, "smoke", path))
@@ -116,6 +116,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
         if not isinstance(override, dict):
             raise DynaKDError(f"{path}: 'smoke.grid' must be one mapping of overrides, applied to every grid")
         override = _grids(override, path)[0] if override else {}
+        _check_set_by_the_sweep([("smoke", smoke_spec), ("smoke.grid", override)], path)
         for grid in grids:
             grid.update(override)
             grid["seed"] = grid.get("seed", [42])[:1]  # one seed a grid: the smoke run checks the plumbing
@@ -206,8 +207,9 @@ SET_BY_THE_SWEEP = {
 }
 
 
-def _check_set_by_the_sweep(base: dict[str, Any], grids: list[dict[str, list[Any]]], path: str | Path) -> None:
-    for where, keys in [("base", base), *(("grid", grid) for grid in grids)]:
+def _check_set_by_the_sweep(sections: list[tuple[str, dict[str, Any]]], path: str | Path) -> None:
+    """Refuse ``SET_BY_THE_SWEEP`` keys in any of ``sections``, (name, settings) pairs."""
+    for where, keys in sections:
         if given := [k for k in SET_BY_THE_SWEEP if k in keys]:
             raise DynaKDError(f"{path}: {where}.{given[0]}: {SET_BY_THE_SWEEP[given[0]]}")
 
@@ -422,7 +424,8 @@ def check_finished(sweep: Sweep, done: dict[str, dict[str, Any]]) -> None:
         if saved := (record.get("config") or (record.get("output") and recorded_config(Path(record["output"])))
                      or recorded_config(Path(cfg.output))):
             # the teacher by its folder's name (teacher-seedS): the sweep folder may be spelt another way now
-            stale = [k for k in config_differences(saved, cfg) if k != "teacher"]
+            # (nor the starting model, which a cell never reads: a base could give it, refused since)
+            stale = [k for k in config_differences(saved, cfg) if k not in SET_BY_THE_SWEEP]
             stale += ["teacher"] if Path(str(saved.get("teacher"))).name != Path(teacher.output).name else []
         if saved_teacher := record.get("teacher_config"):
             stale += [f"teacher.{k}" for k in finetune_config_differences(saved_teacher, teacher)]
