@@ -868,7 +868,7 @@ def test_the_demo_and_a_sweep_write_no_runs_into_a_runs_folder(tiny_teacher, cap
     assert f"{run} is a run's folder (or a model's), and the demo writes its three runs into folders inside its " \
            "--output: choose another --output" in err
     sweep = tmp_path / "s.yaml"
-    sweep.write_text(f"base: {{teacher: {tiny_teacher}, task: sst2, synthetic: true, student_layers: 1}}\n"
+    sweep.write_text(f"base: {{task: sst2, synthetic: true, student_layers: 1}}\nteacher: {{model: {tiny_teacher}}}\n"
                      "grid: {seed: [1]}\n")
     for extra in ([], ["--smoke"]):
         err = run_error(capsys, ["ablate", "--config", str(sweep), "--output", str(run), *extra])
