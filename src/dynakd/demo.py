@@ -100,6 +100,12 @@ def run_demo(
     epochs: float | None = None,
     progress: bool = True,
 ) -> dict[str, RunResult]:
+    given = {k: v for k, v in {"max_train_samples": max_train_samples, "epochs": epochs}.items() if v is not None}
+    for key, value in given.items():  # (0 used to run the defaults: a full demo for a value distill refuses)
+        if not value > 0:
+            raise DynaKDError(f"--{key.replace('_', '-')} must be > 0, got {value}")
+    out = Path(output)
+    check_demo_folders(out)  # (before the hub is asked for data, and the data said)
     if get_task(task).is_qa:
         if data_dir:
             raise DynaKDError("--data-dir is the GLUE folder of the sst2 demo; the squad demo reads --train-file")
@@ -113,16 +119,9 @@ def run_demo(
     else:
         raise DynaKDError(f"the demo runs --task sst2 or squad, not {task}")
     print(f"DynaKD demo: data = {source}")
-    base = {**defaults, **data, "progress": progress, "overwrite": True}
-    given = {k: v for k, v in {"max_train_samples": max_train_samples, "epochs": epochs}.items() if v is not None}
-    for key, value in given.items():  # (0 used to run the defaults: a full demo for a value distill refuses)
-        if not value > 0:
-            raise DynaKDError(f"--{key.replace('_', '-')} must be > 0, got {value}")
-    base.update(given)
+    base = {**defaults, **data, "progress": progress, "overwrite": True, **given}
     student_epochs = epochs if epochs is not None else STUDENT_EPOCHS
-    out = Path(output)
     results: dict[str, RunResult] = {}
-    check_demo_folders(out)
     if (out / "teacher" / "metrics.json").is_file():  # the demo trains afresh each time (it is what it shows)
         print(f"(replacing the demo runs already in {out})")
     configs = demo_configs(out, base, student_epochs)
