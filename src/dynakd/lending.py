@@ -16,12 +16,10 @@ from .distributed import is_first_process
 from .errors import DynaKDError
 from .rundir import (
     DATA_PATHS,
-    data_from_where_it_ran,
+    lent_record,
     path_exists,
-    recorded_config,
     recorded_settings,
     same_file,
-    without_unread_data,
 )
 
 T = TypeVar("T")
@@ -39,7 +37,7 @@ def _says(value: Any) -> bool:
 def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str], None] = _print) -> dict[str, Any]:
     """What a DynaKD-trained teacher's run lends a ``distill`` command: its task when the command names none (rather
     than the default task, which a teacher of another task would be distilled on with a note), and for that task its
-    data when the command names none of its own: the files or GLUE folder (those found from here), text and label
+    data when the command names none of its own: the files or GLUE folder (those found, ``lent_record``), text and label
     columns, SQuAD's training articles, and the dev rows a ``--dev-split`` run held out (the student must not train
     on them either); and, whatever the data, its input length and QA windows where the command gives none (the
     student reads the inputs the teacher learned, and the teacher's score is its own). Says what it lends (``say``)."""
@@ -47,8 +45,7 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
         return {}
     given = _defaults_said(given)
     try:
-        folder = os.path.expanduser(str(teacher))
-        saved = data_from_where_it_ran(without_unread_data(recorded_config(folder) or {}), folder)
+        saved = lent_record(os.path.expanduser(str(teacher)))
     except OSError:  # an unreadable folder: loading the model names it
         return {}
     default = dataclasses.asdict(DistillConfig())  # (defaults are not lent: the command has them anyway)
@@ -189,7 +186,7 @@ def evaluation_defaults(
     dev split); a recorded path not found from here is not lent (relative paths count from where the run ran).
     Nothing for a folder DynaKD did not write; says what it lends besides the input settings (``say``)."""
     given = _defaults_said(given)
-    saved = data_from_where_it_ran(without_unread_data(recorded_config(folder) or {}), folder)
+    saved = lent_record(folder)
     saved = {k: v for k, v in saved.items() if _says(v)}
     lent = _windows(saved, given) | {k: saved[k] for k in _CUT if k in saved}
     try:

@@ -162,9 +162,16 @@ def data_from_where_it_ran(saved: dict[str, Any], folder: str | Path) -> dict[st
     where = ran_in(folder, saved.get("output"))
     if where is None or where == Path.cwd():
         return saved
-    found = {k: os.path.relpath(where / v) for k in DATA_PATHS if isinstance(v := saved.get(k), str)
-             and not os.path.isabs(os.path.expanduser(v)) and (where / v).exists()}
+    found = {k: os.path.relpath(where / v) for k in DATA_PATHS if isinstance(v := saved.get(k), str) and v
+             and not os.path.isabs(os.path.expanduser(v)) and path_exists(where / v)}
     return saved | found
+
+
+def lent_record(folder: str | Path) -> dict[str, Any]:
+    """What the run in ``folder`` recorded, as it lends it to a later command: without the data places it never
+    read (``without_unread_data``), its relative data paths counted from where it ran (``data_from_where_it_ran``);
+    empty for a folder DynaKD did not write."""
+    return data_from_where_it_ran(without_unread_data(recorded_config(folder) or {}), folder)
 
 
 def ran_in(folder: str | Path, output: Any) -> Path | None:

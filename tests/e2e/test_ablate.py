@@ -179,7 +179,7 @@ def test_a_grid_over_the_teachers_task_or_data_is_refused(grid, base, tiny_encod
         load_sweep(path)
 
 
-@pytest.mark.parametrize("where, key, says", [("base", "teacher", "a sweep fine-tunes its own teacher, once per seed"),
+@pytest.mark.parametrize("where, key, says", [("base", "teacher", "fine-tunes its own teacher (once, or once per"),
                                                ("grid", "teacher", "to distil from a teacher you have, run dynakd "),
                                                ("base", "model", "the teacher is fine-tuned from teacher.model"),
                                                ("base", "output", "under its own output: key (top level)"),

@@ -901,9 +901,8 @@ def test_distill_says_when_a_config_file_gives_method_task(capsys):
         return capsys.readouterr().out
 
     task = build_config({"method": "task", "teacher": "runs/t"})
-    assert note(task) == ("note: ft.yaml gives method task (a fine-tune's): the student learns from labels alone, "
-                          "and the teacher runs/t is scored beside it but teaches it nothing; give --method kd or "
-                          "full to distil\n")
+    assert note(task) == ("note: ft.yaml gives method task: the student learns from labels alone, and the teacher "
+                          "runs/t is scored beside it but teaches it nothing; give --method kd or full to distil\n")
     assert note(task, method="task") == note(task, set=["method=task"]) == note(task, config=None) == ""  # asked for
     assert note(build_config({"method": "kd", "teacher": "runs/t"})) == ""
 
@@ -937,3 +936,24 @@ def test_evaluate_given_a_runs_own_record_scores_where_it_would_without_it(tmp_p
     (tmp_path / "scores" / "metrics.json").write_text("{}")
     (tmp_path / "scores" / "dynakd.yaml").write_text(f"output: {run}\n")
     assert not own(tmp_path / "scores" / "dynakd.yaml")
+
+
+def test_old_records_of_data_a_run_never_read_compare_as_today(tmp_path, capsys):
+    """A SQuAD run's record from before its unread GLUE folder was refused, and before its pooling was saved as
+    ``auto``, is today's run: a resume compared it as another (data_dir, dynamics); an empty data path counts from
+    nowhere; a recorded task spelt "SST-2" is no other task than sst2."""
+    from dynakd.config import build_config
+    from dynakd.lending import note_other_task
+    from dynakd.rundir import config_differences, data_from_where_it_ran
+
+    old = {"task": "squad", "train_file": "a.json", "data_dir": "glue", "dynamics": {"pooling": "tokens"}}
+    assert config_differences(old, build_config({"task": "squad", "train_file": "a.json"})) == []
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    saved = {"task": "sst2", "data_dir": "", "output": "runs/r"}
+    assert data_from_where_it_ran(saved, run) == saved  # (not the folder it ran in)
+    (run / "dynakd.yaml").write_text("task: SST-2\n")
+    note_other_task(run, "sst2", "teacher")
+    assert capsys.readouterr().out == ""
+    note_other_task(run, "mrpc", "teacher")
+    assert f"note: the teacher {run} was trained on task sst2, this run is on mrpc" in capsys.readouterr().out

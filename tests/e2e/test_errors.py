@@ -777,9 +777,20 @@ def test_the_demo_refuses_a_flag_of_its_other_task(args, expected, capsys, tmp_p
 
 @pytest.mark.parametrize("args, expected", [(["--epochs", "0"], "--epochs must be > 0, got 0.0"),
                                             (["--max-train-samples", "0"], "--max-train-samples must be > 0, got 0")])
-def test_the_demo_refuses_zero_sizes(args, expected, capsys, tmp_path):
-    """(0 used to run the demo's defaults: minutes of training for a value distill refuses.)"""
+def test_the_demo_refuses_zero_sizes(args, expected, capsys, tmp_path, monkeypatch):
+    """(0 used to run the demo's defaults: minutes of training for a value distill refuses.) Refused before the hub
+    is asked for data, as is a run's folder given as --output."""
+    from dynakd import demo
+
     assert expected in run_error(capsys, ["demo", "--synthetic", "--output", str(tmp_path / "d"), *args])
+    monkeypatch.setattr(demo, "hub_reachable", lambda: pytest.fail("the hub asked before the refusal"))
+    assert expected in run_error(capsys, ["demo", "--output", str(tmp_path / "d"), *args])
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "dynakd.yaml").write_text("task: sst2\n")
+    assert main(["demo", "--synthetic", "--output", str(tmp_path / "run")]) == 2
+    said = capsys.readouterr()
+    assert "is a run's folder (or a model's), and the demo writes its three runs" in said.err
+    assert "DynaKD demo: data" not in said.out
 
 
 def test_the_demo_checks_its_glue_folder_before_it_says_it_replaces_its_runs(capsys, tmp_path):

@@ -462,9 +462,36 @@ def test_a_glue_runs_config_reused_with_a_task_that_reads_files_leaves_its_folde
     assert cfg("--task", "mrpc").data_dir == "glue"  # a GLUE task reads the folder
     with pytest.raises(DynaKDError, match="task squad reads SQuAD JSON files .*, not data_dir"):
         cfg("--task", "squad", "--train-file", "a.json", "--data-dir", "glue2")  # the command's own folder
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"task": "squad", "data_dir": "glue"}))
-    with pytest.raises(DynaKDError, match="task squad reads SQuAD JSON files .*, not data_dir"):
-        cfg("--task", "squad", "--train-file", "a.json")  # the file's own task, with a folder it does not read
+    # a SQuAD run's record from before such folders were refused: given back, it repeats the run
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"task": "squad", "data-dir": "glue", "train_file": "a.json"}))
+    assert cfg().data_dir is None and "gives data_dir glue, a GLUE folder, which task squad does not read" in \
+        capsys.readouterr().out
+
+
+def test_a_runs_config_from_before_pooling_was_saved_as_auto_pools_for_the_task_it_is_reused_with(tmp_path, capsys):
+    """A dynakd.yaml written before the pooling its task chose was saved as ``auto`` holds ``mean`` (SST-2) or
+    ``tokens`` (SQuAD): reused with a task of the other kind, that task's own, with a note; a pooling the file's task
+    would not have chosen, or one the command gives, stays."""
+    from dynakd.cli import _parser
+    from dynakd.cli.options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, config_from_args
+
+    def cfg(record, *argv):
+        (tmp_path / "run.yaml").write_text(yaml.safe_dump(record))
+        args = _parser().parse_args(["distill", "--teacher", "t", "--config", str(tmp_path / "run.yaml"), *argv])
+        return config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS]).dynamics.pooling
+
+    sst2 = {"task": "sst2", "dynamics": {"pooling": "mean"}}
+    assert cfg(sst2, "--task", "squad", "--train-file", "a.json") == "tokens"
+    assert f"note: {tmp_path / 'run.yaml'} gives dynamics.pooling mean, the one task sst2 chose; task squad takes " \
+        "its own, tokens" in capsys.readouterr().out
+    assert cfg({"task": "squad", "train_file": "a.json", "dynamics": {"pooling": "tokens"}}, "--task", "mrpc",
+               "--set", "train_file=") == "mean"
+    assert "gives dynamics.pooling tokens, the one task squad chose; task mrpc takes its own, mean" in \
+        capsys.readouterr().out
+    assert cfg(sst2) == cfg(sst2, "--task", "mrpc") == "mean"  # the same kind of task: nothing to say
+    assert cfg({"task": "sst2", "dynamics": {"pooling": "cls"}}, "--task", "squad", "--train-file", "a.json") == "cls"
+    assert cfg(sst2, "--task", "squad", "--train-file", "a.json", "--set", "dynamics.pooling=mean") == "mean"
+    assert "note" not in capsys.readouterr().out
 
 
 def test_the_choice_lists_match_the_annotations():

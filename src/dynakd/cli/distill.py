@@ -39,5 +39,5 @@ def _note_task_from_a_file(args: argparse.Namespace, cfg) -> None:
             or any("method" in parse_override(s) for s in args.set) or not is_first_process():
         return
     teacher = f", and the teacher {cfg.teacher} is scored beside it but teaches it nothing" if cfg.teacher else ""
-    print(f"note: {args.config} gives method task (a fine-tune's): the student learns from labels alone{teacher}; "
-          "give --method kd or full to distil", flush=True)
+    print(f"note: {args.config} gives method task: the student learns from labels alone{teacher}; give --method kd "
+          "or full to distil", flush=True)

@@ -34,10 +34,10 @@ def run(args: argparse.Namespace):
     from .. import runner
     from ..lending import lent_config
 
-    # a model folder DynaKD wrote is scored on its task and data, with the input length (and QA windows) it was
-    # trained with, unless the command says otherwise (--model, or the model a --config names: checked whole below)
     if _a_runs_own_record(args):  # its output is that run's folder, not where this command's scores go
         args.set = [*args.set, "output="]
+    # a model folder DynaKD wrote is scored on its task and data, with the input length (and QA windows) it was
+    # trained with, unless the command says otherwise (--model, or the model a --config names: checked whole below)
     given = given_settings(args, [EVALUATE_FLAGS])
     return runner.evaluate(lent_config("evaluate", given,
                                        lambda lent: config_from_args(args, [EVALUATE_FLAGS], defaults=lent)))

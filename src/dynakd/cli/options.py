@@ -145,8 +145,8 @@ def given_settings(args: argparse.Namespace, groups: list[dict]) -> dict[str, An
 
 def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None, say: bool = False):
     """The command's own config layers: the --config file, each --set, the flags (each layer checked on its own).
-    A GLUE folder (``data_dir``) the file gives is left out where the command names another task that reads none
-    (a GLUE run's dynakd.yaml reused with --task squad or csv; ``say``: say so)."""
+    What the file's own task chose, and what the task that runs does not read, are left to that task
+    (``_for_the_task``; ``say``: say so)."""
     yaml_layer = load_run_config(args.config) if args.config else {}
     overrides = [parse_override(s) for s in args.set]
     for source, layer in [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]:
@@ -169,29 +169,40 @@ def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, An
             flags[key] = value
     if getattr(args, "model", None):
         flags["model"] = args.model
-    return _without_a_folder_unread(args.config, yaml_layer, [*overrides, flags], say), overrides, flags
+    return _for_the_task(args.config, yaml_layer, [*overrides, flags], say), overrides, flags
 
 
-def _without_a_folder_unread(config: str | None, layer: dict[str, Any], later: list[dict[str, Any]],
-                             say: bool) -> dict[str, Any]:
-    """``layer`` (the --config file's) without its ``data_dir`` where the ``later`` layers name another task that
-    reads none and give no folder of their own."""
+def _for_the_task(config: str | None, layer: dict[str, Any], later: list[dict[str, Any]], say: bool) -> dict[str, Any]:
+    """``layer`` (the --config file's) with what the task that runs does not read, or what the file's own task chose
+    for itself, left to the task that runs, where no ``later`` layer (--set, flags) gives it; ``say``: say so.
+    - A GLUE folder (``data_dir``), which SQuAD and one's own files do not read: a GLUE run's dynakd.yaml reused with
+      --task squad, or a SQuAD run's from before such folders were refused (refused where the command gives one).
+    - The dynamics' pooling that the file's task's ``auto`` chose, which a run's dynakd.yaml from before it was saved
+      as ``auto`` holds: reused with a task of the other kind, SST-2's ``mean`` gave SQuAD pooled dynamics."""
+    from ..config.schema import auto_pooling
     from ..data.tasks import get_task
     from ..distributed import is_first_process
 
-    task = next((x["task"] for x in reversed(later) if x.get("task") is not None), None)
-    if not layer.get("data_dir") or task is None or any("data_dir" in x for x in later):
-        return layer
+    layer, later = underscored(layer), [underscored(x) for x in later]
+    own = layer.get("task", DistillConfig.task)
     try:
-        named, own = get_task(str(task)), get_task(str(layer.get("task", DistillConfig.task)))
+        own, task = get_task(str(own)).name, get_task(str(next((x["task"] for x in reversed(later)
+                                                                  if x.get("task") is not None), own))).name
     except DynaKDError:  # (an unknown task name: validation names it)
         return layer
-    if named.reads_data_dir or named.name == own.name:  # (the file's own task with a folder: refused as given)
-        return layer
-    if say and is_first_process():
-        print(f"note: {config} gives data_dir {layer['data_dir']}, a GLUE folder, which task {task} does not read: "
-              "left out", flush=True)
-    return {k: v for k, v in layer.items() if k != "data_dir"}
+    notes = []
+    if layer.get("data_dir") and not get_task(task).reads_data_dir and not any("data_dir" in x for x in later):
+        notes.append(f"data_dir {layer['data_dir']}, a GLUE folder, which task {task} does not read: left out")
+        layer = {k: v for k, v in layer.items() if k != "data_dir"}
+    dynamics = layer.get("dynamics") if isinstance(layer.get("dynamics"), dict) else {}
+    pooling, theirs = dynamics.get("pooling"), auto_pooling(task)
+    if pooling not in (None, "auto", theirs) and pooling == auto_pooling(own) \
+            and not any("pooling" in (x.get("dynamics") or {}) for x in later):
+        notes.append(f"dynamics.pooling {pooling}, the one task {own} chose; task {task} takes its own, {theirs}")
+        layer = {**layer, "dynamics": {**dynamics, "pooling": "auto"}}
+    for note in notes if say and is_first_process() else ():
+        print(f"note: {config} gives {note}", flush=True)
+    return layer
 
 
 def _source_of(message: str, defaults: dict[str, Any], sources: list[tuple[str | None, dict]], fixed: dict) -> str:

@@ -35,13 +35,14 @@ def run(args: argparse.Namespace) -> None:
 def _yaml_given(path: Path) -> str:
     """What ``report`` says of a YAML file: a sweep file names the folder its results are in (its ``output``, else
     runs/NAME, as ``ablate`` writes them)."""
-    from ..config import load_yaml
+    from ..config import SWEEP_SECTIONS, load_yaml
+    from ..experiments.ablate import sweep_folder
 
     try:
         raw = load_yaml(path)
     except DynaKDError:
         raw = None
-    if isinstance(raw, dict) and {"grid", "base"} & set(raw):
-        folder = raw.get("output") or f"runs/{raw.get('name') or path.stem}"
-        return f"{path} is a sweep file: report reads the folder its results are in, dynakd report {folder}"
+    if isinstance(raw, dict) and set(SWEEP_SECTIONS) & set(raw):
+        return (f"{path} is a sweep file: report reads the folder its results are in, dynakd report "
+                f"{sweep_folder(raw, path)}")
     return f"{path} is a YAML file: report reads a sweep's folder (results.jsonl) or a bench's JSON file"

@@ -145,10 +145,10 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     if smoke:  # the teacher's own sizes (e.g. a larger training subset) shrink too
         teacher.update({k: base[k] for k in teacher if k in DEFAULT_SMOKE or k in (raw.get("smoke") or {})})
     _check_teacher_section(teacher, base, path)
-    name = raw.get("name") or Path(path).stem
+    name = sweep_name(raw, path)
     # a smoke run goes to the sweep folder's smoke/ subfolder (also under --output): its tiny cells have the real
     # cells' keys, so in the real folder they would pass for finished
-    out = Path(output or raw.get("output") or f"runs/{name}") / ("smoke" if smoke else "")
+    out = Path(output or sweep_folder(raw, path)) / ("smoke" if smoke else "")
     if not (where := existing_part(out)).is_dir():
         raise DynaKDError(f"the sweep's output {out} is a file, not a folder" if where == out else
                           f"the sweep's output {out} is inside a file, {where}")
@@ -172,6 +172,16 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     except DynaKDError as e:
         raise DynaKDError(f"{path}: {e}") from None
     return sweep
+
+
+def sweep_name(raw: dict[str, Any], path: str | Path) -> str:
+    """A sweep file's ``name``, else its file's stem."""
+    return str(raw.get("name") or Path(path).stem)
+
+
+def sweep_folder(raw: dict[str, Any], path: str | Path) -> Path:
+    """Where a sweep file's results go: its ``output``, else runs/NAME."""
+    return Path(str(raw.get("output") or f"runs/{sweep_name(raw, path)}"))
 
 
 def _check_student_depths(configs: dict[str, DistillConfig], teacher_model: str) -> None:
@@ -200,8 +210,9 @@ def _held_out(base: dict[str, Any]) -> bool:
 
 # The settings a sweep gives every run itself, over base's and a grid's: given there, they went unread without a word
 SET_BY_THE_SWEEP = {
-    "teacher": "a sweep fine-tunes its own teacher, once per seed, as its teacher: section says (teacher.model: the "
-               "checkpoint it starts from); to distil from a teacher you have, run dynakd distill --teacher",
+    "teacher": "a sweep fine-tunes its own teacher (once, or once per seed with per_seed: true) as its teacher: "
+               "section says (teacher.model: the checkpoint it starts from); to distil from a teacher you have, run "
+               "dynakd distill --teacher",
     "model": "the teacher is fine-tuned from teacher.model (a section of its own)",
     "output": "the sweep writes its teacher and cells under its own output: key (top level)",
 }

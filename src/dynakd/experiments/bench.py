@@ -52,7 +52,7 @@ from ..features import EXAMPLE_ID
 from ..lending import note_other_task
 from ..losses.grams import window_budget
 from ..models import check_seq_length, load_task_model, load_tokenizer, ready_to_pad
-from ..rundir import data_from_where_it_ran, recorded_config, without_unread_data
+from ..rundir import lent_record
 from ..runner import build_distiller, set_dataset_reference, training_args
 from ..students import build_student
 from ..trainer import DistillationTrainer
@@ -301,8 +301,7 @@ def summarise(times: list[float], warmup: int) -> dict[str, float]:
 def _teacher_data_flags(base: DistillConfig) -> str:
     """The flags that give the bench the data a DynaKD teacher was fine-tuned on (its task where not the bench's,
     its folder or file, its columns), or empty for another teacher or one whose data is not recorded."""
-    folder = os.path.expanduser(str(base.teacher))
-    saved = data_from_where_it_ran(without_unread_data(recorded_config(folder) or {}), folder)
+    saved = lent_record(os.path.expanduser(str(base.teacher)))
     own = {k: saved[k] for k in ("task", "data_dir", "train_file", "text_columns", "label_column") if saved.get(k)}
     if not own.keys() & {"data_dir", "train_file"}:
         return ""
@@ -314,7 +313,8 @@ def _teacher_data_flags(base: DistillConfig) -> str:
     flags += [f"--{k.replace('_', '-')} {shlex.quote(str(own[k]))}" for k in ("data_dir", "train_file") if k in own]
     if task.is_user_data:  # (their columns; a GLUE or SQuAD run records the default label column)
         flags += [f"--text-columns {shlex.quote(','.join(own['text_columns']))}"] if own.get("text_columns") else []
-        flags += [f"--label-column {shlex.quote(own['label_column'])}"] if own.get("label_column") else []
+        flags += [f"--label-column {shlex.quote(own['label_column'])}"] if own.get("label_column", "label") != "label" \
+            else []
     return " ".join(flags)
 
 
