@@ -468,6 +468,32 @@ def test_a_glue_runs_config_reused_with_a_task_that_reads_files_leaves_its_folde
         capsys.readouterr().out
 
 
+def test_a_runs_own_config_given_back_from_another_folder_finds_its_data(tmp_path, monkeypatch, capsys):
+    """`--config runs/t/dynakd.yaml` from another folder: its relative data paths counted from here, and the run's
+    file was not found ("data file not found: train.csv"); a file of one's own keeps its paths as written."""
+    from dynakd.cli import _parser
+    from dynakd.cli.options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, config_from_args
+
+    (tmp_path / "train.csv").write_text("text,label\n")
+    (tmp_path / "runs" / "t").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    record = {"task": "csv", "train_file": "train.csv", "validation_file": "gone.csv", "output": "runs/t"}
+    (tmp_path / "runs" / "t" / "dynakd.yaml").write_text(yaml.safe_dump(record))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+
+    def cfg(config, *argv):
+        args = _parser().parse_args(["distill", "--teacher", "t", "--config", config, *argv])
+        return config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS])
+
+    got = cfg("../runs/t/dynakd.yaml")
+    assert (got.train_file, got.validation_file) == ("../train.csv", "gone.csv")  # (a file not there stays)
+    assert "note: ../runs/t/dynakd.yaml is the record of a run in another folder: its data as found from here, " \
+        "train_file ../train.csv" in capsys.readouterr().out
+    assert cfg("../runs/t/dynakd.yaml", "--train-file", "mine.csv").train_file == "mine.csv"
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(record))  # not in the folder it names as output
+    assert cfg("../mine.yaml").train_file == "train.csv"
+
+
 def test_a_runs_config_from_before_pooling_was_saved_as_auto_pools_for_the_task_it_is_reused_with(tmp_path, capsys):
     """A dynakd.yaml written before the pooling its task chose was saved as ``auto`` holds ``mean`` (SST-2) or
     ``tokens`` (SQuAD): reused with a task of the other kind, that task's own, with a note; a pooling the file's task
