@@ -854,3 +854,17 @@ def test_a_hash_that_yaml_reads_as_a_comment_is_refused():
         with pytest.raises(DynaKDError, match="YAML reads a # that starts the value or follows a space as a comment"):
             parse_override(text)
     assert parse_override("output=a#b") == {"output": "a#b"} and parse_override('output="#1"') == {"output": "#1"}
+
+
+def test_a_config_built_on_another_takes_the_aligner_and_pooling_of_its_own_method_and_task():
+    """``build_config(base, method="pkd")`` trained pkd with the OT aligner ``full`` had chosen, not its fixed map
+    (a dict of the same keys gave the fixed map); a task of the other kind kept the first task's pooling. An aligner
+    or pooling the first config chose for itself stays."""
+    base = build_config({"teacher": "t", "student_layers": 1})
+    assert build_config(base, method="pkd").align.name == "fixed"
+    assert build_config(build_config({"method": "static"}), method="full").align.name == "ot"
+    assert build_config(base, task="squad", train_file="a.json").dynamics.pooling == "tokens"
+    assert build_config(build_config({"align": {"name": "attention"}}), method="pkd").align.name == "attention"
+    assert build_config(build_config({"dynamics": {"pooling": "cls"}}), task="squad", train_file="a.json") \
+        .dynamics.pooling == "cls"
+    assert build_config(base) == base  # the same run

@@ -49,6 +49,7 @@ from .schema import (
     CompileMode,
     DistillConfig,
     DynamicsConfig,
+    auto_pooling,
     default_aligner,
     layer_term,
     unread_options,
@@ -77,7 +78,7 @@ def build_config(*layers: dict[str, Any] | DistillConfig, **overrides: Any) -> D
     for layer in layers:
         if not isinstance(layer, (dict, DistillConfig)):
             raise DynaKDError(f"build_config takes dicts of config keys or DistillConfigs, got {type(layer).__name__}")
-    dicts = [_plain(dataclasses.asdict(x) if isinstance(x, DistillConfig) else x) for x in (*layers, overrides)]
+    dicts = [_plain(_as_layer(x) if isinstance(x, DistillConfig) else x) for x in (*layers, overrides)]
     merged = merge_layers(*_numbers_amended(dicts))
     method = merged.get("method", "full")
     if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
@@ -95,6 +96,19 @@ def build_config(*layers: dict[str, Any] | DistillConfig, **overrides: Any) -> D
             elif isinstance(part, dict) and "start" not in part and name not in unread_options(method):
                 merged[name] = {**part, "start": default.start}  # {kind: cosine}: from the method's start, not 1
     return validate(_from_dict(DistillConfig, merged))
+
+
+def _as_layer(cfg: DistillConfig) -> dict[str, Any]:
+    """A DistillConfig as a layer of ``build_config``: what validation chose for its method and task given back as
+    unchosen (the aligner its method names by default, the pooling its task's ``auto`` gives), so that a later
+    layer's method or task chooses its own: ``build_config(base, method="pkd")`` trained pkd with the OT aligner
+    ``full`` had chosen, not its fixed map."""
+    layer = dataclasses.asdict(cfg)
+    if cfg.align.name is not None and cfg.align.name == default_aligner(cfg.method):
+        layer["align"]["name"] = None
+    if cfg.dynamics.pooling != "auto" and cfg.dynamics.pooling == auto_pooling(cfg.task):
+        layer["dynamics"]["pooling"] = "auto"
+    return layer
 
 
 WEIGHTS = ("alpha", "beta", "task_weight", "hidden_weight")  # the weights that are schedules
