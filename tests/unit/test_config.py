@@ -868,3 +868,27 @@ def test_a_config_built_on_another_takes_the_aligner_and_pooling_of_its_own_meth
     assert build_config(build_config({"dynamics": {"pooling": "cls"}}), task="squad", train_file="a.json") \
         .dynamics.pooling == "cls"
     assert build_config(base) == base  # the same run
+
+
+def test_a_runs_config_given_another_method_takes_that_methods_aligner_and_weight(tmp_path, capsys):
+    """A ``full`` run's dynakd.yaml (align.name ot, beta from 10, spelt out) reused with --method pkd trained Patient
+    KD with OT and a weight from 10, not its fixed map from 100, without a word; given by the command, they stay."""
+    from dynakd.cli import _parser
+    from dynakd.cli.options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, config_from_args
+    from dynakd.config import save_config
+
+    save_config(build_config({"teacher": "t", "student_layers": 1}), tmp_path / "full.yaml")
+
+    def cfg(*argv):
+        args = _parser().parse_args(["distill", "--config", str(tmp_path / "full.yaml"), *argv])
+        return config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS])
+
+    pkd = cfg("--method", "pkd")
+    assert (pkd.align.name, pkd.beta_schedule().start) == ("fixed", 100.0)
+    said = capsys.readouterr().out
+    assert "gives align.name ot, the one method full chose; method pkd takes its own, fixed" in said
+    assert "gives beta from 10, the one method full chose; method pkd takes its own, from 100" in said
+    given = cfg("--method", "pkd", "--beta", "5", "--set", "align.name=ot")
+    assert (given.align.name, given.beta_schedule().start) == ("ot", 5.0)
+    assert "note" not in capsys.readouterr().out
+    assert cfg().align.name == cfg("--method", "dynamics").align.name == "ot"  # the file's method, or one alike

@@ -8,9 +8,12 @@ from typing import Any
 
 from ..config import (
     ALIGNERS,
+    METHOD_TERMS,
     METHODS,
     DistillConfig,
     build_config,
+    default_aligner,
+    layer_term,
     load_run_config,
     merge_dicts,
     merge_layers,
@@ -200,7 +203,10 @@ def _for_the_task(config: str | None, layer: dict[str, Any], later: list[dict[st
     - A GLUE folder (``data_dir``), which SQuAD and one's own files do not read: a GLUE run's dynakd.yaml reused with
       --task squad, or a SQuAD run's from before such folders were refused (refused where the command gives one).
     - The dynamics' pooling that the file's task's ``auto`` chose, which a run's dynakd.yaml from before it was saved
-      as ``auto`` holds: reused with a task of the other kind, SST-2's ``mean`` gave SQuAD pooled dynamics."""
+      as ``auto`` holds: reused with a task of the other kind, SST-2's ``mean`` gave SQuAD pooled dynamics.
+    - The aligner and feature weight the file's method chose by default, which a run's dynakd.yaml spells out: a
+      ``full`` run's reused with --method pkd trained Patient KD with OT and a weight from 10, not its fixed map
+      from 100."""
     from ..config.schema import auto_pooling
     from ..data.tasks import get_task
     from ..distributed import is_first_process
@@ -222,8 +228,32 @@ def _for_the_task(config: str | None, layer: dict[str, Any], later: list[dict[st
             and not any("pooling" in (x.get("dynamics") or {}) for x in later):
         notes.append(f"dynamics.pooling {pooling}, the one task {own} chose; task {task} takes its own, {theirs}")
         layer = {**layer, "dynamics": {**dynamics, "pooling": "auto"}}
+    layer = _for_the_method(layer, later, notes)
     for note in notes if say and is_first_process() else ():
         print(f"note: {config} gives {note}", flush=True)
+    return layer
+
+
+def _for_the_method(layer: dict[str, Any], later: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+    """``_for_the_task``'s aligner and feature weight: ``layer`` without those its own method chose by default where
+    the ``later`` layers name another method, whose own differ, and give none; what is left out goes to ``notes``."""
+    import dataclasses
+
+    mine = layer.get("method", DistillConfig.method)
+    method = next((x["method"] for x in reversed(later) if x.get("method") is not None), mine)
+    if method == mine or mine not in METHOD_TERMS or method not in METHOD_TERMS or not layer_term(method):
+        return layer
+    align = layer.get("align") if isinstance(layer.get("align"), dict) else {}
+    if align.get("name") is not None and align["name"] == default_aligner(mine) != default_aligner(method) \
+            and not any("name" in (x.get("align") or {}) for x in later):
+        notes.append(f"align.name {align['name']}, the one method {mine} chose; method {method} takes its own, "
+                     f"{default_aligner(method)}")
+        layer = {**layer, "align": {**align, "name": None}}
+    ours, theirs = (DistillConfig(method=m).beta_schedule() for m in (mine, method))
+    if layer.get("beta") == dataclasses.asdict(ours) and ours != theirs and not any("beta" in x for x in later):
+        notes.append(f"beta from {ours.start:g}, the one method {mine} chose; method {method} takes its own, from "
+                     f"{theirs.start:g}")
+        layer = {k: v for k, v in layer.items() if k != "beta"}
     return layer
 
 
