@@ -297,7 +297,8 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
         return out
     if cfg.overwrite:
         return out
-    if diff := config_differences(saved := recorded_config(out), cfg):
+    # (its data counted from where it ran: a resume from another folder gives the same files spelt from here)
+    if diff := config_differences(data_from_where_it_ran(saved := recorded_config(out), out), cfg):
         checkpoint = latest_checkpoint(out)
         kept = (f"; it holds {checkpoint.name}, which the command it was started with resumes, and which --overwrite "
                 "deletes" if checkpoint is not None else "")

@@ -957,3 +957,23 @@ def test_old_records_of_data_a_run_never_read_compare_as_today(tmp_path, capsys)
     assert capsys.readouterr().out == ""
     note_other_task(run, "mrpc", "teacher")
     assert f"note: the teacher {run} was trained on task sst2, this run is on mrpc" in capsys.readouterr().out
+
+
+def test_a_run_resumed_from_another_folder_is_the_same_run(tmp_path, monkeypatch):
+    """`--config ../a/runs/x/dynakd.yaml --output ../a/runs/x` from another folder: the file's data, found from
+    there, was compared with the record's spelt from here, and the run refused as another (differs in: train_file)."""
+    from dynakd.config import build_config, save_config
+    from dynakd.rundir import check_output
+
+    (tmp_path / "a" / "runs" / "x").mkdir(parents=True)
+    (tmp_path / "a" / "train.csv").write_text("text,label\n")
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    record = build_config({"task": "csv", "train_file": "train.csv", "teacher": "t", "student_layers": 1,
+                           "output": "runs/x"})
+    save_config(record, tmp_path / "a" / "runs" / "x" / "dynakd.yaml")
+    monkeypatch.chdir(tmp_path / "b")
+    again = build_config(record, train_file="../a/train.csv", output="../a/runs/x")
+    assert check_output(again, "distill") == Path("../a/runs/x")
+    with pytest.raises(DynaKDError, match=r"differs in: train_file"):
+        check_output(build_config(again, train_file="../b.csv"), "distill")

@@ -517,6 +517,7 @@ def test_a_runs_config_from_before_pooling_was_saved_as_auto_pools_for_the_task_
     assert cfg(sst2) == cfg(sst2, "--task", "mrpc") == "mean"  # the same kind of task: nothing to say
     assert cfg({"task": "sst2", "dynamics": {"pooling": "cls"}}, "--task", "squad", "--train-file", "a.json") == "cls"
     assert cfg(sst2, "--task", "squad", "--train-file", "a.json", "--set", "dynamics.pooling=mean") == "mean"
+    assert cfg({"dynamics": {"pooling": "mean"}}, "--task", "squad", "--train-file", "a.json") == "mean"  # no task
     assert "note" not in capsys.readouterr().out
 
 
@@ -668,8 +669,7 @@ def test_data_flags_a_task_does_not_read_are_refused():
     build_config({"task": "csv", "train_file": "a.csv", "text_columns": ["text"], "label_column": "y"})
     # a GLUE folder given to SQuAD (or to one's own files) went unread, the hub's data read instead, and recorded
     with pytest.raises(DynaKDError, match=r"task squad reads SQuAD JSON files \(train_file, validation_file; the "
-                                          r"hub's without them\), not data_dir, a folder in GLUE's layout \(where a "
-                                          r"--config file gives it, --set data_dir= unsets it\)"):
+                                          r"hub's without them\), not data_dir, a folder in GLUE's layout"):
         build_config({"task": "squad", "data_dir": "glue"})
     with pytest.raises(DynaKDError, match=r"task json reads your own files \(train_file, validation_file\), not "
                                           "data_dir"):
@@ -892,3 +892,13 @@ def test_a_runs_config_given_another_method_takes_that_methods_aligner_and_weigh
     assert (given.align.name, given.beta_schedule().start) == ("ot", 5.0)
     assert "note" not in capsys.readouterr().out
     assert cfg().align.name == cfg("--method", "dynamics").align.name == "ot"  # the file's method, or one alike
+    # a file that names no method chose nothing for one; a fixed aligner with a map of its own is asked for by name
+    (tmp_path / "full.yaml").write_text(yaml.safe_dump({"teacher": "t", "align": {"name": "ot"}}))
+    assert cfg("--method", "pkd").align.name == "ot"
+    (tmp_path / "full.yaml").write_text(yaml.safe_dump({"teacher": "t", "method": "pkd", "align": {
+        "name": "fixed", "fixed_map": "last"}}))
+    assert cfg("--method", "full").align.name == "fixed"
+    assert build_config(build_config({"method": "pkd", "align": {"fixed_map": "last"}}), method="full") \
+        .align.name == "fixed"
+    record = build_config({"beta": {"kind": "linear", "start": 10.0, "end": 0.0}})  # a record's, spelt out
+    assert build_config(record, method="pkd").beta_schedule().start == 100.0

@@ -18,6 +18,7 @@ from ..config import (
     merge_dicts,
     merge_layers,
     nest,
+    own_fixed_map,
     parse_layer,
     parse_override,
     typed,
@@ -224,7 +225,7 @@ def _for_the_task(config: str | None, layer: dict[str, Any], later: list[dict[st
         layer = {k: v for k, v in layer.items() if k != "data_dir"}
     dynamics = layer.get("dynamics") if isinstance(layer.get("dynamics"), dict) else {}
     pooling, theirs = dynamics.get("pooling"), auto_pooling(task)
-    if pooling not in (None, "auto", theirs) and pooling == auto_pooling(own) \
+    if "task" in layer and pooling not in (None, "auto", theirs) and pooling == auto_pooling(own) \
             and not any("pooling" in (x.get("dynamics") or {}) for x in later):
         notes.append(f"dynamics.pooling {pooling}, the one task {own} chose; task {task} takes its own, {theirs}")
         layer = {**layer, "dynamics": {**dynamics, "pooling": "auto"}}
@@ -239,13 +240,14 @@ def _for_the_method(layer: dict[str, Any], later: list[dict[str, Any]], notes: l
     the ``later`` layers name another method, whose own differ, and give none; what is left out goes to ``notes``."""
     import dataclasses
 
-    mine = layer.get("method", DistillConfig.method)
+    mine = layer.get("method")  # (a file that names none chose nothing for a method: a record names its own)
     method = next((x["method"] for x in reversed(later) if x.get("method") is not None), mine)
-    if method == mine or mine not in METHOD_TERMS or method not in METHOD_TERMS or not layer_term(method):
+    if method == mine or mine not in METHOD_TERMS or method not in METHOD_TERMS or not layer_term(method) \
+            or not layer_term(mine):
         return layer
     align = layer.get("align") if isinstance(layer.get("align"), dict) else {}
     if align.get("name") is not None and align["name"] == default_aligner(mine) != default_aligner(method) \
-            and not any("name" in (x.get("align") or {}) for x in later):
+            and not own_fixed_map(align) and not any("name" in (x.get("align") or {}) for x in later):
         notes.append(f"align.name {align['name']}, the one method {mine} chose; method {method} takes its own, "
                      f"{default_aligner(method)}")
         layer = {**layer, "align": {**align, "name": None}}

@@ -60,8 +60,8 @@ __all__ = [
     "MAX_WORKERS", "METHODS", "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode", "DistillConfig",
     "DuplicateKeyError", "DynamicsConfig", "StrictLoader", "as_config", "build_config", "default_aligner",
     "existing_part", "layer_term", "load_run_config", "load_yaml", "merge_dicts", "merge_layers", "nest",
-    "parse_layer", "parse_override", "save_config", "typed", "underscored", "unread_options", "validate",
-    "weight_number", "without_unset",
+    "own_fixed_map", "parse_layer", "parse_override", "save_config", "typed", "underscored", "unread_options",
+    "validate", "weight_number", "without_unset",
 ]
 
 
@@ -104,11 +104,19 @@ def _as_layer(cfg: DistillConfig) -> dict[str, Any]:
     layer's method or task chooses its own: ``build_config(base, method="pkd")`` trained pkd with the OT aligner
     ``full`` had chosen, not its fixed map."""
     layer = dataclasses.asdict(cfg)
-    if cfg.align.name is not None and cfg.align.name == default_aligner(cfg.method):
+    if layer_term(cfg.method) and cfg.align.name == default_aligner(cfg.method) and not own_fixed_map(layer["align"]):
         layer["align"]["name"] = None
+    if layer_term(cfg.method) and cfg.beta == DistillConfig(method=cfg.method).beta_schedule():
+        layer["beta"] = None  # (a record's, spelt out: the method's own)
     if cfg.dynamics.pooling != "auto" and cfg.dynamics.pooling == auto_pooling(cfg.task):
         layer["dynamics"]["pooling"] = "auto"
     return layer
+
+
+def own_fixed_map(align: dict[str, Any]) -> bool:
+    """Whether ``align`` (as a mapping) gives the fixed aligner a map of its own (``fixed_map``, ``layers``), which
+    names that aligner for any method (validation asks for it by name)."""
+    return align.get("fixed_map", AlignConfig.fixed_map) != AlignConfig.fixed_map or align.get("layers") is not None
 
 
 WEIGHTS = ("alpha", "beta", "task_weight", "hidden_weight")  # the weights that are schedules

@@ -336,8 +336,7 @@ def _check_data_flags(cfg: DistillConfig, task) -> None:
     if cfg.data_dir and not task.reads_data_dir:  # (it went unread, and into the run's record)
         reads = "SQuAD JSON files (train_file, validation_file; the hub's without them)" if task.is_qa else \
             "your own files (train_file, validation_file)"
-        raise DynaKDError(f"task {task.name} reads {reads}, not data_dir, a folder in GLUE's layout (where a --config "
-                          "file gives it, --set data_dir= unsets it)")
+        raise DynaKDError(f"task {task.name} reads {reads}, not data_dir, a folder in GLUE's layout")
     named = [k for k in DATA_PATHS if getattr(cfg, k)]
     if cfg.synthetic and named:
         raise DynaKDError(synthetic_with(f"--{named[0].replace('_', '-')}"))
