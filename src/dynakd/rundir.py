@@ -151,18 +151,19 @@ def recorded_config(folder: str | Path) -> dict[str, Any] | None:
     return None
 
 
-def data_from_where_it_ran(saved: dict[str, Any], folder: str | Path) -> dict[str, Any]:
+def data_from_where_it_ran(saved: dict[str, Any], folder: str | Path,
+                           keys: tuple[str, ...] = DATA_PATHS) -> dict[str, Any]:
     """``saved``, the config a run recorded in ``folder`` (``recorded_config``), with each relative data path
     (``DATA_PATHS``) counted from the folder the run ran in, where that is known and the path is found there: a
     command in another folder then lends the run's data, and checks the files the run read, not those of the same
     names here (or none). A run records its own folder as ``output``, spelt as its command gave it, so a relative
     ``output`` that ``folder``'s path ends with names the folder it ran in: ``runs/x`` recorded in ``/a/runs/x`` ran
     in ``/a``. Paths stay as saved where that is not known: a folder moved since, an absolute ``output`` or one
-    spelt with ``..``."""
+    spelt with ``..``. ``keys``: the settings that name files or folders to count so (the data's, by default)."""
     where = ran_in(folder, saved.get("output"))
     if where is None or where == Path.cwd():
         return saved
-    found = {k: os.path.relpath(where / v) for k in DATA_PATHS if isinstance(v := saved.get(k), str) and v
+    found = {k: os.path.relpath(where / v) for k in keys if isinstance(v := saved.get(k), str) and v
              and not os.path.isabs(os.path.expanduser(v)) and path_exists(where / v)}
     return saved | found
 

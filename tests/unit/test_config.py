@@ -477,7 +477,9 @@ def test_a_runs_own_config_given_back_from_another_folder_finds_its_data(tmp_pat
     (tmp_path / "train.csv").write_text("text,label\n")
     (tmp_path / "runs" / "t").mkdir(parents=True)
     (tmp_path / "elsewhere").mkdir()
-    record = {"task": "csv", "train_file": "train.csv", "validation_file": "gone.csv", "output": "runs/t"}
+    record = {"task": "csv", "train_file": "train.csv", "validation_file": "gone.csv", "output": "runs/t",
+              "teacher": "runs/teacher", "student": "org/hub-model"}
+    (tmp_path / "runs" / "teacher").mkdir(parents=True)
     (tmp_path / "runs" / "t" / "dynakd.yaml").write_text(yaml.safe_dump(record))
     monkeypatch.chdir(tmp_path / "elsewhere")
 
@@ -487,8 +489,9 @@ def test_a_runs_own_config_given_back_from_another_folder_finds_its_data(tmp_pat
 
     got = cfg("../runs/t/dynakd.yaml")
     assert (got.train_file, got.validation_file) == ("../train.csv", "gone.csv")  # (a file not there stays)
-    assert "note: ../runs/t/dynakd.yaml is the record of a run in another folder: its data as found from here, " \
-        "train_file ../train.csv" in capsys.readouterr().out
+    assert (got.teacher, got.student) == ("../runs/teacher", "org/hub-model")  # (a hub id stays)
+    assert "note: ../runs/t/dynakd.yaml is the record of a run in another folder: its paths as found from here, " \
+        "teacher ../runs/teacher, train_file ../train.csv" in capsys.readouterr().out
     assert cfg("../runs/t/dynakd.yaml", "--train-file", "mine.csv").train_file == "mine.csv"
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(record))  # not in the folder it names as output
     assert cfg("../mine.yaml").train_file == "train.csv"

@@ -178,22 +178,24 @@ def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, An
 
 
 def _from_where_it_ran(config: str | None, layer: dict[str, Any], say: bool) -> dict[str, Any]:
-    """``layer`` (the --config file's) with its relative data paths counted from the folder its run ran in, where it
-    is a run's own dynakd.yaml given from another folder (``rundir.data_from_where_it_ran``: the file's folder ends
-    with the ``output`` it records): the run's data was not found from here; ``say``: say so."""
+    """``layer`` (the --config file's) with its relative data and model paths counted from the folder its run ran
+    in, where it is a run's own dynakd.yaml given from another folder (``rundir.data_from_where_it_ran``: the file's
+    folder ends with the ``output`` it records): the run's data and teacher were not found from here (a model path
+    is counted so only where that folder holds it: else it may name a hub model); ``say``: say so."""
     import os
     from pathlib import Path
 
     from ..distributed import is_first_process
-    from ..rundir import data_from_where_it_ran
+    from ..rundir import DATA_PATHS, data_from_where_it_ran
 
     if not config or not layer:
         return layer
     layer = underscored(layer)
-    found = data_from_where_it_ran(layer, Path(os.path.expanduser(config)).parent)
+    found = data_from_where_it_ran(layer, Path(os.path.expanduser(config)).parent,
+                                   (*DATA_PATHS, "teacher", "student", "model"))
     if moved := [f"{k} {v}" for k, v in found.items() if v != layer.get(k)]:
         if say and is_first_process():
-            print(f"note: {config} is the record of a run in another folder: its data as found from here, "
+            print(f"note: {config} is the record of a run in another folder: its paths as found from here, "
                   f"{', '.join(moved)}", flush=True)
     return found
 
