@@ -217,12 +217,12 @@ def _for_the_task(config: str | None, layer: dict[str, Any], later: list[dict[st
     layer, later = underscored(layer), [underscored(x) for x in later]
     own = layer.get("task", DistillConfig.task)
     try:
-        own, task = get_task(str(own)).name, get_task(str(next((x["task"] for x in reversed(later)
-                                                                  if x.get("task") is not None), own))).name
+        own, spec = get_task(str(own)).name, get_task(str(next((x["task"] for x in reversed(later)
+                                                                  if x.get("task") is not None), own)))
     except DynaKDError:  # (an unknown task name: validation names it)
         return layer
-    notes = []
-    if layer.get("data_dir") and not get_task(task).reads_data_dir and not any("data_dir" in x for x in later):
+    task, notes = spec.name, []
+    if layer.get("data_dir") and not spec.reads_data_dir and not any("data_dir" in x for x in later):
         notes.append(f"data_dir {layer['data_dir']}, a GLUE folder, which task {task} does not read: left out")
         layer = {k: v for k, v in layer.items() if k != "data_dir"}
     dynamics = layer.get("dynamics") if isinstance(layer.get("dynamics"), dict) else {}

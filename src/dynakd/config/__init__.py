@@ -49,7 +49,6 @@ from .schema import (
     CompileMode,
     DistillConfig,
     DynamicsConfig,
-    auto_pooling,
     default_aligner,
     layer_term,
     unread_options,
@@ -108,8 +107,7 @@ def _as_layer(cfg: DistillConfig) -> dict[str, Any]:
         layer["align"]["name"] = None
     if layer_term(cfg.method) and cfg.beta == DistillConfig(method=cfg.method).beta_schedule():
         layer["beta"] = None  # (a record's, spelt out: the method's own)
-    if cfg.dynamics.pooling != "auto" and cfg.dynamics.pooling == auto_pooling(cfg.task):
-        layer["dynamics"]["pooling"] = "auto"
+    layer["dynamics"]["pooling"] = cfg.pooling_as_chosen()
     return layer
 
 

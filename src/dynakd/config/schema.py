@@ -234,6 +234,12 @@ class DistillConfig:
         feature = self.terms["feature"]
         return Schedule("linear", 0.0 if feature is None else DEFAULT_BETA0.get(feature, 1.0), 0.0)  # a new term: 1
 
+    def pooling_as_chosen(self) -> str:
+        """The dynamics' pooling as a config gives it: ``auto`` where it is the one the task's ``auto`` resolves to
+        (a run's record, a ``build_config`` layer: another task then takes its own)."""
+        pooling = self.dynamics.pooling
+        return "auto" if pooling != "auto" and pooling == auto_pooling(self.task) else pooling
+
     def stride(self) -> int:
         """The window overlap for extractive QA: ``doc_stride``, or min(128, max_seq_length // 2)."""
         return self.doc_stride if self.doc_stride is not None else min(128, self.max_seq_length // 2)
@@ -246,8 +252,7 @@ class DistillConfig:
         had given extractive QA pooled dynamics, and QA's ``tokens`` a sentence task token-level ones), and the task
         beside it says what ``auto`` was."""
         out = dataclasses.asdict(self)
-        if self.dynamics.pooling != "auto" and self.dynamics.pooling == auto_pooling(self.task):
-            out["dynamics"]["pooling"] = "auto"
+        out["dynamics"]["pooling"] = self.pooling_as_chosen()
         if self.terms["feature"] is None:
             return out
         return out | {"beta": dataclasses.asdict(self.beta_schedule())}
