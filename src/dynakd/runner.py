@@ -31,7 +31,7 @@ from .checkpoints import (
     launch_record,
     remove_checkpoints,
 )
-from .config import DistillConfig, as_config, build_config, underscored, validate
+from .config import DistillConfig, as_config, build_config, typed, underscored, validate
 from .data.load import encode, load_data
 from .data.prepare import DistillationCollator, check_labels, pad_multiple, padding_side, shared_tokenizer
 from .data.squad import QAEval
@@ -75,8 +75,9 @@ from .trainer import DistillationTrainer
 @dataclass
 class RunResult:
     """What ``finetune``, ``distill`` and ``evaluate`` return: the folder written (a run's: the model, ``metrics.json``,
-    ``dynakd.yaml``, ...; for ``evaluate``, where its ``metrics.json`` went) and the metrics written there (for
-    ``evaluate``, its whole record, as the file holds it at the top or under ``evaluate``)."""
+    ``dynakd.yaml``, ...; for ``evaluate``, where its ``metrics.json`` went) and the record written to its
+    ``metrics.json`` (``eval``, ``model``, a run's ``train`` and ``teacher_eval``, the command, task and seed, ...;
+    for ``evaluate``, as the file holds it at the top or under ``evaluate``)."""
 
     output: Path
     metrics: dict[str, Any]
@@ -212,6 +213,7 @@ def _lending(cfg: DistillConfig | dict, command: str) -> DistillConfig:
     if not isinstance(cfg, dict):
         return as_config(cfg, command)
     given = underscored(cfg)
+    typed(DistillConfig, given)  # (a model object where a path belongs is refused before lending reads it as one)
     cfg = lent_config(command, given, lambda lent: build_config(lent, given))
     if command == "distill":
         note_not_read(cfg, given)
@@ -362,7 +364,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
         url = hub.push_folder(out, cfg.push_to_hub, private=cfg.hub_private,
                               message=f"dynakd {command} on {task.name}: {what}")
         print(f"pushed {out} to {url}", flush=True)
-    return RunResult(out, metrics)
+    return RunResult(out, metrics_record(command, cfg, task, metrics))  # (as metrics.json holds it)
 
 
 def _home_relative(path: Path) -> str:

@@ -20,6 +20,8 @@ def test_distill_from_python(tiny_teacher, tmp_path):
     result = distill(cfg)
     assert result.output == tmp_path / "run"
     assert set(result.metrics["eval"]) >= {"accuracy", "loss"}
+    # what metrics.json records, as evaluate's result is (a run's returned only part of it)
+    assert result.metrics == json.loads((tmp_path / "run" / "metrics.json").read_text())
     # the saved weights are as readable as the files beside them (safetensors writes them owner-only)
     run = tmp_path / "run"
     assert (run / "model.safetensors").stat().st_mode & 0o777 == (run / "config.json").stat().st_mode & 0o777

@@ -565,6 +565,22 @@ def test_python_config_is_validated(tiny_teacher, tmp_path):
         distill(DistillConfig(teacher=str(tiny_teacher), student_layers=2, method="ful", output=str(tmp_path)))
 
 
+def test_a_model_object_is_refused_where_a_path_belongs(tiny_teacher, tmp_path):
+    """From Python, a model in memory given for ``model`` or ``teacher`` gave ``evaluate`` an OSError ("File name too
+    long": its printed layers taken for a path) and ``distill`` a refusal that printed them all."""
+    from transformers import AutoModelForSequenceClassification
+
+    from dynakd import DynaKDError, distill, evaluate
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    with pytest.raises(DynaKDError, match="^model: expected a folder or hub id, got a BertForSequenceClassification "
+                                          "object: save it first"):
+        evaluate({"model": model, "output": str(tmp_path / "scores")})
+    with pytest.raises(DynaKDError, match="^teacher: expected a folder or hub id, got a BertForSequenceClassification"):
+        distill({"teacher": model, "student_layers": 1, "output": str(tmp_path / "run")})
+    assert not (tmp_path / "scores").exists() and not (tmp_path / "run").exists()
+
+
 def test_config_is_validated_before_any_model_loads(tiny_teacher, tmp_path, capsys, monkeypatch):
     import transformers
 

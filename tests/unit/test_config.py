@@ -402,6 +402,29 @@ def test_a_list_or_mapping_is_no_string(key):
     assert build_config({"output": 2024}).output == "2024"  # a number is a fine folder name
 
 
+def test_a_tuple_is_a_list_and_an_object_no_string():
+    """From Python: ``text_columns=("a", "b")`` was read as one column named "('a', 'b')", ``student_layer_ids=(0, 2)``
+    refused as no list, and a model object given for a path became a path of its printed layers."""
+    assert build_config({"task": "csv", "text_columns": ("a", "b")}).text_columns == ["a", "b"]
+    assert build_config({"student_layer_ids": (0, 2)}).student_layer_ids == [0, 2]
+    dynamics = DynamicsConfig(components=("deviation",))
+    assert validate(DistillConfig(dynamics=dynamics)).dynamics.components == ["deviation"]
+    with pytest.raises(DynaKDError, match=r"^output: expected a string, got \('a', 'b'\)$"):
+        build_config({"output": ("a", "b")})
+
+    class Model:  # (what a model or tokenizer of transformers has)
+        def save_pretrained(self, folder):
+            pass
+
+    for key in ("teacher", "model"):
+        with pytest.raises(DynaKDError, match=f"^{key}: expected a folder or hub id, got a Model object: save it first "
+                                              r"\(its save_pretrained\(DIR\).*DistillationTrainer or Distiller"):
+            validate(DistillConfig(**{key: Model()}))
+    with pytest.raises(DynaKDError, match=r"^label_column: expected a string, got an object object$"):
+        build_config({"label_column": object()})
+    assert build_config({"output": Path("runs") / "x"}).output == str(Path("runs") / "x")
+
+
 @pytest.mark.parametrize(
     "layer,hint",
     [

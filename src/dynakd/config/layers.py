@@ -80,14 +80,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return _from_dict(tp, value, where)
     if origin is list:
         (inner,) = typing.get_args(tp)
-        items = value if isinstance(value, list) else [value]
+        items = list(value) if isinstance(value, (list, tuple)) else [value]  # (a tuple, from Python, is a list)
         if isinstance(value, str):
             # "a, b" is two names, not "a" and " b"; a stray comma adds no empty name
             items = [v.strip() for v in value.split(",") if v.strip()]
         try:
             return [_coerce(v, inner, where) for v in items]
         except DynaKDError:
-            if isinstance(value, list) or inner not in (int, float):  # (a choice's own message names the choices)
+            if isinstance(value, (list, tuple)) or inner not in (int, float):  # (a choice's message names the choices)
                 raise
             raise DynaKDError(f"{where}: expected a list of {inner.__name__}s, e.g. [1, 2], got {value!r}") from None
     if origin is dict:
@@ -106,8 +106,10 @@ def _scalar(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, int) and value in (0, 1):  # `progress: 1` as `progress: "1"`
             return bool(value)
         raise DynaKDError(f"{where}: expected true or false, got {value!r}")
-    if tp is str and isinstance(value, (list, dict)):  # str() of it would name a folder `['a', 'b']`
+    if tp is str and isinstance(value, (list, tuple, dict)):  # str() of it would name a folder `['a', 'b']`
         raise DynaKDError(f"{where}: expected a string, got {value!r}")
+    if tp is str and not isinstance(value, (str, int, float, os.PathLike)):  # (a pathlib.Path is a path)
+        raise DynaKDError(_not_a_string(value, where))
     if tp is str and where == "teacher_cache" and isinstance(value, bool):  # `teacher_cache: off` (or on), unquoted
         return "auto" if value else "off"
     if tp is str and isinstance(value, bool):
@@ -123,6 +125,17 @@ def _scalar(value: Any, tp: Any, where: str) -> Any:
         return tp(value) if tp is not int else int(float(value))
     except (TypeError, ValueError, OverflowError):  # OverflowError: int(float(".inf"))
         raise DynaKDError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+
+
+def _not_a_string(value: Any, where: str) -> str:
+    """The refusal of an object where a string belongs: str() of a model would be read as a path many lines long."""
+    name = type(value).__name__
+    what = f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name} object"
+    if hasattr(value, "save_pretrained"):  # a model or tokenizer in memory, from Python
+        return (f"{where}: expected a folder or hub id, got {what}: save it first (its save_pretrained(DIR), and its "
+                "tokenizer's) and give DIR, or distil models in memory with DistillationTrainer or Distiller (README, "
+                "Python API)")
+    return f"{where}: expected a string, got {what}"
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
