@@ -89,6 +89,10 @@ class Distiller(nn.Module):
         label_smoothing: float = 0.0,
     ):
         super().__init__()
+        for name, value in (("student_layers", student_layers), ("teacher_layers", teacher_layers),
+                            ("student_width", student_width), ("teacher_width", teacher_width)):
+            if isinstance(value, bool) or not hasattr(value, "__index__") or value < 1:  # (numpy's ints pass)
+                raise DynaKDError(f"{name} must be a whole number >= 1, got {value!r}")  # (not a failure in torch)
         cfg = as_config(cfg, "Distiller")  # a config built in Python gets the checks (and messages) of the command line
         check_task(cfg, regression, qa)
         self.cfg, self.regression, self.qa = cfg, regression, qa
@@ -155,6 +159,8 @@ class Distiller(nn.Module):
     # ----------------------------------------------------------------------------------------------- weights
     def weights(self, progress: float) -> dict[str, float]:
         """Scheduled weight of each term group at training progress ``progress`` in [0, 1]."""
+        if not 0 <= progress <= 1:  # (a step count in its place read as the schedules' end, a NaN as their start)
+            raise DynaKDError(f"progress is the fraction of training done, in [0, 1], got {progress}")
         cfg = self.cfg
         w = {"task": cfg.task_weight(progress), "logit": cfg.alpha(progress), "feature": cfg.beta_schedule()(progress)}
         if self.hidden_term:
@@ -207,7 +213,7 @@ class Distiller(nn.Module):
                               "features (capture(teacher, teacher_inputs)); only method 'task' trains without them")
         if not self._first_batch_checked:  # once: the models do not change
             self._check_outputs(student, teacher)
-            self._check_labels(labels)
+            self._check_labels(labels, student.logits.shape[-1])
         weights = self.weights(progress)
         layer_terms = teacher is not None and self._layer_terms_weigh(weights)
         if layer_terms:  # every batch (shapes only): capture(..., hidden=False) may come later
@@ -250,13 +256,20 @@ class Distiller(nn.Module):
                               f"regression={self.regression}: " + ("a regression head has one output" if self.regression
                                                                    else "pass regression=True for a one-output head"))
 
-    def _check_labels(self, labels: torch.Tensor) -> None:
-        """Class labels that are whole numbers: the task term would truncate 3.8 to class 3 (a device sync, once)."""
+    def _check_labels(self, labels: torch.Tensor, classes: int) -> None:
+        """Class labels that are whole numbers (the task term would truncate 3.8 to class 3) and classes of the
+        student's head, or hidden (an IndexError from the cross-entropy, on a GPU a device assert); a device sync,
+        once."""
         if self.regression or self.qa:
             return
         if (bad := fraction(labels)) is not None:
             raise DynaKDError(f"the batch holds label {bad:g}, not a class, and this Distiller was built "
                               "with regression=False: pass regression=True for regression targets")
+        outside = labels[((labels < 0) | (labels >= classes)) & (labels != HIDDEN_LABEL)]
+        if outside.numel():
+            raise DynaKDError(f"the batch holds label {outside[0].item():g}, but the models predict {classes} "
+                              f"classes (0 to {classes - 1}; {HIDDEN_LABEL} for a row without one): give the models "
+                              "the labels' count (num_labels), or number the labels from 0")
 
     def _check_same_tokens(self, s: Features, t: Features, *, values: bool) -> None:
         """Both models read the same positions (their attention masks agree), which token-level terms assume."""

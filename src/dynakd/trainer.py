@@ -162,6 +162,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # each model's forward arguments, under remove_unused_columns (_set_signature_columns_if_needed)
         self._student_columns: set[str] | None = None
         self._teacher_columns: set[str] = set()
+        self._one_encoding_checked = False  # (_check_one_encoding)
         self.add_callback(AlignmentCallback(self))
         self.add_callback(DistillerGradients(distiller))
         self.add_callback(StepsOfThisRun())
@@ -205,8 +206,27 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             self._student_columns = forward_columns(self.accelerator.unwrap_model(self.model))  # (FSDP1 wraps it)
             self._teacher_columns = forward_columns(self.teacher) if self.teacher is not None else set()
         if teacher_inputs is student_inputs:
+            if not self._one_encoding_checked and self.teacher is not None and self.model.training:
+                self._check_one_encoding(student_inputs.get("input_ids"))
             teacher_inputs = _accepted(student_inputs, self._teacher_columns)
         return _accepted(student_inputs, self._student_columns), teacher_inputs, labels
+
+    def _check_one_encoding(self, ids: torch.Tensor | None) -> None:
+        """Once, where both models read one encoding: that the teacher's vocabulary holds its ids (a larger id failed
+        inside the teacher's embedding as an IndexError, or a device assert), and a note where the two vocabularies
+        differ in size, which models of one tokenizer seldom do (a device sync, once)."""
+        self._one_encoding_checked = True
+        sizes = [_vocabulary(m) for m in (self.teacher, self.accelerator.unwrap_model(self.model))]
+        if ids is None or None in sizes or sizes[0] == sizes[1]:
+            return
+        own = ("give the teacher an encoding of its own: teacher_* columns from its tokenizer, collated with "
+               "DistillationCollator(tokenizer, teacher_tokenizer) (README, Python API)")
+        if (largest := int(ids.max())) >= sizes[0]:
+            raise DynaKDError(f"the batch's input ids reach {largest}, but the teacher's vocabulary holds {sizes[0]} "
+                              f"(the student's {sizes[1]}): the models tokenize differently; {own}")
+        if self.args.process_index == 0:
+            print(f"note: the teacher's vocabulary holds {sizes[0]} tokens and the student's {sizes[1]}, and both read "
+                  f"the batch's one encoding: if they tokenize differently, {own}", flush=True)
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
@@ -535,3 +555,11 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         changed = self.state.best_model_checkpoint != str(best)
         self.state.best_model_checkpoint = str(best)
         return changed
+
+
+def _vocabulary(model) -> int | None:
+    """The rows of a model's input embeddings (None where it does not say)."""
+    try:
+        return model.get_input_embeddings().num_embeddings
+    except (AttributeError, NotImplementedError):
+        return None

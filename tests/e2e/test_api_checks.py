@@ -147,6 +147,20 @@ def test_the_distiller_says_what_does_not_fit(tiny_teacher):
                   teacher_width=32)
     with pytest.raises(DynaKDError, match=r"Distiller\(qa=True\) needs a config of an extractive QA task"):
         _distiller(qa=True)
+    # from the Python walkthrough of 2026-12-06: an IndexError from the cross-entropy, schedules read at their end or
+    # start, and failures inside torch
+    for bad in ([2, 1], [-3, 0]):
+        with pytest.raises(DynaKDError, match=f"^the batch holds label {bad[0]}, but the models predict 2 classes "
+                                              r"\(0 to 1; -100 for a row without one\)"):
+            _distiller()(s, t, torch.tensor(bad), progress=0.0)
+    assert _distiller()(s, t, torch.tensor([-100, 1]), progress=0.0).loss.isfinite()  # a row without a label
+    for progress in (1.5, -0.1, float("nan"), 100):
+        with pytest.raises(DynaKDError, match=r"^progress is the fraction of training done, in \[0, 1\], got "):
+            _distiller()(s, t, labels, progress=progress)
+    for key, value in (("student_layers", 0), ("teacher_width", -1), ("teacher_layers", 2.5), ("student_width", True)):
+        with pytest.raises(DynaKDError, match=f"^{key} must be a whole number >= 1, got {value!r}$"):
+            Distiller(build_config({"method": "kd"}), **{"student_layers": 2, "teacher_layers": 4, "student_width": 32,
+                                                         "teacher_width": 32, key: value})
     with pytest.raises(DynaKDError, match="capture needs the batch's attention_mask"):
         capture(student, {"input_ids": batch["input_ids"]})
     with pytest.raises(DynaKDError, match="split_inputs"):
@@ -213,6 +227,32 @@ def test_two_tokenizers_in_your_own_trainer(tiny_teacher, tmp_path):
     trainer("full", same_tokenizer=False).train()
     with pytest.raises(DynaKDError, match="but the batch gives the teacher a tokenisation of its own"):
         trainer("static", same_tokenizer=True).train()
+
+
+def test_one_encoding_for_two_vocabularies_is_named(tiny_teacher, tmp_path, capsys):
+    """Both models reading one encoding: ids past the teacher's vocabulary failed inside its embedding (an IndexError
+    traceback); vocabularies of other sizes, which one tokenizer seldom gives, trained without a word."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    size = teacher.get_input_embeddings().num_embeddings
+    student = build_student(teacher, 2)
+    student.resize_token_embeddings(size + 16)
+
+    def train(rows, out):
+        DistillationTrainer(model=student, teacher=teacher, distiller=_distiller({"method": "full"}),
+                            train_dataset=rows, args=_args(tmp_path / out, max_steps=1, save_strategy="no"),
+                            data_collator=DataCollatorWithPadding(tokenizer)).train()
+
+    train(_rows(tokenizer, 8), "fits")
+    assert f"note: the teacher's vocabulary holds {size} tokens and the student's {size + 16}, and both read " \
+           "the batch's one encoding: if they tokenize differently, give the teacher an encoding of its own" \
+           in capsys.readouterr().out
+    rows = _rows(tokenizer, 8).map(lambda r: {"input_ids": [*r["input_ids"][:-1], size + 3, r["input_ids"][-1]],
+                                              "attention_mask": [1, *r["attention_mask"]]})
+    with pytest.raises(DynaKDError, match=f"^the batch's input ids reach {size + 3}, but the teacher's vocabulary "
+                                          f"holds {size} \\(the student's {size + 16}\\): the models tokenize "
+                                          "differently; give the teacher an encoding of its own: teacher_\\* columns"):
+        train(rows, "past")
 
 
 def test_the_teacher_cache_in_your_own_trainer(tiny_teacher, tmp_path, capsys):
