@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import distributed
-from .align import build_aligner
+from .align import Aligner, build_aligner
 from .config import DistillConfig, as_config
 from .cudagraphs import GraphedDynamics
 from .data.prepare import fraction
@@ -73,7 +73,9 @@ class Distiller(nn.Module):
     projections, references, term balance): put its parameters in the optimizer (``DistillationTrainer`` does) and
     its ``state_dict`` in checkpoints. ``cfg``: a ``DistillConfig`` or a dict of config keys (``build_config``'s).
     ``regression``, ``qa`` and ``same_tokenizer`` describe the task and models (``regression`` and ``qa`` must agree
-    with the config's task; ``task: csv`` takes either)."""
+    with the config's task; ``task: csv`` takes either). ``aligner``: an aligner of one's own (a subclass of
+    ``dynakd.align.Aligner`` built for ``student_layers`` and ``teacher_layers``) in place of the config's ``align``,
+    for a method that compares layers."""
 
     def __init__(
         self,
@@ -87,6 +89,7 @@ class Distiller(nn.Module):
         same_tokenizer: bool = True,
         qa: bool = False,
         label_smoothing: float = 0.0,
+        aligner: Aligner | None = None,
     ):
         super().__init__()
         for name, value in (("student_layers", student_layers), ("teacher_layers", teacher_layers),
@@ -101,7 +104,11 @@ class Distiller(nn.Module):
         self.token_level = token_level(cfg, qa)  # then both models must read the same tokens (checked per batch)
         self.label_smoothing = 0.0
         self.set_label_smoothing(label_smoothing)
-        self.aligner = build_aligner(cfg.resolved_align(), student_layers, teacher_layers) if self.feature else None
+        if aligner is not None:
+            _check_own_aligner(aligner, cfg, self.feature, student_layers, teacher_layers)
+        elif self.feature:
+            aligner = build_aligner(cfg.resolved_align(), student_layers, teacher_layers)
+        self.aligner = aligner
         self.hidden_term = self.feature == "dynamics" and cfg.hidden_weight is not None  # dynamics + static's term
         pkd_proj = self.feature == "pkd" and student_width != teacher_width
         needs_proj = self.feature == "static" or self.hidden_term or pkd_proj
@@ -525,3 +532,16 @@ def check_compatible(cfg: DistillConfig, same_tokenizer: bool, qa: bool = False)
     """Refuse combinations that need token-aligned inputs when the two models tokenise differently."""
     if not same_tokenizer and (reason := token_level(cfg, qa)):
         raise DynaKDError(f"{reason}: teacher and student must share a tokenizer")
+
+
+def _check_own_aligner(aligner, cfg: DistillConfig, feature: str | None, student_layers: int,
+                       teacher_layers: int) -> None:
+    """An aligner of one's own (``Distiller(aligner=...)``) where the method reads one, built for these depths."""
+    if not isinstance(aligner, Aligner):
+        raise DynaKDError(f"aligner= takes an instance of dynakd.align.Aligner (its plan(cost) method), got "
+                          f"{type(aligner).__name__}")
+    if feature is None:
+        raise DynaKDError(f"method '{cfg.method}' compares no layers, so it reads no aligner: leave aligner= out")
+    if (aligner.n_student, aligner.n_teacher) != (student_layers, teacher_layers):
+        raise DynaKDError(f"the aligner was built for {aligner.n_student} student and {aligner.n_teacher} teacher "
+                          f"layers; this Distiller has {student_layers} and {teacher_layers}")

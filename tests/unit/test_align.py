@@ -379,3 +379,36 @@ def test_a_held_plan_is_a_new_tensor_each_time():
     a(rand_cost(2, 4, 2))  # (a new plan to hold)
     loss.backward()
     assert held is not a.held_plan and torch.equal(held, first.detach())
+
+
+def test_an_aligner_of_ones_own_plugs_into_the_distiller():
+    """``Distiller(aligner=...)``: a subclass of ``Aligner`` in place of the config's, its plan the one the loss
+    weighs; one built for other depths, a method that compares no layers, or no ``Aligner`` are refused."""
+    from dynakd import Distiller, build_config
+    from dynakd.align import Aligner
+    from dynakd.features import Features
+
+    class Greedy(Aligner):  # each student layer takes the teacher layer of least cost
+        cost_gradient = False
+
+        def plan(self, cost):
+            return one_hot_plan(cost.detach().argmin(dim=1), self.n_teacher)
+
+    def feats(layers, width, seed):
+        g = torch.Generator().manual_seed(seed)
+        return Features(torch.randn(4, 2, generator=g), [torch.randn(4, 5, width, generator=g)
+                                                          for _ in range(layers + 1)], torch.ones(4, 5))
+
+    dims = dict(student_layers=2, teacher_layers=4, student_width=8, teacher_width=16)
+    distiller = Distiller(build_config({"method": "full"}), aligner=Greedy(2, 4), **dims)
+    out = distiller(feats(2, 8, 0), feats(4, 16, 1), torch.tensor([0, 1, 0, 1]), progress=0.0)
+    assert isinstance(distiller.aligner, Greedy) and out.loss.isfinite()
+    assert out.plan.sum(1).tolist() == [1.0, 1.0] and set(out.plan.flatten().tolist()) == {0.0, 1.0}
+    with pytest.raises(DynaKDError, match="^the aligner was built for 3 student and 4 teacher layers; this Distiller "
+                                          "has 2 and 4$"):
+        Distiller(build_config({"method": "full"}), aligner=Greedy(3, 4), **dims)
+    with pytest.raises(DynaKDError, match="^method 'kd' compares no layers, so it reads no aligner"):
+        Distiller(build_config({"method": "kd"}), aligner=Greedy(2, 4), **dims)
+    with pytest.raises(DynaKDError, match=r"^aligner= takes an instance of dynakd.align.Aligner \(its plan\(cost\) "
+                                          "method\\), got type"):
+        Distiller(build_config({"method": "full"}), aligner=Greedy, **dims)

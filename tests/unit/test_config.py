@@ -516,6 +516,13 @@ def test_a_runs_own_config_given_back_from_another_folder_finds_its_data(tmp_pat
     assert "note: ../runs/t/dynakd.yaml is the record of a run in another folder: its paths as found from here, " \
         "teacher ../runs/teacher, train_file ../train.csv" in capsys.readouterr().out
     assert cfg("../runs/t/dynakd.yaml", "--train-file", "mine.csv").train_file == "mine.csv"
+    # the note names only the paths the command does not give itself
+    assert capsys.readouterr().out.endswith("its paths as found from here, teacher ../runs/teacher\n")
+    cfg("../runs/t/dynakd.yaml", "--set", "teacher=x", "--set", "train_file=mine.csv")
+    assert "record of a run" not in capsys.readouterr().out
+    with pytest.raises(DynaKDError, match="lr must be"):  # a config refused says so alone, without the notes first
+        cfg("../runs/t/dynakd.yaml", "--set", "lr=-1")
+    assert capsys.readouterr().out == ""
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(record))  # not in the folder it names as output
     assert cfg("../mine.yaml").train_file == "train.csv"
 
@@ -918,6 +925,11 @@ def test_a_runs_config_given_another_method_takes_that_methods_aligner_and_weigh
     assert (given.align.name, given.beta_schedule().start) == ("ot", 5.0)
     assert "note" not in capsys.readouterr().out
     assert cfg().align.name == cfg("--method", "dynamics").align.name == "ot"  # the file's method, or one alike
+    save_config(build_config({"teacher": "t", "student_layers": 1, "method": "pkd"}), tmp_path / "pkd.yaml")
+    args = _parser().parse_args(["distill", "--config", str(tmp_path / "pkd.yaml"), "--set", "method="])
+    back = config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS])  # the default method, given back
+    assert (back.method, back.align.name, back.beta_schedule().start) == ("full", "ot", 10.0)
+    assert "gives align.name fixed, the one method pkd chose; method full takes its own, ot" in capsys.readouterr().out
     # a file that names no method chose nothing for one; a fixed aligner with a map of its own is asked for by name
     (tmp_path / "full.yaml").write_text(yaml.safe_dump({"teacher": "t", "align": {"name": "ot"}}))
     assert cfg("--method", "pkd").align.name == "ot"

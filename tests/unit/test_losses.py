@@ -487,3 +487,37 @@ def test_a_teacher_pooled_ahead_under_autocast_is_pooled_in_float32():
         pooled = d.pooled_teacher(t).pooled["mean"]
     assert pooled.dtype == torch.float32
     torch.testing.assert_close(pooled, d.pooled_teacher(t).pooled["mean"])
+
+
+def test_the_pure_functions_name_shapes_that_do_not_fit(monkeypatch):
+    """From a researcher's walkthrough (2026-12-06): hidden states without the embedding output gave costs [Ls - 1,
+    Lt] that broadcast against the plan into a number; a component named in COMPONENTS without a branch in
+    pooled_costs gave no term; static costs of other widths without projections, and token-level forms given a
+    teacher mask of another tokenisation, failed inside torch."""
+    s, t, mask = rand_hidden(LS, DS, 0), rand_hidden(LT, DT, 1), ragged_mask()
+    plan = uniform_plan(LS, LT)
+    with pytest.raises(ValueError, match=r"^plan \[3, 5\] does not match the layers: the hidden states give a "
+                                         r"student of 2 and a teacher of 5 layers \(each model's L \+ 1 hidden "
+                                         r"states, index 0 the embedding output\), so the plan is \[2, 5\]$"):
+        feature_dynamics_loss(s[1:], t, mask=mask, plan=plan)
+    with pytest.raises(ValueError, match=r"^plan \[3, 5\] does not match the layers: .* \[3, 4\]$"):
+        feature_dynamics_loss(s, t[1:], mask=mask, plan=plan)
+    with pytest.raises(ValueError, match=r"^plan \[5, 3\] and cost \[3, 5\] differ in shape"):
+        plan_loss(plan.T, torch.ones(LS, LT))
+    monkeypatch.setattr("dynakd.config.COMPONENTS", ("deviation", "layer_change", "relations", "sensitivity", "cka"))
+    with pytest.raises(ValueError, match=r"^component\(s\) cka gave no cost: a component needs its branch in "
+                                         r"pooled_costs as well as its name in config.COMPONENTS"):
+        feature_dynamics_loss(s, t, mask=mask, plan=plan, opts=DynamicsOptions(components=("deviation", "cka")))
+    needed = torch.ones(LS, LT, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"^the student's states are 8 wide and the teacher's 12: give projections"):
+        hidden_mse_costs(s, t, mask=mask, needed=needed)
+    with pytest.raises(ValueError, match=r"^the student's states are 8 wide and the teacher's 12: give projections"):
+        pkd_costs(s, t, needed=needed)
+    projections = nn.ModuleList(nn.Linear(DS, DT) for _ in range(LS))
+    with pytest.raises(ValueError, match=r"^needed \[3, 5\] does not match the layers: .* so needed is \[3, 4\]$"):
+        hidden_mse_costs(s, t[1:], mask=mask, needed=needed, projections=projections)
+    assert hidden_mse_costs(s, t, mask=mask, needed=needed, projections=projections).shape == (LS, LT)
+    other = torch.ones(B, T + 2, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"^teacher_mask \[4, 8\] is not the student's mask \[4, 6\]: a tokenisation "
+                                         "of the teacher's own is for pooled forms only"):
+        feature_dynamics_loss(s, t, mask=mask, teacher_mask=other, plan=plan, opts=DynamicsOptions(pooling="tokens"))

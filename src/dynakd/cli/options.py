@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from ..config import (
@@ -132,12 +133,19 @@ def config_from_args(
     args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None = None, **fixed: Any
 ) -> DistillConfig:
     """Build the config: ``defaults``, then --config, then --set, then explicit flags, then ``fixed``."""
-    yaml_layer, overrides, flags = _layers(args, groups, defaults, say=True)
+    from ..distributed import is_first_process
+
+    notes: list[str] = []
+    yaml_layer, overrides, flags = _layers(args, groups, defaults, say=notes.append)
     try:
-        return build_config(defaults or {}, yaml_layer, *overrides, flags, fixed)
+        cfg = build_config(defaults or {}, yaml_layer, *overrides, flags, fixed)
     except DynaKDError as e:  # a bad value or combination: name the file or --set that holds it, if one alone does
         sources = [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]
         raise DynaKDError(f"{_source_of(str(e), defaults or {}, sources, fixed)}{e}") from None
+    if is_first_process():  # (once the config holds: a config refused says so alone)
+        for note in notes:
+            print(f"note: {note}", flush=True)
+    return cfg
 
 
 def given_settings(args: argparse.Namespace, groups: list[dict]) -> dict[str, Any]:
@@ -147,10 +155,11 @@ def given_settings(args: argparse.Namespace, groups: list[dict]) -> dict[str, An
     return typed(DistillConfig, functools.reduce(merge_dicts, map(underscored, [yaml_layer, *overrides, flags]), {}))
 
 
-def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None, say: bool = False):
+def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None,
+            say: Callable[[str], None] | None = None):
     """The command's own config layers: the --config file, each --set, the flags (each layer checked on its own).
     What the file's own task chose, and what the task that runs does not read, are left to that task
-    (``_for_the_task``; ``say``: say so)."""
+    (``_for_the_task``; ``say``: takes what to say of it)."""
     yaml_layer = load_run_config(args.config) if args.config else {}
     overrides = [parse_override(s) for s in args.set]
     for source, layer in [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]:
@@ -173,19 +182,20 @@ def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, An
             flags[key] = value
     if getattr(args, "model", None):
         flags["model"] = args.model
-    yaml_layer = _from_where_it_ran(args.config, yaml_layer, say)
+    yaml_layer = _from_where_it_ran(args.config, yaml_layer, [*overrides, flags], say)
     return _for_the_task(args.config, yaml_layer, [*overrides, flags], say), overrides, flags
 
 
-def _from_where_it_ran(config: str | None, layer: dict[str, Any], say: bool) -> dict[str, Any]:
+def _from_where_it_ran(config: str | None, layer: dict[str, Any], later: list[dict[str, Any]],
+                       say: Callable[[str], None] | None) -> dict[str, Any]:
     """``layer`` (the --config file's) with its relative data and model paths counted from the folder its run ran
     in, where it is a run's own dynakd.yaml given from another folder (``rundir.data_from_where_it_ran``: the file's
     folder ends with the ``output`` it records): the run's data and teacher were not found from here (a model path
-    is counted so only where that folder holds it: else it may name a hub model); ``say``: say so."""
+    is counted so only where that folder holds it: else it may name a hub model); ``say``: takes what to say of the
+    paths no ``later`` layer (--set, flags) gives."""
     import os
     from pathlib import Path
 
-    from ..distributed import is_first_process
     from ..rundir import DATA_PATHS, data_from_where_it_ran
 
     if not config or not layer:
@@ -193,16 +203,19 @@ def _from_where_it_ran(config: str | None, layer: dict[str, Any], say: bool) -> 
     layer = underscored(layer)
     found = data_from_where_it_ran(layer, Path(os.path.expanduser(config)).parent,
                                    (*DATA_PATHS, "teacher", "student", "model"))
-    if moved := [f"{k} {v}" for k, v in found.items() if v != layer.get(k)]:
-        if say and is_first_process():
-            print(f"note: {config} is the record of a run in another folder: its paths as found from here, "
-                  f"{', '.join(moved)}", flush=True)
+    given = {k for x in later for k in underscored(x)}
+    if moved := [f"{k} {v}" for k, v in found.items() if v != layer.get(k) and k not in given]:
+        if say:
+            say(f"{config} is the record of a run in another folder: its paths as found from here, "
+                f"{', '.join(moved)}")
     return found
 
 
-def _for_the_task(config: str | None, layer: dict[str, Any], later: list[dict[str, Any]], say: bool) -> dict[str, Any]:
+def _for_the_task(config: str | None, layer: dict[str, Any], later: list[dict[str, Any]],
+                  say: Callable[[str], None] | None) -> dict[str, Any]:
     """``layer`` (the --config file's) with what the task that runs does not read, or what the file's own task chose
-    for itself, left to the task that runs, where no ``later`` layer (--set, flags) gives it; ``say``: say so.
+    for itself, left to the task that runs, where no ``later`` layer (--set, flags) gives it; ``say``: takes what to
+    say of it.
     - A GLUE folder (``data_dir``), which SQuAD and one's own files do not read: a GLUE run's dynakd.yaml reused with
       --task squad, or a SQuAD run's from before such folders were refused (refused where the command gives one).
     - The dynamics' pooling that the file's task's ``auto`` chose, which a run's dynakd.yaml from before it was saved
@@ -212,7 +225,6 @@ def _for_the_task(config: str | None, layer: dict[str, Any], later: list[dict[st
       from 100."""
     from ..config.schema import auto_pooling
     from ..data.tasks import get_task
-    from ..distributed import is_first_process
 
     layer, later = underscored(layer), [underscored(x) for x in later]
     own = layer.get("task", DistillConfig.task)
@@ -232,8 +244,8 @@ def _for_the_task(config: str | None, layer: dict[str, Any], later: list[dict[st
         notes.append(f"dynamics.pooling {pooling}, the one task {own} chose; task {task} takes its own, {theirs}")
         layer = {**layer, "dynamics": {**dynamics, "pooling": "auto"}}
     layer = _for_the_method(layer, later, notes)
-    for note in notes if say and is_first_process() else ():
-        print(f"note: {config} gives {note}", flush=True)
+    for note in notes if say else ():
+        say(f"{config} gives {note}")
     return layer
 
 
@@ -243,7 +255,8 @@ def _for_the_method(layer: dict[str, Any], later: list[dict[str, Any]], notes: l
     import dataclasses
 
     mine = layer.get("method")  # (a file that names none chose nothing for a method: a record names its own)
-    method = next((x["method"] for x in reversed(later) if x.get("method") is not None), mine)
+    # (`--set method=` gives the default method back: another method where the file names one)
+    method = next((x["method"] or DistillConfig.method for x in reversed(later) if "method" in x), mine)
     if method == mine or mine not in METHOD_TERMS or method not in METHOD_TERMS or not layer_term(method) \
             or not layer_term(mine):
         return layer

@@ -9,7 +9,8 @@ Where to add a loss (each returns a cost matrix ``[Ls, Lt]`` if it compares laye
 - a layer term of a method of its own: its cost function in the module of its family (``static``, ...), the method
   in ``config.METHOD_TERMS`` and ``DistillConfig.method``, and a branch in ``Distiller.feature_terms``;
 - a logit term: ``logit.py``, called from ``Distiller.forward``.
-An aligner lives in ``dynakd.align`` (a branch in ``build_aligner``, its name in ``config.ALIGNERS``).
+An aligner lives in ``dynakd.align`` (README, "Adding an aligner": ``Distiller(aligner=...)``, or a branch in
+``build_aligner`` and its name in ``config.ALIGNERS`` and ``AlignConfig.name``).
 """
 
 from .dynamics import DynamicsOptions, dynamics_costs, feature_dynamics_loss, plan_loss

@@ -226,6 +226,10 @@ def pool_features(
     tokens: torch.Tensor | None = None,
 ) -> Pooled:
     """The first half of ``dynamics_costs`` (its arguments): the features pooled, gathered if asked."""
+    if teacher_mask is not None and opts.pooling == "tokens" and teacher_mask.shape != mask.shape:  # (shapes only)
+        raise ValueError(f"teacher_mask {list(teacher_mask.shape)} is not the student's mask {list(mask.shape)}: a "
+                         "tokenisation of the teacher's own is for pooled forms only, token-level forms (pooling "
+                         "'tokens') compare both models token by token, on one tokenisation")
     if tokens is not None and opts.pooling != "tokens":
         raise ValueError(f"tokens picks positions of token-level features (pooling 'tokens'), not of pooling "
                          f"{opts.pooling!r}")
@@ -297,6 +301,9 @@ def pooled_costs(
         costs["relations"] = costs["relations"] + angle
     if sensitivity is not None:
         costs["sensitivity"] = sensitivity
+    if missing := [c for c in opts.components if c not in costs]:  # (a name added to COMPONENTS alone was dropped)
+        raise ValueError(f"component(s) {', '.join(missing)} gave no cost: a component needs its branch in "
+                         "pooled_costs as well as its name in config.COMPONENTS (README: 'Adding a loss')")
     return costs
 
 
@@ -399,9 +406,18 @@ def feature_dynamics_loss(
 ) -> dict[str, torch.Tensor]:
     """Named, unweighted dynamics terms ``{"dyn/<component>": scalar}`` under a fixed plan ``[Ls, Lt]``.
 
-    The convenience entry point for custom training loops; ``anchors`` default to each student layer's
+    The convenience entry point for custom training loops. ``student`` and ``teacher``: each model's ``L + 1`` hidden
+    states ``[B, T, d]``, index 0 the embedding output (``output_hidden_states``' tuple whole), so ``Ls`` and ``Lt``
+    are one less than their lengths. ``plan``: rows that sum to 1 (``plan_loss`` averages the student layers' costs;
+    ``align.sinkhorn``'s rows sum to ``1 / Ls``: multiply it by ``Ls``). ``anchors`` default to each student layer's
     highest-mass teacher layer in ``plan``.
     """
+    layers = (len(student) - 1, len(kwargs["teacher_pooled"]) - 1 if kwargs.get("teacher_pooled") is not None
+              else len(teacher) - 1)
+    if tuple(plan.shape) != layers:  # (a cost of the wrong shape broadcast against it without a word)
+        raise ValueError(f"plan {list(plan.shape)} does not match the layers: the hidden states give a student of "
+                         f"{layers[0]} and a teacher of {layers[1]} layers (each model's L + 1 hidden states, index 0 "
+                         f"the embedding output), so the plan is {list(layers)}")
     opts = opts or DynamicsOptions()
     kwargs.setdefault("anchors", anchors_from_plan(plan))
     kwargs.setdefault("plan_first", True)  # (the plan is given)

@@ -85,6 +85,8 @@ def cost_value(cost: torch.Tensor | PlanFirst) -> torch.Tensor:
 def plan_loss(plan: torch.Tensor, cost: torch.Tensor | PlanFirst) -> torch.Tensor:
     """``mean_m sum_l P[m, l] cost[m, l]``; a ``PlanFirst`` cost takes its gradient under ``plan`` (and is used up)."""
     value = cost_value(cost)
+    if plan.shape != value.shape:  # (shapes only: broadcast, a [1, Lt] cost under an [Ls, Lt] plan gave a number)
+        raise ValueError(f"plan {list(plan.shape)} and cost {list(value.shape)} differ in shape: both are [Ls, Lt]")
     loss = (plan.to(value.dtype) * value).sum() / value.shape[0]
     return loss + cost.surrogate(plan) if isinstance(cost, PlanFirst) else loss
 

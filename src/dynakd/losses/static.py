@@ -2,7 +2,11 @@
 
 Reference: Romero et al. 2015 (FitNets) and Jiao et al. 2020 (TinyBERT): hidden-state MSE through a learned
 projection; Sun et al. 2019 (Patient KD): MSE of L2-normalised class-token vectors.
-Both return a cost matrix ``[Ls, Lt]`` filled where ``needed`` is true, so any aligner's plan can weight them.
+Both return a cost matrix ``[Ls, Lt]`` filled where ``needed [Ls, Lt]`` (bool) is true and 0 elsewhere, so any
+aligner's plan can weight them: a fixed map's pairs (``needed = plan > 0``), or every pair (``torch.ones(Ls, Lt,
+dtype=torch.bool)``) for a plan that reads the costs. ``student`` and ``teacher``: each model's ``L + 1`` hidden states
+``[B, T, d]``, index 0 the embedding output. Of other widths, the student's go through ``projections`` (one
+``nn.Linear(d_s, d_t)`` per student layer), which the caller trains.
 """
 
 from __future__ import annotations
@@ -19,8 +23,17 @@ from .forms import EPS
 Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embedding output
 
 
-def _fill(needed: torch.Tensor, pair_cost) -> torch.Tensor:
-    """Cost matrix whose entry (m, l) is ``pair_cost(m, l)`` where ``needed[m, l]``, else 0."""
+def _fill(needed: torch.Tensor, pair_cost, student: Hidden, teacher: Hidden, width: int | None) -> torch.Tensor:
+    """Cost matrix whose entry (m, l) is ``pair_cost(m, l)`` where ``needed[m, l]``, else 0; ``width``: the width
+    the student's states are compared at (their own, or their projections'), against the teacher's (shapes only)."""
+    want = (len(student) - 1, len(teacher) - 1)
+    if tuple(needed.shape) != want:
+        raise ValueError(f"needed {list(needed.shape)} does not match the layers: the hidden states give a student of "
+                         f"{want[0]} and a teacher of {want[1]} layers (each model's L + 1 hidden states, index 0 the "
+                         f"embedding output), so needed is {list(want)}")
+    if width is not None and width != teacher[0].shape[-1]:  # (a broadcast error in torch)
+        raise ValueError(f"the student's states are {width} wide and the teacher's {teacher[0].shape[-1]}: give "
+                         "projections (one nn.Linear(d_s, d_t) per student layer)")
     flags = needed.tolist()  # one transfer to the host, not one device sync per pair
     zero = torch.zeros((), device=needed.device)
     return torch.stack([torch.stack([pair_cost(m, ell) if f else zero for ell, f in enumerate(row)])
@@ -39,7 +52,8 @@ def hidden_mse_costs(
     needed: torch.Tensor,
     projections: nn.ModuleList | None = None,
 ) -> torch.Tensor:
-    """Mean squared error over real tokens between ``W_m h_s[m]`` and ``h_t[l]`` (TinyBERT)."""
+    """Mean squared error over real tokens between ``W_m h_s[m]`` and ``h_t[l]`` (TinyBERT), for the pairs
+    ``needed`` (the module's docstring)."""
     m_tok = mask.to(torch.float32).unsqueeze(-1)  # [B, T, 1]
     # each layer's features once, however many pairs read them (a projection is a matmul)
     student_at = functools.cache(lambda m: _project(projections, m, student[m + 1]).float())  # [B, T, d_t]
@@ -49,7 +63,14 @@ def hidden_mse_costs(
         hs, ht = student_at(m), teacher_at(ell)
         return (((hs - ht) ** 2) * m_tok).sum() / (m_tok.sum() * ht.shape[-1]).clamp_min(1.0)
 
-    return _fill(needed, cost)
+    return _fill(needed, cost, student, teacher, _width(projections, student))
+
+
+def _width(projections: nn.ModuleList | None, student: Hidden) -> int | None:
+    """The width the student's states are compared at: their projections' (None where not known), else their own."""
+    if projections is None:
+        return student[0].shape[-1]
+    return getattr(projections[0], "out_features", None)
 
 
 def pkd_costs(
@@ -59,8 +80,9 @@ def pkd_costs(
     needed: torch.Tensor,
     projections: nn.ModuleList | None = None,
 ) -> torch.Tensor:
-    """Squared distance of L2-normalised first-token vectors, averaged over the batch (Patient KD). Give each model's
-    class tokens (``Features.class_tokens()``: a decoder's last real token, as its first token sees only itself)."""
+    """Squared distance of L2-normalised first-token vectors, averaged over the batch (Patient KD), for the pairs
+    ``needed`` (the module's docstring). Give each model's class tokens (``Features.class_tokens()``: a decoder's
+    last real token, as its first token sees only itself)."""
     # each layer's first tokens once, however many pairs read them
     # (eps as the forms': at the default 1e-12 a near-zero first-token vector gives gradients of ~1e11)
     student_at = functools.cache(
@@ -70,4 +92,4 @@ def pkd_costs(
     def cost(m: int, ell: int) -> torch.Tensor:
         return ((student_at(m) - teacher_at(ell)) ** 2).sum(-1).mean()
 
-    return _fill(needed, cost)
+    return _fill(needed, cost, student, teacher, _width(projections, student))
