@@ -232,7 +232,10 @@ class Distiller(nn.Module):
                 and "sensitivity" in self.opts.components):
             raise DynaKDError("the 'sensitivity' component needs both models' features of a perturbed input: pass "
                               "perturbed=(capture(student, batch, inputs_embeds=...), capture(teacher, ...)) with "
-                              "embeddings from dynakd.features.perturbed_embeddings (DistillationTrainer does this)")
+                              "embeddings from dynakd.features.perturbed_embeddings (the same seed, width and length "
+                              "for both models; the student's perturbed forward from the random state of its clean "
+                              "one, e.g. under torch.random.fork_rng, or dropout tells them apart; "
+                              "DistillationTrainer does this)")
         terms = {"task": self.task_term(student, labels)}
         plan = None
         if teacher is not None and self.cfg.terms["logit"]:

@@ -92,10 +92,33 @@ def _model(key: str, value: Any) -> Any:
     return packaged.resolve(value) if key in ("model", "teacher", "student") and isinstance(value, str) else value
 
 
+# Extractive QA's own settings, which a classification task never reads (train_articles is refused: data.load)
+QA_SETTINGS = ("doc_stride", "n_best", "max_answer_length")
+
+
+def note_not_read_by_task(cfg: DistillConfig, given: dict[str, Any]) -> None:
+    """Say which extractive QA settings a command gave a task that is not QA (at other values than the defaults: a
+    run's saved dynakd.yaml spells them out)."""
+    try:
+        if get_task(cfg.task).is_qa:
+            return
+    except DynaKDError:
+        return
+    defaults = dataclasses.asdict(DistillConfig())
+    unread = [k for k in QA_SETTINGS if k in given and getattr(cfg, k) != defaults[k]]
+    if isinstance(given.get("dynamics"), dict) and "qa_tokens" in given["dynamics"] \
+            and cfg.dynamics.qa_tokens != defaults["dynamics"]["qa_tokens"]:
+        unread.append("dynamics.qa_tokens")
+    if unread and is_first_process():
+        print(f"note: task {cfg.task} does not read {', '.join(unread)} (extractive QA's settings): the run trains as "
+              "it would without", flush=True)
+
+
 def note_not_read(cfg: DistillConfig, given: dict[str, Any]) -> None:
     """Say which of the settings a command gave its method does not read (a sweep's base may give them all its
     methods: they are not refused)."""
     settings, defaults = cfg.to_dict(), build_config({"method": cfg.method}).to_dict()
+    note_not_read_by_task(cfg, given)
     # (a run's saved dynakd.yaml given as --config spells out every key, at the defaults: those say nothing)
     if (unread := sorted(k for k in not_read(settings) & set(given) if settings[k] != defaults[k])) \
             and is_first_process():
@@ -280,6 +303,7 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
     out = Path(cfg.output)
     if out.exists() and not out.is_dir():
         raise DynaKDError(f"--output {out} is a file, not a folder")
+    _check_own_folder(cfg, out)
     if not out.is_dir() or not any(out.iterdir()):
         return out
     for role in ("teacher", "student", "model"):  # (model: the checkpoint a fine-tune starts from)
@@ -393,6 +417,39 @@ def _remove_made(out: Path, where: Path) -> None:
             return
 
 
+def _check_own_folder(cfg: DistillConfig, out: Path) -> None:
+    """Refuse an output folder that is another thing's: the GLUE folder the run reads (its model was written among
+    the data), the teacher cache's (the run's own files made it "a non-empty folder without a cache"), or a folder
+    inside a run's or the model's the run reads, up to two above (that run then could not be trained again: its folder
+    would hold another run, which ``check_output`` refuses, as ``check_not_a_run`` does for ``demo`` and ``ablate``)."""
+    if isinstance(cfg.data_dir, str) and same_file(cfg.data_dir, str(out)):
+        raise DynaKDError(f"--output {out} is the --data-dir folder: the run would write its model among the data; "
+                          "choose another --output")
+    if cfg.teacher_cache not in (None, "auto", "off") and (same_file(cfg.teacher_cache, str(out)) or _absolute(
+            cfg.teacher_cache) == _absolute(str(out))):  # (neither there yet, in a first run)
+        raise DynaKDError(f"--teacher-cache {cfg.teacher_cache} is the run's --output folder: give the cache a folder "
+                          f"of its own (e.g. {Path(cfg.teacher_cache) / 'cache'})")
+    if (out / CONFIG_NAME).is_file():  # (a run's own folder: one nested before this check still resumes)
+        return
+    models = [name for name in (cfg.teacher, cfg.student, cfg.model) if isinstance(name, str)]
+    for folder in list(out.resolve().parents)[:2]:
+        if _holds_a_run(folder) or any(same_file(name, str(folder)) for name in models):
+            raise DynaKDError(f"--output {out} is inside {folder}, a run's folder (or the model's the run reads), "
+                              "which would then hold another run and could not be trained again: choose another "
+                              "--output")
+
+
+def _holds_a_run(folder: Path) -> bool:
+    """A DynaKD run's folder: its record beside what a run writes (its model, scores or a checkpoint); a dynakd.yaml
+    alone (a config kept in a project's folder to reuse) is none."""
+    return (folder / CONFIG_NAME).is_file() and ((folder / "metrics.json").is_file() or is_model_folder(folder)
+                                                 or any(folder.glob(f"{PREFIX}-*")))
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def check_writable(out: Path) -> None:
     """Fail before loading models when the output folder cannot be created or written. Creates nothing: a run that
     fails before it starts (data, models) leaves no empty folder behind, and processes starting together do not race
@@ -411,7 +468,7 @@ def check_not_a_run(out: Path, command: str, writes: str) -> None:
     """Refuse the ``--output`` of a command that writes runs into folders inside it (``demo``, ``ablate``) where it,
     or a folder up to two above it, is a run's own folder or a model's: the runs would nest in it, and the run there
     could not be trained again (its folder would hold other runs, ``check_output`` looking two levels down)."""
-    for folder in (out, *list(out.absolute().parents)[:2]):
+    for folder in (out, *list(out.resolve().parents)[:2]):  # (resolved: ../s from inside a run is not inside it)
         if recorded_config(folder) is not None or is_model_folder(folder):
             what = f"{out} is" if folder == out else f"{out} is inside {folder},"
             raise DynaKDError(f"{what} a run's folder (or a model's), and {command} writes {writes} into folders "

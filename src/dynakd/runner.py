@@ -63,6 +63,7 @@ from .rundir import (
     earlier_metrics,
     metrics_record,
     note_not_read,
+    note_not_read_by_task,
     prepare_output,
     resume_point,
     run_lock,
@@ -184,8 +185,11 @@ def finetune(cfg: DistillConfig | dict) -> RunResult:
     """Train ``cfg.model`` on the task alone (a teacher, or a task-only student). ``cfg``: a DistillConfig or a dict
     of config keys."""
     # checked as what runs, method task (a shared config's distillation settings are not read)
+    given = underscored(cfg) if isinstance(cfg, dict) else None
     cfg = as_config({**cfg, "method": "task"} if isinstance(cfg, dict) else dataclasses.replace(cfg, method="task"),
                     "finetune")
+    if given is not None:  # (a dict names what it gives, as the command line's flags do)
+        note_not_read_by_task(cfg, given)
     if not cfg.model:
         raise DynaKDError("finetune needs --model (a checkpoint folder or hub id)")
     with library_bars(cfg.progress):
@@ -214,6 +218,8 @@ def _lending(cfg: DistillConfig | dict, command: str) -> DistillConfig:
         return as_config(cfg, command)
     given = underscored(cfg)
     typed(DistillConfig, given)  # (a model object where a path belongs is refused before lending reads it as one)
+    if command == "evaluate" and given.get("model"):  # (an unfinished run is said so before what it would lend)
+        check_model_folder(str(given["model"]))
     cfg = lent_config(command, given, lambda lent: build_config(lent, given))
     if command == "distill":
         note_not_read(cfg, given)
@@ -339,6 +345,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
         qa_eval=qa_eval,
         save_on_non_finite=True,  # the last good state to inspect, with --save-steps 0 too
     )
+    trainer.tokenizers_compared = True  # (shared_tokenizer: one encoding only where they agree)
     set_dataset_reference(cfg, distiller, teacher, cache, encoded["train"], collator, args.device,
                           trainer.accelerator.autocast())
     if resume is not None and main_process:  # the trainer loads the distiller's state with the checkpoint's
@@ -592,10 +599,11 @@ def evaluate(cfg: DistillConfig | dict) -> RunResult:
 def _evaluate(cfg: DistillConfig) -> RunResult:
     check_precision(cfg)
     check_model_folder(cfg.model)  # a mistyped path is named as such, not as the data it would have evaluated on
-    check_model_loads(cfg.model)  # (a mistyped folder is named as such first)
     if not cfg.output and not Path(os.path.expanduser(cfg.model)).is_dir():  # a hub id or an alias: ./org/name would
-        # become a folder without a model, which later commands naming the model would take for a broken one
+        # become a folder without a model, which later commands naming the model would take for a broken one (said
+        # before the hub is asked for the model)
         raise DynaKDError(f"{cfg.model} is not a local folder to write metrics.json into: give --output DIR")
+    check_model_loads(cfg.model)  # (a mistyped folder is named as such first)
     out = Path(cfg.output or cfg.model)
     check_writable(out)  # before the data and the model load
     holds_run = (out / CONFIG_NAME).is_file()

@@ -103,7 +103,11 @@ def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None 
         raise DynaKDError(f"{ids_name} lists {len(layer_ids)} layers but {k_name} is {k}")
     if not layer_ids or len(set(layer_ids)) != len(layer_ids) or not all(_whole(i) and 0 <= i < n for i in layer_ids):
         raise DynaKDError(f"{ids_name} must be distinct 0-based ids in 0..{n - 1}, got {layer_ids}")
-    return [operator.index(i) for i in layer_ids]
+    ids = [operator.index(i) for i in layer_ids]
+    if ids != sorted(ids):  # (the student stacked them as listed: a later teacher layer below an earlier one)
+        raise DynaKDError(f"{ids_name} lists the teacher's layers out of order ({layer_ids}): a student keeps them in "
+                          f"the teacher's order, {sorted(ids)}")
+    return ids
 
 
 def _whole(value) -> bool:

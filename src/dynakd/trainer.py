@@ -163,6 +163,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self._student_columns: set[str] | None = None
         self._teacher_columns: set[str] = set()
         self._one_encoding_checked = False  # (_check_one_encoding)
+        # whether the tokenizers were found to agree (the dynakd commands compare them): no note on vocabulary sizes
+        self.tokenizers_compared = False
         self.add_callback(AlignmentCallback(self))
         self.add_callback(DistillerGradients(distiller))
         self.add_callback(StepsOfThisRun())
@@ -212,21 +214,26 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         return _accepted(student_inputs, self._student_columns), teacher_inputs, labels
 
     def _check_one_encoding(self, ids: torch.Tensor | None) -> None:
-        """Once, where both models read one encoding: that the teacher's vocabulary holds its ids (a larger id failed
-        inside the teacher's embedding as an IndexError, or a device assert), and a note where the two vocabularies
-        differ in size, which models of one tokenizer seldom do (a device sync, once)."""
+        """Once, where both models read one encoding: that both vocabularies hold its ids (a larger id failed inside
+        the smaller embedding as an IndexError, or a device assert), and a note where the two differ in size, which
+        models of one tokenizer seldom do, unless the tokenizers were found to agree (a device sync, once)."""
         self._one_encoding_checked = True
-        sizes = [_vocabulary(m) for m in (self.teacher, self.accelerator.unwrap_model(self.model))]
-        if ids is None or None in sizes or sizes[0] == sizes[1]:
+        student = self.accelerator.unwrap_model(self.model)
+        sizes = {"teacher": _vocabulary(self.teacher), "student": _vocabulary(student)}
+        if ids is None or None in sizes.values() or len(set(sizes.values())) == 1:
             return
         own = ("give the teacher an encoding of its own: teacher_* columns from its tokenizer, collated with "
                "DistillationCollator(tokenizer, teacher_tokenizer) (README, Python API)")
-        if (largest := int(ids.max())) >= sizes[0]:
-            raise DynaKDError(f"the batch's input ids reach {largest}, but the teacher's vocabulary holds {sizes[0]} "
-                              f"(the student's {sizes[1]}): the models tokenize differently; {own}")
-        if self.args.process_index == 0:
-            print(f"note: the teacher's vocabulary holds {sizes[0]} tokens and the student's {sizes[1]}, and both read "
-                  f"the batch's one encoding: if they tokenize differently, {own}", flush=True)
+        smaller = min(sizes, key=sizes.get)
+        if (largest := int(ids.max())) >= sizes[smaller]:
+            other = "student" if smaller == "teacher" else "teacher"
+            raise DynaKDError(f"the batch's input ids reach {largest}, but the {smaller}'s vocabulary holds "
+                              f"{sizes[smaller]} (the {other}'s {sizes[other]}): the models tokenize differently; "
+                              f"{own}")
+        if self.args.process_index == 0 and not self.tokenizers_compared:
+            print(f"note: the teacher's vocabulary holds {sizes['teacher']} tokens and the student's "
+                  f"{sizes['student']}, and both read the batch's one encoding: if they tokenize differently, {own}",
+                  flush=True)
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()

@@ -87,6 +87,11 @@ def full_disk_for_the_record(self: Path, *args, **kwargs):
         (["--set", "dynamics.weights.relations=-1"], "dynamics.weights must be >= 0"),
         (["--student-layers", "9"], "more layers than the teacher's 4"),
         (["--student-layer-ids", "0,7"], "distinct 0-based ids in 0..3"),
+        # (stacked as listed, a later teacher layer below an earlier one)
+        (["--student-layer-ids", "2,1"], "--student-layer-ids lists the teacher's layers out of order ([2, 1]): a "
+                                         "student keeps them in the teacher's order, [1, 2]"),
+        (["--set", "method=KD"], "method: 'KD' is not one of task, kd, static, pkd, dynamics, full; did you mean "
+                                 "'kd'?"),
         (["--set", "dynamics.components=[deviation,velocity]"], "unknown 'velocity'"),
         (["--set", "warmup_ratio=1"], "warmup_ratio must be in [0, 1)"),
         (["--set", "dynamics.forms=[]"], "dynamics.forms is empty"),
@@ -233,6 +238,63 @@ def test_missing_data_file_and_column(tiny_teacher, tmp_path, capsys):
     err = run_error(capsys, csv_args(tiny_teacher, tmp_path / "run", "sentence", data, data))
     assert "sentence" in err and "text" in err
     assert not (tmp_path / "run").exists()  # a run that fails before it starts leaves no empty output folder
+
+
+def test_a_new_users_mistakes_of_2026_12_06(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """From a walkthrough of docs/errors.md: a repeated text column gave a KeyError traceback; a tab-separated .csv
+    without --text-columns was told to mind --label-column; a text column named as the label trained one class per
+    row; --output in another run's folder blocked that run, --output the GLUE folder wrote the model among the data,
+    and a --teacher-cache of the output folder was "a non-empty folder without a cache"; QA settings on a GLUE run went
+    unread without a word; evaluate of an unfinished run first said what it would score on."""
+    monkeypatch.chdir(tmp_path)
+    rows = "".join(f"film number {i} was {'good' if i % 2 else 'bad'},{'pos' if i % 2 else 'neg'}\n" for i in range(24))
+    Path("train.csv").write_text("text,label\n" + rows)
+    args = csv_args(tiny_teacher, "run", "text,text", "train.csv", "train.csv")
+    assert run_error(capsys, args).endswith("--text-columns names 'text' twice: a sentence pair is two columns")
+    Path("tabs.csv").write_text("text\tlabel\na\tpos\nb\tneg\n")
+    args = csv_args(tiny_teacher, "run", "x", "tabs.csv", "train.csv")
+    args.remove("--text-columns"), args.remove("x")
+    assert run_error(capsys, args).endswith("(tabs.csv is read comma-separated; a tab-separated file is read as such "
+                                            "when its name ends in .tsv)")
+    assert not Path("run").exists()
+    from dynakd.config import build_config
+    from dynakd.data.load import load_data
+
+    task, _ = load_data(build_config({"task": "csv", "train_file": "train.csv", "validation_file": "train.csv",
+                                      "text_columns": ["label"], "label_column": "text"}))
+    assert task.num_labels == 24  # (one-shot data may have such labels: a note)
+    assert "note: column 'text' gives each of the 24 training rows a class of its own: if it holds text or ids, not " \
+           "labels, --label-column names the column of labels" in capsys.readouterr().out
+    # output folders that are another thing's
+    inside = run_error(capsys, distill_args(tiny_teacher, tiny_teacher / "sub"))
+    assert inside.endswith(f"--output {tiny_teacher / 'sub'} is inside {tiny_teacher}, a run's folder (or a model's), "
+                           "which would then hold another run and could not be trained again: choose another --output")
+    (tmp_path / "glue" / "SST-2").mkdir(parents=True)
+    args = [a for a in distill_args(tiny_teacher, "glue") if a != "--synthetic"] + ["--data-dir", "glue"]
+    assert run_error(capsys, args).endswith("--output glue is the --data-dir folder: the run would write its model "
+                                            "among the data; choose another --output")
+    args = [*distill_args(tiny_teacher, "fresh"), "--teacher-cache", "fresh"]
+    assert run_error(capsys, args).endswith("--teacher-cache fresh is the run's --output folder: give the cache a "
+                                            "folder of its own (e.g. fresh/cache)")
+    # QA settings a GLUE run does not read: said, and the run trains as it would without
+    assert main(distill_args(tiny_teacher, tmp_path / "qa", "--doc-stride", "16", "--n-best", "5")) == 0
+    assert "note: task sst2 does not read doc_stride, n_best (extractive QA's settings): the run trains as it would " \
+           "without" in capsys.readouterr().out
+    # a run stopped before its end (a checkpoint, no model, no scores): said so, with its checkpoints, before anything
+    # it would lend
+    run = tmp_path / "unfinished"
+    assert main(distill_args(tiny_teacher, run, "--save-steps", "1", "--keep-checkpoints")) == 0
+    capsys.readouterr()
+    for name in ("metrics.json", "config.json", "model.safetensors"):
+        (run / name).unlink()
+    shutil.rmtree(run / "checkpoint-3")
+    assert run_error(capsys, ["evaluate", "--model", str(run)]).endswith(
+        f"'{run}' holds a run that has not finished, with no model saved yet: the command it was started with resumes "
+        "it; each of its checkpoints (checkpoint-1, checkpoint-2) holds the model as it was")
+    assert "note" not in capsys.readouterr().out
+    (tmp_path / "qa" / "config.json").unlink()  # finished, its model deleted
+    assert run_error(capsys, ["evaluate", "--model", str(tmp_path / "qa")]).endswith(
+        "holds a finished run whose model is gone (no config.json): train it again with --overwrite")
 
 
 def test_labels_outside_model_range(tiny_teacher, tmp_path, capsys):

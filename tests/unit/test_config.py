@@ -418,10 +418,12 @@ def test_a_tuple_is_a_list_and_an_object_no_string():
 
     for key in ("teacher", "model"):
         with pytest.raises(DynaKDError, match=f"^{key}: expected a folder or hub id, got a Model object: save it first "
-                                              r"\(its save_pretrained\(DIR\).*DistillationTrainer or Distiller"):
+                                              r"\(its save_pretrained\(DIR\)\) and give DIR, or distil models in "
+                                              "memory with DistillationTrainer or Distiller"):
             validate(DistillConfig(**{key: Model()}))
-    with pytest.raises(DynaKDError, match=r"^label_column: expected a string, got an object object$"):
+    with pytest.raises(DynaKDError, match=r"^label_column: expected a string, got a value of type object$"):
         build_config({"label_column": object()})
+    assert build_config({"output": yaml.safe_load("2024-12-06")}).output == "2024-12-06"  # (YAML's date)
     assert build_config({"output": Path("runs") / "x"}).output == str(Path("runs") / "x")
 
 
@@ -520,6 +522,9 @@ def test_a_runs_own_config_given_back_from_another_folder_finds_its_data(tmp_pat
     assert capsys.readouterr().out.endswith("its paths as found from here, teacher ../runs/teacher\n")
     cfg("../runs/t/dynakd.yaml", "--set", "teacher=x", "--set", "train_file=mine.csv")
     assert "record of a run" not in capsys.readouterr().out
+    args = _parser().parse_args(["distill", "--teacher", "mine", "--config", "../runs/t/dynakd.yaml"])
+    assert config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS], teacher="mine").teacher == "mine"
+    assert capsys.readouterr().out.endswith("its paths as found from here, train_file ../train.csv\n")  # as distill
     with pytest.raises(DynaKDError, match="lr must be"):  # a config refused says so alone, without the notes first
         cfg("../runs/t/dynakd.yaml", "--set", "lr=-1")
     assert capsys.readouterr().out == ""

@@ -498,7 +498,7 @@ def test_the_pure_functions_name_shapes_that_do_not_fit(monkeypatch):
     plan = uniform_plan(LS, LT)
     with pytest.raises(ValueError, match=r"^plan \[3, 5\] does not match the layers: the hidden states give a "
                                          r"student of 2 and a teacher of 5 layers \(each model's L \+ 1 hidden "
-                                         r"states, index 0 the embedding output\), so the plan is \[2, 5\]$"):
+                                         r"states, index 0 the embedding output\), so plan is \[2, 5\]$"):
         feature_dynamics_loss(s[1:], t, mask=mask, plan=plan)
     with pytest.raises(ValueError, match=r"^plan \[3, 5\] does not match the layers: .* \[3, 4\]$"):
         feature_dynamics_loss(s, t[1:], mask=mask, plan=plan)

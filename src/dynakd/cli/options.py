@@ -136,7 +136,7 @@ def config_from_args(
     from ..distributed import is_first_process
 
     notes: list[str] = []
-    yaml_layer, overrides, flags = _layers(args, groups, defaults, say=notes.append)
+    yaml_layer, overrides, flags = _layers(args, groups, defaults, say=notes.append, fixed=fixed)
     try:
         cfg = build_config(defaults or {}, yaml_layer, *overrides, flags, fixed)
     except DynaKDError as e:  # a bad value or combination: name the file or --set that holds it, if one alone does
@@ -156,10 +156,11 @@ def given_settings(args: argparse.Namespace, groups: list[dict]) -> dict[str, An
 
 
 def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None,
-            say: Callable[[str], None] | None = None):
+            say: Callable[[str], None] | None = None, fixed: dict[str, Any] | None = None):
     """The command's own config layers: the --config file, each --set, the flags (each layer checked on its own).
     What the file's own task chose, and what the task that runs does not read, are left to that task
-    (``_for_the_task``; ``say``: takes what to say of it)."""
+    (``_for_the_task``; ``say``: takes what to say of it), as are the settings the command fixes (``fixed``:
+    ``--teacher``, ``finetune``'s method)."""
     yaml_layer = load_run_config(args.config) if args.config else {}
     overrides = [parse_override(s) for s in args.set]
     for source, layer in [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]:
@@ -182,8 +183,9 @@ def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, An
             flags[key] = value
     if getattr(args, "model", None):
         flags["model"] = args.model
-    yaml_layer = _from_where_it_ran(args.config, yaml_layer, [*overrides, flags], say)
-    return _for_the_task(args.config, yaml_layer, [*overrides, flags], say), overrides, flags
+    later = [*overrides, flags, fixed or {}]
+    yaml_layer = _from_where_it_ran(args.config, yaml_layer, later, say)
+    return _for_the_task(args.config, yaml_layer, later, say), overrides, flags
 
 
 def _from_where_it_ran(config: str | None, layer: dict[str, Any], later: list[dict[str, Any]],

@@ -4,6 +4,7 @@ parsed, and a merged mapping coerced into the dataclasses with errors that name 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import os
 import types
@@ -63,7 +64,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
-            hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            lower = {str(c).lower(): str(c) for c in choices}  # (`method: KD`: no close match in case)
+            hint = [lower[str(value).lower()]] if str(value).lower() in lower else \
+                difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
             extra = f"; did you mean '{hint[0]}'?" if hint else ""
             if isinstance(value, bool):  # (`pooling: yes` read as 'True')
                 extra = (f" (a {str(value).lower()}, which YAML reads from yes, no, on, off, true or false; a choice "
@@ -108,8 +111,8 @@ def _scalar(value: Any, tp: Any, where: str) -> Any:
         raise DynaKDError(f"{where}: expected true or false, got {value!r}")
     if tp is str and isinstance(value, (list, tuple, dict)):  # str() of it would name a folder `['a', 'b']`
         raise DynaKDError(f"{where}: expected a string, got {value!r}")
-    if tp is str and not isinstance(value, (str, int, float, os.PathLike)):  # (a pathlib.Path is a path)
-        raise DynaKDError(_not_a_string(value, where))
+    if tp is str and not isinstance(value, (str, int, float, os.PathLike, datetime.date)):  # (a pathlib.Path is a
+        raise DynaKDError(_not_a_string(value, where))  # path; YAML reads `output: 2024-12-06` as a date)
     if tp is str and where == "teacher_cache" and isinstance(value, bool):  # `teacher_cache: off` (or on), unquoted
         return "auto" if value else "off"
     if tp is str and isinstance(value, bool):
@@ -129,13 +132,13 @@ def _scalar(value: Any, tp: Any, where: str) -> Any:
 
 def _not_a_string(value: Any, where: str) -> str:
     """The refusal of an object where a string belongs: str() of a model would be read as a path many lines long."""
-    name = type(value).__name__
-    what = f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name} object"
+    what = f"a {type(value).__name__} object"
     if hasattr(value, "save_pretrained"):  # a model or tokenizer in memory, from Python
-        return (f"{where}: expected a folder or hub id, got {what}: save it first (its save_pretrained(DIR), and its "
-                "tokenizer's) and give DIR, or distil models in memory with DistillationTrainer or Distiller (README, "
+        tokenizer = ", and its tokenizer's" if hasattr(value, "config") else ""  # (a model's: a tokenizer has none)
+        return (f"{where}: expected a folder or hub id, got {what}: save it first (its save_pretrained(DIR)"
+                f"{tokenizer}) and give DIR, or distil models in memory with DistillationTrainer or Distiller (README, "
                 "Python API)")
-    return f"{where}: expected a string, got {what}"
+    return f"{where}: expected a string, got a value of type {type(value).__name__}"
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:

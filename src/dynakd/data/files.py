@@ -33,6 +33,8 @@ def _check_args(kind: str, files: dict[str, str], text_columns: Sequence[str], l
         raise DynaKDError(f"{kind} data needs a train file or a validation file")
     if len(text_columns) > 2:  # (none: the only column besides the label, _only_text_column)
         raise DynaKDError(f"need 1 or 2 text columns, got {len(text_columns)}: {', '.join(text_columns)}")
+    if len(set(text_columns)) < len(text_columns):  # (a KeyError when the columns were renamed)
+        raise DynaKDError(f"--text-columns names '{text_columns[0]}' twice: a sentence pair is two columns")
     if label_column in text_columns:
         raise DynaKDError(f"column '{label_column}' cannot be both a text column and the label column")
     for path in files.values():
@@ -236,6 +238,8 @@ def _only_text_column(kind: str, raw: DatasetDict, files: dict[str, str], label_
     split, path = next(iter(files.items()))
     columns = raw[split].column_names
     if label_column not in columns:  # (the refusal below would ask for text columns instead)
+        if hint := _kind_hint(kind, path, list(files.values())) + _separator_hint(kind, path, columns):
+            raise DynaKDError(f"{path}: no column '{label_column}'; columns are: {', '.join(columns)}{hint}")
         raise DynaKDError(f"{path}: no label column '{label_column}' (--label-column names another); columns are: "
                           f"{', '.join(columns)}")
     others = [c for c in columns if c != label_column]

@@ -414,10 +414,7 @@ def feature_dynamics_loss(
     """
     layers = (len(student) - 1, len(kwargs["teacher_pooled"]) - 1 if kwargs.get("teacher_pooled") is not None
               else len(teacher) - 1)
-    if tuple(plan.shape) != layers:  # (a cost of the wrong shape broadcast against it without a word)
-        raise ValueError(f"plan {list(plan.shape)} does not match the layers: the hidden states give a student of "
-                         f"{layers[0]} and a teacher of {layers[1]} layers (each model's L + 1 hidden states, index 0 "
-                         f"the embedding output), so the plan is {list(layers)}")
+    F.check_layers("plan", plan.shape, layers)
     opts = opts or DynamicsOptions()
     kwargs.setdefault("anchors", anchors_from_plan(plan))
     kwargs.setdefault("plan_first", True)  # (the plan is given)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .forms import EPS
+from .forms import EPS, check_layers
 
 Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embedding output
 
@@ -26,11 +26,7 @@ Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embeddi
 def _fill(needed: torch.Tensor, pair_cost, student: Hidden, teacher: Hidden, width: int | None) -> torch.Tensor:
     """Cost matrix whose entry (m, l) is ``pair_cost(m, l)`` where ``needed[m, l]``, else 0; ``width``: the width
     the student's states are compared at (their own, or their projections'), against the teacher's (shapes only)."""
-    want = (len(student) - 1, len(teacher) - 1)
-    if tuple(needed.shape) != want:
-        raise ValueError(f"needed {list(needed.shape)} does not match the layers: the hidden states give a student of "
-                         f"{want[0]} and a teacher of {want[1]} layers (each model's L + 1 hidden states, index 0 the "
-                         f"embedding output), so needed is {list(want)}")
+    check_layers("needed", needed.shape, (len(student) - 1, len(teacher) - 1))
     if width is not None and width != teacher[0].shape[-1]:  # (a broadcast error in torch)
         raise ValueError(f"the student's states are {width} wide and the teacher's {teacher[0].shape[-1]}: give "
                          "projections (one nn.Linear(d_s, d_t) per student layer)")
