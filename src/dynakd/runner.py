@@ -218,8 +218,6 @@ def _lending(cfg: DistillConfig | dict, command: str) -> DistillConfig:
         return as_config(cfg, command)
     given = underscored(cfg)
     typed(DistillConfig, given)  # (a model object where a path belongs is refused before lending reads it as one)
-    if command == "evaluate" and given.get("model"):  # (an unfinished run is said so before what it would lend)
-        check_model_folder(str(given["model"]))
     cfg = lent_config(command, given, lambda lent: build_config(lent, given))
     if command == "distill":
         note_not_read(cfg, given)
@@ -599,11 +597,10 @@ def evaluate(cfg: DistillConfig | dict) -> RunResult:
 def _evaluate(cfg: DistillConfig) -> RunResult:
     check_precision(cfg)
     check_model_folder(cfg.model)  # a mistyped path is named as such, not as the data it would have evaluated on
+    check_model_loads(cfg.model)  # (a mistyped folder is named as such first: offline, run/model for runs/model)
     if not cfg.output and not Path(os.path.expanduser(cfg.model)).is_dir():  # a hub id or an alias: ./org/name would
-        # become a folder without a model, which later commands naming the model would take for a broken one (said
-        # before the hub is asked for the model)
+        # become a folder without a model, which later commands naming the model would take for a broken one
         raise DynaKDError(f"{cfg.model} is not a local folder to write metrics.json into: give --output DIR")
-    check_model_loads(cfg.model)  # (a mistyped folder is named as such first)
     out = Path(cfg.output or cfg.model)
     check_writable(out)  # before the data and the model load
     holds_run = (out / CONFIG_NAME).is_file()

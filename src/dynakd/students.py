@@ -13,6 +13,7 @@ import sys
 import torch
 from torch import nn
 
+from .distributed import is_first_process
 from .errors import DynaKDError, first_line
 
 # config entries that hold one value per layer, read by layer index (found in transformers' models): shrunk with the
@@ -104,9 +105,10 @@ def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None 
     if not layer_ids or len(set(layer_ids)) != len(layer_ids) or not all(_whole(i) and 0 <= i < n for i in layer_ids):
         raise DynaKDError(f"{ids_name} must be distinct 0-based ids in 0..{n - 1}, got {layer_ids}")
     ids = [operator.index(i) for i in layer_ids]
-    if ids != sorted(ids):  # (the student stacked them as listed: a later teacher layer below an earlier one)
-        raise DynaKDError(f"{ids_name} lists the teacher's layers out of order ({layer_ids}): a student keeps them in "
-                          f"the teacher's order, {sorted(ids)}")
+    if ids != sorted(ids) and is_first_process():  # (stacked as listed, without a word: a mistake, or an experiment)
+        print(f"note: {ids_name} lists the teacher's layers out of order ({', '.join(map(str, ids))}): the student "
+              f"stacks them so, layer {ids[0]} first (in the teacher's order: {', '.join(map(str, sorted(ids)))})",
+              flush=True)
     return ids
 
 

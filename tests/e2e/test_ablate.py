@@ -898,7 +898,8 @@ def test_alignment_heatmaps_are_found_from_another_folder_named_and_stale_ones_r
     text = build_report(sweep).read_text()
     assert (sweep / "alignment_ot_L2.png").read_bytes() == b"method=full,seed=1"
     assert not (sweep / "alignment_fixed_L3.png").exists()
-    assert "Alignment heatmaps, each one run's plan at the end of its training: `alignment_ot_L2.png` of " \
+    assert "Alignment heatmaps, each one run's running plan (the running mean of its plans) at the end of its " \
+        "training: `alignment_ot_L2.png` of " \
            "`method=full,seed=1`." in text
     moved = tmp_path / "elsewhere" / "renamed"  # a sweep folder moved with its cells/: found there
     shutil.move(sweep, moved)

@@ -94,7 +94,8 @@ def test_each_method_and_aligner_has_a_colour_of_its_own(saved):
             for i, (m, a) in enumerate(kinds) for lr in (2e-4, 4e-4)]
     plot_ablation(rows, Path("a.png"), "accuracy")
     fig, options = saved[-1]
-    colours = {tuple(p.get_facecolor()) for ax in fig.axes for p in ax.patches}
+    colours = {tuple(c) for ax in fig.axes for dots in ax.collections if not hasattr(dots, "get_segments")
+               for c in dots.get_facecolors()}
     assert len(colours) == len(kinds)
     assert options.get("bbox_inches") == "tight"  # nothing outside the axes (a label, a number) is cut off
 

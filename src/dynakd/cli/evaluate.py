@@ -33,10 +33,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace):
     from .. import runner
     from ..lending import lent_config
-    from ..models import check_model_folder
 
-    if args.model:  # a model folder's faults first: an unfinished run is said so before what it would lend
-        check_model_folder(args.model)
     if _a_runs_own_record(args):  # its output is that run's folder, not where this command's scores go
         args.set = [*args.set, "output="]
     # a model folder DynaKD wrote is scored on its task and data, with the input length (and QA windows) it was

@@ -53,13 +53,15 @@ from ..config import (
     load_yaml,
     merge_dicts,
     nest,
+    typed,
     underscored,
     unread_options,
 )
 from ..data import get_task, synthetic_serves
+from ..distributed import is_first_process
 from ..errors import DynaKDError, first_line
 from ..locks import locked
-from ..models import check_student_request, local_config
+from ..models import check_model_folder, check_student_request, local_config
 from ..rundir import (
     check_not_a_run,
     config_differences,
@@ -110,6 +112,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     grids = _grids(raw.get("grid"), path)
     _check_set_by_the_sweep([("base", base), *(("grid", grid) for grid in grids)], path)
     _check_teacher_data(grids, base, path)
+    _check_grid_values(grids, path)  # (before --smoke keeps one seed: the values it drops are checked too)
     if smoke:
         smoke_spec = underscored(_section(raw, "smoke", path))
         override = smoke_spec.pop("grid", None) or {}
@@ -161,6 +164,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
             if not (cfg.student or cfg.student_layers or cfg.student_layer_ids):
                 raise DynaKDError(f"cell {key} names no student: give student_layers (or student, "
                                   "student_layer_ids) in base or grid")
+        check_model_folder(teacher_cfg.model)  # (a mistyped path was found when the teacher's training started)
         _check_student_depths(configs, teacher_cfg.model)
         for cfg in (teacher_cfg, *configs.values()):  # (a missing file was found after the teacher's set-up)
             for key in ("train_file", "validation_file"):
@@ -171,6 +175,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
                                   f"{Path.cwd()})")
     except DynaKDError as e:
         raise DynaKDError(f"{path}: {e}") from None
+    _note_unread_axes(sweep, path)  # (once the sweep holds: a refused sweep says so alone)
     return sweep
 
 
@@ -257,6 +262,27 @@ def _section(raw: dict[str, Any], key: str, path: str | Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DynaKDError(f"{path}: '{key}' must be a mapping of config keys, got {value!r}")
     return dict(value)
+
+
+def _check_grid_values(grids: list[dict[str, list[Any]]], path: str | Path) -> None:
+    """Every grid value of the type its setting takes: a cell that drops an option (its method or aligner does not
+    read it) never built it, and --smoke runs the first seed only, so ``seed: [1, two]`` passed a smoke check."""
+    for grid in grids:
+        for key, values in grid.items():
+            for value in values:
+                try:
+                    typed(DistillConfig, nest(key, value))
+                except DynaKDError as e:
+                    raise DynaKDError(f"{path}: grid {e}") from None
+
+
+def _note_unread_axes(sweep: Sweep, path: str | Path) -> None:
+    """Say which grid options no cell reads (``cells`` drops them where its method or aligner does not read them):
+    ``align.tau: [0.05, 0.1]`` beside the OT aligner gave one cell, without a word."""
+    kept = {key for cell in cells(sweep) for key in cell}
+    if (dropped := sorted({key for grid in sweep.grid for key in grid} - kept)) and is_first_process():
+        print(f"note: {path}: no cell reads grid option(s) {', '.join(dropped)} (its method or aligner does not): "
+              "the cells leave them out", flush=True)
 
 
 def _grids(spec: Any, path: str | Path) -> list[dict[str, list[Any]]]:

@@ -38,9 +38,9 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
     low, high = _limits(rows)
     axes[0].set_xlim(low, high)  # (shared: every depth on one scale)
     for ax in axes:
-        if low < 0 < high:  # a bar starts at 0: the line shows which way it goes
+        if low < 0 < high:  # (a range across 0: the line shows which side a score is on)
             ax.axvline(0, color="black", linewidth=0.8)
-    axes[-1].set_xlabel(f"dev {metric} (x100)\nbar: mean over the row's n seeds; whisker: ± sd (none for one seed)",
+    axes[-1].set_xlabel(f"dev {metric} (x100)\ndot: mean over the row's n seeds; whisker: ± sd (none for one seed)",
                         fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")  # (tight: the numbers beside the axes are kept)
@@ -50,8 +50,11 @@ def _panel(ax, depth: int, panel: list[dict[str, Any]], heights: list[float], co
     """One depth's rows top to bottom, each as tall as its label, with its numbers at the right."""
     ys = [sum(heights[:k]) + h / 2 for k, h in enumerate(heights)]
     means = [mean(r["scores"]) for r in panel]
-    ax.barh(ys, [0.0 if math.isnan(m) else m for m in means], height=0.8,
-            color=[colours[(r["method"], r["align"])] for r in panel])
+    # a dot, not a bar: the axis starts near the lowest score, where a bar's length would not be its score
+    scored = [(m, y, colours[(r["method"], r["align"])]) for m, y, r in zip(means, ys, panel) if not math.isnan(m)]
+    if scored:
+        xs, dots, fill = zip(*scored)
+        ax.scatter(xs, dots, s=60, c=list(fill), edgecolors="black", linewidths=0.6, zorder=3)
     spread = [(m, y, stdev(r["scores"])) for m, y, r in zip(means, ys, panel)
               if len(r["scores"]) > 1 and not math.isnan(m)]  # one seed has no sd: no whisker, not a whisker of 0
     if spread:
@@ -86,8 +89,8 @@ def _numbers(row: dict[str, Any]) -> str:
 
 
 def _limits(rows: list[dict[str, Any]]) -> tuple[float, float]:
-    """The score axis: every whisker's ends and the teachers inside, a little more room on the left so the shortest
-    bar still shows (down to 0 for scores that are all positive, up to 0 for negative ones), within -100..100."""
+    """The score axis: every whisker's ends and the teachers inside, with a little room on either side (not past 0
+    for scores that are all positive, nor for negative ones), within -100..100."""
     ends = [t for r in rows for t in r["teacher"] if not math.isnan(t)]
     for r in rows:
         if not math.isnan(m := mean(r["scores"])):

@@ -409,6 +409,7 @@ def build_report(folder: str | Path) -> Path:
     text = markdown(rows, metric, f"Ablation: {name}")
     text += "\n" + caption + "![ablation](ablation.png)\n"
     if heatmaps:
-        text += f"\nAlignment heatmaps, each one run's plan at the end of its training: {'; '.join(heatmaps)}.\n"
+        text += ("\nAlignment heatmaps, each one run's running plan (the running mean of its plans) at the end of its "
+                 f"training: {'; '.join(heatmaps)}.\n")
     (folder / "report.md").write_text(text)
     return folder / "report.md"
