@@ -672,6 +672,48 @@ def test_report_points_to_a_smoke_run(tmp_path):
         load_results(tmp_path)
 
 
+def test_a_sweep_checks_every_grid_value_and_says_which_options_no_cell_reads(tiny_encoder, tmp_path, capsys):
+    """From a new user's sweep (2026-12-06): ``align.tau: [0.1, fast]`` beside the OT aligner gave one cell without a
+    word (no cell reads it, so nothing checked ``fast``); ``seed: [1, two]`` passed --smoke, which keeps one seed; a
+    mistyped teacher folder was found when the teacher's training started."""
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+
+    def sweep_with(**grid):
+        path.write_text(yaml.safe_dump({**raw, "grid": {"method": ["full"], "student_layers": [1], **grid}}))
+        return path
+
+    for grid, said in (({"seed": [1, "two"]}, "grid seed: expected int, got 'two'"),
+                       ({"align.tau": [0.1, "fast"]}, "grid align.tau: expected float, got 'fast'")):
+        for smoke in (False, True):
+            with pytest.raises(DynaKDError, match=f"^{re.escape(str(path))}: {said}$"):
+                load_sweep(sweep_with(**grid), smoke=smoke)
+    capsys.readouterr()
+    assert len(cells(load_sweep(sweep_with(**{"align.tau": [0.1, 0.2]})))) == 1
+    assert f"note: {path}: no cell reads grid option(s) align.tau (its method or aligner does not): the cells leave " \
+           "them out" in capsys.readouterr().out
+    load_sweep(sweep_with(**{"align.name": ["attention", "ot"], "align.tau": [0.1, 0.2]}))  # read by attention's
+    assert "no cell reads" not in capsys.readouterr().out
+    path.write_text(yaml.safe_dump({**raw, "teacher": {"model": str(tmp_path / "nope")}}))
+    with pytest.raises(DynaKDError, match=f"^{re.escape(str(path))}: model folder not found: "):
+        load_sweep(path)
+
+
+def test_report_says_what_it_reads_of_a_file_or_a_runs_folder(tmp_path):
+    """``report report.md`` was read as a bench's JSON ("Expecting value"); a run's folder was told to run ablate."""
+    (tmp_path / "results.jsonl").write_text("")
+    (tmp_path / "report.md").write_text("# Ablation\n")
+    with pytest.raises(DynaKDError, match=f"^{re.escape(str(tmp_path / 'report.md'))} is no sweep's folder nor a "
+                                          f"bench's JSON file, which report reads; the sweep's folder is "
+                                          f"{re.escape(str(tmp_path))}$"):
+        from dynakd.cli.report import run
+
+        run(type("Args", (), {"folder": str(tmp_path / "report.md")})())
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "dynakd.yaml").write_text("task: sst2\n")
+    assert main(["report", str(tmp_path / "run")]) == 2
+
+
 def test_a_damaged_results_file_is_read_as_far_as_it_goes(tmp_path, capsys):
     """A process stopped while writing leaves a partial last record: the report leaves it out, the sweep cuts it off
     (so the next record starts on a line of its own) and runs its cell again. Other damage is named by line."""

@@ -22,6 +22,10 @@ def run(args: argparse.Namespace) -> None:
         path = path.parent
     elif path.suffix.lower() in (".yaml", ".yml") and path.is_file():
         raise DynaKDError(_yaml_given(path))
+    elif path.is_file() and path.suffix.lower() != ".json" and not _looks_like_json(path):  # (it was read as a
+        # bench's JSON: "Expecting value")
+        where = f"; the sweep's folder is {path.parent}" if (path.parent / "results.jsonl").is_file() else ""
+        raise DynaKDError(f"{path} is no sweep's folder nor a bench's JSON file, which report reads{where}")
     elif path.is_file() or (path.suffix.lower() == ".json" and not path.is_dir()):  # (a missing .json: said so there)
         from ..experiments.bench import plot_bench_file
 
@@ -46,3 +50,12 @@ def _yaml_given(path: Path) -> str:
         return (f"{path} is a sweep file: report reads the folder its results are in, dynakd report "
                 f"{sweep_folder(raw, path)}")
     return f"{path} is a YAML file: report reads a sweep's folder (results.jsonl) or a bench's JSON file"
+
+
+def _looks_like_json(path: Path) -> bool:
+    """Whether a file opens as a JSON object does (a bench's results may be named without .json)."""
+    try:
+        with path.open("rb") as f:
+            return f.read(4096).lstrip().startswith(b"{")
+    except OSError:
+        return True  # (said where it is read)

@@ -38,6 +38,8 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         smoke = folder / "smoke" / "results.jsonl"
         hint = f"; a --smoke run's are in {smoke.parent}" if smoke.is_file() else ": run `dynakd ablate` first"
+        if (folder / "dynakd.yaml").is_file():  # (a sweep's cell, or any run)
+            hint = ": it is a run's folder, and report reads a sweep's (the folder `dynakd ablate` wrote)"
         raise DynaKDError(f"no results.jsonl in {folder}{hint}" if folder.is_dir() else f"no folder {folder}")
     records, partial = read_results(path)
     if partial:
