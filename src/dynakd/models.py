@@ -100,14 +100,15 @@ def check_model_folder(name: str) -> None:
     except OSError as e:  # e.g. a folder without read permission: pathlib raises rather than answering False
         raise DynaKDError(f"cannot read the model folder '{name}': {e.strerror or first_line(e)}") from None
     if exists:
-        if not has_config and (path / CONFIG_NAME).is_file():  # a DynaKD run's folder without its model
+        if not has_config and (path / CONFIG_NAME).is_file():  # a DynaKD run's folder without its model, where it
+            # holds what a run writes (a dynakd.yaml alone may be a config kept to reuse: "not a model folder")
             if (path / "metrics.json").is_file():
                 raise DynaKDError(f"'{name}' holds a finished run whose model is gone (no config.json): train it again "
                                   "with --overwrite")
-            kept = [p.name for p in checkpoints(path) if (p / "config.json").is_file()]
-            where = f"; each of its checkpoints ({', '.join(kept)}) holds the model as it was" if kept else ""
-            raise DynaKDError(f"'{name}' holds a run that has not finished, with no model saved yet: the command it "
-                              f"was started with resumes it{where}")
+            if kept := [p.name for p in checkpoints(path) if (p / "config.json").is_file()]:
+                raise DynaKDError(f"'{name}' holds a run that has not finished, with no model saved yet: the command "
+                                  f"it was started with resumes it; each of its checkpoints ({', '.join(kept)}) holds "
+                                  "the model as it was")
         if not has_config:
             raise DynaKDError(f"'{name}' is not a model folder (no config.json)")
         return

@@ -295,8 +295,9 @@ def _remove_event_files(out: Path) -> None:
 
 
 def check_output(cfg: DistillConfig, command: str) -> Path:
-    """Refuse an output folder that is a model the run reads, that holds other runs, that holds files a run writes
-    but no run, or a different run or this run finished (the last two unless ``overwrite``); writes nothing. Files of
+    """Refuse an output folder that is a model the run reads, the data or teacher cache it reads, inside another run's
+    folder (``_check_own_folder``), that holds other runs, that holds files a run writes but no run, or a different
+    run or this run finished (the last two unless ``overwrite``); writes nothing. Files of
     other origin (a log, notes) may sit beside a run: ``--overwrite`` replaces what runs write, nothing else."""
     if not cfg.output:
         raise DynaKDError(f"{command} needs --output DIR")
@@ -420,8 +421,9 @@ def _remove_made(out: Path, where: Path) -> None:
 def _check_own_folder(cfg: DistillConfig, out: Path) -> None:
     """Refuse an output folder that is another thing's: the GLUE folder the run reads (its model was written among
     the data), the teacher cache's (the run's own files made it "a non-empty folder without a cache"), or a folder
-    inside a run's or the model's the run reads, up to two above (that run then could not be trained again: its folder
-    would hold another run, which ``check_output`` refuses, as ``check_not_a_run`` does for ``demo`` and ``ablate``)."""
+    inside a DynaKD run's, up to two above (that run then could not be trained again: its folder would hold another
+    run, which ``check_output`` refuses; ``check_not_a_run`` refuses more for ``demo`` and ``ablate``, which write
+    runs of their own inside their output)."""
     if isinstance(cfg.data_dir, str) and same_file(cfg.data_dir, str(out)):
         raise DynaKDError(f"--output {out} is the --data-dir folder: the run would write its model among the data; "
                           "choose another --output")
@@ -431,12 +433,15 @@ def _check_own_folder(cfg: DistillConfig, out: Path) -> None:
                           f"of its own (e.g. {Path(cfg.teacher_cache) / 'cache'})")
     if (out / CONFIG_NAME).is_file():  # (a run's own folder: one nested before this check still resumes)
         return
-    models = [name for name in (cfg.teacher, cfg.student, cfg.model) if isinstance(name, str)]
-    for folder in list(out.resolve().parents)[:2]:
-        if _holds_a_run(folder) or any(same_file(name, str(folder)) for name in models):
-            raise DynaKDError(f"--output {out} is inside {folder}, a run's folder (or the model's the run reads), "
-                              "which would then hold another run and could not be trained again: choose another "
-                              "--output")
+    if (folder := _first_above(out, _holds_a_run)) is not None:
+        raise DynaKDError(f"--output {out} is inside {folder}, a run's folder, which would then hold another run and "
+                          "could not be trained again: choose another --output")
+
+
+def _first_above(out: Path, test, levels: int = 2) -> Path | None:
+    """The first of the ``levels`` folders above ``out`` (resolved: ``../s`` from inside a run is not inside it) that
+    passes ``test``, else None."""
+    return next((folder for folder in list(out.resolve().parents)[:levels] if test(folder)), None)
 
 
 def _holds_a_run(folder: Path) -> bool:
@@ -468,11 +473,14 @@ def check_not_a_run(out: Path, command: str, writes: str) -> None:
     """Refuse the ``--output`` of a command that writes runs into folders inside it (``demo``, ``ablate``) where it,
     or a folder up to two above it, is a run's own folder or a model's: the runs would nest in it, and the run there
     could not be trained again (its folder would hold other runs, ``check_output`` looking two levels down)."""
-    for folder in (out, *list(out.resolve().parents)[:2]):  # (resolved: ../s from inside a run is not inside it)
-        if recorded_config(folder) is not None or is_model_folder(folder):
-            what = f"{out} is" if folder == out else f"{out} is inside {folder},"
-            raise DynaKDError(f"{what} a run's folder (or a model's), and {command} writes {writes} into folders "
-                              "inside its --output: choose another --output")
+
+    def taken(folder: Path) -> bool:
+        return recorded_config(folder) is not None or is_model_folder(folder)
+
+    if (folder := out if taken(out) else _first_above(out, taken)) is not None:
+        what = f"{out} is" if folder == out else f"{out} is inside {folder},"
+        raise DynaKDError(f"{what} a run's folder (or a model's), and {command} writes {writes} into folders inside "
+                          "its --output: choose another --output")
 
 
 def is_model_folder(folder: Path) -> bool:

@@ -697,6 +697,8 @@ def test_a_sweep_checks_every_grid_value_and_says_which_options_no_cell_reads(ti
     path.write_text(yaml.safe_dump({**raw, "teacher": {"model": str(tmp_path / "nope")}}))
     with pytest.raises(DynaKDError, match=f"^{re.escape(str(path))}: model folder not found: "):
         load_sweep(path)
+    path.write_text(yaml.safe_dump({**raw, "teacher": {"model": None}}))  # (a TypeError in that check)
+    load_sweep(path)
 
 
 def test_report_says_what_it_reads_of_a_file_or_a_runs_folder(tmp_path):

@@ -264,10 +264,14 @@ def test_a_new_users_mistakes_of_2026_12_06(tiny_teacher, tmp_path, capsys, monk
     assert "note: column 'text' gives each of the 24 training rows a class of its own: if it holds text or ids, not " \
            "labels, --label-column names the column of labels" in capsys.readouterr().out
     # output folders that are another thing's
-    inside = run_error(capsys, distill_args(tiny_teacher, tiny_teacher / "sub"))
-    assert inside.endswith(f"--output {tiny_teacher / 'sub'} is inside {tiny_teacher}, a run's folder (or the model's "
-                           "the run reads), which would then hold another run and could not be trained again: choose "
-                           "another --output")
+    assert main(distill_args(tiny_teacher, tmp_path / "first")) == 0
+    capsys.readouterr()
+    inside = run_error(capsys, distill_args(tmp_path / "first", tmp_path / "first" / "sub"))
+    assert inside.endswith(f"--output {tmp_path / 'first' / 'sub'} is inside {tmp_path / 'first'}, a run's folder, "
+                           "which would then hold another run and could not be trained again: choose another --output")
+    Path("project").mkdir()  # a config kept in a project's folder to reuse is no run: its runs go beneath it
+    shutil.copy(tmp_path / "first" / "dynakd.yaml", "project/dynakd.yaml")
+    assert main(distill_args(tiny_teacher, Path("project") / "runs" / "s")) == 0
     (tmp_path / "glue" / "SST-2").mkdir(parents=True)
     args = [a for a in distill_args(tiny_teacher, "glue") if a != "--synthetic"] + ["--data-dir", "glue"]
     assert run_error(capsys, args).endswith("--output glue is the --data-dir folder: the run would write its model "

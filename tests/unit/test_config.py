@@ -6,6 +6,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+import numpy
 import pytest
 import yaml
 
@@ -424,6 +425,7 @@ def test_a_tuple_is_a_list_and_an_object_no_string():
     with pytest.raises(DynaKDError, match=r"^label_column: expected a string, got a value of type object$"):
         build_config({"label_column": object()})
     assert build_config({"output": yaml.safe_load("2024-12-06")}).output == "2024-12-06"  # (YAML's date)
+    assert build_config({"output": numpy.int64(3)}).output == "3"  # (a number, numpy's too, is a fine folder name)
     assert build_config({"output": Path("runs") / "x"}).output == str(Path("runs") / "x")
 
 

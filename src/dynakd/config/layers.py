@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import difflib
+import numbers
 import os
 import types
 import typing
@@ -111,8 +112,8 @@ def _scalar(value: Any, tp: Any, where: str) -> Any:
         raise DynaKDError(f"{where}: expected true or false, got {value!r}")
     if tp is str and isinstance(value, (list, tuple, dict)):  # str() of it would name a folder `['a', 'b']`
         raise DynaKDError(f"{where}: expected a string, got {value!r}")
-    if tp is str and not isinstance(value, (str, int, float, os.PathLike, datetime.date)):  # (a pathlib.Path is a
-        raise DynaKDError(_not_a_string(value, where))  # path; YAML reads `output: 2024-12-06` as a date)
+    if tp is str and not isinstance(value, (str, numbers.Number, os.PathLike, datetime.date)):  # (a pathlib.Path is
+        raise DynaKDError(_not_a_string(value, where))  # a path; YAML reads `output: 2024-12-06` as a date)
     if tp is str and where == "teacher_cache" and isinstance(value, bool):  # `teacher_cache: off` (or on), unquoted
         return "auto" if value else "off"
     if tp is str and isinstance(value, bool):

@@ -164,7 +164,8 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
             if not (cfg.student or cfg.student_layers or cfg.student_layer_ids):
                 raise DynaKDError(f"cell {key} names no student: give student_layers (or student, "
                                   "student_layer_ids) in base or grid")
-        check_model_folder(teacher_cfg.model)  # (a mistyped path was found when the teacher's training started)
+        if teacher_cfg.model:  # (a mistyped path was found when the teacher's training started; none: refused there)
+            check_model_folder(teacher_cfg.model)
         _check_student_depths(configs, teacher_cfg.model)
         for cfg in (teacher_cfg, *configs.values()):  # (a missing file was found after the teacher's set-up)
             for key in ("train_file", "validation_file"):
