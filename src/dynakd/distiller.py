@@ -33,6 +33,7 @@ from .losses import (
 )
 from .losses.dynamics import Hidden, anchors_from_plan, pool, pool_features, pooled_costs, sample_tokens
 from .losses.planfirst import PlanFirst, cost_value
+from .students import check_count
 
 
 @dataclass
@@ -94,8 +95,7 @@ class Distiller(nn.Module):
         super().__init__()
         for name, value in (("student_layers", student_layers), ("teacher_layers", teacher_layers),
                             ("student_width", student_width), ("teacher_width", teacher_width)):
-            if isinstance(value, bool) or not hasattr(value, "__index__") or value < 1:  # (numpy's ints pass)
-                raise DynaKDError(f"{name} must be a whole number >= 1, got {value!r}")  # (not a failure in torch)
+            check_count(name, value)
         cfg = as_config(cfg, "Distiller")  # a config built in Python gets the checks (and messages) of the command line
         check_task(cfg, regression, qa)
         self.cfg, self.regression, self.qa = cfg, regression, qa

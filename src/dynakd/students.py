@@ -88,15 +88,15 @@ def check_layers_apart(config, what: str, student: str = STUDENT_FLAGS[0]) -> No
 
 
 def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None = None, *,
-                      names: tuple[str, str] = STUDENT_FLAGS[1:]) -> list[int]:
+                      names: tuple[str, str] = STUDENT_FLAGS[1:], say: bool = False) -> list[int]:
     """The 0-based teacher layers a student keeps, checked against the teacher's depth ``n``. ``names`` spell
-    ``k`` and ``layer_ids`` in messages: the command's flags, or a sweep file's keys."""
+    ``k`` and ``layer_ids`` in messages: the command's flags, or a sweep file's keys. ``say``: note layers out of
+    order (once, where the student is built: ``build_student``)."""
     k_name, ids_name = names
     if layer_ids is None:
         if k is None:
             raise DynaKDError(f"give --student, {k_name} or {ids_name}")
-        if not _whole(k) or k < 1:  # (the config checks its own; build_student's callers not)
-            raise DynaKDError(f"{k_name} must be a whole number >= 1, got {k!r}")
+        check_count(k_name, k)  # (the config checks its own; build_student's callers not)
         if k > n:
             raise DynaKDError(f"{k_name} {k} asks for more layers than the teacher's {n}")
         return default_layer_ids(n, k)
@@ -105,11 +105,17 @@ def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None 
     if not layer_ids or len(set(layer_ids)) != len(layer_ids) or not all(_whole(i) and 0 <= i < n for i in layer_ids):
         raise DynaKDError(f"{ids_name} must be distinct 0-based ids in 0..{n - 1}, got {layer_ids}")
     ids = [operator.index(i) for i in layer_ids]
-    if ids != sorted(ids) and is_first_process():  # (stacked as listed, without a word: a mistake, or an experiment)
+    if say and ids != sorted(ids) and is_first_process():  # (stacked as listed without a word: a mistake, or meant)
         print(f"note: {ids_name} lists the teacher's layers out of order ({', '.join(map(str, ids))}): the student "
               f"stacks them so, layer {ids[0]} first (in the teacher's order: {', '.join(map(str, sorted(ids)))})",
               flush=True)
     return ids
+
+
+def check_count(name: str, value) -> None:
+    """Refuse a count of layers (or a width) that is not a whole number >= 1 (it failed inside torch)."""
+    if not _whole(value) or value < 1:
+        raise DynaKDError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 def _whole(value) -> bool:
@@ -124,7 +130,7 @@ def _whole(value) -> bool:
 def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int] | None = None) -> nn.Module:
     """A copy of ``teacher`` keeping ``layer_ids`` (0-based) or ``k`` evenly spaced layers."""
     check_layers_apart(teacher.config, type(teacher).__name__)
-    layer_ids = resolve_layer_ids(teacher.config.num_hidden_layers, k, layer_ids)
+    layer_ids = resolve_layer_ids(teacher.config.num_hidden_layers, k, layer_ids, say=True)
     student = copy.deepcopy(teacher)
     parent, attr, layers = find_layers(student)
     setattr(parent, attr, nn.ModuleList(layers[i] for i in layer_ids))

@@ -71,7 +71,7 @@ def test_the_score_axis_holds_negative_scores_whole_whiskers_and_a_zero_line(sav
     low, high = score_limits(fig)
     assert -100 <= low < -7.8 and high > 84.0  # the whisker's end (mean -5.33, sd 2.52) and the teacher
     zero = [line for ax in fig.axes for line in ax.lines if [0, 0] in (list(line.get_xdata()), list(line.get_ydata()))]
-    assert zero, "a range across 0 draws the line bars start from"
+    assert zero, "a range across 0 draws the line at 0"
 
 
 def test_one_seed_draws_no_whisker_and_a_row_without_a_score_says_so(saved):

@@ -77,7 +77,7 @@ def _note_one_class_a_row(train, column: str) -> None:
     """A label column whose every training row is a class of its own: the text (or an id) named as the label trained
     a head of one class per row without a word. A note, not a refusal: one-shot data has such labels too."""
     rows = len(train)
-    if rows >= ONE_CLASS_A_ROW and len(train.unique("label")) == rows and is_first_process():
+    if is_first_process() and rows >= ONE_CLASS_A_ROW and len(train.unique("label")) == rows:
         print(f"note: column '{column}' gives each of the {rows} training rows a class of its own: if it holds text "
               "or ids, not labels, --label-column names the column of labels", flush=True)
 

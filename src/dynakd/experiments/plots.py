@@ -1,8 +1,8 @@
-"""Ablation chart: one panel per student depth, one horizontal bar per method, aligner and other settings (the mean
-over seeds, an sd whisker), the teacher as a dashed line; the alignment heatmaps the report copies from its runs; and
+"""Ablation chart: one panel per student depth, one row per method, aligner and other settings (a dot at the mean over
+seeds, an sd whisker), the teacher as a dashed line; the alignment heatmaps the report copies from its runs; and
 the bench's chart (``plot_bench``): time, where a step's time goes, and peak memory, against the speed targets.
 
-The bars lie on their side so that a label, however long, wraps beside its bar instead of widening the figure; each
+The rows lie across the page so that a label, however long, wraps beside its row instead of widening the figure; each
 row's numbers are written at its right end. Figures are built without ``pyplot`` (see ``dynakd.plots``)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from matplotlib.patches import Patch
 from ..config import METHODS, layer_term
 from .report import mean, note, score, stdev
 
-LABEL_WIDTH = 36  # characters in a line of a bar's label before it wraps
+LABEL_WIDTH = 36  # characters in a line of a row's label before it wraps
 LINE_INCHES = 0.19  # the height of one line of a label
 
 
@@ -66,7 +66,7 @@ def _panel(ax, depth: int, panel: list[dict[str, Any]], heights: list[float], co
     ax.set_ylim(sum(heights), 0)  # the table's first row on top
     teacher = [t for r in panel for t in r["teacher"] if not math.isnan(t)]
     title = f"{depth}-layer student"
-    if teacher:  # the ceiling the bars are read against
+    if teacher:  # the ceiling the scores are read against
         ax.axvline(level := mean(teacher), color="0.3", linestyle="--", linewidth=1)
         title += f"; dashed line: the teacher ({level:.2f})"
     ax.set_title(title, fontsize=9, loc="left")

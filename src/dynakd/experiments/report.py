@@ -30,6 +30,7 @@ from ..config import METHODS, layer_term
 from ..data.tasks import GLUE_TASKS, TaskSpec, get_task, user_task
 from ..errors import DynaKDError
 from ..metrics import primary_metric
+from ..rundir import CONFIG_NAME
 from .ablate import LAYER_TERM_OPTIONS, cell_key, read_results
 
 
@@ -38,7 +39,7 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         smoke = folder / "smoke" / "results.jsonl"
         hint = f"; a --smoke run's are in {smoke.parent}" if smoke.is_file() else ": run `dynakd ablate` first"
-        if (folder / "dynakd.yaml").is_file():  # (a sweep's cell, or any run)
+        if (folder / CONFIG_NAME).is_file():  # (a sweep's cell, or any run)
             hint = ": it is a run's folder, and report reads a sweep's (the folder `dynakd ablate` wrote)"
         raise DynaKDError(f"no results.jsonl in {folder}{hint}" if folder.is_dir() else f"no folder {folder}")
     records, partial = read_results(path)
@@ -283,7 +284,7 @@ def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...
     return rows
 
 
-MAX_PLOTTED = 20  # bars in one depth's panel of ablation.png; beyond, it plots each method at its best
+MAX_PLOTTED = 20  # rows in one depth's panel of ablation.png; beyond, it plots each method at its best
 
 
 def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

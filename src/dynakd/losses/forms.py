@@ -18,7 +18,6 @@ import torch.nn.functional as F
 EPS = 1e-6
 
 
-
 def check_layers(name: str, shape, layers: tuple[int, int]) -> None:
     """Refuse a plan (or a mask of pairs) ``name`` of another shape than ``layers``, the student's and teacher's
     layer counts that the hidden states give: a cost of the wrong shape broadcast against it without a word."""
@@ -26,6 +25,7 @@ def check_layers(name: str, shape, layers: tuple[int, int]) -> None:
         raise ValueError(f"{name} {list(shape)} does not match the layers: the hidden states give a student of "
                          f"{layers[0]} and a teacher of {layers[1]} layers (each model's L + 1 hidden states, index 0 "
                          f"the embedding output), so {name} is {list(layers)}")
+
 
 def masked_center(x: torch.Tensor, mask: torch.Tensor | None, in_place: bool = False) -> torch.Tensor:
     """Subtract the mean over the valid items of each group; masked items 0. ``x [..., G, N, d]``, ``mask [G, N]``.
