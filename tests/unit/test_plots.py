@@ -74,6 +74,21 @@ def test_the_score_axis_holds_negative_scores_whole_whiskers_and_a_zero_line(sav
     assert zero, "a range across 0 draws the line at 0"
 
 
+def test_scores_of_zero_get_an_axis_of_their_own(saved):
+    """Every score 0 and no teacher (a tiny QA sweep's F1) gave the axis the limits 0..0, which matplotlib warned of
+    and widened its own way."""
+    import warnings
+
+    from dynakd.experiments.plots import _limits
+
+    rows = [{**row("kd", [0.0, 0.0]), "teacher": []}]
+    assert _limits(rows) == (-1.0, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_ablation(rows, Path("a.png"), "f1")
+    assert score_limits(saved[-1][0]) == (-1.0, 1.0)
+
+
 def test_one_seed_draws_no_whisker_and_a_row_without_a_score_says_so(saved):
     """A one-seed row had a zero-length whisker with caps, which reads as sd 0; a row whose every run diverged drew
     nothing and said nothing."""

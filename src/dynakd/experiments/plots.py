@@ -102,6 +102,8 @@ def _limits(rows: list[dict[str, Any]]) -> tuple[float, float]:
     pad = max(1.0, 0.1 * (hi - lo))
     low, high = lo - 2 * pad, hi + pad
     low, high = (max(0.0, low) if lo >= 0 else low), (min(0.0, high) if hi <= 0 else high)
+    if high <= low:  # every score 0 (a tiny QA student's F1): room on both sides (matplotlib warned of a singular axis)
+        low, high = low - 1.0, high + 1.0
     return max(-100.0, low), min(100.0, high)
 
 
