@@ -716,6 +716,22 @@ def test_report_says_what_it_reads_of_a_file_or_a_runs_folder(tmp_path):
     assert main(["report", str(tmp_path / "run")]) == 2
 
 
+def test_the_report_says_how_many_examples_scored_it():
+    """report.md gave scores of a 128-example subset without a word (one example: 0.78 points)."""
+    from dynakd.experiments.report import data_sizes
+
+    def records(*caps):
+        return [{"config": {"max_eval_samples": e, "max_train_samples": t}} for e, t in caps]
+
+    assert data_sizes(records((128, 512), (128, 512))) == (
+        "Runs were scored on a seeded subset of at most 128 examples (`max_eval_samples`; at 128 examples one is 0.78 "
+        "points) and trained on a seeded subset of at most 512 examples (`max_train_samples`).")
+    assert data_sizes(records((None, 512), (64, 512))).startswith(
+        "Runs were scored on at most 64 or all examples, by run (`max_eval_samples`) and trained on")
+    assert data_sizes(records((None, None))) == ""
+    assert data_sizes([{"eval": {}}]) == ""  # (a record from before records held their config)
+
+
 def test_a_damaged_results_file_is_read_as_far_as_it_goes(tmp_path, capsys):
     """A process stopped while writing leaves a partial last record: the report leaves it out, the sweep cuts it off
     (so the next record starts on a line of its own) and runs its cell again. Other damage is named by line."""
