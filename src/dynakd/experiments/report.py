@@ -432,9 +432,9 @@ def build_report(folder: str | Path) -> Path:
     name = folder.name or folder.resolve().name  # (`dynakd report .` has no name of its own)
     name = f"{folder.resolve().parent.name} (smoke)" if name == "smoke" else name
     text = markdown(rows, metric, f"Ablation: {name}")
-    if sizes := data_sizes(records):  # (after the first paragraph, before the table)
-        first, rest = text.split("\n\n", 2)[:2], text.split("\n\n", 2)[2]
-        text = "\n\n".join([*first, sizes, rest])
+    if sizes := data_sizes(records):  # (the first paragraph's last sentence: the table's lines stay where they were)
+        title, first, rest = text.split("\n\n", 2)
+        text = "\n\n".join([title, f"{first} {sizes}", rest])
     text += "\n" + caption + "![ablation](ablation.png)\n"
     if heatmaps:
         text += ("\nAlignment heatmaps, each one run's running plan (the running mean of its plans) at the end of its "
