@@ -60,9 +60,9 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
         task, data = follow_model_labels(task, data, model_config(labels_of), labels_of)
     if cfg.dev_split is not None:  # no train set: cut one from the (single, validated) eval split
         data = split_dev(data, task.eval_splits[0], cfg.dev_split, cfg.data_seed)
-    if task.is_user_data and not task.is_regression and "train" in data:
-        _note_one_class_a_row(data["train"], cfg.label_column)
     if task.is_user_data and is_first_process():
+        if not task.is_regression and "train" in data:
+            _note_one_class_a_row(data["train"], cfg.label_column)
         print(f"{task.name} data: {describe_labels(task, data, cfg.label_column)}", flush=True)
     if cfg.dev_split is not None and not train:
         data.pop("train")
@@ -77,7 +77,7 @@ def _note_one_class_a_row(train, column: str) -> None:
     """A label column whose every training row is a class of its own: the text (or an id) named as the label trained
     a head of one class per row without a word. A note, not a refusal: one-shot data has such labels too."""
     rows = len(train)
-    if is_first_process() and rows >= ONE_CLASS_A_ROW and len(train.unique("label")) == rows:
+    if rows >= ONE_CLASS_A_ROW and len(train.unique("label")) == rows:
         print(f"note: column '{column}' gives each of the {rows} training rows a class of its own: if it holds text "
               "or ids, not labels, --label-column names the column of labels", flush=True)
 

@@ -158,7 +158,8 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     check_not_a_run(out.parent if smoke else out, "ablate", "the sweep's teacher and cells")
     sweep = Sweep(name, out, base, teacher, grids, smoke)
     try:  # validate every cell (and the teacher's settings) before running any; errors name the sweep file
-        configs = {cell_key(cell): cell_config(sweep, cell, teacher_dir="teacher") for cell in cells(sweep)}
+        every = cells(sweep)
+        configs = {cell_key(cell): cell_config(sweep, cell, teacher_dir="teacher") for cell in every}
         teacher_cfg = teacher_config(sweep, 42)
         for key, cfg in configs.items():  # distill's own check, here before the teacher trains
             if not (cfg.student or cfg.student_layers or cfg.student_layer_ids):
@@ -176,7 +177,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
                                   f"{Path.cwd()})")
     except DynaKDError as e:
         raise DynaKDError(f"{path}: {e}") from None
-    _note_unread_axes(sweep, path)  # (once the sweep holds: a refused sweep says so alone)
+    _note_unread_axes(sweep, every, path)  # (once the sweep holds: a refused sweep says so alone)
     return sweep
 
 
@@ -277,10 +278,10 @@ def _check_grid_values(grids: list[dict[str, list[Any]]], path: str | Path) -> N
                     raise DynaKDError(f"{path}: grid {e}") from None
 
 
-def _note_unread_axes(sweep: Sweep, path: str | Path) -> None:
+def _note_unread_axes(sweep: Sweep, every: list[dict[str, Any]], path: str | Path) -> None:
     """Say which grid options no cell reads (``cells`` drops them where its method or aligner does not read them):
-    ``align.tau: [0.05, 0.1]`` beside the OT aligner gave one cell, without a word."""
-    kept = {key for cell in cells(sweep) for key in cell}
+    ``align.tau: [0.05, 0.1]`` beside the OT aligner gave one cell, without a word. ``every``: the sweep's cells."""
+    kept = {key for cell in every for key in cell}
     if (dropped := sorted({key for grid in sweep.grid for key in grid} - kept)) and is_first_process():
         print(f"note: {path}: no cell reads grid option(s) {', '.join(dropped)} (its method or aligner does not): "
               "the cells leave them out", flush=True)

@@ -313,8 +313,8 @@ def _teacher_data_flags(base: DistillConfig) -> str:
     flags += [f"--{k.replace('_', '-')} {shlex.quote(str(own[k]))}" for k in ("data_dir", "train_file") if k in own]
     if task.is_user_data:  # (their columns; a GLUE or SQuAD run records the default label column)
         flags += [f"--text-columns {shlex.quote(','.join(own['text_columns']))}"] if own.get("text_columns") else []
-        flags += [f"--label-column {shlex.quote(own['label_column'])}"] if own.get("label_column", "label") != "label" \
-            else []
+        label = own.get("label_column", DistillConfig.label_column)
+        flags += [f"--label-column {shlex.quote(label)}"] if label != DistillConfig.label_column else []
     return " ".join(flags)
 
 

@@ -331,7 +331,7 @@ def _ranked(value: float) -> float:
     return -math.inf if math.isnan(value) else value
 
 
-def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
+def markdown(rows: list[dict[str, Any]], metric: str, title: str, sizes: str = "") -> str:
     best = best_settings(rows)
     notes = "".join((
         " A row with no `kd` run of its own other settings shows '-'; the second table pairs each method at its best "
@@ -344,7 +344,8 @@ def markdown(rows: list[dict[str, Any]], metric: str, title: str) -> str:
         "mean, sd and Δ, and counted as '+N nan' beside the seeds." if any(r.get("nan") for r in rows) else ""))
     text = (f"# {title}\n\nDev {heading(metric)} x100 at the end of training; mean ± sd over seeds. "
             "Δ vs kd: the mean difference to `kd` with the same other settings, paired by seed, with its 95% t "
-            f"interval and the seeds it is ahead / tied / behind in.{notes}\n\n" + table(rows, metric))
+            f"interval and the seeds it is ahead / tied / behind in.{notes}{' ' + sizes if sizes else ''}\n\n"
+            + table(rows, metric))
     if best:
         alone = [f"{r['method']}" + ("" if r["align"] == "-" else f" / {r['align']}") + f" at {r['depth']} layers"
                  for r in best if r.get("ranked_alone")]
@@ -431,10 +432,7 @@ def build_report(folder: str | Path) -> Path:
     heatmaps = alignment_plots(records, folder, metric)
     name = folder.name or folder.resolve().name  # (`dynakd report .` has no name of its own)
     name = f"{folder.resolve().parent.name} (smoke)" if name == "smoke" else name
-    text = markdown(rows, metric, f"Ablation: {name}")
-    if sizes := data_sizes(records):  # (the first paragraph's last sentence: the table's lines stay where they were)
-        title, first, rest = text.split("\n\n", 2)
-        text = "\n\n".join([title, f"{first} {sizes}", rest])
+    text = markdown(rows, metric, f"Ablation: {name}", sizes=data_sizes(records))
     text += "\n" + caption + "![ablation](ablation.png)\n"
     if heatmaps:
         text += ("\nAlignment heatmaps, each one run's running plan (the running mean of its plans) at the end of its "

@@ -23,10 +23,12 @@ from .forms import EPS, check_layers
 Hidden = Sequence[torch.Tensor]  # L+1 tensors [B, T, d]; index 0 is the embedding output
 
 
-def _fill(needed: torch.Tensor, pair_cost, student: Hidden, teacher: Hidden, width: int | None) -> torch.Tensor:
-    """Cost matrix whose entry (m, l) is ``pair_cost(m, l)`` where ``needed[m, l]``, else 0; ``width``: the width
-    the student's states are compared at (their own, or their projections'), against the teacher's (shapes only)."""
+def _fill(needed: torch.Tensor, pair_cost, student: Hidden, teacher: Hidden,
+          projections: nn.ModuleList | None) -> torch.Tensor:
+    """Cost matrix whose entry (m, l) is ``pair_cost(m, l)`` where ``needed[m, l]``, else 0; the student's states
+    (or their projections, where their width is known) checked against the teacher's width (shapes only)."""
     check_layers("needed", needed.shape, (len(student) - 1, len(teacher) - 1))
+    width = student[0].shape[-1] if projections is None else getattr(projections[0], "out_features", None)
     if width is not None and width != teacher[0].shape[-1]:  # (a broadcast error in torch)
         raise ValueError(f"the student's states are {width} wide and the teacher's {teacher[0].shape[-1]}: give "
                          "projections (one nn.Linear(d_s, d_t) per student layer)")
@@ -59,14 +61,7 @@ def hidden_mse_costs(
         hs, ht = student_at(m), teacher_at(ell)
         return (((hs - ht) ** 2) * m_tok).sum() / (m_tok.sum() * ht.shape[-1]).clamp_min(1.0)
 
-    return _fill(needed, cost, student, teacher, _width(projections, student))
-
-
-def _width(projections: nn.ModuleList | None, student: Hidden) -> int | None:
-    """The width the student's states are compared at: their projections' (None where not known), else their own."""
-    if projections is None:
-        return student[0].shape[-1]
-    return getattr(projections[0], "out_features", None)
+    return _fill(needed, cost, student, teacher, projections)
 
 
 def pkd_costs(
@@ -88,4 +83,4 @@ def pkd_costs(
     def cost(m: int, ell: int) -> torch.Tensor:
         return ((student_at(m) - teacher_at(ell)) ** 2).sum(-1).mean()
 
-    return _fill(needed, cost, student, teacher, _width(projections, student))
+    return _fill(needed, cost, student, teacher, projections)
