@@ -37,6 +37,12 @@ def is_first_process() -> bool:
     return process_rank() == 0
 
 
+def note(text: str) -> None:
+    """Print ``note: text`` from the first process alone: every process of a launched run comes to the same notes."""
+    if is_first_process():
+        print(f"note: {text}", flush=True)
+
+
 def is_first_on_machine() -> bool:
     """Process 0 of its machine, or the only process: the one that shows a machine's own work."""
     return get_int_from_env(LOCAL_RANK_VARS, 0) == 0

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from .config import DistillConfig
 from .data.tasks import get_task
-from .distributed import is_first_process
+from .distributed import is_first_process, note
 from .errors import DynaKDError
 from .rundir import (
     DATA_PATHS,
@@ -274,5 +274,5 @@ def note_other_task(folder: str | Path, task: str, role: str) -> None:
         trained = get_task(str(trained)).name if trained else trained
     except DynaKDError:
         pass
-    if trained and trained != task and is_first_process():
-        print(f"note: the {role} {folder} was trained on task {trained}, this run is on {task}", flush=True)
+    if trained and trained != task:
+        note(f"the {role} {folder} was trained on task {trained}, this run is on {task}")

@@ -11,7 +11,7 @@ from transformers.utils import logging as hf_logging
 from . import hub, packaged
 from .checkpoints import checkpoints, is_checkpoint_name
 from .data.tasks import TaskSpec, is_classifier, named_labels
-from .distributed import is_first_process
+from .distributed import note
 from .errors import DynaKDError, first_line
 from .rundir import CONFIG_NAME
 from .students import STUDENT_FLAGS, build_student, check_layers_apart, resolve_layer_ids
@@ -156,8 +156,7 @@ def load_qa_model(name: str, *, new_head_ok: bool = True, note_head: bool = True
 def _note_new_head(name: str, kind: str, head: str) -> None:
     """Say that a model without the task's head gets a new one, initialised at random (transformers' own warning,
     "newly initialized", is silenced with its other reports)."""
-    if is_first_process():
-        print(f"note: {name} has no {kind} head: it trains {head}, initialised at random", flush=True)
+    note(f"{name} has no {kind} head: it trains {head}, initialised at random")
 
 
 def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, replace_head: bool = False,
@@ -189,9 +188,8 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
         kwargs.update(problem_type="regression" if task.is_regression else "single_label_classification",
                       id2label={i: f"LABEL_{i}" for i in range(task.num_labels)},
                       label2id={f"LABEL_{i}": i for i in range(task.num_labels)})
-        if is_first_process():
-            print(f"note: {name} has a {config.num_labels}-label classification head; finetune replaces it with a new "
-                  f"{task.num_labels}-label head for {task.name}", flush=True)
+        note(f"{name} has a {config.num_labels}-label classification head; finetune replaces it with a new "
+             f"{task.num_labels}-label head for {task.name}")
     own = named_labels(config) if classifier and not mismatched else []  # a new head keeps none of the old names
     named = [x.lower() for x in own] == [x.lower() for x in task.label_names or ()]
     order = None  # the head's output for each of the task's labels, when it names them in another order
@@ -203,17 +201,16 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
             # the same labels in another order (a hub MNLI model says CONTRADICTION, NEUTRAL, ENTAILMENT): as
             # run_glue.py maps labels through the model's label2id, the head's outputs are put in the task's order
             order = [[x.lower() for x in own].index(label.lower()) for label in task.label_names]
-        elif own and is_first_process():
-            print(f"note: {name} names its labels {', '.join(own)}; this run uses task {task.name}'s: "
-                  f"{', '.join(task.label_names)}", flush=True)
+        elif own:
+            note(f"{name} names its labels {', '.join(own)}; this run uses task {task.name}'s: "
+                 f"{', '.join(task.label_names)}")
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {label: i for i, label in enumerate(task.label_names)}
     model = _from_pretrained(AutoModelForSequenceClassification, name, trained=not new_head_ok, **kwargs)
     if order is not None:
         _reorder_head(model, order, name)
-        if is_first_process():
-            print(f"note: {name} orders its labels {', '.join(own)}; its head now gives them in task {task.name}'s "
-                  f"order: {', '.join(task.label_names)}", flush=True)
+        note(f"{name} orders its labels {', '.join(own)}; its head now gives them in task {task.name}'s "
+             f"order: {', '.join(task.label_names)}")
     return model
 
 
@@ -245,9 +242,9 @@ def _from_pretrained(cls, name: str, *, trained: bool, **kwargs):
                           f"would be random: use its complete checkpoint (as save_pretrained writes it){fix}")
     _outputs_on_demand(model, name)
     body = [key for key in missing if not _in_head(model, key)]
-    if body and is_first_process():
-        print(f"note: {name} lacks {len(body)} of its weights ({_some(body)}): they start random and train with "
-              "the rest", flush=True)
+    if body:
+        note(f"{name} lacks {len(body)} of its weights ({_some(body)}): they start random and train with "
+             "the rest")
     return model
 
 
@@ -259,9 +256,9 @@ def _outputs_on_demand(model, name: str) -> None:
     asked = [key for key in ("output_hidden_states", "output_attentions") if getattr(model.config, key, False)]
     for key in asked:
         setattr(model.config, key, False)
-    if asked and is_first_process():
-        print(f"note: {name}'s config asks every forward for {' and '.join(asked)}: off here (and in a model saved "
-              "from it); DynaKD asks for the hidden states where it reads them", flush=True)
+    if asked:
+        note(f"{name}'s config asks every forward for {' and '.join(asked)}: off here (and in a model saved "
+             "from it); DynaKD asks for the hidden states where it reads them")
 
 
 def _in_head(model, key: str) -> bool:
@@ -320,8 +317,8 @@ def ready_to_pad(model, tokenizer, name: str, *, say: bool = True) -> None:
         config.pad_token_id = tokenizer.pad_token_id
         notes.append(f"its config names no padding token: it takes the tokenizer's ({tokenizer.pad_token}, id "
                      f"{tokenizer.pad_token_id})")
-    if notes and say and is_first_process():
-        print(f"note: {name}: {'; '.join(notes)}", flush=True)
+    if notes and say:
+        note(f"{name}: {'; '.join(notes)}")
 
 
 def position_offset(model) -> int:

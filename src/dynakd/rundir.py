@@ -28,7 +28,7 @@ from .config import (
     unread_options,
 )
 from .data.tasks import TaskSpec, get_task
-from .distributed import is_first_process
+from .distributed import is_first_process, note
 from .errors import DynaKDError
 
 CONFIG_NAME = "dynakd.yaml"
@@ -109,9 +109,9 @@ def note_not_read_by_task(cfg: DistillConfig, given: dict[str, Any]) -> None:
     if isinstance(given.get("dynamics"), dict) and "qa_tokens" in given["dynamics"] \
             and cfg.dynamics.qa_tokens != defaults["dynamics"]["qa_tokens"]:
         unread.append("dynamics.qa_tokens")
-    if unread and is_first_process():
-        print(f"note: task {cfg.task} does not read {', '.join(unread)} (extractive QA's settings): the run trains as "
-              "it would without", flush=True)
+    if unread:
+        note(f"task {cfg.task} does not read {', '.join(unread)} (extractive QA's settings): the run trains as "
+             "it would without")
 
 
 def note_not_read(cfg: DistillConfig, given: dict[str, Any]) -> None:
@@ -120,17 +120,15 @@ def note_not_read(cfg: DistillConfig, given: dict[str, Any]) -> None:
     settings, defaults = cfg.to_dict(), build_config({"method": cfg.method}).to_dict()
     note_not_read_by_task(cfg, given)
     # (a run's saved dynakd.yaml given as --config spells out every key, at the defaults: those say nothing)
-    if (unread := sorted(k for k in not_read(settings) & set(given) if settings[k] != defaults[k])) \
-            and is_first_process():
-        print(f"note: method {cfg.method} does not read {', '.join(unread)}: the run trains as it would without",
-              flush=True)
+    if unread := sorted(k for k in not_read(settings) & set(given) if settings[k] != defaults[k]):
+        note(f"method {cfg.method} does not read {', '.join(unread)}: the run trains as it would without")
     if "align" in not_read(settings) or not isinstance(given.get("align"), dict):
         return
     read = ALIGNER_READS.get(cfg.align.name, set()) | {"name"}
     if (other := sorted(f"align.{k}" for k in set(given["align"]) - read
-                        if settings["align"].get(k) != defaults["align"].get(k))) and is_first_process():
-        print(f"note: the {cfg.align.name} aligner does not read {', '.join(other)}: the run trains as it would "
-              "without", flush=True)
+                        if settings["align"].get(k) != defaults["align"].get(k))):
+        note(f"the {cfg.align.name} aligner does not read {', '.join(other)}: the run trains as it would "
+             "without")
 
 
 def without_unread_data(saved: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from .data.prepare import DistillationCollator, check_labels, pad_multiple, padd
 from .data.squad import QAEval
 from .data.tasks import TaskSpec
 from .distiller import Distiller
-from .distributed import check_one_gpu_per_process, first_process_first, is_first_process, launched_processes
+from .distributed import check_one_gpu_per_process, first_process_first, is_first_process, launched_processes, note
 from .errors import DynaKDError, first_line
 from .evaluation import EvalTrainer
 from .features import EXAMPLE_ID
@@ -299,9 +299,9 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     shared = shared_tokenizer(tokenizer, t_tok, qa=task.is_qa)
     encoder, teacher_encoder = (tokenizer, t_tok) if shared is None else (shared, None)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=teacher_encoder is None)
-    if teacher_encoder is not None and is_first_process():  # (after the refusal of terms that need one tokenizer)
-        print("note: the teacher and the student tokenize differently: the rows are encoded for each, and the "
-              "student is compared with the teacher sentence by sentence", flush=True)
+    if teacher_encoder is not None:  # (after the refusal of terms that need one tokenizer)
+        note("the teacher and the student tokenize differently: the rows are encoded for each, and the "
+             "student is compared with the teacher sentence by sentence")
     encoded, qa_eval = encode(cfg, task, data, encoder, teacher_encoder)
     args = training_args(cfg, out)
     qa = task.is_qa
@@ -505,9 +505,9 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     check_seq_length(cfg.max_seq_length, tokenizer, student)
     check_seq_length(cfg.max_seq_length, t_tok, teacher)
     sizes = [sum(p.numel() for p in m.parameters()) for m in (student, teacher)]
-    if sizes[0] > sizes[1] and is_first_process():  # allowed, but rarely what distillation is for
-        print(f"note: the student ({sizes[0] / 1e6:.1f}M parameters) is larger than the teacher "
-              f"({sizes[1] / 1e6:.1f}M)", flush=True)
+    if sizes[0] > sizes[1]:  # allowed, but rarely what distillation is for
+        note(f"the student ({sizes[0] / 1e6:.1f}M parameters) is larger than the teacher "
+             f"({sizes[1] / 1e6:.1f}M)")
     return student, tokenizer, teacher, t_tok
 
 
@@ -613,8 +613,8 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
                           "in that run's record; give the model's own folder or a folder of its own")
     if run_folder:
         earlier_metrics(out)
-    elif (out / "metrics.json").is_file() and is_first_process():  # an earlier score, of this model or another
-        print(f"note: replacing the earlier score in {out / 'metrics.json'}", flush=True)
+    elif (out / "metrics.json").is_file():  # an earlier score, of this model or another
+        note(f"replacing the earlier score in {out / 'metrics.json'}")
     task, data = load_data(cfg, train=False, labels_of=cfg.model)
     note_other_task(cfg.model, task.name, "model")
     model = load_task_model(cfg.model, task, new_head_ok=False)

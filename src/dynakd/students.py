@@ -13,7 +13,7 @@ import sys
 import torch
 from torch import nn
 
-from .distributed import is_first_process
+from .distributed import note
 from .errors import DynaKDError, first_line
 
 # config entries that hold one value per layer, read by layer index (found in transformers' models): shrunk with the
@@ -105,10 +105,9 @@ def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None 
     if not layer_ids or len(set(layer_ids)) != len(layer_ids) or not all(_whole(i) and 0 <= i < n for i in layer_ids):
         raise DynaKDError(f"{ids_name} must be distinct 0-based ids in 0..{n - 1}, got {layer_ids}")
     ids = [operator.index(i) for i in layer_ids]
-    if say and ids != sorted(ids) and is_first_process():  # (stacked as listed without a word: a mistake, or meant)
-        print(f"note: {ids_name} lists the teacher's layers out of order ({', '.join(map(str, ids))}): the student "
-              f"stacks them so, layer {ids[0]} first (in the teacher's order: {', '.join(map(str, sorted(ids)))})",
-              flush=True)
+    if say and ids != sorted(ids):  # (stacked as listed without a word: a mistake, or meant)
+        note(f"{ids_name} lists the teacher's layers out of order ({', '.join(map(str, ids))}): the student "
+             f"stacks them so, layer {ids[0]} first (in the teacher's order: {', '.join(map(str, sorted(ids)))})")
     return ids
 
 

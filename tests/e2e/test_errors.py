@@ -114,6 +114,8 @@ def full_disk_for_the_record(self: Path, *args, **kwargs):
         (["--set", "lr=[1"], "--set lr=[1: the value is not valid YAML: expected ',' or ']'"),
         (["--hub-private"], "hub_private creates the --push-to-hub repository private; it needs --push-to-hub REPO"),
         (["--resume", "--overwrite"], "choose one of resume and overwrite"),
+        (["--save-steps", "0", "--keep-checkpoints"], "keep_checkpoints keeps the checkpoints that save_steps "
+                                                      "writes, and save_steps 0 writes none"),
         (["--set", "dynamics.gather=maybe"], "dynamics.gather: expected true or false"),
         (["--resume"], "holds no finished checkpoint to resume from"),
         (["--set", "lr"], "--set expects KEY=VALUE, got 'lr'"),

@@ -137,6 +137,8 @@ def _run_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
         (cfg.eval_steps is None or cfg.eval_steps >= 1, f"eval_steps must be >= 1, got {cfg.eval_steps}"),
         (cfg.save_steps >= 0, f"save_steps must be >= 0 (0 disables checkpoints), got {cfg.save_steps}"),
         (not (cfg.resume and cfg.overwrite), "choose one of resume and overwrite"),
+        (cfg.save_steps or not cfg.keep_checkpoints, "keep_checkpoints keeps the checkpoints that save_steps writes, "
+         "and save_steps 0 writes none; give save_steps N, or drop keep_checkpoints"),
         (0 < cfg.eval_batch_size <= MAX_BATCH, f"eval_batch_size must be in [1, {MAX_BATCH}], got "
                                                f"{cfg.eval_batch_size}"),
         (cfg.dataloader_num_workers >= 0, f"dataloader_num_workers must be >= 0, got {cfg.dataloader_num_workers}"),

@@ -18,7 +18,7 @@ from typing import Any
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 
 from dynakd.data.fingerprint import map_fingerprint
-from dynakd.distributed import is_first_process
+from dynakd.distributed import is_first_process, note
 from dynakd.errors import DynaKDError, first_line
 
 USER_KINDS = ("csv", "json")
@@ -104,10 +104,9 @@ def _tsv_quoting(path: str) -> int:
             return csv.QUOTE_NONE  # (the same reading either way)
         handle.seek(0)
         quoted = _quoted_as_csv(handle)
-    if not quoted and is_first_process():
-        print(f"note: {path} holds quotes that are not csv quoting (a cell opens a quote it does not close right "
-              "before a tab or the line's end, or rows differ in width): they are read as text, as GLUE's files are",
-              flush=True)
+    if not quoted:
+        note(f"{path} holds quotes that are not csv quoting (a cell opens a quote it does not close right "
+             "before a tab or the line's end, or rows differ in width): they are read as text, as GLUE's files are")
     return csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
 
 

@@ -58,7 +58,7 @@ from ..config import (
     unread_options,
 )
 from ..data import get_task, synthetic_serves
-from ..distributed import is_first_process
+from ..distributed import note
 from ..errors import DynaKDError, first_line
 from ..locks import locked
 from ..models import check_model_folder, check_student_request, local_config
@@ -282,9 +282,9 @@ def _note_unread_axes(sweep: Sweep, every: list[dict[str, Any]], path: str | Pat
     """Say which grid options no cell reads (``cells`` drops them where its method or aligner does not read them):
     ``align.tau: [0.05, 0.1]`` beside the OT aligner gave one cell, without a word. ``every``: the sweep's cells."""
     kept = {key for cell in every for key in cell}
-    if (dropped := sorted({key for grid in sweep.grid for key in grid} - kept)) and is_first_process():
-        print(f"note: {path}: no cell reads grid option(s) {', '.join(dropped)} (its method or aligner does not): "
-              "the cells leave them out", flush=True)
+    if dropped := sorted({key for grid in sweep.grid for key in grid} - kept):
+        note(f"{path}: no cell reads grid option(s) {', '.join(dropped)} (its method or aligner does not): "
+             "the cells leave them out")
 
 
 def _grids(spec: Any, path: str | Path) -> list[dict[str, list[Any]]]:
