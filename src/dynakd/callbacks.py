@@ -98,4 +98,5 @@ def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str
         "columns": "teacher layers 1..Lt",
     }
     (out_dir / "alignment.json").write_text(jsonfile.dumps(record, indent=1))
-    return plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})")
+    return plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})",
+                          averaged=aligner != "fixed")

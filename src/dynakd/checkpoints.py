@@ -166,13 +166,22 @@ def load_distiller_state(distiller, folder: Path) -> None:
         raise DynaKDError(f"checkpoint {folder} does not fit this run's distiller ({first_line(e)})") from None
 
 
-def launch_record(processes: int, per_device_batch: int, gradient_accumulation_steps: int) -> dict[str, int]:
-    """How a run's batches are made (what ``save_launch`` writes and ``check_launch`` compares)."""
-    return {"processes": processes, "per_device_batch": per_device_batch,
-            "gradient_accumulation_steps": gradient_accumulation_steps}
+def launch_record(processes: int, per_device_batch: int, gradient_accumulation_steps: int, *,
+                  teacher_cache: bool | None = None) -> dict[str, int | bool]:
+    """How a run's batches are made (what ``save_launch`` writes and ``check_launch`` compares), and whether they
+    read a teacher cache (``teacher_cache``; recorded, not compared: ``read_teacher_cache``)."""
+    record = {"processes": processes, "per_device_batch": per_device_batch,
+              "gradient_accumulation_steps": gradient_accumulation_steps}
+    return record if teacher_cache is None else record | {"teacher_cache": teacher_cache}
 
 
-def save_launch(folder: Path, launch: dict[str, int]) -> None:
+def read_teacher_cache(folder: Path) -> bool | None:
+    """Whether the training that wrote checkpoint ``folder`` read a teacher cache; None where its launch record does
+    not say (written before it did)."""
+    return _launch_of(folder).get("teacher_cache")
+
+
+def save_launch(folder: Path, launch: dict[str, int | bool]) -> None:
     (folder / LAUNCH).write_text(json.dumps(launch))
 
 
@@ -181,7 +190,7 @@ _LAUNCH_SAID = {"processes": "{} process(es)", "per_device_batch": "a per-proces
                 "gradient_accumulation_steps": "{} gradient accumulation step(s)"}
 
 
-def check_launch(folder: Path, launch: dict[str, int]) -> None:
+def check_launch(folder: Path, launch: dict[str, int | bool]) -> None:
     """Refuse to resume with another number of processes, per-process batch or gradient accumulation: the global
     batch would change, and with it the number of steps, the schedules' positions and which rows the skipped batches
     held (the Trainer would carry on without a word). Checkpoints written before this file existed are not checked."""

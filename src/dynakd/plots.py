@@ -15,11 +15,12 @@ from matplotlib import image
 from matplotlib.figure import Figure
 
 
-def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment") -> np.ndarray:
-    """Heatmap of an aligner's running plan ``[Ls, Lt]`` (the exponential average of the plans seen in training):
-    rows are student layers, columns teacher layers (both 1-based). The colour scale is 0..1, a row's weights summing
-    to 1, so a uniform plan looks pale beside a confident one; a plan with NaN or inf says so in its title. Saved to
-    ``path``; returns the picture's pixels (``[H, W, 3]`` uint8, for TensorBoard)."""
+def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment", *, averaged: bool = True) -> np.ndarray:
+    """Heatmap of an aligner's running plan ``[Ls, Lt]`` (``averaged``: the exponential average of the plans seen in
+    training; else a fixed map): rows are student layers, columns teacher layers (both 1-based: 0 would be the
+    embeddings). The colour scale is 0..1, a row's weights summing to 1, so a uniform plan looks dark beside a
+    confident one; a plan with NaN or inf says so in its title. Saved to ``path``; returns the picture's pixels
+    (``[H, W, 3]`` uint8, for TensorBoard)."""
     p = plan.float().numpy()
     n_s, n_t = p.shape
     fig = Figure(figsize=(max(4.0, 1.6 + 0.5 * n_t), max(2.6, 1.4 + 0.45 * n_s)))
@@ -27,14 +28,17 @@ def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment") -> 
     im = ax.imshow(p, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(n_t), [str(i + 1) for i in range(n_t)])
     ax.set_yticks(range(n_s), [str(i + 1) for i in range(n_s)])
-    ax.set_xlabel("teacher layer")
-    ax.set_ylabel("student layer")
+    # (1-based, as alignment.json's rows and columns: a model card's layer ids count from 0)
+    ax.set_xlabel("teacher layer (1-based)")
+    ax.set_ylabel("student layer (1-based)")
     broken = int((~np.isfinite(p)).sum())
     # the plan drawn is an average: after a few steps it is still mostly the one-hot map it starts from
-    title += "\nrunning mean of the plans in training"
+    title += "\nrunning mean of the plans in training" if averaged else "\nfixed map"
     title += "" if not broken else f"\n{broken} of {p.size} weights are not finite (NaN or inf)"
     ax.set_title(title, fontsize=9, color="black" if not broken else "darkred")
-    for i, j in zip(*np.nonzero((p >= 0.05) | ~np.isfinite(p))):  # a non-finite cell is blank: name it
+    # every weight that shows at two decimals (a row's numbers summed to 0.97 where cells under 0.05 went
+    # unnumbered); a non-finite cell is blank: name it
+    for i, j in zip(*np.nonzero((p >= 0.005) | ~np.isfinite(p))):
         light = not np.isfinite(p[i, j]) or p[i, j] > 0.5  # viridis is dark below about 0.5; a blank cell white
         ax.text(j, i, f"{p[i, j]:.2f}", ha="center", va="center", fontsize=7, color="black" if light else "white")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="plan weight (a row sums to 1)")

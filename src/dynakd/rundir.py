@@ -15,7 +15,14 @@ from typing import Any
 
 from . import atomic, jsonfile, locks, packaged
 from .cache import cache_blocker
-from .checkpoints import PREFIX, check_checkpoint, is_checkpoint_name, latest_checkpoint, remove_partial
+from .checkpoints import (
+    PREFIX,
+    check_checkpoint,
+    is_checkpoint_name,
+    latest_checkpoint,
+    read_teacher_cache,
+    remove_partial,
+)
 from .config import (
     ALIGNER_READS,
     DATA_PATHS,
@@ -45,10 +52,40 @@ _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache"
 _COSMETIC_IN = {"dynamics": {"window_mib"}}
 
 
+# The settings that name a model, file or folder: compared as files (``same_setting``), and counted from the folder
+# a run ran in where a command in another folder resumes it (``check_output``)
+PATH_SETTINGS = ("model", "teacher", "student", *DATA_PATHS)
+
+
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     old, new = _without_cosmetic(old), _without_cosmetic(new)
     keys = (set(old) | set(new)) - _COSMETIC - (not_read(old) & not_read(new))
+    if isinstance(steps := old.get("max_steps"), int) and steps > 0 and steps == new.get("max_steps"):
+        keys.discard("epochs")  # (the steps decide how long a run trains: transformers' max_steps)
     return sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k)))
+
+
+def _said_differences(saved: dict[str, Any], cfg: DistillConfig) -> list[str]:
+    """Each setting in which a saved config differs from ``cfg``, as ``key old -> new`` (a group's by their dotted
+    names: ``dynamics.reference batch -> ema``). Where the method differs, the settings either method does not read
+    are left to it: ``--method kd`` on a ``full`` run differed in align and beta too, at each method's defaults."""
+    old, new = _without_cosmetic(_resolved(saved)), _without_cosmetic(cfg.to_dict())
+    keys = _differences(old, new)
+    if "method" in keys:
+        keys = [k for k in keys if k not in not_read(old) | not_read(new)]
+    return [said for k in keys for said in _said(k, old.get(k), new.get(k))]
+
+
+def _said(key: str, old: Any, new: Any) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [said for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+                for said in _said(f"{key}.{k}", old.get(k), new.get(k))]
+
+    def value(v: Any) -> str:
+        text = "unset" if v is None else str(v)
+        return text if len(text) <= 60 else f"{text[:57]}..."
+
+    return [f"{key} {value(old)} -> {value(new)}"]
 
 
 def _without_cosmetic(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +106,7 @@ def same_setting(key: str, old: Any, new: Any) -> bool:
     old, new = _model(key, old), _model(key, new)
     if old == new:
         return True
-    return key in ("model", "teacher", "student", *DATA_PATHS) and isinstance(old, str) and isinstance(new, str) \
-        and same_file(old, new)
+    return key in PATH_SETTINGS and isinstance(old, str) and isinstance(new, str) and same_file(old, new)
 
 
 def same_file(a: str, b: str) -> bool:
@@ -292,6 +328,10 @@ def _remove_event_files(out: Path) -> None:
             event.unlink()
 
 
+# What a run writes as it trains, before its first checkpoint: its TensorBoard files and, at each evaluation, its plan
+_STARTED = ("runs", "alignment.json", "alignment.png")
+
+
 def check_output(cfg: DistillConfig, command: str) -> Path:
     """Refuse an output folder that is a model the run reads, the data or teacher cache it reads, inside another run's
     folder (``_check_own_folder``), that holds other runs, that holds files a run writes but no run, or a different
@@ -321,14 +361,23 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
         return out
     if cfg.overwrite:
         return out
-    # (its data counted from where it ran: a resume from another folder gives the same files spelt from here)
-    if diff := config_differences(data_from_where_it_ran(saved := recorded_config(out), out), cfg):
+    # (its models and data counted from where it ran: a resume from another folder gives the same files spelt from
+    # here; the teacher was not, and a requeued job was refused as another run, told to --overwrite its checkpoints)
+    saved = data_from_where_it_ran(recorded_config(out), out, PATH_SETTINGS)
+    if config_differences(saved, cfg):
+        said = _said_differences(saved, cfg)
+        said = ", ".join(said[:5]) + (f", and {len(said) - 5} more" if len(said) > 5 else "")
         checkpoint = latest_checkpoint(out)
+        if checkpoint is None and all(e.name in (CONFIG_NAME, *_STARTED) for e in _run_entries(out)):
+            # stopped before its first checkpoint: nothing to lose but its logs, which a start again replaces too
+            note(f"{out} holds a start of another run (differs in: {said}) that stopped before its first checkpoint: "
+                 "this run replaces it")
+            return out
         kept = (f"; it holds {checkpoint.name}, which the command it was started with resumes, and which --overwrite "
                 "deletes" if checkpoint is not None else "")
         raise DynaKDError(
-            f"{out} already holds a different run (differs in: {', '.join(diff[:5])}){_which_run(saved, cfg)}{kept}; "
-            "pass --overwrite to replace it or choose another --output"
+            f"{out} already holds a different run (differs in: {said}){_which_run(saved, cfg)}{kept}; pass "
+            "--overwrite to replace it or choose another --output"
         )
     if (out / "metrics.json").is_file():  # finished: the same command again would delete the model it saved
         raise DynaKDError(f"{out} already holds this run, finished (metrics.json); pass --overwrite to train it again "
@@ -359,24 +408,24 @@ def resume_point(cfg: DistillConfig, out: Path) -> Path | None:
             raise DynaKDError(f"--resume: {out} holds no finished checkpoint to resume from")
         return None
     check_checkpoint(checkpoint)
-    _note_teacher_cache(cfg, out, checkpoint)
     return checkpoint
 
 
-def _note_teacher_cache(cfg: DistillConfig, out: Path, checkpoint: Path) -> None:
-    """Say so when a resume switches the teacher cache on or off where the run can read one: the steps before the
-    checkpoint read the teacher another way (cached features or live), so the weights will not be an uninterrupted
-    run's. (``auto`` reads no cache in a run shorter than an epoch, which is not known before the data loads.)"""
-    before = (recorded_config(out) or {}).get("teacher_cache", DistillConfig.teacher_cache)
-    before = "off" if before is False else before  # (YAML reads a bare `off` as false)
-    if not cfg.teacher or (before == "off") == (cfg.teacher_cache == "off") or cache_blocker(cfg) is not None \
-            or not is_first_process():
+def note_teacher_cache_switch(cfg: DistillConfig, out: Path, checkpoint: Path, reads: bool) -> None:
+    """Say so when a resume reads the teacher another way (``reads``: from a teacher cache) than the steps before
+    its checkpoint did: the weights will then differ slightly from an uninterrupted run's. A checkpoint records how
+    its steps read the teacher; one written before it did is judged by its run's recorded setting (``auto`` read no
+    cache in a run shorter than an epoch, so that guess could be wrong)."""
+    read = read_teacher_cache(checkpoint)
+    if read is None:
+        before = (recorded_config(out) or {}).get("teacher_cache", DistillConfig.teacher_cache)
+        read = before not in ("off", False) and cache_blocker(cfg) is None  # (YAML reads a bare `off` as false)
+    if read == reads:
         return
-    cached = f"its features cached in {cfg.teacher_cache_dtype}"
-    how = f"{cached}, not live" if cfg.teacher_cache == "off" else f"live, not {cached}"
-    print(f"note: resuming from {checkpoint.name} with teacher_cache {cfg.teacher_cache}; the run's last start "
-          f"ran with {before} and read the teacher another way ({how}), so the weights will differ slightly from "
-          "an uninterrupted run's", flush=True)
+    cached = "the teacher's features from a cache"
+    was, now = (cached, "the live teacher") if read else ("the live teacher", cached)
+    note(f"resuming from {checkpoint.name}, whose steps read {was}; this start reads {now} (teacher_cache "
+         f"{cfg.teacher_cache}), so the weights will differ slightly from an uninterrupted run's")
 
 
 @contextlib.contextmanager
@@ -494,11 +543,11 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
     out = check_output(cfg, command)
     try:
         if resume is None and (out / CONFIG_NAME).is_file():
-            # replaced: what runs write goes; this run, stopped before its first checkpoint: what it wrote by then
-            # goes (checkpoints, TensorBoard files) but its record, replaced below (whole: a full disk keeps it);
-            # files of other origin stay either way
+            # replaced: what runs write goes; a run stopped before its first checkpoint (this one, or another): what
+            # it wrote by then goes (checkpoints, TensorBoard files, its plan) but its record, replaced below (whole:
+            # a full disk keeps it); files of other origin stay either way
             for entry in _run_entries(out):
-                if cfg.overwrite or entry.name == "runs" or is_checkpoint_name(entry.name):
+                if cfg.overwrite or entry.name in _STARTED or is_checkpoint_name(entry.name):
                     shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
             if cfg.overwrite:
                 _remove_event_files(out)

@@ -64,6 +64,7 @@ from .rundir import (
     metrics_record,
     note_not_read,
     note_not_read_by_task,
+    note_teacher_cache_switch,
     prepare_output,
     resume_point,
     run_lock,
@@ -326,6 +327,8 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
             if main_process and resume is None:  # leaves no run behind, whose dynakd.yaml would refuse the
                 discard_output(out)  # corrected command as a different run
             raise
+    if resume is not None:  # (once the cache is decided: auto reads none in a run shorter than an epoch)
+        note_teacher_cache_switch(cfg, out, resume, cache is not None)
     if cache is not None:
         encoded["train"] = encoded["train"].add_column(EXAMPLE_ID, list(range(len(encoded["train"]))))
         cache.vouch(encoded["train"])  # (the rows it was checked against or built from, numbered in that order)
@@ -351,10 +354,12 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     start = time.perf_counter()
     try:
         train_out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    except KeyboardInterrupt:  # (Ctrl-C) what the command line says after "interrupted"
-        if main_process and not cfg.overwrite and (saved := latest_checkpoint(out)) is not None:
-            raise KeyboardInterrupt(f"{saved} is saved: the same command resumes from it") from None
-        raise
+    except KeyboardInterrupt as e:  # (Ctrl-C, or a SIGTERM: cli.Terminated) what the command line says after it
+        if not main_process or cfg.overwrite:  # (with --overwrite the same command starts again: a sweep cell's)
+            raise
+        saved = latest_checkpoint(out)
+        raise type(e)(f"{saved} is saved: the same command resumes from it" if saved is not None
+                      else "no checkpoint was saved yet: the same command starts the run again") from None
     train_time = time.perf_counter() - start
     logged = list(trainer.state.log_history)  # (what train() logged: the final evaluation below is not in its time)
     metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}

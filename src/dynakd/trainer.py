@@ -134,6 +134,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             print("note: token-level dynamics compare the tokens of each window, so dynamics.gather is not read: "
                   "each process averages over its own windows", flush=True)
         self.save_on_non_finite = self.args.save_strategy != "no" if save_on_non_finite is None else save_on_non_finite
+        self._reads_cache = teacher_cache is not None
         if teacher_cache is not None:  # training batches then carry the teacher's outputs (cache.py)
             if reason := cache_blocker(distiller.cfg):
                 raise DynaKDError(f"the teacher cache cannot stand in for the teacher here: {reason}; pass the "
@@ -512,10 +513,12 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                     opt.state[p] = {k: v.to(p.device) if torch.is_tensor(v) and k != "step" else v
                                     for k, v in s.items()}
 
-    def _launch(self) -> dict[str, int]:
-        """How the run's batches are made: a resume must see them made alike (the global batch sets the schedule)."""
+    def _launch(self) -> dict[str, int | bool]:
+        """How the run's batches are made: a resume must see them made alike (the global batch sets the schedule);
+        and whether they carried a teacher cache's outputs (a resume that reads the teacher another way says so)."""
         args = self.args
-        return launch_record(args.world_size, args.per_device_train_batch_size, args.gradient_accumulation_steps)
+        return launch_record(args.world_size, args.per_device_train_batch_size, args.gradient_accumulation_steps,
+                             teacher_cache=self._reads_cache)
 
     def _get_output_dir(self, trial) -> str:
         return str(self._staging) if self._staging is not None else super()._get_output_dir(trial)

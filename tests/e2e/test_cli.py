@@ -961,19 +961,26 @@ def test_old_records_of_data_a_run_never_read_compare_as_today(tmp_path, capsys)
 
 def test_a_run_resumed_from_another_folder_is_the_same_run(tmp_path, monkeypatch):
     """`--config ../a/runs/x/dynakd.yaml --output ../a/runs/x` from another folder: the file's data, found from
-    there, was compared with the record's spelt from here, and the run refused as another (differs in: train_file)."""
+    there, was compared with the record's spelt from here, and the run refused as another (differs in: train_file).
+    So was its teacher (a job requeued from another folder was told to --overwrite, which deletes its checkpoints)."""
     from dynakd.config import build_config, save_config
     from dynakd.rundir import check_output
 
     (tmp_path / "a" / "runs" / "x").mkdir(parents=True)
+    (tmp_path / "a" / "teacher").mkdir()
     (tmp_path / "a" / "train.csv").write_text("text,label\n")
     (tmp_path / "b").mkdir()
     monkeypatch.chdir(tmp_path / "a")
-    record = build_config({"task": "csv", "train_file": "train.csv", "teacher": "t", "student_layers": 1,
+    record = build_config({"task": "csv", "train_file": "train.csv", "teacher": "teacher", "student_layers": 1,
                            "output": "runs/x"})
     save_config(record, tmp_path / "a" / "runs" / "x" / "dynakd.yaml")
+    (tmp_path / "a" / "runs" / "x" / "checkpoint-1").mkdir()  # (one stopped before it gives way to another run)
     monkeypatch.chdir(tmp_path / "b")
-    again = build_config(record, train_file="../a/train.csv", output="../a/runs/x")
+    again = build_config(record, train_file="../a/train.csv", teacher="../a/teacher", output="../a/runs/x")
     assert check_output(again, "distill") == Path("../a/runs/x")
-    with pytest.raises(DynaKDError, match=r"differs in: train_file"):
+    assert check_output(build_config(again, teacher=str(tmp_path / "a" / "teacher")), "distill") == Path("../a/runs/x")
+    with pytest.raises(DynaKDError, match=r"differs in: train_file \.\./a/train\.csv -> \.\./b\.csv\)"):
         check_output(build_config(again, train_file="../b.csv"), "distill")
+    (tmp_path / "b" / "teacher").mkdir()  # the same name here is another folder
+    with pytest.raises(DynaKDError, match=r"differs in: teacher \.\./a/teacher -> teacher\)"):
+        check_output(build_config(again, teacher="teacher"), "distill")

@@ -423,8 +423,9 @@ def test_output_holds_a_different_run(tiny_teacher, tmp_path, capsys, monkeypatc
     out = tmp_path / "run"
     assert main(distill_args(tiny_teacher, out, "--method", "kd")) == 0
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "pkd"))
-    # pkd's default beta and aligner (the fixed map) are not kd's
-    assert "already holds a different run (differs in: align, beta, method); pass --overwrite" in err
+    # what differs, from what to what; pkd's default beta and aligner (the fixed map) are not kd's, and kd reads
+    # neither: the method says it
+    assert "already holds a different run (differs in: method kd -> pkd); pass --overwrite" in err
     # another command's run is named as such (a list of keys alone did not say the folder held a distillation)
     err = run_error(capsys, ["finetune", "--model", str(tiny_teacher), *FAST, "--output", str(out)])
     assert "already holds a different run (differs in: " in err
@@ -503,7 +504,7 @@ def test_settings_a_method_does_not_read_are_noted_and_do_not_make_another_run(t
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "kd"))
     assert "already holds this run, finished" in err
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "full"))
-    assert "already holds a different run (differs in: align, beta, method)" in err
+    assert "already holds a different run (differs in: method kd -> full)" in err
     assert main(distill_args(tiny_teacher, tmp_path / "plain", "--method", "kd")) == 0
     capsys.readouterr()  # a run's own dynakd.yaml spells out every key at its default: nothing to note
     assert main(["distill", "--config", str(tmp_path / "plain" / "dynakd.yaml"), "--output", str(tmp_path / "again"),

@@ -171,11 +171,12 @@ def test_a_checkpoint_of_the_last_step_resumes_without_training(tiny_teacher, tm
 
 def test_a_resume_that_switches_the_teacher_cache_says_so(tiny_teacher, tmp_path, capsys):
     """Allowed (the disk may have filled), but the steps before the checkpoint read the teacher's cached float16
-    features and the rest the live teacher: the weights move in the 4th digit, which a resume had said nothing of."""
+    features and the rest the live teacher: the weights move in the 4th digit, which a resume had said nothing of.
+    Said by what the checkpoint's steps read, not by the setting they ran with: ``auto`` reads no cache in a run
+    shorter than an epoch, and a resume with the cache off was told it had read one."""
     out = tmp_path / "run"
     args = run_args(tiny_teacher, out, "--max-train-samples", "16", "--max-steps", "2", "--save-steps", "2",
                     "--keep-checkpoints")  # (a run that reads every row once: auto builds the cache)
-    assert main(args) == 0
 
     def resume(cache: str) -> str:
         (out / "metrics.json").unlink()  # as if stopped after its last checkpoint
@@ -183,12 +184,27 @@ def test_a_resume_that_switches_the_teacher_cache_says_so(tiny_teacher, tmp_path
         assert main([*args, "--teacher-cache", cache]) == 0
         return capsys.readouterr().out
 
-    assert "note: resuming from checkpoint-2 with teacher_cache off; the run's last start ran with auto and read " \
-        "the teacher another way (its features cached in float16, not live), so the weights will differ slightly " \
-        "from an uninterrupted run's" in resume("off")
-    assert "note: resuming" not in resume("off")  # the run's record says off now
-    assert "ran with off and read the teacher another way (live, not its features cached in float16)" in \
-        resume("auto")
+    assert main(args) == 0
+    assert json.loads((out / "checkpoint-2" / "dynakd_launch.json").read_text())["teacher_cache"] is True
+    said = ("note: resuming from checkpoint-2, whose steps read the teacher's features from a cache; this start reads "
+            "the live teacher (teacher_cache off), so the weights will differ slightly from an uninterrupted run's")
+    assert said in resume("off")
+    assert said in resume("off")  # (its steps read the cache, whatever the run's record says now)
+    assert "note: resuming" not in resume("auto")  # the cache again
+
+    assert main([*args, "--teacher-cache", "off", "--overwrite"]) == 0
+    assert "whose steps read the live teacher; this start reads the teacher's features from a cache (teacher_cache " \
+        "auto)" in resume("auto")
+    # a run shorter than an epoch: auto read no cache, and the live teacher again is the same run
+    short = run_args(tiny_teacher, tmp_path / "short", "--max-train-samples", "32", "--max-steps", "2",
+                     "--save-steps", "2", "--keep-checkpoints")
+    assert main(short) == 0
+    assert json.loads((tmp_path / "short" / "checkpoint-2" / "dynakd_launch.json").read_text())["teacher_cache"] \
+        is False
+    (tmp_path / "short" / "metrics.json").unlink()
+    capsys.readouterr()
+    assert main([*short, "--teacher-cache", "off"]) == 0
+    assert "note: resuming" not in capsys.readouterr().out
 
 
 def test_non_finite_loss_stops_with_the_last_good_state(tiny_teacher, tmp_path, capsys, monkeypatch):
@@ -384,3 +400,52 @@ def test_ctrl_c_says_which_checkpoint_the_same_command_resumes_from(tiny_teacher
     monkeypatch.undo()
     assert main(run_args(tiny_teacher, out, "--max-steps", "8")) == 0
     assert f"resuming from {out / 'checkpoint-4'}" in capsys.readouterr().out
+
+
+def test_a_sigterm_ends_a_run_as_ctrl_c_does(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """A cluster preempting a job sends SIGTERM, which ended a run without a word (Ctrl-C says which checkpoint the
+    same command resumes from). The handler is the command's own: it is the default again afterwards."""
+    from dynakd import trainer
+
+    step = trainer.DistillationTrainer.training_step
+
+    def training_step(self, *args, **kwargs):
+        if self.state.global_step == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.DistillationTrainer, "training_step", training_step)
+    out = tmp_path / "run"
+    assert main(run_args(tiny_teacher, out)) == 143
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        f"dynakd: terminated (SIGTERM); {out / 'checkpoint-4'} is saved: the same command resumes from it"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_run_stopped_before_its_first_checkpoint_says_so_and_gives_way(tiny_teacher, tmp_path, capsys,
+                                                                         monkeypatch):
+    """Ctrl-C before the first checkpoint said "interrupted" alone; the folder then refused the command with any
+    other setting as a different run, to be --overwritten, though it held nothing to lose."""
+    from dynakd import trainer
+
+    step = trainer.DistillationTrainer.training_step
+
+    def training_step(self, *args, **kwargs):
+        if self.state.global_step == 3:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.DistillationTrainer, "training_step", training_step)
+    out = tmp_path / "run"
+    assert main(run_args(tiny_teacher, out, "--eval-steps", "2")) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        "dynakd: interrupted; no checkpoint was saved yet: the same command starts the run again"
+    assert (out / "alignment.json").is_file() and not list(out.glob("checkpoint-*"))
+    monkeypatch.undo()
+    assert main(run_args(tiny_teacher, out, "--lr", "1e-4")) == 0
+    assert f"note: {out} holds a start of another run (differs in: lr 5e-05 -> 0.0001) that stopped before its " \
+        "first checkpoint: this run replaces it" in capsys.readouterr().out
+    assert json.loads((out / "alignment.json").read_text())["step"] == 8
+    # a finished one is still refused
+    assert main(run_args(tiny_teacher, out, "--lr", "2e-4")) == 2
+    assert "already holds a different run (differs in: lr 0.0001 -> 0.0002)" in capsys.readouterr().err

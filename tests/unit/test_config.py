@@ -131,6 +131,7 @@ def test_run_folder_written_before_the_weights_were_spelt_out(tmp_path):
         out = tmp_path / name
         out.mkdir()
         (out / CONFIG_NAME).write_text(yaml.safe_dump(dataclasses.asdict(build_config(saved)) | saved))
+        (out / "checkpoint-1").mkdir()  # (a run stopped before its first checkpoint gives way to another)
         return str(out)
 
     old = folder("full", method="full", beta=None)
@@ -139,6 +140,26 @@ def test_run_folder_written_before_the_weights_were_spelt_out(tmp_path):
         check_output(build_config({"method": "full", "beta": 3.0, "output": old}), "distill")
     # how often a run evaluates does not change its training (e2e/test_resume.py): a resumed run may evaluate otherwise
     check_output(build_config({"method": "full", "eval_steps": 10, "resume": True, "output": old}), "distill")
+
+
+def test_epochs_beside_the_same_max_steps_make_the_same_run_and_a_refusal_says_what_differs(tmp_path):
+    """``--epochs 2`` where ``--max-steps 30`` decides the length was "a different run"; and a refusal named the keys
+    alone (``differs in: dynamics``), not what they were and are."""
+    import yaml
+
+    from dynakd.rundir import CONFIG_NAME, check_output
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / CONFIG_NAME).write_text(yaml.safe_dump(dataclasses.asdict(build_config({"method": "full",
+                                                                                   "max_steps": 30}))))
+    (out / "checkpoint-10").mkdir()  # (a run stopped before its first checkpoint gives way to another)
+    check_output(build_config({"method": "full", "max_steps": 30, "epochs": 2, "output": str(out)}), "distill")
+    with pytest.raises(DynaKDError, match=r"differs in: epochs 3\.0 -> 2\.0, max_steps 30 -> -1\)"):
+        check_output(build_config({"method": "full", "epochs": 2, "output": str(out)}), "distill")
+    with pytest.raises(DynaKDError, match=r"differs in: dynamics\.reference batch -> ema, max_steps 30 -> 40\)"):
+        check_output(build_config({"method": "full", "max_steps": 40, "dynamics": {"reference": "ema"},
+                                   "output": str(out)}), "distill")
 
 
 def test_a_run_saved_with_windows_of_another_size_is_the_same_run(tmp_path):
@@ -154,6 +175,7 @@ def test_a_run_saved_with_windows_of_another_size_is_the_same_run(tmp_path):
     saved = dataclasses.asdict(build_config({"method": "full"}))
     saved["dynamics"]["window_mib"] = 0.0
     (out / CONFIG_NAME).write_text(yaml.safe_dump(saved))
+    (out / "checkpoint-1").mkdir()  # (a run stopped before its first checkpoint gives way to another)
     for window in ({}, {"window_mib": 32}):
         check_output(build_config({"method": "full", "output": str(out), "dynamics": window}), "distill")
     with pytest.raises(DynaKDError, match="differs in: dynamics"):

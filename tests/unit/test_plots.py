@@ -140,6 +140,19 @@ def test_the_heatmap_scale_is_0_to_1_and_it_says_it_shows_a_running_mean(saved):
     assert "running mean of the plans" in fig.axes[0].get_title()
 
 
+def test_a_fixed_map_is_not_called_a_running_mean_and_small_weights_are_numbered(saved):
+    """A fixed aligner's picture said "running mean of the plans in training"; weights under 0.05 carried no number,
+    so a row's numbers summed to 0.97."""
+    plot_alignment(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), Path("a.png"), title="fixed alignment (step 3)",
+                   averaged=False)
+    fig = saved[-1][0]
+    assert fig.axes[0].get_title().endswith("fixed map") and "running mean" not in fig.axes[0].get_title()
+    assert sorted(texts(fig)) == ["1.00", "1.00"]  # (zeros stay blank)
+    fig = plot(torch.tensor([[0.93, 0.04, 0.03], [0.34, 0.33, 0.33]]), saved)
+    assert sorted(texts(fig)) == sorted(["0.93", "0.04", "0.03", "0.34", "0.33", "0.33"])
+    assert "1-based" in fig.axes[0].get_xlabel()
+
+
 def test_the_heatmap_tensorboard_shows_is_the_files_picture(tmp_path):
     """TensorBoard's picture was drawn again without the file's tight bounds: its title was cut off."""
     pixels = plot_alignment(torch.full((6, 12), 1 / 12), tmp_path / "a.png", title="ot alignment (step 120)")

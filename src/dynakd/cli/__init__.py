@@ -8,12 +8,15 @@ Errors a user can fix are printed as one line (``dynakd: error: ...``) with exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
+import signal
 import sys
+import threading
 from typing import NoReturn
 
-from ..errors import DynaKDError
+from ..errors import DynaKDError, Terminated
 from . import ablate, bench, demo, distill, evaluate, finetune, report
 
 # One module per command, in the order --help lists them: each adds its parser and runs it (a command that trains or
@@ -72,7 +75,8 @@ def _run(args: argparse.Namespace) -> None:
                 "bench": "; it times one process's step"}.get(args.command, "")
         raise DynaKDError(f"dynakd {args.command} runs in one process: launch it without torchrun or accelerate "
                           f"launch{hint}")
-    result = COMMANDS[args.command].run(args)
+    with _terminated_as_interrupted(launched_processes() <= 1):
+        result = COMMANDS[args.command].run(args)
     if result is None:  # (a command that prints its own outcome)
         return
     scores = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics["eval"].items() if _is_score(k, v))
@@ -80,6 +84,35 @@ def _run(args: argparse.Namespace) -> None:
     if is_first_process():  # one report from a multi-process run
         print(f"{args.command}: {scores}" + (f"\nteacher: {teacher}" if teacher else "")
               + f"\nwritten to {result.output}")
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupted(alone: bool):
+    """While a command runs, a SIGTERM raises ``Terminated``, a Ctrl-C of its own: the command says what it leaves
+    (the checkpoint the same command resumes from) where a default SIGTERM ended it without a word. ``alone``: one
+    process; a launcher's processes keep the default (their launcher ends them together, and one blocked in a
+    collective would not see the exception until its launcher killed it)."""
+    if not alone or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:  # (a handler of the caller's own stays)
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _close_progress_bars() -> None:
+    """Close the progress bars left open (tqdm's, the Trainer's), each ending its line: a last word was written on
+    the bar's line, and the bar drawn again below it as the process ended."""
+    for bar in list(getattr(getattr(sys.modules.get("tqdm"), "tqdm", None), "_instances", ())):
+        with contextlib.suppress(Exception):  # (a bar whose stream is gone: the word matters more)
+            bar.close()
 
 
 def _is_score(key: str, value) -> bool:
@@ -165,9 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         rank = f"[rank {process_rank()}] " if launched_processes() > 1 else ""
         print(f"dynakd: error: {rank}{e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as e:
-        print("dynakd: interrupted" + (f"; {e}" if str(e) else ""), file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # (and Terminated, a SIGTERM: 128 + 15, as the shell reports it)
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        _close_progress_bars()
+        print(f"dynakd: {what}" + (f"; {e}" if str(e) else ""), file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except Exception as e:
         if not out_of_memory(e):
             raise
