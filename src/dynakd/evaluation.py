@@ -28,6 +28,7 @@ class QAEvaluationMixin:
     answers with the official SQuAD metric. Classification (``qa_eval`` None) uses the Trainer's own ``evaluate``."""
 
     qa_eval: QAEval | None = None
+    qa_predictions: dict[str, str] | None = None  # the last QA evaluation's answer to each question, by its id
 
     def _get_eval_sampler(self, eval_dataset):
         # transformers 5 groups evaluation batches by length whenever training does (train_sampling_strategy
@@ -73,7 +74,8 @@ class QAEvaluationMixin:
         finally:
             self.compute_metrics = compute
         start_logits, end_logits = output.predictions[:2]  # [N windows, T] each (padded with -100 past a window)
-        scores = squad_metrics(best_spans(qa, start_logits, end_logits), gold_answers(qa.examples))
+        self.qa_predictions = best_spans(qa, start_logits, end_logits)
+        scores = squad_metrics(self.qa_predictions, gold_answers(qa.examples))
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in scores.items()}
         metrics.update({k: v for k, v in output.metrics.items() if not k.endswith(("_runtime", "_per_second"))})
         metrics.update(speed_metrics(metric_key_prefix, start, num_samples=len(qa.examples)))

@@ -277,7 +277,10 @@ def finetune_config_differences(saved: dict[str, Any], cfg: DistillConfig) -> li
 DEMO_MARK = ".dynakd-demo"
 # Names, not open patterns: `*.safetensors` or `tokenizer*` took a user's `best.safetensors` beside the run for the
 # run's, and --overwrite deleted it. A tokenizer's files of other names come from its class (``_tokenizer_files``).
-RUN_ENTRIES = (CONFIG_NAME, DEMO_MARK, "metrics.json", "README.md", "training_args.bin", "config.json",
+# Extractive QA's answers: of a run's final evaluation (run_qa.py's name), and of `dynakd evaluate` into a run's folder
+PREDICTIONS, EVALUATE_PREDICTIONS = "eval_predictions.json", "evaluate_predictions.json"
+RUN_ENTRIES = (CONFIG_NAME, DEMO_MARK, "metrics.json", PREDICTIONS, EVALUATE_PREDICTIONS, "README.md",
+               "training_args.bin", "config.json",
                "generation_config.json", "special_tokens_map.json", "added_tokens.json", "merges.txt",
                "chat_template.jinja", "model.safetensors", "model-[0-9]*-of-[0-9]*.safetensors",
                "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model-[0-9]*-of-[0-9]*.bin",

@@ -20,7 +20,7 @@ import torch
 from transformers import TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from . import hub
+from . import atomic, hub, jsonfile
 from .cache import live_dataset_mean, prepare_teacher_cache
 from .card import method_label, model_ref, write_model_card
 from .checkpoints import (
@@ -56,6 +56,8 @@ from .models import (
 )
 from .rundir import (
     CONFIG_NAME,
+    EVALUATE_PREDICTIONS,
+    PREDICTIONS,
     check_output,
     check_writable,
     describe_model,
@@ -367,6 +369,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
         metrics["teacher_eval"] = evaluate_model(teacher, t_tok, task, data, cfg)
     metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size, logged, collator.multiple)
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
+    write_predictions(out / PREDICTIONS, trainer)  # (of the final evaluation: extractive QA's answers)
     if cfg.push_to_hub and main_process:
         # models named as the card names them: the commit message is public, the machine's paths are not
         what = (f"{method_label(cfg)} from {model_ref(cfg.teacher)}" if command == "distill"
@@ -540,12 +543,26 @@ def _final_eval(trainer: DistillationTrainer, step: int) -> dict[str, float]:
     return trainer.evaluate()
 
 
-def evaluate_model(model, tokenizer, task: TaskSpec, data, cfg: DistillConfig) -> dict[str, float]:
-    """Scores of ``model`` on the task's eval splits, through a plain ``Trainer``."""
+def evaluate_model(model, tokenizer, task: TaskSpec, data, cfg: DistillConfig,
+                   predictions: Path | None = None) -> dict[str, float]:
+    """Scores of ``model`` on the task's eval splits, through a plain ``Trainer``; extractive QA's answers written to
+    ``predictions`` where given (``write_predictions``)."""
     eval_data, qa_eval = encode(cfg, task, type(data)({s: data[s] for s in task.eval_splits}), tokenizer)
     with tempfile.TemporaryDirectory(prefix="dynakd-eval-") as tmp:
         trainer = _eval_trainer(model, tokenizer, task, cfg, tmp, qa_eval)
-        return _strip(trainer.evaluate(_eval_sets(task, eval_data)))
+        scores = _strip(trainer.evaluate(_eval_sets(task, eval_data)))
+    if predictions is not None:
+        write_predictions(predictions, trainer)
+    return scores
+
+
+def write_predictions(path: Path, trainer) -> None:
+    """Extractive QA's answers of the trainer's last evaluation, ``{question id: answer}`` as the official SQuAD
+    script reads them (and ``run_qa.py`` writes them, ``eval_predictions.json``): to look at the answers, or score
+    them with another tool; nothing for other tasks (their predictions are the labels of the rows). Process 0."""
+    if trainer.qa_predictions is not None and is_first_process():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path, jsonfile.dumps(trainer.qa_predictions, indent=1, ensure_ascii=False))
 
 
 def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str, qa_eval: QAEval | None = None):
@@ -628,7 +645,10 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     check_seq_length(cfg.max_seq_length, tokenizer, model)
     if not task.is_qa:
         check_labels(type(data)({s: data[s] for s in task.eval_splits}), task.num_labels, task.is_regression)
-    metrics = {"eval": evaluate_model(model, tokenizer, task, data, dataclasses.replace(cfg, output=str(out)))}
+    # (QA's answers beside the scores: into a run's folder under a name of their own, as its record keeps the run's)
+    answers = out / (EVALUATE_PREDICTIONS if run_folder else PREDICTIONS)
+    metrics = {"eval": evaluate_model(model, tokenizer, task, data, dataclasses.replace(cfg, output=str(out)),
+                                      predictions=answers)}
     metrics["model"] = describe_model(model, Path(cfg.model))
     if is_first_process():  # every process holds the gathered scores; one writes them
         out.mkdir(parents=True, exist_ok=True)

@@ -185,7 +185,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         """With ``remove_unused_columns`` (the Trainer's default) the Trainer keeps only the columns the student's
-        ``forward`` takes; distillation also reads the ``example_id`` that keys a teacher cache, the teacher's own
+        ``forward`` takes; distillation also reads the ``labels`` (a QA model's forward names its own, start and end
+        positions, and a QA batch's ``labels`` went), the ``example_id`` that keys a teacher cache, the teacher's own
         tokenisation (``teacher_*``: without it the teacher would read the student's tokens) and QA's
         ``context_mask``. Dropped, the run trained on something else without a word."""
         if self._signature_columns is None:
@@ -197,8 +198,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             own = {*self._student_columns, *self._teacher_columns, "input_ids", "attention_mask", "token_type_ids",
                    "position_ids"}
             teacher_only = sorted(self._teacher_columns - self._student_columns)
-            self._signature_columns += [EXAMPLE_ID, CONTEXT_MASK, *teacher_only,
-                                        *sorted(TEACHER_PREFIX + c for c in own)]
+            self._signature_columns += [*(["labels"] if "labels" not in self._signature_columns else []), EXAMPLE_ID,
+                                        CONTEXT_MASK, *teacher_only, *sorted(TEACHER_PREFIX + c for c in own)]
 
     def _model_inputs(self, inputs) -> tuple[dict, dict, torch.Tensor | None]:
         """``split_inputs``, each model given only what its ``forward`` takes of an encoding that serves both (a BERT

@@ -17,6 +17,7 @@ from dynakd.cli import main
 from dynakd.config import build_config
 from dynakd.data.squad import answer_tokens, encode_squad, load_squad
 from dynakd.evaluation import EvalTrainer
+from dynakd.metrics import squad_metrics
 from tests.squad_fixture import make_tiny_qa_bert, write_squad
 
 FAST = ["--task", "squad", "--max-seq-length", "48", "--doc-stride", "16", "--max-steps", "3", "--batch-size", "8",
@@ -61,10 +62,18 @@ def test_squad_ablate_finetune_distill_evaluate(qa_encoder, squad_file, tmp_path
     assert resolved["dynamics"]["qa_tokens"] == "context"
     assert resolved["dynamics"]["pooling"] == "auto" and build_config(resolved).dynamics.pooling == "tokens"  # QA's
     assert "Dev f1" in (out / "report.md").read_text()
+    # each question's answer, by id, as the official script reads them: they give the run's scores
+    dev = load_squad(train_file=str(squad_file), train_articles=3)["validation"]
+    gold = {row["id"]: row["answers"]["text"] for row in dev}
+    answers = json.loads((full / "eval_predictions.json").read_text())
+    assert set(answers) == set(gold) and all(isinstance(a, str) for a in answers.values())
+    scored = json.loads((full / "metrics.json").read_text())["eval"]
+    assert {k: scored[k] for k in ("exact_match", "f1")} == pytest.approx(squad_metrics(answers, gold))
     capsys.readouterr()
     assert main(["evaluate", "--model", str(full), "--task", "squad", "--train-file", str(squad_file),
                  "--train-articles", "3", "--no-progress"]) == 0
     assert "f1=" in capsys.readouterr().out
+    assert json.loads((full / "evaluate_predictions.json").read_text()) == answers  # (beside the run's own)
     scored = json.loads((full / "metrics.json").read_text())["evaluate"]  # windows as the run was trained with
     assert (scored["max_seq_length"], scored["doc_stride"]) == (48, 16)
     assert (scored["n_best"], scored["max_answer_length"]) == (5, 5)  # how answers were read: the run's own
@@ -185,3 +194,25 @@ def test_a_qa_model_whose_config_returns_hidden_states_is_scored_on_its_spans(sq
         scores.append(json.loads((model / "metrics.json").read_text())["eval"])
     assert (scores[1]["exact_match"], scores[1]["f1"]) == (scores[0]["exact_match"], scores[0]["f1"])
     assert gathered == [2, 2]
+
+
+def test_a_qa_student_trains_and_scores_in_a_distillation_trainer(squad_file, tmp_path):
+    """README's own-Trainer path for extractive QA, with the Trainer's defaults: a QA model's forward names its labels
+    start_positions and end_positions, so remove_unused_columns dropped the windows' ``labels`` ("the batch has no
+    labels"); ``qa_eval`` scores whole questions."""
+    from dynakd import DistillationCollator, DistillationTrainer, Distiller, build_student
+
+    folder = make_tiny_qa_bert(tmp_path / "teacher", layers=2)
+    teacher, tokenizer = AutoModelForQuestionAnswering.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    student = build_student(teacher, 1)
+    encoded, evals = encode_squad(load_squad(train_file=str(squad_file), train_articles=3), tokenizer, 48, 16)
+    distiller = Distiller(build_config({"method": "full", "task": "squad"}), qa=True, student_layers=1,
+                          teacher_layers=2, student_width=32, teacher_width=32)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=4,
+                             report_to=[], use_cpu=True)
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=distiller, args=args,
+                                  train_dataset=encoded["train"], eval_dataset=encoded["validation"],
+                                  data_collator=DistillationCollator(tokenizer), qa_eval=evals["validation"])
+    assert trainer.train().global_step == 2
+    scores = trainer.evaluate()
+    assert 0 <= scores["eval_f1"] <= 1 and set(trainer.qa_predictions) == set(evals["validation"].examples["id"])

@@ -462,3 +462,53 @@ def test_a_window_without_its_answer_points_outside_the_context_without_a_cls_to
     assert _no_answer([5, 101, 7], [None, None, 1], 101, 1) == 1  # the CLS token, wherever it is
     assert _no_answer([5, 6, 7, 8], [0, 0, None, 1], None, 0) == 2  # context first: the first token after it
     assert _no_answer([5, 6, 7], [0, 1, 1], None, 1) == 0  # question first: its first token
+
+
+def test_training_answers_not_at_their_offsets_or_missing_are_noted(tmp_path, squad_file, capsys):
+    """A wrong ``answer_start`` trained another span, and questions without answers (a key spelt ``answer``, SQuAD
+    2.0's unanswerable ones) trained "no answer", without a word; where no question had one, every window did."""
+    context = "Hamburg is the second largest city in Germany, on the river Elbe."
+
+    def write(name, *qas):
+        path = tmp_path / name
+        path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": context, "qas": list(qas)}]}]}))
+        return str(path)
+
+    good = {"id": "2", "question": "Which river?", "answers": [{"text": "Elbe", "answer_start": context.index("Elbe")}]}
+    train = write("train.json", {"id": "1", "question": "Which city?", "answers": [{"text": "Hamburg",
+                                                                                     "answer_start": 5}]},
+                  good, {"id": "3", "question": "Which sea?", "answers": []})
+    load_squad(train_file=train, validation_file=str(squad_file))
+    out = capsys.readouterr().out
+    assert f"note: {train}: 1 of 3 training question(s) have no answer (first: id '3')" in out
+    assert f"note: {train}: 1 of 3 training answer(s) are not at their answer_start (first: id '1', 'Hamburg'; the " \
+        "context at 5 reads 'rg is t'); they train the span found there" in out
+    load_squad(train_file=write("fine.json", good), validation_file=str(squad_file))
+    assert "note" not in capsys.readouterr().out
+    misspelt = write("misspelt.json", {"id": "1", "question": "Which city?",
+                                       "answer": [{"text": "Hamburg", "answer_start": 0}]})
+    with pytest.raises(DynaKDError, match=f"{misspelt}: none of its 1 question\\(s\\) has an answer"):
+        load_squad(train_file=misspelt, validation_file=str(squad_file))
+
+
+def test_a_json_lines_file_is_told_the_layout_dynakd_reads(tmp_path):
+    """run_qa.py's flat JSON lines were refused with "Extra data: line 2 column 1" alone."""
+    row = {"id": "1", "question": "q", "context": "c", "answers": {"text": ["c"], "answer_start": [0]}}
+    flat = tmp_path / "train.jsonl"
+    flat.write_text(json.dumps(row) + "\n" + json.dumps(row | {"id": "2"}) + "\n")
+    with pytest.raises(DynaKDError, match=r"\(it holds one question a line: run_qa.py's JSON lines\); DynaKD reads "
+                                          r'the official layout, one JSON object \{"data": '):
+        load_squad(validation_file=str(flat), splits=("validation",))
+
+
+def test_questions_a_large_stride_cuts_are_noted(examples, tokenizer, capsys):
+    """A doc_stride near max_seq_length left each question a few tokens, without a word."""
+    from datasets import DatasetDict
+
+    data = DatasetDict({"validation": examples})
+    encode_squad(data, tokenizer, 32, 8)  # (room for 20 question tokens: the fixture's questions fit)
+    assert "note" not in capsys.readouterr().out
+    encode_squad(data, tokenizer, 32, 24)  # (room for 4)
+    out = capsys.readouterr().out
+    assert "note: max_seq_length 32 with doc_stride 24 leaves a question 4 token(s): " in out
+    assert f"of {len(examples)} question(s) are cut to them (first: " in out and "a smaller --doc-stride" in out

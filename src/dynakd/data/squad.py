@@ -29,6 +29,7 @@ from datasets import Sequence as Seq
 
 from dynakd import hub
 from dynakd.data.fingerprint import map_fingerprint, tokenizer_state
+from dynakd.distributed import note
 from dynakd.errors import DynaKDError, first_line
 from dynakd.features import CONTEXT_MASK
 
@@ -51,7 +52,21 @@ def read_squad_json(path: str) -> list[dict[str, Any]]:
             articles = json.load(handle)["data"]
         return [{"title": a.get("title", ""), "rows": _rows(a)} for a in articles]
     except (ValueError, KeyError, TypeError) as e:
-        raise DynaKDError(f"{path} is not in the SQuAD v1.1 JSON format ({type(e).__name__}: {e})") from None
+        flat = " (it holds one question a line: run_qa.py's JSON lines)" if _json_lines(path) else ""
+        raise DynaKDError(f"{path} is not in the SQuAD v1.1 JSON format ({type(e).__name__}: {e}){flat}; DynaKD reads "
+                          'the official layout, one JSON object {"data": [{"title": ..., "paragraphs": [{"context": '
+                          '..., "qas": [{"id": ..., "question": ..., "answers": [{"text": ..., "answer_start": ...}]}]}'
+                          "]}]}") from None
+
+
+def _json_lines(path: str) -> bool:
+    """Whether ``path`` starts with a line that is a JSON object of its own holding a question (a flat file)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            first = json.loads(handle.readline())
+    except (OSError, ValueError):
+        return False
+    return isinstance(first, dict) and "question" in first
 
 
 def _rows(article: dict[str, Any]) -> list[dict[str, Any]]:
@@ -95,10 +110,12 @@ def load_squad(
         if not 0 < train_articles < len(articles):
             raise DynaKDError(f"--train-articles must be in 1..{len(articles) - 1} ({train_file} has {len(articles)})")
         parts = {"train": articles[:train_articles], "validation": articles[train_articles:]}
-        if "validation" in splits:
-            _check_scorable(parts["validation"], f"the evaluation articles of {train_file}")
         where = {"train": f"the training articles of {train_file}",
                  "validation": f"the evaluation articles of {train_file}"}
+        if "validation" in splits:
+            _check_scorable(parts["validation"], where["validation"])
+        if "train" in splits:
+            _check_trainable(parts["train"], where["train"])
         return DatasetDict({s: _to_dataset(parts[s], where[s]) for s in splits})
     if train_file or validation_file:
         files = {"train": train_file, "validation": validation_file}
@@ -109,6 +126,8 @@ def load_squad(
         articles = {s: read_squad_json(files[s]) for s in splits}
         if "validation" in articles:
             _check_scorable(articles["validation"], validation_file)
+        if "train" in articles:
+            _check_trainable(articles["train"], train_file)
         return DatasetDict({s: _to_dataset(articles[s], files[s]) for s in splits})
     return _load_hub(splits)
 
@@ -127,6 +146,37 @@ def _check_scorable(articles: list[dict[str, Any]], where: str) -> None:
     twice = next((row["id"] for row in rows if row["id"] in seen or seen.add(row["id"])), None)
     if twice is not None:
         raise DynaKDError(f"{where}: question id {twice!r} names more than one question; ids must be unique")
+
+
+def _check_trainable(articles: list[dict[str, Any]], where: str) -> None:
+    """Say how many training questions have no answer (SQuAD 2.0's unanswerable ones, an ``answers`` key spelt
+    otherwise), or a first answer whose text is not at its ``answer_start``: they train every window to point at no
+    answer, or at the span found at ``answer_start`` (as transformers' run_qa.py trains them, without a word; BERT's
+    run_squad.py said "Could not find answer"). Refused where no question has an answer: nothing to learn but "no
+    answer"."""
+    rows = [row for article in articles for row in article["rows"]]
+    unanswered = [row["id"] for row in rows if not row["answers"]["text"]]
+    if rows and len(unanswered) == len(rows):
+        raise DynaKDError(f"{where}: none of its {len(rows)} question(s) has an answer (each needs \"answers\": "
+                          '[{"text": ..., "answer_start": ...}]); every window would learn "no answer"')
+    if unanswered:
+        note(f"{where}: {len(unanswered)} of {len(rows)} training question(s) have no answer (first: id "
+             f"{unanswered[0]!r}); they train their windows to point at no answer (SQuAD 2.0's unanswerable questions "
+             "are not supported)")
+    misplaced = [row for row in rows if row["answers"]["text"] and not _found(row)]
+    if misplaced:
+        row = misplaced[0]
+        text, start = row["answers"]["text"][0], row["answers"]["answer_start"][0]
+        there = row["context"][max(start, 0): max(start, 0) + len(text)]
+        note(f"{where}: {len(misplaced)} of {len(rows)} training answer(s) are not at their answer_start (first: id "
+             f"{row['id']!r}, {text!r}; the context at {start} reads {there!r}); they train the span found there: an "
+             "answer_start counts characters of the context from 0")
+
+
+def _found(row: dict[str, Any]) -> bool:
+    """Whether a row's first answer (the one training reads) is its context's text at its ``answer_start``."""
+    text, start = row["answers"]["text"][0], row["answers"]["answer_start"][0]
+    return 0 <= start and row["context"][start: start + len(text)] == text
 
 
 def _load_hub(splits: Sequence[str]) -> DatasetDict:
@@ -184,12 +234,32 @@ def _cut_questions(tokenizer, questions: list[str], max_length: int, stride: int
     """Questions cut to at most ``MAX_QUESTION_TOKENS`` tokens and to what leaves a window room for more context than
     the stride. Without the first cut a long question left each window a few new context tokens: a 300-word question
     at 128/32 made 126 windows. Leading spaces only waste room."""
-    room = max_length - stride - tokenizer.num_special_tokens_to_add(pair=True) - 1
+    room = _question_room(tokenizer, max_length, stride)
     if room < 1:
         raise DynaKDError(f"max_seq_length {max_length} leaves no room for a question with doc_stride {stride}")
     limit = min(room, MAX_QUESTION_TOKENS)
     offsets = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     return [_cut(tokenizer, q, offs, limit) if len(offs) > limit else q for q, offs in zip(questions, offsets)]
+
+
+def _question_room(tokenizer, max_length: int, stride: int) -> int:
+    """The tokens a window leaves its question, so that it holds more context than the stride overlaps."""
+    return max_length - stride - tokenizer.num_special_tokens_to_add(pair=True) - 1
+
+
+def _note_cut_questions(data: DatasetDict, tokenizer, max_length: int, stride: int) -> None:
+    """Say how many questions the windows' room cuts below BERT's 64 tokens: a ``doc_stride`` near ``max_seq_length``
+    left "What is the name of one type of modern primality test?" as "what is the name", without a word."""
+    room = _question_room(tokenizer, max_length, stride)
+    if not 1 <= room < MAX_QUESTION_TOKENS:  # (none: refused when the windows are cut)
+        return
+    questions = [q.lstrip() for ds in data.values() for q in ds["question"]]
+    cut = [q for q, ids in zip(questions, tokenizer(questions, add_special_tokens=False)["input_ids"])
+           if len(ids) > room]
+    if cut:
+        note(f"max_seq_length {max_length} with doc_stride {stride} leaves a question {room} token(s): {len(cut)} of "
+             f"{len(questions)} question(s) are cut to them (first: {cut[0]!r}); a smaller --doc-stride keeps them "
+             "whole")
 
 
 def _cut(tokenizer, question: str, offsets: list[tuple[int, int]], limit: int) -> str:
@@ -279,6 +349,7 @@ def encode_squad(data: DatasetDict, tokenizer, max_length: int, stride: int, *, 
     plus a ``QAEval`` per split for postprocessing)."""
     if stride >= max_length:
         raise DynaKDError(f"doc_stride ({stride}) must be smaller than max_seq_length ({max_length})")
+    _note_cut_questions(data, tokenizer, max_length, stride)
     encoded, evals = {}, {}
     kwargs = {"tokenizer": tokenizer, "max_length": max_length, "stride": stride}
     # the windows' cache key: the rows, this module's code (the window functions and their helpers), the tokenizer and
