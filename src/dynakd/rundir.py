@@ -44,7 +44,8 @@ RUN_LOCK = ".dynakd.lock"  # hidden: not published (hub.PUSH_IGNORE), nor a file
 # changes no weight: e2e/test_resume.py), or that a resume may need to change: a cache's float16 features move the
 # weights in the 4th digit, but a full disk may be why the teacher cache is off now (a resume that switches it says so);
 # padding moves the last bits of the states, as compiling does (and a run from before it was a setting padded to 8).
-_COSMETIC = {"output", "overwrite", "progress", "logging_steps", "teacher_cache", "eval_teacher", "eval_batch_size",
+_COSMETIC = {"output", "overwrite", "progress", "logging_steps", "report_to", "teacher_cache", "eval_teacher",
+             "eval_batch_size",
              "eval_steps", "resume", "save_steps", "keep_checkpoints", "torch_compile", "torch_compile_mode",
              "cuda_graphs", "dataloader_num_workers", "push_to_hub", "hub_private", "pad_to_multiple_of"}
 # Such keys inside a group: token-level windows give the same loss and gradients (unit/test_windowed.py), and their

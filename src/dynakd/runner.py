@@ -127,7 +127,7 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         save_strategy="steps" if cfg.save_steps else "no",
         save_steps=cfg.save_steps or None,
         save_total_limit=2,  # the newest and the one before it
-        report_to=["tensorboard"],
+        report_to=list(cfg.report_to),
         remove_unused_columns=False,  # keep the teacher_* columns
         label_names=["labels"],
         disable_tqdm=not cfg.progress,

@@ -98,6 +98,29 @@ def test_distill_every_method(tiny_teacher, tmp_path, method, align, terms):
     assert ({"train/align/student_1", "train/align/student_2"} <= tags) == has_plan
 
 
+def test_the_logs_go_where_report_to_says(tiny_teacher, tmp_path, monkeypatch, capsys):
+    """The trackers were TensorBoard's alone: an HF user's wandb or mlflow got nothing. ``none`` writes no logs; a
+    tracker transformers does not know, or one not installed here, is refused before any model loads."""
+    from transformers.integrations import integration_utils
+
+    from dynakd.config import build_config
+
+    out = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, out, "--report-to", "none")) == 0
+    assert not (out / "runs").exists() and (out / "alignment.png").is_file()
+    assert yaml.safe_load((out / "dynakd.yaml").read_text())["report_to"] == ["none"]
+    # how the logs go changes no weight: the same run, finished
+    capsys.readouterr()
+    assert main(distill_args(tiny_teacher, out, "--report-to", "tensorboard")) == 2
+    assert "already holds this run, finished" in capsys.readouterr().err
+    with pytest.raises(DynaKDError, match=r"report_to: unknown 'wandbb' \(valid: .*\); did you mean 'wandb'\?"):
+        build_config({"report_to": "wandbb"})
+    monkeypatch.setattr(integration_utils, "get_available_reporting_integrations", lambda: ["tensorboard"])
+    with pytest.raises(DynaKDError, match=r"report_to mlflow: its package is not installed here \(installed "
+                                          r"trackers: tensorboard\)"):
+        build_config({"report_to": "tensorboard,mlflow"})
+
+
 def test_finetune_distill_evaluate_chain(tiny_encoder, tmp_path, capsys):
     teacher = tmp_path / "teacher"
     assert main(["finetune", "--model", str(tiny_encoder), "--task", "sst2", *FAST, "--output", str(teacher)]) == 0

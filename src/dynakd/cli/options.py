@@ -60,6 +60,8 @@ TRAIN_FLAGS = {
     "--seed": ("seed", int, "random seed (default 42)"),
     "--max-grad-norm": ("max_grad_norm", float, "clip gradients to this norm (default 1.0; 0 disables)"),
     "--logging-steps": ("logging_steps", int, "log every N steps (default 25)"),
+    "--report-to": ("report_to", str, "comma-separated trackers that get the logs, as transformers' report_to names "
+                    "them: tensorboard (default), wandb, mlflow, trackio, ..., or none"),
     "--eval-steps": ("eval_steps", int, "evaluate every N steps (default: every epoch)"),
     "--save-steps": ("save_steps", int, "checkpoint every N steps for resuming (default 500; 0 disables)"),
     "--push-to-hub": ("push_to_hub", str, "upload the finished run folder (model, tokenizer, model card, metrics, "

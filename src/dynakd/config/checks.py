@@ -45,7 +45,26 @@ def validate(cfg: DistillConfig) -> DistillConfig:
     _check_dynamics_choices(cfg.dynamics)
     _check_dynamics(cfg)
     _check_cuda_graphs(cfg)
+    _check_report_to(cfg.report_to)
     return cfg
+
+
+def _check_report_to(names: list[str]) -> None:
+    """Trackers transformers knows and this environment has: an unknown name failed in the Trainer after the models
+    loaded, and a tracker not installed in its callback (a traceback). ``none`` alone: no tracker; ``all``: every
+    one installed (transformers' own spellings)."""
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    if names in (["tensorboard"], ["none"], ["all"]):  # (the default, a dependency: transformers' list not loaded)
+        return
+    _check_choices(names, tuple(sorted(INTEGRATION_TO_CALLBACK)), "report_to")
+    if missing := [n for n in names if n not in get_available_reporting_integrations()]:
+        installed = ", ".join(get_available_reporting_integrations()) or "none"
+        raise DynaKDError(f"report_to {', '.join(missing)}: its package is not installed here (installed trackers: "
+                          f"{installed})")
 
 
 def _expand_paths(cfg: DistillConfig) -> None:

@@ -195,6 +195,9 @@ class DistillConfig:
     # multiple of 16 (a batch that would pad past it pads to its longest row; README, "Speed").
     pad_to_multiple_of: int | None = None
     logging_steps: int = 25
+    # where the Trainer sends the logs (every loss term and weight): transformers' report_to names; the alignment
+    # pictures go to TensorBoard's images where it is among them (and to alignment.png whatever)
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     eval_steps: int | None = None
     save_steps: int = 500  # 0: no checkpoints
     resume: bool = False
