@@ -11,7 +11,7 @@ def write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step; the temporary file goes on any failure."""
     tmp = path.with_name(f".{path.name}.tmp")  # hidden and *.tmp: never published with a run (hub.PUSH_IGNORE)
     try:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")  # (not the locale's: a C locale cannot write a non-ASCII answer)
         os.replace(tmp, path)
     except BaseException:  # a full disk, or Ctrl-C while writing
         tmp.unlink(missing_ok=True)

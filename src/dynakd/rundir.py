@@ -37,6 +37,7 @@ from .config import (
 from .data.tasks import TaskSpec, get_task
 from .distributed import is_first_process, note
 from .errors import DynaKDError
+from .provenance import versions
 
 CONFIG_NAME = "dynakd.yaml"
 RUN_LOCK = ".dynakd.lock"  # hidden: not published (hub.PUSH_IGNORE), nor a file of the run's or the user's
@@ -45,9 +46,9 @@ RUN_LOCK = ".dynakd.lock"  # hidden: not published (hub.PUSH_IGNORE), nor a file
 # weights in the 4th digit, but a full disk may be why the teacher cache is off now (a resume that switches it says so);
 # padding moves the last bits of the states, as compiling does (and a run from before it was a setting padded to 8).
 _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "report_to", "teacher_cache", "eval_teacher",
-             "eval_batch_size",
-             "eval_steps", "resume", "save_steps", "keep_checkpoints", "torch_compile", "torch_compile_mode",
-             "cuda_graphs", "dataloader_num_workers", "push_to_hub", "hub_private", "pad_to_multiple_of"}
+             "eval_batch_size", "eval_steps", "resume", "save_steps", "keep_checkpoints", "torch_compile",
+             "torch_compile_mode", "cuda_graphs", "dataloader_num_workers", "push_to_hub", "hub_private",
+             "pad_to_multiple_of"}
 # Such keys inside a group: token-level windows give the same loss and gradients (unit/test_windowed.py), and their
 # default changed from 0 to unset (by the device) after runs were saved with it.
 _COSMETIC_IN = {"dynamics": {"window_mib"}}
@@ -78,15 +79,16 @@ def _said_differences(saved: dict[str, Any], cfg: DistillConfig) -> list[str]:
 
 
 def _said(key: str, old: Any, new: Any) -> list[str]:
+    """``key old -> new``; for a group, one such for each of its settings that differ."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [said for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
                 for said in _said(f"{key}.{k}", old.get(k), new.get(k))]
+    return [f"{key} {_shown(old)} -> {_shown(new)}"]
 
-    def value(v: Any) -> str:
-        text = "unset" if v is None else str(v)
-        return text if len(text) <= 60 else f"{text[:57]}..."
 
-    return [f"{key} {value(old)} -> {value(new)}"]
+def _shown(value: Any) -> str:
+    text = "unset" if value is None else str(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _without_cosmetic(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -147,8 +149,8 @@ def note_not_read_by_task(cfg: DistillConfig, given: dict[str, Any]) -> None:
             and cfg.dynamics.qa_tokens != defaults["dynamics"]["qa_tokens"]:
         unread.append("dynamics.qa_tokens")
     if unread:
-        note(f"task {cfg.task} does not read {', '.join(unread)} (extractive QA's settings): the run trains as "
-             "it would without")
+        note(f"task {cfg.task} does not read {', '.join(unread)} (extractive QA's settings): the run trains as it "
+             "would without")
 
 
 def note_not_read(cfg: DistillConfig, given: dict[str, Any]) -> None:
@@ -162,10 +164,9 @@ def note_not_read(cfg: DistillConfig, given: dict[str, Any]) -> None:
     if "align" in not_read(settings) or not isinstance(given.get("align"), dict):
         return
     read = ALIGNER_READS.get(cfg.align.name, set()) | {"name"}
-    if (other := sorted(f"align.{k}" for k in set(given["align"]) - read
-                        if settings["align"].get(k) != defaults["align"].get(k))):
-        note(f"the {cfg.align.name} aligner does not read {', '.join(other)}: the run trains as it would "
-             "without")
+    if other := sorted(f"align.{k}" for k in set(given["align"]) - read
+                       if settings["align"].get(k) != defaults["align"].get(k)):
+        note(f"the {cfg.align.name} aligner does not read {', '.join(other)}: the run trains as it would without")
 
 
 def without_unread_data(saved: dict[str, Any]) -> dict[str, Any]:
@@ -281,8 +282,8 @@ DEMO_MARK = ".dynakd-demo"
 # Extractive QA's answers: of a run's final evaluation (run_qa.py's name), and of `dynakd evaluate` into a run's folder
 PREDICTIONS, EVALUATE_PREDICTIONS = "eval_predictions.json", "evaluate_predictions.json"
 RUN_ENTRIES = (CONFIG_NAME, DEMO_MARK, "metrics.json", PREDICTIONS, EVALUATE_PREDICTIONS, "README.md",
-               "training_args.bin", "config.json",
-               "generation_config.json", "special_tokens_map.json", "added_tokens.json", "merges.txt",
+               "training_args.bin", "config.json", "generation_config.json", "special_tokens_map.json",
+               "added_tokens.json", "merges.txt",
                "chat_template.jinja", "model.safetensors", "model-[0-9]*-of-[0-9]*.safetensors",
                "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model-[0-9]*-of-[0-9]*.bin",
                "pytorch_model.bin.index.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
@@ -610,9 +611,10 @@ def earlier_metrics(out: Path) -> dict[str, Any]:
 
 def metrics_record(command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any]) -> dict[str, Any]:
     """What ``metrics.json`` records of a run or a score: ``metrics`` (``eval``, ``model``: the model described, ...)
-    and how they came about. ``evaluate`` names the model it scored under ``model_name_or_path`` (a folder, or a hub
-    id or alias; a record written before 2026-12-05 has it under ``model``, in place of the description)."""
-    record = {"command": command, "task": task.name, "seed": cfg.seed, **metrics}
+    and how they came about, the code's ``versions`` among it (DynaKD's commit where it runs from a checkout).
+    ``evaluate`` names the model it scored under ``model_name_or_path`` (a folder, or a hub id or alias; a record
+    written before 2026-12-05 has it under ``model``, in place of the description)."""
+    record = {"command": command, "task": task.name, "seed": cfg.seed, **metrics, "versions": versions()}
     if command == "distill":  # no aligner for methods without a layer term
         record.update(method=cfg.method, align=cfg.align.name if cfg.terms["feature"] else None)
     if command == "evaluate":  # which model, and how the inputs were cut (a run folder's own settings unless said)

@@ -732,6 +732,20 @@ def test_the_report_says_how_many_examples_scored_it():
     assert data_sizes([{"eval": {}}]) == ""  # (a record from before records held their config)
 
 
+def test_the_report_and_every_record_name_the_code_that_made_them(tmp_path):
+    """No record said which DynaKD made it: a sweep's numbers moved with the code (the same config +1.19, then
+    +0.11), and a reader of results.jsonl could not tell which commit each came from."""
+    from dynakd.experiments.report import code_versions
+    from dynakd.provenance import versions
+
+    now = versions()
+    assert set(now) == {"dynakd", "commit", "python", "torch", "transformers"} and now["dynakd"]
+    assert code_versions([{"versions": {"commit": "abc1234"}}, {"versions": {"commit": "def5678-dirty"}}]) == \
+        "The runs ran DynaKD at commits abc1234, def5678-dirty."
+    assert code_versions([{"versions": {"dynakd": "0.1.0", "commit": None}}]) == "The runs ran DynaKD 0.1.0."
+    assert code_versions([{"versions": {"commit": "abc1234"}}, {"eval": {}}]) == ""  # (a record from before)
+
+
 def test_a_damaged_results_file_is_read_as_far_as_it_goes(tmp_path, capsys):
     """A process stopped while writing leaves a partial last record: the report leaves it out, the sweep cuts it off
     (so the next record starts on a line of its own) and runs its cell again. Other damage is named by line."""

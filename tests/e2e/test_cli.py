@@ -77,6 +77,7 @@ def test_distill_every_method(tiny_teacher, tmp_path, method, align, terms):
     assert main(distill_args(tiny_teacher, out, "--method", method, "--align", align)) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == method and metrics["align"] == (align if method not in ("task", "kd") else None)
+    assert metrics["versions"]["dynakd"] and metrics["versions"]["torch"]  # (the code that made it)
     assert 0.0 <= metrics["eval"]["accuracy"] <= 1.0
     assert "accuracy" in metrics["teacher_eval"]
     assert metrics["model"]["layers"] == 2 and metrics["train"]["steps"] == 3

@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import tempfile
 import time
 import weakref
@@ -52,6 +51,7 @@ from ..features import EXAMPLE_ID
 from ..lending import note_other_task
 from ..losses.grams import window_budget
 from ..models import check_seq_length, load_task_model, load_tokenizer, ready_to_pad
+from ..provenance import source_commit
 from ..rundir import lent_record
 from ..runner import build_distiller, set_dataset_reference, training_args
 from ..students import build_student
@@ -683,24 +683,6 @@ def processor_name() -> str:
     return platform.processor() or "cpu"
 
 
-def _commit() -> str | None:
-    """The git commit of the DynaKD source running, ``-dirty`` with changes not committed, where it runs from a DynaKD
-    checkout (None otherwise: an installed copy inside a project of one's own is not that project's commit)."""
-    package = Path(__file__).resolve().parent.parent  # src/dynakd
-
-    def git(*args: str) -> str | None:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True, timeout=10)
-            return out.stdout.strip() if out.returncode == 0 else None
-        return None
-
-    top = git("rev-parse", "--show-toplevel")
-    if not top or Path(top).resolve() / "src" / "dynakd" != package:
-        return None
-    commit = git("rev-parse", "--short", "HEAD")
-    return commit and commit + ("-dirty" if git("status", "--porcelain", "--", ":/src") else "")
-
-
 def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
     """What the timings depend on: the machine, the versions, the settings (the whole config under ``config``)."""
     import accelerate
@@ -724,5 +706,5 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
             "align": {k: v for k, v in dataclasses.asdict(base.align).items() if k != "name"},
             "torch_compile": base.torch_compile, "torch_compile_mode": base.torch_compile_mode,
             "cuda_graphs": base.cuda_graphs, "date": time.strftime("%Y-%m-%d"), "dynakd": __version__,
-            "commit": _commit(), "python": platform.python_version(), "accelerate": accelerate.__version__,
+            "commit": source_commit(), "python": platform.python_version(), "accelerate": accelerate.__version__,
             "config": dataclasses.asdict(base)}

@@ -331,7 +331,9 @@ def _ranked(value: float) -> float:
     return -math.inf if math.isnan(value) else value
 
 
-def markdown(rows: list[dict[str, Any]], metric: str, title: str, sizes: str = "") -> str:
+def markdown(rows: list[dict[str, Any]], metric: str, title: str, about: str = "") -> str:
+    """The report's text: its first paragraph (which ``about`` ends: what the records say of the runs' data and
+    code), the table of rows, and each method at its best setting where settings differ."""
     best = best_settings(rows)
     notes = "".join((
         " A row with no `kd` run of its own other settings shows '-'; the second table pairs each method at its best "
@@ -344,7 +346,7 @@ def markdown(rows: list[dict[str, Any]], metric: str, title: str, sizes: str = "
         "mean, sd and Δ, and counted as '+N nan' beside the seeds." if any(r.get("nan") for r in rows) else ""))
     text = (f"# {title}\n\nDev {heading(metric)} x100 at the end of training; mean ± sd over seeds. "
             "Δ vs kd: the mean difference to `kd` with the same other settings, paired by seed, with its 95% t "
-            f"interval and the seeds it is ahead / tied / behind in.{notes}{' ' + sizes if sizes else ''}\n\n"
+            f"interval and the seeds it is ahead / tied / behind in.{notes}{' ' + about if about else ''}\n\n"
             + table(rows, metric))
     if best:
         alone = [f"{r['method']}" + ("" if r["align"] == "-" else f" / {r['align']}") + f" at {r['depth']} layers"
@@ -419,6 +421,19 @@ def data_sizes(records: list[dict[str, Any]]) -> str:
     return f"Runs were {' and '.join(said)}." if said else ""
 
 
+def code_versions(records: list[dict[str, Any]]) -> str:
+    """The DynaKD code the runs ran, from their records' ``versions``: its commit(s), or its version where it ran
+    from no checkout. Empty where a record holds none (written before they did): a number goes with the code that
+    made it, and one sweep's cells may have run on several commits."""
+    found = [r.get("versions") for r in records]
+    if not found or not all(isinstance(v, dict) for v in found):
+        return ""
+    commits = sorted({str(v.get("commit")) for v in found if v.get("commit")})
+    if commits:
+        return f"The runs ran DynaKD at commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}."
+    return f"The runs ran DynaKD {', '.join(sorted({str(v.get('dynakd')) for v in found}))}."
+
+
 def build_report(folder: str | Path) -> Path:
     """Write ``report.md`` and the plots from ``results.jsonl``; return the report's path."""
     from .plots import alignment_plots, plot_ablation
@@ -432,7 +447,8 @@ def build_report(folder: str | Path) -> Path:
     heatmaps = alignment_plots(records, folder, metric)
     name = folder.name or folder.resolve().name  # (`dynakd report .` has no name of its own)
     name = f"{folder.resolve().parent.name} (smoke)" if name == "smoke" else name
-    text = markdown(rows, metric, f"Ablation: {name}", sizes=data_sizes(records))
+    about = " ".join(filter(None, (data_sizes(records), code_versions(records))))
+    text = markdown(rows, metric, f"Ablation: {name}", about=about)
     text += "\n" + caption + "![ablation](ablation.png)\n"
     if heatmaps:
         text += ("\nAlignment heatmaps, each one run's running plan (the running mean of its plans) at the end of its "
