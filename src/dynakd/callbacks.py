@@ -67,6 +67,7 @@ class AlignmentCallback(TrainerCallback):
             Path(args.output_dir),
             step=state.global_step,
             aligner=type(aligner).__dict__.get("name") or type(aligner).__name__,  # a subclass: its class name
+            averaged=not hasattr(aligner, "fixed"),  # (a fixed map, a subclass's too: its map, not a running mean)
         )
         if (writer := self._tensorboard()) is not None:
             writer.add_image("alignment", pixels, state.global_step, dataformats="HWC")
@@ -85,8 +86,9 @@ class AlignmentCallback(TrainerCallback):
         self.save(args, state)
 
 
-def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str):
-    """Write ``alignment.json`` and ``alignment.png``; returns the picture's pixels."""
+def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str, averaged: bool = True):
+    """Write ``alignment.json`` and ``alignment.png`` (``averaged``: the plan is a running mean, not a fixed map);
+    returns the picture's pixels."""
     from .plots import plot_alignment
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,4 +101,4 @@ def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str
     }
     (out_dir / "alignment.json").write_text(jsonfile.dumps(record, indent=1))
     return plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})",
-                          averaged=aligner != "fixed")
+                          averaged=averaged)

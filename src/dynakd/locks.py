@@ -49,17 +49,17 @@ def exclusive(path: Path, refuse: Callable[[str], str], unlocked: str):
     """An exclusive lock on ``path`` for the ``with`` block, taken without waiting: where another process holds it, a
     DynaKDError saying ``refuse(who)``, ``who`` the holder as the file records it ("process 123 on node7"). The file
     is removed at the end. Where the file cannot be written or its file system takes no locks, goes on unlocked,
-    noting once a process what may come of it (``unlocked``)."""
+    noting once a process what may come of it (``unlocked``). Yields whether it holds the lock."""
     f = _own(path, refuse, unlocked)
     if f is None:
-        yield
+        yield False
         return
     with f:
         try:
             f.truncate(0)
             f.write(f"{os.getpid()} {socket.gethostname()}\n")
             f.flush()
-            yield
+            yield True
         finally:
             with contextlib.suppress(OSError):  # (a start that opened it meanwhile finds it gone once it has the lock)
                 path.unlink()

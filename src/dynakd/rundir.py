@@ -67,15 +67,18 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k)))
 
 
-def _said_differences(saved: dict[str, Any], cfg: DistillConfig) -> list[str]:
-    """Each setting in which a saved config differs from ``cfg``, as ``key old -> new`` (a group's by their dotted
-    names: ``dynamics.reference batch -> ema``). Where the method differs, the settings either method does not read
-    are left to it: ``--method kd`` on a ``full`` run differed in align and beta too, at each method's defaults."""
+def said_differences(saved: dict[str, Any], cfg: DistillConfig, keys: list[str] | None = None,
+                     prefix: str = "") -> str:
+    """The settings in which a saved config differs from ``cfg`` (``keys``: those of them to say; by default all),
+    each as ``key old -> new`` (a group's by their dotted names: ``dynamics.reference batch -> ema``; ``prefix``
+    before each, ``teacher.``), at most five. Where the method differs, the settings either method does not read are
+    left to it: ``--method kd`` on a ``full`` run differed in align and beta too, at each method's defaults."""
     old, new = _without_cosmetic(_resolved(saved)), _without_cosmetic(cfg.to_dict())
-    keys = _differences(old, new)
+    keys = _differences(old, new) if keys is None else keys
     if "method" in keys:
         keys = [k for k in keys if k not in not_read(old) | not_read(new)]
-    return [said for k in keys for said in _said(k, old.get(k), new.get(k))]
+    said = [prefix + said for k in keys for said in _said(k, old.get(k), new.get(k))]
+    return ", ".join(said[:5]) + (f", and {len(said) - 5} more" if len(said) > 5 else "")
 
 
 def _said(key: str, old: Any, new: Any) -> list[str]:
@@ -335,6 +338,31 @@ def _remove_event_files(out: Path) -> None:
 
 # What a run writes as it trains, before its first checkpoint: its TensorBoard files and, at each evaluation, its plan
 _STARTED = ("runs", "alignment.json", "alignment.png")
+# The run folders whose lock this process holds (``run_lock``)
+_HELD: set[str] = set()
+
+
+def _another_run(cfg: DistillConfig, out: Path) -> tuple[dict[str, Any], str] | None:
+    """The record of a different run in ``out`` (its models and data counted from where it ran: a resume from another
+    folder gives the same files spelt from here; the teacher was not, and a requeued job was refused as another run,
+    told to --overwrite its checkpoints) and what differs, said ``key old -> new``; None where ``out`` holds no run's
+    record, or this run's."""
+    if not (out / CONFIG_NAME).is_file():
+        return None
+    saved = data_from_where_it_ran(recorded_config(out), out, PATH_SETTINGS)
+    if not config_differences(saved, cfg):
+        return None
+    return saved, said_differences(saved, cfg)
+
+
+def _gives_way(out: Path) -> bool:
+    """Whether the run in ``out`` stopped before its first checkpoint, holding nothing to lose but its record,
+    TensorBoard files and plan (which a start of the same run replaces too), and is not training: another run may
+    replace it. Not on a file system without locks, where a run training there would have its folder rewritten under
+    it (``locks.held`` cannot tell)."""
+    if latest_checkpoint(out) is not None or not all(e.name in (CONFIG_NAME, *_STARTED) for e in _run_entries(out)):
+        return False
+    return os.path.abspath(out) in _HELD or not (out / RUN_LOCK).exists() or not locks.held(out / RUN_LOCK)
 
 
 def check_output(cfg: DistillConfig, command: str) -> Path:
@@ -366,18 +394,11 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
         return out
     if cfg.overwrite:
         return out
-    # (its models and data counted from where it ran: a resume from another folder gives the same files spelt from
-    # here; the teacher was not, and a requeued job was refused as another run, told to --overwrite its checkpoints)
-    saved = data_from_where_it_ran(recorded_config(out), out, PATH_SETTINGS)
-    if config_differences(saved, cfg):
-        said = _said_differences(saved, cfg)
-        said = ", ".join(said[:5]) + (f", and {len(said) - 5} more" if len(said) > 5 else "")
-        checkpoint = latest_checkpoint(out)
-        if checkpoint is None and all(e.name in (CONFIG_NAME, *_STARTED) for e in _run_entries(out)):
-            # stopped before its first checkpoint: nothing to lose but its logs, which a start again replaces too
-            note(f"{out} holds a start of another run (differs in: {said}) that stopped before its first checkpoint: "
-                 "this run replaces it")
+    if (other := _another_run(cfg, out)) is not None:
+        if _gives_way(out):  # (prepare_output says so as it replaces it)
             return out
+        saved, said = other
+        checkpoint = latest_checkpoint(out)
         kept = (f"; it holds {checkpoint.name}, which the command it was started with resumes, and which --overwrite "
                 "deletes" if checkpoint is not None else "")
         raise DynaKDError(
@@ -416,14 +437,16 @@ def resume_point(cfg: DistillConfig, out: Path) -> Path | None:
     return checkpoint
 
 
-def note_teacher_cache_switch(cfg: DistillConfig, out: Path, checkpoint: Path, reads: bool) -> None:
+def note_teacher_cache_switch(cfg: DistillConfig, checkpoint: Path, reads: bool, before: Any) -> None:
     """Say so when a resume reads the teacher another way (``reads``: from a teacher cache) than the steps before
     its checkpoint did: the weights will then differ slightly from an uninterrupted run's. A checkpoint records how
-    its steps read the teacher; one written before it did is judged by its run's recorded setting (``auto`` read no
-    cache in a run shorter than an epoch, so that guess could be wrong)."""
+    its steps read the teacher; one written before it did is judged by ``before``, the ``teacher_cache`` its run
+    recorded before this start (None: not recorded), where that tells (``off``, or a folder: ``auto`` read no cache
+    in a run shorter than an epoch)."""
     read = read_teacher_cache(checkpoint)
     if read is None:
-        before = (recorded_config(out) or {}).get("teacher_cache", DistillConfig.teacher_cache)
+        if before in (None, "auto"):
+            return
         read = before not in ("off", False) and cache_blocker(cfg) is None  # (YAML reads a bare `off` as false)
     if read == reads:
         return
@@ -452,10 +475,15 @@ def run_lock(out: Path):
         return (f"{out} is in use: {holder} is training there (two starts in one folder would resume from "
                 "checkpoints the other deletes); wait for it to end, or stop it")
 
+    held = os.path.abspath(out)
     try:
-        with locks.exclusive(out / RUN_LOCK, refuse, "nothing stops a second start from training in this folder"):
+        with locks.exclusive(out / RUN_LOCK, refuse, "nothing stops a second start from training in this folder") \
+                as locked:
+            if locked:
+                _HELD.add(held)
             yield
     finally:
+        _HELD.discard(held)
         _remove_made(out, where)
 
 
@@ -547,6 +575,9 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
     config."""
     out = check_output(cfg, command)
     try:
+        if resume is None and not cfg.overwrite and (other := _another_run(cfg, out)) is not None:
+            note(f"{out} holds a start of another run (differs in: {other[1]}) that stopped before its first "
+                 "checkpoint: this run replaces it")
         if resume is None and (out / CONFIG_NAME).is_file():
             # replaced: what runs write goes; a run stopped before its first checkpoint (this one, or another): what
             # it wrote by then goes (checkpoints, TensorBoard files, its plan) but its record, replaced below (whole:

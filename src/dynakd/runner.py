@@ -68,6 +68,7 @@ from .rundir import (
     note_not_read_by_task,
     note_teacher_cache_switch,
     prepare_output,
+    recorded_settings,
     resume_point,
     run_lock,
     same_file,
@@ -316,6 +317,9 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     main_process = args.process_index == 0
     if teacher is not None:
         teacher.to(args.device).eval()
+    # how the run's last start read the teacher, by its record (before this start's replaces it): for a checkpoint
+    # that does not say (note_teacher_cache_switch)
+    cached_before = recorded_settings(out, ("teacher_cache",)).get("teacher_cache")
     # process 0 of all machines writes, the others then read (a cache folder not shared is built once per machine);
     # they wait as long as the teacher's pass over the training set takes, while a hang elsewhere fails in 30 minutes
     with first_process_first():
@@ -330,7 +334,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
                 discard_output(out)  # corrected command as a different run
             raise
     if resume is not None:  # (once the cache is decided: auto reads none in a run shorter than an epoch)
-        note_teacher_cache_switch(cfg, out, resume, cache is not None)
+        note_teacher_cache_switch(cfg, resume, cache is not None, cached_before)
     if cache is not None:
         encoded["train"] = encoded["train"].add_column(EXAMPLE_ID, list(range(len(encoded["train"]))))
         cache.vouch(encoded["train"])  # (the rows it was checked against or built from, numbered in that order)
@@ -360,8 +364,9 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
         if not main_process or cfg.overwrite:  # (with --overwrite the same command starts again: a sweep cell's)
             raise
         saved = latest_checkpoint(out)
+        none = "no checkpoint is saved (--save-steps 0)" if not cfg.save_steps else "no checkpoint was saved yet"
         raise type(e)(f"{saved} is saved: the same command resumes from it" if saved is not None
-                      else "no checkpoint was saved yet: the same command starts the run again") from None
+                      else f"{none}: the same command starts the run again") from None
     train_time = time.perf_counter() - start
     logged = list(trainer.state.log_history)  # (what train() logged: the final evaluation below is not in its time)
     metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}
@@ -538,7 +543,9 @@ def _final_eval(trainer: DistillationTrainer, step: int) -> dict[str, float]:
     epoch), else a new evaluation (gathered over processes by the Trainer). With several eval sets (MNLI) the
     Trainer logs one entry per set, so they are always evaluated anew."""
     last = next((h for h in reversed(trainer.state.log_history) if "eval_runtime" in h), None)
-    if last is not None and last.get("step") == step and not isinstance(trainer.eval_dataset, dict):
+    # (and QA's answers, which a resume that trained nothing after its checkpoint's evaluation has not got)
+    if last is not None and last.get("step") == step and not isinstance(trainer.eval_dataset, dict) \
+            and (trainer.qa_eval is None or trainer.qa_predictions is not None):
         return {k: v for k, v in last.items() if k.startswith("eval_")}
     return trainer.evaluate()
 

@@ -388,11 +388,12 @@ def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys, monkeypatch)
     config.write_text(yaml.safe_dump(spec))
     assert main(["ablate", "--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert "was run with other settings (differs in: max_steps, teacher.max_steps); give the sweep another" in err
+    assert "was run with other settings (differs in: max_steps 2 -> 3, teacher.max_steps 2 -> 3); give the sweep " \
+        "another" in err
     assert (tmp_path / "out" / "sweep.yaml").read_text() == saved
     shutil.rmtree(tmp_path / "out" / "cells")  # the records still say how the cells ran
     assert main(["ablate", "--config", str(config)]) == 2
-    assert "differs in: max_steps" in capsys.readouterr().err
+    assert "differs in: max_steps 2 -> 3" in capsys.readouterr().err
     spec["base"]["max_steps"] = 2
     config.write_text(yaml.safe_dump(spec))
     monkeypatch.chdir(tmp_path)  # the same sweep folder, spelt relative: nothing differs
@@ -418,16 +419,17 @@ def test_a_teacher_fine_tuned_with_other_settings_is_refused(tiny_encoder, tmp_p
     spec["grid"]["seed"] = [1, 2]
     config.write_text(yaml.safe_dump(spec))
     assert main(["ablate", "--config", str(config)]) == 2
-    assert "was run with other settings (differs in: teacher.lr)" in capsys.readouterr().err
+    assert "was run with other settings (differs in: teacher.lr 5e-05 -> 0.001)" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "out" / "teacher-seed42")  # the finished cell's record still says how its teacher ran
     assert main(["ablate", "--config", str(config)]) == 2
-    assert "was run with other settings (differs in: teacher.lr)" in capsys.readouterr().err
+    assert "was run with other settings (differs in: teacher.lr 5e-05 -> 0.001)" in capsys.readouterr().err
     assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == 1
     spec["teacher"].pop("lr")
     spec["teacher"]["seed"] = 7  # another teacher folder (teacher-seed7) for the same cells
     config.write_text(yaml.safe_dump(spec))
     assert main(["ablate", "--config", str(config)]) == 2
-    assert "was run with other settings (differs in: teacher, teacher.seed)" in capsys.readouterr().err
+    assert "was run with other settings (differs in: teacher teacher-seed42 -> teacher-seed7, teacher.seed 42 -> 7)" \
+        in capsys.readouterr().err
 
 
 def test_shards_split_the_grid_and_share_one_teacher(tiny_encoder, tmp_path):
@@ -972,8 +974,8 @@ def test_alignment_heatmaps_are_found_from_another_folder_named_and_stale_ones_r
     text = build_report(sweep).read_text()
     assert (sweep / "alignment_ot_L2.png").read_bytes() == b"method=full,seed=1"
     assert not (sweep / "alignment_fixed_L3.png").exists()
-    assert "Alignment heatmaps, each one run's running plan (the running mean of its plans) at the end of its " \
-        "training: `alignment_ot_L2.png` of " \
+    assert "Alignment heatmaps, each one run's running plan (the running mean of its plans; a fixed aligner's: its " \
+        "map) at the end of its training: `alignment_ot_L2.png` of " \
            "`method=full,seed=1`." in text
     moved = tmp_path / "elsewhere" / "renamed"  # a sweep folder moved with its cells/: found there
     shutil.move(sweep, moved)

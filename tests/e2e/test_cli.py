@@ -116,6 +116,8 @@ def test_the_logs_go_where_report_to_says(tiny_teacher, tmp_path, monkeypatch, c
     assert "already holds this run, finished" in capsys.readouterr().err
     with pytest.raises(DynaKDError, match=r"report_to: unknown 'wandbb' \(valid: .*\); did you mean 'wandb'\?"):
         build_config({"report_to": "wandbb"})
+    with pytest.raises(DynaKDError, match=r"report_to: none stands alone \(report_to: none\), not beside other "):
+        build_config({"report_to": "none,tensorboard"})
     monkeypatch.setattr(integration_utils, "get_available_reporting_integrations", lambda: ["tensorboard"])
     with pytest.raises(DynaKDError, match=r"report_to mlflow: its package is not installed here \(installed "
                                           r"trackers: tensorboard\)"):

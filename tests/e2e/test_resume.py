@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from dynakd.checkpoints import check_checkpoint
@@ -205,6 +206,16 @@ def test_a_resume_that_switches_the_teacher_cache_says_so(tiny_teacher, tmp_path
     capsys.readouterr()
     assert main([*short, "--teacher-cache", "off"]) == 0
     assert "note: resuming" not in capsys.readouterr().out
+    # a checkpoint from before they recorded it: its run's setting tells where it can (off, a folder), not auto
+    launch = tmp_path / "short" / "checkpoint-2" / "dynakd_launch.json"
+    launch.write_text(json.dumps({k: v for k, v in json.loads(launch.read_text()).items() if k != "teacher_cache"}))
+    for before, said in (("auto", False), ("off", True)):
+        record = tmp_path / "short" / "dynakd.yaml"
+        record.write_text(yaml.safe_dump(yaml.safe_load(record.read_text()) | {"teacher_cache": before}))
+        (tmp_path / "short" / "metrics.json").unlink()
+        capsys.readouterr()
+        assert main([*short, "--teacher-cache", str(tmp_path / "cache")]) == 0
+        assert ("whose steps read the live teacher" in capsys.readouterr().out) == said
 
 
 def test_non_finite_loss_stops_with_the_last_good_state(tiny_teacher, tmp_path, capsys, monkeypatch):
@@ -443,8 +454,9 @@ def test_a_run_stopped_before_its_first_checkpoint_says_so_and_gives_way(tiny_te
     assert (out / "alignment.json").is_file() and not list(out.glob("checkpoint-*"))
     monkeypatch.undo()
     assert main(run_args(tiny_teacher, out, "--lr", "1e-4")) == 0
-    assert f"note: {out} holds a start of another run (differs in: lr 5e-05 -> 0.0001) that stopped before its " \
-        "first checkpoint: this run replaces it" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert said.count(f"note: {out} holds a start of another run (differs in: lr 5e-05 -> 0.0001) that stopped before "
+                      "its first checkpoint: this run replaces it") == 1  # (once, as it replaces it)
     assert json.loads((out / "alignment.json").read_text())["step"] == 8
     # a finished one is still refused
     assert main(run_args(tiny_teacher, out, "--lr", "2e-4")) == 2

@@ -216,3 +216,21 @@ def test_a_qa_student_trains_and_scores_in_a_distillation_trainer(squad_file, tm
     assert trainer.train().global_step == 2
     scores = trainer.evaluate()
     assert 0 <= scores["eval_f1"] <= 1 and set(trainer.qa_predictions) == set(evals["validation"].examples["id"])
+
+
+def test_a_qa_run_that_trained_nothing_after_its_checkpoint_scores_again_for_its_answers():
+    """Resumed from its last step's checkpoint, a run trains nothing and reused that step's logged scores, so it had
+    no answers to write (eval_predictions.json)."""
+    from dynakd.runner import _final_eval
+
+    class Trainer:
+        qa_eval, qa_predictions, eval_dataset = object(), None, None
+        state = type("State", (), {"log_history": [{"step": 4, "eval_runtime": 1.0, "eval_f1": 0.5}]})()
+
+        def evaluate(self):
+            self.qa_predictions = {"q1": "an answer"}
+            return {"eval_f1": 0.5}
+
+    trainer = Trainer()
+    assert _final_eval(trainer, 4) == {"eval_f1": 0.5} and trainer.qa_predictions == {"q1": "an answer"}
+    assert _final_eval(trainer, 4) == {"eval_runtime": 1.0, "eval_f1": 0.5}  # (with its answers: the logged scores)

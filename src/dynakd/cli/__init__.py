@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import dataclasses
 import difflib
+import os
 import signal
 import sys
 import threading
@@ -97,7 +98,13 @@ def _terminated_as_interrupted(alone: bool):
         yield
         return
 
+    owner = os.getpid()
+
     def terminated(signum, frame):
+        if os.getpid() != owner:  # a forked child (a worker pool) inherited this handler: it ends as it did before
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         raise Terminated
 
     signal.signal(signal.SIGTERM, terminated)

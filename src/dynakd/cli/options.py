@@ -14,6 +14,7 @@ from ..config import (
     DistillConfig,
     build_config,
     default_aligner,
+    default_beta,
     layer_term,
     load_run_config,
     merge_dicts,
@@ -135,7 +136,7 @@ def config_from_args(
     args: argparse.Namespace, groups: list[dict], defaults: dict[str, Any] | None = None, **fixed: Any
 ) -> DistillConfig:
     """Build the config: ``defaults``, then --config, then --set, then explicit flags, then ``fixed``."""
-    from ..distributed import is_first_process
+    from ..distributed import note
 
     notes: list[str] = []
     yaml_layer, overrides, flags = _layers(args, groups, defaults, say=notes.append, fixed=fixed)
@@ -144,9 +145,8 @@ def config_from_args(
     except DynaKDError as e:  # a bad value or combination: name the file or --set that holds it, if one alone does
         sources = [(args.config, yaml_layer), *zip((f"--set {s}" for s in args.set), overrides)]
         raise DynaKDError(f"{_source_of(str(e), defaults or {}, sources, fixed)}{e}") from None
-    if is_first_process():  # (once the config holds: a config refused says so alone)
-        for note in notes:
-            print(f"note: {note}", flush=True)
+    for said in notes:  # (once the config holds: a config refused says so alone)
+        note(said)
     return cfg
 
 
@@ -185,29 +185,28 @@ def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, An
             flags[key] = value
     if getattr(args, "model", None):
         flags["model"] = args.model
-    later = [*overrides, flags, fixed or {}]
-    yaml_layer = _from_where_it_ran(args.config, yaml_layer, later, say)
+    # (each layer underscored once here: the file's keys may be spelt with dashes, as the flags are)
+    later = [underscored(x) for x in (*overrides, flags, fixed or {})]
+    yaml_layer = _from_where_it_ran(args.config, underscored(yaml_layer), later, say)
     return _for_the_task(args.config, yaml_layer, later, say), overrides, flags
 
 
 def _from_where_it_ran(config: str | None, layer: dict[str, Any], later: list[dict[str, Any]],
                        say: Callable[[str], None] | None) -> dict[str, Any]:
-    """``layer`` (the --config file's) with its relative data and model paths counted from the folder its run ran
-    in, where it is a run's own dynakd.yaml given from another folder (``rundir.data_from_where_it_ran``: the file's
-    folder ends with the ``output`` it records): the run's data and teacher were not found from here (a model path
-    is counted so only where that folder holds it: else it may name a hub model); ``say``: takes what to say of the
-    paths no ``later`` layer (--set, flags) gives."""
+    """``layer`` (the --config file's, underscored, as are the ``later`` layers) with its relative data and model paths
+    counted from the folder its run ran in, where it is a run's own dynakd.yaml given from another folder
+    (``rundir.data_from_where_it_ran``: the file's folder ends with the ``output`` it records): the run's data and
+    teacher were not found from here (a model path is counted so only where that folder holds it: else it may name a
+    hub model); ``say``: takes what to say of the paths no ``later`` layer (--set, flags) gives."""
     import os
     from pathlib import Path
 
-    from ..rundir import DATA_PATHS, data_from_where_it_ran
+    from ..rundir import PATH_SETTINGS, data_from_where_it_ran
 
     if not config or not layer:
         return layer
-    layer = underscored(layer)
-    found = data_from_where_it_ran(layer, Path(os.path.expanduser(config)).parent,
-                                   (*DATA_PATHS, "teacher", "student", "model"))
-    given = {k for x in later for k in underscored(x)}
+    found = data_from_where_it_ran(layer, Path(os.path.expanduser(config)).parent, PATH_SETTINGS)
+    given = {k for x in later for k in x}
     if moved := [f"{k} {v}" for k, v in found.items() if v != layer.get(k) and k not in given]:
         if say:
             say(f"{config} is the record of a run in another folder: its paths as found from here, "
@@ -217,9 +216,9 @@ def _from_where_it_ran(config: str | None, layer: dict[str, Any], later: list[di
 
 def _for_the_task(config: str | None, layer: dict[str, Any], later: list[dict[str, Any]],
                   say: Callable[[str], None] | None) -> dict[str, Any]:
-    """``layer`` (the --config file's) with what the task that runs does not read, or what the file's own task chose
-    for itself, left to the task that runs, where no ``later`` layer (--set, flags) gives it; ``say``: takes what to
-    say of it.
+    """``layer`` (the --config file's, underscored, as are the ``later`` layers) with what the task that runs does not
+    read, or what the file's own task chose for itself, left to the task that runs, where no ``later`` layer (--set,
+    flags) gives it; ``say``: takes what to say of it.
     - A GLUE folder (``data_dir``), which SQuAD and one's own files do not read: a GLUE run's dynakd.yaml reused with
       --task squad, or a SQuAD run's from before such folders were refused (refused where the command gives one).
     - The dynamics' pooling that the file's task's ``auto`` chose, which a run's dynakd.yaml from before it was saved
@@ -230,7 +229,6 @@ def _for_the_task(config: str | None, layer: dict[str, Any], later: list[dict[st
     from ..config.schema import auto_pooling
     from ..data.tasks import get_task
 
-    layer, later = underscored(layer), [underscored(x) for x in later]
     own = layer.get("task", DistillConfig.task)
     try:
         own, spec = get_task(str(own)).name, get_task(str(next((x["task"] for x in reversed(later)
@@ -270,7 +268,7 @@ def _for_the_method(layer: dict[str, Any], later: list[dict[str, Any]], notes: l
         notes.append(f"align.name {align['name']}, the one method {mine} chose; method {method} takes its own, "
                      f"{default_aligner(method)}")
         layer = {**layer, "align": {**align, "name": None}}
-    ours, theirs = (DistillConfig(method=m).beta_schedule() for m in (mine, method))
+    ours, theirs = (default_beta(m) for m in (mine, method))
     if layer.get("beta") == dataclasses.asdict(ours) and ours != theirs and not any("beta" in x for x in later):
         notes.append(f"beta from {ours.start:g}, the one method {mine} chose; method {method} takes its own, from "
                      f"{theirs.start:g}")

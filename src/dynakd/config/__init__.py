@@ -50,6 +50,7 @@ from .schema import (
     DistillConfig,
     DynamicsConfig,
     default_aligner,
+    default_beta,
     layer_term,
     unread_options,
 )
@@ -58,9 +59,9 @@ __all__ = [
     "ALIGNER_READS", "ALIGNERS", "COMPONENTS", "DATA_PATHS", "DEFAULT_BETA0", "FORMS", "MAX_BATCH", "MAX_ITERS",
     "MAX_WORKERS", "METHODS", "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode", "DistillConfig",
     "DuplicateKeyError", "DynamicsConfig", "StrictLoader", "as_config", "build_config", "default_aligner",
-    "existing_part", "layer_term", "load_run_config", "load_yaml", "merge_dicts", "merge_layers", "nest",
-    "own_fixed_map", "parse_layer", "parse_override", "save_config", "typed", "underscored", "unread_options",
-    "validate", "weight_number", "without_unset",
+    "default_beta", "existing_part", "layer_term", "load_run_config", "load_yaml", "merge_dicts", "merge_layers",
+    "nest", "own_fixed_map", "parse_layer", "parse_override", "save_config", "typed", "underscored",
+    "unread_options", "validate", "weight_number", "without_unset",
 ]
 
 
@@ -82,7 +83,7 @@ def build_config(*layers: dict[str, Any] | DistillConfig, **overrides: Any) -> D
     method = merged.get("method", "full")
     if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
         probe = DistillConfig(method=method)
-        for name, default in (("alpha", probe.alpha), ("beta", probe.beta_schedule()),
+        for name, default in (("alpha", probe.alpha), ("beta", default_beta(method)),
                               ("task_weight", probe.task_weight), ("hidden_weight", Schedule())):
             part = merged.get(name)
             # a mapping without 'kind' amends the default: {warmup: 0.1}; --set beta.start=3 (linear from 3 to 0)
@@ -105,7 +106,7 @@ def _as_layer(cfg: DistillConfig) -> dict[str, Any]:
     layer = dataclasses.asdict(cfg)
     if layer_term(cfg.method) and cfg.align.name == default_aligner(cfg.method) and not own_fixed_map(layer["align"]):
         layer["align"]["name"] = None
-    if layer_term(cfg.method) and cfg.beta == DistillConfig(method=cfg.method).beta_schedule():
+    if layer_term(cfg.method) and cfg.beta == default_beta(cfg.method):
         layer["beta"] = None  # (a record's, spelt out: the method's own)
     layer["dynamics"]["pooling"] = cfg.pooling_as_chosen()
     return layer

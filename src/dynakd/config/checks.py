@@ -60,6 +60,8 @@ def _check_report_to(names: list[str]) -> None:
 
     if names in (["tensorboard"], ["none"], ["all"]):  # (the default, a dependency: transformers' list not loaded)
         return
+    if alone := sorted({"none", "all"} & set(names)):
+        raise DynaKDError(f"report_to: {alone[0]} stands alone (report_to: {alone[0]}), not beside other trackers")
     _check_choices(names, tuple(sorted(INTEGRATION_TO_CALLBACK)), "report_to")
     if missing := [n for n in names if n not in get_available_reporting_integrations()]:
         installed = ", ".join(get_available_reporting_integrations()) or "none"

@@ -67,6 +67,13 @@ def default_aligner(method: str) -> str:
 DEFAULT_BETA0 = {"static": 1.0, "pkd": 100.0, "dynamics": 10.0}
 
 
+def default_beta(method: str) -> Schedule:
+    """A method's feature-term weight when ``beta`` is not given: a linear decay to 0 from its term's starting weight
+    (``DEFAULT_BETA0``; a term of one's own: 1), or 0 for a method without a layer term."""
+    feature = layer_term(method)
+    return Schedule("linear", 0.0 if feature is None else DEFAULT_BETA0.get(feature, 1.0), 0.0)
+
+
 @dataclass
 class DynamicsConfig:
     """The feature-dynamics loss (docs/method.md; the design's method.md, "Dynamics components")."""
@@ -232,10 +239,7 @@ class DistillConfig:
 
     def beta_schedule(self) -> Schedule:
         """The feature-term weight: given, or the method's default linear decay to 0."""
-        if self.beta is not None:
-            return self.beta
-        feature = self.terms["feature"]
-        return Schedule("linear", 0.0 if feature is None else DEFAULT_BETA0.get(feature, 1.0), 0.0)  # a new term: 1
+        return self.beta if self.beta is not None else default_beta(self.method)
 
     def pooling_as_chosen(self) -> str:
         """The dynamics' pooling as a config gives it: ``auto`` where it is the one the task's ``auto`` resolves to

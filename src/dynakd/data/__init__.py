@@ -15,7 +15,7 @@ from dynakd.data.fingerprint import map_fingerprint
 from dynakd.data.glue import load_glue_dir, load_glue_hub
 from dynakd.data.synthetic import SYNTHETIC_VOCAB_WORDS, synthetic_sentiment
 from dynakd.data.tasks import GLUE_TASKS, TaskSpec, get_task, is_classifier, named_labels, with_labels
-from dynakd.distributed import is_first_process
+from dynakd.distributed import note
 from dynakd.errors import DynaKDError, first_line
 from dynakd.features import HIDDEN_LABEL
 
@@ -207,9 +207,8 @@ def split_dev(data: DatasetDict, split: str, fraction: float, seed: int) -> Data
             if stratify is None:
                 raise
             parts = ds.train_test_split(train_size=fraction, seed=seed)
-            if is_first_process():  # (said once the unstratified split worked)
-                reason = first_line(e).replace(_STRATUM, "label")
-                print(f"note: {split} is split without stratifying by label ({reason})", flush=True)
+            # (said once the unstratified split worked)
+            note(f"{split} is split without stratifying by label ({first_line(e).replace(_STRATUM, 'label')})")
     except ValueError as e:  # too few examples for the fraction (datasets names the sizes)
         raise DynaKDError(f"cannot split {split} ({len(ds)} examples) at {fraction}: {e}") from None
     if _STRATUM in ds.column_names:

@@ -68,6 +68,7 @@ from ..rundir import (
     finetune_config_differences,
     finetune_differences,
     recorded_config,
+    said_differences,
 )
 from ..runner import distill, finetune
 
@@ -459,20 +460,22 @@ def check_finished(sweep: Sweep, done: dict[str, dict[str, Any]]) -> None:
         cell = record["cell"]
         teacher = teachers[teacher_seed(sweep, cell_seed(sweep, cell))]
         cfg = cell_config(sweep, cell, teacher.output)
-        stale = []
+        stale = []  # (each setting from what to what, as a run's folder says it)
         if saved := (record.get("config") or (record.get("output") and recorded_config(Path(record["output"])))
                      or recorded_config(Path(cfg.output))):
             # the teacher by its folder's name (teacher-seedS): the sweep folder may be spelt another way now
             # (nor the starting model, which a cell never reads: a base could give it, refused since)
-            stale = [k for k in config_differences(saved, cfg) if k not in SET_BY_THE_SWEEP]
-            stale += ["teacher"] if Path(str(saved.get("teacher"))).name != Path(teacher.output).name else []
-        if saved_teacher := record.get("teacher_config"):
-            stale += [f"teacher.{k}" for k in finetune_config_differences(saved_teacher, teacher)]
+            if keys := [k for k in config_differences(saved, cfg) if k not in SET_BY_THE_SWEEP]:
+                stale.append(said_differences(saved, cfg, keys))
+            if (was := Path(str(saved.get("teacher"))).name) != Path(teacher.output).name:
+                stale.append(f"teacher {was} -> {Path(teacher.output).name}")
+        if (saved_teacher := record.get("teacher_config")) and \
+                (keys := finetune_config_differences(saved_teacher, teacher)):
+            stale.append(said_differences(saved_teacher, teacher, keys, prefix="teacher."))
         if stale:
             raise DynaKDError(
                 f"sweep {sweep.name}: cell {key} in {sweep.output} was run with other settings (differs in: "
-                f"{', '.join(stale[:5])}); give the sweep another output, or delete {sweep.output} to run the sweep "
-                "again")
+                f"{', '.join(stale)}); give the sweep another output, or delete {sweep.output} to run the sweep again")
     for teacher in teachers.values():  # the folders, as a resumed sweep would reuse them
         check_teacher(teacher)
 
@@ -507,9 +510,9 @@ def ensure_teacher(sweep: Sweep, seed: int) -> tuple[DistillConfig, dict[str, An
 def check_teacher(cfg: DistillConfig) -> None:
     """Refuse a sweep teacher's folder that was fine-tuned with other settings: its cells would mix two teachers."""
     if stale := finetune_differences(Path(cfg.output), cfg):
-        raise DynaKDError(f"{cfg.output} holds a teacher fine-tuned with other settings (differs in: "
-                          f"{', '.join(stale[:5])}); delete that folder to fine-tune it again, or give the sweep "
-                          "another output")
+        said = said_differences(recorded_config(Path(cfg.output)), cfg, stale)
+        raise DynaKDError(f"{cfg.output} holds a teacher fine-tuned with other settings (differs in: {said}); delete "
+                          "that folder to fine-tune it again, or give the sweep another output")
 
 
 def cell_seed(sweep: Sweep, cell: dict[str, Any]) -> int:

@@ -451,7 +451,7 @@ def build_report(folder: str | Path) -> Path:
     text = markdown(rows, metric, f"Ablation: {name}", about=about)
     text += "\n" + caption + "![ablation](ablation.png)\n"
     if heatmaps:
-        text += ("\nAlignment heatmaps, each one run's running plan (the running mean of its plans) at the end of its "
-                 f"training: {'; '.join(heatmaps)}.\n")
+        text += ("\nAlignment heatmaps, each one run's running plan (the running mean of its plans; a fixed aligner's: "
+                 f"its map) at the end of its training: {'; '.join(heatmaps)}.\n")
     (folder / "report.md").write_text(text)
     return folder / "report.md"
