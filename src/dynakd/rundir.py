@@ -54,9 +54,11 @@ _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "report_to", "t
 _COSMETIC_IN = {"dynamics": {"window_mib"}}
 
 
-# The settings that name a model, file or folder: compared as files (``same_setting``), and counted from the folder
-# a run ran in where a command in another folder resumes it (``check_output``)
-PATH_SETTINGS = ("model", "teacher", "student", *DATA_PATHS)
+# The settings that name a model (``model``: the checkpoint a fine-tune starts from), and with them those that name a
+# file or folder: compared as files (``same_setting``), and counted from the folder a run ran in where a command in
+# another folder resumes it (``check_output``)
+MODEL_SETTINGS = ("teacher", "student", "model")
+PATH_SETTINGS = (*MODEL_SETTINGS, *DATA_PATHS)
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -131,7 +133,7 @@ def path_exists(path: Any) -> bool:
 def _model(key: str, value: Any) -> Any:
     """A checkpoint as loaded: a packaged checkpoint's alias and its folder are one model (a run folder written
     before the alias stayed in configs holds the folder)."""
-    return packaged.resolve(value) if key in ("model", "teacher", "student") and isinstance(value, str) else value
+    return packaged.resolve(value) if key in MODEL_SETTINGS and isinstance(value, str) else value
 
 
 # Extractive QA's own settings, which a classification task never reads (train_articles is refused: data.load)
@@ -213,15 +215,15 @@ def recorded_config(folder: str | Path) -> dict[str, Any] | None:
     return None
 
 
-def data_from_where_it_ran(saved: dict[str, Any], folder: str | Path,
-                           keys: tuple[str, ...] = DATA_PATHS) -> dict[str, Any]:
-    """``saved``, the config a run recorded in ``folder`` (``recorded_config``), with each relative data path
-    (``DATA_PATHS``) counted from the folder the run ran in, where that is known and the path is found there: a
-    command in another folder then lends the run's data, and checks the files the run read, not those of the same
-    names here (or none). A run records its own folder as ``output``, spelt as its command gave it, so a relative
-    ``output`` that ``folder``'s path ends with names the folder it ran in: ``runs/x`` recorded in ``/a/runs/x`` ran
-    in ``/a``. Paths stay as saved where that is not known: a folder moved since, an absolute ``output`` or one
-    spelt with ``..``. ``keys``: the settings that name files or folders to count so (the data's, by default)."""
+def paths_from_where_it_ran(saved: dict[str, Any], folder: str | Path,
+                            keys: tuple[str, ...] = DATA_PATHS) -> dict[str, Any]:
+    """``saved``, the config a run recorded in ``folder`` (``recorded_config``), with each relative path of ``keys``
+    (by default the data's, ``DATA_PATHS``; ``PATH_SETTINGS`` adds the models') counted from the folder the run ran
+    in, where that is known and the path is found there: a command in another folder then lends the run's data, and
+    checks the files the run read, not those of the same names here (or none). A run records its own folder as
+    ``output``, spelt as its command gave it, so a relative ``output`` that ``folder``'s path ends with names the
+    folder it ran in: ``runs/x`` recorded in ``/a/runs/x`` ran in ``/a``. Paths stay as saved where that is not
+    known: a folder moved since, an absolute ``output`` or one spelt with ``..``."""
     where = ran_in(folder, saved.get("output"))
     if where is None or where == Path.cwd():
         return saved
@@ -232,9 +234,9 @@ def data_from_where_it_ran(saved: dict[str, Any], folder: str | Path,
 
 def lent_record(folder: str | Path) -> dict[str, Any]:
     """What the run in ``folder`` recorded, as it lends it to a later command: without the data places it never
-    read (``without_unread_data``), its relative data paths counted from where it ran (``data_from_where_it_ran``);
+    read (``without_unread_data``), its relative data paths counted from where it ran (``paths_from_where_it_ran``);
     empty for a folder DynaKD did not write."""
-    return data_from_where_it_ran(without_unread_data(recorded_config(folder) or {}), folder)
+    return paths_from_where_it_ran(without_unread_data(recorded_config(folder) or {}), folder)
 
 
 def ran_in(folder: str | Path, output: Any) -> Path | None:
@@ -349,7 +351,7 @@ def _another_run(cfg: DistillConfig, out: Path) -> tuple[dict[str, Any], str] | 
     record, or this run's."""
     if not (out / CONFIG_NAME).is_file():
         return None
-    saved = data_from_where_it_ran(recorded_config(out), out, PATH_SETTINGS)
+    saved = paths_from_where_it_ran(recorded_config(out), out, PATH_SETTINGS)
     if not config_differences(saved, cfg):
         return None
     return saved, said_differences(saved, cfg)
@@ -378,7 +380,7 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
     _check_own_folder(cfg, out)
     if not out.is_dir() or not any(out.iterdir()):
         return out
-    for role in ("teacher", "student", "model"):  # (model: the checkpoint a fine-tune starts from)
+    for role in MODEL_SETTINGS:
         name = getattr(cfg, role)
         if isinstance(name, str) and same_file(name, str(out)):
             raise DynaKDError(f"--output {out} is the {role}'s folder: the run would write over the model it reads; "

@@ -970,14 +970,14 @@ def test_old_records_of_data_a_run_never_read_compare_as_today(tmp_path, capsys)
     nowhere; a recorded task spelt "SST-2" is no other task than sst2."""
     from dynakd.config import build_config
     from dynakd.lending import note_other_task
-    from dynakd.rundir import config_differences, data_from_where_it_ran
+    from dynakd.rundir import config_differences, paths_from_where_it_ran
 
     old = {"task": "squad", "train_file": "a.json", "data_dir": "glue", "dynamics": {"pooling": "tokens"}}
     assert config_differences(old, build_config({"task": "squad", "train_file": "a.json"})) == []
     run = tmp_path / "runs" / "r"
     run.mkdir(parents=True)
     saved = {"task": "sst2", "data_dir": "", "output": "runs/r"}
-    assert data_from_where_it_ran(saved, run) == saved  # (not the folder it ran in)
+    assert paths_from_where_it_ran(saved, run) == saved  # (not the folder it ran in)
     (run / "dynakd.yaml").write_text("task: SST-2\n")
     note_other_task(run, "sst2", "teacher")
     assert capsys.readouterr().out == ""

@@ -195,17 +195,17 @@ def _from_where_it_ran(config: str | None, layer: dict[str, Any], later: list[di
                        say: Callable[[str], None] | None) -> dict[str, Any]:
     """``layer`` (the --config file's, underscored, as are the ``later`` layers) with its relative data and model paths
     counted from the folder its run ran in, where it is a run's own dynakd.yaml given from another folder
-    (``rundir.data_from_where_it_ran``: the file's folder ends with the ``output`` it records): the run's data and
+    (``rundir.paths_from_where_it_ran``: the file's folder ends with the ``output`` it records): the run's data and
     teacher were not found from here (a model path is counted so only where that folder holds it: else it may name a
     hub model); ``say``: takes what to say of the paths no ``later`` layer (--set, flags) gives."""
     import os
     from pathlib import Path
 
-    from ..rundir import PATH_SETTINGS, data_from_where_it_ran
+    from ..rundir import PATH_SETTINGS, paths_from_where_it_ran
 
     if not config or not layer:
         return layer
-    found = data_from_where_it_ran(layer, Path(os.path.expanduser(config)).parent, PATH_SETTINGS)
+    found = paths_from_where_it_ran(layer, Path(os.path.expanduser(config)).parent, PATH_SETTINGS)
     given = {k for x in later for k in x}
     if moved := [f"{k} {v}" for k, v in found.items() if v != layer.get(k) and k not in given]:
         if say:
