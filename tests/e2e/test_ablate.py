@@ -744,7 +744,10 @@ def test_the_report_and_every_record_name_the_code_that_made_them(tmp_path):
     assert set(now) == {"dynakd", "commit", "python", "torch", "transformers"} and now["dynakd"]
     assert code_versions([{"versions": {"commit": "abc1234"}}, {"versions": {"commit": "def5678-dirty"}}]) == \
         "The runs ran DynaKD at commits abc1234, def5678-dirty."
-    assert code_versions([{"versions": {"dynakd": "0.1.0", "commit": None}}]) == "The runs ran DynaKD 0.1.0."
+    assert code_versions([{"versions": {"dynakd": "0.1.0", "commit": None}}]) == \
+        "The runs ran DynaKD at 0.1.0 (installed)."
+    assert code_versions([{"versions": {"commit": "abc1234"}}, {"versions": {"dynakd": "0.1.0", "commit": None}}]) \
+        == "The runs ran DynaKD at commit abc1234 and 0.1.0 (installed)."
     assert code_versions([{"versions": {"commit": "abc1234"}}, {"eval": {}}]) == ""  # (a record from before)
 
 

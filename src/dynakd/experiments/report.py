@@ -428,10 +428,11 @@ def code_versions(records: list[dict[str, Any]]) -> str:
     found = [r.get("versions") for r in records]
     if not found or not all(isinstance(v, dict) for v in found):
         return ""
-    commits = sorted({str(v.get("commit")) for v in found if v.get("commit")})
-    if commits:
-        return f"The runs ran DynaKD at commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}."
-    return f"The runs ran DynaKD {', '.join(sorted({str(v.get('dynakd')) for v in found}))}."
+    commits = sorted({str(v["commit"]) for v in found if v.get("commit")})
+    installed = sorted({str(v.get("dynakd")) for v in found if not v.get("commit")})  # (no checkout: its version)
+    said = ([f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}"] if commits else []) + \
+        ([f"{', '.join(installed)} (installed)"] if installed else [])
+    return f"The runs ran DynaKD at {' and '.join(said)}."
 
 
 def build_report(folder: str | Path) -> Path:
