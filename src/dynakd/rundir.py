@@ -648,16 +648,19 @@ def metrics_record(command: str, cfg: DistillConfig, task: TaskSpec, metrics: di
     ``evaluate`` names the model it scored under ``model_name_or_path`` (a folder, or a hub id or alias; a record
     written before 2026-12-05 has it under ``model``, in place of the description)."""
     record = {"command": command, "task": task.name, "seed": cfg.seed, **metrics, "versions": versions()}
-    if command == "distill":  # no aligner for methods without a layer term
-        record.update(method=cfg.method, align=cfg.align.name if cfg.terms["feature"] else None)
+    if command == "distill":  # no aligner for methods without a layer term; the models it compared, as given
+        record.update(method=cfg.method, align=cfg.align.name if cfg.terms["feature"] else None, teacher=cfg.teacher,
+                      student=cfg.student)
+    if command != "evaluate" and cfg.max_train_samples is not None:  # (a seeded subset of the training rows)
+        record.update(max_train_samples=cfg.max_train_samples, data_seed=cfg.data_seed)
+    if cfg.max_eval_samples is not None:  # scored on a seeded subset, not the whole split
+        record.update(max_eval_samples=cfg.max_eval_samples, data_seed=cfg.data_seed)
     if command == "evaluate":  # which model, and how the inputs were cut (a run folder's own settings unless said)
         record.update(model_name_or_path=cfg.model, max_seq_length=cfg.max_seq_length)
         if task.is_qa:  # the windows, and how answers are read from them
             record.update(doc_stride=cfg.stride(), n_best=cfg.n_best, max_answer_length=cfg.max_answer_length)
         if cfg.dev_split is not None:  # scored on the part of dev the run held out (data_seed chose it)
             record.update(dev_split=cfg.dev_split, data_seed=cfg.data_seed)
-        if cfg.max_eval_samples is not None:  # a seeded subset, not the whole split
-            record.update(max_eval_samples=cfg.max_eval_samples, data_seed=cfg.data_seed)
         if cfg.bf16 or cfg.fp16:  # under autocast (a run's own scores are in its precision, dynakd.yaml says which)
             record["mixed_precision"] = "bf16" if cfg.bf16 else "fp16"
     return record

@@ -303,7 +303,9 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     shared = shared_tokenizer(tokenizer, t_tok, qa=task.is_qa)
     encoder, teacher_encoder = (tokenizer, t_tok) if shared is None else (shared, None)
     distiller = build_distiller(cfg, student, teacher, task, same_tok=teacher_encoder is None)
-    if teacher_encoder is not None:  # (after the refusal of terms that need one tokenizer)
+    # (after the refusal of terms that need one tokenizer; method task compares nothing with the teacher, which it
+    # scores beside the student)
+    if teacher_encoder is not None and cfg.method != "task":
         note("the teacher and the student tokenize differently: the rows are encoded for each, and the "
              "student is compared with the teacher sentence by sentence")
     encoded, qa_eval = encode(cfg, task, data, encoder, teacher_encoder)

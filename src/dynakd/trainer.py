@@ -41,7 +41,7 @@ from .checkpoints import (
 )
 from .data.sampler import EpochLengthGroupedSampler, derived_seed
 from .data.squad import QAEval
-from .distiller import Distiller
+from .distiller import ACROSS_TOKENIZERS, Distiller
 from .errors import DynaKDError
 from .evaluation import QAEvaluationMixin
 from .features import (
@@ -216,16 +216,24 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         return _accepted(student_inputs, self._student_columns), teacher_inputs, labels
 
     def _check_one_encoding(self, ids: torch.Tensor | None) -> None:
-        """Once, where both models read one encoding: that both vocabularies hold its ids (a larger id failed inside
-        the smaller embedding as an IndexError, or a device assert), and a note where the two differ in size, which
-        models of one tokenizer seldom do, unless the tokenizers were found to agree (a device sync, once)."""
+        """Once, where both models read one encoding: that their configs name the same padding token (an MPNet
+        teacher beside a BERT student, 1 and 0, read every id 4 off, and trained with a note), that both vocabularies
+        hold its ids (a larger id failed inside the smaller embedding as an IndexError, or a device assert), and a
+        note where the two differ in size, which models of one tokenizer seldom do, unless the tokenizers were found
+        to agree (a device sync, once)."""
         self._one_encoding_checked = True
         student = self.accelerator.unwrap_model(self.model)
+        own = ("give the teacher an encoding of its own: teacher_* columns from its tokenizer, collated with "
+               "DistillationCollator(tokenizer, teacher_tokenizer) (README, Python API)")
+        pads = {role: getattr(getattr(model, "config", None), "pad_token_id", None)
+                for role, model in (("teacher", self.teacher), ("student", student))}
+        if not self.tokenizers_compared and None not in pads.values() and pads["teacher"] != pads["student"]:
+            raise DynaKDError(f"the teacher's padding token is id {pads['teacher']} and the student's "
+                              f"{pads['student']}, and both read the batch's one encoding: the models tokenize "
+                              f"differently; {own}")
         sizes = {"teacher": _vocabulary(self.teacher), "student": _vocabulary(student)}
         if ids is None or None in sizes.values() or len(set(sizes.values())) == 1:
             return
-        own = ("give the teacher an encoding of its own: teacher_* columns from its tokenizer, collated with "
-               "DistillationCollator(tokenizer, teacher_tokenizer) (README, Python API)")
         smaller = min(sizes, key=sizes.get)
         if (largest := int(ids.max())) >= sizes[smaller]:
             other = "student" if smaller == "teacher" else "teacher"
@@ -310,7 +318,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             return (loss, out) if return_outputs else loss
         if self.distiller.token_level and any(k.startswith(TEACHER_PREFIX) for k in inputs):
             raise DynaKDError(f"{self.distiller.token_level}, but the batch gives the teacher a tokenisation of its "
-                              f"own ({TEACHER_PREFIX}* columns): teacher and student must share a tokenizer")
+                              f"own ({TEACHER_PREFIX}* columns): {ACROSS_TOKENIZERS}")
         self.distiller.train()
         needs_hidden = self.distiller.layer_terms_at(self.progress)  # (not where the layer terms weigh 0)
         sensitivity = self._sensitivity and needs_hidden

@@ -1010,3 +1010,13 @@ def test_a_run_resumed_from_another_folder_is_the_same_run(tmp_path, monkeypatch
     (tmp_path / "b" / "teacher").mkdir()  # the same name here is another folder
     with pytest.raises(DynaKDError, match=r"differs in: teacher \.\./a/teacher -> teacher\)"):
         check_output(build_config(again, teacher="teacher"), "distill")
+
+
+def test_metrics_json_says_what_was_compared_on_what(tiny_teacher, tmp_path):
+    """metrics.json named neither the teacher nor the rows it was scored on: beside `evaluate`'s record of the whole
+    dev set, a run's 200-row score read as the same thing."""
+    out = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, out, "--max-eval-samples", "16")) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["teacher"] == str(tiny_teacher) and record["student"] is None
+    assert (record["max_eval_samples"], record["data_seed"]) == (16, 0)
