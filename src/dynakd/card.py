@@ -95,6 +95,21 @@ def model_ref(name: str) -> str:
     return f"`{_name(Path(name).expanduser())}` (a local folder{f', fine-tuned from `{base}`' if base else ''})"
 
 
+def _shape(name: str) -> str | None:
+    """A local model's architecture and size from its config, ``MPNetForSequenceClassification, 12 layers x 768``;
+    None where it is not on this machine (a hub id is not fetched for a card) or says no such thing."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(packaged.resolve(name), local_files_only=True)
+    except Exception:  # noqa: BLE001 - a hub id not in the cache, an alias without its package: no shape to say
+        return None
+    layers, width = getattr(config, "num_hidden_layers", None), getattr(config, "hidden_size", None)
+    if not (config.architectures and layers and width):
+        return None
+    return f"{config.architectures[0]}, {layers} layers x {width}"
+
+
 def _public_data(cfg: DistillConfig, task: TaskSpec) -> bool:
     """Trained on a GLUE task or SQuAD, not on a user's files or the synthetic corpus."""
     return not (cfg.synthetic or task.is_user_data or cfg.train_file or cfg.validation_file)
@@ -178,6 +193,9 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
                  else f"teacher layers {', '.join(map(str, cfg.student_layer_ids))} (0-based)" if cfg.student_layer_ids
                  else f"{cfg.student_layers} evenly spaced teacher layers{_kept_layers(out)}")
         origin += f" The student started from {start}."
+        shapes = [f"{role} {shape}" for role, name in (("teacher", cfg.teacher), ("student", str(out)))
+                  if (shape := _shape(name))]
+        origin += f" ({'; '.join(shapes)}.)" if len(shapes) == 2 else ""  # (two architectures and widths may differ)
     else:
         origin = f"a {size}model fine-tuned with DynaKD from {model_ref(cfg.model)} on {data}."
     lines = [f"# {_title(out, cfg)}", "", f"This is {origin}", "", "## Results", ""]

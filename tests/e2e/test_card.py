@@ -40,6 +40,9 @@ def test_a_distilled_model_has_a_card_that_reruns_it(tiny_teacher, tmp_path, cap
     assert main(["distill", "--config", str(out / "dynakd.yaml"), "--output", str(again), "--no-progress"]) == 0
     assert (again / "README.md").is_file()
     assert "started from 2 evenly spaced teacher layers (0, 3, 0-based)" in card.text  # (which ones: it said not)
+    # what each model is: a teacher and a student of two architectures and widths said nothing of them
+    assert "(teacher BertForSequenceClassification, 4 layers x 32; student BertForSequenceClassification, 2 layers " \
+        "x 32.)" in card.text
     assert "logit-KD temperature" in card.text
     assert "| batch size | 16 |" in card.text
 
