@@ -388,23 +388,32 @@ def test_a_resumed_run_takes_the_commands_cadence(tmp_path):
     assert (state.logging_steps, state.eval_steps, state.save_steps) == (5, 10, 10)
 
 
-def test_ctrl_c_says_which_checkpoint_the_same_command_resumes_from(tiny_teacher, tmp_path, capsys, monkeypatch):
-    """Ctrl-C printed "dynakd: interrupted" alone, though a checkpoint was there to resume from."""
+def interrupt_at(monkeypatch, step: int, interrupt) -> None:
+    """Training steps call ``interrupt()`` once the run has trained ``step`` steps (Ctrl-C, a SIGTERM)."""
     from dynakd import trainer
 
-    step = trainer.DistillationTrainer.training_step
+    train_step = trainer.DistillationTrainer.training_step
 
     def training_step(self, *args, **kwargs):
-        if self.state.global_step == 6:
-            raise KeyboardInterrupt
-        return step(self, *args, **kwargs)
+        if self.state.global_step == step:
+            interrupt()
+        return train_step(self, *args, **kwargs)
 
     monkeypatch.setattr(trainer.DistillationTrainer, "training_step", training_step)
+
+
+def ctrl_c():
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_says_which_checkpoint_the_same_command_resumes_from(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """Ctrl-C printed "dynakd: interrupted" alone, though a checkpoint was there to resume from."""
+    interrupt_at(monkeypatch, 6, ctrl_c)
     out = tmp_path / "run"
     assert main(run_args(tiny_teacher, out)) == 130
     assert capsys.readouterr().err.splitlines()[-1] == \
         f"dynakd: interrupted; {out / 'checkpoint-4'} is saved: the same command resumes from it"
-    monkeypatch.setattr(trainer.DistillationTrainer, "training_step", training_step)
+    interrupt_at(monkeypatch, 6, ctrl_c)
     other = tmp_path / "other"  # (with --overwrite the same command starts again: a sweep cell's, the demo's)
     assert main(run_args(tiny_teacher, other, "--overwrite")) == 130
     assert capsys.readouterr().err.splitlines()[-1] == "dynakd: interrupted"
@@ -416,16 +425,7 @@ def test_ctrl_c_says_which_checkpoint_the_same_command_resumes_from(tiny_teacher
 def test_a_sigterm_ends_a_run_as_ctrl_c_does(tiny_teacher, tmp_path, capsys, monkeypatch):
     """A cluster preempting a job sends SIGTERM, which ended a run without a word (Ctrl-C says which checkpoint the
     same command resumes from). The handler is the command's own: it is the default again afterwards."""
-    from dynakd import trainer
-
-    step = trainer.DistillationTrainer.training_step
-
-    def training_step(self, *args, **kwargs):
-        if self.state.global_step == 6:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return step(self, *args, **kwargs)
-
-    monkeypatch.setattr(trainer.DistillationTrainer, "training_step", training_step)
+    interrupt_at(monkeypatch, 6, lambda: os.kill(os.getpid(), signal.SIGTERM))
     out = tmp_path / "run"
     assert main(run_args(tiny_teacher, out)) == 143
     assert capsys.readouterr().err.splitlines()[-1] == \
@@ -437,16 +437,7 @@ def test_a_run_stopped_before_its_first_checkpoint_says_so_and_gives_way(tiny_te
                                                                          monkeypatch):
     """Ctrl-C before the first checkpoint said "interrupted" alone; the folder then refused the command with any
     other setting as a different run, to be --overwritten, though it held nothing to lose."""
-    from dynakd import trainer
-
-    step = trainer.DistillationTrainer.training_step
-
-    def training_step(self, *args, **kwargs):
-        if self.state.global_step == 3:
-            raise KeyboardInterrupt
-        return step(self, *args, **kwargs)
-
-    monkeypatch.setattr(trainer.DistillationTrainer, "training_step", training_step)
+    interrupt_at(monkeypatch, 3, ctrl_c)
     out = tmp_path / "run"
     assert main(run_args(tiny_teacher, out, "--eval-steps", "2")) == 130
     assert capsys.readouterr().err.splitlines()[-1] == \
