@@ -528,7 +528,7 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
 
 def build_distiller(cfg: DistillConfig, student, teacher, task: TaskSpec, same_tok: bool) -> Distiller:
     ref = teacher if teacher is not None else student
-    return Distiller(
+    distiller = Distiller(
         cfg,
         student_layers=student.config.num_hidden_layers,
         teacher_layers=ref.config.num_hidden_layers,
@@ -538,6 +538,12 @@ def build_distiller(cfg: DistillConfig, student, teacher, task: TaskSpec, same_t
         same_tokenizer=same_tok,
         qa=task.is_qa,
     )
+    widths = student.config.hidden_size, ref.config.hidden_size
+    if distiller.projections is not None and widths[0] != widths[1]:  # (the width-free forms need none)
+        term = "hidden_weight's term" if distiller.hidden_term else f"method {cfg.method}"
+        note(f"the student's width ({widths[0]}) is not the teacher's ({widths[1]}): {term} compares their states "
+             "through a learned linear map per student layer, trained with the student and not saved with it")
+    return distiller
 
 
 def _final_eval(trainer: DistillationTrainer, step: int) -> dict[str, float]:

@@ -324,6 +324,12 @@ def test_teacher_and_student_with_different_tokenizers(tiny_teacher, tmp_path, c
     assert "must share a tokenizer" in capsys.readouterr().err
     assert main([*args, "--set", "hidden_weight=1", "--output", str(tmp_path / "hidden")]) == 2
     assert "hidden_weight compares hidden states token by token" in capsys.readouterr().err
+    # what works across two tokenizers is said with the refusal; pkd across two widths says how it compares them
+    assert main([*args, "--method", "static", "--output", str(tmp_path / "static")]) == 2
+    assert "across two, use method kd, pkd, dynamics or full with pooled dynamics" in capsys.readouterr().err
+    assert main([*args, "--method", "pkd", "--output", str(tmp_path / "pkd")]) == 0
+    assert "note: the student's width (16) is not the teacher's (32): method pkd compares their states through a " \
+        "learned linear map per student layer" in capsys.readouterr().out
 
 
 def make_tiny_distilbert(folder: Path, teacher: Path) -> Path:
