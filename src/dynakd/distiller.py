@@ -531,16 +531,20 @@ def check_task(cfg: DistillConfig, regression: bool, qa: bool) -> None:
                           f"the config's task {cfg.task} is regression: pass regression=True")
 
 
-# What works where the two models tokenize differently: said with each refusal of what does not
-ACROSS_TOKENIZERS = ("teacher and student must share a tokenizer; across two, use method kd, pkd, dynamics or full "
-                     "with pooled dynamics (the components deviation, layer_change, relations), or a student that "
-                     "shares the teacher's tokenizer (--student-layers K builds one from its layers)")
+def across_tokenizers(qa: bool) -> str:
+    """What works where the two models tokenize differently: said with each refusal of what does not."""
+    shared = ("a student that shares the teacher's tokenizer (one built from its layers: --student-layers K, "
+              "build_student(teacher, K))")
+    if qa:  # (every method but task compares start and end logits token by token)
+        return f"teacher and student must share a tokenizer; use {shared}"
+    return ("teacher and student must share a tokenizer; across two, use method kd, pkd, dynamics or full with "
+            f"pooled dynamics (the components deviation, layer_change, relations), or {shared}")
 
 
 def check_compatible(cfg: DistillConfig, same_tokenizer: bool, qa: bool = False) -> None:
     """Refuse combinations that need token-aligned inputs when the two models tokenise differently."""
     if not same_tokenizer and (reason := token_level(cfg, qa)):
-        raise DynaKDError(f"{reason}: {ACROSS_TOKENIZERS}")
+        raise DynaKDError(f"{reason}: {across_tokenizers(qa)}")
 
 
 def _check_own_aligner(aligner, cfg: DistillConfig, feature: str | None, student_layers: int,

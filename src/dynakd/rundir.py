@@ -642,6 +642,21 @@ def earlier_metrics(out: Path) -> dict[str, Any]:
     return earlier
 
 
+def home_relative(path: Path) -> str:
+    """``path`` from ``~`` where it is under the home folder (the default cache is): the record is published with
+    the run, the user's name in the path need not be."""
+    for inside, home in ((Path(path).absolute(), Path.home()), (Path(path).resolve(), Path.home().resolve())):
+        if inside.is_relative_to(home):  # (as written first: ~/.cache may be a link to another disk)
+            return str(Path("~") / inside.relative_to(home))
+    return str(path)
+
+
+def _as_published(name: str | None) -> str | None:
+    """A model as a published record names it: an absolute local folder from ``~`` where it is under the home folder
+    (the user's name in the path need not be published), a relative one, a hub id or an alias as given."""
+    return home_relative(Path(name)) if name and Path(name).is_absolute() else name
+
+
 def metrics_record(command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any]) -> dict[str, Any]:
     """What ``metrics.json`` records of a run or a score: ``metrics`` (``eval``, ``model``: the model described, ...)
     and how they came about, the code's ``versions`` among it (DynaKD's commit where it runs from a checkout).
@@ -649,10 +664,12 @@ def metrics_record(command: str, cfg: DistillConfig, task: TaskSpec, metrics: di
     written before 2026-12-05 has it under ``model``, in place of the description)."""
     record = {"command": command, "task": task.name, "seed": cfg.seed, **metrics, "versions": versions()}
     if command == "distill":  # no aligner for methods without a layer term; the models it compared, as given
-        record.update(method=cfg.method, align=cfg.align.name if cfg.terms["feature"] else None, teacher=cfg.teacher,
-                      student=cfg.student)
+        record.update(method=cfg.method, align=cfg.align.name if cfg.terms["feature"] else None,
+                      teacher=_as_published(cfg.teacher), student=_as_published(cfg.student))
     if command != "evaluate" and cfg.max_train_samples is not None:  # (a seeded subset of the training rows)
         record.update(max_train_samples=cfg.max_train_samples, data_seed=cfg.data_seed)
+    if command != "evaluate" and cfg.transfer_samples:  # (and rows beyond it, their labels hidden)
+        record.update(transfer_samples=cfg.transfer_samples)
     if cfg.max_eval_samples is not None:  # scored on a seeded subset, not the whole split
         record.update(max_eval_samples=cfg.max_eval_samples, data_seed=cfg.data_seed)
     if command == "evaluate":  # which model, and how the inputs were cut (a run folder's own settings unless said)

@@ -63,6 +63,7 @@ from .rundir import (
     describe_model,
     discard_output,
     earlier_metrics,
+    home_relative,
     metrics_record,
     note_not_read,
     note_not_read_by_task,
@@ -387,15 +388,6 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     return RunResult(out, metrics_record(command, cfg, task, metrics))  # (as metrics.json holds it)
 
 
-def _home_relative(path: Path) -> str:
-    """``path`` from ``~`` where it is under the home folder (the default cache is): the record is published with
-    the run, the user's name in the path need not be."""
-    for inside, home in ((Path(path).absolute(), Path.home()), (Path(path).resolve(), Path.home().resolve())):
-        if inside.is_relative_to(home):  # (as written first: ~/.cache may be a link to another disk)
-            return str(Path("~") / inside.relative_to(home))
-    return str(path)
-
-
 def note_batch_of_one(cfg: DistillConfig) -> None:
     """Say so when a batch of one sample leaves pooled dynamics forms without signal (accumulating gradients does not
     change what a batch holds): a lone sample's direction (Gram [[1]]) and relative magnitude (1) are constants
@@ -450,7 +442,7 @@ def _train_record(train_out, train_time: float, resume: Path | None, cache, proc
         "steps": train_out.global_step,
         "steps_per_second": round((train_out.global_step - first) / training, 3),
         "loss": round(train_out.training_loss, 5) if train_out.global_step > first else None,  # none trained here
-        "teacher_cache": _home_relative(cache.folder) if cache else None,
+        "teacher_cache": home_relative(cache.folder) if cache else None,
         "processes": processes,
         "pad_to_multiple_of": padding or 1,
         "resumed_from": resume.name if resume else None,

@@ -41,7 +41,7 @@ from .checkpoints import (
 )
 from .data.sampler import EpochLengthGroupedSampler, derived_seed
 from .data.squad import QAEval
-from .distiller import ACROSS_TOKENIZERS, Distiller
+from .distiller import Distiller, across_tokenizers
 from .errors import DynaKDError
 from .evaluation import QAEvaluationMixin
 from .features import (
@@ -216,34 +216,36 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         return _accepted(student_inputs, self._student_columns), teacher_inputs, labels
 
     def _check_one_encoding(self, ids: torch.Tensor | None) -> None:
-        """Once, where both models read one encoding: that their configs name the same padding token (an MPNet
-        teacher beside a BERT student, 1 and 0, read every id 4 off, and trained with a note), that both vocabularies
-        hold its ids (a larger id failed inside the smaller embedding as an IndexError, or a device assert), and a
-        note where the two differ in size, which models of one tokenizer seldom do, unless the tokenizers were found
-        to agree (a device sync, once)."""
+        """Once, where both models read one encoding: that both vocabularies hold its ids (a larger id failed inside
+        the smaller embedding as an IndexError, or a device assert), and a note where the two differ in size or name
+        other padding tokens, which models of one tokenizer seldom do (an MPNet teacher beside a BERT student, pads 1
+        and 0, read every id 4 off with a hedged note; a multilingual MiniLM student of XLM-R's tokenizer has a BERT
+        config's pad 0, so no refusal), unless the tokenizers were found to agree (``tokenizers_compared``, as the
+        ``dynakd`` commands find; a device sync, once)."""
         self._one_encoding_checked = True
         student = self.accelerator.unwrap_model(self.model)
         own = ("give the teacher an encoding of its own: teacher_* columns from its tokenizer, collated with "
-               "DistillationCollator(tokenizer, teacher_tokenizer) (README, Python API)")
+               "DistillationCollator(tokenizer, teacher_tokenizer) (README, Python API); if they share one, set "
+               "trainer.tokenizers_compared = True")
         pads = {role: getattr(getattr(model, "config", None), "pad_token_id", None)
                 for role, model in (("teacher", self.teacher), ("student", student))}
-        if not self.tokenizers_compared and None not in pads.values() and pads["teacher"] != pads["student"]:
-            raise DynaKDError(f"the teacher's padding token is id {pads['teacher']} and the student's "
-                              f"{pads['student']}, and both read the batch's one encoding: the models tokenize "
-                              f"differently; {own}")
         sizes = {"teacher": _vocabulary(self.teacher), "student": _vocabulary(student)}
-        if ids is None or None in sizes.values() or len(set(sizes.values())) == 1:
+        other_pads = None not in pads.values() and pads["teacher"] != pads["student"]
+        if ids is None or ((None in sizes.values() or len(set(sizes.values())) == 1) and not other_pads):
             return
-        smaller = min(sizes, key=sizes.get)
-        if (largest := int(ids.max())) >= sizes[smaller]:
+        smaller = min(sizes, key=lambda role: sizes[role] or 0)
+        if None not in sizes.values() and (largest := int(ids.max())) >= sizes[smaller]:
             other = "student" if smaller == "teacher" else "teacher"
             raise DynaKDError(f"the batch's input ids reach {largest}, but the {smaller}'s vocabulary holds "
                               f"{sizes[smaller]} (the {other}'s {sizes[other]}): the models tokenize differently; "
                               f"{own}")
         if self.args.process_index == 0 and not self.tokenizers_compared:
-            print(f"note: the teacher's vocabulary holds {sizes['teacher']} tokens and the student's "
-                  f"{sizes['student']}, and both read the batch's one encoding: if they tokenize differently, {own}",
-                  flush=True)
+            differ = [f"vocabulary holds {sizes['teacher']} tokens and the student's {sizes['student']}"
+                      if sizes["teacher"] != sizes["student"] and None not in sizes.values() else "",
+                      f"padding token is id {pads['teacher']} and the student's {pads['student']}" if other_pads
+                      else ""]
+            print(f"note: the teacher's {'; its '.join(filter(None, differ))}, and both read the batch's one "
+                  f"encoding: if they tokenize differently, {own}", flush=True)
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
@@ -318,7 +320,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             return (loss, out) if return_outputs else loss
         if self.distiller.token_level and any(k.startswith(TEACHER_PREFIX) for k in inputs):
             raise DynaKDError(f"{self.distiller.token_level}, but the batch gives the teacher a tokenisation of its "
-                              f"own ({TEACHER_PREFIX}* columns): {ACROSS_TOKENIZERS}")
+                              f"own ({TEACHER_PREFIX}* columns): {across_tokenizers(self.distiller.qa)}")
         self.distiller.train()
         needs_hidden = self.distiller.layer_terms_at(self.progress)  # (not where the layer terms weigh 0)
         sensitivity = self._sensitivity and needs_hidden

@@ -377,6 +377,8 @@ def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys, monkeypatch)
     assert len(lines) == 6
     assert {json.loads(x)["method"] for x in lines} == {"kd", "full"}
     assert {json.loads(x)["align"] for x in lines if json.loads(x)["method"] == "kd"} == {None}  # kd aligns nothing
+    assert all(json.loads(x)["versions"]["dynakd"] for x in lines)  # the code that made each record
+    assert "The runs ran DynaKD at " in (tmp_path / "out" / "report.md").read_text()
     assert len(list((tmp_path / "out").glob("teacher-seed*"))) == 2  # one teacher per seed, reused across cells
     # a rerun finds every cell done and only rebuilds the report
     assert main(["ablate", "--config", str(config)]) == 0

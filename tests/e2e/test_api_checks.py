@@ -253,12 +253,14 @@ def test_one_encoding_for_two_vocabularies_is_named(tiny_teacher, tmp_path, caps
                                           f"holds {size} \\(the student's {size + 16}\\): the models tokenize "
                                           "differently; give the teacher an encoding of its own: teacher_\\* columns"):
         train(rows, "past")
-    # another padding token: another tokenizer (an MPNet teacher's 1 beside a BERT student's 0 read every id 4 off)
-    student.config.pad_token_id = teacher.config.pad_token_id + 1
-    with pytest.raises(DynaKDError, match=f"^the teacher's padding token is id {teacher.config.pad_token_id} and the "
-                                          f"student's {teacher.config.pad_token_id + 1}, and both read the batch's one "
-                                          "encoding: the models tokenize differently; give the teacher an encoding"):
-        train(_rows(tokenizer, 8), "pads")
+    # another padding token, seldom one tokenizer's (an MPNet teacher's 1 beside a BERT student's 0 read every id 4
+    # off, with a hedged note), but a multilingual MiniLM of XLM-R's tokenizer keeps a BERT config's 0: a note
+    pad = teacher.config.pad_token_id
+    student.config.pad_token_id = pad + 1
+    train(_rows(tokenizer, 8), "pads")
+    assert f"note: the teacher's vocabulary holds {size} tokens and the student's {size + 16}; its padding token is " \
+           f"id {pad} and the student's {pad + 1}, and both read the batch's one encoding: if they tokenize " \
+           "differently, give the teacher an encoding of its own" in capsys.readouterr().out
 
 
 def test_the_teacher_cache_in_your_own_trainer(tiny_teacher, tmp_path, capsys):

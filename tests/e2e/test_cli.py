@@ -327,6 +327,12 @@ def test_teacher_and_student_with_different_tokenizers(tiny_teacher, tmp_path, c
     # what works across two tokenizers is said with the refusal; pkd across two widths says how it compares them
     assert main([*args, "--method", "static", "--output", str(tmp_path / "static")]) == 2
     assert "across two, use method kd, pkd, dynamics or full with pooled dynamics" in capsys.readouterr().err
+    from dynakd.config import build_config
+    from dynakd.distiller import check_compatible
+
+    with pytest.raises(DynaKDError, match="token by token: teacher and student must share a tokenizer; use a student "
+                                          "that shares the teacher's tokenizer"):  # (QA: no method works across two)
+        check_compatible(build_config({"task": "squad", "method": "kd"}), same_tokenizer=False, qa=True)
     assert main([*args, "--method", "pkd", "--output", str(tmp_path / "pkd")]) == 0
     assert "note: the student's width (16) is not the teacher's (32): method pkd compares their states through a " \
         "learned linear map per student layer" in capsys.readouterr().out

@@ -585,6 +585,7 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                   "weights": {k: v for k, v in cfg.to_dict().items()  # spelt out
                               if k in ("alpha", "beta", "hidden_weight") and v is not None},
                   "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output),
+                  "versions": result.metrics.get("versions"),  # the code that made it (report.md names it)
                   "config": cfg.to_dict(), "teacher_config": teacher.to_dict()}  # what check_finished compares
         with locked(sweep.output / ".results.lock"):  # shards append whole lines
             mend_results(results)  # a shard stopped mid-write since this one started
