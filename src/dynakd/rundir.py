@@ -348,13 +348,16 @@ def _another_run(cfg: DistillConfig, out: Path) -> tuple[dict[str, Any], str] | 
     """The record of a different run in ``out`` (its models and data counted from where it ran: a resume from another
     folder gives the same files spelt from here; the teacher was not, and a requeued job was refused as another run,
     told to --overwrite its checkpoints) and what differs, said ``key old -> new``; None where ``out`` holds no run's
-    record, or this run's."""
+    record, or this run's. The teacher cache's storage is no difference where the checkpoint this run resumes from
+    records that its steps read no cache."""
     if not (out / CONFIG_NAME).is_file():
         return None
     saved = paths_from_where_it_ran(recorded_config(out), out, PATH_SETTINGS)
-    if not config_differences(saved, cfg):
-        return None
-    return saved, said_differences(saved, cfg)
+    keys = config_differences(saved, cfg)
+    if "teacher_cache_dtype" in keys and (checkpoint := latest_checkpoint(out)) is not None \
+            and read_teacher_cache(checkpoint) is False:
+        keys.remove("teacher_cache_dtype")
+    return (saved, said_differences(saved, cfg, keys)) if keys else None
 
 
 def _gives_way(out: Path) -> bool:
