@@ -208,6 +208,8 @@ def test_a_resume_that_switches_the_teacher_cache_says_so(tiny_teacher, tmp_path
     assert "note: resuming" not in capsys.readouterr().out
     (tmp_path / "short" / "metrics.json").unlink()  # nor is the cache's storage a difference where none was read
     assert main([*short, "--set", "teacher_cache_dtype=float32"]) == 0
+    (tmp_path / "short" / "metrics.json").unlink()
+    assert main(short) == 0  # (and back)
     # a checkpoint from before they recorded it: its run's setting tells where it can (off, a folder), not auto
     launch = tmp_path / "short" / "checkpoint-2" / "dynakd_launch.json"
     launch.write_text(json.dumps({k: v for k, v in json.loads(launch.read_text()).items() if k != "teacher_cache"}))
