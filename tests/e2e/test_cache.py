@@ -25,9 +25,9 @@ def test_cache_matches_live_teacher(tiny_teacher, tmp_path):
                              "--set", "teacher_cache_dtype=float32", "--dataloader-num-workers", "1")) == 0
     assert "dataloader_num_workers: 1" in (cached / "dynakd.yaml").read_text()
     a, b = train_metrics(live), train_metrics(cached)
-    from dynakd.runner import _home_relative  # (a temporary folder under $HOME is named from ~)
+    from dynakd.rundir import home_relative  # (a temporary folder under $HOME is named from ~)
 
-    assert a["train"]["teacher_cache"] is None and b["train"]["teacher_cache"] == _home_relative(tmp_path / "c")
+    assert a["train"]["teacher_cache"] is None and b["train"]["teacher_cache"] == home_relative(tmp_path / "c")
     assert b["train"]["loss"] == pytest.approx(a["train"]["loss"], rel=1e-4)
     assert b["eval"]["loss"] == pytest.approx(a["eval"]["loss"], rel=1e-4)
 

@@ -74,13 +74,13 @@ def test_a_push_that_fails_without_a_message_still_says_so(tmp_path, monkeypatch
 
 def test_the_published_record_names_the_default_cache_from_home(tmp_path, monkeypatch):
     """metrics.json, pushed with the run, named the teacher cache by its absolute path: /home/<user>/.cache/..."""
-    from dynakd.runner import _home_relative
+    from dynakd.rundir import home_relative
 
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert _home_relative(tmp_path / ".cache" / "dynakd" / "abc") == "~/.cache/dynakd/abc"
-    assert _home_relative(Path("/elsewhere/c")) == "/elsewhere/c"
+    assert home_relative(tmp_path / ".cache" / "dynakd" / "abc") == "~/.cache/dynakd/abc"
+    assert home_relative(Path("/elsewhere/c")) == "/elsewhere/c"
     (tmp_path / "scratch").mkdir()
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / ".cache").symlink_to(tmp_path / "scratch")  # ~/.cache on another disk
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert _home_relative(tmp_path / "home" / ".cache" / "abc") == "~/.cache/abc"
+    assert home_relative(tmp_path / "home" / ".cache" / "abc") == "~/.cache/abc"
