@@ -98,16 +98,13 @@ def model_ref(name: str) -> str:
 def _shape(name: str) -> str | None:
     """A local model's architecture and size from its config, ``MPNetForSequenceClassification, 12 layers x 768``;
     None where it is not on this machine (a hub id is not fetched for a card) or says no such thing."""
-    from transformers import AutoConfig
+    from .models import local_config
 
-    try:
-        config = AutoConfig.from_pretrained(packaged.resolve(name), local_files_only=True)
-    except Exception:  # noqa: BLE001 - a hub id not in the cache, an alias without its package: no shape to say
+    config = local_config(name)
+    width = getattr(config, "hidden_size", None)
+    if config is None or not (config.architectures and width):
         return None
-    layers, width = getattr(config, "num_hidden_layers", None), getattr(config, "hidden_size", None)
-    if not (config.architectures and layers and width):
-        return None
-    return f"{config.architectures[0]}, {layers} layers x {width}"
+    return f"{config.architectures[0]}, {config.num_hidden_layers} layers x {width}"
 
 
 def _public_data(cfg: DistillConfig, task: TaskSpec) -> bool:

@@ -264,15 +264,9 @@ def recorded_settings(folder: str | Path, keys: tuple[str, ...]) -> dict[str, An
     return {k: saved[k] for k in keys if saved.get(k) is not None}
 
 
-def finetune_differences(folder: Path, cfg: DistillConfig) -> list[str]:
-    """The settings in which the fine-tuned model saved in ``folder`` differs from ``cfg``'s (empty when it matches,
-    or when the folder holds no DynaKD run)."""
-    saved = recorded_config(folder)
-    return [] if saved is None else finetune_config_differences(saved, cfg)
-
-
 def finetune_config_differences(saved: dict[str, Any], cfg: DistillConfig) -> list[str]:
-    """``finetune_differences`` against a saved config."""
+    """The settings in which a fine-tune's saved config differs from ``cfg`` (empty when it matches): those a
+    fine-tune reads, and its starting model by name."""
     diff = [k for k in config_differences(saved, cfg) if k not in _NOT_READ_BY_FINETUNE]
     model = (Path(packaged.resolve(str(x))).parts[-2:] for x in (saved.get("model"), cfg.model or ""))
     return diff + (["model"] if next(model) != next(model) else [])
@@ -344,12 +338,12 @@ _STARTED = ("runs", "alignment.json", "alignment.png")
 _HELD: set[str] = set()
 
 
-def _another_run(cfg: DistillConfig, out: Path) -> tuple[dict[str, Any], str] | None:
+def _another_run(cfg: DistillConfig, out: Path) -> tuple[dict[str, Any], list[str]] | None:
     """The record of a different run in ``out`` (its models and data counted from where it ran: a resume from another
     folder gives the same files spelt from here; the teacher was not, and a requeued job was refused as another run,
-    told to --overwrite its checkpoints) and what differs, said ``key old -> new``; None where ``out`` holds no run's
-    record, or this run's. The teacher cache's storage is no difference where the checkpoint this run resumes from
-    records that its steps read no cache."""
+    told to --overwrite its checkpoints) and the settings that differ (``said_differences`` says them); None where
+    ``out`` holds no run's record, or this run's. The teacher cache's storage is no difference where the checkpoint
+    this run resumes from records that its steps read no cache."""
     if not (out / CONFIG_NAME).is_file():
         return None
     saved = paths_from_where_it_ran(recorded_config(out), out, PATH_SETTINGS)
@@ -357,7 +351,7 @@ def _another_run(cfg: DistillConfig, out: Path) -> tuple[dict[str, Any], str] | 
     if "teacher_cache_dtype" in keys and (checkpoint := latest_checkpoint(out)) is not None \
             and read_teacher_cache(checkpoint) is False:
         keys.remove("teacher_cache_dtype")
-    return (saved, said_differences(saved, cfg, keys)) if keys else None
+    return (saved, keys) if keys else None
 
 
 def _gives_way(out: Path) -> bool:
@@ -402,13 +396,13 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
     if (other := _another_run(cfg, out)) is not None:
         if _gives_way(out):  # (prepare_output says so as it replaces it)
             return out
-        saved, said = other
+        saved, keys = other
         checkpoint = latest_checkpoint(out)
         kept = (f"; it holds {checkpoint.name}, which the command it was started with resumes, and which --overwrite "
                 "deletes" if checkpoint is not None else "")
         raise DynaKDError(
-            f"{out} already holds a different run (differs in: {said}){_which_run(saved, cfg)}{kept}; pass "
-            "--overwrite to replace it or choose another --output"
+            f"{out} already holds a different run (differs in: {said_differences(saved, cfg, keys)})"
+            f"{_which_run(saved, cfg)}{kept}; pass --overwrite to replace it or choose another --output"
         )
     if (out / "metrics.json").is_file():  # finished: the same command again would delete the model it saved
         raise DynaKDError(f"{out} already holds this run, finished (metrics.json); pass --overwrite to train it again "
@@ -581,8 +575,9 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
     out = check_output(cfg, command)
     try:
         if resume is None and not cfg.overwrite and (other := _another_run(cfg, out)) is not None:
-            note(f"{out} holds a start of another run (differs in: {other[1]}) that stopped before its first "
-                 "checkpoint: this run replaces it")
+            saved, keys = other
+            note(f"{out} holds a start of another run (differs in: {said_differences(saved, cfg, keys)}) that "
+                 "stopped before its first checkpoint: this run replaces it")
         if resume is None and (out / CONFIG_NAME).is_file():
             # replaced: what runs write goes; a run stopped before its first checkpoint (this one, or another): what
             # it wrote by then goes (checkpoints, TensorBoard files, its plan) but its record, replaced below (whole:

@@ -239,13 +239,13 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             raise DynaKDError(f"the batch's input ids reach {largest}, but the {smaller}'s vocabulary holds "
                               f"{sizes[smaller]} (the {other}'s {sizes[other]}): the models tokenize differently; "
                               f"{own}")
-        if self.args.process_index == 0 and not self.tokenizers_compared:
+        if not self.tokenizers_compared:
             differ = [f"vocabulary holds {sizes['teacher']} tokens and the student's {sizes['student']}"
                       if sizes["teacher"] != sizes["student"] and None not in sizes.values() else "",
                       f"padding token is id {pads['teacher']} and the student's {pads['student']}" if other_pads
                       else ""]
-            print(f"note: the teacher's {'; its '.join(filter(None, differ))}, and both read the batch's one "
-                  f"encoding: if they tokenize differently, {own}", flush=True)
+            distributed.note(f"the teacher's {'; its '.join(filter(None, differ))}, and both read the batch's one "
+                             f"encoding: if they tokenize differently, {own}")
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()

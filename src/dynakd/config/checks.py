@@ -63,8 +63,9 @@ def _check_report_to(names: list[str]) -> None:
     if alone := sorted({"none", "all"} & set(names)):
         raise DynaKDError(f"report_to: {alone[0]} stands alone (report_to: {alone[0]}), not beside other trackers")
     _check_choices(names, tuple(sorted(INTEGRATION_TO_CALLBACK)), "report_to")
-    if missing := [n for n in names if n not in get_available_reporting_integrations()]:
-        installed = ", ".join(get_available_reporting_integrations()) or "none"
+    available = get_available_reporting_integrations()
+    if missing := [n for n in names if n not in available]:
+        installed = ", ".join(available) or "none"
         raise DynaKDError(f"report_to {', '.join(missing)}: its package is not installed here (installed trackers: "
                           f"{installed})")
 

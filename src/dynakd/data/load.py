@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import DistillConfig
-from ..distributed import is_first_process
+from ..distributed import is_first_process, note
 from ..errors import DynaKDError
 from ..models import model_config
 from . import (
@@ -78,8 +78,8 @@ def _note_one_class_a_row(train, column: str) -> None:
     a head of one class per row without a word. A note, not a refusal: one-shot data has such labels too."""
     rows = len(train)
     if rows >= ONE_CLASS_A_ROW and len(train.unique("label")) == rows:
-        print(f"note: column '{column}' gives each of the {rows} training rows a class of its own: if it holds text "
-              "or ids, not labels, --label-column names the column of labels", flush=True)
+        note(f"column '{column}' gives each of the {rows} training rows a class of its own: if it holds text or ids, "
+             "not labels, --label-column names the column of labels")
 
 
 def describe_labels(task: TaskSpec, data, column: str) -> str:

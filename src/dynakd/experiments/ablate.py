@@ -66,7 +66,6 @@ from ..rundir import (
     check_not_a_run,
     config_differences,
     finetune_config_differences,
-    finetune_differences,
     recorded_config,
     said_differences,
 )
@@ -509,8 +508,9 @@ def ensure_teacher(sweep: Sweep, seed: int) -> tuple[DistillConfig, dict[str, An
 
 def check_teacher(cfg: DistillConfig) -> None:
     """Refuse a sweep teacher's folder that was fine-tuned with other settings: its cells would mix two teachers."""
-    if stale := finetune_differences(Path(cfg.output), cfg):
-        said = said_differences(recorded_config(Path(cfg.output)), cfg, stale)
+    saved = recorded_config(Path(cfg.output))
+    if saved is not None and (stale := finetune_config_differences(saved, cfg)):
+        said = said_differences(saved, cfg, stale)
         raise DynaKDError(f"{cfg.output} holds a teacher fine-tuned with other settings (differs in: {said}); delete "
                           "that folder to fine-tune it again, or give the sweep another output")
 
