@@ -19,6 +19,16 @@ def _cache_root(tmp_path_factory):
     os.environ["DYNAKD_CACHE"] = str(tmp_path_factory.mktemp("dynakd-cache"))
 
 
+@pytest.fixture(autouse=True)
+def _teacher_scores_of_the_test(tmp_path_factory, monkeypatch):
+    """Each test's recorded teacher scores in a folder of its own: the session's tiny teacher is the same files in
+    every test, so a test would read the scores another test recorded (teacher_scores)."""
+    from dynakd import teacher_scores
+
+    root = tmp_path_factory.mktemp("teacher-scores")
+    monkeypatch.setattr(teacher_scores, "scores_root", lambda: root)
+
+
 def make_tiny_bert(
     folder: Path,
     *,

@@ -17,11 +17,12 @@ if [ -n "${PAD:-}" ]; then common+=(--set "pad_to_multiple_of=$PAD"); fi
 for method in full kd; do
   for mode in live float32 float16; do
     dir="$OUT/$method-$mode"
-    rm -rf "$dir" "$OUT/cache-$method-$mode"
+    rm -rf "$dir" "$OUT/cache-$method-$mode" "$OUT/home-$method-$mode"
     if [ "$mode" = live ]; then cache=(--teacher-cache off); else
       cache=(--teacher-cache "$OUT/cache-$method-$mode" --set "teacher_cache_dtype=$mode"); fi
     start=$(date +%s.%N)
-    "$DYNAKD" distill --method "$method" "${common[@]}" "${cache[@]}" --output "$dir" > "$dir.log" 2>&1
+    # (a cache home of its own: each run scores the teacher, rather than reading the scores the first recorded)
+    DYNAKD_CACHE="$OUT/home-$method-$mode" "$DYNAKD" distill --method "$method" "${common[@]}" "${cache[@]}" --output "$dir" > "$dir.log" 2>&1
     end=$(date +%s.%N)
     echo "{\"method\": \"$method\", \"mode\": \"$mode\", \"wall_s\": $(echo "$end - $start" | bc)}" >> "$OUT/walls.jsonl"
     tail -2 "$dir.log"

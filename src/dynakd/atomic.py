@@ -9,7 +9,9 @@ from pathlib import Path
 
 def write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step; the temporary file goes on any failure."""
-    tmp = path.with_name(f".{path.name}.tmp")  # hidden and *.tmp: never published with a run (hub.PUSH_IGNORE)
+    # hidden and *.tmp: never published with a run (hub.PUSH_IGNORE); the process's own, so that two writers of one
+    # file (two runs recording the same teacher's scores) do not write into each other's
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")  # (not the locale's: a C locale cannot write a non-ASCII answer)
         os.replace(tmp, path)

@@ -112,8 +112,13 @@ def data_fingerprint(dataset, columns: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
+def cache_home() -> Path:
+    """Where DynaKD keeps what it computes once for many runs: ``$DYNAKD_CACHE``, else ``~/.cache/dynakd``."""
+    return Path(os.environ.get("DYNAKD_CACHE", "~/.cache/dynakd")).expanduser()
+
+
 def default_cache_root() -> Path:
-    return Path(os.environ.get("DYNAKD_CACHE", "~/.cache/dynakd")).expanduser() / "teacher-outputs"
+    return cache_home() / "teacher-outputs"
 
 
 class TeacherCache:

@@ -50,6 +50,15 @@ class StepsOfThisRun(TrainerCallback):
         state.compute_steps(args, state.max_steps)
 
 
+class LastStepLogged(TrainerCallback):
+    """The last training step logs its loss terms whatever ``logging_steps`` says: a run of fewer steps than it (20
+    steps, logged every 25) logged the first step alone, so TensorBoard showed no term's course, nor where it ended."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps and args.logging_strategy != "no":
+            control.should_log = True
+
+
 class AlignmentCallback(TrainerCallback):
     """Writes the aligner's plan as ``alignment.json`` and ``alignment.png`` into the output folder at each
     evaluation and at the end of training, and adds the picture to the TensorBoard logs (``alignment``, one per

@@ -16,7 +16,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from . import jsonfile, packaged
+from . import atomic, jsonfile, packaged
 from .config import DistillConfig
 from .data.tasks import TaskSpec
 from .errors import DynaKDError
@@ -45,6 +45,36 @@ def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec
     path = out / CARD_NAME
     card.save(path)
     return path
+
+
+EVALUATED = "## Scored with `dynakd evaluate`"  # the card's section of the latest score `evaluate` filed beside a run's
+
+
+def add_evaluation(out: Path, cfg: DistillConfig, task: TaskSpec, evaluated: dict[str, Any]) -> None:
+    """Put ``evaluate``'s scores of a run's model into the run's card, in a section of their own before "Training"
+    (replacing an earlier one): ``metrics.json`` held them under ``evaluate`` while the card showed the run's scores
+    alone, of the rows the run was scored on (a subset, say). A folder without a DynaKD card keeps what it has."""
+    path = out / CARD_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return
+    if "\n## Training\n" not in text:  # (not a card this wrote)
+        return
+    scores = _scores(evaluated, task, cfg)
+    rows = [f"| {split} | {metric} | {_shown(value)} |" for (split, metric), value in scores.items()]
+    on = _evaluated_on(cfg, task) or "the whole evaluation split"
+    data = (f"`{Path(cfg.validation_file).name}`" if cfg.validation_file else "synthetic data" if cfg.synthetic
+            else _hub_dataset(task)[2])  # (which may not be the run's own: evaluate scores what it is given)
+    precision = f", under {cfg.precision()} autocast" if cfg.bf16 or cfg.fp16 else ""
+    section = [EVALUATED, "", f"Scored on {on} of {data} ({task.name}), inputs cut at {cfg.max_seq_length} tokens"
+               f"{precision} (`metrics.json`, under `evaluate`):", "", "| split | metric | score |", "|---|---|---|",
+               *rows, "", ""]
+    if EVALUATED in text:  # an earlier score's section goes
+        start = text.index(EVALUATED)
+        text = text[:start] + text[text.index("\n## ", start) + 1:]
+    at = text.index("## Training\n")
+    atomic.write_text(path, text[:at] + "\n".join(section) + text[at:])
 
 
 def base_model(name: str | None) -> str | None:
@@ -212,7 +242,7 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
         settings.append((f"training {_rows(task)}", f"{cfg.max_train_samples}, a seeded subset (data_seed "
                                                    f"{cfg.data_seed})"))
     if cfg.bf16 or cfg.fp16:  # the scores above were computed under the same autocast
-        settings.append(("mixed precision", "bf16" if cfg.bf16 else "fp16"))
+        settings.append(("mixed precision", cfg.precision()))
     if cfg.transfer_samples and command == "distill":
         settings.append(("transfer rows (teacher labels only)", cfg.transfer_samples))
     if scored:
@@ -249,10 +279,16 @@ def _usage(task: TaskSpec, where: str, max_length: int) -> list[str]:
                 f'model = AutoModelForQuestionAnswering.from_pretrained("{where}")  # start and end logits',
                 f"# trained and scored on windows of {max_length} tokens: "
                 f'tokenizer(question, context, truncation="only_second", max_length={max_length})']
-    return ["from transformers import pipeline", "",
-            f"# trained and scored on the first {max_length} tokens of each input",
-            f'classifier = pipeline("text-classification", model="{where}", truncation=True, '
-            f"max_length={max_length})"]
+    lines = ["from transformers import pipeline", "",
+             f"# trained and scored on the first {max_length} tokens of each input",
+             f'classifier = pipeline("text-classification", model="{where}", truncation=True, '
+             f"max_length={max_length})"]
+    if task.is_pair:  # (a pair given as two strings would be read as two inputs)
+        first, second = task.text_columns
+        lines.append(f'classifier({{"text": "<{first}>", "text_pair": "<{second}>"}})  # a pair: {first} first')
+    if task.is_regression:
+        lines.append("# regression: each answer's score is the predicted value (no softmax)")
+    return lines
 
 
 def _batch(cfg: DistillConfig, processes: int) -> str:

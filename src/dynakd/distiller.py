@@ -200,6 +200,26 @@ class Distiller(nn.Module):
     def component_weight(self, term: str) -> float:
         return self.cfg.dynamics.weights.get(term.removeprefix("dyn/"), 1.0) if term.startswith("dyn/") else 1.0
 
+    def dominance_note(self, term: str, value: float, task: float) -> str:
+        """What to say of a term that adds ``value`` to the loss, many times the task term's ``task``: its gradient
+        sets each step's direction (the more so under gradient clipping), and the task and logit terms barely move the
+        student. On a pretrained pre-LN decoder (SmolLM2-135M, 30 -> 4 layers) the layer change's magnitude form did so
+        from the first step: ``dyn/layer_change`` 1,248 (12,480 weighed by the feature weight, 10) against a task term
+        of 0.91, where an encoder's terms are of the task term's size."""
+        why = ""
+        if term in ("dyn/layer_change", "dyn/sensitivity") and "magnitude" in self.opts.forms:
+            why = ("; its magnitude form, a relative update size ||V|| / ||p||, is large where a model's layer outputs "
+                   "grow by orders of magnitude with depth (a pre-LN decoder's: SmolLM2-135M's pooled states have "
+                   "norm ~1 at the embeddings and ~1,500 from layer 12), and --set 'dynamics.forms=[direction]' "
+                   "leaves that form out")
+        remedy = "lower its weight (--beta, dynamics.weights)"
+        if not self.cfg.balance:
+            remedy = ("--set balance=true divides each term by its running size (then --beta 1 weighs them alike), "
+                      f"or {remedy}")
+        return (f"the term {term} adds {value:.4g} to the loss, {value / task:,.0f}x what the task term adds "
+                f"({task:.3g}): it sets the direction of each step, and the other terms barely move the student{why}; "
+                f"{remedy}")
+
     # ----------------------------------------------------------------------------------------------- forward
     def forward(
         self,

@@ -110,7 +110,7 @@ def check_model_folder(name: str) -> None:
                                   f"it was started with resumes it; each of its checkpoints ({', '.join(kept)}) holds "
                                   "the model as it was")
         if not has_config:
-            raise DynaKDError(f"'{name}' is not a model folder (no config.json)")
+            raise DynaKDError(f"'{name}' is not a model folder (no config.json){_what_it_is(path)}")
         return
     in_local_folder = len(path.parts) > 1 and Path(path.parts[0]).is_dir()  # runs/teacher, with ./runs here
     if name.startswith(("/", ".", "~")) or name.count("/") > 1 or in_local_folder:
@@ -122,6 +122,18 @@ def check_model_folder(name: str) -> None:
                     f"is {path.parent})")
         raise DynaKDError(f"model folder not found: {name}{gone}")
     hub.offline_unless_reachable()  # a hub id: fail (or read the cache) at once rather than after retries
+
+
+def _what_it_is(path: Path) -> str:
+    """What a path without a config.json holds that a user may have taken for a model: a GGUF file (llama.cpp's
+    quantized format, which transformers reads only to dequantize it), or another file of a model's folder."""
+    gguf = [path] if path.suffix == ".gguf" else sorted(path.glob("*.gguf")) if path.is_dir() else []
+    if gguf:
+        return (f": {gguf[0].name} is a GGUF file (llama.cpp's format), which DynaKD does not read; give the "
+                "transformers checkpoint it was made from, or convert it to one (docs/errors.md shows how)")
+    if path.is_file():
+        return f": it is a file; give the folder that holds it with its config.json ({path.parent})"
+    return ""
 
 
 # Every model loads in float32, whatever its checkpoint was saved in: transformers 5 keeps the saved dtype ("auto"), and
@@ -191,16 +203,16 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
         note(f"{name} has a {config.num_labels}-label classification head; finetune replaces it with a new "
              f"{task.num_labels}-label head for {task.name}")
     own = named_labels(config) if classifier and not mismatched else []  # a new head keeps none of the old names
-    named = [x.lower() for x in own] == [x.lower() for x in task.label_names or ()]
+    named = [x.strip().lower() for x in own] == [x.lower() for x in task.label_names or ()]  # (own: as saved)
     order = None  # the head's output for each of the task's labels, when it names them in another order
     if task.label_names and not task.is_regression and not named:
         # the task's names in config.json, so `pipeline(...)` says "positive" rather than "LABEL_1" (as run_glue.py
         # does); they follow the task's label order, which training on the task gives the head. A classifier that
         # names its labels as the task does (in any case) keeps its spelling.
-        if own and sorted(x.lower() for x in own) == sorted(x.lower() for x in task.label_names):
+        if own and sorted(x.strip().lower() for x in own) == sorted(x.lower() for x in task.label_names):
             # the same labels in another order (a hub MNLI model says CONTRADICTION, NEUTRAL, ENTAILMENT): as
             # run_glue.py maps labels through the model's label2id, the head's outputs are put in the task's order
-            order = [[x.lower() for x in own].index(label.lower()) for label in task.label_names]
+            order = [[x.strip().lower() for x in own].index(label.lower()) for label in task.label_names]
         elif own:
             note(f"{name} names its labels {', '.join(own)}; this run uses task {task.name}'s: "
                  f"{', '.join(task.label_names)}")

@@ -677,7 +677,7 @@ def metrics_record(command: str, cfg: DistillConfig, task: TaskSpec, metrics: di
         if cfg.dev_split is not None:  # scored on the part of dev the run held out (data_seed chose it)
             record.update(dev_split=cfg.dev_split, data_seed=cfg.data_seed)
         if cfg.bf16 or cfg.fp16:  # under autocast (a run's own scores are in its precision, dynakd.yaml says which)
-            record["mixed_precision"] = "bf16" if cfg.bf16 else "fp16"
+            record["mixed_precision"] = cfg.precision()
     return record
 
 

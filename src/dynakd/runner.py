@@ -20,9 +20,9 @@ import torch
 from transformers import TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from . import atomic, hub, jsonfile
+from . import atomic, hub, jsonfile, teacher_scores
 from .cache import live_dataset_mean, prepare_teacher_cache
-from .card import method_label, model_ref, write_model_card
+from .card import add_evaluation, method_label, model_ref, write_model_card
 from .checkpoints import (
     check_launch,
     checkpoint_step,
@@ -266,6 +266,10 @@ def _check_run(cfg: DistillConfig, command: str, teacher_name: str | None):
         check_student_request(cfg, teacher_name, config=configs[teacher_name])
     if cfg.push_to_hub and is_first_process():  # only process 0 pushes (its card names the repository whole)
         cfg = dataclasses.replace(cfg, push_to_hub=hub.check_push(cfg.push_to_hub, cfg.hub_private))
+    for path in (cfg.train_file, cfg.validation_file):  # (before the output folder: a folder holding a run named a
+        # mistyped file as the setting that made this a different run)
+        if path and not os.path.exists(os.path.expanduser(path)):
+            raise DynaKDError(f"data file not found: {path}")
     out = check_output(cfg, command)
     check_writable(out)
     return cfg, teacher_name, out
@@ -374,7 +378,10 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     logged = list(trainer.state.log_history)  # (what train() logged: the final evaluation below is not in its time)
     metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}
     if teacher is not None and cfg.eval_teacher:
-        metrics["teacher_eval"] = evaluate_model(teacher, t_tok, task, data, cfg)
+        metrics["teacher_eval"], recorded = score_teacher(teacher, t_tok, task, data, cfg, teacher_name,
+                                                          args.device)
+        if recorded is not None:  # (where the teacher's scores came from: an earlier run's evaluation)
+            metrics["teacher_eval_recorded"] = home_relative(recorded)
     metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size, logged, collator.multiple)
     _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
     write_predictions(out / PREDICTIONS, trainer)  # (of the final evaluation: extractive QA's answers)
@@ -554,7 +561,40 @@ def evaluate_model(model, tokenizer, task: TaskSpec, data, cfg: DistillConfig,
                    predictions: Path | None = None) -> dict[str, float]:
     """Scores of ``model`` on the task's eval splits, through a plain ``Trainer``; extractive QA's answers written to
     ``predictions`` where given (``write_predictions``)."""
+    return _score(model, tokenizer, task, cfg, *_encode_eval(cfg, task, data, tokenizer), predictions)
+
+
+def score_teacher(teacher, tokenizer, task: TaskSpec, data, cfg: DistillConfig, name: str,
+                  device: torch.device) -> tuple[dict[str, float], Path | None]:
+    """The teacher's scores (``evaluate_model``), read from an earlier run's record where its files, config, tokenizer,
+    the encoded rows and the settings are the same (``teacher_scores``), and the record read (None: scored now, and
+    recorded)."""
+    eval_data, qa_eval = _encode_eval(cfg, task, data, tokenizer)
+    files = teacher_scores.model_files(name, teacher) if launched_processes() <= 1 else None
+    settings = None if files is None else teacher_scores.score_settings(
+        files, teacher, tokenizer, task, teacher_scores.rows_fingerprint(eval_data, qa_eval),
+        max_length=cfg.max_seq_length, padding=pad_multiple(cfg, device), side=padding_side(teacher, qa=task.is_qa),
+        batch_size=cfg.eval_batch_size, precision=cfg.precision(), device=device)
+    if settings is None:  # (several processes, or files it cannot tell apart: scored as always)
+        return _score(teacher, tokenizer, task, cfg, eval_data, qa_eval), None
+    if (found := teacher_scores.read(settings)) is not None:
+        scores, path = found
+        print(f"teacher's scores read from an earlier run's evaluation of the same teacher files, rows and settings "
+              f"({home_relative(path)}; delete it to score the teacher again)", flush=True)
+        return scores, path
+    scores = _score(teacher, tokenizer, task, cfg, eval_data, qa_eval)
+    teacher_scores.write(settings, scores, name)
+    return scores, None
+
+
+def _encode_eval(cfg: DistillConfig, task: TaskSpec, data, tokenizer) -> tuple[dict[str, Any], QAEval | None]:
+    """The task's evaluation splits of ``data``, encoded for ``tokenizer`` (``{split: rows}``), and QA's windows."""
     eval_data, qa_eval = encode(cfg, task, type(data)({s: data[s] for s in task.eval_splits}), tokenizer)
+    return {s: eval_data[s] for s in task.eval_splits}, qa_eval
+
+
+def _score(model, tokenizer, task: TaskSpec, cfg: DistillConfig, eval_data, qa_eval: QAEval | None,
+           predictions: Path | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="dynakd-eval-") as tmp:
         trainer = _eval_trainer(model, tokenizer, task, cfg, tmp, qa_eval)
         scores = _strip(trainer.evaluate(_eval_sets(task, eval_data)))
@@ -660,4 +700,6 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     if is_first_process():  # every process holds the gathered scores; one writes them
         out.mkdir(parents=True, exist_ok=True)
         write_metrics(out, "evaluate", cfg, task, metrics, merge="evaluate" if run_folder else None)
+        if holds_run:  # (the run's card shows its own scores; these beside them)
+            add_evaluation(out, cfg, task, metrics["eval"])
     return RunResult(out, metrics_record("evaluate", cfg, task, metrics))  # the record written (under `evaluate`)

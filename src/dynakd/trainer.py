@@ -26,7 +26,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import distributed
 from .cache import CacheReadingCollator, cache_blocker, cached_features, poolings_for
-from .callbacks import AlignmentCallback, DistillerGradients, StepsOfThisRun
+from .callbacks import AlignmentCallback, DistillerGradients, LastStepLogged, StepsOfThisRun
 from .checkpoints import (
     DISTILLER_OPTIMIZER,
     STAGING,
@@ -83,6 +83,9 @@ def _accepted(inputs: dict, columns: set[str]) -> dict:
     if not columns:
         return inputs
     return {k: v for k, v in inputs.items() if k in columns or k in NON_MODEL_KEYS}
+
+
+DOMINANT = 100  # a term adding this many times the task term's part of the loss is noted (_note_dominant_term)
 
 
 class DistillationTrainer(QAEvaluationMixin, Trainer):
@@ -154,6 +157,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self._term_sums: dict[str, float | torch.Tensor] = defaultdict(float)
         self._term_parts: dict[str, float] = defaultdict(float)
         self._term_steps = 0.0
+        self._dominance_said = False  # (note_dominant_term: once a run)
         self._staging: Path | None = None
         # The distiller's running state before the current optimizer step, all its micro-batches: what a non-finite
         # loss puts back (_check_finite)
@@ -169,6 +173,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self.add_callback(AlignmentCallback(self))
         self.add_callback(DistillerGradients(distiller))
         self.add_callback(StepsOfThisRun())
+        self.add_callback(LastStepLogged())
         own_params = any(p.requires_grad for p in distiller.parameters())
         if self.is_fsdp_enabled and not self._fsdp2 and own_params:
             # FSDP1 checkpoints the optimizer by the model's parameter names; only the FSDP2 path is built and tested
@@ -467,7 +472,21 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             logs.update({k: float(f"{v:.6g}") for k, v in zip(names, means.tolist())})
             self._clear_terms()
             logs.update(self._matched_layers())
+            self._note_dominant_term(logs)
         super().log(logs, *args, **kwargs)
+
+    def _note_dominant_term(self, logs: dict[str, float]) -> None:
+        """Say so, once a run, when one term adds ``DOMINANT`` times what the task term adds to the loss
+        (``Distiller.dominance_note``)."""
+        task = logs.get("weighted/task") or 0.0
+        others = {k.removeprefix("weighted/"): v for k, v in logs.items() if k.startswith("weighted/")
+                  and k != "weighted/task" and math.isfinite(v)}
+        if self._dominance_said or not math.isfinite(task) or task <= 0 or not others:
+            return
+        name, value = max(others.items(), key=lambda kv: kv[1])
+        if value >= DOMINANT * task:
+            self._dominance_said = True
+            distributed.note(f"at step {self.state.global_step} {self.distiller.dominance_note(name, value, task)}")
 
     def _matched_layers(self) -> dict[str, float]:
         """``align/student_<m>``: the teacher layer (1-based) student layer ``m`` is matched to, the running plan's

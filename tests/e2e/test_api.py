@@ -326,3 +326,43 @@ def test_scoring_a_model_leaves_the_callers_random_streams_as_they_were(tiny_tea
     evaluate({"model": str(tiny_teacher), "task": "sst2", "synthetic": True, "max_eval_samples": 16,
               "progress": False, "output": str(tmp_path / "scored")})
     assert draws() == expected
+
+
+def test_a_term_that_swamps_the_task_term_is_noted_once(tiny_teacher, tmp_path, capsys):
+    """A term adding 100x what the task term adds sets each step's direction: a note says so once, naming it, and for
+    the layer change's magnitude form says why it can be large and how to leave it out; runs of ordinary weights get
+    no note."""
+    def run(beta: float, out: str, **kw):
+        cfg = DistillConfig(teacher=str(tiny_teacher), student_layers=2, task="sst2", synthetic=True, method="dynamics",
+                            max_train_samples=32, max_eval_samples=16, max_steps=3, batch_size=16, progress=False,
+                            logging_steps=1, beta=Schedule("constant", beta, beta), eval_teacher=False,
+                            output=str(tmp_path / out), **kw)
+        distill(cfg)
+        return capsys.readouterr().out
+
+    assert "note: at step" not in run(1.0, "plain")
+    out = run(1e7, "swamped", dynamics={"components": ["layer_change"]})
+    assert out.count("note: at step 1 the term dyn/layer_change adds ") == 1
+    assert "x what the task term adds (" in out and "--set 'dynamics.forms=[direction]' leaves that form out" in out
+    assert "--set balance=true divides each term by its running size" in out
+    out = run(1e7, "direction", dynamics={"components": ["layer_change"], "forms": ["direction"]})
+    assert "note: at step 1 the term dyn/layer_change" in out and "dynamics.forms=[direction]" not in out
+
+
+def test_the_last_step_logs_its_terms_whatever_logging_steps_says(tiny_teacher, tmp_path, monkeypatch):
+    """A run shorter than logging_steps logged its first step alone: TensorBoard showed no term's course."""
+    from dynakd.trainer import DistillationTrainer
+
+    logged, log = [], DistillationTrainer.log
+
+    def spy(self, logs, *args, **kwargs):
+        log(self, logs, *args, **kwargs)  # (which adds the terms)
+        if "loss" in logs:
+            logged.append((self.state.global_step, "loss/task" in logs))
+
+    monkeypatch.setattr(DistillationTrainer, "log", spy)
+    cfg = DistillConfig(teacher=str(tiny_teacher), student_layers=2, task="sst2", synthetic=True, method="kd",
+                        max_train_samples=32, max_eval_samples=16, max_steps=3, batch_size=8, progress=False,
+                        logging_steps=25, eval_teacher=False, output=str(tmp_path / "run"))
+    distill(cfg)
+    assert logged == [(1, True), (3, True)]  # (the Trainer logs the first step: logging_first_step)

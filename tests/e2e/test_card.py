@@ -331,3 +331,16 @@ def test_a_failed_push_keeps_the_model_and_says_how_to_retry(tiny_teacher, tmp_p
             f"retry with `hf upload me/student {out} --include=") in err and " --include=dynakd.yaml " in err
     assert "'--exclude=checkpoint-*'" in err and "--private" not in err  # (a private run's retry stays private)
     assert (out / "model.safetensors").is_file()
+
+
+def test_the_cards_usage_shows_a_pair_and_says_what_a_regression_score_is():
+    """A pair's two texts go in one dict (given as two strings the pipeline reads two inputs); a regression model's
+    score is its prediction, not a probability."""
+    from dynakd.card import _usage
+    from dynakd.data import get_task
+
+    pair = _usage(get_task("mrpc"), "runs/s", 128)
+    assert pair[-1] == 'classifier({"text": "<sentence1>", "text_pair": "<sentence2>"})  # a pair: sentence1 first'
+    regression = _usage(get_task("stsb"), "runs/s", 128)
+    assert regression[-1] == "# regression: each answer's score is the predicted value (no softmax)"
+    assert not any("text_pair" in line or "regression" in line for line in _usage(get_task("sst2"), "runs/s", 64))

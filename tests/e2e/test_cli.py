@@ -1032,3 +1032,22 @@ def test_metrics_json_says_what_was_compared_on_what(tiny_teacher, tmp_path):
     record = json.loads((out / "metrics.json").read_text())
     assert record["teacher"] == str(tiny_teacher) and record["student"] is None
     assert (record["max_eval_samples"], record["data_seed"]) == (16, 0)
+
+
+def test_evaluate_of_a_run_puts_its_scores_into_the_runs_card(tiny_teacher, tmp_path, capsys):
+    """The run's card showed the run's scores alone (of its 16 dev rows, say) after `evaluate` scored the model on the
+    whole split: the latest such score now has a section of its own, before "Training"."""
+    out = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, out)) == 0
+    before = (out / "README.md").read_text()
+    assert "Scored with `dynakd evaluate`" not in before
+    for rows in ("12", "8"):
+        assert main(["evaluate", "--model", str(out), "--max-eval-samples", rows, "--no-progress"]) == 0
+    card = (out / "README.md").read_text()
+    assert card.count("## Scored with `dynakd evaluate`") == 1  # the latest one
+    section = card[card.index("## Scored with"):card.index("## Training")]
+    assert ("Scored on 8 rows (a seeded subset, data_seed 0) of the evaluation split of synthetic data (sst2), inputs "
+            "cut at") in section
+    accuracy = json.loads((out / "metrics.json").read_text())["evaluate"]["eval"]["accuracy"]
+    assert f"| validation | accuracy | {accuracy:.4g} |" in section
+    assert card.replace(section, "") == before  # the rest as the run wrote it

@@ -240,6 +240,18 @@ def test_missing_data_file_and_column(tiny_teacher, tmp_path, capsys):
     assert not (tmp_path / "run").exists()  # a run that fails before it starts leaves no empty output folder
 
 
+def test_a_mistyped_data_file_is_named_before_the_output_folders_run(tiny_teacher, tmp_path, capsys):
+    """A folder holding a run took a mistyped file for the setting that made this another run ("differs in:
+    train_file ... -> nope.csv"), and told to --overwrite it."""
+    data = tmp_path / "train.csv"
+    data.write_text("".join(["text,label\n", *(f"film {i},{i % 2}\n" for i in range(16))]))
+    assert main([*csv_args(tiny_teacher, tmp_path / "run", "text", data, data), "--max-steps", "1"]) == 0
+    capsys.readouterr()
+    err = run_error(capsys, [*csv_args(tiny_teacher, tmp_path / "run", "text", tmp_path / "nope.csv", data),
+                             "--max-steps", "1"])
+    assert err.endswith(f"data file not found: {tmp_path / 'nope.csv'}")
+
+
 def test_a_new_users_mistakes_of_2026_12_06(tiny_teacher, tmp_path, capsys, monkeypatch):
     """From a walkthrough of docs/errors.md: a repeated text column gave a KeyError traceback; a tab-separated .csv
     without --text-columns was told to mind --label-column; a text column named as the label trained one class per
@@ -369,6 +381,23 @@ def test_teacher_not_a_model(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     err = run_error(capsys, distill_args(tmp_path / "empty", tmp_path / "run"))
     assert "not a model folder" in err
+
+
+def test_a_gguf_file_or_a_models_file_is_told_what_to_give(tiny_teacher, tmp_path, capsys):
+    """A GGUF checkpoint (llama.cpp's), given as the file or its folder, is named as such, with where to read how to
+    convert it; a file of a model's folder is told to give the folder."""
+    folder = tmp_path / "smollm"
+    folder.mkdir()
+    (folder / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
+    for given in (folder, folder / "SmolLM2-135M-Instruct.Q4_1.gguf"):
+        err = run_error(capsys, ["finetune", "--model", str(given), "--synthetic", "--output", str(tmp_path / "run")])
+        assert err.endswith(f"'{given}' is not a model folder (no config.json): SmolLM2-135M-Instruct.Q4_1.gguf is a "
+                            "GGUF file (llama.cpp's format), which DynaKD does not read; give the transformers "
+                            "checkpoint it was made from, or convert it to one (docs/errors.md shows how)")
+    weights = tiny_teacher / "model.safetensors"
+    err = run_error(capsys, distill_args(weights, tmp_path / "run"))
+    assert err.endswith(f"'{weights}' is not a model folder (no config.json): it is a file; give the folder that "
+                        f"holds it with its config.json ({tiny_teacher})")
 
 
 def test_unreadable_model_folder(tiny_teacher, tmp_path, capsys, monkeypatch):
@@ -691,7 +720,19 @@ def test_empty_examples(tiny_teacher, tmp_path, capsys):
     cfg = DistillConfig(task="csv", train_file=str(data), validation_file=str(data), text_columns=["text"])
     _, loaded = load_data(cfg)
     assert loaded["train"]["text_a"] == ["good film", "bad film"] and len(loaded["validation"]) == 3
-    assert "skipping 1 empty training example(s) (rows 1)" in capsys.readouterr().out
+    assert (f"skipping 1 empty training example(s) ({data} has 1 row(s) without text: data rows 2, counting from 1 "
+            "after any header)") in capsys.readouterr().out
+    # a subset names the file's rows, not their places in the subset drawn (a user could not find those)
+    data.write_text("text,label\n" + "".join(f"film {i},{i % 2}\n" if i not in (3, 7, 30) else '"",0\n'
+                                              for i in range(40)))
+    cfg = DistillConfig(task="csv", train_file=str(data), validation_file=str(data), text_columns=["text"],
+                        max_train_samples=20)
+    _, loaded = load_data(cfg)
+    assert "" not in loaded["train"]["text_a"]
+    skipped = 20 - len(loaded["train"])
+    assert 0 < skipped < 3  # (the seeded subset holds some of the three)
+    assert (f"skipping {skipped} empty training example(s) of the 20 drawn ({data} has 3 row(s) without text: data "
+            "rows 4, 8, 31, counting from 1 after any header)") in capsys.readouterr().out
 
 
 def test_no_write_permission(tiny_teacher, tmp_path, capsys, monkeypatch):

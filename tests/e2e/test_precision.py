@@ -167,7 +167,8 @@ def test_under_bf16_every_teacher_pass_runs_in_the_runs_precision(tiny_teacher, 
         return call
 
     monkeypatch.setattr(torch.nn.functional, "linear", spy)
-    monkeypatch.setattr(runner, "evaluate_model", watched("scoring", runner.evaluate_model))
+    monkeypatch.setattr(runner, "_score", watched("scoring", runner._score))  # (a teacher's scoring, and evaluate's)
+    monkeypatch.setenv("DYNAKD_CACHE", str(tmp_path / "cache"))  # (scored here, not read from another test's record)
     monkeypatch.setattr(runner, "live_dataset_mean", watched("mean", runner.live_dataset_mean))
     run(tiny_teacher, tmp_path / "run", "full", bf16=True, teacher_cache="off", dynamics={"reference": "dataset"})
     assert dtypes == {"scoring": {torch.bfloat16}, "mean": {torch.bfloat16}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 
 import datasets
 import pytest
@@ -323,6 +324,25 @@ def test_csv_empty_text_becomes_empty_string_and_int_labels_kept(tmp_path, funct
     assert infer_task_from_data(get_task("csv"), data).num_labels == 3
 
 
+def test_label_names_are_read_without_spaces_around_them_and_case_twins_are_refused(tmp_path, capsys):
+    """"neg " beside "neg" made a class of its own, its space unseen in the list of names; "NEG" beside "neg" made
+    two classes (where evaluate matches names in any case)."""
+    train = write_csv(tmp_path / "train.csv", ["text", "label"], [["a", "neg "], ["b", " pos"], ["c", "neg"]])
+    dev = write_csv(tmp_path / "dev.csv", ["text", "label"], [["d", "pos"]])
+    data = load_user_files("csv", train, dev, ["text"], "label")
+    assert data["train"].features["label"].names == ["neg", "pos"]
+    assert data["train"]["label"] == [0, 1, 0] and data["validation"]["label"] == [1]
+    assert "note: label column 'label' holds names with spaces around them (' pos', 'neg '): read without them" in \
+        capsys.readouterr().out
+    twins = write_csv(tmp_path / "twins.csv", ["text", "label"], [["d", "POS"], ["e", "NEG"]])
+    with pytest.raises(DynaKDError, match=r"^label column 'label' names classes that differ only in case: 'NEG' and "
+                                          r"'neg'; 'POS' and 'pos'; give each class one spelling$"):
+        load_user_files("csv", train, twins, ["text"], "label")
+    blank = write_csv(tmp_path / "blank.csv", ["text", "label"], [["d", "  "], ["e", "pos"]])
+    with pytest.raises(DynaKDError, match="holds labels that are only spaces"):
+        load_user_files("csv", train, blank, ["text"], "label")
+
+
 def test_names_in_one_file_and_numbers_in_the_other_are_refused(tmp_path):
     """Each file is read on its own: 0/1 beside neg/pos made four classes, two of them never trained. Integers beside
     floats are regression targets (whole numbers in one file)."""
@@ -368,6 +388,32 @@ def test_user_file_errors(tmp_path):
         load_task_data(get_task("csv"), train_file=wide)  # id or text: not guessed
 
 
+def test_files_users_have_that_are_not_csv_or_json_are_told_what_to_do(tmp_path):
+    """A folder, a spreadsheet (read as csv, a workbook failed on 'Content_Types' ... IPv4), a Parquet file, a file in
+    Windows' encoding and a csv file separated by semicolons (Excel's where the comma writes decimals)."""
+    train = write_csv(tmp_path / "train.csv", ["text", "label"], [["good", "1"]])
+    with pytest.raises(DynaKDError, match=f"^{tmp_path} is a folder: give the data file in it$"):
+        load_user_files("csv", str(tmp_path), None, ["text"], "label")
+    for name, what in (("train.xlsx", "a spreadsheet (save it as CSV UTF-8 first)"), ("t.parquet", "a Parquet file")):
+        (tmp_path / name).write_bytes(b"PK\x03\x04")
+        with pytest.raises(DynaKDError, match=rf"{name} is {re.escape(what)}.*, which DynaKD does not read: it reads "
+                                              r"csv \(.csv, or .tsv tab-separated\) and json \(.json, .jsonl\) files$"):
+            load_user_files("csv", train, str(tmp_path / name), ["text"], "label")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("text,label\ncaf\u00e9 cr\u00e8me,1\n".encode("cp1252"))
+    with pytest.raises(DynaKDError, match=r"could not read csv file .*latin.csv: .* \(the file is not UTF-8 text: save "
+                                          r"it as UTF-8"):
+        load_user_files("csv", str(latin), None, ["text"], "label")
+    semi = tmp_path / "semi.csv"
+    semi.write_text("text;label\ngood;1\nbad, really;0\n")
+    with pytest.raises(DynaKDError, match=r"semi.csv looks separated by semicolons: save it comma-separated, or "
+                                          r"tab-separated as .tsv\)$"):
+        load_user_files("csv", str(semi), None, ["text"], "label")
+    semi.write_text("text;label\ngood;1\nbad;0\n")  # (read whole, as one column)
+    with pytest.raises(DynaKDError, match=r"semi.csv looks separated by semicolons"):
+        load_user_files("csv", str(semi), None, ["text"], "label")
+
+
 def test_the_only_column_besides_the_label_is_the_text(tmp_path, capsys):
     """Without --text-columns a file of a text column and a label column needs no naming (the other files must
     hold the same column)."""
@@ -381,6 +427,24 @@ def test_the_only_column_besides_the_label_is_the_text(tmp_path, capsys):
     dev = write_csv(tmp_path / "dev.csv", ["sentence", "y"], [["fine", "1"]])
     with pytest.raises(DynaKDError, match="dev.csv: no column 'review'; columns are: sentence, y"):
         load_task_data(get_task("csv"), train_file=train, validation_file=dev, label_column="y")
+    ids = write_csv(tmp_path / "ids.csv", ["id", "y"], [["7", "1"], ["8", "0"]])  # an id column: not trained on
+    with pytest.raises(DynaKDError, match=r"ids.csv: the only column besides the label column 'y', 'id', holds "
+                                          r"numbers, not text: name the text column with --text-columns "
+                                          r"\(--text-columns id reads those numbers as text\)$"):
+        load_task_data(get_task("csv"), train_file=ids, label_column="y")
+
+
+def test_a_long_list_of_classes_is_cut_short(tmp_path):
+    """A label column of sentences (a quoting slip) listed every one of them, 3 KB on one line."""
+    from dynakd.data.load import describe_labels
+
+    rows = [[f"text {i}", f"class {i:02d}"] for i in range(25)]
+    data = load_task_data(get_task("csv"), train_file=write_csv(tmp_path / "t.csv", ["text", "label"], rows),
+                          text_columns=["text"])
+    task = infer_task_from_data(get_task("csv"), data, ["text"])
+    said = describe_labels(task, data, "label")
+    assert said.startswith("25 classes from column 'label': class 00, class 01,")
+    assert said.endswith("class 19, ... (5 more)")
 
 
 def test_synthetic_is_deterministic_balanced_and_in_vocab():

@@ -247,6 +247,10 @@ class DistillConfig:
         pooling = self.dynamics.pooling
         return "auto" if pooling != "auto" and pooling == auto_pooling(self.task) else pooling
 
+    def precision(self) -> str:
+        """The autocast the run trains and scores under: ``bf16``, ``fp16``, or ``fp32`` (none)."""
+        return "bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"
+
     def stride(self) -> int:
         """The window overlap for extractive QA: ``doc_stride``, or min(128, max_seq_length // 2)."""
         return self.doc_stride if self.doc_stride is not None else min(128, self.max_seq_length // 2)

@@ -145,7 +145,9 @@ def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) ->
             raise DynaKDError(f"the label column has only the value(s) {feature.names}, and '{name}' names no "
                               "labels to number it by; classification needs two")
         return task, data
-    index = {x.lower(): i for i, x in enumerate(own)}
+    # names in any case, and without spaces around them (a model trained before the files' names were read without
+    # them names its labels with them)
+    index = {x.strip().lower(): i for i, x in enumerate(own)}
     unknown = [x for x in feature.names if x.lower() not in index]
     if unknown:
         raise DynaKDError(f"label(s) {', '.join(map(repr, unknown))} of the data are not among the labels '{name}' "

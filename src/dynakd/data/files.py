@@ -38,8 +38,21 @@ def _check_args(kind: str, files: dict[str, str], text_columns: Sequence[str], l
     if label_column in text_columns:
         raise DynaKDError(f"column '{label_column}' cannot be both a text column and the label column")
     for path in files.values():
+        if os.path.isdir(path):
+            raise DynaKDError(f"{path} is a folder: give the data file in it")
         if not os.path.isfile(path):
             raise DynaKDError(f"data file not found: {path}")
+        if what := _OTHER_FORMATS.get(_suffix(path)):
+            raise DynaKDError(f"{path} is {what}, which DynaKD does not read: it reads csv (.csv, or .tsv "
+                              "tab-separated) and json (.json, .jsonl) files")
+
+
+# Files users have that the csv and json readers cannot read, with what to do; read as csv, a workbook (a zip file)
+# failed with "'Content_Types' does not appear to be an IPv4 or IPv6 address"
+_SPREADSHEET = "a spreadsheet (save it as CSV UTF-8 first)"
+_OTHER_FORMATS = {"xlsx": _SPREADSHEET, "xlsm": _SPREADSHEET, "xls": _SPREADSHEET, "ods": _SPREADSHEET,
+                  "parquet": "a Parquet file (write it out with pandas' to_csv or to_json first)",
+                  "arrow": "an Arrow file (load it with datasets and write it out with to_csv or to_json first)"}
 
 
 def _read(kind: str, files: dict[str, str]) -> DatasetDict:
@@ -65,14 +78,32 @@ def _read_file(kind: str, path: str, paths: list[str]) -> Dataset:
     except Exception as exc:  # parse errors come from pandas/pyarrow/datasets in many types
         while exc.__cause__ is not None:  # datasets wraps the parser's reason in "An error occurred while ..."
             exc = exc.__cause__
-        raise DynaKDError(f"could not read {kind} file {path}: {first_line(exc)}{_kind_hint(kind, path, paths)}") \
-            from exc
+        raise DynaKDError(f"could not read {kind} file {path}: {first_line(exc)}{_kind_hint(kind, path, paths)}"
+                          f"{_reading_hint(kind, path, exc)}") from exc
     finally:
         builder_log.setLevel(level)
     # load_dataset would answer a file without rows with 'Instruction "train" corresponds to no data!'
     if not builder.info.splits["train"].num_examples:  # (a json array read as csv is a header without rows)
         raise DynaKDError(f"{path} has no rows{_kind_hint(kind, path, paths)}")
     return builder.as_dataset(split="train")
+
+
+def _reading_hint(kind: str, path: str, exc: BaseException) -> str:
+    """What a parse error commonly means: text in another encoding than UTF-8 (a spreadsheet's "CSV" on Windows),
+    or a csv file separated by semicolons (Excel's CSV where the comma writes decimals)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return " (the file is not UTF-8 text: save it as UTF-8" + (", e.g. a spreadsheet's \"CSV UTF-8\")"
+                                                                   if kind == "csv" else ")")
+    if kind == "csv" and _suffix(path) != "tsv":
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            header = handle.readline()
+        if header.count(";") and not header.count(","):
+            return _semicolons(path)
+    return ""
+
+
+def _semicolons(path: str) -> str:
+    return f" ({path} looks separated by semicolons: save it comma-separated, or tab-separated as .tsv)"
 
 
 def _is_blank(path: str) -> bool:
@@ -154,6 +185,8 @@ def _separator_hint(kind: str, path: str, columns: list[str]) -> str:
         return f" ({path} is read tab-separated for its .tsv suffix; name a comma-separated file .csv)"
     if not tsv and "\t" in columns[0]:
         return f" ({path} is read comma-separated; a tab-separated file is read as such when its name ends in .tsv)"
+    if not tsv and ";" in columns[0]:
+        return _semicolons(path)
     return ""
 
 
@@ -220,8 +253,30 @@ def _encode_labels(splits: DatasetDict, label_column: str) -> DatasetDict:
             raise DynaKDError(f"integer labels in column '{label_column}' must be >= 0, found {min(lowest)}")
         return encoded
     as_text = {name: part.cast_column("label", Value("string")) for name, part in splits.items()}
-    names = sorted({value for part in as_text.values() for value in part.unique("label")}, key=_label_order)
+    seen = {value for part in as_text.values() for value in part.unique("label")}
+    if padded := sorted(value for value in seen if value != value.strip()):
+        # "neg " beside "neg" made two classes, the space unseen in the list of names
+        note(f"label column '{label_column}' holds names with spaces around them ({', '.join(map(repr, padded[:5]))}"
+             f"{', ...' if len(padded) > 5 else ''}): read without them")
+        as_text = {name: part.map(_stripped, input_columns="label", new_fingerprint=map_fingerprint(part, _stripped))
+                   for name, part in as_text.items()}
+        seen = {value.strip() for value in seen}
+    if "" in seen:
+        raise DynaKDError(f"label column '{label_column}' holds labels that are only spaces: give every row a label")
+    spellings: dict[str, list[str]] = {}
+    for value in sorted(seen):
+        spellings.setdefault(value.lower(), []).append(value)
+    if twins := [" and ".join(map(repr, group)) for group in spellings.values() if len(group) > 1]:
+        # (as two classes, one would have no training rows or both would split a class; evaluate matches names in
+        # any case, so a model's own names would not tell them apart either)
+        raise DynaKDError(f"label column '{label_column}' names classes that differ only in case: {'; '.join(twins)}"
+                          "; give each class one spelling")
+    names = sorted(seen, key=_label_order)
     return DatasetDict({name: part.cast_column("label", ClassLabel(names=names)) for name, part in as_text.items()})
+
+
+def _stripped(label: str) -> dict[str, str]:
+    return {"label": label.strip()}
 
 
 def _label_order(name: str) -> tuple:
@@ -245,6 +300,11 @@ def _only_text_column(kind: str, raw: DatasetDict, files: dict[str, str], label_
     if len(others) != 1:
         raise DynaKDError(f"{kind} data needs the names of its text columns (one or two): --text-columns a[,b] "
                           f"({path} has columns {', '.join(columns)})")
+    dtype = getattr(raw[split].features[others[0]], "dtype", "")
+    if dtype.startswith(("int", "uint", "float", "bool")):  # (an id column beside the label: trained on numbers)
+        raise DynaKDError(f"{path}: the only column besides the label column '{label_column}', '{others[0]}', holds "
+                          f"numbers, not text: name the text column with --text-columns (--text-columns {others[0]} "
+                          "reads those numbers as text)")
     if is_first_process():
         print(f"{kind} data: text column '{others[0]}' (the only one besides the label column '{label_column}'; "
               "--text-columns names others)", flush=True)

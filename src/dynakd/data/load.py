@@ -58,6 +58,9 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
     task = infer_task_from_data(task, data, cfg.text_columns, model_numbers=labels_of is not None)
     if labels_of is not None and task.is_user_data:
         task, data = follow_model_labels(task, data, model_config(labels_of), labels_of)
+    # the training rows' source and its empty rows, before a dev split or a subset draws from it (drop_empty's note)
+    whole = data["train"] if "train" in data else data[task.eval_splits[0]] if cfg.dev_split is not None else None
+    source = None if whole is None else (_source_name(task, cfg, train_file or validation_file), whole)
     if cfg.dev_split is not None:  # no train set: cut one from the (single, validated) eval split
         data = split_dev(data, task.eval_splits[0], cfg.dev_split, cfg.data_seed)
     if task.is_user_data and is_first_process():
@@ -66,7 +69,18 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
         print(f"{task.name} data: {describe_labels(task, data, cfg.label_column)}", flush=True)
     if cfg.dev_split is not None and not train:
         data.pop("train")
-    return task, drop_empty(_subsample_splits(cfg, task, data, train))
+    return task, drop_empty(_subsample_splits(cfg, task, data, train), source=source)
+
+
+def _source_name(task: TaskSpec, cfg: DistillConfig, path: str | None) -> str:
+    """The training rows' file, as a user would look for it: their own file, GLUE's (its dev file with --dev-split),
+    or the split."""
+    if task.is_user_data and path:
+        return path
+    which = "dev" if cfg.dev_split is not None else "train"
+    if cfg.data_dir and not cfg.synthetic:
+        return f"{task.name}'s {which} file in {cfg.data_dir}"
+    return f"{task.name}'s {which} split"
 
 
 # Fewer training rows than this may each have a class of their own without a word (a toy file)
@@ -82,6 +96,9 @@ def _note_one_class_a_row(train, column: str) -> None:
              "not labels, --label-column names the column of labels")
 
 
+SHOWN_CLASSES = 20  # class names a run lists (a label column of sentences, a quoting slip, listed 3 KB of them)
+
+
 def describe_labels(task: TaskSpec, data, column: str) -> str:
     """What a csv/json task made of its label column (floats: regression; integers: class ids; strings: names), and
     the classes with no training rows (integer ids skipped, or a name seen only in the evaluation file)."""
@@ -89,12 +106,18 @@ def describe_labels(task: TaskSpec, data, column: str) -> str:
         return (f"regression on column '{column}' (its values are written as decimals; write whole numbers for "
                 "class ids)")
     names = task.label_names or tuple(str(i) for i in range(task.num_labels))
-    text = f"{task.num_labels} classes from column '{column}': {', '.join(names)}"
+    text = f"{task.num_labels} classes from column '{column}': {_listed(names)}"
     if "train" in data:
         missing = [names[i] for i in sorted(set(range(task.num_labels)) - set(data["train"].unique("label")))]
         if missing:
-            text += f"; no training rows for {', '.join(missing)}"
+            text += f"; no training rows for {_listed(missing)}"
     return text
+
+
+def _listed(names) -> str:
+    """The first ``SHOWN_CLASSES`` names, a name with a comma quoted (one can tell them apart), and how many more."""
+    shown = [repr(n) if "," in n else n for n in names[:SHOWN_CLASSES]]
+    return ", ".join(shown) + (f", ... ({len(names) - SHOWN_CLASSES} more)" if len(names) > SHOWN_CLASSES else "")
 
 
 def _subsample_splits(cfg: DistillConfig, task: TaskSpec, data, train: bool):

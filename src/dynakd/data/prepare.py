@@ -87,23 +87,34 @@ def tokenize(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=No
     })
 
 
-def drop_empty(data: DatasetDict, train_split: str = "train") -> DatasetDict:
+def empty_examples(ds) -> list[int]:
+    """The rows of ``ds`` whose texts are all empty (or whitespace)."""
+    text_columns = [c for c in ("text_a", "text_b") if c in ds.column_names]
+    rows = zip(*(ds[c] for c in text_columns))
+    return [i for i, texts in enumerate(rows) if not any(t and t.strip() for t in texts)]
+
+
+def drop_empty(data: DatasetDict, train_split: str = "train", source: tuple[str, Any] | None = None) -> DatasetDict:
     """Refuse a split without a single non-empty example; drop empty examples from the training split.
 
     An example whose texts are all empty (or whitespace) has no tokens besides special ones (none at all for
     tokenizers without special tokens, i.e. an all-padding row): it has no features to distil. Eval splits keep
-    such rows, since the official metrics count every row.
+    such rows, since the official metrics count every row. ``source``: the name of the file the training rows came
+    from, and its rows before a subset or a dev split drew from them, whose empty ones the note names, so that a user
+    finds them (the positions in a drawn subset are no place in the file).
     """
     for split, ds in data.items():
-        text_columns = [c for c in ("text_a", "text_b") if c in ds.column_names]
-        rows = zip(*(ds[c] for c in text_columns))
-        empty = [i for i, texts in enumerate(rows) if not any(t and t.strip() for t in texts)]
+        empty = empty_examples(ds)
         if len(empty) == len(ds):
             what = "has no examples" if not len(ds) else f"has only empty examples ({len(ds)} rows without text)"
             raise DynaKDError(f"the {split} split {what}")
         if empty and split == train_split:
-            print(f"skipping {len(empty)} empty training example(s) (rows {', '.join(map(str, empty[:5]))}"
-                  f"{', ...' if len(empty) > 5 else ''})", flush=True)
+            where, whole = source or ("the training data", ds)
+            rows = empty if whole is ds else empty_examples(whole)  # (the whole file read only where it has some)
+            named = ", ".join(str(i + 1) for i in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            drawn = "" if len(rows) == len(empty) else f" of the {len(ds)} drawn"
+            print(f"skipping {len(empty)} empty training example(s){drawn} ({where} has {len(rows)} row(s) without "
+                  f"text: data rows {named}, counting from 1 after any header)", flush=True)
             data[split] = ds.select(sorted(set(range(len(ds))) - set(empty)))
     return data
 
