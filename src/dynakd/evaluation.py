@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import torch
-from torch.utils.data import SequentialSampler
+from torch.utils.data import Sampler, SequentialSampler
 from transformers import Trainer
 from transformers.trainer_utils import has_length, speed_metrics
 
@@ -22,6 +22,19 @@ from .metrics import squad_metrics
 EXTRA_OUTPUTS = ("hidden_states", "attentions")
 
 
+class LongestFirst(Sampler):
+    """The rows of ``ids`` longest first, rows of one length in dataset order: the same order every evaluation."""
+
+    def __init__(self, ids: list[list[int]]):
+        self.order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
 class QAEvaluationMixin:
     """Extractive QA evaluation, as transformers' ``QuestionAnsweringTrainer`` example does it: predict the start and
     end logits of every window, pick each question's best span over all its windows (``best_spans``), score the
@@ -32,12 +45,18 @@ class QAEvaluationMixin:
 
     def _get_eval_sampler(self, eval_dataset):
         # transformers 5 groups evaluation batches by length whenever training does (train_sampling_strategy
-        # "group_by_length"), which returns predictions in another order than the dataset's. Classification metrics
-        # do not mind (labels travel with them), but QA postprocessing maps window i to its question and offsets:
-        # shuffled windows gave a MiniLM teacher F1 6 instead of 50. Evaluation keeps dataset order.
+        # "group_by_length"), with a random order of groups, which returns predictions in another order than the
+        # dataset's. QA postprocessing maps window i to its question and offsets (shuffled windows gave a MiniLM
+        # teacher F1 6 instead of 50): QA keeps dataset order. Classification metrics do not mind the order (labels
+        # travel with the predictions): rows longest first, in a fixed order, pad a batch to rows of about its
+        # length (SST-2's dev set at batches of 64: 23,512 token positions against 44,448 in dataset order).
         if eval_dataset is None or not has_length(eval_dataset):
             return None
-        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None  # None: accelerate shards it
+        if self.args.world_size > 1:
+            return None  # accelerate shards it
+        if self.qa_eval is not None or "input_ids" not in getattr(eval_dataset, "column_names", ()):
+            return SequentialSampler(eval_dataset)
+        return LongestFirst(eval_dataset["input_ids"][:])
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """The Trainer's evaluation (QA: over whole questions), leaving the random streams as they were: its data

@@ -366,3 +366,31 @@ def test_the_last_step_logs_its_terms_whatever_logging_steps_says(tiny_teacher, 
                         logging_steps=25, eval_teacher=False, output=str(tmp_path / "run"))
     distill(cfg)
     assert logged == [(1, True), (3, True)]  # (the Trainer logs the first step: logging_first_step)
+
+
+def test_classification_is_scored_longest_rows_first_and_qa_in_dataset_order(tiny_teacher, tmp_path, monkeypatch):
+    """Evaluation batches of rows of about one length pad less (SST-2's dev set: 23,512 token positions against 44,448
+    in dataset order); QA keeps dataset order, which its postprocessing reads windows by. The scores do not follow
+    the order: the same as from dataset order."""
+    from torch.utils.data import SequentialSampler
+
+    from dynakd import evaluate, evaluation
+
+    seen = []
+    chosen = evaluation.QAEvaluationMixin._get_eval_sampler
+
+    def spy(self, dataset):
+        sampler = chosen(self, dataset)
+        seen.append((type(sampler).__name__, [len(dataset[i]["input_ids"]) for i in sampler]))
+        return sampler
+
+    monkeypatch.setattr(evaluation.QAEvaluationMixin, "_get_eval_sampler", spy)
+    settings = {"model": str(tiny_teacher), "task": "sst2", "synthetic": True, "max_eval_samples": 24,
+                "eval_batch_size": 4, "progress": False}
+    longest_first = evaluate({**settings, "output": str(tmp_path / "a")}).metrics["eval"]
+    [(name, lengths)] = seen
+    assert name == "LongestFirst" and lengths == sorted(lengths, reverse=True) and len(set(lengths)) > 1
+    monkeypatch.setattr(evaluation, "LongestFirst", lambda ids: SequentialSampler(ids))
+    in_order = evaluate({**settings, "output": str(tmp_path / "b")}).metrics["eval"]
+    assert longest_first["accuracy"] == in_order["accuracy"]
+    assert abs(longest_first["loss"] - in_order["loss"]) < 1e-6  # (other padding: the last bits)
