@@ -258,6 +258,16 @@ def config_differences(saved: dict[str, Any], cfg: DistillConfig) -> list[str]:
     return _differences(_resolved(saved), cfg.to_dict())
 
 
+def resolved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config resolved as today's code resolves it, to compare with many (``resolved_differences``)."""
+    return _resolved(saved)
+
+
+def resolved_differences(resolved: dict[str, Any], cfg: DistillConfig) -> list[str]:
+    """``config_differences`` of a config ``resolved_config`` resolved once."""
+    return _differences(resolved, cfg.to_dict())
+
+
 def recorded_settings(folder: str | Path, keys: tuple[str, ...]) -> dict[str, Any]:
     """Those of ``keys`` that the run saved in ``folder`` recorded (nothing for a folder DynaKD did not write)."""
     saved = recorded_config(folder) or {}

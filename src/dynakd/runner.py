@@ -301,6 +301,10 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     task, data = load_data(cfg, labels_of=teacher_name)  # (fine-tuning takes the files' labels: a head may change)
     if not task.is_qa:
         check_labels(data, task.num_labels, task.is_regression)
+    if task.is_regression and teacher_name and cfg.terms["logit"] and cfg.temperature != DistillConfig.temperature:
+        # (a csv task is regression by its labels, read here: a sweep over temperature ran alike cells without a word)
+        note(f"temperature {cfg.temperature:g} is not read: a regression task's logit term is the squared distance "
+             "to the teacher's prediction; the run trains as it would without")
     set_seed(cfg.seed)  # new heads and projections are initialised from the run's seed, whatever ran before
     student, tokenizer, teacher, t_tok = _load_models(cfg, task, teacher_name)
     # one encoding for both models when their tokenizers agree (each model then takes the inputs it accepts: a BERT

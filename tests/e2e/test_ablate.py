@@ -148,8 +148,13 @@ def test_a_failed_cell_stops_no_other_and_is_tried_again(tiny_teacher, tmp_path,
     assert sorted(tried) == [("full", 1), ("full", 1), ("kd", 1)]
     assert "RuntimeError: CUDA out of memory" in err and "Traceback" in err  # (not DynaKD's own: its stack)
     assert "4 of 6 cells failed, with no record (a rerun tries them again): " in err  # (kd seed 1 diverges, above)
-    assert ("align.name=fixed,method=full,seed=2,student_layers=1 (its teacher (seed 2) failed: RuntimeError: CUDA "
-            "out of memory)") in err
+    # the cells of one reason together, the reason said once
+    final = err[err.index("4 of 6 cells failed"):]
+    assert final.count("(its teacher (seed 2) failed: RuntimeError: CUDA out of memory)") == 1
+    assert all(f"{key}," in final or f"{key} (" in final for key in (
+        "method=kd,seed=2,student_layers=1", "align.name=fixed,method=full,seed=2,student_layers=1",
+        "align.name=ot,method=full,seed=2,student_layers=1"))
+    assert "[ablate] the teacher of seed 2 failed (RuntimeError: CUDA out of memory): its cells are left" in err
 
 
 @pytest.mark.parametrize("grid, base", [({"task": ["sst2", "mrpc"]}, {}), ({"dev_split": [0.5]}, {}),
@@ -566,9 +571,16 @@ def test_the_heatmap_copied_is_of_a_run_with_a_score(tmp_path):
 def stand_in_data(path: Path, tmp_path: Path) -> Path:
     """The sweep file, with small local files for data that is not on this machine (``../shared`` is optional for
     tests): a copy under ``tmp_path`` when something was stood in. SST-2 needs nothing: ``--smoke`` falls back to the
-    synthetic corpus by itself."""
+    synthetic corpus by itself. A teacher checkpoint named by a local path that is not here (get-models.sh's) is stood
+    in by a tiny 12-layer BERT: the sweep checks its folder and its depth before any cell runs."""
+    from tests.conftest import make_tiny_bert
+
     raw = yaml.safe_load(path.read_text())
-    base = raw["base"]
+    base, stood_in = raw["base"], False
+    model = str((raw.get("teacher") or {}).get("model", ""))
+    if model.startswith(("~", "/", ".")) and not Path(model).expanduser().is_dir():
+        raw["teacher"]["model"] = str(make_tiny_bert(tmp_path / "stand-in-teacher", layers=12, hidden=16))
+        stood_in = True
     if base.get("task") == "squad" and not Path(base.get("train_file", "")).is_file():
         from tests.squad_fixture import write_squad
 
@@ -591,7 +603,7 @@ def stand_in_data(path: Path, tmp_path: Path) -> Path:
         folder.mkdir(parents=True)
         (folder / "dev.tsv").write_text(header + body, encoding="utf-8")
         base["data_dir"] = str(tmp_path / "glue")
-    else:
+    elif not stood_in:
         return path
     copy = tmp_path / path.name  # the same name: the sweep's name comes from it
     copy.write_text(yaml.safe_dump(raw))
@@ -816,7 +828,12 @@ def test_records_lacking_what_the_report_reads_are_left_out_with_a_note(tmp_path
     assert main(["report", str(tmp_path)]) == 0
     assert (f"note: {tmp_path / 'results.jsonl'}: 2 of 6 record(s) lack task, student_layers (written by hand or by "
             "an older DynaKD); the report leaves them out") in capsys.readouterr().err
-    assert "| 2 | kd | - | - | 80.39 | 1 |" in (tmp_path / "report.md").read_text()  # kd's seeds 2 and 3 remain
+    report = (tmp_path / "report.md").read_text()
+    assert "| 2 | kd | - | - | 80.39 | 1 |" in report  # kd's seeds 2 and 3 remain
+    # and report.md says so itself, by the file's own name: its reader never saw stderr
+    assert report.endswith("\n## Notes\n\n- results.jsonl: 2 of 6 record(s) lack task, student_layers (written by "
+                           "hand or by an older DynaKD); the report leaves them out\n")
+    assert str(tmp_path) not in report
     del records[2]["train"]["steps_per_second"]  # a nested key is named dotted; a null speed reads as nan
     records[3]["train"]["steps_per_second"] = None
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -1123,4 +1140,65 @@ def test_mnli_ranks_on_matched_accuracy_and_shows_mismatched_beside_it(tmp_path)
     assert ("| other settings | matched accuracy | seeds | Δ vs kd [95% CI] (ahead/tied/behind) | teacher | mismatched "
             "accuracy | params (M) |") in text
     assert "| 2 | kd | - | - | 70.50 ± 0.71 | 2 | - | 80.00 | 60.50 ± 0.71 |" in text
-    assert "| 2 | full | ot | - | 72.50 ± 0.71 | 2 | +2.00 [+2.00, +2.00] (2/0/0) | 80.00 | 50.50 ± 0.71 |" in text
+    assert "| 2 | full | ot | - | 72.50 ± 0.71 | 2 | +2.00 [+2.00, +2.00] * (2/0/0) | 80.00 | 50.50 ± 0.71 |" in text
+
+
+def test_a_grid_value_a_cell_takes_anyway_finds_its_finished_run(tiny_encoder, tmp_path, capsys):
+    """``align.name: [ot, fixed]`` added beside ``full`` cells (whose aligner is OT) named a cell
+    ``align.name=ot,method=full,...`` that ran again, the same run as the finished ``method=full,...``; so did a base
+    setting moved into the grid at its value."""
+    config = tmp_path / "sweep.yaml"
+    spec = {"name": "grow", "output": str(tmp_path / "out"),
+            "base": {"task": "sst2", "synthetic": True, "max_train_samples": 32, "max_eval_samples": 16,
+                     "max_steps": 1, "batch_size": 16, "max_seq_length": 32, "student_layers": 1, "lr": 1e-4},
+            "teacher": {"model": str(tiny_encoder), "max_steps": 1},
+            "grid": {"method": ["full"], "seed": [1]}}
+    config.write_text(yaml.safe_dump(spec))
+    assert main(["ablate", "--config", str(config)]) == 0
+    capsys.readouterr()
+    spec["grid"]["align.name"] = ["ot", "fixed"]
+    spec["grid"]["lr"] = [1e-4]
+    config.write_text(yaml.safe_dump(spec))
+    assert main(["ablate", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "grow: 1 cells done, 1 to run" in out
+    assert ("[ablate] 1 of the cells done are finished cells of other names, the same runs (align.name=ot,lr=0.0001,"
+            "method=full,seed=1 is method=full,seed=1): the report shows them under those names") in out
+    lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    assert [json.loads(x)["cell"].get("align.name") for x in lines] == [None, "fixed"]
+
+
+def test_the_temperature_is_no_axis_of_a_regression_task(tiny_encoder, tmp_path, capsys):
+    """A regression task's logit term is a squared distance to the teacher's prediction: a grid over temperature ran
+    cells that trained alike, without a word. STS-B's cells leave it out; a csv task, regression by its labels, says
+    so in each run."""
+    from dynakd import DistillConfig, distill, finetune
+    from dynakd.experiments.ablate import Sweep
+
+    sweep = Sweep("s", None, {"task": "stsb"}, {}, {"method": ["kd"], "temperature": [1.0, 4.0]})
+    assert cells(sweep) == [{"method": "kd"}]
+    rows = "".join(f"film number {i} was fine,{i % 5 + 0.5}\n" for i in range(24))
+    data = tmp_path / "scores.csv"
+    data.write_text("text,score\n" + rows)
+    files = {"task": "csv", "train_file": str(data), "validation_file": str(data), "label_column": "score",
+             "max_steps": 1, "batch_size": 8, "max_seq_length": 16, "progress": False}
+    finetune(DistillConfig(model=str(tiny_encoder), output=str(tmp_path / "t"), **files))
+    capsys.readouterr()
+    distill(DistillConfig(teacher=str(tmp_path / "t"), student_layers=1, method="kd", temperature=4.0,
+                          eval_teacher=False, output=str(tmp_path / "s"), **files))
+    assert ("note: temperature 4 is not read: a regression task's logit term is the squared distance to the teacher's "
+            "prediction; the run trains as it would without") in capsys.readouterr().out
+
+
+def test_a_difference_whose_interval_leaves_zero_out_is_marked():
+    """report.md gave every interval alike: -3.25 [-57.25, +50.75] at two seeds read as a loss beside clear ones."""
+    from dynakd.experiments.report import _clear, paired_delta, table
+
+    clear = paired_delta({1: 0.80, 2: 0.82, 3: 0.81}, {1: 0.70, 2: 0.71, 3: 0.72})
+    unclear = paired_delta({1: 0.80, 2: 0.70, 3: 0.90}, {1: 0.75, 2: 0.80, 3: 0.80})
+    assert _clear(clear) and not _clear(unclear) and not _clear(paired_delta({1: 0.8}, {1: 0.7}))
+    row = {"depth": 2, "method": "full", "align": "ot", "variant": "-", "scores": [0.80, 0.82, 0.81], "others": {},
+           "teacher": [0.9], "params_m": 11.0, "steps_per_s": 1.0}
+    marked = table([row | {"delta": clear}], "accuracy")
+    assert f"[{clear.low:+.2f}, {clear.high:+.2f}] * (3/0/0)" in marked
+    assert " * (" not in table([row | {"delta": unclear}], "accuracy")

@@ -198,6 +198,18 @@ def test_a_sweep_file_and_a_runs_config_given_to_the_other_command_are_named(tin
     # a sweep file with misspelt sections is still a sweep file (teacher and output are run settings too)
     run.write_text("name: s1\noutput: runs/s1\nteacher: {model: minilm}\nbsae: {seed: 1}\ngird: {seed: [1]}\n")
     assert "unknown sweep key(s) ['bsae', 'gird']" in run_error(capsys, ["ablate", "--config", str(run)])
+    # a key of a section is said with its section (a typo in teacher: read as the top level's); metric is no setting
+    for section, text in (("teacher", "{model: minilm, max_step: 2}"), ("base", "{task: sst2, metric: f1}")):
+        sections = {"base": "{task: sst2}", section: text}
+        run.write_text(f"name: s1\noutput: {tmp_path / 'o'}\n" + "".join(f"{k}: {v}\n" for k, v in sections.items())
+                       + "grid: {seed: [1]}\n")
+        err = run_error(capsys, ["ablate", "--config", str(run)])
+        assert err.endswith({"teacher": f"{run}: teacher: unknown config key 'max_step' (did you mean 'max_steps'?)",
+                             "base": f"{run}: base: 'metric' is no setting: the report ranks on the task's first "
+                                     "score and shows the others beside it"}[section])
+    run.write_text(f"name: s1\noutput: {tmp_path / 'o'}\nbase: {{task: sst2}}\ngrid: {{seed: [1]}}\nmetric: f1\n")
+    assert run_error(capsys, ["ablate", "--config", str(run)]).endswith(
+        "; the report ranks on the task's first score and shows the others beside it (no 'metric')")
 
 
 def test_a_bad_key_in_a_config_file_names_the_file(tiny_teacher, tmp_path, capsys):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import gc
 import hashlib
 import itertools
@@ -67,6 +68,8 @@ from ..rundir import (
     config_differences,
     finetune_config_differences,
     recorded_config,
+    resolved_config,
+    resolved_differences,
     said_differences,
 )
 from ..runner import distill, finetune
@@ -107,7 +110,9 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
         # a run's config (a run folder's dynakd.yaml): its keys one by one would be a list of every setting
         raise DynaKDError(f"{path} is a run's config: use it with dynakd distill/finetune --config {path}")
     if unknown:
-        raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}")
+        metric = ("; the report ranks on the task's first score and shows the others beside it (no 'metric')"
+                  if "metric" in unknown else "")
+        raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}{metric}")
     base = underscored(_section(raw, "base", path))  # (dashed keys as their underscored selves, as configs read them)
     grids = _grids(raw.get("grid"), path)
     _check_set_by_the_sweep([("base", base), *(("grid", grid) for grid in grids)], path)
@@ -138,6 +143,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
                   "synthetic corpus, and the real sweep will fail until the data is there", file=sys.stderr, flush=True)
             base["synthetic"] = True
     teacher = underscored(_section(raw, "teacher", path))
+    _check_section_keys({"base": base, "teacher": teacher}, path)
     if not isinstance(teacher.get("per_seed", False), bool):
         raise DynaKDError(f"{path}: teacher.per_seed: expected true or false, got {teacher['per_seed']!r}")
     for key in ("name", "output"):
@@ -243,6 +249,21 @@ def _check_teacher_data(grids: list[dict[str, list[Any]]], base: dict[str, Any],
                               "task or data")
 
 
+def _check_section_keys(sections: dict[str, dict[str, Any]], path: str | Path) -> None:
+    """Name the section of a key no run reads: a typo in ``teacher:`` was said as the top level's, when the cells'
+    configs were built. ``metric`` is none: the report ranks on the task's first score."""
+    names = {f.name for f in dataclasses.fields(DistillConfig)} | {"per_seed"}
+    for section, keys in sections.items():
+        for key in keys:
+            if key == "metric":
+                raise DynaKDError(f"{path}: {section}: 'metric' is no setting: the report ranks on the task's first "
+                                  "score and shows the others beside it")
+            if key not in names:
+                close = difflib.get_close_matches(key, sorted(names), n=1)
+                raise DynaKDError(f"{path}: {section}: unknown config key '{key}'"
+                                  + (f" (did you mean '{close[0]}'?)" if close else ""))
+
+
 def _check_teacher_section(teacher: dict[str, Any], base: dict[str, Any], path: str | Path) -> None:
     """The teacher's own settings may not change the task or data the cells share: its score, printed beside theirs,
     was then on other rows (another ``max_eval_samples`` or ``data_seed``), or it trained on their evaluation rows
@@ -307,6 +328,8 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
     for cell in combos:
         method = cell.get("method", sweep.base.get("method", "full"))
         unread = unread_options(method)  # (a layer term's options without one, the logit term's without one, ...)
+        if _regression(cell.get("task", sweep.base.get("task", "sst2"))):
+            unread |= {"temperature"}  # (its logit term is a squared distance to the teacher's prediction)
         cell = {k: v for k, v in cell.items() if k.split(".")[0] not in unread}
         if method == "task":  # no teacher to supervise rows without labels, no other term to stage against
             cell = {k: v for k, v in cell.items() if k not in TASK_DROPS}
@@ -317,6 +340,15 @@ def cells(sweep: Sweep) -> list[dict[str, Any]]:
             seen.add(key)
             out.append(cell)
     return out
+
+
+def _regression(task: str) -> bool:
+    """Whether ``task`` is known for regression before its data is read (STS-B; a csv task's labels tell at run
+    time, where a run says that it does not read the temperature)."""
+    try:
+        return get_task(task).is_regression
+    except DynaKDError:
+        return False
 
 
 def cell_key(cell: dict[str, Any]) -> str:
@@ -479,6 +511,28 @@ def check_finished(sweep: Sweep, done: dict[str, dict[str, Any]]) -> None:
         check_teacher(teacher)
 
 
+def _finished_as_others(sweep: Sweep, todo: list[dict[str, Any]], done: dict[str, dict[str, Any]]
+                        ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The cells still to run, less those whose run a finished cell of another name already is, and those as
+    ``{cell: finished cell}``: a grid value the run takes anyway (``align.name: [ot, fixed]`` added beside ``full``'s
+    cells, whose aligner is OT; a base setting moved into the grid at its value) named cells of their own, which ran
+    again. Compared by the configs the records hold (with the teacher by its folder's name, as ``check_finished``)."""
+    saved = [(key, resolved_config(r["config"]), Path(str(r["config"].get("teacher"))).name)
+             for key, r in done.items() if isinstance(r.get("config"), dict)]
+    if not todo or not saved:
+        return todo, {}
+    left, runs = [], {}
+    for cell in todo:
+        cfg = cell_config(sweep, cell, teacher_config(sweep, teacher_seed(sweep, cell_seed(sweep, cell))).output)
+        same = next((key for key, old, teacher in saved if teacher == Path(cfg.teacher).name
+                     and not [k for k in resolved_differences(old, cfg) if k not in SET_BY_THE_SWEEP]), None)
+        if same is None:
+            left.append(cell)
+        else:
+            runs[cell_key(cell)] = same
+    return left, runs
+
+
 def parse_shard(text: str | None) -> tuple[int, int]:
     """``"K/N"`` -> ``(K, N)`` with 1 <= K <= N; ``None`` -> ``(1, 1)`` (the whole grid)."""
     if text is None:
@@ -550,9 +604,14 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                                                                | {"output": str(sweep.output)}))
     mine = [c for i, c in enumerate(cells(sweep)) if i % n == k - 1]
     todo = [c for c in mine if cell_key(c) not in done]
+    todo, runs = _finished_as_others(sweep, todo, done)
     part = f" (shard {k}/{n})" if n > 1 else ""
     print(f"[ablate] {sweep.name}{part}: {len(mine) - len(todo)} cells done, {len(todo)} to run -> {sweep.output}",
           flush=True)
+    if runs:
+        said = "; ".join(f"{key} is {was}" for key, was in list(runs.items())[:3])
+        print(f"[ablate] {len(runs)} of the cells done are finished cells of other names, the same runs ({said}"
+              f"{', ...' if len(runs) > 3 else ''}): the report shows them under those names", flush=True)
     failed: dict[str, str] = {}
     lost_teachers: dict[int, str] = {}  # a teacher seed whose fine-tune failed: its cells are not tried
     for i, cell in enumerate(todo, 1):
@@ -565,8 +624,8 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
             teacher, teacher_metrics = ensure_teacher(sweep, cell_seed(sweep, cell))
         except Exception as exc:  # (one seed's teacher, of a per_seed sweep: the other seeds' cells go on)
             failed[key] = lost_teachers[seed] = f"its teacher (seed {seed}) failed: {_failure(exc)}"
-            print(f"[ablate] the teacher of seed {seed} failed: its cells are left, the sweep goes on",
-                  file=sys.stderr, flush=True)
+            print(f"[ablate] the teacher of seed {seed} failed ({_failure(exc)}): its cells are left, the sweep goes "
+                  "on", file=sys.stderr, flush=True)
             continue
         cfg = cell_config(sweep, cell, teacher.output)
         print(f"[ablate] ({i}/{len(todo)}) {key}", flush=True)
@@ -594,8 +653,12 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
                 f.flush()
                 os.fsync(f.fileno())
     if failed:
-        listed = "; ".join(f"{key} ({why})" for key, why in list(failed.items())[:5])
-        more = f"; and {len(failed) - 5} more (above)" if len(failed) > 5 else ""
+        by_reason: dict[str, list[str]] = {}  # (one reason, a missing column say, was said once per cell)
+        for key, why in failed.items():
+            by_reason.setdefault(why, []).append(key)
+        listed = "; ".join(f"{', '.join(keys[:3])}{f' and {len(keys) - 3} more' if len(keys) > 3 else ''} ({why})"
+                           for why, keys in list(by_reason.items())[:5])
+        more = f"; and {len(by_reason) - 5} more reasons (above)" if len(by_reason) > 5 else ""
         raise CellsFailed(f"sweep {sweep.name}{part}: {len(failed)} of {len(todo)} cells failed, with no record (a "
                           f"rerun tries them again): {listed}{more}", results)
     return results

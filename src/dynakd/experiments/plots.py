@@ -162,7 +162,8 @@ def alignment_plots(records: list[dict[str, Any]], folder: Path, metric: str) ->
             missing.append(f"{name}: {r['output']}")
     if missing:
         note(f"{len(missing)} alignment heatmap(s) not drawn, their runs' folders hold no alignment.png here (run the "
-             f"report where the sweep ran, or keep its cells/ beside results.jsonl): {'; '.join(missing)}")
+             f"report where the sweep ran, or keep its cells/ beside results.jsonl): {'; '.join(missing)}",
+             in_report=False)
     return said
 
 

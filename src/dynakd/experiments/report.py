@@ -65,8 +65,16 @@ def _holds(record: dict[str, Any], dotted: str) -> bool:
     return True
 
 
-def note(text: str) -> None:
+_SAID: list[str] = []  # the notes of the report being built: report.md lists them too (build_report)
+
+
+def note(text: str, *, in_report: bool = True) -> None:
+    """Say what the report left out or could not pair, on stderr and, once built, in report.md's own notes (a reader
+    of the file never learnt that records were left out); ``in_report`` False for what concerns the machine the
+    report is drawn on, not the results (run folders not at hand)."""
     print(f"note: {text}", file=sys.stderr, flush=True)
+    if in_report:
+        _SAID.append(text)
 
 
 def reportable(records: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
@@ -346,7 +354,8 @@ def markdown(rows: list[dict[str, Any]], metric: str, title: str, about: str = "
         "mean, sd and Δ, and counted as '+N nan' beside the seeds." if any(r.get("nan") for r in rows) else ""))
     text = (f"# {title}\n\nDev {heading(metric)} x100 at the end of training; mean ± sd over seeds. "
             "Δ vs kd: the mean difference to `kd` with the same other settings, paired by seed, with its 95% t "
-            f"interval and the seeds it is ahead / tied / behind in.{notes}{' ' + about if about else ''}\n\n"
+            "interval (* where it leaves 0 out; without it, the seeds cannot tell the row from `kd`) and the seeds "
+            f"it is ahead / tied / behind in.{notes}{' ' + about if about else ''}\n\n"
             + table(rows, metric))
     if best:
         alone = [f"{r['method']}" + ("" if r["align"] == "-" else f" / {r['align']}") + f" at {r['depth']} layers"
@@ -362,6 +371,11 @@ def markdown(rows: list[dict[str, Any]], metric: str, title: str, about: str = "
     return text
 
 
+def _clear(d: Delta) -> bool:
+    """Whether a paired difference's 95% interval leaves 0 out: otherwise its seeds cannot tell it from none."""
+    return d.pairs >= 2 and (d.low > 0 or d.high < 0)
+
+
 def _fewer_pairs(row: dict[str, Any]) -> bool:
     return row["delta"] is not None and row["delta"].pairs < len(row["scores"])
 
@@ -374,7 +388,8 @@ def table(rows: list[dict[str, Any]], metric: str) -> str:
              "|---" * (10 + len(others)) + "|"]
     for r in rows:
         d = r["delta"]
-        delta = "-" if d is None else (f"{d.mean:+.2f}" + ("" if d.pairs < 2 else f" [{d.low:+.2f}, {d.high:+.2f}]")
+        delta = "-" if d is None else (f"{d.mean:+.2f}" + ("" if d.pairs < 2 else f" [{d.low:+.2f}, {d.high:+.2f}]"
+                                                          + (" *" if _clear(d) else ""))
                                        + f" ({d.ahead}/{d.tied}/{d.behind})" + (f" n={d.pairs}" if _fewer_pairs(r)
                                                                                  else ""))
         seeds = f"{len(r['scores'])}" + (f" (+{r['nan']} nan)" if r.get("nan") else "")
@@ -440,6 +455,7 @@ def build_report(folder: str | Path) -> Path:
     from .plots import alignment_plots, plot_ablation
 
     folder = Path(folder)
+    _SAID.clear()
     records = reportable(load_results(folder), folder / "results.jsonl")
     metric, others = shown_scores(records)
     rows = summarise(records, metric, others)
@@ -454,5 +470,9 @@ def build_report(folder: str | Path) -> Path:
     if heatmaps:
         text += ("\nAlignment heatmaps, each one run's running plan (the running mean of its plans; a fixed aligner's: "
                  f"its map) at the end of its training: {'; '.join(heatmaps)}.\n")
+    if _SAID:
+        # report.md travels with its folder: results.jsonl by its own name, not by this machine's path
+        text += "\n## Notes\n\n" + "".join(f"- {said.replace(str(folder / 'results.jsonl'), 'results.jsonl')}\n"
+                                          for said in _SAID)
     (folder / "report.md").write_text(text)
     return folder / "report.md"
