@@ -53,8 +53,10 @@ def offline_unless_reachable(timeout: float = 3.0) -> bool:
         datasets.config.HF_HUB_OFFLINE = True
     except ImportError:
         pass
-    print(f"note: {url.hostname} cannot be reached; models and datasets come from the local Hugging Face cache only "
-          "(as with HF_HUB_OFFLINE=1)", flush=True)
+    from .distributed import note  # (torch: loaded by then, as the models and data this is asked for need it)
+
+    note(f"{url.hostname} cannot be reached; models and datasets come from the local Hugging Face cache only (as "
+         "with HF_HUB_OFFLINE=1)")  # (once: every process of a launched run asks)
     return True
 
 

@@ -48,7 +48,7 @@ RUN_LOCK = ".dynakd.lock"  # hidden: not published (hub.PUSH_IGNORE), nor a file
 _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "report_to", "teacher_cache", "eval_teacher",
              "eval_batch_size", "eval_steps", "resume", "save_steps", "keep_checkpoints", "torch_compile",
              "torch_compile_mode", "cuda_graphs", "dataloader_num_workers", "push_to_hub", "hub_private",
-             "pad_to_multiple_of"}
+             "pad_to_multiple_of", "ddp_find_unused_parameters"}
 # Such keys inside a group: token-level windows give the same loss and gradients (unit/test_windowed.py), and their
 # default changed from 0 to unset (by the device) after runs were saved with it.
 _COSMETIC_IN = {"dynamics": {"window_mib"}}
@@ -408,8 +408,9 @@ def check_output(cfg: DistillConfig, command: str) -> Path:
             return out
         saved, keys = other
         checkpoint = latest_checkpoint(out)
+        finished = (out / "metrics.json").is_file()  # (--keep-checkpoints': they resume nothing, it is refused)
         kept = (f"; it holds {checkpoint.name}, which the command it was started with resumes, and which --overwrite "
-                "deletes" if checkpoint is not None else "")
+                "deletes" if checkpoint is not None and not finished else "")
         raise DynaKDError(
             f"{out} already holds a different run (differs in: {said_differences(saved, cfg, keys)})"
             f"{_which_run(saved, cfg)}{kept}; pass --overwrite to replace it or choose another --output"

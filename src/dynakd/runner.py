@@ -142,6 +142,7 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         # filter would test the same loss again after it, one more wait for the GPU per step
         logging_nan_inf_filter=False,
         dataloader_num_workers=cfg.dataloader_num_workers,
+        ddp_find_unused_parameters=cfg.ddp_find_unused_parameters,
         use_cpu=_cpu_only(),
     )
 

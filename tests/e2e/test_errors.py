@@ -1150,6 +1150,35 @@ def test_running_out_of_memory_says_what_to_lower(monkeypatch, capsys):
         cli.main(["bench"])
 
 
+def test_parameters_no_term_reached_under_ddp_say_the_setting(monkeypatch, capsys):
+    """DDP no longer looks for unused parameters at every step (the Trainer's default for a transformers model, which
+    each process warned of); where some are (every term that reads the logits weighing 0), DDP's traceback is said
+    as the setting that allows them. Under a launcher the other processes wait, once they have said their error, for
+    process 0 to say its own before the launcher stops them all."""
+    import dynakd.cli as cli
+    from dynakd import distributed
+
+    ddp = RuntimeError("Expected to have finished reduction in the prior iteration before starting a new one. This "
+                       "error indicates that your module has parameters that were not used in producing loss. ...")
+    monkeypatch.setattr(cli, "_run", lambda args: (_ for _ in ()).throw(ddp))
+    slept = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    assert cli.main(["bench"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "dynakd: error: the model has parameters that no loss term reached, which DDP was told to expect none of (a "
+        "head of a model of one's own that the loss does not read, or every term that reads the logits weighing 0): "
+        "run with --set ddp_find_unused_parameters=true")
+    assert slept == []  # one process: no one to wait for
+    monkeypatch.setattr(distributed, "launched_processes", lambda: 2)
+    for rank, waits in ((1, [cli.ZERO_FIRST_S]), (0, [])):
+        monkeypatch.setattr(distributed, "process_rank", lambda rank=rank: rank)
+        monkeypatch.setattr(cli, "_run", lambda args: (_ for _ in ()).throw(DynaKDError("bad")))
+        assert cli.main(["bench"]) == 2
+        assert capsys.readouterr().err == f"dynakd: error: [rank {rank}] bad\n"
+        assert slept == waits
+        slept.clear()
+
+
 
 def test_a_checkpoint_no_longer_there_is_not_found_without_its_runs_settings(tiny_teacher, tmp_path, capsys):
     """A run deletes its checkpoints when it ends: `evaluate --model RUN/checkpoint-4` printed the run's data and its

@@ -456,3 +456,8 @@ def test_a_run_stopped_before_its_first_checkpoint_says_so_and_gives_way(tiny_te
     # a finished one is still refused
     assert main(run_args(tiny_teacher, out, "--lr", "2e-4")) == 2
     assert "already holds a different run (differs in: lr 0.0001 -> 0.0002)" in capsys.readouterr().err
+    # and its kept checkpoints are no run to resume: the command it was started with is refused too (it is finished)
+    assert main(run_args(tiny_teacher, out, "--lr", "1e-4", "--keep-checkpoints", "--overwrite")) == 0
+    assert main(run_args(tiny_teacher, out, "--lr", "2e-4")) == 2
+    err = capsys.readouterr().err
+    assert "already holds a different run (differs in: " in err and "resumes" not in err, err

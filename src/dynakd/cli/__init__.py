@@ -193,6 +193,28 @@ def out_of_memory(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
 
 
+# DDP's words when a parameter of the model it wraps got no gradient (ddp_find_unused_parameters false: the default)
+UNUSED_PARAMETERS = "were not used in producing loss"
+
+
+def unused_parameters(e: BaseException) -> bool:
+    return isinstance(e, RuntimeError) and UNUSED_PARAMETERS in str(e)
+
+
+# How long a launched run's other processes wait, once they have said their error, before they end: the launcher
+# (torchrun) stops every process when the first one ends, and process 0, whose line is the one read, often had not
+# printed the same error yet
+ZERO_FIRST_S = 2.0
+
+
+def _after_process_zero() -> None:
+    distributed = sys.modules.get("dynakd.distributed")  # (not loaded: one process, no group)
+    if distributed is not None and distributed.launched_processes() > 1 and distributed.process_rank() != 0:
+        import time
+
+        time.sleep(ZERO_FIRST_S)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     args.command = {"distil": "distill"}.get(args.command, args.command)  # the alias runs the command it names
@@ -204,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rank = f"[rank {process_rank()}] " if launched_processes() > 1 else ""
         print(f"dynakd: error: {rank}{e}", file=sys.stderr)
+        _after_process_zero()
         return 2
     except KeyboardInterrupt as e:  # (and Terminated, a SIGTERM: 128 + 15, as the shell reports it)
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
@@ -211,12 +234,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dynakd: {what}" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     except Exception as e:
-        if not out_of_memory(e):
+        if not (out_of_memory(e) or unused_parameters(e)):
             raise
         distributed = sys.modules.get("dynakd.distributed")  # (each process may run out on its own: say which)
         rank = f"[rank {distributed.process_rank()}] " if distributed and distributed.launched_processes() > 1 else ""
-        what = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"dynakd: error: {rank}out of memory ({what}). {MEMORY_HINT}", file=sys.stderr)
+        if unused_parameters(e):
+            print(f"dynakd: error: {rank}the model has parameters that no loss term reached, which DDP was told to "
+                  "expect none of (a head of a model of one's own that the loss does not read, or every term "
+                  "that reads the logits weighing 0): run with --set ddp_find_unused_parameters=true", file=sys.stderr)
+        else:
+            what = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print(f"dynakd: error: {rank}out of memory ({what}). {MEMORY_HINT}", file=sys.stderr)
+        _after_process_zero()
         return 1
     from ..distributed import close_process_group  # (loaded by _run)
 
