@@ -99,7 +99,7 @@ def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None 
         check_count(k_name, k)  # (the config checks its own; build_student's callers not)
         if k > n:
             raise DynaKDError(f"{k_name} {k} asks for more layers than the teacher's {n}")
-        return default_layer_ids(n, k)
+        return _noted_whole(default_layer_ids(n, k), n, k_name, say)
     if k is not None and len(layer_ids) != k:
         raise DynaKDError(f"{ids_name} lists {len(layer_ids)} layers but {k_name} is {k}")
     if not layer_ids or len(set(layer_ids)) != len(layer_ids) or not all(_whole(i) and 0 <= i < n for i in layer_ids):
@@ -108,6 +108,15 @@ def resolve_layer_ids(n: int, k: int | None = None, layer_ids: list[int] | None 
     if say and ids != sorted(ids):  # (stacked as listed without a word: a mistake, or meant)
         note(f"{ids_name} lists the teacher's layers out of order ({', '.join(map(str, ids))}): the student "
              f"stacks them so, layer {ids[0]} first (in the teacher's order: {', '.join(map(str, sorted(ids)))})")
+    return _noted_whole(ids, n, ids_name, say)
+
+
+def _noted_whole(ids: list[int], n: int, name: str, say: bool) -> list[int]:
+    """``ids``, said where they keep every layer of the teacher: a student as deep as it, and as large (a README
+    example's 6 layers of a 12-layer BERT, given a 6-layer MiniLM), which distils to no smaller model."""
+    if say and len(ids) == n:
+        note(f"{name} keeps all {n} of the teacher's layers: the student is as large as the teacher; fewer layers "
+             "make a smaller one")
     return ids
 
 

@@ -155,6 +155,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # since the last log: each term's sum over micro-batches, each weighted by its part of its optimizer step
         # (1 / its micro-batches), and the parts of the values that are not there at every micro-batch (_accumulate)
         self._term_sums: dict[str, float | torch.Tensor] = defaultdict(float)
+        # the terms this run has computed: each logs what it added (weighted/), 0 in a window where it was not computed
+        self._terms_seen: set[str] = set()
         self._term_parts: dict[str, float] = defaultdict(float)
         self._term_steps = 0.0
         self._dominance_said = False  # (note_dominant_term: once a run)
@@ -427,6 +429,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
 
     def train(self, *args, **kwargs):
         self._clear_terms()  # terms of micro-batches after a former call's last log are not this call's
+        self._terms_seen.clear()
         self._snapshot, self._snapshot_step = None, None  # (keyed by id(state), which a new state may reuse)
         return super().train(*args, **kwargs)
 
@@ -441,8 +444,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self._term_steps += share
         # tensors: no device sync until the values are logged
         used = {f"loss/{name}": value.detach() for name, value in out.terms.items()}
-        for name, value in out.weighted.items():
-            self._term_sums[f"weighted/{name}"] += value.detach() * share
+        for name in out.terms:  # (a term weighing 0 added 0: staged's first stage's task term, say)
+            self._term_sums[f"weighted/{name}"] += out.weighted[name].detach() * share if name in out.weighted else 0.0
+        self._terms_seen.update(out.terms)
         # (a group's weight is logged while it weighs 0 too: where staged's second stage begins, say)
         used.update({f"weight/{name}": float(out.weights[name]) for name in self.distiller.groups()})
         used.update({f"weight/{name}": self.distiller.component_weight(name) for name in out.terms
@@ -462,6 +466,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         """Add the mean of every loss term and scheduled weight since the last training log (over processes too:
         every process logs the same terms, so one collective gathers them)."""
         if "loss" in logs and self._term_steps:
+            for name in self._terms_seen:  # not computed in this window (staged's second stage's layer terms): 0 added,
+                self._term_sums.setdefault(f"weighted/{name}", 0.0)  # where the curve had stopped at its last value
             names = sorted(self._term_sums)
             device = self.args.device
             sums = torch.stack([torch.as_tensor(self._term_sums[k], dtype=torch.float32, device=device) for k in names])

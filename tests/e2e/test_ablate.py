@@ -1052,13 +1052,20 @@ def test_a_student_deeper_than_the_teacher_is_refused_before_the_teacher_trains(
         assert err.startswith(f"dynakd: error: {path}: cell method=kd,seed=1,{option}=") and "--student" not in err
         assert re.search(message, err) and f"(teacher.model: {tiny_encoder})" in err
         assert not (tmp_path / "out").exists()
-    raw["grid"] = {"method": ["kd"], "student": [str(tiny_encoder)], "seed": [1]}  # and student_layers in base
+    # a grid's student replaces base's choice (one grid of built students, another of a checkpoint), as a flag
+    # replaces a file's; one layer giving two ways is refused
+    raw["grid"] = {"method": ["kd"], "student": [str(tiny_encoder)], "seed": [1]}
     raw["base"]["student_layers"] = 1
+    path.write_text(yaml.safe_dump(raw))
+    sweep = load_sweep(path)
+    cfg = cell_config(sweep, cells(sweep)[0], "teacher")
+    assert (cfg.student, cfg.student_layers) == (str(tiny_encoder), None)
+    raw["grid"] = {"method": ["kd"], "student": [str(tiny_encoder)], "student_layers": [1], "seed": [1]}
+    del raw["base"]["student_layers"]
     path.write_text(yaml.safe_dump(raw))
     assert main(["ablate", "--config", str(path)]) == 2
     assert "choose one of student (a checkpoint) and student_layers / student_layer_ids" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-    del raw["base"]["student_layers"]
     raw["grid"] = {"method": ["kd"], "student_layers": [9], "seed": [1]}
     raw["teacher"]["model"] = "no-org/no-such-model"  # a config not at hand offline: the check is left to distill
     path.write_text(yaml.safe_dump(raw))

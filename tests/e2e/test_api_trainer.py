@@ -189,7 +189,8 @@ def test_what_each_term_added_sums_to_the_logged_loss_and_a_term_is_its_mean_whe
     """The logged weights and terms were each a mean over the window, so with a decaying beta their products missed
     the logged loss by 2-3% (a reviewer's run), a component's weight (``dynamics.weights``) was not logged at all
     (20-46% over), and a layer term not computed at some steps (``staged``) was averaged in as 0. Now each term is its
-    mean where computed, and ``weighted/<term>`` (0 where it added nothing) sums to the loss."""
+    mean where computed, and ``weighted/<term>`` (0 where it added nothing, or was not computed since the last log)
+    sums to the loss."""
     teacher, student, tokenizer = _models(tiny_teacher)
     logged = []
 
@@ -212,6 +213,8 @@ def test_what_each_term_added_sums_to_the_logged_loss_and_a_term_is_its_mean_whe
     if "staged" in settings:  # steps 1-3 with the layer terms, 4-8 without: a mean over the 3, then none logged
         assert logs[0]["weight/feature"] == pytest.approx((10 + 10 * 7 / 8 + 10 * 6 / 8 + 0) / 4)
         assert "loss/dyn/deviation" in logs[0] and "loss/dyn/deviation" not in logs[1]
+        # what it added is 0 in the window where it was not computed (its curve stopped at its last value)
+        assert logs[1]["weighted/dyn/deviation"] == 0.0 and logs[1]["weighted/dyn/relations"] == 0.0
         # weighted: (b1 t1 + b2 t2 + b3 t3) / 4 with b in [7.5, 10], the term (t1 + t2 + t3) / 3 (was / 4)
         term, added = logs[0]["loss/dyn/deviation"], logs[0]["weighted/dyn/deviation"]
         assert 0.75 * 7.5 * term <= added * (1 + 1e-5) and added <= 0.75 * 10 * term * (1 + 1e-5)

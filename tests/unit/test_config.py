@@ -916,6 +916,19 @@ def test_a_hash_that_yaml_reads_as_a_comment_is_refused():
         with pytest.raises(DynaKDError, match="YAML reads a # that starts the value or follows a space as a comment"):
             parse_override(text)
     assert parse_override("output=a#b") == {"output": "a#b"} and parse_override('output="#1"') == {"output": "#1"}
+    # a comment after a number: quoted, it would be a string, which lr refuses; the comment is what should go
+    with pytest.raises(DynaKDError, match=re.escape("leave the comment out (--set 'lr=1e-3'), or, where the # is "
+                                                    "part of the value, quote the value")):
+        parse_override("lr=1e-3 # from the paper")
+
+
+def test_a_flag_that_takes_one_file_refuses_a_second():
+    """`--config a.yaml --config b.yaml` read b alone, without a word (argparse keeps the last)."""
+    from dynakd.cli import _parse
+
+    for command in ("distill", "ablate"):
+        with pytest.raises(SystemExit):
+            _parse([command, "--config", "a.yaml", "--config", "b.yaml"])
 
 
 def test_a_config_built_on_another_takes_the_aligner_and_pooling_of_its_own_method_and_task():
@@ -969,3 +982,28 @@ def test_a_runs_config_given_another_method_takes_that_methods_aligner_and_weigh
         .align.name == "fixed"
     record = build_config({"beta": {"kind": "linear", "start": 10.0, "end": 0.0}})  # a record's, spelt out
     assert build_config(record, method="pkd").beta_schedule().start == 100.0
+
+
+def test_a_later_layer_that_chooses_the_student_replaces_the_earlier_choice(tmp_path):
+    """A run's saved dynakd.yaml records its student_layers: reused with --student-layer-ids 0,1,3 it was refused
+    ("lists 3 layers but --student-layers is 2", which the user never gave), with --student a checkpoint as choosing
+    two students, and with ids of the same count it kept both keys. The last layer to choose the student chooses it
+    whole; one layer that gives two ways is still refused."""
+    from dynakd.cli import _parse
+    from dynakd.cli.options import DATA_FLAGS, METHOD_FLAGS, TRAIN_FLAGS, config_from_args
+
+    saved = tmp_path / "dynakd.yaml"
+    saved.write_text("teacher: t\nstudent_layers: 2\nmethod: kd\n")
+    groups = [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS]
+    cfg = config_from_args(_parse(["distill", "--config", str(saved), "--student-layer-ids", "0,1,3"]), groups)
+    assert (cfg.student_layers, cfg.student_layer_ids, cfg.student) == (None, [0, 1, 3], None)
+    cfg = config_from_args(_parse(["distill", "--config", str(saved), "--student", "s"]), groups)
+    assert (cfg.student_layers, cfg.student_layer_ids, cfg.student) == (None, None, "s")
+    cfg = config_from_args(_parse(["distill", "--config", str(saved), "--set", "student_layer_ids=[1,3]"]), groups)
+    assert (cfg.student_layers, cfg.student_layer_ids) == (None, [1, 3])
+    assert build_config(cfg, student_layers=4).student_layer_ids is None  # (a config as a layer, the Python API's)
+    assert build_config({"student_layers": 2}, {"lr": 1e-4}).student_layers == 2  # a layer that chooses none keeps it
+    # one layer giving two ways keeps both, which distill refuses ("choose one of --student (a checkpoint) and ...")
+    cfg = config_from_args(_parse(["distill", "--config", str(saved), "--student", "s", "--student-layers", "3"]),
+                           groups)
+    assert (cfg.student, cfg.student_layers) == ("s", 3)

@@ -333,3 +333,18 @@ def test_a_dropout_rate_changed_after_loading_is_no_setting_to_refuse():
     teacher.config.hidden_dropout_prob = teacher.config.attention_probs_dropout_prob = 0.0
     student = build_student(teacher, 2)
     assert student.config.num_hidden_layers == 2
+
+
+def test_a_student_that_keeps_every_teacher_layer_is_said_to_be_as_large(capsys):
+    """README's example keeps 6 layers of a 12-layer BERT; given the 6-layer MiniLM it built a student as large as
+    the teacher without a word."""
+    from dynakd.students import resolve_layer_ids
+
+    assert resolve_layer_ids(6, 6, say=True) == [0, 1, 2, 3, 4, 5]
+    assert capsys.readouterr().out == ("note: --student-layers keeps all 6 of the teacher's layers: the student is as "
+                                       "large as the teacher; fewer layers make a smaller one\n")
+    assert resolve_layer_ids(2, None, [1, 0], say=True) == [1, 0]
+    assert "note: --student-layer-ids keeps all 2 of the teacher's layers" in capsys.readouterr().out
+    resolve_layer_ids(6, 3, say=True)
+    resolve_layer_ids(6, 6)  # (a check, not the build: says nothing)
+    assert capsys.readouterr().out == ""

@@ -6,11 +6,12 @@ import argparse
 import sys
 
 from ..errors import DynaKDError
+from .options import Once
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("ablate", help="run a sweep of distillation runs from a YAML file (resumable), then report")
-    p.add_argument("--config", required=True,
+    p.add_argument("--config", required=True, action=Once,
                    help="sweep file: name, output, base, teacher, grid, smoke (see benchmarks/)")
     p.add_argument("--output", default=None, help="sweep folder (default: the file's 'output', else runs/NAME)")
     p.add_argument("--smoke", action="store_true",

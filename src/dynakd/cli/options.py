@@ -114,10 +114,21 @@ RUN_FOLDER_SWITCHES = {"--overwrite", "--resume", "--keep-checkpoints", "--hub-p
 EVALUATE_SWITCHES = {"--synthetic", "--no-progress", "--bf16", "--fp16"}
 
 
+class Once(argparse.Action):
+    """A flag given once: argparse keeps the last of a flag given twice, so `--config a.yaml --config b.yaml` read b
+    alone without a word."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            raise argparse.ArgumentError(self, f"given twice ({getattr(namespace, self.dest)}, {values}): it reads "
+                                               "one file; give one")
+        setattr(namespace, self.dest, values)
+
+
 def add_common(parser: argparse.ArgumentParser, model_flag: str | None = None, switches=SWITCHES) -> None:
     """--config, --set, the model flag and the ``switches`` (flag names) this command reads."""
-    parser.add_argument("--config", help="YAML file of config keys (README: \"Every option of the method, and where it "
-                        "lives\"); flags override it")
+    parser.add_argument("--config", action=Once, help="YAML file of config keys (README: \"Every option of the "
+                        "method, and where it lives\"); flags override it")
     parser.add_argument(
         "--set",
         action="append",

@@ -78,7 +78,8 @@ def build_config(*layers: dict[str, Any] | DistillConfig, **overrides: Any) -> D
     for layer in layers:
         if not isinstance(layer, (dict, DistillConfig)):
             raise DynaKDError(f"build_config takes dicts of config keys or DistillConfigs, got {type(layer).__name__}")
-    dicts = [_plain(_as_layer(x) if isinstance(x, DistillConfig) else x) for x in (*layers, overrides)]
+    dicts = _one_student_choice([_plain(_as_layer(x) if isinstance(x, DistillConfig) else x)
+                                 for x in (*layers, overrides)])
     merged = merge_layers(*_numbers_amended(dicts))
     method = merged.get("method", "full")
     if method in METHOD_TERMS:  # (an unknown method fails in parsing, with a suggestion)
@@ -96,6 +97,22 @@ def build_config(*layers: dict[str, Any] | DistillConfig, **overrides: Any) -> D
             elif isinstance(part, dict) and "start" not in part and name not in unread_options(method):
                 merged[name] = {**part, "start": default.start}  # {kind: cosine}: from the method's start, not 1
     return validate(_from_dict(DistillConfig, merged))
+
+
+# The three ways of choosing the student: a layer that gives one replaces the choice of the layers before it
+STUDENT_KEYS = ("student", "student_layers", "student_layer_ids")
+
+
+def _one_student_choice(dicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``dicts`` with the student keys of each layer dropped where a later layer chooses the student: a run's saved
+    dynakd.yaml (``student_layers: 2``) given with ``--student-layer-ids 0,1,3`` was refused as giving both (3 layers
+    but 2), and ``--student CHECKPOINT`` as choosing two students. Within one layer both are still refused."""
+    def chooses(layer: dict[str, Any]) -> bool:
+        return any(underscored(layer).get(key) is not None for key in STUDENT_KEYS)
+
+    last = max((i for i, layer in enumerate(dicts) if chooses(layer)), default=None)
+    return [{k: v for k, v in layer.items() if k.replace("-", "_") not in STUDENT_KEYS}
+            if last is not None and i < last else layer for i, layer in enumerate(dicts)]
 
 
 def _as_layer(cfg: DistillConfig) -> dict[str, Any]:

@@ -320,6 +320,9 @@ def parse_override(text: str) -> dict[str, Any]:
         raise DynaKDError(f"--set {text}: the value is not valid YAML: {getattr(e, 'problem', None) or e}") from None
     _check_acyclic(value, f"--set {text}")
     if "#" in raw and "#" not in str(value):  # `--set output=#1` unset the output, `repo #2` dropped the ` #2`
-        raise DynaKDError(f"--set {text}: YAML reads a # that starts the value or follows a space as a comment: "
-                          f"quote the value (--set '{key}=\"{raw}\"')")
+        # (quoted, a number or a switch would be a string, which its setting refuses: there the comment is to go)
+        quote = f"quote the value (--set '{key}=\"{raw}\"')"
+        fix = quote if value is None else (f"leave the comment out (--set '{key}={raw.split(' #')[0].strip()}'), or, "
+                                           f"where the # is part of the value, {quote}")
+        raise DynaKDError(f"--set {text}: YAML reads a # that starts the value or follows a space as a comment: {fix}")
     return nest(key, value)

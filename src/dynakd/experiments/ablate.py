@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 import gc
 import hashlib
 import itertools
@@ -395,7 +396,9 @@ def _base_for(base: dict[str, Any], method: str) -> dict[str, Any]:
 def cell_config(sweep: Sweep, cell: dict[str, Any], teacher_dir: str) -> DistillConfig:
     base = _base_for(sweep.base, cell.get("method", sweep.base.get("method", "full")))
     layers = [base, {"teacher": teacher_dir, "progress": False, "overwrite": True}]
-    layers += [nest(k, v) for k, v in cell.items()]
+    # the cell as one layer: its values side by side, as base's are (two ways of choosing the student in one cell are
+    # refused, where a cell's choice replaces base's)
+    layers.append(functools.reduce(merge_dicts, [nest(k, v) for k, v in cell.items()], {}))
     layers.append({"output": str(sweep.output / "cells" / _slug(cell_key(cell)))})
     return _no_push(build_config(*layers), sweep)
 
