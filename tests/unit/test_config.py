@@ -1007,3 +1007,11 @@ def test_a_later_layer_that_chooses_the_student_replaces_the_earlier_choice(tmp_
     cfg = config_from_args(_parse(["distill", "--config", str(saved), "--student", "s", "--student-layers", "3"]),
                            groups)
     assert (cfg.student, cfg.student_layers) == ("s", 3)
+
+
+def test_a_mapping_where_a_list_belongs_says_a_list():
+    """`dynamics: {components: {deviation: 1}}` said "expected a string" (the mapping was read as one item)."""
+    with pytest.raises(DynaKDError, match=re.escape("dynamics.components: expected a list, e.g. [a, b], got the "
+                                                    "mapping {'deviation': 1}; each component's weight goes in "
+                                                    "dynamics.weights")):
+        build_config({"dynamics": {"components": {"deviation": 1}}})

@@ -84,6 +84,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return _from_dict(tp, value, where)
     if origin is list:
         (inner,) = typing.get_args(tp)
+        if isinstance(value, dict):  # (read as one item: "expected a string", where a list was wanted)
+            weights = "; each component's weight goes in dynamics.weights" if where == "dynamics.components" else ""
+            raise DynaKDError(f"{where}: expected a list, e.g. [a, b], got the mapping {value!r}{weights}")
         items = list(value) if isinstance(value, (list, tuple)) else [value]  # (a tuple, from Python, is a list)
         if isinstance(value, str):
             # "a, b" is two names, not "a" and " b"; a stray comma adds no empty name
