@@ -207,6 +207,12 @@ def unused_parameters(e: BaseException) -> bool:
 ZERO_FIRST_S = 2.0
 
 
+def _rank() -> str:
+    """``[rank N] `` under a launcher (each process says what stopped it), else nothing."""
+    distributed = sys.modules.get("dynakd.distributed")  # (not loaded: one process, no group)
+    return f"[rank {distributed.process_rank()}] " if distributed and distributed.launched_processes() > 1 else ""
+
+
 def _after_process_zero() -> None:
     distributed = sys.modules.get("dynakd.distributed")  # (not loaded: one process, no group)
     if distributed is not None and distributed.launched_processes() > 1 and distributed.process_rank() != 0:
@@ -222,22 +228,18 @@ def main(argv: list[str] | None = None) -> int:
         _run(args)
     except DynaKDError as e:
         # under a launcher each process may stop on its own: say which (most say the same; process 0 is the one read)
-        from ..distributed import launched_processes, process_rank  # (loaded by then: errors come from _run)
-
-        rank = f"[rank {process_rank()}] " if launched_processes() > 1 else ""
-        print(f"dynakd: error: {rank}{e}", file=sys.stderr)
+        print(f"dynakd: error: {_rank()}{e}", file=sys.stderr)
         _after_process_zero()
         return 2
     except KeyboardInterrupt as e:  # (and Terminated, a SIGTERM: 128 + 15, as the shell reports it)
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         _close_progress_bars()
-        print(f"dynakd: {what}" + (f"; {e}" if str(e) else ""), file=sys.stderr)
+        print(f"dynakd: {_rank()}{what}" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     except Exception as e:
         if not (out_of_memory(e) or unused_parameters(e)):
             raise
-        distributed = sys.modules.get("dynakd.distributed")  # (each process may run out on its own: say which)
-        rank = f"[rank {distributed.process_rank()}] " if distributed and distributed.launched_processes() > 1 else ""
+        rank = _rank()  # (each process may run out on its own: say which)
         if unused_parameters(e):
             print(f"dynakd: error: {rank}the model has parameters that no loss term reached, which DDP was told to "
                   "expect none of (a head of a model of one's own that the loss does not read, or every term "
