@@ -8,6 +8,7 @@ cached models and datasets load at once and the others fail at once, with the li
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
@@ -58,6 +59,26 @@ def offline_unless_reachable(timeout: float = 3.0) -> bool:
     note(f"{url.hostname} cannot be reached; models and datasets come from the local Hugging Face cache only (as "
          "with HF_HUB_OFFLINE=1)")  # (once: every process of a launched run asks)
     return True
+
+
+@contextlib.contextmanager
+def offline_for_this_run():
+    """The offline switch of ``offline_unless_reachable`` scoped to one run (a Python caller's call of ``distill``,
+    say): a notebook that met the hub unreachable once stayed offline for every later ``from_pretrained``, and later
+    runs neither asked again nor said so. Restored afterwards, and asked again by the next run."""
+    import datasets.config
+    from huggingface_hub import constants
+
+    before = os.environ.get("HF_HUB_OFFLINE"), constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    try:
+        yield
+    finally:
+        if before[0] is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before[0]
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = before[1:]
+        offline_unless_reachable.cache_clear()
 
 
 # What a pushed run folder leaves out: resumable checkpoints (kept with --keep-checkpoints), hidden and partial files.

@@ -21,6 +21,7 @@ from transformers import TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
 from . import atomic, hub, jsonfile, teacher_scores
+from .bars import close_progress_bars, open_bars
 from .cache import live_dataset_mean, prepare_teacher_cache
 from .card import add_evaluation, method_label, model_ref, write_model_card
 from .checkpoints import (
@@ -32,6 +33,7 @@ from .checkpoints import (
     remove_checkpoints,
 )
 from .config import DistillConfig, as_config, build_config, typed, underscored, validate
+from .data import squad
 from .data.load import encode, load_data
 from .data.prepare import DistillationCollator, check_labels, pad_multiple, padding_side, shared_tokenizer
 from .data.squad import QAEval
@@ -198,7 +200,7 @@ def finetune(cfg: DistillConfig | dict) -> RunResult:
         note_not_read_by_task(cfg, given)
     if not cfg.model:
         raise DynaKDError("finetune needs --model (a checkpoint folder or hub id)")
-    with library_bars(cfg.progress):
+    with run_scope(cfg.progress):
         return _train(cfg, "finetune", teacher_name=None)
 
 
@@ -211,7 +213,7 @@ def distill(cfg: DistillConfig | dict) -> RunResult:
         raise DynaKDError("distill needs --teacher (a fine-tuned checkpoint folder or hub id)")
     if not cfg.student and not cfg.student_layers and not cfg.student_layer_ids:
         raise DynaKDError("distill needs --student M, --student-layers K or --student-layer-ids")
-    with library_bars(cfg.progress):
+    with run_scope(cfg.progress):
         return _train(cfg, "distill", teacher_name=cfg.teacher)
 
 
@@ -228,6 +230,21 @@ def _lending(cfg: DistillConfig | dict, command: str) -> DistillConfig:
     if command == "distill":
         note_not_read(cfg, given)
     return cfg
+
+
+@contextlib.contextmanager
+def run_scope(progress: bool):
+    """One run's changes to the process, undone after it (a notebook calls ``distill`` many times): the libraries'
+    bars (``library_bars``), the hub's offline switch (``hub.offline_for_this_run``), notes said once a run; and the
+    progress bars of a run that stopped (an interrupt, an error), closed, which the next run's drew below."""
+    squad.forget_notes()
+    callers = open_bars()  # (a notebook's own bar over its runs stays open)
+    try:
+        with library_bars(progress), hub.offline_for_this_run():
+            yield
+    except BaseException:
+        close_progress_bars(keep=callers)
+        raise
 
 
 @contextlib.contextmanager
@@ -664,7 +681,7 @@ def evaluate(cfg: DistillConfig | dict) -> RunResult:
     cfg = _lending(cfg, "evaluate")
     if not cfg.model:
         raise DynaKDError("evaluate needs --model (a model folder)")
-    with library_bars(cfg.progress):
+    with run_scope(cfg.progress):
         return _evaluate(cfg)
 
 

@@ -1015,3 +1015,13 @@ def test_a_mapping_where_a_list_belongs_says_a_list():
                                                     "mapping {'deviation': 1}; each component's weight goes in "
                                                     "dynamics.weights")):
         build_config({"dynamics": {"components": {"deviation": 1}}})
+
+
+def test_the_librarys_own_sections_are_taken_inside_a_dict():
+    """``distill({..., "align": AlignConfig(name="ot")})`` said "align: expected a mapping", where
+    ``DistillConfig(align=AlignConfig(...))`` and ``{"align": {"name": "ot"}}`` were both taken."""
+    from dynakd.config import typed
+
+    given = typed(DistillConfig, {"align": AlignConfig(name="attention"), "beta": Schedule("linear", 3.0, 0.0)})
+    assert given["align"].name == "attention" and given["beta"] == Schedule("linear", 3.0, 0.0)
+    assert build_config({"method": "full", "align": AlignConfig(name="attention")}).align.name == "attention"

@@ -84,3 +84,29 @@ def test_the_published_record_names_the_default_cache_from_home(tmp_path, monkey
     (tmp_path / "home" / ".cache").symlink_to(tmp_path / "scratch")  # ~/.cache on another disk
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert home_relative(tmp_path / "home" / ".cache" / "abc") == "~/.cache/abc"
+
+
+def test_a_run_switches_the_hub_offline_for_itself_alone(fresh, capsys):
+    """A notebook that met the hub unreachable in one ``distill`` stayed offline for every later ``from_pretrained``,
+    and its later runs neither asked again nor said so. A run's scope also closes the bars a stopped run left open
+    (not the caller's own) and forgets the notes said once a run."""
+    import tqdm
+
+    from dynakd.data import squad
+    from dynakd.runner import run_scope
+
+    fresh.setattr(socket, "create_connection", refuse)
+    for _ in range(2):  # each run asks, and says so
+        with run_scope(progress=False):
+            assert hub.offline_unless_reachable() is True and constants.HF_HUB_OFFLINE
+        assert "huggingface.co cannot be reached" in capsys.readouterr().out
+        assert not constants.HF_HUB_OFFLINE and not datasets.config.HF_HUB_OFFLINE
+        assert __import__("os").environ["HF_HUB_OFFLINE"] == "0"  # as it was
+    squad._NOTED_CUTS.add((64, 48, 12))
+    mine = tqdm.tqdm(total=3)
+    with pytest.raises(KeyboardInterrupt), run_scope(progress=False):
+        assert not squad._NOTED_CUTS
+        theirs = tqdm.tqdm(total=3)
+        raise KeyboardInterrupt
+    assert theirs.disable and not mine.disable  # (tqdm's closed bar is disabled)
+    mine.close()

@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import NoReturn
 
+from ..bars import close_progress_bars
 from ..errors import DynaKDError, Terminated
 from . import ablate, bench, demo, distill, evaluate, finetune, report
 
@@ -112,14 +113,6 @@ def _terminated_as_interrupted(alone: bool):
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _close_progress_bars() -> None:
-    """Close the progress bars left open (tqdm's, the Trainer's), each ending its line: a last word was written on
-    the bar's line, and the bar drawn again below it as the process ended."""
-    for bar in list(getattr(getattr(sys.modules.get("tqdm"), "tqdm", None), "_instances", ())):
-        with contextlib.suppress(Exception):  # (a bar whose stream is gone: the word matters more)
-            bar.close()
 
 
 def _is_score(key: str, value) -> bool:
@@ -233,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:  # (and Terminated, a SIGTERM: 128 + 15, as the shell reports it)
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
-        _close_progress_bars()
+        close_progress_bars()
         print(f"dynakd: {_rank()}{what}" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     except Exception as e:

@@ -77,6 +77,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if tp is Schedule and (number := weight_number(value)) is not None:
             return constant(number)
+        if isinstance(value, tp):  # `{"align": AlignConfig(name="ot")}` from Python: its fields, checked as a mapping's
+            value = dataclasses.asdict(value)
         if not isinstance(value, dict):
             keys = ", ".join(f.name for f in dataclasses.fields(tp))
             raise DynaKDError(f"{where}: expected a mapping, got {value!r} (its settings are spelt {where}.KEY=VALUE; "

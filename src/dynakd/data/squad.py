@@ -247,17 +247,23 @@ def _question_room(tokenizer, max_length: int, stride: int) -> int:
     return max_length - stride - tokenizer.num_special_tokens_to_add(pair=True) - 1
 
 
-# The windows whose cut questions were noted, once a process (a run encodes its evaluation set again for the teacher)
-_NOTED_CUTS: set[tuple[int, int]] = set()
+# The windows whose cut questions were noted, once a run (it encodes its evaluation set again for the teacher):
+# emptied as each run starts (``forget_notes``), as a Python caller's second run cuts them again
+_NOTED_CUTS: set[tuple[int, int, int]] = set()
+
+
+def forget_notes() -> None:
+    _NOTED_CUTS.clear()
 
 
 def _note_cut_questions(data: DatasetDict, tokenizer, max_length: int, stride: int) -> None:
     """Say how many questions the windows' room cuts below BERT's 64 tokens: a ``doc_stride`` near ``max_seq_length``
     left "What is the name of one type of modern primality test?" as "what is the name", without a word."""
     room = _question_room(tokenizer, max_length, stride)
-    if not 1 <= room < MAX_QUESTION_TOKENS or (max_length, stride) in _NOTED_CUTS:  # (room < 1: refused when cut)
+    # (room < 1: refused when cut; the room is the tokenizer's too: its special tokens)
+    if not 1 <= room < MAX_QUESTION_TOKENS or (max_length, stride, room) in _NOTED_CUTS:
         return
-    _NOTED_CUTS.add((max_length, stride))
+    _NOTED_CUTS.add((max_length, stride, room))
     questions = [q.lstrip() for ds in data.values() for q in ds["question"]]
     cut = [q for q, ids in zip(questions, tokenizer(questions, add_special_tokens=False)["input_ids"])
            if len(ids) > room]
