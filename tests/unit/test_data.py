@@ -820,3 +820,31 @@ def test_batches_pad_on_the_right_whatever_the_tokenizers_side(tmp_path):
     with torch.no_grad():
         logits = [model(**{k: v[:1] for k, v in b.items() if k != "labels"}).logits for b in (alone, beside)]
     torch.testing.assert_close(logits[0], logits[1])
+
+
+def test_cells_of_lists_or_objects_and_targets_that_are_no_number_are_refused(tmp_path):
+    """A json text cell holding a list ended in pyarrow's "Couldn't cast array of type list<item: string> to string"
+    (a traceback); a list label said "unsupported label type(s): ;"; a regression target NaN marked its row as one
+    the teacher alone supervises (it trained nothing and scored nan), and infinity stopped the run at step 2."""
+
+    def write(name: str, rows: list[dict]) -> str:
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(tmp_path / name)
+
+    listed = write("list.jsonl", [{"text": ["good", "x"], "label": 1}, {"text": ["bad"], "label": 0}])
+    with pytest.raises(DynaKDError, match=re.escape(f"{listed}: column 'text' holds lists, not text: give each row "
+                                                    "its text as a string")):
+        load_user_files("json", listed, None, ["text"], "label")
+    objects = write("obj.jsonl", [{"text": {"a": "good"}, "label": 1}])
+    with pytest.raises(DynaKDError, match="column 'text' holds objects, not text"):
+        load_user_files("json", objects, None, ["text"], "label")
+    labels = write("labels.jsonl", [{"text": "good", "label": [1]}, {"text": "bad", "label": [0]}])
+    with pytest.raises(DynaKDError, match=re.escape("unsupported label type(s): lists; use strings, integers or "
+                                                    "floats (one label per row)")):
+        load_user_files("json", labels, None, ["text"], "label")
+    for target in ("NaN", "Infinity"):
+        odd = tmp_path / f"{target}.jsonl"
+        odd.write_text(f'{{"text": "a b", "label": 0.5}}\n{{"text": "c d", "label": {target}}}\n')
+        with pytest.raises(DynaKDError, match=re.escape(f"{odd}: 1 row(s) have no finite target in label column "
+                                                        "'label' (NaN or infinity)")):
+            load_user_files("json", str(odd), None, ["text"], "label")

@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 
 from dynakd.data.fingerprint import map_fingerprint
@@ -202,7 +203,10 @@ def _standardize_columns(
                               f"{_kind_hint(kind, path, paths)}{_separator_hint(kind, path, columns)}")
     new_names = ["text_a", "text_b"][: len(text_columns)] + ["label"]
     data = data.select_columns(wanted).rename_columns(dict(zip(wanted, new_names)))
-    for name in new_names[:-1]:
+    for name, given in zip(new_names[:-1], wanted):
+        if not isinstance(data.features[name], Value):  # (a cast of lists or objects to text failed in pyarrow)
+            raise DynaKDError(f"{path}: column '{given}' holds {_what_cells_hold(data.features[name])}, not text: "
+                              "give each row its text as a string (two texts: --text-columns A,B)")
         if getattr(data.features[name], "dtype", None) not in _STRING_TYPES:
             data = data.cast_column(name, Value("string"))
         if data.data.column(name).null_count:
@@ -214,20 +218,27 @@ def _standardize_columns(
     return data
 
 
+def _what_cells_hold(feature) -> str:
+    """Cells that are not one value each, in words: lists, or objects (a json file's ``[...]``, ``{...}``)."""
+    return "objects" if isinstance(feature, dict) else "lists"
+
+
 def _no_null(value: str | None, key: str) -> dict[str, str]:
     return {key: value or ""}
 
 
 def _label_kind(splits: DatasetDict) -> str:
     """ "string" if any split has string labels, else "float" if any has floats, else "int"."""
-    dtypes = {getattr(part.features["label"], "dtype", "") for part in splits.values()}
+    dtypes = {getattr(part.features["label"], "dtype", None) or _what_cells_hold(part.features["label"])
+              for part in splits.values()}
     if dtypes & set(_STRING_TYPES):
         return "string"
     if any(dtype.startswith("float") for dtype in dtypes):
         return "float"
     if all(dtype.startswith(("int", "uint")) or dtype == "bool" for dtype in dtypes):
         return "int"
-    raise DynaKDError(f"unsupported label type(s): {', '.join(sorted(dtypes))}; use strings, integers or floats")
+    raise DynaKDError(f"unsupported label type(s): {', '.join(sorted(dtypes))}; use strings, integers or floats (one "
+                      "label per row)")
 
 
 def _check_same_kind(splits: DatasetDict, files: dict[str, str], label_column: str) -> None:
@@ -242,10 +253,16 @@ def _check_same_kind(splits: DatasetDict, files: dict[str, str], label_column: s
                           f"{files[numbered]}: give both files labels of one kind (names, or integer ids)")
 
 
-def _encode_labels(splits: DatasetDict, label_column: str) -> DatasetDict:
+def _encode_labels(splits: DatasetDict, label_column: str, files: dict[str, str]) -> DatasetDict:
     kind = _label_kind(splits)
     if kind == "float":
-        return DatasetDict({name: part.cast_column("label", Value("float32")) for name, part in splits.items()})
+        encoded = DatasetDict({name: part.cast_column("label", Value("float32")) for name, part in splits.items()})
+        for name, part in encoded.items():  # NaN marks a row the teacher alone supervises: its target trained nothing
+            targets = part.with_format("numpy")["label"]  # (and scored nan); infinity stopped the run at its 2nd step
+            if bad := int((~numpy.isfinite(targets)).sum()):
+                raise DynaKDError(f"{files[name]}: {bad} row(s) have no finite target in label column '{label_column}' "
+                                  "(NaN or infinity): give each row a number, or leave the row out")
+        return encoded
     if kind == "int":
         encoded = DatasetDict({name: part.cast_column("label", Value("int64")) for name, part in splits.items()})
         lowest = [min(part.unique("label")) for part in encoded.values() if len(part)]
@@ -336,4 +353,4 @@ def load_user_files(
         for split, path in files.items()
     })
     _check_same_kind(standard, files, label_column)
-    return _encode_labels(standard, label_column)
+    return _encode_labels(standard, label_column, files)
