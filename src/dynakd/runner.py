@@ -35,7 +35,14 @@ from .checkpoints import (
 from .config import DistillConfig, as_config, build_config, typed, underscored, validate
 from .data import squad
 from .data.load import encode, load_data
-from .data.prepare import DistillationCollator, check_labels, pad_multiple, padding_side, shared_tokenizer
+from .data.prepare import (
+    DistillationCollator,
+    check_labels,
+    note_cut_rows,
+    pad_multiple,
+    padding_side,
+    shared_tokenizer,
+)
 from .data.squad import QAEval
 from .data.tasks import TaskSpec
 from .distiller import Distiller
@@ -336,6 +343,8 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
         note("the teacher and the student tokenize differently: the rows are encoded for each, and the "
              "student is compared with the teacher sentence by sentence")
     encoded, qa_eval = encode(cfg, task, data, encoder, teacher_encoder)
+    if not task.is_qa:  # (QA's windows cover a long context whole)
+        note_cut_rows(encoded, cfg.max_seq_length)
     args = training_args(cfg, out)
     qa = task.is_qa
     sides = ((padding_side(student, teacher, qa=qa),) * 2 if teacher_encoder is None  # (one encoding for both)

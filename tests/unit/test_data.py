@@ -848,3 +848,19 @@ def test_cells_of_lists_or_objects_and_targets_that_are_no_number_are_refused(tm
         with pytest.raises(DynaKDError, match=re.escape(f"{odd}: 1 row(s) have no finite target in label column "
                                                         "'label' (NaN or infinity)")):
             load_user_files("json", str(odd), None, ["text"], "label")
+
+
+def test_rows_cut_at_max_seq_length_are_counted(capsys):
+    """Rows longer than max_seq_length were cut by the tokenizer without a word (2,000-word rows trained on their
+    first 64 tokens)."""
+    from datasets import Dataset, DatasetDict
+
+    from dynakd.data.prepare import note_cut_rows
+
+    rows = DatasetDict({"train": Dataset.from_dict({"input_ids": [[1] * 8, [1] * 3, [1] * 8]}).select([0, 1]),
+                        "validation": Dataset.from_dict({"input_ids": [[1] * 2]})})
+    note_cut_rows(rows, 8)
+    assert capsys.readouterr().out == ("note: 1 of 2 train rows fill all 8 tokens of max_seq_length: their ends are "
+                                       "cut (a longer --max-seq-length keeps more of them, at more cost per step)\n")
+    note_cut_rows(rows, 9)
+    assert capsys.readouterr().out == ""

@@ -87,6 +87,21 @@ def tokenize(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=No
     })
 
 
+def note_cut_rows(data: DatasetDict, max_length: int) -> None:
+    """Say how many rows of each split fill every position up to ``max_length``: their ends are cut (the tokenizer's
+    truncation says nothing; 2,000-word rows trained on their first 64 tokens without a word). A row that fits
+    exactly counts too: it cannot be told apart here without encoding every row again."""
+    import pyarrow.compute as pc
+
+    from ..distributed import note
+
+    full = {split: int(pc.sum(pc.greater_equal(pc.list_value_length(ds.with_format("arrow")["input_ids"]),
+                                               max_length)).as_py() or 0) for split, ds in data.items() if len(ds)}
+    if said := [f"{n:,} of {len(data[split]):,} {split} rows" for split, n in full.items() if n]:
+        note(f"{', '.join(said)} fill all {max_length} tokens of max_seq_length: their ends are cut (a longer "
+             "--max-seq-length keeps more of them, at more cost per step)")
+
+
 def empty_examples(ds) -> list[int]:
     """The rows of ``ds`` whose texts are all empty (or whitespace)."""
     text_columns = [c for c in ("text_a", "text_b") if c in ds.column_names]
