@@ -888,6 +888,7 @@ def test_a_relative_path_that_is_no_folder_here_says_where_it_was_looked_for(tmp
                    "the one its run ran in), and the hub, where it would name a model, cannot be reached from here: "
                    "give a model folder, or minilm, the all-MiniLM-L6-v2 a pip package installs with DynaKD")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("dynakd.hub.offline_unless_reachable", lambda: False)  # (the hub answers: a run asks anew)
     monkeypatch.setattr("dynakd.models.AutoConfig.from_pretrained",
                         lambda *a, **k: (_ for _ in ()).throw(OSError("runs/teacher is not a valid model identifier")))
     err = run_error(capsys, distill_args(tmp_path / "x", tmp_path / "run", "--teacher", "runs/teacher"))
