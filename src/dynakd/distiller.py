@@ -66,6 +66,27 @@ def compile_dynamics(mode: str | None, dynamic: bool = True):
     return torch.compile(dynamics_costs, dynamic=dynamic, options=options)
 
 
+def term_weights(cfg: DistillConfig, progress: float, *, hidden: bool = False) -> dict[str, float]:
+    """Each term group's scheduled weight at ``progress`` (``Distiller.weights``; ``hidden``: the run has the
+    hidden-state term), from the config alone."""
+    w = {"task": cfg.task_weight(progress), "logit": cfg.alpha(progress), "feature": cfg.beta_schedule()(progress)}
+    if hidden:
+        w["hidden"] = cfg.hidden_weight(progress)
+    if cfg.staged is not None:  # stage 1: logit + features; stage 2: task + logit
+        off = ("feature", "hidden") if progress >= cfg.staged else ("task",)
+        w.update({group: 0.0 for group in off if group in w})
+    if not cfg.terms["logit"]:
+        w["logit"] = 0.0
+    return w
+
+
+def logits_always_reached(cfg: DistillConfig, steps: int = 1000) -> bool:
+    """Whether a term that reads the student's logits (task, logit) weighs something at every point of training
+    (read at ``steps`` points and at the stage boundary): where none does, the head gets no gradient that step."""
+    points = {i / steps for i in range(steps + 1)} | ({cfg.staged} if cfg.staged is not None else set())
+    return all((w := term_weights(cfg, p))["task"] > 0 or w["logit"] > 0 for p in points)
+
+
 class Distiller(nn.Module):
     """The distillation loss of ``cfg`` (its method, aligner, dynamics, schedules) for a student and teacher of the
     given depths and widths: ``distiller(student_features, teacher_features, labels, progress)`` gives a
@@ -168,16 +189,7 @@ class Distiller(nn.Module):
         """Scheduled weight of each term group at training progress ``progress`` in [0, 1]."""
         if not 0 <= progress <= 1:  # (a step count in its place read as the schedules' end, a NaN as their start)
             raise DynaKDError(f"progress is the fraction of training done, in [0, 1], got {progress}")
-        cfg = self.cfg
-        w = {"task": cfg.task_weight(progress), "logit": cfg.alpha(progress), "feature": cfg.beta_schedule()(progress)}
-        if self.hidden_term:
-            w["hidden"] = cfg.hidden_weight(progress)
-        if cfg.staged is not None:  # stage 1: logit + features; stage 2: task + logit
-            off = ("feature", "hidden") if progress >= cfg.staged else ("task",)
-            w.update({group: 0.0 for group in off if group in w})
-        if not cfg.terms["logit"]:
-            w["logit"] = 0.0
-        return w
+        return term_weights(self.cfg, progress, hidden=self.hidden_term)
 
     def groups(self) -> tuple[str, ...]:
         """The term groups this distiller's method has (``weights`` gives 0 for those it lacks)."""

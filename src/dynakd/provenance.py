@@ -46,7 +46,10 @@ def source_changes() -> str | None:
         return None
     h = hashlib.sha256((_git("diff", "HEAD", "--", ":/src") or "").encode())
     top = Path(_git("rev-parse", "--show-toplevel") or ".")
-    for name in sorted((_git("ls-files", "--others", "--exclude-standard", "--", ":/src") or "").splitlines()):
+    # (--full-name: from the top, where the files are read; git answers from the package folder it runs in, and the
+    # files were not found, their contents left out of the hash without a word)
+    untracked = _git("ls-files", "--others", "--exclude-standard", "--full-name", "--", ":/src") or ""
+    for name in sorted(untracked.splitlines()):
         h.update(name.encode())
         with contextlib.suppress(OSError):
             h.update((top / name).read_bytes())

@@ -45,7 +45,7 @@ from .data.prepare import (
 )
 from .data.squad import QAEval
 from .data.tasks import TaskSpec
-from .distiller import Distiller
+from .distiller import Distiller, logits_always_reached
 from .distributed import check_one_gpu_per_process, first_process_first, is_first_process, launched_processes, note
 from .errors import DynaKDError, first_line
 from .evaluation import EvalTrainer
@@ -104,16 +104,32 @@ def check_precision(cfg: DistillConfig) -> None:
         raise DynaKDError("--fp16 needs a GPU (on CPU it would silently run in float32); use --bf16 on CPU")
 
 
-def training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
-    """The Trainer's arguments; settings it rejects (e.g. bf16 on a machine without it) become a DynaKDError."""
+def training_args(cfg: DistillConfig, out: Path, student=None) -> TrainingArguments:
+    """The Trainer's arguments; settings it rejects (e.g. bf16 on a machine without it) become a DynaKDError.
+    ``student``: the model trained, whose architecture may hold parameters it never uses (``find_unused``)."""
     check_precision(cfg)
     try:
-        return _training_args(cfg, out)
+        return _training_args(cfg, out, find_unused(cfg, student))
     except (ValueError, ImportError) as e:
         raise DynaKDError(f"invalid training settings: {first_line(e)}") from None
 
 
-def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
+# Architectures with parameters that classifying never reads (XLNet's mask_emb, read with a target_mapping alone)
+UNUSED_BY_DESIGN = {"xlnet"}
+
+
+def find_unused(cfg: DistillConfig, student=None) -> bool:
+    """``ddp_find_unused_parameters`` as given, else whether some step may leave a student parameter without a
+    gradient: no term that reads the logits weighs anything there, or an architecture with parameters classifying never
+    reads. DDP told to expect none fails at the second step where one is; told to look, it warns that it found none
+    and walks the graph each step."""
+    if cfg.ddp_find_unused_parameters is not None:
+        return cfg.ddp_find_unused_parameters
+    model_type = getattr(getattr(student, "config", None), "model_type", None)
+    return model_type in UNUSED_BY_DESIGN or not logits_always_reached(cfg)
+
+
+def _training_args(cfg: DistillConfig, out: Path, find_unused_parameters: bool = True) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(out),
         num_train_epochs=cfg.epochs,
@@ -151,7 +167,7 @@ def _training_args(cfg: DistillConfig, out: Path) -> TrainingArguments:
         # filter would test the same loss again after it, one more wait for the GPU per step
         logging_nan_inf_filter=False,
         dataloader_num_workers=cfg.dataloader_num_workers,
-        ddp_find_unused_parameters=cfg.ddp_find_unused_parameters,
+        ddp_find_unused_parameters=find_unused_parameters,
         use_cpu=_cpu_only(),
     )
 
@@ -345,7 +361,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     encoded, qa_eval = encode(cfg, task, data, encoder, teacher_encoder)
     if not task.is_qa:  # (QA's windows cover a long context whole)
         note_cut_rows(encoded, cfg.max_seq_length)
-    args = training_args(cfg, out)
+    args = training_args(cfg, out, student)
     qa = task.is_qa
     sides = ((padding_side(student, teacher, qa=qa),) * 2 if teacher_encoder is None  # (one encoding for both)
              else (padding_side(student, qa=qa), padding_side(teacher, qa=qa)))

@@ -162,3 +162,25 @@ def test_help_ends_without_loading_torch():
     proc = subprocess.run([sys.executable, "-c", code], env=launch_env(True), capture_output=True, text=True,
                           timeout=60)
     assert proc.stdout.splitlines()[-1] == "0 False", proc.stderr
+
+
+def test_ddp_looks_for_unused_parameters_only_where_a_step_may_leave_some():
+    """DDP was told to look for parameters no term reached at every step (the Trainer's default for a transformers
+    model), and each process warned it had found none. It is told not to where a term that reads the logits weighs
+    something at every step; it looks where none may (staged dynamics without a logit term: stage 1 leaves the head
+    without a gradient, and DDP failed at the second step) or where the architecture never reads some parameters in
+    classifying (XLNet's mask_emb)."""
+    from types import SimpleNamespace
+
+    from dynakd.config import build_config
+    from dynakd.runner import find_unused
+
+    assert find_unused(build_config({"method": "full"})) is False
+    assert find_unused(build_config({"method": "kd", "staged": 0.5})) is False  # (the logit term throughout)
+    assert find_unused(build_config({"method": "dynamics", "staged": 0.5})) is True
+    assert find_unused(build_config({"method": "full", "task_weight": 0, "alpha": {"kind": "linear", "start": 1,
+                                                                                    "end": 0}})) is True
+    xlnet = SimpleNamespace(config=SimpleNamespace(model_type="xlnet"))
+    assert find_unused(build_config({"method": "full"}), xlnet) is True
+    assert find_unused(build_config({"method": "dynamics", "staged": 0.5, "ddp_find_unused_parameters": False})) \
+        is False  # (as given)

@@ -180,9 +180,11 @@ class DistillConfig:
     dataloader_num_workers: int = 0
     # Under several processes (DDP): whether DDP looks for student parameters no loss term reached, at every step
     # (TrainingArguments.ddp_find_unused_parameters, which the Trainer sets True for a transformers model, with a
-    # warning from each process that it found none and costs a pass over the graph). Every term reaches the student's
-    # logits, so none is left out; a model of one's own with a head no term reads needs true (the error says so).
-    ddp_find_unused_parameters: bool = False
+    # warning from each process that it found none and costs a pass over the graph). Unset: false where a term that
+    # reads the logits weighs something at every step and the architecture uses every parameter in classifying (true
+    # under staged dynamics without a logit term, a task weight from 0, or XLNet, whose mask_emb classification never
+    # reads); a model of one's own with a head no term reads needs true (the error says so).
+    ddp_find_unused_parameters: bool | None = None
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
