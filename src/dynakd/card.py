@@ -64,7 +64,8 @@ def add_evaluation(out: Path, cfg: DistillConfig, task: TaskSpec, evaluated: dic
     scores = _scores(evaluated, task, cfg)
     rows = [f"| {split} | {metric} | {_shown(value)} |" for (split, metric), value in scores.items()]
     on = _evaluated_on(cfg, task) or "the whole evaluation split"
-    data = (f"`{Path(cfg.validation_file).name}`" if cfg.validation_file else "synthetic data" if cfg.synthetic
+    own = cfg.validation_file or cfg.train_file  # (a train file alone: dev_split holds its evaluation rows out)
+    data = (f"`{Path(own).name}`" if own else "synthetic data" if cfg.synthetic
             else _hub_dataset(task)[2])  # (which may not be the run's own: evaluate scores what it is given)
     precision = f", under {cfg.precision()} autocast" if cfg.bf16 or cfg.fp16 else ""
     section = [EVALUATED, "", f"Scored on {on} of {data} ({task.name}), inputs cut at {cfg.max_seq_length} tokens"

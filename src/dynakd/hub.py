@@ -29,7 +29,8 @@ def offline() -> bool:
 
 @functools.cache
 def offline_unless_reachable(timeout: float = 3.0) -> bool:
-    """Switch to offline mode when the hub's host does not answer; True if offline. Checked once per process.
+    """Switch to offline mode when the hub's host does not answer; True if offline. Checked once a run (a command;
+    a sweep's runs together: ``offline_for_this_run``).
 
     Behind a proxy a direct connection says nothing about the hub, so nothing is checked there; nor when offline
     mode is already chosen.
@@ -62,26 +63,31 @@ def offline_unless_reachable(timeout: float = 3.0) -> bool:
 
 
 _ASKED = offline_unless_reachable  # (the cached check itself: a test may stand another in under its name)
+_SCOPES = [0]  # how many offline_for_this_run are open: the outermost one restores
 
 
 @contextlib.contextmanager
 def offline_for_this_run():
     """The offline switch of ``offline_unless_reachable`` scoped to one run (a Python caller's call of ``distill``,
     say): a notebook that met the hub unreachable once stayed offline for every later ``from_pretrained``, and later
-    runs neither asked again nor said so. Restored afterwards, and asked again by the next run."""
+    runs neither asked again nor said so. Restored afterwards, and asked again by the next run; runs inside an open
+    scope (a sweep's cells) share its answer, asked once."""
     import datasets.config
     from huggingface_hub import constants
 
     before = os.environ.get("HF_HUB_OFFLINE"), constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    _SCOPES[0] += 1
     try:
         yield
     finally:
-        if before[0] is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = before[0]
-        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = before[1:]
-        _ASKED.cache_clear()
+        _SCOPES[0] -= 1
+        if not _SCOPES[0]:  # (the outermost scope)
+            if before[0] is None:
+                os.environ.pop("HF_HUB_OFFLINE", None)
+            else:
+                os.environ["HF_HUB_OFFLINE"] = before[0]
+            constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = before[1:]
+            _ASKED.cache_clear()
 
 
 # What a pushed run folder leaves out: resumable checkpoints (kept with --keep-checkpoints), hidden and partial files.

@@ -347,7 +347,12 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
         note(f"temperature {cfg.temperature:g} is not read: a regression task's logit term is the squared distance "
              "to the teacher's prediction; the run trains as it would without")
     set_seed(cfg.seed)  # new heads and projections are initialised from the run's seed, whatever ran before
+    # the teacher's files as they are before it loads: a folder rewritten during a long run (an --overwrite fine-tune,
+    # another shard) would key the scores of the model loaded under the files of another (a hub model: its revision)
+    before = teacher_scores.model_files(teacher_name) if teacher_name and launched_processes() <= 1 else None
     student, tokenizer, teacher, t_tok = _load_models(cfg, task, teacher_name)
+    teacher_files = before or (teacher_scores.model_files(teacher_name, teacher)
+                               if teacher is not None and launched_processes() <= 1 else None)
     # one encoding for both models when their tokenizers agree (each model then takes the inputs it accepts: a BERT
     # teacher its token_type_ids, a DistilBERT student none), else the teacher's own beside the student's
     shared = shared_tokenizer(tokenizer, t_tok, qa=task.is_qa)
@@ -426,7 +431,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}
     if teacher is not None and cfg.eval_teacher:
         metrics["teacher_eval"], recorded = score_teacher(teacher, t_tok, task, data, cfg, teacher_name,
-                                                          args.device)
+                                                          args.device, teacher_files)
         if recorded is not None:  # (where the teacher's scores came from: an earlier run's evaluation)
             metrics["teacher_eval_recorded"] = home_relative(recorded)
     metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size, logged, collator.multiple)
@@ -611,13 +616,13 @@ def evaluate_model(model, tokenizer, task: TaskSpec, data, cfg: DistillConfig,
     return _score(model, tokenizer, task, cfg, *_encode_eval(cfg, task, data, tokenizer), predictions)
 
 
-def score_teacher(teacher, tokenizer, task: TaskSpec, data, cfg: DistillConfig, name: str,
-                  device: torch.device) -> tuple[dict[str, float], Path | None]:
-    """The teacher's scores (``evaluate_model``), read from an earlier run's record where its files, config, tokenizer,
-    the encoded rows and the settings are the same (``teacher_scores``), and the record read (None: scored now, and
-    recorded)."""
+def score_teacher(teacher, tokenizer, task: TaskSpec, data, cfg: DistillConfig, name: str, device: torch.device,
+                  files: dict[str, Any] | None) -> tuple[dict[str, float], Path | None]:
+    """The teacher's scores (``evaluate_model``), read from an earlier run's record where its files
+    (``teacher_scores.model_files``, as they were when it loaded; None: several processes, or files it cannot tell
+    apart), config, tokenizer, the encoded rows and the settings are the same (``teacher_scores``), and the record
+    read (None: scored now, and recorded)."""
     eval_data, qa_eval = _encode_eval(cfg, task, data, tokenizer)
-    files = teacher_scores.model_files(name, teacher) if launched_processes() <= 1 else None
     settings = None if files is None else teacher_scores.score_settings(
         files, teacher, tokenizer, task, teacher_scores.rows_fingerprint(eval_data, qa_eval),
         max_length=cfg.max_seq_length, padding=pad_multiple(cfg, device), side=padding_side(teacher, qa=task.is_qa),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ TIMING = ("runtime", "samples_per_second", "steps_per_second")
 _MODEL_FILES = (".safetensors", ".bin")  # weights; with config.json and a sharded checkpoint's *.index.json
 
 
-def model_files(name: str, model) -> dict[str, Any] | None:
+def model_files(name: str, model=None) -> dict[str, Any] | None:
     """What identifies the files ``model`` was loaded from, cheaply (a teacher's weights can be many GB, which hashing
     as the teacher cache does would cost more than scoring on a GPU): a local folder by its path and its weight and
     config files' sizes and modification times (``--overwrite`` of a teacher run writes them anew), a hub model by the
@@ -48,7 +49,7 @@ def model_files(name: str, model) -> dict[str, Any] | None:
         stats = [(p.name, p.stat()) for p in files]  # (inode and change time: a copy that keeps times is no match)
         return {"folder": str(folder.resolve()),
                 "files": [[name, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns] for name, st in stats]}
-    revision = getattr(model.config, "_commit_hash", None)
+    revision = getattr(getattr(model, "config", None), "_commit_hash", None)  # (None before the model loads)
     return {"hub": name, "revision": revision} if revision else None
 
 
@@ -118,7 +119,8 @@ def read(settings: dict[str, Any]) -> tuple[dict[str, float], Path] | None:
         return None
     if not isinstance(record, dict) or record.get("settings") != settings or not isinstance(record.get("scores"), dict):
         return None
-    return record["scores"], path
+    # (a score that could not be computed is written null, strict JSON: read back as the NaN a scoring gives)
+    return {k: math.nan if v is None else v for k, v in record["scores"].items()}, path
 
 
 def write(settings: dict[str, Any], scores: dict[str, float], teacher: str) -> None:

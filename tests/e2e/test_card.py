@@ -344,3 +344,14 @@ def test_the_cards_usage_shows_a_pair_and_says_what_a_regression_score_is():
     regression = _usage(get_task("stsb"), "runs/s", 128)
     assert regression[-1] == "# regression: each answer's score is the predicted value (no softmax)"
     assert not any("text_pair" in line or "regression" in line for line in _usage(get_task("sst2"), "runs/s", 64))
+
+
+def test_evaluates_section_names_a_train_file_that_dev_split_cut(tmp_path):
+    """A csv run of a train file alone (``dev_split`` holds its evaluation rows out) was said scored "of GLUE csv"."""
+    from dynakd.card import add_evaluation
+
+    (tmp_path / "README.md").write_text("# m\n\n## Training\n\nx\n")
+    cfg = build_config({"task": "csv", "train_file": str(tmp_path / "reviews.csv"), "dev_split": 0.1})
+    add_evaluation(tmp_path, cfg, get_task("csv"), {"eval": {"accuracy": 0.5}})
+    text = (tmp_path / "README.md").read_text()
+    assert "of `reviews.csv` (csv)" in text and "GLUE" not in text

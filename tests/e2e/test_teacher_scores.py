@@ -128,3 +128,13 @@ def test_the_teacher_files_are_named_by_their_folder_a_hub_model_by_its_revision
     assert model_files("org/model", SimpleNamespace(config=SimpleNamespace())) is None
     (tmp_path / "empty").mkdir()
     assert model_files(str(tmp_path / "empty"), None) is None
+
+
+def test_a_score_that_could_not_be_computed_reads_back_as_nan():
+    """A NaN score is written null (strict JSON) and was read back as None, where a scoring gives NaN."""
+    import math
+
+    settings = {"format": -1, "teacher": {"test": "nan"}}
+    teacher_scores.write(settings, {"pearson": math.nan, "loss": 0.5, "runtime": 1.0}, "t")
+    scores, _ = teacher_scores.read(settings)
+    assert math.isnan(scores["pearson"]) and scores["loss"] == 0.5 and "runtime" not in scores

@@ -822,7 +822,7 @@ def test_batches_pad_on_the_right_whatever_the_tokenizers_side(tmp_path):
     torch.testing.assert_close(logits[0], logits[1])
 
 
-def test_cells_of_lists_or_objects_and_targets_that_are_no_number_are_refused(tmp_path):
+def test_cells_of_lists_or_objects_and_targets_that_are_no_number_are_refused(tmp_path, capsys):
     """A json text cell holding a list ended in pyarrow's "Couldn't cast array of type list<item: string> to string"
     (a traceback); a list label said "unsupported label type(s): ;"; a regression target NaN marked its row as one
     the teacher alone supervises (it trained nothing and scored nan), and infinity stopped the run at step 2."""
@@ -847,7 +847,11 @@ def test_cells_of_lists_or_objects_and_targets_that_are_no_number_are_refused(tm
         odd.write_text(f'{{"text": "a b", "label": 0.5}}\n{{"text": "c d", "label": {target}}}\n')
         with pytest.raises(DynaKDError, match=re.escape(f"{odd}: 1 row(s) have no finite target in label column "
                                                         "'label' (NaN or infinity)")):
-            load_user_files("json", str(odd), None, ["text"], "label")
+            train = str(odd) if target == "Infinity" else write("ok.jsonl", [{"text": "e", "label": 1.0}])
+            load_user_files("json", train, str(odd), ["text"], "label")
+    # a training row without a target (NaN) is one the teacher alone supervises, as a transfer set's: said
+    load_user_files("json", str(tmp_path / "NaN.jsonl"), None, ["text"], "label")
+    assert "1 training row(s) have no target (NaN): distill's teacher alone supervises them" in capsys.readouterr().out
 
 
 def test_rows_cut_at_max_seq_length_are_counted(capsys):
@@ -860,7 +864,8 @@ def test_rows_cut_at_max_seq_length_are_counted(capsys):
     rows = DatasetDict({"train": Dataset.from_dict({"input_ids": [[1] * 8, [1] * 3, [1] * 8]}).select([0, 1]),
                         "validation": Dataset.from_dict({"input_ids": [[1] * 2]})})
     note_cut_rows(rows, 8)
-    assert capsys.readouterr().out == ("note: 1 of 2 train rows fill all 8 tokens of max_seq_length: their ends are "
-                                       "cut (a longer --max-seq-length keeps more of them, at more cost per step)\n")
+    assert capsys.readouterr().out == ("note: 1 of 2 train rows fill all 8 tokens of max_seq_length: cut there, or "
+                                       "exactly that long (a longer --max-seq-length keeps more of the cut ones, at "
+                                       "more cost per step)\n")
     note_cut_rows(rows, 9)
     assert capsys.readouterr().out == ""

@@ -110,3 +110,18 @@ def test_a_run_switches_the_hub_offline_for_itself_alone(fresh, capsys):
         raise KeyboardInterrupt
     assert theirs.disable and not mine.disable  # (tqdm's closed bar is disabled)
     mine.close()
+
+
+def test_runs_inside_a_sweep_share_one_answer(fresh, capsys):
+    """Each run's scope asked the hub again: a sweep on an offline machine waited up to 3 s and said so per cell."""
+    from dynakd.runner import run_scope
+
+    asked = []
+    fresh.setattr(socket, "create_connection", lambda *a, **k: asked.append(1) or refuse())
+    with hub.offline_for_this_run():  # (run_sweep's)
+        for _ in range(3):
+            with run_scope(progress=False):
+                hub.offline_unless_reachable()
+        assert constants.HF_HUB_OFFLINE  # (still the sweep's answer between its runs)
+    assert len(asked) == 1 and capsys.readouterr().out.count("cannot be reached") == 1
+    assert not constants.HF_HUB_OFFLINE

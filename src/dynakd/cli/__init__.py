@@ -200,15 +200,19 @@ def unused_parameters(e: BaseException) -> bool:
 ZERO_FIRST_S = 2.0
 
 
+def _launched_rank() -> int | None:
+    """This process's rank under a launcher, None in a process of its own (distributed not loaded: no group)."""
+    distributed = sys.modules.get("dynakd.distributed")
+    return distributed.process_rank() if distributed and distributed.launched_processes() > 1 else None
+
+
 def _rank() -> str:
     """``[rank N] `` under a launcher (each process says what stopped it), else nothing."""
-    distributed = sys.modules.get("dynakd.distributed")  # (not loaded: one process, no group)
-    return f"[rank {distributed.process_rank()}] " if distributed and distributed.launched_processes() > 1 else ""
+    return "" if (rank := _launched_rank()) is None else f"[rank {rank}] "
 
 
 def _after_process_zero() -> None:
-    distributed = sys.modules.get("dynakd.distributed")  # (not loaded: one process, no group)
-    if distributed is not None and distributed.launched_processes() > 1 and distributed.process_rank() != 0:
+    if _launched_rank() not in (None, 0):
         import time
 
         time.sleep(ZERO_FIRST_S)

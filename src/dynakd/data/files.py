@@ -257,11 +257,15 @@ def _encode_labels(splits: DatasetDict, label_column: str, files: dict[str, str]
     kind = _label_kind(splits)
     if kind == "float":
         encoded = DatasetDict({name: part.cast_column("label", Value("float32")) for name, part in splits.items()})
-        for name, part in encoded.items():  # NaN marks a row the teacher alone supervises: its target trained nothing
-            targets = part.with_format("numpy")["label"]  # (and scored nan); infinity stopped the run at its 2nd step
-            if bad := int((~numpy.isfinite(targets)).sum()):
+        for name, part in encoded.items():  # infinity stopped the run at its 2nd step; NaN marks a row the teacher
+            targets = part.with_format("numpy")["label"]  # alone supervises, which scored nan in evaluation
+            unscored = int(numpy.isnan(targets).sum())
+            if bad := int(numpy.isinf(targets).sum()) + (unscored if name != "train" else 0):
                 raise DynaKDError(f"{files[name]}: {bad} row(s) have no finite target in label column '{label_column}' "
                                   "(NaN or infinity): give each row a number, or leave the row out")
+            if unscored:
+                note(f"{files[name]}: {unscored} training row(s) have no target (NaN): distill's teacher alone "
+                     "supervises them, as a transfer set's rows; a fine-tune learns nothing from them")
         return encoded
     if kind == "int":
         encoded = DatasetDict({name: part.cast_column("label", Value("int64")) for name, part in splits.items()})

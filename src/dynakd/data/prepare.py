@@ -98,8 +98,8 @@ def note_cut_rows(data: DatasetDict, max_length: int) -> None:
     full = {split: int(pc.sum(pc.greater_equal(pc.list_value_length(ds.with_format("arrow")["input_ids"]),
                                                max_length)).as_py() or 0) for split, ds in data.items() if len(ds)}
     if said := [f"{n:,} of {len(data[split]):,} {split} rows" for split, n in full.items() if n]:
-        note(f"{', '.join(said)} fill all {max_length} tokens of max_seq_length: their ends are cut (a longer "
-             "--max-seq-length keeps more of them, at more cost per step)")
+        note(f"{', '.join(said)} fill all {max_length} tokens of max_seq_length: cut there, or exactly that long (a "
+             "longer --max-seq-length keeps more of the cut ones, at more cost per step)")
 
 
 def empty_examples(ds) -> list[int]:

@@ -44,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from .. import jsonfile
+from .. import hub, jsonfile
 from ..config import (
     SWEEP_SECTIONS,
     DistillConfig,
@@ -111,8 +111,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
         # a run's config (a run folder's dynakd.yaml): its keys one by one would be a list of every setting
         raise DynaKDError(f"{path} is a run's config: use it with dynakd distill/finetune --config {path}")
     if unknown:
-        metric = ("; the report ranks on the task's first score and shows the others beside it (no 'metric')"
-                  if "metric" in unknown else "")
+        metric = f"; {NO_METRIC} (no 'metric')" if "metric" in unknown else ""
         raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}{metric}")
     base = underscored(_section(raw, "base", path))  # (dashed keys as their underscored selves, as configs read them)
     grids = _grids(raw.get("grid"), path)
@@ -250,15 +249,18 @@ def _check_teacher_data(grids: list[dict[str, list[Any]]], base: dict[str, Any],
                               "task or data")
 
 
+NO_METRIC = "the report ranks on the task's first score and shows the others beside it"
+
+
 def _check_section_keys(sections: dict[str, dict[str, Any]], path: str | Path) -> None:
     """Name the section of a key no run reads: a typo in ``teacher:`` was said as the top level's, when the cells'
     configs were built. ``metric`` is none: the report ranks on the task's first score."""
-    names = {f.name for f in dataclasses.fields(DistillConfig)} | {"per_seed"}
+    settings = {f.name for f in dataclasses.fields(DistillConfig)}
     for section, keys in sections.items():
+        names = settings | ({"per_seed"} if section == "teacher" else set())  # (the teacher's own)
         for key in keys:
             if key == "metric":
-                raise DynaKDError(f"{path}: {section}: 'metric' is no setting: the report ranks on the task's first "
-                                  "score and shows the others beside it")
+                raise DynaKDError(f"{path}: {section}: 'metric' is no setting: {NO_METRIC}")
             if key not in names:
                 close = difflib.get_close_matches(key, sorted(names), n=1)
                 raise DynaKDError(f"{path}: {section}: unknown config key '{key}'"
@@ -585,8 +587,14 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
     """Run every unfinished cell of this shard; append one JSON line per run to ``results.jsonl``; return that file.
 
     Shards split the grid by position (cell i belongs to shard ``i % N + 1``), so they never overlap and a rerun
-    of any shard finds the same cells; each appends whole lines to the shared ``results.jsonl``.
+    of any shard finds the same cells; each appends whole lines to the shared ``results.jsonl``. The hub is asked
+    once for the sweep's runs (each would wait for it and say it again).
     """
+    with hub.offline_for_this_run():
+        return _run_sweep(sweep, shard)
+
+
+def _run_sweep(sweep: Sweep, shard: tuple[int, int]) -> Path:
     k, n = shard
     sweep.output.mkdir(parents=True, exist_ok=True)
     results = sweep.output / "results.jsonl"
