@@ -128,8 +128,11 @@ def drop_empty(data: DatasetDict, train_split: str = "train", source: tuple[str,
             rows = empty if whole is ds else empty_examples(whole)  # (the whole file read only where it has some)
             named = ", ".join(str(i + 1) for i in rows[:5]) + (", ..." if len(rows) > 5 else "")
             drawn = "" if len(rows) == len(empty) else f" of the {len(ds)} drawn"
-            print(f"skipping {len(empty)} empty training example(s){drawn} ({where} has {len(rows)} row(s) without "
-                  f"text: data rows {named}, counting from 1 after any header)", flush=True)
+            from ..distributed import is_first_process  # (every process of a launched run drops the same rows)
+
+            if is_first_process():
+                print(f"skipping {len(empty)} empty training example(s){drawn} ({where} has {len(rows)} row(s) "
+                      f"without text: data rows {named}, counting from 1 after any header)", flush=True)
             data[split] = ds.select(sorted(set(range(len(ds))) - set(empty)))
     return data
 
