@@ -210,6 +210,14 @@ def test_a_sweep_file_and_a_runs_config_given_to_the_other_command_are_named(tin
     run.write_text(f"name: s1\noutput: {tmp_path / 'o'}\nbase: {{task: sst2}}\ngrid: {{seed: [1]}}\nmetric: f1\n")
     assert run_error(capsys, ["ablate", "--config", str(run)]).endswith(
         "; the report ranks on the task's first score and shows the others beside it (no 'metric')")
+    # smoke's own typo is smoke's (it joins base before the runs), and per_seed is the teacher's alone
+    run.write_text(f"name: s1\noutput: {tmp_path / 'o'}\nbase: {{task: sst2}}\ngrid: {{seed: [1]}}\n"
+                   "smoke: {max_step: 2}\n")
+    assert run_error(capsys, ["ablate", "--config", str(run), "--smoke"]).endswith(
+        f"{run}: smoke: unknown config key 'max_step' (did you mean 'max_steps'?)")
+    run.write_text(f"name: s1\noutput: {tmp_path / 'o'}\nbase: {{task: sst2, per_seed: true}}\ngrid: {{seed: [1]}}\n")
+    assert run_error(capsys, ["ablate", "--config", str(run)]).endswith(
+        f"{run}: base: per_seed is the teacher's: teacher: {{per_seed: true}} fine-tunes one teacher per seed")
 
 
 def test_a_bad_key_in_a_config_file_names_the_file(tiny_teacher, tmp_path, capsys):

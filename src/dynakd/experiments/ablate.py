@@ -118,9 +118,11 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     _check_set_by_the_sweep([("base", base), *(("grid", grid) for grid in grids)], path)
     _check_teacher_data(grids, base, path)
     _check_grid_values(grids, path)  # (before --smoke keeps one seed: the values it drops are checked too)
+    _check_section_keys({"base": base}, path)  # (before smoke's settings join it: a typo there is smoke's)
     if smoke:
         smoke_spec = underscored(_section(raw, "smoke", path))
         override = smoke_spec.pop("grid", None) or {}
+        _check_section_keys({"smoke": smoke_spec}, path)
         if not isinstance(override, dict):
             raise DynaKDError(f"{path}: 'smoke.grid' must be one mapping of overrides, applied to every grid")
         override = _grids(override, path)[0] if override else {}
@@ -143,7 +145,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
                   "synthetic corpus, and the real sweep will fail until the data is there", file=sys.stderr, flush=True)
             base["synthetic"] = True
     teacher = underscored(_section(raw, "teacher", path))
-    _check_section_keys({"base": base, "teacher": teacher}, path)
+    _check_section_keys({"teacher": teacher}, path)
     if not isinstance(teacher.get("per_seed", False), bool):
         raise DynaKDError(f"{path}: teacher.per_seed: expected true or false, got {teacher['per_seed']!r}")
     for key in ("name", "output"):
@@ -261,6 +263,9 @@ def _check_section_keys(sections: dict[str, dict[str, Any]], path: str | Path) -
         for key in keys:
             if key == "metric":
                 raise DynaKDError(f"{path}: {section}: 'metric' is no setting: {NO_METRIC}")
+            if key == "per_seed" and key not in names:
+                raise DynaKDError(f"{path}: {section}: per_seed is the teacher's: teacher: {{per_seed: true}} "
+                                  "fine-tunes one teacher per seed")
             if key not in names:
                 close = difflib.get_close_matches(key, sorted(names), n=1)
                 raise DynaKDError(f"{path}: {section}: unknown config key '{key}'"
