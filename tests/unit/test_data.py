@@ -869,3 +869,15 @@ def test_rows_cut_at_max_seq_length_are_counted(capsys):
                                        "more cost per step)\n")
     note_cut_rows(rows, 9)
     assert capsys.readouterr().out == ""
+
+
+def test_rows_of_invisible_characters_alone_are_empty():
+    """Cells of zero-width spaces or a byte-order mark alone tokenize to nothing, as blank ones do, and were kept."""
+    from datasets import Dataset
+
+    from dynakd.data.prepare import empty_examples
+
+    ds = Dataset.from_dict({"text_a": ["\u200b\u200b", "\ufeff", " \t", "ok", "a\u200b", "\u05d0\u200f", ""]})
+    assert empty_examples(ds) == [0, 1, 2, 6]
+    pairs = Dataset.from_dict({"text_a": ["\u200b", "\u200b"], "text_b": ["\u2060", "yes"]})
+    assert empty_examples(pairs) == [0]

@@ -103,10 +103,17 @@ def note_cut_rows(data: DatasetDict, max_length: int) -> None:
 
 
 def empty_examples(ds) -> list[int]:
-    """The rows of ``ds`` whose texts are all empty (or whitespace)."""
+    """The rows of ``ds`` whose texts are all empty: whitespace, or invisible format characters (zero-width spaces,
+    a byte-order mark), which a tokenizer reads as nothing as well."""
     text_columns = [c for c in ("text_a", "text_b") if c in ds.column_names]
     rows = zip(*(ds[c] for c in text_columns))
-    return [i for i, texts in enumerate(rows) if not any(t and t.strip() for t in texts)]
+    return [i for i, texts in enumerate(rows) if not any(t and _visible(t) for t in texts)]
+
+
+def _visible(text: str) -> bool:
+    import unicodedata
+
+    return bool(text.strip()) and any(not c.isspace() and unicodedata.category(c) != "Cf" for c in text)
 
 
 def drop_empty(data: DatasetDict, train_split: str = "train", source: tuple[str, Any] | None = None) -> DatasetDict:
