@@ -75,7 +75,7 @@ def said_differences(saved: dict[str, Any], cfg: DistillConfig, keys: list[str] 
     each as ``key old -> new`` (a group's by their dotted names: ``dynamics.reference batch -> ema``; ``prefix``
     before each, ``teacher.``), at most five. Where the method differs, the settings either method does not read are
     left to it: ``--method kd`` on a ``full`` run differed in align and beta too, at each method's defaults."""
-    old, new = _without_cosmetic(_resolved(saved)), _without_cosmetic(cfg.to_dict())
+    old, new = _without_cosmetic(resolved_config(saved)), _without_cosmetic(cfg.to_dict())
     keys = _differences(old, new) if keys is None else keys
     if "method" in keys:
         keys = [k for k in keys if k not in not_read(old) | not_read(new)]
@@ -188,9 +188,10 @@ def without_unread_data(saved: dict[str, Any]) -> dict[str, Any]:
     return saved if task.reads_data_dir else {k: v for k, v in saved.items() if k != "data_dir"}
 
 
-def _resolved(saved: dict[str, Any]) -> dict[str, Any]:
+def resolved_config(saved: dict[str, Any]) -> dict[str, Any]:
     """A saved config with its defaults resolved as today's code resolves them (a folder written before the feature
-    weight was spelt out, ``beta: null``, compares by the weight it used); as saved if it no longer parses."""
+    weight was spelt out, ``beta: null``, compares by the weight it used); as saved if it no longer parses. Resolved
+    once, it compares with many configs (``resolved_differences``)."""
     try:
         return build_config({k: v for k, v in without_unread_data(saved).items() if k not in _COSMETIC}).to_dict()
     except DynaKDError:
@@ -255,12 +256,7 @@ def ran_in(folder: str | Path, output: Any) -> Path | None:
 
 def config_differences(saved: dict[str, Any], cfg: DistillConfig) -> list[str]:
     """The settings in which a saved config (a run's ``dynakd.yaml``) differs from ``cfg``."""
-    return _differences(_resolved(saved), cfg.to_dict())
-
-
-def resolved_config(saved: dict[str, Any]) -> dict[str, Any]:
-    """A saved config resolved as today's code resolves it, to compare with many (``resolved_differences``)."""
-    return _resolved(saved)
+    return resolved_differences(resolved_config(saved), cfg)
 
 
 def resolved_differences(resolved: dict[str, Any], cfg: DistillConfig) -> list[str]:

@@ -129,7 +129,7 @@ def find_unused(cfg: DistillConfig, student=None) -> bool:
     return model_type in UNUSED_BY_DESIGN or not logits_always_reached(cfg)
 
 
-def _training_args(cfg: DistillConfig, out: Path, find_unused_parameters: bool = True) -> TrainingArguments:
+def _training_args(cfg: DistillConfig, out: Path, find_unused_parameters: bool) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(out),
         num_train_epochs=cfg.epochs,
@@ -349,10 +349,10 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     set_seed(cfg.seed)  # new heads and projections are initialised from the run's seed, whatever ran before
     # the teacher's files as they are before it loads: a folder rewritten during a long run (an --overwrite fine-tune,
     # another shard) would key the scores of the model loaded under the files of another (a hub model: its revision)
-    before = teacher_scores.model_files(teacher_name) if teacher_name and launched_processes() <= 1 else None
+    recordable = teacher_name is not None and launched_processes() <= 1  # (teacher_scores: one process only)
+    before = teacher_scores.model_files(teacher_name) if recordable else None
     student, tokenizer, teacher, t_tok = _load_models(cfg, task, teacher_name)
-    teacher_files = before or (teacher_scores.model_files(teacher_name, teacher)
-                               if teacher is not None and launched_processes() <= 1 else None)
+    teacher_files = before or (teacher_scores.model_files(teacher_name, teacher) if recordable else None)
     # one encoding for both models when their tokenizers agree (each model then takes the inputs it accepts: a BERT
     # teacher its token_type_ids, a DistilBERT student none), else the teacher's own beside the student's
     shared = shared_tokenizer(tokenizer, t_tok, qa=task.is_qa)

@@ -444,9 +444,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self._term_steps += share
         # tensors: no device sync until the values are logged
         used = {f"loss/{name}": value.detach() for name, value in out.terms.items()}
-        for name in out.terms:  # (a term weighing 0 added 0: staged's first stage's task term, say)
-            self._term_sums[f"weighted/{name}"] += out.weighted[name].detach() * share if name in out.weighted else 0.0
-        self._terms_seen.update(out.terms)
+        for name, value in out.weighted.items():
+            self._term_sums[f"weighted/{name}"] += value.detach() * share
+        self._terms_seen.update(out.terms)  # (a term weighing 0 added 0: log() says so)
         # (a group's weight is logged while it weighs 0 too: where staged's second stage begins, say)
         used.update({f"weight/{name}": float(out.weights[name]) for name in self.distiller.groups()})
         used.update({f"weight/{name}": self.distiller.component_weight(name) for name in out.terms
@@ -466,7 +466,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         """Add the mean of every loss term and scheduled weight since the last training log (over processes too:
         every process logs the same terms, so one collective gathers them)."""
         if "loss" in logs and self._term_steps:
-            for name in self._terms_seen:  # not computed in this window (staged's second stage's layer terms): 0 added,
+            for name in self._terms_seen:  # weighing 0 or not computed in this window (staged's stages): 0 added,
                 self._term_sums.setdefault(f"weighted/{name}", 0.0)  # where the curve had stopped at its last value
             names = sorted(self._term_sums)
             device = self.args.device

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from datasets import DatasetDict
 
+from ..distributed import is_first_process, note
 from ..errors import DynaKDError
 from ..features import CONTEXT_MASK, EXAMPLE_ID, HIDDEN_LABEL, NON_MODEL_KEYS, TEACHER_PREFIX, class_token_last
 from .fingerprint import map_fingerprint, tokenizer_state
@@ -93,8 +94,6 @@ def note_cut_rows(data: DatasetDict, max_length: int) -> None:
     exactly counts too: it cannot be told apart here without encoding every row again."""
     import pyarrow.compute as pc
 
-    from ..distributed import note
-
     full = {split: int(pc.sum(pc.greater_equal(pc.list_value_length(ds.with_format("arrow")["input_ids"]),
                                                max_length)).as_py() or 0) for split, ds in data.items() if len(ds)}
     if said := [f"{n:,} of {len(data[split]):,} {split} rows" for split, n in full.items() if n]:
@@ -135,9 +134,7 @@ def drop_empty(data: DatasetDict, train_split: str = "train", source: tuple[str,
             rows = empty if whole is ds else empty_examples(whole)  # (the whole file read only where it has some)
             named = ", ".join(str(i + 1) for i in rows[:5]) + (", ..." if len(rows) > 5 else "")
             drawn = "" if len(rows) == len(empty) else f" of the {len(ds)} drawn"
-            from ..distributed import is_first_process  # (every process of a launched run drops the same rows)
-
-            if is_first_process():
+            if is_first_process():  # (every process of a launched run drops the same rows)
                 print(f"skipping {len(empty)} empty training example(s){drawn} ({where} has {len(rows)} row(s) "
                       f"without text: data rows {named}, counting from 1 after any header)", flush=True)
             data[split] = ds.select(sorted(set(range(len(ds))) - set(empty)))
