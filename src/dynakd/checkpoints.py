@@ -19,11 +19,12 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import torch
-from safetensors import SafetensorError, safe_open
-
 from .errors import DynaKDError, first_line
 
+# torch and safetensors are imported where they are used: a command's model names are checked with this module
+# (``modelfolder``) before torch loads, so a mistyped folder is named at once rather than after seconds of imports
+
+CONFIG_NAME = "dynakd.yaml"  # the settings a DynaKD run (or a sweep cell) was run with, in its folder
 PREFIX = "checkpoint"
 STAGING = ".partial-"
 DISTILLER_STATE = "dynakd_distiller.pt"
@@ -139,6 +140,8 @@ def _launch_of(folder: Path) -> dict[str, int]:
 
 def _check_safetensors(path: Path) -> None:
     """Opening reads only the header, and safetensors refuses a file its header does not fully describe."""
+    from safetensors import SafetensorError, safe_open
+
     try:
         with safe_open(str(path), "pt"):
             pass
@@ -154,12 +157,16 @@ def _advice(folder: Path) -> str:
 
 
 def save_distiller_state(distiller, folder: Path) -> None:
+    import torch
+
     torch.save(distiller.state_dict(), folder / DISTILLER_STATE)
 
 
 def load_distiller_state(distiller, folder: Path) -> None:
     if not (folder / DISTILLER_STATE).is_file():  # (a Trainer's own checkpoint, given to train() in Python)
         raise DynaKDError(f"{folder} lacks {DISTILLER_STATE} (not a DynaKD checkpoint, or incomplete)")
+    import torch
+
     try:
         distiller.load_state_dict(torch.load(folder / DISTILLER_STATE, map_location="cpu", weights_only=True))
     except (OSError, RuntimeError, KeyError) as e:

@@ -16,6 +16,7 @@ from typing import Any
 from . import atomic, jsonfile, locks, packaged
 from .cache import cache_blocker
 from .checkpoints import (
+    CONFIG_NAME,
     PREFIX,
     check_checkpoint,
     is_checkpoint_name,
@@ -39,7 +40,6 @@ from .distributed import is_first_process, note
 from .errors import DynaKDError
 from .provenance import versions
 
-CONFIG_NAME = "dynakd.yaml"
 RUN_LOCK = ".dynakd.lock"  # hidden: not published (hub.PUSH_IGNORE), nor a file of the run's or the user's
 # Keys that do not change what a run trains (a compiled run gives the eager run's losses to 1e-4; evaluating more often
 # changes no weight: e2e/test_resume.py), or that a resume may need to change: a cache's float16 features move the

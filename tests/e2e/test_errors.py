@@ -447,6 +447,20 @@ def test_model_folder_not_found(tiny_teacher, tmp_path, capsys, monkeypatch):
     assert err == "dynakd: error: model folder not found: runs/nope"  # ./runs exists here: a path, not a hub id
 
 
+def test_mistyped_folder_named_before_torch_loads(tmp_path):
+    # the flags' model names are checked before torch and transformers load (seconds), and the process ends without
+    # loading them to close a process group it never made
+    code = ("import sys; from dynakd.cli import run\n"
+            "try:\n    run(sys.argv[1:])\n"
+            "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules, 'transformers' in sys.modules)")
+    for args in (["distill", "--teacher", "./nope", "--student-layers", "2", "--output", str(tmp_path / "o")],
+                 ["evaluate", "--model", str(tmp_path / "run" / "checkpoint-5"), "--task", "sst2"],
+                 ["finetune", "--model", "./nope", "--task", "sst2", "--output", str(tmp_path / "o")]):
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+        assert proc.stdout.split() == ["2", "False", "False"], proc.stderr
+        assert "model folder not found" in proc.stderr
+
+
 def test_hub_ids_are_left_to_the_hub(tmp_path, monkeypatch):
     from dynakd.models import check_model_folder
 
@@ -578,6 +592,7 @@ def test_missing_required(tiny_teacher, tmp_path, capsys):
 
 
 def test_subprocess_has_no_traceback(tmp_path):
+    (tmp_path / "config.json").write_text("{}")  # (a folder of a model's form: the task's error comes first)
     proc = subprocess.run(
         [
             sys.executable,

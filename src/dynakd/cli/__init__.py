@@ -68,6 +68,7 @@ SINGLE_PROCESS = ("demo", "ablate", "report", "bench")
 
 
 def _run(args: argparse.Namespace) -> None:
+    _check_named_models(args)  # (before torch and transformers load: seconds)
     from ..distributed import is_first_process, launched_processes
 
     _quiet_libraries()
@@ -86,6 +87,16 @@ def _run(args: argparse.Namespace) -> None:
     if is_first_process():  # one report from a multi-process run
         print(f"{args.command}: {scores}" + (f"\nteacher: {teacher}" if teacher else "")
               + f"\nwritten to {result.output}")
+
+
+def _check_named_models(args: argparse.Namespace) -> None:
+    """The model folders the command's flags name (--teacher, --model, --student), checked on this machine: a mistyped
+    one is named at once. The runner checks every model again, the config file's too, and asks the hub of hub ids."""
+    from ..modelfolder import check_local_name
+
+    for flag in ("teacher", "model", "student"):
+        if name := getattr(args, flag, None):
+            check_local_name(name)
 
 
 @contextlib.contextmanager
@@ -273,9 +284,10 @@ def run(argv: list[str] | None = None) -> NoReturn:
         else:
             sys.excepthook(type(e), e, e.__traceback__)  # (the hook: a tracker that wraps it sees the failure)
             code = 1
-    from ..distributed import end_process
-
-    end_process(code)
+    distributed = sys.modules.get("dynakd.distributed")
+    if distributed is None:  # (not loaded, so no launched run's group: a usage error or a mistyped model folder,
+        sys.exit(code)  # which would wait seconds for torch to load)
+    distributed.end_process(code)
 
 
 if __name__ == "__main__":
