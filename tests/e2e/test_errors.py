@@ -1201,6 +1201,15 @@ def test_parameters_no_term_reached_under_ddp_say_the_setting(monkeypatch, capsy
         assert capsys.readouterr().err == f"dynakd: error: [rank {rank}] bad\n"
         assert slept == waits
         slept.clear()
+    # an error that is not DynaKD's own: its traceback, then the same wait for process 0's
+    monkeypatch.setattr(cli, "main", lambda argv: (_ for _ in ()).throw(ValueError("not ours")))
+    monkeypatch.setattr(sys, "excepthook", lambda *exc: print(f"traceback of {exc[1]}", file=sys.stderr))
+    monkeypatch.setattr(distributed, "end_process", lambda code: slept.append(f"end {code}"))
+    for rank, waits in ((1, [cli.ZERO_FIRST_S, "end 1"]), (0, ["end 1"])):
+        monkeypatch.setattr(distributed, "process_rank", lambda rank=rank: rank)
+        cli.run(["bench"])
+        assert capsys.readouterr().err == "traceback of not ours\n" and slept == waits
+        slept.clear()
 
 
 

@@ -283,6 +283,7 @@ def run(argv: list[str] | None = None) -> NoReturn:
             code = 130
         else:
             sys.excepthook(type(e), e, e.__traceback__)  # (the hook: a tracker that wraps it sees the failure)
+            _after_process_zero()  # (as for DynaKD's own errors: process 0's traceback is the one read)
             code = 1
     distributed = sys.modules.get("dynakd.distributed")
     if distributed is None:  # (not loaded, so no launched run's group: a usage error or a mistyped model folder,
