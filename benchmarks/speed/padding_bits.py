@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from dynakd.experiments.bench import _commit, processor_name
+from dynakd.experiments.bench import processor_name
 from dynakd.packaged import resolve
+from dynakd.provenance import source_commit
 
 
 def main() -> None:
@@ -57,7 +58,7 @@ def main() -> None:
     if args.output:
         setup = {"model": "minilm", "torch": torch.__version__, "threads": torch.get_num_threads(),
                  "cpu": processor_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                 "python": platform.python_version(), "commit": _commit(), "max_length": args.max_length}
+                 "python": platform.python_version(), "commit": source_commit(), "max_length": args.max_length}
         args.output.write_text(json.dumps(setup | {"rows": rows}, indent=1) + "\n")
 
 

@@ -33,8 +33,9 @@ from pathlib import Path
 import torch
 from token_memory import peak_mib
 
-from dynakd.experiments.bench import _commit, allocator_env, max_rss_mib
+from dynakd.experiments.bench import allocator_env, max_rss_mib
 from dynakd.losses.dynamics import DynamicsOptions, dynamics_costs, plan_loss
+from dynakd.provenance import source_commit
 
 LS, LT, WIDTH, GROUPS = 2, 6, 384, 32
 
@@ -76,7 +77,7 @@ def main() -> None:
                    "features_mib": features}
             print(row, flush=True)
             rows.append(row)
-    setup = {"torch": torch.__version__, "commit": _commit(), "threads": 2, "malloc_env": allocator_env(),
+    setup = {"torch": torch.__version__, "commit": source_commit(), "threads": 2, "malloc_env": allocator_env(),
              "max_rss_mib": max_rss_mib()}
     print(setup)
     if args.output:

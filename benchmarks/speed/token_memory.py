@@ -31,8 +31,9 @@ from pathlib import Path
 
 import torch
 
-from dynakd.experiments.bench import TensorMemory, _commit
+from dynakd.experiments.bench import TensorMemory
 from dynakd.losses.dynamics import DynamicsOptions, dynamics_costs, plan_loss
+from dynakd.provenance import source_commit
 
 DEFAULT = ("deviation", "layer_change", "relations")
 WINDOWS = (32.0, 256.0)  # dynamics.window_mib of the last rows of each size (the other rows: all windows at once)
@@ -103,7 +104,7 @@ def main() -> None:
             print(row, flush=True)
             rows.append(row)
     if args.output:
-        setup = {"torch": torch.__version__, "commit": _commit(), "threads": 1,
+        setup = {"torch": torch.__version__, "commit": source_commit(), "threads": 1,
                  "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None}
         args.output.write_text(json.dumps(setup | {"rows": rows}, indent=1) + "\n")
 

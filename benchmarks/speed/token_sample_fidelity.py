@@ -28,9 +28,10 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from dynakd.data.squad import prepare_train_features, read_squad_json
-from dynakd.experiments.bench import _commit, processor_name
+from dynakd.experiments.bench import processor_name
 from dynakd.losses.dynamics import DynamicsOptions, dynamics_costs, plan_loss, sample_tokens
 from dynakd.packaged import resolve
+from dynakd.provenance import source_commit
 from dynakd.students import build_student
 
 
@@ -121,7 +122,7 @@ def main() -> None:
                         "real_tokens_mean": float(real.float().mean()), "real_tokens_min": int(real.min()),
                         "draws": args.draws, "seed": args.seed, "plan": "uniform map (teacher layers 3, 6)",
                         "device": processor_name(), "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
-                        "commit": _commit(), "date": time.strftime("%Y-%m-%d")},
+                        "commit": source_commit(), "date": time.strftime("%Y-%m-%d")},
               "rows": rows}
     if args.output:
         args.output.write_text(json.dumps(result, indent=1) + "\n")
