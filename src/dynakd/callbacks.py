@@ -95,11 +95,12 @@ class AlignmentCallback(TrainerCallback):
         self.save(args, state)
 
 
-def save_alignment(plan: torch.Tensor, out_dir: Path, *, step: int, aligner: str, averaged: bool = True):
+def save_alignment(plan: torch.Tensor, out_dir: str | Path, *, step: int, aligner: str, averaged: bool = True):
     """Write ``alignment.json`` and ``alignment.png`` (``averaged``: the plan is a running mean, not a fixed map);
     returns the picture's pixels."""
     from .plots import plot_alignment
 
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "aligner": aligner,

@@ -170,7 +170,17 @@ def load_distiller_state(distiller, folder: Path) -> None:
     try:
         distiller.load_state_dict(torch.load(folder / DISTILLER_STATE, map_location="cpu", weights_only=True))
     except (OSError, RuntimeError, KeyError) as e:
-        raise DynaKDError(f"checkpoint {folder} does not fit this run's distiller ({first_line(e)})") from None
+        raise DynaKDError(f"checkpoint {folder} does not fit this run's distiller ({_mismatch(e)})") from None
+    except DynaKDError as e:
+        raise DynaKDError(f"checkpoint {folder} does not fit this run's distiller: {e}") from None
+
+
+def _mismatch(e: Exception) -> str:
+    """What ``load_state_dict`` found that does not fit: torch's lines after its header ("Error(s) in loading
+    state_dict for Distiller:"), the missing and unexpected keys, on one line."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    detail = "; ".join(lines[1:]) if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else first_line(e)
+    return detail if len(detail) <= 400 else detail[:400] + "..."
 
 
 def launch_record(processes: int, per_device_batch: int, gradient_accumulation_steps: int, *,

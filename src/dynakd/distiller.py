@@ -165,10 +165,19 @@ class Distiller(nn.Module):
         self.label_smoothing = float(value)
 
     def get_extra_state(self) -> dict:
-        """State outside parameters and buffers, so that ``state_dict`` holds all a resumed run needs."""
-        return {"magnitudes": dict(self._magnitudes), "teacher_ref_fixed": self.teacher_ref_fixed}
+        """State outside parameters and buffers, so that ``state_dict`` holds all a resumed run needs, and the
+        aligner's class (a running plan of one aligner loaded into another went without a word)."""
+        return {"magnitudes": dict(self._magnitudes), "teacher_ref_fixed": self.teacher_ref_fixed,
+                "aligner": self._aligner_name()}
+
+    def _aligner_name(self) -> str | None:
+        return None if self.aligner is None else type(self.aligner).__name__
 
     def set_extra_state(self, state: dict) -> None:
+        saved = state.get("aligner", self._aligner_name())  # (a state written before it was recorded: not checked)
+        if saved != self._aligner_name():
+            raise DynaKDError(f"the distiller's state was saved with {saved or 'no aligner'} and this distiller has "
+                              f"{self._aligner_name() or 'none'}: resume with the aligner it was trained with")
         self._magnitudes = dict(state["magnitudes"])
         self.teacher_ref_fixed = bool(state["teacher_ref_fixed"])
 

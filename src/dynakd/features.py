@@ -300,6 +300,10 @@ def output_logits(out) -> torch.Tensor:
     """``out.logits`` ``[B, C]``, or for a question-answering output its start and end logits ``[B, 2, T]``."""
     if getattr(out, "start_logits", None) is not None:
         return torch.stack((out.start_logits, out.end_logits), dim=1)
+    if getattr(out, "logits", None) is None:  # (an AttributeError of the output class's before)
+        raise DynaKDError(f"the model's output ({type(out).__name__}) has no logits: DynaKD distils models with a task "
+                          "head (AutoModelForSequenceClassification, AutoModelForQuestionAnswering, a causal LM), not "
+                          "a base AutoModel; load it with its head, or fine-tune one first (dynakd finetune)")
     return out.logits
 
 

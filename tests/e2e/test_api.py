@@ -394,3 +394,21 @@ def test_classification_is_scored_longest_rows_first_and_qa_in_dataset_order(tin
     in_order = evaluate({**settings, "output": str(tmp_path / "b")}).metrics["eval"]
     assert longest_first["accuracy"] == in_order["accuracy"]
     assert abs(longest_first["loss"] - in_order["loss"]) < 1e-6  # (other padding: the last bits)
+
+
+def test_a_model_without_a_head_and_an_alignment_folder_as_text(tiny_teacher, tmp_path):
+    """From a library user's walkthrough (2026-12-07): a base AutoModel as the teacher (or the student) of one's own
+    loop or Trainer failed on an AttributeError of its output class; save_alignment took a Path alone."""
+    import pytest
+    from transformers import AutoModel
+
+    from dynakd.callbacks import save_alignment
+    from dynakd.errors import DynaKDError
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    batch = dict(tokenizer(["the film is good"], return_tensors="pt"))
+    with pytest.raises(DynaKDError, match=r"^the model's output \(BaseModelOutputWithPoolingAndCrossAttentions\) has "
+                                          r"no logits: DynaKD distils models with a task head"):
+        capture(AutoModel.from_pretrained(tiny_teacher), batch)
+    save_alignment(torch.full((2, 4), 0.25), str(tmp_path / "plans"), step=3, aligner="ot")
+    assert json.loads((tmp_path / "plans" / "alignment.json").read_text())["step"] == 3

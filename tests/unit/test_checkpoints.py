@@ -104,6 +104,34 @@ def test_a_checkpoint_without_the_distillers_state_is_named_as_such(tmp_path):
         load_distiller_state(distiller, folder)
 
 
+def test_a_checkpoint_of_another_aligner_is_refused_and_a_mismatch_names_its_keys(tmp_path):
+    """From a library user's walkthrough (2026-12-07): an attention aligner's run resumed an OT run's checkpoint
+    without a word (its running plan taken for its own), and a state that did not fit said only torch's first line
+    ("Error(s) in loading state_dict for Distiller:"), not which keys."""
+    from dynakd import Distiller, build_config
+    from dynakd.checkpoints import DISTILLER_STATE, load_distiller_state, save_distiller_state
+
+    def distiller(align):
+        return Distiller(build_config({"method": "full", "align": {"name": align}}), student_layers=2,
+                         teacher_layers=4, student_width=32, teacher_width=32)
+
+    folder = tmp_path / "checkpoint-4"
+    folder.mkdir()
+    save_distiller_state(distiller("ot"), folder)
+    load_distiller_state(distiller("ot"), folder)  # (its own: as ever)
+    ot, attention = type(distiller("ot").aligner).__name__, type(distiller("attention").aligner).__name__
+    with pytest.raises(DynaKDError, match=rf"^checkpoint {folder} does not fit this run's distiller: the distiller's "
+                                          rf"state was saved with {ot} and this distiller has {attention}: resume "
+                                          "with the aligner it was trained with$"):
+        load_distiller_state(distiller("attention"), folder)
+    state = torch.load(folder / DISTILLER_STATE, weights_only=True)
+    del state["_extra_state"]["aligner"]  # (a state written before the aligner was recorded: keys alone tell)
+    torch.save(state, folder / DISTILLER_STATE)
+    with pytest.raises(DynaKDError, match=rf"^checkpoint {folder} does not fit this run's distiller \(Unexpected "
+                                          r"key\(s\) in state_dict: \"aligner\.potential\"\.\)$"):
+        load_distiller_state(distiller("attention"), folder)
+
+
 def test_publish_is_a_rename_that_may_replace_the_same_step(tmp_path):
     staged = fake_checkpoint(tmp_path / ".partial-checkpoint-4" / "checkpoint-4")
     final = tmp_path / "checkpoint-4"

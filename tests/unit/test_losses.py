@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dynakd.align import uniform_plan
+from dynakd.align import sinkhorn, uniform_plan
 from dynakd.config import build_config
 from dynakd.distiller import Distiller
 from dynakd.errors import DynaKDError
@@ -517,7 +517,37 @@ def test_the_pure_functions_name_shapes_that_do_not_fit(monkeypatch):
     with pytest.raises(ValueError, match=r"^needed \[3, 5\] does not match the layers: .* so needed is \[3, 4\]$"):
         hidden_mse_costs(s, t[1:], mask=mask, needed=needed, projections=projections)
     assert hidden_mse_costs(s, t, mask=mask, needed=needed, projections=projections).shape == (LS, LT)
-    other = torch.ones(B, T + 2, dtype=torch.long)
+    other = torch.ones(B, T + 2, dtype=torch.long)  # (the teacher's own tokenisation: 8 tokens)
     with pytest.raises(ValueError, match=r"^teacher_mask \[4, 8\] is not the student's mask \[4, 6\]: a tokenisation "
                                          "of the teacher's own is for pooled forms only"):
-        feature_dynamics_loss(s, t, mask=mask, teacher_mask=other, plan=plan, opts=DynamicsOptions(pooling="tokens"))
+        feature_dynamics_loss(s, rand_hidden(LT, DT, 1, t=T + 2), mask=mask, teacher_mask=other, plan=plan,
+                              opts=DynamicsOptions(pooling="tokens"))
+
+
+def test_the_convenience_loss_names_states_and_masks_that_do_not_fit():
+    """From a library user's walkthrough (2026-12-07): mask=None, pooled [B, d] states, a teacher batch of another
+    size or length, and a mask of another length failed inside torch (an AttributeError, a bmm's RuntimeError), and a
+    plan straight from sinkhorn (rows summing to 1 / Ls) gave half the loss without a word."""
+    s, t, mask = rand_hidden(LS, DS, 0), rand_hidden(LT, DT, 1), torch.ones(B, T, dtype=torch.long)
+    plan = uniform_plan(LS, LT)
+    every = feature_dynamics_loss(s, t, mask=mask, plan=plan)
+    for k, v in feature_dynamics_loss(s, t, plan=plan).items():  # no mask: every token
+        torch.testing.assert_close(v, every[k])
+    with pytest.raises(ValueError, match=r"^each hidden state is \[batch, tokens, width\] .* got \[4, 8\] in the "
+                                         r"student's$"):
+        feature_dynamics_loss([h[:, 0] for h in s], t, plan=plan)
+    with pytest.raises(ValueError, match=r"^the teacher's states hold 5 samples and the student's 4"):
+        feature_dynamics_loss(s, [torch.cat([h, h[:1]]) for h in t], plan=plan)
+    with pytest.raises(ValueError, match=r"^the teacher's states are \[batch, tokens\] \[4, 9\] and the student's "
+                                         r"\[4, 6\]: give teacher_mask"):
+        feature_dynamics_loss(s, rand_hidden(LT, DT, 1, t=9), plan=plan)
+    with pytest.raises(ValueError, match=r"^mask \[4, 5\] is not the student's \[batch, tokens\] \[4, 6\]$"):
+        feature_dynamics_loss(s, t, mask=mask[:, :5], plan=plan)
+    with pytest.raises(ValueError, match=r"^teacher_mask \[4, 5\] is not the teacher's \[batch, tokens\] \[4, 9\]$"):
+        feature_dynamics_loss(s, rand_hidden(LT, DT, 1, t=9), teacher_mask=mask[:, :5], plan=plan)
+    with pytest.raises(ValueError, match=r"^each row of the plan sums to 1 .* got sums \[0\.3333, 0\.3333, 0\.3333\]; "
+                                         r"align.sinkhorn's rows sum to 1 / Ls: multiply it by Ls$"):
+        feature_dynamics_loss(s, t, plan=sinkhorn(torch.rand(LS, LT)))
+    with pytest.raises(ValueError, match=r"^the cost is a matrix \[Ls, Lt\] \(student layers by teacher layers\), "
+                                         r"got \[6\]$"):
+        sinkhorn(torch.rand(6))

@@ -37,6 +37,8 @@ def sinkhorn_dual(
     CPU) or a kernel launch each on a GPU, where the one device-to-host copy replaces ~120 launches per step. With
     gradient (``plan_grad``) the same loop runs in torch.
     """
+    if cost.dim() != 2:
+        raise ValueError(f"the cost is a matrix [Ls, Lt] (student layers by teacher layers), got {list(cost.shape)}")
     n_s, n_t = cost.shape
     if cost.requires_grad:
         xp, lse = torch, torch.logsumexp

@@ -399,7 +399,7 @@ def feature_dynamics_loss(
     student: Hidden,
     teacher: Hidden,
     *,
-    mask: torch.Tensor,
+    mask: torch.Tensor | None = None,
     plan: torch.Tensor,
     opts: DynamicsOptions | None = None,
     **kwargs,
@@ -408,18 +408,56 @@ def feature_dynamics_loss(
 
     The convenience entry point for custom training loops. ``student`` and ``teacher``: each model's ``L + 1`` hidden
     states ``[B, T, d]``, index 0 the embedding output (``output_hidden_states``' tuple whole), so ``Ls`` and ``Lt``
-    are one less than their lengths. ``plan``: rows that sum to 1 (``plan_loss`` averages the student layers' costs;
-    ``align.sinkhorn``'s rows sum to ``1 / Ls``: multiply it by ``Ls``). ``anchors`` default to each student layer's
-    highest-mass teacher layer in ``plan``.
+    are one less than their lengths. ``mask [B, T]``: the student's real tokens (None: every token; a teacher of its
+    own tokenisation gives ``teacher_mask``). ``plan``: rows that sum to 1 (``plan_loss`` averages the student
+    layers' costs; ``align.sinkhorn``'s rows sum to ``1 / Ls``: multiply it by ``Ls``). ``anchors`` default to each
+    student layer's highest-mass teacher layer in ``plan``. States, masks and plan that do not fit each other are
+    refused (``ValueError``).
     """
     layers = (len(student) - 1, len(kwargs["teacher_pooled"]) - 1 if kwargs.get("teacher_pooled") is not None
               else len(teacher) - 1)
     F.check_layers("plan", plan.shape, layers)
+    rows = plan.detach().float().sum(1)
+    if not torch.allclose(rows, torch.ones_like(rows), atol=1e-3):
+        sums = [round(float(r), 4) for r in rows]
+        raise ValueError(f"each row of the plan sums to 1 (a student layer's weights over the teacher's), got sums "
+                         f"{sums}; align.sinkhorn's rows sum to 1 / Ls: multiply it by Ls")
+    mask = _checked_states(student, teacher, mask, kwargs.get("teacher_mask"), kwargs.get("teacher_pooled"))
     opts = opts or DynamicsOptions()
     kwargs.setdefault("anchors", anchors_from_plan(plan))
     kwargs.setdefault("plan_first", True)  # (the plan is given)
     costs = dynamics_costs(student, teacher, mask=mask, opts=opts, **kwargs)
     return {f"dyn/{k}": plan_loss(plan, c) for k, c in costs.items()}
+
+
+def _checked_states(student: Hidden, teacher: Hidden, mask: torch.Tensor | None, teacher_mask: torch.Tensor | None,
+                    teacher_pooled: torch.Tensor | None) -> torch.Tensor:
+    """``feature_dynamics_loss``'s states and masks, refused where they do not fit each other (else an error deep in
+    a batched product, or none); ``mask`` None: every token of the student's states counts."""
+    def shape(x) -> list[int]:
+        return list(x.shape) if isinstance(x, torch.Tensor) else [type(x).__name__]
+
+    states = [("student", h) for h in student] + [("teacher", h) for h in teacher if teacher_pooled is None]
+    for who, h in states:
+        if not isinstance(h, torch.Tensor) or h.dim() != 3:
+            raise ValueError(f"each hidden state is [batch, tokens, width] (output_hidden_states' tuple, index 0 the "
+                             f"embedding output), got {shape(h)} in the {who}'s")
+    size = list(student[0].shape[:2])
+    if mask is None:
+        mask = torch.ones(size, dtype=torch.long, device=student[0].device)
+    if list(mask.shape) != size:
+        raise ValueError(f"mask {shape(mask)} is not the student's [batch, tokens] {size}")
+    if teacher_pooled is None:
+        t_size = list(teacher[0].shape[:2])
+        if t_size[0] != size[0]:
+            raise ValueError(f"the teacher's states hold {t_size[0]} samples and the student's {size[0]}: the same "
+                             "batch goes through both models")
+        if teacher_mask is None and t_size != size:
+            raise ValueError(f"the teacher's states are [batch, tokens] {t_size} and the student's {size}: give "
+                             "teacher_mask for a teacher of its own tokenisation (pooled forms only)")
+        if teacher_mask is not None and list(teacher_mask.shape) != t_size:
+            raise ValueError(f"teacher_mask {shape(teacher_mask)} is not the teacher's [batch, tokens] {t_size}")
+    return mask
 
 
 def anchors_from_plan(plan: torch.Tensor) -> torch.Tensor:
