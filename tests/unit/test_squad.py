@@ -81,8 +81,11 @@ def test_malformed_file_is_one_error(tmp_path):
     with pytest.raises(DynaKDError, match="SQuAD file not found: .*missing.json"):
         load_squad(train_file=str(tmp_path / "missing.json"), validation_file=str(bad))
     with pytest.raises(DynaKDError, match=r"--task squad with local files needs --validation-file \(or "
-                                          r"--train-articles N\)"):
+                                          r"--train-articles N, to evaluate on the --train-file's articles after the "
+                                          r"first N\)$"):
         load_squad(train_file=str(bad))
+    with pytest.raises(DynaKDError, match=r"^--task squad with local files needs --train-file$"):
+        load_squad(validation_file=str(bad))  # (--train-articles splits a --train-file: it was offered instead)
     with pytest.raises(DynaKDError, match="--train-articles takes the evaluation articles from --train-file: drop "
                                           "--validation-file"):
         load_squad(train_file=str(bad), validation_file=str(bad), train_articles=1)
@@ -483,6 +486,13 @@ def test_training_answers_not_at_their_offsets_or_missing_are_noted(tmp_path, sq
     assert f"note: {train}: 1 of 3 training question(s) have no answer (first: id '3')" in out
     assert f"note: {train}: 1 of 3 training answer(s) are not at their answer_start (first: id '1', 'Hamburg'; the " \
         "context at 5 reads 'rg is t'); they train the span found there" in out
+    far = write("far.json", good, {"id": "4", "question": "Which city?", "answers": [{"text": "Hamburg",
+                                                                                    "answer_start": 99999}]})
+    load_squad(train_file=far, validation_file=str(squad_file))  # (it was said to train "the span found there")
+    assert capsys.readouterr().out == (
+        f"note: {far}: 1 of 2 training answer(s) lie outside their context (first: id '4', 'Hamburg' at 99999, in a "
+        f"context of {len(context)} characters); they train their windows to point at no answer: an answer_start "
+        "counts characters of the context from 0\n")
     load_squad(train_file=write("fine.json", good), validation_file=str(squad_file))
     assert "note" not in capsys.readouterr().out
     misspelt = write("misspelt.json", {"id": "1", "question": "Which city?",
@@ -491,14 +501,37 @@ def test_training_answers_not_at_their_offsets_or_missing_are_noted(tmp_path, sq
         load_squad(train_file=misspelt, validation_file=str(squad_file))
 
 
-def test_a_json_lines_file_is_told_the_layout_dynakd_reads(tmp_path):
-    """run_qa.py's flat JSON lines were refused with "Extra data: line 2 column 1" alone."""
-    row = {"id": "1", "question": "q", "context": "c", "answers": {"text": ["c"], "answer_start": [0]}}
-    flat = tmp_path / "train.jsonl"
-    flat.write_text(json.dumps(row) + "\n" + json.dumps(row | {"id": "2"}) + "\n")
-    with pytest.raises(DynaKDError, match=r"\(it holds one question a line: run_qa.py's JSON lines\); DynaKD reads "
-                                          r'the official layout, one JSON object \{"data": '):
-        load_squad(validation_file=str(flat), splits=("validation",))
+def test_flat_rows_are_read_as_the_datasets_library_writes_them(tmp_path, squad_file):
+    """run_qa.py's flat JSON lines were refused with "Extra data: line 2 column 1" alone, then told a layout; a QA user
+    of the datasets library holds SQuAD as flat rows (Dataset.to_json writes JSON lines; run_qa.py reads a list under
+    "data"): read as the official layout is, each run of rows of one title an article."""
+    official = load_squad(train_file=str(squad_file), validation_file=str(squad_file))
+    rows = official["train"].to_list()
+    assert len({r["title"] for r in rows}) > 1  # (articles to split)
+    lines, listed, data = tmp_path / "train.jsonl", tmp_path / "list.json", tmp_path / "data.json"
+    lines.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    listed.write_text(json.dumps(rows))
+    data.write_text(json.dumps({"version": "1.1", "data": [
+        r | {"answers": [{"text": t, "answer_start": a} for t, a in zip(r["answers"]["text"],
+                                                                       r["answers"]["answer_start"])]}
+        for r in rows]}))  # (answers as the official layout lists them, per row)
+    for path in (lines, listed, data):
+        read = load_squad(train_file=str(path), validation_file=str(path))
+        assert read["train"].to_list() == rows and read["validation"].to_list() == rows
+        split = load_squad(train_file=str(path), train_articles=1)
+        assert split["train"].to_list() == [r for r in rows if r["title"] == rows[0]["title"]]
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(rows[0]) + "\n")
+    assert load_squad(validation_file=str(one), splits=("validation",))["validation"].to_list() == rows[:1]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(rows[0]) + "\n" + json.dumps({k: v for k, v in rows[1].items() if k != "id"}) + "\n")
+    with pytest.raises(DynaKDError, match=rf"^{bad} is not in the SQuAD v1.1 JSON format \(KeyError: 'id'\); DynaKD "
+                                          r'reads the official layout, .* or flat rows \{"id", "title", "context", '):
+        load_squad(validation_file=str(bad), splits=("validation",))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"data": {"title": "t"}}))
+    with pytest.raises(DynaKDError, match=r"\(TypeError: 'data' is a dict, not a list of articles\)"):
+        load_squad(validation_file=str(other), splits=("validation",))
 
 
 def test_questions_a_large_stride_cuts_are_noted(examples, tokenizer, capsys):

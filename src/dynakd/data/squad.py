@@ -3,8 +3,9 @@
 Loading: the hub copy (``rajpurkar/squad``) or local files in the official SQuAD v1.1 JSON format
 (``{"data": [{"title", "paragraphs": [{"context", "qas": [{"id", "question", "answers"}]}]}]}``), flattened to
 one row per question with the hub's columns ``id``, ``title``, ``context``, ``question`` and
-``answers = {"text": [...], "answer_start": [...]}``. ``train_articles = N`` splits one file by article,
-deterministically: the first ``N`` articles in file order train, the others evaluate.
+``answers = {"text": [...], "answer_start": [...]}``, or files of such rows (``read_squad_json``).
+``train_articles = N`` splits one file by article, deterministically: the first ``N`` articles in file order train,
+the others evaluate.
 
 Preprocessing follows the standard recipe of transformers' ``run_qa.py`` example (rewritten here; the example is a
 script, not an importable API): question + context windows of ``max_seq_length`` tokens overlapping by
@@ -44,29 +45,64 @@ SQUAD_FEATURES = Features({
 
 # ----------------------------------------------------------------------------------------------- loading
 def read_squad_json(path: str) -> list[dict[str, Any]]:
-    """The articles of an official SQuAD v1.1 JSON file, each ``{"title", "rows": [flat question rows]}``."""
+    """The articles of a SQuAD v1.1 file, each ``{"title", "rows": [flat question rows]}``: the official layout, or
+    flat rows as the datasets library holds SQuAD (``id``, ``title``, ``context``, ``question``, ``answers = {"text":
+    [...], "answer_start": [...]}``) in JSON lines (``Dataset.to_json``), a JSON list, or a list under ``"data"``
+    (run_qa.py's JSON: ``load_dataset("json", field="data")``), whose articles are its runs of rows of one title."""
     if not os.path.isfile(path):
         raise DynaKDError(f"SQuAD file not found: {path}")
     try:
-        with open(path, encoding="utf-8") as handle:
-            articles = json.load(handle)["data"]
-        return [{"title": a.get("title", ""), "rows": _rows(a)} for a in articles]
-    except (ValueError, KeyError, TypeError) as e:
-        flat = " (it holds one question a line: run_qa.py's JSON lines)" if _json_lines(path) else ""
-        raise DynaKDError(f"{path} is not in the SQuAD v1.1 JSON format ({type(e).__name__}: {e}){flat}; DynaKD reads "
+        items = _items(path)
+        if items and all(isinstance(x, dict) and "question" in x for x in items):  # flat rows
+            return _articles_of_rows(items)
+        return [{"title": a.get("title", ""), "rows": _rows(a)} for a in items]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DynaKDError(f"{path} is not in the SQuAD v1.1 JSON format ({type(e).__name__}: {e}); DynaKD reads "
                           'the official layout, one JSON object {"data": [{"title": ..., "paragraphs": [{"context": '
                           '..., "qas": [{"id": ..., "question": ..., "answers": [{"text": ..., "answer_start": ...}]}]}'
-                          "]}]}") from None
+                          ']}]}, or flat rows {"id", "title", "context", "question", "answers": {"text": [...], '
+                          '"answer_start": [...]}} (the datasets library\'s SQuAD: JSON lines, a JSON list, or a list '
+                          'under "data")') from None
 
 
-def _json_lines(path: str) -> bool:
-    """Whether ``path`` starts with a line that is a JSON object of its own holding a question (a flat file)."""
+def _items(path: str) -> list[Any]:
+    """The file's articles or rows: ``data`` of a JSON object, a JSON list, or a JSON object a line."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
     try:
-        with open(path, encoding="utf-8") as handle:
-            first = json.loads(handle.readline())
-    except (OSError, ValueError):
-        return False
-    return isinstance(first, dict) and "question" in first
+        doc = json.loads(text)
+    except ValueError:
+        lines = [line for line in text.splitlines() if line.strip()]
+        doc = [json.loads(line) for line in lines]  # (JSON lines; a broken JSON file fails here too)
+        if len(lines) < 2:
+            raise
+    if isinstance(doc, dict):
+        doc = [doc] if "question" in doc else doc["data"]  # (one flat row: a file of JSON lines of one line)
+    if not isinstance(doc, list):
+        raise TypeError(f"'data' is a {type(doc).__name__}, not a list of articles")
+    return doc
+
+
+def _articles_of_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flat question rows as articles: each run of consecutive rows of one title (``--train-articles`` splits by
+    them), their answers as the datasets library holds them or as a list of ``{"text", "answer_start"}``."""
+    articles: list[dict[str, Any]] = []
+    for row in rows:
+        answers = row.get("answers", [])
+        if isinstance(answers, dict):
+            text, start = list(answers["text"]), [int(a) for a in answers["answer_start"]]
+            if len(text) != len(start):
+                raise ValueError(f"question {row['id']!r}: its answers hold {len(text)} text(s) and {len(start)} "
+                                 "answer_start(s)")
+        else:
+            text, start = [a["text"] for a in answers], [int(a["answer_start"]) for a in answers]
+        title = str(row.get("title") or "")
+        flat = {"id": str(row["id"]), "title": title, "context": row["context"], "question": row["question"],
+                "answers": {"text": text, "answer_start": start}}
+        if not articles or articles[-1]["title"] != title:
+            articles.append({"title": title, "rows": []})
+        articles[-1]["rows"].append(flat)
+    return articles
 
 
 def _rows(article: dict[str, Any]) -> list[dict[str, Any]]:
@@ -121,8 +157,10 @@ def load_squad(
         files = {"train": train_file, "validation": validation_file}
         missing = [s for s in splits if not files[s]]
         if missing:
-            flag = "--train-file" if missing[0] == "train" else "--validation-file"
-            raise DynaKDError(f"--task squad with local files needs {flag} (or --train-articles N)")
+            if missing[0] == "train":  # (--train-articles splits a --train-file: no stand-in for one)
+                raise DynaKDError("--task squad with local files needs --train-file")
+            raise DynaKDError("--task squad with local files needs --validation-file (or --train-articles N, to "
+                              "evaluate on the --train-file's articles after the first N)")
         articles = {s: read_squad_json(files[s]) for s in splits}
         if "validation" in articles:
             _check_scorable(articles["validation"], validation_file)
@@ -164,13 +202,28 @@ def _check_trainable(articles: list[dict[str, Any]], where: str) -> None:
              f"{unanswered[0]!r}); they train their windows to point at no answer (SQuAD 2.0's unanswerable questions "
              "are not supported)")
     misplaced = [row for row in rows if row["answers"]["text"] and not _found(row)]
-    if misplaced:
+    outside = [row for row in misplaced if not _inside(row)]  # (no window holds the span: labelled "no answer")
+    if outside:
+        row = outside[0]
+        text, start = row["answers"]["text"][0], row["answers"]["answer_start"][0]
+        note(f"{where}: {len(outside)} of {len(rows)} training answer(s) lie outside their context (first: id "
+             f"{row['id']!r}, {text!r} at {start}, in a context of {len(row['context'])} characters); they train "
+             "their windows to point at no answer: an answer_start counts characters of the context from 0")
+    if misplaced := [row for row in misplaced if _inside(row)]:
         row = misplaced[0]
         text, start = row["answers"]["text"][0], row["answers"]["answer_start"][0]
-        there = row["context"][max(start, 0): max(start, 0) + len(text)]
+        there = row["context"][max(start, 0): max(start + len(text), 0)]
         note(f"{where}: {len(misplaced)} of {len(rows)} training answer(s) are not at their answer_start (first: id "
              f"{row['id']!r}, {text!r}; the context at {start} reads {there!r}); they train the span found there: an "
              "answer_start counts characters of the context from 0")
+
+
+def _inside(row: dict[str, Any]) -> bool:
+    """Whether a row's first answer, as long as its text from its ``answer_start``, reaches into its context: a span
+    wholly outside it is in no window (``prepare_train_features`` labels it "no answer"), one partly outside is cut
+    to the context."""
+    text, start = row["answers"]["text"][0], row["answers"]["answer_start"][0]
+    return start < len(row["context"]) and start + len(text) > 0
 
 
 def _found(row: dict[str, Any]) -> bool:
