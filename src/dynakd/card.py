@@ -237,6 +237,8 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
                            else f"{cfg.epochs:g} epoch{'s' * (cfg.epochs != 1)}"),
                 ("batch size", _batch(cfg, train.get("processes", 1))),
                 ("learning rate", f"{cfg.lr:g}"), ("seed", cfg.seed), ("max sequence length", cfg.max_seq_length)]
+    if task.is_qa:
+        settings.append(("window overlap (doc stride)", cfg.stride()))
     if command == "distill" and cfg.terms["logit"]:
         settings.append(("logit-KD temperature", f"{cfg.temperature:g}"))
     if cfg.max_train_samples:
@@ -252,7 +254,7 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     lines += ["", f"Every setting is in `dynakd.yaml`: `dynakd {command} --config dynakd.yaml --output NEW_FOLDER`, "
               "started where the run was (relative paths in it are relative to that folder), trains it again. "
               "`metrics.json` holds the scores.", "", "## Use", "", "```python",
-              *_usage(task, cfg.push_to_hub or "path/to/" + _name(out), cfg.max_seq_length), "```", ""]
+              *_usage(task, cfg.push_to_hub or "path/to/" + _name(out), cfg), "```", ""]
     return "\n".join(lines)
 
 
@@ -271,15 +273,41 @@ def _rows(task: TaskSpec) -> str:
     return "questions" if task.is_qa else "rows"
 
 
-def _usage(task: TaskSpec, where: str, max_length: int) -> list[str]:
+def _usage(task: TaskSpec, where: str, cfg: DistillConfig) -> list[str]:
     """Loading code that runs on current transformers (whose pipelines no longer include question answering), and
-    that cuts inputs where training and scoring did (the tokenizer's own limit is the base model's, often 512)."""
+    that cuts inputs where training and scoring did (the tokenizer's own limit is the base model's, often 512). For
+    extractive QA, the answer as scoring picked it: the best span of context tokens over every window of a long
+    context (``squad.postprocess``, in a few lines: the card is read by people without DynaKD)."""
+    max_length = cfg.max_seq_length
     if task.is_qa:
-        return ["from transformers import AutoModelForQuestionAnswering, AutoTokenizer", "",
+        return ["import torch",
+                "from transformers import AutoModelForQuestionAnswering, AutoTokenizer", "",
                 f'tokenizer = AutoTokenizer.from_pretrained("{where}")',
-                f'model = AutoModelForQuestionAnswering.from_pretrained("{where}")  # start and end logits',
-                f"# trained and scored on windows of {max_length} tokens: "
-                f'tokenizer(question, context, truncation="only_second", max_length={max_length})']
+                f'model = AutoModelForQuestionAnswering.from_pretrained("{where}")', "",
+                "def answer(question, context):",
+                f"    # trained and scored on windows of {max_length} tokens overlapping by {cfg.stride()}: a long "
+                "context takes",
+                "    # several, and the answer is the best span of context tokens over all of them",
+                '    enc = tokenizer(question, context, truncation="only_second", '
+                f"max_length={max_length}, stride={cfg.stride()},",
+                "                    return_overflowing_tokens=True, return_offsets_mapping=True, padding=True,",
+                '                    return_tensors="pt")',
+                '    offsets = enc.pop("offset_mapping").tolist()',
+                '    enc.pop("overflow_to_sample_mapping")',
+                "    with torch.no_grad():",
+                "        out = model(**enc)",
+                "    best = (float(\"-inf\"), 0, 0)",
+                "    for w in range(len(offsets)):",
+                "        ctx = {i for i, s in enumerate(enc.sequence_ids(w)) if s == 1}",
+                f"        top_s = out.start_logits[w].topk({cfg.n_best}).indices.tolist()",
+                f"        top_e = out.end_logits[w].topk({cfg.n_best}).indices.tolist()",
+                "        for i in top_s:",
+                "            for j in top_e:",
+                f"                if i in ctx and j in ctx and i <= j < i + {cfg.max_answer_length}:",
+                "                    score = float(out.start_logits[w, i] + out.end_logits[w, j])",
+                "                    if score > best[0]:",
+                "                        best = (score, offsets[w][i][0], offsets[w][j][1])",
+                "    return context[best[1]:best[2]]"]
     lines = ["from transformers import pipeline", "",
              f"# trained and scored on the first {max_length} tokens of each input",
              f'classifier = pipeline("text-classification", model="{where}", truncation=True, '

@@ -125,7 +125,7 @@ def test_a_pushed_card_is_headed_by_its_repository_and_cuts_inputs_as_training_d
     assert card.text.lstrip().startswith("# my-model\n") and card.data.model_name == "my-model"
     assert 'pipeline("text-classification", model="me/my-model", truncation=True, max_length=64)' in card.text
     squad = scored_card(tmp_path, "squad", {"exact_match": 70.5, "f1": 80.25}, max_seq_length=384)
-    assert 'tokenizer(question, context, truncation="only_second", max_length=384)' in squad.text
+    assert 'tokenizer(question, context, truncation="only_second", max_length=384, stride=128,' in squad.text
     config = build_config({"task": "csv", "teacher": "org/teacher", "student_layers": 2, "train_file": "d.csv",
                            "text_columns": ["t"]})
     card = ModelCard.load(write_model_card(tmp_path / "out", "distill", config, get_task("csv", num_labels=3),
@@ -339,11 +339,14 @@ def test_the_cards_usage_shows_a_pair_and_says_what_a_regression_score_is():
     from dynakd.card import _usage
     from dynakd.data import get_task
 
-    pair = _usage(get_task("mrpc"), "runs/s", 128)
+    def usage(task, length):
+        return _usage(get_task(task), "runs/s", build_config({"task": task, "max_seq_length": length}))
+
+    pair = usage("mrpc", 128)
     assert pair[-1] == 'classifier({"text": "<sentence1>", "text_pair": "<sentence2>"})  # a pair: sentence1 first'
-    regression = _usage(get_task("stsb"), "runs/s", 128)
+    regression = usage("stsb", 128)
     assert regression[-1] == "# regression: each answer's score is the predicted value (no softmax)"
-    assert not any("text_pair" in line or "regression" in line for line in _usage(get_task("sst2"), "runs/s", 64))
+    assert not any("text_pair" in line or "regression" in line for line in usage("sst2", 64))
 
 
 def test_evaluates_section_names_a_train_file_that_dev_split_cut(tmp_path):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -69,6 +70,14 @@ def test_squad_ablate_finetune_distill_evaluate(qa_encoder, squad_file, tmp_path
     assert set(answers) == set(gold) and all(isinstance(a, str) for a in answers.values())
     scored = json.loads((full / "metrics.json").read_text())["eval"]
     assert {k: scored[k] for k in ("exact_match", "f1")} == pytest.approx(squad_metrics(answers, gold))
+    # the model card's code answers as the run's scoring did: over every window (it read the first window alone)
+    card = (full / "README.md").read_text()
+    assert "| window overlap (doc stride) | 16 |" in card
+    code = card.split("```python\n")[1].split("```")[0]
+    code = re.sub(r'"path/to/[^"]*"', repr(str(full)), code)
+    space: dict = {}
+    exec(code, space)  # noqa: S102 - the card's own snippet, as a reader runs it
+    assert {row["id"]: space["answer"](row["question"], row["context"]) for row in dev} == answers
     capsys.readouterr()
     assert main(["evaluate", "--model", str(full), "--task", "squad", "--train-file", str(squad_file),
                  "--train-articles", "3", "--no-progress"]) == 0
