@@ -205,6 +205,15 @@ class Distiller(nn.Module):
         return tuple(g for g, has in (("task", True), ("logit", self.cfg.terms["logit"]),
                                       ("feature", self.feature is not None), ("hidden", self.hidden_term)) if has)
 
+    def term_names(self) -> tuple[str, ...]:
+        """The terms a training step gives (``DistillOutput.terms``) where every group of the method is computed."""
+        names = ["task"] + (["logit"] if self.cfg.terms["logit"] else [])
+        if self.feature == "dynamics":
+            names += [f"dyn/{c}" for c in self.opts.components] + (["hidden"] if self.hidden_term else [])
+        elif self.feature is not None:
+            names.append(self.feature)
+        return tuple(names)
+
     def layer_terms_at(self, progress: float) -> bool:
         """Whether the layer terms (features, and ``hidden``) weigh anything at ``progress``: where they all weigh 0
         (the second stage of ``staged``, a warm-up's first step, ``beta: 0``) they are not computed, nor the models'

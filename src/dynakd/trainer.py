@@ -155,7 +155,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # since the last log: each term's sum over micro-batches, each weighted by its part of its optimizer step
         # (1 / its micro-batches), and the parts of the values that are not there at every micro-batch (_accumulate)
         self._term_sums: dict[str, float | torch.Tensor] = defaultdict(float)
-        # the terms this run has computed: each logs what it added (weighted/), 0 in a window where it was not computed
+        # the terms this run computes: each logs what it added (weighted/), 0 in a window where it was not computed
         self._terms_seen: set[str] = set()
         self._term_parts: dict[str, float] = defaultdict(float)
         self._term_steps = 0.0
@@ -429,7 +429,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
 
     def train(self, *args, **kwargs):
         self._clear_terms()  # terms of micro-batches after a former call's last log are not this call's
-        self._terms_seen.clear()
+        # every term of the method, from the first log: one that weighs 0 there (a feature weight rising from 0)
+        # logs what it added, 0, rather than starting its curve at the first log that computed it
+        self._terms_seen = set(self.distiller.term_names())
         self._snapshot, self._snapshot_step = None, None  # (keyed by id(state), which a new state may reuse)
         return super().train(*args, **kwargs)
 
@@ -446,10 +448,10 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         used = {f"loss/{name}": value.detach() for name, value in out.terms.items()}
         for name, value in out.weighted.items():
             self._term_sums[f"weighted/{name}"] += value.detach() * share
-        self._terms_seen.update(out.terms)  # (a term weighing 0 added 0: log() says so)
+        self._terms_seen.update(out.terms)  # (a term of one's own distiller's too; one weighing 0 added 0: log())
         # (a group's weight is logged while it weighs 0 too: where staged's second stage begins, say)
         used.update({f"weight/{name}": float(out.weights[name]) for name in self.distiller.groups()})
-        used.update({f"weight/{name}": self.distiller.component_weight(name) for name in out.terms
+        used.update({f"weight/{name}": self.distiller.component_weight(name) for name in self._terms_seen
                      if name.startswith("dyn/")})
         # balance: each term is divided by its running magnitude, there from the term's first value on
         used.update({f"balance/{name}": magnitude for name, magnitude in self.distiller.magnitudes.items()})

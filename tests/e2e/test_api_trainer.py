@@ -357,3 +357,29 @@ def test_gather_with_token_level_dynamics_is_noted_as_not_read(tiny_teacher, tmp
                         args=_args(tmp_path / "run"), data_collator=DataCollatorWithPadding(tokenizer))
     assert "note: token-level dynamics compare the tokens of each window, so dynamics.gather is not read" in \
         capsys.readouterr().out
+
+
+def test_terms_that_weigh_0_at_the_first_log_are_logged_from_it(tiny_teacher, tmp_path):
+    """From a user's walkthrough (2026-12-07): with a feature weight warming up from 0 the first log had no
+    weighted/dyn/* nor weight/dyn/* (the terms were not computed yet), so the curves began at a later log and the
+    first log's terms did not visibly sum to its loss."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    logged = []
+
+    class Logs(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logged.append(dict(logs or {}))
+
+    distiller = _distiller({"method": "full", "dynamics": {"components": ["deviation", "relations"]},
+                            "beta": {"kind": "constant", "start": 10.0, "warmup": 0.5}})
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=distiller, callbacks=[Logs()],
+                                  train_dataset=_rows(tokenizer, 16),
+                                  args=_args(tmp_path / "run", max_steps=4, logging_steps=1, save_strategy="no"),
+                                  data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    first, last = [log for log in logged if "loss" in log][::3]
+    assert first["weight/feature"] == 0.0 and "loss/dyn/deviation" not in first  # (not computed at weight 0)
+    assert first["weighted/dyn/deviation"] == first["weighted/dyn/relations"] == 0.0
+    assert first["weight/dyn/deviation"] == first["weight/dyn/relations"] == 1.0
+    assert sum(v for k, v in first.items() if k.startswith("weighted/")) == pytest.approx(first["loss"], rel=1e-4)
+    assert last["weighted/dyn/deviation"] > 0 and "loss/dyn/deviation" in last
