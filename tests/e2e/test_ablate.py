@@ -374,6 +374,19 @@ def test_smoke_shrinks_the_teachers_own_sizes_too(tiny_encoder, tmp_path):
     assert load_sweep(path, smoke=True).teacher["max_train_samples"] == 32
 
 
+def test_smoke_checks_the_types_of_the_values_it_replaces(tiny_encoder, tmp_path):
+    """From a sweep user's walkthrough (2026-12-07): base's max_steps 'ten' passed a --smoke run (which sets its own
+    max_steps) and failed the real sweep."""
+    path = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(path.read_text())
+    for section, key in (("base", "max_steps"), ("teacher", "max_train_samples")):
+        bad = raw | {section: (raw.get(section) or {}) | {key: "ten"}}
+        path.write_text(yaml.safe_dump(bad))
+        for smoke in (False, True):
+            with pytest.raises(DynaKDError, match=rf"^{path}: {section}\.{key}: expected int, got 'ten'$"):
+                load_sweep(path, smoke=smoke)
+
+
 def test_ablate_resumes_and_reports(tiny_encoder, tmp_path, capsys, monkeypatch):
     config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
     assert main(["ablate", "--config", str(config)]) == 0
@@ -1209,3 +1222,27 @@ def test_a_difference_whose_interval_leaves_zero_out_is_marked():
     marked = table([row | {"delta": clear}], "accuracy")
     assert f"[{clear.low:+.2f}, {clear.high:+.2f}] * (3/0/0)" in marked
     assert " * (" not in table([row | {"delta": unclear}], "accuracy")
+
+
+def test_a_failed_cell_is_told_what_to_change_in_the_sweep_file():
+    """From a sweep user's walkthrough (2026-12-07): a diverged cell was told to train again with overwrite or into
+    another output folder (cells always overwrite, in folders the sweep names), and a teacher without its data to
+    pass --data-dir, a flag ablate does not take."""
+    import inspect
+
+    from dynakd import trainer
+    from dynakd.data import glue
+    from dynakd.experiments.ablate import SWEEP_ADVICE, _failure
+
+    diverged = DynaKDError("non-finite loss at step 3: term 'task' is nan; the last good state (step 2) is saved in "
+                           "x/checkpoint-2; lower the learning rate (lr) or the term's weight, or check the data, and "
+                           "train again with overwrite or into another output folder (a resumed run would repeat the "
+                           "step; the checkpoint is there to inspect)")
+    assert _failure(diverged).endswith("and train again with other settings in the sweep's grid (a rerun of the same "
+                                       "cell fails alike; the checkpoint is there to inspect)")
+    offline = DynaKDError("could not load GLUE sst2 from the Hugging Face hub (offline); pass --data-dir DIR with the "
+                          "GLUE TSV files")
+    assert "set data_dir: DIR in the sweep's base with the GLUE TSV files" in _failure(offline)
+    said = inspect.getsource(trainer) + inspect.getsource(glue)
+    for words in SWEEP_ADVICE:  # (still the words the runs say: else the sweep's advice is never given)
+        assert " ".join(words.split()[:4]) in said

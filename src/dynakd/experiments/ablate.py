@@ -119,6 +119,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     _check_teacher_data(grids, base, path)
     _check_grid_values(grids, path)  # (before --smoke keeps one seed: the values it drops are checked too)
     _check_section_keys({"base": base}, path)  # (before smoke's settings join it: a typo there is smoke's)
+    _check_section_types({"base": base}, path)  # (before smoke's values replace some: max_steps 'ten' passed)
     if smoke:
         smoke_spec = underscored(_section(raw, "smoke", path))
         override = smoke_spec.pop("grid", None) or {}
@@ -146,6 +147,7 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
             base["synthetic"] = True
     teacher = underscored(_section(raw, "teacher", path))
     _check_section_keys({"teacher": teacher}, path)
+    _check_section_types({"teacher": teacher}, path)
     if not isinstance(teacher.get("per_seed", False), bool):
         raise DynaKDError(f"{path}: teacher.per_seed: expected true or false, got {teacher['per_seed']!r}")
     for key in ("name", "output"):
@@ -270,6 +272,16 @@ def _check_section_keys(sections: dict[str, dict[str, Any]], path: str | Path) -
                 close = difflib.get_close_matches(key, sorted(names), n=1)
                 raise DynaKDError(f"{path}: {section}: unknown config key '{key}'"
                                   + (f" (did you mean '{close[0]}'?)" if close else ""))
+
+
+def _check_section_types(sections: dict[str, dict[str, Any]], path: str | Path) -> None:
+    """Each section's values of the types the settings take, checked as the file gives them: a ``--smoke`` run
+    replaces some (``max_steps``, ``max_train_samples``), and passed where the real sweep then failed."""
+    for section, values in sections.items():
+        try:
+            typed(DistillConfig, values, section)
+        except DynaKDError as e:
+            raise DynaKDError(f"{path}: {e}") from None
 
 
 def _check_teacher_section(teacher: dict[str, Any], base: dict[str, Any], path: str | Path) -> None:
@@ -680,6 +692,16 @@ def _run_sweep(sweep: Sweep, shard: tuple[int, int]) -> Path:
     return results
 
 
+# What a run's error advises a command to do, as a sweep does it: its cells run with overwrite into folders of the
+# sweep's choosing, and ablate has no data flags
+SWEEP_ADVICE = {
+    "pass --data-dir DIR": "set data_dir: DIR in the sweep's base",
+    "with overwrite or into another output folder (a resumed run would repeat the step; the checkpoint is there to "
+    "inspect)": "with other settings in the sweep's grid (a rerun of the same cell fails alike; the checkpoint is "
+    "there to inspect)",
+}
+
+
 def _failure(exc: Exception) -> str:
     """Why a run of the sweep failed, in one line (the type of an error not DynaKD's own, whose stack is printed
     for the bug report); the failed run's memory is freed for the next (its model and trainer hold each other, so
@@ -687,6 +709,8 @@ def _failure(exc: Exception) -> str:
     import torch
 
     why = first_line(exc) if isinstance(exc, DynaKDError) else f"{type(exc).__name__}: {first_line(exc)}"
+    for said, in_a_sweep in SWEEP_ADVICE.items():  # (a command's advice, as a sweep file takes it)
+        why = why.replace(said, in_a_sweep)
     if not isinstance(exc, DynaKDError):
         traceback.print_exc()
     traceback.clear_frames(exc.__traceback__)  # (the frames of the failed run hold its model while exc lives)
