@@ -360,6 +360,23 @@ def _another_run(cfg: DistillConfig, out: Path) -> tuple[dict[str, Any], list[st
     return (saved, keys) if keys else None
 
 
+def stopped_here(cfg: DistillConfig) -> Path | None:
+    """The checkpoint an unfinished run of ``cfg``'s very settings left in its output folder (a sweep's cell or
+    teacher interrupted), which the run resumes from without ``overwrite``; None where the folder holds no such run,
+    a finished one, another run, or a checkpoint that is not whole."""
+    out = Path(cfg.output)
+    if not (out / CONFIG_NAME).is_file() or (out / "metrics.json").is_file() \
+            or (checkpoint := latest_checkpoint(out)) is None:
+        return None
+    if _another_run(dataclasses.replace(cfg, overwrite=False), out) is not None:
+        return None
+    try:
+        check_checkpoint(checkpoint)
+    except DynaKDError:
+        return None
+    return checkpoint
+
+
 def _gives_way(out: Path) -> bool:
     """Whether the run in ``out`` stopped before its first checkpoint, holding nothing to lose but its record,
     TensorBoard files and plan (which a start of the same run replaces too), and is not training: another run may

@@ -1246,3 +1246,34 @@ def test_a_failed_cell_is_told_what_to_change_in_the_sweep_file():
     said = inspect.getsource(trainer) + inspect.getsource(glue)
     for words in SWEEP_ADVICE:  # (still the words the runs say: else the sweep's advice is never given)
         assert " ".join(words.split()[:4]) in said
+
+
+def test_an_interrupted_cell_or_teacher_resumes_from_its_checkpoint(tiny_encoder, tmp_path, capsys):
+    """From a sweep user's walkthrough (2026-12-07): a sweep stopped mid-cell (or mid-teacher) trained that run again
+    from step 0 when run again, its checkpoints deleted (a sweep's runs overwrite their folders). A run stopped after
+    its last checkpoint stands in here: its checkpoints kept, its scores (and the sweep's record) gone."""
+    config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    raw = yaml.safe_load(config.read_text())
+    raw["base"] |= {"save_steps": 1, "keep_checkpoints": True}
+    raw["teacher"] = {"model": str(tiny_encoder)}
+    raw["grid"] = {"method": ["kd"], "student_layers": [1], "seed": [1]}
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["ablate", "--config", str(config)]) == 0
+    out = tmp_path / "out"
+    cell, teacher = out / "cells" / "method=kd__seed=1__student_layers=1", out / "teacher-seed42"
+    for folder in (cell, teacher):
+        assert (folder / "checkpoint-2").is_dir()
+        (folder / "metrics.json").unlink()
+    (out / "results.jsonl").unlink()
+    capsys.readouterr()
+    assert main(["ablate", "--config", str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert f"fine-tuning the teacher (seed 42) -> {teacher} (resumed from its checkpoint-2)" in printed
+    assert "(1/1) method=kd,seed=1,student_layers=1 (resumed from its checkpoint-2)" in printed
+    record = json.loads((out / "results.jsonl").read_text())
+    assert record["train"]["resumed_from"] == "checkpoint-2"
+    (cell / "dynakd.yaml").write_text((cell / "dynakd.yaml").read_text().replace("seed: 1", "seed: 7"))
+    (cell / "metrics.json").unlink()
+    (out / "results.jsonl").unlink()
+    assert main(["ablate", "--config", str(config)]) == 0  # another run's checkpoint there: trained again
+    assert json.loads((out / "results.jsonl").read_text())["train"]["resumed_from"] is None

@@ -72,6 +72,7 @@ from ..rundir import (
     resolved_config,
     resolved_differences,
     said_differences,
+    stopped_here,
 )
 from ..runner import distill, finetune
 
@@ -575,11 +576,21 @@ def ensure_teacher(sweep: Sweep, seed: int) -> tuple[DistillConfig, dict[str, An
     metrics_file = Path(cfg.output) / "metrics.json"
     with locked(sweep.output / f".teacher-seed{seed}.lock"):  # another shard may be training it right now
         if not metrics_file.is_file():
-            print(f"[ablate] fine-tuning the teacher (seed {seed}) -> {cfg.output}", flush=True)
+            cfg, resumed = _resumed_if_stopped(cfg)
+            print(f"[ablate] fine-tuning the teacher (seed {seed}) -> {cfg.output}{resumed}", flush=True)
             finetune(cfg)
         else:
             check_teacher(cfg)
     return cfg, json.loads(metrics_file.read_text())
+
+
+def _resumed_if_stopped(cfg: DistillConfig) -> tuple[DistillConfig, str]:
+    """A cell's or teacher's run, resumed where an interrupted sweep left a checkpoint of it (it started again from
+    step 0: a sweep's runs overwrite their folders), with what to say of it."""
+    checkpoint = stopped_here(cfg)
+    if checkpoint is None:
+        return cfg, ""
+    return dataclasses.replace(cfg, overwrite=False), f" (resumed from its {checkpoint.name})"
 
 
 def check_teacher(cfg: DistillConfig) -> None:
@@ -655,8 +666,8 @@ def _run_sweep(sweep: Sweep, shard: tuple[int, int]) -> Path:
             print(f"[ablate] the teacher of seed {seed} failed ({_failure(exc)}): its cells are left, the sweep goes "
                   "on", file=sys.stderr, flush=True)
             continue
-        cfg = cell_config(sweep, cell, teacher.output)
-        print(f"[ablate] ({i}/{len(todo)}) {key}", flush=True)
+        cfg, resumed = _resumed_if_stopped(cell_config(sweep, cell, teacher.output))
+        print(f"[ablate] ({i}/{len(todo)}) {key}{resumed}", flush=True)
         start = time.perf_counter()
         try:
             result = distill(dataclasses.replace(cfg, eval_teacher=False))
