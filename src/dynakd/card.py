@@ -179,7 +179,10 @@ def _eval_results(scores: dict[tuple[str, str], float], task: TaskSpec) -> list[
 
 def method_label(cfg: DistillConfig) -> str:
     """``method `full`, layer aligner `ot``` (the aligner only for methods that match layers)."""
-    aligner = f", layer aligner `{cfg.resolved_align().name}`" if cfg.terms["feature"] else ""
+    align = cfg.resolved_align()
+    layers = (f" (teacher layers {', '.join(map(str, align.layers))}, 1-based)"
+              if align.name == "fixed" and align.layers else "")
+    aligner = f", layer aligner `{align.name}`{layers}" if cfg.terms["feature"] else ""
     return f"method `{cfg.method}`{aligner}"
 
 
@@ -214,7 +217,10 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
             else f"`{Path(own).name}`" if own
             else f"{cfg.dev_split:.0%} of the {_hub_dataset(task)[2]} validation split" if cfg.dev_split
             else _hub_dataset(task)[2])
-    if command == "distill":
+    if command == "distill" and cfg.method == "task":  # (the teacher gave its layers, and no signal)
+        origin = (f"a {size}student trained with DynaKD on {data} with the task's loss alone (method `task`, no "
+                  f"distillation), built from layers of {model_ref(cfg.teacher)}.")
+    elif command == "distill":
         origin = f"a {size}student distilled with DynaKD from the teacher {model_ref(cfg.teacher)} on {data}: "
         origin += f"{method_label(cfg)}."
         start = (model_ref(cfg.student) if cfg.student

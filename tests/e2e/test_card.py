@@ -358,3 +358,13 @@ def test_evaluates_section_names_a_train_file_that_dev_split_cut(tmp_path):
     add_evaluation(tmp_path, cfg, get_task("csv"), {"eval": {"accuracy": 0.5}})
     text = (tmp_path / "README.md").read_text()
     assert "of `reviews.csv` (csv)" in text and "GLUE" not in text
+
+
+def test_a_task_only_student_is_not_called_distilled_and_a_hand_written_map_is_named(tmp_path):
+    """From a user's walkthrough (2026-12-07): a `task` run's card said the student was distilled from the teacher,
+    and a fixed map given as align.layers was named only as `fixed`."""
+    task = scored_card(tmp_path, "sst2", {"accuracy": 0.8}, method="task")
+    assert ("student trained with DynaKD on GLUE SST-2 with the task's loss alone (method `task`, no distillation), "
+            "built from layers of `org/teacher`.") in task.text and "distilled" not in task.text
+    fixed = scored_card(tmp_path, "sst2", {"accuracy": 0.8}, align={"name": "fixed", "layers": [1, 4]})
+    assert "method `full`, layer aligner `fixed` (teacher layers 1, 4, 1-based)." in fixed.text
