@@ -5,6 +5,7 @@ its task, data and input length (``teacher_task``); a scored run lends ``evaluat
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +68,8 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
         # (not lent: a student often learns from more rows than its teacher did; but the teacher's score beside the
         # student's is then of other rows than its own metrics.json's)
         subsets = {k: saved[k] for k in ("max_train_samples", "max_eval_samples") if saved.get(k) and k not in given}
+        if "max_eval_samples" not in _scores_record(os.path.expanduser(str(teacher))):  # (the whole split: the same)
+            subsets.pop("max_eval_samples", None)
     else:
         subsets = {}
     lent |= _windows(saved, given)
@@ -219,7 +222,9 @@ def evaluation_defaults(
     if is_first_process():
         if said:
             say(f"evaluate: {', '.join(said)} (as {folder} was trained)")
-        if saved.get("max_eval_samples") and "max_eval_samples" not in given:
+        # (a cap its metrics.json does not record covered the whole split: the same rows)
+        if saved.get("max_eval_samples") and "max_eval_samples" not in given \
+                and "max_eval_samples" in _scores_record(folder):
             n = saved["max_eval_samples"]
             say(f"note: {folder} was scored on a seeded subset of {n} evaluation rows (--max-eval-samples {n}); "
                 f"this scores them all (give --max-eval-samples {n} for the same rows)")
@@ -229,6 +234,16 @@ def evaluation_defaults(
             say(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
                 f"folder the run ran in); give {flags}")
     return {**lent, **data}
+
+
+def _scores_record(folder: Path) -> dict:
+    """The run's ``metrics.json`` (how its scores came about: ``max_eval_samples`` where they are of a subset), or
+    what its config says where the run has none yet."""
+    try:
+        record = json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {"max_eval_samples": None}
+    return record if isinstance(record, dict) else {"max_eval_samples": None}
 
 
 _FILES = ("data_dir", "train_file", "validation_file")

@@ -144,14 +144,19 @@ def note_not_read_by_task(cfg: DistillConfig, given: dict[str, Any]) -> None:
     """Say which extractive QA settings a command gave a task that is not QA (at other values than the defaults: a
     run's saved dynakd.yaml spells them out)."""
     try:
-        if get_task(cfg.task).is_qa:
-            return
+        qa = get_task(cfg.task).is_qa
     except DynaKDError:
+        return
+    gave_qa_tokens = isinstance(given.get("dynamics"), dict) and "qa_tokens" in given["dynamics"]
+    if qa:
+        if gave_qa_tokens and cfg.dynamics.qa_tokens == "context" and cfg.dynamics.pooling == "cls" \
+                and cfg.terms["feature"] == "dynamics":
+            note("dynamics.pooling 'cls' compares each window's class token alone, so dynamics.qa_tokens 'context' "
+                 "is not read: the run trains as it would without")
         return
     defaults = dataclasses.asdict(DistillConfig())
     unread = [k for k in QA_SETTINGS if k in given and getattr(cfg, k) != defaults[k]]
-    if isinstance(given.get("dynamics"), dict) and "qa_tokens" in given["dynamics"] \
-            and cfg.dynamics.qa_tokens != defaults["dynamics"]["qa_tokens"]:
+    if gave_qa_tokens and cfg.dynamics.qa_tokens != defaults["dynamics"]["qa_tokens"]:
         unread.append("dynamics.qa_tokens")
     if unread:
         note(f"task {cfg.task} does not read {', '.join(unread)} (extractive QA's settings): the run trains as it "

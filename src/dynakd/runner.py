@@ -435,7 +435,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
         if recorded is not None:  # (where the teacher's scores came from: an earlier run's evaluation)
             metrics["teacher_eval_recorded"] = home_relative(recorded)
     metrics["train"] = _train_record(train_out, train_time, resume, cache, args.world_size, logged, collator.multiple)
-    _save_run(trainer, tokenizer, out, command, cfg, task, metrics, main_process)
+    _save_run(trainer, tokenizer, out, command, scored_as(cfg, task, data), task, metrics, main_process)
     write_predictions(out / PREDICTIONS, trainer)  # (of the final evaluation: extractive QA's answers)
     if cfg.push_to_hub and main_process:
         # models named as the card names them: the commit message is public, the machine's paths are not
@@ -528,6 +528,15 @@ def share_like_the_rest(out: Path) -> None:
     os.umask(mask)
     for weights in out.glob("*.safetensors"):
         weights.chmod(0o666 & ~mask)
+
+
+def scored_as(cfg: DistillConfig, task: TaskSpec, data) -> DistillConfig:
+    """``cfg`` as its scores are recorded (metrics.json, the card): a ``max_eval_samples`` at or above every evaluation
+    split's size scored the whole split (they were called a subset, and a run of the same rows told to cap them)."""
+    sizes = getattr(data, "full_eval_rows", None)  # (load_data's: the splits' rows before the cut)
+    if cfg.max_eval_samples is not None and sizes and all(n <= cfg.max_eval_samples for n in sizes.values()):
+        return dataclasses.replace(cfg, max_eval_samples=None)
+    return cfg
 
 
 def _save_run(trainer, tokenizer, out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics, main: bool):
@@ -749,6 +758,7 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     metrics = {"eval": evaluate_model(model, tokenizer, task, data, dataclasses.replace(cfg, output=str(out)),
                                       predictions=answers)}
     metrics["model"] = describe_model(model, Path(cfg.model))
+    cfg = scored_as(cfg, task, data)
     if is_first_process():  # every process holds the gathered scores; one writes them
         out.mkdir(parents=True, exist_ok=True)
         write_metrics(out, "evaluate", cfg, task, metrics, merge="evaluate" if run_folder else None)

@@ -1277,3 +1277,23 @@ def test_an_interrupted_cell_or_teacher_resumes_from_its_checkpoint(tiny_encoder
     (out / "results.jsonl").unlink()
     assert main(["ablate", "--config", str(config)]) == 0  # another run's checkpoint there: trained again
     assert json.loads((out / "results.jsonl").read_text())["train"]["resumed_from"] is None
+
+
+def test_a_grid_value_at_the_default_is_no_setting_of_its_own_in_the_report():
+    """From a sweep user's walkthrough (2026-12-07): lr: [5.0e-5] (the default) added to a grid made its new cells a
+    row of their own, 'lr=5e-05', whose Δ was "-" (no kd run of that name: ablate had found kd's under the other)."""
+    from dynakd.experiments.report import cells_without_defaults, kd_partner, variant
+
+    def record(method, seed, lr_in_cell, lr=5e-5, **cell):
+        return {"method": method, "student_layers": 2, "seed": seed,
+                "cell": {"method": method, "seed": seed, **cell} | ({"lr": lr_in_cell} if lr_in_cell else {}),
+                "config": {"lr": lr, "method": method, "align": {"name": cell.get("align.name", "ot")}}}
+
+    records = [record("kd", 1, None), record("full", 1, None),
+               record("full", 1, 5e-5, **{"align.name": "fixed", "align.fixed_map": "reversed"}),
+               record("full", 2, 1e-4, lr=1e-4)]
+    kept = cells_without_defaults(records)
+    assert variant(kept[2]) == "align.fixed_map=reversed" and kd_partner(kept[2]) == kd_partner(kept[0])
+    assert variant(kept[3]) == "lr=0.0001"  # (another rate: a setting of its own)
+    alone = cells_without_defaults([record("full", 1, 5e-5)])  # (no run without it: nothing tells its default)
+    assert variant(alone[0]) == "lr=5e-05"

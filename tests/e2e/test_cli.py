@@ -917,6 +917,7 @@ def test_what_a_teacher_lends_is_said_once_the_config_is_accepted(tmp_path, caps
     teacher = tmp_path / "teacher"
     teacher.mkdir()
     (teacher / "dynakd.yaml").write_text("task: mrpc\n")
+    (teacher / "config.json").write_text("{}")  # (a model folder's form: a folder without one is named at once)
     assert main(["distill", "--teacher", str(teacher), "--lr", "-1", "--output", str(tmp_path / "out")]) == 2
     out, err = capsys.readouterr()
     assert "lr" in err and "as the teacher" not in out
@@ -1051,3 +1052,26 @@ def test_evaluate_of_a_run_puts_its_scores_into_the_runs_card(tiny_teacher, tmp_
     accuracy = json.loads((out / "metrics.json").read_text())["evaluate"]["eval"]["accuracy"]
     assert f"| validation | accuracy | {accuracy:.4g} |" in section
     assert card.replace(section, "") == before  # the rest as the run wrote it
+
+
+def test_a_cap_at_or_above_the_evaluation_split_is_the_whole_split(tiny_teacher, tmp_path, capsys):
+    """From a QA user's walkthrough (2026-12-07): --max-eval-samples 60 on a file of 60 questions scored them all, and
+    the card called them a seeded subset, not the whole split, and a run from the model was told to cap its rows."""
+    from huggingface_hub import ModelCard
+
+    from dynakd.lending import teacher_task
+
+    (tmp_path / "train.csv").write_text("t,y\n" + "".join(f"film {i} was {'good' if i % 2 else 'dull'},{i % 2}\n"
+                                                          for i in range(16)))
+    (tmp_path / "dev.csv").write_text("t,y\ngood film,1\ndull film,0\nfine,1\nbad,0\n")
+    out = tmp_path / "ft"
+    assert main(["finetune", "--model", str(tiny_teacher), "--task", "csv", "--train-file", str(tmp_path / "train.csv"),
+                 "--validation-file", str(tmp_path / "dev.csv"), "--text-columns", "t", "--label-column", "y",
+                 "--max-eval-samples", "4", "--max-steps", "2", "--no-progress", "--output", str(out)]) == 0
+    assert "max_eval_samples" not in json.loads((out / "metrics.json").read_text())
+    assert "not the whole split" not in ModelCard.load(out / "README.md").text
+    capsys.readouterr()
+    teacher_task(str(out), {})
+    assert "subset" not in capsys.readouterr().out
+    assert main(["evaluate", "--model", str(out), "--max-eval-samples", "3", "--no-progress"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["evaluate"]["max_eval_samples"] == 3  # (a subset: said)

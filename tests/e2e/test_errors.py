@@ -1228,3 +1228,32 @@ def test_a_checkpoint_no_longer_there_is_not_found_without_its_runs_settings(tin
     (run / "checkpoint-2").mkdir()  # a step mistyped in a run that kept its checkpoints: those it has
     assert main(["evaluate", "--model", str(run / "checkpoint-4"), "--no-progress"]) == 2
     assert capsys.readouterr().err.strip().endswith("(the run's checkpoints: checkpoint-2)")
+
+
+def test_qa_tokens_beside_class_token_pooling_is_said_unread(capsys):
+    """From a QA user's walkthrough (2026-12-07): pooling 'cls' compares each window's class token, which is no
+    context token, so qa_tokens 'context' changed nothing, without a word."""
+    from dynakd.config import build_config
+    from dynakd.rundir import note_not_read_by_task
+
+    given = {"task": "squad", "dynamics": {"pooling": "cls", "qa_tokens": "context"}}
+    note_not_read_by_task(build_config(given), given)
+    assert capsys.readouterr().out == ("note: dynamics.pooling 'cls' compares each window's class token alone, so "
+                                       "dynamics.qa_tokens 'context' is not read: the run trains as it would without\n")
+    for quiet in ({"task": "squad", "dynamics": {"qa_tokens": "context"}},
+                  {"task": "squad", "method": "kd", "dynamics": {"pooling": "cls", "qa_tokens": "context"}}):
+        note_not_read_by_task(build_config(quiet), quiet)
+    assert capsys.readouterr().out == ""
+
+
+def test_evaluate_names_what_it_does_not_read_and_its_batch_size(tiny_teacher, tmp_path, capsys):
+    """From a user's walkthrough (2026-12-07): evaluate took training settings given with --set without a word (their
+    flags are refused), and refused --batch-size without naming eval_batch_size."""
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--model", str(tiny_teacher), "--batch-size", "8"])
+    assert "this command scores: its batch size is --set eval_batch_size=N" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tiny_teacher), "--synthetic", "--max-eval-samples", "8", "--no-progress",
+                 "--output", str(tmp_path / "scores"), "--set", "lr=1", "--set", "align.name=fixed",
+                 "--set", "eval_batch_size=4"]) == 0
+    assert ("note: dynakd evaluate does not read align, lr (settings of training): the score is as it would be "
+            "without (eval_batch_size is the batch size of scoring)") in capsys.readouterr().out

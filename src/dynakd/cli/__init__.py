@@ -177,6 +177,8 @@ def _setting_hint(flag: str, flags, commands) -> str | None:
     if key == "model" and "--teacher" in flags:  # (distill, bench: the model to distil from)
         student = " (--student: a student checkpoint)" if "--student" in flags else ""
         return f"did you mean --teacher? the fine-tuned model to distil from{student}"
+    if key == "batch_size" and own not in flags and "--set" in flags:  # (evaluate: scoring's own batch size)
+        return "this command scores: its batch size is --set eval_batch_size=N"
     if "--set" in flags and not any(own in p._option_string_actions for p in commands.values()):
         section = ".KEY" if field.name in ("align", "dynamics") else ""  # (sections: a key of theirs)
         return f"give it as --set {key}{section}=..." + (f";{said}" if said else "")

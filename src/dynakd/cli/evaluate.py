@@ -39,8 +39,30 @@ def run(args: argparse.Namespace):
     # a model folder DynaKD wrote is scored on its task and data, with the input length (and QA windows) it was
     # trained with, unless the command says otherwise (--model, or the model a --config names: checked whole below)
     given = given_settings(args, [EVALUATE_FLAGS])
-    return runner.evaluate(lent_config("evaluate", given,
-                                       lambda lent: config_from_args(args, [EVALUATE_FLAGS], defaults=lent)))
+    cfg = lent_config("evaluate", given, lambda lent: config_from_args(args, [EVALUATE_FLAGS], defaults=lent))
+    _note_training_settings(args)
+    return runner.evaluate(cfg)
+
+
+# Settings of training, which a score does not read: given with --set, they were taken without a word (their flags
+# are refused as options evaluate lacks). A --config file may hold them all: a run's own dynakd.yaml.
+TRAINING_ONLY = frozenset({
+    "teacher", "student", "student_layers", "student_layer_ids", "max_train_samples", "transfer_samples", "overwrite",
+    "epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "ddp_find_unused_parameters", "lr",
+    "weight_decay", "warmup_ratio", "max_grad_norm", "torch_compile", "torch_compile_mode", "cuda_graphs",
+    "logging_steps", "report_to", "eval_steps", "save_steps", "resume", "keep_checkpoints", "eval_teacher",
+    "teacher_cache", "teacher_cache_dtype", "push_to_hub", "hub_private", "method", "temperature", "task_weight",
+    "alpha", "beta", "hidden_weight", "staged", "balance", "dynamics", "align"})
+
+
+def _note_training_settings(args: argparse.Namespace) -> None:
+    from ..config import underscored
+    from ..distributed import note
+
+    given = {key for s in args.set for key in underscored(parse_override(s))}
+    if unread := sorted(given & TRAINING_ONLY):
+        note(f"dynakd evaluate does not read {', '.join(unread)} (settings of training): the score is as it would be "
+             "without (eval_batch_size is the batch size of scoring)")
 
 
 def _a_runs_own_record(args: argparse.Namespace) -> bool:

@@ -69,7 +69,10 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
         print(f"{task.name} data: {describe_labels(task, data, cfg.label_column)}", flush=True)
     if cfg.dev_split is not None and not train:
         data.pop("train")
-    return task, drop_empty(_subsample_splits(cfg, task, data, train), source=source)
+    cut = _subsample_splits(cfg, task, data, train)
+    kept = drop_empty(cut, source=source)
+    kept.full_eval_rows = cut.full_eval_rows  # (a DatasetDict of its own)
+    return task, kept
 
 
 def _source_name(task: TaskSpec, cfg: DistillConfig, path: str | None) -> str:
@@ -127,8 +130,11 @@ def _subsample_splits(cfg: DistillConfig, task: TaskSpec, data, train: bool):
                                                 cfg.data_seed, regression=task.is_regression)
     elif train:
         data["train"] = subsample(data["train"], cfg.max_train_samples, cfg.data_seed)
+    # each evaluation split's rows before the cut (runner.scored_as: a cap at or above them scored the whole split)
+    sizes = {split: len(data[split]) for split in task.eval_splits}
     for split in task.eval_splits:
         data[split] = subsample(data[split], cfg.max_eval_samples, cfg.data_seed)
+    data.full_eval_rows = sizes
     return data
 
 

@@ -97,6 +97,33 @@ def reportable(records: list[dict[str, Any]], path: Path) -> list[dict[str, Any]
     return kept
 
 
+def cells_without_defaults(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each record's cell less the grid values that every record of its method without that key ran at too (a rate
+    at its default): ablate finds such a cell finished under the other name, and the report shows it there, where it
+    was a row of its own, its Δ "-" for want of a kd partner of that name. Read from the configs the records hold."""
+    def value(record: dict[str, Any], dotted: str) -> Any:
+        v: Any = record.get("config")
+        for key in dotted.split("."):
+            v = v.get(key, _ABSENT) if isinstance(v, dict) else _ABSENT
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+    keys = {k for r in records for k in r.get("cell", {})} - {"seed", "method"}
+    for key in sorted(keys):
+        ran_at: dict[str, set[str]] = defaultdict(set)
+        for r in records:
+            if key not in r.get("cell", {}):
+                ran_at[r["method"]].add(repr(value(r, key)))
+        for r in records:
+            cell = r.get("cell", {})
+            at = ran_at.get(r["method"], set())
+            if key in cell and len(at) == 1 and repr(value(r, key)) in at and repr(_ABSENT) not in at:
+                r["cell"] = {k: v for k, v in cell.items() if k != key}
+    return records
+
+
+_ABSENT = object()
+
+
 def scored_task(records: list[dict[str, Any]]) -> TaskSpec | None:
     """The task of the first record (None for none). A run on user files (``csv``/``json``) does not record its label
     count, which decides its metrics (``user_task``); ``compute_metrics`` writes exactly its spec's, so the scores
@@ -456,7 +483,7 @@ def build_report(folder: str | Path) -> Path:
 
     folder = Path(folder)
     _SAID.clear()
-    records = reportable(load_results(folder), folder / "results.jsonl")
+    records = cells_without_defaults(reportable(load_results(folder), folder / "results.jsonl"))
     metric, others = shown_scores(records)
     rows = summarise(records, metric, others)
     plotted, caption = plotted_rows(rows)
