@@ -713,7 +713,9 @@ def test_a_sweep_checks_every_grid_value_and_says_which_options_no_cell_reads(ti
         return path
 
     for grid, said in (({"seed": [1, "two"]}, "grid seed: expected int, got 'two'"),
-                       ({"align.tau": [0.1, "fast"]}, "grid align.tau: expected float, got 'fast'")):
+                       ({"align.tau": [0.1, "fast"]}, "grid align.tau: expected float, got 'fast'"),
+                       # (a misspelt key was named without its section, as base's and teacher's are)
+                       ({"methd": ["kd"]}, r"grid: unknown config key 'methd' \(did you mean 'method'\?\)")):
         for smoke in (False, True):
             with pytest.raises(DynaKDError, match=f"^{re.escape(str(path))}: {said}$"):
                 load_sweep(sweep_with(**grid), smoke=smoke)
@@ -1297,3 +1299,11 @@ def test_a_grid_value_at_the_default_is_no_setting_of_its_own_in_the_report():
     assert variant(kept[3]) == "lr=0.0001"  # (another rate: a setting of its own)
     alone = cells_without_defaults([record("full", 1, 5e-5)])  # (no run without it: nothing tells its default)
     assert variant(alone[0]) == "lr=5e-05"
+
+
+def test_a_shard_without_cells_says_so(tiny_encoder, tmp_path, capsys):
+    """From a sweep user's walkthrough (2026-12-07): --shard 5/8 of a 4-cell sweep ran nothing without a word."""
+    config = write_sweep(tmp_path / "s.yaml", tiny_encoder, tmp_path / "out")
+    main(["ablate", "--config", str(config), "--shard", "8/8"])
+    assert "[ablate] shard 8/8 holds no cell: the sweep has 6, fewer than its 8 shards" in capsys.readouterr().out
+    assert not (tmp_path / "out" / "results.jsonl").exists()

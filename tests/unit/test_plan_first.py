@@ -82,6 +82,7 @@ def test_a_learned_plan_takes_its_gradient_from_the_values(token_groups):
 def test_feature_dynamics_loss_compares_under_its_plan(token_groups):
     s, t = rand_hidden(LS, DS, 0, T), rand_hidden(LT, DT, 1, T)
     plan = torch.rand(LS, LT)
+    plan = plan / plan.sum(1, keepdim=True)  # (rows that sum to 1: the plans feature_dynamics_loss takes)
     terms = feature_dynamics_loss(s, t, mask=ragged_mask(T), plan=plan, opts=DynamicsOptions(pooling="tokens"))
     want = {f"dyn/{k}": plan_loss(plan, c) for k, c in dynamics_costs(
         s, t, mask=ragged_mask(T), opts=DynamicsOptions(pooling="tokens"), anchors=anchors_from_plan(plan)).items()}

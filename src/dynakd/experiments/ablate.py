@@ -55,6 +55,7 @@ from ..config import (
     load_yaml,
     merge_dicts,
     nest,
+    parse_layer,
     typed,
     underscored,
     unread_options,
@@ -318,6 +319,10 @@ def _check_grid_values(grids: list[dict[str, list[Any]]], path: str | Path) -> N
                     typed(DistillConfig, nest(key, value))
                 except DynaKDError as e:
                     raise DynaKDError(f"{path}: grid {e}") from None
+                try:
+                    parse_layer(nest(key, value))  # (a misspelt key, named with its section as base's are)
+                except DynaKDError as e:
+                    raise DynaKDError(f"{path}: grid: {e}") from None
 
 
 def _note_unread_axes(sweep: Sweep, every: list[dict[str, Any]], path: str | Path) -> None:
@@ -641,7 +646,11 @@ def _run_sweep(sweep: Sweep, shard: tuple[int, int]) -> Path:
             done = {}
         (sweep.output / "sweep.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sweep)
                                                                | {"output": str(sweep.output)}))
-    mine = [c for i, c in enumerate(cells(sweep)) if i % n == k - 1]
+    every = cells(sweep)
+    mine = [c for i, c in enumerate(every) if i % n == k - 1]
+    if not mine:  # (it ran nothing without a word)
+        print(f"[ablate] shard {k}/{n} holds no cell: the sweep has {len(every)}, fewer than its {n} shards",
+              flush=True)
     todo = [c for c in mine if cell_key(c) not in done]
     todo, runs = _finished_as_others(sweep, todo, done)
     part = f" (shard {k}/{n})" if n > 1 else ""
