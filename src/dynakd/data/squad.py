@@ -71,9 +71,12 @@ def _items(path: str) -> list[Any]:
         text = handle.read()
     try:
         doc = json.loads(text)
-    except ValueError:
+    except ValueError as whole:  # JSON lines, or a broken JSON file: named by the error of reading it whole
         lines = [line for line in text.splitlines() if line.strip()]
-        doc = [json.loads(line) for line in lines]  # (JSON lines; a broken JSON file fails here too)
+        try:
+            doc = [json.loads(line) for line in lines]
+        except ValueError:
+            raise whole from None
         if len(lines) < 2:
             raise
     if isinstance(doc, dict):
