@@ -122,8 +122,12 @@ def model_ref(name: str) -> str:
         return f"`{hub}`"
     if not Path(name).expanduser().exists():
         return f"`{name}`"
+    folder = Path(name).expanduser()
     base = base_model(name)
-    return f"`{_name(Path(name).expanduser())}` (a local folder{f', fine-tuned from `{base}`' if base else ''})"
+    if "knowledge-distillation" in (_card_field(folder, "tags") or []):  # (a student DynaKD distilled: not fine-tuned)
+        weights = f" from `{base}` weights" if base else ""
+        return f"`{_name(folder)}` (a local folder, a student distilled with DynaKD{weights})"
+    return f"`{_name(folder)}` (a local folder{f', fine-tuned from `{base}`' if base else ''})"
 
 
 def _shape(name: str) -> str | None:

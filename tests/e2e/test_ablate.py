@@ -131,6 +131,11 @@ def test_a_failed_cell_stops_no_other_and_is_tried_again(tiny_teacher, tmp_path,
     assert ("dynakd: error: sweep tiny: 1 of 6 cells failed, with no record (a rerun tries them again): "
             "method=kd,seed=1,student_layers=1 (non-finite loss at step 3)") in err
     assert len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) == 5
+    # the report names it (it had no row and no word in report.md)
+    assert json.loads((tmp_path / "out" / "failed.json").read_text()) == {
+        "method=kd,seed=1,student_layers=1": "non-finite loss at step 3"}
+    assert ("1 cell(s) of the sweep failed and have no record, so no row: method=kd,seed=1,student_layers=1 "
+            "(non-finite loss at step 3)") in (tmp_path / "out" / "report.md").read_text()
     tried.clear()
     assert main(["ablate", "--config", str(config)]) == 2
     assert tried == [("kd", 1)]
@@ -1307,3 +1312,14 @@ def test_a_shard_without_cells_says_so(tiny_encoder, tmp_path, capsys):
     main(["ablate", "--config", str(config), "--shard", "8/8"])
     assert "[ablate] shard 8/8 holds no cell: the sweep has 6, fewer than its 8 shards" in capsys.readouterr().out
     assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_a_failed_cell_that_ran_since_is_no_failure_in_the_report(tmp_path, capsys):
+    from dynakd.experiments.ablate import record_failures
+    from dynakd.experiments.report import note_failed_cells
+
+    record_failures(tmp_path, {"method=kd,seed=1": "diverged", "method=full,seed=1": "out of memory"})
+    record_failures(tmp_path, {"method=full,seed=1": "out of memory again"})  # (another shard, or a rerun)
+    note_failed_cells(tmp_path, [{"key": "method=kd,seed=1"}])  # (it has a record since)
+    assert capsys.readouterr().err == ("note: 1 cell(s) of the sweep failed and have no record, so no row: "
+                                       "method=full,seed=1 (out of memory again)\n")

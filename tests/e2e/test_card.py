@@ -368,3 +368,13 @@ def test_a_task_only_student_is_not_called_distilled_and_a_hand_written_map_is_n
             "built from layers of `org/teacher`.") in task.text and "distilled" not in task.text
     fixed = scored_card(tmp_path, "sst2", {"accuracy": 0.8}, align={"name": "fixed", "layers": [1, 4]})
     assert "method `full`, layer aligner `fixed` (teacher layers 1, 4, 1-based)." in fixed.text
+
+
+def test_a_distilled_student_named_as_a_teacher_is_not_called_fine_tuned(tmp_path):
+    """From a user's walkthrough (2026-12-07): a student distilled from another student's folder named that folder
+    'fine-tuned from' the hub model its weights came from."""
+    from dynakd.card import model_ref
+
+    scored_card(tmp_path, "sst2", {"accuracy": 0.8})  # (a distilled student's card, in tmp_path / "out")
+    assert model_ref(str(tmp_path / "out")) == ("`out` (a local folder, a student distilled with DynaKD from "
+                                                "`org/teacher` weights)")

@@ -98,7 +98,9 @@ def full_disk_for_the_record(self: Path, *args, **kwargs):
         (["--set", "dynamics.pooling=tokens", "--set", "dynamics.relation_angle=true"],
          "dynamics.relation_angle with pooling 'tokens' needs O(B T^3 d) memory; use pooled dynamics"),
         (["--set", "dynamics.pooling=tokens", "--set", "dynamics.reference=ema"],
-         "dynamics.reference must be 'batch' with pooling 'tokens' (references are pooled means)"),
+         "dynamics.reference must be 'batch' with pooling 'tokens' (references are pooled means; extractive QA pools "
+         "by token unless told otherwise: --set dynamics.pooling=mean compares pooled windows, where a reference "
+         "applies)"),
         (["--method", "kd", "--set", "hidden_weight=1"], "hidden_weight adds a hidden-state term to a dynamics method"),
         (["--max-seq-length", "4096"], "exceeds the model's limit of 128 tokens"),
         (["--save-steps", "-1"], "save_steps must be >= 0"),

@@ -545,3 +545,14 @@ def test_questions_a_large_stride_cuts_are_noted(examples, tokenizer, capsys):
     out = capsys.readouterr().out
     assert "note: max_seq_length 32 with doc_stride 24 leaves a question 4 token(s): " in out
     assert f"of {len(examples)} question(s) are cut to them (first: " in out and "a smaller --doc-stride" in out
+
+
+def test_a_qa_evaluation_prints_its_size_not_its_offsets():
+    """From a QA user's walkthrough (2026-12-07): print(qa_eval) showed every window's offsets."""
+    from datasets import Dataset
+
+    from dynakd.data.squad import QAEval
+
+    qa = QAEval(examples=Dataset.from_dict({"id": ["a", "b"]}), features=Dataset.from_dict({"input_ids": [[1]] * 3}),
+                example_ids=["a", "a", "b"], offsets=[[(0, 1)] * 384] * 3)
+    assert repr(qa) == "QAEval(questions=2, windows=3, n_best=20, max_answer_length=30)"

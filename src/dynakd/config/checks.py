@@ -307,7 +307,9 @@ def _check_dynamics(cfg: DistillConfig) -> None:
     if dyn.pooling == "tokens" and dyn.relation_angle:
         raise DynaKDError("dynamics.relation_angle with pooling 'tokens' needs O(B T^3 d) memory; use pooled dynamics")
     if dyn.pooling == "tokens" and dyn.reference != "batch":
-        raise DynaKDError("dynamics.reference must be 'batch' with pooling 'tokens' (references are pooled means)")
+        raise DynaKDError("dynamics.reference must be 'batch' with pooling 'tokens' (references are pooled means; "
+                          "extractive QA pools by token unless told otherwise: --set dynamics.pooling=mean compares "
+                          "pooled windows, where a reference applies)")
     if dyn.token_sample is not None and dyn.pooling != "tokens":
         raise DynaKDError(f"dynamics.token_sample draws tokens for token-level dynamics (pooling 'tokens', extractive "
                           f"QA's), not for pooling '{dyn.pooling}': leave it unset")

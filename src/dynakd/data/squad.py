@@ -261,6 +261,10 @@ class QAEval:
     n_best: int = 20
     max_answer_length: int = 30
 
+    def __repr__(self) -> str:  # (the dataclass's printed every window's offsets: thousands of tuples)
+        return (f"QAEval(questions={len(self.examples)}, windows={len(self.example_ids)}, n_best={self.n_best}, "
+                f"max_answer_length={self.max_answer_length})")
+
 
 def _windows(tokenizer, examples: dict[str, list], max_length: int, stride: int):
     if not getattr(tokenizer, "is_fast", False):

@@ -44,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from .. import hub, jsonfile
+from .. import atomic, hub, jsonfile
 from ..config import (
     SWEEP_SECTIONS,
     DistillConfig,
@@ -700,6 +700,7 @@ def _run_sweep(sweep: Sweep, shard: tuple[int, int]) -> Path:
                 f.write(jsonfile.dumps(record) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
+    record_failures(sweep.output, failed)
     if failed:
         by_reason: dict[str, list[str]] = {}  # (one reason, a missing column say, was said once per cell)
         for key, why in failed.items():
@@ -710,6 +711,22 @@ def _run_sweep(sweep: Sweep, shard: tuple[int, int]) -> Path:
         raise CellsFailed(f"sweep {sweep.name}{part}: {len(failed)} of {len(todo)} cells failed, with no record (a "
                           f"rerun tries them again): {listed}{more}", results)
     return results
+
+
+FAILURES = "failed.json"  # the cells whose last run failed, with why: report.md lists those still without a record
+
+
+def record_failures(folder: Path, failed: dict[str, str]) -> None:
+    """Add this ablate's failed cells to the sweep folder's ``failed.json`` (other shards' too: under a lock); a cell
+    that has a record since is no failure (``report`` reads them so), and one that failed again says its new reason."""
+    path = folder / FAILURES
+    with locked(folder / f".{FAILURES}.lock"):
+        try:
+            known = json.loads(path.read_text()) if path.is_file() else {}
+        except ValueError:
+            known = {}
+        if failed or known:
+            atomic.write_text(path, json.dumps((known if isinstance(known, dict) else {}) | failed, indent=1) + "\n")
 
 
 # What a run's error advises a command to do, as a sweep does it: its cells run with overwrite into folders of the

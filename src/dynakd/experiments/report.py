@@ -16,6 +16,7 @@ does not record its label count, which decides its metrics; the record's scores 
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import sys
@@ -31,7 +32,7 @@ from ..data.tasks import GLUE_TASKS, TaskSpec, get_task, user_task
 from ..errors import DynaKDError
 from ..metrics import primary_metric
 from ..rundir import CONFIG_NAME
-from .ablate import LAYER_TERM_OPTIONS, cell_key, read_results
+from .ablate import FAILURES, LAYER_TERM_OPTIONS, cell_key, read_results
 
 
 def load_results(folder: Path) -> list[dict[str, Any]]:
@@ -95,6 +96,21 @@ def reportable(records: list[dict[str, Any]], path: Path) -> list[dict[str, Any]
         raise DynaKDError(f"{path}: no record holds what the report reads ({', '.join(REPORTED)}, and the task's "
                           f"score{f' {metric}' if metric else ''} in eval and teacher_eval)")
     return kept
+
+
+def note_failed_cells(folder: Path, records: list[dict[str, Any]]) -> None:
+    """Name the cells whose last run failed and that have no record (``ablate``'s ``failed.json``): they had no row
+    and no word in report.md, as if the grid had not held them."""
+    path = folder / FAILURES
+    try:
+        failed = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        return
+    recorded = {r.get("key") for r in records}
+    if isinstance(failed, dict) and (left := {k: v for k, v in failed.items() if k not in recorded}):
+        listed = "; ".join(f"{key} ({why})" for key, why in list(left.items())[:5])
+        more = f"; and {len(left) - 5} more ({path.name})" if len(left) > 5 else ""
+        note(f"{len(left)} cell(s) of the sweep failed and have no record, so no row: {listed}{more}")
 
 
 def cells_without_defaults(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -484,6 +500,7 @@ def build_report(folder: str | Path) -> Path:
     folder = Path(folder)
     _SAID.clear()
     records = cells_without_defaults(reportable(load_results(folder), folder / "results.jsonl"))
+    note_failed_cells(folder, records)
     metric, others = shown_scores(records)
     rows = summarise(records, metric, others)
     plotted, caption = plotted_rows(rows)
