@@ -222,6 +222,10 @@ def evaluation_defaults(
     if is_first_process():
         if said:
             say(f"evaluate: {', '.join(said)} (as {folder} was trained)")
+        if task.is_qa and saved.get("doc_stride") and "doc_stride" not in {*given, *lent}:  # (another length's)
+            say(f"note: {folder} was trained on windows of {saved.get('max_seq_length')} tokens overlapping by "
+                f"{saved['doc_stride']}; these windows of {given.get('max_seq_length')} overlap by their length's "
+                f"default (give --doc-stride {saved['doc_stride']} for the run's overlap)")
         # (a cap its metrics.json does not record covered the whole split: the same rows)
         if saved.get("max_eval_samples") and "max_eval_samples" not in given \
                 and "max_eval_samples" in _scores_record(folder):

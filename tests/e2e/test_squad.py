@@ -90,6 +90,8 @@ def test_squad_ablate_finetune_distill_evaluate(qa_encoder, squad_file, tmp_path
                  "--train-articles", "3", "--no-progress", "--max-seq-length", "40"]) == 0
     scored = json.loads((full / "metrics.json").read_text())["evaluate"]  # another length: its default overlap
     assert (scored["max_seq_length"], scored["doc_stride"]) == (40, 20)
+    assert (f"note: {full} was trained on windows of 48 tokens overlapping by 16; these windows of 40 overlap by "
+            "their length's default (give --doc-stride 16 for the run's overlap)") in capsys.readouterr().out
     assert time.perf_counter() - start < 120  # about 10 s on an idle machine; generous for a busy one
 
 
