@@ -1,13 +1,14 @@
 """Token-level dynamics on a sample of tokens against `kd`, step by step on the same SQuAD batches (issue #4).
 
-`dynakd bench --epoch` compares whole epochs run one after another, whose spread on a shared 2-core machine is as wide
-as the gap it measures (RESULTS.md, "Token-level dynamics on a sample of tokens": 1.13x pooled, 1.06x paired). Here
+`dynakd bench --epoch` compares whole epochs, whose spread on a shared 2-core machine is as wide as the gap it measures
+(RESULTS.md, "Token sampling at K = 64 on SQuAD epochs, again": 1.13x by the median epochs, 1.06x paired). Here
 `kd`, `full` with `dynamics.token_sample=K` and `full` with every token train the same batches in the same order
 (``dynakd bench``'s ``bench_one``: MiniLM-L6 -> 2 layers, OT, windows of 384 by default), one run of each in turn,
-the order turning every round; each batch's time is compared with `kd`'s time for that batch in the same round, so a
+the order turning every round (one cyclic order: each configuration follows the same one); each batch's time is compared with `kd`'s time for that batch in the same round, so a
 slow spell of the machine weighs on one round's pair rather than on one method.
 
-    OMP_NUM_THREADS=2 python benchmarks/speed/qa_sample_ab.py --rounds 4 --output benchmarks/speed/qa-sample-ab.json
+    OMP_NUM_THREADS=2 python benchmarks/speed/qa_sample_ab.py --samples 256 --rounds 4 --sample 64,32 \
+        --output benchmarks/speed/cpu-1207-qa-sample-ab.json
 """
 from __future__ import annotations
 
