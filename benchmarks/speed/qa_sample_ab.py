@@ -4,8 +4,9 @@
 (RESULTS.md, "Token sampling at K = 64 on SQuAD epochs, again": 1.13x by the median epochs, 1.06x paired). Here
 `kd`, `full` with `dynamics.token_sample=K` and `full` with every token train the same batches in the same order
 (``dynakd bench``'s ``bench_one``: MiniLM-L6 -> 2 layers, OT, windows of 384 by default), one run of each in turn,
-the order turning every round (one cyclic order: each configuration follows the same one); each batch's time is compared with `kd`'s time for that batch in the same round, so a
-slow spell of the machine weighs on one round's pair rather than on one method.
+the order turning every round (one cyclic order: each configuration follows the same one); each batch's time is
+compared with `kd`'s time for that batch in the same round, so a slow spell of the machine weighs on one round's pair
+rather than on one method.
 
     OMP_NUM_THREADS=2 python benchmarks/speed/qa_sample_ab.py --samples 256 --rounds 4 --sample 64,32 \
         --output benchmarks/speed/cpu-1207-qa-sample-ab.json
