@@ -4,7 +4,7 @@
 (RESULTS.md, "Token sampling at K = 64 on SQuAD epochs, again": 1.13x by the median epochs, 1.06x paired). Here
 `kd`, `full` with `dynamics.token_sample=K` and `full` with every token train the same batches in the same order
 (``dynakd bench``'s ``bench_one``: MiniLM-L6 -> 2 layers, OT, windows of 384 by default), one run of each in turn,
-the order turning every round (one cyclic order: each configuration follows the same one); each batch's time is
+in the bench's orders of repeats (each first in turn, none always after the same one); each batch's time is
 compared with `kd`'s time for that batch in the same round, so a slow spell of the machine weighs on one round's pair
 rather than on one method.
 
@@ -65,8 +65,9 @@ def main() -> None:
     times: dict[str, list[list[float]]] = {name: [] for name in configs}
     shapes = None
     names = list(configs)
-    for r in range(a.rounds):
-        order = names[r % len(names):] + names[:r % len(names)]  # each method first in turn
+    # each first in turn, and no configuration always after the same one (the bench's own orders; the first run of
+    # this script turned one cyclic order, each configuration after the same one)
+    for r, order in enumerate(Bm.repeat_orders(names, a.rounds)):
         for name in order:
             cfg = build_config(dataclasses.asdict(base) | configs[name] | {"max_steps": batches})
             out = Bm.bench_one(cfg, teacher, tok, data, task, None, tmp, a.warmup)
@@ -78,6 +79,7 @@ def main() -> None:
     result = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                        text=True).stdout.strip(),
               "threads": torch.get_num_threads(), "rounds": a.rounds, "warmup_steps": a.warmup,
+              "orders": Bm.repeat_orders(names, a.rounds),
               "batch_shapes": shapes, "processor": Bm.processor_name(),
               "step_s": {n: [[round(x, 4) for x in run] for run in v] for n, v in times.items()}}
     for name in names[1:]:
