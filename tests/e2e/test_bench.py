@@ -310,6 +310,10 @@ def test_bad_names_and_paths_are_refused_before_any_timing(tmp_path, capsys, mon
         ("--task", "mrpc"): "bench on task mrpc needs its data: --data-dir or --train-file \\(the synthetic corpus",
         ("--output", str(tmp_path)): f"--output {tmp_path} is a folder; give a file name",
         ("--output", str(tmp_path / "afile" / "b.json")): f"cannot write --output .*: {tmp_path / 'afile'} is a file",
+        # (from a user's walkthrough, 2026-12-07: the JSON was written into the picture, the chart as b.png.png; a
+        # misspelt aligner beside methods that read none was timed without a word)
+        ("--output", str(tmp_path / "b.png")): r"--output .*b\.png names a picture: give the JSON file",
+        ("--methods", "task,kd", "--aligners", "ot,bar"): "align.name: 'bar' is not one of fixed, attention, ot",
     }
     for flags, message in cases.items():
         assert main(["bench", *flags]) == 2
@@ -449,3 +453,19 @@ def test_the_quartiles_lie_within_the_steps_timed():
     two = summarise([1.0, 3.0], 0)
     assert 1000 <= two["q1_ms"] <= two["median_ms"] <= two["q3_ms"] <= 3000 and two["mean_ms"] == 2000
     assert summarise([0.5, 1.0, 2.0, 4.0, 8.0], 1)["median_ms"] == 3000
+
+
+def test_the_datas_advice_names_the_setting_bench_takes(monkeypatch, capsys):
+    """From a user's walkthrough (2026-12-07): QNLI's dev file alone was answered with --dev-split 0.5, a flag bench
+    refuses; it takes the setting: --set dev_split=0.5."""
+    import dynakd.experiments.bench as bench
+    from dynakd.errors import DynaKDError
+
+    def no_train_file(*args, **kwargs):
+        raise DynaKDError("GLUE file not found: d/QNLI/train.tsv; with the dev file alone, --dev-split 0.5 trains on "
+                          "half of it and evaluates on the rest")
+
+    monkeypatch.setattr(bench, "run_bench", no_train_file)
+    assert main(["bench", "--task", "qnli"]) == 2
+    assert ("with the dev file alone, --set dev_split=0.5 trains on half of it and evaluates on the rest"
+            in capsys.readouterr().err)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from ..errors import DynaKDError
@@ -75,10 +76,16 @@ def run(args: argparse.Namespace) -> None:
     if get_task(str(given.get("task") or "sst2")).is_qa and given.get("max_seq_length") is None:
         defaults["max_seq_length"] = QA_WINDOW  # a QA step is timed on the windows a QA run trains on
     cfg = config_from_args(args, BENCH_FLAGS, defaults=defaults, **({"teacher": args.teacher} if args.teacher else {}))
-    run_bench(cfg, methods=names(args.methods, "--methods"), aligners=names(args.aligners, "--aligners"),
-              steps=30 if args.steps is None else args.steps, warmup=5 if args.warmup is None else args.warmup,
-              output=Path(out) if out else None, epoch=args.epoch,
-              repeats=(1 if args.epoch else 3) if args.repeats is None else args.repeats)
+    try:
+        run_bench(cfg, methods=names(args.methods, "--methods"), aligners=names(args.aligners, "--aligners"),
+                  steps=30 if args.steps is None else args.steps, warmup=5 if args.warmup is None else args.warmup,
+                  output=Path(out) if out else None, epoch=args.epoch,
+                  repeats=(1 if args.epoch else 3) if args.repeats is None else args.repeats)
+    except DynaKDError as e:  # (the data's advice names distill's flag, which bench lacks: its setting it takes)
+        said = re.sub(r"--dev-split (\S+)", r"--set dev_split=\1", str(e))
+        if said == str(e):
+            raise
+        raise DynaKDError(said) from None
 
 
 def names(value: str, flag: str) -> list[str]:

@@ -332,6 +332,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         raise DynaKDError(f"bench needs --steps >= 1, --repeats >= 1, --warmup >= 0 (got {steps}, {repeats}, {warmup})")
     for method, align, _ in configurations(methods, aligners):  # every name, before minutes of timing
         build_config(dataclasses.asdict(base) | {"method": method, "align": _aligner(base, align)})
+    for align in aligners:  # (also where no method reads one: a misspelt name went through without a word)
+        build_config(dataclasses.asdict(base) | {"method": "full", "align": _aligner(base, align)})
     if output is not None:
         check_output_file(output)
     if base.teacher_cache not in ("auto", "off"):
@@ -662,6 +664,9 @@ def check_output_file(path: Path) -> None:
     """Refuse a JSON path that cannot be written, before the timing rather than after it (creates nothing)."""
     if path.is_dir():
         raise DynaKDError(f"--output {path} is a folder; give a file name, e.g. {path / 'bench.json'}")
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".svg", ".pdf"):  # (the JSON went into it, the chart beside)
+        raise DynaKDError(f"--output {path} names a picture: give the JSON file, e.g. {path.with_suffix('.json')}; "
+                          "its chart is written beside it (.png)")
     folder = existing_part(path.parent)
     if not folder.is_dir():
         raise DynaKDError(f"cannot write --output {path}: {folder} is a file")
