@@ -432,8 +432,8 @@ class Distiller(nn.Module):
         as scratch where token-level dynamics read them (``stacks_teacher``: one copy of them, not two), pooled and let
         go where pooled dynamics do (``pooled_teacher``), else as they are (no states captured, or read as they are).
         ``DistillationTrainer`` calls it between the teacher's forward and the student's."""
-        if t.hidden and self.stacks_teacher:
-            stack_hidden(t, scratch=True)
+        if t.hidden and self.stacks_teacher:  # (a sample of the tokens: those alone, drawn here for the costs too)
+            stack_hidden(t, scratch=True, tokens=self._tokens(self.dynamics_masks(t, t)[0]))
             return t
         return self.pooled_teacher(t)
 
@@ -476,8 +476,10 @@ class Distiller(nn.Module):
                       teacher_pooled=t.pooled_layers(self.opts.pooling),
                       gather=distributed.gather_items if self.gathers else None, cls_index=s.cls_index,
                       teacher_cls_index=t.cls_index)
-        if self.training and self.cfg.dynamics.token_sample is not None:  # (token-level: config checks)
-            inputs["tokens"] = sample_tokens(s_mask, self.cfg.dynamics.token_sample)
+        if isinstance(t.hidden, StackedHidden) and t.hidden.tokens is not None:  # (drawn by ready_teacher)
+            inputs["tokens"] = t.hidden.tokens
+        else:
+            inputs["tokens"] = self._tokens(s_mask)
         if self.graphed is not None:
             return self.graphed(pool_features(s.hidden, t.hidden, **inputs), anchors, refs)
         if self._compiled is not None:
@@ -486,6 +488,13 @@ class Distiller(nn.Module):
         # (a call's arguments live as long as the call), which the costs let go once they have made what they need
         return pooled_costs(pool_features(s.hidden, _taken_if_scratch(t), **inputs), self.opts, anchors, refs,
                             self.plan_first, ahead)
+
+    def _tokens(self, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """The positions of each row the token-level costs compare in training (``dynamics.token_sample``: a sample
+        of those ``mask`` marks), or None: every token."""
+        if not self.training or self.cfg.dynamics.token_sample is None:  # (token-level: config checks)
+            return None
+        return sample_tokens(mask, self.cfg.dynamics.token_sample)
 
     def dynamics_masks(self, s: Features, t: Features) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The tokens the dynamics see: the attention masks (padding never counts) or, for extractive QA with

@@ -67,30 +67,36 @@ class Features:
 class StackedHidden(tuple):
     """Hidden states ``L+1 x [B, T, d]`` as views of one float32 tensor ``stack [B, L+1, T, d]``, laid out as
     token-level dynamics read a teacher's (``losses.dynamics.pool_features`` takes it as it is, where it stacks a tuple
-    into a copy). ``scratch``: made for one step's costs alone, which may overwrite it (centre it in place)."""
+    into a copy). ``scratch``: made for one step's costs alone, which may overwrite it (centre it in place).
+    ``tokens [B, K]``: the positions of each row it holds, where it holds a sample of them (``T`` is then ``K``); None:
+    every token."""
 
     stack: torch.Tensor
     scratch: bool
+    tokens: torch.Tensor | None
 
-    def __new__(cls, stack: torch.Tensor, scratch: bool = False) -> StackedHidden:
+    def __new__(cls, stack: torch.Tensor, scratch: bool = False, tokens: torch.Tensor | None = None) -> StackedHidden:
         hidden = super().__new__(cls, stack.unbind(1))
-        hidden.stack, hidden.scratch = stack, scratch
+        hidden.stack, hidden.scratch, hidden.tokens = stack, scratch, tokens
         return hidden
 
 
-def stack_hidden(feats: Features, scratch: bool = False) -> None:
+def stack_hidden(feats: Features, scratch: bool = False, tokens: torch.Tensor | None = None) -> None:
     """Replace ``feats.hidden`` with a ``StackedHidden`` of the same states in float32, each layer let go once it is
     copied: where nothing else holds them, the states and their stack are never both whole, as they are where the
     dynamics stack a tuple (a 6-layer teacher of width 384 on 32 sentences of 59 tokens: 19 MiB; 12 layers of width
     768 on SQuAD's 32 windows of 384 tokens: 468 MiB). ``scratch``: as ``StackedHidden``'s (the trainer's teacher:
-    nothing reads it after the costs)."""
+    nothing reads it after the costs). ``tokens [B, K]``: only these positions of each row are stacked (a sample of
+    them, ``dynamics.token_sample``: 64 of 384 tokens copy a sixth of the states)."""
     layers, feats.hidden = list(feats.hidden), ()
     first = layers[0]
-    stack = torch.empty(first.shape[0], len(layers), *first.shape[1:], dtype=torch.float32, device=first.device)
+    size = first.shape[1] if tokens is None else tokens.shape[1]
+    stack = torch.empty(first.shape[0], len(layers), size, first.shape[2], dtype=torch.float32, device=first.device)
+    rows = None if tokens is None else torch.arange(first.shape[0], device=first.device)[:, None]
     for i in range(len(layers)):
-        stack[:, i].copy_(layers[i])
+        stack[:, i].copy_(layers[i] if tokens is None else layers[i][rows, tokens])
         layers[i] = None
-    feats.hidden = StackedHidden(stack, scratch)
+    feats.hidden = StackedHidden(stack, scratch, tokens)
 
 
 def class_token(h: torch.Tensor, cls_index: torch.Tensor | None) -> torch.Tensor:

@@ -337,7 +337,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                 raise DynaKDError(f"method '{self.distiller.cfg.method}' needs the teacher: pass teacher=..., or a "
                                   f"teacher_cache and training rows with an '{EXAMPLE_ID}' column")
             # The teacher first: its forward's temporaries, and its token states where pooled dynamics read them
-            # pooled (pooled at once), never sit beside the student's activations (it draws no random numbers)
+            # pooled (pooled at once), never sit beside the student's activations (it draws no random numbers; a
+            # sample of the tokens, dynamics.token_sample, is drawn here, before the student's forward)
             teacher = self.distiller.ready_teacher(self._teacher_capture(teacher_inputs, hidden=needs_hidden))
         # The sensitivity component runs the student again on perturbed embeddings, from the random state of this
         # forward (restored after it): both draw the same dropout masks, so they differ by the perturbation alone. With

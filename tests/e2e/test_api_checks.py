@@ -341,20 +341,24 @@ def test_what_each_model_takes_is_told_only_where_it_can_be(tiny_teacher):
     assert forward_columns(Wrapper()) == set()
 
 
-@pytest.mark.parametrize("hidden_weight", [None, 1.0])
-def test_the_trainer_stacks_the_teachers_states_once_for_token_level_dynamics(tiny_teacher, tmp_path, hidden_weight):
+@pytest.mark.parametrize("hidden_weight,token_sample", [(None, None), (1.0, None), (None, 3)])
+def test_the_trainer_stacks_the_teachers_states_once_for_token_level_dynamics(tiny_teacher, tmp_path, hidden_weight,
+                                                                             token_sample):
     """Token-level dynamics get the live teacher's states stacked once (``features.stack_hidden``), which the costs
-    take and let go; not where ``hidden_weight`` reads the states after the costs."""
+    take and let go; not where ``hidden_weight`` reads the states after the costs. With ``token_sample`` the stack
+    holds the sampled positions alone, which the student's states are cut to."""
     from dynakd.features import StackedHidden
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
     teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
-    cfg = {"method": "full", "dynamics": {"pooling": "tokens"}}
+    cfg = {"method": "full", "dynamics": {"pooling": "tokens", "token_sample": token_sample}}
     distiller = _distiller(cfg | ({"hidden_weight": hidden_weight} if hidden_weight else {}))
     seen, feature_terms = [], distiller.feature_terms
 
     def spy(s, t, perturbed):
         handed = t.hidden
+        if token_sample:  # (rows of more tokens than the sample: the stack holds 3 of each)
+            assert handed.stack.shape[2] == 3 < s.hidden[0].shape[1] and handed.tokens.shape == (s.mask.shape[0], 3)
         out = feature_terms(s, t, perturbed)
         seen.append((type(handed), t.hidden == ()))
         return out

@@ -157,19 +157,40 @@ def test_token_sample_resolves_with_pooling_auto():
     assert build_config({"method": "kd", "task": "sst2"}, {"dynamics": {"token_sample": 64}})  # no dynamics: unread
 
 
-def test_the_distiller_samples_the_teacher_states_it_stacked():
-    """The trainer's teacher comes stacked as scratch (``Distiller.ready_teacher``): the same draw, the same loss as
-    from its states as they were."""
+def test_the_distiller_samples_the_teacher_states_it_stacked(monkeypatch):
+    """The trainer's teacher comes stacked as scratch (``Distiller.ready_teacher``), the sample's positions alone,
+    drawn there once for both models: the same draw, the same loss as from its states as they were."""
+    from dynakd import distiller as distiller_module
+
+    drawn = []
+    real = distiller_module.sample_tokens
+    monkeypatch.setattr(distiller_module, "sample_tokens", lambda mask, k: drawn.append(k) or real(mask, k))
     s, labels, losses = features(LS, DS, 0), torch.tensor([0, 1, 2, 1]), []
     for stacked in (False, True):
         d = distiller({"dynamics": {"pooling": "tokens", "token_sample": 4}})
         t = features(LT, DT, 1)
+        torch.manual_seed(0)
         if stacked:
             t = d.ready_teacher(t)
             assert isinstance(t.hidden, StackedHidden) and t.hidden.scratch
-        torch.manual_seed(0)
+            assert t.hidden.stack.shape == (B, LT + 1, 4, DT) and t.hidden.tokens.shape == (B, 4)
         losses.append(d(s, t, labels, progress=0.5).loss)
     torch.testing.assert_close(losses[0], losses[1])
+    assert drawn == [4, 4]  # once a step
+
+
+def test_a_teacher_stacked_at_a_sample_is_read_at_that_sample_alone():
+    from dynakd.features import Features, stack_hidden
+    from dynakd.losses.dynamics import pool_features
+
+    s, t = rand_hidden(LS, DS, 0, T), rand_hidden(LT, DT, 1, T)
+    index = sample_tokens(ragged_mask(T), 4)
+    feats = Features(torch.zeros(B, 2), tuple(t), None)
+    stack_hidden(feats, scratch=True, tokens=index)
+    torch.testing.assert_close(feats.hidden.stack, cut_tokens(StackedHidden(torch.stack(t, dim=1)), index).stack)
+    for other in (None, index.clone()):  # read at every token, or at other positions: refused
+        with pytest.raises(ValueError, match="positions of their own"):
+            pool_features(s, feats.hidden, mask=ragged_mask(T), opts=DynamicsOptions(pooling="tokens"), tokens=other)
 
 
 def test_tokens_are_drawn_among_those_the_dynamics_see(monkeypatch):

@@ -233,10 +233,14 @@ def pool_features(
     if tokens is not None and opts.pooling != "tokens":
         raise ValueError(f"tokens picks positions of token-level features (pooling 'tokens'), not of pooling "
                          f"{opts.pooling!r}")
+    held = getattr(teacher, "tokens", None)  # (a stack of some positions alone: features.stack_hidden)
+    if held is not None and held is not tokens:
+        raise ValueError("the teacher's states are stacked at positions of their own (StackedHidden.tokens): give "
+                         "those as tokens, or the states of every token")
     if tokens is not None:  # the forms of these tokens alone: each model's states cut to them first
         student, mask = cut_tokens(student, tokens), mask.gather(1, tokens)
         with torch.no_grad():  # (the teacher's cut states are copies of their own: scratch, Pooled.teacher_scratch)
-            teacher = cut_tokens(teacher, tokens)
+            teacher = teacher if held is not None else cut_tokens(teacher, tokens)
             teacher_p = None if perturbed is None else cut_tokens(perturbed[1], tokens)
         if perturbed is not None:  # (the student's perturbed states keep their gradient)
             perturbed = (cut_tokens(perturbed[0], tokens), teacher_p)
