@@ -5,7 +5,6 @@ its task, data and input length (``teacher_task``); a scored run lends ``evaluat
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from .rundir import (
     DATA_PATHS,
     lent_record,
     path_exists,
+    read_metrics,
     recorded_settings,
     same_file,
 )
@@ -240,14 +240,11 @@ def evaluation_defaults(
     return {**lent, **data}
 
 
-def _scores_record(folder: Path) -> dict:
+def _scores_record(folder: str | Path) -> dict:
     """The run's ``metrics.json`` (how its scores came about: ``max_eval_samples`` where they are of a subset), or
-    what its config says where the run has none yet."""
-    try:
-        record = json.loads((Path(folder) / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {"max_eval_samples": None}
-    return record if isinstance(record, dict) else {"max_eval_samples": None}
+    what its config says where the run has none yet, or none readable (``rundir.read_metrics``)."""
+    record = read_metrics(folder)
+    return {"max_eval_samples": None} if record is None else record
 
 
 _FILES = ("data_dir", "train_file", "validation_file")

@@ -656,14 +656,21 @@ def describe_model(model, folder: Path) -> dict[str, Any]:
     }
 
 
+def read_metrics(folder: str | Path) -> dict[str, Any] | None:
+    """The record in ``folder/metrics.json``, or None where there is none DynaKD can read: no file, an unreadable one,
+    or one not a JSON object (its callers say what that means: ``earlier_metrics`` refuses an unreadable one)."""
+    try:
+        record = json.loads((Path(folder) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def earlier_metrics(out: Path) -> dict[str, Any]:
     """The record in ``out/metrics.json`` that a score is added to (checked before scoring too, by ``evaluate``)."""
     path = out / "metrics.json"
-    try:
-        earlier = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        earlier = None
-    if not isinstance(earlier, dict):
+    earlier = read_metrics(out) if path.is_file() else {}
+    if earlier is None:
         raise DynaKDError(f"{path} is not a metrics record DynaKD can add to (unreadable, or not a JSON object); move "
                           "it away, or give --output DIR")
     return earlier

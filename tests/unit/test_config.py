@@ -408,6 +408,29 @@ def test_a_run_folders_config_is_read_as_a_config_file(tmp_path):
     assert recorded_config(tmp_path) is None  # a folder DynaKD did not write
 
 
+def test_a_run_folders_metrics_are_read_by_one_reader(tmp_path):
+    """``read_metrics`` reads a run's metrics.json for a score to add to (``earlier_metrics``, which refuses one it
+    cannot read) and for how a lent teacher's scores came about (``lending``, which takes its config's word then)."""
+    from dynakd.lending import _scores_record
+    from dynakd.rundir import earlier_metrics, read_metrics
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert read_metrics(run) is None and read_metrics(tmp_path / "gone") is None  # no record
+    assert earlier_metrics(run) == {} and _scores_record(run) == {"max_eval_samples": None}
+    (run / "metrics.json").write_text('{"eval": {"accuracy": 0.9}, "max_eval_samples": 8}')
+    assert read_metrics(run) == earlier_metrics(run) == _scores_record(str(run)) \
+        == {"eval": {"accuracy": 0.9}, "max_eval_samples": 8}
+    for unread in ("{", "[1, 2]"):  # malformed, or not a JSON object
+        (run / "metrics.json").write_text(unread)
+        assert read_metrics(run) is None and _scores_record(run) == {"max_eval_samples": None}
+        with pytest.raises(DynaKDError, match=r"metrics.json is not a metrics record DynaKD can add to"):
+            earlier_metrics(run)
+    (run / "metrics.json").unlink()
+    (run / "metrics.json").mkdir()  # not a file: nothing to add to, nothing read
+    assert read_metrics(run) is None and earlier_metrics(run) == {}
+
+
 def test_a_config_folder_and_a_value_that_is_not_yaml_are_named(tmp_path):
     folder = f"^{re.escape(str(tmp_path))} is a folder, not a config file; give a YAML file$"
     with pytest.raises(DynaKDError, match=folder):
