@@ -1231,7 +1231,7 @@ def test_a_difference_whose_interval_leaves_zero_out_is_marked():
     assert " * (" not in table([row | {"delta": unclear}], "accuracy")
 
 
-def test_a_failed_cell_is_told_what_to_change_in_the_sweep_file():
+def test_a_failed_cell_is_told_what_to_change_in_the_sweep_file(tmp_path):
     """From a sweep user's walkthrough (2026-12-07): a diverged cell was told to train again with overwrite or into
     another output folder (cells always overwrite, in folders the sweep names), and a teacher without its data to
     pass --data-dir, a flag ablate does not take."""
@@ -1250,6 +1250,12 @@ def test_a_failed_cell_is_told_what_to_change_in_the_sweep_file():
     offline = DynaKDError("could not load GLUE sst2 from the Hugging Face hub (offline); pass --data-dir DIR with the "
                           "GLUE TSV files")
     assert "set data_dir: DIR in the sweep's base with the GLUE TSV files" in _failure(offline)
+    (tmp_path / "QNLI").mkdir()
+    (tmp_path / "QNLI" / "dev.tsv").write_text("")
+    dev_alone = DynaKDError(f"no file{glue.missing_file_hint(str(tmp_path / 'QNLI' / 'train.tsv'))}")
+    assert "dev_split: 0.5 in the sweep's base trains on half of it" in _failure(dev_alone)
+    elsewhere = DynaKDError(f"no file{glue.missing_file_hint(str(tmp_path / 'SST-2' / 'train.tsv'))}")
+    assert "(the base's data_dir is a folder holding SST-2/train.tsv)" in _failure(elsewhere)
     said = inspect.getsource(trainer) + inspect.getsource(glue)
     for words in SWEEP_ADVICE:  # (still the words the runs say: else the sweep's advice is never given)
         assert " ".join(words.split()[:4]) in said

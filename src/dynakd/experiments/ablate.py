@@ -733,6 +733,8 @@ def record_failures(folder: Path, failed: dict[str, str]) -> None:
 # sweep's choosing, and ablate has no data flags
 SWEEP_ADVICE = {
     "pass --data-dir DIR": "set data_dir: DIR in the sweep's base",
+    "(--data-dir is a folder holding": "(the base's data_dir is a folder holding",
+    "--dev-split 0.5 trains on half of it": "dev_split: 0.5 in the sweep's base trains on half of it",
     "with overwrite or into another output folder (a resumed run would repeat the step; the checkpoint is there to "
     "inspect)": "with other settings in the sweep's grid (a rerun of the same cell fails alike; the checkpoint is "
     "there to inspect)",
