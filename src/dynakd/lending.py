@@ -49,6 +49,7 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
         saved = lent_record(os.path.expanduser(str(teacher)))
     except OSError:  # an unreadable folder: loading the model names it
         return {}
+    made = "fine-tuned" if saved.get("method", "task") == "task" else "distilled"  # (a distilled student's folder)
     default = dataclasses.asdict(DistillConfig())  # (defaults are not lent: the command has them anyway)
     saved = {k: v for k, v in saved.items()
              if k == "task" or (_says(v) and v != default.get(k))}
@@ -76,20 +77,21 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
     lost = _take_lost(lent, given)
     paths, flags = _paths_and_flags(lost, saved)
     if lost and "dev_split" in lent:  # another copy (the hub's) may order rows otherwise: the cut would differ
-        raise DynaKDError(f"the teacher {teacher} was fine-tuned on part of {paths} (--dev-split {lent['dev_split']}), "
+        raise DynaKDError(f"the teacher {teacher} was {made} on part of {paths} (--dev-split {lent['dev_split']}), "
                           "not found from here (a relative path counts from the folder it ran in); give "
                           f"{flags} so that the student does not train on the rows the teacher held out")
     if is_first_process():
         if said := [f"{k} {v}" for k, v in lent.items() if k != "data_seed"]:
-            say(f"distill: {', '.join(said)} (as the teacher {teacher} was fine-tuned)")
+            say(f"distill: {', '.join(said)} (as the teacher {teacher} was {made})")
         if lost:
-            say(f"note: the teacher {teacher} was fine-tuned on {paths}, not found from here (a relative path "
+            say(f"note: the teacher {teacher} was {made} on {paths}, not found from here (a relative path "
                 f"counts from the folder it ran in); give {flags}")
         # (the subset is drawn with data_seed, lent only with a dev split or the synthetic corpus: said where needed)
         seed = saved.get("data_seed", DistillConfig.data_seed)
         same = "" if seed == DistillConfig.data_seed or "data_seed" in {*given, *lent} else f" --set data_seed={seed}"
         for key, n in subsets.items():
             done, rows, flag = _SUBSETS[key]
+            done = done.replace("fine-tuned", made)
             say(f"note: the teacher {teacher} was {done} a seeded subset of {n} {rows} rows ({flag} {n}); this run "
                 f"reads them all (give {flag} {n}{same} for the same rows)")
     return lent

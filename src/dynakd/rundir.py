@@ -88,11 +88,11 @@ def _said(key: str, old: Any, new: Any) -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         return [said for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
                 for said in _said(f"{key}.{k}", old.get(k), new.get(k))]
-    return [f"{key} {_shown(old)} -> {_shown(new)}"]
+    return [f"{key} {_shown(old, key)} -> {_shown(new, key)}"]
 
 
-def _shown(value: Any) -> str:
-    text = "unset" if value is None else str(value)
+def _shown(value: Any, key: str = "") -> str:
+    text = "unset" if value is None or (key == "max_steps" and value == -1) else str(value)  # (-1: the epochs' steps)
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 

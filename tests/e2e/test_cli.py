@@ -698,6 +698,14 @@ def test_distill_takes_the_task_of_a_dynakd_teacher_and_prints_its_scores(tiny_t
             "100); this run reads them all (give --max-train-samples 100 for the same rows)") in said
     assert teacher_task(str(teacher), {"task": "csv", "max_train_samples": 50}) == lent  # its own task, named
     assert "subset" not in capsys.readouterr().out
+    # a distilled student as the teacher (from a user's walkthrough, 2026-12-07: it was said to be fine-tuned)
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "dynakd.yaml").write_text("task: mrpc\nmethod: kd\nmax_train_samples: 100\n")
+    teacher_task(str(student), {})
+    said = capsys.readouterr().out
+    assert f"distill: task mrpc (as the teacher {student} was distilled)" in said
+    assert f"note: the teacher {student} was distilled on a seeded subset of 100 training rows" in said
     (tmp_path / "t2").mkdir()  # its subset was drawn with a data_seed of its own, not lent without a dev split
     (tmp_path / "t2" / "dynakd.yaml").write_text("task: sst2\nmax_train_samples: 100\nmax_eval_samples: 20\n"
                                                  "data_seed: 7\n")

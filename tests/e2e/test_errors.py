@@ -160,6 +160,8 @@ def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
     (["finetune", "--model", "m", "--weight-decay", "0"], "--weight-decay 0 (give it as --set weight_decay=...)"),
     (["distill", "--teacher", "t", "--dynamics", "x"], "--dynamics x (give it as --set dynamics.KEY=...)"),
     (["bench", "--model", "t"], "; did you mean --teacher? the fine-tuned model to distil from)"),  # (no --student)
+    (["distill", "--teacher", "t", "--set", "align.eps", "0.1"],  # (a user's walkthrough, 2026-12-07)
+     "unrecognized arguments: 0.1 (--set takes KEY=VALUE as one word: --set align.eps=0.1)"),
 ])
 def test_an_unknown_flag_is_named_by_its_command(capsys, argv, expected):
     with pytest.raises(SystemExit) as exit_:

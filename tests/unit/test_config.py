@@ -155,7 +155,7 @@ def test_epochs_beside_the_same_max_steps_make_the_same_run_and_a_refusal_says_w
                                                                                    "max_steps": 30}))))
     (out / "checkpoint-10").mkdir()  # (a run stopped before its first checkpoint gives way to another)
     check_output(build_config({"method": "full", "max_steps": 30, "epochs": 2, "output": str(out)}), "distill")
-    with pytest.raises(DynaKDError, match=r"differs in: epochs 3\.0 -> 2\.0, max_steps 30 -> -1\)"):
+    with pytest.raises(DynaKDError, match=r"differs in: epochs 3\.0 -> 2\.0, max_steps 30 -> unset\)"):
         check_output(build_config({"method": "full", "epochs": 2, "output": str(out)}), "distill")
     with pytest.raises(DynaKDError, match=r"differs in: dynamics\.reference batch -> ema, max_steps 30 -> 40\)"):
         check_output(build_config({"method": "full", "max_steps": 40, "dynamics": {"reference": "ema"},

@@ -155,6 +155,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                 hints.append(hint)
             elif close:
                 hints.append(f"did you mean {close[0]}?")
+        loose = [kv for kv in getattr(args, "set", None) or [] if "=" not in kv]  # (--set KEY VALUE, two words)
+        if loose and (value := next((x for x in extra if not x.startswith("-")), None)) is not None:
+            hints.append(f"--set takes KEY=VALUE as one word: --set {loose[0]}={value}")
         own.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({'; '.join(hints)})" if hints else ""))
     return args
 

@@ -57,7 +57,8 @@ TRAIN_FLAGS = {
     "--batch-size": ("batch_size", int, "per-device training batch size (default 32)"),
     "--gradient-accumulation-steps": ("gradient_accumulation_steps", int, "batches per optimizer step (default 1): "
                                       "the effective batch is N x --batch-size x processes"),
-    "--lr": ("lr", float, "peak learning rate (default 5e-5)"),
+    "--lr": ("lr", float, "peak learning rate (default 5e-5), reached after a linear warm-up over warmup_ratio "
+                          "(0.06) of the steps, then decayed linearly"),
     "--seed": ("seed", int, "random seed (default 42)"),
     "--max-grad-norm": ("max_grad_norm", float, "clip gradients to this norm (default 1.0; 0 disables)"),
     "--logging-steps": ("logging_steps", int, "log every N steps (default 25)"),
