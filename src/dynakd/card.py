@@ -252,8 +252,8 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     if command == "distill" and cfg.terms["logit"]:
         settings.append(("logit-KD temperature", f"{cfg.temperature:g}"))
     if cfg.max_train_samples:
-        settings.append((f"training {_rows(task)}", f"{cfg.max_train_samples}, a seeded subset (data_seed "
-                                                   f"{cfg.data_seed})"))
+        settings.append((f"training {_rows(task)}", f"{cfg.max_train_samples}, a seeded subset "
+                                                   f"({_subset(cfg.max_train_samples, cfg.data_seed)})"))
     if cfg.bf16 or cfg.fp16:  # the scores above were computed under the same autocast
         settings.append(("mixed precision", cfg.precision()))
     if cfg.transfer_samples and command == "distill":
@@ -274,9 +274,14 @@ def _evaluated_on(cfg: DistillConfig, task: TaskSpec) -> str | None:
     part = (f"the articles of `{Path(cfg.train_file).name}` after the first {cfg.train_articles}"
             if cfg.train_articles and cfg.train_file else None)
     if cfg.max_eval_samples:  # data.subsample: the seeded order's first rows
-        part = (f"{cfg.max_eval_samples} {_rows(task)} (a seeded subset, data_seed {cfg.data_seed}) of "
-                + (part or "the evaluation split"))
+        part = (f"{cfg.max_eval_samples} {_rows(task)} (a seeded subset: "
+                f"{_subset(cfg.max_eval_samples, cfg.data_seed)}) of " + (part or "the evaluation split"))
     return part
+
+
+def _subset(n: int, seed: int) -> str:
+    """Which rows a seeded subset of ``n`` holds (``data.subsample``), as one can draw them again."""
+    return f"the first {n} after datasets' `shuffle(seed={seed})`, data_seed {seed}"
 
 
 def _rows(task: TaskSpec) -> str:

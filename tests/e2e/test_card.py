@@ -28,8 +28,10 @@ def test_a_distilled_model_has_a_card_that_reruns_it(tiny_teacher, tmp_path, cap
     assert card.data.base_model == "google-bert/bert-base-uncased"  # passed on from the teacher's own card
     assert card.data.license == "apache-2.0"  # so is the license the weights came under
     # the scores are of part of a split, and the card says so
-    assert "Scored on 32 rows (a seeded subset, data_seed 0) of the evaluation split, not the whole split" in card.text
-    assert "| training rows | 48, a seeded subset (data_seed 0) |" in card.text
+    assert ("Scored on 32 rows (a seeded subset: the first 32 after datasets' `shuffle(seed=0)`, data_seed 0) of the "
+            "evaluation split, not the whole split") in card.text
+    assert "| training rows | 48, a seeded subset (the first 48 after datasets' `shuffle(seed=0)`, data_seed 0) |" \
+        in card.text
     assert card.data.datasets is None and card.data.eval_results is None  # the synthetic corpus: nothing to publish
     assert ("distilled with DynaKD from the teacher `teacher` (a local folder, fine-tuned from "
             "`google-bert/bert-base-uncased`)") in card.text and "method `kd`" in card.text

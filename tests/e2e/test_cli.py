@@ -1055,7 +1055,8 @@ def test_evaluate_of_a_run_puts_its_scores_into_the_runs_card(tiny_teacher, tmp_
     card = (out / "README.md").read_text()
     assert card.count("## Scored with `dynakd evaluate`") == 1  # the latest one
     section = card[card.index("## Scored with"):card.index("## Training")]
-    assert ("Scored on 8 rows (a seeded subset, data_seed 0) of the evaluation split of synthetic data (sst2), inputs "
+    assert ("Scored on 8 rows (a seeded subset: the first 8 after datasets' `shuffle(seed=0)`, data_seed 0) of the "
+            "evaluation split of synthetic data (sst2), inputs "
             "cut at") in section
     accuracy = json.loads((out / "metrics.json").read_text())["evaluate"]["eval"]["accuracy"]
     assert f"| validation | accuracy | {accuracy:.4g} |" in section
