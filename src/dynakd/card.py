@@ -205,10 +205,19 @@ def task_type(task: TaskSpec) -> str:
 
 
 def _kept_layers(out: Path) -> str:
-    """`` (0, 3, 0-based)``: the teacher layers a student built from them kept, as its config.json records them
+    """`` (1 and 4 ...)``: the teacher layers a student built from them kept, as its config.json records them
     (``dynakd_teacher_layers``); empty when it does not."""
     ids = jsonfile.field(out / "config.json", "dynakd_teacher_layers")
-    return f" ({', '.join(map(str, ids))}, 0-based)" if isinstance(ids, list) and ids else ""
+    return f" ({_layers_said(ids)})" if isinstance(ids, list) and ids else ""
+
+
+def _layers_said(ids: list[int]) -> str:
+    """Teacher layers by their 0-based ids, as the alignment plot and the logged alignment count them (from 1) and as
+    ``student_layer_ids`` takes them: ``1 and 4, counted from 1; student_layer_ids 0, 3``.
+    (A user read "0, 5" in the card beside teacher layer 1 to 6 in the plot, a user's walkthrough of 2026-12-07.)"""
+    ones = [str(i + 1) for i in ids]
+    said = ones[0] if len(ones) == 1 else f"{', '.join(ones[:-1])} and {ones[-1]}"
+    return f"{said}, counted from 1; student_layer_ids {', '.join(map(str, ids))}"
 
 
 def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any],
@@ -228,7 +237,7 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
         origin = f"a {size}student distilled with DynaKD from the teacher {model_ref(cfg.teacher)} on {data}: "
         origin += f"{method_label(cfg)}."
         start = (model_ref(cfg.student) if cfg.student
-                 else f"teacher layers {', '.join(map(str, cfg.student_layer_ids))} (0-based)" if cfg.student_layer_ids
+                 else f"teacher layers {_layers_said(cfg.student_layer_ids)}" if cfg.student_layer_ids
                  else f"{cfg.student_layers} evenly spaced teacher layers{_kept_layers(out)}")
         origin += f" The student started from {start}."
         shapes = [f"{role} {shape}" for role, name in (("teacher", cfg.teacher), ("student", str(out)))

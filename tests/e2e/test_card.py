@@ -41,7 +41,8 @@ def test_a_distilled_model_has_a_card_that_reruns_it(tiny_teacher, tmp_path, cap
     again = tmp_path / "again"
     assert main(["distill", "--config", str(out / "dynakd.yaml"), "--output", str(again), "--no-progress"]) == 0
     assert (again / "README.md").is_file()
-    assert "started from 2 evenly spaced teacher layers (0, 3, 0-based)" in card.text  # (which ones: it said not)
+    assert "started from 2 evenly spaced teacher layers (1 and 4, counted from 1; student_layer_ids 0, 3)" \
+        in card.text  # (which ones: it said not)
     # what each model is: a teacher and a student of two architectures and widths said nothing of them
     assert "(teacher BertForSequenceClassification, 4 layers x 32; student BertForSequenceClassification, 2 layers " \
         "x 32.)" in card.text
@@ -147,7 +148,8 @@ def test_hub_metric_ids_and_student_layer_ids(tmp_path):
     assert "| batch size | 64 (32 per device x 2 accumulation step(s) x 1 process(es)) |" in card.text
     assert card.data.metrics == ["pearsonr", "spearmanr"]
     assert {r.metric_type for r in card.data.eval_results} == {"pearsonr", "spearmanr"}
-    assert "started from teacher layers 0, 5 (0-based)" in card.text and "layer aligner `ot`" in card.text
+    assert "started from teacher layers 1 and 6, counted from 1; student_layer_ids 0, 5." in card.text \
+        and "layer aligner `ot`" in card.text
     assert "temperature" not in card.text  # method dynamics has no logit KD
 
 
