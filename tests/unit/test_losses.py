@@ -548,6 +548,11 @@ def test_the_convenience_loss_names_states_and_masks_that_do_not_fit():
     with pytest.raises(ValueError, match=r"^each row of the plan sums to 1 .* got sums \[0\.3333, 0\.3333, 0\.3333\]; "
                                          r"align.sinkhorn's rows sum to 1 / Ls: multiply it by Ls$"):
         feature_dynamics_loss(s, t, plan=sinkhorn(torch.rand(LS, LT)))
+    pooled = torch.stack([h.mean(1) for h in t])  # [Lt+1, B, d]: a teacher's features pooled ahead (its cache's)
+    for k, v in feature_dynamics_loss(s, None, teacher_pooled=pooled, plan=plan).items():  # (a TypeError before)
+        torch.testing.assert_close(v, every[k])
+    with pytest.raises(ValueError, match=r"^give the teacher's hidden states, or its features pooled ahead"):
+        feature_dynamics_loss(s, None, plan=plan)
     with pytest.raises(ValueError, match=r"^the cost is a matrix \[Ls, Lt\] \(student layers by teacher layers\), "
                                          r"got \[6\]$"):
         sinkhorn(torch.rand(6))

@@ -401,7 +401,7 @@ def dynamics_costs(
 
 def feature_dynamics_loss(
     student: Hidden,
-    teacher: Hidden,
+    teacher: Hidden | None,
     *,
     mask: torch.Tensor | None = None,
     plan: torch.Tensor,
@@ -416,8 +416,11 @@ def feature_dynamics_loss(
     own tokenisation gives ``teacher_mask``). ``plan``: rows that sum to 1 (``plan_loss`` averages the student
     layers' costs; ``align.sinkhorn``'s rows sum to ``1 / Ls``: multiply it by ``Ls``). ``anchors`` default to each
     student layer's highest-mass teacher layer in ``plan``. States, masks and plan that do not fit each other are
-    refused (``ValueError``).
+    refused (``ValueError``). ``teacher`` may be None where ``teacher_pooled`` gives its features pooled ahead.
     """
+    if teacher is None and kwargs.get("teacher_pooled") is None:
+        raise ValueError("give the teacher's hidden states, or its features pooled ahead as teacher_pooled")
+    teacher = () if teacher is None else teacher
     layers = (len(student) - 1, len(kwargs["teacher_pooled"]) - 1 if kwargs.get("teacher_pooled") is not None
               else len(teacher) - 1)
     F.check_layers("plan", plan.shape, layers)
