@@ -69,6 +69,20 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k)))
 
 
+def run_differences(configs: list[dict[str, Any]]) -> list[str]:
+    """The settings in which resolved run configs (``resolved_config``) differ, a group's by their dotted names
+    (``align.eps``), the method first: those ``_differences`` counts between the first and each other (a setting that
+    neither of two runs' methods reads is no difference)."""
+    keys: list[str] = []
+    for other in configs[1:]:
+        for key in _differences(configs[0], other):
+            old, new = configs[0].get(key), other.get(key)
+            parts = ([f"{key}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+                     if isinstance(old, dict) and isinstance(new, dict) else [key])
+            keys += [k for k in parts if k not in keys]
+    return sorted(keys, key=lambda k: k != "method")
+
+
 def said_differences(saved: dict[str, Any], cfg: DistillConfig, keys: list[str] | None = None,
                      prefix: str = "") -> str:
     """The settings in which a saved config differs from ``cfg`` (``keys``: those of them to say; by default all),
@@ -654,6 +668,11 @@ def describe_model(model, folder: Path) -> dict[str, Any]:
         "hidden_size": model.config.hidden_size,
         "size_mb": round(sum(f.stat().st_size for f in files) / 2**20, 1) if files else None,
     }
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` is a finished run's folder: ``metrics.json`` and ``dynakd.yaml`` side by side."""
+    return path.is_dir() and (path / "metrics.json").is_file() and (path / CONFIG_NAME).is_file()
 
 
 def read_metrics(folder: str | Path) -> dict[str, Any] | None:

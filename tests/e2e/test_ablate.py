@@ -746,7 +746,7 @@ def test_report_says_what_it_reads_of_a_file_or_a_runs_folder(tmp_path):
                                           f"{re.escape(str(tmp_path))}$"):
         from dynakd.cli.report import run
 
-        run(type("Args", (), {"folder": str(tmp_path / "report.md")})())
+        run(type("Args", (), {"folder": [str(tmp_path / "report.md")]})())
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "dynakd.yaml").write_text("task: sst2\n")
     assert main(["report", str(tmp_path / "run")]) == 2

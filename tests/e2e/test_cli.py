@@ -1084,3 +1084,24 @@ def test_a_cap_at_or_above_the_evaluation_split_is_the_whole_split(tiny_teacher,
     assert "subset" not in capsys.readouterr().out
     assert main(["evaluate", "--model", str(out), "--max-eval-samples", "3", "--no-progress"]) == 0
     assert json.loads((out / "metrics.json").read_text())["evaluate"]["max_eval_samples"] == 3  # (a subset: said)
+
+
+def test_report_prints_run_folders_side_by_side(tiny_teacher, tmp_path, capsys):
+    """From a user's walkthrough (2026-12-07): two runs made by hand, `kd` and `full`, had no table but one's own:
+    report read a sweep's folder alone ("no results.jsonl ... run dynakd ablate first")."""
+    for name, extra in (("kd", ["--method", "kd"]), ("full", ["--lr", "1e-4"])):
+        assert main(distill_args(tiny_teacher, tmp_path / "runs" / name, *extra)) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "runs" / "full")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| run | method | lr | accuracy | teacher accuracy | layers | parameters | train s |"
+    for line, name, lr in ((lines[2], "kd", "5e-05"), (lines[3], "full", "0.0001")):
+        metrics = json.loads((tmp_path / "runs" / name / "metrics.json").read_text())
+        assert line.startswith(f"| {name} | {name} | {lr} | {100 * metrics['eval']['accuracy']:.2f} | "
+                               f"{100 * metrics['teacher_eval']['accuracy']:.2f} | 2 | ")
+    assert "one seed a row" in lines[5]
+    assert main(["report", str(tmp_path / "runs")]) == 2  # a folder of runs: named
+    assert (f"it holds run folders, which report prints side by side: dynakd report {tmp_path / 'runs' / 'full'} "
+            f"{tmp_path / 'runs' / 'kd'}") in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "runs")]) == 2
+    assert f"{tmp_path / 'runs'} holds no readable metrics.json: not a finished run" in capsys.readouterr().err

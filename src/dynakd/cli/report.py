@@ -1,5 +1,5 @@
-"""``dynakd report``: rebuild report.md and the plots of a sweep folder from its results.jsonl, or the chart of a
-``dynakd bench`` JSON file."""
+"""``dynakd report``: rebuild report.md and the plots of a sweep folder from its results.jsonl, the chart of a
+``dynakd bench`` JSON file, or a table of run folders side by side (``experiments/compare.py``)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,23 @@ from ..errors import DynaKDError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="rebuild report.md and the plots of a sweep folder from its results.jsonl, or "
-                                      "draw a bench JSON file's chart")
-    p.add_argument("folder", metavar="PATH", help="sweep folder holding results.jsonl, or a JSON file `dynakd bench "
-                                                  "--output` wrote (its chart is written beside it, .png)")
+    p = sub.add_parser("report", help="rebuild report.md and the plots of a sweep folder from its results.jsonl, "
+                                      "draw a bench JSON file's chart, or print run folders side by side")
+    p.add_argument("folder", metavar="PATH", nargs="+",
+                   help="sweep folder holding results.jsonl, a JSON file `dynakd bench --output` wrote (its chart is "
+                        "written beside it, .png), or run folders of distill or finetune (a table of their scores and "
+                        "the settings they differ in, printed)")
 
 
 def run(args: argparse.Namespace) -> None:
-    path = Path(args.folder)
+    from ..experiments.compare import compare_runs
+    from ..rundir import is_run_folder
+
+    paths = [Path(p) for p in args.folder]
+    if len(paths) > 1 or is_run_folder(paths[0]):
+        print(compare_runs(paths), end="")
+        return
+    path = paths[0]
     if path.name == "results.jsonl" and path.is_file():  # a sweep's results named rather than its folder
         path = path.parent
     elif path.suffix.lower() in (".yaml", ".yml") and path.is_file():

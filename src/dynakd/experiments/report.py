@@ -31,7 +31,7 @@ from ..config import METHODS, layer_term
 from ..data.tasks import GLUE_TASKS, TaskSpec, get_task, user_task
 from ..errors import DynaKDError
 from ..metrics import primary_metric
-from ..rundir import CONFIG_NAME
+from ..rundir import CONFIG_NAME, is_run_folder
 from .ablate import FAILURES, LAYER_TERM_OPTIONS, cell_key, read_results
 
 
@@ -40,8 +40,12 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         smoke = folder / "smoke" / "results.jsonl"
         hint = f"; a --smoke run's are in {smoke.parent}" if smoke.is_file() else ": run `dynakd ablate` first"
-        if (folder / CONFIG_NAME).is_file():  # (a sweep's cell, or any run)
-            hint = ": it is a run's folder, and report reads a sweep's (the folder `dynakd ablate` wrote)"
+        if (folder / CONFIG_NAME).is_file():  # (a sweep's cell, or any run; report compares finished ones)
+            hint = (": it is a run's folder that has not finished (no metrics.json), and report reads a sweep's (the "
+                    "folder `dynakd ablate` wrote) or finished runs' folders")
+        elif folder.is_dir() and (runs := sorted(p.name for p in folder.iterdir() if is_run_folder(p))):
+            shown = " ".join(str(folder / name) for name in runs[:4]) + (" ..." if len(runs) > 4 else "")
+            hint = f": it holds run folders, which report prints side by side: dynakd report {shown}"
         raise DynaKDError(f"no results.jsonl in {folder}{hint}" if folder.is_dir() else f"no folder {folder}")
     records, partial = read_results(path)
     if partial:

@@ -1,0 +1,108 @@
+"""``dynakd report RUN [RUN ...]``: run folders side by side, one markdown table printed.
+
+For runs made by hand (``distill``, ``finetune``) rather than by a sweep, which ``report DIR`` summarises from its
+``results.jsonl``: each row is one folder's ``metrics.json`` (the student's last-epoch dev scores x100, the teacher's
+beside them where the run scored it, its depth, parameters and training time) and the settings in which the runs'
+``dynakd.yaml`` differ, each a column. One seed a row: no mean, sd or interval (a sweep gives those).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..errors import DynaKDError
+from ..rundir import CONFIG_NAME, not_read, read_metrics, recorded_config, resolved_config, run_differences
+from .report import heading, score_key, shown_scores
+
+# Differing settings shown as columns; the rest are named under the table
+SHOWN_SETTINGS = 6
+
+
+def compare_runs(paths: list[Path]) -> str:
+    """The markdown table of the runs in ``paths`` (run folders), with notes under it."""
+    runs = [_run(p) for p in paths]
+    tasks = sorted({str(r["metrics"].get("task")) for r in runs})
+    if len(tasks) > 1:
+        raise DynaKDError(f"the runs are of tasks {', '.join(tasks)}: report compares runs of one task")
+    metric, others = shown_scores([{"task": tasks[0], "eval": r["metrics"].get("eval", {})} for r in runs])
+    scores = (metric, *others)
+    # (a setting that differs only where a method reads none, kd's aligner, says no more than the method column)
+    differ = [k for k in run_differences([r["config"] for r in runs])
+              if k != "method" and len({_setting(r["config"], k) for r in runs} - {"-"}) > 1]
+    shown, unshown = differ[:SHOWN_SETTINGS], differ[SHOWN_SETTINGS:]
+    names = _names(paths)
+    teacher = any(isinstance(r["metrics"].get("teacher_eval"), dict) for r in runs)
+    head = ["run", "method", *shown, *map(heading, scores)] + ([f"teacher {heading(metric)}"] if teacher else []) \
+        + ["layers", "parameters", "train s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in zip(names, runs):
+        m = r["metrics"]
+        model = m.get("model") if isinstance(m.get("model"), dict) else {}
+        train = m.get("train") if isinstance(m.get("train"), dict) else {}
+        cells = [name, str(r["config"].get("method", "?"))]
+        cells += [_setting(r["config"], key) for key in shown]
+        cells += [_score(m.get("eval"), k) for k in scores]
+        cells += [_score(m.get("teacher_eval"), metric)] if teacher else []
+        cells += [str(model.get("layers", "")), _millions(model.get("parameters")), _number(train.get("runtime_s"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = ["Scores are each run's last evaluation x100 (`metrics.json`), one seed a row: `dynakd ablate` runs "
+             "seeds and gives a mean, sd and paired interval."]
+    if len(runs) > 1 and not differ and len({r["config"].get("method") for r in runs}) == 1:
+        notes.append("The runs' settings (`dynakd.yaml`) do not differ.")
+    if unshown:
+        notes.append("They also differ in " + ", ".join(f"`{k}`" for k in unshown) + ".")
+    rows = sorted({str(r["metrics"].get("max_eval_samples", "all")) for r in runs})
+    if len(rows) > 1:  # (a cap at or above the split is no cap in metrics.json: the whole split)
+        notes.append(f"The runs were scored on different rows (max_eval_samples {', '.join(rows)}): their scores are "
+                     "not of the same examples.")
+    return "\n".join(lines) + "\n\n" + "".join(f"- {n}\n" for n in notes)
+
+
+def _run(path: Path) -> dict[str, Any]:
+    metrics = read_metrics(path)
+    if not path.is_dir():
+        raise DynaKDError(f"{path} is not a folder: report reads a sweep's folder, run folders or a bench's JSON file")
+    if metrics is None:
+        raise DynaKDError(f"{path} holds no readable metrics.json: not a finished run (report compares run folders "
+                          "that distill or finetune wrote)")
+    saved = recorded_config(path)
+    if saved is None:
+        raise DynaKDError(f"{path} holds no {CONFIG_NAME}: not a folder DynaKD wrote")
+    return {"metrics": metrics, "config": resolved_config(saved)}
+
+
+def _names(paths: list[Path]) -> list[str]:
+    """Each run's folder name, or its path where two share a name."""
+    names = [p.name or p.resolve().name for p in paths]
+    return [str(p) if names.count(n) > 1 else n for p, n in zip(paths, names)]
+
+
+def _setting(config: dict[str, Any], dotted: str) -> str:
+    """The run's value of a setting, ``-`` where unset or where its method reads none (``kd``'s aligner)."""
+    if dotted.split(".")[0] in not_read(config):
+        return "-"
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, dict):  # (a schedule: kind=linear, start=10.0, ...)
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return "-" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+
+def _score(ev: Any, metric: str) -> str:
+    key = score_key(ev, metric)
+    if key is None:
+        return ""
+    value = ev[key]
+    return "nan" if value is None else f"{100.0 * value:.2f}"
+
+
+def _millions(n: Any) -> str:
+    return f"{n / 1e6:.3g}M" if isinstance(n, (int, float)) else ""
+
+
+def _number(x: Any) -> str:
+    return "" if not isinstance(x, (int, float)) or math.isnan(x) else f"{x:g}"
