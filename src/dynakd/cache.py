@@ -7,9 +7,9 @@ runs under the run's autocast: under ``--bf16`` on CPU ~10x further from float32
 ``benchmarks/speed/teacher_precision.py``), so one cache serves runs of every precision. A cache folder holds
 memory-mapped arrays keyed by training-set row (``logits.npy`` float32 ``[N, C]``; ``mean.npy`` and ``cls.npy``
 ``[N, L+1, d]`` in the chosen dtype) and ``meta.json`` with the fingerprints of the teacher's weights and of the
-tokenised training data; a cache made for another teacher or other data is refused. Token-level features
-(``static``, ``pooling: tokens``, ``sensitivity``) need the live teacher: ``cache_blocker`` says why and the run
-falls back to it.
+tokenised training data (and, since caches recorded it, the multiple its batches padded to); a cache made for
+another teacher or other data is refused. Token-level features (``static``, ``pooling: tokens``, ``sensitivity``)
+need the live teacher: ``cache_blocker`` says why and the run falls back to it.
 """
 
 from __future__ import annotations
@@ -389,8 +389,10 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
     try:
         _write_arrays(tmp, teacher, dataset, collator, batch_size=batch_size, device=device, dtype=dtype,
                       progress=progress)
+        # (pad_to_multiple_of: the multiple its batches were padded to, 1 for none; absent from caches written
+        # before it was recorded, and null for a collator that does not say)
         _write_meta(tmp, {"version": FORMAT_VERSION, "rows": n, "dtype": dtype, **fingerprints,
-                          "transformers": transformers.__version__})
+                          "transformers": transformers.__version__, "pad_to_multiple_of": padding_of(collator)})
     except BaseException as e:  # an error, Ctrl-C: the half-written arrays go (a killed process's, the next build's)
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError) and e.errno in _DISK_FULL:
@@ -489,8 +491,36 @@ def _worth_building(cfg, n_rows: int) -> bool:
     """``auto`` builds a cache only for runs that read every training row at least once (over all processes and
     accumulated micro-batches)."""
     if cfg.max_steps > 0:
-        return cfg.max_steps * cfg.batch_size * cfg.gradient_accumulation_steps * world_size() >= n_rows
+        return _rows_read(cfg) >= n_rows
     return cfg.epochs >= 1
+
+
+def _rows_read(cfg) -> int:
+    """The training rows a run of ``max_steps`` reads (over all processes and accumulated micro-batches)."""
+    return cfg.max_steps * cfg.batch_size * cfg.gradient_accumulation_steps * world_size()
+
+
+def _short_run(cfg, n_rows: int) -> str:
+    """Why ``auto`` reads no cache for a run shorter than one pass over its ``n_rows`` training rows."""
+    part = f"{min(_rows_read(cfg), n_rows)} of its {n_rows} training rows" if cfg.max_steps > 0 else \
+        f"{cfg.epochs:g} of an epoch"
+    return f"the run reads {part}, and auto builds one for a run of one pass or more"
+
+
+def _expected(cfg) -> bool:
+    """Whether a user could expect ``cfg``'s run to read a cache: a method whose features the cache holds, where a
+    setting (``hidden_weight``, token pooling, ``sensitivity``) keeps it out; not extractive QA nor ``static``, which
+    never read one (every such run would say so), nor ``task``, which reads no teacher."""
+    return cfg.method != "task" and cfg.terms["feature"] in _POOLINGS and not get_task(cfg.task).is_qa
+
+
+def padding_of(collator) -> int | None:
+    """The multiple ``collator`` pads a batch's length to (1: the longest row), None where it does not say (a
+    collator of one's own)."""
+    for attr in ("multiple", "pad_to_multiple_of"):  # DistillationCollator's, transformers' DataCollatorWithPadding's
+        if hasattr(collator, attr):
+            return getattr(collator, attr) or 1
+    return None
 
 
 def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: bool = True) -> TeacherCache | None:
@@ -499,21 +529,24 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
     (the bench, which reads its own for each configuration, does not)."""
     if cfg.teacher_cache == "off" or teacher is None:
         return None
-    reason = cache_blocker(cfg)
-    if reason is not None:
-        if cfg.teacher_cache != "auto" and is_first_process():  # one note for a multi-process run
-            print(f"teacher cache not used: {reason}", flush=True)
-        return None
     auto = cfg.teacher_cache == "auto"
-    if auto and not _worth_building(cfg, len(train_ds)):
+    reason = cache_blocker(cfg)
+    if reason is None and auto and not _worth_building(cfg, len(train_ds)):
         # nor read where another run has built it: the same command trains alike on every machine (the cache's
         # float16 features move the losses in the 4th digit)
+        reason = _short_run(cfg, len(train_ds))
+    if reason is not None:
+        # (an auto run said nothing, where its steps may be slower than a run before it that read one; not for runs
+        # that never read one, QA's and static's, each of which would say so)
+        if (not auto or _expected(cfg)) and is_first_process():  # one note for a multi-process run
+            print(f"teacher cache not used: {reason}", flush=True)
         return None
     fingerprints = {"teacher_fingerprint": teacher_fingerprint(teacher),
                     "data_fingerprint": data_fingerprint(train_ds, fingerprint_columns(train_ds.column_names))}
     name = f"{fingerprints['teacher_fingerprint']}-{fingerprints['data_fingerprint']}-{cfg.teacher_cache_dtype}"
     # The last bits of a row's states follow the length it is padded to: a run padded otherwise builds a cache of its
-    # own, so a cached run can match a live one bit for bit. (Every cache before padding was a setting padded to 8.)
+    # own, so a cached run can match a live one bit for bit. (Every cache before padding was a setting padded to 8,
+    # and meta.json records the multiple since: the names stay, so that older caches are still found.)
     if (multiple := collator.multiple or 1) != 8:
         name += f"-pad{multiple}"
     folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)

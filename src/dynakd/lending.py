@@ -189,7 +189,8 @@ def evaluation_defaults(
     gives itself) is silent: ``EVAL_SETTINGS``, and the run's task and data unless the command names another task.
     A command that says where its data is takes none of the run's places (nor, for its own csv/json files, the run's
     dev split); a recorded path not found from here is not lent (relative paths count from where the run ran).
-    Nothing for a folder DynaKD did not write; says what it lends besides the input settings (``say``)."""
+    Nothing for a folder DynaKD did not write; says what it lends besides the input settings but its input length
+    (where not the default) and window overlap (``say``)."""
     given = _defaults_said(given)
     saved = lent_record(folder)
     saved = {k: v for k, v in saved.items() if _says(v)}
@@ -219,8 +220,11 @@ def evaluation_defaults(
         raise DynaKDError(f"{folder} was trained on part of {paths} "
                           f"(--dev-split {lent['dev_split']}), not found from here (a relative path counts from the "
                           f"folder the run ran in); give {flags} so the part it held out is cut from the same rows")
+    # (its input length too where not the default, as distill's line says it: a QA run's windows were said by their
+    # overlap alone)
     said = [f"{k} {v}" for k, v in {**data, **lent}.items()
-            if k in ("task", "dev_split", "train_articles", "doc_stride", *_DATA_PLACES) and k not in given]
+            if (k in ("task", "dev_split", "train_articles", "doc_stride", *_DATA_PLACES)
+                or k == "max_seq_length" and v != DistillConfig.max_seq_length) and k not in given]
     if is_first_process():
         if said:
             say(f"evaluate: {', '.join(said)} (as {folder} was trained)")

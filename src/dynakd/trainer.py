@@ -138,6 +138,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                   "each process averages over its own windows", flush=True)
         self.save_on_non_finite = self.args.save_strategy != "no" if save_on_non_finite is None else save_on_non_finite
         self._reads_cache = teacher_cache is not None
+        self._cache_folder = teacher_cache.folder if teacher_cache is not None else None  # (named by _check_finite)
         if teacher_cache is not None:  # training batches then carry the teacher's outputs (cache.py)
             if reason := cache_blocker(distiller.cfg):
                 raise DynaKDError(f"the teacher cache cannot stand in for the teacher here: {reason}; pass the "
@@ -360,15 +361,15 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         perturbed = self._perturbed(model, student_inputs, teacher_inputs) if teacher is not None and sensitivity \
             else None
         out = self.distiller(student, teacher, labels, self.progress, perturbed=perturbed)
-        self._check_finite(out, self._snapshot)
+        self._check_finite(out, self._snapshot, inputs)
         self._accumulate(out)
         return (out.loss, student) if return_outputs else out.loss
 
-    def _check_finite(self, out, before: dict) -> None:
+    def _check_finite(self, out, before: dict, inputs: Mapping | None = None) -> None:
         """Stop on a non-finite loss (one host sync per step), after saving the last good state: the weights are
         still those of the last finished step, since this runs before the backward pass (and with gradient
         accumulation before the optimizer step), and the distiller's running state goes back to ``before`` the step's
-        first micro-batch."""
+        first micro-batch. Where the step read a teacher cache (``inputs``: its batch), the advice names it."""
         if distributed.all_true(torch.isfinite(out.loss.detach())):
             return
         self.distiller.restore(before)
@@ -378,7 +379,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         what = (f"term '{bad[0]}' is {terms[bad[0]]}" if bad else f"the weighted total is {total}" if not
                 math.isfinite(total) else "the loss of another process is not finite (see its message)")
         step = self.state.global_step
-        advice = "lower the learning rate (lr) or the term's weight, or check the data, and train again"
+        advice = self._cache_advice(inputs) or \
+            "lower the learning rate (lr) or the term's weight, or check the data, and train again"
         if not self.save_on_non_finite:
             why = "save_strategy 'no'" if self.args.save_strategy == "no" else "save_on_non_finite=False"
             raise DynaKDError(f"non-finite loss at step {step + 1}: {what}; the model and distiller hold the last good "
@@ -395,6 +397,28 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             f"{advice} with overwrite or into another output folder (a resumed run would repeat the step; the "
             "checkpoint is there to inspect)"
         )
+
+    def _cache_advice(self, inputs: Mapping | None) -> str | None:
+        """What to do about a non-finite loss of a step that read a teacher cache, or None for a live teacher. The
+        cache is not checksummed (a whole-file hash at each start would read gigabytes), so one damaged in place at
+        its size is read as it is: the batch's cached values are checked here, on the failing step alone (a check
+        of every batch would cost each step a pass over its features)."""
+        if self._cache_folder is None or inputs is None or CACHED_PREFIX + "logits" not in inputs:
+            return None
+        cached = [v for k, v in inputs.items() if str(k).startswith(CACHED_PREFIX)]
+        rows = torch.zeros(len(cached[0]), dtype=torch.bool, device=cached[0].device)
+        for v in cached:
+            rows |= ~torch.isfinite(v.float()).flatten(1).all(1)
+        folder = self._cache_folder
+        if not rows.any():  # (its values are finite: the cache is the less likely cause, but still one)
+            return (f"lower the learning rate (lr) or the term's weight, or check the data (and the teacher cache "
+                    f"{folder} this run reads: delete it to rebuild, or pass --teacher-cache off), and train again")
+        ids = inputs[EXAMPLE_ID][rows.to(inputs[EXAMPLE_ID].device)].tolist() if EXAMPLE_ID in inputs else []
+        named = f" (training row{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids[:5]))}" + \
+            (", ...)" if len(ids) > 5 else ")") if ids else ""
+        return (f"the teacher cache {folder} holds non-finite values for this batch{named}: it was damaged since it "
+                "was built (or the teacher gives them); delete that folder to rebuild it, or pass --teacher-cache "
+                "off, and train again")
 
     @property
     def _sensitivity(self) -> bool:

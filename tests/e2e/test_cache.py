@@ -186,6 +186,16 @@ def test_a_run_padded_otherwise_builds_an_auto_cache_of_its_own(tiny_teacher, tm
     names = [p.name for p in (tmp_path / "caches" / "teacher-outputs").iterdir() if p.is_dir()]
     default = "float16" if torch.cuda.is_available() else "pad1"  # (8, as every cache before the setting: no suffix)
     assert sorted(n.rsplit("-", 1)[-1] for n in names) == sorted([default, "pad16"]), names
+    # meta.json records the padding too (a --teacher-cache DIR's name says nothing of it)
+    for name in names:
+        meta = tmp_path / "caches" / "teacher-outputs" / name / "meta.json"
+        record = json.loads(meta.read_text())
+        assert record["pad_to_multiple_of"] == {"pad16": 16, "pad1": 1, "float16": 8}[name.rsplit("-", 1)[-1]]
+        if name.endswith("pad16"):  # a cache written before the padding was recorded is still read
+            meta.write_text(json.dumps({k: v for k, v in record.items() if k != "pad_to_multiple_of"}))
+    assert main(distill_args(tiny_teacher, tmp_path / "c", "--method", "kd", "--set", "pad_to_multiple_of=16")) == 0
+    out = capsys.readouterr().out
+    assert "reading the teacher cache" in out and "building" not in out
 
 
 def test_a_damaged_auto_cache_is_rebuilt_and_a_damaged_folder_of_yours_refused(tiny_teacher, tmp_path, capsys,
@@ -253,8 +263,24 @@ def test_auto_reads_a_cache_only_for_runs_it_would_build_one_for(tiny_teacher, t
     assert main(distill_args(tiny_teacher, tmp_path / "whole", "--method", "kd")) == 0  # every row: builds it
     assert "building the teacher cache" in capsys.readouterr().out
     assert main(distill_args(tiny_teacher, tmp_path / "short", "--method", "kd", "--max-steps", "1")) == 0
-    assert "teacher cache" not in capsys.readouterr().out
+    out = capsys.readouterr().out  # (it said nothing, where its steps were slower than the run's before it)
+    assert ("teacher cache not used: the run reads 16 of its 48 training rows, and auto builds one for a run of one "
+            "pass or more") in out and "reading the teacher cache" not in out
     assert train_metrics(tmp_path / "short")["train"]["teacher_cache"] is None
+
+
+def test_auto_says_why_it_reads_no_cache_where_one_could_be_expected(tiny_teacher, tmp_path, capsys, monkeypatch):
+    """A setting that keeps a cached method's teacher live (hidden_weight) is said with auto too, as with
+    --teacher-cache DIR; a method or task that never reads a cache (static, extractive QA, task) says nothing."""
+    monkeypatch.setenv("DYNAKD_CACHE", str(tmp_path / "caches"))
+    assert main(distill_args(tiny_teacher, tmp_path / "a", "--method", "full", "--set", "hidden_weight=1.0",
+                             "--max-steps", "1")) == 0
+    out = capsys.readouterr().out
+    assert out.count("teacher cache not used") == 1  # (the setting's reason, not the short run's besides)
+    assert "teacher cache not used: hidden_weight compares hidden states token by token" in out
+    for method in ("static", "task"):
+        assert main(distill_args(tiny_teacher, tmp_path / method, "--method", method)) == 0
+        assert "teacher cache" not in capsys.readouterr().out
 
 
 def test_a_full_disk_while_the_cache_is_written_is_one_line_and_leaves_nothing(tiny_teacher, tmp_path, capsys,
@@ -347,3 +373,39 @@ def test_a_cache_folder_given_empty_is_built_inside_it(tiny_teacher, tmp_path, c
     assert f"the teacher cache could not be written to {tmp_path / 'root-owned'} (Permission denied): give " \
            "--teacher-cache a folder you can write to, or run the teacher live with --teacher-cache off" in err
     assert "Traceback" not in err
+
+
+def test_a_cache_damaged_in_place_is_named_by_the_non_finite_loss_it_gives(tiny_teacher, tmp_path, capsys):
+    """A cache damaged in place at its size (no checksum) is read as it is: the non-finite loss that followed advised
+    a lower learning rate alone. The failing batch's cached values are checked, and the cache named."""
+    import numpy as np
+
+    from dynakd.features import CACHED_PREFIX, EXAMPLE_ID
+    from dynakd.trainer import DistillationTrainer
+
+    cache = tmp_path / "c"
+    assert main(distill_args(tiny_teacher, tmp_path / "a", "--method", "kd", "--teacher-cache", str(cache))) == 0
+    logits = np.load(cache / "logits.npy", mmap_mode="r+")
+    logits[:] = np.nan  # every row: the first batch holds some
+    logits.flush()
+    del logits
+    capsys.readouterr()
+    assert main(distill_args(tiny_teacher, tmp_path / "b", "--method", "kd", "--teacher-cache", str(cache))) == 2
+    err = capsys.readouterr().err
+    assert "non-finite loss at step 1: term 'logit' is nan" in err
+    assert (f"the teacher cache {cache} holds non-finite values for this batch (training rows ") in err
+    assert (", ...): it was damaged since it was built (or the teacher gives them); delete that folder to rebuild it, "
+            "or pass --teacher-cache off, and train again with overwrite") in err
+    # finite cached values: the usual advice, the cache named beside it; a live teacher's: the usual advice alone
+    trainer = object.__new__(DistillationTrainer)
+    trainer._cache_folder = cache
+    batch = {EXAMPLE_ID: torch.tensor([3, 4]), CACHED_PREFIX + "logits": torch.zeros(2, 2),
+             CACHED_PREFIX + "mean": torch.tensor([[[1.0]], [[float("inf")]]], dtype=torch.float16)}
+    assert trainer._cache_advice(batch).startswith(f"the teacher cache {cache} holds non-finite values for this "
+                                                   "batch (training row 4): it was damaged")
+    batch[CACHED_PREFIX + "mean"] = torch.ones(2, 1, 1)
+    assert trainer._cache_advice(batch) == (
+        f"lower the learning rate (lr) or the term's weight, or check the data (and the teacher cache {cache} this "
+        "run reads: delete it to rebuild, or pass --teacher-cache off), and train again")
+    trainer._cache_folder = None
+    assert trainer._cache_advice(batch) is None

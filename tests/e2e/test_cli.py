@@ -463,7 +463,8 @@ def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, t
     assert json.loads((out / "metrics.json").read_text())["evaluate"]["dev_split"] == 0.5
     capsys.readouterr()
     assert main(["evaluate", "--model", str(out), "--no-progress"]) == 0  # the run's task and data, unasked
-    assert f"evaluate: task qnli, data_dir {glue}, dev_split 0.5 (as {out} was trained)" in capsys.readouterr().out
+    assert (f"evaluate: task qnli, data_dir {glue}, max_seq_length 32, dev_split 0.5 (as {out} was trained)"
+            in capsys.readouterr().out)
     scored = json.loads((out / "metrics.json").read_text())["evaluate"]
     assert scored["task"] == "qnli" and scored["eval"]["accuracy"] == trained["accuracy"]
     # another task: none of the run's data, nor the part of its dev set it held out
@@ -615,6 +616,23 @@ def test_what_a_run_folder_lends_evaluate(tmp_path, monkeypatch, capsys):
     assert lent({"task": "csv", "train_file": "gone.csv", "validation_file": "gone-dev.csv"}) == {"task": "csv"}
     assert ("was trained on validation_file gone-dev.csv, not found from here (a relative path counts from the "
             "folder the run ran in); give --validation-file\n") in capsys.readouterr().out
+    # a QA run's windows: their length said beside their overlap, as distill's line says them (not the default's)
+    squad_run = {"task": "squad", "train_file": "squad.json", "train_articles": 3, "max_seq_length": 48,
+                 "doc_stride": 16}
+    assert lent(squad_run)["max_seq_length"] == 48
+    assert (f"evaluate: task squad, train_file squad.json, train_articles 3, max_seq_length 48, doc_stride 16 (as "
+            f"{run} was trained)") in capsys.readouterr().out
+    assert lent({**squad_run, "max_seq_length": 128})["max_seq_length"] == 128
+    assert "train_articles 3, doc_stride 16 (as" in capsys.readouterr().out
+    from dynakd.lending import teacher_task
+
+    said = []
+    assert "max_seq_length" not in teacher_task(str(run), {}, say=said.append)  # (the default: not lent, not said)
+    assert "max_seq_length" not in said[-1]
+    (run / "dynakd.yaml").write_text(yaml.safe_dump(squad_run))
+    assert teacher_task(str(run), {}, say=said.append)["max_seq_length"] == 48
+    assert said[-1] == (f"distill: task squad, train_file squad.json, train_articles 3, max_seq_length 48, "
+                        f"doc_stride 16 (as the teacher {run} was fine-tuned)")
     squad = lent({"task": "squad", "train_file": "squad.json", "train_articles": 3}, train_articles=2)
     assert squad["train_file"] == "squad.json" and "train_articles" not in squad  # the command's count, the file
     assert lent({"task": "SST-2", "data_dir": "."}, task="sst2")["data_dir"] == "."  # an older folder's spelling

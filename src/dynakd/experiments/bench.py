@@ -374,6 +374,8 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     orders = repeat_orders(list(configurations(methods, aligners)), repeats)
     setup = setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch, "methods": methods,
                                                "aligners": aligners, "orders": _orders_run(orders, no_cache)}
+    if not any(m != "task" and not no_cache[m] for m in methods):  # no cached row (QA, token-level methods)
+        setup["teacher_cache_dtype"] = None
 
     def save_so_far(rows: list[dict]) -> None:  # a bench cut short (a time limit) leaves what it timed, marked partial
         if output:
@@ -400,12 +402,18 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     print(f"all {repeats} repeat(s) pooled" + (", ratios to the student alone (task):" if floor else ":"),
           flush=True)
     for r in rows:
-        print("  " + format_row(r), flush=True)
+        print("  " + format_row(r, unsplit(base, epoch)), flush=True)
     for line in target_lines(rows):
         print(line, flush=True)
+    if pooled_outside_repeats(rows):
+        print(POOLED_NOTE, flush=True)
     if any(r["phases_ms"] for r in rows):
         print(f"after |: the mean ms per step of each part, from a {PHASE_STEPS}-step run of its own whose timers make "
               "the host wait for the device: they need not add up to the step above", flush=True)
+    elif epoch or base.torch_compile:
+        print("after |: no phases: " + ("--epoch times whole epochs, without the short runs that split a step"
+                                        if epoch else "a timer inside compiled code would split its graph (and wait "
+                                        "for the device), so compiled steps are timed whole"), flush=True)
     widths = [shape[-1] for r in rows for shape in r["batch_shapes"]]
     if not epoch and widths and max(widths) > 1.5 * min(widths):
         print(f"note: the timed batches are {min(widths)} to {max(widths)} tokens wide: a median step is a common "
@@ -527,7 +535,7 @@ def _bench_all(base, teacher, tokenizer, data, task, first_method: str, orders: 
             runs[(method, align, cache_on)].append(res)
             row = _row(method, align, runs[(method, align, cache_on)], warmup, epoch)
             so_far = ", pooled so far" if repeat else ""  # (the row of every repeat yet: what the JSON will hold)
-            print(f"[{repeat + 1}/{len(orders)}{so_far}] " + format_row(row), flush=True)
+            print(f"[{repeat + 1}/{len(orders)}{so_far}] " + format_row(row, unsplit(base, epoch)), flush=True)
             rows = [_row(m, a, results, warmup, epoch) for (m, a, _), results in runs.items()]
             if save_so_far:
                 save_so_far(rows)
@@ -582,7 +590,7 @@ def target_lines(rows: list[dict]) -> list[str]:
     """What the table says of each target, by the pooled ratio (a median step, or an epoch), and the range of the
     paired ratios over repeats where there are several: a ratio near a target is inside this machine's spread."""
     def verdict(value: float, limit: float, spread: list[float] | None) -> str:  # (as the JSON rounds: 1.053)
-        said = f"{value:.3f}x" + (f" (repeats {min(spread):.3f}-{max(spread):.3f})" if spread else "")
+        said = f"{value:.3f}x" + (f" pooled (repeats {min(spread):.3f}-{max(spread):.3f})" if spread else "")
         return f"{said} <= {limit:.2f}: {'met' if value <= limit else 'missed'}"
 
     lines = []
@@ -598,6 +606,21 @@ def target_lines(rows: list[dict]) -> list[str]:
             lines.append(f"  {name}, time over task's: "
                          + verdict(r["ratio_to_task"], TARGETS["ratio_to_task"], r.get("repeat_ratios_to_task")))
     return ["the speed targets, by the pooled ratios:", *lines] if lines else []
+
+
+def pooled_outside_repeats(rows: list[dict]) -> bool:
+    """Whether a row's pooled ratio (of the medians of all repeats' steps together) lies outside the range of its
+    repeats' own ratios, which reads as a contradiction where the two are printed side by side: a median of the
+    pooled steps is no average of the repeats' medians, and a ratio of two of them need not lie between theirs (two
+    repeats of ratio 1.1, steps of 10, 10 ms and 20, 40 ms against 11, 11 ms and 33, 33 ms: pooled 22 / 15 = 1.47)."""
+    pairs = (("ratio_to_task", "repeat_ratios_to_task"), ("ratio_to_kd", "repeat_ratios_to_kd"))
+    return any(r.get(pooled) is not None and r.get(spread) and not min(r[spread]) <= r[pooled] <= max(r[spread])
+               for r in rows for pooled, spread in pairs)
+
+
+POOLED_NOTE = ("note: a pooled ratio (the median of all repeats' steps over the other row's) may lie outside its "
+               "repeats' range (each repeat's median over the other row's median in the same repeat): the two are "
+               "medians of other sets of steps, and both are as measured")
 
 
 def _aligner(base: DistillConfig, name: str) -> dict[str, Any]:
@@ -644,13 +667,20 @@ def configurations(methods: list[str], aligners: list[str]):
                 yield method, align, cache_on
 
 
-def format_row(r: dict[str, Any]) -> str:
+def unsplit(base: DistillConfig, epoch: bool) -> str:
+    """What a row without phases shows after ``|``: why the bench did not split its step (said at length below the
+    table), else ``-``."""
+    return "not split (--epoch)" if epoch else "not split (compiled)" if base.torch_compile else "-"
+
+
+def format_row(r: dict[str, Any], unsplit: str = "-") -> str:
+    """One row of the table; ``unsplit``: what stands after ``|`` where the row has no phases (why none)."""
     cache = "cache" if r["cache"] else "live"
-    phases = " ".join(f"{k}={v:.1f}" for k, v in r.get("phases_ms", {}).items())
+    phases = " ".join(f"{k}={v:.1f}" for k, v in r.get("phases_ms", {}).items()) or unsplit
     ops = r.get("ops_per_step") or "-"
     ratio = f"  {r['ratio_to_task']:.2f}x task" if r.get("ratio_to_task") is not None else ""  # once all ran
     if r.get("repeat_ratios_to_task") and r["method"] != "task":
-        ratio += f" (repeats {min(r['repeat_ratios_to_task']):.2f}-{max(r['repeat_ratios_to_task']):.2f})"
+        ratio += f" pooled (repeats {min(r['repeat_ratios_to_task']):.2f}-{max(r['repeat_ratios_to_task']):.2f})"
     if "epoch_s" in r:
         ratio = f"  epoch {r['epoch_s']:.1f} s" + ratio + (
             f" ({r['epoch_with_teacher_pass_s']:.1f} s with the teacher pass)" if r.get("epoch_with_teacher_pass_s")
@@ -710,6 +740,8 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
             "teacher_cache_dtype": base.teacher_cache_dtype,
             "align": {k: v for k, v in dataclasses.asdict(base.align).items() if k != "name"},
             "torch_compile": base.torch_compile, "torch_compile_mode": base.torch_compile_mode,
-            "cuda_graphs": base.cuda_graphs, "date": time.strftime("%Y-%m-%d"), "dynakd": __version__,
+            # what ran: CUDA graphs need a CUDA device (config keeps the setting as given)
+            "cuda_graphs": base.cuda_graphs and torch.cuda.is_available(), "date": time.strftime("%Y-%m-%d"),
+            "dynakd": __version__,
             "commit": source_commit(), "python": platform.python_version(), "accelerate": accelerate.__version__,
             "config": dataclasses.asdict(base)}
