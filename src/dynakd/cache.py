@@ -441,6 +441,7 @@ def _write_arrays(tmp: Path, teacher, dataset, collator, *, batch_size: int, dev
                 _reserve(tmp / f"{name}.npy")
         for name, value in outputs.items():
             value = value.float().cpu().numpy()
+            _check_finite(value, rows, name)
             if arrays[name].dtype != value.dtype:  # float16 storage
                 _check_range(value, arrays[name].dtype)
             arrays[name][rows] = value
@@ -474,6 +475,17 @@ def _reserve(path: Path) -> None:
 
 def _size(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _check_finite(value: np.ndarray, rows, name: str) -> None:
+    """Refuse a teacher's outputs that are not finite (NaN, inf): a cache would keep them, and every run reading it
+    would stop on a non-finite loss that blames the learning rate (a live run stops so too, at the batch)."""
+    bad = ~np.isfinite(value).reshape(len(value), -1).all(1)
+    if bad.any():
+        ids = np.asarray(rows)[bad][:5].tolist()
+        raise DynaKDError(f"the teacher gives non-finite {name} (NaN or inf) on training row(s) "
+                          f"{', '.join(map(str, ids))}{', ...' if bad.sum() > 5 else ''}: a cache would keep them; "
+                          "check the teacher (its weights, its precision) and its inputs")
 
 
 def _check_range(value: np.ndarray, dtype: np.dtype) -> None:

@@ -1256,6 +1256,10 @@ def test_a_failed_cell_is_told_what_to_change_in_the_sweep_file(tmp_path):
     assert "dev_split: 0.5 in the sweep's base trains on half of it" in _failure(dev_alone)
     elsewhere = DynaKDError(f"no file{glue.missing_file_hint(str(tmp_path / 'SST-2' / 'train.tsv'))}")
     assert "(the base's data_dir is a folder holding SST-2/train.tsv)" in _failure(elsewhere)
+    damaged = DynaKDError("non-finite loss at step 1: ...; the teacher cache c holds non-finite values for this batch "
+                          "(training row 5): ...; delete that folder to rebuild it, or pass --teacher-cache off, and "
+                          "train again with overwrite or into another output folder (...)")
+    assert "delete that folder to rebuild it, or set teacher_cache: off in the sweep's base" in _failure(damaged)
     said = inspect.getsource(trainer) + inspect.getsource(glue)
     for words in SWEEP_ADVICE:  # (still the words the runs say: else the sweep's advice is never given)
         assert " ".join(words.split()[:4]) in said

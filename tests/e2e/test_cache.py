@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -135,6 +136,31 @@ def test_features_beyond_float16_are_refused_rather_than_stored_as_inf(tiny_teac
     assert not cache.exists() and not list(tmp_path.glob("c.tmp-*"))
     assert main(distill_args(big, tmp_path / "b", "--method", "dynamics", "--teacher-cache", str(cache),
                              "--set", "teacher_cache_dtype=float32")) == 0
+
+
+def test_a_teacher_giving_non_finite_outputs_builds_no_cache(tiny_teacher, tmp_path, capsys):
+    """A teacher whose outputs held NaN built a cache of them (the range check let NaN through, and float32 storage
+    had none), and every run reading it stopped on a non-finite loss that blamed the learning rate."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    bad = tmp_path / "bad"
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    with torch.no_grad():
+        model.classifier.bias.fill_(float("nan"))  # every row's logits NaN, its features finite
+    model.save_pretrained(bad)
+    for f in tiny_teacher.iterdir():
+        if "token" in f.name or f.name == "vocab.txt":
+            shutil.copy(f, bad)
+    cache = tmp_path / "c"
+    assert main(distill_args(bad, tmp_path / "a", "--method", "kd", "--teacher-cache", str(cache),
+                             "--set", "teacher_cache_dtype=float32")) == 2
+    assert re.search(r"the teacher gives non-finite logits \(NaN or inf\) on training row\(s\) (\d+, ){5}\.\.\.: a "
+                     r"cache would keep them; check the teacher \(its weights, its precision\) and its inputs\n",
+                     capsys.readouterr().err)
+    assert not cache.exists() and not list(tmp_path.glob("c.tmp-*"))
 
 
 def test_a_cache_stored_in_another_dtype_or_a_file_is_refused(tiny_teacher, tmp_path, capsys):

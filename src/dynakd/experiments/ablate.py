@@ -735,6 +735,7 @@ SWEEP_ADVICE = {
     "pass --data-dir DIR": "set data_dir: DIR in the sweep's base",
     "(--data-dir is a folder holding": "(the base's data_dir is a folder holding",
     "--dev-split 0.5 trains on half of it": "dev_split: 0.5 in the sweep's base trains on half of it",
+    "or pass --teacher-cache off": "or set teacher_cache: off in the sweep's base",
     "with overwrite or into another output folder (a resumed run would repeat the step; the checkpoint is there to "
     "inspect)": "with other settings in the sweep's grid (a rerun of the same cell fails alike; the checkpoint is "
     "there to inspect)",
