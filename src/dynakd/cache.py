@@ -559,7 +559,7 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
     # The last bits of a row's states follow the length it is padded to: a run padded otherwise builds a cache of its
     # own, so a cached run can match a live one bit for bit. (Every cache before padding was a setting padded to 8,
     # and meta.json records the multiple since: the names stay, so that older caches are still found.)
-    if (multiple := collator.multiple or 1) != 8:
+    if (multiple := padding_of(collator)) != 8:
         name += f"-pad{multiple}"
     folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
     # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then
@@ -583,6 +583,12 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
         cache.check(fingerprints, len(train_ds), cfg.teacher_cache_dtype)
         if say_reuse and is_first_process():  # (a build says so; a reuse said nothing)
             print(f"reading the teacher cache ({len(train_ds)} rows) <- {folder}", flush=True)
+        built, padded = cache.meta.get("pad_to_multiple_of"), padding_of(collator)
+        if built is not None and padded is not None and built != padded and is_first_process():
+            # (an auto cache is named by its padding; a folder of one's own is read whatever padding built it)
+            print(f"note: the teacher cache {folder} was built from batches padded to a multiple of {built}, and this "
+                  f"run pads to {padded}: its features differ from the live teacher's in their last bits (README: "
+                  "'Teacher-output cache')", flush=True)
         cache.vouch(train_ds)  # (checked against these rows)
         return cache.use(poolings_for(cfg))
     if folder.exists() and any(not p.name.startswith(BUILD_PREFIX) for p in folder.iterdir()):

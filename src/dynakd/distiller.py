@@ -433,7 +433,8 @@ class Distiller(nn.Module):
         go where pooled dynamics do (``pooled_teacher``), else as they are (no states captured, or read as they are).
         ``DistillationTrainer`` calls it between the teacher's forward and the student's."""
         if t.hidden and self.stacks_teacher:  # (a sample of the tokens: those alone, drawn here for the costs too)
-            stack_hidden(t, scratch=True, tokens=self._tokens(self.dynamics_masks(t, t)[0]))
+            sampled = self.training and self.cfg.dynamics.token_sample is not None
+            stack_hidden(t, scratch=True, tokens=self._tokens(self.dynamics_masks(t, t)[0]) if sampled else None)
             return t
         return self.pooled_teacher(t)
 

@@ -346,7 +346,7 @@ def test_the_trainer_stacks_the_teachers_states_once_for_token_level_dynamics(ti
                                                                              token_sample):
     """Token-level dynamics get the live teacher's states stacked once (``features.stack_hidden``), which the costs
     take and let go; not where ``hidden_weight`` reads the states after the costs. With ``token_sample`` the stack
-    holds the sampled positions alone, which the student's states are cut to."""
+    holds the sampled positions alone (the costs cut the student's states to the same: unit/test_token_sample.py)."""
     from dynakd.features import StackedHidden
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)

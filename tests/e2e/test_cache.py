@@ -222,6 +222,12 @@ def test_a_run_padded_otherwise_builds_an_auto_cache_of_its_own(tiny_teacher, tm
     assert main(distill_args(tiny_teacher, tmp_path / "c", "--method", "kd", "--set", "pad_to_multiple_of=16")) == 0
     out = capsys.readouterr().out
     assert "reading the teacher cache" in out and "building" not in out
+    # a --teacher-cache DIR is read whatever padding built it, with a note where meta.json says another
+    [pad1] = [p for p in (tmp_path / "caches" / "teacher-outputs").iterdir() if p.name.endswith(default)]
+    assert main(distill_args(tiny_teacher, tmp_path / "d", "--method", "kd", "--teacher-cache", str(pad1), "--set",
+                             "pad_to_multiple_of=16")) == 0
+    assert (f"note: the teacher cache {pad1} was built from batches padded to a multiple of "
+            f"{1 if default == 'pad1' else 8}, and this run pads to 16") in capsys.readouterr().out
 
 
 def test_a_damaged_auto_cache_is_rebuilt_and_a_damaged_folder_of_yours_refused(tiny_teacher, tmp_path, capsys,

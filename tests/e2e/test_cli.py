@@ -1123,3 +1123,19 @@ def test_report_prints_run_folders_side_by_side(tiny_teacher, tmp_path, capsys):
             f"{tmp_path / 'runs' / 'kd'}") in capsys.readouterr().err
     assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "runs")]) == 2
     assert f"{tmp_path / 'runs'} holds no readable metrics.json: not a finished run" in capsys.readouterr().err
+
+
+def test_report_of_runs_names_a_setting_one_run_left_unset(tmp_path, capsys):
+    """A setting unset in one run and set in another (max_train_samples, hidden_weight, dynamics.token_sample) was
+    left out of the table, which then said the settings did not differ (a review, 2026-12-07)."""
+    for name, extra in (("a", {}), ("b", {"max_train_samples": 500, "hidden_weight": 1.0})):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "dynakd.yaml").write_text(yaml.safe_dump({"task": "sst2", "method": "full", **extra}))
+        (run / "metrics.json").write_text(json.dumps({"task": "sst2", "eval": {"accuracy": 0.8}}))
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| run | method | hidden_weight | max_train_samples | accuracy | layers | parameters | train s |"
+    assert lines[2] == "| a | full | unset | unset | 80.00 |  |  |  |"
+    assert lines[3] == "| b | full | 1 | 500 | 80.00 |  |  |  |"  # (hidden_weight's schedule: constant 1)
+    assert not any("do not differ" in line for line in lines)

@@ -162,6 +162,7 @@ def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
     (["bench", "--model", "t"], "; did you mean --teacher? the fine-tuned model to distil from)"),  # (no --student)
     (["distill", "--teacher", "t", "--set", "align.eps", "0.1"],  # (a user's walkthrough, 2026-12-07)
      "unrecognized arguments: 0.1 (--set takes KEY=VALUE as one word: --set align.eps=0.1)"),
+    (["distill", "stray", "--teacher", "t", "--set", "lr", "-1"], "(--set takes KEY=VALUE as one word: --set lr=-1)"),
 ])
 def test_an_unknown_flag_is_named_by_its_command(capsys, argv, expected):
     with pytest.raises(SystemExit) as exit_:

@@ -155,9 +155,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                 hints.append(hint)
             elif close:
                 hints.append(f"did you mean {close[0]}?")
-        loose = [kv for kv in getattr(args, "set", None) or [] if "=" not in kv]  # (--set KEY VALUE, two words)
-        if loose and (value := next((x for x in extra if not x.startswith("-")), None)) is not None:
-            hints.append(f"--set takes KEY=VALUE as one word: --set {loose[0]}={value}")
+        # (--set KEY VALUE, two words: the word after the key is left over)
+        loose = [(argv[i + 1], argv[i + 2]) for i in range(len(argv) - 2)
+                 if argv[i] == "--set" and "=" not in argv[i + 1] and argv[i + 2] in extra]
+        if loose:
+            hints.append(f"--set takes KEY=VALUE as one word: --set {loose[0][0]}={loose[0][1]}")
         own.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({'; '.join(hints)})" if hints else ""))
     return args
 

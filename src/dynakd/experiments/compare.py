@@ -81,15 +81,21 @@ def _names(paths: list[Path]) -> list[str]:
 
 
 def _setting(config: dict[str, Any], dotted: str) -> str:
-    """The run's value of a setting, ``-`` where unset or where its method reads none (``kd``'s aligner)."""
+    """The run's value of a setting: ``-`` where its method reads none (``kd``'s aligner), ``unset`` where it is."""
     if dotted.split(".")[0] in not_read(config):
         return "-"
     value: Any = config
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, dict) else None
-    if isinstance(value, dict):  # (a schedule: kind=linear, start=10.0, ...)
+    if value is None or (dotted == "max_steps" and value == -1):  # (-1: the epochs' steps, as rundir says it)
+        return "unset"
+    if isinstance(value, dict) and {"kind", "start", "end"} <= set(value):  # a weight's schedule (schedules.py)
+        said = f"{value['start']:g}" if value["kind"] == "constant" else \
+            f"{value['kind']} {value['start']:g} -> {value['end']:g}"
+        return said + (f", warmup {value['warmup']:g}" if value.get("warmup") else "")
+    if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
-    return "-" if value is None else value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _score(ev: Any, metric: str) -> str:

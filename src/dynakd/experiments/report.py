@@ -40,7 +40,9 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         smoke = folder / "smoke" / "results.jsonl"
         hint = f"; a --smoke run's are in {smoke.parent}" if smoke.is_file() else ": run `dynakd ablate` first"
-        if (folder / CONFIG_NAME).is_file():  # (a sweep's cell, or any run; report compares finished ones)
+        if is_run_folder(folder):  # (a finished run, given to build_report: the command prints it as a table)
+            hint = f": it is a run's folder, which `dynakd report {folder}` prints as a table (with others beside it)"
+        elif (folder / CONFIG_NAME).is_file():  # (a sweep's cell, or any run; report compares finished ones)
             hint = (": it is a run's folder that has not finished (no metrics.json), and report reads a sweep's (the "
                     "folder `dynakd ablate` wrote) or finished runs' folders")
         elif folder.is_dir() and (runs := sorted(p.name for p in folder.iterdir() if is_run_folder(p))):
