@@ -139,7 +139,8 @@ def _shape(name: str) -> str | None:
     width = getattr(config, "hidden_size", None)
     if config is None or not (config.architectures and width):
         return None
-    return f"{config.architectures[0]}, {config.num_hidden_layers} layers x {width}"
+    layers = config.num_hidden_layers
+    return f"{config.architectures[0]}, {layers} layer{'s' if layers != 1 else ''} x {width}"
 
 
 def _public_data(cfg: DistillConfig, task: TaskSpec) -> bool:
@@ -238,7 +239,8 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
         origin += f"{method_label(cfg)}."
         start = (model_ref(cfg.student) if cfg.student
                  else f"teacher layers {_layers_said(cfg.student_layer_ids)}" if cfg.student_layer_ids
-                 else f"{cfg.student_layers} evenly spaced teacher layers{_kept_layers(out)}")
+                 else f"{cfg.student_layers} evenly spaced teacher layers{_kept_layers(out)}" if cfg.student_layers != 1
+                 else f"1 teacher layer{_kept_layers(out)}")
         origin += f" The student started from {start}."
         shapes = [f"{role} {shape}" for role, name in (("teacher", cfg.teacher), ("student", str(out)))
                   if (shape := _shape(name))]

@@ -1111,18 +1111,28 @@ def test_report_prints_run_folders_side_by_side(tiny_teacher, tmp_path, capsys):
         assert main(distill_args(tiny_teacher, tmp_path / "runs" / name, *extra)) == 0
     capsys.readouterr()
     assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "runs" / "full")]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| run | method | lr | accuracy | teacher accuracy | layers | parameters | train s |"
+    table = capsys.readouterr().out
+    lines = table.splitlines()
+    assert lines[0] == "| run | method | lr | accuracy | teacher accuracy | layers | parameters | steps | train s |"
     for line, name, lr in ((lines[2], "kd", "5e-05"), (lines[3], "full", "0.0001")):
         metrics = json.loads((tmp_path / "runs" / name / "metrics.json").read_text())
         assert line.startswith(f"| {name} | {name} | {lr} | {100 * metrics['eval']['accuracy']:.2f} | "
                                f"{100 * metrics['teacher_eval']['accuracy']:.2f} | 2 | ")
+        assert f" | {metrics['train']['steps']} | {metrics['train']['runtime_s']:.1f} |" in line
     assert "one seed a row" in lines[5]
-    assert main(["report", str(tmp_path / "runs")]) == 2  # a folder of runs: named
-    assert (f"it holds run folders, which report prints side by side: dynakd report {tmp_path / 'runs' / 'full'} "
-            f"{tmp_path / 'runs' / 'kd'}") in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "runs")]) == 0  # a folder of runs: the same table, the runs by name
+    assert capsys.readouterr().out.splitlines()[2:4] == [lines[3], lines[2]]
     assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "runs")]) == 2
     assert f"{tmp_path / 'runs'} holds no readable metrics.json: not a finished run" in capsys.readouterr().err
+    # runs of two tasks: a table each
+    (tmp_path / "other").mkdir()
+    for f in ("dynakd.yaml", "metrics.json"):
+        text = (tmp_path / "runs" / "kd" / f).read_text()
+        (tmp_path / "other" / f).write_text(text.replace("sst2", "mrpc") if f == "dynakd.yaml" else
+                                            json.dumps(json.loads(text) | {"task": "mrpc"}))
+    assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "other")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## mrpc\n\n| run | method |") and "\n## sst2\n\n| run | method |" in out
 
 
 def test_report_of_runs_names_a_setting_one_run_left_unset(tmp_path, capsys):
@@ -1135,7 +1145,8 @@ def test_report_of_runs_names_a_setting_one_run_left_unset(tmp_path, capsys):
         (run / "metrics.json").write_text(json.dumps({"task": "sst2", "eval": {"accuracy": 0.8}}))
     assert main(["report", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| run | method | hidden_weight | max_train_samples | accuracy | layers | parameters | train s |"
-    assert lines[2] == "| a | full | unset | unset | 80.00 |  |  |  |"
-    assert lines[3] == "| b | full | 1 | 500 | 80.00 |  |  |  |"  # (hidden_weight's schedule: constant 1)
+    assert lines[0] == ("| run | method | hidden_weight | max_train_samples | accuracy | layers | parameters | steps | "
+                        "train s |")
+    assert lines[2] == "| a | full | unset | unset | 80.00 |  |  |  |  |"
+    assert lines[3] == "| b | full | 1 | 500 | 80.00 |  |  |  |  |"  # (hidden_weight's schedule: constant 1)
     assert not any("do not differ" in line for line in lines)

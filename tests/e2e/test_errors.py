@@ -163,6 +163,9 @@ def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
     (["distill", "--teacher", "t", "--set", "align.eps", "0.1"],  # (a user's walkthrough, 2026-12-07)
      "unrecognized arguments: 0.1 (--set takes KEY=VALUE as one word: --set align.eps=0.1)"),
     (["distill", "stray", "--teacher", "t", "--set", "lr", "-1"], "(--set takes KEY=VALUE as one word: --set lr=-1)"),
+    (["distill", "--teacher", "t", "--set", "align.eps:", "0.1"], "(--set takes KEY=VALUE as one word: --set "
+                                                                  "align.eps=0.1)"),
+    (["distill", "--teacher", "t", "--set", "lr", "=1e-4"], "(--set takes KEY=VALUE as one word: --set lr=1e-4)"),
 ])
 def test_an_unknown_flag_is_named_by_its_command(capsys, argv, expected):
     with pytest.raises(SystemExit) as exit_:

@@ -158,8 +158,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         # (--set KEY VALUE, two words: the word after the key is left over)
         loose = [(argv[i + 1], argv[i + 2]) for i in range(len(argv) - 2)
                  if argv[i] == "--set" and "=" not in argv[i + 1] and argv[i + 2] in extra]
-        if loose:
-            hints.append(f"--set takes KEY=VALUE as one word: --set {loose[0][0]}={loose[0][1]}")
+        if loose:  # (a YAML-minded "KEY: VALUE" or a spaced "KEY =VALUE" too)
+            key, value = loose[0][0].rstrip(":"), loose[0][1].lstrip("=")
+            hints.append(f"--set takes KEY=VALUE as one word: --set {key}={value}")
         own.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({'; '.join(hints)})" if hints else ""))
     return args
 

@@ -14,17 +14,20 @@ def add_parser(sub) -> None:
                                       "draw a bench JSON file's chart, or print run folders side by side")
     p.add_argument("folder", metavar="PATH", nargs="+",
                    help="sweep folder holding results.jsonl, a JSON file `dynakd bench --output` wrote (its chart is "
-                        "written beside it, .png), or run folders of distill or finetune (a table of their scores and "
-                        "the settings they differ in, printed)")
+                        "written beside it, .png), or run folders of distill or finetune, or a folder holding them (a "
+                        "table of their scores and the settings they differ in, a task, printed)")
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..experiments.compare import compare_runs
+    from ..experiments.compare import compare_runs, runs_in
     from ..rundir import is_run_folder
 
     paths = [Path(p) for p in args.folder]
     if len(paths) > 1 or is_run_folder(paths[0]):
         print(compare_runs(paths), end="")
+        return
+    if not (paths[0] / "results.jsonl").is_file() and (runs := runs_in(paths[0])):  # a folder of runs made by hand
+        print(compare_runs(runs), end="")
         return
     path = paths[0]
     if path.name == "results.jsonl" and path.is_file():  # a sweep's results named rather than its folder

@@ -1,9 +1,11 @@
-"""``dynakd report RUN [RUN ...]``: run folders side by side, one markdown table printed.
+"""``dynakd report RUN [RUN ...]`` (or a folder holding run folders): runs side by side, a markdown table a task,
+printed.
 
 For runs made by hand (``distill``, ``finetune``) rather than by a sweep, which ``report DIR`` summarises from its
 ``results.jsonl``: each row is one folder's ``metrics.json`` (the student's last-epoch dev scores x100, the teacher's
-beside them where the run scored it, its depth, parameters and training time) and the settings in which the runs'
-``dynakd.yaml`` differ, each a column. One seed a row: no mean, sd or interval (a sweep gives those).
+beside them where the run scored it, its depth, parameters, steps and training time) and the settings in which the
+runs' ``dynakd.yaml`` differ, each a column (the teacher and the student first). One seed a row: no mean, sd or
+interval (a sweep gives those).
 """
 
 from __future__ import annotations
@@ -14,44 +16,67 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DynaKDError
-from ..rundir import CONFIG_NAME, not_read, read_metrics, recorded_config, resolved_config, run_differences
+from ..rundir import (
+    CONFIG_NAME,
+    MODEL_SETTINGS,
+    is_run_folder,
+    not_read,
+    read_metrics,
+    recorded_config,
+    resolved_config,
+    run_differences,
+)
 from .report import heading, score_key, shown_scores
 
-# Differing settings shown as columns; the rest are named under the table
+# Differing settings shown as columns, these first (what a row's scores most depend on), the rest named under the
+# table past SHOWN_SETTINGS. Left out: the run's length, which the steps column gives, and the student's depth, which
+# the layers column gives.
+FIRST_SETTINGS = ("teacher", "student", "model", "student_layer_ids", "lr", "align.name", "dynamics.pooling")
+NOT_SHOWN = ("epochs", "max_steps", "student_layers")
 SHOWN_SETTINGS = 6
 
 
 def compare_runs(paths: list[Path]) -> str:
-    """The markdown table of the runs in ``paths`` (run folders), with notes under it."""
+    """The markdown tables of the runs in ``paths`` (run folders), one a task, with notes under each."""
     runs = [_run(p) for p in paths]
+    for run, name in zip(runs, _names(paths)):
+        run["name"] = name
     tasks = sorted({str(r["metrics"].get("task")) for r in runs})
-    if len(tasks) > 1:
-        raise DynaKDError(f"the runs are of tasks {', '.join(tasks)}: report compares runs of one task")
-    metric, others = shown_scores([{"task": tasks[0], "eval": r["metrics"].get("eval", {})} for r in runs])
+    if len(tasks) == 1:
+        return _table([r for r in runs])
+    return "\n".join(f"## {task}\n\n" + _table([r for r in runs if str(r["metrics"].get("task")) == task])
+                     for task in tasks)
+
+
+def _table(runs: list[dict[str, Any]]) -> str:
+    """One task's runs: their table and its notes."""
+    task = str(runs[0]["metrics"].get("task"))
+    metric, others = shown_scores([{"task": task, "eval": r["metrics"].get("eval", {})} for r in runs])
     scores = (metric, *others)
     # (a setting that differs only where a method reads none, kd's aligner, says no more than the method column)
     differ = [k for k in run_differences([r["config"] for r in runs])
-              if k != "method" and len({_setting(r["config"], k) for r in runs} - {"-"}) > 1]
+              if k != "method" and k not in NOT_SHOWN and len({_setting(r["config"], k) for r in runs} - {"-"}) > 1]
+    differ.sort(key=lambda k: FIRST_SETTINGS.index(k) if k in FIRST_SETTINGS else len(FIRST_SETTINGS))
     shown, unshown = differ[:SHOWN_SETTINGS], differ[SHOWN_SETTINGS:]
-    names = _names(paths)
     teacher = any(isinstance(r["metrics"].get("teacher_eval"), dict) for r in runs)
     head = ["run", "method", *shown, *map(heading, scores)] + ([f"teacher {heading(metric)}"] if teacher else []) \
-        + ["layers", "parameters", "train s"]
+        + ["layers", "parameters", "steps", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, r in zip(names, runs):
+    for r in runs:
         m = r["metrics"]
         model = m.get("model") if isinstance(m.get("model"), dict) else {}
         train = m.get("train") if isinstance(m.get("train"), dict) else {}
-        cells = [name, str(r["config"].get("method", "?"))]
+        cells = [r["name"], str(r["config"].get("method", "?"))]
         cells += [_setting(r["config"], key) for key in shown]
         cells += [_score(m.get("eval"), k) for k in scores]
         cells += [_score(m.get("teacher_eval"), metric)] if teacher else []
-        cells += [str(model.get("layers", "")), _millions(model.get("parameters")), _number(train.get("runtime_s"))]
+        cells += [str(model.get("layers", "")), _millions(model.get("parameters")), str(train.get("steps", "")),
+                  _seconds(train.get("runtime_s"))]
         lines.append("| " + " | ".join(cells) + " |")
     notes = ["Scores are each run's last evaluation x100 (`metrics.json`), one seed a row: `dynakd ablate` runs "
              "seeds and gives a mean, sd and paired interval."]
     if len(runs) > 1 and not differ and len({r["config"].get("method") for r in runs}) == 1:
-        notes.append("The runs' settings (`dynakd.yaml`) do not differ.")
+        notes.append("The runs' settings (`dynakd.yaml`) do not differ but in their length (steps).")
     if unshown:
         notes.append("They also differ in " + ", ".join(f"`{k}`" for k in unshown) + ".")
     rows = sorted({str(r["metrics"].get("max_eval_samples", "all")) for r in runs})
@@ -59,6 +84,11 @@ def compare_runs(paths: list[Path]) -> str:
         notes.append(f"The runs were scored on different rows (max_eval_samples {', '.join(rows)}): their scores are "
                      "not of the same examples.")
     return "\n".join(lines) + "\n\n" + "".join(f"- {n}\n" for n in notes)
+
+
+def runs_in(folder: Path) -> list[Path]:
+    """The finished run folders directly inside ``folder``, by name."""
+    return sorted(p for p in folder.iterdir() if is_run_folder(p)) if folder.is_dir() else []
 
 
 def _run(path: Path) -> dict[str, Any]:
@@ -89,6 +119,8 @@ def _setting(config: dict[str, Any], dotted: str) -> str:
         value = value.get(part) if isinstance(value, dict) else None
     if value is None or (dotted == "max_steps" and value == -1):  # (-1: the epochs' steps, as rundir says it)
         return "unset"
+    if dotted in MODEL_SETTINGS and isinstance(value, str):  # (a folder by its name: paths make wide columns)
+        return Path(value).name or value
     if isinstance(value, dict) and {"kind", "start", "end"} <= set(value):  # a weight's schedule (schedules.py)
         said = f"{value['start']:g}" if value["kind"] == "constant" else \
             f"{value['kind']} {value['start']:g} -> {value['end']:g}"
@@ -110,5 +142,5 @@ def _millions(n: Any) -> str:
     return f"{n / 1e6:.3g}M" if isinstance(n, (int, float)) else ""
 
 
-def _number(x: Any) -> str:
-    return "" if not isinstance(x, (int, float)) or math.isnan(x) else f"{x:g}"
+def _seconds(x: Any) -> str:
+    return "" if not isinstance(x, (int, float)) or math.isnan(x) else f"{x:.1f}"

@@ -45,9 +45,8 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
         elif (folder / CONFIG_NAME).is_file():  # (a sweep's cell, or any run; report compares finished ones)
             hint = (": it is a run's folder that has not finished (no metrics.json), and report reads a sweep's (the "
                     "folder `dynakd ablate` wrote) or finished runs' folders")
-        elif folder.is_dir() and (runs := sorted(p.name for p in folder.iterdir() if is_run_folder(p))):
-            shown = " ".join(str(folder / name) for name in runs[:4]) + (" ..." if len(runs) > 4 else "")
-            hint = f": it holds run folders, which report prints side by side: dynakd report {shown}"
+        elif folder.is_dir() and any(is_run_folder(p) for p in folder.iterdir()):  # (build_report, from Python)
+            hint = f": it holds run folders, which `dynakd report {folder}` prints side by side"
         raise DynaKDError(f"no results.jsonl in {folder}{hint}" if folder.is_dir() else f"no folder {folder}")
     records, partial = read_results(path)
     if partial:
