@@ -516,7 +516,8 @@ def _short_run(cfg, n_rows: int) -> str:
     """Why ``auto`` reads no cache for a run shorter than one pass over its ``n_rows`` training rows."""
     part = f"{min(_rows_read(cfg), n_rows)} of its {n_rows} training rows" if cfg.max_steps > 0 else \
         f"{cfg.epochs:g} of an epoch"
-    return f"the run reads {part}, and auto builds one for a run of one pass or more"
+    return (f"the run reads {part}, and auto builds one for a run of one pass or more (--teacher-cache DIR builds or "
+            "reads one for any run)")
 
 
 def _expected(cfg) -> bool:

@@ -1120,6 +1120,9 @@ def test_report_prints_run_folders_side_by_side(tiny_teacher, tmp_path, capsys):
                                f"{100 * metrics['teacher_eval']['accuracy']:.2f} | 2 | ")
         assert f" | {metrics['train']['steps']} | {metrics['train']['runtime_s']:.1f} |" in line
     assert "one seed a row" in lines[5]
+    assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "runs" / "kd") + "/"]) == 0
+    once = capsys.readouterr().out.splitlines()  # one run named twice: one row
+    assert once[2].startswith("| kd | kd | ") and once[3] == ""
     assert main(["report", str(tmp_path / "runs")]) == 0  # a folder of runs: the same table, the runs by name
     assert capsys.readouterr().out.splitlines()[2:4] == [lines[3], lines[2]]
     assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "runs")]) == 2

@@ -38,6 +38,8 @@ SHOWN_SETTINGS = 6
 
 def compare_runs(paths: list[Path]) -> str:
     """The markdown tables of the runs in ``paths`` (run folders), one a task, with notes under each."""
+    seen: set[Path] = set()  # (a run named twice, as runs/kd and runs/kd/: one row)
+    paths = [p for p in paths if not (p.resolve() in seen or seen.add(p.resolve()))]
     runs = [_run(p) for p in paths]
     for run, name in zip(runs, _names(paths)):
         run["name"] = name
