@@ -91,14 +91,13 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
         same = "" if seed == DistillConfig.data_seed or "data_seed" in {*given, *lent} else f" --set data_seed={seed}"
         for key, n in subsets.items():
             done, rows, flag = _SUBSETS[key]
-            done = done.replace("fine-tuned", made)
-            say(f"note: the teacher {teacher} was {done} a seeded subset of {n} {rows} rows ({flag} {n}); this run "
-                f"reads them all (give {flag} {n}{same} for the same rows)")
+            say(f"note: the teacher {teacher} was {done.format(made=made)} a seeded subset of {n} {rows} rows "
+                f"({flag} {n}); this run reads them all (give {flag} {n}{same} for the same rows)")
     return lent
 
 
 # How the teacher used each seeded subset, and the flag that asks for it
-_SUBSETS = {"max_train_samples": ("fine-tuned on", "training", "--max-train-samples"),
+_SUBSETS = {"max_train_samples": ("{made} on", "training", "--max-train-samples"),
             "max_eval_samples": ("scored on", "evaluation", "--max-eval-samples")}
 
 

@@ -105,8 +105,13 @@ def _said(key: str, old: Any, new: Any) -> list[str]:
     return [f"{key} {_shown(old, key)} -> {_shown(new, key)}"]
 
 
+def is_unset(key: str, value: Any) -> bool:
+    """Whether a resolved setting's value means unset: None, or ``max_steps`` -1 (the epochs' steps)."""
+    return value is None or (key == "max_steps" and value == -1)
+
+
 def _shown(value: Any, key: str = "") -> str:
-    text = "unset" if value is None or (key == "max_steps" and value == -1) else str(value)  # (-1: the epochs' steps)
+    text = "unset" if is_unset(key, value) else str(value)
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 

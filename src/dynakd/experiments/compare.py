@@ -20,13 +20,14 @@ from ..rundir import (
     CONFIG_NAME,
     MODEL_SETTINGS,
     is_run_folder,
+    is_unset,
     not_read,
     read_metrics,
     recorded_config,
     resolved_config,
     run_differences,
 )
-from .report import heading, score_key, shown_scores
+from .report import dotted_value, heading, score_key, shown_scores
 
 # Differing settings shown as columns, these first (what a row's scores most depend on), the rest named under the
 # table past SHOWN_SETTINGS. Left out: the run's length, which the steps column gives, and the student's depth, which
@@ -116,10 +117,8 @@ def _setting(config: dict[str, Any], dotted: str) -> str:
     """The run's value of a setting: ``-`` where its method reads none (``kd``'s aligner), ``unset`` where it is."""
     if dotted.split(".")[0] in not_read(config):
         return "-"
-    value: Any = config
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    if value is None or (dotted == "max_steps" and value == -1):  # (-1: the epochs' steps, as rundir says it)
+    value = dotted_value(config, dotted)
+    if is_unset(dotted, value):
         return "unset"
     if dotted in MODEL_SETTINGS and isinstance(value, str):  # (a folder by its name: paths make wide columns)
         return Path(value).name or value

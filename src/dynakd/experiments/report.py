@@ -62,13 +62,16 @@ REPORTED = ("task", "method", "student_layers", "seed", "align", "eval", "teache
             "train.steps_per_second")
 
 
-def _holds(record: dict[str, Any], dotted: str) -> bool:
-    value: Any = record
+def dotted_value(mapping: Any, dotted: str, missing: Any = None) -> Any:
+    """The value of a nested key (``model.parameters``, ``align.eps``) in ``mapping``, ``missing`` where it has none."""
+    value = mapping
     for key in dotted.split("."):
-        if not isinstance(value, dict) or key not in value:
-            return False
-        value = value[key]
-    return True
+        value = value.get(key, missing) if isinstance(value, dict) else missing
+    return value
+
+
+def _holds(record: dict[str, Any], dotted: str) -> bool:
+    return dotted_value(record, dotted, _ABSENT) is not _ABSENT
 
 
 _SAID: list[str] = []  # the notes of the report being built: report.md lists them too (build_report)
@@ -123,9 +126,7 @@ def cells_without_defaults(records: list[dict[str, Any]]) -> list[dict[str, Any]
     at its default): ablate finds such a cell finished under the other name, and the report shows it there, where it
     was a row of its own, its Δ "-" for want of a kd partner of that name. Read from the configs the records hold."""
     def value(record: dict[str, Any], dotted: str) -> Any:
-        v: Any = record.get("config")
-        for key in dotted.split("."):
-            v = v.get(key, _ABSENT) if isinstance(v, dict) else _ABSENT
+        v = dotted_value(record.get("config"), dotted, _ABSENT)
         return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
     keys = {k for r in records for k in r.get("cell", {})} - {"seed", "method"}
