@@ -276,8 +276,15 @@ def test_a_plan_known_ahead_takes_the_weights_it_was_given(token_groups):
             sum(w * v for w, v in zip(weights, terms) if w is not None).backward()
     costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
                            plan_first=True, ahead=(plan, relative))
-    with pytest.raises(ValueError, match="take one plan for all their components"):  # (another plan than given)
-        plan_loss(plan.clone(), costs["deviation"])
+    with pytest.raises(ValueError, match="took their gradient under the plan given as ahead="):  # (another plan)
+        plan_loss(plan + 0.01, costs["deviation"])
+    for h in s:  # an equal copy of the plan given is the same plan: the same gradient as under the plan itself
+        h.grad = None
+    costs = dynamics_costs(s, t, mask=ragged_mask(T), opts=options(window_mib=TINY), anchors=[0, 2, 4],
+                           plan_first=True, ahead=(plan, relative))
+    (0.5 * plan_loss(plan.clone(), costs["deviation"]) + 1.5 * plan_loss(plan.clone(), costs["relations"])).backward()
+    for got, expect in zip([h.grad for h in s], want):
+        torch.testing.assert_close(got, expect, rtol=1e-4, atol=1e-6)
 
 
 def test_a_plan_known_ahead_lets_the_teacher_go_with_the_pass(token_groups):

@@ -217,6 +217,7 @@ class Windows:
         self.gmask, self.opts, self.anchors, self.refs = gmask, opts, anchors, refs
         self.parts, self.whole, self.names = parts, whole, []
         self.plan: torch.Tensor | None = None  # (the plan given, whose detached copy the backward reads)
+        self.ahead = False  # (whether the plan came before the costs: their gradient is taken under it already)
 
     def costs(self, xs: torch.Tensor, xt: torch.Tensor, part: slice, plan_first: bool,
               weights: torch.Tensor | None = None, values: bool = False) -> dict:
@@ -231,7 +232,7 @@ class Windows:
         """``windowed_costs`` under a plan known ahead: each chunk's values and, in the same pass, the gradient to the
         chunk's features of ``sum_k relative[k] plan_loss(plan, cost_k)``, kept whole for the backward (``_Ahead``),
         which scales it by the loss's weight of the components."""
-        self.plan = plan
+        self.plan, self.ahead = plan, True
         grad, values = self._pass(xs, xt, relative, values=True)
         self.names = list(values)
         terms = _Ahead.apply(xs, grad, [relative.get(k, 1.0) for k in self.names])
@@ -241,7 +242,11 @@ class Windows:
         """The plan every component's gradient is taken under: one for all (the gradients are one pass)."""
         if self.plan is None:
             self.plan = plan
-        elif plan is not self.plan:
+        elif plan is not self.plan and not torch.equal(plan, self.plan):  # (an equal copy is the same plan)
+            if self.ahead:
+                raise ValueError("these windowed costs (dynamics.window_mib) took their gradient under the plan "
+                                 "given as ahead=, in the same pass: weigh them under that plan, or compute the "
+                                 "costs again with the other plan (or without ahead)")
             raise ValueError("windowed costs (dynamics.window_mib) take one plan for all their components: compute "
                              "the costs again for another plan")
 
