@@ -125,7 +125,8 @@ def model_ref(name: str) -> str:
     folder = Path(name).expanduser()
     base = base_model(name)
     if "knowledge-distillation" in (_card_field(folder, "tags") or []):  # (a student DynaKD distilled: not fine-tuned)
-        weights = f" from `{base}` weights" if base else ""
+        # (not "distilled from X weights", which read as distilled from X: X is where its weights started)
+        weights = f"; its weights started from `{base}`" if base else ""
         return f"`{_name(folder)}` (a local folder, a student distilled with DynaKD{weights})"
     return f"`{_name(folder)}` (a local folder{f', fine-tuned from `{base}`' if base else ''})"
 

@@ -380,5 +380,5 @@ def test_a_distilled_student_named_as_a_teacher_is_not_called_fine_tuned(tmp_pat
     from dynakd.card import model_ref
 
     scored_card(tmp_path, "sst2", {"accuracy": 0.8})  # (a distilled student's card, in tmp_path / "out")
-    assert model_ref(str(tmp_path / "out")) == ("`out` (a local folder, a student distilled with DynaKD from "
-                                                "`org/teacher` weights)")
+    assert model_ref(str(tmp_path / "out")) == ("`out` (a local folder, a student distilled with DynaKD; its "
+                                                "weights started from `org/teacher`)")
