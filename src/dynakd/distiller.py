@@ -572,7 +572,7 @@ def token_level(cfg: DistillConfig, qa: bool = False) -> str | None:
     if cfg.hidden_weight is not None:  # (validation allows it with a dynamics method only)
         return "hidden_weight compares hidden states token by token"
     if feature == "dynamics" and cfg.dynamics.pooling == "tokens":
-        return "dynamics.pooling 'tokens' compares the models token by token (use 'mean' or 'cls' otherwise)"
+        return "dynamics.pooling 'tokens' compares the models token by token"
     if feature == "dynamics" and "sensitivity" in cfg.dynamics.components:
         return "the 'sensitivity' component perturbs both models' embeddings token by token"
     return None
