@@ -18,7 +18,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import atomic, jsonfile, packaged
 from .config import DistillConfig
-from .data.tasks import TaskSpec
+from .data.tasks import GLUE_EVAL_ROWS, TaskSpec
 from .errors import DynaKDError
 
 CARD_NAME = "README.md"
@@ -29,14 +29,15 @@ HUB_METRICS = {"pearson": "pearsonr", "macro_f1": "f1"}  # the Hub's metric ids 
 def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any]) -> Path:
     """Write ``out/README.md`` for a finished ``finetune`` or ``distill`` run; returns its path."""
     scores = _scores(metrics.get("eval", {}), task, cfg)
-    results = _eval_results(scores, task) if _whole_public_split(cfg, task) else None
+    rows = metrics.get("eval_split_rows")
+    results = _eval_results(scores, task) if _whole_public_split(cfg, task, rows) else None
     data = ModelCardData(
         library_name="transformers",
         pipeline_tag=task_type(task),
         tags=["dynakd", "knowledge-distillation"] if command == "distill" else ["dynakd"],
         base_model=base_model(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
         license=license_of(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
-        datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task) else None,
+        datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task, rows) else None,
         metrics=[HUB_METRICS.get(m, m) for m in task.metrics],
         model_name=_title(out, cfg) if results else None,  # names the results
         eval_results=results,
@@ -50,10 +51,12 @@ def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec
 EVALUATED = "## Scored with `dynakd evaluate`"  # the card's section of the latest score `evaluate` filed beside a run's
 
 
-def add_evaluation(out: Path, cfg: DistillConfig, task: TaskSpec, evaluated: dict[str, Any]) -> None:
+def add_evaluation(out: Path, cfg: DistillConfig, task: TaskSpec, evaluated: dict[str, Any],
+                   split_rows: dict[str, int] | None = None) -> None:
     """Put ``evaluate``'s scores of a run's model into the run's card, in a section of their own before "Training"
     (replacing an earlier one): ``metrics.json`` held them under ``evaluate`` while the card showed the run's scores
-    alone, of the rows the run was scored on (a subset, say). A folder without a DynaKD card keeps what it has."""
+    alone, of the rows the run was scored on (a subset, say). A folder without a DynaKD card keeps what it has.
+    ``split_rows``: the evaluation files' rows (``metrics.json``'s ``eval_split_rows``)."""
     path = out / CARD_NAME
     try:
         text = path.read_text(encoding="utf-8")
@@ -66,6 +69,7 @@ def add_evaluation(out: Path, cfg: DistillConfig, task: TaskSpec, evaluated: dic
     on = _evaluated_on(cfg, task) or "the whole evaluation split"
     own = cfg.validation_file or cfg.train_file  # (a train file alone: dev_split holds its evaluation rows out)
     data = (f"`{Path(own).name}`" if own else "synthetic data" if cfg.synthetic
+            else _local_glue(cfg, task) if _own_rows(cfg, task, split_rows)
             else _hub_dataset(task)[2])  # (which may not be the run's own: evaluate scores what it is given)
     precision = f", under {cfg.precision()} autocast" if cfg.bf16 or cfg.fp16 else ""
     section = [EVALUATED, "", f"Scored on {on} of {data} ({task.name}), inputs cut at {cfg.max_seq_length} tokens"
@@ -144,14 +148,36 @@ def _shape(name: str) -> str | None:
     return f"{config.architectures[0]}, {layers} layer{'s' if layers != 1 else ''} x {width}"
 
 
-def _public_data(cfg: DistillConfig, task: TaskSpec) -> bool:
-    """Trained on a GLUE task or SQuAD, not on a user's files or the synthetic corpus."""
-    return not (cfg.synthetic or task.is_user_data or cfg.train_file or cfg.validation_file)
+def _public_data(cfg: DistillConfig, task: TaskSpec, rows: dict[str, int] | None = None) -> bool:
+    """Trained on a GLUE task or SQuAD: from the hub, or a ``data_dir`` whose evaluation files hold the hub splits'
+    rows (a copy of GLUE's files); not a user's files, GLUE-layout files of other rows, or the synthetic corpus."""
+    return not (cfg.synthetic or task.is_user_data or cfg.train_file or cfg.validation_file
+                or _own_rows(cfg, task, rows))
 
 
-def _whole_public_split(cfg: DistillConfig, task: TaskSpec) -> bool:
+def _whole_public_split(cfg: DistillConfig, task: TaskSpec, rows: dict[str, int] | None = None) -> bool:
     """Scores that may be published as the dataset's: its whole validation split, nothing held out of it."""
-    return _public_data(cfg, task) and not (cfg.dev_split or cfg.max_eval_samples or cfg.train_articles)
+    return _public_data(cfg, task, rows) and not (cfg.dev_split or cfg.max_eval_samples or cfg.train_articles)
+
+
+def _own_rows(cfg: DistillConfig, task: TaskSpec, rows: dict[str, int] | None) -> str | None:
+    """Where a ``data_dir``'s evaluation files are not GLUE's own, what they held against GLUE's splits (``60 rows in
+    validation_matched, where GLUE's holds 9815; ...``); None for the hub's rows or a copy of GLUE's files. Files
+    whose rows are not known (a record written before 2026-12-07) count as one's own: a user's GLUE-layout files were
+    published as GLUE's validation split (a user's walkthrough)."""
+    if not cfg.data_dir or cfg.synthetic or not task.reads_data_dir:
+        return None
+    published = GLUE_EVAL_ROWS.get(task.name, {})
+    rows = rows or {}
+    if published and all(rows.get(split) == n for split, n in published.items()):
+        return None
+    return "; ".join(f"{rows[split]} rows in {split}, where GLUE's holds {n}" if split in rows
+                     else f"{split} of rows not recorded" for split, n in published.items()) or "rows not recorded"
+
+
+def _local_glue(cfg: DistillConfig, task: TaskSpec) -> str:
+    """GLUE-layout files of one's own, as the card names them: ``MNLI files of the local folder `data```."""
+    return f"{task.glue_dir} files of the local folder `{_name(Path(cfg.data_dir))}`"
 
 
 def _hub_dataset(task: TaskSpec) -> tuple[str, str, str]:
@@ -227,9 +253,13 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     model = metrics.get("model", {})
     size = f"{model['layers']}-layer, {model['parameters'] / 1e6:.1f}M-parameter " if model else ""
     own = cfg.train_file or (cfg.validation_file if cfg.dev_split else None)  # a user's file: named by itself
+    own_rows = _own_rows(cfg, task, metrics.get("eval_split_rows"))  # (GLUE-layout files of other rows)
     data = ("the built-in synthetic sentiment corpus" if cfg.synthetic
             else f"{cfg.dev_split:.0%} of `{Path(own).name}`" if own and cfg.dev_split
             else f"`{Path(own).name}`" if own
+            else f"{cfg.dev_split:.0%} of the evaluation rows of the {_local_glue(cfg, task)}" if own_rows and
+            cfg.dev_split
+            else _local_glue(cfg, task) if own_rows
             else f"{cfg.dev_split:.0%} of the {_hub_dataset(task)[2]} validation split" if cfg.dev_split
             else _hub_dataset(task)[2])
     if command == "distill" and cfg.method == "task":  # (the teacher gave its layers, and no signal)
@@ -251,7 +281,10 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     lines = [f"# {_title(out, cfg)}", "", f"This is {origin}", "", "## Results", ""]
     lines += _results_table(metrics, scores, task, cfg)
     scored = _evaluated_on(cfg, task)
-    if scored:
+    if own_rows:
+        lines += ["", f"Scored on {scored or 'the evaluation files'} of the local folder, whose rows are not GLUE's "
+                      f"({own_rows}): these are not the dataset's published scores."]
+    elif scored:
         lines += ["", f"Scored on {scored}, not the whole split: these are not the dataset's published scores."]
     lines += ["", "## Training", "", "| setting | value |", "|---|---|"]
     train = metrics.get("train", {})

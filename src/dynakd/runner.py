@@ -428,7 +428,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
                       else f"{none}: the same command starts the run again") from None
     train_time = time.perf_counter() - start
     logged = list(trainer.state.log_history)  # (what train() logged: the final evaluation below is not in its time)
-    metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step))}
+    metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step)), **eval_split_rows(data)}
     if teacher is not None and cfg.eval_teacher:
         metrics["teacher_eval"], recorded = score_teacher(teacher, t_tok, task, data, cfg, teacher_name,
                                                           args.device, teacher_files)
@@ -528,6 +528,14 @@ def share_like_the_rest(out: Path) -> None:
     os.umask(mask)
     for weights in out.glob("*.safetensors"):
         weights.chmod(0o666 & ~mask)
+
+
+def eval_split_rows(data) -> dict[str, dict[str, int]]:
+    """``{"eval_split_rows": {split: rows}}``: the rows each evaluation split's file or hub split held as loaded,
+    before a dev split or a ``max_eval_samples`` subset drew from it (the card tells GLUE's own files from files of
+    one's own in its layout by them); nothing for extractive QA, whose windows are scored by question."""
+    rows = getattr(data, "loaded_eval_rows", None)
+    return {"eval_split_rows": dict(rows)} if rows else {}
 
 
 def scored_as(cfg: DistillConfig, task: TaskSpec, data) -> DistillConfig:
@@ -756,12 +764,12 @@ def _evaluate(cfg: DistillConfig) -> RunResult:
     # (QA's answers beside the scores: into a run's folder under a name of their own, as its record keeps the run's)
     answers = out / (EVALUATE_PREDICTIONS if run_folder else PREDICTIONS)
     metrics = {"eval": evaluate_model(model, tokenizer, task, data, dataclasses.replace(cfg, output=str(out)),
-                                      predictions=answers)}
+                                      predictions=answers), **eval_split_rows(data)}
     metrics["model"] = describe_model(model, Path(cfg.model))
     cfg = scored_as(cfg, task, data)
     if is_first_process():  # every process holds the gathered scores; one writes them
         out.mkdir(parents=True, exist_ok=True)
         write_metrics(out, "evaluate", cfg, task, metrics, merge="evaluate" if run_folder else None)
         if holds_run:  # (the run's card shows its own scores; these beside them)
-            add_evaluation(out, cfg, task, metrics["eval"])
+            add_evaluation(out, cfg, task, metrics["eval"], metrics.get("eval_split_rows"))
     return RunResult(out, metrics_record("evaluate", cfg, task, metrics))  # the record written (under `evaluate`)

@@ -83,6 +83,23 @@ def test_whole_public_validation_splits_become_hub_results(tmp_path):
     assert "AutoModelForQuestionAnswering.from_pretrained(" in squad.text and "pipeline(" not in squad.text
 
 
+def test_a_data_dir_is_published_as_glue_only_where_its_files_hold_glues_rows(tmp_path):
+    """A copy of GLUE's files (as many rows as the hub's validation split) is GLUE's; files of one's own in its layout,
+    or a copy with a row skipped, are not (a user's walkthrough, 2026-12-07: 60 rows were published as GLUE MNLI)."""
+    glue = scored_card(tmp_path, "sst2", {"accuracy": 0.8}, data_dir=str(tmp_path / "data"))
+    assert glue.data.eval_results is None and glue.data.datasets is None  # (rows not recorded: not claimed)
+    for rows, published in (({"validation": 872}, True), ({"validation": 871}, False)):
+        config = build_config({"task": "sst2", "teacher": "org/teacher", "student_layers": 2,
+                               "data_dir": str(tmp_path / "data")})
+        metrics = {"eval": {"accuracy": 0.8}, "eval_split_rows": rows, "model": {"layers": 2, "parameters": 4e6}}
+        card = ModelCard.load(write_model_card(tmp_path / "out", "distill", config, get_task("sst2"), metrics))
+        assert (card.data.eval_results is not None) == published
+        assert (card.data.datasets == ["nyu-mll/glue"]) == published
+        assert ("on GLUE SST-2" in card.text) == published
+        assert ("SST-2 files of the local folder `data`" in card.text) == (not published)
+    assert "871 rows in validation, where GLUE's holds 872): these are not the dataset's published" in card.text
+
+
 def test_scores_on_part_of_a_split_are_not_published_as_the_datasets(tmp_path):
     card = scored_card(tmp_path, "sst2", {"accuracy": 0.9}, max_eval_samples=100)
     assert card.data.eval_results is None and card.data.datasets == ["nyu-mll/glue"] and not card.data.model_name

@@ -417,8 +417,19 @@ def test_glue_dir_with_two_eval_splits(tmp_path):
         str(out),
     ]
     assert main(args) == 0
-    scores = json.loads((out / "metrics.json").read_text())["eval"]
+    record = json.loads((out / "metrics.json").read_text())
+    scores = record["eval"]
     assert "validation_matched_accuracy" in scores and "validation_mismatched_accuracy" in scores
+    # the files' rows are recorded, and files in GLUE's layout of other rows than GLUE's are not published as its
+    # validation splits (a user's walkthrough of 2026-12-07: the card's model-index claimed GLUE MNLI results)
+    assert record["eval_split_rows"] == {"validation_matched": 24, "validation_mismatched": 24}
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")
+    assert card.data.eval_results is None and card.data.datasets is None
+    assert "on MNLI files of the local folder `glue`" in card.text
+    assert ("of the local folder, whose rows are not GLUE's (24 rows in validation_matched, where GLUE's holds 9815; "
+            "24 rows in validation_mismatched, where GLUE's holds 9832)") in card.text
 
 
 def test_same_seed_same_result(tiny_encoder, tmp_path):

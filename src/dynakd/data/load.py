@@ -56,6 +56,7 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
         splits=("train", *task.eval_splits) if train and cfg.dev_split is None else task.eval_splits,
     )
     task = infer_task_from_data(task, data, cfg.text_columns, model_numbers=labels_of is not None)
+    loaded = {split: len(data[split]) for split in task.eval_splits}  # (the files' rows, kept: GLUE's own or not)
     if labels_of is not None and task.is_user_data:
         task, data = follow_model_labels(task, data, model_config(labels_of), labels_of)
     # the training rows' source and its empty rows, before a dev split or a subset draws from it (drop_empty's note)
@@ -72,6 +73,7 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
     cut = _subsample_splits(cfg, task, data, train)
     kept = drop_empty(cut, source=source)
     kept.full_eval_rows = cut.full_eval_rows  # (a DatasetDict of its own)
+    kept.loaded_eval_rows = loaded
     return task, kept
 
 

@@ -94,6 +94,16 @@ GLUE_TASKS: dict[str, TaskSpec] = {
     ),
 }
 
+# The rows of each GLUE task's validation splits on the hub (nyu-mll/glue): a ``data_dir`` whose files hold as many is
+# taken for a copy of GLUE's (the model card publishes its scores as the dataset's); files of one's own in GLUE's
+# layout, of other sizes, are not (card.py).
+GLUE_EVAL_ROWS: dict[str, dict[str, int]] = {
+    "cola": {"validation": 1043}, "sst2": {"validation": 872}, "mrpc": {"validation": 408},
+    "qqp": {"validation": 40430}, "stsb": {"validation": 1500},
+    "mnli": {"validation_matched": 9815, "validation_mismatched": 9832}, "qnli": {"validation": 5463},
+    "rte": {"validation": 277},
+}
+
 USER_FORMATS = ("csv", "json")
 
 # Extractive QA: SQuAD v1.1 from the hub (``rajpurkar/squad``) or local files in the official JSON format.
