@@ -617,10 +617,20 @@ def build_distiller(cfg: DistillConfig, student, teacher, task: TaskSpec, same_t
 def _final_eval(trainer: DistillationTrainer, step: int) -> dict[str, float]:
     """The scores of the final model: those of the evaluation the Trainer ran at the last step (end of the last
     epoch), else a new evaluation (gathered over processes by the Trainer). With several eval sets (MNLI) the
-    Trainer logs one entry per set, so they are always evaluated anew."""
+    Trainer logs one entry per set, each named by it (``eval_validation_matched_runtime``): those of the last step,
+    joined, where every set has one (they were evaluated anew: the last step's scores twice in the logs, and a second
+    pass over MNLI's ~20k dev rows)."""
+    if isinstance(trainer.eval_dataset, dict):
+        joined = {}
+        for h in trainer.state.log_history:
+            if h.get("step") == step:
+                joined.update({k: v for k, v in h.items() if k.startswith("eval_")})
+        if all(f"eval_{name}_runtime" in joined for name in trainer.eval_dataset):
+            return joined
+        return trainer.evaluate()
     last = next((h for h in reversed(trainer.state.log_history) if "eval_runtime" in h), None)
     # (and QA's answers, which a resume that trained nothing after its checkpoint's evaluation has not got)
-    if last is not None and last.get("step") == step and not isinstance(trainer.eval_dataset, dict) \
+    if last is not None and last.get("step") == step \
             and (trainer.qa_eval is None or trainer.qa_predictions is not None):
         return {k: v for k, v in last.items() if k.startswith("eval_")}
     return trainer.evaluate()

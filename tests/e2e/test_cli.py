@@ -432,6 +432,31 @@ def test_glue_dir_with_two_eval_splits(tmp_path):
             "24 rows in validation_mismatched, where GLUE's holds 9832)") in card.text
 
 
+def test_two_eval_splits_are_scored_once_at_the_last_step(tmp_path, monkeypatch):
+    """MNLI's last evaluation, where the Trainer ran one at the last step, gives the final scores: it was run again
+    (a second pass over ~20k dev rows, and each score twice at the last step in TensorBoard; a user's walkthrough)."""
+    from dynakd.trainer import DistillationTrainer
+    from tests.conftest import make_tiny_bert
+
+    calls, evaluate = [], DistillationTrainer.evaluate
+
+    def counted(self, eval_dataset=None, *args, **kwargs):
+        if eval_dataset is None:  # (a dict of sets evaluates each through this again, with the set given)
+            calls.append(self.state.global_step)
+        return evaluate(self, eval_dataset, *args, **kwargs)
+
+    monkeypatch.setattr(DistillationTrainer, "evaluate", counted)
+    teacher = make_tiny_bert(tmp_path / "t", layers=2, hidden=16, num_labels=3)
+    out = tmp_path / "run"
+    args = ["distill", "--teacher", str(teacher), "--student-layers", "1", "--task", "mnli", "--data-dir",
+            str(write_mnli(tmp_path / "glue")), "--max-steps", "2", "--eval-steps", "1", "--batch-size", "8",
+            "--no-progress", "--output", str(out)]
+    assert main(args) == 0
+    assert calls == [1, 2]  # (the Trainer's evaluations; none after them)
+    scores = json.loads((out / "metrics.json").read_text())["eval"]
+    assert {"validation_matched_accuracy", "validation_mismatched_accuracy"} <= set(scores)
+
+
 def test_same_seed_same_result(tiny_encoder, tmp_path):
     """A new classification head is initialised from the run's seed, whatever ran before in the process."""
     import torch
