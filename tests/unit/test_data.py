@@ -182,9 +182,34 @@ def test_a_file_of_another_layout_is_named_not_read_as_empty(tmp_path):
     """CoLA's reader (four columns, no header) read another task's file, or GLUE's CoLA test file, as rows of the
     wrong width, all skipped: the error was 'the validation split has no examples'."""
     write_tsv(tmp_path / "CoLA/train.tsv", [["0", "Some sentence."], ["1", "Another."]], ["index", "sentence"])
-    with pytest.raises(DynaKDError, match=r"CoLA[/\\]train\.tsv: no row has the 4 columns of cola's file \(its rows "
-                                          r"have 2\): is it another task's file, or GLUE's test file"):
+    with pytest.raises(DynaKDError, match=r"CoLA[/\\]train\.tsv: no row has the 4 columns of cola's file: source, "
+                                          r"label, original_label, sentence, with no header line \(its rows have 2\): "
+                                          r"is it another task's file, or GLUE's test file"):
         load_glue_dir(get_task("cola"), str(tmp_path), splits=["train"])
+
+
+def test_a_file_whose_every_row_is_skipped_is_named_with_why(tmp_path, caplog):
+    """STS-B scores written as words, or with a decimal comma, skipped every row with a warning, and the run ended in
+    'the train split has no examples', naming neither the file nor why; a CoLA file with a header line keeps its rows
+    and is told that CoLA's have none (a user's walkthrough, 2026-12-07)."""
+    header = ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
+              "score"]
+    write_tsv(tmp_path / "STS-B/train.tsv", [["0", "g", "f", "2015", "0", "s", "s", "A.", "B.", s]
+                                             for s in ("similar", "different")], header)
+    with pytest.raises(DynaKDError, match=r"STS-B[/\\]train\.tsv: skipped 0 malformed row\(s\) and 2 row\(s\) with an "
+                                          r"unknown label \('similar' \(1\), 'different' \(1\); stsb's labels: a "
+                                          r"finite number\), which leaves no row$"):
+        load_glue_dir(get_task("stsb"), str(tmp_path), splits=["train"])
+    write_tsv(tmp_path / "STS-B/train.tsv", [["0", "g", "f", "2015", "0", "s", "s", "A.", "B.", s]
+                                             for s in ("3,8", "1,25")], header)
+    with pytest.raises(DynaKDError, match=r"a finite number; write decimals with a point \(3\.8, not 3,8\)\)"):
+        load_glue_dir(get_task("stsb"), str(tmp_path), splits=["train"])
+    (tmp_path / "CoLA").mkdir()
+    (tmp_path / "CoLA/train.tsv").write_text("source\tlabel\toriginal_label\tsentence\ngj04\t1\t\tA fine one.\n")
+    with caplog.at_level(logging.WARNING):
+        assert load_glue_dir(get_task("cola"), str(tmp_path), splits=["train"])["train"]["label"] == [1]
+    assert "('label' (1); cola's labels: 0..1 or unacceptable, acceptable; cola's files have no header line: delete " \
+           "it)" in caplog.text
 
 
 def test_wnli_is_named_as_not_a_task_with_the_way_to_read_it():

@@ -12,6 +12,7 @@ import glob
 import logging
 import math
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -157,9 +158,20 @@ def read_glue_tsv(task: TaskSpec, path: str) -> TsvSplit:
             result.columns["label"].append(label)
     if result.bad_rows and not result.columns["label"] and not result.bad_labels:  # (a file of another layout)
         found = ", ".join(str(w) for w, _ in result.widths.most_common(3))
-        raise DynaKDError(f"{path}: no row has the {len(header)} columns of {task.name}'s file (its rows have "
-                          f"{found}): is it another task's file, or GLUE's test file (which has no labels)?")
+        named = f": {', '.join(fmt.columns)}, with no header line" if fmt.columns else ""  # (else the header's)
+        raise DynaKDError(f"{path}: no row has the {len(header)} columns of {task.name}'s file{named} (its rows "
+                          f"have {found}): is it another task's file, or GLUE's test file (which has no labels)?")
     return result
+
+
+def _label_advice(task: TaskSpec, unknown: Counter) -> str:
+    """What to change where rows were skipped for their labels: a CoLA header line read as a row, a decimal comma."""
+    fmt = TSV_FORMATS[task.name]
+    if fmt.columns and fmt.label in unknown:  # (the header's own label column, read as a row)
+        return f"; {task.name}'s files have no header line: delete it"
+    if task.is_regression and any(re.fullmatch(r"-?\d*,\d+", value) for value in unknown):
+        return "; write decimals with a point (3.8, not 3,8)"
+    return ""
 
 
 def _check_splits(task: TaskSpec, splits: Sequence[str] | None) -> list[str]:
@@ -188,13 +200,13 @@ def load_glue_dir(task: TaskSpec, data_dir: str, splits: Sequence[str] | None = 
             unknown = ", ".join(f"{value!r} ({n})" for value, n in data.unknown.most_common(3))
             expected = "a finite number" if task.is_regression else f"0..{task.num_labels - 1}" + (
                 f" or {', '.join(task.label_names)}" if task.label_names else "")
-            logger.warning(
-                "%s: skipped %d malformed row(s) and %d row(s) with an unknown label%s",
-                path,
-                data.bad_rows,
-                data.bad_labels,
-                f" ({unknown}; {task.name}'s labels: {expected})" if unknown else "",
-            )
+            labels = f" ({unknown}; {task.name}'s labels: {expected}{_label_advice(task, data.unknown)})" \
+                if unknown else ""
+            skipped = (f"{path}: skipped {data.bad_rows} malformed row(s) and {data.bad_labels} row(s) with an "
+                       f"unknown label{labels}")
+            if not data.columns["label"]:  # (every row skipped: the split's "has no examples" named no file)
+                raise DynaKDError(f"{skipped}, which leaves no row")
+            logger.warning("%s", skipped)
         result[split] = Dataset.from_dict(data.columns, features=glue_features(task))
     return result
 
