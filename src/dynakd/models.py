@@ -94,6 +94,11 @@ def local_config(name: str):
 FLOAT32 = torch.float32
 
 
+def outputs_said(n: int) -> str:
+    """A head's outputs as a message says them: ``3 labels``, ``1 score (a regression head)``."""
+    return "1 score (a regression head)" if n == 1 else f"{n} labels"
+
+
 def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True, replace_head: bool = False,
                     note_head: bool = True):
     """The model for ``task``: a question-answering model for extractive QA, else a sequence classifier.
@@ -137,8 +142,10 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
     classifier = is_classifier(config)
     mismatched = classifier and config.num_labels != task.num_labels
     if mismatched and not replace_head:
-        raise DynaKDError(f"'{name}' predicts {config.num_labels} labels but task {task.name} has {task.num_labels}: "
-                          f"fine-tune it on the task first with `dynakd finetune` (a new {task.num_labels}-label head)")
+        wants = "is a regression (1 score)" if task.is_regression else f"has {task.num_labels} labels"
+        head = "a new regression head" if task.is_regression else f"a new {task.num_labels}-label head"
+        raise DynaKDError(f"'{name}' predicts {outputs_said(config.num_labels)} but task {task.name} {wants}: "
+                          f"fine-tune it on the task first with `dynakd finetune` ({head})")
     if not classifier and not new_head_ok:
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
     if not classifier and note_head:

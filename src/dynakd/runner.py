@@ -61,6 +61,7 @@ from .models import (
     load_student,
     load_task_model,
     load_tokenizer,
+    outputs_said,
     ready_to_pad,
 )
 from .rundir import (
@@ -583,7 +584,8 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     ready_to_pad(student, tokenizer, cfg.student or teacher_name, say=bool(cfg.student))
     if student.config.num_labels != teacher.config.num_labels:
         raise DynaKDError(
-            f"teacher predicts {teacher.config.num_labels} labels but the student {student.config.num_labels}"
+            f"the teacher predicts {outputs_said(teacher.config.num_labels)} but the student "
+            f"{outputs_said(student.config.num_labels)}"
         )
     check_seq_length(cfg.max_seq_length, tokenizer, student)
     check_seq_length(cfg.max_seq_length, t_tok, teacher)

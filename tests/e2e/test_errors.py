@@ -21,6 +21,7 @@ from .test_cli import FAST, distill_args
 
 
 def run_error(capsys, args: list[str]) -> str:
+    capsys.readouterr()  # (what came before the command: a model's writing, whose progress bar may be on)
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("dynakd: error: ") and "\n" not in err and "Traceback" not in err
@@ -744,10 +745,20 @@ def test_student_and_teacher_heads_differ(tiny_teacher, tmp_path, capsys):
     student = make_tiny_bert(tmp_path / "student", layers=2, num_labels=3)
     err = run_error(capsys, ["distill", "--teacher", str(tiny_teacher), "--student", str(student), *FAST,
                              "--output", str(tmp_path / "run")])
-    assert "predicts 3 labels but task sst2 has 2" in err
+    assert "predicts 3 labels but task sst2 has 2 labels" in err
     regression = make_tiny_bert(tmp_path / "regression", layers=2, num_labels=1)
     err = run_error(capsys, distill_args(regression, tmp_path / "run"))
-    assert "predicts 1 labels but task sst2 has 2" in err
+    assert "predicts 1 score (a regression head) but task sst2 has 2 labels" in err
+    three = make_tiny_bert(tmp_path / "three", layers=2, num_labels=3)  # (and a classifier for a regression task)
+    sts = tmp_path / "glue" / "STS-B"
+    sts.mkdir(parents=True)
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    for name in ("train", "dev"):
+        (sts / f"{name}.tsv").write_text(header + "0\tg\tf\t2015\t0\ts\ts\tA cat.\tA dog.\t2.5\n")
+    err = run_error(capsys, ["distill", "--teacher", str(three), "--student-layers", "1", "--task", "stsb",
+                             "--data-dir", str(tmp_path / "glue"), "--output", str(tmp_path / "run")])
+    assert "predicts 3 labels but task stsb is a regression (1 score): fine-tune it on the task first with " \
+           "`dynakd finetune` (a new regression head)" in err
 
 
 def test_empty_examples(tiny_teacher, tmp_path, capsys):
