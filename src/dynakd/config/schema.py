@@ -157,7 +157,8 @@ class DistillConfig:
     max_eval_samples: int | None = None
     data_seed: int = 0
     # No train set at hand (e.g. QNLI, whose GLUE dev file is all this machine has): train on this seeded fraction of
-    # the eval split's examples and evaluate on the rest (a label-stratified split, seeded by data_seed).
+    # the eval split's examples and evaluate on the rest (a label-stratified split, seeded by data_seed; a regression
+    # task's unstratified).
     dev_split: float | None = None
     # A transfer set: this many more training rows, after the max_train_samples subset in the same seeded order, with
     # their labels hidden, so that only the teacher supervises them (DistilBERT and TinyBERT distil on unlabelled text).
