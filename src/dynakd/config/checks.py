@@ -243,7 +243,9 @@ def _check_dev_split(task) -> None:
                           "by article with train_articles")
     if len(task.eval_splits) != 1:
         splits = ", ".join(task.eval_splits)
-        raise DynaKDError(f"--dev-split needs a task with one eval split; {task.name} has {splits}")
+        raise DynaKDError(f"--dev-split needs a task with one eval split; {task.name} has {splits}: cut one of "
+                          "its dev files as your own, --task csv --train-file DIR/MNLI/dev_matched.tsv --dev-split 0.5 "
+                          "--text-columns sentence1,sentence2 --label-column gold_label")
 
 
 def _check_transfer(cfg: DistillConfig, task) -> None:
