@@ -1172,6 +1172,16 @@ def test_report_prints_run_folders_side_by_side(tiny_teacher, tmp_path, capsys):
     assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "other")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("## mrpc\n\n| run | method |") and "\n## sst2\n\n| run | method |" in out
+    # every score of the teacher beside the run's (MRPC's F1 too: the teacher's main score alone was shown, a user's
+    # walkthrough), and a fine-tuned model's row named by its command, not the method task of its dynakd.yaml
+    record = json.loads((tmp_path / "other" / "metrics.json").read_text())
+    record["eval"]["f1"] = record["teacher_eval"]["f1"] = 0.5
+    (tmp_path / "other" / "metrics.json").write_text(json.dumps(record | {"command": "finetune"}))
+    assert main(["report", str(tmp_path / "other")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert "| f1 | accuracy | teacher f1 | teacher accuracy |" in table[0]
+    assert table[2].startswith("| other | finetune | ")
+    assert table[2].count("| 50.00 |") == 2
 
 
 def test_report_of_runs_names_a_setting_one_run_left_unset(tmp_path, capsys):

@@ -62,17 +62,20 @@ def _table(runs: list[dict[str, Any]]) -> str:
     differ.sort(key=lambda k: FIRST_SETTINGS.index(k) if k in FIRST_SETTINGS else len(FIRST_SETTINGS))
     shown, unshown = differ[:SHOWN_SETTINGS], differ[SHOWN_SETTINGS:]
     teacher = any(isinstance(r["metrics"].get("teacher_eval"), dict) for r in runs)
-    head = ["run", "method", *shown, *map(heading, scores)] + ([f"teacher {heading(metric)}"] if teacher else []) \
-        + ["layers", "parameters", "steps", "train s"]
+    # (the teacher's every score beside the runs': MNLI's mismatched, STS-B's Spearman were left out)
+    head = ["run", "method", *shown, *map(heading, scores)] \
+        + ([f"teacher {heading(k)}" for k in scores] if teacher else []) + ["layers", "parameters", "steps", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         m = r["metrics"]
         model = m.get("model") if isinstance(m.get("model"), dict) else {}
         train = m.get("train") if isinstance(m.get("train"), dict) else {}
-        cells = [r["name"], str(r["config"].get("method", "?"))]
+        # (a fine-tuned teacher's run is method task in its dynakd.yaml: named by its command)
+        method = "finetune" if m.get("command") == "finetune" else str(r["config"].get("method", "?"))
+        cells = [r["name"], method]
         cells += [_setting(r["config"], key) for key in shown]
         cells += [_score(m.get("eval"), k) for k in scores]
-        cells += [_score(m.get("teacher_eval"), metric)] if teacher else []
+        cells += [_score(m.get("teacher_eval"), k) for k in scores] if teacher else []
         cells += [str(model.get("layers", "")), _millions(model.get("parameters")), str(train.get("steps", "")),
                   _seconds(train.get("runtime_s"))]
         lines.append("| " + " | ".join(cells) + " |")
