@@ -86,6 +86,8 @@ nproc; } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
 small=(); [ "$SMOKE" = 1 ] && small=(--steps 2 --warmup 1 --repeats 1 --max-train-samples 64)
+# (a rehearsal's QA windows of 128 tokens: at 384 one QA bench took 8 min on a busy 2-core CPU, past its 120 s)
+qa_small=(); [ "$SMOKE" = 1 ] && qa_small=(--max-seq-length 128 --batch-size 8)
 tests_gpu() {
   $PY -c "import pytest" 2>/dev/null || $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
     --target /tmp/site .whl/tools/*.whl
@@ -126,7 +128,7 @@ qa_one() {  # WINDOW_MIB [TOKEN_SAMPLE]: one QA bench of kd and full/OT
   echo "== bench-qa $name ($(left) s left)"
   timeout "$l" $PY -m dynakd.cli bench --teacher "$TEACHER" --task squad --train-file .devdata/squad/dev-v1.1.json \
     --no-progress --methods kd,full --aligners ot --batch-size 32 --max-train-samples 1024 \
-    "${sets[@]}" "${small[@]}" --output "$OUT/$GPU-qa-$name.json" > "$OUT/bench-qa-$name.log" 2>&1
+    "${sets[@]}" "${small[@]}" "${qa_small[@]}" --output "$OUT/$GPU-qa-$name.json" > "$OUT/bench-qa-$name.log" 2>&1
   echo "bench-qa $name exit $?"; tail -5 "$OUT/bench-qa-$name.log"
 }
 qa_bench() {  # the QA costs all at once, then in windows of 32 MiB: what the windows' operators cost on a GPU

@@ -1182,6 +1182,17 @@ def test_report_prints_run_folders_side_by_side(tiny_teacher, tmp_path, capsys):
     assert "| f1 | accuracy | teacher f1 | teacher accuracy |" in table[0]
     assert table[2].startswith("| other | finetune | ")
     assert table[2].count("| 50.00 |") == 2
+    # runs of the same settings and length: not said to differ in their length (a review, 2026-12-07)
+    import shutil
+
+    shutil.copytree(tmp_path / "runs" / "kd", tmp_path / "again")
+    assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "again")]) == 0
+    assert "- The runs' settings (`dynakd.yaml`) do not differ in what they train.\n" in capsys.readouterr().out
+    record = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    record["train"]["steps"] += 1
+    (tmp_path / "again" / "metrics.json").write_text(json.dumps(record))
+    assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "again")]) == 0
+    assert "do not differ but in their length (steps)." in capsys.readouterr().out
 
 
 def test_report_of_runs_names_a_setting_one_run_left_unset(tmp_path, capsys):

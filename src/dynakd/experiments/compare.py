@@ -82,7 +82,11 @@ def _table(runs: list[dict[str, Any]]) -> str:
     notes = ["Scores are each run's last evaluation x100 (`metrics.json`), one seed a row: `dynakd ablate` runs "
              "seeds and gives a mean, sd and paired interval."]
     if len(runs) > 1 and not differ and len({r["config"].get("method") for r in runs}) == 1:
-        notes.append("The runs' settings (`dynakd.yaml`) do not differ but in their length (steps).")
+        steps = {str(r["metrics"]["train"].get("steps")) if isinstance(r["metrics"].get("train"), dict) else ""
+                 for r in runs}
+        # (not "but in their length" where it is the same: they may differ in how they saved, save_steps, say)
+        notes.append("The runs' settings (`dynakd.yaml`) do not differ but in their length (steps)." if len(steps) > 1
+                     else "The runs' settings (`dynakd.yaml`) do not differ in what they train.")
     if unshown:
         notes.append("They also differ in " + ", ".join(f"`{k}`" for k in unshown) + ".")
     rows = sorted({str(r["metrics"].get("max_eval_samples", "all")) for r in runs})
