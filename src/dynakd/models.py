@@ -324,8 +324,10 @@ def check_student_request(cfg, teacher_name: str | None, *, config=None,
     student, k_name, ids_name = names
     if cfg.student:
         if cfg.student_layers or cfg.student_layer_ids:  # both would name the student: refuse rather than pick one
+            keys = "; in a --config file student and student_layers / student_layer_ids" \
+                if names == STUDENT_FLAGS else ""  # (the two may come from one file, its keys named so)
             raise DynaKDError(f"choose one of {student} (a checkpoint) and {k_name} / {ids_name} (a student built "
-                              "from the teacher's layers)")
+                              f"from the teacher's layers{keys})")
         return
     if config is None and teacher_name is None:
         return
