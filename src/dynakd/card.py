@@ -66,7 +66,8 @@ def add_evaluation(out: Path, cfg: DistillConfig, task: TaskSpec, evaluated: dic
         return
     scores = _scores(evaluated, task, cfg)
     rows = [f"| {split} | {metric} | {_shown(value)} |" for (split, metric), value in scores.items()]
-    on = _evaluated_on(cfg, task) or "the whole evaluation split"
+    held = f"the {1 - cfg.dev_split:.0%} of the evaluation split the run held out" if cfg.dev_split else None
+    on = _evaluated_on(cfg, task) or held or "the whole evaluation split"  # (a dev split's part was said "whole")
     own = cfg.validation_file or cfg.train_file  # (a train file alone: dev_split holds its evaluation rows out)
     data = (f"`{Path(own).name}`" if own else "synthetic data" if cfg.synthetic
             else _local_glue(cfg, task) if _own_rows(cfg, task, split_rows)
@@ -282,7 +283,9 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     lines += _results_table(metrics, scores, task, cfg)
     scored = _evaluated_on(cfg, task)
     if own_rows:
-        lines += ["", f"Scored on {scored or 'the evaluation files'} of the local folder, whose rows are not GLUE's "
+        files = f"the {1 - cfg.dev_split:.0%} of the evaluation files held out" if cfg.dev_split \
+            else "the evaluation files"
+        lines += ["", f"Scored on {scored or files} of the local folder, whose rows are not GLUE's "
                       f"({own_rows}): these are not the dataset's published scores."]
     elif scored:
         lines += ["", f"Scored on {scored}, not the whole split: these are not the dataset's published scores."]

@@ -99,6 +99,11 @@ def outputs_said(n: int) -> str:
     return "1 score (a regression head)" if n == 1 else f"{n} labels"
 
 
+def _new_head(task: TaskSpec) -> str:
+    """The head a model gets for ``task``: ``a new 2-label head``, ``a new regression head``."""
+    return "a new regression head" if task.is_regression else f"a new {task.num_labels}-label head"
+
+
 def load_task_model(name: str, task: TaskSpec, *, new_head_ok: bool = True, replace_head: bool = False,
                     note_head: bool = True):
     """The model for ``task``: a question-answering model for extractive QA, else a sequence classifier.
@@ -143,13 +148,12 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
     mismatched = classifier and config.num_labels != task.num_labels
     if mismatched and not replace_head:
         wants = "is a regression (1 score)" if task.is_regression else f"has {task.num_labels} labels"
-        head = "a new regression head" if task.is_regression else f"a new {task.num_labels}-label head"
         raise DynaKDError(f"'{name}' predicts {outputs_said(config.num_labels)} but task {task.name} {wants}: "
-                          f"fine-tune it on the task first with `dynakd finetune` ({head})")
+                          f"fine-tune it on the task first with `dynakd finetune` ({_new_head(task)})")
     if not classifier and not new_head_ok:
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
     if not classifier and note_head:
-        _note_new_head(name, "classification", f"a new {task.num_labels}-output head for {task.name}")
+        _note_new_head(name, "classification", f"{_new_head(task)} for {task.name}")
     if mismatched:
         # the old head's weights are dropped for a freshly initialised one (_from_pretrained lets sizes differ); its
         # loss follows the task (a regression checkpoint's saved problem_type would give a classifier's new head a
@@ -159,8 +163,8 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
         kwargs.update(problem_type="regression" if task.is_regression else "single_label_classification",
                       id2label={i: f"LABEL_{i}" for i in range(task.num_labels)},
                       label2id={f"LABEL_{i}": i for i in range(task.num_labels)})
-        note(f"{name} has a {config.num_labels}-label classification head; finetune replaces it with a new "
-             f"{task.num_labels}-label head for {task.name}")
+        note(f"{name}'s head predicts {outputs_said(config.num_labels)}; finetune replaces it with {_new_head(task)} "
+             f"for {task.name}")
     own = named_labels(config) if classifier and not mismatched else []  # a new head keeps none of the old names
     named = [x.strip().lower() for x in own] == [x.lower() for x in task.label_names or ()]  # (own: as saved)
     order = None  # the head's output for each of the task's labels, when it names them in another order

@@ -503,6 +503,11 @@ def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, t
             in capsys.readouterr().out)
     scored = json.loads((out / "metrics.json").read_text())["evaluate"]
     assert scored["task"] == "qnli" and scored["eval"]["accuracy"] == trained["accuracy"]
+    # the card says which part, of which rows (it said "the whole evaluation split" of GLUE QNLI; a review)
+    card = (out / "README.md").read_text()
+    assert "Scored on the 50% of the evaluation split the run held out of QNLI files of the local folder `glue`" \
+        in card
+    assert "Scored on the 50% of the evaluation files held out of the local folder, whose rows are not GLUE's" in card
     # another task: none of the run's data, nor the part of its dev set it held out
     assert main(["evaluate", "--model", str(out), "--task", "sst2", "--synthetic", "--no-progress"]) == 0
     scored = json.loads((out / "metrics.json").read_text())["evaluate"]
@@ -852,7 +857,7 @@ def test_finetune_gives_a_classifier_of_another_label_count_a_new_head(tmp_path,
     out = tmp_path / "run"
     assert main(["finetune", "--model", str(tiny3), "--task", "sst2", *FAST, "--output", str(out)]) == 0
     printed = capsys.readouterr().out
-    note = f"note: {tiny3} has a 3-label classification head; finetune replaces it with a new 2-label head for sst2"
+    note = f"note: {tiny3}'s head predicts 3 labels; finetune replaces it with a new 2-label head for sst2"
     assert printed.count(note) == 1 and "names its labels" not in printed
     saved = AutoConfig.from_pretrained(out)
     assert saved.num_labels == 2 and saved.id2label == {0: "negative", 1: "positive"}
@@ -1188,11 +1193,11 @@ def test_report_prints_run_folders_side_by_side(tiny_teacher, tmp_path, capsys):
     shutil.copytree(tmp_path / "runs" / "kd", tmp_path / "again")
     assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "again")]) == 0
     assert "- The runs' settings (`dynakd.yaml`) do not differ in what they train.\n" in capsys.readouterr().out
-    record = json.loads((tmp_path / "again" / "metrics.json").read_text())
-    record["train"]["steps"] += 1
-    (tmp_path / "again" / "metrics.json").write_text(json.dumps(record))
+    saved = yaml.safe_load((tmp_path / "again" / "dynakd.yaml").read_text())
+    saved["student_layers"], saved["max_steps"] = 1, saved["max_steps"] + 1  # (nor, of other depths, not differ)
+    (tmp_path / "again" / "dynakd.yaml").write_text(yaml.safe_dump(saved))
     assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "again")]) == 0
-    assert "do not differ but in their length (steps)." in capsys.readouterr().out
+    assert "differ only in `max_steps`, `student_layers` (the layers and steps columns)." in capsys.readouterr().out
 
 
 def test_report_of_runs_names_a_setting_one_run_left_unset(tmp_path, capsys):

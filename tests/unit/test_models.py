@@ -67,11 +67,11 @@ def test_a_model_to_train_may_lack_its_head_and_is_told_of_a_missing_body(tmp_pa
     for task in (SST2, SQUAD):
         load_task_model(str(base), task)
     assert capsys.readouterr().out == (
-        f"note: {base} has no classification head: it trains a new 2-output head for sst2, initialised at random\n"
+        f"note: {base} has no classification head: it trains a new 2-label head for sst2, initialised at random\n"
         f"note: {base} has no question-answering head: it trains a new start/end head, initialised at random\n")
     three = make_tiny_bert(tmp_path / "three", layers=1, num_labels=3)
     load_task_model(str(three), SST2, replace_head=True)
-    assert "note: " + str(three) + " has a 3-label" in capsys.readouterr().out  # (the note it had before)
+    assert "note: " + str(three) + "'s head predicts 3 labels" in capsys.readouterr().out  # (the note it had before)
     student = drop_weights(make_tiny_bert(tmp_path / "student", layers=2), "layer.1.", "classifier")
     load_task_model(str(student), SST2)
     out = capsys.readouterr().out

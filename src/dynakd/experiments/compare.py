@@ -57,8 +57,9 @@ def _table(runs: list[dict[str, Any]]) -> str:
     metric, others = shown_scores([{"task": task, "eval": r["metrics"].get("eval", {})} for r in runs])
     scores = (metric, *others)
     # (a setting that differs only where a method reads none, kd's aligner, says no more than the method column)
-    differ = [k for k in run_differences([r["config"] for r in runs])
-              if k != "method" and k not in NOT_SHOWN and len({_setting(r["config"], k) for r in runs} - {"-"}) > 1]
+    every = [k for k in run_differences([r["config"] for r in runs])
+             if k != "method" and len({_setting(r["config"], k) for r in runs} - {"-"}) > 1]
+    differ = [k for k in every if k not in NOT_SHOWN]  # (those the layers and steps columns show, apart)
     differ.sort(key=lambda k: FIRST_SETTINGS.index(k) if k in FIRST_SETTINGS else len(FIRST_SETTINGS))
     shown, unshown = differ[:SHOWN_SETTINGS], differ[SHOWN_SETTINGS:]
     teacher = any(isinstance(r["metrics"].get("teacher_eval"), dict) for r in runs)
@@ -82,11 +83,10 @@ def _table(runs: list[dict[str, Any]]) -> str:
     notes = ["Scores are each run's last evaluation x100 (`metrics.json`), one seed a row: `dynakd ablate` runs "
              "seeds and gives a mean, sd and paired interval."]
     if len(runs) > 1 and not differ and len({r["config"].get("method") for r in runs}) == 1:
-        steps = {str(r["metrics"]["train"].get("steps")) if isinstance(r["metrics"].get("train"), dict) else ""
-                 for r in runs}
-        # (not "but in their length" where it is the same: they may differ in how they saved, save_steps, say)
-        notes.append("The runs' settings (`dynakd.yaml`) do not differ but in their length (steps)." if len(steps) > 1
-                     else "The runs' settings (`dynakd.yaml`) do not differ in what they train.")
+        # (said as they are: "but in their length" was said of runs of one length, or of other depths)
+        apart = ", ".join(f"`{k}`" for k in every)
+        notes.append(f"The runs' settings (`dynakd.yaml`) differ only in {apart} (the layers and steps columns)."
+                     if every else "The runs' settings (`dynakd.yaml`) do not differ in what they train.")
     if unshown:
         notes.append("They also differ in " + ", ".join(f"`{k}`" for k in unshown) + ".")
     rows = sorted({str(r["metrics"].get("max_eval_samples", "all")) for r in runs})
