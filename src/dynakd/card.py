@@ -18,7 +18,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import atomic, jsonfile, packaged
 from .config import DistillConfig
-from .data.tasks import GLUE_EVAL_ROWS, TaskSpec
+from .data.tasks import TaskSpec, rows_not_glues
 from .errors import DynaKDError
 
 CARD_NAME = "README.md"
@@ -168,12 +168,7 @@ def _own_rows(cfg: DistillConfig, task: TaskSpec, rows: dict[str, int] | None) -
     published as GLUE's validation split (a user's walkthrough)."""
     if not cfg.data_dir or cfg.synthetic or not task.reads_data_dir:
         return None
-    published = GLUE_EVAL_ROWS.get(task.name, {})
-    rows = rows or {}
-    if published and all(rows.get(split) == n for split, n in published.items()):
-        return None
-    return "; ".join(f"{rows[split]} rows in {split}, where GLUE's holds {n}" if split in rows
-                     else f"{split} of rows not recorded" for split, n in published.items()) or "rows not recorded"
+    return rows_not_glues(task, rows)
 
 
 def _local_glue(cfg: DistillConfig, task: TaskSpec) -> str:

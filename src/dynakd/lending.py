@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import DistillConfig
-from .data.tasks import get_task
+from .data.tasks import get_task, rows_not_glues
 from .distributed import is_first_process, note
 from .errors import DynaKDError
 from .rundir import (
@@ -80,6 +80,8 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
         raise DynaKDError(f"the teacher {teacher} was {made} on part of {paths} (--dev-split {lent['dev_split']}), "
                           "not found from here (a relative path counts from the folder it ran in); give "
                           f"{flags} so that the student does not train on the rows the teacher held out")
+    _check_own_files_lost(f"the teacher {teacher} was {made}", os.path.expanduser(str(teacher)), task, lost, paths,
+                          flags, "the hub's GLUE rows are not the teacher's")
     if is_first_process():
         if said := [f"{k} {v}" for k, v in lent.items() if k != "data_seed"]:
             say(f"distill: {', '.join(said)} (as the teacher {teacher} was {made})")
@@ -94,6 +96,19 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
             say(f"note: the teacher {teacher} was {done.format(made=made)} a seeded subset of {n} {rows} rows "
                 f"({flag} {n}); this run reads them all (give {flag} {n}{same} for the same rows)")
     return lent
+
+
+def _check_own_files_lost(run: str, folder: str | Path, task: str, lost: list[str], paths: str, flags: str,
+                          harm: str) -> None:
+    """Refuse a run's GLUE folder not found from here where its files were not GLUE's own (its ``metrics.json``'s
+    ``eval_split_rows``, recorded since 2026-12-07): the hub's GLUE, which the command falls back to for a copy of
+    GLUE's files (with a note), holds other rows (``harm`` says so)."""
+    if "data_dir" not in lost or not get_task(task).reads_data_dir:
+        return
+    rows = _scores_record(folder).get("eval_split_rows")
+    if isinstance(rows, dict) and (own := rows_not_glues(get_task(task), rows)):
+        raise DynaKDError(f"{run} on {paths}, not found from here (a relative path counts from the folder it ran in), "
+                          f"whose files were not GLUE's ({own}): give {flags} ({harm})")
 
 
 # How the teacher used each seeded subset, and the flag that asks for it
@@ -214,6 +229,8 @@ def evaluation_defaults(
     if "dev_split" in lent:
         _check_cut(str(folder), saved, given, "the score would count rows it trained on")
     lost = _take_lost(data, given)
+    _check_own_files_lost(f"{folder} was trained", folder, task.name, lost, *_paths_and_flags(lost, saved),
+                          "the hub's GLUE rows are not the run's")
     if lost and "dev_split" in lent and "dev_split" not in given:  # another copy (the hub's) may order rows otherwise
         paths, flags = _paths_and_flags(lost, saved)
         raise DynaKDError(f"{folder} was trained on part of {paths} "

@@ -483,6 +483,28 @@ def test_version_module_entry_point_and_the_distil_alias(tiny_teacher, tmp_path,
     assert json.loads((out / "metrics.json").read_text())["command"] == "distill"
 
 
+def test_a_run_of_ones_own_glue_layout_files_moved_is_not_scored_on_the_hubs_rows(tiny_encoder, tmp_path, capsys):
+    """A run's GLUE folder not found from here: evaluate (and distill from it as the teacher) fell back to the hub's
+    GLUE with a note, right for a copy of GLUE's files, other rows for files of one's own (a user's walkthrough)."""
+    from tests.unit.test_data import qnli_dev_only
+
+    glue, run = qnli_dev_only(tmp_path / "glue"), tmp_path / "run"
+    (glue / "QNLI" / "train.tsv").write_bytes((glue / "QNLI" / "dev.tsv").read_bytes())
+    assert main(["finetune", "--model", str(tiny_encoder), "--task", "qnli", "--data-dir", str(glue), "--max-steps",
+                 "1", "--max-seq-length", "32", "--no-progress", "--output", str(run)]) == 0
+    assert json.loads((run / "metrics.json").read_text())["eval_split_rows"] == {"validation": 40}
+    glue.rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(run), "--no-progress"]) == 2
+    assert (f"{run} was trained on data_dir {glue}, not found from here (a relative path counts from the folder it "
+            "ran in), whose files were not GLUE's (40 rows in validation, where GLUE's holds 5463): give --data-dir "
+            "(the hub's GLUE rows are not the run's)") in capsys.readouterr().err
+    assert main(["distill", "--teacher", str(run), "--student-layers", "1", "--no-progress", "--output",
+                 str(tmp_path / "student")]) == 2
+    assert f"the teacher {run} was fine-tuned on data_dir {glue}, not found from here" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(run), "--data-dir", str(tmp_path / "moved"), "--no-progress"]) == 0
+
+
 def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, tmp_path, capsys):
     from tests.unit.test_data import qnli_dev_only
 

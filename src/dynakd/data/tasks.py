@@ -104,6 +104,20 @@ GLUE_EVAL_ROWS: dict[str, dict[str, int]] = {
     "rte": {"validation": 277},
 }
 
+
+
+def rows_not_glues(task: TaskSpec, rows: dict[str, int] | None) -> str | None:
+    """Where evaluation splits of ``rows`` (``{split: rows}``, ``metrics.json``'s ``eval_split_rows``) are not GLUE's
+    own, what they held against GLUE's (``60 rows in validation, where GLUE's holds 872``); None where every split
+    holds GLUE's count (a copy of its files). Splits not recorded count as not GLUE's."""
+    published = GLUE_EVAL_ROWS.get(task.name, {})
+    rows = rows or {}
+    if published and all(rows.get(split) == n for split, n in published.items()):
+        return None
+    return "; ".join(f"{rows[split]} rows in {split}, where GLUE's holds {n}" if split in rows
+                     else f"{split} of rows not recorded" for split, n in published.items()) or "rows not recorded"
+
+
 USER_FORMATS = ("csv", "json")
 
 # Extractive QA: SQuAD v1.1 from the hub (``rajpurkar/squad``) or local files in the official JSON format.
