@@ -1048,3 +1048,13 @@ def test_the_librarys_own_sections_are_taken_inside_a_dict():
     given = typed(DistillConfig, {"align": AlignConfig(name="attention"), "beta": Schedule("linear", 3.0, 0.0)})
     assert given["align"].name == "attention" and given["beta"] == Schedule("linear", 3.0, 0.0)
     assert build_config({"method": "full", "align": AlignConfig(name="attention")}).align.name == "attention"
+
+
+def test_a_dev_split_of_mnli_names_the_next_step_in_the_folder_given():
+    """MNLI's two dev sets take no --dev-split: the refusal names one of its files as one's own csv task, in the
+    --data-dir given (a user's walkthrough, then a review: it gave no next step, then a placeholder DIR)."""
+    for data_dir, path in ((None, "DIR/MNLI/dev_matched.tsv"), ("glue", "glue/MNLI/dev_matched.tsv")):
+        with pytest.raises(DynaKDError, match=f"cut one of its dev files as your own, --task csv --train-file {path} "
+                                              "--dev-split 0.5 --text-columns sentence1,sentence2 --label-column "
+                                              "gold_label$"):
+            build_config({"task": "mnli", "dev_split": 0.1, "data_dir": data_dir})

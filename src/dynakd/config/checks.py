@@ -228,14 +228,14 @@ def _check_task(cfg: DistillConfig) -> None:
     if cfg.dynamics.pooling == "auto":
         cfg.dynamics.pooling = auto_pooling(task.name)
     if cfg.dev_split is not None:
-        _check_dev_split(task)
+        _check_dev_split(task, cfg.data_dir)
     if cfg.transfer_samples:
         _check_transfer(cfg, task)
     if task.is_qa and cfg.doc_stride is not None and cfg.doc_stride >= cfg.max_seq_length:
         raise DynaKDError(f"doc_stride ({cfg.doc_stride}) must be smaller than max_seq_length ({cfg.max_seq_length})")
 
 
-def _check_dev_split(task) -> None:
+def _check_dev_split(task, data_dir: str | None = None) -> None:
     """``dev_split`` cuts a GLUE task's one eval split (or a csv/json task's one file) by example; SQuAD is split by
     article instead."""
     if task.is_qa:
@@ -243,8 +243,9 @@ def _check_dev_split(task) -> None:
                           "by article with train_articles")
     if len(task.eval_splits) != 1:
         splits = ", ".join(task.eval_splits)
+        where = os.path.join(data_dir or "DIR", task.glue_dir or task.name, "dev_matched.tsv")  # (MNLI's, the one)
         raise DynaKDError(f"--dev-split needs a task with one eval split; {task.name} has {splits}: cut one of "
-                          "its dev files as your own, --task csv --train-file DIR/MNLI/dev_matched.tsv --dev-split 0.5 "
+                          f"its dev files as your own, --task csv --train-file {where} --dev-split 0.5 "
                           "--text-columns sentence1,sentence2 --label-column gold_label")
 
 
