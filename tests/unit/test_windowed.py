@@ -437,3 +437,11 @@ def test_a_second_backward_of_one_pass_gives_the_same_gradient(token_groups):
     first = s[1].grad.clone()
     loss.backward()
     torch.testing.assert_close(s[1].grad, 2 * first)
+
+
+def test_a_copy_of_a_plan_with_nan_is_the_same_plan():
+    """``torch.equal`` calls a plan holding NaN another plan than its copy (a review): values compared NaN for NaN,
+    shapes first (no broadcast)."""
+    plan = torch.tensor([[0.5, float("nan")], [1.0, 0.0]])
+    assert grams._same_values(plan, plan.clone()) and grams._same_values(plan, plan.double())
+    assert not grams._same_values(plan, plan.nan_to_num()) and not grams._same_values(plan, plan[:1])

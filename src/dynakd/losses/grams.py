@@ -242,7 +242,7 @@ class Windows:
         """The plan every component's gradient is taken under: one for all (the gradients are one pass)."""
         if self.plan is None:
             self.plan = plan
-        elif plan is not self.plan and not torch.equal(plan, self.plan):  # (an equal copy is the same plan)
+        elif plan is not self.plan and not _same_values(plan, self.plan):  # (an equal copy is the same plan)
             if self.ahead:
                 raise ValueError("these windowed costs (dynamics.window_mib) took their gradient under the plan "
                                  "given as ahead=, in the same pass: weigh them under that plan, or compute the "
@@ -330,6 +330,12 @@ class _Ahead(torch.autograd.Function):
         (grad,) = ctx.saved_tensors
         scale = _common_scale(weights, ctx.relative)
         return (None if scale is None else grad * scale), None, None
+
+
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` hold the same values, NaN where NaN is (``torch.equal`` calls a plan with NaN another
+    plan than its copy; one host sync)."""
+    return a.shape == b.shape and torch.allclose(a, b.to(a.dtype), rtol=0.0, atol=0.0, equal_nan=True)
 
 
 def _common_scale(weights: Sequence[torch.Tensor | None], relative: list[float]) -> torch.Tensor | None:
