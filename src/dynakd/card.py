@@ -66,7 +66,9 @@ def add_evaluation(out: Path, cfg: DistillConfig, task: TaskSpec, evaluated: dic
         return
     scores = _scores(evaluated, task, cfg)
     rows = [f"| {split} | {metric} | {_shown(value)} |" for (split, metric), value in scores.items()]
-    held = f"the {1 - cfg.dev_split:.0%} of the evaluation split the run held out" if cfg.dev_split else None
+    # (what this dev_split holds out: the run's own, lent, or the command's, of a run that held out none)
+    held = f"the {1 - cfg.dev_split:.0%} of the evaluation split that dev_split {cfg.dev_split:g} holds out" \
+        if cfg.dev_split else None
     on = _evaluated_on(cfg, task) or held or "the whole evaluation split"  # (a dev split's part was said "whole")
     own = cfg.validation_file or cfg.train_file  # (a train file alone: dev_split holds its evaluation rows out)
     data = (f"`{Path(own).name}`" if own else "synthetic data" if cfg.synthetic
@@ -278,7 +280,7 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     lines += _results_table(metrics, scores, task, cfg)
     scored = _evaluated_on(cfg, task)
     if own_rows:
-        files = f"the {1 - cfg.dev_split:.0%} of the evaluation files held out" if cfg.dev_split \
+        files = f"the {1 - cfg.dev_split:.0%} of the evaluation rows held out" if cfg.dev_split \
             else "the evaluation files"
         lines += ["", f"Scored on {scored or files} of the local folder, whose rows are not GLUE's "
                       f"({own_rows}): these are not the dataset's published scores."]

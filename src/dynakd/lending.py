@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .checkpoints import PREFIX
 from .config import DistillConfig
 from .data.tasks import get_task, rows_not_glues
 from .distributed import is_first_process, note
@@ -106,6 +107,8 @@ def _check_own_files_lost(run: str, folder: str | Path, task: str, lost: list[st
     if "data_dir" not in lost or not get_task(task).reads_data_dir:
         return
     rows = _scores_record(folder).get("eval_split_rows")
+    if rows is None and Path(folder).name.startswith(f"{PREFIX}-"):  # a checkpoint: its run's (as its settings are)
+        rows = _scores_record(Path(folder).parent).get("eval_split_rows")
     if isinstance(rows, dict) and (own := rows_not_glues(get_task(task), rows)):
         raise DynaKDError(f"{run} on {paths}, not found from here (a relative path counts from the folder it ran in), "
                           f"whose files were not GLUE's ({own}): give {flags} ({harm})")
@@ -229,13 +232,13 @@ def evaluation_defaults(
     if "dev_split" in lent:
         _check_cut(str(folder), saved, given, "the score would count rows it trained on")
     lost = _take_lost(data, given)
-    _check_own_files_lost(f"{folder} was trained", folder, task.name, lost, *_paths_and_flags(lost, saved),
-                          "the hub's GLUE rows are not the run's")
     if lost and "dev_split" in lent and "dev_split" not in given:  # another copy (the hub's) may order rows otherwise
         paths, flags = _paths_and_flags(lost, saved)
         raise DynaKDError(f"{folder} was trained on part of {paths} "
                           f"(--dev-split {lent['dev_split']}), not found from here (a relative path counts from the "
                           f"folder the run ran in); give {flags} so the part it held out is cut from the same rows")
+    _check_own_files_lost(f"{folder} was trained", folder, task.name, lost, *_paths_and_flags(lost, saved),
+                          "the hub's GLUE rows are not the run's")
     # (its input length too where not the default, as distill's line says it: a QA run's windows were said by their
     # overlap alone)
     said = [f"{k} {v}" for k, v in {**data, **lent}.items()

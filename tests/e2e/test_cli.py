@@ -490,15 +490,21 @@ def test_a_run_of_ones_own_glue_layout_files_moved_is_not_scored_on_the_hubs_row
 
     glue, run = qnli_dev_only(tmp_path / "glue"), tmp_path / "run"
     (glue / "QNLI" / "train.tsv").write_bytes((glue / "QNLI" / "dev.tsv").read_bytes())
-    assert main(["finetune", "--model", str(tiny_encoder), "--task", "qnli", "--data-dir", str(glue), "--max-steps",
-                 "1", "--max-seq-length", "32", "--no-progress", "--output", str(run)]) == 0
+    args = ["--task", "qnli", "--data-dir", str(glue), "--max-steps", "1", "--max-seq-length", "32", "--no-progress"]
+    assert main(["finetune", "--model", str(tiny_encoder), *args, "--save-steps", "1", "--keep-checkpoints",
+                 "--output", str(run)]) == 0
+    assert main(["finetune", "--model", str(tiny_encoder), *args, "--dev-split", "0.5", "--output",
+                 str(tmp_path / "cut")]) == 0
     assert json.loads((run / "metrics.json").read_text())["eval_split_rows"] == {"validation": 40}
     glue.rename(tmp_path / "moved")
     capsys.readouterr()
-    assert main(["evaluate", "--model", str(run), "--no-progress"]) == 2
-    assert (f"{run} was trained on data_dir {glue}, not found from here (a relative path counts from the folder it "
-            "ran in), whose files were not GLUE's (40 rows in validation, where GLUE's holds 5463): give --data-dir "
-            "(the hub's GLUE rows are not the run's)") in capsys.readouterr().err
+    for model in (run, run / "checkpoint-1"):  # (a checkpoint reads its run's record, as it lends its settings)
+        assert main(["evaluate", "--model", str(model), "--no-progress"]) == 2
+        assert (f"{model} was trained on data_dir {glue}, not found from here (a relative path counts from the "
+                "folder it ran in), whose files were not GLUE's (40 rows in validation, where GLUE's holds 5463): "
+                "give --data-dir (the hub's GLUE rows are not the run's)") in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tmp_path / "cut"), "--no-progress"]) == 2  # (its dev split's refusal)
+    assert "(--dev-split 0.5), not found from here" in capsys.readouterr().err
     assert main(["distill", "--teacher", str(run), "--student-layers", "1", "--no-progress", "--output",
                  str(tmp_path / "student")]) == 2
     assert f"the teacher {run} was fine-tuned on data_dir {glue}, not found from here" in capsys.readouterr().err
@@ -527,9 +533,9 @@ def test_evaluate_scores_a_dev_split_run_on_the_part_it_held_out(tiny_teacher, t
     assert scored["task"] == "qnli" and scored["eval"]["accuracy"] == trained["accuracy"]
     # the card says which part, of which rows (it said "the whole evaluation split" of GLUE QNLI; a review)
     card = (out / "README.md").read_text()
-    assert "Scored on the 50% of the evaluation split the run held out of QNLI files of the local folder `glue`" \
-        in card
-    assert "Scored on the 50% of the evaluation files held out of the local folder, whose rows are not GLUE's" in card
+    assert ("Scored on the 50% of the evaluation split that dev_split 0.5 holds out of QNLI files of the local folder "
+            "`glue`") in card
+    assert "Scored on the 50% of the evaluation rows held out of the local folder, whose rows are not GLUE's" in card
     # another task: none of the run's data, nor the part of its dev set it held out
     assert main(["evaluate", "--model", str(out), "--task", "sst2", "--synthetic", "--no-progress"]) == 0
     scored = json.loads((out / "metrics.json").read_text())["evaluate"]
@@ -1218,6 +1224,11 @@ def test_report_prints_run_folders_side_by_side(tiny_teacher, tmp_path, capsys):
     saved = yaml.safe_load((tmp_path / "again" / "dynakd.yaml").read_text())
     saved["student_layers"], saved["max_steps"] = 1, saved["max_steps"] + 1  # (nor, of other depths, not differ)
     (tmp_path / "again" / "dynakd.yaml").write_text(yaml.safe_dump(saved))
+    assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "again")]) == 0  # (trained alike: steps,
+    assert "do not differ in what they train." in capsys.readouterr().out  # layers as recorded, say epochs and steps)
+    record = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    record["model"]["layers"], record["train"]["steps"] = 1, record["train"]["steps"] + 1
+    (tmp_path / "again" / "metrics.json").write_text(json.dumps(record))
     assert main(["report", str(tmp_path / "runs" / "kd"), str(tmp_path / "again")]) == 0
     assert "differ only in `max_steps`, `student_layers` (the layers and steps columns)." in capsys.readouterr().out
 

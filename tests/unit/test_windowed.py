@@ -445,3 +445,5 @@ def test_a_copy_of_a_plan_with_nan_is_the_same_plan():
     plan = torch.tensor([[0.5, float("nan")], [1.0, 0.0]])
     assert grams._same_values(plan, plan.clone()) and grams._same_values(plan, plan.double())
     assert not grams._same_values(plan, plan.nan_to_num()) and not grams._same_values(plan, plan[:1])
+    third = torch.full((2, 3), 1 / 3)  # a rounded copy is another plan, either way round
+    assert not grams._same_values(third, third.half()) and not grams._same_values(third.half(), third)

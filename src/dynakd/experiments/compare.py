@@ -68,9 +68,7 @@ def _table(runs: list[dict[str, Any]]) -> str:
         + ([f"teacher {heading(k)}" for k in scores] if teacher else []) + ["layers", "parameters", "steps", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
-        m = r["metrics"]
-        model = m.get("model") if isinstance(m.get("model"), dict) else {}
-        train = m.get("train") if isinstance(m.get("train"), dict) else {}
+        m, model, train = r["metrics"], _model(r), _train(r)
         # (a fine-tuned teacher's run is method task in its dynakd.yaml: named by its command)
         method = "finetune" if m.get("command") == "finetune" else str(r["config"].get("method", "?"))
         cells = [r["name"], method]
@@ -85,8 +83,10 @@ def _table(runs: list[dict[str, Any]]) -> str:
     if len(runs) > 1 and not differ and len({r["config"].get("method") for r in runs}) == 1:
         # (said as they are: "but in their length" was said of runs of one length, or of other depths)
         apart = ", ".join(f"`{k}`" for k in every)
+        # (epochs 1 and max_steps 2 over 2 steps a pass train alike: the layers and steps columns say so)
+        alike = len({(str(_model(r).get("layers")), str(_train(r).get("steps"))) for r in runs}) == 1
         notes.append(f"The runs' settings (`dynakd.yaml`) differ only in {apart} (the layers and steps columns)."
-                     if every else "The runs' settings (`dynakd.yaml`) do not differ in what they train.")
+                     if every and not alike else "The runs' settings (`dynakd.yaml`) do not differ in what they train.")
     if unshown:
         notes.append("They also differ in " + ", ".join(f"`{k}`" for k in unshown) + ".")
     rows = sorted({str(r["metrics"].get("max_eval_samples", "all")) for r in runs})
@@ -94,6 +94,18 @@ def _table(runs: list[dict[str, Any]]) -> str:
         notes.append(f"The runs were scored on different rows (max_eval_samples {', '.join(rows)}): their scores are "
                      "not of the same examples.")
     return "\n".join(lines) + "\n\n" + "".join(f"- {n}\n" for n in notes)
+
+
+def _model(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``metrics.json`` description of its model (``{}`` where it has none readable)."""
+    model = run["metrics"].get("model")
+    return model if isinstance(model, dict) else {}
+
+
+def _train(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``metrics.json`` record of its training (``{}`` where it has none readable)."""
+    train = run["metrics"].get("train")
+    return train if isinstance(train, dict) else {}
 
 
 def runs_in(folder: Path) -> list[Path]:

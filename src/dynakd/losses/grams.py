@@ -334,8 +334,11 @@ class _Ahead(torch.autograd.Function):
 
 def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether ``a`` and ``b`` hold the same values, NaN where NaN is (``torch.equal`` calls a plan with NaN another
-    plan than its copy; one host sync)."""
-    return a.shape == b.shape and torch.allclose(a, b.to(a.dtype), rtol=0.0, atol=0.0, equal_nan=True)
+    plan than its copy), compared in the wider dtype (a rounded copy is another plan; one host sync)."""
+    if a.shape != b.shape:
+        return False
+    wide = torch.promote_types(a.dtype, b.dtype)
+    return torch.allclose(a.to(wide), b.to(wide), rtol=0.0, atol=0.0, equal_nan=True)
 
 
 def _common_scale(weights: Sequence[torch.Tensor | None], relative: list[float]) -> torch.Tensor | None:
