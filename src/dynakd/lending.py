@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .checkpoints import PREFIX
 from .config import DistillConfig
 from .data.tasks import get_task, rows_not_glues
 from .distributed import is_first_process, note
@@ -22,6 +21,7 @@ from .rundir import (
     read_metrics,
     recorded_settings,
     same_file,
+    with_its_run,
 )
 
 T = TypeVar("T")
@@ -104,12 +104,13 @@ def _check_own_files_lost(run: str, folder: str | Path, task: str, lost: list[st
     """Refuse a run's GLUE folder not found from here where its files were not GLUE's own (its ``metrics.json``'s
     ``eval_split_rows``, recorded since 2026-12-07): the hub's GLUE, which the command falls back to for a copy of
     GLUE's files (with a note), holds other rows (``harm`` says so)."""
-    if "data_dir" not in lost or not get_task(task).reads_data_dir:
+    spec = get_task(task)
+    if "data_dir" not in lost or not spec.reads_data_dir:
         return
-    rows = _scores_record(folder).get("eval_split_rows")
-    if rows is None and Path(folder).name.startswith(f"{PREFIX}-"):  # a checkpoint: its run's (as its settings are)
-        rows = _scores_record(Path(folder).parent).get("eval_split_rows")
-    if isinstance(rows, dict) and (own := rows_not_glues(get_task(task), rows)):
+    # (a checkpoint's: its run's, as its settings are)
+    recorded = (_scores_record(where).get("eval_split_rows") for where in with_its_run(folder))
+    rows = next((r for r in recorded if r is not None), None)
+    if isinstance(rows, dict) and (own := rows_not_glues(spec, rows)):
         raise DynaKDError(f"{run} on {paths}, not found from here (a relative path counts from the folder it ran in), "
                           f"whose files were not GLUE's ({own}): give {flags} ({harm})")
 

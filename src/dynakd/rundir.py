@@ -229,12 +229,19 @@ _NOT_READ_BY_FINETUNE = {"model", "teacher", "student", "student_layers", "stude
                          "alpha", "beta", "staged", "hidden_weight", "dynamics", "align"}
 
 
+def with_its_run(folder: str | Path) -> tuple[Path, ...]:
+    """``folder`` and, for a ``checkpoint-N`` folder, its run's folder after it: where a checkpoint's records are read
+    (its run's settings and scores)."""
+    folder = Path(folder)
+    return (folder, folder.parent) if folder.name.startswith(f"{PREFIX}-") else (folder,)
+
+
 def recorded_config(folder: str | Path) -> dict[str, Any] | None:
     """The config a run saved in ``folder`` (``dynakd.yaml``; for a ``checkpoint-N`` folder, its run's), or None for
     a folder DynaKD did not write, or a checkpoint no longer there (its run's settings would be lent to a folder
     that is not found)."""
     folder = Path(folder)
-    for where in (folder, folder.parent) if folder.name.startswith(f"{PREFIX}-") and folder.is_dir() else (folder,):
+    for where in with_its_run(folder) if folder.is_dir() else (folder,):
         if (where / CONFIG_NAME).is_file():  # a hand-edited one gets a config file's checks (duplicate keys), and
             return underscored(load_yaml(where / CONFIG_NAME))  # its dashed keys are their underscored selves
     return None
@@ -272,7 +279,7 @@ def ran_in(folder: str | Path, output: Any) -> Path | None:
     if ".." in parts or parts == (".",):
         return None
     here = Path(os.path.abspath(os.path.expanduser(str(folder))))
-    for run in (here, here.parent) if here.name.startswith(f"{PREFIX}-") else (here,):  # (as recorded_config reads)
+    for run in with_its_run(here):  # (as recorded_config reads)
         if len(run.parts) > len(parts) and run.parts[-len(parts):] == parts:
             return Path(*run.parts[:-len(parts)])
     return None
