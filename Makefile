@@ -1,6 +1,6 @@
 # Set-up and the two everyday commands. Every target installs what it needs into .venv first.
 #   make demo   - the offline demo (fine-tune MiniLM, distil 2-layer students with kd and full, print a table)
-#   make test   - the test suite (about 8 minutes on 2 idle CPU cores, plus the first install)
+#   make test   - the test suite (about 6.5 minutes on 2 idle CPU cores, plus the first install)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch first and pinned to a build that exists here; override for another machine, e.g. TORCH_SPEC="torch>=2.6".
