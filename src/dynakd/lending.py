@@ -18,6 +18,7 @@ from .rundir import (
     DATA_PATHS,
     lent_record,
     path_exists,
+    read_from_here,
     read_metrics,
     recorded_settings,
     same_file,
@@ -89,6 +90,7 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
         if lost:
             say(f"note: the teacher {teacher} was {made} on {paths}, not found from here (a relative path "
                 f"counts from the folder it ran in); give {flags}")
+        _say_read_here(f"the teacher {teacher}", os.path.expanduser(str(teacher)), lent, say)
         # (the subset is drawn with data_seed, lent only with a dev split or the synthetic corpus: said where needed)
         seed = saved.get("data_seed", DistillConfig.data_seed)
         same = "" if seed == DistillConfig.data_seed or "data_seed" in {*given, *lent} else f" --set data_seed={seed}"
@@ -97,6 +99,16 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
             say(f"note: the teacher {teacher} was {done.format(made=made)} a seeded subset of {n} {rows} rows "
                 f"({flag} {n}); this run reads them all (give {flag} {n}{same} for the same rows)")
     return lent
+
+
+def _say_read_here(run: str, folder: str | Path, lent: dict[str, Any], say: Callable[[str], None]) -> None:
+    """Say which lent relative paths are read here, not found in the folder the run ran in (``read_from_here``): a
+    file or folder of the same name here need not be the run's."""
+    where, here = read_from_here(folder)
+    if keys := [k for k in here if k in lent]:
+        paths, flags = _paths_and_flags(keys, lent)
+        say(f"note: {run} ran in {where}, which holds no {paths} now: the one of that name here is read "
+            f"(give {flags} for other files)")
 
 
 def _check_own_files_lost(run: str, folder: str | Path, task: str, lost: list[str], paths: str, flags: str,
@@ -263,6 +275,7 @@ def evaluation_defaults(
             paths, flags = _paths_and_flags(needed, saved)
             say(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
                 f"folder the run ran in); give {flags}")
+        _say_read_here(str(folder), folder, data, say)
     return {**lent, **data}
 
 

@@ -259,9 +259,25 @@ def paths_from_where_it_ran(saved: dict[str, Any], folder: str | Path,
     where = ran_in(folder, saved.get("output"))
     if where is None or where == Path.cwd():
         return saved
-    found = {k: os.path.relpath(where / v) for k in keys if isinstance(v := saved.get(k), str) and v
-             and not os.path.isabs(os.path.expanduser(v)) and path_exists(where / v)}
-    return saved | found
+    return saved | {k: os.path.relpath(where / v) for k, v in _relative(saved, keys) if path_exists(where / v)}
+
+
+def read_from_here(folder: str | Path) -> tuple[Path | None, list[str]]:
+    """The folder the run in ``folder`` ran in, where known and not this one, and the relative data paths it
+    recorded that are not found there but are from here: a later command reads the files of those names here
+    (``paths_from_where_it_ran`` leaves such a path as saved), which it says."""
+    saved = recorded_config(folder) or {}
+    where = ran_in(folder, saved.get("output"))
+    if where is None or where == Path.cwd():
+        return None, []
+    return where, [k for k, v in _relative(without_unread_data(saved), DATA_PATHS)
+                   if not path_exists(where / v) and path_exists(v)]
+
+
+def _relative(saved: dict[str, Any], keys: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The relative paths among ``saved``'s ``keys``, as ``(key, path)``."""
+    return [(k, v) for k in keys if isinstance(v := saved.get(k), str) and v
+            and not os.path.isabs(os.path.expanduser(v))]
 
 
 def lent_record(folder: str | Path) -> dict[str, Any]:

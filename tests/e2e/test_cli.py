@@ -590,7 +590,7 @@ def test_evaluate_refuses_the_file_a_run_cut_given_under_another_flag(recorded, 
 def test_a_run_folder_lends_its_data_to_commands_in_another_folder(tmp_path, monkeypatch, capsys):
     """A relative data path counts from the folder the run ran in, which its recorded ``output`` gives: from another
     folder the run's file was not found, and given as --validation-file it was scored whole, rows the run trained on
-    included, without a word."""
+    included, without a word. Where the file is gone from there, the one of that name here is read, with a note."""
     from dynakd.lending import evaluation_defaults, teacher_task
 
     (tmp_path / "all.csv").write_text("text,label\n")
@@ -608,6 +608,16 @@ def test_a_run_folder_lends_its_data_to_commands_in_another_folder(tmp_path, mon
     assert teacher_task("../runs/run", {}, say=lambda line: None)["train_file"] == "../all.csv"
     (run / "checkpoint-2").mkdir()  # a checkpoint lends its run's settings, from its run's folder
     assert evaluation_defaults("../runs/run/checkpoint-2", {})["train_file"] == "../all.csv"
+    # the run's file gone from the folder it ran in: the one of that name here is read, and said so
+    (tmp_path / "all.csv").rename(tmp_path / "kept.csv")
+    assert evaluation_defaults("../runs/run/checkpoint-2", {})["train_file"] == "all.csv"
+    said = (f"note: ../runs/run/checkpoint-2 ran in {tmp_path}, which holds no train_file all.csv now: the one of "
+            "that name here is read (give --train-file for other files)")
+    assert said in capsys.readouterr().out
+    lines = []
+    teacher_task("../runs/run", {}, say=lines.append)
+    assert f"note: the teacher ../runs/run ran in {tmp_path}, which holds no train_file all.csv now" in lines[-1]
+    (tmp_path / "kept.csv").rename(tmp_path / "all.csv")
     # a folder moved since (its path no longer ends with the recorded output): the folder it ran in is not known,
     # and the path counts from here, as before
     (tmp_path / "elsewhere" / "all.csv").unlink()
