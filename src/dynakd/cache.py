@@ -544,7 +544,7 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
         return None
     auto = cfg.teacher_cache == "auto"
     reason = cache_blocker(cfg)
-    if reason is None and auto and not _worth_building(cfg, len(train_ds)):
+    if short := reason is None and auto and not _worth_building(cfg, len(train_ds)):
         # nor read where another run has built it: the same command trains alike on every machine (the cache's
         # float16 features move the losses in the 4th digit)
         reason = _short_run(cfg, len(train_ds))
@@ -552,8 +552,23 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
         # (an auto run said nothing, where its steps may be slower than a run before it that read one; not for runs
         # that never read one, QA's and static's, each of which would say so)
         if (not auto or _expected(cfg)) and is_first_process():  # one note for a multi-process run
+            if short and (built := _built_for(cfg, teacher, train_ds, collator)):
+                reason += (f"; one built for this teacher and these rows is in {built} (give it as --teacher-cache "
+                           "to read it)")
             print(f"teacher cache not used: {reason}", flush=True)
         return None
+    fingerprints, name = _auto_name(cfg, teacher, train_ds, collator)
+    folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
+    # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then
+    # read it. (Processes of one distributed run are ordered by the runner; other machines race, see build_cache.)
+    # (said by a machine's first process: the run's others take the lock in turn to read what it built)
+    waiting = f"waiting for the teacher cache {folder}: another run holds it (building or reading it)"
+    with locked(_lock_file(folder), required=False, waiting=waiting if is_first_on_machine() else None):
+        return _reuse_or_build(cfg, auto, folder, fingerprints, teacher, train_ds, collator, device, say_reuse)
+
+
+def _auto_name(cfg, teacher, train_ds, collator) -> tuple[dict[str, str], str]:
+    """The fingerprints a cache of this teacher and these rows records, and the name of its ``auto`` folder."""
     fingerprints = {"teacher_fingerprint": teacher_fingerprint(teacher),
                     "data_fingerprint": data_fingerprint(train_ds, fingerprint_columns(train_ds.column_names))}
     name = f"{fingerprints['teacher_fingerprint']}-{fingerprints['data_fingerprint']}-{cfg.teacher_cache_dtype}"
@@ -562,13 +577,17 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
     # and meta.json records the multiple since: the names stay, so that older caches are still found.)
     if (multiple := padding_of(collator)) != 8:
         name += f"-pad{multiple}"
-    folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
-    # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then
-    # read it. (Processes of one distributed run are ordered by the runner; other machines race, see build_cache.)
-    # (said by a machine's first process: the run's others take the lock in turn to read what it built)
-    waiting = f"waiting for the teacher cache {folder}: another run holds it (building or reading it)"
-    with locked(_lock_file(folder), required=False, waiting=waiting if is_first_on_machine() else None):
-        return _reuse_or_build(cfg, auto, folder, fingerprints, teacher, train_ds, collator, device, say_reuse)
+    return fingerprints, name
+
+
+def _built_for(cfg, teacher, train_ds, collator) -> Path | None:
+    """The ``auto`` cache folder another run built for this teacher and these rows, where one is (the teacher's
+    weights are hashed only where some cache is)."""
+    root = default_cache_root()
+    if not root.is_dir() or not any(root.iterdir()):
+        return None
+    folder = root / _auto_name(cfg, teacher, train_ds, collator)[1]
+    return folder if (folder / "meta.json").is_file() else None
 
 
 def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str], teacher, train_ds, collator,

@@ -290,16 +290,22 @@ def test_teacher_fingerprint_takes_scalar_tensors_and_keeps_existing_keys(tiny_t
 
 def test_auto_reads_a_cache_only_for_runs_it_would_build_one_for(tiny_teacher, tmp_path, capsys, monkeypatch):
     """A short run (fewer rows than the training set) trained on the live teacher on a clean machine and on the
-    float16 cache where another run had built it: one command, two results."""
+    float16 cache where another run had built it: one command, two results. It says where such a cache is."""
     monkeypatch.setenv("DYNAKD_CACHE", str(tmp_path / "caches"))
     assert main(distill_args(tiny_teacher, tmp_path / "whole", "--method", "kd")) == 0  # every row: builds it
     assert "building the teacher cache" in capsys.readouterr().out
     assert main(distill_args(tiny_teacher, tmp_path / "short", "--method", "kd", "--max-steps", "1")) == 0
     out = capsys.readouterr().out  # (it said nothing, where its steps were slower than the run's before it)
+    built = next((tmp_path / "caches" / "teacher-outputs").iterdir())
     assert ("teacher cache not used: the run reads 16 of its 48 training rows, and auto builds one for a run of one "
-            "pass or more (--teacher-cache DIR builds or reads one for any run)") in out \
-        and "reading the teacher cache" not in out
+            "pass or more (--teacher-cache DIR builds or reads one for any run); one built for this teacher and these "
+            f"rows is in {built} (give it as --teacher-cache to read it)\n") in out
+    assert "reading the teacher cache" not in out
     assert train_metrics(tmp_path / "short")["train"]["teacher_cache"] is None
+    assert main(distill_args(tiny_teacher, tmp_path / "other", "--method", "kd", "--max-steps", "1",
+                             "--max-train-samples", "40")) == 0  # other rows: no cache of theirs, nothing more said
+    assert "the run reads 16 of its 40 training rows, and auto builds one for a run of one pass or more " \
+        "(--teacher-cache DIR builds or reads one for any run)\n" in capsys.readouterr().out
 
 
 def test_auto_says_why_it_reads_no_cache_where_one_could_be_expected(tiny_teacher, tmp_path, capsys, monkeypatch):
