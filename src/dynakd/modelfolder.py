@@ -61,7 +61,8 @@ def _what_it_is(path: Path) -> str:
     gguf = [path] if path.suffix == ".gguf" else sorted(path.glob("*.gguf")) if path.is_dir() else []
     if gguf:
         return (f": {gguf[0].name} is a GGUF file (llama.cpp's format), which DynaKD does not read; give the "
-                "transformers checkpoint it was made from, or convert it to one (docs/errors.md shows how)")
+                "transformers checkpoint it was made from, or convert it to one (pip install gguf, then transformers' "
+                "from_pretrained with gguf_file= and save_pretrained: README, 'Data', shows each step)")
     if path.is_file():
         return f": it is a file; give the folder that holds it with its config.json ({path.parent})"
     return ""

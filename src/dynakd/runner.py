@@ -363,7 +363,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     # scores beside the student)
     if teacher_encoder is not None and cfg.method != "task":
         note("the teacher and the student tokenize differently: the rows are encoded for each, and the "
-             "student is compared with the teacher sentence by sentence")
+             "student is compared with the teacher row by row")
     encoded, qa_eval = encode(cfg, task, data, encoder, teacher_encoder)
     if not task.is_qa:  # (QA's windows cover a long context whole)
         note_cut_rows(encoded, cfg.max_seq_length)

@@ -706,6 +706,19 @@ def test_report_points_to_a_smoke_run(tmp_path):
         load_results(tmp_path)
 
 
+def test_report_says_a_model_or_scores_folder_is_not_a_runs(tmp_path, capsys):
+    """From a user's walkthrough: a folder `evaluate --output` wrote, or a model's, was told to run `dynakd ablate`."""
+    (tmp_path / "scores").mkdir()
+    (tmp_path / "scores" / "metrics.json").write_text("{}")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    for name, what in (("scores", "a folder of scores (evaluate --output)"), ("model", "a model's folder")):
+        assert main(["report", str(tmp_path / name)]) == 2
+        assert (f"no results.jsonl in {tmp_path / name}: it is {what} that no DynaKD run wrote (no dynakd.yaml), "
+                "and report compares the folders of distill and finetune runs (where DynaKD trained the model "
+                "`dynakd evaluate` scored) or a sweep's") in capsys.readouterr().err
+
+
 def test_a_sweep_checks_every_grid_value_and_says_which_options_no_cell_reads(tiny_encoder, tmp_path, capsys):
     """From a new user's sweep (2026-12-06): ``align.tau: [0.1, fast]`` beside the OT aligner gave one cell without a
     word (no cell reads it, so nothing checked ``fast``); ``seed: [1, two]`` passed --smoke, which keeps one seed; a

@@ -422,7 +422,8 @@ def test_a_gguf_file_or_a_models_file_is_told_what_to_give(tiny_teacher, tmp_pat
         err = run_error(capsys, ["finetune", "--model", str(given), "--synthetic", "--output", str(tmp_path / "run")])
         assert err.endswith(f"'{given}' is not a model folder (no config.json): SmolLM2-135M-Instruct.Q4_1.gguf is a "
                             "GGUF file (llama.cpp's format), which DynaKD does not read; give the transformers "
-                            "checkpoint it was made from, or convert it to one (docs/errors.md shows how)")
+                            "checkpoint it was made from, or convert it to one (pip install gguf, then transformers' "
+                            "from_pretrained with gguf_file= and save_pretrained: README, 'Data', shows each step)")
     weights = tiny_teacher / "model.safetensors"
     err = run_error(capsys, distill_args(weights, tmp_path / "run"))
     assert err.endswith(f"'{weights}' is not a model folder (no config.json): it is a file; give the folder that "

@@ -104,10 +104,12 @@ def glue_dir(tmp_path):
     return tmp_path
 
 
-def test_sst2_strips_trailing_space_and_keeps_bare_quote(glue_dir):
+def test_sst2_keeps_its_trailing_space_and_a_bare_quote(glue_dir):
+    """Texts as the file has them, as the hub's GLUE gives them: SST-2's trailing space is a token of its own to a
+    byte-level BPE tokenizer (a decoder's class token); stripped, the inputs were not the hub's rows."""
     data = load_glue_dir(get_task("SST-2"), str(glue_dir))
     assert {name: len(part) for name, part in data.items()} == {"train": 2, "validation": 1}
-    assert data["train"]["text_a"] == ["it 's a \" charming film", "dull and slow"]
+    assert data["train"]["text_a"] == ["it 's a \" charming film ", "dull and slow "]
     assert data["train"]["label"] == [1, 0]
     assert data["train"].column_names == ["text_a", "label"]
     assert data["train"].features["label"].names == ["negative", "positive"]

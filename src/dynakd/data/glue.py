@@ -130,7 +130,9 @@ def read_glue_tsv(task: TaskSpec, path: str) -> TsvSplit:
     """Read one GLUE TSV file (tabs, no quoting, optional UTF-8 BOM) into standardized columns.
 
     Rows whose column count differs from the header's, and rows with an unknown label, are skipped and counted.
-    Texts are stripped of surrounding whitespace.
+    Texts are kept as the file has them, as the hub's GLUE gives them: SST-2's sentences end with a space, which a
+    byte-level BPE tokenizer (GPT-2's, RoBERTa's) reads as a token of its own (a decoder's class token), so stripped
+    texts were other inputs than the hub's rows and than a pipeline given the file's rows.
     """
     if not os.path.isfile(path):
         raise DynaKDError(f"GLUE file not found: {path}{missing_file_hint(path)}")
@@ -154,7 +156,7 @@ def read_glue_tsv(task: TaskSpec, path: str) -> TsvSplit:
                 result.unknown[row[indices[-1]].strip()] += 1
                 continue
             for name, index in zip(names[:-1], indices[:-1]):
-                result.columns[name].append(row[index].strip())
+                result.columns[name].append(row[index])
             result.columns["label"].append(label)
     if result.bad_rows and not result.columns["label"] and not result.bad_labels:  # (a file of another layout)
         found = ", ".join(str(w) for w, _ in result.widths.most_common(3))
