@@ -1258,3 +1258,14 @@ def test_report_of_runs_names_a_setting_one_run_left_unset(tmp_path, capsys):
     assert lines[2] == "| a | full | unset | unset | 80.00 |  |  |  |  |"
     assert lines[3] == "| b | full | 1 | 500 | 80.00 |  |  |  |  |"  # (hidden_weight's schedule: constant 1)
     assert not any("do not differ" in line for line in lines)
+    # the models (a user's walkthrough): a student of the teacher's layers as such, a model a command took none of
+    for name, extra in (("c", {"teacher": "t"}), ("d", {"teacher": "t", "student": "/x/minilm"}),
+                        ("e", {"model": "m", "method": "task"})):
+        run = tmp_path / "models" / name
+        run.mkdir(parents=True)
+        (run / "dynakd.yaml").write_text(yaml.safe_dump({"task": "sst2", "method": "full", **extra}))
+        (run / "metrics.json").write_text(json.dumps({"task": "sst2", "eval": {"accuracy": 0.8}}))
+    assert main(["report", str(tmp_path / "models")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| run | method | student | accuracy |")
+    assert [line.split(" | ")[2] for line in lines[2:5]] == ["teacher's layers", "minilm", "-"]  # (it said unset)
