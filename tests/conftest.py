@@ -15,9 +15,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def pytest_collection_finish(session):
-    """Every module the tests import is loaded by now (torch, transformers, ~500k objects that live as long as the
-    process): freeze them out of the garbage collector's sight. The Trainer's ``train`` runs a full ``gc.collect()``
-    (accelerate's ``free_memory``), which walked them all, ~0.3 s a run, hundreds of runs in a session."""
+    """The test files' imports are loaded by now (torch, transformers, ~500k objects that live as long as the
+    process; a model class transformers loads later is not): freeze them out of the garbage collector's sight. The
+    Trainer's ``train`` runs a full ``gc.collect()`` (accelerate's ``free_memory``), which walked them all, ~0.3 s a
+    run, hundreds of runs in a session."""
     gc.collect()
     gc.freeze()
 

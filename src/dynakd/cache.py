@@ -557,8 +557,9 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
                            "to read it)")
             print(f"teacher cache not used: {reason}", flush=True)
         return None
-    fingerprints, name = _auto_name(cfg, teacher, train_ds, collator)
-    folder = default_cache_root() / name if auto else Path(cfg.teacher_cache)
+    fingerprints = {"teacher_fingerprint": teacher_fingerprint(teacher),
+                    "data_fingerprint": data_fingerprint(train_ds, fingerprint_columns(train_ds.column_names))}
+    folder = default_cache_root() / _auto_name(cfg, fingerprints, collator) if auto else Path(cfg.teacher_cache)
     # Runs sharing the machine (e.g. the shards of a sweep) build one cache: the first builds, the others wait, then
     # read it. (Processes of one distributed run are ordered by the runner; other machines race, see build_cache.)
     # (said by a machine's first process: the run's others take the lock in turn to read what it built)
@@ -567,27 +568,29 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
         return _reuse_or_build(cfg, auto, folder, fingerprints, teacher, train_ds, collator, device, say_reuse)
 
 
-def _auto_name(cfg, teacher, train_ds, collator) -> tuple[dict[str, str], str]:
-    """The fingerprints a cache of this teacher and these rows records, and the name of its ``auto`` folder."""
-    fingerprints = {"teacher_fingerprint": teacher_fingerprint(teacher),
-                    "data_fingerprint": data_fingerprint(train_ds, fingerprint_columns(train_ds.column_names))}
+def _auto_name(cfg, fingerprints: dict[str, str], collator) -> str:
+    """The name of the ``auto`` folder of a cache of these fingerprints (teacher and rows)."""
     name = f"{fingerprints['teacher_fingerprint']}-{fingerprints['data_fingerprint']}-{cfg.teacher_cache_dtype}"
     # The last bits of a row's states follow the length it is padded to: a run padded otherwise builds a cache of its
     # own, so a cached run can match a live one bit for bit. (Every cache before padding was a setting padded to 8,
     # and meta.json records the multiple since: the names stay, so that older caches are still found.)
     if (multiple := padding_of(collator)) != 8:
         name += f"-pad{multiple}"
-    return fingerprints, name
+    return name
 
 
 def _built_for(cfg, teacher, train_ds, collator) -> Path | None:
-    """The ``auto`` cache folder another run built for this teacher and these rows, where one is (the teacher's
-    weights are hashed only where some cache is)."""
+    """The ``auto`` cache folder another run built for this teacher and these rows that a run can read, where one is
+    (the rows are hashed only where some cache is, the teacher's weights only where one is of these rows)."""
     root = default_cache_root()
-    if not root.is_dir() or not any(root.iterdir()):
+    if not root.is_dir() or not any(p.is_dir() for p in root.iterdir()):
         return None
-    folder = root / _auto_name(cfg, teacher, train_ds, collator)[1]
-    return folder if (folder / "meta.json").is_file() else None
+    data = data_fingerprint(train_ds, fingerprint_columns(train_ds.column_names))
+    if not any(f"-{data}-{cfg.teacher_cache_dtype}" in p.name for p in root.iterdir()):
+        return None
+    folder = root / _auto_name(cfg, {"teacher_fingerprint": teacher_fingerprint(teacher), "data_fingerprint": data},
+                               collator)
+    return folder if (folder / "meta.json").is_file() and _unusable(folder) is None else None
 
 
 def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str], teacher, train_ds, collator,

@@ -107,8 +107,8 @@ def _say_read_here(run: str, folder: str | Path, lent: dict[str, Any], say: Call
     where, here = read_from_here(folder)
     if keys := [k for k in here if k in lent]:
         paths, flags = _paths_and_flags(keys, lent)
-        say(f"note: {run} ran in {where}, which holds no {paths} now: the one of that name here is read "
-            f"(give {flags} for other files)")
+        those = "the one of that name here is" if len(keys) == 1 else "those of their names here are"
+        say(f"note: {run} ran in {where}, which holds no {paths} now: {those} read (give {flags} for other files)")
 
 
 def _check_own_files_lost(run: str, folder: str | Path, task: str, lost: list[str], paths: str, flags: str,
@@ -275,7 +275,9 @@ def evaluation_defaults(
             paths, flags = _paths_and_flags(needed, saved)
             say(f"note: {folder} was trained on {paths}, not found from here (a relative path counts from the "
                 f"folder the run ran in); give {flags}")
-        _say_read_here(str(folder), folder, data, say)
+        # (evaluate reads a training file only where its evaluation rows come from it: a dev split, SQuAD's articles)
+        read = {k: v for k, v in data.items() if k != "train_file" or {"train_articles", "dev_split"} & {*saved, *lent}}
+        _say_read_here(str(folder), folder, read, say)
     return {**lent, **data}
 
 

@@ -715,8 +715,13 @@ def test_report_says_a_model_or_scores_folder_is_not_a_runs(tmp_path, capsys):
     for name, what in (("scores", "a folder of scores (evaluate --output)"), ("model", "a model's folder")):
         assert main(["report", str(tmp_path / name)]) == 2
         assert (f"no results.jsonl in {tmp_path / name}: it is {what} that no DynaKD run wrote (no dynakd.yaml), "
-                "and report compares the folders of distill and finetune runs (where DynaKD trained the model "
-                "`dynakd evaluate` scored) or a sweep's") in capsys.readouterr().err
+                "and report compares the folders distill and finetune write, or a sweep's") in capsys.readouterr().err
+    (tmp_path / "run" / "checkpoint-2").mkdir(parents=True)  # (a review: it was told it was no DynaKD run's)
+    (tmp_path / "run" / "dynakd.yaml").write_text("task: sst2\n")
+    (tmp_path / "run" / "checkpoint-2" / "config.json").write_text("{}")
+    assert main(["report", str(tmp_path / "run" / "checkpoint-2")]) == 2
+    assert (f"it is a checkpoint of the run in {tmp_path / 'run'}, which report compares once it has finished"
+            in capsys.readouterr().err)
 
 
 def test_a_sweep_checks_every_grid_value_and_says_which_options_no_cell_reads(tiny_encoder, tmp_path, capsys):

@@ -1267,5 +1267,6 @@ def test_report_of_runs_names_a_setting_one_run_left_unset(tmp_path, capsys):
         (run / "metrics.json").write_text(json.dumps({"task": "sst2", "eval": {"accuracy": 0.8}}))
     assert main(["report", str(tmp_path / "models")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("| run | method | student | accuracy |")
-    assert [line.split(" | ")[2] for line in lines[2:5]] == ["teacher's layers", "minilm", "-"]  # (it said unset)
+    assert lines[0].startswith("| run | method | teacher | student | model | accuracy |")
+    assert [line.split(" | ")[2:5] for line in lines[2:5]] == [["t", "teacher's layers", "none"],  # (said unset)
+                                                                ["t", "minilm", "none"], ["none", "none", "m"]]

@@ -133,15 +133,15 @@ def _names(paths: list[Path]) -> list[str]:
 
 
 def _setting(config: dict[str, Any], dotted: str) -> str:
-    """The run's value of a setting: ``-`` where its method reads none (``kd``'s aligner) or a model its command
-    takes none of (a fine-tune's teacher), ``unset`` where it is; a student built from the teacher's layers as such."""
+    """The run's value of a setting: ``-`` where its method reads none (``kd``'s aligner), ``unset`` where it is; a
+    model its command took none of (a fine-tune's teacher) ``none``; a student of the teacher's layers as such."""
     if dotted.split(".")[0] in not_read(config):
         return "-"
     value = dotted_value(config, dotted)
     if is_unset(dotted, value):
         if dotted == "student" and config.get("teacher"):
             return "teacher's layers"  # (built from the teacher's layers: student_layers says how many)
-        return "-" if dotted in MODEL_SETTINGS else "unset"  # (a fine-tune's teacher, a distillation's model)
+        return "none" if dotted in MODEL_SETTINGS else "unset"  # (a fine-tune's teacher, a distillation's model)
     if dotted in MODEL_SETTINGS and isinstance(value, str):  # (a folder by its name: paths make wide columns)
         return Path(value).name or value
     if isinstance(value, dict) and {"kind", "start", "end"} <= set(value):  # a weight's schedule (schedules.py)

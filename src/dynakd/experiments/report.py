@@ -47,12 +47,13 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
                     "folder `dynakd ablate` wrote) or finished runs' folders")
         elif folder.is_dir() and any(is_run_folder(p) for p in folder.iterdir()):  # (build_report, from Python)
             hint = f": it holds run folders, which `dynakd report {folder}` prints side by side"
+        elif (folder.parent / CONFIG_NAME).is_file() and folder.name.startswith("checkpoint-"):
+            hint = f": it is a checkpoint of the run in {folder.parent}, which report compares once it has finished"
         elif (folder / "config.json").is_file() or (folder / "metrics.json").is_file():
             model = (folder / "config.json").is_file()
             what = "a model's folder" if model else "a folder of scores (evaluate --output)"
-            hint = (f": it is {what} that no DynaKD run wrote (no {CONFIG_NAME}), and report compares the folders of "
-                    "distill and finetune runs (where DynaKD trained the model `dynakd evaluate` scored) or a "
-                    "sweep's")
+            hint = (f": it is {what} that no DynaKD run wrote (no {CONFIG_NAME}), and report compares the folders "
+                    "distill and finetune write, or a sweep's")
         raise DynaKDError(f"no results.jsonl in {folder}{hint}" if folder.is_dir() else f"no folder {folder}")
     records, partial = read_results(path)
     if partial:
