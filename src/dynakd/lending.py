@@ -20,9 +20,11 @@ from .rundir import (
     path_exists,
     read_from_here,
     read_metrics,
+    recorded_config,
     recorded_settings,
     same_file,
     with_its_run,
+    without_unread_data,
 )
 
 T = TypeVar("T")
@@ -104,11 +106,17 @@ def teacher_task(teacher: str | None, given: dict[str, Any], say: Callable[[str]
 def _say_read_here(run: str, folder: str | Path, lent: dict[str, Any], say: Callable[[str], None]) -> None:
     """Say which lent relative paths are read here, not found in the folder the run ran in (``read_from_here``): a
     file or folder of the same name here need not be the run's."""
-    where, here = read_from_here(folder)
+    where, here = read_from_here(without_unread_data(recorded_config(folder) or {}), folder)
     if keys := [k for k in here if k in lent]:
-        paths, flags = _paths_and_flags(keys, lent)
-        those = "the one of that name here is" if len(keys) == 1 else "those of their names here are"
-        say(f"note: {run} ran in {where}, which holds no {paths} now: {those} read (give {flags} for other files)")
+        say(f"note: {run} ran in {where}, {holds_no(keys, lent)}")
+
+
+def holds_no(keys: list[str], lent: dict[str, Any]) -> str:
+    """``"which holds no train_file a.csv now: the one of that name here is read (give --train-file for other
+    files)"``: the end of the note of paths read from here (``read_from_here``)."""
+    paths, flags = _paths_and_flags(keys, lent)
+    those = "the one of that name here is" if len(keys) == 1 else "those of their names here are"
+    return f"which holds no {paths} now: {those} read (give {flags} for other files)"
 
 
 def _check_own_files_lost(run: str, folder: str | Path, task: str, lost: list[str], paths: str, flags: str,

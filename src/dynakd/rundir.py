@@ -262,16 +262,16 @@ def paths_from_where_it_ran(saved: dict[str, Any], folder: str | Path,
     return saved | {k: os.path.relpath(where / v) for k, v in _relative(saved, keys) if path_exists(where / v)}
 
 
-def read_from_here(folder: str | Path) -> tuple[Path | None, list[str]]:
-    """The folder the run in ``folder`` ran in, where known and not this one, and the relative data paths it
-    recorded that are not found there but are from here: a later command reads the files of those names here
-    (``paths_from_where_it_ran`` leaves such a path as saved), which it says."""
-    saved = recorded_config(folder) or {}
+def read_from_here(saved: dict[str, Any], folder: str | Path,
+                   keys: tuple[str, ...] = DATA_PATHS) -> tuple[Path | None, list[str]]:
+    """The folder the run in ``folder`` ran in, where known and not this one, and those of ``keys`` whose relative
+    paths ``saved`` (its recorded config, as ``paths_from_where_it_ran`` takes it) holds that are not found there
+    but are from here: a later command reads the files of those names here (``paths_from_where_it_ran`` leaves such
+    a path as saved), which it says."""
     where = ran_in(folder, saved.get("output"))
     if where is None or where == Path.cwd():
         return None, []
-    return where, [k for k, v in _relative(without_unread_data(saved), DATA_PATHS)
-                   if not path_exists(where / v) and path_exists(v)]
+    return where, [k for k, v in _relative(saved, keys) if not path_exists(where / v) and path_exists(v)]
 
 
 def _relative(saved: dict[str, Any], keys: tuple[str, ...]) -> list[tuple[str, str]]:

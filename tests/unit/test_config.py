@@ -577,6 +577,14 @@ def test_a_runs_own_config_given_back_from_another_folder_finds_its_data(tmp_pat
     assert capsys.readouterr().out == ""
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(record))  # not in the folder it names as output
     assert cfg("../mine.yaml").train_file == "train.csv"
+    # the run's file gone from the folder it ran in, one of that name here: read, and said so (as evaluate does)
+    (tmp_path / "train.csv").rename(tmp_path / "elsewhere" / "train.csv")
+    assert cfg("../runs/t/dynakd.yaml").train_file == "train.csv"
+    assert capsys.readouterr().out.endswith(
+        f"note: ../runs/t/dynakd.yaml is the record of a run in {tmp_path}, which holds no train_file train.csv now: "
+        "the one of that name here is read (give --train-file for other files)\n")
+    cfg("../runs/t/dynakd.yaml", "--train-file", "train.csv")  # (given: the command's own)
+    assert "which holds no" not in capsys.readouterr().out
 
 
 def test_a_runs_config_from_before_pooling_was_saved_as_auto_pools_for_the_task_it_is_reused_with(tmp_path, capsys):

@@ -213,16 +213,21 @@ def _from_where_it_ran(config: str | None, layer: dict[str, Any], later: list[di
     import os
     from pathlib import Path
 
-    from ..rundir import PATH_SETTINGS, paths_from_where_it_ran
+    from ..lending import holds_no
+    from ..rundir import PATH_SETTINGS, paths_from_where_it_ran, read_from_here
 
     if not config or not layer:
         return layer
-    found = paths_from_where_it_ran(layer, Path(os.path.expanduser(config)).parent, PATH_SETTINGS)
+    folder = Path(os.path.expanduser(config)).parent
+    found = paths_from_where_it_ran(layer, folder, PATH_SETTINGS)
     given = {k for x in later for k in x}
     if moved := [f"{k} {v}" for k, v in found.items() if v != layer.get(k) and k not in given]:
         if say:
             say(f"{config} is the record of a run in another folder: its paths as found from here, "
                 f"{', '.join(moved)}")
+    where, here = read_from_here(layer, folder, PATH_SETTINGS)
+    if (here := [k for k in here if k not in given]) and say:
+        say(f"{config} is the record of a run in {where}, {holds_no(here, layer)}")
     return found
 
 
