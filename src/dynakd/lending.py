@@ -116,7 +116,9 @@ def holds_no(keys: list[str], lent: dict[str, Any]) -> str:
     files)"``: the end of the note of paths read from here (``read_from_here``)."""
     paths, flags = _paths_and_flags(keys, lent)
     those = "the one of that name here is" if len(keys) == 1 else "those of their names here are"
-    return f"which holds no {paths} now: {those} read (give {flags} for other files)"
+    cut = "" if lent.get("dev_split") is None else (f"; the dev rows --dev-split {lent['dev_split']} held out are cut "
+                                                    "from it: a copy of other rows or order holds out others")
+    return f"which holds no {paths} now: {those} read (give {flags} for other files){cut}"
 
 
 def _check_own_files_lost(run: str, folder: str | Path, task: str, lost: list[str], paths: str, flags: str,
@@ -285,7 +287,7 @@ def evaluation_defaults(
                 f"folder the run ran in); give {flags}")
         # (evaluate reads a training file only where its evaluation rows come from it: a dev split, SQuAD's articles)
         read = {k: v for k, v in data.items() if k != "train_file" or {"train_articles", "dev_split"} & {*saved, *lent}}
-        _say_read_here(str(folder), folder, read, say)
+        _say_read_here(str(folder), folder, read | {k: lent[k] for k in _CUT if k in lent}, say)
     return {**lent, **data}
 
 

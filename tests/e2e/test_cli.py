@@ -612,7 +612,8 @@ def test_a_run_folder_lends_its_data_to_commands_in_another_folder(tmp_path, mon
     (tmp_path / "all.csv").rename(tmp_path / "kept.csv")
     assert evaluation_defaults("../runs/run/checkpoint-2", {})["train_file"] == "all.csv"
     said = (f"note: ../runs/run/checkpoint-2 ran in {tmp_path}, which holds no train_file all.csv now: the one of "
-            "that name here is read (give --train-file for other files)")
+            "that name here is read (give --train-file for other files); the dev rows --dev-split 0.5 held out are "
+            "cut from it: a copy of other rows or order holds out others\n")
     assert said in capsys.readouterr().out
     lines = []
     teacher_task("../runs/run", {}, say=lines.append)
