@@ -287,7 +287,7 @@ def evaluation_defaults(
                 f"folder the run ran in); give {flags}")
         # (evaluate reads a training file only where its evaluation rows come from it: a dev split, SQuAD's articles)
         read = {k: v for k, v in data.items() if k != "train_file" or {"train_articles", "dev_split"} & {*saved, *lent}}
-        _say_read_here(str(folder), folder, read | {k: lent[k] for k in _CUT if k in lent}, say)
+        _say_read_here(str(folder), folder, lent | read, say)
     return {**lent, **data}
 
 

@@ -256,8 +256,7 @@ def paths_from_where_it_ran(saved: dict[str, Any], folder: str | Path,
     ``output``, spelt as its command gave it, so a relative ``output`` that ``folder``'s path ends with names the
     folder it ran in: ``runs/x`` recorded in ``/a/runs/x`` ran in ``/a``. Paths stay as saved where that is not
     known: a folder moved since, an absolute ``output`` or one spelt with ``..``."""
-    where = ran_in(folder, saved.get("output"))
-    if where is None or where == Path.cwd():
+    if (where := _elsewhere(saved, folder)) is None:
         return saved
     return saved | {k: os.path.relpath(where / v) for k, v in _relative(saved, keys) if path_exists(where / v)}
 
@@ -268,10 +267,15 @@ def read_from_here(saved: dict[str, Any], folder: str | Path,
     paths ``saved`` (its recorded config, as ``paths_from_where_it_ran`` takes it) holds that are not found there
     but are from here: a later command reads the files of those names here (``paths_from_where_it_ran`` leaves such
     a path as saved), which it says."""
-    where = ran_in(folder, saved.get("output"))
-    if where is None or where == Path.cwd():
+    if (where := _elsewhere(saved, folder)) is None:
         return None, []
     return where, [k for k, v in _relative(saved, keys) if not path_exists(where / v) and path_exists(v)]
+
+
+def _elsewhere(saved: dict[str, Any], folder: str | Path) -> Path | None:
+    """The folder the run in ``folder`` (which recorded ``saved``) ran in, where known and not this one."""
+    where = ran_in(folder, saved.get("output"))
+    return None if where is None or where == Path.cwd() else where
 
 
 def _relative(saved: dict[str, Any], keys: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -105,7 +105,6 @@ GLUE_EVAL_ROWS: dict[str, dict[str, int]] = {
 }
 
 
-
 def rows_not_glues(task: TaskSpec, rows: dict[str, int] | None) -> str | None:
     """Where evaluation splits of ``rows`` (``{split: rows}``, ``metrics.json``'s ``eval_split_rows``) are not GLUE's
     own, what they held against GLUE's (``60 rows in validation, where GLUE's holds 872``); None where every split
