@@ -368,33 +368,12 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     if not task.is_qa:  # (QA's windows cover a long context whole)
         note_cut_rows(encoded, cfg.max_seq_length)
     args = training_args(cfg, out, student)
-    qa = task.is_qa
-    sides = ((padding_side(student, teacher, qa=qa),) * 2 if teacher_encoder is None  # (one encoding for both)
-             else (padding_side(student, qa=qa), padding_side(teacher, qa=qa)))
-    collator = DistillationCollator(encoder, teacher_encoder, task.is_regression,
-                                    pad_to_multiple_of=pad_multiple(cfg, args.device), max_length=cfg.max_seq_length,
-                                    sides=sides)
+    collator = _collator(cfg, task, args.device, (student, encoder), (teacher, teacher_encoder))
     main_process = args.process_index == 0
     if teacher is not None:
         teacher.to(args.device).eval()
-    # how the run's last start read the teacher, by its record (before this start's replaces it): for a checkpoint
-    # that does not say (note_teacher_cache_switch)
-    cached_before = recorded_settings(out, ("teacher_cache",)).get("teacher_cache")
-    # process 0 of all machines writes, the others then read (a cache folder not shared is built once per machine);
-    # they wait as long as the teacher's pass over the training set takes, while a hang elsewhere fails in 30 minutes
-    with first_process_first():
-        if main_process:
-            prepare_output(cfg, command, resume)
-        else:  # process 0 holds the folder and has prepared it: the same checkpoint as process 0's, or none
-            resume = _resume(cfg, command, out)
-        try:
-            cache = prepare_teacher_cache(cfg, teacher, encoded["train"], collator, args.device)
-        except BaseException:  # refused, failed or interrupted (Ctrl-C)
-            if main_process and resume is None:  # leaves no run behind, whose dynakd.yaml would refuse the
-                discard_output(out)  # corrected command as a different run
-            raise
-    if resume is not None:  # (once the cache is decided: auto reads none in a run shorter than an epoch)
-        note_teacher_cache_switch(cfg, resume, cache is not None, cached_before)
+    cache, resume = _output_and_cache(cfg, command, out, resume, teacher, encoded["train"], collator, args.device,
+                                      main_process)
     if cache is not None:
         encoded["train"] = encoded["train"].add_column(EXAMPLE_ID, list(range(len(encoded["train"]))))
         cache.vouch(encoded["train"])  # (the rows it was checked against or built from, numbered in that order)
@@ -418,15 +397,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     if resume is not None and main_process:  # the trainer loads the distiller's state with the checkpoint's
         print(f"resuming from {resume}", flush=True)
     start = time.perf_counter()
-    try:
-        train_out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    except KeyboardInterrupt as e:  # (Ctrl-C, or a SIGTERM: cli.Terminated) what the command line says after it
-        if not main_process or cfg.overwrite:  # (with --overwrite the same command starts again: a sweep cell's)
-            raise
-        saved = latest_checkpoint(out)
-        none = "no checkpoint is saved (--save-steps 0)" if not cfg.save_steps else "no checkpoint was saved yet"
-        raise type(e)(f"{saved} is saved: the same command resumes from it" if saved is not None
-                      else f"{none}: the same command starts the run again") from None
+    train_out = _train_saying_next(trainer, cfg, out, resume, main_process)
     train_time = time.perf_counter() - start
     logged = list(trainer.state.log_history)  # (what train() logged: the final evaluation below is not in its time)
     metrics = {"eval": _strip(_final_eval(trainer, train_out.global_step)), **eval_split_rows(data)}
@@ -439,13 +410,70 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     _save_run(trainer, tokenizer, out, command, scored_as(cfg, task, data), task, metrics, main_process)
     write_predictions(out / PREDICTIONS, trainer)  # (of the final evaluation: extractive QA's answers)
     if cfg.push_to_hub and main_process:
-        # models named as the card names them: the commit message is public, the machine's paths are not
-        what = (f"{method_label(cfg)} from {model_ref(cfg.teacher)}" if command == "distill"
-                else f"from {model_ref(cfg.model)}")
-        url = hub.push_folder(out, cfg.push_to_hub, private=cfg.hub_private,
-                              message=f"dynakd {command} on {task.name}: {what}")
-        print(f"pushed {out} to {url}", flush=True)
+        _push(cfg, command, task, out)
     return RunResult(out, metrics_record(command, cfg, task, metrics))  # (as metrics.json holds it)
+
+
+def _output_and_cache(cfg: DistillConfig, command: str, out: Path, resume: Path | None, teacher, train, collator,
+                      device, main_process: bool):
+    """Prepare the run folder (process 0) and the teacher cache; return the cache (None: the live teacher) and the
+    checkpoint to resume from (the other processes read process 0's)."""
+    # how the run's last start read the teacher, by its record (before this start's replaces it): for a checkpoint
+    # that does not say (note_teacher_cache_switch)
+    cached_before = recorded_settings(out, ("teacher_cache",)).get("teacher_cache")
+    # process 0 of all machines writes, the others then read (a cache folder not shared is built once per machine);
+    # they wait as long as the teacher's pass over the training set takes, while a hang elsewhere fails in 30 minutes
+    with first_process_first():
+        if main_process:
+            prepare_output(cfg, command, resume)
+        else:  # process 0 holds the folder and has prepared it: the same checkpoint as process 0's, or none
+            resume = _resume(cfg, command, out)
+        try:
+            cache = prepare_teacher_cache(cfg, teacher, train, collator, device)
+        except BaseException:  # refused, failed or interrupted (Ctrl-C)
+            if main_process and resume is None:  # leaves no run behind, whose dynakd.yaml would refuse the
+                discard_output(out)  # corrected command as a different run
+            raise
+    if resume is not None:  # (once the cache is decided: auto reads none in a run shorter than an epoch)
+        note_teacher_cache_switch(cfg, resume, cache is not None, cached_before)
+    return cache, resume
+
+
+def _collator(cfg: DistillConfig, task: TaskSpec, device, student: tuple, teacher: tuple) -> DistillationCollator:
+    """The batches' collator: each ``(model, encoder)``'s encoding padded on the side its model reads (one side for
+    both where the teacher's encoder is None: one encoding), to the device's multiple, at most ``max_seq_length``."""
+    (model, encoder), (teacher_model, teacher_encoder) = student, teacher
+    qa = task.is_qa
+    sides = ((padding_side(model, teacher_model, qa=qa),) * 2 if teacher_encoder is None  # (one encoding for both)
+             else (padding_side(model, qa=qa), padding_side(teacher_model, qa=qa)))
+    return DistillationCollator(encoder, teacher_encoder, task.is_regression,
+                                pad_to_multiple_of=pad_multiple(cfg, device), max_length=cfg.max_seq_length,
+                                sides=sides)
+
+
+def _train_saying_next(trainer: DistillationTrainer, cfg: DistillConfig, out: Path, resume: Path | None,
+                       main_process: bool):
+    """``trainer.train()`` from ``resume``; interrupted (Ctrl-C, or a SIGTERM: cli.Terminated), say what the same
+    command does next: resume from the checkpoint saved, or start again."""
+    try:
+        return trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except KeyboardInterrupt as e:
+        if not main_process or cfg.overwrite:  # (with --overwrite the same command starts again: a sweep cell's)
+            raise
+        saved = latest_checkpoint(out)
+        none = "no checkpoint is saved (--save-steps 0)" if not cfg.save_steps else "no checkpoint was saved yet"
+        raise type(e)(f"{saved} is saved: the same command resumes from it" if saved is not None
+                      else f"{none}: the same command starts the run again") from None
+
+
+def _push(cfg: DistillConfig, command: str, task: TaskSpec, out: Path) -> None:
+    """Push the run folder to the hub, its models named as the card names them: the commit message is public, the
+    machine's paths are not."""
+    what = (f"{method_label(cfg)} from {model_ref(cfg.teacher)}" if command == "distill"
+            else f"from {model_ref(cfg.model)}")
+    url = hub.push_folder(out, cfg.push_to_hub, private=cfg.hub_private,
+                          message=f"dynakd {command} on {task.name}: {what}")
+    print(f"pushed {out} to {url}", flush=True)
 
 
 def note_batch_of_one(cfg: DistillConfig) -> None:

@@ -119,17 +119,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
     ):
         super().__init__(*args, **kwargs)
         self.qa_eval = qa_eval
-        if self.compute_loss_func is not None:
-            raise DynaKDError("DistillationTrainer's loss is its distiller's (task, logit and feature terms), so "
-                              "compute_loss_func would go unused; add a term to the Distiller instead (README: "
-                              "'Adding a loss')")
-        if (names := self.args.label_names) is not None and list(names) != ["labels"]:
-            # the distiller and evaluation read 'labels' (split_inputs); other names were ignored, or failed later
-            raise DynaKDError(f"label_names {names}: DistillationTrainer reads the batch's 'labels' (a 'label' column "
-                              "becomes it in the Trainer's collators); rename the column, e.g. "
-                              f"dataset.rename_column('{names[0] if names else 'label'}', 'labels'), and leave "
-                              "label_names unset")
-        check_own_optimizer(self.optimizer, distiller)
+        self._check_arguments(distiller)
         # the Trainer's label smoother never sees the distiller's task term; set each time (a distiller may be reused)
         distiller.set_label_smoothing(self.args.label_smoothing_factor)
         if (distiller.cfg.dynamics.gather and distiller.feature == "dynamics" and distiller.opts.pooling == "tokens"
@@ -153,6 +143,44 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             distiller.aligner.keep_finite = False
         if teacher is not None:
             teacher.to(self.args.device).eval().requires_grad_(False)
+        self._init_state()
+        self.add_callback(AlignmentCallback(self))
+        self.add_callback(DistillerGradients(distiller))
+        self.add_callback(StepsOfThisRun())
+        self.add_callback(LastStepLogged())
+
+    def _check_arguments(self, distiller: Distiller) -> None:
+        """Refuse what the Trainer was given that this trainer would not read, or cannot train: a loss function of its
+        own, labels under other names, an optimizer without the distiller's parameters, and FSDP version 1 or
+        DeepSpeed with the distiller's own parameters."""
+        if self.compute_loss_func is not None:
+            raise DynaKDError("DistillationTrainer's loss is its distiller's (task, logit and feature terms), so "
+                              "compute_loss_func would go unused; add a term to the Distiller instead (README: "
+                              "'Adding a loss')")
+        if (names := self.args.label_names) is not None and list(names) != ["labels"]:
+            # the distiller and evaluation read 'labels' (split_inputs); other names were ignored, or failed later
+            raise DynaKDError(f"label_names {names}: DistillationTrainer reads the batch's 'labels' (a 'label' column "
+                              "becomes it in the Trainer's collators); rename the column, e.g. "
+                              f"dataset.rename_column('{names[0] if names else 'label'}', 'labels'), and leave "
+                              "label_names unset")
+        check_own_optimizer(self.optimizer, distiller)
+        own_params = any(p.requires_grad for p in distiller.parameters())
+        if self.is_fsdp_enabled and not self._fsdp2 and own_params:
+            # FSDP1 checkpoints the optimizer by the model's parameter names; only the FSDP2 path is built and tested
+            raise DynaKDError(
+                f"FSDP version 1 cannot checkpoint the distiller's own parameters ({OWN_PARAMS}); set fsdp_version: 2 "
+                "in the accelerate config"
+            )
+        if self.is_deepspeed_enabled and own_params:
+            # DeepSpeed optimises only the parameters of the model it wraps (and may build the optimizer itself)
+            raise DynaKDError(
+                f"DeepSpeed cannot train the distiller's own parameters ({OWN_PARAMS}); use a parameter-free method "
+                "and aligner, or DDP / FSDP"
+            )
+
+    def _init_state(self) -> None:
+        """The trainer's own running state: logged terms, the snapshot a non-finite loss restores, each model's
+        columns."""
         # since the last log: each term's sum over micro-batches, each weighted by its part of its optimizer step
         # (1 / its micro-batches), and the parts of the values that are not there at every micro-batch (_accumulate)
         self._term_sums: dict[str, float | torch.Tensor] = defaultdict(float)
@@ -173,23 +201,6 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self._one_encoding_checked = False  # (_check_one_encoding)
         # whether the tokenizers were found to agree (the dynakd commands compare them): no note on vocabulary sizes
         self.tokenizers_compared = False
-        self.add_callback(AlignmentCallback(self))
-        self.add_callback(DistillerGradients(distiller))
-        self.add_callback(StepsOfThisRun())
-        self.add_callback(LastStepLogged())
-        own_params = any(p.requires_grad for p in distiller.parameters())
-        if self.is_fsdp_enabled and not self._fsdp2 and own_params:
-            # FSDP1 checkpoints the optimizer by the model's parameter names; only the FSDP2 path is built and tested
-            raise DynaKDError(
-                f"FSDP version 1 cannot checkpoint the distiller's own parameters ({OWN_PARAMS}); set fsdp_version: 2 "
-                "in the accelerate config"
-            )
-        if self.is_deepspeed_enabled and own_params:
-            # DeepSpeed optimises only the parameters of the model it wraps (and may build the optimizer itself)
-            raise DynaKDError(
-                f"DeepSpeed cannot train the distiller's own parameters ({OWN_PARAMS}); use a parameter-free method "
-                "and aligner, or DDP / FSDP"
-            )
 
     def _set_signature_columns_if_needed(self) -> None:
         """With ``remove_unused_columns`` (the Trainer's default) the Trainer keeps only the columns the student's

@@ -107,14 +107,7 @@ class Sweep:
 
 def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = None) -> Sweep:
     raw = load_yaml(path)
-    unknown = set(raw) - SWEEP_KEYS
-    run_keys = {f.name for f in dataclasses.fields(DistillConfig)}
-    if unknown and not set(SWEEP_SECTIONS) & set(raw) and set(underscored(dict.fromkeys(unknown))) & run_keys:
-        # a run's config (a run folder's dynakd.yaml): its keys one by one would be a list of every setting
-        raise DynaKDError(f"{path} is a run's config: use it with dynakd distill/finetune --config {path}")
-    if unknown:
-        metric = f"; {NO_METRIC} (no 'metric')" if "metric" in unknown else ""
-        raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}{metric}")
+    _check_sweep_keys(raw, path)
     base = underscored(_section(raw, "base", path))  # (dashed keys as their underscored selves, as configs read them)
     grids = _grids(raw.get("grid"), path)
     _check_set_by_the_sweep([("base", base), *(("grid", grid) for grid in grids)], path)
@@ -123,43 +116,13 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     _check_section_keys({"base": base}, path)  # (before smoke's settings join it: a typo there is smoke's)
     _check_section_types({"base": base}, path)  # (before smoke's values replace some: max_steps 'ten' passed)
     if smoke:
-        smoke_spec = underscored(_section(raw, "smoke", path))
-        override = smoke_spec.pop("grid", None) or {}
-        _check_section_keys({"smoke": smoke_spec}, path)
-        if not isinstance(override, dict):
-            raise DynaKDError(f"{path}: 'smoke.grid' must be one mapping of overrides, applied to every grid")
-        override = _grids(override, path)[0] if override else {}
-        _check_set_by_the_sweep([("smoke", smoke_spec), ("smoke.grid", override)], path)
-        for grid in grids:
-            grid.update(override)
-            grid["seed"] = grid.get("seed", [42])[:1]  # one seed a grid: the smoke run checks the plumbing
-            if "transfer_samples" in grid and "transfer_samples" not in override:  # a transfer set, as small
-                grid["transfer_samples"] = [min(n, SMOKE_TRANSFER) if n else n for n in grid["transfer_samples"]]
-        if base.get("transfer_samples") and "transfer_samples" not in smoke_spec:
-            smoke_spec["transfer_samples"] = min(base["transfer_samples"], SMOKE_TRANSFER)
-        base = merge_dicts(base, {**DEFAULT_SMOKE, **smoke_spec})
-        if base.get("data_dir") and not Path(base["data_dir"]).is_dir():  # the plumbing can still be checked
-            task = get_task(base.get("task", "sst2"))
-            if not synthetic_serves(task):
-                raise DynaKDError(f"{path}: data_dir {base['data_dir']} is not a folder here, and the synthetic "
-                                  f"corpus (single sentences, two labels) cannot stand in for {task.name}; run the "
-                                  "smoke check where the data is")
-            print(f"[ablate] warning: data_dir {base.pop('data_dir')} is not a folder here: this smoke run uses the "
-                  "synthetic corpus, and the real sweep will fail until the data is there", file=sys.stderr, flush=True)
-            base["synthetic"] = True
-    teacher = underscored(_section(raw, "teacher", path))
-    _check_section_keys({"teacher": teacher}, path)
-    _check_section_types({"teacher": teacher}, path)
-    if not isinstance(teacher.get("per_seed", False), bool):
-        raise DynaKDError(f"{path}: teacher.per_seed: expected true or false, got {teacher['per_seed']!r}")
+        base = _smoke(raw, base, grids, path)
+    teacher = _teacher_section(raw, base, path, smoke)
     for key in ("name", "output"):
         if isinstance(raw.get(key), int) and not isinstance(raw[key], bool):  # name: 2024
             raw[key] = str(raw[key])
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise DynaKDError(f"{path}: '{key}' must be a string, got {raw[key]!r}")
-    if smoke:  # the teacher's own sizes (e.g. a larger training subset) shrink too
-        teacher.update({k: base[k] for k in teacher if k in DEFAULT_SMOKE or k in (raw.get("smoke") or {})})
-    _check_teacher_section(teacher, base, path)
     name = sweep_name(raw, path)
     # a smoke run goes to the sweep folder's smoke/ subfolder (also under --output): its tiny cells have the real
     # cells' keys, so in the real folder they would pass for finished
@@ -170,27 +133,89 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     check_not_a_run(out.parent if smoke else out, "ablate", "the sweep's teacher and cells")
     sweep = Sweep(name, out, base, teacher, grids, smoke)
     try:  # validate every cell (and the teacher's settings) before running any; errors name the sweep file
-        every = cells(sweep)
-        configs = {cell_key(cell): cell_config(sweep, cell, teacher_dir="teacher") for cell in every}
-        teacher_cfg = teacher_config(sweep, 42)
-        for key, cfg in configs.items():  # distill's own check, here before the teacher trains
-            if not (cfg.student or cfg.student_layers or cfg.student_layer_ids):
-                raise DynaKDError(f"cell {key} names no student: give student_layers (or student, "
-                                  "student_layer_ids) in base or grid")
-        if teacher_cfg.model:  # (a mistyped path was found when the teacher's training started; none: refused there)
-            check_model_folder(teacher_cfg.model)
-        _check_student_depths(configs, teacher_cfg.model)
-        for cfg in (teacher_cfg, *configs.values()):  # (a missing file was found after the teacher's set-up)
-            for key in ("train_file", "validation_file"):
-                if (file := getattr(cfg, key)) and not Path(file).expanduser().is_file():
-                    raise DynaKDError(f"{key} {file} is not a file here (a relative path counts from {Path.cwd()})")
-            if cfg.data_dir and not Path(cfg.data_dir).expanduser().is_dir():  # (found after the teacher's training)
-                raise DynaKDError(f"data_dir {cfg.data_dir} is not a folder here (a relative path counts from "
-                                  f"{Path.cwd()})")
+        every = _checked_cells(sweep)
     except DynaKDError as e:
         raise DynaKDError(f"{path}: {e}") from None
     _note_unread_axes(sweep, every, path)  # (once the sweep holds: a refused sweep says so alone)
     return sweep
+
+
+def _check_sweep_keys(raw: dict[str, Any], path: str | Path) -> None:
+    """Refuse keys a sweep file does not have, and a run's config given as a sweep."""
+    unknown = set(raw) - SWEEP_KEYS
+    run_keys = {f.name for f in dataclasses.fields(DistillConfig)}
+    if unknown and not set(SWEEP_SECTIONS) & set(raw) and set(underscored(dict.fromkeys(unknown))) & run_keys:
+        # a run's config (a run folder's dynakd.yaml): its keys one by one would be a list of every setting
+        raise DynaKDError(f"{path} is a run's config: use it with dynakd distill/finetune --config {path}")
+    if unknown:
+        metric = f"; {NO_METRIC} (no 'metric')" if "metric" in unknown else ""
+        raise DynaKDError(f"{path}: unknown sweep key(s) {sorted(unknown)}; valid: {sorted(SWEEP_KEYS)}{metric}")
+
+
+def _smoke(raw: dict[str, Any], base: dict[str, Any], grids: list[dict], path: str | Path) -> dict[str, Any]:
+    """Shrink the sweep for ``--smoke``: ``grids`` in place (``smoke.grid``'s values, one seed, a small transfer
+    set), and the base returned with ``smoke``'s settings (the synthetic corpus where the data is not here)."""
+    smoke_spec = underscored(_section(raw, "smoke", path))
+    override = smoke_spec.pop("grid", None) or {}
+    _check_section_keys({"smoke": smoke_spec}, path)
+    if not isinstance(override, dict):
+        raise DynaKDError(f"{path}: 'smoke.grid' must be one mapping of overrides, applied to every grid")
+    override = _grids(override, path)[0] if override else {}
+    _check_set_by_the_sweep([("smoke", smoke_spec), ("smoke.grid", override)], path)
+    for grid in grids:
+        grid.update(override)
+        grid["seed"] = grid.get("seed", [42])[:1]  # one seed a grid: the smoke run checks the plumbing
+        if "transfer_samples" in grid and "transfer_samples" not in override:  # a transfer set, as small
+            grid["transfer_samples"] = [min(n, SMOKE_TRANSFER) if n else n for n in grid["transfer_samples"]]
+    if base.get("transfer_samples") and "transfer_samples" not in smoke_spec:
+        smoke_spec["transfer_samples"] = min(base["transfer_samples"], SMOKE_TRANSFER)
+    base = merge_dicts(base, {**DEFAULT_SMOKE, **smoke_spec})
+    if base.get("data_dir") and not Path(base["data_dir"]).is_dir():  # the plumbing can still be checked
+        task = get_task(base.get("task", "sst2"))
+        if not synthetic_serves(task):
+            raise DynaKDError(f"{path}: data_dir {base['data_dir']} is not a folder here, and the synthetic "
+                              f"corpus (single sentences, two labels) cannot stand in for {task.name}; run the "
+                              "smoke check where the data is")
+        print(f"[ablate] warning: data_dir {base.pop('data_dir')} is not a folder here: this smoke run uses the "
+              "synthetic corpus, and the real sweep will fail until the data is there", file=sys.stderr, flush=True)
+        base["synthetic"] = True
+    return base
+
+
+def _teacher_section(raw: dict[str, Any], base: dict[str, Any], path: str | Path, smoke: bool) -> dict[str, Any]:
+    """The sweep's ``teacher`` settings, checked (under ``--smoke``, its own sizes shrunk as the base's are)."""
+    teacher = underscored(_section(raw, "teacher", path))
+    _check_section_keys({"teacher": teacher}, path)
+    _check_section_types({"teacher": teacher}, path)
+    if not isinstance(teacher.get("per_seed", False), bool):
+        raise DynaKDError(f"{path}: teacher.per_seed: expected true or false, got {teacher['per_seed']!r}")
+    if smoke:  # the teacher's own sizes (e.g. a larger training subset) shrink too
+        teacher.update({k: base[k] for k in teacher if k in DEFAULT_SMOKE or k in (raw.get("smoke") or {})})
+    _check_teacher_section(teacher, base, path)
+    return teacher
+
+
+def _checked_cells(sweep: Sweep) -> list[dict[str, Any]]:
+    """Every cell of ``sweep``, each cell's config and the teacher's checked as ``distill`` and ``finetune`` would
+    check them, before the teacher trains: a student named, the teacher's folder, depths, data files here."""
+    every = cells(sweep)
+    configs = {cell_key(cell): cell_config(sweep, cell, teacher_dir="teacher") for cell in every}
+    teacher_cfg = teacher_config(sweep, 42)
+    for key, cfg in configs.items():  # distill's own check, here before the teacher trains
+        if not (cfg.student or cfg.student_layers or cfg.student_layer_ids):
+            raise DynaKDError(f"cell {key} names no student: give student_layers (or student, "
+                              "student_layer_ids) in base or grid")
+    if teacher_cfg.model:  # (a mistyped path was found when the teacher's training started; none: refused there)
+        check_model_folder(teacher_cfg.model)
+    _check_student_depths(configs, teacher_cfg.model)
+    for cfg in (teacher_cfg, *configs.values()):  # (a missing file was found after the teacher's set-up)
+        for key in ("train_file", "validation_file"):
+            if (file := getattr(cfg, key)) and not Path(file).expanduser().is_file():
+                raise DynaKDError(f"{key} {file} is not a file here (a relative path counts from {Path.cwd()})")
+        if cfg.data_dir and not Path(cfg.data_dir).expanduser().is_dir():  # (found after the teacher's training)
+            raise DynaKDError(f"data_dir {cfg.data_dir} is not a folder here (a relative path counts from "
+                              f"{Path.cwd()})")
+    return every
 
 
 def sweep_name(raw: dict[str, Any], path: str | Path) -> str:
@@ -629,23 +654,8 @@ def run_sweep(sweep: Sweep, shard: tuple[int, int] = (1, 1)) -> Path:
 
 def _run_sweep(sweep: Sweep, shard: tuple[int, int]) -> Path:
     k, n = shard
-    sweep.output.mkdir(parents=True, exist_ok=True)
     results = sweep.output / "results.jsonl"
-    # a smoke folder may be started again (below): shards starting together do that once, under a lock outside it
-    with locked(sweep.output.parent / ".smoke.lock") if sweep.smoke else contextlib.nullcontext():
-        done = finished(results)
-        try:
-            check_finished(sweep, done)
-        except DynaKDError:
-            if not sweep.smoke:
-                raise
-            print(f"[ablate] the sweep file changed since the last smoke run: {sweep.output} starts again",
-                  flush=True)
-            shutil.rmtree(sweep.output)
-            sweep.output.mkdir(parents=True)
-            done = {}
-        (sweep.output / "sweep.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sweep)
-                                                               | {"output": str(sweep.output)}))
+    done = _open_folder(sweep, results)
     every = cells(sweep)
     mine = [c for i, c in enumerate(every) if i % n == k - 1]
     if not mine:  # (it ran nothing without a word)
@@ -694,23 +704,55 @@ def _run_sweep(sweep: Sweep, shard: tuple[int, int]) -> Path:
                   "wall_s": round(time.perf_counter() - start, 1), "output": str(result.output),
                   "versions": result.metrics.get("versions"),  # the code that made it (report.md names it)
                   "config": cfg.to_dict(), "teacher_config": teacher.to_dict()}  # what check_finished compares
-        with locked(sweep.output / ".results.lock"):  # shards append whole lines
-            mend_results(results)  # a shard stopped mid-write since this one started
-            with results.open("a") as f:
-                f.write(jsonfile.dumps(record) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+        _append(results, record)
     record_failures(sweep.output, failed)
     if failed:
-        by_reason: dict[str, list[str]] = {}  # (one reason, a missing column say, was said once per cell)
-        for key, why in failed.items():
-            by_reason.setdefault(why, []).append(key)
-        listed = "; ".join(f"{', '.join(keys[:3])}{f' and {len(keys) - 3} more' if len(keys) > 3 else ''} ({why})"
-                           for why, keys in list(by_reason.items())[:5])
-        more = f"; and {len(by_reason) - 5} more reasons (above)" if len(by_reason) > 5 else ""
         raise CellsFailed(f"sweep {sweep.name}{part}: {len(failed)} of {len(todo)} cells failed, with no record (a "
-                          f"rerun tries them again): {listed}{more}", results)
+                          f"rerun tries them again): {_by_reason(failed)}", results)
     return results
+
+
+def _open_folder(sweep: Sweep, results: Path) -> dict[str, dict[str, Any]]:
+    """Make the sweep's folder ready and return its finished cells by key: a folder of another sweep is refused,
+    except a smoke folder, which starts again; ``sweep.yaml`` records the sweep as this run reads it."""
+    sweep.output.mkdir(parents=True, exist_ok=True)
+    # a smoke folder may be started again (below): shards starting together do that once, under a lock outside it
+    with locked(sweep.output.parent / ".smoke.lock") if sweep.smoke else contextlib.nullcontext():
+        done = finished(results)
+        try:
+            check_finished(sweep, done)
+        except DynaKDError:
+            if not sweep.smoke:
+                raise
+            print(f"[ablate] the sweep file changed since the last smoke run: {sweep.output} starts again",
+                  flush=True)
+            shutil.rmtree(sweep.output)
+            sweep.output.mkdir(parents=True)
+            done = {}
+        (sweep.output / "sweep.yaml").write_text(yaml.safe_dump(dataclasses.asdict(sweep)
+                                                               | {"output": str(sweep.output)}))
+    return done
+
+
+def _append(results: Path, record: dict[str, Any]) -> None:
+    """Append one cell's record to ``results.jsonl`` as a whole line, on disk before the next cell starts."""
+    with locked(results.with_name(".results.lock")):  # shards append whole lines
+        mend_results(results)  # a shard stopped mid-write since this one started
+        with results.open("a") as f:
+            f.write(jsonfile.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _by_reason(failed: dict[str, str]) -> str:
+    """The failed cells grouped by why (one reason, a missing column say, was said once per cell): up to five reasons,
+    up to three cells each."""
+    by_reason: dict[str, list[str]] = {}
+    for key, why in failed.items():
+        by_reason.setdefault(why, []).append(key)
+    listed = "; ".join(f"{', '.join(keys[:3])}{f' and {len(keys) - 3} more' if len(keys) > 3 else ''} ({why})"
+                       for why, keys in list(by_reason.items())[:5])
+    return listed + (f"; and {len(by_reason) - 5} more reasons (above)" if len(by_reason) > 5 else "")
 
 
 FAILURES = "failed.json"  # the cells whose last run failed, with why: report.md lists those still without a record

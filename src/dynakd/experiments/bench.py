@@ -327,6 +327,50 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     if epoch:
         steps, warmup = 0, 0
     methods, aligners = list(dict.fromkeys(methods)), list(dict.fromkeys(aligners))  # a name given twice, timed once
+    base = _checked(base, methods, aligners, steps, warmup, repeats, epoch, output)
+    task, data = load_data(base)
+    teacher = load_task_model(base.teacher, task, note_head=False)  # a fresh head is fine for timing
+    tokenizer = load_tokenizer(base.teacher)
+    ready_to_pad(teacher, tokenizer, base.teacher)
+    try:  # (before the model fails deep inside)
+        check_seq_length(base.max_seq_length, tokenizer, teacher)
+    except DynaKDError as e:
+        raise DynaKDError(f"{e}: give a --max-seq-length it takes") from None
+    data, _ = encode(base, task, data, tokenizer)  # sentences, or extractive QA's windows with their answer spans
+    # why a method has no cached row (its losses need the live teacher), if it has none
+    no_cache = {m: cache_blocker(build_config(dataclasses.asdict(base) | {"method": m}))
+                for m in methods if m != "task"}
+    orders = repeat_orders(list(configurations(methods, aligners)), repeats)
+    setup = setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch, "methods": methods,
+                                               "aligners": aligners, "orders": _orders_run(orders, no_cache)}
+    if not any(m != "task" and not no_cache[m] for m in methods):  # no cached row (QA, token-level methods)
+        setup["teacher_cache_dtype"] = None
+
+    def save_so_far(rows: list[dict]) -> None:  # a bench cut short (a time limit) leaves what it timed, marked partial
+        if output:
+            _write(output, {"rows": rows, "setup": setup, "partial": True, "max_rss_mib": max_rss_mib()})
+
+    with tempfile.TemporaryDirectory(prefix="dynakd-bench-") as tmp:
+        rows = _bench_all(base, teacher, tokenizer, data, task, methods[0], orders, steps, warmup, Path(tmp), epoch,
+                          save_so_far)
+    teacher_pass = next((r["teacher_pass_s"] for r in rows if r.get("teacher_pass_s") is not None), None)
+    _add_ratios(rows, epoch, teacher_pass)
+    _print_summary(rows, base, steps, repeats, epoch, teacher_pass)
+    result = {"rows": rows, "setup": setup, "teacher_pass_s": teacher_pass,
+              "no_cached_row": {m: why for m, why in no_cache.items() if why}, "max_rss_mib": max_rss_mib()}
+    if output:
+        _write(output, result)
+        try:
+            print(f"wrote {output} and its chart {plot_bench_file(output, result)}", flush=True)
+        except DynaKDError as e:  # the timings are written: the chart alone is missing
+            print(f"wrote {output}; its chart was not drawn ({e}): `dynakd report {output}` draws it", flush=True)
+    return result
+
+
+def _checked(base: DistillConfig, methods: list[str], aligners: list[str], steps: int, warmup: int, repeats: int,
+             epoch: bool, output: Path | None) -> DistillConfig:
+    """Refuse what the bench cannot time, before minutes of timing; return ``base`` with the data it will read (the
+    synthetic corpus where none is given and it serves; the training file for the evaluation file it asks)."""
     check_one_gpu_per_process()
     if (not epoch and steps < 1) or repeats < 1 or warmup < 0:
         raise DynaKDError(f"bench needs --steps >= 1, --repeats >= 1, --warmup >= 0 (got {steps}, {repeats}, {warmup})")
@@ -359,34 +403,13 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     note_other_task(os.path.expanduser(str(base.teacher)), get_task(base.task).name, "teacher")
     if base.train_file and not base.validation_file:  # bench evaluates nothing: the training file stands in
         base = dataclasses.replace(base, validation_file=base.train_file)  # for the evaluation file load_data asks
-    task, data = load_data(base)
-    teacher = load_task_model(base.teacher, task, note_head=False)  # a fresh head is fine for timing
-    tokenizer = load_tokenizer(base.teacher)
-    ready_to_pad(teacher, tokenizer, base.teacher)
-    try:  # (before the model fails deep inside)
-        check_seq_length(base.max_seq_length, tokenizer, teacher)
-    except DynaKDError as e:
-        raise DynaKDError(f"{e}: give a --max-seq-length it takes") from None
-    data, _ = encode(base, task, data, tokenizer)  # sentences, or extractive QA's windows with their answer spans
-    # why a method has no cached row (its losses need the live teacher), if it has none
-    no_cache = {m: cache_blocker(build_config(dataclasses.asdict(base) | {"method": m}))
-                for m in methods if m != "task"}
-    orders = repeat_orders(list(configurations(methods, aligners)), repeats)
-    setup = setup_info(base, steps, warmup) | {"repeats": repeats, "epoch": epoch, "methods": methods,
-                                               "aligners": aligners, "orders": _orders_run(orders, no_cache)}
-    if not any(m != "task" and not no_cache[m] for m in methods):  # no cached row (QA, token-level methods)
-        setup["teacher_cache_dtype"] = None
+    return base
 
-    def save_so_far(rows: list[dict]) -> None:  # a bench cut short (a time limit) leaves what it timed, marked partial
-        if output:
-            _write(output, {"rows": rows, "setup": setup, "partial": True, "max_rss_mib": max_rss_mib()})
 
-    with tempfile.TemporaryDirectory(prefix="dynakd-bench-") as tmp:
-        rows = _bench_all(base, teacher, tokenizer, data, task, methods[0], orders, steps, warmup, Path(tmp), epoch,
-                          save_so_far)
+def _add_ratios(rows: list[dict], epoch: bool, teacher_pass: float | None) -> None:
+    """Each row's ratios to ``task`` (pooled, per repeat, by the mean step, in operators) and to ``kd``."""
     floor = find_row(rows, "task", cache=False)
     measure = "epoch_s" if epoch else "median_ms"  # an epoch's wall time, or the median step
-    teacher_pass = next((r["teacher_pass_s"] for r in rows if r.get("teacher_pass_s") is not None), None)
     per_repeat = "repeat_epochs_s" if epoch else "repeat_medians_ms"
     for r in rows:
         r["ratio_to_task"], r["repeat_ratios_to_task"] = _ratios(r, floor, measure, per_repeat)
@@ -399,6 +422,12 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
         # ratios compare like with like only when every configuration trained on the same batches in the same order
         r["same_batches_as_task"] = r["batch_shapes"] == floor["batch_shapes"] if floor else None
     _ratios_to_kd(rows, measure, per_repeat)
+
+
+def _print_summary(rows: list[dict], base: DistillConfig, steps: int, repeats: int, epoch: bool,
+                   teacher_pass: float | None) -> None:
+    """The table, the targets met or missed, and what to keep in mind reading them."""
+    floor = find_row(rows, "task", cache=False)
     print(f"all {repeats} repeat(s) pooled" + (", ratios to the student alone (task):" if floor else ":"),
           flush=True)
     for r in rows:
@@ -425,15 +454,6 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     if teacher_pass is not None:
         print(f"the teacher pass that filled the cache: {teacher_pass:.1f} s (one cache serves every run on these "
               "rows)", flush=True)
-    result = {"rows": rows, "setup": setup, "teacher_pass_s": teacher_pass,
-              "no_cached_row": {m: why for m, why in no_cache.items() if why}, "max_rss_mib": max_rss_mib()}
-    if output:
-        _write(output, result)
-        try:
-            print(f"wrote {output} and its chart {plot_bench_file(output, result)}", flush=True)
-        except DynaKDError as e:  # the timings are written: the chart alone is missing
-            print(f"wrote {output}; its chart was not drawn ({e}): `dynakd report {output}` draws it", flush=True)
-    return result
 
 
 def plot_bench_file(path: Path, result: dict[str, Any] | None = None) -> Path:
