@@ -42,6 +42,10 @@ class QAEvaluationMixin:
 
     qa_eval: QAEval | None = None
     qa_predictions: dict[str, str] | None = None  # the last QA evaluation's answer to each question, by its id
+    # evaluate() reads classification rows longest first (the dynakd commands, whose metrics do not follow the order,
+    # set it); else rows come in the dataset's order, as a Trainer's do: a compute_metrics of one's own may pair
+    # prediction i with row i of the dataset. predict() always keeps the dataset's order.
+    eval_longest_first: bool = False
 
     def _get_eval_sampler(self, eval_dataset):
         # transformers 5 groups evaluation batches by length whenever training does (train_sampling_strategy
@@ -54,9 +58,19 @@ class QAEvaluationMixin:
             return None
         if self.args.world_size > 1:
             return None  # accelerate shards it
-        if self.qa_eval is not None or "input_ids" not in getattr(eval_dataset, "column_names", ()):
+        if (not self.eval_longest_first or self.qa_eval is not None
+                or "input_ids" not in getattr(eval_dataset, "column_names", ())):
             return SequentialSampler(eval_dataset)
         return LongestFirst(eval_dataset["input_ids"][:])
+
+    def predict(self, *args, **kwargs):
+        """The Trainer's ``predict``: row i of the predictions is row i of the dataset, whatever
+        ``eval_longest_first`` says."""
+        longest, self.eval_longest_first = self.eval_longest_first, False
+        try:
+            return super().predict(*args, **kwargs)
+        finally:
+            self.eval_longest_first = longest
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """The Trainer's evaluation (QA: over whole questions), leaving the random streams as they were: its data

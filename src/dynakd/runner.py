@@ -392,6 +392,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
         save_on_non_finite=True,  # the last good state to inspect, with --save-steps 0 too
     )
     trainer.tokenizers_compared = True  # (shared_tokenizer: one encoding only where they agree)
+    trainer.eval_longest_first = True  # (its metrics do not follow the order of rows)
     set_dataset_reference(cfg, distiller, teacher, cache, encoded["train"], collator, args.device,
                           trainer.accelerator.autocast())
     if resume is not None and main_process:  # the trainer loads the distiller's state with the checkpoint's
@@ -739,6 +740,7 @@ def _eval_trainer(model, tokenizer, task: TaskSpec, cfg: DistillConfig, tmp: str
     # without progress bars the Trainer prints each evaluation's raw dict: the teacher's, unlabelled, read as the
     # student's just above the student's own scores (which the command prints, named)
     trainer.remove_callback(PrinterCallback)
+    trainer.eval_longest_first = True  # (its metrics do not follow the order of rows)
     return trainer
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainerCallback
 
 from dynakd import DistillationTrainer, Distiller, DynaKDError, build_config, build_student
@@ -383,3 +384,37 @@ def test_terms_that_weigh_0_at_the_first_log_are_logged_from_it(tiny_teacher, tm
     assert first["weight/dyn/deviation"] == first["weight/dyn/relations"] == 1.0
     assert sum(v for k, v in first.items() if k.startswith("weighted/")) == pytest.approx(first["loss"], rel=1e-4)
     assert last["weighted/dyn/deviation"] > 0 and "loss/dyn/deviation" in last
+
+
+def test_predict_and_evaluate_keep_the_datasets_order_of_rows(tiny_teacher, tmp_path):
+    """From a Trainer user's walkthrough (2026-12-07): predict() returned its rows longest first, so prediction i was
+    not row i of the dataset (a submission file, error analysis), and a compute_metrics of one's own saw them so too.
+    Rows come in the dataset's order, as from a plain Trainer; the dynakd commands score longest first (test_api)."""
+    from transformers import Trainer
+
+    teacher, student, tokenizer = _models(tiny_teacher)
+    texts = [f"film {'very ' * (i % 5)}{i} was {'good' if i % 2 else 'dull'}" for i in range(24)]
+    rows = Dataset.from_dict({"sentence": texts, "label": [i % 2 for i in range(24)]})
+    rows = rows.map(lambda b: tokenizer(b["sentence"]), batched=True, remove_columns=["sentence"])
+    assert len({len(ids) for ids in rows["input_ids"]}) > 1  # (longest first is another order)
+    seen = []
+
+    def metrics(p):
+        seen.append(p.label_ids.tolist())
+        return {}
+
+    collate = DataCollatorWithPadding(tokenizer)
+    args = _args(tmp_path / "d", per_device_eval_batch_size=4)
+    trainer = DistillationTrainer(model=student, teacher=teacher, distiller=_distiller(), args=args,
+                                  data_collator=collate, compute_metrics=metrics)
+    ours = trainer.predict(rows)
+    plain = Trainer(model=student, args=_args(tmp_path / "p", per_device_eval_batch_size=4), data_collator=collate,
+                    compute_metrics=metrics).predict(rows)
+    trainer.evaluate(rows)
+    assert ours.label_ids.tolist() == plain.label_ids.tolist() == rows["label"][:]
+    assert torch.allclose(torch.as_tensor(ours.predictions), torch.as_tensor(plain.predictions), atol=1e-6)
+    assert seen == [rows["label"][:]] * 3
+    trainer.eval_longest_first = True  # (what the commands set) evaluate() reads rows longest first; predict() not
+    trainer.evaluate(rows)
+    assert seen[-1] != rows["label"][:] and sorted(seen[-1]) == sorted(rows["label"][:])
+    assert trainer.predict(rows).label_ids.tolist() == rows["label"][:] and trainer.eval_longest_first
