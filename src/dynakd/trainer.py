@@ -77,6 +77,11 @@ def check_own_optimizer(optimizer, distiller: Distiller) -> None:
                           "build it")
 
 
+def _needs_teacher(method: str) -> str:
+    return (f"method '{method}' needs the teacher: pass teacher=..., or a teacher_cache and training rows with an "
+            f"'{EXAMPLE_ID}' column")
+
+
 def _accepted(inputs: dict, columns: set[str]) -> dict:
     """The entries of ``inputs`` for a model whose ``forward`` takes ``columns``, with those that are no model's
     input but ``capture`` reads (``context_mask``); all of them when its columns cannot be told (empty)."""
@@ -136,6 +141,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
             teacher_cache = teacher_cache.use(poolings_for(distiller.cfg))  # the pooled features this distiller reads
             teacher_cache.check_rows(self.train_dataset)
             self.data_collator = CacheReadingCollator(self.data_collator, teacher_cache)
+        elif teacher is None and distiller.cfg.method != "task" and not isinstance(self.data_collator,
+                                                                                  CacheReadingCollator):
+            raise DynaKDError(_needs_teacher(distiller.cfg.method))  # (here, not at the first step)
         self.model_accepts_loss_kwargs = False
         self.teacher = teacher
         self.distiller = distiller.to(self.args.device)
@@ -345,9 +353,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         sensitivity = self._sensitivity and needs_hidden
         teacher = cached_features(inputs)
         if teacher is None and self.distiller.cfg.method != "task":
-            if self.teacher is None:
-                raise DynaKDError(f"method '{self.distiller.cfg.method}' needs the teacher: pass teacher=..., or a "
-                                  f"teacher_cache and training rows with an '{EXAMPLE_ID}' column")
+            if self.teacher is None:  # (batches of a collator that adds the cached outputs to some rows only)
+                raise DynaKDError(_needs_teacher(self.distiller.cfg.method))
             # The teacher first: its forward's temporaries, and its token states where pooled dynamics read them
             # pooled (pooled at once), never sit beside the student's activations (it draws no random numbers; a
             # sample of the tokens, dynamics.token_sample, is drawn here, before the student's forward)

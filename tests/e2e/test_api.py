@@ -276,15 +276,18 @@ def test_your_own_trainer_keeps_the_columns_distillation_reads(tiny_teacher, tmp
                               "sentence": ["a"] * 4})
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4, report_to=[],
                              use_cpu=True, disable_tqdm=True)  # remove_unused_columns left at its default, True
-    trainer = DistillationTrainer(model=build_student(teacher, 2), args=args, train_dataset=rows, teacher=None,
-                                  distiller=Distiller(build_config({"method": "full"}), student_layers=2,
-                                                      teacher_layers=4, student_width=32, teacher_width=32))
-    kept = trainer._remove_unused_columns(rows).column_names
-    assert set(kept) == set(rows.column_names) - {"sentence"}
-    collate = trainer._get_collator_with_removed_columns(lambda features: features)  # a dataset without columns
-    assert set(collate([dict(rows[0])])[0]) == set(kept)
+    def trainer(method):
+        return DistillationTrainer(model=build_student(teacher, 2), args=args, train_dataset=rows, teacher=None,
+                                   distiller=Distiller(build_config({"method": method}), student_layers=2,
+                                                       teacher_layers=4, student_width=32, teacher_width=32))
+
+    # no teacher, and no cache: refused when built (it was at the first step, from a Trainer user's walkthrough)
     with pytest.raises(DynaKDError, match="method 'full' needs the teacher: pass teacher=..., or a teacher_cache"):
-        trainer.train()  # no teacher, and no cached rows in the batch
+        trainer("full")
+    kept = trainer("task")._remove_unused_columns(rows).column_names  # (the columns kept whatever the method)
+    assert set(kept) == set(rows.column_names) - {"sentence"}
+    collate = trainer("task")._get_collator_with_removed_columns(lambda features: features)  # a dataset without columns
+    assert set(collate([dict(rows[0])])[0]) == set(kept)
 
 
 def test_the_dataset_reference_must_be_given_outside_distill(tiny_teacher):
