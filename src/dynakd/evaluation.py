@@ -51,9 +51,10 @@ class QAEvaluationMixin:
         # transformers 5 groups evaluation batches by length whenever training does (train_sampling_strategy
         # "group_by_length"), with a random order of groups, which returns predictions in another order than the
         # dataset's. QA postprocessing maps window i to its question and offsets (shuffled windows gave a MiniLM
-        # teacher F1 6 instead of 50): QA keeps dataset order. Classification metrics do not mind the order (labels
-        # travel with the predictions): rows longest first, in a fixed order, pad a batch to rows of about its
-        # length (SST-2's dev set at batches of 64: 23,512 token positions against 44,448 in dataset order).
+        # teacher F1 6 instead of 50): QA keeps dataset order, and so does classification unless eval_longest_first.
+        # The commands' classification metrics do not mind the order (labels travel with the predictions): rows
+        # longest first, in a fixed order, pad a batch to rows of about its length (SST-2's dev set at batches of
+        # 64: 23,512 token positions against 44,448 in dataset order).
         if eval_dataset is None or not has_length(eval_dataset):
             return None
         if self.args.world_size > 1:

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from transformers import TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_utils import TrainOutput
 
 from . import atomic, hub, jsonfile, teacher_scores
 from .bars import close_progress_bars, open_bars
-from .cache import live_dataset_mean, prepare_teacher_cache
+from .cache import TeacherCache, live_dataset_mean, prepare_teacher_cache
 from .card import add_evaluation, method_label, model_ref, write_model_card
 from .checkpoints import (
     check_launch,
@@ -416,7 +417,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
 
 
 def _output_and_cache(cfg: DistillConfig, command: str, out: Path, resume: Path | None, teacher, train, collator,
-                      device, main_process: bool):
+                      device, main_process: bool) -> tuple[TeacherCache | None, Path | None]:
     """Prepare the run folder (process 0) and the teacher cache; return the cache (None: the live teacher) and the
     checkpoint to resume from (the other processes read process 0's)."""
     # how the run's last start read the teacher, by its record (before this start's replaces it): for a checkpoint
@@ -440,7 +441,8 @@ def _output_and_cache(cfg: DistillConfig, command: str, out: Path, resume: Path 
     return cache, resume
 
 
-def _collator(cfg: DistillConfig, task: TaskSpec, device, student: tuple, teacher: tuple) -> DistillationCollator:
+def _collator(cfg: DistillConfig, task: TaskSpec, device, student: tuple[Any, Any],
+              teacher: tuple[Any, Any]) -> DistillationCollator:
     """The batches' collator: each ``(model, encoder)``'s encoding padded on the side its model reads (one side for
     both where the teacher's encoder is None: one encoding), to the device's multiple, at most ``max_seq_length``."""
     (model, encoder), (teacher_model, teacher_encoder) = student, teacher
@@ -453,7 +455,7 @@ def _collator(cfg: DistillConfig, task: TaskSpec, device, student: tuple, teache
 
 
 def _train_saying_next(trainer: DistillationTrainer, cfg: DistillConfig, out: Path, resume: Path | None,
-                       main_process: bool):
+                       main_process: bool) -> TrainOutput:
     """``trainer.train()`` from ``resume``; interrupted (Ctrl-C, or a SIGTERM: cli.Terminated), say what the same
     command does next: resume from the checkpoint saved, or start again."""
     try:

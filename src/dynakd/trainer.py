@@ -156,11 +156,11 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self.add_callback(DistillerGradients(distiller))
         self.add_callback(StepsOfThisRun())
         self.add_callback(LastStepLogged())
+        self._check_sharding(distiller)
 
     def _check_arguments(self, distiller: Distiller) -> None:
-        """Refuse what the Trainer was given that this trainer would not read, or cannot train: a loss function of its
-        own, labels under other names, an optimizer without the distiller's parameters, and FSDP version 1 or
-        DeepSpeed with the distiller's own parameters."""
+        """Refuse what the Trainer was given that this trainer would not read: a loss function of its own, labels under
+        other names, an optimizer without the distiller's parameters."""
         if self.compute_loss_func is not None:
             raise DynaKDError("DistillationTrainer's loss is its distiller's (task, logit and feature terms), so "
                               "compute_loss_func would go unused; add a term to the Distiller instead (README: "
@@ -172,6 +172,9 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
                               f"dataset.rename_column('{names[0] if names else 'label'}', 'labels'), and leave "
                               "label_names unset")
         check_own_optimizer(self.optimizer, distiller)
+
+    def _check_sharding(self, distiller: Distiller) -> None:
+        """Refuse FSDP version 1 and DeepSpeed where the distiller has parameters of its own to train."""
         own_params = any(p.requires_grad for p in distiller.parameters())
         if self.is_fsdp_enabled and not self._fsdp2 and own_params:
             # FSDP1 checkpoints the optimizer by the model's parameter names; only the FSDP2 path is built and tested

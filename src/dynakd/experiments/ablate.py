@@ -117,12 +117,12 @@ def load_sweep(path: str | Path, *, smoke: bool = False, output: str | None = No
     _check_section_types({"base": base}, path)  # (before smoke's values replace some: max_steps 'ten' passed)
     if smoke:
         base = _smoke(raw, base, grids, path)
-    teacher = _teacher_section(raw, base, path, smoke)
     for key in ("name", "output"):
         if isinstance(raw.get(key), int) and not isinstance(raw[key], bool):  # name: 2024
             raw[key] = str(raw[key])
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise DynaKDError(f"{path}: '{key}' must be a string, got {raw[key]!r}")
+    teacher = _teacher_section(raw, base, path, smoke)
     name = sweep_name(raw, path)
     # a smoke run goes to the sweep folder's smoke/ subfolder (also under --output): its tiny cells have the real
     # cells' keys, so in the real folder they would pass for finished
@@ -713,8 +713,9 @@ def _run_sweep(sweep: Sweep, shard: tuple[int, int]) -> Path:
 
 
 def _open_folder(sweep: Sweep, results: Path) -> dict[str, dict[str, Any]]:
-    """Make the sweep's folder ready and return its finished cells by key: a folder of another sweep is refused,
-    except a smoke folder, which starts again; ``sweep.yaml`` records the sweep as this run reads it."""
+    """Make the sweep's folder ready and return its finished cells by key: finished cells or a teacher of other
+    settings than the sweep file now gives are refused (``check_finished``), except in a smoke folder, which starts
+    again; ``sweep.yaml`` records the sweep as this run reads it."""
     sweep.output.mkdir(parents=True, exist_ok=True)
     # a smoke folder may be started again (below): shards starting together do that once, under a lock outside it
     with locked(sweep.output.parent / ".smoke.lock") if sweep.smoke else contextlib.nullcontext():
