@@ -24,7 +24,7 @@ def check_model_folder(name: str) -> None:
 def check_local_name(name: str) -> bool:
     """``check_model_folder`` on this machine alone, asking no hub: whether ``name`` is taken as a hub id."""
     name = packaged.resolve(name)
-    path = Path(name)
+    path = Path(name).expanduser()  # (--teacher=~/x reaches it unexpanded; the runner expands it as this does)
     try:
         has_config = (path / "config.json").is_file()
         exists = has_config or path.exists()

@@ -1271,3 +1271,15 @@ def test_report_of_runs_names_a_setting_one_run_left_unset(tmp_path, capsys):
     assert lines[0].startswith("| run | method | teacher | student | model | accuracy |")
     assert [line.split(" | ")[2:5] for line in lines[2:5]] == [["t", "teacher's layers", "none"],  # (said unset)
                                                                 ["t", "minilm", "none"], ["none", "none", "m"]]
+
+
+def test_a_teacher_and_a_report_folder_given_with_a_tilde_are_found(tiny_teacher, tmp_path, monkeypatch, capsys):
+    """From a batch user's walkthrough (2026-12-07): `--teacher=~/T` (which the shell leaves as written) was "model
+    folder not found: ~/T", and `dynakd report '~/run'` "no folder", while --output and --data-dir expanded it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "T").symlink_to(tiny_teacher)
+    assert main(distill_args("~/T", "~/run")) == 0
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    capsys.readouterr()
+    assert main(["report", "~/run"]) == 0
+    assert capsys.readouterr().out.startswith("| run |")

@@ -1277,3 +1277,14 @@ def test_evaluate_names_what_it_does_not_read_and_its_batch_size(tiny_teacher, t
                  "--set", "eval_batch_size=4"]) == 0
     assert ("note: dynakd evaluate does not read align, lr (settings of training): the score is as it would be "
             "without (eval_batch_size is the batch size of scoring)") in capsys.readouterr().out
+
+
+def test_an_output_closed_early_ends_the_command_without_a_traceback(tiny_teacher, tmp_path):
+    """From a batch user's walkthrough (2026-12-07): `dynakd distill ... | head -1` ended in a BrokenPipeError's
+    traceback. It ends as a command that SIGPIPE killed (141), saying why on stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "dynakd.cli", *distill_args(tiny_teacher, tmp_path / "run")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # (the reader gone before the first line)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141, err
+    assert "Traceback" not in err and "dynakd: stopped: its output was closed (Broken pipe)" in err

@@ -562,16 +562,19 @@ def test_a_runs_own_config_given_back_from_another_folder_finds_its_data(tmp_pat
     got = cfg("../runs/t/dynakd.yaml")
     assert (got.train_file, got.validation_file) == ("../train.csv", "gone.csv")  # (a file not there stays)
     assert (got.teacher, got.student) == ("../runs/teacher", "org/hub-model")  # (a hub id stays)
+    # its output is the run's folder (a helper's walkthrough: the same command trained a second run into ./runs/t)
+    assert got.output == "../runs/t"
     assert "note: ../runs/t/dynakd.yaml is the record of a run in another folder: its paths as found from here, " \
-        "teacher ../runs/teacher, train_file ../train.csv" in capsys.readouterr().out
+        "output ../runs/t, teacher ../runs/teacher, train_file ../train.csv" in capsys.readouterr().out
     assert cfg("../runs/t/dynakd.yaml", "--train-file", "mine.csv").train_file == "mine.csv"
     # the note names only the paths the command does not give itself
-    assert capsys.readouterr().out.endswith("its paths as found from here, teacher ../runs/teacher\n")
-    cfg("../runs/t/dynakd.yaml", "--set", "teacher=x", "--set", "train_file=mine.csv")
+    assert capsys.readouterr().out.endswith("its paths as found from here, output ../runs/t, teacher ../runs/teacher\n")
+    assert cfg("../runs/t/dynakd.yaml", "--set", "teacher=x", "--set", "train_file=mine.csv",
+               "--output", "new").output == "new"
     assert "record of a run" not in capsys.readouterr().out
     args = _parser().parse_args(["distill", "--teacher", "mine", "--config", "../runs/t/dynakd.yaml"])
     assert config_from_args(args, [DATA_FLAGS, TRAIN_FLAGS, METHOD_FLAGS], teacher="mine").teacher == "mine"
-    assert capsys.readouterr().out.endswith("its paths as found from here, train_file ../train.csv\n")  # as distill
+    assert capsys.readouterr().out.endswith("as found from here, output ../runs/t, train_file ../train.csv\n")
     with pytest.raises(DynaKDError, match="lr must be"):  # a config refused says so alone, without the notes first
         cfg("../runs/t/dynakd.yaml", "--set", "lr=-1")
     assert capsys.readouterr().out == ""

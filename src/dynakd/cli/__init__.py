@@ -252,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         close_progress_bars()
         print(f"dynakd: {_rank()}{what}" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
+    except BrokenPipeError as e:  # the output's reader is gone (`dynakd ... | head`): end as a command that SIGPIPE
+        _quiet_stdout()  # killed, without a traceback (Python's own recipe for it, in its signal docs)
+        with contextlib.suppress(OSError):  # (stderr may be the same pipe)
+            print(f"dynakd: {_rank()}stopped: its output was closed ({e.strerror or e})", file=sys.stderr)
+        return 141
     except Exception as e:
         if not (out_of_memory(e) or unused_parameters(e)):
             raise
@@ -269,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
 
     close_process_group()  # every process got here: a launched run's group closes before the process exits
     return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter flushes it at exit, which would raise again on a closed pipe."""
+    with contextlib.suppress(OSError):  # (a stdout without a file descriptor: nothing to flush there)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def run(argv: list[str] | None = None) -> NoReturn:

@@ -207,9 +207,11 @@ def _from_where_it_ran(config: str | None, layer: dict[str, Any], later: list[di
                        say: Callable[[str], None] | None) -> dict[str, Any]:
     """``layer`` (the --config file's, underscored, as are the ``later`` layers) with its relative data and model paths
     counted from the folder its run ran in, where it is a run's own dynakd.yaml given from another folder
-    (``rundir.paths_from_where_it_ran``: the file's folder ends with the ``output`` it records): the run's data and
-    teacher were not found from here (a model path is counted so only where that folder holds it: else it may name a
-    hub model); ``say``: takes what to say of the paths no ``later`` layer (--set, flags) gives."""
+    (``rundir.paths_from_where_it_ran``: the file's folder ends with the ``output`` it records), and its ``output``
+    the run's folder as found from here: the run's data and teacher were not found from here (a model path is counted
+    so only where that folder holds it: else it may name a hub model), and the same command trained a second run into
+    the recorded relative output counted from here; ``say``: takes what to say of the paths no ``later`` layer (--set,
+    flags) gives."""
     import os
     from pathlib import Path
 
@@ -220,12 +222,14 @@ def _from_where_it_ran(config: str | None, layer: dict[str, Any], later: list[di
         return layer
     folder = Path(os.path.expanduser(config)).parent
     found = paths_from_where_it_ran(layer, folder, PATH_SETTINGS)
+    where, here = read_from_here(layer, folder, PATH_SETTINGS)
+    if where is not None:  # its output too: the run's own folder (a relative one here trained a second run)
+        found = found | {"output": os.path.relpath(where / layer["output"])}
     given = {k for x in later for k in x}
     if moved := [f"{k} {v}" for k, v in found.items() if v != layer.get(k) and k not in given]:
         if say:
             say(f"{config} is the record of a run in another folder: its paths as found from here, "
                 f"{', '.join(moved)}")
-    where, here = read_from_here(layer, folder, PATH_SETTINGS)
     if (here := [k for k in here if k not in given]) and say:
         say(f"{config} is the record of a run in {where}, {holds_no(here, layer)}")
     return found
