@@ -117,6 +117,14 @@ def cache_home() -> Path:
     return Path(os.environ.get("DYNAKD_CACHE", "~/.cache/dynakd")).expanduser()
 
 
+class CacheNotWritten(DynaKDError):
+    """A cache build that could not write its folder: ``what`` happened, then ``advice``."""
+
+    def __init__(self, what: str, advice: str, sep: str = ": "):
+        super().__init__(f"{what}{sep}{advice}")
+        self.what = what
+
+
 def default_cache_root() -> Path:
     return cache_home() / "teacher-outputs"
 
@@ -383,9 +391,9 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
     try:
         tmp.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DynaKDError(f"the teacher cache could not be written to {tmp.parent} ({e.strerror or e}): give "
-                          "--teacher-cache a folder you can write to, or run the teacher live with --teacher-cache "
-                          "off") from None
+        raise CacheNotWritten(f"the teacher cache could not be written to {tmp.parent} ({e.strerror or e})",
+                              "give --teacher-cache a folder you can write to, or run the teacher live with "
+                              "--teacher-cache off") from None
     try:
         _write_arrays(tmp, teacher, dataset, collator, batch_size=batch_size, device=device, dtype=dtype,
                       progress=progress)
@@ -396,8 +404,9 @@ def build_cache(folder: Path, teacher, dataset, collator, *, batch_size: int, de
     except BaseException as e:  # an error, Ctrl-C: the half-written arrays go (a killed process's, the next build's)
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError) and e.errno in _DISK_FULL:
-            raise DynaKDError(f"the teacher cache could not be written to {tmp.parent}: {e.strerror}; free space "
-                              "there, or give --teacher-cache a folder on a larger disk (or off)") from None
+            raise CacheNotWritten(f"the teacher cache could not be written to {tmp.parent}: {e.strerror}",
+                                  "free space there, or give --teacher-cache a folder on a larger disk (or off)",
+                                  sep="; ") from None
         raise
     try:
         _move_up(tmp, target) if inside else tmp.rename(target)
@@ -617,8 +626,17 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
     if folder.exists() and any(not p.name.startswith(BUILD_PREFIX) for p in folder.iterdir()):
         raise DynaKDError(f"--teacher-cache {folder} is a non-empty folder without a cache (no meta.json)")
     print(f"building the teacher cache ({len(train_ds)} rows) -> {folder}", flush=True)
-    cache = build_cache(folder, teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device,
-                        dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints, progress=cfg.progress)
+    try:
+        cache = build_cache(folder, teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device,
+                            dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints, progress=cfg.progress)
+    except CacheNotWritten as e:
+        if not auto:  # (a folder of one's own: the user asked for a cache there)
+            raise
+        # auto asks for a cache where it helps: a home or a disk it cannot write (a cluster's read-only home) leaves
+        # the run to the live teacher, as a run too short for one is
+        print(f"teacher cache not used: {e.what}: the teacher runs live (--teacher-cache DIR builds one in a "
+              f"folder of your choice; $DYNAKD_CACHE moves the auto ones)", flush=True)
+        return None
     cache.vouch(train_ds)  # (built from these rows, or a race's winner checked against them)
     return cache.use(poolings_for(cfg))
 

@@ -448,3 +448,28 @@ def test_a_cache_damaged_in_place_is_named_by_the_non_finite_loss_it_gives(tiny_
         "run reads: delete it to rebuild, or pass --teacher-cache off), and train again")
     trainer._cache_folder = None
     assert trainer._cache_advice(batch) is None
+
+
+def test_an_auto_cache_that_cannot_be_written_leaves_the_run_to_the_live_teacher(tiny_teacher, tmp_path, capsys,
+                                                                               monkeypatch):
+    """From a batch user's walkthrough (2026-12-07): with a home the run cannot write (a cluster's read-only one), a
+    default run ended in "the teacher cache could not be written to ~/.cache/...": auto asks for a cache where it
+    helps, so the run trains with the live teacher and says why. A --teacher-cache DIR of one's own is still refused."""
+    real_mkdir = type(tmp_path).mkdir
+
+    def refused(self, *args, **kwargs):  # (as root, chmod does not stop writes)
+        if "read-only" in str(self):
+            raise PermissionError(13, "Permission denied")
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tmp_path), "mkdir", refused)
+    monkeypatch.setenv("DYNAKD_CACHE", str(tmp_path / "read-only" / "dynakd"))
+    out = tmp_path / "run"
+    assert main(distill_args(tiny_teacher, out, "--method", "kd", "--teacher-cache", "auto")) == 0
+    said = capsys.readouterr().out
+    root = tmp_path / "read-only" / "dynakd" / "teacher-outputs"
+    assert f"teacher cache not used: the teacher cache could not be written to {root} (Permission denied): the " \
+           "teacher runs live" in said
+    assert train_metrics(out)["train"]["teacher_cache"] is None
+    assert main(distill_args(tiny_teacher, tmp_path / "b", "--method", "kd",
+                             "--teacher-cache", str(tmp_path / "read-only" / "mine"))) == 2
