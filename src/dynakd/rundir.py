@@ -614,13 +614,16 @@ def check_writable(out: Path) -> None:
     fails before it starts (data, models) leaves no empty folder behind, and processes starting together do not race
     over a folder one of them made."""
     where = existing_part(out)  # where creating starts
+    if where.is_symlink() and not where.exists():
+        raise DynaKDError(f"cannot write to {out}: {where} is a link to {os.readlink(where)}, which is not there")
     if not where.is_dir():
         raise DynaKDError(f"cannot write to {out}: {where} is not a folder")
     try:
         with tempfile.TemporaryFile(dir=where):
             pass
     except OSError as e:
-        raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None
+        raise DynaKDError(f"cannot write to {out}: {e.strerror or e}; give --output a folder you can write to") \
+            from None
 
 
 def check_not_a_run(out: Path, command: str, writes: str) -> None:

@@ -800,15 +800,17 @@ def test_no_write_permission(tiny_teacher, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(dynakd.rundir.tempfile, "TemporaryFile", refused)  # as root, chmod does not stop writes
     out = tmp_path / "run"
-    assert f"cannot write to {out}: Permission denied" in run_error(capsys, distill_args(tiny_teacher, out))
+    assert f"cannot write to {out}: Permission denied; give --output a folder you can write to" \
+        in run_error(capsys, distill_args(tiny_teacher, out))
     assert not out.exists()
     monkeypatch.undo()
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")  # a link to nothing is no folder to write in
     err = run_error(capsys, distill_args(tiny_teacher, tmp_path / "dangling"))
-    assert err == f"dynakd: error: cannot write to {tmp_path / 'dangling'}: {tmp_path / 'dangling'} is not a folder"
+    assert err == f"dynakd: error: cannot write to {tmp_path / 'dangling'}: {tmp_path / 'dangling'} is a link to " \
+                  f"{tmp_path / 'gone'}, which is not there"  # (a batch user's walkthrough: "is not a folder")
     err = run_error(capsys, ["evaluate", "--model", str(tiny_teacher), "--synthetic", "--output",
                              str(tmp_path / "dangling")])  # evaluate too, before it scores anything
-    assert err == f"dynakd: error: cannot write to {tmp_path / 'dangling'}: {tmp_path / 'dangling'} is not a folder"
+    assert err.startswith(f"dynakd: error: cannot write to {tmp_path / 'dangling'}: {tmp_path / 'dangling'} is a link")
     monkeypatch.undo()
     if os.geteuid() != 0:
         locked = tmp_path / "locked"
