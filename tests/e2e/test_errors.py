@@ -159,6 +159,8 @@ def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
                                                                "transformers' num_train_epochs)"),
     (["distill", "--model-name-or-path", "t"], "(did you mean --teacher? the fine-tuned model to distil from"),
     (["finetune", "--model", "m", "--weight-decay", "0"], "--weight-decay 0 (give it as --set weight_decay=...)"),
+    (["finetune", "--model", "m", "--do_train", "--do_eval"],  # (run_glue.py's; the hint once)
+     "--do_train --do_eval (the commands need no --do-*: finetune and distill train, then score; evaluate scores)"),
     (["distill", "--teacher", "t", "--dynamics", "x"], "--dynamics x (give it as --set dynamics.KEY=...)"),
     (["bench", "--model", "t"], "; did you mean --teacher? the fine-tuned model to distil from)"),  # (no --student)
     (["distill", "--teacher", "t", "--set", "align.eps", "0.1"],  # (a user's walkthrough, 2026-12-07)

@@ -161,6 +161,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         if loose:  # (a YAML-minded "KEY: VALUE" or a spaced "KEY =VALUE" too)
             key, value = loose[0][0].rstrip(":"), loose[0][1].lstrip("=")
             hints.append(f"--set takes KEY=VALUE as one word: --set {key}={value}")
+        hints = list(dict.fromkeys(hints))  # (one for several flags: --do_train --do_eval)
         own.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({'; '.join(hints)})" if hints else ""))
     return args
 
@@ -173,6 +174,8 @@ def _setting_hint(flag: str, flags, commands) -> str | None:
     from ..config.layers import HF_NAMES
 
     name = flag.lstrip("-").replace("-", "_").lower()
+    if name in ("do_train", "do_eval", "do_predict"):  # (run_glue.py's switches)
+        return "the commands need no --do-*: finetune and distill train, then score; evaluate scores"
     key = HF_NAMES.get(name, name)
     field = next((f for f in dataclasses.fields(DistillConfig) if f.name == key), None)
     if field is None:
