@@ -9,6 +9,7 @@ import glob
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -613,6 +614,11 @@ def check_writable(out: Path) -> None:
     """Fail before loading models when the output folder cannot be created or written. Creates nothing: a run that
     fails before it starts (data, models) leaves no empty folder behind, and processes starting together do not race
     over a folder one of them made."""
+    try:  # (TensorBoard's writer and the tokenizer's files encode the path as UTF-8, strictly)
+        os.path.abspath(out).encode("utf-8")
+    except UnicodeEncodeError:  # bytes this locale cannot decode (an ASCII one with UTF-8 mode off) in the path
+        raise DynaKDError(f"cannot write to {out}: this process reads paths as {sys.getfilesystemencoding()}, which "
+                          "cannot spell its letters; run under a UTF-8 locale, or with PYTHONUTF8=1") from None
     where = existing_part(out)  # where creating starts
     if where.is_symlink() and not where.exists():
         raise DynaKDError(f"cannot write to {out}: {where} is a link to {os.readlink(where)}, which is not there")

@@ -1292,3 +1292,15 @@ def test_an_output_closed_early_ends_the_command_without_a_traceback(tiny_teache
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 141, err
     assert "Traceback" not in err and "dynakd: stopped: its output was closed (Broken pipe)" in err
+
+
+def test_a_path_this_locale_cannot_spell_is_refused_before_the_run(tiny_teacher, tmp_path):
+    """From a batch user's walkthrough (2026-12-07): under an ASCII locale with UTF-8 mode off, an output path with
+    accents failed in TensorBoard's writer (a UnicodeEncodeError's traceback) after the set-up, leaving a folder."""
+    env = {**os.environ, "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "C", "LANG": "C"}
+    out = tmp_path / "élève" / "run"
+    proc = subprocess.run([sys.executable, "-m", "dynakd.cli", *distill_args(tiny_teacher, out)], env=env,
+                          capture_output=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert b"run under a UTF-8 locale, or with PYTHONUTF8=1" in proc.stderr and b"Traceback" not in proc.stderr
+    assert not out.exists()
