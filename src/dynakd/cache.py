@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .data.tasks import get_task
 from .distiller import token_level
-from .distributed import is_first_on_machine, is_first_process, world_size
+from .distributed import is_first_on_machine, is_first_process, launched_processes, world_size
 from .errors import DynaKDError
 from .features import (
     CACHED_PREFIX,
@@ -464,8 +464,9 @@ def _check_space(tmp: Path, need: int) -> None:
     them, for a disk filled after this check)."""
     free = shutil.disk_usage(tmp.parent).free
     if need > free:
-        raise DynaKDError(f"the teacher cache needs {_size(need)} and {tmp.parent} has {_size(free)} free: give "
-                          "--teacher-cache DIR on a bigger disk, or run the teacher live with --teacher-cache off")
+        raise CacheNotWritten(f"the teacher cache needs {_size(need)} and {tmp.parent} has {_size(free)} free",
+                              "give --teacher-cache DIR on a bigger disk, or run the teacher live with --teacher-cache "
+                              "off")
 
 
 def _reserve(path: Path) -> None:
@@ -630,8 +631,8 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
         cache = build_cache(folder, teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device,
                             dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints, progress=cfg.progress)
     except CacheNotWritten as e:
-        if not auto:  # (a folder of one's own: the user asked for a cache there)
-            raise
+        if not auto or launched_processes() > 1:  # (a folder of one's own: the user asked for a cache there; a
+            raise  # launched run's processes would each decide, some reading a cache and others the live teacher)
         # auto asks for a cache where it helps: a home or a disk it cannot write (a cluster's read-only home) leaves
         # the run to the live teacher, as a run too short for one is
         print(f"teacher cache not used: {e.what}: the teacher runs live (--teacher-cache DIR builds one in a "

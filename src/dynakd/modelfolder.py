@@ -6,6 +6,7 @@ Kept apart from ``models`` (which imports torch and transformers) so the command
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from . import hub, packaged
@@ -24,7 +25,7 @@ def check_model_folder(name: str) -> None:
 def check_local_name(name: str) -> bool:
     """``check_model_folder`` on this machine alone, asking no hub: whether ``name`` is taken as a hub id."""
     name = packaged.resolve(name)
-    path = Path(name).expanduser()  # (--teacher=~/x reaches it unexpanded; the runner expands it as this does)
+    path = Path(os.path.expanduser(name))  # (--teacher=~/x reaches it unexpanded; the runner expands it so too)
     try:
         has_config = (path / "config.json").is_file()
         exists = has_config or path.exists()

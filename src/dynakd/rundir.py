@@ -544,7 +544,7 @@ def run_lock(out: Path):
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None
+        raise DynaKDError(f"cannot write to {out}: {e.strerror or e}; {WRITABLE}") from None
 
     def refuse(holder: str) -> str:
         return (f"{out} is in use: {holder} is training there (two starts in one folder would resume from "
@@ -588,7 +588,7 @@ def _check_own_folder(cfg: DistillConfig, out: Path) -> None:
                           f"of its own (e.g. {Path(cfg.teacher_cache) / 'cache'})")
     if (out / CONFIG_NAME).is_file():  # (a run's own folder: one nested before this check still resumes)
         return
-    if (folder := _first_above(out, _holds_a_run)) is not None:
+    if (folder := _first_above(out, holds_a_run)) is not None:
         raise DynaKDError(f"--output {out} is inside {folder}, a run's folder, which would then hold another run and "
                           "could not be trained again: choose another --output")
 
@@ -599,7 +599,7 @@ def _first_above(out: Path, test, levels: int = 2) -> Path | None:
     return next((folder for folder in list(out.resolve().parents)[:levels] if test(folder)), None)
 
 
-def _holds_a_run(folder: Path) -> bool:
+def holds_a_run(folder: Path) -> bool:
     """A DynaKD run's folder: its record beside what a run writes (its model, scores or a checkpoint); a dynakd.yaml
     alone (a config kept in a project's folder to reuse) is none."""
     return (folder / CONFIG_NAME).is_file() and ((folder / "metrics.json").is_file() or is_model_folder(folder)
@@ -608,6 +608,9 @@ def _holds_a_run(folder: Path) -> bool:
 
 def _absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
+
+
+WRITABLE = "give --output a folder you can write to"
 
 
 def check_writable(out: Path) -> None:
@@ -628,8 +631,7 @@ def check_writable(out: Path) -> None:
         with tempfile.TemporaryFile(dir=where):
             pass
     except OSError as e:
-        raise DynaKDError(f"cannot write to {out}: {e.strerror or e}; give --output a folder you can write to") \
-            from None
+        raise DynaKDError(f"cannot write to {out}: {e.strerror or e}; {WRITABLE}") from None
 
 
 def check_not_a_run(out: Path, command: str, writes: str) -> None:
@@ -678,7 +680,7 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
         save_config(dataclasses.replace(cfg, push_to_hub=None, hub_private=False, overwrite=False, resume=False),
                     out / CONFIG_NAME)
     except OSError as e:
-        raise DynaKDError(f"cannot write to {out}: {e.strerror or e}") from None
+        raise DynaKDError(f"cannot write to {out}: {e.strerror or e}; {WRITABLE}") from None
     return out
 
 

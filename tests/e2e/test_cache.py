@@ -473,3 +473,13 @@ def test_an_auto_cache_that_cannot_be_written_leaves_the_run_to_the_live_teacher
     assert train_metrics(out)["train"]["teacher_cache"] is None
     assert main(distill_args(tiny_teacher, tmp_path / "b", "--method", "kd",
                              "--teacher-cache", str(tmp_path / "read-only" / "mine"))) == 2
+    from dynakd import cache
+
+    monkeypatch.setattr(cache, "launched_processes", lambda: 2)  # processes that would each decide: refused
+    assert main(distill_args(tiny_teacher, tmp_path / "c", "--method", "kd", "--teacher-cache", "auto")) == 2
+    monkeypatch.undo()
+    monkeypatch.setenv("DYNAKD_CACHE", str(tmp_path / "small"))  # a disk without room, found before the pass
+    monkeypatch.setattr(cache, "_check_space", lambda tmp, need: (_ for _ in ()).throw(cache.CacheNotWritten(
+        f"the teacher cache needs 1 GiB and {tmp.parent} has 0 B free", "give ...")))
+    assert main(distill_args(tiny_teacher, tmp_path / "d", "--method", "kd", "--teacher-cache", "auto")) == 0
+    assert "has 0 B free: the teacher runs live" in capsys.readouterr().out

@@ -1304,3 +1304,16 @@ def test_a_path_this_locale_cannot_spell_is_refused_before_the_run(tiny_teacher,
     assert proc.returncode == 2, proc.stderr
     assert b"run under a UTF-8 locale, or with PYTHONUTF8=1" in proc.stderr and b"Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_a_broken_pipe_other_than_the_output_keeps_its_traceback(monkeypatch):
+    """Only a closed stdout or stderr is "its output was closed" (exit 141): another pipe's or socket's broken end
+    (a data loader's worker, a tracker's service) is a failure of its own (a review of the change)."""
+    import dynakd.cli
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(dynakd.cli, "_run", broken)
+    with pytest.raises(BrokenPipeError):
+        main(["report", "somewhere"])

@@ -553,6 +553,7 @@ def test_a_runs_own_config_given_back_from_another_folder_finds_its_data(tmp_pat
               "teacher": "runs/teacher", "student": "org/hub-model"}
     (tmp_path / "runs" / "teacher").mkdir(parents=True)
     (tmp_path / "runs" / "t" / "dynakd.yaml").write_text(yaml.safe_dump(record))
+    (tmp_path / "runs" / "t" / "metrics.json").write_text("{}")  # (a run's folder: its record beside its scores)
     monkeypatch.chdir(tmp_path / "elsewhere")
 
     def cfg(config, *argv):
@@ -580,6 +581,10 @@ def test_a_runs_own_config_given_back_from_another_folder_finds_its_data(tmp_pat
     assert capsys.readouterr().out == ""
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(record))  # not in the folder it names as output
     assert cfg("../mine.yaml").train_file == "train.csv"
+    # a config of one's own kept in a folder its output names, which holds no run: its output as written (a review)
+    (tmp_path / "elsewhere" / "exp" / "kd").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "exp" / "kd" / "config.yaml").write_text(yaml.safe_dump({**record, "output": "kd"}))
+    assert cfg("exp/kd/config.yaml").output == "kd"
     # the run's file gone from the folder it ran in, one of that name here: read, and said so (as evaluate does)
     (tmp_path / "train.csv").rename(tmp_path / "elsewhere" / "train.csv")
     assert cfg("../runs/t/dynakd.yaml").train_file == "train.csv"

@@ -255,10 +255,13 @@ def main(argv: list[str] | None = None) -> int:
         close_progress_bars()
         print(f"dynakd: {_rank()}{what}" + (f"; {e}" if str(e) else ""), file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
-    except BrokenPipeError as e:  # the output's reader is gone (`dynakd ... | head`): end as a command that SIGPIPE
-        _quiet_stdout()  # killed, without a traceback (Python's own recipe for it, in its signal docs)
+    except BrokenPipeError:  # the output's reader is gone (`dynakd ... | head`): end as a command that SIGPIPE
+        if not (closed := _closed_outputs()):  # killed, without a traceback (Python's recipe, in its signal docs);
+            raise  # another pipe's or socket's (a worker's, a tracker's) is a failure of its own
+        if sys.stdout in closed:
+            _quiet(sys.stdout)
         with contextlib.suppress(OSError):  # (stderr may be the same pipe)
-            print(f"dynakd: {_rank()}stopped: its output was closed ({e.strerror or e})", file=sys.stderr)
+            print(f"dynakd: {_rank()}stopped: its output was closed (Broken pipe)", file=sys.stderr)
         return 141
     except Exception as e:
         if not (out_of_memory(e) or unused_parameters(e)):
@@ -279,10 +282,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null: the interpreter flushes it at exit, which would raise again on a closed pipe."""
-    with contextlib.suppress(OSError):  # (a stdout without a file descriptor: nothing to flush there)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+def _closed_outputs() -> list:
+    """stdout and stderr where each is a pipe whose reader is gone (poll: an error on its write end)."""
+    import select
+
+    closed = []
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # (a stream without a descriptor: pytest's)
+            poll = select.poll()
+            poll.register(stream.fileno(), select.POLLOUT)
+            if any(events & select.POLLERR for _, events in poll.poll(0)):
+                closed.append(stream)
+    return closed
+
+
+def _quiet(stream) -> None:
+    """Point ``stream``'s descriptor at /dev/null: the interpreter flushes it at exit, which would raise again on a
+    closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
 
 
 def run(argv: list[str] | None = None) -> NoReturn:

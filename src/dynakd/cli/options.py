@@ -216,14 +216,15 @@ def _from_where_it_ran(config: str | None, layer: dict[str, Any], later: list[di
     from pathlib import Path
 
     from ..lending import holds_no
-    from ..rundir import PATH_SETTINGS, paths_from_where_it_ran, read_from_here
+    from ..rundir import PATH_SETTINGS, holds_a_run, paths_from_where_it_ran, read_from_here
 
     if not config or not layer:
         return layer
     folder = Path(os.path.expanduser(config)).parent
     found = paths_from_where_it_ran(layer, folder, PATH_SETTINGS)
     where, here = read_from_here(layer, folder, PATH_SETTINGS)
-    if where is not None:  # its output too: the run's own folder (a relative one here trained a second run)
+    if where is not None and holds_a_run(folder):  # its output too: the run's own folder (a relative one here
+        # trained a second run); not a config of one's own kept in a folder named as its output ("exp/kd": kd)
         found = found | {"output": os.path.relpath(where / layer["output"])}
     given = {k for x in later for k in x}
     if moved := [f"{k} {v}" for k, v in found.items() if v != layer.get(k) and k not in given]:

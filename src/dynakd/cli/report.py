@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..errors import DynaKDError
@@ -22,7 +23,7 @@ def run(args: argparse.Namespace) -> None:
     from ..experiments.compare import compare_runs, runs_in
     from ..rundir import is_run_folder
 
-    paths = [Path(p).expanduser() for p in args.folder]  # (--flag=~/x and '~/x' reach it unexpanded)
+    paths = [Path(os.path.expanduser(p)) for p in args.folder]  # (--flag=~/x and "~/x" reach it unexpanded)
     if len(paths) > 1 or is_run_folder(paths[0]):
         print(compare_runs(paths), end="")
         return
