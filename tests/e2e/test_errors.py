@@ -173,7 +173,10 @@ def test_bad_flags(tiny_teacher, tmp_path, capsys, extra, expected):
 def test_an_unknown_flag_is_named_by_its_command(capsys, argv, expected):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
-    assert exit_.value.code == 2 and expected in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and expected in err
+    # one usage line above the error, not a command's 30 (a batch user's walkthrough, 2026-12-07)
+    assert len(err.splitlines()) <= 2 and err.startswith("usage: dynakd") and "--help` lists the options" in err
 
 
 def test_malformed_yaml(tiny_teacher, tmp_path, capsys):

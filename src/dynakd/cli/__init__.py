@@ -38,10 +38,17 @@ def _version() -> str:
         return __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser (each command's too: subparsers take their parent's class) whose usage errors print one
+    usage line above the error, not the whole usage: a command's runs to 30 lines (a batch user's walkthrough)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"usage: {self.prog} ... (`{self.prog} --help` lists the options)\n"
+                     f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dynakd", description="Feature-dynamics knowledge distillation for transformers."
-    )
+    parser = _Parser(prog="dynakd", description="Feature-dynamics knowledge distillation for transformers.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS.values():
