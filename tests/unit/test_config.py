@@ -565,6 +565,8 @@ def test_a_runs_own_config_given_back_from_another_folder_finds_its_data(tmp_pat
     assert (got.teacher, got.student) == ("../runs/teacher", "org/hub-model")  # (a hub id stays)
     # its output is the run's folder (a helper's walkthrough: the same command trained a second run into ./runs/t)
     assert got.output == "../runs/t"
+    from dynakd.cli.options import _from_where_it_ran  # (bench's --output is its JSON file's: the output stays)
+    assert _from_where_it_ran("../runs/t/dynakd.yaml", dict(record), [], None, trains=False)["output"] == "runs/t"
     assert "note: ../runs/t/dynakd.yaml is the record of a run in another folder: its paths as found from here, " \
         "output ../runs/t, teacher ../runs/teacher, train_file ../train.csv" in capsys.readouterr().out
     assert cfg("../runs/t/dynakd.yaml", "--train-file", "mine.csv").train_file == "mine.csv"

@@ -199,19 +199,20 @@ def _layers(args: argparse.Namespace, groups: list[dict], defaults: dict[str, An
         flags["model"] = args.model
     # (each layer underscored once here: the file's keys may be spelt with dashes, as the flags are)
     later = [underscored(x) for x in (*overrides, flags, fixed or {})]
-    yaml_layer = _from_where_it_ran(args.config, underscored(yaml_layer), later, say)
+    trains = getattr(args, "command", None) in ("distill", "finetune")  # (bench's --output is its JSON file's)
+    yaml_layer = _from_where_it_ran(args.config, underscored(yaml_layer), later, say, trains)
     return _for_the_task(args.config, yaml_layer, later, say), overrides, flags
 
 
 def _from_where_it_ran(config: str | None, layer: dict[str, Any], later: list[dict[str, Any]],
-                       say: Callable[[str], None] | None) -> dict[str, Any]:
+                       say: Callable[[str], None] | None, trains: bool = True) -> dict[str, Any]:
     """``layer`` (the --config file's, underscored, as are the ``later`` layers) with its relative data and model paths
     counted from the folder its run ran in, where it is a run's own dynakd.yaml given from another folder
     (``rundir.paths_from_where_it_ran``: the file's folder ends with the ``output`` it records), and its ``output``
     the run's folder as found from here: the run's data and teacher were not found from here (a model path is counted
     so only where that folder holds it: else it may name a hub model), and the same command trained a second run into
     the recorded relative output counted from here; ``say``: takes what to say of the paths no ``later`` layer (--set,
-    flags) gives."""
+    flags) gives; ``trains``: the command trains into ``output`` (distill, finetune), else it is left as it is."""
     import os
     from pathlib import Path
 
@@ -223,8 +224,9 @@ def _from_where_it_ran(config: str | None, layer: dict[str, Any], later: list[di
     folder = Path(os.path.expanduser(config)).parent
     found = paths_from_where_it_ran(layer, folder, PATH_SETTINGS)
     where, here = read_from_here(layer, folder, PATH_SETTINGS)
-    if where is not None and holds_a_run(folder):  # its output too: the run's own folder (a relative one here
-        # trained a second run); not a config of one's own kept in a folder named as its output ("exp/kd": kd)
+    if trains and where is not None and holds_a_run(folder):
+        # its output too: the run's own folder (a relative one here trained a second run); not a config of one's own
+        # kept in a folder named as its output ("exp/kd": kd)
         found = found | {"output": os.path.relpath(where / layer["output"])}
     given = {k for x in later for k in x}
     if moved := [f"{k} {v}" for k, v in found.items() if v != layer.get(k) and k not in given]:
