@@ -593,10 +593,11 @@ def _built_for(cfg, teacher, train_ds, collator) -> Path | None:
     """The ``auto`` cache folder another run built for this teacher and these rows that a run can read, where one is
     (the rows are hashed only where some cache is, the teacher's weights only where one is of these rows)."""
     root = default_cache_root()
-    if not root.is_dir() or not any(p.is_dir() for p in root.iterdir()):
+    names = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    if not names:
         return None
     data = data_fingerprint(train_ds, fingerprint_columns(train_ds.column_names))
-    if not any(f"-{data}-{cfg.teacher_cache_dtype}" in p.name for p in root.iterdir()):
+    if not any(f"-{data}-{cfg.teacher_cache_dtype}" in name for name in names):
         return None
     folder = root / _auto_name(cfg, {"teacher_fingerprint": teacher_fingerprint(teacher), "data_fingerprint": data},
                                collator)

@@ -42,9 +42,8 @@ class QAEvaluationMixin:
 
     qa_eval: QAEval | None = None
     qa_predictions: dict[str, str] | None = None  # the last QA evaluation's answer to each question, by its id
-    # evaluate() reads classification rows longest first (the dynakd commands, whose metrics do not follow the order,
-    # set it); else rows come in the dataset's order, as a Trainer's do: a compute_metrics of one's own may pair
-    # prediction i with row i of the dataset. predict() always keeps the dataset's order.
+    # evaluate() reads classification rows longest first (_get_eval_sampler; the dynakd commands set it), else in
+    # the dataset's order, which a compute_metrics of one's own may pair with its rows; predict() keeps that order
     eval_longest_first: bool = False
 
     def _get_eval_sampler(self, eval_dataset):
