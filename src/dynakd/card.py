@@ -11,6 +11,7 @@ teacher, the method or the teacher's scores.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec
         tags=["dynakd", "knowledge-distillation"] if command == "distill" else ["dynakd"],
         base_model=base_model(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
         license=license_of(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
-        datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task, rows) else None,
+        datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task, rows) else _hub_id(cfg, task),
         metrics=[HUB_METRICS.get(m, m) for m in task.metrics],
         model_name=_title(out, cfg) if results else None,  # names the results
         eval_results=results,
@@ -72,6 +73,7 @@ def add_evaluation(out: Path, cfg: DistillConfig, task: TaskSpec, evaluated: dic
     on = _evaluated_on(cfg, task) or held or "the whole evaluation split"  # (a dev split's part was said "whole")
     own = cfg.validation_file or cfg.train_file  # (a train file alone: dev_split holds its evaluation rows out)
     data = (f"`{Path(own).name}`" if own else "synthetic data" if cfg.synthetic
+            else _named_dataset(cfg, cfg.eval_split) if task.reads_dataset
             else _local_glue(cfg, task) if _own_rows(cfg, task, split_rows)
             else _hub_dataset(task)[2])  # (which may not be the run's own: evaluate scores what it is given)
     precision = f", under {cfg.precision()} autocast" if cfg.bf16 or cfg.fp16 else ""
@@ -178,6 +180,21 @@ def _local_glue(cfg: DistillConfig, task: TaskSpec) -> str:
     return f"{task.glue_dir} files of the local folder `{_name(Path(cfg.data_dir))}`"
 
 
+def _named_dataset(cfg: DistillConfig, split: str) -> str:
+    """A dataset by name (task 'dataset') as the card names it: ``the `imdb` dataset (split `train`)``, a folder by
+    its own name."""
+    name = cfg.dataset if _hub_id(cfg, None) else _name(Path(cfg.dataset))
+    config = f", config `{cfg.dataset_config}`" if cfg.dataset_config else ""
+    return f"the `{name}` dataset (split `{split}`{config})"
+
+
+def _hub_id(cfg: DistillConfig, task: TaskSpec | None) -> list[str] | None:
+    """The card's ``datasets`` of a hub dataset by name (task 'dataset'; a local folder is none)."""
+    if not cfg.dataset or task is not None and not task.reads_dataset:
+        return None
+    return None if os.path.isdir(os.path.expanduser(cfg.dataset)) else [cfg.dataset]
+
+
 def _hub_dataset(task: TaskSpec) -> tuple[str, str, str]:
     """``(hub id, config, display name)`` of a public task's dataset."""
     return HUB_DATASETS.get(task.name, ("nyu-mll/glue", task.name, f"GLUE {task.glue_dir or task.name}"))
@@ -253,6 +270,8 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     own = cfg.train_file or (cfg.validation_file if cfg.dev_split else None)  # a user's file: named by itself
     own_rows = _own_rows(cfg, task, metrics.get("eval_split_rows"))  # (GLUE-layout files of other rows)
     data = ("the built-in synthetic sentiment corpus" if cfg.synthetic
+            else f"{cfg.dev_split:.0%} of {_named_dataset(cfg, cfg.eval_split)}" if task.reads_dataset and cfg.dev_split
+            else _named_dataset(cfg, cfg.train_split) if task.reads_dataset
             else f"{cfg.dev_split:.0%} of `{Path(own).name}`" if own and cfg.dev_split
             else f"`{Path(own).name}`" if own
             else f"{cfg.dev_split:.0%} of the evaluation rows of the {_local_glue(cfg, task)}" if own_rows and

@@ -189,9 +189,9 @@ def _paths_and_flags(keys: list[str], saved: dict[str, Any]) -> tuple[str, str]:
 EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", "dev_split", "data_seed",
                  "pad_to_multiple_of")
 # ... and, unless the command names another task, the run's task and its data (a SQuAD run's articles with its file)
-RUN_DATA = ("task", "data_dir", "train_file", "validation_file", "train_articles", "text_columns", "label_column",
-            "synthetic")
-_DATA_PLACES = ("data_dir", "train_file", "validation_file", "synthetic")
+RUN_DATA = ("task", "data_dir", "train_file", "validation_file", "train_articles", "dataset", "dataset_config",
+            "train_split", "eval_split", "text_columns", "label_column", "synthetic")
+_DATA_PLACES = ("data_dir", "train_file", "validation_file", "dataset", "synthetic")
 _CUT = ("dev_split", "data_seed")  # which dev rows a --dev-split run held out
 
 
@@ -265,7 +265,8 @@ def evaluation_defaults(
     # (its input length too where not the default, as distill's line says it: a QA run's windows were said by their
     # overlap alone)
     said = [f"{k} {v}" for k, v in {**data, **lent}.items()
-            if (k in ("task", "dev_split", "train_articles", "doc_stride", *_DATA_PLACES)
+            if (k in ("task", "dev_split", "train_articles", "doc_stride", "dataset_config", "eval_split",
+                      *_DATA_PLACES)
                 or k == "max_seq_length" and v != DistillConfig.max_seq_length) and k not in given]
     if is_first_process():
         if said:

@@ -23,9 +23,10 @@ BENCH_TRAIN_FLAGS = ("--batch-size", "--seed", "--torch-compile-mode")  # the tr
 # nothing), with its own defaults
 BENCH_DATA_FLAGS = {
     "--task": ("task", str, "GLUE sentence-classification task (sst2 mrpc qnli mnli qqp rte cola stsb), csv / json, "
-                            "or squad (extractive QA) (default sst2)"),
+                            "dataset (--dataset), or squad (extractive QA) (default sst2)"),
     "--train-file": ("train_file", str, "training file for --task csv/json, or a SQuAD v1.1 json file for squad"),
-    **{k: DATA_FLAGS[k] for k in ("--text-columns", "--label-column")},
+    **{k: DATA_FLAGS[k] for k in ("--dataset", "--dataset-config", "--train-split", "--text-columns",
+                                  "--label-column")},
     "--data-dir": ("data_dir", str, "folder in the GLUE TSV layout (DIR/SST-2/train.tsv ...); default: the "
                                     "synthetic corpus"),
     "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default 64; squad: windows of "

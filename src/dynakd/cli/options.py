@@ -31,8 +31,15 @@ from ..errors import DynaKDError
 
 # flag -> (config key, type, help)
 DATA_FLAGS = {
-    "--task": ("task", str, "GLUE task (sst2 mrpc qnli mnli qqp rte cola stsb), squad (extractive QA) or csv / json "
-               "(default sst2; distill: the task a DynaKD teacher was fine-tuned on)"),
+    "--task": ("task", str, "GLUE task (sst2 mrpc qnli mnli qqp rte cola stsb), squad (extractive QA), csv / json "
+               "(your own files) or dataset (--dataset) (default sst2; distill: the task a DynaKD teacher was "
+               "fine-tuned on)"),
+    "--dataset": ("dataset", str, "--task dataset: a hub dataset (imdb, user/name), a folder of data files, or a "
+                  "folder written by save_to_disk"),
+    "--dataset-config": ("dataset_config", str, "--task dataset: the dataset's config (subset), where it has several"),
+    "--train-split": ("train_split", str, "--task dataset: the split that trains (default train; a split expression "
+                      "such as train[:90%] too)"),
+    "--eval-split": ("eval_split", str, "--task dataset: the split that evaluates (default validation; e.g. test)"),
     "--data-dir": ("data_dir", str, "folder in the GLUE TSV layout (DIR/SST-2/train.tsv ...); default: the hub"),
     "--train-file": ("train_file", str, "training file for --task csv/json (csv: a .tsv file is read tab-separated), "
                      "or SQuAD v1.1 JSON for --task squad"),
@@ -41,8 +48,8 @@ DATA_FLAGS = {
     "--doc-stride": ("doc_stride", int, "squad: overlap of a context's windows in tokens (default min(128, L/2))"),
     "--max-answer-length": ("max_answer_length", int, "squad: longest predicted answer in tokens (default 30)"),
     "--n-best": ("n_best", int, "squad: start/end candidates per window in postprocessing (default 20)"),
-    "--text-columns": ("text_columns", str, "comma-separated text column(s) for --task csv/json"),
-    "--label-column": ("label_column", str, "label column for --task csv/json (default: label)"),
+    "--text-columns": ("text_columns", str, "comma-separated text column(s) for --task csv/json/dataset"),
+    "--label-column": ("label_column", str, "label column for --task csv/json/dataset (default: label)"),
     "--max-seq-length": ("max_seq_length", int, "truncate inputs to this many tokens (default 128)"),
     "--max-train-samples": ("max_train_samples", int, "use a fixed seeded subset of the training set"),
     "--max-eval-samples": ("max_eval_samples", int, "use a fixed seeded subset of each eval split"),

@@ -352,6 +352,7 @@ def _check_data_flags(cfg: DistillConfig, task) -> None:
     GLUE's data (and record the file in the run folder as if it had read it), SQuAD or csv given --data-dir the same.
     ``--synthetic`` reads none: with a data folder or file it trained on the built-in corpus without a word, and
     recorded both."""
+    _check_dataset_flags(cfg, task)
     if not task.is_user_data:
         files = [f for f, v in (("train_file", cfg.train_file), ("validation_file", cfg.validation_file)) if v]
         columns = [f for f, v in (("text_columns", cfg.text_columns), ("label_column", cfg.label_column != "label"))
@@ -369,6 +370,29 @@ def _check_data_flags(cfg: DistillConfig, task) -> None:
     named = [k for k in DATA_PATHS if getattr(cfg, k)]
     if cfg.synthetic and named:
         raise DynaKDError(synthetic_with(f"--{named[0].replace('_', '-')}"))
+
+
+# The settings of task 'dataset' (a dataset by name), with their defaults
+DATASET_KEYS = {"dataset": None, "dataset_config": None, "train_split": "train", "eval_split": "validation"}
+
+
+def _check_dataset_flags(cfg: DistillConfig, task) -> None:
+    """Task 'dataset' reads ``dataset`` (its name or folder) and no files; another task reads no dataset by name: its
+    settings went unread."""
+    if task.reads_dataset:
+        if not cfg.dataset:
+            raise DynaKDError("--task dataset needs --dataset NAME: a hub dataset (imdb, user/name), a folder of data "
+                              "files, or a folder written by save_to_disk")
+        if cfg.synthetic:
+            raise DynaKDError(synthetic_with("--dataset"))
+        if files := [f"--{f.replace('_', '-')}" for f in ("train_file", "validation_file") if getattr(cfg, f)]:
+            raise DynaKDError(f"--task dataset reads --dataset {cfg.dataset}, not {', '.join(files)}: files of your "
+                              "own are --task csv or json")
+        return
+    if given := [k for k, default in DATASET_KEYS.items() if getattr(cfg, k) != default]:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+        raise DynaKDError(f"{flags} name{'s' if len(given) == 1 else ''} a dataset of your own, which --task dataset "
+                          f"reads; task {task.name} does not")
 
 
 def synthetic_with(flag: str) -> str:

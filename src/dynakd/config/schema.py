@@ -149,6 +149,12 @@ class DistillConfig:
     data_dir: str | None = None
     train_file: str | None = None
     validation_file: str | None = None
+    # task 'dataset': a dataset by name, the hub's ("imdb", "user/name"), a folder of data files or one save_to_disk
+    # wrote; its config (subset), and its splits (or split expressions, "train[:90%]") that train and evaluate
+    dataset: str | None = None
+    dataset_config: str | None = None
+    train_split: str = "train"
+    eval_split: str = "validation"
     text_columns: list[str] | None = None
     label_column: str = "label"
     synthetic: bool = False

@@ -1,4 +1,4 @@
-"""Task data: GLUE (TSV directory or hub), user csv/json files, or the built-in synthetic corpus.
+"""Task data: GLUE (TSV directory or hub), user csv/json files, a dataset by name, or the built-in synthetic corpus.
 
 Every loader returns a ``datasets.DatasetDict`` whose splits have the columns ``text_a``, ``text_b`` (pair tasks
 only) and ``label``.
@@ -13,6 +13,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Value, concatenate_datase
 from dynakd.data.files import load_user_files
 from dynakd.data.fingerprint import map_fingerprint
 from dynakd.data.glue import load_glue_dir, load_glue_hub
+from dynakd.data.named import load_named_dataset
 from dynakd.data.synthetic import SYNTHETIC_VOCAB_WORDS, synthetic_sentiment
 from dynakd.data.tasks import GLUE_TASKS, TaskSpec, get_task, is_classifier, named_labels, with_labels
 from dynakd.distributed import note
@@ -69,11 +70,19 @@ def load_task_data(
     splits: Sequence[str] | None = None,
     synthetic: bool = False,
     seed: int = 0,
+    dataset: tuple[str | None, str | None, dict[str, str]] | None = None,
 ) -> DatasetDict:
     """Load the data for ``task`` from the one source the arguments name, checked in this order: user files
     (task csv/json; ``text_columns``, else the files' only column besides the label), the synthetic corpus
     (``synthetic=True``, seeded by ``seed``), the GLUE TSV directory ``data_dir``, else the Hugging Face hub.
-    ``splits`` (default: all) restricts the result."""
+    ``splits`` (default: all) restricts the result. ``dataset``: task 'dataset''s name, config and
+    ``{split: the dataset's split}`` (``named.load_named_dataset``)."""
+    if task.reads_dataset:
+        name, config, theirs = dataset or (None, None, {})
+        if not name:
+            raise DynaKDError("--task dataset needs --dataset NAME")
+        chosen = {split: theirs.get(split, split) for split in (splits or theirs or ("train", "validation"))}
+        return load_named_dataset(name, config, chosen, text_columns, label_column)
     if task.is_user_data:
         data = load_user_files(task.name, train_file, validation_file, text_columns, label_column)
         return _keep_splits(data, splits)

@@ -52,8 +52,9 @@ def _check_args(kind: str, files: dict[str, str], text_columns: Sequence[str], l
 # failed with "'Content_Types' does not appear to be an IPv4 or IPv6 address"
 _SPREADSHEET = "a spreadsheet (save it as CSV UTF-8 first)"
 _OTHER_FORMATS = {"xlsx": _SPREADSHEET, "xlsm": _SPREADSHEET, "xls": _SPREADSHEET, "ods": _SPREADSHEET,
-                  "parquet": "a Parquet file (write it out with pandas' to_csv or to_json first)",
-                  "arrow": "an Arrow file (load it with datasets and write it out with to_csv or to_json first)"}
+                  "parquet": "a Parquet file (its folder reads as a dataset: --task dataset --dataset DIR)",
+                  "arrow": "an Arrow file (its folder, save_to_disk's, reads as a dataset: --task dataset --dataset "
+                           "DIR)"}
 
 
 def _read(kind: str, files: dict[str, str]) -> DatasetDict:
@@ -167,7 +168,9 @@ def _suffix(path: str) -> str:
 def _kind_hint(kind: str, path: str, paths: list[str]) -> str:
     """`` (x.csv looks like csv: --task csv)`` for a file whose suffix names the other kind, else empty; when the
     run's other file (``paths``) does not look like that kind too, the other task would not read it either."""
-    other = {"csv": "json", "json": "csv"}[kind]
+    other = {"csv": "json", "json": "csv"}.get(kind)
+    if other is None:  # (a dataset by name: no file)
+        return ""
     looks = [p for p in paths if _suffix(p) in _SUFFIXES[other]]
     if path not in looks:
         return ""
@@ -318,8 +321,12 @@ def _only_text_column(kind: str, raw: DatasetDict, files: dict[str, str], label_
         raise DynaKDError(f"{path}: no label column '{label_column}' (--label-column names another); columns are: "
                           f"{', '.join(columns)}")
     others = [c for c in columns if c != label_column]
+    what = f"{kind} data" if kind in USER_KINDS else "a dataset"
+    if kind not in USER_KINDS and len(others) > 1:  # (a dataset's types are its own, not a parser's guess: an
+        others = [c for c in others  # id column beside one text column is no text column)
+                  if getattr(raw[split].features[c], "dtype", None) in _STRING_TYPES] or others
     if len(others) != 1:
-        raise DynaKDError(f"{kind} data needs the names of its text columns (one or two): --text-columns a[,b] "
+        raise DynaKDError(f"{what} needs the names of its text columns (one or two): --text-columns a[,b] "
                           f"({path} has columns {', '.join(columns)})")
     dtype = getattr(raw[split].features[others[0]], "dtype", "")
     if dtype.startswith(("int", "uint", "float", "bool")):  # (an id column beside the label: trained on numbers)
@@ -327,8 +334,9 @@ def _only_text_column(kind: str, raw: DatasetDict, files: dict[str, str], label_
                           f"numbers, not text: name the text column with --text-columns (--text-columns {others[0]} "
                           "reads those numbers as text)")
     if is_first_process():
-        print(f"{kind} data: text column '{others[0]}' (the only one besides the label column '{label_column}'; "
-              "--text-columns names others)", flush=True)
+        only = "the only one" if len(columns) == 2 else "the only one of text"
+        print(f"{path if kind not in USER_KINDS else f'{kind} data'}: text column '{others[0]}' ({only} besides the "
+              f"label column '{label_column}'; --text-columns names others)", flush=True)
     return others
 
 

@@ -35,12 +35,13 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
     if cfg.train_articles is not None:
         raise DynaKDError("--train-articles splits a SQuAD file by article; it applies to --task squad only")
     train_file, validation_file = cfg.train_file, cfg.validation_file
-    if task.is_user_data and cfg.dev_split is not None:  # one file, cut into training rows and the rest
+    if task.is_user_data and cfg.dev_split is not None and not task.reads_dataset:  # one file, cut in two
         if train_file and validation_file:
             raise DynaKDError("--dev-split cuts one file into training and evaluation rows; give --train-file alone, "
                               "not with --validation-file")
         train_file, validation_file = None, train_file or validation_file
-    if task.is_user_data and ((train and cfg.dev_split is None and not train_file) or not validation_file):
+    if task.is_user_data and not task.reads_dataset and \
+            ((train and cfg.dev_split is None and not train_file) or not validation_file):
         need = "--train-file and --validation-file" if train else "--validation-file"
         raise DynaKDError(f"--task {task.name} needs {need}, or one file with --dev-split F (train on that fraction "
                           "of its rows, evaluate on the rest)")
@@ -51,6 +52,7 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
         validation_file=validation_file,
         text_columns=cfg.text_columns,
         label_column=cfg.label_column,
+        dataset=(cfg.dataset, cfg.dataset_config, {"train": cfg.train_split, "validation": cfg.eval_split}),
         synthetic=cfg.synthetic,
         seed=cfg.data_seed,
         splits=("train", *task.eval_splits) if train and cfg.dev_split is None else task.eval_splits,
@@ -67,7 +69,8 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
     if task.is_user_data and is_first_process():
         if not task.is_regression and "train" in data:
             _note_one_class_a_row(data["train"], cfg.label_column)
-        print(f"{task.name} data: {describe_labels(task, data, cfg.label_column)}", flush=True)
+        what = cfg.dataset if task.reads_dataset else f"{task.name} data"
+        print(f"{what}: {describe_labels(task, data, cfg.label_column)}", flush=True)
     if cfg.dev_split is not None and not train:
         data.pop("train")
     cut = _subsample_splits(cfg, task, data, train)
@@ -80,6 +83,8 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
 def _source_name(task: TaskSpec, cfg: DistillConfig, path: str | None) -> str:
     """The training rows' file, as a user would look for it: their own file, GLUE's (its dev file with --dev-split),
     or the split."""
+    if task.reads_dataset:
+        return f"{cfg.dataset}'s {cfg.eval_split if cfg.dev_split is not None else cfg.train_split} split"
     if task.is_user_data and path:
         return path
     which = "dev" if cfg.dev_split is not None else "train"

@@ -39,8 +39,13 @@ class TaskSpec:
 
     @property
     def is_user_data(self) -> bool:
-        """True for the generic ``csv``/``json`` specs (user files rather than a GLUE task)."""
+        """True for the generic ``csv``/``json``/``dataset`` specs (one's own data rather than a GLUE task)."""
         return self.name in USER_FORMATS
+
+    @property
+    def reads_dataset(self) -> bool:
+        """True for ``dataset``: a dataset by name (``--dataset``), not files."""
+        return self.name == "dataset"
 
     @property
     def reads_data_dir(self) -> bool:
@@ -117,7 +122,8 @@ def rows_not_glues(task: TaskSpec, rows: dict[str, int] | None) -> str | None:
                      else f"{split} of rows not recorded" for split, n in published.items()) or "rows not recorded"
 
 
-USER_FORMATS = ("csv", "json")
+# One's own data: csv or json files, or a dataset by name (the hub's, or a folder; ``--dataset``)
+USER_FORMATS = ("csv", "json", "dataset")
 
 # Extractive QA: SQuAD v1.1 from the hub (``rajpurkar/squad``) or local files in the official JSON format.
 # ``num_labels`` 2 = the start and end logits of ``AutoModelForQuestionAnswering``.
@@ -146,8 +152,8 @@ def user_task(kind: str, num_labels: int | None = None) -> TaskSpec:
 
 def get_task(name: str, num_labels: int | None = None) -> TaskSpec:
     """Return the spec for a GLUE task name (case-insensitive; "SST-2", "sts-b" style aliases accepted), for
-    extractive QA ("squad") or for user files ("csv"/"json"). For GLUE tasks ``num_labels``, when given, must match
-    the task."""
+    extractive QA ("squad") or for one's own data ("csv"/"json" files, a "dataset" by name). For GLUE tasks
+    ``num_labels``, when given, must match the task."""
     key = _normalize(name)
     if key in USER_FORMATS:
         return user_task(key, num_labels)

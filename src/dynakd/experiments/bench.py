@@ -302,15 +302,17 @@ def _teacher_data_flags(base: DistillConfig) -> str:
     """The flags that give the bench the data a DynaKD teacher was fine-tuned on (its task where not the bench's,
     its folder or file, its columns), or empty for another teacher or one whose data is not recorded."""
     saved = lent_record(os.path.expanduser(str(base.teacher)))
-    own = {k: saved[k] for k in ("task", "data_dir", "train_file", "text_columns", "label_column") if saved.get(k)}
-    if not own.keys() & {"data_dir", "train_file"}:
+    own = {k: saved[k] for k in ("task", "data_dir", "train_file", "dataset", "dataset_config", "text_columns",
+                                 "label_column") if saved.get(k)}
+    if not own.keys() & {"data_dir", "train_file", "dataset"}:
         return ""
     try:
         task = get_task(str(own.get("task", base.task)))
     except DynaKDError:  # (a task name no longer known: the folder alone)
         task = get_task(base.task)
     flags = [f"--task {task.name}"] if task.name != base.task else []
-    flags += [f"--{k.replace('_', '-')} {shlex.quote(str(own[k]))}" for k in ("data_dir", "train_file") if k in own]
+    flags += [f"--{k.replace('_', '-')} {shlex.quote(str(own[k]))}"
+              for k in ("data_dir", "train_file", "dataset", "dataset_config") if k in own]
     if task.is_user_data:  # (their columns; a GLUE or SQuAD run records the default label column)
         flags += [f"--text-columns {shlex.quote(','.join(own['text_columns']))}"] if own.get("text_columns") else []
         label = own.get("label_column", DistillConfig.label_column)
@@ -388,7 +390,7 @@ def _checked(base: DistillConfig, methods: list[str], aligners: list[str], steps
     if get_task(base.task).is_qa and not base.train_file:  # (--data-dir holds GLUE's folders, not SQuAD's file)
         raise DynaKDError(f"bench --task {base.task} needs --train-file FILE (a SQuAD v1.1 json): it times steps on "
                           "that file's windows")
-    if not (base.data_dir or base.train_file or base.synthetic):
+    if not (base.data_dir or base.train_file or base.synthetic or base.dataset):
         if not synthetic_serves(get_task(base.task)):
             raise DynaKDError(f"bench on task {base.task} needs its data: --data-dir or --train-file (the synthetic "
                               "corpus stands in for single-sentence binary tasks only)")
@@ -403,6 +405,8 @@ def _checked(base: DistillConfig, methods: list[str], aligners: list[str], steps
     note_other_task(os.path.expanduser(str(base.teacher)), get_task(base.task).name, "teacher")
     if base.train_file and not base.validation_file:  # bench evaluates nothing: the training file stands in
         base = dataclasses.replace(base, validation_file=base.train_file)  # for the evaluation file load_data asks
+    if base.dataset:  # (and the training split for the evaluation split, which a dataset may lack)
+        base = dataclasses.replace(base, eval_split=base.train_split)
     return base
 
 
@@ -746,7 +750,7 @@ def setup_info(base: DistillConfig, steps: int, warmup: int) -> dict[str, Any]:
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else processor_name()
     kind = "cuda" if torch.cuda.is_available() else "cpu"  # (the device the bench trains on)
-    data = "synthetic" if base.synthetic else base.train_file or base.data_dir
+    data = "synthetic" if base.synthetic else base.train_file or base.data_dir or base.dataset
     return {"teacher": base.teacher, "student_layers": base.student_layers, "task": base.task, "data": data,
             "max_train_samples": base.max_train_samples, "group_by_length": base.group_by_length,
             "batch_size": base.batch_size, "max_seq_length": base.max_seq_length,

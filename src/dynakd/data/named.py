@@ -1,0 +1,116 @@
+"""A dataset of one's own by name (``--task dataset --dataset NAME``): a hub dataset (``imdb``, ``user/name``), a
+folder of data files ``datasets`` reads, or a folder written by ``save_to_disk``; its splits standardized as the
+csv/json loaders standardize files (``text_a``, ``text_b``, ``label``).
+
+``datasets.load_dataset`` does the reading (the hub, a local folder, a split expression such as ``train[:90%]``);
+this module picks the splits and the columns, and keeps a ``ClassLabel``'s names (``imdb``'s ``neg``/``pos``), which
+the label numbers of a csv file do not carry.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from datasets import ClassLabel, Dataset, DatasetDict
+
+from dynakd import hub
+from dynakd.data.files import _encode_labels, _only_text_column, _standardize_columns
+from dynakd.errors import DynaKDError, first_line
+
+KIND = "dataset"
+
+
+def load_named_dataset(
+    name: str,
+    config: str | None,
+    splits: dict[str, str],
+    text_columns: Sequence[str] | None,
+    label_column: str = "label",
+) -> DatasetDict:
+    """``splits`` (``{"train": "train", "validation": "test"}``: DynaKD's split: the dataset's split or split
+    expression) of the dataset ``name`` (config ``config``), each with columns text_a, text_b (two text columns) and
+    label. Without ``text_columns``, the only column besides the label. Labels as a csv file's are read (names,
+    integer ids, floats for regression), a ``ClassLabel`` kept with its names; rows without a label (``-1``, as a
+    test split's) are refused."""
+    raw = DatasetDict({ours: _load_split(name, config, theirs, ours) for ours, theirs in splits.items()})
+    places = {ours: f"{name} ({theirs} split)" for ours, theirs in splits.items()}
+    text_columns = list(text_columns or ()) or _only_text_column(KIND, raw, places, label_column)
+    if len(text_columns) > 2:
+        raise DynaKDError(f"need 1 or 2 text columns, got {len(text_columns)}: {', '.join(text_columns)}")
+    if label_column in text_columns:
+        raise DynaKDError(f"column '{label_column}' cannot be both a text column and the label column")
+    standard = DatasetDict({ours: _standardize_columns(raw[ours], places[ours], text_columns, label_column, KIND, [])
+                            for ours in splits})
+    names = _class_names(standard, places, label_column)
+    if names is None:
+        return _encode_labels(standard, label_column, places)
+    return DatasetDict({ours: part.cast_column("label", ClassLabel(names=names)) for ours, part in standard.items()})
+
+
+def _load_split(name: str, config: str | None, split: str, ours: str) -> Dataset:
+    """One split of the dataset, which serves as DynaKD's split ``ours``: ``load_from_disk``'s where ``name`` is a
+    folder ``save_to_disk`` wrote, else ``load_dataset``'s (the hub, checked once for reach, or a local folder of data
+    files)."""
+    import datasets
+
+    folder = os.path.expanduser(name)
+    saved = os.path.isfile(os.path.join(folder, "dataset_dict.json"))
+    try:
+        if saved:
+            return _saved_split(datasets.load_from_disk(folder), split)
+        if not os.path.isdir(folder):
+            hub.offline_unless_reachable()
+        return datasets.load_dataset(folder if os.path.isdir(folder) else name, config, split=split)
+    except Exception as exc:  # the hub, the cache, a file's parser and an unknown split raise many types
+        reason = first_line(exc)
+        hint = _hint(name, config, ours, reason)
+        raise DynaKDError(f"could not load dataset {name}{f' ({config})' if config else ''}, split {split}: "
+                          f"{reason}{hint}") from exc
+
+
+def _saved_split(whole: DatasetDict, split: str) -> Dataset:
+    """A split, or a split expression (``train[:90%]``, ``train+test``), of a folder ``save_to_disk`` wrote, as
+    ``load_dataset`` reads one of the hub's (``load_from_disk`` reads whole splits alone)."""
+    from datasets import ReadInstruction, concatenate_datasets
+
+    parts = ReadInstruction.from_spec(split).to_absolute({k: len(v) for k, v in whole.items()})
+    for part in parts:
+        if part.splitname not in whole:
+            raise ValueError(f'Unknown split "{part.splitname}". Should be one of {list(whole)}.')
+    chosen = [whole[p.splitname].select(range(p.from_, p.to)) for p in parts]
+    return chosen[0] if len(chosen) == 1 else concatenate_datasets(chosen)
+
+
+def _hint(name: str, config: str | None, ours: str, reason: str) -> str:
+    """What to do about the commonest failures: a split the dataset lacks (``ours``: the one that trains, or
+    evaluates), a config not chosen, the hub not reached."""
+    if "Unknown split" in reason or "Bad split" in reason or "split" in reason.lower() and "spec" in reason.lower():
+        if ours == "train":
+            return " (choose the training split with --train-split)"
+        return (" (choose the evaluation split with --eval-split, e.g. --eval-split test; a dataset with one split: "
+                "--eval-split train --dev-split 0.9 trains on 90% of it and evaluates on the rest)")
+    if "Config name is missing" in reason or "config" in reason.lower() and config is None:
+        return " (choose one with --dataset-config)"
+    if hub.offline() and not os.path.isdir(os.path.expanduser(name)):
+        return (" (the hub cannot be reached and the dataset is not in the local Hugging Face cache: download it "
+                "where the hub is reachable, or give a folder, e.g. one written by save_to_disk)")
+    return ""
+
+
+def _class_names(splits: DatasetDict, places: dict[str, str], label_column: str) -> list[str] | None:
+    """The class names of a ``ClassLabel`` label column (every split's the same), or None where the labels are plain
+    values. Rows labelled -1 (no label: a test split's) are refused."""
+    features = {ours: part.features["label"] for ours, part in splits.items()}
+    if not all(isinstance(f, ClassLabel) for f in features.values()):
+        return None
+    names = [list(f.names) for f in features.values()]
+    if any(n != names[0] for n in names):
+        raise DynaKDError(f"label column '{label_column}' names other classes in each split: "
+                          f"{'; '.join(f'{places[s]}: {list(f.names)}' for s, f in features.items())}")
+    for ours, part in splits.items():
+        if len(part) and min(part.unique("label")) < 0:
+            raise DynaKDError(f"{places[ours]} holds rows without a label (-1), as a test split's: evaluate on a "
+                              "labelled split (--eval-split), or cut one from the training split (--eval-split train "
+                              "--dev-split 0.9)")
+    return names[0]

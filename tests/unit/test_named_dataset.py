@@ -1,0 +1,96 @@
+"""Task 'dataset': a dataset by name (the hub's, or a local folder), read through datasets.load_dataset /
+load_from_disk, its splits and columns chosen and its ClassLabel names kept."""
+
+from __future__ import annotations
+
+import pytest
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from dynakd.config import build_config, validate
+from dynakd.data.load import load_data
+from dynakd.errors import DynaKDError
+
+ROWS = 12
+
+
+def _rows(labels):
+    return {"text": [f"good {i}" if i % 2 else f"bad {i}" for i in range(ROWS)], "label": labels,
+            "idx": list(range(ROWS))}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A folder save_to_disk wrote, as imdb's splits are: train and test labelled neg/pos, unsupervised unlabelled."""
+    folder = tmp_path_factory.mktemp("data") / "reviews"
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"]), "idx": Value("int32")})
+    labelled = _rows([i % 2 for i in range(ROWS)])
+    DatasetDict({"train": Dataset.from_dict(labelled, features=features),
+                 "test": Dataset.from_dict(labelled, features=features),
+                 "unsupervised": Dataset.from_dict(_rows([-1] * ROWS), features=features)}).save_to_disk(folder)
+    return folder
+
+
+def _load(**settings):
+    return load_data(validate(build_config({"task": "dataset", **settings})))
+
+
+def test_a_saved_dataset_keeps_its_class_names_and_finds_its_text_column(saved, capsys):
+    task, data = _load(dataset=str(saved), eval_split="test")
+    assert task.name == "dataset" and task.num_labels == 2 and task.label_names == ("neg", "pos")
+    assert {k: len(v) for k, v in data.items()} == {"train": ROWS, "validation": ROWS}
+    assert data["train"].column_names == ["text_a", "label"]  # (idx, numbers, is no text column)
+    assert data["train"]["text_a"][:2] == ["bad 0", "good 1"]
+    assert "text column 'text'" in capsys.readouterr().out
+
+
+def test_split_expressions_and_a_dev_split(saved):
+    _, data = _load(dataset=str(saved), train_split="train[:50%]", eval_split="test[2:5]")
+    assert {k: len(v) for k, v in data.items()} == {"train": ROWS // 2, "validation": 3}
+    _, data = _load(dataset=str(saved), eval_split="train", dev_split=0.5)
+    assert len(data["train"]) + len(data["validation"]) == ROWS
+
+
+def test_a_folder_of_data_files(tmp_path):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for split in ("train", "validation"):
+        Dataset.from_dict({"review": ["a", "b", "c", "d"], "stars": [1.0, 2.5, 3.0, 4.5]}).to_csv(
+            folder / f"{split}.csv", index=False)
+    task, data = _load(dataset=str(folder), text_columns=["review"], label_column="stars")
+    assert task.is_regression and len(data["validation"]) == 4
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({}, ["split validation", "Unknown split", "--eval-split test", "--dev-split 0.9"]),
+    ({"eval_split": "test", "train_split": "trian"}, ["split trian", "--train-split"]),
+    ({"eval_split": "unsupervised"}, ["without a label (-1)", "--eval-split"]),
+    ({"eval_split": "test", "text_columns": ["body"]}, ["no column 'body'", "text, label, idx"]),
+])
+def test_what_a_dataset_is_refused_for(saved, settings, words):
+    with pytest.raises(DynaKDError) as e:
+        _load(dataset=str(saved), **settings)
+    assert all(w in str(e.value) for w in words), str(e.value)
+
+
+def test_a_hub_dataset_out_of_reach_is_said(monkeypatch):
+    monkeypatch.setattr("dynakd.hub.offline", lambda: True)
+    monkeypatch.setattr("dynakd.hub.offline_unless_reachable", lambda: True)
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'someone/reviews' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr("datasets.load_dataset", unreachable)
+    with pytest.raises(DynaKDError, match="dataset someone/reviews.*not in the local Hugging Face cache"):
+        _load(dataset="someone/reviews")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"task": "dataset"}, "--task dataset needs --dataset NAME"),
+    ({"task": "dataset", "dataset": "imdb", "train_file": "a.csv"}, "not --train-file: files of your own"),
+    ({"task": "dataset", "dataset": "imdb", "synthetic": True}, "choose one of --synthetic and --dataset"),
+    ({"task": "sst2", "dataset": "imdb"}, "--dataset names a dataset of your own, which --task dataset reads"),
+    ({"task": "csv", "eval_split": "test"}, "--eval-split names a dataset of your own"),
+])
+def test_dataset_settings_belong_to_task_dataset(settings, message):
+    with pytest.raises(DynaKDError, match=message):
+        validate(build_config(settings))
