@@ -192,6 +192,7 @@ EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", 
 RUN_DATA = ("task", "data_dir", "train_file", "validation_file", "train_articles", "dataset", "dataset_config",
             "train_split", "eval_split", "text_columns", "label_column", "synthetic")
 _DATA_PLACES = ("data_dir", "train_file", "validation_file", "dataset", "synthetic")
+_DATASET = ("dataset", "dataset_config", "train_split", "eval_split")  # task 'dataset''s
 _CUT = ("dev_split", "data_seed")  # which dev rows a --dev-split run held out
 
 
@@ -249,7 +250,8 @@ def evaluation_defaults(
     if own_data and (task.is_user_data or given.get("synthetic")):  # the run's held-out part means nothing there
         lent = uncut
     data = {k: saved[k] for k in RUN_DATA if k in saved and k not in given
-            and not (own_data and k in (*_DATA_PLACES, "train_articles"))}
+            and not (own_data and k in (*_DATA_PLACES, "train_articles"))
+            and (task.reads_dataset or k not in _DATASET)}  # (another task's record holds their defaults)
     if "task" not in given:
         data["task"] = task.name
     if "dev_split" in lent:

@@ -149,8 +149,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self.distiller = distiller.to(self.args.device)
         if distiller.aligner is not None:  # a non-finite loss restores the distiller's state here, and stops
             distiller.aligner.keep_finite = False
-        if teacher is not None:
-            teacher.to(self.args.device).eval().requires_grad_(False)
+        if teacher is not None:  # (its parameters keep their requires_grad, the caller's: it runs under no_grad)
+            teacher.to(self.args.device).eval()
         self._init_state()
         self.add_callback(AlignmentCallback(self))
         self.add_callback(DistillerGradients(distiller))

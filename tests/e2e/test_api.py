@@ -416,3 +416,26 @@ def test_a_model_without_a_head_and_an_alignment_folder_as_text(tiny_teacher, tm
         capture(AutoModel.from_pretrained(tiny_teacher), batch)
     save_alignment(torch.full((2, 4), 0.25), str(tmp_path / "plans"), step=3, aligner="ot")
     assert json.loads((tmp_path / "plans" / "alignment.json").read_text())["step"] == 3
+
+
+def test_a_failed_run_closes_its_tensorboard_writer(tiny_teacher, tmp_path, monkeypatch):
+    """transformers' TensorBoard callback closes its writer at the end of training alone: each run that failed in
+    one process (a notebook's) left a writer thread running."""
+    import threading
+
+    import pytest
+
+    from dynakd.trainer import DistillationTrainer
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(DistillationTrainer, "training_step", boom)
+    writers = lambda: [t for t in threading.enumerate() if "AsyncWriter" in type(t).__name__]  # noqa: E731
+    before = len(writers())
+    cfg = DistillConfig(teacher=str(tiny_teacher), student_layers=2, task="sst2", synthetic=True, method="kd",
+                        max_train_samples=16, max_eval_samples=16, max_steps=2, batch_size=8, progress=False,
+                        report_to=["tensorboard"], output=str(tmp_path / "run"))
+    with pytest.raises(RuntimeError, match="boom"):
+        distill(cfg)
+    assert len(writers()) == before

@@ -418,3 +418,17 @@ def test_predict_and_evaluate_keep_the_datasets_order_of_rows(tiny_teacher, tmp_
     trainer.evaluate(rows)
     assert seen[-1] != rows["label"][:] and sorted(seen[-1]) == sorted(rows["label"][:])
     assert trainer.predict(rows).label_ids.tolist() == rows["label"][:] and trainer.eval_longest_first
+
+
+def test_the_teacher_keeps_its_own_requires_grad(tiny_teacher, tmp_path):
+    """The trainer froze the caller's teacher for good (requires_grad False on every parameter): fine-tuning that
+    model afterwards in the same process failed with 'element 0 of tensors does not require grad'. It runs under
+    no_grad instead, its parameters as the caller left them, and unchanged."""
+    teacher, student, tokenizer = _models(tiny_teacher)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    DistillationTrainer(model=student, teacher=teacher, distiller=_distiller({"method": "full"}),
+                        train_dataset=_rows(tokenizer, 16), args=_args(tmp_path / "run", max_steps=2),
+                        data_collator=DataCollatorWithPadding(tokenizer)).train()
+    assert all(p.requires_grad for p in teacher.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())
+    assert all(p.grad is None for p in teacher.parameters())

@@ -120,6 +120,14 @@ def test_a_pre_ln_models_top_layer_is_its_last_block_before_the_final_norm(famil
         costs = dynamics_costs(s.hidden, f.hidden, mask=inputs["attention_mask"], opts=DynamicsOptions(),
                                anchors=[0, 1])
     assert costs["layer_change"][1, 1] < 1e-6  # its step 1 -> 2 is the teacher's
+    # one capture hook on a student's last block, its own: the teacher's came with the copy of its last block, and
+    # stayed beside it
+    from dynakd.features import _LastBlock
+
+    student = build_student(teacher, layer_ids=[0, 3]).eval()
+    with torch.no_grad():
+        capture(student, inputs)
+    assert len([h for m in student.modules() for h in m._forward_hooks.values() if isinstance(h, _LastBlock)]) == 1
 
 
 def hook_count(model) -> int:

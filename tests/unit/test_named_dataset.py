@@ -94,3 +94,15 @@ def test_a_hub_dataset_out_of_reach_is_said(monkeypatch):
 def test_dataset_settings_belong_to_task_dataset(settings, message):
     with pytest.raises(DynaKDError, match=message):
         validate(build_config(settings))
+
+
+def test_a_models_other_names_read_a_datasets_classes_by_their_ids(saved, tmp_path, capsys):
+    from transformers import BertConfig
+
+    model = tmp_path / "model"
+    BertConfig(architectures=["BertForSequenceClassification"], id2label={0: "NEGATIVE", 1: "POSITIVE"},
+               label2id={"NEGATIVE": 0, "POSITIVE": 1}).save_pretrained(model)
+    task, data = load_data(validate(build_config({"task": "dataset", "dataset": str(saved), "eval_split": "test"})),
+                           labels_of=str(model))
+    assert task.label_names == ("NEGATIVE", "POSITIVE") and data["validation"]["label"][:2] == [0, 1]
+    assert "read by their ids, neg as NEGATIVE, pos as POSITIVE" in capsys.readouterr().out

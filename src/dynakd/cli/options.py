@@ -38,7 +38,7 @@ DATA_FLAGS = {
                   "folder written by save_to_disk"),
     "--dataset-config": ("dataset_config", str, "--task dataset: the dataset's config (subset), where it has several"),
     "--train-split": ("train_split", str, "--task dataset: the split that trains (default train; a split expression "
-                      "such as train[:90%] too)"),
+                      "such as train[:90%%] too)"),
     "--eval-split": ("eval_split", str, "--task dataset: the split that evaluates (default validation; e.g. test)"),
     "--data-dir": ("data_dir", str, "folder in the GLUE TSV layout (DIR/SST-2/train.tsv ...); default: the hub"),
     "--train-file": ("train_file", str, "training file for --task csv/json (csv: a .tsv file is read tab-separated), "

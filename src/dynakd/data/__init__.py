@@ -158,6 +158,12 @@ def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) ->
     # them names its labels with them)
     index = {x.strip().lower(): i for i, x in enumerate(own)}
     unknown = [x for x in feature.names if x.lower() not in index]
+    if unknown and task.reads_dataset and feature.num_classes <= len(own):
+        # a dataset's ClassLabel numbers its classes, as the model's head does (imdb's neg, pos; a hub model's
+        # NEGATIVE, POSITIVE): by their ids, said, as run_classification.py reads them where the names differ
+        note(f"the dataset's labels ({', '.join(feature.names)}) are not among the labels '{name}' was trained on: "
+             f"read by their ids, {', '.join(f'{a} as {b}' for a, b in zip(feature.names, own))}")
+        return with_labels(task, len(own), tuple(own), task.text_columns), data
     if unknown:
         raise DynaKDError(f"label(s) {', '.join(map(repr, unknown))} of the data are not among the labels '{name}' "
                           f"was trained on: {', '.join(own)}")
