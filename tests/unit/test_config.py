@@ -1076,3 +1076,13 @@ def test_a_dev_split_of_mnli_names_the_next_step_in_the_folder_given():
                                               "--dev-split 0.5 --text-columns sentence1,sentence2 --label-column "
                                               "gold_label$"):
             build_config({"task": "mnli", "dev_split": 0.1, "data_dir": data_dir})
+
+
+def test_a_file_of_the_source_repositorys_folders_not_found_says_where_it_comes_from(tmp_path, monkeypatch):
+    """An installed package's user running the README's commands (benchmarks/configs/..., examples/...) was told
+    'not found' alone."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DynaKDError, match="benchmarks/ comes with DynaKD's source repository, not with the installed"):
+        load_yaml("benchmarks/configs/b1-sst2-cpu.yaml")
+    with pytest.raises(DynaKDError, match=r"^config file not found: mine\.yaml$"):
+        load_yaml("mine.yaml")

@@ -12,7 +12,8 @@ from .options import Once
 def add_parser(sub) -> None:
     p = sub.add_parser("ablate", help="run a sweep of distillation runs from a YAML file (resumable), then report")
     p.add_argument("--config", required=True, action=Once,
-                   help="sweep file: name, output, base, teacher, grid, smoke (see benchmarks/)")
+                   help="sweep file: name, output, base, teacher, grid, smoke (README, 'Sweeps'; the source "
+                        "repository's benchmarks/configs hold the project's own)")
     p.add_argument("--output", default=None, help="sweep folder (default: the file's 'output', else runs/NAME)")
     p.add_argument("--smoke", action="store_true",
                    help="shrink data and steps to a quick check of the sweep (seconds to minutes)")

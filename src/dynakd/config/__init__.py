@@ -31,6 +31,7 @@ from .layers import (
     merge_layers,
     nest,
     parse_override,
+    repository_hint,
     typed,
     underscored,
     weight_number,
@@ -60,7 +61,7 @@ __all__ = [
     "MAX_WORKERS", "METHODS", "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode", "DistillConfig",
     "DuplicateKeyError", "DynamicsConfig", "StrictLoader", "as_config", "build_config", "default_aligner",
     "default_beta", "existing_part", "layer_term", "load_run_config", "load_yaml", "merge_dicts", "merge_layers",
-    "nest", "own_fixed_map", "parse_layer", "parse_override", "save_config", "typed", "underscored",
+    "nest", "own_fixed_map", "parse_layer", "parse_override", "repository_hint", "save_config", "typed", "underscored",
     "unread_options", "validate", "weight_number", "without_unset",
 ]
 

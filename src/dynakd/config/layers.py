@@ -254,12 +254,26 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+# The folders of DynaKD's source repository that its README names files in; an installed package holds none of them
+REPOSITORY_FOLDERS = ("benchmarks", "examples", "docs")
+
+
+def repository_hint(path: str | Path) -> str:
+    """`` (benchmarks/ comes with DynaKD's source repository ...)`` for a path not found that names a file of the
+    repository's own folders, which a wheel's user (the README's commands run from elsewhere) does not have."""
+    parts = Path(path).parts
+    if not parts or parts[0] not in REPOSITORY_FOLDERS:
+        return ""
+    return (f" ({parts[0]}/ comes with DynaKD's source repository, not with the installed package: run the command "
+            "from a checkout of it, or give a file of your own)")
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if p.is_dir():
         raise DynaKDError(f"{p} is a folder, not a config file; give a YAML file")
     if not p.is_file():
-        raise DynaKDError(f"config file not found: {p}")
+        raise DynaKDError(f"config file not found: {p}{repository_hint(p)}")
     try:
         data = yaml.load(p.read_text(encoding="utf-8"), Loader=StrictLoader)
         data = {} if data is None else data  # (an empty file, or comments alone; not `0` or `[]`)

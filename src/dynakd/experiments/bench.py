@@ -40,7 +40,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from .. import atomic, jsonfile
 from ..cache import cache_blocker, prepare_teacher_cache
-from ..config import DistillConfig, build_config, existing_part, layer_term
+from ..config import DistillConfig, build_config, existing_part, layer_term, repository_hint
 from ..data import synthetic_serves
 from ..data.load import encode, load_data
 from ..data.prepare import DistillationCollator, pad_multiple, padding_side
@@ -469,7 +469,8 @@ def plot_bench_file(path: Path, result: dict[str, Any] | None = None) -> Path:
         try:
             result = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:  # (ValueError: not JSON, or not UTF-8)
-            raise DynaKDError(f"cannot read the bench results {path}: {e}") from None
+            hint = repository_hint(path) if isinstance(e, FileNotFoundError) else ""
+            raise DynaKDError(f"cannot read the bench results {path}: {e}{hint}") from None
     rows = result.get("rows") if isinstance(result, dict) else None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise DynaKDError(f"{path} holds no bench rows (a JSON file `dynakd bench --output` wrote)")
