@@ -32,12 +32,7 @@ def _check_args(kind: str, files: dict[str, str], text_columns: Sequence[str], l
         raise DynaKDError(f"unknown data file kind '{kind}'; valid kinds: {', '.join(USER_KINDS)}")
     if not files:
         raise DynaKDError(f"{kind} data needs a train file or a validation file")
-    if len(text_columns) > 2:  # (none: the only column besides the label, _only_text_column)
-        raise DynaKDError(f"need 1 or 2 text columns, got {len(text_columns)}: {', '.join(text_columns)}")
-    if len(set(text_columns)) < len(text_columns):  # (a KeyError when the columns were renamed)
-        raise DynaKDError(f"--text-columns names '{text_columns[0]}' twice: a sentence pair is two columns")
-    if label_column in text_columns:
-        raise DynaKDError(f"column '{label_column}' cannot be both a text column and the label column")
+    check_columns(text_columns, label_column)
     for path in files.values():
         if os.path.isdir(path):
             raise DynaKDError(f"{path} is a folder: give the data file in it")
@@ -46,6 +41,17 @@ def _check_args(kind: str, files: dict[str, str], text_columns: Sequence[str], l
         if what := _OTHER_FORMATS.get(_suffix(path)):
             raise DynaKDError(f"{path} is {what}, which DynaKD does not read: it reads csv (.csv, or .tsv "
                               "tab-separated) and json (.json, .jsonl) files")
+
+
+def check_columns(text_columns: Sequence[str], label_column: str) -> None:
+    """One or two text columns (none: the only column besides the label, ``only_text_column``), apart from each
+    other and from the label column."""
+    if len(text_columns) > 2:
+        raise DynaKDError(f"need 1 or 2 text columns, got {len(text_columns)}: {', '.join(text_columns)}")
+    if len(set(text_columns)) < len(text_columns):  # (a KeyError when the columns were renamed)
+        raise DynaKDError(f"--text-columns names '{text_columns[0]}' twice: a sentence pair is two columns")
+    if label_column in text_columns:
+        raise DynaKDError(f"column '{label_column}' cannot be both a text column and the label column")
 
 
 # Files users have that the csv and json readers cannot read, with what to do; read as csv, a workbook (a zip file)
@@ -194,7 +200,7 @@ def _separator_hint(kind: str, path: str, columns: list[str]) -> str:
     return ""
 
 
-def _standardize_columns(
+def standardize_columns(
     data: Dataset, path: str, text_columns: Sequence[str], label_column: str, kind: str, paths: list[str]
 ) -> Dataset:
     """Keep only the text and label columns, renamed to text_a/text_b/label, with texts as strings (null -> "")."""
@@ -256,7 +262,7 @@ def _check_same_kind(splits: DatasetDict, files: dict[str, str], label_column: s
                           f"{files[numbered]}: give both files labels of one kind (names, or integer ids)")
 
 
-def _encode_labels(splits: DatasetDict, label_column: str, files: dict[str, str]) -> DatasetDict:
+def encode_labels(splits: DatasetDict, label_column: str, files: dict[str, str]) -> DatasetDict:
     kind = _label_kind(splits)
     if kind == "float":
         encoded = DatasetDict({name: part.cast_column("label", Value("float32")) for name, part in splits.items()})
@@ -309,7 +315,7 @@ def _label_order(name: str) -> tuple:
     return (0, int(name), name) if name.strip().isdigit() else (1, 0, name)
 
 
-def _only_text_column(kind: str, raw: DatasetDict, files: dict[str, str], label_column: str) -> list[str]:
+def only_text_column(kind: str, raw: DatasetDict, files: dict[str, str], label_column: str) -> list[str]:
     """The text column when none is named: the first file's only column besides the label. Between two or more it
     would be a guess (transformers' run_glue takes the first two, and an id column then reads as text): refused, with
     the columns."""
@@ -359,10 +365,10 @@ def load_user_files(
     _check_args(kind, files, text_columns, label_column)
     raw = _read(kind, files)
     paths = list(files.values())
-    text_columns = text_columns or _only_text_column(kind, raw, files, label_column)
+    text_columns = text_columns or only_text_column(kind, raw, files, label_column)
     standard = DatasetDict({
-        split: _standardize_columns(raw[split], path, text_columns, label_column, kind, paths)
+        split: standardize_columns(raw[split], path, text_columns, label_column, kind, paths)
         for split, path in files.items()
     })
     _check_same_kind(standard, files, label_column)
-    return _encode_labels(standard, label_column, files)
+    return encode_labels(standard, label_column, files)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from dynakd import hub
-from dynakd.data.files import _encode_labels, _only_text_column, _standardize_columns
+from dynakd.data.files import check_columns, encode_labels, only_text_column, standardize_columns
 from dynakd.errors import DynaKDError, first_line
 
 KIND = "dataset"
@@ -33,18 +33,15 @@ def load_named_dataset(
     label. Without ``text_columns``, the only column besides the label. Labels as a csv file's are read (names,
     integer ids, floats for regression), a ``ClassLabel`` kept with its names; rows without a label (``-1``, as a
     test split's) are refused."""
+    check_columns(list(text_columns or ()), label_column)
     raw = DatasetDict({ours: _load_split(name, config, theirs, ours) for ours, theirs in splits.items()})
     places = {ours: f"{name} ({theirs} split)" for ours, theirs in splits.items()}
-    text_columns = list(text_columns or ()) or _only_text_column(KIND, raw, places, label_column)
-    if len(text_columns) > 2:
-        raise DynaKDError(f"need 1 or 2 text columns, got {len(text_columns)}: {', '.join(text_columns)}")
-    if label_column in text_columns:
-        raise DynaKDError(f"column '{label_column}' cannot be both a text column and the label column")
-    standard = DatasetDict({ours: _standardize_columns(raw[ours], places[ours], text_columns, label_column, KIND, [])
+    text_columns = list(text_columns or ()) or only_text_column(KIND, raw, places, label_column)
+    standard = DatasetDict({ours: standardize_columns(raw[ours], places[ours], text_columns, label_column, KIND, [])
                             for ours in splits})
     names = _class_names(standard, places, label_column)
     if names is None:
-        return _encode_labels(standard, label_column, places)
+        return encode_labels(standard, label_column, places)
     return DatasetDict({ours: part.cast_column("label", ClassLabel(names=names)) for ours, part in standard.items()})
 
 
