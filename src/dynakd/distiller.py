@@ -87,6 +87,15 @@ def logits_always_reached(cfg: DistillConfig, steps: int = 1000) -> bool:
     return all((w := term_weights(cfg, p))["task"] > 0 or w["logit"] > 0 for p in points)
 
 
+# What the distiller may train besides the student (named in the refusals of FSDP1 and DeepSpeed, and of an
+# optimizer without them)
+OWN_PARAMS = ("hidden-state projections of method 'static', of hidden_weight and of 'pkd' between different "
+              "widths; align.learned queries")
+# Training batches after which an own loop's distiller parameters that have not moved are noted (_check_stepped):
+# more than any accumulation of gradients steps over, so that only parameters no optimizer holds stay as they began
+STEPPED_BY = 64
+
+
 class Distiller(nn.Module):
     """The distillation loss of ``cfg`` (its method, aligner, dynamics, schedules) for a student and teacher of the
     given depths and widths: ``distiller(student_features, teacher_features, labels, progress)`` gives a
@@ -154,6 +163,10 @@ class Distiller(nn.Module):
         self.teacher_ref_fixed = False
         self._first_batch_checked = False
         self._magnitudes: dict[str, float] = {}
+        # own loops: the distiller's parameters at its first training batch, until STEPPED_BY's (_check_stepped);
+        # a DistillationTrainer checks its optimizer itself and sets this None
+        self._own_params_at_start: list[torch.Tensor] | None = []
+        self._training_batches = 0
 
     def set_label_smoothing(self, value: float) -> None:
         """Label smoothing of the task term's cross-entropy (``TrainingArguments.label_smoothing_factor``)."""
@@ -278,6 +291,8 @@ class Distiller(nn.Module):
         if teacher is not None and self.token_level:  # the masks' values once (a device sync), their shapes always
             self._check_same_tokens(student, teacher, values=not self._first_batch_checked)
         self._first_batch_checked = True
+        if self.training and torch.is_grad_enabled():
+            self._check_stepped()
         if (layer_terms and perturbed is None and self.feature == "dynamics"
                 and "sensitivity" in self.opts.components):
             raise DynaKDError("the 'sensitivity' component needs both models' features of a perturbed input: pass "
@@ -301,6 +316,26 @@ class Distiller(nn.Module):
         # (nothing weighs anything: a loss of 0 to step on)
         loss = sum(weighted.values()) if weighted else 0.0 * terms["task"]
         return DistillOutput(loss=loss, terms=terms, weights=weights, plan=plan, weighted=weighted)
+
+    def _check_stepped(self) -> None:
+        """Say so, once, where the distiller's own parameters (``OWN_PARAMS``: projections, learned queries) have
+        gradients but have not moved in ``STEPPED_BY`` training batches: an own loop's optimizer built over the
+        student's parameters alone leaves them as they began, without a word (a DistillationTrainer refuses such an
+        optimizer). One comparison, a device sync, at that batch."""
+        if self._own_params_at_start is None:
+            return
+        self._training_batches += 1
+        own = [p for p in self.parameters() if p.requires_grad]
+        if self._training_batches == 1:
+            self._own_params_at_start = [p.detach().clone() for p in own] if own else None
+            return
+        if self._training_batches < STEPPED_BY:
+            return
+        start, self._own_params_at_start = self._own_params_at_start, None
+        if all(p.grad is not None for p in own) and all(torch.equal(p, q) for p, q in zip(own, start)):
+            distributed.note(f"the distiller's own parameters ({OWN_PARAMS}) have gradients but have not moved in "
+                             f"{STEPPED_BY} training batches: give your optimizer list(student.parameters()) + "
+                             "list(distiller.parameters())")
 
     def _check_outputs(self, s: Features, t: Features | None) -> None:
         """Outputs this distiller can compare: as many classes for both models, one output exactly when regressing

@@ -41,7 +41,7 @@ from .checkpoints import (
 )
 from .data.sampler import EpochLengthGroupedSampler, derived_seed
 from .data.squad import QAEval
-from .distiller import Distiller, across_tokenizers
+from .distiller import OWN_PARAMS, Distiller, across_tokenizers
 from .errors import DynaKDError
 from .evaluation import QAEvaluationMixin
 from .features import (
@@ -59,10 +59,6 @@ from .features import (
     perturbed_embeddings,
     split_inputs,
 )
-
-# What the distiller may train besides the student (named in the refusals of FSDP1 and DeepSpeed).
-OWN_PARAMS = ("hidden-state projections of method 'static', of hidden_weight and of 'pkd' between different "
-              "widths; align.learned queries")
 
 
 def check_own_optimizer(optimizer, distiller: Distiller) -> None:
@@ -147,6 +143,7 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         self.model_accepts_loss_kwargs = False
         self.teacher = teacher
         self.distiller = distiller.to(self.args.device)
+        distiller._own_params_at_start = None  # (its optimizer is checked here: check_own_optimizer, create_optimizer)
         if distiller.aligner is not None:  # a non-finite loss restores the distiller's state here, and stops
             distiller.aligner.keep_finite = False
         if teacher is not None:  # (its parameters keep their requires_grad, the caller's: it runs under no_grad)

@@ -439,3 +439,29 @@ def test_a_failed_run_closes_its_tensorboard_writer(tiny_teacher, tmp_path, monk
     with pytest.raises(RuntimeError, match="boom"):
         distill(cfg)
     assert len(writers()) == before
+
+
+def test_an_own_loops_optimizer_without_the_distillers_parameters_is_noted(tiny_teacher, capsys, monkeypatch):
+    """An own loop whose optimizer held the student's parameters alone left the distiller's projections as they
+    began, without a word (a DistillationTrainer refuses such an optimizer)."""
+    import dynakd.distiller as D
+
+    monkeypatch.setattr(D, "STEPPED_BY", 3)
+    teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    batch = dict(tokenizer(["the film is good", "the plot is dull"], padding=True, return_tensors="pt"))
+    for own in (False, True):
+        student = build_student(teacher, 2)
+        distiller = Distiller(build_config({"method": "static"}), student_layers=2, teacher_layers=4,
+                              student_width=32, teacher_width=32)
+        params = [*student.parameters(), *(distiller.parameters() if own else ())]
+        optimizer = torch.optim.AdamW(params, lr=1e-3)
+        for step in range(4):
+            with torch.no_grad():
+                t = capture(teacher, batch)
+            out = distiller(capture(student, batch), t, torch.tensor([1, 0]), progress=step / 4)
+            optimizer.zero_grad()
+            out.loss.backward()
+            optimizer.step()
+        said = capsys.readouterr().out
+        assert ("have gradients but have not moved in 3 training batches" in said) is not own, said
