@@ -207,6 +207,8 @@ def _scores(evaluated: dict[str, Any], task: TaskSpec, cfg: DistillConfig) -> di
         for metric in task.metrics:
             if key == metric or key.endswith(f"_{metric}"):
                 split = key[: -len(metric) - 1] if key != metric else task.eval_splits[0]
+                if task.reads_dataset:  # (the dataset's own split: DynaKD calls the one it scores "validation")
+                    split = cfg.eval_split
                 if cfg.dev_split:  # the rest of the split the model trained on part of
                     split = f"{split} ({1 - cfg.dev_split:.0%} held out)"
                 scores[(split, metric)] = math.nan if value is None else float(value)  # null: not computable

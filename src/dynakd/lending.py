@@ -327,6 +327,8 @@ def _same_place(key: str, given: Any, saved: Any) -> bool:
     that stands in for a recorded one not found from here (the note of ``evaluation_defaults`` asks for it)."""
     if given == saved:
         return True
+    if key == "dataset" and saved is not None:  # (a local folder is recorded by its absolute path: checks)
+        return same_file(str(given), str(saved))
     if key not in DATA_PATHS or saved is None:
         return False
     if not path_exists(saved):

@@ -99,6 +99,11 @@ def outputs_said(n: int) -> str:
     return "1 score (a regression head)" if n == 1 else f"{n} labels"
 
 
+def _task_said(task: TaskSpec) -> str:
+    """A task as a note names it: GLUE's by name, one's own data (csv, json, a dataset by name) as such."""
+    return "your data" if task.is_user_data else task.name
+
+
 def _new_head(task: TaskSpec) -> str:
     """The head a model gets for ``task``: ``a new 2-label head``, ``a new regression head``."""
     return "a new regression head" if task.is_regression else f"a new {task.num_labels}-label head"
@@ -153,7 +158,7 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
     if not classifier and not new_head_ok:
         raise DynaKDError(f"'{name}' has no classification head: fine-tune it first with `dynakd finetune`")
     if not classifier and note_head:
-        _note_new_head(name, "classification", f"{_new_head(task)} for {task.name}")
+        _note_new_head(name, "classification", f"{_new_head(task)} for {_task_said(task)}")
     if mismatched:
         # the old head's weights are dropped for a freshly initialised one (_from_pretrained lets sizes differ); its
         # loss follows the task (a regression checkpoint's saved problem_type would give a classifier's new head a
@@ -164,7 +169,7 @@ def load_classifier(name: str, task: TaskSpec, *, new_head_ok: bool = True, repl
                       id2label={i: f"LABEL_{i}" for i in range(task.num_labels)},
                       label2id={f"LABEL_{i}": i for i in range(task.num_labels)})
         note(f"{name}'s head predicts {outputs_said(config.num_labels)}; finetune replaces it with {_new_head(task)} "
-             f"for {task.name}")
+             f"for {_task_said(task)}")
     own = named_labels(config) if classifier and not mismatched else []  # a new head keeps none of the old names
     named = [x.strip().lower() for x in own] == [x.lower() for x in task.label_names or ()]  # (own: as saved)
     order = None  # the head's output for each of the task's labels, when it names them in another order

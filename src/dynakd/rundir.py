@@ -759,6 +759,10 @@ def metrics_record(command: str, cfg: DistillConfig, task: TaskSpec, metrics: di
     ``evaluate`` names the model it scored under ``model_name_or_path`` (a folder, or a hub id or alias; a record
     written before 2026-12-05 has it under ``model``, in place of the description)."""
     record = {"command": command, "task": task.name, "seed": cfg.seed, **metrics, "versions": versions()}
+    if task.reads_dataset:  # which dataset, and the split its scores are of (its "validation" is DynaKD's name)
+        record.update(dataset=cfg.dataset, eval_split=cfg.eval_split)
+        if cfg.dataset_config:
+            record["dataset_config"] = cfg.dataset_config
     if command == "distill":  # no aligner for methods without a layer term; the models it compared, as given
         record.update(method=cfg.method, align=cfg.align.name if cfg.terms["feature"] else None,
                       teacher=_as_published(cfg.teacher), student=_as_published(cfg.student))

@@ -28,8 +28,14 @@ def test_finetune_distill_evaluate_on_a_saved_dataset(tiny_teacher, tmp_path, ca
     assert f"task dataset, dataset {data}, eval_split test (as the teacher" in out
     saved = yaml.safe_load((student / "dynakd.yaml").read_text())
     assert (saved["task"], saved["dataset"], saved["eval_split"]) == ("dataset", str(data), "test")
-    assert "the `reviews` dataset (split `train`)" in (student / "README.md").read_text()
+    card = (student / "README.md").read_text()
+    assert "the `reviews` dataset (split `train`)" in card and "| test | accuracy |" in card  # (the split scored)
+    record = json.loads((student / "metrics.json").read_text())
+    assert (record["dataset"], record["eval_split"]) == (str(data), "test")
     assert main(["evaluate", "--model", str(student), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "reviews (test split)" in out and "evaluate: accuracy=" in out
     assert "accuracy" in json.loads((student / "metrics.json").read_text())["evaluate"]["eval"]
+    from dynakd.experiments.compare import _task
+
+    assert _task({"metrics": record, "config": saved}) == f"dataset {data}"  # (report: a table a dataset)

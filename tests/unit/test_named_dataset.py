@@ -63,7 +63,9 @@ def test_a_folder_of_data_files(tmp_path):
 @pytest.mark.parametrize("settings, words", [
     ({}, ["split validation", "Unknown split", "--eval-split test", "--dev-split 0.9"]),
     ({"eval_split": "test", "train_split": "trian"}, ["split trian", "--train-split"]),
-    ({"eval_split": "unsupervised"}, ["without a label (-1)", "--eval-split"]),
+    ({"eval_split": "unsupervised"}, ["(unsupervised split) holds rows without a label (-1", "--eval-split"]),
+    ({"eval_split": "test", "train_split": "unsupervised"}, ["without a label (-1", "--train-split"]),
+    ({"eval_split": "test", "dataset_config": "plain_text"}, ["has no configs: leave --dataset-config"]),
     ({"eval_split": "test", "text_columns": ["body"]}, ["no column 'body'", "text, label, idx"]),
 ])
 def test_what_a_dataset_is_refused_for(saved, settings, words):
@@ -106,3 +108,53 @@ def test_a_models_other_names_read_a_datasets_classes_by_their_ids(saved, tmp_pa
                            labels_of=str(model))
     assert task.label_names == ("NEGATIVE", "POSITIVE") and data["validation"]["label"][:2] == [0, 1]
     assert "read by their ids, neg as NEGATIVE, pos as POSITIVE" in capsys.readouterr().out
+
+
+def test_label_names_the_dataset_does_not_number_are_matched_by_name(tmp_path):
+    """Labels written as text (no ClassLabel) were numbered in sorted order and then read by those ids against a
+    model's other names: 'great' as negative, a score inverted."""
+    from transformers import BertConfig
+
+    folder = tmp_path / "words"
+    DatasetDict({"validation": Dataset.from_dict({"text": ["a", "b"], "rating": ["terrible", "great"]})}
+                ).save_to_disk(folder)
+    model = tmp_path / "model"
+    BertConfig(architectures=["BertForSequenceClassification"], id2label={0: "negative", 1: "positive"},
+               label2id={"negative": 0, "positive": 1}).save_pretrained(model)
+    cfg = validate(build_config({"task": "dataset", "dataset": str(folder), "label_column": "rating"}))
+    with pytest.raises(DynaKDError, match="'great', 'terrible' of the data are not among the labels"):
+        load_data(cfg, train=False, labels_of=str(model))
+
+
+@pytest.mark.parametrize("train, validation, message", [
+    (["neg", "pos"], [0, 1], "holds names in .*train split.* but numbers in"),
+    (ClassLabel(names=["neg", "pos"]), ["neg", "pos"], "holds classes \\(a ClassLabel\\) in .* but plain values"),
+])
+def test_labels_of_two_kinds_in_two_splits_are_refused(tmp_path, train, validation, message):
+    """Names in one split and numbers in the other made a head of four classes, two never trained."""
+    folder = tmp_path / "mixed"
+    splits = {}
+    for split, labels in (("train", train), ("validation", validation)):
+        if isinstance(labels, ClassLabel):
+            features = Features({"text": Value("string"), "label": labels})
+            splits[split] = Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]}, features=features)
+        else:
+            splits[split] = Dataset.from_dict({"text": ["a", "b"], "label": labels})
+    DatasetDict(splits).save_to_disk(folder)
+    with pytest.raises(DynaKDError, match=message):
+        _load(dataset=str(folder))
+
+
+def test_a_local_folder_is_recorded_by_its_absolute_path_and_a_missing_one_is_named(saved, monkeypatch):
+    monkeypatch.chdir(saved.parent)
+    cfg = validate(build_config({"task": "dataset", "dataset": saved.name}))
+    assert cfg.dataset == str(saved)  # (found from anywhere: a relative one was looked up on the hub elsewhere)
+    with pytest.raises(DynaKDError, match="^dataset folder not found: ./nothere$"):
+        _load(dataset="./nothere")
+
+
+def test_a_train_split_beside_a_dev_split_is_refused(saved):
+    with pytest.raises(DynaKDError, match="--dev-split cuts the evaluation split .* --train-split train\\[:6\\] would "
+                                          "go unread"):
+        validate(build_config({"task": "dataset", "dataset": str(saved), "train_split": "train[:6]",
+                               "dev_split": 0.5}))

@@ -71,11 +71,16 @@ def _check_report_to(names: list[str]) -> None:
 
 
 def _expand_paths(cfg: DistillConfig) -> None:
-    """A leading ``~`` of a path expanded (a shell expands it, a YAML file or --set does not)."""
-    for key in ("teacher", "student", "model", "data_dir", "train_file", "validation_file", "output", "teacher_cache"):
+    """A leading ``~`` of a path expanded (a shell expands it, a YAML file or --set does not); a dataset that is a
+    local folder by its absolute path: recorded as given, a relative one was looked up on the hub (or found another
+    folder of its name) from anywhere but where the run ran."""
+    for key in ("teacher", "student", "model", "data_dir", "train_file", "validation_file", "output", "teacher_cache",
+                "dataset"):
         value = getattr(cfg, key)
         if isinstance(value, str) and value.startswith("~"):
             setattr(cfg, key, os.path.expanduser(value))
+    if cfg.dataset and os.path.isdir(cfg.dataset):
+        cfg.dataset = os.path.abspath(cfg.dataset)
 
 
 def _check_values(cfg: DistillConfig) -> None:
@@ -385,6 +390,10 @@ def _check_dataset_flags(cfg: DistillConfig, task) -> None:
                               "files, or a folder written by save_to_disk")
         if cfg.synthetic:
             raise DynaKDError(synthetic_with("--dataset"))
+        if cfg.dev_split is not None and cfg.train_split != DATASET_KEYS["train_split"]:
+            raise DynaKDError(f"--dev-split cuts the evaluation split (--eval-split {cfg.eval_split}) into training "
+                              f"and evaluation rows, so --train-split {cfg.train_split} would go unread: give that "
+                              f"split as --eval-split {cfg.train_split}")
         if files := [f"--{f.replace('_', '-')}" for f in ("train_file", "validation_file") if getattr(cfg, f)]:
             raise DynaKDError(f"--task dataset reads --dataset {cfg.dataset}, not {', '.join(files)}: files of your "
                               "own are --task csv or json")

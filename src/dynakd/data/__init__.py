@@ -131,12 +131,15 @@ def check_sparse_ids(highest: int, seen: set[int]) -> None:
                           f"{len(seen) - 1}, or give the labels as strings (they are then numbered in sorted order)")
 
 
-def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) -> tuple[TaskSpec, DatasetDict]:
+def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str,
+                        by_ids: bool = False) -> tuple[TaskSpec, DatasetDict]:
     """csv/json labels numbered as a trained classifier (``config``, of the model ``name``) numbers them, not only
     from the files of this run: string labels through its ``label2id`` (names matched in any case), integer ids
     within its ``num_labels`` (a class that the files lack is still the model's). Without this, an evaluation file
     lacking one class, or holding its classes in other names, was scored by position or refused. A head without
-    names (``LABEL_0``, ...) or a model that is no classifier leaves the files' numbering as it was."""
+    names (``LABEL_0``, ...) or a model that is no classifier leaves the files' numbering as it was. ``by_ids``: the
+    labels are a dataset's own ``ClassLabel`` ids (``named``), read by their ids where its names are not the model's
+    (a label column of names the dataset does not number is matched by name, as a file's)."""
     if not task.is_user_data or task.is_regression:
         return task, data
     if not is_classifier(config):
@@ -158,7 +161,7 @@ def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str) ->
     # them names its labels with them)
     index = {x.strip().lower(): i for i, x in enumerate(own)}
     unknown = [x for x in feature.names if x.lower() not in index]
-    if unknown and task.reads_dataset and feature.num_classes <= len(own):
+    if unknown and by_ids and feature.num_classes <= len(own):
         # a dataset's ClassLabel numbers its classes, as the model's head does (imdb's neg, pos; a hub model's
         # NEGATIVE, POSITIVE): by their ids, said, as run_classification.py reads them where the names differ
         note(f"the dataset's labels ({', '.join(feature.names)}) are not among the labels '{name}' was trained on: "

@@ -250,7 +250,7 @@ def _label_kind(splits: DatasetDict) -> str:
                       "label per row)")
 
 
-def _check_same_kind(splits: DatasetDict, files: dict[str, str], label_column: str) -> None:
+def check_same_kind(splits: DatasetDict, files: dict[str, str], label_column: str) -> None:
     """Names in one file and numbers in the other are refused: each file is read on its own, so 0/1 beside neg/pos
     would make four classes, two never trained. Integers beside floats stay (regression targets that happen to be
     whole numbers in one file)."""
@@ -370,5 +370,5 @@ def load_user_files(
         split: standardize_columns(raw[split], path, text_columns, label_column, kind, paths)
         for split, path in files.items()
     })
-    _check_same_kind(standard, files, label_column)
+    check_same_kind(standard, files, label_column)
     return encode_labels(standard, label_column, files)

@@ -60,7 +60,8 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
     task = infer_task_from_data(task, data, cfg.text_columns, model_numbers=labels_of is not None)
     loaded = {split: len(data[split]) for split in task.eval_splits}  # (the files' rows, kept: GLUE's own or not)
     if labels_of is not None and task.is_user_data:
-        task, data = follow_model_labels(task, data, model_config(labels_of), labels_of)
+        task, data = follow_model_labels(task, data, model_config(labels_of), labels_of,
+                                         by_ids=getattr(data, "ids_of_its_own", False))
     # the training rows' source and its empty rows, before a dev split or a subset draws from it (drop_empty's note)
     whole = data["train"] if "train" in data else data[task.eval_splits[0]] if cfg.dev_split is not None else None
     source = None if whole is None else (_source_name(task, cfg, train_file or validation_file), whole)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from dynakd import hub
-from dynakd.data.files import check_columns, encode_labels, only_text_column, standardize_columns
+from dynakd.data.files import check_columns, check_same_kind, encode_labels, only_text_column, standardize_columns
 from dynakd.errors import DynaKDError, first_line
 
 KIND = "dataset"
@@ -39,10 +39,14 @@ def load_named_dataset(
     text_columns = list(text_columns or ()) or only_text_column(KIND, raw, places, label_column)
     standard = DatasetDict({ours: standardize_columns(raw[ours], places[ours], text_columns, label_column, KIND, [])
                             for ours in splits})
+    _check_labelled(standard, places, label_column)
     names = _class_names(standard, places, label_column)
     if names is None:
+        check_same_kind(standard, places, label_column)
         return encode_labels(standard, label_column, places)
-    return DatasetDict({ours: part.cast_column("label", ClassLabel(names=names)) for ours, part in standard.items()})
+    data = DatasetDict({ours: part.cast_column("label", ClassLabel(names=names)) for ours, part in standard.items()})
+    data.ids_of_its_own = True  # (its ids number its classes: follow_model_labels may read them by id)
+    return data
 
 
 def _load_split(name: str, config: str | None, split: str, ours: str) -> Dataset:
@@ -53,6 +57,11 @@ def _load_split(name: str, config: str | None, split: str, ours: str) -> Dataset
 
     folder = os.path.expanduser(name)
     saved = os.path.isfile(os.path.join(folder, "dataset_dict.json"))
+    if not os.path.isdir(folder) and _is_path(name):  # (not a hub id: the hub's hint would mislead)
+        raise DynaKDError(f"dataset folder not found: {name}")
+    if saved and config:
+        raise DynaKDError(f"{name} is a folder save_to_disk wrote, which has no configs: leave --dataset-config "
+                          f"{config} out")
     try:
         if saved:
             return _saved_split(datasets.load_from_disk(folder), split)
@@ -95,19 +104,38 @@ def _hint(name: str, config: str | None, ours: str, reason: str) -> str:
     return ""
 
 
+def _is_path(name: str) -> bool:
+    """Whether ``name`` can only be a local path: a hub id is ``name`` or ``owner/name``, never absolute or relative
+    to ``.``, ``..`` or ``~``."""
+    return name.startswith(("/", "./", "../", "~", ".\\", "..\\")) or name in (".", "..") or os.path.isabs(name)
+
+
+def _check_labelled(splits: DatasetDict, places: dict[str, str], label_column: str) -> None:
+    """Refuse a split of integer labels below 0 (``-1``: a row without a label, as a test split's), saying which
+    split and what to give instead."""
+    for ours, part in splits.items():
+        dtype = getattr(part.features["label"], "dtype", "")
+        if len(part) and dtype.startswith("int") and min(part.unique("label")) < 0:
+            remedy = ("train on a labelled split (--train-split)" if ours == "train" else "evaluate on a labelled "
+                      "split (--eval-split), or cut one from the training split (--eval-split train --dev-split 0.9)")
+            raise DynaKDError(f"{places[ours]} holds rows without a label (-1 in column '{label_column}'), as a test "
+                              f"split's: {remedy}")
+
+
 def _class_names(splits: DatasetDict, places: dict[str, str], label_column: str) -> list[str] | None:
-    """The class names of a ``ClassLabel`` label column (every split's the same), or None where the labels are plain
-    values. Rows labelled -1 (no label: a test split's) are refused."""
+    """The class names of a ``ClassLabel`` label column (every split's the same), or None where no split's labels
+    are one. A ``ClassLabel`` in one split beside plain values in another is refused: ids beside names would make
+    classes of both, and beside ids it would number them by the names of one split alone."""
     features = {ours: part.features["label"] for ours, part in splits.items()}
-    if not all(isinstance(f, ClassLabel) for f in features.values()):
+    named = [ours for ours, f in features.items() if isinstance(f, ClassLabel)]
+    if not named:
         return None
+    if len(named) < len(features):
+        plain = next(ours for ours in features if ours not in named)
+        raise DynaKDError(f"label column '{label_column}' holds classes (a ClassLabel) in {places[named[0]]} but plain "
+                          f"values in {places[plain]}: give the splits labels of one kind")
     names = [list(f.names) for f in features.values()]
     if any(n != names[0] for n in names):
         raise DynaKDError(f"label column '{label_column}' names other classes in each split: "
                           f"{'; '.join(f'{places[s]}: {list(f.names)}' for s, f in features.items())}")
-    for ours, part in splits.items():
-        if len(part) and min(part.unique("label")) < 0:
-            raise DynaKDError(f"{places[ours]} holds rows without a label (-1), as a test split's: evaluate on a "
-                              "labelled split (--eval-split), or cut one from the training split (--eval-split train "
-                              "--dev-split 0.9)")
     return names[0]

@@ -44,11 +44,18 @@ def compare_runs(paths: list[Path]) -> str:
     runs = [_run(p) for p in paths]
     for run, name in zip(runs, _names(paths)):
         run["name"] = name
-    tasks = sorted({str(r["metrics"].get("task")) for r in runs})
+    tasks = sorted({_task(r) for r in runs})
     if len(tasks) == 1:
         return _table([r for r in runs])
-    return "\n".join(f"## {task}\n\n" + _table([r for r in runs if str(r["metrics"].get("task")) == task])
-                     for task in tasks)
+    return "\n".join(f"## {task}\n\n" + _table([r for r in runs if _task(r) == task]) for task in tasks)
+
+
+def _task(run: dict[str, Any]) -> str:
+    """What a table holds: a task, and for task 'dataset' the dataset (one label kind, one score; every such run is
+    task 'dataset')."""
+    task = str(run["metrics"].get("task"))
+    dataset = run["metrics"].get("dataset") or run["config"].get("dataset")
+    return f"{task} {dataset}" if task == "dataset" and dataset else task
 
 
 def _table(runs: list[dict[str, Any]]) -> str:
