@@ -1237,15 +1237,15 @@ def test_the_temperature_is_no_axis_of_a_regression_task(tiny_encoder, tmp_path,
 
 def test_a_difference_whose_interval_leaves_zero_out_is_marked():
     """report.md gave every interval alike: -3.25 [-57.25, +50.75] at two seeds read as a loss beside clear ones."""
-    from dynakd.experiments.report import _clear, paired_delta, table
+    from dynakd.experiments.report import clear, paired_delta, table
 
-    clear = paired_delta({1: 0.80, 2: 0.82, 3: 0.81}, {1: 0.70, 2: 0.71, 3: 0.72})
+    ahead = paired_delta({1: 0.80, 2: 0.82, 3: 0.81}, {1: 0.70, 2: 0.71, 3: 0.72})
     unclear = paired_delta({1: 0.80, 2: 0.70, 3: 0.90}, {1: 0.75, 2: 0.80, 3: 0.80})
-    assert _clear(clear) and not _clear(unclear) and not _clear(paired_delta({1: 0.8}, {1: 0.7}))
+    assert clear(ahead) and not clear(unclear) and not clear(paired_delta({1: 0.8}, {1: 0.7}))
     row = {"depth": 2, "method": "full", "align": "ot", "variant": "-", "scores": [0.80, 0.82, 0.81], "others": {},
            "teacher": [0.9], "params_m": 11.0, "steps_per_s": 1.0}
-    marked = table([row | {"delta": clear}], "accuracy")
-    assert f"[{clear.low:+.2f}, {clear.high:+.2f}] * (3/0/0)" in marked
+    marked = table([row | {"delta": ahead}], "accuracy")
+    assert f"[{ahead.low:+.2f}, {ahead.high:+.2f}] * (3/0/0)" in marked
     assert " * (" not in table([row | {"delta": unclear}], "accuracy")
 
 

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..config import METHODS, layer_term
-from .report import mean, note, score, stdev
+from .report import clear, mean, note, score, stdev
 
 LABEL_WIDTH = 36  # characters in a line of a row's label before it wraps
 LINE_INCHES = 0.19  # the height of one line of a label
@@ -28,7 +28,8 @@ LINE_INCHES = 0.19  # the height of one line of a label
 def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
     depths = sorted({r["depth"] for r in rows}, reverse=True)
     panels = [sorted((r for r in rows if r["depth"] == d), key=_row_order) for d in depths]
-    heights = [[len(_label(r)) + 0.5 for r in panel] for panel in panels]  # a row: its label's lines and a gap
+    # a row: its label's lines or its numbers' (with a difference to kd), and a gap
+    heights = [[max(len(_label(r)), _numbers(r).count("\n") + 1) + 0.5 for r in panel] for panel in panels]
     fig = Figure(figsize=(7.5, 0.6 + 0.55 * len(panels) + LINE_INCHES * sum(map(sum, heights))))
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [sum(h) for h in heights]})[:, 0]
@@ -40,8 +41,10 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
     for ax in axes:
         if low < 0 < high:  # (a range across 0: the line shows which side a score is on)
             ax.axvline(0, color="black", linewidth=0.8)
-    axes[-1].set_xlabel(f"dev {metric} (x100)\ndot: mean over the row's n seeds; whisker: ± sd (none for one seed)",
-                        fontsize=8)
+    paired = any(r.get("delta") is not None for r in rows)
+    axes[-1].set_xlabel(f"dev {metric} (x100)\ndot: mean over the row's n seeds; whisker: ± sd (none for one seed)"
+                        + ("\nΔ kd: the mean difference to kd paired by seed, its 95% interval; * where it leaves 0 out"
+                           " (whiskers that overlap can still differ so)" if paired else ""), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")  # (tight: the numbers beside the axes are kept)
 
@@ -81,11 +84,17 @@ def _label(row: dict[str, Any]) -> list[str]:
 
 
 def _numbers(row: dict[str, Any]) -> str:
-    """``mean ± sd  n=3`` (no sd for one seed); ``n/a`` where no seed has a score; a count of the runs left out."""
+    """``mean ± sd  n=3`` (no sd for one seed); ``n/a`` where no seed has a score; a count of the runs left out; and
+    on a line of its own the paired difference to ``kd`` the report's table gives (``Δ kd +0.74 [+0.19, +1.29] *``),
+    which sds that overlap do not tell."""
     n, nan = len(row["scores"]), row.get("nan", 0)
     m = mean(row["scores"])
     text = "n/a" if math.isnan(m) else f"{m:.2f}" + (f" ± {stdev(row['scores']):.2f}" if n > 1 else "") + f"  n={n}"
-    return text + (f" (+{nan} nan)" if nan else "")
+    text += f" (+{nan} nan)" if nan else ""
+    if (d := row.get("delta")) is not None:
+        interval = "" if d.pairs < 2 else f" [{d.low:+.2f}, {d.high:+.2f}]" + (" *" if clear(d) else "")
+        text += f"\nΔ kd {d.mean:+.2f}{interval}" + (f" ({d.pairs} paired)" if d.pairs < n else "")
+    return text
 
 
 def _limits(rows: list[dict[str, Any]]) -> tuple[float, float]:
@@ -234,9 +243,9 @@ def _time_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dic
         if len(r.get(spread) or []) > 1:
             ax.plot(r[spread], [y] * len(r[spread]), "k.", markersize=3)
         over = kd if held_to_kd(r) and kd is not None else task if r is not task else None
-        ratio = f"{r[value] / over[value]:.2f}x {over['method']}" if over is not None and over[value] else ""
+        ratio = _ratio_said(r, over, value, targets) if over is not None and over[value] else ""
         ratio += " (epoch alone)" if ratio and r.get("epoch_with_teacher_pass_s") else ""  # (the hatch is beside it)
-        ax.text(_bar_end(r, value, spread), y, "  " + ratio, va="center", fontsize=7)
+        _at_end(ax, _bar_end(r, value, spread), y, ratio)
     ax.set_xlim(0, 1.3 * max(_bar_end(r, value, spread) for r in rows))
     if kd is not None and any(map(held_to_kd, rows)):
         _target(ax, targets["ratio_to_kd"] * kd[value], f"{targets['ratio_to_kd']:.2f}x kd live", "tab:blue")
@@ -247,6 +256,29 @@ def _time_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dic
     ax.set_yticks(ys, [config_label(r["method"], r["align"], r["cache"]) for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)  # the table's first row on top
     ax.set_title("time", fontsize=9, loc="left")
+
+
+def _ratio_said(row: dict[str, Any], over: dict[str, Any], value: str, targets: dict[str, float]) -> str:
+    """A row's time over ``over``'s, as the bench's verdicts read it: the JSON's ratio where it has one (of unrounded
+    times), to three places near a target's limit (1.047 and 1.054 both read 1.05), with the verdict where a target
+    judges the row (a live layer term against ``kd`` live, a cached row against ``task``)."""
+    key = "ratio_to_kd" if over["method"] == "kd" else "ratio_to_task"
+    ratio = row.get(key) if row.get(key) is not None else row[value] / over[value]
+    limit = targets.get(key) if (key == "ratio_to_kd" or row["cache"]) else None
+    return _verdict(ratio, limit, over["method"])
+
+
+def _verdict(ratio: float, limit: float | None, over: str) -> str:
+    """``1.047x kd, met (<= 1.05)``: three places near the limit, where two would read either side of it alike."""
+    near = limit is not None and abs(ratio - limit) < 0.01
+    said = f"{ratio:.3f}x {over}" if near else f"{ratio:.2f}x {over}"
+    return said if limit is None else f"{said}, {'met' if ratio <= limit else 'missed'} (<= {limit:.2f})"
+
+
+def _at_end(ax, x: float, y: float, text: str) -> None:
+    """A bar's numbers just past its end, on white where a target's dashed line crosses them."""
+    ax.annotate(text, (x, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5, "alpha": 0.8})
 
 
 def _phases_panel(ax, rows: list[dict[str, Any]]) -> None:
@@ -266,11 +298,19 @@ def _phases_panel(ax, rows: list[dict[str, Any]]) -> None:
 def _peak_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dict[str, float]) -> None:
     """Each row's peak memory; the memory target's limit where a live layer term has ``kd`` live's to divide by."""
     ax.barh(range(len(rows)), [r.get("peak_mib") or 0.0 for r in rows], color=colours, height=0.7)  # (None: unmeasured)
-    kd = find_row(rows, "kd", cache=False)
+    limit, kd = targets["peak_ratio_to_kd"], find_row(rows, "kd", cache=False)
+    for y, r in enumerate(rows):  # the MiB, and where the target judges the row its ratio and verdict
+        if r.get("peak_mib"):
+            ratio = r.get("peak_ratio_to_kd") if held_to_kd(r) else None
+            if ratio is None and held_to_kd(r) and kd is not None and kd.get("peak_mib"):
+                ratio = r["peak_mib"] / kd["peak_mib"]
+            said = f"{r['peak_mib']:.0f} MiB" + ("" if ratio is None else f", {_verdict(ratio, limit, 'kd')}")
+            _at_end(ax, r["peak_mib"], y, said)
     if kd is not None and kd.get("peak_mib") and any(map(held_to_kd, rows)):
-        limit = targets["peak_ratio_to_kd"]
         _target(ax, limit * kd["peak_mib"], f"peak {limit:.2f}x kd live's", "tab:blue")
-        ax.set_xlim(0, 1.15 * max(limit * kd["peak_mib"], *(r.get("peak_mib") or 0.0 for r in rows)))
+    peaks = [r.get("peak_mib") or 0.0 for r in rows]
+    if any(peaks):  # (room for the numbers at the bars' ends)
+        ax.set_xlim(0, 2.1 * max(limit * (kd or {}).get("peak_mib", 0.0) or 0.0, *peaks))
     ax.set_xlabel("peak MiB above the start\n(CUDA's allocator on a GPU, live tensors' bytes elsewhere)", fontsize=8)
     ax.set_title("peak memory", fontsize=9, loc="left")
 
@@ -307,9 +347,13 @@ def _bench_title(setup: dict[str, Any]) -> str:
     """What was timed, in one line: the teacher and student, the task, the batch, how it ran, the device, the date."""
     teacher = Path(str(setup.get("teacher", "?")))
     name = teacher.parent.name if teacher.name == "model" and teacher.parent.name else teacher.name  # (a package's)
-    parts = [f"{name} -> {setup.get('student_layers', '?')} layers", str(setup.get("task", "?")),
+    task = str(setup.get("task", "?")) + (" (synthetic sentences)" if setup.get("data") == "synthetic" else "")
+    n = setup.get("cpu_threads")
+    threads = f"{n} CPU thread{'s' if n != 1 else ''}" if n else ""
+    parts = [f"{name} -> {setup.get('student_layers', '?')} layers", task,
              f"batch {setup.get('batch_size', '?')}",
              "bf16" if setup.get("bf16") else "fp16" if setup.get("fp16") else "fp32",
              "compiled" if setup.get("torch_compile") else "", "CUDA graphs" if setup.get("cuda_graphs") else "",
-             "whole epochs" if setup.get("epoch") else "", str(setup.get("device", "?")), str(setup.get("date", ""))]
+             "whole epochs" if setup.get("epoch") else "", str(setup.get("device", "?")), threads,
+             str(setup.get("date", ""))]
     return "dynakd bench: " + ", ".join(p for p in parts if p)

@@ -427,7 +427,7 @@ def markdown(rows: list[dict[str, Any]], metric: str, title: str, about: str = "
     return text
 
 
-def _clear(d: Delta) -> bool:
+def clear(d: Delta) -> bool:
     """Whether a paired difference's 95% interval leaves 0 out: otherwise its seeds cannot tell it from none."""
     return d.pairs >= 2 and (d.low > 0 or d.high < 0)
 
@@ -445,7 +445,7 @@ def table(rows: list[dict[str, Any]], metric: str) -> str:
     for r in rows:
         d = r["delta"]
         delta = "-" if d is None else (f"{d.mean:+.2f}" + ("" if d.pairs < 2 else f" [{d.low:+.2f}, {d.high:+.2f}]"
-                                                          + (" *" if _clear(d) else ""))
+                                                          + (" *" if clear(d) else ""))
                                        + f" ({d.ahead}/{d.tied}/{d.behind})" + (f" n={d.pairs}" if _fewer_pairs(r)
                                                                                  else ""))
         seeds = f"{len(r['scores'])}" + (f" (+{r['nan']} nan)" if r.get("nan") else "")
