@@ -19,6 +19,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import atomic, jsonfile, packaged
 from .config import DistillConfig
+from .data.named import is_path
 from .data.tasks import TaskSpec, rows_not_glues
 from .errors import DynaKDError
 
@@ -192,7 +193,8 @@ def _hub_id(cfg: DistillConfig, task: TaskSpec | None) -> list[str] | None:
     """The card's ``datasets`` of a hub dataset by name (task 'dataset'; a local folder is none)."""
     if not cfg.dataset or task is not None and not task.reads_dataset:
         return None
-    return None if os.path.isdir(os.path.expanduser(cfg.dataset)) else [cfg.dataset]
+    local = os.path.isdir(os.path.expanduser(cfg.dataset)) or is_path(cfg.dataset)  # (a folder moved since)
+    return None if local else [cfg.dataset]
 
 
 def _hub_dataset(task: TaskSpec) -> tuple[str, str, str]:

@@ -321,18 +321,19 @@ class Distiller(nn.Module):
         """Say so, once, where the distiller's own parameters (``OWN_PARAMS``: projections, learned queries) have
         gradients but have not moved in ``STEPPED_BY`` training batches: an own loop's optimizer built over the
         student's parameters alone leaves them as they began, without a word (a DistillationTrainer refuses such an
-        optimizer). One comparison, a device sync, at that batch."""
+        optimizer). At that batch alone, a device sync a parameter while they have not moved."""
         if self._own_params_at_start is None:
             return
         self._training_batches += 1
+        if 1 < self._training_batches < STEPPED_BY:
+            return
         own = [p for p in self.parameters() if p.requires_grad]
         if self._training_batches == 1:
             self._own_params_at_start = [p.detach().clone() for p in own] if own else None
             return
-        if self._training_batches < STEPPED_BY:
-            return
         start, self._own_params_at_start = self._own_params_at_start, None
-        if all(p.grad is not None for p in own) and all(torch.equal(p, q) for p, q in zip(own, start)):
+        # (the distiller may have moved to another device since its first batch)
+        if all(p.grad is not None for p in own) and all(torch.equal(p, q.to(p.device)) for p, q in zip(own, start)):
             distributed.note(f"the distiller's own parameters ({OWN_PARAMS}) have gradients but have not moved in "
                              f"{STEPPED_BY} training batches: give your optimizer list(student.parameters()) + "
                              "list(distiller.parameters())")

@@ -137,6 +137,15 @@ class _LastBlock:
         return output
 
 
+def drop_capture_hooks(model: nn.Module) -> None:
+    """Remove the hooks ``capture`` left on ``model`` (a decoder's last block: ``_LastBlock``), from a copy of a
+    captured model (``students.build_student``), whose own comes at its first capture."""
+    for module in model.modules():
+        for key, hook in list(module._forward_hooks.items()):
+            if isinstance(hook, _LastBlock):
+                del module._forward_hooks[key]
+
+
 @dataclass(frozen=True)
 class CaptureRule:
     """How ``capture`` reads one model: ``causal`` (its class token is the last real token: a decoder's, or XLNet's,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .config import DistillConfig
+from .config import DATASET_KEYS, DistillConfig
 from .data.tasks import get_task, rows_not_glues
 from .distributed import is_first_process, note
 from .errors import DynaKDError
@@ -189,10 +189,9 @@ def _paths_and_flags(keys: list[str], saved: dict[str, Any]) -> tuple[str, str]:
 EVAL_SETTINGS = ("max_seq_length", "doc_stride", "max_answer_length", "n_best", "dev_split", "data_seed",
                  "pad_to_multiple_of")
 # ... and, unless the command names another task, the run's task and its data (a SQuAD run's articles with its file)
-RUN_DATA = ("task", "data_dir", "train_file", "validation_file", "train_articles", "dataset", "dataset_config",
-            "train_split", "eval_split", "text_columns", "label_column", "synthetic")
+RUN_DATA = ("task", "data_dir", "train_file", "validation_file", "train_articles", *DATASET_KEYS, "text_columns",
+            "label_column", "synthetic")
 _DATA_PLACES = ("data_dir", "train_file", "validation_file", "dataset", "synthetic")
-_DATASET = ("dataset", "dataset_config", "train_split", "eval_split")  # task 'dataset''s
 _CUT = ("dev_split", "data_seed")  # which dev rows a --dev-split run held out
 
 
@@ -250,8 +249,8 @@ def evaluation_defaults(
     if own_data and (task.is_user_data or given.get("synthetic")):  # the run's held-out part means nothing there
         lent = uncut
     data = {k: saved[k] for k in RUN_DATA if k in saved and k not in given
-            and not (own_data and k in (*_DATA_PLACES, "train_articles"))
-            and (task.reads_dataset or k not in _DATASET)}  # (another task's record holds their defaults)
+            and not (own_data and k in (*_DATA_PLACES, *DATASET_KEYS, "train_articles"))
+            and (task.reads_dataset or k not in DATASET_KEYS)}  # (another task's record holds their defaults)
     if "task" not in given:
         data["task"] = task.name
     if "dev_split" in lent:
@@ -328,7 +327,11 @@ def _same_place(key: str, given: Any, saved: Any) -> bool:
     if given == saved:
         return True
     if key == "dataset" and saved is not None:  # (a local folder is recorded by its absolute path: checks)
-        return same_file(str(given), str(saved))
+        # a recorded folder not found here is stood in for by a folder given, as a recorded file is (below); a hub
+        # name given is other data
+        given_folder = os.path.isdir(os.path.expanduser(str(given)))
+        return given_folder and ((os.path.isabs(str(saved)) and not path_exists(saved)) or same_file(str(given),
+                                                                                                     str(saved)))
     if key not in DATA_PATHS or saved is None:
         return False
     if not path_exists(saved):

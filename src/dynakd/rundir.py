@@ -760,7 +760,7 @@ def metrics_record(command: str, cfg: DistillConfig, task: TaskSpec, metrics: di
     written before 2026-12-05 has it under ``model``, in place of the description)."""
     record = {"command": command, "task": task.name, "seed": cfg.seed, **metrics, "versions": versions()}
     if task.reads_dataset:  # which dataset, and the split its scores are of (its "validation" is DynaKD's name)
-        record.update(dataset=cfg.dataset, eval_split=cfg.eval_split)
+        record.update(dataset=_as_published(cfg.dataset), eval_split=cfg.eval_split)
         if cfg.dataset_config:
             record["dataset_config"] = cfg.dataset_config
     if command == "distill":  # no aligner for methods without a layer term; the models it compared, as given

@@ -461,25 +461,12 @@ def _train_saying_next(trainer: DistillationTrainer, cfg: DistillConfig, out: Pa
     try:
         return trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except KeyboardInterrupt as e:
-        _close_writers(trainer)
         if not main_process or cfg.overwrite:  # (with --overwrite the same command starts again: a sweep cell's)
             raise
         saved = latest_checkpoint(out)
         none = "no checkpoint is saved (--save-steps 0)" if not cfg.save_steps else "no checkpoint was saved yet"
         raise type(e)(f"{saved} is saved: the same command resumes from it" if saved is not None
                       else f"{none}: the same command starts the run again") from None
-    except BaseException:
-        _close_writers(trainer)
-        raise
-
-
-def _close_writers(trainer: DistillationTrainer) -> None:
-    """Close the TensorBoard writer of a run that failed: transformers' callback closes it at the end of training
-    alone, and each failed run in one process (a notebook's, a sweep's cell) left its writer's thread running."""
-    for callback in trainer.callback_handler.callbacks:
-        if (writer := getattr(callback, "tb_writer", None)) is not None:
-            writer.close()
-            callback.tb_writer = None
 
 
 def _push(cfg: DistillConfig, command: str, task: TaskSpec, out: Path) -> None:

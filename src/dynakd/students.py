@@ -140,7 +140,9 @@ def build_student(teacher: nn.Module, k: int | None = None, layer_ids: list[int]
     check_layers_apart(teacher.config, type(teacher).__name__)
     layer_ids = resolve_layer_ids(teacher.config.num_hidden_layers, k, layer_ids, say=True)
     student = copy.deepcopy(teacher)
-    _drop_capture_hooks(student)
+    from .features import drop_capture_hooks  # (features reads this module's find_layers)
+
+    drop_capture_hooks(student)  # the teacher's came with the copy: the student's own comes at its first capture
     parent, attr, layers = find_layers(student)
     setattr(parent, attr, nn.ModuleList(layers[i] for i in layer_ids))
     _renumber(getattr(parent, attr))
@@ -255,14 +257,3 @@ def _renumber(layers: nn.ModuleList) -> None:
             for key in ("layer_idx", "layer_id"):
                 if isinstance(getattr(module, key, None), int):
                     setattr(module, key, new_idx)
-
-
-def _drop_capture_hooks(model: nn.Module) -> None:
-    """Remove the hooks ``features.capture`` left on a decoder teacher's last block from its copy: the student's own
-    comes at its first capture, and the copy's stayed beside it, unused."""
-    from .features import _LastBlock
-
-    for module in model.modules():
-        for key, hook in list(module._forward_hooks.items()):
-            if isinstance(hook, _LastBlock):
-                del module._forward_hooks[key]

@@ -91,13 +91,13 @@ DOMINANT = 100  # a term adding this many times the task term's part of the loss
 
 class DistillationTrainer(QAEvaluationMixin, Trainer):
     """A ``transformers.Trainer`` whose loss is a ``Distiller``'s: pass the student as ``model``, a fine-tuned
-    ``teacher`` (frozen here; None for the ``task`` method) and ``distiller=Distiller(cfg, ...)``, with your own
-    ``TrainingArguments``, datasets and collator (the columns distillation reads are kept whatever
-    ``remove_unused_columns`` says). Every
-    loss term and weight is logged, checkpoints carry the distiller's state and ``train(resume_from_checkpoint=...)``
-    restores it. ``teacher_cache``: a ``TeacherCache`` whose outputs replace the live teacher in training (the
-    dataset then needs an ``example_id`` column); ``qa_eval``: extractive-QA evaluation data; ``save_on_non_finite``:
-    whether a non-finite loss saves the last good state as a checkpoint (None: unless ``save_strategy`` is "no").
+    ``teacher`` (run in ``eval()`` under ``no_grad``, its ``requires_grad`` as given; None for the ``task`` method) and
+    ``distiller=Distiller(cfg, ...)``, with your own ``TrainingArguments``, datasets and collator (the columns
+    distillation reads are kept whatever ``remove_unused_columns`` says). Every loss term and weight is logged,
+    checkpoints carry the distiller's state and ``train(resume_from_checkpoint=...)`` restores it.
+    ``teacher_cache``: a ``TeacherCache`` whose outputs replace the live teacher in training (the dataset then needs
+    an ``example_id`` column); ``qa_eval``: extractive-QA evaluation data; ``save_on_non_finite``: whether a
+    non-finite loss saves the last good state as a checkpoint (None: unless ``save_strategy`` is "no").
     ``dynakd.distill`` builds all of this from one config.
 
     Labels are read from the batch's ``labels`` (``TrainingArguments.label_names`` is left at its default). An
@@ -476,7 +476,20 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         # logs what it added, 0, rather than starting its curve at the first log that computed it
         self._terms_seen = set(self.distiller.term_names())
         self._snapshot, self._snapshot_step = None, None  # (keyed by id(state), which a new state may reuse)
-        return super().train(*args, **kwargs)
+        try:
+            return super().train(*args, **kwargs)
+        except BaseException:
+            self._close_writers()
+            raise
+
+    def _close_writers(self) -> None:
+        """Close the TensorBoard writer of a ``train()`` that failed: transformers' callback closes it at the end of
+        training alone, and each failed run in one process (a notebook's, a sweep's cell) left its writer's thread
+        running."""
+        for callback in self.callback_handler.callbacks:
+            if (writer := getattr(callback, "tb_writer", None)) is not None:
+                writer.close()
+                callback.tb_writer = None
 
     def _accumulate(self, out) -> None:
         """Add a micro-batch's terms, weighted as the Trainer weights its loss: a step's micro-batches share it (an

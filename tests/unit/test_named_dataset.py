@@ -158,3 +158,49 @@ def test_a_train_split_beside_a_dev_split_is_refused(saved):
                                           "go unread"):
         validate(build_config({"task": "dataset", "dataset": str(saved), "train_split": "train[:6]",
                                "dev_split": 0.5}))
+
+
+def test_a_single_split_save_to_disk_folder_is_its_train_split(tmp_path):
+    """Dataset.save_to_disk (one split, state.json) went to load_dataset, which refused it for load_from_disk."""
+    folder = tmp_path / "single"
+    Dataset.from_dict({"text": [f"t{i}" for i in range(10)], "label": [i % 2 for i in range(10)]}).save_to_disk(folder)
+    _, data = _load(dataset=str(folder), eval_split="train", dev_split=0.5)
+    assert len(data["train"]) + len(data["validation"]) == 10
+
+
+@pytest.mark.parametrize("names", [["negative", "neutral", "positive"], ["pos", "negative"]])
+def test_a_classlabel_is_read_by_ids_only_against_as_many_labels_none_of_them_its_own(saved, tmp_path, names):
+    """neg, pos against a 3-label model read pos as neutral; against pos, negative they read pos as negative."""
+    from transformers import BertConfig
+
+    model = tmp_path / "model"
+    BertConfig(architectures=["BertForSequenceClassification"], id2label=dict(enumerate(names)),
+               label2id={n: i for i, n in enumerate(names)}).save_pretrained(model)
+    cfg = validate(build_config({"task": "dataset", "dataset": str(saved), "eval_split": "test"}))
+    with pytest.raises(DynaKDError, match="of the data are not among the labels"):
+        load_data(cfg, train=False, labels_of=str(model))
+
+
+def test_a_run_lends_its_dataset_split_and_cut_as_a_file_runs_do(tmp_path, monkeypatch):
+    """A run's dataset folder moved (its recorded absolute path gone) and given again stood for other data: the run's
+    dev split was dropped while its eval_split train was lent, which scored the rows it trained on; another dataset
+    given took the run's config and split."""
+    import yaml
+
+    from dynakd.lending import evaluation_defaults
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "dynakd.yaml").write_text(yaml.safe_dump({"task": "dataset", "dataset": str(tmp_path / "gone"),
+                                                     "dataset_config": "plain", "eval_split": "train",
+                                                     "dev_split": 0.1, "output": str(run)}))
+    (tmp_path / "d").mkdir()
+    monkeypatch.chdir(tmp_path)
+    lent = evaluation_defaults(run, {"dataset": "d"}, say=lambda line: None)
+    assert lent["dev_split"] == 0.1 and lent["eval_split"] == "train"  # (the folder given stands for the one gone)
+    for recorded in (tmp_path / "gone", tmp_path / "d"):  # (a hub name given is other data, beside either)
+        (run / "dynakd.yaml").write_text(yaml.safe_dump({"task": "dataset", "dataset": str(recorded),
+                                                         "dataset_config": "plain", "eval_split": "train",
+                                                         "dev_split": 0.1, "output": str(run)}))
+        lent = evaluation_defaults(run, {"dataset": "rotten_tomatoes"}, say=lambda line: None)
+        assert not {"dataset_config", "eval_split", "dev_split"} & set(lent)

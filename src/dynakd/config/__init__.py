@@ -42,6 +42,7 @@ from .schema import (
     ALIGNERS,
     COMPONENTS,
     DATA_PATHS,
+    DATASET_KEYS,
     DEFAULT_BETA0,
     FORMS,
     METHOD_TERMS,
@@ -57,12 +58,12 @@ from .schema import (
 )
 
 __all__ = [
-    "ALIGNER_READS", "ALIGNERS", "COMPONENTS", "DATA_PATHS", "DEFAULT_BETA0", "FORMS", "MAX_BATCH", "MAX_ITERS",
-    "MAX_WORKERS", "METHODS", "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode", "DistillConfig",
-    "DuplicateKeyError", "DynamicsConfig", "StrictLoader", "as_config", "build_config", "default_aligner",
-    "default_beta", "existing_part", "layer_term", "load_run_config", "load_yaml", "merge_dicts", "merge_layers",
-    "nest", "own_fixed_map", "parse_layer", "parse_override", "repository_hint", "save_config", "typed", "underscored",
-    "unread_options", "validate", "weight_number", "without_unset",
+    "ALIGNER_READS", "ALIGNERS", "COMPONENTS", "DATA_PATHS", "DATASET_KEYS", "DEFAULT_BETA0", "FORMS", "MAX_BATCH",
+    "MAX_ITERS", "MAX_WORKERS", "METHODS", "METHOD_TERMS", "SWEEP_SECTIONS", "AlignConfig", "CompileMode",
+    "DistillConfig", "DuplicateKeyError", "DynamicsConfig", "StrictLoader", "as_config", "build_config",
+    "default_aligner", "default_beta", "existing_part", "layer_term", "load_run_config", "load_yaml", "merge_dicts",
+    "merge_layers", "nest", "own_fixed_map", "parse_layer", "parse_override", "repository_hint", "save_config",
+    "typed", "underscored", "unread_options", "validate", "weight_number", "without_unset",
 ]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import DynaKDError
 from ..schedules import Schedule
 from .layers import _from_dict, existing_part
-from .schema import COMPONENTS, DATA_PATHS, FORMS, DistillConfig, DynamicsConfig, auto_pooling
+from .schema import COMPONENTS, DATA_PATHS, DATASET_KEYS, FORMS, DistillConfig, DynamicsConfig, auto_pooling
 
 # The largest batch: the Trainer's evaluation allocates a copy of the loss per example of eval_batch_size, so 1e12
 # asked for 4 TB and ended in a traceback; no device holds a batch near this one anyway.
@@ -377,10 +377,6 @@ def _check_data_flags(cfg: DistillConfig, task) -> None:
         raise DynaKDError(synthetic_with(f"--{named[0].replace('_', '-')}"))
 
 
-# The settings of task 'dataset' (a dataset by name), with their defaults
-DATASET_KEYS = {"dataset": None, "dataset_config": None, "train_split": "train", "eval_split": "validation"}
-
-
 def _check_dataset_flags(cfg: DistillConfig, task) -> None:
     """Task 'dataset' reads ``dataset`` (its name or folder) and no files; another task reads no dataset by name: its
     settings went unread."""
@@ -390,7 +386,7 @@ def _check_dataset_flags(cfg: DistillConfig, task) -> None:
                               "files, or a folder written by save_to_disk")
         if cfg.synthetic:
             raise DynaKDError(synthetic_with("--dataset"))
-        if cfg.dev_split is not None and cfg.train_split != DATASET_KEYS["train_split"]:
+        if cfg.dev_split is not None and cfg.train_split != DistillConfig.train_split:
             raise DynaKDError(f"--dev-split cuts the evaluation split (--eval-split {cfg.eval_split}) into training "
                               f"and evaluation rows, so --train-split {cfg.train_split} would go unread: give that "
                               f"split as --eval-split {cfg.train_split}")
@@ -398,7 +394,7 @@ def _check_dataset_flags(cfg: DistillConfig, task) -> None:
             raise DynaKDError(f"--task dataset reads --dataset {cfg.dataset}, not {', '.join(files)}: files of your "
                               "own are --task csv or json")
         return
-    if given := [k for k, default in DATASET_KEYS.items() if getattr(cfg, k) != default]:
+    if given := [k for k in DATASET_KEYS if getattr(cfg, k) != getattr(DistillConfig, k)]:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in given)
         raise DynaKDError(f"{flags} name{'s' if len(given) == 1 else ''} a dataset of your own, which --task dataset "
                           f"reads; task {task.name} does not")

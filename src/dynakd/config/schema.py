@@ -23,6 +23,7 @@ METHOD_TERMS: dict[str, dict[str, Any]] = {
     "full": {"logit": True, "feature": "dynamics"},
 }
 DATA_PATHS = ("data_dir", "train_file", "validation_file")  # the data settings that name files or folders
+DATASET_KEYS = ("dataset", "dataset_config", "train_split", "eval_split")  # task 'dataset''s (a dataset by name)
 METHODS = tuple(METHOD_TERMS)  # DistillConfig.method's Literal names the same (tests/unit/test_config.py)
 ALIGNERS = ("fixed", "attention", "ot")  # as AlignConfig.name's Literal
 

@@ -161,7 +161,7 @@ def follow_model_labels(task: TaskSpec, data: DatasetDict, config, name: str,
     # them names its labels with them)
     index = {x.strip().lower(): i for i, x in enumerate(own)}
     unknown = [x for x in feature.names if x.lower() not in index]
-    if unknown and by_ids and feature.num_classes <= len(own):
+    if by_ids and len(unknown) == feature.num_classes == len(own):  # (no name of its matches, and as many classes)
         # a dataset's ClassLabel numbers its classes, as the model's head does (imdb's neg, pos; a hub model's
         # NEGATIVE, POSITIVE): by their ids, said, as run_classification.py reads them where the names differ
         note(f"the dataset's labels ({', '.join(feature.names)}) are not among the labels '{name}' was trained on: "

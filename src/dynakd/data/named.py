@@ -56,15 +56,17 @@ def _load_split(name: str, config: str | None, split: str, ours: str) -> Dataset
     import datasets
 
     folder = os.path.expanduser(name)
-    saved = os.path.isfile(os.path.join(folder, "dataset_dict.json"))
-    if not os.path.isdir(folder) and _is_path(name):  # (not a hub id: the hub's hint would mislead)
+    # (a DatasetDict's save_to_disk writes dataset_dict.json, a Dataset's state.json: its one split is "train")
+    saved = any(os.path.isfile(os.path.join(folder, f)) for f in ("dataset_dict.json", "state.json"))
+    if not os.path.isdir(folder) and is_path(name):  # (not a hub id: the hub's hint would mislead)
         raise DynaKDError(f"dataset folder not found: {name}")
     if saved and config:
         raise DynaKDError(f"{name} is a folder save_to_disk wrote, which has no configs: leave --dataset-config "
                           f"{config} out")
     try:
         if saved:
-            return _saved_split(datasets.load_from_disk(folder), split)
+            whole = datasets.load_from_disk(folder)
+            return _saved_split(whole if isinstance(whole, DatasetDict) else DatasetDict({"train": whole}), split)
         if not os.path.isdir(folder):
             hub.offline_unless_reachable()
         return datasets.load_dataset(folder if os.path.isdir(folder) else name, config, split=split)
@@ -80,10 +82,8 @@ def _saved_split(whole: DatasetDict, split: str) -> Dataset:
     ``load_dataset`` reads one of the hub's (``load_from_disk`` reads whole splits alone)."""
     from datasets import ReadInstruction, concatenate_datasets
 
+    # (a split it lacks: datasets' 'Unknown split "x". Should be one of [...]')
     parts = ReadInstruction.from_spec(split).to_absolute({k: len(v) for k, v in whole.items()})
-    for part in parts:
-        if part.splitname not in whole:
-            raise ValueError(f'Unknown split "{part.splitname}". Should be one of {list(whole)}.')
     chosen = [whole[p.splitname].select(range(p.from_, p.to)) for p in parts]
     return chosen[0] if len(chosen) == 1 else concatenate_datasets(chosen)
 
@@ -104,7 +104,7 @@ def _hint(name: str, config: str | None, ours: str, reason: str) -> str:
     return ""
 
 
-def _is_path(name: str) -> bool:
+def is_path(name: str) -> bool:
     """Whether ``name`` can only be a local path: a hub id is ``name`` or ``owner/name``, never absolute or relative
     to ``.``, ``..`` or ``~``."""
     return name.startswith(("/", "./", "../", "~", ".\\", "..\\")) or name in (".", "..") or os.path.isabs(name)

@@ -46,6 +46,7 @@ import yaml
 
 from .. import atomic, hub, jsonfile
 from ..config import (
+    DATASET_KEYS,
     SWEEP_SECTIONS,
     DistillConfig,
     build_config,
@@ -243,9 +244,9 @@ def _check_student_depths(configs: dict[str, DistillConfig], teacher_model: str)
 
 # The task and data a sweep's teacher is fine-tuned on (once per seed, from base): a grid over one would distil cells
 # from a teacher of another task or data, or (other dev rows held out) one that trained on the cell's evaluation rows.
-TEACHER_DATA_KEYS = ("task", "data_dir", "train_file", "validation_file", "dataset", "dataset_config", "train_split",
-                     "eval_split", "text_columns", "label_column", "dev_split", "train_articles", "synthetic",
-                     "max_eval_samples")  # (the teacher's score: on base's rows)
+# (max_eval_samples: the teacher's score is on base's rows)
+TEACHER_DATA_KEYS = ("task", "data_dir", "train_file", "validation_file", *DATASET_KEYS, "text_columns", "label_column",
+                     "dev_split", "train_articles", "synthetic", "max_eval_samples")
 
 
 def _held_out(base: dict[str, Any]) -> bool:

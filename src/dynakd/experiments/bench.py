@@ -302,8 +302,8 @@ def _teacher_data_flags(base: DistillConfig) -> str:
     """The flags that give the bench the data a DynaKD teacher was fine-tuned on (its task where not the bench's,
     its folder or file, its columns), or empty for another teacher or one whose data is not recorded."""
     saved = lent_record(os.path.expanduser(str(base.teacher)))
-    own = {k: saved[k] for k in ("task", "data_dir", "train_file", "dataset", "dataset_config", "text_columns",
-                                 "label_column") if saved.get(k)}
+    own = {k: saved[k] for k in ("task", "data_dir", "train_file", "dataset", "dataset_config", "train_split",
+                                 "text_columns", "label_column") if saved.get(k)}
     if not own.keys() & {"data_dir", "train_file", "dataset"}:
         return ""
     try:
@@ -313,6 +313,8 @@ def _teacher_data_flags(base: DistillConfig) -> str:
     flags = [f"--task {task.name}"] if task.name != base.task else []
     flags += [f"--{k.replace('_', '-')} {shlex.quote(str(own[k]))}"
               for k in ("data_dir", "train_file", "dataset", "dataset_config") if k in own]
+    if own.get("dataset") and own.get("train_split", DistillConfig.train_split) != DistillConfig.train_split:
+        flags.append(f"--train-split {shlex.quote(str(own['train_split']))}")
     if task.is_user_data:  # (their columns; a GLUE or SQuAD run records the default label column)
         flags += [f"--text-columns {shlex.quote(','.join(own['text_columns']))}"] if own.get("text_columns") else []
         label = own.get("label_column", DistillConfig.label_column)

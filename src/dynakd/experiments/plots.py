@@ -28,8 +28,7 @@ LINE_INCHES = 0.19  # the height of one line of a label
 def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
     depths = sorted({r["depth"] for r in rows}, reverse=True)
     panels = [sorted((r for r in rows if r["depth"] == d), key=_row_order) for d in depths]
-    # a row: its label's lines or its numbers' (with a difference to kd), and a gap
-    heights = [[max(len(_label(r)), _numbers(r).count("\n") + 1) + 0.5 for r in panel] for panel in panels]
+    heights = [[len(_label(r)) + 0.5 for r in panel] for panel in panels]  # a row: its label's lines and a gap
     fig = Figure(figsize=(7.5, 0.6 + 0.55 * len(panels) + LINE_INCHES * sum(map(sum, heights))))
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [sum(h) for h in heights]})[:, 0]
@@ -43,7 +42,7 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path, metric: str) -> None:
             ax.axvline(0, color="black", linewidth=0.8)
     paired = any(r.get("delta") is not None for r in rows)
     axes[-1].set_xlabel(f"dev {metric} (x100)\ndot: mean over the row's n seeds; whisker: ± sd (none for one seed)"
-                        + ("\nΔ kd: the mean difference to kd paired by seed, its 95% interval; * where it leaves 0 out"
+                        + ("\nΔkd: the mean difference to kd paired by seed, its 95% interval; * where it leaves 0 out"
                            " (whiskers that overlap can still differ so)" if paired else ""), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")  # (tight: the numbers beside the axes are kept)
@@ -85,15 +84,15 @@ def _label(row: dict[str, Any]) -> list[str]:
 
 def _numbers(row: dict[str, Any]) -> str:
     """``mean ± sd  n=3`` (no sd for one seed); ``n/a`` where no seed has a score; a count of the runs left out; and
-    on a line of its own the paired difference to ``kd`` the report's table gives (``Δ kd +0.74 [+0.19, +1.29] *``),
-    which sds that overlap do not tell."""
+    the paired difference to ``kd`` the report's table gives (``Δkd +0.74 [+0.19,+1.29]*``), which sds that overlap do
+    not tell."""
     n, nan = len(row["scores"]), row.get("nan", 0)
     m = mean(row["scores"])
     text = "n/a" if math.isnan(m) else f"{m:.2f}" + (f" ± {stdev(row['scores']):.2f}" if n > 1 else "") + f"  n={n}"
     text += f" (+{nan} nan)" if nan else ""
     if (d := row.get("delta")) is not None:
-        interval = "" if d.pairs < 2 else f" [{d.low:+.2f}, {d.high:+.2f}]" + (" *" if clear(d) else "")
-        text += f"\nΔ kd {d.mean:+.2f}{interval}" + (f" ({d.pairs} paired)" if d.pairs < n else "")
+        interval = "" if d.pairs < 2 else f" [{d.low:+.2f},{d.high:+.2f}]" + ("*" if clear(d) else "")
+        text += f"  Δkd {d.mean:+.2f}{interval}" + (f" ({d.pairs} paired)" if d.pairs < n else "")
     return text
 
 
@@ -310,7 +309,7 @@ def _peak_panel(ax, rows: list[dict[str, Any]], colours: list[str], targets: dic
         _target(ax, limit * kd["peak_mib"], f"peak {limit:.2f}x kd live's", "tab:blue")
     peaks = [r.get("peak_mib") or 0.0 for r in rows]
     if any(peaks):  # (room for the numbers at the bars' ends)
-        ax.set_xlim(0, 2.1 * max(limit * (kd or {}).get("peak_mib", 0.0) or 0.0, *peaks))
+        ax.set_xlim(0, 2.1 * max(limit * ((kd or {}).get("peak_mib") or 0.0), *peaks))
     ax.set_xlabel("peak MiB above the start\n(CUDA's allocator on a GPU, live tensors' bytes elsewhere)", fontsize=8)
     ax.set_title("peak memory", fontsize=9, loc="left")
 
