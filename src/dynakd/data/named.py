@@ -30,7 +30,7 @@ def load_named_dataset(
 ) -> DatasetDict:
     """``splits`` (``{"train": "train", "validation": "test"}``: DynaKD's split: the dataset's split or split
     expression) of the dataset ``name`` (config ``config``), each with columns text_a, text_b (two text columns) and
-    label. Without ``text_columns``, the only column besides the label. Labels as a csv file's are read (names,
+    label. Without ``text_columns``, the only column of text besides the label. Labels as a csv file's are read (names,
     integer ids, floats for regression), a ``ClassLabel`` kept with its names; rows without a label (``-1``, as a
     test split's) are refused."""
     check_columns(list(text_columns or ()), label_column)
