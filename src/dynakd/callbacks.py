@@ -77,6 +77,7 @@ class AlignmentCallback(TrainerCallback):
             step=state.global_step,
             aligner=type(aligner).__dict__.get("name") or type(aligner).__name__,  # a subclass: its class name
             averaged=not hasattr(aligner, "fixed"),  # (a fixed map, a subclass's too: its map, not a running mean)
+            tracked=(getattr(aligner, "tracked", None), getattr(aligner, "momentum", 0.9)),
         )
         if (writer := self._tensorboard()) is not None:
             writer.add_image("alignment", pixels, state.global_step, dataformats="HWC")
@@ -95,9 +96,10 @@ class AlignmentCallback(TrainerCallback):
         self.save(args, state)
 
 
-def save_alignment(plan: torch.Tensor, out_dir: str | Path, *, step: int, aligner: str, averaged: bool = True):
-    """Write ``alignment.json`` and ``alignment.png`` (``averaged``: the plan is a running mean, not a fixed map);
-    returns the picture's pixels."""
+def save_alignment(plan: torch.Tensor, out_dir: str | Path, *, step: int, aligner: str, averaged: bool = True,
+                   tracked: tuple[int | None, float] | None = None):
+    """Write ``alignment.json`` and ``alignment.png`` (``averaged``: the plan is a running mean, not a fixed map;
+    ``tracked``: how many plans it holds, and the momentum of its average); returns the picture's pixels."""
     from .plots import plot_alignment
 
     out_dir = Path(out_dir)
@@ -109,6 +111,10 @@ def save_alignment(plan: torch.Tensor, out_dir: str | Path, *, step: int, aligne
         "rows": "student layers 1..Ls",
         "columns": "teacher layers 1..Lt",
     }
+    held = None
+    if averaged and tracked is not None and tracked[0] is not None:  # how much of the starting map it still is
+        held = tracked[0], tracked[1] ** tracked[0]
+        record.update(plans_averaged=held[0], start_map_weight=round(held[1], 4))
     (out_dir / "alignment.json").write_text(jsonfile.dumps(record, indent=1))
     return plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})",
-                          averaged=averaged)
+                          averaged=averaged, held=held)

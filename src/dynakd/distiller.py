@@ -181,7 +181,7 @@ class Distiller(nn.Module):
         """State outside parameters and buffers, so that ``state_dict`` holds all a resumed run needs, and the
         aligner's class (a running plan of one aligner loaded into another went without a word)."""
         return {"magnitudes": dict(self._magnitudes), "teacher_ref_fixed": self.teacher_ref_fixed,
-                "aligner": self._aligner_name()}
+                "aligner": self._aligner_name(), "plans_tracked": getattr(self.aligner, "tracked", None)}
 
     def _aligner_name(self) -> str | None:
         return None if self.aligner is None else type(self.aligner).__name__
@@ -193,6 +193,8 @@ class Distiller(nn.Module):
                               f"{self._aligner_name() or 'none'}: resume with the aligner it was trained with")
         self._magnitudes = dict(state["magnitudes"])
         self.teacher_ref_fixed = bool(state["teacher_ref_fixed"])
+        if self.aligner is not None:  # (a state written before it was kept: not known)
+            self.aligner.tracked = state.get("plans_tracked")
 
     def snapshot(self) -> dict:
         """Copies of the running state a training forward updates (references, running plan, balancing magnitudes);

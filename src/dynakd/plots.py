@@ -15,12 +15,14 @@ from matplotlib import image
 from matplotlib.figure import Figure
 
 
-def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment", *, averaged: bool = True) -> np.ndarray:
+def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment", *, averaged: bool = True,
+                   held: tuple[int, float] | None = None) -> np.ndarray:
     """Heatmap of an aligner's running plan ``[Ls, Lt]`` (``averaged``: the exponential average of the plans seen in
     training; else a fixed map): rows are student layers, columns teacher layers (both 1-based: 0 would be the
     embeddings). The colour scale is 0..1, a row's weights summing to 1, so a uniform plan looks dark beside a
-    confident one; a plan with NaN or inf says so in its title. Saved to ``path``; returns the picture's pixels
-    (``[H, W, 3]`` uint8, for TensorBoard)."""
+    confident one; a plan with NaN or inf says so in its title. ``held``: the plans the running mean holds and the
+    weight the starting map still has in it (an early plan reads as a confident one otherwise). Saved to ``path``;
+    returns the picture's pixels (``[H, W, 3]`` uint8, for TensorBoard)."""
     p = plan.float().numpy()
     n_s, n_t = p.shape
     fig = Figure(figsize=(max(4.0, 1.6 + 0.5 * n_t), max(2.6, 1.4 + 0.45 * n_s)))
@@ -33,7 +35,9 @@ def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment", *, 
     ax.set_ylabel("student layer (1-based)")
     broken = int((~np.isfinite(p)).sum())
     # the plan drawn is an average: after a few steps it is still mostly the one-hot map it starts from
-    title += "\nrunning mean of the plans in training" if averaged else "\nfixed map"
+    title += "\nfixed map" if not averaged else "\nrunning mean of the plans in training" if held is None else (
+        f"\nrunning mean of {held[0]} plan{'s' if held[0] != 1 else ''} in training"
+        + (f"; the starting map still weighs {held[1]:.0%}" if held[1] >= 0.005 else ""))
     title += "" if not broken else f"\n{broken} of {p.size} weights are not finite (NaN or inf)"
     ax.set_title(title, fontsize=9, color="black" if not broken else "darkred")
     # every weight that shows at two decimals (a row's numbers summed to 0.97 where cells under 0.05 went

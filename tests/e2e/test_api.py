@@ -465,3 +465,21 @@ def test_an_own_loops_optimizer_without_the_distillers_parameters_is_noted(tiny_
             optimizer.step()
         said = capsys.readouterr().out
         assert ("have gradients but have not moved in 3 training batches" in said) is not own, said
+
+
+def test_the_heatmap_says_how_many_plans_its_running_mean_holds(tiny_teacher, tmp_path):
+    """After a few steps the running plan is still mostly the one-hot map it starts from (0.9^3 = 73% after 3), which
+    read as a confident alignment: the picture and alignment.json say how many plans it holds."""
+    cfg = DistillConfig(teacher=str(tiny_teacher), student_layers=2, task="sst2", synthetic=True, method="full",
+                        max_train_samples=48, max_eval_samples=16, max_steps=3, batch_size=16, progress=False,
+                        output=str(tmp_path / "run"))
+    distill(cfg)
+    record = json.loads((tmp_path / "run" / "alignment.json").read_text())
+    assert record["plans_averaged"] == 3 and record["start_map_weight"] == 0.729
+    d = Distiller(build_config({"method": "full"}), student_layers=2, teacher_layers=4, student_width=32,
+                  teacher_width=32)
+    d.aligner.tracked = 7
+    again = Distiller(build_config({"method": "full"}), student_layers=2, teacher_layers=4, student_width=32,
+                      teacher_width=32)
+    again.load_state_dict(d.state_dict())
+    assert again.aligner.tracked == 7  # (kept in checkpoints: a resumed run's picture counts on)

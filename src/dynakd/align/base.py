@@ -40,6 +40,9 @@ class Aligner(nn.Module):
             raise ValueError(f"plan_every must be >= 1, got {plan_every}")
         self.plan_every = plan_every
         self._held_for = 0  # training batches the held plan has served (0: none yet); ``held_for`` in checkpoints
+        # plans the running plan has taken in (the distiller's extra state keeps it; None: from a checkpoint written
+        # before it was kept), so that its picture can say how much of the starting map it still holds
+        self.tracked: int | None = 0
         if plan_every > 1:  # (buffers only then: the state of every other aligner stays as it was)
             self.register_buffer("held_plan", uniform_plan(n_student, n_teacher))
             self.register_buffer("held_for", torch.zeros((), dtype=torch.long))
@@ -95,6 +98,8 @@ class Aligner(nn.Module):
 
     def track(self, p: torch.Tensor) -> None:
         """Move the running plan towards ``p``."""
+        if self.tracked is not None:
+            self.tracked += 1
         with torch.no_grad():
             step = p.detach().to(self.running_plan)
             if not self.keep_finite:
