@@ -272,6 +272,8 @@ def evaluation_defaults(
     if is_first_process():
         if said:
             say(f"evaluate: {', '.join(said)} (as {folder} was trained)")
+        if task.reads_dataset and not own_data and (lent | given).get("dev_split") is None:
+            _note_trained_split(str(folder), saved, given, say)
         if task.is_qa and saved.get("doc_stride") and "doc_stride" not in {*given, *lent}:  # (another length's)
             say(f"note: {folder} was trained on windows of {saved.get('max_seq_length')} tokens overlapping by "
                 f"{saved['doc_stride']}; these windows of {given.get('max_seq_length')} overlap by their length's "
@@ -291,6 +293,17 @@ def evaluation_defaults(
         read = {k: v for k, v in data.items() if k != "train_file" or {"train_articles", "dev_split"} & {*saved, *lent}}
         _say_read_here(str(folder), folder, lent | read, say)
     return {**lent, **data}
+
+
+def _note_trained_split(run: str, saved: dict[str, Any], given: dict[str, Any], say: Callable[[str], None]) -> None:
+    """Say so where the split a dataset run is scored on holds the rows it trained on: the same split, or one of the
+    two the whole split the other cuts (``train`` beside ``train[:90%]``; two cuts of it may be apart)."""
+    train = str(saved.get("train_split") or DistillConfig.train_split)
+    scored = str(given.get("eval_split") or saved.get("eval_split") or DistillConfig.eval_split)
+    whole = {split.split("[")[0].strip() for split in (train, scored)}
+    if scored == train or (len(whole) == 1 and ("[" not in train or "[" not in scored)):
+        say(f"note: {run} was trained on split {train} of its dataset; --eval-split {scored} scores rows it trained "
+            "on")
 
 
 def _scores_record(folder: str | Path) -> dict:

@@ -204,3 +204,21 @@ def test_a_run_lends_its_dataset_split_and_cut_as_a_file_runs_do(tmp_path, monke
                                                          "dev_split": 0.1, "output": str(run)}))
         lent = evaluation_defaults(run, {"dataset": "rotten_tomatoes"}, say=lambda line: None)
         assert not {"dataset_config", "eval_split", "dev_split"} & set(lent)
+
+
+@pytest.mark.parametrize("trained, scored, said", [
+    ("train", "train", True), ("train[:90%]", "train", True), ("train", "train[90%:]", True),
+    ("train[:90%]", "train[90%:]", False), ("train", "test", False),
+])
+def test_evaluating_a_dataset_run_on_the_rows_it_trained_on_is_noted(tmp_path, trained, scored, said):
+    import yaml
+
+    from dynakd.lending import evaluation_defaults
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "dynakd.yaml").write_text(yaml.safe_dump({"task": "dataset", "dataset": "someone/reviews",
+                                                     "train_split": trained, "eval_split": "test"}))
+    lines = []
+    evaluation_defaults(run, {"eval_split": scored}, say=lines.append)
+    assert any("scores rows it trained on" in line for line in lines) is said, lines
