@@ -39,7 +39,8 @@ def write_model_card(out: Path, command: str, cfg: DistillConfig, task: TaskSpec
         tags=["dynakd", "knowledge-distillation"] if command == "distill" else ["dynakd"],
         base_model=base_model(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
         license=license_of(cfg.model if command == "finetune" else cfg.student or cfg.teacher),
-        datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task, rows) else _hub_id(cfg, task),
+        datasets=[_hub_dataset(task)[0]] if _public_data(cfg, task, rows)
+        else _hub_id(cfg) if task.reads_dataset else None,
         metrics=[HUB_METRICS.get(m, m) for m in task.metrics],
         model_name=_title(out, cfg) if results else None,  # names the results
         eval_results=results,
@@ -184,14 +185,14 @@ def _local_glue(cfg: DistillConfig, task: TaskSpec) -> str:
 def _named_dataset(cfg: DistillConfig, split: str) -> str:
     """A dataset by name (task 'dataset') as the card names it: ``the `imdb` dataset (split `train`)``, a folder by
     its own name."""
-    name = cfg.dataset if _hub_id(cfg, None) else _name(Path(cfg.dataset))
+    name = cfg.dataset if _hub_id(cfg) else _name(Path(cfg.dataset))
     config = f", config `{cfg.dataset_config}`" if cfg.dataset_config else ""
     return f"the `{name}` dataset (split `{split}`{config})"
 
 
-def _hub_id(cfg: DistillConfig, task: TaskSpec | None) -> list[str] | None:
+def _hub_id(cfg: DistillConfig) -> list[str] | None:
     """The card's ``datasets`` of a hub dataset by name (task 'dataset'; a local folder is none)."""
-    if not cfg.dataset or task is not None and not task.reads_dataset:
+    if not cfg.dataset:
         return None
     local = os.path.isdir(os.path.expanduser(cfg.dataset)) or is_path(cfg.dataset)  # (a folder moved since)
     return None if local else [cfg.dataset]

@@ -340,11 +340,10 @@ def _same_place(key: str, given: Any, saved: Any) -> bool:
     if given == saved:
         return True
     if key == "dataset" and saved is not None:  # (a local folder is recorded by its absolute path: checks)
-        # a recorded folder not found here is stood in for by a folder given, as a recorded file is (below); a hub
-        # name given is other data
-        given_folder = os.path.isdir(os.path.expanduser(str(given)))
-        return given_folder and ((os.path.isabs(str(saved)) and not path_exists(saved)) or same_file(str(given),
-                                                                                                     str(saved)))
+        if not os.path.isdir(os.path.expanduser(str(given))):
+            return False  # a hub name given is other data
+        # a recorded folder not found here is stood in for by the folder given, as a recorded file is (below)
+        return (os.path.isabs(str(saved)) and not path_exists(saved)) or same_file(str(given), str(saved))
     if key not in DATA_PATHS or saved is None:
         return False
     if not path_exists(saved):
