@@ -232,8 +232,11 @@ def _eval_results(scores: dict[tuple[str, str], float], task: TaskSpec) -> list[
 def method_label(cfg: DistillConfig) -> str:
     """``method `full`, layer aligner `ot``` (the aligner only for methods that match layers)."""
     align = cfg.resolved_align()
-    layers = (f" (teacher layers {', '.join(map(str, align.layers))}, 1-based)"
-              if align.name == "fixed" and align.layers else "")
+    layers = ""
+    if align.name == "fixed" and align.layers:
+        layers = f" (teacher layers {', '.join(map(str, align.layers))}, 1-based)"
+    elif align.name == "fixed" and align.fixed_map != "uniform":  # alignment.json holds the layers
+        layers = f" (the `{align.fixed_map}` map{f', drawn by seed {cfg.seed}' if align.fixed_map == 'random' else ''})"
     aligner = f", layer aligner `{align.name}`{layers}" if cfg.terms["feature"] else ""
     return f"method `{cfg.method}`{aligner}"
 

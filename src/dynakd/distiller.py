@@ -137,7 +137,7 @@ class Distiller(nn.Module):
         if aligner is not None:
             _check_own_aligner(aligner, cfg, self.feature, student_layers, teacher_layers)
         elif self.feature:
-            aligner = build_aligner(cfg.resolved_align(), student_layers, teacher_layers)
+            aligner = build_aligner(cfg.resolved_align(), student_layers, teacher_layers, cfg.seed)
         self.aligner = aligner
         self.hidden_term = self.feature == "dynamics" and cfg.hidden_weight is not None  # dynamics + static's term
         pkd_proj = self.feature == "pkd" and student_width != teacher_width

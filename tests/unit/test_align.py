@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
@@ -412,3 +414,33 @@ def test_an_aligner_of_ones_own_plugs_into_the_distiller():
     with pytest.raises(DynaKDError, match=r"^aligner= takes an instance of dynakd.align.Aligner \(its plan\(cost\) "
                                           "method\\), got type"):
         Distiller(build_config({"method": "full"}), aligner=Greedy, **dims)
+
+
+def test_a_random_map_is_drawn_by_the_seed_distinct_and_in_order():
+    """``fixed_map: random``: the control that asks whether it matters which layers are matched (anchors.md: automatic
+    alignment must beat the uniform, last-k and random maps); the same seed the same map, in every process."""
+    maps = {seed: fixed_map(3, 12, "random", seed=seed) for seed in range(20)}
+    for got in maps.values():
+        assert got == sorted(set(got)) and len(got) == 3 and 1 <= got[0] and got[-1] <= 12
+    assert len({tuple(m) for m in maps.values()}) > 10  # seeds draw other maps
+    first = fixed_map(3, 12, "random", seed=7)
+    torch.manual_seed(1)
+    random.seed(1)
+    assert fixed_map(3, 12, "random", seed=7) == first  # the global generators play no part
+    assert fixed_map(6, 6, "random", seed=3) == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(DynaKDError, match="align.fixed_map random picks 6 of the teacher's layers, but it has 4"):
+        fixed_map(6, 4, "random")
+
+
+def test_a_distiller_draws_its_random_map_by_the_run_seed():
+    from dynakd import Distiller, build_config
+
+    def aligner(seed):
+        cfg = build_config({"method": "full", "seed": seed, "align": {"name": "fixed", "fixed_map": "random"}})
+        return Distiller(cfg, student_layers=2, teacher_layers=6, student_width=8, teacher_width=16).aligner
+
+    maps = {seed: [int(i) + 1 for i in aligner(seed).fixed.argmax(1)] for seed in (1, 2)}
+    assert maps == {seed: fixed_map(2, 6, "random", seed=seed) for seed in (1, 2)} and maps[1] != maps[2]
+    aligner(1).load_state_dict(aligner(1).state_dict())  # a resume draws the map its checkpoint holds
+    with pytest.raises(DynaKDError, match="the checkpoint's fixed layer map is"):
+        aligner(2).load_state_dict(aligner(1).state_dict())

@@ -8,10 +8,10 @@ from .fixed import FixedAligner, fixed_map
 from .ot import OTAligner, order_prior, sinkhorn
 
 
-def build_aligner(cfg, n_student: int, n_teacher: int) -> Aligner:
-    """Aligner from an ``AlignConfig``."""
+def build_aligner(cfg, n_student: int, n_teacher: int, seed: int = 0) -> Aligner:
+    """Aligner from an ``AlignConfig``; ``seed``: the run's, which draws the fixed aligner's ``random`` map."""
     if cfg.name == "fixed":
-        return FixedAligner(n_student, n_teacher, cfg.fixed_map, cfg.layers)
+        return FixedAligner(n_student, n_teacher, cfg.fixed_map, cfg.layers, seed)
     if cfg.name == "attention":
         return AttentionAligner(n_student, n_teacher, cfg.tau, cfg.learned, cfg.plan_momentum, cfg.plan_every)
     if cfg.name == "ot":

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import random
+
 import torch
 
 from ..errors import DynaKDError
 from .base import Aligner, one_hot_plan, uniform_map
 
 
-def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: list[int] | None = None) -> list[int]:
+def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: list[int] | None = None,
+              seed: int = 0) -> list[int]:
     """Teacher layer (1-based) of each student layer.
 
     ``uniform``: ``round(m * Lt / Ls)`` (TinyBERT; a student deeper than the teacher repeats teacher layers).
     ``skip``: every ``Lt // Ls``-th layer (Patient KD "skip"). ``last``: the last ``Ls`` teacher layers (Patient KD
     "last"). Both match the top pair too, which Patient KD leaves to the logit term (its 12 -> 6 "skip" matches
     student layers 1-5 to 2, 4, 6, 8, 10). ``reversed``: the uniform map read backwards (a deliberately wrong map, the
-    control for "automatic alignment helps"). ``layers``: an explicit list.
+    control for "automatic alignment helps"). ``random``: ``Ls`` distinct teacher layers drawn by ``seed`` (a run's
+    seed), in increasing order: a map chosen blind, the control "Layer-Selection Strategy Doesn't Matter (Much)"
+    (2025) asks automatic alignment to beat beside the uniform and last-k maps; each seed of a sweep draws its own.
+    ``layers``: an explicit list.
     """
     if layers is not None:
         if len(layers) != n_student or not all(1 <= ell <= n_teacher for ell in layers):
@@ -24,7 +30,7 @@ def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: lis
                 f"(one per student layer), got {layers}"
             )
         return list(layers)
-    if n_student > n_teacher and mode in ("skip", "last"):  # uniform and reversed repeat teacher layers
+    if n_student > n_teacher and mode in ("skip", "last", "random"):  # uniform and reversed repeat teacher layers
         raise DynaKDError(f"align.fixed_map {mode} picks {n_student} of the teacher's layers, but it has {n_teacher}: "
                           "use fixed_map uniform (which repeats teacher layers), align.layers, or --align ot or "
                           "attention")
@@ -35,6 +41,8 @@ def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: lis
         return list(range(n_teacher - n_student + 1, n_teacher + 1))
     if mode == "reversed":
         return uniform_map(n_student, n_teacher)[::-1]
+    if mode == "random":  # its own generator: the same map in every process, whatever drew from the global ones
+        return sorted(random.Random(seed).sample(range(1, n_teacher + 1), n_student))
     return uniform_map(n_student, n_teacher)
 
 
@@ -42,9 +50,10 @@ class FixedAligner(Aligner):
     name = "fixed"
     cost_gradient = False
 
-    def __init__(self, n_student: int, n_teacher: int, mode: str = "uniform", layers: list[int] | None = None):
+    def __init__(self, n_student: int, n_teacher: int, mode: str = "uniform", layers: list[int] | None = None,
+                 seed: int = 0):
         super().__init__(n_student, n_teacher, momentum=0.0)
-        self.register_buffer("fixed", one_hot_plan(fixed_map(n_student, n_teacher, mode, layers), n_teacher))
+        self.register_buffer("fixed", one_hot_plan(fixed_map(n_student, n_teacher, mode, layers, seed), n_teacher))
         self.running_plan.copy_(self.fixed)
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:

@@ -119,7 +119,7 @@ class AlignConfig:
 
     # None: the method's aligner (``default_aligner``), resolved by ``validate`` (every entry point validates)
     name: Literal["fixed", "attention", "ot"] | None = None
-    fixed_map: Literal["uniform", "skip", "last", "reversed"] = "uniform"
+    fixed_map: Literal["uniform", "skip", "last", "reversed", "random"] = "uniform"  # random: drawn by the seed
     layers: list[int] | None = None
     tau: float = 0.1
     learned: bool = False
