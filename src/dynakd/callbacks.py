@@ -78,6 +78,7 @@ class AlignmentCallback(TrainerCallback):
             aligner=type(aligner).__dict__.get("name") or type(aligner).__name__,  # a subclass: its class name
             averaged=not hasattr(aligner, "fixed"),  # (a fixed map, a subclass's too: its map, not a running mean)
             tracked=(getattr(aligner, "tracked", None), getattr(aligner, "momentum", 0.9)),
+            started=self._copied_from(aligner),
         )
         if (writer := self._tensorboard()) is not None:
             writer.add_image("alignment", pixels, state.global_step, dataformats="HWC")
@@ -89,6 +90,15 @@ class AlignmentCallback(TrainerCallback):
         found = (c for c in self.trainer.callback_handler.callbacks if isinstance(c, TensorBoardCallback))
         return getattr(next(found, None), "tb_writer", None)
 
+    def _copied_from(self, aligner) -> list[int] | None:
+        """The teacher layer (1-based: a plan's column) each student layer was copied from, for a student built from
+        this run's teacher (``students.build_student`` records the 0-based ids in its config); else None."""
+        ids = getattr(getattr(self.trainer.model, "config", None), "dynakd_teacher_layers", None)
+        built_here = self.trainer.distiller.cfg.student is None  # (a --student folder's ids are of its own teacher)
+        if not built_here or not isinstance(ids, list) or len(ids) != aligner.n_student:
+            return None
+        return [int(i) + 1 for i in ids]
+
     def on_evaluate(self, args, state, control, **kwargs):
         self.save(args, state)
 
@@ -97,9 +107,10 @@ class AlignmentCallback(TrainerCallback):
 
 
 def save_alignment(plan: torch.Tensor, out_dir: str | Path, *, step: int, aligner: str, averaged: bool = True,
-                   tracked: tuple[int | None, float] | None = None):
+                   tracked: tuple[int | None, float] | None = None, started: list[int] | None = None):
     """Write ``alignment.json`` and ``alignment.png`` (``averaged``: the plan is a running mean, not a fixed map;
-    ``tracked``: how many plans it holds, and the momentum of its average); returns the picture's pixels."""
+    ``tracked``: how many plans it holds, and the momentum of its average; ``started``: the teacher layer, 1-based,
+    each student layer was copied from, where it was built from the teacher's); returns the picture's pixels."""
     from .plots import plot_alignment
 
     out_dir = Path(out_dir)
@@ -115,6 +126,8 @@ def save_alignment(plan: torch.Tensor, out_dir: str | Path, *, step: int, aligne
     if averaged and tracked is not None and tracked[0] is not None:  # how much of the starting map it still is
         held = tracked[0], tracked[1] ** tracked[0]
         record.update(plans_averaged=held[0], start_map_weight=round(held[1], 4))
+    if started is not None:
+        record["student_copied_from"] = list(started)
     (out_dir / "alignment.json").write_text(jsonfile.dumps(record, indent=1))
     return plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})",
-                          averaged=averaged, held=held)
+                          averaged=averaged, held=held, started=started)

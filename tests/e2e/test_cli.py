@@ -13,6 +13,7 @@ from transformers import AutoModelForSequenceClassification
 
 from dynakd.cli import main
 from dynakd.errors import DynaKDError
+from dynakd.students import default_layer_ids
 
 FAST = [
     "--synthetic",
@@ -87,8 +88,10 @@ def test_distill_every_method(tiny_teacher, tmp_path, method, align, terms):
     has_plan = method not in ("task", "kd")
     assert (out / "alignment.png").is_file() == has_plan
     if has_plan:
-        plan = json.loads((out / "alignment.json").read_text())["plan"]
+        record = json.loads((out / "alignment.json").read_text())
+        plan = record["plan"]
         assert len(plan) == 2 and len(plan[0]) == 4
+        assert record["student_copied_from"] == [i + 1 for i in default_layer_ids(4, 2)]  # (outlined in the picture)
         assert all(abs(sum(row) - 1) < 1e-3 for row in plan)
     tags = tensorboard_tags(out)
     assert {f"train/loss/{t}" for t in terms} <= tags
@@ -318,6 +321,7 @@ def test_teacher_and_student_with_different_tokenizers(tiny_teacher, tmp_path, c
     args = ["distill", "--teacher", str(tiny_teacher), "--student", str(student), "--task", "sst2", *FAST]
     assert main([*args, "--method", "full", "--output", str(tmp_path / "full")]) == 0
     assert json.loads((tmp_path / "full" / "metrics.json").read_text())["model"]["hidden_size"] == 16
+    assert "student_copied_from" not in json.loads((tmp_path / "full" / "alignment.json").read_text())
     assert "note: the teacher and the student tokenize differently: the rows are encoded for each" in \
         capsys.readouterr().out  # (a reviewer found nothing said of it)
     assert main([*args, "--method", "static", "--output", str(tmp_path / "static")]) == 2

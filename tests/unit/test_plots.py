@@ -344,3 +344,16 @@ def test_a_bench_chart_whose_kd_peak_was_not_measured_draws(saved, tmp_path):
     rows[1]["peak_mib"] = None  # (unmeasured)
     plot_bench({"rows": rows, "setup": {}}, tmp_path / "n.png", TARGETS)
     assert (tmp_path / "n.png").is_file()
+
+
+def test_the_teacher_layers_a_student_was_copied_from_are_outlined(saved):
+    """From the pictures' review (2026-12-07): a plan on the layers a student was built from may be the copy's
+    likeness rather than a match the costs found; the heatmap did not say which they were."""
+    from matplotlib.patches import Rectangle
+
+    plot_alignment(torch.full((2, 6), 1 / 6), Path("a.png"), title="ot alignment (step 3)", started=[1, 6])
+    fig = saved[-1][0]
+    boxes = [p for p in fig.axes[0].patches if isinstance(p, Rectangle) and not p.get_fill()]
+    assert sorted((b.get_x() + 0.5, b.get_y() + 0.5) for b in boxes) == [(0.0, 0.0), (5.0, 1.0)]  # (column, row)
+    assert "copied from" in fig.axes[0].get_title()
+    assert "copied from" not in plot(torch.full((2, 6), 1 / 6), saved).axes[0].get_title()
