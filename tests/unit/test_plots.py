@@ -357,3 +357,16 @@ def test_the_teacher_layers_a_student_was_copied_from_are_outlined(saved):
     assert sorted((b.get_x() + 0.5, b.get_y() + 0.5) for b in boxes) == [(0.0, 0.0), (5.0, 1.0)]  # (column, row)
     assert "copied from" in fig.axes[0].get_title()
     assert "copied from" not in plot(torch.full((2, 6), 1 / 6), saved).axes[0].get_title()
+
+
+def test_an_aligner_has_the_same_shade_in_every_report():
+    """From the pictures' review (2026-12-07): shades went by the aligners a report held, so OT was its method's
+    darkest shade in one picture and its lightest in the next."""
+    from dynakd.experiments.plots import _colours
+
+    alone = _colours([row("full", [80.0], align="ot")])
+    beside = _colours([row("full", [80.0], align=a) for a in ("ot", "fixed", "attention", "mine")])
+    assert alone[("full", "ot")] == beside[("full", "ot")]
+    assert len(set(beside.values())) == 4 and sum(beside[("full", "fixed")]) < sum(beside[("full", "ot")]) < \
+        sum(beside[("full", "mine")]) < sum(beside[("full", "attention")])  # fixed darker, attention lighter
+    assert _colours([row("kd", [80.0])])[("kd", "-")] != beside[("full", "ot")]  # (each method its own hue)

@@ -115,17 +115,21 @@ def _limits(rows: list[dict[str, Any]]) -> tuple[float, float]:
     return max(-100.0, low), min(100.0, high)
 
 
+# Each aligner's shade of its method's hue, the same in every report: fixed darker, OT the hue itself, attention
+# lighter; an aligner of one's own between OT and attention. (Shades by a report's own aligners made OT dark in one
+# picture and light in the next.)
+ALIGN_SHADES = {"fixed": -0.4, "ot": 0.0, "attention": 0.5}
+OWN_SHADE = 0.25
+
+
 def _colours(rows: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, ...]]:
-    """One colour per (method, aligner): each method a hue of its own (the same in every report), its aligners
-    shades of it from darker to lighter."""
-    kinds = sorted({(r["method"], r["align"]) for r in rows}, key=lambda k: (_order(k[0]), k[1]))
+    """One colour per (method, aligner): each method a hue of its own, each aligner a shade of it (``ALIGN_SHADES``),
+    the same in every report."""
     out = {}
-    for method in dict.fromkeys(m for m, _ in kinds):
-        aligns = [a for m, a in kinds if m == method]
+    for method, align in {(r["method"], r["align"]) for r in rows}:
         base = to_rgb(colormaps["tab10"](_order(method) % 10))
-        for k, align in enumerate(aligns):
-            shade = 0.0 if len(aligns) == 1 else -0.4 + 0.9 * k / (len(aligns) - 1)  # below 0 toward black
-            out[(method, align)] = tuple(c * (1 + shade) if shade < 0 else c + (1 - c) * shade for c in base)
+        shade = 0.0 if align == "-" else ALIGN_SHADES.get(align, OWN_SHADE)  # below 0 toward black, above toward white
+        out[(method, align)] = tuple(c * (1 + shade) if shade < 0 else c + (1 - c) * shade for c in base)
     return out
 
 
