@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .data.tasks import get_task
 from .distiller import token_level
-from .distributed import is_first_on_machine, is_first_process, launched_processes, world_size
+from .distributed import is_first_on_machine, is_first_process, launched_processes, note, world_size
 from .errors import DynaKDError
 from .features import (
     CACHED_PREFIX,
@@ -618,11 +618,11 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
         if say_reuse and is_first_process():  # (a build says so; a reuse said nothing)
             print(f"reading the teacher cache ({len(train_ds)} rows) <- {folder}", flush=True)
         built, padded = cache.meta.get("pad_to_multiple_of"), padding_of(collator)
-        if built is not None and padded is not None and built != padded and is_first_process():
+        if built is not None and padded is not None and built != padded:
             # (an auto cache is named by its padding; a folder of one's own is read whatever padding built it)
-            print(f"note: the teacher cache {folder} was built from batches padded to a multiple of {built}, and this "
-                  f"run pads to {padded}: its features differ from the live teacher's in their last bits (README: "
-                  "'Teacher-output cache')", flush=True)
+            note(f"the teacher cache {folder} was built from batches padded to a multiple of {built}, and this run "
+                 f"pads to {padded}: its features differ from the live teacher's in their last bits (README: "
+                 "'Teacher-output cache')")
         cache.vouch(train_ds)  # (checked against these rows)
         return cache.use(poolings_for(cfg))
     if folder.exists() and any(not p.name.startswith(BUILD_PREFIX) for p in folder.iterdir()):

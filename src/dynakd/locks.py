@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import DynaKDError
+from .notes import say
 
 # what going on unlocked may lead to, each said once a process (a sweep asks for many locks and trains many runs)
 _said_unlocked: set[str] = set()
@@ -104,7 +105,7 @@ def _note_unlocked(path: Path, reason: str, consequence: str) -> None:
     """Say, once a process for each ``consequence``, that a lock could not be taken and what may come of it."""
     if consequence not in _said_unlocked:
         _said_unlocked.add(consequence)
-        print(f"note: cannot lock {path} ({reason}); going on without the lock ({consequence})", flush=True)
+        say(f"cannot lock {path} ({reason}); going on without the lock ({consequence})")
 
 
 def _still_there(f, path: Path) -> bool:

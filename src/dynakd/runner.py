@@ -495,8 +495,8 @@ def note_batch_of_one(cfg: DistillConfig) -> None:
     said = [f"{' and '.join(silent)} learn nothing"] if silent else []
     said += [f"{' and '.join(partly)} only through the magnitude form"] if partly else []
     if said:
-        print(f"note: with batch_size 1 the dynamics component(s) {', and '.join(said)} (these forms compare the "
-              "samples of a batch); use a larger batch", flush=True)
+        note(f"with batch_size 1 the dynamics component(s) {', and '.join(said)} (these forms compare the samples "
+             "of a batch); use a larger batch")
 
 
 def note_cuda_graphs(cfg: DistillConfig) -> None:
@@ -508,14 +508,13 @@ def note_cuda_graphs(cfg: DistillConfig) -> None:
     dynamics = cfg.terms["feature"] == "dynamics"
     graphs = cfg.torch_compile_mode in ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs
     if graphs and dynamics and torch.cuda.is_available():
-        print(f"note: --torch-compile-mode {cfg.torch_compile_mode} (CUDA graphs) with the dynamics term crashed the "
-              "process on an H200 with torch 2.11 (a segfault); if this run does, use --torch-compile, which "
-              "compiles without CUDA graphs, or --cuda-graphs, which records the dynamics without torch.compile",
-              flush=True)
+        note(f"--torch-compile-mode {cfg.torch_compile_mode} (CUDA graphs) with the dynamics term crashed the "
+             "process on an H200 with torch 2.11 (a segfault); if this run does, use --torch-compile, which compiles "
+             "without CUDA graphs, or --cuda-graphs, which records the dynamics without torch.compile")
     if cfg.cuda_graphs and not dynamics:
-        print(f"note: --cuda-graphs records the dynamics term, which method '{cfg.method}' does not have", flush=True)
+        note(f"--cuda-graphs records the dynamics term, which method '{cfg.method}' does not have")
     elif cfg.cuda_graphs and not torch.cuda.is_available():
-        print("note: --cuda-graphs needs a CUDA device: the dynamics run eagerly here (same results)", flush=True)
+        note("--cuda-graphs needs a CUDA device: the dynamics run eagerly here (same results)")
 
 
 def _train_record(train_out, train_time: float, resume: Path | None, cache, processes: int,

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import copy
 import operator
-import sys
 
 import torch
 from torch import nn
 
 from .distributed import note
 from .errors import DynaKDError, first_line
+from .notes import say
 
 # config entries that hold one value per layer, read by layer index (found in transformers' models): shrunk with the
 # layers, since a model checks their length on loading or builds each layer from its entry (SmolLM3's and Llama 4's
@@ -202,8 +202,7 @@ def check_reloads(student: nn.Module, layer_ids: list[int]) -> None:
         with torch.device("meta"):
             fresh = type(student)(config)
     except Exception as e:  # a class that cannot be built on the meta device: nothing to compare
-        print(f"note: could not check that the {name} student reloads as built ({first_line(e)})",
-              file=sys.stderr, flush=True)
+        say(f"could not check that the {name} student reloads as built ({first_line(e)})", stderr=True)
         return
     ours = {k: tuple(v.shape) for k, v in student.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}

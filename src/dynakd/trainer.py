@@ -59,6 +59,7 @@ from .features import (
     perturbed_embeddings,
     split_inputs,
 )
+from .notes import say
 
 
 def check_own_optimizer(optimizer, distiller: Distiller) -> None:
@@ -125,8 +126,8 @@ class DistillationTrainer(QAEvaluationMixin, Trainer):
         distiller.set_label_smoothing(self.args.label_smoothing_factor)
         if (distiller.cfg.dynamics.gather and distiller.feature == "dynamics" and distiller.opts.pooling == "tokens"
                 and self.args.world_size > 1 and self.args.process_index == 0):
-            print("note: token-level dynamics compare the tokens of each window, so dynamics.gather is not read: "
-                  "each process averages over its own windows", flush=True)
+            say("token-level dynamics compare the tokens of each window, so dynamics.gather is not read: each "
+                "process averages over its own windows")
         self.save_on_non_finite = self.args.save_strategy != "no" if save_on_non_finite is None else save_on_non_finite
         self._reads_cache = teacher_cache is not None
         self._cache_folder = teacher_cache.folder if teacher_cache is not None else None  # (named by _check_finite)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..errors import DynaKDError
+from ..notes import say
 from .options import Once
 
 
@@ -38,6 +38,6 @@ def run(args: argparse.Namespace) -> None:
         except DynaKDError as e:  # (the failed cells are the error to end on)
             if not failed:
                 raise
-            print(f"note: no report: {e}", file=sys.stderr, flush=True)
+            say(f"no report: {e}", stderr=True)
     if failed:
         raise failed

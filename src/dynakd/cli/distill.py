@@ -34,10 +34,11 @@ def _note_task_from_a_file(args: argparse.Namespace, cfg) -> None:
     distil): the student then learns from labels alone, and the teacher, loaded and scored, teaches it nothing."""
     from ..config import parse_override
     from ..distributed import is_first_process
+    from ..notes import say
 
     if cfg.method != "task" or not args.config or args.method is not None \
             or any("method" in parse_override(s) for s in args.set) or not is_first_process():
         return
     teacher = f", and the teacher {cfg.teacher} is scored beside it but teaches it nothing" if cfg.teacher else ""
-    print(f"note: {args.config} gives method task: the student learns from labels alone{teacher}; give --method kd "
-          "or full to distil", flush=True)
+    say(f"{args.config} gives method task: the student learns from labels alone{teacher}; give --method kd or full "
+        "to distil")

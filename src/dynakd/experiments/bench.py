@@ -51,6 +51,7 @@ from ..features import EXAMPLE_ID
 from ..lending import note_other_task
 from ..losses.grams import window_budget
 from ..models import check_seq_length, load_task_model, load_tokenizer, ready_to_pad
+from ..notes import say
 from ..provenance import source_commit
 from ..rundir import lent_record
 from ..runner import build_distiller, set_dataset_reference, training_args
@@ -385,10 +386,10 @@ def _checked(base: DistillConfig, methods: list[str], aligners: list[str], steps
     if output is not None:
         check_output_file(output)
     if base.teacher_cache not in ("auto", "off"):
-        print(f"note: the bench builds a teacher cache of its own for the rows it times; teacher_cache "
-              f"{base.teacher_cache} is not read", flush=True)
+        say(f"the bench builds a teacher cache of its own for the rows it times; teacher_cache {base.teacher_cache} "
+            "is not read")
     if base.cuda_graphs and not torch.cuda.is_available():
-        print("note: --cuda-graphs needs a CUDA device: the dynamics run eagerly here", flush=True)
+        say("--cuda-graphs needs a CUDA device: the dynamics run eagerly here")
     if get_task(base.task).is_qa and not base.train_file:  # (--data-dir holds GLUE's folders, not SQuAD's file)
         raise DynaKDError(f"bench --task {base.task} needs --train-file FILE (a SQuAD v1.1 json): it times steps on "
                           "that file's windows")
@@ -441,7 +442,7 @@ def _print_summary(rows: list[dict], base: DistillConfig, steps: int, repeats: i
     for line in target_lines(rows):
         print(line, flush=True)
     if pooled_outside_repeats(rows):
-        print(POOLED_NOTE, flush=True)
+        say(POOLED_NOTE)
     if any(r["phases_ms"] for r in rows):
         print(f"after |: the mean ms per step of each part, from a {PHASE_STEPS}-step run of its own whose timers make "
               "the host wait for the device: they need not add up to the step above", flush=True)
@@ -451,12 +452,11 @@ def _print_summary(rows: list[dict], base: DistillConfig, steps: int, repeats: i
                                         "for the device), so compiled steps are timed whole"), flush=True)
     widths = [shape[-1] for r in rows for shape in r["batch_shapes"]]
     if not epoch and widths and max(widths) > 1.5 * min(widths):
-        print(f"note: the timed batches are {min(widths)} to {max(widths)} tokens wide: a median step is a common "
-              "batch's, while a run pays the mean (mean_ms, mean_ratio_to_task in the JSON; --epoch times whole "
-              "epochs)", flush=True)
+        say(f"the timed batches are {min(widths)} to {max(widths)} tokens wide: a median step is a common batch's, "
+            "while a run pays the mean (mean_ms, mean_ratio_to_task in the JSON; --epoch times whole epochs)")
     if not epoch and steps * repeats < 20:
-        print(f"note: {steps * repeats} timed steps per configuration; medians of so few steps move with the "
-              "machine's load (the defaults time 30 steps x 3 repeats)", flush=True)
+        say(f"{steps * repeats} timed steps per configuration; medians of so few steps move with the machine's load "
+            "(the defaults time 30 steps x 3 repeats)")
     if teacher_pass is not None:
         print(f"the teacher pass that filled the cache: {teacher_pass:.1f} s (one cache serves every run on these "
               "rows)", flush=True)
@@ -645,7 +645,7 @@ def pooled_outside_repeats(rows: list[dict]) -> bool:
                for r in rows for pooled, spread in pairs)
 
 
-POOLED_NOTE = ("note: a pooled ratio (the median of all repeats' steps over the other row's) may lie outside its "
+POOLED_NOTE = ("a pooled ratio (the median of all repeats' steps over the other row's) may lie outside its "
                "repeats' range (each repeat's median over the other row's median in the same repeat): the two are "
                "medians of other sets of steps, and both are as measured")
 

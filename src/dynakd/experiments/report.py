@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,6 +30,7 @@ from ..config import METHODS, layer_term
 from ..data.tasks import GLUE_TASKS, TaskSpec, get_task, user_task
 from ..errors import DynaKDError
 from ..metrics import primary_metric
+from ..notes import say
 from ..rundir import CONFIG_NAME, is_run_folder
 from .ablate import FAILURES, LAYER_TERM_OPTIONS, cell_key, read_results
 
@@ -88,7 +88,7 @@ def note(text: str, *, in_report: bool = True) -> None:
     """Say what the report left out or could not pair, on stderr and, once built, in report.md's own notes (a reader
     of the file never learnt that records were left out); ``in_report`` False for what concerns the machine the
     report is drawn on, not the results (run folders not at hand)."""
-    print(f"note: {text}", file=sys.stderr, flush=True)
+    say(text, stderr=True)
     if in_report:
         _SAID.append(text)
 
