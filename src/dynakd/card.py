@@ -366,11 +366,12 @@ def _usage(task: TaskSpec, where: str, cfg: DistillConfig) -> list[str]:
     extractive QA, the answer as scoring picked it: the best span of context tokens over every window of a long
     context (``squad.postprocess``, in a few lines: the card is read by people without DynaKD)."""
     max_length = cfg.max_seq_length
+    own = ", trust_remote_code=True" if cfg.trust_remote_code else ""  # (a model of its own code: loaded by it)
     if task.is_qa:
         return ["import torch",
                 "from transformers import AutoModelForQuestionAnswering, AutoTokenizer", "",
-                f'tokenizer = AutoTokenizer.from_pretrained("{where}")',
-                f'model = AutoModelForQuestionAnswering.from_pretrained("{where}")', "",
+                f'tokenizer = AutoTokenizer.from_pretrained("{where}"{own})',
+                f'model = AutoModelForQuestionAnswering.from_pretrained("{where}"{own})', "",
                 "def answer(question, context):",
                 f"    # trained and scored on windows of {max_length} tokens overlapping by {cfg.stride()}: a long "
                 "context takes",
@@ -398,7 +399,7 @@ def _usage(task: TaskSpec, where: str, cfg: DistillConfig) -> list[str]:
     lines = ["from transformers import pipeline", "",
              f"# trained and scored on the first {max_length} tokens of each input",
              f'classifier = pipeline("text-classification", model="{where}", truncation=True, '
-             f"max_length={max_length})"]
+             f"max_length={max_length}{own})"]
     if task.is_pair:  # (a pair given as two strings would be read as two inputs)
         first, second = task.text_columns
         lines.append(f'classifier({{"text": "<{first}>", "text_pair": "<{second}>"}})  # a pair: {first} first')

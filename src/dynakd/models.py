@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from pathlib import Path
 
 import torch
@@ -15,6 +17,26 @@ from .errors import DynaKDError, first_line
 from .modelfolder import check_model_folder
 from .students import STUDENT_FLAGS, build_student, check_layers_apart, resolve_layer_ids
 
+# Whether transformers may run a model's own code (config.json's auto_map), as run_glue.py's --trust_remote_code: set
+# by a command for its run (``remote_code``, in ``runner.run_scope`` and the bench), so that every loader below reads
+# it without each caller passing it on. False, not transformers' None: None asks on a terminal and waits for an answer.
+_REMOTE_CODE = contextvars.ContextVar("trust_remote_code", default=False)
+
+
+@contextlib.contextmanager
+def remote_code(allowed: bool):
+    """Let the loaders run a model's own code (``trust_remote_code``) within this block, or not."""
+    token = _REMOTE_CODE.set(bool(allowed))
+    try:
+        yield
+    finally:
+        _REMOTE_CODE.reset(token)
+
+
+def _own_code_refused(e: Exception) -> bool:
+    """Whether transformers refused to load a model for code of its own it was not let run."""
+    return isinstance(e, ValueError) and "trust_remote_code" in str(e) and not _REMOTE_CODE.get()
+
 
 def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
     """The loader's reason; for a name that is no folder here: offline, that first (the loader's reason is then the
@@ -23,6 +45,10 @@ def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
     an id), a word on relative paths."""
     relative = ("a relative path counts from the folder the command runs in, a path in a saved dynakd.yaml from the "
                 "one its run ran in")
+    if _own_code_refused(e):
+        return DynaKDError(f"cannot load {what} from '{name}': it comes with code of its own (its config.json's "
+                           "auto_map), which DynaKD runs only when told: read it, then add --trust-remote-code "
+                           "(trust_remote_code: true)")
     if Path(name).exists():
         return DynaKDError(f"cannot load {what} from '{name}': {first_line(e)}")
     if hub.offline() and isinstance(e, OSError):  # not found here, nor reachable (another failure keeps its reason)
@@ -48,7 +74,7 @@ def load_tokenizer(name: str):
         raise DynaKDError(f"'{name}' has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...): save the "
                           "tokenizer beside the model (tokenizer.save_pretrained(folder))")
     try:
-        return AutoTokenizer.from_pretrained(name)
+        return AutoTokenizer.from_pretrained(name, trust_remote_code=_REMOTE_CODE.get())
     except Exception as e:  # noqa: BLE001 - any failure here is "not a usable model path or id"
         raise _cannot_load("a tokenizer", name, e) from None
 
@@ -73,7 +99,7 @@ def check_architecture(config, name: str) -> None:
 def model_config(name: str):
     name = packaged.resolve(name)
     try:
-        return AutoConfig.from_pretrained(name)
+        return AutoConfig.from_pretrained(name, trust_remote_code=_REMOTE_CODE.get())
     except Exception as e:  # noqa: BLE001
         raise _cannot_load("a model", name, e) from None
 
@@ -82,7 +108,8 @@ def local_config(name: str):
     """Model ``name``'s config read from this machine alone (a folder, a packaged alias, the hub's cache); None when
     it is not at hand here or names no layer count, so a check that wants it can be left to later."""
     try:
-        config = AutoConfig.from_pretrained(packaged.resolve(name), local_files_only=True)
+        config = AutoConfig.from_pretrained(packaged.resolve(name), local_files_only=True,
+                                            trust_remote_code=_REMOTE_CODE.get())
     except Exception:  # noqa: BLE001 - not at hand (no such folder, not cached, package missing): no answer
         return None
     return config if isinstance(getattr(config, "num_hidden_layers", None), int) else None
@@ -205,7 +232,7 @@ def _from_pretrained(cls, name: str, *, trained: bool, **kwargs):
     hf_logging.set_verbosity_error()  # its load report: what it lacks is said below, where it matters
     try:
         model, info = cls.from_pretrained(packaged.resolve(name), dtype=FLOAT32, output_loading_info=True,
-                                          ignore_mismatched_sizes=True, **kwargs)
+                                          ignore_mismatched_sizes=True, trust_remote_code=_REMOTE_CODE.get(), **kwargs)
     except Exception as e:  # noqa: BLE001 - any failure here is "not a usable model path or id"
         raise _cannot_load("a model", name, e) from None
     finally:

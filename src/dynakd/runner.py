@@ -64,6 +64,7 @@ from .models import (
     load_tokenizer,
     outputs_said,
     ready_to_pad,
+    remote_code,
 )
 from .rundir import (
     CONFIG_NAME,
@@ -225,7 +226,7 @@ def finetune(cfg: DistillConfig | dict) -> RunResult:
         note_not_read_by_task(cfg, given)
     if not cfg.model:
         raise DynaKDError("finetune needs --model (a checkpoint folder or hub id)")
-    with run_scope(cfg.progress):
+    with run_scope(cfg.progress, cfg.trust_remote_code):
         return _train(cfg, "finetune", teacher_name=None)
 
 
@@ -238,7 +239,7 @@ def distill(cfg: DistillConfig | dict) -> RunResult:
         raise DynaKDError("distill needs --teacher (a fine-tuned checkpoint folder or hub id)")
     if not cfg.student and not cfg.student_layers and not cfg.student_layer_ids:
         raise DynaKDError("distill needs --student M, --student-layers K or --student-layer-ids")
-    with run_scope(cfg.progress):
+    with run_scope(cfg.progress, cfg.trust_remote_code):
         return _train(cfg, "distill", teacher_name=cfg.teacher)
 
 
@@ -258,14 +259,15 @@ def _lending(cfg: DistillConfig | dict, command: str) -> DistillConfig:
 
 
 @contextlib.contextmanager
-def run_scope(progress: bool):
+def run_scope(progress: bool, trust_remote_code: bool = False):
     """One run's changes to the process, undone after it (a notebook calls ``distill`` many times): the libraries'
-    bars (``library_bars``), the hub's offline switch (``hub.offline_for_this_run``), notes said once a run; and the
-    progress bars of a run that stopped (an interrupt, an error), closed, which the next run's drew below."""
+    bars (``library_bars``), the hub's offline switch (``hub.offline_for_this_run``), whether models may run their
+    own code (``models.remote_code``), notes said once a run; and the progress bars of a run that stopped (an
+    interrupt, an error), closed, which the next run's drew below."""
     squad.forget_notes()
     callers = open_bars()  # (a notebook's own bar over its runs stays open)
     try:
-        with library_bars(progress), hub.offline_for_this_run():
+        with library_bars(progress), hub.offline_for_this_run(), remote_code(trust_remote_code):
             yield
     except BaseException:
         close_progress_bars(keep=callers)
@@ -771,7 +773,7 @@ def evaluate(cfg: DistillConfig | dict) -> RunResult:
     cfg = _lending(cfg, "evaluate")
     if not cfg.model:
         raise DynaKDError("evaluate needs --model (a model folder)")
-    with run_scope(cfg.progress):
+    with run_scope(cfg.progress, cfg.trust_remote_code):
         return _evaluate(cfg)
 
 

@@ -108,6 +108,8 @@ SWITCHES = {
                       "without torch.compile)"),
     "--no-group-by-length": ("group_by_length", False, "random batches instead of batches of similar length"),
     "--no-progress": ("progress", False, "hide progress bars"),
+    "--trust-remote-code": ("trust_remote_code", True, "let transformers run the model's own code (its config's "
+                            "auto_map: a hub model's modeling file); read it first"),
 }
 
 
@@ -119,7 +121,7 @@ def add_flags(parser: argparse.ArgumentParser, *groups: dict) -> None:
 
 RUN_FOLDER_SWITCHES = {"--overwrite", "--resume", "--keep-checkpoints", "--hub-private"}
 # scoring a model neither trains nor writes a run folder; it runs in float32 unless --bf16 / --fp16
-EVALUATE_SWITCHES = {"--synthetic", "--no-progress", "--bf16", "--fp16"}
+EVALUATE_SWITCHES = {"--synthetic", "--no-progress", "--bf16", "--fp16", "--trust-remote-code"}
 
 
 class Once(argparse.Action):

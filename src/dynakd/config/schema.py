@@ -230,6 +230,9 @@ class DistillConfig:
     teacher_cache_dtype: Literal["float16", "float32"] = "float16"
     push_to_hub: str | None = None  # a hub repository id: the finished run folder is uploaded there (hub.py)
     hub_private: bool = False  # create that repository private
+    # let transformers run a model's own code (its config.json's auto_map: a hub model's modeling file), as
+    # run_glue.py's --trust_remote_code; never lent from a run folder's dynakd.yaml (models.remote_code)
+    trust_remote_code: bool = False
     # method
     method: Literal["task", "kd", "static", "pkd", "dynamics", "full"] = "full"
     temperature: float = 2.0

@@ -50,7 +50,7 @@ from ..errors import DynaKDError
 from ..features import EXAMPLE_ID
 from ..lending import note_other_task
 from ..losses.grams import window_budget
-from ..models import check_seq_length, load_task_model, load_tokenizer, ready_to_pad
+from ..models import check_seq_length, load_task_model, load_tokenizer, ready_to_pad, remote_code
 from ..notes import say
 from ..provenance import source_commit
 from ..rundir import lent_record
@@ -334,8 +334,9 @@ def run_bench(base: DistillConfig, *, methods: list[str], aligners: list[str], s
     methods, aligners = list(dict.fromkeys(methods)), list(dict.fromkeys(aligners))  # a name given twice, timed once
     base = _checked(base, methods, aligners, steps, warmup, repeats, epoch, output)
     task, data = load_data(base)
-    teacher = load_task_model(base.teacher, task, note_head=False)  # a fresh head is fine for timing
-    tokenizer = load_tokenizer(base.teacher)
+    with remote_code(base.trust_remote_code):
+        teacher = load_task_model(base.teacher, task, note_head=False)  # a fresh head is fine for timing
+        tokenizer = load_tokenizer(base.teacher)
     ready_to_pad(teacher, tokenizer, base.teacher)
     try:  # (before the model fails deep inside)
         check_seq_length(base.max_seq_length, tokenizer, teacher)
