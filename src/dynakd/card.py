@@ -333,10 +333,14 @@ def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: 
     if scored:
         settings.append(("evaluated on", scored))
     lines += [f"| {k} | {v} |" for k, v in settings]
-    lines += ["", f"Every setting is in `dynakd.yaml`: `dynakd {command} --config dynakd.yaml --output NEW_FOLDER`, "
-              "started where the run was (relative paths in it are relative to that folder), trains it again. "
-              "`metrics.json` holds the scores.", "", "## Use", "", "```python",
-              *_usage(task, cfg.push_to_hub or "path/to/" + _name(out), cfg), "```", ""]
+    # a model of its own code (config.json's auto_map, saved beside it) loads with trust_remote_code, whatever the run
+    # was given: a flag given to a model without any would teach readers to trust code needlessly
+    own_code = jsonfile.field(out / "config.json", "auto_map") is not None
+    again = " with `--trust-remote-code` (the model's own code)" if own_code else ""
+    lines += ["", f"Every setting is in `dynakd.yaml`: `dynakd {command} --config dynakd.yaml --output NEW_FOLDER`"
+              f"{again}, started where the run was (relative paths in it are relative to that folder), trains it "
+              "again. `metrics.json` holds the scores.", "", "## Use", "", "```python",
+              *_usage(task, cfg.push_to_hub or "path/to/" + _name(out), cfg, own_code), "```", ""]
     return "\n".join(lines)
 
 
@@ -360,13 +364,13 @@ def _rows(task: TaskSpec) -> str:
     return "questions" if task.is_qa else "rows"
 
 
-def _usage(task: TaskSpec, where: str, cfg: DistillConfig) -> list[str]:
+def _usage(task: TaskSpec, where: str, cfg: DistillConfig, own_code: bool = False) -> list[str]:
     """Loading code that runs on current transformers (whose pipelines no longer include question answering), and
     that cuts inputs where training and scoring did (the tokenizer's own limit is the base model's, often 512). For
     extractive QA, the answer as scoring picked it: the best span of context tokens over every window of a long
     context (``squad.postprocess``, in a few lines: the card is read by people without DynaKD)."""
     max_length = cfg.max_seq_length
-    own = ", trust_remote_code=True" if cfg.trust_remote_code else ""  # (a model of its own code: loaded by it)
+    own = ", trust_remote_code=True" if own_code else ""
     if task.is_qa:
         return ["import torch",
                 "from transformers import AutoModelForQuestionAnswering, AutoTokenizer", "",

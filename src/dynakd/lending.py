@@ -14,6 +14,7 @@ from .config import DATASET_KEYS, DistillConfig
 from .data.tasks import get_task, rows_not_glues
 from .distributed import is_first_process, note
 from .errors import DynaKDError
+from .notes import say
 from .rundir import (
     DATA_PATHS,
     lent_record,
@@ -31,7 +32,11 @@ T = TypeVar("T")
 
 
 def _print(line: str) -> None:
-    print(line, flush=True)
+    """A line of what is lent, printed; a note through the notes' logger, as every note (``notes.say``)."""
+    if line.startswith("note: "):
+        say(line.removeprefix("note: "))
+    else:
+        print(line, flush=True)
 
 
 def _says(value: Any) -> bool:

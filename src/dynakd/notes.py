@@ -2,7 +2,12 @@
 program silences or redirects them with the standard ``logging`` module, as transformers' own messages go through
 its logger: ``logging.getLogger("dynakd").setLevel(logging.ERROR)`` silences them; a handler of one's own on that
 logger gets them too (``propagate`` is off, so a root handler does not print them twice). By default they are
-printed as the command line shows them, to standard output, or standard error where the caller says so."""
+printed as the command line shows them, to standard output, or standard error where the caller says so.
+
+``logging.config.dictConfig`` (and ``fileConfig``) disables every logger it does not name unless told
+``disable_existing_loggers: False``; a notebook's logging set-up would so silence notes that warn of wrong results
+(a teacher of another task, weights that start random), so each run turns the logger on again (``enabled``): a
+level is the way to silence them."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import sys
 
 LOGGER = logging.getLogger("dynakd")
 LEVEL = logging.WARNING  # a note tells of something the user did not ask for, or may not expect
+HANDLER_NAME = "dynakd-notes"  # (by name, not class: a reloaded module's class is another, and would add a second)
 
 
 class Printed(logging.Handler):
@@ -25,9 +31,18 @@ class Printed(logging.Handler):
             self.handleError(record)
 
 
-if not any(isinstance(h, Printed) for h in LOGGER.handlers):  # (a reload of this module adds no second one)
-    LOGGER.addHandler(Printed())
+if not any(h.name == HANDLER_NAME for h in LOGGER.handlers):
+    handler = Printed()
+    handler.name = HANDLER_NAME
+    LOGGER.addHandler(handler)
+if LOGGER.level == logging.NOTSET:  # its own level: a root logger set to ERROR (basicConfig) silences no note
+    LOGGER.setLevel(logging.INFO)  # (a level set before DynaKD was imported stays)
 LOGGER.propagate = False
+
+
+def enabled() -> None:
+    """Turn the logger on again where a ``dictConfig`` turned it off (module docstring); its level stays."""
+    LOGGER.disabled = False
 
 
 def say(text: str, *, stderr: bool = False) -> None:

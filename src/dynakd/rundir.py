@@ -49,7 +49,7 @@ RUN_LOCK = ".dynakd.lock"  # hidden: not published (hub.PUSH_IGNORE), nor a file
 _COSMETIC = {"output", "overwrite", "progress", "logging_steps", "report_to", "teacher_cache", "eval_teacher",
              "eval_batch_size", "eval_steps", "resume", "save_steps", "keep_checkpoints", "torch_compile",
              "torch_compile_mode", "cuda_graphs", "dataloader_num_workers", "push_to_hub", "hub_private",
-             "pad_to_multiple_of", "ddp_find_unused_parameters"}
+             "pad_to_multiple_of", "ddp_find_unused_parameters", "trust_remote_code"}
 # Such keys inside a group: token-level windows give the same loss and gradients (unit/test_windowed.py), and their
 # default changed from 0 to unset (by the device) after runs were saved with it.
 _COSMETIC_IN = {"dynamics": {"window_mib"}}
@@ -676,9 +676,10 @@ def prepare_output(cfg: DistillConfig, command: str, resume: Path | None = None)
         out.mkdir(parents=True, exist_ok=True)
         remove_partial(out)
         # pushing, overwriting and resuming are what this run does once, not settings: a run started again from its
-        # dynakd.yaml neither pushes nor replaces a finished run (nor insists on a checkpoint) unless told again
-        save_config(dataclasses.replace(cfg, push_to_hub=None, hub_private=False, overwrite=False, resume=False),
-                    out / CONFIG_NAME)
+        # dynakd.yaml neither pushes nor replaces a finished run (nor insists on a checkpoint) unless told again; nor
+        # does it run a model's own code (--config RUN/dynakd.yaml on someone's run) unless told
+        save_config(dataclasses.replace(cfg, push_to_hub=None, hub_private=False, overwrite=False, resume=False,
+                                        trust_remote_code=False), out / CONFIG_NAME)
     except OSError as e:
         raise DynaKDError(f"cannot write to {out}: {e.strerror or e}; {WRITABLE}") from None
     return out

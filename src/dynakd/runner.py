@@ -21,7 +21,7 @@ from transformers import TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import TrainOutput
 
-from . import atomic, hub, jsonfile, teacher_scores
+from . import atomic, hub, jsonfile, notes, teacher_scores
 from .bars import close_progress_bars, open_bars
 from .cache import TeacherCache, live_dataset_mean, prepare_teacher_cache
 from .card import add_evaluation, method_label, model_ref, write_model_card
@@ -265,6 +265,7 @@ def run_scope(progress: bool, trust_remote_code: bool = False):
     own code (``models.remote_code``), notes said once a run; and the progress bars of a run that stopped (an
     interrupt, an error), closed, which the next run's drew below."""
     squad.forget_notes()
+    notes.enabled()  # (a notebook's logging.config.dictConfig turns off the loggers it does not name)
     callers = open_bars()  # (a notebook's own bar over its runs stays open)
     try:
         with library_bars(progress), hub.offline_for_this_run(), remote_code(trust_remote_code):

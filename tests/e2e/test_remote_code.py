@@ -44,7 +44,7 @@ def own_code_model(folder: Path) -> Path:
 def test_a_model_of_its_own_code_loads_with_trust_remote_code_alone(tmp_path, capsys):
     """An HF user's model of its own code (many of the hub's newer encoders) failed on transformers' question, asked
     on a terminal ("Do you wish to run the custom code? [y/N]"), then its error: no flag said how to allow it."""
-    teacher = own_code_model(tmp_path / "teacher")
+    teacher = own_code_model(tmp_path / "own_code_teacher")  # (transformers copies its code under this name)
     out = tmp_path / "student"
     args = ["distill", "--teacher", str(teacher), "--student-layers", "2", *FAST, "--output", str(out)]
     assert main(args) == 2
@@ -61,3 +61,17 @@ def test_a_model_of_its_own_code_loads_with_trust_remote_code_alone(tmp_path, ca
     assert main(["evaluate", "--model", str(out), "--no-progress"]) == 2
     assert "add --trust-remote-code" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(out), "--no-progress", "--trust-remote-code"]) == 0
+    # nor does its dynakd.yaml, given as a --config (a review found the flag kept there), nor does it make runs differ
+    assert "trust_remote_code: true" not in (out / "dynakd.yaml").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", "--config", str(out / "dynakd.yaml"), "--model", str(out), "--no-progress"]) == 2
+    assert "add --trust-remote-code" in capsys.readouterr().err
+
+
+def test_a_model_without_code_of_its_own_is_not_loaded_by_trusting_code_in_its_card(tiny_teacher, tmp_path):
+    """A review: the card told readers to load a plain BERT with trust_remote_code=True, because the run was given
+    the flag: it follows the saved model's config (auto_map), not the flag."""
+    out = tmp_path / "student"
+    assert main(["distill", "--teacher", str(tiny_teacher), "--student-layers", "2", *FAST, "--output", str(out),
+                 "--trust-remote-code"]) == 0
+    assert "trust_remote_code" not in (out / "README.md").read_text()

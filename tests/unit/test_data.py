@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import re
 
 import datasets
@@ -129,13 +128,12 @@ def test_mrpc_bom_header_and_pairs(glue_dir):
     assert data["validation"]["label"] == [0]
 
 
-def test_qqp_skips_malformed_row_and_logs_count(glue_dir, caplog):
-    with caplog.at_level(logging.WARNING):
-        data = load_glue_dir(get_task("qqp"), str(glue_dir), splits=["train"])
+def test_qqp_skips_malformed_row_and_logs_count(glue_dir, capsys):
+    data = load_glue_dir(get_task("qqp"), str(glue_dir), splits=["train"])
     assert list(data) == ["train"]
     assert data["train"]["text_a"] == ["How do I cook?", "What is AI?"]
     assert data["train"]["label"] == [1, 0]
-    assert "skipped 1 malformed row(s)" in caplog.text
+    assert "skipped 1 malformed row(s)" in capsys.readouterr().err  # (a note, on stderr: notes.py)
 
 
 def test_mnli_matched_and_mismatched_string_labels(glue_dir):
@@ -163,16 +161,15 @@ def test_entailment_string_labels_and_unknown_label_skipped(glue_dir, task):
     assert data["validation"]["label"] == [1]
 
 
-def test_labels_in_another_case_are_read_and_unknown_ones_named(tmp_path, caplog):
+def test_labels_in_another_case_are_read_and_unknown_ones_named(tmp_path, capsys):
     """'Entailment' was an unknown label: its rows were dropped (from dev too, scored on fewer rows), the warning named
     no value; an STS-B score of nan (the mark of a row without a label) or inf was read as a score."""
     write_tsv(tmp_path / "RTE/train.tsv", [["0", "A.", "B.", "Entailment"], ["1", "C.", "D.", " NOT_ENTAILMENT "],
                                            ["2", "E.", "F.", "maybe"]], ["index", "sentence1", "sentence2", "label"])
-    with caplog.at_level(logging.WARNING):
-        data = load_glue_dir(get_task("rte"), str(tmp_path), splits=["train"])
+    data = load_glue_dir(get_task("rte"), str(tmp_path), splits=["train"])
     assert data["train"]["label"] == [0, 1]
     assert ("skipped 0 malformed row(s) and 1 row(s) with an unknown label ('maybe' (1); rte's labels: 0..1 or "
-            "entailment, not_entailment)") in caplog.text
+            "entailment, not_entailment)") in capsys.readouterr().err
     write_tsv(tmp_path / "STS-B/train.tsv", [["0", "g", "gn", "2015", "0", "s1", "s2", "A.", "B.", s]
                                              for s in ("nan", "inf", "3.8")],
               ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
@@ -190,7 +187,7 @@ def test_a_file_of_another_layout_is_named_not_read_as_empty(tmp_path):
         load_glue_dir(get_task("cola"), str(tmp_path), splits=["train"])
 
 
-def test_a_file_whose_every_row_is_skipped_is_named_with_why(tmp_path, caplog):
+def test_a_file_whose_every_row_is_skipped_is_named_with_why(tmp_path, capsys):
     """STS-B scores written as words, or with a decimal comma, skipped every row with a warning, and the run ended in
     'the train split has no examples', naming neither the file nor why; a CoLA file with a header line keeps its rows
     and is told that CoLA's have none (a user's walkthrough, 2026-12-07)."""
@@ -208,10 +205,9 @@ def test_a_file_whose_every_row_is_skipped_is_named_with_why(tmp_path, caplog):
         load_glue_dir(get_task("stsb"), str(tmp_path), splits=["train"])
     (tmp_path / "CoLA").mkdir()
     (tmp_path / "CoLA/train.tsv").write_text("source\tlabel\toriginal_label\tsentence\ngj04\t1\t\tA fine one.\n")
-    with caplog.at_level(logging.WARNING):
-        assert load_glue_dir(get_task("cola"), str(tmp_path), splits=["train"])["train"]["label"] == [1]
+    assert load_glue_dir(get_task("cola"), str(tmp_path), splits=["train"])["train"]["label"] == [1]
     assert "('label' (1); cola's labels: 0..1 or unacceptable, acceptable; cola's files have no header line: delete " \
-           "it)" in caplog.text
+           "it)" in capsys.readouterr().err
 
 
 def test_wnli_is_named_as_not_a_task_with_the_way_to_read_it():

@@ -20,12 +20,13 @@ def test_a_program_silences_or_catches_the_notes_with_logging(capsys):
     """From a notebook user's walkthrough (2026-12-07): notes went through print, which a program could neither
     silence nor send elsewhere."""
     logger = logging.getLogger("dynakd")
+    level = logger.level
     logger.setLevel(logging.ERROR)  # (setLevel, not the attribute: a logger caches what its level lets through)
     try:
         say("unheard")
         distributed.note("unheard too")
     finally:
-        logger.setLevel(logging.NOTSET)
+        logger.setLevel(level)
     assert capsys.readouterr() == ("", "")
     caught = []
 
@@ -47,3 +48,27 @@ def test_only_the_first_process_says_a_note(capsys, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     distributed.note("said by process 0 alone")
     assert capsys.readouterr().out == ""
+
+
+def test_a_logging_set_up_of_ones_own_leaves_the_notes_heard(capsys):
+    """A review: ``logging.config.dictConfig`` turns off every logger it does not name (its default), which silenced
+    notes that warn of wrong results; a root logger at ERROR silenced them too; a reloaded module printed each twice."""
+    import importlib
+    import logging.config
+
+    from dynakd import notes
+    from dynakd.runner import run_scope
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        logging.config.dictConfig({"version": 1, "root": {"level": "ERROR"}})
+        with run_scope(progress=False):
+            say("heard in a run")
+        assert capsys.readouterr().out == "note: heard in a run\n"
+        importlib.reload(notes)
+        notes.say("once")
+        assert capsys.readouterr().out == "note: once\n"
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers

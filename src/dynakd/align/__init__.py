@@ -9,7 +9,8 @@ from .ot import OTAligner, order_prior, sinkhorn
 
 
 def build_aligner(cfg, n_student: int, n_teacher: int, seed: int = 0) -> Aligner:
-    """Aligner from an ``AlignConfig``; ``seed``: the run's, which draws the fixed aligner's ``random`` map."""
+    """Aligner from an ``AlignConfig``; ``seed``: the run's (``DistillConfig.seed``, which ``Distiller`` passes; not
+    ``TrainingArguments.seed`` of one's own Trainer), which draws the fixed aligner's ``random`` map."""
     if cfg.name == "fixed":
         return FixedAligner(n_student, n_teacher, cfg.fixed_map, cfg.layers, seed)
     if cfg.name == "attention":

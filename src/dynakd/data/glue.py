@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import logging
 import math
 import os
 import re
@@ -22,8 +21,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from dynakd import hub
 from dynakd.data.tasks import TaskSpec
 from dynakd.errors import DynaKDError, first_line
-
-logger = logging.getLogger(__name__)
+from dynakd.notes import say
 
 
 @dataclass(frozen=True)
@@ -208,7 +206,7 @@ def load_glue_dir(task: TaskSpec, data_dir: str, splits: Sequence[str] | None = 
                        f"unknown label{labels}")
             if not data.columns["label"]:  # (every row skipped: the split's "has no examples" named no file)
                 raise DynaKDError(f"{skipped}, which leaves no row")
-            logger.warning("%s", skipped)
+            say(skipped, stderr=True)
         result[split] = Dataset.from_dict(data.columns, features=glue_features(task))
     return result
 

@@ -65,7 +65,7 @@ from ..data import get_task, synthetic_serves
 from ..distributed import note
 from ..errors import DynaKDError, first_line
 from ..locks import locked
-from ..models import check_model_folder, check_student_request, local_config
+from ..models import check_model_folder, check_student_request, local_config, remote_code
 from ..rundir import (
     check_not_a_run,
     config_differences,
@@ -234,7 +234,8 @@ def _check_student_depths(configs: dict[str, DistillConfig], teacher_model: str)
     fine-tuning: one student named, and its layers against the depth of the model the teacher is fine-tuned from
     (its config alone, read from this machine; a config not at hand here, a hub id not cached, leaves the depth to
     distill), and a teacher whose layers share weights (ALBERT's), which no cell could keep layers of."""
-    config = local_config(teacher_model)
+    with remote_code(any(cfg.trust_remote_code for cfg in configs.values())):  # (a model of its own code: told)
+        config = local_config(teacher_model)
     for key, cfg in configs.items():
         try:
             check_student_request(cfg, None, config=config, names=("student", "student_layers", "student_layer_ids"))
