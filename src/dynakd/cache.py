@@ -44,6 +44,7 @@ from .features import (
 )
 from .locks import held, locked
 from .losses.dynamics import pool
+from .notes import tell
 
 POOLINGS = ("mean", "cls")
 FORMAT_VERSION = 2  # 2: the teacher fingerprint leaves out label names
@@ -565,7 +566,7 @@ def prepare_teacher_cache(cfg, teacher, train_ds, collator, device, say_reuse: b
             if short and (built := _built_for(cfg, teacher, train_ds, collator)):
                 reason += (f"; one built for this teacher and these rows is in {built} (give it as --teacher-cache "
                            "to read it)")
-            print(f"teacher cache not used: {reason}", flush=True)
+            tell(f"teacher cache not used: {reason}")
         return None
     fingerprints = {"teacher_fingerprint": teacher_fingerprint(teacher),
                     "data_fingerprint": data_fingerprint(train_ds, fingerprint_columns(train_ds.column_names))}
@@ -610,13 +611,13 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
         # an auto cache's folder is the cache's own (named by teacher, data, dtype and padding), so one of another
         # format or damaged is rebuilt rather than refused at every run until someone deletes it; a --teacher-cache
         # DIR is the user's, never deleted: refused below
-        print(f"the teacher cache {folder} {why}: rebuilding it", flush=True)
+        tell(f"the teacher cache {folder} {why}: rebuilding it")
         shutil.rmtree(folder)
     if (folder / "meta.json").is_file():
         cache = TeacherCache(folder)
         cache.check(fingerprints, len(train_ds), cfg.teacher_cache_dtype)
         if say_reuse and is_first_process():  # (a build says so; a reuse said nothing)
-            print(f"reading the teacher cache ({len(train_ds)} rows) <- {folder}", flush=True)
+            tell(f"reading the teacher cache ({len(train_ds)} rows) <- {folder}")
         built, padded = cache.meta.get("pad_to_multiple_of"), padding_of(collator)
         if built is not None and padded is not None and built != padded:
             # (an auto cache is named by its padding; a folder of one's own is read whatever padding built it)
@@ -627,7 +628,7 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
         return cache.use(poolings_for(cfg))
     if folder.exists() and any(not p.name.startswith(BUILD_PREFIX) for p in folder.iterdir()):
         raise DynaKDError(f"--teacher-cache {folder} is a non-empty folder without a cache (no meta.json)")
-    print(f"building the teacher cache ({len(train_ds)} rows) -> {folder}", flush=True)
+    tell(f"building the teacher cache ({len(train_ds)} rows) -> {folder}")
     try:
         cache = build_cache(folder, teacher, train_ds, collator, batch_size=cfg.eval_batch_size, device=device,
                             dtype=cfg.teacher_cache_dtype, fingerprints=fingerprints, progress=cfg.progress)
@@ -636,8 +637,8 @@ def _reuse_or_build(cfg, auto: bool, folder: Path, fingerprints: dict[str, str],
             raise  # launched run's processes would each decide, some reading a cache and others the live teacher)
         # auto asks for a cache where it helps: a home or a disk it cannot write (a cluster's read-only home) leaves
         # the run to the live teacher, as a run too short for one is
-        print(f"teacher cache not used: {e.what}: the teacher runs live (--teacher-cache DIR builds one in a "
-              f"folder of your choice; $DYNAKD_CACHE moves the auto ones)", flush=True)
+        tell(f"teacher cache not used: {e.what}: the teacher runs live (--teacher-cache DIR builds one in a folder "
+             "of your choice; $DYNAKD_CACHE moves the auto ones)")
         return None
     cache.vouch(train_ds)  # (built from these rows, or a race's winner checked against them)
     return cache.use(poolings_for(cfg))

@@ -14,7 +14,7 @@ from .config import DATASET_KEYS, DistillConfig
 from .data.tasks import get_task, rows_not_glues
 from .distributed import is_first_process, note
 from .errors import DynaKDError
-from .notes import say
+from .notes import say, tell
 from .rundir import (
     DATA_PATHS,
     lent_record,
@@ -32,11 +32,11 @@ T = TypeVar("T")
 
 
 def _print(line: str) -> None:
-    """A line of what is lent, printed; a note through the notes' logger, as every note (``notes.say``)."""
+    """A line of what is lent (``notes.tell``), or a note (``notes.say``)."""
     if line.startswith("note: "):
         say(line.removeprefix("note: "))
     else:
-        print(line, flush=True)
+        tell(line)
 
 
 def _says(value: Any) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import DynaKDError
-from .notes import say
+from .notes import say, tell
 
 # what going on unlocked may lead to, each said once a process (a sweep asks for many locks and trains many runs)
 _said_unlocked: set[str] = set()
@@ -137,7 +137,7 @@ def _lock(f, path: Path, required: bool, waiting: str | None = None) -> bool:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:  # held: say so, then wait
-                print(f"{waiting} (lock {path})", flush=True)
+                tell(f"{waiting} (lock {path})")
         fcntl.flock(f, fcntl.LOCK_EX)
         return True
     except OSError as e:

@@ -48,7 +48,7 @@ def _cannot_load(what: str, name: str, e: Exception) -> DynaKDError:
     if _own_code_refused(e):
         return DynaKDError(f"cannot load {what} from '{name}': it comes with code of its own (its config.json's "
                            "auto_map), which DynaKD runs only when told: read it, then add --trust-remote-code "
-                           "(trust_remote_code: true)")
+                           "(config key trust_remote_code: true; in a sweep file, in its base)")
     if Path(name).exists():
         return DynaKDError(f"cannot load {what} from '{name}': {first_line(e)}")
     if hub.offline() and isinstance(e, OSError):  # not found here, nor reachable (another failure keeps its reason)

@@ -1,13 +1,16 @@
-"""DynaKD's notes (``note: ...``): what a run chose, read or left out. They go through the ``dynakd`` logger, so a
-program silences or redirects them with the standard ``logging`` module, as transformers' own messages go through
-its logger: ``logging.getLogger("dynakd").setLevel(logging.ERROR)`` silences them; a handler of one's own on that
-logger gets them too (``propagate`` is off, so a root handler does not print them twice). By default they are
-printed as the command line shows them, to standard output, or standard error where the caller says so.
+"""DynaKD's notes (``note: ...``: what a run chose, took or left out; WARNING) and its lines of progress (what it
+reads, builds, lends, resumes from; INFO). They go through the ``dynakd`` logger, so a program silences or redirects
+them with the standard ``logging`` module, as transformers' own messages go through its logger:
+``logging.getLogger("dynakd").setLevel(logging.WARNING)`` keeps the notes alone, ``logging.ERROR`` silences both; a
+handler of one's own on that logger gets them too (``propagate`` is off, so a root handler does not print them twice;
+DynaKD's own printer is the handler named ``HANDLER_NAME``, to remove where one's own should be the only one). By
+default they are printed as the command line shows them, to standard output, or standard error where the caller says
+so. A command's results (scores, the folder written) are printed, not logged.
 
 ``logging.config.dictConfig`` (and ``fileConfig``) disables every logger it does not name unless told
 ``disable_existing_loggers: False``; a notebook's logging set-up would so silence notes that warn of wrong results
-(a teacher of another task, weights that start random), so each run turns the logger on again (``enabled``): a
-level is the way to silence them."""
+(a teacher of another task, weights that start random), so a note turns the logger on again: a level is the way to
+silence them. (A ``dictConfig`` that names ``dynakd`` replaces its handlers: give it one, or ``propagate: true``.)"""
 
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ class Printed(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             stream = sys.stderr if getattr(record, "to_stderr", False) else sys.stdout
-            print(f"note: {record.getMessage()}", file=stream, flush=True)
+            prefix = "note: " if record.levelno >= LEVEL else ""
+            print(f"{prefix}{record.getMessage()}", file=stream, flush=True)
         except Exception:  # noqa: BLE001 (logging's own rule: a handler that fails says so and goes on)
             self.handleError(record)
 
@@ -40,11 +44,16 @@ if LOGGER.level == logging.NOTSET:  # its own level: a root logger set to ERROR 
 LOGGER.propagate = False
 
 
-def enabled() -> None:
-    """Turn the logger on again where a ``dictConfig`` turned it off (module docstring); its level stays."""
-    LOGGER.disabled = False
-
-
 def say(text: str, *, stderr: bool = False) -> None:
     """Say a note, from whichever process calls (``distributed.note``: from the first alone)."""
-    LOGGER.log(LEVEL, "%s", text, extra={"to_stderr": stderr})
+    _log(LEVEL, text, stderr)
+
+
+def tell(text: str) -> None:
+    """Say a line of progress (no ``note:``), from whichever process calls."""
+    _log(logging.INFO, text, False)
+
+
+def _log(level: int, text: str, stderr: bool) -> None:
+    LOGGER.disabled = False  # (a dictConfig turned it off: module docstring; its level stays)
+    LOGGER.log(level, "%s", text, extra={"to_stderr": stderr})

@@ -17,14 +17,15 @@ from matplotlib.patches import Rectangle
 
 
 def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment", *, averaged: bool = True,
-                   held: tuple[int, float] | None = None, started: list[int] | None = None) -> np.ndarray:
+                   held: tuple[int, float] | None = None, started: list[int] | None = None,
+                   fixed_as: str | None = None) -> np.ndarray:
     """Heatmap of an aligner's running plan ``[Ls, Lt]`` (``averaged``: the exponential average of the plans seen in
     training; else a fixed map): rows are student layers, columns teacher layers (both 1-based: 0 would be the
     embeddings). The colour scale is 0..1, a row's weights summing to 1, so a uniform plan looks dark beside a
     confident one; a plan with NaN or inf says so in its title. ``held``: the plans the running mean holds and the
     weight the starting map still has in it (an early plan reads as a confident one otherwise). ``started``: the
     teacher layer (1-based) each student layer was copied from, outlined (a plan on them may be the copy's likeness,
-    not a match the costs found). Saved to ``path``;
+    not a match the costs found). ``fixed_as``: which fixed map it is (the title's). Saved to ``path``;
     returns the picture's pixels (``[H, W, 3]`` uint8, for TensorBoard)."""
     p = plan.float().numpy()
     n_s, n_t = p.shape
@@ -38,12 +39,14 @@ def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment", *, 
     ax.set_ylabel("student layer (1-based)")
     broken = int((~np.isfinite(p)).sum())
     # the plan drawn is an average: after a few steps it is still mostly the one-hot map it starts from
-    title += "\nfixed map" if not averaged else "\nrunning mean of the plans in training" if held is None else (
+    fixed = f"\n{fixed_as or 'fixed map'}"
+    title += fixed if not averaged else "\nrunning mean of the plans in training" if held is None else (
         f"\nrunning mean of {held[0]} plan{'s' if held[0] != 1 else ''} in training"
         + (f"; the starting map still weighs {held[1]:.0%}" if held[1] >= 0.005 else ""))
     if started is not None:
         for i, j in enumerate(started):
-            ax.add_patch(Rectangle((j - 1.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5, ls="--"))
+            # (inset: on a cell at the edge the axes' frame hid two of its sides)
+            ax.add_patch(Rectangle((j - 1.44, i - 0.44), 0.88, 0.88, fill=False, edgecolor="red", lw=1.5, ls="--"))
         title += "\nred dashes: the teacher layer each student layer was copied from"
     title += "" if not broken else f"\n{broken} of {p.size} weights are not finite (NaN or inf)"
     ax.set_title(title, fontsize=9, color="black" if not broken else "darkred")

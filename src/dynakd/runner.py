@@ -21,7 +21,7 @@ from transformers import TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import TrainOutput
 
-from . import atomic, hub, jsonfile, notes, teacher_scores
+from . import atomic, hub, jsonfile, teacher_scores
 from .bars import close_progress_bars, open_bars
 from .cache import TeacherCache, live_dataset_mean, prepare_teacher_cache
 from .card import add_evaluation, method_label, model_ref, write_model_card
@@ -66,6 +66,7 @@ from .models import (
     ready_to_pad,
     remote_code,
 )
+from .notes import tell
 from .rundir import (
     CONFIG_NAME,
     EVALUATE_PREDICTIONS,
@@ -265,7 +266,6 @@ def run_scope(progress: bool, trust_remote_code: bool = False):
     own code (``models.remote_code``), notes said once a run; and the progress bars of a run that stopped (an
     interrupt, an error), closed, which the next run's drew below."""
     squad.forget_notes()
-    notes.enabled()  # (a notebook's logging.config.dictConfig turns off the loggers it does not name)
     callers = open_bars()  # (a notebook's own bar over its runs stays open)
     try:
         with library_bars(progress), hub.offline_for_this_run(), remote_code(trust_remote_code):
@@ -400,7 +400,7 @@ def _run_training(cfg: DistillConfig, command: str, teacher_name: str | None, ou
     set_dataset_reference(cfg, distiller, teacher, cache, encoded["train"], collator, args.device,
                           trainer.accelerator.autocast())
     if resume is not None and main_process:  # the trainer loads the distiller's state with the checkpoint's
-        print(f"resuming from {resume}", flush=True)
+        tell(f"resuming from {resume}")
     start = time.perf_counter()
     train_out = _train_saying_next(trainer, cfg, out, resume, main_process)
     train_time = time.perf_counter() - start
@@ -479,7 +479,7 @@ def _push(cfg: DistillConfig, command: str, task: TaskSpec, out: Path) -> None:
             else f"from {model_ref(cfg.model)}")
     url = hub.push_folder(out, cfg.push_to_hub, private=cfg.hub_private,
                           message=f"dynakd {command} on {task.name}: {what}")
-    print(f"pushed {out} to {url}", flush=True)
+    tell(f"pushed {out} to {url}")
 
 
 def note_batch_of_one(cfg: DistillConfig) -> None:
@@ -693,8 +693,8 @@ def score_teacher(teacher, tokenizer, task: TaskSpec, data, cfg: DistillConfig, 
         return _score(teacher, tokenizer, task, cfg, eval_data, qa_eval), None
     if (found := teacher_scores.read(settings)) is not None:
         scores, path = found
-        print(f"teacher's scores read from an earlier run's evaluation of the same teacher files, rows and settings "
-              f"({home_relative(path)}; delete it to score the teacher again)", flush=True)
+        tell(f"teacher's scores read from an earlier run's evaluation of the same teacher files, rows and settings "
+             f"({home_relative(path)}; delete it to score the teacher again)")
         return scores, path
     scores = _score(teacher, tokenizer, task, cfg, eval_data, qa_eval)
     teacher_scores.write(settings, scores, name)

@@ -518,6 +518,24 @@ def test_best_settings_pairs_each_method_at_its_best_with_kd_at_its_best():
     assert {r["method"]: r for r in best_settings(rows)}["full"]["variant"] == "lr=0.0001"
 
 
+
+def test_a_control_map_is_no_setting_to_be_best_at():
+    """A user's walkthrough: a sweep of `align.fixed_map: [uniform, random]` put `full`/fixed at the random map, a
+    control, as its best setting (on a tie); a control competes only where it is all a method and aligner ran."""
+    def row(variant, by_seed, method="full"):
+        return {"depth": 2, "method": method, "align": "fixed" if method != "kd" else "-", "variant": variant,
+                "scores": list(by_seed.values()), "by_seed": by_seed, "delta": None if method == "kd" else (0.0,)}
+
+    kd = row("-", {1: 80.0, 2: 80.0, 3: 80.0}, method="kd")
+    uniform, drawn = row("-", {1: 81.0, 2: 81.0, 3: 81.0}), row("align.fixed_map=random", {1: 82.0, 2: 82.0, 3: 82.0})
+    assert best_settings([kd, uniform, drawn]) == []  # (one setting left to compare: no second table)
+    reversed_only = row("align.fixed_map=reversed", {1: 79.0, 2: 79.0, 3: 79.0})
+    assert best_settings([kd, reversed_only]) == []
+    tuned = row("lr=0.0002, align.fixed_map=random", {1: 90.0, 2: 90.0, 3: 90.0})
+    assert [r["variant"] for r in best_settings([kd, uniform, row("lr=0.0002", {1: 81.5, 2: 81.5, 3: 81.5}),
+                                                  tuned]) if r["method"] == "full"] == ["lr=0.0002"]
+
+
 def test_methods_tuned_apart_are_paired_in_the_second_table(tmp_path):
     """`kd` at one learning rate and `full` at another (each at its best): the main table has no `kd` of full's
     settings, so its Δ is '-'. The report said nothing more; now the second table pairs them, and each Δ counts the

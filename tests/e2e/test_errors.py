@@ -232,6 +232,11 @@ def test_a_sweep_file_and_a_runs_config_given_to_the_other_command_are_named(tin
     run.write_text(f"name: s1\noutput: {tmp_path / 'o'}\nbase: {{task: sst2, per_seed: true}}\ngrid: {{seed: [1]}}\n")
     assert run_error(capsys, ["ablate", "--config", str(run)]).endswith(
         f"{run}: base: per_seed is the teacher's: teacher: {{per_seed: true}} fine-tunes one teacher per seed")
+    # a grid's dotted key in base (a user's walkthrough: "unknown config key 'align.name'" said no more)
+    run.write_text(f"name: s1\noutput: {tmp_path / 'o'}\nbase: {{task: sst2, align.name: fixed}}\n"
+                   "grid: {seed: [1]}\n")
+    assert run_error(capsys, ["ablate", "--config", str(run)]).endswith(
+        f"{run}: base: 'align.name' is a grid's dotted key; in base write it nested, align: {{name: ...}}")
 
 
 def test_a_bad_key_in_a_config_file_names_the_file(tiny_teacher, tmp_path, capsys):

@@ -440,6 +440,8 @@ def test_a_distiller_draws_its_random_map_by_the_run_seed():
         return Distiller(cfg, student_layers=2, teacher_layers=6, student_width=8, teacher_width=16).aligner
 
     maps = {seed: [int(i) + 1 for i in aligner(seed).fixed.argmax(1)] for seed in (1, 2)}
+    assert aligner(1).described == "the random map drawn by seed 1"  # (its picture's title, alignment.json's "map")
+    assert FixedAligner(2, 6).described == "the uniform map"
     assert maps == {seed: fixed_map(2, 6, "random", seed=seed) for seed in (1, 2)} and maps[1] != maps[2]
     aligner(1).load_state_dict(aligner(1).state_dict())  # a resume draws the map its checkpoint holds
     with pytest.raises(DynaKDError, match="the checkpoint's fixed layer map is"):

@@ -72,3 +72,21 @@ def test_a_logging_set_up_of_ones_own_leaves_the_notes_heard(capsys):
     finally:
         root.setLevel(level)
         root.handlers[:] = handlers
+
+
+def test_lines_of_progress_go_through_the_logger_below_the_notes(capsys):
+    """A user's walkthrough: `distill: task sst2 (as the teacher ...)`, `building the teacher cache ...` stayed
+    printed under a level that silenced the notes; they are INFO, the notes WARNING."""
+    from dynakd.notes import tell
+
+    tell("building the teacher cache (16 rows) -> here")
+    assert capsys.readouterr().out == "building the teacher cache (16 rows) -> here\n"  # (no note: of its own)
+    logger = logging.getLogger("dynakd")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        tell("unheard")
+        say("heard")
+    finally:
+        logger.setLevel(level)
+    assert capsys.readouterr().out == "note: heard\n"

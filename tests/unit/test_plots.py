@@ -147,6 +147,9 @@ def test_a_fixed_map_is_not_called_a_running_mean_and_small_weights_are_numbered
                    averaged=False)
     fig = saved[-1][0]
     assert fig.axes[0].get_title().endswith("fixed map") and "running mean" not in fig.axes[0].get_title()
+    plot_alignment(torch.eye(2), Path("a.png"), title="fixed alignment", averaged=False,
+                   fixed_as="the random map drawn by seed 3")
+    assert saved[-1][0].axes[0].get_title().endswith("the random map drawn by seed 3")
     assert sorted(texts(fig)) == ["1.00", "1.00"]  # (zeros stay blank)
     fig = plot(torch.tensor([[0.93, 0.04, 0.03], [0.34, 0.33, 0.33]]), saved)
     assert sorted(texts(fig)) == sorted(["0.93", "0.04", "0.03", "0.34", "0.33", "0.33"])
@@ -354,7 +357,8 @@ def test_the_teacher_layers_a_student_was_copied_from_are_outlined(saved):
     plot_alignment(torch.full((2, 6), 1 / 6), Path("a.png"), title="ot alignment (step 3)", started=[1, 6])
     fig = saved[-1][0]
     boxes = [p for p in fig.axes[0].patches if isinstance(p, Rectangle) and not p.get_fill()]
-    assert sorted((b.get_x() + 0.5, b.get_y() + 0.5) for b in boxes) == [(0.0, 0.0), (5.0, 1.0)]  # (column, row)
+    centres = sorted((round(b.get_x() + b.get_width() / 2, 6), round(b.get_y() + b.get_height() / 2, 6)) for b in boxes)
+    assert centres == [(0.0, 0.0), (5.0, 1.0)] and all(b.get_width() < 1 for b in boxes)  # (column, row; inset)
     assert "copied from" in fig.axes[0].get_title()
     assert "copied from" not in plot(torch.full((2, 6), 1 / 6), saved).axes[0].get_title()
 

@@ -53,7 +53,11 @@ class FixedAligner(Aligner):
     def __init__(self, n_student: int, n_teacher: int, mode: str = "uniform", layers: list[int] | None = None,
                  seed: int = 0):
         super().__init__(n_student, n_teacher, momentum=0.0)
-        self.register_buffer("fixed", one_hot_plan(fixed_map(n_student, n_teacher, mode, layers, seed), n_teacher))
+        drawn = fixed_map(n_student, n_teacher, mode, layers, seed)
+        self.register_buffer("fixed", one_hot_plan(drawn, n_teacher))
+        # what the map is, for its picture and alignment.json: the layers are the plan's
+        self.described = ("the map align.layers gives" if layers is not None
+                          else f"the random map drawn by seed {seed}" if mode == "random" else f"the {mode} map")
         self.running_plan.copy_(self.fixed)
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:

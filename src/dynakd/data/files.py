@@ -21,6 +21,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Value
 from dynakd.data.fingerprint import map_fingerprint
 from dynakd.distributed import is_first_process, note
 from dynakd.errors import DynaKDError, first_line
+from dynakd.notes import tell
 
 USER_KINDS = ("csv", "json")
 _STRING_TYPES = ("string", "large_string")
@@ -341,8 +342,8 @@ def only_text_column(kind: str, raw: DatasetDict, files: dict[str, str], label_c
                           "reads those numbers as text)")
     if is_first_process():
         only = "the only one" if len(columns) == 2 else "the only one of text"
-        print(f"{path if kind not in USER_KINDS else f'{kind} data'}: text column '{others[0]}' ({only} besides the "
-              f"label column '{label_column}'; --text-columns names others)", flush=True)
+        tell(f"{path if kind not in USER_KINDS else f'{kind} data'}: text column '{others[0]}' ({only} besides the "
+             f"label column '{label_column}'; --text-columns names others)")
     return others
 
 

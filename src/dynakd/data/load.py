@@ -9,6 +9,7 @@ from ..config import DistillConfig
 from ..distributed import is_first_process, note
 from ..errors import DynaKDError
 from ..models import model_config
+from ..notes import tell
 from . import (
     follow_model_labels,
     get_task,
@@ -71,7 +72,7 @@ def load_data(cfg: DistillConfig, *, train: bool = True, labels_of: str | None =
         if not task.is_regression and "train" in data:
             _note_one_class_a_row(data["train"], cfg.label_column)
         what = cfg.dataset if task.reads_dataset else f"{task.name} data"
-        print(f"{what}: {describe_labels(task, data, cfg.label_column)}", flush=True)
+        tell(f"{what}: {describe_labels(task, data, cfg.label_column)}")
     if cfg.dev_split is not None and not train:
         data.pop("train")
     cut = _subsample_splits(cfg, task, data, train)

@@ -15,6 +15,7 @@ from datasets import DatasetDict
 from ..distributed import is_first_process, note
 from ..errors import DynaKDError
 from ..features import CONTEXT_MASK, EXAMPLE_ID, HIDDEN_LABEL, NON_MODEL_KEYS, TEACHER_PREFIX, class_token_last
+from ..notes import tell
 from .fingerprint import map_fingerprint, tokenizer_state
 
 # Text that tells tokenizers of one vocabulary apart: case, accents, other scripts, spacing, symbols, a web address
@@ -135,8 +136,8 @@ def drop_empty(data: DatasetDict, train_split: str = "train", source: tuple[str,
             named = ", ".join(str(i + 1) for i in rows[:5]) + (", ..." if len(rows) > 5 else "")
             drawn = "" if len(rows) == len(empty) else f" of the {len(ds)} drawn"
             if is_first_process():  # (every process of a launched run drops the same rows)
-                print(f"skipping {len(empty)} empty training example(s){drawn} ({where} has {len(rows)} row(s) "
-                      f"without text: data rows {named}, counting from 1 after any header)", flush=True)
+                tell(f"skipping {len(empty)} empty training example(s){drawn} ({where} has {len(rows)} row(s) "
+                     f"without text: data rows {named}, counting from 1 after any header)")
             data[split] = ds.select(sorted(set(range(len(ds))) - set(empty)))
     return data
 

@@ -298,6 +298,10 @@ def _check_section_keys(sections: dict[str, dict[str, Any]], path: str | Path) -
             if key == "per_seed" and key not in names:
                 raise DynaKDError(f"{path}: {section}: per_seed is the teacher's: teacher: {{per_seed: true}} "
                                   "fine-tunes one teacher per seed")
+            if key not in names and "." in key and key.split(".")[0] in names:  # (the grid's spelling)
+                group, rest = key.split(".", 1)
+                raise DynaKDError(f"{path}: {section}: '{key}' is a grid's dotted key; in {section} write it nested, "
+                                  f"{group}: {{{rest}: ...}}")
             if key not in names:
                 close = difflib.get_close_matches(key, sorted(names), n=1)
                 raise DynaKDError(f"{path}: {section}: unknown config key '{key}'"

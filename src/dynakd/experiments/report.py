@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -351,6 +352,9 @@ def summarise(records: list[dict[str, Any]], metric: str, others: tuple[str, ...
 MAX_PLOTTED = 20  # rows in one depth's panel of ablation.png; beyond, it plots each method at its best
 
 
+CONTROL_MAP = re.compile(r"\balign\.fixed_map=(reversed|random)\b")  # the fixed maps that control for alignment
+
+
 def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each (depth, method, aligner) at its best mean over the settings it ran, its delta paired with ``kd`` at its
     best setting at that depth; empty when no method ran more than one setting.
@@ -364,6 +368,8 @@ def best_settings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     kinds: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         kinds[(r["depth"], r["method"], r["align"])].append(r)
+    # a control map (reversed, random) is a yardstick, not a setting to tune: it competes only where it is all there is
+    kinds = {kind: [r for r in group if not CONTROL_MAP.search(r["variant"])] or group for kind, group in kinds.items()}
     if all(len(group) == 1 for group in kinds.values()) and not unpaired(rows):
         return []
     best = {}
