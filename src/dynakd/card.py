@@ -274,7 +274,7 @@ def _layers_said(ids: list[int]) -> str:
 def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any],
           scores: dict[tuple[str, str], float]) -> str:
     model = metrics.get("model", {})
-    size = f"{model['layers']}-layer, {model['parameters'] / 1e6:.1f}M-parameter " if model else ""
+    size = f"{model['layers']}-layer, {model['parameters'] / 1e6:.3g}M-parameter " if model else ""
     own = cfg.train_file or (cfg.validation_file if cfg.dev_split else None)  # a user's file: named by itself
     own_rows = _own_rows(cfg, task, metrics.get("eval_split_rows"))  # (GLUE-layout files of other rows)
     data = ("the built-in synthetic sentiment corpus" if cfg.synthetic

@@ -624,8 +624,8 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     check_seq_length(cfg.max_seq_length, t_tok, teacher)
     sizes = [sum(p.numel() for p in m.parameters()) for m in (student, teacher)]
     if sizes[0] > sizes[1]:  # allowed, but rarely what distillation is for
-        note(f"the student ({sizes[0] / 1e6:.1f}M parameters) is larger than the teacher "
-             f"({sizes[1] / 1e6:.1f}M)")
+        note(f"the student ({sizes[0] / 1e6:.3g}M parameters) is larger than the teacher "
+             f"({sizes[1] / 1e6:.3g}M)")
     return student, tokenizer, teacher, t_tok
 
 

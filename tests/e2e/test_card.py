@@ -401,3 +401,14 @@ def test_a_distilled_student_named_as_a_teacher_is_not_called_fine_tuned(tmp_pat
     scored_card(tmp_path, "sst2", {"accuracy": 0.8})  # (a distilled student's card, in tmp_path / "out")
     assert model_ref(str(tmp_path / "out")) == ("`out` (a local folder, a student distilled with DynaKD; its "
                                                 "weights started from `org/teacher`)")
+
+
+def test_a_small_models_size_is_not_called_zero(tmp_path):
+    """A user's walkthrough: a tiny model's card said it was a "0.0M-parameter" student."""
+    from dynakd.card import write_model_card
+
+    config = build_config({"task": "sst2", "teacher": "org/teacher", "student_layers": 2})
+    metrics = {"eval": {"accuracy": 0.5}, "model": {"layers": 2, "parameters": 51_234}, "train": {"processes": 1}}
+    (tmp_path / "out").mkdir()
+    text = write_model_card(tmp_path / "out", "distill", config, get_task("sst2"), metrics).read_text()
+    assert "2-layer, 0.0512M-parameter student" in text
