@@ -229,6 +229,12 @@ def _eval_results(scores: dict[tuple[str, str], float], task: TaskSpec) -> list[
     return results or None
 
 
+def parameters_said(n: float) -> str:
+    """A parameter count as cards, notes and tables give it: 3 significant digits, in millions below a billion
+    (``15.6M``, ``0.0512M``: a tiny model's is not 0.0M), else in billions (``1.1B``, not ``1.1e+03M``)."""
+    return f"{n / 1e9:.3g}B" if n >= 999.5e6 else f"{n / 1e6:.3g}M"
+
+
 def method_label(cfg: DistillConfig) -> str:
     """``method `full`, layer aligner `ot``` (the aligner only for methods that match layers)."""
     align = cfg.resolved_align()
@@ -274,7 +280,7 @@ def _layers_said(ids: list[int]) -> str:
 def _body(out: Path, command: str, cfg: DistillConfig, task: TaskSpec, metrics: dict[str, Any],
           scores: dict[tuple[str, str], float]) -> str:
     model = metrics.get("model", {})
-    size = f"{model['layers']}-layer, {model['parameters'] / 1e6:.3g}M-parameter " if model else ""
+    size = f"{model['layers']}-layer, {parameters_said(model['parameters'])}-parameter " if model else ""
     own = cfg.train_file or (cfg.validation_file if cfg.dev_split else None)  # a user's file: named by itself
     own_rows = _own_rows(cfg, task, metrics.get("eval_split_rows"))  # (GLUE-layout files of other rows)
     data = ("the built-in synthetic sentiment corpus" if cfg.synthetic

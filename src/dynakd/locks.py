@@ -140,6 +140,8 @@ def _lock(f, path: Path, required: bool, waiting: str | None = None) -> bool:
                 tell(f"{waiting} (lock {path})")
         fcntl.flock(f, fcntl.LOCK_EX)
         return True
+    except BrokenPipeError:  # (the waiting line's output closed early: the command's end, no lock's failure)
+        raise
     except OSError as e:
         reason = _reason(e)
     if required:

@@ -24,7 +24,7 @@ from transformers.trainer_utils import TrainOutput
 from . import atomic, hub, jsonfile, teacher_scores
 from .bars import close_progress_bars, open_bars
 from .cache import TeacherCache, live_dataset_mean, prepare_teacher_cache
-from .card import add_evaluation, method_label, model_ref, write_model_card
+from .card import add_evaluation, method_label, model_ref, parameters_said, write_model_card
 from .checkpoints import (
     check_launch,
     checkpoint_step,
@@ -624,8 +624,8 @@ def _load_models(cfg: DistillConfig, task: TaskSpec, teacher_name: str | None):
     check_seq_length(cfg.max_seq_length, t_tok, teacher)
     sizes = [sum(p.numel() for p in m.parameters()) for m in (student, teacher)]
     if sizes[0] > sizes[1]:  # allowed, but rarely what distillation is for
-        note(f"the student ({sizes[0] / 1e6:.3g}M parameters) is larger than the teacher "
-             f"({sizes[1] / 1e6:.3g}M)")
+        note(f"the student ({parameters_said(sizes[0])} parameters) is larger than the teacher "
+             f"({parameters_said(sizes[1])})")
     return student, tokenizer, teacher, t_tok
 
 

@@ -518,7 +518,6 @@ def test_best_settings_pairs_each_method_at_its_best_with_kd_at_its_best():
     assert {r["method"]: r for r in best_settings(rows)}["full"]["variant"] == "lr=0.0001"
 
 
-
 def test_a_control_map_is_no_setting_to_be_best_at():
     """A user's walkthrough: a sweep of `align.fixed_map: [uniform, random]` put `full`/fixed at the random map, a
     control, as its best setting (on a tie); a control competes only where it is all a method and aligner ran."""

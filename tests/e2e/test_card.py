@@ -412,3 +412,6 @@ def test_a_small_models_size_is_not_called_zero(tmp_path):
     (tmp_path / "out").mkdir()
     text = write_model_card(tmp_path / "out", "distill", config, get_task("sst2"), metrics).read_text()
     assert "2-layer, 0.0512M-parameter student" in text
+    from dynakd.card import parameters_said
+
+    assert [parameters_said(n) for n in (15_616_130, 999_600_000, 1.1e9)] == ["15.6M", "1B", "1.1B"]  # (not 1e+03M)

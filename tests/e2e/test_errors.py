@@ -237,6 +237,8 @@ def test_a_sweep_file_and_a_runs_config_given_to_the_other_command_are_named(tin
                    "grid: {seed: [1]}\n")
     assert run_error(capsys, ["ablate", "--config", str(run)]).endswith(
         f"{run}: base: 'align.name' is a grid's dotted key; in base write it nested, align: {{name: ...}}")
+    run.write_text(f"name: s1\noutput: {tmp_path / 'o'}\nbase: {{task: sst2, lr.x: 1}}\ngrid: {{seed: [1]}}\n")
+    assert "base: unknown config key 'lr.x'" in run_error(capsys, ["ablate", "--config", str(run)])  # (no group)
 
 
 def test_a_bad_key_in_a_config_file_names_the_file(tiny_teacher, tmp_path, capsys):

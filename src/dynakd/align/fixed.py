@@ -57,7 +57,8 @@ class FixedAligner(Aligner):
         self.register_buffer("fixed", one_hot_plan(drawn, n_teacher))
         # what the map is, for its picture and alignment.json: the layers are the plan's
         self.described = ("the map align.layers gives" if layers is not None
-                          else f"the random map drawn by seed {seed}" if mode == "random" else f"the {mode} map")
+                          else f"the random map drawn by seed {seed}" if mode == "random"
+                          else "the last-layers map" if mode == "last" else f"the {mode} map")
         self.running_plan.copy_(self.fixed)
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:

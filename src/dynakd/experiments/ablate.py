@@ -286,6 +286,11 @@ def _check_teacher_data(grids: list[dict[str, list[Any]]], base: dict[str, Any],
 NO_METRIC = "the report ranks on the task's first score and shows the others beside it"
 
 
+# The settings that hold settings of their own (align, dynamics, a schedule's alpha): a grid names theirs dotted
+_GROUPS = {f.name for f in dataclasses.fields(DistillConfig)
+           if dataclasses.is_dataclass(getattr(DistillConfig(), f.name, None)) or "Schedule" in str(f.type)}
+
+
 def _check_section_keys(sections: dict[str, dict[str, Any]], path: str | Path) -> None:
     """Name the section of a key no run reads: a typo in ``teacher:`` was said as the top level's, when the cells'
     configs were built. ``metric`` is none: the report ranks on the task's first score."""
@@ -298,7 +303,7 @@ def _check_section_keys(sections: dict[str, dict[str, Any]], path: str | Path) -
             if key == "per_seed" and key not in names:
                 raise DynaKDError(f"{path}: {section}: per_seed is the teacher's: teacher: {{per_seed: true}} "
                                   "fine-tunes one teacher per seed")
-            if key not in names and "." in key and key.split(".")[0] in names:  # (the grid's spelling)
+            if key not in names and "." in key and key.split(".")[0] in _GROUPS:  # (the grid's spelling)
                 group, rest = key.split(".", 1)
                 raise DynaKDError(f"{path}: {section}: '{key}' is a grid's dotted key; in {section} write it nested, "
                                   f"{group}: {{{rest}: ...}}")

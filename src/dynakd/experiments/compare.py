@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..card import parameters_said
 from ..errors import DynaKDError
 from ..rundir import (
     CONFIG_NAME,
@@ -169,7 +170,7 @@ def _score(ev: Any, metric: str) -> str:
 
 
 def _millions(n: Any) -> str:
-    return f"{n / 1e6:.3g}M" if isinstance(n, (int, float)) else ""
+    return parameters_said(n) if isinstance(n, (int, float)) else ""
 
 
 def _seconds(x: Any) -> str:
