@@ -18,6 +18,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import atomic, jsonfile, packaged
+from .align.fixed import map_said
 from .config import DistillConfig
 from .data.named import is_path
 from .data.tasks import TaskSpec, rows_not_glues
@@ -242,7 +243,7 @@ def method_label(cfg: DistillConfig) -> str:
     if align.name == "fixed" and align.layers:
         layers = f" (teacher layers {', '.join(map(str, align.layers))}, 1-based)"
     elif align.name == "fixed" and align.fixed_map != "uniform":  # alignment.json holds the layers
-        layers = f" (the `{align.fixed_map}` map{f', drawn by seed {cfg.seed}' if align.fixed_map == 'random' else ''})"
+        layers = f" ({map_said(align.fixed_map, cfg.seed)})"
     aligner = f", layer aligner `{align.name}`{layers}" if cfg.terms["feature"] else ""
     return f"method `{cfg.method}`{aligner}"
 

@@ -390,7 +390,7 @@ def test_a_task_only_student_is_not_called_distilled_and_a_hand_written_map_is_n
     fixed = scored_card(tmp_path, "sst2", {"accuracy": 0.8}, align={"name": "fixed", "layers": [1, 4]})
     assert "method `full`, layer aligner `fixed` (teacher layers 1, 4, 1-based)." in fixed.text
     drawn = scored_card(tmp_path, "sst2", {"accuracy": 0.8}, align={"name": "fixed", "fixed_map": "random"}, seed=3)
-    assert "method `full`, layer aligner `fixed` (the `random` map, drawn by seed 3)." in drawn.text
+    assert "method `full`, layer aligner `fixed` (the random map drawn by seed 3)." in drawn.text
 
 
 def test_a_distilled_student_named_as_a_teacher_is_not_called_fine_tuned(tmp_path):

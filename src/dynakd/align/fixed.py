@@ -46,6 +46,15 @@ def fixed_map(n_student: int, n_teacher: int, mode: str = "uniform", layers: lis
     return uniform_map(n_student, n_teacher)
 
 
+def map_said(mode: str, seed: int, layers: list[int] | None = None) -> str:
+    """A fixed map as its picture, ``alignment.json`` and the model card name it (the layers are the plan's)."""
+    if layers is not None:
+        return "the map align.layers gives"
+    if mode == "random":
+        return f"the random map drawn by seed {seed}"
+    return "the last-layers map" if mode == "last" else f"the {mode} map"
+
+
 class FixedAligner(Aligner):
     name = "fixed"
     cost_gradient = False
@@ -55,10 +64,7 @@ class FixedAligner(Aligner):
         super().__init__(n_student, n_teacher, momentum=0.0)
         drawn = fixed_map(n_student, n_teacher, mode, layers, seed)
         self.register_buffer("fixed", one_hot_plan(drawn, n_teacher))
-        # what the map is, for its picture and alignment.json: the layers are the plan's
-        self.described = ("the map align.layers gives" if layers is not None
-                          else f"the random map drawn by seed {seed}" if mode == "random"
-                          else "the last-layers map" if mode == "last" else f"the {mode} map")
+        self.described = map_said(mode, seed, layers)  # (its picture's and alignment.json's)
         self.running_plan.copy_(self.fixed)
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
