@@ -244,6 +244,11 @@ def method_label(cfg: DistillConfig) -> str:
         layers = f" (teacher layers {', '.join(map(str, align.layers))}, 1-based)"
     elif align.name == "fixed" and align.fixed_map != "uniform":  # alignment.json holds the layers
         layers = f" ({map_said(align.fixed_map, cfg.seed)})"
+    elif align.name in ("attention", "ot"):  # (what changes the layers a plan prefers; tau or eps only sharpen it)
+        relative = align.name == "attention" and align.relative
+        said = (["costs relative to each teacher layer's mean over the student layers"] if relative else []) + (
+            [f"order prior {align.order_prior:g}"] if align.order_prior else [])
+        layers = f" ({', '.join(said)})" if said else ""
     aligner = f", layer aligner `{align.name}`{layers}" if cfg.terms["feature"] else ""
     return f"method `{cfg.method}`{aligner}"
 

@@ -15,6 +15,7 @@ from torch import nn
 from . import distributed
 from .align import Aligner, build_aligner
 from .config import DistillConfig, as_config
+from .config.checks import ONE_LAYER_RELATIVE
 from .cudagraphs import GraphedDynamics
 from .data.prepare import fraction
 from .data.tasks import get_task
@@ -137,7 +138,10 @@ class Distiller(nn.Module):
         if aligner is not None:
             _check_own_aligner(aligner, cfg, self.feature, student_layers, teacher_layers)
         elif self.feature:
-            aligner = build_aligner(cfg.resolved_align(), student_layers, teacher_layers, cfg.seed)
+            align = cfg.resolved_align()
+            if align.name == "attention" and align.relative and student_layers < 2:
+                raise DynaKDError(ONE_LAYER_RELATIVE)
+            aligner = build_aligner(align, student_layers, teacher_layers, cfg.seed)
         self.aligner = aligner
         self.hidden_term = self.feature == "dynamics" and cfg.hidden_weight is not None  # dynamics + static's term
         pkd_proj = self.feature == "pkd" and student_width != teacher_width

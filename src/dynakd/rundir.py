@@ -117,9 +117,14 @@ def _shown(value: Any, key: str = "") -> str:
 
 
 def _without_cosmetic(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``cfg`` without the keys of ``_COSMETIC_IN`` in its groups (a copy where it has them)."""
+    """``cfg`` without the keys of ``_COSMETIC_IN`` in its groups, nor the align settings its aligner does not read
+    (``ALIGNER_READS``: an OT run given ``align.tau`` is told it is unread and trains as it would without; a copy
+    where it has them)."""
     cut = {group: {k: v for k, v in cfg[group].items() if k not in keys}
            for group, keys in _COSMETIC_IN.items() if isinstance(cfg.get(group), dict)}
+    align = cfg.get("align")
+    if isinstance(align, dict) and (reads := ALIGNER_READS.get(align.get("name"))) is not None:
+        cut["align"] = {k: v for k, v in align.items() if k == "name" or k in reads}
     return cfg | cut
 
 

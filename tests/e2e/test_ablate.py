@@ -17,6 +17,7 @@ import yaml
 from PIL import Image
 
 from dynakd.cli import main
+from dynakd.config import AlignConfig
 from dynakd.errors import DynaKDError
 from dynakd.experiments.ablate import cell_config, cell_key, cell_seed, cells, load_sweep, run_sweep, teacher_config
 from dynakd.experiments.report import best_settings, build_report, paired_delta
@@ -601,6 +602,29 @@ def test_the_heatmap_copied_is_of_a_run_with_a_score(tmp_path):
     text = build_report(write_results(tmp_path, records)).read_text()
     assert (tmp_path / "alignment_ot_L2.png").read_bytes() == b"method=full,seed=2"
     assert "`alignment_ot_L2.png` of `method=full,seed=2`" in text
+
+
+def test_each_variant_of_an_aligner_has_its_heatmap(tmp_path):
+    """maps-L2's three attention rows (plain, order prior, relative costs) shared one picture, the first's: the
+    variants' plans, the point of those cells, were never drawn. Settings all its runs share keep the plain name."""
+    variants = [{}, {"order_prior": 1.0}, {"relative": True}]
+    records = []
+    for extra in variants:
+        for seed in (1, 2):
+            r = run_record("full", seed, 0.8, **{f"align.{k}": v for k, v in extra.items()})
+            r["align"], r["config"] = "attention", {"align": {**AlignConfig(iters=50).__dict__, "name": "attention",
+                                                              **extra}}
+            r["output"] = str(tmp_path / "cells" / r["key"])
+            (tmp_path / "cells" / r["key"]).mkdir(parents=True)
+            (tmp_path / "cells" / r["key"] / "alignment.png").write_bytes(r["key"].encode())
+            records.append(r)
+    text = build_report(write_results(tmp_path, records)).read_text()
+    drawn = sorted(p.name for p in tmp_path.glob("alignment_*.png"))
+    assert drawn == ["alignment_attention_L2.png", "alignment_attention_order_prior-1_L2.png",
+                     "alignment_attention_relative_L2.png"]  # (iters 50 is every run's: not in a name)
+    assert (tmp_path / "alignment_attention_relative_L2.png").read_bytes() == records[4]["key"].encode()
+    assert "`alignment_attention_relative_L2.png` of `align.relative=true,method=full,seed=1`" in text
+    assert "| 2 | full | attention | align.relative=true |" in text  # (a flag as the cell's key says it, not True)
 
 
 def stand_in_data(path: Path, tmp_path: Path) -> Path:

@@ -142,6 +142,9 @@ def test_the_distiller_says_what_does_not_fit(tiny_teacher):
     with pytest.raises(DynaKDError, match="align.eps must be >= 0.0001"):
         Distiller(DistillConfig(method="full", align=AlignConfig(eps=0.0)), student_layers=2, teacher_layers=4,
                   student_width=32, teacher_width=32)
+    with pytest.raises(DynaKDError, match="a student of one layer has nothing to compare it with"):
+        Distiller(build_config({"method": "full", "align": {"name": "attention", "relative": True}}), student_layers=1,
+                  teacher_layers=4, student_width=32, teacher_width=32)
     with pytest.raises(DynaKDError, match="the config's task squad is extractive QA: pass qa=True"):
         Distiller(build_config({"task": "squad"}), student_layers=2, teacher_layers=4, student_width=32,
                   teacher_width=32)

@@ -71,6 +71,10 @@ def full_disk_for_the_record(self: Path, *args, **kwargs):
         (["--set", "teacher_cache=none"], "'none' is not auto, off or a folder (did you mean 'off'?"),
         (["--set", "teacher_cache=disable"], "'disable' is not auto, off or a folder (did you mean 'off'?"),
         (["--set", "align.order_prior=-1"], "align.order_prior must be >= 0"),
+        (["--align", "attention", "--set", "align.relative=true", "--student-layers", "1"],
+         "align.relative compares each teacher layer's cost across the student's layers: a student of one layer"),
+        (["--align", "attention", "--set", "align.relative=true", "--student-layer-ids", "3"],
+         "a student of one layer has nothing to compare it with"),
         # inf passed the range checks: a traceback (epochs) or a non-finite loss that blamed another term
         (["--epochs", "inf"], "epochs must be a finite number, got inf"),
         (["--alpha", "nan"], "alpha.start must be a finite number, got nan"),
@@ -590,6 +594,13 @@ def test_settings_a_method_does_not_read_are_noted_and_do_not_make_another_run(t
     assert "already holds this run, finished" in err
     err = run_error(capsys, distill_args(tiny_teacher, out, "--method", "full"))
     assert "already holds a different run (differs in: method kd -> full)" in err
+    # an aligner's setting another aligner reads (review of 2026-12-08): noted, and no other run for it
+    ot = tmp_path / "ot"
+    assert main(distill_args(tiny_teacher, ot, "--method", "full", "--set", "align.tau=0.3")) == 0
+    assert "the ot aligner does not read align.tau" in capsys.readouterr().out
+    assert "already holds this run, finished" in run_error(capsys, distill_args(tiny_teacher, ot, "--method", "full"))
+    err = run_error(capsys, distill_args(tiny_teacher, ot, "--method", "full", "--set", "align.order_prior=1"))
+    assert "already holds a different run (differs in: align.order_prior 0.0 -> 1.0)" in err
     assert main(distill_args(tiny_teacher, tmp_path / "plain", "--method", "kd")) == 0
     capsys.readouterr()  # a run's own dynakd.yaml spells out every key at its default: nothing to note
     assert main(["distill", "--config", str(tmp_path / "plain" / "dynakd.yaml"), "--output", str(tmp_path / "again"),

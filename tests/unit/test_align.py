@@ -111,6 +111,38 @@ def test_attention_invariant_to_cost_scale(factor):
     torch.testing.assert_close(aligner(factor * cost), aligner(cost), rtol=1e-5, atol=1e-6)
 
 
+def early_layers_cheapest(ls: int, lt: int) -> torch.Tensor:
+    """Costs where the first teacher layers are the cheapest for every student layer alike (as on real costs,
+    benchmarks/maps-L2), and each student layer is relatively closest to the teacher layer of its own depth."""
+    base = torch.linspace(0.5, 1.5, lt)[None, :].repeat(ls, 1)  # early teacher layers cheapest, whatever the row
+    own = torch.tensor([round((m + 1) * lt / ls) - 1 for m in range(ls)])
+    return base - 0.1 * torch.nn.functional.one_hot(own, lt)
+
+
+@pytest.mark.parametrize("ls,lt", [(2, 6), (3, 6), (4, 12)])
+def test_attention_mends_the_pull_to_early_layers(ls, lt):
+    cost = early_layers_cheapest(ls, lt)
+    assert (AttentionAligner(ls, lt)(cost).argmax(1) == 0).all()  # every row on the first teacher layer
+    own = [round((m + 1) * lt / ls) - 1 for m in range(ls)]
+    assert AttentionAligner(ls, lt, relative=True)(cost).argmax(1).tolist() == own
+    rows = AttentionAligner(ls, lt, prior=10.0)(cost).argmax(1).tolist()
+    assert is_non_decreasing(rows) and rows[0] < lt // 2 <= rows[-1]
+
+
+@pytest.mark.parametrize("kw", [{"relative": True}, {"prior": 1.0}])
+def test_attention_options_keep_rows_and_scale_invariance(kw):
+    cost = rand_cost(3, 6)
+    aligner = AttentionAligner(3, 6, **kw)
+    plan = aligner(cost)
+    torch.testing.assert_close(plan.sum(1), torch.ones(3))
+    torch.testing.assert_close(aligner(7.0 * cost), plan, rtol=1e-5, atol=1e-6)
+
+
+def test_relative_attention_needs_two_student_layers():
+    with pytest.raises(ValueError, match="2 layers or more"):
+        AttentionAligner(1, 6, relative=True)
+
+
 # ----------------------------------------------------------------------------------------------- ot
 @pytest.mark.parametrize("ls,lt", [(2, 6), (3, 6), (4, 12), (6, 12), (3, 3)])
 @pytest.mark.parametrize("eps", [0.1, 0.5, 1.0])
@@ -177,6 +209,7 @@ def test_running_plan_moves_in_train_mode_only(aligner):
         (AlignConfig(name="fixed"), FixedAligner),
         (AlignConfig(name="fixed", fixed_map="last"), FixedAligner),
         (AlignConfig(name="attention", tau=0.3, learned=True), AttentionAligner),
+        (AlignConfig(name="attention", order_prior=0.5, relative=True), AttentionAligner),
         (AlignConfig(name="ot", eps=0.2, iters=20, order_prior=1.0), OTAligner),
     ],
 )
@@ -189,7 +222,10 @@ def test_build_aligner(cfg, cls):
     if cls is FixedAligner:
         assert fixed_map(3, 6, cfg.fixed_map) == (plan.argmax(1) + 1).tolist()
     elif cls is AttentionAligner:
-        assert aligner.tau == 0.3 and aligner.query is not None and aligner.query.shape == (3, 6)
+        assert (aligner.tau, aligner.prior, aligner.relative) == (cfg.tau, cfg.order_prior, cfg.relative)
+        assert (aligner.query is not None) == cfg.learned
+        if cfg.learned:
+            assert aligner.query.shape == (3, 6)
     else:
         assert (aligner.eps, aligner.iters, aligner.prior, aligner.plan_grad) == (0.2, 20, 1.0, False)
 
@@ -446,3 +482,17 @@ def test_a_distiller_draws_its_random_map_by_the_run_seed():
     aligner(1).load_state_dict(aligner(1).state_dict())  # a resume draws the map its checkpoint holds
     with pytest.raises(DynaKDError, match="the checkpoint's fixed layer map is"):
         aligner(2).load_state_dict(aligner(1).state_dict())
+
+
+def test_the_card_names_what_moves_a_plan():
+    from dynakd.card import method_label
+    from dynakd.config import build_config
+
+    def said(align):
+        return method_label(build_config({"method": "full", "align": align}))
+
+    assert said({"name": "attention", "relative": True, "order_prior": 0.5}) == (
+        "method `full`, layer aligner `attention` (costs relative to each teacher layer's mean over the student "
+        "layers, order prior 0.5)")
+    assert said({"name": "ot", "order_prior": 1.0}) == "method `full`, layer aligner `ot` (order prior 1)"
+    assert said({"name": "attention", "tau": 0.3}) == "method `full`, layer aligner `attention`"

@@ -14,7 +14,8 @@ def build_aligner(cfg, n_student: int, n_teacher: int, seed: int = 0) -> Aligner
     if cfg.name == "fixed":
         return FixedAligner(n_student, n_teacher, cfg.fixed_map, cfg.layers, seed)
     if cfg.name == "attention":
-        return AttentionAligner(n_student, n_teacher, cfg.tau, cfg.learned, cfg.plan_momentum, cfg.plan_every)
+        return AttentionAligner(n_student, n_teacher, cfg.tau, cfg.learned, cfg.plan_momentum, cfg.plan_every,
+                                cfg.order_prior, cfg.relative)
     if cfg.name == "ot":
         return OTAligner(n_student, n_teacher, cfg.eps, cfg.iters, cfg.order_prior, cfg.plan_grad, cfg.plan_momentum,
                          cfg.plan_every)

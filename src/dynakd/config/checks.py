@@ -113,6 +113,10 @@ def _training_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
 
 
 MIN_TEMPERATURE = 1e-4  # align.eps and align.tau
+# said where the student's depth is known: here from student_layers or student_layer_ids, by the Distiller from a model
+ONE_LAYER_RELATIVE = ("align.relative compares each teacher layer's cost across the student's layers: a student of one "
+                      "layer has nothing to compare it with (its plan would be uniform); leave it out, or use "
+                      "align.order_prior")
 
 
 def _plan_takes_gradient(align) -> bool:
@@ -140,6 +144,8 @@ def _method_checks(cfg: DistillConfig) -> list[tuple[bool, str]]:
          f"computed from; align.{'plan_grad' if cfg.align.name == 'ot' else 'learned'} takes its gradient through "
          "every batch's plan: drop one of the two"),
         (cfg.align.order_prior >= 0, f"align.order_prior must be >= 0, got {cfg.align.order_prior}"),
+        (not (cfg.align.name == "attention" and cfg.align.relative and cfg.terms["feature"]
+              and 1 in (cfg.student_layers, len(cfg.student_layer_ids or ()))), ONE_LAYER_RELATIVE),
         # The fixed map's own settings: given with another aligner they would be ignored without a word.
         (cfg.align.name == "fixed" or cfg.terms["feature"] is None
          or (cfg.align.fixed_map == "uniform" and cfg.align.layers is None),

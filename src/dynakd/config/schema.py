@@ -52,7 +52,8 @@ def unread_options(method: str) -> set[str]:
 
 # The align.* settings each aligner reads (``name`` aside): another aligner's are noted as unread (a sweep's base may
 # give them to every aligner of its grid), but the fixed map's, which are refused with another aligner.
-ALIGNER_READS = {"fixed": {"fixed_map", "layers"}, "attention": {"tau", "learned", "plan_momentum", "plan_every"},
+ALIGNER_READS = {"fixed": {"fixed_map", "layers"},
+                 "attention": {"tau", "learned", "order_prior", "relative", "plan_momentum", "plan_every"},
                  "ot": {"eps", "iters", "order_prior", "plan_grad", "plan_momentum", "plan_every"}}
 
 
@@ -123,9 +124,11 @@ class AlignConfig:
     layers: list[int] | None = None
     tau: float = 0.1
     learned: bool = False
+    # attention: each teacher layer's cost less its mean over the student layers (docs/method.md)
+    relative: bool = False
     eps: float = 0.05
     iters: int = 20  # ~1% from the converged plan on real costs of 2-3 layer students (ot_iterations.py); more at depth
-    order_prior: float = 0.0
+    order_prior: float = 0.0  # OT and attention: weight of |m/Ls - l/Lt| added to the normalised costs
     plan_grad: bool = False
     plan_momentum: float = 0.9
     # compute the plan from one training batch's costs in N and hold it for the N - 1 after (attention, OT): token-level

@@ -87,8 +87,9 @@ SMOKE_TRANSFER = 16  # a transfer set in a smoke run (the synthetic corpus that 
 LAYER_TERM_OPTIONS = ("align", "dynamics", "beta", "hidden_weight")
 # Options and the aligners that read them: a grid over one must not repeat the cells of the other aligners.
 ALIGNER_OPTIONS = {"align.fixed_map": {"fixed"}, "align.layers": {"fixed"}, "align.tau": {"attention"},
-                   "align.learned": {"attention"}, "align.eps": {"ot"}, "align.iters": {"ot"},
-                   "align.order_prior": {"ot"}, "align.plan_grad": {"ot"}, "align.plan_momentum": {"attention", "ot"},
+                   "align.learned": {"attention"}, "align.relative": {"attention"},
+                   "align.eps": {"ot"}, "align.iters": {"ot"}, "align.order_prior": {"attention", "ot"},
+                   "align.plan_grad": {"ot"}, "align.plan_momentum": {"attention", "ot"},
                    "align.plan_every": {"attention", "ot"}}
 
 

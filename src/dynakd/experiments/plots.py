@@ -18,7 +18,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..config import METHODS, layer_term
+from ..config import ALIGNER_READS, METHODS, AlignConfig, layer_term
 from .report import clear, mean, note, score, stdev
 
 LABEL_WIDTH = 36  # characters in a line of a row's label before it wraps
@@ -143,7 +143,8 @@ def _order(method: str) -> int:
 
 
 def alignment_plots(records: list[dict[str, Any]], folder: Path, metric: str) -> list[str]:
-    """One ``alignment_<aligner>_L<depth>.png`` per aligner and depth, copied from a run's folder: the aligner's
+    """One ``alignment_<aligner>_L<depth>.png`` per aligner and depth (and per variant of the aligner, where its
+    settings differ among the runs: ``alignment_attention_relative_L2.png``), copied from a run's folder: the aligner's
     running plan at the end of training of one run, chosen among the runs with a ``metric`` score (a diverged run's
     plan may be NaN; where none has one, among all), from those of ``full`` (else of another layer method), the
     lowest seed's, of those the first in the file. Returns the report's words naming the run each shows.
@@ -152,12 +153,13 @@ def alignment_plots(records: list[dict[str, Any]], folder: Path, metric: str) ->
     looked for in this folder's ``cells/``, then from this folder's parents; one found nowhere is named in a note,
     and an earlier report's picture of it stays, said to be that. Pictures of aligners and depths the results no
     longer hold are removed."""
-    chosen: dict[tuple[str, int], dict[str, Any]] = {}
+    chosen: dict[tuple[str, int, tuple], dict[str, Any]] = {}
+    variant = _variants([r for r in records if layer_term(r["method"])])
     for r in sorted(records, key=lambda r: (math.isnan(score(r, metric, missing=math.nan)), r["method"] != "full",
                                             r["seed"])):
         if layer_term(r["method"]):
-            chosen.setdefault((r["align"], r["student_layers"]), r)
-    names = {(align, depth): f"alignment_{align}_L{depth}.png" for align, depth in chosen}
+            chosen.setdefault((r["align"], r["student_layers"], variant(r)), r)
+    names = {where: f"alignment_{where[0]}{_variant_said(where[2])}_L{where[1]}.png" for where in chosen}
     for old in folder.glob("alignment_*.png"):
         if old.name not in names.values():
             old.unlink()
@@ -177,6 +179,43 @@ def alignment_plots(records: list[dict[str, Any]], folder: Path, metric: str) ->
              f"report where the sweep ran, or keep its cells/ beside results.jsonl): {'; '.join(missing)}",
              in_report=False)
     return said
+
+
+def _variants(records: list[dict[str, Any]]):
+    """The record -> its variant of its aligner: the aligner's own settings (``ALIGNER_READS``) that differ among the
+    records of its aligner and depth, as ``((key, value), ...)`` with those at their defaults left out, so that each
+    variant has its picture (the attention aligner with and without ``relative``) and a sweep of one variant keeps
+    the plain name ``alignment_<aligner>_L<depth>.png``."""
+    def read(r: dict[str, Any]) -> dict[str, Any]:
+        align = (r.get("config") or {}).get("align") or {}
+        return {k: align[k] for k in sorted(ALIGNER_READS.get(r["align"], ())) if k in align}
+
+    seen: dict[tuple[str, int], dict[str, set]] = {}
+    for r in records:
+        for k, v in read(r).items():
+            seen.setdefault((r["align"], r["student_layers"]), {}).setdefault(k, set()).add(repr(v))
+    defaults = AlignConfig()
+
+    def variant(r: dict[str, Any]) -> tuple:
+        varying = {k for k, values in seen.get((r["align"], r["student_layers"]), {}).items() if len(values) > 1}
+        return tuple((k, v) for k, v in read(r).items() if k in varying and v != getattr(defaults, k, None))
+
+    return variant
+
+
+def _variant_said(variant: tuple) -> str:
+    """``_fixed_map-last`` style file-name parts: a fixed map by its name alone (``_last``), a flag by its key
+    (``_relative``), another setting as ``_key-value`` (``_order_prior-1``)."""
+    parts = []
+    for k, v in variant:
+        if k == "fixed_map":
+            parts.append(str(v))
+        elif v is True:
+            parts.append(k)
+        else:
+            said = f"{v:g}" if isinstance(v, float) else "-".join(map(str, v)) if isinstance(v, list) else str(v)
+            parts.append(f"{k}-{said}")
+    return "".join(f"_{p}" for p in parts)
 
 
 def run_folder(output: str | None, folder: Path) -> Path | None:
