@@ -79,7 +79,7 @@ class AlignmentCallback(TrainerCallback):
             averaged=not hasattr(aligner, "fixed"),  # (a fixed map, a subclass's too: its map, not a running mean)
             tracked=(getattr(aligner, "tracked", None), getattr(aligner, "momentum", 0.9)),
             started=self._copied_from(aligner),
-            fixed_as=getattr(aligner, "described", None),
+            described=getattr(aligner, "described", None),
         )
         if (writer := self._tensorboard()) is not None:
             writer.add_image("alignment", pixels, state.global_step, dataformats="HWC")
@@ -109,11 +109,12 @@ class AlignmentCallback(TrainerCallback):
 
 def save_alignment(plan: torch.Tensor, out_dir: str | Path, *, step: int, aligner: str, averaged: bool = True,
                    tracked: tuple[int | None, float] | None = None, started: list[int] | None = None,
-                   fixed_as: str | None = None):
+                   described: str | None = None):
     """Write ``alignment.json`` and ``alignment.png`` (``averaged``: the plan is a running mean, not a fixed map;
     ``tracked``: how many plans it holds, and the momentum of its average; ``started``: the teacher layer, 1-based,
-    each student layer was copied from, where it was built from the teacher's; ``fixed_as``: which fixed map it is,
-    ``the random map drawn by seed 1``); returns the picture's pixels."""
+    each student layer was copied from, where it was built from the teacher's; ``described``: which fixed map it is,
+    ``the random map drawn by seed 1`` (``map``), or what else than the costs moves a running plan, ``order prior 1``
+    (``settings``)); returns the picture's pixels."""
     from .plots import plot_alignment
 
     out_dir = Path(out_dir)
@@ -131,8 +132,8 @@ def save_alignment(plan: torch.Tensor, out_dir: str | Path, *, step: int, aligne
         record.update(plans_averaged=held[0], start_map_weight=round(held[1], 4))
     if started is not None:
         record["student_copied_from"] = list(started)
-    if fixed_as is not None:
-        record["map"] = fixed_as
+    if described is not None:
+        record["settings" if averaged else "map"] = described
     (out_dir / "alignment.json").write_text(jsonfile.dumps(record, indent=1))
     return plot_alignment(plan, out_dir / "alignment.png", title=f"{aligner} alignment (step {step})",
-                          averaged=averaged, held=held, started=started, fixed_as=fixed_as)
+                          averaged=averaged, held=held, started=started, described=described)

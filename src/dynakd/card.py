@@ -18,6 +18,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import atomic, jsonfile, packaged
+from .align.base import options_said
 from .align.fixed import map_said
 from .config import DistillConfig
 from .data.named import is_path
@@ -245,10 +246,8 @@ def method_label(cfg: DistillConfig) -> str:
     elif align.name == "fixed" and align.fixed_map != "uniform":  # alignment.json holds the layers
         layers = f" ({map_said(align.fixed_map, cfg.seed)})"
     elif align.name in ("attention", "ot"):  # (what changes the layers a plan prefers; tau or eps only sharpen it)
-        relative = align.name == "attention" and align.relative
-        said = (["costs relative to each teacher layer's mean over the student layers"] if relative else []) + (
-            [f"order prior {align.order_prior:g}"] if align.order_prior else [])
-        layers = f" ({', '.join(said)})" if said else ""
+        said = options_said(align.name == "attention" and align.relative, align.order_prior)
+        layers = f" ({said})" if said else ""
     aligner = f", layer aligner `{align.name}`{layers}" if cfg.terms["feature"] else ""
     return f"method `{cfg.method}`{aligner}"
 

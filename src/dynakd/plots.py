@@ -18,14 +18,15 @@ from matplotlib.patches import Rectangle
 
 def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment", *, averaged: bool = True,
                    held: tuple[int, float] | None = None, started: list[int] | None = None,
-                   fixed_as: str | None = None) -> np.ndarray:
+                   described: str | None = None) -> np.ndarray:
     """Heatmap of an aligner's running plan ``[Ls, Lt]`` (``averaged``: the exponential average of the plans seen in
     training; else a fixed map): rows are student layers, columns teacher layers (both 1-based: 0 would be the
     embeddings). The colour scale is 0..1, a row's weights summing to 1, so a uniform plan looks dark beside a
     confident one; a plan with NaN or inf says so in its title. ``held``: the plans the running mean holds and the
     weight the starting map still has in it (an early plan reads as a confident one otherwise). ``started``: the
     teacher layer (1-based) each student layer was copied from, outlined (a plan on them may be the copy's likeness,
-    not a match the costs found). ``fixed_as``: which fixed map it is (the title's). Saved to ``path``;
+    not a match the costs found). ``described``: which fixed map it is, or what else than the costs moves a running
+    plan (``order prior 1``), in the title. Saved to ``path``;
     returns the picture's pixels (``[H, W, 3]`` uint8, for TensorBoard)."""
     p = plan.float().numpy()
     n_s, n_t = p.shape
@@ -39,7 +40,8 @@ def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment", *, 
     ax.set_ylabel("student layer (1-based)")
     broken = int((~np.isfinite(p)).sum())
     # the plan drawn is an average: after a few steps it is still mostly the one-hot map it starts from
-    fixed = f"\n{fixed_as or 'fixed map'}"
+    fixed = f"\n{described or 'fixed map'}"
+    title += "" if not described or not averaged else f"\n{described}"
     title += fixed if not averaged else "\nrunning mean of the plans in training" if held is None else (
         f"\nrunning mean of {held[0]} plan{'s' if held[0] != 1 else ''} in training"
         + (f"; the starting map still weighs {held[1]:.0%}" if held[1] >= 0.005 else ""))

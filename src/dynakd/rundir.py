@@ -112,7 +112,7 @@ def is_unset(key: str, value: Any) -> bool:
 
 
 def _shown(value: Any, key: str = "") -> str:
-    text = "unset" if is_unset(key, value) else str(value)
+    text = "unset" if is_unset(key, value) else str(value).lower() if isinstance(value, bool) else str(value)
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 

@@ -789,6 +789,16 @@ def test_a_sweep_checks_every_grid_value_and_says_which_options_no_cell_reads(ti
            "them out" in capsys.readouterr().out
     load_sweep(sweep_with(**{"align.name": ["attention", "ot"], "align.tau": [0.1, 0.2]}))  # read by attention's
     assert "no cell reads" not in capsys.readouterr().out
+    # one mapping's option, read by another mapping's cells (a user's walkthrough, 2026-12-08): said of that mapping
+    path.write_text(yaml.safe_dump({**raw, "grid": [
+        {"method": ["full"], "student_layers": [1], "align.name": ["attention"], "align.order_prior": [0, 1]},
+        {"method": ["full"], "student_layers": [1], "align.name": ["fixed"], "align.order_prior": [0, 1]}]}))
+    assert len(cells(load_sweep(path))) == 3
+    out = capsys.readouterr().out
+    assert "no cell reads" not in out
+    assert (f"note: {path}: grid mapping 2 (align.name: [fixed], align.order_prior: [0, 1], method: [full], "
+            "student_layers: [1]): none of its cells reads align.order_prior (its method or aligner does not): "
+            "they leave it out") in out and "grid mapping 1" not in out
     path.write_text(yaml.safe_dump({**raw, "teacher": {"model": str(tmp_path / "nope")}}))
     with pytest.raises(DynaKDError, match=f"^{re.escape(str(path))}: model folder not found: "):
         load_sweep(path)

@@ -1277,6 +1277,22 @@ def test_report_of_runs_names_a_setting_one_run_left_unset(tmp_path, capsys):
                                                                 ["t", "minilm", "none"], ["none", "none", "m"]]
 
 
+def test_report_of_runs_gives_an_aligners_setting_only_where_the_aligner_reads_it(tmp_path, capsys):
+    """OT runs showed attention's align.relative in the table (a user's walkthrough, 2026-12-08): noted as unread
+    when they ran, and no difference between two runs."""
+    for name, align in (("att", {"name": "attention", "relative": True}), ("att0", {"name": "attention"}),
+                        ("ot", {"name": "ot", "relative": True, "order_prior": 1.0})):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "dynakd.yaml").write_text(yaml.safe_dump({"task": "sst2", "method": "full", "align": align}))
+        (run / "metrics.json").write_text(json.dumps({"task": "sst2", "eval": {"accuracy": 0.8}}))
+    assert main(["report", *(str(tmp_path / n) for n in ("att", "att0", "ot"))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| run | method | align.name | align.relative | align.order_prior | accuracy |")
+    assert [line.split(" | ")[2:5] for line in lines[2:5]] == [["attention", "true", "0.0"],
+                                                                ["attention", "false", "0.0"], ["ot", "-", "1.0"]]
+
+
 def test_a_teacher_and_a_report_folder_given_with_a_tilde_are_found(tiny_teacher, tmp_path, monkeypatch, capsys):
     """From a batch user's walkthrough (2026-12-07): `--teacher=~/T` (which the shell leaves as written) was "model
     folder not found: ~/T", and `dynakd report '~/run'` "no folder", while --output and --data-dir expanded it."""

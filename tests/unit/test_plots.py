@@ -148,12 +148,33 @@ def test_a_fixed_map_is_not_called_a_running_mean_and_small_weights_are_numbered
     fig = saved[-1][0]
     assert fig.axes[0].get_title().endswith("fixed map") and "running mean" not in fig.axes[0].get_title()
     plot_alignment(torch.eye(2), Path("a.png"), title="fixed alignment", averaged=False,
-                   fixed_as="the random map drawn by seed 3")
+                   described="the random map drawn by seed 3")
     assert saved[-1][0].axes[0].get_title().endswith("the random map drawn by seed 3")
     assert sorted(texts(fig)) == ["1.00", "1.00"]  # (zeros stay blank)
     fig = plot(torch.tensor([[0.93, 0.04, 0.03], [0.34, 0.33, 0.33]]), saved)
     assert sorted(texts(fig)) == sorted(["0.93", "0.04", "0.03", "0.34", "0.33", "0.33"])
     assert "1-based" in fig.axes[0].get_xlabel()
+
+
+def test_a_plan_says_what_else_than_its_costs_moved_it(saved):
+    """Every attention picture read "attention alignment (step 4)", with or without its options, and alignment.json
+    said only "aligner": "attention" (a user's walkthrough, 2026-12-08)."""
+    import json
+
+    from dynakd.align import AttentionAligner, OTAligner
+    from dynakd.callbacks import save_alignment
+
+    aligner = AttentionAligner(2, 6, relative=True, prior=1.0)
+    said = "costs relative to each teacher layer's mean over the student layers, order prior 1"
+    assert aligner.described == said and OTAligner(2, 6, prior=0.5).described == "order prior 0.5"
+    assert AttentionAligner(2, 6).described is None and OTAligner(2, 6).described is None
+    save_alignment(aligner.running_plan, Path("run"), step=4, aligner="attention", tracked=(3, 0.9),
+                   described=aligner.described)
+    assert json.loads(Path("run/alignment.json").read_text())["settings"] == said
+    title = saved[-1][0].axes[0].get_title()
+    assert title.startswith(f"attention alignment (step 4)\n{said}\nrunning mean of 3 plans in training")
+    with pytest.raises(ValueError, match="the order prior must be >= 0, got -1.0"):
+        AttentionAligner(2, 6, prior=-1.0)
 
 
 def test_the_heatmap_tensorboard_shows_is_the_files_picture(tmp_path):

@@ -20,11 +20,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Aligner, normalise_cost
+from .base import Aligner, normalise_cost, options_said
 from .ot import order_prior
 
 
 class AttentionAligner(Aligner):
+    """Each student layer's row: ``softmax(-C / tau)`` over the costs divided by their mean (``C``), with ``relative``
+    each teacher layer's cost less its mean over the student layers first, then ``prior * |m/Ls - l/Lt|`` added
+    (``prior``: the config's ``align.order_prior``, >= 0); ``learned`` adds a trainable logit per layer pair. See the
+    module's docstring for why the two options exist."""
+
     name = "attention"
     cost_gradient = False  # (the scores read the cost detached; a learned query takes its own gradient)
 
@@ -33,11 +38,14 @@ class AttentionAligner(Aligner):
         if learned and plan_every > 1:  # (a held plan is detached: the query would learn in one batch of N)
             raise ValueError("a learned attention aligner takes its gradient through each batch's plan: plan_every "
                              "must be 1")
+        if prior < 0:
+            raise ValueError(f"the order prior must be >= 0, got {prior}")
         if relative and n_student < 2:  # (one row less its own mean is all zeros: a uniform plan whatever the costs)
             raise ValueError("relative attention compares student layers with each other: it needs a student of 2 "
                              "layers or more")
         super().__init__(n_student, n_teacher, momentum, plan_every)
         self.tau, self.prior, self.relative = tau, prior, relative
+        self.described = options_said(relative, prior)  # (its picture's and alignment.json's)
         self.query = nn.Parameter(torch.zeros(n_student, n_teacher)) if learned else None
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,14 @@ def normalise_cost(cost: torch.Tensor) -> torch.Tensor:
     return cost / cost.mean().clamp_min(torch.finfo(cost.dtype).tiny)
 
 
+def options_said(relative: bool = False, prior: float = 0.0) -> str | None:
+    """What moves a plan away from the costs alone, in words (the heatmap's title, ``alignment.json``'s
+    ``settings``, the model card): attention's relative costs, the order prior; None without either."""
+    said = (["costs relative to each teacher layer's mean over the student layers"] if relative else []) + (
+        [f"order prior {prior:g}"] if prior else [])
+    return ", ".join(said) or None
+
+
 class Aligner(nn.Module):
     """Base class. Subclasses implement ``plan(cost)``; ``forward`` also tracks a running plan for display.
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from .base import Aligner, normalise_cost
+from .base import Aligner, normalise_cost, options_said
 
 
 def sinkhorn(cost: torch.Tensor, eps: float = 0.05, iters: int = 50, g: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,6 +90,7 @@ class OTAligner(Aligner):
             raise ValueError("plan_grad takes the gradient through each batch's plan: plan_every must be 1")
         super().__init__(n_student, n_teacher, momentum, plan_every)
         self.eps, self.iters, self.prior, self.plan_grad = eps, iters, prior, plan_grad
+        self.described = options_said(prior=prior)  # (its picture's and alignment.json's)
         # The costs move slowly from step to step, so the last step's potential is a close starting point (warm start).
         self.register_buffer("potential", torch.zeros(n_teacher))
 

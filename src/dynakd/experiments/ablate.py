@@ -365,11 +365,25 @@ def _check_grid_values(grids: list[dict[str, list[Any]]], path: str | Path) -> N
 
 def _note_unread_axes(sweep: Sweep, every: list[dict[str, Any]], path: str | Path) -> None:
     """Say which grid options no cell reads (``cells`` drops them where its method or aligner does not read them):
-    ``align.tau: [0.05, 0.1]`` beside the OT aligner gave one cell, without a word. ``every``: the sweep's cells."""
+    ``align.tau: [0.05, 0.1]`` beside the OT aligner gave one cell, without a word. ``every``: the sweep's cells.
+    Of a grid of several mappings, each mapping's are said too: ``{align.name: [ot], align.relative: [true, false]}``
+    beside an attention mapping that reads ``align.relative`` gave one OT cell, without a word."""
     kept = {key for cell in every for key in cell}
     if dropped := sorted({key for grid in sweep.grid for key in grid} - kept):
         note(f"{path}: no cell reads grid option(s) {', '.join(dropped)} (its method or aligner does not): "
              "the cells leave them out")
+    if len(sweep.grid) < 2:
+        return
+    for i, grid in enumerate(sweep.grid, 1):
+        own = {key for cell in cells(dataclasses.replace(sweep, grid=[grid])) for key in cell}
+        if unread := sorted(set(grid) - own - set(dropped)):
+            note(f"{path}: grid mapping {i} ({', '.join(f'{k}: {_flow(v)}' for k, v in grid.items())}): none of its "
+                 f"cells reads {', '.join(unread)} (its method or aligner does not): they leave it out")
+
+
+def _flow(value: Any) -> str:
+    """A grid's values as its YAML writes them (``[fixed]``, ``[0, 1]``)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("\n...")
 
 
 def _grids(spec: Any, path: str | Path) -> list[dict[str, list[Any]]]:

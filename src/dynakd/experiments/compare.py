@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..card import parameters_said
+from ..config import ALIGNER_READS
 from ..errors import DynaKDError
 from ..rundir import (
     CONFIG_NAME,
@@ -141,9 +142,14 @@ def _names(paths: list[Path]) -> list[str]:
 
 
 def _setting(config: dict[str, Any], dotted: str) -> str:
-    """The run's value of a setting: ``-`` where its method reads none (``kd``'s aligner), ``unset`` where it is; a
+    """The run's value of a setting: ``-`` where its method reads none (``kd``'s aligner) or its aligner does not
+    (OT's ``align.tau``), ``unset`` where it is; a
     model its command took none of (a fine-tune's teacher) ``none``; a student of the teacher's layers as such."""
-    if dotted.split(".")[0] in not_read(config):
+    group, _, key = dotted.partition(".")
+    if group in not_read(config):
+        return "-"
+    if group == "align" and key and key != "name" and key not in ALIGNER_READS.get(
+            (config.get("align") or {}).get("name"), {key}):  # (another aligner's setting: noted as unread when run)
         return "-"
     value = dotted_value(config, dotted)
     if is_unset(dotted, value):
