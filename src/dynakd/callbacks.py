@@ -109,12 +109,13 @@ class AlignmentCallback(TrainerCallback):
 
 def save_alignment(plan: torch.Tensor, out_dir: str | Path, *, step: int, aligner: str, averaged: bool = True,
                    tracked: tuple[int | None, float] | None = None, started: list[int] | None = None,
-                   described: str | None = None):
+                   described: str | None = None, fixed_as: str | None = None):
     """Write ``alignment.json`` and ``alignment.png`` (``averaged``: the plan is a running mean, not a fixed map;
     ``tracked``: how many plans it holds, and the momentum of its average; ``started``: the teacher layer, 1-based,
     each student layer was copied from, where it was built from the teacher's; ``described``: which fixed map it is,
     ``the random map drawn by seed 1`` (``map``), or what else than the costs moves a running plan, ``order prior 1``
-    (``settings``)); returns the picture's pixels."""
+    (``settings``); ``fixed_as``, its name before 2026-12-08, still works); returns the picture's pixels."""
+    described = described if described is not None else fixed_as
     from .plots import plot_alignment
 
     out_dir = Path(out_dir)

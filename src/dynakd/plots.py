@@ -40,9 +40,9 @@ def plot_alignment(plan: torch.Tensor, path: Path, title: str = "alignment", *, 
     ax.set_ylabel("student layer (1-based)")
     broken = int((~np.isfinite(p)).sum())
     # the plan drawn is an average: after a few steps it is still mostly the one-hot map it starts from
-    fixed = f"\n{described or 'fixed map'}"
-    title += "" if not described or not averaged else f"\n{described}"
-    title += fixed if not averaged else "\nrunning mean of the plans in training" if held is None else (
+    title += f"\n{described}" if described and averaged else ""  # (what else than the costs moved the plan)
+    title += f"\n{described or 'fixed map'}" if not averaged else (
+        "\nrunning mean of the plans in training") if held is None else (
         f"\nrunning mean of {held[0]} plan{'s' if held[0] != 1 else ''} in training"
         + (f"; the starting map still weighs {held[1]:.0%}" if held[1] >= 0.005 else ""))
     if started is not None:

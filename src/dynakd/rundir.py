@@ -63,7 +63,7 @@ PATH_SETTINGS = (*MODEL_SETTINGS, *DATA_PATHS)
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    old, new = _without_cosmetic(old), _without_cosmetic(new)
+    old, new = _without_cosmetic(old, new)
     keys = (set(old) | set(new)) - _COSMETIC - (not_read(old) & not_read(new))
     if isinstance(steps := old.get("max_steps"), int) and steps > 0 and steps == new.get("max_steps"):
         keys.discard("epochs")  # (the steps decide how long a run trains: transformers' max_steps)
@@ -90,7 +90,7 @@ def said_differences(saved: dict[str, Any], cfg: DistillConfig, keys: list[str] 
     each as ``key old -> new`` (a group's by their dotted names: ``dynamics.reference batch -> ema``; ``prefix``
     before each, ``teacher.``), at most five. Where the method differs, the settings either method does not read are
     left to it: ``--method kd`` on a ``full`` run differed in align and beta too, at each method's defaults."""
-    old, new = _without_cosmetic(resolved_config(saved)), _without_cosmetic(cfg.to_dict())
+    old, new = _without_cosmetic(resolved_config(saved), cfg.to_dict())
     keys = _differences(old, new) if keys is None else keys
     if "method" in keys:
         keys = [k for k in keys if k not in not_read(old) | not_read(new)]
@@ -116,15 +116,22 @@ def _shown(value: Any, key: str = "") -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
-def _without_cosmetic(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``cfg`` without the keys of ``_COSMETIC_IN`` in its groups, nor the align settings its aligner does not read
-    (``ALIGNER_READS``: an OT run given ``align.tau`` is told it is unread and trains as it would without; a copy
-    where it has them)."""
+def _without_cosmetic(old: dict[str, Any], new: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two configs to compare, without the keys of ``_COSMETIC_IN`` in their groups, nor the align settings that
+    either's aligner does not read (``ALIGNER_READS``: an OT run given ``align.tau`` is told it is unread and trains
+    as it would without; of an attention run and an OT run, the aligner's name differs, not the settings only one of
+    them reads); copies where they have them."""
+    reads = [ALIGNER_READS.get((c.get("align") or {}).get("name")) if isinstance(c.get("align"), dict) else None
+             for c in (old, new)]
+    both = None if None in reads else {"name"} | (reads[0] & reads[1])
+    return tuple(_cut(c, both) for c in (old, new))
+
+
+def _cut(cfg: dict[str, Any], align_keys: set[str] | None) -> dict[str, Any]:
     cut = {group: {k: v for k, v in cfg[group].items() if k not in keys}
            for group, keys in _COSMETIC_IN.items() if isinstance(cfg.get(group), dict)}
-    align = cfg.get("align")
-    if isinstance(align, dict) and (reads := ALIGNER_READS.get(align.get("name"))) is not None:
-        cut["align"] = {k: v for k, v in align.items() if k == "name" or k in reads}
+    if align_keys is not None:
+        cut["align"] = {k: v for k, v in cfg["align"].items() if k in align_keys}
     return cfg | cut
 
 

@@ -1097,6 +1097,9 @@ def test_alignment_heatmaps_are_found_from_another_folder_named_and_stale_ones_r
     assert "`alignment_ot_L2.png` an earlier report's (the folder of `method=full,seed=1` is not on this machine)" \
         in build_report(moved).read_text()
     assert "1 alignment heatmap(s) not drawn" in capsys.readouterr().err
+    (moved / "alignment_ot_L2.png").unlink()  # and none from before: report.md says it is not drawn
+    assert "`alignment_ot_L2.png` not drawn (the folder of `method=full,seed=1` is not on this machine)" \
+        in build_report(moved).read_text()
 
 
 def test_a_cell_key_too_long_for_a_folder_name_is_cut_and_hashed():

@@ -606,6 +606,8 @@ def test_settings_a_method_does_not_read_are_noted_and_do_not_make_another_run(t
                              "align.relative=true")) == 0
     err = run_error(capsys, distill_args(tiny_teacher, att, "--method", "full", "--align", "attention"))
     assert "already holds a different run (differs in: align.relative true -> false)" in err  # (as YAML says it)
+    err = run_error(capsys, distill_args(tiny_teacher, att, "--method", "full", "--align", "ot"))
+    assert "already holds a different run (differs in: align.name attention -> ot);" in err  # (not each one's own)
     assert main(distill_args(tiny_teacher, tmp_path / "plain", "--method", "kd")) == 0
     capsys.readouterr()  # a run's own dynakd.yaml spells out every key at its default: nothing to note
     assert main(["distill", "--config", str(tmp_path / "plain" / "dynakd.yaml"), "--output", str(tmp_path / "again"),

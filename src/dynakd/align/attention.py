@@ -7,9 +7,8 @@ A row-wise softmax follows whichever teacher layers are cheapest for every stude
 real costs: benchmarks/maps-L2). Two options counter it: the order prior OT has (``|m/Ls - l/Lt|`` added to the
 costs), and ``relative`` costs, each teacher layer's cost less its mean over the student layers, so that a row
 compares how much better a teacher layer suits this student layer than the others (the column offsets that OT's
-teacher marginals absorb into their potential, at convergence). Relative costs are differences, smaller than the
-costs: at the same ``tau`` the plan is flatter. With two student layers they are ``±(C[0] - C[1]) / 2``, so the two rows
-rank the teacher layers in opposite orders.
+teacher marginals absorb into their potential, at convergence). With two student layers the relative costs are
+``±(C[0] - C[1]) / 2``, so the two rows rank the teacher layers in opposite orders.
 
 ``prior`` is the config's ``align.order_prior`` (the same keyword as ``OTAligner``'s); ``relative`` needs two student
 layers or more (a ``ValueError``; a ``Distiller`` says so as a ``DynaKDError``).

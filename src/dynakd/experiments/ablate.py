@@ -46,6 +46,7 @@ import yaml
 
 from .. import atomic, hub, jsonfile
 from ..config import (
+    ALIGNER_READS,
     DATASET_KEYS,
     SWEEP_SECTIONS,
     DistillConfig,
@@ -86,11 +87,8 @@ SMOKE_TRANSFER = 16  # a transfer set in a smoke run (the synthetic corpus that 
 # left out when a row is paired with the `kd` run of the same settings (report.py).
 LAYER_TERM_OPTIONS = ("align", "dynamics", "beta", "hidden_weight")
 # Options and the aligners that read them: a grid over one must not repeat the cells of the other aligners.
-ALIGNER_OPTIONS = {"align.fixed_map": {"fixed"}, "align.layers": {"fixed"}, "align.tau": {"attention"},
-                   "align.learned": {"attention"}, "align.relative": {"attention"},
-                   "align.eps": {"ot"}, "align.iters": {"ot"}, "align.order_prior": {"attention", "ot"},
-                   "align.plan_grad": {"ot"}, "align.plan_momentum": {"attention", "ot"},
-                   "align.plan_every": {"attention", "ot"}}
+ALIGNER_OPTIONS = {f"align.{key}": {name for name, reads in ALIGNER_READS.items() if key in reads}
+                   for key in set().union(*ALIGNER_READS.values())}
 
 
 @dataclasses.dataclass

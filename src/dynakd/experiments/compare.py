@@ -143,8 +143,8 @@ def _names(paths: list[Path]) -> list[str]:
 
 def _setting(config: dict[str, Any], dotted: str) -> str:
     """The run's value of a setting: ``-`` where its method reads none (``kd``'s aligner) or its aligner does not
-    (OT's ``align.tau``), ``unset`` where it is; a
-    model its command took none of (a fine-tune's teacher) ``none``; a student of the teacher's layers as such."""
+    (OT's ``align.tau``), ``unset`` where it is; a model its command took none of (a fine-tune's teacher) ``none``;
+    a student of the teacher's layers as such."""
     group, _, key = dotted.partition(".")
     if group in not_read(config):
         return "-"

@@ -173,6 +173,7 @@ def alignment_plots(records: list[dict[str, Any]], folder: Path, metric: str) ->
             said.append(f"`{name}` an earlier report's (the folder of `{key}` is not on this machine)")
             missing.append(f"{name} (an earlier report's stays): {r.get('output')}")
         elif r.get("output"):  # (a record written by hand may name no folder)
+            said.append(f"`{name}` not drawn (the folder of `{key}` is not on this machine)")
             missing.append(f"{name}: {r['output']}")
     if missing:
         note(f"{len(missing)} alignment heatmap(s) not drawn, their runs' folders hold no alignment.png here (run the "

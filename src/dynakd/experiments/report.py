@@ -251,7 +251,7 @@ def kd_partner(record: dict[str, Any]) -> str:
 def variant(record: dict[str, Any]) -> str:
     """Grid settings other than method, aligner, depth and seed (shown in the table)."""
     skip = {"seed", "method", "align.name", "student_layers"}
-    return ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}"  # (as the YAML and the cell's key say it)
+    return ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}"  # (a flag as YAML and the cell key say it)
                      for k, v in sorted(record.get("cell", {}).items()) if k not in skip) or "-"
 
 
