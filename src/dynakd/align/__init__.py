@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from .attention import AttentionAligner
-from .base import Aligner, normalise_cost, one_hot_plan, uniform_map, uniform_plan
+from .base import Aligner, normalise_cost, one_hot_plan, order_prior, uniform_map, uniform_plan
 from .fixed import FixedAligner, fixed_map
-from .ot import OTAligner, order_prior, sinkhorn
+from .ot import OTAligner, sinkhorn
 
 
 def build_aligner(cfg, n_student: int, n_teacher: int, seed: int = 0) -> Aligner:

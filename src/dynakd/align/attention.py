@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from .base import Aligner, normalise_cost, options_said
-from .ot import order_prior
 
 
 class AttentionAligner(Aligner):
@@ -43,7 +42,8 @@ class AttentionAligner(Aligner):
             raise ValueError("relative attention compares student layers with each other: it needs a student of 2 "
                              "layers or more")
         super().__init__(n_student, n_teacher, momentum, plan_every)
-        self.tau, self.prior, self.relative = tau, prior, relative
+        self.tau, self.relative = tau, relative
+        self.keep_order_prior(prior)
         self.described = options_said(relative, prior)  # (its picture's and alignment.json's)
         self.query = nn.Parameter(torch.zeros(n_student, n_teacher)) if learned else None
 
@@ -51,8 +51,8 @@ class AttentionAligner(Aligner):
         c = normalise_cost(cost.detach())  # [Ls, Lt]
         if self.relative:
             c = c - c.mean(0, keepdim=True)
-        if self.prior:
-            c = c + self.prior * order_prior(*c.shape, device=c.device)
+        if self.prior_cost is not None:
+            c = c + self.prior_cost
         scores = -c / self.tau
         if self.query is not None:
             scores = scores + self.query.to(scores)

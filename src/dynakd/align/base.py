@@ -14,6 +14,13 @@ def normalise_cost(cost: torch.Tensor) -> torch.Tensor:
     return cost / cost.mean().clamp_min(torch.finfo(cost.dtype).tiny)
 
 
+def order_prior(n_student: int, n_teacher: int, device=None) -> torch.Tensor:
+    """``|m / Ls - l / Lt|`` for 1-based layers: early student layers prefer early teacher layers."""
+    m = torch.arange(1, n_student + 1, device=device, dtype=torch.float32)[:, None] / n_student
+    ell = torch.arange(1, n_teacher + 1, device=device, dtype=torch.float32)[None, :] / n_teacher
+    return (m - ell).abs()
+
+
 def options_said(relative: bool = False, prior: float = 0.0) -> str | None:
     """What moves a plan away from the costs alone, in words (the heatmap's title, ``alignment.json``'s
     ``settings``, the model card): attention's relative costs, the order prior; None without either."""
@@ -54,6 +61,13 @@ class Aligner(nn.Module):
         if plan_every > 1:  # (buffers only then: the state of every other aligner stays as it was)
             self.register_buffer("held_plan", uniform_plan(n_student, n_teacher))
             self.register_buffer("held_for", torch.zeros((), dtype=torch.long))
+
+    def keep_order_prior(self, prior: float) -> None:
+        """``prior * |m/Ls - l/Lt|`` (``prior_cost``), computed once for the costs of every step: a buffer that follows
+        the aligner's device and is not in its checkpoints; None for no prior."""
+        self.prior = prior
+        self.register_buffer("prior_cost", prior * order_prior(self.n_student, self.n_teacher) if prior else None,
+                             persistent=False)
 
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

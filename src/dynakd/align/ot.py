@@ -65,13 +65,6 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     return (m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
-def order_prior(n_student: int, n_teacher: int, device=None) -> torch.Tensor:
-    """``|m / Ls - l / Lt|`` for 1-based layers: early student layers prefer early teacher layers."""
-    m = torch.arange(1, n_student + 1, device=device, dtype=torch.float32)[:, None] / n_student
-    ell = torch.arange(1, n_teacher + 1, device=device, dtype=torch.float32)[None, :] / n_teacher
-    return (m - ell).abs()
-
-
 class OTAligner(Aligner):
     name = "ot"
 
@@ -89,7 +82,8 @@ class OTAligner(Aligner):
         if plan_grad and plan_every > 1:  # (a held plan is detached)
             raise ValueError("plan_grad takes the gradient through each batch's plan: plan_every must be 1")
         super().__init__(n_student, n_teacher, momentum, plan_every)
-        self.eps, self.iters, self.prior, self.plan_grad = eps, iters, prior, plan_grad
+        self.eps, self.iters, self.plan_grad = eps, iters, plan_grad
+        self.keep_order_prior(prior)
         self.described = options_said(prior=prior)  # (its picture's and alignment.json's)
         # The costs move slowly from step to step, so the last step's potential is a close starting point (warm start).
         self.register_buffer("potential", torch.zeros(n_teacher))
@@ -101,8 +95,8 @@ class OTAligner(Aligner):
     def plan(self, cost: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(self.plan_grad and torch.is_grad_enabled()):
             c = normalise_cost(cost if self.plan_grad else cost.detach())
-            if self.prior:
-                c = c + self.prior * order_prior(*c.shape, device=c.device)
+            if self.prior_cost is not None:
+                c = c + self.prior_cost
             plan, g = sinkhorn_dual(c, self.eps, self.iters, self.potential if self.training else None)
             if self.training:  # (keep_finite: a non-finite cost's potential would make every later plan NaN, in a
                 # custom loop that skips such a step and goes on; the last finite one is kept, without a host sync)
